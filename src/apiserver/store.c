@@ -1,0 +1,2 @@
+/* store: placeholder, to be written (see store.h). */
+#include "config.h"

@@ -1,0 +1,167 @@
+/*
+ * store: the apiserver's durable state in LMDB. One environment, three
+ * named databases:
+ *   objects  key "<resource>/<namespace>/<name>" -> the encoded object
+ *   log      key big-endian uint64 revision -> a change record
+ *            {type, key, object, previous object}
+ *   meta     "rev" (current revision), "compacted" (oldest revision still
+ *            replayable minus one), "schema"
+ * An object and its log record are written in the same transaction, so a
+ * revision is never half there.
+ *
+ * Writes go through a commit thread with group commit: every op submitted
+ * while a commit is in flight joins the next write transaction, and one
+ * durable commit (LMDB's default sync mode) serves them all. An op's
+ * decision runs on the commit thread inside the write transaction (see
+ * struct store_op.apply), so compare-and-set is exact. Results come back to
+ * the event loop (through a pipe) only once durable: first the change
+ * listener sees each change in revision order, then each op's done
+ * callback runs. Reads use their own read transactions on the loop thread
+ * and never wait for writers.
+ */
+#ifndef CORACLE_STORE_H
+#define CORACLE_STORE_H
+
+#include <event2/event.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store store_t;
+typedef struct store_rtxn store_rtxn_t;
+
+/* Error codes (negative returns). */
+enum {
+    STORE_OK = 0,
+    STORE_ENOTFOUND = -1,  /* no such key */
+    STORE_ECOMPACTED = -2, /* revision older than the compacted log */
+    STORE_EFULL = -3,      /* map or disk full: write refused, reads still work */
+    STORE_EIO = -4,        /* LMDB or file-system error (logged) */
+    STORE_ECLOSED = -5,    /* store is shutting down */
+    /* ops' apply functions may return their own codes below this */
+    STORE_EAPP = -100,
+};
+const char *store_strerror(int err);
+
+struct store_opts {
+    const char *dir;           /* created if missing; holds data.mdb */
+    size_t map_size;           /* initial map size, bytes (default 1 GiB); grows as needed */
+    uint64_t compact_keep;     /* log revisions kept behind the current one (default 100000) */
+    int max_batch;             /* ops per write transaction at most (default 10000) */
+};
+
+/*
+ * Opens (or creates) the store and starts its commit thread. Results are
+ * delivered on base. Returns 0 or a negative code; *err (malloc'd) says why.
+ */
+int store_open(store_t **out, const struct store_opts *opts, struct event_base *base, char **err);
+/* Waits for queued ops to commit (their done callbacks run), stops the thread, closes. */
+void store_close(store_t *s);
+
+/* Last revision whose changes have been delivered to the loop (listener). */
+uint64_t store_rev(const store_t *s);
+/* Revisions <= this are no longer in the log. */
+uint64_t store_compacted(const store_t *s);
+
+/* ---- changes ---- */
+
+enum store_change_type { STORE_PUT_NEW = 1, STORE_PUT_MOD = 2, STORE_DELETE = 3 };
+
+struct store_change {
+    uint64_t rev;
+    enum store_change_type type;
+    const char *key;
+    size_t key_len;
+    const void *val; /* new object bytes; NULL for DELETE */
+    size_t val_len;
+    const void *prev; /* previous object bytes; NULL for PUT_NEW */
+    size_t prev_len;
+};
+
+/*
+ * One listener (the watch hub) sees every committed change, in revision
+ * order, on the loop thread, before the ops' done callbacks. The change's
+ * bytes are valid only during the call.
+ */
+typedef void (*store_listener_fn)(const struct store_change *ch, void *arg);
+void store_set_listener(store_t *s, store_listener_fn fn, void *arg);
+
+/* ---- writes ---- */
+
+struct store_op;
+/*
+ * Runs on the commit thread inside the write transaction. cur/cur_len is
+ * the key's current value (NULL if absent). rev is the revision this op's
+ * change will get. To write: set *out (malloc'd, the store frees it) and
+ * *out_len; to delete: set *del = 1; to change nothing and succeed: leave
+ * both. Return 0, or a negative code (use STORE_EAPP - n for your own) to
+ * fail this op alone; other ops in the batch go on. Must be thread-safe:
+ * touch only the op and the bytes given.
+ */
+typedef int (*store_apply_fn)(struct store_op *op, const void *cur, size_t cur_len, uint64_t rev,
+                              void **out, size_t *out_len, int *del);
+/*
+ * Runs on the loop thread once the transaction is durable (or has failed:
+ * err is STORE_EFULL / STORE_EIO for the whole batch, or the apply's
+ * code). ch is the change made (NULL if none), valid during the call.
+ */
+typedef void (*store_done_fn)(struct store_op *op, int err, const struct store_change *ch);
+
+struct store_op {
+    char *key; /* owned by the caller; must live until done */
+    size_t key_len;
+    store_apply_fn apply;
+    store_done_fn done;
+    void *arg;
+    /* private to the store */
+    struct store_op *next_;
+    int err_;
+    uint64_t rev_;
+    int type_;
+    void *val_;
+    size_t val_len_;
+    void *prev_;
+    size_t prev_len_;
+};
+
+/* Queues op; it commits with the next batch. Returns 0 or STORE_ECLOSED (done is not called). */
+int store_submit(store_t *s, struct store_op *op);
+
+/* ---- reads (loop thread; never wait on writers) ---- */
+
+/* A read snapshot. Values returned through it stay valid until store_read_end. */
+int store_read_begin(store_t *s, store_rtxn_t **out);
+void store_read_end(store_rtxn_t *t);
+/* The revision the snapshot was taken at. */
+uint64_t store_rtxn_rev(const store_rtxn_t *t);
+
+/* Returns 0 with *val pointing into the map, or STORE_ENOTFOUND. */
+int store_get(store_rtxn_t *t, const char *key, size_t key_len, const void **val, size_t *val_len);
+
+/*
+ * Calls fn for each key starting with prefix, in key order, starting after
+ * start_after (NULL: from the first). fn returns 0 to go on, nonzero to
+ * stop. Returns 0 or a negative code.
+ */
+typedef int (*store_scan_fn)(const char *key, size_t key_len, const void *val, size_t val_len,
+                             void *arg);
+int store_scan(store_rtxn_t *t, const char *prefix, size_t prefix_len, const char *start_after,
+               size_t start_after_len, store_scan_fn fn, void *arg);
+
+/*
+ * Calls fn for each log record with revision > after, in order, up to the
+ * snapshot's revision. STORE_ECOMPACTED if after < store_compacted.
+ * fn returns 0 to go on, nonzero to stop.
+ */
+typedef int (*store_log_fn)(const struct store_change *ch, void *arg);
+int store_log_scan(store_rtxn_t *t, uint64_t after, store_log_fn fn, void *arg);
+
+/* ---- stats, backup ---- */
+
+struct store_stats {
+    uint64_t rev, compacted, commits, ops, fsync_ns_total, map_size, map_used, batch_max;
+};
+void store_get_stats(store_t *s, struct store_stats *out);
+/* Online, consistent, compacted copy of the environment to path (a file). */
+int store_backup(store_t *s, const char *path, char **err);
+
+#endif

@@ -1,0 +1,2 @@
+/* gcl: placeholder, to be written (see gcl.h). */
+#include "config.h"

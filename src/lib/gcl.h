@@ -1,0 +1,79 @@
+/*
+ * gcl: the gRPC client over HTTP/2 (nghttp2 + libevent) that the scheduler,
+ * the kubelet and coraclectl use to talk to the apiserver. One gcl_t is one
+ * connection (h2c on TCP or a unix socket), multiplexing any number of
+ * calls. Unary, server-streaming and bidi calls; a blocking wrapper for the
+ * CLI. Nothing here reconnects by itself: a broken connection fails every
+ * open call with UNAVAILABLE, and the next call made opens a new
+ * connection. Retrying and resuming watches is the informer's business.
+ *
+ * Runs on the caller's event loop; not thread-safe.
+ */
+#ifndef CORACLE_GCL_H
+#define CORACLE_GCL_H
+
+#include <event2/event.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct gcl gcl_t;
+typedef struct gcl_call gcl_call_t;
+
+struct gcl_opts {
+    int connect_timeout_ms; /* default 3000 */
+    const char *bearer_token; /* sent as "authorization: Bearer ..." if set */
+};
+
+/*
+ * addr: "host:port" or "unix:/path". Does not connect yet. Returns NULL
+ * and logs if addr cannot be parsed. opts may be NULL.
+ */
+gcl_t *gcl_new(struct event_base *base, const char *addr, const struct gcl_opts *opts);
+/* Cancels every open call (their done callbacks run with CANCELLED) and frees. */
+void gcl_free(gcl_t *g);
+const char *gcl_addr(const gcl_t *g);
+
+/* Each response message: msg valid only during the callback. */
+typedef void (*gcl_msg_fn)(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg);
+/*
+ * The end of a call: code is a grpc_code; message is grpc-message decoded
+ * (may be ""), valid only during the callback. For connection failures
+ * code is UNAVAILABLE and message says what failed ("connect to
+ * 127.0.0.1:6443: Connection refused"). The call is freed after return.
+ */
+typedef void (*gcl_done_fn)(gcl_call_t *call, int code, const char *message, void *arg);
+
+/*
+ * Starts a call to path ("/coracle.v1.Pods/Get") with one request message
+ * (packed here). on_msg gets each response message (once for unary).
+ * Returns the call (valid until on_done returns). Never NULL: failures are
+ * reported through on_done, possibly from inside this call.
+ * timeout_ms > 0 sends grpc-timeout and fails with DEADLINE_EXCEEDED locally.
+ */
+gcl_call_t *gcl_call(gcl_t *g, const char *path, const ProtobufCMessage *req, gcl_msg_fn on_msg,
+                     gcl_done_fn on_done, void *arg, int timeout_ms);
+/* Same with a pre-packed request body (no 5-byte header). */
+gcl_call_t *gcl_call_raw(gcl_t *g, const char *path, const void *req, size_t len,
+                         gcl_msg_fn on_msg, gcl_done_fn on_done, void *arg, int timeout_ms);
+
+/* Bidi: opens the call with no message; then gcl_call_send for each one, gcl_call_close_send at the end. */
+gcl_call_t *gcl_call_bidi(gcl_t *g, const char *path, gcl_msg_fn on_msg, gcl_done_fn on_done,
+                          void *arg);
+int gcl_call_send(gcl_call_t *c, const ProtobufCMessage *m);
+void gcl_call_close_send(gcl_call_t *c);
+
+/* Cancels (RST_STREAM); on_done runs with CANCELLED before this returns. */
+void gcl_call_cancel(gcl_call_t *c);
+
+/*
+ * Blocking unary call for the CLI: runs the loop until the call ends.
+ * On GRPC_OK, *resp is the unpacked response (free with
+ * protobuf_c_message_free_unpacked). Otherwise *errmsg (malloc'd) holds the
+ * message. Returns the grpc code.
+ */
+int gcl_unary_sync(gcl_t *g, const char *path, const ProtobufCMessage *req,
+                   const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+                   char **errmsg);
+
+#endif

@@ -1,0 +1,2 @@
+/* h2s: placeholder, to be written (see h2s.h). */
+#include "config.h"

@@ -1,0 +1,113 @@
+/*
+ * h2s: the gRPC server over HTTP/2 (nghttp2 + libevent). It accepts on TCP
+ * and unix-socket listeners, speaks h2c with prior knowledge, answers plain
+ * HTTP/1.1 GETs (/healthz, /readyz, /metrics, for curl and Prometheus) on
+ * the same port, and turns each HTTP/2 stream whose :path is a registered
+ * gRPC method into a call handed to a handler. It knows nothing of the
+ * API's kinds: the apiserver registers its methods.
+ *
+ * Everything runs on the caller's event loop; no function here is
+ * thread-safe. Limits (message size, streams per connection, header size,
+ * idle timeouts) are enforced here so no handler ever sees oversize input.
+ */
+#ifndef CORACLE_H2S_H
+#define CORACLE_H2S_H
+
+#include <event2/event.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+typedef struct h2s h2s_t;
+typedef struct h2s_call h2s_call_t;
+
+struct h2s_config {
+    uint32_t max_msg;           /* request message cap, bytes (default GRPC_MAX_MSG_DEFAULT) */
+    uint32_t max_streams;       /* SETTINGS_MAX_CONCURRENT_STREAMS (default 1000) */
+    uint32_t max_header_bytes;  /* header block cap (default 16 KiB) */
+    int idle_timeout_s;         /* close connections idle this long with no open call (default 300) */
+    size_t max_conns;           /* refuse connections beyond this (default 10000) */
+};
+
+/*
+ * A handler gets the call and, for unary and server-streaming methods, the
+ * one request message (valid only during the call to the handler). It must
+ * eventually end the call with h2s_call_reply / h2s_call_finish (possibly
+ * later, from another callback, e.g. when a commit is durable), unless the
+ * call is closed first (see h2s_call_on_close).
+ * For client-streaming/bidi methods (H2S_BIDI) the handler is called with
+ * msg == NULL when the stream opens and on_msg callbacks deliver messages.
+ */
+typedef void (*h2s_handler_fn)(h2s_call_t *call, const uint8_t *msg, size_t len, void *arg);
+
+enum h2s_method_kind { H2S_UNARY, H2S_SERVER_STREAM, H2S_BIDI };
+
+/* Plain HTTP GET handler (/healthz etc.): fills *status, *ctype and body (malloc'd). */
+typedef void (*h2s_http_fn)(const char *path, int *status, const char **ctype, char **body,
+                            size_t *body_len, void *arg);
+
+h2s_t *h2s_new(struct event_base *base, const struct h2s_config *cfg);
+/* Stops listening, ends every open call with UNAVAILABLE "server shutting down", frees. */
+void h2s_free(h2s_t *s);
+
+/* addr is "host:port" (IPv4/IPv6, "[::1]:port") or "unix:/path". Returns 0 or -errno; logs why. */
+int h2s_listen(h2s_t *s, const char *addr);
+/* The TCP port of the first TCP listener (useful with port 0), or 0. */
+int h2s_port(h2s_t *s);
+/* Stops accepting new connections (graceful shutdown step 1: sends GOAWAY). */
+void h2s_stop_accepting(h2s_t *s);
+
+/* path is "/coracle.v1.Pods/Create". arg is passed to fn. */
+void h2s_route(h2s_t *s, const char *path, enum h2s_method_kind kind, h2s_handler_fn fn,
+               void *arg);
+/* For GET paths that are not gRPC; fn handles every such path (404 is the handler's call). */
+void h2s_set_http_handler(h2s_t *s, h2s_http_fn fn, void *arg);
+
+/* ---- a call ---- */
+
+/* Unary: sends the message and OK trailers; the call is finished and freed after return. */
+void h2s_call_reply(h2s_call_t *c, const void *msg, size_t len);
+/* Sends a protobuf-c message (packs it) then OK trailers. */
+struct ProtobufCMessage;
+void h2s_call_reply_pb(h2s_call_t *c, const struct ProtobufCMessage *m);
+/* Ends the call with a status; message may be NULL. The call is freed after return. */
+void h2s_call_finish(h2s_call_t *c, int code, const char *message);
+void h2s_call_finishf(h2s_call_t *c, int code, const char *fmt, ...) PRINTF(3, 4);
+
+/*
+ * Streaming: queues one already framed message (5-byte header included)
+ * held by an rbuf; takes a reference, so one encoding serves many calls.
+ * Returns 0, or -1 if the call is closed.
+ */
+int h2s_call_send_framed(h2s_call_t *c, rbuf_t *framed);
+/* Queues a message (frames and copies it). */
+int h2s_call_send(h2s_call_t *c, const void *msg, size_t len);
+/* Bytes queued on this call and not yet written to the socket. */
+size_t h2s_call_queued(const h2s_call_t *c);
+
+/* Bidi: called for each message from the client; msg == NULL at end of client stream. */
+typedef void (*h2s_msg_fn)(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg);
+void h2s_call_on_msg(h2s_call_t *c, h2s_msg_fn fn, void *arg);
+
+/*
+ * Called once if the client goes away (RST_STREAM, connection closed)
+ * before the handler finished the call. After it returns the call is
+ * freed: the handler must forget it and never touch it again.
+ */
+void h2s_call_on_close(h2s_call_t *c, void (*fn)(h2s_call_t *c, void *arg), void *arg);
+
+/* Request metadata: a header value (lowercase name) or NULL; the peer ("1.2.3.4:5678" or "unix"). */
+const char *h2s_call_header(const h2s_call_t *c, const char *name);
+const char *h2s_call_peer(const h2s_call_t *c);
+/* Handler-owned per-call pointer. */
+void h2s_call_set_data(h2s_call_t *c, void *data);
+void *h2s_call_data(const h2s_call_t *c);
+
+/* Counters for /metrics. */
+struct h2s_stats {
+    uint64_t conns_open, conns_total, calls_open, calls_total, bytes_in, bytes_out;
+};
+void h2s_get_stats(const h2s_t *s, struct h2s_stats *out);
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * kinds: the table of API kinds. See kinds.h.
+ */
+#include "config.h"
+#include "kinds.h"
+#include "util.h"
+
+#include <string.h>
+#include <strings.h>
+
+const struct kind kind_pod = {
+    "Pod", "v1", "pods", "pod", "po", "coracle.v1.Pods", true,
+    &coracle__v1__pod__descriptor, &coracle__v1__pod_list__descriptor,
+    &coracle__v1__pod_watch_event__descriptor,
+};
+const struct kind kind_node = {
+    "Node", "v1", "nodes", "node", "no", "coracle.v1.Nodes", false,
+    &coracle__v1__node__descriptor, &coracle__v1__node_list__descriptor,
+    &coracle__v1__node_watch_event__descriptor,
+};
+const struct kind kind_event = {
+    "Event", "v1", "events", "event", "ev", "coracle.v1.Events", true,
+    &coracle__v1__event__descriptor, &coracle__v1__event_list__descriptor,
+    &coracle__v1__event_watch_event__descriptor,
+};
+const struct kind kind_lease = {
+    "Lease", "coordination.k8s.io/v1", "leases", "lease", NULL, "coracle.v1.Leases", true,
+    &coracle__v1__lease__descriptor, &coracle__v1__lease_list__descriptor,
+    &coracle__v1__lease_watch_event__descriptor,
+};
+
+const struct kind *const kinds_all[] = {&kind_pod, &kind_node, &kind_event, &kind_lease, NULL};
+
+const struct kind *kind_lookup(const char *name)
+{
+    for (size_t i = 0; kinds_all[i]; i++) {
+        const struct kind *k = kinds_all[i];
+        if (!strcasecmp(name, k->kind) || !strcmp(name, k->resource) ||
+            !strcmp(name, k->singular) || (k->short_name && !strcmp(name, k->short_name)))
+            return k;
+    }
+    return NULL;
+}
+
+const struct kind *kind_by_desc(const ProtobufCMessageDescriptor *d)
+{
+    for (size_t i = 0; kinds_all[i]; i++)
+        if (kinds_all[i]->desc == d)
+            return kinds_all[i];
+    return NULL;
+}
+
+const struct kind *kind_by_key(const char *key, size_t keylen)
+{
+    for (size_t i = 0; kinds_all[i]; i++) {
+        size_t rl = strlen(kinds_all[i]->resource);
+        if (keylen > rl && key[rl] == '/' && !memcmp(key, kinds_all[i]->resource, rl))
+            return kinds_all[i];
+    }
+    return NULL;
+}
+
+/* Every kind's object struct is { base; ObjectMeta *metadata; ... }, checked here. */
+_Static_assert(offsetof(Coracle__V1__Pod, metadata) == sizeof(ProtobufCMessage), "layout");
+_Static_assert(offsetof(Coracle__V1__Node, metadata) == sizeof(ProtobufCMessage), "layout");
+_Static_assert(offsetof(Coracle__V1__Event, metadata) == sizeof(ProtobufCMessage), "layout");
+_Static_assert(offsetof(Coracle__V1__Lease, metadata) == sizeof(ProtobufCMessage), "layout");
+
+Coracle__V1__ObjectMeta *kind_meta(const ProtobufCMessage *obj)
+{
+    return ((const Coracle__V1__Pod *)obj)->metadata;
+}
+
+void kind_set_meta(ProtobufCMessage *obj, Coracle__V1__ObjectMeta *meta)
+{
+    ((Coracle__V1__Pod *)obj)->metadata = meta;
+}
+
+char *kind_key(const struct kind *k, const char *ns, const char *name)
+{
+    return xasprintf("%s/%s/%s", k->resource, k->namespaced && ns ? ns : "", name ? name : "");
+}

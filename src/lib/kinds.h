@@ -1,0 +1,53 @@
+/*
+ * kinds: the table of API kinds (Pod, Node, Event, Lease) that generic code
+ * (the apiserver's handlers, the store keys, coraclectl's verbs) walks
+ * instead of naming each kind. Every object message has ObjectMeta as field
+ * 1 ("metadata"); every list has ListMeta as field 1 and the items as field
+ * 2; every watch event has type (1) and object (2).
+ */
+#ifndef CORACLE_KINDS_H
+#define CORACLE_KINDS_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "coracle.pb-c.h"
+
+struct kind {
+    const char *kind;        /* "Pod" */
+    const char *api_version; /* "v1" or "coordination.k8s.io/v1" */
+    const char *resource;    /* "pods": store key prefix, RBAC resource, kubectl name */
+    const char *singular;    /* "pod" */
+    const char *short_name;  /* "po", or NULL */
+    const char *service;     /* "coracle.v1.Pods": gRPC paths are /<service>/<Method> */
+    bool namespaced;
+    const ProtobufCMessageDescriptor *desc;       /* the object */
+    const ProtobufCMessageDescriptor *list_desc;  /* PodList */
+    const ProtobufCMessageDescriptor *event_desc; /* PodWatchEvent */
+};
+
+extern const struct kind kind_pod, kind_node, kind_event, kind_lease;
+/* NULL-terminated list of all kinds. */
+extern const struct kind *const kinds_all[];
+
+/* By kind ("Pod"), resource ("pods"), singular ("pod") or short name ("po"),
+ * case-insensitive for the kind. NULL if none. */
+const struct kind *kind_lookup(const char *name);
+/* By the object's descriptor. NULL if none. */
+const struct kind *kind_by_desc(const ProtobufCMessageDescriptor *d);
+/* By store key ("pods/default/nginx" -> kind_pod). NULL if none. */
+const struct kind *kind_by_key(const char *key, size_t keylen);
+
+/* The object's ObjectMeta (field 1), or NULL if unset. */
+Coracle__V1__ObjectMeta *kind_meta(const ProtobufCMessage *obj);
+/* Sets field 1 (takes ownership of meta; frees with the object). */
+void kind_set_meta(ProtobufCMessage *obj, Coracle__V1__ObjectMeta *meta);
+
+/*
+ * Store key for an object: "<resource>/<namespace>/<name>" ("" namespace
+ * for cluster-scoped kinds). malloc'd.
+ */
+char *kind_key(const struct kind *k, const char *ns, const char *name);
+
+#endif

@@ -1,0 +1,12 @@
+# libcoracle.a: code shared by every program and linked into the unit tests.
+noinst_LIBRARIES += libcoracle.a
+libcoracle_a_SOURCES = \
+	src/lib/util.c src/lib/util.h \
+	src/lib/cfg.c src/lib/cfg.h \
+	src/lib/grpc.c src/lib/grpc.h \
+	src/lib/kinds.c src/lib/kinds.h \
+	src/lib/qty.c src/lib/qty.h \
+	src/lib/sel.c src/lib/sel.h \
+	src/lib/h2s.c src/lib/h2s.h \
+	src/lib/gcl.c src/lib/gcl.h
+nodist_libcoracle_a_SOURCES = $(PROTO_GEN)

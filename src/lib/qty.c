@@ -1,0 +1,2 @@
+/* qty: placeholder, to be written (see qty.h). */
+#include "config.h"

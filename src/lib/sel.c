@@ -1,0 +1,2 @@
+/* sel: placeholder, to be written (see sel.h). */
+#include "config.h"

@@ -1,0 +1,223 @@
+/*
+ * util: allocation, logging, clocks, UUIDs, reference-counted buffers.
+ * See util.h.
+ */
+#include "config.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *log_progname = "coracle";
+static int log_level = LOG_LVL_INFO;
+static int log_journal = -1; /* -1: not yet decided */
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "%s: out of memory allocating %zu bytes\n", log_progname, n);
+    abort();
+}
+
+void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+void *xcalloc(size_t nmemb, size_t n)
+{
+    void *p = calloc(nmemb ? nmemb : 1, n ? n : 1);
+    if (!p)
+        oom(nmemb * n);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom(n);
+    return q;
+}
+
+char *xstrdup(const char *s)
+{
+    return xmemdup(s, strlen(s) + 1);
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+    size_t len = strnlen(s, n);
+    char *p = xmalloc(len + 1);
+    memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+void *xmemdup(const void *p, size_t n)
+{
+    void *q = xmalloc(n);
+    if (n)
+        memcpy(q, p, n);
+    return q;
+}
+
+char *xvasprintf(const char *fmt, va_list ap)
+{
+    char *s;
+    if (vasprintf(&s, fmt, ap) < 0)
+        oom(strlen(fmt));
+    return s;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = xvasprintf(fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+void log_init(const char *progname)
+{
+    const char *slash = strrchr(progname, '/');
+    log_progname = slash ? slash + 1 : progname;
+}
+
+void log_set_level(enum log_level lvl)
+{
+    log_level = lvl;
+}
+
+int log_level_parse(const char *s)
+{
+    static const struct {
+        const char *name;
+        int lvl;
+    } names[] = {{"error", LOG_LVL_ERR},   {"err", LOG_LVL_ERR},   {"warn", LOG_LVL_WARN},
+                 {"warning", LOG_LVL_WARN}, {"notice", LOG_LVL_NOTICE}, {"info", LOG_LVL_INFO},
+                 {"debug", LOG_LVL_DEBUG}};
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+        if (strcasecmp(s, names[i].name) == 0)
+            return names[i].lvl;
+    if (s[0] >= '3' && s[0] <= '7' && s[1] == '\0')
+        return s[0] - '0';
+    return -1;
+}
+
+int log_enabled(enum log_level lvl)
+{
+    return (int)lvl <= log_level;
+}
+
+static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
+{
+    static const char *names[] = {"", "", "", "error", "warn", "notice", "info", "debug"};
+    if (log_journal < 0)
+        log_journal = getenv("JOURNAL_STREAM") != NULL;
+    char line[4096];
+    int off;
+    if (log_journal) {
+        off = snprintf(line, sizeof(line), "<%d>", (int)lvl);
+    } else {
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        off = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ",
+                       tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                       tm.tm_sec, ts.tv_nsec / 1000000, log_progname, names[lvl]);
+    }
+    int n = vsnprintf(line + off, sizeof(line) - off - 1, fmt, ap);
+    if (n < 0)
+        n = 0;
+    size_t len = off + (size_t)n;
+    if (len > sizeof(line) - 2)
+        len = sizeof(line) - 2;
+    line[len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w;
+}
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+{
+    if (!log_enabled(lvl))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(lvl, fmt, ap);
+    va_end(ap);
+}
+
+void fatal(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(LOG_LVL_ERR, fmt, ap);
+    va_end(ap);
+    exit(1);
+}
+
+int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void uuid_v4(char buf[37])
+{
+    uint8_t b[16];
+    size_t got = 0;
+    while (got < sizeof(b)) {
+        ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+        if (n < 0 && errno != EINTR)
+            abort();
+        if (n > 0)
+            got += (size_t)n;
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+}
+
+rbuf_t *rbuf_alloc(size_t len)
+{
+    rbuf_t *b = xmalloc(sizeof(*b) + len);
+    b->refs = 1;
+    b->len = len;
+    return b;
+}
+
+rbuf_t *rbuf_new(const void *data, size_t len)
+{
+    rbuf_t *b = rbuf_alloc(len);
+    if (len)
+        memcpy(b->data, data, len);
+    return b;
+}
+
+void rbuf_unref(rbuf_t *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
+}

@@ -1,0 +1,83 @@
+/*
+ * util: the small things every coracle program needs. Allocation that
+ * aborts instead of returning NULL (so callers never check), logging to
+ * stderr with levels (journald priority prefixes under systemd), clocks,
+ * and a reference-counted byte buffer used to encode a message once and
+ * hand the same bytes to many streams.
+ */
+#ifndef CORACLE_UTIL_H
+#define CORACLE_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define UNUSED __attribute__((unused))
+#define PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+/* Allocation: abort with a message on failure; never return NULL. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t nmemb, size_t n);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+void *xmemdup(const void *p, size_t n);
+char *xasprintf(const char *fmt, ...) PRINTF(1, 2);
+char *xvasprintf(const char *fmt, va_list ap);
+
+/* Logging. Levels follow syslog; the default is LOG_LVL_INFO. */
+enum log_level {
+    LOG_LVL_ERR = 3,
+    LOG_LVL_WARN = 4,
+    LOG_LVL_NOTICE = 5,
+    LOG_LVL_INFO = 6,
+    LOG_LVL_DEBUG = 7,
+};
+/* Program name shown in plain (non-journald) log lines. */
+void log_init(const char *progname);
+void log_set_level(enum log_level lvl);
+/* "error", "warn", "info", "debug" (or 3..7); -1 if unknown. */
+int log_level_parse(const char *s);
+int log_enabled(enum log_level lvl);
+void log_msg(enum log_level lvl, const char *fmt, ...) PRINTF(2, 3);
+#define log_err(...) log_msg(LOG_LVL_ERR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define log_notice(...) log_msg(LOG_LVL_NOTICE, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define log_debug(...)                                                                             \
+    do {                                                                                           \
+        if (log_enabled(LOG_LVL_DEBUG))                                                            \
+            log_msg(LOG_LVL_DEBUG, __VA_ARGS__);                                                   \
+    } while (0)
+/* Log at LOG_LVL_ERR and exit(1). */
+void fatal(const char *fmt, ...) PRINTF(1, 2) __attribute__((noreturn));
+
+/* Clocks. */
+int64_t now_ns(void);      /* CLOCK_REALTIME in ns */
+int64_t mono_ns(void);     /* CLOCK_MONOTONIC in ns */
+
+/* A UUID v4 in canonical text form into buf[37]. */
+void uuid_v4(char buf[37]);
+
+/*
+ * rbuf: an immutable, reference-counted byte buffer. rbuf_new copies the
+ * bytes; the creator holds one reference. Whoever keeps the buffer takes a
+ * reference with rbuf_ref and drops it with rbuf_unref; the last unref
+ * frees it. Not thread-safe: use from one thread (the event loop).
+ */
+typedef struct rbuf {
+    uint32_t refs;
+    size_t len;
+    uint8_t data[];
+} rbuf_t;
+rbuf_t *rbuf_new(const void *data, size_t len);
+rbuf_t *rbuf_alloc(size_t len); /* uninitialised data, refs = 1 */
+static inline rbuf_t *rbuf_ref(rbuf_t *b)
+{
+    b->refs++;
+    return b;
+}
+void rbuf_unref(rbuf_t *b);
+
+#endif

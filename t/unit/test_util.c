@@ -1,0 +1,99 @@
+/* Unit tests for src/lib: util, cfg, grpc framing, kinds. */
+#include "config.h"
+#include "tap.h"
+
+#include "cfg.h"
+#include "grpc.h"
+#include "kinds.h"
+#include "util.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+static void test_uuid(void)
+{
+    char a[37], b[37];
+    uuid_v4(a);
+    uuid_v4(b);
+    ok(strlen(a) == 36 && a[14] == '4', "uuid v4 shape: %s", a);
+    ok(strchr("89ab", a[19]) != NULL, "uuid variant bits");
+    ok(strcmp(a, b) != 0, "two uuids differ");
+}
+
+static void test_grpc(void)
+{
+    uint8_t hdr[5];
+    uint32_t len = 0;
+    grpc_frame_hdr(hdr, 0x01020304);
+    ok(grpc_frame_peek(hdr, 4, &len) == 0, "short header waits");
+    ok(grpc_frame_peek(hdr, 5, &len) == 1 && len == 0x01020304, "frame length big-endian");
+    hdr[0] = 1;
+    ok(grpc_frame_peek(hdr, 5, &len) == -1, "compressed flag refused");
+    is_str(grpc_code_name(GRPC_NOT_FOUND), "NOT_FOUND", "code name");
+    is_str(grpc_code_name(99), "UNKNOWN", "out-of-range code name");
+    char *e = grpc_message_encode("pods \"x\" 100%\n");
+    is_str(e, "pods \"x\" 100%25%0A", "grpc-message percent-encoding");
+    char *d = grpc_message_decode(e, strlen(e));
+    is_str(d, "pods \"x\" 100%\n", "grpc-message decoding");
+    free(e);
+    free(d);
+}
+
+static void test_kinds(void)
+{
+    ok(kind_lookup("po") == &kind_pod, "short name po");
+    ok(kind_lookup("Pod") == &kind_pod, "kind name");
+    ok(kind_lookup("nodes") == &kind_node, "resource name");
+    ok(kind_lookup("widgets") == NULL, "unknown kind");
+    char *k = kind_key(&kind_pod, "default", "nginx");
+    is_str(k, "pods/default/nginx", "pod key");
+    ok(kind_by_key(k, strlen(k)) == &kind_pod, "kind from key");
+    free(k);
+    k = kind_key(&kind_node, "ignored", "n1");
+    is_str(k, "nodes//n1", "cluster-scoped key");
+    free(k);
+}
+
+static void test_cfg(void)
+{
+    char *s = "x";
+    long long n = 5;
+    int b = 0;
+    struct cfg_list l = {0};
+    struct cfg_opt opts[] = {
+        {"data-dir", CFG_STR, &s, "DIR", ""},
+        {"max", CFG_INT, &n, "N", ""},
+        {"flag", CFG_BOOL, &b, NULL, ""},
+        {"listen", CFG_LIST, &l, "ADDR", ""},
+    };
+    char path[] = "/tmp/coracle-cfg-XXXXXX";
+    int fd = mkstemp(path);
+    const char *text = "# comment\ndata-dir = /var/x  # trailing\nmax=12\nflag = yes\n"
+                       "listen = a\nlisten = \"b\"\n";
+    ok(write(fd, text, strlen(text)) == (ssize_t)strlen(text), "wrote config");
+    close(fd);
+    char *err = NULL;
+    ok(cfg_load(path, opts, ARRAY_SIZE(opts), &err) == 0, "config loads");
+    is_str(s, "/var/x", "string key");
+    is_int(n, 12, "int key");
+    is_int(b, 1, "bool key");
+    ok(l.n == 2 && !strcmp(l.v[1], "b"), "list key, quotes stripped");
+    ok(cfg_set(opts, ARRAY_SIZE(opts), "max", "12x", &err) < 0, "bad int refused");
+    is_str(err, "max: expected an integer, got \"12x\"", "bad int message");
+    free(err);
+    fd = open(path, O_WRONLY | O_TRUNC);
+    ok(write(fd, "bogus = 1\n", 10) == 10, "rewrote config");
+    close(fd);
+    ok(cfg_load(path, opts, ARRAY_SIZE(opts), &err) < 0, "unknown key refused");
+    ok(err && strstr(err, ":1: unknown key \"bogus\""), "error names file:line and key: %s", err);
+    unlink(path);
+}
+
+int main(void)
+{
+    test_uuid();
+    test_grpc();
+    test_kinds();
+    test_cfg();
+    return done_testing();
+}

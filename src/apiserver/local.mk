@@ -2,7 +2,29 @@
 # the unit tests link it.
 noinst_LIBRARIES += libapiserver.a
 libapiserver_a_SOURCES = \
-	src/apiserver/store.c src/apiserver/store.h
+	src/apiserver/store.c src/apiserver/store.h \
+	src/apiserver/obj.c src/apiserver/obj.h \
+	src/apiserver/admit.c src/apiserver/admit.h \
+	src/apiserver/wire.c src/apiserver/wire.h \
+	src/apiserver/smap.c src/apiserver/smap.h
 bin_PROGRAMS += coracle-apiserver
 coracle_apiserver_SOURCES = src/apiserver/main.c
 coracle_apiserver_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS)
+
+# ---- unit tests ----
+check_PROGRAMS += t/unit/test_sel
+t_unit_test_sel_SOURCES = t/unit/test_sel.c
+t_unit_test_sel_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
+t_unit_test_sel_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_sel
+check_PROGRAMS += t/unit/test_admit
+t_unit_test_admit_SOURCES = t/unit/test_admit.c
+t_unit_test_admit_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
+t_unit_test_admit_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_admit
+
+check_PROGRAMS += t/unit/test_store
+t_unit_test_store_SOURCES = t/unit/test_store.c t/unit/tap.h
+t_unit_test_store_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
+t_unit_test_store_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_store

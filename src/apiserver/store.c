@@ -1,2 +1,1146 @@
-/* store: placeholder, to be written (see store.h). */
+/*
+ * store: the apiserver's durable state in LMDB, written through a commit
+ * thread with group commit (see store.h for the contract).
+ *
+ * Threads. The event loop thread submits ops, opens read transactions and
+ * receives results. The commit thread owns the only write transaction: it
+ * takes every queued op (up to max_batch), runs each op's apply against the
+ * current value, writes object + log record, bumps meta "rev", and commits
+ * once (LMDB's default durable sync). The finished batch goes back to the
+ * loop on a list guarded by the mutex, with one byte down a pipe watched by
+ * a libevent event; the loop calls the listener for each change, then each
+ * op's done, then advances store_rev().
+ *
+ * Map growth. mdb_env_set_mapsize may run only while this process has no
+ * active transaction. The commit thread therefore parks between
+ * transactions and asks the loop (pipe) to grow; the loop grows inside its
+ * pipe callback when it holds no read transaction (or as soon as the last
+ * one ends), then wakes the thread. A proactive grow (map more than 75%
+ * used) is skipped if the loop is reading; a grow after MDB_MAP_FULL waits
+ * for the readers, and the batch is then replayed: ops already applied keep
+ * their result (apply runs exactly once per op), which is exact because the
+ * replay starts from the same committed state with the same revisions.
+ *
+ * Log record value: u8 type, u32le key_len, u32le val_len, u32le prev_len,
+ * then key, val, prev. Log key: big-endian u64 revision. Meta values:
+ * big-endian u64.
+ */
 #include "config.h"
+#include "store.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STORE_SCHEMA 1
+#define STORE_DEFAULT_MAP ((size_t)1 << 30)
+#define STORE_DEFAULT_KEEP 100000
+#define STORE_DEFAULT_BATCH 10000
+#define STORE_MAXREADERS 1024
+#define STORE_RTXN_CACHE 32
+#define STORE_GROW_TRIES 12
+#define LOGREC_HDR 13
+
+/* Op states kept in op->type_ (0 = apply not yet run). */
+#define OP_NOCHANGE (-1)
+
+struct store_batch {
+    struct store_batch *next;
+    struct store_op *ops; /* linked by next_, in revision order */
+    int err;              /* whole-batch failure, or 0 */
+    uint64_t rev, compacted;
+};
+
+struct store_rtxn {
+    store_t *s;
+    MDB_txn *txn;
+    uint64_t rev, compacted;
+    struct store_rtxn *next_free;
+};
+
+struct store {
+    MDB_env *env;
+    MDB_dbi dbi_obj, dbi_log, dbi_meta;
+    struct event_base *base;
+    struct event *ev;
+    int pipe_rd, pipe_wr;
+    pthread_t thread;
+    int thread_started;
+    uint64_t keep;
+    int max_batch;
+    size_t psize;
+    unsigned int maxkey;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv_thread; /* commit thread waits: work, grow answer */
+    pthread_cond_t cv_loop;   /* store_close waits: batch, grow request, exit */
+    /* ---- under mu ---- */
+    struct store_op *q_head, *q_tail;
+    int thread_idle;
+    int stopping;
+    int thread_exited;
+    int closing;
+    struct store_batch *done_head, *done_tail;
+    int notified; /* a wake-up byte is in the pipe */
+    size_t grow_want;
+    int grow_urgent, grow_pending, grow_answered, grow_result;
+    struct store_stats st;
+    int broken; /* env unusable (failed remap): every call answers STORE_EIO */
+
+    /* ---- loop thread only ---- */
+    uint64_t rev, compacted;
+    store_listener_fn listener;
+    void *listener_arg;
+    int readers;
+    struct store_rtxn *rtxn_free;
+    int n_rtxn_free;
+    uint64_t meta_txnid, meta_rev, meta_compacted; /* cache for read_begin */
+
+    /* ---- commit thread only (and open/close) ---- */
+    uint64_t crev, ccompacted;
+    size_t mapsize;
+};
+
+const char *store_strerror(int err)
+{
+    switch (err) {
+    case STORE_OK:
+        return "success";
+    case STORE_ENOTFOUND:
+        return "not found";
+    case STORE_ECOMPACTED:
+        return "revision compacted";
+    case STORE_EFULL:
+        return "store full";
+    case STORE_EIO:
+        return "store I/O error";
+    case STORE_ECLOSED:
+        return "store closed";
+    }
+    return err <= STORE_EAPP ? "application error" : "unknown store error";
+}
+
+/* ---- encoding helpers ---- */
+
+static void be64_put(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t be64_get(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void le32_put(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t le32_get(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Decodes a log record into ch; 0 or STORE_EIO if malformed. */
+static int logrec_decode(uint64_t rev, const MDB_val *v, struct store_change *ch)
+{
+    const uint8_t *p = v->mv_data;
+    if (v->mv_size < LOGREC_HDR)
+        return STORE_EIO;
+    uint32_t kl = le32_get(p + 1), vl = le32_get(p + 5), pl = le32_get(p + 9);
+    if ((uint64_t)LOGREC_HDR + kl + vl + pl != v->mv_size || p[0] < STORE_PUT_NEW ||
+        p[0] > STORE_DELETE)
+        return STORE_EIO;
+    ch->rev = rev;
+    ch->type = p[0];
+    ch->key = (const char *)p + LOGREC_HDR;
+    ch->key_len = kl;
+    ch->val = ch->type == STORE_DELETE ? NULL : p + LOGREC_HDR + kl;
+    ch->val_len = vl;
+    ch->prev = ch->type == STORE_PUT_NEW ? NULL : p + LOGREC_HDR + kl + vl;
+    ch->prev_len = pl;
+    return 0;
+}
+
+static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out)
+{
+    MDB_val k = {strlen(name), (void *)name}, v;
+    int rc = mdb_get(txn, dbi, &k, &v);
+    if (rc)
+        return rc;
+    if (v.mv_size != 8)
+        return MDB_CORRUPTED;
+    *out = be64_get(v.mv_data);
+    return 0;
+}
+
+static int meta_put(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t val)
+{
+    uint8_t b[8];
+    be64_put(b, val);
+    MDB_val k = {strlen(name), (void *)name}, v = {8, b};
+    return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+/* ---- commit thread <-> loop handshake ---- */
+
+/* mu held. Wakes the loop (pipe) and store_close (cv_loop). */
+static void notify_loop_locked(store_t *s)
+{
+    if (!s->notified) {
+        s->notified = 1;
+        char c = 1;
+        ssize_t n;
+        do
+            n = write(s->pipe_wr, &c, 1);
+        while (n < 0 && errno == EINTR);
+        if (n < 0 && errno != EAGAIN)
+            log_err("store: write wake-up pipe: %s", strerror(errno));
+    }
+    pthread_cond_signal(&s->cv_loop);
+}
+
+static void post_batch(store_t *s, struct store_batch *b)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->done_tail)
+        s->done_tail->next = b;
+    else
+        s->done_head = b;
+    s->done_tail = b;
+    notify_loop_locked(s);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/*
+ * Commit thread, between transactions: asks the loop to set the map size to
+ * want and parks until it answers. Returns 0 if the map grew.
+ */
+static int thread_grow(store_t *s, size_t want, int urgent)
+{
+    pthread_mutex_lock(&s->mu);
+    s->grow_want = want;
+    s->grow_urgent = urgent;
+    s->grow_answered = 0;
+    s->grow_pending = 1;
+    notify_loop_locked(s);
+    while (!s->grow_answered)
+        pthread_cond_wait(&s->cv_thread, &s->mu);
+    s->grow_pending = 0;
+    int rc = s->grow_result;
+    pthread_mutex_unlock(&s->mu);
+    if (rc == 0) {
+        MDB_envinfo info;
+        mdb_env_info(s->env, &info);
+        s->mapsize = info.me_mapsize;
+    }
+    return rc;
+}
+
+/*
+ * Loop thread, mu held: answers a parked grow request if it can. The commit
+ * thread is parked (no write txn); growth needs no read txn either.
+ */
+static void loop_try_grow_locked(store_t *s)
+{
+    if (!s->grow_pending || s->grow_answered)
+        return;
+    if (s->readers > 0) {
+        if (s->grow_urgent && !s->closing)
+            return; /* store_read_end retries */
+        s->grow_result = -1;
+    } else if (s->broken) {
+        s->grow_result = -1;
+    } else {
+        MDB_envinfo info;
+        mdb_env_info(s->env, &info);
+        int rc = mdb_env_set_mapsize(s->env, s->grow_want);
+        if (rc) {
+            log_err("store: mdb_env_set_mapsize(%zu): %s", s->grow_want, mdb_strerror(rc));
+            /* A failed remap leaves LMDB without a map: nothing is safe any more. */
+            s->broken = 1;
+            s->grow_result = rc;
+        } else {
+            log_info("store: map size grown from %zu to %zu bytes", info.me_mapsize,
+                     s->grow_want);
+            s->st.map_size = s->grow_want;
+            s->grow_result = 0;
+        }
+    }
+    s->grow_answered = 1;
+    pthread_cond_signal(&s->cv_thread);
+}
+
+/* ---- the commit thread ---- */
+
+static int errno_is_full(int rc)
+{
+    return rc == ENOSPC || rc == EDQUOT || rc == EFBIG || rc == EIO;
+}
+
+static void op_reset_results(struct store_op *op)
+{
+    free(op->val_);
+    free(op->prev_);
+    op->val_ = op->prev_ = NULL;
+    op->val_len_ = op->prev_len_ = 0;
+}
+
+/* Deletes up to limit of the oldest log records at or below target. */
+static int compact_step(store_t *s, MDB_txn *txn, uint64_t target, size_t limit,
+                        uint64_t *compacted)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, s->dbi_log, &c);
+    if (rc)
+        return rc;
+    uint64_t last = *compacted;
+    size_t n = 0;
+    MDB_val k, v;
+    while (n < limit && (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
+        if (k.mv_size != 8)
+            break;
+        uint64_t r = be64_get(k.mv_data);
+        if (r > target)
+            break;
+        if ((rc = mdb_cursor_del(c, 0)))
+            goto out;
+        last = r;
+        n++;
+    }
+    if (rc == MDB_NOTFOUND || rc == 0) {
+        rc = 0;
+        /* An empty (or exhausted) log below target: everything up to it is gone. */
+        if (n < limit)
+            last = target;
+        if (last > *compacted)
+            *compacted = last;
+    }
+out:
+    mdb_cursor_close(c);
+    return rc;
+}
+
+/*
+ * Writes one op into txn. Runs apply the first time; on a replay (after a
+ * map grow) reuses the result. Returns an LMDB code that dooms the txn, or
+ * 0. *r is the last revision used.
+ */
+static int write_op(store_t *s, MDB_txn *txn, struct store_op *op, uint64_t *r)
+{
+    MDB_val k = {op->key_len, op->key}, v;
+    int rc;
+    if (op->type_ == 0) {
+        const void *cur = NULL;
+        size_t cur_len = 0;
+        if (op->key_len == 0 || op->key_len > s->maxkey) {
+            log_err("store: op key of %zu bytes refused (1..%u)", op->key_len, s->maxkey);
+            op->err_ = STORE_EIO;
+            op->type_ = OP_NOCHANGE;
+            return 0;
+        }
+        rc = mdb_get(txn, s->dbi_obj, &k, &v);
+        if (rc == 0) {
+            cur = v.mv_data;
+            cur_len = v.mv_size;
+        } else if (rc != MDB_NOTFOUND) {
+            return rc;
+        }
+        void *out = NULL;
+        size_t out_len = 0;
+        int del = 0;
+        int err = op->apply(op, cur, cur_len, *r + 1, &out, &out_len, &del);
+        if (err || (!out && !del) || (del && !cur)) {
+            free(out);
+            op->err_ = err ? err : del ? STORE_ENOTFOUND : 0;
+            op->type_ = OP_NOCHANGE;
+            return 0;
+        }
+        if (del) {
+            free(out);
+            op->type_ = STORE_DELETE;
+        } else {
+            op->type_ = cur ? STORE_PUT_MOD : STORE_PUT_NEW;
+            op->val_ = out;
+            op->val_len_ = out_len;
+        }
+        if (cur) {
+            op->prev_ = xmemdup(cur, cur_len);
+            op->prev_len_ = cur_len;
+        }
+    } else if (op->type_ == OP_NOCHANGE) {
+        return 0;
+    }
+    op->rev_ = ++*r;
+
+    if (op->type_ == STORE_DELETE) {
+        rc = mdb_del(txn, s->dbi_obj, &k, NULL);
+    } else {
+        v.mv_size = op->val_len_;
+        v.mv_data = op->val_;
+        rc = mdb_put(txn, s->dbi_obj, &k, &v, 0);
+    }
+    if (rc)
+        return rc;
+
+    uint8_t kb[8];
+    be64_put(kb, op->rev_);
+    size_t vl = op->type_ == STORE_DELETE ? 0 : op->val_len_;
+    MDB_val lk = {8, kb}, lv = {LOGREC_HDR + op->key_len + vl + op->prev_len_, NULL};
+    rc = mdb_put(txn, s->dbi_log, &lk, &lv, MDB_APPEND | MDB_RESERVE);
+    if (rc)
+        return rc;
+    uint8_t *p = lv.mv_data;
+    p[0] = (uint8_t)op->type_;
+    le32_put(p + 1, (uint32_t)op->key_len);
+    le32_put(p + 5, (uint32_t)vl);
+    le32_put(p + 9, (uint32_t)op->prev_len_);
+    p += LOGREC_HDR;
+    memcpy(p, op->key, op->key_len);
+    p += op->key_len;
+    if (vl)
+        memcpy(p, op->val_, vl);
+    p += vl;
+    if (op->prev_len_)
+        memcpy(p, op->prev_, op->prev_len_);
+    return 0;
+}
+
+/* Fails every op of the list that has no own apply error with err, and posts them. */
+static void fail_ops(store_t *s, struct store_op *ops, int err)
+{
+    struct store_batch *b = xcalloc(1, sizeof(*b));
+    b->ops = ops;
+    b->err = err;
+    b->rev = s->crev;
+    b->compacted = s->ccompacted;
+    post_batch(s, b);
+}
+
+/*
+ * Commits ops (n of them, linked by next_) as one transaction and posts the
+ * result to the loop. Returns 0 or the batch's error.
+ */
+static int commit_ops(store_t *s, struct store_op *ops, int n)
+{
+    int tries = 0, rc;
+    const char *what;
+    for (;;) {
+        MDB_txn *txn;
+        uint64_t r = s->crev, compacted = s->ccompacted;
+        int changed = 0;
+        int64_t t0;
+        struct store_op *op;
+        what = "mdb_txn_begin";
+        if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)))
+            goto fail;
+
+        uint64_t margin = s->keep / 8 < 1024 ? s->keep / 8 : 1024;
+        if (s->crev > s->ccompacted + s->keep + margin) {
+            what = "compact";
+            rc = compact_step(s, txn, s->crev - s->keep, (size_t)n + 1024, &compacted);
+            if (rc)
+                goto abort;
+            changed = compacted != s->ccompacted;
+        }
+        what = "put";
+        for (op = ops; op; op = op->next_)
+            if ((rc = write_op(s, txn, op, &r)))
+                goto abort;
+        if (r != s->crev) {
+            changed = 1;
+            if ((rc = meta_put(txn, s->dbi_meta, "rev", r)))
+                goto abort;
+        }
+        if (compacted != s->ccompacted &&
+            (rc = meta_put(txn, s->dbi_meta, "compacted", compacted)))
+            goto abort;
+        if (!changed) {
+            /* Nothing written: the ops decided on state that is already durable. */
+            mdb_txn_abort(txn);
+        } else {
+            what = "mdb_txn_commit";
+            t0 = mono_ns();
+            rc = mdb_txn_commit(txn);
+            if (rc)
+                goto fail;
+            int64_t dt = mono_ns() - t0;
+            MDB_envinfo info;
+            mdb_env_info(s->env, &info);
+            pthread_mutex_lock(&s->mu);
+            s->st.commits++;
+            s->st.ops += (uint64_t)n;
+            s->st.fsync_ns_total += (uint64_t)dt;
+            if ((uint64_t)n > s->st.batch_max)
+                s->st.batch_max = (uint64_t)n;
+            s->st.map_size = info.me_mapsize;
+            s->st.map_used = ((uint64_t)info.me_last_pgno + 1) * s->psize;
+            s->st.rev = r;
+            s->st.compacted = compacted;
+            pthread_mutex_unlock(&s->mu);
+            s->mapsize = info.me_mapsize;
+        }
+        s->crev = r;
+        s->ccompacted = compacted;
+        struct store_batch *b = xcalloc(1, sizeof(*b));
+        b->ops = ops;
+        b->rev = r;
+        b->compacted = compacted;
+        post_batch(s, b);
+
+        if (changed) {
+            MDB_envinfo info;
+            mdb_env_info(s->env, &info);
+            uint64_t used = ((uint64_t)info.me_last_pgno + 1) * s->psize;
+            if (used * 4 > (uint64_t)info.me_mapsize * 3)
+                thread_grow(s, info.me_mapsize * 2, 0);
+        }
+        return 0;
+
+    abort:
+        mdb_txn_abort(txn);
+    fail:
+        if (rc == MDB_MAP_FULL && tries++ < STORE_GROW_TRIES) {
+            log_info("store: commit: %s: %s; growing the map", what, mdb_strerror(rc));
+            if (thread_grow(s, s->mapsize * 2, 1) == 0)
+                continue;
+        }
+        if (rc == MDB_TXN_FULL && n > 1) {
+            /* Too many dirty pages for one txn: commit the halves in turn. */
+            struct store_op *second = ops;
+            int half = n / 2;
+            for (int i = 1; i < half; i++)
+                second = second->next_;
+            struct store_op *rest = second->next_;
+            second->next_ = NULL;
+            int err = commit_ops(s, ops, half);
+            if (err) {
+                fail_ops(s, rest, err);
+                return err;
+            }
+            /* ops past the split that already ran apply saw the first half: still exact */
+            return commit_ops(s, rest, n - half);
+        }
+        break;
+    }
+    int err = rc == MDB_MAP_FULL || rc == MDB_TXN_FULL || errno_is_full(rc) ? STORE_EFULL
+                                                                              : STORE_EIO;
+    log_err("store: commit: %s: %s (%d ops failed with %s)", what, mdb_strerror(rc), n,
+            err == STORE_EFULL ? "STORE_EFULL" : "STORE_EIO");
+    /* The next transaction starts over from the committed state. */
+    for (struct store_op *op = ops; op; op = op->next_)
+        if (op->type_ > 0)
+            op_reset_results(op);
+    fail_ops(s, ops, err);
+    return err;
+}
+
+static void *commit_thread(void *arg)
+{
+    store_t *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (!s->q_head && !s->stopping) {
+            s->thread_idle = 1;
+            pthread_cond_wait(&s->cv_thread, &s->mu);
+            s->thread_idle = 0;
+        }
+        if (!s->q_head) {
+            s->thread_exited = 1;
+            notify_loop_locked(s);
+            pthread_mutex_unlock(&s->mu);
+            return NULL;
+        }
+        struct store_op *ops = s->q_head, *last = ops;
+        int n = 1;
+        while (n < s->max_batch && last->next_) {
+            last = last->next_;
+            n++;
+        }
+        s->q_head = last->next_;
+        if (!s->q_head)
+            s->q_tail = NULL;
+        last->next_ = NULL;
+        int broken = s->broken;
+        pthread_mutex_unlock(&s->mu);
+        if (broken)
+            fail_ops(s, ops, STORE_EIO);
+        else
+            commit_ops(s, ops, n);
+    }
+}
+
+/* ---- loop side ---- */
+
+static void deliver(store_t *s, struct store_batch *b)
+{
+    struct store_change ch;
+    struct store_op *op, *next;
+    if (!b->err && s->listener) {
+        for (op = b->ops; op; op = op->next_) {
+            if (op->type_ <= 0 || op->err_)
+                continue;
+            ch = (struct store_change){op->rev_,  op->type_,     op->key,    op->key_len,
+                                       op->val_,  op->val_len_,  op->prev_,  op->prev_len_};
+            s->listener(&ch, s->listener_arg);
+        }
+    }
+    for (op = b->ops; op; op = next) {
+        next = op->next_;
+        void *val = op->val_, *prev = op->prev_;
+        int err = op->err_ ? op->err_ : b->err;
+        if (!err && op->type_ > 0) {
+            ch = (struct store_change){op->rev_,  op->type_,     op->key,    op->key_len,
+                                       op->val_,  op->val_len_,  op->prev_,  op->prev_len_};
+            op->done(op, 0, &ch);
+        } else {
+            op->done(op, err, NULL);
+        }
+        free(val);
+        free(prev);
+    }
+    if (!b->err) {
+        s->rev = b->rev;
+        s->compacted = b->compacted;
+    }
+    free(b);
+}
+
+/*
+ * Takes and delivers the finished batches, then answers a grow request.
+ * One pass only: batches that finish meanwhile have written a new byte to
+ * the pipe, so the loop serves its sockets between passes.
+ */
+static void loop_drain(store_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->notified = 0;
+    struct store_batch *b = s->done_head;
+    s->done_head = s->done_tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    while (b) {
+        struct store_batch *next = b->next;
+        deliver(s, b);
+        b = next;
+    }
+    pthread_mutex_lock(&s->mu);
+    loop_try_grow_locked(s);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void pipe_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    char buf[64];
+    while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+    loop_drain(arg);
+}
+
+/* ---- open / close ---- */
+
+static int mkdir_p(const char *dir)
+{
+    char *p = xstrdup(dir);
+    int rc = 0;
+    for (char *q = p + 1;; q++) {
+        if (*q == '/' || *q == 0) {
+            char c = *q;
+            *q = 0;
+            if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+                rc = -errno;
+                free(p);
+                return rc;
+            }
+            *q = c;
+            if (!c)
+                break;
+        }
+    }
+    free(p);
+    return rc;
+}
+
+int store_open(store_t **out, const struct store_opts *opts, struct event_base *base, char **err)
+{
+    store_t *s = xcalloc(1, sizeof(*s));
+    const char *what = "";
+    int rc;
+    MDB_txn *txn = NULL;
+    *out = NULL;
+    if (err)
+        *err = NULL;
+    s->pipe_rd = s->pipe_wr = -1;
+    s->keep = opts->compact_keep ? opts->compact_keep : STORE_DEFAULT_KEEP;
+    s->max_batch = opts->max_batch > 0 ? opts->max_batch : STORE_DEFAULT_BATCH;
+    s->base = base;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv_thread, NULL);
+    pthread_cond_init(&s->cv_loop, NULL);
+
+    if (!opts->dir || !*opts->dir) {
+        if (err)
+            *err = xstrdup("store: no data directory given");
+        goto fail_free;
+    }
+    if ((rc = mkdir_p(opts->dir)) < 0) {
+        if (err)
+            *err = xasprintf("store: mkdir %s: %s", opts->dir, strerror(-rc));
+        goto fail_free;
+    }
+    what = "mdb_env_create";
+    if ((rc = mdb_env_create(&s->env)))
+        goto fail_mdb;
+    what = "mdb_env_set_maxdbs";
+    if ((rc = mdb_env_set_maxdbs(s->env, 4)))
+        goto fail_mdb;
+    what = "mdb_env_set_maxreaders";
+    if ((rc = mdb_env_set_maxreaders(s->env, STORE_MAXREADERS)))
+        goto fail_mdb;
+    what = "mdb_env_set_mapsize";
+    if ((rc = mdb_env_set_mapsize(s->env, opts->map_size ? opts->map_size : STORE_DEFAULT_MAP)))
+        goto fail_mdb;
+    what = "mdb_env_open";
+    if ((rc = mdb_env_open(s->env, opts->dir, MDB_NOTLS, 0600)))
+        goto fail_mdb;
+    int dead = 0;
+    mdb_reader_check(s->env, &dead);
+    if (dead)
+        log_info("store: cleared %d stale reader slot(s)", dead);
+    MDB_stat est;
+    mdb_env_stat(s->env, &est);
+    s->psize = est.ms_psize;
+    s->maxkey = (unsigned int)mdb_env_get_maxkeysize(s->env);
+
+    what = "mdb_txn_begin";
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)))
+        goto fail_mdb;
+    what = "mdb_dbi_open";
+    if ((rc = mdb_dbi_open(txn, "objects", MDB_CREATE, &s->dbi_obj)) ||
+        (rc = mdb_dbi_open(txn, "log", MDB_CREATE, &s->dbi_log)) ||
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta)))
+        goto fail_mdb;
+    uint64_t schema;
+    what = "read meta";
+    rc = meta_get(txn, s->dbi_meta, "schema", &schema);
+    if (rc == MDB_NOTFOUND) {
+        what = "write meta";
+        if ((rc = meta_put(txn, s->dbi_meta, "schema", STORE_SCHEMA)) ||
+            (rc = meta_put(txn, s->dbi_meta, "rev", 0)) ||
+            (rc = meta_put(txn, s->dbi_meta, "compacted", 0)))
+            goto fail_mdb;
+        s->crev = s->ccompacted = 0;
+    } else if (rc) {
+        goto fail_mdb;
+    } else if (schema != STORE_SCHEMA) {
+        if (err)
+            *err = xasprintf("store: %s: schema %llu, this program knows %d", opts->dir,
+                             (unsigned long long)schema, STORE_SCHEMA);
+        goto fail_env;
+    } else if ((rc = meta_get(txn, s->dbi_meta, "rev", &s->crev)) ||
+               (rc = meta_get(txn, s->dbi_meta, "compacted", &s->ccompacted))) {
+        goto fail_mdb;
+    }
+    what = "mdb_txn_commit";
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc)
+        goto fail_mdb;
+
+    /* An old environment may be fuller than the map asked for: grow now, no txn is open. */
+    for (;;) {
+        MDB_envinfo info;
+        mdb_env_info(s->env, &info);
+        s->mapsize = info.me_mapsize;
+        uint64_t used = ((uint64_t)info.me_last_pgno + 1) * s->psize;
+        s->st.map_size = s->mapsize;
+        s->st.map_used = used;
+        if (used * 4 <= (uint64_t)s->mapsize * 3)
+            break;
+        what = "mdb_env_set_mapsize";
+        if ((rc = mdb_env_set_mapsize(s->env, s->mapsize * 2)))
+            goto fail_mdb;
+    }
+    s->rev = s->st.rev = s->crev;
+    s->compacted = s->st.compacted = s->ccompacted;
+
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
+        if (err)
+            *err = xasprintf("store: pipe: %s", strerror(errno));
+        goto fail_env;
+    }
+    s->pipe_rd = fds[0];
+    s->pipe_wr = fds[1];
+    s->ev = event_new(base, s->pipe_rd, EV_READ | EV_PERSIST, pipe_cb, s);
+    if (!s->ev || event_add(s->ev, NULL) < 0) {
+        if (err)
+            *err = xstrdup("store: cannot watch the wake-up pipe");
+        goto fail_env;
+    }
+    if ((rc = pthread_create(&s->thread, NULL, commit_thread, s))) {
+        if (err)
+            *err = xasprintf("store: pthread_create: %s", strerror(rc));
+        goto fail_env;
+    }
+    s->thread_started = 1;
+    log_info("store: opened %s at revision %llu (compacted %llu, map %zu bytes)", opts->dir,
+             (unsigned long long)s->crev, (unsigned long long)s->ccompacted, s->mapsize);
+    *out = s;
+    return 0;
+
+fail_mdb:
+    if (err)
+        *err = xasprintf("store: %s: %s: %s", opts->dir, what, mdb_strerror(rc));
+fail_env:
+    if (txn)
+        mdb_txn_abort(txn);
+    if (s->ev)
+        event_free(s->ev);
+    if (s->pipe_rd >= 0)
+        close(s->pipe_rd);
+    if (s->pipe_wr >= 0)
+        close(s->pipe_wr);
+    if (s->env)
+        mdb_env_close(s->env);
+fail_free:
+    pthread_cond_destroy(&s->cv_loop);
+    pthread_cond_destroy(&s->cv_thread);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    return STORE_EIO;
+}
+
+void store_close(store_t *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    s->closing = 1;
+    pthread_cond_signal(&s->cv_thread);
+    /* Drive the thread to the end: deliver its batches, answer its grow requests. */
+    for (;;) {
+        struct store_batch *b = s->done_head;
+        s->done_head = s->done_tail = NULL;
+        if (b) {
+            pthread_mutex_unlock(&s->mu);
+            while (b) {
+                struct store_batch *next = b->next;
+                deliver(s, b);
+                b = next;
+            }
+            pthread_mutex_lock(&s->mu);
+            continue;
+        }
+        loop_try_grow_locked(s);
+        if (s->thread_exited)
+            break;
+        pthread_cond_wait(&s->cv_loop, &s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    if (s->readers)
+        log_err("store: closed with %d read transaction(s) still open", s->readers);
+    while (s->rtxn_free) {
+        struct store_rtxn *t = s->rtxn_free;
+        s->rtxn_free = t->next_free;
+        mdb_txn_abort(t->txn);
+        free(t);
+    }
+    event_free(s->ev);
+    close(s->pipe_rd);
+    close(s->pipe_wr);
+    mdb_env_close(s->env);
+    pthread_cond_destroy(&s->cv_loop);
+    pthread_cond_destroy(&s->cv_thread);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+uint64_t store_rev(const store_t *s)
+{
+    return s->rev;
+}
+
+uint64_t store_compacted(const store_t *s)
+{
+    return s->compacted;
+}
+
+void store_set_listener(store_t *s, store_listener_fn fn, void *arg)
+{
+    s->listener = fn;
+    s->listener_arg = arg;
+}
+
+int store_submit(store_t *s, struct store_op *op)
+{
+    op->next_ = NULL;
+    op->err_ = 0;
+    op->rev_ = 0;
+    op->type_ = 0;
+    op->val_ = op->prev_ = NULL;
+    op->val_len_ = op->prev_len_ = 0;
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping) {
+        pthread_mutex_unlock(&s->mu);
+        return STORE_ECLOSED;
+    }
+    if (s->q_tail)
+        s->q_tail->next_ = op;
+    else
+        s->q_head = op;
+    s->q_tail = op;
+    if (s->thread_idle) {
+        s->thread_idle = 0; /* one wake-up is enough */
+        pthread_cond_signal(&s->cv_thread);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+/* ---- reads ---- */
+
+int store_read_begin(store_t *s, store_rtxn_t **out)
+{
+    struct store_rtxn *t = s->rtxn_free;
+    int rc;
+    *out = NULL;
+    if (s->broken)
+        return STORE_EIO;
+    if (t) {
+        s->rtxn_free = t->next_free;
+        s->n_rtxn_free--;
+        if ((rc = mdb_txn_renew(t->txn))) {
+            log_err("store: mdb_txn_renew: %s", mdb_strerror(rc));
+            mdb_txn_abort(t->txn);
+            free(t);
+            return STORE_EIO;
+        }
+    } else {
+        t = xcalloc(1, sizeof(*t));
+        t->s = s;
+        if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->txn))) {
+            log_err("store: read: mdb_txn_begin: %s", mdb_strerror(rc));
+            free(t);
+            return STORE_EIO;
+        }
+    }
+    size_t id = mdb_txn_id(t->txn);
+    if (id != s->meta_txnid || !id) {
+        if ((rc = meta_get(t->txn, s->dbi_meta, "rev", &s->meta_rev)) ||
+            (rc = meta_get(t->txn, s->dbi_meta, "compacted", &s->meta_compacted))) {
+            log_err("store: read meta: %s", mdb_strerror(rc));
+            mdb_txn_abort(t->txn);
+            free(t);
+            return STORE_EIO;
+        }
+        s->meta_txnid = id;
+    }
+    t->rev = s->meta_rev;
+    t->compacted = s->meta_compacted;
+    s->readers++;
+    *out = t;
+    return 0;
+}
+
+void store_read_end(store_rtxn_t *t)
+{
+    if (!t)
+        return;
+    store_t *s = t->s;
+    if (s->n_rtxn_free < STORE_RTXN_CACHE) {
+        mdb_txn_reset(t->txn);
+        t->next_free = s->rtxn_free;
+        s->rtxn_free = t;
+        s->n_rtxn_free++;
+    } else {
+        mdb_txn_abort(t->txn);
+        free(t);
+    }
+    if (--s->readers == 0) {
+        pthread_mutex_lock(&s->mu);
+        loop_try_grow_locked(s);
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+uint64_t store_rtxn_rev(const store_rtxn_t *t)
+{
+    return t->rev;
+}
+
+int store_get(store_rtxn_t *t, const char *key, size_t key_len, const void **val, size_t *val_len)
+{
+    MDB_val k = {key_len, (void *)key}, v;
+    int rc = mdb_get(t->txn, t->s->dbi_obj, &k, &v);
+    if (rc == MDB_NOTFOUND || rc == MDB_BAD_VALSIZE)
+        return STORE_ENOTFOUND;
+    if (rc) {
+        log_err("store: get: %s", mdb_strerror(rc));
+        return STORE_EIO;
+    }
+    *val = v.mv_data;
+    *val_len = v.mv_size;
+    return 0;
+}
+
+/* LMDB's default key order: memcmp, then length. */
+static int key_cmp(const void *a, size_t al, const void *b, size_t bl)
+{
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c ? c : al < bl ? -1 : al > bl;
+}
+
+int store_scan(store_rtxn_t *t, const char *prefix, size_t prefix_len, const char *start_after,
+               size_t start_after_len, store_scan_fn fn, void *arg)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->dbi_obj, &c);
+    if (rc) {
+        log_err("store: scan: mdb_cursor_open: %s", mdb_strerror(rc));
+        return STORE_EIO;
+    }
+    MDB_val k = {prefix_len, (void *)prefix}, v;
+    if (start_after && key_cmp(start_after, start_after_len, prefix, prefix_len) > 0) {
+        k.mv_size = start_after_len;
+        k.mv_data = (void *)start_after;
+    }
+    if (k.mv_size == 0 || k.mv_size > t->s->maxkey)
+        rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    else
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (start_after && key_cmp(k.mv_data, k.mv_size, start_after, start_after_len) <= 0)
+            continue;
+        if (k.mv_size < prefix_len || memcmp(k.mv_data, prefix, prefix_len) != 0) {
+            if (key_cmp(k.mv_data, k.mv_size, prefix, prefix_len) > 0)
+                break;
+            continue;
+        }
+        if (fn(k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg))
+            break;
+    }
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND) {
+        log_err("store: scan: %s", mdb_strerror(rc));
+        return STORE_EIO;
+    }
+    return 0;
+}
+
+int store_log_scan(store_rtxn_t *t, uint64_t after, store_log_fn fn, void *arg)
+{
+    if (after < t->compacted)
+        return STORE_ECOMPACTED;
+    if (after >= t->rev)
+        return 0;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->dbi_log, &c), ret = 0;
+    if (rc) {
+        log_err("store: log scan: mdb_cursor_open: %s", mdb_strerror(rc));
+        return STORE_EIO;
+    }
+    uint8_t kb[8];
+    be64_put(kb, after + 1);
+    MDB_val k = {8, kb}, v;
+    uint64_t want = after + 1;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        uint64_t r = k.mv_size == 8 ? be64_get(k.mv_data) : 0;
+        if (r > t->rev)
+            break;
+        struct store_change ch;
+        if (r != want || logrec_decode(r, &v, &ch)) {
+            log_err("store: log record %llu is corrupt (expected %llu)", (unsigned long long)r,
+                    (unsigned long long)want);
+            ret = STORE_EIO;
+            break;
+        }
+        want++;
+        if (fn(&ch, arg))
+            break;
+    }
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND) {
+        log_err("store: log scan: %s", mdb_strerror(rc));
+        ret = STORE_EIO;
+    }
+    return ret;
+}
+
+/* ---- stats, backup ---- */
+
+void store_get_stats(store_t *s, struct store_stats *out)
+{
+    pthread_mutex_lock(&s->mu);
+    *out = s->st;
+    pthread_mutex_unlock(&s->mu);
+    out->rev = s->rev;
+    out->compacted = s->compacted;
+}
+
+int store_backup(store_t *s, const char *path, char **err)
+{
+    char *tmp = xasprintf("%s.tmp", path);
+    int fd = -1, rc = STORE_EIO;
+    if (err)
+        *err = NULL;
+    if (s->broken) {
+        if (err)
+            *err = xstrdup("store: backup: the store is broken");
+        goto out;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        if (err)
+            *err = xasprintf("store: backup: open %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    int mrc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+    if (mrc) {
+        if (err)
+            *err = xasprintf("store: backup to %s: mdb_env_copyfd2: %s", path, mdb_strerror(mrc));
+        rc = errno_is_full(mrc) ? STORE_EFULL : STORE_EIO;
+        goto out;
+    }
+    if (fsync(fd) < 0) {
+        if (err)
+            *err = xasprintf("store: backup: fsync %s: %s", tmp, strerror(errno));
+        rc = errno_is_full(errno) ? STORE_EFULL : STORE_EIO;
+        goto out;
+    }
+    close(fd);
+    fd = -1;
+    if (rename(tmp, path) < 0) {
+        if (err)
+            *err = xasprintf("store: backup: rename %s to %s: %s", tmp, path, strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    if (fd >= 0) {
+        close(fd);
+        unlink(tmp);
+    }
+    free(tmp);
+    return rc;
+}

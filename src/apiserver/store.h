@@ -95,7 +95,9 @@ struct store_op;
  * *out_len; to delete: set *del = 1; to change nothing and succeed: leave
  * both. Return 0, or a negative code (use STORE_EAPP - n for your own) to
  * fail this op alone; other ops in the batch go on. Must be thread-safe:
- * touch only the op and the bytes given.
+ * touch only the op and the bytes given. apply runs exactly once per op
+ * (a batch retried after the map grew reuses its result). *del = 1 on an
+ * absent key fails the op with STORE_ENOTFOUND; *del wins over *out.
  */
 typedef int (*store_apply_fn)(struct store_op *op, const void *cur, size_t cur_len, uint64_t rev,
                               void **out, size_t *out_len, int *del);
@@ -123,7 +125,11 @@ struct store_op {
     size_t prev_len_;
 };
 
-/* Queues op; it commits with the next batch. Returns 0 or STORE_ECLOSED (done is not called). */
+/*
+ * Queues op; it commits with the next batch. Returns 0 or STORE_ECLOSED (done
+ * is not called). Keys must be 1..511 bytes (LMDB's limit); a longer key fails
+ * the op with STORE_EIO.
+ */
 int store_submit(store_t *s, struct store_op *op);
 
 /* ---- reads (loop thread; never wait on writers) ---- */
@@ -131,7 +137,11 @@ int store_submit(store_t *s, struct store_op *op);
 /* A read snapshot. Values returned through it stay valid until store_read_end. */
 int store_read_begin(store_t *s, store_rtxn_t **out);
 void store_read_end(store_rtxn_t *t);
-/* The revision the snapshot was taken at. */
+/*
+ * The revision the snapshot was taken at. It may be ahead of store_rev():
+ * changes committed but not yet delivered are visible to reads at once and
+ * reach the listener (and ops' done) shortly after.
+ */
 uint64_t store_rtxn_rev(const store_rtxn_t *t);
 
 /* Returns 0 with *val pointing into the map, or STORE_ENOTFOUND. */
@@ -161,7 +171,12 @@ struct store_stats {
     uint64_t rev, compacted, commits, ops, fsync_ns_total, map_size, map_used, batch_max;
 };
 void store_get_stats(store_t *s, struct store_stats *out);
-/* Online, consistent, compacted copy of the environment to path (a file). */
+/*
+ * Online, consistent, compacted copy of the environment to path (a file,
+ * written as path.tmp then renamed; open it as data.mdb of a directory, or
+ * with MDB_NOSUBDIR). Runs on the loop thread and blocks it for the copy;
+ * writes keep committing meanwhile. 0, STORE_EFULL or STORE_EIO (*err says why).
+ */
 int store_backup(store_t *s, const char *path, char **err);
 
 #endif

@@ -1,2 +1,963 @@
-/* gcl: placeholder, to be written (see gcl.h). */
+/*
+ * gcl: the gRPC client over HTTP/2 (nghttp2 1.52 + libevent 2.1). See gcl.h.
+ *
+ * A gcl_t has at most one live connection (struct gconn) at a time; it is
+ * opened by the first call and dropped when it breaks or the server sends
+ * GOAWAY (a connection draining after GOAWAY keeps its open calls until
+ * they end). The nghttp2 session is created with the connection, so
+ * requests are submitted at once and their bytes wait in the bufferevent
+ * until the socket connects.
+ *
+ * A call's memory lives until its stream closes (or the connection goes),
+ * but the user sees it only until on_done returns: `done` marks that the
+ * user is finished with it. Output is pulled from nghttp2 after each read
+ * batch, or from a deferred event when the user submits from outside a
+ * read (never from inside an nghttp2 callback).
+ */
 #include "config.h"
+#include "gcl.h"
+#include "grpc.h"
+#include "util.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/util.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#define GCL_MAX_RESP (64u << 20) /* cap on one response message */
+#define OUT_HIGH (256 * 1024)
+
+struct gconn {
+    gcl_t *g; /* NULL once detached from its gcl (draining or zombie) */
+    struct gconn *next; /* g->conns */
+    struct event_base *base;
+    struct bufferevent *bev;
+    nghttp2_session *ngh;
+    struct event *flush_ev;
+    struct event *connect_timer;
+    char *addr;
+    gcl_call_t *calls;
+    int connected;
+    int in_recv;
+    int dying;
+    int zombie; /* freed by the read callback after mem_recv returns */
+    int goaway;
+    int connect_errno; /* errno seen by connect() itself (refused at once) */
+    char *fail_msg;    /* connect() failed at once: report this from the loop */
+};
+
+struct gcl {
+    struct event_base *base;
+    char *addr;
+    char *authority;
+    char *bearer; /* "Bearer xyz" or NULL */
+    int connect_timeout_ms;
+    int is_unix;
+    struct sockaddr_storage ss;
+    int sslen;
+    char *host; /* for connect_hostname when not numeric */
+    int port;
+    struct gconn *cur;   /* where new calls go */
+    struct gconn *conns; /* every connection, cur included */
+};
+
+struct gcl_call {
+    struct gconn *conn;
+    gcl_call_t *prev, *next;
+    int32_t sid;
+    gcl_msg_fn on_msg;
+    gcl_done_fn on_done;
+    void *arg;
+    char *path;
+    char timeout_hdr[16];
+    struct event *timer;
+    int timeout_ms;
+    /* request queue */
+    rbuf_t **q;
+    size_t qhead, qn, qcap, qoff;
+    unsigned send_closed : 1;
+    unsigned deferred : 1;
+    unsigned done : 1;
+    unsigned got_headers : 1;
+    unsigned end_sent : 1; /* our END_STREAM went out */
+    /* response */
+    uint8_t *rb;
+    size_t rlen, rcap;
+    int http_status;
+    int grpc_status; /* -1 until seen */
+    char *grpc_message;
+    char *err; /* a local error decided while receiving */
+    int err_code;
+};
+
+static void gconn_fail(struct gconn *c, const char *why);
+static void gconn_free(struct gconn *c);
+
+/* ---------------------------------------------------------------- calls */
+
+static void call_unlink(gcl_call_t *call)
+{
+    struct gconn *c = call->conn;
+    if (call->prev)
+        call->prev->next = call->next;
+    else if (c)
+        c->calls = call->next;
+    if (call->next)
+        call->next->prev = call->prev;
+    call->prev = call->next = NULL;
+}
+
+static void call_destroy(gcl_call_t *call)
+{
+    while (call->qn) {
+        rbuf_unref(call->q[call->qhead]);
+        call->qhead = (call->qhead + 1) % call->qcap;
+        call->qn--;
+    }
+    free(call->q);
+    if (call->timer)
+        event_free(call->timer);
+    free(call->rb);
+    free(call->grpc_message);
+    free(call->err);
+    free(call->path);
+    free(call);
+}
+
+/* Reports the end to the user once. */
+static void call_done(gcl_call_t *call, int code, const char *msg)
+{
+    if (call->done)
+        return;
+    call->done = 1;
+    if (call->timer)
+        event_del(call->timer);
+    if (call->on_done)
+        call->on_done(call, code, msg ? msg : "", call->arg);
+}
+
+static void q_push(gcl_call_t *c, rbuf_t *b)
+{
+    if (c->qn == c->qcap) {
+        size_t ncap = c->qcap ? c->qcap * 2 : 4;
+        rbuf_t **nq = xmalloc(ncap * sizeof(*nq));
+        for (size_t i = 0; i < c->qn; i++)
+            nq[i] = c->q[(c->qhead + i) % c->qcap];
+        free(c->q);
+        c->q = nq;
+        c->qcap = ncap;
+        c->qhead = 0;
+    }
+    c->q[(c->qhead + c->qn) % c->qcap] = b;
+    c->qn++;
+}
+
+static void gconn_kick(struct gconn *c)
+{
+    if (c->in_recv || c->dying)
+        return;
+    event_active(c->flush_ev, EV_WRITE, 0);
+}
+
+static ssize_t req_read_cb(nghttp2_session *ngh, int32_t sid, uint8_t *buf, size_t length,
+                           uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+    (void)ngh, (void)sid, (void)user;
+    gcl_call_t *c = src->ptr;
+    size_t n = 0;
+    while (n < length && c->qn) {
+        rbuf_t *b = c->q[c->qhead];
+        size_t k = b->len - c->qoff;
+        if (k > length - n)
+            k = length - n;
+        memcpy(buf + n, b->data + c->qoff, k);
+        n += k;
+        c->qoff += k;
+        if (c->qoff == b->len) {
+            rbuf_unref(b);
+            c->qhead = (c->qhead + 1) % c->qcap;
+            c->qn--;
+            c->qoff = 0;
+        }
+    }
+    if (c->qn == 0 && (c->send_closed || c->done)) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        c->end_sent = 1;
+        return (ssize_t)n;
+    }
+    if (n == 0) {
+        c->deferred = 1;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    return (ssize_t)n;
+}
+
+/* ---------------------------------------------------------------- nghttp2 callbacks */
+
+static int on_header(nghttp2_session *ngh, const nghttp2_frame *f, const uint8_t *name,
+                     size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *user)
+{
+    (void)flags, (void)user;
+    if (f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    gcl_call_t *c = nghttp2_session_get_stream_user_data(ngh, f->hd.stream_id);
+    if (!c || c->done)
+        return 0;
+    if (nlen == 7 && memcmp(name, ":status", 7) == 0) {
+        c->http_status = 0;
+        for (size_t i = 0; i < vlen && i < 4; i++)
+            c->http_status = c->http_status * 10 + (value[i] - '0');
+    } else if (nlen == 11 && memcmp(name, "grpc-status", 11) == 0) {
+        int v = 0;
+        for (size_t i = 0; i < vlen && i < 6; i++) {
+            if (value[i] < '0' || value[i] > '9') {
+                v = GRPC_UNKNOWN;
+                break;
+            }
+            v = v * 10 + (value[i] - '0');
+        }
+        c->grpc_status = v;
+    } else if (nlen == 12 && memcmp(name, "grpc-message", 12) == 0) {
+        free(c->grpc_message);
+        c->grpc_message = grpc_message_decode((const char *)value, vlen);
+    }
+    return 0;
+}
+
+static void call_set_err(gcl_call_t *c, int code, const char *msg)
+{
+    if (c->err)
+        return;
+    c->err = xstrdup(msg);
+    c->err_code = code;
+}
+
+static int on_data_chunk(nghttp2_session *ngh, uint8_t flags, int32_t sid, const uint8_t *d,
+                         size_t n, void *user)
+{
+    (void)flags, (void)user;
+    gcl_call_t *c = nghttp2_session_get_stream_user_data(ngh, sid);
+    if (!c || c->done || c->err)
+        return 0;
+    if (c->rlen + n > c->rcap) {
+        size_t cap = c->rcap ? c->rcap : 512;
+        while (cap < c->rlen + n)
+            cap *= 2;
+        c->rb = xrealloc(c->rb, cap);
+        c->rcap = cap;
+    }
+    memcpy(c->rb + c->rlen, d, n);
+    c->rlen += n;
+    size_t off = 0;
+    while (!c->done) {
+        uint32_t mlen;
+        int r = grpc_frame_peek(c->rb + off, c->rlen - off, &mlen);
+        if (r == 0)
+            break;
+        if (r < 0) {
+            call_set_err(c, GRPC_INTERNAL, "compressed response messages are not supported");
+            nghttp2_submit_rst_stream(ngh, NGHTTP2_FLAG_NONE, sid, NGHTTP2_CANCEL);
+            break;
+        }
+        if (mlen > GCL_MAX_RESP) {
+            char m[96];
+            snprintf(m, sizeof(m), "grpc: received message larger than max (%u vs. %u)", mlen,
+                     GCL_MAX_RESP);
+            call_set_err(c, GRPC_RESOURCE_EXHAUSTED, m);
+            nghttp2_submit_rst_stream(ngh, NGHTTP2_FLAG_NONE, sid, NGHTTP2_CANCEL);
+            break;
+        }
+        if (c->rlen - off - GRPC_FRAME_HDR < mlen)
+            break;
+        if (c->on_msg)
+            c->on_msg(c, c->rb + off + GRPC_FRAME_HDR, mlen, c->arg);
+        off += GRPC_FRAME_HDR + mlen;
+    }
+    if (c->err) {
+        c->rlen = 0;
+        return 0;
+    }
+    if (off) {
+        memmove(c->rb, c->rb + off, c->rlen - off);
+        c->rlen -= off;
+    }
+    return 0;
+}
+
+static int http_to_grpc(int st)
+{
+    switch (st) {
+    case 400:
+        return GRPC_INTERNAL;
+    case 401:
+        return GRPC_UNAUTHENTICATED;
+    case 403:
+        return GRPC_PERMISSION_DENIED;
+    case 404:
+        return GRPC_UNIMPLEMENTED;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+        return GRPC_UNAVAILABLE;
+    default:
+        return GRPC_UNKNOWN;
+    }
+}
+
+/* The server ended the stream (END_STREAM): settle the status. */
+static void call_finish_from_response(gcl_call_t *c)
+{
+    char m[128];
+    if (c->err) {
+        call_done(c, c->err_code, c->err);
+    } else if (c->http_status != 200) {
+        snprintf(m, sizeof(m), "unexpected HTTP status %d from server", c->http_status);
+        call_done(c, http_to_grpc(c->http_status), m);
+    } else if (c->grpc_status < 0) {
+        call_done(c, GRPC_INTERNAL, "server sent no grpc-status");
+    } else if (c->grpc_status == GRPC_OK && c->rlen) {
+        call_done(c, GRPC_INTERNAL, "response ended inside a message");
+    } else {
+        call_done(c, c->grpc_status, c->grpc_message);
+    }
+}
+
+static int on_frame_recv(nghttp2_session *ngh, const nghttp2_frame *f, void *user)
+{
+    struct gconn *conn = user;
+    if (f->hd.type == NGHTTP2_GOAWAY) {
+        conn->goaway = 1;
+        if (conn->g && conn->g->cur == conn)
+            conn->g->cur = NULL;
+        return 0;
+    }
+    if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
+        return 0;
+    gcl_call_t *c = nghttp2_session_get_stream_user_data(ngh, f->hd.stream_id);
+    if (!c || c->done)
+        return 0;
+    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_RESPONSE)
+        c->got_headers = 1;
+    if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+        call_finish_from_response(c);
+        if (!c->end_sent)
+            nghttp2_submit_rst_stream(ngh, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
+    }
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *ngh, int32_t sid, uint32_t err, void *user)
+{
+    struct gconn *conn = user;
+    gcl_call_t *c = nghttp2_session_get_stream_user_data(ngh, sid);
+    if (!c)
+        return 0;
+    nghttp2_session_set_stream_user_data(ngh, sid, NULL);
+    if (!c->done) {
+        char m[160];
+        int code;
+        if (c->err) {
+            code = c->err_code;
+            snprintf(m, sizeof(m), "%s", c->err);
+        } else if (err == NGHTTP2_REFUSED_STREAM) {
+            code = GRPC_UNAVAILABLE;
+            snprintf(m, sizeof(m), "stream refused by %s", conn->addr);
+        } else if (err == NGHTTP2_CANCEL) {
+            code = GRPC_CANCELLED;
+            snprintf(m, sizeof(m), "stream cancelled by %s", conn->addr);
+        } else if (err == NGHTTP2_ENHANCE_YOUR_CALM) {
+            code = GRPC_RESOURCE_EXHAUSTED;
+            snprintf(m, sizeof(m), "stream reset by %s: ENHANCE_YOUR_CALM", conn->addr);
+        } else {
+            code = GRPC_INTERNAL;
+            snprintf(m, sizeof(m), "stream reset by %s (HTTP/2 error %s)", conn->addr,
+                     nghttp2_http2_strerror(err));
+        }
+        call_done(c, code, m);
+    }
+    call_unlink(c);
+    call_destroy(c);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- connection */
+
+static nghttp2_session_callbacks *client_cbs(void)
+{
+    static nghttp2_session_callbacks *cbs;
+    if (!cbs) {
+        nghttp2_session_callbacks_new(&cbs);
+        nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+        nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    }
+    return cbs;
+}
+
+/* Pulls frames into the output buffer; returns -1 if the connection failed (and is freed). */
+static int gconn_send(struct gconn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    while (evbuffer_get_length(out) < OUT_HIGH) {
+        const uint8_t *data;
+        ssize_t n = nghttp2_session_mem_send(c->ngh, &data);
+        if (n < 0) {
+            char m[160];
+            snprintf(m, sizeof(m), "connection to %s failed: %s", c->addr,
+                     nghttp2_strerror((int)n));
+            gconn_fail(c, m);
+            return -1;
+        }
+        if (n == 0)
+            break;
+        evbuffer_add(out, data, (size_t)n);
+    }
+    return 0;
+}
+
+/* A detached connection with nothing left to do goes away. */
+static void gconn_maybe_reap(struct gconn *c)
+{
+    if (c->dying || c->in_recv)
+        return;
+    if (c->zombie || ((!c->g || c->g->cur != c) && !c->calls &&
+                      evbuffer_get_length(bufferevent_get_output(c->bev)) == 0))
+        gconn_free(c);
+}
+
+static void gconn_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct gconn *c = arg;
+    if (c->fail_msg) {
+        for (gcl_call_t *call = c->calls; call; call = call->next)
+            call_done(call, GRPC_UNAVAILABLE, c->fail_msg);
+        gconn_free(c);
+        return;
+    }
+    if (gconn_send(c) < 0)
+        return;
+    gconn_maybe_reap(c);
+}
+
+static void gconn_readcb(struct bufferevent *bev, void *arg)
+{
+    struct gconn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    c->in_recv = 1;
+    while (evbuffer_get_length(in) && !c->zombie) {
+        struct evbuffer_iovec v[16];
+        int nv = evbuffer_peek(in, -1, NULL, v, 16);
+        size_t used = 0;
+        for (int i = 0; i < nv && i < 16 && !c->zombie; i++) {
+            ssize_t r = nghttp2_session_mem_recv(c->ngh, v[i].iov_base, v[i].iov_len);
+            if (r < 0) {
+                c->in_recv = 0;
+                char m[160];
+                snprintf(m, sizeof(m), "connection to %s failed: %s", c->addr,
+                         nghttp2_strerror((int)r));
+                gconn_fail(c, m);
+                return;
+            }
+            used += (size_t)r;
+        }
+        evbuffer_drain(in, used);
+    }
+    c->in_recv = 0;
+    if (c->zombie) {
+        gconn_free(c);
+        return;
+    }
+    if (gconn_send(c) < 0)
+        return;
+    if (!nghttp2_session_want_read(c->ngh) && !nghttp2_session_want_write(c->ngh)) {
+        char m[160];
+        snprintf(m, sizeof(m), "connection to %s lost", c->addr);
+        gconn_fail(c, m);
+        return;
+    }
+    gconn_maybe_reap(c);
+}
+
+static void gconn_writecb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct gconn *c = arg;
+    if (gconn_send(c) < 0)
+        return;
+    gconn_maybe_reap(c);
+}
+
+static void gconn_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+    struct gconn *c = arg;
+    char m[256];
+    if (what & BEV_EVENT_CONNECTED) {
+        c->connected = 1;
+        if (c->connect_timer)
+            event_del(c->connect_timer);
+        int fd = bufferevent_getfd(bev), one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        return;
+    }
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
+        return;
+    if (!c->connected) {
+        int e = 0, fd = bufferevent_getfd(bev);
+        socklen_t el = sizeof(e);
+        if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0 || !e)
+            e = c->connect_errno ? c->connect_errno : EVUTIL_SOCKET_ERROR();
+        int dnse = bufferevent_socket_get_dns_error(bev);
+        if (dnse)
+            snprintf(m, sizeof(m), "connect to %s: %s", c->addr, evutil_gai_strerror(dnse));
+        else
+            snprintf(m, sizeof(m), "connect to %s: %s", c->addr,
+                     (what & BEV_EVENT_EOF) || !e ? "Connection closed" : strerror(e));
+    } else {
+        snprintf(m, sizeof(m), "connection to %s lost", c->addr);
+    }
+    gconn_fail(c, m);
+}
+
+static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct gconn *c = arg;
+    char m[160];
+    snprintf(m, sizeof(m), "connect to %s: %s", c->addr, strerror(ETIMEDOUT));
+    gconn_fail(c, m);
+}
+
+static void gconn_detach(struct gconn *c)
+{
+    gcl_t *g = c->g;
+    if (!g)
+        return;
+    if (g->cur == c)
+        g->cur = NULL;
+    for (struct gconn **pp = &g->conns; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    c->g = NULL;
+}
+
+/* Fails every open call with UNAVAILABLE and frees the connection. */
+static void gconn_fail(struct gconn *c, const char *why)
+{
+    if (c->dying)
+        return;
+    gconn_detach(c);
+    c->dying = 1;
+    for (gcl_call_t *call = c->calls; call; call = call->next)
+        call_done(call, GRPC_UNAVAILABLE, why);
+    if (c->in_recv) {
+        c->zombie = 1;
+        return;
+    }
+    gconn_free(c);
+}
+
+static void gconn_free(struct gconn *c)
+{
+    gconn_detach(c);
+    c->dying = 1;
+    while (c->calls) {
+        gcl_call_t *call = c->calls;
+        call_unlink(call);
+        call_done(call, GRPC_UNAVAILABLE, "connection closed");
+        call_destroy(call);
+    }
+    if (c->ngh)
+        nghttp2_session_del(c->ngh);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    event_free(c->flush_ev);
+    if (c->connect_timer)
+        event_free(c->connect_timer);
+    free(c->addr);
+    free(c->fail_msg);
+    free(c);
+}
+
+static struct gconn *gconn_open(gcl_t *g)
+{
+    struct gconn *c = xcalloc(1, sizeof(*c));
+    c->g = g;
+    c->base = g->base;
+    c->addr = xstrdup(g->addr);
+    c->flush_ev = event_new(g->base, -1, 0, gconn_flush_cb, c);
+    c->bev = bufferevent_socket_new(g->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(c->bev, gconn_readcb, gconn_writecb, gconn_eventcb, c);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 64 * 1024, 0);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    nghttp2_session_client_new(&c->ngh, client_cbs(), c);
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+    };
+    nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, iv, ARRAY_SIZE(iv));
+    nghttp2_session_set_local_window_size(c->ngh, NGHTTP2_FLAG_NONE, 0, 16 << 20);
+    c->next = g->conns;
+    g->conns = c;
+    g->cur = c;
+    int timeout = g->connect_timeout_ms;
+    if (timeout > 0) {
+        c->connect_timer = evtimer_new(g->base, connect_timeout_cb, c);
+        struct timeval tv = {timeout / 1000, (timeout % 1000) * 1000};
+        evtimer_add(c->connect_timer, &tv);
+    }
+    int r;
+    errno = 0;
+    if (g->host)
+        r = bufferevent_socket_connect_hostname(c->bev, NULL, AF_UNSPEC, g->host, g->port);
+    else
+        r = bufferevent_socket_connect(c->bev, (struct sockaddr *)&g->ss, g->sslen);
+    if (r < 0) {
+        /* the event callback may already have reported it; otherwise do it on the loop */
+        int e = errno ? errno : ECONNREFUSED;
+        char m[256];
+        snprintf(m, sizeof(m), "connect to %s: %s", c->addr, strerror(e));
+        gconn_detach(c);
+        c->dying = 1; /* the caller adds its call, the flush event fails it */
+        c->fail_msg = xstrdup(m);
+        event_active(c->flush_ev, EV_WRITE, 0);
+        return c;
+    }
+    if (errno == ECONNREFUSED)
+        c->connect_errno = errno;
+    return c;
+}
+
+/* ---------------------------------------------------------------- timers */
+
+static void call_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    gcl_call_t *c = arg;
+    char m[96];
+    snprintf(m, sizeof(m), "deadline exceeded after %dms", c->timeout_ms);
+    if (c->done)
+        return;
+    call_done(c, GRPC_DEADLINE_EXCEEDED, m);
+    if (c->conn && !c->conn->dying) {
+        nghttp2_submit_rst_stream(c->conn->ngh, NGHTTP2_FLAG_NONE, c->sid, NGHTTP2_CANCEL);
+        gconn_kick(c->conn);
+    }
+}
+
+/* A call that never got a stream: report its error from the loop and drop it. */
+static void call_fail_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    gcl_call_t *c = arg;
+    struct gconn *conn = c->conn;
+    call_done(c, c->err_code, c->err);
+    call_unlink(c);
+    call_destroy(c);
+    gconn_maybe_reap(conn);
+}
+
+/* ---------------------------------------------------------------- public */
+
+gcl_t *gcl_new(struct event_base *base, const char *addr, const struct gcl_opts *opts)
+{
+    gcl_t *g = xcalloc(1, sizeof(*g));
+    g->base = base;
+    g->addr = xstrdup(addr);
+    g->connect_timeout_ms = opts && opts->connect_timeout_ms ? opts->connect_timeout_ms : 3000;
+    if (opts && opts->bearer_token)
+        g->bearer = xasprintf("Bearer %s", opts->bearer_token);
+    if (strncmp(addr, "unix:", 5) == 0) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&g->ss;
+        const char *p = addr + 5;
+        if (!*p || strlen(p) >= sizeof(un->sun_path)) {
+            log_err("gcl: %s: bad unix socket path", addr);
+            goto fail;
+        }
+        un->sun_family = AF_UNIX;
+        strcpy(un->sun_path, p);
+        g->sslen = sizeof(*un);
+        g->is_unix = 1;
+        g->authority = xstrdup("localhost");
+        return g;
+    }
+    g->sslen = sizeof(g->ss);
+    const char *colon = strrchr(addr, ':');
+    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&g->ss, &g->sslen) == 0 && colon) {
+        g->authority = xstrdup(addr);
+        return g;
+    }
+    /* a host name ("localhost:6443"): resolved by libevent at connect time */
+    if (!colon || colon == addr || !colon[1]) {
+        log_err("gcl: %s: expected host:port or unix:/path", addr);
+        goto fail;
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port <= 0 || port > 65535) {
+        log_err("gcl: %s: bad port", addr);
+        goto fail;
+    }
+    g->host = xstrndup(addr, (size_t)(colon - addr));
+    g->port = (int)port;
+    g->authority = xstrdup(addr);
+    return g;
+fail:
+    free(g->addr);
+    free(g->bearer);
+    free(g);
+    return NULL;
+}
+
+void gcl_free(gcl_t *g)
+{
+    if (!g)
+        return;
+    while (g->conns) {
+        struct gconn *c = g->conns;
+        gconn_detach(c);
+        c->dying = 1;
+        for (gcl_call_t *call = c->calls; call; call = call->next)
+            call_done(call, GRPC_CANCELLED, "client closed");
+        if (c->in_recv)
+            c->zombie = 1;
+        else
+            gconn_free(c);
+    }
+    free(g->addr);
+    free(g->authority);
+    free(g->bearer);
+    free(g->host);
+    free(g);
+}
+
+const char *gcl_addr(const gcl_t *g)
+{
+    return g->addr;
+}
+
+static gcl_call_t *call_start(gcl_t *g, const char *path, rbuf_t *first, int close_send,
+                              gcl_msg_fn on_msg, gcl_done_fn on_done, void *arg, int timeout_ms)
+{
+    gcl_call_t *call = xcalloc(1, sizeof(*call));
+    call->on_msg = on_msg;
+    call->on_done = on_done;
+    call->arg = arg;
+    call->path = xstrdup(path);
+    call->grpc_status = -1;
+    call->timeout_ms = timeout_ms;
+    call->send_closed = close_send ? 1 : 0;
+    if (first)
+        q_push(call, first);
+    struct gconn *c = g->cur;
+    if (c && (c->goaway || c->dying))
+        c = NULL;
+    if (!c)
+        c = gconn_open(g);
+    call->conn = c;
+    call->next = c->calls;
+    if (c->calls)
+        c->calls->prev = call;
+    c->calls = call;
+    if (c->dying) {
+        /* connect() failed at once: report from the loop, never from inside this call */
+        return call;
+    }
+    nghttp2_nv nv[8];
+    size_t n = 0;
+#define NV(nm, v, fl)                                                                              \
+    nv[n++] = (nghttp2_nv){(uint8_t *)(nm), (uint8_t *)(v), strlen(nm), strlen(v), (fl)}
+    const uint8_t nc = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+    NV(":method", "POST", nc);
+    NV(":scheme", "http", nc);
+    NV(":path", call->path, NGHTTP2_NV_FLAG_NO_COPY_NAME);
+    NV(":authority", g->authority, NGHTTP2_NV_FLAG_NO_COPY_NAME);
+    NV("content-type", "application/grpc", nc);
+    NV("te", "trailers", nc);
+    if (g->bearer)
+        NV("authorization", g->bearer, NGHTTP2_NV_FLAG_NO_COPY_NAME);
+    if (timeout_ms > 0) {
+        snprintf(call->timeout_hdr, sizeof(call->timeout_hdr), "%dm", timeout_ms);
+        NV("grpc-timeout", call->timeout_hdr, NGHTTP2_NV_FLAG_NO_COPY_NAME);
+    }
+#undef NV
+    nghttp2_data_provider dp = {.source.ptr = call, .read_callback = req_read_cb};
+    int32_t sid = nghttp2_submit_request(c->ngh, NULL, nv, n, &dp, call);
+    if (sid < 0) {
+        /* out of stream ids or the like: this connection is done for new calls */
+        char m[160];
+        snprintf(m, sizeof(m), "cannot start a call on %s: %s", c->addr,
+                 nghttp2_strerror(sid));
+        call_set_err(call, GRPC_UNAVAILABLE, m);
+        if (g->cur == c)
+            g->cur = NULL;
+        c->goaway = 1;
+        call->sid = -1;
+        call->timer = evtimer_new(g->base, call_fail_cb, call);
+        struct timeval tv0 = {0, 0};
+        evtimer_add(call->timer, &tv0);
+        return call;
+    }
+    call->sid = sid;
+    if (timeout_ms > 0) {
+        call->timer = evtimer_new(g->base, call_timeout_cb, call);
+        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+        evtimer_add(call->timer, &tv);
+    }
+    gconn_kick(c);
+    return call;
+}
+
+gcl_call_t *gcl_call_raw(gcl_t *g, const char *path, const void *req, size_t len,
+                         gcl_msg_fn on_msg, gcl_done_fn on_done, void *arg, int timeout_ms)
+{
+    rbuf_t *b = rbuf_alloc(GRPC_FRAME_HDR + len);
+    grpc_frame_hdr(b->data, (uint32_t)len);
+    if (len)
+        memcpy(b->data + GRPC_FRAME_HDR, req, len);
+    return call_start(g, path, b, 1, on_msg, on_done, arg, timeout_ms);
+}
+
+gcl_call_t *gcl_call(gcl_t *g, const char *path, const ProtobufCMessage *req, gcl_msg_fn on_msg,
+                     gcl_done_fn on_done, void *arg, int timeout_ms)
+{
+    size_t len = protobuf_c_message_get_packed_size(req);
+    rbuf_t *b = rbuf_alloc(GRPC_FRAME_HDR + len);
+    grpc_frame_hdr(b->data, (uint32_t)len);
+    protobuf_c_message_pack(req, b->data + GRPC_FRAME_HDR);
+    return call_start(g, path, b, 1, on_msg, on_done, arg, timeout_ms);
+}
+
+gcl_call_t *gcl_call_bidi(gcl_t *g, const char *path, gcl_msg_fn on_msg, gcl_done_fn on_done,
+                          void *arg)
+{
+    return call_start(g, path, NULL, 0, on_msg, on_done, arg, 0);
+}
+
+static void call_resume(gcl_call_t *c)
+{
+    if (!c->conn || c->conn->dying || c->sid <= 0)
+        return;
+    if (c->deferred) {
+        c->deferred = 0;
+        nghttp2_session_resume_data(c->conn->ngh, c->sid);
+    }
+    gconn_kick(c->conn);
+}
+
+int gcl_call_send(gcl_call_t *c, const ProtobufCMessage *m)
+{
+    if (c->done || c->send_closed)
+        return -1;
+    size_t len = protobuf_c_message_get_packed_size(m);
+    rbuf_t *b = rbuf_alloc(GRPC_FRAME_HDR + len);
+    grpc_frame_hdr(b->data, (uint32_t)len);
+    protobuf_c_message_pack(m, b->data + GRPC_FRAME_HDR);
+    q_push(c, b);
+    call_resume(c);
+    return 0;
+}
+
+/* Bidi: sends one pre-packed message (no 5-byte header). Returns 0 or -1 if the call ended. */
+int gcl_call_send_raw(gcl_call_t *c, const void *msg, size_t len)
+{
+    if (c->done || c->send_closed)
+        return -1;
+    rbuf_t *b = rbuf_alloc(GRPC_FRAME_HDR + len);
+    grpc_frame_hdr(b->data, (uint32_t)len);
+    if (len)
+        memcpy(b->data + GRPC_FRAME_HDR, msg, len);
+    q_push(c, b);
+    call_resume(c);
+    return 0;
+}
+
+void gcl_call_close_send(gcl_call_t *c)
+{
+    if (c->done || c->send_closed)
+        return;
+    c->send_closed = 1;
+    call_resume(c);
+}
+
+void gcl_call_cancel(gcl_call_t *c)
+{
+    if (c->done)
+        return;
+    call_done(c, GRPC_CANCELLED, "cancelled by the client");
+    if (c->conn && !c->conn->dying && c->sid > 0) {
+        nghttp2_submit_rst_stream(c->conn->ngh, NGHTTP2_FLAG_NONE, c->sid, NGHTTP2_CANCEL);
+        gconn_kick(c->conn);
+    }
+}
+
+struct sync_state {
+    int done, code;
+    char *msg;
+    uint8_t *resp;
+    size_t resp_len;
+    int nmsg;
+};
+
+static void sync_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
+{
+    (void)call;
+    struct sync_state *st = arg;
+    if (st->nmsg++ == 0)
+        st->resp = xmemdup(msg, len ? len : 1), st->resp_len = len;
+}
+
+static void sync_done(gcl_call_t *call, int code, const char *message, void *arg)
+{
+    (void)call;
+    struct sync_state *st = arg;
+    st->done = 1;
+    st->code = code;
+    st->msg = xstrdup(message);
+}
+
+int gcl_unary_sync(gcl_t *g, const char *path, const ProtobufCMessage *req,
+                   const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+                   char **errmsg)
+{
+    struct sync_state st = {0};
+    *resp = NULL;
+    if (errmsg)
+        *errmsg = NULL;
+    gcl_call(g, path, req, sync_msg, sync_done, &st, 0);
+    while (!st.done)
+        event_base_loop(g->base, EVLOOP_ONCE);
+    if (st.code == GRPC_OK) {
+        if (st.nmsg != 1) {
+            st.code = GRPC_INTERNAL;
+            free(st.msg);
+            st.msg = xasprintf("expected one response message, got %d", st.nmsg);
+        } else {
+            *resp = protobuf_c_message_unpack(resp_desc, NULL, st.resp_len, st.resp);
+            if (!*resp) {
+                st.code = GRPC_INTERNAL;
+                free(st.msg);
+                st.msg = xasprintf("cannot decode the %s response", resp_desc->name);
+            }
+        }
+    }
+    free(st.resp);
+    if (st.code != GRPC_OK && errmsg)
+        *errmsg = st.msg;
+    else
+        free(st.msg);
+    return st.code;
+}

@@ -61,6 +61,8 @@ gcl_call_t *gcl_call_raw(gcl_t *g, const char *path, const void *req, size_t len
 gcl_call_t *gcl_call_bidi(gcl_t *g, const char *path, gcl_msg_fn on_msg, gcl_done_fn on_done,
                           void *arg);
 int gcl_call_send(gcl_call_t *c, const ProtobufCMessage *m);
+/* Bidi: sends a pre-packed message (no 5-byte header; copied). 0, or -1 if the call ended. */
+int gcl_call_send_raw(gcl_call_t *c, const void *msg, size_t len);
 void gcl_call_close_send(gcl_call_t *c);
 
 /* Cancels (RST_STREAM); on_done runs with CANCELLED before this returns. */

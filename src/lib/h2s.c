@@ -1,2 +1,1489 @@
-/* h2s: placeholder, to be written (see h2s.h). */
+/*
+ * h2s: the gRPC server over HTTP/2 (nghttp2 1.52 + libevent 2.1). See h2s.h.
+ *
+ * Shape (after nghttp2's examples/libevent-server.c): an evconnlistener
+ * accepts; each connection is one struct conn owning its bufferevent and,
+ * once the first bytes show an HTTP/2 preface, its nghttp2 session. The
+ * read callback feeds nghttp2_session_mem_recv from the input evbuffer;
+ * output is pulled with nghttp2_session_mem_send into the bufferevent's
+ * output buffer once per read batch (or once per loop iteration through a
+ * deferred "flush" event when a handler answers later), so there is no
+ * syscall per frame. conn_free() tears everything down.
+ *
+ * A stream is a struct h2s_call from HEADERS until nghttp2 closes the
+ * stream (or the connection goes): the call memory lives that long even
+ * after the handler finished it, because queued response bytes must
+ * outlive the handler's interest. Two flags keep the handler contract:
+ * `done` (the handler finished it, it will never touch it again) and
+ * `ended` (the end of the response has been submitted to nghttp2). When a
+ * stream closes with done == 0 and the handler was invoked, on_close runs.
+ *
+ * The first bytes decide the protocol: the h2 client preface -> HTTP/2;
+ * "GET " or "HEAD " -> a minimal HTTP/1.1 responder for /healthz & co.;
+ * anything else closes the connection.
+ */
 #include "config.h"
+#include "h2s.h"
+#include "grpc.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define ROUTE_BUCKETS 64
+#define OUT_HIGH (256 * 1024)  /* stop pulling from nghttp2 above this much unsent output */
+#define OUT_LOW (64 * 1024)    /* ...and resume when the socket drained below this */
+#define H1_MAX_HEAD 8192       /* HTTP/1.1 request head cap */
+#define CALL_FREELIST_MAX 1024
+#define KEEP_BUF_MAX (64 * 1024) /* buffers bigger than this are not kept on free calls */
+
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define H2_PREFACE_LEN 24
+
+struct h2s_route {
+    struct h2s_route *next;
+    uint32_t hash;
+    enum h2s_method_kind kind;
+    h2s_handler_fn fn;
+    void *arg;
+    char path[];
+};
+
+struct h2s_listener {
+    struct evconnlistener *l;
+    char *unix_path;
+    int port;
+};
+
+enum conn_mode { CM_SNIFF, CM_H2, CM_H1 };
+
+struct conn {
+    h2s_t *s;
+    struct bufferevent *bev;
+    nghttp2_session *ngh;
+    enum conn_mode mode;
+    struct conn *prev, *next;  /* s->conns */
+    struct conn *dirty_next;   /* s->dirty */
+    int dirty;
+    int in_recv;
+    int closing; /* close once the output is flushed */
+    int dying;
+    h2s_call_t *calls; /* every stream's call */
+    size_t ncalls;
+    int64_t last_active;
+    char peer[64];
+};
+
+enum call_method { M_OTHER, M_GET, M_HEAD, M_POST };
+
+struct h2s_call {
+    h2s_t *s;
+    struct conn *conn;
+    h2s_call_t *prev, *next; /* conn->calls; next also links the free list */
+    int32_t sid;
+    const struct h2s_route *route;
+    uint8_t method;
+    unsigned grpc : 1;      /* content-type application/grpc* */
+    unsigned invoked : 1;   /* the handler has been called */
+    unsigned done : 1;      /* the handler finished it (or never had it) */
+    unsigned ended : 1;     /* end of response submitted */
+    unsigned closed : 1;    /* stream closed: nothing may be submitted */
+    unsigned submitted : 1; /* response HEADERS submitted */
+    unsigned deferred : 1;  /* data provider returned DEFERRED */
+    unsigned req_ended : 1; /* client sent END_STREAM */
+    unsigned discard : 1;   /* ignore further request DATA */
+    unsigned http : 1;      /* a plain HTTP response (no trailers) */
+    unsigned hdr_over : 1;  /* header list too large */
+    /* request headers: "name\0value\0" pairs */
+    char *hbuf;
+    size_t hlen, hcap, hbytes;
+    size_t path_off; /* offset of the :path value in hbuf, or SIZE_MAX */
+    /* request body */
+    uint8_t *body;
+    size_t blen, bcap;
+    /* response queue: ring of rbufs; qoff bytes of the head already sent */
+    rbuf_t **q;
+    size_t qhead, qn, qcap, qoff, queued;
+    int status;
+    char *message; /* percent-encoded grpc-message, or NULL */
+    char status_buf[12];
+    void (*on_close)(h2s_call_t *c, void *arg);
+    void *on_close_arg;
+    h2s_msg_fn on_msg;
+    void *on_msg_arg;
+    void *data;
+};
+
+struct h2s {
+    struct event_base *base;
+    struct h2s_config cfg;
+    struct h2s_listener *ls;
+    size_t nls;
+    struct h2s_route *routes[ROUTE_BUCKETS];
+    h2s_http_fn http_fn;
+    void *http_arg;
+    struct conn *conns;
+    struct conn *dirty;
+    struct event *flush_ev;
+    struct event *sweep_ev;
+    nghttp2_session_callbacks *cbs;
+    nghttp2_option *opt;
+    h2s_call_t *free_calls;
+    size_t nfree_calls;
+    int accepting;
+    struct h2s_stats st;
+};
+
+static void conn_free(struct conn *c);
+static void conn_send(struct conn *c);
+static void call_end(h2s_call_t *c, int code, const char *message);
+
+/* ---------------------------------------------------------------- utils */
+
+static uint32_t hash_path(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)p[i]) * 16777619u;
+    return h;
+}
+
+static const struct h2s_route *route_find(const h2s_t *s, const char *p, size_t n)
+{
+    uint32_t h = hash_path(p, n);
+    for (const struct h2s_route *r = s->routes[h % ROUTE_BUCKETS]; r; r = r->next)
+        if (r->hash == h && strlen(r->path) == n && memcmp(r->path, p, n) == 0)
+            return r;
+    return NULL;
+}
+
+#define NV_STATIC(n, v)                                                                            \
+    {                                                                                              \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1,                              \
+            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                           \
+    }
+
+static nghttp2_nv nv_make(const char *n, const char *v)
+{
+    nghttp2_nv nv = {(uint8_t *)n, (uint8_t *)v, strlen(n), strlen(v),
+                     NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
+    return nv;
+}
+
+static void mark_dirty(struct conn *c)
+{
+    if (c->dying || c->dirty || c->in_recv)
+        return;
+    c->dirty = 1;
+    c->dirty_next = c->s->dirty;
+    c->s->dirty = c;
+    event_active(c->s->flush_ev, EV_WRITE, 0);
+}
+
+/* ---------------------------------------------------------------- calls */
+
+static h2s_call_t *call_new(struct conn *conn, int32_t sid)
+{
+    h2s_t *s = conn->s;
+    h2s_call_t *c = s->free_calls;
+    if (c) {
+        s->free_calls = c->next;
+        s->nfree_calls--;
+        char *hbuf = c->hbuf;
+        size_t hcap = c->hcap;
+        uint8_t *body = c->body;
+        size_t bcap = c->bcap;
+        rbuf_t **q = c->q;
+        size_t qcap = c->qcap;
+        memset(c, 0, sizeof(*c));
+        c->hbuf = hbuf, c->hcap = hcap, c->body = body, c->bcap = bcap, c->q = q, c->qcap = qcap;
+    } else {
+        c = xcalloc(1, sizeof(*c));
+    }
+    c->s = s;
+    c->conn = conn;
+    c->sid = sid;
+    c->path_off = SIZE_MAX;
+    c->status = -1;
+    c->next = conn->calls;
+    if (conn->calls)
+        conn->calls->prev = c;
+    conn->calls = c;
+    conn->ncalls++;
+    s->st.calls_open++;
+    s->st.calls_total++;
+    return c;
+}
+
+/* Drops everything the call holds and returns it to the free list. */
+static void call_release(h2s_call_t *c)
+{
+    struct conn *conn = c->conn;
+    h2s_t *s = c->s;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        conn->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    conn->ncalls--;
+    s->st.calls_open--;
+    while (c->qn) {
+        rbuf_unref(c->q[c->qhead]);
+        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qn--;
+    }
+    free(c->message);
+    c->message = NULL;
+    if (s->nfree_calls >= CALL_FREELIST_MAX) {
+        free(c->hbuf);
+        free(c->body);
+        free(c->q);
+        free(c);
+        return;
+    }
+    if (c->hcap > KEEP_BUF_MAX) {
+        free(c->hbuf);
+        c->hbuf = NULL;
+        c->hcap = 0;
+    }
+    if (c->bcap > KEEP_BUF_MAX) {
+        free(c->body);
+        c->body = NULL;
+        c->bcap = 0;
+    }
+    c->next = s->free_calls;
+    s->free_calls = c;
+    s->nfree_calls++;
+}
+
+/* The stream is gone: tell the handler if it still holds the call, then free it. */
+static void call_closed(h2s_call_t *c)
+{
+    c->closed = 1;
+    c->ended = 1;
+    if (c->invoked && !c->done) {
+        c->done = 1;
+        if (c->on_close)
+            c->on_close(c, c->on_close_arg);
+    }
+    call_release(c);
+}
+
+static void hdr_add(h2s_call_t *c, const uint8_t *name, size_t nlen, const uint8_t *value,
+                    size_t vlen)
+{
+    size_t need = nlen + vlen + 2;
+    if (c->hlen + need > c->hcap) {
+        size_t cap = c->hcap ? c->hcap : 512;
+        while (cap < c->hlen + need)
+            cap *= 2;
+        c->hbuf = xrealloc(c->hbuf, cap);
+        c->hcap = cap;
+    }
+    memcpy(c->hbuf + c->hlen, name, nlen);
+    c->hbuf[c->hlen + nlen] = '\0';
+    memcpy(c->hbuf + c->hlen + nlen + 1, value, vlen);
+    c->hbuf[c->hlen + nlen + 1 + vlen] = '\0';
+    if (nlen == 5 && memcmp(name, ":path", 5) == 0)
+        c->path_off = c->hlen + nlen + 1;
+    c->hlen += need;
+}
+
+static void q_push(h2s_call_t *c, rbuf_t *b)
+{
+    if (c->qn == c->qcap) {
+        size_t ncap = c->qcap ? c->qcap * 2 : 8;
+        rbuf_t **nq = xmalloc(ncap * sizeof(*nq));
+        for (size_t i = 0; i < c->qn; i++)
+            nq[i] = c->q[(c->qhead + i) % c->qcap];
+        free(c->q);
+        c->q = nq;
+        c->qcap = ncap;
+        c->qhead = 0;
+    }
+    c->q[(c->qhead + c->qn) % c->qcap] = b;
+    c->qn++;
+    c->queued += b->len;
+}
+
+static ssize_t data_read_cb(nghttp2_session *ngh, int32_t sid, uint8_t *buf, size_t length,
+                            uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+    (void)user;
+    h2s_call_t *c = src->ptr;
+    size_t n = 0;
+    while (n < length && c->qn) {
+        rbuf_t *b = c->q[c->qhead];
+        size_t k = b->len - c->qoff;
+        if (k > length - n)
+            k = length - n;
+        memcpy(buf + n, b->data + c->qoff, k);
+        n += k;
+        c->qoff += k;
+        if (c->qoff == b->len) {
+            rbuf_unref(b);
+            c->qhead = (c->qhead + 1) % c->qcap;
+            c->qn--;
+            c->qoff = 0;
+        }
+    }
+    c->queued -= n;
+    if (c->qn)
+        return (ssize_t)n;
+    if (!c->ended) {
+        if (n)
+            return (ssize_t)n;
+        c->deferred = 1;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!c->http) {
+        nghttp2_nv nv[2] = {NV_STATIC("grpc-status", ""), NV_STATIC("grpc-message", "")};
+        size_t nnv = 1;
+        nv[0].value = (uint8_t *)c->status_buf;
+        nv[0].valuelen = strlen(c->status_buf);
+        if (c->message) {
+            nv[1].value = (uint8_t *)c->message;
+            nv[1].valuelen = strlen(c->message);
+            nnv = 2;
+        }
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        if (nghttp2_submit_trailer(ngh, sid, nv, nnv) != 0)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    return (ssize_t)n;
+}
+
+/* Submits the response HEADERS with a data provider over the queue. */
+static int call_submit_headers(h2s_call_t *c)
+{
+    static const nghttp2_nv nv[] = {NV_STATIC(":status", "200"),
+                                    NV_STATIC("content-type", "application/grpc")};
+    nghttp2_data_provider dp = {.source.ptr = c, .read_callback = data_read_cb};
+    c->submitted = 1;
+    int rv = nghttp2_submit_response(c->conn->ngh, c->sid, nv, ARRAY_SIZE(nv), &dp);
+    if (rv != 0) {
+        log_debug("h2s: submit_response on stream %d: %s", c->sid, nghttp2_strerror(rv));
+        return -1;
+    }
+    return 0;
+}
+
+static void call_kick(h2s_call_t *c)
+{
+    if (!c->submitted) {
+        call_submit_headers(c);
+    } else if (c->deferred) {
+        c->deferred = 0;
+        nghttp2_session_resume_data(c->conn->ngh, c->sid);
+    }
+    mark_dirty(c->conn);
+}
+
+/*
+ * Ends the response with a status. Before any message this is a
+ * trailers-only response (one HEADERS with END_STREAM); otherwise the
+ * trailers follow the queued data (see data_read_cb).
+ */
+static void call_end(h2s_call_t *c, int code, const char *message)
+{
+    if (c->ended || c->closed || c->conn->dying)
+        return;
+    c->ended = 1;
+    c->status = code;
+    snprintf(c->status_buf, sizeof(c->status_buf), "%d", code);
+    if (message && *message)
+        c->message = grpc_message_encode(message);
+    if (!c->submitted && c->qn == 0) {
+        nghttp2_nv nv[] = {NV_STATIC(":status", "200"),
+                           NV_STATIC("content-type", "application/grpc"),
+                           NV_STATIC("grpc-status", ""), NV_STATIC("grpc-message", "")};
+        nv[2].value = (uint8_t *)c->status_buf;
+        nv[2].valuelen = strlen(c->status_buf);
+        size_t nnv = 3;
+        if (c->message) {
+            nv[3].value = (uint8_t *)c->message;
+            nv[3].valuelen = strlen(c->message);
+            nnv = 4;
+        }
+        c->submitted = 1;
+        int rv = nghttp2_submit_response(c->conn->ngh, c->sid, nv, nnv, NULL);
+        if (rv != 0)
+            log_debug("h2s: submit_response on stream %d: %s", c->sid, nghttp2_strerror(rv));
+        mark_dirty(c->conn);
+        return;
+    }
+    call_kick(c);
+}
+
+/* A plain HTTP response on an HTTP/2 stream (GET /healthz over h2). */
+static void call_http_respond(h2s_call_t *c, int status, const char *ctype, char *body,
+                              size_t blen)
+{
+    char st[8], cl[24];
+    snprintf(st, sizeof(st), "%d", status);
+    snprintf(cl, sizeof(cl), "%zu", blen);
+    nghttp2_nv nv[] = {nv_make(":status", st), nv_make("content-type", ctype),
+                       nv_make("content-length", cl)};
+    for (size_t i = 0; i < ARRAY_SIZE(nv); i++)
+        nv[i].flags = NGHTTP2_NV_FLAG_NONE; /* copied: st/cl are on the stack */
+    c->http = 1;
+    c->ended = 1;
+    c->done = 1;
+    c->submitted = 1;
+    nghttp2_data_provider dp = {.source.ptr = c, .read_callback = data_read_cb};
+    if (blen && c->method != M_HEAD)
+        q_push(c, rbuf_new(body, blen));
+    int rv = nghttp2_submit_response(c->conn->ngh, c->sid, nv, ARRAY_SIZE(nv),
+                                     c->qn ? &dp : NULL);
+    if (rv != 0)
+        log_debug("h2s: submit_response on stream %d: %s", c->sid, nghttp2_strerror(rv));
+    mark_dirty(c->conn);
+}
+
+static void http_dispatch(h2s_t *s, const char *path, int *status, const char **ctype,
+                          char **body, size_t *blen)
+{
+    *status = 404;
+    *ctype = "text/plain";
+    *body = NULL;
+    *blen = 0;
+    if (s->http_fn)
+        s->http_fn(path, status, ctype, body, blen, s->http_arg);
+    if (!*ctype)
+        *ctype = "text/plain";
+    if (!*body && *status == 404) {
+        *body = xstrdup("404 page not found\n");
+        *blen = strlen(*body);
+    }
+}
+
+static void call_invoke(h2s_call_t *c, const uint8_t *msg, size_t len)
+{
+    c->invoked = 1;
+    c->route->fn(c, msg, len, c->route->arg);
+}
+
+/* The request HEADERS are complete. */
+static void call_headers_done(h2s_call_t *c)
+{
+    h2s_t *s = c->s;
+    const char *path = c->path_off != SIZE_MAX ? c->hbuf + c->path_off : "/";
+    if (c->hdr_over) {
+        if (c->grpc && c->method == M_POST) {
+            c->done = 1;
+            call_end(c, GRPC_RESOURCE_EXHAUSTED, "header list too large");
+        } else {
+            char *b = xstrdup("431 request header fields too large\n");
+            call_http_respond(c, 431, "text/plain", b, strlen(b));
+            free(b);
+        }
+        c->discard = 1;
+        return;
+    }
+    if (c->method == M_GET || c->method == M_HEAD) {
+        int status;
+        const char *ctype;
+        char *body;
+        size_t blen;
+        http_dispatch(s, path, &status, &ctype, &body, &blen);
+        call_http_respond(c, status, ctype, body, blen);
+        free(body);
+        c->discard = 1;
+        return;
+    }
+    if (c->method != M_POST || !c->grpc) {
+        char *b = xstrdup(c->method == M_POST ? "415 unsupported media type\n"
+                                              : "405 method not allowed\n");
+        call_http_respond(c, c->method == M_POST ? 415 : 405, "text/plain", b, strlen(b));
+        free(b);
+        c->discard = 1;
+        return;
+    }
+    if (!s->accepting) {
+        c->done = 1;
+        c->discard = 1;
+        call_end(c, GRPC_UNAVAILABLE, "server shutting down");
+        return;
+    }
+    c->route = route_find(s, path, strlen(path));
+    if (!c->route) {
+        char *m = xasprintf("unknown method %s", path);
+        c->done = 1;
+        c->discard = 1;
+        call_end(c, GRPC_UNIMPLEMENTED, m);
+        free(m);
+        return;
+    }
+    if (c->route->kind == H2S_BIDI)
+        call_invoke(c, NULL, 0);
+}
+
+/* Ends the call for bad input before the handler holds it (or while it does). */
+static void call_fail_input(h2s_call_t *c, int code, const char *msg)
+{
+    c->discard = 1;
+    if (!c->invoked)
+        c->done = 1;
+    call_end(c, code, msg);
+}
+
+static void body_append(h2s_call_t *c, const uint8_t *d, size_t n)
+{
+    if (c->blen + n > c->bcap) {
+        size_t cap = c->bcap ? c->bcap : 256;
+        while (cap < c->blen + n)
+            cap *= 2;
+        c->body = xrealloc(c->body, cap);
+        c->bcap = cap;
+    }
+    memcpy(c->body + c->blen, d, n);
+    c->blen += n;
+}
+
+/* Checks a frame header at the start of buf; 0 ok, -1 when the call was failed. */
+static int check_frame(h2s_call_t *c, const uint8_t *buf, size_t avail, uint32_t *mlen)
+{
+    int r = grpc_frame_peek(buf, avail, mlen);
+    if (r < 0) {
+        call_fail_input(c, GRPC_UNIMPLEMENTED, "compressed messages are not supported");
+        return -1;
+    }
+    if (r > 0 && *mlen > c->s->cfg.max_msg) {
+        char m[128];
+        snprintf(m, sizeof(m), "grpc: received message larger than max (%u vs. %u)", *mlen,
+                 c->s->cfg.max_msg);
+        call_fail_input(c, GRPC_RESOURCE_EXHAUSTED, m);
+        return -1;
+    }
+    return r;
+}
+
+static void call_data(h2s_call_t *c, const uint8_t *d, size_t n)
+{
+    uint32_t mlen;
+    if (c->discard || c->ended || !c->route)
+        return;
+    if (c->route->kind != H2S_BIDI) {
+        /* one message: collect the header, check it, then at most the message */
+        while (n && c->blen < GRPC_FRAME_HDR) {
+            body_append(c, d, 1);
+            d++, n--;
+        }
+        if (c->blen < GRPC_FRAME_HDR)
+            return;
+        if (check_frame(c, c->body, c->blen, &mlen) < 0)
+            return;
+        if (c->blen + n > (size_t)GRPC_FRAME_HDR + mlen) {
+            call_fail_input(c, GRPC_INTERNAL, "grpc: more than one request message for a "
+                                              "unary or server-streaming method");
+            return;
+        }
+        body_append(c, d, n);
+        return;
+    }
+    body_append(c, d, n);
+    size_t off = 0;
+    while (!c->discard && !c->closed) {
+        int r = check_frame(c, c->body + off, c->blen - off, &mlen);
+        if (r < 0)
+            return;
+        if (r == 0 || c->blen - off - GRPC_FRAME_HDR < mlen)
+            break;
+        if (c->on_msg && !c->done)
+            c->on_msg(c, c->body + off + GRPC_FRAME_HDR, mlen, c->on_msg_arg);
+        off += GRPC_FRAME_HDR + mlen;
+    }
+    if (off) {
+        memmove(c->body, c->body + off, c->blen - off);
+        c->blen -= off;
+    }
+}
+
+/* The client sent END_STREAM. */
+static void call_req_end(h2s_call_t *c)
+{
+    uint32_t mlen = 0;
+    c->req_ended = 1;
+    if (c->discard || c->ended || !c->route)
+        return;
+    if (c->route->kind == H2S_BIDI) {
+        if (c->blen) {
+            call_fail_input(c, GRPC_INTERNAL, "grpc: truncated message at end of stream");
+            return;
+        }
+        if (c->on_msg && !c->done)
+            c->on_msg(c, NULL, 0, c->on_msg_arg);
+        return;
+    }
+    if (c->blen == 0) {
+        call_fail_input(c, GRPC_INTERNAL, "grpc: request has no message");
+        return;
+    }
+    if (c->blen < GRPC_FRAME_HDR || c->blen != (size_t)GRPC_FRAME_HDR + mlen) {
+        if (c->blen >= GRPC_FRAME_HDR)
+            grpc_frame_peek(c->body, c->blen, &mlen);
+        if (c->blen != (size_t)GRPC_FRAME_HDR + mlen) {
+            char m[128];
+            snprintf(m, sizeof(m), "grpc: truncated request message (%zu of %u bytes)",
+                     c->blen < GRPC_FRAME_HDR ? 0 : c->blen - GRPC_FRAME_HDR,
+                     c->blen < GRPC_FRAME_HDR ? 0 : mlen);
+            if (c->blen < GRPC_FRAME_HDR)
+                snprintf(m, sizeof(m), "grpc: truncated request frame header (%zu bytes)",
+                         c->blen);
+            call_fail_input(c, GRPC_INTERNAL, m);
+            return;
+        }
+    }
+    call_invoke(c, c->body + GRPC_FRAME_HDR, mlen);
+}
+
+/* ---------------------------------------------------------------- nghttp2 callbacks */
+
+static int on_begin_headers(nghttp2_session *ngh, const nghttp2_frame *f, void *user)
+{
+    struct conn *conn = user;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    h2s_call_t *c = call_new(conn, f->hd.stream_id);
+    nghttp2_session_set_stream_user_data(ngh, f->hd.stream_id, c);
+    return 0;
+}
+
+static int on_header(nghttp2_session *ngh, const nghttp2_frame *f, const uint8_t *name,
+                     size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *user)
+{
+    (void)flags, (void)user;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    h2s_call_t *c = nghttp2_session_get_stream_user_data(ngh, f->hd.stream_id);
+    if (!c || c->hdr_over)
+        return 0;
+    c->hbytes += nlen + vlen + 32;
+    if (c->hbytes > c->s->cfg.max_header_bytes) {
+        c->hdr_over = 1;
+        return 0;
+    }
+    if (nlen == 7 && memcmp(name, ":method", 7) == 0) {
+        if (vlen == 4 && memcmp(value, "POST", 4) == 0)
+            c->method = M_POST;
+        else if (vlen == 3 && memcmp(value, "GET", 3) == 0)
+            c->method = M_GET;
+        else if (vlen == 4 && memcmp(value, "HEAD", 4) == 0)
+            c->method = M_HEAD;
+    } else if (nlen == 12 && memcmp(name, "content-type", 12) == 0) {
+        if (vlen >= 16 && memcmp(value, "application/grpc", 16) == 0 &&
+            (vlen == 16 || value[16] == '+' || value[16] == ';'))
+            c->grpc = 1;
+    }
+    hdr_add(c, name, nlen, value, vlen);
+    return 0;
+}
+
+static int on_frame_recv(nghttp2_session *ngh, const nghttp2_frame *f, void *user)
+{
+    (void)user;
+    h2s_call_t *c;
+    switch (f->hd.type) {
+    case NGHTTP2_HEADERS:
+        c = nghttp2_session_get_stream_user_data(ngh, f->hd.stream_id);
+        if (!c)
+            return 0;
+        if (f->headers.cat == NGHTTP2_HCAT_REQUEST)
+            call_headers_done(c);
+        if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+            call_req_end(c);
+        break;
+    case NGHTTP2_DATA:
+        if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            break;
+        c = nghttp2_session_get_stream_user_data(ngh, f->hd.stream_id);
+        if (c)
+            call_req_end(c);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *ngh, uint8_t flags, int32_t sid, const uint8_t *d,
+                         size_t n, void *user)
+{
+    (void)flags, (void)user;
+    h2s_call_t *c = nghttp2_session_get_stream_user_data(ngh, sid);
+    if (c)
+        call_data(c, d, n);
+    return 0;
+}
+
+static int on_frame_send(nghttp2_session *ngh, const nghttp2_frame *f, void *user)
+{
+    (void)user;
+    /*
+     * The response is complete but the client is still sending (an early
+     * error on a large upload, a server-ended bidi): reset the stream with
+     * NO_ERROR so it stops, as gRPC servers do.
+     */
+    if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+        (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        h2s_call_t *c = nghttp2_session_get_stream_user_data(ngh, f->hd.stream_id);
+        if (c && !c->req_ended)
+            nghttp2_submit_rst_stream(ngh, NGHTTP2_FLAG_NONE, f->hd.stream_id,
+                                      NGHTTP2_NO_ERROR);
+    }
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *ngh, int32_t sid, uint32_t err, void *user)
+{
+    (void)err, (void)user;
+    h2s_call_t *c = nghttp2_session_get_stream_user_data(ngh, sid);
+    if (!c)
+        return 0;
+    nghttp2_session_set_stream_user_data(ngh, sid, NULL);
+    call_closed(c);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- connections */
+
+static void conn_start_h2(struct conn *c)
+{
+    h2s_t *s = c->s;
+    c->mode = CM_H2;
+    nghttp2_session_server_new2(&c->ngh, s->cbs, c, s->opt);
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, s->cfg.max_streams},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, s->cfg.max_header_bytes},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+    };
+    nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, iv, ARRAY_SIZE(iv));
+    /* a bigger connection window so many streams can upload at once */
+    nghttp2_session_set_local_window_size(c->ngh, NGHTTP2_FLAG_NONE, 0, 16 << 20);
+}
+
+/* Close after what is queued has been written. */
+static void conn_close_later(struct conn *c)
+{
+    c->closing = 1;
+    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        conn_free(c);
+        return;
+    }
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+}
+
+/* Pulls frames from nghttp2 into the output buffer; may free c. */
+static void conn_send(struct conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (c->mode != CM_H2 || c->dying)
+        return;
+    while (evbuffer_get_length(out) < OUT_HIGH) {
+        const uint8_t *data;
+        ssize_t n = nghttp2_session_mem_send(c->ngh, &data);
+        if (n < 0) {
+            log_debug("h2s: %s: mem_send: %s", c->peer, nghttp2_strerror((int)n));
+            conn_close_later(c);
+            return;
+        }
+        if (n == 0)
+            break;
+        evbuffer_add(out, data, (size_t)n);
+        c->s->st.bytes_out += (uint64_t)n;
+    }
+    if (!nghttp2_session_want_read(c->ngh) && !nghttp2_session_want_write(c->ngh))
+        conn_close_later(c);
+}
+
+static void h1_respond(struct conn *c, int status, const char *ctype, const char *body,
+                       size_t blen, int head, int close)
+{
+    const char *reason = status == 200   ? "OK"
+                         : status == 400 ? "Bad Request"
+                         : status == 404 ? "Not Found"
+                         : status == 405 ? "Method Not Allowed"
+                         : status == 431 ? "Request Header Fields Too Large"
+                         : status == 503 ? "Service Unavailable"
+                         : status == 500 ? "Internal Server Error"
+                                         : "Status";
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
+                        status, reason, ctype, blen, close ? "Connection: close\r\n" : "");
+    if (!head && blen)
+        evbuffer_add(out, body, blen);
+    c->s->st.bytes_out += blen;
+}
+
+static void h1_error(struct conn *c, int status, const char *msg)
+{
+    h1_respond(c, status, "text/plain", msg, strlen(msg), 0, 1);
+    conn_close_later(c);
+}
+
+/* Serves the complete HTTP/1.1 requests in the input; may free c. */
+static void h1_read(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    while (!c->closing) {
+        size_t avail = evbuffer_get_length(in);
+        if (!avail)
+            return;
+        struct evbuffer_ptr p = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+        if (p.pos < 0) {
+            if (avail > H1_MAX_HEAD)
+                h1_error(c, 431, "request header too large\n");
+            return;
+        }
+        size_t hl = (size_t)p.pos + 4;
+        if (hl > H1_MAX_HEAD) {
+            h1_error(c, 431, "request header too large\n");
+            return;
+        }
+        char head[H1_MAX_HEAD + 1];
+        evbuffer_remove(in, head, hl);
+        head[hl] = '\0';
+        c->s->st.calls_total++;
+        char *eol = strstr(head, "\r\n");
+        *eol = '\0';
+        char *sp1 = strchr(head, ' ');
+        char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+        if (!sp1 || !sp2 || sp2 == sp1 + 1 || sp1[1] != '/') {
+            h1_error(c, 400, "bad request line\n");
+            return;
+        }
+        *sp1 = *sp2 = '\0';
+        const char *method = head, *path = sp1 + 1, *ver = sp2 + 1;
+        int head_only = strcmp(method, "HEAD") == 0;
+        if (!head_only && strcmp(method, "GET") != 0) {
+            h1_error(c, 405, "method not allowed\n");
+            return;
+        }
+        int close;
+        if (strcmp(ver, "HTTP/1.1") == 0)
+            close = 0;
+        else if (strcmp(ver, "HTTP/1.0") == 0)
+            close = 1;
+        else {
+            h1_error(c, 400, "bad HTTP version\n");
+            return;
+        }
+        /* headers: only Connection and a request body matter */
+        for (char *l = eol + 2; *l; ) {
+            char *e = strstr(l, "\r\n");
+            if (!e || e == l)
+                break;
+            *e = '\0';
+            char *colon = strchr(l, ':');
+            if (!colon) {
+                h1_error(c, 400, "bad header line\n");
+                return;
+            }
+            *colon = '\0';
+            char *v = colon + 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            if (strcasecmp(l, "connection") == 0) {
+                if (strcasestr(v, "close"))
+                    close = 1;
+                else if (strcasestr(v, "keep-alive"))
+                    close = 0;
+            } else if (strcasecmp(l, "transfer-encoding") == 0 ||
+                       (strcasecmp(l, "content-length") == 0 && strcmp(v, "0") != 0)) {
+                h1_error(c, 400, "request body not allowed\n");
+                return;
+            }
+            l = e + 2;
+        }
+        int status;
+        const char *ctype;
+        char *body;
+        size_t blen;
+        http_dispatch(c->s, path, &status, &ctype, &body, &blen);
+        h1_respond(c, status, ctype, body, blen, head_only, close);
+        free(body);
+        if (close) {
+            conn_close_later(c);
+            return;
+        }
+    }
+}
+
+/* Decides the protocol from the first bytes; returns 0 when still undecided, -1 if c is gone. */
+static int conn_sniff(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t avail = evbuffer_get_length(in);
+    uint8_t b[H2_PREFACE_LEN];
+    size_t n = avail < sizeof(b) ? avail : sizeof(b);
+    evbuffer_copyout(in, b, n);
+    if (memcmp(b, h2_preface, n) == 0) {
+        if (n < H2_PREFACE_LEN)
+            return 0;
+        conn_start_h2(c);
+        return 1;
+    }
+    static const char *h1[] = {"GET ", "HEAD "};
+    for (size_t i = 0; i < ARRAY_SIZE(h1); i++) {
+        size_t l = strlen(h1[i]);
+        size_t k = n < l ? n : l;
+        if (memcmp(b, h1[i], k) == 0) {
+            if (k < l)
+                return 0;
+            c->mode = CM_H1;
+            return 1;
+        }
+    }
+    log_debug("h2s: %s: not HTTP/2 nor an HTTP/1.1 GET; closing", c->peer);
+    conn_free(c);
+    return -1;
+}
+
+static void conn_readcb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    c->last_active = mono_ns();
+    if (c->closing) {
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    if (c->mode == CM_SNIFF) {
+        int r = conn_sniff(c);
+        if (r <= 0)
+            return;
+    }
+    if (c->mode == CM_H1) {
+        c->s->st.bytes_in += evbuffer_get_length(in);
+        h1_read(c);
+        return;
+    }
+    c->in_recv = 1;
+    while (evbuffer_get_length(in)) {
+        struct evbuffer_iovec v[16];
+        int nv = evbuffer_peek(in, -1, NULL, v, 16);
+        size_t used = 0;
+        for (int i = 0; i < nv && i < 16; i++) {
+            ssize_t r = nghttp2_session_mem_recv(c->ngh, v[i].iov_base, v[i].iov_len);
+            if (r < 0) {
+                c->in_recv = 0;
+                log_debug("h2s: %s: %s; closing", c->peer, nghttp2_strerror((int)r));
+                evbuffer_drain(in, evbuffer_get_length(in));
+                if (r == NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
+                    conn_free(c);
+                    return;
+                }
+                nghttp2_session_terminate_session(c->ngh, NGHTTP2_PROTOCOL_ERROR);
+                conn_send(c);
+                if (!c->closing)
+                    conn_close_later(c);
+                return;
+            }
+            used += (size_t)r;
+        }
+        c->s->st.bytes_in += used;
+        evbuffer_drain(in, used);
+    }
+    c->in_recv = 0;
+    conn_send(c);
+}
+
+static void conn_writecb(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && c->closing) {
+        conn_free(c);
+        return;
+    }
+    if (!c->closing)
+        conn_send(c);
+}
+
+static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        if (what & BEV_EVENT_ERROR)
+            log_debug("h2s: %s: %s", c->peer, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        conn_free(c);
+    }
+}
+
+static void conn_free(struct conn *c)
+{
+    h2s_t *s = c->s;
+    c->dying = 1;
+    if (c->dirty) {
+        struct conn **pp = &s->dirty;
+        while (*pp && *pp != c)
+            pp = &(*pp)->dirty_next;
+        if (*pp)
+            *pp = c->dirty_next;
+        c->dirty = 0;
+    }
+    while (c->calls) {
+        h2s_call_t *call = c->calls;
+        if (c->ngh)
+            nghttp2_session_set_stream_user_data(c->ngh, call->sid, NULL);
+        call_closed(call);
+    }
+    if (c->ngh)
+        nghttp2_session_del(c->ngh);
+    bufferevent_free(c->bev);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->st.conns_open--;
+    free(c);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    h2s_t *s = arg;
+    while (s->dirty) {
+        struct conn *c = s->dirty;
+        s->dirty = c->dirty_next;
+        c->dirty = 0;
+        conn_send(c);
+    }
+}
+
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    h2s_t *s = arg;
+    int64_t now = mono_ns(), idle = (int64_t)s->cfg.idle_timeout_s * 1000000000;
+    struct conn *next;
+    for (struct conn *c = s->conns; c; c = next) {
+        next = c->next;
+        if (c->ncalls || now - c->last_active < idle)
+            continue;
+        if (c->mode == CM_H2 && !c->closing) {
+            log_debug("h2s: %s: idle; closing", c->peer);
+            nghttp2_session_terminate_session(c->ngh, NGHTTP2_NO_ERROR);
+            conn_send(c);
+            if (!c->closing)
+                conn_close_later(c);
+        } else {
+            conn_free(c);
+        }
+    }
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+    (void)l, (void)salen;
+    h2s_t *s = arg;
+    if (s->st.conns_open >= s->cfg.max_conns) {
+        log_warn("h2s: too many connections (%zu); refusing one", s->cfg.max_conns);
+        evutil_closesocket(fd);
+        return;
+    }
+    struct conn *c = xcalloc(1, sizeof(*c));
+    c->s = s;
+    c->last_active = mono_ns();
+    if (sa->sa_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)sa;
+        char a[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
+        snprintf(c->peer, sizeof(c->peer), "%s:%d", a, ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
+        char a[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof(a));
+        snprintf(c->peer, sizeof(c->peer), "[%s]:%d", a, ntohs(in6->sin6_port));
+    } else {
+        snprintf(c->peer, sizeof(c->peer), "unix");
+    }
+    if (sa->sa_family != AF_UNIX) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        evutil_closesocket(fd);
+        free(c);
+        return;
+    }
+    bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
+    bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW, 0);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->st.conns_open++;
+    s->st.conns_total++;
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    (void)l, (void)arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    log_warn("h2s: accept: %s", evutil_socket_error_to_string(e));
+}
+
+/* ---------------------------------------------------------------- public */
+
+h2s_t *h2s_new(struct event_base *base, const struct h2s_config *cfg)
+{
+    h2s_t *s = xcalloc(1, sizeof(*s));
+    s->base = base;
+    if (cfg)
+        s->cfg = *cfg;
+    if (!s->cfg.max_msg)
+        s->cfg.max_msg = GRPC_MAX_MSG_DEFAULT;
+    if (!s->cfg.max_streams)
+        s->cfg.max_streams = 1000;
+    if (!s->cfg.max_header_bytes)
+        s->cfg.max_header_bytes = 16 * 1024;
+    if (!s->cfg.idle_timeout_s)
+        s->cfg.idle_timeout_s = 300;
+    if (!s->cfg.max_conns)
+        s->cfg.max_conns = 10000;
+    s->accepting = 1;
+
+    nghttp2_session_callbacks_new(&s->cbs);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(s->cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(s->cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(s->cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(s->cbs, on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_send_callback(s->cbs, on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(s->cbs, on_stream_close);
+    /* defaults kept on purpose: nghttp2 1.52 (Debian) limits RST_STREAM floods and CONTINUATIONs */
+    nghttp2_option_new(&s->opt);
+
+    s->flush_ev = event_new(base, -1, 0, flush_cb, s);
+    s->sweep_ev = event_new(base, -1, EV_PERSIST, sweep_cb, s);
+    int iv = s->cfg.idle_timeout_s / 4;
+    struct timeval tv = {iv < 1 ? 1 : iv > 30 ? 30 : iv, 0};
+    event_add(s->sweep_ev, &tv);
+    return s;
+}
+
+static int parse_hostport(const char *addr, struct sockaddr_storage *ss, int *sslen)
+{
+    *sslen = sizeof(*ss);
+    memset(ss, 0, sizeof(*ss));
+    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)ss, sslen) == 0 &&
+        strrchr(addr, ':'))
+        return 0;
+    /* "localhost:port" and ":port" */
+    const char *colon = strrchr(addr, ':');
+    if (!colon)
+        return -1;
+    size_t hl = (size_t)(colon - addr);
+    if (hl == 0 || (hl == 9 && strncmp(addr, "localhost", 9) == 0)) {
+        char *a = xasprintf("%s:%s", hl ? "127.0.0.1" : "0.0.0.0", colon + 1);
+        *sslen = sizeof(*ss);
+        int r = evutil_parse_sockaddr_port(a, (struct sockaddr *)ss, sslen);
+        free(a);
+        return r;
+    }
+    return -1;
+}
+
+int h2s_listen(h2s_t *s, const char *addr)
+{
+    struct sockaddr_storage ss;
+    int sslen;
+    struct sockaddr_un un;
+    struct sockaddr *sa;
+    char *upath = NULL;
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
+    if (strncmp(addr, "unix:", 5) == 0) {
+        const char *p = addr + 5;
+        if (!*p || strlen(p) >= sizeof(un.sun_path)) {
+            log_err("h2s: listen %s: bad unix socket path", addr);
+            return -EINVAL;
+        }
+        memset(&un, 0, sizeof(un));
+        un.sun_family = AF_UNIX;
+        strcpy(un.sun_path, p);
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISSOCK(st.st_mode))
+            unlink(p);
+        sa = (struct sockaddr *)&un;
+        sslen = sizeof(un);
+        upath = xstrdup(p);
+    } else {
+        if (parse_hostport(addr, &ss, &sslen) < 0) {
+            log_err("h2s: listen %s: expected host:port, [v6]:port or unix:/path", addr);
+            return -EINVAL;
+        }
+        sa = (struct sockaddr *)&ss;
+        flags |= LEV_OPT_REUSEABLE;
+    }
+    struct evconnlistener *l = evconnlistener_new_bind(s->base, accept_cb, s, flags, 1024, sa,
+                                                       sslen);
+    if (!l) {
+        int e = errno ? errno : EADDRINUSE;
+        log_err("h2s: listen %s: %s", addr, strerror(e));
+        free(upath);
+        return -e;
+    }
+    evconnlistener_set_error_cb(l, accept_error_cb);
+    s->ls = xrealloc(s->ls, (s->nls + 1) * sizeof(*s->ls));
+    struct h2s_listener *hl = &s->ls[s->nls++];
+    hl->l = l;
+    hl->unix_path = upath;
+    hl->port = 0;
+    if (!upath) {
+        struct sockaddr_storage b;
+        socklen_t bl = sizeof(b);
+        if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&b, &bl) == 0)
+            hl->port = ntohs(b.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&b)->sin6_port
+                                                     : ((struct sockaddr_in *)&b)->sin_port);
+    }
+    if (!s->accepting)
+        evconnlistener_disable(l);
+    log_debug("h2s: listening on %s", addr);
+    return 0;
+}
+
+int h2s_port(h2s_t *s)
+{
+    for (size_t i = 0; i < s->nls; i++)
+        if (!s->ls[i].unix_path)
+            return s->ls[i].port;
+    return 0;
+}
+
+void h2s_stop_accepting(h2s_t *s)
+{
+    if (!s->accepting)
+        return;
+    s->accepting = 0;
+    for (size_t i = 0; i < s->nls; i++)
+        evconnlistener_disable(s->ls[i].l);
+    struct conn *next;
+    for (struct conn *c = s->conns; c; c = next) {
+        next = c->next;
+        if (c->mode == CM_H2 && !c->closing) {
+            nghttp2_submit_goaway(c->ngh, NGHTTP2_FLAG_NONE,
+                                  nghttp2_session_get_last_proc_stream_id(c->ngh),
+                                  NGHTTP2_NO_ERROR, NULL, 0);
+            mark_dirty(c);
+        } else if (c->mode != CM_H2 && !c->closing) {
+            conn_free(c);
+        }
+    }
+}
+
+void h2s_free(h2s_t *s)
+{
+    if (!s)
+        return;
+    h2s_stop_accepting(s);
+    /* end every open call, push the bytes out best-effort, then tear down */
+    for (struct conn *c = s->conns; c; c = c->next) {
+        if (c->mode != CM_H2 || c->closing)
+            continue;
+        for (h2s_call_t *call = c->calls; call; call = call->next)
+            if (!call->ended)
+                call_end(call, GRPC_UNAVAILABLE, "server shutting down");
+    }
+    struct conn *next;
+    for (struct conn *c = s->conns; c; c = next) {
+        next = c->next;
+        if (c->mode == CM_H2 && !c->closing) {
+            c->dirty = 0;
+            conn_send(c);
+        }
+    }
+    s->dirty = NULL;
+    while (s->conns) {
+        struct conn *c = s->conns;
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+        if (evbuffer_get_length(out))
+            evbuffer_write(out, bufferevent_getfd(c->bev));
+        conn_free(c);
+    }
+    for (size_t i = 0; i < s->nls; i++) {
+        evconnlistener_free(s->ls[i].l);
+        if (s->ls[i].unix_path) {
+            unlink(s->ls[i].unix_path);
+            free(s->ls[i].unix_path);
+        }
+    }
+    free(s->ls);
+    for (size_t i = 0; i < ROUTE_BUCKETS; i++) {
+        while (s->routes[i]) {
+            struct h2s_route *r = s->routes[i];
+            s->routes[i] = r->next;
+            free(r);
+        }
+    }
+    while (s->free_calls) {
+        h2s_call_t *c = s->free_calls;
+        s->free_calls = c->next;
+        free(c->hbuf);
+        free(c->body);
+        free(c->q);
+        free(c);
+    }
+    event_free(s->flush_ev);
+    event_free(s->sweep_ev);
+    nghttp2_session_callbacks_del(s->cbs);
+    nghttp2_option_del(s->opt);
+    free(s);
+}
+
+void h2s_route(h2s_t *s, const char *path, enum h2s_method_kind kind, h2s_handler_fn fn, void *arg)
+{
+    size_t n = strlen(path);
+    struct h2s_route *r = xcalloc(1, sizeof(*r) + n + 1);
+    memcpy(r->path, path, n + 1);
+    r->hash = hash_path(path, n);
+    r->kind = kind;
+    r->fn = fn;
+    r->arg = arg;
+    r->next = s->routes[r->hash % ROUTE_BUCKETS];
+    s->routes[r->hash % ROUTE_BUCKETS] = r;
+}
+
+void h2s_set_http_handler(h2s_t *s, h2s_http_fn fn, void *arg)
+{
+    s->http_fn = fn;
+    s->http_arg = arg;
+}
+
+void h2s_call_reply(h2s_call_t *c, const void *msg, size_t len)
+{
+    h2s_call_send(c, msg, len);
+    h2s_call_finish(c, GRPC_OK, NULL);
+}
+
+void h2s_call_reply_pb(h2s_call_t *c, const struct ProtobufCMessage *m)
+{
+    if (c->done)
+        return;
+    if (c->ended || c->closed) {
+        c->done = 1;
+        return;
+    }
+    size_t len = protobuf_c_message_get_packed_size(m);
+    rbuf_t *b = rbuf_alloc(GRPC_FRAME_HDR + len);
+    grpc_frame_hdr(b->data, (uint32_t)len);
+    protobuf_c_message_pack(m, b->data + GRPC_FRAME_HDR);
+    q_push(c, b);
+    h2s_call_finish(c, GRPC_OK, NULL);
+}
+
+void h2s_call_finish(h2s_call_t *c, int code, const char *message)
+{
+    if (c->done)
+        return;
+    c->done = 1;
+    call_end(c, code, message);
+}
+
+void h2s_call_finishf(h2s_call_t *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *m = xvasprintf(fmt, ap);
+    va_end(ap);
+    h2s_call_finish(c, code, m);
+    free(m);
+}
+
+int h2s_call_send_framed(h2s_call_t *c, rbuf_t *framed)
+{
+    if (c->ended || c->closed || c->done || c->conn->dying)
+        return -1;
+    q_push(c, rbuf_ref(framed));
+    call_kick(c);
+    return 0;
+}
+
+int h2s_call_send(h2s_call_t *c, const void *msg, size_t len)
+{
+    if (c->ended || c->closed || c->done || c->conn->dying)
+        return -1;
+    rbuf_t *b = rbuf_alloc(GRPC_FRAME_HDR + len);
+    grpc_frame_hdr(b->data, (uint32_t)len);
+    if (len)
+        memcpy(b->data + GRPC_FRAME_HDR, msg, len);
+    q_push(c, b);
+    call_kick(c);
+    return 0;
+}
+
+size_t h2s_call_queued(const h2s_call_t *c)
+{
+    return c->queued;
+}
+
+void h2s_call_on_msg(h2s_call_t *c, h2s_msg_fn fn, void *arg)
+{
+    c->on_msg = fn;
+    c->on_msg_arg = arg;
+}
+
+void h2s_call_on_close(h2s_call_t *c, void (*fn)(h2s_call_t *c, void *arg), void *arg)
+{
+    c->on_close = fn;
+    c->on_close_arg = arg;
+}
+
+const char *h2s_call_header(const h2s_call_t *c, const char *name)
+{
+    size_t off = 0;
+    while (off < c->hlen) {
+        const char *n = c->hbuf + off;
+        size_t nl = strlen(n);
+        const char *v = n + nl + 1;
+        if (strcmp(n, name) == 0)
+            return v;
+        off += nl + strlen(v) + 2;
+    }
+    return NULL;
+}
+
+const char *h2s_call_peer(const h2s_call_t *c)
+{
+    return c->conn->peer;
+}
+
+void h2s_call_set_data(h2s_call_t *c, void *data)
+{
+    c->data = data;
+}
+
+void *h2s_call_data(const h2s_call_t *c)
+{
+    return c->data;
+}
+
+void h2s_get_stats(const h2s_t *s, struct h2s_stats *out)
+{
+    *out = s->st;
+}

@@ -8,5 +8,6 @@ libcoracle_a_SOURCES = \
 	src/lib/qty.c src/lib/qty.h \
 	src/lib/sel.c src/lib/sel.h \
 	src/lib/h2s.c src/lib/h2s.h \
-	src/lib/gcl.c src/lib/gcl.h
+	src/lib/gcl.c src/lib/gcl.h \
+	src/lib/sdnotify.c src/lib/sdnotify.h
 nodist_libcoracle_a_SOURCES = $(PROTO_GEN)

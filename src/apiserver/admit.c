@@ -1,0 +1,720 @@
+/*
+ * admit: defaults and validation for each kind, with Kubernetes' texts.
+ * See admit.h. Field errors are collected in a list (struct errs) in the
+ * order Kubernetes reports them and formatted once at the end.
+ */
+#include "config.h"
+#include "admit.h"
+#include "obj.h"
+#include "qty.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct errs {
+    char **v;
+    size_t n;
+};
+
+static void eadd(struct errs *e, const char *fmt, ...) PRINTF(2, 3);
+static void eadd(struct errs *e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    e->v = xrealloc(e->v, (e->n + 1) * sizeof(*e->v));
+    e->v[e->n++] = xvasprintf(fmt, ap);
+    va_end(ap);
+}
+
+static int efinish(struct errs *e, const struct kind *k, const char *name, char **msg)
+{
+    if (!e->n)
+        return 0;
+    size_t len = 0;
+    for (size_t i = 0; i < e->n; i++)
+        len += strlen(e->v[i]) + 2;
+    char *all = xmalloc(len + 3), *p = all;
+    if (e->n > 1)
+        *p++ = '[';
+    for (size_t i = 0; i < e->n; i++) {
+        p += sprintf(p, "%s%s", i ? ", " : "", e->v[i]);
+        free(e->v[i]);
+    }
+    if (e->n > 1)
+        *p++ = ']';
+    *p = 0;
+    free(e->v);
+    *msg = xasprintf("%s \"%s\" is invalid: %s", k->kind, name ? name : "", all);
+    free(all);
+    return -1;
+}
+
+/* ---- name syntax ---- */
+
+#define SUBDOMAIN_MSG                                                                              \
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "   \
+    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "  \
+    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+#define LABEL_MSG                                                                                  \
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "   \
+    "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex "     \
+    "used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+#define QNAME_MSG                                                                                  \
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end "  \
+    "with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for " \
+    "validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+#define LVALUE_MSG                                                                                 \
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "    \
+    "'.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "             \
+    "'my_value',  or '12345', regex used for validation is "                                       \
+    "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+
+static int lower_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+static int label_ok(const char *s, size_t n)
+{
+    if (n == 0 || !lower_alnum(s[0]) || !lower_alnum(s[n - 1]))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!lower_alnum(s[i]) && s[i] != '-')
+            return 0;
+    return 1;
+}
+
+const char *admit_dns1123_label(const char *s)
+{
+    size_t n = strlen(s);
+    if (n > 63)
+        return "must be no more than 63 characters";
+    return label_ok(s, n) ? NULL : LABEL_MSG;
+}
+
+const char *admit_dns1123_subdomain(const char *s)
+{
+    size_t n = strlen(s);
+    if (n > 253)
+        return "must be no more than 253 characters";
+    const char *p = s;
+    for (;;) {
+        const char *dot = strchr(p, '.');
+        size_t l = dot ? (size_t)(dot - p) : strlen(p);
+        if (!label_ok(p, l))
+            return SUBDOMAIN_MSG;
+        if (!dot)
+            return NULL;
+        p = dot + 1;
+    }
+}
+
+static int qname_part_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 63 || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[n - 1]))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
+            return 0;
+    return 1;
+}
+
+/* Label/annotation key: [prefix/]name. Returns NULL or the reason. */
+static const char *qualified_name_err(const char *s)
+{
+    const char *slash = strchr(s, '/');
+    const char *name = s;
+    if (slash) {
+        char *prefix = xstrndup(s, (size_t)(slash - s));
+        const char *pe = *prefix ? admit_dns1123_subdomain(prefix) : "prefix part must be "
+                                                                       "non-empty";
+        int bad_syntax = *prefix && pe && strlen(prefix) <= 253;
+        free(prefix);
+        if (bad_syntax)
+            return "prefix part " SUBDOMAIN_MSG;
+        if (pe)
+            return pe;
+        name = slash + 1;
+    }
+    size_t n = strlen(name);
+    if (n == 0)
+        return "name part must be non-empty";
+    if (n > 63)
+        return "name part must be no more than 63 characters";
+    return qname_part_ok(name, n) ? NULL : QNAME_MSG;
+}
+
+static const char *label_value_err(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0)
+        return NULL;
+    if (n > 63)
+        return "must be no more than 63 characters";
+    return qname_part_ok(s, n) ? NULL : LVALUE_MSG;
+}
+
+/* ---- metadata ---- */
+
+static void check_labels(struct errs *e, const char *path,
+                         Coracle__V1__ObjectMeta__LabelsEntry *const *l, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *k = l[i]->key ? l[i]->key : "", *v = l[i]->value ? l[i]->value : "";
+        const char *r = qualified_name_err(k);
+        if (r)
+            eadd(e, "%s: Invalid value: \"%s\": %s", path, k, r);
+        if ((r = label_value_err(v)))
+            eadd(e, "%s: Invalid value: \"%s\": %s", path, v, r);
+    }
+}
+
+static void check_meta(struct errs *e, const struct kind *k, const Coracle__V1__ObjectMeta *m)
+{
+    if (!m || !m->name || !*m->name) {
+        eadd(e, "metadata.name: Required value: name or generateName is required");
+    } else {
+        const char *r = admit_dns1123_subdomain(m->name);
+        if (r)
+            eadd(e, "metadata.name: Invalid value: \"%s\": %s", m->name, r);
+    }
+    if (!m)
+        return;
+    if (k->namespaced) {
+        if (!m->namespace_ || !*m->namespace_) {
+            eadd(e, "metadata.namespace: Required value");
+        } else {
+            const char *r = admit_dns1123_label(m->namespace_);
+            if (r)
+                eadd(e, "metadata.namespace: Invalid value: \"%s\": %s", m->namespace_, r);
+        }
+    } else if (m->namespace_ && *m->namespace_) {
+        eadd(e, "metadata.namespace: Forbidden: not allowed on this type");
+    }
+    check_labels(e, "metadata.labels", m->labels, m->n_labels);
+    for (size_t i = 0; i < m->n_annotations; i++) {
+        const char *key = m->annotations[i]->key ? m->annotations[i]->key : "";
+        const char *r = qualified_name_err(key);
+        if (r)
+            eadd(e, "metadata.annotations: Invalid value: \"%s\": %s", key, r);
+    }
+    if (m->has_deletiongraceperiodseconds && m->deletiongraceperiodseconds < 0)
+        eadd(e, "metadata.deletionGracePeriodSeconds: Invalid value: %" PRId64
+                ": must be greater than or equal to 0",
+             m->deletiongraceperiodseconds);
+}
+
+/* ---- pods ---- */
+
+static int str_in(const char *s, const char *const *set)
+{
+    for (; *set; set++)
+        if (!strcmp(s, *set))
+            return 1;
+    return 0;
+}
+
+static void check_enum(struct errs *e, const char *path, const char *v, const char *const *set,
+                       const char *supported)
+{
+    if (v && !str_in(v, set))
+        eadd(e, "%s: Unsupported value: \"%s\": supported values: %s", path, v, supported);
+}
+
+static void check_quantity_map(struct errs *e, const char *path,
+                               Coracle__V1__ResourceRequirements__LimitsEntry *const *m, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *key = m[i]->key ? m[i]->key : "";
+        const char *v = m[i]->value && m[i]->value->string ? m[i]->value->string : "";
+        int64_t milli;
+        char *qe = NULL;
+        if (qty_parse(v, &milli, &qe) < 0)
+            eadd(e, "%s[%s]: Invalid value: \"%s\": %s", path, key, v,
+                 qe ? qe : "must be a valid quantity");
+        free(qe);
+        const char *r = qualified_name_err(key);
+        if (r)
+            eadd(e, "%s[%s]: Invalid value: \"%s\": %s", path, key, key, r);
+    }
+}
+
+static const char *qmap_get(Coracle__V1__ResourceRequirements__LimitsEntry *const *m, size_t n,
+                            const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (m[i]->key && !strcmp(m[i]->key, key))
+            return m[i]->value && m[i]->value->string ? m[i]->value->string : "";
+    return NULL;
+}
+
+static void check_port(struct errs *e, const char *path, int has, int32_t v, int required)
+{
+    if (!has || v == 0) {
+        if (required)
+            eadd(e, "%s: Required value", path);
+        return;
+    }
+    if (v < 1 || v > 65535)
+        eadd(e, "%s: Invalid value: %d: must be between 1 and 65535, inclusive", path, v);
+}
+
+static void check_containers(struct errs *e, const char *base, Coracle__V1__Container *const *c,
+                             size_t n, const Coracle__V1__PodSpec *sp, char ***names,
+                             size_t *nnames)
+{
+    static const char *const pull[] = {"Always", "IfNotPresent", "Never", NULL};
+    static const char *const proto[] = {"SCTP", "TCP", "UDP", NULL};
+    static const char *const tmp[] = {"File", "FallbackToLogsOnError", NULL};
+    for (size_t i = 0; i < n; i++) {
+        const Coracle__V1__Container *ct = c[i];
+        char *p = xasprintf("%s[%zu]", base, i);
+        if (!ct->name || !*ct->name) {
+            eadd(e, "%s.name: Required value", p);
+        } else {
+            const char *r = admit_dns1123_label(ct->name);
+            if (r)
+                eadd(e, "%s.name: Invalid value: \"%s\": %s", p, ct->name, r);
+            int dup = 0;
+            for (size_t j = 0; j < *nnames && !dup; j++)
+                dup = !strcmp((*names)[j], ct->name);
+            if (dup)
+                eadd(e, "%s.name: Duplicate value: \"%s\"", p, ct->name);
+            *names = xrealloc(*names, (*nnames + 1) * sizeof(**names));
+            (*names)[(*nnames)++] = ct->name;
+        }
+        if (!ct->image || !*ct->image)
+            eadd(e, "%s.image: Required value", p);
+        for (size_t j = 0; j < ct->n_ports; j++) {
+            const Coracle__V1__ContainerPort *po = ct->ports[j];
+            char *pp = xasprintf("%s.ports[%zu].containerPort", p, j);
+            check_port(e, pp, po->has_containerport, po->containerport, 1);
+            free(pp);
+            pp = xasprintf("%s.ports[%zu].hostPort", p, j);
+            check_port(e, pp, po->has_hostport, po->hostport, 0);
+            free(pp);
+            if (!po->protocol) {
+                eadd(e, "%s.ports[%zu].protocol: Required value", p, j);
+            } else {
+                pp = xasprintf("%s.ports[%zu].protocol", p, j);
+                check_enum(e, pp, po->protocol, proto, "\"SCTP\", \"TCP\", \"UDP\"");
+                free(pp);
+            }
+        }
+        for (size_t j = 0; j < ct->n_env; j++)
+            if (!ct->env[j]->name || !*ct->env[j]->name)
+                eadd(e, "%s.env[%zu].name: Required value", p, j);
+        if (ct->resources) {
+            const Coracle__V1__ResourceRequirements *r = ct->resources;
+            char *rp = xasprintf("%s.resources.limits", p);
+            check_quantity_map(e, rp, r->limits, r->n_limits);
+            free(rp);
+            rp = xasprintf("%s.resources.requests", p);
+            check_quantity_map(e, rp, (void *)r->requests, r->n_requests);
+            free(rp);
+            for (size_t j = 0; j < r->n_requests; j++) {
+                const char *key = r->requests[j]->key ? r->requests[j]->key : "";
+                const char *rv = r->requests[j]->value && r->requests[j]->value->string
+                                     ? r->requests[j]->value->string
+                                     : "";
+                const char *lv = qmap_get(r->limits, r->n_limits, key);
+                int64_t rq, lq;
+                if (lv && qty_parse(rv, &rq, NULL) == 0 && qty_parse(lv, &lq, NULL) == 0 &&
+                    rq > lq)
+                    eadd(e,
+                         "%s.resources.requests: Invalid value: \"%s\": must be less than or "
+                         "equal to %s limit of %s",
+                         p, rv, key, lv);
+            }
+        }
+        for (size_t j = 0; j < ct->n_volumemounts; j++) {
+            const Coracle__V1__VolumeMount *vm = ct->volumemounts[j];
+            if (!vm->name || !*vm->name) {
+                eadd(e, "%s.volumeMounts[%zu].name: Required value", p, j);
+            } else {
+                int found = 0;
+                for (size_t v = 0; v < sp->n_volumes && !found; v++)
+                    found = sp->volumes[v]->name && !strcmp(sp->volumes[v]->name, vm->name);
+                if (!found)
+                    eadd(e, "%s.volumeMounts[%zu].name: Not found: \"%s\"", p, j, vm->name);
+            }
+            if (!vm->mountpath || !*vm->mountpath) {
+                eadd(e, "%s.volumeMounts[%zu].mountPath: Required value", p, j);
+            } else {
+                for (size_t k = 0; k < j; k++)
+                    if (ct->volumemounts[k]->mountpath &&
+                        !strcmp(ct->volumemounts[k]->mountpath, vm->mountpath)) {
+                        eadd(e, "%s.volumeMounts[%zu].mountPath: Invalid value: \"%s\": must be "
+                                "unique",
+                             p, j, vm->mountpath);
+                        break;
+                    }
+            }
+        }
+        if (ct->imagepullpolicy) {
+            char *pp = xasprintf("%s.imagePullPolicy", p);
+            check_enum(e, pp, ct->imagepullpolicy, pull, "\"Always\", \"IfNotPresent\", \"Never\"");
+            free(pp);
+        }
+        if (ct->terminationmessagepolicy) {
+            char *pp = xasprintf("%s.terminationMessagePolicy", p);
+            check_enum(e, pp, ct->terminationmessagepolicy, tmp,
+                       "\"File\", \"FallbackToLogsOnError\"");
+            free(pp);
+        }
+        free(p);
+    }
+}
+
+static void check_pod_spec(struct errs *e, const Coracle__V1__PodSpec *sp)
+{
+    static const char *const restart[] = {"Always", "OnFailure", "Never", NULL};
+    static const char *const dns[] = {"ClusterFirstWithHostNet", "ClusterFirst", "Default", "None",
+                                      NULL};
+    static const char *const tolop[] = {"Equal", "Exists", NULL};
+    static const char *const effect[] = {"NoSchedule", "PreferNoSchedule", "NoExecute", NULL};
+    Coracle__V1__PodSpec empty = CORACLE__V1__POD_SPEC__INIT;
+    if (!sp)
+        sp = &empty;
+    /* volumes */
+    for (size_t i = 0; i < sp->n_volumes; i++) {
+        const Coracle__V1__Volume *v = sp->volumes[i];
+        if (!v->name || !*v->name) {
+            eadd(e, "spec.volumes[%zu].name: Required value", i);
+        } else {
+            const char *r = admit_dns1123_label(v->name);
+            if (r)
+                eadd(e, "spec.volumes[%zu].name: Invalid value: \"%s\": %s", i, v->name, r);
+            for (size_t j = 0; j < i; j++)
+                if (sp->volumes[j]->name && !strcmp(sp->volumes[j]->name, v->name)) {
+                    eadd(e, "spec.volumes[%zu].name: Duplicate value: \"%s\"", i, v->name);
+                    break;
+                }
+        }
+        const Coracle__V1__VolumeSource *src = v->volumesource;
+        int types = src ? !!src->hostpath + !!src->emptydir : 0;
+        if (types == 0)
+            eadd(e, "spec.volumes[%zu]: Required value: must specify a volume type", i);
+        else if (types > 1)
+            eadd(e, "spec.volumes[%zu].emptyDir: Forbidden: may not specify more than 1 volume "
+                    "type",
+                 i);
+        if (src && src->hostpath && (!src->hostpath->path || !*src->hostpath->path))
+            eadd(e, "spec.volumes[%zu].hostPath.path: Required value", i);
+        if (src && src->emptydir && src->emptydir->sizelimit) {
+            const char *q = src->emptydir->sizelimit->string ? src->emptydir->sizelimit->string
+                                                             : "";
+            int64_t m;
+            char *qe = NULL;
+            if (qty_parse(q, &m, &qe) < 0)
+                eadd(e, "spec.volumes[%zu].emptyDir.sizeLimit: Invalid value: \"%s\": %s", i, q,
+                     qe ? qe : "must be a valid quantity");
+            free(qe);
+        }
+        if (src && src->emptydir && src->emptydir->medium && *src->emptydir->medium &&
+            strcmp(src->emptydir->medium, "Memory"))
+            eadd(e, "spec.volumes[%zu].emptyDir.medium: Unsupported value: \"%s\": supported "
+                    "values: \"\", \"Memory\"",
+                 i, src->emptydir->medium);
+    }
+    char **names = NULL;
+    size_t nnames = 0;
+    check_containers(e, "spec.initContainers", sp->initcontainers, sp->n_initcontainers, sp,
+                     &names, &nnames);
+    if (sp->n_containers == 0)
+        eadd(e, "spec.containers: Required value");
+    check_containers(e, "spec.containers", sp->containers, sp->n_containers, sp, &names, &nnames);
+    free(names);
+    check_enum(e, "spec.restartPolicy", sp->restartpolicy, restart,
+               "\"Always\", \"OnFailure\", \"Never\"");
+    check_enum(e, "spec.dnsPolicy", sp->dnspolicy, dns,
+               "\"ClusterFirstWithHostNet\", \"ClusterFirst\", \"Default\", \"None\"");
+    check_labels(e, "spec.nodeSelector", (void *)sp->nodeselector, sp->n_nodeselector);
+    if (sp->nodename && *sp->nodename) {
+        const char *r = admit_dns1123_subdomain(sp->nodename);
+        if (r)
+            eadd(e, "spec.nodeName: Invalid value: \"%s\": %s", sp->nodename, r);
+    }
+    if (sp->has_terminationgraceperiodseconds && sp->terminationgraceperiodseconds < 0)
+        eadd(e, "spec.terminationGracePeriodSeconds: Invalid value: %" PRId64
+                ": must be greater than or equal to 0",
+             sp->terminationgraceperiodseconds);
+    if (sp->has_activedeadlineseconds &&
+        (sp->activedeadlineseconds < 1 || sp->activedeadlineseconds > 2147483647))
+        eadd(e, "spec.activeDeadlineSeconds: Invalid value: %" PRId64
+                ": must be between 1 and 2147483647, inclusive",
+             sp->activedeadlineseconds);
+    for (size_t i = 0; i < sp->n_tolerations; i++) {
+        const Coracle__V1__Toleration *t = sp->tolerations[i];
+        char *p = xasprintf("spec.tolerations[%zu]", i);
+        const char *op = t->operator_ ? t->operator_ : "Equal";
+        if (t->key && *t->key) {
+            const char *r = qualified_name_err(t->key);
+            if (r)
+                eadd(e, "%s.key: Invalid value: \"%s\": %s", p, t->key, r);
+        } else if (!strcmp(op, "Equal")) {
+            eadd(e, "%s.operator: Invalid value: \"%s\": operator must be Exists when `key` is "
+                    "empty, which means \"match all values and all keys\"",
+                 p, op);
+        }
+        char *pp = xasprintf("%s.operator", p);
+        if (t->operator_ && *t->operator_)
+            check_enum(e, pp, t->operator_, tolop, "\"Equal\", \"Exists\"");
+        if (!strcmp(op, "Exists") && t->value && *t->value)
+            eadd(e, "%s: Invalid value: \"%s\": value must be empty when `operator` is 'Exists'",
+                 pp, t->value);
+        free(pp);
+        if (t->effect && *t->effect) {
+            pp = xasprintf("%s.effect", p);
+            check_enum(e, pp, t->effect, effect,
+                       "\"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\"");
+            free(pp);
+        }
+        free(p);
+    }
+}
+
+static void check_pod_status(struct errs *e, const Coracle__V1__PodStatus *st)
+{
+    static const char *const phases[] = {"Pending", "Running", "Succeeded", "Failed", "Unknown",
+                                         NULL};
+    if (st && st->phase && *st->phase)
+        check_enum(e, "status.phase", st->phase, phases,
+                   "\"Pending\", \"Running\", \"Succeeded\", \"Failed\", \"Unknown\"");
+}
+
+/* ---- other kinds ---- */
+
+static void check_node(struct errs *e, const Coracle__V1__Node *n)
+{
+    static const char *const effect[] = {"NoSchedule", "PreferNoSchedule", "NoExecute", NULL};
+    if (n->spec)
+        for (size_t i = 0; i < n->spec->n_taints; i++) {
+            const Coracle__V1__Taint *t = n->spec->taints[i];
+            if (!t->key || !*t->key) {
+                eadd(e, "spec.taints[%zu].key: Required value", i);
+            } else {
+                const char *r = qualified_name_err(t->key);
+                if (r)
+                    eadd(e, "spec.taints[%zu].key: Invalid value: \"%s\": %s", i, t->key, r);
+            }
+            if (!t->effect || !*t->effect) {
+                eadd(e, "spec.taints[%zu].effect: Required value", i);
+            } else {
+                char *p = xasprintf("spec.taints[%zu].effect", i);
+                check_enum(e, p, t->effect, effect,
+                           "\"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\"");
+                free(p);
+            }
+        }
+    if (n->status) {
+        check_quantity_map(e, "status.capacity", (void *)n->status->capacity,
+                           n->status->n_capacity);
+        check_quantity_map(e, "status.allocatable", (void *)n->status->allocatable,
+                           n->status->n_allocatable);
+    }
+}
+
+static void check_event(struct errs *e, const Coracle__V1__Event *ev)
+{
+    const Coracle__V1__ObjectMeta *m = ev->metadata;
+    const Coracle__V1__ObjectReference *o = ev->involvedobject;
+    if (o && o->namespace_ && *o->namespace_ && m && m->namespace_ &&
+        strcmp(o->namespace_, m->namespace_))
+        eadd(e, "involvedObject.namespace: Invalid value: \"%s\": does not match event.namespace",
+             o->namespace_);
+    if (ev->has_count && ev->count < 0)
+        eadd(e, "count: Invalid value: %d: must be greater than or equal to 0", ev->count);
+    if (ev->type && *ev->type && strcmp(ev->type, "Normal") && strcmp(ev->type, "Warning"))
+        eadd(e, "type: Unsupported value: \"%s\": supported values: \"Normal\", \"Warning\"",
+             ev->type);
+}
+
+static void check_lease(struct errs *e, const Coracle__V1__Lease *l)
+{
+    if (l->spec && l->spec->has_leasedurationseconds && l->spec->leasedurationseconds <= 0)
+        eadd(e, "spec.leaseDurationSeconds: Invalid value: %d: must be greater than 0",
+             l->spec->leasedurationseconds);
+}
+
+int admit_validate(const struct kind *k, const ProtobufCMessage *obj, char **msg)
+{
+    struct errs e = {0};
+    const Coracle__V1__ObjectMeta *m = kind_meta(obj);
+    check_meta(&e, k, m);
+    if (k == &kind_pod) {
+        check_pod_spec(&e, ((const Coracle__V1__Pod *)obj)->spec);
+        check_pod_status(&e, ((const Coracle__V1__Pod *)obj)->status);
+    } else if (k == &kind_node) {
+        check_node(&e, (const void *)obj);
+    } else if (k == &kind_event) {
+        check_event(&e, (const void *)obj);
+    } else if (k == &kind_lease) {
+        check_lease(&e, (const void *)obj);
+    }
+    return efinish(&e, k, m ? m->name : NULL, msg);
+}
+
+/* ---- pod update ---- */
+
+#define POD_UPDATE_MSG                                                                             \
+    "pod updates may not change fields other than `spec.containers[*].image`,"                    \
+    "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only "        \
+    "additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set " \
+    "to 1 if it was previously negative)"
+
+int admit_pod_update(const Coracle__V1__Pod *old, const Coracle__V1__Pod *upd, char **msg)
+{
+    struct errs e = {0};
+    check_pod_spec(&e, upd->spec);
+    if (!e.n && old->spec && upd->spec) {
+        /* neutralise what may change, then the rest must be identical */
+        Coracle__V1__PodSpec *a = (void *)obj_clone(&old->spec->base);
+        Coracle__V1__PodSpec *b = (void *)obj_clone(&upd->spec->base);
+        if (a->n_containers == b->n_containers)
+            for (size_t i = 0; i < a->n_containers; i++)
+                obj_set_str(&b->containers[i]->image, a->containers[i]->image);
+        if (a->n_initcontainers == b->n_initcontainers)
+            for (size_t i = 0; i < a->n_initcontainers; i++)
+                obj_set_str(&b->initcontainers[i]->image, a->initcontainers[i]->image);
+        b->has_activedeadlineseconds = a->has_activedeadlineseconds;
+        b->activedeadlineseconds = a->activedeadlineseconds;
+        /* tolerations: every old one must still be there; additions are fine */
+        int tol_ok = 1;
+        for (size_t i = 0; i < a->n_tolerations && tol_ok; i++) {
+            int found = 0;
+            for (size_t j = 0; j < b->n_tolerations && !found; j++)
+                found = obj_equal(&a->tolerations[i]->base, &b->tolerations[j]->base);
+            tol_ok = found;
+        }
+        if (!obj_equal(&a->base, &b->base) || !tol_ok) {
+            /* compare again without tolerations */
+            size_t na = a->n_tolerations, nb = b->n_tolerations;
+            a->n_tolerations = b->n_tolerations = 0;
+            if (!obj_equal(&a->base, &b->base) || !tol_ok)
+                eadd(&e, "spec: Forbidden: %s", POD_UPDATE_MSG);
+            a->n_tolerations = na;
+            b->n_tolerations = nb;
+        }
+        if (old->spec->has_activedeadlineseconds && upd->spec->has_activedeadlineseconds &&
+            upd->spec->activedeadlineseconds > old->spec->activedeadlineseconds)
+            eadd(&e, "spec.activeDeadlineSeconds: Invalid value: %" PRId64
+                     ": must be less than or equal to previous value",
+                 upd->spec->activedeadlineseconds);
+        else if (old->spec->has_activedeadlineseconds && !upd->spec->has_activedeadlineseconds)
+            eadd(&e, "spec.activeDeadlineSeconds: Invalid value: \"null\": must not update from a "
+                     "positive integer to nil value");
+        obj_free(&a->base);
+        obj_free(&b->base);
+    }
+    return efinish(&e, &kind_pod, upd->metadata ? upd->metadata->name : NULL, msg);
+}
+
+/* ---- defaults ---- */
+
+static void set_default_str(char **f, const char *v)
+{
+    if (!*f || !**f)
+        obj_set_str(f, v);
+}
+
+static int image_is_latest(const char *image)
+{
+    if (!image)
+        return 1;
+    if (strchr(image, '@'))
+        return 0;
+    const char *slash = strrchr(image, '/');
+    const char *colon = strrchr(slash ? slash : image, ':');
+    return !colon || !strcmp(colon, ":latest");
+}
+
+static void default_containers(Coracle__V1__Container **c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        Coracle__V1__Container *ct = c[i];
+        set_default_str(&ct->terminationmessagepath, "/dev/termination-log");
+        set_default_str(&ct->terminationmessagepolicy, "File");
+        set_default_str(&ct->imagepullpolicy,
+                        image_is_latest(ct->image) ? "Always" : "IfNotPresent");
+        for (size_t j = 0; j < ct->n_ports; j++)
+            set_default_str(&ct->ports[j]->protocol, "TCP");
+        /* requests default to limits */
+        Coracle__V1__ResourceRequirements *r = ct->resources;
+        if (r)
+            for (size_t j = 0; j < r->n_limits; j++) {
+                const char *key = r->limits[j]->key;
+                if (!key || qmap_get((void *)r->requests, r->n_requests, key))
+                    continue;
+                Coracle__V1__ResourceRequirements__RequestsEntry *en = xmalloc(sizeof(*en));
+                coracle__v1__resource_requirements__requests_entry__init(en);
+                en->key = xstrdup(key);
+                en->value = xmalloc(sizeof(*en->value));
+                coracle__v1__quantity__init(en->value);
+                en->value->string = xstrdup(r->limits[j]->value && r->limits[j]->value->string
+                                                ? r->limits[j]->value->string
+                                                : "0");
+                r->requests = xrealloc(r->requests, (r->n_requests + 1) * sizeof(*r->requests));
+                r->requests[r->n_requests++] = en;
+            }
+    }
+}
+
+const char *admit_pod_qos(const Coracle__V1__PodSpec *sp)
+{
+    int any = 0, guaranteed = 1;
+    for (int pass = 0; pass < 2; pass++) {
+        Coracle__V1__Container **c = pass ? sp->initcontainers : sp->containers;
+        size_t n = pass ? sp->n_initcontainers : sp->n_containers;
+        for (size_t i = 0; i < n; i++) {
+            const Coracle__V1__ResourceRequirements *r = c[i]->resources;
+            if (r && (r->n_limits || r->n_requests))
+                any = 1;
+            const char *names[] = {"cpu", "memory"};
+            for (int k = 0; k < 2; k++) {
+                const char *l = r ? qmap_get(r->limits, r->n_limits, names[k]) : NULL;
+                const char *q = r ? qmap_get((void *)r->requests, r->n_requests, names[k]) : NULL;
+                int64_t lm, qm;
+                if (!l || !q || qty_parse(l, &lm, NULL) || qty_parse(q, &qm, NULL) || lm != qm)
+                    guaranteed = 0;
+            }
+        }
+    }
+    return !any ? "BestEffort" : guaranteed ? "Guaranteed" : "Burstable";
+}
+
+void admit_defaults(const struct kind *k, ProtobufCMessage *obj)
+{
+    Coracle__V1__ObjectMeta *m = obj_meta(obj);
+    if (k->namespaced)
+        set_default_str(&m->namespace_, "default");
+    if (k != &kind_pod)
+        return;
+    Coracle__V1__Pod *p = (void *)obj;
+    if (!p->spec) {
+        p->spec = xmalloc(sizeof(*p->spec));
+        coracle__v1__pod_spec__init(p->spec);
+    }
+    Coracle__V1__PodSpec *sp = p->spec;
+    set_default_str(&sp->restartpolicy, "Always");
+    set_default_str(&sp->dnspolicy, "ClusterFirst");
+    set_default_str(&sp->schedulername, "default-scheduler");
+    if (!sp->has_terminationgraceperiodseconds) {
+        sp->has_terminationgraceperiodseconds = 1;
+        sp->terminationgraceperiodseconds = 30;
+    }
+    if (!sp->has_priority) {
+        sp->has_priority = 1;
+        sp->priority = 0;
+    }
+    default_containers(sp->containers, sp->n_containers);
+    default_containers(sp->initcontainers, sp->n_initcontainers);
+    for (size_t i = 0; i < sp->n_tolerations; i++)
+        if (sp->tolerations[i]->key && *sp->tolerations[i]->key)
+            set_default_str(&sp->tolerations[i]->operator_, "Equal");
+}

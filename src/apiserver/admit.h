@@ -1,0 +1,40 @@
+/*
+ * admit: the admission stage of the request pipeline: defaults (as
+ * Kubernetes' SetDefaults_*) and validation (as Kubernetes' validation
+ * package, with its exact field-error texts) for each kind. Pure functions:
+ * they run on the loop thread (create/update requests) and on the store's
+ * commit thread (checks against the current object), so they touch only
+ * their arguments.
+ */
+#ifndef CORACLE_ADMIT_H
+#define CORACLE_ADMIT_H
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "kinds.h"
+
+/* Fills defaults into obj (an object of kind k), in place. */
+void admit_defaults(const struct kind *k, ProtobufCMessage *obj);
+
+/*
+ * Validates obj; returns 0, or -1 with *msg (malloc'd) as Kubernetes says
+ * it: `Pod "x" is invalid: spec.containers[0].image: Required value`, or
+ * with several errors `Pod "x" is invalid: [a, b]`.
+ */
+int admit_validate(const struct kind *k, const ProtobufCMessage *obj, char **msg);
+
+/*
+ * Checks an update of a pod's spec against the stored pod (Kubernetes'
+ * ValidatePodUpdate: only images, activeDeadlineSeconds and tolerations
+ * additions may change). Returns 0 or -1 with *msg.
+ */
+int admit_pod_update(const Coracle__V1__Pod *old, const Coracle__V1__Pod *upd, char **msg);
+
+/* Kubernetes' DNS-1123 checks; return NULL or the reason (static text). */
+const char *admit_dns1123_subdomain(const char *s);
+const char *admit_dns1123_label(const char *s);
+
+/* Pod QoS class ("Guaranteed", "Burstable", "BestEffort") from the spec's resources. */
+const char *admit_pod_qos(const Coracle__V1__PodSpec *spec);
+
+#endif

@@ -1,0 +1,240 @@
+/*
+ * obj: protobuf-c object helpers for the apiserver. See obj.h.
+ */
+#include "config.h"
+#include "obj.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+ProtobufCMessage *obj_decode(const ProtobufCMessageDescriptor *d, const void *buf, size_t len)
+{
+    return protobuf_c_message_unpack(d, NULL, len, buf);
+}
+
+void obj_free(ProtobufCMessage *m)
+{
+    if (m)
+        protobuf_c_message_free_unpacked(m, NULL);
+}
+
+void *obj_encode(const ProtobufCMessage *m, size_t *len)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *b = xmalloc(n ? n : 1);
+    *len = protobuf_c_message_pack(m, b);
+    return b;
+}
+
+ProtobufCMessage *obj_clone(const ProtobufCMessage *m)
+{
+    size_t n;
+    void *b = obj_encode(m, &n);
+    ProtobufCMessage *c = obj_decode(m->descriptor, b, n);
+    free(b);
+    if (!c)
+        abort();
+    return c;
+}
+
+bool obj_equal(const ProtobufCMessage *a, const ProtobufCMessage *b)
+{
+    if (!a || !b)
+        return a == b;
+    size_t na, nb;
+    void *ba = obj_encode(a, &na), *bb = obj_encode(b, &nb);
+    bool eq = na == nb && !memcmp(ba, bb, na);
+    free(ba);
+    free(bb);
+    return eq;
+}
+
+Coracle__V1__ObjectMeta *obj_meta(ProtobufCMessage *m)
+{
+    Coracle__V1__ObjectMeta *meta = kind_meta(m);
+    if (!meta) {
+        meta = xmalloc(sizeof(*meta));
+        coracle__v1__object_meta__init(meta);
+        kind_set_meta(m, meta);
+    }
+    return meta;
+}
+
+void obj_set_str(char **field, const char *v)
+{
+    free(*field);
+    *field = v ? xstrdup(v) : NULL;
+}
+
+Coracle__V1__Time *obj_time(int64_t ns)
+{
+    Coracle__V1__Time *t = xmalloc(sizeof(*t));
+    coracle__v1__time__init(t);
+    t->has_seconds = 1;
+    t->seconds = ns / 1000000000;
+    /* Kubernetes' Time has second precision on the wire in practice; keep nanos 0 */
+    return t;
+}
+
+Coracle__V1__MicroTime *obj_microtime(int64_t ns)
+{
+    Coracle__V1__MicroTime *t = xmalloc(sizeof(*t));
+    coracle__v1__micro_time__init(t);
+    t->has_seconds = 1;
+    t->seconds = ns / 1000000000;
+    t->has_nanos = 1;
+    t->nanos = (int32_t)(ns % 1000000000 / 1000 * 1000);
+    return t;
+}
+
+int64_t obj_time_ns(const Coracle__V1__Time *t)
+{
+    return t ? t->seconds * 1000000000 + t->nanos : 0;
+}
+
+int64_t obj_microtime_ns(const Coracle__V1__MicroTime *t)
+{
+    return t ? t->seconds * 1000000000 + t->nanos : 0;
+}
+
+const char *obj_label(const Coracle__V1__ObjectMeta *m, const char *key)
+{
+    if (!m)
+        return NULL;
+    for (size_t i = 0; i < m->n_labels; i++)
+        if (m->labels[i]->key && !strcmp(m->labels[i]->key, key))
+            return m->labels[i]->value ? m->labels[i]->value : "";
+    return NULL;
+}
+
+const char *obj_label_get(void *obj, const char *key)
+{
+    return obj_label(kind_meta(obj), key);
+}
+
+static const char *const pod_fields[] = {
+    "metadata.name", "metadata.namespace", "spec.nodeName", "spec.restartPolicy",
+    "spec.schedulerName", "spec.serviceAccountName", "status.phase", "status.podIP",
+    "status.nominatedNodeName", NULL};
+static const char *const node_fields[] = {"metadata.name", "spec.unschedulable", NULL};
+static const char *const event_fields[] = {
+    "metadata.name", "metadata.namespace", "involvedObject.kind", "involvedObject.namespace",
+    "involvedObject.name", "involvedObject.uid", "involvedObject.apiVersion",
+    "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason", "reportingComponent",
+    "source", "type", NULL};
+static const char *const lease_fields[] = {"metadata.name", "metadata.namespace", NULL};
+
+bool obj_field_supported(const struct kind *k, const char *path)
+{
+    const char *const *f = k == &kind_pod    ? pod_fields
+                           : k == &kind_node ? node_fields
+                           : k == &kind_event ? event_fields
+                                              : lease_fields;
+    for (; *f; f++)
+        if (!strcmp(*f, path))
+            return true;
+    return false;
+}
+
+#define S(x) ((x) ? (x) : "")
+
+const char *obj_field_get(void *argp, const char *path)
+{
+    struct obj_fields_arg *a = argp;
+    const Coracle__V1__ObjectMeta *meta = kind_meta(a->obj);
+    if (!strcmp(path, "metadata.name"))
+        return meta ? S(meta->name) : "";
+    if (!strcmp(path, "metadata.namespace"))
+        return meta ? S(meta->namespace_) : "";
+    if (a->k == &kind_pod) {
+        const Coracle__V1__Pod *p = (const void *)a->obj;
+        const Coracle__V1__PodSpec *sp = p->spec;
+        const Coracle__V1__PodStatus *st = p->status;
+        if (!strcmp(path, "spec.nodeName"))
+            return sp ? S(sp->nodename) : "";
+        if (!strcmp(path, "spec.restartPolicy"))
+            return sp ? S(sp->restartpolicy) : "";
+        if (!strcmp(path, "spec.schedulerName"))
+            return sp ? S(sp->schedulername) : "";
+        if (!strcmp(path, "spec.serviceAccountName"))
+            return sp ? S(sp->serviceaccountname) : "";
+        if (!strcmp(path, "status.phase"))
+            return st ? S(st->phase) : "";
+        if (!strcmp(path, "status.podIP"))
+            return st ? S(st->podip) : "";
+        if (!strcmp(path, "status.nominatedNodeName"))
+            return st ? S(st->nominatednodename) : "";
+    } else if (a->k == &kind_node) {
+        const Coracle__V1__Node *n = (const void *)a->obj;
+        if (!strcmp(path, "spec.unschedulable"))
+            return n->spec && n->spec->unschedulable ? "true" : "false";
+    } else if (a->k == &kind_event) {
+        const Coracle__V1__Event *e = (const void *)a->obj;
+        const Coracle__V1__ObjectReference *o = e->involvedobject;
+        if (!strcmp(path, "involvedObject.kind"))
+            return o ? S(o->kind) : "";
+        if (!strcmp(path, "involvedObject.namespace"))
+            return o ? S(o->namespace_) : "";
+        if (!strcmp(path, "involvedObject.name"))
+            return o ? S(o->name) : "";
+        if (!strcmp(path, "involvedObject.uid"))
+            return o ? S(o->uid) : "";
+        if (!strcmp(path, "involvedObject.apiVersion"))
+            return o ? S(o->apiversion) : "";
+        if (!strcmp(path, "involvedObject.resourceVersion"))
+            return o ? S(o->resourceversion) : "";
+        if (!strcmp(path, "involvedObject.fieldPath"))
+            return o ? S(o->fieldpath) : "";
+        if (!strcmp(path, "reason"))
+            return S(e->reason);
+        if (!strcmp(path, "reportingComponent"))
+            return S(e->reportingcomponent);
+        if (!strcmp(path, "source"))
+            return e->source ? S(e->source->component) : "";
+        if (!strcmp(path, "type"))
+            return S(e->type);
+    }
+    return NULL;
+}
+
+int obj_check_field_selector(const struct kind *k, const char *fs, char **err)
+{
+    if (!fs)
+        return 0;
+    const char *p = fs;
+    while (*p) {
+        /* a term's key runs up to its first unescaped '=' or '!=' */
+        const char *q = p;
+        char *key = xmalloc(strlen(p) + 1);
+        size_t kl = 0;
+        while (*q && *q != ',' && *q != '=' && !(q[0] == '!' && q[1] == '=')) {
+            if (*q == '\\' && q[1])
+                q++;
+            if (*q != ' ')
+                key[kl++] = *q;
+            q++;
+        }
+        key[kl] = 0;
+        if (kl && !obj_field_supported(k, key)) {
+            *err = xasprintf("field label not supported: %s", key);
+            free(key);
+            return -1;
+        }
+        free(key);
+        /* skip to the next unescaped ',' */
+        while (*q && *q != ',') {
+            if (*q == '\\' && q[1])
+                q++;
+            q++;
+        }
+        p = *q ? q + 1 : q;
+    }
+    return 0;
+}
+
+const char *obj_pod_node(const ProtobufCMessage *pod)
+{
+    const Coracle__V1__Pod *p = (const void *)pod;
+    return p->spec && p->spec->nodename ? p->spec->nodename : "";
+}

@@ -1,0 +1,126 @@
+/*
+ * smap: string-keyed chained hash map (FNV-1a). See smap.h.
+ */
+#include "config.h"
+#include "smap.h"
+#include "util.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ent {
+    struct ent *next;
+    uint32_t h;
+    void *val;
+    char key[];
+};
+
+struct smap {
+    struct ent **b;
+    size_t nb, n;
+};
+
+static uint32_t hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+smap_t *smap_new(void)
+{
+    smap_t *m = xcalloc(1, sizeof(*m));
+    m->nb = 16;
+    m->b = xcalloc(m->nb, sizeof(*m->b));
+    return m;
+}
+
+void smap_free(smap_t *m, void (*free_val)(void *))
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->nb; i++)
+        for (struct ent *e = m->b[i], *n; e; e = n) {
+            n = e->next;
+            if (free_val)
+                free_val(e->val);
+            free(e);
+        }
+    free(m->b);
+    free(m);
+}
+
+void *smap_get(const smap_t *m, const char *key)
+{
+    uint32_t h = hash(key);
+    for (struct ent *e = m->b[h & (m->nb - 1)]; e; e = e->next)
+        if (e->h == h && !strcmp(e->key, key))
+            return e->val;
+    return NULL;
+}
+
+static void grow(smap_t *m)
+{
+    size_t nb = m->nb * 2;
+    struct ent **b = xcalloc(nb, sizeof(*b));
+    for (size_t i = 0; i < m->nb; i++)
+        for (struct ent *e = m->b[i], *n; e; e = n) {
+            n = e->next;
+            e->next = b[e->h & (nb - 1)];
+            b[e->h & (nb - 1)] = e;
+        }
+    free(m->b);
+    m->b = b;
+    m->nb = nb;
+}
+
+void *smap_put(smap_t *m, const char *key, void *val)
+{
+    uint32_t h = hash(key);
+    for (struct ent *e = m->b[h & (m->nb - 1)]; e; e = e->next)
+        if (e->h == h && !strcmp(e->key, key)) {
+            void *old = e->val;
+            e->val = val;
+            return old;
+        }
+    size_t kl = strlen(key);
+    struct ent *e = xmalloc(sizeof(*e) + kl + 1);
+    memcpy(e->key, key, kl + 1);
+    e->h = h;
+    e->val = val;
+    e->next = m->b[h & (m->nb - 1)];
+    m->b[h & (m->nb - 1)] = e;
+    if (++m->n > m->nb)
+        grow(m);
+    return NULL;
+}
+
+void *smap_del(smap_t *m, const char *key)
+{
+    uint32_t h = hash(key);
+    for (struct ent **pp = &m->b[h & (m->nb - 1)]; *pp; pp = &(*pp)->next) {
+        struct ent *e = *pp;
+        if (e->h == h && !strcmp(e->key, key)) {
+            void *v = e->val;
+            *pp = e->next;
+            free(e);
+            m->n--;
+            return v;
+        }
+    }
+    return NULL;
+}
+
+size_t smap_count(const smap_t *m)
+{
+    return m->n;
+}
+
+void smap_each(const smap_t *m, void (*fn)(const char *key, void *val, void *arg), void *arg)
+{
+    for (size_t i = 0; i < m->nb; i++)
+        for (struct ent *e = m->b[i]; e; e = e->next)
+            fn(e->key, e->val, arg);
+}

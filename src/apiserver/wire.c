@@ -1,0 +1,196 @@
+/*
+ * wire: byte-level protobuf helpers. See wire.h.
+ */
+#include "config.h"
+#include "wire.h"
+#include "grpc.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void wire_buf_reserve(struct wire_buf *b, size_t n)
+{
+    if (b->len + n <= b->cap)
+        return;
+    size_t c = b->cap ? b->cap : 256;
+    while (c < b->len + n)
+        c *= 2;
+    b->p = xrealloc(b->p, c);
+    b->cap = c;
+}
+
+void wire_buf_put(struct wire_buf *b, const void *d, size_t n)
+{
+    wire_buf_reserve(b, n);
+    if (n)
+        memcpy(b->p + b->len, d, n);
+    b->len += n;
+}
+
+void wire_buf_varint(struct wire_buf *b, uint64_t v)
+{
+    wire_buf_reserve(b, 10);
+    while (v >= 0x80) {
+        b->p[b->len++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    b->p[b->len++] = (uint8_t)v;
+}
+
+void wire_buf_field(struct wire_buf *b, uint32_t field, const void *d, size_t n)
+{
+    wire_buf_varint(b, (uint64_t)field << 3 | 2);
+    wire_buf_varint(b, n);
+    wire_buf_put(b, d, n);
+}
+
+void wire_buf_free(struct wire_buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+size_t wire_varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+int wire_read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t r = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t c = *(*p)++;
+        r |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = r;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Reads one field header and skips its value; vs and vl set for wire type 2. */
+static int next_field(const uint8_t **p, const uint8_t *end, uint32_t *f, const uint8_t **start,
+                      const uint8_t **vs, size_t *vl)
+{
+    *start = *p;
+    uint64_t tag, n;
+    if (wire_read_varint(p, end, &tag) < 0)
+        return -1;
+    *f = (uint32_t)(tag >> 3);
+    *vs = NULL;
+    *vl = 0;
+    switch (tag & 7) {
+    case 0:
+        return wire_read_varint(p, end, &n);
+    case 1:
+        if (end - *p < 8)
+            return -1;
+        *p += 8;
+        return 0;
+    case 2:
+        if (wire_read_varint(p, end, &n) < 0 || n > (uint64_t)(end - *p))
+            return -1;
+        *vs = *p;
+        *vl = (size_t)n;
+        *p += n;
+        return 0;
+    case 5:
+        if (end - *p < 4)
+            return -1;
+        *p += 4;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+int wire_find(const void *buf, size_t len, uint32_t f, const uint8_t **val, size_t *vlen)
+{
+    const uint8_t *p = buf, *end = p + len, *start, *vs;
+    size_t vl;
+    uint32_t fn;
+    int found = 0;
+    while (p < end) {
+        if (next_field(&p, end, &fn, &start, &vs, &vl) < 0)
+            return -1;
+        if (fn == f && vs) {
+            *val = vs;
+            *vlen = vl;
+            found = 1;
+        }
+    }
+    return found;
+}
+
+void *wire_set_rv(const void *buf, size_t len, uint64_t rev, size_t *out_len)
+{
+    const uint8_t *p = buf, *end = p + len, *start, *vs;
+    const uint8_t *meta = NULL;
+    size_t metalen = 0, vl;
+    uint32_t fn;
+    if (wire_find(buf, len, 1, &meta, &metalen) < 0)
+        return NULL;
+    char rv[24];
+    int rvl = snprintf(rv, sizeof(rv), "%" PRIu64, rev);
+    /* new metadata: every field but 6, then 6 */
+    struct wire_buf m = {0};
+    if (meta) {
+        const uint8_t *q = meta, *qe = meta + metalen;
+        while (q < qe) {
+            if (next_field(&q, qe, &fn, &start, &vs, &vl) < 0) {
+                wire_buf_free(&m);
+                return NULL;
+            }
+            if (fn != 6)
+                wire_buf_put(&m, start, (size_t)(q - start));
+        }
+    }
+    wire_buf_field(&m, 6, rv, (size_t)rvl);
+    struct wire_buf o = {0};
+    wire_buf_reserve(&o, len + 32);
+    wire_buf_field(&o, 1, m.p, m.len);
+    wire_buf_free(&m);
+    while (p < end) {
+        if (next_field(&p, end, &fn, &start, &vs, &vl) < 0) {
+            wire_buf_free(&o);
+            return NULL;
+        }
+        if (fn != 1)
+            wire_buf_put(&o, start, (size_t)(p - start));
+    }
+    *out_len = o.len;
+    return o.p;
+}
+
+rbuf_t *wire_watch_frame(const char *type, const void *obj, size_t len)
+{
+    size_t tl = strlen(type);
+    size_t msg = 1 + wire_varint_len(tl) + tl + 1 + wire_varint_len(len) + len;
+    rbuf_t *r = rbuf_alloc(GRPC_FRAME_HDR + msg);
+    grpc_frame_hdr(r->data, (uint32_t)msg);
+    struct wire_buf b = {.p = r->data + GRPC_FRAME_HDR, .len = 0, .cap = msg};
+    wire_buf_field(&b, 1, type, tl);
+    wire_buf_field(&b, 2, obj, len);
+    return r;
+}
+
+rbuf_t *wire_bookmark_frame(uint64_t rev)
+{
+    char rv[24];
+    int rvl = snprintf(rv, sizeof(rv), "%" PRIu64, rev);
+    uint8_t meta[40], obj[48];
+    struct wire_buf m = {.p = meta, .cap = sizeof(meta)};
+    wire_buf_field(&m, 6, rv, (size_t)rvl);
+    struct wire_buf o = {.p = obj, .cap = sizeof(obj)};
+    wire_buf_field(&o, 1, m.p, m.len);
+    return wire_watch_frame("BOOKMARK", o.p, o.len);
+}

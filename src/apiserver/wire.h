@@ -1,0 +1,52 @@
+/*
+ * wire: byte-level protobuf helpers for the apiserver's hot paths, where
+ * decoding and re-encoding whole objects would waste the work LMDB already
+ * did: a growable output buffer with varint/field writers, a top-level
+ * field finder, patching metadata.resourceVersion inside encoded bytes,
+ * and building framed watch events (type + object) once for many streams.
+ */
+#ifndef CORACLE_WIRE_H
+#define CORACLE_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+struct wire_buf {
+    uint8_t *p;
+    size_t len, cap;
+};
+void wire_buf_reserve(struct wire_buf *b, size_t n);
+void wire_buf_put(struct wire_buf *b, const void *d, size_t n);
+void wire_buf_varint(struct wire_buf *b, uint64_t v);
+/* A length-delimited field: tag, length, bytes. */
+void wire_buf_field(struct wire_buf *b, uint32_t field, const void *d, size_t n);
+void wire_buf_free(struct wire_buf *b);
+
+size_t wire_varint_len(uint64_t v);
+/* Reads a varint at *p (< end); advances *p. Returns 0 or -1 if malformed. */
+int wire_read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v);
+
+/*
+ * Finds the last top-level length-delimited field number f in buf.
+ * Returns 1 and *val and *vlen (pointing into buf), 0 if absent, -1 if malformed.
+ */
+int wire_find(const void *buf, size_t len, uint32_t f, const uint8_t **val, size_t *vlen);
+
+/*
+ * A copy of an encoded object (metadata as field 1) whose
+ * metadata.resourceVersion (field 6) is set to rev. malloc'd; *out_len.
+ * Returns NULL if buf is malformed.
+ */
+void *wire_set_rv(const void *buf, size_t len, uint64_t rev, size_t *out_len);
+
+/*
+ * A whole gRPC-framed watch event message {1: type, 2: object} in an rbuf
+ * (refs = 1), ready for h2s_call_send_framed.
+ */
+rbuf_t *wire_watch_frame(const char *type, const void *obj, size_t len);
+/* A framed BOOKMARK event: object = {metadata{resourceVersion: rev}}. */
+rbuf_t *wire_bookmark_frame(uint64_t rev);
+
+#endif

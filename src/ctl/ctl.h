@@ -1,0 +1,83 @@
+/*
+ * ctl: what the pieces of coraclectl share: a growing text buffer, the
+ * command-line flag parser every verb uses (kubectl's habits: flags anywhere,
+ * --flag=value, combined short bools, `--` ends flags), the global options
+ * (server, namespace, token) and the verbs' entry points.
+ */
+#ifndef CORACLE_CTL_H
+#define CORACLE_CTL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+/* A growing NUL-terminated byte buffer. p is NULL until the first add. */
+struct ctl_buf {
+    char *p;
+    size_t len, cap;
+};
+void ctl_buf_add(struct ctl_buf *b, const void *data, size_t n);
+void ctl_buf_puts(struct ctl_buf *b, const char *s);
+void ctl_buf_printf(struct ctl_buf *b, const char *fmt, ...) PRINTF(2, 3);
+void ctl_buf_vprintf(struct ctl_buf *b, const char *fmt, va_list ap);
+/* Returns the string (owned by the caller; "" if empty) and resets b. */
+char *ctl_buf_take(struct ctl_buf *b);
+void ctl_buf_free(struct ctl_buf *b);
+
+/* Flags. */
+enum ctl_flag_type {
+    CTL_FLAG_BOOL, /* bool *; --x, --x=true|false */
+    CTL_FLAG_STR,  /* const char **; points into argv */
+    CTL_FLAG_INT,  /* long long *; *set_flag (if not NULL) becomes true */
+    CTL_FLAG_LIST, /* struct ctl_strv *: each occurrence appends */
+};
+struct ctl_strv {
+    const char **v;
+    size_t n;
+};
+struct ctl_flag {
+    const char *name; /* long name without "--" */
+    char short_name;  /* 0 if none */
+    enum ctl_flag_type type;
+    void *dst;
+    bool *set; /* optional: set to true when the flag is given */
+};
+
+/* Options every verb takes. */
+struct ctl_global {
+    const char *server;    /* --server, CORACLE_SERVER, config, default */
+    const char *namespace; /* -n/--namespace; NULL = not given ("default") */
+    const char *token;     /* --token, CORACLE_TOKEN, config */
+    long long timeout_ms;  /* --request-timeout (ms), 0 = none */
+    bool help;
+};
+extern struct ctl_global ctl_g;
+
+/*
+ * Parses argv[1..argc) against flags plus the global flags. Positional
+ * arguments go to *pos (malloc'd array, pointers into argv); everything after
+ * `--` too, with *dashdash set to the index in *pos where they start (-1 if
+ * no `--`). On a bad flag prints `error: ...` and returns -1.
+ */
+int ctl_parse_flags(int argc, char **argv, const struct ctl_flag *flags, size_t nflags,
+                    struct ctl_strv *pos, int *dashdash);
+/* The namespace to use: -n, else "default". */
+const char *ctl_namespace(void);
+
+/* The verbs: each returns the process exit code. */
+int ctl_cmd_apply(int argc, char **argv);
+int ctl_cmd_create(int argc, char **argv);
+int ctl_cmd_get(int argc, char **argv);
+int ctl_cmd_describe(int argc, char **argv);
+int ctl_cmd_delete(int argc, char **argv);
+int ctl_cmd_logs(int argc, char **argv);
+int ctl_cmd_exec(int argc, char **argv);
+int ctl_cmd_version(int argc, char **argv);
+
+/* Dispatch over the verbs table; main() is just this. */
+int ctl_main(int argc, char **argv);
+
+#endif

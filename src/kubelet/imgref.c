@@ -1,0 +1,104 @@
+/*
+ * imgref: the kubelet's view of the local image store (src/lib/image.h):
+ * a reference in, the read-only rootfs and the config (Entrypoint, Cmd,
+ * Env, WorkingDir) out. No registry: a missing image is an error that
+ * names it and says how to import it.
+ */
+#include "config.h"
+#include "image.h"
+#include "klet.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static img_store_t *store;
+static char *store_dir;
+
+static img_store_t *store_get(const char *dir, char **err)
+{
+    if (store && store_dir && !strcmp(store_dir, dir))
+        return store;
+    if (store)
+        img_store_close(store);
+    free(store_dir);
+    store = NULL;
+    store_dir = NULL;
+    char *e = NULL;
+    if (img_store_open(dir, IMG_STORE_CREATE, &store, &e) < 0) {
+        *err = xasprintf("image store %s: %s", dir, e ? e : "cannot open");
+        free(e);
+        store = NULL;
+        return NULL;
+    }
+    store_dir = xstrdup(dir);
+    return store;
+}
+
+static char **strv_copy(char *const *v, size_t n)
+{
+    char **r = xcalloc(n + 1, sizeof *r);
+    for (size_t i = 0; i < n; i++)
+        r[i] = xstrdup(v[i]);
+    return r;
+}
+
+char *klet_img_normalise(const char *ref)
+{
+    char *norm = NULL, *err = NULL;
+    if (img_ref_normalize(ref, &norm, &err) < 0) {
+        free(err);
+        return xstrdup(ref);
+    }
+    char *fam = img_ref_familiar(norm);
+    free(norm);
+    return fam;
+}
+
+int klet_img_lookup(const char *image_dir, const char *ref, struct klet_img *out, char **err)
+{
+    memset(out, 0, sizeof *out);
+    img_store_t *s = store_get(image_dir, err);
+    if (!s)
+        return -1;
+    img_t *img = NULL;
+    char *e = NULL;
+    int rc = img_lookup(s, ref, &img, &e);
+    if (rc == -ENOENT) {
+        free(e);
+        *err = xasprintf("image \"%s\" not found in the local image store %s (no registry "
+                         "pulls): import it with `coraclectl image import FILE`",
+                         ref, image_dir);
+        return -1;
+    }
+    if (rc < 0) {
+        *err = xasprintf("%s", e ? e : strerror(-rc));
+        free(e);
+        return -1;
+    }
+    out->ref = klet_img_normalise(ref);
+    out->id = xstrdup(img->id);
+    out->rootfs = xstrdup(img->rootfs);
+    out->entrypoint = strv_copy(img->cfg.entrypoint, img->cfg.n_entrypoint);
+    out->n_entrypoint = img->cfg.n_entrypoint;
+    out->cmd = strv_copy(img->cfg.cmd, img->cfg.n_cmd);
+    out->n_cmd = img->cfg.n_cmd;
+    out->env = strv_copy(img->cfg.env, img->cfg.n_env);
+    out->n_env = img->cfg.n_env;
+    out->workdir = img->cfg.workdir ? xstrdup(img->cfg.workdir) : NULL;
+    img_free(img);
+    return 0;
+}
+
+void klet_img_free(struct klet_img *img)
+{
+    free(img->ref);
+    free(img->id);
+    free(img->rootfs);
+    klet_strv_free(img->entrypoint);
+    klet_strv_free(img->cmd);
+    klet_strv_free(img->env);
+    free(img->workdir);
+    memset(img, 0, sizeof *img);
+}

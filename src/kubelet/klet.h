@@ -1,0 +1,295 @@
+/*
+ * klet: the internal interfaces of coracle-kubelet, one section per file.
+ * main.c builds a struct klet (config, event loop, API connection) and
+ * starts node.c (Node + Lease), watch.c (pods with spec.nodeName=<node>)
+ * and pods.c (the per-pod state machine). pods.c drives the runtime
+ * (runtime_runc.c: config.json and runc verbs; monitor.c: the per-container
+ * coracle-monitor, its sync pipe and exit files; sandbox.c: the pod's
+ * namespaces, /etc/hosts, resolv.conf; volumes.c: emptyDir and hostPath),
+ * probes.c (liveness/readiness), status.c (PodStatus computation, pure) and
+ * events.c (the event recorder). Everything runs on one libevent loop.
+ *
+ * Ownership: strings in these structs are malloc'd and owned by the struct
+ * that holds them unless a comment says otherwise.
+ */
+#ifndef CORACLE_KLET_H
+#define CORACLE_KLET_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "coracle.pb-c.h"
+#include "gcl.h"
+
+/* ------------------------------------------------------------ config (main.c) */
+struct klet_cfg {
+    char *server;
+    char *node_name;
+    char *root_dir;
+    char *runtime;    /* runc binary */
+    char *image_dir;  /* local image store (shared with `coraclectl image import`) */
+    char *monitor;    /* coracle-monitor binary; default: next to the kubelet, then LIBEXECDIR */
+    char *cni_conf_dir;
+    long long crashloop_base; /* seconds, Kubernetes: 10 */
+    long long crashloop_max;  /* seconds, Kubernetes: 300 */
+    long long log_max_size;   /* bytes before a container log rotates */
+    long long node_status_period; /* seconds */
+};
+
+struct klet_pod;
+struct klet {
+    struct klet_cfg cfg;
+    struct event_base *base;
+    gcl_t *api;
+    char *runc_root;   /* <root-dir>/runc: runc --root */
+    char *host_ip;
+    int inotify_fd;
+    struct event *inotify_ev;
+    struct event *sigchld_ev;
+    struct klet_pod **pods;
+    size_t npods;
+    bool synced; /* first pod list seen: orphans may be cleaned */
+};
+
+/* ------------------------------------------------------------ proc.c */
+/* Runs processes without blocking the loop; SIGCHLD reaps them. */
+typedef void (*klet_proc_fn)(int status, const char *out, size_t len, void *arg);
+void klet_proc_init(struct klet *k);
+/* Spawns argv (argv[0] = path); out/err captured (up to 64 KiB). timeout_ms > 0
+ * kills with SIGKILL after it. cb may be NULL. Returns the pid or -1. */
+pid_t klet_proc_spawn(struct klet *k, char *const argv[], int timeout_ms, klet_proc_fn cb,
+                      void *arg);
+/* Forks and runs fn(arg) in the child, its stdout captured; exit code = fn's return. */
+pid_t klet_proc_fork(struct klet *k, int (*fn)(void *), void *fnarg, int timeout_ms,
+                     klet_proc_fn cb, void *arg);
+/* Forgets every pending callback that carries arg (the owner is going away). */
+void klet_proc_forget(void *arg);
+/* Runs argv to completion (blocking; for short runc verbs). Returns the wait status;
+ * *out (malloc'd, may be NULL) gets stdout+stderr. */
+int klet_proc_run(char *const argv[], char **out);
+
+/* ------------------------------------------------------------ imgref.c */
+/* The image's rootfs and config, as the image store gives them. */
+struct klet_img {
+    char *ref;    /* normalised "name:tag" */
+    char *id;     /* "sha256:..." or a stable local id */
+    char *rootfs; /* read-only directory */
+    char **entrypoint;
+    size_t n_entrypoint;
+    char **cmd;
+    size_t n_cmd;
+    char **env;
+    size_t n_env;
+    char *workdir;
+};
+/* 0, or -1 with *err (malloc'd) saying what is missing and how to import it. */
+int klet_img_lookup(const char *image_dir, const char *ref, struct klet_img *out, char **err);
+void klet_img_free(struct klet_img *img);
+/* "nginx" -> "nginx:latest", "docker.io/library/nginx:1.14.2" -> "nginx:1.14.2". malloc'd. */
+char *klet_img_normalise(const char *ref);
+
+/* ------------------------------------------------------------ runtime_runc.c */
+struct klet_mount {
+    const char *dst, *src, *type;
+    const char *opts; /* comma separated */
+};
+/* Everything config.json says; borrowed pointers. */
+struct klet_oci {
+    char **args;
+    size_t nargs;
+    char **env;
+    size_t nenv;
+    const char *cwd;
+    const char *rootfs;
+    const char *hostname; /* only for a container that owns its UTS namespace */
+    const char *netns;    /* namespace paths to join; NULL = the host's (not listed) */
+    const char *ipcns;
+    const char *utsns;
+    const char *cgroups_path;
+    int64_t mem_limit; /* bytes; 0 = none */
+    int64_t cpu_quota; /* us per cpu_period; 0 = none */
+    int64_t cpu_period;
+    uint64_t cpu_shares; /* 0 = default */
+    const struct klet_mount *mounts;
+    size_t nmounts;
+};
+/* The OCI runtime spec (config.json) as JSON. malloc'd. */
+char *klet_oci_config(const struct klet_oci *o);
+/* Kubernetes' rules: command replaces Entrypoint, args replace Cmd. NULL-terminated,
+ * malloc'd (free with klet_strv_free). -1 with *err if nothing to run. */
+int klet_ctr_argv(const Coracle__V1__Container *c, const struct klet_img *img, char ***argv,
+                  size_t *n, char **err);
+/* Image Env, then PATH if missing, HOSTNAME, then the container's env (overrides). */
+char **klet_ctr_env(const Coracle__V1__Container *c, const struct klet_img *img,
+                    const char *hostname, size_t *n);
+void klet_strv_free(char **v);
+/* Resource limits from the container spec into o (memory/cpu). */
+void klet_ctr_resources(const Coracle__V1__Container *c, struct klet_oci *o);
+int klet_runc_kill(const struct klet *k, const char *id, const char *sig);
+int klet_runc_delete(const struct klet *k, const char *id);
+/* runc state: 1 running/created, 0 stopped or unknown. */
+int klet_runc_alive(const struct klet *k, const char *id);
+
+/* ------------------------------------------------------------ sandbox.c */
+/* Creates <dir>/ns/{net,ipc,uts} as bind-mounted namespace files (net/uts skipped for
+ * hostNetwork), sets the hostname and brings lo up; writes hosts, resolv.conf, hostname. */
+int klet_sandbox_create(const char *dir, const char *hostname, bool hostnet, const char *pod_ip,
+                        char **err);
+bool klet_sandbox_exists(const char *dir, bool hostnet);
+/* Unmounts and removes everything klet_sandbox_create made. */
+void klet_sandbox_destroy(const char *dir);
+
+/* ------------------------------------------------------------ volumes.c */
+/* Makes the pod's volumes under <dir>/volumes. -1 with *err. */
+int klet_volumes_setup(const char *dir, const Coracle__V1__PodSpec *spec, char **err);
+/* The host path behind volume name, malloc'd, or NULL if unknown. */
+char *klet_volume_path(const char *dir, const Coracle__V1__PodSpec *spec, const char *name);
+void klet_volumes_teardown(const char *dir);
+/* umount -l everything mounted at or below path (reading /proc/self/mountinfo). */
+void klet_umount_tree(const char *path);
+/* rm -rf (does not cross mount points: unmount first). */
+int klet_rmtree(const char *path);
+
+/* ------------------------------------------------------------ monitor.c */
+struct klet_ctr;
+/* Starts coracle-monitor for a prepared container dir; progress arrives through
+ * klet_pod_ctr_created/started/failed, the exit through klet_pod_ctr_exited. */
+int klet_monitor_start(struct klet *k, struct klet_ctr *c, const char *cdir, const char *logpath,
+                       char **err);
+void klet_monitor_init(struct klet *k);
+/* Watches <cdir>/exit; calls klet_pod_ctr_exited when it appears (maybe at once). */
+void klet_monitor_watch(struct klet *k, struct klet_ctr *c, const char *cdir);
+void klet_monitor_unwatch(struct klet *k, struct klet_ctr *c);
+/* Reads <cdir>/exit. 0 if present. */
+int klet_monitor_read_exit(const char *cdir, int *code, int *sig, int64_t *finished, int *oom);
+
+/* ------------------------------------------------------------ status.c */
+/* A container's current state as status.c needs it. */
+enum klet_cstate {
+    KC_WAITING = 0, /* not created yet, or backing off */
+    KC_CREATING,
+    KC_RUNNING,
+    KC_EXITED,
+};
+struct klet_term {
+    bool valid;
+    int exit_code;
+    int signal;
+    bool oom;
+    int64_t started_ns, finished_ns;
+    char id[40];
+};
+struct klet_probe;
+struct klet_ctr {
+    struct klet_pod *pod;
+    bool init;
+    size_t idx;
+    char *name;
+    char id[40]; /* current runc id, "" if none */
+    enum klet_cstate state;
+    char *wait_reason; /* KC_WAITING: ContainerCreating, CrashLoopBackOff, ErrImagePull, ... */
+    char *wait_msg;
+    int restarts;
+    int64_t started_ns;
+    struct klet_term term; /* KC_EXITED */
+    struct klet_term last; /* lastState */
+    bool ready;
+    bool ever_started;
+    /* crash-loop back-off (Kubernetes' kubelet backoff per container) */
+    int64_t backoff_s;
+    int64_t backoff_since_ns; /* finishedAt that started the current back-off window */
+    struct event *timer;      /* back-off / start retry */
+    /* monitor sync pipe */
+    int sync_fd;
+    struct event *sync_ev;
+    char sync_buf[512];
+    size_t sync_len;
+    int wd; /* inotify watch, -1 */
+    char *image;    /* as in the spec */
+    char *image_id;
+    bool pull_failed;
+    int pull_failures;
+    struct klet_probe *liveness, *readiness;
+    bool killing;
+};
+
+struct klet_pod {
+    struct klet *k;
+    char *uid, *ns, *name;
+    Coracle__V1__Pod *pod; /* latest object from the API (owned, unpacked) */
+    char *dir;             /* <root>/pods/<uid> */
+    bool sandbox_ready;
+    struct klet_ctr *inits;
+    size_t ninit;
+    struct klet_ctr *ctrs;
+    size_t nctr;
+    int64_t start_ns;
+    bool deleting;   /* deletionTimestamp seen: stopping */
+    bool gone;       /* DELETED from the API: tear down without reporting */
+    bool torn_down;
+    bool delete_sent;
+    int64_t kill_deadline_mono;
+    struct event *sync_ev;  /* deferred sync (one per loop turn) */
+    struct event *kill_ev;  /* grace period end */
+    uint8_t *sent;          /* last status sent, packed */
+    size_t sent_len;
+    bool status_inflight, status_again;
+    char *sandbox_err;
+    int refs; /* in-flight API calls holding the pod */
+};
+
+/* The pod's status from its containers. old: the status in the API object (conditions keep
+ * their lastTransitionTime while unchanged). Returns a message built with protobuf-c
+ * structs that klet_status_free releases. */
+Coracle__V1__PodStatus *klet_status_compute(const struct klet_pod *p,
+                                            const Coracle__V1__PodStatus *old,
+                                            const char *host_ip, int64_t now);
+void klet_status_free(Coracle__V1__PodStatus *s);
+/* Phase alone (Pending, Running, Succeeded, Failed). */
+const char *klet_status_phase(const struct klet_pod *p);
+/* Will this exited container be started again under the pod's restartPolicy? */
+bool klet_should_restart(const struct klet_pod *p, const struct klet_ctr *c);
+/* "2026-11-28T06:35:04Z" */
+void klet_fmt_time(char *buf, size_t n, int64_t ns);
+
+/* ------------------------------------------------------------ events.c */
+/* Records an event about the pod (fieldPath spec.containers{c} when c). Fire and forget. */
+void klet_event(struct klet *k, const struct klet_pod *p, const struct klet_ctr *c,
+                const char *type, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* ------------------------------------------------------------ probes.c */
+void klet_probes_start(struct klet_ctr *c);
+void klet_probes_stop(struct klet_ctr *c);
+
+/* ------------------------------------------------------------ node.c */
+void klet_node_start(struct klet *k);
+/* Machine facts (also used by the unit tests). */
+int64_t klet_node_mem_bytes(void);
+int klet_node_cpus(void);
+int64_t klet_node_disk_bytes(const char *path);
+char *klet_node_host_ip(void);
+
+/* ------------------------------------------------------------ watch.c */
+void klet_watch_start(struct klet *k);
+
+/* ------------------------------------------------------------ pods.c */
+/* The apiserver said: pod added/modified (pod is borrowed) or deleted. */
+void klet_pods_upsert(struct klet *k, const Coracle__V1__Pod *pod);
+void klet_pods_deleted(struct klet *k, const Coracle__V1__Pod *pod);
+/* The initial list is in: re-adopt what runs under root-dir, clean orphans, start syncing. */
+void klet_pods_synced(struct klet *k);
+/* From monitor.c */
+void klet_pod_ctr_created(struct klet_ctr *c, int pid);
+void klet_pod_ctr_started(struct klet_ctr *c, int64_t started_ns);
+void klet_pod_ctr_failed(struct klet_ctr *c, const char *msg);
+void klet_pod_ctr_exited(struct klet_ctr *c);
+/* From probes.c */
+void klet_pod_ctr_probe(struct klet_ctr *c, bool liveness, bool ok, const char *msg);
+/* Schedules a sync of the pod on the next loop turn. */
+void klet_pod_kick(struct klet_pod *p);
+
+#endif

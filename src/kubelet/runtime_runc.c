@@ -1,0 +1,342 @@
+/*
+ * runtime_runc: the OCI side of a container. Builds config.json for runc
+ * from what pods.c decided (process, rootfs, namespaces to join, mounts,
+ * cgroup limits) and runs the short runc verbs (kill, delete, state).
+ * Creating and starting goes through coracle-monitor (monitor.c), which
+ * must be the container's parent.
+ */
+#include "config.h"
+#include "klet.h"
+#include "qty.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default:
+            if (*p < 0x20)
+                fprintf(f, "\\u%04x", *p);
+            else
+                fputc(*p, f);
+        }
+    }
+    fputc('"', f);
+}
+
+static void json_strv(FILE *f, char *const *v, size_t n)
+{
+    fputc('[', f);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            fputc(',', f);
+        json_str(f, v[i]);
+    }
+    fputc(']', f);
+}
+
+static void json_opts(FILE *f, const char *opts)
+{
+    fputc('[', f);
+    if (opts && *opts) {
+        char *dup = xstrdup(opts), *save = NULL;
+        int first = 1;
+        for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (!first)
+                fputc(',', f);
+            json_str(f, t);
+            first = 0;
+        }
+        free(dup);
+    }
+    fputc(']', f);
+}
+
+/* Docker's / containerd's default capability set (RUNTIME-NOTES). */
+static const char *const caps[] = {
+    "CAP_CHOWN",  "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",     "CAP_MKNOD",
+    "CAP_NET_RAW", "CAP_SETGID",      "CAP_SETUID",           "CAP_SETFCAP",    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",     "CAP_AUDIT_WRITE",
+};
+
+static const struct klet_mount base_mounts[] = {
+    {"/proc", "proc", "proc", NULL},
+    {"/dev", "tmpfs", "tmpfs", "nosuid,strictatime,mode=755,size=65536k"},
+    {"/dev/pts", "devpts", "devpts", "nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5"},
+    {"/dev/shm", "shm", "tmpfs", "nosuid,noexec,nodev,mode=1777,size=65536k"},
+    {"/sys", "sysfs", "sysfs", "nosuid,noexec,nodev,ro"},
+    {"/sys/fs/cgroup", "cgroup", "cgroup", "nosuid,noexec,nodev,relatime,ro"},
+};
+
+static void json_mount(FILE *f, const struct klet_mount *m)
+{
+    fputs("{\"destination\":", f);
+    json_str(f, m->dst);
+    fputs(",\"type\":", f);
+    json_str(f, m->type ? m->type : "bind");
+    fputs(",\"source\":", f);
+    json_str(f, m->src);
+    fputs(",\"options\":", f);
+    json_opts(f, m->opts);
+    fputc('}', f);
+}
+
+char *klet_oci_config(const struct klet_oci *o)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        fatal("open_memstream failed");
+    fputs("{\"ociVersion\":\"1.0.2-dev\",\"process\":{\"terminal\":false,"
+          "\"user\":{\"uid\":0,\"gid\":0},\"args\":",
+          f);
+    json_strv(f, o->args, o->nargs);
+    fputs(",\"env\":", f);
+    json_strv(f, o->env, o->nenv);
+    fputs(",\"cwd\":", f);
+    json_str(f, o->cwd && *o->cwd ? o->cwd : "/");
+    fputs(",\"capabilities\":{", f);
+    static const char *const sets[] = {"bounding", "effective", "permitted"};
+    for (size_t s = 0; s < ARRAY_SIZE(sets); s++) {
+        fprintf(f, "%s\"%s\":", s ? "," : "", sets[s]);
+        json_strv(f, (char *const *)caps, ARRAY_SIZE(caps));
+    }
+    fputs("},\"noNewPrivileges\":false},\"root\":{\"path\":", f);
+    json_str(f, o->rootfs);
+    fputs(",\"readonly\":false}", f);
+    if (o->hostname) {
+        fputs(",\"hostname\":", f);
+        json_str(f, o->hostname);
+    }
+    fputs(",\"mounts\":[", f);
+    for (size_t i = 0; i < ARRAY_SIZE(base_mounts); i++) {
+        if (i)
+            fputc(',', f);
+        json_mount(f, &base_mounts[i]);
+    }
+    /* runc's /dev/mqueue fails in a joined IPC namespace: only when we own it. */
+    if (!o->ipcns)
+        fputs(",{\"destination\":\"/dev/mqueue\",\"type\":\"mqueue\",\"source\":\"mqueue\","
+              "\"options\":[\"nosuid\",\"noexec\",\"nodev\"]}",
+              f);
+    for (size_t i = 0; i < o->nmounts; i++) {
+        fputc(',', f);
+        json_mount(f, &o->mounts[i]);
+    }
+    fputs("],\"linux\":{", f);
+    if (o->cgroups_path) {
+        fputs("\"cgroupsPath\":", f);
+        json_str(f, o->cgroups_path);
+        fputc(',', f);
+    }
+    fputs("\"resources\":{\"devices\":[{\"allow\":false,\"access\":\"rwm\"}]", f);
+    if (o->mem_limit > 0)
+        fprintf(f, ",\"memory\":{\"limit\":%lld}", (long long)o->mem_limit);
+    if (o->cpu_quota > 0 || o->cpu_shares > 0) {
+        fputs(",\"cpu\":{", f);
+        const char *sep = "";
+        if (o->cpu_shares > 0) {
+            fprintf(f, "\"shares\":%llu", (unsigned long long)o->cpu_shares);
+            sep = ",";
+        }
+        if (o->cpu_quota > 0)
+            fprintf(f, "%s\"quota\":%lld,\"period\":%lld", sep, (long long)o->cpu_quota,
+                    (long long)(o->cpu_period > 0 ? o->cpu_period : 100000));
+        fputc('}', f);
+    }
+    fputs("},\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"mount\"}", f);
+    struct {
+        const char *type, *path;
+    } ns[] = {{"network", o->netns}, {"ipc", o->ipcns}, {"uts", o->utsns}};
+    for (size_t i = 0; i < ARRAY_SIZE(ns); i++) {
+        if (!ns[i].path)
+            continue;
+        fprintf(f, ",{\"type\":\"%s\",\"path\":", ns[i].type);
+        json_str(f, ns[i].path);
+        fputc('}', f);
+    }
+    if (o->hostname && !o->utsns)
+        fputs(",{\"type\":\"uts\"}", f);
+    fputs("],\"maskedPaths\":[\"/proc/acpi\",\"/proc/asound\",\"/proc/kcore\",\"/proc/keys\","
+          "\"/proc/latency_stats\",\"/proc/timer_list\",\"/proc/timer_stats\","
+          "\"/proc/sched_debug\",\"/sys/firmware\",\"/proc/scsi\"],"
+          "\"readonlyPaths\":[\"/proc/bus\",\"/proc/fs\",\"/proc/irq\",\"/proc/sys\","
+          "\"/proc/sysrq-trigger\"]}}",
+          f);
+    fclose(f);
+    return buf;
+}
+
+static char **strv_dup(char *const *v, size_t n)
+{
+    char **r = xcalloc(n + 1, sizeof *r);
+    for (size_t i = 0; i < n; i++)
+        r[i] = xstrdup(v[i]);
+    return r;
+}
+
+void klet_strv_free(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+int klet_ctr_argv(const Coracle__V1__Container *c, const struct klet_img *img, char ***argv,
+                  size_t *n, char **err)
+{
+    char *const *ep = c->n_command ? c->command : (img ? img->entrypoint : NULL);
+    size_t nep = c->n_command ? c->n_command : (img ? img->n_entrypoint : 0);
+    char *const *ar;
+    size_t nar;
+    if (c->n_args) {
+        ar = c->args;
+        nar = c->n_args;
+    } else if (c->n_command) {
+        ar = NULL;
+        nar = 0;
+    } else {
+        ar = img ? img->cmd : NULL;
+        nar = img ? img->n_cmd : 0;
+    }
+    if (nep + nar == 0) {
+        *err = xasprintf("no command specified");
+        return -1;
+    }
+    char **v = xcalloc(nep + nar + 1, sizeof *v);
+    for (size_t i = 0; i < nep; i++)
+        v[i] = xstrdup(ep[i]);
+    for (size_t i = 0; i < nar; i++)
+        v[nep + i] = xstrdup(ar[i]);
+    *argv = v;
+    *n = nep + nar;
+    return 0;
+}
+
+static void env_set(char ***v, size_t *n, const char *name, const char *value)
+{
+    size_t kl = strlen(name);
+    char *kv = xasprintf("%s=%s", name, value ? value : "");
+    for (size_t i = 0; i < *n; i++) {
+        if (!strncmp((*v)[i], name, kl) && (*v)[i][kl] == '=') {
+            free((*v)[i]);
+            (*v)[i] = kv;
+            return;
+        }
+    }
+    *v = xrealloc(*v, (*n + 2) * sizeof **v);
+    (*v)[(*n)++] = kv;
+    (*v)[*n] = NULL;
+}
+
+char **klet_ctr_env(const Coracle__V1__Container *c, const struct klet_img *img,
+                    const char *hostname, size_t *n)
+{
+    char **v = img ? strv_dup(img->env, img->n_env) : xcalloc(1, sizeof *v);
+    *n = img ? img->n_env : 0;
+    int has_path = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (!strncmp(v[i], "PATH=", 5))
+            has_path = 1;
+    if (!has_path)
+        env_set(&v, n, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    if (hostname)
+        env_set(&v, n, "HOSTNAME", hostname);
+    for (size_t i = 0; i < c->n_env; i++)
+        if (c->env[i]->name)
+            env_set(&v, n, c->env[i]->name, c->env[i]->value);
+    return v;
+}
+
+static const char *res_get(Coracle__V1__ResourceRequirements__LimitsEntry **e, size_t n,
+                           const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (e[i]->key && !strcmp(e[i]->key, key) && e[i]->value)
+            return e[i]->value->string;
+    return NULL;
+}
+
+void klet_ctr_resources(const Coracle__V1__Container *c, struct klet_oci *o)
+{
+    if (!c->resources)
+        return;
+    const Coracle__V1__ResourceRequirements *r = c->resources;
+    int64_t milli;
+    const char *mem = res_get(r->limits, r->n_limits, "memory");
+    if (mem && qty_parse(mem, &milli, NULL) == 0)
+        o->mem_limit = qty_value(milli);
+    const char *cpu = res_get(r->limits, r->n_limits, "cpu");
+    if (cpu && qty_parse(cpu, &milli, NULL) == 0 && milli > 0) {
+        o->cpu_period = 100000;
+        o->cpu_quota = milli * 100000 / 1000;
+        if (o->cpu_quota < 1000)
+            o->cpu_quota = 1000;
+    }
+    /* Requests (or limits, which Kubernetes copies into requests) set the shares. */
+    const char *req = res_get((Coracle__V1__ResourceRequirements__LimitsEntry **)r->requests,
+                              r->n_requests, "cpu");
+    if (!req)
+        req = cpu;
+    if (req && qty_parse(req, &milli, NULL) == 0) {
+        uint64_t sh = (uint64_t)milli * 1024 / 1000;
+        o->cpu_shares = sh < 2 ? 2 : sh;
+    }
+}
+
+static int runc_verb(const struct klet *k, const char *verb, const char *arg1, const char *id)
+{
+    char *argv[8];
+    int i = 0;
+    argv[i++] = k->cfg.runtime;
+    argv[i++] = "--root";
+    argv[i++] = k->runc_root;
+    argv[i++] = (char *)verb;
+    if (!strcmp(verb, "delete") && arg1)
+        argv[i++] = (char *)arg1;
+    argv[i++] = (char *)id;
+    if (!strcmp(verb, "kill"))
+        argv[i++] = (char *)arg1;
+    argv[i] = NULL;
+    char *out = NULL;
+    int st = klet_proc_run(argv, &out);
+    if (st != 0)
+        log_debug("runc %s %s: %s", verb, id, out ? out : "");
+    free(out);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+int klet_runc_kill(const struct klet *k, const char *id, const char *sig)
+{
+    return runc_verb(k, "kill", sig, id);
+}
+
+int klet_runc_delete(const struct klet *k, const char *id)
+{
+    return runc_verb(k, "delete", "--force", id);
+}
+
+int klet_runc_alive(const struct klet *k, const char *id)
+{
+    char *argv[] = {k->cfg.runtime, "--root", k->runc_root, "state", (char *)id, NULL};
+    char *out = NULL;
+    int st = klet_proc_run(argv, &out);
+    int alive = st == 0 && out &&
+                (strstr(out, "\"status\": \"running\"") || strstr(out, "\"status\": \"created\""));
+    free(out);
+    return alive;
+}

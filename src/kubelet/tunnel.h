@@ -1,0 +1,49 @@
+/*
+ * tunnel (kubelet side): keeps one NodeTunnel.Connect stream open to the
+ * apiserver and serves the log and exec sessions the apiserver relays on
+ * it. Exec runs `runc exec` (with a pseudo-terminal for -t); logs read the
+ * container's CRI-format log file (following it with inotify for -f). The
+ * stream is reopened with backoff when it breaks.
+ */
+#ifndef CORACLE_KUBELET_TUNNEL_H
+#define CORACLE_KUBELET_TUNNEL_H
+
+#include <event2/event.h>
+
+#include "gcl.h"
+
+typedef struct ktun ktun_t;
+
+/* Where a container is, as the kubelet knows it. Strings are malloc'd; ktun frees them. */
+struct ktun_target {
+    char *runc_root;    /* --root for runc */
+    char *container_id; /* runc container id (of the current instance) */
+    char *log_path;     /* CRI log of the requested instance (current or previous) */
+    int running;        /* exec needs a running container */
+};
+
+/*
+ * Resolves ns/pod/container to a target. previous selects the previous
+ * instance's log. Returns 0, or a grpc code with *err (malloc'd) in
+ * Kubernetes' words (e.g. NOT_FOUND `previous terminated container "c" in
+ * pod "p" not found`).
+ */
+typedef int (*ktun_resolve_fn)(void *arg, const char *ns, const char *pod, const char *container,
+                               int previous, struct ktun_target *out, char **err);
+
+struct ktun_opts {
+    const char *node;
+    const char *runc;   /* runc binary, default "runc" */
+    ktun_resolve_fn resolve;
+    void *arg;
+};
+
+ktun_t *ktun_start(struct event_base *base, gcl_t *g, const struct ktun_opts *opts);
+/* Ends every session (killing exec'd processes) and closes the stream. */
+void ktun_free(ktun_t *t);
+
+/* Exposed for tests: writes the content of CRI log lines in buf to out, returns bytes used
+ * (complete lines only). */
+size_t ktun_cri_decode(const char *buf, size_t len, char **out, size_t *out_len);
+
+#endif

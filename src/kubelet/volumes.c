@@ -1,0 +1,192 @@
+/*
+ * volumes: the pod's volumes on the host. emptyDir is a directory under
+ * <pod dir>/volumes/<name> (medium Memory: a tmpfs, size = sizeLimit); it
+ * lives as long as the pod, across container restarts. hostPath is the
+ * host's path (type DirectoryOrCreate/FileOrCreate create it). Also the
+ * unmount-everything-below and rm -rf helpers the teardown uses.
+ */
+#include "config.h"
+#include "klet.h"
+#include "qty.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static bool mounted_at(const char *path)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    if (!f)
+        return false;
+    char line[8192];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        char mp[4096];
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && !strcmp(mp, path))
+            found = true;
+    }
+    fclose(f);
+    return found;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char *p = xstrdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s == '/') {
+            *s = 0;
+            mkdir(p, mode);
+            *s = '/';
+        }
+    }
+    int rc = mkdir(p, mode);
+    free(p);
+    return rc == 0 || errno == EEXIST ? 0 : -1;
+}
+
+int klet_volumes_setup(const char *dir, const Coracle__V1__PodSpec *spec, char **err)
+{
+    char *vdir = xasprintf("%s/volumes", dir);
+    mkdir(vdir, 0755);
+    int rc = 0;
+    for (size_t i = 0; i < spec->n_volumes && rc == 0; i++) {
+        const Coracle__V1__Volume *v = spec->volumes[i];
+        const Coracle__V1__VolumeSource *src = v->volumesource;
+        if (!v->name || !src)
+            continue;
+        if (src->emptydir) {
+            char *p = xasprintf("%s/%s", vdir, v->name);
+            if (mkdir(p, 0777) < 0 && errno != EEXIST) {
+                *err = xasprintf("emptyDir %s: mkdir %s: %s", v->name, p, strerror(errno));
+                rc = -1;
+            } else {
+                chmod(p, 0777);
+                if (src->emptydir->medium && !strcmp(src->emptydir->medium, "Memory") &&
+                    !mounted_at(p)) {
+                    char opts[64] = "mode=1777";
+                    int64_t milli;
+                    if (src->emptydir->sizelimit && src->emptydir->sizelimit->string &&
+                        qty_parse(src->emptydir->sizelimit->string, &milli, NULL) == 0)
+                        snprintf(opts, sizeof opts, "mode=1777,size=%lld",
+                                 (long long)qty_value(milli));
+                    if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) {
+                        *err = xasprintf("emptyDir %s: mount tmpfs: %s", v->name, strerror(errno));
+                        rc = -1;
+                    }
+                }
+            }
+            free(p);
+        } else if (src->hostpath && src->hostpath->path) {
+            const char *t = src->hostpath->type ? src->hostpath->type : "";
+            const char *hp = src->hostpath->path;
+            struct stat sb;
+            if (!strcmp(t, "DirectoryOrCreate")) {
+                if (mkdir_p(hp, 0755) < 0) {
+                    *err = xasprintf("hostPath %s: mkdir %s: %s", v->name, hp, strerror(errno));
+                    rc = -1;
+                }
+            } else if (!strcmp(t, "FileOrCreate")) {
+                int fd = open(hp, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+                if (fd < 0) {
+                    *err = xasprintf("hostPath %s: create %s: %s", v->name, hp, strerror(errno));
+                    rc = -1;
+                } else {
+                    close(fd);
+                }
+            } else if (*t && stat(hp, &sb) < 0) {
+                *err = xasprintf("hostPath type check failed: %s is not a %s", hp, t);
+                rc = -1;
+            }
+        }
+    }
+    free(vdir);
+    return rc;
+}
+
+char *klet_volume_path(const char *dir, const Coracle__V1__PodSpec *spec, const char *name)
+{
+    for (size_t i = 0; i < spec->n_volumes; i++) {
+        const Coracle__V1__Volume *v = spec->volumes[i];
+        if (!v->name || strcmp(v->name, name) || !v->volumesource)
+            continue;
+        if (v->volumesource->emptydir)
+            return xasprintf("%s/volumes/%s", dir, v->name);
+        if (v->volumesource->hostpath && v->volumesource->hostpath->path)
+            return xstrdup(v->volumesource->hostpath->path);
+    }
+    return NULL;
+}
+
+/* Mount points at or below path, deepest first. */
+void klet_umount_tree(const char *path)
+{
+    size_t plen = strlen(path);
+    for (int round = 0; round < 8; round++) {
+        FILE *f = fopen("/proc/self/mountinfo", "r");
+        if (!f)
+            return;
+        char line[8192];
+        char **mps = NULL;
+        size_t n = 0;
+        while (fgets(line, sizeof line, f)) {
+            char mp[4096];
+            if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+                continue;
+            if (!strncmp(mp, path, plen) && (mp[plen] == 0 || mp[plen] == '/')) {
+                mps = xrealloc(mps, (n + 1) * sizeof *mps);
+                mps[n++] = xstrdup(mp);
+            }
+        }
+        fclose(f);
+        if (!n)
+            return;
+        /* mountinfo lists parents before children: unmount in reverse. */
+        for (size_t i = n; i-- > 0;) {
+            if (umount2(mps[i], MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+                log_warn("umount %s: %s", mps[i], strerror(errno));
+            free(mps[i]);
+        }
+        free(mps);
+    }
+}
+
+int klet_rmtree(const char *path)
+{
+    struct stat sb;
+    if (lstat(path, &sb) < 0)
+        return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(sb.st_mode))
+        return unlink(path);
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            char *p = xasprintf("%s/%s", path, e->d_name);
+            struct stat cs;
+            if (lstat(p, &cs) == 0 && S_ISDIR(cs.st_mode) && cs.st_dev != sb.st_dev)
+                log_warn("rmtree: %s is a mount point, left alone", p);
+            else
+                klet_rmtree(p);
+            free(p);
+        }
+        closedir(d);
+    }
+    return rmdir(path);
+}
+
+void klet_volumes_teardown(const char *dir)
+{
+    char *vdir = xasprintf("%s/volumes", dir);
+    klet_umount_tree(vdir);
+    klet_rmtree(vdir);
+    free(vdir);
+}

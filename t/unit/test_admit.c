@@ -1,0 +1,240 @@
+/*
+ * test_admit: defaults and validation messages of the apiserver's
+ * admission stage (src/apiserver/admit.c), as golden strings in
+ * Kubernetes' format.
+ */
+#include "config.h"
+#include "admit.h"
+#include "obj.h"
+#include "tap.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static Coracle__V1__Container *ctr(const char *name, const char *image)
+{
+    Coracle__V1__Container *c = xmalloc(sizeof(*c));
+    coracle__v1__container__init(c);
+    c->name = name ? xstrdup(name) : NULL;
+    c->image = image ? xstrdup(image) : NULL;
+    return c;
+}
+
+static Coracle__V1__Pod *pod(const char *name, size_t n, Coracle__V1__Container **cs)
+{
+    Coracle__V1__Pod *p = xmalloc(sizeof(*p));
+    coracle__v1__pod__init(p);
+    Coracle__V1__ObjectMeta *m = obj_meta(&p->base);
+    m->name = name ? xstrdup(name) : NULL;
+    p->spec = xmalloc(sizeof(*p->spec));
+    coracle__v1__pod_spec__init(p->spec);
+    p->spec->n_containers = n;
+    p->spec->containers = xmalloc((n ? n : 1) * sizeof(*cs));
+    memcpy(p->spec->containers, cs, n * sizeof(*cs));
+    return p;
+}
+
+static void check(Coracle__V1__Pod *p, const char *want, const char *what)
+{
+    char *msg = NULL;
+    admit_defaults(&kind_pod, &p->base);
+    int r = admit_validate(&kind_pod, &p->base, &msg);
+    if (!want)
+        ok(r == 0 && !msg, "%s: valid%s%s", what, msg ? ": " : "", msg ? msg : "");
+    else
+        is_str(msg, want, what);
+    free(msg);
+    obj_free(&p->base);
+}
+
+static void add_port(Coracle__V1__Container *c, int port, const char *proto)
+{
+    Coracle__V1__ContainerPort *p = xmalloc(sizeof(*p));
+    coracle__v1__container_port__init(p);
+    p->has_containerport = 1;
+    p->containerport = port;
+    p->protocol = proto ? xstrdup(proto) : NULL;
+    c->ports = xrealloc(c->ports, (c->n_ports + 1) * sizeof(*c->ports));
+    c->ports[c->n_ports++] = p;
+}
+
+int main(void)
+{
+    Coracle__V1__Container *c[4];
+
+    c[0] = ctr("web", "nginx");
+    c[1] = ctr("1st", "busybox:1.36");
+    Coracle__V1__Pod *p = pod("mc1", 2, c);
+    admit_defaults(&kind_pod, &p->base);
+    is_str(p->metadata->namespace_, "default", "namespace defaults to default");
+    is_str(p->spec->restartpolicy, "Always", "restartPolicy default");
+    is_int(p->spec->terminationgraceperiodseconds, 30, "grace default");
+    is_str(p->spec->schedulername, "default-scheduler", "schedulerName default");
+    is_str(p->spec->containers[0]->imagepullpolicy, "Always", "untagged image pulls Always");
+    is_str(p->spec->containers[1]->imagepullpolicy, "IfNotPresent", "tagged image IfNotPresent");
+    is_str(admit_pod_qos(p->spec), "BestEffort", "qos BestEffort");
+    check(p, NULL, "two containers, '1st' is a valid DNS-1123 label");
+
+    c[0] = ctr("web", NULL);
+    check(pod("x", 1, c), "Pod \"x\" is invalid: spec.containers[0].image: Required value",
+          "image required");
+
+    c[0] = ctr("a", "i");
+    c[1] = ctr(NULL, "i");
+    c[2] = ctr("a", "i");
+    c[3] = ctr("Bad_Name", "i");
+    check(pod("x", 4, c),
+          "Pod \"x\" is invalid: [spec.containers[1].name: Required value, "
+          "spec.containers[2].name: Duplicate value: \"a\", spec.containers[3].name: Invalid "
+          "value: \"Bad_Name\": a lowercase RFC 1123 label must consist of lower case "
+          "alphanumeric characters or '-', and must start and end with an alphanumeric character "
+          "(e.g. 'my-name',  or '123-abc', regex used for validation is "
+          "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')]",
+          "several container errors, listed in order");
+
+    check(pod("x", 0, c), "Pod \"x\" is invalid: spec.containers: Required value",
+          "containers required");
+
+    c[0] = ctr("a", "i");
+    check(pod("Bad.Name", 1, c),
+          "Pod \"Bad.Name\" is invalid: metadata.name: Invalid value: \"Bad.Name\": a lowercase "
+          "RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+          "and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
+          "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+          "pod name must be a DNS-1123 subdomain");
+    c[0] = ctr("a", "i");
+    check(pod("a.b-c.d", 1, c), NULL, "dotted pod name is valid");
+    c[0] = ctr("a", "i");
+    check(pod(NULL, 1, c),
+          "Pod \"\" is invalid: metadata.name: Required value: name or generateName is required",
+          "name required");
+    char longname[300];
+    memset(longname, 'a', 254);
+    longname[254] = 0;
+    c[0] = ctr("a", "i");
+    p = pod(longname, 1, c);
+    char *msg = NULL;
+    admit_validate(&kind_pod, &p->base, &msg);
+    ok(msg && strstr(msg, ": must be no more than 253 characters"), "name too long");
+    free(msg);
+    obj_free(&p->base);
+
+    c[0] = ctr("a", "i");
+    add_port(c[0], 70000, NULL);
+    add_port(c[0], 0, NULL);
+    add_port(c[0], 80, "HTTP");
+    check(pod("x", 1, c),
+          "Pod \"x\" is invalid: [spec.containers[0].ports[0].containerPort: Invalid value: "
+          "70000: must be between 1 and 65535, inclusive, "
+          "spec.containers[0].ports[1].containerPort: Required value, "
+          "spec.containers[0].ports[2].protocol: Unsupported value: \"HTTP\": supported values: "
+          "\"SCTP\", \"TCP\", \"UDP\"]",
+          "ports");
+
+    c[0] = ctr("a", "i");
+    p = pod("x", 1, c);
+    p->spec->restartpolicy = xstrdup("Sometimes");
+    check(p,
+          "Pod \"x\" is invalid: spec.restartPolicy: Unsupported value: \"Sometimes\": "
+          "supported values: \"Always\", \"OnFailure\", \"Never\"",
+          "restartPolicy enum");
+
+    /* volumes and mounts */
+    c[0] = ctr("a", "i");
+    c[0]->n_volumemounts = 1;
+    c[0]->volumemounts = xmalloc(sizeof(*c[0]->volumemounts));
+    c[0]->volumemounts[0] = xmalloc(sizeof(Coracle__V1__VolumeMount));
+    coracle__v1__volume_mount__init(c[0]->volumemounts[0]);
+    c[0]->volumemounts[0]->name = xstrdup("data");
+    c[0]->volumemounts[0]->mountpath = xstrdup("/data");
+    p = pod("x", 1, c);
+    p->spec->n_volumes = 1;
+    p->spec->volumes = xmalloc(sizeof(*p->spec->volumes));
+    p->spec->volumes[0] = xmalloc(sizeof(Coracle__V1__Volume));
+    coracle__v1__volume__init(p->spec->volumes[0]);
+    p->spec->volumes[0]->name = xstrdup("cache");
+    check(p,
+          "Pod \"x\" is invalid: [spec.volumes[0]: Required value: must specify a volume type, "
+          "spec.containers[0].volumeMounts[0].name: Not found: \"data\"]",
+          "volume type and mount reference");
+
+    /* quantities */
+    c[0] = ctr("a", "i");
+    c[0]->resources = xmalloc(sizeof(Coracle__V1__ResourceRequirements));
+    coracle__v1__resource_requirements__init(c[0]->resources);
+    c[0]->resources->n_limits = 1;
+    c[0]->resources->limits = xmalloc(sizeof(void *));
+    Coracle__V1__ResourceRequirements__LimitsEntry *le = xmalloc(sizeof(*le));
+    coracle__v1__resource_requirements__limits_entry__init(le);
+    le->key = xstrdup("cpu");
+    le->value = xmalloc(sizeof(Coracle__V1__Quantity));
+    coracle__v1__quantity__init(le->value);
+    le->value->string = xstrdup("abc");
+    c[0]->resources->limits[0] = le;
+    p = pod("x", 1, c);
+    msg = NULL;
+    admit_validate(&kind_pod, &p->base, &msg);
+    ok(msg && strstr(msg, "spec.containers[0].resources.limits[cpu]: Invalid value: \"abc\": "),
+       "bad quantity named with its path: %s", msg ? msg : "(none)");
+    free(msg);
+    free(le->value->string);
+    le->value->string = xstrdup("500m");
+    admit_defaults(&kind_pod, &p->base);
+    is_str(p->spec->containers[0]->resources->requests[0]->value->string, "500m",
+           "requests default to limits");
+    is_str(admit_pod_qos(p->spec), "Burstable", "qos Burstable (no memory limit)");
+    msg = NULL;
+    ok(admit_validate(&kind_pod, &p->base, &msg) == 0, "valid quantity");
+    free(msg);
+
+    /* update immutability */
+    Coracle__V1__Pod *upd = (void *)obj_clone(&p->base);
+    obj_set_str(&upd->spec->containers[0]->image, "i:2");
+    msg = NULL;
+    ok(admit_pod_update(p, upd, &msg) == 0, "image may change");
+    free(msg);
+    obj_set_str(&upd->spec->restartpolicy, "Never");
+    msg = NULL;
+    admit_pod_update(p, upd, &msg);
+    ok(msg && !strncmp(msg,
+                       "Pod \"x\" is invalid: spec: Forbidden: pod updates may not change fields "
+                       "other than `spec.containers[*].image`,",
+                       140),
+       "restartPolicy may not change");
+    free(msg);
+    obj_free(&upd->base);
+    obj_free(&p->base);
+
+    /* labels */
+    c[0] = ctr("a", "i");
+    p = pod("x", 1, c);
+    p->metadata->n_labels = 1;
+    p->metadata->labels = xmalloc(sizeof(void *));
+    p->metadata->labels[0] = xmalloc(sizeof(Coracle__V1__ObjectMeta__LabelsEntry));
+    coracle__v1__object_meta__labels_entry__init(p->metadata->labels[0]);
+    p->metadata->labels[0]->key = xstrdup("app");
+    p->metadata->labels[0]->value = xstrdup("-web");
+    check(p,
+          "Pod \"x\" is invalid: metadata.labels: Invalid value: \"-web\": a valid label must be "
+          "an empty string or consist of alphanumeric characters, '-', '_' or '.', and must "
+          "start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or "
+          "'12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
+          "label value");
+
+    /* namespace */
+    c[0] = ctr("a", "i");
+    p = pod("x", 1, c);
+    p->metadata->namespace_ = xstrdup("a.b");
+    check(p,
+          "Pod \"x\" is invalid: metadata.namespace: Invalid value: \"a.b\": a lowercase RFC "
+          "1123 label must consist of lower case alphanumeric characters or '-', and must start "
+          "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
+          "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+          "namespace is a DNS-1123 label");
+
+    ok(admit_dns1123_label("1st") == NULL, "1st is a label");
+    ok(admit_dns1123_label("-a") != NULL, "-a is not");
+    ok(admit_dns1123_subdomain("a..b") != NULL, "a..b is not a subdomain");
+    return done_testing();
+}

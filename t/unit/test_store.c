@@ -1,0 +1,890 @@
+/*
+ * Unit tests for src/apiserver/store.c against real LMDB in a temp dir:
+ * put/get/delete through ops, per-op failure with contiguous revisions,
+ * listener-before-done ordering, group commit, snapshot isolation, log
+ * scans, compaction, reopen, durability across SIGKILL, map growth, disk
+ * full (tmpfs in a private mount namespace, root only), backup.
+ *
+ * `test_store --bench [seconds] [dir]` instead measures group commit with
+ * 500 submitters in flight (each done resubmits) and prints ops/s.
+ */
+#include "config.h"
+#include "tap.h"
+
+#include "store.h"
+#include "util.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static struct event_base *base;
+static char tmpdir[] = "/tmp/test_store.XXXXXX";
+
+/* ---- a test op: put a value, delete, or fail, and record the outcome ---- */
+
+enum top_kind { TOP_PUT, TOP_DEL, TOP_FAIL, TOP_NOOP, TOP_CREATE };
+
+struct top {
+    struct store_op op;
+    enum top_kind kind;
+    char keybuf[64];
+    char valbuf[64];
+    size_t val_len; /* 0: use strlen(valbuf) */
+    int applies;
+    int finished, err;
+    uint64_t rev;
+    int type;
+    int seq; /* order in which done ran */
+    char *saw_prev;
+    uint64_t listener_seen; /* listener had run for this rev when done ran */
+};
+
+static int pending, done_seq;
+static int events[8192], n_events; /* +rev: listener, -rev: done */
+static uint64_t listener_last;
+static int listener_order_bad;
+
+static int top_apply(struct store_op *op, const void *cur, size_t cur_len, uint64_t rev,
+                     void **out, size_t *out_len, int *del)
+{
+    struct top *t = (struct top *)op;
+    (void)rev;
+    t->applies++;
+    switch (t->kind) {
+    case TOP_FAIL:
+        return STORE_EAPP - 7;
+    case TOP_NOOP:
+        return 0;
+    case TOP_DEL:
+        *del = 1;
+        return 0;
+    case TOP_CREATE:
+        if (cur)
+            return STORE_EAPP - 1;
+        /* fall through */
+    case TOP_PUT:
+        break;
+    }
+    (void)cur_len;
+    size_t n = t->val_len ? t->val_len : strlen(t->valbuf);
+    char *v = xmalloc(n);
+    if (t->val_len) {
+        memset(v, 'x', n);
+        memcpy(v, t->valbuf, strlen(t->valbuf));
+    } else {
+        memcpy(v, t->valbuf, n);
+    }
+    *out = v;
+    *out_len = n;
+    return 0;
+}
+
+static void top_done(struct store_op *op, int err, const struct store_change *ch)
+{
+    struct top *t = (struct top *)op;
+    t->finished = 1;
+    t->err = err;
+    t->seq = done_seq++;
+    if (ch) {
+        t->rev = ch->rev;
+        t->type = ch->type;
+        free(t->saw_prev);
+        t->saw_prev = ch->prev ? xstrndup(ch->prev, ch->prev_len) : NULL;
+        if (n_events < (int)ARRAY_SIZE(events))
+            events[n_events++] = -(int)ch->rev;
+    }
+    pending--;
+}
+
+static void listener(const struct store_change *ch, void *arg)
+{
+    (void)arg;
+    if (ch->rev != listener_last + 1)
+        listener_order_bad++;
+    listener_last = ch->rev;
+    if (n_events < (int)ARRAY_SIZE(events))
+        events[n_events++] = (int)ch->rev;
+}
+
+static void top_init(struct top *t, enum top_kind kind, const char *key, const char *val)
+{
+    memset(t, 0, sizeof(*t));
+    t->kind = kind;
+    snprintf(t->keybuf, sizeof(t->keybuf), "%s", key);
+    snprintf(t->valbuf, sizeof(t->valbuf), "%s", val ? val : "");
+    t->op.key = t->keybuf;
+    t->op.key_len = strlen(t->keybuf);
+    t->op.apply = top_apply;
+    t->op.done = top_done;
+}
+
+static int submit(store_t *s, struct top *t)
+{
+    int rc = store_submit(s, &t->op);
+    if (rc == 0)
+        pending++;
+    return rc;
+}
+
+static void wait_all(void)
+{
+    while (pending > 0)
+        event_base_loop(base, EVLOOP_ONCE);
+}
+
+/* Runs one op to completion. */
+static int run1(store_t *s, enum top_kind kind, const char *key, const char *val, uint64_t *rev)
+{
+    struct top t;
+    top_init(&t, kind, key, val);
+    if (submit(s, &t))
+        return STORE_ECLOSED;
+    wait_all();
+    if (rev)
+        *rev = t.rev;
+    free(t.saw_prev);
+    return t.err;
+}
+
+static char *get_str(store_t *s, const char *key)
+{
+    store_rtxn_t *r;
+    const void *v;
+    size_t n;
+    char *res = NULL;
+    if (store_read_begin(s, &r))
+        return NULL;
+    if (store_get(r, key, strlen(key), &v, &n) == 0)
+        res = xstrndup(v, n);
+    store_read_end(r);
+    return res;
+}
+
+static store_t *open_store(const char *dir, size_t map, uint64_t keep)
+{
+    struct store_opts o = {.dir = dir, .map_size = map, .compact_keep = keep};
+    store_t *s = NULL;
+    char *err = NULL;
+    int rc = store_open(&s, &o, base, &err);
+    if (rc) {
+        diag("store_open %s: %s", dir, err ? err : "?");
+        free(err);
+        return NULL;
+    }
+    store_set_listener(s, listener, NULL);
+    listener_last = store_rev(s);
+    return s;
+}
+
+static char *subdir(const char *name)
+{
+    return xasprintf("%s/%s", tmpdir, name);
+}
+
+/* ---- tests ---- */
+
+struct scan_acc {
+    char *buf;
+    int stop_after;
+};
+
+static int scan_collect(const char *k, size_t kl, const void *vv, size_t vl, void *arg)
+{
+    struct scan_acc *sa = arg;
+    size_t n = strlen(sa->buf);
+    snprintf(sa->buf + n, 256 - n, "%.*s=%.*s ", (int)kl, k, (int)vl, (const char *)vv);
+    return sa->stop_after;
+}
+
+static void test_basic(void)
+{
+    char *dir = subdir("basic");
+    store_t *s = open_store(dir, 0, 0);
+    ok(s != NULL, "open a new store");
+    if (!s)
+        goto out;
+    is_int(store_rev(s), 0, "new store at revision 0");
+
+    uint64_t rev = 0;
+    is_int(run1(s, TOP_PUT, "pods/default/a", "A1", &rev), 0, "put a");
+    is_int(rev, 1, "first revision is 1");
+    char *v = get_str(s, "pods/default/a");
+    is_str(v, "A1", "get a");
+    free(v);
+
+    struct top t;
+    top_init(&t, TOP_PUT, "pods/default/a", "A2");
+    submit(s, &t);
+    wait_all();
+    ok(t.err == 0 && t.rev == 2 && t.type == STORE_PUT_MOD, "update a: MOD at 2");
+    is_str(t.saw_prev, "A1", "done sees the previous value");
+    free(t.saw_prev);
+
+    is_int(run1(s, TOP_CREATE, "pods/default/a", "dup", NULL), STORE_EAPP - 1,
+           "apply error comes back to done");
+    is_int(run1(s, TOP_DEL, "pods/default/zz", NULL, NULL), STORE_ENOTFOUND,
+           "delete of a missing key: ENOTFOUND");
+
+    top_init(&t, TOP_DEL, "pods/default/a", NULL);
+    submit(s, &t);
+    wait_all();
+    ok(t.err == 0 && t.rev == 3 && t.type == STORE_DELETE, "delete a: DELETE at 3");
+    is_str(t.saw_prev, "A2", "delete carries the previous value");
+    free(t.saw_prev);
+    v = get_str(s, "pods/default/a");
+    ok(v == NULL, "a is gone");
+    free(v);
+    is_int(store_rev(s), 3, "store_rev follows");
+
+    /* A batch of mixed ops: failures and no-ops consume no revision. */
+    struct top b[6];
+    top_init(&b[0], TOP_PUT, "pods/ns1/x", "X");
+    top_init(&b[1], TOP_FAIL, "pods/ns1/y", "Y");
+    top_init(&b[2], TOP_PUT, "pods/ns1/y", "Y");
+    top_init(&b[3], TOP_NOOP, "pods/ns1/x", NULL);
+    top_init(&b[4], TOP_CREATE, "pods/ns1/x", "again");
+    top_init(&b[5], TOP_PUT, "pods/ns1/z", "Z");
+    n_events = 0;
+    for (int i = 0; i < 6; i++)
+        submit(s, &b[i]);
+    wait_all();
+    ok(b[0].err == 0 && b[0].rev == 4, "batch op 0 at rev 4");
+    ok(b[1].err == STORE_EAPP - 7 && b[1].rev == 0, "failing apply fails alone");
+    ok(b[2].err == 0 && b[2].rev == 5, "next op takes the next revision (5)");
+    ok(b[3].err == 0 && b[3].rev == 0 && b[3].finished, "no-op succeeds without a revision");
+    ok(b[4].err == STORE_EAPP - 1, "create of an existing key sees the batch's own write");
+    ok(b[5].err == 0 && b[5].rev == 6, "revisions stay contiguous (6)");
+    int applies_ok = 1;
+    for (int i = 0; i < 6; i++)
+        applies_ok &= b[i].applies == 1;
+    ok(applies_ok, "apply ran once per op");
+    int seq_ok = 1;
+    for (int i = 1; i < 6; i++)
+        seq_ok &= b[i].seq > b[i - 1].seq;
+    ok(seq_ok, "done callbacks in submission order");
+    ok(listener_order_bad == 0 && listener_last == 6, "listener saw 4..6 in order");
+    /* every listener event of a revision precedes its done */
+    int before = 1;
+    for (int i = 0; i < n_events; i++) {
+        if (events[i] < 0) {
+            int seen = 0;
+            for (int j = 0; j < i; j++)
+                seen |= events[j] == -events[i];
+            before &= seen;
+        }
+    }
+    ok(before && n_events == 6, "listener runs before done for each change (%d events)",
+       n_events);
+    is_int(store_rev(s), 6, "store_rev is 6");
+
+    /* scan with prefix and start_after */
+    struct top c[3];
+    top_init(&c[0], TOP_PUT, "pods/ns0/q", "Q");
+    top_init(&c[1], TOP_PUT, "pods/ns10/q", "Q");
+    top_init(&c[2], TOP_PUT, "pods/ns1", "short");
+    for (int i = 0; i < 3; i++)
+        submit(s, &c[i]);
+    wait_all();
+    store_rtxn_t *r;
+    ok(store_read_begin(s, &r) == 0, "read_begin");
+    is_int(store_rtxn_rev(r), 9, "snapshot revision");
+    char seen[256] = "";
+    struct scan_acc sa = {seen, 0};
+    ok(store_scan(r, "pods/ns1/", 9, NULL, 0, scan_collect, &sa) == 0, "scan ns1");
+    is_str(seen, "pods/ns1/x=X pods/ns1/y=Y pods/ns1/z=Z ", "scan sees exactly the prefix");
+    seen[0] = 0;
+    store_scan(r, "pods/ns1/", 9, "pods/ns1/x", 10, scan_collect, &sa);
+    is_str(seen, "pods/ns1/y=Y pods/ns1/z=Z ", "scan after start_after");
+    seen[0] = 0;
+    sa.stop_after = 1;
+    store_scan(r, "pods/", 5, NULL, 0, scan_collect, &sa);
+    is_str(seen, "pods/ns0/q=Q ", "scan stops when fn says so");
+    store_read_end(r);
+    store_close(s);
+out:
+    free(dir);
+}
+
+struct logacc {
+    char buf[512];
+    uint64_t first, last;
+    int n;
+};
+
+static int log_collect(const struct store_change *ch, void *arg)
+{
+    struct logacc *a = arg;
+    size_t n = strlen(a->buf);
+    if (!a->n)
+        a->first = ch->rev;
+    a->last = ch->rev;
+    a->n++;
+    if (n < 400)
+        snprintf(a->buf + n, sizeof(a->buf) - n, "%llu:%d:%.*s:%.*s:%.*s ",
+                 (unsigned long long)ch->rev, ch->type, (int)ch->key_len, ch->key,
+                 ch->val ? (int)ch->val_len : 1, ch->val ? (const char *)ch->val : "-",
+                 ch->prev ? (int)ch->prev_len : 1, ch->prev ? (const char *)ch->prev : "-");
+    return 0;
+}
+
+static void test_group_snapshot_log(void)
+{
+    char *dir = subdir("group");
+    store_t *s = open_store(dir, 0, 0);
+    if (!s) {
+        ok(0, "open");
+        free(dir);
+        return;
+    }
+    run1(s, TOP_PUT, "k/a", "1", NULL);
+    run1(s, TOP_PUT, "k/a", "2", NULL);
+    run1(s, TOP_DEL, "k/a", NULL, NULL);
+
+    struct logacc la = {0};
+    store_rtxn_t *r;
+    store_read_begin(s, &r);
+    ok(store_log_scan(r, 1, log_collect, &la) == 0, "log scan after 1");
+    is_str(la.buf, "2:2:k/a:2:1 3:3:k/a:-:2 ", "log records carry type, key, value, previous");
+    store_read_end(r);
+
+    /* snapshot isolation */
+    store_rtxn_t *old;
+    store_read_begin(s, &old);
+    run1(s, TOP_PUT, "k/b", "B", NULL);
+    const void *v;
+    size_t n;
+    ok(store_get(old, "k/b", 3, &v, &n) == STORE_ENOTFOUND,
+       "a snapshot opened before a commit does not see it");
+    is_int(store_rtxn_rev(old), 3, "old snapshot keeps its revision");
+    store_rtxn_t *nw;
+    store_read_begin(s, &nw);
+    ok(store_get(nw, "k/b", 3, &v, &n) == 0 && n == 1 && !memcmp(v, "B", 1),
+       "a new snapshot sees it");
+    store_read_end(nw);
+    store_read_end(old);
+
+    /* group commit: 2000 ops submitted at once */
+    struct store_stats st0, st1;
+    store_get_stats(s, &st0);
+    int N = 2000;
+    struct top *ts = xcalloc((size_t)N, sizeof(*ts));
+    for (int i = 0; i < N; i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "g/%05d", i);
+        top_init(&ts[i], TOP_PUT, k, "v");
+        submit(s, &ts[i]);
+    }
+    int64_t t0 = mono_ns();
+    wait_all();
+    int64_t dt = mono_ns() - t0;
+    store_get_stats(s, &st1);
+    int allok = 1;
+    for (int i = 0; i < N; i++)
+        allok &= ts[i].err == 0 && ts[i].rev == 5 + (uint64_t)i;
+    ok(allok, "2000 ops committed with contiguous revisions 5..2004");
+    uint64_t commits = st1.commits - st0.commits;
+    ok(commits >= 1 && commits <= 20, "group commit batches: %llu commits for %d ops",
+       (unsigned long long)commits, N);
+    diag("2000 ops in %.1f ms, batch_max %llu", dt / 1e6, (unsigned long long)st1.batch_max);
+    ok(st1.ops - st0.ops == (uint64_t)N && st1.rev == 2004, "stats count ops and revision");
+    free(ts);
+
+    store_read_begin(s, &r);
+    memset(&la, 0, sizeof(la));
+    ok(store_log_scan(r, 1000, log_collect, &la) == 0 && la.n == 1004 && la.first == 1001 &&
+           la.last == 2004,
+       "log scan from 1000 gives 1001..2004");
+    store_read_end(r);
+    store_close(s);
+    free(dir);
+}
+
+static void test_compaction_reopen(void)
+{
+    char *dir = subdir("compact");
+    store_t *s = open_store(dir, 0, 50);
+    if (!s) {
+        ok(0, "open");
+        free(dir);
+        return;
+    }
+    struct top *ts = xcalloc(300, sizeof(*ts));
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 100; i++) {
+            char k[32], val[32];
+            snprintf(k, sizeof(k), "c/%03d", i);
+            snprintf(val, sizeof(val), "r%d", round);
+            top_init(&ts[round * 100 + i], TOP_PUT, k, val);
+            submit(s, &ts[round * 100 + i]);
+        }
+        wait_all();
+    }
+    is_int(store_rev(s), 300, "300 revisions");
+    uint64_t comp = store_compacted(s);
+    ok(comp >= 300 - 50 - 6 - 100 && comp <= 250, "compacted advanced to %llu (keep 50)",
+       (unsigned long long)comp);
+    /* one more batch to let compaction catch up */
+    run1(s, TOP_PUT, "c/x", "x", NULL);
+    comp = store_compacted(s);
+    ok(comp >= 240 && comp <= 251, "compaction keeps about 50 revisions: compacted %llu",
+       (unsigned long long)comp);
+    store_rtxn_t *r;
+    store_read_begin(s, &r);
+    struct logacc la = {0};
+    is_int(store_log_scan(r, comp - 1, log_collect, &la), STORE_ECOMPACTED,
+           "log scan before compacted: ECOMPACTED");
+    memset(&la, 0, sizeof(la));
+    ok(store_log_scan(r, comp, log_collect, &la) == 0 && la.first == comp + 1 && la.last == 301,
+       "log scan from compacted works");
+    store_read_end(r);
+    free(ts);
+    store_close(s);
+
+    s = open_store(dir, 0, 50);
+    ok(s != NULL, "reopen");
+    if (s) {
+        is_int(store_rev(s), 301, "reopen restores revision");
+        is_int(store_compacted(s), comp, "reopen restores compacted");
+        char *v = get_str(s, "c/042");
+        is_str(v, "r2", "reopen keeps data");
+        free(v);
+        uint64_t rev;
+        run1(s, TOP_PUT, "c/y", "y", &rev);
+        is_int(rev, 302, "revisions continue after reopen");
+        store_close(s);
+    }
+    free(dir);
+}
+
+/* ---- durability across SIGKILL ---- */
+
+static int ack_fd;
+static int child_next;
+static store_t *child_store;
+
+static void child_done(struct store_op *op, int err, const struct store_change *ch);
+
+static void child_submit(struct top *t)
+{
+    char k[32];
+    snprintf(k, sizeof(k), "d/%07d", child_next++);
+    top_init(t, TOP_PUT, k, "durable");
+    t->op.done = child_done;
+    if (store_submit(child_store, &t->op))
+        _exit(3);
+}
+
+static void child_done(struct store_op *op, int err, const struct store_change *ch)
+{
+    struct top *t = (struct top *)op;
+    if (err || !ch)
+        _exit(4);
+    uint32_t rec[2] = {(uint32_t)atoi(t->keybuf + 2), (uint32_t)ch->rev};
+    if (write(ack_fd, rec, sizeof(rec)) != sizeof(rec))
+        _exit(5);
+    child_submit(t);
+}
+
+static void test_sigkill(void)
+{
+    char *dir = subdir("kill");
+    int p[2];
+    if (pipe(p) < 0) {
+        ok(0, "pipe");
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        ack_fd = p[1];
+        struct event_base *cb = event_base_new();
+        struct store_opts o = {.dir = dir};
+        char *err;
+        if (store_open(&child_store, &o, cb, &err))
+            _exit(2);
+        static struct top ts[200];
+        for (int i = 0; i < 200; i++)
+            child_submit(&ts[i]);
+        event_base_dispatch(cb);
+        _exit(6);
+    }
+    close(p[1]);
+    /* read acks until enough, then kill -9 mid-stream */
+    size_t cap = 1 << 20, n = 0;
+    uint32_t *acks = xmalloc(cap * 2 * sizeof(uint32_t));
+    int killed = 0;
+    for (;;) {
+        ssize_t m = read(p[0], acks + n * 2, (cap - n) * 2 * sizeof(uint32_t));
+        if (m <= 0)
+            break;
+        n += (size_t)m / (2 * sizeof(uint32_t));
+        if (!killed && n >= 3000) {
+            kill(pid, SIGKILL);
+            killed = 1;
+        }
+        if (n >= cap)
+            break;
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    close(p[0]);
+    ok(killed && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+       "child killed with SIGKILL after %zu acknowledged ops", n);
+
+    store_t *s = open_store(dir, 0, 0);
+    ok(s != NULL, "reopen after SIGKILL");
+    if (s) {
+        store_rtxn_t *r;
+        store_read_begin(s, &r);
+        size_t missing = 0, badrev = 0;
+        uint64_t maxrev = 0;
+        for (size_t i = 0; i < n; i++) {
+            char k[32];
+            snprintf(k, sizeof(k), "d/%07u", acks[2 * i]);
+            const void *v;
+            size_t vl;
+            if (store_get(r, k, strlen(k), &v, &vl) != 0)
+                missing++;
+            if (acks[2 * i + 1] > maxrev)
+                maxrev = acks[2 * i + 1];
+        }
+        /* every revision up to the current one is in the log, contiguous */
+        struct logacc la = {0};
+        int lrc = store_log_scan(r, 0, log_collect, &la);
+        if (lrc || (uint64_t)la.n != store_rtxn_rev(r))
+            badrev++;
+        ok(missing == 0, "every acknowledged op survived (%zu missing of %zu)", missing, n);
+        ok(store_rev(s) >= maxrev, "revision %llu >= highest acknowledged %llu",
+           (unsigned long long)store_rev(s), (unsigned long long)maxrev);
+        ok(badrev == 0, "log is contiguous 1..%llu", (unsigned long long)store_rtxn_rev(r));
+        store_read_end(r);
+        uint64_t rev;
+        ok(run1(s, TOP_PUT, "d/after", "x", &rev) == 0 && rev == store_rev(s),
+           "writes go on after recovery");
+        store_close(s);
+    }
+    free(acks);
+    free(dir);
+}
+
+/* ---- map growth ---- */
+
+static void test_growth(void)
+{
+    char *dir = subdir("grow");
+    store_t *s = open_store(dir, 128 * 1024, 0);
+    if (!s) {
+        ok(0, "open");
+        free(dir);
+        return;
+    }
+    struct store_stats st0, st1;
+    store_get_stats(s, &st0);
+    /* many small batches: the proactive (75%) growth */
+    int N = 3000, bad = 0;
+    struct top *ts = xcalloc((size_t)N, sizeof(*ts));
+    for (int i = 0; i < N; i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "m/%05d", i);
+        top_init(&ts[i], TOP_PUT, k, "payload");
+        ts[i].val_len = 1000;
+        submit(s, &ts[i]);
+        if (i % 50 == 49)
+            wait_all();
+    }
+    wait_all();
+    for (int i = 0; i < N; i++)
+        bad += ts[i].err != 0;
+    store_get_stats(s, &st1);
+    ok(bad == 0, "3000 x 1 KB writes into a 128 KiB map all succeed (%d failed)", bad);
+    ok(st1.map_size > st0.map_size, "map grew from %llu to %llu",
+       (unsigned long long)st0.map_size, (unsigned long long)st1.map_size);
+    ok(st1.map_used <= st1.map_size, "used %llu of %llu", (unsigned long long)st1.map_used,
+       (unsigned long long)st1.map_size);
+
+    /* one batch much bigger than the map's room: MDB_MAP_FULL, grow, replay */
+    uint64_t big_before = st1.map_size;
+    int M = 2000;
+    struct top *bs = xcalloc((size_t)M, sizeof(*bs));
+    /* keep a reader open for part of it: an urgent grow waits for it */
+    store_rtxn_t *r;
+    store_read_begin(s, &r);
+    for (int i = 0; i < M; i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "big/%05d", i);
+        top_init(&bs[i], TOP_PUT, k, "big");
+        bs[i].val_len = 3000;
+        submit(s, &bs[i]);
+    }
+    for (int i = 0; i < 5; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    usleep(100000);
+    store_read_end(r);
+    wait_all();
+    bad = 0;
+    int applies_once = 1;
+    for (int i = 0; i < M; i++) {
+        bad += bs[i].err != 0;
+        applies_once &= bs[i].applies == 1;
+    }
+    store_get_stats(s, &st1);
+    ok(bad == 0, "2000 x 3 KB submitted at once all succeed (%d failed)", bad);
+    ok(applies_once, "apply ran once per op across the retried batch");
+    ok(st1.map_size >= big_before * 2, "map grew again to %llu", (unsigned long long)st1.map_size);
+    ok(bs[M - 1].rev == (uint64_t)(N + M), "revisions contiguous through the grow (%llu)",
+       (unsigned long long)bs[M - 1].rev);
+    char *v = get_str(s, "big/01999");
+    ok(v && strncmp(v, "big", 3) == 0 && strlen(v) == 3000, "data written after growth reads");
+    free(v);
+    free(bs);
+    free(ts);
+    store_close(s);
+    free(dir);
+}
+
+/* ---- disk full: tmpfs in a private mount namespace (root only) ---- */
+
+static int dfull_child(const char *dir)
+{
+    /* result bits: 1 got EFULL, 2 reads worked while full, 4 writes resumed, 8 old data kept */
+    int res = 0;
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return 100;
+    mkdir(dir, 0700);
+    if (mount("tmpfs", dir, "tmpfs", 0, "size=1m") < 0)
+        return 101;
+    char *filler = xasprintf("%s/filler", dir);
+    int fd = open(filler, O_WRONLY | O_CREAT, 0600);
+    char buf[4096] = {0};
+    for (int i = 0; i < 64; i++) /* 256 KiB we can give back later */
+        if (write(fd, buf, sizeof(buf)) != sizeof(buf))
+            return 102;
+    close(fd);
+    char *sdir = xasprintf("%s/db", dir);
+    store_t *s = open_store(sdir, 8 << 20, 0);
+    if (!s)
+        return 103;
+    if (run1(s, TOP_PUT, "f/first", "kept", NULL) != 0)
+        return 104;
+    int err = 0;
+    for (int i = 0; i < 2000 && !err; i++) {
+        struct top t[10];
+        for (int j = 0; j < 10; j++) {
+            char k[32];
+            snprintf(k, sizeof(k), "f/%05d", i * 10 + j);
+            top_init(&t[j], TOP_PUT, k, "fill");
+            t[j].val_len = 2000;
+            submit(s, &t[j]);
+        }
+        wait_all();
+        for (int j = 0; j < 10; j++)
+            if (t[j].err)
+                err = t[j].err;
+    }
+    if (err == STORE_EFULL)
+        res |= 1;
+    char *v = get_str(s, "f/first");
+    if (v && !strcmp(v, "kept"))
+        res |= 2 | 8;
+    free(v);
+    unlink(filler);
+    if (run1(s, TOP_PUT, "f/after", "ok", NULL) == 0)
+        res |= 4;
+    store_close(s);
+    umount2(dir, MNT_DETACH);
+    return res;
+}
+
+static void test_disk_full(void)
+{
+    if (geteuid() != 0) {
+        ok(1, "# SKIP disk full test needs root (tmpfs mount)");
+        return;
+    }
+    char *dir = subdir("full");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        log_set_level(LOG_LVL_ERR);
+        _exit(dfull_child(dir));
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    int res = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (res >= 100 || res < 0)
+        diag("disk full child failed early: %d", res);
+    ok(res >= 0 && res < 100 && (res & 1), "full disk fails writes with STORE_EFULL");
+    ok(res >= 0 && res < 100 && (res & 2), "reads keep working on a full disk");
+    ok(res >= 0 && res < 100 && (res & 4), "writes succeed again once space exists");
+    rmdir(dir);
+    free(dir);
+}
+
+/* ---- backup ---- */
+
+static void test_backup(void)
+{
+    char *dir = subdir("bk");
+    char *bdir = subdir("bk-restored");
+    char *bfile = xasprintf("%s/data.mdb", bdir);
+    store_t *s = open_store(dir, 0, 0);
+    if (!s) {
+        ok(0, "open");
+        return;
+    }
+    for (int i = 0; i < 100; i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "b/%03d", i);
+        run1(s, i % 10 == 9 ? TOP_DEL : TOP_PUT, i % 10 == 9 ? "b/000" : k, "val", NULL);
+    }
+    uint64_t rev = store_rev(s);
+    mkdir(bdir, 0700);
+    char *err = NULL;
+    int rc = store_backup(s, bfile, &err);
+    ok(rc == 0, "backup: %s", err ? err : "ok");
+    free(err);
+    /* writes after the backup are not in it */
+    run1(s, TOP_PUT, "b/late", "late", NULL);
+    store_close(s);
+
+    struct stat sb = {0};
+    int src = stat(bfile, &sb);
+    ok(src == 0 && sb.st_size > 0, "backup file exists (%lld bytes)",
+       (long long)sb.st_size);
+    /* plain LMDB opens it */
+    MDB_env *env;
+    mdb_env_create(&env);
+    mdb_env_set_maxdbs(env, 4);
+    int mrc = mdb_env_open(env, bfile, MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK, 0600);
+    ok(mrc == 0, "backup opens with mdb_env_open: %s", mrc ? mdb_strerror(mrc) : "ok");
+    mdb_env_close(env);
+
+    s = open_store(bdir, 0, 0);
+    ok(s != NULL, "backup opens as a store");
+    if (s) {
+        is_int(store_rev(s), rev, "backup has the same revision");
+        char *v = get_str(s, "b/050");
+        is_str(v, "val", "backup has the data");
+        free(v);
+        v = get_str(s, "b/late");
+        ok(v == NULL, "backup has nothing written after it");
+        free(v);
+        store_close(s);
+    }
+    free(bfile);
+    free(bdir);
+    free(dir);
+}
+
+/* ---- benchmark (not a test) ---- */
+
+static int bench_inflight;
+static int64_t bench_end;
+static uint64_t bench_n;
+static store_t *bench_store;
+
+static void bench_done(struct store_op *op, int err, const struct store_change *ch);
+
+static void bench_submit(struct top *t)
+{
+    char k[32];
+    snprintf(k, sizeof(k), "pods/bench/p%08llu", (unsigned long long)bench_n++);
+    top_init(t, TOP_PUT, k, "bench");
+    t->val_len = 400;
+    t->op.done = bench_done;
+    store_submit(bench_store, &t->op);
+}
+
+static void bench_done(struct store_op *op, int err, const struct store_change *ch)
+{
+    (void)ch;
+    if (err)
+        fatal("bench: op failed: %s", store_strerror(err));
+    if (mono_ns() < bench_end)
+        bench_submit((struct top *)op);
+    else if (--bench_inflight == 0)
+        event_base_loopbreak(base);
+}
+
+static int bench(int secs, const char *dir)
+{
+    struct store_opts o = {.dir = dir};
+    char *err;
+    if (store_open(&bench_store, &o, base, &err))
+        fatal("%s", err);
+    int N = 500;
+    struct top *ts = xcalloc((size_t)N, sizeof(*ts));
+    struct store_stats st0, st1;
+    store_get_stats(bench_store, &st0);
+    int64_t t0 = mono_ns();
+    bench_end = t0 + (int64_t)secs * 1000000000;
+    bench_inflight = N;
+    for (int i = 0; i < N; i++)
+        bench_submit(&ts[i]);
+    event_base_dispatch(base);
+    double dt = (double)(mono_ns() - t0) / 1e9;
+    store_get_stats(bench_store, &st1);
+    uint64_t ops = st1.ops - st0.ops, commits = st1.commits - st0.commits;
+    printf("store bench: %d in flight, 400-byte values, %s\n", N, dir);
+    printf("  %llu ops in %.2f s = %.0f ops/s\n", (unsigned long long)ops, dt, ops / dt);
+    printf("  %llu commits, %.1f ops/commit, batch max %llu, commit+fsync %.3f ms avg\n",
+           (unsigned long long)commits, commits ? (double)ops / commits : 0.0,
+           (unsigned long long)st1.batch_max,
+           commits ? (double)(st1.fsync_ns_total - st0.fsync_ns_total) / commits / 1e6 : 0.0);
+    printf("  map %llu bytes, used %llu\n", (unsigned long long)st1.map_size,
+           (unsigned long long)st1.map_used);
+    store_close(bench_store);
+    free(ts);
+    return 0;
+}
+
+static void rm_rf(const char *path)
+{
+    char *cmd = xasprintf("rm -rf '%s'", path);
+    if (system(cmd) != 0)
+        diag("could not remove %s", path);
+    free(cmd);
+}
+
+int main(int argc, char **argv)
+{
+    log_init("test_store");
+    base = event_base_new();
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    if (argc > 1 && !strcmp(argv[1], "--bench")) {
+        int secs = argc > 2 ? atoi(argv[2]) : 5;
+        char *dir = argc > 3 ? xstrdup(argv[3]) : subdir("bench");
+        int rc = bench(secs > 0 ? secs : 5, dir);
+        if (argc <= 3)
+            rm_rf(tmpdir);
+        else
+            rmdir(tmpdir);
+        free(dir);
+        return rc;
+    }
+    log_set_level(LOG_LVL_WARN);
+    test_basic();
+    test_group_snapshot_log();
+    test_compaction_reopen();
+    test_sigkill();
+    test_growth();
+    test_disk_full();
+    test_backup();
+    if (getenv("TEST_STORE_KEEP"))
+        diag("kept %s", tmpdir);
+    else
+        rm_rf(tmpdir);
+    event_base_free(base);
+    return done_testing();
+}

@@ -17,7 +17,7 @@ if [ "$IMG_FORCE" = 0 ] && [ -s "$IMG_OUT" ]; then
 fi
 [ "$(id -u)" = 0 ] || img_die "debootstrap needs root"
 
-root=$(dirname "$IMG_OUT")/.debian-root
+root=$(dirname "$IMG_OUT")/.$(basename "$IMG_OUT").root
 trap 'img_release_dir "$root"; rm -rf "$root"' EXIT
 img_debootstrap "$root"
 ver=$(cat "$root/etc/debian_version")

@@ -157,6 +157,11 @@ img_opts()
         shift
     done
     mkdir -p "$(dirname "$IMG_OUT")" || img_die "cannot create $(dirname "$IMG_OUT")"
+    # One build of an output at a time (parallel test runs share the cache):
+    # a second caller waits, then finds the result cached.
+    IMG_LOCK=$(dirname "$IMG_OUT")/.$(basename "$IMG_OUT").lock
+    exec 9>"$IMG_LOCK" || img_die "cannot create $IMG_LOCK"
+    flock 9 || img_die "cannot lock $IMG_LOCK"
 }
 
 # Unmounts anything left mounted under DIR (debootstrap mounts /proc and /sys
@@ -169,12 +174,13 @@ img_release_dir()
     for p in /proc/[0-9]*; do
         root=$(readlink "$p/root" 2>/dev/null) || continue
         case $root in
-        "$dir" | "$dir"/*) kill -9 "${p#/proc/}" 2>/dev/null ;;
+        "$dir" | "$dir"/*) kill -9 "${p#/proc/}" 2>/dev/null || true ;;
         esac
     done
-    awk '{print $5}' /proc/self/mountinfo | grep -E "^$dir(/|$)" | sort -r | while read -r m; do
-        umount -l "$m" 2>/dev/null
-    done
+    awk '{print $5}' /proc/self/mountinfo | { grep -E "^$dir(/|$)" || true; } | sort -r |
+        while read -r m; do
+            umount -l "$m" 2>/dev/null || true
+        done
 }
 
 # img_debootstrap DIR [--include=PKGS]: a minbase bookworm rootfs in DIR from
@@ -199,7 +205,7 @@ img_debootstrap()
     rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/cache/apt/*.bin \
         "$dir"/var/lib/apt/lists/* "$dir"/var/log/*.log "$dir"/var/log/apt/* \
         "$dir"/dev/* "$dir"/proc/* "$dir"/sys/* "$dir"/tmp/* "$dir"/var/tmp/* \
-        "$dir"/debootstrap
+        "$dir"/debootstrap "$dir"/run/*.pid
     : >"$dir/etc/hostname"
     : >"$dir/etc/resolv.conf"
     printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$dir/etc/hosts"

@@ -18,7 +18,7 @@ if [ "$IMG_FORCE" = 0 ] && [ -s "$IMG_OUT" ]; then
 fi
 [ "$(id -u)" = 0 ] || img_die "debootstrap needs root"
 
-root=$(dirname "$IMG_OUT")/.nginx-root
+root=$(dirname "$IMG_OUT")/.$(basename "$IMG_OUT").root
 trap 'img_release_dir "$root"; rm -rf "$root"' EXIT
 img_debootstrap "$root" --include=nginx-light
 [ -x "$root/usr/sbin/nginx" ] || img_die "nginx-light did not install"
@@ -66,6 +66,7 @@ C
 ln -sf /dev/stdout "$root/var/log/nginx/access.log"
 ln -sf /dev/stderr "$root/var/log/nginx/error.log"
 chroot "$root" /usr/sbin/nginx -t -q || img_die "nginx -t fails in the built rootfs"
+rm -f "$root/run/nginx.pid"
 
 ver=$(chroot "$root" dpkg-query -W -f '${Version}' nginx-light)
 config='"ExposedPorts":{"80/tcp":{}},"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]'

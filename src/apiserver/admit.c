@@ -131,8 +131,9 @@ static const char *qualified_name_err(const char *s)
     const char *name = s;
     if (slash) {
         char *prefix = xstrndup(s, (size_t)(slash - s));
-        const char *pe = *prefix ? admit_dns1123_subdomain(prefix) : "prefix part must be "
-                                                                       "non-empty";
+        const char *pe = *prefix ? admit_dns1123_subdomain(prefix)
+                                 : "prefix part must be "
+                                   "non-empty";
         int bad_syntax = *prefix && pe && strlen(prefix) <= 253;
         free(prefix);
         if (bad_syntax)
@@ -193,8 +194,6 @@ static void check_meta(struct errs *e, const struct kind *k, const Coracle__V1__
             if (r)
                 eadd(e, "metadata.namespace: Invalid value: \"%s\": %s", m->namespace_, r);
         }
-    } else if (m->namespace_ && *m->namespace_) {
-        eadd(e, "metadata.namespace: Forbidden: not allowed on this type");
     }
     check_labels(e, "metadata.labels", m->labels, m->n_labels);
     for (size_t i = 0; i < m->n_annotations; i++) {
@@ -204,8 +203,9 @@ static void check_meta(struct errs *e, const struct kind *k, const Coracle__V1__
             eadd(e, "metadata.annotations: Invalid value: \"%s\": %s", key, r);
     }
     if (m->has_deletiongraceperiodseconds && m->deletiongraceperiodseconds < 0)
-        eadd(e, "metadata.deletionGracePeriodSeconds: Invalid value: %" PRId64
-                ": must be greater than or equal to 0",
+        eadd(e,
+             "metadata.deletionGracePeriodSeconds: Invalid value: %" PRId64
+             ": must be greater than or equal to 0",
              m->deletiongraceperiodseconds);
 }
 
@@ -324,8 +324,7 @@ static void check_containers(struct errs *e, const char *base, Coracle__V1__Cont
                                      : "";
                 const char *lv = qmap_get(r->limits, r->n_limits, key);
                 int64_t rq, lq;
-                if (lv && qty_parse(rv, &rq, NULL) == 0 && qty_parse(lv, &lq, NULL) == 0 &&
-                    rq > lq)
+                if (lv && qty_parse(rv, &rq, NULL) == 0 && qty_parse(lv, &lq, NULL) == 0 && rq > lq)
                     eadd(e,
                          "%s.resources.requests: Invalid value: \"%s\": must be less than or "
                          "equal to %s limit of %s",
@@ -349,8 +348,9 @@ static void check_containers(struct errs *e, const char *base, Coracle__V1__Cont
                 for (size_t k = 0; k < j; k++)
                     if (ct->volumemounts[k]->mountpath &&
                         !strcmp(ct->volumemounts[k]->mountpath, vm->mountpath)) {
-                        eadd(e, "%s.volumeMounts[%zu].mountPath: Invalid value: \"%s\": must be "
-                                "unique",
+                        eadd(e,
+                             "%s.volumeMounts[%zu].mountPath: Invalid value: \"%s\": must be "
+                             "unique",
                              p, j, vm->mountpath);
                         break;
                     }
@@ -401,14 +401,15 @@ static void check_pod_spec(struct errs *e, const Coracle__V1__PodSpec *sp)
         if (types == 0)
             eadd(e, "spec.volumes[%zu]: Required value: must specify a volume type", i);
         else if (types > 1)
-            eadd(e, "spec.volumes[%zu].emptyDir: Forbidden: may not specify more than 1 volume "
-                    "type",
+            eadd(e,
+                 "spec.volumes[%zu].emptyDir: Forbidden: may not specify more than 1 volume "
+                 "type",
                  i);
         if (src && src->hostpath && (!src->hostpath->path || !*src->hostpath->path))
             eadd(e, "spec.volumes[%zu].hostPath.path: Required value", i);
         if (src && src->emptydir && src->emptydir->sizelimit) {
-            const char *q = src->emptydir->sizelimit->string ? src->emptydir->sizelimit->string
-                                                             : "";
+            const char *q =
+                src->emptydir->sizelimit->string ? src->emptydir->sizelimit->string : "";
             int64_t m;
             char *qe = NULL;
             if (qty_parse(q, &m, &qe) < 0)
@@ -418,14 +419,15 @@ static void check_pod_spec(struct errs *e, const Coracle__V1__PodSpec *sp)
         }
         if (src && src->emptydir && src->emptydir->medium && *src->emptydir->medium &&
             strcmp(src->emptydir->medium, "Memory"))
-            eadd(e, "spec.volumes[%zu].emptyDir.medium: Unsupported value: \"%s\": supported "
-                    "values: \"\", \"Memory\"",
+            eadd(e,
+                 "spec.volumes[%zu].emptyDir.medium: Unsupported value: \"%s\": supported "
+                 "values: \"\", \"Memory\"",
                  i, src->emptydir->medium);
     }
     char **names = NULL;
     size_t nnames = 0;
-    check_containers(e, "spec.initContainers", sp->initcontainers, sp->n_initcontainers, sp,
-                     &names, &nnames);
+    check_containers(e, "spec.initContainers", sp->initcontainers, sp->n_initcontainers, sp, &names,
+                     &nnames);
     if (sp->n_containers == 0)
         eadd(e, "spec.containers: Required value");
     check_containers(e, "spec.containers", sp->containers, sp->n_containers, sp, &names, &nnames);
@@ -441,13 +443,15 @@ static void check_pod_spec(struct errs *e, const Coracle__V1__PodSpec *sp)
             eadd(e, "spec.nodeName: Invalid value: \"%s\": %s", sp->nodename, r);
     }
     if (sp->has_terminationgraceperiodseconds && sp->terminationgraceperiodseconds < 0)
-        eadd(e, "spec.terminationGracePeriodSeconds: Invalid value: %" PRId64
-                ": must be greater than or equal to 0",
+        eadd(e,
+             "spec.terminationGracePeriodSeconds: Invalid value: %" PRId64
+             ": must be greater than or equal to 0",
              sp->terminationgraceperiodseconds);
     if (sp->has_activedeadlineseconds &&
         (sp->activedeadlineseconds < 1 || sp->activedeadlineseconds > 2147483647))
-        eadd(e, "spec.activeDeadlineSeconds: Invalid value: %" PRId64
-                ": must be between 1 and 2147483647, inclusive",
+        eadd(e,
+             "spec.activeDeadlineSeconds: Invalid value: %" PRId64
+             ": must be between 1 and 2147483647, inclusive",
              sp->activedeadlineseconds);
     for (size_t i = 0; i < sp->n_tolerations; i++) {
         const Coracle__V1__Toleration *t = sp->tolerations[i];
@@ -458,8 +462,9 @@ static void check_pod_spec(struct errs *e, const Coracle__V1__PodSpec *sp)
             if (r)
                 eadd(e, "%s.key: Invalid value: \"%s\": %s", p, t->key, r);
         } else if (!strcmp(op, "Equal")) {
-            eadd(e, "%s.operator: Invalid value: \"%s\": operator must be Exists when `key` is "
-                    "empty, which means \"match all values and all keys\"",
+            eadd(e,
+                 "%s.operator: Invalid value: \"%s\": operator must be Exists when `key` is "
+                 "empty, which means \"match all values and all keys\"",
                  p, op);
         }
         char *pp = xasprintf("%s.operator", p);
@@ -481,8 +486,8 @@ static void check_pod_spec(struct errs *e, const Coracle__V1__PodSpec *sp)
 
 static void check_pod_status(struct errs *e, const Coracle__V1__PodStatus *st)
 {
-    static const char *const phases[] = {"Pending", "Running", "Succeeded", "Failed", "Unknown",
-                                         NULL};
+    static const char *const phases[] = {"Pending", "Running", "Succeeded",
+                                         "Failed",  "Unknown", NULL};
     if (st && st->phase && *st->phase)
         check_enum(e, "status.phase", st->phase, phases,
                    "\"Pending\", \"Running\", \"Succeeded\", \"Failed\", \"Unknown\"");
@@ -563,7 +568,7 @@ int admit_validate(const struct kind *k, const ProtobufCMessage *obj, char **msg
 /* ---- pod update ---- */
 
 #define POD_UPDATE_MSG                                                                             \
-    "pod updates may not change fields other than `spec.containers[*].image`,"                    \
+    "pod updates may not change fields other than `spec.containers[*].image`,"                     \
     "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only "        \
     "additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set " \
     "to 1 if it was previously negative)"
@@ -603,8 +608,9 @@ int admit_pod_update(const Coracle__V1__Pod *old, const Coracle__V1__Pod *upd, c
         }
         if (old->spec->has_activedeadlineseconds && upd->spec->has_activedeadlineseconds &&
             upd->spec->activedeadlineseconds > old->spec->activedeadlineseconds)
-            eadd(&e, "spec.activeDeadlineSeconds: Invalid value: %" PRId64
-                     ": must be less than or equal to previous value",
+            eadd(&e,
+                 "spec.activeDeadlineSeconds: Invalid value: %" PRId64
+                 ": must be less than or equal to previous value",
                  upd->spec->activedeadlineseconds);
         else if (old->spec->has_activedeadlineseconds && !upd->spec->has_activedeadlineseconds)
             eadd(&e, "spec.activeDeadlineSeconds: Invalid value: \"null\": must not update from a "
@@ -690,9 +696,12 @@ const char *admit_pod_qos(const Coracle__V1__PodSpec *sp)
 
 void admit_defaults(const struct kind *k, ProtobufCMessage *obj)
 {
+    obj_normalize(obj);
     Coracle__V1__ObjectMeta *m = obj_meta(obj);
     if (k->namespaced)
         set_default_str(&m->namespace_, "default");
+    else
+        obj_set_str(&m->namespace_, NULL); /* cluster-scoped: Kubernetes clears it */
     if (k != &kind_pod)
         return;
     Coracle__V1__Pod *p = (void *)obj;

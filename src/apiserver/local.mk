@@ -6,7 +6,14 @@ libapiserver_a_SOURCES = \
 	src/apiserver/obj.c src/apiserver/obj.h \
 	src/apiserver/admit.c src/apiserver/admit.h \
 	src/apiserver/wire.c src/apiserver/wire.h \
-	src/apiserver/smap.c src/apiserver/smap.h
+	src/apiserver/smap.c src/apiserver/smap.h \
+	src/apiserver/apply.c src/apiserver/apply.h \
+	src/apiserver/watch.c src/apiserver/watch.h \
+	src/apiserver/api.c src/apiserver/api.h \
+	src/apiserver/read.c \
+	src/apiserver/auth.c src/apiserver/auth.h \
+	src/apiserver/events.c src/apiserver/events.h \
+	src/apiserver/nodelife.c src/apiserver/nodelife.h
 bin_PROGRAMS += coracle-apiserver
 coracle_apiserver_SOURCES = src/apiserver/main.c
 coracle_apiserver_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS)
@@ -28,3 +35,8 @@ t_unit_test_store_SOURCES = t/unit/test_store.c t/unit/tap.h
 t_unit_test_store_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
 t_unit_test_store_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_store
+check_PROGRAMS += t/unit/test_codec
+t_unit_test_codec_SOURCES = t/unit/test_codec.c
+t_unit_test_codec_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
+t_unit_test_codec_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_codec

@@ -1,9 +1,172 @@
-/* coracle-apiserver: placeholder main, to be written. */
+/*
+ * coracle-apiserver: the only process that touches the store. main() reads
+ * the configuration, opens the store, starts the HTTP/2 server, registers
+ * the API (api.c) and runs one libevent loop. SIGTERM/SIGINT shut down in
+ * order: stop accepting, end watches cleanly, let queued commits finish
+ * and their answers go out, then exit 0.
+ */
 #include "config.h"
+#include "api.h"
+#include "cfg.h"
+#include "grpc.h"
+#include "h2s.h"
+#include "sdnotify.h"
+#include "store.h"
 #include "util.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct cfg_list listen_addrs;
+static char *data_dir = LOCALSTATEDIR "/lib/coracle";
+static long long event_ttl = 3600;
+static long long compact_keep = 100000;
+static long long max_request_bytes = GRPC_MAX_MSG_DEFAULT;
+static long long watch_queue_bytes = 16 << 20;
+static long long bookmark_interval = 60;
+static long long node_monitor_grace = 40;
+
+static const struct cfg_opt opts[] = {
+    {"listen", CFG_LIST, &listen_addrs, "ADDR",
+     "address to serve on, host:port or unix:/path; repeatable (default 127.0.0.1:6443)"},
+    {"data-dir", CFG_STR, &data_dir, "DIR", "the store's directory (default /var/lib/coracle)"},
+    {"event-ttl", CFG_INT, &event_ttl, "SECONDS",
+     "events expire this long after their last "
+     "occurrence (default 3600)"},
+    {"compact-keep", CFG_INT, &compact_keep, "REVISIONS",
+     "revisions of history kept for watch resumption (default 100000)"},
+    {"max-request-bytes", CFG_INT, &max_request_bytes, "BYTES",
+     "largest request message accepted (default 1572864)"},
+    {"watch-queue-bytes", CFG_INT, &watch_queue_bytes, "BYTES",
+     "unsent bytes after which a slow watcher is ended (default 16777216)"},
+    {"bookmark-interval", CFG_INT, &bookmark_interval, "SECONDS",
+     "period of BOOKMARK events to watchers that allow them (default 60)"},
+    {"node-monitor-grace", CFG_INT, &node_monitor_grace, "SECONDS",
+     "a node whose lease is not renewed this long becomes Unknown (default 40)"},
+};
+
+struct app {
+    struct event_base *base;
+    store_t *st;
+    h2s_t *srv;
+    api_t *api;
+    struct event *sigterm, *sigint, *sighup, *drain, *watchdog;
+    int64_t drain_deadline;
+};
+
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct app *app = arg;
+    struct h2s_stats hs;
+    h2s_get_stats(app->srv, &hs);
+    if (hs.calls_open == 0 || mono_ns() > app->drain_deadline)
+        event_base_loopbreak(app->base);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct app *app = arg;
+    if (app->drain)
+        return;
+    if (sig == SIGHUP) {
+        /* nothing is reloadable yet; keep serving */
+        sdn_reloading();
+        log_info("SIGHUP: nothing to reload (restart to apply configuration changes)");
+        sdn_reloaded();
+        return;
+    }
+    log_info("signal %d: shutting down", (int)sig);
+    sdn_stopping();
+    h2s_stop_accepting(app->srv);
+    api_stop(app->api);   /* ends watches with OK */
+    store_close(app->st); /* queued commits finish; their answers are queued */
+    app->st = NULL;
+    /* let the answers reach the sockets, up to 2 s */
+    app->drain_deadline = mono_ns() + 2000000000LL;
+    app->drain = event_new(app->base, -1, EV_PERSIST, drain_cb, app);
+    struct timeval tv = {0, 20000};
+    event_add(app->drain, &tv);
+}
+
 int main(int argc, char **argv)
 {
-    (void)argc;
-    log_init(argv[0]);
-    return 1;
+    static const struct cfg_prog prog = {"coracle-apiserver",
+                                         "the coracle API server (gRPC over HTTP/2, LMDB store)",
+                                         SYSCONFDIR "/coracle/coracle-apiserver.conf"};
+    int i = cfg_main(argc, argv, opts, ARRAY_SIZE(opts), &prog);
+    if (i < argc) {
+        fprintf(stderr, "coracle-apiserver: unexpected argument '%s'\n", argv[i]);
+        return 2;
+    }
+    if (event_ttl <= 0 || compact_keep <= 0 || max_request_bytes <= 0 || watch_queue_bytes <= 0 ||
+        bookmark_interval <= 0 || node_monitor_grace <= 0) {
+        fprintf(stderr, "coracle-apiserver: numeric settings must be positive\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct app app = {0};
+    app.base = event_base_new();
+    if (!app.base)
+        fatal("event_base_new failed");
+
+    struct store_opts so = {.dir = data_dir, .compact_keep = (uint64_t)compact_keep};
+    char *err = NULL;
+    if (store_open(&app.st, &so, app.base, &err) < 0)
+        fatal("cannot open the store in %s: %s", data_dir, err ? err : "unknown error");
+
+    struct h2s_config hc = {.max_msg = (uint32_t)max_request_bytes};
+    app.srv = h2s_new(app.base, &hc);
+    struct api_config ac = {
+        .event_ttl_s = event_ttl,
+        .node_grace_s = node_monitor_grace,
+        .bookmark_interval_s = (int)bookmark_interval,
+        .watch_queue_bytes = (size_t)watch_queue_bytes,
+    };
+    app.api = api_new(app.base, app.st, app.srv, &ac);
+
+    static char *def_listen[] = {"127.0.0.1:6443"};
+    struct cfg_list ls = listen_addrs.n ? listen_addrs : (struct cfg_list){def_listen, 1};
+    for (size_t j = 0; j < ls.n; j++) {
+        if (h2s_listen(app.srv, ls.v[j]) < 0)
+            fatal("cannot listen on %s", ls.v[j]);
+        if (!strncmp(ls.v[j], "unix:", 5))
+            log_info("listening on %s", ls.v[j]);
+        else if (h2s_port(app.srv) && !strcmp(strrchr(ls.v[j], ':'), ":0"))
+            log_info("listening on %.*s:%d", (int)(strrchr(ls.v[j], ':') - ls.v[j]), ls.v[j],
+                     h2s_port(app.srv));
+        else
+            log_info("listening on %s", ls.v[j]);
+    }
+    app.sigterm = evsignal_new(app.base, SIGTERM, on_signal, &app);
+    app.sigint = evsignal_new(app.base, SIGINT, on_signal, &app);
+    evsignal_add(app.sigterm, NULL);
+    evsignal_add(app.sigint, NULL);
+    app.sighup = evsignal_new(app.base, SIGHUP, on_signal, &app);
+    evsignal_add(app.sighup, NULL);
+    app.watchdog = sdn_watchdog_start(app.base);
+    log_info("ready: revision %llu, data in %s", (unsigned long long)store_rev(app.st), data_dir);
+    sdn_ready("serving");
+
+    event_base_dispatch(app.base);
+
+    log_info("stopped");
+    if (app.drain)
+        event_free(app.drain);
+    event_free(app.sigterm);
+    event_free(app.sigint);
+    event_free(app.sighup);
+    if (app.watchdog)
+        event_free(app.watchdog);
+    if (app.st)
+        store_close(app.st);
+    h2s_free(app.srv); /* may still tell the api of calls going away */
+    api_free(app.api);
+    event_base_free(app.base);
+    return 0;
 }

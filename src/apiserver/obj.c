@@ -50,6 +50,48 @@ bool obj_equal(const ProtobufCMessage *a, const ProtobufCMessage *b)
     return eq;
 }
 
+/* Map entries are messages {1: string key, 2: value}; key sits right after the base. */
+static bool is_map_entry(const ProtobufCMessageDescriptor *d)
+{
+    return d->n_fields == 2 && d->fields[0].id == 1 && d->fields[0].type == PROTOBUF_C_TYPE_STRING &&
+           !strcmp(d->fields[0].name, "key") && d->fields[1].id == 2 &&
+           d->fields[0].offset == sizeof(ProtobufCMessage);
+}
+
+struct map_entry {
+    ProtobufCMessage base;
+    char *key;
+};
+
+static int entry_cmp(const void *a, const void *b)
+{
+    const struct map_entry *x = *(const struct map_entry *const *)a;
+    const struct map_entry *y = *(const struct map_entry *const *)b;
+    return strcmp(x->key ? x->key : "", y->key ? y->key : "");
+}
+
+void obj_normalize(ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(size_t *)((char *)m + f->quantifier_offset);
+            ProtobufCMessage **arr = *(ProtobufCMessage ***)((char *)m + f->offset);
+            for (size_t j = 0; j < n; j++)
+                obj_normalize(arr[j]);
+            if (n > 1 && is_map_entry(f->descriptor))
+                qsort(arr, n, sizeof(*arr), entry_cmp);
+        } else {
+            ProtobufCMessage *sub = *(ProtobufCMessage **)((char *)m + f->offset);
+            if (sub)
+                obj_normalize(sub);
+        }
+    }
+}
+
 Coracle__V1__ObjectMeta *obj_meta(ProtobufCMessage *m)
 {
     Coracle__V1__ObjectMeta *meta = kind_meta(m);
@@ -113,22 +155,37 @@ const char *obj_label_get(void *obj, const char *key)
     return obj_label(kind_meta(obj), key);
 }
 
-static const char *const pod_fields[] = {
-    "metadata.name", "metadata.namespace", "spec.nodeName", "spec.restartPolicy",
-    "spec.schedulerName", "spec.serviceAccountName", "status.phase", "status.podIP",
-    "status.nominatedNodeName", NULL};
+static const char *const pod_fields[] = {"metadata.name",
+                                         "metadata.namespace",
+                                         "spec.nodeName",
+                                         "spec.restartPolicy",
+                                         "spec.schedulerName",
+                                         "spec.serviceAccountName",
+                                         "status.phase",
+                                         "status.podIP",
+                                         "status.nominatedNodeName",
+                                         NULL};
 static const char *const node_fields[] = {"metadata.name", "spec.unschedulable", NULL};
-static const char *const event_fields[] = {
-    "metadata.name", "metadata.namespace", "involvedObject.kind", "involvedObject.namespace",
-    "involvedObject.name", "involvedObject.uid", "involvedObject.apiVersion",
-    "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason", "reportingComponent",
-    "source", "type", NULL};
+static const char *const event_fields[] = {"metadata.name",
+                                           "metadata.namespace",
+                                           "involvedObject.kind",
+                                           "involvedObject.namespace",
+                                           "involvedObject.name",
+                                           "involvedObject.uid",
+                                           "involvedObject.apiVersion",
+                                           "involvedObject.resourceVersion",
+                                           "involvedObject.fieldPath",
+                                           "reason",
+                                           "reportingComponent",
+                                           "source",
+                                           "type",
+                                           NULL};
 static const char *const lease_fields[] = {"metadata.name", "metadata.namespace", NULL};
 
 bool obj_field_supported(const struct kind *k, const char *path)
 {
-    const char *const *f = k == &kind_pod    ? pod_fields
-                           : k == &kind_node ? node_fields
+    const char *const *f = k == &kind_pod     ? pod_fields
+                           : k == &kind_node  ? node_fields
                            : k == &kind_event ? event_fields
                                               : lease_fields;
     for (; *f; f++)

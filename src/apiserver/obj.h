@@ -26,6 +26,13 @@ ProtobufCMessage *obj_clone(const ProtobufCMessage *m);
 /* True if a and b encode to the same bytes (NULL == NULL). */
 bool obj_equal(const ProtobufCMessage *a, const ProtobufCMessage *b);
 
+/*
+ * Puts m in canonical form, recursively: map entries sorted by key, so that
+ * equal objects encode to equal bytes whatever order a client sent its maps
+ * in (no-op updates are detected by comparing encodings).
+ */
+void obj_normalize(ProtobufCMessage *m);
+
 /* The object's metadata, created empty if unset. */
 Coracle__V1__ObjectMeta *obj_meta(ProtobufCMessage *m);
 /* Replaces *field by a copy of v (NULL clears). */

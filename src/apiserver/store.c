@@ -106,6 +106,7 @@ struct store {
     /* ---- commit thread only (and open/close) ---- */
     uint64_t crev, ccompacted;
     size_t mapsize;
+    uint64_t ncommits, grow_retry_at;
 };
 
 const char *store_strerror(int err)
@@ -278,8 +279,7 @@ static void loop_try_grow_locked(store_t *s)
             s->broken = 1;
             s->grow_result = rc;
         } else {
-            log_info("store: map size grown from %zu to %zu bytes", info.me_mapsize,
-                     s->grow_want);
+            log_info("store: map size grown from %zu to %zu bytes", info.me_mapsize, s->grow_want);
             s->st.map_size = s->grow_want;
             s->grow_result = 0;
         }
@@ -289,6 +289,22 @@ static void loop_try_grow_locked(store_t *s)
 }
 
 /* ---- the commit thread ---- */
+
+/*
+ * After a commit: grow the map once it is 75% used. If the loop is reading
+ * (grow refused), try again 16 commits later; past 90% wait for the readers.
+ */
+static void maybe_grow(store_t *s)
+{
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * s->psize;
+    uint64_t map = info.me_mapsize;
+    if (used * 4 <= map * 3 || (s->ncommits < s->grow_retry_at && used * 10 <= map * 9))
+        return;
+    if (thread_grow(s, info.me_mapsize * 2, used * 10 > map * 9))
+        s->grow_retry_at = s->ncommits + 16;
+}
 
 static int errno_is_full(int rc)
 {
@@ -469,8 +485,7 @@ static int commit_ops(store_t *s, struct store_op *ops, int n)
             if ((rc = meta_put(txn, s->dbi_meta, "rev", r)))
                 goto abort;
         }
-        if (compacted != s->ccompacted &&
-            (rc = meta_put(txn, s->dbi_meta, "compacted", compacted)))
+        if (compacted != s->ccompacted && (rc = meta_put(txn, s->dbi_meta, "compacted", compacted)))
             goto abort;
         if (!changed) {
             /* Nothing written: the ops decided on state that is already durable. */
@@ -496,6 +511,7 @@ static int commit_ops(store_t *s, struct store_op *ops, int n)
             s->st.compacted = compacted;
             pthread_mutex_unlock(&s->mu);
             s->mapsize = info.me_mapsize;
+            s->ncommits++;
         }
         s->crev = r;
         s->ccompacted = compacted;
@@ -505,13 +521,8 @@ static int commit_ops(store_t *s, struct store_op *ops, int n)
         b->compacted = compacted;
         post_batch(s, b);
 
-        if (changed) {
-            MDB_envinfo info;
-            mdb_env_info(s->env, &info);
-            uint64_t used = ((uint64_t)info.me_last_pgno + 1) * s->psize;
-            if (used * 4 > (uint64_t)info.me_mapsize * 3)
-                thread_grow(s, info.me_mapsize * 2, 0);
-        }
+        if (changed)
+            maybe_grow(s);
         return 0;
 
     abort:
@@ -540,10 +551,11 @@ static int commit_ops(store_t *s, struct store_op *ops, int n)
         }
         break;
     }
-    int err = rc == MDB_MAP_FULL || rc == MDB_TXN_FULL || errno_is_full(rc) ? STORE_EFULL
-                                                                              : STORE_EIO;
-    log_err("store: commit: %s: %s (%d ops failed with %s)", what, mdb_strerror(rc), n,
-            err == STORE_EFULL ? "STORE_EFULL" : "STORE_EIO");
+    int err =
+        rc == MDB_MAP_FULL || rc == MDB_TXN_FULL || errno_is_full(rc) ? STORE_EFULL : STORE_EIO;
+    log_err("store: commit: %s: %s (%d ops failed with %s%s)", what, mdb_strerror(rc), n,
+            err == STORE_EFULL ? "STORE_EFULL" : "STORE_EIO",
+            errno_is_full(rc) ? "; is the disk full?" : "");
     /* The next transaction starts over from the committed state. */
     for (struct store_op *op = ops; op; op = op->next_)
         if (op->type_ > 0)
@@ -597,8 +609,8 @@ static void deliver(store_t *s, struct store_batch *b)
         for (op = b->ops; op; op = op->next_) {
             if (op->type_ <= 0 || op->err_)
                 continue;
-            ch = (struct store_change){op->rev_,  op->type_,     op->key,    op->key_len,
-                                       op->val_,  op->val_len_,  op->prev_,  op->prev_len_};
+            ch = (struct store_change){op->rev_, op->type_,    op->key,   op->key_len,
+                                       op->val_, op->val_len_, op->prev_, op->prev_len_};
             s->listener(&ch, s->listener_arg);
         }
     }
@@ -607,8 +619,8 @@ static void deliver(store_t *s, struct store_batch *b)
         void *val = op->val_, *prev = op->prev_;
         int err = op->err_ ? op->err_ : b->err;
         if (!err && op->type_ > 0) {
-            ch = (struct store_change){op->rev_,  op->type_,     op->key,    op->key_len,
-                                       op->val_,  op->val_len_,  op->prev_,  op->prev_len_};
+            ch = (struct store_change){op->rev_, op->type_,    op->key,   op->key_len,
+                                       op->val_, op->val_len_, op->prev_, op->prev_len_};
             op->done(op, 0, &ch);
         } else {
             op->done(op, err, NULL);

@@ -43,10 +43,10 @@ enum {
 const char *store_strerror(int err);
 
 struct store_opts {
-    const char *dir;           /* created if missing; holds data.mdb */
-    size_t map_size;           /* initial map size, bytes (default 1 GiB); grows as needed */
-    uint64_t compact_keep;     /* log revisions kept behind the current one (default 100000) */
-    int max_batch;             /* ops per write transaction at most (default 10000) */
+    const char *dir;       /* created if missing; holds data.mdb */
+    size_t map_size;       /* initial map size, bytes (default 1 GiB); grows as needed */
+    uint64_t compact_keep; /* log revisions kept behind the current one (default 100000) */
+    int max_batch;         /* ops per write transaction at most (default 10000) */
 };
 
 /*
@@ -54,10 +54,17 @@ struct store_opts {
  * delivered on base. Returns 0 or a negative code; *err (malloc'd) says why.
  */
 int store_open(store_t **out, const struct store_opts *opts, struct event_base *base, char **err);
-/* Waits for queued ops to commit (their done callbacks run), stops the thread, closes. */
+/*
+ * Waits for queued ops to commit (their done callbacks run), stops the thread,
+ * closes. Call it from the loop, not from a store callback, with every read
+ * snapshot ended.
+ */
 void store_close(store_t *s);
 
-/* Last revision whose changes have been delivered to the loop (listener). */
+/*
+ * Last revision whose changes have been delivered to the loop (listener). It
+ * advances once a batch's listener calls and done callbacks have all run.
+ */
 uint64_t store_rev(const store_t *s);
 /* Revisions <= this are no longer in the log. */
 uint64_t store_compacted(const store_t *s);

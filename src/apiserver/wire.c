@@ -171,15 +171,37 @@ void *wire_set_rv(const void *buf, size_t len, uint64_t rev, size_t *out_len)
     return o.p;
 }
 
+/* Writes a varint at p; returns its length. */
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Writes a length-delimited field at p; returns the bytes written. */
+static size_t put_field(uint8_t *p, uint32_t field, const void *d, size_t n)
+{
+    size_t o = put_varint(p, (uint64_t)field << 3 | 2);
+    o += put_varint(p + o, n);
+    if (n)
+        memcpy(p + o, d, n);
+    return o + n;
+}
+
 rbuf_t *wire_watch_frame(const char *type, const void *obj, size_t len)
 {
     size_t tl = strlen(type);
     size_t msg = 1 + wire_varint_len(tl) + tl + 1 + wire_varint_len(len) + len;
     rbuf_t *r = rbuf_alloc(GRPC_FRAME_HDR + msg);
     grpc_frame_hdr(r->data, (uint32_t)msg);
-    struct wire_buf b = {.p = r->data + GRPC_FRAME_HDR, .len = 0, .cap = msg};
-    wire_buf_field(&b, 1, type, tl);
-    wire_buf_field(&b, 2, obj, len);
+    size_t o = GRPC_FRAME_HDR;
+    o += put_field(r->data + o, 1, type, tl);
+    put_field(r->data + o, 2, obj, len);
     return r;
 }
 
@@ -188,9 +210,7 @@ rbuf_t *wire_bookmark_frame(uint64_t rev)
     char rv[24];
     int rvl = snprintf(rv, sizeof(rv), "%" PRIu64, rev);
     uint8_t meta[40], obj[48];
-    struct wire_buf m = {.p = meta, .cap = sizeof(meta)};
-    wire_buf_field(&m, 6, rv, (size_t)rvl);
-    struct wire_buf o = {.p = obj, .cap = sizeof(obj)};
-    wire_buf_field(&o, 1, m.p, m.len);
-    return wire_watch_frame("BOOKMARK", o.p, o.len);
+    size_t ml = put_field(meta, 6, rv, (size_t)rvl);
+    size_t ol = put_field(obj, 1, meta, ml);
+    return wire_watch_frame("BOOKMARK", obj, ol);
 }

@@ -51,7 +51,6 @@ struct ctl_global {
     const char *server;    /* --server, CORACLE_SERVER, config, default */
     const char *namespace; /* -n/--namespace; NULL = not given ("default") */
     const char *token;     /* --token, CORACLE_TOKEN, config */
-    long long timeout_ms;  /* --request-timeout (ms), 0 = none */
     bool help;
 };
 extern struct ctl_global ctl_g;

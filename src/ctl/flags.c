@@ -18,7 +18,6 @@ static const struct ctl_flag global_flags[] = {
     {"server", 's', CTL_FLAG_STR, &ctl_g.server, NULL},
     {"namespace", 'n', CTL_FLAG_STR, &ctl_g.namespace, NULL},
     {"token", 0, CTL_FLAG_STR, &ctl_g.token, NULL},
-    {"request-timeout", 0, CTL_FLAG_INT, &ctl_g.timeout_ms, NULL},
     {"help", 'h', CTL_FLAG_BOOL, &ctl_g.help, NULL},
 };
 

@@ -139,6 +139,18 @@ int klet_runc_alive(const struct klet *k, const char *id);
 int klet_sandbox_create(const char *dir, const char *hostname, bool hostnet, const char *pod_ip,
                         char **err);
 bool klet_sandbox_exists(const char *dir, bool hostnet);
+/* (Re)writes <dir>/{hosts,hostname,resolv.conf} for the containers' bind mounts. */
+void klet_sandbox_files(const char *dir, const char *hostname, bool hostnet, const char *pod_ip);
+
+/* ------------------------------------------------------------ cni.c */
+/* Runs the CNI network (first config in cfg.cni_conf_dir) for the pod's netns; *ip (malloc'd)
+ * is the pod IP. -1 with *err. */
+int klet_cni_add(const struct klet *k, const char *pod_dir, const char *uid, const char *ns,
+                 const char *name, char **ip, char **err);
+/* DEL in reverse order, if ADD was done (a saved result exists). */
+void klet_cni_del(const struct klet *k, const char *pod_dir, const char *uid);
+/* The pod IP from the saved ADD result, or NULL. malloc'd. */
+char *klet_cni_ip(const char *pod_dir);
 /* Unmounts and removes everything klet_sandbox_create made. */
 void klet_sandbox_destroy(const char *dir);
 
@@ -238,6 +250,8 @@ struct klet_pod {
     size_t sent_len;
     bool status_inflight, status_again;
     char *sandbox_err;
+    char *pod_ip;           /* from CNI, NULL without */
+    struct event *retry_ev; /* sandbox retry */
     int refs; /* in-flight API calls holding the pod */
 };
 

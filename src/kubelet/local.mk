@@ -1,4 +1,38 @@
-# coracle-kubelet: main.c is thin; the rest goes in a lib<name>.a linked into the unit tests.
-bin_PROGRAMS += coracle-kubelet
+# coracle-kubelet: main.c is thin; the rest is libkubelet.a, linked into the unit tests.
+# coracle-monitor is the per-container parent process (its own small program).
+noinst_LIBRARIES += libkubelet.a
+libkubelet_a_SOURCES = \
+	src/kubelet/klet.h \
+	src/kubelet/proc.c \
+	src/kubelet/imgref.c \
+	src/kubelet/runtime_runc.c \
+	src/kubelet/sandbox.c \
+	src/kubelet/volumes.c \
+	src/kubelet/cni.c \
+	src/kubelet/monitor.c \
+	src/kubelet/status.c \
+	src/kubelet/events.c \
+	src/kubelet/probes.c \
+	src/kubelet/node.c \
+	src/kubelet/watch.c \
+	src/kubelet/pods.c
+# libkletpending.a: the image store until src/lib/image.mk joins libcoracle.a; it comes after
+# libcoracle.a, so the linker uses it only for symbols libcoracle.a does not define yet.
+noinst_LIBRARIES += libkletpending.a
+libkletpending_a_SOURCES = src/lib/image.c src/lib/image_ref.c src/lib/image_import.c \
+	src/lib/json.c
+KLET_LIBS = libkubelet.a libcoracle.a libkletpending.a $(COMMON_LIBS)
+bin_PROGRAMS += coracle-kubelet coracle-monitor
 coracle_kubelet_SOURCES = src/kubelet/main.c
-coracle_kubelet_LDADD = libcoracle.a $(COMMON_LIBS)
+coracle_kubelet_LDADD = $(KLET_LIBS)
+coracle_monitor_SOURCES = src/kubelet/monitor_main.c
+coracle_monitor_LDADD =
+
+check_PROGRAMS += t/unit/test_klet_oci t/unit/test_klet_status
+t_unit_test_klet_oci_SOURCES = t/unit/test_klet_oci.c
+t_unit_test_klet_oci_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
+t_unit_test_klet_oci_LDADD = $(KLET_LIBS)
+t_unit_test_klet_status_SOURCES = t/unit/test_klet_status.c
+t_unit_test_klet_status_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
+t_unit_test_klet_status_LDADD = $(KLET_LIBS)
+TESTS_PROGS += t/unit/test_klet_oci t/unit/test_klet_status

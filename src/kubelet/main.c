@@ -1,9 +1,136 @@
-/* coracle-kubelet: placeholder main, to be written. */
+/*
+ * coracle-kubelet: the node agent. Thin: reads the config, builds the
+ * struct klet with one event loop and one API connection, starts the
+ * Node/Lease heartbeat (node.c), the pod informer (watch.c) and runs the
+ * loop. Everything else lives in libkubelet.a.
+ */
 #include "config.h"
+#include "cfg.h"
+#include "image.h"
+#include "klet.h"
+#include "sdnotify.h"
 #include "util.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void on_term(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct klet *k = arg;
+    /* Containers keep running under their monitors; a restart re-adopts them. */
+    log_info("signal received: exiting (containers keep running)");
+    sdn_stopping();
+    event_base_loopbreak(k->base);
+}
+
+static void on_hup(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    log_info("SIGHUP: reloading the configuration is not supported; restart to apply changes");
+}
+
 int main(int argc, char **argv)
 {
-    (void)argc;
-    log_init(argv[0]);
-    return 1;
+    log_init("coracle-kubelet");
+    static struct klet k;
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    k.cfg = (struct klet_cfg){
+        .server = "127.0.0.1:6443",
+        .node_name = host,
+        .root_dir = "/var/lib/coracle/kubelet",
+        .runtime = "/usr/sbin/runc",
+        .image_dir = NULL,
+        .monitor = NULL,
+        .cni_conf_dir = NULL,
+        .crashloop_base = 10,
+        .crashloop_max = 300,
+        .log_max_size = 10 * 1024 * 1024,
+        .node_status_period = 60,
+    };
+    const struct cfg_opt opts[] = {
+        {"server", CFG_STR, &k.cfg.server, "ADDR", "apiserver host:port or unix:/path (127.0.0.1:6443)"},
+        {"node-name", CFG_STR, &k.cfg.node_name, "NAME", "this node's name (the hostname)"},
+        {"root-dir", CFG_STR, &k.cfg.root_dir, "DIR", "state: pods, containers, runc root (/var/lib/coracle/kubelet)"},
+        {"runtime", CFG_STR, &k.cfg.runtime, "PATH", "the OCI runtime, runc (/usr/sbin/runc)"},
+        {"image-dir", CFG_STR, &k.cfg.image_dir, "DIR", "local image store (<root-dir>/images)"},
+        {"monitor", CFG_STR, &k.cfg.monitor, "PATH", "coracle-monitor (next to the kubelet, else " LIBEXECDIR ")"},
+        {"cni-conf-dir", CFG_STR, &k.cfg.cni_conf_dir, "DIR", "CNI network configs (unset: loopback only)"},
+        {"crashloop-backoff-base", CFG_INT, &k.cfg.crashloop_base, "SECONDS", "first crash-loop back-off, doubling (10)"},
+        {"crashloop-backoff-max", CFG_INT, &k.cfg.crashloop_max, "SECONDS", "crash-loop back-off cap (300)"},
+        {"container-log-max-size", CFG_INT, &k.cfg.log_max_size, "BYTES", "container log rotation size (10485760)"},
+        {"node-status-update-period", CFG_INT, &k.cfg.node_status_period, "SECONDS", "Node status refresh (60)"},
+    };
+    const struct cfg_prog prog = {
+        .name = "coracle-kubelet",
+        .about = "coracle's node agent: runs the pods bound to this node with runc",
+        .default_config = SYSCONFDIR "/coracle/coracle-kubelet.conf",
+    };
+    cfg_main(argc, argv, opts, ARRAY_SIZE(opts), &prog);
+    if (k.cfg.crashloop_base < 1)
+        k.cfg.crashloop_base = 1;
+    if (k.cfg.crashloop_max < k.cfg.crashloop_base)
+        k.cfg.crashloop_max = k.cfg.crashloop_base;
+    if (!k.cfg.image_dir)
+        k.cfg.image_dir = xasprintf("%s/images", k.cfg.root_dir);
+
+    if (access(k.cfg.runtime, X_OK) < 0)
+        fatal("runtime %s: %s", k.cfg.runtime, strerror(errno));
+    static const char *const sub[] = {"", "/pods", "/containers", "/runc"};
+    for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
+        char *d = xasprintf("%s%s", k.cfg.root_dir, sub[i]);
+        if (mkdir(d, 0700) < 0 && errno != EEXIST)
+            fatal("mkdir %s: %s", d, strerror(errno));
+        free(d);
+    }
+    k.runc_root = xasprintf("%s/runc", k.cfg.root_dir);
+    k.host_ip = klet_node_host_ip();
+    k.base = event_base_new();
+    if (!k.base)
+        fatal("event_base_new failed");
+    k.api = gcl_new(k.base, k.cfg.server, NULL);
+    if (!k.api)
+        fatal("bad server address \"%s\"", k.cfg.server);
+
+    img_store_t *store = NULL;
+    char *err = NULL;
+    if (img_store_open(k.cfg.image_dir, IMG_STORE_CREATE, &store, &err) == 0) {
+        img_import_dropin(store);
+        img_store_close(store);
+    } else {
+        log_warn("image store %s: %s", k.cfg.image_dir, err ? err : "cannot open");
+        free(err);
+    }
+
+    klet_proc_init(&k);
+    klet_monitor_init(&k);
+    klet_node_start(&k);
+    klet_watch_start(&k);
+    struct event *t1 = evsignal_new(k.base, SIGTERM, on_term, &k);
+    struct event *t2 = evsignal_new(k.base, SIGINT, on_term, &k);
+    event_add(t1, NULL);
+    event_add(t2, NULL);
+    struct event *t3 = evsignal_new(k.base, SIGHUP, on_hup, &k);
+    event_add(t3, NULL);
+    struct event *wd = sdn_watchdog_start(k.base);
+    log_info("node %s: server %s, root %s, images %s", k.cfg.node_name, k.cfg.server,
+             k.cfg.root_dir, k.cfg.image_dir);
+    sdn_ready("running");
+    event_base_dispatch(k.base);
+    if (wd)
+        event_free(wd);
+    event_free(t1);
+    event_free(t2);
+    event_free(t3);
+    gcl_free(k.api);
+    event_base_free(k.base);
+    return 0;
 }

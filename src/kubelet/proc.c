@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -145,8 +146,11 @@ static pid_t proc_start(struct klet *k, char *const argv[], int (*fn)(void *), v
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         signal(SIGPIPE, SIG_DFL);
-        if (fn)
-            _exit(fn(fnarg));
+        if (fn) {
+            int rc = fn(fnarg);
+            fflush(stdout);
+            _exit(rc);
+        }
         execv(argv[0], argv);
         _exit(127);
     }

@@ -145,7 +145,15 @@ int klet_sandbox_create(const char *dir, const char *hostname, bool hostnet, con
         goto out;
     }
 
-    /* Files the containers bind-mount. */
+    klet_sandbox_files(dir, hostname, hostnet, pod_ip);
+    rc = 0;
+out:
+    free(nsdir);
+    return rc;
+}
+
+void klet_sandbox_files(const char *dir, const char *hostname, bool hostnet, const char *pod_ip)
+{
     char *hosts;
     if (hostnet) {
         FILE *f = fopen("/etc/hosts", "r");
@@ -184,10 +192,6 @@ int klet_sandbox_create(const char *dir, const char *hostname, bool hostnet, con
     p = xasprintf("%s/resolv.conf", dir);
     write_file(p, buf);
     free(p);
-    rc = 0;
-out:
-    free(nsdir);
-    return rc;
 }
 
 void klet_sandbox_destroy(const char *dir)

@@ -19,6 +19,7 @@
 #include "grpc.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -26,6 +27,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +38,7 @@
 #define OUT_HIGH (256 * 1024)
 
 struct gconn {
-    gcl_t *g; /* NULL once detached from its gcl (draining or zombie) */
+    gcl_t *g;           /* NULL once detached from its gcl (draining or zombie) */
     struct gconn *next; /* g->conns */
     struct event_base *base;
     struct bufferevent *bev;
@@ -44,9 +46,10 @@ struct gconn {
     struct event *flush_ev;
     struct event *connect_timer;
     char *addr;
+    char *authority, *bearer; /* copies: header values must outlive a gcl_free inside a callback */
     gcl_call_t *calls;
     int connected;
-    int in_recv;
+    int in_recv; /* inside nghttp2 (mem_recv or mem_send): it must not be freed now */
     int dying;
     int zombie; /* freed by the read callback after mem_recv returns */
     int goaway;
@@ -100,6 +103,7 @@ struct gcl_call {
 
 static void gconn_fail(struct gconn *c, const char *why);
 static void gconn_free(struct gconn *c);
+static void gconn_detach(struct gconn *c);
 
 /* ---------------------------------------------------------------- calls */
 
@@ -202,8 +206,8 @@ static ssize_t req_read_cb(nghttp2_session *ngh, int32_t sid, uint8_t *buf, size
 
 /* ---------------------------------------------------------------- nghttp2 callbacks */
 
-static int on_header(nghttp2_session *ngh, const nghttp2_frame *f, const uint8_t *name,
-                     size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *user)
+static int on_header(nghttp2_session *ngh, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+                     const uint8_t *value, size_t vlen, uint8_t flags, void *user)
 {
     (void)flags, (void)user;
     if (f->hd.type != NGHTTP2_HEADERS)
@@ -355,6 +359,27 @@ static int on_frame_recv(nghttp2_session *ngh, const nghttp2_frame *f, void *use
     return 0;
 }
 
+/* A request that never went out (GOAWAY arrived first, ...): no stream close will follow. */
+static int on_frame_not_send(nghttp2_session *ngh, const nghttp2_frame *f, int err, void *user)
+{
+    (void)ngh;
+    struct gconn *conn = user;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    gcl_call_t *c = conn->calls;
+    while (c && c->sid != f->hd.stream_id)
+        c = c->next;
+    if (!c)
+        return 0;
+    char m[160];
+    snprintf(m, sizeof(m), "cannot start a call on %s: %s", conn->addr, nghttp2_strerror(err));
+    call_unlink(c);
+    c->conn = NULL;
+    call_done(c, GRPC_UNAVAILABLE, m);
+    call_destroy(c);
+    return 0;
+}
+
 static int on_stream_close(nghttp2_session *ngh, int32_t sid, uint32_t err, void *user)
 {
     struct gconn *conn = user;
@@ -400,6 +425,7 @@ static nghttp2_session_callbacks *client_cbs(void)
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+        nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send);
     }
     return cbs;
 }
@@ -408,9 +434,19 @@ static nghttp2_session_callbacks *client_cbs(void)
 static int gconn_send(struct gconn *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (c->in_recv)
+        return 0; /* the read callback sends when nghttp2 returns */
+    if (c->dying)
+        return -1;
     while (evbuffer_get_length(out) < OUT_HIGH) {
         const uint8_t *data;
+        c->in_recv = 1;
         ssize_t n = nghttp2_session_mem_send(c->ngh, &data);
+        c->in_recv = 0;
+        if (c->zombie) {
+            gconn_free(c);
+            return -1;
+        }
         if (n < 0) {
             char m[160];
             snprintf(m, sizeof(m), "connection to %s failed: %s", c->addr,
@@ -440,6 +476,7 @@ static void gconn_flush_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     struct gconn *c = arg;
     if (c->fail_msg) {
+        gconn_detach(c);
         for (gcl_call_t *call = c->calls; call; call = call->next)
             call_done(call, GRPC_UNAVAILABLE, c->fail_msg);
         gconn_free(c);
@@ -588,6 +625,8 @@ static void gconn_free(struct gconn *c)
     if (c->connect_timer)
         event_free(c->connect_timer);
     free(c->addr);
+    free(c->authority);
+    free(c->bearer);
     free(c->fail_msg);
     free(c);
 }
@@ -598,6 +637,8 @@ static struct gconn *gconn_open(gcl_t *g)
     c->g = g;
     c->base = g->base;
     c->addr = xstrdup(g->addr);
+    c->authority = xstrdup(g->authority);
+    c->bearer = g->bearer ? xstrdup(g->bearer) : NULL;
     c->flush_ev = event_new(g->base, -1, 0, gconn_flush_cb, c);
     c->bev = bufferevent_socket_new(g->base, -1, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_setcb(c->bev, gconn_readcb, gconn_writecb, gconn_eventcb, c);
@@ -630,7 +671,8 @@ static struct gconn *gconn_open(gcl_t *g)
         int e = errno ? errno : ECONNREFUSED;
         char m[256];
         snprintf(m, sizeof(m), "connect to %s: %s", c->addr, strerror(e));
-        gconn_detach(c);
+        if (g->cur == c)
+            g->cur = NULL;
         c->dying = 1; /* the caller adds its call, the flush event fails it */
         c->fail_msg = xstrdup(m);
         event_active(c->flush_ev, EV_WRITE, 0);
@@ -651,11 +693,11 @@ static void call_timeout_cb(evutil_socket_t fd, short what, void *arg)
     snprintf(m, sizeof(m), "deadline exceeded after %dms", c->timeout_ms);
     if (c->done)
         return;
-    call_done(c, GRPC_DEADLINE_EXCEEDED, m);
-    if (c->conn && !c->conn->dying) {
+    if (c->conn && !c->conn->dying && c->sid > 0) {
         nghttp2_submit_rst_stream(c->conn->ngh, NGHTTP2_FLAG_NONE, c->sid, NGHTTP2_CANCEL);
         gconn_kick(c->conn);
     }
+    call_done(c, GRPC_DEADLINE_EXCEEDED, m); /* may free everything: c is not touched after */
 }
 
 /* A call that never got a stream: report its error from the loop and drop it. */
@@ -663,17 +705,70 @@ static void call_fail_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     gcl_call_t *c = arg;
-    struct gconn *conn = c->conn;
-    call_done(c, c->err_code, c->err);
     call_unlink(c);
+    c->conn = NULL;
+    call_done(c, c->err_code, c->err);
     call_destroy(c);
-    gconn_maybe_reap(conn);
+}
+
+/*
+ * "1.2.3.4:port", "[::1]:port", "localhost:port", ":port" (any address) into
+ * a sockaddr; port 0 allowed. Returns 0 or -1.
+ */
+static int parse_hostport(const char *addr, struct sockaddr_storage *ss, int *sslen)
+{
+    const char *colon = strrchr(addr, ':');
+    char host[64];
+    memset(ss, 0, sizeof(*ss));
+    if (!colon || !colon[1] || (size_t)(colon - addr) >= sizeof(host))
+        return -1;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535)
+        return -1;
+    size_t hl = (size_t)(colon - addr);
+    memcpy(host, addr, hl);
+    host[hl] = '\0';
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+        host[hl - 1] = '\0';
+        if (evutil_inet_pton(AF_INET6, host + 1, &in6->sin6_addr) != 1)
+            return -1;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        *sslen = sizeof(*in6);
+        return 0;
+    }
+    struct sockaddr_in *in = (struct sockaddr_in *)ss;
+    if (hl == 0 || strcmp(host, "*") == 0)
+        strcpy(host, "0.0.0.0");
+    else if (strcmp(host, "localhost") == 0)
+        strcpy(host, "127.0.0.1");
+    if (evutil_inet_pton(AF_INET, host, &in->sin_addr) != 1)
+        return -1;
+    in->sin_family = AF_INET;
+    in->sin_port = htons((uint16_t)port);
+    *sslen = sizeof(*in);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- public */
 
+/*
+ * libevent writes with writev(), which raises SIGPIPE on a connection the
+ * peer closed: a process using this module must ignore it, so do that
+ * unless the program already chose a handler.
+ */
+static void ignore_sigpipe(void)
+{
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+}
+
 gcl_t *gcl_new(struct event_base *base, const char *addr, const struct gcl_opts *opts)
 {
+    ignore_sigpipe();
     gcl_t *g = xcalloc(1, sizeof(*g));
     g->base = base;
     g->addr = xstrdup(addr);
@@ -694,9 +789,8 @@ gcl_t *gcl_new(struct event_base *base, const char *addr, const struct gcl_opts 
         g->authority = xstrdup("localhost");
         return g;
     }
-    g->sslen = sizeof(g->ss);
     const char *colon = strrchr(addr, ':');
-    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&g->ss, &g->sslen) == 0 && colon) {
+    if (parse_hostport(addr, &g->ss, &g->sslen) == 0) {
         g->authority = xstrdup(addr);
         return g;
     }
@@ -779,18 +873,25 @@ static gcl_call_t *call_start(gcl_t *g, const char *path, rbuf_t *first, int clo
     nghttp2_nv nv[8];
     size_t n = 0;
 #define NV(nm, v, fl)                                                                              \
-    nv[n++] = (nghttp2_nv){(uint8_t *)(nm), (uint8_t *)(v), strlen(nm), strlen(v), (fl)}
+    nv[n++] = (nghttp2_nv)                                                                         \
+    {                                                                                              \
+        (uint8_t *)(nm), (uint8_t *)(v), strlen(nm), strlen(v), (fl)                               \
+    }
     const uint8_t nc = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
     NV(":method", "POST", nc);
     NV(":scheme", "http", nc);
     NV(":path", call->path, NGHTTP2_NV_FLAG_NO_COPY_NAME);
-    NV(":authority", g->authority, NGHTTP2_NV_FLAG_NO_COPY_NAME);
+    NV(":authority", c->authority, NGHTTP2_NV_FLAG_NO_COPY_NAME);
     NV("content-type", "application/grpc", nc);
     NV("te", "trailers", nc);
-    if (g->bearer)
-        NV("authorization", g->bearer, NGHTTP2_NV_FLAG_NO_COPY_NAME);
+    if (c->bearer)
+        NV("authorization", c->bearer, NGHTTP2_NV_FLAG_NO_COPY_NAME);
     if (timeout_ms > 0) {
-        snprintf(call->timeout_hdr, sizeof(call->timeout_hdr), "%dm", timeout_ms);
+        /* the spec allows at most 8 digits */
+        if (timeout_ms <= 99999999)
+            snprintf(call->timeout_hdr, sizeof(call->timeout_hdr), "%dm", timeout_ms);
+        else
+            snprintf(call->timeout_hdr, sizeof(call->timeout_hdr), "%dS", timeout_ms / 1000);
         NV("grpc-timeout", call->timeout_hdr, NGHTTP2_NV_FLAG_NO_COPY_NAME);
     }
 #undef NV
@@ -799,8 +900,7 @@ static gcl_call_t *call_start(gcl_t *g, const char *path, rbuf_t *first, int clo
     if (sid < 0) {
         /* out of stream ids or the like: this connection is done for new calls */
         char m[160];
-        snprintf(m, sizeof(m), "cannot start a call on %s: %s", c->addr,
-                 nghttp2_strerror(sid));
+        snprintf(m, sizeof(m), "cannot start a call on %s: %s", c->addr, nghttp2_strerror(sid));
         call_set_err(call, GRPC_UNAVAILABLE, m);
         if (g->cur == c)
             g->cur = NULL;
@@ -821,8 +921,8 @@ static gcl_call_t *call_start(gcl_t *g, const char *path, rbuf_t *first, int clo
     return call;
 }
 
-gcl_call_t *gcl_call_raw(gcl_t *g, const char *path, const void *req, size_t len,
-                         gcl_msg_fn on_msg, gcl_done_fn on_done, void *arg, int timeout_ms)
+gcl_call_t *gcl_call_raw(gcl_t *g, const char *path, const void *req, size_t len, gcl_msg_fn on_msg,
+                         gcl_done_fn on_done, void *arg, int timeout_ms)
 {
     rbuf_t *b = rbuf_alloc(GRPC_FRAME_HDR + len);
     grpc_frame_hdr(b->data, (uint32_t)len);
@@ -897,11 +997,11 @@ void gcl_call_cancel(gcl_call_t *c)
 {
     if (c->done)
         return;
-    call_done(c, GRPC_CANCELLED, "cancelled by the client");
     if (c->conn && !c->conn->dying && c->sid > 0) {
         nghttp2_submit_rst_stream(c->conn->ngh, NGHTTP2_FLAG_NONE, c->sid, NGHTTP2_CANCEL);
         gconn_kick(c->conn);
     }
+    call_done(c, GRPC_CANCELLED, "cancelled by the client");
 }
 
 struct sync_state {
@@ -933,11 +1033,18 @@ int gcl_unary_sync(gcl_t *g, const char *path, const ProtobufCMessage *req,
                    const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
                    char **errmsg)
 {
+    return gcl_unary_sync_timeout(g, path, req, resp_desc, resp, errmsg, 0);
+}
+
+int gcl_unary_sync_timeout(gcl_t *g, const char *path, const ProtobufCMessage *req,
+                           const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+                           char **errmsg, int timeout_ms)
+{
     struct sync_state st = {0};
     *resp = NULL;
     if (errmsg)
         *errmsg = NULL;
-    gcl_call(g, path, req, sync_msg, sync_done, &st, 0);
+    gcl_call(g, path, req, sync_msg, sync_done, &st, timeout_ms);
     while (!st.done)
         event_base_loop(g->base, EVLOOP_ONCE);
     if (st.code == GRPC_OK) {

@@ -77,5 +77,9 @@ void gcl_call_cancel(gcl_call_t *c);
 int gcl_unary_sync(gcl_t *g, const char *path, const ProtobufCMessage *req,
                    const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
                    char **errmsg);
+/* The same with a deadline (timeout_ms > 0: grpc-timeout and DEADLINE_EXCEEDED locally). */
+int gcl_unary_sync_timeout(gcl_t *g, const char *path, const ProtobufCMessage *req,
+                           const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+                           char **errmsg, int timeout_ms);
 
 #endif

@@ -37,6 +37,7 @@
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
 #include <protobuf-c/protobuf-c.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,11 +48,11 @@
 #include <unistd.h>
 
 #define ROUTE_BUCKETS 64
-#define OUT_HIGH (256 * 1024)  /* stop pulling from nghttp2 above this much unsent output */
-#define OUT_LOW (64 * 1024)    /* ...and resume when the socket drained below this */
-#define H1_MAX_HEAD 8192       /* HTTP/1.1 request head cap */
+#define OUT_HIGH (256 * 1024) /* stop pulling from nghttp2 above this much unsent output */
+#define OUT_LOW (64 * 1024)   /* ...and resume when the socket drained below this */
+#define H1_MAX_HEAD 8192      /* HTTP/1.1 request head cap */
 #define CALL_FREELIST_MAX 1024
-#define KEEP_BUF_MAX (64 * 1024) /* buffers bigger than this are not kept on free calls */
+#define KEEP_BUF_MAX (8 * 1024) /* buffers bigger than this are not kept on free calls */
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define H2_PREFACE_LEN 24
@@ -78,14 +79,15 @@ struct conn {
     struct bufferevent *bev;
     nghttp2_session *ngh;
     enum conn_mode mode;
-    struct conn *prev, *next;  /* s->conns */
-    struct conn *dirty_next;   /* s->dirty */
+    struct conn *prev, *next; /* s->conns */
+    struct conn *dirty_next;  /* s->dirty */
     int dirty;
     int in_recv;
     int closing; /* close once the output is flushed */
     int dying;
     h2s_call_t *calls; /* every stream's call */
     size_t ncalls;
+    size_t inbuf; /* request bytes buffered by all its calls (capped, see conn_inbuf_max) */
     int64_t last_active;
     char peer[64];
 };
@@ -243,6 +245,8 @@ static void call_release(h2s_call_t *c)
     if (c->next)
         c->next->prev = c->prev;
     conn->ncalls--;
+    conn->inbuf -= c->blen;
+    c->blen = 0;
     s->st.calls_open--;
     while (c->qn) {
         rbuf_unref(c->q[c->qhead]);
@@ -323,29 +327,22 @@ static void q_push(h2s_call_t *c, rbuf_t *b)
     c->queued += b->len;
 }
 
+/*
+ * Response bodies go out without nghttp2 copying them: the read callback
+ * only says how many queued bytes the next DATA frame carries
+ * (NGHTTP2_DATA_FLAG_NO_COPY) and send_data_cb appends the frame header and
+ * those bytes to the output: big chunks by reference to the rbuf (no copy
+ * at all), small ones copied once.
+ */
 static ssize_t data_read_cb(nghttp2_session *ngh, int32_t sid, uint8_t *buf, size_t length,
                             uint32_t *flags, nghttp2_data_source *src, void *user)
 {
-    (void)user;
+    (void)user, (void)buf;
     h2s_call_t *c = src->ptr;
-    size_t n = 0;
-    while (n < length && c->qn) {
-        rbuf_t *b = c->q[c->qhead];
-        size_t k = b->len - c->qoff;
-        if (k > length - n)
-            k = length - n;
-        memcpy(buf + n, b->data + c->qoff, k);
-        n += k;
-        c->qoff += k;
-        if (c->qoff == b->len) {
-            rbuf_unref(b);
-            c->qhead = (c->qhead + 1) % c->qcap;
-            c->qn--;
-            c->qoff = 0;
-        }
-    }
-    c->queued -= n;
-    if (c->qn)
+    size_t n = c->queued < length ? c->queued : length;
+    if (n)
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n < c->queued)
         return (ssize_t)n;
     if (!c->ended) {
         if (n)
@@ -369,6 +366,55 @@ static ssize_t data_read_cb(nghttp2_session *ngh, int32_t sid, uint8_t *buf, siz
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     return (ssize_t)n;
+}
+
+static void rbuf_cleanup(const void *data, size_t len, void *arg)
+{
+    (void)data, (void)len;
+    rbuf_unref(arg);
+}
+
+#define REF_MIN 2048 /* chunks at least this big are referenced, not copied */
+
+static int send_data_cb(nghttp2_session *ngh, nghttp2_frame *f, const uint8_t *framehd,
+                        size_t length, nghttp2_data_source *src, void *user)
+{
+    (void)ngh;
+    struct conn *conn = user;
+    h2s_call_t *c = src->ptr;
+    struct evbuffer *out = bufferevent_get_output(conn->bev);
+    size_t pad = f->data.padlen;
+    evbuffer_add(out, framehd, 9);
+    if (pad) {
+        uint8_t pl = (uint8_t)(pad - 1);
+        evbuffer_add(out, &pl, 1);
+    }
+    size_t n = 0;
+    while (n < length && c->qn) {
+        rbuf_t *b = c->q[c->qhead];
+        size_t k = b->len - c->qoff;
+        if (k > length - n)
+            k = length - n;
+        if (k >= REF_MIN)
+            evbuffer_add_reference(out, b->data + c->qoff, k, rbuf_cleanup, rbuf_ref(b));
+        else
+            evbuffer_add(out, b->data + c->qoff, k);
+        n += k;
+        c->qoff += k;
+        if (c->qoff == b->len) {
+            rbuf_unref(b);
+            c->qhead = (c->qhead + 1) % c->qcap;
+            c->qn--;
+            c->qoff = 0;
+        }
+    }
+    c->queued -= n;
+    if (pad > 1) {
+        static const uint8_t zeros[256];
+        evbuffer_add(out, zeros, pad - 1);
+    }
+    conn->s->st.bytes_out += 9 + length + pad;
+    return 0;
 }
 
 /* Submits the response HEADERS with a data provider over the queue. */
@@ -434,8 +480,7 @@ static void call_end(h2s_call_t *c, int code, const char *message)
 }
 
 /* A plain HTTP response on an HTTP/2 stream (GET /healthz over h2). */
-static void call_http_respond(h2s_call_t *c, int status, const char *ctype, char *body,
-                              size_t blen)
+static void call_http_respond(h2s_call_t *c, int status, const char *ctype, char *body, size_t blen)
 {
     char st[8], cl[24];
     snprintf(st, sizeof(st), "%d", status);
@@ -451,15 +496,14 @@ static void call_http_respond(h2s_call_t *c, int status, const char *ctype, char
     nghttp2_data_provider dp = {.source.ptr = c, .read_callback = data_read_cb};
     if (blen && c->method != M_HEAD)
         q_push(c, rbuf_new(body, blen));
-    int rv = nghttp2_submit_response(c->conn->ngh, c->sid, nv, ARRAY_SIZE(nv),
-                                     c->qn ? &dp : NULL);
+    int rv = nghttp2_submit_response(c->conn->ngh, c->sid, nv, ARRAY_SIZE(nv), c->qn ? &dp : NULL);
     if (rv != 0)
         log_debug("h2s: submit_response on stream %d: %s", c->sid, nghttp2_strerror(rv));
     mark_dirty(c->conn);
 }
 
-static void http_dispatch(h2s_t *s, const char *path, int *status, const char **ctype,
-                          char **body, size_t *blen)
+static void http_dispatch(h2s_t *s, const char *path, int *status, const char **ctype, char **body,
+                          size_t *blen)
 {
     *status = 404;
     *ctype = "text/plain";
@@ -545,8 +589,19 @@ static void call_fail_input(h2s_call_t *c, int code, const char *msg)
     call_end(c, code, msg);
 }
 
+/*
+ * A connection may buffer at most this much request data across its
+ * streams, so max_streams x max_msg cannot be reached by one client.
+ */
+static size_t conn_inbuf_max(const h2s_t *s)
+{
+    size_t m = 4 * ((size_t)s->cfg.max_msg + GRPC_FRAME_HDR);
+    return m > (64u << 20) ? m : (64u << 20);
+}
+
 static void body_append(h2s_call_t *c, const uint8_t *d, size_t n)
 {
+    c->conn->inbuf += n;
     if (c->blen + n > c->bcap) {
         size_t cap = c->bcap ? c->bcap : 256;
         while (cap < c->blen + n)
@@ -581,6 +636,11 @@ static void call_data(h2s_call_t *c, const uint8_t *d, size_t n)
     uint32_t mlen;
     if (c->discard || c->ended || !c->route)
         return;
+    if (c->conn->inbuf + n > conn_inbuf_max(c->s)) {
+        call_fail_input(c, GRPC_RESOURCE_EXHAUSTED,
+                        "grpc: too much request data buffered on this connection");
+        return;
+    }
     if (c->route->kind != H2S_BIDI) {
         /* one message: collect the header, check it, then at most the message */
         while (n && c->blen < GRPC_FRAME_HDR) {
@@ -592,8 +652,9 @@ static void call_data(h2s_call_t *c, const uint8_t *d, size_t n)
         if (check_frame(c, c->body, c->blen, &mlen) < 0)
             return;
         if (c->blen + n > (size_t)GRPC_FRAME_HDR + mlen) {
-            call_fail_input(c, GRPC_INTERNAL, "grpc: more than one request message for a "
-                                              "unary or server-streaming method");
+            call_fail_input(c, GRPC_INTERNAL,
+                            "grpc: more than one request message for a "
+                            "unary or server-streaming method");
             return;
         }
         body_append(c, d, n);
@@ -611,9 +672,10 @@ static void call_data(h2s_call_t *c, const uint8_t *d, size_t n)
             c->on_msg(c, c->body + off + GRPC_FRAME_HDR, mlen, c->on_msg_arg);
         off += GRPC_FRAME_HDR + mlen;
     }
-    if (off) {
+    if (off && !c->closed) {
         memmove(c->body, c->body + off, c->blen - off);
         c->blen -= off;
+        c->conn->inbuf -= off;
     }
 }
 
@@ -637,20 +699,18 @@ static void call_req_end(h2s_call_t *c)
         call_fail_input(c, GRPC_INTERNAL, "grpc: request has no message");
         return;
     }
-    if (c->blen < GRPC_FRAME_HDR || c->blen != (size_t)GRPC_FRAME_HDR + mlen) {
-        if (c->blen >= GRPC_FRAME_HDR)
-            grpc_frame_peek(c->body, c->blen, &mlen);
-        if (c->blen != (size_t)GRPC_FRAME_HDR + mlen) {
-            char m[128];
-            snprintf(m, sizeof(m), "grpc: truncated request message (%zu of %u bytes)",
-                     c->blen < GRPC_FRAME_HDR ? 0 : c->blen - GRPC_FRAME_HDR,
-                     c->blen < GRPC_FRAME_HDR ? 0 : mlen);
-            if (c->blen < GRPC_FRAME_HDR)
-                snprintf(m, sizeof(m), "grpc: truncated request frame header (%zu bytes)",
-                         c->blen);
-            call_fail_input(c, GRPC_INTERNAL, m);
-            return;
-        }
+    char m[128];
+    if (c->blen < GRPC_FRAME_HDR) {
+        snprintf(m, sizeof(m), "grpc: truncated request frame header (%zu of 5 bytes)", c->blen);
+        call_fail_input(c, GRPC_INTERNAL, m);
+        return;
+    }
+    grpc_frame_peek(c->body, c->blen, &mlen); /* checked in call_data */
+    if (c->blen != (size_t)GRPC_FRAME_HDR + mlen) {
+        snprintf(m, sizeof(m), "grpc: truncated request message (%zu of %u bytes)",
+                 c->blen - GRPC_FRAME_HDR, mlen);
+        call_fail_input(c, GRPC_INTERNAL, m);
+        return;
     }
     call_invoke(c, c->body + GRPC_FRAME_HDR, mlen);
 }
@@ -667,8 +727,8 @@ static int on_begin_headers(nghttp2_session *ngh, const nghttp2_frame *f, void *
     return 0;
 }
 
-static int on_header(nghttp2_session *ngh, const nghttp2_frame *f, const uint8_t *name,
-                     size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *user)
+static int on_header(nghttp2_session *ngh, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+                     const uint8_t *value, size_t vlen, uint8_t flags, void *user)
 {
     (void)flags, (void)user;
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
@@ -746,8 +806,7 @@ static int on_frame_send(nghttp2_session *ngh, const nghttp2_frame *f, void *use
         (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
         h2s_call_t *c = nghttp2_session_get_stream_user_data(ngh, f->hd.stream_id);
         if (c && !c->req_ended)
-            nghttp2_submit_rst_stream(ngh, NGHTTP2_FLAG_NONE, f->hd.stream_id,
-                                      NGHTTP2_NO_ERROR);
+            nghttp2_submit_rst_stream(ngh, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
     }
     return 0;
 }
@@ -815,8 +874,8 @@ static void conn_send(struct conn *c)
         conn_close_later(c);
 }
 
-static void h1_respond(struct conn *c, int status, const char *ctype, const char *body,
-                       size_t blen, int head, int close)
+static void h1_respond(struct conn *c, int status, const char *ctype, const char *body, size_t blen,
+                       int head, int close)
 {
     const char *reason = status == 200   ? "OK"
                          : status == 400 ? "Bad Request"
@@ -827,8 +886,7 @@ static void h1_respond(struct conn *c, int status, const char *ctype, const char
                          : status == 500 ? "Internal Server Error"
                                          : "Status";
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    evbuffer_add_printf(out,
-                        "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
                         status, reason, ctype, blen, close ? "Connection: close\r\n" : "");
     if (!head && blen)
         evbuffer_add(out, body, blen);
@@ -889,7 +947,7 @@ static void h1_read(struct conn *c)
             return;
         }
         /* headers: only Connection and a request body matter */
-        for (char *l = eol + 2; *l; ) {
+        for (char *l = eol + 2; *l;) {
             char *e = strstr(l, "\r\n");
             if (!e || e == l)
                 break;
@@ -1152,8 +1210,21 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 
 /* ---------------------------------------------------------------- public */
 
+/*
+ * libevent writes with writev(), which raises SIGPIPE on a connection the
+ * peer closed: a process using this module must ignore it, so do that
+ * unless the program already chose a handler.
+ */
+static void ignore_sigpipe(void)
+{
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+}
+
 h2s_t *h2s_new(struct event_base *base, const struct h2s_config *cfg)
 {
+    ignore_sigpipe();
     h2s_t *s = xcalloc(1, sizeof(*s));
     s->base = base;
     if (cfg)
@@ -1177,6 +1248,7 @@ h2s_t *h2s_new(struct event_base *base, const struct h2s_config *cfg)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(s->cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_send_callback(s->cbs, on_frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(s->cbs, on_stream_close);
+    nghttp2_session_callbacks_set_send_data_callback(s->cbs, send_data_cb);
     /* defaults kept on purpose: nghttp2 1.52 (Debian) limits RST_STREAM floods and CONTINUATIONs */
     nghttp2_option_new(&s->opt);
 
@@ -1188,30 +1260,53 @@ h2s_t *h2s_new(struct event_base *base, const struct h2s_config *cfg)
     return s;
 }
 
+/*
+ * "1.2.3.4:port", "[::1]:port", "localhost:port", ":port" (any address) into
+ * a sockaddr; port 0 allowed. Returns 0 or -1.
+ */
 static int parse_hostport(const char *addr, struct sockaddr_storage *ss, int *sslen)
 {
-    *sslen = sizeof(*ss);
-    memset(ss, 0, sizeof(*ss));
-    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)ss, sslen) == 0 &&
-        strrchr(addr, ':'))
-        return 0;
-    /* "localhost:port" and ":port" */
     const char *colon = strrchr(addr, ':');
-    if (!colon)
+    char host[64];
+    memset(ss, 0, sizeof(*ss));
+    if (!colon || !colon[1] || (size_t)(colon - addr) >= sizeof(host))
+        return -1;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535)
         return -1;
     size_t hl = (size_t)(colon - addr);
-    if (hl == 0 || (hl == 9 && strncmp(addr, "localhost", 9) == 0)) {
-        char *a = xasprintf("%s:%s", hl ? "127.0.0.1" : "0.0.0.0", colon + 1);
-        *sslen = sizeof(*ss);
-        int r = evutil_parse_sockaddr_port(a, (struct sockaddr *)ss, sslen);
-        free(a);
-        return r;
+    memcpy(host, addr, hl);
+    host[hl] = '\0';
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+        host[hl - 1] = '\0';
+        if (evutil_inet_pton(AF_INET6, host + 1, &in6->sin6_addr) != 1)
+            return -1;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        *sslen = sizeof(*in6);
+        return 0;
     }
-    return -1;
+    struct sockaddr_in *in = (struct sockaddr_in *)ss;
+    if (hl == 0 || strcmp(host, "*") == 0)
+        strcpy(host, "0.0.0.0");
+    else if (strcmp(host, "localhost") == 0)
+        strcpy(host, "127.0.0.1");
+    if (evutil_inet_pton(AF_INET, host, &in->sin_addr) != 1)
+        return -1;
+    in->sin_family = AF_INET;
+    in->sin_port = htons((uint16_t)port);
+    *sslen = sizeof(*in);
+    return 0;
 }
 
 int h2s_listen(h2s_t *s, const char *addr)
 {
+    if (!s->accepting) {
+        log_err("h2s: listen %s: server is shutting down", addr);
+        return -EINVAL;
+    }
     struct sockaddr_storage ss;
     int sslen;
     struct sockaddr_un un;
@@ -1241,8 +1336,8 @@ int h2s_listen(h2s_t *s, const char *addr)
         sa = (struct sockaddr *)&ss;
         flags |= LEV_OPT_REUSEABLE;
     }
-    struct evconnlistener *l = evconnlistener_new_bind(s->base, accept_cb, s, flags, 1024, sa,
-                                                       sslen);
+    struct evconnlistener *l =
+        evconnlistener_new_bind(s->base, accept_cb, s, flags, 1024, sa, sslen);
     if (!l) {
         int e = errno ? errno : EADDRINUSE;
         log_err("h2s: listen %s: %s", addr, strerror(e));
@@ -1262,8 +1357,6 @@ int h2s_listen(h2s_t *s, const char *addr)
             hl->port = ntohs(b.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&b)->sin6_port
                                                      : ((struct sockaddr_in *)&b)->sin_port);
     }
-    if (!s->accepting)
-        evconnlistener_disable(l);
     log_debug("h2s: listening on %s", addr);
     return 0;
 }
@@ -1281,15 +1374,20 @@ void h2s_stop_accepting(h2s_t *s)
     if (!s->accepting)
         return;
     s->accepting = 0;
-    for (size_t i = 0; i < s->nls; i++)
-        evconnlistener_disable(s->ls[i].l);
+    /* close the listening sockets: new clients get "connection refused" at once */
+    for (size_t i = 0; i < s->nls; i++) {
+        evconnlistener_free(s->ls[i].l);
+        s->ls[i].l = NULL;
+        if (s->ls[i].unix_path)
+            unlink(s->ls[i].unix_path);
+    }
     struct conn *next;
     for (struct conn *c = s->conns; c; c = next) {
         next = c->next;
         if (c->mode == CM_H2 && !c->closing) {
             nghttp2_submit_goaway(c->ngh, NGHTTP2_FLAG_NONE,
-                                  nghttp2_session_get_last_proc_stream_id(c->ngh),
-                                  NGHTTP2_NO_ERROR, NULL, 0);
+                                  nghttp2_session_get_last_proc_stream_id(c->ngh), NGHTTP2_NO_ERROR,
+                                  NULL, 0);
             mark_dirty(c);
         } else if (c->mode != CM_H2 && !c->closing) {
             conn_free(c);
@@ -1322,17 +1420,20 @@ void h2s_free(h2s_t *s)
     while (s->conns) {
         struct conn *c = s->conns;
         struct evbuffer *out = bufferevent_get_output(c->bev);
-        if (evbuffer_get_length(out))
-            evbuffer_write(out, bufferevent_getfd(c->bev));
+        evutil_socket_t fd = bufferevent_getfd(c->bev);
+        size_t n = evbuffer_get_length(out);
+        /* the bufferevent froze its output's start: send a copy directly */
+        if (n && send(fd, evbuffer_pullup(out, -1), n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+            log_debug("h2s: %s: final write: %s", c->peer, strerror(errno));
+        /* FIN rather than RST: drop what the peer sent that we never read */
+        shutdown(fd, SHUT_WR);
+        char junk[4096];
+        while (recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+            ;
         conn_free(c);
     }
-    for (size_t i = 0; i < s->nls; i++) {
-        evconnlistener_free(s->ls[i].l);
-        if (s->ls[i].unix_path) {
-            unlink(s->ls[i].unix_path);
-            free(s->ls[i].unix_path);
-        }
-    }
+    for (size_t i = 0; i < s->nls; i++)
+        free(s->ls[i].unix_path);
     free(s->ls);
     for (size_t i = 0; i < ROUTE_BUCKETS; i++) {
         while (s->routes[i]) {

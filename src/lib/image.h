@@ -71,13 +71,13 @@ struct img_config {
 };
 
 typedef struct img {
-    char id[72];    /* "sha256:<64 hex>" */
-    char *dir;      /* <store>/images/<hex> */
-    char *rootfs;   /* <store>/images/<hex>/rootfs: read-only, shared */
-    char **names;   /* normalised names pointing at this image, sorted */
+    char id[72];  /* "sha256:<64 hex>" */
+    char *dir;    /* <store>/images/<hex> */
+    char *rootfs; /* <store>/images/<hex>/rootfs: read-only, shared */
+    char **names; /* normalised names pointing at this image, sorted */
     size_t n_names;
-    uint64_t size;  /* bytes of the unpacked rootfs (regular files) */
-    int layers;     /* how many layers were applied */
+    uint64_t size;   /* bytes of the unpacked rootfs (regular files) */
+    int layers;      /* how many layers were applied */
     int64_t created; /* the config's "created", seconds since the epoch; 0 if absent */
     struct img_config cfg;
 } img_t;
@@ -137,7 +137,7 @@ enum img_phase {
 };
 struct img_progress {
     enum img_phase phase;
-    const char *name; /* first name of the image being imported, or NULL */
+    const char *name;  /* COMMIT/EXISTS: first name, short ("nginx:1.14.2"); or NULL */
     int layer, layers; /* 1-based */
     uint64_t done, total;
 };
@@ -156,11 +156,11 @@ struct img_import_opts {
  * docker diff_ids of uncompressed layers, the layer count against
  * rootfs.diff_ids. A name already pointing at another image is moved to
  * the new one (the old image stays, unnamed, until removed). On success
- * returns 0 and, if out is not NULL, *out/*n are the imported images
+ * returns 0 and, if out is not NULL, *out and *n are the imported images
  * (free with img_list_free()). On failure the store is as it was.
  */
-int img_import(img_store_t *s, const char *path, const struct img_import_opts *opts,
-               img_t ***out, size_t *n, char **err);
+int img_import(img_store_t *s, const char *path, const struct img_import_opts *opts, img_t ***out,
+               size_t *n, char **err);
 
 /*
  * The kubelet calls this at start: imports every file in <store>/import/

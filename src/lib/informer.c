@@ -248,7 +248,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 static void retry_later(inf_t *inf, bool list)
 {
     int d = inf->backoff_ms;
-    d += (int)(random() % (d / 4 + 1)); /* jitter: up to +25 % */
+    d -= (int)(random() % (d / 5 + 1)); /* jitter: 80-100 %, never above the cap */
     inf->backoff_ms *= 2;
     if (inf->backoff_ms > inf->backoff_max_ms)
         inf->backoff_ms = inf->backoff_max_ms;

@@ -457,8 +457,7 @@ static json_t *parse_value(struct parser *p)
     return NULL;
 }
 
-int json_parse(const char *buf, size_t len, const struct json_limits *lim, json_t **out,
-               char **err)
+int json_parse(const char *buf, size_t len, const struct json_limits *lim, json_t **out, char **err)
 {
     size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : JSON_DEFAULT_MAX_BYTES;
     struct parser p = {

@@ -35,7 +35,7 @@ struct json {
      * strlen(str) == len). JSON_NUMBER: the number's text as written. */
     char *str;
     size_t len;
-    double num;  /* JSON_NUMBER */
+    double num; /* JSON_NUMBER */
     /* JSON_ARRAY / JSON_OBJECT: n children; in an object, keys[i] is the
      * (decoded, NUL-terminated) name of kids[i]. */
     size_t n;

@@ -265,8 +265,10 @@ static int parse_requirement(sel_t *s, struct lex *l, char **err)
         return 0;
     }
     if (notexists)
-        return fail(err, &p, "unable to parse requirement: found '%.*s', expected: ',' or 'end "
-                    "of string'", (int)p.len, p.lit);
+        return fail(err, &p,
+                    "unable to parse requirement: found '%.*s', expected: ',' or 'end "
+                    "of string'",
+                    (int)p.len, p.lit);
     lex_next(l);
     enum sel_op op;
     switch (l->t) {
@@ -336,7 +338,8 @@ static int parse_requirement(sel_t *s, struct lex *l, char **err)
     nt = lex_peek(l, &p);
     if (nt == T_END || nt == T_COMMA) {
         if (op == OP_GT || op == OP_LT)
-            return fail(err, &p, "unable to parse requirement: for 'gt', 'lt' operators, exactly "
+            return fail(err, &p,
+                        "unable to parse requirement: for 'gt', 'lt' operators, exactly "
                         "one value is required");
         req_add_val(r, "", 0);
         return 0;
@@ -377,8 +380,8 @@ int sel_parse_labels(const char *str, sel_t **out, char **err)
     for (;;) {
         t = lex_peek(&l, &p);
         if (t != T_IDENT && t != T_NOTEXISTS) {
-            fail(err, &p, "found '%.*s', expected: !, identifier, or 'end of string'",
-                 (int)p.len, p.lit);
+            fail(err, &p, "found '%.*s', expected: !, identifier, or 'end of string'", (int)p.len,
+                 p.lit);
             goto bad;
         }
         if (parse_requirement(s, &l, err) < 0)

@@ -1,9 +1,152 @@
-/* coracle-scheduler: placeholder main, to be written. */
+/*
+ * coracle-scheduler: places pending pods on nodes (DESIGN.md §5). main()
+ * only reads the configuration, sets up the loop, signals and systemd
+ * notification; the scheduler itself is sched.c.
+ */
 #include "config.h"
+
+#include "cfg.h"
+#include "sched.h"
+#include "sdnotify.h"
 #include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* "1s", "200ms", "1.5s", "2m" or plain seconds -> ms; -1 if bad. */
+static long long parse_duration_ms(const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return -1;
+    double mul = 1000;
+    if (!strcmp(end, "ms"))
+        mul = 1;
+    else if (!strcmp(end, "s") || !*end)
+        mul = 1000;
+    else if (!strcmp(end, "m"))
+        mul = 60000;
+    else
+        return -1;
+    return (long long)(v * mul + 0.5);
+}
+
+static char *read_token(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fatal("token-file %s: %s", path, strerror(errno));
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    while (n && isspace((unsigned char)buf[n - 1]))
+        buf[--n] = 0;
+    return xstrdup(buf);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    if (sig == SIGHUP) {
+        /* nothing is reloadable yet; keep scheduling */
+        sdn_reloading();
+        log_info("SIGHUP: nothing to reload (restart to apply configuration changes)");
+        sdn_reloaded();
+        return;
+    }
+    log_info("signal %d: stopping", (int)sig);
+    sdn_stopping();
+    event_base_loopbreak(arg);
+}
+
 int main(int argc, char **argv)
 {
-    (void)argc;
-    log_init(argv[0]);
-    return 1;
+    char *server = "127.0.0.1:6443", *name = "default-scheduler";
+    char *backoff_initial = "1s", *backoff_max = "10s", *token_file = "";
+    long long max_inflight = 500, pct = 0;
+    const struct cfg_opt opts[] = {
+        {"server", CFG_STR, &server, "ADDR",
+         "apiserver address, host:port or unix:/path (default 127.0.0.1:6443)"},
+        {"scheduler-name", CFG_STR, &name, "NAME",
+         "schedule pods whose spec.schedulerName is NAME or empty (default default-scheduler)"},
+        {"backoff-initial", CFG_STR, &backoff_initial, "DURATION",
+         "first backoff of a pod that failed (default 1s)"},
+        {"backoff-max", CFG_STR, &backoff_max, "DURATION", "longest backoff (default 10s)"},
+        {"max-inflight", CFG_INT, &max_inflight, "N",
+         "API calls (binds, events, status updates) in flight at most (default 500)"},
+        {"percentage-of-nodes-to-score", CFG_INT, &pct, "PCT",
+         "share of nodes to find feasible before scoring; 0 = adaptive as Kubernetes (default 0)"},
+        {"token-file", CFG_STR, &token_file, "FILE",
+         "bearer token to present to the apiserver (default none)"},
+    };
+    const struct cfg_prog prog = {
+        "coracle-scheduler",
+        "Places pending pods on nodes: filters, scores, binds; driven by watches.",
+        SYSCONFDIR "/coracle/coracle-scheduler.conf",
+    };
+    int i = cfg_main(argc, argv, opts, ARRAY_SIZE(opts), &prog);
+    if (i < argc) {
+        fprintf(stderr, "coracle-scheduler: unexpected argument \"%s\" (see --help)\n", argv[i]);
+        return 2;
+    }
+    long long bi = parse_duration_ms(backoff_initial), bm = parse_duration_ms(backoff_max);
+    if (bi <= 0 || bm <= 0 || bm < bi) {
+        fprintf(stderr, "coracle-scheduler: --backoff-initial/--backoff-max: expected durations "
+                        "like 1s or 500ms with initial <= max\n");
+        return 2;
+    }
+    if (max_inflight <= 0 || pct < 0 || pct > 100) {
+        fprintf(stderr, "coracle-scheduler: --max-inflight must be > 0 and "
+                        "--percentage-of-nodes-to-score within 0..100\n");
+        return 2;
+    }
+    srandom((unsigned)(mono_ns() ^ getpid()));
+    signal(SIGPIPE, SIG_IGN);
+
+    struct event_base *base = event_base_new();
+    if (!base)
+        fatal("cannot create the event loop");
+    char *token = *token_file ? read_token(token_file) : NULL;
+    struct sched_cfg cfg = {
+        .server = server,
+        .name = name,
+        .backoff_initial_ms = (int)bi,
+        .backoff_max_ms = (int)bm,
+        .max_inflight = (int)max_inflight,
+        .percentage_nodes = (int)pct,
+        .token = token,
+    };
+    sched_t *s = sched_new(base, &cfg);
+    if (!s)
+        fatal("bad --server \"%s\"", server);
+    struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+    struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
+    struct event *sighup = evsignal_new(base, SIGHUP, on_signal, base);
+    event_add(sigterm, NULL);
+    event_add(sigint, NULL);
+    event_add(sighup, NULL);
+    struct event *wd = sdn_watchdog_start(base);
+
+    log_info("coracle-scheduler %s: server %s, scheduler name %s", PACKAGE_VERSION, server, name);
+    sched_start(s);
+    sdn_ready("scheduling");
+    event_base_dispatch(base);
+
+    sched_free(s);
+    if (wd)
+        event_free(wd);
+    event_free(sigterm);
+    event_free(sigint);
+    event_free(sighup);
+    event_base_free(base);
+    free(token);
+    return 0;
 }

@@ -131,8 +131,7 @@ int main(void)
                 "integer (at column 3)");
 
     /* field selectors */
-    const char *pod[] = {"metadata.name=mc1", "spec.nodeName=node1", "status.phase=Running",
-                         NULL};
+    const char *pod[] = {"metadata.name=mc1", "spec.nodeName=node1", "status.phase=Running", NULL};
     const char *unbound[] = {"metadata.name=mc2", "status.phase=Pending", NULL};
     is_int(mf("spec.nodeName=node1", pod), 1, "field =");
     is_int(mf("spec.nodeName==node1", pod), 1, "field ==");

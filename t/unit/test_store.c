@@ -52,8 +52,8 @@ static int events[8192], n_events; /* +rev: listener, -rev: done */
 static uint64_t listener_last;
 static int listener_order_bad;
 
-static int top_apply(struct store_op *op, const void *cur, size_t cur_len, uint64_t rev,
-                     void **out, size_t *out_len, int *del)
+static int top_apply(struct store_op *op, const void *cur, size_t cur_len, uint64_t rev, void **out,
+                     size_t *out_len, int *del)
 {
     struct top *t = (struct top *)op;
     (void)rev;
@@ -124,6 +124,12 @@ static void top_init(struct top *t, enum top_kind kind, const char *key, const c
     t->op.key_len = strlen(t->keybuf);
     t->op.apply = top_apply;
     t->op.done = top_done;
+}
+
+static void tops_free(struct top *t, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(t[i].saw_prev);
 }
 
 static int submit(store_t *s, struct top *t)
@@ -281,8 +287,7 @@ static void test_basic(void)
             before &= seen;
         }
     }
-    ok(before && n_events == 6, "listener runs before done for each change (%d events)",
-       n_events);
+    ok(before && n_events == 6, "listener runs before done for each change (%d events)", n_events);
     is_int(store_rev(s), 6, "store_rev is 6");
 
     /* scan with prefix and start_after */
@@ -308,6 +313,8 @@ static void test_basic(void)
     store_scan(r, "pods/", 5, NULL, 0, scan_collect, &sa);
     is_str(seen, "pods/ns0/q=Q ", "scan stops when fn says so");
     store_read_end(r);
+    tops_free(b, 6);
+    tops_free(c, 3);
     store_close(s);
 out:
     free(dir);
@@ -445,6 +452,7 @@ static void test_compaction_reopen(void)
     ok(store_log_scan(r, comp, log_collect, &la) == 0 && la.first == comp + 1 && la.last == 301,
        "log scan from compacted works");
     store_read_end(r);
+    tops_free(ts, 300);
     free(ts);
     store_close(s);
 
@@ -461,6 +469,98 @@ static void test_compaction_reopen(void)
         is_int(rev, 302, "revisions continue after reopen");
         store_close(s);
     }
+    free(dir);
+}
+
+/* ---- bad input: a file that is not LMDB, an oversized key ---- */
+
+static void test_bad_input(void)
+{
+    char *dir = subdir("garbage");
+    char *file = xasprintf("%s/data.mdb", dir);
+    mkdir(dir, 0700);
+    int fd = open(file, O_WRONLY | O_CREAT, 0600);
+    char junk[8192];
+    memset(junk, 0x5a, sizeof(junk));
+    if (fd < 0 || write(fd, junk, sizeof(junk)) != (ssize_t)sizeof(junk))
+        diag("could not write %s", file);
+    close(fd);
+    struct store_opts o = {.dir = dir};
+    store_t *s = NULL;
+    char *err = NULL;
+    int rc = store_open(&s, &o, base, &err);
+    ok(rc == STORE_EIO && s == NULL && err && strstr(err, dir) && strstr(err, "mdb_env_open"),
+       "a file that is not LMDB is refused: %s", err ? err : "(no message)");
+    free(err);
+    free(file);
+    free(dir);
+
+    dir = subdir("bigkey");
+    s = open_store(dir, 0, 0);
+    if (s) {
+        struct top t;
+        top_init(&t, TOP_PUT, "x", "v");
+        char *key = xmalloc(600);
+        memset(key, 'k', 600);
+        t.op.key = key;
+        t.op.key_len = 600;
+        submit(s, &t);
+        wait_all();
+        is_int(t.err, STORE_EIO, "a key over 511 bytes fails its op");
+        store_rtxn_t *r;
+        const void *v;
+        size_t vl;
+        store_read_begin(s, &r);
+        is_int(store_get(r, key, 600, &v, &vl), STORE_ENOTFOUND, "get of an oversized key");
+        store_read_end(r);
+        free(key);
+        store_close(s);
+    }
+    free(dir);
+}
+
+/* ---- close drains the queue ---- */
+
+static store_t *drain_store;
+static int drain_resubmit_rc = 1;
+static struct top drain_extra;
+
+static void drain_done(struct store_op *op, int err, const struct store_change *ch)
+{
+    top_done(op, err, ch);
+    if (drain_resubmit_rc == 1) {
+        top_init(&drain_extra, TOP_PUT, "late/x", "x");
+        drain_resubmit_rc = store_submit(drain_store, &drain_extra.op);
+    }
+}
+
+static void test_close_drains(void)
+{
+    char *dir = subdir("drain");
+    drain_store = open_store(dir, 0, 0);
+    if (!drain_store) {
+        ok(0, "open");
+        free(dir);
+        return;
+    }
+    struct top ts[300];
+    for (int i = 0; i < 300; i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "dr/%03d", i);
+        top_init(&ts[i], TOP_PUT, k, "v");
+        ts[i].op.done = drain_done;
+        submit(drain_store, &ts[i]);
+    }
+    store_close(drain_store); /* without running the loop */
+    int all = 1;
+    for (int i = 0; i < 300; i++)
+        all &= ts[i].finished && ts[i].err == 0 && ts[i].rev == (uint64_t)i + 1;
+    ok(all && pending == 0, "store_close commits queued ops and runs their done callbacks");
+    is_int(drain_resubmit_rc, STORE_ECLOSED, "submit while closing: STORE_ECLOSED");
+    store_t *s = open_store(dir, 0, 0);
+    ok(s && store_rev(s) == 300, "the drained ops are durable");
+    if (s)
+        store_close(s);
     free(dir);
 }
 
@@ -491,6 +591,20 @@ static void child_done(struct store_op *op, int err, const struct store_change *
     if (write(ack_fd, rec, sizeof(rec)) != sizeof(rec))
         _exit(5);
     child_submit(t);
+}
+
+/* rev -> key number, from the log */
+struct revmap {
+    uint32_t *key_of;
+    uint64_t cap;
+};
+
+static int log_revmap(const struct store_change *ch, void *arg)
+{
+    struct revmap *m = arg;
+    if (ch->rev < m->cap && ch->key_len == 9 && !memcmp(ch->key, "d/", 2))
+        m->key_of[ch->rev] = (uint32_t)atoi(ch->key + 2) + 1;
+    return 0;
 }
 
 static void test_sigkill(void)
@@ -556,15 +670,23 @@ static void test_sigkill(void)
             if (acks[2 * i + 1] > maxrev)
                 maxrev = acks[2 * i + 1];
         }
-        /* every revision up to the current one is in the log, contiguous */
+        /* every revision up to the current one is in the log, and each acknowledged
+         * revision holds the acknowledged key */
         struct logacc la = {0};
         int lrc = store_log_scan(r, 0, log_collect, &la);
         if (lrc || (uint64_t)la.n != store_rtxn_rev(r))
             badrev++;
+        struct revmap m = {xcalloc(store_rtxn_rev(r) + 1, sizeof(uint32_t)), store_rtxn_rev(r) + 1};
+        store_log_scan(r, 0, log_revmap, &m);
+        for (size_t i = 0; i < n; i++)
+            if (acks[2 * i + 1] >= m.cap || m.key_of[acks[2 * i + 1]] != acks[2 * i] + 1)
+                badrev++;
+        free(m.key_of);
         ok(missing == 0, "every acknowledged op survived (%zu missing of %zu)", missing, n);
         ok(store_rev(s) >= maxrev, "revision %llu >= highest acknowledged %llu",
            (unsigned long long)store_rev(s), (unsigned long long)maxrev);
-        ok(badrev == 0, "log is contiguous 1..%llu", (unsigned long long)store_rtxn_rev(r));
+        ok(badrev == 0, "log is contiguous 1..%llu, acknowledged revisions match their keys",
+           (unsigned long long)store_rtxn_rev(r));
         store_read_end(r);
         uint64_t rev;
         ok(run1(s, TOP_PUT, "d/after", "x", &rev) == 0 && rev == store_rev(s),
@@ -605,8 +727,8 @@ static void test_growth(void)
         bad += ts[i].err != 0;
     store_get_stats(s, &st1);
     ok(bad == 0, "3000 x 1 KB writes into a 128 KiB map all succeed (%d failed)", bad);
-    ok(st1.map_size > st0.map_size, "map grew from %llu to %llu",
-       (unsigned long long)st0.map_size, (unsigned long long)st1.map_size);
+    ok(st1.map_size > st0.map_size, "map grew from %llu to %llu", (unsigned long long)st0.map_size,
+       (unsigned long long)st1.map_size);
     ok(st1.map_used <= st1.map_size, "used %llu of %llu", (unsigned long long)st1.map_used,
        (unsigned long long)st1.map_size);
 
@@ -745,6 +867,16 @@ static void test_backup(void)
         snprintf(k, sizeof(k), "b/%03d", i);
         run1(s, i % 10 == 9 ? TOP_DEL : TOP_PUT, i % 10 == 9 ? "b/000" : k, "val", NULL);
     }
+    /* values that take LMDB overflow pages, and a log that spans many pages */
+    struct top big[200];
+    for (int i = 0; i < 200; i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "big/%03d", i);
+        top_init(&big[i], TOP_PUT, k, "big");
+        big[i].val_len = 5000 + (size_t)i;
+        submit(s, &big[i]);
+    }
+    wait_all();
     uint64_t rev = store_rev(s);
     mkdir(bdir, 0700);
     char *err = NULL;
@@ -757,8 +889,7 @@ static void test_backup(void)
 
     struct stat sb = {0};
     int src = stat(bfile, &sb);
-    ok(src == 0 && sb.st_size > 0, "backup file exists (%lld bytes)",
-       (long long)sb.st_size);
+    ok(src == 0 && sb.st_size > 0, "backup file exists (%lld bytes)", (long long)sb.st_size);
     /* plain LMDB opens it */
     MDB_env *env;
     mdb_env_create(&env);
@@ -777,6 +908,15 @@ static void test_backup(void)
         v = get_str(s, "b/late");
         ok(v == NULL, "backup has nothing written after it");
         free(v);
+        v = get_str(s, "big/123");
+        ok(v && strlen(v) == 5123 && !strncmp(v, "bigxx", 5), "backup has large values");
+        free(v);
+        store_rtxn_t *r;
+        struct logacc la = {0};
+        store_read_begin(s, &r);
+        int lrc = store_log_scan(r, 0, log_collect, &la);
+        ok(lrc == 0 && (uint64_t)la.n == rev, "backup has the whole log (%d records)", la.n);
+        store_read_end(r);
         store_close(s);
     }
     free(bfile);
@@ -790,15 +930,20 @@ static int bench_inflight;
 static int64_t bench_end;
 static uint64_t bench_n;
 static store_t *bench_store;
+static int bench_seq;          /* BENCH_SEQ=1: keys in insertion order */
+static size_t bench_val = 400; /* BENCH_VAL=n: value bytes */
 
 static void bench_done(struct store_op *op, int err, const struct store_change *ch);
 
 static void bench_submit(struct top *t)
 {
     char k[32];
-    snprintf(k, sizeof(k), "pods/bench/p%08llu", (unsigned long long)bench_n++);
+    /* scattered keys, as generateName makes: a bijection of the counter */
+    uint64_t n = bench_n++;
+    snprintf(k, sizeof(k), "pods/default/bench-%08x",
+             bench_seq ? (uint32_t)n : (uint32_t)(n * 2654435761u));
     top_init(t, TOP_PUT, k, "bench");
-    t->val_len = 400;
+    t->val_len = bench_val;
     t->op.done = bench_done;
     store_submit(bench_store, &t->op);
 }
@@ -818,6 +963,9 @@ static int bench(int secs, const char *dir)
 {
     struct store_opts o = {.dir = dir};
     char *err;
+    bench_seq = getenv("BENCH_SEQ") != NULL;
+    if (getenv("BENCH_VAL") && atoi(getenv("BENCH_VAL")) > 5)
+        bench_val = (size_t)atoi(getenv("BENCH_VAL"));
     if (store_open(&bench_store, &o, base, &err))
         fatal("%s", err);
     int N = 500;
@@ -833,7 +981,8 @@ static int bench(int secs, const char *dir)
     double dt = (double)(mono_ns() - t0) / 1e9;
     store_get_stats(bench_store, &st1);
     uint64_t ops = st1.ops - st0.ops, commits = st1.commits - st0.commits;
-    printf("store bench: %d in flight, 400-byte values, %s\n", N, dir);
+    printf("store bench: %d in flight, %zu-byte values, %s keys, %s\n", N, bench_val,
+           bench_seq ? "sequential" : "scattered", dir);
     printf("  %llu ops in %.2f s = %.0f ops/s\n", (unsigned long long)ops, dt, ops / dt);
     printf("  %llu commits, %.1f ops/commit, batch max %llu, commit+fsync %.3f ms avg\n",
            (unsigned long long)commits, commits ? (double)ops / commits : 0.0,
@@ -877,6 +1026,8 @@ int main(int argc, char **argv)
     test_basic();
     test_group_snapshot_log();
     test_compaction_reopen();
+    test_bad_input();
+    test_close_drains();
     test_sigkill();
     test_growth();
     test_disk_full();

@@ -1,0 +1,608 @@
+/*
+ * api: routes, the request pipeline and the write handlers. See api.h.
+ *
+ * Every gRPC method is a struct api_route {kind, verb}; one handler per
+ * verb serves all kinds. A request goes through named stages:
+ *   stage_authenticate -> stage_authorize -> stage_admit -> stage_store
+ * Reads (Get/List) are answered from read snapshots (read.c); Watch is
+ * handed to the hub (watch.c); writes become store ops (apply.c) answered
+ * from their done callback once durable. If the client goes away first,
+ * the op still commits and its answer is dropped.
+ */
+#include "config.h"
+#include "api.h"
+#include "admit.h"
+#include "apply.h"
+#include "auth.h"
+#include "events.h"
+#include "grpc.h"
+#include "nodelife.h"
+#include "obj.h"
+#include "util.h"
+#include "watch.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+struct api {
+    struct event_base *base;
+    store_t *st;
+    h2s_t *srv;
+    struct api_config cfg;
+    watch_hub_t *hub;
+    events_t *events;
+    nodelife_t *nl;
+    struct api_route *routes;
+    size_t nroutes;
+    int64_t inflight;
+    bool stopping;
+};
+
+static const char *const verb_names[API_NVERBS] = {
+    "Create", "Get", "List", "Update", "UpdateStatus", "Delete", "Watch", "Bind", "Log", "Exec",
+};
+/* Kubernetes' verbs for authorization */
+static const char *const verb_k8s[API_NVERBS] = {
+    "create", "get", "list", "update", "update", "delete", "watch", "create", "get", "create",
+};
+static const char *const verb_sub[API_NVERBS] = {
+    NULL, NULL, NULL, NULL, "status", NULL, NULL, "binding", "log", "exec",
+};
+
+/* ---- answers and counters ---- */
+
+void api_count(struct api_route *rt, int code)
+{
+    if (!rt)
+        return;
+    rt->api->inflight--;
+    if (code >= 0 && code < 17)
+        rt->codes[code]++;
+}
+
+void api_reply(struct api_route *rt, h2s_call_t *c, const void *msg, size_t len)
+{
+    h2s_call_reply(c, msg, len);
+    api_count(rt, GRPC_OK);
+}
+
+void api_fail(struct api_route *rt, h2s_call_t *c, int code, const char *msg)
+{
+    if (code != GRPC_NOT_FOUND && code != GRPC_ALREADY_EXISTS && code != GRPC_ABORTED)
+        log_debug("%s from %s: %s: %s", rt->path, h2s_call_peer(c), grpc_code_name(code),
+                  msg ? msg : "");
+    h2s_call_finish(c, code, msg);
+    api_count(rt, code);
+}
+
+void api_failf(struct api_route *rt, h2s_call_t *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *m = xvasprintf(fmt, ap);
+    va_end(ap);
+    api_fail(rt, c, code, m);
+    free(m);
+}
+
+/* ---- pipeline stages ---- */
+
+static int stage_authenticate(struct api_route *rt, h2s_call_t *c, struct auth_user *u)
+{
+    char *err = NULL;
+    if (auth_authenticate(c, u, &err) == 0)
+        return 0;
+    api_fail(rt, c, GRPC_UNAUTHENTICATED, err ? err : "Unauthorized");
+    free(err);
+    return -1;
+}
+
+static int stage_authorize(struct api_route *rt, h2s_call_t *c, const struct auth_user *u)
+{
+    char *err = NULL;
+    if (auth_authorize(u, verb_k8s[rt->verb], rt->k, verb_sub[rt->verb], &err) == 0)
+        return 0;
+    api_fail(rt, c, GRPC_PERMISSION_DENIED, err ? err : "forbidden");
+    free(err);
+    return -1;
+}
+
+/* Defaults, then validation. Returns 0, or -1 after answering INVALID_ARGUMENT. */
+static int stage_admit(struct api_route *rt, h2s_call_t *c, ProtobufCMessage *obj)
+{
+    admit_defaults(rt->k, obj);
+    char *msg = NULL;
+    if (admit_validate(rt->k, obj, &msg) == 0)
+        return 0;
+    api_fail(rt, c, GRPC_INVALID_ARGUMENT, msg);
+    free(msg);
+    return -1;
+}
+
+static void op_done(struct store_op *sop, int err, const struct store_change *ch);
+static void gen_name(Coracle__V1__ObjectMeta *m);
+
+static void op_call_closed(h2s_call_t *c, void *arg)
+{
+    (void)c;
+    struct apply_op *o = arg;
+    o->owner2 = NULL;
+    api_count(o->owner, -1);
+}
+
+/* Submits op; its done callback answers c (if any). Takes ownership of op. */
+static void stage_store(api_t *a, struct api_route *rt, h2s_call_t *c, struct apply_op *o)
+{
+    o->owner = rt;
+    o->owner2 = c;
+    o->op.done = op_done;
+    o->op.arg = a;
+    if (c)
+        h2s_call_on_close(c, op_call_closed, o);
+    int r = store_submit(a->st, &o->op);
+    if (r < 0) {
+        if (c) {
+            h2s_call_on_close(c, NULL, NULL);
+            api_fail(rt, c, GRPC_UNAVAILABLE, "server shutting down");
+        }
+        apply_op_free(o);
+    }
+}
+
+static void op_done(struct store_op *sop, int err, const struct store_change *ch)
+{
+    struct apply_op *o = (struct apply_op *)sop;
+    api_t *a = sop->arg;
+    struct api_route *rt = o->owner;
+    h2s_call_t *c = o->owner2;
+    if (err == APPLY_EGONE) {
+        /* the event it repeated is gone: create it after all */
+        ProtobufCMessage *obj = o->obj;
+        o->obj = NULL;
+        Coracle__V1__ObjectMeta *m = obj_meta(obj);
+        struct apply_op *n = apply_op_new(o->k, APPLY_CREATE, m->namespace_, m->name);
+        n->obj = obj;
+        if (c)
+            h2s_call_on_close(c, NULL, NULL);
+        apply_op_free(o);
+        stage_store(a, rt, c, n);
+        return;
+    }
+    if (err == APPLY_EFAIL && o->verb == APPLY_CREATE && o->code == GRPC_ALREADY_EXISTS &&
+        o->gen_tries > 0 && o->gen_tries < 8) {
+        /* a generated name collided: draw another, as Kubernetes does */
+        ProtobufCMessage *obj = o->obj;
+        o->obj = NULL;
+        Coracle__V1__ObjectMeta *m = obj_meta(obj);
+        gen_name(m);
+        struct apply_op *n = apply_op_new(o->k, APPLY_CREATE, m->namespace_, m->name);
+        n->obj = obj;
+        n->gen_tries = o->gen_tries + 1;
+        if (c)
+            h2s_call_on_close(c, NULL, NULL);
+        apply_op_free(o);
+        stage_store(a, rt, c, n);
+        return;
+    }
+    if (c) {
+        h2s_call_on_close(c, NULL, NULL);
+        if (err == 0) {
+            if (ch && ch->val)
+                api_reply(rt, c, ch->val, ch->val_len);
+            else if (ch && ch->prev)
+                api_reply(rt, c, ch->prev, ch->prev_len);
+            else
+                api_reply(rt, c, o->res ? o->res : "", o->res_len);
+        } else if (err == APPLY_EFAIL) {
+            api_fail(rt, c, o->code, o->msg);
+        } else if (err == STORE_EFULL) {
+            api_failf(rt, c, GRPC_RESOURCE_EXHAUSTED, "the store is full: %s", store_strerror(err));
+        } else if (err == STORE_ECLOSED) {
+            api_fail(rt, c, GRPC_UNAVAILABLE, "server shutting down");
+        } else {
+            api_fail(rt, c, GRPC_INTERNAL, store_strerror(err));
+        }
+    } else if (!rt && err) {
+        log_debug("internal %s on %s: %s", o->k->resource, o->op.key,
+                  err == APPLY_EFAIL ? o->msg : store_strerror(err));
+    }
+    apply_op_free(o);
+}
+
+/* ---- handlers ---- */
+
+static ProtobufCMessage *decode_or_fail(struct api_route *rt, h2s_call_t *c,
+                                        const ProtobufCMessageDescriptor *d, const char *what,
+                                        const uint8_t *msg, size_t len)
+{
+    ProtobufCMessage *m = obj_decode(d, msg, len);
+    if (!m)
+        api_failf(rt, c, GRPC_INVALID_ARGUMENT,
+                  "failed to decode %s: invalid protobuf wire data (%zu bytes)", what, len);
+    return m;
+}
+
+/* metadata.name = generateName + 5 random characters (Kubernetes' alphabet). */
+static void gen_name(Coracle__V1__ObjectMeta *m)
+{
+    static const char alnum[] = "bcdfghjklmnpqrstvwxz2456789";
+    uint8_t r[5];
+    size_t got = 0;
+    while (got < sizeof(r)) {
+        ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
+        if (n > 0)
+            got += (size_t)n;
+    }
+    char sfx[6];
+    for (int i = 0; i < 5; i++)
+        sfx[i] = alnum[r[i] % (sizeof(alnum) - 1)];
+    sfx[5] = 0;
+    char *n = xasprintf("%s%s", m->generatename, sfx);
+    free(m->name);
+    m->name = n;
+}
+
+static void do_create(api_t *a, struct api_route *rt, h2s_call_t *c, const uint8_t *msg, size_t len)
+{
+    const struct kind *k = rt->k;
+    ProtobufCMessage *obj = decode_or_fail(rt, c, k->desc, k->kind, msg, len);
+    if (!obj)
+        return;
+    Coracle__V1__ObjectMeta *m = obj_meta(obj);
+    int generated = 0;
+    if ((!m->name || !*m->name) && m->generatename && *m->generatename) {
+        gen_name(m);
+        generated = 1;
+    }
+    if (stage_admit(rt, c, obj) < 0) {
+        obj_free(obj);
+        return;
+    }
+    enum apply_verb verb = APPLY_CREATE;
+    const char *name = m->name;
+    if (k == &kind_event) {
+        const char *existing = events_find(a->events, (void *)obj);
+        if (existing) {
+            verb = APPLY_EVENT_BUMP;
+            name = existing;
+        }
+    }
+    struct apply_op *o = apply_op_new(k, verb, m->namespace_, name);
+    o->obj = obj;
+    o->gen_tries = generated;
+    stage_store(a, rt, c, o);
+}
+
+static void do_update(api_t *a, struct api_route *rt, h2s_call_t *c, const uint8_t *msg, size_t len,
+                      bool status)
+{
+    const struct kind *k = rt->k;
+    ProtobufCMessage *obj = decode_or_fail(rt, c, k->desc, k->kind, msg, len);
+    if (!obj)
+        return;
+    Coracle__V1__ObjectMeta *m = obj_meta(obj);
+    if (status) {
+        obj_normalize(obj);
+        if (k->namespaced && (!m->namespace_ || !*m->namespace_))
+            obj_set_str(&m->namespace_, "default");
+        if (!m->name || !*m->name) {
+            api_failf(rt, c, GRPC_INVALID_ARGUMENT,
+                      "%s \"\" is invalid: metadata.name: Required value: name is required",
+                      k->kind);
+            obj_free(obj);
+            return;
+        }
+    } else if (stage_admit(rt, c, obj) < 0) {
+        obj_free(obj);
+        return;
+    }
+    struct apply_op *o =
+        apply_op_new(k, status ? APPLY_STATUS : APPLY_UPDATE, m->namespace_, m->name);
+    o->obj = obj;
+    stage_store(a, rt, c, o);
+}
+
+static void do_delete(api_t *a, struct api_route *rt, h2s_call_t *c, const uint8_t *msg, size_t len)
+{
+    Coracle__V1__DeleteRequest *req = (void *)decode_or_fail(
+        rt, c, &coracle__v1__delete_request__descriptor, "DeleteRequest", msg, len);
+    if (!req)
+        return;
+    if (!req->name || !*req->name) {
+        api_fail(rt, c, GRPC_INVALID_ARGUMENT, "resource name may not be empty");
+        obj_free(&req->base);
+        return;
+    }
+    if (req->has_graceperiodseconds && req->graceperiodseconds < 0) {
+        api_failf(rt, c, GRPC_INVALID_ARGUMENT,
+                  "DeleteOptions \"%s\" is invalid: gracePeriodSeconds: Invalid value: %" PRId64
+                  ": must be greater than or equal to 0",
+                  req->name, req->graceperiodseconds);
+        obj_free(&req->base);
+        return;
+    }
+    const char *ns = req->namespace_ && *req->namespace_ ? req->namespace_ : "default";
+    struct apply_op *o = apply_op_new(rt->k, APPLY_DELETE, ns, req->name);
+    o->has_grace = req->has_graceperiodseconds;
+    o->grace = req->graceperiodseconds;
+    if (req->preconditions && req->preconditions->uid && *req->preconditions->uid)
+        o->pre_uid = xstrdup(req->preconditions->uid);
+    if (req->preconditions && req->preconditions->resourceversion &&
+        *req->preconditions->resourceversion)
+        o->pre_rv = xstrdup(req->preconditions->resourceversion);
+    obj_free(&req->base);
+    stage_store(a, rt, c, o);
+}
+
+static void do_bind(api_t *a, struct api_route *rt, h2s_call_t *c, const uint8_t *msg, size_t len)
+{
+    Coracle__V1__Binding *b =
+        (void *)decode_or_fail(rt, c, &coracle__v1__binding__descriptor, "Binding", msg, len);
+    if (!b)
+        return;
+    const char *name = b->metadata && b->metadata->name ? b->metadata->name : "";
+    const char *ns = b->metadata && b->metadata->namespace_ && *b->metadata->namespace_
+                         ? b->metadata->namespace_
+                         : "default";
+    const char *tk = b->target && b->target->kind ? b->target->kind : "";
+    if (!*name)
+        api_fail(rt, c, GRPC_INVALID_ARGUMENT,
+                 "Binding \"\" is invalid: metadata.name: Required "
+                 "value: name is required");
+    else if (!b->target || !b->target->name || !*b->target->name)
+        api_failf(rt, c, GRPC_INVALID_ARGUMENT,
+                  "Binding \"%s\" is invalid: target.name: Required value", name);
+    else if (*tk && strcmp(tk, "Node"))
+        api_failf(rt, c, GRPC_INVALID_ARGUMENT,
+                  "Binding \"%s\" is invalid: target.kind: Unsupported value: \"%s\": supported "
+                  "values: \"Node\"",
+                  name, tk);
+    else {
+        struct apply_op *o = apply_op_new(&kind_pod, APPLY_BIND, ns, name);
+        o->node = xstrdup(b->target->name);
+        if (b->metadata && b->metadata->uid && *b->metadata->uid)
+            o->pre_uid = xstrdup(b->metadata->uid);
+        stage_store(a, rt, c, o);
+    }
+    obj_free(&b->base);
+}
+
+static void watch_ended(void *arg, int code)
+{
+    api_count(arg, code);
+}
+
+static void do_watch(api_t *a, struct api_route *rt, h2s_call_t *c, const uint8_t *msg, size_t len)
+{
+    Coracle__V1__ListRequest *req = (void *)decode_or_fail(
+        rt, c, &coracle__v1__list_request__descriptor, "ListRequest", msg, len);
+    if (!req)
+        return;
+    watch_start(a->hub, c, rt->k, req, watch_ended, rt);
+    obj_free(&req->base);
+}
+
+static void handle(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
+{
+    struct api_route *rt = arg;
+    api_t *a = rt->api;
+    a->inflight++;
+    if (a->stopping) {
+        api_fail(rt, c, GRPC_UNAVAILABLE, "server shutting down");
+        return;
+    }
+    struct auth_user u;
+    if (stage_authenticate(rt, c, &u) < 0 || stage_authorize(rt, c, &u) < 0)
+        return;
+    switch (rt->verb) {
+    case API_CREATE:
+        do_create(a, rt, c, msg, len);
+        break;
+    case API_GET:
+        read_get(rt, a->st, c, msg, len);
+        break;
+    case API_LIST:
+        read_list(rt, a->st, c, msg, len);
+        break;
+    case API_UPDATE:
+        do_update(a, rt, c, msg, len, false);
+        break;
+    case API_STATUS:
+        do_update(a, rt, c, msg, len, true);
+        break;
+    case API_DELETE:
+        do_delete(a, rt, c, msg, len);
+        break;
+    case API_WATCH:
+        do_watch(a, rt, c, msg, len);
+        break;
+    case API_BIND:
+        do_bind(a, rt, c, msg, len);
+        break;
+    case API_LOG:
+    case API_EXEC:
+        api_failf(rt, c, GRPC_UNIMPLEMENTED, "pods/%s: the kubelet tunnel is not implemented yet",
+                  rt->verb == API_LOG ? "log" : "exec");
+        break;
+    default:
+        api_fail(rt, c, GRPC_UNIMPLEMENTED, "unknown method");
+    }
+}
+
+/* ---- internal writers: event TTL, node lifecycle ---- */
+
+static void expire_event(void *arg, const char *ns, const char *name)
+{
+    api_t *a = arg;
+    struct apply_op *o = apply_op_new(&kind_event, APPLY_EVENT_EXPIRE, ns, name);
+    o->ttl_ns = a->cfg.event_ttl_s * 1000000000LL;
+    stage_store(a, NULL, NULL, o);
+}
+
+static void mark_node(void *arg, const char *node)
+{
+    stage_store(arg, NULL, NULL, apply_op_new(&kind_node, APPLY_NODE_UNKNOWN, NULL, node));
+}
+
+static void mark_pod(void *arg, const char *ns, const char *name, const char *node)
+{
+    struct apply_op *o = apply_op_new(&kind_pod, APPLY_POD_NOTREADY, ns, name);
+    o->node = xstrdup(node);
+    stage_store(arg, NULL, NULL, o);
+}
+
+static void on_change(const struct store_change *ch, void *arg)
+{
+    api_t *a = arg;
+    watch_on_change(a->hub, ch);
+    events_on_change(a->events, ch);
+    nodelife_on_change(a->nl, ch);
+}
+
+/* ---- /healthz, /readyz, /metrics ---- */
+
+static void metrics(api_t *a, char **body, size_t *len)
+{
+    char *buf = NULL;
+    size_t sz = 0;
+    FILE *f = open_memstream(&buf, &sz);
+    fprintf(f, "# HELP coracle_apiserver_requests_total gRPC calls answered, by method and "
+               "status code.\n# TYPE coracle_apiserver_requests_total counter\n");
+    for (size_t i = 0; i < a->nroutes; i++)
+        for (int code = 0; code < 17; code++)
+            if (a->routes[i].codes[code])
+                fprintf(f,
+                        "coracle_apiserver_requests_total{method=\"%s\",code=\"%s\"} %" PRIu64 "\n",
+                        a->routes[i].path, grpc_code_name(code), a->routes[i].codes[code]);
+    fprintf(f,
+            "# TYPE coracle_apiserver_inflight_requests gauge\n"
+            "coracle_apiserver_inflight_requests %" PRId64 "\n",
+            a->inflight);
+    struct watch_stats ws;
+    watch_get_stats(a->hub, &ws);
+    fprintf(f,
+            "# TYPE coracle_apiserver_watchers gauge\ncoracle_apiserver_watchers %" PRIu64 "\n"
+            "# TYPE coracle_apiserver_watch_events_sent_total counter\n"
+            "coracle_apiserver_watch_events_sent_total %" PRIu64 "\n"
+            "# TYPE coracle_apiserver_watch_slow_ended_total counter\n"
+            "coracle_apiserver_watch_slow_ended_total %" PRIu64 "\n",
+            ws.watchers, ws.events_sent, ws.cut_slow);
+    struct store_stats ss;
+    store_get_stats(a->st, &ss);
+    fprintf(f,
+            "# TYPE coracle_store_revision gauge\ncoracle_store_revision %" PRIu64 "\n"
+            "# TYPE coracle_store_compacted_revision gauge\n"
+            "coracle_store_compacted_revision %" PRIu64 "\n"
+            "# TYPE coracle_store_commits_total counter\ncoracle_store_commits_total %" PRIu64 "\n"
+            "# TYPE coracle_store_ops_total counter\ncoracle_store_ops_total %" PRIu64 "\n"
+            "# TYPE coracle_store_fsync_seconds_total counter\n"
+            "coracle_store_fsync_seconds_total %.6f\n"
+            "# TYPE coracle_store_map_size_bytes gauge\ncoracle_store_map_size_bytes %" PRIu64 "\n"
+            "# TYPE coracle_store_map_used_bytes gauge\ncoracle_store_map_used_bytes %" PRIu64 "\n"
+            "# TYPE coracle_store_batch_max gauge\ncoracle_store_batch_max %" PRIu64 "\n",
+            ss.rev, ss.compacted, ss.commits, ss.ops, (double)ss.fsync_ns_total / 1e9, ss.map_size,
+            ss.map_used, ss.batch_max);
+    struct h2s_stats hs;
+    h2s_get_stats(a->srv, &hs);
+    fprintf(f,
+            "# TYPE coracle_http2_connections gauge\ncoracle_http2_connections %" PRIu64 "\n"
+            "# TYPE coracle_http2_connections_total counter\n"
+            "coracle_http2_connections_total %" PRIu64 "\n"
+            "# TYPE coracle_http2_calls gauge\ncoracle_http2_calls %" PRIu64 "\n"
+            "# TYPE coracle_http2_calls_total counter\ncoracle_http2_calls_total %" PRIu64 "\n"
+            "# TYPE coracle_http2_received_bytes_total counter\n"
+            "coracle_http2_received_bytes_total %" PRIu64 "\n"
+            "# TYPE coracle_http2_sent_bytes_total counter\n"
+            "coracle_http2_sent_bytes_total %" PRIu64 "\n",
+            hs.conns_open, hs.conns_total, hs.calls_open, hs.calls_total, hs.bytes_in,
+            hs.bytes_out);
+    fclose(f);
+    *body = buf;
+    *len = sz;
+}
+
+static void http(const char *path, int *status, const char **ctype, char **body, size_t *len,
+                 void *arg)
+{
+    api_t *a = arg;
+    *ctype = "text/plain; charset=utf-8";
+    size_t pl = strcspn(path, "?");
+    if (pl == 8 && !strncmp(path, "/healthz", 8)) {
+        *status = 200;
+        *body = xstrdup("ok");
+    } else if (pl == 7 && !strncmp(path, "/readyz", 7)) {
+        *status = a->stopping ? 503 : 200;
+        *body = xstrdup(a->stopping ? "shutting down" : "ok");
+    } else if (pl == 8 && !strncmp(path, "/metrics", 8)) {
+        *status = 200;
+        *ctype = "text/plain; version=0.0.4; charset=utf-8";
+        metrics(a, body, len);
+        return;
+    } else {
+        *status = 404;
+        *body = xstrdup("404 page not found\n");
+    }
+    *len = strlen(*body);
+}
+
+/* ---- setup ---- */
+
+api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct api_config *cfg)
+{
+    api_t *a = xcalloc(1, sizeof(*a));
+    a->base = base;
+    a->st = st;
+    a->srv = srv;
+    a->cfg = *cfg;
+    if (a->cfg.event_ttl_s <= 0)
+        a->cfg.event_ttl_s = 3600;
+    struct watch_config wc = {cfg->watch_queue_bytes, cfg->bookmark_interval_s};
+    a->hub = watch_hub_new(base, st, &wc);
+    a->events = events_new(base, st, a->cfg.event_ttl_s, expire_event, a);
+    struct nodelife_ops nops = {mark_node, mark_pod, a};
+    a->nl = nodelife_new(base, st, cfg->node_grace_s, &nops);
+    store_set_listener(st, on_change, a);
+
+    a->routes = xcalloc(4 * API_NVERBS, sizeof(*a->routes));
+    for (size_t i = 0; kinds_all[i]; i++) {
+        const struct kind *k = kinds_all[i];
+        for (int v = 0; v < API_NVERBS; v++) {
+            if (v >= API_BIND && k != &kind_pod)
+                continue;
+            struct api_route *rt = &a->routes[a->nroutes++];
+            rt->api = a;
+            rt->k = k;
+            rt->verb = (enum api_verb)v;
+            rt->path = xasprintf("/%s/%s", k->service, verb_names[v]);
+            enum h2s_method_kind mk = v == API_WATCH || v == API_LOG ? H2S_SERVER_STREAM
+                                      : v == API_EXEC                ? H2S_BIDI
+                                                                     : H2S_UNARY;
+            h2s_route(srv, rt->path, mk, handle, rt);
+        }
+    }
+    h2s_set_http_handler(srv, http, a);
+    return a;
+}
+
+void api_stop(api_t *a)
+{
+    a->stopping = true;
+    watch_hub_end_all(a->hub);
+}
+
+void api_free(api_t *a)
+{
+    if (!a)
+        return;
+    watch_hub_free(a->hub);
+    events_free(a->events);
+    nodelife_free(a->nl);
+    for (size_t i = 0; i < a->nroutes; i++)
+        free(a->routes[i].path);
+    free(a->routes);
+    free(a);
+}

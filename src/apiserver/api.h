@@ -1,0 +1,75 @@
+/*
+ * api: the apiserver's gRPC API: one generic set of handlers over the kinds
+ * table (Create, Get, List, Update, UpdateStatus, Delete, Watch for every
+ * kind; Pods.Bind, Log, Exec), each request passing the named stages
+ * authenticate -> authorize -> admit -> store. It owns the watch hub, the
+ * event index and TTL, the node lifecycle controller, and the /healthz,
+ * /readyz and /metrics answers. Loop thread only.
+ */
+#ifndef CORACLE_API_H
+#define CORACLE_API_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "h2s.h"
+#include "kinds.h"
+#include "store.h"
+
+typedef struct api api_t;
+
+struct api_config {
+    int64_t event_ttl_s;      /* default 3600 */
+    int64_t node_grace_s;     /* node-monitor-grace, default 40 */
+    int bookmark_interval_s;  /* default 60 */
+    size_t watch_queue_bytes; /* default 16 MiB */
+};
+
+/* Registers every route and the HTTP handler on srv; st must be open. */
+api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct api_config *cfg);
+/* Shutdown: ends every watch cleanly (OK) and stops the timers. */
+void api_stop(api_t *a);
+void api_free(api_t *a);
+
+/* ---- shared by the apiserver's files ---- */
+
+enum api_verb {
+    API_CREATE,
+    API_GET,
+    API_LIST,
+    API_UPDATE,
+    API_STATUS,
+    API_DELETE,
+    API_WATCH,
+    API_BIND,
+    API_LOG,
+    API_EXEC,
+    API_NVERBS
+};
+
+/* One registered gRPC method, with its counters for /metrics. */
+struct api_route {
+    api_t *api;
+    const struct kind *k;
+    enum api_verb verb;
+    char *path;
+    uint64_t codes[17];
+};
+
+/* Answer a call and count it (route's counters, in-flight gauge). */
+void api_reply(struct api_route *rt, h2s_call_t *c, const void *msg, size_t len);
+void api_fail(struct api_route *rt, h2s_call_t *c, int code, const char *msg);
+void api_failf(struct api_route *rt, h2s_call_t *c, int code, const char *fmt, ...) PRINTF(4, 5);
+/* Counts a call that ended without an answer from us (the client went away: code -1). */
+void api_count(struct api_route *rt, int code);
+
+/* read.c: Get and List straight from store read snapshots. */
+void read_get(struct api_route *rt, store_t *st, h2s_call_t *c, const uint8_t *msg, size_t len);
+void read_list(struct api_route *rt, store_t *st, h2s_call_t *c, const uint8_t *msg, size_t len);
+/* The continue token codec: opaque (base64url) encoding of the list revision and last key. */
+char *read_token_encode(uint64_t rev, const char *key, size_t key_len);
+/* Returns 0 with *rev and *key (malloc'd), or -1. */
+int read_token_decode(const char *tok, uint64_t *rev, char **key);
+
+#endif

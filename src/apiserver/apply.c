@@ -1,0 +1,545 @@
+/*
+ * apply: the apiserver's write verbs as store ops, decided on the commit
+ * thread inside the write transaction. See apply.h.
+ */
+#include "config.h"
+#include "apply.h"
+#include "admit.h"
+#include "grpc.h"
+#include "obj.h"
+#include "util.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int apply_fn(struct store_op *sop, const void *cur, size_t cur_len, uint64_t rev, void **out,
+                    size_t *out_len, int *del);
+
+struct apply_op *apply_op_new(const struct kind *k, enum apply_verb verb, const char *ns,
+                              const char *name)
+{
+    struct apply_op *o = xcalloc(1, sizeof(*o));
+    o->k = k;
+    o->verb = verb;
+    o->ns = xstrdup(k->namespaced && ns ? ns : "");
+    o->name = xstrdup(name ? name : "");
+    o->op.key = kind_key(k, o->ns, o->name);
+    o->op.key_len = strlen(o->op.key);
+    o->op.apply = apply_fn;
+    return o;
+}
+
+void apply_op_free(struct apply_op *o)
+{
+    if (!o)
+        return;
+    free(o->op.key);
+    free(o->ns);
+    free(o->name);
+    obj_free(o->obj);
+    free(o->pre_uid);
+    free(o->pre_rv);
+    free(o->node);
+    free(o->msg);
+    free(o->res);
+    free(o);
+}
+
+char *apply_conflict_msg(const struct kind *k, const char *name, const char *why)
+{
+    return xasprintf("Operation cannot be fulfilled on %s \"%s\": %s", k->resource, name, why);
+}
+
+#define MODIFIED_MSG                                                                               \
+    "the object has been modified; please apply your changes to the latest version and try again"
+
+static int fail(struct apply_op *o, int code, char *msg)
+{
+    o->code = code;
+    o->msg = msg;
+    return APPLY_EFAIL;
+}
+
+static int not_found(struct apply_op *o)
+{
+    return fail(o, GRPC_NOT_FOUND, xasprintf("%s \"%s\" not found", o->k->resource, o->name));
+}
+
+static int conflict(struct apply_op *o, const char *why)
+{
+    return fail(o, GRPC_ABORTED, apply_conflict_msg(o->k, o->name, why));
+}
+
+static ProtobufCMessage *decode_cur(struct apply_op *o, const void *cur, size_t len)
+{
+    ProtobufCMessage *c = obj_decode(o->k->desc, cur, len);
+    if (!c)
+        fail(o, GRPC_INTERNAL, xasprintf("stored %s \"%s\" does not decode", o->k->kind, o->name));
+    return c;
+}
+
+/* Sets metadata.resourceVersion to rev and encodes into *out. */
+static int write_obj(ProtobufCMessage *m, uint64_t rev, void **out, size_t *out_len)
+{
+    Coracle__V1__ObjectMeta *meta = obj_meta(m);
+    free(meta->resourceversion);
+    meta->resourceversion = xasprintf("%" PRIu64, rev);
+    *out = obj_encode(m, out_len);
+    return 0;
+}
+
+static int nochange(struct apply_op *o, const void *cur, size_t len)
+{
+    o->res = xmemdup(cur, len);
+    o->res_len = len;
+    return 0;
+}
+
+/* The object's sub-message field by name ("spec", "status"), or NULL if the kind has none. */
+static ProtobufCMessage **msg_field(ProtobufCMessage *m, const char *name)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+    if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE || f->label == PROTOBUF_C_LABEL_REPEATED)
+        return NULL;
+    return (ProtobufCMessage **)((char *)m + f->offset);
+}
+
+static void swap_field(ProtobufCMessage *a, ProtobufCMessage *b, const char *name)
+{
+    ProtobufCMessage **fa = msg_field(a, name), **fb = msg_field(b, name);
+    if (!fa || !fb)
+        return;
+    ProtobufCMessage *t = *fa;
+    *fa = *fb;
+    *fb = t;
+}
+
+static void take_time(Coracle__V1__Time **dst, Coracle__V1__Time **src)
+{
+    if (*dst)
+        obj_free(&(*dst)->base);
+    *dst = *src;
+    *src = NULL;
+}
+
+/* Copies the server-owned metadata of the stored object c into the new object n. */
+static void keep_server_meta(Coracle__V1__ObjectMeta *nm, Coracle__V1__ObjectMeta *cm)
+{
+    obj_set_str(&nm->uid, cm->uid);
+    obj_set_str(&nm->name, cm->name);
+    obj_set_str(&nm->namespace_, cm->namespace_);
+    obj_set_str(&nm->selflink, NULL);
+    obj_set_str(&nm->generatename, cm->generatename);
+    take_time(&nm->creationtimestamp, &cm->creationtimestamp);
+    take_time(&nm->deletiontimestamp, &cm->deletiontimestamp);
+    nm->has_deletiongraceperiodseconds = cm->has_deletiongraceperiodseconds;
+    nm->deletiongraceperiodseconds = cm->deletiongraceperiodseconds;
+    nm->has_generation = cm->has_generation;
+    nm->generation = cm->generation;
+}
+
+static int check_rv(struct apply_op *o, const Coracle__V1__ObjectMeta *nm,
+                    const Coracle__V1__ObjectMeta *cm)
+{
+    if (nm->resourceversion && *nm->resourceversion &&
+        (!cm->resourceversion || strcmp(nm->resourceversion, cm->resourceversion)))
+        return conflict(o, MODIFIED_MSG);
+    if (nm->uid && *nm->uid && cm->uid && strcmp(nm->uid, cm->uid)) {
+        char *why = xasprintf("Precondition failed: UID in precondition: %s, UID in object meta: "
+                              "%s",
+                              nm->uid, cm->uid);
+        int r = conflict(o, why);
+        free(why);
+        return r;
+    }
+    return 0;
+}
+
+/* ---- create ---- */
+
+static int apply_create(struct apply_op *o, const void *cur, size_t cur_len, uint64_t rev,
+                        void **out, size_t *out_len)
+{
+    (void)cur_len;
+    if (cur)
+        return fail(o, GRPC_ALREADY_EXISTS,
+                    xasprintf("%s \"%s\" already exists", o->k->resource, o->name));
+    ProtobufCMessage *m = o->obj;
+    Coracle__V1__ObjectMeta *meta = obj_meta(m);
+    char uid[37];
+    uuid_v4(uid);
+    obj_set_str(&meta->uid, uid);
+    obj_set_str(&meta->selflink, NULL);
+    if (meta->creationtimestamp)
+        obj_free(&meta->creationtimestamp->base);
+    meta->creationtimestamp = obj_time(now_ns());
+    if (meta->deletiontimestamp)
+        obj_free(&meta->deletiontimestamp->base);
+    meta->deletiontimestamp = NULL;
+    meta->has_deletiongraceperiodseconds = 0;
+    meta->has_generation = 1;
+    meta->generation = 1;
+    if (o->k == &kind_pod) {
+        Coracle__V1__Pod *p = (void *)m;
+        if (p->status)
+            obj_free(&p->status->base);
+        p->status = xmalloc(sizeof(*p->status));
+        coracle__v1__pod_status__init(p->status);
+        p->status->phase = xstrdup("Pending");
+        p->status->qosclass = xstrdup(admit_pod_qos(p->spec));
+    }
+    return write_obj(m, rev, out, out_len);
+}
+
+/* ---- update / status ---- */
+
+static int apply_update(struct apply_op *o, const void *cur, size_t cur_len, uint64_t rev,
+                        void **out, size_t *out_len)
+{
+    if (!cur)
+        return not_found(o);
+    ProtobufCMessage *c = decode_cur(o, cur, cur_len);
+    if (!c)
+        return APPLY_EFAIL;
+    ProtobufCMessage *n = o->obj;
+    Coracle__V1__ObjectMeta *nm = obj_meta(n), *cm = obj_meta(c);
+    int r = check_rv(o, nm, cm);
+    if (r)
+        goto out;
+    if (o->k == &kind_pod && admit_pod_update((void *)c, (void *)n, &o->msg) < 0) {
+        o->code = GRPC_INVALID_ARGUMENT;
+        r = APPLY_EFAIL;
+        goto out;
+    }
+    /* status only through UpdateStatus */
+    swap_field(n, c, "status");
+    ProtobufCMessage **ns = msg_field(n, "spec"), **cs = msg_field(c, "spec");
+    bool spec_changed = ns && cs && !obj_equal(*ns, *cs);
+    keep_server_meta(nm, cm);
+    if (spec_changed) {
+        nm->has_generation = 1;
+        nm->generation++;
+    }
+    /* unchanged (resourceVersion aside): no write, no new revision */
+    obj_set_str(&nm->resourceversion, cm->resourceversion);
+    ProtobufCMessage *again = obj_decode(o->k->desc, cur, cur_len);
+    bool same = again && obj_equal(n, again);
+    obj_free(again);
+    if (same)
+        r = nochange(o, cur, cur_len);
+    else
+        r = write_obj(n, rev, out, out_len);
+out:
+    obj_free(c);
+    return r;
+}
+
+static int apply_status(struct apply_op *o, const void *cur, size_t cur_len, uint64_t rev,
+                        void **out, size_t *out_len)
+{
+    if (!msg_field(o->obj, "status"))
+        return apply_update(o, cur, cur_len, rev, out, out_len);
+    if (!cur)
+        return not_found(o);
+    ProtobufCMessage *c = decode_cur(o, cur, cur_len);
+    if (!c)
+        return APPLY_EFAIL;
+    int r = check_rv(o, obj_meta(o->obj), obj_meta(c));
+    if (r)
+        goto out;
+    ProtobufCMessage *old = obj_decode(o->k->desc, cur, cur_len);
+    swap_field(c, o->obj, "status");
+    bool same = old && obj_equal(c, old);
+    obj_free(old);
+    if (same)
+        r = nochange(o, cur, cur_len);
+    else
+        r = write_obj(c, rev, out, out_len);
+out:
+    obj_free(c);
+    return r;
+}
+
+/* ---- delete ---- */
+
+static int apply_delete(struct apply_op *o, const void *cur, size_t cur_len, uint64_t rev,
+                        void **out, size_t *out_len, int *del)
+{
+    if (!cur)
+        return not_found(o);
+    ProtobufCMessage *c = decode_cur(o, cur, cur_len);
+    if (!c)
+        return APPLY_EFAIL;
+    Coracle__V1__ObjectMeta *cm = obj_meta(c);
+    int r = 0;
+    if (o->pre_uid && (!cm->uid || strcmp(o->pre_uid, cm->uid))) {
+        char *why = xasprintf("Precondition failed: UID in precondition: %s, UID in object meta: "
+                              "%s",
+                              o->pre_uid, cm->uid ? cm->uid : "");
+        r = conflict(o, why);
+        free(why);
+        goto out;
+    }
+    if (o->pre_rv && (!cm->resourceversion || strcmp(o->pre_rv, cm->resourceversion))) {
+        char *why = xasprintf("Precondition failed: ResourceVersion in precondition: %s, "
+                              "ResourceVersion in object meta: %s",
+                              o->pre_rv, cm->resourceversion ? cm->resourceversion : "");
+        r = conflict(o, why);
+        free(why);
+        goto out;
+    }
+    if (o->k == &kind_pod) {
+        Coracle__V1__Pod *p = (void *)c;
+        int64_t grace = o->has_grace ? o->grace
+                        : p->spec && p->spec->has_terminationgraceperiodseconds
+                            ? p->spec->terminationgraceperiodseconds
+                            : 30;
+        if (grace < 0)
+            grace = 0;
+        bool bound = p->spec && p->spec->nodename && *p->spec->nodename;
+        const char *phase = p->status && p->status->phase ? p->status->phase : "";
+        bool finished = !strcmp(phase, "Succeeded") || !strcmp(phase, "Failed");
+        if (bound && !finished && grace > 0) {
+            if (cm->deletiontimestamp && cm->has_deletiongraceperiodseconds &&
+                cm->deletiongraceperiodseconds <= grace) {
+                r = nochange(o, cur, cur_len);
+                goto out;
+            }
+            if (!cm->deletiontimestamp) {
+                cm->has_generation = 1;
+                cm->generation++;
+            } else {
+                obj_free(&cm->deletiontimestamp->base);
+            }
+            cm->deletiontimestamp = obj_time(now_ns() + grace * 1000000000);
+            cm->has_deletiongraceperiodseconds = 1;
+            cm->deletiongraceperiodseconds = grace;
+            r = write_obj(c, rev, out, out_len);
+            goto out;
+        }
+    }
+    *del = 1;
+out:
+    obj_free(c);
+    return r;
+}
+
+/* ---- bind ---- */
+
+static Coracle__V1__PodCondition *pod_condition(Coracle__V1__PodStatus *st, const char *type,
+                                                bool create)
+{
+    for (size_t i = 0; i < st->n_conditions; i++)
+        if (st->conditions[i]->type && !strcmp(st->conditions[i]->type, type))
+            return st->conditions[i];
+    if (!create)
+        return NULL;
+    Coracle__V1__PodCondition *c = xmalloc(sizeof(*c));
+    coracle__v1__pod_condition__init(c);
+    c->type = xstrdup(type);
+    st->conditions = xrealloc(st->conditions, (st->n_conditions + 1) * sizeof(*st->conditions));
+    st->conditions[st->n_conditions++] = c;
+    return c;
+}
+
+static void set_pod_condition(Coracle__V1__PodCondition *c, const char *status, const char *reason,
+                              const char *message)
+{
+    if (!c->status || strcmp(c->status, status)) {
+        if (c->lasttransitiontime)
+            obj_free(&c->lasttransitiontime->base);
+        c->lasttransitiontime = obj_time(now_ns());
+    }
+    obj_set_str(&c->status, status);
+    obj_set_str(&c->reason, reason);
+    obj_set_str(&c->message, message);
+}
+
+static int apply_bind(struct apply_op *o, const void *cur, size_t cur_len, uint64_t rev, void **out,
+                      size_t *out_len)
+{
+    if (!cur)
+        return not_found(o);
+    ProtobufCMessage *c = decode_cur(o, cur, cur_len);
+    if (!c)
+        return APPLY_EFAIL;
+    Coracle__V1__Pod *p = (void *)c;
+    Coracle__V1__ObjectMeta *cm = obj_meta(c);
+    int r;
+    char *why = NULL;
+    if (o->pre_uid && (!cm->uid || strcmp(o->pre_uid, cm->uid)))
+        why = xasprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s",
+                        o->pre_uid, cm->uid ? cm->uid : "");
+    else if (cm->deletiontimestamp)
+        why = xasprintf("pod %s is being deleted, cannot be assigned to a host", o->name);
+    else if (p->spec && p->spec->nodename && *p->spec->nodename)
+        why = xasprintf("pod %s is already assigned to node \"%s\"", o->name, p->spec->nodename);
+    if (why) {
+        r = fail(
+            o, GRPC_ABORTED,
+            xasprintf("Operation cannot be fulfilled on pods/binding \"%s\": %s", o->name, why));
+        free(why);
+        goto out;
+    }
+    if (!p->spec) {
+        p->spec = xmalloc(sizeof(*p->spec));
+        coracle__v1__pod_spec__init(p->spec);
+    }
+    obj_set_str(&p->spec->nodename, o->node);
+    if (!p->status) {
+        p->status = xmalloc(sizeof(*p->status));
+        coracle__v1__pod_status__init(p->status);
+    }
+    set_pod_condition(pod_condition(p->status, "PodScheduled", true), "True", NULL, NULL);
+    r = write_obj(c, rev, out, out_len);
+out:
+    obj_free(c);
+    return r;
+}
+
+/* ---- events ---- */
+
+static int apply_event_bump(struct apply_op *o, const void *cur, size_t cur_len, uint64_t rev,
+                            void **out, size_t *out_len)
+{
+    if (!cur)
+        return APPLY_EGONE;
+    ProtobufCMessage *c = decode_cur(o, cur, cur_len);
+    if (!c)
+        return APPLY_EFAIL;
+    Coracle__V1__Event *e = (void *)c, *n = (void *)o->obj;
+    int add = n->has_count && n->count > 1 ? n->count : 1;
+    e->count = (e->has_count && e->count > 0 ? e->count : 1) + add;
+    e->has_count = 1;
+    if (n->lasttimestamp)
+        take_time(&e->lasttimestamp, &n->lasttimestamp);
+    else {
+        if (e->lasttimestamp)
+            obj_free(&e->lasttimestamp->base);
+        e->lasttimestamp = obj_time(now_ns());
+    }
+    int r = write_obj(c, rev, out, out_len);
+    obj_free(c);
+    return r;
+}
+
+static int apply_event_expire(struct apply_op *o, const void *cur, size_t cur_len, int *del)
+{
+    if (!cur)
+        return 0;
+    ProtobufCMessage *c = decode_cur(o, cur, cur_len);
+    if (!c)
+        return 0; /* undecodable: leave it */
+    Coracle__V1__Event *e = (void *)c;
+    int64_t last = e->lasttimestamp ? obj_time_ns(e->lasttimestamp)
+                   : e->eventtime   ? obj_microtime_ns(e->eventtime)
+                   : e->metadata    ? obj_time_ns(e->metadata->creationtimestamp)
+                                    : 0;
+    if (now_ns() - last >= o->ttl_ns)
+        *del = 1;
+    obj_free(c);
+    return 0;
+}
+
+/* ---- node lifecycle ---- */
+
+static int apply_node_unknown(struct apply_op *o, const void *cur, size_t cur_len, uint64_t rev,
+                              void **out, size_t *out_len)
+{
+    if (!cur)
+        return 0;
+    ProtobufCMessage *c = decode_cur(o, cur, cur_len);
+    if (!c)
+        return 0;
+    Coracle__V1__Node *n = (void *)c;
+    if (!n->status) {
+        n->status = xmalloc(sizeof(*n->status));
+        coracle__v1__node_status__init(n->status);
+    }
+    Coracle__V1__NodeStatus *st = n->status;
+    Coracle__V1__NodeCondition *ready = NULL;
+    for (size_t i = 0; i < st->n_conditions; i++)
+        if (st->conditions[i]->type && !strcmp(st->conditions[i]->type, "Ready"))
+            ready = st->conditions[i];
+    int r = 0;
+    if (ready && ready->status && !strcmp(ready->status, "Unknown"))
+        goto out;
+    int64_t now = now_ns();
+    if (!ready) {
+        ready = xmalloc(sizeof(*ready));
+        coracle__v1__node_condition__init(ready);
+        ready->type = xstrdup("Ready");
+        ready->reason = xstrdup("NodeStatusNeverUpdated");
+        ready->message = xstrdup("Kubelet never posted node status.");
+        ready->status = xstrdup("Unknown");
+        ready->lasttransitiontime = obj_time(now);
+        st->conditions = xrealloc(st->conditions, (st->n_conditions + 1) * sizeof(void *));
+        st->conditions[st->n_conditions++] = ready;
+    }
+    for (size_t i = 0; i < st->n_conditions; i++) {
+        Coracle__V1__NodeCondition *nc = st->conditions[i];
+        if (nc->status && !strcmp(nc->status, "Unknown"))
+            continue;
+        obj_set_str(&nc->status, "Unknown");
+        obj_set_str(&nc->reason, "NodeStatusUnknown");
+        obj_set_str(&nc->message, "Kubelet stopped posting node status.");
+        if (nc->lasttransitiontime)
+            obj_free(&nc->lasttransitiontime->base);
+        nc->lasttransitiontime = obj_time(now);
+    }
+    r = write_obj(c, rev, out, out_len);
+out:
+    obj_free(c);
+    return r;
+}
+
+static int apply_pod_notready(struct apply_op *o, const void *cur, size_t cur_len, uint64_t rev,
+                              void **out, size_t *out_len)
+{
+    if (!cur)
+        return 0;
+    ProtobufCMessage *c = decode_cur(o, cur, cur_len);
+    if (!c)
+        return 0;
+    Coracle__V1__Pod *p = (void *)c;
+    int r = 0;
+    if (!p->status || strcmp(obj_pod_node(c), o->node ? o->node : ""))
+        goto out;
+    Coracle__V1__PodCondition *rc = pod_condition(p->status, "Ready", false);
+    if (!rc || (rc->status && !strcmp(rc->status, "False")))
+        goto out;
+    set_pod_condition(rc, "False", rc->reason, rc->message);
+    r = write_obj(c, rev, out, out_len);
+out:
+    obj_free(c);
+    return r;
+}
+
+static int apply_fn(struct store_op *sop, const void *cur, size_t cur_len, uint64_t rev, void **out,
+                    size_t *out_len, int *del)
+{
+    struct apply_op *o = (struct apply_op *)sop;
+    switch (o->verb) {
+    case APPLY_CREATE:
+        return apply_create(o, cur, cur_len, rev, out, out_len);
+    case APPLY_UPDATE:
+        return apply_update(o, cur, cur_len, rev, out, out_len);
+    case APPLY_STATUS:
+        return apply_status(o, cur, cur_len, rev, out, out_len);
+    case APPLY_DELETE:
+        return apply_delete(o, cur, cur_len, rev, out, out_len, del);
+    case APPLY_BIND:
+        return apply_bind(o, cur, cur_len, rev, out, out_len);
+    case APPLY_EVENT_BUMP:
+        return apply_event_bump(o, cur, cur_len, rev, out, out_len);
+    case APPLY_EVENT_EXPIRE:
+        return apply_event_expire(o, cur, cur_len, del);
+    case APPLY_NODE_UNKNOWN:
+        return apply_node_unknown(o, cur, cur_len, rev, out, out_len);
+    case APPLY_POD_NOTREADY:
+        return apply_pod_notready(o, cur, cur_len, rev, out, out_len);
+    }
+    return fail(o, GRPC_INTERNAL, xstrdup("unknown operation"));
+}

@@ -1,0 +1,68 @@
+/*
+ * apply: the write operations of the apiserver as store ops. Each verb's
+ * decision (existence, preconditions, resourceVersion compare-and-set,
+ * server-set fields, generation, graceful deletion, binding) runs in its
+ * apply function on the store's commit thread inside the write
+ * transaction, so it is exact however many writers race. Apply functions
+ * touch only their op and the bytes the store hands them (thread-safe).
+ * The op's done callback (loop thread) is set by the submitter.
+ */
+#ifndef CORACLE_APPLY_H
+#define CORACLE_APPLY_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdint.h>
+
+#include "kinds.h"
+#include "store.h"
+
+enum apply_verb {
+    APPLY_CREATE,
+    APPLY_UPDATE,
+    APPLY_STATUS, /* UpdateStatus */
+    APPLY_DELETE,
+    APPLY_BIND,
+    APPLY_EVENT_BUMP,   /* repeated event: count++ and lastTimestamp */
+    APPLY_EVENT_EXPIRE, /* TTL: delete if still older than the TTL */
+    APPLY_NODE_UNKNOWN, /* node lifecycle: conditions -> Unknown */
+    APPLY_POD_NOTREADY, /* node lifecycle: pod Ready -> False */
+};
+
+/* An apply error: op->code/op->msg say what to answer. */
+#define APPLY_EFAIL (STORE_EAPP - 1)
+/* Event bump target is gone: the caller creates the event instead. */
+#define APPLY_EGONE (STORE_EAPP - 2)
+
+struct apply_op {
+    struct store_op op; /* first: the store hands back &op */
+    const struct kind *k;
+    enum apply_verb verb;
+    char *ns, *name;       /* for messages */
+    ProtobufCMessage *obj; /* the request object (create/update/status/bump); owned */
+    /* delete */
+    int has_grace;
+    int64_t grace;
+    char *pre_uid, *pre_rv;
+    /* bind: target node; pod_notready: the node the pod must be on */
+    char *node;
+    int64_t ttl_ns; /* expire */
+    int gen_tries;  /* create with a generated name: attempts so far (0: not generated) */
+    /* results, set by apply */
+    int code;  /* gRPC code when apply fails */
+    char *msg; /* malloc'd message */
+    void *res; /* the object's bytes when nothing was written (malloc'd) */
+    size_t res_len;
+    /* owner's fields (loop thread) */
+    void *owner;
+    void *owner2;
+};
+
+/* A new op for verb on key (copied); the caller sets the verb's fields and op.done. */
+struct apply_op *apply_op_new(const struct kind *k, enum apply_verb verb, const char *ns,
+                              const char *name);
+void apply_op_free(struct apply_op *o);
+
+/* Kubernetes' conflict text: `Operation cannot be fulfilled on pods "x": <why>` (malloc'd). */
+char *apply_conflict_msg(const struct kind *k, const char *name, const char *why);
+
+#endif

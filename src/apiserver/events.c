@@ -1,0 +1,160 @@
+/*
+ * events: event de-duplication index and TTL expiry. See events.h.
+ */
+#include "config.h"
+#include "events.h"
+#include "obj.h"
+#include "smap.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct events {
+    struct event_base *base;
+    store_t *st;
+    int64_t ttl_ns;
+    smap_t *idx; /* tuple -> name (malloc'd) */
+    struct event *timer;
+    void (*expire)(void *arg, const char *ns, const char *name);
+    void *arg;
+};
+
+#define S(x) ((x) ? (x) : "")
+
+static char *tuple(const Coracle__V1__Event *ev)
+{
+    const Coracle__V1__ObjectReference *o = ev->involvedobject;
+    const Coracle__V1__EventSource *s = ev->source;
+    return xasprintf("%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s",
+                     ev->metadata ? S(ev->metadata->namespace_) : "", o ? S(o->kind) : "",
+                     o ? S(o->namespace_) : "", o ? S(o->name) : "", o ? S(o->uid) : "",
+                     S(ev->reason), S(ev->message), s ? S(s->component) : "", s ? S(s->host) : "",
+                     S(ev->type));
+}
+
+static void idx_put(events_t *e, const void *val, size_t len)
+{
+    Coracle__V1__Event *ev = (void *)obj_decode(&coracle__v1__event__descriptor, val, len);
+    if (!ev || !ev->metadata || !ev->metadata->name) {
+        obj_free(&ev->base);
+        return;
+    }
+    char *t = tuple(ev);
+    free(smap_put(e->idx, t, xstrdup(ev->metadata->name)));
+    free(t);
+    obj_free(&ev->base);
+}
+
+static void idx_del(events_t *e, const void *val, size_t len)
+{
+    Coracle__V1__Event *ev = (void *)obj_decode(&coracle__v1__event__descriptor, val, len);
+    if (!ev || !ev->metadata || !ev->metadata->name) {
+        obj_free(&ev->base);
+        return;
+    }
+    char *t = tuple(ev);
+    char *name = smap_get(e->idx, t);
+    if (name && !strcmp(name, ev->metadata->name))
+        free(smap_del(e->idx, t));
+    free(t);
+    obj_free(&ev->base);
+}
+
+void events_on_change(events_t *e, const struct store_change *ch)
+{
+    if (ch->key_len < 7 || memcmp(ch->key, "events/", 7))
+        return;
+    if (ch->prev)
+        idx_del(e, ch->prev, ch->prev_len);
+    if (ch->val)
+        idx_put(e, ch->val, ch->val_len);
+}
+
+const char *events_find(events_t *e, const Coracle__V1__Event *ev)
+{
+    char *t = tuple(ev);
+    const char *name = smap_get(e->idx, t);
+    free(t);
+    return name;
+}
+
+static int rebuild_cb(const char *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    (void)key;
+    (void)klen;
+    idx_put(arg, val, vlen);
+    return 0;
+}
+
+struct expire_scan {
+    events_t *e;
+    int64_t now;
+};
+
+static int expire_cb(const char *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    (void)key;
+    (void)klen;
+    struct expire_scan *x = arg;
+    Coracle__V1__Event *ev = (void *)obj_decode(&coracle__v1__event__descriptor, val, vlen);
+    if (!ev)
+        return 0;
+    int64_t last = ev->lasttimestamp ? obj_time_ns(ev->lasttimestamp)
+                   : ev->eventtime   ? obj_microtime_ns(ev->eventtime)
+                   : ev->metadata    ? obj_time_ns(ev->metadata->creationtimestamp)
+                                     : 0;
+    if (x->now - last >= x->e->ttl_ns && ev->metadata)
+        x->e->expire(x->e->arg, S(ev->metadata->namespace_), S(ev->metadata->name));
+    obj_free(&ev->base);
+    return 0;
+}
+
+static void tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    events_t *e = arg;
+    store_rtxn_t *t;
+    if (store_read_begin(e->st, &t) < 0)
+        return;
+    struct expire_scan x = {e, now_ns()};
+    store_scan(t, "events/", 7, NULL, 0, expire_cb, &x);
+    store_read_end(t);
+}
+
+events_t *events_new(struct event_base *base, store_t *st, int64_t ttl_s,
+                     void (*expire)(void *arg, const char *ns, const char *name), void *arg)
+{
+    events_t *e = xcalloc(1, sizeof(*e));
+    e->base = base;
+    e->st = st;
+    e->ttl_ns = (ttl_s > 0 ? ttl_s : 3600) * 1000000000LL;
+    e->idx = smap_new();
+    e->expire = expire;
+    e->arg = arg;
+    store_rtxn_t *t;
+    if (store_read_begin(st, &t) == 0) {
+        store_scan(t, "events/", 7, NULL, 0, rebuild_cb, e);
+        store_read_end(t);
+    }
+    /* check a few times per TTL, at least every minute, at most every second */
+    int64_t iv = e->ttl_ns / 4 / 1000000;
+    if (iv > 60000)
+        iv = 60000;
+    if (iv < 1000)
+        iv = 1000;
+    e->timer = event_new(base, -1, EV_PERSIST, tick, e);
+    struct timeval tv = {iv / 1000, (iv % 1000) * 1000};
+    event_add(e->timer, &tv);
+    return e;
+}
+
+void events_free(events_t *e)
+{
+    if (!e)
+        return;
+    event_free(e->timer);
+    smap_free(e->idx, free);
+    free(e);
+}

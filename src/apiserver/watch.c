@@ -1,0 +1,578 @@
+/*
+ * watch: the watch hub. See watch.h.
+ *
+ * A change is handled in a struct chg: the raw bytes from the store, the
+ * decoded new and previous objects (decoded on first need), and up to
+ * three framed events (ADDED/MODIFIED with the new object, DELETED with the
+ * previous object carrying the change's revision, as Kubernetes' cacher
+ * does), each built on first need and shared by every stream.
+ */
+#include "config.h"
+#include "watch.h"
+#include "grpc.h"
+#include "obj.h"
+#include "sel.h"
+#include "smap.h"
+#include "util.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NKINDS 4
+
+struct wlist {
+    struct watcher *head;
+};
+
+struct watcher {
+    struct watcher *prev, *next;
+    struct wlist *list;
+    watch_hub_t *hub;
+    h2s_call_t *call;
+    const struct kind *k;
+    char *prefix;
+    size_t prefix_len;
+    sel_t *lsel, *fsel; /* NULL when empty */
+    char *node;         /* indexed by spec.nodeName */
+    uint64_t last_rev;
+    int bookmarks;
+    struct event *timeout;
+    void (*on_end)(void *arg, int code);
+    void *arg;
+};
+
+struct watch_hub {
+    struct event_base *base;
+    store_t *st;
+    struct watch_config cfg;
+    struct wlist all[NKINDS];
+    smap_t *by_node; /* pods' spec.nodeName -> struct wlist */
+    struct event *bookmark;
+    struct watch_stats stats;
+};
+
+static int kind_index(const struct kind *k)
+{
+    for (int i = 0; kinds_all[i]; i++)
+        if (kinds_all[i] == k)
+            return i;
+    return -1;
+}
+
+/* ---- lists ---- */
+
+static void wl_add(struct wlist *l, struct watcher *w)
+{
+    w->list = l;
+    w->prev = NULL;
+    w->next = l->head;
+    if (l->head)
+        l->head->prev = w;
+    l->head = w;
+}
+
+static void wl_del(struct watcher *w)
+{
+    if (!w->list)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        w->list->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->list = NULL;
+    w->prev = w->next = NULL;
+}
+
+static void watcher_unlink(struct watcher *w)
+{
+    struct wlist *l = w->list;
+    wl_del(w);
+    if (w->node && l && !l->head) {
+        smap_del(w->hub->by_node, w->node);
+        free(l);
+    }
+}
+
+static void watcher_free(struct watcher *w)
+{
+    watcher_unlink(w);
+    if (w->timeout)
+        event_free(w->timeout);
+    sel_free(w->lsel);
+    sel_free(w->fsel);
+    free(w->prefix);
+    free(w->node);
+    w->hub->stats.watchers--;
+    free(w);
+}
+
+/* Ends the call with code (OK: clean end) and frees the watcher. */
+static void watcher_end(struct watcher *w, int code, const char *msg)
+{
+    h2s_call_t *c = w->call;
+    w->call = NULL;
+    if (c) {
+        h2s_call_on_close(c, NULL, NULL);
+        h2s_call_finish(c, code, msg);
+    }
+    if (w->on_end)
+        w->on_end(w->arg, code);
+    watcher_free(w);
+}
+
+static void watcher_closed(h2s_call_t *c, void *arg)
+{
+    (void)c;
+    struct watcher *w = arg;
+    w->call = NULL;
+    if (w->on_end)
+        w->on_end(w->arg, -1);
+    watcher_free(w);
+}
+
+/* Queues a frame; ends the watcher if its queue is past the cap. Returns -1 if it ended. */
+static int watcher_send(struct watcher *w, rbuf_t *frame, uint64_t rev)
+{
+    if (h2s_call_send_framed(w->call, frame) < 0) {
+        watcher_end(w, GRPC_CANCELLED, "stream closed");
+        return -1;
+    }
+    w->last_rev = rev;
+    w->hub->stats.events_sent++;
+    size_t q = h2s_call_queued(w->call);
+    if (q > w->hub->stats.bytes_queued_max)
+        w->hub->stats.bytes_queued_max = q;
+    if (q > w->hub->cfg.queue_bytes) {
+        w->hub->stats.cut_slow++;
+        log_info("watch %s from %s: queue %zu bytes past the cap, ending it", w->k->resource,
+                 h2s_call_peer(w->call), q);
+        watcher_end(w, GRPC_RESOURCE_EXHAUSTED, "watch queue full: the client is too slow");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- one change ---- */
+
+enum { EV_ADDED, EV_MODIFIED, EV_DELETED };
+static const char *const ev_names[] = {"ADDED", "MODIFIED", "DELETED"};
+
+struct chg {
+    const struct store_change *ch;
+    const struct kind *k;
+    ProtobufCMessage *cur, *prev;
+    int cur_done, prev_done;
+    rbuf_t *frame[3];
+};
+
+static ProtobufCMessage *chg_cur(struct chg *c)
+{
+    if (!c->cur_done && c->ch->val) {
+        c->cur = obj_decode(c->k->desc, c->ch->val, c->ch->val_len);
+        c->cur_done = 1;
+    }
+    return c->cur;
+}
+
+static ProtobufCMessage *chg_prev(struct chg *c)
+{
+    if (!c->prev_done && c->ch->prev) {
+        c->prev = obj_decode(c->k->desc, c->ch->prev, c->ch->prev_len);
+        c->prev_done = 1;
+    }
+    return c->prev;
+}
+
+static rbuf_t *chg_frame(struct chg *c, int type)
+{
+    if (c->frame[type])
+        return c->frame[type];
+    const struct store_change *ch = c->ch;
+    if (type == EV_DELETED) {
+        /* the previous object, carrying the revision of its deletion */
+        size_t n;
+        void *b = wire_set_rv(ch->prev, ch->prev_len, ch->rev, &n);
+        if (!b)
+            c->frame[type] = wire_watch_frame("DELETED", ch->prev, ch->prev_len);
+        else
+            c->frame[type] = wire_watch_frame("DELETED", b, n);
+        free(b);
+    } else {
+        c->frame[type] = wire_watch_frame(ev_names[type], ch->val, ch->val_len);
+    }
+    return c->frame[type];
+}
+
+static void chg_done(struct chg *c)
+{
+    obj_free(c->cur);
+    obj_free(c->prev);
+    for (int i = 0; i < 3; i++)
+        rbuf_unref(c->frame[i]);
+}
+
+static bool matches(const struct watcher *w, const struct kind *k, const ProtobufCMessage *o)
+{
+    if (!o)
+        return false;
+    if (w->lsel && !sel_match(w->lsel, obj_label_get, (void *)o))
+        return false;
+    struct obj_fields_arg fa = {k, o};
+    return !w->fsel || sel_match(w->fsel, obj_field_get, &fa);
+}
+
+/* Sends the change to w if it wants it. Returns -1 if w ended. */
+static int deliver(struct watcher *w, struct chg *c)
+{
+    const struct store_change *ch = c->ch;
+    if (ch->rev <= w->last_rev)
+        return 0;
+    if (ch->key_len < w->prefix_len || memcmp(ch->key, w->prefix, w->prefix_len))
+        return 0;
+    int type;
+    if (!w->lsel && !w->fsel) {
+        type = ch->type == STORE_PUT_NEW   ? EV_ADDED
+               : ch->type == STORE_PUT_MOD ? EV_MODIFIED
+                                           : EV_DELETED;
+    } else {
+        bool cm = ch->val && matches(w, c->k, chg_cur(c));
+        bool pm = ch->prev && matches(w, c->k, chg_prev(c));
+        if (cm && pm)
+            type = EV_MODIFIED;
+        else if (cm)
+            type = EV_ADDED;
+        else if (pm)
+            type = EV_DELETED;
+        else
+            return 0;
+    }
+    return watcher_send(w, chg_frame(c, type), ch->rev);
+}
+
+static void deliver_list(struct wlist *l, struct chg *c)
+{
+    for (struct watcher *w = l ? l->head : NULL, *n; w; w = n) {
+        n = w->next;
+        deliver(w, c);
+    }
+}
+
+void watch_on_change(watch_hub_t *h, const struct store_change *ch)
+{
+    const struct kind *k = kind_by_key(ch->key, ch->key_len);
+    int ki = k ? kind_index(k) : -1;
+    if (ki < 0)
+        return;
+    struct chg c = {.ch = ch, .k = k};
+    deliver_list(&h->all[ki], &c);
+    if (k == &kind_pod && smap_count(h->by_node)) {
+        ProtobufCMessage *cur = chg_cur(&c), *prev = chg_prev(&c);
+        const char *nc = cur ? obj_pod_node(cur) : NULL;
+        const char *np = prev ? obj_pod_node(prev) : NULL;
+        if (nc)
+            deliver_list(smap_get(h->by_node, nc), &c);
+        if (np && (!nc || strcmp(np, nc)))
+            deliver_list(smap_get(h->by_node, np), &c);
+    }
+    chg_done(&c);
+}
+
+/* ---- bookmarks, timeouts ---- */
+
+static void bookmark_list(struct wlist *l, uint64_t rev, rbuf_t **frame)
+{
+    for (struct watcher *w = l->head, *n; w; w = n) {
+        n = w->next;
+        if (!w->bookmarks)
+            continue;
+        uint64_t r = rev > w->last_rev ? rev : w->last_rev;
+        if (r == rev) {
+            if (!*frame)
+                *frame = wire_bookmark_frame(rev);
+            watcher_send(w, *frame, r);
+        } else {
+            rbuf_t *f = wire_bookmark_frame(r);
+            watcher_send(w, f, r);
+            rbuf_unref(f);
+        }
+    }
+}
+
+struct lists {
+    struct wlist **v;
+    size_t n;
+};
+
+static void collect(const char *key, void *val, void *arg)
+{
+    (void)key;
+    struct lists *ls = arg;
+    ls->v[ls->n++] = val;
+}
+
+/* The node-indexed lists, copied out (ending watchers changes the map). */
+static struct lists node_lists(watch_hub_t *h)
+{
+    struct lists ls = {xmalloc((smap_count(h->by_node) + 1) * sizeof(*ls.v)), 0};
+    smap_each(h->by_node, collect, &ls);
+    return ls;
+}
+
+static void bookmark_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    watch_hub_t *h = arg;
+    uint64_t rev = store_rev(h->st);
+    rbuf_t *frame = NULL;
+    for (int i = 0; i < NKINDS; i++)
+        bookmark_list(&h->all[i], rev, &frame);
+    /* a node list is freed when its last watcher ends, which happens only as the
+     * list's last step, so each list stays valid while it is walked */
+    struct lists ls = node_lists(h);
+    for (size_t i = 0; i < ls.n; i++)
+        bookmark_list(ls.v[i], rev, &frame);
+    free(ls.v);
+    rbuf_unref(frame);
+}
+
+static void timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    watcher_end(arg, GRPC_OK, NULL);
+}
+
+/* ---- start ---- */
+
+struct replay {
+    struct watcher *w;
+    const struct kind *k;
+    int ended;
+};
+
+static int replay_log(const struct store_change *ch, void *arg)
+{
+    struct replay *r = arg;
+    const struct kind *k = kind_by_key(ch->key, ch->key_len);
+    if (k != r->k)
+        return 0;
+    struct chg c = {.ch = ch, .k = k};
+    int e = deliver(r->w, &c);
+    chg_done(&c);
+    if (e < 0)
+        r->ended = 1;
+    return r->ended;
+}
+
+struct initial {
+    struct watcher *w;
+    uint64_t rev;
+    int ended;
+};
+
+static int initial_obj(const char *key, size_t key_len, const void *val, size_t val_len, void *arg)
+{
+    (void)key;
+    (void)key_len;
+    struct initial *in = arg;
+    struct watcher *w = in->w;
+    if (w->lsel || w->fsel) {
+        ProtobufCMessage *o = obj_decode(w->k->desc, val, val_len);
+        bool m = matches(w, w->k, o);
+        obj_free(o);
+        if (!m)
+            return 0;
+    }
+    rbuf_t *f = wire_watch_frame("ADDED", val, val_len);
+    int e = watcher_send(w, f, in->rev);
+    rbuf_unref(f);
+    if (e < 0)
+        in->ended = 1;
+    return in->ended;
+}
+
+void watch_start(watch_hub_t *h, h2s_call_t *call, const struct kind *k,
+                 const Coracle__V1__ListRequest *req, void (*on_end)(void *arg, int code),
+                 void *arg)
+{
+    char *err = NULL;
+    sel_t *ls = NULL, *fs = NULL;
+    int code = GRPC_INVALID_ARGUMENT;
+    if (sel_parse_labels(req->labelselector, &ls, &err) < 0)
+        goto fail;
+    if (obj_check_field_selector(k, req->fieldselector, &err) < 0 ||
+        sel_parse_fields(req->fieldselector, &fs, &err) < 0)
+        goto fail;
+    uint64_t from = 0;
+    const char *rvs = req->resourceversion;
+    if (rvs && *rvs) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(rvs, &end, 10);
+        if (errno || *end || rvs[0] == '-' || rvs[0] == '+') {
+            err =
+                xasprintf("resourceVersion: Invalid value: \"%s\": must be a decimal number", rvs);
+            goto fail;
+        }
+        from = v;
+    }
+    if (from && from < store_compacted(h->st)) {
+        code = GRPC_OUT_OF_RANGE;
+        err = xasprintf("too old resource version: %" PRIu64 " (%" PRIu64 ")", from,
+                        store_compacted(h->st));
+        goto fail;
+    }
+    struct watcher *w = xcalloc(1, sizeof(*w));
+    h->stats.watchers++;
+    w->hub = h;
+    w->call = call;
+    w->k = k;
+    w->on_end = on_end;
+    w->arg = arg;
+    w->bookmarks = req->has_allowwatchbookmarks && req->allowwatchbookmarks;
+    const char *ns = k->namespaced && req->namespace_ && *req->namespace_ ? req->namespace_ : NULL;
+    w->prefix = ns ? xasprintf("%s/%s/", k->resource, ns) : xasprintf("%s/", k->resource);
+    w->prefix_len = strlen(w->prefix);
+    if (!sel_empty(ls))
+        w->lsel = ls;
+    else
+        sel_free(ls);
+    if (!sel_empty(fs))
+        w->fsel = fs;
+    else
+        sel_free(fs);
+    ls = fs = NULL;
+    const char *node = k == &kind_pod ? sel_required_value(w->fsel, "spec.nodeName") : NULL;
+    h2s_call_on_close(call, watcher_closed, w);
+
+    store_rtxn_t *t;
+    int r = store_read_begin(h->st, &t);
+    if (r < 0) {
+        watcher_end(w, GRPC_UNAVAILABLE, store_strerror(r));
+        return;
+    }
+    uint64_t snap = store_rtxn_rev(t);
+    if (from) {
+        /* replay the log after from, then live; from in the future: wait for it */
+        w->last_rev = from;
+        if (from < snap) {
+            struct replay rp = {w, k, 0};
+            r = store_log_scan(t, from, replay_log, &rp);
+            if (rp.ended) {
+                store_read_end(t);
+                return;
+            }
+            if (r == STORE_ECOMPACTED) {
+                store_read_end(t);
+                char *m = xasprintf("too old resource version: %" PRIu64 " (%" PRIu64 ")", from,
+                                    store_compacted(h->st));
+                watcher_end(w, GRPC_OUT_OF_RANGE, m);
+                free(m);
+                return;
+            }
+            if (w->last_rev < snap)
+                w->last_rev = snap;
+        }
+    } else {
+        struct initial in = {w, snap, 0};
+        r = store_scan(t, w->prefix, w->prefix_len, NULL, 0, initial_obj, &in);
+        if (in.ended) {
+            store_read_end(t);
+            return;
+        }
+        w->last_rev = snap;
+    }
+    store_read_end(t);
+    if (r < 0) {
+        watcher_end(w, GRPC_INTERNAL, store_strerror(r));
+        return;
+    }
+    if (node) {
+        w->node = xstrdup(node);
+        struct wlist *l = smap_get(h->by_node, node);
+        if (!l) {
+            l = xcalloc(1, sizeof(*l));
+            smap_put(h->by_node, node, l);
+        }
+        wl_add(l, w);
+    } else {
+        wl_add(&h->all[kind_index(k)], w);
+    }
+    if (req->has_timeoutseconds && req->timeoutseconds > 0) {
+        w->timeout = evtimer_new(h->base, timeout_cb, w);
+        struct timeval tv = {req->timeoutseconds, 0};
+        evtimer_add(w->timeout, &tv);
+    }
+    return;
+fail:
+    sel_free(ls);
+    sel_free(fs);
+    h2s_call_finish(call, code, err);
+    if (on_end)
+        on_end(arg, code);
+    free(err);
+}
+
+/* ---- hub ---- */
+
+watch_hub_t *watch_hub_new(struct event_base *base, store_t *st, const struct watch_config *cfg)
+{
+    watch_hub_t *h = xcalloc(1, sizeof(*h));
+    h->base = base;
+    h->st = st;
+    h->cfg = *cfg;
+    if (!h->cfg.queue_bytes)
+        h->cfg.queue_bytes = 16u << 20;
+    if (h->cfg.bookmark_interval_s <= 0)
+        h->cfg.bookmark_interval_s = 60;
+    h->by_node = smap_new();
+    h->bookmark = event_new(base, -1, EV_PERSIST, bookmark_cb, h);
+    struct timeval tv = {h->cfg.bookmark_interval_s, 0};
+    event_add(h->bookmark, &tv);
+    return h;
+}
+
+static void end_list(struct wlist *l)
+{
+    while (l->head)
+        watcher_end(l->head, GRPC_OK, NULL);
+}
+
+void watch_hub_end_all(watch_hub_t *h)
+{
+    for (int i = 0; i < NKINDS; i++)
+        end_list(&h->all[i]);
+    struct lists ls = node_lists(h);
+    for (size_t i = 0; i < ls.n; i++) {
+        /* the last watcher's end frees its list */
+        for (;;) {
+            struct watcher *w = ls.v[i]->head;
+            bool last = !w->next;
+            watcher_end(w, GRPC_OK, NULL);
+            if (last)
+                break;
+        }
+    }
+    free(ls.v);
+}
+
+void watch_hub_free(watch_hub_t *h)
+{
+    if (!h)
+        return;
+    watch_hub_end_all(h);
+    event_free(h->bookmark);
+    smap_free(h->by_node, free);
+    free(h);
+}
+
+void watch_get_stats(const watch_hub_t *h, struct watch_stats *out)
+{
+    *out = h->stats;
+}

@@ -1,0 +1,57 @@
+/*
+ * watch: the watch hub, the store's change listener. Every committed change
+ * is matched against the interested watchers (indexed by kind, and pod
+ * watchers by their spec.nodeName=X field selector, so a kubelet's watch
+ * costs nothing for other nodes' pods), decoded at most once (only if some
+ * watcher has selectors), and framed once per event type into an rbuf
+ * shared by every matching stream. Watch(N) replays the store's log after
+ * N, then goes live; the watcher's last sent revision removes the overlap.
+ * N newer than the store's revision waits for it (events up to N are not
+ * sent). N older than the compacted log is OUT_OF_RANGE.
+ * A watcher whose unsent bytes pass the cap is ended with
+ * RESOURCE_EXHAUSTED; memory stays bounded however slow the client is.
+ * Loop thread only.
+ */
+#ifndef CORACLE_WATCH_H
+#define CORACLE_WATCH_H
+
+#include <event2/event.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "h2s.h"
+#include "kinds.h"
+#include "store.h"
+
+typedef struct watch_hub watch_hub_t;
+
+struct watch_config {
+    size_t queue_bytes;      /* per-watcher cap on unsent bytes (default 16 MiB) */
+    int bookmark_interval_s; /* BOOKMARK period for watchers that allow them (default 60) */
+};
+
+watch_hub_t *watch_hub_new(struct event_base *base, store_t *st, const struct watch_config *cfg);
+/* Ends every watch with OK (clean end of stream) and frees the hub. */
+void watch_hub_free(watch_hub_t *h);
+/* Ends every watch with OK; the hub stays usable (shutdown step). */
+void watch_hub_end_all(watch_hub_t *h);
+
+/* The store listener: call for each committed change, in order. */
+void watch_on_change(watch_hub_t *h, const struct store_change *ch);
+
+/*
+ * Starts a watch on call for kind k with the request req (a decoded
+ * ListRequest). Answers errors itself (INVALID_ARGUMENT, OUT_OF_RANGE).
+ * on_end(arg, code) runs once when the call ends (code -1: the client
+ * went away).
+ */
+void watch_start(watch_hub_t *h, h2s_call_t *call, const struct kind *k,
+                 const Coracle__V1__ListRequest *req, void (*on_end)(void *arg, int code),
+                 void *arg);
+
+struct watch_stats {
+    uint64_t watchers, events_sent, bytes_queued_max, cut_slow;
+};
+void watch_get_stats(const watch_hub_t *h, struct watch_stats *out);
+
+#endif

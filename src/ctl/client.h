@@ -1,0 +1,86 @@
+/*
+ * client: coraclectl's side of the connection. Picks the server (--server,
+ * CORACLE_SERVER, the config file ~/.config/coracle/config with
+ * `server = ADDR` and `token = ...`, else 127.0.0.1:6443), makes unary
+ * calls per kind, runs watches that resume across reconnects, and prints
+ * gRPC errors the way kubectl prints API errors.
+ */
+#ifndef CORACLE_CTL_CLIENT_H
+#define CORACLE_CTL_CLIENT_H
+
+#include <event2/event.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+
+#include "gcl.h"
+#include "kinds.h"
+
+#define CTL_DEFAULT_SERVER "127.0.0.1:6443"
+
+struct ctl_client {
+    struct event_base *base;
+    gcl_t *g;
+    char *addr;
+    char *token;
+};
+
+/* Opens (lazily: nothing is sent yet). Prints an error and returns -1 on failure. */
+int ctl_client_open(struct ctl_client *c);
+void ctl_client_close(struct ctl_client *c);
+/* The address that would be used, malloc'd (for `version`). */
+char *ctl_server_addr(void);
+
+/*
+ * Unary /<kind service>/<method>. On GRPC_OK *resp is the response (free
+ * with protobuf_c_message_free_unpacked(resp, NULL)); else *errmsg (malloc'd).
+ */
+int ctl_call(struct ctl_client *c, const struct kind *k, const char *method,
+             const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+             ProtobufCMessage **resp, char **errmsg);
+
+/*
+ * Prints code/message as kubectl does, to stderr: `Error from server
+ * (NotFound): pods "x" not found`, or the connection errors
+ * (`The connection to the server ADDR was refused - did you specify the
+ * right host or port?`).
+ */
+void ctl_print_error(const struct ctl_client *c, int code, const char *msg);
+/* "NotFound" etc. for a grpc code. */
+const char *ctl_reason(int code);
+
+/*
+ * A watch of one kind: lists (unless resource_version is given), then
+ * watches from the list's revision, reconnecting with backoff and resuming
+ * from the last resourceVersion seen; on OUT_OF_RANGE lists again. Runs the
+ * event loop until on_event returns nonzero (stop, status 0) or a fatal
+ * error (printed, returns 1).
+ */
+struct ctl_watch {
+    struct ctl_client *c;
+    const struct kind *k;
+    const char *namespace_; /* NULL: all */
+    const char *label_selector, *field_selector;
+    /* on_list: the items of a (re)list; may be NULL. Return nonzero to stop. */
+    int (*on_list)(struct ctl_watch *w, ProtobufCMessage *list, void *arg);
+    /* on_event: one watch event (type "ADDED" etc.). Return nonzero to stop. */
+    int (*on_event)(struct ctl_watch *w, const char *type, ProtobufCMessage *obj, void *arg);
+    void *arg;
+    /* internal */
+    char *rv;
+    int stop, rc, backoff_ms, listed;
+    ProtobufCMessage *list;
+    gcl_call_t *call;
+    struct event *timer;
+};
+/*
+ * For logs and exec: arg is "POD" or "pod/POD"; gets the pod and picks the
+ * container (want, else the first one, telling stderr when there are
+ * several). *pod and *container are malloc'd. Prints errors; returns -1.
+ */
+int ctl_pod_container(struct ctl_client *c, const char *arg, const char *want, char **pod,
+                      char **container);
+
+/* start_rv: NULL to list first; else watch from that revision. Returns the exit code. */
+int ctl_watch_run(struct ctl_watch *w, const char *start_rv);
+
+#endif

@@ -1,0 +1,211 @@
+/*
+ * cmd_delete: `coraclectl delete TYPE NAME...` / `delete -f FILE`, with
+ * --grace-period, --force (grace 0) and --wait (default: wait until the
+ * object is gone, through a watch from its current resourceVersion).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "ctl.h"
+#include "grpc.h"
+#include "output.h"
+#include "yaml_pb.h"
+
+static const char delete_help[] =
+    "Delete resources by file names, stdin, or by type and names.\n"
+    "\n"
+    "Examples:\n"
+    "  coraclectl delete pod nginx\n"
+    "  coraclectl delete -f pod.yaml\n"
+    "  coraclectl delete pod nginx --grace-period=0 --force\n"
+    "\n"
+    "Options:\n"
+    "  -f, --filename=[]: Files (or - for stdin) naming the objects to delete.\n"
+    "      --force=false: Delete at once (grace period 0), without waiting for the kubelet.\n"
+    "      --grace-period=-1: Seconds given to the pod to stop; -1 uses the pod's own.\n"
+    "      --ignore-not-found=false: Treat \"not found\" as a successful delete.\n"
+    "  -n, --namespace='': The namespace (default \"default\").\n"
+    "      --wait=true: Wait until the objects are gone before returning.\n"
+    "\n"
+    "Usage:\n"
+    "  coraclectl delete ([-f FILENAME] | TYPE [NAME...]) [options]\n";
+
+static int gone_on_event(struct ctl_watch *w, const char *type, ProtobufCMessage *obj, void *arg)
+{
+    (void)w;
+    const char *name = arg;
+    const Coracle__V1__ObjectMeta *md = kind_meta(obj);
+    return !strcmp(type, "DELETED") && md && md->name && !strcmp(md->name, name);
+}
+
+/* Waits until ns/name is gone. 0 when gone. */
+static int wait_gone(struct ctl_client *c, const struct kind *k, const char *ns, const char *name)
+{
+    Coracle__V1__GetRequest req = CORACLE__V1__GET_REQUEST__INIT;
+    req.namespace_ = (char *)ns;
+    req.name = (char *)name;
+    ProtobufCMessage *obj;
+    char *err;
+    int code = ctl_call(c, k, "Get", &req.base, k->desc, &obj, &err);
+    if (code == GRPC_NOT_FOUND) {
+        free(err);
+        return 0;
+    }
+    if (code != GRPC_OK) {
+        ctl_print_error(c, code, err);
+        free(err);
+        return 1;
+    }
+    const Coracle__V1__ObjectMeta *md = kind_meta(obj);
+    char *rv = xstrdup(md && md->resourceversion ? md->resourceversion : "0");
+    protobuf_c_message_free_unpacked(obj, NULL);
+    char *fsel = xasprintf("metadata.name=%s", name);
+    struct ctl_watch w = {.c = c,
+                          .k = k,
+                          .namespace_ = k->namespaced ? ns : NULL,
+                          .field_selector = fsel,
+                          .on_event = gone_on_event,
+                          .arg = (void *)name};
+    int rc = ctl_watch_run(&w, rv);
+    free(fsel);
+    free(rv);
+    return rc;
+}
+
+static int delete_one(struct ctl_client *c, const struct kind *k, const char *ns,
+                      const char *name, long long grace, bool force, bool wait,
+                      bool ignore_not_found)
+{
+    Coracle__V1__DeleteRequest req = CORACLE__V1__DELETE_REQUEST__INIT;
+    req.namespace_ = (char *)(k->namespaced ? ns : "");
+    req.name = (char *)name;
+    if (grace >= 0) {
+        req.has_graceperiodseconds = 1;
+        req.graceperiodseconds = grace;
+    }
+    ProtobufCMessage *resp;
+    char *err;
+    int code = ctl_call(c, k, "Delete", &req.base, k->desc, &resp, &err);
+    if (code == GRPC_NOT_FOUND && ignore_not_found) {
+        free(err);
+        return 0;
+    }
+    if (code != GRPC_OK) {
+        ctl_print_error(c, code, err);
+        free(err);
+        return 1;
+    }
+    protobuf_c_message_free_unpacked(resp, NULL);
+    printf("%s \"%s\" %sdeleted\n", k->singular, name, force ? "force " : "");
+    fflush(stdout);
+    if (wait && grace != 0)
+        return wait_gone(c, k, k->namespaced ? ns : "", name);
+    return 0;
+}
+
+int ctl_cmd_delete(int argc, char **argv)
+{
+    struct ctl_strv files = {0}, pos;
+    long long grace = -1;
+    bool force = false, wait = true, ignore = false;
+    const struct ctl_flag flags[] = {
+        {"filename", 'f', CTL_FLAG_LIST, &files, NULL},
+        {"grace-period", 0, CTL_FLAG_INT, &grace, NULL},
+        {"force", 0, CTL_FLAG_BOOL, &force, NULL},
+        {"wait", 0, CTL_FLAG_BOOL, &wait, NULL},
+        {"ignore-not-found", 0, CTL_FLAG_BOOL, &ignore, NULL},
+    };
+    struct ctl_objs objs = {0};
+    struct ctl_client c;
+    int rc = 1;
+
+    if (ctl_parse_flags(argc, argv, flags, ARRAY_SIZE(flags), &pos, NULL) < 0)
+        goto out_free;
+    if (ctl_g.help) {
+        fputs(delete_help, stdout);
+        rc = 0;
+        goto out_free;
+    }
+    if (force) {
+        if (grace < 0)
+            grace = 0;
+        fprintf(stderr, "Warning: Immediate deletion does not wait for confirmation that the "
+                        "running resource has been terminated. The resource may continue to run "
+                        "on the cluster indefinitely.\n");
+    }
+    const struct kind *k = NULL;
+    const char **names = NULL;
+    size_t nnames = 0;
+    if (files.n) {
+        if (pos.n) {
+            fprintf(stderr, "error: there is no need to specify a resource type as a separate "
+                            "argument when passing arguments in resource/name form or with -f\n");
+            goto out_free;
+        }
+        for (size_t i = 0; i < files.n; i++) {
+            size_t len;
+            char *buf = ctl_read_file(files.v[i], &len), *err;
+            if (!buf) {
+                fprintf(stderr, "error: the path \"%s\" cannot be read: %s\n", files.v[i],
+                        strerror(errno));
+                goto out_free;
+            }
+            int prc = ctl_yaml_parse(files.v[i], buf, len, &objs, &err);
+            free(buf);
+            if (prc < 0) {
+                fprintf(stderr, "error: %s\n", err);
+                free(err);
+                goto out_free;
+            }
+        }
+    } else {
+        if (!pos.n) {
+            fprintf(stderr, "error: You must provide one or more resources by argument or "
+                            "filename.\n");
+            goto out_free;
+        }
+        const char *slash_name;
+        k = ctl_resolve(pos.v[0], &slash_name);
+        if (!k)
+            goto out_free;
+        names = pos.v + 1;
+        nnames = pos.n - 1;
+        if (slash_name) {
+            names = pos.v;
+            names[0] = slash_name;
+            nnames = pos.n;
+        }
+        if (!nnames) {
+            fprintf(stderr, "error: resource(s) were provided, but no name was specified\n");
+            goto out_free;
+        }
+    }
+    if (ctl_client_open(&c) < 0)
+        goto out_free;
+    rc = 0;
+    for (size_t i = 0; i < nnames; i++)
+        if (delete_one(&c, k, ctl_namespace(), names[i], grace, force, wait, ignore))
+            rc = 1;
+    for (size_t i = 0; i < objs.n; i++) {
+        const Coracle__V1__ObjectMeta *md = kind_meta(objs.v[i].msg);
+        const char *ns = md && md->namespace_ && *md->namespace_ ? md->namespace_ : ctl_namespace();
+        if (!md || !md->name) {
+            fprintf(stderr, "error: %s: resource name may not be empty\n", objs.v[i].where);
+            rc = 1;
+            continue;
+        }
+        if (delete_one(&c, objs.v[i].kind, ns, md->name, grace, force, wait, ignore))
+            rc = 1;
+    }
+    ctl_client_close(&c);
+out_free:
+    ctl_objs_free(&objs);
+    free(files.v);
+    free(pos.v);
+    return rc;
+}

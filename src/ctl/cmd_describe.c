@@ -1,0 +1,180 @@
+/*
+ * cmd_describe: `coraclectl describe pod|node NAME...`. Gets the object,
+ * the events about it (listed in its namespace and filtered here on
+ * involvedObject), and for nodes their lease and pods, then prints
+ * kubectl's layout (describe.c).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "ctl.h"
+#include "describe.h"
+#include "grpc.h"
+#include "output.h"
+
+static const char describe_help[] =
+    "Show details of a specific resource, including the events about it.\n"
+    "\n"
+    "Examples:\n"
+    "  coraclectl describe pod nginx\n"
+    "  coraclectl describe po/nginx\n"
+    "  coraclectl describe node n1\n"
+    "\n"
+    "Options:\n"
+    "  -n, --namespace='': The namespace (default \"default\").\n"
+    "\n"
+    "Usage:\n"
+    "  coraclectl describe (pod|node) NAME [NAME...] [options]\n";
+
+/* Events whose involvedObject is kind/name (in ns; NULL = any). Returned array owns nothing. */
+static Coracle__V1__Event **events_about(ProtobufCMessage *list, const char *kind, const char *ns,
+                                        const char *name, const char *uid, size_t *n)
+{
+    size_t ni;
+    ProtobufCMessage **items = ctl_list_items(list, &ni);
+    Coracle__V1__Event **r = xcalloc(ni + 1, sizeof(*r));
+    *n = 0;
+    for (size_t i = 0; i < ni; i++) {
+        Coracle__V1__Event *e = (Coracle__V1__Event *)items[i];
+        const Coracle__V1__ObjectReference *io = e->involvedobject;
+        if (!io || !io->name || strcmp(io->name, name) || !io->kind || strcmp(io->kind, kind))
+            continue;
+        if (ns && io->namespace_ && *io->namespace_ && strcmp(io->namespace_, ns))
+            continue;
+        if (uid && io->uid && *io->uid && strcmp(io->uid, uid))
+            continue;
+        r[(*n)++] = e;
+    }
+    return r;
+}
+
+static ProtobufCMessage *list_of(struct ctl_client *c, const struct kind *k, const char *ns,
+                                 const char *fsel)
+{
+    Coracle__V1__ListRequest req = CORACLE__V1__LIST_REQUEST__INIT;
+    req.namespace_ = (char *)(ns ? ns : "");
+    req.fieldselector = (char *)fsel;
+    ProtobufCMessage *resp;
+    char *err;
+    if (ctl_call(c, k, "List", &req.base, k->list_desc, &resp, &err) != GRPC_OK) {
+        free(err);
+        return NULL;
+    }
+    return resp;
+}
+
+static int describe_one(struct ctl_client *c, const struct kind *k, const char *name)
+{
+    const char *ns = k->namespaced ? ctl_namespace() : "";
+    Coracle__V1__GetRequest req = CORACLE__V1__GET_REQUEST__INIT;
+    req.namespace_ = (char *)ns;
+    req.name = (char *)name;
+    ProtobufCMessage *obj;
+    char *err;
+    int code = ctl_call(c, k, "Get", &req.base, k->desc, &obj, &err);
+    if (code != GRPC_OK) {
+        ctl_print_error(c, code, err);
+        free(err);
+        return 1;
+    }
+    const Coracle__V1__ObjectMeta *md = kind_meta(obj);
+    const char *uid = md ? md->uid : NULL;
+    struct ctl_buf out = {0};
+    size_t nev = 0;
+    Coracle__V1__Event **evs = NULL;
+    /* Node events live in "default", as kubectl records them. */
+    ProtobufCMessage *events = list_of(c, &kind_event, k->namespaced ? ns : NULL, NULL);
+    if (events)
+        evs = events_about(events, k->kind, k->namespaced ? ns : NULL, name, uid, &nev);
+    if (k == &kind_pod) {
+        ctl_describe_pod(&out, (Coracle__V1__Pod *)obj, evs, nev, now_ns());
+    } else {
+        ProtobufCMessage *lease = NULL, *pods = list_of(c, &kind_pod, NULL, NULL);
+        Coracle__V1__GetRequest lr = CORACLE__V1__GET_REQUEST__INIT;
+        lr.namespace_ = (char *)"kube-node-lease";
+        lr.name = (char *)name;
+        char *lerr = NULL;
+        if (ctl_call(c, &kind_lease, "Get", &lr.base, kind_lease.desc, &lease, &lerr) != GRPC_OK)
+            lease = NULL;
+        free(lerr);
+        size_t np = 0, npods = 0;
+        ProtobufCMessage **items = pods ? ctl_list_items(pods, &np) : NULL;
+        Coracle__V1__Pod **mine = xcalloc(np + 1, sizeof(*mine));
+        for (size_t i = 0; i < np; i++) {
+            Coracle__V1__Pod *p = (Coracle__V1__Pod *)items[i];
+            if (p->spec && p->spec->nodename && !strcmp(p->spec->nodename, name))
+                mine[npods++] = p;
+        }
+        ctl_describe_node(&out, (Coracle__V1__Node *)obj, (Coracle__V1__Lease *)lease, mine,
+                          npods, evs, nev, now_ns());
+        free(mine);
+        if (pods)
+            protobuf_c_message_free_unpacked(pods, NULL);
+        if (lease)
+            protobuf_c_message_free_unpacked(lease, NULL);
+    }
+    fwrite(out.p, 1, out.len, stdout);
+    ctl_buf_free(&out);
+    free(evs);
+    if (events)
+        protobuf_c_message_free_unpacked(events, NULL);
+    protobuf_c_message_free_unpacked(obj, NULL);
+    return 0;
+}
+
+int ctl_cmd_describe(int argc, char **argv)
+{
+    struct ctl_strv pos;
+    struct ctl_client c;
+    int rc = 1;
+    if (ctl_parse_flags(argc, argv, NULL, 0, &pos, NULL) < 0)
+        return 1;
+    if (ctl_g.help) {
+        fputs(describe_help, stdout);
+        free(pos.v);
+        return 0;
+    }
+    if (!pos.n) {
+        fprintf(stderr, "You must specify the type of resource to describe. Use \"coraclectl "
+                        "describe --help\" for usage.\n");
+        free(pos.v);
+        return 1;
+    }
+    const char *slash_name;
+    const struct kind *k = ctl_resolve(pos.v[0], &slash_name);
+    if (!k)
+        goto out_free;
+    if (k != &kind_pod && k != &kind_node) {
+        fprintf(stderr, "error: describe supports pods and nodes\n");
+        goto out_free;
+    }
+    const char **names = pos.v + 1;
+    size_t n = pos.n - 1;
+    if (slash_name) {
+        names = pos.v;
+        names[0] = slash_name;
+        n = pos.n;
+    }
+    if (!n) {
+        fprintf(stderr, "error: describe needs a NAME: coraclectl describe %s NAME\n",
+                k->singular);
+        goto out_free;
+    }
+    if (ctl_client_open(&c) < 0)
+        goto out_free;
+    rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            fputs("\n\n", stdout);
+        if (describe_one(&c, k, names[i]))
+            rc = 1;
+    }
+    ctl_client_close(&c);
+out_free:
+    free(pos.v);
+    return rc;
+}

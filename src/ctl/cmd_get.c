@@ -1,0 +1,249 @@
+/*
+ * cmd_get: `coraclectl get TYPE [NAME...]`: tables as kubectl prints them,
+ * -o wide|yaml|json|name, selectors, and -w: list, then one row per change,
+ * resuming across reconnects from the last resourceVersion seen.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "ctl.h"
+#include "grpc.h"
+#include "output.h"
+#include "yaml_pb.h"
+
+static const char get_help[] =
+    "Display one or many resources.\n"
+    "\n"
+    "Resource types: pods (po), nodes (no), events (ev), leases.\n"
+    "\n"
+    "Examples:\n"
+    "  # List all pods in ps output format\n"
+    "  coraclectl get pods\n"
+    "\n"
+    "  # List a single pod in YAML\n"
+    "  coraclectl get pod nginx -o yaml\n"
+    "\n"
+    "  # Watch pods in all namespaces\n"
+    "  coraclectl get po -A -w\n"
+    "\n"
+    "Options:\n"
+    "  -A, --all-namespaces=false: List the requested object(s) across all namespaces.\n"
+    "      --field-selector='': Selector (field query) to filter on, e.g. spec.nodeName=n1.\n"
+    "  -l, --selector='': Selector (label query) to filter on, e.g. -l app=web,tier!=db.\n"
+    "  -n, --namespace='': The namespace (default \"default\").\n"
+    "      --no-headers=false: Don't print headers.\n"
+    "  -o, --output='': Output format: wide, yaml, json, name.\n"
+    "  -w, --watch=false: After listing, watch for changes.\n"
+    "      --watch-only=false: Watch for changes, without listing first.\n"
+    "\n"
+    "Usage:\n"
+    "  coraclectl get TYPE[/NAME] [NAME...] [options]\n";
+
+struct get_state {
+    const struct kind *k;
+    enum ctl_out fmt;
+    struct ctl_print_opts po;
+    struct ctl_tw tw; /* remembers widths across watch rows */
+    bool header_done, print_list;
+    const char *only_name;
+    size_t nyaml;
+};
+
+static void get_print_rows(struct get_state *s, ProtobufCMessage *const *objs, size_t n)
+{
+    if (s->fmt == CTL_OUT_TABLE || s->fmt == CTL_OUT_WIDE) {
+        struct ctl_buf out = {0};
+        s->po.wide = s->fmt == CTL_OUT_WIDE;
+        if (!s->header_done && n) {
+            ctl_print_header(&s->tw, s->k, &s->po);
+            s->header_done = true;
+        }
+        for (size_t i = 0; i < n; i++)
+            ctl_print_row(&s->tw, s->k, objs[i], &s->po);
+        ctl_tw_flush(&s->tw, &out);
+        if (out.len)
+            fwrite(out.p, 1, out.len, stdout);
+        ctl_buf_free(&out);
+        fflush(stdout);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (s->fmt == CTL_OUT_YAML && s->nyaml++)
+            fputs("---\n", stdout);
+        ctl_print_objs(s->k, &objs[i], 1, s->fmt, &s->po);
+    }
+}
+
+static int get_on_list(struct ctl_watch *w, ProtobufCMessage *list, void *arg)
+{
+    (void)w;
+    struct get_state *s = arg;
+    if (!s->print_list) {
+        s->print_list = true; /* --watch-only: a re-list after OUT_OF_RANGE prints */
+        return 0;
+    }
+    size_t n;
+    ProtobufCMessage **items = ctl_list_items(list, &n);
+    ProtobufCMessage **keep = xcalloc(n + 1, sizeof(*keep));
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const Coracle__V1__ObjectMeta *md = kind_meta(items[i]);
+        if (!s->only_name || (md && md->name && !strcmp(md->name, s->only_name)))
+            keep[m++] = items[i];
+    }
+    s->po.now_ns = now_ns();
+    get_print_rows(s, keep, m);
+    free(keep);
+    return 0;
+}
+
+static int get_on_event(struct ctl_watch *w, const char *type, ProtobufCMessage *obj, void *arg)
+{
+    (void)w;
+    (void)type;
+    struct get_state *s = arg;
+    const Coracle__V1__ObjectMeta *md = kind_meta(obj);
+    if (s->only_name && (!md || !md->name || strcmp(md->name, s->only_name)))
+        return 0;
+    s->po.now_ns = now_ns();
+    get_print_rows(s, &obj, 1);
+    return 0;
+}
+
+int ctl_cmd_get(int argc, char **argv)
+{
+    const char *output = NULL, *lsel = NULL, *fsel = NULL;
+    bool all_ns = false, watch = false, watch_only = false, no_headers = false;
+    const struct ctl_flag flags[] = {
+        {"output", 'o', CTL_FLAG_STR, &output, NULL},
+        {"selector", 'l', CTL_FLAG_STR, &lsel, NULL},
+        {"field-selector", 0, CTL_FLAG_STR, &fsel, NULL},
+        {"all-namespaces", 'A', CTL_FLAG_BOOL, &all_ns, NULL},
+        {"watch", 'w', CTL_FLAG_BOOL, &watch, NULL},
+        {"watch-only", 0, CTL_FLAG_BOOL, &watch_only, NULL},
+        {"no-headers", 0, CTL_FLAG_BOOL, &no_headers, NULL},
+    };
+    struct ctl_strv pos;
+    struct ctl_client c;
+    int rc = 1;
+
+    if (ctl_parse_flags(argc, argv, flags, ARRAY_SIZE(flags), &pos, NULL) < 0)
+        return 1;
+    if (ctl_g.help) {
+        fputs(get_help, stdout);
+        free(pos.v);
+        return 0;
+    }
+    if (!pos.n) {
+        fprintf(stderr, "You must specify the type of resource to get. Use \"coraclectl get "
+                        "--help\" for usage.\n\nerror: Required resource not specified.\n");
+        free(pos.v);
+        return 1;
+    }
+    enum ctl_out fmt;
+    const char *slash_name;
+    const struct kind *k = ctl_resolve(pos.v[0], &slash_name);
+    if (!k || ctl_parse_output(output, &fmt) < 0) {
+        free(pos.v);
+        return 1;
+    }
+    const char **names = pos.v + 1;
+    size_t nnames = pos.n - 1;
+    if (slash_name) {
+        names = pos.v;
+        names[0] = slash_name;
+        nnames = pos.n;
+    }
+    if (ctl_client_open(&c) < 0) {
+        free(pos.v);
+        return 1;
+    }
+    const char *ns = k->namespaced ? ctl_namespace() : NULL;
+    struct ctl_print_opts po = {.wide = fmt == CTL_OUT_WIDE,
+                                .all_ns = all_ns && k->namespaced,
+                                .no_headers = no_headers,
+                                .now_ns = now_ns()};
+
+    if (watch || watch_only) {
+        struct get_state s = {.k = k, .fmt = fmt, .po = po, .print_list = !watch_only};
+        if (nnames > 1) {
+            fprintf(stderr, "error: you may only specify a single resource type and name to "
+                            "watch\n");
+            goto out;
+        }
+        s.only_name = nnames ? names[0] : NULL;
+        ctl_tw_init(&s.tw, 6, 3, true);
+        struct ctl_watch w = {.c = &c,
+                              .k = k,
+                              .namespace_ = all_ns ? NULL : ns,
+                              .label_selector = lsel,
+                              .field_selector = fsel,
+                              .on_list = get_on_list,
+                              .on_event = get_on_event,
+                              .arg = &s};
+        rc = ctl_watch_run(&w, NULL);
+        ctl_tw_free(&s.tw);
+        goto out;
+    }
+
+    if (nnames) {
+        ProtobufCMessage **objs = xcalloc(nnames, sizeof(*objs));
+        size_t n = 0;
+        rc = 0;
+        for (size_t i = 0; i < nnames; i++) {
+            Coracle__V1__GetRequest req = CORACLE__V1__GET_REQUEST__INIT;
+            req.namespace_ = (char *)(ns ? ns : "");
+            req.name = (char *)names[i];
+            char *err;
+            int code = ctl_call(&c, k, "Get", &req.base, k->desc, &objs[n], &err);
+            if (code != GRPC_OK) {
+                ctl_print_error(&c, code, err);
+                free(err);
+                rc = 1;
+                if (code == GRPC_UNAVAILABLE)
+                    break;
+                continue;
+            }
+            n++;
+        }
+        if (n)
+            ctl_print_objs(k, objs, n, fmt, &po);
+        for (size_t i = 0; i < n; i++)
+            protobuf_c_message_free_unpacked(objs[i], NULL);
+        free(objs);
+        goto out;
+    }
+
+    Coracle__V1__ListRequest req = CORACLE__V1__LIST_REQUEST__INIT;
+    req.namespace_ = (char *)(all_ns || !ns ? "" : ns);
+    req.labelselector = (char *)lsel;
+    req.fieldselector = (char *)fsel;
+    ProtobufCMessage *list;
+    char *err;
+    int code = ctl_call(&c, k, "List", &req.base, k->list_desc, &list, &err);
+    if (code != GRPC_OK) {
+        ctl_print_error(&c, code, err);
+        free(err);
+        goto out;
+    }
+    size_t n;
+    ProtobufCMessage **items = ctl_list_items(list, &n);
+    if (!n && fmt != CTL_OUT_YAML && fmt != CTL_OUT_JSON)
+        ctl_print_none(k, all_ns ? NULL : ns);
+    else if (n == 1 && (fmt == CTL_OUT_YAML || fmt == CTL_OUT_JSON)) {
+        char *s = ctl_emit_list(k, items, 1, fmt == CTL_OUT_YAML ? CTL_FMT_YAML : CTL_FMT_JSON);
+        fputs(s, stdout);
+        free(s);
+    } else
+        ctl_print_objs(k, items, n, fmt, &po);
+    protobuf_c_message_free_unpacked(list, NULL);
+    rc = 0;
+out:
+    ctl_client_close(&c);
+    free(pos.v);
+    return rc;
+}

@@ -1,0 +1,344 @@
+/*
+ * cmd_image: `coraclectl image import|ls|rm`, the operator's hands on the
+ * node's local image store (src/lib/image.h). Air-gapped nodes get their
+ * images this way (or through the kubelet's drop-in folder): `image import`
+ * takes docker-archive tarballs (`docker save`) and OCI layouts, `image ls`
+ * prints what `crictl images` prints, `image rm` untags/deletes as `docker
+ * rmi` does. Progress goes to stderr (one updating line on a terminal,
+ * plain lines otherwise); results to stdout.
+ */
+#include "config.h"
+
+#include "cmd_image.h"
+#include "image.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: coraclectl image import FILE... [--tag NAME] [--image-dir DIR]\n"
+    "       coraclectl image ls [-q] [--image-dir DIR]\n"
+    "       coraclectl image rm NAME|ID... [--force] [--image-dir DIR]\n"
+    "\n"
+    "Manage this node's local image store (default: $CORACLE_IMAGE_DIR, else " IMG_DEFAULT_DIR
+    ").\n"
+    "  import   import docker-archive tarballs (`docker save`, .tar or .tar.gz) or OCI\n"
+    "           image layouts (directory or tarball); --tag adds a name\n"
+    "  ls       list images: IMAGE TAG IMAGE ID SIZE; -q prints only ids\n"
+    "  rm       remove a name (the image goes with its last name) or an image by id;\n"
+    "           --force removes it even while a container uses it\n";
+
+struct opts {
+    const char *dir, *tag;
+    int quiet, force;
+    char **args;
+    int nargs;
+};
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->args = xcalloc((size_t)argc + 1, sizeof(char *));
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char **dst = NULL;
+        const char *val = NULL;
+        if (!strcmp(a, "--")) {
+            while (++i < argc)
+                o->args[o->nargs++] = argv[i];
+            break;
+        }
+        if (!strncmp(a, "--image-dir", 11) && (a[11] == '\0' || a[11] == '='))
+            dst = &o->dir;
+        else if (!strncmp(a, "--tag", 5) && (a[5] == '\0' || a[5] == '='))
+            dst = &o->tag;
+        if (dst) {
+            const char *eq = strchr(a, '=');
+            if (eq) {
+                val = eq + 1;
+            } else if (i + 1 < argc) {
+                val = argv[++i];
+            } else {
+                fprintf(stderr, "coraclectl image: %s needs a value\n", a);
+                return -1;
+            }
+            *dst = val;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            o->quiet = 1;
+        } else if (!strcmp(a, "-f") || !strcmp(a, "--force")) {
+            o->force = 1;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage, stdout);
+            exit(0);
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "coraclectl image: unknown option '%s'\n%s", a, usage);
+            return -1;
+        } else {
+            o->args[o->nargs++] = argv[i];
+        }
+    }
+    if (!o->dir)
+        o->dir = getenv("CORACLE_IMAGE_DIR");
+    if (!o->dir || !*o->dir)
+        o->dir = IMG_DEFAULT_DIR;
+    return 0;
+}
+
+/* ---- import ---- */
+
+struct show {
+    const char *file;
+    int tty, existed;
+    int last_layer;
+    enum img_phase last_phase;
+    int64_t last_ns;
+};
+
+static void show_progress(const struct img_progress *p, void *arg)
+{
+    struct show *sh = arg;
+    char a[16], b[16];
+    if (p->phase == IMG_PH_EXISTS)
+        sh->existed = 1;
+    if (p->phase == IMG_PH_COMMIT || p->phase == IMG_PH_EXISTS) {
+        if (sh->tty)
+            fprintf(stderr, "\r\033[K");
+        return;
+    }
+    img_human_size(p->done, a);
+    img_human_size(p->total, b);
+    if (sh->tty) {
+        int64_t now = mono_ns();
+        if (p->done != 0 && p->done != p->total && now - sh->last_ns < 100000000)
+            return;
+        sh->last_ns = now;
+        if (p->phase == IMG_PH_READ)
+            fprintf(stderr, "\r\033[K%s: reading %s / %s", sh->file, a, b);
+        else
+            fprintf(stderr, "\r\033[K%s: layer %d/%d %s / %s", sh->file, p->layer, p->layers, a, b);
+        fflush(stderr);
+        return;
+    }
+    /* Plain lines: one when a phase or layer starts. */
+    if (p->done == 0 && (p->phase != sh->last_phase || p->layer != sh->last_layer)) {
+        if (p->phase == IMG_PH_READ)
+            fprintf(stderr, "%s: reading %s\n", sh->file, b);
+        else
+            fprintf(stderr, "%s: layer %d/%d, %s\n", sh->file, p->layer, p->layers, b);
+        sh->last_phase = p->phase;
+        sh->last_layer = p->layer;
+    }
+}
+
+static int do_import(img_store_t *s, struct opts *o)
+{
+    int rc = 0;
+    if (o->nargs == 0) {
+        fprintf(stderr, "coraclectl image import: which file? \n%s", usage);
+        return 2;
+    }
+    for (int i = 0; i < o->nargs; i++) {
+        struct show sh = {.file = o->args[i], .tty = isatty(2), .last_phase = -1, .last_layer = -1};
+        struct img_import_opts io = {.tag = o->tag, .progress = show_progress, .arg = &sh};
+        img_t **imgs;
+        size_t n;
+        char *err = NULL;
+        if (img_import(s, o->args[i], &io, &imgs, &n, &err) < 0) {
+            if (sh.tty)
+                fprintf(stderr, "\r\033[K");
+            fprintf(stderr, "coraclectl image import: %s\n", err ? err : "failed");
+            free(err);
+            rc = 1;
+            continue;
+        }
+        for (size_t k = 0; k < n; k++) {
+            char sid[13], sz[16];
+            printf("imported ");
+            for (size_t j = 0; j < imgs[k]->n_names; j++) {
+                char *f = img_ref_familiar(imgs[k]->names[j]);
+                printf("%s%s", j ? ", " : "", f);
+                free(f);
+            }
+            if (!imgs[k]->n_names)
+                printf("<none>");
+            printf(" (sha256:%s, %s%s)\n", img_short_id(imgs[k]->id, sid),
+                   img_human_size(imgs[k]->size, sz), sh.existed ? ", already present" : "");
+        }
+        fflush(stdout);
+        img_list_free(imgs, n);
+    }
+    return rc;
+}
+
+/* ---- ls ---- */
+
+/* As Docker's units.HumanSizeWithPrecision(size, 3), which crictl prints. */
+static void decimal_size(uint64_t b, char buf[16])
+{
+    static const char *u[] = {"B", "kB", "MB", "GB", "TB", "PB"};
+    double v = (double)b;
+    int i = 0;
+    while (v >= 1000 && i < 5) {
+        v /= 1000;
+        i++;
+    }
+    snprintf(buf, 16, "%.3g%s", v, u[i]);
+}
+
+static int do_ls(img_store_t *s, struct opts *o)
+{
+    img_t **imgs;
+    size_t n;
+    int rc = img_list(s, &imgs, &n);
+    if (rc < 0) {
+        fprintf(stderr, "coraclectl image ls: %s: %s\n", img_store_dir(s), strerror(-rc));
+        return 1;
+    }
+    if (o->quiet) {
+        for (size_t i = 0; i < n; i++)
+            printf("%s\n", imgs[i]->id);
+        img_list_free(imgs, n);
+        return 0;
+    }
+    /* Rows: one per name, "<none>" for unnamed images. */
+    size_t rows = 0;
+    for (size_t i = 0; i < n; i++)
+        rows += imgs[i]->n_names ? imgs[i]->n_names : 1;
+    char *(*cell)[4] = xcalloc(rows + 1, sizeof(*cell));
+    cell[0][0] = xstrdup("IMAGE");
+    cell[0][1] = xstrdup("TAG");
+    cell[0][2] = xstrdup("IMAGE ID");
+    cell[0][3] = xstrdup("SIZE");
+    size_t r = 1;
+    for (size_t i = 0; i < n; i++) {
+        char sz[16];
+        decimal_size(imgs[i]->size, sz);
+        for (size_t j = 0; j < (imgs[i]->n_names ? imgs[i]->n_names : 1); j++, r++) {
+            if (imgs[i]->n_names) {
+                img_ref_split(imgs[i]->names[j], &cell[r][0], &cell[r][1]);
+            } else {
+                cell[r][0] = xstrdup("<none>");
+                cell[r][1] = xstrdup("<none>");
+            }
+            cell[r][2] = xstrndup(imgs[i]->id + 7, 13);
+            cell[r][3] = xstrdup(sz);
+        }
+    }
+    /* crictl's tabwriter: minimum width 20, padding 3. */
+    int w[3] = {20, 20, 20};
+    for (size_t k = 0; k < rows + 1; k++)
+        for (int c = 0; c < 3; c++)
+            if ((int)strlen(cell[k][c]) + 3 > w[c])
+                w[c] = (int)strlen(cell[k][c]) + 3;
+    for (size_t k = 0; k < rows + 1; k++) {
+        printf("%-*s%-*s%-*s%s\n", w[0], cell[k][0], w[1], cell[k][1], w[2], cell[k][2],
+               cell[k][3]);
+        for (int c = 0; c < 4; c++)
+            free(cell[k][c]);
+    }
+    free(cell);
+    img_list_free(imgs, n);
+    return 0;
+}
+
+/* ---- rm ---- */
+
+static int do_rm(img_store_t *s, struct opts *o)
+{
+    int rc = 0;
+    if (o->nargs == 0) {
+        fprintf(stderr, "coraclectl image rm: which image?\n%s", usage);
+        return 2;
+    }
+    for (int i = 0; i < o->nargs; i++) {
+        const char *ref = o->args[i];
+        img_t *img = NULL;
+        char *err = NULL, *norm = NULL, removed[72];
+        if (img_lookup(s, ref, &img, &err) < 0) {
+            fprintf(stderr, "coraclectl image rm: %s\n", err ? err : "not found");
+            free(err);
+            rc = 1;
+            continue;
+        }
+        int by_name = 0;
+        if (img_ref_normalize(ref, &norm, NULL) == 0)
+            for (size_t j = 0; j < img->n_names; j++)
+                by_name |= !strcmp(img->names[j], norm);
+        if (img_remove(s, ref, o->force ? IMG_RM_FORCE : 0, removed, &err) < 0) {
+            fprintf(stderr, "coraclectl image rm: %s\n", err ? err : "failed");
+            free(err);
+            rc = 1;
+        } else {
+            for (size_t j = 0; j < img->n_names; j++) {
+                if (by_name && strcmp(img->names[j], norm) != 0)
+                    continue;
+                char *f = img_ref_familiar(img->names[j]);
+                printf("Untagged: %s\n", f);
+                free(f);
+            }
+            if (removed[0])
+                printf("Deleted: %s\n", removed);
+        }
+        free(norm);
+        img_free(img);
+    }
+    return rc;
+}
+
+int ctl_cmd_image(int argc, char **argv)
+{
+    struct opts o;
+    img_store_t *s = NULL;
+    char *err = NULL;
+    int rc;
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+        !strcmp(argv[1], "help")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *sub = argv[1];
+    int is_import = !strcmp(sub, "import") || !strcmp(sub, "load");
+    int is_ls = !strcmp(sub, "ls") || !strcmp(sub, "list");
+    int is_rm = !strcmp(sub, "rm") || !strcmp(sub, "rmi");
+    if (!is_import && !is_ls && !is_rm) {
+        fprintf(stderr, "coraclectl image: unknown command \"%s\"\n%s", sub, usage);
+        return 2;
+    }
+    if (parse(argc, argv, &o) < 0) {
+        free(o.args);
+        return 2;
+    }
+    if (is_ls && o.nargs) {
+        fprintf(stderr, "coraclectl image ls: takes no arguments\n");
+        free(o.args);
+        return 2;
+    }
+    rc = img_store_open(o.dir, is_import ? IMG_STORE_CREATE : 0, &s, &err);
+    if (rc < 0) {
+        if (is_ls && rc == -ENOENT) {
+            /* No store yet: nothing imported. */
+            free(err);
+            free(o.args);
+            if (!o.quiet)
+                printf("%-20s%-20s%-20s%s\n", "IMAGE", "TAG", "IMAGE ID", "SIZE");
+            return 0;
+        }
+        fprintf(stderr, "coraclectl image %s: %s\n", sub, err ? err : strerror(-rc));
+        free(err);
+        free(o.args);
+        return 1;
+    }
+    if (is_import)
+        rc = do_import(s, &o);
+    else if (is_ls)
+        rc = do_ls(s, &o);
+    else
+        rc = do_rm(s, &o);
+    img_store_close(s);
+    free(o.args);
+    return rc;
+}

@@ -1,0 +1,584 @@
+/*
+ * describe: `coraclectl describe pod|node` in kubectl's layout (see
+ * describe.h). Follows kubectl's describePod / describeNode /
+ * DescribeEvents for the fields coracle's API carries.
+ */
+#include "config.h"
+#include "describe.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "print.h"
+#include "util.h"
+
+#define L1 "  "
+#define L2 "    "
+#define L3 "      "
+
+static const char *s_or(const char *s, const char *d)
+{
+    return s && *s ? s : d;
+}
+
+static void fmt_time(char *buf, size_t n, const Coracle__V1__Time *t)
+{
+    ctl_fmt_rfc1123z(buf, n, t ? t->seconds : 0);
+}
+
+typedef Coracle__V1__ObjectMeta__LabelsEntry kv_t;
+
+static int cmp_kv(const void *a, const void *b)
+{
+    const kv_t *x = *(kv_t *const *)a, *y = *(kv_t *const *)b;
+    return strcmp(s_or(x->key, ""), s_or(y->key, ""));
+}
+
+/* printLabelsMultiline / printAnnotationsMultiline: sorted, the first on the title line. */
+static void print_map(struct ctl_tw *tw, const char *title, kv_t *const *v, size_t n,
+                      const char *sep, const char *skip)
+{
+    kv_t **s = xcalloc(n + 1, sizeof(*s));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!skip || !v[i]->key || strcmp(v[i]->key, skip))
+            s[k++] = v[i];
+    qsort(s, k, sizeof(*s), cmp_kv);
+    ctl_tw_printf(tw, "%s:\t", title);
+    if (!k)
+        ctl_tw_printf(tw, "<none>\n");
+    for (size_t i = 0; i < k; i++)
+        ctl_tw_printf(tw, "%s%s%s%s\n", i ? "\t" : "", s_or(s[i]->key, ""), sep,
+                      s_or(s[i]->value, ""));
+    free(s);
+}
+
+static void describe_state(struct ctl_tw *tw, const char *name, const Coracle__V1__ContainerState *s)
+{
+    char t[64];
+    if (s && s->running) {
+        fmt_time(t, sizeof(t), s->running->startedat);
+        ctl_tw_printf(tw, L2 "%s:\tRunning\n" L3 "Started:\t%s\n", name, t);
+    } else if (s && s->waiting) {
+        ctl_tw_printf(tw, L2 "%s:\tWaiting\n", name);
+        if (s->waiting->reason && *s->waiting->reason)
+            ctl_tw_printf(tw, L3 "Reason:\t%s\n", s->waiting->reason);
+    } else if (s && s->terminated) {
+        const Coracle__V1__ContainerStateTerminated *x = s->terminated;
+        ctl_tw_printf(tw, L2 "%s:\tTerminated\n", name);
+        if (x->reason && *x->reason)
+            ctl_tw_printf(tw, L3 "Reason:\t%s\n", x->reason);
+        if (x->message && *x->message)
+            ctl_tw_printf(tw, L3 "Message:\t%s\n", x->message);
+        ctl_tw_printf(tw, L3 "Exit Code:\t%d\n", x->exitcode);
+        if (x->signal > 0)
+            ctl_tw_printf(tw, L3 "Signal:\t%d\n", x->signal);
+        fmt_time(t, sizeof(t), x->startedat);
+        ctl_tw_printf(tw, L3 "Started:\t%s\n", t);
+        fmt_time(t, sizeof(t), x->finishedat);
+        ctl_tw_printf(tw, L3 "Finished:\t%s\n", t);
+    } else {
+        ctl_tw_printf(tw, L2 "%s:\tWaiting\n", name);
+    }
+}
+
+static void port_str(char *buf, size_t n, const Coracle__V1__IntOrString *p)
+{
+    if (!p)
+        snprintf(buf, n, "0");
+    else if (p->type == 1)
+        snprintf(buf, n, "%s", s_or(p->strval, ""));
+    else
+        snprintf(buf, n, "%d", p->intval);
+}
+
+static void describe_probe(struct ctl_tw *tw, const char *title, const Coracle__V1__Probe *p)
+{
+    if (!p)
+        return;
+    char attrs[256], port[64];
+    snprintf(attrs, sizeof(attrs), "delay=%ds timeout=%ds period=%ds #success=%d #failure=%d",
+             p->initialdelayseconds, p->timeoutseconds, p->periodseconds, p->successthreshold,
+             p->failurethreshold);
+    const Coracle__V1__ProbeHandler *h = p->handler;
+    if (h && h->exec) {
+        struct ctl_buf b = {0};
+        for (size_t i = 0; i < h->exec->n_command; i++)
+            ctl_buf_printf(&b, "%s%s", i ? " " : "", h->exec->command[i]);
+        char *cmd = ctl_buf_take(&b);
+        ctl_tw_printf(tw, L2 "%s:\texec [%s] %s\n", title, cmd, attrs);
+        free(cmd);
+    } else if (h && h->httpget) {
+        char scheme[16];
+        const char *sc = s_or(h->httpget->scheme, "http");
+        size_t i = 0;
+        for (; sc[i] && i + 1 < sizeof(scheme); i++)
+            scheme[i] = (char)((sc[i] >= 'A' && sc[i] <= 'Z') ? sc[i] + 32 : sc[i]);
+        scheme[i] = '\0';
+        port_str(port, sizeof(port), h->httpget->port);
+        const char *path = s_or(h->httpget->path, "");
+        ctl_tw_printf(tw, L2 "%s:\thttp-get %s://%s:%s%s%s %s\n", title, scheme,
+                      s_or(h->httpget->host, ""), port, *path && *path != '/' ? "/" : "", path,
+                      attrs);
+    } else if (h && h->tcpsocket) {
+        port_str(port, sizeof(port), h->tcpsocket->port);
+        ctl_tw_printf(tw, L2 "%s:\ttcp-socket %s:%s %s\n", title, s_or(h->tcpsocket->host, ""),
+                      port, attrs);
+    } else {
+        ctl_tw_printf(tw, L2 "%s:\tunknown %s\n", title, attrs);
+    }
+}
+
+typedef Coracle__V1__ResourceRequirements__LimitsEntry qkv_t;
+
+static int cmp_qkv(const void *a, const void *b)
+{
+    const qkv_t *x = *(qkv_t *const *)a, *y = *(qkv_t *const *)b;
+    return strcmp(s_or(x->key, ""), s_or(y->key, ""));
+}
+
+static void describe_qmap(struct ctl_tw *tw, const char *indent, const char *title,
+                          qkv_t *const *v, size_t n, int always)
+{
+    if (!n && !always)
+        return;
+    qkv_t **s = xcalloc(n + 1, sizeof(*s));
+    if (n)
+        memcpy(s, v, n * sizeof(*s));
+    qsort(s, n, sizeof(*s), cmp_qkv);
+    ctl_tw_printf(tw, "%s%s:\n", indent, title);
+    for (size_t i = 0; i < n; i++)
+        ctl_tw_printf(tw, "%s  %s:\t%s\n", indent, s_or(s[i]->key, ""),
+                      s[i]->value ? s_or(s[i]->value->string, "0") : "0");
+    free(s);
+}
+
+static int cmp_mount(const void *a, const void *b)
+{
+    const Coracle__V1__VolumeMount *x = *(Coracle__V1__VolumeMount *const *)a;
+    const Coracle__V1__VolumeMount *y = *(Coracle__V1__VolumeMount *const *)b;
+    return strcmp(s_or(x->mountpath, ""), s_or(y->mountpath, ""));
+}
+
+static void describe_containers(struct ctl_tw *tw, const char *label, Coracle__V1__Container *const *cs,
+                                size_t n, Coracle__V1__ContainerStatus *const *sts, size_t nst)
+{
+    ctl_tw_printf(tw, "%s:\n", label);
+    for (size_t i = 0; i < n; i++) {
+        const Coracle__V1__Container *c = cs[i];
+        const Coracle__V1__ContainerStatus *st = NULL;
+        for (size_t j = 0; j < nst; j++)
+            if (sts[j]->name && c->name && !strcmp(sts[j]->name, c->name))
+                st = sts[j];
+        ctl_tw_printf(tw, L1 "%s:\n", s_or(c->name, ""));
+        if (st)
+            ctl_tw_printf(tw, L2 "Container ID:\t%s\n", s_or(st->containerid, ""));
+        ctl_tw_printf(tw, L2 "Image:\t%s\n", s_or(c->image, ""));
+        if (st)
+            ctl_tw_printf(tw, L2 "Image ID:\t%s\n", s_or(st->imageid, ""));
+        struct ctl_buf ports = {0}, hports = {0};
+        for (size_t j = 0; j < c->n_ports; j++) {
+            ctl_buf_printf(&ports, "%s%d/%s", j ? ", " : "", c->ports[j]->containerport,
+                           s_or(c->ports[j]->protocol, "TCP"));
+            ctl_buf_printf(&hports, "%s%d/%s", j ? ", " : "", c->ports[j]->hostport,
+                           s_or(c->ports[j]->protocol, "TCP"));
+        }
+        char *p = ctl_buf_take(&ports), *hp = ctl_buf_take(&hports);
+        ctl_tw_printf(tw, L2 "%s:\t%s\n", strchr(p, ',') ? "Ports" : "Port", s_or(p, "<none>"));
+        ctl_tw_printf(tw, L2 "%s:\t%s\n", strchr(hp, ',') ? "Host Ports" : "Host Port",
+                      s_or(hp, "<none>"));
+        free(p);
+        free(hp);
+        if (c->n_command) {
+            ctl_tw_printf(tw, L2 "Command:\n");
+            for (size_t j = 0; j < c->n_command; j++) {
+                char *dup = xstrdup(c->command[j]), *save = NULL;
+                for (char *l = strtok_r(dup, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+                    ctl_tw_printf(tw, L3 "%s\n", l);
+                free(dup);
+            }
+        }
+        if (c->n_args) {
+            ctl_tw_printf(tw, L2 "Args:\n");
+            for (size_t j = 0; j < c->n_args; j++) {
+                char *dup = xstrdup(c->args[j]), *save = NULL;
+                for (char *l = strtok_r(dup, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+                    ctl_tw_printf(tw, L3 "%s\n", l);
+                free(dup);
+            }
+        }
+        if (st) {
+            describe_state(tw, "State", st->state);
+            if (st->laststate && st->laststate->terminated)
+                describe_state(tw, "Last State", st->laststate);
+            ctl_tw_printf(tw, L2 "Ready:\t%s\n", st->ready ? "True" : "False");
+            ctl_tw_printf(tw, L2 "Restart Count:\t%d\n", st->restartcount);
+        }
+        if (c->resources) {
+            describe_qmap(tw, L2, "Limits", (qkv_t *const *)c->resources->limits,
+                          c->resources->n_limits, 0);
+            describe_qmap(tw, L2, "Requests", (qkv_t *const *)c->resources->requests,
+                          c->resources->n_requests, 0);
+        }
+        describe_probe(tw, "Liveness", c->livenessprobe);
+        describe_probe(tw, "Readiness", c->readinessprobe);
+        describe_probe(tw, "Startup", c->startupprobe);
+        ctl_tw_printf(tw, L2 "Environment:%s\n", c->n_env ? "" : "\t<none>");
+        for (size_t j = 0; j < c->n_env; j++) {
+            char *dup = xstrdup(s_or(c->env[j]->value, "")), *nl = NULL;
+            char *line = dup;
+            int first = 1;
+            do {
+                nl = strchr(line, '\n');
+                if (nl)
+                    *nl = '\0';
+                if (first)
+                    ctl_tw_printf(tw, L3 "%s:\t%s\n", s_or(c->env[j]->name, ""), line);
+                else
+                    ctl_tw_printf(tw, L3 "\t%s\n", line);
+                first = 0;
+                line = nl ? nl + 1 : NULL;
+            } while (line);
+            free(dup);
+        }
+        ctl_tw_printf(tw, L2 "Mounts:%s\n", c->n_volumemounts ? "" : "\t<none>");
+        Coracle__V1__VolumeMount **vm = xcalloc(c->n_volumemounts + 1, sizeof(*vm));
+        if (c->n_volumemounts)
+            memcpy(vm, c->volumemounts, c->n_volumemounts * sizeof(*vm));
+        qsort(vm, c->n_volumemounts, sizeof(*vm), cmp_mount);
+        for (size_t j = 0; j < c->n_volumemounts; j++) {
+            ctl_tw_printf(tw, L3 "%s from %s (%s", s_or(vm[j]->mountpath, ""),
+                          s_or(vm[j]->name, ""), vm[j]->readonly ? "ro" : "rw");
+            if (vm[j]->subpath && *vm[j]->subpath)
+                ctl_tw_printf(tw, ",path=\"%s\"", vm[j]->subpath);
+            ctl_tw_printf(tw, ")\n");
+        }
+        free(vm);
+    }
+}
+
+static const char *pod_qos(const Coracle__V1__Pod *pod)
+{
+    if (pod->status && pod->status->qosclass && *pod->status->qosclass)
+        return pod->status->qosclass;
+    int any = 0, guaranteed = 1;
+    const Coracle__V1__PodSpec *sp = pod->spec;
+    for (size_t i = 0; sp && i < sp->n_containers; i++) {
+        const Coracle__V1__ResourceRequirements *r = sp->containers[i]->resources;
+        if (!r || (!r->n_limits && !r->n_requests)) {
+            guaranteed = 0;
+            continue;
+        }
+        any = 1;
+        const char *need[] = {"cpu", "memory"};
+        for (size_t k = 0; k < 2; k++) {
+            const char *lim = NULL, *req = NULL;
+            for (size_t j = 0; j < r->n_limits; j++)
+                if (!strcmp(s_or(r->limits[j]->key, ""), need[k]) && r->limits[j]->value)
+                    lim = r->limits[j]->value->string;
+            for (size_t j = 0; j < r->n_requests; j++)
+                if (!strcmp(s_or(r->requests[j]->key, ""), need[k]) && r->requests[j]->value)
+                    req = r->requests[j]->value->string;
+            if (!lim || (req && strcmp(req, lim)))
+                guaranteed = 0;
+        }
+    }
+    if (!any)
+        return "BestEffort";
+    return guaranteed ? "Guaranteed" : "Burstable";
+}
+
+static int cmp_event(const void *a, const void *b)
+{
+    const Coracle__V1__Event *x = *(Coracle__V1__Event *const *)a;
+    const Coracle__V1__Event *y = *(Coracle__V1__Event *const *)b;
+    int64_t tx = x->lasttimestamp ? x->lasttimestamp->seconds : 0;
+    int64_t ty = y->lasttimestamp ? y->lasttimestamp->seconds : 0;
+    return tx < ty ? -1 : tx > ty;
+}
+
+static void describe_events(struct ctl_tw *tw, struct ctl_buf *out,
+                            Coracle__V1__Event *const *events, size_t n, int64_t now_ns)
+{
+    if (!n) {
+        ctl_tw_printf(tw, "Events:\t<none>\n");
+        return;
+    }
+    ctl_tw_flush(tw, out);
+    Coracle__V1__Event **s = xmemdup(events, n * sizeof(*s));
+    qsort(s, n, sizeof(*s), cmp_event);
+    ctl_tw_printf(tw, "Events:\n  Type\tReason\tAge\tFrom\tMessage\n");
+    ctl_tw_printf(tw, L1 "----\t------\t----\t----\t-------\n");
+    for (size_t i = 0; i < n; i++) {
+        const Coracle__V1__Event *e = s[i];
+        char first[32], last[32], interval[96];
+        if (e->eventtime && e->eventtime->seconds)
+            ctl_age(first, sizeof(first), (const Coracle__V1__Time *)e->eventtime, now_ns);
+        else
+            ctl_age(first, sizeof(first), e->firsttimestamp, now_ns);
+        if (e->count > 1) {
+            ctl_age(last, sizeof(last), e->lasttimestamp, now_ns);
+            snprintf(interval, sizeof(interval), "%s (x%d over %s)", last, e->count, first);
+        } else
+            snprintf(interval, sizeof(interval), "%s", first);
+        const char *src = e->source && e->source->component && *e->source->component
+                              ? e->source->component
+                              : s_or(e->reportingcomponent, "");
+        /* strings.TrimSpace(message) */
+        const char *m = s_or(e->message, "");
+        while (*m == ' ' || *m == '\n' || *m == '\t')
+            m++;
+        size_t ml = strlen(m);
+        while (ml && (m[ml - 1] == ' ' || m[ml - 1] == '\n' || m[ml - 1] == '\t'))
+            ml--;
+        ctl_tw_printf(tw, L1 "%s\t%s\t%s\t%s\t%.*s\n", s_or(e->type, ""), s_or(e->reason, ""),
+                      interval, src, (int)ml, m);
+    }
+    free(s);
+}
+
+void ctl_describe_pod(struct ctl_buf *out, const Coracle__V1__Pod *pod,
+                      Coracle__V1__Event *const *events, size_t nev, int64_t now_ns)
+{
+    struct ctl_tw tw;
+    const Coracle__V1__ObjectMeta *md = pod->metadata;
+    const Coracle__V1__PodSpec *sp = pod->spec;
+    const Coracle__V1__PodStatus *st = pod->status;
+    char t[64];
+
+    ctl_tw_init(&tw, 0, 2, false);
+    ctl_tw_printf(&tw, "Name:\t%s\n", md ? s_or(md->name, "") : "");
+    ctl_tw_printf(&tw, "Namespace:\t%s\n", md ? s_or(md->namespace_, "") : "");
+    if (sp && sp->has_priority)
+        ctl_tw_printf(&tw, "Priority:\t%d\n", sp->priority);
+    if (sp && sp->priorityclassname && *sp->priorityclassname)
+        ctl_tw_printf(&tw, "Priority Class Name:\t%s\n", sp->priorityclassname);
+    if (sp && sp->serviceaccountname && *sp->serviceaccountname)
+        ctl_tw_printf(&tw, "Service Account:\t%s\n", sp->serviceaccountname);
+    if (!sp || !sp->nodename || !*sp->nodename)
+        ctl_tw_printf(&tw, "Node:\t<none>\n");
+    else
+        ctl_tw_printf(&tw, "Node:\t%s/%s\n", sp->nodename, st ? s_or(st->hostip, "") : "");
+    if (st && st->starttime) {
+        fmt_time(t, sizeof(t), st->starttime);
+        ctl_tw_printf(&tw, "Start Time:\t%s\n", t);
+    }
+    print_map(&tw, "Labels", md ? md->labels : NULL, md ? md->n_labels : 0, "=", NULL);
+    print_map(&tw, "Annotations", md ? (kv_t *const *)md->annotations : NULL,
+              md ? md->n_annotations : 0, ": ", "kubectl.kubernetes.io/last-applied-configuration");
+    const char *phase = st ? s_or(st->phase, "") : "";
+    if (md && md->deletiontimestamp && strcmp(phase, "Failed") && strcmp(phase, "Succeeded")) {
+        char age[32];
+        ctl_age(age, sizeof(age), md->deletiontimestamp, now_ns);
+        ctl_tw_printf(&tw, "Status:\tTerminating (lasts %s)\n", age);
+        ctl_tw_printf(&tw, "Termination Grace Period:\t%" PRId64 "s\n",
+                      md->deletiongraceperiodseconds);
+    } else
+        ctl_tw_printf(&tw, "Status:\t%s\n", phase);
+    if (st && st->reason && *st->reason)
+        ctl_tw_printf(&tw, "Reason:\t%s\n", st->reason);
+    if (st && st->message && *st->message)
+        ctl_tw_printf(&tw, "Message:\t%s\n", st->message);
+    ctl_tw_printf(&tw, "IP:\t%s\n", st ? s_or(st->podip, "") : "");
+    if (!st || !st->n_podips)
+        ctl_tw_printf(&tw, "IPs:\t<none>\n");
+    else {
+        ctl_tw_printf(&tw, "IPs:\n");
+        for (size_t i = 0; i < st->n_podips; i++)
+            ctl_tw_printf(&tw, L1 "IP:\t%s\n", s_or(st->podips[i]->ip, ""));
+    }
+    if (md)
+        for (size_t i = 0; i < md->n_ownerreferences; i++)
+            if (md->ownerreferences[i]->controller)
+                ctl_tw_printf(&tw, "Controlled By:\t%s/%s\n",
+                              s_or(md->ownerreferences[i]->kind, ""),
+                              s_or(md->ownerreferences[i]->name, ""));
+    if (st && st->nominatednodename && *st->nominatednodename)
+        ctl_tw_printf(&tw, "NominatedNodeName:\t%s\n", st->nominatednodename);
+    if (sp && sp->n_initcontainers)
+        describe_containers(&tw, "Init Containers", sp->initcontainers, sp->n_initcontainers,
+                            st ? st->initcontainerstatuses : NULL,
+                            st ? st->n_initcontainerstatuses : 0);
+    describe_containers(&tw, "Containers", sp ? sp->containers : NULL, sp ? sp->n_containers : 0,
+                        st ? st->containerstatuses : NULL, st ? st->n_containerstatuses : 0);
+    if (st && st->n_conditions) {
+        ctl_tw_printf(&tw, "Conditions:\n  Type\tStatus\n");
+        for (size_t i = 0; i < st->n_conditions; i++)
+            ctl_tw_printf(&tw, L1 "%s \t%s \n", s_or(st->conditions[i]->type, ""),
+                          s_or(st->conditions[i]->status, ""));
+    }
+    if (!sp || !sp->n_volumes)
+        ctl_tw_printf(&tw, "Volumes:\t<none>\n");
+    else {
+        ctl_tw_printf(&tw, "Volumes:\n");
+        for (size_t i = 0; i < sp->n_volumes; i++) {
+            const Coracle__V1__Volume *v = sp->volumes[i];
+            const Coracle__V1__VolumeSource *vs = v->volumesource;
+            ctl_tw_printf(&tw, L1 "%s:\n", s_or(v->name, ""));
+            if (vs && vs->hostpath)
+                ctl_tw_printf(&tw,
+                              L2 "Type:\tHostPath (bare host directory volume)\n" L2
+                                 "Path:\t%s\n" L2 "HostPathType:\t%s\n",
+                              s_or(vs->hostpath->path, ""), s_or(vs->hostpath->type, "<none>"));
+            else if (vs && vs->emptydir) {
+                const char *lim = vs->emptydir->sizelimit && vs->emptydir->sizelimit->string &&
+                                          strcmp(vs->emptydir->sizelimit->string, "0")
+                                      ? vs->emptydir->sizelimit->string
+                                      : "<unset>";
+                ctl_tw_printf(&tw,
+                              L2 "Type:\tEmptyDir (a temporary directory that shares a pod's "
+                                 "lifetime)\n" L2 "Medium:\t%s\n" L2 "SizeLimit:\t%s\n",
+                              s_or(vs->emptydir->medium, ""), lim);
+            } else
+                ctl_tw_printf(&tw, L1 "<unknown>\n");
+        }
+    }
+    ctl_tw_printf(&tw, "QoS Class:\t%s\n", pod_qos(pod));
+    print_map(&tw, "Node-Selectors", sp ? (kv_t *const *)sp->nodeselector : NULL,
+              sp ? sp->n_nodeselector : 0, "=", NULL);
+    ctl_tw_printf(&tw, "Tolerations:\t");
+    if (!sp || !sp->n_tolerations)
+        ctl_tw_printf(&tw, "<none>\n");
+    for (size_t i = 0; sp && i < sp->n_tolerations; i++) {
+        const Coracle__V1__Toleration *to = sp->tolerations[i];
+        if (i)
+            ctl_tw_printf(&tw, "\t");
+        ctl_tw_printf(&tw, "%s", s_or(to->key, ""));
+        if (to->value && *to->value)
+            ctl_tw_printf(&tw, "=%s", to->value);
+        if (to->effect && *to->effect)
+            ctl_tw_printf(&tw, ":%s", to->effect);
+        if (to->operator_ && !strcmp(to->operator_, "Exists") && !(to->value && *to->value))
+            ctl_tw_printf(&tw, "%sop=Exists",
+                          (to->key && *to->key) || (to->effect && *to->effect) ? " " : "");
+        if (to->has_tolerationseconds)
+            ctl_tw_printf(&tw, " for %" PRId64 "s", to->tolerationseconds);
+        ctl_tw_printf(&tw, "\n");
+    }
+    describe_events(&tw, out, events, nev, now_ns);
+    ctl_tw_flush(&tw, out);
+    ctl_tw_free(&tw);
+}
+
+void ctl_describe_node(struct ctl_buf *out, const Coracle__V1__Node *node,
+                       const Coracle__V1__Lease *lease, Coracle__V1__Pod *const *pods,
+                       size_t npods, Coracle__V1__Event *const *events, size_t nev,
+                       int64_t now_ns)
+{
+    struct ctl_tw tw;
+    const Coracle__V1__ObjectMeta *md = node->metadata;
+    const Coracle__V1__NodeSpec *sp = node->spec;
+    const Coracle__V1__NodeStatus *st = node->status;
+    char t[64], t2[64];
+
+    ctl_tw_init(&tw, 0, 2, false);
+    ctl_tw_printf(&tw, "Name:\t%s\n", md ? s_or(md->name, "") : "");
+    char *roles = ctl_node_roles(node);
+    ctl_tw_printf(&tw, "Roles:\t%s\n", roles);
+    free(roles);
+    print_map(&tw, "Labels", md ? md->labels : NULL, md ? md->n_labels : 0, "=", NULL);
+    print_map(&tw, "Annotations", md ? (kv_t *const *)md->annotations : NULL,
+              md ? md->n_annotations : 0, ": ", "kubectl.kubernetes.io/last-applied-configuration");
+    fmt_time(t, sizeof(t), md ? md->creationtimestamp : NULL);
+    ctl_tw_printf(&tw, "CreationTimestamp:\t%s\n", t);
+    ctl_tw_printf(&tw, "Taints:\t");
+    if (!sp || !sp->n_taints)
+        ctl_tw_printf(&tw, "<none>\n");
+    for (size_t i = 0; sp && i < sp->n_taints; i++) {
+        const Coracle__V1__Taint *ta = sp->taints[i];
+        ctl_tw_printf(&tw, "%s%s%s%s:%s\n", i ? "\t" : "", s_or(ta->key, ""),
+                      ta->value && *ta->value ? "=" : "", s_or(ta->value, ""),
+                      s_or(ta->effect, ""));
+    }
+    ctl_tw_printf(&tw, "Unschedulable:\t%s\n", sp && sp->unschedulable ? "true" : "false");
+    if (lease) {
+        const Coracle__V1__LeaseSpec *ls = lease->spec;
+        ctl_tw_printf(&tw, "Lease:\n");
+        ctl_tw_printf(&tw, L1 "HolderIdentity:\t%s\n",
+                      ls ? s_or(ls->holderidentity, "<unset>") : "<unset>");
+        if (ls && ls->acquiretime)
+            ctl_fmt_rfc1123z(t, sizeof(t), ls->acquiretime->seconds);
+        else
+            snprintf(t, sizeof(t), "<unset>");
+        ctl_tw_printf(&tw, L1 "AcquireTime:\t%s\n", t);
+        if (ls && ls->renewtime)
+            ctl_fmt_rfc1123z(t, sizeof(t), ls->renewtime->seconds);
+        else
+            snprintf(t, sizeof(t), "<unset>");
+        ctl_tw_printf(&tw, L1 "RenewTime:\t%s\n", t);
+    }
+    if (st && st->n_conditions) {
+        ctl_tw_printf(&tw, "Conditions:\n  Type\tStatus\tLastHeartbeatTime\tLastTransitionTime\t"
+                           "Reason\tMessage\n");
+        ctl_tw_printf(&tw, L1 "----\t------\t-----------------\t------------------\t------\t"
+                              "-------\n");
+        for (size_t i = 0; i < st->n_conditions; i++) {
+            const Coracle__V1__NodeCondition *c = st->conditions[i];
+            fmt_time(t, sizeof(t), c->lastheartbeattime);
+            fmt_time(t2, sizeof(t2), c->lasttransitiontime);
+            ctl_tw_printf(&tw, L1 "%s \t%s \t%s \t%s \t%s \t%s\n", s_or(c->type, ""),
+                          s_or(c->status, ""), t, t2, s_or(c->reason, ""), s_or(c->message, ""));
+        }
+    }
+    ctl_tw_printf(&tw, "Addresses:\n");
+    for (size_t i = 0; st && i < st->n_addresses; i++)
+        ctl_tw_printf(&tw, L1 "%s:\t%s\n", s_or(st->addresses[i]->type, ""),
+                      s_or(st->addresses[i]->address, ""));
+    if (st && st->n_capacity)
+        describe_qmap(&tw, "", "Capacity", (qkv_t *const *)st->capacity, st->n_capacity, 1);
+    if (st && st->n_allocatable)
+        describe_qmap(&tw, "", "Allocatable", (qkv_t *const *)st->allocatable,
+                      st->n_allocatable, 1);
+    const Coracle__V1__NodeSystemInfo *ni = st ? st->nodeinfo : NULL;
+    if (ni) {
+        ctl_tw_printf(&tw, "System Info:\n");
+        ctl_tw_printf(&tw, L1 "Machine ID:\t%s\n", s_or(ni->machineid, ""));
+        ctl_tw_printf(&tw, L1 "System UUID:\t%s\n", s_or(ni->systemuuid, ""));
+        ctl_tw_printf(&tw, L1 "Boot ID:\t%s\n", s_or(ni->bootid, ""));
+        ctl_tw_printf(&tw, L1 "Kernel Version:\t%s\n", s_or(ni->kernelversion, ""));
+        ctl_tw_printf(&tw, L1 "OS Image:\t%s\n", s_or(ni->osimage, ""));
+        ctl_tw_printf(&tw, L1 "Operating System:\t%s\n", s_or(ni->operatingsystem, ""));
+        ctl_tw_printf(&tw, L1 "Architecture:\t%s\n", s_or(ni->architecture, ""));
+        ctl_tw_printf(&tw, L1 "Container Runtime Version:\t%s\n",
+                      s_or(ni->containerruntimeversion, ""));
+        ctl_tw_printf(&tw, L1 "Kubelet Version:\t%s\n", s_or(ni->kubeletversion, ""));
+        ctl_tw_printf(&tw, L1 "Kube-Proxy Version:\t%s\n", s_or(ni->kubeproxyversion, ""));
+    }
+    if (sp && sp->podcidr && *sp->podcidr)
+        ctl_tw_printf(&tw, "PodCIDR:\t%s\n", sp->podcidr);
+    if (sp && sp->n_podcidrs) {
+        ctl_tw_printf(&tw, "PodCIDRs:\t");
+        for (size_t i = 0; i < sp->n_podcidrs; i++)
+            ctl_tw_printf(&tw, "%s%s", i ? "," : "", sp->podcidrs[i]);
+        ctl_tw_printf(&tw, "\n");
+    }
+    if (sp && sp->providerid && *sp->providerid)
+        ctl_tw_printf(&tw, "ProviderID:\t%s\n", sp->providerid);
+    size_t live = 0;
+    for (size_t i = 0; i < npods; i++) {
+        const char *ph = pods[i]->status ? s_or(pods[i]->status->phase, "") : "";
+        live += strcmp(ph, "Succeeded") && strcmp(ph, "Failed");
+    }
+    ctl_tw_printf(&tw, "Non-terminated Pods:\t(%zu in total)\n", live);
+    if (live) {
+        ctl_tw_printf(&tw, L1 "Namespace\tName\tAge\n");
+        ctl_tw_printf(&tw, L1 "---------\t----\t---\n");
+        for (size_t i = 0; i < npods; i++) {
+            const Coracle__V1__Pod *p = pods[i];
+            const char *ph = p->status ? s_or(p->status->phase, "") : "";
+            if (!strcmp(ph, "Succeeded") || !strcmp(ph, "Failed"))
+                continue;
+            char age[32];
+            ctl_age(age, sizeof(age), p->metadata ? p->metadata->creationtimestamp : NULL,
+                    now_ns);
+            ctl_tw_printf(&tw, L1 "%s\t%s\t%s\n",
+                          p->metadata ? s_or(p->metadata->namespace_, "") : "",
+                          p->metadata ? s_or(p->metadata->name, "") : "", age);
+        }
+    }
+    describe_events(&tw, out, events, nev, now_ns);
+    ctl_tw_flush(&tw, out);
+    ctl_tw_free(&tw);
+}

@@ -1,0 +1,1173 @@
+/*
+ * pods: the kubelet's per-pod state machine. The informer (watch.c) hands
+ * in pod objects; a sync (deferred to the next loop turn, so bursts of
+ * events make one pass) makes the node match the spec: the sandbox and
+ * volumes once, init containers in order, then the containers, restarts
+ * under restartPolicy with Kubernetes' crash-loop back-off, graceful
+ * termination on deletionTimestamp (TERM, grace, KILL), teardown that
+ * leaves nothing behind, and status through UpdateStatus when it really
+ * changed. Container progress comes back from monitor.c (sync pipe, exit
+ * file) and probes.c. On start, klet_pods_synced re-adopts containers that
+ * kept running under their monitors while the kubelet was away.
+ *
+ * A container's files: <root>/containers/<id>/{meta,bundle/,upper/,work/,
+ * started,exit,...}; the pod's: <root>/pods/<uid>/{ns/,volumes/,hosts,
+ * resolv.conf,hostname,logs/<container>/<restart>.log}.
+ */
+#include "config.h"
+#include "klet.h"
+#include "kinds.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NS 1000000000LL
+
+static void pod_sync(struct klet_pod *p);
+static void pod_free(struct klet_pod *p);
+
+/* ------------------------------------------------------------------ helpers */
+
+static Coracle__V1__Pod *pod_copy(const Coracle__V1__Pod *pod)
+{
+    size_t n = protobuf_c_message_get_packed_size(&pod->base);
+    uint8_t *buf = xmalloc(n ? n : 1);
+    protobuf_c_message_pack(&pod->base, buf);
+    Coracle__V1__Pod *c = coracle__v1__pod__unpack(NULL, n, buf);
+    free(buf);
+    if (!c)
+        fatal("pod copy: unpack failed");
+    return c;
+}
+
+static const Coracle__V1__Container *ctr_spec(const struct klet_ctr *c)
+{
+    const Coracle__V1__PodSpec *s = c->pod->pod->spec;
+    return c->init ? s->initcontainers[c->idx] : s->containers[c->idx];
+}
+
+static char *ctr_dir(const struct klet *k, const char *id)
+{
+    return xasprintf("%s/containers/%s", k->cfg.root_dir, id);
+}
+
+static void set_wait(struct klet_ctr *c, const char *reason, const char *msg)
+{
+    free(c->wait_reason);
+    free(c->wait_msg);
+    c->wait_reason = reason ? xstrdup(reason) : NULL;
+    c->wait_msg = msg ? xstrdup(msg) : NULL;
+}
+
+static const char *restart_policy(const struct klet_pod *p)
+{
+    const char *r = p->pod->spec->restartpolicy;
+    return r && *r ? r : "Always";
+}
+
+static int64_t grace_seconds(const struct klet_pod *p)
+{
+    const Coracle__V1__ObjectMeta *m = p->pod->metadata;
+    if (m->has_deletiongraceperiodseconds)
+        return m->deletiongraceperiodseconds;
+    if (p->pod->spec->has_terminationgraceperiodseconds)
+        return p->pod->spec->terminationgraceperiodseconds;
+    return 30;
+}
+
+static bool ctr_active(const struct klet_ctr *c)
+{
+    return c->state == KC_RUNNING || c->state == KC_CREATING;
+}
+
+static void ctr_timer_cancel(struct klet_ctr *c)
+{
+    if (c->timer) {
+        event_free(c->timer);
+        c->timer = NULL;
+    }
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* ------------------------------------------------------------------ teardown of one container */
+
+/* After the container ended: runc delete (cgroup), unmount and drop its rootfs; keep the dir
+ * with meta/started/exit for lastState. */
+static void ctr_release(struct klet *k, const char *id)
+{
+    if (!id[0])
+        return;
+    klet_runc_delete(k, id);
+    char *d = ctr_dir(k, id);
+    char *b = xasprintf("%s/bundle", d);
+    klet_umount_tree(b);
+    klet_rmtree(b);
+    free(b);
+    b = xasprintf("%s/upper", d);
+    klet_rmtree(b);
+    free(b);
+    b = xasprintf("%s/work", d);
+    klet_rmtree(b);
+    free(b);
+    free(d);
+}
+
+static void ctr_remove_dir(struct klet *k, const char *id)
+{
+    if (!id[0])
+        return;
+    char *d = ctr_dir(k, id);
+    klet_umount_tree(d);
+    klet_rmtree(d);
+    free(d);
+}
+
+/* ------------------------------------------------------------------ starting a container */
+
+static void ctr_timer_fire(evutil_socket_t fd, short what, void *arg);
+
+static void ctr_timer_set(struct klet_ctr *c, int64_t delay_ns)
+{
+    ctr_timer_cancel(c);
+    c->timer = evtimer_new(c->pod->k->base, ctr_timer_fire, c);
+    if (delay_ns < 0)
+        delay_ns = 0;
+    struct timeval tv = {delay_ns / NS, (delay_ns % NS) / 1000};
+    event_add(c->timer, &tv);
+}
+
+static int64_t backoff_for(const struct klet *k, int n)
+{
+    int64_t s = k->cfg.crashloop_base;
+    for (int i = 1; i < n && s < k->cfg.crashloop_max; i++)
+        s *= 2;
+    return s > k->cfg.crashloop_max ? k->cfg.crashloop_max : s;
+}
+
+static void fmt_ms(char *buf, size_t n, int64_t ns)
+{
+    int64_t ms = (ns + 999999) / 1000000;
+    if (ms < 1000)
+        snprintf(buf, n, "%lldms", (long long)(ms ? ms : 1));
+    else
+        snprintf(buf, n, "%.3fs", ms / 1000.0);
+}
+
+static bool pull_always(const Coracle__V1__Container *s)
+{
+    if (s->imagepullpolicy)
+        return !strcmp(s->imagepullpolicy, "Always");
+    const char *img = s->image ? s->image : "";
+    const char *slash = strrchr(img, '/');
+    const char *colon = strrchr(slash ? slash : img, ':');
+    return !colon || !strcmp(colon, ":latest");
+}
+
+static void pull_failed(struct klet_ctr *c, const char *image, const char *err)
+{
+    struct klet_pod *p = c->pod;
+    klet_event(p->k, p, c, "Warning", "Failed", "Failed to pull image \"%s\": %s", image, err);
+    klet_event(p->k, p, c, "Warning", "Failed", "Error: ErrImagePull");
+    set_wait(c, "ErrImagePull", err);
+    c->pull_failed = true;
+    c->pull_failures++;
+    /* Shown as ErrImagePull for a moment, then ImagePullBackOff until the retry. */
+    ctr_timer_set(c, NS);
+}
+
+static int prepare_and_start(struct klet_ctr *c, const Coracle__V1__Container *s,
+                             struct klet_img *img, char **err)
+{
+    struct klet_pod *p = c->pod;
+    struct klet *k = p->k;
+    int rc = -1;
+    char **argv = NULL, **env = NULL;
+    size_t nargv = 0, nenv = 0;
+    char *cdir = NULL, *bundle = NULL, *rootfs = NULL, *upper = NULL, *work = NULL;
+    char *logdir = NULL, *logpath = NULL, *json = NULL;
+    struct klet_mount *mounts = NULL;
+    char **vpaths = NULL;
+    size_t nm = 0;
+
+    if (klet_ctr_argv(s, img, &argv, &nargv, err) < 0)
+        goto out;
+    bool hostnet = p->pod->spec->has_hostnetwork && p->pod->spec->hostnetwork;
+    env = klet_ctr_env(s, img, p->name, &nenv);
+
+    char uuid[37], id[40];
+    uuid_v4(uuid);
+    size_t j = 0;
+    for (size_t i = 0; uuid[i] && j < 32; i++)
+        if (uuid[i] != '-')
+            id[j++] = uuid[i];
+    id[j] = 0;
+    snprintf(c->id, sizeof c->id, "%s", id);
+
+    cdir = ctr_dir(k, id);
+    bundle = xasprintf("%s/bundle", cdir);
+    rootfs = xasprintf("%s/rootfs", bundle);
+    upper = xasprintf("%s/upper", cdir);
+    work = xasprintf("%s/work", cdir);
+    if (mkdir(cdir, 0700) < 0 || mkdir(bundle, 0700) < 0 || mkdir(rootfs, 0755) < 0 ||
+        mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0) {
+        *err = xasprintf("mkdir %s: %s", cdir, strerror(errno));
+        goto out;
+    }
+    char *meta = xasprintf("%s\n%s\n%d\n%d\n%s\n%s\n", p->uid, c->name, c->init ? 1 : 0,
+                           c->restarts, s->image ? s->image : "", img->id);
+    char *mp = xasprintf("%s/meta", cdir);
+    write_text(mp, meta);
+    free(mp);
+    free(meta);
+
+    char *opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", img->rootfs, upper, work);
+    int mrc = mount("overlay", rootfs, "overlay", 0, opts);
+    free(opts);
+    if (mrc < 0) {
+        *err = xasprintf("mount overlay rootfs for %s: %s", c->name, strerror(errno));
+        goto out;
+    }
+
+    /* /etc files of the pod, then the volume mounts. */
+    mounts = xcalloc(3 + s->n_volumemounts, sizeof *mounts);
+    vpaths = xcalloc(3 + s->n_volumemounts + 1, sizeof *vpaths);
+    static const char *const etc[][2] = {
+        {"/etc/hosts", "hosts"}, {"/etc/resolv.conf", "resolv.conf"}, {"/etc/hostname", "hostname"}};
+    for (size_t i = 0; i < 3; i++) {
+        vpaths[nm] = xasprintf("%s/%s", p->dir, etc[i][1]);
+        mounts[nm] = (struct klet_mount){etc[i][0], vpaths[nm], "bind", "rbind,rprivate"};
+        nm++;
+    }
+    for (size_t i = 0; i < s->n_volumemounts; i++) {
+        const Coracle__V1__VolumeMount *vm = s->volumemounts[i];
+        char *src = vm->name ? klet_volume_path(p->dir, p->pod->spec, vm->name) : NULL;
+        if (!src || !vm->mountpath) {
+            *err = xasprintf("volumeMounts[%zu]: volume \"%s\" not found", i,
+                             vm->name ? vm->name : "");
+            free(src);
+            goto out;
+        }
+        if (vm->subpath && *vm->subpath) {
+            char *sp = xasprintf("%s/%s", src, vm->subpath);
+            free(src);
+            src = sp;
+            mkdir(src, 0777);
+        }
+        vpaths[nm] = src;
+        mounts[nm] = (struct klet_mount){vm->mountpath, src, "bind",
+                                         vm->has_readonly && vm->readonly ? "rbind,rprivate,ro"
+                                                                          : "rbind,rprivate"};
+        nm++;
+    }
+
+    char *netns = hostnet ? NULL : xasprintf("%s/ns/net", p->dir);
+    char *utsns = hostnet ? NULL : xasprintf("%s/ns/uts", p->dir);
+    char *ipcns = xasprintf("%s/ns/ipc", p->dir);
+    char *cg = xasprintf("/coracle/%s", id);
+    struct klet_oci o = {
+        .args = argv,
+        .nargs = nargv,
+        .env = env,
+        .nenv = nenv,
+        .cwd = s->workingdir && *s->workingdir ? s->workingdir : img->workdir,
+        .rootfs = rootfs,
+        .netns = netns,
+        .ipcns = ipcns,
+        .utsns = utsns,
+        .cgroups_path = cg,
+        .mounts = mounts,
+        .nmounts = nm,
+    };
+    klet_ctr_resources(s, &o);
+    json = klet_oci_config(&o);
+    free(netns);
+    free(utsns);
+    free(ipcns);
+    free(cg);
+    char *cfgpath = xasprintf("%s/config.json", bundle);
+    write_text(cfgpath, json);
+    free(cfgpath);
+
+    logdir = xasprintf("%s/logs/%s", p->dir, c->name);
+    char *ld0 = xasprintf("%s/logs", p->dir);
+    mkdir(ld0, 0755);
+    free(ld0);
+    mkdir(logdir, 0755);
+    logpath = xasprintf("%s/%d.log", logdir, c->restarts);
+
+    c->state = KC_CREATING;
+    set_wait(c, "ContainerCreating", NULL);
+    free(c->image_id);
+    c->image_id = xstrdup(img->id);
+    klet_monitor_watch(k, c, cdir);
+    if (klet_monitor_start(k, c, cdir, logpath, err) < 0) {
+        klet_monitor_unwatch(k, c);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (rc < 0 && c->id[0]) {
+        ctr_release(k, c->id);
+        ctr_remove_dir(k, c->id);
+        c->id[0] = 0;
+        c->state = KC_WAITING;
+    }
+    klet_strv_free(argv);
+    klet_strv_free(env);
+    if (vpaths) {
+        for (size_t i = 0; i < nm; i++)
+            free(vpaths[i]);
+        free(vpaths);
+    }
+    free(mounts);
+    free(cdir);
+    free(bundle);
+    free(rootfs);
+    free(upper);
+    free(work);
+    free(logdir);
+    free(logpath);
+    free(json);
+    return rc;
+}
+
+static void ctr_start(struct klet_ctr *c)
+{
+    struct klet_pod *p = c->pod;
+    struct klet *k = p->k;
+    const Coracle__V1__Container *s = ctr_spec(c);
+    const char *image = s->image ? s->image : "";
+    bool always = pull_always(s);
+    ctr_timer_cancel(c);
+    if (always)
+        klet_event(k, p, c, "Normal", "Pulling", "Pulling image \"%s\"", image);
+    int64_t t0 = mono_ns();
+    struct klet_img img;
+    char *err = NULL;
+    if (klet_img_lookup(k->cfg.image_dir, image, &img, &err) < 0) {
+        pull_failed(c, image, err);
+        free(err);
+        return;
+    }
+    c->pull_failed = false;
+    c->pull_failures = 0;
+    if (always) {
+        char d[32];
+        fmt_ms(d, sizeof d, mono_ns() - t0);
+        klet_event(k, p, c, "Normal", "Pulled", "Successfully pulled image \"%s\" in %s (%s including waiting)",
+                   image, d, d);
+    } else {
+        klet_event(k, p, c, "Normal", "Pulled", "Container image \"%s\" already present on machine",
+                   image);
+    }
+    if (prepare_and_start(c, s, &img, &err) < 0) {
+        klet_event(k, p, c, "Warning", "Failed", "Error: %s", err);
+        set_wait(c, "CreateContainerError", err);
+        free(err);
+        ctr_timer_set(c, backoff_for(k, 1) * NS);
+    }
+    klet_img_free(&img);
+}
+
+/* Crash-loop back-off as Kubernetes' kubelet: the first restart is at once and arms a
+ * window of base seconds from the crash; a crash inside it waits the window out, and each
+ * restart doubles it up to the cap; ten minutes of running resets it. */
+static void ctr_restart(struct klet_ctr *c)
+{
+    struct klet_pod *p = c->pod;
+    struct klet *k = p->k;
+    int64_t now = now_ns();
+    if (c->term.valid && c->term.finished_ns - c->term.started_ns > 600 * NS)
+        c->backoff_s = 0;
+    if (c->backoff_s > 0 && now - c->term.finished_ns < c->backoff_s * NS) {
+        if (!c->wait_reason || strcmp(c->wait_reason, "CrashLoopBackOff")) {
+            char *msg = xasprintf("back-off %llds restarting failed container=%s pod=%s_%s(%s)",
+                                  (long long)c->backoff_s, c->name, p->name, p->ns, p->uid);
+            set_wait(c, "CrashLoopBackOff", msg);
+            free(msg);
+            klet_event(k, p, c, "Warning", "BackOff",
+                       "Back-off restarting failed container %s in pod %s_%s(%s)", c->name,
+                       p->name, p->ns, p->uid);
+        }
+        if (!c->timer)
+            ctr_timer_set(c, c->backoff_s * NS - (now - c->term.finished_ns));
+        return;
+    }
+    c->backoff_s = c->backoff_s ? (c->backoff_s * 2 > k->cfg.crashloop_max ? k->cfg.crashloop_max
+                                                                            : c->backoff_s * 2)
+                                : k->cfg.crashloop_base;
+    /* The previous dead container goes; this one becomes lastState. */
+    if (c->last.valid && strcmp(c->last.id, c->term.id))
+        ctr_remove_dir(k, c->last.id);
+    c->last = c->term;
+    c->term.valid = false;
+    c->restarts++;
+    c->id[0] = 0;
+    c->state = KC_WAITING;
+    set_wait(c, NULL, NULL);
+    ctr_start(c);
+}
+
+static void ctr_timer_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct klet_ctr *c = arg;
+    struct klet_pod *p = c->pod;
+    event_free(c->timer);
+    c->timer = NULL;
+    if (p->deleting || p->gone)
+        return;
+    if (c->killing && ctr_active(c)) {
+        klet_runc_kill(p->k, c->id, "KILL");
+        return;
+    }
+    if (c->pull_failed && c->wait_reason && !strcmp(c->wait_reason, "ErrImagePull")) {
+        const char *image = ctr_spec(c)->image;
+        char *msg = xasprintf("Back-off pulling image \"%s\"", image ? image : "");
+        set_wait(c, "ImagePullBackOff", msg);
+        klet_event(p->k, p, c, "Normal", "BackOff", "%s", msg);
+        free(msg);
+        ctr_timer_set(c, backoff_for(p->k, c->pull_failures) * NS);
+        klet_pod_kick(p);
+        return;
+    }
+    if (c->state == KC_EXITED)
+        ctr_restart(c);
+    else if (c->state == KC_WAITING)
+        ctr_start(c);
+    klet_pod_kick(p);
+}
+
+/* ------------------------------------------------------------------ monitor callbacks */
+
+void klet_pod_ctr_created(struct klet_ctr *c, int pid)
+{
+    (void)pid;
+    klet_event(c->pod->k, c->pod, c, "Normal", "Created", "Created container %s", c->name);
+}
+
+void klet_pod_ctr_started(struct klet_ctr *c, int64_t started_ns)
+{
+    if (c->state != KC_CREATING)
+        return;
+    c->state = KC_RUNNING;
+    c->started_ns = started_ns;
+    c->ever_started = true;
+    c->ready = false;
+    set_wait(c, NULL, NULL);
+    klet_event(c->pod->k, c->pod, c, "Normal", "Started", "Started container %s", c->name);
+    klet_probes_start(c);
+    klet_pod_kick(c->pod);
+}
+
+void klet_pod_ctr_failed(struct klet_ctr *c, const char *msg)
+{
+    struct klet_pod *p = c->pod;
+    struct klet *k = p->k;
+    if (c->state != KC_CREATING)
+        return;
+    klet_monitor_unwatch(k, c);
+    klet_event(k, p, c, "Warning", "Failed", "Error: %s", msg);
+    ctr_release(k, c->id);
+    ctr_remove_dir(k, c->id);
+    c->id[0] = 0;
+    c->state = KC_WAITING;
+    set_wait(c, "RunContainerError", msg);
+    if (!p->deleting && !p->gone)
+        ctr_timer_set(c, backoff_for(k, ++c->pull_failures) * NS);
+    klet_pod_kick(p);
+}
+
+static int64_t read_started(const char *cdir)
+{
+    char *p = xasprintf("%s/started", cdir);
+    FILE *f = fopen(p, "r");
+    free(p);
+    long long v = 0;
+    if (f) {
+        if (fscanf(f, "%lld", &v) != 1)
+            v = 0;
+        fclose(f);
+    }
+    return v;
+}
+
+void klet_pod_ctr_exited(struct klet_ctr *c)
+{
+    struct klet_pod *p = c->pod;
+    struct klet *k = p->k;
+    if (c->state != KC_RUNNING && c->state != KC_CREATING)
+        return;
+    char *cdir = ctr_dir(k, c->id);
+    int code = 0, sig = 0, oom = 0;
+    int64_t fin = 0;
+    if (klet_monitor_read_exit(cdir, &code, &sig, &fin, &oom) < 0) {
+        free(cdir);
+        return;
+    }
+    klet_monitor_unwatch(k, c);
+    klet_probes_stop(c);
+    ctr_timer_cancel(c);
+    c->term = (struct klet_term){.valid = true,
+                                 .exit_code = code,
+                                 .signal = sig,
+                                 .oom = oom != 0,
+                                 .started_ns = c->started_ns ? c->started_ns : read_started(cdir),
+                                 .finished_ns = fin};
+    snprintf(c->term.id, sizeof c->term.id, "%s", c->id);
+    free(cdir);
+    c->state = KC_EXITED;
+    c->ever_started = true;
+    c->ready = false;
+    c->killing = false;
+    set_wait(c, NULL, NULL);
+    ctr_release(k, c->id);
+    log_info("pod %s/%s: container %s exited with %d%s", p->ns, p->name, c->name, code,
+             oom ? " (OOMKilled)" : "");
+    klet_pod_kick(p);
+}
+
+void klet_pod_ctr_probe(struct klet_ctr *c, bool liveness, bool okay, const char *msg)
+{
+    struct klet_pod *p = c->pod;
+    if (c->state != KC_RUNNING)
+        return;
+    if (!liveness) {
+        if (c->ready != okay) {
+            c->ready = okay;
+            klet_pod_kick(p);
+        }
+        return;
+    }
+    if (okay || c->killing)
+        return;
+    klet_event(p->k, p, c, "Normal", "Killing",
+               "Container %s failed liveness probe, will be restarted", c->name);
+    (void)msg;
+    c->killing = true;
+    klet_runc_kill(p->k, c->id, "TERM");
+    /* KILL when the grace period is over and TERM was not enough. */
+    const Coracle__V1__Probe *pr = ctr_spec(c)->livenessprobe;
+    int64_t g = pr && pr->has_terminationgraceperiodseconds ? pr->terminationgraceperiodseconds
+                                                             : grace_seconds(p);
+    ctr_timer_set(c, g * NS);
+    klet_pod_kick(p);
+}
+
+/* ------------------------------------------------------------------ status */
+
+static void status_send(struct klet_pod *p);
+
+static void status_done(gcl_call_t *call, int code, const char *message, void *arg)
+{
+    (void)call;
+    struct klet_pod *p = arg;
+    p->status_inflight = false;
+    p->refs--;
+    if (code != 0) {
+        log_warn("pod %s/%s: UpdateStatus: %s", p->ns, p->name, message);
+        free(p->sent);
+        p->sent = NULL;
+        p->sent_len = 0;
+    }
+    if (p->gone && p->refs == 0 && p->torn_down) {
+        pod_free(p);
+        return;
+    }
+    if (p->status_again) {
+        p->status_again = false;
+        status_send(p);
+    }
+}
+
+static void status_send(struct klet_pod *p)
+{
+    if (p->gone)
+        return;
+    if (p->status_inflight) {
+        p->status_again = true;
+        return;
+    }
+    struct klet *k = p->k;
+    Coracle__V1__PodStatus *old = NULL;
+    if (p->sent)
+        old = coracle__v1__pod_status__unpack(NULL, p->sent_len, p->sent);
+    Coracle__V1__PodStatus *st =
+        klet_status_compute(p, old ? old : p->pod->status, k->host_ip, now_ns());
+    if (old)
+        coracle__v1__pod_status__free_unpacked(old, NULL);
+    size_t n = protobuf_c_message_get_packed_size(&st->base);
+    uint8_t *buf = xmalloc(n ? n : 1);
+    protobuf_c_message_pack(&st->base, buf);
+    if (p->sent && p->sent_len == n && !memcmp(p->sent, buf, n)) {
+        free(buf);
+        klet_status_free(st);
+        return;
+    }
+    free(p->sent);
+    p->sent = buf;
+    p->sent_len = n;
+    Coracle__V1__ObjectMeta meta = CORACLE__V1__OBJECT_META__INIT;
+    meta.name = p->name;
+    meta.namespace_ = p->ns;
+    meta.uid = p->uid;
+    Coracle__V1__Pod pod = CORACLE__V1__POD__INIT;
+    pod.metadata = &meta;
+    pod.status = st;
+    p->status_inflight = true;
+    p->refs++;
+    gcl_call(k->api, "/coracle.v1.Pods/UpdateStatus", &pod.base, NULL, status_done, p, 10000);
+    klet_status_free(st);
+}
+
+/* ------------------------------------------------------------------ termination */
+
+static void kill_timer_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct klet_pod *p = arg;
+    for (size_t i = 0; i < p->ninit + p->nctr; i++) {
+        struct klet_ctr *c = i < p->ninit ? &p->inits[i] : &p->ctrs[i - p->ninit];
+        if (ctr_active(c) && c->id[0])
+            klet_runc_kill(p->k, c->id, "KILL");
+    }
+}
+
+static void pod_teardown(struct klet_pod *p)
+{
+    struct klet *k = p->k;
+    for (size_t i = 0; i < p->ninit + p->nctr; i++) {
+        struct klet_ctr *c = i < p->ninit ? &p->inits[i] : &p->ctrs[i - p->ninit];
+        ctr_timer_cancel(c);
+        klet_probes_stop(c);
+        klet_monitor_unwatch(k, c);
+        if (c->id[0]) {
+            ctr_release(k, c->id);
+            ctr_remove_dir(k, c->id);
+        }
+        if (c->term.valid)
+            ctr_remove_dir(k, c->term.id);
+        if (c->last.valid)
+            ctr_remove_dir(k, c->last.id);
+    }
+    klet_cni_del(k, p->dir, p->uid);
+    klet_sandbox_destroy(p->dir);
+    klet_volumes_teardown(p->dir);
+    klet_umount_tree(p->dir);
+    klet_rmtree(p->dir);
+    p->torn_down = true;
+    log_info("pod %s/%s: torn down", p->ns, p->name);
+}
+
+static void delete_done(gcl_call_t *call, int code, const char *message, void *arg)
+{
+    (void)call;
+    struct klet_pod *p = arg;
+    p->refs--;
+    if (code != 0 && code != 5 /* NOT_FOUND */) {
+        log_warn("pod %s/%s: Delete: %s", p->ns, p->name, message);
+        p->delete_sent = false;
+    }
+    if (p->gone && p->refs == 0)
+        pod_free(p);
+}
+
+/* Returns true while containers are still stopping. */
+static bool pod_stop(struct klet_pod *p, bool graceful)
+{
+    struct klet *k = p->k;
+    bool active = false;
+    for (size_t i = 0; i < p->ninit + p->nctr; i++) {
+        struct klet_ctr *c = i < p->ninit ? &p->inits[i] : &p->ctrs[i - p->ninit];
+        ctr_timer_cancel(c);
+        if (!ctr_active(c)) {
+            if (c->state == KC_WAITING)
+                set_wait(c, NULL, NULL);
+            continue;
+        }
+        active = true;
+        if (c->killing)
+            continue;
+        c->killing = true;
+        if (graceful)
+            klet_event(k, p, c, "Normal", "Killing", "Stopping container %s", c->name);
+        klet_probes_stop(c);
+        if (c->state == KC_CREATING || !graceful)
+            klet_runc_kill(k, c->id, "KILL");
+        else
+            klet_runc_kill(k, c->id, "TERM");
+    }
+    if (active && !p->kill_ev) {
+        int64_t g = graceful ? grace_seconds(p) : 0;
+        p->kill_ev = evtimer_new(k->base, kill_timer_fire, p);
+        struct timeval tv = {g, 0};
+        event_add(p->kill_ev, &tv);
+    }
+    return active;
+}
+
+/* ------------------------------------------------------------------ the sync */
+
+static bool init_done(const struct klet_ctr *c)
+{
+    return c->state == KC_EXITED && c->term.exit_code == 0;
+}
+
+static void pod_sync_running(struct klet_pod *p)
+{
+    struct klet *k = p->k;
+    if (!p->sandbox_ready) {
+        char *err = NULL;
+        bool hostnet = p->pod->spec->has_hostnetwork && p->pod->spec->hostnetwork;
+        mkdir(p->dir, 0755);
+        char *meta = xasprintf("%s/meta", p->dir);
+        char *txt = xasprintf("%s\n%s\n%s\n", p->uid, p->ns, p->name);
+        write_text(meta, txt);
+        free(meta);
+        free(txt);
+        const char *hn =
+            p->pod->spec->hostname && *p->pod->spec->hostname ? p->pod->spec->hostname : p->name;
+        int rc = klet_sandbox_create(p->dir, hn, hostnet, hostnet ? k->host_ip : NULL, &err);
+        if (rc == 0 && !hostnet && k->cfg.cni_conf_dir && *k->cfg.cni_conf_dir) {
+            free(p->pod_ip);
+            p->pod_ip = NULL;
+            rc = klet_cni_add(k, p->dir, p->uid, p->ns, p->name, &p->pod_ip, &err);
+            if (rc < 0) {
+                klet_cni_del(k, p->dir, p->uid);
+                klet_sandbox_destroy(p->dir);
+            } else {
+                klet_sandbox_files(p->dir, hn, hostnet, p->pod_ip);
+            }
+        }
+        if (rc == 0)
+            rc = klet_volumes_setup(p->dir, p->pod->spec, &err);
+        if (rc < 0) {
+            if (!p->sandbox_err || strcmp(p->sandbox_err, err))
+                klet_event(k, p, NULL, "Warning", "FailedCreatePodSandBox",
+                           "Failed to create pod sandbox: %s", err);
+            free(p->sandbox_err);
+            p->sandbox_err = err;
+            struct timeval tv = {5, 0};
+            event_add(p->retry_ev, &tv);
+            return;
+        }
+        free(p->sandbox_err);
+        p->sandbox_err = NULL;
+        p->sandbox_ready = true;
+    }
+    const char *policy = restart_policy(p);
+    for (size_t i = 0; i < p->ninit; i++) {
+        struct klet_ctr *c = &p->inits[i];
+        if (init_done(c))
+            continue;
+        if (ctr_active(c) || c->timer)
+            return;
+        if (c->state == KC_EXITED) {
+            if (!strcmp(policy, "Never"))
+                return; /* the pod failed */
+            ctr_restart(c);
+            return;
+        }
+        ctr_start(c);
+        return;
+    }
+    for (size_t i = 0; i < p->nctr; i++) {
+        struct klet_ctr *c = &p->ctrs[i];
+        if (ctr_active(c) || c->timer)
+            continue;
+        if (c->state == KC_WAITING)
+            ctr_start(c);
+        else if (c->state == KC_EXITED && klet_should_restart(p, c))
+            ctr_restart(c);
+    }
+}
+
+static void pod_sync(struct klet_pod *p)
+{
+    struct klet *k = p->k;
+    if (p->torn_down)
+        return;
+    if (p->gone) {
+        if (pod_stop(p, false))
+            return;
+        pod_teardown(p);
+        if (p->refs == 0)
+            pod_free(p);
+        return;
+    }
+    if (p->deleting) {
+        if (pod_stop(p, true)) {
+            status_send(p);
+            return;
+        }
+        /* Everything stopped: final status, clean up, then the grace-0 delete. */
+        status_send(p);
+        pod_teardown(p);
+        if (!p->delete_sent) {
+            p->delete_sent = true;
+            Coracle__V1__Preconditions pre = CORACLE__V1__PRECONDITIONS__INIT;
+            pre.uid = p->uid;
+            Coracle__V1__DeleteRequest req = CORACLE__V1__DELETE_REQUEST__INIT;
+            req.namespace_ = p->ns;
+            req.name = p->name;
+            req.has_graceperiodseconds = 1;
+            req.graceperiodseconds = 0;
+            req.preconditions = &pre;
+            p->refs++;
+            gcl_call(k->api, "/coracle.v1.Pods/Delete", &req.base, NULL, delete_done, p, 10000);
+        }
+        return;
+    }
+    pod_sync_running(p);
+    status_send(p);
+}
+
+static void pod_sync_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pod_sync(arg);
+}
+
+void klet_pod_kick(struct klet_pod *p)
+{
+    if (!p->k->synced || p->torn_down)
+        return;
+    event_active(p->sync_ev, EV_TIMEOUT, 0);
+}
+
+/* ------------------------------------------------------------------ the pod table */
+
+static void ctrs_init(struct klet_pod *p, struct klet_ctr **arr, size_t *n,
+                      Coracle__V1__Container **specs, size_t nspec, bool init)
+{
+    *arr = xcalloc(nspec ? nspec : 1, sizeof **arr);
+    *n = nspec;
+    for (size_t i = 0; i < nspec; i++) {
+        struct klet_ctr *c = &(*arr)[i];
+        c->pod = p;
+        c->init = init;
+        c->idx = i;
+        c->name = xstrdup(specs[i]->name ? specs[i]->name : "");
+        c->image = xstrdup(specs[i]->image ? specs[i]->image : "");
+        c->sync_fd = -1;
+        c->wd = -1;
+    }
+}
+
+static struct klet_pod *pod_find(struct klet *k, const char *uid)
+{
+    for (size_t i = 0; i < k->npods; i++)
+        if (!strcmp(k->pods[i]->uid, uid))
+            return k->pods[i];
+    return NULL;
+}
+
+static void ctr_free(struct klet_ctr *c)
+{
+    ctr_timer_cancel(c);
+    free(c->name);
+    free(c->image);
+    free(c->image_id);
+    free(c->wait_reason);
+    free(c->wait_msg);
+}
+
+static void pod_free(struct klet_pod *p)
+{
+    struct klet *k = p->k;
+    for (size_t i = 0; i < k->npods; i++) {
+        if (k->pods[i] == p) {
+            k->pods[i] = k->pods[--k->npods];
+            break;
+        }
+    }
+    klet_proc_forget(p);
+    for (size_t i = 0; i < p->ninit; i++)
+        ctr_free(&p->inits[i]);
+    for (size_t i = 0; i < p->nctr; i++)
+        ctr_free(&p->ctrs[i]);
+    free(p->inits);
+    free(p->ctrs);
+    if (p->sync_ev)
+        event_free(p->sync_ev);
+    if (p->kill_ev)
+        event_free(p->kill_ev);
+    if (p->retry_ev)
+        event_free(p->retry_ev);
+    free(p->pod_ip);
+    coracle__v1__pod__free_unpacked(p->pod, NULL);
+    free(p->uid);
+    free(p->ns);
+    free(p->name);
+    free(p->dir);
+    free(p->sent);
+    free(p->sandbox_err);
+    free(p);
+}
+
+void klet_pods_upsert(struct klet *k, const Coracle__V1__Pod *pod)
+{
+    const Coracle__V1__ObjectMeta *m = pod->metadata;
+    if (!m || !m->uid || !m->name || !pod->spec)
+        return;
+    struct klet_pod *p = pod_find(k, m->uid);
+    if (!p) {
+        /* A pod that already finished and that we never ran: nothing to do. */
+        p = xcalloc(1, sizeof *p);
+        p->k = k;
+        p->uid = xstrdup(m->uid);
+        p->ns = xstrdup(m->namespace_ ? m->namespace_ : "default");
+        p->name = xstrdup(m->name);
+        p->dir = xasprintf("%s/pods/%s", k->cfg.root_dir, p->uid);
+        p->pod = pod_copy(pod);
+        p->start_ns = now_ns();
+        if (pod->status && pod->status->starttime && pod->status->starttime->has_seconds)
+            p->start_ns = pod->status->starttime->seconds * NS;
+        ctrs_init(p, &p->inits, &p->ninit, p->pod->spec->initcontainers,
+                  p->pod->spec->n_initcontainers, true);
+        ctrs_init(p, &p->ctrs, &p->nctr, p->pod->spec->containers, p->pod->spec->n_containers,
+                  false);
+        p->sync_ev = event_new(k->base, -1, 0, pod_sync_cb, p);
+        p->retry_ev = evtimer_new(k->base, pod_sync_cb, p);
+        k->pods = xrealloc(k->pods, (k->npods + 1) * sizeof *k->pods);
+        k->pods[k->npods++] = p;
+        log_info("pod %s/%s (%s) assigned to this node", p->ns, p->name, p->uid);
+    } else {
+        Coracle__V1__Pod *copy = pod_copy(pod);
+        coracle__v1__pod__free_unpacked(p->pod, NULL);
+        p->pod = copy;
+        /* ctr->idx stays valid: the spec's containers cannot change. */
+    }
+    if (m->deletiontimestamp && !p->deleting) {
+        p->deleting = true;
+        log_info("pod %s/%s: deletion requested (grace %llds)", p->ns, p->name,
+                 (long long)grace_seconds(p));
+    }
+    klet_pod_kick(p);
+}
+
+void klet_pods_deleted(struct klet *k, const Coracle__V1__Pod *pod)
+{
+    if (!pod->metadata || !pod->metadata->uid)
+        return;
+    struct klet_pod *p = pod_find(k, pod->metadata->uid);
+    if (!p)
+        return;
+    p->gone = true;
+    if (p->torn_down) {
+        if (p->refs == 0)
+            pod_free(p);
+        return;
+    }
+    klet_pod_kick(p);
+}
+
+/* ------------------------------------------------------------------ re-adoption */
+
+struct ctr_meta {
+    char uid[64], name[256], image[1024], image_id[128];
+    int init, attempt;
+};
+
+static void copy_str(char *dst, size_t n, const char *src)
+{
+    size_t l = strlen(src);
+    if (l >= n)
+        l = n - 1;
+    memcpy(dst, src, l);
+    dst[l] = 0;
+}
+
+static int read_meta(const char *cdir, struct ctr_meta *m)
+{
+    char *p = xasprintf("%s/meta", cdir);
+    FILE *f = fopen(p, "r");
+    free(p);
+    if (!f)
+        return -1;
+    memset(m, 0, sizeof *m);
+    char line[1200];
+    int ok = 0;
+    for (int i = 0; i < 6 && fgets(line, sizeof line, f); i++) {
+        line[strcspn(line, "\n")] = 0;
+        switch (i) {
+        case 0: copy_str(m->uid, sizeof m->uid, line); break;
+        case 1: copy_str(m->name, sizeof m->name, line); break;
+        case 2: m->init = atoi(line); break;
+        case 3: m->attempt = atoi(line); break;
+        case 4: copy_str(m->image, sizeof m->image, line); break;
+        case 5: copy_str(m->image_id, sizeof m->image_id, line); ok = 1; break;
+        }
+    }
+    fclose(f);
+    return ok ? 0 : -1;
+}
+
+static struct klet_ctr *ctr_by_name(struct klet_pod *p, const char *name, bool init)
+{
+    struct klet_ctr *arr = init ? p->inits : p->ctrs;
+    size_t n = init ? p->ninit : p->nctr;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(arr[i].name, name))
+            return &arr[i];
+    return NULL;
+}
+
+static void adopt(struct klet *k, struct klet_ctr *c, const char *id, const struct ctr_meta *m)
+{
+    char *cdir = ctr_dir(k, id);
+    int code, sig, oom;
+    int64_t fin;
+    bool exited = klet_monitor_read_exit(cdir, &code, &sig, &fin, &oom) == 0;
+    int64_t started = read_started(cdir);
+    struct klet_term t = {.valid = true,
+                          .exit_code = exited ? code : 255,
+                          .signal = exited ? sig : 0,
+                          .oom = exited && oom,
+                          .started_ns = started,
+                          .finished_ns = exited ? fin : now_ns()};
+    snprintf(t.id, sizeof t.id, "%s", id);
+    if (c->id[0] || c->term.valid) {
+        /* Two records: the newer attempt is current, the older lastState. */
+        const char *cur = c->id[0] ? c->id : c->term.id;
+        if (m->attempt < c->restarts) {
+            if (!c->last.valid || m->attempt > 0) {
+                if (c->last.valid)
+                    ctr_remove_dir(k, c->last.id);
+                c->last = t;
+            }
+            free(cdir);
+            return;
+        }
+        (void)cur;
+        if (c->last.valid)
+            ctr_remove_dir(k, c->last.id);
+        if (c->term.valid)
+            c->last = c->term;
+        c->term.valid = false;
+        c->id[0] = 0;
+    }
+    c->restarts = m->attempt;
+    c->ever_started = started > 0;
+    c->started_ns = started;
+    free(c->image_id);
+    c->image_id = xstrdup(m->image_id);
+    if (!exited && started && klet_runc_alive(k, id)) {
+        snprintf(c->id, sizeof c->id, "%s", id);
+        c->state = KC_RUNNING;
+        klet_monitor_watch(k, c, cdir);
+        if (c->state == KC_RUNNING)
+            klet_probes_start(c);
+        log_info("pod %s/%s: re-adopted running container %s (%s)", c->pod->ns, c->pod->name,
+                 c->name, id);
+    } else {
+        c->term = t;
+        c->state = KC_EXITED;
+        ctr_release(k, id);
+    }
+    free(cdir);
+}
+
+void klet_pods_synced(struct klet *k)
+{
+    char *cdir = xasprintf("%s/containers", k->cfg.root_dir);
+    DIR *d = opendir(cdir);
+    if (d) {
+        struct dirent *e;
+        /* Lower attempts first so newer ones win. */
+        char **ids = NULL;
+        size_t n = 0;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.')
+                continue;
+            ids = xrealloc(ids, (n + 1) * sizeof *ids);
+            ids[n++] = xstrdup(e->d_name);
+        }
+        closedir(d);
+        struct ctr_meta *metas = xcalloc(n ? n : 1, sizeof *metas);
+        for (size_t i = 0; i < n; i++) {
+            char *dd = ctr_dir(k, ids[i]);
+            if (read_meta(dd, &metas[i]) < 0)
+                metas[i].attempt = -1;
+            free(dd);
+        }
+        for (int pass = 0; pass < 2; pass++) {
+            for (size_t i = 0; i < n; i++) {
+                struct ctr_meta *m = &metas[i];
+                struct klet_pod *p = m->attempt >= 0 ? pod_find(k, m->uid) : NULL;
+                struct klet_ctr *c = p ? ctr_by_name(p, m->name, m->init) : NULL;
+                if (!c) {
+                    if (pass == 0) {
+                        log_info("removing orphaned container %s", ids[i]);
+                        klet_runc_kill(k, ids[i], "KILL");
+                        ctr_release(k, ids[i]);
+                        ctr_remove_dir(k, ids[i]);
+                    }
+                    continue;
+                }
+                /* pass 0: dead records; pass 1: the live or newest ones */
+                char *dd = ctr_dir(k, ids[i]);
+                char *ex = xasprintf("%s/exit", dd);
+                bool dead = access(ex, F_OK) == 0;
+                free(ex);
+                free(dd);
+                if ((pass == 0) == dead)
+                    adopt(k, c, ids[i], m);
+            }
+        }
+        for (size_t i = 0; i < n; i++)
+            free(ids[i]);
+        free(ids);
+        free(metas);
+    }
+    free(cdir);
+    /* Pod dirs of pods that are gone. */
+    char *pdir = xasprintf("%s/pods", k->cfg.root_dir);
+    d = opendir(pdir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.')
+                continue;
+            struct klet_pod *p = pod_find(k, e->d_name);
+            char *dir = xasprintf("%s/%s", pdir, e->d_name);
+            if (!p) {
+                log_info("removing orphaned pod dir %s", dir);
+                klet_cni_del(k, dir, e->d_name);
+                klet_sandbox_destroy(dir);
+                klet_volumes_teardown(dir);
+                klet_umount_tree(dir);
+                klet_rmtree(dir);
+            } else {
+                bool hostnet = p->pod->spec->has_hostnetwork && p->pod->spec->hostnetwork;
+                p->sandbox_ready = klet_sandbox_exists(dir, hostnet);
+                if (p->sandbox_ready && !hostnet)
+                    p->pod_ip = klet_cni_ip(dir);
+            }
+            free(dir);
+        }
+        closedir(d);
+    }
+    free(pdir);
+    k->synced = true;
+    for (size_t i = 0; i < k->npods; i++)
+        klet_pod_kick(k->pods[i]);
+}

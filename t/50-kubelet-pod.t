@@ -1,0 +1,173 @@
+#!/usr/bin/python3
+# coracle-kubelet end to end with the real apiserver and runc: the Node and
+# its Lease; a pod of two containers that talk over localhost and share an
+# emptyDir; hostname, /etc/hosts, CRI logs, events; graceful delete that
+# honours the grace period; and nothing left behind (runc, mounts, netns,
+# cgroups, dirs).
+import os, subprocess, sys, time
+sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
+import ctest
+
+t = ctest.Tap()
+ctest.need_root(t)
+if not os.path.exists("/usr/sbin/runc") or not os.path.exists("/bin/busybox"):
+    t.skip_all("needs runc and busybox-static")
+c = ctest.Cluster(t, "50-kubelet-pod")
+pb = c.pb
+root = os.path.join(c.dir, "kroot")
+runc_root = os.path.join(root, "runc")
+
+
+def cleanup():
+    # Whatever the kubelet left (it was stopped first): containers, mounts.
+    subprocess.run("for id in $(runc --root %s list -q 2>/dev/null); do runc --root %s kill $id KILL;"
+                   " runc --root %s delete -f $id; done 2>/dev/null;"
+                   " grep -F ' %s/' /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l"
+                   % (runc_root, runc_root, runc_root, root), shell=True)
+
+
+c.on_teardown(cleanup)
+os.makedirs(os.path.join(root, "images", "import"))
+subprocess.check_call([os.path.join(ctest.SRC, "contrib/images/busybox.sh"), "-o",
+                       os.path.join(root, "images", "import", "busybox.tar")],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+api = c.start_apiserver()
+k = c.start_kubelet("node1", "--crashloop-backoff-base", "1", root_dir=root)
+
+
+def get(name):
+    p, err = api.try_call("Pods", "Get", pb.GetRequest(namespace="default", name=name))
+    return p
+
+
+def wait_pod(name, pred, timeout=20):
+    return c.wait_for(lambda: (lambda p: p if p is not None and pred(p) else None)(get(name)), timeout=timeout)
+
+
+def events(name):
+    evs = api.call("Events", "List", pb.ListRequest(namespace="default")).items
+    return [(e.reason, e.message) for e in evs if e.involvedObject.name == name]
+
+
+# ---- Node and Lease
+node = c.wait_for(lambda: api.try_call("Nodes", "Get", pb.GetRequest(name="node1"))[0], timeout=10)
+t.ok(node is not None, "node registered")
+labels = dict(node.metadata.labels) if node else {}
+t.is_(labels.get("kubernetes.io/hostname"), "node1", "label kubernetes.io/hostname")
+t.is_(labels.get("kubernetes.io/os"), "linux", "label kubernetes.io/os")
+t.ok("kubernetes.io/arch" in labels, "label kubernetes.io/arch")
+cap = {e: node.status.capacity[e].string for e in node.status.capacity} if node else {}
+t.is_(cap.get("pods"), "110", "capacity pods 110")
+t.ok(cap.get("cpu", "0") == str(os.cpu_count()), "capacity cpu = %s" % cap.get("cpu"))
+t.ok(cap.get("memory", "").endswith("Ki") and "ephemeral-storage" in cap, "capacity memory, ephemeral-storage")
+ready = [x for x in node.status.conditions if x.type == "Ready"] if node else []
+t.ok(ready and ready[0].status == "True" and ready[0].reason == "KubeletReady" and
+     ready[0].message == "kubelet is posting ready status", "Ready True KubeletReady")
+t.ok(node and node.status.nodeInfo.containerRuntimeVersion == "runc://1.1.5",
+     "containerRuntimeVersion %s" % (node.status.nodeInfo.containerRuntimeVersion if node else None))
+t.ok(node and {a.type for a in node.status.addresses} >= {"InternalIP", "Hostname"}, "addresses")
+lease = c.wait_for(lambda: api.try_call("Leases", "Get", pb.GetRequest(namespace="kube-node-lease", name="node1"))[0], timeout=10)
+t.ok(lease and lease.spec.holderIdentity == "node1" and lease.spec.leaseDurationSeconds == 40 and
+     lease.spec.renewTime.seconds > 0, "lease kube-node-lease/node1 held by node1, 40 s")
+
+# ---- two containers over localhost + a shared emptyDir
+web = pb.Container(name="web", image="progrium/busybox", imagePullPolicy="IfNotPresent",
+                   command=["sh", "-c", "echo hello; echo oops >&2; mkdir -p /www; echo hi-from-web > /www/index.html;"
+                            " echo shared > /data/file; exec httpd -f -p 8080 -h /www"],
+                   volumeMounts=[pb.VolumeMount(name="shared", mountPath="/data")])
+client = pb.Container(name="client", image="progrium/busybox",
+                      command=["sh", "-c", "while true; do wget -qO- http://localhost:8080/ > /tmp/got 2>/dev/null &&"
+                               " cp /tmp/got /data/got; sleep 0.2; done"],
+                      volumeMounts=[pb.VolumeMount(name="shared", mountPath="/data")])
+pod = pb.Pod(metadata=ctest.meta("duo", "default"),
+             spec=pb.PodSpec(nodeName="node1", containers=[web, client], terminationGracePeriodSeconds=2,
+                             volumes=[pb.Volume(name="shared", volumeSource=pb.VolumeSource(emptyDir=pb.EmptyDirVolumeSource()))]))
+t0 = time.time()
+api.call("Pods", "Create", pod)
+p = wait_pod("duo", lambda p: p.status.phase == "Running" and len(p.status.containerStatuses) == 2
+             and all(s.ready for s in p.status.containerStatuses))
+t.ok(p is not None, "pod Running with 2/2 ready (%.2f s)" % (time.time() - t0))
+if p:
+    cs = p.status.containerStatuses
+    t.ok(all(s.containerID.startswith("runc://") and s.restartCount == 0 and s.started for s in cs),
+         "containerID runc://, restartCount 0, started")
+    t.ok(all(s.imageID.startswith("sha256:") for s in cs), "imageID")
+    t.ok({x.type: x.status for x in p.status.conditions} ==
+         {"Initialized": "True", "Ready": "True", "ContainersReady": "True", "PodScheduled": "True"},
+         "conditions all True")
+    t.ok(p.status.hostIP != "" and p.status.startTime.seconds > 0, "hostIP, startTime")
+uid = p.metadata.uid if p else ""
+pdir = os.path.join(root, "pods", uid)
+got = c.wait_for(lambda: os.path.exists(os.path.join(pdir, "volumes/shared/got")) and
+                 open(os.path.join(pdir, "volumes/shared/got")).read(), timeout=10)
+t.is_(got, "hi-from-web\n", "client reached web over localhost; both see the emptyDir")
+t.is_(open(os.path.join(pdir, "volumes/shared/file")).read() if os.path.exists(os.path.join(pdir, "volumes/shared/file")) else None,
+      "shared\n", "web's write is in the emptyDir on the host")
+cid = p.status.containerStatuses[1].containerID[7:] if p else ""
+r = subprocess.run(["runc", "--root", runc_root, "exec", cid, "sh", "-c", "hostname; cat /etc/hosts; cat /data/file"],
+                   capture_output=True, text=True)
+t.ok(r.stdout.startswith("duo\n"), "hostname is the pod name")
+t.ok("127.0.0.1\tlocalhost" in r.stdout and "duo" in r.stdout.split("\n", 1)[1], "/etc/hosts has localhost and the pod")
+t.ok(r.stdout.endswith("shared\n"), "client container reads web's file")
+log = os.path.join(pdir, "logs", "web", "0.log")
+lines = open(log).read().splitlines() if os.path.exists(log) else []
+import re
+cri = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) F (.*)$")
+t.ok(len(lines) == 2 and all(cri.match(l) for l in lines), "CRI log lines: %r" % lines)
+t.ok([cri.match(l).group(1, 2) for l in lines if cri.match(l)] == [("stdout", "hello"), ("stderr", "oops")],
+     "stdout and stderr kept apart")
+ev = events("duo")
+t.ok(("Pulled", 'Container image "progrium/busybox" already present on machine') in ev, "Pulled already present")
+t.ok(("Pulling", 'Pulling image "progrium/busybox"') in ev, "Pulling for pull policy Always")
+t.ok(any(r == "Pulled" and m.startswith('Successfully pulled image "progrium/busybox" in ') for r, m in ev),
+     "Successfully pulled")
+t.ok(("Created", "Created container web") in ev and ("Started", "Started container client") in ev,
+     "Created, Started")
+
+# ---- graceful delete: the grace period (2 s) is honoured, then KILL
+t0 = time.time()
+api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="duo"))
+gone = c.wait_for(lambda: get("duo") is None, timeout=15)
+el = time.time() - t0
+t.ok(gone and 1.8 <= el < 6, "deleted after the 2 s grace (%.2f s): httpd as pid 1 ignores TERM" % el)
+t.ok(("Killing", "Stopping container web") in events("duo"), "Killing event")
+
+# a container that exits on TERM goes at once
+quick = pb.Pod(metadata=ctest.meta("quick", "default"),
+               spec=pb.PodSpec(nodeName="node1", terminationGracePeriodSeconds=30, containers=[
+                   pb.Container(name="c", image="progrium/busybox",
+                                command=["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"])]))
+api.call("Pods", "Create", quick)
+t.ok(wait_pod("quick", lambda p: p.status.phase == "Running") is not None, "quick Running")
+t0 = time.time()
+api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="quick"))
+gone = c.wait_for(lambda: get("quick") is None, timeout=15)
+t.ok(gone and time.time() - t0 < 3, "TERM-handling container deleted at once (%.2f s of 30)" % (time.time() - t0))
+
+# ---- hostNetwork: the node's network and UTS namespaces, podIP = hostIP
+api.call("Pods", "Create", pb.Pod(metadata=ctest.meta("hostnet", "default"), spec=pb.PodSpec(
+    nodeName="node1", hostNetwork=True, terminationGracePeriodSeconds=1, containers=[
+        pb.Container(name="c", image="progrium/busybox", imagePullPolicy="IfNotPresent",
+                     command=["sh", "-c", "hostname; ls /sys/class/net | grep -c . ; exec sleep 1000"])])))
+p = wait_pod("hostnet", lambda p: p.status.phase == "Running")
+t.ok(p and p.status.podIP == p.status.hostIP != "", "hostNetwork: podIP = hostIP (%s)" % (p.status.podIP if p else None))
+log = os.path.join(root, "pods", p.metadata.uid if p else "x", "logs", "c", "0.log")
+txt = c.wait_for(lambda: os.path.exists(log) and len(open(log).read().splitlines()) >= 2 and open(log).read(), timeout=5) or ""
+out = [l.split(" ", 3)[3] for l in txt.splitlines()]
+t.ok(out[:1] == [os.uname().nodename], "hostNetwork: the node's hostname (%r)" % out[:1])
+t.ok(len(out) > 1 and out[1] == str(len(os.listdir("/sys/class/net"))), "hostNetwork: sees the node's interfaces")
+api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="hostnet"))
+t.ok(c.wait_for(lambda: get("hostnet") is None, timeout=10), "hostnet pod deleted")
+
+# ---- nothing left behind
+time.sleep(0.2)
+r = subprocess.run(["runc", "--root", runc_root, "list", "-q"], capture_output=True, text=True)
+t.is_(r.stdout.strip(), "", "no runc containers left")
+mounts = [l for l in open("/proc/mounts") if (" " + root + "/") in l]
+t.is_(mounts, [], "no mounts under the root dir (overlay, nsfs, emptyDir)")
+t.is_(os.listdir(os.path.join(root, "pods")), [], "no pod dirs")
+t.is_(os.listdir(os.path.join(root, "containers")), [], "no container dirs")
+t.ok(not [d for d in (os.listdir("/sys/fs/cgroup/memory/coracle") if os.path.isdir("/sys/fs/cgroup/memory/coracle") else [])
+          if d == cid], "no cgroup left")
+t.ok(k.alive(), "kubelet still running")
+t.done()

@@ -1,0 +1,483 @@
+/*
+ * test_yaml: the YAML/JSON <-> protobuf mapper of coraclectl. The seed
+ * manifests as golden tests, round trips (yaml -> pb -> yaml -> pb gives the
+ * same bytes), strict errors with exact positions, YAML bombs, lists.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "tap.h"
+#include "yaml_pb.h"
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    *len = fread(b, 1, (size_t)n, f);
+    b[*len] = 0;
+    fclose(f);
+    return b;
+}
+
+static uint8_t *pack(const ProtobufCMessage *m, size_t *n)
+{
+    *n = protobuf_c_message_get_packed_size(m);
+    uint8_t *b = malloc(*n + 1);
+    protobuf_c_message_pack(m, b);
+    return b;
+}
+
+/* yaml -> pb -> yaml -> pb: same bytes, same text. Returns the first YAML output. */
+static char *round_trip(const char *name, const char *text)
+{
+    struct ctl_objs a = {0}, b = {0};
+    char *err = NULL;
+    if (ctl_yaml_parse(name, text, strlen(text), &a, &err) < 0 || a.n != 1) {
+        ok(0, "%s: parses (%s)", name, err ? err : "n != 1");
+        free(err);
+        return NULL;
+    }
+    char *y1 = ctl_emit(a.v[0].kind, a.v[0].msg, CTL_FMT_YAML);
+    if (ctl_yaml_parse("out.yaml", y1, strlen(y1), &b, &err) < 0) {
+        ok(0, "%s: output parses back (%s)\n%s", name, err, y1);
+        free(err);
+        ctl_objs_free(&a);
+        return y1;
+    }
+    size_t n1, n2;
+    uint8_t *p1 = pack(a.v[0].msg, &n1), *p2 = pack(b.v[0].msg, &n2);
+    ok(n1 == n2 && !memcmp(p1, p2, n1), "%s: yaml round trip gives identical protobuf bytes", name);
+    char *y2 = ctl_emit(b.v[0].kind, b.v[0].msg, CTL_FMT_YAML);
+    is_str(y2, y1, "second YAML output identical");
+    /* and through JSON */
+    char *j = ctl_emit(a.v[0].kind, a.v[0].msg, CTL_FMT_JSON);
+    struct ctl_objs c = {0};
+    if (ctl_yaml_parse("out.json", j, strlen(j), &c, &err) == 0) {
+        size_t n3;
+        uint8_t *p3 = pack(c.v[0].msg, &n3);
+        ok(n1 == n3 && !memcmp(p1, p3, n1), "%s: json round trip identical bytes", name);
+        free(p3);
+    } else {
+        ok(0, "%s: json parses back: %s\n%s", name, err, j);
+        free(err);
+    }
+    ctl_objs_free(&c);
+    free(j);
+    free(y2);
+    free(p1);
+    free(p2);
+    ctl_objs_free(&a);
+    ctl_objs_free(&b);
+    return y1;
+}
+
+static void expect_err(const char *text, const char *want, const char *what)
+{
+    struct ctl_objs o = {0};
+    char *err = NULL;
+    int rc = ctl_yaml_parse("pod.yaml", text, strlen(text), &o, &err);
+    ok(rc < 0 && o.n == 0, "%s: rejected", what);
+    is_str(err ? err : "(none)", want, what);
+    free(err);
+    ctl_objs_free(&o);
+}
+
+static const char *const seed_golden[] = {
+    "multiple-container-pod.yaml",
+    "apiVersion: v1\n"
+    "kind: Pod\n"
+    "metadata:\n"
+    "  name: nginx\n"
+    "spec:\n"
+    "  containers:\n"
+    "  - name: nginx-1\n"
+    "    image: nginx:1.14.2\n"
+    "    ports:\n"
+    "    - containerPort: 80\n"
+    "  - name: busybox\n"
+    "    image: progrium/busybox\n"
+    "    args:\n"
+    "    - sleep\n"
+    "    - \"1000000\"\n",
+    "shared-volume-pod.yaml",
+    "apiVersion: v1\n"
+    "kind: Pod\n"
+    "metadata:\n"
+    "  name: mc1\n"
+    "spec:\n"
+    "  volumes:\n"
+    "  - name: html\n"
+    "    emptyDir: {}\n"
+    "  containers:\n"
+    "  - name: 1st\n"
+    "    image: nginx\n"
+    "    volumeMounts:\n"
+    "    - name: html\n"
+    "      mountPath: /usr/share/nginx/html\n"
+    "  - name: 2nd\n"
+    "    image: debian\n"
+    "    command:\n"
+    "    - /bin/sh\n"
+    "    - -c\n"
+    "    args:\n"
+    "    - while true; do mkdir -p /share-volume/; echo \"Container 2 write $(date "
+    "+%F_%H-%M-%S)\">> /share-volume/index.html; sleep 10000; done\n"
+    "    volumeMounts:\n"
+    "    - name: html\n"
+    "      mountPath: /share-volume\n",
+    "single-container-pod.yaml",
+    "apiVersion: v1\n"
+    "kind: Pod\n"
+    "metadata:\n"
+    "  name: nginx\n"
+    "spec:\n"
+    "  containers:\n"
+    "  - name: nginx\n"
+    "    image: nginx:1.14.2\n"
+    "    ports:\n"
+    "    - containerPort: 80\n",
+};
+
+static void test_seeds(void)
+{
+    for (size_t i = 0; i < sizeof(seed_golden) / sizeof(*seed_golden); i += 2) {
+        char path[512];
+        size_t len;
+        snprintf(path, sizeof(path), "%s/%s", TEST_DATA, seed_golden[i]);
+        char *text = slurp(path, &len);
+        if (!ok(text != NULL, "read %s", path))
+            continue;
+        char *y = round_trip(seed_golden[i], text);
+        is_str(y ? y : "", seed_golden[i + 1], seed_golden[i]);
+        free(y);
+        free(text);
+    }
+    /* field values of the shared-volume pod */
+    char path[512];
+    size_t len;
+    snprintf(path, sizeof(path), "%s/shared-volume-pod.yaml", TEST_DATA);
+    char *text = slurp(path, &len), *err = NULL;
+    struct ctl_objs o = {0};
+    ok(text && ctl_yaml_parse("shared-volume-pod.yaml", text, len, &o, &err) == 0 && o.n == 1,
+       "shared-volume-pod parses");
+    if (o.n == 1) {
+        Coracle__V1__Pod *p = (Coracle__V1__Pod *)o.v[0].msg;
+        ok(o.v[0].kind == &kind_pod, "kind Pod");
+        is_str(o.v[0].where, "shared-volume-pod.yaml:1", "where");
+        is_int(p->spec->n_containers, 2, "two containers");
+        is_str(p->spec->containers[0]->name, "1st", "container named 1st");
+        ok(p->spec->volumes[0]->volumesource && p->spec->volumes[0]->volumesource->emptydir,
+           "emptyDir: {} is set (inlined volumeSource)");
+        is_int(p->spec->containers[1]->n_args, 1, "one folded arg");
+    }
+    ctl_objs_free(&o);
+    free(text);
+}
+
+static const char rich[] =
+    "apiVersion: v1\n"
+    "kind: Pod\n"
+    "metadata:\n"
+    "  name: web\n"
+    "  namespace: prod\n"
+    "  labels:\n"
+    "    app: web\n"
+    "    \"yes\": \"true\"\n"
+    "  annotations:\n"
+    "    note: |\n"
+    "      line one\n"
+    "      line two\n"
+    "  creationTimestamp: \"2026-11-28T06:35:04Z\"\n"
+    "spec:\n"
+    "  containers:\n"
+    "  - name: web\n"
+    "    image: nginx\n"
+    "    env:\n"
+    "    - name: EMPTY\n"
+    "      value: \"\"\n"
+    "    - name: NUM\n"
+    "      value: \"0123\"\n"
+    "    resources:\n"
+    "      limits:\n"
+    "        cpu: 500m\n"
+    "        memory: 128Mi\n"
+    "      requests:\n"
+    "        cpu: \"1\"\n"
+    "    livenessProbe:\n"
+    "      httpGet:\n"
+    "        path: /healthz\n"
+    "        port: http\n"
+    "      initialDelaySeconds: 3\n"
+    "    readinessProbe:\n"
+    "      tcpSocket:\n"
+    "        port: 8080\n"
+    "    startupProbe:\n"
+    "      exec:\n"
+    "        command: [cat, /tmp/ok]\n"
+    "    ports:\n"
+    "    - name: http\n"
+    "      containerPort: 8080\n"
+    "      protocol: TCP\n"
+    "    stdin: true\n"
+    "  volumes:\n"
+    "  - name: data\n"
+    "    hostPath:\n"
+    "      path: /srv\n"
+    "      type: Directory\n"
+    "  nodeSelector:\n"
+    "    disk: ssd\n"
+    "  tolerations:\n"
+    "  - key: k\n"
+    "    operator: Exists\n"
+    "    tolerationSeconds: 300\n"
+    "status:\n"
+    "  phase: Running\n"
+    "  startTime: 2026-11-28T06:35:05.5+01:00\n";
+
+static void test_rich(void)
+{
+    char *y = round_trip("rich.yaml", rich);
+    ok(y && strstr(y, "    livenessProbe:\n      httpGet:\n        path: /healthz\n        port: "
+                      "http\n      initialDelaySeconds: 3\n"),
+       "probe handler inlined on output");
+    ok(y && strstr(y, "  creationTimestamp: \"2026-11-28T06:35:04Z\"\n"), "time quoted");
+    ok(y && strstr(y, "  startTime: \"2026-11-28T05:35:05Z\"\n"), "time with offset to UTC");
+    ok(y && strstr(y, "    \"yes\": \"true\"\n"), "ambiguous strings quoted");
+    ok(y && strstr(y, "        cpu: \"1\"\n"), "quantity 1 quoted");
+    ok(y && strstr(y, "      value: \"0123\"\n"), "digit string quoted");
+    ok(y && strstr(y, "    note: |-\n      line one\n      line two\n") == NULL &&
+           strstr(y, "    note: |\n      line one\n      line two\n"),
+       "multi-line string as a literal block");
+    if (y && !strstr(y, "note: |\n"))
+        diag("%s", y);
+    free(y);
+
+    /* JSON output layout */
+    struct ctl_objs o = {0};
+    char *err = NULL;
+    const char *small = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  labels: {x: y}\n"
+                        "spec:\n  containers:\n  - name: c\n    image: i\n    command: []\n";
+    ok(ctl_yaml_parse("s.yaml", small, strlen(small), &o, &err) == 0, "small parses");
+    char *j = ctl_emit(o.v[0].kind, o.v[0].msg, CTL_FMT_JSON);
+    is_str(j,
+           "{\n"
+           "    \"apiVersion\": \"v1\",\n"
+           "    \"kind\": \"Pod\",\n"
+           "    \"metadata\": {\n"
+           "        \"name\": \"a\",\n"
+           "        \"labels\": {\n"
+           "            \"x\": \"y\"\n"
+           "        }\n"
+           "    },\n"
+           "    \"spec\": {\n"
+           "        \"containers\": [\n"
+           "            {\n"
+           "                \"name\": \"c\",\n"
+           "                \"image\": \"i\"\n"
+           "            }\n"
+           "        ]\n"
+           "    }\n"
+           "}\n",
+           "-o json layout");
+    free(j);
+    j = ctl_emit(o.v[0].kind, o.v[0].msg, CTL_FMT_JSON_COMPACT);
+    is_str(j,
+           "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\",\"labels\":{\"x\":"
+           "\"y\"}},\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"i\"}]}}",
+           "compact JSON (last-applied)");
+    free(j);
+    char *l = ctl_emit_list(&kind_pod, &o.v[0].msg, 1, CTL_FMT_YAML);
+    is_str(l,
+           "apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: a\n"
+           "    labels:\n      x: \"y\"\n  spec:\n    containers:\n    - name: c\n      image: i\n"
+           "kind: List\nmetadata:\n  resourceVersion: \"\"\n",
+           "list YAML");
+    struct ctl_objs lo = {0};
+    ok(ctl_yaml_parse("list.yaml", l, strlen(l), &lo, &err) == 0 && lo.n == 1,
+       "kind: List parses back into its items");
+    ctl_objs_free(&lo);
+    free(l);
+    ctl_objs_free(&o);
+}
+
+static void test_errors(void)
+{
+    expect_err("apiVersion: v1\n"
+               "kind: Pod\n"
+               "metadata:\n"
+               "  name: x\n"
+               "spec:\n"
+               "  containers:\n"
+               "  - name: c\n"
+               "    image: i\n"
+               "    ports:\n"
+               "    - name: web\n"
+               "      protocol: TCP\n"
+               "      containerPort: http\n",
+               "pod.yaml:12:22: spec.containers[0].ports[0].containerPort: expected integer, got "
+               "\"http\"",
+               "wrong type names file:line:col and path");
+    expect_err("apiVersion: v1\n"
+               "kind: Pod\n"
+               "metadata:\n"
+               "  name: x\n"
+               "spec:\n"
+               "  contaners:\n"
+               "  - name: c\n",
+               "pod.yaml:6:3: spec.contaners: unknown field \"contaners\"", "unknown field");
+    expect_err("apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n  name: y\n",
+               "pod.yaml:5:3: metadata: duplicate key \"name\"", "duplicate key");
+    expect_err("apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: c\n    resources:\n"
+               "      limits:\n        cpu: lots\n",
+               "pod.yaml:8:14: spec.containers[0].resources.limits.cpu: quantities must match the "
+               "regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+               "bad quantity");
+    expect_err("apiVersion: v1\nkind: Pod\nmetadata:\n  labels:\n    a: 1\n",
+               "pod.yaml:5:8: metadata.labels.a: expected string, got 1", "int for a string");
+    expect_err("apiVersion: v1\nkind: Pod\nspec:\n  hostNetwork: yes\n",
+               "pod.yaml:4:16: spec.hostNetwork: expected boolean, got \"yes\"", "bool");
+    expect_err("apiVersion: v1\nkind: Pod\nspec:\n  containers: {}\n",
+               "pod.yaml:4:15: spec.containers: expected sequence, got mapping", "seq");
+    expect_err("apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - livenessProbe:\n"
+               "      handler: {}\n",
+               "pod.yaml:6:7: spec.containers[0].livenessProbe.handler: unknown field \"handler\"",
+               "inlined field is not a key itself");
+    expect_err("apiVersion: v2\nkind: Pod\n",
+               "pod.yaml:2:7: no matches for kind \"Pod\" in version \"v2\"", "bad apiVersion");
+    expect_err("apiVersion: v1\nkind: Pdo\n",
+               "pod.yaml:2:7: no matches for kind \"Pdo\" in version \"v1\"", "unknown kind");
+    expect_err("metadata:\n  name: x\n", "pod.yaml:1:1: Object 'Kind' is missing", "no kind");
+    expect_err("apiVersion: v1\nkind: Pod\nmetadata: &m\n  name: x\nspec: *m\n",
+               "pod.yaml:5:7: YAML aliases are not supported", "aliases refused");
+    expect_err("apiVersion: v1\nkind: Pod\nmetadata:\n  name: [x\n",
+               "pod.yaml:5:1: did not find expected ',' or ']' while parsing a flow sequence",
+               "syntax error");
+    expect_err("apiVersion: v1\nkind: Pod\nmetadata:\n  creationTimestamp: yesterday\n",
+               "pod.yaml:4:22: metadata.creationTimestamp: expected RFC 3339 time, got "
+               "\"yesterday\"",
+               "bad time");
+    expect_err("apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - ports:\n"
+               "    - containerPort: 99999999999\n",
+               "pod.yaml:6:22: spec.containers[0].ports[0].containerPort: integer 99999999999 "
+               "out of range",
+               "int32 range");
+
+    /* a YAML bomb: deep nesting */
+    struct ctl_buf b = {0};
+    ctl_buf_puts(&b, "apiVersion: v1\nkind: Pod\nmetadata: ");
+    for (int i = 0; i < 100000; i++)
+        ctl_buf_puts(&b, "[");
+    struct ctl_objs o = {0};
+    char *err = NULL;
+    ok(ctl_yaml_parse("bomb.yaml", b.p, b.len, &o, &err) < 0 && err &&
+           strstr(err, "nesting deeper than 64 levels"),
+       "deep nesting refused: %s", err ? err : "");
+    free(err);
+    ctl_buf_free(&b);
+    /* the billion laughs */
+    const char *laughs = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a]\n"
+                         "c: [*b, *b, *b, *b, *b, *b, *b]\n";
+    ok(ctl_yaml_parse("laughs.yaml", laughs, strlen(laughs), &o, &err) < 0 && err &&
+           strstr(err, "aliases are not supported"),
+       "billion laughs refused");
+    free(err);
+}
+
+static void test_multi(void)
+{
+    const char *two = "# two pods\n"
+                      "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n"
+                      "---\n"
+                      "---\n"
+                      "apiVersion: v1\nkind: List\nitems:\n"
+                      "- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: b\n"
+                      "- apiVersion: coordination.k8s.io/v1\n  kind: Lease\n  metadata:\n"
+                      "    name: l\n  spec:\n    holderIdentity: n1\n"
+                      "    renewTime: \"2026-11-28T06:35:04.123456Z\"\n";
+    struct ctl_objs o = {0};
+    char *err = NULL;
+    ok(ctl_yaml_parse("m.yaml", two, strlen(two), &o, &err) == 0, "multi-doc parses %s",
+       err ? err : "");
+    is_int(o.n, 3, "three objects (empty document skipped, List expanded)");
+    if (o.n == 3) {
+        is_str(o.v[0].where, "m.yaml:2", "first where");
+        ok(o.v[2].kind == &kind_lease, "third is a Lease");
+        char *y = ctl_emit(o.v[2].kind, o.v[2].msg, CTL_FMT_YAML);
+        ok(strstr(y, "apiVersion: coordination.k8s.io/v1\nkind: Lease\n") &&
+               strstr(y, "renewTime: \"2026-11-28T06:35:04.123456Z\""),
+           "lease with MicroTime");
+        free(y);
+    }
+    const char *bad = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n"
+                      "---\n"
+                      "apiVersion: v1\nkind: Pod\nmetadata:\n  nme: b\n";
+    size_t before = o.n;
+    ok(ctl_yaml_parse("m.yaml", bad, strlen(bad), &o, &err) < 0 && o.n == before,
+       "one bad document: nothing appended");
+    is_str(err, "m.yaml:9:3: metadata.nme: unknown field \"nme\"", "bad doc's error");
+    free(err);
+    ctl_objs_free(&o);
+
+    /* JSON input */
+    const char *json = "{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": "
+                       "\"j\"}, \"spec\": {\"containers\": [{\"name\": \"c\", \"ports\": "
+                       "[{\"containerPort\": 80}]}]}}";
+    ok(ctl_yaml_parse("p.json", json, strlen(json), &o, &err) == 0 && o.n == 1, "JSON input");
+    ctl_objs_free(&o);
+
+    /* parse one bare message (the last-applied annotation path) */
+    const char *ann = "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\"}}";
+    ProtobufCMessage *m =
+        ctl_yaml_parse_msg("ann", ann, strlen(ann), &coracle__v1__pod__descriptor, &err);
+    ok(m && !strcmp(((Coracle__V1__Pod *)m)->metadata->name, "a"), "bare message parse");
+    if (m)
+        protobuf_c_message_free_unpacked(m, NULL);
+}
+
+static void test_fields(void)
+{
+    Coracle__V1__Pod a = CORACLE__V1__POD__INIT, b = CORACLE__V1__POD__INIT;
+    Coracle__V1__ObjectMeta *md = malloc(sizeof(*md));
+    coracle__v1__object_meta__init(md);
+    md->name = strdup("x");
+    md->has_generation = 1;
+    md->generation = 3;
+    b.metadata = md;
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(&coracle__v1__pod__descriptor, "metadata");
+    ok(!ctl_field_is_set(&a.base, f) && ctl_field_is_set(&b.base, f), "field_is_set");
+    ctl_field_move(&a.base, &b.base, f);
+    ok(a.metadata == md && !b.metadata, "field_move");
+    const ProtobufCFieldDescriptor *g = protobuf_c_message_descriptor_get_field_by_name(
+        &coracle__v1__object_meta__descriptor, "generation");
+    ctl_field_clear(&md->base, g);
+    ok(!md->has_generation, "field_clear scalar");
+    ctl_field_clear(&a.base, f);
+    ok(!a.metadata, "field_clear message");
+    int64_t s;
+    int32_t ns;
+    ok(ctl_parse_rfc3339("2026-11-28T06:35:04Z", &s, &ns) == 0 && s == 1795847704 && ns == 0,
+       "rfc3339 parse");
+    char buf[40];
+    ctl_fmt_rfc3339(buf, sizeof(buf), 1795847704, 5000, 1);
+    is_str(buf, "2026-11-28T06:35:04.000005Z", "rfc3339 micro");
+}
+
+int main(void)
+{
+    test_seeds();
+    test_rich();
+    test_errors();
+    test_multi();
+    test_fields();
+    return done_testing();
+}

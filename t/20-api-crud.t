@@ -83,6 +83,13 @@ t.is_(u2.metadata.generation, 2, "labels only: generation unchanged")
 # no-op update: no new revision
 u3 = api.call("Pods", "Update", u2)
 t.is_(u3.metadata.resourceVersion, u2.metadata.resourceVersion, "no-op update writes nothing")
+u4 = pb.Pod()
+u4.CopyFrom(u2)
+u4.metadata.ClearField("labels")
+for k in sorted(u2.metadata.labels, reverse=True):
+    u4.metadata.labels[k] = u2.metadata.labels[k]
+u4 = api.call("Pods", "Update", u4)
+t.is_(u4.metadata.resourceVersion, u2.metadata.resourceVersion, "map order does not matter: still a no-op")
 
 # immutable spec
 bad = pb.Pod()

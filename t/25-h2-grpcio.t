@@ -89,6 +89,14 @@ try:
         ok(all(f.result() == b"f%d" % i for i, f in enumerate(futs)),
            "%s: 300 concurrent unary calls" % target)
 
+        # a slow reader: the server queues, pauses and resumes through flow control
+        it = stream(b"200000", timeout=30)
+        first = next(it)
+        time.sleep(1)
+        rest = sum(1 for _ in it)
+        ok(first == b"msg-0" and rest == 199999, "%s: slow reader gets all 200000 messages"
+           % target)
+
         # cancel a stream midway; the server must keep serving
         it = stream(b"100000", timeout=10)
         first = next(it)

@@ -131,6 +131,9 @@ t.ok(out.splitlines()[0].startswith("NAMESPACE"), "-A adds NAMESPACE")
 t.ok(any(l.split()[:2] == ["other", "l2"] for l in out.splitlines()), "-A lists other namespaces")
 rc, out, err = ctl("get", "po", "-l", "app=web", "-o", "name")
 t.is_((rc, out), (0, "pod/l1\n"), "-l selector, -o name")
+rc, out, err = ctl("get", "po", "l1", "--show-labels")
+t.is_(out.splitlines()[0].split()[-1], "LABELS", "--show-labels header")
+t.is_(out.splitlines()[1].split()[-1], "app=web", "--show-labels value")
 rc, out, err = ctl("get", "po", "nginx", "-o", "yaml")
 t.like(out, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: nginx\n", "-o yaml starts like kubectl")
 t.like(out, "    image: nginx:1.15\n", "-o yaml content")
@@ -147,6 +150,12 @@ rc, out, err = ctl("get", "foos")
 t.is_((rc, err), (1, 'error: the server doesn\'t have a resource type "foos"\n'), "unknown type")
 rc, out, err = ctl("get", "po", "-o", "xml")
 t.is_(rc, 1, "bad -o")
+
+# big lists come in pages of 500 (kubectl's chunking): all of them, once
+for i in range(1100):
+    api.call("Pods", "Create", simple_pod("bulk-%04d" % i, ns="bulk"))
+rc, out, err = ctl("get", "po", "-n", "bulk", "-o", "name")
+t.is_(out.split(), ["pod/bulk-%04d" % i for i in range(1100)], "1100 pods through 3 pages")
 
 # nodes, events, leases
 node = pb.Node(metadata=meta("edge-1", labels={"node-role.kubernetes.io/worker": ""}),
@@ -183,21 +192,46 @@ t.like(out, "Events:          <none>", "no events")
 t.like(out, "    Type:        EmptyDir (a temporary directory that shares a pod's lifetime)", "volume")
 rc, out, err = ctl("describe", "node", "edge-1")
 t.like(out, "Name:               edge-1\nRoles:              worker\n", "describe node")
+rc, out, err = ctl("describe", "pods", "-l", "app=web")
+t.ok(rc == 0 and out.startswith("Name:         l1\n") and out.count("\nName:") == 0, "describe -l")
+rc, out, err = ctl("describe", "pods", "-n", "bulk")
+t.is_(out.count("Name:  "), 1100, "describe TYPE without a name: all of them")
 rc, out, err = ctl("describe", "pod", "nope")
 t.is_((rc, err), (1, 'Error from server (NotFound): pods "nope" not found\n'), "describe NotFound")
 
-# ---- logs / exec: the server side is not there yet; the CLI says so ----
+# ---- logs / exec: no kubelet runs these pods, so the server refuses; the CLI says so ----
+def one_error_line(err):
+    return err.count("\n") == 1 and (err.startswith("Error from server (") or err.startswith("error: "))
+
+
 rc, out, err = ctl("logs", "mc1")
-t.is_(rc, 1, "logs: exit 1 while the server has no logs")
+t.is_(rc, 1, "logs: exit 1 for a pod that does not run")
+t.ok(one_error_line(err.split("\n", 1)[1]), "logs: one error line: " + err)
 t.like(err, 'Defaulted container "1st" out of: 1st, 2nd', "logs: default container named")
+dc = simple_pod("dc", containers=[pb.Container(name="x", image="i"), pb.Container(name="y", image="i")])
+dc.metadata.annotations["kubectl.kubernetes.io/default-container"] = "y"
+api.call("Pods", "Create", dc)
+rc, out, err = ctl("logs", "dc")
+t.ok(rc == 1 and "Defaulted" not in err, "logs: the default-container annotation is honoured")
 rc, out, err = ctl("logs", "nope")
 t.is_(err, 'Error from server (NotFound): pods "nope" not found\n', "logs: NotFound")
 rc, out, err = ctl("exec", "mc1", "-c", "3rd", "--", "ls")
 t.is_((rc, err), (1, "Error from server (BadRequest): container 3rd is not valid for pod mc1\n"), "exec: bad container")
 rc, out, err = ctl("exec", "-i", "po/nginx", "--", "cat")
-t.is_(rc, 1, "exec: exit 1 while the server has no exec")
+t.is_(rc, 1, "exec: exit 1 for a pod that does not run")
+t.ok(one_error_line(err), "exec: one error line: " + err)
 rc, out, err = ctl("exec", "nginx")
 t.like(err, "you must specify at least one command", "exec: needs a command")
+# -it on a terminal: raw mode while the call runs, restored afterwards
+import termios
+master, slave = os.openpty()
+before = termios.tcgetattr(slave)
+p = subprocess.run([c.bin("coraclectl"), "--server", c.api_addr, "exec", "-it", "po/nginx", "--", "sh"],
+                   stdin=slave, capture_output=True, text=True, timeout=30)
+t.is_(termios.tcgetattr(slave), before, "exec -it: terminal settings restored")
+t.ok(p.returncode == 1 and one_error_line(p.stderr), "exec -it: the server's answer: " + p.stderr)
+os.close(master)
+os.close(slave)
 
 # ---- delete ----
 rc, out, err = ctl("delete", "pod", "d1")
@@ -207,6 +241,13 @@ rc, out, err = ctl("delete", "pod", "d1")
 t.is_((rc, err), (1, 'Error from server (NotFound): pods "d1" not found\n'), "delete NotFound")
 rc, out, err = ctl("delete", "pod", "d1", "--ignore-not-found")
 t.is_(rc, 0, "--ignore-not-found")
+rc, out, err = ctl("delete", "pods", "-n", "bulk", "-l", "nothing=here")
+t.is_((rc, err), (0, "No resources found in bulk namespace.\n"), "delete -l: none")
+rc, out, err = ctl("delete", "pods", "-n", "bulk", "--all")
+t.is_((rc, out.count(" deleted\n")), (0, 1100), "delete --all")
+t.is_(pods("bulk"), [], "delete --all: all gone")
+rc, out, err = ctl("delete", "pods", "x", "--all")
+t.is_(rc, 1, "delete NAME --all refused")
 rc, out, err = ctl("delete", "-f", os.path.join(d, "b.json"))
 t.is_((rc, out), (0, 'pod "d2" deleted\n'), "delete -f")
 
@@ -257,6 +298,22 @@ t.like(p.stderr, "127.0.0.1:1 was refused", "CORACLE_SERVER beats the config fil
 p = subprocess.run([c.bin("coraclectl"), "--server", c.api_addr, "get", "po", "nginx", "-o", "name"], env=env,
                    capture_output=True, text=True, timeout=30)
 t.is_(p.stdout, "pod/nginx\n", "--server beats CORACLE_SERVER")
+
+# ---- bash completion ----
+comp = os.path.join(ctest.SRC, "contrib", "completion", "coraclectl.bash")
+
+
+def complete(words):
+    script = ('source "%s"; COMP_WORDS=(%s); COMP_CWORD=%d; _coraclectl; echo "${COMPREPLY[*]}"'
+              % (comp, " ".join("'%s'" % w for w in words), len(words) - 1))
+    env = dict(os.environ, PATH=ctest.BUILD + ":" + os.environ["PATH"], CORACLE_SERVER=c.api_addr)
+    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=30).stdout.split()
+
+
+t.is_(complete(["coraclectl", "de"]), ["describe", "delete"], "completion: verbs")
+t.is_(complete(["coraclectl", "get", "n"]), ["nodes", "no"], "completion: types")
+t.is_(complete(["coraclectl", "get", "pods", "mc"]), ["mc1"], "completion: names from the server")
+t.is_(complete(["coraclectl", "get", "-o", "y"]), ["yaml"], "completion: -o")
 
 # ---- help ----
 for verb in ["apply", "create", "get", "describe", "delete", "logs", "exec", "version"]:

@@ -83,9 +83,20 @@ t.is_(lines[0].split(), ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], "one hea
 t.is_(sum(1 for l in lines if l.startswith("NAME")), 1, "the header is printed once")
 w.stop()
 
+# ---- a list of more than one page (500), then the watch ----
+for i in range(1200):
+    api.call("Pods", "Create", simple_pod("b%04d" % i, ns="bulkw"))
+w = Watcher("po", "-n", "bulkw", "-w", "-o", "name")
+t.ok(w.wait(lambda s: s.count("\n") >= 1200, timeout=30), "the list comes in pages")
+api.call("Pods", "Create", simple_pod("after", ns="bulkw"))
+t.ok(w.wait(lambda s: "pod/after\n" in s), "then the watch")
+t.is_(w.text().split(), ["pod/b%04d" % i for i in range(1200)] + ["pod/after"], "all items once, in order")
+w.stop()
+
 # ---- -o json: the objects in order ----
-w = Watcher("po", "w2", "-w", "-o", "json")
 api.call("Pods", "Create", simple_pod("w2", image="busybox:1"))
+w = Watcher("po", "w2", "-w", "-o", "json")
+t.ok(w.wait(lambda s: len(objs(s)) >= 1), "the named pod is listed first")
 live = api.call("Pods", "Get", pb.GetRequest(namespace="default", name="w2"))
 live.spec.containers[0].image = "busybox:2"
 api.call("Pods", "Update", live)
@@ -93,7 +104,7 @@ api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="w2"))
 t.ok(w.wait(lambda s: len(objs(s)) >= 3), "three events as JSON")
 o = objs(w.text())
 t.is_([x["spec"]["containers"][0]["image"] for x in o], ["busybox:1", "busybox:2", "busybox:2"],
-      "create, modify, delete in order")
+      "list, modify, delete in order")
 rvs = [int(x["metadata"]["resourceVersion"]) for x in o]
 t.ok(rvs == sorted(rvs), "resourceVersions increase: %s" % rvs)
 t.ok(all(x["metadata"]["name"] == "w2" for x in o), "only the named pod")
@@ -101,8 +112,12 @@ w.stop()
 
 # ---- --watch-only, then resume across an apiserver restart ----
 w = Watcher("po", "--watch-only", "-o", "name")
-time.sleep(0.5)
-t.is_(w.text(), "", "--watch-only does not list")
+# it prints nothing until something changes: poke until the watch is up
+for i in range(100):
+    api.call("Pods", "Create", simple_pod("probe%d" % i))
+    if w.wait(lambda s: "pod/probe" in s, timeout=0.3):
+        break
+t.ok("pod/before" not in w.text(), "--watch-only does not list")
 api.call("Pods", "Create", simple_pod("w3"))
 t.ok(w.wait(lambda s: "pod/w3\n" in s), "--watch-only sees a create")
 c.api.stop()

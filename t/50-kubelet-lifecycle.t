@@ -27,11 +27,21 @@ def cleanup():
 
 c.on_teardown(cleanup)
 os.makedirs(os.path.join(root, "images", "import"))
-subprocess.check_call([os.path.join(ctest.SRC, "contrib/images/busybox.sh"), "-o",
-                       os.path.join(root, "images", "import", "busybox.tar")],
-                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+# The image tarball comes from contrib/images (cached under /var/cache/coracle/images); the
+# kubelet imports it from its drop-in folder at start. Retried: the script has been seen to
+# fail now and then (SIGPIPE, 141) while it was being edited.
+for _ in range(3):
+    r = subprocess.run([os.path.join(ctest.SRC, "contrib/images/busybox.sh")], capture_output=True, text=True)
+    if r.returncode == 0 and os.path.exists(r.stdout.strip()):
+        import shutil
+        shutil.copy(r.stdout.strip(), os.path.join(root, "images", "import", "busybox.tar"))
+        break
+    time.sleep(0.5)
+else:
+    t.bail("contrib/images/busybox.sh failed (%d): %s" % (r.returncode, r.stderr.strip()[-300:]))
 api = c.start_apiserver()
-k = c.start_kubelet("node1", "--crashloop-backoff-base", "1", "--crashloop-backoff-max", "4", root_dir=root)
+k = c.start_kubelet("node1", "--crashloop-backoff-base", "1", "--crashloop-backoff-max", "4",
+                    "--container-log-max-size", "4096", root_dir=root)
 c.wait_for(lambda: api.try_call("Nodes", "Get", pb.GetRequest(name="node1"))[0], timeout=10)
 
 
@@ -76,9 +86,14 @@ create("initfail", [ctr("main", "sleep 1000")], "Never", initContainers=[ctr("se
 create("oom", [ctr("c", "dd if=/dev/zero of=/dev/null bs=64M count=1", resources=pb.ResourceRequirements(
     limits={"memory": pb.Quantity(string="16Mi")}))], "Never")
 create("noimage", [pb.Container(name="c", image="nosuch:1.0")], "Always")
+create("never-pull", [pb.Container(name="c", image="nosuch:2.0", imagePullPolicy="Never")], "Always")
+create("chatty", [ctr("c", "i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1)); done; exec sleep 1000")], "Always")
 create("live", [ctr("c", "touch /tmp/ok; sleep 1; rm /tmp/ok; exec sleep 1000",
                     livenessProbe=pb.Probe(handler=pb.ProbeHandler(exec=pb.ExecAction(command=["cat", "/tmp/ok"])),
                                            periodSeconds=1, failureThreshold=1))], "Always")
+create("startup", [ctr("c", "exec sleep 1000",
+                       startupProbe=pb.Probe(handler=pb.ProbeHandler(exec=pb.ExecAction(command=["cat", "/tmp/up"])),
+                                             periodSeconds=1, failureThreshold=1000))], "Always")
 create("ready", [ctr("web", "mkdir /www; echo hi > /www/index.html; exec httpd -f -p 8080 -h /www",
                      readinessProbe=pb.Probe(handler=pb.ProbeHandler(httpGet=pb.HTTPGetAction(path="/index.html", port=pb.IntOrString(type=0, intVal=8080))),
                                              periodSeconds=1)),
@@ -149,12 +164,33 @@ t.ok(any(r == "Failed" and m.startswith('Failed to pull image "nosuch:1.0": ') a
      "Failed event names the image and how to import it")
 t.ok(("BackOff", 'Back-off pulling image "nosuch:1.0"') in ev, "BackOff pulling event")
 
+p = wait_pod("never-pull", lambda p: cs0(p) and cs0(p).state.waiting.reason == "ErrImageNeverPull")
+t.ok(p and cs0(p).state.waiting.message == 'Container image "nosuch:2.0" is not present with pull policy of Never',
+     "pull policy Never: ErrImageNeverPull")
+
+# log rotation by size (4096 bytes here)
+p = wait_pod("chatty", lambda p: p.status.phase == "Running")
+logdir = os.path.join(root, "pods", p.metadata.uid if p else "x", "logs", "c")
+ok = c.wait_for(lambda: os.path.exists(os.path.join(logdir, "0.log.1")) and
+                " stdout F line 299\n" in open(os.path.join(logdir, "0.log")).read(), timeout=5)
+t.ok(ok, "container log rotated by size (0.log.1), newest lines in 0.log")
+t.ok(os.path.exists(os.path.join(logdir, "0.log")) and os.path.getsize(os.path.join(logdir, "0.log")) <= 4096 + 100,
+     "0.log stays near the limit")
+
 # liveness: fails after 1 s, container restarted
 p = wait_pod("live", lambda p: cs0(p) and cs0(p).restartCount >= 1, timeout=15)
 t.ok(p is not None, "liveness failure restarts the container")
 ev = events("live")
 t.ok(any(r == "Unhealthy" and m.startswith("Liveness probe failed: ") for r, m in ev), "Unhealthy event")
 t.ok(("Killing", "Container c failed liveness probe, will be restarted") in ev, "Killing event")
+
+# startup probe: started=false (and not ready) until it passes, then started, no restart
+p = wait_pod("startup", lambda p: cs0(p) and cs0(p).state.running.startedAt.seconds > 0, timeout=10)
+t.ok(p and not cs0(p).started and not cs0(p).ready, "startup probe pending: running, started=false, not ready")
+if p:
+    subprocess.run(["runc", "--root", runc_root, "exec", cs0(p).containerID[7:], "touch", "/tmp/up"])
+p = wait_pod("startup", lambda p: cs0(p).started and cs0(p).ready, timeout=10)
+t.ok(p and cs0(p).restartCount == 0, "startup probe passed: started, ready, no restart")
 
 # readiness: httpGet 200 ready, 404 not ready, tcpSocket ready
 def rd(p):
@@ -166,7 +202,8 @@ t.ok(any(r == "Unhealthy" and m == "Readiness probe failed: HTTP probe failed wi
      "Readiness Unhealthy event with status code")
 
 # delete everything; nothing is left
-for n in ("never", "onfail", "always", "done", "init", "initfail", "oom", "noimage", "live", "ready"):
+for n in ("never", "onfail", "always", "done", "init", "initfail", "oom", "noimage", "live", "ready",
+          "never-pull", "chatty", "startup"):
     api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name=n))
 left = c.wait_for(lambda: not api.call("Pods", "List", pb.ListRequest(namespace="default")).items, timeout=20)
 t.ok(left, "all pods deleted")

@@ -4,7 +4,7 @@
 # emptyDir; hostname, /etc/hosts, CRI logs, events; graceful delete that
 # honours the grace period; and nothing left behind (runc, mounts, netns,
 # cgroups, dirs).
-import os, subprocess, sys, time
+import os, re, subprocess, sys, time
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
 
@@ -28,9 +28,18 @@ def cleanup():
 
 c.on_teardown(cleanup)
 os.makedirs(os.path.join(root, "images", "import"))
-subprocess.check_call([os.path.join(ctest.SRC, "contrib/images/busybox.sh"), "-o",
-                       os.path.join(root, "images", "import", "busybox.tar")],
-                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+# The image tarball comes from contrib/images (cached under /var/cache/coracle/images); the
+# kubelet imports it from its drop-in folder at start. Retried: the script has been seen to
+# fail now and then (SIGPIPE, 141) while it was being edited.
+for _ in range(3):
+    r = subprocess.run([os.path.join(ctest.SRC, "contrib/images/busybox.sh")], capture_output=True, text=True)
+    if r.returncode == 0 and os.path.exists(r.stdout.strip()):
+        import shutil
+        shutil.copy(r.stdout.strip(), os.path.join(root, "images", "import", "busybox.tar"))
+        break
+    time.sleep(0.5)
+else:
+    t.bail("contrib/images/busybox.sh failed (%d): %s" % (r.returncode, r.stderr.strip()[-300:]))
 api = c.start_apiserver()
 k = c.start_kubelet("node1", "--crashloop-backoff-base", "1", root_dir=root)
 
@@ -111,7 +120,6 @@ t.ok("127.0.0.1\tlocalhost" in r.stdout and "duo" in r.stdout.split("\n", 1)[1],
 t.ok(r.stdout.endswith("shared\n"), "client container reads web's file")
 log = os.path.join(pdir, "logs", "web", "0.log")
 lines = open(log).read().splitlines() if os.path.exists(log) else []
-import re
 cri = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) F (.*)$")
 t.ok(len(lines) == 2 and all(cri.match(l) for l in lines), "CRI log lines: %r" % lines)
 t.ok([cri.match(l).group(1, 2) for l in lines if cri.match(l)] == [("stdout", "hello"), ("stderr", "oops")],
@@ -123,6 +131,15 @@ t.ok(any(r == "Pulled" and m.startswith('Successfully pulled image "progrium/bus
      "Successfully pulled")
 t.ok(("Created", "Created container web") in ev and ("Started", "Started container client") in ev,
      "Created, Started")
+
+evs = sorted([e for e in api.call("Events", "List", pb.ListRequest(namespace="default")).items
+              if e.involvedObject.name == "duo"], key=lambda e: int(e.metadata.resourceVersion))
+seq = [(e.reason, e.involvedObject.fieldPath) for e in evs]
+t.is_(seq[:6], [("Pulled", "spec.containers{web}"), ("Created", "spec.containers{web}"), ("Started", "spec.containers{web}"),
+                ("Pulling", "spec.containers{client}"), ("Pulled", "spec.containers{client}"), ("Created", "spec.containers{client}")],
+      "events in Kubernetes' order: one container after the other")
+t.ok(all(e.source.component == "kubelet" and e.source.host == "node1" and re.match(r"^duo\.[0-9a-f]{16}$", e.metadata.name)
+         for e in evs), "source kubelet/node1, names <pod>.<16 hex>")
 
 # ---- graceful delete: the grace period (2 s) is honoured, then KILL
 t0 = time.time()

@@ -27,9 +27,18 @@ def cleanup():
 
 c.on_teardown(cleanup)
 os.makedirs(os.path.join(root, "images", "import"))
-subprocess.check_call([os.path.join(ctest.SRC, "contrib/images/busybox.sh"), "-o",
-                       os.path.join(root, "images", "import", "busybox.tar")],
-                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+# The image tarball comes from contrib/images (cached under /var/cache/coracle/images); the
+# kubelet imports it from its drop-in folder at start. Retried: the script has been seen to
+# fail now and then (SIGPIPE, 141) while it was being edited.
+for _ in range(3):
+    r = subprocess.run([os.path.join(ctest.SRC, "contrib/images/busybox.sh")], capture_output=True, text=True)
+    if r.returncode == 0 and os.path.exists(r.stdout.strip()):
+        import shutil
+        shutil.copy(r.stdout.strip(), os.path.join(root, "images", "import", "busybox.tar"))
+        break
+    time.sleep(0.5)
+else:
+    t.bail("contrib/images/busybox.sh failed (%d): %s" % (r.returncode, r.stderr.strip()[-300:]))
 api = c.start_apiserver()
 k = c.start_kubelet("node1", "--crashloop-backoff-base", "1", root_dir=root)
 

@@ -71,8 +71,7 @@ int main(int argc, char **argv)
     }
     while (!s.done)
         event_base_loop(base, EVLOOP_ONCE);
-    printf("%d %d %s %s %s\n", s.code, s.n, s.first ? s.first : "-", s.last ? s.last : "-",
-           s.msg);
+    printf("%d %d %s %s %s\n", s.code, s.n, s.first ? s.first : "-", s.last ? s.last : "-", s.msg);
     free(s.first);
     free(s.last);
     free(s.msg);

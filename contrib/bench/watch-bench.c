@@ -220,7 +220,8 @@ struct wb {
     double rate;
     long writes;
     int max_inflight;
-    double drain_s, sync_s;
+    double drain_s, sync_s, max_s;
+    int timed_out;
     char run[32];
     /* the payload */
     Coracle__V1__Pod *pod;
@@ -252,8 +253,8 @@ struct wb {
 static void note_err(struct wb *wb, const char *what, int code, const char *msg)
 {
     if (!wb->first_err[0])
-        snprintf(wb->first_err, sizeof wb->first_err, "%s: %s (%d) %s", what,
-                 grpc_code_name(code), code, msg ? msg : "");
+        snprintf(wb->first_err, sizeof wb->first_err, "%s: %s (%d) %s", what, grpc_code_name(code),
+                 code, msg ? msg : "");
 }
 
 /* seq from a name or key ending in digits after the run prefix; -1 if not ours. */
@@ -412,7 +413,8 @@ static void write_done(gcl_call_t *call, int code, const char *message, void *ar
     struct wreq *r = arg;
     struct wb *wb = r->wb;
     wb->inflight--;
-    wb->acked++;
+    if (r->seq > 0)
+        wb->acked++;
     if (code != GRPC_OK) {
         wb->write_err++;
         note_err(wb, "write", code, message);
@@ -455,8 +457,8 @@ static void issue_write(struct wb *wb, long seq)
         pbw_varint(&w, wb->podlen);
         memcpy(buf, w.buf, w.len);
         memcpy(buf + w.len, wb->podbuf, wb->podlen);
-        gcl_call_raw(wb->wconn, "/etcdserverpb.KV/Put", buf, w.len + wb->podlen, NULL,
-                     write_done, r, 30000);
+        gcl_call_raw(wb->wconn, "/etcdserverpb.KV/Put", buf, w.len + wb->podlen, NULL, write_done,
+                     r, 30000);
         free(buf);
     }
 }
@@ -486,9 +488,14 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
             wb->t_last_progress = now;
         }
         uint64_t expect = (uint64_t)wb->writes * (uint64_t)wb->nwatch;
-        if (wb->acked == wb->writes &&
-            (wb->deliveries >= expect || wb->ended == wb->nwatch ||
-             now - wb->t_last_progress > (int64_t)(wb->drain_s * 1e9))) {
+        if (now - wb->t0 > (int64_t)(wb->max_s * 1e9)) {
+            wb->timed_out = 1;
+            wb->phase = 3;
+            event_base_loopbreak(wb->base);
+            return;
+        }
+        if (wb->acked == wb->writes && (wb->deliveries >= expect || wb->ended == wb->nwatch ||
+                                        now - wb->t_last_progress > (int64_t)(wb->drain_s * 1e9))) {
             wb->phase = 3;
             event_base_loopbreak(wb->base);
         }
@@ -592,8 +599,8 @@ static void open_watchers(struct wb *wb)
             on_conn = 0;
         }
         on_conn += st->n;
-        st->call = gcl_call_bidi(wb->conns[conn], "/etcdserverpb.Watch/Watch", etcd_msg,
-                                 stream_done, st);
+        st->call =
+            gcl_call_bidi(wb->conns[conn], "/etcdserverpb.Watch/Watch", etcd_msg, stream_done, st);
         for (int k = 0; k < st->n; k++) {
             /* WatchRequest{create_request=1 WatchCreateRequest{key=1, range_end=2,
              * start_revision=3, watch_id=7}} */
@@ -620,8 +627,8 @@ static int load_pod(struct wb *wb, const char *path)
     size_t n = fread(buf, 1, 1 << 20, f);
     fclose(f);
     /* accept a gRPC-framed body too (the h2load body files) */
-    if (n >= 5 && buf[0] == 0 && ((size_t)buf[1] << 24 | (size_t)buf[2] << 16 |
-                                  (size_t)buf[3] << 8 | buf[4]) == n - 5) {
+    if (n >= 5 && buf[0] == 0 &&
+        ((size_t)buf[1] << 24 | (size_t)buf[2] << 16 | (size_t)buf[3] << 8 | buf[4]) == n - 5) {
         memmove(buf, buf + 5, n - 5);
         n -= 5;
     }
@@ -655,6 +662,7 @@ static void usage(FILE *out)
             "  --per-stream S    etcd: watches sharing one Watch stream (default 1)\n"
             "  --drain S         give up S seconds after the last delivery (default 10)\n"
             "  --sync-timeout S  for the first write to reach every watcher (default 120)\n"
+            "  --max-time S      end the timed phase after S seconds however far (default 300)\n"
             "Prints: key=value results on one line.\n");
 }
 
@@ -671,12 +679,14 @@ int main(int argc, char **argv)
     wb->per_stream = 1;
     wb->drain_s = 10;
     wb->sync_s = 120;
-    static const struct option lo[] = {
-        {"target", 1, 0, 't'},   {"addr", 1, 0, 'a'},       {"pod", 1, 0, 'p'},
-        {"watchers", 1, 0, 'n'}, {"rate", 1, 0, 'r'},       {"writes", 1, 0, 'w'},
-        {"inflight", 1, 0, 'i'}, {"per-conn", 1, 0, 'c'},   {"per-stream", 1, 0, 's'},
-        {"drain", 1, 0, 'd'},    {"sync-timeout", 1, 0, 'S'}, {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
+    wb->max_s = 300;
+    static const struct option lo[] = {{"target", 1, 0, 't'},       {"addr", 1, 0, 'a'},
+                                       {"pod", 1, 0, 'p'},          {"watchers", 1, 0, 'n'},
+                                       {"rate", 1, 0, 'r'},         {"writes", 1, 0, 'w'},
+                                       {"inflight", 1, 0, 'i'},     {"per-conn", 1, 0, 'c'},
+                                       {"per-stream", 1, 0, 's'},   {"drain", 1, 0, 'd'},
+                                       {"sync-timeout", 1, 0, 'S'}, {"max-time", 1, 0, 'm'},
+                                       {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (o) {
@@ -712,6 +722,9 @@ int main(int argc, char **argv)
             break;
         case 'S':
             wb->sync_s = atof(optarg);
+            break;
+        case 'm':
+            wb->max_s = atof(optarg);
             break;
         case 'h':
             usage(stdout);
@@ -780,8 +793,7 @@ int main(int argc, char **argv)
     }
     if (wb->synced < wb->nwatch || wb->write_err) {
         fprintf(stderr, "watch-bench: only %d of %d watchers got the first write (%d ended)%s%s\n",
-                wb->synced, wb->nwatch, wb->ended, wb->first_err[0] ? ": " : "",
-                wb->first_err);
+                wb->synced, wb->nwatch, wb->ended, wb->first_err[0] ? ": " : "", wb->first_err);
         return 2;
     }
     double setup_s = (double)(mono_ns() - t_setup) / 1e9;
@@ -801,12 +813,12 @@ int main(int argc, char **argv)
            "deliveries=%" PRIu64 " missing=%" PRIu64 " stray=%" PRIu64 " ended=%d "
            "span_s=%.3f deliveries_per_s=%.0f lat_p50_us=%" PRIu64 " lat_p99_us=%" PRIu64
            " lat_max_us=%" PRIu64 " ack_p50_us=%" PRIu64 " ack_p99_us=%" PRIu64
-           " setup_s=%.3f\n",
+           " setup_s=%.3f timed_out=%d\n",
            target, wb->nwatch, wb->writes, wb->rate, (double)wb->writes * 1e9 / (double)wspan,
            wb->write_err, wb->deliveries, expect > wb->deliveries ? expect - wb->deliveries : 0,
            wb->stray, wb->ended, (double)span / 1e9, (double)wb->deliveries * 1e9 / (double)span,
            hist_q(&wb->lat, 0.5), hist_q(&wb->lat, 0.99), wb->lat.max, hist_q(&wb->ack, 0.5),
-           hist_q(&wb->ack, 0.99), setup_s);
+           hist_q(&wb->ack, 0.99), setup_s, wb->timed_out);
     if (wb->first_err[0])
         fprintf(stderr, "watch-bench: first error: %s\n", wb->first_err);
     fflush(stdout);

@@ -71,9 +71,9 @@ _coraclectl()
     case $verb in
     apply) flags="-f --filename" ;;
     create) flags="-f --filename --save-config" ;;
-    get) flags="-o --output -l --selector --field-selector -A --all-namespaces -w --watch --watch-only --no-headers" ;;
-    describe) flags="" ;;
-    delete) flags="-f --filename --grace-period --force --wait --ignore-not-found" ;;
+    get) flags="-o --output -l --selector --field-selector -A --all-namespaces -w --watch --watch-only --no-headers --show-labels" ;;
+    describe) flags="-l --selector" ;;
+    delete) flags="-f --filename --grace-period --force --wait --ignore-not-found --all -l --selector" ;;
     logs) flags="-f --follow -c --container -p --previous --tail" ;;
     exec) flags="-i --stdin -t --tty -c --container" ;;
     image) flags="--tag --image-dir -q --force" ;;

@@ -2,7 +2,8 @@
  * api: routes, the request pipeline and the write handlers. See api.h.
  *
  * Every gRPC method is a struct api_route {kind, verb}; one handler per
- * verb serves all kinds. A request goes through named stages:
+ * verb serves all kinds (Pods/Log and Pods/Exec are the tunnel's, see
+ * tunnel.c). A request goes through named stages:
  *   stage_authenticate -> stage_authorize -> stage_admit -> stage_store
  * Reads (Get/List) are answered from read snapshots (read.c); Watch is
  * handed to the hub (watch.c); writes become store ops (apply.c) answered
@@ -423,11 +424,6 @@ static void handle(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
     case API_BIND:
         do_bind(a, rt, c, msg, len);
         break;
-    case API_LOG:
-    case API_EXEC:
-        api_failf(rt, c, GRPC_UNIMPLEMENTED, "pods/%s: the kubelet tunnel is not implemented yet",
-                  rt->verb == API_LOG ? "log" : "exec");
-        break;
     default:
         api_fail(rt, c, GRPC_UNIMPLEMENTED, "unknown method");
     }
@@ -573,6 +569,8 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
         for (int v = 0; v < API_NVERBS; v++) {
             if (v >= API_BIND && k != &kind_pod)
                 continue;
+            if (v == API_LOG || v == API_EXEC)
+                continue; /* the kubelet tunnel (tunnel.c) serves them */
             struct api_route *rt = &a->routes[a->nroutes++];
             rt->api = a;
             rt->k = k;

@@ -1,10 +1,11 @@
 /*
  * api: the apiserver's gRPC API: one generic set of handlers over the kinds
  * table (Create, Get, List, Update, UpdateStatus, Delete, Watch for every
- * kind; Pods.Bind, Log, Exec), each request passing the named stages
- * authenticate -> authorize -> admit -> store. It owns the watch hub, the
- * event index and TTL, the node lifecycle controller, and the /healthz,
- * /readyz and /metrics answers. Loop thread only.
+ * kind; Pods.Bind; Log and Exec are relayed by tunnel.c), each request
+ * passing the named stages authenticate -> authorize -> admit -> store.
+ * It owns the watch hub, the event index and TTL, the node lifecycle
+ * controller, and the /healthz, /readyz and /metrics answers. Loop thread
+ * only.
  */
 #ifndef CORACLE_API_H
 #define CORACLE_API_H

@@ -12,6 +12,7 @@
 #include "h2s.h"
 #include "sdnotify.h"
 #include "store.h"
+#include "tunnel.h"
 #include "util.h"
 
 #include <event2/event.h>
@@ -53,6 +54,7 @@ struct app {
     store_t *st;
     h2s_t *srv;
     api_t *api;
+    tun_hub_t *tun;
     struct event *sigterm, *sigint, *sighup, *drain, *watchdog;
     int64_t drain_deadline;
 };
@@ -129,6 +131,7 @@ int main(int argc, char **argv)
         .watch_queue_bytes = (size_t)watch_queue_bytes,
     };
     app.api = api_new(app.base, app.st, app.srv, &ac);
+    app.tun = tun_hub_new(app.srv, app.st); /* Pods/Log, Pods/Exec, NodeTunnel/Connect */
 
     static char *def_listen[] = {"127.0.0.1:6443"};
     struct cfg_list ls = listen_addrs.n ? listen_addrs : (struct cfg_list){def_listen, 1};
@@ -165,6 +168,7 @@ int main(int argc, char **argv)
         event_free(app.watchdog);
     if (app.st)
         store_close(app.st);
+    tun_hub_free(app.tun);
     h2s_free(app.srv); /* may still tell the api of calls going away */
     api_free(app.api);
     event_base_free(app.base);

@@ -53,9 +53,9 @@ bool obj_equal(const ProtobufCMessage *a, const ProtobufCMessage *b)
 /* Map entries are messages {1: string key, 2: value}; key sits right after the base. */
 static bool is_map_entry(const ProtobufCMessageDescriptor *d)
 {
-    return d->n_fields == 2 && d->fields[0].id == 1 && d->fields[0].type == PROTOBUF_C_TYPE_STRING &&
-           !strcmp(d->fields[0].name, "key") && d->fields[1].id == 2 &&
-           d->fields[0].offset == sizeof(ProtobufCMessage);
+    return d->n_fields == 2 && d->fields[0].id == 1 &&
+           d->fields[0].type == PROTOBUF_C_TYPE_STRING && !strcmp(d->fields[0].name, "key") &&
+           d->fields[1].id == 2 && d->fields[0].offset == sizeof(ProtobufCMessage);
 }
 
 struct map_entry {

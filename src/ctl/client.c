@@ -78,8 +78,9 @@ int ctl_client_open(struct ctl_client *c)
     struct gcl_opts o = {.connect_timeout_ms = 5000, .bearer_token = c->token};
     c->g = gcl_new(c->base, c->addr, &o);
     if (!c->g) {
-        fprintf(stderr, "error: cannot use server address \"%s\": expected host:port or "
-                        "unix:/path (from --server, CORACLE_SERVER or ~/.config/coracle/config)\n",
+        fprintf(stderr,
+                "error: cannot use server address \"%s\": expected host:port or "
+                "unix:/path (from --server, CORACLE_SERVER or ~/.config/coracle/config)\n",
                 c->addr);
         ctl_client_close(c);
         return -1;
@@ -110,6 +111,58 @@ int ctl_call(struct ctl_client *c, const struct kind *k, const char *method,
     if (code != GRPC_OK && !*errmsg)
         *errmsg = xstrdup("");
     return code;
+}
+
+#define CTL_LIST_CHUNK 500
+
+int ctl_list_all(struct ctl_client *c, const struct kind *k, const Coracle__V1__ListRequest *req,
+                 ProtobufCMessage **resp, char **errmsg)
+{
+    Coracle__V1__ListRequest r = *req;
+    Coracle__V1__PodList *all = NULL;
+    char *token = NULL;
+    int code;
+    r.has_limit = 1;
+    r.limit = CTL_LIST_CHUNK;
+    *resp = NULL;
+    for (;;) {
+        ProtobufCMessage *page;
+        r.continue_ = token;
+        code = ctl_call(c, k, "List", &r.base, k->list_desc, &page, errmsg);
+        free(token);
+        token = NULL;
+        if (code != GRPC_OK)
+            break;
+        /* every list is { ListMeta metadata = 1; repeated items = 2 } */
+        Coracle__V1__PodList *l = (Coracle__V1__PodList *)page;
+        if (l->metadata && l->metadata->continue_ && *l->metadata->continue_)
+            token = xstrdup(l->metadata->continue_);
+        if (!all)
+            all = l;
+        else {
+            all->items =
+                xrealloc(all->items, (all->n_items + l->n_items + 1) * sizeof(*all->items));
+            memcpy(all->items + all->n_items, l->items, l->n_items * sizeof(*l->items));
+            all->n_items += l->n_items;
+            free(l->items);
+            l->items = NULL;
+            l->n_items = 0;
+            protobuf_c_message_free_unpacked(page, NULL);
+        }
+        if (!token)
+            break;
+    }
+    if (code != GRPC_OK) {
+        if (all)
+            protobuf_c_message_free_unpacked(&all->base, NULL);
+        return code;
+    }
+    if (all->metadata && all->metadata->continue_) {
+        free(all->metadata->continue_);
+        all->metadata->continue_ = NULL;
+    }
+    *resp = &all->base;
+    return GRPC_OK;
 }
 
 const char *ctl_reason(int code)
@@ -164,8 +217,8 @@ void ctl_print_error(const struct ctl_client *c, int code, const char *msg)
                     addr, msg);
         return;
     }
-    if (code == GRPC_UNAVAILABLE) {
-        fprintf(stderr, "Unable to connect to the server %s: %s\n", addr, *msg ? msg : "unavailable");
+    if (code == GRPC_UNAVAILABLE && !strncmp(msg, "connection", 10)) {
+        fprintf(stderr, "Unable to connect to the server %s: %s\n", addr, msg);
         return;
     }
     if (code == GRPC_UNAUTHENTICATED) {
@@ -191,7 +244,14 @@ static void list_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg
     w->list = protobuf_c_message_unpack(w->k->list_desc, NULL, len, msg);
 }
 
-/* The end of the (re)list: hand the items over, then watch from its revision. */
+static void watch_list(struct ctl_watch *w, const char *token);
+
+/*
+ * The end of one page of the (re)list: pages are gathered (kubectl's
+ * chunking, so no single message grows with the cluster); after the last
+ * one the items are handed over and the watch starts from the list's
+ * revision.
+ */
 static void list_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
     (void)call;
@@ -205,7 +265,17 @@ static void list_done(gcl_call_t *call, int code, const char *message, void *arg
         code = GRPC_INTERNAL;
         message = "cannot decode the list";
     }
+    if (code == GRPC_OUT_OF_RANGE && w->acc) {
+        /* the continue token expired: list again from the start */
+        protobuf_c_message_free_unpacked(w->acc, NULL);
+        w->acc = NULL;
+        watch_list(w, NULL);
+        goto out;
+    }
     if (code != GRPC_OK) {
+        if (w->acc)
+            protobuf_c_message_free_unpacked(w->acc, NULL);
+        w->acc = NULL;
         if (code == GRPC_UNAVAILABLE && w->listed) {
             watch_retry(w);
             goto out;
@@ -214,11 +284,35 @@ static void list_done(gcl_call_t *call, int code, const char *message, void *arg
         w->rc = 1;
         goto stop;
     }
-    /* every list has ListMeta as field 1 */
+    /* every list is { ListMeta metadata = 1; repeated items = 2 } */
     Coracle__V1__PodList *l = (Coracle__V1__PodList *)resp;
+    char *token = l->metadata && l->metadata->continue_ && *l->metadata->continue_
+                      ? xstrdup(l->metadata->continue_)
+                      : NULL;
+    if (!w->acc) {
+        w->acc = resp;
+    } else {
+        Coracle__V1__PodList *a = (Coracle__V1__PodList *)w->acc;
+        a->items = xrealloc(a->items, (a->n_items + l->n_items + 1) * sizeof(*a->items));
+        memcpy(a->items + a->n_items, l->items, l->n_items * sizeof(*l->items));
+        a->n_items += l->n_items;
+        free(l->items);
+        l->items = NULL;
+        l->n_items = 0;
+        protobuf_c_message_free_unpacked(resp, NULL);
+    }
+    resp = NULL;
+    if (token) {
+        watch_list(w, token);
+        free(token);
+        goto out;
+    }
+    resp = w->acc;
+    w->acc = NULL;
+    l = (Coracle__V1__PodList *)resp;
     free(w->rv);
-    w->rv = xstrdup(l->metadata && l->metadata->resourceversion ? l->metadata->resourceversion
-                                                                 : "0");
+    w->rv =
+        xstrdup(l->metadata && l->metadata->resourceversion ? l->metadata->resourceversion : "0");
     w->listed = 1;
     w->backoff_ms = 0;
     if (w->on_list && w->on_list(w, resp, w->arg))
@@ -233,12 +327,17 @@ out:
         protobuf_c_message_free_unpacked(resp, NULL);
 }
 
-static void watch_list(struct ctl_watch *w)
+#define CTL_WATCH_LIST_CHUNK 500
+
+static void watch_list(struct ctl_watch *w, const char *token)
 {
     Coracle__V1__ListRequest req = CORACLE__V1__LIST_REQUEST__INIT;
     req.namespace_ = (char *)w->namespace_;
     req.labelselector = (char *)w->label_selector;
     req.fieldselector = (char *)w->field_selector;
+    req.has_limit = 1;
+    req.limit = CTL_WATCH_LIST_CHUNK;
+    req.continue_ = (char *)token;
     char *path = xasprintf("/%s/List", w->k->service);
     w->call = gcl_call(w->c->g, path, &req.base, list_msg, list_done, w, 0);
     free(path);
@@ -327,7 +426,7 @@ static void watch_done(gcl_call_t *call, int code, const char *message, void *ar
 static void watch_start(struct ctl_watch *w)
 {
     if (!w->rv) {
-        watch_list(w);
+        watch_list(w, NULL);
         return;
     }
     Coracle__V1__ListRequest req = CORACLE__V1__LIST_REQUEST__INIT;
@@ -350,6 +449,7 @@ int ctl_watch_run(struct ctl_watch *w, const char *start_rv)
     w->backoff_ms = 0;
     w->listed = 0;
     w->list = NULL;
+    w->acc = NULL;
     watch_start(w);
     if (!w->stop)
         event_base_dispatch(w->c->base);
@@ -358,6 +458,9 @@ int ctl_watch_run(struct ctl_watch *w, const char *start_rv)
     if (w->timer)
         event_free(w->timer);
     w->timer = NULL;
+    if (w->acc)
+        protobuf_c_message_free_unpacked(w->acc, NULL);
+    w->acc = NULL;
     free(w->rv);
     w->rv = NULL;
     return w->rc;

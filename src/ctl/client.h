@@ -39,6 +39,14 @@ int ctl_call(struct ctl_client *c, const struct kind *k, const char *method,
              ProtobufCMessage **resp, char **errmsg);
 
 /*
+ * List through pages of `limit` items (kubectl's chunking, 500) following
+ * the continue token; *resp holds every item (ListMeta of the first page).
+ * req is not modified. Same returns as ctl_call.
+ */
+int ctl_list_all(struct ctl_client *c, const struct kind *k, const Coracle__V1__ListRequest *req,
+                 ProtobufCMessage **resp, char **errmsg);
+
+/*
  * Prints code/message as kubectl does, to stderr: `Error from server
  * (NotFound): pods "x" not found`, or the connection errors
  * (`The connection to the server ADDR was refused - did you specify the
@@ -68,7 +76,8 @@ struct ctl_watch {
     /* internal */
     char *rv;
     int stop, rc, backoff_ms, listed;
-    ProtobufCMessage *list;
+    ProtobufCMessage *list; /* the page being received */
+    ProtobufCMessage *acc;  /* the pages so far */
     gcl_call_t *call;
     struct event *timer;
 };

@@ -99,8 +99,7 @@ static int parse_inputs(const struct ctl_strv *files, struct ctl_objs *objs)
         if (strcmp(p, "-") && S_ISDIR(st.st_mode)) {
             DIR *d = opendir(p);
             if (!d) {
-                fprintf(stderr, "error: the path \"%s\" cannot be read: %s\n", p,
-                        strerror(errno));
+                fprintf(stderr, "error: the path \"%s\" cannot be read: %s\n", p, strerror(errno));
                 rc = -1;
                 continue;
             }
@@ -136,43 +135,68 @@ static int parse_inputs(const struct ctl_strv *files, struct ctl_objs *objs)
 static int is_scalar_msg(const ProtobufCMessageDescriptor *d)
 {
     return d == &coracle__v1__quantity__descriptor ||
-           d == &coracle__v1__int_or_string__descriptor ||
-           d == &coracle__v1__time__descriptor || d == &coracle__v1__micro_time__descriptor;
+           d == &coracle__v1__int_or_string__descriptor || d == &coracle__v1__time__descriptor ||
+           d == &coracle__v1__micro_time__descriptor;
 }
 
-static const char *elem_name(const ProtobufCMessage *m)
+/*
+ * The merge key of a list element, as Kubernetes' strategic merge keys
+ * them: containerPort for ports, mountPath for volume mounts, else name.
+ * Written into buf; NULL when the element has none.
+ */
+static const char *elem_key(const ProtobufCMessage *m, char *buf, size_t n)
 {
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field_by_name(m->descriptor, "name");
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    if (d == &coracle__v1__container_port__descriptor) {
+        const Coracle__V1__ContainerPort *p = (const Coracle__V1__ContainerPort *)m;
+        if (!p->has_containerport)
+            return NULL;
+        snprintf(buf, n, "%d", p->containerport);
+        return buf;
+    }
+    if (d == &coracle__v1__volume_mount__descriptor)
+        return ((const Coracle__V1__VolumeMount *)m)->mountpath;
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, "name");
     if (!f || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED)
         return NULL;
     return *(char *const *)((const char *)m + f->offset);
 }
 
+static int same_key(const ProtobufCMessage *a, const ProtobufCMessage *b)
+{
+    char ba[32], bb[32];
+    const char *ka = elem_key(a, ba, sizeof(ba)), *kb = elem_key(b, bb, sizeof(bb));
+    return ka && kb && !strcmp(ka, kb);
+}
+
 static void merge_msg(ProtobufCMessage *live, ProtobufCMessage *want, const ProtobufCMessage *last);
 
-/* Lists of named elements (containers, volumes, env, ports...) merge by name. */
-static int merge_named_list(ProtobufCMessage *live, ProtobufCMessage *want,
+/*
+ * Lists of keyed elements (containers, volumes, env, ports, mounts) merge
+ * element by element: the result is the manifest's list, in its order, each
+ * element merged onto the live one with the same key. Returns -1 (nothing
+ * done) if a manifest element has no key.
+ */
+static int merge_keyed_list(ProtobufCMessage *live, ProtobufCMessage *want,
                             const ProtobufCMessage *last, const ProtobufCFieldDescriptor *f)
 {
-    char *lb = (char *)live, *wb = (char *)want;
+    char *lb = (char *)live, *wb = (char *)want, kbuf[32];
     size_t nl = *(size_t *)(lb + f->quantifier_offset), nw = *(size_t *)(wb + f->quantifier_offset);
     ProtobufCMessage **la = *(ProtobufCMessage ***)(lb + f->offset);
     ProtobufCMessage **wa = *(ProtobufCMessage ***)(wb + f->offset);
     for (size_t i = 0; i < nw; i++)
-        if (!elem_name(wa[i]))
+        if (!elem_key(wa[i], kbuf, sizeof(kbuf)))
             return -1;
     size_t nlast = last ? *(const size_t *)((const char *)last + f->quantifier_offset) : 0;
     ProtobufCMessage *const *lasta =
         last ? *(ProtobufCMessage *const *const *)((const char *)last + f->offset) : NULL;
     for (size_t i = 0; i < nw; i++) {
-        const char *name = elem_name(wa[i]);
         for (size_t j = 0; j < nl; j++) {
-            if (!la[j] || !elem_name(la[j]) || strcmp(elem_name(la[j]), name))
+            if (!la[j] || !same_key(la[j], wa[i]))
                 continue;
             const ProtobufCMessage *lastel = NULL;
             for (size_t k = 0; k < nlast; k++)
-                if (elem_name(lasta[k]) && !strcmp(elem_name(lasta[k]), name))
+                if (same_key(lasta[k], wa[i]))
                     lastel = lasta[k];
             merge_msg(la[j], wa[i], lastel);
             protobuf_c_message_free_unpacked(wa[i], NULL);
@@ -213,7 +237,7 @@ static void merge_msg(ProtobufCMessage *live, ProtobufCMessage *want, const Prot
                 continue;
             }
             if (!ctl_desc_is_map_entry(f->descriptor) &&
-                merge_named_list(live, want, in_last ? last : NULL, f) == 0)
+                merge_keyed_list(live, want, in_last ? last : NULL, f) == 0)
                 continue;
         }
         ctl_field_move(live, want, f);
@@ -271,9 +295,10 @@ static void apply_merge(ProtobufCMessage *live, ProtobufCMessage *want, const ch
     Coracle__V1__ObjectMeta *lm = kind_meta(live), *wm = kind_meta(want);
     const Coracle__V1__ObjectMeta *pm = last ? kind_meta(last) : NULL;
     const ProtobufCMessageDescriptor *md = &coracle__v1__object_meta__descriptor;
-    const ProtobufCFieldDescriptor *fl = protobuf_c_message_descriptor_get_field_by_name(md, "labels"),
-                                   *fa =
-                                       protobuf_c_message_descriptor_get_field_by_name(md, "annotations");
+    const ProtobufCFieldDescriptor *fl = protobuf_c_message_descriptor_get_field_by_name(md,
+                                                                                         "labels"),
+                                   *fa = protobuf_c_message_descriptor_get_field_by_name(
+                                       md, "annotations");
     if (!lm) {
         lm = xmalloc(sizeof(*lm));
         coracle__v1__object_meta__init(lm);
@@ -386,6 +411,13 @@ static int apply_one(struct ctl_client *c, struct ctl_obj *o, bool create, bool 
             rc = 0;
             goto out;
         }
+        if (!prev && attempt == 0)
+            fprintf(stderr,
+                    "Warning: resource %s/%s is missing the %s annotation which is required by "
+                    "coraclectl apply. coraclectl apply should only be used on resources created "
+                    "declaratively by either coraclectl create --save-config or coraclectl apply. "
+                    "The missing annotation will be patched automatically.\n",
+                    k->resource, md->name, LAST_APPLIED);
         ProtobufCMessage *last = NULL;
         if (prev) {
             char *perr = NULL;
@@ -414,8 +446,9 @@ static int apply_one(struct ctl_client *c, struct ctl_obj *o, bool create, bool 
         live = NULL;
         continue;
     fail:
-        if (code == GRPC_ALREADY_EXISTS || code == GRPC_NOT_FOUND || code == GRPC_INVALID_ARGUMENT ||
-            code == GRPC_ABORTED || code == GRPC_UNAVAILABLE || code == GRPC_FAILED_PRECONDITION)
+        if (code == GRPC_ALREADY_EXISTS || code == GRPC_NOT_FOUND ||
+            code == GRPC_INVALID_ARGUMENT || code == GRPC_ABORTED || code == GRPC_UNAVAILABLE ||
+            code == GRPC_FAILED_PRECONDITION)
             ctl_print_error(c, code, err);
         else {
             fprintf(stderr, "error: when %s %s/%s (%s): ", create ? "creating" : "applying",

@@ -26,14 +26,16 @@ static const char delete_help[] =
     "\n"
     "Options:\n"
     "  -f, --filename=[]: Files (or - for stdin) naming the objects to delete.\n"
+    "      --all=false: Delete all the objects of the type in the namespace.\n"
     "      --force=false: Delete at once (grace period 0), without waiting for the kubelet.\n"
     "      --grace-period=-1: Seconds given to the pod to stop; -1 uses the pod's own.\n"
     "      --ignore-not-found=false: Treat \"not found\" as a successful delete.\n"
+    "  -l, --selector='': Delete the objects matching this label selector.\n"
     "  -n, --namespace='': The namespace (default \"default\").\n"
     "      --wait=true: Wait until the objects are gone before returning.\n"
     "\n"
     "Usage:\n"
-    "  coraclectl delete ([-f FILENAME] | TYPE [NAME...]) [options]\n";
+    "  coraclectl delete ([-f FILENAME] | TYPE [(NAME... | -l label | --all)]) [options]\n";
 
 static int gone_on_event(struct ctl_watch *w, const char *type, ProtobufCMessage *obj, void *arg)
 {
@@ -77,9 +79,8 @@ static int wait_gone(struct ctl_client *c, const struct kind *k, const char *ns,
     return rc;
 }
 
-static int delete_one(struct ctl_client *c, const struct kind *k, const char *ns,
-                      const char *name, long long grace, bool force, bool wait,
-                      bool ignore_not_found)
+static int delete_one(struct ctl_client *c, const struct kind *k, const char *ns, const char *name,
+                      long long grace, bool force, bool wait, bool ignore_not_found)
 {
     Coracle__V1__DeleteRequest req = CORACLE__V1__DELETE_REQUEST__INIT;
     req.namespace_ = (char *)(k->namespaced ? ns : "");
@@ -112,14 +113,21 @@ int ctl_cmd_delete(int argc, char **argv)
 {
     struct ctl_strv files = {0}, pos;
     long long grace = -1;
-    bool force = false, wait = true, ignore = false;
+    bool force = false, wait = true, ignore = false, all = false;
+    const char *lsel = NULL;
     const struct ctl_flag flags[] = {
         {"filename", 'f', CTL_FLAG_LIST, &files, NULL},
         {"grace-period", 0, CTL_FLAG_INT, &grace, NULL},
         {"force", 0, CTL_FLAG_BOOL, &force, NULL},
         {"wait", 0, CTL_FLAG_BOOL, &wait, NULL},
         {"ignore-not-found", 0, CTL_FLAG_BOOL, &ignore, NULL},
+        {"all", 0, CTL_FLAG_BOOL, &all, NULL},
+        {"selector", 'l', CTL_FLAG_STR, &lsel, NULL},
     };
+    ProtobufCMessage *list = NULL;
+    const struct kind *k = NULL;
+    const char **names = NULL;
+    size_t nnames = 0;
     struct ctl_objs objs = {0};
     struct ctl_client c;
     int rc = 1;
@@ -138,9 +146,6 @@ int ctl_cmd_delete(int argc, char **argv)
                         "running resource has been terminated. The resource may continue to run "
                         "on the cluster indefinitely.\n");
     }
-    const struct kind *k = NULL;
-    const char **names = NULL;
-    size_t nnames = 0;
     if (files.n) {
         if (pos.n) {
             fprintf(stderr, "error: there is no need to specify a resource type as a separate "
@@ -180,13 +185,42 @@ int ctl_cmd_delete(int argc, char **argv)
             names[0] = slash_name;
             nnames = pos.n;
         }
-        if (!nnames) {
+        if (nnames && (all || lsel)) {
+            fprintf(stderr, "error: name cannot be provided when a selector or --all is "
+                            "specified\n");
+            goto out_free;
+        }
+        if (!nnames && !all && !lsel) {
             fprintf(stderr, "error: resource(s) were provided, but no name was specified\n");
             goto out_free;
         }
     }
     if (ctl_client_open(&c) < 0)
         goto out_free;
+    if (k && !nnames) {
+        /* --all / -l: delete what a list finds */
+        Coracle__V1__ListRequest req = CORACLE__V1__LIST_REQUEST__INIT;
+        req.namespace_ = (char *)(k->namespaced ? ctl_namespace() : "");
+        req.labelselector = (char *)lsel;
+        char *err;
+        int code = ctl_list_all(&c, k, &req, &list, &err);
+        if (code != GRPC_OK) {
+            ctl_print_error(&c, code, err);
+            free(err);
+            ctl_client_close(&c);
+            goto out_free;
+        }
+        size_t n;
+        ProtobufCMessage **items = ctl_list_items(list, &n);
+        names = xcalloc(n + 1, sizeof(*names));
+        for (size_t i = 0; i < n; i++) {
+            const Coracle__V1__ObjectMeta *md = kind_meta(items[i]);
+            if (md && md->name)
+                names[nnames++] = md->name;
+        }
+        if (!nnames)
+            ctl_print_none(k, k->namespaced ? ctl_namespace() : NULL);
+    }
     rc = 0;
     for (size_t i = 0; i < nnames; i++)
         if (delete_one(&c, k, ctl_namespace(), names[i], grace, force, wait, ignore))
@@ -204,6 +238,10 @@ int ctl_cmd_delete(int argc, char **argv)
     }
     ctl_client_close(&c);
 out_free:
+    if (list) {
+        free(names);
+        protobuf_c_message_free_unpacked(list, NULL);
+    }
     ctl_objs_free(&objs);
     free(files.v);
     free(pos.v);

@@ -25,14 +25,15 @@ static const char describe_help[] =
     "  coraclectl describe node n1\n"
     "\n"
     "Options:\n"
+    "  -l, --selector='': Describe the objects matching this label selector (without NAME).\n"
     "  -n, --namespace='': The namespace (default \"default\").\n"
     "\n"
     "Usage:\n"
-    "  coraclectl describe (pod|node) NAME [NAME...] [options]\n";
+    "  coraclectl describe (pod|node) [NAME...] [options]\n";
 
 /* Events whose involvedObject is kind/name (in ns; NULL = any). Returned array owns nothing. */
 static Coracle__V1__Event **events_about(ProtobufCMessage *list, const char *kind, const char *ns,
-                                        const char *name, const char *uid, size_t *n)
+                                         const char *name, const char *uid, size_t *n)
 {
     size_t ni;
     ProtobufCMessage **items = ctl_list_items(list, &ni);
@@ -60,14 +61,21 @@ static ProtobufCMessage *list_of(struct ctl_client *c, const struct kind *k, con
     req.fieldselector = (char *)fsel;
     ProtobufCMessage *resp;
     char *err;
-    if (ctl_call(c, k, "List", &req.base, k->list_desc, &resp, &err) != GRPC_OK) {
+    if (ctl_list_all(c, k, &req, &resp, &err) != GRPC_OK) {
         free(err);
         return NULL;
     }
     return resp;
 }
 
-static int describe_one(struct ctl_client *c, const struct kind *k, const char *name)
+/* What several describes in one run share: listed once, on first use. */
+struct describe_cache {
+    ProtobufCMessage *events, *pods;
+    bool have_events, have_pods;
+};
+
+static int describe_one(struct ctl_client *c, const struct kind *k, const char *name,
+                        struct describe_cache *dc)
 {
     const char *ns = k->namespaced ? ctl_namespace() : "";
     Coracle__V1__GetRequest req = CORACLE__V1__GET_REQUEST__INIT;
@@ -86,14 +94,22 @@ static int describe_one(struct ctl_client *c, const struct kind *k, const char *
     struct ctl_buf out = {0};
     size_t nev = 0;
     Coracle__V1__Event **evs = NULL;
-    /* Node events live in "default", as kubectl records them. */
-    ProtobufCMessage *events = list_of(c, &kind_event, k->namespaced ? ns : NULL, NULL);
+    /* Node events live in "default", as kubectl records them: list them all. */
+    if (!dc->have_events) {
+        dc->events = list_of(c, &kind_event, k->namespaced ? ns : NULL, NULL);
+        dc->have_events = true;
+    }
+    ProtobufCMessage *events = dc->events;
     if (events)
         evs = events_about(events, k->kind, k->namespaced ? ns : NULL, name, uid, &nev);
     if (k == &kind_pod) {
         ctl_describe_pod(&out, (Coracle__V1__Pod *)obj, evs, nev, now_ns());
     } else {
-        ProtobufCMessage *lease = NULL, *pods = list_of(c, &kind_pod, NULL, NULL);
+        if (!dc->have_pods) {
+            dc->pods = list_of(c, &kind_pod, NULL, NULL);
+            dc->have_pods = true;
+        }
+        ProtobufCMessage *lease = NULL, *pods = dc->pods;
         Coracle__V1__GetRequest lr = CORACLE__V1__GET_REQUEST__INIT;
         lr.namespace_ = (char *)"kube-node-lease";
         lr.name = (char *)name;
@@ -109,29 +125,33 @@ static int describe_one(struct ctl_client *c, const struct kind *k, const char *
             if (p->spec && p->spec->nodename && !strcmp(p->spec->nodename, name))
                 mine[npods++] = p;
         }
-        ctl_describe_node(&out, (Coracle__V1__Node *)obj, (Coracle__V1__Lease *)lease, mine,
-                          npods, evs, nev, now_ns());
+        ctl_describe_node(&out, (Coracle__V1__Node *)obj, (Coracle__V1__Lease *)lease, mine, npods,
+                          evs, nev, now_ns());
         free(mine);
-        if (pods)
-            protobuf_c_message_free_unpacked(pods, NULL);
         if (lease)
             protobuf_c_message_free_unpacked(lease, NULL);
     }
     fwrite(out.p, 1, out.len, stdout);
     ctl_buf_free(&out);
     free(evs);
-    if (events)
-        protobuf_c_message_free_unpacked(events, NULL);
     protobuf_c_message_free_unpacked(obj, NULL);
     return 0;
 }
 
 int ctl_cmd_describe(int argc, char **argv)
 {
+    const char *lsel = NULL;
+    const struct ctl_flag flags[] = {
+        {"selector", 'l', CTL_FLAG_STR, &lsel, NULL},
+    };
     struct ctl_strv pos;
     struct ctl_client c;
+    ProtobufCMessage *list = NULL;
+    const char **names = NULL;
+    size_t n = 0;
     int rc = 1;
-    if (ctl_parse_flags(argc, argv, NULL, 0, &pos, NULL) < 0)
+
+    if (ctl_parse_flags(argc, argv, flags, ARRAY_SIZE(flags), &pos, NULL) < 0)
         return 1;
     if (ctl_g.help) {
         fputs(describe_help, stdout);
@@ -152,29 +172,57 @@ int ctl_cmd_describe(int argc, char **argv)
         fprintf(stderr, "error: describe supports pods and nodes\n");
         goto out_free;
     }
-    const char **names = pos.v + 1;
-    size_t n = pos.n - 1;
+    names = pos.v + 1;
+    n = pos.n - 1;
     if (slash_name) {
         names = pos.v;
         names[0] = slash_name;
         n = pos.n;
     }
-    if (!n) {
-        fprintf(stderr, "error: describe needs a NAME: coraclectl describe %s NAME\n",
-                k->singular);
-        goto out_free;
-    }
     if (ctl_client_open(&c) < 0)
         goto out_free;
+    if (!n) {
+        /* no name: every object of the type (matching -l), as kubectl does */
+        Coracle__V1__ListRequest req = CORACLE__V1__LIST_REQUEST__INIT;
+        req.namespace_ = (char *)(k->namespaced ? ctl_namespace() : "");
+        req.labelselector = (char *)lsel;
+        char *err;
+        int code = ctl_list_all(&c, k, &req, &list, &err);
+        if (code != GRPC_OK) {
+            ctl_print_error(&c, code, err);
+            free(err);
+            ctl_client_close(&c);
+            goto out_free;
+        }
+        size_t ni;
+        ProtobufCMessage **items = ctl_list_items(list, &ni);
+        names = xcalloc(ni + 1, sizeof(*names));
+        for (size_t i = 0; i < ni; i++) {
+            const Coracle__V1__ObjectMeta *md = kind_meta(items[i]);
+            if (md && md->name)
+                names[n++] = md->name;
+        }
+        if (!n)
+            ctl_print_none(k, k->namespaced ? ctl_namespace() : NULL);
+    }
     rc = 0;
+    struct describe_cache dc = {0};
     for (size_t i = 0; i < n; i++) {
         if (i)
             fputs("\n\n", stdout);
-        if (describe_one(&c, k, names[i]))
+        if (describe_one(&c, k, names[i], &dc))
             rc = 1;
     }
+    if (dc.events)
+        protobuf_c_message_free_unpacked(dc.events, NULL);
+    if (dc.pods)
+        protobuf_c_message_free_unpacked(dc.pods, NULL);
     ctl_client_close(&c);
 out_free:
+    if (list) {
+        free(names);
+        protobuf_c_message_free_unpacked(list, NULL);
+    }
     free(pos.v);
     return rc;
 }

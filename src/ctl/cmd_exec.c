@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,13 +42,18 @@ static const char exec_help[] =
     "  coraclectl exec (POD | TYPE/NAME) [-c CONTAINER] [flags] -- COMMAND [args...]\n";
 
 static struct termios saved_tio;
-static int tio_saved;
+static int tio_saved, saved_flags = -1;
 
+/* Puts stdin back as it was (terminal mode, blocking): the shell shares it. */
 static void tty_restore(void)
 {
     if (tio_saved) {
         tcsetattr(STDIN_FILENO, TCSADRAIN, &saved_tio);
         tio_saved = 0;
+    }
+    if (saved_flags >= 0) {
+        fcntl(STDIN_FILENO, F_SETFL, saved_flags);
+        saved_flags = -1;
     }
 }
 
@@ -240,8 +246,7 @@ int ctl_cmd_exec(int argc, char **argv)
         s.winch_ev = evsignal_new(c.base, SIGWINCH, winch_cb, &s);
         event_add(s.winch_ev, NULL);
         if (tty_raw() < 0)
-            fprintf(stderr, "warning: cannot put the terminal in raw mode: %s\n",
-                    strerror(errno));
+            fprintf(stderr, "warning: cannot put the terminal in raw mode: %s\n", strerror(errno));
     }
     if (use_stdin) {
         struct stat st;
@@ -254,7 +259,11 @@ int ctl_cmd_exec(int argc, char **argv)
                 send_stdin(&s, buf, (size_t)n);
             stdin_closed(&s);
         } else {
-            evutil_make_socket_nonblocking(STDIN_FILENO);
+            saved_flags = fcntl(STDIN_FILENO, F_GETFL);
+            if (saved_flags >= 0) {
+                atexit(tty_restore);
+                fcntl(STDIN_FILENO, F_SETFL, saved_flags | O_NONBLOCK);
+            }
             s.in_ev = event_new(c.base, STDIN_FILENO, EV_READ | EV_PERSIST, stdin_cb, &s);
             event_add(s.in_ev, NULL);
         }

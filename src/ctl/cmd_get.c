@@ -36,6 +36,7 @@ static const char get_help[] =
     "  -l, --selector='': Selector (label query) to filter on, e.g. -l app=web,tier!=db.\n"
     "  -n, --namespace='': The namespace (default \"default\").\n"
     "      --no-headers=false: Don't print headers.\n"
+    "      --show-labels=false: Print all labels as the last column.\n"
     "  -o, --output='': Output format: wide, yaml, json, name.\n"
     "  -w, --watch=false: After listing, watch for changes.\n"
     "      --watch-only=false: Watch for changes, without listing first.\n"
@@ -117,7 +118,7 @@ static int get_on_event(struct ctl_watch *w, const char *type, ProtobufCMessage 
 int ctl_cmd_get(int argc, char **argv)
 {
     const char *output = NULL, *lsel = NULL, *fsel = NULL;
-    bool all_ns = false, watch = false, watch_only = false, no_headers = false;
+    bool all_ns = false, watch = false, watch_only = false, no_headers = false, labels = false;
     const struct ctl_flag flags[] = {
         {"output", 'o', CTL_FLAG_STR, &output, NULL},
         {"selector", 'l', CTL_FLAG_STR, &lsel, NULL},
@@ -126,6 +127,7 @@ int ctl_cmd_get(int argc, char **argv)
         {"watch", 'w', CTL_FLAG_BOOL, &watch, NULL},
         {"watch-only", 0, CTL_FLAG_BOOL, &watch_only, NULL},
         {"no-headers", 0, CTL_FLAG_BOOL, &no_headers, NULL},
+        {"show-labels", 0, CTL_FLAG_BOOL, &labels, NULL},
     };
     struct ctl_strv pos;
     struct ctl_client c;
@@ -166,6 +168,7 @@ int ctl_cmd_get(int argc, char **argv)
     struct ctl_print_opts po = {.wide = fmt == CTL_OUT_WIDE,
                                 .all_ns = all_ns && k->namespaced,
                                 .no_headers = no_headers,
+                                .show_labels = labels,
                                 .now_ns = now_ns()};
 
     if (watch || watch_only) {
@@ -224,7 +227,7 @@ int ctl_cmd_get(int argc, char **argv)
     req.fieldselector = (char *)fsel;
     ProtobufCMessage *list;
     char *err;
-    int code = ctl_call(&c, k, "List", &req.base, k->list_desc, &list, &err);
+    int code = ctl_list_all(&c, k, &req, &list, &err);
     if (code != GRPC_OK) {
         ctl_print_error(&c, code, err);
         free(err);

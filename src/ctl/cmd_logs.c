@@ -52,6 +52,21 @@ static const char *pod_arg(const char *arg)
     return name;
 }
 
+/* kubectl's kubectl.kubernetes.io/default-container annotation, if it names a container. */
+static const char *default_container(const Coracle__V1__Pod *p)
+{
+    const Coracle__V1__ObjectMeta *md = p->metadata;
+    for (size_t i = 0; md && i < md->n_annotations; i++) {
+        const char *k = md->annotations[i]->key, *v = md->annotations[i]->value;
+        if (!k || !v || strcmp(k, "kubectl.kubernetes.io/default-container"))
+            continue;
+        for (size_t j = 0; p->spec && j < p->spec->n_containers; j++)
+            if (p->spec->containers[j]->name && !strcmp(p->spec->containers[j]->name, v))
+                return v;
+    }
+    return NULL;
+}
+
 int ctl_pod_container(struct ctl_client *c, const char *arg, const char *want, char **pod,
                       char **container)
 {
@@ -71,20 +86,24 @@ int ctl_pod_container(struct ctl_client *c, const char *arg, const char *want, c
     }
     Coracle__V1__Pod *p = (Coracle__V1__Pod *)obj;
     size_t n = p->spec ? p->spec->n_containers : 0;
+    const char *dflt;
     int rc = 0;
     if (want) {
         int found = 0;
         for (size_t i = 0; i < n; i++)
             found |= p->spec->containers[i]->name && !strcmp(p->spec->containers[i]->name, want);
         for (size_t i = 0; p->spec && i < p->spec->n_initcontainers; i++)
-            found |= p->spec->initcontainers[i]->name &&
-                     !strcmp(p->spec->initcontainers[i]->name, want);
+            found |=
+                p->spec->initcontainers[i]->name && !strcmp(p->spec->initcontainers[i]->name, want);
         if (!found) {
-            fprintf(stderr, "Error from server (BadRequest): container %s is not valid for pod %s\n",
-                    want, name);
+            fprintf(stderr,
+                    "Error from server (BadRequest): container %s is not valid for pod %s\n", want,
+                    name);
             rc = -1;
         } else
             *container = xstrdup(want);
+    } else if ((dflt = default_container(p))) {
+        *container = xstrdup(dflt);
     } else if (!n || !p->spec->containers[0]->name) {
         fprintf(stderr, "error: pod %s has no containers\n", name);
         rc = -1;
@@ -93,7 +112,8 @@ int ctl_pod_container(struct ctl_client *c, const char *arg, const char *want, c
         if (n > 1) {
             fprintf(stderr, "Defaulted container \"%s\" out of: ", *container);
             for (size_t i = 0; i < n; i++)
-                fprintf(stderr, "%s%s", i ? ", " : "", p->spec->containers[i]->name ? p->spec->containers[i]->name : "");
+                fprintf(stderr, "%s%s", i ? ", " : "",
+                        p->spec->containers[i]->name ? p->spec->containers[i]->name : "");
             fprintf(stderr, "\n");
         }
     }

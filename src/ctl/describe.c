@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "print.h"
+#include "qty.h"
 #include "util.h"
 
 #define L1 "  "
@@ -55,7 +56,8 @@ static void print_map(struct ctl_tw *tw, const char *title, kv_t *const *v, size
     free(s);
 }
 
-static void describe_state(struct ctl_tw *tw, const char *name, const Coracle__V1__ContainerState *s)
+static void describe_state(struct ctl_tw *tw, const char *name,
+                           const Coracle__V1__ContainerState *s)
 {
     char t[64];
     if (s && s->running) {
@@ -139,8 +141,8 @@ static int cmp_qkv(const void *a, const void *b)
     return strcmp(s_or(x->key, ""), s_or(y->key, ""));
 }
 
-static void describe_qmap(struct ctl_tw *tw, const char *indent, const char *title,
-                          qkv_t *const *v, size_t n, int always)
+static void describe_qmap(struct ctl_tw *tw, const char *indent, const char *title, qkv_t *const *v,
+                          size_t n, int always)
 {
     if (!n && !always)
         return;
@@ -162,8 +164,9 @@ static int cmp_mount(const void *a, const void *b)
     return strcmp(s_or(x->mountpath, ""), s_or(y->mountpath, ""));
 }
 
-static void describe_containers(struct ctl_tw *tw, const char *label, Coracle__V1__Container *const *cs,
-                                size_t n, Coracle__V1__ContainerStatus *const *sts, size_t nst)
+static void describe_containers(struct ctl_tw *tw, const char *label,
+                                Coracle__V1__Container *const *cs, size_t n,
+                                Coracle__V1__ContainerStatus *const *sts, size_t nst)
 {
     ctl_tw_printf(tw, "%s:\n", label);
     for (size_t i = 0; i < n; i++) {
@@ -290,13 +293,26 @@ static const char *pod_qos(const Coracle__V1__Pod *pod)
     return guaranteed ? "Guaranteed" : "Burstable";
 }
 
+/* Decimal resourceVersions compare by length, then digits. */
+static int cmp_rv(const char *a, const char *b)
+{
+    size_t la = a ? strlen(a) : 0, lb = b ? strlen(b) : 0;
+    if (la != lb)
+        return la < lb ? -1 : 1;
+    return la ? strcmp(a, b) : 0;
+}
+
+/* event.SortableEvents: by last timestamp; ties in the order they were written. */
 static int cmp_event(const void *a, const void *b)
 {
     const Coracle__V1__Event *x = *(Coracle__V1__Event *const *)a;
     const Coracle__V1__Event *y = *(Coracle__V1__Event *const *)b;
     int64_t tx = x->lasttimestamp ? x->lasttimestamp->seconds : 0;
     int64_t ty = y->lasttimestamp ? y->lasttimestamp->seconds : 0;
-    return tx < ty ? -1 : tx > ty;
+    if (tx != ty)
+        return tx < ty ? -1 : 1;
+    return cmp_rv(x->metadata ? x->metadata->resourceversion : NULL,
+                  y->metadata ? y->metadata->resourceversion : NULL);
 }
 
 static void describe_events(struct ctl_tw *tw, struct ctl_buf *out,
@@ -462,10 +478,63 @@ void ctl_describe_pod(struct ctl_buf *out, const Coracle__V1__Pod *pod,
     ctl_tw_free(&tw);
 }
 
+/* A quantity of a resource map in milli-units; 0 when absent or bad. */
+static int64_t qmap_get(qkv_t *const *v, size_t n, const char *key)
+{
+    int64_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i]->key && !strcmp(v[i]->key, key) && v[i]->value && v[i]->value->string &&
+            qty_parse(v[i]->value->string, &m, NULL) == 0)
+            return m;
+    return 0;
+}
+
+/*
+ * resourcehelper.PodRequestsAndLimits for cpu and memory: the sum over the
+ * containers, at least the largest init container. r: cpu req, cpu lim,
+ * mem req, mem lim, ephemeral-storage req, lim (milli-units).
+ */
+static void pod_requests(const Coracle__V1__Pod *p, int64_t r[6])
+{
+    static const char *const res[3] = {"cpu", "memory", "ephemeral-storage"};
+    memset(r, 0, 6 * sizeof(*r));
+    const Coracle__V1__PodSpec *sp = p->spec;
+    for (size_t i = 0; sp && i < sp->n_containers; i++) {
+        const Coracle__V1__ResourceRequirements *rr = sp->containers[i]->resources;
+        for (int k = 0; rr && k < 3; k++) {
+            r[2 * k] += qmap_get((qkv_t *const *)rr->requests, rr->n_requests, res[k]);
+            r[2 * k + 1] += qmap_get(rr->limits, rr->n_limits, res[k]);
+        }
+    }
+    for (size_t i = 0; sp && i < sp->n_initcontainers; i++) {
+        const Coracle__V1__ResourceRequirements *rr = sp->initcontainers[i]->resources;
+        for (int k = 0; rr && k < 3; k++) {
+            int64_t q = qmap_get((qkv_t *const *)rr->requests, rr->n_requests, res[k]);
+            int64_t l = qmap_get(rr->limits, rr->n_limits, res[k]);
+            if (q > r[2 * k])
+                r[2 * k] = q;
+            if (l > r[2 * k + 1])
+                r[2 * k + 1] = l;
+        }
+    }
+}
+
+/* "350m (17%)": the quantity and its share of total (truncated, as int64(float)). */
+static char *qfrac(char *buf, size_t n, int64_t milli, int64_t total, int binary)
+{
+    char q[48];
+    if (milli)
+        qty_format(q, sizeof(q), milli, binary);
+    else
+        snprintf(q, sizeof(q), "0");
+    long long pct = total > 0 ? (long long)((double)milli / (double)total * 100) : 0;
+    snprintf(buf, n, "%s (%lld%%)", q, pct);
+    return buf;
+}
+
 void ctl_describe_node(struct ctl_buf *out, const Coracle__V1__Node *node,
-                       const Coracle__V1__Lease *lease, Coracle__V1__Pod *const *pods,
-                       size_t npods, Coracle__V1__Event *const *events, size_t nev,
-                       int64_t now_ns)
+                       const Coracle__V1__Lease *lease, Coracle__V1__Pod *const *pods, size_t npods,
+                       Coracle__V1__Event *const *events, size_t nev, int64_t now_ns)
 {
     struct ctl_tw tw;
     const Coracle__V1__ObjectMeta *md = node->metadata;
@@ -529,8 +598,8 @@ void ctl_describe_node(struct ctl_buf *out, const Coracle__V1__Node *node,
     if (st && st->n_capacity)
         describe_qmap(&tw, "", "Capacity", (qkv_t *const *)st->capacity, st->n_capacity, 1);
     if (st && st->n_allocatable)
-        describe_qmap(&tw, "", "Allocatable", (qkv_t *const *)st->allocatable,
-                      st->n_allocatable, 1);
+        describe_qmap(&tw, "", "Allocatable", (qkv_t *const *)st->allocatable, st->n_allocatable,
+                      1);
     const Coracle__V1__NodeSystemInfo *ni = st ? st->nodeinfo : NULL;
     if (ni) {
         ctl_tw_printf(&tw, "System Info:\n");
@@ -561,23 +630,47 @@ void ctl_describe_node(struct ctl_buf *out, const Coracle__V1__Node *node,
         const char *ph = pods[i]->status ? s_or(pods[i]->status->phase, "") : "";
         live += strcmp(ph, "Succeeded") && strcmp(ph, "Failed");
     }
+    /* describeNodeResource: requests and limits against allocatable */
+    qkv_t *const *alloc = st && st->n_allocatable ? (qkv_t *const *)st->allocatable
+                                                  : (st ? (qkv_t *const *)st->capacity : NULL);
+    size_t nalloc = st && st->n_allocatable ? st->n_allocatable : (st ? st->n_capacity : 0);
+    int64_t acpu = qmap_get(alloc, nalloc, "cpu"), amem = qmap_get(alloc, nalloc, "memory");
+    int64_t aeph = qmap_get(alloc, nalloc, "ephemeral-storage");
+    int64_t tot[6] = {0, 0, 0, 0, 0, 0};
     ctl_tw_printf(&tw, "Non-terminated Pods:\t(%zu in total)\n", live);
-    if (live) {
-        ctl_tw_printf(&tw, L1 "Namespace\tName\tAge\n");
-        ctl_tw_printf(&tw, L1 "---------\t----\t---\n");
-        for (size_t i = 0; i < npods; i++) {
-            const Coracle__V1__Pod *p = pods[i];
-            const char *ph = p->status ? s_or(p->status->phase, "") : "";
-            if (!strcmp(ph, "Succeeded") || !strcmp(ph, "Failed"))
-                continue;
-            char age[32];
-            ctl_age(age, sizeof(age), p->metadata ? p->metadata->creationtimestamp : NULL,
-                    now_ns);
-            ctl_tw_printf(&tw, L1 "%s\t%s\t%s\n",
-                          p->metadata ? s_or(p->metadata->namespace_, "") : "",
-                          p->metadata ? s_or(p->metadata->name, "") : "", age);
-        }
+    ctl_tw_printf(&tw, L1 "Namespace\tName\t\tCPU Requests\tCPU Limits\tMemory Requests\t"
+                          "Memory Limits\tAge\n");
+    ctl_tw_printf(&tw, L1 "---------\t----\t\t------------\t----------\t---------------\t"
+                          "-------------\t---\n");
+    for (size_t i = 0; i < npods; i++) {
+        const Coracle__V1__Pod *p = pods[i];
+        const char *ph = p->status ? s_or(p->status->phase, "") : "";
+        if (!strcmp(ph, "Succeeded") || !strcmp(ph, "Failed"))
+            continue;
+        int64_t r[6];
+        pod_requests(p, r);
+        char age[32], c0[64], c1[64], c2[64], c3[64];
+        ctl_age(age, sizeof(age), p->metadata ? p->metadata->creationtimestamp : NULL, now_ns);
+        ctl_tw_printf(&tw, L1 "%s\t%s\t\t%s\t%s\t%s\t%s\t%s\n",
+                      p->metadata ? s_or(p->metadata->namespace_, "") : "",
+                      p->metadata ? s_or(p->metadata->name, "") : "",
+                      qfrac(c0, sizeof(c0), r[0], acpu, 0), qfrac(c1, sizeof(c1), r[1], acpu, 0),
+                      qfrac(c2, sizeof(c2), r[2], amem, 1), qfrac(c3, sizeof(c3), r[3], amem, 1),
+                      age);
+        for (int k = 0; k < 6; k++)
+            tot[k] += r[k];
     }
+    char c0[64], c1[64];
+    ctl_tw_printf(&tw, "Allocated resources:\n  (Total limits may be over 100 percent, i.e., "
+                       "overcommitted.)\n");
+    ctl_tw_printf(&tw, L1 "Resource\tRequests\tLimits\n");
+    ctl_tw_printf(&tw, L1 "--------\t--------\t------\n");
+    ctl_tw_printf(&tw, L1 "cpu\t%s\t%s\n", qfrac(c0, sizeof(c0), tot[0], acpu, 0),
+                  qfrac(c1, sizeof(c1), tot[1], acpu, 0));
+    ctl_tw_printf(&tw, L1 "memory\t%s\t%s\n", qfrac(c0, sizeof(c0), tot[2], amem, 1),
+                  qfrac(c1, sizeof(c1), tot[3], amem, 1));
+    ctl_tw_printf(&tw, L1 "ephemeral-storage\t%s\t%s\n", qfrac(c0, sizeof(c0), tot[4], aeph, 1),
+                  qfrac(c1, sizeof(c1), tot[5], aeph, 1));
     describe_events(&tw, out, events, nev, now_ns);
     ctl_tw_flush(&tw, out);
     ctl_tw_free(&tw);

@@ -20,8 +20,7 @@ void ctl_describe_pod(struct ctl_buf *out, const Coracle__V1__Pod *pod,
                       Coracle__V1__Event *const *events, size_t nev, int64_t now_ns);
 /* pods: the pods bound to the node (for "Non-terminated Pods"). */
 void ctl_describe_node(struct ctl_buf *out, const Coracle__V1__Node *node,
-                       const Coracle__V1__Lease *lease, Coracle__V1__Pod *const *pods,
-                       size_t npods, Coracle__V1__Event *const *events, size_t nev,
-                       int64_t now_ns);
+                       const Coracle__V1__Lease *lease, Coracle__V1__Pod *const *pods, size_t npods,
+                       Coracle__V1__Event *const *events, size_t nev, int64_t now_ns);
 
 #endif

@@ -58,8 +58,9 @@ static int set_flag(const struct ctl_flag *f, const char *shown, const char *val
         else if (!strcmp(val, "false") || !strcmp(val, "0"))
             *(bool *)f->dst = false;
         else {
-            fprintf(stderr, "error: invalid argument \"%s\" for \"%s\" flag: must be true or false\n",
-                    val, shown);
+            fprintf(stderr,
+                    "error: invalid argument \"%s\" for \"%s\" flag: must be true or false\n", val,
+                    shown);
             return -1;
         }
         break;
@@ -135,8 +136,9 @@ int ctl_parse_flags(int argc, char **argv, const struct ctl_flag *flags, size_t 
                 const struct ctl_flag *f = find_short(flags, nflags, *p);
                 char shown[4] = {'-', *p, 0, 0};
                 if (!f) {
-                    fprintf(stderr, "error: unknown shorthand flag: '%c' in %s\nSee '%s --help' "
-                                    "for usage.\n",
+                    fprintf(stderr,
+                            "error: unknown shorthand flag: '%c' in %s\nSee '%s --help' "
+                            "for usage.\n",
                             *p, a, argv[0]);
                     return -1;
                 }

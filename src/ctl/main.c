@@ -33,14 +33,16 @@ static void usage(FILE *f)
     fprintf(f, "coraclectl controls the coracle cluster manager.\n\nCommands:\n");
     for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
         fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].help);
-    fprintf(f, "\nOptions (every command):\n"
-               "  -s, --server='': The address of the apiserver (host:port or unix:/path); else\n"
-               "      $CORACLE_SERVER, else `server = ADDR` in ~/.config/coracle/config\n"
-               "      ($CORACLE_CONFIG), else " "127.0.0.1:6443.\n"
-               "      --token='': Bearer token (else $CORACLE_TOKEN, else `token =` in the config).\n"
-               "  -n, --namespace='': The namespace (default \"default\").\n"
-               "\nUsage:\n  coraclectl [command] [options]\n\n"
-               "Use \"coraclectl <command> --help\" for more information about a command.\n");
+    fprintf(f,
+            "\nOptions (every command):\n"
+            "  -s, --server='': The address of the apiserver (host:port or unix:/path); else\n"
+            "      $CORACLE_SERVER, else `server = ADDR` in ~/.config/coracle/config\n"
+            "      ($CORACLE_CONFIG), else "
+            "127.0.0.1:6443.\n"
+            "      --token='': Bearer token (else $CORACLE_TOKEN, else `token =` in the config).\n"
+            "  -n, --namespace='': The namespace (default \"default\").\n"
+            "\nUsage:\n  coraclectl [command] [options]\n\n"
+            "Use \"coraclectl <command> --help\" for more information about a command.\n");
 }
 
 int ctl_main(int argc, char **argv)
@@ -79,8 +81,9 @@ int ctl_main(int argc, char **argv)
         free(nargv);
         return rc;
     }
-    fprintf(stderr, "error: unknown command \"%s\" for \"coraclectl\"\nRun 'coraclectl --help' for "
-                    "usage.\n",
+    fprintf(stderr,
+            "error: unknown command \"%s\" for \"coraclectl\"\nRun 'coraclectl --help' for "
+            "usage.\n",
             argv[v]);
     return 1;
 }

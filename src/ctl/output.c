@@ -60,8 +60,8 @@ ProtobufCMessage **ctl_list_items(ProtobufCMessage *list, size_t *n)
     return (ProtobufCMessage **)l->items;
 }
 
-void ctl_print_objs(const struct kind *k, ProtobufCMessage *const *objs, size_t n,
-                    enum ctl_out fmt, const struct ctl_print_opts *po)
+void ctl_print_objs(const struct kind *k, ProtobufCMessage *const *objs, size_t n, enum ctl_out fmt,
+                    const struct ctl_print_opts *po)
 {
     char *s = NULL;
     switch (fmt) {

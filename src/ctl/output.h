@@ -30,8 +30,8 @@ ProtobufCMessage **ctl_list_items(ProtobufCMessage *list, size_t *n);
  * Prints objects in the format: a table (with header unless no_headers),
  * one object or a List for yaml/json, or kind/name lines. Writes to stdout.
  */
-void ctl_print_objs(const struct kind *k, ProtobufCMessage *const *objs, size_t n,
-                    enum ctl_out fmt, const struct ctl_print_opts *po);
+void ctl_print_objs(const struct kind *k, ProtobufCMessage *const *objs, size_t n, enum ctl_out fmt,
+                    const struct ctl_print_opts *po);
 
 /* `No resources found in default namespace.` on stderr. */
 void ctl_print_none(const struct kind *k, const char *ns);

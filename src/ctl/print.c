@@ -84,13 +84,13 @@ static void tw_write_lines(struct twstate *s, size_t line0, size_t line1)
 static void tw_format(struct twstate *s, size_t line0, size_t line1)
 {
     size_t column = s->nwidths;
-    for (size_t this = line0; this < line1; this++) {
+    for (size_t this = line0; this < line1; this ++) {
         if (column + 1 >= s->lines[this].n)
             continue;
         tw_write_lines(s, line0, this);
         line0 = this;
         size_t width = (size_t)s->tw->minwidth;
-        for (; this < line1; this++) {
+        for (; this < line1; this ++) {
             struct twline *l = &s->lines[this];
             if (column + 1 >= l->n)
                 break;
@@ -437,8 +437,8 @@ void ctl_print_header(struct ctl_tw *tw, const struct kind *k, const struct ctl_
     } else if (k == &kind_node) {
         ctl_tw_printf(tw, "NAME\tSTATUS\tROLES\tAGE\tVERSION");
         if (o->wide)
-            ctl_tw_printf(tw,
-                          "\tINTERNAL-IP\tEXTERNAL-IP\tOS-IMAGE\tKERNEL-VERSION\tCONTAINER-RUNTIME");
+            ctl_tw_printf(
+                tw, "\tINTERNAL-IP\tEXTERNAL-IP\tOS-IMAGE\tKERNEL-VERSION\tCONTAINER-RUNTIME");
     } else if (k == &kind_event) {
         if (o->wide)
             ctl_tw_printf(tw, "LAST SEEN\tTYPE\tREASON\tOBJECT\tSUBOBJECT\tSOURCE\tMESSAGE\t"
@@ -450,7 +450,35 @@ void ctl_print_header(struct ctl_tw *tw, const struct kind *k, const struct ctl_
     } else {
         ctl_tw_printf(tw, "NAME\tAGE");
     }
+    if (o->show_labels)
+        ctl_tw_printf(tw, "\tLABELS");
     ctl_tw_printf(tw, "\n");
+}
+
+static int cmp_label(const void *a, const void *b)
+{
+    const Coracle__V1__ObjectMeta__LabelsEntry *x =
+        *(Coracle__V1__ObjectMeta__LabelsEntry *const *)a;
+    const Coracle__V1__ObjectMeta__LabelsEntry *y =
+        *(Coracle__V1__ObjectMeta__LabelsEntry *const *)b;
+    return strcmp(x->key ? x->key : "", y->key ? y->key : "");
+}
+
+/* labels.FormatLabels: "a=b,c=d" sorted by key, "<none>" if empty. */
+static void print_labels(struct ctl_tw *tw, const Coracle__V1__ObjectMeta *md)
+{
+    size_t n = md ? md->n_labels : 0;
+    Coracle__V1__ObjectMeta__LabelsEntry **v = xcalloc(n + 1, sizeof(*v));
+    if (n)
+        memcpy(v, md->labels, n * sizeof(*v));
+    qsort(v, n, sizeof(*v), cmp_label);
+    ctl_tw_printf(tw, "\t");
+    for (size_t i = 0; i < n; i++)
+        ctl_tw_printf(tw, "%s%s=%s", i ? "," : "", v[i]->key ? v[i]->key : "",
+                      v[i]->value ? v[i]->value : "");
+    if (!n)
+        ctl_tw_printf(tw, "<none>");
+    free(v);
 }
 
 static void lower(char *dst, size_t n, const char *s)
@@ -507,13 +535,12 @@ static void print_event_row(struct ctl_tw *tw, const Coracle__V1__Event *e,
             snprintf(source, sizeof(source), "%s, %s", comp, e->source->host);
         else
             snprintf(source, sizeof(source), "%s", comp);
-        ctl_tw_printf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", last, or_str(e->type, ""),
+        ctl_tw_printf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s", last, or_str(e->type, ""),
                       or_str(e->reason, ""), target, io ? or_str(io->fieldpath, "") : "", source,
-                      msg, first, count,
-                      e->metadata ? or_str(e->metadata->name, "") : "");
+                      msg, first, count, e->metadata ? or_str(e->metadata->name, "") : "");
     } else {
-        ctl_tw_printf(tw, "%s\t%s\t%s\t%s\t%s\n", last, or_str(e->type, ""),
-                      or_str(e->reason, ""), target, msg);
+        ctl_tw_printf(tw, "%s\t%s\t%s\t%s\t%s", last, or_str(e->type, ""), or_str(e->reason, ""),
+                      target, msg);
     }
     free(msg);
 }
@@ -533,8 +560,7 @@ void ctl_print_row(struct ctl_tw *tw, const struct kind *k, const ProtobufCMessa
         char restarts[64];
         ctl_pod_summary(pod, &s);
         ctl_pod_restarts(restarts, sizeof(restarts), &s, o->now_ns);
-        ctl_tw_printf(tw, "%s\t%d/%d\t%s\t%s\t%s", name, s.ready, s.total, s.status, restarts,
-                      age);
+        ctl_tw_printf(tw, "%s\t%d/%d\t%s\t%s\t%s", name, s.ready, s.total, s.status, restarts, age);
         if (o->wide) {
             const char *ip = NULL;
             if (pod->status && pod->status->n_podips)
@@ -562,6 +588,9 @@ void ctl_print_row(struct ctl_tw *tw, const struct kind *k, const ProtobufCMessa
                           or_str(ni ? ni->containerruntimeversion : NULL, "<unknown>"));
     } else if (k == &kind_event) {
         print_event_row(tw, (const Coracle__V1__Event *)obj, o);
+        if (o->show_labels)
+            print_labels(tw, md);
+        ctl_tw_printf(tw, "\n");
         return;
     } else if (k == &kind_lease) {
         const Coracle__V1__Lease *l = (const Coracle__V1__Lease *)obj;
@@ -570,5 +599,7 @@ void ctl_print_row(struct ctl_tw *tw, const struct kind *k, const ProtobufCMessa
     } else {
         ctl_tw_printf(tw, "%s\t%s", name, age);
     }
+    if (o->show_labels)
+        print_labels(tw, md);
     ctl_tw_printf(tw, "\n");
 }

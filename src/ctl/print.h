@@ -59,7 +59,7 @@ void ctl_node_status(char *buf, size_t n, const Coracle__V1__Node *node);
 char *ctl_node_roles(const Coracle__V1__Node *node);
 
 struct ctl_print_opts {
-    bool wide, all_ns, no_headers;
+    bool wide, all_ns, no_headers, show_labels;
     int64_t now_ns;
 };
 /* The header line of kind's table into tw. */

@@ -30,7 +30,7 @@ struct ynode {
     int line, col; /* 1-based */
     char *val;     /* scalar text */
     size_t len;
-    int plain; /* plain and untagged: YAML's implicit typing applies */
+    int plain;           /* plain and untagged: YAML's implicit typing applies */
     struct ynode **kids; /* seq: items; map: key, value, key, value... */
     size_t n, cap;
 };
@@ -100,8 +100,8 @@ static int load_docs(struct pctx *c, const char *buf, size_t len, struct ynode *
                 perr_at(c, (int)p.problem_mark.line + 1, (int)p.problem_mark.column + 1, NULL,
                         "%s %s", p.problem ? p.problem : "invalid YAML", ctx);
             else
-                perr_at(c, (int)p.problem_mark.line + 1, (int)p.problem_mark.column + 1, NULL,
-                        "%s", p.problem ? p.problem : "invalid YAML");
+                perr_at(c, (int)p.problem_mark.line + 1, (int)p.problem_mark.column + 1, NULL, "%s",
+                        p.problem ? p.problem : "invalid YAML");
             goto out;
         }
         int line = (int)ev.start_mark.line + 1, col = (int)ev.start_mark.column + 1;
@@ -483,8 +483,12 @@ int ctl_parse_rfc3339(const char *s, int64_t *sec, int32_t *nanos)
         return -1;
     if (*p)
         return -1;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
-                    .tm_min = mi, .tm_sec = se};
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = se};
     *sec = (int64_t)timegm(&tm) - off;
     *nanos = ns;
     return 0;
@@ -519,8 +523,8 @@ static int parse_int(struct pctx *c, const struct ynode *n, const char *path, in
 }
 
 /* One scalar value of a non-message field into slot. */
-static int scalar_value(struct pctx *c, const ProtobufCFieldDescriptor *f,
-                        const struct ynode *n, const char *path, void *slot)
+static int scalar_value(struct pctx *c, const ProtobufCFieldDescriptor *f, const struct ynode *n,
+                        const char *path, void *slot)
 {
     int64_t v;
     switch (f->type) {
@@ -593,9 +597,8 @@ static int scalar_value(struct pctx *c, const ProtobufCFieldDescriptor *f,
 }
 
 /* A message value: returns 0 and *out (NULL for null), or -1. */
-static int node_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d,
-                       const struct ynode *n, const char *path, ProtobufCMessage **out,
-                       int depth)
+static int node_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d, const struct ynode *n,
+                       const char *path, ProtobufCMessage **out, int depth)
 {
     *out = NULL;
     if (is_null(n))
@@ -607,8 +610,9 @@ static int node_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d,
         char *e = NULL;
         if (qty_parse(n->val, &milli, &e) < 0) {
             perr(c, n, path, "%s",
-                 e ? e : "quantities must match the regular expression "
-                         "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'");
+                 e ? e
+                   : "quantities must match the regular expression "
+                     "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'");
             free(e);
             return -1;
         }
@@ -618,8 +622,8 @@ static int node_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d,
         return 0;
     }
     if (d == &coracle__v1__int_or_string__descriptor) {
-        if (n->type != YN_SCALAR || (n->plain && resolve(n->val) != R_INT &&
-                                     resolve(n->val) != R_STR))
+        if (n->type != YN_SCALAR ||
+            (n->plain && resolve(n->val) != R_INT && resolve(n->val) != R_STR))
             return expected(c, n, path, "integer or string");
         Coracle__V1__IntOrString *is = (Coracle__V1__IntOrString *)msg_new(d);
         is->has_type = 1;
@@ -666,12 +670,43 @@ static int node_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d,
     return 0;
 }
 
-static int dup_key(struct pctx *c, const struct ynode *map, size_t i, const char *path)
+struct kidx {
+    const char *key;
+    size_t idx;
+};
+
+static int cmp_kidx(const void *a, const void *b)
 {
-    const struct ynode *k = map->kids[2 * i];
-    for (size_t j = 0; j < i; j++)
-        if (!strcmp(map->kids[2 * j]->val, k->val))
-            return perr(c, k, path, "duplicate key \"%s\"", k->val);
+    const struct kidx *x = a, *y = b;
+    int r = strcmp(x->key, y->key);
+    return r ? r : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+/*
+ * Keys must be scalars and unique. Sorting makes this O(n log n), so a
+ * mapping with very many keys cannot stall the parser; the duplicate
+ * reported is the first one in the document.
+ */
+static int check_map(struct pctx *c, const struct ynode *map, const char *path)
+{
+    size_t n = map->n / 2, best = SIZE_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (map->kids[2 * i]->type != YN_SCALAR)
+            return perr(c, map->kids[2 * i], path, "mapping keys must be strings");
+    if (n < 2)
+        return 0;
+    struct kidx *v = xmalloc(n * sizeof(*v));
+    for (size_t i = 0; i < n; i++) {
+        v[i].key = map->kids[2 * i]->val;
+        v[i].idx = i;
+    }
+    qsort(v, n, sizeof(*v), cmp_kidx);
+    for (size_t i = 1; i < n; i++)
+        if (!strcmp(v[i].key, v[i - 1].key) && v[i].idx < best)
+            best = v[i].idx;
+    free(v);
+    if (best != SIZE_MAX)
+        return perr(c, map->kids[2 * best], path, "duplicate key \"%s\"", map->kids[2 * best]->val);
     return 0;
 }
 
@@ -681,24 +716,20 @@ static int set_map_field(struct pctx *c, ProtobufCMessage *m, const ProtobufCFie
     const ProtobufCMessageDescriptor *ed = f->descriptor;
     if (n->type != YN_MAP)
         return expected(c, n, path, "mapping");
+    if (check_map(c, n, path) < 0)
+        return -1;
     size_t cnt = n->n / 2;
     ProtobufCMessage **arr = xcalloc(cnt ? cnt : 1, sizeof(*arr));
     for (size_t i = 0; i < cnt; i++) {
         const struct ynode *k = n->kids[2 * i], *v = n->kids[2 * i + 1];
-        if (k->type != YN_SCALAR) {
-            perr(c, k, path, "mapping keys must be strings");
-            goto fail;
-        }
-        if (dup_key(c, n, i, path) < 0)
-            goto fail;
         char *kp = join(path, k->val);
         ProtobufCMessage *e = msg_new(ed);
         arr[i] = e;
         *(char **)((char *)e + ed->fields[0].offset) = xstrdup(k->val);
         int rc;
         if (is_null(v))
-            rc = expected(c, v, kp, ed->fields[1].type == PROTOBUF_C_TYPE_STRING ? "string"
-                                                                                 : "value");
+            rc = expected(c, v, kp,
+                          ed->fields[1].type == PROTOBUF_C_TYPE_STRING ? "string" : "value");
         else
             rc = set_field(c, e, &ed->fields[1], v, kp, depth);
         free(kp);
@@ -767,8 +798,7 @@ static int set_field(struct pctx *c, ProtobufCMessage *m, const ProtobufCFieldDe
 }
 
 /* Finds key in d, or in one of d's inlined fields (then *owner is that field). */
-static const ProtobufCFieldDescriptor *lookup(const ProtobufCMessageDescriptor *d,
-                                              const char *key,
+static const ProtobufCFieldDescriptor *lookup(const ProtobufCMessageDescriptor *d, const char *key,
                                               const ProtobufCFieldDescriptor **owner)
 {
     *owner = NULL;
@@ -795,12 +825,10 @@ static int map_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d, Proto
 {
     if (depth > CTL_YAML_MAX_DEPTH)
         return perr(c, node, path, "nesting deeper than %d levels", CTL_YAML_MAX_DEPTH);
+    if (check_map(c, node, path) < 0)
+        return -1;
     for (size_t i = 0; i < node->n / 2; i++) {
         const struct ynode *k = node->kids[2 * i], *v = node->kids[2 * i + 1];
-        if (k->type != YN_SCALAR)
-            return perr(c, k, path, "mapping keys must be strings");
-        if (dup_key(c, node, i, path) < 0)
-            return -1;
         if (toplevel && (!strcmp(k->val, "apiVersion") || !strcmp(k->val, "kind")))
             continue;
         const ProtobufCFieldDescriptor *owner, *f = lookup(d, k->val, &owner);
@@ -853,14 +881,12 @@ static int doc_to_objs(struct pctx *c, const struct ynode *doc, const char *path
     if (!av || av->type != YN_SCALAR || !*av->val)
         return perr(c, doc, path, "Object 'apiVersion' is missing");
     if (!strcmp(kn->val, "List") && !strcmp(av->val, "v1")) {
+        if (check_map(c, doc, path) < 0)
+            return -1;
         for (size_t i = 0; i < doc->n / 2; i++) {
             const struct ynode *k = doc->kids[2 * i];
-            if (k->type != YN_SCALAR)
-                return perr(c, k, path, "mapping keys must be strings");
-            if (dup_key(c, doc, i, path) < 0)
-                return -1;
-            if (strcmp(k->val, "apiVersion") && strcmp(k->val, "kind") &&
-                strcmp(k->val, "items") && strcmp(k->val, "metadata")) {
+            if (strcmp(k->val, "apiVersion") && strcmp(k->val, "kind") && strcmp(k->val, "items") &&
+                strcmp(k->val, "metadata")) {
                 char *fp = join(path, k->val);
                 perr(c, k, fp, "unknown field \"%s\"", k->val);
                 free(fp);
@@ -897,8 +923,7 @@ static int doc_to_objs(struct pctx *c, const struct ynode *doc, const char *path
         if (!strcmp(kinds_all[i]->kind, kn->val))
             k = kinds_all[i];
     if (!k || strcmp(k->api_version, av->val))
-        return perr(c, kn, path, "no matches for kind \"%s\" in version \"%s\"", kn->val,
-                    av->val);
+        return perr(c, kn, path, "no matches for kind \"%s\" in version \"%s\"", kn->val, av->val);
     ProtobufCMessage *m = msg_new(k->desc);
     if (map_to_msg(c, k->desc, m, doc, path, 1, 1) < 0) {
         protobuf_c_message_free_unpacked(m, NULL);
@@ -919,8 +944,7 @@ void ctl_objs_free(struct ctl_objs *objs)
     objs->n = 0;
 }
 
-int ctl_yaml_parse(const char *name, const char *buf, size_t len, struct ctl_objs *out,
-                   char **err)
+int ctl_yaml_parse(const char *name, const char *buf, size_t len, struct ctl_objs *out, char **err)
 {
     struct pctx c = {name, NULL};
     struct ynode **docs;
@@ -1101,8 +1125,8 @@ static void em_close(struct em *e, int map)
 /* Must this string be quoted in YAML to stay a string? (YAML 1.1 and 1.2 readers.) */
 static int yaml_ambiguous(const char *s)
 {
-    static const char *const b11[] = {"y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No",
-                                      "NO", "on", "On", "ON", "off", "Off", "OFF"};
+    static const char *const b11[] = {"y",  "Y",  "yes", "Yes", "YES", "n",   "N",   "no",
+                                      "No", "NO", "on",  "On",  "ON",  "off", "Off", "OFF"};
     if (resolve(s) != R_STR)
         return 1;
     for (size_t i = 0; i < ARRAY_SIZE(b11); i++)

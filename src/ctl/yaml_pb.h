@@ -40,8 +40,7 @@ struct ctl_objs {
  * (malloc'd) "name:line:col: path: problem"; on error nothing is appended.
  * Empty documents are skipped.
  */
-int ctl_yaml_parse(const char *name, const char *buf, size_t len, struct ctl_objs *out,
-                   char **err);
+int ctl_yaml_parse(const char *name, const char *buf, size_t len, struct ctl_objs *out, char **err);
 void ctl_objs_free(struct ctl_objs *objs);
 
 /*

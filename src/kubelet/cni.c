@@ -30,11 +30,21 @@
 static void json_out(FILE *f, const json_t *v)
 {
     switch (v->type) {
-    case JSON_NULL: fputs("null", f); break;
-    case JSON_FALSE: fputs("false", f); break;
-    case JSON_TRUE: fputs("true", f); break;
-    case JSON_NUMBER: fputs(v->str, f); break;
-    case JSON_STRING: json_write_str(f, v->str); break;
+    case JSON_NULL:
+        fputs("null", f);
+        break;
+    case JSON_FALSE:
+        fputs("false", f);
+        break;
+    case JSON_TRUE:
+        fputs("true", f);
+        break;
+    case JSON_NUMBER:
+        fputs(v->str, f);
+        break;
+    case JSON_STRING:
+        json_write_str(f, v->str);
+        break;
     case JSON_ARRAY:
         fputc('[', f);
         for (size_t i = 0; i < v->n; i++) {
@@ -67,9 +77,9 @@ static char *cni_conf_file(const char *dir)
     for (int i = 0; i < n; i++) {
         const char *nm = ents[i]->d_name;
         size_t l = strlen(nm);
-        if (!found && ((l > 9 && !strcmp(nm + l - 9, ".conflist")) ||
-                       (l > 5 && !strcmp(nm + l - 5, ".conf")) ||
-                       (l > 5 && !strcmp(nm + l - 5, ".json"))))
+        if (!found &&
+            ((l > 9 && !strcmp(nm + l - 9, ".conflist")) ||
+             (l > 5 && !strcmp(nm + l - 5, ".conf")) || (l > 5 && !strcmp(nm + l - 5, ".json"))))
             found = xasprintf("%s/%s", dir, nm);
         free(ents[i]);
     }

@@ -35,8 +35,8 @@ void klet_event(struct klet *k, const struct klet_pod *p, const struct klet_ctr 
     char name[512];
     snprintf(name, sizeof name, "%s.%016llx", p->name,
              (unsigned long long)now ^ ((unsigned long long)random() << 20));
-    char *field = c ? xasprintf("spec.%s{%s}", c->init ? "initContainers" : "containers", c->name)
-                    : NULL;
+    char *field =
+        c ? xasprintf("spec.%s{%s}", c->init ? "initContainers" : "containers", c->name) : NULL;
 
     Coracle__V1__ObjectMeta meta = CORACLE__V1__OBJECT_META__INIT;
     meta.name = name;

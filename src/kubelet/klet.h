@@ -29,13 +29,13 @@ struct klet_cfg {
     char *server;
     char *node_name;
     char *root_dir;
-    char *runtime;    /* runc binary */
-    char *image_dir;  /* local image store (shared with `coraclectl image import`) */
-    char *monitor;    /* coracle-monitor binary; default: next to the kubelet, then LIBEXECDIR */
+    char *runtime;   /* runc binary */
+    char *image_dir; /* local image store (shared with `coraclectl image import`) */
+    char *monitor;   /* coracle-monitor binary; default: next to the kubelet, then LIBEXECDIR */
     char *cni_conf_dir;
-    long long crashloop_base; /* seconds, Kubernetes: 10 */
-    long long crashloop_max;  /* seconds, Kubernetes: 300 */
-    long long log_max_size;   /* bytes before a container log rotates */
+    long long crashloop_base;     /* seconds, Kubernetes: 10 */
+    long long crashloop_max;      /* seconds, Kubernetes: 300 */
+    long long log_max_size;       /* bytes before a container log rotates */
     long long node_status_period; /* seconds */
 };
 
@@ -44,7 +44,7 @@ struct klet {
     struct klet_cfg cfg;
     struct event_base *base;
     gcl_t *api;
-    char *runc_root;   /* <root-dir>/runc: runc --root */
+    char *runc_root; /* <root-dir>/runc: runc --root */
     char *host_ip;
     int inotify_fd;
     struct event *inotify_ev;
@@ -209,6 +209,7 @@ struct klet_ctr {
     struct klet_term term; /* KC_EXITED */
     struct klet_term last; /* lastState */
     bool ready;
+    bool startup_pending; /* a startupProbe has not succeeded yet: started=false */
     bool ever_started;
     /* crash-loop back-off (Kubernetes' kubelet backoff per container) */
     int64_t backoff_s;
@@ -219,8 +220,8 @@ struct klet_ctr {
     struct event *sync_ev;
     char sync_buf[512];
     size_t sync_len;
-    int wd; /* inotify watch, -1 */
-    char *image;    /* as in the spec */
+    int wd;      /* inotify watch, -1 */
+    char *image; /* as in the spec */
     char *image_id;
     bool pull_failed;
     int pull_failures;
@@ -239,28 +240,28 @@ struct klet_pod {
     struct klet_ctr *ctrs;
     size_t nctr;
     int64_t start_ns;
-    bool deleting;   /* deletionTimestamp seen: stopping */
-    bool gone;       /* DELETED from the API: tear down without reporting */
+    bool deleting; /* deletionTimestamp seen: stopping */
+    bool gone;     /* DELETED from the API: tear down without reporting */
     bool torn_down;
     bool delete_sent;
     int64_t kill_deadline_mono;
-    struct event *sync_ev;  /* deferred sync (one per loop turn) */
-    struct event *kill_ev;  /* grace period end */
-    uint8_t *sent;          /* last status sent, packed */
+    struct event *sync_ev; /* deferred sync (one per loop turn) */
+    struct event *kill_ev; /* grace period end */
+    uint8_t *sent;         /* last status sent, packed */
     size_t sent_len;
     bool status_inflight, status_again;
     char *sandbox_err;
     char *pod_ip;           /* from CNI, NULL without */
     struct event *retry_ev; /* sandbox retry */
-    int refs; /* in-flight API calls holding the pod */
+    int refs;               /* in-flight API calls holding the pod */
 };
 
 /* The pod's status from its containers. old: the status in the API object (conditions keep
  * their lastTransitionTime while unchanged). Returns a message built with protobuf-c
  * structs that klet_status_free releases. */
 Coracle__V1__PodStatus *klet_status_compute(const struct klet_pod *p,
-                                            const Coracle__V1__PodStatus *old,
-                                            const char *host_ip, int64_t now);
+                                            const Coracle__V1__PodStatus *old, const char *host_ip,
+                                            int64_t now);
 void klet_status_free(Coracle__V1__PodStatus *s);
 /* Phase alone (Pending, Running, Succeeded, Failed). */
 const char *klet_status_phase(const struct klet_pod *p);
@@ -303,6 +304,11 @@ void klet_pod_ctr_failed(struct klet_ctr *c, const char *msg);
 void klet_pod_ctr_exited(struct klet_ctr *c);
 /* From probes.c */
 void klet_pod_ctr_probe(struct klet_ctr *c, bool liveness, bool ok, const char *msg);
+/* tunnel.c's resolver (ktun_resolve_fn; arg = struct klet): where ns/pod/container's runc
+ * container and CRI log are. */
+struct ktun_target;
+int klet_pods_resolve(void *arg, const char *ns, const char *pod, const char *container,
+                      int previous, struct ktun_target *out, char **err);
 /* Schedules a sync of the pod on the next loop turn. */
 void klet_pod_kick(struct klet_pod *p);
 

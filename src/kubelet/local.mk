@@ -15,6 +15,7 @@ libkubelet_a_SOURCES = \
 	src/kubelet/probes.c \
 	src/kubelet/node.c \
 	src/kubelet/watch.c \
+	src/kubelet/tunnel.c src/kubelet/tunnel.h \
 	src/kubelet/pods.c
 # libkletpending.a: the image store until src/lib/image.mk joins libcoracle.a; it comes after
 # libcoracle.a, so the linker uses it only for symbols libcoracle.a does not define yet.

@@ -9,6 +9,7 @@
 #include "image.h"
 #include "klet.h"
 #include "sdnotify.h"
+#include "tunnel.h"
 #include "util.h"
 
 #include <errno.h>
@@ -57,17 +58,25 @@ int main(int argc, char **argv)
         .node_status_period = 60,
     };
     const struct cfg_opt opts[] = {
-        {"server", CFG_STR, &k.cfg.server, "ADDR", "apiserver host:port or unix:/path (127.0.0.1:6443)"},
+        {"server", CFG_STR, &k.cfg.server, "ADDR",
+         "apiserver host:port or unix:/path (127.0.0.1:6443)"},
         {"node-name", CFG_STR, &k.cfg.node_name, "NAME", "this node's name (the hostname)"},
-        {"root-dir", CFG_STR, &k.cfg.root_dir, "DIR", "state: pods, containers, runc root (/var/lib/coracle/kubelet)"},
+        {"root-dir", CFG_STR, &k.cfg.root_dir, "DIR",
+         "state: pods, containers, runc root (/var/lib/coracle/kubelet)"},
         {"runtime", CFG_STR, &k.cfg.runtime, "PATH", "the OCI runtime, runc (/usr/sbin/runc)"},
         {"image-dir", CFG_STR, &k.cfg.image_dir, "DIR", "local image store (<root-dir>/images)"},
-        {"monitor", CFG_STR, &k.cfg.monitor, "PATH", "coracle-monitor (next to the kubelet, else " LIBEXECDIR ")"},
-        {"cni-conf-dir", CFG_STR, &k.cfg.cni_conf_dir, "DIR", "CNI network configs (unset: loopback only)"},
-        {"crashloop-backoff-base", CFG_INT, &k.cfg.crashloop_base, "SECONDS", "first crash-loop back-off, doubling (10)"},
-        {"crashloop-backoff-max", CFG_INT, &k.cfg.crashloop_max, "SECONDS", "crash-loop back-off cap (300)"},
-        {"container-log-max-size", CFG_INT, &k.cfg.log_max_size, "BYTES", "container log rotation size (10485760)"},
-        {"node-status-update-period", CFG_INT, &k.cfg.node_status_period, "SECONDS", "Node status refresh (60)"},
+        {"monitor", CFG_STR, &k.cfg.monitor, "PATH",
+         "coracle-monitor (next to the kubelet, else " LIBEXECDIR ")"},
+        {"cni-conf-dir", CFG_STR, &k.cfg.cni_conf_dir, "DIR",
+         "CNI network configs (unset: loopback only)"},
+        {"crashloop-backoff-base", CFG_INT, &k.cfg.crashloop_base, "SECONDS",
+         "first crash-loop back-off, doubling (10)"},
+        {"crashloop-backoff-max", CFG_INT, &k.cfg.crashloop_max, "SECONDS",
+         "crash-loop back-off cap (300)"},
+        {"container-log-max-size", CFG_INT, &k.cfg.log_max_size, "BYTES",
+         "container log rotation size (10485760)"},
+        {"node-status-update-period", CFG_INT, &k.cfg.node_status_period, "SECONDS",
+         "Node status refresh (60)"},
     };
     const struct cfg_prog prog = {
         .name = "coracle-kubelet",
@@ -114,6 +123,14 @@ int main(int argc, char **argv)
     klet_monitor_init(&k);
     klet_node_start(&k);
     klet_watch_start(&k);
+    /* Logs and exec reach us through a stream we open (no inbound port). */
+    struct ktun_opts topts = {
+        .node = k.cfg.node_name,
+        .runc = k.cfg.runtime,
+        .resolve = klet_pods_resolve,
+        .arg = &k,
+    };
+    ktun_t *tun = ktun_start(k.base, k.api, &topts);
     struct event *t1 = evsignal_new(k.base, SIGTERM, on_term, &k);
     struct event *t2 = evsignal_new(k.base, SIGINT, on_term, &k);
     event_add(t1, NULL);
@@ -130,6 +147,7 @@ int main(int argc, char **argv)
     event_free(t1);
     event_free(t2);
     event_free(t3);
+    ktun_free(tun);
     gcl_free(k.api);
     event_base_free(k.base);
     return 0;

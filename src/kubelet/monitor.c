@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void sync_close(struct klet_ctr *c)
@@ -114,10 +115,10 @@ int klet_monitor_start(struct klet *k, struct klet_ctr *c, const char *cdir, con
         int fd = dup(pfd[1]);
         snprintf(syncfd, sizeof syncfd, "%d", fd);
         snprintf(logmax, sizeof logmax, "%lld", k->cfg.log_max_size);
-        char *argv[] = {mon,     "--runtime", k->cfg.runtime, "--root",    k->runc_root,
-                        "--id",  c->id,       "--bundle",     bundle,      "--state",
-                        (char *)cdir, "--log", (char *)logpath, "--log-max", logmax,
-                        "--memcg", memcg,     "--sync-fd",    syncfd,      NULL};
+        char *argv[] = {mon,          "--runtime", k->cfg.runtime,  "--root",    k->runc_root,
+                        "--id",       c->id,       "--bundle",      bundle,      "--state",
+                        (char *)cdir, "--log",     (char *)logpath, "--log-max", logmax,
+                        "--memcg",    memcg,       "--sync-fd",     syncfd,      NULL};
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -129,7 +130,9 @@ int klet_monitor_start(struct klet *k, struct klet_ctr *c, const char *cdir, con
     free(mon);
     free(bundle);
     free(memcg);
-    /* The first child exits at once; proc.c's SIGCHLD handler reaps it. */
+    /* The first child forks the monitor proper and exits at once: reap it here. */
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
     c->sync_fd = pfd[0];
     c->sync_len = 0;
     fcntl(c->sync_fd, F_SETFL, O_NONBLOCK);

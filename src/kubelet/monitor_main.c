@@ -192,12 +192,8 @@ static void log_line(const char *stream, const char *data, size_t len, int parti
     gmtime_r(&sec, &tm);
     char head[96];
     int h = snprintf(head, sizeof head, "%04d-%02d-%02dT%02d:%02d:%02d.%09dZ %s %c ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (int)(ns % 1000000000), stream, partial ? 'P' : 'F');
-    struct iovec {
-        const void *b;
-        size_t n;
-    };
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (int)(ns % 1000000000), stream, partial ? 'P' : 'F');
     char *line = malloc(h + len + 1);
     if (!line)
         abort();
@@ -281,25 +277,45 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"runtime", 1, 0, 'r'}, {"root", 1, 0, 'R'},    {"id", 1, 0, 'i'},
-        {"bundle", 1, 0, 'b'},  {"state", 1, 0, 's'},   {"log", 1, 0, 'l'},
-        {"log-max", 1, 0, 'm'}, {"memcg", 1, 0, 'c'},   {"sync-fd", 1, 0, 'y'},
-        {"help", 0, 0, 'h'},    {"version", 0, 0, 'V'}, {0, 0, 0, 0},
+        {"runtime", 1, 0, 'r'}, {"root", 1, 0, 'R'}, {"id", 1, 0, 'i'},      {"bundle", 1, 0, 'b'},
+        {"state", 1, 0, 's'},   {"log", 1, 0, 'l'},  {"log-max", 1, 0, 'm'}, {"memcg", 1, 0, 'c'},
+        {"sync-fd", 1, 0, 'y'}, {"help", 0, 0, 'h'}, {"version", 0, 0, 'V'}, {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
-        case 'r': o_runtime = optarg; break;
-        case 'R': o_root = optarg; break;
-        case 'i': o_id = optarg; break;
-        case 'b': o_bundle = optarg; break;
-        case 's': o_state = optarg; break;
-        case 'l': o_log = optarg; break;
-        case 'm': o_log_max = atoll(optarg); break;
-        case 'c': o_memcg = optarg; break;
-        case 'y': o_sync = atoi(optarg); break;
-        case 'V': printf("coracle-monitor %s\n", PACKAGE_VERSION); return 0;
-        default: usage();
+        case 'r':
+            o_runtime = optarg;
+            break;
+        case 'R':
+            o_root = optarg;
+            break;
+        case 'i':
+            o_id = optarg;
+            break;
+        case 'b':
+            o_bundle = optarg;
+            break;
+        case 's':
+            o_state = optarg;
+            break;
+        case 'l':
+            o_log = optarg;
+            break;
+        case 'm':
+            o_log_max = atoll(optarg);
+            break;
+        case 'c':
+            o_memcg = optarg;
+            break;
+        case 'y':
+            o_sync = atoi(optarg);
+            break;
+        case 'V':
+            printf("coracle-monitor %s\n", PACKAGE_VERSION);
+            return 0;
+        default:
+            usage();
         }
     }
     if (!o_root || !o_id || !o_bundle || !o_state || !o_log)
@@ -345,9 +361,9 @@ int main(int argc, char **argv)
 
     char *runclog = path_in_state("runc.log");
     char *pidfile = path_in_state("pid");
-    char *cargv[] = {"runc",     "--root",   (char *)o_root,   "--log",  runclog,
-                     "--log-format", "json", "create",         "--bundle", (char *)o_bundle,
-                     "--pid-file", pidfile,  (char *)o_id,     NULL};
+    char *cargv[] = {"runc",         "--root", (char *)o_root, "--log",    runclog,
+                     "--log-format", "json",   "create",       "--bundle", (char *)o_bundle,
+                     "--pid-file",   pidfile,  (char *)o_id,   NULL};
     int st = wait_for(run_runc(cargv, outp[1], errp[1]));
     close(outp[1]);
     close(errp[1]);
@@ -365,8 +381,8 @@ int main(int argc, char **argv)
     fclose(pf);
     sync_msg("C %d", cpid);
 
-    char *sargv[] = {"runc", "--root", (char *)o_root, "--log", runclog, "--log-format", "json",
-                     "start", (char *)o_id, NULL};
+    char *sargv[] = {"runc",         "--root", (char *)o_root, "--log",      runclog,
+                     "--log-format", "json",   "start",        (char *)o_id, NULL};
     st = wait_for(run_runc(sargv, -1, -1));
     if (st != 0) {
         runc_error(buf, sizeof buf);
@@ -433,5 +449,7 @@ int main(int argc, char **argv)
     }
     snprintf(buf, sizeof buf, "%d %d %lld %d\n", code, sig, (long long)finished, oom_killed());
     write_file_atomic("exit", buf);
+    free(runclog);
+    free(pidfile);
     return 0;
 }

@@ -164,8 +164,10 @@ static Coracle__V1__Node *node_build(struct klet *k)
     n->metadata->name = xstrdup(k->cfg.node_name);
     const char *arch = go_arch();
     kv_t labels[] = {
-        {"beta.kubernetes.io/arch", (char *)arch}, {"beta.kubernetes.io/os", "linux"},
-        {"kubernetes.io/arch", (char *)arch},      {"kubernetes.io/hostname", k->cfg.node_name},
+        {"beta.kubernetes.io/arch", (char *)arch},
+        {"beta.kubernetes.io/os", "linux"},
+        {"kubernetes.io/arch", (char *)arch},
+        {"kubernetes.io/hostname", k->cfg.node_name},
         {"kubernetes.io/os", "linux"},
     };
     n->metadata->n_labels = ARRAY_SIZE(labels);
@@ -185,7 +187,8 @@ static Coracle__V1__Node *node_build(struct klet *k)
     char cpu[32], mem[32], disk[32];
     snprintf(cpu, sizeof cpu, "%d", klet_node_cpus());
     snprintf(mem, sizeof mem, "%lldKi", (long long)(klet_node_mem_bytes() / 1024));
-    snprintf(disk, sizeof disk, "%lldKi", (long long)(klet_node_disk_bytes(k->cfg.root_dir) / 1024));
+    snprintf(disk, sizeof disk, "%lldKi",
+             (long long)(klet_node_disk_bytes(k->cfg.root_dir) / 1024));
     kv_t res[] = {{"cpu", cpu}, {"ephemeral-storage", disk}, {"memory", mem}, {"pods", "110"}};
     st->n_capacity = st->n_allocatable = ARRAY_SIZE(res);
     st->capacity = xcalloc(ARRAY_SIZE(res), sizeof *st->capacity);
@@ -201,7 +204,7 @@ static Coracle__V1__Node *node_build(struct klet *k)
             if (a == 0) {
                 st->capacity[i] = e;
             } else {
-                /* Same layout; the descriptor differs only by name. */
+                /* Its own key and value (moved from e), freed by node_free. */
                 Coracle__V1__NodeStatus__AllocatableEntry *ae = xcalloc(1, sizeof *ae);
                 coracle__v1__node_status__allocatable_entry__init(ae);
                 ae->key = e->key;
@@ -272,9 +275,6 @@ static Coracle__V1__Node *node_build(struct klet *k)
 /* Frees what node_build made (the same walk protobuf-c's free_unpacked does). */
 static void node_free(Coracle__V1__Node *n)
 {
-    /* Pack + unpack would be simpler to reason about; a round trip costs little here. */
-    size_t len = protobuf_c_message_get_packed_size(&n->base);
-    (void)len;
     Coracle__V1__ObjectMeta *m = n->metadata;
     for (size_t i = 0; i < m->n_labels; i++) {
         free(m->labels[i]->key);
@@ -291,7 +291,10 @@ static void node_free(Coracle__V1__Node *n)
         free(st->capacity[i]->value->string);
         free(st->capacity[i]->value);
         free(st->capacity[i]);
-        free(st->allocatable[i]); /* key/value shared with capacity */
+        free(st->allocatable[i]->key);
+        free(st->allocatable[i]->value->string);
+        free(st->allocatable[i]->value);
+        free(st->allocatable[i]);
     }
     free(st->capacity);
     free(st->allocatable);

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "klet.h"
 #include "kinds.h"
+#include "tunnel.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -246,8 +247,9 @@ static int prepare_and_start(struct klet_ctr *c, const Coracle__V1__Container *s
     /* /etc files of the pod, then the volume mounts. */
     mounts = xcalloc(3 + s->n_volumemounts, sizeof *mounts);
     vpaths = xcalloc(3 + s->n_volumemounts + 1, sizeof *vpaths);
-    static const char *const etc[][2] = {
-        {"/etc/hosts", "hosts"}, {"/etc/resolv.conf", "resolv.conf"}, {"/etc/hostname", "hostname"}};
+    static const char *const etc[][2] = {{"/etc/hosts", "hosts"},
+                                         {"/etc/resolv.conf", "resolv.conf"},
+                                         {"/etc/hostname", "hostname"}};
     for (size_t i = 0; i < 3; i++) {
         vpaths[nm] = xasprintf("%s/%s", p->dir, etc[i][1]);
         mounts[nm] = (struct klet_mount){etc[i][0], vpaths[nm], "bind", "rbind,rprivate"};
@@ -360,7 +362,18 @@ static void ctr_start(struct klet_ctr *c)
     struct klet_img img;
     char *err = NULL;
     if (klet_img_lookup(k->cfg.image_dir, image, &img, &err) < 0) {
-        pull_failed(c, image, err);
+        if (s->imagepullpolicy && !strcmp(s->imagepullpolicy, "Never")) {
+            /* Kubernetes' ErrImageNeverPull: no pulling, no back-off events. */
+            char *msg =
+                xasprintf("Container image \"%s\" is not present with pull policy of Never", image);
+            if (!c->wait_reason || strcmp(c->wait_reason, "ErrImageNeverPull"))
+                klet_event(k, p, c, "Warning", "ErrImageNeverPull", "%s", msg);
+            set_wait(c, "ErrImageNeverPull", msg);
+            free(msg);
+            ctr_timer_set(c, backoff_for(k, ++c->pull_failures) * NS);
+        } else {
+            pull_failed(c, image, err);
+        }
         free(err);
         return;
     }
@@ -369,8 +382,8 @@ static void ctr_start(struct klet_ctr *c)
     if (always) {
         char d[32];
         fmt_ms(d, sizeof d, mono_ns() - t0);
-        klet_event(k, p, c, "Normal", "Pulled", "Successfully pulled image \"%s\" in %s (%s including waiting)",
-                   image, d, d);
+        klet_event(k, p, c, "Normal", "Pulled",
+                   "Successfully pulled image \"%s\" in %s (%s including waiting)", image, d, d);
     } else {
         klet_event(k, p, c, "Normal", "Pulled", "Container image \"%s\" already present on machine",
                    image);
@@ -401,15 +414,15 @@ static void ctr_restart(struct klet_ctr *c)
             set_wait(c, "CrashLoopBackOff", msg);
             free(msg);
             klet_event(k, p, c, "Warning", "BackOff",
-                       "Back-off restarting failed container %s in pod %s_%s(%s)", c->name,
-                       p->name, p->ns, p->uid);
+                       "Back-off restarting failed container %s in pod %s_%s(%s)", c->name, p->name,
+                       p->ns, p->uid);
         }
         if (!c->timer)
             ctr_timer_set(c, c->backoff_s * NS - (now - c->term.finished_ns));
         return;
     }
     c->backoff_s = c->backoff_s ? (c->backoff_s * 2 > k->cfg.crashloop_max ? k->cfg.crashloop_max
-                                                                            : c->backoff_s * 2)
+                                                                           : c->backoff_s * 2)
                                 : k->cfg.crashloop_base;
     /* The previous dead container goes; this one becomes lastState. */
     if (c->last.valid && strcmp(c->last.id, c->term.id))
@@ -557,15 +570,15 @@ void klet_pod_ctr_probe(struct klet_ctr *c, bool liveness, bool okay, const char
     }
     if (okay || c->killing)
         return;
-    klet_event(p->k, p, c, "Normal", "Killing",
-               "Container %s failed liveness probe, will be restarted", c->name);
+    klet_event(p->k, p, c, "Normal", "Killing", "Container %s failed %s probe, will be restarted",
+               c->name, c->startup_pending ? "startup" : "liveness");
     (void)msg;
     c->killing = true;
     klet_runc_kill(p->k, c->id, "TERM");
     /* KILL when the grace period is over and TERM was not enough. */
     const Coracle__V1__Probe *pr = ctr_spec(c)->livenessprobe;
     int64_t g = pr && pr->has_terminationgraceperiodseconds ? pr->terminationgraceperiodseconds
-                                                             : grace_seconds(p);
+                                                            : grace_seconds(p);
     ctr_timer_set(c, g * NS);
     klet_pod_kick(p);
 }
@@ -730,6 +743,21 @@ static bool init_done(const struct klet_ctr *c)
     return c->state == KC_EXITED && c->term.exit_code == 0;
 }
 
+/* A pod the API already reports finished that this kubelet never ran (its records are gone):
+ * nothing to start again. */
+static bool pod_finished_elsewhere(const struct klet_pod *p)
+{
+    const Coracle__V1__PodStatus *st = p->pod->status;
+    if (!st || !st->phase || (strcmp(st->phase, "Succeeded") && strcmp(st->phase, "Failed")))
+        return false;
+    for (size_t i = 0; i < p->ninit + p->nctr; i++) {
+        const struct klet_ctr *c = i < p->ninit ? &p->inits[i] : &p->ctrs[i - p->ninit];
+        if (c->state != KC_WAITING || c->term.valid || c->last.valid || c->timer)
+            return false;
+    }
+    return true;
+}
+
 static void pod_sync_running(struct klet_pod *p)
 {
     struct klet *k = p->k;
@@ -788,6 +816,11 @@ static void pod_sync_running(struct klet_pod *p)
         ctr_start(c);
         return;
     }
+    /* One container at a time, in spec order, as Kubernetes' SyncPod does: the next one is
+     * pulled, created and started once the one before has started (events read in order). */
+    for (size_t i = 0; i < p->nctr; i++)
+        if (p->ctrs[i].state == KC_CREATING)
+            return;
     for (size_t i = 0; i < p->nctr; i++) {
         struct klet_ctr *c = &p->ctrs[i];
         if (ctr_active(c) || c->timer)
@@ -796,6 +829,8 @@ static void pod_sync_running(struct klet_pod *p)
             ctr_start(c);
         else if (c->state == KC_EXITED && klet_should_restart(p, c))
             ctr_restart(c);
+        if (c->state == KC_CREATING)
+            return;
     }
 }
 
@@ -835,6 +870,8 @@ static void pod_sync(struct klet_pod *p)
         }
         return;
     }
+    if (pod_finished_elsewhere(p))
+        return;
     pod_sync_running(p);
     status_send(p);
 }
@@ -1009,12 +1046,25 @@ static int read_meta(const char *cdir, struct ctr_meta *m)
     for (int i = 0; i < 6 && fgets(line, sizeof line, f); i++) {
         line[strcspn(line, "\n")] = 0;
         switch (i) {
-        case 0: copy_str(m->uid, sizeof m->uid, line); break;
-        case 1: copy_str(m->name, sizeof m->name, line); break;
-        case 2: m->init = atoi(line); break;
-        case 3: m->attempt = atoi(line); break;
-        case 4: copy_str(m->image, sizeof m->image, line); break;
-        case 5: copy_str(m->image_id, sizeof m->image_id, line); ok = 1; break;
+        case 0:
+            copy_str(m->uid, sizeof m->uid, line);
+            break;
+        case 1:
+            copy_str(m->name, sizeof m->name, line);
+            break;
+        case 2:
+            m->init = atoi(line);
+            break;
+        case 3:
+            m->attempt = atoi(line);
+            break;
+        case 4:
+            copy_str(m->image, sizeof m->image, line);
+            break;
+        case 5:
+            copy_str(m->image_id, sizeof m->image_id, line);
+            ok = 1;
+            break;
         }
     }
     fclose(f);
@@ -1170,4 +1220,66 @@ void klet_pods_synced(struct klet *k)
     k->synced = true;
     for (size_t i = 0; i < k->npods; i++)
         klet_pod_kick(k->pods[i]);
+}
+
+/* ------------------------------------------------------------------ logs and exec (tunnel.c) */
+
+int klet_pods_resolve(void *arg, const char *ns, const char *pod, const char *container,
+                      int previous, struct ktun_target *out, char **err)
+{
+    struct klet *k = arg;
+    struct klet_pod *p = NULL;
+    for (size_t i = 0; i < k->npods; i++) {
+        struct klet_pod *q = k->pods[i];
+        if (!strcmp(q->ns, ns ? ns : "default") && !strcmp(q->name, pod) && !q->torn_down)
+            p = q;
+    }
+    if (!p) {
+        *err = xasprintf("pods \"%s\" not found", pod);
+        return 5; /* NOT_FOUND */
+    }
+    struct klet_ctr *c = NULL;
+    if (!container || !*container) {
+        if (p->nctr != 1) {
+            char *names = xstrdup("");
+            for (size_t i = 0; i < p->nctr; i++) {
+                char *t = xasprintf("%s%s%s", names, i ? " " : "", p->ctrs[i].name);
+                free(names);
+                names = t;
+            }
+            *err = xasprintf("a container name must be specified for pod %s, choose one of: [%s]",
+                             pod, names);
+            free(names);
+            return 3; /* INVALID_ARGUMENT */
+        }
+        c = &p->ctrs[0];
+    } else {
+        c = ctr_by_name(p, container, false);
+        if (!c)
+            c = ctr_by_name(p, container, true);
+    }
+    if (!c) {
+        *err = xasprintf("container %s is not valid for pod %s", container, pod);
+        return 3;
+    }
+    int attempt = c->restarts;
+    if (previous) {
+        if (!c->last.valid && !(c->state == KC_EXITED && c->wait_reason)) {
+            *err = xasprintf("previous terminated container \"%s\" in pod \"%s\" not found",
+                             c->name, pod);
+            return 5;
+        }
+        /* In a back-off the exited attempt is the previous one and keeps its number. */
+        attempt = c->state == KC_EXITED && c->wait_reason ? c->restarts : c->restarts - 1;
+    } else if (!c->ever_started && c->state != KC_RUNNING) {
+        *err = xasprintf("container \"%s\" in pod \"%s\" is waiting to start: %s", c->name, pod,
+                         c->wait_reason ? c->wait_reason : "ContainerCreating");
+        return 3;
+    }
+    memset(out, 0, sizeof *out);
+    out->runc_root = xstrdup(k->runc_root);
+    out->container_id = xstrdup(c->id[0] ? c->id : c->term.valid ? c->term.id : "");
+    out->log_path = xasprintf("%s/logs/%s/%d.log", p->dir, c->name, attempt < 0 ? 0 : attempt);
+    out->running = c->state == KC_RUNNING;
+    return 0;
 }

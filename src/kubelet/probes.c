@@ -26,9 +26,13 @@
 
 enum { PR_EXEC, PR_HTTP, PR_TCP };
 
+enum { PT_LIVENESS, PT_READINESS, PT_STARTUP };
+static const char *const pt_names[] = {"Liveness", "Readiness", "Startup"};
+
 struct klet_probe {
     struct klet_ctr *c;
-    bool liveness;
+    int type;
+    bool liveness; /* liveness or startup: failing means a restart */
     int kind;
     char **cmd;
     char *path, *host, *scheme, *netns;
@@ -41,6 +45,7 @@ struct klet_probe {
 };
 
 static void probe_schedule(struct klet_probe *pr, int seconds);
+static void probes_after_startup(struct klet_ctr *c);
 
 static int resolve_port(const Coracle__V1__Container *s, const Coracle__V1__IntOrString *p)
 {
@@ -103,8 +108,9 @@ static int net_probe(void *arg)
     ssize_t r = read(s, resp, sizeof resp - 1);
     if (r <= 0) {
         printf("Get \"http://%s%s\": %s", target, pr->path ? pr->path : "/",
-               r == 0 ? "EOF" : "context deadline exceeded (Client.Timeout exceeded while "
-                                "awaiting headers)");
+               r == 0 ? "EOF"
+                      : "context deadline exceeded (Client.Timeout exceeded while "
+                        "awaiting headers)");
         return 1;
     }
     resp[r] = 0;
@@ -128,6 +134,11 @@ static void probe_result(int status, const char *out, size_t len, void *arg)
     bool okay = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (okay) {
         pr->failures = 0;
+        if (pr->type == PT_STARTUP) {
+            /* Started: liveness and readiness take over (this probe is freed). */
+            probes_after_startup(c);
+            return;
+        }
         if (++pr->successes >= pr->success_th && !pr->verdict_ok) {
             pr->verdict_ok = true;
             klet_pod_ctr_probe(c, pr->liveness, true, NULL);
@@ -148,7 +159,7 @@ static void probe_result(int status, const char *out, size_t len, void *arg)
             msg = xasprintf("command exited with %d", WEXITSTATUS(status));
         }
         klet_event(c->pod->k, c->pod, c, "Warning", "Unhealthy", "%s probe failed: %s",
-                   pr->liveness ? "Liveness" : "Readiness", msg);
+                   pt_names[pr->type], msg);
         pr->successes = 0;
         if (++pr->failures >= pr->failure_th) {
             pr->verdict_ok = false;
@@ -201,13 +212,15 @@ static void probe_schedule(struct klet_probe *pr, int seconds)
 }
 
 static struct klet_probe *probe_new(struct klet_ctr *c, const Coracle__V1__Container *s,
-                                    const Coracle__V1__Probe *p, bool liveness)
+                                    const Coracle__V1__Probe *p, int type)
 {
+    bool liveness = type != PT_READINESS;
     if (!p || !p->handler)
         return NULL;
     const Coracle__V1__ProbeHandler *h = p->handler;
     struct klet_probe *pr = xcalloc(1, sizeof *pr);
     pr->c = c;
+    pr->type = type;
     pr->liveness = liveness;
     if (h->exec && h->exec->n_command) {
         pr->kind = PR_EXEC;
@@ -241,17 +254,45 @@ static struct klet_probe *probe_new(struct klet_ctr *c, const Coracle__V1__Conta
     return pr;
 }
 
+static const Coracle__V1__Container *probe_spec(const struct klet_ctr *c)
+{
+    const Coracle__V1__PodSpec *ps = c->pod->pod->spec;
+    return c->init ? ps->initcontainers[c->idx] : ps->containers[c->idx];
+}
+
+static void probe_free(struct klet_probe *pr);
+
+static void probes_after_startup(struct klet_ctr *c)
+{
+    const Coracle__V1__Container *s = probe_spec(c);
+    struct klet_probe *st = c->liveness;
+    c->startup_pending = false;
+    c->liveness = probe_new(c, s, s->livenessprobe, PT_LIVENESS);
+    c->readiness = probe_new(c, s, s->readinessprobe, PT_READINESS);
+    c->ready = c->readiness == NULL;
+    klet_pod_kick(c->pod);
+    probe_free(st); /* last: we are inside its callback, which returns at once */
+}
+
 void klet_probes_start(struct klet_ctr *c)
 {
     klet_probes_stop(c);
-    const Coracle__V1__Container *s =
-        c->init ? c->pod->pod->spec->initcontainers[c->idx] : c->pod->pod->spec->containers[c->idx];
+    const Coracle__V1__Container *s = probe_spec(c);
+    c->startup_pending = false;
     if (c->init) {
         c->ready = false;
         return;
     }
-    c->liveness = probe_new(c, s, s->livenessprobe, true);
-    c->readiness = probe_new(c, s, s->readinessprobe, false);
+    if (s->startupprobe && s->startupprobe->handler) {
+        /* Until it succeeds only the startup probe runs, in the liveness slot: its failure
+         * restarts the container the same way. */
+        c->startup_pending = true;
+        c->ready = false;
+        c->liveness = probe_new(c, s, s->startupprobe, PT_STARTUP);
+        return;
+    }
+    c->liveness = probe_new(c, s, s->livenessprobe, PT_LIVENESS);
+    c->readiness = probe_new(c, s, s->readinessprobe, PT_READINESS);
     c->ready = c->readiness == NULL;
 }
 

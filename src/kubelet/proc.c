@@ -1,6 +1,6 @@
 /*
  * proc: child processes of the kubelet without blocking its loop. A libevent
- * SIGCHLD event reaps every child (waitpid(-1, WNOHANG)); a child started
+ * SIGCHLD event reaps the children started here (waitpid on each); a child started
  * here has its output collected through a pipe and its callback run once it
  * has exited. Timeouts (probes) are timers, not polling. klet_proc_run is
  * the blocking exception for short runc verbs (kill, delete, state).
@@ -102,16 +102,19 @@ static void proc_sigchld(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
-    int st;
-    pid_t pid;
-    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+    /* Only our own children: tunnel.c reaps its exec sessions through pidfds. */
+    bool again = true;
+    while (again) {
+        again = false;
         for (struct proc *p = procs; p; p = p->next) {
-            if (p->pid != pid)
+            int st;
+            if (waitpid(p->pid, &st, WNOHANG) != p->pid)
                 continue;
             p->exited = true;
             p->status = st;
             /* Do not wait for EOF: a daemonized grandchild may hold the pipe. */
             proc_finish(p);
+            again = true; /* the list changed */
             break;
         }
     }

@@ -178,17 +178,17 @@ static Coracle__V1__ContainerStatus *mk_cstatus(struct arena_status *a, const st
     cs->has_restartcount = 1;
     cs->restartcount = c->restarts;
     cs->has_ready = 1;
-    cs->ready = c->state == KC_RUNNING && c->ready;
+    cs->ready = c->state == KC_RUNNING && c->ready && !c->startup_pending;
     cs->has_started = 1;
-    cs->started = c->state == KC_RUNNING;
+    cs->started = c->state == KC_RUNNING && !c->startup_pending;
     cs->state = mk_state(a);
     const struct klet_term *last = c->last.valid ? &c->last : NULL;
     const char *id = NULL;
     switch (c->state) {
     case KC_WAITING:
     case KC_CREATING:
-        cs->state->waiting = mk_wait(a, c->wait_reason ? c->wait_reason : "ContainerCreating",
-                                     c->wait_msg);
+        cs->state->waiting =
+            mk_wait(a, c->wait_reason ? c->wait_reason : "ContainerCreating", c->wait_msg);
         break;
     case KC_RUNNING: {
         Coracle__V1__ContainerStateRunning *r = ar_alloc(a, sizeof *r);
@@ -230,10 +230,9 @@ static const Coracle__V1__PodCondition *old_cond(const Coracle__V1__PodStatus *o
     return NULL;
 }
 
-static Coracle__V1__PodCondition *mk_cond(struct arena_status *a,
-                                          const Coracle__V1__PodStatus *old, const char *type,
-                                          bool status, const char *reason, const char *msg,
-                                          int64_t now)
+static Coracle__V1__PodCondition *mk_cond(struct arena_status *a, const Coracle__V1__PodStatus *old,
+                                          const char *type, bool status, const char *reason,
+                                          const char *msg, int64_t now)
 {
     Coracle__V1__PodCondition *c = ar_alloc(a, sizeof *c);
     coracle__v1__pod_condition__init(c);
@@ -315,8 +314,8 @@ static const char *qos_class(const Coracle__V1__PodSpec *s)
 }
 
 Coracle__V1__PodStatus *klet_status_compute(const struct klet_pod *p,
-                                            const Coracle__V1__PodStatus *old,
-                                            const char *host_ip, int64_t now)
+                                            const Coracle__V1__PodStatus *old, const char *host_ip,
+                                            int64_t now)
 {
     struct arena_status *a = xcalloc(1, sizeof *a);
     Coracle__V1__PodStatus *st = &a->st;

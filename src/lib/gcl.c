@@ -12,7 +12,10 @@
  * but the user sees it only until on_done returns: `done` marks that the
  * user is finished with it. Output is pulled from nghttp2 after each read
  * batch, or from a deferred event when the user submits from outside a
- * read (never from inside an nghttp2 callback).
+ * read (never from inside an nghttp2 callback). User callbacks may free
+ * the gcl_t: a connection inside nghttp2 is then only marked and freed
+ * when nghttp2 returns. A keepalive PING fails connections whose server
+ * went silent while calls are open.
  */
 #include "config.h"
 #include "gcl.h"
@@ -54,7 +57,10 @@ struct gconn {
     int zombie; /* freed by the read callback after mem_recv returns */
     int goaway;
     int connect_errno; /* errno seen by connect() itself (refused at once) */
-    char *fail_msg;    /* connect() failed at once: report this from the loop */
+    struct event *ka_timer;
+    int64_t last_recv, ping_sent; /* mono ns; ping_sent 0 = no PING outstanding */
+    int64_t ka_interval, ka_timeout;
+    char *fail_msg; /* connect() failed at once: report this from the loop */
 };
 
 struct gcl {
@@ -63,6 +69,7 @@ struct gcl {
     char *authority;
     char *bearer; /* "Bearer xyz" or NULL */
     int connect_timeout_ms;
+    int ka_interval_ms, ka_timeout_ms;
     int is_unix;
     struct sockaddr_storage ss;
     int sslen;
@@ -491,6 +498,8 @@ static void gconn_readcb(struct bufferevent *bev, void *arg)
 {
     struct gconn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
+    c->last_recv = mono_ns();
+    c->ping_sent = 0;
     c->in_recv = 1;
     while (evbuffer_get_length(in) && !c->zombie) {
         struct evbuffer_iovec v[16];
@@ -575,6 +584,26 @@ static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
     gconn_fail(c, m);
 }
 
+/* Keepalive: a server that went away silently must not hold open calls forever. */
+static void gconn_ka_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct gconn *c = arg;
+    int64_t now = mono_ns();
+    if (!c->connected || !c->calls || c->dying)
+        return;
+    if (c->ping_sent && now - c->ping_sent > c->ka_timeout) {
+        char m[192];
+        snprintf(m, sizeof(m), "connection to %s lost: no answer to a keepalive PING in %lldms",
+                 c->addr, (long long)(c->ka_timeout / 1000000));
+        gconn_fail(c, m);
+    } else if (!c->ping_sent && now - c->last_recv > c->ka_interval) {
+        c->ping_sent = now;
+        nghttp2_submit_ping(c->ngh, NGHTTP2_FLAG_NONE, NULL);
+        gconn_kick(c);
+    }
+}
+
 static void gconn_detach(struct gconn *c)
 {
     gcl_t *g = c->g;
@@ -624,6 +653,8 @@ static void gconn_free(struct gconn *c)
     event_free(c->flush_ev);
     if (c->connect_timer)
         event_free(c->connect_timer);
+    if (c->ka_timer)
+        event_free(c->ka_timer);
     free(c->addr);
     free(c->authority);
     free(c->bearer);
@@ -654,6 +685,16 @@ static struct gconn *gconn_open(gcl_t *g)
     c->next = g->conns;
     g->conns = c;
     g->cur = c;
+    c->last_recv = mono_ns();
+    if (g->ka_interval_ms > 0) {
+        c->ka_interval = (int64_t)g->ka_interval_ms * 1000000;
+        c->ka_timeout = (int64_t)g->ka_timeout_ms * 1000000;
+        int p = g->ka_interval_ms < g->ka_timeout_ms ? g->ka_interval_ms : g->ka_timeout_ms;
+        p = p / 2 < 10 ? 10 : p / 2;
+        c->ka_timer = event_new(g->base, -1, EV_PERSIST, gconn_ka_cb, c);
+        struct timeval ktv = {p / 1000, (p % 1000) * 1000};
+        event_add(c->ka_timer, &ktv);
+    }
     int timeout = g->connect_timeout_ms;
     if (timeout > 0) {
         c->connect_timer = evtimer_new(g->base, connect_timeout_cb, c);
@@ -773,6 +814,8 @@ gcl_t *gcl_new(struct event_base *base, const char *addr, const struct gcl_opts 
     g->base = base;
     g->addr = xstrdup(addr);
     g->connect_timeout_ms = opts && opts->connect_timeout_ms ? opts->connect_timeout_ms : 3000;
+    g->ka_interval_ms = 30000;
+    g->ka_timeout_ms = 20000;
     if (opts && opts->bearer_token)
         g->bearer = xasprintf("Bearer %s", opts->bearer_token);
     if (strncmp(addr, "unix:", 5) == 0) {
@@ -836,6 +879,12 @@ void gcl_free(gcl_t *g)
     free(g->bearer);
     free(g->host);
     free(g);
+}
+
+void gcl_set_keepalive(gcl_t *g, int interval_ms, int timeout_ms)
+{
+    g->ka_interval_ms = interval_ms > 0 ? interval_ms : 0;
+    g->ka_timeout_ms = timeout_ms > 0 ? timeout_ms : 20000;
 }
 
 const char *gcl_addr(const gcl_t *g)

@@ -33,6 +33,13 @@ gcl_t *gcl_new(struct event_base *base, const char *addr, const struct gcl_opts 
 /* Cancels every open call (their done callbacks run with CANCELLED) and frees. */
 void gcl_free(gcl_t *g);
 const char *gcl_addr(const gcl_t *g);
+/*
+ * Keepalive while calls are open (watches): after interval_ms without a
+ * byte from the server, send a PING; no answer within timeout_ms fails the
+ * connection (its calls end UNAVAILABLE). Default 30000 / 20000; 0 turns it
+ * off. Applies to connections opened afterwards.
+ */
+void gcl_set_keepalive(gcl_t *g, int interval_ms, int timeout_ms);
 
 /* Each response message: msg valid only during the callback. */
 typedef void (*gcl_msg_fn)(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg);

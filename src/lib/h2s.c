@@ -21,6 +21,12 @@
  * The first bytes decide the protocol: the h2 client preface -> HTTP/2;
  * "GET " or "HEAD " -> a minimal HTTP/1.1 responder for /healthz & co.;
  * anything else closes the connection.
+ *
+ * Bounds: a client that does not read its answers gets nothing more read
+ * (input stops while the output is backed up); request bodies are capped
+ * per message and per connection; one periodic sweep closes idle
+ * connections and PINGs connections whose calls have been quiet, closing
+ * them when the PING goes unanswered (a peer that vanished).
  */
 #include "config.h"
 #include "h2s.h"
@@ -83,12 +89,15 @@ struct conn {
     struct conn *dirty_next;  /* s->dirty */
     int dirty;
     int in_recv;
-    int closing; /* close once the output is flushed */
+    int closing;   /* close once the output is flushed */
+    int h1_paused; /* HTTP/1.1: reading stopped until the client reads our answers */
+    int rpaused;   /* HTTP/2: reading stopped while the output is backed up */
     int dying;
     h2s_call_t *calls; /* every stream's call */
     size_t ncalls;
     size_t inbuf; /* request bytes buffered by all its calls (capped, see conn_inbuf_max) */
     int64_t last_active;
+    int64_t ping_sent; /* keepalive PING outstanding since (mono ns), or 0 */
     char peer[64];
 };
 
@@ -149,6 +158,8 @@ struct h2s {
     h2s_call_t *free_calls;
     size_t nfree_calls;
     int accepting;
+    int64_t ka_interval, ka_timeout; /* keepalive, ns; 0 = off */
+    int64_t last_refuse_log;
     struct h2s_stats st;
 };
 
@@ -870,8 +881,19 @@ static void conn_send(struct conn *c)
         evbuffer_add(out, data, (size_t)n);
         c->s->st.bytes_out += (uint64_t)n;
     }
-    if (!nghttp2_session_want_read(c->ngh) && !nghttp2_session_want_write(c->ngh))
+    if (!nghttp2_session_want_read(c->ngh) && !nghttp2_session_want_write(c->ngh)) {
         conn_close_later(c);
+        return;
+    }
+    /*
+     * A client that does not read its answers gets no more requests read
+     * either, so it cannot make us build responses without bound (its
+     * WINDOW_UPDATEs are not needed: the socket, not flow control, is full).
+     */
+    if (evbuffer_get_length(out) >= OUT_HIGH && !c->rpaused && !c->closing) {
+        c->rpaused = 1;
+        bufferevent_disable(c->bev, EV_READ);
+    }
 }
 
 static void h1_respond(struct conn *c, int status, const char *ctype, const char *body, size_t blen,
@@ -904,6 +926,12 @@ static void h1_read(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     while (!c->closing) {
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) > OUT_HIGH) {
+            /* pipelined requests from a client that does not read: wait */
+            c->h1_paused = 1;
+            bufferevent_disable(c->bev, EV_READ);
+            return;
+        }
         size_t avail = evbuffer_get_length(in);
         if (!avail)
             return;
@@ -1023,6 +1051,7 @@ static void conn_readcb(struct bufferevent *bev, void *arg)
     struct conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(c->bev);
     c->last_active = mono_ns();
+    c->ping_sent = 0;
     if (c->closing) {
         evbuffer_drain(in, evbuffer_get_length(in));
         return;
@@ -1074,8 +1103,21 @@ static void conn_writecb(struct bufferevent *bev, void *arg)
         conn_free(c);
         return;
     }
-    if (!c->closing)
-        conn_send(c);
+    if (c->closing)
+        return;
+    if (c->mode == CM_H1) {
+        if (c->h1_paused) {
+            c->h1_paused = 0;
+            bufferevent_enable(c->bev, EV_READ);
+            h1_read(c);
+        }
+        return;
+    }
+    if (c->rpaused) {
+        c->rpaused = 0;
+        bufferevent_enable(c->bev, EV_READ);
+    }
+    conn_send(c);
 }
 
 static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
@@ -1140,6 +1182,18 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
     struct conn *next;
     for (struct conn *c = s->conns; c; c = next) {
         next = c->next;
+        if (c->ncalls && c->mode == CM_H2 && !c->closing && s->ka_interval) {
+            /* a peer that went away silently must not hold its calls forever */
+            if (c->ping_sent && now - c->ping_sent > s->ka_timeout) {
+                log_info("h2s: %s: no answer to a keepalive PING; closing", c->peer);
+                conn_free(c);
+            } else if (!c->ping_sent && now - c->last_active > s->ka_interval) {
+                c->ping_sent = now;
+                nghttp2_submit_ping(c->ngh, NGHTTP2_FLAG_NONE, NULL);
+                mark_dirty(c);
+            }
+            continue;
+        }
         if (c->ncalls || now - c->last_active < idle)
             continue;
         if (c->mode == CM_H2 && !c->closing) {
@@ -1160,7 +1214,11 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)l, (void)salen;
     h2s_t *s = arg;
     if (s->st.conns_open >= s->cfg.max_conns) {
-        log_warn("h2s: too many connections (%zu); refusing one", s->cfg.max_conns);
+        int64_t now = mono_ns();
+        if (now - s->last_refuse_log > 1000000000) {
+            s->last_refuse_log = now;
+            log_warn("h2s: too many connections (%zu); refusing new ones", s->cfg.max_conns);
+        }
         evutil_closesocket(fd);
         return;
     }
@@ -1254,10 +1312,21 @@ h2s_t *h2s_new(struct event_base *base, const struct h2s_config *cfg)
 
     s->flush_ev = event_new(base, -1, 0, flush_cb, s);
     s->sweep_ev = event_new(base, -1, EV_PERSIST, sweep_cb, s);
-    int iv = s->cfg.idle_timeout_s / 4;
-    struct timeval tv = {iv < 1 ? 1 : iv > 30 ? 30 : iv, 0};
-    event_add(s->sweep_ev, &tv);
+    h2s_set_keepalive(s, 60, 20);
     return s;
+}
+
+void h2s_set_keepalive(h2s_t *s, int interval_s, int timeout_s)
+{
+    s->ka_interval = interval_s > 0 ? (int64_t)interval_s * 1000000000 : 0;
+    s->ka_timeout = (int64_t)(timeout_s > 0 ? timeout_s : 20) * 1000000000;
+    /* the sweep runs often enough for the idle timeout and the keepalive */
+    int64_t ms = (int64_t)s->cfg.idle_timeout_s * 250;
+    if (s->ka_interval && s->ka_timeout / 2000000 < ms)
+        ms = s->ka_timeout / 2000000;
+    ms = ms < 250 ? 250 : ms > 30000 ? 30000 : ms;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    event_add(s->sweep_ev, &tv);
 }
 
 /*

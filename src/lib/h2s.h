@@ -58,6 +58,14 @@ int h2s_port(h2s_t *s);
 /* Stops accepting new connections (graceful shutdown step 1: sends GOAWAY). */
 void h2s_stop_accepting(h2s_t *s);
 
+/*
+ * Keepalive for connections with open calls (watches): after interval_s
+ * without a byte from the client, send a PING; no answer within timeout_s
+ * closes the connection (on_close runs for its calls). Default 60 s / 20 s;
+ * interval_s 0 turns it off.
+ */
+void h2s_set_keepalive(h2s_t *s, int interval_s, int timeout_s);
+
 /* path is "/coracle.v1.Pods/Create". arg is passed to fn. */
 void h2s_route(h2s_t *s, const char *path, enum h2s_method_kind kind, h2s_handler_fn fn,
                void *arg);

@@ -165,7 +165,8 @@ void sched_node_set(struct sched_node *n, const Coracle__V1__Node *node)
         protobuf_c_message_free_unpacked(&n->node->base, NULL);
     n->node = (Coracle__V1__Node *)inf_copy(&node->base);
     n->alloc_cpu = n->alloc_mem = n->alloc_pods = 0;
-    n->ready = SCHED_READY_UNKNOWN;
+    /* no Ready condition yet: a kubelet registers its node tainted not-ready */
+    n->ready = SCHED_READY_FALSE;
     const Coracle__V1__NodeStatus *st = n->node->status;
     if (!st)
         return;
@@ -181,6 +182,8 @@ void sched_node_set(struct sched_node *n, const Coracle__V1__Node *node)
             n->ready = SCHED_READY_TRUE;
         else if (c->status && !strcmp(c->status, "False"))
             n->ready = SCHED_READY_FALSE;
+        else
+            n->ready = SCHED_READY_UNKNOWN;
     }
 }
 

@@ -7,10 +7,12 @@
  *   NodeName           "node(s) didn't match the requested node name"
  *   NodeUnschedulable  "node(s) were unschedulable"
  *   TaintToleration    "node(s) had untolerated taint {key: value}"; a node
- *                      whose Ready condition is False/Unknown/absent counts as
- *                      tainted node.kubernetes.io/not-ready (False) or
- *                      node.kubernetes.io/unreachable (Unknown) NoSchedule, as
- *                      Kubernetes' node lifecycle controller taints it
+ *                      whose Ready condition is not True counts as tainted
+ *                      NoSchedule with node.kubernetes.io/not-ready (False, or
+ *                      no condition yet: a kubelet's registration taint) or
+ *                      node.kubernetes.io/unreachable (Unknown), as Kubernetes'
+ *                      node lifecycle controller taints it (coracle's apiserver
+ *                      sets the condition, not the taint)
  *   NodeAffinity       "node(s) didn't match Pod's node affinity/selector"
  *   NodePorts          "node(s) didn't have free ports for the requested pod ports"
  *   NodeResourcesFit   "Too many pods", "Insufficient cpu", "Insufficient memory"

@@ -69,9 +69,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 int main(int argc, char **argv)
 {
-    char *server = "127.0.0.1:6443", *name = "default-scheduler";
-    char *backoff_initial = "1s", *backoff_max = "10s", *token_file = "";
-    long long max_inflight = 500, pct = 0;
+    /* static: cfg_set's copies stay reachable for the life of the program */
+    static char *server = "127.0.0.1:6443", *name = "default-scheduler";
+    static char *backoff_initial = "1s", *backoff_max = "10s", *token_file = "";
+    static long long max_inflight = 500, pct = 0;
     const struct cfg_opt opts[] = {
         {"server", CFG_STR, &server, "ADDR",
          "apiserver address, host:port or unix:/path (default 127.0.0.1:6443)"},

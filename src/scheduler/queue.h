@@ -27,6 +27,8 @@ struct sched_qpod {
     int64_t added_ns;               /* mono ns when first queued */
     int gone;                       /* removed while in flight: freed when the attempt ends */
     int32_t priority;               /* spec.priority */
+    double ev_tokens;               /* event spam filter (sched.c): tokens left */
+    int64_t ev_at;                  /* ... and when they were counted (mono ns, 0 = never) */
     uint64_t seq;                   /* order of arrival in active */
     struct sched_qpod *prev, *next; /* unschedulable list */
     size_t heap_idx;                /* in the active or backoff heap */

@@ -17,9 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Pods scheduled per turn of the loop before letting I/O in. */
 #define SCHED_BATCH 64
+/* The event spam filter's burst and refill period (client-go's defaults). */
+#define SCHED_EVENT_BURST 25
+#define SCHED_EVENT_REFILL_S 300
 
 /* A pod charged to a node (bound, or assumed while its Bind is in flight). */
 struct acct {
@@ -33,6 +37,7 @@ struct sched {
     struct event_base *base;
     struct sched_cfg cfg;
     char *server, *name, *token;
+    char *instance; /* reportingInstance: <name>-<hostname>, as Kubernetes */
     gcl_t *g;
     inf_t *pods, *nodes;
     sched_queue_t *q;
@@ -410,6 +415,7 @@ static void send_event(sched_t *s, const char *ns, const char *name, const char 
     ev.type = (char *)type;
     ev.action = (char *)action;
     ev.reportingcomponent = s->name;
+    ev.reportinginstance = s->instance;
 
     struct call_ctx *c = xcalloc(1, sizeof(*c));
     c->s = s;
@@ -521,9 +527,28 @@ static void fail_pod(sched_t *s, struct sched_qpod *qp, const Coracle__V1__Pod *
 {
     s->st.unschedulable++;
     const Coracle__V1__ObjectMeta *m = pod->metadata;
-    log_info("pod %s/%s: FailedScheduling: %s", S(m->namespace_), S(m->name), msg);
-    send_event(s, S(m->namespace_), S(m->name), m->uid, "Warning", "FailedScheduling", "Scheduling",
-               msg);
+    /*
+     * Kubernetes' event spam filter (EventSourceObjectSpamFilter): a token
+     * bucket per object, 25 events then one per 5 minutes, so a pod retried
+     * after every cluster change cannot flood the apiserver with events.
+     */
+    int64_t now = mono_ns();
+    if (!qp->ev_at)
+        qp->ev_tokens = SCHED_EVENT_BURST;
+    else
+        qp->ev_tokens += (double)(now - qp->ev_at) / 1e9 / SCHED_EVENT_REFILL_S;
+    if (qp->ev_tokens > SCHED_EVENT_BURST)
+        qp->ev_tokens = SCHED_EVENT_BURST;
+    qp->ev_at = now;
+    if (qp->ev_tokens >= 1) {
+        qp->ev_tokens -= 1;
+        log_info("pod %s/%s: FailedScheduling: %s", S(m->namespace_), S(m->name), msg);
+        send_event(s, S(m->namespace_), S(m->name), m->uid, "Warning", "FailedScheduling",
+                   "Scheduling", msg);
+    } else {
+        log_debug("pod %s/%s: FailedScheduling (event suppressed): %s", S(m->namespace_),
+                  S(m->name), msg);
+    }
     set_unschedulable(s, pod, msg);
     sched_queue_unschedulable(s->q, qp);
 }
@@ -659,6 +684,10 @@ sched_t *sched_new(struct event_base *base, const struct sched_cfg *cfg)
     s->cfg.server = s->server;
     s->cfg.name = s->name;
     s->cfg.token = s->token;
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = 0;
+    s->instance = xasprintf("%s-%s", s->name, host);
     if (s->cfg.max_inflight <= 0)
         s->cfg.max_inflight = 500;
     struct gcl_opts go = {.connect_timeout_ms = 3000, .bearer_token = s->token};
@@ -667,6 +696,7 @@ sched_t *sched_new(struct event_base *base, const struct sched_cfg *cfg)
         free(s->server);
         free(s->name);
         free(s->token);
+        free(s->instance);
         free(s);
         return NULL;
     }
@@ -702,6 +732,7 @@ void sched_free(sched_t *s)
     free(s->server);
     free(s->name);
     free(s->token);
+    free(s->instance);
     free(s);
 }
 

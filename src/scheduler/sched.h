@@ -5,7 +5,9 @@
  * node at once (the assume cache: a burst never double-books) and bound with
  * Pods.Bind, many binds in flight. Success gives a Normal "Scheduled" event;
  * no fit gives a Warning "FailedScheduling" event and the pod's PodScheduled
- * condition False/Unschedulable, and the pod waits for a relevant change.
+ * condition False/Unschedulable (written only when it changes), and the pod
+ * waits for a relevant change; its events go through Kubernetes' spam filter
+ * (25, then one per 5 minutes per pod).
  * What is charged to a node follows the pod informer (bound, finished,
  * deleted). Runs on one libevent loop; never polls.
  */

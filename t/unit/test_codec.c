@@ -92,5 +92,20 @@ int main(void)
        "bookmark carries the revision");
     obj_free(ev ? &ev->base : NULL);
     rbuf_unref(f);
+    /* obj_normalize: map order does not change the encoding */
+    Coracle__V1__ObjectMeta__LabelsEntry l1 = CORACLE__V1__OBJECT_META__LABELS_ENTRY__INIT,
+                                         l2 = CORACLE__V1__OBJECT_META__LABELS_ENTRY__INIT;
+    l1.key = "b", l1.value = "2";
+    l2.key = "a", l2.value = "1";
+    Coracle__V1__ObjectMeta__LabelsEntry *ls1[] = {&l1, &l2}, *ls2[] = {&l2, &l1};
+    Coracle__V1__ObjectMeta m1 = CORACLE__V1__OBJECT_META__INIT, m2 = m1;
+    m1.n_labels = m2.n_labels = 2;
+    m1.labels = ls1;
+    m2.labels = ls2;
+    ok(!obj_equal(&m1.base, &m2.base), "different map order encodes differently");
+    obj_normalize(&m1.base);
+    obj_normalize(&m2.base);
+    ok(obj_equal(&m1.base, &m2.base), "normalized: equal");
+    is_str(m1.labels[0]->key, "a", "sorted by key");
     return done_testing();
 }

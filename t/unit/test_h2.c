@@ -16,6 +16,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -32,6 +34,7 @@
 static struct event_base *base;
 static int hang_closed, hang_started;
 static h2s_call_t *hang_call;
+static int64_t hang_closed_at;
 static size_t big_queued;
 static int later_pending;
 
@@ -96,6 +99,7 @@ static void hang_close(h2s_call_t *c, void *arg)
 {
     (void)c, (void)arg;
     hang_closed++;
+    hang_closed_at = mono_ns();
 }
 
 static void h_hang(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
@@ -392,6 +396,75 @@ static int c_h1_healthz(void *arg)
         return 13;
     close(fd);
     return 0;
+}
+
+/* 400000 pipelined GETs from a client that first does not read at all */
+static int c_h1_pipeline(void *arg)
+{
+    (void)arg;
+    enum { N = 400000 };
+    int fd = tcp_connect();
+    if (fd < 0)
+        return 10;
+    int small = 16384;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    const char *last = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    size_t rl = strlen(req), total = (N - 1) * rl + strlen(last), sent = 0;
+    char *all = xmalloc(total);
+    for (int i = 0; i < N - 1; i++)
+        memcpy(all + (size_t)i * rl, req, rl);
+    memcpy(all + (size_t)(N - 1) * rl, last, strlen(last));
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    /* phase 1: write until the server stops taking requests */
+    int64_t stuck = 0;
+    while (sent < total) {
+        ssize_t w = write(fd, all + sent, total - sent);
+        if (w > 0) {
+            sent += (size_t)w;
+            stuck = 0;
+            continue;
+        }
+        if (!stuck)
+            stuck = mono_ns();
+        if (mono_ns() - stuck > 300000000)
+            break;
+        struct pollfd pw = {.fd = fd, .events = POLLOUT};
+        poll(&pw, 1, 50);
+    }
+    int blocked = sent < total;
+    /* phase 2: read everything while writing the rest */
+    size_t got = 0, one = 0;
+    char buf[65536];
+    for (;;) {
+        if (sent < total) {
+            ssize_t w = write(fd, all + sent, total - sent);
+            if (w > 0)
+                sent += (size_t)w;
+        }
+        ssize_t r = read(fd, buf, sizeof(buf));
+        if (r == 0)
+            break;
+        if (r < 0) {
+            if (errno != EAGAIN)
+                return 11;
+            struct pollfd pr = {.fd = fd, .events = POLLIN | (sent < total ? POLLOUT : 0)};
+            poll(&pr, 1, 1000);
+            continue;
+        }
+        if (!one) {
+            char *e = memmem(buf, (size_t)r, "\r\n\r\nok", 6);
+            one = e ? (size_t)(e - buf) + 6 : 0;
+        }
+        got += (size_t)r;
+    }
+    free(all);
+    close(fd);
+    /* the last answer carries "Connection: close" too */
+    size_t want = one * N + strlen("Connection: close\r\n");
+    if (!blocked)
+        return 12;
+    return got == want ? 0 : 13;
 }
 
 static int c_h1_abuse(void *arg)
@@ -1213,10 +1286,83 @@ static void test_ipv6(void)
     h2s_free(s6);
 }
 
+/* sends a streaming request, then goes silent (no reads, no PING answers) */
+static int c_silent(void *arg)
+{
+    (void)arg;
+    struct raw_req rq = {.path = "/test.Echo/Hang", .ctype = "application/grpc"};
+    uint8_t out[512], *p = out, hb[256], *h = hb;
+    memcpy(p, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24);
+    p = put_frame(p + 24, 0, 4, 0, 0);
+    hp_lit(&h, ":method", "POST", 4);
+    hp_lit(&h, ":scheme", "http", 4);
+    hp_lit(&h, ":path", rq.path, strlen(rq.path));
+    hp_lit(&h, ":authority", "x", 1);
+    hp_lit(&h, "content-type", rq.ctype, strlen(rq.ctype));
+    p = put_frame(p, (size_t)(h - hb), 1, 4, 1);
+    memcpy(p, hb, (size_t)(h - hb));
+    p += h - hb;
+    p = put_frame(p, 5, 0, 1, 1);
+    memcpy(p, "\0\0\0\0\0", 5);
+    p += 5;
+    int fd = tcp_connect();
+    if (fd < 0 || write(fd, out, (size_t)(p - out)) != p - out)
+        return 10;
+    sleep(4);
+    close(fd);
+    return 0;
+}
+
+static void test_keepalive(void)
+{
+    /* client side: a "server" that accepts in the kernel and never speaks */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof(a);
+    bind(lfd, (struct sockaddr *)&a, sizeof(a));
+    listen(lfd, 8);
+    getsockname(lfd, (struct sockaddr *)&a, &al);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(a.sin_port));
+    gcl_t *g = gcl_new(base, addr, NULL);
+    gcl_set_keepalive(g, 200, 300);
+    struct res r;
+    res_init(&r);
+    int64_t t0 = mono_ns();
+    gcl_call_raw(g, "/test.Echo/Hang", "", 0, r_msg, r_done, &r, 0);
+    run_until(&r.done, 1, 5000);
+    int64_t ms = (mono_ns() - t0) / 1000000;
+    ok(r.code == GRPC_UNAVAILABLE && r.msg && strstr(r.msg, "keepalive") && ms < 2000,
+       "gcl keepalive: silent server -> UNAVAILABLE in %lldms (%s)", (long long)ms,
+       r.msg ? r.msg : "-");
+    res_clear(&r);
+    gcl_free(g);
+    close(lfd);
+
+    /* server side: a client that goes silent with a call open */
+    h2s_t *s = server_new();
+    h2s_set_keepalive(s, 1, 1);
+    h2s_listen(s, "127.0.0.1:0");
+    int saved = port;
+    port = h2s_port(s);
+    hang_closed = 0;
+    t0 = mono_ns();
+    in_child(c_silent, NULL);
+    ok(hang_closed == 1, "h2s keepalive: silent client's call closed (on_close ran)");
+    ms = (hang_closed_at - t0) / 1000000;
+    ok(ms < 3800, "...after %lldms, before the client itself went away (4000ms)", (long long)ms);
+    port = saved;
+    h2s_free(s);
+}
+
 static void test_http(void)
 {
     is_int(in_child(c_h1_healthz, NULL), 0, "HTTP/1.1 GET /healthz, keep-alive, 404, close");
     is_int(in_child(c_h1_abuse, NULL), 0, "HTTP/1.1 oversized head -> 431");
+    is_int(
+        in_child(c_h1_pipeline, NULL), 0,
+        "HTTP/1.1: 400000 pipelined GETs, client stalls: server stops reading, then answers all");
     char cmd[512];
     if (have("curl")) {
         snprintf(cmd, sizeof(cmd),
@@ -1310,6 +1456,7 @@ int main(void)
     test_reentrancy();
     test_group();
     test_ipv6();
+    test_keepalive();
     test_limits();
 
     struct h2s_stats st;

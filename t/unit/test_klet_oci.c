@@ -52,11 +52,22 @@ static void test_config_joiner(void)
         {"/data", "/pods/u/volumes/d", "bind", "rbind,rprivate,ro"},
     };
     struct klet_oci o = {
-        .args = args, .nargs = 3, .env = env, .nenv = 2, .cwd = "/work",
-        .rootfs = "/c/x/bundle/rootfs", .netns = "/pods/u/ns/net", .ipcns = "/pods/u/ns/ipc",
-        .utsns = "/pods/u/ns/uts", .cgroups_path = "/coracle/x", .mem_limit = 64 << 20,
-        .cpu_quota = 50000, .cpu_period = 100000, .cpu_shares = 512,
-        .mounts = mounts, .nmounts = 2,
+        .args = args,
+        .nargs = 3,
+        .env = env,
+        .nenv = 2,
+        .cwd = "/work",
+        .rootfs = "/c/x/bundle/rootfs",
+        .netns = "/pods/u/ns/net",
+        .ipcns = "/pods/u/ns/ipc",
+        .utsns = "/pods/u/ns/uts",
+        .cgroups_path = "/coracle/x",
+        .mem_limit = 64 << 20,
+        .cpu_quota = 50000,
+        .cpu_period = 100000,
+        .cpu_shares = 512,
+        .mounts = mounts,
+        .nmounts = 2,
     };
     char *s = klet_oci_config(&o);
     json_t *j = parse(s);
@@ -119,14 +130,13 @@ static void test_argv(void)
     char *ep[] = {"/docker-entrypoint.sh"};
     char *cmd[] = {"nginx", "-g", "daemon off;"};
     char *ienv[] = {"PATH=/usr/bin:/bin", "NGINX_VERSION=1.14.2"};
-    struct klet_img img = {.entrypoint = ep, .n_entrypoint = 1, .cmd = cmd, .n_cmd = 3,
-                           .env = ienv, .n_env = 2};
+    struct klet_img img = {
+        .entrypoint = ep, .n_entrypoint = 1, .cmd = cmd, .n_cmd = 3, .env = ienv, .n_env = 2};
     Coracle__V1__Container c = CORACLE__V1__CONTAINER__INIT;
     char **v = NULL, *err = NULL;
     size_t n = 0;
     ok(klet_ctr_argv(&c, &img, &v, &n, &err) == 0 && n == 4, "image entrypoint + cmd");
-    ok(n == 4 && !strcmp(v[0], "/docker-entrypoint.sh") && !strcmp(v[3], "daemon off;"),
-       "order");
+    ok(n == 4 && !strcmp(v[0], "/docker-entrypoint.sh") && !strcmp(v[3], "daemon off;"), "order");
     klet_strv_free(v);
 
     char *args[] = {"nginx", "-T"};

@@ -65,8 +65,11 @@ static void exited(struct klet_ctr *c, int code, bool oom)
 {
     c->state = KC_EXITED;
     c->ready = false;
-    c->term = (struct klet_term){.valid = true, .exit_code = code, .oom = oom,
-                                 .started_ns = 1001 * NS, .finished_ns = 1002 * NS};
+    c->term = (struct klet_term){.valid = true,
+                                 .exit_code = code,
+                                 .oom = oom,
+                                 .started_ns = 1001 * NS,
+                                 .finished_ns = 1002 * NS};
     snprintf(c->term.id, sizeof c->term.id, "%s", c->id);
 }
 
@@ -166,8 +169,11 @@ static void test_crashloop(void)
     setup("Always", 1, 0);
     run(&ctrs[0], "second");
     ctrs[0].restarts = 2;
-    ctrs[0].last = (struct klet_term){.valid = true, .exit_code = 1, .started_ns = 900 * NS,
-                                      .finished_ns = 950 * NS, .id = "first"};
+    ctrs[0].last = (struct klet_term){.valid = true,
+                                      .exit_code = 1,
+                                      .started_ns = 900 * NS,
+                                      .finished_ns = 950 * NS,
+                                      .id = "first"};
     exited(&ctrs[0], 1, false);
     ctrs[0].wait_reason = "CrashLoopBackOff";
     ctrs[0].wait_msg = "back-off 20s restarting failed container=web pod=pod1_default(u1)";

@@ -53,104 +53,118 @@ struct status_case {
 #define ONE "spec:\n  containers:\n  - name: a\n"
 #define TWO "spec:\n  containers:\n  - name: a\n  - name: b\n"
 #define DEL "  deletionTimestamp: \"2026-11-28T11:59:00Z\"\n"
-#define INIT2                                                                                      \
-    "spec:\n  initContainers:\n  - name: i1\n  - name: i2\n  containers:\n  - name: a\n"
+#define INIT2 "spec:\n  initContainers:\n  - name: i1\n  - name: i2\n  containers:\n  - name: a\n"
 
 static const struct status_case cases[] = {
     {"pending", ONE "status:\n  phase: Pending\n", "0/1", "Pending", "0"},
     {"no status", ONE, "0/1", "", "0"},
-    {"creating", ONE "status:\n  phase: Pending\n  containerStatuses:\n  - name: a\n    state:\n"
-                     "      waiting:\n        reason: ContainerCreating\n",
+    {"creating",
+     ONE "status:\n  phase: Pending\n  containerStatuses:\n  - name: a\n    state:\n"
+         "      waiting:\n        reason: ContainerCreating\n",
      "0/1", "ContainerCreating", "0"},
-    {"running", ONE "status:\n  phase: Running\n  containerStatuses:\n  - name: a\n    ready: "
-                    "true\n    state:\n      running:\n        startedAt: "
-                    "\"2026-11-28T11:58:00Z\"\n",
+    {"running",
+     ONE "status:\n  phase: Running\n  containerStatuses:\n  - name: a\n    ready: "
+         "true\n    state:\n      running:\n        startedAt: "
+         "\"2026-11-28T11:58:00Z\"\n",
      "1/1", "Running", "0"},
-    {"running not ready", ONE "status:\n  phase: Running\n  containerStatuses:\n  - name: a\n"
-                              "    ready: false\n    state:\n      running: {}\n",
+    {"running not ready",
+     ONE "status:\n  phase: Running\n  containerStatuses:\n  - name: a\n"
+         "    ready: false\n    state:\n      running: {}\n",
      "0/1", "Running", "0"},
-    {"crashloop", ONE "status:\n  phase: Running\n  containerStatuses:\n  - name: a\n"
-                      "    restartCount: 4\n    state:\n      waiting:\n        reason: "
-                      "CrashLoopBackOff\n    lastState:\n      terminated:\n        exitCode: 1\n"
-                      "        finishedAt: \"2026-11-28T11:58:00Z\"\n",
+    {"crashloop",
+     ONE "status:\n  phase: Running\n  containerStatuses:\n  - name: a\n"
+         "    restartCount: 4\n    state:\n      waiting:\n        reason: "
+         "CrashLoopBackOff\n    lastState:\n      terminated:\n        exitCode: 1\n"
+         "        finishedAt: \"2026-11-28T11:58:00Z\"\n",
      "0/1", "CrashLoopBackOff", "4 (2m ago)"},
-    {"err image pull", ONE "status:\n  phase: Pending\n  containerStatuses:\n  - name: a\n"
-                           "    state:\n      waiting:\n        reason: ErrImagePull\n",
+    {"err image pull",
+     ONE "status:\n  phase: Pending\n  containerStatuses:\n  - name: a\n"
+         "    state:\n      waiting:\n        reason: ErrImagePull\n",
      "0/1", "ErrImagePull", "0"},
-    {"completed", ONE "status:\n  phase: Succeeded\n  containerStatuses:\n  - name: a\n"
-                      "    state:\n      terminated:\n        exitCode: 0\n        reason: "
-                      "Completed\n",
+    {"completed",
+     ONE "status:\n  phase: Succeeded\n  containerStatuses:\n  - name: a\n"
+         "    state:\n      terminated:\n        exitCode: 0\n        reason: "
+         "Completed\n",
      "0/1", "Completed", "0"},
-    {"error", ONE "status:\n  phase: Failed\n  containerStatuses:\n  - name: a\n    state:\n"
-                  "      terminated:\n        exitCode: 1\n        reason: Error\n",
+    {"error",
+     ONE "status:\n  phase: Failed\n  containerStatuses:\n  - name: a\n    state:\n"
+         "      terminated:\n        exitCode: 1\n        reason: Error\n",
      "0/1", "Error", "0"},
-    {"oomkilled", ONE "status:\n  phase: Running\n  containerStatuses:\n  - name: a\n"
-                      "    restartCount: 1\n    state:\n      terminated:\n        exitCode: 137\n"
-                      "        reason: OOMKilled\n",
+    {"oomkilled",
+     ONE "status:\n  phase: Running\n  containerStatuses:\n  - name: a\n"
+         "    restartCount: 1\n    state:\n      terminated:\n        exitCode: 137\n"
+         "        reason: OOMKilled\n",
      "0/1", "OOMKilled", "1"},
-    {"exit code", ONE "status:\n  phase: Failed\n  containerStatuses:\n  - name: a\n    state:\n"
-                      "      terminated:\n        exitCode: 2\n",
+    {"exit code",
+     ONE "status:\n  phase: Failed\n  containerStatuses:\n  - name: a\n    state:\n"
+         "      terminated:\n        exitCode: 2\n",
      "0/1", "ExitCode:2", "0"},
-    {"signal", ONE "status:\n  phase: Failed\n  containerStatuses:\n  - name: a\n    state:\n"
-                   "      terminated:\n        exitCode: 137\n        signal: 9\n",
+    {"signal",
+     ONE "status:\n  phase: Failed\n  containerStatuses:\n  - name: a\n    state:\n"
+         "      terminated:\n        exitCode: 137\n        signal: 9\n",
      "0/1", "Signal:9", "0"},
-    {"init 0/2", INIT2 "status:\n  phase: Pending\n  initContainerStatuses:\n  - name: i1\n"
-                       "    state:\n      waiting:\n        reason: PodInitializing\n",
+    {"init 0/2",
+     INIT2 "status:\n  phase: Pending\n  initContainerStatuses:\n  - name: i1\n"
+           "    state:\n      waiting:\n        reason: PodInitializing\n",
      "0/1", "Init:0/2", "0"},
-    {"init 1/2", INIT2 "status:\n  phase: Pending\n  initContainerStatuses:\n  - name: i1\n"
-                       "    state:\n      terminated:\n        exitCode: 0\n  - name: i2\n"
-                       "    state:\n      running: {}\n",
+    {"init 1/2",
+     INIT2 "status:\n  phase: Pending\n  initContainerStatuses:\n  - name: i1\n"
+           "    state:\n      terminated:\n        exitCode: 0\n  - name: i2\n"
+           "    state:\n      running: {}\n",
      "0/1", "Init:1/2", "0"},
-    {"init error", INIT2 "status:\n  phase: Pending\n  initContainerStatuses:\n  - name: i1\n"
-                         "    restartCount: 3\n    state:\n      terminated:\n        exitCode: 1\n"
-                         "        reason: Error\n    lastState:\n      terminated:\n"
-                         "        finishedAt: \"2026-11-28T11:00:00Z\"\n",
+    {"init error",
+     INIT2 "status:\n  phase: Pending\n  initContainerStatuses:\n  - name: i1\n"
+           "    restartCount: 3\n    state:\n      terminated:\n        exitCode: 1\n"
+           "        reason: Error\n    lastState:\n      terminated:\n"
+           "        finishedAt: \"2026-11-28T11:00:00Z\"\n",
      "0/1", "Init:Error", "3 (60m ago)"},
-    {"init exit code", INIT2 "status:\n  phase: Pending\n  initContainerStatuses:\n  - name: i1\n"
-                             "    state:\n      terminated:\n        exitCode: 3\n",
+    {"init exit code",
+     INIT2 "status:\n  phase: Pending\n  initContainerStatuses:\n  - name: i1\n"
+           "    state:\n      terminated:\n        exitCode: 3\n",
      "0/1", "Init:ExitCode:3", "0"},
-    {"init signal", INIT2 "status:\n  phase: Pending\n  initContainerStatuses:\n  - name: i1\n"
-                          "    state:\n      terminated:\n        exitCode: 1\n        signal: 15\n",
+    {"init signal",
+     INIT2 "status:\n  phase: Pending\n  initContainerStatuses:\n  - name: i1\n"
+           "    state:\n      terminated:\n        exitCode: 1\n        signal: 15\n",
      "0/1", "Init:Signal:15", "0"},
-    {"init crashloop", INIT2 "status:\n  phase: Pending\n  initContainerStatuses:\n  - name: i1\n"
-                             "    state:\n      waiting:\n        reason: CrashLoopBackOff\n",
+    {"init crashloop",
+     INIT2 "status:\n  phase: Pending\n  initContainerStatuses:\n  - name: i1\n"
+           "    state:\n      waiting:\n        reason: CrashLoopBackOff\n",
      "0/1", "Init:CrashLoopBackOff", "0"},
-    {"initialized condition", INIT2
-     "status:\n  phase: Running\n  conditions:\n  - type: Initialized\n    status: \"True\"\n"
-     "  initContainerStatuses:\n  - name: i1\n    state:\n      running: {}\n"
-     "  containerStatuses:\n  - name: a\n    ready: true\n    state:\n      running: {}\n",
+    {"initialized condition",
+     INIT2 "status:\n  phase: Running\n  conditions:\n  - type: Initialized\n    status: \"True\"\n"
+           "  initContainerStatuses:\n  - name: i1\n    state:\n      running: {}\n"
+           "  containerStatuses:\n  - name: a\n    ready: true\n    state:\n      running: {}\n",
      "1/1", "Init:0/2", "0"},
-    {"terminating", DEL ONE "status:\n  phase: Running\n",
-     "0/1", "Terminating", "0"},
-    {"terminating succeeded", DEL ONE "status:\n  phase: Succeeded\n",
-     "0/1", "Succeeded", "0"},
-    {"node lost", DEL ONE "status:\n  phase: Running\n  reason: NodeLost\n",
-     "0/1", "Unknown", "0"},
+    {"terminating", DEL ONE "status:\n  phase: Running\n", "0/1", "Terminating", "0"},
+    {"terminating succeeded", DEL ONE "status:\n  phase: Succeeded\n", "0/1", "Succeeded", "0"},
+    {"node lost", DEL ONE "status:\n  phase: Running\n  reason: NodeLost\n", "0/1", "Unknown", "0"},
     {"evicted", ONE "status:\n  phase: Failed\n  reason: Evicted\n", "0/1", "Evicted", "0"},
-    {"completed + running, ready", TWO
-     "status:\n  phase: Running\n  conditions:\n  - type: Ready\n    status: \"True\"\n"
-     "  containerStatuses:\n  - name: a\n    state:\n      terminated:\n        exitCode: 0\n"
-     "        reason: Completed\n  - name: b\n    ready: true\n    state:\n      running: {}\n",
+    {"completed + running, ready",
+     TWO "status:\n  phase: Running\n  conditions:\n  - type: Ready\n    status: \"True\"\n"
+         "  containerStatuses:\n  - name: a\n    state:\n      terminated:\n        exitCode: 0\n"
+         "        reason: Completed\n  - name: b\n    ready: true\n    state:\n      running: {}\n",
      "1/2", "Running", "0"},
-    {"completed + running, not ready", TWO
-     "status:\n  phase: Running\n  conditions:\n  - type: Ready\n    status: \"False\"\n"
-     "  containerStatuses:\n  - name: a\n    state:\n      terminated:\n        exitCode: 0\n"
-     "        reason: Completed\n  - name: b\n    ready: true\n    state:\n      running: {}\n",
+    {"completed + running, not ready",
+     TWO "status:\n  phase: Running\n  conditions:\n  - type: Ready\n    status: \"False\"\n"
+         "  containerStatuses:\n  - name: a\n    state:\n      terminated:\n        exitCode: 0\n"
+         "        reason: Completed\n  - name: b\n    ready: true\n    state:\n      running: {}\n",
      "1/2", "NotReady", "0"},
-    {"first container's reason wins", TWO
+    {"first container's reason wins",
+     TWO
      "status:\n  phase: Pending\n  containerStatuses:\n  - name: a\n    state:\n      waiting:\n"
      "        reason: ErrImagePull\n  - name: b\n    state:\n      waiting:\n"
      "        reason: ContainerCreating\n",
      "0/2", "ErrImagePull", "0"},
-    {"restarts summed, latest", TWO
-     "status:\n  phase: Running\n  containerStatuses:\n  - name: a\n    restartCount: 2\n"
-     "    ready: true\n    state:\n      running: {}\n    lastState:\n      terminated:\n"
-     "        finishedAt: \"2026-11-28T09:00:00Z\"\n  - name: b\n    restartCount: 1\n"
-     "    ready: true\n    state:\n      running: {}\n    lastState:\n      terminated:\n"
-     "        finishedAt: \"2026-11-28T11:59:15Z\"\n",
+    {"restarts summed, latest",
+     TWO "status:\n  phase: Running\n  containerStatuses:\n  - name: a\n    restartCount: 2\n"
+         "    ready: true\n    state:\n      running: {}\n    lastState:\n      terminated:\n"
+         "        finishedAt: \"2026-11-28T09:00:00Z\"\n  - name: b\n    restartCount: 1\n"
+         "    ready: true\n    state:\n      running: {}\n    lastState:\n      terminated:\n"
+         "        finishedAt: \"2026-11-28T11:59:15Z\"\n",
      "2/2", "Running", "3 (45s ago)"},
-    {"scheduling gated", ONE "status:\n  phase: Pending\n  conditions:\n  - type: PodScheduled\n"
-                             "    status: \"False\"\n    reason: SchedulingGated\n",
+    {"scheduling gated",
+     ONE "status:\n  phase: Pending\n  conditions:\n  - type: PodScheduled\n"
+         "    status: \"False\"\n    reason: SchedulingGated\n",
      "0/1", "SchedulingGated", "0"},
 };
 
@@ -181,11 +195,26 @@ static void test_durations(void)
         long long s;
         const char *want;
     } d[] = {
-        {0, "0s"},          {-1, "0s"},          {-3, "<invalid>"},   {45, "45s"},
-        {119, "119s"},      {120, "2m"},         {192, "3m12s"},      {599, "9m59s"},
-        {600, "10m"},       {179 * 60, "179m"},  {3 * 3600, "3h"},    {3 * 3600 + 300, "3h5m"},
-        {8 * 3600, "8h"},   {47 * 3600, "47h"},  {48 * 3600, "2d"},   {76 * 3600, "3d4h"},
-        {8 * 86400, "8d"},  {729 * 86400, "729d"}, {730 * 86400, "2y"}, {800 * 86400, "2y70d"},
+        {0, "0s"},
+        {-1, "0s"},
+        {-3, "<invalid>"},
+        {45, "45s"},
+        {119, "119s"},
+        {120, "2m"},
+        {192, "3m12s"},
+        {599, "9m59s"},
+        {600, "10m"},
+        {179 * 60, "179m"},
+        {3 * 3600, "3h"},
+        {3 * 3600 + 300, "3h5m"},
+        {8 * 3600, "8h"},
+        {47 * 3600, "47h"},
+        {48 * 3600, "2d"},
+        {76 * 3600, "3d4h"},
+        {8 * 86400, "8d"},
+        {729 * 86400, "729d"},
+        {730 * 86400, "2y"},
+        {800 * 86400, "2y70d"},
         {3000 * 86400LL, "8y"},
     };
     for (size_t i = 0; i < sizeof(d) / sizeof(*d); i++) {
@@ -253,8 +282,7 @@ static void test_tabwriter(void)
     ctl_tw_free(&tw);
 }
 
-static char *table(const struct kind *k, ProtobufCMessage **objs, size_t n, bool wide,
-                   bool all_ns)
+static char *table(const struct kind *k, ProtobufCMessage **objs, size_t n, bool wide, bool all_ns)
 {
     struct ctl_tw tw;
     struct ctl_buf out = {0};
@@ -486,12 +514,37 @@ static void test_describe(void)
         "    memory: 4Gi\n  conditions:\n  - type: Ready\n    status: \"True\"\n"
         "    reason: KubeletReady\n    message: kubelet is posting ready status\n"
         "  addresses:\n  - type: InternalIP\n    address: 10.0.0.5\n");
+    Coracle__V1__Pod *np = (Coracle__V1__Pod *)obj(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: default\n"
+        "  creationTimestamp: \"2026-11-28T11:00:00Z\"\nspec:\n  nodeName: n1\n  containers:\n"
+        "  - name: a\n    resources:\n      requests:\n        cpu: 250m\n        memory: 64Mi\n"
+        "      limits:\n        memory: 128Mi\n  - name: b\n    resources:\n      requests:\n"
+        "        cpu: 100m\n");
+    ctl_describe_node(&out, n, NULL, &np, 1, NULL, 0, NOW);
+    ok(strstr(out.p, "Capacity:\n  cpu:                2\n  memory:             4Gi\n"
+                     "Non-terminated Pods:  (1 in total)\n"
+                     "  Namespace           Name    CPU Requests  CPU Limits  Memory Requests  "
+                     "Memory Limits  Age\n"
+                     "  ---------           ----    ------------  ----------  ---------------  "
+                     "-------------  ---\n"
+                     "  default             web     350m (17%)    0 (0%)      64Mi (1%)        "
+                     "128Mi (3%)     60m\n"
+                     "Allocated resources:\n"
+                     "  (Total limits may be over 100 percent, i.e., overcommitted.)\n"
+                     "  Resource           Requests    Limits\n"
+                     "  --------           --------    ------\n"
+                     "  cpu                350m (17%)  0 (0%)\n"
+                     "  memory             64Mi (1%)   128Mi (3%)\n"
+                     "  ephemeral-storage  0 (0%)      0 (0%)\n"
+                     "Events:              <none>\n") != NULL,
+       "describe node: pods and allocated resources");
+    ctl_buf_free(&out);
+    protobuf_c_message_free_unpacked(&np->base, NULL);
     ctl_describe_node(&out, n, NULL, NULL, 0, NULL, 0, NOW);
     ok(strstr(out.p, "Name:               n1\nRoles:              <none>\n") &&
-           strstr(out.p, "Capacity:\n  cpu:                2\n  memory:             4Gi\n"
-                         "Non-terminated Pods:  (0 in total)\nEvents:               <none>\n") &&
            strstr(out.p, "Addresses:\n  InternalIP:  10.0.0.5\n") &&
-           strstr(out.p, "  Ready   True    Thu, 01 Jan 1970 00:00:00 +0000   "),
+           strstr(out.p, "  Ready   True    Thu, 01 Jan 1970 00:00:00 +0000   ") &&
+           strstr(out.p, "Non-terminated Pods:  (0 in total)\n"),
        "describe node");
     ctl_buf_free(&out);
     protobuf_c_message_free_unpacked(&n->base, NULL);

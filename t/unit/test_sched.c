@@ -327,6 +327,17 @@ static void test_filters(void)
            "Ready=Unknown: unreachable taint");
     pod_tol(p2, "node.kubernetes.io/unreachable", "Exists", NULL, NULL);
     is_str(why_of(p2, &sn2), "", "tolerated");
+    n2->status->n_conditions = 0; /* the array is still freed with the node */
+    sched_node_set(&sn2, n2);
+    is_str(why_of(p2, &sn2), "node(s) had untolerated taint {node.kubernetes.io/not-ready: }",
+           "no Ready condition yet: not-ready taint");
+    n2->status->n_conditions = 1;
+    node_taint(n2, "node.kubernetes.io/unreachable", NULL, "NoExecute");
+    node_ready(n2, "Unknown");
+    sched_node_set(&sn2, n2);
+    is_str(why_of(p2, &sn2), "", "the real taint, tolerated, is not doubled by the implied one");
+    protobuf_c_message_free_unpacked(&n2->spec->taints[0]->base, NULL);
+    n2->spec->n_taints = 0;
     node_ready(n2, "True");
     sched_node_set(&sn2, n2);
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctl.h"
 #include "tap.h"
@@ -183,65 +184,64 @@ static void test_seeds(void)
     free(text);
 }
 
-static const char rich[] =
-    "apiVersion: v1\n"
-    "kind: Pod\n"
-    "metadata:\n"
-    "  name: web\n"
-    "  namespace: prod\n"
-    "  labels:\n"
-    "    app: web\n"
-    "    \"yes\": \"true\"\n"
-    "  annotations:\n"
-    "    note: |\n"
-    "      line one\n"
-    "      line two\n"
-    "  creationTimestamp: \"2026-11-28T06:35:04Z\"\n"
-    "spec:\n"
-    "  containers:\n"
-    "  - name: web\n"
-    "    image: nginx\n"
-    "    env:\n"
-    "    - name: EMPTY\n"
-    "      value: \"\"\n"
-    "    - name: NUM\n"
-    "      value: \"0123\"\n"
-    "    resources:\n"
-    "      limits:\n"
-    "        cpu: 500m\n"
-    "        memory: 128Mi\n"
-    "      requests:\n"
-    "        cpu: \"1\"\n"
-    "    livenessProbe:\n"
-    "      httpGet:\n"
-    "        path: /healthz\n"
-    "        port: http\n"
-    "      initialDelaySeconds: 3\n"
-    "    readinessProbe:\n"
-    "      tcpSocket:\n"
-    "        port: 8080\n"
-    "    startupProbe:\n"
-    "      exec:\n"
-    "        command: [cat, /tmp/ok]\n"
-    "    ports:\n"
-    "    - name: http\n"
-    "      containerPort: 8080\n"
-    "      protocol: TCP\n"
-    "    stdin: true\n"
-    "  volumes:\n"
-    "  - name: data\n"
-    "    hostPath:\n"
-    "      path: /srv\n"
-    "      type: Directory\n"
-    "  nodeSelector:\n"
-    "    disk: ssd\n"
-    "  tolerations:\n"
-    "  - key: k\n"
-    "    operator: Exists\n"
-    "    tolerationSeconds: 300\n"
-    "status:\n"
-    "  phase: Running\n"
-    "  startTime: 2026-11-28T06:35:05.5+01:00\n";
+static const char rich[] = "apiVersion: v1\n"
+                           "kind: Pod\n"
+                           "metadata:\n"
+                           "  name: web\n"
+                           "  namespace: prod\n"
+                           "  labels:\n"
+                           "    app: web\n"
+                           "    \"yes\": \"true\"\n"
+                           "  annotations:\n"
+                           "    note: |\n"
+                           "      line one\n"
+                           "      line two\n"
+                           "  creationTimestamp: \"2026-11-28T06:35:04Z\"\n"
+                           "spec:\n"
+                           "  containers:\n"
+                           "  - name: web\n"
+                           "    image: nginx\n"
+                           "    env:\n"
+                           "    - name: EMPTY\n"
+                           "      value: \"\"\n"
+                           "    - name: NUM\n"
+                           "      value: \"0123\"\n"
+                           "    resources:\n"
+                           "      limits:\n"
+                           "        cpu: 500m\n"
+                           "        memory: 128Mi\n"
+                           "      requests:\n"
+                           "        cpu: \"1\"\n"
+                           "    livenessProbe:\n"
+                           "      httpGet:\n"
+                           "        path: /healthz\n"
+                           "        port: http\n"
+                           "      initialDelaySeconds: 3\n"
+                           "    readinessProbe:\n"
+                           "      tcpSocket:\n"
+                           "        port: 8080\n"
+                           "    startupProbe:\n"
+                           "      exec:\n"
+                           "        command: [cat, /tmp/ok]\n"
+                           "    ports:\n"
+                           "    - name: http\n"
+                           "      containerPort: 8080\n"
+                           "      protocol: TCP\n"
+                           "    stdin: true\n"
+                           "  volumes:\n"
+                           "  - name: data\n"
+                           "    hostPath:\n"
+                           "      path: /srv\n"
+                           "      type: Directory\n"
+                           "  nodeSelector:\n"
+                           "    disk: ssd\n"
+                           "  tolerations:\n"
+                           "  - key: k\n"
+                           "    operator: Exists\n"
+                           "    tolerationSeconds: 300\n"
+                           "status:\n"
+                           "  phase: Running\n"
+                           "  startTime: 2026-11-28T06:35:05.5+01:00\n";
 
 static void test_rich(void)
 {
@@ -378,9 +378,9 @@ static void test_errors(void)
         ctl_buf_puts(&b, "[");
     struct ctl_objs o = {0};
     char *err = NULL;
-    ok(ctl_yaml_parse("bomb.yaml", b.p, b.len, &o, &err) < 0 && err &&
-           strstr(err, "nesting deeper than 64 levels"),
-       "deep nesting refused: %s", err ? err : "");
+    int brc = ctl_yaml_parse("bomb.yaml", b.p, b.len, &o, &err);
+    ok(brc < 0 && err && strstr(err, "nesting deeper than 64 levels"), "deep nesting refused: %s",
+       err ? err : "");
     free(err);
     ctl_buf_free(&b);
     /* the billion laughs */
@@ -390,6 +390,106 @@ static void test_errors(void)
            strstr(err, "aliases are not supported"),
        "billion laughs refused");
     free(err);
+
+    /* very many keys: linear-ish, and the first duplicate in document order is named */
+    struct ctl_buf m = {0};
+    ctl_buf_puts(&m, "apiVersion: v1\nkind: Pod\nmetadata:\n  labels:\n");
+    for (int i = 0; i < 200000; i++)
+        ctl_buf_printf(&m, "    k%d: v\n", i);
+    ctl_buf_puts(&m, "    k7: again\n    k3: again\n");
+    clock_t t0 = clock();
+    err = NULL;
+    int mrc = ctl_yaml_parse("many.yaml", m.p, m.len, &o, &err);
+    ok(mrc < 0 && err && !strcmp(err, "many.yaml:200005:5: metadata.labels: duplicate key \"k7\""),
+       "200000 keys: duplicate found (%s)", err ? err : "");
+    ok((double)(clock() - t0) / CLOCKS_PER_SEC < 20, "200000 keys: no quadratic blowup");
+    free(err);
+    ctl_buf_free(&m);
+}
+
+/* strings YAML could take for something else, or that need quoting or escapes */
+static void test_tricky_strings(void)
+{
+    static const char *const strs[] = {
+        "",
+        " lead",
+        "trail ",
+        "- dash",
+        ": colon",
+        "a: b",
+        "#hash",
+        "a #b",
+        "@at",
+        "`tick",
+        "!bang",
+        "&amp",
+        "*star",
+        "%pct",
+        "{brace}",
+        "[bracket]",
+        "'single'",
+        "\"double\"",
+        "yes",
+        "No",
+        "on",
+        "OFF",
+        "y",
+        "true",
+        "False",
+        "null",
+        "~",
+        "1",
+        "-1",
+        "0x1F",
+        "0o17",
+        "1.5",
+        "1e3",
+        ".inf",
+        ".nan",
+        "1_000",
+        "12:30",
+        "2026-11-28",
+        "multi\nline\n",
+        "trailing\n\n",
+        "tab\there",
+        "back\\slash",
+        "\u00e9t\u00e9 \u65e5\u672c",
+        "ctl\x01char",
+        "---",
+        "...",
+        "? q",
+        "a,b",
+        "<html>&",
+    };
+    size_t n = sizeof(strs) / sizeof(*strs);
+    int good = 1;
+    for (size_t i = 0; i < n; i++) {
+        Coracle__V1__Pod p = CORACLE__V1__POD__INIT;
+        Coracle__V1__PodSpec sp = CORACLE__V1__POD_SPEC__INIT;
+        Coracle__V1__Container ct = CORACLE__V1__CONTAINER__INIT, *cp = &ct;
+        char *args[1] = {(char *)strs[i]};
+        ct.name = (char *)"c";
+        ct.args = args;
+        ct.n_args = 1;
+        sp.containers = &cp;
+        sp.n_containers = 1;
+        p.spec = &sp;
+        for (int fmt = 0; fmt < 3; fmt++) {
+            char *y = ctl_emit(&kind_pod, &p.base, (enum ctl_fmt)fmt), *err = NULL;
+            struct ctl_objs o = {0};
+            int rc = ctl_yaml_parse("s", y, strlen(y), &o, &err);
+            const Coracle__V1__Pod *q = rc == 0 && o.n == 1 ? (Coracle__V1__Pod *)o.v[0].msg : NULL;
+            if (!q || !q->spec || q->spec->containers[0]->n_args != 1 ||
+                strcmp(q->spec->containers[0]->args[0], strs[i])) {
+                diag("string %zu (format %d) did not survive: %s\n%s", i, fmt, err ? err : "", y);
+                good = 0;
+            }
+            free(err);
+            free(y);
+            ctl_objs_free(&o);
+        }
+    }
+    ok(good, "%zu tricky strings survive YAML, JSON and compact JSON", n);
 }
 
 static void test_multi(void)
@@ -478,6 +578,7 @@ int main(void)
     test_rich();
     test_errors();
     test_multi();
+    test_tricky_strings();
     test_fields();
     return done_testing();
 }

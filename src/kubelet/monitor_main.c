@@ -359,8 +359,10 @@ int main(int argc, char **argv)
     }
     log_open();
 
-    char *runclog = path_in_state("runc.log");
-    char *pidfile = path_in_state("pid");
+    /* Static copies: error paths below exit without freeing. */
+    static char runclog[4096], pidfile[4096];
+    snprintf(runclog, sizeof runclog, "%s/runc.log", o_state);
+    snprintf(pidfile, sizeof pidfile, "%s/pid", o_state);
     char *cargv[] = {"runc",         "--root", (char *)o_root, "--log",    runclog,
                      "--log-format", "json",   "create",       "--bundle", (char *)o_bundle,
                      "--pid-file",   pidfile,  (char *)o_id,   NULL};
@@ -449,7 +451,5 @@ int main(int argc, char **argv)
     }
     snprintf(buf, sizeof buf, "%d %d %lld %d\n", code, sig, (long long)finished, oom_killed());
     write_file_atomic("exit", buf);
-    free(runclog);
-    free(pidfile);
     return 0;
 }

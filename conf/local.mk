@@ -1,5 +1,9 @@
-# Default configs (installed under $(sysconfdir)/coracle/), systemd units and
-# a tmpfiles.d entry. Units are made from *.service.in with the install paths.
+# Living on a node (issue 9): default configs (installed under
+# $(sysconfdir)/coracle/), systemd units made from conf/*.service.in with the
+# install paths, a tmpfiles.d entry, the observability helpers shared by the
+# daemons (src/lib/obs.c: /healthz, /readyz, /metrics, SIGHUP log-level
+# reload) and coracle-backup (online backup / restore of the LMDB store).
+# Man pages are in doc/local.mk.
 coraconfdir = $(sysconfdir)/coracle
 dist_coraconf_DATA = conf/coracle-apiserver.conf conf/coracle-scheduler.conf conf/coracle-kubelet.conf
 
@@ -12,4 +16,12 @@ EXTRA_DIST += conf/coracle-apiserver.service.in conf/coracle-scheduler.service.i
 CLEANFILES += $(systemdunit_DATA)
 
 %.service: $(srcdir)/conf/%.service.in Makefile
-	$(AM_V_GEN)sed -e 's|@bindir[@]|$(bindir)|g' -e 's|@sysconfdir[@]|$(sysconfdir)|g' $< >$@
+	$(AM_V_GEN)sed -e 's|@bindir[@]|$(bindir)|g' -e 's|@sysconfdir[@]|$(sysconfdir)|g' \
+	  -e 's|@localstatedir[@]|$(localstatedir)|g' $< >$@
+
+# src/lib/obs.c belongs to libcoracle.a (src/lib/local.mk) but is ours.
+libcoracle_a_SOURCES += src/lib/obs.c src/lib/obs.h
+
+bin_PROGRAMS += coracle-backup
+coracle_backup_SOURCES = src/backup/main.c
+coracle_backup_LDADD = libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS)

@@ -167,6 +167,19 @@ t.is_(code, grpc.StatusCode.UNIMPLEMENTED, "unknown method")
 s = socket.create_connection(c.api_addr.rsplit(":", 1)[0:1][0:1] and ("127.0.0.1", int(c.api_addr.rsplit(":", 1)[1])))
 s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + os.urandom(4096))
 s.close()
+# random bytes to every method
+import random
+rnd = random.Random(42)
+codes = set()
+for svc in ("Pods", "Nodes", "Events", "Leases"):
+    for m in ("Create", "Get", "List", "Update", "UpdateStatus", "Delete", "Bind"):
+        if m == "Bind" and svc != "Pods":
+            continue
+        for i in range(15):
+            payload = bytes(rnd.getrandbits(8) for _ in range(rnd.randint(1, 64)))
+            code, _ = raw_call("/coracle.v1.%s/%s" % (svc, m), payload)
+            codes.add(code)
+t.ok(codes <= {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, None}, "random bytes to every method: clean errors %r" % sorted(str(x) for x in codes))
 t.is_(api.call("Pods", "List", pb.ListRequest()).metadata.resourceVersion, rev0, "bad input stored nothing")
 t.ok(c.api.alive(), "daemon alive after bad input")
 t.is_(ctest.http_get(c.api_addr, "/healthz"), (200, "ok"), "healthz")

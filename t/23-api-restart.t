@@ -121,5 +121,25 @@ if n:
     t.is_((r.reason, r.message), ("NodeStatusUnknown", "Kubelet stopped posting node status."), "Kubernetes' reason and message")
 p = c.wait_for(lambda: (lambda p: p if [x for x in p.status.conditions if x.type == "Ready"][0].status == "False" else None)(api.call("Pods", "Get", pb.GetRequest(name="np"))), timeout=4)
 t.ok(p is not None, "its pods become Ready=False")
+# ---- SIGTERM with writes in flight: each answered OK is durable ----
+futs = []
+fn = api.channel.unary_unary("/coracle.v1.Pods/Create", request_serializer=lambda m: m.SerializeToString(),
+                             response_deserializer=pb.Pod.FromString)
+for i in range(500):
+    futs.append(("t%d" % i, fn.future(simple_pod("t%d" % i, ns="term"), timeout=10)))
+t0 = time.time()
+rc = c.api.stop()
+t.is_(rc, 0, "SIGTERM with calls in flight: exit 0 (%.2f s)" % (time.time() - t0))
+okd, other = [], set()
+for name, f in futs:
+    try:
+        f.result()
+        okd.append(name)
+    except grpc.RpcError as e:
+        other.add(e.code())
+t.ok(other <= {grpc.StatusCode.UNAVAILABLE}, "the rest: UNAVAILABLE (%d answered OK, %r)" % (len(okd), sorted(str(x) for x in other)))
+api = c.start_apiserver(*opts)
+have = {p.metadata.name for p in api.call("Pods", "List", pb.ListRequest(namespace="term")).items}
+t.is_([n for n in okd if n not in have], [], "every create answered OK before the exit is stored")
 t.is_(c.api.stop(), 0, "SIGTERM: exit 0")
 t.done()

@@ -75,7 +75,7 @@ def cs0(p):
 
 
 create("never", [ctr("c", "echo bye; exit 3")], "Never")
-create("onfail", [ctr("c", "sleep 0.2; exit 1")], "OnFailure")
+create("onfail", [ctr("c", "echo attempt; sleep 0.2; exit 1")], "OnFailure")
 create("always", [ctr("c", "sleep 0.2; exit 0")], "Always")
 create("done", [ctr("c", "exit 0")], "OnFailure")
 create("init", [ctr("main", "cat /work/order; exec sleep 1000", volumeMounts=[pb.VolumeMount(name="w", mountPath="/work")])],
@@ -122,6 +122,12 @@ t.ok(p is not None, "OnFailure restarts counted (%s)" % (cs0(get("onfail")).rest
 t.is_(get("onfail").status.phase, "Running", "crash-looping OnFailure pod is Running (as Kubernetes)")
 t.ok(any(r == "BackOff" and re.match(r"Back-off restarting failed container c in pod onfail_default\(.+\)$", m)
          for r, m in events("onfail")), "BackOff event text")
+
+rc, out, err = c.ctl("logs", "--previous", "onfail")
+t.ok(rc == 0 and out == "attempt\n", "coraclectl logs --previous: the last crashed attempt (%r %s)" % (out, err.strip()))
+rc, out, err = c.ctl("logs", "--previous", "never")
+t.ok(rc != 0 and 'previous terminated container "c" in pod "never" not found' in err,
+     "no previous instance: Kubernetes' error (%s)" % err.strip())
 
 # Always, exit 0: restarted too
 p = wait_pod("always", lambda p: cs0(p) and cs0(p).restartCount >= 1)

@@ -141,6 +141,12 @@ t.is_(seq[:6], [("Pulled", "spec.containers{web}"), ("Created", "spec.containers
 t.ok(all(e.source.component == "kubelet" and e.source.host == "node1" and re.match(r"^duo\.[0-9a-f]{16}$", e.metadata.name)
          for e in evs), "source kubelet/node1, names <pod>.<16 hex>")
 
+# ---- logs and exec through the apiserver (the tunnel the kubelet opens)
+rc, out, err = c.ctl("logs", "duo", "-c", "web")
+t.ok(rc == 0 and out == "hello\noops\n", "coraclectl logs: %r %s" % (out, err.strip()))
+rc, out, err = c.ctl("exec", "duo", "-c", "client", "--", "sh", "-c", "hostname; exit 3")
+t.ok(out == "duo\n" and rc == 3, "coraclectl exec: output and exit code (%d %r %s)" % (rc, out, err.strip()))
+
 # ---- graceful delete: the grace period (2 s) is honoured, then KILL
 t0 = time.time()
 api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="duo"))
@@ -163,16 +169,18 @@ t.ok(gone and time.time() - t0 < 3, "TERM-handling container deleted at once (%.
 
 # ---- hostNetwork: the node's network and UTS namespaces, podIP = hostIP
 api.call("Pods", "Create", pb.Pod(metadata=ctest.meta("hostnet", "default"), spec=pb.PodSpec(
-    nodeName="node1", hostNetwork=True, terminationGracePeriodSeconds=1, containers=[
+    nodeName="node1", hostNetwork=True, hostPID=True, hostIPC=True, terminationGracePeriodSeconds=1, containers=[
         pb.Container(name="c", image="progrium/busybox", imagePullPolicy="IfNotPresent",
-                     command=["sh", "-c", "hostname; ls /sys/class/net | grep -c . ; exec sleep 1000"])])))
+                     command=["sh", "-c", "hostname; ls /sys/class/net | grep -c . ; cat /proc/1/comm; readlink /proc/self/ns/ipc; exec sleep 1000"])])))
 p = wait_pod("hostnet", lambda p: p.status.phase == "Running")
 t.ok(p and p.status.podIP == p.status.hostIP != "", "hostNetwork: podIP = hostIP (%s)" % (p.status.podIP if p else None))
 log = os.path.join(root, "pods", p.metadata.uid if p else "x", "logs", "c", "0.log")
-txt = c.wait_for(lambda: os.path.exists(log) and len(open(log).read().splitlines()) >= 2 and open(log).read(), timeout=5) or ""
+txt = c.wait_for(lambda: os.path.exists(log) and len(open(log).read().splitlines()) >= 4 and open(log).read(), timeout=5) or ""
 out = [l.split(" ", 3)[3] for l in txt.splitlines()]
 t.ok(out[:1] == [os.uname().nodename], "hostNetwork: the node's hostname (%r)" % out[:1])
 t.ok(len(out) > 1 and out[1] == str(len(os.listdir("/sys/class/net"))), "hostNetwork: sees the node's interfaces")
+t.ok(len(out) > 2 and out[2] == open("/proc/1/comm").read().strip(), "hostPID: the node's pid 1 (%r)" % out[2:3])
+t.ok(len(out) > 3 and out[3] == os.readlink("/proc/self/ns/ipc"), "hostIPC: the node's IPC namespace")
 api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="hostnet"))
 t.ok(c.wait_for(lambda: get("hostnet") is None, timeout=10), "hostnet pod deleted")
 

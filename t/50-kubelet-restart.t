@@ -115,7 +115,18 @@ t.ok(p is not None, "exit of a re-adopted container noticed and restarted (resta
 log = os.path.join(root, "pods", p.metadata.uid if p else "x", "logs", "c", "0.log")
 t.ok(os.path.exists(log) and " stdout F started" in open(log).read(), "first attempt's log kept across restarts")
 
-for n in ("keep", "ending"):
+# ---- the apiserver restarts: the kubelet's watch resumes, deletes still reach it
+c.api.stop()
+time.sleep(0.5)
+api = c.start_apiserver(data_dir=os.path.join(c.dir, "data"))
+late = pb.Pod(metadata=ctest.meta("late", "default"), spec=pb.PodSpec(
+    nodeName="node1", terminationGracePeriodSeconds=1,
+    containers=[pb.Container(name="c", image="progrium/busybox", imagePullPolicy="IfNotPresent", command=["sleep", "1000"])]))
+# grpcio may hand us its broken pooled connection once: retry UNAVAILABLE
+t.ok(c.wait_for(lambda: api.try_call("Pods", "Create", late)[0], timeout=5), "late pod created")
+t.ok(wait_pod("late", lambda p: p.status.phase == "Running", timeout=20) is not None,
+     "after an apiserver restart the kubelet sees new pods")
+for n in ("keep", "ending", "late"):
     api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name=n))
 t.ok(c.wait_for(lambda: not api.call("Pods", "List", pb.ListRequest(namespace="default")).items, timeout=15),
      "all pods deleted")

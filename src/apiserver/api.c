@@ -19,6 +19,7 @@
 #include "grpc.h"
 #include "nodelife.h"
 #include "obj.h"
+#include "tunnel.h"
 #include "util.h"
 #include "watch.h"
 
@@ -41,6 +42,7 @@ struct api {
     size_t nroutes;
     int64_t inflight;
     bool stopping;
+    tun_hub_t *tun;
 };
 
 static const char *const verb_names[API_NVERBS] = {
@@ -487,6 +489,10 @@ static void metrics(api_t *a, char **body, size_t *len)
             "# TYPE coracle_apiserver_watch_slow_ended_total counter\n"
             "coracle_apiserver_watch_slow_ended_total %" PRIu64 "\n",
             ws.watchers, ws.events_sent, ws.cut_slow);
+    if (a->tun)
+        fprintf(f,
+                "# TYPE coracle_apiserver_tunnel_nodes gauge\ncoracle_apiserver_tunnel_nodes %zu\n",
+                tun_hub_nodes(a->tun));
     struct store_stats ss;
     store_get_stats(a->st, &ss);
     fprintf(f,
@@ -584,6 +590,16 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
     }
     h2s_set_http_handler(srv, http, a);
     return a;
+}
+
+void api_set_tunnel(api_t *a, struct tun_hub *t)
+{
+    a->tun = t;
+}
+
+int64_t api_inflight(const api_t *a)
+{
+    return a->inflight;
 }
 
 void api_stop(api_t *a)

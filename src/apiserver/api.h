@@ -29,7 +29,12 @@ struct api_config {
 
 /* Registers every route and the HTTP handler on srv; st must be open. */
 api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct api_config *cfg);
-/* Shutdown: ends every watch cleanly (OK) and stops the timers. */
+/* The kubelet tunnel (tunnel.c), for /metrics; may be NULL. */
+struct tun_hub;
+void api_set_tunnel(api_t *a, struct tun_hub *t);
+/* Calls accepted and not yet answered (watches excluded once ended). */
+int64_t api_inflight(const api_t *a);
+/* Shutdown: refuses new calls, ends every watch cleanly (OK). */
 void api_stop(api_t *a);
 void api_free(api_t *a);
 

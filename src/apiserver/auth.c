@@ -1,29 +1,819 @@
 /*
- * auth: authentication and authorization stages (allow-all for now). See auth.h.
+ * auth: authentication (client certificates, static tokens), RBAC-like
+ * authorization from a policy file, node restriction, the watch cap.
+ * See auth.h; the policy format is described in conf/policy.
  */
 #include "config.h"
 #include "auth.h"
+#include "tls.h"
+#include "util.h"
 
-#include <stddef.h>
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
-static const char *const masters[] = {"system:masters", "system:authenticated", NULL};
+#define ID_BUCKETS 256
+#define ID_MAX 100000 /* interned identities; beyond this new ones are refused */
+
+struct ident {
+    struct ident *next;
+    char *key; /* name "\n" group "\n" ... */
+    char *name;
+    char **groups; /* NULL-terminated */
+    unsigned watches;
+};
+
+struct token {
+    char *token;
+    struct ident *id;
+};
+
+struct rule {
+    char **verbs;     /* NULL-terminated; "*" matches all */
+    char **resources; /* "pods", "pods/status", "pods/" "*" (every subresource), "*" */
+    char **nss;       /* namespaces, "*" */
+};
+
+struct role {
+    char *name;
+    struct rule *rules;
+    size_t nrules;
+};
+
+struct binding {
+    char *role;
+    char **subjects; /* "user:NAME", "group:NAME" */
+};
+
+struct policy {
+    struct role *roles;
+    size_t nroles;
+    struct binding *binds;
+    size_t nbinds;
+};
+
+static struct {
+    int inited;
+    int client_ca;
+    char *token_file, *policy_file;
+    unsigned max_watches;
+    struct token *tokens;
+    size_t ntokens;
+    struct policy *pol; /* NULL: allow every authenticated user */
+    struct ident *ids[ID_BUCKETS];
+    size_t nids;
+} A;
+
+/* ---------------------------------------------------------------- identities */
+
+static void strv_free(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+static void strv_push(char ***v, size_t *n, const char *s, size_t len)
+{
+    *v = xrealloc(*v, (*n + 2) * sizeof(**v));
+    (*v)[(*n)++] = xstrndup(s, len);
+    (*v)[*n] = NULL;
+}
+
+static int strv_has(char *const *v, const char *s)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        if (strcmp(v[i], s) == 0)
+            return 1;
+    return 0;
+}
+
+static uint32_t hash_str(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+/* The interned identity for name + groups (+ system:authenticated); NULL when full. */
+static struct ident *intern(const char *name, char *const *groups, int authenticated)
+{
+    size_t n = strlen(name) + 2;
+    for (size_t i = 0; groups && groups[i]; i++)
+        n += strlen(groups[i]) + 1;
+    char *key = xmalloc(n + 32);
+    char *p = key;
+    p += sprintf(p, "%s\n", name);
+    for (size_t i = 0; groups && groups[i]; i++)
+        p += sprintf(p, "%s\n", groups[i]);
+    uint32_t h = hash_str(key) % ID_BUCKETS;
+    for (struct ident *id = A.ids[h]; id; id = id->next) {
+        if (strcmp(id->key, key) == 0) {
+            free(key);
+            return id;
+        }
+    }
+    if (A.nids >= ID_MAX) {
+        free(key);
+        return NULL;
+    }
+    struct ident *id = xcalloc(1, sizeof(*id));
+    id->key = key;
+    id->name = xstrdup(name);
+    size_t ng = 0;
+    for (size_t i = 0; groups && groups[i]; i++)
+        if (!strv_has(id->groups, groups[i]))
+            strv_push(&id->groups, &ng, groups[i], strlen(groups[i]));
+    const char *extra = authenticated ? "system:authenticated" : NULL;
+    if (extra && !strv_has(id->groups, extra))
+        strv_push(&id->groups, &ng, extra, strlen(extra));
+    if (!id->groups)
+        id->groups = xcalloc(1, sizeof(char *));
+    id->next = A.ids[h];
+    A.ids[h] = id;
+    A.nids++;
+    return id;
+}
+
+static void user_set(struct auth_user *u, struct ident *id)
+{
+    u->name = id->name;
+    u->groups = (const char *const *)id->groups;
+    u->id = id;
+}
+
+/* ---------------------------------------------------------------- token file */
+
+/* Splits one CSV line into fields (quotes as RFC 4180). Returns the count, -1 on bad quoting. */
+static int csv_split(const char *line, char ***out)
+{
+    char **v = NULL;
+    size_t n = 0;
+    const char *p = line;
+    char *buf = xmalloc(strlen(line) + 1);
+    for (;;) {
+        size_t bl = 0;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '"') {
+            p++;
+            for (;;) {
+                if (!*p) {
+                    free(buf);
+                    strv_free(v);
+                    return -1;
+                }
+                if (*p == '"') {
+                    if (p[1] == '"') {
+                        buf[bl++] = '"';
+                        p += 2;
+                        continue;
+                    }
+                    p++;
+                    break;
+                }
+                buf[bl++] = *p++;
+            }
+            while (*p == ' ' || *p == '\t')
+                p++;
+            if (*p && *p != ',') {
+                free(buf);
+                strv_free(v);
+                return -1;
+            }
+        } else {
+            while (*p && *p != ',')
+                buf[bl++] = *p++;
+            while (bl && (buf[bl - 1] == ' ' || buf[bl - 1] == '\t'))
+                bl--;
+        }
+        strv_push(&v, &n, buf, bl);
+        if (*p != ',')
+            break;
+        p++;
+    }
+    free(buf);
+    *out = v;
+    return (int)n;
+}
+
+static void tokens_free(struct token *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(t[i].token);
+    free(t);
+}
+
+static int tokens_load(const char *path, struct token **out, size_t *nout, char **err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        *err = xasprintf("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct token *t = NULL;
+    size_t n = 0, lineno = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = 0;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        const char *s = line;
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (!*s || *s == '#')
+            continue;
+        char **fv = NULL;
+        int nf = csv_split(s, &fv);
+        if (nf < 3 || !*fv[0] || !*fv[1]) {
+            *err = xasprintf("%s:%zu: expected token,user,uid[,\"group1,group2\"]%s", path, lineno,
+                             nf < 0 ? " (unbalanced quotes)" : "");
+            strv_free(fv);
+            rc = -1;
+            break;
+        }
+        char **groups = NULL;
+        size_t ng = 0;
+        for (int i = 3; i < nf; i++) {
+            for (const char *g = fv[i]; *g;) {
+                const char *e = strchr(g, ',');
+                size_t gl = e ? (size_t)(e - g) : strlen(g);
+                if (gl)
+                    strv_push(&groups, &ng, g, gl);
+                g += gl + (e ? 1 : 0);
+            }
+        }
+        struct ident *id = intern(fv[1], groups, 1);
+        strv_free(groups);
+        if (!id) {
+            *err = xasprintf("%s:%zu: too many identities", path, lineno);
+            strv_free(fv);
+            rc = -1;
+            break;
+        }
+        t = xrealloc(t, (n + 1) * sizeof(*t));
+        t[n].token = xstrdup(fv[0]);
+        t[n].id = id;
+        n++;
+        strv_free(fv);
+    }
+    free(line);
+    fclose(f);
+    if (rc < 0) {
+        tokens_free(t, n);
+        return -1;
+    }
+    *out = t;
+    *nout = n;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- policy file */
+
+static void policy_free(struct policy *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->nroles; i++) {
+        for (size_t j = 0; j < p->roles[i].nrules; j++) {
+            strv_free(p->roles[i].rules[j].verbs);
+            strv_free(p->roles[i].rules[j].resources);
+            strv_free(p->roles[i].rules[j].nss);
+        }
+        free(p->roles[i].rules);
+        free(p->roles[i].name);
+    }
+    free(p->roles);
+    for (size_t i = 0; i < p->nbinds; i++) {
+        free(p->binds[i].role);
+        strv_free(p->binds[i].subjects);
+    }
+    free(p->binds);
+    free(p);
+}
+
+static char **split_list(const char *s)
+{
+    char **v = NULL;
+    size_t n = 0;
+    while (*s) {
+        const char *e = strchr(s, ',');
+        size_t l = e ? (size_t)(e - s) : strlen(s);
+        if (l)
+            strv_push(&v, &n, s, l);
+        s += l + (e ? 1 : 0);
+    }
+    if (!v)
+        v = xcalloc(1, sizeof(char *));
+    return v;
+}
+
+static const char *const known_verbs[] = {"get",    "list",   "watch", "create",
+                                          "update", "delete", "*",     NULL};
+static const char *const known_res[] = {
+    "pods",         "pods/status", "pods/binding", "pods/log", "pods/exec", "pods/*", "nodes",
+    "nodes/status", "nodes/*",     "events",       "leases",   "*",         NULL};
+
+static int in_list(const char *const *l, const char *s)
+{
+    for (; *l; l++)
+        if (strcmp(*l, s) == 0)
+            return 1;
+    return 0;
+}
+
+static struct role *role_find(struct policy *p, const char *name)
+{
+    for (size_t i = 0; i < p->nroles; i++)
+        if (strcmp(p->roles[i].name, name) == 0)
+            return &p->roles[i];
+    return NULL;
+}
+
+/*
+ * Parses the policy text. Lines:
+ *   role NAME VERBS RESOURCES [NAMESPACES]
+ *   bind ROLE SUBJECT[,SUBJECT...]      (user:NAME or group:NAME)
+ * Returns the policy, or NULL with *err naming the line.
+ */
+static struct policy *policy_parse(const char *path, FILE *f, char **err)
+{
+    struct policy *p = xcalloc(1, sizeof(*p));
+    char *line = NULL;
+    size_t cap = 0, lineno = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *w[8];
+        int nw = 0;
+        for (char *tok = strtok(line, " \t\r\n"); tok; tok = strtok(NULL, " \t\r\n")) {
+            if (nw == 8) {
+                nw = 9;
+                break;
+            }
+            w[nw++] = tok;
+        }
+        if (nw == 0)
+            continue;
+        if (strcmp(w[0], "role") == 0) {
+            if (nw < 4 || nw > 5) {
+                *err = xasprintf("%s:%zu: expected: role NAME VERBS RESOURCES [NAMESPACES]", path,
+                                 lineno);
+                goto fail;
+            }
+            struct rule r = {split_list(w[2]), split_list(w[3]), split_list(nw == 5 ? w[4] : "*")};
+            const char *bad = NULL, *what = NULL;
+            for (char **v = r.verbs; *v && !bad; v++)
+                if (!in_list(known_verbs, *v))
+                    bad = *v, what = "verb";
+            for (char **v = r.resources; *v && !bad; v++)
+                if (!in_list(known_res, *v))
+                    bad = *v, what = "resource";
+            if (bad || !r.verbs[0] || !r.resources[0] || !r.nss[0]) {
+                *err = bad ? xasprintf("%s:%zu: unknown %s \"%s\"", path, lineno, what, bad)
+                           : xasprintf("%s:%zu: empty list", path, lineno);
+                strv_free(r.verbs), strv_free(r.resources), strv_free(r.nss);
+                goto fail;
+            }
+            struct role *ro = role_find(p, w[1]);
+            if (!ro) {
+                p->roles = xrealloc(p->roles, (p->nroles + 1) * sizeof(*p->roles));
+                ro = &p->roles[p->nroles++];
+                memset(ro, 0, sizeof(*ro));
+                ro->name = xstrdup(w[1]);
+            }
+            ro->rules = xrealloc(ro->rules, (ro->nrules + 1) * sizeof(*ro->rules));
+            ro->rules[ro->nrules++] = r;
+        } else if (strcmp(w[0], "bind") == 0) {
+            if (nw != 3) {
+                *err = xasprintf("%s:%zu: expected: bind ROLE user:NAME|group:NAME[,...]", path,
+                                 lineno);
+                goto fail;
+            }
+            char **subj = split_list(w[2]);
+            for (char **s = subj; *s; s++) {
+                if ((strncmp(*s, "user:", 5) != 0 || !(*s)[5]) &&
+                    (strncmp(*s, "group:", 6) != 0 || !(*s)[6])) {
+                    *err = xasprintf("%s:%zu: subject \"%s\": expected user:NAME or group:NAME",
+                                     path, lineno, *s);
+                    strv_free(subj);
+                    goto fail;
+                }
+            }
+            p->binds = xrealloc(p->binds, (p->nbinds + 1) * sizeof(*p->binds));
+            p->binds[p->nbinds].role = xstrdup(w[1]);
+            p->binds[p->nbinds].subjects = subj;
+            p->nbinds++;
+        } else {
+            *err = xasprintf("%s:%zu: unknown directive \"%s\" (expected role or bind)", path,
+                             lineno, w[0]);
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < p->nbinds; i++) {
+        if (!role_find(p, p->binds[i].role)) {
+            *err = xasprintf("%s: bind names role \"%s\", which is not defined", path,
+                             p->binds[i].role);
+            goto fail;
+        }
+    }
+    free(line);
+    return p;
+fail:
+    free(line);
+    policy_free(p);
+    return NULL;
+}
+
+static struct policy *policy_load(const char *path, char **err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        *err = xasprintf("%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct policy *p = policy_parse(path, f, err);
+    fclose(f);
+    return p;
+}
+
+/* ---------------------------------------------------------------- setup */
+
+static int load_files(char **err)
+{
+    struct token *t = NULL;
+    size_t nt = 0;
+    struct policy *p = NULL;
+    if (A.token_file && tokens_load(A.token_file, &t, &nt, err) < 0)
+        return -1;
+    if (A.policy_file && !(p = policy_load(A.policy_file, err))) {
+        tokens_free(t, nt);
+        return -1;
+    }
+    tokens_free(A.tokens, A.ntokens);
+    A.tokens = t;
+    A.ntokens = nt;
+    policy_free(A.pol);
+    A.pol = p;
+    return 0;
+}
+
+int auth_init(const struct auth_config *cfg, char **err)
+{
+    *err = NULL;
+    auth_shutdown();
+    A.inited = 1;
+    A.client_ca = cfg->client_ca;
+    A.token_file = cfg->token_file && *cfg->token_file ? xstrdup(cfg->token_file) : NULL;
+    A.policy_file = cfg->policy_file && *cfg->policy_file ? xstrdup(cfg->policy_file) : NULL;
+    A.max_watches = cfg->max_watches ? cfg->max_watches : 1000;
+    if (load_files(err) < 0)
+        return -1;
+    if (A.token_file)
+        log_info("auth: %zu tokens from %s", A.ntokens, A.token_file);
+    if (A.policy_file)
+        log_info("auth: policy %s: %zu roles, %zu bindings", A.policy_file, A.pol->nroles,
+                 A.pol->nbinds);
+    else if (auth_required())
+        log_warn("auth: no --authorization-policy-file: every authenticated user may do "
+                 "everything");
+    return 0;
+}
+
+int auth_reload(char **err)
+{
+    *err = NULL;
+    if (load_files(err) < 0) {
+        log_err("auth: reload failed, keeping the old token file and policy: %s", *err);
+        return -1;
+    }
+    log_info("auth: reloaded (%zu tokens%s)", A.ntokens, A.pol ? ", policy" : "");
+    return 0;
+}
+
+void auth_shutdown(void)
+{
+    tokens_free(A.tokens, A.ntokens);
+    policy_free(A.pol);
+    free(A.token_file);
+    free(A.policy_file);
+    for (size_t i = 0; i < ID_BUCKETS; i++) {
+        while (A.ids[i]) {
+            struct ident *id = A.ids[i];
+            A.ids[i] = id->next;
+            free(id->key);
+            free(id->name);
+            strv_free(id->groups);
+            free(id);
+        }
+    }
+    memset(&A, 0, sizeof(A));
+}
+
+int auth_required(void)
+{
+    return A.client_ca || A.token_file;
+}
+
+/* ---------------------------------------------------------------- authenticate */
+
+static const char *const dev_groups[] = {"system:masters", "system:authenticated", NULL};
+
+int auth_authenticate_token(const char *header, struct auth_user *u, char **err)
+{
+    *err = NULL;
+    if (!header || strncasecmp(header, "Bearer ", 7) != 0) {
+        *err = xstrdup("Unauthorized");
+        return -1;
+    }
+    const char *tok = header + 7;
+    while (*tok == ' ')
+        tok++;
+    size_t tl = strlen(tok);
+    struct ident *found = NULL;
+    for (size_t i = 0; i < A.ntokens; i++) {
+        /* constant time in the token's bytes */
+        if (strlen(A.tokens[i].token) == tl && CRYPTO_memcmp(A.tokens[i].token, tok, tl) == 0)
+            found = A.tokens[i].id;
+    }
+    if (!found || !tl) {
+        *err = xstrdup("Unauthorized");
+        return -1;
+    }
+    user_set(u, found);
+    return 0;
+}
 
 int auth_authenticate(h2s_call_t *c, struct auth_user *u, char **err)
 {
-    (void)c;
-    (void)err;
-    u->name = "system:anonymous";
-    u->groups = masters;
+    *err = NULL;
+    if (!auth_required()) {
+        static struct ident dev;
+        if (!dev.name) {
+            dev.name = "system:anonymous";
+            dev.groups = (char **)dev_groups;
+        }
+        u->name = dev.name;
+        u->groups = dev_groups;
+        u->id = &dev;
+        return 0;
+    }
+    SSL *ssl = h2s_call_ssl(c);
+    char *cn = NULL, **og = NULL;
+    if (ssl && tls_peer_identity(ssl, &cn, &og) == 0) {
+        struct ident *id = intern(cn, og, 1);
+        tls_identity_free(cn, og);
+        if (id) {
+            user_set(u, id);
+            return 0;
+        }
+    }
+    const char *h = h2s_call_header(c, "authorization");
+    if (h)
+        return auth_authenticate_token(h, u, err);
+    *err = xstrdup("Unauthorized");
+    log_info("auth: %s: no client certificate and no bearer token: Unauthorized", h2s_call_peer(c));
+    return -1;
+}
+
+/* ---------------------------------------------------------------- authorize */
+
+static int is_master(const struct auth_user *u)
+{
+    for (size_t i = 0; u->groups && u->groups[i]; i++)
+        if (strcmp(u->groups[i], "system:masters") == 0)
+            return 1;
     return 0;
+}
+
+static int match_verb(char *const *verbs, const char *verb)
+{
+    return strv_has(verbs, "*") || strv_has(verbs, verb);
+}
+
+static int match_res(char *const *res, const char *resource, const char *sub)
+{
+    char full[64];
+    if (strv_has(res, "*"))
+        return 1;
+    if (!sub)
+        return strv_has(res, resource);
+    snprintf(full, sizeof(full), "%s/%s", resource, sub);
+    if (strv_has(res, full))
+        return 1;
+    snprintf(full, sizeof(full), "%s/*", resource);
+    return strv_has(res, full);
+}
+
+/* ns NULL: the coarse check (any namespace) or a cluster-scoped / all-namespace request. */
+static int match_ns(char *const *nss, const struct kind *k, const char *ns, int coarse)
+{
+    if (!k->namespaced || coarse || strv_has(nss, "*"))
+        return 1;
+    return ns && strv_has(nss, ns);
+}
+
+static int subject_match(char *const *subjects, const struct auth_user *u)
+{
+    for (size_t i = 0; subjects[i]; i++) {
+        const char *s = subjects[i];
+        if (strncmp(s, "user:", 5) == 0 && strcmp(s + 5, u->name) == 0)
+            return 1;
+        if (strncmp(s, "group:", 6) == 0)
+            for (size_t j = 0; u->groups && u->groups[j]; j++)
+                if (strcmp(s + 6, u->groups[j]) == 0)
+                    return 1;
+    }
+    return 0;
+}
+
+static int rbac_allows(const struct auth_user *u, const char *verb, const struct kind *k,
+                       const char *sub, const char *ns, int coarse)
+{
+    if (is_master(u) || !A.pol)
+        return 1;
+    for (size_t i = 0; i < A.pol->nbinds; i++) {
+        const struct binding *b = &A.pol->binds[i];
+        if (!subject_match(b->subjects, u))
+            continue;
+        const struct role *r = role_find(A.pol, b->role);
+        for (size_t j = 0; r && j < r->nrules; j++) {
+            const struct rule *ru = &r->rules[j];
+            if (match_verb(ru->verbs, verb) && match_res(ru->resources, k->resource, sub) &&
+                match_ns(ru->nss, k, ns, coarse))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+static char *forbidden(const struct auth_user *u, const char *verb, const struct kind *k,
+                       const char *sub, const char *ns, const char *name, const char *why)
+{
+    const char *slash = strchr(k->api_version, '/');
+    int gl = slash ? (int)(slash - k->api_version) : 0;
+    char *scope = k->namespaced && ns && *ns ? xasprintf("in the namespace \"%s\"", ns)
+                                             : xstrdup("at the cluster scope");
+    char *m;
+    char *obj = name && *name ? xasprintf("%s \"%s\"", k->resource, name) : xstrdup(k->resource);
+    m = xasprintf("%s is forbidden: User \"%s\" cannot %s resource \"%s%s%s\" in API group "
+                  "\"%.*s\" %s%s%s",
+                  obj, u->name, verb, k->resource, sub ? "/" : "", sub ? sub : "", gl,
+                  k->api_version, scope, why ? ": " : "", why ? why : "");
+    free(obj);
+    free(scope);
+    log_info("auth: denied: %s", m);
+    return m;
 }
 
 int auth_authorize(const struct auth_user *u, const char *verb, const struct kind *k,
                    const char *subresource, char **err)
 {
-    (void)u;
-    (void)verb;
-    (void)k;
-    (void)subresource;
-    (void)err;
+    *err = NULL;
+    if (rbac_allows(u, verb, k, subresource, NULL, 1))
+        return 0;
+    *err = forbidden(u, verb, k, subresource, NULL, NULL, NULL);
+    return -1;
+}
+
+/* "system:node:<name>" in group system:nodes: its node name, else NULL. */
+static const char *node_of(const struct auth_user *u)
+{
+    if (strncmp(u->name, "system:node:", 12) != 0 || !u->name[12])
+        return NULL;
+    for (size_t i = 0; u->groups && u->groups[i]; i++)
+        if (strcmp(u->groups[i], "system:nodes") == 0)
+            return u->name + 12;
+    return NULL;
+}
+
+/* 1 if the field selector has the term spec.nodeName=<node> (or ==). */
+static int selects_node(const char *sel, const char *node)
+{
+    size_t nl = strlen(node);
+    for (const char *p = sel; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        while (l && *p == ' ')
+            p++, l--;
+        while (l && p[l - 1] == ' ')
+            l--;
+        const char *v = NULL;
+        if (l > 13 && strncmp(p, "spec.nodeName=", 14) == 0)
+            v = p + 14;
+        if (l > 15 && strncmp(p, "spec.nodeName==", 15) == 0)
+            v = p + 15;
+        if (v && (size_t)(p + l - v) == nl && strncmp(v, node, nl) == 0)
+            return 1;
+        p = e ? e + 1 : NULL;
+    }
     return 0;
+}
+
+static int is_write(const char *verb)
+{
+    return strcmp(verb, "create") == 0 || strcmp(verb, "update") == 0 ||
+           strcmp(verb, "delete") == 0 || strcmp(verb, "patch") == 0;
+}
+
+/* Node restriction: NULL when allowed, else why not (static text or into buf). */
+static const char *node_restrict(const char *node, const struct auth_attrs *a, char *buf, size_t bl)
+{
+    const char *v = a->verb;
+    const char *name = a->name ? a->name : "";
+    if (a->k == &kind_node || a->k == &kind_lease) {
+        if (!is_write(v))
+            return NULL;
+        if (strcmp(name, node) == 0)
+            return NULL;
+        snprintf(buf, bl, "node \"%s\" can only modify its own %s", node,
+                 a->k == &kind_node ? "Node" : "Lease");
+        return buf;
+    }
+    if (a->k != &kind_pod)
+        return NULL; /* events: as the policy says */
+    if (strcmp(v, "list") == 0 || strcmp(v, "watch") == 0) {
+        if (selects_node(a->field_selector, node))
+            return NULL;
+        snprintf(buf, bl, "node \"%s\" can only %s pods with fieldSelector spec.nodeName=%s", node,
+                 v, node);
+        return buf;
+    }
+    if (strcmp(v, "create") == 0 || (strcmp(v, "update") == 0 && !a->subresource)) {
+        snprintf(buf, bl, "node \"%s\" can only update the status of its pods", node);
+        return buf;
+    }
+    if (a->subresource && strcmp(a->subresource, "status") != 0) {
+        snprintf(buf, bl, "node \"%s\" cannot %s pods/%s", node, v, a->subresource);
+        return buf;
+    }
+    /* get, update status, delete: only pods bound to this node */
+    if (a->pod_node && strcmp(a->pod_node, node) == 0)
+        return NULL;
+    snprintf(buf, bl, "node \"%s\" can only access pods bound to it", node);
+    return buf;
+}
+
+int auth_authorize_attrs(const struct auth_user *u, const struct auth_attrs *a, char **err)
+{
+    *err = NULL;
+    const char *node = node_of(u);
+    if (!rbac_allows(u, a->verb, a->k, a->subresource, a->ns, 0)) {
+        *err = forbidden(u, a->verb, a->k, a->subresource, a->ns, a->name, NULL);
+        return -1;
+    }
+    char buf[256];
+    const char *why = node && !is_master(u) ? node_restrict(node, a, buf, sizeof(buf)) : NULL;
+    if (why) {
+        *err = forbidden(u, a->verb, a->k, a->subresource, a->ns, a->name, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- limits */
+
+int auth_is_mutating(const char *path)
+{
+    const char *m = strrchr(path, '/');
+    if (!m)
+        return 0;
+    m++;
+    return strcmp(m, "Create") == 0 || strcmp(m, "Update") == 0 || strcmp(m, "UpdateStatus") == 0 ||
+           strcmp(m, "Delete") == 0 || strcmp(m, "Bind") == 0 || strcmp(m, "Patch") == 0;
+}
+
+int auth_watch_begin(const struct auth_user *u, char **err)
+{
+    *err = NULL;
+    struct ident *id = u->id;
+    unsigned max = A.max_watches ? A.max_watches : 1000;
+    if (!id)
+        return 0;
+    if (id->watches >= max) {
+        *err = xasprintf("too many watches for user \"%s\" (max %u)", u->name, max);
+        log_warn("auth: %s", *err);
+        return -1;
+    }
+    id->watches++;
+    return 0;
+}
+
+void auth_watch_end(const struct auth_user *u)
+{
+    struct ident *id = u->id;
+    if (id && id->watches)
+        id->watches--;
 }

@@ -1,9 +1,37 @@
 /*
  * auth: the first two stages of the request pipeline, authenticate (who is
  * calling: client certificate CN/O, bearer token) and authorize (may they
- * do this verb on this resource). For now every caller is the anonymous
- * member of system:masters and everything is allowed; the TLS/RBAC issue
- * fills these in without touching the handlers.
+ * do this verb on this resource), plus the per-user watch cap.
+ *
+ * Authentication (as Kubernetes does):
+ *  - a client certificate verified against --client-ca-file (by the TLS
+ *    layer): user = subject CN, groups = subject O values;
+ *  - "authorization: Bearer T" with T in --token-auth-file, Kubernetes'
+ *    static token CSV: token,user,uid,"group1,group2";
+ *  - every authenticated user is also in group system:authenticated.
+ *  With neither a client CA nor a token file configured (the development
+ *  mode, allowed on loopback and unix sockets only) every caller is
+ *  "system:anonymous" in group system:masters. Otherwise a request with no
+ *  identity gets UNAUTHENTICATED "Unauthorized" (/healthz, /readyz and
+ *  /metrics are plain HTTP and need none).
+ *
+ * Authorization: default deny, RBAC-like, from --authorization-policy-file
+ * (format in conf/policy; reloaded by auth_reload on SIGHUP). Members of
+ * system:masters pass everything. Without a policy file every
+ * authenticated user may do everything (Kubernetes' AlwaysAllow mode).
+ * Node restriction (Kubernetes' Node authorizer and NodeRestriction
+ * admission) is always on for users "system:node:<name>" in group
+ * system:nodes: such a user may write only its own Node and Lease, the
+ * status of pods bound to it and their delete, and events; it may read
+ * only pods bound to it (list/watch must carry the field selector
+ * spec.nodeName=<name>).
+ *
+ * Denials read like Kubernetes': pods "x" is forbidden: User "bob" cannot
+ * get resource "pods" in API group "" in the namespace "default"; they
+ * are logged.
+ *
+ * State is process-wide (one apiserver per process); call from the event
+ * loop only.
  */
 #ifndef CORACLE_AUTH_H
 #define CORACLE_AUTH_H
@@ -11,16 +39,64 @@
 #include "h2s.h"
 #include "kinds.h"
 
+/* An identity. The strings live as long as the process (identities are interned). */
 struct auth_user {
     const char *name;
     const char *const *groups; /* NULL-terminated */
+    void *id;                  /* the interned identity (watch counts) */
 };
+
+struct auth_config {
+    int client_ca;          /* TLS listeners verify client certificates (--client-ca-file) */
+    const char *token_file; /* --token-auth-file, or NULL */
+    const char
+        *policy_file; /* --authorization-policy-file, or NULL (allow every authenticated user) */
+    unsigned max_watches; /* long-running calls per user (0: 1000) */
+};
+
+/* Loads the files. Returns 0, or -1 with *err (malloc'd, naming file and line). */
+int auth_init(const struct auth_config *cfg, char **err);
+/* Re-reads the token and policy files (SIGHUP); on error keeps the old ones. */
+int auth_reload(char **err);
+void auth_shutdown(void);
+/* 1 if callers must identify themselves (a client CA or a token file is configured). */
+int auth_required(void);
 
 /* Returns 0 and *u, or -1 with *err (malloc'd) for UNAUTHENTICATED. */
 int auth_authenticate(h2s_call_t *c, struct auth_user *u, char **err);
-/* verb is Kubernetes' ("create", "get", "list", "watch", "update", "delete", ...).
- * Returns 0, or -1 with *err (malloc'd) for PERMISSION_DENIED. */
+/* The bearer-token part alone: header is the "authorization" value (may be NULL). */
+int auth_authenticate_token(const char *header, struct auth_user *u, char **err);
+
+/*
+ * The coarse check before the request is decoded: may u do verb on
+ * resource[/subresource] in some namespace? verb is Kubernetes' ("create",
+ * "get", "list", "watch", "update", "delete"). Returns 0, or -1 with *err
+ * (malloc'd) for PERMISSION_DENIED.
+ */
 int auth_authorize(const struct auth_user *u, const char *verb, const struct kind *k,
                    const char *subresource, char **err);
+
+/* Everything known about a request once decoded. */
+struct auth_attrs {
+    const char *verb;
+    const struct kind *k;
+    const char *subresource;    /* "status", "binding", "log", "exec" or NULL */
+    const char *ns;             /* NULL for cluster-scoped kinds and all-namespace lists */
+    const char *name;           /* NULL for list/watch/create-with-generateName */
+    const char *field_selector; /* list/watch */
+    /* pods: spec.nodeName of the stored pod (get, update, delete, log, exec),
+     * "" when unbound, NULL when not looked up */
+    const char *pod_node;
+};
+/* The full check (RBAC with namespace and name, node restriction). 0, or -1 with *err. */
+int auth_authorize_attrs(const struct auth_user *u, const struct auth_attrs *a, char **err);
+
+/* For h2s_set_inflight_limits: 1 if the gRPC path changes state (Create, Update, Delete, Bind...).
+ */
+int auth_is_mutating(const char *path);
+
+/* The per-user cap on watches: 0, or -1 with *err (RESOURCE_EXHAUSTED); end releases. */
+int auth_watch_begin(const struct auth_user *u, char **err);
+void auth_watch_end(const struct auth_user *u);
 
 #endif

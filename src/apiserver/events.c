@@ -14,7 +14,8 @@ struct events {
     struct event_base *base;
     store_t *st;
     int64_t ttl_ns;
-    smap_t *idx; /* tuple -> name (malloc'd) */
+    smap_t *idx;  /* tuple -> name (malloc'd) */
+    smap_t *last; /* store key -> int64_t last occurrence, ns (malloc'd) */
     struct event *timer;
     void (*expire)(void *arg, const char *ns, const char *name);
     void *arg;
@@ -22,34 +23,56 @@ struct events {
 
 #define S(x) ((x) ? (x) : "")
 
+/* Kubernetes' EventCorrelator key (getEventKey), plus the event's namespace. */
 static char *tuple(const Coracle__V1__Event *ev)
 {
     const Coracle__V1__ObjectReference *o = ev->involvedobject;
     const Coracle__V1__EventSource *s = ev->source;
-    return xasprintf("%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s",
-                     ev->metadata ? S(ev->metadata->namespace_) : "", o ? S(o->kind) : "",
-                     o ? S(o->namespace_) : "", o ? S(o->name) : "", o ? S(o->uid) : "",
-                     S(ev->reason), S(ev->message), s ? S(s->component) : "", s ? S(s->host) : "",
-                     S(ev->type));
+    return xasprintf("%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s",
+                     ev->metadata ? S(ev->metadata->namespace_) : "", s ? S(s->component) : "",
+                     s ? S(s->host) : "", o ? S(o->kind) : "", o ? S(o->namespace_) : "",
+                     o ? S(o->name) : "", o ? S(o->fieldpath) : "", o ? S(o->uid) : "",
+                     o ? S(o->apiversion) : "", S(ev->type), S(ev->reason), S(ev->message));
 }
 
-static void idx_put(events_t *e, const void *val, size_t len)
+/* When the event last happened: lastTimestamp, else eventTime, else creation. */
+static int64_t event_last(const Coracle__V1__Event *ev)
+{
+    return ev->lasttimestamp ? obj_time_ns(ev->lasttimestamp)
+           : ev->eventtime   ? obj_microtime_ns(ev->eventtime)
+           : ev->metadata    ? obj_time_ns(ev->metadata->creationtimestamp)
+                             : 0;
+}
+
+static void idx_put(events_t *e, const char *key, size_t klen, const void *val, size_t len)
 {
     Coracle__V1__Event *ev = (void *)obj_decode(&coracle__v1__event__descriptor, val, len);
-    if (!ev || !ev->metadata || !ev->metadata->name) {
+    if (!ev)
+        return;
+    if (!ev->metadata || !ev->metadata->name) {
         obj_free(&ev->base);
         return;
     }
     char *t = tuple(ev);
     free(smap_put(e->idx, t, xstrdup(ev->metadata->name)));
     free(t);
+    char *k = xstrndup(key, klen);
+    int64_t *last = smap_get(e->last, k);
+    if (!last) {
+        last = xmalloc(sizeof(*last));
+        smap_put(e->last, k, last);
+    }
+    *last = event_last(ev);
+    free(k);
     obj_free(&ev->base);
 }
 
 static void idx_del(events_t *e, const void *val, size_t len)
 {
     Coracle__V1__Event *ev = (void *)obj_decode(&coracle__v1__event__descriptor, val, len);
-    if (!ev || !ev->metadata || !ev->metadata->name) {
+    if (!ev)
+        return;
+    if (!ev->metadata || !ev->metadata->name) {
         obj_free(&ev->base);
         return;
     }
@@ -67,8 +90,13 @@ void events_on_change(events_t *e, const struct store_change *ch)
         return;
     if (ch->prev)
         idx_del(e, ch->prev, ch->prev_len);
-    if (ch->val)
-        idx_put(e, ch->val, ch->val_len);
+    if (ch->val) {
+        idx_put(e, ch->key, ch->key_len, ch->val, ch->val_len);
+    } else {
+        char *k = xstrndup(ch->key, ch->key_len);
+        free(smap_del(e->last, k));
+        free(k);
+    }
 }
 
 const char *events_find(events_t *e, const Coracle__V1__Event *ev)
@@ -81,46 +109,44 @@ const char *events_find(events_t *e, const Coracle__V1__Event *ev)
 
 static int rebuild_cb(const char *key, size_t klen, const void *val, size_t vlen, void *arg)
 {
-    (void)key;
-    (void)klen;
-    idx_put(arg, val, vlen);
+    idx_put(arg, key, klen, val, vlen);
     return 0;
 }
 
 struct expire_scan {
     events_t *e;
     int64_t now;
+    char **keys;
+    size_t n;
 };
 
-static int expire_cb(const char *key, size_t klen, const void *val, size_t vlen, void *arg)
+static void expire_cb(const char *key, void *val, void *arg)
 {
-    (void)key;
-    (void)klen;
     struct expire_scan *x = arg;
-    Coracle__V1__Event *ev = (void *)obj_decode(&coracle__v1__event__descriptor, val, vlen);
-    if (!ev)
-        return 0;
-    int64_t last = ev->lasttimestamp ? obj_time_ns(ev->lasttimestamp)
-                   : ev->eventtime   ? obj_microtime_ns(ev->eventtime)
-                   : ev->metadata    ? obj_time_ns(ev->metadata->creationtimestamp)
-                                     : 0;
-    if (x->now - last >= x->e->ttl_ns && ev->metadata)
-        x->e->expire(x->e->arg, S(ev->metadata->namespace_), S(ev->metadata->name));
-    obj_free(&ev->base);
-    return 0;
+    if (x->now - *(int64_t *)val < x->e->ttl_ns)
+        return;
+    x->keys = xrealloc(x->keys, (x->n + 1) * sizeof(*x->keys));
+    x->keys[x->n++] = xstrdup(key);
 }
 
+/* Expiry from the in-memory times: no store scan, no decoding. */
 static void tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     events_t *e = arg;
-    store_rtxn_t *t;
-    if (store_read_begin(e->st, &t) < 0)
-        return;
-    struct expire_scan x = {e, now_ns()};
-    store_scan(t, "events/", 7, NULL, 0, expire_cb, &x);
-    store_read_end(t);
+    struct expire_scan x = {e, now_ns(), NULL, 0};
+    smap_each(e->last, expire_cb, &x);
+    for (size_t i = 0; i < x.n; i++) {
+        /* "events/<ns>/<name>" */
+        char *ns = x.keys[i] + 7, *slash = strchr(ns, '/');
+        if (slash) {
+            *slash = 0;
+            e->expire(e->arg, ns, slash + 1);
+        }
+        free(x.keys[i]);
+    }
+    free(x.keys);
 }
 
 events_t *events_new(struct event_base *base, store_t *st, int64_t ttl_s,
@@ -131,6 +157,7 @@ events_t *events_new(struct event_base *base, store_t *st, int64_t ttl_s,
     e->st = st;
     e->ttl_ns = (ttl_s > 0 ? ttl_s : 3600) * 1000000000LL;
     e->idx = smap_new();
+    e->last = smap_new();
     e->expire = expire;
     e->arg = arg;
     store_rtxn_t *t;
@@ -156,5 +183,6 @@ void events_free(events_t *e)
         return;
     event_free(e->timer);
     smap_free(e->idx, free);
+    smap_free(e->last, free);
     free(e);
 }

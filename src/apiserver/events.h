@@ -1,7 +1,8 @@
 /*
  * events: what the apiserver does for Events beyond storing them: an
- * in-memory index of stored events by (namespace, involvedObject
- * kind/name/uid, reason, message, source component/host, type) so that a
+ * in-memory index of stored events by Kubernetes' correlation key (source
+ * component/host, involvedObject kind/namespace/name/fieldPath/uid/
+ * apiVersion, type, reason, message; and the event's namespace) so that a
  * repeat raises the existing event's count instead of adding one (rebuilt
  * from the store at start, kept current from committed changes), and the
  * TTL timer that deletes events whose lastTimestamp is older than

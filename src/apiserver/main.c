@@ -1,9 +1,10 @@
 /*
  * coracle-apiserver: the only process that touches the store. main() reads
  * the configuration, opens the store, starts the HTTP/2 server, registers
- * the API (api.c) and runs one libevent loop. SIGTERM/SIGINT shut down in
- * order: stop accepting, end watches cleanly, let queued commits finish
- * and their answers go out, then exit 0.
+ * the API (api.c) and the kubelet tunnel (tunnel.c) and runs one libevent
+ * loop. SIGTERM/SIGINT shut down in order: stop accepting, refuse new
+ * calls and end watches cleanly, wait for the accepted calls to be answered
+ * (their writes durable), then close the server and the store and exit 0.
  */
 #include "config.h"
 #include "api.h"
@@ -59,14 +60,13 @@ struct app {
     int64_t drain_deadline;
 };
 
+/* Shutdown: wait until every accepted API call is answered (writes durable), at most 5 s. */
 static void drain_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct app *app = arg;
-    struct h2s_stats hs;
-    h2s_get_stats(app->srv, &hs);
-    if (hs.calls_open == 0 || mono_ns() > app->drain_deadline)
+    if (api_inflight(app->api) == 0 || mono_ns() > app->drain_deadline)
         event_base_loopbreak(app->base);
 }
 
@@ -74,8 +74,6 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     struct app *app = arg;
-    if (app->drain)
-        return;
     if (sig == SIGHUP) {
         /* nothing is reloadable yet; keep serving */
         sdn_reloading();
@@ -83,16 +81,15 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         sdn_reloaded();
         return;
     }
+    if (app->drain)
+        return;
     log_info("signal %d: shutting down", (int)sig);
     sdn_stopping();
     h2s_stop_accepting(app->srv);
-    api_stop(app->api);   /* ends watches with OK */
-    store_close(app->st); /* queued commits finish; their answers are queued */
-    app->st = NULL;
-    /* let the answers reach the sockets, up to 2 s */
-    app->drain_deadline = mono_ns() + 2000000000LL;
+    api_stop(app->api); /* refuses new calls, ends watches with OK */
+    app->drain_deadline = mono_ns() + 5000000000LL;
     app->drain = event_new(app->base, -1, EV_PERSIST, drain_cb, app);
-    struct timeval tv = {0, 20000};
+    struct timeval tv = {0, 10000};
     event_add(app->drain, &tv);
 }
 
@@ -132,6 +129,7 @@ int main(int argc, char **argv)
     };
     app.api = api_new(app.base, app.st, app.srv, &ac);
     app.tun = tun_hub_new(app.srv, app.st); /* Pods/Log, Pods/Exec, NodeTunnel/Connect */
+    api_set_tunnel(app.api, app.tun);
 
     static char *def_listen[] = {"127.0.0.1:6443"};
     struct cfg_list ls = listen_addrs.n ? listen_addrs : (struct cfg_list){def_listen, 1};
@@ -158,19 +156,20 @@ int main(int argc, char **argv)
 
     event_base_dispatch(app.base);
 
-    log_info("stopped");
+    /* tunnels, then every open call (answers flushed best-effort), then the
+     * store (ops still queued commit; their callers are gone) */
+    tun_hub_free(app.tun);
+    h2s_free(app.srv);
+    store_close(app.st);
+    api_free(app.api);
     if (app.drain)
         event_free(app.drain);
+    if (app.watchdog)
+        event_free(app.watchdog);
     event_free(app.sigterm);
     event_free(app.sigint);
     event_free(app.sighup);
-    if (app.watchdog)
-        event_free(app.watchdog);
-    if (app.st)
-        store_close(app.st);
-    tun_hub_free(app.tun);
-    h2s_free(app.srv); /* may still tell the api of calls going away */
-    api_free(app.api);
+    log_info("stopped");
     event_base_free(app.base);
     return 0;
 }

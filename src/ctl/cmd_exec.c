@@ -239,10 +239,19 @@ int ctl_cmd_exec(int argc, char **argv)
     req.tty = tty;
     Coracle__V1__ExecInput first = CORACLE__V1__EXEC_INPUT__INIT;
     first.request = &req;
+    /* The first message carries the terminal size, so the remote command
+     * never starts with a wrong one. */
+    struct winsize ws0;
+    Coracle__V1__TerminalSize sz0 = CORACLE__V1__TERMINAL_SIZE__INIT;
+    if (tty && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws0) == 0) {
+        sz0.has_width = sz0.has_height = 1;
+        sz0.width = ws0.ws_col;
+        sz0.height = ws0.ws_row;
+        first.resize = &sz0;
+    }
     s.call = gcl_call_bidi(c.g, "/coracle.v1.Pods/Exec", exec_msg, exec_done, &s);
     send_input(&s, &first);
     if (tty) {
-        send_size(&s);
         s.winch_ev = evsignal_new(c.base, SIGWINCH, winch_cb, &s);
         event_add(s.winch_ev, NULL);
         if (tty_raw() < 0)

@@ -108,6 +108,7 @@ struct klet_oci {
     const char *netns;    /* namespace paths to join; NULL = the host's (not listed) */
     const char *ipcns;
     const char *utsns;
+    bool host_pid; /* hostPID: no pid namespace of its own */
     const char *cgroups_path;
     int64_t mem_limit; /* bytes; 0 = none */
     int64_t cpu_quota; /* us per cpu_period; 0 = none */

@@ -17,12 +17,7 @@ libkubelet_a_SOURCES = \
 	src/kubelet/watch.c \
 	src/kubelet/tunnel.c src/kubelet/tunnel.h \
 	src/kubelet/pods.c
-# libkletpending.a: the image store until src/lib/image.mk joins libcoracle.a; it comes after
-# libcoracle.a, so the linker uses it only for symbols libcoracle.a does not define yet.
-noinst_LIBRARIES += libkletpending.a
-libkletpending_a_SOURCES = src/lib/image.c src/lib/image_ref.c src/lib/image_import.c \
-	src/lib/json.c
-KLET_LIBS = libkubelet.a libcoracle.a libkletpending.a $(COMMON_LIBS)
+KLET_LIBS = libkubelet.a libcoracle.a $(COMMON_LIBS)
 bin_PROGRAMS += coracle-kubelet coracle-monitor
 coracle_kubelet_SOURCES = src/kubelet/main.c
 coracle_kubelet_LDADD = $(KLET_LIBS)

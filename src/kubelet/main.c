@@ -13,6 +13,8 @@
 #include "util.h"
 
 #include <errno.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,24 @@ static void on_term(evutil_socket_t fd, short what, void *arg)
     log_info("signal received: exiting (containers keep running)");
     sdn_stopping();
     event_base_loopbreak(k->base);
+}
+
+/* The token file's first line (trailing whitespace dropped); fatal if unreadable. */
+static char *read_token(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fatal("token-file %s: %s", path, strerror(errno));
+    char buf[4096] = "";
+    if (!fgets(buf, sizeof buf, f))
+        buf[0] = 0;
+    fclose(f);
+    size_t n = strlen(buf);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = 0;
+    if (!n)
+        fatal("token-file %s: empty", path);
+    return xstrdup(buf);
 }
 
 static void on_hup(evutil_socket_t fd, short what, void *arg)
@@ -57,6 +77,7 @@ int main(int argc, char **argv)
         .log_max_size = 10 * 1024 * 1024,
         .node_status_period = 60,
     };
+    static char *ca = "", *cert = "", *key = "", *token_file = "";
     const struct cfg_opt opts[] = {
         {"server", CFG_STR, &k.cfg.server, "ADDR",
          "apiserver host:port or unix:/path (127.0.0.1:6443)"},
@@ -77,6 +98,12 @@ int main(int argc, char **argv)
          "container log rotation size (10485760)"},
         {"node-status-update-period", CFG_INT, &k.cfg.node_status_period, "SECONDS",
          "Node status refresh (60)"},
+        {"certificate-authority", CFG_STR, &ca, "FILE",
+         "CA bundle to verify the apiserver (TLS); unset: cleartext h2c"},
+        {"client-certificate", CFG_STR, &cert, "FILE",
+         "client certificate (CN system:node:<name>, O system:nodes)"},
+        {"client-key", CFG_STR, &key, "FILE", "the client certificate's key"},
+        {"token-file", CFG_STR, &token_file, "FILE", "bearer token for the apiserver (none)"},
     };
     const struct cfg_prog prog = {
         .name = "coracle-kubelet",
@@ -105,12 +132,18 @@ int main(int argc, char **argv)
     k.base = event_base_new();
     if (!k.base)
         fatal("event_base_new failed");
-    k.api = gcl_new(k.base, k.cfg.server, NULL);
+    struct gcl_opts gopts = {0};
+    char *token = *token_file ? read_token(token_file) : NULL;
+    char *err = NULL;
+    if (gcl_opts_setup(&gopts, k.cfg.server, ca, cert, key, token, &err) < 0)
+        fatal("%s", err);
+    k.api = gcl_new(k.base, k.cfg.server, &gopts);
+    if (gopts.tls)
+        SSL_CTX_free(gopts.tls); /* gcl holds its own reference */
     if (!k.api)
         fatal("bad server address \"%s\"", k.cfg.server);
 
     img_store_t *store = NULL;
-    char *err = NULL;
     if (img_store_open(k.cfg.image_dir, IMG_STORE_CREATE, &store, &err) == 0) {
         img_import_dropin(store);
         img_store_close(store);
@@ -149,6 +182,7 @@ int main(int argc, char **argv)
     event_free(t3);
     ktun_free(tun);
     gcl_free(k.api);
+    free(token);
     event_base_free(k.base);
     return 0;
 }

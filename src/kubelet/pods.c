@@ -279,7 +279,8 @@ static int prepare_and_start(struct klet_ctr *c, const Coracle__V1__Container *s
 
     char *netns = hostnet ? NULL : xasprintf("%s/ns/net", p->dir);
     char *utsns = hostnet ? NULL : xasprintf("%s/ns/uts", p->dir);
-    char *ipcns = xasprintf("%s/ns/ipc", p->dir);
+    bool hostipc = p->pod->spec->has_hostipc && p->pod->spec->hostipc;
+    char *ipcns = hostipc ? NULL : xasprintf("%s/ns/ipc", p->dir);
     char *cg = xasprintf("/coracle/%s", id);
     struct klet_oci o = {
         .args = argv,
@@ -291,6 +292,7 @@ static int prepare_and_start(struct klet_ctr *c, const Coracle__V1__Container *s
         .netns = netns,
         .ipcns = ipcns,
         .utsns = utsns,
+        .host_pid = p->pod->spec->has_hostpid && p->pod->spec->hostpid,
         .cgroups_path = cg,
         .mounts = mounts,
         .nmounts = nm,
@@ -598,6 +600,10 @@ static void status_done(gcl_call_t *call, int code, const char *message, void *a
         free(p->sent);
         p->sent = NULL;
         p->sent_len = 0;
+        if (!p->gone && !p->torn_down && code != 5 /* NOT_FOUND: the pod is gone */) {
+            struct timeval tv = {1, 0}; /* the apiserver may be away: sync again */
+            event_add(p->retry_ev, &tv);
+        }
     }
     if (p->gone && p->refs == 0 && p->torn_down) {
         pod_free(p);
@@ -697,6 +703,8 @@ static void delete_done(gcl_call_t *call, int code, const char *message, void *a
     if (code != 0 && code != 5 /* NOT_FOUND */) {
         log_warn("pod %s/%s: Delete: %s", p->ns, p->name, message);
         p->delete_sent = false;
+        struct timeval tv = {1, 0};
+        event_add(p->retry_ev, &tv);
     }
     if (p->gone && p->refs == 0)
         pod_free(p);
@@ -834,11 +842,31 @@ static void pod_sync_running(struct klet_pod *p)
     }
 }
 
+/* The grace-0 Delete that removes the object once everything is stopped and cleaned. */
+static void send_delete(struct klet_pod *p)
+{
+    if (p->delete_sent || p->gone)
+        return;
+    p->delete_sent = true;
+    Coracle__V1__Preconditions pre = CORACLE__V1__PRECONDITIONS__INIT;
+    pre.uid = p->uid;
+    Coracle__V1__DeleteRequest req = CORACLE__V1__DELETE_REQUEST__INIT;
+    req.namespace_ = p->ns;
+    req.name = p->name;
+    req.has_graceperiodseconds = 1;
+    req.graceperiodseconds = 0;
+    req.preconditions = &pre;
+    p->refs++;
+    gcl_call(p->k->api, "/coracle.v1.Pods/Delete", &req.base, NULL, delete_done, p, 10000);
+}
+
 static void pod_sync(struct klet_pod *p)
 {
-    struct klet *k = p->k;
-    if (p->torn_down)
+    if (p->torn_down) {
+        if (p->deleting)
+            send_delete(p); /* a retry after a failed Delete */
         return;
+    }
     if (p->gone) {
         if (pod_stop(p, false))
             return;
@@ -855,19 +883,7 @@ static void pod_sync(struct klet_pod *p)
         /* Everything stopped: final status, clean up, then the grace-0 delete. */
         status_send(p);
         pod_teardown(p);
-        if (!p->delete_sent) {
-            p->delete_sent = true;
-            Coracle__V1__Preconditions pre = CORACLE__V1__PRECONDITIONS__INIT;
-            pre.uid = p->uid;
-            Coracle__V1__DeleteRequest req = CORACLE__V1__DELETE_REQUEST__INIT;
-            req.namespace_ = p->ns;
-            req.name = p->name;
-            req.has_graceperiodseconds = 1;
-            req.graceperiodseconds = 0;
-            req.preconditions = &pre;
-            p->refs++;
-            gcl_call(k->api, "/coracle.v1.Pods/Delete", &req.base, NULL, delete_done, p, 10000);
-        }
+        send_delete(p);
         return;
     }
     if (pod_finished_elsewhere(p))
@@ -1240,17 +1256,10 @@ int klet_pods_resolve(void *arg, const char *ns, const char *pod, const char *co
     }
     struct klet_ctr *c = NULL;
     if (!container || !*container) {
-        if (p->nctr != 1) {
-            char *names = xstrdup("");
-            for (size_t i = 0; i < p->nctr; i++) {
-                char *t = xasprintf("%s%s%s", names, i ? " " : "", p->ctrs[i].name);
-                free(names);
-                names = t;
-            }
-            *err = xasprintf("a container name must be specified for pod %s, choose one of: [%s]",
-                             pod, names);
-            free(names);
-            return 3; /* INVALID_ARGUMENT */
+        /* kubectl's default: the first container */
+        if (!p->nctr) {
+            *err = xasprintf("pod %s has no containers", pod);
+            return 3;
         }
         c = &p->ctrs[0];
     } else {

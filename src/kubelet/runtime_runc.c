@@ -167,7 +167,9 @@ char *klet_oci_config(const struct klet_oci *o)
                     (long long)(o->cpu_period > 0 ? o->cpu_period : 100000));
         fputc('}', f);
     }
-    fputs("},\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"mount\"}", f);
+    fputs(o->host_pid ? "},\"namespaces\":[{\"type\":\"mount\"}"
+                      : "},\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"mount\"}",
+          f);
     struct {
         const char *type, *path;
     } ns[] = {{"network", o->netns}, {"ipc", o->ipcns}, {"uts", o->utsns}};

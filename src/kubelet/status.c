@@ -272,7 +272,7 @@ static char *names_msg(const char *what, const struct klet_ctr *arr, size_t n,
 
 static bool not_ready(const struct klet_ctr *c)
 {
-    return !(c->state == KC_RUNNING && c->ready);
+    return !(c->state == KC_RUNNING && c->ready && !c->startup_pending);
 }
 
 static bool not_inited(const struct klet_ctr *c)

@@ -204,6 +204,19 @@ static void kexec_event(struct bufferevent *bev, short what, void *arg)
     kexec_maybe_done(s);
 }
 
+static void kexec_stdin_drained(struct bufferevent *bev, void *arg)
+{
+    struct ksess *s = arg;
+    bufferevent_free(s->in);
+    s->in = NULL;
+}
+
+static void kexec_stdin_event(struct bufferevent *bev, short what, void *arg)
+{
+    /* The process closed its stdin (EPIPE): drop what it will never read. */
+    kexec_stdin_drained(bev, arg);
+}
+
 static void kexec_exit(evutil_socket_t fd, short what, void *arg)
 {
     struct ksess *s = arg;
@@ -565,9 +578,12 @@ static void ktun_on_msg(gcl_call_t *c, const uint8_t *msg, size_t len, void *arg
             if (f->has_stdinclosed && f->stdinclosed && s->in) {
                 if (s->tty) {
                     bufferevent_write(s->in, "\x04", 1);
-                } else {
+                } else if (evbuffer_get_length(bufferevent_get_output(s->in)) == 0) {
                     bufferevent_free(s->in);
                     s->in = NULL;
+                } else {
+                    /* Close once what is queued has reached the process. */
+                    bufferevent_setcb(s->in, NULL, kexec_stdin_drained, kexec_stdin_event, s);
                 }
             }
         }

@@ -16,20 +16,32 @@
  * the gcl_t: a connection inside nghttp2 is then only marked and freed
  * when nghttp2 returns. A keepalive PING fails connections whose server
  * went silent while calls are open.
+ *
+ * TLS (gcl_opts.tls): each connection gets an SSL from the context, set
+ * to verify the server's certificate against the address's host name or
+ * IP (tls_client_ssl), over libevent's bufferevent_openssl; the
+ * bufferevent reports CONNECTED once the handshake is done, and a failed
+ * handshake fails the calls with UNAVAILABLE naming the reason
+ * ("certificate verify failed: unable to get local issuer certificate").
  */
 #include "config.h"
 #include "gcl.h"
 #include "grpc.h"
+#include "tls.h"
 #include "util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/util.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +69,7 @@ struct gconn {
     int zombie; /* freed by the read callback after mem_recv returns */
     int goaway;
     int connect_errno; /* errno seen by connect() itself (refused at once) */
+    int tls;
     struct event *ka_timer;
     int64_t last_recv, ping_sent; /* mono ns; ping_sent 0 = no PING outstanding */
     int64_t ka_interval, ka_timeout;
@@ -75,6 +88,8 @@ struct gcl {
     int sslen;
     char *host; /* for connect_hostname when not numeric */
     int port;
+    SSL_CTX *tls;        /* NULL: cleartext */
+    char *tls_host;      /* the name or IP the server certificate must carry */
     struct gconn *cur;   /* where new calls go */
     struct gconn *conns; /* every connection, cur included */
 };
@@ -547,7 +562,7 @@ static void gconn_writecb(struct bufferevent *bev, void *arg)
 static void gconn_eventcb(struct bufferevent *bev, short what, void *arg)
 {
     struct gconn *c = arg;
-    char m[256];
+    char m[640];
     if (what & BEV_EVENT_CONNECTED) {
         c->connected = 1;
         if (c->connect_timer)
@@ -558,7 +573,24 @@ static void gconn_eventcb(struct bufferevent *bev, short what, void *arg)
     }
     if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
         return;
-    if (!c->connected) {
+    unsigned long te = c->tls ? bufferevent_get_openssl_error(bev) : 0;
+    if (te) {
+        char b[256];
+        ERR_error_string_n(te, b, sizeof(b));
+        const char *r = strstr(b, "::");
+        r = r ? r + 2 : b;
+        SSL *ssl = bufferevent_openssl_get_ssl(bev);
+        long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+        while (bufferevent_get_openssl_error(bev))
+            ;
+        if (vr != X509_V_OK)
+            snprintf(m, sizeof(m), "%s %s: TLS: %s: %s",
+                     c->connected ? "connection to" : "connect to", c->addr, r,
+                     X509_verify_cert_error_string(vr));
+        else
+            snprintf(m, sizeof(m), "%s %s: TLS: %s", c->connected ? "connection to" : "connect to",
+                     c->addr, r);
+    } else if (!c->connected) {
         int e = 0, fd = bufferevent_getfd(bev);
         socklen_t el = sizeof(e);
         if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0 || !e)
@@ -671,7 +703,18 @@ static struct gconn *gconn_open(gcl_t *g)
     c->authority = xstrdup(g->authority);
     c->bearer = g->bearer ? xstrdup(g->bearer) : NULL;
     c->flush_ev = event_new(g->base, -1, 0, gconn_flush_cb, c);
-    c->bev = bufferevent_socket_new(g->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (g->tls) {
+        SSL *ssl = tls_client_ssl(g->tls, g->tls_host);
+        if (ssl)
+            c->bev = bufferevent_openssl_socket_new(g->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                    BEV_OPT_CLOSE_ON_FREE);
+        if (!c->bev) /* gcl_new made one already: only out of memory gets here */
+            fatal("gcl: %s: cannot set up TLS: %s", g->addr, tls_last_error());
+        bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+        c->tls = 1;
+    } else {
+        c->bev = bufferevent_socket_new(g->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    }
     bufferevent_setcb(c->bev, gconn_readcb, gconn_writecb, gconn_eventcb, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, 64 * 1024, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
@@ -812,6 +855,18 @@ gcl_t *gcl_new(struct event_base *base, const char *addr, const struct gcl_opts 
     ignore_sigpipe();
     gcl_t *g = xcalloc(1, sizeof(*g));
     g->base = base;
+    int https = 0;
+    if (strncmp(addr, "https://", 8) == 0) {
+        addr += 8;
+        https = 1;
+    } else if (strncmp(addr, "http://", 7) == 0) {
+        addr += 7;
+    }
+    if (https && !(opts && opts->tls)) {
+        log_err("gcl: https://%s: TLS needs a CA (certificate-authority)", addr);
+        free(g);
+        return NULL;
+    }
     g->addr = xstrdup(addr);
     g->connect_timeout_ms = opts && opts->connect_timeout_ms ? opts->connect_timeout_ms : 3000;
     g->ka_interval_ms = 30000;
@@ -830,7 +885,25 @@ gcl_t *gcl_new(struct event_base *base, const char *addr, const struct gcl_opts 
         g->sslen = sizeof(*un);
         g->is_unix = 1;
         g->authority = xstrdup("localhost");
-        return g;
+        return g; /* unix sockets are cleartext: opts->tls is not used */
+    }
+    if (opts && opts->tls) {
+        const char *colon = strrchr(addr, ':');
+        g->tls_host = opts->tls_server_name ? xstrdup(opts->tls_server_name)
+                      : colon               ? xstrndup(addr, (size_t)(colon - addr))
+                                            : xstrdup(addr);
+        SSL *probe = tls_client_ssl(opts->tls, g->tls_host);
+        if (!probe) {
+            log_err("gcl: %s: cannot verify the server as '%s' (bad host name?)", addr,
+                    g->tls_host);
+            free(g->tls_host);
+            free(g->addr);
+            free(g);
+            return NULL;
+        }
+        SSL_free(probe);
+        SSL_CTX_up_ref(opts->tls);
+        g->tls = opts->tls;
     }
     const char *colon = strrchr(addr, ':');
     if (parse_hostport(addr, &g->ss, &g->sslen) == 0) {
@@ -855,6 +928,8 @@ gcl_t *gcl_new(struct event_base *base, const char *addr, const struct gcl_opts 
 fail:
     free(g->addr);
     free(g->bearer);
+    free(g->tls_host);
+    SSL_CTX_free(g->tls);
     free(g);
     return NULL;
 }
@@ -878,6 +953,8 @@ void gcl_free(gcl_t *g)
     free(g->authority);
     free(g->bearer);
     free(g->host);
+    free(g->tls_host);
+    SSL_CTX_free(g->tls);
     free(g);
 }
 
@@ -1116,4 +1193,30 @@ int gcl_unary_sync_timeout(gcl_t *g, const char *path, const ProtobufCMessage *r
     else
         free(st.msg);
     return st.code;
+}
+
+int gcl_opts_setup(struct gcl_opts *o, const char *addr, const char *ca, const char *cert,
+                   const char *key, const char *token, char **err)
+{
+    *err = NULL;
+    o->bearer_token = token && *token ? token : NULL;
+    o->tls = NULL;
+    int https = addr && strncmp(addr, "https://", 8) == 0;
+    if (ca && !*ca)
+        ca = NULL;
+    if (cert && !*cert)
+        cert = NULL;
+    if (key && !*key)
+        key = NULL;
+    if (!ca && !https) {
+        if (cert || key) {
+            *err = xasprintf("client-certificate needs certificate-authority (TLS)");
+            return -1;
+        }
+        return 0;
+    }
+    if (addr && strncmp(addr, "unix:", 5) == 0)
+        return 0;
+    o->tls = tls_client_ctx(ca, cert, key, err);
+    return o->tls ? 0 : -1;
 }

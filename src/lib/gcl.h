@@ -20,18 +20,38 @@
 typedef struct gcl gcl_t;
 typedef struct gcl_call gcl_call_t;
 
+struct ssl_ctx_st;
 struct gcl_opts {
-    int connect_timeout_ms; /* default 3000 */
+    int connect_timeout_ms;   /* default 3000 */
     const char *bearer_token; /* sent as "authorization: Bearer ..." if set */
+    /*
+     * TLS for TCP addresses (tls.h: tls_client_ctx; gcl takes its own
+     * reference). NULL: cleartext. The server certificate must carry the
+     * address's host (name or IP) unless tls_server_name says otherwise.
+     */
+    struct ssl_ctx_st *tls;
+    const char *tls_server_name;
 };
 
 /*
- * addr: "host:port" or "unix:/path". Does not connect yet. Returns NULL
- * and logs if addr cannot be parsed. opts may be NULL.
+ * addr: "host:port", "https://host:port" (needs opts->tls), "http://host:port"
+ * or "unix:/path". Does not connect yet. Returns NULL and logs if addr
+ * cannot be parsed. opts may be NULL.
  */
 gcl_t *gcl_new(struct event_base *base, const char *addr, const struct gcl_opts *opts);
 /* Cancels every open call (their done callbacks run with CANCELLED) and frees. */
 void gcl_free(gcl_t *g);
+
+/*
+ * The client side of the kubeconfig-like keys every program takes
+ * (certificate-authority, client-certificate, client-key, token): fills
+ * *o (tls and bearer_token; the strings are borrowed, the context is
+ * owned by the caller: SSL_CTX_free after gcl_new). ca NULL = cleartext
+ * (unless addr starts with https://, then the system CA store is used).
+ * Returns 0, or -1 with *err (malloc'd).
+ */
+int gcl_opts_setup(struct gcl_opts *o, const char *addr, const char *ca, const char *cert,
+                   const char *key, const char *token, char **err);
 const char *gcl_addr(const gcl_t *g);
 /*
  * Keepalive while calls are open (watches): after interval_ms without a
@@ -61,10 +81,11 @@ typedef void (*gcl_done_fn)(gcl_call_t *call, int code, const char *message, voi
 gcl_call_t *gcl_call(gcl_t *g, const char *path, const ProtobufCMessage *req, gcl_msg_fn on_msg,
                      gcl_done_fn on_done, void *arg, int timeout_ms);
 /* Same with a pre-packed request body (no 5-byte header). */
-gcl_call_t *gcl_call_raw(gcl_t *g, const char *path, const void *req, size_t len,
-                         gcl_msg_fn on_msg, gcl_done_fn on_done, void *arg, int timeout_ms);
+gcl_call_t *gcl_call_raw(gcl_t *g, const char *path, const void *req, size_t len, gcl_msg_fn on_msg,
+                         gcl_done_fn on_done, void *arg, int timeout_ms);
 
-/* Bidi: opens the call with no message; then gcl_call_send for each one, gcl_call_close_send at the end. */
+/* Bidi: opens the call with no message; then gcl_call_send for each one, gcl_call_close_send at the
+ * end. */
 gcl_call_t *gcl_call_bidi(gcl_t *g, const char *path, gcl_msg_fn on_msg, gcl_done_fn on_done,
                           void *arg);
 int gcl_call_send(gcl_call_t *c, const ProtobufCMessage *m);

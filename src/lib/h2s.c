@@ -31,17 +31,21 @@
 #include "config.h"
 #include "h2s.h"
 #include "grpc.h"
+#include "tls.h"
 #include "util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <protobuf-c/protobuf-c.h>
 #include <signal.h>
 #include <stdio.h>
@@ -73,10 +77,22 @@ struct h2s_route {
 };
 
 struct h2s_listener {
+    h2s_t *s;
     struct evconnlistener *l;
     char *unix_path;
     int port;
+    SSL_CTX *tls; /* NULL: cleartext */
 };
+
+/*
+ * Control frames a client may send (PING, SETTINGS, PRIORITY, RST_STREAM,
+ * empty DATA): a bucket of CTRL_BURST refilled at CTRL_RATE per second.
+ * A client that empties it gets GOAWAY(ENHANCE_YOUR_CALM): the floods of
+ * CVE-2019-9512/9514/9515/9518 and 2023-44487 (rapid reset) cost us a
+ * bounded amount of work per connection.
+ */
+#define CTRL_BURST 1000
+#define CTRL_RATE 100
 
 enum conn_mode { CM_SNIFF, CM_H2, CM_H1 };
 
@@ -89,15 +105,22 @@ struct conn {
     struct conn *dirty_next;  /* s->dirty */
     int dirty;
     int in_recv;
-    int closing;   /* close once the output is flushed */
-    int h1_paused; /* HTTP/1.1: reading stopped until the client reads our answers */
-    int rpaused;   /* HTTP/2: reading stopped while the output is backed up */
+    int closing;      /* close once the output is flushed */
+    int h1_paused;    /* HTTP/1.1: reading stopped until the client reads our answers */
+    int64_t h1_since; /* HTTP/1.1: a request head is incomplete since (mono ns), or 0 */
+    int rpaused;      /* HTTP/2: reading stopped while the output is backed up */
     int dying;
     h2s_call_t *calls; /* every stream's call */
     size_t ncalls;
     size_t inbuf; /* request bytes buffered by all its calls (capped, see conn_inbuf_max) */
     int64_t last_active;
     int64_t ping_sent; /* keepalive PING outstanding since (mono ns), or 0 */
+    int64_t born;      /* accepted at (mono ns): the preface must come within handshake_timeout */
+    int64_t ctrl_at;   /* last refill of ctrl_tokens (mono ns) */
+    int64_t ctrl_tokens;
+    int tls;
+    int is_local;      /* unix socket or loopback peer */
+    size_t nstreaming; /* long-running (server-streaming, bidi) calls invoked */
     char peer[64];
 };
 
@@ -121,6 +144,10 @@ struct h2s_call {
     unsigned discard : 1;   /* ignore further request DATA */
     unsigned http : 1;      /* a plain HTTP response (no trailers) */
     unsigned hdr_over : 1;  /* header list too large */
+    unsigned hdrs_done : 1; /* request HEADERS complete */
+    unsigned counted : 2;   /* 1: counted as an in-flight read, 2: mutating, 0: not */
+    unsigned streaming : 1; /* counted in conn->nstreaming */
+    int64_t born;           /* stream opened at (mono ns) */
     /* request headers: "name\0value\0" pairs */
     char *hbuf;
     size_t hlen, hcap, hbytes;
@@ -144,8 +171,12 @@ struct h2s_call {
 struct h2s {
     struct event_base *base;
     struct h2s_config cfg;
-    struct h2s_listener *ls;
+    struct h2s_listener **ls;
     size_t nls;
+    /* in-flight limits for unary calls (0 = none) */
+    size_t max_inflight[3]; /* [1] reads, [2] mutating */
+    size_t inflight[3];
+    int (*is_mutating)(const char *path);
     struct h2s_route *routes[ROUTE_BUCKETS];
     h2s_http_fn http_fn;
     void *http_arg;
@@ -165,6 +196,7 @@ struct h2s {
 
 static void conn_free(struct conn *c);
 static void conn_send(struct conn *c);
+static int sockaddr_is_loopback(const struct sockaddr *sa);
 static void call_end(h2s_call_t *c, int code, const char *message);
 
 /* ---------------------------------------------------------------- utils */
@@ -234,6 +266,7 @@ static h2s_call_t *call_new(struct conn *conn, int32_t sid)
     c->sid = sid;
     c->path_off = SIZE_MAX;
     c->status = -1;
+    c->born = mono_ns();
     c->next = conn->calls;
     if (conn->calls)
         conn->calls->prev = c;
@@ -244,11 +277,25 @@ static h2s_call_t *call_new(struct conn *conn, int32_t sid)
     return c;
 }
 
+/* The handler is done with the call: it no longer counts against the limits. */
+static void call_uncount(h2s_call_t *c)
+{
+    if (c->counted) {
+        c->s->inflight[c->counted]--;
+        c->counted = 0;
+    }
+    if (c->streaming) {
+        c->conn->nstreaming--;
+        c->streaming = 0;
+    }
+}
+
 /* Drops everything the call holds and returns it to the free list. */
 static void call_release(h2s_call_t *c)
 {
     struct conn *conn = c->conn;
     h2s_t *s = c->s;
+    call_uncount(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -532,6 +579,32 @@ static void http_dispatch(h2s_t *s, const char *path, int *status, const char **
 
 static void call_invoke(h2s_call_t *c, const uint8_t *msg, size_t len)
 {
+    h2s_t *s = c->s;
+    if (c->route->kind == H2S_UNARY) {
+        int cls = s->is_mutating && s->is_mutating(c->route->path) ? 2 : 1;
+        if (s->max_inflight[cls] && s->inflight[cls] >= s->max_inflight[cls]) {
+            s->st.inflight_rejected++;
+            c->done = 1;
+            c->discard = 1;
+            call_end(c, GRPC_RESOURCE_EXHAUSTED, "too many requests, please try again later");
+            return;
+        }
+        s->inflight[cls]++;
+        c->counted = (unsigned)cls;
+    } else {
+        if (c->conn->nstreaming >= s->cfg.max_streaming) {
+            char m[96];
+            snprintf(m, sizeof(m), "too many watches and streams on this connection (max %u)",
+                     s->cfg.max_streaming);
+            s->st.inflight_rejected++;
+            c->done = 1;
+            c->discard = 1;
+            call_end(c, GRPC_RESOURCE_EXHAUSTED, m);
+            return;
+        }
+        c->conn->nstreaming++;
+        c->streaming = 1;
+    }
     c->invoked = 1;
     c->route->fn(c, msg, len, c->route->arg);
 }
@@ -541,6 +614,7 @@ static void call_headers_done(h2s_call_t *c)
 {
     h2s_t *s = c->s;
     const char *path = c->path_off != SIZE_MAX ? c->hbuf + c->path_off : "/";
+    c->hdrs_done = 1;
     if (c->hdr_over) {
         if (c->grpc && c->method == M_POST) {
             c->done = 1;
@@ -768,10 +842,53 @@ static int on_header(nghttp2_session *ngh, const nghttp2_frame *f, const uint8_t
     return 0;
 }
 
+/* One control frame from the client; 0, or -1 when it floods (the session is being ended). */
+static int ctrl_spend(struct conn *conn)
+{
+    int64_t now = mono_ns();
+    int64_t add = (now - conn->ctrl_at) * CTRL_RATE / 1000000000;
+    if (add > 0) {
+        conn->ctrl_tokens =
+            conn->ctrl_tokens + add > CTRL_BURST ? CTRL_BURST : conn->ctrl_tokens + add;
+        conn->ctrl_at = now;
+    }
+    if (conn->ctrl_tokens > 0) {
+        conn->ctrl_tokens--;
+        return 0;
+    }
+    if (conn->ctrl_tokens == 0) {
+        conn->ctrl_tokens = -1; /* once */
+        conn->s->st.flood_closed++;
+        log_warn("h2s: %s: control frame flood (PING/SETTINGS/PRIORITY/RST_STREAM/empty DATA); "
+                 "closing",
+                 conn->peer);
+        nghttp2_session_terminate_session(conn->ngh, NGHTTP2_ENHANCE_YOUR_CALM);
+    }
+    return -1;
+}
+
 static int on_frame_recv(nghttp2_session *ngh, const nghttp2_frame *f, void *user)
 {
-    (void)user;
+    struct conn *conn = user;
     h2s_call_t *c;
+    int ctrl = 0;
+    switch (f->hd.type) {
+    case NGHTTP2_PING:
+    case NGHTTP2_SETTINGS:
+        ctrl = !(f->hd.flags & NGHTTP2_FLAG_ACK);
+        break;
+    case NGHTTP2_PRIORITY:
+    case NGHTTP2_RST_STREAM:
+        ctrl = 1;
+        break;
+    case NGHTTP2_DATA:
+        ctrl = f->hd.length == 0 && !(f->hd.flags & NGHTTP2_FLAG_END_STREAM);
+        break;
+    default:
+        break;
+    }
+    if (ctrl && ctrl_spend(conn) < 0)
+        return 0;
     switch (f->hd.type) {
     case NGHTTP2_HEADERS:
         c = nghttp2_session_get_stream_user_data(ngh, f->hd.stream_id);
@@ -933,8 +1050,10 @@ static void h1_read(struct conn *c)
             return;
         }
         size_t avail = evbuffer_get_length(in);
-        if (!avail)
+        if (!avail) {
+            c->h1_since = 0;
             return;
+        }
         struct evbuffer_ptr p = evbuffer_search(in, "\r\n\r\n", 4, NULL);
         if (p.pos < 0) {
             if (avail > H1_MAX_HEAD)
@@ -948,6 +1067,7 @@ static void h1_read(struct conn *c)
         }
         char head[H1_MAX_HEAD + 1];
         evbuffer_remove(in, head, hl);
+        c->h1_since = evbuffer_get_length(in) ? mono_ns() : 0;
         head[hl] = '\0';
         c->s->st.calls_total++;
         char *eol = strstr(head, "\r\n");
@@ -1063,6 +1183,8 @@ static void conn_readcb(struct bufferevent *bev, void *arg)
     }
     if (c->mode == CM_H1) {
         c->s->st.bytes_in += evbuffer_get_length(in);
+        if (!c->h1_since)
+            c->h1_since = c->last_active;
         h1_read(c);
         return;
     }
@@ -1122,11 +1244,20 @@ static void conn_writecb(struct bufferevent *bev, void *arg)
 
 static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     struct conn *c = arg;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-        if (what & BEV_EVENT_ERROR)
+        unsigned long e = c->tls ? bufferevent_get_openssl_error(bev) : 0;
+        if (e) {
+            char b[256];
+            ERR_error_string_n(e, b, sizeof(b));
+            if (c->mode == CM_SNIFF)
+                c->s->st.tls_failures++;
+            log_info("h2s: %s: TLS: %s", c->peer, b);
+            while (bufferevent_get_openssl_error(bev))
+                ;
+        } else if (what & BEV_EVENT_ERROR) {
             log_debug("h2s: %s: %s", c->peer, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        }
         conn_free(c);
     }
 }
@@ -1174,14 +1305,52 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/*
+ * Slowloris: the TLS handshake and the preface (or an HTTP/1.1 request
+ * head), and each HTTP/2 stream's request headers, must be complete
+ * within hs of their start.
+ */
+static int conn_too_slow(struct conn *c, int64_t now, int64_t hs)
+{
+    if (c->closing)
+        return 0;
+    if (c->mode == CM_SNIFF && now - c->born > hs) {
+        log_info("h2s: %s: no %s within %llds; closing", c->peer,
+                 c->tls ? "TLS handshake and HTTP/2 preface" : "HTTP/2 preface",
+                 (long long)(hs / 1000000000));
+        return 1;
+    }
+    if (c->mode == CM_H1 && c->h1_since && now - c->h1_since > hs) {
+        log_info("h2s: %s: HTTP/1.1 request head not complete within %llds; closing", c->peer,
+                 (long long)(hs / 1000000000));
+        return 1;
+    }
+    if (c->mode == CM_H2) {
+        for (h2s_call_t *call = c->calls; call; call = call->next) {
+            if (!call->hdrs_done && now - call->born > hs) {
+                log_info("h2s: %s: stream %d: request headers not complete within %llds; closing",
+                         c->peer, call->sid, (long long)(hs / 1000000000));
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     h2s_t *s = arg;
     int64_t now = mono_ns(), idle = (int64_t)s->cfg.idle_timeout_s * 1000000000;
+    int64_t hs = (int64_t)s->cfg.handshake_timeout_s * 1000000000;
     struct conn *next;
     for (struct conn *c = s->conns; c; c = next) {
         next = c->next;
+        if (conn_too_slow(c, now, hs)) {
+            s->st.slow_closed++;
+            conn_free(c);
+            continue;
+        }
         if (c->ncalls && c->mode == CM_H2 && !c->closing && s->ka_interval) {
             /* a peer that went away silently must not hold its calls forever */
             if (c->ping_sent && now - c->ping_sent > s->ka_timeout) {
@@ -1212,8 +1381,10 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       void *arg)
 {
     (void)l, (void)salen;
-    h2s_t *s = arg;
+    struct h2s_listener *hl = arg;
+    h2s_t *s = hl->s;
     if (s->st.conns_open >= s->cfg.max_conns) {
+        s->st.conns_refused++;
         int64_t now = mono_ns();
         if (now - s->last_refuse_log > 1000000000) {
             s->last_refuse_log = now;
@@ -1224,7 +1395,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     struct conn *c = xcalloc(1, sizeof(*c));
     c->s = s;
-    c->last_active = mono_ns();
+    c->last_active = c->born = c->ctrl_at = mono_ns();
+    c->ctrl_tokens = CTRL_BURST;
+    c->is_local = sockaddr_is_loopback(sa);
     if (sa->sa_family == AF_INET) {
         struct sockaddr_in *in = (struct sockaddr_in *)sa;
         char a[INET_ADDRSTRLEN];
@@ -1242,7 +1415,19 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (hl->tls) {
+        SSL *ssl = SSL_new(hl->tls);
+        if (ssl)
+            c->bev = bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                    BEV_OPT_CLOSE_ON_FREE);
+        if (!c->bev && ssl)
+            SSL_free(ssl);
+        if (c->bev)
+            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+        c->tls = 1;
+    } else {
+        c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (!c->bev) {
         evutil_closesocket(fd);
         free(c);
@@ -1257,6 +1442,22 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     s->conns = c;
     s->st.conns_open++;
     s->st.conns_total++;
+}
+
+/* A unix socket or a loopback address (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104). */
+static int sockaddr_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_UNIX)
+        return 1;
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a))
+            return 1;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return 0;
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
@@ -1297,6 +1498,10 @@ h2s_t *h2s_new(struct event_base *base, const struct h2s_config *cfg)
         s->cfg.idle_timeout_s = 300;
     if (!s->cfg.max_conns)
         s->cfg.max_conns = 10000;
+    if (s->cfg.handshake_timeout_s <= 0)
+        s->cfg.handshake_timeout_s = 10;
+    if (!s->cfg.max_streaming)
+        s->cfg.max_streaming = 100;
     s->accepting = 1;
 
     nghttp2_session_callbacks_new(&s->cbs);
@@ -1307,8 +1512,16 @@ h2s_t *h2s_new(struct event_base *base, const struct h2s_config *cfg)
     nghttp2_session_callbacks_set_on_frame_send_callback(s->cbs, on_frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(s->cbs, on_stream_close);
     nghttp2_session_callbacks_set_send_data_callback(s->cbs, send_data_cb);
-    /* defaults kept on purpose: nghttp2 1.52 (Debian) limits RST_STREAM floods and CONTINUATIONs */
+    /*
+     * nghttp2 1.52 as Debian ships it has the rapid-reset and CONTINUATION
+     * flood fixes: set their limits explicitly; ctrl_spend() adds a budget
+     * for the other control frames. Outbound ACKs (a PING/SETTINGS flood from
+     * a client that does not read) are capped by nghttp2's default (1000).
+     */
     nghttp2_option_new(&s->opt);
+    nghttp2_option_set_stream_reset_rate_limit(s->opt, CTRL_BURST, CTRL_RATE / 3);
+    nghttp2_option_set_max_continuations(s->opt, 8);
+    nghttp2_option_set_max_settings(s->opt, 32);
 
     s->flush_ev = event_new(base, -1, 0, flush_cb, s);
     s->sweep_ev = event_new(base, -1, EV_PERSIST, sweep_cb, s);
@@ -1320,8 +1533,10 @@ void h2s_set_keepalive(h2s_t *s, int interval_s, int timeout_s)
 {
     s->ka_interval = interval_s > 0 ? (int64_t)interval_s * 1000000000 : 0;
     s->ka_timeout = (int64_t)(timeout_s > 0 ? timeout_s : 20) * 1000000000;
-    /* the sweep runs often enough for the idle timeout and the keepalive */
+    /* the sweep runs often enough for the idle timeout, the keepalive and slowloris */
     int64_t ms = (int64_t)s->cfg.idle_timeout_s * 250;
+    if ((int64_t)s->cfg.handshake_timeout_s * 250 < ms)
+        ms = (int64_t)s->cfg.handshake_timeout_s * 250;
     if (s->ka_interval && s->ka_timeout / 2000000 < ms)
         ms = s->ka_timeout / 2000000;
     ms = ms < 250 ? 250 : ms > 30000 ? 30000 : ms;
@@ -1370,7 +1585,31 @@ static int parse_hostport(const char *addr, struct sockaddr_storage *ss, int *ss
     return 0;
 }
 
+int h2s_addr_is_local(const char *addr)
+{
+    struct sockaddr_storage ss;
+    int sslen;
+    if (strncmp(addr, "unix:", 5) == 0)
+        return 1;
+    if (parse_hostport(addr, &ss, &sslen) < 0)
+        return 0;
+    return sockaddr_is_loopback((struct sockaddr *)&ss);
+}
+
+void h2s_set_inflight_limits(h2s_t *s, size_t max_read, size_t max_mutating,
+                             int (*is_mutating)(const char *path))
+{
+    s->max_inflight[1] = max_read;
+    s->max_inflight[2] = max_mutating;
+    s->is_mutating = is_mutating;
+}
+
 int h2s_listen(h2s_t *s, const char *addr)
+{
+    return h2s_listen_tls(s, addr, NULL);
+}
+
+int h2s_listen_tls(h2s_t *s, const char *addr, SSL_CTX *tls)
 {
     if (!s->accepting) {
         log_err("h2s: listen %s: server is shutting down", addr);
@@ -1386,6 +1625,10 @@ int h2s_listen(h2s_t *s, const char *addr)
         const char *p = addr + 5;
         if (!*p || strlen(p) >= sizeof(un.sun_path)) {
             log_err("h2s: listen %s: bad unix socket path", addr);
+            return -EINVAL;
+        }
+        if (tls) {
+            log_err("h2s: listen %s: unix sockets are cleartext only", addr);
             return -EINVAL;
         }
         memset(&un, 0, sizeof(un));
@@ -1405,20 +1648,27 @@ int h2s_listen(h2s_t *s, const char *addr)
         sa = (struct sockaddr *)&ss;
         flags |= LEV_OPT_REUSEABLE;
     }
+    struct h2s_listener *hl = xcalloc(1, sizeof(*hl));
+    hl->s = s;
     struct evconnlistener *l =
-        evconnlistener_new_bind(s->base, accept_cb, s, flags, 1024, sa, sslen);
+        evconnlistener_new_bind(s->base, accept_cb, hl, flags, 1024, sa, sslen);
     if (!l) {
         int e = errno ? errno : EADDRINUSE;
         log_err("h2s: listen %s: %s", addr, strerror(e));
         free(upath);
+        free(hl);
         return -e;
     }
     evconnlistener_set_error_cb(l, accept_error_cb);
     s->ls = xrealloc(s->ls, (s->nls + 1) * sizeof(*s->ls));
-    struct h2s_listener *hl = &s->ls[s->nls++];
+    s->ls[s->nls++] = hl;
     hl->l = l;
     hl->unix_path = upath;
     hl->port = 0;
+    if (tls) {
+        SSL_CTX_up_ref(tls);
+        hl->tls = tls;
+    }
     if (!upath) {
         struct sockaddr_storage b;
         socklen_t bl = sizeof(b);
@@ -1426,15 +1676,15 @@ int h2s_listen(h2s_t *s, const char *addr)
             hl->port = ntohs(b.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&b)->sin6_port
                                                      : ((struct sockaddr_in *)&b)->sin_port);
     }
-    log_debug("h2s: listening on %s", addr);
+    log_debug("h2s: listening on %s%s", addr, tls ? " (TLS)" : "");
     return 0;
 }
 
 int h2s_port(h2s_t *s)
 {
     for (size_t i = 0; i < s->nls; i++)
-        if (!s->ls[i].unix_path)
-            return s->ls[i].port;
+        if (!s->ls[i]->unix_path)
+            return s->ls[i]->port;
     return 0;
 }
 
@@ -1445,10 +1695,10 @@ void h2s_stop_accepting(h2s_t *s)
     s->accepting = 0;
     /* close the listening sockets: new clients get "connection refused" at once */
     for (size_t i = 0; i < s->nls; i++) {
-        evconnlistener_free(s->ls[i].l);
-        s->ls[i].l = NULL;
-        if (s->ls[i].unix_path)
-            unlink(s->ls[i].unix_path);
+        evconnlistener_free(s->ls[i]->l);
+        s->ls[i]->l = NULL;
+        if (s->ls[i]->unix_path)
+            unlink(s->ls[i]->unix_path);
     }
     struct conn *next;
     for (struct conn *c = s->conns; c; c = next) {
@@ -1492,8 +1742,14 @@ void h2s_free(h2s_t *s)
         evutil_socket_t fd = bufferevent_getfd(c->bev);
         size_t n = evbuffer_get_length(out);
         /* the bufferevent froze its output's start: send a copy directly */
-        if (n && send(fd, evbuffer_pullup(out, -1), n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+        if (n && c->tls) {
+            SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+            if (ssl && SSL_is_init_finished(ssl) &&
+                SSL_write(ssl, evbuffer_pullup(out, -1), (int)n) <= 0)
+                ERR_clear_error();
+        } else if (n && send(fd, evbuffer_pullup(out, -1), n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
             log_debug("h2s: %s: final write: %s", c->peer, strerror(errno));
+        }
         /* FIN rather than RST: drop what the peer sent that we never read */
         shutdown(fd, SHUT_WR);
         char junk[4096];
@@ -1501,8 +1757,11 @@ void h2s_free(h2s_t *s)
             ;
         conn_free(c);
     }
-    for (size_t i = 0; i < s->nls; i++)
-        free(s->ls[i].unix_path);
+    for (size_t i = 0; i < s->nls; i++) {
+        free(s->ls[i]->unix_path);
+        SSL_CTX_free(s->ls[i]->tls);
+        free(s->ls[i]);
+    }
     free(s->ls);
     for (size_t i = 0; i < ROUTE_BUCKETS; i++) {
         while (s->routes[i]) {
@@ -1557,6 +1816,7 @@ void h2s_call_reply_pb(h2s_call_t *c, const struct ProtobufCMessage *m)
         return;
     if (c->ended || c->closed) {
         c->done = 1;
+        call_uncount(c);
         return;
     }
     size_t len = protobuf_c_message_get_packed_size(m);
@@ -1572,6 +1832,7 @@ void h2s_call_finish(h2s_call_t *c, int code, const char *message)
     if (c->done)
         return;
     c->done = 1;
+    call_uncount(c);
     call_end(c, code, message);
 }
 
@@ -1641,6 +1902,16 @@ const char *h2s_call_header(const h2s_call_t *c, const char *name)
 const char *h2s_call_peer(const h2s_call_t *c)
 {
     return c->conn->peer;
+}
+
+SSL *h2s_call_ssl(const h2s_call_t *c)
+{
+    return c->conn->tls ? bufferevent_openssl_get_ssl(c->conn->bev) : NULL;
+}
+
+int h2s_call_is_local(const h2s_call_t *c)
+{
+    return c->conn->is_local;
 }
 
 void h2s_call_set_data(h2s_call_t *c, void *data)

@@ -9,6 +9,16 @@
  * Everything runs on the caller's event loop; no function here is
  * thread-safe. Limits (message size, streams per connection, header size,
  * idle timeouts) are enforced here so no handler ever sees oversize input.
+ *
+ * TLS (h2s_listen_tls): TLS 1.2/1.3 through libevent's bufferevent_openssl,
+ * ALPN h2; the client certificate, if one was presented and verified, is
+ * reachable from each call (h2s_call_ssl). Hostile clients: a connection
+ * must finish its TLS handshake and HTTP/2 preface, and each stream its
+ * request headers, within handshake_timeout_s (slowloris); control-frame
+ * floods (PING, SETTINGS, PRIORITY, RST_STREAM: rapid reset, empty DATA)
+ * end the connection with GOAWAY ENHANCE_YOUR_CALM; unary calls beyond the
+ * in-flight limits get RESOURCE_EXHAUSTED "too many requests, please try
+ * again later".
  */
 #ifndef CORACLE_H2S_H
 #define CORACLE_H2S_H
@@ -23,11 +33,13 @@ typedef struct h2s h2s_t;
 typedef struct h2s_call h2s_call_t;
 
 struct h2s_config {
-    uint32_t max_msg;           /* request message cap, bytes (default GRPC_MAX_MSG_DEFAULT) */
-    uint32_t max_streams;       /* SETTINGS_MAX_CONCURRENT_STREAMS (default 1000) */
-    uint32_t max_header_bytes;  /* header block cap (default 16 KiB) */
-    int idle_timeout_s;         /* close connections idle this long with no open call (default 300) */
-    size_t max_conns;           /* refuse connections beyond this (default 10000) */
+    uint32_t max_msg;          /* request message cap, bytes (default GRPC_MAX_MSG_DEFAULT) */
+    uint32_t max_streams;      /* SETTINGS_MAX_CONCURRENT_STREAMS (default 1000) */
+    uint32_t max_header_bytes; /* header block cap (default 16 KiB) */
+    int idle_timeout_s;      /* close connections idle this long with no open call (default 300) */
+    size_t max_conns;        /* refuse connections beyond this (default 10000) */
+    int handshake_timeout_s; /* TLS handshake + preface, and each stream's headers (default 10) */
+    uint32_t max_streaming;  /* long-running calls (watches, logs) per connection (default 100) */
 };
 
 /*
@@ -53,6 +65,22 @@ void h2s_free(h2s_t *s);
 
 /* addr is "host:port" (IPv4/IPv6, "[::1]:port") or "unix:/path". Returns 0 or -errno; logs why. */
 int h2s_listen(h2s_t *s, const char *addr);
+/*
+ * The same with TLS when tls is not NULL (h2s takes its own reference;
+ * see tls.h for making one). Unix sockets never use TLS: tls must be NULL.
+ */
+struct ssl_ctx_st;
+int h2s_listen_tls(h2s_t *s, const char *addr, struct ssl_ctx_st *tls);
+/* 1 if addr ("host:port", "unix:/path") is a unix socket or a loopback address, else 0. */
+int h2s_addr_is_local(const char *addr);
+/*
+ * In-flight limits for unary calls (server-streaming and bidi calls are
+ * long-running and not counted): is_mutating(path) says which limit a path
+ * falls under. 0 = no limit. A call over its limit ends at once with
+ * RESOURCE_EXHAUSTED "too many requests, please try again later".
+ */
+void h2s_set_inflight_limits(h2s_t *s, size_t max_read, size_t max_mutating,
+                             int (*is_mutating)(const char *path));
 /* The TCP port of the first TCP listener (useful with port 0), or 0. */
 int h2s_port(h2s_t *s);
 /* Stops accepting new connections (graceful shutdown step 1: sends GOAWAY). */
@@ -67,8 +95,7 @@ void h2s_stop_accepting(h2s_t *s);
 void h2s_set_keepalive(h2s_t *s, int interval_s, int timeout_s);
 
 /* path is "/coracle.v1.Pods/Create". arg is passed to fn. */
-void h2s_route(h2s_t *s, const char *path, enum h2s_method_kind kind, h2s_handler_fn fn,
-               void *arg);
+void h2s_route(h2s_t *s, const char *path, enum h2s_method_kind kind, h2s_handler_fn fn, void *arg);
 /* For GET paths that are not gRPC; fn handles every such path (404 is the handler's call). */
 void h2s_set_http_handler(h2s_t *s, h2s_http_fn fn, void *arg);
 
@@ -105,9 +132,15 @@ void h2s_call_on_msg(h2s_call_t *c, h2s_msg_fn fn, void *arg);
  */
 void h2s_call_on_close(h2s_call_t *c, void (*fn)(h2s_call_t *c, void *arg), void *arg);
 
-/* Request metadata: a header value (lowercase name) or NULL; the peer ("1.2.3.4:5678" or "unix"). */
+/* Request metadata: a header value (lowercase name) or NULL; the peer ("1.2.3.4:5678" or "unix").
+ */
 const char *h2s_call_header(const h2s_call_t *c, const char *name);
 const char *h2s_call_peer(const h2s_call_t *c);
+/* The call's TLS session (borrowed; NULL on cleartext connections). */
+struct ssl_st;
+struct ssl_st *h2s_call_ssl(const h2s_call_t *c);
+/* 1 if the call came over a unix socket or from a loopback address. */
+int h2s_call_is_local(const h2s_call_t *c);
 /* Handler-owned per-call pointer. */
 void h2s_call_set_data(h2s_call_t *c, void *data);
 void *h2s_call_data(const h2s_call_t *c);
@@ -115,6 +148,11 @@ void *h2s_call_data(const h2s_call_t *c);
 /* Counters for /metrics. */
 struct h2s_stats {
     uint64_t conns_open, conns_total, calls_open, calls_total, bytes_in, bytes_out;
+    uint64_t conns_refused;     /* over max_conns */
+    uint64_t tls_failures;      /* failed TLS handshakes */
+    uint64_t slow_closed;       /* handshake, preface or headers too slow */
+    uint64_t flood_closed;      /* control-frame floods */
+    uint64_t inflight_rejected; /* RESOURCE_EXHAUSTED for the in-flight limits */
 };
 void h2s_get_stats(const h2s_t *s, struct h2s_stats *out);
 

@@ -7,6 +7,7 @@
 #include "sdnotify.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,9 @@ int sdn_send(const char *msg)
     if (fd < 0)
         return -errno;
     socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen);
-    ssize_t n = sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen);
+    /* Never block the loop on a reader that does not read (a full queue drops the message). */
+    ssize_t n = sendto(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&sa,
+                       salen);
     int rc = n < 0 ? -errno : 0;
     close(fd);
     return rc;
@@ -73,6 +76,9 @@ int sdn_reloaded(void)
 
 static void sdn_watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
+    (void)fd;
+    (void)what;
+    (void)arg;
     sdn_send("WATCHDOG=1");
 }
 

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include "cfg.h"
+#include "obs.h"
 #include "sched.h"
 #include "sdnotify.h"
 #include "util.h"
@@ -52,19 +53,52 @@ static char *read_token(const char *path)
     return xstrdup(buf);
 }
 
+struct smain {
+    struct event_base *base;
+    sched_t *s;
+    obs_t *obs;
+    const char *config; /* the config file read at start (SIGHUP re-reads its log-level) */
+};
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
+    struct smain *m = arg;
     if (sig == SIGHUP) {
-        /* nothing is reloadable yet; keep scheduling */
-        sdn_reloading();
-        log_info("SIGHUP: nothing to reload (restart to apply configuration changes)");
-        sdn_reloaded();
+        obs_reload(m->config); /* log-level; the rest applies at restart */
         return;
     }
     log_info("signal %d: stopping", (int)sig);
     sdn_stopping();
-    event_base_loopbreak(arg);
+    obs_set_stopping(m->obs);
+    event_base_loopbreak(m->base);
+}
+
+/* /metrics: Prometheus text from sched_get_stats. */
+static void write_metrics(FILE *f, void *arg)
+{
+    struct smain *m = arg;
+    struct sched_stats st;
+    sched_get_stats(m->s, &st);
+    uint64_t errors = st.bind_errors;
+    fprintf(f,
+            "# HELP coracle_scheduler_schedule_attempts_total Scheduling attempts by result.\n"
+            "# TYPE coracle_scheduler_schedule_attempts_total counter\n"
+            "coracle_scheduler_schedule_attempts_total{result=\"scheduled\"} %llu\n"
+            "coracle_scheduler_schedule_attempts_total{result=\"unschedulable\"} %llu\n"
+            "coracle_scheduler_schedule_attempts_total{result=\"error\"} %llu\n"
+            "# HELP coracle_scheduler_attempts_total Scheduling attempts, all results.\n"
+            "# TYPE coracle_scheduler_attempts_total counter\n"
+            "coracle_scheduler_attempts_total %llu\n"
+            "# HELP coracle_scheduler_nodes Nodes the scheduler knows.\n"
+            "# TYPE coracle_scheduler_nodes gauge\n"
+            "coracle_scheduler_nodes %zu\n"
+            "# HELP coracle_scheduler_pods_charged Bound or assumed pods charged to nodes.\n"
+            "# TYPE coracle_scheduler_pods_charged gauge\n"
+            "coracle_scheduler_pods_charged %zu\n",
+            (unsigned long long)st.bound, (unsigned long long)st.unschedulable,
+            (unsigned long long)errors, (unsigned long long)st.attempts, st.nodes,
+            st.pods_charged);
 }
 
 int main(int argc, char **argv)
@@ -72,6 +106,7 @@ int main(int argc, char **argv)
     /* static: cfg_set's copies stay reachable for the life of the program */
     static char *server = "127.0.0.1:6443", *name = "default-scheduler";
     static char *backoff_initial = "1s", *backoff_max = "10s", *token_file = "";
+    static char *healthz_listen = "127.0.0.1:10251";
     static long long max_inflight = 500, pct = 0;
     const struct cfg_opt opts[] = {
         {"server", CFG_STR, &server, "ADDR",
@@ -87,6 +122,9 @@ int main(int argc, char **argv)
          "share of nodes to find feasible before scoring; 0 = adaptive as Kubernetes (default 0)"},
         {"token-file", CFG_STR, &token_file, "FILE",
          "bearer token to present to the apiserver (default none)"},
+        {"healthz-listen", CFG_STR, &healthz_listen, "ADDR",
+         "serve /healthz, /readyz, /metrics on host:port or unix:/path; empty: off "
+         "(default 127.0.0.1:10251)"},
     };
     const struct cfg_prog prog = {
         "coracle-scheduler",
@@ -128,9 +166,25 @@ int main(int argc, char **argv)
     sched_t *s = sched_new(base, &cfg);
     if (!s)
         fatal("bad --server \"%s\"", server);
-    struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
-    struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
-    struct event *sighup = evsignal_new(base, SIGHUP, on_signal, base);
+    static struct smain m;
+    m.base = base;
+    m.s = s;
+    m.config = obs_config_path(argc, argv, prog.default_config);
+    if (*healthz_listen) {
+        /* Not fatal: scheduling matters more than its health endpoint. */
+        char *err = NULL;
+        struct obs_ops ops = {.metrics = write_metrics, .arg = &m};
+        m.obs = obs_start(base, healthz_listen, &ops, &err);
+        if (!m.obs) {
+            log_warn("healthz-listen: %s; serving no /healthz, /readyz, /metrics", err);
+            free(err);
+        } else {
+            log_info("serving /healthz, /readyz, /metrics on %s", healthz_listen);
+        }
+    }
+    struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, &m);
+    struct event *sigint = evsignal_new(base, SIGINT, on_signal, &m);
+    struct event *sighup = evsignal_new(base, SIGHUP, on_signal, &m);
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
     event_add(sighup, NULL);
@@ -141,6 +195,7 @@ int main(int argc, char **argv)
     sdn_ready("scheduling");
     event_base_dispatch(base);
 
+    obs_free(m.obs);
     sched_free(s);
     if (wd)
         event_free(wd);

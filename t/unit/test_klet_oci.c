@@ -123,6 +123,15 @@ static void test_config_hostnet(void)
     ok(!json_get(json_get(json_get(j, "linux"), "resources"), "memory"), "no memory limit");
     json_free(j);
     free(s);
+
+    o.host_pid = true;
+    s = klet_oci_config(&o);
+    j = parse(s);
+    nss = json_get(json_get(j, "linux"), "namespaces");
+    ok(!find_ns(nss, "pid") && find_ns(nss, "mount"), "hostPID: no pid namespace");
+    ok(!find_ns(nss, "ipc"), "no ipc path: the host's IPC (hostIPC)");
+    json_free(j);
+    free(s);
 }
 
 static void test_argv(void)

@@ -114,6 +114,13 @@ static void test_running_two(void)
     is_str(s->containerstatuses[1]->containerid, "runc://bbb", "containerID runc://");
     ok(s->containerstatuses[0]->state->running->startedat->seconds == 1001, "startedAt");
     ok(s->containerstatuses[0]->ready && s->containerstatuses[0]->started, "ready, started");
+    ctrs[0].startup_pending = true;
+    Coracle__V1__PodStatus *sp = klet_status_compute(&p, NULL, NULL, 2000 * NS);
+    ok(!sp->containerstatuses[0]->started && !sp->containerstatuses[0]->ready,
+       "startup probe pending: started=false, ready=false");
+    is_str(cond(sp, "Ready")->status, "False", "pod not Ready while a startup probe is pending");
+    klet_status_free(sp);
+    ctrs[0].startup_pending = false;
     /* transition time kept while the condition does not change */
     Coracle__V1__PodStatus *s2 = klet_status_compute(&p, s, "10.0.0.5", 3000 * NS);
     ok(cond(s2, "Ready")->lasttransitiontime->seconds == 2000, "lastTransitionTime kept");

@@ -10,9 +10,9 @@ dist_coraconf_DATA = conf/coracle-apiserver.conf conf/coracle-scheduler.conf con
 systemdunitdir = $(prefix)/lib/systemd/system
 systemdunit_DATA = coracle-apiserver.service coracle-scheduler.service coracle-kubelet.service
 tmpfilesdir = $(prefix)/lib/tmpfiles.d
-tmpfiles_DATA = conf/coracle.tmpfiles.conf
+tmpfiles_DATA = conf/tmpfiles.d/coracle.conf
 EXTRA_DIST += conf/coracle-apiserver.service.in conf/coracle-scheduler.service.in \
-	conf/coracle-kubelet.service.in conf/coracle.tmpfiles.conf
+	conf/coracle-kubelet.service.in conf/tmpfiles.d/coracle.conf
 CLEANFILES += $(systemdunit_DATA)
 
 %.service: $(srcdir)/conf/%.service.in Makefile

@@ -136,6 +136,9 @@ t.ok(p is not None and p.status.phase == "Running", "Always + exit 0: restarted,
 # OnFailure, exit 0: Succeeded
 p = wait_pod("done", lambda p: p.status.phase == "Succeeded")
 t.ok(p and cs0(p).state.terminated.reason == "Completed" and cs0(p).restartCount == 0, "OnFailure + exit 0: Succeeded, Completed")
+ev = events("done")
+t.ok(("Created", "Created container c") in ev and ("Started", "Started container c") in ev,
+     "an instant exit still has its Created and Started events")
 
 # init containers in order, then main
 p = wait_pod("init", lambda p: p.status.phase == "Running")

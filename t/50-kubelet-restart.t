@@ -112,6 +112,14 @@ t.ok(p and p.status.phase == "Running" and cs0(p).containerID == ids["keep"] and
 subprocess.run(["runc", "--root", runc_root, "kill", ids["keep"][7:], "TERM"])
 p = wait_pod("keep", lambda p: cs0(p).restartCount == 1 and cs0(p).lastState.terminated.exitCode == 0, timeout=10)
 t.ok(p is not None, "exit of a re-adopted container noticed and restarted (restartCount 1)")
+p = wait_pod("keep", lambda p: cs0(p).state.running.startedAt.seconds > 0 and cs0(p).restartCount == 1, timeout=10)
+cur = cs0(p).containerID if p else None
+k.stop()
+k = c.start_kubelet("node1", "--crashloop-backoff-base", "1", root_dir=root)
+time.sleep(1.0)
+p = get("keep")
+t.ok(p and cs0(p).containerID == cur and cs0(p).restartCount == 1 and cs0(p).lastState.terminated.exitCode == 0
+     and cs0(p).lastState.terminated.containerID == ids["keep"], "restart count and lastState survive a kubelet restart")
 log = os.path.join(root, "pods", p.metadata.uid if p else "x", "logs", "c", "0.log")
 t.ok(os.path.exists(log) and " stdout F started" in open(log).read(), "first attempt's log kept across restarts")
 

@@ -119,6 +119,9 @@ t.ok(("Created", "Created container 1st") in ev and ("Started", "Started contain
 for n in ("nginx", "mc1"):
     api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name=n))
 t.ok(c.wait_for(lambda: get("nginx") is None and get("mc1") is None, timeout=40), "both deleted (grace 2 s)")
+klog = open(k.log_path).read()
+t.ok("pod default/nginx: container nginx-1 exited with 0" in klog,
+     "nginx stopped gracefully by the image's StopSignal (SIGQUIT): exit 0, not 137")
 r = subprocess.run(["runc", "--root", runc_root, "list", "-q"], capture_output=True, text=True)
 t.is_(r.stdout.strip(), "", "no containers left")
 t.is_([l for l in open("/proc/mounts") if (" " + root + "/") in l], [], "no mounts left")

@@ -25,7 +25,11 @@ def check_daemon(name, start, conf, addr=None):
     """start(env) -> Daemon. conf: the config file the daemon reads."""
     ns = opsutil.NotifySocket(os.path.join(c.dir, name + ".notify"))
     c.on_teardown(ns.close)
-    d = start(ns.env(WD_USEC, JOURNAL_STREAM="8:1234"))
+    # JOURNAL_STREAM names stderr's device:inode (systemd.exec(5)): our log file
+    log = os.path.join(c.dir, name + "-notify.log")
+    open(log, "ab").close()
+    st = os.stat(log)
+    d = start(ns.env(WD_USEC, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino)))
     t.ok(ns.wait("READY", "1", timeout=15) is not None, "%s: READY=1" % name)
     st = ns.values("STATUS")
     t.ok(len(st) > 0 and all(s for s in st), "%s: STATUS= line (%s)" % (name, st[:1]))
@@ -121,15 +125,19 @@ else:
 
     check_daemon("kubelet", start_klet, kconf, kaddr)
 
-# ---- plain log lines without JOURNAL_STREAM; no notify socket: no crash ----
-env = dict(os.environ)
-env.pop("NOTIFY_SOCKET", None)
-env.pop("JOURNAL_STREAM", None)
-d = c.start("scheduler-plain", [c.bin("coracle-scheduler"), "--server", c.api_addr,
-                                "--healthz-listen", ""], env=env)
-t.ok(c.wait_for(lambda: "server" in d.tail(), timeout=5), "plain: scheduler logs")
-line = d.tail().splitlines()[0] if d.tail() else ""
-t.ok(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z coracle-scheduler info: ", line),
-     "plain: timestamped line without JOURNAL_STREAM (%r)" % line)
-t.is_(d.stop(), 0, "plain: exit 0 without NOTIFY_SOCKET")
+# ---- plain log lines without JOURNAL_STREAM, or when it names another file
+# (a child whose stderr was redirected); no notify socket: no crash ----
+for n, (what, js) in enumerate((("no JOURNAL_STREAM", None), ("JOURNAL_STREAM of another file", "1:2"))):
+    env = dict(os.environ)
+    env.pop("NOTIFY_SOCKET", None)
+    env.pop("JOURNAL_STREAM", None)
+    if js:
+        env["JOURNAL_STREAM"] = js
+    d = c.start("scheduler-plain%d" % n, [c.bin("coracle-scheduler"), "--server", c.api_addr,
+                                    "--healthz-listen", ""], env=env)
+    t.ok(c.wait_for(lambda: "server" in d.tail(), timeout=5), "plain: scheduler logs")
+    line = d.tail().splitlines()[-1] if d.tail() else ""
+    t.ok(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z coracle-scheduler \w+: ", line),
+         "plain: timestamped lines with %s (%r)" % (what, line))
+    t.is_(d.stop(), 0, "plain: exit 0 without NOTIFY_SOCKET")
 t.done()

@@ -25,6 +25,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,11 @@ struct api {
     int64_t inflight;
     bool stopping;
     tun_hub_t *tun;
+    /* commit batches and fsync latency, sampled from the store's counters
+     * once per delivered batch of results */
+    struct event *stats_ev;
+    uint64_t last_commits, last_ops, last_fsync_ns;
+    struct metrics_hist batch, fsync;
 };
 
 static const char *const verb_names[API_NVERBS] = {
@@ -67,8 +73,19 @@ void api_count(struct api_route *rt, int code)
         rt->codes[code]++;
 }
 
+/* Latency of a unary call: the handler stored its start in the call's data. */
+static void observe_latency(struct api_route *rt, h2s_call_t *c)
+{
+    if (rt->verb == API_WATCH)
+        return;
+    int64_t t0 = (int64_t)(intptr_t)h2s_call_data(c);
+    if (t0 > 0)
+        metrics_hist_observe(&rt->lat, (double)(mono_ns() - t0) / 1e9, 1);
+}
+
 void api_reply(struct api_route *rt, h2s_call_t *c, const void *msg, size_t len)
 {
+    observe_latency(rt, c);
     h2s_call_reply(c, msg, len);
     api_count(rt, GRPC_OK);
 }
@@ -78,6 +95,7 @@ void api_fail(struct api_route *rt, h2s_call_t *c, int code, const char *msg)
     if (code != GRPC_NOT_FOUND && code != GRPC_ALREADY_EXISTS && code != GRPC_ABORTED)
         log_debug("%s from %s: %s: %s", rt->path, h2s_call_peer(c), grpc_code_name(code),
                   msg ? msg : "");
+    observe_latency(rt, c);
     h2s_call_finish(c, code, msg);
     api_count(rt, code);
 }
@@ -156,10 +174,30 @@ static void stage_store(api_t *a, struct api_route *rt, h2s_call_t *c, struct ap
     }
 }
 
+static void stats_sample(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    api_t *a = arg;
+    struct store_stats ss;
+    store_get_stats(a->st, &ss);
+    uint64_t dc = ss.commits - a->last_commits;
+    if (dc && ss.commits > a->last_commits) {
+        metrics_hist_observe(&a->batch, (double)(ss.ops - a->last_ops) / (double)dc, dc);
+        metrics_hist_observe(&a->fsync,
+                             (double)(ss.fsync_ns_total - a->last_fsync_ns) / 1e9 / (double)dc, dc);
+    }
+    a->last_commits = ss.commits;
+    a->last_ops = ss.ops;
+    a->last_fsync_ns = ss.fsync_ns_total;
+}
+
 static void op_done(struct store_op *sop, int err, const struct store_change *ch)
 {
     struct apply_op *o = (struct apply_op *)sop;
     api_t *a = sop->arg;
+    if (!a->stopping && !event_pending(a->stats_ev, EV_TIMEOUT, NULL))
+        event_active(a->stats_ev, EV_TIMEOUT, 0);
     struct api_route *rt = o->owner;
     h2s_call_t *c = o->owner2;
     if (err == APPLY_EGONE) {
@@ -394,6 +432,7 @@ static void handle(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
     struct api_route *rt = arg;
     api_t *a = rt->api;
     a->inflight++;
+    h2s_call_set_data(c, (void *)(intptr_t)mono_ns());
     if (a->stopping) {
         api_fail(rt, c, GRPC_UNAVAILABLE, "server shutting down");
         return;
@@ -476,6 +515,16 @@ static void metrics(api_t *a, char **body, size_t *len)
                 fprintf(f,
                         "coracle_apiserver_requests_total{method=\"%s\",code=\"%s\"} %" PRIu64 "\n",
                         a->routes[i].path, grpc_code_name(code), a->routes[i].codes[code]);
+    fprintf(f, "# HELP coracle_apiserver_request_duration_seconds Unary gRPC call latency, from "
+               "the handler to the answer (writes: once durable).\n"
+               "# TYPE coracle_apiserver_request_duration_seconds histogram\n");
+    for (size_t i = 0; i < a->nroutes; i++)
+        if (a->routes[i].lat.count) {
+            char *l = xasprintf("method=\"%s\"", a->routes[i].path);
+            metrics_hist_print(f, "coracle_apiserver_request_duration_seconds", l,
+                               &a->routes[i].lat);
+            free(l);
+        }
     fprintf(f,
             "# TYPE coracle_apiserver_inflight_requests gauge\n"
             "coracle_apiserver_inflight_requests %" PRId64 "\n",
@@ -508,6 +557,12 @@ static void metrics(api_t *a, char **body, size_t *len)
             "# TYPE coracle_store_batch_max gauge\ncoracle_store_batch_max %" PRIu64 "\n",
             ss.rev, ss.compacted, ss.commits, ss.ops, (double)ss.fsync_ns_total / 1e9, ss.map_size,
             ss.map_used, ss.batch_max);
+    fprintf(f, "# HELP coracle_store_commit_batch_size Operations per durable commit.\n"
+               "# TYPE coracle_store_commit_batch_size histogram\n");
+    metrics_hist_print(f, "coracle_store_commit_batch_size", NULL, &a->batch);
+    fprintf(f, "# HELP coracle_store_fsync_duration_seconds Time to make a commit durable.\n"
+               "# TYPE coracle_store_fsync_duration_seconds histogram\n");
+    metrics_hist_print(f, "coracle_store_fsync_duration_seconds", NULL, &a->fsync);
     struct h2s_stats hs;
     h2s_get_stats(a->srv, &hs);
     fprintf(f,
@@ -568,6 +623,9 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
     struct nodelife_ops nops = {mark_node, mark_pod, a};
     a->nl = nodelife_new(base, st, cfg->node_grace_s, &nops);
     store_set_listener(st, on_change, a);
+    metrics_hist_init(&a->batch, metrics_batch_bounds, metrics_batch_n);
+    metrics_hist_init(&a->fsync, metrics_latency_bounds, metrics_latency_n);
+    a->stats_ev = event_new(base, -1, 0, stats_sample, a);
 
     a->routes = xcalloc(4 * API_NVERBS, sizeof(*a->routes));
     for (size_t i = 0; kinds_all[i]; i++) {
@@ -582,6 +640,7 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
             rt->k = k;
             rt->verb = (enum api_verb)v;
             rt->path = xasprintf("/%s/%s", k->service, verb_names[v]);
+            metrics_hist_init(&rt->lat, metrics_latency_bounds, metrics_latency_n);
             enum h2s_method_kind mk = v == API_WATCH || v == API_LOG ? H2S_SERVER_STREAM
                                       : v == API_EXEC                ? H2S_BIDI
                                                                      : H2S_UNARY;
@@ -613,6 +672,7 @@ void api_free(api_t *a)
     if (!a)
         return;
     watch_hub_free(a->hub);
+    event_free(a->stats_ev);
     events_free(a->events);
     nodelife_free(a->nl);
     for (size_t i = 0; i < a->nroutes; i++)

@@ -16,6 +16,8 @@
 
 #include "h2s.h"
 #include "kinds.h"
+#include "metrics.h"
+#include "metrics.h"
 #include "store.h"
 
 typedef struct api api_t;
@@ -61,6 +63,7 @@ struct api_route {
     enum api_verb verb;
     char *path;
     uint64_t codes[17];
+    struct metrics_hist lat; /* unary calls: seconds from the handler to the answer */
 };
 
 /* Answer a call and count it (route's counters, in-flight gauge). */

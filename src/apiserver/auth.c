@@ -5,6 +5,7 @@
  */
 #include "config.h"
 #include "auth.h"
+#include "obj.h"
 #include "tls.h"
 #include "util.h"
 
@@ -23,7 +24,6 @@ struct ident {
     char *key; /* name "\n" group "\n" ... */
     char *name;
     char **groups; /* NULL-terminated */
-    unsigned watches;
 };
 
 struct token {
@@ -527,6 +527,33 @@ int auth_required(void)
     return A.client_ca || A.token_file;
 }
 
+int auth_listen(h2s_t *srv, const char *addr, SSL_CTX *tls, int insecure_loopback, char **err)
+{
+    *err = NULL;
+    int local = h2s_addr_is_local(addr);
+    int is_unix = strncmp(addr, "unix:", 5) == 0;
+    if (!tls && !local) {
+        *err = xasprintf("refusing to serve cleartext on %s, which is not a loopback address: "
+                         "give --tls-cert-file and --tls-private-key-file (see contrib/certs)",
+                         addr);
+        return -1;
+    }
+    if (!local && !auth_required()) {
+        *err = xasprintf("refusing to serve %s without authentication: give --client-ca-file "
+                         "and/or --token-auth-file",
+                         addr);
+        return -1;
+    }
+    SSL_CTX *use = is_unix || (local && insecure_loopback) ? NULL : tls;
+    if (h2s_listen_tls(srv, addr, use) < 0) {
+        *err = xasprintf("cannot listen on %s", addr);
+        return -1;
+    }
+    if (!use && !is_unix && tls)
+        log_warn("serving cleartext on loopback %s (--insecure-loopback)", addr);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- authenticate */
 
 static const char *const dev_groups[] = {"system:masters", "system:authenticated", NULL};
@@ -783,6 +810,46 @@ int auth_authorize_attrs(const struct auth_user *u, const struct auth_attrs *a, 
     return 0;
 }
 
+/* spec.nodeName of the stored pod ns/name (malloc'd, "" if unbound), or NULL if there is none. */
+static char *stored_pod_node(store_t *st, const char *ns, const char *name)
+{
+    store_rtxn_t *t;
+    if (!st || store_read_begin(st, &t) < 0)
+        return NULL;
+    char *key = kind_key(&kind_pod, ns ? ns : "default", name);
+    const void *v;
+    size_t vl;
+    char *out = NULL;
+    if (store_get(t, key, strlen(key), &v, &vl) == 0) {
+        ProtobufCMessage *m = protobuf_c_message_unpack(kind_pod.desc, NULL, vl, v);
+        if (m) {
+            const char *n = obj_pod_node(m);
+            out = xstrdup(n ? n : "");
+            protobuf_c_message_free_unpacked(m, NULL);
+        }
+    }
+    free(key);
+    store_read_end(t);
+    return out;
+}
+
+int auth_check(const struct auth_user *u, store_t *st, const char *verb, const struct kind *k,
+               const char *subresource, const char *ns, const char *name,
+               const char *field_selector, char **err)
+{
+    *err = NULL;
+    if (!auth_required() || is_master(u))
+        return 0;
+    struct auth_attrs a = {verb, k, subresource, ns, name, field_selector, NULL};
+    char *pn = NULL;
+    if (k == &kind_pod && name && *name && node_of(u) &&
+        (strcmp(verb, "get") == 0 || strcmp(verb, "update") == 0 || strcmp(verb, "delete") == 0))
+        a.pod_node = pn = stored_pod_node(st, ns, name);
+    int r = auth_authorize_attrs(u, &a, err);
+    free(pn);
+    return r;
+}
+
 /* ---------------------------------------------------------------- limits */
 
 int auth_is_mutating(const char *path)
@@ -795,25 +862,7 @@ int auth_is_mutating(const char *path)
            strcmp(m, "Delete") == 0 || strcmp(m, "Bind") == 0 || strcmp(m, "Patch") == 0;
 }
 
-int auth_watch_begin(const struct auth_user *u, char **err)
+unsigned auth_max_watches(void)
 {
-    *err = NULL;
-    struct ident *id = u->id;
-    unsigned max = A.max_watches ? A.max_watches : 1000;
-    if (!id)
-        return 0;
-    if (id->watches >= max) {
-        *err = xasprintf("too many watches for user \"%s\" (max %u)", u->name, max);
-        log_warn("auth: %s", *err);
-        return -1;
-    }
-    id->watches++;
-    return 0;
-}
-
-void auth_watch_end(const struct auth_user *u)
-{
-    struct ident *id = u->id;
-    if (id && id->watches)
-        id->watches--;
+    return A.max_watches ? A.max_watches : 1000;
 }

@@ -38,6 +38,7 @@
 
 #include "h2s.h"
 #include "kinds.h"
+#include "store.h"
 
 /* An identity. The strings live as long as the process (identities are interned). */
 struct auth_user {
@@ -53,6 +54,16 @@ struct auth_config {
         *policy_file; /* --authorization-policy-file, or NULL (allow every authenticated user) */
     unsigned max_watches; /* long-running calls per user (0: 1000) */
 };
+
+/*
+ * Opens one apiserver listener by the transport rules: unix sockets are
+ * cleartext; TCP listeners use TLS when tls is set, except loopback
+ * addresses when insecure_loopback is set; without TLS (development mode)
+ * only loopback addresses are allowed. A non-loopback listener also needs
+ * authentication configured (auth_init before). Returns 0, or -1 with *err.
+ */
+int auth_listen(h2s_t *srv, const char *addr, struct ssl_ctx_st *tls, int insecure_loopback,
+                char **err);
 
 /* Loads the files. Returns 0, or -1 with *err (malloc'd, naming file and line). */
 int auth_init(const struct auth_config *cfg, char **err);
@@ -91,12 +102,24 @@ struct auth_attrs {
 /* The full check (RBAC with namespace and name, node restriction). 0, or -1 with *err. */
 int auth_authorize_attrs(const struct auth_user *u, const struct auth_attrs *a, char **err);
 
+/*
+ * auth_authorize_attrs for a decoded request, looking the stored pod's
+ * spec.nodeName up in st when node restriction needs it (pods: get,
+ * update, delete by a node). 0, or -1 with *err for PERMISSION_DENIED.
+ * Cheap for everyone else: no store read.
+ */
+int auth_check(const struct auth_user *u, store_t *st, const char *verb, const struct kind *k,
+               const char *subresource, const char *ns, const char *name,
+               const char *field_selector, char **err);
+
 /* For h2s_set_inflight_limits: 1 if the gRPC path changes state (Create, Update, Delete, Bind...).
  */
 int auth_is_mutating(const char *path);
 
-/* The per-user cap on watches: 0, or -1 with *err (RESOURCE_EXHAUSTED); end releases. */
-int auth_watch_begin(const struct auth_user *u, char **err);
-void auth_watch_end(const struct auth_user *u);
+/*
+ * The per-user cap on watches (auth_config.max_watches): the handler calls
+ * h2s_call_claim(call, u->id, auth_max_watches()) for each watch.
+ */
+unsigned auth_max_watches(void);
 
 #endif

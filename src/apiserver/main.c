@@ -16,11 +16,13 @@
 #include "tunnel.h"
 #include "util.h"
 
+#include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static struct cfg_list listen_addrs;
 static char *data_dir = LOCALSTATEDIR "/lib/coracle";
@@ -58,9 +60,58 @@ struct app {
     tun_hub_t *tun;
     struct event *sigterm, *sigint, *sighup, *drain, *watchdog;
     int64_t drain_deadline;
+    const char *config; /* the configuration file read at start, or NULL */
 };
 
-/* Shutdown: wait until every accepted API call is answered (writes durable), at most 5 s. */
+/*
+ * SIGHUP: re-reads log-level from the configuration file (the other keys
+ * apply at the next start). A tiny reader of its own: cfg_load would apply
+ * every key again, and repeated keys (listen) append.
+ */
+static void reload_log_level(const char *path)
+{
+    if (!path) {
+        log_notice("SIGHUP: no configuration file to re-read");
+        return;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        log_warn("SIGHUP: cannot read %s: %s", path, strerror(errno));
+        return;
+    }
+    char line[512], *level = NULL;
+    while (fgets(line, sizeof(line), f)) {
+        char *p = line + strspn(line, " \t");
+        if (strncmp(p, "log-level", 9))
+            continue;
+        p += 9;
+        p += strspn(p, " \t");
+        if (*p != '=')
+            continue;
+        p++;
+        p += strspn(p, " \t");
+        p[strcspn(p, " \t\r\n#")] = 0;
+        free(level);
+        level = xstrdup(p); /* the last one wins, as in cfg_load */
+    }
+    fclose(f);
+    if (!level) {
+        log_notice("SIGHUP: %s sets no log-level; keeping the current one", path);
+        return;
+    }
+    int lvl = log_level_parse(level);
+    if (lvl < 0)
+        log_warn("SIGHUP: %s: log-level: unknown level \"%s\" (error, warn, info, debug)", path,
+                 level);
+    else {
+        log_set_level((enum log_level)lvl);
+        log_notice("SIGHUP: log-level %s (from %s); other keys apply at the next start", level,
+                   path);
+    }
+    free(level);
+}
+
+/* Shutdown: wait until every accepted API call is answered (writes durable), at most 2 s. */
 static void drain_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -75,9 +126,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     struct app *app = arg;
     if (sig == SIGHUP) {
-        /* nothing is reloadable yet; keep serving */
         sdn_reloading();
-        log_info("SIGHUP: nothing to reload (restart to apply configuration changes)");
+        reload_log_level(app->config);
         sdn_reloaded();
         return;
     }
@@ -87,7 +137,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     sdn_stopping();
     h2s_stop_accepting(app->srv);
     api_stop(app->api); /* refuses new calls, ends watches with OK */
-    app->drain_deadline = mono_ns() + 5000000000LL;
+    app->drain_deadline = mono_ns() + 2000000000LL;
     app->drain = event_new(app->base, -1, EV_PERSIST, drain_cb, app);
     struct timeval tv = {0, 10000};
     event_add(app->drain, &tv);
@@ -110,6 +160,15 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     struct app app = {0};
+    /* the file cfg_main read, for SIGHUP */
+    for (int j = 1; j < argc; j++) {
+        if (!strcmp(argv[j], "--config") && j + 1 < argc)
+            app.config = argv[j + 1];
+        else if (!strncmp(argv[j], "--config=", 9))
+            app.config = argv[j] + 9;
+    }
+    if (!app.config && access(prog.default_config, R_OK) == 0)
+        app.config = prog.default_config;
     app.base = event_base_new();
     if (!app.base)
         fatal("event_base_new failed");
@@ -153,6 +212,8 @@ int main(int argc, char **argv)
     app.watchdog = sdn_watchdog_start(app.base);
     log_info("ready: revision %llu, data in %s", (unsigned long long)store_rev(app.st), data_dir);
     sdn_ready("serving");
+    sdn_statusf("serving on %zu address(es), revision %llu", ls.n,
+                (unsigned long long)store_rev(app.st));
 
     event_base_dispatch(app.base);
 

@@ -5,9 +5,14 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "ctl.h"
@@ -40,9 +45,11 @@ static const char get_help[] =
     "  -o, --output='': Output format: wide, yaml, json, name.\n"
     "  -w, --watch=false: After listing, watch for changes.\n"
     "      --watch-only=false: Watch for changes, without listing first.\n"
+    "      --raw='': Raw URI to GET from the server, e.g. /metrics, /healthz, /readyz.\n"
     "\n"
     "Usage:\n"
-    "  coraclectl get TYPE[/NAME] [NAME...] [options]\n";
+    "  coraclectl get TYPE[/NAME] [NAME...] [options]\n"
+    "  coraclectl get --raw /metrics\n";
 
 struct get_state {
     const struct kind *k;
@@ -115,9 +122,133 @@ static int get_on_event(struct ctl_watch *w, const char *type, ProtobufCMessage 
     return 0;
 }
 
+/* Connects to addr ("host:port", "[v6]:port" or "unix:/path"); fd or -1 with a message. */
+static int raw_connect(const char *addr)
+{
+    if (!strncmp(addr, "unix:", 5)) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (strlen(addr + 5) >= sizeof(sa.sun_path)) {
+            fprintf(stderr, "error: socket path too long: %s\n", addr + 5);
+            return -1;
+        }
+        strcpy(sa.sun_path, addr + 5);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+            return fd;
+        fprintf(stderr, "error: cannot connect to %s: %s\n", addr, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    const char *colon = strrchr(addr, ':');
+    if (!colon) {
+        fprintf(stderr, "error: bad server address \"%s\"\n", addr);
+        return -1;
+    }
+    char host[256];
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+    char *h = host;
+    size_t hl = strlen(h);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h[hl - 1] = '\0';
+        h++;
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int gai = getaddrinfo(h, colon + 1, &hints, &res);
+    if (gai) {
+        fprintf(stderr, "error: %s: %s\n", addr, gai_strerror(gai));
+        return -1;
+    }
+    int fd = -1, err = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+            break;
+        err = errno;
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        fprintf(stderr, "The connection to the server %s was refused - did you specify the right "
+                        "host or port? (%s)\n", addr, strerror(err));
+    return fd;
+}
+
+/* `get --raw PATH`: an HTTP/1.1 GET on the API port (h2s answers plain GETs); prints the body. */
+static int get_raw(const char *path)
+{
+    if (path[0] != '/') {
+        fprintf(stderr, "error: --raw must be an absolute path starting with /, got \"%s\"\n",
+                path);
+        return 1;
+    }
+    struct ctl_client c;
+    if (ctl_client_open(&c) < 0)
+        return 1;
+    int fd = raw_connect(c.addr), rc = 1;
+    if (fd < 0)
+        goto out;
+    struct ctl_buf req = {0}, resp = {0};
+    ctl_buf_printf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", path, c.addr);
+    if (c.token)
+        ctl_buf_printf(&req, "Authorization: Bearer %s\r\n", c.token);
+    ctl_buf_puts(&req, "\r\n");
+    for (size_t off = 0; off < req.len;) {
+        ssize_t w = write(fd, req.p + off, req.len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            fprintf(stderr, "error: write to %s: %s\n", c.addr, strerror(errno));
+            goto done;
+        }
+        off += (size_t)w;
+    }
+    for (;;) {
+        char buf[16384];
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fprintf(stderr, "error: read from %s: %s\n", c.addr, strerror(errno));
+            goto done;
+        }
+        if (n == 0)
+            break;
+        ctl_buf_add(&resp, buf, (size_t)n);
+    }
+    int status = 0;
+    char *body = resp.p ? strstr(resp.p, "\r\n\r\n") : NULL;
+    if (!body || sscanf(resp.p, "HTTP/1.%*d %d", &status) != 1) {
+        fprintf(stderr, "error: %s answered no HTTP response\n", c.addr);
+        goto done;
+    }
+    body += 4;
+    size_t blen = resp.len - (size_t)(body - resp.p);
+    if (status / 100 == 2) {
+        fwrite(body, 1, blen, stdout);
+        if (blen && body[blen - 1] != '\n')
+            putchar('\n');
+        rc = 0;
+    } else if (status == 404) {
+        fprintf(stderr, "Error from server (NotFound): the server could not find the requested "
+                        "resource\n");
+    } else {
+        fprintf(stderr, "Error from server (%d): %.*s\n", status, (int)blen, body);
+    }
+done:
+    ctl_buf_free(&req);
+    ctl_buf_free(&resp);
+    close(fd);
+out:
+    ctl_client_close(&c);
+    return rc;
+}
+
 int ctl_cmd_get(int argc, char **argv)
 {
-    const char *output = NULL, *lsel = NULL, *fsel = NULL;
+    const char *output = NULL, *lsel = NULL, *fsel = NULL, *raw = NULL;
     bool all_ns = false, watch = false, watch_only = false, no_headers = false, labels = false;
     const struct ctl_flag flags[] = {
         {"output", 'o', CTL_FLAG_STR, &output, NULL},
@@ -128,6 +259,7 @@ int ctl_cmd_get(int argc, char **argv)
         {"watch-only", 0, CTL_FLAG_BOOL, &watch_only, NULL},
         {"no-headers", 0, CTL_FLAG_BOOL, &no_headers, NULL},
         {"show-labels", 0, CTL_FLAG_BOOL, &labels, NULL},
+        {"raw", 0, CTL_FLAG_STR, &raw, NULL},
     };
     struct ctl_strv pos;
     struct ctl_client c;
@@ -139,6 +271,15 @@ int ctl_cmd_get(int argc, char **argv)
         fputs(get_help, stdout);
         free(pos.v);
         return 0;
+    }
+    if (raw) {
+        if (pos.n) {
+            fprintf(stderr, "error: arguments may not be passed when --raw is specified\n");
+            free(pos.v);
+            return 1;
+        }
+        free(pos.v);
+        return get_raw(raw);
     }
     if (!pos.n) {
         fprintf(stderr, "You must specify the type of resource to get. Use \"coraclectl get "

@@ -295,6 +295,15 @@ int ctl_cmd_image(int argc, char **argv)
     img_store_t *s = NULL;
     char *err = NULL;
     int rc;
+    /* coraclectl's global flags (placed after the verb by its dispatcher)
+     * mean nothing to the local image store: skip them. */
+    while (argc > 1 && (!strcmp(argv[1], "--server") || !strcmp(argv[1], "-s") ||
+                        !strcmp(argv[1], "-n") || !strcmp(argv[1], "--namespace") ||
+                        !strcmp(argv[1], "--token"))) {
+        int skip = argc > 2 ? 2 : 1;
+        memmove(argv + 1, argv + 1 + skip, (size_t)(argc - 1 - skip + 1) * sizeof(*argv));
+        argc -= skip;
+    }
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
         !strcmp(argv[1], "help")) {
         fputs(usage, argc < 2 ? stderr : stdout);

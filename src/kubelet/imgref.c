@@ -87,6 +87,9 @@ int klet_img_lookup(const char *image_dir, const char *ref, struct klet_img *out
     out->env = strv_copy(img->cfg.env, img->cfg.n_env);
     out->n_env = img->cfg.n_env;
     out->workdir = img->cfg.workdir ? xstrdup(img->cfg.workdir) : NULL;
+    out->user = img->cfg.user && *img->cfg.user ? xstrdup(img->cfg.user) : NULL;
+    out->stop_signal =
+        img->cfg.stop_signal && *img->cfg.stop_signal ? xstrdup(img->cfg.stop_signal) : NULL;
     img_free(img);
     return 0;
 }
@@ -100,5 +103,7 @@ void klet_img_free(struct klet_img *img)
     klet_strv_free(img->cmd);
     klet_strv_free(img->env);
     free(img->workdir);
+    free(img->user);
+    free(img->stop_signal);
     memset(img, 0, sizeof *img);
 }

@@ -84,6 +84,8 @@ struct klet_img {
     char **env;
     size_t n_env;
     char *workdir;
+    char *user;        /* "uid[:gid]" or "name[:group]", NULL: root */
+    char *stop_signal; /* "SIGQUIT", NULL: SIGTERM */
 };
 /* 0, or -1 with *err (malloc'd) saying what is missing and how to import it. */
 int klet_img_lookup(const char *image_dir, const char *ref, struct klet_img *out, char **err);
@@ -103,6 +105,7 @@ struct klet_oci {
     char **env;
     size_t nenv;
     const char *cwd;
+    uint32_t uid, gid;
     const char *rootfs;
     const char *hostname; /* only for a container that owns its UTS namespace */
     const char *netns;    /* namespace paths to join; NULL = the host's (not listed) */
@@ -127,6 +130,10 @@ int klet_ctr_argv(const Coracle__V1__Container *c, const struct klet_img *img, c
 char **klet_ctr_env(const Coracle__V1__Container *c, const struct klet_img *img,
                     const char *hostname, size_t *n);
 void klet_strv_free(char **v);
+/* The image's User ("uid", "uid:gid", "name", "name:group") against the rootfs' /etc/passwd and
+ * /etc/group. 0, or -1 with *err (malloc'd). */
+int klet_resolve_user(const char *rootfs, const char *user, uint32_t *uid, uint32_t *gid,
+                      char **err);
 /* Resource limits from the container spec into o (memory/cpu). */
 void klet_ctr_resources(const Coracle__V1__Container *c, struct klet_oci *o);
 int klet_runc_kill(const struct klet *k, const char *id, const char *sig);
@@ -224,6 +231,7 @@ struct klet_ctr {
     int wd;      /* inotify watch, -1 */
     char *image; /* as in the spec */
     char *image_id;
+    char *stop_signal; /* the image's StopSignal, NULL: TERM */
     bool pull_failed;
     int pull_failures;
     struct klet_probe *liveness, *readiness;

@@ -33,19 +33,20 @@ static void sync_close(struct klet_ctr *c)
     }
 }
 
-static void sync_read(evutil_socket_t fd, short what, void *arg)
+/* Reads and handles what the monitor sent. 1 if bytes came (call again), 0 otherwise. */
+static int sync_read_once(struct klet_ctr *c)
 {
-    (void)what;
-    struct klet_ctr *c = arg;
-    ssize_t n = read(fd, c->sync_buf + c->sync_len, sizeof c->sync_buf - 1 - c->sync_len);
+    if (c->sync_fd < 0)
+        return 0;
+    ssize_t n = read(c->sync_fd, c->sync_buf + c->sync_len, sizeof c->sync_buf - 1 - c->sync_len);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
+        return 0;
     if (n <= 0) {
         bool started = c->state == KC_RUNNING;
         sync_close(c);
         if (!started && c->state == KC_CREATING)
             klet_pod_ctr_failed(c, "container monitor exited before the container started");
-        return;
+        return 0;
     }
     c->sync_len += n;
     char *nl;
@@ -62,10 +63,27 @@ static void sync_read(evutil_socket_t fd, short what, void *arg)
         memmove(c->sync_buf, nl + 1, c->sync_len - used);
         c->sync_len -= used;
         if (c->sync_fd < 0)
-            return; /* the callback closed us */
+            return 0; /* the callback closed us */
     }
     if (c->sync_len == sizeof c->sync_buf - 1)
         c->sync_len = 0;
+    return 1;
+}
+
+static void sync_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sync_read_once(arg);
+}
+
+/* The exit file is there. The monitor wrote "C" and "S" before it, but the loop may see the
+ * inotify event first: take them from the pipe now, so Created/Started are never lost. */
+static void notify_exited(struct klet_ctr *c)
+{
+    while (sync_read_once(c))
+        ;
+    klet_pod_ctr_exited(c);
 }
 
 static char *monitor_path(const struct klet *k)
@@ -165,8 +183,7 @@ static void inotify_read(evutil_socket_t fd, short what, void *arg)
                 continue;
             for (size_t i = 0; i < nwds; i++) {
                 if (wds[i].wd == ev->wd && wds[i].c) {
-                    struct klet_ctr *c = wds[i].c;
-                    klet_pod_ctr_exited(c);
+                    notify_exited(wds[i].c);
                     break;
                 }
             }
@@ -198,7 +215,7 @@ void klet_monitor_watch(struct klet *k, struct klet_ctr *c, const char *cdir)
     bool there = access(p, F_OK) == 0;
     free(p);
     if (there)
-        klet_pod_ctr_exited(c);
+        notify_exited(c);
 }
 
 void klet_monitor_unwatch(struct klet *k, struct klet_ctr *c)

@@ -229,8 +229,9 @@ static int prepare_and_start(struct klet_ctr *c, const Coracle__V1__Container *s
         *err = xasprintf("mkdir %s: %s", cdir, strerror(errno));
         goto out;
     }
-    char *meta = xasprintf("%s\n%s\n%d\n%d\n%s\n%s\n", p->uid, c->name, c->init ? 1 : 0,
-                           c->restarts, s->image ? s->image : "", img->id);
+    char *meta =
+        xasprintf("%s\n%s\n%d\n%d\n%s\n%s\n%s\n", p->uid, c->name, c->init ? 1 : 0, c->restarts,
+                  s->image ? s->image : "", img->id, img->stop_signal ? img->stop_signal : "");
     char *mp = xasprintf("%s/meta", cdir);
     write_text(mp, meta);
     free(mp);
@@ -282,7 +283,12 @@ static int prepare_and_start(struct klet_ctr *c, const Coracle__V1__Container *s
     bool hostipc = p->pod->spec->has_hostipc && p->pod->spec->hostipc;
     char *ipcns = hostipc ? NULL : xasprintf("%s/ns/ipc", p->dir);
     char *cg = xasprintf("/coracle/%s", id);
+    uint32_t uid = 0, gid = 0;
+    if (klet_resolve_user(img->rootfs, img->user, &uid, &gid, err) < 0)
+        goto out;
     struct klet_oci o = {
+        .uid = uid,
+        .gid = gid,
         .args = argv,
         .nargs = nargv,
         .env = env,
@@ -318,6 +324,8 @@ static int prepare_and_start(struct klet_ctr *c, const Coracle__V1__Container *s
     set_wait(c, "ContainerCreating", NULL);
     free(c->image_id);
     c->image_id = xstrdup(img->id);
+    free(c->stop_signal);
+    c->stop_signal = img->stop_signal ? xstrdup(img->stop_signal) : NULL;
     klet_monitor_watch(k, c, cdir);
     if (klet_monitor_start(k, c, cdir, logpath, err) < 0) {
         klet_monitor_unwatch(k, c);
@@ -576,7 +584,7 @@ void klet_pod_ctr_probe(struct klet_ctr *c, bool liveness, bool okay, const char
                c->name, c->startup_pending ? "startup" : "liveness");
     (void)msg;
     c->killing = true;
-    klet_runc_kill(p->k, c->id, "TERM");
+    klet_runc_kill(p->k, c->id, c->stop_signal ? c->stop_signal : "TERM");
     /* KILL when the grace period is over and TERM was not enough. */
     const Coracle__V1__Probe *pr = ctr_spec(c)->livenessprobe;
     int64_t g = pr && pr->has_terminationgraceperiodseconds ? pr->terminationgraceperiodseconds
@@ -732,8 +740,8 @@ static bool pod_stop(struct klet_pod *p, bool graceful)
         klet_probes_stop(c);
         if (c->state == KC_CREATING || !graceful)
             klet_runc_kill(k, c->id, "KILL");
-        else
-            klet_runc_kill(k, c->id, "TERM");
+        else /* the image's StopSignal (nginx: SIGQUIT, a graceful stop), else TERM */
+            klet_runc_kill(k, c->id, c->stop_signal ? c->stop_signal : "TERM");
     }
     if (active && !p->kill_ev) {
         int64_t g = graceful ? grace_seconds(p) : 0;
@@ -939,6 +947,7 @@ static void ctr_free(struct klet_ctr *c)
     free(c->name);
     free(c->image);
     free(c->image_id);
+    free(c->stop_signal);
     free(c->wait_reason);
     free(c->wait_msg);
 }
@@ -1036,7 +1045,7 @@ void klet_pods_deleted(struct klet *k, const Coracle__V1__Pod *pod)
 /* ------------------------------------------------------------------ re-adoption */
 
 struct ctr_meta {
-    char uid[64], name[256], image[1024], image_id[128];
+    char uid[64], name[256], image[1024], image_id[128], stop_signal[32];
     int init, attempt;
 };
 
@@ -1059,7 +1068,7 @@ static int read_meta(const char *cdir, struct ctr_meta *m)
     memset(m, 0, sizeof *m);
     char line[1200];
     int ok = 0;
-    for (int i = 0; i < 6 && fgets(line, sizeof line, f); i++) {
+    for (int i = 0; i < 7 && fgets(line, sizeof line, f); i++) {
         line[strcspn(line, "\n")] = 0;
         switch (i) {
         case 0:
@@ -1080,6 +1089,9 @@ static int read_meta(const char *cdir, struct ctr_meta *m)
         case 5:
             copy_str(m->image_id, sizeof m->image_id, line);
             ok = 1;
+            break;
+        case 6:
+            copy_str(m->stop_signal, sizeof m->stop_signal, line);
             break;
         }
     }
@@ -1112,18 +1124,7 @@ static void adopt(struct klet *k, struct klet_ctr *c, const char *id, const stru
                           .finished_ns = exited ? fin : now_ns()};
     snprintf(t.id, sizeof t.id, "%s", id);
     if (c->id[0] || c->term.valid) {
-        /* Two records: the newer attempt is current, the older lastState. */
-        const char *cur = c->id[0] ? c->id : c->term.id;
-        if (m->attempt < c->restarts) {
-            if (!c->last.valid || m->attempt > 0) {
-                if (c->last.valid)
-                    ctr_remove_dir(k, c->last.id);
-                c->last = t;
-            }
-            free(cdir);
-            return;
-        }
-        (void)cur;
+        /* Records come in ascending attempts: the one adopted so far becomes lastState. */
         if (c->last.valid)
             ctr_remove_dir(k, c->last.id);
         if (c->term.valid)
@@ -1136,6 +1137,8 @@ static void adopt(struct klet *k, struct klet_ctr *c, const char *id, const stru
     c->started_ns = started;
     free(c->image_id);
     c->image_id = xstrdup(m->image_id);
+    free(c->stop_signal);
+    c->stop_signal = m->stop_signal[0] ? xstrdup(m->stop_signal) : NULL;
     if (!exited && started && klet_runc_alive(k, id)) {
         snprintf(c->id, sizeof c->id, "%s", id);
         c->state = KC_RUNNING;
@@ -1158,7 +1161,6 @@ void klet_pods_synced(struct klet *k)
     DIR *d = opendir(cdir);
     if (d) {
         struct dirent *e;
-        /* Lower attempts first so newer ones win. */
         char **ids = NULL;
         size_t n = 0;
         while ((e = readdir(d))) {
@@ -1175,30 +1177,32 @@ void klet_pods_synced(struct klet *k)
                 metas[i].attempt = -1;
             free(dd);
         }
-        for (int pass = 0; pass < 2; pass++) {
-            for (size_t i = 0; i < n; i++) {
-                struct ctr_meta *m = &metas[i];
-                struct klet_pod *p = m->attempt >= 0 ? pod_find(k, m->uid) : NULL;
-                struct klet_ctr *c = p ? ctr_by_name(p, m->name, m->init) : NULL;
-                if (!c) {
-                    if (pass == 0) {
-                        log_info("removing orphaned container %s", ids[i]);
-                        klet_runc_kill(k, ids[i], "KILL");
-                        ctr_release(k, ids[i]);
-                        ctr_remove_dir(k, ids[i]);
-                    }
-                    continue;
-                }
-                /* pass 0: dead records; pass 1: the live or newest ones */
-                char *dd = ctr_dir(k, ids[i]);
-                char *ex = xasprintf("%s/exit", dd);
-                bool dead = access(ex, F_OK) == 0;
-                free(ex);
-                free(dd);
-                if ((pass == 0) == dead)
-                    adopt(k, c, ids[i], m);
+        /* Ascending attempts, so that for each container the newest record ends up current
+         * and the one before it lastState. */
+        size_t *order = xcalloc(n ? n : 1, sizeof *order);
+        for (size_t i = 0; i < n; i++) {
+            size_t j = i;
+            while (j > 0 && metas[order[j - 1]].attempt > metas[i].attempt) {
+                order[j] = order[j - 1];
+                j--;
             }
+            order[j] = i;
         }
+        for (size_t oi = 0; oi < n; oi++) {
+            size_t i = order[oi];
+            struct ctr_meta *m = &metas[i];
+            struct klet_pod *p = m->attempt >= 0 ? pod_find(k, m->uid) : NULL;
+            struct klet_ctr *c = p ? ctr_by_name(p, m->name, m->init) : NULL;
+            if (!c) {
+                log_info("removing orphaned container %s", ids[i]);
+                klet_runc_kill(k, ids[i], "KILL");
+                ctr_release(k, ids[i]);
+                ctr_remove_dir(k, ids[i]);
+                continue;
+            }
+            adopt(k, c, ids[i], m);
+        }
+        free(order);
         for (size_t i = 0; i < n; i++)
             free(ids[i]);
         free(ids);

@@ -110,9 +110,10 @@ char *klet_oci_config(const struct klet_oci *o)
     FILE *f = open_memstream(&buf, &len);
     if (!f)
         fatal("open_memstream failed");
-    fputs("{\"ociVersion\":\"1.0.2-dev\",\"process\":{\"terminal\":false,"
-          "\"user\":{\"uid\":0,\"gid\":0},\"args\":",
-          f);
+    fprintf(f,
+            "{\"ociVersion\":\"1.0.2-dev\",\"process\":{\"terminal\":false,"
+            "\"user\":{\"uid\":%u,\"gid\":%u},\"args\":",
+            o->uid, o->gid);
     json_strv(f, o->args, o->nargs);
     fputs(",\"env\":", f);
     json_strv(f, o->env, o->nenv);
@@ -273,6 +274,92 @@ char **klet_ctr_env(const Coracle__V1__Container *c, const struct klet_img *img,
         if (c->env[i]->name)
             env_set(&v, n, c->env[i]->name, c->env[i]->value);
     return v;
+}
+
+/* Looks name up in a passwd/group style file: field 0 = name, 2 = id, 3 = (passwd) gid. */
+static int db_lookup(const char *path, const char *name, long *id, long *gid)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char line[1024];
+    int rc = -1;
+    while (rc < 0 && fgets(line, sizeof line, f)) {
+        char *save = NULL, *fields[4] = {0};
+        int n = 0;
+        for (char *t = strtok_r(line, ":\n", &save); t && n < 4; t = strtok_r(NULL, ":\n", &save))
+            fields[n++] = t;
+        if (n >= 3 && !strcmp(fields[0], name)) {
+            *id = atol(fields[2]);
+            if (gid)
+                *gid = n >= 4 ? atol(fields[3]) : 0;
+            rc = 0;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+static int is_number(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return 0;
+    return 1;
+}
+
+int klet_resolve_user(const char *rootfs, const char *user, uint32_t *uid, uint32_t *gid,
+                      char **err)
+{
+    *uid = *gid = 0;
+    if (!user || !*user)
+        return 0;
+    char *u = xstrdup(user), *g = strchr(u, ':');
+    if (g)
+        *g++ = 0;
+    long id = 0, pgid = 0;
+    int rc = 0;
+    char *passwd = xasprintf("%s/etc/passwd", rootfs), *group = xasprintf("%s/etc/group", rootfs);
+    if (is_number(u)) {
+        id = atol(u);
+        /* a numeric user keeps its passwd group if it has one */
+        FILE *f = fopen(passwd, "r");
+        char line[1024];
+        while (f && fgets(line, sizeof line, f)) {
+            char *save = NULL, *fl[4] = {0};
+            int n = 0;
+            for (char *t = strtok_r(line, ":\n", &save); t && n < 4;
+                 t = strtok_r(NULL, ":\n", &save))
+                fl[n++] = t;
+            if (n >= 4 && atol(fl[2]) == id) {
+                pgid = atol(fl[3]);
+                break;
+            }
+        }
+        if (f)
+            fclose(f);
+    } else if (db_lookup(passwd, u, &id, &pgid) < 0) {
+        *err = xasprintf("unable to find user %s: no matching entries in passwd file", u);
+        rc = -1;
+    }
+    if (rc == 0 && g && *g) {
+        if (is_number(g)) {
+            pgid = atol(g);
+        } else if (db_lookup(group, g, &pgid, NULL) < 0) {
+            *err = xasprintf("unable to find group %s: no matching entries in group file", g);
+            rc = -1;
+        }
+    }
+    if (rc == 0) {
+        *uid = (uint32_t)id;
+        *gid = (uint32_t)pgid;
+    }
+    free(passwd);
+    free(group);
+    free(u);
+    return rc;
 }
 
 static const char *res_get(Coracle__V1__ResourceRequirements__LimitsEntry **e, size_t n,

@@ -96,6 +96,14 @@ struct h2s_listener {
 
 enum conn_mode { CM_SNIFF, CM_H2, CM_H1 };
 
+/* Long-running calls held by one owner (h2s_call_claim), across connections. */
+struct claim {
+    struct claim *next;
+    const void *key;
+    unsigned n;
+};
+#define CLAIM_BUCKETS 64
+
 struct conn {
     h2s_t *s;
     struct bufferevent *bev;
@@ -148,6 +156,7 @@ struct h2s_call {
     unsigned counted : 2;   /* 1: counted as an in-flight read, 2: mutating, 0: not */
     unsigned streaming : 1; /* counted in conn->nstreaming */
     int64_t born;           /* stream opened at (mono ns) */
+    struct claim *claim;    /* h2s_call_claim, or NULL */
     /* request headers: "name\0value\0" pairs */
     char *hbuf;
     size_t hlen, hcap, hbytes;
@@ -177,6 +186,7 @@ struct h2s {
     size_t max_inflight[3]; /* [1] reads, [2] mutating */
     size_t inflight[3];
     int (*is_mutating)(const char *path);
+    struct claim *claims[CLAIM_BUCKETS];
     struct h2s_route *routes[ROUTE_BUCKETS];
     h2s_http_fn http_fn;
     void *http_arg;
@@ -287,6 +297,17 @@ static void call_uncount(h2s_call_t *c)
     if (c->streaming) {
         c->conn->nstreaming--;
         c->streaming = 0;
+    }
+    if (c->claim) {
+        struct claim *cl = c->claim;
+        c->claim = NULL;
+        if (--cl->n == 0) {
+            struct claim **pp = &c->s->claims[((uintptr_t)cl->key >> 4) % CLAIM_BUCKETS];
+            while (*pp != cl)
+                pp = &(*pp)->next;
+            *pp = cl->next;
+            free(cl);
+        }
     }
 }
 
@@ -1250,9 +1271,12 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
         if (e) {
             char b[256];
             ERR_error_string_n(e, b, sizeof(b));
-            if (c->mode == CM_SNIFF)
+            if (c->mode == CM_SNIFF) {
                 c->s->st.tls_failures++;
-            log_info("h2s: %s: TLS: %s", c->peer, b);
+                log_info("h2s: %s: TLS handshake: %s", c->peer, b);
+            } else {
+                log_debug("h2s: %s: TLS: %s", c->peer, b);
+            }
             while (bufferevent_get_openssl_error(bev))
                 ;
         } else if (what & BEV_EVENT_ERROR) {
@@ -1501,7 +1525,7 @@ h2s_t *h2s_new(struct event_base *base, const struct h2s_config *cfg)
     if (s->cfg.handshake_timeout_s <= 0)
         s->cfg.handshake_timeout_s = 10;
     if (!s->cfg.max_streaming)
-        s->cfg.max_streaming = 100;
+        s->cfg.max_streaming = 1000;
     s->accepting = 1;
 
     nghttp2_session_callbacks_new(&s->cbs);
@@ -1865,6 +1889,27 @@ int h2s_call_send(h2s_call_t *c, const void *msg, size_t len)
         memcpy(b->data + GRPC_FRAME_HDR, msg, len);
     q_push(c, b);
     call_kick(c);
+    return 0;
+}
+
+int h2s_call_claim(h2s_call_t *c, const void *key, unsigned max)
+{
+    if (c->claim || !key)
+        return 0;
+    struct claim **pp = &c->s->claims[((uintptr_t)key >> 4) % CLAIM_BUCKETS];
+    struct claim *cl = *pp;
+    while (cl && cl->key != key)
+        cl = cl->next;
+    if (cl && max && cl->n >= max)
+        return -1;
+    if (!cl) {
+        cl = xcalloc(1, sizeof(*cl));
+        cl->key = key;
+        cl->next = *pp;
+        *pp = cl;
+    }
+    cl->n++;
+    c->claim = cl;
     return 0;
 }
 

@@ -39,7 +39,7 @@ struct h2s_config {
     int idle_timeout_s;      /* close connections idle this long with no open call (default 300) */
     size_t max_conns;        /* refuse connections beyond this (default 10000) */
     int handshake_timeout_s; /* TLS handshake + preface, and each stream's headers (default 10) */
-    uint32_t max_streaming;  /* long-running calls (watches, logs) per connection (default 100) */
+    uint32_t max_streaming;  /* long-running calls (watches, logs) per connection (default 1000) */
 };
 
 /*
@@ -141,6 +141,12 @@ struct ssl_st;
 struct ssl_st *h2s_call_ssl(const h2s_call_t *c);
 /* 1 if the call came over a unix socket or from a loopback address. */
 int h2s_call_is_local(const h2s_call_t *c);
+/*
+ * Counts the call against an owner (e.g. the authenticated user's identity)
+ * until the handler finishes it or the stream closes: 0, or -1 when key
+ * already holds max calls (max 0: no cap, only counting). Once per call.
+ */
+int h2s_call_claim(h2s_call_t *c, const void *key, unsigned max);
 /* Handler-owned per-call pointer. */
 void h2s_call_set_data(h2s_call_t *c, void *data);
 void *h2s_call_data(const h2s_call_t *c);

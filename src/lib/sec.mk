@@ -14,3 +14,56 @@ t_unit_test_auth_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/ap
 	-DSRCDIR='"$(abs_top_srcdir)"'
 t_unit_test_auth_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_auth
+
+check_PROGRAMS += t/unit/test_tls
+t_unit_test_tls_SOURCES = t/unit/test_tls.c t/unit/tap.h
+t_unit_test_tls_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -DSRCDIR='"$(abs_top_srcdir)"'
+t_unit_test_tls_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_tls
+
+# ---- fuzzing ----
+# t/unit/test_fuzz runs the seed corpora and saved crash reproducers through
+# the fuzz targets in the normal build.
+FUZZ_TARGET_SRC = t/fuzz/fuzz.h t/fuzz/fuzz_sel.c t/fuzz/fuzz_qty.c t/fuzz/fuzz_yaml.c \
+	t/fuzz/fuzz_pb.c
+check_PROGRAMS += t/unit/test_fuzz
+t_unit_test_fuzz_SOURCES = t/unit/test_fuzz.c t/unit/tap.h $(FUZZ_TARGET_SRC)
+t_unit_test_fuzz_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/t/fuzz \
+	-I$(srcdir)/src/ctl -I$(srcdir)/src/apiserver -DSRCDIR='"$(abs_top_srcdir)"'
+t_unit_test_fuzz_LDADD = libapiserver.a libctl.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_fuzz
+EXTRA_DIST += t/fuzz
+
+# `make fuzz`: libFuzzer builds with clang (CC is not used, so configure
+# never needs clang) and a bounded run of each target, FUZZ_TIME seconds
+# (default 60), over a working corpus fuzz/corpus-<x> seeded from
+# t/fuzz/corpus/<x>. Crashes land in fuzz/ as crash-*; copy a reproducer to
+# t/fuzz/regressions/<x>/ so t/unit/test_fuzz keeps running it.
+FUZZ_CC = clang
+FUZZ_TIME = 60
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-DFUZZ_MAIN
+FUZZ_INC = -I$(top_builddir)/proto -I$(top_builddir) -I$(srcdir)/src/lib -I$(srcdir)/src/ctl \
+	-I$(srcdir)/src/apiserver -I$(srcdir)/t/fuzz $(PROTOBUF_C_CFLAGS) $(YAML_CFLAGS)
+FUZZ_BASE = $(srcdir)/src/lib/util.c $(srcdir)/src/lib/kinds.c $(srcdir)/src/lib/qty.c \
+	$(srcdir)/src/lib/grpc.c $(top_builddir)/proto/coracle.pb-c.c
+FUZZ_SRC_sel = $(srcdir)/src/lib/sel.c
+FUZZ_SRC_qty =
+FUZZ_SRC_yaml = $(srcdir)/src/ctl/yaml_pb.c $(srcdir)/src/ctl/buf.c
+FUZZ_SRC_pb = $(srcdir)/src/apiserver/admit.c $(srcdir)/src/apiserver/obj.c
+FUZZ_NAMES = sel qty yaml pb
+fuzz/fuzz_%: $(srcdir)/t/fuzz/fuzz_%.c $(PROTO_GEN)
+	@$(MKDIR_P) fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_INC) -o $@ $< $(FUZZ_BASE) $(FUZZ_SRC_$*) \
+	  $(YAML_LIBS) $(PROTOBUF_C_LIBS) -lm
+fuzz-build: $(FUZZ_NAMES:%=fuzz/fuzz_%)
+fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_NAMES); do \
+	  $(MKDIR_P) fuzz/corpus-$$t; \
+	  echo "fuzz: $$t for $(FUZZ_TIME)s"; \
+	  (cd fuzz && ./fuzz_$$t -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
+	    -max_len=65536 -print_final_stats=1 corpus-$$t $(abs_top_srcdir)/t/fuzz/corpus/$$t \
+	    2>&1 | tee fuzz-$$t.log | grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)' || true); \
+	done; \
+	ls fuzz/crash-* fuzz/leak-* fuzz/timeout-* 2>/dev/null && { echo "fuzz: crashes found (see above)"; exit 1; } || echo "fuzz: no crashes"
+.PHONY: fuzz fuzz-build

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -120,11 +121,26 @@ int log_enabled(enum log_level lvl)
     return (int)lvl <= log_level;
 }
 
+/*
+ * True if stderr is the journal stream systemd gave us: $JOURNAL_STREAM is
+ * "DEV:INODE" of that stream (systemd.exec(5)); a child whose stderr was
+ * redirected elsewhere inherits the variable but must log plain lines.
+ */
+static int log_stderr_is_journal(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+        return 0;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
 static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 {
     static const char *names[] = {"", "", "", "error", "warn", "notice", "info", "debug"};
     if (log_journal < 0)
-        log_journal = getenv("JOURNAL_STREAM") != NULL;
+        log_journal = log_stderr_is_journal();
     char line[4096];
     int off;
     if (log_journal) {

@@ -8,6 +8,9 @@
 #include "klet.h"
 #include "util.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 static json_t *parse(const char *s)
 {
     json_t *j = NULL;
@@ -225,11 +228,64 @@ static void test_resources(void)
        (unsigned long long)o.cpu_shares);
 }
 
+static void test_user(void)
+{
+    char dir[] = "/tmp/klet-user-XXXXXX";
+    if (!mkdtemp(dir)) {
+        ok(0, "mkdtemp");
+        return;
+    }
+    char *etc = xasprintf("%s/etc", dir), *pw = xasprintf("%s/etc/passwd", dir),
+         *gr = xasprintf("%s/etc/group", dir);
+    mkdir(etc, 0755);
+    FILE *f = fopen(pw, "w");
+    fputs("root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bin/false\n"
+          "nginx:x:101:102::/nonexistent:/bin/false\n",
+          f);
+    fclose(f);
+    f = fopen(gr, "w");
+    fputs("root:x:0:\nwww-data:x:33:\nstaff:x:50:\n", f);
+    fclose(f);
+    uint32_t uid = 9, gid = 9;
+    char *err = NULL;
+    ok(klet_resolve_user(dir, NULL, &uid, &gid, &err) == 0 && uid == 0 && gid == 0,
+       "no User: root");
+    ok(klet_resolve_user(dir, "nginx", &uid, &gid, &err) == 0 && uid == 101 && gid == 102,
+       "name: uid and primary gid from passwd");
+    ok(klet_resolve_user(dir, "www-data:staff", &uid, &gid, &err) == 0 && uid == 33 && gid == 50,
+       "name:group");
+    ok(klet_resolve_user(dir, "1000:1000", &uid, &gid, &err) == 0 && uid == 1000 && gid == 1000,
+       "numeric uid:gid");
+    ok(klet_resolve_user(dir, "33", &uid, &gid, &err) == 0 && uid == 33 && gid == 33,
+       "numeric uid takes its passwd group");
+    ok(klet_resolve_user(dir, "nobody", &uid, &gid, &err) < 0 && err && strstr(err, "nobody"),
+       "unknown user is an error: %s", err ? err : "");
+    free(err);
+    char *args[] = {"/bin/true"};
+    struct klet_oci o = {.args = args, .nargs = 1, .rootfs = "/r", .uid = 101, .gid = 102};
+    char *s = klet_oci_config(&o);
+    json_t *j = parse(s);
+    int64_t u = -1, g = -1;
+    json_int64(json_get(json_get(json_get(j, "process"), "user"), "uid"), &u);
+    json_int64(json_get(json_get(json_get(j, "process"), "user"), "gid"), &g);
+    ok(u == 101 && g == 102, "process.user in config.json");
+    json_free(j);
+    free(s);
+    unlink(pw);
+    unlink(gr);
+    rmdir(etc);
+    rmdir(dir);
+    free(etc);
+    free(pw);
+    free(gr);
+}
+
 int main(void)
 {
     test_config_joiner();
     test_config_hostnet();
     test_argv();
     test_resources();
+    test_user();
     done_testing();
 }

@@ -1,0 +1,141 @@
+#!/usr/bin/python3
+# Observability: /metrics of the apiserver (on its API port) and of the
+# scheduler (on its healthz-listen port) parse as Prometheus text (0.0.4)
+# over HTTP/1.1 and HTTP/2, and move when load runs; /healthz and /readyz
+# answer; the kubelet's endpoint too when it can run here (root, runc).
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import ctest
+import opsutil
+import schedutil
+
+t = ctest.Tap()
+c = ctest.Cluster(t)
+pb = ctest.pb
+
+
+def scrape(addr, name, h2=False):
+    st, body = (opsutil.h2_get if h2 else ctest.http_get)(addr, "/metrics")
+    if st != 200:
+        t.ok(False, "%s: /metrics over %s answers 200 (%s %s)" % (name, "h2" if h2 else "HTTP/1.1", st, body[:200]))
+        return {}, {}
+    try:
+        return opsutil.parse_prom(body)
+    except ValueError as e:
+        t.ok(False, "%s: /metrics parses: %s" % (name, e))
+        return {}, {}
+
+
+# ---- apiserver ----
+api = c.start_apiserver()
+s0, ty0 = scrape(c.api_addr, "apiserver")
+t.ok(len(s0) > 0, "apiserver: /metrics over HTTP/1.1 parses (%d samples)" % len(s0))
+s0h2, _ = scrape(c.api_addr, "apiserver", h2=True)
+t.ok(len(s0h2) > 0, "apiserver: /metrics over HTTP/2 parses (%d samples)" % len(s0h2))
+for fam in ("coracle_apiserver_requests_total", "coracle_apiserver_inflight_requests",
+            "coracle_apiserver_watchers", "coracle_apiserver_watch_events_sent_total",
+            "coracle_store_revision", "coracle_store_compacted_revision"):
+    t.ok(fam in ty0, "apiserver: family %s has a TYPE" % fam)
+hists = sorted(f for f, tp in ty0.items() if tp == "histogram")
+t.ok(any("request" in f and "seconds" in f for f in hists),
+     "apiserver: a request latency histogram (%s)" % hists)
+t.ok(any("fsync" in f for f in hists), "apiserver: an fsync latency histogram")
+t.ok(any("batch" in f for f in hists), "apiserver: a commit batch size histogram")
+
+# load: a watch, creates, gets, a conflict
+watch = api.stream("Pods", "Watch", pb.ListRequest(namespace="default"))
+N = 30
+for i in range(N):
+    api.call("Pods", "Create", ctest.simple_pod("m%d" % i))
+for i in range(5):
+    api.call("Pods", "Get", pb.GetRequest(namespace="default", name="m%d" % i))
+_, err = api.try_call("Pods", "Get", pb.GetRequest(namespace="default", name="absent"))
+got = 0
+for ev in watch:
+    got += 1
+    if got >= N:
+        break
+s1, _ = scrape(c.api_addr, "apiserver")
+creates = opsutil.total(s1, "coracle_apiserver_requests_total", method="/coracle.v1.Pods/Create")
+t.ok(creates >= N, "apiserver: Create counted (%s)" % creates)
+t.ok(opsutil.total(s1, "coracle_apiserver_requests_total", method="/coracle.v1.Pods/Get", code="NotFound") +
+     opsutil.total(s1, "coracle_apiserver_requests_total", method="/coracle.v1.Pods/Get", code="NOT_FOUND") >= 1,
+     "apiserver: NotFound counted by code")
+rev0 = opsutil.value(s0, "coracle_store_revision") or 0
+rev1 = opsutil.value(s1, "coracle_store_revision") or 0
+t.ok(rev1 >= rev0 + N, "apiserver: store revision moved (%s -> %s)" % (rev0, rev1))
+t.ok((opsutil.value(s1, "coracle_apiserver_watchers") or 0) >= 1, "apiserver: the open watch is counted")
+t.ok((opsutil.value(s1, "coracle_apiserver_watch_events_sent_total") or 0) >= N,
+     "apiserver: watch events sent counted")
+lat = [f for f in hists if "request" in f and "seconds" in f]
+if lat:
+    cnt = opsutil.total(s1, lat[0] + "_count")
+    t.ok(cnt >= N + 5, "apiserver: %s_count moved (%s)" % (lat[0], cnt))
+else:
+    t.skip("no request latency histogram")
+fs = [f for f in hists if "fsync" in f]
+if fs:
+    t.ok(opsutil.total(s1, fs[0] + "_count") > opsutil.total(s0, fs[0] + "_count"),
+         "apiserver: %s moved" % fs[0])
+else:
+    t.skip("no fsync histogram")
+watch.cancel()
+st, body = ctest.http_get(c.api_addr, "/healthz")
+t.is_(st, 200, "apiserver: /healthz 200")
+st, body = ctest.http_get(c.api_addr, "/nonexistent")
+t.is_(st, 404, "apiserver: unknown path 404")
+
+# coraclectl get --raw
+rc, out, err = c.ctl("get", "--raw", "/metrics")
+try:
+    rs, _ = opsutil.parse_prom(out)
+except ValueError as e:
+    rs = {}
+    t.diag(str(e))
+t.ok(rc == 0 and opsutil.value(rs, "coracle_store_revision") is not None,
+     "coraclectl get --raw /metrics prints parseable metrics (%s)" % err.strip())
+rc, out, err = c.ctl("get", "--raw", "/healthz")
+t.ok(rc == 0 and out.strip() == "ok", "coraclectl get --raw /healthz: ok")
+rc, out, err = c.ctl("get", "--raw", "/nope")
+t.ok(rc == 1 and "NotFound" in err, "coraclectl get --raw /nope: NotFound (%s)" % err.strip())
+
+# ---- scheduler ----
+hz = "127.0.0.1:%d" % ctest.free_port()
+sched = c.start_scheduler("--healthz-listen", hz)
+t.ok(c.wait_for(lambda: ctest.http_get(hz, "/healthz")[0] == 200, timeout=10), "scheduler: /healthz 200")
+t.is_(ctest.http_get(hz, "/readyz")[0], 200, "scheduler: /readyz 200")
+st, body = opsutil.h2_get(hz, "/healthz")
+t.ok(st == 200 and body == "ok", "scheduler: /healthz over HTTP/2 (%s %r)" % (st, body[:60]))
+ss0, sty = scrape(hz, "scheduler")
+for fam in ("coracle_scheduler_schedule_attempts_total", "coracle_scheduler_nodes"):
+    t.ok(fam in sty, "scheduler: family %s" % fam)
+api.call("Nodes", "Create", schedutil.node("n1"))
+# the pods created above (no node then) get scheduled now
+bound = c.wait_for(lambda: all(schedutil.node_of(api, "m%d" % i) for i in range(N)), timeout=20)
+t.ok(bound, "scheduler: the %d pods got bound" % N)
+ss1, _ = scrape(hz, "scheduler")
+sch = opsutil.value(ss1, "coracle_scheduler_schedule_attempts_total", result="scheduled") or 0
+t.ok(sch >= N, "scheduler: scheduled attempts moved (%s)" % sch)
+t.is_(opsutil.value(ss1, "coracle_scheduler_nodes"), 1.0, "scheduler: 1 node known")
+sh2, _ = scrape(hz, "scheduler", h2=True)
+t.ok(len(sh2) > 0, "scheduler: /metrics over HTTP/2 parses")
+t.is_(sched.stop(), 0, "scheduler: exits 0")
+
+# ---- kubelet ----
+runc = shutil.which("runc") or "/usr/sbin/runc"
+help_text = os.popen("%s --help" % c.bin("coracle-kubelet")).read()
+if os.geteuid() != 0 or not os.access(runc, os.X_OK) or "healthz-listen" not in help_text:
+    t.skip("kubelet: needs root, runc and healthz-listen", 4)
+else:
+    khz = "127.0.0.1:%d" % ctest.free_port()
+    k = c.start_kubelet("kn1", "--healthz-listen", khz)
+    t.ok(c.wait_for(lambda: ctest.http_get(khz, "/healthz")[0] == 200, timeout=15), "kubelet: /healthz 200")
+    t.ok(c.wait_for(lambda: ctest.http_get(khz, "/readyz")[0] == 200, timeout=15), "kubelet: /readyz 200")
+    ks, kty = scrape(khz, "kubelet")
+    t.ok(any(f.startswith("coracle_kubelet_") for f in kty), "kubelet: coracle_kubelet_ families (%s)" % sorted(kty)[:8])
+    t.ok(any(tp == "histogram" and "start" in f for f, tp in kty.items()), "kubelet: pod start latency histogram")
+t.done()

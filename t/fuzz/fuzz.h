@@ -1,0 +1,30 @@
+/*
+ * fuzz: the libFuzzer targets' entry points. Each t/fuzz/fuzz_<x>.c defines
+ * fuzz_<x>_one(); built with -DFUZZ_MAIN (make fuzz, clang) it also defines
+ * LLVMFuzzerTestOneInput. t/unit/test_fuzz runs every input under
+ * t/fuzz/corpus/<x>/ and t/fuzz/regressions/<x>/ through them in the normal
+ * build, so a crash once found stays fixed.
+ */
+#ifndef CORACLE_FUZZ_H
+#define CORACLE_FUZZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int fuzz_sel_one(const uint8_t *data, size_t size);
+int fuzz_qty_one(const uint8_t *data, size_t size);
+int fuzz_yaml_one(const uint8_t *data, size_t size);
+int fuzz_pb_one(const uint8_t *data, size_t size);
+
+#ifdef FUZZ_MAIN
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#define FUZZ_ENTRY(fn)                                                                             \
+    int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)                                   \
+    {                                                                                              \
+        return fn(data, size);                                                                     \
+    }
+#else
+#define FUZZ_ENTRY(fn)
+#endif
+
+#endif

@@ -25,3 +25,9 @@ libcoracle_a_SOURCES += src/lib/obs.c src/lib/obs.h
 bin_PROGRAMS += coracle-backup
 coracle_backup_SOURCES = src/backup/main.c
 coracle_backup_LDADD = libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS)
+
+check_PROGRAMS += t/unit/test_obs
+t_unit_test_obs_SOURCES = t/unit/test_obs.c t/unit/tap.h
+t_unit_test_obs_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_obs_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_obs

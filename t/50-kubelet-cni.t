@@ -49,7 +49,7 @@ json.dump({"cniVersion": "1.0.0", "name": "coracle-test", "plugins": [
      "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.251.%d.0/24" % net}]], "dataDir": ipam}}]},
     open(os.path.join(confdir, "10-test.conflist"), "w"))
 api = c.start_apiserver()
-k = c.start_kubelet("node1", "--cni-conf-dir", confdir, root_dir=root)
+k = c.start_kubelet("node1", "--healthz-listen", "", "--cni-conf-dir", confdir, root_dir=root)
 
 
 def get(name):
@@ -82,7 +82,7 @@ t.is_(sorted(used), sorted([ipa, ipb]), "host-local holds both IPs")
 
 # restart the kubelet: the pod IP survives (read back from the saved CNI result)
 k.stop()
-k = c.start_kubelet("node1", "--cni-conf-dir", confdir, root_dir=root)
+k = c.start_kubelet("node1", "--healthz-listen", "", "--cni-conf-dir", confdir, root_dir=root)
 time.sleep(1)
 t.is_(get("a").status.podIP, ipa, "pod IP unchanged after a kubelet restart")
 

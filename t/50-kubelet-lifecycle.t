@@ -40,7 +40,7 @@ for _ in range(3):
 else:
     t.bail("contrib/images/busybox.sh failed (%d): %s" % (r.returncode, r.stderr.strip()[-300:]))
 api = c.start_apiserver()
-k = c.start_kubelet("node1", "--crashloop-backoff-base", "1", "--crashloop-backoff-max", "4",
+k = c.start_kubelet("node1", "--healthz-listen", "", "--crashloop-backoff-base", "1", "--crashloop-backoff-max", "4",
                     "--container-log-max-size", "4096", root_dir=root)
 c.wait_for(lambda: api.try_call("Nodes", "Get", pb.GetRequest(name="node1"))[0], timeout=10)
 

@@ -41,7 +41,8 @@ for _ in range(3):
 else:
     t.bail("contrib/images/busybox.sh failed (%d): %s" % (r.returncode, r.stderr.strip()[-300:]))
 api = c.start_apiserver()
-k = c.start_kubelet("node1", "--crashloop-backoff-base", "1", root_dir=root)
+hz = "127.0.0.1:%d" % ctest.free_port()
+k = c.start_kubelet("node1", "--crashloop-backoff-base", "1", "--healthz-listen", hz, root_dir=root)
 
 
 def get(name):
@@ -78,6 +79,10 @@ t.ok(node and {a.type for a in node.status.addresses} >= {"InternalIP", "Hostnam
 lease = c.wait_for(lambda: api.try_call("Leases", "Get", pb.GetRequest(namespace="kube-node-lease", name="node1"))[0], timeout=10)
 t.ok(lease and lease.spec.holderIdentity == "node1" and lease.spec.leaseDurationSeconds == 40 and
      lease.spec.renewTime.seconds > 0, "lease kube-node-lease/node1 held by node1, 40 s")
+
+st, body = ctest.http_get(hz, "/healthz")
+t.is_(st, 200, "kubelet /healthz")
+t.ok(c.wait_for(lambda: ctest.http_get(hz, "/readyz")[0] == 200, timeout=5), "kubelet /readyz once its pods are synced")
 
 # ---- two containers over localhost + a shared emptyDir
 web = pb.Container(name="web", image="progrium/busybox", imagePullPolicy="IfNotPresent",
@@ -147,6 +152,11 @@ t.ok(rc == 0 and out == "hello\noops\n", "coraclectl logs: %r %s" % (out, err.st
 rc, out, err = c.ctl("exec", "duo", "-c", "client", "--", "sh", "-c", "hostname; exit 3")
 t.ok(out == "duo\n" and rc == 3, "coraclectl exec: output and exit code (%d %r %s)" % (rc, out, err.strip()))
 
+st, body = ctest.http_get(hz, "/metrics")
+body = body.decode() if isinstance(body, bytes) else body
+t.ok(st == 200 and "coracle_kubelet_pods 1" in body and 'coracle_kubelet_containers{state="running"} 2' in body,
+     "kubelet /metrics: 1 pod, 2 running containers")
+
 # ---- graceful delete: the grace period (2 s) is honoured, then KILL
 t0 = time.time()
 api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="duo"))
@@ -183,6 +193,17 @@ t.ok(len(out) > 2 and out[2] == open("/proc/1/comm").read().strip(), "hostPID: t
 t.ok(len(out) > 3 and out[3] == os.readlink("/proc/self/ns/ipc"), "hostIPC: the node's IPC namespace")
 api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="hostnet"))
 t.ok(c.wait_for(lambda: get("hostnet") is None, timeout=10), "hostnet pod deleted")
+
+# ---- deleted while being created: nothing may survive
+for i in range(5):
+    api.call("Pods", "Create", pb.Pod(metadata=ctest.meta("racy%d" % i, "default"), spec=pb.PodSpec(
+        nodeName="node1", terminationGracePeriodSeconds=1, containers=[
+            pb.Container(name="c", image="progrium/busybox", imagePullPolicy="IfNotPresent", command=["sleep", "1000"]),
+            pb.Container(name="d", image="progrium/busybox", imagePullPolicy="IfNotPresent", command=["sleep", "1000"])])))
+    time.sleep(0.01 * i)
+    api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="racy%d" % i))
+t.ok(c.wait_for(lambda: all(get("racy%d" % i) is None for i in range(5)), timeout=15),
+     "pods deleted while their containers were being created are gone")
 
 # ---- nothing left behind
 time.sleep(0.2)

@@ -40,7 +40,7 @@ for _ in range(3):
 else:
     t.bail("contrib/images/busybox.sh failed (%d): %s" % (r.returncode, r.stderr.strip()[-300:]))
 api = c.start_apiserver()
-k = c.start_kubelet("node1", "--crashloop-backoff-base", "1", root_dir=root)
+k = c.start_kubelet("node1", "--healthz-listen", "", "--crashloop-backoff-base", "1", root_dir=root)
 
 
 def get(name):
@@ -90,7 +90,7 @@ api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="orphan", 
 t.ok(get("orphan") is None, "orphan force-deleted in the API")
 time.sleep(2.5)
 
-k = c.start_kubelet("node1", "--crashloop-backoff-base", "1", root_dir=root)
+k = c.start_kubelet("node1", "--healthz-listen", "", "--crashloop-backoff-base", "1", root_dir=root)
 p = wait_pod("ending", lambda p: p.status.phase == "Failed", timeout=10)
 t.ok(p and cs0(p).state.terminated.exitCode == 5, "exit while the kubelet was away reported: Failed, exit 5")
 p = get("keep")
@@ -103,7 +103,7 @@ t.ok(c.wait_for(lambda: ids["orphan"][7:] not in running_ids(), timeout=10), "or
 # ---- SIGKILL the kubelet: same
 k.kill()
 time.sleep(0.2)
-k = c.start_kubelet("node1", "--crashloop-backoff-base", "1", root_dir=root)
+k = c.start_kubelet("node1", "--healthz-listen", "", "--crashloop-backoff-base", "1", root_dir=root)
 time.sleep(1.0)
 p = get("keep")
 t.ok(p and p.status.phase == "Running" and cs0(p).containerID == ids["keep"] and cs0(p).restartCount == 0,
@@ -115,7 +115,7 @@ t.ok(p is not None, "exit of a re-adopted container noticed and restarted (resta
 p = wait_pod("keep", lambda p: cs0(p).state.running.startedAt.seconds > 0 and cs0(p).restartCount == 1, timeout=10)
 cur = cs0(p).containerID if p else None
 k.stop()
-k = c.start_kubelet("node1", "--crashloop-backoff-base", "1", root_dir=root)
+k = c.start_kubelet("node1", "--healthz-listen", "", "--crashloop-backoff-base", "1", root_dir=root)
 time.sleep(1.0)
 p = get("keep")
 t.ok(p and cs0(p).containerID == cur and cs0(p).restartCount == 1 and cs0(p).lastState.terminated.exitCode == 0

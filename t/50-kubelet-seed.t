@@ -37,7 +37,7 @@ for n, p in tars.items():
     os.symlink(p, os.path.join(root, "images", "import", n + ".tar"))
 api = c.start_apiserver()
 t0 = time.time()
-k = c.start_kubelet("node1", root_dir=root)
+k = c.start_kubelet("node1", "--healthz-listen", "", root_dir=root)
 node = c.wait_for(lambda: api.try_call("Nodes", "Get", pb.GetRequest(name="node1"))[0], timeout=60)
 t.ok(node is not None, "kubelet up with the seed images imported (%.1f s)" % (time.time() - t0))
 c.start_scheduler()  # the seed's flow: no nodeName in the pods, the scheduler binds them

@@ -23,17 +23,30 @@ import atexit
 atexit.register(shutil.rmtree, dest, True)
 
 
+# a clean environment for the sub-makes: under `make check` (and distcheck)
+# MAKEFLAGS carries the parent's jobserver and overrides
+MAKEENV = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "DESTDIR")}
+
+
+def make(*args, **kw):
+    return subprocess.run(["make", "-C", BUILD, "--no-print-directory"] + list(args),
+                          capture_output=True, text=True, env=MAKEENV, **kw)
+
+
 def makevar(name):
-    p = subprocess.run(["make", "-s", "-C", BUILD, "--no-print-directory", "-f", "Makefile", "-f", "-",
-                        "print-var", "V=" + name], input="print-var:\n\t@echo $($(V))\n",
-                       capture_output=True, text=True)
-    return p.stdout.strip()
+    p = make("-s", "-f", "Makefile", "-f", "-", "print-var", "V=" + name,
+             input="print-var:\n\t@echo $($(V))\n")
+    if p.returncode:
+        t.diag("make print-var %s: %s" % (name, p.stderr.strip()[-300:]))
+    lines = p.stdout.strip().splitlines()  # a Makefile regenerated on the way talks first
+    return lines[-1].strip() if lines else ""
 
 
 prefix = makevar("prefix")
 bindir, sysconfdir, mandir = makevar("bindir"), makevar("sysconfdir"), makevar("mandir")
 t.ok(prefix.startswith("/"), "configured prefix %s" % prefix)
-p = subprocess.run(["make", "-C", BUILD, "install", "DESTDIR=" + dest], capture_output=True, text=True)
+p = make("install", "DESTDIR=" + dest)
 t.is_(p.returncode, 0, "make install DESTDIR=... exits 0" + ("" if p.returncode == 0 else ": " + p.stderr[-500:]))
 
 
@@ -96,7 +109,7 @@ else:
     t.ok(r.returncode == 0 and not r.stderr.strip(), "systemd-analyze verify passes on the three units%s"
          % ((": " + r.stderr.strip()[:500]) if r.stderr.strip() else ""))
 
-p = subprocess.run(["make", "-C", BUILD, "uninstall", "DESTDIR=" + dest], capture_output=True, text=True)
+p = make("uninstall", "DESTDIR=" + dest)
 left = []
 for root, dirs, files in os.walk(dest):
     if root.startswith(os.path.join(dest, "verify")):

@@ -125,17 +125,65 @@ sh2, _ = scrape(hz, "scheduler", h2=True)
 t.ok(len(sh2) > 0, "scheduler: /metrics over HTTP/2 parses")
 t.is_(sched.stop(), 0, "scheduler: exits 0")
 
-# ---- kubelet ----
-runc = shutil.which("runc") or "/usr/sbin/runc"
+# ---- kubelet: a pod started moves its metrics ----
+runc = "/usr/sbin/runc"
 help_text = os.popen("%s --help" % c.bin("coracle-kubelet")).read()
-if os.geteuid() != 0 or not os.access(runc, os.X_OK) or "healthz-listen" not in help_text:
-    t.skip("kubelet: needs root, runc and healthz-listen", 4)
+if os.geteuid() != 0 or not os.access(runc, os.X_OK) or not os.path.exists("/bin/busybox") \
+        or "healthz-listen" not in help_text:
+    t.skip("kubelet: needs root, runc, busybox-static and healthz-listen", 8)
 else:
+    import subprocess
+    root = os.path.join(c.dir, "kroot")
+    runc_root = os.path.join(root, "runc")
+
+    def kcleanup():
+        subprocess.run("for id in $(runc --root %s list -q 2>/dev/null); do runc --root %s kill $id KILL;"
+                       " runc --root %s delete -f $id; done 2>/dev/null;"
+                       " grep -F ' %s/' /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l"
+                       % (runc_root, runc_root, runc_root, root), shell=True)
+
+    c.on_teardown(kcleanup)
+    os.makedirs(os.path.join(root, "images", "import"))
+    img = None
+    for _ in range(3):
+        r = subprocess.run([os.path.join(ctest.SRC, "contrib/images/busybox.sh")], capture_output=True, text=True)
+        if r.returncode == 0 and os.path.exists(r.stdout.strip()):
+            img = r.stdout.strip()
+            break
+        time.sleep(0.5)
+    if img is None:
+        t.bail("contrib/images/busybox.sh failed: %s" % r.stderr.strip()[-300:])
+    shutil.copy(img, os.path.join(root, "images", "import", "busybox.tar"))
     khz = "127.0.0.1:%d" % ctest.free_port()
-    k = c.start_kubelet("kn1", "--healthz-listen", khz)
+    k = c.start_kubelet("kn1", "--healthz-listen", khz, root_dir=root)
     t.ok(c.wait_for(lambda: ctest.http_get(khz, "/healthz")[0] == 200, timeout=15), "kubelet: /healthz 200")
-    t.ok(c.wait_for(lambda: ctest.http_get(khz, "/readyz")[0] == 200, timeout=15), "kubelet: /readyz 200")
-    ks, kty = scrape(khz, "kubelet")
-    t.ok(any(f.startswith("coracle_kubelet_") for f in kty), "kubelet: coracle_kubelet_ families (%s)" % sorted(kty)[:8])
+    t.ok(c.wait_for(lambda: ctest.http_get(khz, "/readyz")[0] == 200, timeout=15), "kubelet: /readyz 200 once synced")
+    ks0, kty = scrape(khz, "kubelet")
     t.ok(any(tp == "histogram" and "start" in f for f, tp in kty.items()), "kubelet: pod start latency histogram")
+    pod = ctest.simple_pod("kp", containers=[pb.Container(name="c", image="busybox", command=["sleep", "300"])])
+    pod.spec.nodeName = "kn1"
+    pod.spec.terminationGracePeriodSeconds = 1
+    api.call("Pods", "Create", pod)
+
+    def running():
+        p = api.call("Pods", "Get", pb.GetRequest(namespace="default", name="kp"))
+        return p.status.phase == "Running"
+
+    t.ok(c.wait_for(running, timeout=60), "kubelet: the pod runs")
+    ks1, _ = scrape(khz, "kubelet")
+    t.ok((opsutil.value(ks1, "coracle_kubelet_running_containers") or 0) >= 1,
+         "kubelet: running containers moved (%s)" % opsutil.value(ks1, "coracle_kubelet_running_containers"))
+    cnt0 = opsutil.value(ks0, "coracle_kubelet_pod_start_duration_seconds_count") or 0
+    cnt1 = opsutil.value(ks1, "coracle_kubelet_pod_start_duration_seconds_count") or 0
+    t.ok(cnt1 == cnt0 + 1, "kubelet: pod start latency observed once (%s -> %s)" % (cnt0, cnt1))
+    tot = opsutil.value(ks1, "coracle_kubelet_pod_start_duration_seconds_sum") or 0
+    t.ok(0 < tot < 60, "kubelet: pod start latency plausible (%.3f s)" % tot)
+    st, body = opsutil.h2_get(khz, "/metrics")
+    t.ok(st == 200 and "coracle_kubelet_pods" in body, "kubelet: /metrics over HTTP/2")
+    api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="kp"))
+    gone = c.wait_for(lambda: api.try_call("Pods", "Get", pb.GetRequest(namespace="default", name="kp"))[0] is None,
+                      timeout=30)
+    if not gone:
+        t.diag("pod kp not gone after 30 s")
+    k.stop()
 t.done()

@@ -4,7 +4,8 @@
  * Every gRPC method is a struct api_route {kind, verb}; one handler per
  * verb serves all kinds (Pods/Log and Pods/Exec are the tunnel's, see
  * tunnel.c). A request goes through named stages:
- *   stage_authenticate -> stage_authorize -> stage_admit -> stage_store
+ *   stage_authenticate -> (decode) -> stage_authorize -> stage_admit -> stage_store
+ * (authorization needs the decoded namespace and name)
  * Reads (Get/List) are answered from read snapshots (read.c); Watch is
  * handed to the hub (watch.c); writes become store ops (apply.c) answered
  * from their done callback once durable. If the client goes away first,
@@ -122,16 +123,6 @@ static int stage_authenticate(struct api_route *rt, h2s_call_t *c, struct auth_u
     return -1;
 }
 
-static int stage_authorize(struct api_route *rt, h2s_call_t *c, const struct auth_user *u)
-{
-    char *err = NULL;
-    if (auth_authorize(u, verb_k8s[rt->verb], rt->k, verb_sub[rt->verb], &err) == 0)
-        return 0;
-    api_fail(rt, c, GRPC_PERMISSION_DENIED, err ? err : "forbidden");
-    free(err);
-    return -1;
-}
-
 /* Defaults, then validation. Returns 0, or -1 after answering INVALID_ARGUMENT. */
 static int stage_admit(struct api_route *rt, h2s_call_t *c, ProtobufCMessage *obj)
 {
@@ -142,6 +133,29 @@ static int stage_admit(struct api_route *rt, h2s_call_t *c, ProtobufCMessage *ob
     api_fail(rt, c, GRPC_INVALID_ARGUMENT, msg);
     free(msg);
     return -1;
+}
+
+/*
+ * The full authorization once the request is decoded (namespace, name, field
+ * selector; node restriction). Returns 0, or -1 after answering PERMISSION_DENIED.
+ */
+static int stage_authorize(api_t *a, struct api_route *rt, h2s_call_t *c, const struct auth_user *u,
+                           const char *ns, const char *name, const char *field_selector)
+{
+    char *err = NULL;
+    if (auth_check(u, a->st, verb_k8s[rt->verb], rt->k, verb_sub[rt->verb],
+                   rt->k->namespaced && ns && *ns ? ns : NULL, name && *name ? name : NULL,
+                   field_selector, &err) == 0)
+        return 0;
+    api_fail(rt, c, GRPC_PERMISSION_DENIED, err ? err : "forbidden");
+    free(err);
+    return -1;
+}
+
+/* The namespace a request object will have once defaulted ("default" when unset). */
+static const char *req_ns(const struct kind *k, const Coracle__V1__ObjectMeta *m)
+{
+    return k->namespaced ? (m->namespace_ && *m->namespace_ ? m->namespace_ : "default") : NULL;
 }
 
 static void op_done(struct store_op *sop, int err, const struct store_change *ch);
@@ -287,7 +301,8 @@ static void gen_name(Coracle__V1__ObjectMeta *m)
     m->name = n;
 }
 
-static void do_create(api_t *a, struct api_route *rt, h2s_call_t *c, const uint8_t *msg, size_t len)
+static void do_create(api_t *a, struct api_route *rt, h2s_call_t *c, const struct auth_user *u,
+                      const uint8_t *msg, size_t len)
 {
     const struct kind *k = rt->k;
     ProtobufCMessage *obj = decode_or_fail(rt, c, k->desc, k->kind, msg, len);
@@ -299,7 +314,8 @@ static void do_create(api_t *a, struct api_route *rt, h2s_call_t *c, const uint8
         gen_name(m);
         generated = 1;
     }
-    if (stage_admit(rt, c, obj) < 0) {
+    if (stage_authorize(a, rt, c, u, req_ns(k, m), generated ? NULL : m->name, NULL) < 0 ||
+        stage_admit(rt, c, obj) < 0) {
         obj_free(obj);
         return;
     }
@@ -318,8 +334,8 @@ static void do_create(api_t *a, struct api_route *rt, h2s_call_t *c, const uint8
     stage_store(a, rt, c, o);
 }
 
-static void do_update(api_t *a, struct api_route *rt, h2s_call_t *c, const uint8_t *msg, size_t len,
-                      bool status)
+static void do_update(api_t *a, struct api_route *rt, h2s_call_t *c, const struct auth_user *u,
+                      const uint8_t *msg, size_t len, bool status)
 {
     const struct kind *k = rt->k;
     ProtobufCMessage *obj = decode_or_fail(rt, c, k->desc, k->kind, msg, len);
@@ -337,7 +353,9 @@ static void do_update(api_t *a, struct api_route *rt, h2s_call_t *c, const uint8
             obj_free(obj);
             return;
         }
-    } else if (stage_admit(rt, c, obj) < 0) {
+    }
+    if (stage_authorize(a, rt, c, u, req_ns(k, m), m->name, NULL) < 0 ||
+        (!status && stage_admit(rt, c, obj) < 0)) {
         obj_free(obj);
         return;
     }
@@ -347,7 +365,8 @@ static void do_update(api_t *a, struct api_route *rt, h2s_call_t *c, const uint8
     stage_store(a, rt, c, o);
 }
 
-static void do_delete(api_t *a, struct api_route *rt, h2s_call_t *c, const uint8_t *msg, size_t len)
+static void do_delete(api_t *a, struct api_route *rt, h2s_call_t *c, const struct auth_user *u,
+                      const uint8_t *msg, size_t len)
 {
     Coracle__V1__DeleteRequest *req = (void *)decode_or_fail(
         rt, c, &coracle__v1__delete_request__descriptor, "DeleteRequest", msg, len);
@@ -367,6 +386,10 @@ static void do_delete(api_t *a, struct api_route *rt, h2s_call_t *c, const uint8
         return;
     }
     const char *ns = req->namespace_ && *req->namespace_ ? req->namespace_ : "default";
+    if (stage_authorize(a, rt, c, u, ns, req->name, NULL) < 0) {
+        obj_free(&req->base);
+        return;
+    }
     struct apply_op *o = apply_op_new(rt->k, APPLY_DELETE, ns, req->name);
     o->has_grace = req->has_graceperiodseconds;
     o->grace = req->graceperiodseconds;
@@ -379,7 +402,8 @@ static void do_delete(api_t *a, struct api_route *rt, h2s_call_t *c, const uint8
     stage_store(a, rt, c, o);
 }
 
-static void do_bind(api_t *a, struct api_route *rt, h2s_call_t *c, const uint8_t *msg, size_t len)
+static void do_bind(api_t *a, struct api_route *rt, h2s_call_t *c, const struct auth_user *u,
+                    const uint8_t *msg, size_t len)
 {
     Coracle__V1__Binding *b =
         (void *)decode_or_fail(rt, c, &coracle__v1__binding__descriptor, "Binding", msg, len);
@@ -402,7 +426,7 @@ static void do_bind(api_t *a, struct api_route *rt, h2s_call_t *c, const uint8_t
                   "Binding \"%s\" is invalid: target.kind: Unsupported value: \"%s\": supported "
                   "values: \"Node\"",
                   name, tk);
-    else {
+    else if (stage_authorize(a, rt, c, u, ns, name, NULL) == 0) {
         struct apply_op *o = apply_op_new(&kind_pod, APPLY_BIND, ns, name);
         o->node = xstrdup(b->target->name);
         if (b->metadata && b->metadata->uid && *b->metadata->uid)
@@ -417,13 +441,47 @@ static void watch_ended(void *arg, int code)
     api_count(arg, code);
 }
 
-static void do_watch(api_t *a, struct api_route *rt, h2s_call_t *c, const uint8_t *msg, size_t len)
+static void do_watch(api_t *a, struct api_route *rt, h2s_call_t *c, const struct auth_user *u,
+                     const uint8_t *msg, size_t len)
 {
     Coracle__V1__ListRequest *req = (void *)decode_or_fail(
         rt, c, &coracle__v1__list_request__descriptor, "ListRequest", msg, len);
     if (!req)
         return;
-    watch_start(a->hub, c, rt->k, req, watch_ended, rt);
+    if (stage_authorize(a, rt, c, u, req->namespace_, NULL, req->fieldselector) == 0) {
+        if (h2s_call_claim(c, u->id, auth_max_watches()) < 0)
+            api_failf(rt, c, GRPC_RESOURCE_EXHAUSTED,
+                      "too many long-running requests for user \"%s\" (at most %u)", u->name,
+                      auth_max_watches());
+        else
+            watch_start(a->hub, c, rt->k, req, watch_ended, rt);
+    }
+    obj_free(&req->base);
+}
+
+/* Get and List decode the request once more in read.c; these small messages cost little. */
+static void do_get(api_t *a, struct api_route *rt, h2s_call_t *c, const struct auth_user *u,
+                   const uint8_t *msg, size_t len)
+{
+    Coracle__V1__GetRequest *req = (void *)decode_or_fail(
+        rt, c, &coracle__v1__get_request__descriptor, "GetRequest", msg, len);
+    if (!req)
+        return;
+    const char *ns = req->namespace_ && *req->namespace_ ? req->namespace_ : "default";
+    if (stage_authorize(a, rt, c, u, ns, req->name, NULL) == 0)
+        read_get(rt, a->st, c, msg, len);
+    obj_free(&req->base);
+}
+
+static void do_list(api_t *a, struct api_route *rt, h2s_call_t *c, const struct auth_user *u,
+                    const uint8_t *msg, size_t len)
+{
+    Coracle__V1__ListRequest *req = (void *)decode_or_fail(
+        rt, c, &coracle__v1__list_request__descriptor, "ListRequest", msg, len);
+    if (!req)
+        return;
+    if (stage_authorize(a, rt, c, u, req->namespace_, NULL, req->fieldselector) == 0)
+        read_list(rt, a->st, c, msg, len);
     obj_free(&req->base);
 }
 
@@ -438,32 +496,34 @@ static void handle(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
         return;
     }
     struct auth_user u;
-    if (stage_authenticate(rt, c, &u) < 0 || stage_authorize(rt, c, &u) < 0)
+    /* authorization needs the decoded request (namespace, name, field
+     * selector): each verb calls stage_authorize_req after decoding */
+    if (stage_authenticate(rt, c, &u) < 0)
         return;
     switch (rt->verb) {
     case API_CREATE:
-        do_create(a, rt, c, msg, len);
+        do_create(a, rt, c, &u, msg, len);
         break;
     case API_GET:
-        read_get(rt, a->st, c, msg, len);
+        do_get(a, rt, c, &u, msg, len);
         break;
     case API_LIST:
-        read_list(rt, a->st, c, msg, len);
+        do_list(a, rt, c, &u, msg, len);
         break;
     case API_UPDATE:
-        do_update(a, rt, c, msg, len, false);
+        do_update(a, rt, c, &u, msg, len, false);
         break;
     case API_STATUS:
-        do_update(a, rt, c, msg, len, true);
+        do_update(a, rt, c, &u, msg, len, true);
         break;
     case API_DELETE:
-        do_delete(a, rt, c, msg, len);
+        do_delete(a, rt, c, &u, msg, len);
         break;
     case API_WATCH:
-        do_watch(a, rt, c, msg, len);
+        do_watch(a, rt, c, &u, msg, len);
         break;
     case API_BIND:
-        do_bind(a, rt, c, msg, len);
+        do_bind(a, rt, c, &u, msg, len);
         break;
     default:
         api_fail(rt, c, GRPC_UNIMPLEMENTED, "unknown method");
@@ -496,8 +556,10 @@ static void on_change(const struct store_change *ch, void *arg)
 {
     api_t *a = arg;
     watch_on_change(a->hub, ch);
-    events_on_change(a->events, ch);
-    nodelife_on_change(a->nl, ch);
+    if (a->events)
+        events_on_change(a->events, ch);
+    if (a->nl)
+        nodelife_on_change(a->nl, ch);
 }
 
 /* ---- /healthz, /readyz, /metrics ---- */
@@ -665,6 +727,10 @@ void api_stop(api_t *a)
 {
     a->stopping = true;
     watch_hub_end_all(a->hub);
+    /* Their timers write through the store, which closes next: stop them now. */
+    nodelife_free(a->nl);
+    a->nl = NULL;
+    events_stop(a->events);
 }
 
 void api_free(api_t *a)
@@ -674,7 +740,8 @@ void api_free(api_t *a)
     watch_hub_free(a->hub);
     event_free(a->stats_ev);
     events_free(a->events);
-    nodelife_free(a->nl);
+    if (a->nl)
+        nodelife_free(a->nl);
     for (size_t i = 0; i < a->nroutes; i++)
         free(a->routes[i].path);
     free(a->routes);

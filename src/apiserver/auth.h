@@ -112,13 +112,29 @@ int auth_check(const struct auth_user *u, store_t *st, const char *verb, const s
                const char *subresource, const char *ns, const char *name,
                const char *field_selector, char **err);
 
+/*
+ * Both stages for a handler outside the API pipeline (the tunnel's
+ * Pods/Log, Pods/Exec): authenticates c, runs auth_check, and on failure
+ * finishes c with UNAUTHENTICATED or PERMISSION_DENIED and returns -1.
+ * u (may be NULL) receives the identity.
+ */
+int auth_call(h2s_call_t *c, store_t *st, const char *verb, const struct kind *k,
+              const char *subresource, const char *ns, const char *name, struct auth_user *u);
+
+/*
+ * May u serve node's tunnel (NodeTunnel/Connect)? Masters and the node
+ * itself (system:node:<node>) only; 0, or -1 with *err (PERMISSION_DENIED).
+ */
+int auth_node_tunnel(const struct auth_user *u, const char *node, char **err);
+
 /* For h2s_set_inflight_limits: 1 if the gRPC path changes state (Create, Update, Delete, Bind...).
  */
 int auth_is_mutating(const char *path);
 
 /*
  * The per-user cap on watches (auth_config.max_watches): the handler calls
- * h2s_call_claim(call, u->id, auth_max_watches()) for each watch.
+ * h2s_call_claim(call, u->id, auth_max_watches()) for each watch. 0 (no
+ * cap) in development mode, where every caller is the same anonymous user.
  */
 unsigned auth_max_watches(void);
 

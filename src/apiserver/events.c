@@ -177,6 +177,12 @@ events_t *events_new(struct event_base *base, store_t *st, int64_t ttl_s,
     return e;
 }
 
+void events_stop(events_t *e)
+{
+    if (e)
+        event_del(e->timer);
+}
+
 void events_free(events_t *e)
 {
     if (!e)

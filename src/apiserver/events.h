@@ -23,6 +23,8 @@ typedef struct events events_t;
 events_t *events_new(struct event_base *base, store_t *st, int64_t ttl_s,
                      void (*expire)(void *arg, const char *ns, const char *name), void *arg);
 void events_free(events_t *e);
+/* Stops the expiry timer (shutdown: the store closes next); the index stays usable. */
+void events_stop(events_t *e);
 void events_on_change(events_t *e, const struct store_change *ch);
 /* The name of a stored event that ev repeats, or NULL. Valid until the next change. */
 const char *events_find(events_t *e, const Coracle__V1__Event *ev);

@@ -8,10 +8,12 @@
  */
 #include "config.h"
 #include "api.h"
+#include "auth.h"
 #include "cfg.h"
 #include "grpc.h"
 #include "h2s.h"
 #include "sdnotify.h"
+#include "tls.h"
 #include "store.h"
 #include "tunnel.h"
 #include "util.h"
@@ -32,6 +34,9 @@ static long long max_request_bytes = GRPC_MAX_MSG_DEFAULT;
 static long long watch_queue_bytes = 16 << 20;
 static long long bookmark_interval = 60;
 static long long node_monitor_grace = 40;
+static char *tls_cert_file, *tls_key_file, *client_ca_file, *token_auth_file, *policy_file;
+static long long max_inflight = 400, max_mutating_inflight = 200, max_watches = 1000;
+static int insecure_loopback;
 
 static const struct cfg_opt opts[] = {
     {"listen", CFG_LIST, &listen_addrs, "ADDR",
@@ -50,7 +55,32 @@ static const struct cfg_opt opts[] = {
      "period of BOOKMARK events to watchers that allow them (default 60)"},
     {"node-monitor-grace", CFG_INT, &node_monitor_grace, "SECONDS",
      "a node whose lease is not renewed this long becomes Unknown (default 40)"},
+    {"tls-cert-file", CFG_STR, &tls_cert_file, "FILE",
+     "PEM certificate (chain): serve TCP addresses over TLS (default none: cleartext, "
+     "loopback only)"},
+    {"tls-private-key-file", CFG_STR, &tls_key_file, "FILE",
+     "PEM key of --tls-cert-file (default none)"},
+    {"client-ca-file", CFG_STR, &client_ca_file, "FILE",
+     "CA whose client certificates authenticate users (CN = user, O = groups) (default none)"},
+    {"token-auth-file", CFG_STR, &token_auth_file, "FILE",
+     "static bearer tokens, CSV token,user,uid,\"group1,group2\" (default none)"},
+    {"authorization-policy-file", CFG_STR, &policy_file, "FILE",
+     "RBAC-like policy; without one every authenticated user may do everything (default none)"},
+    {"max-requests-inflight", CFG_INT, &max_inflight, "N",
+     "unary read calls in flight before RESOURCE_EXHAUSTED; 0 = no limit (default 400)"},
+    {"max-mutating-requests-inflight", CFG_INT, &max_mutating_inflight, "N",
+     "unary write calls in flight before RESOURCE_EXHAUSTED; 0 = no limit (default 200)"},
+    {"insecure-loopback", CFG_BOOL, &insecure_loopback, NULL,
+     "with TLS configured, still serve loopback TCP addresses in cleartext (default false)"},
+    {"max-watches-per-user", CFG_INT, &max_watches, "N",
+     "watches and other long-running calls one user may hold (default 1000)"},
 };
+
+/* Empty strings from a config file mean "not set". */
+static const char *opt_str(const char *s)
+{
+    return s && *s ? s : NULL;
+}
 
 struct app {
     struct event_base *base;
@@ -128,6 +158,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     if (sig == SIGHUP) {
         sdn_reloading();
         reload_log_level(app->config);
+        char *aerr = NULL;
+        auth_reload(&aerr); /* logs and keeps the old files on error */
+        free(aerr);
         sdn_reloaded();
         return;
     }
@@ -190,19 +223,58 @@ int main(int argc, char **argv)
     app.tun = tun_hub_new(app.srv, app.st); /* Pods/Log, Pods/Exec, NodeTunnel/Connect */
     api_set_tunnel(app.api, app.tun);
 
+    /* authentication and authorization (auth.c), TLS for TCP listeners */
+    struct auth_config auc = {
+        .client_ca = opt_str(client_ca_file) != NULL,
+        .token_file = opt_str(token_auth_file),
+        .policy_file = opt_str(policy_file),
+        .max_watches = (unsigned)max_watches,
+    };
+    if (auth_init(&auc, &err) < 0)
+        fatal("%s", err);
+    SSL_CTX *tls = NULL;
+    if (opt_str(tls_cert_file) || opt_str(tls_key_file)) {
+        if (!opt_str(tls_cert_file) || !opt_str(tls_key_file))
+            fatal("--tls-cert-file and --tls-private-key-file go together");
+        tls = tls_server_ctx(tls_cert_file, tls_key_file, opt_str(client_ca_file), &err);
+        if (!tls)
+            fatal("%s", err);
+    } else if (opt_str(client_ca_file)) {
+        fatal("--client-ca-file needs TLS: set --tls-cert-file and --tls-private-key-file");
+    }
+    h2s_set_inflight_limits(app.srv, (size_t)max_inflight, (size_t)max_mutating_inflight,
+                            auth_is_mutating);
+
     static char *def_listen[] = {"127.0.0.1:6443"};
     struct cfg_list ls = listen_addrs.n ? listen_addrs : (struct cfg_list){def_listen, 1};
     for (size_t j = 0; j < ls.n; j++) {
-        if (h2s_listen(app.srv, ls.v[j]) < 0)
-            fatal("cannot listen on %s", ls.v[j]);
+        int is_unix = !strncmp(ls.v[j], "unix:", 5);
+        /*
+         * DESIGN: cleartext h2c on loopback and unix sockets only (loopback
+         * with TLS configured only with --insecure-loopback); elsewhere TLS
+         * and authentication (auth_listen refuses the rest)
+         */
+        if (auth_listen(app.srv, ls.v[j], tls, insecure_loopback, &err) < 0)
+            fatal("%s", err);
+        int cleartext = !tls || is_unix || (insecure_loopback && h2s_addr_is_local(ls.v[j]));
         if (!strncmp(ls.v[j], "unix:", 5))
             log_info("listening on %s", ls.v[j]);
         else if (h2s_port(app.srv) && !strcmp(strrchr(ls.v[j], ':'), ":0"))
             log_info("listening on %.*s:%d", (int)(strrchr(ls.v[j], ':') - ls.v[j]), ls.v[j],
                      h2s_port(app.srv));
         else
-            log_info("listening on %s", ls.v[j]);
+            log_info("listening on %s%s", ls.v[j], cleartext ? "" : " (TLS)");
     }
+    if (tls)
+        SSL_CTX_free(tls); /* the listeners hold their own references */
+    if (auth_required())
+        log_info("authentication required (%s%s%s)",
+                 opt_str(client_ca_file) ? "client certificates" : "",
+                 opt_str(client_ca_file) && opt_str(token_auth_file) ? ", " : "",
+                 opt_str(token_auth_file) ? "bearer tokens" : "");
+    else
+        log_info("no --client-ca-file or --token-auth-file: every caller is system:anonymous in "
+                 "system:masters (development mode)");
     app.sigterm = evsignal_new(app.base, SIGTERM, on_signal, &app);
     app.sigint = evsignal_new(app.base, SIGINT, on_signal, &app);
     evsignal_add(app.sigterm, NULL);
@@ -223,6 +295,7 @@ int main(int argc, char **argv)
     h2s_free(app.srv);
     store_close(app.st);
     api_free(app.api);
+    auth_shutdown();
     if (app.drain)
         event_free(app.drain);
     if (app.watchdog)

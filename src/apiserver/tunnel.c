@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "coracle.pb-c.h"
 #include "grpc.h"
 #include "kinds.h"
@@ -35,6 +36,7 @@ struct tun_session {
 
 struct tun_node {
     char *name; /* NULL until the kubelet's hello */
+    struct auth_user user; /* who opened the tunnel */
     h2s_call_t *call;
     struct tun_hub *hub;
     struct tun_session *sessions;
@@ -198,6 +200,14 @@ static void tun_node_msg(h2s_call_t *c, const uint8_t *msg, size_t len, void *ar
             h2s_call_finish(c, GRPC_INVALID_ARGUMENT, "the first tunnel frame must name the node");
             return;
         }
+        char *err = NULL;
+        if (auth_node_tunnel(&n->user, f->node, &err) < 0) {
+            coracle__v1__tunnel_frame__free_unpacked(f, NULL);
+            tun_node_free(n, "tunnel refused");
+            h2s_call_finish(c, GRPC_PERMISSION_DENIED, err);
+            free(err);
+            return;
+        }
         struct tun_node *old = tun_find_node(n->hub, f->node);
         if (old) {
             h2s_call_t *oc = old->call;
@@ -225,7 +235,15 @@ static void tun_node_closed(h2s_call_t *c, void *arg)
 static void tun_connect(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
     struct tun_hub *h = arg;
+    struct auth_user u;
+    char *err = NULL;
+    if (auth_authenticate(c, &u, &err) < 0) {
+        h2s_call_finish(c, GRPC_UNAUTHENTICATED, err);
+        free(err);
+        return;
+    }
     struct tun_node *n = xcalloc(1, sizeof(*n));
+    n->user = u;
     n->call = c;
     n->hub = h;
     n->next = h->nodes;
@@ -331,6 +349,12 @@ static void tun_log(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
         h2s_call_finish(c, GRPC_INVALID_ARGUMENT, "failed to decode PodLogRequest");
         return;
     }
+    if (auth_call(c, h->store, "get", &kind_pod, "log",
+                  req->namespace_ && *req->namespace_ ? req->namespace_ : "default", req->name,
+                  NULL) < 0) {
+        coracle__v1__pod_log_request__free_unpacked(req, NULL);
+        return;
+    }
     const char *container = req->container;
     char *cbuf = NULL;
     struct tun_node *n = tun_route(h, c, req->namespace_, req->name, &container, &cbuf);
@@ -416,6 +440,13 @@ static void tun_exec_msg(h2s_call_t *c, const uint8_t *msg, size_t len, void *ar
         coracle__v1__exec_input__free_unpacked(in, NULL);
         free(p);
         h2s_call_finish(c, GRPC_INVALID_ARGUMENT, "you must specify at least one command for the container");
+        return;
+    }
+    if (auth_call(c, h->store, "create", &kind_pod, "exec",
+                  req->namespace_ && *req->namespace_ ? req->namespace_ : "default", req->name,
+                  NULL) < 0) {
+        coracle__v1__exec_input__free_unpacked(in, NULL);
+        free(p);
         return;
     }
     const char *container = req->container;

@@ -72,8 +72,8 @@ static int bk_read_info(MDB_env *env, struct bk_info *bi, const char **what)
     if (rc)
         return rc;
     *what = "open the store's databases (not a coracle store?)";
-    if ((rc = mdb_dbi_open(txn, "meta", 0, &meta)) || (rc = mdb_dbi_open(txn, "objects", 0, &objs)) ||
-        (rc = mdb_dbi_open(txn, "log", 0, &log)))
+    if ((rc = mdb_dbi_open(txn, "meta", 0, &meta)) ||
+        (rc = mdb_dbi_open(txn, "objects", 0, &objs)) || (rc = mdb_dbi_open(txn, "log", 0, &log)))
         goto out;
     *what = "read meta";
     if ((rc = bk_meta(txn, meta, "schema", &bi->schema)) ||
@@ -368,8 +368,8 @@ int main(int argc, char **argv)
         int is_file = strcmp(inspect, "-") != 0;
         if (bk_inspect(is_file ? inspect : data_dir, is_file, &bi, &err) < 0)
             goto fail;
-        printf("revision %llu\ncompacted %llu\nobjects %zu\nlog %zu\n",
-               (unsigned long long)bi.rev, (unsigned long long)bi.compacted, bi.objects, bi.log);
+        printf("revision %llu\ncompacted %llu\nobjects %zu\nlog %zu\n", (unsigned long long)bi.rev,
+               (unsigned long long)bi.compacted, bi.objects, bi.log);
         return 0;
     }
     if (*restore) {

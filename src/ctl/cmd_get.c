@@ -171,8 +171,10 @@ static int raw_connect(const char *addr)
     }
     freeaddrinfo(res);
     if (fd < 0)
-        fprintf(stderr, "The connection to the server %s was refused - did you specify the right "
-                        "host or port? (%s)\n", addr, strerror(err));
+        fprintf(stderr,
+                "The connection to the server %s was refused - did you specify the right "
+                "host or port? (%s)\n",
+                addr, strerror(err));
     return fd;
 }
 

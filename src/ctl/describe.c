@@ -311,6 +311,12 @@ static int cmp_event(const void *a, const void *b)
     int64_t ty = y->lasttimestamp ? y->lasttimestamp->seconds : 0;
     if (tx != ty)
         return tx < ty ? -1 : 1;
+    /* Finer than Kubernetes' seconds: our sources set nanoseconds, which keeps
+     * the scheduler's decision before the kubelet's first events. */
+    int32_t nx = x->lasttimestamp ? x->lasttimestamp->nanos : 0;
+    int32_t ny = y->lasttimestamp ? y->lasttimestamp->nanos : 0;
+    if (nx != ny)
+        return nx < ny ? -1 : 1;
     return cmp_rv(x->metadata ? x->metadata->resourceversion : NULL,
                   y->metadata ? y->metadata->resourceversion : NULL);
 }

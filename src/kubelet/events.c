@@ -54,6 +54,8 @@ void klet_event(struct klet *k, const struct klet_pod *p, const struct klet_ctr 
     Coracle__V1__Time ts = CORACLE__V1__TIME__INIT;
     ts.has_seconds = 1;
     ts.seconds = now / 1000000000LL;
+    ts.has_nanos = 1;
+    ts.nanos = (int32_t)(now % 1000000000LL);
     Coracle__V1__Event ev = CORACLE__V1__EVENT__INIT;
     ev.metadata = &meta;
     ev.involvedobject = &ref;

@@ -1,13 +1,16 @@
 /*
  * klet: the internal interfaces of coracle-kubelet, one section per file.
  * main.c builds a struct klet (config, event loop, API connection) and
- * starts node.c (Node + Lease), watch.c (pods with spec.nodeName=<node>)
- * and pods.c (the per-pod state machine). pods.c drives the runtime
- * (runtime_runc.c: config.json and runc verbs; monitor.c: the per-container
- * coracle-monitor, its sync pipe and exit files; sandbox.c: the pod's
- * namespaces, /etc/hosts, resolv.conf; volumes.c: emptyDir and hostPath),
- * probes.c (liveness/readiness), status.c (PodStatus computation, pure) and
- * events.c (the event recorder). Everything runs on one libevent loop.
+ * starts node.c (Node + Lease), watch.c (the pod informer with
+ * spec.nodeName=<node>), tunnel.c (logs/exec over the stream the kubelet
+ * opens; pods.c resolves its targets) and runs the loop. pods.c is the
+ * per-pod state machine; it drives runtime_runc.c (config.json and the
+ * short runc verbs), monitor.c (the per-container coracle-monitor, its sync
+ * pipe and exit files), sandbox.c (the pod's namespaces, /etc/hosts,
+ * resolv.conf), cni.c (the pod network), volumes.c (emptyDir, hostPath),
+ * imgref.c (the local image store), probes.c (startup/liveness/readiness),
+ * status.c (PodStatus, pure) and events.c (the event recorder); proc.c runs
+ * child processes without blocking. Everything runs on one libevent loop.
  *
  * Ownership: strings in these structs are malloc'd and owned by the struct
  * that holds them unless a comment says otherwise.

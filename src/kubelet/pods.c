@@ -495,6 +495,12 @@ void klet_pod_ctr_started(struct klet_ctr *c, int64_t started_ns)
     c->ready = false;
     set_wait(c, NULL, NULL);
     klet_event(c->pod->k, c->pod, c, "Normal", "Started", "Started container %s", c->name);
+    if (c->killing || c->pod->deleting || c->pod->gone) {
+        /* Stopped while it was being created (a KILL then may have found nothing to kill). */
+        klet_runc_kill(c->pod->k, c->id, "KILL");
+        klet_pod_kick(c->pod);
+        return;
+    }
     klet_probes_start(c);
     klet_pod_kick(c->pod);
 }

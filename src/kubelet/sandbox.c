@@ -183,7 +183,11 @@ void klet_sandbox_files(const char *dir, const char *hostname, bool hostnet, con
     write_file(p, hn);
     free(hn);
     free(p);
-    FILE *f = fopen("/etc/resolv.conf", "r");
+    /* Like the kubelet on systemd-resolved hosts: the stub at 127.0.0.53 is unreachable from a
+     * pod's network namespace, the upstream list is not. */
+    FILE *f = hostnet ? NULL : fopen("/run/systemd/resolve/resolv.conf", "r");
+    if (!f)
+        f = fopen("/etc/resolv.conf", "r");
     char buf[8192];
     size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
     if (f)

@@ -74,8 +74,7 @@ static void obs_http(const char *path, int *status, const char **ctype, char **b
     *body_len = strlen(*body);
 }
 
-obs_t *obs_start(struct event_base *base, const char *addr, const struct obs_ops *ops,
-                 char **err)
+obs_t *obs_start(struct event_base *base, const char *addr, const struct obs_ops *ops, char **err)
 {
     obs_t *o = xcalloc(1, sizeof(*o));
     if (ops)
@@ -115,7 +114,7 @@ void obs_free(obs_t *o)
 /* ---- histograms ---- */
 
 const double obs_latency_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                      0.5,   1,      2.5,   5,    10,    30,    60};
+                                      0.5,   1,      2.5,   5,    10,    30,   60};
 const size_t obs_latency_nbuckets = ARRAY_SIZE(obs_latency_buckets);
 
 void obs_hist_init(struct obs_hist *h, const double *bounds, size_t n)
@@ -151,8 +150,7 @@ void obs_hist_write(FILE *f, const char *name, const char *labels, const struct 
     for (size_t i = 0; i <= h->n; i++) {
         cum += h->counts ? h->counts[i] : 0;
         if (i < h->n)
-            fprintf(f, "%s_bucket{%s%sle=\"%g\"} %" PRIu64 "\n", name, l, comma, h->bounds[i],
-                    cum);
+            fprintf(f, "%s_bucket{%s%sle=\"%g\"} %" PRIu64 "\n", name, l, comma, h->bounds[i], cum);
         else
             fprintf(f, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, l, comma, cum);
     }

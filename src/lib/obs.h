@@ -30,8 +30,7 @@ struct obs_ops {
  * ops is copied. Also exports process_start_time_seconds and
  * coracle_build_info.
  */
-obs_t *obs_start(struct event_base *base, const char *addr, const struct obs_ops *ops,
-                 char **err);
+obs_t *obs_start(struct event_base *base, const char *addr, const struct obs_ops *ops, char **err);
 /* The TCP port listened on (useful with port 0), or 0. */
 int obs_port(const obs_t *o);
 /* /readyz answers 503 from now on (shutting down). */

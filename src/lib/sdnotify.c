@@ -33,8 +33,8 @@ int sdn_send(const char *msg)
         return -errno;
     socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen);
     /* Never block the loop on a reader that does not read (a full queue drops the message). */
-    ssize_t n = sendto(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&sa,
-                       salen);
+    ssize_t n =
+        sendto(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&sa, salen);
     int rc = n < 0 ? -errno : 0;
     close(fd);
     return rc;

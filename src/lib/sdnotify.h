@@ -12,7 +12,8 @@
 
 #include "util.h"
 
-/* Sends one notification ("READY=1\nSTATUS=serving"). Returns 0, or -errno; 0 when not under systemd. */
+/* Sends one notification ("READY=1\nSTATUS=serving"). Returns 0, or -errno; 0 when not under
+ * systemd. */
 int sdn_send(const char *msg);
 int sdn_ready(const char *status);
 int sdn_statusf(const char *fmt, ...) PRINTF(1, 2);

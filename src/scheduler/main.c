@@ -97,8 +97,7 @@ static void write_metrics(FILE *f, void *arg)
             "# TYPE coracle_scheduler_pods_charged gauge\n"
             "coracle_scheduler_pods_charged %zu\n",
             (unsigned long long)st.bound, (unsigned long long)st.unschedulable,
-            (unsigned long long)errors, (unsigned long long)st.attempts, st.nodes,
-            st.pods_charged);
+            (unsigned long long)errors, (unsigned long long)st.attempts, st.nodes, st.pods_charged);
 }
 
 int main(int argc, char **argv)

@@ -353,6 +353,7 @@ struct call_ctx {
     sched_t *s;
     struct sched_qpod *qp;
     char *ns, *name, *uid, *node, *what;
+    int64_t at_ns; /* when the decision was made (the Scheduled event's time) */
 };
 
 static void ctx_free(struct call_ctx *c)
@@ -379,9 +380,9 @@ static void write_done(gcl_call_t *call, int code, const char *message, void *ar
 
 static void send_event(sched_t *s, const char *ns, const char *name, const char *uid,
                        const char *type, const char *reason, const char *action,
-                       const char *message)
+                       const char *message, int64_t at_ns)
 {
-    uint64_t ts = (uint64_t)now_ns();
+    uint64_t ts = (uint64_t)(at_ns ? at_ns : now_ns());
     if (ts <= s->last_event_ts)
         ts = s->last_event_ts + 1;
     s->last_event_ts = ts;
@@ -403,6 +404,8 @@ static void send_event(sched_t *s, const char *ns, const char *name, const char 
     src.component = s->name;
     t.has_seconds = 1;
     t.seconds = (int64_t)(ts / 1000000000ull);
+    t.has_nanos = 1;
+    t.nanos = (int32_t)(ts % 1000000000ull);
     ev.metadata = &meta;
     ev.involvedobject = &ref;
     ev.reason = (char *)reason;
@@ -495,7 +498,7 @@ static void bind_done(gcl_call_t *call, int code, const char *message, void *arg
         s->st.bound++;
         log_debug("bound %s to %s", key, c->node);
         char *msg = xasprintf("Successfully assigned %s to %s", key, c->node);
-        send_event(s, c->ns, c->name, c->uid, "Normal", "Scheduled", "Binding", msg);
+        send_event(s, c->ns, c->name, c->uid, "Normal", "Scheduled", "Binding", msg, c->at_ns);
         free(msg);
         sched_queue_done(s->q, c->qp);
     } else {
@@ -544,7 +547,7 @@ static void fail_pod(sched_t *s, struct sched_qpod *qp, const Coracle__V1__Pod *
         qp->ev_tokens -= 1;
         log_info("pod %s/%s: FailedScheduling: %s", S(m->namespace_), S(m->name), msg);
         send_event(s, S(m->namespace_), S(m->name), m->uid, "Warning", "FailedScheduling",
-                   "Scheduling", msg);
+                   "Scheduling", msg, 0);
     } else {
         log_debug("pod %s/%s: FailedScheduling (event suppressed): %s", S(m->namespace_),
                   S(m->name), msg);
@@ -629,6 +632,7 @@ static void schedule_one(sched_t *s, struct sched_qpod *qp)
     c->name = xstrdup(S(m->name));
     c->uid = m->uid ? xstrdup(m->uid) : NULL;
     c->node = xstrdup(best->name);
+    c->at_ns = now_ns();
     s->inflight++;
     gcl_call(s->g, "/coracle.v1.Pods/Bind", &b.base, NULL, bind_done, c, 30000);
 }

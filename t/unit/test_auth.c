@@ -199,6 +199,13 @@ static void test_policy(void)
     free(msg);
     ok(az(&n1, "create", &kind_event, NULL, "default", NULL, NULL, NULL, NULL) == 0,
        "n1 may post events");
+    ok(auth_node_tunnel(&n1, "n1", &msg) == 0, "n1 serves its own tunnel");
+    ok(auth_node_tunnel(&n1, "n2", &msg) < 0 && strstr(msg, "own tunnel"),
+       "n1 may not serve n2's tunnel");
+    free(msg);
+    ok(auth_node_tunnel(&bob, "n1", &msg) < 0, "bob may not serve a tunnel");
+    free(msg);
+    ok(auth_node_tunnel(&admin, "n1", &msg) == 0, "masters may");
     /* a user named like a node but not in system:nodes gets no node rights */
     ok(az(&bob, "update", &kind_lease, NULL, "kube-node-lease", "bob", NULL, NULL, &msg) < 0,
        "no node rights without system:nodes");
@@ -271,6 +278,7 @@ static void test_misc(void)
     struct auth_config cfg = {0};
     char *err = NULL;
     ok(auth_init(&cfg, &err) == 0 && !auth_required(), "no CA, no tokens: dev mode");
+    ok(auth_max_watches() == 0, "dev mode: no per-user watch cap");
     ok(auth_is_mutating("/coracle.v1.Pods/Create") && auth_is_mutating("/coracle.v1.Pods/Bind") &&
            auth_is_mutating("/coracle.v1.Nodes/UpdateStatus") &&
            !auth_is_mutating("/coracle.v1.Pods/List") && !auth_is_mutating("/coracle.v1.Pods/Get"),

@@ -69,6 +69,12 @@ static void h_claim(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
     h_hold(c, msg, len, arg);
 }
 
+/* Never answers: the client resets the stream (rapid reset test). */
+static void h_ignore(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
+{
+    (void)c, (void)msg, (void)len, (void)arg;
+}
+
 static void release_held(void)
 {
     for (int i = 0; i < nheld; i++)
@@ -329,6 +335,7 @@ int main(void)
         h2s_route(s2, "/test.T/HoldCreate", H2S_UNARY, h_hold, NULL);
         h2s_route(s2, "/test.T/Watch", H2S_SERVER_STREAM, h_hold, NULL);
         h2s_route(s2, "/test.T/Claim", H2S_SERVER_STREAM, h_claim, NULL);
+        h2s_route(s2, "/test.T/Ignore", H2S_UNARY, h_ignore, NULL);
         h2s_set_inflight_limits(s2, 2, 1, is_mut);
         h2s_listen(s2, "127.0.0.1:0");
         cport = h2s_port(s2);
@@ -368,6 +375,26 @@ int main(void)
         close(fd);
         h2s_get_stats(s2, &st);
         ok(st.flood_closed == 1, "flood counted (%llu)", (unsigned long long)st.flood_closed);
+
+        /* rapid reset (CVE-2023-44487): open and cancel streams as fast as possible */
+        {
+            char raddr[64];
+            snprintf(raddr, sizeof(raddr), "127.0.0.1:%d", cport);
+            gcl_t *rg = gcl_new(base, raddr, NULL);
+            struct res rr;
+            for (int i = 0; i < 3000; i++) {
+                memset(&rr, 0, sizeof(rr));
+                gcl_call_t *rc = gcl_call_raw(rg, "/test.T/Ignore", "x", 1, r_msg, r_done, &rr, 0);
+                event_base_loop(base, EVLOOP_NONBLOCK);
+                if (!rr.done)
+                    gcl_call_cancel(rc);
+            }
+            run_ms(500);
+            gcl_free(rg);
+            h2s_get_stats(s2, &st);
+            ok(st.flood_closed >= 2, "rapid reset: connections closed for flooding (%llu in all)",
+               (unsigned long long)st.flood_closed);
+        }
 
         /* in-flight limits: 2 reads, 1 mutating; streaming calls do not count */
         char caddr[64];

@@ -86,7 +86,12 @@ static void test_cfg(void)
     close(fd);
     ok(cfg_load(path, opts, ARRAY_SIZE(opts), &err) < 0, "unknown key refused");
     ok(err && strstr(err, ":1: unknown key \"bogus\""), "error names file:line and key: %s", err);
+    free(err);
     unlink(path);
+    free(s);
+    for (size_t i = 0; i < l.n; i++)
+        free(l.v[i]);
+    free(l.v);
 }
 
 int main(void)

@@ -232,6 +232,10 @@ t.is_(code_of(clear, "Pods", "List", pb.ListRequest())[0], grpc.StatusCode.UNAVA
       "cleartext on the TLS port: no connection")
 t.is_(ctest.http_get(addr, "/healthz")[0], None, "cleartext HTTP on the TLS port: no answer")
 
+import re
+m = re.search(r'coracle_http2_refused_total\{reason="tls_handshake"\} (\d+)', https_get("/metrics")[1])
+t.ok(m and int(m.group(1)) >= 2, "failed handshakes counted in /metrics (%s)" % (m.group(1) if m else "absent"))
+
 # unix socket: cleartext, authenticated by token
 us = client(token="tok-ops", target="unix:" + sock)
 t.is_(code_of(us, "Pods", "List", pb.ListRequest())[0], grpc.StatusCode.OK, "unix socket: cleartext with a token")

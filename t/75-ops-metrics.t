@@ -160,7 +160,7 @@ else:
     t.ok(c.wait_for(lambda: ctest.http_get(khz, "/readyz")[0] == 200, timeout=15), "kubelet: /readyz 200 once synced")
     ks0, kty = scrape(khz, "kubelet")
     t.ok(any(tp == "histogram" and "start" in f for f, tp in kty.items()), "kubelet: pod start latency histogram")
-    pod = ctest.simple_pod("kp", containers=[pb.Container(name="c", image="busybox", command=["sleep", "300"])])
+    pod = ctest.simple_pod("kp", containers=[pb.Container(name="c", image="progrium/busybox", imagePullPolicy="IfNotPresent", command=["sleep", "300"])])
     pod.spec.nodeName = "kn1"
     pod.spec.terminationGracePeriodSeconds = 1
     api.call("Pods", "Create", pod)

@@ -639,6 +639,17 @@ static void metrics(api_t *a, char **body, size_t *len)
             "coracle_http2_sent_bytes_total %" PRIu64 "\n",
             hs.conns_open, hs.conns_total, hs.calls_open, hs.calls_total, hs.bytes_in,
             hs.bytes_out);
+    /* hostile or overloading clients turned away (issue 8: limits) */
+    fprintf(f,
+            "# HELP coracle_http2_refused_total Connections and calls refused by the limits.\n"
+            "# TYPE coracle_http2_refused_total counter\n"
+            "coracle_http2_refused_total{reason=\"max_connections\"} %" PRIu64 "\n"
+            "coracle_http2_refused_total{reason=\"tls_handshake\"} %" PRIu64 "\n"
+            "coracle_http2_refused_total{reason=\"slow_client\"} %" PRIu64 "\n"
+            "coracle_http2_refused_total{reason=\"frame_flood\"} %" PRIu64 "\n"
+            "coracle_http2_refused_total{reason=\"inflight\"} %" PRIu64 "\n",
+            hs.conns_refused, hs.tls_failures, hs.slow_closed, hs.flood_closed,
+            hs.inflight_rejected);
     fclose(f);
     *body = buf;
     *len = sz;

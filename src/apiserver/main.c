@@ -93,6 +93,17 @@ struct app {
     const char *config; /* the configuration file read at start, or NULL */
 };
 
+/* STATUS= for systemctl status: the revision, connections, calls, kubelets. */
+static void describe(char *buf, size_t len, void *arg)
+{
+    struct app *app = arg;
+    struct h2s_stats hs;
+    h2s_get_stats(app->srv, &hs);
+    snprintf(buf, len, "revision %llu, %llu connections, %llu calls open, %zu kubelets",
+             (unsigned long long)store_rev(app->st), (unsigned long long)hs.conns_open,
+             (unsigned long long)hs.calls_open, tun_hub_nodes(app->tun));
+}
+
 /*
  * SIGHUP: re-reads log-level from the configuration file (the other keys
  * apply at the next start). A tiny reader of its own: cfg_load would apply
@@ -287,7 +298,9 @@ int main(int argc, char **argv)
     sdn_statusf("serving on %zu address(es), revision %llu", ls.n,
                 (unsigned long long)store_rev(app.st));
 
+    sdn_status_t *status = sdn_status_start(app.base, 10, describe, &app);
     event_base_dispatch(app.base);
+    sdn_status_free(status);
 
     /* tunnels, then every open call (answers flushed best-effort), then the
      * store (ops still queued commit; their callers are gone) */

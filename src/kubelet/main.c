@@ -130,6 +130,18 @@ static void pstart_sample(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* STATUS= for systemctl status. */
+static void describe(char *buf, size_t len, void *arg)
+{
+    const struct klet *k = arg;
+    size_t running = 0;
+    for (size_t i = 0; i < k->npods; i++)
+        for (size_t j = 0; j < k->pods[i]->nctr; j++)
+            running += k->pods[i]->ctrs[j].state == KC_RUNNING;
+    snprintf(buf, len, "node %s: %zu pods, %zu containers running", k->cfg.node_name, k->npods,
+             running);
+}
+
 /* Prometheus text: pods and containers by state, restarts, pod start latency. */
 static void klet_metrics(FILE *f, void *arg)
 {
@@ -322,7 +334,9 @@ int main(int argc, char **argv)
     log_info("node %s: server %s, root %s, images %s", k.cfg.node_name, k.cfg.server,
              k.cfg.root_dir, k.cfg.image_dir);
     sdn_ready("running");
+    sdn_status_t *status = sdn_status_start(k.base, 10, describe, &k);
     event_base_dispatch(k.base);
+    sdn_status_free(status);
     if (wd)
         event_free(wd);
     event_free(t1);

@@ -22,6 +22,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -821,6 +822,10 @@ static void pod_sync_running(struct klet_pod *p)
         free(p->sandbox_err);
         p->sandbox_err = NULL;
         p->sandbox_ready = true;
+        /* namespaces, CNI, /etc files and volumes all done: say so for a restarted kubelet */
+        char *mark = xasprintf("%s/sandbox-ready", p->dir);
+        write_text(mark, "1\n");
+        free(mark);
     }
     const char *policy = restart_policy(p);
     for (size_t i = 0; i < p->ninit; i++) {
@@ -991,6 +996,36 @@ static void pod_free(struct klet_pod *p)
     free(p);
 }
 
+static const char *ready_of(const Coracle__V1__PodStatus *st)
+{
+    for (size_t i = 0; st && i < st->n_conditions; i++)
+        if (st->conditions[i]->type && !strcmp(st->conditions[i]->type, "Ready"))
+            return st->conditions[i]->status ? st->conditions[i]->status : "";
+    return NULL;
+}
+
+/*
+ * The API's status says another Ready than the one this kubelet last posted
+ * (the apiserver's node lifecycle marks pods not Ready while their node is
+ * cut off): forget what was sent, so the next sync posts the status again.
+ */
+static void status_check_api(struct klet_pod *p, const Coracle__V1__Pod *pod)
+{
+    if (!p->sent || p->status_inflight)
+        return;
+    Coracle__V1__PodStatus *sent = coracle__v1__pod_status__unpack(NULL, p->sent_len, p->sent);
+    const char *mine = ready_of(sent), *api = ready_of(pod->status);
+    if (!sent || (mine && (!api || strcmp(mine, api)))) {
+        log_info("pod %s/%s: the API says Ready=%s, this node Ready=%s: posting the status again",
+                 p->ns, p->name, api ? api : "(none)", mine ? mine : "?");
+        free(p->sent);
+        p->sent = NULL;
+        p->sent_len = 0;
+    }
+    if (sent)
+        coracle__v1__pod_status__free_unpacked(sent, NULL);
+}
+
 void klet_pods_upsert(struct klet *k, const Coracle__V1__Pod *pod)
 {
     const Coracle__V1__ObjectMeta *m = pod->metadata;
@@ -1022,6 +1057,7 @@ void klet_pods_upsert(struct klet *k, const Coracle__V1__Pod *pod)
         Coracle__V1__Pod *copy = pod_copy(pod);
         coracle__v1__pod__free_unpacked(p->pod, NULL);
         p->pod = copy;
+        status_check_api(p, pod);
         /* ctr->idx stays valid: the spec's containers cannot change. */
     }
     if (m->deletiontimestamp && !p->deleting) {
@@ -1115,9 +1151,74 @@ static struct klet_ctr *ctr_by_name(struct klet_pod *p, const char *name, bool i
     return NULL;
 }
 
+static bool file_exists(const char *dir, const char *name)
+{
+    char *p = xasprintf("%s/%s", dir, name);
+    bool r = access(p, F_OK) == 0;
+    free(p);
+    return r;
+}
+
+/* The pid in <cdir>/monitor.pid if that process is alive and a coracle-monitor, else 0. */
+static int monitor_alive(const char *cdir)
+{
+    char *p = xasprintf("%s/monitor.pid", cdir);
+    FILE *f = fopen(p, "r");
+    free(p);
+    int pid = 0;
+    if (f) {
+        if (fscanf(f, "%d", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    if (pid <= 0 || kill(pid, 0) < 0)
+        return 0;
+    char comm[64] = "";
+    p = xasprintf("/proc/%d/comm", pid);
+    f = fopen(p, "r");
+    free(p);
+    if (f) {
+        if (!fgets(comm, sizeof comm, f))
+            comm[0] = 0;
+        fclose(f);
+    }
+    return strncmp(comm, "coracle-monito", 14) ? 0 : pid;
+}
+
+/*
+ * A container neither started nor exited whose monitor still runs is being
+ * created right now: this kubelet was restarted between spawning the
+ * monitor and its "started". Wait (at most 10 s) for the monitor to start
+ * it or give up, instead of taking it for dead, which lost its exit code
+ * (255) and counted a restart (t/80-fault-daemons.t).
+ */
+static void wait_starting(const char *cdir)
+{
+    if (file_exists(cdir, "started") || file_exists(cdir, "exit") || !monitor_alive(cdir))
+        return;
+    log_info("container %s: being started by its monitor; waiting for it", cdir);
+    for (int i = 0; i < 500 && monitor_alive(cdir); i++) {
+        if (file_exists(cdir, "started") || file_exists(cdir, "exit"))
+            return;
+        usleep(20000);
+    }
+}
+
 static void adopt(struct klet *k, struct klet_ctr *c, const char *id, const struct ctr_meta *m)
 {
     char *cdir = ctr_dir(k, id);
+    wait_starting(cdir);
+    if (!file_exists(cdir, "started") && !file_exists(cdir, "exit") && !monitor_alive(cdir)) {
+        /* The kubelet died before this attempt ran (no monitor, or it gave up): no attempt
+         * happened, no restart to count; the sync creates the container afresh. */
+        log_info("pod %s/%s: container %s (%s) never started; discarding it", c->pod->ns,
+                 c->pod->name, c->name, id);
+        klet_runc_kill(k, id, "KILL");
+        ctr_release(k, id);
+        ctr_remove_dir(k, id);
+        free(cdir);
+        return;
+    }
     int code, sig, oom;
     int64_t fin;
     bool exited = klet_monitor_read_exit(cdir, &code, &sig, &fin, &oom) == 0;
@@ -1234,7 +1335,17 @@ void klet_pods_synced(struct klet *k)
                 klet_rmtree(dir);
             } else {
                 bool hostnet = p->pod->spec->has_hostnetwork && p->pod->spec->hostnetwork;
-                p->sandbox_ready = klet_sandbox_exists(dir, hostnet);
+                char *mark = xasprintf("%s/sandbox-ready", dir);
+                bool done = access(mark, F_OK) == 0;
+                free(mark);
+                p->sandbox_ready = klet_sandbox_exists(dir, hostnet) && done;
+                if (!done && klet_sandbox_exists(dir, hostnet)) {
+                    /* The previous kubelet died setting it up (namespaces there, /etc/hosts or
+                     * volumes maybe not: runc create would fail for ever): start over. */
+                    log_info("pod %s/%s: sandbox half set up; setting it up again", p->ns, p->name);
+                    klet_cni_del(k, dir, e->d_name);
+                    klet_sandbox_destroy(dir);
+                }
                 if (p->sandbox_ready && !hostnet)
                     p->pod_ip = klet_cni_ip(dir);
             }

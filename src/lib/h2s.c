@@ -94,6 +94,9 @@ struct h2s_listener {
 #define CTRL_BURST 1000
 #define CTRL_RATE 100
 
+#define WQ_FACTOR 10                /* queued calls per in-flight slot */
+#define WQ_WAIT (10 * 1000000000LL) /* longest wait in the queue, ns */
+
 enum conn_mode { CM_SNIFF, CM_H2, CM_H1 };
 
 /* Long-running calls held by one owner (h2s_call_claim), across connections. */
@@ -141,22 +144,26 @@ struct h2s_call {
     int32_t sid;
     const struct h2s_route *route;
     uint8_t method;
-    unsigned grpc : 1;      /* content-type application/grpc* */
-    unsigned invoked : 1;   /* the handler has been called */
-    unsigned done : 1;      /* the handler finished it (or never had it) */
-    unsigned ended : 1;     /* end of response submitted */
-    unsigned closed : 1;    /* stream closed: nothing may be submitted */
-    unsigned submitted : 1; /* response HEADERS submitted */
-    unsigned deferred : 1;  /* data provider returned DEFERRED */
-    unsigned req_ended : 1; /* client sent END_STREAM */
-    unsigned discard : 1;   /* ignore further request DATA */
-    unsigned http : 1;      /* a plain HTTP response (no trailers) */
-    unsigned hdr_over : 1;  /* header list too large */
-    unsigned hdrs_done : 1; /* request HEADERS complete */
-    unsigned counted : 2;   /* 1: counted as an in-flight read, 2: mutating, 0: not */
-    unsigned streaming : 1; /* counted in conn->nstreaming */
-    int64_t born;           /* stream opened at (mono ns) */
-    struct claim *claim;    /* h2s_call_claim, or NULL */
+    unsigned grpc : 1;         /* content-type application/grpc* */
+    unsigned invoked : 1;      /* the handler has been called */
+    unsigned done : 1;         /* the handler finished it (or never had it) */
+    unsigned ended : 1;        /* end of response submitted */
+    unsigned closed : 1;       /* stream closed: nothing may be submitted */
+    unsigned submitted : 1;    /* response HEADERS submitted */
+    unsigned deferred : 1;     /* data provider returned DEFERRED */
+    unsigned req_ended : 1;    /* client sent END_STREAM */
+    unsigned discard : 1;      /* ignore further request DATA */
+    unsigned http : 1;         /* a plain HTTP response (no trailers) */
+    unsigned hdr_over : 1;     /* header list too large */
+    unsigned hdrs_done : 1;    /* request HEADERS complete */
+    unsigned counted : 2;      /* 1: counted as an in-flight read, 2: mutating, 0: not */
+    unsigned streaming : 1;    /* counted in conn->nstreaming */
+    unsigned inq : 2;          /* waiting in s->wq[inq] for an in-flight slot (1 reads, 2 writes) */
+    h2s_call_t *wprev, *wnext; /* s->wq */
+    int64_t wsince;            /* queued at (mono ns) */
+    uint32_t wlen;             /* the request message's length (at body + 5) */
+    int64_t born;              /* stream opened at (mono ns) */
+    struct claim *claim;       /* h2s_call_claim, or NULL */
     /* request headers: "name\0value\0" pairs */
     char *hbuf;
     size_t hlen, hcap, hbytes;
@@ -185,6 +192,14 @@ struct h2s {
     /* in-flight limits for unary calls (0 = none) */
     size_t max_inflight[3]; /* [1] reads, [2] mutating */
     size_t inflight[3];
+    /*
+     * Unary calls over their in-flight limit wait here, first come first
+     * served (as Kubernetes' priority and fairness queues them), up to
+     * WQ_FACTOR x the limit and WQ_WAIT; beyond that RESOURCE_EXHAUSTED.
+     */
+    h2s_call_t *wq_head[3], *wq_tail[3];
+    size_t wq_len[3];
+    struct event *dispatch_ev;
     int (*is_mutating)(const char *path);
     struct claim *claims[CLAIM_BUCKETS];
     struct h2s_route *routes[ROUTE_BUCKETS];
@@ -287,11 +302,32 @@ static h2s_call_t *call_new(struct conn *conn, int32_t sid)
     return c;
 }
 
+static void wq_unlink(h2s_call_t *c)
+{
+    h2s_t *s = c->s;
+    int q = c->inq;
+    if (c->wprev)
+        c->wprev->wnext = c->wnext;
+    else
+        s->wq_head[q] = c->wnext;
+    if (c->wnext)
+        c->wnext->wprev = c->wprev;
+    else
+        s->wq_tail[q] = c->wprev;
+    c->wprev = c->wnext = NULL;
+    s->wq_len[q]--;
+    c->inq = 0;
+}
+
 /* The handler is done with the call: it no longer counts against the limits. */
 static void call_uncount(h2s_call_t *c)
 {
+    if (c->inq)
+        wq_unlink(c);
     if (c->counted) {
         c->s->inflight[c->counted]--;
+        if (c->s->wq_len[c->counted])
+            event_active(c->s->dispatch_ev, EV_WRITE, 0);
         c->counted = 0;
     }
     if (c->streaming) {
@@ -598,16 +634,36 @@ static void http_dispatch(h2s_t *s, const char *path, int *status, const char **
     }
 }
 
+static void call_reject_busy(h2s_call_t *c)
+{
+    c->s->st.inflight_rejected++;
+    c->done = 1;
+    c->discard = 1;
+    call_end(c, GRPC_RESOURCE_EXHAUSTED, "too many requests, please try again later");
+}
+
 static void call_invoke(h2s_call_t *c, const uint8_t *msg, size_t len)
 {
     h2s_t *s = c->s;
     if (c->route->kind == H2S_UNARY) {
         int cls = s->is_mutating && s->is_mutating(c->route->path) ? 2 : 1;
-        if (s->max_inflight[cls] && s->inflight[cls] >= s->max_inflight[cls]) {
-            s->st.inflight_rejected++;
-            c->done = 1;
-            c->discard = 1;
-            call_end(c, GRPC_RESOURCE_EXHAUSTED, "too many requests, please try again later");
+        if (s->max_inflight[cls] && (s->inflight[cls] >= s->max_inflight[cls] || s->wq_len[cls])) {
+            if (s->wq_len[cls] >= WQ_FACTOR * s->max_inflight[cls]) {
+                call_reject_busy(c);
+                return;
+            }
+            /* wait for a slot; msg is c->body + 5 and stays until the call goes */
+            c->inq = (unsigned)cls;
+            c->wsince = mono_ns();
+            c->wlen = (uint32_t)len;
+            c->wprev = s->wq_tail[cls];
+            c->wnext = NULL;
+            if (s->wq_tail[cls])
+                s->wq_tail[cls]->wnext = c;
+            else
+                s->wq_head[cls] = c;
+            s->wq_tail[cls] = c;
+            s->wq_len[cls]++;
             return;
         }
         s->inflight[cls]++;
@@ -628,6 +684,31 @@ static void call_invoke(h2s_call_t *c, const uint8_t *msg, size_t len)
     }
     c->invoked = 1;
     c->route->fn(c, msg, len, c->route->arg);
+}
+
+/* Hands queued calls the in-flight slots freed since; expires those that waited too long. */
+static void dispatch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    h2s_t *s = arg;
+    int64_t now = mono_ns();
+    for (int cls = 1; cls <= 2; cls++) {
+        while (s->wq_head[cls]) {
+            h2s_call_t *c = s->wq_head[cls];
+            if (now - c->wsince > WQ_WAIT) {
+                wq_unlink(c);
+                call_reject_busy(c);
+                continue;
+            }
+            if (s->inflight[cls] >= s->max_inflight[cls])
+                break;
+            wq_unlink(c);
+            s->inflight[cls]++;
+            c->counted = (unsigned)cls;
+            c->invoked = 1;
+            c->route->fn(c, c->body + GRPC_FRAME_HDR, c->wlen, c->route->arg);
+        }
+    }
 }
 
 /* The request HEADERS are complete. */
@@ -1368,6 +1449,8 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
     int64_t now = mono_ns(), idle = (int64_t)s->cfg.idle_timeout_s * 1000000000;
     int64_t hs = (int64_t)s->cfg.handshake_timeout_s * 1000000000;
     struct conn *next;
+    if (s->wq_len[1] || s->wq_len[2])
+        event_active(s->dispatch_ev, EV_WRITE, 0);
     for (struct conn *c = s->conns; c; c = next) {
         next = c->next;
         if (conn_too_slow(c, now, hs)) {
@@ -1549,6 +1632,7 @@ h2s_t *h2s_new(struct event_base *base, const struct h2s_config *cfg)
 
     s->flush_ev = event_new(base, -1, 0, flush_cb, s);
     s->sweep_ev = event_new(base, -1, EV_PERSIST, sweep_cb, s);
+    s->dispatch_ev = event_new(base, -1, 0, dispatch_cb, s);
     h2s_set_keepalive(s, 60, 20);
     return s;
 }
@@ -1804,6 +1888,7 @@ void h2s_free(h2s_t *s)
     }
     event_free(s->flush_ev);
     event_free(s->sweep_ev);
+    event_free(s->dispatch_ev);
     nghttp2_session_callbacks_del(s->cbs);
     nghttp2_option_del(s->opt);
     free(s);

@@ -17,8 +17,9 @@
  * request headers, within handshake_timeout_s (slowloris); control-frame
  * floods (PING, SETTINGS, PRIORITY, RST_STREAM: rapid reset, empty DATA)
  * end the connection with GOAWAY ENHANCE_YOUR_CALM; unary calls beyond the
- * in-flight limits get RESOURCE_EXHAUSTED "too many requests, please try
- * again later".
+ * in-flight limits wait in a bounded FIFO queue (10 x the limit, 10 s at
+ * most) and beyond it get RESOURCE_EXHAUSTED "too many requests, please
+ * try again later".
  */
 #ifndef CORACLE_H2S_H
 #define CORACLE_H2S_H
@@ -76,8 +77,10 @@ int h2s_addr_is_local(const char *addr);
 /*
  * In-flight limits for unary calls (server-streaming and bidi calls are
  * long-running and not counted): is_mutating(path) says which limit a path
- * falls under. 0 = no limit. A call over its limit ends at once with
- * RESOURCE_EXHAUSTED "too many requests, please try again later".
+ * falls under. 0 = no limit. A call over its limit waits for a slot in a
+ * FIFO queue of 10 x the limit, at most 10 s; a full queue or a longer
+ * wait ends it with RESOURCE_EXHAUSTED "too many requests, please try
+ * again later".
  */
 void h2s_set_inflight_limits(h2s_t *s, size_t max_read, size_t max_mutating,
                              int (*is_mutating)(const char *path));

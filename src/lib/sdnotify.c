@@ -16,9 +16,40 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/*
+ * systemd's variables, taken out of the environment before main() runs so
+ * that no child inherits them: runc, given NOTIFY_SOCKET, would proxy it
+ * into the container and make `runc start` wait for the container's own
+ * READY=1; coracle-monitor and hooks must not ping our watchdog either.
+ */
+static char *sdn_socket, *sdn_wd_usec, *sdn_wd_pid;
+
+__attribute__((constructor)) static void sdn_capture(void)
+{
+    static const struct {
+        const char *name;
+        char **dst;
+    } vars[] = {{"NOTIFY_SOCKET", &sdn_socket},
+                {"WATCHDOG_USEC", &sdn_wd_usec},
+                {"WATCHDOG_PID", &sdn_wd_pid}};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        const char *v = getenv(vars[i].name);
+        if (v) {
+            *vars[i].dst = strdup(v);
+            unsetenv(vars[i].name);
+        }
+    }
+}
+
+/* The captured value, else the environment's (set later, as tests do). */
+static const char *sdn_var(const char *captured, const char *name)
+{
+    return captured ? captured : getenv(name);
+}
+
 int sdn_send(const char *msg)
 {
-    const char *path = getenv("NOTIFY_SOCKET");
+    const char *path = sdn_var(sdn_socket, "NOTIFY_SOCKET");
     if (!path || !*path)
         return 0;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -84,9 +115,9 @@ static void sdn_watchdog_cb(evutil_socket_t fd, short what, void *arg)
 
 struct event *sdn_watchdog_start(struct event_base *base)
 {
-    const char *usec = getenv("WATCHDOG_USEC");
-    const char *pid = getenv("WATCHDOG_PID");
-    if (!usec || !getenv("NOTIFY_SOCKET"))
+    const char *usec = sdn_var(sdn_wd_usec, "WATCHDOG_USEC");
+    const char *pid = sdn_var(sdn_wd_pid, "WATCHDOG_PID");
+    if (!usec || !sdn_var(sdn_socket, "NOTIFY_SOCKET"))
         return NULL;
     if (pid && strtol(pid, NULL, 10) != (long)getpid())
         return NULL;
@@ -99,4 +130,45 @@ struct event *sdn_watchdog_start(struct event_base *base)
     event_add(ev, &tv);
     sdn_send("WATCHDOG=1");
     return ev;
+}
+
+struct sdn_status {
+    struct event *ev;
+    sdn_status_fn fn;
+    void *arg;
+    char last[256];
+};
+
+static void sdn_status_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct sdn_status *st = arg;
+    char buf[256] = "";
+    st->fn(buf, sizeof(buf), st->arg);
+    if (!buf[0] || !strcmp(buf, st->last))
+        return;
+    if (sdn_statusf("%s", buf) == 0)
+        memcpy(st->last, buf, sizeof(buf));
+}
+
+sdn_status_t *sdn_status_start(struct event_base *base, int period_s, sdn_status_fn fn, void *arg)
+{
+    if (!sdn_var(sdn_socket, "NOTIFY_SOCKET") || period_s <= 0)
+        return NULL;
+    struct sdn_status *st = xcalloc(1, sizeof(*st));
+    st->fn = fn;
+    st->arg = arg;
+    st->ev = event_new(base, -1, EV_PERSIST, sdn_status_cb, st);
+    struct timeval tv = {period_s, 0};
+    event_add(st->ev, &tv);
+    return st;
+}
+
+void sdn_status_free(sdn_status_t *st)
+{
+    if (!st)
+        return;
+    event_free(st->ev);
+    free(st);
 }

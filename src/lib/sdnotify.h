@@ -3,7 +3,9 @@
  * Type=notify units: READY=1 once serving, STATUS= lines, STOPPING=1,
  * RELOADING=1, and WATCHDOG=1 pings sent from the event loop itself, so a
  * stuck loop stops pinging and systemd restarts the daemon. Without
- * $NOTIFY_SOCKET every call is a no-op.
+ * $NOTIFY_SOCKET every call is a no-op. A program linking this file loses
+ * $NOTIFY_SOCKET, $WATCHDOG_USEC and $WATCHDOG_PID from its environment
+ * before main() (kept here), so its children (runc, monitors) never see them.
  */
 #ifndef CORACLE_SDNOTIFY_H
 #define CORACLE_SDNOTIFY_H
@@ -28,5 +30,16 @@ int sdn_reloaded(void);
  * timer (free with event_free) or NULL.
  */
 struct event *sdn_watchdog_start(struct event_base *base);
+
+/*
+ * Under systemd, every period_s seconds calls fn to describe what the
+ * daemon is doing ("3 pods, 4 containers running") and sends it as STATUS=
+ * when it changed (`systemctl status` shows it). Returns NULL without
+ * $NOTIFY_SOCKET. sdn_status_free(NULL) is a no-op.
+ */
+typedef struct sdn_status sdn_status_t;
+typedef void (*sdn_status_fn)(char *buf, size_t len, void *arg);
+sdn_status_t *sdn_status_start(struct event_base *base, int period_s, sdn_status_fn fn, void *arg);
+void sdn_status_free(sdn_status_t *st);
 
 #endif

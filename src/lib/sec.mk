@@ -32,7 +32,7 @@ t_unit_test_fuzz_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/t/fuzz
 	-I$(srcdir)/src/ctl -I$(srcdir)/src/apiserver -DSRCDIR='"$(abs_top_srcdir)"'
 t_unit_test_fuzz_LDADD = libapiserver.a libctl.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_fuzz
-EXTRA_DIST += t/fuzz doc/security.md
+EXTRA_DIST += doc/security.md
 
 # `make fuzz`: libFuzzer builds with clang (CC is not used, so configure
 # never needs clang) and a bounded run of each target, FUZZ_TIME seconds
@@ -56,7 +56,8 @@ FUZZ_SRC_pb = $(srcdir)/src/apiserver/admit.c $(srcdir)/src/apiserver/obj.c
 # this every run would stop at the first empty document.
 FUZZ_EXTRA_yaml = -fno-sanitize=nonnull-attribute
 FUZZ_NAMES = sel qty yaml pb
-fuzz/fuzz_%: $(srcdir)/t/fuzz/fuzz_%.c $(srcdir)/t/fuzz/fuzz.h $(srcdir)/src/lib/sec.mk $(PROTO_GEN)
+fuzz/fuzz_%: $(srcdir)/t/fuzz/fuzz_%.c $(srcdir)/t/fuzz/fuzz.h $(srcdir)/src/lib/sec.mk \
+	  $(FUZZ_BASE) $(FUZZ_SRC_sel) $(FUZZ_SRC_yaml) $(FUZZ_SRC_pb) $(PROTO_GEN)
 	@$(MKDIR_P) fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_EXTRA_$*) $(FUZZ_INC) -o $@ $< $(FUZZ_BASE) $(FUZZ_SRC_$*) \
 	  $(YAML_LIBS) $(PROTOBUF_C_LIBS) -lm

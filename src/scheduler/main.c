@@ -74,6 +74,16 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(m->base);
 }
 
+/* STATUS= for systemctl status. */
+static void describe(char *buf, size_t len, void *arg)
+{
+    struct smain *m = arg;
+    struct sched_stats st;
+    sched_get_stats(m->s, &st);
+    snprintf(buf, len, "%zu nodes, %llu pods bound, %llu unschedulable attempts", st.nodes,
+             (unsigned long long)st.bound, (unsigned long long)st.unschedulable);
+}
+
 /* /metrics: Prometheus text from sched_get_stats. */
 static void write_metrics(FILE *f, void *arg)
 {
@@ -192,7 +202,9 @@ int main(int argc, char **argv)
     log_info("coracle-scheduler %s: server %s, scheduler name %s", PACKAGE_VERSION, server, name);
     sched_start(s);
     sdn_ready("scheduling");
+    sdn_status_t *status = sdn_status_start(base, 10, describe, &m);
     event_base_dispatch(base);
+    sdn_status_free(status);
 
     obs_free(m.obs);
     sched_free(s);

@@ -11,11 +11,13 @@
 #include "util.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char *write_file(const char *dir, const char *name, const char *text)
@@ -99,6 +101,13 @@ static void test_reload(const char *dir)
     free(def);
 }
 
+/* "phase 0" twice, then "phase 1" for good. */
+static void describe(char *buf, size_t len, void *arg)
+{
+    int *calls = arg;
+    snprintf(buf, len, "phase %d", (*calls)++ >= 2);
+}
+
 static void test_notify(const char *dir)
 {
     char *path = xasprintf("%s/notify.sock", dir);
@@ -125,6 +134,52 @@ static void test_notify(const char *dir)
         last = sdn_send("WATCHDOG=1");
     ok(mono_ns() - t0 < 2000000000LL, "1000 sends to a full queue do not block");
     is_int(last, -EAGAIN, "a full queue gives -EAGAIN");
+    while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+        ; /* empty the queue */
+
+    /* periodic STATUS=: sent when it changes, not repeated */
+    struct event_base *base = event_base_new();
+    int calls = 0;
+    sdn_status_t *st = sdn_status_start(base, 1, describe, &calls);
+    ok(st != NULL, "status timer started");
+    struct timeval tv = {3, 300000};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+    ok(calls >= 3, "describe called every second (%d)", calls);
+    int got = 0;
+    while ((n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) > 0) {
+        buf[n] = '\0';
+        if (!strncmp(buf, "STATUS=", 7))
+            got++;
+    }
+    is_int(got, 2, "two distinct STATUS= lines sent, repeats suppressed");
+    sdn_status_free(st);
+    event_base_free(base);
+
+    /* a program started with NOTIFY_SOCKET keeps it for itself, out of its environment */
+    int pfd[2];
+    if (pipe(pfd) == 0) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            dup2(pfd[1], 1);
+            setenv("WATCHDOG_USEC", "1000000", 1);
+            execl("/proc/self/exe", "test_obs", "--child", (char *)NULL);
+            _exit(127);
+        }
+        close(pfd[1]);
+        char out[128] = "";
+        ssize_t r = read(pfd[0], out, sizeof(out) - 1);
+        out[r > 0 ? r : 0] = '\0';
+        close(pfd[0]);
+        int status = 0;
+        waitpid(pid, &status, 0);
+        is_str(out, "env clean", "the child's environment lost NOTIFY_SOCKET and WATCHDOG_USEC");
+        n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+        buf[n > 0 ? n : 0] = '\0';
+        ok(!strncmp(buf, "READY=1\nSTATUS=child\n", 21), "... and still notifies through it");
+    }
+    unsetenv("WATCHDOG_USEC");
+
     setenv("NOTIFY_SOCKET", "relative/path", 1);
     is_int(sdn_send("READY=1"), -EINVAL, "a relative NOTIFY_SOCKET is refused");
     unsetenv("NOTIFY_SOCKET");
@@ -133,8 +188,14 @@ static void test_notify(const char *dir)
     free(path);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "--child")) {
+        printf("env %s", getenv("NOTIFY_SOCKET") || getenv("WATCHDOG_USEC") ? "dirty" : "clean");
+        fflush(stdout);
+        sdn_ready("child");
+        return 0;
+    }
     char tmpl[] = "/tmp/test_obs.XXXXXX";
     char *dir = mkdtemp(tmpl);
     test_hist();

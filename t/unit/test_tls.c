@@ -29,7 +29,7 @@
 
 static struct event_base *base;
 static char dir[] = "/tmp/test_tls.XXXXXX";
-static h2s_call_t *held[8];
+static h2s_call_t *held[64];
 static int nheld;
 
 static void h_who(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
@@ -51,7 +51,7 @@ static void h_who(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 static void h_hold(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
     (void)msg, (void)len, (void)arg;
-    if (nheld < 8)
+    if (nheld < 64)
         held[nheld++] = c;
     else
         h2s_call_finish(c, GRPC_INTERNAL, "too many held");
@@ -400,32 +400,37 @@ int main(void)
         char caddr[64];
         snprintf(caddr, sizeof(caddr), "127.0.0.1:%d", cport);
         gcl_t *g = gcl_new(base, caddr, NULL);
-        struct res a[6];
+        static struct res a[32];
         memset(a, 0, sizeof(a));
         gcl_call_raw(g, "/test.T/Hold", "x", 1, r_msg, r_done, &a[0], 0);
         gcl_call_raw(g, "/test.T/Hold", "x", 1, r_msg, r_done, &a[1], 0);
         run_ms(200);
         gcl_call_raw(g, "/test.T/Hold", "x", 1, r_msg, r_done, &a[2], 0);
-        run_until(&a[2].done, 2000);
-        ok(a[2].code == GRPC_RESOURCE_EXHAUSTED &&
-               strcmp(a[2].msg, "too many requests, please try again later") == 0,
-           "third read in flight: RESOURCE_EXHAUSTED (%s)", a[2].msg);
+        run_ms(300);
+        ok(nheld == 2 && !a[2].done, "third read waits in the queue, not yet handled");
         gcl_call_raw(g, "/test.T/HoldCreate", "x", 1, r_msg, r_done, &a[3], 0);
         run_ms(200);
+        ok(nheld == 3, "the mutating limit is separate: a write is handled meanwhile");
         gcl_call_raw(g, "/test.T/HoldCreate", "x", 1, r_msg, r_done, &a[4], 0);
-        run_until(&a[4].done, 2000);
-        ok(!a[3].done && a[4].code == GRPC_RESOURCE_EXHAUSTED,
-           "mutating limit is separate: one held, the second refused");
-        release_held();
-        run_until(&a[3].done, 2000);
-        ok(a[0].code == GRPC_OK && a[1].code == GRPC_OK && a[3].code == GRPC_OK,
-           "held calls finish OK");
-        memset(&a[5], 0, sizeof(a[5]));
-        gcl_call_raw(g, "/test.T/Hold", "x", 1, r_msg, r_done, &a[5], 0);
-        run_ms(200);
-        ok(!a[5].done && nheld == 1, "after they end, a new read is admitted");
-        release_held();
-        run_until(&a[5].done, 2000);
+        /* 2 reads in flight + 1 waiting: fill the read queue (10 x 2) and overflow it */
+        for (int i = 5; i < 5 + 20; i++)
+            gcl_call_raw(g, "/test.T/Hold", "x", 1, r_msg, r_done, &a[i], 0);
+        run_until(&a[24].done, 2000);
+        ok(a[24].code == GRPC_RESOURCE_EXHAUSTED &&
+               strcmp(a[24].msg, "too many requests, please try again later") == 0,
+           "a full queue: RESOURCE_EXHAUSTED (%s)", a[24].msg);
+        ok(!a[23].done && !a[2].done && !a[4].done, "the others still wait");
+        for (int round = 0; round < 30 && !(a[2].done && a[4].done && a[23].done); round++) {
+            release_held();
+            run_ms(50);
+        }
+        int all = 1;
+        for (int i = 0; i < 24; i++)
+            all &= a[i].done && a[i].code == GRPC_OK;
+        ok(all, "as slots free up every queued call is handled and finishes OK");
+        h2s_get_stats(s2, &st);
+        ok(st.inflight_rejected == 1, "one refusal counted (%llu)",
+           (unsigned long long)st.inflight_rejected);
         /* streams per connection */
         struct res w3[3];
         memset(w3, 0, sizeof(w3));

@@ -50,7 +50,7 @@ def cleanup():
                        % (rr, rr, rr, root), shell=True)
 
 
-fu.always(cleanup)
+fu.always(cleanup, c)
 tar = None
 for _ in range(3):
     r = subprocess.run([os.path.join(ctest.SRC, "contrib/images/busybox.sh")], capture_output=True, text=True)

@@ -43,7 +43,7 @@ def cleanup():
     fu.sh("ip link del %s 2>/dev/null; ip netns del %s 2>/dev/null" % (host_if, ns))
 
 
-fu.always(cleanup)
+fu.always(cleanup, c)
 fu.sh("ip netns add %s" % ns, check=True)
 fu.sh("ip link add %s type veth peer name %s" % (host_if, node_if), check=True)
 fu.sh("ip link set %s netns %s" % (node_if, ns), check=True)

@@ -967,7 +967,8 @@ int ctl_yaml_parse(const char *name, const char *buf, size_t len, struct ctl_obj
         goto out;
     }
     out->v = xrealloc(out->v, (out->n + tmp.n + 1) * sizeof(*out->v));
-    memcpy(out->v + out->n, tmp.v, tmp.n * sizeof(*tmp.v));
+    if (tmp.n)
+        memcpy(out->v + out->n, tmp.v, tmp.n * sizeof(*tmp.v));
     out->n += tmp.n;
     free(tmp.v);
 out:

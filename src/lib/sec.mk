@@ -51,10 +51,6 @@ FUZZ_SRC_sel = $(srcdir)/src/lib/sel.c
 FUZZ_SRC_qty =
 FUZZ_SRC_yaml = $(srcdir)/src/ctl/yaml_pb.c $(srcdir)/src/ctl/buf.c
 FUZZ_SRC_pb = $(srcdir)/src/apiserver/admit.c $(srcdir)/src/apiserver/obj.c
-# yaml_pb.c calls memcpy(dst, NULL, 0) for a stream with no objects (reported;
-# reproducer t/fuzz/regressions/yaml/ubsan-memcpy-null-empty-stream): without
-# this every run would stop at the first empty document.
-FUZZ_EXTRA_yaml = -fno-sanitize=nonnull-attribute
 FUZZ_NAMES = sel qty yaml pb
 fuzz/fuzz_%: $(srcdir)/t/fuzz/fuzz_%.c $(srcdir)/t/fuzz/fuzz.h $(srcdir)/src/lib/sec.mk \
 	  $(FUZZ_BASE) $(FUZZ_SRC_sel) $(FUZZ_SRC_yaml) $(FUZZ_SRC_pb) $(PROTO_GEN)

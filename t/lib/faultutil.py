@@ -291,10 +291,17 @@ def sh(cmd, check=False):
     return r
 
 
-def always(fn):
+def always(fn, c=None):
     """Runs fn at exit, before the Cluster's teardown (atexit is LIFO) so a
-    teardown that fails half-way (stdout gone) cannot skip it."""
-    atexit.register(lambda: _quiet(fn))
+    teardown that fails half-way (stdout gone) cannot skip it. With c, the
+    cluster's daemons are stopped first (a kubelet would restart what fn
+    removes)."""
+    def run():
+        if c is not None:
+            for d in reversed(c.daemons):
+                _quiet(lambda: d.stop(timeout=5))
+        fn()
+    atexit.register(lambda: _quiet(run))
 
 
 def _quiet(fn):

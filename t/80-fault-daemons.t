@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 # Daemons coming and going, for real (runc, busybox):
-# - the kubelet is SIGKILLed while it starts pods, several times, and
-#   restarted: no duplicate container (runc list), the exit code of a pod
-#   that ended meanwhile is reported, no restart counted, status converges;
+# - the kubelet is SIGKILLed while it starts pods (aimed at the moment a
+#   container is being created or a pod sandbox set up), several times
+#   (CORACLE_FAULT_KUBELET_KILLS, default 4), and restarted: no duplicate
+#   container (runc list), the exit code of a pod that ended meanwhile is
+#   reported, no restart counted, status converges;
 # - the apiserver is SIGKILLed and restarted under a running scheduler and
 #   two kubelets: they reconnect and resume their watches (new pods get
 #   scheduled and started), running pods keep their containers, no pod is
@@ -104,28 +106,44 @@ LONG = "trap 'exit 0' TERM; while true; do sleep 0.2; done"
 t.ok(c.wait_for(lambda: len(api.call("Nodes", "List", pb.ListRequest()).items) == 2, timeout=30), "two nodes registered")
 
 # ---- the kubelet SIGKILLed while it starts pods ----
+def files(*p):
+    try:
+        return set(os.listdir(os.path.join(*p)))
+    except OSError:
+        return set()
+
+
 def starting():
+    """A container being created (its monitor runs, no "started" yet) or a pod sandbox being
+    set up (namespaces there, /etc/hosts not yet)."""
     d = os.path.join(roots["node1"], "containers")
-    for cid in os.listdir(d) if os.path.isdir(d) else []:
-        f = set(os.listdir(os.path.join(d, cid))) if os.path.isdir(os.path.join(d, cid)) else set()
+    for cid in files(d):
+        f = files(d, cid)
         if "monitor.pid" in f and "started" not in f and "exit" not in f:
-            return cid
+            return "container"
+    d = os.path.join(roots["node1"], "pods")
+    for uid in files(d):
+        f = files(d, uid)
+        if "ns" in f and "hosts" not in f:
+            return "sandbox"
     return None
 
 
 made = []
 hits = 0
+kinds = []
 for k in range(KILLS):
     batch = ["k%d-%d" % (k, i) for i in range(3)]
     for n in batch:
         api.call("Pods", "Create", mkpod(n, LONG, "node1"))
     api.call("Pods", "Create", mkpod("end%d" % k, "sleep 1; exit 7", "node1", "Never"))
     made += batch + ["end%d" % k]
-    # kill it while a container is being created (its monitor runs, no "started" yet), or at
-    # a random point if that moment is missed
+    # kill it while a container is being created or a sandbox set up, or at a random point if
+    # that moment is missed
     hit = c.wait_for(starting, timeout=rnd.uniform(0.3, 1.5), interval=0.005)
     kl["node1"].kill()
     hits += bool(hit)
+    kinds.append(hit or "random")
     time.sleep(0 if k % 2 == 0 else rnd.uniform(0.0, 1.5))
     kl["node1"] = c.start_kubelet("node1", *KARGS, root_dir=roots["node1"])
 
@@ -143,8 +161,9 @@ def converged():
 
 
 ps = c.wait_for(converged, timeout=60, interval=0.3)
-t.ok(ps, "%d SIGKILLs of the kubelet mid pod start (%d while a container was being created): all %d pods "
+t.ok(ps, "%d SIGKILLs of the kubelet mid pod start (%d while a container or sandbox was being set up): all %d "
      "converge (Running / Failed)" % (KILLS, hits, len(made)))
+t.diag("kill points: %s" % " ".join(kinds))
 ps = ps or pods()
 running = [n for n in made if not n.startswith("end")]
 ids = {n: cs0(ps[n]).containerID[7:] if cs0(ps.get(n)) else None for n in running}

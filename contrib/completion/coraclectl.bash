@@ -8,10 +8,12 @@ _coraclectl_names()
     local type=$1 i args=()
     for ((i = 1; i < ${#COMP_WORDS[@]} - 1; i++)); do
         case ${COMP_WORDS[i]} in
-        -s | --server | -n | --namespace | --token)
+        -s | --server | -n | --namespace | --token | --kubeconfig | --certificate-authority | \
+            --client-certificate | --client-key)
             args+=("${COMP_WORDS[i]}" "${COMP_WORDS[i + 1]}")
             ;;
-        --server=* | --namespace=* | --token=*)
+        --server=* | --namespace=* | --token=* | --kubeconfig=* | --certificate-authority=* | \
+            --client-certificate=* | --client-key=*)
             args+=("${COMP_WORDS[i]}")
             ;;
         esac
@@ -27,11 +29,12 @@ _coraclectl()
     prev=${COMP_WORDS[COMP_CWORD - 1]}
     local verbs="apply create get describe delete logs exec image version"
     local types="pods po nodes no events ev leases"
-    local global="--server --namespace --token --help"
+    local global="--server --namespace --token --kubeconfig --certificate-authority --client-certificate --client-key --help"
 
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
-        -s | --server | -n | --namespace | --token) ((i++)) ;;
+        -s | --server | -n | --namespace | --token | --kubeconfig | --certificate-authority | \
+            --client-certificate | --client-key) ((i++)) ;;
         -*) ;;
         *)
             verb=${COMP_WORDS[i]}
@@ -41,6 +44,11 @@ _coraclectl()
     done
 
     case $prev in
+    --kubeconfig | --certificate-authority | --client-certificate | --client-key)
+        compopt -o filenames 2>/dev/null
+        COMPREPLY=($(compgen -f -- "$cur"))
+        return
+        ;;
     -f | --filename)
         compopt -o filenames 2>/dev/null
         COMPREPLY=($(compgen -f -X '!*.@(yaml|yml|json)' -- "$cur") $(compgen -d -- "$cur") -)
@@ -89,7 +97,8 @@ _coraclectl()
     for ((j = i + 1; j < COMP_CWORD; j++)); do
         case ${COMP_WORDS[j]} in
         -s | --server | -n | --namespace | --token | -o | --output | -l | --selector | \
-            --field-selector | -c | --container | --grace-period | --tail | -f | --filename)
+            --field-selector | -c | --container | --grace-period | --tail | -f | --filename | \
+            --kubeconfig | --certificate-authority | --client-certificate | --client-key)
             ((j++))
             ;;
         -*) ;;

@@ -13,8 +13,8 @@ img_opts busybox "$@"
 
 BB=${BUSYBOX:-/bin/busybox}
 [ -x "$BB" ] || img_die "$BB not found (apt-get install busybox-static)"
-file -L "$BB" 2>/dev/null | grep -q 'statically linked' ||
-    ldd "$BB" 2>&1 | grep -q 'not a dynamic executable' ||
+file -L "$BB" 2>/dev/null | grep 'statically linked' >/dev/null ||
+    ldd "$BB" 2>&1 | grep 'not a dynamic executable' >/dev/null ||
     img_die "$BB is not statically linked (install busybox-static, not busybox)"
 
 if [ "$IMG_FORCE" = 0 ] && [ -s "$IMG_OUT" ] && [ "$IMG_OUT" -nt "$BB" ] && [ "$IMG_OUT" -nt "$0" ]; then
@@ -85,7 +85,7 @@ chmod 0600 "$root/etc/shadow"
 printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
 : >"$root/etc/resolv.conf"
 
-ver=$("$BB" 2>&1 | head -n 1 | awk '{print $2}')
+ver=$("$BB" 2>&1 | awk 'NR == 1 {print $2}')
 IMG_MTIME=$(stat -c %Y "$BB")
 export IMG_MTIME
 config='"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["/bin/sh"]'

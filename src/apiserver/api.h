@@ -23,10 +23,11 @@
 typedef struct api api_t;
 
 struct api_config {
-    int64_t event_ttl_s;      /* default 3600 */
-    int64_t node_grace_s;     /* node-monitor-grace, default 40 */
-    int bookmark_interval_s;  /* default 60 */
-    size_t watch_queue_bytes; /* default 16 MiB */
+    int64_t event_ttl_s;       /* default 3600 */
+    int64_t node_grace_s;      /* node-monitor-grace, default 40 */
+    int bookmark_interval_s;   /* default 60 */
+    size_t watch_queue_bytes;  /* default 16 MiB */
+    size_t watch_memory_limit; /* all watches' unsent bytes; default 256 MiB */
 };
 
 /* Registers every route and the HTTP handler on srv; st must be open. */

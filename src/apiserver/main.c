@@ -32,6 +32,7 @@ static long long event_ttl = 3600;
 static long long compact_keep = 100000;
 static long long max_request_bytes = GRPC_MAX_MSG_DEFAULT;
 static long long watch_queue_bytes = 16 << 20;
+static long long watch_memory_limit = 256 << 20;
 static long long bookmark_interval = 60;
 static long long node_monitor_grace = 40;
 static char *tls_cert_file, *tls_key_file, *client_ca_file, *token_auth_file, *policy_file;
@@ -51,6 +52,8 @@ static const struct cfg_opt opts[] = {
      "largest request message accepted (default 1572864)"},
     {"watch-queue-bytes", CFG_INT, &watch_queue_bytes, "BYTES",
      "unsent bytes after which a slow watcher is ended (default 16777216)"},
+    {"watch-memory-limit", CFG_INT, &watch_memory_limit, "BYTES",
+     "memory held by all watches' unsent events; beyond it the slowest are ended (default 268435456)"},
     {"bookmark-interval", CFG_INT, &bookmark_interval, "SECONDS",
      "period of BOOKMARK events to watchers that allow them (default 60)"},
     {"node-monitor-grace", CFG_INT, &node_monitor_grace, "SECONDS",
@@ -198,7 +201,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (event_ttl <= 0 || compact_keep <= 0 || max_request_bytes <= 0 || watch_queue_bytes <= 0 ||
-        bookmark_interval <= 0 || node_monitor_grace <= 0) {
+        watch_memory_limit <= 0 || bookmark_interval <= 0 || node_monitor_grace <= 0) {
         fprintf(stderr, "coracle-apiserver: numeric settings must be positive\n");
         return 2;
     }
@@ -229,6 +232,7 @@ int main(int argc, char **argv)
         .node_grace_s = node_monitor_grace,
         .bookmark_interval_s = (int)bookmark_interval,
         .watch_queue_bytes = (size_t)watch_queue_bytes,
+        .watch_memory_limit = (size_t)watch_memory_limit,
     };
     app.api = api_new(app.base, app.st, app.srv, &ac);
     app.tun = tun_hub_new(app.srv, app.st); /* Pods/Log, Pods/Exec, NodeTunnel/Connect */

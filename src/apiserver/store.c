@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -66,6 +67,7 @@ struct store_rtxn {
 };
 
 struct store {
+    int lock_fd; /* flock'd: one apiserver per data directory */
     MDB_env *env;
     MDB_dbi dbi_obj, dbi_log, dbi_meta;
     struct event_base *base;
@@ -700,6 +702,7 @@ int store_open(store_t **out, const struct store_opts *opts, struct event_base *
     if (err)
         *err = NULL;
     s->pipe_rd = s->pipe_wr = -1;
+    s->lock_fd = -1;
     s->keep = opts->compact_keep ? opts->compact_keep : STORE_DEFAULT_KEEP;
     s->max_batch = opts->max_batch > 0 ? opts->max_batch : STORE_DEFAULT_BATCH;
     s->base = base;
@@ -717,6 +720,23 @@ int store_open(store_t **out, const struct store_opts *opts, struct event_base *
             *err = xasprintf("store: mkdir %s: %s", opts->dir, strerror(-rc));
         goto fail_free;
     }
+    /* LMDB lets many processes write one environment; two apiservers on one
+     * directory would each hand out the same revisions. A separate lock file
+     * (not lock.mdb) keeps readers such as coracle-backup welcome. */
+    char *lock_path = xasprintf("%s/writer.lock", opts->dir);
+    s->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        if (err)
+            *err = e == EWOULDBLOCK
+                       ? xasprintf("store: %s is in use by another coracle-apiserver (%s is "
+                                   "locked): stop it first",
+                                   opts->dir, lock_path)
+                       : xasprintf("store: %s: %s", lock_path, strerror(e));
+        free(lock_path);
+        goto fail_free;
+    }
+    free(lock_path);
     what = "mdb_env_create";
     if ((rc = mdb_env_create(&s->env)))
         goto fail_mdb;
@@ -833,6 +853,8 @@ fail_env:
     if (s->env)
         mdb_env_close(s->env);
 fail_free:
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
     pthread_cond_destroy(&s->cv_loop);
     pthread_cond_destroy(&s->cv_thread);
     pthread_mutex_destroy(&s->mu);
@@ -881,6 +903,8 @@ void store_close(store_t *s)
     close(s->pipe_rd);
     close(s->pipe_wr);
     mdb_env_close(s->env);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
     pthread_cond_destroy(&s->cv_loop);
     pthread_cond_destroy(&s->cv_thread);
     pthread_mutex_destroy(&s->mu);

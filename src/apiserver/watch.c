@@ -52,6 +52,17 @@ struct watch_hub {
     smap_t *by_node; /* pods' spec.nodeName -> struct wlist */
     struct event *bookmark;
     struct watch_stats stats;
+    /*
+     * Every frame the hub made, with a reference of its own: frames are
+     * shared by many streams, so the memory they hold is the size of those
+     * still referenced by someone else (a queue, a socket buffer), not the
+     * sum of the queues. A sweep drops the frames only the ledger holds.
+     */
+    rbuf_t **led;
+    size_t led_n, led_cap;
+    size_t led_bytes;   /* bytes of the frames in the ledger */
+    size_t led_live;    /* led_bytes after the last sweep */
+    size_t budget_skip; /* no eligible victim: do not look again below this */
 };
 
 static int kind_index(const struct kind *k)
@@ -118,7 +129,10 @@ static void watcher_end(struct watcher *w, int code, const char *msg)
     w->call = NULL;
     if (c) {
         h2s_call_on_close(c, NULL, NULL);
-        h2s_call_finish(c, code, msg);
+        if (code == GRPC_RESOURCE_EXHAUSTED)
+            h2s_call_abort(c, code, msg); /* frees its unsent events now */
+        else
+            h2s_call_finish(c, code, msg);
     }
     if (w->on_end)
         w->on_end(w->arg, code);
@@ -157,12 +171,143 @@ static int watcher_send(struct watcher *w, rbuf_t *frame, uint64_t rev)
     return 0;
 }
 
+/* ---- the global budget ---- */
+
+#define BUDGET_MIN_VICTIM (64u << 10) /* a watcher this little behind is never cut */
+
+struct victim {
+    struct watcher *w;
+    size_t q;
+};
+
+struct victims {
+    struct victim *v;
+    size_t n, cap;
+};
+
+static void victims_add_list(struct victims *vs, struct wlist *l)
+{
+    for (struct watcher *w = l ? l->head : NULL; w; w = w->next) {
+        size_t q = w->call ? h2s_call_queued(w->call) : 0;
+        if (q < BUDGET_MIN_VICTIM)
+            continue;
+        if (vs->n == vs->cap) {
+            vs->cap = vs->cap ? 2 * vs->cap : 64;
+            vs->v = xrealloc(vs->v, vs->cap * sizeof(*vs->v));
+        }
+        vs->v[vs->n++] = (struct victim){w, q};
+    }
+}
+
+static void victims_add_node(const char *key, void *val, void *arg)
+{
+    (void)key;
+    victims_add_list(arg, val);
+}
+
+static int victim_cmp(const void *a, const void *b)
+{
+    size_t x = ((const struct victim *)a)->q, y = ((const struct victim *)b)->q;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Registers a frame the hub made (takes a reference); returns it. */
+static rbuf_t *ledger_add(watch_hub_t *h, rbuf_t *f)
+{
+    if (!f)
+        return f;
+    if (h->led_n == h->led_cap) {
+        h->led_cap = h->led_cap ? 2 * h->led_cap : 256;
+        h->led = xrealloc(h->led, h->led_cap * sizeof(*h->led));
+    }
+    h->led[h->led_n++] = rbuf_ref(f);
+    h->led_bytes += f->len;
+    return f;
+}
+
+/* Frees the frames nobody but the ledger holds any more. */
+static void ledger_sweep(watch_hub_t *h)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < h->led_n; i++) {
+        rbuf_t *f = h->led[i];
+        if (f->refs == 1) {
+            h->led_bytes -= f->len;
+            rbuf_unref(f);
+        } else {
+            h->led[j++] = f;
+        }
+    }
+    h->led_n = j;
+    h->led_live = h->led_bytes;
+}
+
+static void ledger_free(watch_hub_t *h)
+{
+    for (size_t i = 0; i < h->led_n; i++)
+        rbuf_unref(h->led[i]);
+    free(h->led);
+}
+
+/*
+ * Over the budget: ends the watchers with the biggest queues until the
+ * frames still held are under 7/8 of it. Runs after a change has been
+ * fanned out (never in the middle of a list walk). Sweeps (O(frames held))
+ * only once limit/16 more bytes have been made since the last one, so dead
+ * frames wait at most that long and the cost per frame stays constant.
+ */
+static void budget_check(watch_hub_t *h)
+{
+    size_t limit = h->cfg.memory_limit;
+    size_t slack = limit / 16;
+    if (slack < (1u << 20))
+        slack = 1u << 20;
+    if (slack > (16u << 20))
+        slack = 16u << 20;
+    if (h->led_bytes <= h->led_live + slack && h->led_bytes <= limit)
+        return;
+    ledger_sweep(h);
+    if (h->led_bytes <= limit) {
+        h->budget_skip = 0;
+        return;
+    }
+    if (h->budget_skip && h->led_bytes < h->budget_skip)
+        return;
+    struct victims vs = {0};
+    for (int i = 0; i < NKINDS; i++)
+        victims_add_list(&vs, &h->all[i]);
+    smap_each(h->by_node, victims_add_node, &vs);
+    qsort(vs.v, vs.n, sizeof(*vs.v), victim_cmp);
+    size_t goal = limit - limit / 8, i = 0;
+    while (h->led_bytes > goal && i < vs.n) {
+        /* a batch whose queues add up to the excess, then see what that freed */
+        size_t need = h->led_bytes - goal, got = 0;
+        for (; i < vs.n && got < need; i++) {
+            struct watcher *w = vs.v[i].w;
+            h->stats.cut_slow++;
+            h->stats.cut_budget++;
+            log_info("watch %s from %s: %zu bytes queued, watch frames held %zu past the "
+                     "budget %zu, ending it",
+                     w->k->resource, h2s_call_peer(w->call), vs.v[i].q, h->led_bytes, limit);
+            got += vs.v[i].q;
+            watcher_end(w, GRPC_RESOURCE_EXHAUSTED,
+                        "watch queue full: the server's watch memory budget is spent and this "
+                        "client is among the slowest");
+        }
+        ledger_sweep(h);
+    }
+    free(vs.v);
+    /* nothing (more) to cut: the rest is held by small queues; look again later */
+    h->budget_skip = h->led_bytes > limit ? h->led_bytes + limit / 8 : 0;
+}
+
 /* ---- one change ---- */
 
 enum { EV_ADDED, EV_MODIFIED, EV_DELETED };
 static const char *const ev_names[] = {"ADDED", "MODIFIED", "DELETED"};
 
 struct chg {
+    watch_hub_t *hub;
     const struct store_change *ch;
     const struct kind *k;
     ProtobufCMessage *cur, *prev;
@@ -205,6 +350,7 @@ static rbuf_t *chg_frame(struct chg *c, int type)
     } else {
         c->frame[type] = wire_watch_frame(ev_names[type], ch->val, ch->val_len);
     }
+    ledger_add(c->hub, c->frame[type]);
     return c->frame[type];
 }
 
@@ -268,7 +414,7 @@ void watch_on_change(watch_hub_t *h, const struct store_change *ch)
     int ki = k ? kind_index(k) : -1;
     if (ki < 0)
         return;
-    struct chg c = {.ch = ch, .k = k};
+    struct chg c = {.hub = h, .ch = ch, .k = k};
     deliver_list(&h->all[ki], &c);
     if (k == &kind_pod && smap_count(h->by_node)) {
         ProtobufCMessage *cur = chg_cur(&c), *prev = chg_prev(&c);
@@ -280,6 +426,7 @@ void watch_on_change(watch_hub_t *h, const struct store_change *ch)
             deliver_list(smap_get(h->by_node, np), &c);
     }
     chg_done(&c);
+    budget_check(h);
 }
 
 /* ---- bookmarks, timeouts ---- */
@@ -293,10 +440,10 @@ static void bookmark_list(struct wlist *l, uint64_t rev, rbuf_t **frame)
         uint64_t r = rev > w->last_rev ? rev : w->last_rev;
         if (r == rev) {
             if (!*frame)
-                *frame = wire_bookmark_frame(rev);
+                *frame = ledger_add(w->hub, wire_bookmark_frame(rev));
             watcher_send(w, *frame, r);
         } else {
-            rbuf_t *f = wire_bookmark_frame(r);
+            rbuf_t *f = ledger_add(w->hub, wire_bookmark_frame(r));
             watcher_send(w, f, r);
             rbuf_unref(f);
         }
@@ -339,6 +486,7 @@ static void bookmark_cb(evutil_socket_t fd, short what, void *arg)
         bookmark_list(ls.v[i], rev, &frame);
     free(ls.v);
     rbuf_unref(frame);
+    budget_check(h);
 }
 
 static void timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -362,7 +510,7 @@ static int replay_log(const struct store_change *ch, void *arg)
     const struct kind *k = kind_by_key(ch->key, ch->key_len);
     if (k != r->k)
         return 0;
-    struct chg c = {.ch = ch, .k = k};
+    struct chg c = {.hub = r->w->hub, .ch = ch, .k = k};
     int e = deliver(r->w, &c);
     chg_done(&c);
     if (e < 0)
@@ -389,7 +537,7 @@ static int initial_obj(const char *key, size_t key_len, const void *val, size_t 
         if (!m)
             return 0;
     }
-    rbuf_t *f = wire_watch_frame("ADDED", val, val_len);
+    rbuf_t *f = ledger_add(w->hub, wire_watch_frame("ADDED", val, val_len));
     int e = watcher_send(w, f, in->rev);
     rbuf_unref(f);
     if (e < 0)
@@ -509,6 +657,7 @@ void watch_start(watch_hub_t *h, h2s_call_t *call, const struct kind *k,
         struct timeval tv = {req->timeoutseconds, 0};
         evtimer_add(w->timeout, &tv);
     }
+    budget_check(h); /* the initial state may be big (and unshared) */
     return;
 fail:
     sel_free(ls);
@@ -529,6 +678,8 @@ watch_hub_t *watch_hub_new(struct event_base *base, store_t *st, const struct wa
     h->cfg = *cfg;
     if (!h->cfg.queue_bytes)
         h->cfg.queue_bytes = 16u << 20;
+    if (!h->cfg.memory_limit)
+        h->cfg.memory_limit = (size_t)256 << 20;
     if (h->cfg.bookmark_interval_s <= 0)
         h->cfg.bookmark_interval_s = 60;
     h->by_node = smap_new();
@@ -569,6 +720,7 @@ void watch_hub_free(watch_hub_t *h)
     watch_hub_end_all(h);
     event_free(h->bookmark);
     smap_free(h->by_node, free);
+    ledger_free(h);
     free(h);
 }
 

@@ -10,6 +10,10 @@
  * sent). N older than the compacted log is OUT_OF_RANGE.
  * A watcher whose unsent bytes pass the cap is ended with
  * RESOURCE_EXHAUSTED; memory stays bounded however slow the client is.
+ * A global budget bounds the sum: when the bytes queued on all calls pass
+ * memory_limit, the watchers with the biggest queues (at least 64 KiB
+ * behind) are ended the same way until the total is back under 7/8 of it.
+ * An ended watcher's unsent messages are freed at once (h2s_call_abort).
  * Loop thread only.
  */
 #ifndef CORACLE_WATCH_H
@@ -28,6 +32,7 @@ typedef struct watch_hub watch_hub_t;
 struct watch_config {
     size_t queue_bytes;      /* per-watcher cap on unsent bytes (default 16 MiB) */
     int bookmark_interval_s; /* BOOKMARK period for watchers that allow them (default 60) */
+    size_t memory_limit;     /* cap on unsent bytes of all calls together (default 256 MiB) */
 };
 
 watch_hub_t *watch_hub_new(struct event_base *base, store_t *st, const struct watch_config *cfg);
@@ -51,6 +56,7 @@ void watch_start(watch_hub_t *h, h2s_call_t *call, const struct kind *k,
 
 struct watch_stats {
     uint64_t watchers, events_sent, bytes_queued_max, cut_slow;
+    uint64_t cut_budget; /* of cut_slow: ended by the global memory budget */
 };
 void watch_get_stats(const watch_hub_t *h, struct watch_stats *out);
 

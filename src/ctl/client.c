@@ -5,9 +5,17 @@
 #include "config.h"
 #include "client.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "cfg.h"
@@ -15,35 +23,78 @@
 #include "grpc.h"
 #include "util.h"
 
-static char *cfg_server, *cfg_token;
+static char *cfg_server, *cfg_token, *cfg_ca, *cfg_cert, *cfg_key;
+static char *cfg_path; /* the config file read, or NULL */
 static int cfg_loaded;
 
+/* The config file: --kubeconfig (must exist), $CORACLE_CONFIG, ~/.config/coracle/config. */
 static void load_config(void)
 {
     if (cfg_loaded)
         return;
     cfg_loaded = 1;
     char *path = NULL;
+    int must = 0;
     const char *env = getenv("CORACLE_CONFIG");
-    if (env && *env)
+    if (ctl_g.kubeconfig && *ctl_g.kubeconfig) {
+        path = xstrdup(ctl_g.kubeconfig);
+        must = 1;
+    } else if (env && *env) {
         path = xstrdup(env);
-    else if (getenv("HOME"))
+    } else if (getenv("HOME")) {
         path = xasprintf("%s/.config/coracle/config", getenv("HOME"));
+    }
     if (!path)
         return;
-    if (access(path, R_OK) == 0) {
-        const struct cfg_opt opts[] = {
-            {"server", CFG_STR, &cfg_server, "ADDR", "the apiserver"},
-            {"token", CFG_STR, &cfg_token, "TOKEN", "bearer token"},
-        };
-        char *err = NULL;
-        if (cfg_load(path, opts, ARRAY_SIZE(opts), &err) < 0) {
-            fprintf(stderr, "error: %s\n", err);
-            free(err);
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        /* a missing default or $CORACLE_CONFIG file is an empty config, as kubectl's */
+        if (errno != ENOENT || must) {
+            fprintf(stderr, "error: stat %s: %s\n", path, strerror(errno));
             exit(1);
         }
+        free(path);
+        return;
     }
-    free(path);
+    const struct cfg_opt opts[] = {
+        {"server", CFG_STR, &cfg_server, "ADDR", "the apiserver"},
+        {"token", CFG_STR, &cfg_token, "TOKEN", "bearer token"},
+        {"certificate-authority", CFG_STR, &cfg_ca, "FILE", "CA of the server's certificate"},
+        {"client-certificate", CFG_STR, &cfg_cert, "FILE", "TLS client certificate"},
+        {"client-key", CFG_STR, &cfg_key, "FILE", "its key"},
+    };
+    char *err = NULL;
+    if (cfg_load(path, opts, ARRAY_SIZE(opts), &err) < 0) {
+        fprintf(stderr, "error: %s\n", err);
+        free(err);
+        exit(1);
+    }
+    cfg_path = path;
+}
+
+/*
+ * A file named in the config file: relative paths are relative to the
+ * config file's directory (kubeconfig's rule). NULL if unset; malloc'd.
+ */
+static char *config_file_path(const char *v)
+{
+    if (!v || !*v)
+        return NULL;
+    if (v[0] == '/' || !cfg_path)
+        return xstrdup(v);
+    const char *slash = strrchr(cfg_path, '/');
+    if (!slash)
+        return xstrdup(v);
+    return xasprintf("%.*s/%s", (int)(slash - cfg_path), cfg_path, v);
+}
+
+/* A flag's value if given, else the config file's (resolved). malloc'd or NULL. */
+static char *flag_or_config(const char *flag, const char *cfgval)
+{
+    if (flag && *flag)
+        return xstrdup(flag);
+    load_config();
+    return config_file_path(cfgval);
 }
 
 char *ctl_server_addr(void)
@@ -72,15 +123,30 @@ int ctl_client_open(struct ctl_client *c)
         if (cfg_token && *cfg_token)
             c->token = xstrdup(cfg_token);
     }
+    char *ca = flag_or_config(ctl_g.certificate_authority, cfg_ca);
+    char *cert = flag_or_config(ctl_g.client_certificate, cfg_cert);
+    char *key = flag_or_config(ctl_g.client_key, cfg_key);
+    struct gcl_opts o = {.connect_timeout_ms = 5000};
+    char *err = NULL;
+    int rc = gcl_opts_setup(&o, c->addr, ca, cert, key, c->token, &err);
+    free(ca);
+    free(cert);
+    free(key);
+    if (rc < 0) {
+        fprintf(stderr, "error: %s\n", err);
+        free(err);
+        ctl_client_close(c);
+        return -1;
+    }
+    c->tls = o.tls;
     c->base = event_base_new();
     if (!c->base)
         fatal("event_base_new failed");
-    struct gcl_opts o = {.connect_timeout_ms = 5000, .bearer_token = c->token};
     c->g = gcl_new(c->base, c->addr, &o);
     if (!c->g) {
         fprintf(stderr,
-                "error: cannot use server address \"%s\": expected host:port or "
-                "unix:/path (from --server, CORACLE_SERVER or ~/.config/coracle/config)\n",
+                "error: cannot use server address \"%s\": expected host:port, https://host:port "
+                "or unix:/path (from --server, CORACLE_SERVER or the config file)\n",
                 c->addr);
         ctl_client_close(c);
         return -1;
@@ -94,6 +160,8 @@ void ctl_client_close(struct ctl_client *c)
         gcl_free(c->g);
     if (c->base)
         event_base_free(c->base);
+    if (c->tls)
+        SSL_CTX_free(c->tls);
     free(c->addr);
     free(c->token);
     memset(c, 0, sizeof(*c));
@@ -199,31 +267,247 @@ const char *ctl_reason(int code)
     }
 }
 
+/*
+ * A blocking TCP connection to addr ("https://h:p", "h:p", "[v6]:p") with
+ * 3 s timeouts: fd, or -1 with *err = errno (0: the address is bad).
+ */
+static int tcp_connect(const char *addr, int *err)
+{
+    *err = 0;
+    if (!strncmp(addr, "https://", 8))
+        addr += 8;
+    else if (!strncmp(addr, "http://", 7))
+        addr += 7;
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr)
+        return -1;
+    char host[256];
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+    char *h = host;
+    size_t hl = strlen(h);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h[hl - 1] = 0;
+        h++;
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(h, colon + 1, &hints, &res) || !res)
+        return -1;
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = {3, 0};
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        if (connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
+            *err = errno;
+            close(fd);
+            fd = -1;
+        }
+    } else {
+        *err = errno;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+/*
+ * The names and addresses a server certificate is valid for (its SANs),
+ * asked of the server at addr without verifying it: for the
+ * hostname-mismatch message. Empty if it cannot be had. Nothing is sent
+ * after the handshake.
+ */
+static void cert_names(const char *addr, char *out, size_t len)
+{
+    out[0] = 0;
+    int e;
+    int fd = tcp_connect(addr, &e);
+    SSL_CTX *ctx = NULL;
+    SSL *ssl = NULL;
+    if (fd < 0)
+        return;
+    ctx = SSL_CTX_new(TLS_client_method());
+    ssl = ctx ? SSL_new(ctx) : NULL;
+    if (!ssl)
+        goto out;
+    SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+    static const unsigned char alpn[] = "\x02h2";
+    SSL_set_alpn_protos(ssl, alpn, sizeof(alpn) - 1);
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) != 1)
+        goto out;
+    X509 *x = SSL_get1_peer_certificate(ssl);
+    if (!x)
+        goto out;
+    struct ctl_buf b = {0};
+    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        char ip[INET6_ADDRSTRLEN];
+        const char *name = NULL;
+        if (g->type == GEN_DNS)
+            name = (const char *)ASN1_STRING_get0_data(g->d.dNSName);
+        else if (g->type == GEN_IPADD && ASN1_STRING_length(g->d.iPAddress) == 4)
+            name = inet_ntop(AF_INET, ASN1_STRING_get0_data(g->d.iPAddress), ip, sizeof(ip));
+        else if (g->type == GEN_IPADD && ASN1_STRING_length(g->d.iPAddress) == 16)
+            name = inet_ntop(AF_INET6, ASN1_STRING_get0_data(g->d.iPAddress), ip, sizeof(ip));
+        if (name)
+            ctl_buf_printf(&b, "%s%s", b.len ? ", " : "", name);
+    }
+    GENERAL_NAMES_free(gens);
+    X509_free(x);
+    char *names = ctl_buf_take(&b);
+    snprintf(out, len, "%s", names);
+    free(names);
+    SSL_shutdown(ssl);
+out:
+    if (ssl)
+        SSL_free(ssl);
+    if (ctx)
+        SSL_CTX_free(ctx);
+    close(fd);
+}
+
+/* The host part of addr ("https://h:p", "h:p", "[v6]:p"), into out. */
+static void addr_host(const char *addr, char *out, size_t len)
+{
+    if (!strncmp(addr, "https://", 8))
+        addr += 8;
+    else if (!strncmp(addr, "http://", 7))
+        addr += 7;
+    const char *colon = strrchr(addr, ':');
+    size_t n = colon ? (size_t)(colon - addr) : strlen(addr);
+    if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']') {
+        addr++;
+        n -= 2;
+    }
+    snprintf(out, len, "%.*s", (int)n, addr);
+}
+
+/*
+ * A TLS failure as gcl reports it ("connect to ADDR: TLS: certificate
+ * verify failed: unable to get local issuer certificate") in Go's words,
+ * as kubectl shows them; NULL if msg is no TLS failure.
+ */
+static const char *tls_failure(const char *addr, const char *msg, char *buf, size_t len)
+{
+    const char *t = strstr(msg, ": TLS: ");
+    if (!t)
+        return NULL;
+    t += 7;
+    if (!strncmp(t, "reason(", 7) && !strncmp(msg, "connect to ", 11)) {
+        /*
+         * gcl names libevent's SSL_get_error() code, not the socket's error,
+         * when the TCP connect itself failed: find out what it was.
+         */
+        int e, fd = tcp_connect(addr, &e);
+        if (fd >= 0) {
+            close(fd);
+            return "tls: handshake failed (connection closed)";
+        }
+        if (e == ECONNREFUSED)
+            return ""; /* the caller's "refused" message */
+        snprintf(buf, len, "dial tcp %s: connect: %s", addr, e ? strerror(e) : "bad address");
+        return buf;
+    }
+    static const struct {
+        const char *openssl, *go;
+    } map[] = {
+        /* our verification of the server's certificate */
+        {"unable to get local issuer certificate", "x509: certificate signed by unknown authority"},
+        {"self-signed certificate", "x509: certificate signed by unknown authority"},
+        {"self signed certificate", "x509: certificate signed by unknown authority"},
+        {"unable to verify the first certificate", "x509: certificate signed by unknown authority"},
+        {"unable to get issuer certificate", "x509: certificate signed by unknown authority"},
+        {"certificate has expired", "x509: certificate has expired or is not yet valid"},
+        {"certificate is not yet valid", "x509: certificate has expired or is not yet valid"},
+        {"unsupported certificate purpose",
+         "x509: certificate specifies an incompatible key usage"},
+        /* a server that does not speak TLS */
+        {"wrong version number", "tls: first record does not look like a TLS handshake"},
+        {"packet length too long", "tls: first record does not look like a TLS handshake"},
+        {"record layer failure", "tls: first record does not look like a TLS handshake"},
+        /* the server refusing our certificate (its alerts) */
+        {"alert unknown ca", "remote error: tls: unknown certificate authority"},
+        {"alert bad certificate", "remote error: tls: bad certificate"},
+        {"alert certificate expired", "remote error: tls: expired certificate"},
+        {"alert certificate required", "remote error: tls: certificate required"},
+        {"alert certificate revoked", "remote error: tls: revoked certificate"},
+        {"alert handshake failure", "remote error: tls: handshake failure"},
+        {"alert protocol version", "remote error: tls: protocol version not supported"},
+        {"no application protocol", "remote error: tls: no application protocol"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+        if (strstr(t, map[i].openssl))
+            return map[i].go;
+    if (strstr(t, "Hostname mismatch") || strstr(t, "IP address mismatch")) {
+        char host[256], names[512];
+        addr_host(addr, host, sizeof(host));
+        cert_names(addr, names, sizeof(names));
+        if (*names)
+            snprintf(buf, len, "x509: certificate is valid for %s, not %s", names, host);
+        else
+            snprintf(buf, len, "x509: certificate is not valid for %s", host);
+        return buf;
+    }
+    snprintf(buf, len, "tls: %s", t);
+    return buf;
+}
+
 void ctl_print_error(const struct ctl_client *c, int code, const char *msg)
 {
     const char *addr = c && c->addr ? c->addr : CTL_DEFAULT_SERVER;
+    if (!strncmp(addr, "https://", 8))
+        addr += 8; /* kubectl names host:port */
+    else if (!strncmp(addr, "http://", 7))
+        addr += 7;
+    char buf[1024];
     if (!msg)
         msg = "";
+    log_debug("%s: %s", grpc_code_name(code), msg);
+    const char *tls = code == GRPC_UNAVAILABLE ? tls_failure(addr, msg, buf, sizeof(buf)) : NULL;
+    if (tls && !*tls) {
+        fprintf(stderr,
+                "The connection to the server %s was refused - did you specify the right "
+                "host or port?\n",
+                addr);
+        return;
+    }
+    if (tls) {
+        fprintf(stderr, "Unable to connect to the server: %s\n", tls);
+        return;
+    }
     if (code == GRPC_UNAVAILABLE && strstr(msg, "connect to ")) {
         if (strstr(msg, "refused"))
             fprintf(stderr,
                     "The connection to the server %s was refused - did you specify the right "
                     "host or port?\n",
                     addr);
+        else if (!(c && c->tls) && strstr(msg, "Connection closed"))
+            /* a TLS server drops a cleartext client at once */
+            fprintf(stderr,
+                    "Unable to connect to the server %s: %s (does the server want TLS? set "
+                    "certificate-authority in the config file, or --certificate-authority)\n",
+                    addr, msg);
         else
             fprintf(stderr,
                     "Unable to connect to the server %s: %s (check --server, CORACLE_SERVER or "
-                    "~/.config/coracle/config)\n",
+                    "the config file)\n",
                     addr, msg);
         return;
     }
     if (code == GRPC_UNAVAILABLE && !strncmp(msg, "connection", 10)) {
-        fprintf(stderr, "Unable to connect to the server %s: %s\n", addr, msg);
+        if (!(c && c->tls) && strstr(msg, "lost"))
+            fprintf(stderr,
+                    "Unable to connect to the server %s: %s (does the server want TLS? set "
+                    "certificate-authority in the config file, or --certificate-authority)\n",
+                    addr, msg);
+        else
+            fprintf(stderr, "Unable to connect to the server %s: %s\n", addr, msg);
         return;
     }
     if (code == GRPC_UNAUTHENTICATED) {
-        fprintf(stderr, "error: You must be logged in to the server (Unauthorized)%s%s\n",
-                *msg ? ": " : "", msg);
+        /* kubectl: the server's reason in parentheses ("Unauthorized") */
+        fprintf(stderr, "error: You must be logged in to the server (%s)\n",
+                *msg ? msg : "Unauthorized");
         return;
     }
     fprintf(stderr, "Error from server (%s): %s\n", ctl_reason(code),

@@ -1,9 +1,14 @@
 /*
  * client: coraclectl's side of the connection. Picks the server (--server,
- * CORACLE_SERVER, the config file ~/.config/coracle/config with
- * `server = ADDR` and `token = ...`, else 127.0.0.1:6443), makes unary
- * calls per kind, runs watches that resume across reconnects, and prints
- * gRPC errors the way kubectl prints API errors.
+ * CORACLE_SERVER, `server =` in the config file, else 127.0.0.1:6443) and
+ * the credentials (--certificate-authority, --client-certificate,
+ * --client-key, --token, else the same keys in the config file; the token
+ * also from CORACLE_TOKEN), as kubectl does with its kubeconfig. The config
+ * file is --kubeconfig, else $CORACLE_CONFIG, else ~/.config/coracle/config;
+ * relative paths in it are relative to its directory. A CA, or an
+ * https:// server, means TLS (gcl_opts_setup). Makes unary calls per kind,
+ * runs watches that resume across reconnects, and prints gRPC and TLS
+ * errors the way kubectl prints API and connection errors.
  */
 #ifndef CORACLE_CTL_CLIENT_H
 #define CORACLE_CTL_CLIENT_H
@@ -22,6 +27,7 @@ struct ctl_client {
     gcl_t *g;
     char *addr;
     char *token;
+    struct ssl_ctx_st *tls; /* NULL: cleartext (owned; for get --raw) */
 };
 
 /* Opens (lazily: nothing is sent yet). Prints an error and returns -1 on failure. */
@@ -48,9 +54,11 @@ int ctl_list_all(struct ctl_client *c, const struct kind *k, const Coracle__V1__
 
 /*
  * Prints code/message as kubectl does, to stderr: `Error from server
- * (NotFound): pods "x" not found`, or the connection errors
- * (`The connection to the server ADDR was refused - did you specify the
- * right host or port?`).
+ * (NotFound): pods "x" not found`, `error: You must be logged in to the
+ * server (Unauthorized)`, or the connection errors (`The connection to the
+ * server ADDR was refused - did you specify the right host or port?`,
+ * `Unable to connect to the server: x509: certificate signed by unknown
+ * authority`).
  */
 void ctl_print_error(const struct ctl_client *c, int code, const char *msg);
 /* "NotFound" etc. for a grpc code. */

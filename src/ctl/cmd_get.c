@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 #include "ctl.h"
 #include "grpc.h"
 #include "output.h"
+#include "tls.h"
 #include "yaml_pb.h"
 
 static const char get_help[] =
@@ -178,7 +181,70 @@ static int raw_connect(const char *addr)
     return fd;
 }
 
-/* `get --raw PATH`: an HTTP/1.1 GET on the API port (h2s answers plain GETs); prints the body. */
+/* A plain or TLS connection for get --raw. */
+struct raw_conn {
+    int fd;
+    SSL *ssl;
+};
+
+static ssize_t raw_write(struct raw_conn *rc, const void *p, size_t n)
+{
+    if (rc->ssl) {
+        int w = SSL_write(rc->ssl, p, (int)n);
+        return w > 0 ? w : -1;
+    }
+    return write(rc->fd, p, n);
+}
+
+static ssize_t raw_read(struct raw_conn *rc, void *p, size_t n)
+{
+    if (rc->ssl) {
+        int r = SSL_read(rc->ssl, p, (int)n);
+        if (r > 0)
+            return r;
+        int e = SSL_get_error(rc->ssl, r);
+        return e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && !errno) ? 0 : -1;
+    }
+    return read(rc->fd, p, n);
+}
+
+/*
+ * The TLS handshake for get --raw, with ALPN http/1.1 (h2s answers plain
+ * GETs). Failures are printed as the gRPC calls' are. 0 or -1.
+ */
+static int raw_tls(struct ctl_client *c, const char *hostport, struct raw_conn *rc)
+{
+    char host[256];
+    const char *colon = strrchr(hostport, ':');
+    snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - hostport) : (int)strlen(hostport),
+             hostport);
+    rc->ssl = tls_client_ssl(c->tls, host);
+    if (!rc->ssl) {
+        fprintf(stderr, "error: cannot verify the server as \"%s\"\n", host);
+        return -1;
+    }
+    static const unsigned char alpn[] = "\x08http/1.1";
+    SSL_set_alpn_protos(rc->ssl, alpn, sizeof(alpn) - 1);
+    /* the server ends the response by closing, without close_notify */
+    SSL_set_options(rc->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_set_fd(rc->ssl, rc->fd);
+    if (SSL_connect(rc->ssl) == 1)
+        return 0;
+    long vr = SSL_get_verify_result(rc->ssl);
+    const char *why = tls_last_error();
+    const char *r = strstr(why, "::");
+    char *msg = vr != X509_V_OK ? xasprintf("connect to %s: TLS: %s: %s", hostport,
+                                            r ? r + 2 : why, X509_verify_cert_error_string(vr))
+                                : xasprintf("connect to %s: TLS: %s", hostport, r ? r + 2 : why);
+    ctl_print_error(c, GRPC_UNAVAILABLE, msg);
+    free(msg);
+    return -1;
+}
+
+/*
+ * `get --raw PATH`: an HTTP/1.1 GET on the API port (h2s answers plain GETs),
+ * over TLS when the client is configured for it; prints the body.
+ */
 static int get_raw(const char *path)
 {
     if (path[0] != '/') {
@@ -189,31 +255,42 @@ static int get_raw(const char *path)
     struct ctl_client c;
     if (ctl_client_open(&c) < 0)
         return 1;
-    int fd = raw_connect(c.addr), rc = 1;
-    if (fd < 0)
-        goto out;
+    const char *hostport = c.addr;
+    if (!strncmp(hostport, "https://", 8))
+        hostport += 8;
+    else if (!strncmp(hostport, "http://", 7))
+        hostport += 7;
+    struct raw_conn conn = {raw_connect(hostport), NULL};
+    int rc = 1;
     struct ctl_buf req = {0}, resp = {0};
-    ctl_buf_printf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", path, c.addr);
+    if (conn.fd < 0)
+        goto out;
+    if (c.tls && strncmp(hostport, "unix:", 5) && raw_tls(&c, hostport, &conn) < 0)
+        goto done;
+    ctl_buf_printf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", path, hostport);
     if (c.token)
         ctl_buf_printf(&req, "Authorization: Bearer %s\r\n", c.token);
     ctl_buf_puts(&req, "\r\n");
     for (size_t off = 0; off < req.len;) {
-        ssize_t w = write(fd, req.p + off, req.len - off);
-        if (w < 0 && errno == EINTR)
+        ssize_t w = raw_write(&conn, req.p + off, req.len - off);
+        if (w < 0 && errno == EINTR && !conn.ssl)
             continue;
         if (w < 0) {
-            fprintf(stderr, "error: write to %s: %s\n", c.addr, strerror(errno));
+            fprintf(stderr, "error: write to %s: %s\n", hostport,
+                    conn.ssl ? tls_last_error() : strerror(errno));
             goto done;
         }
         off += (size_t)w;
     }
     for (;;) {
         char buf[16384];
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n < 0 && errno == EINTR)
+        errno = 0;
+        ssize_t n = raw_read(&conn, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR && !conn.ssl)
             continue;
         if (n < 0) {
-            fprintf(stderr, "error: read from %s: %s\n", c.addr, strerror(errno));
+            fprintf(stderr, "error: read from %s: %s\n", hostport,
+                    conn.ssl ? tls_last_error() : strerror(errno));
             goto done;
         }
         if (n == 0)
@@ -223,7 +300,7 @@ static int get_raw(const char *path)
     int status = 0;
     char *body = resp.p ? strstr(resp.p, "\r\n\r\n") : NULL;
     if (!body || sscanf(resp.p, "HTTP/1.%*d %d", &status) != 1) {
-        fprintf(stderr, "error: %s answered no HTTP response\n", c.addr);
+        fprintf(stderr, "error: %s answered no HTTP response\n", hostport);
         goto done;
     }
     body += 4;
@@ -242,7 +319,9 @@ static int get_raw(const char *path)
 done:
     ctl_buf_free(&req);
     ctl_buf_free(&resp);
-    close(fd);
+    if (conn.ssl)
+        SSL_free(conn.ssl);
+    close(conn.fd);
 out:
     ctl_client_close(&c);
     return rc;

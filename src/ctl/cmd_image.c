@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include "cmd_image.h"
+#include "ctl.h"
 #include "image.h"
 #include "util.h"
 
@@ -297,10 +298,10 @@ int ctl_cmd_image(int argc, char **argv)
     int rc;
     /* coraclectl's global flags (placed after the verb by its dispatcher)
      * mean nothing to the local image store: skip them. */
-    while (argc > 1 && (!strcmp(argv[1], "--server") || !strcmp(argv[1], "-s") ||
-                        !strcmp(argv[1], "-n") || !strcmp(argv[1], "--namespace") ||
-                        !strcmp(argv[1], "--token"))) {
-        int skip = argc > 2 ? 2 : 1;
+    while (argc > 1 && ctl_global_flag_args(argv[1])) {
+        int skip = ctl_global_flag_args(argv[1]);
+        if (skip > argc - 1)
+            skip = argc - 1;
         memmove(argv + 1, argv + 1 + skip, (size_t)(argc - 1 - skip + 1) * sizeof(*argv));
         argc -= skip;
     }

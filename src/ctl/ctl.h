@@ -2,7 +2,7 @@
  * ctl: what the pieces of coraclectl share: a growing text buffer, the
  * command-line flag parser every verb uses (kubectl's habits: flags anywhere,
  * --flag=value, combined short bools, `--` ends flags), the global options
- * (server, namespace, token) and the verbs' entry points.
+ * (server, namespace, credentials) and the verbs' entry points.
  */
 #ifndef CORACLE_CTL_H
 #define CORACLE_CTL_H
@@ -46,14 +46,24 @@ struct ctl_flag {
     bool *set; /* optional: set to true when the flag is given */
 };
 
-/* Options every verb takes. */
+/* Options every verb takes (kubectl's names). */
 struct ctl_global {
     const char *server;    /* --server, CORACLE_SERVER, config, default */
     const char *namespace; /* -n/--namespace; NULL = not given ("default") */
     const char *token;     /* --token, CORACLE_TOKEN, config */
+    const char *kubeconfig;            /* --kubeconfig, CORACLE_CONFIG, ~/.config/coracle/config */
+    const char *certificate_authority; /* --certificate-authority, config */
+    const char *client_certificate;    /* --client-certificate, config */
+    const char *client_key;            /* --client-key, config */
     bool help;
 };
 extern struct ctl_global ctl_g;
+/*
+ * How many arguments a global flag with a value occupies at arg: 2 for
+ * "--server X" or "-n X", 1 for "--server=X", 0 if arg is not one (for the
+ * dispatcher and the verbs that skip the global flags).
+ */
+int ctl_global_flag_args(const char *arg);
 
 /*
  * Parses argv[1..argc) against flags plus the global flags. Positional

@@ -1,7 +1,8 @@
 /*
  * flags: kubectl-style command-line parsing shared by every verb. Flags may
  * come anywhere among the arguments; `--` ends them (exec's command).
- * The global flags (--server, -n, --token, --request-timeout, -h) are
+ * The global flags (--server, -n, --token, --kubeconfig,
+ * --certificate-authority, --client-certificate, --client-key, -h) are
  * accepted by every verb.
  */
 #include "config.h"
@@ -18,8 +19,28 @@ static const struct ctl_flag global_flags[] = {
     {"server", 's', CTL_FLAG_STR, &ctl_g.server, NULL},
     {"namespace", 'n', CTL_FLAG_STR, &ctl_g.namespace, NULL},
     {"token", 0, CTL_FLAG_STR, &ctl_g.token, NULL},
+    {"kubeconfig", 0, CTL_FLAG_STR, &ctl_g.kubeconfig, NULL},
+    {"certificate-authority", 0, CTL_FLAG_STR, &ctl_g.certificate_authority, NULL},
+    {"client-certificate", 0, CTL_FLAG_STR, &ctl_g.client_certificate, NULL},
+    {"client-key", 0, CTL_FLAG_STR, &ctl_g.client_key, NULL},
     {"help", 'h', CTL_FLAG_BOOL, &ctl_g.help, NULL},
 };
+
+int ctl_global_flag_args(const char *arg)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(global_flags); i++) {
+        const struct ctl_flag *f = &global_flags[i];
+        size_t n = strlen(f->name);
+        if (f->type == CTL_FLAG_BOOL)
+            continue;
+        if (arg[0] == '-' && arg[1] == '-' && !strncmp(arg + 2, f->name, n) &&
+            (arg[2 + n] == '=' || !arg[2 + n]))
+            return arg[2 + n] == '=' ? 1 : 2;
+        if (f->short_name && arg[0] == '-' && arg[1] == f->short_name && !arg[2])
+            return 2;
+    }
+    return 0;
+}
 
 const char *ctl_namespace(void)
 {

@@ -35,11 +35,19 @@ static void usage(FILE *f)
         fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].help);
     fprintf(f,
             "\nOptions (every command):\n"
-            "  -s, --server='': The address of the apiserver (host:port or unix:/path); else\n"
-            "      $CORACLE_SERVER, else `server = ADDR` in ~/.config/coracle/config\n"
-            "      ($CORACLE_CONFIG), else "
-            "127.0.0.1:6443.\n"
-            "      --token='': Bearer token (else $CORACLE_TOKEN, else `token =` in the config).\n"
+            "  -s, --server='': The address of the apiserver: host:port, https://host:port or\n"
+            "      unix:/path; else $CORACLE_SERVER, else `server =` in the config file, else\n"
+            "      127.0.0.1:6443.\n"
+            "      --certificate-authority='': Path to a cert file for the certificate authority;\n"
+            "      set (or an https:// server): TLS, the server's certificate must name its host.\n"
+            "      --client-certificate='': Path to a client certificate file for TLS.\n"
+            "      --client-key='': Path to a client key file for TLS.\n"
+            "      --token='': Bearer token for authentication to the API server (else\n"
+            "      $CORACLE_TOKEN).\n"
+            "      --kubeconfig='': Path to the config file (else $CORACLE_CONFIG, else\n"
+            "      ~/.config/coracle/config): `key = value` lines with the keys server,\n"
+            "      certificate-authority, client-certificate, client-key, token (flags win;\n"
+            "      relative paths are relative to the file). contrib/certs writes admin.conf.\n"
             "  -n, --namespace='': The namespace (default \"default\").\n"
             "\nUsage:\n  coraclectl [command] [options]\n\n"
             "Use \"coraclectl <command> --help\" for more information about a command.\n");
@@ -59,10 +67,8 @@ int ctl_main(int argc, char **argv)
     /* global flags may come before the verb: `coraclectl --server X get po` */
     int v = 1;
     while (v < argc && argv[v][0] == '-' && strcmp(argv[v], "--")) {
-        const char *a = argv[v];
-        int takes_value = (!strcmp(a, "--server") || !strcmp(a, "-s") || !strcmp(a, "-n") ||
-                           !strcmp(a, "--namespace") || !strcmp(a, "--token"));
-        v += takes_value ? 2 : 1;
+        int n = ctl_global_flag_args(argv[v]);
+        v += n ? n : 1;
     }
     if (v >= argc) {
         usage(stderr);

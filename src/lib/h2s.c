@@ -368,6 +368,9 @@ static void call_release(h2s_call_t *c)
         c->qhead = (c->qhead + 1) % c->qcap;
         c->qn--;
     }
+    s->st.bytes_queued -= c->queued;
+    c->queued = 0;
+    c->qoff = 0;
     free(c->message);
     c->message = NULL;
     if (s->nfree_calls >= CALL_FREELIST_MAX) {
@@ -440,6 +443,7 @@ static void q_push(h2s_call_t *c, rbuf_t *b)
     c->q[(c->qhead + c->qn) % c->qcap] = b;
     c->qn++;
     c->queued += b->len;
+    c->s->st.bytes_queued += b->len;
 }
 
 /*
@@ -499,10 +503,41 @@ static int send_data_cb(nghttp2_session *ngh, nghttp2_frame *f, const uint8_t *f
     h2s_call_t *c = src->ptr;
     struct evbuffer *out = bufferevent_get_output(conn->bev);
     size_t pad = f->data.padlen;
-    evbuffer_add(out, framehd, 9);
-    if (pad) {
-        uint8_t pl = (uint8_t)(pad - 1);
-        evbuffer_add(out, &pl, 1);
+    /*
+     * The frame header and the run of small chunks after it are copied
+     * into one reserved extent (one evbuffer operation instead of one per
+     * message: a watch stream's DATA frame often carries many small events).
+     */
+    size_t small = 9 + (pad ? 1 : 0), scan = 0;
+    for (size_t i = 0, off = c->qoff; i < c->qn && scan < length; i++, off = 0) {
+        const rbuf_t *b = c->q[(c->qhead + i) % c->qcap];
+        size_t k = b->len - off;
+        if (k > length - scan)
+            k = length - scan;
+        if (k >= REF_MIN)
+            break;
+        small += k;
+        scan += k;
+    }
+    struct evbuffer_iovec v;
+    uint8_t *dst = NULL;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)small, &v, 1) == 1 && v.iov_len >= small) {
+        dst = v.iov_base;
+        memcpy(dst, framehd, 9);
+        if (pad)
+            dst[9] = (uint8_t)(pad - 1);
+        dst += small - scan;
+        if (!scan) {
+            v.iov_len = small;
+            evbuffer_commit_space(out, &v, 1);
+        }
+    } else {
+        scan = 0;
+        evbuffer_add(out, framehd, 9);
+        if (pad) {
+            uint8_t pl = (uint8_t)(pad - 1);
+            evbuffer_add(out, &pl, 1);
+        }
     }
     size_t n = 0;
     while (n < length && c->qn) {
@@ -510,10 +545,18 @@ static int send_data_cb(nghttp2_session *ngh, nghttp2_frame *f, const uint8_t *f
         size_t k = b->len - c->qoff;
         if (k > length - n)
             k = length - n;
-        if (k >= REF_MIN)
+        if (n < scan) {
+            memcpy(dst, b->data + c->qoff, k);
+            dst += k;
+            if (n + k == scan) {
+                v.iov_len = small;
+                evbuffer_commit_space(out, &v, 1);
+            }
+        } else if (k >= REF_MIN) {
             evbuffer_add_reference(out, b->data + c->qoff, k, rbuf_cleanup, rbuf_ref(b));
-        else
+        } else {
             evbuffer_add(out, b->data + c->qoff, k);
+        }
         n += k;
         c->qoff += k;
         if (c->qoff == b->len) {
@@ -524,6 +567,7 @@ static int send_data_cb(nghttp2_session *ngh, nghttp2_frame *f, const uint8_t *f
         }
     }
     c->queued -= n;
+    conn->s->st.bytes_queued -= n;
     if (pad > 1) {
         static const uint8_t zeros[256];
         evbuffer_add(out, zeros, pad - 1);
@@ -2001,6 +2045,22 @@ int h2s_call_claim(h2s_call_t *c, const void *key, unsigned max)
 size_t h2s_call_queued(const h2s_call_t *c)
 {
     return c->queued;
+}
+
+void h2s_call_abort(h2s_call_t *c, int code, const char *message)
+{
+    if (c->done)
+        return;
+    /* keep the head if part of it is on the wire; drop every other message */
+    size_t keep = c->qn && c->qoff ? 1 : 0;
+    while (c->qn > keep) {
+        size_t i = (c->qhead + c->qn - 1) % c->qcap;
+        c->queued -= c->q[i]->len;
+        c->s->st.bytes_queued -= c->q[i]->len;
+        rbuf_unref(c->q[i]);
+        c->qn--;
+    }
+    h2s_call_finish(c, code, message);
 }
 
 void h2s_call_on_msg(h2s_call_t *c, h2s_msg_fn fn, void *arg)

@@ -123,6 +123,14 @@ int h2s_call_send_framed(h2s_call_t *c, rbuf_t *framed);
 int h2s_call_send(h2s_call_t *c, const void *msg, size_t len);
 /* Bytes queued on this call and not yet written to the socket. */
 size_t h2s_call_queued(const h2s_call_t *c);
+/*
+ * Ends a streaming call at once (a watcher too slow to keep): drops every
+ * queued message not yet started on the wire (a partly sent one is kept so
+ * the stream stays well framed), frees those bytes now, and ends the call
+ * with code/message, which the client reads after what was already sent.
+ * The call is freed after return, as with h2s_call_finish.
+ */
+void h2s_call_abort(h2s_call_t *c, int code, const char *message);
 
 /* Bidi: called for each message from the client; msg == NULL at end of client stream. */
 typedef void (*h2s_msg_fn)(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg);
@@ -162,6 +170,7 @@ struct h2s_stats {
     uint64_t slow_closed;       /* handshake, preface or headers too slow */
     uint64_t flood_closed;      /* control-frame floods */
     uint64_t inflight_rejected; /* RESOURCE_EXHAUSTED for the in-flight limits */
+    uint64_t bytes_queued;      /* response bytes queued in calls, not yet in socket buffers */
 };
 void h2s_get_stats(const h2s_t *s, struct h2s_stats *out);
 

@@ -6,12 +6,14 @@
 #include "config.h"
 
 #include "cfg.h"
+#include "gcl.h"
 #include "obs.h"
 #include "sched.h"
 #include "sdnotify.h"
 #include "util.h"
 
 #include <ctype.h>
+#include <openssl/ssl.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -115,6 +117,7 @@ int main(int argc, char **argv)
     /* static: cfg_set's copies stay reachable for the life of the program */
     static char *server = "127.0.0.1:6443", *name = "default-scheduler";
     static char *backoff_initial = "1s", *backoff_max = "10s", *token_file = "";
+    static char *ca = "", *cert = "", *key = "";
     static char *healthz_listen = "127.0.0.1:10251";
     static long long max_inflight = 500, pct = 0;
     const struct cfg_opt opts[] = {
@@ -129,6 +132,11 @@ int main(int argc, char **argv)
          "API calls (binds, events, status updates) in flight at most (default 500)"},
         {"percentage-of-nodes-to-score", CFG_INT, &pct, "PCT",
          "share of nodes to find feasible before scoring; 0 = adaptive as Kubernetes (default 0)"},
+        {"certificate-authority", CFG_STR, &ca, "FILE",
+         "CA to verify the apiserver's certificate with; set: TLS (default none: cleartext)"},
+        {"client-certificate", CFG_STR, &cert, "FILE",
+         "TLS client certificate, CN system:kube-scheduler (default none)"},
+        {"client-key", CFG_STR, &key, "FILE", "its private key (default none)"},
         {"token-file", CFG_STR, &token_file, "FILE",
          "bearer token to present to the apiserver (default none)"},
         {"healthz-listen", CFG_STR, &healthz_listen, "ADDR",
@@ -163,6 +171,10 @@ int main(int argc, char **argv)
     if (!base)
         fatal("cannot create the event loop");
     char *token = *token_file ? read_token(token_file) : NULL;
+    struct gcl_opts gopts = {0};
+    char *tls_err = NULL;
+    if (gcl_opts_setup(&gopts, server, ca, cert, key, token, &tls_err) < 0)
+        fatal("%s", tls_err);
     struct sched_cfg cfg = {
         .server = server,
         .name = name,
@@ -171,8 +183,11 @@ int main(int argc, char **argv)
         .max_inflight = (int)max_inflight,
         .percentage_nodes = (int)pct,
         .token = token,
+        .tls = gopts.tls,
     };
     sched_t *s = sched_new(base, &cfg);
+    if (gopts.tls)
+        SSL_CTX_free(gopts.tls); /* the connection holds its own reference */
     if (!s)
         fatal("bad --server \"%s\"", server);
     static struct smain m;
@@ -199,7 +214,8 @@ int main(int argc, char **argv)
     event_add(sighup, NULL);
     struct event *wd = sdn_watchdog_start(base);
 
-    log_info("coracle-scheduler %s: server %s, scheduler name %s", PACKAGE_VERSION, server, name);
+    log_info("coracle-scheduler %s: server %s%s, scheduler name %s", PACKAGE_VERSION, server,
+             gopts.tls ? " (TLS)" : "", name);
     sched_start(s);
     sdn_ready("scheduling");
     sdn_status_t *status = sdn_status_start(base, 10, describe, &m);

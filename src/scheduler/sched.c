@@ -688,13 +688,14 @@ sched_t *sched_new(struct event_base *base, const struct sched_cfg *cfg)
     s->cfg.server = s->server;
     s->cfg.name = s->name;
     s->cfg.token = s->token;
+    s->cfg.tls = NULL; /* the connection holds its own reference */
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = 0;
     s->instance = xasprintf("%s-%s", s->name, host);
     if (s->cfg.max_inflight <= 0)
         s->cfg.max_inflight = 500;
-    struct gcl_opts go = {.connect_timeout_ms = 3000, .bearer_token = s->token};
+    struct gcl_opts go = {.connect_timeout_ms = 3000, .bearer_token = s->token, .tls = cfg->tls};
     s->g = gcl_new(base, s->server, &go);
     if (!s->g) {
         free(s->server);

@@ -534,6 +534,27 @@ static void drain_done(struct store_op *op, int err, const struct store_change *
     }
 }
 
+static void test_one_writer(void)
+{
+    char *dir = subdir("onewriter");
+    store_t *a = open_store(dir, 0, 0), *b = NULL;
+    struct store_opts o = {.dir = dir};
+    char *err = NULL;
+    int rc = store_open(&b, &o, base, &err);
+    ok(a && rc < 0 && err && strstr(err, "is in use by another coracle-apiserver"),
+       "a second store on the same directory is refused: %s", err ? err : "(none)");
+    free(err);
+    if (a)
+        store_close(a);
+    err = NULL;
+    rc = store_open(&b, &o, base, &err);
+    ok(rc == 0, "and opens once the first is closed");
+    if (rc == 0)
+        store_close(b);
+    free(err);
+    free(dir);
+}
+
 static void test_close_drains(void)
 {
     char *dir = subdir("drain");
@@ -1028,6 +1049,7 @@ int main(int argc, char **argv)
     test_compaction_reopen();
     test_bad_input();
     test_close_drains();
+    test_one_writer();
     test_sigkill();
     test_growth();
     test_disk_full();

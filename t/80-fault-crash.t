@@ -7,7 +7,8 @@
 # the history read back through Watch has every revision exactly once (no
 # gap), and a watcher that resumes from its last revision after every
 # crash ends with exactly the history, each event once, in order.
-# Every 5th stop is a SIGTERM instead (calls in flight end UNAVAILABLE).
+# Every 5th stop (CORACLE_FAULT_TERM_EVERY) is a SIGTERM instead: calls in
+# flight are answered or end UNAVAILABLE "server shutting down".
 # contrib/soak runs it by time: CORACLE_FAULT_SECONDS (cycles until then),
 # CORACLE_FAULT_CYCLE_MAX (longest load per cycle, s), CORACLE_FAULT_THROTTLE
 # (pause per write, s), CORACLE_FAULT_WRITERS, CORACLE_FAULT_SEED.
@@ -27,6 +28,7 @@ SECONDS = fu.env_int("CORACLE_FAULT_SECONDS", 0)
 N = fu.env_int("CORACLE_FAULT_CYCLES", 20) if not SECONDS else 1 << 30
 CYCLE_MAX = float(os.environ.get("CORACLE_FAULT_CYCLE_MAX", "0.8"))
 THROTTLE = float(os.environ.get("CORACLE_FAULT_THROTTLE", "0"))
+TERM_EVERY = max(1, fu.env_int("CORACLE_FAULT_TERM_EVERY", 5))
 NW = fu.env_int("CORACLE_FAULT_WRITERS", 6)
 seed = fu.env_int("CORACLE_FAULT_SEED", int(time.time()))
 rnd = random.Random(seed)
@@ -60,7 +62,7 @@ for cycle in range(N):
     # kill at a random point, once the writers are well under way
     c.wait_for(lambda: sum(len(w.acked) for w in writers) - sum(before) >= 10, timeout=10)
     time.sleep(rnd.uniform(0.0, CYCLE_MAX))
-    if cycle % 5 == 4:
+    if cycle % TERM_EVERY == TERM_EVERY - 1:
         how = "SIGTERM"
         c.api.stop()
         terms += 1

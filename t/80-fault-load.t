@@ -12,6 +12,7 @@
 # The watchers, storm and half-frames run in other processes
 # (t/lib/faultutil.py) so they do not share the measuring client's GIL.
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -22,6 +23,11 @@ import ctest
 import faultutil as fu
 
 t = ctest.Tap()
+# ~1,300 sockets on each side: raise the soft limit (inherited by the daemons and helpers)
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if hard != resource.RLIM_INFINITY and hard < 4096:
+    t.skip_all("needs 4096 file descriptors (hard limit %d)" % hard)
+resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(65536, hard if hard != resource.RLIM_INFINITY else 65536)), hard))
 c = ctest.Cluster(t, "80-fault-load")
 pb = c.pb
 NW = fu.env_int("CORACLE_FAULT_WATCHERS", 10000)

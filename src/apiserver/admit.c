@@ -226,7 +226,8 @@ static void check_enum(struct errs *e, const char *path, const char *v, const ch
         eadd(e, "%s: Unsupported value: \"%s\": supported values: %s", path, v, supported);
 }
 
-static void check_quantity_map(struct errs *e, const char *path,
+/* path is <p><sub> (built only for an error) */
+static void check_quantity_map(struct errs *e, const char *p, const char *sub,
                                Coracle__V1__ResourceRequirements__LimitsEntry *const *m, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -235,12 +236,12 @@ static void check_quantity_map(struct errs *e, const char *path,
         int64_t milli;
         char *qe = NULL;
         if (qty_parse(v, &milli, &qe) < 0)
-            eadd(e, "%s[%s]: Invalid value: \"%s\": %s", path, key, v,
+            eadd(e, "%s%s[%s]: Invalid value: \"%s\": %s", p, sub, key, v,
                  qe ? qe : "must be a valid quantity");
         free(qe);
         const char *r = qualified_name_err(key);
         if (r)
-            eadd(e, "%s[%s]: Invalid value: \"%s\": %s", path, key, key, r);
+            eadd(e, "%s%s[%s]: Invalid value: \"%s\": %s", p, sub, key, key, r);
     }
 }
 
@@ -264,6 +265,39 @@ static void check_port(struct errs *e, const char *path, int has, int32_t v, int
         eadd(e, "%s: Invalid value: %d: must be between 1 and 65535, inclusive", path, v);
 }
 
+/*
+ * Field paths are built only when a check fails (building them eagerly,
+ * with a malloc and a printf each, cost a tenth of a Create): the checks
+ * below test first, then name the path.
+ */
+#define FPATH_LEN 256
+
+/* "<a><b>[<i>]<c>" into buf (truncated past FPATH_LEN, paths are short). */
+static const char *path_idx(char *buf, const char *a, const char *b, size_t i, const char *c)
+{
+    char num[24], *q = num + sizeof(num);
+    *--q = 0;
+    do
+        *--q = (char)('0' + i % 10);
+    while ((i /= 10));
+    const char *parts[] = {a, b, "[", q, "]", c};
+    size_t n = 0;
+    for (size_t k = 0; k < ARRAY_SIZE(parts); k++) {
+        size_t l = strlen(parts[k]);
+        if (l > FPATH_LEN - 1 - n)
+            l = FPATH_LEN - 1 - n;
+        memcpy(buf + n, parts[k], l);
+        n += l;
+    }
+    buf[n] = 0;
+    return buf;
+}
+
+static int port_bad(int has, int32_t v, int required)
+{
+    return (!has || v == 0) ? required : (v < 1 || v > 65535);
+}
+
 static void check_containers(struct errs *e, const char *base, Coracle__V1__Container *const *c,
                              size_t n, const Coracle__V1__PodSpec *sp, char ***names,
                              size_t *nnames)
@@ -273,7 +307,8 @@ static void check_containers(struct errs *e, const char *base, Coracle__V1__Cont
     static const char *const tmp[] = {"File", "FallbackToLogsOnError", NULL};
     for (size_t i = 0; i < n; i++) {
         const Coracle__V1__Container *ct = c[i];
-        char *p = xasprintf("%s[%zu]", base, i);
+        char p[FPATH_LEN], pp[FPATH_LEN];
+        path_idx(p, base, "", i, "");
         if (!ct->name || !*ct->name) {
             eadd(e, "%s.name: Required value", p);
         } else {
@@ -292,31 +327,25 @@ static void check_containers(struct errs *e, const char *base, Coracle__V1__Cont
             eadd(e, "%s.image: Required value", p);
         for (size_t j = 0; j < ct->n_ports; j++) {
             const Coracle__V1__ContainerPort *po = ct->ports[j];
-            char *pp = xasprintf("%s.ports[%zu].containerPort", p, j);
-            check_port(e, pp, po->has_containerport, po->containerport, 1);
-            free(pp);
-            pp = xasprintf("%s.ports[%zu].hostPort", p, j);
-            check_port(e, pp, po->has_hostport, po->hostport, 0);
-            free(pp);
-            if (!po->protocol) {
+            if (port_bad(po->has_containerport, po->containerport, 1))
+                check_port(e, path_idx(pp, p, ".ports", j, ".containerPort"), po->has_containerport,
+                           po->containerport, 1);
+            if (port_bad(po->has_hostport, po->hostport, 0))
+                check_port(e, path_idx(pp, p, ".ports", j, ".hostPort"), po->has_hostport,
+                           po->hostport, 0);
+            if (!po->protocol)
                 eadd(e, "%s.ports[%zu].protocol: Required value", p, j);
-            } else {
-                pp = xasprintf("%s.ports[%zu].protocol", p, j);
-                check_enum(e, pp, po->protocol, proto, "\"SCTP\", \"TCP\", \"UDP\"");
-                free(pp);
-            }
+            else if (!str_in(po->protocol, proto))
+                check_enum(e, path_idx(pp, p, ".ports", j, ".protocol"), po->protocol, proto,
+                           "\"SCTP\", \"TCP\", \"UDP\"");
         }
         for (size_t j = 0; j < ct->n_env; j++)
             if (!ct->env[j]->name || !*ct->env[j]->name)
                 eadd(e, "%s.env[%zu].name: Required value", p, j);
         if (ct->resources) {
             const Coracle__V1__ResourceRequirements *r = ct->resources;
-            char *rp = xasprintf("%s.resources.limits", p);
-            check_quantity_map(e, rp, r->limits, r->n_limits);
-            free(rp);
-            rp = xasprintf("%s.resources.requests", p);
-            check_quantity_map(e, rp, (void *)r->requests, r->n_requests);
-            free(rp);
+            check_quantity_map(e, p, ".resources.limits", r->limits, r->n_limits);
+            check_quantity_map(e, p, ".resources.requests", (void *)r->requests, r->n_requests);
             for (size_t j = 0; j < r->n_requests; j++) {
                 const char *key = r->requests[j]->key ? r->requests[j]->key : "";
                 const char *rv = r->requests[j]->value && r->requests[j]->value->string
@@ -356,18 +385,15 @@ static void check_containers(struct errs *e, const char *base, Coracle__V1__Cont
                     }
             }
         }
-        if (ct->imagepullpolicy) {
-            char *pp = xasprintf("%s.imagePullPolicy", p);
+        if (ct->imagepullpolicy && !str_in(ct->imagepullpolicy, pull)) {
+            path_idx(pp, base, "", i, ".imagePullPolicy");
             check_enum(e, pp, ct->imagepullpolicy, pull, "\"Always\", \"IfNotPresent\", \"Never\"");
-            free(pp);
         }
-        if (ct->terminationmessagepolicy) {
-            char *pp = xasprintf("%s.terminationMessagePolicy", p);
+        if (ct->terminationmessagepolicy && !str_in(ct->terminationmessagepolicy, tmp)) {
+            path_idx(pp, base, "", i, ".terminationMessagePolicy");
             check_enum(e, pp, ct->terminationmessagepolicy, tmp,
                        "\"File\", \"FallbackToLogsOnError\"");
-            free(pp);
         }
-        free(p);
     }
 }
 
@@ -455,7 +481,8 @@ static void check_pod_spec(struct errs *e, const Coracle__V1__PodSpec *sp)
              sp->activedeadlineseconds);
     for (size_t i = 0; i < sp->n_tolerations; i++) {
         const Coracle__V1__Toleration *t = sp->tolerations[i];
-        char *p = xasprintf("spec.tolerations[%zu]", i);
+        char p[FPATH_LEN], pp[FPATH_LEN];
+        path_idx(p, "spec.tolerations", "", i, "");
         const char *op = t->operator_ ? t->operator_ : "Equal";
         if (t->key && *t->key) {
             const char *r = qualified_name_err(t->key);
@@ -467,20 +494,17 @@ static void check_pod_spec(struct errs *e, const Coracle__V1__PodSpec *sp)
                  "empty, which means \"match all values and all keys\"",
                  p, op);
         }
-        char *pp = xasprintf("%s.operator", p);
+        path_idx(pp, "spec.tolerations", "", i, ".operator");
         if (t->operator_ && *t->operator_)
             check_enum(e, pp, t->operator_, tolop, "\"Equal\", \"Exists\"");
         if (!strcmp(op, "Exists") && t->value && *t->value)
             eadd(e, "%s: Invalid value: \"%s\": value must be empty when `operator` is 'Exists'",
                  pp, t->value);
-        free(pp);
         if (t->effect && *t->effect) {
-            pp = xasprintf("%s.effect", p);
+            path_idx(pp, "spec.tolerations", "", i, ".effect");
             check_enum(e, pp, t->effect, effect,
                        "\"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\"");
-            free(pp);
         }
-        free(p);
     }
 }
 
@@ -518,9 +542,9 @@ static void check_node(struct errs *e, const Coracle__V1__Node *n)
             }
         }
     if (n->status) {
-        check_quantity_map(e, "status.capacity", (void *)n->status->capacity,
+        check_quantity_map(e, "", "status.capacity", (void *)n->status->capacity,
                            n->status->n_capacity);
-        check_quantity_map(e, "status.allocatable", (void *)n->status->allocatable,
+        check_quantity_map(e, "", "status.allocatable", (void *)n->status->allocatable,
                            n->status->n_allocatable);
     }
 }

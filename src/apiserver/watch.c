@@ -253,25 +253,35 @@ static void ledger_free(watch_hub_t *h)
  * Over the budget: ends the watchers with the biggest queues until the
  * frames still held are under 7/8 of it. Runs after a change has been
  * fanned out (never in the middle of a list walk). Sweeps (O(frames held))
- * only once limit/16 more bytes have been made since the last one, so dead
- * frames wait at most that long and the cost per frame stays constant.
+ * only once 1 MiB more has been made since the last one: the ledger keeps
+ * at most that much of dead frames alive, and while clients keep up (few
+ * frames held) a sweep is cheap.
  */
+/* What the unsent events hold: the live frames plus the queues' slots. */
+static size_t budget_held(const watch_hub_t *h)
+{
+    size_t n = h->led_bytes;
+    if (h->cfg.srv) {
+        struct h2s_stats st;
+        h2s_get_stats(h->cfg.srv, &st);
+        n += st.queue_mem;
+    }
+    return n;
+}
+
 static void budget_check(watch_hub_t *h)
 {
     size_t limit = h->cfg.memory_limit;
-    size_t slack = limit / 16;
-    if (slack < (1u << 20))
-        slack = 1u << 20;
-    if (slack > (16u << 20))
-        slack = 16u << 20;
-    if (h->led_bytes <= h->led_live + slack && h->led_bytes <= limit)
+    size_t slack = limit / 16 < (1u << 20) ? limit / 16 : 1u << 20;
+    if (h->led_bytes <= h->led_live + slack && budget_held(h) <= limit)
         return;
     ledger_sweep(h);
-    if (h->led_bytes <= limit) {
+    size_t held = budget_held(h);
+    if (held <= limit) {
         h->budget_skip = 0;
         return;
     }
-    if (h->budget_skip && h->led_bytes < h->budget_skip)
+    if (h->budget_skip && held < h->budget_skip)
         return;
     struct victims vs = {0};
     for (int i = 0; i < NKINDS; i++)
@@ -279,26 +289,27 @@ static void budget_check(watch_hub_t *h)
     smap_each(h->by_node, victims_add_node, &vs);
     qsort(vs.v, vs.n, sizeof(*vs.v), victim_cmp);
     size_t goal = limit - limit / 8, i = 0;
-    while (h->led_bytes > goal && i < vs.n) {
+    while (held > goal && i < vs.n) {
         /* a batch whose queues add up to the excess, then see what that freed */
-        size_t need = h->led_bytes - goal, got = 0;
+        size_t need = held - goal, got = 0;
         for (; i < vs.n && got < need; i++) {
             struct watcher *w = vs.v[i].w;
             h->stats.cut_slow++;
             h->stats.cut_budget++;
-            log_info("watch %s from %s: %zu bytes queued, watch frames held %zu past the "
-                     "budget %zu, ending it",
-                     w->k->resource, h2s_call_peer(w->call), vs.v[i].q, h->led_bytes, limit);
+            log_info("watch %s from %s: %zu bytes queued, unsent watch events hold %zu bytes, "
+                     "past the budget %zu: ending it",
+                     w->k->resource, h2s_call_peer(w->call), vs.v[i].q, held, limit);
             got += vs.v[i].q;
             watcher_end(w, GRPC_RESOURCE_EXHAUSTED,
                         "watch queue full: the server's watch memory budget is spent and this "
                         "client is among the slowest");
         }
         ledger_sweep(h);
+        held = budget_held(h);
     }
     free(vs.v);
     /* nothing (more) to cut: the rest is held by small queues; look again later */
-    h->budget_skip = h->led_bytes > limit ? h->led_bytes + limit / 8 : 0;
+    h->budget_skip = held > limit ? held + limit / 8 : 0;
 }
 
 /* ---- one change ---- */

@@ -10,9 +10,11 @@
  * sent). N older than the compacted log is OUT_OF_RANGE.
  * A watcher whose unsent bytes pass the cap is ended with
  * RESOURCE_EXHAUSTED; memory stays bounded however slow the client is.
- * A global budget bounds the sum: when the bytes queued on all calls pass
- * memory_limit, the watchers with the biggest queues (at least 64 KiB
- * behind) are ended the same way until the total is back under 7/8 of it.
+ * A global budget bounds the sum: when the memory held by unsent events
+ * (the frames still queued anywhere, counted once however many streams
+ * share them, plus the queues' slots) passes memory_limit, the watchers
+ * with the biggest queues (at least 64 KiB behind) are ended the same way
+ * until the total is back under 7/8 of it.
  * An ended watcher's unsent messages are freed at once (h2s_call_abort).
  * Loop thread only.
  */
@@ -32,7 +34,8 @@ typedef struct watch_hub watch_hub_t;
 struct watch_config {
     size_t queue_bytes;      /* per-watcher cap on unsent bytes (default 16 MiB) */
     int bookmark_interval_s; /* BOOKMARK period for watchers that allow them (default 60) */
-    size_t memory_limit;     /* cap on unsent bytes of all calls together (default 256 MiB) */
+    size_t memory_limit;     /* cap on the memory all watches' unsent events hold (256 MiB) */
+    h2s_t *srv;              /* its queues' own memory counts too (h2s_stats.queue_mem) */
 };
 
 watch_hub_t *watch_hub_new(struct event_base *base, store_t *st, const struct watch_config *cfg);

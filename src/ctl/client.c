@@ -21,6 +21,7 @@
 #include "cfg.h"
 #include "ctl.h"
 #include "grpc.h"
+#include "tls.h"
 #include "util.h"
 
 static char *cfg_server, *cfg_token, *cfg_ca, *cfg_cert, *cfg_key;
@@ -382,32 +383,9 @@ static void addr_host(const char *addr, char *out, size_t len)
     snprintf(out, len, "%.*s", (int)n, addr);
 }
 
-/*
- * A TLS failure as gcl reports it ("connect to ADDR: TLS: certificate
- * verify failed: unable to get local issuer certificate") in Go's words,
- * as kubectl shows them; NULL if msg is no TLS failure.
- */
-static const char *tls_failure(const char *addr, const char *msg, char *buf, size_t len)
+/* OpenSSL's words for a TLS failure ("certificate verify failed: ...") in Go's. */
+static const char *go_words(const char *addr, const char *t, char *buf, size_t len)
 {
-    const char *t = strstr(msg, ": TLS: ");
-    if (!t)
-        return NULL;
-    t += 7;
-    if (!strncmp(t, "reason(", 7) && !strncmp(msg, "connect to ", 11)) {
-        /*
-         * gcl names libevent's SSL_get_error() code, not the socket's error,
-         * when the TCP connect itself failed: find out what it was.
-         */
-        int e, fd = tcp_connect(addr, &e);
-        if (fd >= 0) {
-            close(fd);
-            return "tls: handshake failed (connection closed)";
-        }
-        if (e == ECONNREFUSED)
-            return ""; /* the caller's "refused" message */
-        snprintf(buf, len, "dial tcp %s: connect: %s", addr, e ? strerror(e) : "bad address");
-        return buf;
-    }
     static const struct {
         const char *openssl, *go;
     } map[] = {
@@ -452,6 +430,68 @@ static const char *tls_failure(const char *addr, const char *msg, char *buf, siz
     return buf;
 }
 
+/*
+ * gcl says "TLS: reason(5)" (libevent's SSL_get_error() code) when the
+ * socket failed under the handshake: the TCP connect failed, or the server
+ * dropped us, mostly for our certificate, its alert lost to the reset
+ * that our unread request causes. Find out with a connection of our own
+ * that sends nothing after the handshake. "" means refused.
+ */
+static const char *tls_probe(const struct ctl_client *c, const char *addr, char *buf, size_t len)
+{
+    int e, fd = tcp_connect(addr, &e);
+    if (fd < 0) {
+        if (e == ECONNREFUSED)
+            return "";
+        snprintf(buf, len, "dial tcp %s: connect: %s", addr, e ? strerror(e) : "bad address");
+        return buf;
+    }
+    const char *res = "tls: the server closed the connection during the handshake";
+    char host[256], t[512] = "";
+    addr_host(addr, host, sizeof(host));
+    SSL *ssl = c && c->tls ? tls_client_ssl(c->tls, host) : NULL;
+    if (!ssl)
+        goto out;
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) != 1) {
+        long vr = SSL_get_verify_result(ssl);
+        snprintf(t, sizeof(t), "%s%s%s", tls_last_error(), vr != X509_V_OK ? ": " : "",
+                 vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
+    } else {
+        /* TLS 1.3: a refused client certificate is the server's first answer */
+        char b[64];
+        int r = SSL_read(ssl, b, sizeof(b));
+        if (r <= 0 && SSL_get_error(ssl, r) == SSL_ERROR_SSL)
+            snprintf(t, sizeof(t), "%s", tls_last_error());
+        else if (r > 0)
+            res = "tls: the connection was lost (a new one works: try again)";
+    }
+    if (*t)
+        res = go_words(addr, t, buf, len);
+    SSL_free(ssl);
+out:
+    close(fd);
+    return res;
+}
+
+/*
+ * A TLS failure as gcl reports it ("connect to ADDR: TLS: certificate
+ * verify failed: unable to get local issuer certificate") in Go's words,
+ * as kubectl shows them; NULL if msg is no TLS failure, "" if the
+ * connection was refused.
+ */
+static const char *tls_failure(const struct ctl_client *c, const char *addr, const char *msg,
+                               char *buf, size_t len)
+{
+    const char *t = strstr(msg, ": TLS: ");
+    if (!t)
+        return NULL;
+    t += 7;
+    if (!strncmp(t, "reason(", 7))
+        return tls_probe(c, addr, buf, len);
+    return go_words(addr, t, buf, len);
+}
+
 void ctl_print_error(const struct ctl_client *c, int code, const char *msg)
 {
     const char *addr = c && c->addr ? c->addr : CTL_DEFAULT_SERVER;
@@ -463,7 +503,7 @@ void ctl_print_error(const struct ctl_client *c, int code, const char *msg)
     if (!msg)
         msg = "";
     log_debug("%s: %s", grpc_code_name(code), msg);
-    const char *tls = code == GRPC_UNAVAILABLE ? tls_failure(addr, msg, buf, sizeof(buf)) : NULL;
+    const char *tls = code == GRPC_UNAVAILABLE ? tls_failure(c, addr, msg, buf, sizeof(buf)) : NULL;
     if (tls && !*tls) {
         fprintf(stderr,
                 "The connection to the server %s was refused - did you specify the right "

@@ -448,9 +448,15 @@ static int apply_one(struct ctl_client *c, struct ctl_obj *o, bool create, bool 
     fail:
         if (code == GRPC_ALREADY_EXISTS || code == GRPC_NOT_FOUND ||
             code == GRPC_INVALID_ARGUMENT || code == GRPC_ABORTED || code == GRPC_UNAVAILABLE ||
-            code == GRPC_FAILED_PRECONDITION)
+            code == GRPC_FAILED_PRECONDITION || code == GRPC_UNAUTHENTICATED)
             ctl_print_error(c, code, err);
-        else {
+        else if (code == GRPC_PERMISSION_DENIED) {
+            /* kubectl: Error from server (Forbidden): error when creating "pod.yaml": ... */
+            const char *colon = strrchr(o->where, ':');
+            int flen = colon ? (int)(colon - o->where) : (int)strlen(o->where);
+            fprintf(stderr, "Error from server (Forbidden): error when %s \"%.*s\": %s\n",
+                    create ? "creating" : "applying", flen, o->where, err ? err : "");
+        } else {
             fprintf(stderr, "error: when %s %s/%s (%s): ", create ? "creating" : "applying",
                     k->singular, md->name, o->where);
             fflush(stderr);

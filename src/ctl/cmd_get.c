@@ -233,8 +233,8 @@ static int raw_tls(struct ctl_client *c, const char *hostport, struct raw_conn *
     long vr = SSL_get_verify_result(rc->ssl);
     const char *why = tls_last_error();
     const char *r = strstr(why, "::");
-    char *msg = vr != X509_V_OK ? xasprintf("connect to %s: TLS: %s: %s", hostport,
-                                            r ? r + 2 : why, X509_verify_cert_error_string(vr))
+    char *msg = vr != X509_V_OK ? xasprintf("connect to %s: TLS: %s: %s", hostport, r ? r + 2 : why,
+                                            X509_verify_cert_error_string(vr))
                                 : xasprintf("connect to %s: TLS: %s", hostport, r ? r + 2 : why);
     ctl_print_error(c, GRPC_UNAVAILABLE, msg);
     free(msg);

@@ -48,9 +48,9 @@ struct ctl_flag {
 
 /* Options every verb takes (kubectl's names). */
 struct ctl_global {
-    const char *server;    /* --server, CORACLE_SERVER, config, default */
-    const char *namespace; /* -n/--namespace; NULL = not given ("default") */
-    const char *token;     /* --token, CORACLE_TOKEN, config */
+    const char *server;                /* --server, CORACLE_SERVER, config, default */
+    const char *namespace;             /* -n/--namespace; NULL = not given ("default") */
+    const char *token;                 /* --token, CORACLE_TOKEN, config */
     const char *kubeconfig;            /* --kubeconfig, CORACLE_CONFIG, ~/.config/coracle/config */
     const char *certificate_authority; /* --certificate-authority, config */
     const char *client_certificate;    /* --client-certificate, config */

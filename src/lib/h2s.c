@@ -63,6 +63,7 @@
 #define H1_MAX_HEAD 8192      /* HTTP/1.1 request head cap */
 #define CALL_FREELIST_MAX 1024
 #define KEEP_BUF_MAX (8 * 1024) /* buffers bigger than this are not kept on free calls */
+#define KEEP_Q_MAX 64           /* queue rings bigger than this are freed once empty */
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define H2_PREFACE_LEN 24
@@ -217,6 +218,15 @@ struct h2s {
     int64_t ka_interval, ka_timeout; /* keepalive, ns; 0 = off */
     int64_t last_refuse_log;
     struct h2s_stats st;
+    /*
+     * conn_send's staging area: frames are appended here with memcpy and
+     * handed to the output evbuffer in one evbuffer_add per pass (plus one
+     * per referenced big chunk), not one evbuffer operation (and callback
+     * run) per frame and message. Owned by one conn_send at a time.
+     */
+    uint8_t *sbuf;
+    size_t slen, scap;
+    struct conn *sowner;
 };
 
 static void conn_free(struct conn *c);
@@ -373,10 +383,16 @@ static void call_release(h2s_call_t *c)
     c->qoff = 0;
     free(c->message);
     c->message = NULL;
+    if (s->nfree_calls >= CALL_FREELIST_MAX || c->qcap > KEEP_Q_MAX) {
+        s->st.queue_mem -= c->qcap * sizeof(*c->q);
+        free(c->q);
+        c->q = NULL;
+        c->qcap = 0;
+        c->qhead = 0;
+    }
     if (s->nfree_calls >= CALL_FREELIST_MAX) {
         free(c->hbuf);
         free(c->body);
-        free(c->q);
         free(c);
         return;
     }
@@ -435,6 +451,7 @@ static void q_push(h2s_call_t *c, rbuf_t *b)
         rbuf_t **nq = xmalloc(ncap * sizeof(*nq));
         for (size_t i = 0; i < c->qn; i++)
             nq[i] = c->q[(c->qhead + i) % c->qcap];
+        c->s->st.queue_mem += (ncap - c->qcap) * sizeof(*nq);
         free(c->q);
         c->q = nq;
         c->qcap = ncap;
@@ -495,12 +512,85 @@ static void rbuf_cleanup(const void *data, size_t len, void *arg)
 
 #define REF_MIN 2048 /* chunks at least this big are referenced, not copied */
 
+static void stage_put(h2s_t *s, const void *p, size_t n)
+{
+    if (s->slen + n > s->scap) {
+        size_t cap = s->scap ? s->scap : 64 * 1024;
+        while (cap < s->slen + n)
+            cap *= 2;
+        s->sbuf = xrealloc(s->sbuf, cap);
+        s->scap = cap;
+    }
+    memcpy(s->sbuf + s->slen, p, n);
+    s->slen += n;
+}
+
+static void stage_flush(h2s_t *s, struct evbuffer *out)
+{
+    if (s->slen)
+        evbuffer_add(out, s->sbuf, s->slen);
+    s->slen = 0;
+}
+
+/* While conn_send stages: the frame bytes go to the staging area. */
+static int send_data_staged(struct conn *conn, nghttp2_frame *f, const uint8_t *framehd,
+                            size_t length, h2s_call_t *c)
+{
+    h2s_t *s = conn->s;
+    struct evbuffer *out = bufferevent_get_output(conn->bev);
+    size_t pad = f->data.padlen;
+    stage_put(s, framehd, 9);
+    if (pad) {
+        uint8_t pl = (uint8_t)(pad - 1);
+        stage_put(s, &pl, 1);
+    }
+    size_t n = 0;
+    while (n < length && c->qn) {
+        rbuf_t *b = c->q[c->qhead];
+        size_t k = b->len - c->qoff;
+        if (k > length - n)
+            k = length - n;
+        if (k >= REF_MIN) {
+            stage_flush(s, out);
+            evbuffer_add_reference(out, b->data + c->qoff, k, rbuf_cleanup, rbuf_ref(b));
+        } else {
+            stage_put(s, b->data + c->qoff, k);
+        }
+        n += k;
+        c->qoff += k;
+        if (c->qoff == b->len) {
+            rbuf_unref(b);
+            c->qhead = (c->qhead + 1) % c->qcap;
+            c->qn--;
+            c->qoff = 0;
+        }
+    }
+    if (!c->qn && c->qcap > KEEP_Q_MAX) {
+        /* a stream that lagged once does not keep its big ring */
+        s->st.queue_mem -= c->qcap * sizeof(*c->q);
+        free(c->q);
+        c->q = NULL;
+        c->qcap = 0;
+        c->qhead = 0;
+    }
+    c->queued -= n;
+    s->st.bytes_queued -= n;
+    if (pad > 1) {
+        static const uint8_t zeros[256];
+        stage_put(s, zeros, pad - 1);
+    }
+    s->st.bytes_out += 9 + length + pad;
+    return 0;
+}
+
 static int send_data_cb(nghttp2_session *ngh, nghttp2_frame *f, const uint8_t *framehd,
                         size_t length, nghttp2_data_source *src, void *user)
 {
     (void)ngh;
     struct conn *conn = user;
     h2s_call_t *c = src->ptr;
+    if (conn->s->sowner == conn)
+        return send_data_staged(conn, f, framehd, length, c);
     struct evbuffer *out = bufferevent_get_output(conn->bev);
     size_t pad = f->data.padlen;
     /*
@@ -565,6 +655,14 @@ static int send_data_cb(nghttp2_session *ngh, nghttp2_frame *f, const uint8_t *f
             c->qn--;
             c->qoff = 0;
         }
+    }
+    if (!c->qn && c->qcap > KEEP_Q_MAX) {
+        /* a stream that lagged once does not keep its big ring */
+        conn->s->st.queue_mem -= c->qcap * sizeof(*c->q);
+        free(c->q);
+        c->q = NULL;
+        c->qcap = 0;
+        c->qhead = 0;
     }
     c->queued -= n;
     conn->s->st.bytes_queued -= n;
@@ -1129,20 +1227,35 @@ static void conn_close_later(struct conn *c)
 static void conn_send(struct conn *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (c->mode != CM_H2 || c->dying)
-        return;
-    while (evbuffer_get_length(out) < OUT_HIGH) {
+    h2s_t *s = c->s;
+    if (c->mode != CM_H2 || c->dying || s->sowner == c)
+        return;             /* (called back from inside this conn's own pass: that pass goes on) */
+    int stage = !s->sowner; /* not nested in another conn's pass */
+    if (stage)
+        s->sowner = c;
+    while (evbuffer_get_length(out) + s->slen < OUT_HIGH) {
         const uint8_t *data;
         ssize_t n = nghttp2_session_mem_send(c->ngh, &data);
         if (n < 0) {
             log_debug("h2s: %s: mem_send: %s", c->peer, nghttp2_strerror((int)n));
+            if (stage) {
+                stage_flush(s, out);
+                s->sowner = NULL;
+            }
             conn_close_later(c);
             return;
         }
         if (n == 0)
             break;
-        evbuffer_add(out, data, (size_t)n);
-        c->s->st.bytes_out += (uint64_t)n;
+        if (stage)
+            stage_put(s, data, (size_t)n);
+        else
+            evbuffer_add(out, data, (size_t)n);
+        s->st.bytes_out += (uint64_t)n;
+    }
+    if (stage) {
+        stage_flush(s, out);
+        s->sowner = NULL;
     }
     if (!nghttp2_session_want_read(c->ngh) && !nghttp2_session_want_write(c->ngh)) {
         conn_close_later(c);
@@ -1935,6 +2048,7 @@ void h2s_free(h2s_t *s)
     event_free(s->dispatch_ev);
     nghttp2_session_callbacks_del(s->cbs);
     nghttp2_option_del(s->opt);
+    free(s->sbuf);
     free(s);
 }
 

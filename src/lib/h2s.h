@@ -171,6 +171,7 @@ struct h2s_stats {
     uint64_t flood_closed;      /* control-frame floods */
     uint64_t inflight_rejected; /* RESOURCE_EXHAUSTED for the in-flight limits */
     uint64_t bytes_queued;      /* response bytes queued in calls, not yet in socket buffers */
+    uint64_t queue_mem;         /* memory of the calls' queues themselves (a slot per message) */
 };
 void h2s_get_stats(const h2s_t *s, struct h2s_stats *out);
 

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,22 +199,55 @@ int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/*
+ * Random bytes come from getrandom() 16 UUIDs' worth at a time (one
+ * syscall per 16 creates instead of one each), per thread; a forked child
+ * drops its copy of the pool so parent and child never hand out the same
+ * bytes.
+ */
+#define UUID_POOL 256
+static __thread uint8_t uuid_pool[UUID_POOL];
+static __thread size_t uuid_left;
+static pthread_once_t uuid_once = PTHREAD_ONCE_INIT;
+
+static void uuid_child(void)
+{
+    uuid_left = 0;
+}
+
+static void uuid_init(void)
+{
+    pthread_atfork(NULL, NULL, uuid_child);
+}
+
 void uuid_v4(char buf[37])
 {
-    uint8_t b[16];
-    size_t got = 0;
-    while (got < sizeof(b)) {
-        ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
-        if (n < 0 && errno != EINTR)
-            abort();
-        if (n > 0)
-            got += (size_t)n;
+    static const char hex[] = "0123456789abcdef";
+    pthread_once(&uuid_once, uuid_init);
+    if (uuid_left < 16) {
+        size_t got = 0;
+        while (got < UUID_POOL) {
+            ssize_t n = getrandom(uuid_pool + got, UUID_POOL - got, 0);
+            if (n < 0 && errno != EINTR)
+                abort();
+            if (n > 0)
+                got += (size_t)n;
+        }
+        uuid_left = UUID_POOL;
     }
+    uint8_t *b = uuid_pool + UUID_POOL - uuid_left;
+    uuid_left -= 16;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
+    char *o = buf;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 15];
+    }
+    *o = 0;
+    memset(b, 0, 16); /* used bytes do not linger */
 }
 
 rbuf_t *rbuf_alloc(size_t len)

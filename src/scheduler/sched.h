@@ -29,7 +29,7 @@ struct sched_cfg {
     int max_inflight;       /* API calls (binds, events, status) in flight at most */
     int percentage_nodes;   /* of nodes to find feasible, 0 = Kubernetes' adaptive rule */
     const char *token;      /* bearer token or NULL */
-    struct ssl_ctx_st *tls; /* TLS to the apiserver (gcl_opts_setup) or NULL; borrowed by sched_new */
+    struct ssl_ctx_st *tls; /* TLS to the apiserver or NULL; borrowed: gcl takes a ref */
 };
 
 typedef struct sched sched_t;

@@ -28,6 +28,11 @@ import traceback
 
 import grpc
 
+# coraclectl in tests never reads the user's config (~/.config/coracle/config,
+# e.g. the admin identity contrib/cluster writes there): an empty one, unless
+# a test sets CORACLE_CONFIG (or removes it) in its own environment.
+os.environ["CORACLE_CONFIG"] = os.devnull
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("CORACLE_SRC") or os.path.dirname(os.path.dirname(HERE))
 BUILD = os.environ.get("CORACLE_BUILD") or SRC

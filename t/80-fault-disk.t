@@ -63,6 +63,7 @@ for i in range(400):
 t.ok(err is not None and err.code == grpc.StatusCode.RESOURCE_EXHAUSTED,
      "writes fill the disk, then fail with RESOURCE_EXHAUSTED (%d x 100 KiB written; %s)" % (len(acked), err))
 t.like(err.message if err else None, "full", "the message says the store is full")
+t.like(err.message if err else None, "no space left on the disk of the data directory", "and why: the disk")
 t.diag("message: %r" % (err.message if err else None))
 t.ok(c.api.alive(), "the apiserver keeps running")
 r2, e2 = api.try_call("Pods", "Create", fu.pod("small", "d", "x"))

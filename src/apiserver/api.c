@@ -255,7 +255,10 @@ static void op_done(struct store_op *sop, int err, const struct store_change *ch
         } else if (err == APPLY_EFAIL) {
             api_fail(rt, c, o->code, o->msg);
         } else if (err == STORE_EFULL) {
-            api_failf(rt, c, GRPC_RESOURCE_EXHAUSTED, "the store is full: %s", store_strerror(err));
+            api_failf(rt, c, GRPC_RESOURCE_EXHAUSTED,
+                      "the store is full: %s; reads and watches still work, writes will "
+                      "succeed again once space is freed",
+                      store_full_reason(a->st));
         } else if (err == STORE_ECLOSED) {
             api_fail(rt, c, GRPC_UNAVAILABLE, "server shutting down");
         } else {

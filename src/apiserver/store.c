@@ -68,6 +68,9 @@ struct store_rtxn {
 
 struct store {
     int lock_fd; /* flock'd: one apiserver per data directory */
+    /* Why the last batch failed with STORE_EFULL; written by the commit thread
+     * before the batch is handed back, read by the loop after. */
+    char full_reason[160];
     MDB_env *env;
     MDB_dbi dbi_obj, dbi_log, dbi_meta;
     struct event_base *base;
@@ -110,6 +113,11 @@ struct store {
     size_t mapsize;
     uint64_t ncommits, grow_retry_at;
 };
+
+const char *store_full_reason(const store_t *s)
+{
+    return s->full_reason[0] ? s->full_reason : "no space left for the store";
+}
 
 const char *store_strerror(int err)
 {
@@ -555,6 +563,11 @@ static int commit_ops(store_t *s, struct store_op *ops, int n)
     }
     int err =
         rc == MDB_MAP_FULL || rc == MDB_TXN_FULL || errno_is_full(rc) ? STORE_EFULL : STORE_EIO;
+    if (err == STORE_EFULL)
+        snprintf(s->full_reason, sizeof(s->full_reason), "%s",
+                 rc == MDB_MAP_FULL   ? "the LMDB map is full and could not grow"
+                 : rc == MDB_TXN_FULL ? "the write transaction grew too large"
+                                      : "no space left on the disk of the data directory");
     log_err("store: commit: %s: %s (%d ops failed with %s%s)", what, mdb_strerror(rc), n,
             err == STORE_EFULL ? "STORE_EFULL" : "STORE_EIO",
             errno_is_full(rc) ? "; is the disk full?" : "");

@@ -41,6 +41,9 @@ enum {
     STORE_EAPP = -100,
 };
 const char *store_strerror(int err);
+/* After a write failed with STORE_EFULL: why ("no space left on the disk of
+ * the data directory", "the LMDB map is full and could not grow"). Loop thread. */
+const char *store_full_reason(const store_t *s);
 
 struct store_opts {
     const char *dir;       /* created if missing; holds data.mdb */

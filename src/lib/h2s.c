@@ -510,12 +510,13 @@ static void rbuf_cleanup(const void *data, size_t len, void *arg)
     rbuf_unref(arg);
 }
 
-#define REF_MIN 2048 /* chunks at least this big are referenced, not copied */
+#define REF_MIN 2048     /* chunks at least this big are referenced, not copied */
+#define STAGE_GIVE 16384 /* staged passes this big are handed over, not copied */
 
 static void stage_put(h2s_t *s, const void *p, size_t n)
 {
     if (s->slen + n > s->scap) {
-        size_t cap = s->scap ? s->scap : 64 * 1024;
+        size_t cap = s->scap ? s->scap : 2 * STAGE_GIVE;
         while (cap < s->slen + n)
             cap *= 2;
         s->sbuf = xrealloc(s->sbuf, cap);
@@ -525,10 +526,24 @@ static void stage_put(h2s_t *s, const void *p, size_t n)
     s->slen += n;
 }
 
+static void stage_free(const void *data, size_t len, void *arg)
+{
+    (void)data, (void)len;
+    free(arg);
+}
+
+/* Small passes are copied; big ones hand the buffer itself to the evbuffer (no second copy). */
 static void stage_flush(h2s_t *s, struct evbuffer *out)
 {
-    if (s->slen)
+    if (s->slen >= STAGE_GIVE) {
+        if (s->scap > s->slen + s->slen / 4)
+            s->sbuf = xrealloc(s->sbuf, s->slen); /* shrinks in place: no waste held */
+        evbuffer_add_reference(out, s->sbuf, s->slen, stage_free, s->sbuf);
+        s->sbuf = NULL;
+        s->scap = 0;
+    } else if (s->slen) {
         evbuffer_add(out, s->sbuf, s->slen);
+    }
     s->slen = 0;
 }
 

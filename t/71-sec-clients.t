@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
@@ -115,6 +116,8 @@ t.like(out, "Server: 127.0.0.1:%d (reachable)" % port, "version: reachable over 
 # get -w over TLS: the list, then a change
 w = subprocess.Popen([c.bin("coraclectl")] + admin + ["get", "po", "-w"], env=base_env, stdout=subprocess.PIPE,
                      stderr=subprocess.PIPE, text=True)
+guard = threading.Timer(20, w.kill)  # a hung watch fails the test instead of hanging it
+guard.start()
 try:
     head = w.stdout.readline()
     row = w.stdout.readline()
@@ -123,6 +126,7 @@ try:
     t.ok(head.startswith("NAME") and row.startswith("web ") and row2.startswith("web2 "),
          "get -w over TLS: list then watch (%r %r %r)" % (head, row, row2))
 finally:
+    guard.cancel()
     w.kill()
     w.wait()
 

@@ -249,14 +249,6 @@ static void ledger_free(watch_hub_t *h)
     free(h->led);
 }
 
-/*
- * Over the budget: ends the watchers with the biggest queues until the
- * frames still held are under 7/8 of it. Runs after a change has been
- * fanned out (never in the middle of a list walk). Sweeps (O(frames held))
- * only once 1 MiB more has been made since the last one: the ledger keeps
- * at most that much of dead frames alive, and while clients keep up (few
- * frames held) a sweep is cheap.
- */
 /* What the unsent events hold: the live frames plus the queues' slots. */
 static size_t budget_held(const watch_hub_t *h)
 {
@@ -269,6 +261,14 @@ static size_t budget_held(const watch_hub_t *h)
     return n;
 }
 
+/*
+ * Over the budget: ends the watchers with the biggest queues until the
+ * frames still held are under 7/8 of it. Runs after a change has been
+ * fanned out (never in the middle of a list walk). Sweeps (O(frames held))
+ * only once 1 MiB more has been made since the last one: the ledger keeps
+ * at most that much of dead frames alive, and while clients keep up (few
+ * frames held) a sweep is cheap.
+ */
 static void budget_check(watch_hub_t *h)
 {
     size_t limit = h->cfg.memory_limit;

@@ -179,7 +179,10 @@ class Client:
         target = addr[5:] if addr.startswith("unix:") else addr
         if addr.startswith("unix:"):
             target = "unix://" + addr[5:]
-        self.channel = grpc.insecure_channel(target)
+        # A channel of its own: grpcio shares connections between channels to
+        # the same target by default, and a new Client after an apiserver
+        # restart must not inherit the old, broken connection.
+        self.channel = grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
 
     def close(self):
         self.channel.close()

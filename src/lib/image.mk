@@ -10,7 +10,7 @@ libcoracle_a_SOURCES += \
 check_PROGRAMS += t/img-tool
 t_img_tool_SOURCES = t/img_tool.c src/ctl/cmd_image.c src/ctl/cmd_image.h
 t_img_tool_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/src/ctl
-t_img_tool_LDADD = libcoracle.a $(COMMON_LIBS)
+t_img_tool_LDADD = libctl.a libcoracle.a $(YAML_LIBS) $(COMMON_LIBS)
 # contrib/images: scripts building the seed's images (busybox, debian, nginx).
 EXTRA_DIST += contrib/images
 

@@ -111,7 +111,10 @@ t.is_(ctest.http_get(hz, "/readyz")[0], 200, "scheduler: /readyz 200")
 st, body = opsutil.h2_get(hz, "/healthz")
 t.ok(st == 200 and body == "ok", "scheduler: /healthz over HTTP/2 (%s %r)" % (st, body[:60]))
 ss0, sty = scrape(hz, "scheduler")
-for fam in ("coracle_scheduler_schedule_attempts_total", "coracle_scheduler_nodes"):
+for fam in ("coracle_scheduler_schedule_attempts_total", "coracle_scheduler_nodes",
+            "coracle_scheduler_pending_pods", "coracle_scheduler_binds_inflight",
+            "coracle_scheduler_scheduling_algorithm_duration_seconds",
+            "coracle_scheduler_e2e_scheduling_duration_seconds"):
     t.ok(fam in sty, "scheduler: family %s" % fam)
 api.call("Nodes", "Create", schedutil.node("n1"))
 # the pods created above (no node then) get scheduled now
@@ -121,6 +124,12 @@ ss1, _ = scrape(hz, "scheduler")
 sch = opsutil.value(ss1, "coracle_scheduler_schedule_attempts_total", result="scheduled") or 0
 t.ok(sch >= N, "scheduler: scheduled attempts moved (%s)" % sch)
 t.is_(opsutil.value(ss1, "coracle_scheduler_nodes"), 1.0, "scheduler: 1 node known")
+t.ok((opsutil.value(ss1, "coracle_scheduler_scheduling_algorithm_duration_seconds_count") or 0) >= N,
+     "scheduler: algorithm latency histogram counts the attempts")
+t.ok((opsutil.value(ss1, "coracle_scheduler_e2e_scheduling_duration_seconds_count") or 0) >= N,
+     "scheduler: e2e latency histogram counts the binds")
+t.is_(opsutil.value(ss1, "coracle_scheduler_pending_pods", queue="active"), 0.0,
+      "scheduler: active queue empty once all are bound")
 sh2, _ = scrape(hz, "scheduler", h2=True)
 t.ok(len(sh2) > 0, "scheduler: /metrics over HTTP/2 parses")
 t.is_(sched.stop(), 0, "scheduler: exits 0")

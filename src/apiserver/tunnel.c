@@ -35,7 +35,7 @@ struct tun_session {
 };
 
 struct tun_node {
-    char *name; /* NULL until the kubelet's hello */
+    char *name;            /* NULL until the kubelet's hello */
     struct auth_user user; /* who opened the tunnel */
     h2s_call_t *call;
     struct tun_hub *hub;
@@ -291,8 +291,8 @@ static struct tun_node *tun_route(struct tun_hub *h, h2s_call_t *c, const char *
         } else {
             char names[1024] = "";
             for (size_t i = 0; i < nc; i++)
-                snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
-                         i ? " " : "", spec->containers[i]->name);
+                snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", i ? " " : "",
+                         spec->containers[i]->name);
             h2s_call_finishf(c, GRPC_INVALID_ARGUMENT,
                              "a container name must be specified for pod %s, choose one of: [%s]",
                              name, names);
@@ -439,7 +439,8 @@ static void tun_exec_msg(h2s_call_t *c, const uint8_t *msg, size_t len, void *ar
     if (req->n_command == 0) {
         coracle__v1__exec_input__free_unpacked(in, NULL);
         free(p);
-        h2s_call_finish(c, GRPC_INVALID_ARGUMENT, "you must specify at least one command for the container");
+        h2s_call_finish(c, GRPC_INVALID_ARGUMENT,
+                        "you must specify at least one command for the container");
         return;
     }
     if (auth_call(c, h->store, "create", &kind_pod, "exec",

@@ -620,7 +620,8 @@ static void ktun_connect(struct ktun *t)
 {
     t->in_connect = 1;
     t->failed_in_connect = 0;
-    gcl_call_t *c = gcl_call_bidi(t->g, "/coracle.v1.NodeTunnel/Connect", ktun_on_msg, ktun_on_done, t);
+    gcl_call_t *c =
+        gcl_call_bidi(t->g, "/coracle.v1.NodeTunnel/Connect", ktun_on_msg, ktun_on_done, t);
     t->in_connect = 0;
     if (t->failed_in_connect)
         return;

@@ -55,8 +55,7 @@ int cfg_set(const struct cfg_opt *opts, size_t n, const char *key, const char *v
     case CFG_BOOL:
         if (!strcasecmp(value, "true") || !strcasecmp(value, "yes") || !strcmp(value, "1")) {
             *(int *)o->dst = 1;
-        } else if (!strcasecmp(value, "false") || !strcasecmp(value, "no") ||
-                   !strcmp(value, "0")) {
+        } else if (!strcasecmp(value, "false") || !strcasecmp(value, "no") || !strcmp(value, "0")) {
             *(int *)o->dst = 0;
         } else {
             *err = xasprintf("%s: expected true or false, got \"%s\"", key, value);

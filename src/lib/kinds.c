@@ -9,23 +9,51 @@
 #include <strings.h>
 
 const struct kind kind_pod = {
-    "Pod", "v1", "pods", "pod", "po", "coracle.v1.Pods", true,
-    &coracle__v1__pod__descriptor, &coracle__v1__pod_list__descriptor,
+    "Pod",
+    "v1",
+    "pods",
+    "pod",
+    "po",
+    "coracle.v1.Pods",
+    true,
+    &coracle__v1__pod__descriptor,
+    &coracle__v1__pod_list__descriptor,
     &coracle__v1__pod_watch_event__descriptor,
 };
 const struct kind kind_node = {
-    "Node", "v1", "nodes", "node", "no", "coracle.v1.Nodes", false,
-    &coracle__v1__node__descriptor, &coracle__v1__node_list__descriptor,
+    "Node",
+    "v1",
+    "nodes",
+    "node",
+    "no",
+    "coracle.v1.Nodes",
+    false,
+    &coracle__v1__node__descriptor,
+    &coracle__v1__node_list__descriptor,
     &coracle__v1__node_watch_event__descriptor,
 };
 const struct kind kind_event = {
-    "Event", "v1", "events", "event", "ev", "coracle.v1.Events", true,
-    &coracle__v1__event__descriptor, &coracle__v1__event_list__descriptor,
+    "Event",
+    "v1",
+    "events",
+    "event",
+    "ev",
+    "coracle.v1.Events",
+    true,
+    &coracle__v1__event__descriptor,
+    &coracle__v1__event_list__descriptor,
     &coracle__v1__event_watch_event__descriptor,
 };
 const struct kind kind_lease = {
-    "Lease", "coordination.k8s.io/v1", "leases", "lease", NULL, "coracle.v1.Leases", true,
-    &coracle__v1__lease__descriptor, &coracle__v1__lease_list__descriptor,
+    "Lease",
+    "coordination.k8s.io/v1",
+    "leases",
+    "lease",
+    NULL,
+    "coracle.v1.Leases",
+    true,
+    &coracle__v1__lease__descriptor,
+    &coracle__v1__lease_list__descriptor,
     &coracle__v1__lease_watch_event__descriptor,
 };
 

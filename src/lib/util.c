@@ -106,7 +106,7 @@ int log_level_parse(const char *s)
     static const struct {
         const char *name;
         int lvl;
-    } names[] = {{"error", LOG_LVL_ERR},   {"err", LOG_LVL_ERR},   {"warn", LOG_LVL_WARN},
+    } names[] = {{"error", LOG_LVL_ERR},    {"err", LOG_LVL_ERR},       {"warn", LOG_LVL_WARN},
                  {"warning", LOG_LVL_WARN}, {"notice", LOG_LVL_NOTICE}, {"info", LOG_LVL_INFO},
                  {"debug", LOG_LVL_DEBUG}};
     for (size_t i = 0; i < ARRAY_SIZE(names); i++)
@@ -151,9 +151,10 @@ static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
         struct tm tm;
         clock_gettime(CLOCK_REALTIME, &ts);
         gmtime_r(&ts.tv_sec, &tm);
-        off = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ",
-                       tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                       tm.tm_sec, ts.tv_nsec / 1000000, log_progname, names[lvl]);
+        off = snprintf(line, sizeof(line),
+                       "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ", tm.tm_year + 1900,
+                       tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                       ts.tv_nsec / 1000000, log_progname, names[lvl]);
     }
     int n = vsnprintf(line + off, sizeof(line) - off - 1, fmt, ap);
     if (n < 0)

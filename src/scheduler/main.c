@@ -110,6 +110,25 @@ static void write_metrics(FILE *f, void *arg)
             "coracle_scheduler_pods_charged %zu\n",
             (unsigned long long)st.bound, (unsigned long long)st.unschedulable,
             (unsigned long long)errors, (unsigned long long)st.attempts, st.nodes, st.pods_charged);
+    fprintf(f,
+            "# HELP coracle_scheduler_pending_pods Pods waiting, by queue.\n"
+            "# TYPE coracle_scheduler_pending_pods gauge\n"
+            "coracle_scheduler_pending_pods{queue=\"active\"} %zu\n"
+            "coracle_scheduler_pending_pods{queue=\"backoff\"} %zu\n"
+            "coracle_scheduler_pending_pods{queue=\"unschedulable\"} %zu\n"
+            "# HELP coracle_scheduler_binds_inflight Bind calls not yet answered.\n"
+            "# TYPE coracle_scheduler_binds_inflight gauge\n"
+            "coracle_scheduler_binds_inflight %zu\n",
+            st.q_active, st.q_backoff, st.q_unschedulable, st.binds_inflight);
+    fprintf(f, "# HELP coracle_scheduler_scheduling_algorithm_duration_seconds Filter and score "
+               "time per attempt.\n"
+               "# TYPE coracle_scheduler_scheduling_algorithm_duration_seconds histogram\n");
+    obs_hist_write(f, "coracle_scheduler_scheduling_algorithm_duration_seconds", NULL,
+                   st.algorithm_seconds);
+    fprintf(f, "# HELP coracle_scheduler_e2e_scheduling_duration_seconds From the attempt to the "
+               "Bind answered.\n"
+               "# TYPE coracle_scheduler_e2e_scheduling_duration_seconds histogram\n");
+    obs_hist_write(f, "coracle_scheduler_e2e_scheduling_duration_seconds", NULL, st.e2e_seconds);
 }
 
 int main(int argc, char **argv)

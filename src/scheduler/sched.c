@@ -34,6 +34,7 @@ struct acct {
 };
 
 struct sched {
+    struct obs_hist alg_hist, e2e_hist;
     struct event_base *base;
     struct sched_cfg cfg;
     char *server, *name, *token;
@@ -353,7 +354,8 @@ struct call_ctx {
     sched_t *s;
     struct sched_qpod *qp;
     char *ns, *name, *uid, *node, *what;
-    int64_t at_ns; /* when the decision was made (the Scheduled event's time) */
+    int64_t at_ns;   /* when the decision was made (the Scheduled event's time) */
+    int64_t t0_mono; /* when the attempt started (e2e latency) */
 };
 
 static void ctx_free(struct call_ctx *c)
@@ -496,6 +498,7 @@ static void bind_done(gcl_call_t *call, int code, const char *message, void *arg
         sched_queue_move_all(s->q);
     if (code == GRPC_OK) {
         s->st.bound++;
+        obs_hist_observe(&s->e2e_hist, (double)(mono_ns() - c->t0_mono) / 1e9);
         log_debug("bound %s to %s", key, c->node);
         char *msg = xasprintf("Successfully assigned %s to %s", key, c->node);
         send_event(s, c->ns, c->name, c->uid, "Normal", "Scheduled", "Binding", msg, c->at_ns);
@@ -564,6 +567,7 @@ static void schedule_one(sched_t *s, struct sched_qpod *qp)
         return;
     }
     s->st.attempts++;
+    int64_t t0 = mono_ns();
     struct sched_pod sp = {.pod = pod};
     char *err = NULL;
     if (sched_req_of(pod, &sp.req, &err) < 0) {
@@ -600,6 +604,7 @@ static void schedule_one(sched_t *s, struct sched_qpod *qp)
         }
     }
     s->next_start = (start + i) % n;
+    obs_hist_observe(&s->alg_hist, (double)(mono_ns() - t0) / 1e9);
     if (!best) {
         char *msg = sched_fit_message((int)n, &hist);
         fail_pod(s, qp, pod, msg);
@@ -633,6 +638,7 @@ static void schedule_one(sched_t *s, struct sched_qpod *qp)
     c->uid = m->uid ? xstrdup(m->uid) : NULL;
     c->node = xstrdup(best->name);
     c->at_ns = now_ns();
+    c->t0_mono = t0;
     s->inflight++;
     gcl_call(s->g, "/coracle.v1.Pods/Bind", &b.base, NULL, bind_done, c, 30000);
 }
@@ -680,6 +686,8 @@ static void node_free(void *v)
 sched_t *sched_new(struct event_base *base, const struct sched_cfg *cfg)
 {
     sched_t *s = xcalloc(1, sizeof(*s));
+    obs_hist_init(&s->alg_hist, obs_latency_buckets, obs_latency_nbuckets);
+    obs_hist_init(&s->e2e_hist, obs_latency_buckets, obs_latency_nbuckets);
     s->base = base;
     s->cfg = *cfg;
     s->server = xstrdup(cfg->server);
@@ -726,6 +734,8 @@ void sched_free(sched_t *s)
 {
     if (!s)
         return;
+    obs_hist_free(&s->alg_hist);
+    obs_hist_free(&s->e2e_hist);
     inf_free(s->pods);
     inf_free(s->nodes);
     gcl_free(s->g); /* in-flight calls end here (CANCELLED) */
@@ -746,4 +756,12 @@ void sched_get_stats(const sched_t *s, struct sched_stats *st)
     *st = s->st;
     st->nodes = s->narr;
     st->pods_charged = sched_map_count(s->accts);
+    struct sched_queue_counts qc;
+    sched_queue_counts(s->q, &qc);
+    st->q_active = qc.active;
+    st->q_backoff = qc.backoff;
+    st->q_unschedulable = qc.unsched;
+    st->binds_inflight = qc.inflight;
+    st->algorithm_seconds = &s->alg_hist;
+    st->e2e_seconds = &s->e2e_hist;
 }

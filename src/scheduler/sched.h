@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "coracle.pb-c.h"
+#include "obs.h"
 
 struct sched_cfg {
     const char *server;     /* apiserver ADDR ("127.0.0.1:6443", "unix:/path") */
@@ -47,6 +48,9 @@ struct sched_stats {
     uint64_t unschedulable; /* attempts that found no node */
     uint64_t bind_errors;   /* binds that failed */
     size_t nodes, pods_charged;
+    size_t q_active, q_backoff, q_unschedulable, binds_inflight; /* queue lengths */
+    const struct obs_hist *algorithm_seconds; /* filter+score time per attempt; owned by sched */
+    const struct obs_hist *e2e_seconds;       /* attempt start to Bind answered OK */
 };
 void sched_get_stats(const sched_t *s, struct sched_stats *st);
 

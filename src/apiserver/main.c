@@ -53,7 +53,8 @@ static const struct cfg_opt opts[] = {
     {"watch-queue-bytes", CFG_INT, &watch_queue_bytes, "BYTES",
      "unsent bytes after which a slow watcher is ended (default 16777216)"},
     {"watch-memory-limit", CFG_INT, &watch_memory_limit, "BYTES",
-     "memory held by all watches' unsent events; beyond it the slowest are ended (default 268435456)"},
+     "memory held by all watches' unsent events; beyond it the slowest are ended (default "
+     "268435456)"},
     {"bookmark-interval", CFG_INT, &bookmark_interval, "SECONDS",
      "period of BOOKMARK events to watchers that allow them (default 60)"},
     {"node-monitor-grace", CFG_INT, &node_monitor_grace, "SECONDS",

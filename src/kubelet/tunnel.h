@@ -33,7 +33,7 @@ typedef int (*ktun_resolve_fn)(void *arg, const char *ns, const char *pod, const
 
 struct ktun_opts {
     const char *node;
-    const char *runc;   /* runc binary, default "runc" */
+    const char *runc; /* runc binary, default "runc" */
     ktun_resolve_fn resolve;
     void *arg;
 };

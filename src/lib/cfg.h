@@ -31,8 +31,8 @@ struct cfg_opt {
 };
 
 struct cfg_prog {
-    const char *name;  /* "coracle-apiserver" */
-    const char *about; /* one line for --help */
+    const char *name;           /* "coracle-apiserver" */
+    const char *about;          /* one line for --help */
     const char *default_config; /* read if it exists and no --config is given; may be NULL */
 };
 

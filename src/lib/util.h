@@ -54,8 +54,8 @@ void log_msg(enum log_level lvl, const char *fmt, ...) PRINTF(2, 3);
 void fatal(const char *fmt, ...) PRINTF(1, 2) __attribute__((noreturn));
 
 /* Clocks. */
-int64_t now_ns(void);      /* CLOCK_REALTIME in ns */
-int64_t mono_ns(void);     /* CLOCK_MONOTONIC in ns */
+int64_t now_ns(void);  /* CLOCK_REALTIME in ns */
+int64_t mono_ns(void); /* CLOCK_MONOTONIC in ns */
 
 /* A UUID v4 in canonical text form into buf[37]. */
 void uuid_v4(char buf[37]);

@@ -62,7 +62,7 @@ static inline int ok_(int cond, const char *file, int line, const char *fmt, ...
         const char *a_ = (a), *b_ = (b);                                                           \
         int eq_ = (a_ && b_) ? strcmp(a_, b_) == 0 : a_ == b_;                                     \
         if (!ok(eq_, "%s", name))                                                                  \
-            diag("     got: '%s'\n#   expected: '%s'", a_ ? a_ : "(null)", b_ ? b_ : "(null)");     \
+            diag("     got: '%s'\n#   expected: '%s'", a_ ? a_ : "(null)", b_ ? b_ : "(null)");    \
     } while (0)
 
 static inline int done_testing(void)

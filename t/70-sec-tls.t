@@ -3,7 +3,7 @@
 # shipped authorization policy (issue 8), with certificates from
 # contrib/certs: who may do what (scheduler, nodes, admin, a token user),
 # Kubernetes' denial texts, node restriction (a node writing another node's
-# pods), certificates from another CA, cleartext against TLS, SIGHUP reload,
+# pods), certificates from another CA, an expired certificate, cleartext against TLS, SIGHUP reload,
 # the refusal to serve cleartext or unauthenticated on non-loopback
 # addresses, --insecure-loopback, unix sockets, the per-user watch cap.
 import os
@@ -226,6 +226,35 @@ t.is_(code_of(bad, "Pods", "List", pb.ListRequest())[0], grpc.StatusCode.UNAVAIL
 wrongca = client("admin", ca=other)
 t.is_(code_of(wrongca, "Pods", "List", pb.ListRequest())[0], grpc.StatusCode.UNAVAILABLE,
       "server certificate not from the client's CA: no connection")
+# An expired client certificate, signed by the cluster CA: refused at the handshake.
+import datetime
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+ca_key = serialization.load_pem_private_key(rd(pki, "ca.key"), password=None)
+ca_cert = x509.load_pem_x509_certificate(rd(pki, "ca.crt"))
+ekey = ec.generate_private_key(ec.SECP256R1())
+past = datetime.datetime(2020, 1, 1)
+ecert = (x509.CertificateBuilder()
+         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "admin"),
+                                  x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters")]))
+         .issuer_name(ca_cert.subject).public_key(ekey.public_key())
+         .serial_number(x509.random_serial_number())
+         .not_valid_before(past).not_valid_after(past + datetime.timedelta(days=1))
+         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+         .sign(ca_key, hashes.SHA256()))
+edir = os.path.join(c.dir, "expired")
+os.makedirs(edir)
+with open(os.path.join(edir, "admin.key"), "wb") as f:
+    f.write(ekey.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                               serialization.NoEncryption()))
+with open(os.path.join(edir, "admin.crt"), "wb") as f:
+    f.write(ecert.public_bytes(serialization.Encoding.PEM))
+expired = client("admin", base=edir)
+t.is_(code_of(expired, "Pods", "List", pb.ListRequest())[0], grpc.StatusCode.UNAVAILABLE,
+      "an expired client certificate from the cluster CA: no connection")
+t.ok(api.alive(), "apiserver alive after the expired certificate")
 clear = ctest.Client(addr)
 c.clients.append(clear)
 t.is_(code_of(clear, "Pods", "List", pb.ListRequest())[0], grpc.StatusCode.UNAVAILABLE,

@@ -26,6 +26,7 @@
  */
 #include "config.h"
 #include "gcl.h"
+#include "addr.h"
 #include "grpc.h"
 #include "tls.h"
 #include "util.h"
@@ -795,47 +796,6 @@ static void call_fail_cb(evutil_socket_t fd, short what, void *arg)
     call_destroy(c);
 }
 
-/*
- * "1.2.3.4:port", "[::1]:port", "localhost:port", ":port" (any address) into
- * a sockaddr; port 0 allowed. Returns 0 or -1.
- */
-static int parse_hostport(const char *addr, struct sockaddr_storage *ss, int *sslen)
-{
-    const char *colon = strrchr(addr, ':');
-    char host[64];
-    memset(ss, 0, sizeof(*ss));
-    if (!colon || !colon[1] || (size_t)(colon - addr) >= sizeof(host))
-        return -1;
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 0 || port > 65535)
-        return -1;
-    size_t hl = (size_t)(colon - addr);
-    memcpy(host, addr, hl);
-    host[hl] = '\0';
-    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-        host[hl - 1] = '\0';
-        if (evutil_inet_pton(AF_INET6, host + 1, &in6->sin6_addr) != 1)
-            return -1;
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-        *sslen = sizeof(*in6);
-        return 0;
-    }
-    struct sockaddr_in *in = (struct sockaddr_in *)ss;
-    if (hl == 0 || strcmp(host, "*") == 0)
-        strcpy(host, "0.0.0.0");
-    else if (strcmp(host, "localhost") == 0)
-        strcpy(host, "127.0.0.1");
-    if (evutil_inet_pton(AF_INET, host, &in->sin_addr) != 1)
-        return -1;
-    in->sin_family = AF_INET;
-    in->sin_port = htons((uint16_t)port);
-    *sslen = sizeof(*in);
-    return 0;
-}
-
 /* ---------------------------------------------------------------- public */
 
 /*
@@ -906,7 +866,7 @@ gcl_t *gcl_new(struct event_base *base, const char *addr, const struct gcl_opts 
         g->tls = opts->tls;
     }
     const char *colon = strrchr(addr, ':');
-    if (parse_hostport(addr, &g->ss, &g->sslen) == 0) {
+    if (addr_parse_hostport(addr, &g->ss, &g->sslen) == 0) {
         g->authority = xstrdup(addr);
         return g;
     }

@@ -30,6 +30,7 @@
  */
 #include "config.h"
 #include "h2s.h"
+#include "addr.h"
 #include "grpc.h"
 #include "tls.h"
 #include "util.h"
@@ -1824,54 +1825,13 @@ void h2s_set_keepalive(h2s_t *s, int interval_s, int timeout_s)
     event_add(s->sweep_ev, &tv);
 }
 
-/*
- * "1.2.3.4:port", "[::1]:port", "localhost:port", ":port" (any address) into
- * a sockaddr; port 0 allowed. Returns 0 or -1.
- */
-static int parse_hostport(const char *addr, struct sockaddr_storage *ss, int *sslen)
-{
-    const char *colon = strrchr(addr, ':');
-    char host[64];
-    memset(ss, 0, sizeof(*ss));
-    if (!colon || !colon[1] || (size_t)(colon - addr) >= sizeof(host))
-        return -1;
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 0 || port > 65535)
-        return -1;
-    size_t hl = (size_t)(colon - addr);
-    memcpy(host, addr, hl);
-    host[hl] = '\0';
-    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-        host[hl - 1] = '\0';
-        if (evutil_inet_pton(AF_INET6, host + 1, &in6->sin6_addr) != 1)
-            return -1;
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-        *sslen = sizeof(*in6);
-        return 0;
-    }
-    struct sockaddr_in *in = (struct sockaddr_in *)ss;
-    if (hl == 0 || strcmp(host, "*") == 0)
-        strcpy(host, "0.0.0.0");
-    else if (strcmp(host, "localhost") == 0)
-        strcpy(host, "127.0.0.1");
-    if (evutil_inet_pton(AF_INET, host, &in->sin_addr) != 1)
-        return -1;
-    in->sin_family = AF_INET;
-    in->sin_port = htons((uint16_t)port);
-    *sslen = sizeof(*in);
-    return 0;
-}
-
 int h2s_addr_is_local(const char *addr)
 {
     struct sockaddr_storage ss;
     int sslen;
     if (strncmp(addr, "unix:", 5) == 0)
         return 1;
-    if (parse_hostport(addr, &ss, &sslen) < 0)
+    if (addr_parse_hostport(addr, &ss, &sslen) < 0)
         return 0;
     return sockaddr_is_loopback((struct sockaddr *)&ss);
 }
@@ -1921,7 +1881,7 @@ int h2s_listen_tls(h2s_t *s, const char *addr, SSL_CTX *tls)
         sslen = sizeof(un);
         upath = xstrdup(p);
     } else {
-        if (parse_hostport(addr, &ss, &sslen) < 0) {
+        if (addr_parse_hostport(addr, &ss, &sslen) < 0) {
             log_err("h2s: listen %s: expected host:port, [v6]:port or unix:/path", addr);
             return -EINVAL;
         }

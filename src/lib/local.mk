@@ -9,5 +9,6 @@ libcoracle_a_SOURCES = \
 	src/lib/sel.c src/lib/sel.h \
 	src/lib/h2s.c src/lib/h2s.h \
 	src/lib/gcl.c src/lib/gcl.h \
+	src/lib/addr.c src/lib/addr.h \
 	src/lib/sdnotify.c src/lib/sdnotify.h
 nodist_libcoracle_a_SOURCES = $(PROTO_GEN)

@@ -8,38 +8,11 @@ import os, re, subprocess, sys, time
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
 
+import klet
+
 t = ctest.Tap()
-ctest.need_root(t)
-if not os.path.exists("/usr/sbin/runc") or not os.path.exists("/bin/busybox"):
-    t.skip_all("needs runc and busybox-static")
-c = ctest.Cluster(t, "50-kubelet-pod")
+c, root, runc_root = klet.busybox_node(t, "50-kubelet-pod")
 pb = c.pb
-root = os.path.join(c.dir, "kroot")
-runc_root = os.path.join(root, "runc")
-
-
-def cleanup():
-    # Whatever the kubelet left (it was stopped first): containers, mounts.
-    subprocess.run("for id in $(runc --root %s list -q 2>/dev/null); do runc --root %s kill $id KILL;"
-                   " runc --root %s delete -f $id; done 2>/dev/null;"
-                   " grep -F ' %s/' /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l"
-                   % (runc_root, runc_root, runc_root, root), shell=True)
-
-
-c.on_teardown(cleanup)
-os.makedirs(os.path.join(root, "images", "import"))
-# The image tarball comes from contrib/images (cached under /var/cache/coracle/images); the
-# kubelet imports it from its drop-in folder at start. Retried: the script has been seen to
-# fail now and then (SIGPIPE, 141) while it was being edited.
-for _ in range(3):
-    r = subprocess.run([os.path.join(ctest.SRC, "contrib/images/busybox.sh")], capture_output=True, text=True)
-    if r.returncode == 0 and os.path.exists(r.stdout.strip()):
-        import shutil
-        shutil.copy(r.stdout.strip(), os.path.join(root, "images", "import", "busybox.tar"))
-        break
-    time.sleep(0.5)
-else:
-    t.bail("contrib/images/busybox.sh failed (%d): %s" % (r.returncode, r.stderr.strip()[-300:]))
 api = c.start_apiserver()
 hz = "127.0.0.1:%d" % ctest.free_port()
 k = c.start_kubelet("node1", "--crashloop-backoff-base", "1", "--healthz-listen", hz, root_dir=root)

@@ -366,6 +366,16 @@ class Cluster:
             time.sleep(interval)
 
 
+def node_cleanup(root, runc_root=None):
+    """What a kubelet under root left (it was stopped first): its runc
+    containers, then every mount below root."""
+    runc_root = runc_root or os.path.join(root, "runc")
+    subprocess.run("for id in $(runc --root %s list -q 2>/dev/null); do runc --root %s kill $id KILL;"
+                   " runc --root %s delete -f $id; done 2>/dev/null;"
+                   " grep -F ' %s/' /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l"
+                   % (runc_root, runc_root, runc_root, root), shell=True)
+
+
 def need_root(tap):
     if os.geteuid() != 0:
         tap.skip_all("needs root")

@@ -54,10 +54,7 @@ class Seed:
 
     def cleanup(self):
         """Whatever a failed test left: containers, mounts, namespaces."""
-        subprocess.run("for id in $(runc --root %s list -q 2>/dev/null); do runc --root %s kill $id KILL;"
-                       " runc --root %s delete -f $id; done 2>/dev/null;"
-                       " grep -F ' %s/' /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l"
-                       % (self.runc_root, self.runc_root, self.runc_root, self.root), shell=True)
+        ctest.node_cleanup(self.root, self.runc_root)
 
     def watch(self):
         """Starts `coraclectl get po -w`; returns a Watch collecting its lines."""

@@ -1,0 +1,35 @@
+"""klet: the start the kubelet's end-to-end tests share.
+
+A cluster in a temporary directory whose node root (kroot) has the busybox
+image from contrib/images in its drop-in folder, and whose containers and
+mounts are removed at teardown, also when the test fails.
+"""
+import os
+import shutil
+import subprocess
+import time
+
+import ctest
+
+
+def busybox_node(t, name):
+    """Returns (cluster, root, runc_root); skips the test without root, runc or busybox-static."""
+    ctest.need_root(t)
+    if not os.path.exists("/usr/sbin/runc") or not os.path.exists("/bin/busybox"):
+        t.skip_all("needs runc and busybox-static")
+    c = ctest.Cluster(t, name)
+    root = os.path.join(c.dir, "kroot")
+    runc_root = os.path.join(root, "runc")
+    c.on_teardown(lambda: ctest.node_cleanup(root, runc_root))
+    os.makedirs(os.path.join(root, "images", "import"))
+    # The image tarball comes from contrib/images (cached under /var/cache/coracle/images);
+    # the kubelet imports it from its drop-in folder at start.
+    for _ in range(3):
+        r = subprocess.run([os.path.join(ctest.SRC, "contrib/images/busybox.sh")], capture_output=True, text=True)
+        if r.returncode == 0 and os.path.exists(r.stdout.strip()):
+            shutil.copy(r.stdout.strip(), os.path.join(root, "images", "import", "busybox.tar"))
+            break
+        time.sleep(0.5)
+    else:
+        t.bail("contrib/images/busybox.sh failed (%d): %s" % (r.returncode, r.stderr.strip()[-300:]))
+    return c, root, runc_root

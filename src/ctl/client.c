@@ -4,6 +4,7 @@
  */
 #include "config.h"
 #include "client.h"
+#include "output.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -788,4 +789,31 @@ int ctl_watch_run(struct ctl_watch *w, const char *start_rv)
     free(w->rv);
     w->rv = NULL;
     return w->rc;
+}
+
+int ctl_list_names(struct ctl_client *c, const struct kind *k, const char *lsel,
+                   ProtobufCMessage **list, const char ***names, size_t *n)
+{
+    Coracle__V1__ListRequest req = CORACLE__V1__LIST_REQUEST__INIT;
+    req.namespace_ = (char *)(k->namespaced ? ctl_namespace() : "");
+    req.labelselector = (char *)lsel;
+    char *err;
+    int code = ctl_list_all(c, k, &req, list, &err);
+    if (code != GRPC_OK) {
+        ctl_print_error(c, code, err);
+        free(err);
+        return -1;
+    }
+    size_t ni;
+    ProtobufCMessage **items = ctl_list_items(*list, &ni);
+    *names = xcalloc(ni + 1, sizeof(**names));
+    *n = 0;
+    for (size_t i = 0; i < ni; i++) {
+        const Coracle__V1__ObjectMeta *md = kind_meta(items[i]);
+        if (md && md->name)
+            (*names)[(*n)++] = md->name;
+    }
+    if (!*n)
+        ctl_print_none(k, k->namespaced ? ctl_namespace() : NULL);
+    return 0;
 }

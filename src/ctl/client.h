@@ -53,6 +53,17 @@ int ctl_list_all(struct ctl_client *c, const struct kind *k, const Coracle__V1__
                  ProtobufCMessage **resp, char **errmsg);
 
 /*
+ * The names of every object of kind k in the current namespace matching the
+ * label selector lsel (may be NULL), as `delete --all` and `describe TYPE`
+ * take them. Returns 0 with *list (free with protobuf_c_message_free_unpacked)
+ * and *names (malloc'd, pointing into *list; free it first) holding *n names,
+ * printing kubectl's "No resources found" when there are none; or -1 after
+ * printing the error.
+ */
+int ctl_list_names(struct ctl_client *c, const struct kind *k, const char *lsel,
+                   ProtobufCMessage **list, const char ***names, size_t *n);
+
+/*
  * Prints code/message as kubectl does, to stderr: `Error from server
  * (NotFound): pods "x" not found`, `error: You must be logged in to the
  * server (Unauthorized)`, or the connection errors (`The connection to the

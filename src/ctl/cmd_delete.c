@@ -199,27 +199,10 @@ int ctl_cmd_delete(int argc, char **argv)
         goto out_free;
     if (k && !nnames) {
         /* --all / -l: delete what a list finds */
-        Coracle__V1__ListRequest req = CORACLE__V1__LIST_REQUEST__INIT;
-        req.namespace_ = (char *)(k->namespaced ? ctl_namespace() : "");
-        req.labelselector = (char *)lsel;
-        char *err;
-        int code = ctl_list_all(&c, k, &req, &list, &err);
-        if (code != GRPC_OK) {
-            ctl_print_error(&c, code, err);
-            free(err);
+        if (ctl_list_names(&c, k, lsel, &list, &names, &nnames) < 0) {
             ctl_client_close(&c);
             goto out_free;
         }
-        size_t n;
-        ProtobufCMessage **items = ctl_list_items(list, &n);
-        names = xcalloc(n + 1, sizeof(*names));
-        for (size_t i = 0; i < n; i++) {
-            const Coracle__V1__ObjectMeta *md = kind_meta(items[i]);
-            if (md && md->name)
-                names[nnames++] = md->name;
-        }
-        if (!nnames)
-            ctl_print_none(k, k->namespaced ? ctl_namespace() : NULL);
     }
     rc = 0;
     for (size_t i = 0; i < nnames; i++)

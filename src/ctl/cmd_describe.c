@@ -183,27 +183,10 @@ int ctl_cmd_describe(int argc, char **argv)
         goto out_free;
     if (!n) {
         /* no name: every object of the type (matching -l), as kubectl does */
-        Coracle__V1__ListRequest req = CORACLE__V1__LIST_REQUEST__INIT;
-        req.namespace_ = (char *)(k->namespaced ? ctl_namespace() : "");
-        req.labelselector = (char *)lsel;
-        char *err;
-        int code = ctl_list_all(&c, k, &req, &list, &err);
-        if (code != GRPC_OK) {
-            ctl_print_error(&c, code, err);
-            free(err);
+        if (ctl_list_names(&c, k, lsel, &list, &names, &n) < 0) {
             ctl_client_close(&c);
             goto out_free;
         }
-        size_t ni;
-        ProtobufCMessage **items = ctl_list_items(list, &ni);
-        names = xcalloc(ni + 1, sizeof(*names));
-        for (size_t i = 0; i < ni; i++) {
-            const Coracle__V1__ObjectMeta *md = kind_meta(items[i]);
-            if (md && md->name)
-                names[n++] = md->name;
-        }
-        if (!n)
-            ctl_print_none(k, k->namespaced ? ctl_namespace() : NULL);
     }
     rc = 0;
     struct describe_cache dc = {0};

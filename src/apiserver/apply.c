@@ -96,6 +96,16 @@ static int nochange(struct apply_op *o, const void *cur, size_t len)
     return 0;
 }
 
+/* Writes m unless it equals the stored object: no change, no new revision. */
+static int write_if_changed(struct apply_op *o, ProtobufCMessage *m, const void *cur,
+                            size_t cur_len, uint64_t rev, void **out, size_t *out_len)
+{
+    ProtobufCMessage *stored = obj_decode(o->k->desc, cur, cur_len);
+    bool same = stored && obj_equal(m, stored);
+    obj_free(stored);
+    return same ? nochange(o, cur, cur_len) : write_obj(m, rev, out, out_len);
+}
+
 /* The object's sub-message field by name ("spec", "status"), or NULL if the kind has none. */
 static ProtobufCMessage **msg_field(ProtobufCMessage *m, const char *name)
 {
@@ -224,13 +234,7 @@ static int apply_update(struct apply_op *o, const void *cur, size_t cur_len, uin
     }
     /* unchanged (resourceVersion aside): no write, no new revision */
     obj_set_str(&nm->resourceversion, cm->resourceversion);
-    ProtobufCMessage *again = obj_decode(o->k->desc, cur, cur_len);
-    bool same = again && obj_equal(n, again);
-    obj_free(again);
-    if (same)
-        r = nochange(o, cur, cur_len);
-    else
-        r = write_obj(n, rev, out, out_len);
+    r = write_if_changed(o, n, cur, cur_len, rev, out, out_len);
 out:
     obj_free(c);
     return r;
@@ -249,14 +253,8 @@ static int apply_status(struct apply_op *o, const void *cur, size_t cur_len, uin
     int r = check_rv(o, obj_meta(o->obj), obj_meta(c));
     if (r)
         goto out;
-    ProtobufCMessage *old = obj_decode(o->k->desc, cur, cur_len);
     swap_field(c, o->obj, "status");
-    bool same = old && obj_equal(c, old);
-    obj_free(old);
-    if (same)
-        r = nochange(o, cur, cur_len);
-    else
-        r = write_obj(c, rev, out, out_len);
+    r = write_if_changed(o, c, cur, cur_len, rev, out, out_len);
 out:
     obj_free(c);
     return r;

@@ -39,26 +39,32 @@ t.is_(e.code, grpc.StatusCode.INVALID_ARGUMENT, "bind without a target")
 
 # concurrent binders: exactly one wins
 ok_count = 0
+bad_rounds = []
 for round_ in range(5):
     name = "race-%d" % round_
     api.call("Pods", "Create", simple_pod(name))
     results = []
     clients = [ctest.Client(c.api_addr) for _ in range(4)]
     def binder(cl, node):
-        _, e = cl.try_call("Pods", "Bind", binding(name, node))
-        results.append((node, e.code if e else None))
+        try:
+            _, e = cl.try_call("Pods", "Bind", binding(name, node))
+            results.append((node, e.code if e else None, e.message if e else None))
+        except Exception as x:  # reported, never lost in the thread
+            results.append((node, "exception", repr(x)))
     th = [threading.Thread(target=binder, args=(clients[i], "node-%d" % i)) for i in range(4)]
     [x.start() for x in th]
     [x.join() for x in th]
     [cl.close() for cl in clients]
-    winners = [n for n, code in results if code is None]
-    losers = [code for n, code in results if code is not None]
+    winners = [n for n, code, _ in results if code is None]
+    losers = [code for n, code, _ in results if code is not None]
     final = api.call("Pods", "Get", pb.GetRequest(name=name))
-    if len(winners) == 1 and all(x == grpc.StatusCode.ABORTED for x in losers) and final.spec.nodeName == winners[0]:
+    if len(results) == 4 and len(winners) == 1 and all(x == grpc.StatusCode.ABORTED for x in losers) and final.spec.nodeName == winners[0]:
         ok_count += 1
     else:
-        t.diag("round %d: %r, final %s" % (round_, results, final.spec.nodeName))
+        bad_rounds.append("round %d: %r, final %s" % (round_, results, final.spec.nodeName))
 t.is_(ok_count, 5, "4 concurrent binders x 5 rounds: exactly one wins each time, the rest conflict")
+for line in bad_rounds:
+    t.diag(line)
 
 # ---- graceful delete ----
 p = api.call("Pods", "Get", pb.GetRequest(name="b1"))

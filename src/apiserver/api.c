@@ -310,7 +310,7 @@ static void gen_name(Coracle__V1__ObjectMeta *m)
         v /= BASE;
     }
     sfx[5] = 0;
-    char *n = xasprintf("%s%s", m->generatename, sfx);
+    char *n = xconcat(m->generatename, sfx, NULL);
     free(m->name);
     m->name = n;
 }

@@ -18,7 +18,7 @@ libapiserver_a_SOURCES = \
 	src/apiserver/metrics.c src/apiserver/metrics.h
 bin_PROGRAMS += coracle-apiserver
 coracle_apiserver_SOURCES = src/apiserver/main.c
-coracle_apiserver_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS)
+coracle_apiserver_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS) $(MALLOC_LIBS)
 
 # ---- unit tests ----
 check_PROGRAMS += t/unit/test_sel

@@ -36,7 +36,7 @@ static long long watch_memory_limit = 256 << 20;
 static long long bookmark_interval = 60;
 static long long node_monitor_grace = 40;
 static char *tls_cert_file, *tls_key_file, *client_ca_file, *token_auth_file, *policy_file;
-static long long max_inflight = 400, max_mutating_inflight = 200, max_watches = 1000;
+static long long max_inflight = 400, max_mutating_inflight = 1000, max_watches = 1000;
 static int insecure_loopback;
 
 static const struct cfg_opt opts[] = {
@@ -73,7 +73,7 @@ static const struct cfg_opt opts[] = {
     {"max-requests-inflight", CFG_INT, &max_inflight, "N",
      "unary read calls in flight before RESOURCE_EXHAUSTED; 0 = no limit (default 400)"},
     {"max-mutating-requests-inflight", CFG_INT, &max_mutating_inflight, "N",
-     "unary write calls in flight before RESOURCE_EXHAUSTED; 0 = no limit (default 200)"},
+     "unary write calls in flight before RESOURCE_EXHAUSTED; 0 = no limit (default 1000)"},
     {"insecure-loopback", CFG_BOOL, &insecure_loopback, NULL,
      "with TLS configured, still serve loopback TCP addresses in cleartext (default false)"},
     {"max-watches-per-user", CFG_INT, &max_watches, "N",

@@ -53,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -117,6 +118,8 @@ struct conn {
     struct conn *prev, *next; /* s->conns */
     struct conn *dirty_next;  /* s->dirty */
     int dirty;
+    struct conn *urgent_next; /* s->urgent */
+    int urgent;
     int in_recv;
     int closing;      /* close once the output is flushed */
     int h1_paused;    /* HTTP/1.1: reading stopped until the client reads our answers */
@@ -208,8 +211,17 @@ struct h2s {
     h2s_http_fn http_fn;
     void *http_arg;
     struct conn *conns;
-    struct conn *dirty;
+    /*
+     * Connections with frames to send: urgent ones (an answer to a unary
+     * call) first and all at once; then the rest (watch events, in FIFO
+     * order) in slices of FLUSH_SLICE_NS, so that a fan-out to thousands of
+     * streams does not hold a Get's answer, nor the reading of new requests,
+     * for the whole of its pass.
+     */
+    struct conn *urgent;
+    struct conn *dirty, *dirty_tail;
     struct event *flush_ev;
+    struct event *flush_later_ev;
     struct event *sweep_ev;
     nghttp2_session_callbacks *cbs;
     nghttp2_option *opt;
@@ -267,14 +279,41 @@ static nghttp2_nv nv_make(const char *n, const char *v)
     return nv;
 }
 
+#define FLUSH_SLICE_NS 1000000 /* bulk sending per loop pass, at most */
+
 static void mark_dirty(struct conn *c)
 {
+    h2s_t *s = c->s;
     if (c->dying || c->dirty || c->in_recv)
         return;
     c->dirty = 1;
-    c->dirty_next = c->s->dirty;
-    c->s->dirty = c;
-    event_active(c->s->flush_ev, EV_WRITE, 0);
+    c->dirty_next = NULL;
+    if (s->dirty_tail)
+        s->dirty_tail->dirty_next = c;
+    else
+        s->dirty = c;
+    s->dirty_tail = c;
+    event_active(s->flush_ev, EV_WRITE, 0);
+}
+
+static void mark_urgent(struct conn *c)
+{
+    h2s_t *s = c->s;
+    if (c->dying || c->urgent || c->in_recv)
+        return;
+    c->urgent = 1;
+    c->urgent_next = s->urgent;
+    s->urgent = c;
+    event_active(s->flush_ev, EV_WRITE, 0);
+}
+
+/* An answer to a unary call (or a plain HTTP one) goes out before bulk watch traffic. */
+static void mark_dirty_for(h2s_call_t *call)
+{
+    if (call->route && call->route->kind != H2S_UNARY)
+        mark_dirty(call->conn);
+    else
+        mark_urgent(call->conn);
 }
 
 /* ---------------------------------------------------------------- calls */
@@ -713,7 +752,7 @@ static void call_kick(h2s_call_t *c)
         c->deferred = 0;
         nghttp2_session_resume_data(c->conn->ngh, c->sid);
     }
-    mark_dirty(c->conn);
+    mark_dirty_for(c);
 }
 
 /*
@@ -746,7 +785,7 @@ static void call_end(h2s_call_t *c, int code, const char *message)
         int rv = nghttp2_submit_response(c->conn->ngh, c->sid, nv, nnv, NULL);
         if (rv != 0)
             log_debug("h2s: submit_response on stream %d: %s", c->sid, nghttp2_strerror(rv));
-        mark_dirty(c->conn);
+        mark_dirty_for(c);
         return;
     }
     call_kick(c);
@@ -772,7 +811,7 @@ static void call_http_respond(h2s_call_t *c, int status, const char *ctype, char
     int rv = nghttp2_submit_response(c->conn->ngh, c->sid, nv, ARRAY_SIZE(nv), c->qn ? &dp : NULL);
     if (rv != 0)
         log_debug("h2s: submit_response on stream %d: %s", c->sid, nghttp2_strerror(rv));
-    mark_dirty(c->conn);
+    mark_dirty_for(c);
 }
 
 static void http_dispatch(h2s_t *s, const char *path, int *status, const char **ctype, char **body,
@@ -1273,6 +1312,19 @@ static void conn_send(struct conn *c)
         stage_flush(s, out);
         s->sowner = NULL;
     }
+    /*
+     * Write now, not in the bufferevent's write callback: those all run in
+     * one pass of the loop after the poll, and a change fanned out to a
+     * thousand connections would make a thousand writev calls there before a
+     * waiting request is read. Here they fall in flush_cb's time slices.
+     * (TLS goes through the bufferevent: OpenSSL owns the framing.)
+     */
+    if (!c->tls && evbuffer_get_length(out)) {
+        int w = evbuffer_write_atmost(out, bufferevent_getfd(c->bev), OUT_HIGH);
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            log_debug("h2s: %s: write: %s", c->peer,
+                      strerror(errno)); /* the bufferevent sees it too */
+    }
     if (!nghttp2_session_want_read(c->ngh) && !nghttp2_session_want_write(c->ngh)) {
         conn_close_later(c);
         return;
@@ -1545,12 +1597,25 @@ static void conn_free(struct conn *c)
     h2s_t *s = c->s;
     c->dying = 1;
     if (c->dirty) {
-        struct conn **pp = &s->dirty;
-        while (*pp && *pp != c)
+        struct conn **pp = &s->dirty, *prev = NULL;
+        while (*pp && *pp != c) {
+            prev = *pp;
             pp = &(*pp)->dirty_next;
-        if (*pp)
+        }
+        if (*pp) {
             *pp = c->dirty_next;
+            if (s->dirty_tail == c)
+                s->dirty_tail = prev;
+        }
         c->dirty = 0;
+    }
+    if (c->urgent) {
+        struct conn **pp = &s->urgent;
+        while (*pp && *pp != c)
+            pp = &(*pp)->urgent_next;
+        if (*pp)
+            *pp = c->urgent_next;
+        c->urgent = 0;
     }
     while (c->calls) {
         h2s_call_t *call = c->calls;
@@ -1575,9 +1640,26 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     h2s_t *s = arg;
-    while (s->dirty) {
+    int64_t t0 = mono_ns();
+    for (;;) {
+        while (s->urgent) {
+            struct conn *c = s->urgent;
+            s->urgent = c->urgent_next;
+            c->urgent = 0;
+            conn_send(c);
+        }
+        if (!s->dirty)
+            return;
+        if (mono_ns() - t0 > FLUSH_SLICE_NS) {
+            /* the rest after the next poll: new requests get read (and answered) first */
+            static const struct timeval now = {0, 0};
+            evtimer_add(s->flush_later_ev, &now);
+            return;
+        }
         struct conn *c = s->dirty;
         s->dirty = c->dirty_next;
+        if (!s->dirty)
+            s->dirty_tail = NULL;
         c->dirty = 0;
         conn_send(c);
     }
@@ -1804,6 +1886,7 @@ h2s_t *h2s_new(struct event_base *base, const struct h2s_config *cfg)
     nghttp2_option_set_max_settings(s->opt, 32);
 
     s->flush_ev = event_new(base, -1, 0, flush_cb, s);
+    s->flush_later_ev = evtimer_new(base, flush_cb, s);
     s->sweep_ev = event_new(base, -1, EV_PERSIST, sweep_cb, s);
     s->dispatch_ev = event_new(base, -1, 0, dispatch_cb, s);
     h2s_set_keepalive(s, 60, 20);
@@ -1954,6 +2037,80 @@ void h2s_stop_accepting(h2s_t *s)
     }
 }
 
+/*
+ * Shutdown: how long the answers already made may take to leave, and the
+ * peers to close their side, before the sockets are closed anyway.
+ */
+#define LINGER_NS (1000 * 1000000LL)
+
+static int poll_until(int fd, short ev, int64_t deadline)
+{
+    int64_t left = deadline - mono_ns();
+    if (left <= 0)
+        return 0;
+    struct pollfd p = {.fd = fd, .events = ev};
+    return poll(&p, 1, (int)(left / 1000000) + 1);
+}
+
+/* Writes all of buf (nonblocking fd) by deadline, or gives up. */
+static void send_all(int fd, const uint8_t *buf, size_t n, int64_t deadline, const char *peer)
+{
+    while (n) {
+        ssize_t w = send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w > 0) {
+            buf += w;
+            n -= (size_t)w;
+        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (poll_until(fd, POLLOUT, deadline) <= 0)
+                break;
+        } else if (w < 0 && errno != EINTR) {
+            log_debug("h2s: %s: final write: %s", peer, strerror(errno));
+            break;
+        }
+    }
+}
+
+/*
+ * Lingering close: the fds (their writing side shut) are read and the input
+ * dropped until each peer closes, or until deadline. Closing a socket with
+ * unread input sends an RST, and an RST can make the peer's kernel throw
+ * away our last answers before its client reads them.
+ */
+static void linger_close(int *fds, size_t n, int64_t deadline)
+{
+    struct pollfd *p = xcalloc(n + 1, sizeof(*p));
+    size_t nopen = n;
+    for (size_t i = 0; i < n; i++)
+        p[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+    char junk[4096];
+    while (nopen) {
+        int64_t left = deadline - mono_ns();
+        if (left <= 0)
+            break;
+        int r = poll(p, n, (int)(left / 1000000) + 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            if (p[i].fd < 0 || !p[i].revents)
+                continue;
+            ssize_t k;
+            while ((k = recv(p[i].fd, junk, sizeof(junk), MSG_DONTWAIT)) > 0)
+                ;
+            if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                close(p[i].fd);
+                p[i].fd = -1;
+                nopen--;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (p[i].fd >= 0)
+            close(p[i].fd);
+    free(p);
+}
+
 void h2s_free(h2s_t *s)
 {
     if (!s)
@@ -1972,10 +2129,16 @@ void h2s_free(h2s_t *s)
         next = c->next;
         if (c->mode == CM_H2 && !c->closing) {
             c->dirty = 0;
+            c->urgent = 0;
             conn_send(c);
         }
     }
-    s->dirty = NULL;
+    s->dirty = s->dirty_tail = s->urgent = NULL;
+    int64_t deadline = mono_ns() + LINGER_NS;
+    size_t nconns = 0, nlinger = 0;
+    for (struct conn *c = s->conns; c; c = c->next)
+        nconns++;
+    int *linger = xcalloc(nconns + 1, sizeof(*linger));
     while (s->conns) {
         struct conn *c = s->conns;
         struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -1987,16 +2150,20 @@ void h2s_free(h2s_t *s)
             if (ssl && SSL_is_init_finished(ssl) &&
                 SSL_write(ssl, evbuffer_pullup(out, -1), (int)n) <= 0)
                 ERR_clear_error();
-        } else if (n && send(fd, evbuffer_pullup(out, -1), n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-            log_debug("h2s: %s: final write: %s", c->peer, strerror(errno));
+        } else if (n) {
+            send_all(fd, evbuffer_pullup(out, -1), n, deadline, c->peer);
         }
-        /* FIN rather than RST: drop what the peer sent that we never read */
+        /* FIN, then read until the peer's FIN: a close with unread input would be an RST */
         shutdown(fd, SHUT_WR);
-        char junk[4096];
-        while (recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0)
-            ;
+        if (fd >= 0 && nlinger < nconns) {
+            int d = dup(fd);
+            if (d >= 0)
+                linger[nlinger++] = d;
+        }
         conn_free(c);
     }
+    linger_close(linger, nlinger, deadline);
+    free(linger);
     for (size_t i = 0; i < s->nls; i++) {
         free(s->ls[i]->unix_path);
         SSL_CTX_free(s->ls[i]->tls);
@@ -2019,6 +2186,7 @@ void h2s_free(h2s_t *s)
         free(c);
     }
     event_free(s->flush_ev);
+    event_free(s->flush_later_ev);
     event_free(s->sweep_ev);
     event_free(s->dispatch_ev);
     nghttp2_session_callbacks_del(s->cbs);

@@ -106,5 +106,5 @@ void kind_set_meta(ProtobufCMessage *obj, Coracle__V1__ObjectMeta *meta)
 
 char *kind_key(const struct kind *k, const char *ns, const char *name)
 {
-    return xasprintf("%s/%s/%s", k->resource, k->namespaced && ns ? ns : "", name ? name : "");
+    return xconcat(k->resource, "/", k->namespaced && ns ? ns : "", "/", name ? name : "", NULL);
 }

@@ -90,6 +90,37 @@ char *xasprintf(const char *fmt, ...)
     return s;
 }
 
+char *xu64str(uint64_t v)
+{
+    char b[21], *p = b + sizeof(b);
+    *--p = 0;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return xstrdup(p);
+}
+
+char *xconcat(const char *s, ...)
+{
+    va_list ap;
+    size_t n = 0;
+    va_start(ap, s);
+    for (const char *p = s; p; p = va_arg(ap, const char *))
+        n += strlen(p);
+    va_end(ap);
+    char *r = xmalloc(n + 1), *w = r;
+    va_start(ap, s);
+    for (const char *p = s; p; p = va_arg(ap, const char *)) {
+        size_t l = strlen(p);
+        memcpy(w, p, l);
+        w += l;
+    }
+    va_end(ap);
+    *w = 0;
+    return r;
+}
+
 void log_init(const char *progname)
 {
     const char *slash = strrchr(progname, '/');

@@ -25,6 +25,10 @@ char *xstrndup(const char *s, size_t n);
 void *xmemdup(const void *p, size_t n);
 char *xasprintf(const char *fmt, ...) PRINTF(1, 2);
 char *xvasprintf(const char *fmt, va_list ap);
+/* v in decimal (malloc'd), without printf's format parsing. */
+char *xu64str(uint64_t v);
+/* The strings up to a NULL, one after the other (malloc'd): no format to parse. */
+char *xconcat(const char *s, ...) __attribute__((sentinel));
 
 /* Logging. Levels follow syslog; the default is LOG_LVL_INFO. */
 enum log_level {

@@ -11,7 +11,7 @@ libscheduler_a_SOURCES = \
 
 bin_PROGRAMS += coracle-scheduler
 coracle_scheduler_SOURCES = src/scheduler/main.c
-coracle_scheduler_LDADD = libscheduler.a libcoracle.a $(COMMON_LIBS) -lm
+coracle_scheduler_LDADD = libscheduler.a libcoracle.a $(COMMON_LIBS) -lm $(MALLOC_LIBS)
 
 # ---- unit tests ----
 check_PROGRAMS += t/unit/test_qty

@@ -67,6 +67,15 @@ class Tap:
         self.failed = 0
         self._done = False
         sys.stdout.reconfigure(line_buffering=True)
+        # CORACLE_TAP_LOG=DIR: a copy of the TAP stream in DIR/SCRIPT.log, so
+        # that contrib/test-all can show a failure's diagnostics after prove's
+        # (quiet) run.
+        self._log = None
+        logdir = os.environ.get("CORACLE_TAP_LOG")
+        if logdir:
+            os.makedirs(logdir, exist_ok=True)
+            name = os.path.basename(sys.argv[0]) + ".log"
+            self._log = open(os.path.join(logdir, name), "w", buffering=1)
         prev_hook = sys.excepthook
 
         def hook(tp, val, tb):
@@ -78,9 +87,14 @@ class Tap:
         sys.excepthook = hook
         self._prev_hook = prev_hook
 
+    def _out(self, line):
+        print(line)
+        if self._log:
+            self._log.write(line + "\n")
+
     def ok(self, cond, name):
         self.n += 1
-        print("%sok %d - %s" % ("" if cond else "not ", self.n, name.replace("\n", " ")))
+        self._out("%sok %d - %s" % ("" if cond else "not ", self.n, name.replace("\n", " ")))
         if not cond:
             self.failed += 1
             frame = traceback.extract_stack()[-3] if len(traceback.extract_stack()) >= 3 else None
@@ -105,25 +119,25 @@ class Tap:
     def skip(self, why, count=1):
         for _ in range(count):
             self.n += 1
-            print("ok %d # skip %s" % (self.n, why))
+            self._out("ok %d # skip %s" % (self.n, why))
 
     def diag(self, msg):
         for line in str(msg).split("\n"):
-            print("# " + line)
+            self._out("# " + line)
 
     def bail(self, why):
-        print("Bail out! " + why)
+        self._out("Bail out! " + why)
         sys.exit(255)
 
     def skip_all(self, why):
-        print("1..0 # SKIP " + why)
+        self._out("1..0 # SKIP " + why)
         self._done = True
         sys.exit(0)
 
     def done(self):
         if not self._done:
             self._done = True
-            print("1..%d" % self.n)
+            self._out("1..%d" % self.n)
         sys.exit(1 if self.failed else 0)
 
 

@@ -558,5 +558,5 @@ def todo_ok(t, cond, name, why):
     if os.environ.get("CORACLE_STRICT"):
         return t.ok(cond, name)
     t.n += 1
-    print("%sok %d - %s # TODO %s" % ("" if cond else "not ", t.n, name, why))
+    t._out("%sok %d - %s # TODO %s" % ("" if cond else "not ", t.n, name, why))
     return cond

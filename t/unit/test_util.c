@@ -52,6 +52,18 @@ static void test_kinds(void)
     k = kind_key(&kind_node, "ignored", "n1");
     is_str(k, "nodes//n1", "cluster-scoped key");
     free(k);
+    k = xu64str(0);
+    is_str(k, "0", "xu64str(0)");
+    free(k);
+    k = xu64str(UINT64_MAX);
+    is_str(k, "18446744073709551615", "xu64str(UINT64_MAX)");
+    free(k);
+    k = xconcat("", NULL);
+    is_str(k, "", "xconcat of one empty string");
+    free(k);
+    k = xconcat("ab", "", "c", "def", NULL);
+    is_str(k, "abcdef", "xconcat joins in order");
+    free(k);
 }
 
 static void test_cfg(void)

@@ -1641,7 +1641,8 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     h2s_t *s = arg;
     int64_t t0 = mono_ns();
-    for (;;) {
+    /* at least one bulk connection per pass: a flood of unary calls cannot starve watches */
+    for (int nbulk = 0;; nbulk++) {
         while (s->urgent) {
             struct conn *c = s->urgent;
             s->urgent = c->urgent_next;
@@ -1650,7 +1651,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
         }
         if (!s->dirty)
             return;
-        if (mono_ns() - t0 > FLUSH_SLICE_NS) {
+        if (nbulk && mono_ns() - t0 > FLUSH_SLICE_NS) {
             /* the rest after the next poll: new requests get read (and answered) first */
             static const struct timeval now = {0, 0};
             evtimer_add(s->flush_later_ev, &now);

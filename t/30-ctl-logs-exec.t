@@ -23,14 +23,7 @@ root = os.path.join(c.dir, "kroot")
 runc_root = os.path.join(root, "runc")
 
 
-def cleanup():
-    subprocess.run("for id in $(runc --root %s list -q 2>/dev/null); do runc --root %s kill $id KILL;"
-                   " runc --root %s delete -f $id; done 2>/dev/null;"
-                   " grep -F ' %s/' /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l"
-                   % (runc_root, runc_root, runc_root, root), shell=True)
-
-
-c.on_teardown(cleanup)
+c.on_teardown(lambda: ctest.node_cleanup(root, runc_root))
 os.makedirs(os.path.join(root, "images", "import"))
 for _ in range(3):
     if subprocess.call([os.path.join(ctest.SRC, "contrib/images/busybox.sh"), "-o",

@@ -21,10 +21,8 @@ net = random.randrange(1, 250)
 
 
 def cleanup():
-    subprocess.run("for id in $(runc --root %s list -q 2>/dev/null); do runc --root %s kill $id KILL;"
-                   " runc --root %s delete -f $id; done 2>/dev/null;"
-                   " grep -F ' %s/' /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l;"
-                   " ip link del %s 2>/dev/null" % (runc_root, runc_root, runc_root, root, bridge), shell=True)
+    ctest.node_cleanup(root, runc_root)
+    subprocess.run(["ip", "link", "del", bridge], stderr=subprocess.DEVNULL)
 
 
 c.on_teardown(cleanup)

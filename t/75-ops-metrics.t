@@ -145,13 +145,7 @@ else:
     root = os.path.join(c.dir, "kroot")
     runc_root = os.path.join(root, "runc")
 
-    def kcleanup():
-        subprocess.run("for id in $(runc --root %s list -q 2>/dev/null); do runc --root %s kill $id KILL;"
-                       " runc --root %s delete -f $id; done 2>/dev/null;"
-                       " grep -F ' %s/' /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l"
-                       % (runc_root, runc_root, runc_root, root), shell=True)
-
-    c.on_teardown(kcleanup)
+    c.on_teardown(lambda: ctest.node_cleanup(root, runc_root))
     os.makedirs(os.path.join(root, "images", "import"))
     img = None
     for _ in range(3):

@@ -45,11 +45,7 @@ def runc_ids(node, status=None):
 
 def cleanup():
     for root in roots.values():
-        rr = os.path.join(root, "runc")
-        subprocess.run("for id in $(runc --root %s list -q 2>/dev/null); do runc --root %s kill $id KILL;"
-                       " runc --root %s delete -f $id; done 2>/dev/null;"
-                       " grep -F ' %s/' /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l"
-                       % (rr, rr, rr, root), shell=True)
+        ctest.node_cleanup(root)
 
 
 fu.always(cleanup, c)

@@ -36,10 +36,7 @@ rr = os.path.join(root, "runc")
 
 
 def cleanup():
-    subprocess.run("for id in $(runc --root %s list -q 2>/dev/null); do runc --root %s kill $id KILL;"
-                   " runc --root %s delete -f $id; done 2>/dev/null;"
-                   " grep -F ' %s/' /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l"
-                   % (rr, rr, rr, root), shell=True)
+    ctest.node_cleanup(root, rr)
     fu.sh("ip link del %s 2>/dev/null; ip netns del %s 2>/dev/null" % (host_if, ns))
 
 

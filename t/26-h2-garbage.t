@@ -107,6 +107,46 @@ try:
     exchange(port, d, timeout=3.0)
     ok(proc.poll() is None and b"hello" in exchange(port, conversation()),
        "rapid reset flood: server alive and answering")
+
+    # A client that sends 900 requests (4 KiB answers each), reads nothing
+    # for a second (the server's output passes its high-water mark: it stops
+    # reading), then reads: every answer must arrive. (A drained output must
+    # wake the paused connection, whoever wrote it.)
+    import threading
+    import time
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    s.connect(("127.0.0.1", port))
+    window = (1 << 31) - 1
+    d = PREFACE + frame(4, 0, 0, struct.pack(">HI", 4, window)) + \
+        frame(8, 0, 0, struct.pack(">I", window - 65535))
+    for sid in range(1, 1800, 2):
+        d += grpc_request(sid, msg=b"y" * 4096)
+    sender = threading.Thread(target=lambda: s.sendall(d), daemon=True)
+    sender.start()
+    time.sleep(1.0)
+    s.settimeout(10)
+    buf, ended = b"", 0
+    try:
+        while ended < 900:
+            b = s.recv(1 << 16)
+            if not b:
+                break
+            buf += b
+            while len(buf) >= 9:
+                fl = int.from_bytes(buf[:3], "big")
+                if len(buf) < 9 + fl:
+                    break
+                typ, flags = buf[3], buf[4]
+                if typ == 1 and flags & 1:
+                    ended += 1
+                elif typ == 4 and not flags & 1:
+                    s.sendall(frame(4, 1, 0, b""))
+                buf = buf[9 + fl:]
+    except socket.timeout:
+        pass
+    s.close()
+    ok(ended == 900, "a client that reads nothing for a while, then reads, gets all 900 answers (%d)" % ended)
     proc.send_signal(signal.SIGTERM)
     ok(proc.wait(timeout=10) == 0, "clean exit")
 finally:

@@ -1317,9 +1317,12 @@ static void conn_send(struct conn *c)
      * one pass of the loop after the poll, and a change fanned out to a
      * thousand connections would make a thousand writev calls there before a
      * waiting request is read. Here they fall in flush_cb's time slices.
-     * (TLS goes through the bufferevent: OpenSSL owns the framing.)
+     * (TLS goes through the bufferevent: OpenSSL owns the framing. So does a
+     * connection that is closing or has its reading paused: conn_writecb
+     * must see its output drain, and libevent calls it only for bytes it
+     * wrote itself.)
      */
-    if (!c->tls && evbuffer_get_length(out)) {
+    if (!c->tls && !c->closing && !c->rpaused && evbuffer_get_length(out)) {
         int w = evbuffer_write_atmost(out, bufferevent_getfd(c->bev), OUT_HIGH);
         if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             log_debug("h2s: %s: write: %s", c->peer,

@@ -5,9 +5,7 @@
 # that revision has been compacted away (OUT_OF_RANGE).
 import json
 import os
-import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
@@ -20,36 +18,8 @@ api = c.start_apiserver("--compact-keep", "5")
 pb = c.pb
 
 
-class Watcher:
-    """Runs coraclectl get ... -w and collects its stdout."""
-
-    def __init__(self, *args):
-        env = dict(os.environ, CORACLE_LOG_LEVEL="debug")
-        self.p = subprocess.Popen([c.bin("coraclectl"), "--server", c.api_addr, "get"] + list(args),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        self.out = ""
-        self.lock = threading.Lock()
-        self.th = threading.Thread(target=self._read, daemon=True)
-        self.th.start()
-        c.on_teardown(self.stop)
-
-    def _read(self):
-        for chunk in iter(lambda: self.p.stdout.read(1), ""):
-            with self.lock:
-                self.out += chunk
-
-    def text(self):
-        with self.lock:
-            return self.out
-
-    def wait(self, fn, timeout=15):
-        return c.wait_for(lambda: fn(self.text()), timeout=timeout)
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.terminate()
-            self.p.wait(5)
-        return self.p.stderr.read()
+def Watcher(*args):
+    return c.ctl_watch(*args, env={"CORACLE_LOG_LEVEL": "debug"})
 
 
 def objs(text):

@@ -55,7 +55,8 @@ _coraclectl()
         return
         ;;
     -o | --output)
-        COMPREPLY=($(compgen -W "wide yaml json name" -- "$cur"))
+        COMPREPLY=($(compgen -W "wide yaml json name jsonpath= jsonpath-as-json= jsonpath-file= custom-columns=" -- "$cur"))
+        [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == *= ]] && compopt -o nospace 2>/dev/null
         return
         ;;
     -n | --namespace)
@@ -79,7 +80,7 @@ _coraclectl()
     case $verb in
     apply) flags="-f --filename" ;;
     create) flags="-f --filename --save-config" ;;
-    get) flags="-o --output -l --selector --field-selector -A --all-namespaces -w --watch --watch-only --no-headers --show-labels" ;;
+    get) flags="-o --output -l --selector --field-selector -A --all-namespaces -w --watch --watch-only --no-headers --show-labels --allow-missing-template-keys" ;;
     describe) flags="-l --selector" ;;
     delete) flags="-f --filename --grace-period --force --wait --ignore-not-found --all -l --selector" ;;
     logs) flags="-f --follow -c --container -p --previous --tail" ;;

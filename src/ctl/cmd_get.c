@@ -1,6 +1,7 @@
 /*
  * cmd_get: `coraclectl get TYPE [NAME...]`: tables as kubectl prints them,
- * -o wide|yaml|json|name, selectors, and -w: list, then one row per change,
+ * -o wide|yaml|json|name|jsonpath=|custom-columns=, selectors, and -w: list,
+ * then one row (or one object) per change,
  * resuming across reconnects from the last resourceVersion seen.
  */
 #include "config.h"
@@ -38,14 +39,23 @@ static const char get_help[] =
     "  # Watch pods in all namespaces\n"
     "  coraclectl get po -A -w\n"
     "\n"
+    "  # Each pod's name and IP, one a line\n"
+    "  coraclectl get pods -o jsonpath='{range .items[*]}{.metadata.name}{\"\\t\"}"
+    "{.status.podIP}{\"\\n\"}{end}'\n"
+    "\n"
+    "  # Pods with the node each runs on\n"
+    "  coraclectl get po -o custom-columns=NAME:.metadata.name,NODE:.spec.nodeName\n"
+    "\n"
     "Options:\n"
     "  -A, --all-namespaces=false: List the requested object(s) across all namespaces.\n"
+    "      --allow-missing-template-keys=true: Ignore missing keys in jsonpath templates.\n"
     "      --field-selector='': Selector (field query) to filter on, e.g. spec.nodeName=n1.\n"
     "  -l, --selector='': Selector (label query) to filter on, e.g. -l app=web,tier!=db.\n"
     "  -n, --namespace='': The namespace (default \"default\").\n"
     "      --no-headers=false: Don't print headers.\n"
     "      --show-labels=false: Print all labels as the last column.\n"
-    "  -o, --output='': Output format: wide, yaml, json, name.\n"
+    "  -o, --output='': Output format: wide, yaml, json, name, jsonpath=TEMPLATE,\n"
+    "      jsonpath-as-json=TEMPLATE, jsonpath-file=FILE, custom-columns=HEADER:EXPR,...\n"
     "  -w, --watch=false: After listing, watch for changes.\n"
     "      --watch-only=false: Watch for changes, without listing first.\n"
     "      --raw='': Raw URI to GET from the server, e.g. /metrics, /healthz, /readyz.\n"
@@ -56,37 +66,52 @@ static const char get_help[] =
 
 struct get_state {
     const struct kind *k;
-    enum ctl_out fmt;
+    const struct ctl_output *out;
     struct ctl_print_opts po;
     struct ctl_tw tw; /* remembers widths across watch rows */
-    bool header_done, print_list;
+    bool header_done, print_list, failed;
     const char *only_name;
     size_t nyaml;
 };
 
-static void get_print_rows(struct get_state *s, ProtobufCMessage *const *objs, size_t n)
+/*
+ * Watch output, one object at a time as kubectl prints it: rows of one
+ * table (its own or custom-columns), or each object in yaml/json/jsonpath.
+ * Returns 0, or -1 if a template failed (error printed).
+ */
+static int get_print_rows(struct get_state *s, ProtobufCMessage *const *objs, size_t n)
 {
-    if (s->fmt == CTL_OUT_TABLE || s->fmt == CTL_OUT_WIDE) {
+    enum ctl_out fmt = s->out->fmt;
+    int rc = 0;
+    if (fmt == CTL_OUT_TABLE || fmt == CTL_OUT_WIDE || fmt == CTL_OUT_COLUMNS) {
         struct ctl_buf out = {0};
-        s->po.wide = s->fmt == CTL_OUT_WIDE;
+        s->po.wide = fmt == CTL_OUT_WIDE;
         if (!s->header_done && n) {
-            ctl_print_header(&s->tw, s->k, &s->po);
+            if (fmt != CTL_OUT_COLUMNS)
+                ctl_print_header(&s->tw, s->k, &s->po);
+            else if (!s->po.no_headers)
+                ctl_print_columns_header(&s->tw, s->out);
             s->header_done = true;
         }
-        for (size_t i = 0; i < n; i++)
-            ctl_print_row(&s->tw, s->k, objs[i], &s->po);
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            if (fmt == CTL_OUT_COLUMNS)
+                rc = ctl_print_columns_row(&s->tw, s->k, objs[i], s->out);
+            else
+                ctl_print_row(&s->tw, s->k, objs[i], &s->po);
+        }
         ctl_tw_flush(&s->tw, &out);
         if (out.len)
             fwrite(out.p, 1, out.len, stdout);
         ctl_buf_free(&out);
         fflush(stdout);
-        return;
+        return rc;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (s->fmt == CTL_OUT_YAML && s->nyaml++)
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (fmt == CTL_OUT_YAML && s->nyaml++)
             fputs("---\n", stdout);
-        ctl_print_objs(s->k, &objs[i], 1, s->fmt, &s->po);
+        rc = ctl_print_objs(s->k, &objs[i], 1, false, s->out, &s->po);
     }
+    return rc;
 }
 
 static int get_on_list(struct ctl_watch *w, ProtobufCMessage *list, void *arg)
@@ -107,9 +132,11 @@ static int get_on_list(struct ctl_watch *w, ProtobufCMessage *list, void *arg)
             keep[m++] = items[i];
     }
     s->po.now_ns = now_ns();
-    get_print_rows(s, keep, m);
+    int rc = get_print_rows(s, keep, m);
     free(keep);
-    return 0;
+    if (rc < 0)
+        s->failed = true;
+    return rc < 0;
 }
 
 static int get_on_event(struct ctl_watch *w, const char *type, ProtobufCMessage *obj, void *arg)
@@ -121,7 +148,10 @@ static int get_on_event(struct ctl_watch *w, const char *type, ProtobufCMessage 
     if (s->only_name && (!md || !md->name || strcmp(md->name, s->only_name)))
         return 0;
     s->po.now_ns = now_ns();
-    get_print_rows(s, &obj, 1);
+    if (get_print_rows(s, &obj, 1) < 0) {
+        s->failed = true;
+        return 1;
+    }
     return 0;
 }
 
@@ -331,6 +361,7 @@ int ctl_cmd_get(int argc, char **argv)
 {
     const char *output = NULL, *lsel = NULL, *fsel = NULL, *raw = NULL;
     bool all_ns = false, watch = false, watch_only = false, no_headers = false, labels = false;
+    bool allow_missing = true;
     const struct ctl_flag flags[] = {
         {"output", 'o', CTL_FLAG_STR, &output, NULL},
         {"selector", 'l', CTL_FLAG_STR, &lsel, NULL},
@@ -341,6 +372,7 @@ int ctl_cmd_get(int argc, char **argv)
         {"no-headers", 0, CTL_FLAG_BOOL, &no_headers, NULL},
         {"show-labels", 0, CTL_FLAG_BOOL, &labels, NULL},
         {"raw", 0, CTL_FLAG_STR, &raw, NULL},
+        {"allow-missing-template-keys", 0, CTL_FLAG_BOOL, &allow_missing, NULL},
     };
     struct ctl_strv pos;
     struct ctl_client c;
@@ -368,13 +400,15 @@ int ctl_cmd_get(int argc, char **argv)
         free(pos.v);
         return 1;
     }
-    enum ctl_out fmt;
+    struct ctl_output out;
     const char *slash_name;
     const struct kind *k = ctl_resolve(pos.v[0], &slash_name);
-    if (!k || ctl_parse_output(output, &fmt) < 0) {
+    if (!k || ctl_parse_output(output, &out) < 0) {
         free(pos.v);
         return 1;
     }
+    out.allow_missing = allow_missing;
+    enum ctl_out fmt = out.fmt;
     const char **names = pos.v + 1;
     size_t nnames = pos.n - 1;
     if (slash_name) {
@@ -383,6 +417,7 @@ int ctl_cmd_get(int argc, char **argv)
         nnames = pos.n;
     }
     if (ctl_client_open(&c) < 0) {
+        ctl_output_free(&out);
         free(pos.v);
         return 1;
     }
@@ -394,7 +429,7 @@ int ctl_cmd_get(int argc, char **argv)
                                 .now_ns = now_ns()};
 
     if (watch || watch_only) {
-        struct get_state s = {.k = k, .fmt = fmt, .po = po, .print_list = !watch_only};
+        struct get_state s = {.k = k, .out = &out, .po = po, .print_list = !watch_only};
         if (nnames > 1) {
             fprintf(stderr, "error: you may only specify a single resource type and name to "
                             "watch\n");
@@ -411,6 +446,8 @@ int ctl_cmd_get(int argc, char **argv)
                               .on_event = get_on_event,
                               .arg = &s};
         rc = ctl_watch_run(&w, NULL);
+        if (s.failed)
+            rc = 1;
         ctl_tw_free(&s.tw);
         goto out;
     }
@@ -435,8 +472,8 @@ int ctl_cmd_get(int argc, char **argv)
             }
             n++;
         }
-        if (n)
-            ctl_print_objs(k, objs, n, fmt, &po);
+        if (n && ctl_print_objs(k, objs, n, n != 1, &out, &po) < 0)
+            rc = 1;
         for (size_t i = 0; i < n; i++)
             protobuf_c_message_free_unpacked(objs[i], NULL);
         free(objs);
@@ -457,18 +494,16 @@ int ctl_cmd_get(int argc, char **argv)
     }
     size_t n;
     ProtobufCMessage **items = ctl_list_items(list, &n);
-    if (!n && fmt != CTL_OUT_YAML && fmt != CTL_OUT_JSON)
-        ctl_print_none(k, all_ns ? NULL : ns);
-    else if (n == 1 && (fmt == CTL_OUT_YAML || fmt == CTL_OUT_JSON)) {
-        char *s = ctl_emit_list(k, items, 1, fmt == CTL_OUT_YAML ? CTL_FMT_YAML : CTL_FMT_JSON);
-        fputs(s, stdout);
-        free(s);
-    } else
-        ctl_print_objs(k, items, n, fmt, &po);
-    protobuf_c_message_free_unpacked(list, NULL);
     rc = 0;
+    /* kubectl says so only for its tables and names; the others print an empty List */
+    if (!n && (fmt == CTL_OUT_TABLE || fmt == CTL_OUT_WIDE || fmt == CTL_OUT_NAME))
+        ctl_print_none(k, all_ns ? NULL : ns);
+    else if (ctl_print_objs(k, items, n, true, &out, &po) < 0)
+        rc = 1;
+    protobuf_c_message_free_unpacked(list, NULL);
 out:
     ctl_client_close(&c);
+    ctl_output_free(&out);
     free(pos.v);
     return rc;
 }

@@ -7,6 +7,7 @@ libctl_a_SOURCES = \
 	src/ctl/print.c src/ctl/print.h \
 	src/ctl/describe.c src/ctl/describe.h \
 	src/ctl/output.c src/ctl/output.h \
+	src/ctl/jsonpath.c src/ctl/jsonpath.h \
 	src/ctl/client.c src/ctl/client.h \
 	src/ctl/cmd_apply.c src/ctl/cmd_get.c src/ctl/cmd_describe.c src/ctl/cmd_delete.c \
 	src/ctl/cmd_logs.c src/ctl/cmd_exec.c src/ctl/cmd_version.c \
@@ -32,3 +33,8 @@ t_unit_test_ctl_apply_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/s
 t_unit_test_ctl_apply_LDADD = $(CTL_LIBS)
 TESTS_PROGS += t/unit/test_yaml t/unit/test_print t/unit/test_ctl_apply
 EXTRA_DIST += contrib/completion/coraclectl.bash
+check_PROGRAMS += t/unit/test_jsonpath
+t_unit_test_jsonpath_SOURCES = t/unit/test_jsonpath.c
+t_unit_test_jsonpath_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/ctl
+t_unit_test_jsonpath_LDADD = $(CTL_LIBS)
+TESTS_PROGS += t/unit/test_jsonpath

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "client.h"
+#include "jsonpath.h"
 #include "kinds.h"
 #include "print.h"
 
@@ -19,19 +20,56 @@
 const struct kind *ctl_resolve(const char *arg, const char **name);
 
 /* -o formats. */
-enum ctl_out { CTL_OUT_TABLE, CTL_OUT_WIDE, CTL_OUT_YAML, CTL_OUT_JSON, CTL_OUT_NAME };
-/* Parses -o; prints an error and returns -1 if unknown. */
-int ctl_parse_output(const char *o, enum ctl_out *out);
+enum ctl_out {
+    CTL_OUT_TABLE,
+    CTL_OUT_WIDE,
+    CTL_OUT_YAML,
+    CTL_OUT_JSON,
+    CTL_OUT_NAME,
+    CTL_OUT_JSONPATH, /* jsonpath=, jsonpath-as-json=, jsonpath-file= */
+    CTL_OUT_COLUMNS,  /* custom-columns=HEADER:EXPR,... */
+};
+
+/* A parsed -o: the format and, for templates, what they need. */
+struct ctl_output {
+    enum ctl_out fmt;
+    bool allow_missing; /* --allow-missing-template-keys (default true) */
+    bool as_json;       /* jsonpath-as-json */
+    char *tmpl;         /* jsonpath: the template as given, for messages */
+    struct ctl_jp *jp;  /* jsonpath */
+    char **headers;     /* custom-columns: ncols headers and expressions */
+    struct ctl_jp **cols;
+    size_t ncols;
+};
+
+/*
+ * Parses -o (NULL or "" is the table). Fills *out (release with
+ * ctl_output_free); prints kubectl's error and returns -1 if the format is
+ * unknown or its template does not parse (then nothing needs freeing).
+ */
+int ctl_parse_output(const char *o, struct ctl_output *out);
+void ctl_output_free(struct ctl_output *out);
 
 /* Items of any list message (all are { ListMeta metadata = 1; repeated items = 2 }). */
 ProtobufCMessage **ctl_list_items(ProtobufCMessage *list, size_t *n);
 
 /*
  * Prints objects in the format: a table (with header unless no_headers),
- * one object or a List for yaml/json, or kind/name lines. Writes to stdout.
+ * a List (as_list) or the one object for yaml/json/jsonpath, or kind/name
+ * lines. Writes to stdout. Returns 0, or -1 when a template fails on the
+ * objects (kubectl's error printed on stderr, nothing on stdout).
  */
-void ctl_print_objs(const struct kind *k, ProtobufCMessage *const *objs, size_t n, enum ctl_out fmt,
-                    const struct ctl_print_opts *po);
+int ctl_print_objs(const struct kind *k, ProtobufCMessage *const *objs, size_t n, bool as_list,
+                   const struct ctl_output *o, const struct ctl_print_opts *po);
+
+/*
+ * custom-columns, for callers that keep one table across calls (get -w):
+ * the header line, and one row for obj. The row returns 0, or -1 with the
+ * error printed.
+ */
+void ctl_print_columns_header(struct ctl_tw *tw, const struct ctl_output *o);
+int ctl_print_columns_row(struct ctl_tw *tw, const struct kind *k, const ProtobufCMessage *obj,
+                          const struct ctl_output *o);
 
 /* `No resources found in default namespace.` on stderr. */
 void ctl_print_none(const struct kind *k, const char *ns);

@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "ctl.h"
+#include "json.h"
 #include "qty.h"
 #include "util.h"
 
@@ -1049,7 +1050,7 @@ static void json_pre(struct em *e)
     }
 }
 
-static void json_str(struct ctl_buf *b, const char *s, size_t len)
+static void em_json_str(struct ctl_buf *b, const char *s, size_t len)
 {
     ctl_buf_puts(b, "\"");
     for (size_t i = 0; i < len; i++) {
@@ -1077,10 +1078,21 @@ static void json_str(struct ctl_buf *b, const char *s, size_t len)
             ctl_buf_printf(b, "\\u%04x", ch);
             break;
         default:
-            if (ch < 0x20)
+            if (ch < 0x20) {
                 ctl_buf_printf(b, "\\u%04x", ch);
-            else
+            } else if (ch < 0x80) {
                 ctl_buf_add(b, &s[i], 1);
+            } else {
+                /* Protobuf strings are not checked for UTF-8 (an annotation can hold
+                 * any bytes): as Go's encoding/json, each bad byte becomes U+FFFD, so
+                 * the JSON stays valid for -o jsonpath's json_parse and for readers. */
+                size_t k = json_utf8_len(s + i, len - i);
+                if (k)
+                    ctl_buf_add(b, &s[i], k);
+                else
+                    ctl_buf_puts(b, "\\ufffd");
+                i += k ? k - 1 : 0;
+            }
         }
     }
     ctl_buf_puts(b, "\"");
@@ -1160,7 +1172,7 @@ static void em_scalar(struct em *e, const char *s, size_t len, int is_str, int f
     }
     json_pre(e);
     if (is_str)
-        json_str(&e->out, s, len);
+        em_json_str(&e->out, s, len);
     else
         ctl_buf_add(&e->out, s, len);
 }
@@ -1182,7 +1194,7 @@ static void em_key(struct em *e, const char *k)
         return;
     }
     json_pre(e);
-    json_str(&e->out, k, strlen(k));
+    em_json_str(&e->out, k, strlen(k));
     ctl_buf_puts(&e->out, e->fmt == CTL_FMT_JSON ? ": " : ":");
     e->after_key = 1;
 }

@@ -104,7 +104,7 @@ static int hex4(struct parser *p, unsigned *out)
     return 0;
 }
 
-static size_t put_utf8(char *o, unsigned cp)
+size_t json_utf8_encode(char *o, unsigned cp)
 {
     if (cp < 0x80) {
         o[0] = (char)cp;
@@ -128,9 +128,9 @@ static size_t put_utf8(char *o, unsigned cp)
     return 4;
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+size_t json_utf8_len(const char *str, size_t n)
 {
+    const unsigned char *s = (const unsigned char *)str;
     unsigned c = s[0];
     size_t k;
     unsigned cp, min;
@@ -190,7 +190,7 @@ static char *parse_string(struct parser *p, size_t *outlen)
             goto fail;
         }
         if (c != '\\') {
-            size_t k = utf8_len((const unsigned char *)p->buf + p->pos, p->len - p->pos);
+            size_t k = json_utf8_len(p->buf + p->pos, p->len - p->pos);
             if (k == 0) {
                 perr(p, "invalid UTF-8 in string");
                 goto fail;
@@ -255,7 +255,7 @@ static char *parse_string(struct parser *p, size_t *outlen)
                 goto fail;
             }
             /* A \uXXXX (6 bytes) decodes to at most 3, a pair (12) to 4. */
-            n += put_utf8(o + n, cp);
+            n += json_utf8_encode(o + n, cp);
             break;
         }
         default:

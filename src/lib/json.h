@@ -87,4 +87,14 @@ void json_write_str(FILE *f, const char *s);
 /* The same into a malloc'd string. */
 char *json_quote(const char *s);
 
+/*
+ * UTF-8 as this parser accepts it, for writers that must produce what it
+ * reads. json_utf8_len: the length (1-4) of the valid sequence at s[0..n)
+ * (n >= 1), or 0 if it is invalid (overlong, surrogate, above U+10FFFF,
+ * truncated). json_utf8_encode: writes code point cp (<= 0x10FFFF) to
+ * out[0..4) and returns its length.
+ */
+size_t json_utf8_len(const char *s, size_t n);
+size_t json_utf8_encode(char *out, unsigned cp);
+
 #endif

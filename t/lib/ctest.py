@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -368,6 +369,12 @@ class Cluster:
         p = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)
         return p.returncode, p.stdout, p.stderr
 
+    def ctl_watch(self, *args, env=None):
+        """Starts `coraclectl --server ADDR get ARGS...` (a -w watch) in the
+        background; returns a CtlWatch collecting its stdout, stopped at
+        teardown."""
+        return CtlWatch(self, list(args), env)
+
     def wait_for(self, fn, timeout=10, interval=0.05):
         """Calls fn until it returns a true value (returned) or timeout (returns None)."""
         deadline = time.time() + timeout
@@ -378,6 +385,40 @@ class Cluster:
             if time.time() > deadline:
                 return None
             time.sleep(interval)
+
+
+class CtlWatch:
+    """A running `coraclectl get ... -w` and the text it printed so far."""
+
+    def __init__(self, cluster, args, env=None):
+        self.c = cluster
+        self.p = subprocess.Popen([cluster.bin("coraclectl"), "--server", cluster.api_addr, "get"] + args,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=dict(os.environ, **(env or {})))
+        self.out = ""
+        self.lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+        cluster.on_teardown(self.stop)
+
+    def _read(self):
+        for ch in iter(lambda: self.p.stdout.read(1), ""):
+            with self.lock:
+                self.out += ch
+
+    def text(self):
+        with self.lock:
+            return self.out
+
+    def wait(self, fn, timeout=15):
+        """Waits until fn(text so far) is true; returns its value or None."""
+        return self.c.wait_for(lambda: fn(self.text()), timeout=timeout)
+
+    def stop(self):
+        """Ends it (if still running); returns what it wrote to stderr."""
+        if self.p.poll() is None:
+            self.p.terminate()
+            self.p.wait(5)
+        return self.p.stderr.read()
 
 
 def node_cleanup(root, runc_root=None):

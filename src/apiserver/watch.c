@@ -308,6 +308,8 @@ static void budget_check(watch_hub_t *h)
         held = budget_held(h);
     }
     free(vs.v);
+    if (i)
+        mem_release(); /* what the cut watchers held, back to the system now */
     /* nothing (more) to cut: the rest is held by small queues; look again later */
     h->budget_skip = held > limit ? held + limit / 8 : 0;
 }

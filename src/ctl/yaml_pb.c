@@ -1152,9 +1152,50 @@ static int yaml_ambiguous(const char *s)
     return 0;
 }
 
+/*
+ * s with every byte that starts no valid UTF-8 sequence replaced by U+FFFD
+ * (malloc'd, length in *n), or NULL if s is valid: libyaml refuses invalid
+ * UTF-8 (and says so in misleading words), and the JSON writer makes the
+ * same replacement, as Go does.
+ */
+static char *utf8_fixed(const char *s, size_t len, size_t *n)
+{
+    size_t i = 0;
+    while (i < len) {
+        size_t k = (unsigned char)s[i] < 0x80 ? 1 : json_utf8_len(s + i, len - i);
+        if (!k)
+            break;
+        i += k;
+    }
+    if (i == len)
+        return NULL;
+    char *out = xmalloc(len * 3 + 1), *w = out;
+    for (i = 0; i < len;) {
+        size_t k = (unsigned char)s[i] < 0x80 ? 1 : json_utf8_len(s + i, len - i);
+        if (k) {
+            memcpy(w, s + i, k);
+            w += k;
+            i += k;
+        } else {
+            w += json_utf8_encode(w, 0xFFFD);
+            i++;
+        }
+    }
+    *w = 0;
+    *n = (size_t)(w - out);
+    return out;
+}
+
 static void em_scalar(struct em *e, const char *s, size_t len, int is_str, int force_quote)
 {
     if (e->fmt == CTL_FMT_YAML) {
+        size_t fl = 0;
+        char *fixed = is_str ? utf8_fixed(s, len, &fl) : NULL;
+        if (fixed) {
+            em_scalar(e, fixed, fl, is_str, force_quote);
+            free(fixed);
+            return;
+        }
         yaml_event_t ev;
         yaml_scalar_style_t style = YAML_ANY_SCALAR_STYLE;
         int plain_ok = 1;

@@ -5,8 +5,10 @@
 #include "config.h"
 #include "util.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +90,22 @@ char *xasprintf(const char *fmt, ...)
     char *s = xvasprintf(fmt, ap);
     va_end(ap);
     return s;
+}
+
+void mem_release(void)
+{
+    /* jemalloc's mallctl if the program was linked with it (looked up, so
+     * that nothing else has to link jemalloc); glibc's malloc_trim if not */
+    static int (*mallctl_fn)(const char *, void *, size_t *, void *, size_t);
+    static int looked;
+    if (!looked) {
+        *(void **)&mallctl_fn = dlsym(RTLD_DEFAULT, "mallctl");
+        looked = 1;
+    }
+    if (mallctl_fn)
+        mallctl_fn("arena.4096.purge", NULL, NULL, NULL, 0); /* 4096: MALLCTL_ARENAS_ALL */
+    else
+        malloc_trim(0);
 }
 
 char *xu64str(uint64_t v)

@@ -25,6 +25,12 @@ char *xstrndup(const char *s, size_t n);
 void *xmemdup(const void *p, size_t n);
 char *xasprintf(const char *fmt, ...) PRINTF(1, 2);
 char *xvasprintf(const char *fmt, va_list ap);
+/*
+ * Gives the memory free()d so far back to the system now, rather than when
+ * the allocator would (jemalloc keeps freed pages for seconds): after a
+ * burst was dropped, so resident memory follows what is really held.
+ */
+void mem_release(void);
 /* v in decimal (malloc'd), without printf's format parsing. */
 char *xu64str(uint64_t v);
 /* The strings up to a NULL, one after the other (malloc'd): no format to parse. */

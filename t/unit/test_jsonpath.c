@@ -382,6 +382,13 @@ static void test_emitted_pod(void)
           "a\xef\xbf\xbd\xef\xbf\xbd(\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz\xc3\xa9",
           "pod: invalid UTF-8 becomes U+FFFD per bad byte");
     free(json);
+    /* the same in YAML (libyaml refuses invalid UTF-8) */
+    char *y = ctl_emit(o.v[0].kind, o.v[0].msg, CTL_FMT_YAML);
+    const char *want = "a\xef\xbf\xbd\xef\xbf\xbd(\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz\xc3\xa9";
+    ok(y && strstr(y, want) != NULL, "pod: -o yaml writes U+FFFD for invalid UTF-8 too");
+    if (!y || !strstr(y, want))
+        diag("%s", y ? y : "(null)");
+    free(y);
     ctl_objs_free(&o);
 }
 

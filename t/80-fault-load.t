@@ -162,9 +162,9 @@ t.diag("Get latency with %d watchers (%d stalled): p50 %.2f ms p99 %.2f ms; afte
        % (NW, NSTALL, load50, load99, late99))
 t.diag("(10 small updates/s while measuring; then %d big updates at 60/s to overflow the stalled ones)" % (burst.n - churn.n))
 t.ok(e1 == 0 and e2 == 0, "every Get answered under load")
-# TODO (reported): answers now go before bulk watch traffic and the bulk is sent in 1 ms
-# slices (22 ms -> 5-7 ms), but one change is still fanned out to all 10,000 streams in one
-# callback, and a Get read meanwhile waits for that pass.
+# TODO (reported): answers now go before bulk watch traffic, which is written in 1 ms
+# slices (22 ms -> 6-9 ms), but one change is still fanned out to all 10,000 streams in
+# one callback (2-5 ms), and a Get read meanwhile waits for that pass.
 fu.todo_ok(t, load99 <= max(2 * base99, base99 + 1.0),
            "Get p99 %.2f ms within 2x the figure without watchers (%.2f ms)" % (load99, base99),
            "fan-out to 10,000 streams delays unary calls")

@@ -382,10 +382,13 @@ static int on_frame_recv(nghttp2_session *ngh, const nghttp2_frame *f, void *use
     return 0;
 }
 
-/* A request that never went out (GOAWAY arrived first, ...): no stream close will follow. */
+/*
+ * A request that never went out (GOAWAY arrived first, or the call was
+ * cancelled before its HEADERS left). A stream close may still follow (it
+ * does for a cancelled one): it must not find the call it is about to lose.
+ */
 static int on_frame_not_send(nghttp2_session *ngh, const nghttp2_frame *f, int err, void *user)
 {
-    (void)ngh;
     struct gconn *conn = user;
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
@@ -396,6 +399,7 @@ static int on_frame_not_send(nghttp2_session *ngh, const nghttp2_frame *f, int e
         return 0;
     char m[160];
     snprintf(m, sizeof(m), "cannot start a call on %s: %s", conn->addr, nghttp2_strerror(err));
+    nghttp2_session_set_stream_user_data(ngh, f->hd.stream_id, NULL); /* fails if no stream: fine */
     call_unlink(c);
     c->conn = NULL;
     call_done(c, GRPC_UNAVAILABLE, m);

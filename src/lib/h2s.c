@@ -1223,7 +1223,17 @@ static int on_data_chunk(nghttp2_session *ngh, uint8_t flags, int32_t sid, const
 
 static int on_frame_send(nghttp2_session *ngh, const nghttp2_frame *f, void *user)
 {
-    (void)user;
+    struct conn *conn = user;
+    /*
+     * nghttp2's own limiter (stream resets, CVE-2023-44487) can end the
+     * session before ctrl_spend does: count that flood too.
+     */
+    if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM &&
+        conn->ctrl_tokens != -1) {
+        conn->ctrl_tokens = -1;
+        conn->s->st.flood_closed++;
+        log_warn("h2s: %s: stream reset flood; closing", conn->peer);
+    }
     /*
      * The response is complete but the client is still sending (an early
      * error on a large upload, a server-ended bidi): reset the stream with
@@ -1316,11 +1326,10 @@ static void conn_send(struct conn *c)
      * Write now, not in the bufferevent's write callback: those all run in
      * one pass of the loop after the poll, and a change fanned out to a
      * thousand connections would make a thousand writev calls there before a
-     * waiting request is read. Here they fall in flush_cb's time slices.
-     * (TLS goes through the bufferevent: OpenSSL owns the framing. So does a
-     * connection that is closing or has its reading paused: conn_writecb
-     * must see its output drain, and libevent calls it only for bytes it
-     * wrote itself.)
+     * waiting request is read. Here they fall in flush_cb's time slices. (TLS goes through the
+     * bufferevent: OpenSSL owns the framing. So does a connection that is
+     * closing or has its reading paused: conn_writecb must see its output
+     * drain, and libevent calls it only for bytes it wrote itself.)
      */
     if (!c->tls && !c->closing && !c->rpaused && evbuffer_get_length(out)) {
         int w = evbuffer_write_atmost(out, bufferevent_getfd(c->bev), OUT_HIGH);
@@ -1883,9 +1892,14 @@ h2s_t *h2s_new(struct event_base *base, const struct h2s_config *cfg)
      * flood fixes: set their limits explicitly; ctrl_spend() adds a budget
      * for the other control frames. Outbound ACKs (a PING/SETTINGS flood from
      * a client that does not read) are capped by nghttp2's default (1000).
+     * nghttp2's stream-reset limit is the backstop, twice ours: ctrl_spend()
+     * (which counts every RST_STREAM too) ends a rapid reset first, with
+     * ENHANCE_YOUR_CALM, a log line and the flood counter. (At a third of our
+     * rate, as it was, nghttp2 ended slow floods first with INTERNAL_ERROR,
+     * uncounted.)
      */
     nghttp2_option_new(&s->opt);
-    nghttp2_option_set_stream_reset_rate_limit(s->opt, CTRL_BURST, CTRL_RATE / 3);
+    nghttp2_option_set_stream_reset_rate_limit(s->opt, 2 * CTRL_BURST, CTRL_RATE);
     nghttp2_option_set_max_continuations(s->opt, 8);
     nghttp2_option_set_max_settings(s->opt, 32);
 

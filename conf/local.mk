@@ -24,7 +24,8 @@ libcoracle_a_SOURCES += src/lib/obs.c src/lib/obs.h
 
 bin_PROGRAMS += coracle-backup
 coracle_backup_SOURCES = src/backup/main.c
-coracle_backup_LDADD = libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS)
+coracle_backup_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/src/apiserver
+coracle_backup_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS)
 
 check_PROGRAMS += t/unit/test_obs
 t_unit_test_obs_SOURCES = t/unit/test_obs.c t/unit/tap.h

@@ -12,6 +12,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
+import klet
 
 t = ctest.Tap()
 ctest.need_root(t)
@@ -24,14 +25,7 @@ runc_root = os.path.join(root, "runc")
 
 
 c.on_teardown(lambda: ctest.node_cleanup(root, runc_root))
-os.makedirs(os.path.join(root, "images", "import"))
-for _ in range(3):
-    if subprocess.call([os.path.join(ctest.SRC, "contrib/images/busybox.sh"), "-o",
-                        os.path.join(root, "images", "import", "busybox.tar")],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0:
-        break
-else:
-    t.bail("contrib/images/busybox.sh failed")
+klet.import_busybox(t, root)
 api = c.start_apiserver()
 c.start_kubelet("node1", root_dir=root)
 t.ok(c.wait_for(lambda: api.try_call("Nodes", "Get", pb.GetRequest(name="node1"))[0], timeout=15), "node registered")

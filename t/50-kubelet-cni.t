@@ -6,6 +6,7 @@
 import json, os, random, subprocess, sys, time
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
+import klet
 
 t = ctest.Tap()
 ctest.need_root(t)
@@ -26,19 +27,7 @@ def cleanup():
 
 
 c.on_teardown(cleanup)
-os.makedirs(os.path.join(root, "images", "import"))
-# The image tarball comes from contrib/images (cached under /var/cache/coracle/images); the
-# kubelet imports it from its drop-in folder at start. Retried: the script has been seen to
-# fail now and then (SIGPIPE, 141) while it was being edited.
-for _ in range(3):
-    r = subprocess.run([os.path.join(ctest.SRC, "contrib/images/busybox.sh")], capture_output=True, text=True)
-    if r.returncode == 0 and os.path.exists(r.stdout.strip()):
-        import shutil
-        shutil.copy(r.stdout.strip(), os.path.join(root, "images", "import", "busybox.tar"))
-        break
-    time.sleep(0.5)
-else:
-    t.bail("contrib/images/busybox.sh failed (%d): %s" % (r.returncode, r.stderr.strip()[-300:]))
+klet.import_busybox(t, root)
 confdir = os.path.join(c.dir, "cni")
 ipam = os.path.join(c.dir, "ipam")
 os.makedirs(confdir)

@@ -4,12 +4,11 @@
 # over HTTP/1.1 and HTTP/2, and move when load runs; /healthz and /readyz
 # answer; the kubelet's endpoint too when it can run here (root, runc).
 import os
-import shutil
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import ctest
+import klet
 import opsutil
 import schedutil
 
@@ -141,22 +140,11 @@ if os.geteuid() != 0 or not os.access(runc, os.X_OK) or not os.path.exists("/bin
         or "healthz-listen" not in help_text:
     t.skip("kubelet: needs root, runc, busybox-static and healthz-listen", 8)
 else:
-    import subprocess
     root = os.path.join(c.dir, "kroot")
     runc_root = os.path.join(root, "runc")
 
     c.on_teardown(lambda: ctest.node_cleanup(root, runc_root))
-    os.makedirs(os.path.join(root, "images", "import"))
-    img = None
-    for _ in range(3):
-        r = subprocess.run([os.path.join(ctest.SRC, "contrib/images/busybox.sh")], capture_output=True, text=True)
-        if r.returncode == 0 and os.path.exists(r.stdout.strip()):
-            img = r.stdout.strip()
-            break
-        time.sleep(0.5)
-    if img is None:
-        t.bail("contrib/images/busybox.sh failed: %s" % r.stderr.strip()[-300:])
-    shutil.copy(img, os.path.join(root, "images", "import", "busybox.tar"))
+    klet.import_busybox(t, root)
     khz = "127.0.0.1:%d" % ctest.free_port()
     k = c.start_kubelet("kn1", "--healthz-listen", khz, root_dir=root)
     t.ok(c.wait_for(lambda: ctest.http_get(khz, "/healthz")[0] == 200, timeout=15), "kubelet: /healthz 200")

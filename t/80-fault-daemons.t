@@ -13,13 +13,13 @@
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
+import klet
 import faultutil as fu
 
 t = ctest.Tap()
@@ -49,18 +49,7 @@ def cleanup():
 
 
 fu.always(cleanup, c)
-tar = None
-for _ in range(3):
-    r = subprocess.run([os.path.join(ctest.SRC, "contrib/images/busybox.sh")], capture_output=True, text=True)
-    if r.returncode == 0 and os.path.exists(r.stdout.strip()):
-        tar = r.stdout.strip()
-        break
-    time.sleep(0.5)
-if not tar:
-    t.bail("contrib/images/busybox.sh failed (%d): %s" % (r.returncode, r.stderr.strip()[-300:]))
-for root in roots.values():
-    os.makedirs(os.path.join(root, "images", "import"))
-    shutil.copy(tar, os.path.join(root, "images", "import", "busybox.tar"))
+klet.import_busybox(t, *roots.values())
 
 api = c.start_apiserver()
 KARGS = ("--healthz-listen", "", "--crashloop-backoff-base", "1")

@@ -10,13 +10,13 @@
 # node and pod become Ready again with the same container, no restart.
 # The namespace and the veths are removed at exit, also on failure.
 import os
-import shutil
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
+import klet
 import faultutil as fu
 
 t = ctest.Tap()
@@ -54,11 +54,7 @@ r = subprocess.run([os.path.join(ctest.SRC, "contrib", "certs"), "-d", pki, "-s"
                     "-n", "n1", "--san", host_ip], capture_output=True, text=True)
 if r.returncode:
     t.bail("contrib/certs failed: " + r.stderr)
-r = subprocess.run([os.path.join(ctest.SRC, "contrib/images/busybox.sh")], capture_output=True, text=True)
-if r.returncode or not os.path.exists(r.stdout.strip()):
-    t.bail("contrib/images/busybox.sh failed: " + r.stderr[-300:])
-os.makedirs(os.path.join(root, "images", "import"))
-shutil.copy(r.stdout.strip(), os.path.join(root, "images", "import", "busybox.tar"))
+klet.import_busybox(t, root)
 
 tokens = os.path.join(c.dir, "tokens.csv")
 with open(tokens, "w") as f:

@@ -2,7 +2,7 @@
 # the unit tests link it.
 noinst_LIBRARIES += libapiserver.a
 libapiserver_a_SOURCES = \
-	src/apiserver/store.c src/apiserver/store.h \
+	src/apiserver/store.c src/apiserver/store.h src/apiserver/store_meta.h \
 	src/apiserver/obj.c src/apiserver/obj.h \
 	src/apiserver/admit.c src/apiserver/admit.h \
 	src/apiserver/wire.c src/apiserver/wire.h \

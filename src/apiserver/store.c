@@ -27,6 +27,7 @@
  */
 #include "config.h"
 #include "store.h"
+#include "store_meta.h"
 #include "util.h"
 
 #include <errno.h>
@@ -190,7 +191,7 @@ static int logrec_decode(uint64_t rev, const MDB_val *v, struct store_change *ch
     return 0;
 }
 
-static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out)
+int store_meta_get(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out)
 {
     MDB_val k = {strlen(name), (void *)name}, v;
     int rc = mdb_get(txn, dbi, &k, &v);
@@ -784,7 +785,7 @@ int store_open(store_t **out, const struct store_opts *opts, struct event_base *
         goto fail_mdb;
     uint64_t schema;
     what = "read meta";
-    rc = meta_get(txn, s->dbi_meta, "schema", &schema);
+    rc = store_meta_get(txn, s->dbi_meta, "schema", &schema);
     if (rc == MDB_NOTFOUND) {
         what = "write meta";
         if ((rc = meta_put(txn, s->dbi_meta, "schema", STORE_SCHEMA)) ||
@@ -799,8 +800,8 @@ int store_open(store_t **out, const struct store_opts *opts, struct event_base *
             *err = xasprintf("store: %s: schema %llu, this program knows %d", opts->dir,
                              (unsigned long long)schema, STORE_SCHEMA);
         goto fail_env;
-    } else if ((rc = meta_get(txn, s->dbi_meta, "rev", &s->crev)) ||
-               (rc = meta_get(txn, s->dbi_meta, "compacted", &s->ccompacted))) {
+    } else if ((rc = store_meta_get(txn, s->dbi_meta, "rev", &s->crev)) ||
+               (rc = store_meta_get(txn, s->dbi_meta, "compacted", &s->ccompacted))) {
         goto fail_mdb;
     }
     what = "mdb_txn_commit";
@@ -995,8 +996,8 @@ int store_read_begin(store_t *s, store_rtxn_t **out)
     }
     size_t id = mdb_txn_id(t->txn);
     if (id != s->meta_txnid || !id) {
-        if ((rc = meta_get(t->txn, s->dbi_meta, "rev", &s->meta_rev)) ||
-            (rc = meta_get(t->txn, s->dbi_meta, "compacted", &s->meta_compacted))) {
+        if ((rc = store_meta_get(t->txn, s->dbi_meta, "rev", &s->meta_rev)) ||
+            (rc = store_meta_get(t->txn, s->dbi_meta, "compacted", &s->meta_compacted))) {
             log_err("store: read meta: %s", mdb_strerror(rc));
             mdb_txn_abort(t->txn);
             free(t);

@@ -15,6 +15,7 @@
 #include "config.h"
 
 #include "cfg.h"
+#include "store_meta.h"
 #include "util.h"
 
 #include <errno.h>
@@ -33,27 +34,6 @@ struct bk_info {
     uint64_t schema, rev, compacted;
     size_t objects, log;
 };
-
-static uint64_t bk_be64(const void *p)
-{
-    const uint8_t *b = p;
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | b[i];
-    return v;
-}
-
-static int bk_meta(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out)
-{
-    MDB_val k = {strlen(name), (void *)name}, v;
-    int rc = mdb_get(txn, dbi, &k, &v);
-    if (rc)
-        return rc;
-    if (v.mv_size != 8)
-        return MDB_CORRUPTED;
-    *out = bk_be64(v.mv_data);
-    return 0;
-}
 
 /* Reads the store's meta and counts from env. Returns 0 or an LMDB error, *what naming the step. */
 static int bk_read_info(MDB_env *env, struct bk_info *bi, const char **what)
@@ -76,9 +56,9 @@ static int bk_read_info(MDB_env *env, struct bk_info *bi, const char **what)
         (rc = mdb_dbi_open(txn, "objects", 0, &objs)) || (rc = mdb_dbi_open(txn, "log", 0, &log)))
         goto out;
     *what = "read meta";
-    if ((rc = bk_meta(txn, meta, "schema", &bi->schema)) ||
-        (rc = bk_meta(txn, meta, "rev", &bi->rev)) ||
-        (rc = bk_meta(txn, meta, "compacted", &bi->compacted)))
+    if ((rc = store_meta_get(txn, meta, "schema", &bi->schema)) ||
+        (rc = store_meta_get(txn, meta, "rev", &bi->rev)) ||
+        (rc = store_meta_get(txn, meta, "compacted", &bi->compacted)))
         goto out;
     *what = "mdb_stat";
     if ((rc = mdb_stat(txn, objs, &st)))

@@ -269,13 +269,12 @@ const char *ctl_reason(int code)
     }
 }
 
-/*
- * A blocking TCP connection to addr ("https://h:p", "h:p", "[v6]:p") with
- * 3 s timeouts: fd, or -1 with *err = errno (0: the address is bad).
- */
-static int tcp_connect(const char *addr, int *err)
+int ctl_tcp_connect(const char *addr, int *err, const char **why)
 {
+    const char *w_;
+    const char **wp = why ? why : &w_;
     *err = 0;
+    *wp = NULL;
     if (!strncmp(addr, "https://", 8))
         addr += 8;
     else if (!strncmp(addr, "http://", 7))
@@ -292,22 +291,30 @@ static int tcp_connect(const char *addr, int *err)
         h++;
     }
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    if (getaddrinfo(h, colon + 1, &hints, &res) || !res)
+    int gai = getaddrinfo(h, colon + 1, &hints, &res);
+    if (gai || !res) {
+        *wp = gai ? gai_strerror(gai) : "no address";
         return -1;
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    }
+    int fd = -1;
     struct timeval tv = {3, 0};
-    if (fd >= 0) {
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            *err = errno;
+            continue;
+        }
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        if (connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
-            *err = errno;
-            close(fd);
-            fd = -1;
-        }
-    } else {
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+            break;
         *err = errno;
+        close(fd);
+        fd = -1;
     }
     freeaddrinfo(res);
+    if (fd >= 0)
+        *err = 0;
     return fd;
 }
 
@@ -321,7 +328,7 @@ static void cert_names(const char *addr, char *out, size_t len)
 {
     out[0] = 0;
     int e;
-    int fd = tcp_connect(addr, &e);
+    int fd = ctl_tcp_connect(addr, &e, NULL);
     SSL_CTX *ctx = NULL;
     SSL *ssl = NULL;
     if (fd < 0)
@@ -440,7 +447,7 @@ static const char *go_words(const char *addr, const char *t, char *buf, size_t l
  */
 static const char *tls_probe(const struct ctl_client *c, const char *addr, char *buf, size_t len)
 {
-    int e, fd = tcp_connect(addr, &e);
+    int e, fd = ctl_tcp_connect(addr, &e, NULL);
     if (fd < 0) {
         if (e == ECONNREFUSED)
             return "";

@@ -72,6 +72,15 @@ int ctl_list_names(struct ctl_client *c, const struct kind *k, const char *lsel,
  * authority`).
  */
 void ctl_print_error(const struct ctl_client *c, int code, const char *msg);
+
+/*
+ * A blocking TCP connection to addr ("https://h:p", "h:p", "[v6]:p"), each
+ * of its addresses in turn, with 3 s send/receive timeouts: fd, or -1 with
+ * *err = the last connect's errno, or *err = 0 when addr names no address
+ * (then *why, if why is not NULL, is the name lookup's error, or NULL when
+ * addr is not of the host:port shape).
+ */
+int ctl_tcp_connect(const char *addr, int *err, const char **why);
 /* "NotFound" etc. for a grpc code. */
 const char *ctl_reason(int code);
 

@@ -173,41 +173,20 @@ static int raw_connect(const char *addr)
             close(fd);
         return -1;
     }
-    const char *colon = strrchr(addr, ':');
-    if (!colon) {
-        fprintf(stderr, "error: bad server address \"%s\"\n", addr);
-        return -1;
-    }
-    char host[256];
-    snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
-    char *h = host;
-    size_t hl = strlen(h);
-    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
-        h[hl - 1] = '\0';
-        h++;
-    }
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    int gai = getaddrinfo(h, colon + 1, &hints, &res);
-    if (gai) {
-        fprintf(stderr, "error: %s: %s\n", addr, gai_strerror(gai));
-        return -1;
-    }
-    int fd = -1, err = 0;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        err = errno;
-        if (fd >= 0)
-            close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
+    int err;
+    const char *why;
+    int fd = ctl_tcp_connect(addr, &err, &why);
+    if (fd < 0 && !err) {
+        if (!why)
+            fprintf(stderr, "error: bad server address \"%s\"\n", addr);
+        else
+            fprintf(stderr, "error: %s: %s\n", addr, why);
+    } else if (fd < 0) {
         fprintf(stderr,
                 "The connection to the server %s was refused - did you specify the right "
                 "host or port? (%s)\n",
                 addr, strerror(err));
+    }
     return fd;
 }
 

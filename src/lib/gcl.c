@@ -106,9 +106,7 @@ struct gcl_call {
     char timeout_hdr[16];
     struct event *timer;
     int timeout_ms;
-    /* request queue */
-    rbuf_t **q;
-    size_t qhead, qn, qcap, qoff;
+    struct rbufq q; /* request queue */
     unsigned send_closed : 1;
     unsigned deferred : 1;
     unsigned done : 1;
@@ -144,12 +142,7 @@ static void call_unlink(gcl_call_t *call)
 
 static void call_destroy(gcl_call_t *call)
 {
-    while (call->qn) {
-        rbuf_unref(call->q[call->qhead]);
-        call->qhead = (call->qhead + 1) % call->qcap;
-        call->qn--;
-    }
-    free(call->q);
+    rbufq_free(&call->q);
     if (call->timer)
         event_free(call->timer);
     free(call->rb);
@@ -171,22 +164,6 @@ static void call_done(gcl_call_t *call, int code, const char *msg)
         call->on_done(call, code, msg ? msg : "", call->arg);
 }
 
-static void q_push(gcl_call_t *c, rbuf_t *b)
-{
-    if (c->qn == c->qcap) {
-        size_t ncap = c->qcap ? c->qcap * 2 : 4;
-        rbuf_t **nq = xmalloc(ncap * sizeof(*nq));
-        for (size_t i = 0; i < c->qn; i++)
-            nq[i] = c->q[(c->qhead + i) % c->qcap];
-        free(c->q);
-        c->q = nq;
-        c->qcap = ncap;
-        c->qhead = 0;
-    }
-    c->q[(c->qhead + c->qn) % c->qcap] = b;
-    c->qn++;
-}
-
 static void gconn_kick(struct gconn *c)
 {
     if (c->in_recv || c->dying)
@@ -200,22 +177,16 @@ static ssize_t req_read_cb(nghttp2_session *ngh, int32_t sid, uint8_t *buf, size
     (void)ngh, (void)sid, (void)user;
     gcl_call_t *c = src->ptr;
     size_t n = 0;
-    while (n < length && c->qn) {
-        rbuf_t *b = c->q[c->qhead];
-        size_t k = b->len - c->qoff;
+    while (n < length && c->q.n) {
+        rbuf_t *b = rbufq_at(&c->q, 0);
+        size_t k = b->len - c->q.off;
         if (k > length - n)
             k = length - n;
-        memcpy(buf + n, b->data + c->qoff, k);
+        memcpy(buf + n, b->data + c->q.off, k);
         n += k;
-        c->qoff += k;
-        if (c->qoff == b->len) {
-            rbuf_unref(b);
-            c->qhead = (c->qhead + 1) % c->qcap;
-            c->qn--;
-            c->qoff = 0;
-        }
+        rbufq_advance(&c->q, k);
     }
-    if (c->qn == 0 && (c->send_closed || c->done)) {
+    if (c->q.n == 0 && (c->send_closed || c->done)) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         c->end_sent = 1;
         return (ssize_t)n;
@@ -945,7 +916,7 @@ static gcl_call_t *call_start(gcl_t *g, const char *path, rbuf_t *first, int clo
     call->timeout_ms = timeout_ms;
     call->send_closed = close_send ? 1 : 0;
     if (first)
-        q_push(call, first);
+        rbufq_push(&call->q, first);
     struct gconn *c = g->cur;
     if (c && (c->goaway || c->dying))
         c = NULL;
@@ -1056,7 +1027,7 @@ int gcl_call_send(gcl_call_t *c, const ProtobufCMessage *m)
     rbuf_t *b = rbuf_alloc(GRPC_FRAME_HDR + len);
     grpc_frame_hdr(b->data, (uint32_t)len);
     protobuf_c_message_pack(m, b->data + GRPC_FRAME_HDR);
-    q_push(c, b);
+    rbufq_push(&c->q, b);
     call_resume(c);
     return 0;
 }
@@ -1070,7 +1041,7 @@ int gcl_call_send_raw(gcl_call_t *c, const void *msg, size_t len)
     grpc_frame_hdr(b->data, (uint32_t)len);
     if (len)
         memcpy(b->data + GRPC_FRAME_HDR, msg, len);
-    q_push(c, b);
+    rbufq_push(&c->q, b);
     call_resume(c);
     return 0;
 }

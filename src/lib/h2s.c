@@ -176,9 +176,8 @@ struct h2s_call {
     /* request body */
     uint8_t *body;
     size_t blen, bcap;
-    /* response queue: ring of rbufs; qoff bytes of the head already sent */
-    rbuf_t **q;
-    size_t qhead, qn, qcap, qoff, queued;
+    struct rbufq q; /* response queue */
+    size_t queued;  /* bytes in q */
     int status;
     char *message; /* percent-encoded grpc-message, or NULL */
     char status_buf[12];
@@ -329,10 +328,9 @@ static h2s_call_t *call_new(struct conn *conn, int32_t sid)
         size_t hcap = c->hcap;
         uint8_t *body = c->body;
         size_t bcap = c->bcap;
-        rbuf_t **q = c->q;
-        size_t qcap = c->qcap;
+        struct rbufq q = {.v = c->q.v, .cap = c->q.cap}; /* emptied by call_closed */
         memset(c, 0, sizeof(*c));
-        c->hbuf = hbuf, c->hcap = hcap, c->body = body, c->bcap = bcap, c->q = q, c->qcap = qcap;
+        c->hbuf = hbuf, c->hcap = hcap, c->body = body, c->bcap = bcap, c->q = q;
     } else {
         c = xcalloc(1, sizeof(*c));
     }
@@ -413,23 +411,13 @@ static void call_release(h2s_call_t *c)
     conn->inbuf -= c->blen;
     c->blen = 0;
     s->st.calls_open--;
-    while (c->qn) {
-        rbuf_unref(c->q[c->qhead]);
-        c->qhead = (c->qhead + 1) % c->qcap;
-        c->qn--;
-    }
+    rbufq_empty(&c->q);
     s->st.bytes_queued -= c->queued;
     c->queued = 0;
-    c->qoff = 0;
     free(c->message);
     c->message = NULL;
-    if (s->nfree_calls >= CALL_FREELIST_MAX || c->qcap > KEEP_Q_MAX) {
-        s->st.queue_mem -= c->qcap * sizeof(*c->q);
-        free(c->q);
-        c->q = NULL;
-        c->qcap = 0;
-        c->qhead = 0;
-    }
+    if (s->nfree_calls >= CALL_FREELIST_MAX || c->q.cap > KEEP_Q_MAX)
+        s->st.queue_mem -= rbufq_free(&c->q);
     if (s->nfree_calls >= CALL_FREELIST_MAX) {
         free(c->hbuf);
         free(c->body);
@@ -486,19 +474,7 @@ static void hdr_add(h2s_call_t *c, const uint8_t *name, size_t nlen, const uint8
 
 static void q_push(h2s_call_t *c, rbuf_t *b)
 {
-    if (c->qn == c->qcap) {
-        size_t ncap = c->qcap ? c->qcap * 2 : 8;
-        rbuf_t **nq = xmalloc(ncap * sizeof(*nq));
-        for (size_t i = 0; i < c->qn; i++)
-            nq[i] = c->q[(c->qhead + i) % c->qcap];
-        c->s->st.queue_mem += (ncap - c->qcap) * sizeof(*nq);
-        free(c->q);
-        c->q = nq;
-        c->qcap = ncap;
-        c->qhead = 0;
-    }
-    c->q[(c->qhead + c->qn) % c->qcap] = b;
-    c->qn++;
+    c->s->st.queue_mem += rbufq_push(&c->q, b);
     c->queued += b->len;
     c->s->st.bytes_queued += b->len;
 }
@@ -587,6 +563,15 @@ static void stage_flush(h2s_t *s, struct evbuffer *out)
     s->slen = 0;
 }
 
+/* A DATA frame took n queued bytes: the counters; an emptied big ring goes. */
+static void q_sent(h2s_t *s, h2s_call_t *c, size_t n)
+{
+    if (!c->q.n && c->q.cap > KEEP_Q_MAX) /* a stream that lagged once does not keep its big ring */
+        s->st.queue_mem -= rbufq_free(&c->q);
+    c->queued -= n;
+    s->st.bytes_queued -= n;
+}
+
 /* While conn_send stages: the frame bytes go to the staging area. */
 static int send_data_staged(struct conn *conn, nghttp2_frame *f, const uint8_t *framehd,
                             size_t length, h2s_call_t *c)
@@ -600,36 +585,21 @@ static int send_data_staged(struct conn *conn, nghttp2_frame *f, const uint8_t *
         stage_put(s, &pl, 1);
     }
     size_t n = 0;
-    while (n < length && c->qn) {
-        rbuf_t *b = c->q[c->qhead];
-        size_t k = b->len - c->qoff;
+    while (n < length && c->q.n) {
+        rbuf_t *b = rbufq_at(&c->q, 0);
+        size_t k = b->len - c->q.off;
         if (k > length - n)
             k = length - n;
         if (k >= REF_MIN) {
             stage_flush(s, out);
-            evbuffer_add_reference(out, b->data + c->qoff, k, rbuf_cleanup, rbuf_ref(b));
+            evbuffer_add_reference(out, b->data + c->q.off, k, rbuf_cleanup, rbuf_ref(b));
         } else {
-            stage_put(s, b->data + c->qoff, k);
+            stage_put(s, b->data + c->q.off, k);
         }
         n += k;
-        c->qoff += k;
-        if (c->qoff == b->len) {
-            rbuf_unref(b);
-            c->qhead = (c->qhead + 1) % c->qcap;
-            c->qn--;
-            c->qoff = 0;
-        }
+        rbufq_advance(&c->q, k);
     }
-    if (!c->qn && c->qcap > KEEP_Q_MAX) {
-        /* a stream that lagged once does not keep its big ring */
-        s->st.queue_mem -= c->qcap * sizeof(*c->q);
-        free(c->q);
-        c->q = NULL;
-        c->qcap = 0;
-        c->qhead = 0;
-    }
-    c->queued -= n;
-    s->st.bytes_queued -= n;
+    q_sent(s, c, n);
     if (pad > 1) {
         static const uint8_t zeros[256];
         stage_put(s, zeros, pad - 1);
@@ -654,8 +624,8 @@ static int send_data_cb(nghttp2_session *ngh, nghttp2_frame *f, const uint8_t *f
      * message: a watch stream's DATA frame often carries many small events).
      */
     size_t small = 9 + (pad ? 1 : 0), scan = 0;
-    for (size_t i = 0, off = c->qoff; i < c->qn && scan < length; i++, off = 0) {
-        const rbuf_t *b = c->q[(c->qhead + i) % c->qcap];
+    for (size_t i = 0, off = c->q.off; i < c->q.n && scan < length; i++, off = 0) {
+        const rbuf_t *b = rbufq_at(&c->q, i);
         size_t k = b->len - off;
         if (k > length - scan)
             k = length - scan;
@@ -685,42 +655,27 @@ static int send_data_cb(nghttp2_session *ngh, nghttp2_frame *f, const uint8_t *f
         }
     }
     size_t n = 0;
-    while (n < length && c->qn) {
-        rbuf_t *b = c->q[c->qhead];
-        size_t k = b->len - c->qoff;
+    while (n < length && c->q.n) {
+        rbuf_t *b = rbufq_at(&c->q, 0);
+        size_t k = b->len - c->q.off;
         if (k > length - n)
             k = length - n;
         if (n < scan) {
-            memcpy(dst, b->data + c->qoff, k);
+            memcpy(dst, b->data + c->q.off, k);
             dst += k;
             if (n + k == scan) {
                 v.iov_len = small;
                 evbuffer_commit_space(out, &v, 1);
             }
         } else if (k >= REF_MIN) {
-            evbuffer_add_reference(out, b->data + c->qoff, k, rbuf_cleanup, rbuf_ref(b));
+            evbuffer_add_reference(out, b->data + c->q.off, k, rbuf_cleanup, rbuf_ref(b));
         } else {
-            evbuffer_add(out, b->data + c->qoff, k);
+            evbuffer_add(out, b->data + c->q.off, k);
         }
         n += k;
-        c->qoff += k;
-        if (c->qoff == b->len) {
-            rbuf_unref(b);
-            c->qhead = (c->qhead + 1) % c->qcap;
-            c->qn--;
-            c->qoff = 0;
-        }
+        rbufq_advance(&c->q, k);
     }
-    if (!c->qn && c->qcap > KEEP_Q_MAX) {
-        /* a stream that lagged once does not keep its big ring */
-        conn->s->st.queue_mem -= c->qcap * sizeof(*c->q);
-        free(c->q);
-        c->q = NULL;
-        c->qcap = 0;
-        c->qhead = 0;
-    }
-    c->queued -= n;
-    conn->s->st.bytes_queued -= n;
+    q_sent(conn->s, c, n);
     if (pad > 1) {
         static const uint8_t zeros[256];
         evbuffer_add(out, zeros, pad - 1);
@@ -769,7 +724,7 @@ static void call_end(h2s_call_t *c, int code, const char *message)
     snprintf(c->status_buf, sizeof(c->status_buf), "%d", code);
     if (message && *message)
         c->message = grpc_message_encode(message);
-    if (!c->submitted && c->qn == 0) {
+    if (!c->submitted && c->q.n == 0) {
         nghttp2_nv nv[] = {NV_STATIC(":status", "200"),
                            NV_STATIC("content-type", "application/grpc"),
                            NV_STATIC("grpc-status", ""), NV_STATIC("grpc-message", "")};
@@ -808,7 +763,7 @@ static void call_http_respond(h2s_call_t *c, int status, const char *ctype, char
     nghttp2_data_provider dp = {.source.ptr = c, .read_callback = data_read_cb};
     if (blen && c->method != M_HEAD)
         q_push(c, rbuf_new(body, blen));
-    int rv = nghttp2_submit_response(c->conn->ngh, c->sid, nv, ARRAY_SIZE(nv), c->qn ? &dp : NULL);
+    int rv = nghttp2_submit_response(c->conn->ngh, c->sid, nv, ARRAY_SIZE(nv), c->q.n ? &dp : NULL);
     if (rv != 0)
         log_debug("h2s: submit_response on stream %d: %s", c->sid, nghttp2_strerror(rv));
     mark_dirty_for(c);
@@ -2200,7 +2155,7 @@ void h2s_free(h2s_t *s)
         s->free_calls = c->next;
         free(c->hbuf);
         free(c->body);
-        free(c->q);
+        free(c->q.v);
         free(c);
     }
     event_free(s->flush_ev);
@@ -2327,13 +2282,13 @@ void h2s_call_abort(h2s_call_t *c, int code, const char *message)
     if (c->done)
         return;
     /* keep the head if part of it is on the wire; drop every other message */
-    size_t keep = c->qn && c->qoff ? 1 : 0;
-    while (c->qn > keep) {
-        size_t i = (c->qhead + c->qn - 1) % c->qcap;
-        c->queued -= c->q[i]->len;
-        c->s->st.bytes_queued -= c->q[i]->len;
-        rbuf_unref(c->q[i]);
-        c->qn--;
+    size_t keep = c->q.n && c->q.off ? 1 : 0;
+    while (c->q.n > keep) {
+        rbuf_t *b = rbufq_at(&c->q, c->q.n - 1);
+        c->queued -= b->len;
+        c->s->st.bytes_queued -= b->len;
+        rbuf_unref(b);
+        c->q.n--;
     }
     h2s_call_finish(c, code, message);
 }

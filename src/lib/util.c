@@ -321,3 +321,53 @@ void rbuf_unref(rbuf_t *b)
     if (b && --b->refs == 0)
         free(b);
 }
+
+size_t rbufq_push(struct rbufq *q, rbuf_t *b)
+{
+    size_t grew = 0;
+    if (q->n == q->cap) {
+        size_t ncap = q->cap ? q->cap * 2 : 4;
+        rbuf_t **nv = xmalloc(ncap * sizeof(*nv));
+        for (size_t i = 0; i < q->n; i++)
+            nv[i] = rbufq_at(q, i);
+        grew = (ncap - q->cap) * sizeof(*nv);
+        free(q->v);
+        q->v = nv;
+        q->cap = ncap;
+        q->head = 0;
+    }
+    q->v[(q->head + q->n) % q->cap] = b;
+    q->n++;
+    return grew;
+}
+
+void rbufq_advance(struct rbufq *q, size_t k)
+{
+    rbuf_t *b = q->v[q->head];
+    q->off += k;
+    if (q->off == b->len) {
+        rbuf_unref(b);
+        q->head = (q->head + 1) % q->cap;
+        q->n--;
+        q->off = 0;
+    }
+}
+
+void rbufq_empty(struct rbufq *q)
+{
+    while (q->n) {
+        rbuf_unref(q->v[q->head]);
+        q->head = (q->head + 1) % q->cap;
+        q->n--;
+    }
+    q->head = q->off = 0;
+}
+
+size_t rbufq_free(struct rbufq *q)
+{
+    rbufq_empty(q);
+    size_t had = q->cap * sizeof(*q->v);
+    free(q->v);
+    *q = (struct rbufq){0};
+    return had;
+}

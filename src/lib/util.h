@@ -90,4 +90,26 @@ static inline rbuf_t *rbuf_ref(rbuf_t *b)
 }
 void rbuf_unref(rbuf_t *b);
 
+/*
+ * rbufq: a FIFO ring of rbufs being sent, off bytes of the head already
+ * gone (the gRPC server's and client's outgoing messages). Zero-initialised
+ * is empty.
+ */
+struct rbufq {
+    rbuf_t **v;
+    size_t head, n, cap, off;
+};
+/* Appends b (the queue takes the reference). Returns the bytes the ring grew by. */
+size_t rbufq_push(struct rbufq *q, rbuf_t *b);
+static inline rbuf_t *rbufq_at(const struct rbufq *q, size_t i)
+{
+    return q->v[(q->head + i) % q->cap];
+}
+/* k more bytes of the head buffer were sent; an rbuf all sent is dropped. */
+void rbufq_advance(struct rbufq *q, size_t k);
+/* Drops every rbuf; keeps the ring for reuse. */
+void rbufq_empty(struct rbufq *q);
+/* Drops every rbuf and the ring. Returns the bytes the ring had. */
+size_t rbufq_free(struct rbufq *q);
+
 #endif

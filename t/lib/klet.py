@@ -21,15 +21,22 @@ def busybox_node(t, name):
     root = os.path.join(c.dir, "kroot")
     runc_root = os.path.join(root, "runc")
     c.on_teardown(lambda: ctest.node_cleanup(root, runc_root))
-    os.makedirs(os.path.join(root, "images", "import"))
-    # The image tarball comes from contrib/images (cached under /var/cache/coracle/images);
-    # the kubelet imports it from its drop-in folder at start.
+    import_busybox(t, root)
+    return c, root, runc_root
+
+
+def import_busybox(t, *roots):
+    """Puts the busybox image in each node root's drop-in folder (ROOT/images/import),
+    which the kubelet imports at start. The tarball comes from contrib/images (cached
+    under /var/cache/coracle/images); retried: the script has been seen to fail now
+    and then (SIGPIPE, 141). Bails out if it cannot be had."""
     for _ in range(3):
         r = subprocess.run([os.path.join(ctest.SRC, "contrib/images/busybox.sh")], capture_output=True, text=True)
         if r.returncode == 0 and os.path.exists(r.stdout.strip()):
-            shutil.copy(r.stdout.strip(), os.path.join(root, "images", "import", "busybox.tar"))
             break
         time.sleep(0.5)
     else:
         t.bail("contrib/images/busybox.sh failed (%d): %s" % (r.returncode, r.stderr.strip()[-300:]))
-    return c, root, runc_root
+    for root in roots:
+        os.makedirs(os.path.join(root, "images", "import"), exist_ok=True)
+        shutil.copy(r.stdout.strip(), os.path.join(root, "images", "import", "busybox.tar"))

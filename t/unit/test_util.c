@@ -106,11 +106,38 @@ static void test_cfg(void)
     free(l.v);
 }
 
+static void test_rbufq(void)
+{
+    struct rbufq q = {0};
+    size_t grew = 0;
+    char name[2] = "a";
+    for (int i = 0; i < 5; i++, name[0]++)
+        grew += rbufq_push(&q, rbuf_new(name, 1));
+    ok(q.n == 5 && q.cap == 8 && grew == 8 * sizeof(*q.v),
+       "rbufq: five pushed, the ring grew to 8");
+    rbufq_advance(&q, 1);
+    rbufq_advance(&q, 1);
+    ok(q.n == 3 && rbufq_at(&q, 0)->data[0] == 'c' && rbufq_at(&q, 2)->data[0] == 'e',
+       "rbufq: two sent, c..e left in order");
+    rbuf_t *big = rbuf_new("0123456789", 10);
+    rbufq_push(&q, big);
+    rbufq_empty(&q);
+    ok(q.n == 0 && q.cap == 8 && q.v != NULL, "rbufq: emptied, the ring kept");
+    rbufq_push(&q, rbuf_new("xyz", 3));
+    rbufq_advance(&q, 2);
+    ok(q.n == 1 && q.off == 2, "rbufq: part of the head sent");
+    rbufq_advance(&q, 1);
+    ok(q.n == 0 && q.off == 0, "rbufq: the rest of it");
+    ok(rbufq_free(&q) == 8 * sizeof(rbuf_t *) && q.v == NULL && q.cap == 0,
+       "rbufq: freed, its size returned");
+}
+
 int main(void)
 {
     test_uuid();
     test_grpc();
     test_kinds();
     test_cfg();
+    test_rbufq();
     return done_testing();
 }

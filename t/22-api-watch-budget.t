@@ -3,7 +3,7 @@
 # (--watch-memory-limit). Watchers that never read, each far below the
 # per-watcher cap (--watch-queue-bytes), together pass the budget (each
 # holds its own copy of the initial state, then live events shared by all):
-# the biggest queues are ended (RESOURCE_EXHAUSTED) and their unsent events
+# the queues stuck longest are ended (RESOURCE_EXHAUSTED) and their unsent events
 # freed at once, so the server's memory stays near the budget however many
 # stalled clients there are, while a watcher that reads gets every event.
 import os

@@ -5,7 +5,12 @@
 #   stays bounded, the stalled ones are ended once their queue passes
 #   --watch-queue-bytes, and another client's Get latency p99 stays within
 #   2x its figure without the watchers (same write load; 1 ms floor for
-#   timer noise on a shared machine);
+#   timer noise on a shared machine). Both figures are taken with the
+#   apiserver on CPU 0 and the clients on the others, as clients on other
+#   machines would be: on two shared cores the measuring client otherwise
+#   queues for a CPU behind the 9,000 streams' reader, and the figure is
+#   the kernel scheduler's. Strict in a release build; reported (TODO) under
+#   the sanitizers, which make each delivery several times dearer;
 # - a connection storm (thousands of connects and resets per second, for
 #   a few seconds) and clients stopping mid-frame: the apiserver keeps
 #   serving, and gives back the file descriptors afterwards.
@@ -36,8 +41,17 @@ QUEUE = 1 << 20
 # Resident memory is measured: under the sanitizers (CI) freed memory must not
 # sit in ASan's quarantine, or the bound measures ASan rather than the apiserver.
 os.environ["ASAN_OPTIONS"] = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "quarantine_size_mb=0"]))
+# the clients (this process and the helpers it starts) off CPU 0, the apiserver on it
+cpus = sorted(os.sched_getaffinity(0))
+ncpu = len(cpus)
+if ncpu >= 2:
+    os.sched_setaffinity(0, set(cpus[1:]))
 api = c.start_apiserver("--max-watches-per-user", str(NW + 100), "--watch-queue-bytes", str(QUEUE))
 pid = c.api.proc.pid
+if ncpu >= 2:
+    for tid in os.listdir("/proc/%d/task" % pid):
+        os.sched_setaffinity(int(tid), {cpus[0]})
+SANITIZED = any(l.startswith("SAN_CFLAGS = -f") for l in open(os.path.join(ctest.BUILD, "Makefile")))
 FU = os.path.join(ctest.SRC, "t", "lib", "faultutil.py")
 
 
@@ -162,12 +176,12 @@ t.diag("Get latency with %d watchers (%d stalled): p50 %.2f ms p99 %.2f ms; afte
        % (NW, NSTALL, load50, load99, late99))
 t.diag("(10 small updates/s while measuring; then %d big updates at 60/s to overflow the stalled ones)" % (burst.n - churn.n))
 t.ok(e1 == 0 and e2 == 0, "every Get answered under load")
-# TODO (reported): answers now go before bulk watch traffic, which is written in 1 ms
-# slices (22 ms -> 6-9 ms), but one change is still fanned out to all 10,000 streams in
-# one callback (2-5 ms), and a Get read meanwhile waits for that pass.
-fu.todo_ok(t, load99 <= max(2 * base99, base99 + 1.0),
-           "Get p99 %.2f ms within 2x the figure without watchers (%.2f ms)" % (load99, base99),
-           "fan-out to 10,000 streams delays unary calls")
+# A change is fanned out and written in slices (watch.c, h2s.c flush_cb) with
+# polls between them, so a Get waits for one slice at most, not for a change.
+(fu.todo_ok if SANITIZED or ncpu < 2 else lambda t, c, n, why: t.ok(c, n))(
+    t, load99 <= max(2 * base99, base99 + 1.0),
+    "Get p99 %.2f ms within 2x the figure without watchers (%.2f ms)" % (load99, base99),
+    "under the sanitizers (or on one CPU) a delivery slice overruns")
 t.ok(cut, "the %d stalled watchers were ended (slow-ended total %s)" % (NSTALL, metric("coracle_apiserver_watch_slow_ended_total")))
 t.ok(int(st[1]) >= NW - NSTALL, "every reading watcher got events (%s streams, %s bytes)" % (st[1], st[2]))
 t.ok(rss_max - rss0 < 512 * 1024, "resident memory bounded: %d MiB before, peak %d MiB, %d MiB after the cut"
@@ -179,6 +193,11 @@ t.is_(churn.errs + burst.errs, 0, "%d updates during the load, none failed" % bu
 rss_after = fu.rss_kb(pid)
 
 # ---- connection storm and mid-frame clients ----
+# (unpinned again: the storm's processes would otherwise crowd the measuring client's CPU)
+if ncpu >= 2:
+    os.sched_setaffinity(0, set(cpus))
+    for tid in os.listdir("/proc/%d/task" % pid):
+        os.sched_setaffinity(int(tid), set(cpus))
 mf = subprocess.Popen(["/usr/bin/python3", FU, "midframe", c.api_addr, "200", "8"], stdout=subprocess.PIPE, text=True)
 fu.always(lambda: mf.kill())
 t.like(mf.stdout.readline(), "MIDFRAME 200", "200 clients stopped mid-frame")

@@ -612,8 +612,23 @@ static void metrics(api_t *a, char **body, size_t *len)
             "# TYPE coracle_apiserver_watch_events_sent_total counter\n"
             "coracle_apiserver_watch_events_sent_total %" PRIu64 "\n"
             "# TYPE coracle_apiserver_watch_slow_ended_total counter\n"
-            "coracle_apiserver_watch_slow_ended_total %" PRIu64 "\n",
-            ws.watchers, ws.events_sent, ws.cut_slow);
+            "coracle_apiserver_watch_slow_ended_total %" PRIu64 "\n"
+            "# HELP coracle_apiserver_watch_memory_bytes What unsent watch events hold "
+            "(the --watch-memory-limit budget counts this).\n"
+            "# TYPE coracle_apiserver_watch_memory_bytes gauge\n"
+            "coracle_apiserver_watch_memory_bytes %" PRIu64 "\n"
+            "# HELP coracle_apiserver_watch_pending_changes Changes not yet fanned out to "
+            "every watcher.\n"
+            "# TYPE coracle_apiserver_watch_pending_changes gauge\n"
+            "coracle_apiserver_watch_pending_changes %" PRIu64 "\n",
+            ws.watchers, ws.events_sent, ws.cut_slow, ws.held, ws.pending);
+    if (a->srv)
+        fprintf(f,
+                "# HELP coracle_apiserver_output_buffered_bytes Framed bytes waiting for room "
+                "in the client sockets.\n"
+                "# TYPE coracle_apiserver_output_buffered_bytes gauge\n"
+                "coracle_apiserver_output_buffered_bytes %" PRIu64 "\n",
+                h2s_out_buffered(a->srv));
     if (a->tun)
         fprintf(f,
                 "# TYPE coracle_apiserver_tunnel_nodes gauge\ncoracle_apiserver_tunnel_nodes %zu\n",

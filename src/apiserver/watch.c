@@ -63,6 +63,7 @@ struct watch_hub {
     size_t led_bytes;   /* bytes of the frames in the ledger */
     size_t led_live;    /* led_bytes after the last sweep */
     size_t budget_skip; /* no eligible victim: do not look again below this */
+    struct fanout *fan; /* the change being fanned out, and those waiting */
 };
 
 static int kind_index(const struct kind *k)
@@ -85,10 +86,13 @@ static void wl_add(struct wlist *l, struct watcher *w)
     l->head = w;
 }
 
+static void fan_unlinked(struct watcher *w);
+
 static void wl_del(struct watcher *w)
 {
     if (!w->list)
         return;
+    fan_unlinked(w);
     if (w->prev)
         w->prev->next = w->next;
     else
@@ -178,11 +182,13 @@ static int watcher_send(struct watcher *w, rbuf_t *frame, uint64_t rev)
 struct victim {
     struct watcher *w;
     size_t q;
+    int64_t stuck; /* ns its queue has not moved */
 };
 
 struct victims {
     struct victim *v;
     size_t n, cap;
+    int64_t now;
 };
 
 static void victims_add_list(struct victims *vs, struct wlist *l)
@@ -195,7 +201,7 @@ static void victims_add_list(struct victims *vs, struct wlist *l)
             vs->cap = vs->cap ? 2 * vs->cap : 64;
             vs->v = xrealloc(vs->v, vs->cap * sizeof(*vs->v));
         }
-        vs->v[vs->n++] = (struct victim){w, q};
+        vs->v[vs->n++] = (struct victim){w, q, h2s_call_stuck_ns(w->call, vs->now)};
     }
 }
 
@@ -205,10 +211,18 @@ static void victims_add_node(const char *key, void *val, void *arg)
     victims_add_list(arg, val);
 }
 
+/*
+ * Stuck longest first (biggest queue first among equals), not simply the
+ * biggest: a watcher that just started has its whole initial state queued,
+ * often the biggest queue of all, yet it is not slow, it has had no time
+ * to read.
+ */
 static int victim_cmp(const void *a, const void *b)
 {
-    size_t x = ((const struct victim *)a)->q, y = ((const struct victim *)b)->q;
-    return x < y ? 1 : x > y ? -1 : 0;
+    const struct victim *x = a, *y = b;
+    if (x->stuck != y->stuck)
+        return x->stuck < y->stuck ? 1 : -1;
+    return x->q < y->q ? 1 : x->q > y->q ? -1 : 0;
 }
 
 /* Registers a frame the hub made (takes a reference); returns it. */
@@ -249,10 +263,13 @@ static void ledger_free(watch_hub_t *h)
     free(h->led);
 }
 
-/* What the unsent events hold: the live frames plus the queues' slots. */
+static size_t fan_pending_bytes(const watch_hub_t *h);
+
+/* What the unsent events hold: the live frames, the queues' slots, the changes not yet fanned out.
+ */
 static size_t budget_held(const watch_hub_t *h)
 {
-    size_t n = h->led_bytes;
+    size_t n = h->led_bytes + fan_pending_bytes(h);
     if (h->cfg.srv) {
         struct h2s_stats st;
         h2s_get_stats(h->cfg.srv, &st);
@@ -262,7 +279,7 @@ static size_t budget_held(const watch_hub_t *h)
 }
 
 /*
- * Over the budget: ends the watchers with the biggest queues until the
+ * Over the budget: ends the watchers stuck longest (see victim_cmp) until the
  * frames still held are under 7/8 of it. Runs after a change has been
  * fanned out (never in the middle of a list walk). Sweeps (O(frames held))
  * only once 1 MiB more has been made since the last one: the ledger keeps
@@ -283,7 +300,7 @@ static void budget_check(watch_hub_t *h)
     }
     if (h->budget_skip && held < h->budget_skip)
         return;
-    struct victims vs = {0};
+    struct victims vs = {.now = mono_ns()};
     for (int i = 0; i < NKINDS; i++)
         victims_add_list(&vs, &h->all[i]);
     smap_each(h->by_node, victims_add_node, &vs);
@@ -296,9 +313,10 @@ static void budget_check(watch_hub_t *h)
             struct watcher *w = vs.v[i].w;
             h->stats.cut_slow++;
             h->stats.cut_budget++;
-            log_info("watch %s from %s: %zu bytes queued, unsent watch events hold %zu bytes, "
-                     "past the budget %zu: ending it",
-                     w->k->resource, h2s_call_peer(w->call), vs.v[i].q, held, limit);
+            log_info("watch %s from %s: %zu bytes queued (not moved for %" PRId64
+                     " ms), unsent watch events hold %zu bytes, past the budget %zu: ending it",
+                     w->k->resource, h2s_call_peer(w->call), vs.v[i].q, vs.v[i].stuck / 1000000,
+                     held, limit);
             got += vs.v[i].q;
             watcher_end(w, GRPC_RESOURCE_EXHAUSTED,
                         "watch queue full: the server's watch memory budget is spent and this "
@@ -413,33 +431,225 @@ static int deliver(struct watcher *w, struct chg *c)
     return watcher_send(w, chg_frame(c, type), ch->rev);
 }
 
-static void deliver_list(struct wlist *l, struct chg *c)
+/*
+ * ---- fan-out ----
+ *
+ * A change goes to every watcher that wants it in slices of FAN_SLICE_NS:
+ * with 10,000 watchers one change is milliseconds of work, and a request
+ * read meanwhile would wait for all of it. Between slices the loop polls,
+ * so unary calls are read and answered (h2s sends answers first). The
+ * walk's place is a watcher pointer that fan_unlinked moves on when that
+ * watcher goes. Changes arriving meanwhile wait in order, copied (the
+ * store's bytes last only for the call), and count in the watch memory
+ * budget; past FAN_BACKLOG of them the backlog is fanned out at once, so
+ * memory stays bounded when writes outrun delivery. A watcher that starts
+ * meanwhile is at a snapshot that already has the waiting changes (its
+ * last_rev), and skips them; a bookmark never claims a revision not yet
+ * fanned out (fan_done_rev).
+ */
+
+#define FAN_SLICE_NS 100000 /* one slice of delivery, at most (checked every FAN_CHECK) */
+#define FAN_CHECK 32
+#define FAN_BACKLOG 256              /* changes waiting: past this, deliver without yielding */
+#define FAN_BACKLOG_BYTES (8u << 20) /* or past this many of their bytes */
+
+struct pending {
+    struct pending *next;
+    struct store_change ch; /* points into data */
+    size_t size;
+    char data[];
+};
+
+struct fanout {
+    watch_hub_t *hub;
+    struct event *slice; /* the next slice, after a poll */
+    struct pending *cur; /* the change being delivered (its copy, once one was needed) */
+    struct chg c;
+    int stage;                   /* 0: its kind's list; 1, 2: the new and old nodes' lists */
+    const char *node[2];         /* (into c's decoded objects) */
+    struct watcher *next;        /* the next watcher to visit; NULL: this stage is done */
+    struct pending *head, *tail; /* waiting */
+    size_t n, bytes;
+};
+
+static struct pending *pending_copy(const struct store_change *ch)
 {
-    for (struct watcher *w = l ? l->head : NULL, *n; w; w = n) {
-        n = w->next;
-        deliver(w, c);
+    size_t sz = sizeof(struct pending) + ch->key_len + ch->val_len + ch->prev_len;
+    struct pending *p = xmalloc(sz);
+    p->next = NULL;
+    p->size = sz;
+    p->ch = *ch;
+    char *d = p->data;
+    memcpy(d, ch->key, ch->key_len);
+    p->ch.key = d;
+    d += ch->key_len;
+    if (ch->val) {
+        memcpy(d, ch->val, ch->val_len);
+        p->ch.val = d;
+        d += ch->val_len;
     }
+    if (ch->prev) {
+        memcpy(d, ch->prev, ch->prev_len);
+        p->ch.prev = d;
+    }
+    return p;
+}
+
+static size_t fan_pending_bytes(const watch_hub_t *h)
+{
+    const struct fanout *f = h->fan;
+    return f ? f->bytes + (f->cur ? f->cur->size : 0) : 0;
+}
+
+static void fan_unlinked(struct watcher *w)
+{
+    struct fanout *f = w->hub->fan;
+    if (f && f->next == w)
+        f->next = w->next;
+}
+
+/* The first watcher of the list for stage i of the current change (NULL: none). */
+static struct watcher *fan_stage_head(struct fanout *f, int i)
+{
+    watch_hub_t *h = f->hub;
+    if (i == 0)
+        return h->all[kind_index(f->c.k)].head;
+    if (f->c.k != &kind_pod || !smap_count(h->by_node))
+        return NULL;
+    if (i == 1) {
+        ProtobufCMessage *cur = chg_cur(&f->c), *prev = chg_prev(&f->c);
+        f->node[0] = cur ? obj_pod_node(cur) : NULL;
+        f->node[1] = prev ? obj_pod_node(prev) : NULL;
+        if (f->node[0] && f->node[1] && !strcmp(f->node[0], f->node[1]))
+            f->node[1] = NULL;
+    }
+    const char *n = f->node[i - 1];
+    struct wlist *l = n ? smap_get(h->by_node, n) : NULL;
+    return l ? l->head : NULL;
+}
+
+/* Delivers the current change until done (1) or past deadline (0; 0: none). */
+static int fan_walk(struct fanout *f, int64_t deadline)
+{
+    for (unsigned n = 0;; n++) {
+        while (!f->next) {
+            if (++f->stage > 2)
+                return 1;
+            f->next = fan_stage_head(f, f->stage);
+        }
+        if (deadline && n % FAN_CHECK == FAN_CHECK - 1 && mono_ns() > deadline)
+            return 0;
+        struct watcher *w = f->next;
+        f->next = w->next;
+        deliver(w, &f->c);
+    }
+}
+
+static void fan_begin(struct fanout *f, const struct store_change *ch, const struct kind *k)
+{
+    f->c = (struct chg){.hub = f->hub, .ch = ch, .k = k};
+    f->stage = 0;
+    f->node[0] = f->node[1] = NULL;
+    f->next = fan_stage_head(f, 0);
+}
+
+static void fan_end(struct fanout *f)
+{
+    chg_done(&f->c);
+    f->c.k = NULL;
+    free(f->cur);
+    f->cur = NULL;
+    budget_check(f->hub);
+}
+
+/*
+ * Goes on with the current change and then those waiting, until all are
+ * delivered (returns 1) or deadline passes (0; deadline 0: no limit).
+ */
+static int fan_run(struct fanout *f, int64_t deadline)
+{
+    for (;;) {
+        if (f->c.k) {
+            if (!fan_walk(f, deadline))
+                return 0;
+            fan_end(f);
+        }
+        struct pending *p = f->head;
+        if (!p)
+            return 1;
+        f->head = p->next;
+        if (!f->head)
+            f->tail = NULL;
+        f->n--;
+        f->bytes -= p->size;
+        f->cur = p;
+        fan_begin(f, &p->ch, kind_by_key(p->ch.key, p->ch.key_len));
+    }
+}
+
+static void fan_slice_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct fanout *f = arg;
+    if (!fan_run(f, mono_ns() + FAN_SLICE_NS)) {
+        static const struct timeval now = {0, 0};
+        evtimer_add(f->slice, &now); /* a timer, not event_active: the loop polls first */
+    }
+}
+
+/* Everything waiting, delivered now (before the hub ends its watchers). */
+static void fan_drain(watch_hub_t *h)
+{
+    if (h->fan && fan_run(h->fan, 0))
+        evtimer_del(h->fan->slice);
+}
+
+/* The newest revision fanned out to every watcher: bookmarks may claim no more. */
+static uint64_t fan_done_rev(const watch_hub_t *h, uint64_t store_rev)
+{
+    const struct fanout *f = h->fan;
+    if (f && f->c.k)
+        return f->c.ch->rev - 1;
+    if (f && f->head)
+        return f->head->ch.rev - 1;
+    return store_rev;
 }
 
 void watch_on_change(watch_hub_t *h, const struct store_change *ch)
 {
     const struct kind *k = kind_by_key(ch->key, ch->key_len);
-    int ki = k ? kind_index(k) : -1;
-    if (ki < 0)
+    if (!k || kind_index(k) < 0)
         return;
-    struct chg c = {.hub = h, .ch = ch, .k = k};
-    deliver_list(&h->all[ki], &c);
-    if (k == &kind_pod && smap_count(h->by_node)) {
-        ProtobufCMessage *cur = chg_cur(&c), *prev = chg_prev(&c);
-        const char *nc = cur ? obj_pod_node(cur) : NULL;
-        const char *np = prev ? obj_pod_node(prev) : NULL;
-        if (nc)
-            deliver_list(smap_get(h->by_node, nc), &c);
-        if (np && (!nc || strcmp(np, nc)))
-            deliver_list(smap_get(h->by_node, np), &c);
+    struct fanout *f = h->fan;
+    if (!f) {
+        f = h->fan = xcalloc(1, sizeof(*f));
+        f->hub = h;
+        f->slice = evtimer_new(h->base, fan_slice_cb, f);
     }
-    chg_done(&c);
-    budget_check(h);
+    if (f->c.k || f->head) {
+        /* behind others: wait in order (or, with too many waiting, all at once) */
+        struct pending *p = pending_copy(ch);
+        if (f->tail)
+            f->tail->next = p;
+        else
+            f->head = p;
+        f->tail = p;
+        f->n++;
+        f->bytes += p->size;
+        if (f->n > FAN_BACKLOG || f->bytes > FAN_BACKLOG_BYTES)
+            fan_drain(h);
+        return;
+    }
+    fan_begin(f, ch, k);
+    if (fan_walk(f, mono_ns() + FAN_SLICE_NS)) {
+        fan_end(f);
+        return;
+    }
+    /* the rest after a poll, from a copy: ch's bytes are the store's for this call only */
+    f->cur = pending_copy(ch);
+    f->c.ch = &f->cur->ch;
+    static const struct timeval now = {0, 0};
+    evtimer_add(f->slice, &now);
 }
 
 /* ---- bookmarks, timeouts ---- */
@@ -488,7 +698,7 @@ static void bookmark_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     watch_hub_t *h = arg;
-    uint64_t rev = store_rev(h->st);
+    uint64_t rev = fan_done_rev(h, store_rev(h->st));
     rbuf_t *frame = NULL;
     for (int i = 0; i < NKINDS; i++)
         bookmark_list(&h->all[i], rev, &frame);
@@ -710,6 +920,7 @@ static void end_list(struct wlist *l)
 
 void watch_hub_end_all(watch_hub_t *h)
 {
+    fan_drain(h);
     for (int i = 0; i < NKINDS; i++)
         end_list(&h->all[i]);
     struct lists ls = node_lists(h);
@@ -731,6 +942,10 @@ void watch_hub_free(watch_hub_t *h)
     if (!h)
         return;
     watch_hub_end_all(h);
+    if (h->fan) {
+        event_free(h->fan->slice);
+        free(h->fan);
+    }
     event_free(h->bookmark);
     smap_free(h->by_node, free);
     ledger_free(h);
@@ -740,4 +955,6 @@ void watch_hub_free(watch_hub_t *h)
 void watch_get_stats(const watch_hub_t *h, struct watch_stats *out)
 {
     *out = h->stats;
+    out->held = budget_held(h);
+    out->pending = h->fan ? h->fan->n + (h->fan->c.k != NULL) : 0;
 }

@@ -12,9 +12,10 @@
  * RESOURCE_EXHAUSTED; memory stays bounded however slow the client is.
  * A global budget bounds the sum: when the memory held by unsent events
  * (the frames still queued anywhere, counted once however many streams
- * share them, plus the queues' slots) passes memory_limit, the watchers
- * with the biggest queues (at least 64 KiB behind) are ended the same way
- * until the total is back under 7/8 of it.
+ * share them, plus the queues' slots, plus changes not yet fanned out)
+ * passes memory_limit, the watchers whose queues (at least 64 KiB) have
+ * not moved for longest, the biggest first among those stuck as long,
+ * are ended the same way until the total is back under 7/8 of it.
  * An ended watcher's unsent messages are freed at once (h2s_call_abort).
  * Loop thread only.
  */
@@ -60,6 +61,8 @@ void watch_start(watch_hub_t *h, h2s_call_t *call, const struct kind *k,
 struct watch_stats {
     uint64_t watchers, events_sent, bytes_queued_max, cut_slow;
     uint64_t cut_budget; /* of cut_slow: ended by the global memory budget */
+    uint64_t held;       /* bytes unsent events hold now (what the budget counts) */
+    uint64_t pending;    /* changes waiting to be fanned out */
 };
 void watch_get_stats(const watch_hub_t *h, struct watch_stats *out);
 

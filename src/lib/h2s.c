@@ -113,6 +113,7 @@ struct claim {
 struct conn {
     h2s_t *s;
     struct bufferevent *bev;
+    struct event *wev; /* plain HTTP/2: room in a full socket again (see conn_send) */
     nghttp2_session *ngh;
     enum conn_mode mode;
     struct conn *prev, *next; /* s->conns */
@@ -121,10 +122,12 @@ struct conn {
     struct conn *urgent_next; /* s->urgent */
     int urgent;
     int in_recv;
-    int closing;      /* close once the output is flushed */
-    int h1_paused;    /* HTTP/1.1: reading stopped until the client reads our answers */
-    int64_t h1_since; /* HTTP/1.1: a request head is incomplete since (mono ns), or 0 */
-    int rpaused;      /* HTTP/2: reading stopped while the output is backed up */
+    int held;             /* send_data_cb held a frame back this pass: HELD_FULL, HELD_LATE */
+    unsigned pass_frames; /* DATA frames this pass */
+    int closing;          /* close once the output is flushed */
+    int h1_paused;        /* HTTP/1.1: reading stopped until the client reads our answers */
+    int64_t h1_since;     /* HTTP/1.1: a request head is incomplete since (mono ns), or 0 */
+    int rpaused;          /* HTTP/2: reading stopped while the output is backed up */
     int dying;
     h2s_call_t *calls; /* every stream's call */
     size_t ncalls;
@@ -176,8 +179,10 @@ struct h2s_call {
     /* request body */
     uint8_t *body;
     size_t blen, bcap;
-    struct rbufq q; /* response queue */
-    size_t queued;  /* bytes in q */
+    struct rbufq q;  /* response queue */
+    size_t queued;   /* bytes in q */
+    size_t held_len; /* a DATA frame of this many bytes of q that nghttp2 holds (WOULDBLOCK) */
+    int64_t moved;   /* when q last went from empty or a DATA frame took from it */
     int status;
     char *message; /* percent-encoded grpc-message, or NULL */
     char status_buf[12];
@@ -215,10 +220,13 @@ struct h2s {
      * call) first and all at once; then the rest (watch events, in FIFO
      * order) in slices of FLUSH_SLICE_NS, so that a fan-out to thousands of
      * streams does not hold a Get's answer, nor the reading of new requests,
-     * for the whole of its pass.
+     * for the whole of its pass. A connection with more than a slice of
+     * frames to make (100 streams behind one change) is cut at the
+     * deadline (bulk_deadline) and goes back to the end of the line.
      */
     struct conn *urgent;
     struct conn *dirty, *dirty_tail;
+    int64_t bulk_deadline; /* while flush_cb sends a bulk connection */
     struct event *flush_ev;
     struct event *flush_later_ev;
     struct event *sweep_ev;
@@ -242,7 +250,8 @@ struct h2s {
 };
 
 static void conn_free(struct conn *c);
-static void conn_send(struct conn *c);
+static int conn_send(struct conn *c);
+static void conn_wready(evutil_socket_t fd, short what, void *arg);
 static int sockaddr_is_loopback(const struct sockaddr *sa);
 static void call_end(h2s_call_t *c, int code, const char *message);
 
@@ -278,13 +287,13 @@ static nghttp2_nv nv_make(const char *n, const char *v)
     return nv;
 }
 
-#define FLUSH_SLICE_NS 1000000 /* bulk sending per loop pass, at most */
+#define FLUSH_SLICE_NS 100000 /* bulk sending per loop pass, at most */
 
-static void mark_dirty(struct conn *c)
+enum { HELD_FULL = 1, HELD_LATE = 2 }; /* output at OUT_HIGH; bulk pass past its deadline */
+
+static void dirty_push(struct conn *c)
 {
     h2s_t *s = c->s;
-    if (c->dying || c->dirty || c->in_recv)
-        return;
     c->dirty = 1;
     c->dirty_next = NULL;
     if (s->dirty_tail)
@@ -292,7 +301,14 @@ static void mark_dirty(struct conn *c)
     else
         s->dirty = c;
     s->dirty_tail = c;
-    event_active(s->flush_ev, EV_WRITE, 0);
+}
+
+static void mark_dirty(struct conn *c)
+{
+    if (c->dying || c->dirty || c->in_recv)
+        return;
+    dirty_push(c);
+    event_active(c->s->flush_ev, EV_WRITE, 0);
 }
 
 static void mark_urgent(struct conn *c)
@@ -474,6 +490,8 @@ static void hdr_add(h2s_call_t *c, const uint8_t *name, size_t nlen, const uint8
 
 static void q_push(h2s_call_t *c, rbuf_t *b)
 {
+    if (!c->queued)
+        c->moved = mono_ns();
     c->s->st.queue_mem += rbufq_push(&c->q, b);
     c->queued += b->len;
     c->s->st.bytes_queued += b->len;
@@ -570,6 +588,8 @@ static void q_sent(h2s_t *s, h2s_call_t *c, size_t n)
         s->st.queue_mem -= rbufq_free(&c->q);
     c->queued -= n;
     s->st.bytes_queued -= n;
+    if (n)
+        c->moved = mono_ns();
 }
 
 /* While conn_send stages: the frame bytes go to the staging area. */
@@ -614,7 +634,27 @@ static int send_data_cb(nghttp2_session *ngh, nghttp2_frame *f, const uint8_t *f
     (void)ngh;
     struct conn *conn = user;
     h2s_call_t *c = src->ptr;
-    if (conn->s->sowner == conn)
+    h2s_t *s = conn->s;
+    /*
+     * One nghttp2_session_mem_send call goes on from a NO_COPY DATA frame
+     * to the next, so conn_send's own checks between calls do not bound
+     * it: a connection with 100 streams behind would have all of their
+     * queues framed in one call. Here each frame checks the output bound
+     * and (every few frames) the bulk pass's deadline; past either, nghttp2
+     * keeps the frame for the next pass.
+     */
+    if (evbuffer_get_length(bufferevent_get_output(conn->bev)) + s->slen >= OUT_HIGH) {
+        conn->held = HELD_FULL;
+        c->held_len = length; /* its header is made: those bytes must stay (h2s_call_abort) */
+        return NGHTTP2_ERR_WOULDBLOCK;
+    }
+    if (s->bulk_deadline && ++conn->pass_frames % 8 == 0 && mono_ns() > s->bulk_deadline) {
+        conn->held = HELD_LATE;
+        c->held_len = length;
+        return NGHTTP2_ERR_WOULDBLOCK;
+    }
+    c->held_len = 0;
+    if (s->sowner == conn)
         return send_data_staged(conn, f, framehd, length, c);
     struct evbuffer *out = bufferevent_get_output(conn->bev);
     size_t pad = f->data.padlen;
@@ -1229,31 +1269,44 @@ static void conn_start_h2(struct conn *c)
     nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, iv, ARRAY_SIZE(iv));
     /* a bigger connection window so many streams can upload at once */
     nghttp2_session_set_local_window_size(c->ngh, NGHTTP2_FLAG_NONE, 0, 16 << 20);
+    if (!c->tls) {
+        /* conn_send writes itself: see there */
+        bufferevent_disable(c->bev, EV_WRITE);
+        c->wev = event_new(s->base, bufferevent_getfd(c->bev), EV_WRITE, conn_wready, c);
+    }
 }
 
-/* Close after what is queued has been written. */
-static void conn_close_later(struct conn *c)
+/* Close after what is queued has been written. Returns 1 if c is freed (nothing was left). */
+static int conn_close_later(struct conn *c)
 {
     c->closing = 1;
+    if (c->wev)
+        event_del(c->wev);
     bufferevent_disable(c->bev, EV_READ);
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
         conn_free(c);
-        return;
+        return 1;
     }
+    /* the rest through the bufferevent: conn_writecb frees c once it is out */
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_enable(c->bev, EV_WRITE);
+    return 0;
 }
 
-/* Pulls frames from nghttp2 into the output buffer; may free c. */
-static void conn_send(struct conn *c)
+/* Pulls frames from nghttp2 into the output buffer and writes them. Returns 1 if it freed c. */
+static int conn_send(struct conn *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     h2s_t *s = c->s;
     if (c->mode != CM_H2 || c->dying || s->sowner == c)
-        return;             /* (called back from inside this conn's own pass: that pass goes on) */
+        return 0;           /* (called back from inside this conn's own pass: that pass goes on) */
     int stage = !s->sowner; /* not nested in another conn's pass */
+    c->pass_frames = 0;
+again:
     if (stage)
         s->sowner = c;
-    while (evbuffer_get_length(out) + s->slen < OUT_HIGH) {
+    c->held = 0;
+    while (evbuffer_get_length(out) + s->slen < OUT_HIGH && !c->held) {
         const uint8_t *data;
         ssize_t n = nghttp2_session_mem_send(c->ngh, &data);
         if (n < 0) {
@@ -1262,8 +1315,7 @@ static void conn_send(struct conn *c)
                 stage_flush(s, out);
                 s->sowner = NULL;
             }
-            conn_close_later(c);
-            return;
+            return conn_close_later(c);
         }
         if (n == 0)
             break;
@@ -1281,20 +1333,48 @@ static void conn_send(struct conn *c)
      * Write now, not in the bufferevent's write callback: those all run in
      * one pass of the loop after the poll, and a change fanned out to a
      * thousand connections would make a thousand writev calls there before a
-     * waiting request is read. Here they fall in flush_cb's time slices. (TLS goes through the
-     * bufferevent: OpenSSL owns the framing. So does a connection that is
-     * closing or has its reading paused: conn_writecb must see its output
-     * drain, and libevent calls it only for bytes it wrote itself.)
+     * waiting request is read. Here they fall in flush_cb's time slices. A
+     * plain connection's bufferevent never writes (its EV_WRITE is off, see
+     * conn_start_h2): what a full socket leaves waits for c->wev, which only
+     * puts the connection back in flush_cb's line. (Armed for good, libevent's
+     * write event also cost an epoll_ctl, a wakeup for a socket with nothing
+     * to write and a second epoll_ctl per pass.) TLS goes through the
+     * bufferevent, OpenSSL owns the framing; so does a closing connection.
      */
-    if (!c->tls && !c->closing && !c->rpaused && evbuffer_get_length(out)) {
-        int w = evbuffer_write_atmost(out, bufferevent_getfd(c->bev), OUT_HIGH);
-        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            log_debug("h2s: %s: write: %s", c->peer,
-                      strerror(errno)); /* the bufferevent sees it too */
+    if (!c->tls && !c->closing) {
+        if (evbuffer_get_length(out)) {
+            /* a socket bufferevent keeps its output's start frozen (only it
+             * may drain it): thawed for this write, as libevent does for its own */
+            evbuffer_unfreeze(out, 1);
+            int w = evbuffer_write_atmost(out, bufferevent_getfd(c->bev), OUT_HIGH);
+            evbuffer_freeze(out, 1);
+            if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                log_debug("h2s: %s: write: %s; closing", c->peer, strerror(errno));
+                conn_free(c);
+                return 1;
+            }
+        }
+        if (evbuffer_get_length(out)) {
+            if (!event_pending(c->wev, EV_WRITE, NULL))
+                event_add(c->wev, NULL);
+        } else if (event_pending(c->wev, EV_WRITE, NULL)) {
+            event_del(c->wev);
+        }
+        if (c->rpaused && evbuffer_get_length(out) < OUT_LOW) {
+            c->rpaused = 0;
+            bufferevent_enable(c->bev, EV_READ);
+        }
     }
-    if (!nghttp2_session_want_read(c->ngh) && !nghttp2_session_want_write(c->ngh)) {
-        conn_close_later(c);
-        return;
+    if (!nghttp2_session_want_read(c->ngh) && !nghttp2_session_want_write(c->ngh))
+        return conn_close_later(c);
+    if (c->held && !c->closing && evbuffer_get_length(out) < OUT_HIGH) {
+        /* frames were held back and the socket took what was made: more now, or
+         * (a bulk pass past its deadline) when its turn comes again; flush_cb is
+         * past its deadline too and schedules the next pass */
+        if (c->held == HELD_FULL && !(s->bulk_deadline && mono_ns() > s->bulk_deadline))
+            goto again;
+        if (!c->dirty)
+            dirty_push(c);
     }
     /*
      * A client that does not read its answers gets no more requests read
@@ -1305,6 +1385,14 @@ static void conn_send(struct conn *c)
         c->rpaused = 1;
         bufferevent_disable(c->bev, EV_READ);
     }
+    return 0;
+}
+
+/* A plain connection's full socket has room again: its turn in flush_cb. */
+static void conn_wready(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    mark_dirty(arg);
 }
 
 static void h1_respond(struct conn *c, int status, const char *ctype, const char *body, size_t blen,
@@ -1498,8 +1586,7 @@ static void conn_readcb(struct bufferevent *bev, void *arg)
                     return;
                 }
                 nghttp2_session_terminate_session(c->ngh, NGHTTP2_PROTOCOL_ERROR);
-                conn_send(c);
-                if (!c->closing)
+                if (!conn_send(c) && !c->closing)
                     conn_close_later(c);
                 return;
             }
@@ -1592,6 +1679,8 @@ static void conn_free(struct conn *c)
     }
     if (c->ngh)
         nghttp2_session_del(c->ngh);
+    if (c->wev)
+        event_free(c->wev);
     bufferevent_free(c->bev);
     if (c->prev)
         c->prev->next = c->next;
@@ -1629,7 +1718,9 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
         if (!s->dirty)
             s->dirty_tail = NULL;
         c->dirty = 0;
+        s->bulk_deadline = t0 + FLUSH_SLICE_NS;
         conn_send(c);
+        s->bulk_deadline = 0;
     }
 }
 
@@ -1698,8 +1789,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
         if (c->mode == CM_H2 && !c->closing) {
             log_debug("h2s: %s: idle; closing", c->peer);
             nghttp2_session_terminate_session(c->ngh, NGHTTP2_NO_ERROR);
-            conn_send(c);
-            if (!c->closing)
+            if (!conn_send(c) && !c->closing)
                 conn_close_later(c);
         } else {
             conn_free(c);
@@ -2277,12 +2367,20 @@ size_t h2s_call_queued(const h2s_call_t *c)
     return c->queued;
 }
 
+int64_t h2s_call_stuck_ns(const h2s_call_t *c, int64_t now)
+{
+    return c->queued ? now - c->moved : 0;
+}
+
 void h2s_call_abort(h2s_call_t *c, int code, const char *message)
 {
     if (c->done)
         return;
-    /* keep the head if part of it is on the wire; drop every other message */
-    size_t keep = c->q.n && c->q.off ? 1 : 0;
+    /* keep what the wire has a claim on (a part-sent head, a DATA frame nghttp2
+     * holds back); drop every other message */
+    size_t claim = c->q.off + c->held_len, keep = 0;
+    for (size_t have = 0; keep < c->q.n && have < claim; keep++)
+        have += rbufq_at(&c->q, keep)->len;
     while (c->q.n > keep) {
         rbuf_t *b = rbufq_at(&c->q, c->q.n - 1);
         c->queued -= b->len;
@@ -2347,4 +2445,12 @@ void *h2s_call_data(const h2s_call_t *c)
 void h2s_get_stats(const h2s_t *s, struct h2s_stats *out)
 {
     *out = s->st;
+}
+
+uint64_t h2s_out_buffered(const h2s_t *s)
+{
+    uint64_t n = 0;
+    for (const struct conn *c = s->conns; c; c = c->next)
+        n += evbuffer_get_length(bufferevent_get_output(c->bev));
+    return n;
 }

@@ -123,6 +123,8 @@ int h2s_call_send_framed(h2s_call_t *c, rbuf_t *framed);
 int h2s_call_send(h2s_call_t *c, const void *msg, size_t len);
 /* Bytes queued on this call and not yet written to the socket. */
 size_t h2s_call_queued(const h2s_call_t *c);
+/* How long its unsent bytes have not moved (0: none queued); now from mono_ns(). */
+int64_t h2s_call_stuck_ns(const h2s_call_t *c, int64_t now);
 /*
  * Ends a streaming call at once (a watcher too slow to keep): drops every
  * queued message not yet started on the wire (a partly sent one is kept so
@@ -174,5 +176,8 @@ struct h2s_stats {
     uint64_t queue_mem;         /* memory of the calls' queues themselves (a slot per message) */
 };
 void h2s_get_stats(const h2s_t *s, struct h2s_stats *out);
+/* Framed bytes in the connections' output buffers, waiting for room in the sockets
+ * (O(connections)). */
+uint64_t h2s_out_buffered(const h2s_t *s);
 
 #endif

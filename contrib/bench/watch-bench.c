@@ -202,6 +202,7 @@ struct watcher {
     struct wb *wb;
     gcl_call_t *call; /* coracle: one call per watcher; etcd: the stream's first watcher */
     uint64_t count;
+    uint64_t last_rv; /* coracle: resourceVersion of the last event */
     int synced;
     int ended;
 };
@@ -241,6 +242,8 @@ struct wb {
     int synced, ended;
     int phase; /* 0 setup, 1 sync, 2 timed, 3 done */
     uint64_t deliveries, stray;
+    /* coracle: events not after the watcher's previous one (repeats, reorders) */
+    uint64_t disorder;
     int64_t t0, t_last_deliv, t_last_progress, t_end_writes;
     uint64_t last_deliv_seen;
     struct hist lat, ack;
@@ -321,6 +324,17 @@ static void coracle_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *
         w->wb->stray++;
         return;
     }
+    /* a watcher sees each revision once, in order: metadata.resourceVersion (6) rises */
+    const uint8_t *rvs;
+    size_t rvn;
+    uint64_t rv = 0;
+    if (pb_find(meta, metan, 6, &rvs, &rvn) == 0)
+        for (size_t i = 0; i < rvn && rvs[i] >= '0' && rvs[i] <= '9'; i++)
+            rv = rv * 10 + (uint64_t)(rvs[i] - '0');
+    if (rv <= w->last_rv)
+        w->wb->disorder++;
+    else
+        w->last_rv = rv;
     deliver(w->wb, w, parse_seq(w->wb, name, namen), mono_ns());
 }
 
@@ -810,15 +824,17 @@ int main(int argc, char **argv)
     int64_t wspan = wb->t_end_writes > wb->t0 ? wb->t_end_writes - wb->t0 : 1;
     uint64_t expect = (uint64_t)wb->writes * (uint64_t)wb->nwatch;
     printf("target=%s watchers=%d writes=%ld rate=%.0f write_rate=%.1f write_errors=%ld "
-           "deliveries=%" PRIu64 " missing=%" PRIu64 " stray=%" PRIu64 " ended=%d "
+           "deliveries=%" PRIu64 " missing=%" PRIu64 " stray=%" PRIu64 " disorder=%" PRIu64
+           " ended=%d "
            "span_s=%.3f deliveries_per_s=%.0f lat_p50_us=%" PRIu64 " lat_p99_us=%" PRIu64
            " lat_max_us=%" PRIu64 " ack_p50_us=%" PRIu64 " ack_p99_us=%" PRIu64
            " setup_s=%.3f timed_out=%d\n",
            target, wb->nwatch, wb->writes, wb->rate, (double)wb->writes * 1e9 / (double)wspan,
            wb->write_err, wb->deliveries, expect > wb->deliveries ? expect - wb->deliveries : 0,
-           wb->stray, wb->ended, (double)span / 1e9, (double)wb->deliveries * 1e9 / (double)span,
-           hist_q(&wb->lat, 0.5), hist_q(&wb->lat, 0.99), wb->lat.max, hist_q(&wb->ack, 0.5),
-           hist_q(&wb->ack, 0.99), setup_s, wb->timed_out);
+           wb->stray, wb->disorder, wb->ended, (double)span / 1e9,
+           (double)wb->deliveries * 1e9 / (double)span, hist_q(&wb->lat, 0.5),
+           hist_q(&wb->lat, 0.99), wb->lat.max, hist_q(&wb->ack, 0.5), hist_q(&wb->ack, 0.99),
+           setup_s, wb->timed_out);
     if (wb->first_err[0])
         fprintf(stderr, "watch-bench: first error: %s\n", wb->first_err);
     fflush(stdout);

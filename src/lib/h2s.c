@@ -955,6 +955,15 @@ static void call_headers_done(h2s_call_t *c)
         free(m);
         return;
     }
+    /*
+     * RFC 9218 priorities (SETTINGS_NO_RFC7540_PRIORITIES, conn_start_h2):
+     * answers to unary calls before stream traffic, and streams (watches,
+     * logs, tunnels) served round-robin (incremental), as the RFC 7540
+     * tree with equal weights did; a non-incremental stream is sent whole
+     * before the next. Clients' own signals are ignored.
+     */
+    nghttp2_extpri pri = {c->route->kind == H2S_UNARY ? 2 : 3, c->route->kind != H2S_UNARY};
+    nghttp2_session_change_extpri_stream_priority(c->conn->ngh, c->sid, &pri, 1);
     if (c->route->kind == H2S_BIDI)
         call_invoke(c, NULL, 0);
 }
@@ -1265,6 +1274,13 @@ static void conn_start_h2(struct conn *c)
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, s->cfg.max_streams},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, s->cfg.max_header_bytes},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+        /*
+         * No RFC 7540 priority tree (RFC 9218 scheduling instead, see
+         * call_headers_done): opening, scheduling and closing a stream in
+         * the tree, and keeping closed streams for it, were a good part of
+         * nghttp2's cost per call.
+         */
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, iv, ARRAY_SIZE(iv));
     /* a bigger connection window so many streams can upload at once */

@@ -170,8 +170,11 @@ ev = pb.Event(metadata=meta("nginx.1", "default"),
               involvedObject=pb.ObjectReference(kind="Pod", name="nginx", namespace="default"),
               reason="BackOff", message="Back-off restarting failed container", type="Warning", count=4,
               source=pb.EventSource(component="kubelet"),
-              firstTimestamp=pb.Time(seconds=int(time.time()) - 600),
-              lastTimestamp=pb.Time(seconds=int(time.time()) - 180))
+              # ages of 10 minutes to 3 hours show whole minutes only (kubectl's
+              # HumanDuration), so the row stays the same for a minute however slow
+              # the machine (3 minutes showed seconds: "3m1s" once under load)
+              firstTimestamp=pb.Time(seconds=int(time.time()) - 2400),
+              lastTimestamp=pb.Time(seconds=int(time.time()) - 1200))
 api.call("Events", "Create", ev)
 rc, out, err = ctl("get", "ev")
 t.is_(out.splitlines()[0].split(), ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], "get ev header")
@@ -184,8 +187,8 @@ rc, out, err = ctl("describe", "pod", "nginx")
 t.is_(rc, 0, "describe pod")
 t.like(out, "Name:         nginx\nNamespace:    default\n", "describe header aligned")
 t.like(out, "Containers:\n  nginx:\n    Image:        nginx:1.15\n", "describe containers")
-t.like(out, "Events:\n  Type     Reason   Age               From     Message\n", "events table")
-t.like(out, "  Warning  BackOff  3m (x4 over 10m)  kubelet  Back-off restarting failed container\n",
+t.like(out, "Events:\n  Type     Reason   Age                From     Message\n", "events table")
+t.like(out, "  Warning  BackOff  20m (x4 over 40m)  kubelet  Back-off restarting failed container\n",
        "repeated event Age")
 rc, out, err = ctl("describe", "po/mc1")
 t.like(out, "Events:          <none>", "no events")

@@ -48,9 +48,15 @@ if ncpu >= 2:
     os.sched_setaffinity(0, set(cpus[1:]))
 api = c.start_apiserver("--max-watches-per-user", str(NW + 100), "--watch-queue-bytes", str(QUEUE))
 pid = c.api.proc.pid
+
+
+def pin_threads(p, cpuset):
+    for tid in os.listdir("/proc/%d/task" % p):
+        os.sched_setaffinity(int(tid), cpuset)
+
+
 if ncpu >= 2:
-    for tid in os.listdir("/proc/%d/task" % pid):
-        os.sched_setaffinity(int(tid), {cpus[0]})
+    pin_threads(pid, {cpus[0]})
 SANITIZED = any(l.startswith("SAN_CFLAGS = -f") for l in open(os.path.join(ctest.BUILD, "Makefile")))
 FU = os.path.join(ctest.SRC, "t", "lib", "faultutil.py")
 
@@ -196,8 +202,7 @@ rss_after = fu.rss_kb(pid)
 # (unpinned again: the storm's processes would otherwise crowd the measuring client's CPU)
 if ncpu >= 2:
     os.sched_setaffinity(0, set(cpus))
-    for tid in os.listdir("/proc/%d/task" % pid):
-        os.sched_setaffinity(int(tid), set(cpus))
+    pin_threads(pid, set(cpus))
 mf = subprocess.Popen(["/usr/bin/python3", FU, "midframe", c.api_addr, "200", "8"], stdout=subprocess.PIPE, text=True)
 fu.always(lambda: mf.kill())
 t.like(mf.stdout.readline(), "MIDFRAME 200", "200 clients stopped mid-frame")

@@ -63,7 +63,7 @@ struct watch_hub {
     size_t led_bytes;   /* bytes of the frames in the ledger */
     size_t led_live;    /* led_bytes after the last sweep */
     size_t budget_skip; /* no eligible victim: do not look again below this */
-    struct fanout *fan; /* the change being fanned out, and those waiting */
+    struct fanout *fan; /* the change being fanned out, and those waiting (watch_hub_new) */
 };
 
 static int kind_index(const struct kind *k)
@@ -498,13 +498,13 @@ static struct pending *pending_copy(const struct store_change *ch)
 static size_t fan_pending_bytes(const watch_hub_t *h)
 {
     const struct fanout *f = h->fan;
-    return f ? f->bytes + (f->cur ? f->cur->size : 0) : 0;
+    return f->bytes + (f->cur ? f->cur->size : 0);
 }
 
 static void fan_unlinked(struct watcher *w)
 {
     struct fanout *f = w->hub->fan;
-    if (f && f->next == w)
+    if (f->next == w)
         f->next = w->next;
 }
 
@@ -587,20 +587,34 @@ static int fan_run(struct fanout *f, int64_t deadline)
     }
 }
 
+/* The next slice after a poll: a zero-timeout timer, not event_active (that runs before polling).
+ */
+static void fan_later(struct fanout *f)
+{
+    static const struct timeval now = {0, 0};
+    evtimer_add(f->slice, &now);
+}
+
 static void fan_slice_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct fanout *f = arg;
-    if (!fan_run(f, mono_ns() + FAN_SLICE_NS)) {
-        static const struct timeval now = {0, 0};
-        evtimer_add(f->slice, &now); /* a timer, not event_active: the loop polls first */
-    }
+    if (!fan_run(f, mono_ns() + FAN_SLICE_NS))
+        fan_later(f);
+}
+
+static struct fanout *fan_new(watch_hub_t *h)
+{
+    struct fanout *f = xcalloc(1, sizeof(*f));
+    f->hub = h;
+    f->slice = evtimer_new(h->base, fan_slice_cb, f);
+    return f;
 }
 
 /* Everything waiting, delivered now (before the hub ends its watchers). */
 static void fan_drain(watch_hub_t *h)
 {
-    if (h->fan && fan_run(h->fan, 0))
+    if (fan_run(h->fan, 0))
         evtimer_del(h->fan->slice);
 }
 
@@ -608,9 +622,9 @@ static void fan_drain(watch_hub_t *h)
 static uint64_t fan_done_rev(const watch_hub_t *h, uint64_t store_rev)
 {
     const struct fanout *f = h->fan;
-    if (f && f->c.k)
+    if (f->c.k)
         return f->c.ch->rev - 1;
-    if (f && f->head)
+    if (f->head)
         return f->head->ch.rev - 1;
     return store_rev;
 }
@@ -621,11 +635,6 @@ void watch_on_change(watch_hub_t *h, const struct store_change *ch)
     if (!k || kind_index(k) < 0)
         return;
     struct fanout *f = h->fan;
-    if (!f) {
-        f = h->fan = xcalloc(1, sizeof(*f));
-        f->hub = h;
-        f->slice = evtimer_new(h->base, fan_slice_cb, f);
-    }
     if (f->c.k || f->head) {
         /* behind others: wait in order (or, with too many waiting, all at once) */
         struct pending *p = pending_copy(ch);
@@ -648,8 +657,7 @@ void watch_on_change(watch_hub_t *h, const struct store_change *ch)
     /* the rest after a poll, from a copy: ch's bytes are the store's for this call only */
     f->cur = pending_copy(ch);
     f->c.ch = &f->cur->ch;
-    static const struct timeval now = {0, 0};
-    evtimer_add(f->slice, &now);
+    fan_later(f);
 }
 
 /* ---- bookmarks, timeouts ---- */
@@ -906,6 +914,7 @@ watch_hub_t *watch_hub_new(struct event_base *base, store_t *st, const struct wa
     if (h->cfg.bookmark_interval_s <= 0)
         h->cfg.bookmark_interval_s = 60;
     h->by_node = smap_new();
+    h->fan = fan_new(h);
     h->bookmark = event_new(base, -1, EV_PERSIST, bookmark_cb, h);
     struct timeval tv = {h->cfg.bookmark_interval_s, 0};
     event_add(h->bookmark, &tv);
@@ -942,10 +951,8 @@ void watch_hub_free(watch_hub_t *h)
     if (!h)
         return;
     watch_hub_end_all(h);
-    if (h->fan) {
-        event_free(h->fan->slice);
-        free(h->fan);
-    }
+    event_free(h->fan->slice);
+    free(h->fan);
     event_free(h->bookmark);
     smap_free(h->by_node, free);
     ledger_free(h);
@@ -956,5 +963,5 @@ void watch_get_stats(const watch_hub_t *h, struct watch_stats *out)
 {
     *out = h->stats;
     out->held = budget_held(h);
-    out->pending = h->fan ? h->fan->n + (h->fan->c.k != NULL) : 0;
+    out->pending = h->fan->n + (h->fan->c.k != NULL);
 }

@@ -331,17 +331,21 @@ struct jp_parser {
 
 #define JP_EOF (-1)
 
+/* The first error stays (*err set once); returns -1. Parse and execution errors both. */
+static int err_first(char **err, const char *fmt, va_list ap)
+{
+    if (!*err)
+        *err = xvasprintf(fmt, ap);
+    return -1;
+}
+
 static int perr(struct jp_parser *p, const char *fmt, ...) PRINTF(2, 3);
 static int perr(struct jp_parser *p, const char *fmt, ...)
 {
-    if (!p->err) {
-        va_list ap;
-        struct ctl_buf b = {0};
-        va_start(ap, fmt);
-        ctl_buf_vprintf(&b, fmt, ap);
-        va_end(ap);
-        p->err = ctl_buf_take(&b);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    err_first(&p->err, fmt, ap);
+    va_end(ap);
     return -1;
 }
 
@@ -954,14 +958,10 @@ struct ectx {
 static int eerr(struct ectx *x, const char *fmt, ...) PRINTF(2, 3);
 static int eerr(struct ectx *x, const char *fmt, ...)
 {
-    if (!x->err) {
-        va_list ap;
-        struct ctl_buf b = {0};
-        va_start(ap, fmt);
-        ctl_buf_vprintf(&b, fmt, ap);
-        va_end(ap);
-        x->err = ctl_buf_take(&b);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    err_first(&x->err, fmt, ap);
+    va_end(ap);
     return -1;
 }
 

@@ -7,6 +7,13 @@ t_unit_test_util_LDADD = libcoracle.a $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_util
 EXTRA_DIST += t
 
+# pb_encode against protobuf-c's pack, on random messages of every type.
+check_PROGRAMS += t/unit/test_pb
+t_unit_test_pb_SOURCES = t/unit/test_pb.c t/unit/tap.h
+t_unit_test_pb_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_pb_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_pb
+
 # h2s (gRPC server) and gcl (gRPC client) against each other and stock tools.
 check_PROGRAMS += t/unit/test_h2
 t_unit_test_h2_SOURCES = t/unit/test_h2.c t/unit/tap.h

@@ -8,6 +8,7 @@
 #include "grpc.h"
 #include "obj.h"
 #include "tls.h"
+#include "pb.h"
 #include "util.h"
 
 #include <errno.h>
@@ -822,7 +823,7 @@ static char *stored_pod_node(store_t *st, const char *ns, const char *name)
     size_t vl;
     char *out = NULL;
     if (store_get(t, key, strlen(key), &v, &vl) == 0) {
-        ProtobufCMessage *m = protobuf_c_message_unpack(kind_pod.desc, NULL, vl, v);
+        ProtobufCMessage *m = pb_decode(kind_pod.desc, v, vl);
         if (m) {
             const char *n = obj_pod_node(m);
             out = xstrdup(n ? n : "");

@@ -3,6 +3,7 @@
  */
 #include "config.h"
 #include "obj.h"
+#include "pb.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -10,7 +11,7 @@
 
 ProtobufCMessage *obj_decode(const ProtobufCMessageDescriptor *d, const void *buf, size_t len)
 {
-    return protobuf_c_message_unpack(d, NULL, len, buf);
+    return pb_decode(d, buf, len);
 }
 
 void obj_free(ProtobufCMessage *m)
@@ -21,33 +22,17 @@ void obj_free(ProtobufCMessage *m)
 
 void *obj_encode(const ProtobufCMessage *m, size_t *len)
 {
-    size_t n = protobuf_c_message_get_packed_size(m);
-    uint8_t *b = xmalloc(n ? n : 1);
-    *len = protobuf_c_message_pack(m, b);
-    return b;
+    return pb_encode(m, len);
 }
 
 ProtobufCMessage *obj_clone(const ProtobufCMessage *m)
 {
-    size_t n;
-    void *b = obj_encode(m, &n);
-    ProtobufCMessage *c = obj_decode(m->descriptor, b, n);
-    free(b);
-    if (!c)
-        abort();
-    return c;
+    return pb_clone(m);
 }
 
 bool obj_equal(const ProtobufCMessage *a, const ProtobufCMessage *b)
 {
-    if (!a || !b)
-        return a == b;
-    size_t na, nb;
-    void *ba = obj_encode(a, &na), *bb = obj_encode(b, &nb);
-    bool eq = na == nb && !memcmp(ba, bb, na);
-    free(ba);
-    free(bb);
-    return eq;
+    return pb_equal(a, b);
 }
 
 /* Map entries are messages {1: string key, 2: value}; key sits right after the base. */

@@ -52,11 +52,9 @@ struct tun_hub {
 
 static void tun_send_frame(struct tun_node *n, const Coracle__V1__TunnelFrame *f)
 {
-    size_t len = coracle__v1__tunnel_frame__get_packed_size(f);
-    uint8_t *buf = xmalloc(len);
-    coracle__v1__tunnel_frame__pack(f, buf);
-    h2s_call_send(n->call, buf, len);
-    free(buf);
+    rbuf_t *b = grpc_frame_msg(&f->base);
+    h2s_call_send_framed(n->call, b);
+    rbuf_unref(b);
 }
 
 static struct tun_node *tun_find_node(struct tun_hub *h, const char *name)
@@ -131,11 +129,9 @@ static void tun_to_client(struct tun_session *s, const Coracle__V1__TunnelFrame 
             Coracle__V1__LogChunk c = CORACLE__V1__LOG_CHUNK__INIT;
             c.has_data = 1;
             c.data = f->stdout;
-            size_t len = coracle__v1__log_chunk__get_packed_size(&c);
-            uint8_t *buf = xmalloc(len);
-            coracle__v1__log_chunk__pack(&c, buf);
-            h2s_call_send(s->client, buf, len);
-            free(buf);
+            rbuf_t *b = grpc_frame_msg(&c.base);
+            h2s_call_send_framed(s->client, b);
+            rbuf_unref(b);
         }
     } else {
         Coracle__V1__ExecOutput o = CORACLE__V1__EXEC_OUTPUT__INIT;
@@ -156,11 +152,9 @@ static void tun_to_client(struct tun_session *s, const Coracle__V1__TunnelFrame 
             any = 1;
         }
         if (any) {
-            size_t len = coracle__v1__exec_output__get_packed_size(&o);
-            uint8_t *buf = xmalloc(len);
-            coracle__v1__exec_output__pack(&o, buf);
-            h2s_call_send(s->client, buf, len);
-            free(buf);
+            rbuf_t *b = grpc_frame_msg(&o.base);
+            h2s_call_send_framed(s->client, b);
+            rbuf_unref(b);
         }
     }
     if (f->error) {

@@ -131,44 +131,75 @@ int wire_find(const void *buf, size_t len, uint32_t f, const uint8_t **val, size
     return found;
 }
 
+static size_t put_varint(uint8_t *p, uint64_t v);
+
 void *wire_set_rv(const void *buf, size_t len, uint64_t rev, size_t *out_len)
 {
-    const uint8_t *p = buf, *end = p + len, *start, *vs;
-    const uint8_t *meta = NULL;
+    const uint8_t *in = buf, *end = in + len, *start, *vs;
+    const uint8_t *meta = NULL, *q, *qe;
     size_t metalen = 0, vl;
     uint32_t fn;
     if (wire_find(buf, len, 1, &meta, &metalen) < 0)
         return NULL;
     char rv[24];
-    int rvl = snprintf(rv, sizeof(rv), "%" PRIu64, rev);
-    /* new metadata: every field but 6, then 6 */
-    struct wire_buf m = {0};
-    if (meta) {
-        const uint8_t *q = meta, *qe = meta + metalen;
-        while (q < qe) {
-            if (next_field(&q, qe, &fn, &start, &vs, &vl) < 0) {
-                wire_buf_free(&m);
-                return NULL;
-            }
-            if (fn != 6)
-                wire_buf_put(&m, start, (size_t)(q - start));
-        }
-    }
-    wire_buf_field(&m, 6, rv, (size_t)rvl);
-    struct wire_buf o = {0};
-    wire_buf_reserve(&o, len + 32);
-    wire_buf_field(&o, 1, m.p, m.len);
-    wire_buf_free(&m);
-    while (p < end) {
-        if (next_field(&p, end, &fn, &start, &vs, &vl) < 0) {
-            wire_buf_free(&o);
+    size_t rvl = (size_t)snprintf(rv, sizeof(rv), "%" PRIu64, rev);
+    /*
+     * The new metadata is the old one without field 6, with field 6 put
+     * before the first field numbered above it: the order protobuf-c packs
+     * in, so a canonical object stays canonical (byte-equal to packing it
+     * with the revision set).
+     */
+    size_t kept = 0, before = 0; /* bytes of metadata kept; of them, before field 6's place */
+    int placed = 0;
+    for (q = meta, qe = meta ? meta + metalen : NULL; q && q < qe;) {
+        if (next_field(&q, qe, &fn, &start, &vs, &vl) < 0)
             return NULL;
-        }
-        if (fn != 1)
-            wire_buf_put(&o, start, (size_t)(p - start));
+        if (fn == 6)
+            continue;
+        if (fn > 6)
+            placed = 1;
+        kept += (size_t)(q - start);
+        if (!placed)
+            before += (size_t)(q - start);
     }
-    *out_len = o.len;
-    return o.p;
+    size_t newmeta = kept + 1 + wire_varint_len(rvl) + rvl;
+    uint8_t *o = xmalloc(len + newmeta + 32), *w = o;
+    *w++ = 1 << 3 | 2;
+    w += put_varint(w, newmeta);
+    /* metadata's fields, field 6 among them in its place */
+    size_t done = 0;
+    int wrote_rv = 0;
+    for (q = meta; q && q < qe;) {
+        next_field(&q, qe, &fn, &start, &vs, &vl);
+        if (fn == 6)
+            continue;
+        if (!wrote_rv && done == before) {
+            *w++ = 6 << 3 | 2;
+            w += put_varint(w, rvl);
+            memcpy(w, rv, rvl);
+            w += rvl;
+            wrote_rv = 1;
+        }
+        memcpy(w, start, (size_t)(q - start));
+        w += q - start;
+        done += (size_t)(q - start);
+    }
+    if (!wrote_rv) {
+        *w++ = 6 << 3 | 2;
+        w += put_varint(w, rvl);
+        memcpy(w, rv, rvl);
+        w += rvl;
+    }
+    /* then every other top-level field, in its order */
+    for (q = in; q < end;) {
+        next_field(&q, end, &fn, &start, &vs, &vl);
+        if (fn != 1) {
+            memcpy(w, start, (size_t)(q - start));
+            w += q - start;
+        }
+    }
+    *out_len = (size_t)(w - o);
+    return o;
 }
 
 /* Writes a varint at p; returns its length. */

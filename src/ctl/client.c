@@ -23,6 +23,7 @@
 #include "ctl.h"
 #include "grpc.h"
 #include "tls.h"
+#include "pb.h"
 #include "util.h"
 
 static char *cfg_server, *cfg_token, *cfg_ca, *cfg_cert, *cfg_key;
@@ -573,7 +574,7 @@ static void list_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg
     struct ctl_watch *w = arg;
     if (w->list)
         protobuf_c_message_free_unpacked(w->list, NULL);
-    w->list = protobuf_c_message_unpack(w->k->list_desc, NULL, len, msg);
+    w->list = pb_decode(w->k->list_desc, msg, len);
 }
 
 static void watch_list(struct ctl_watch *w, const char *token);
@@ -704,7 +705,7 @@ static void watch_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *ar
     struct ctl_watch *w = arg;
     if (w->stop)
         return;
-    ProtobufCMessage *m = protobuf_c_message_unpack(w->k->event_desc, NULL, len, msg);
+    ProtobufCMessage *m = pb_decode(w->k->event_desc, msg, len);
     if (!m)
         return;
     w->backoff_ms = 0;

@@ -20,6 +20,7 @@
 #include "ctl.h"
 #include "json.h"
 #include "qty.h"
+#include "pb.h"
 #include "util.h"
 
 /* ------------------------------------------------------------ the tree */
@@ -421,14 +422,7 @@ void ctl_field_move(ProtobufCMessage *dst, ProtobufCMessage *src, const Protobuf
 
 ProtobufCMessage *ctl_msg_dup(const ProtobufCMessage *m)
 {
-    size_t n = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = xmalloc(n ? n : 1);
-    protobuf_c_message_pack(m, buf);
-    ProtobufCMessage *r = protobuf_c_message_unpack(m->descriptor, NULL, n, buf);
-    free(buf);
-    if (!r)
-        fatal("ctl_msg_dup: unpack failed");
-    return r;
+    return pb_clone(m);
 }
 
 /* ------------------------------------------------------------ time */

@@ -18,6 +18,7 @@
 #include "klet.h"
 #include "kinds.h"
 #include "tunnel.h"
+#include "pb.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -39,14 +40,7 @@ static void pod_free(struct klet_pod *p);
 
 static Coracle__V1__Pod *pod_copy(const Coracle__V1__Pod *pod)
 {
-    size_t n = protobuf_c_message_get_packed_size(&pod->base);
-    uint8_t *buf = xmalloc(n ? n : 1);
-    protobuf_c_message_pack(&pod->base, buf);
-    Coracle__V1__Pod *c = coracle__v1__pod__unpack(NULL, n, buf);
-    free(buf);
-    if (!c)
-        fatal("pod copy: unpack failed");
-    return c;
+    return (Coracle__V1__Pod *)pb_clone(&pod->base);
 }
 
 static const Coracle__V1__Container *ctr_spec(const struct klet_ctr *c)
@@ -646,9 +640,8 @@ static void status_send(struct klet_pod *p)
         klet_status_compute(p, old ? old : p->pod->status, k->host_ip, now_ns());
     if (old)
         coracle__v1__pod_status__free_unpacked(old, NULL);
-    size_t n = protobuf_c_message_get_packed_size(&st->base);
-    uint8_t *buf = xmalloc(n ? n : 1);
-    protobuf_c_message_pack(&st->base, buf);
+    size_t n;
+    uint8_t *buf = pb_encode(&st->base, &n);
     if (p->sent && p->sent_len == n && !memcmp(p->sent, buf, n)) {
         free(buf);
         klet_status_free(st);

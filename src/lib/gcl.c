@@ -29,6 +29,7 @@
 #include "addr.h"
 #include "grpc.h"
 #include "tls.h"
+#include "pb.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -995,11 +996,7 @@ gcl_call_t *gcl_call_raw(gcl_t *g, const char *path, const void *req, size_t len
 gcl_call_t *gcl_call(gcl_t *g, const char *path, const ProtobufCMessage *req, gcl_msg_fn on_msg,
                      gcl_done_fn on_done, void *arg, int timeout_ms)
 {
-    size_t len = protobuf_c_message_get_packed_size(req);
-    rbuf_t *b = rbuf_alloc(GRPC_FRAME_HDR + len);
-    grpc_frame_hdr(b->data, (uint32_t)len);
-    protobuf_c_message_pack(req, b->data + GRPC_FRAME_HDR);
-    return call_start(g, path, b, 1, on_msg, on_done, arg, timeout_ms);
+    return call_start(g, path, grpc_frame_msg(req), 1, on_msg, on_done, arg, timeout_ms);
 }
 
 gcl_call_t *gcl_call_bidi(gcl_t *g, const char *path, gcl_msg_fn on_msg, gcl_done_fn on_done,
@@ -1023,11 +1020,7 @@ int gcl_call_send(gcl_call_t *c, const ProtobufCMessage *m)
 {
     if (c->done || c->send_closed)
         return -1;
-    size_t len = protobuf_c_message_get_packed_size(m);
-    rbuf_t *b = rbuf_alloc(GRPC_FRAME_HDR + len);
-    grpc_frame_hdr(b->data, (uint32_t)len);
-    protobuf_c_message_pack(m, b->data + GRPC_FRAME_HDR);
-    rbufq_push(&c->q, b);
+    rbufq_push(&c->q, grpc_frame_msg(m));
     call_resume(c);
     return 0;
 }
@@ -1114,7 +1107,7 @@ int gcl_unary_sync_timeout(gcl_t *g, const char *path, const ProtobufCMessage *r
             free(st.msg);
             st.msg = xasprintf("expected one response message, got %d", st.nmsg);
         } else {
-            *resp = protobuf_c_message_unpack(resp_desc, NULL, st.resp_len, st.resp);
+            *resp = pb_decode(resp_desc, st.resp, st.resp_len);
             if (!*resp) {
                 st.code = GRPC_INTERNAL;
                 free(st.msg);

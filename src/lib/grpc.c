@@ -3,6 +3,7 @@
  */
 #include "config.h"
 #include "grpc.h"
+#include "pb.h"
 #include "util.h"
 
 #include <string.h>
@@ -97,4 +98,15 @@ char *grpc_message_decode(const char *msg, size_t len)
     }
     *o = '\0';
     return out;
+}
+
+rbuf_t *grpc_frame_msg(const ProtobufCMessage *m)
+{
+    size_t len;
+    const uint8_t *p = pb_encode_scratch(m, &len);
+    rbuf_t *b = rbuf_alloc(GRPC_FRAME_HDR + len);
+    grpc_frame_hdr(b->data, (uint32_t)len);
+    if (len)
+        memcpy(b->data + GRPC_FRAME_HDR, p, len);
+    return b;
 }

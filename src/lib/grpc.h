@@ -6,8 +6,11 @@
 #ifndef CORACLE_GRPC_H
 #define CORACLE_GRPC_H
 
+#include <protobuf-c/protobuf-c.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "util.h"
 
 enum grpc_code {
     GRPC_OK = 0,
@@ -38,6 +41,9 @@ const char *grpc_code_name(int code);
 
 /* Writes the 5-byte header for a message of len bytes into hdr. */
 void grpc_frame_hdr(uint8_t hdr[GRPC_FRAME_HDR], uint32_t len);
+
+/* m encoded (pb_encode) behind its 5-byte header, in a new rbuf (refs = 1). */
+rbuf_t *grpc_frame_msg(const ProtobufCMessage *m);
 
 /*
  * Looks at buf[0..avail): returns 1 and sets *msg_len when a whole header is

@@ -2308,11 +2308,7 @@ void h2s_call_reply_pb(h2s_call_t *c, const struct ProtobufCMessage *m)
         call_uncount(c);
         return;
     }
-    size_t len = protobuf_c_message_get_packed_size(m);
-    rbuf_t *b = rbuf_alloc(GRPC_FRAME_HDR + len);
-    grpc_frame_hdr(b->data, (uint32_t)len);
-    protobuf_c_message_pack(m, b->data + GRPC_FRAME_HDR);
-    q_push(c, b);
+    q_push(c, grpc_frame_msg(m));
     h2s_call_finish(c, GRPC_OK, NULL);
 }
 

@@ -11,6 +11,7 @@
 
 #include "informer.h"
 #include "grpc.h"
+#include "pb.h"
 #include "util.h"
 
 #include <errno.h>
@@ -215,14 +216,7 @@ uint64_t inf_obj_revision(const ProtobufCMessage *obj)
 
 ProtobufCMessage *inf_copy(const ProtobufCMessage *obj)
 {
-    size_t n = protobuf_c_message_get_packed_size(obj);
-    uint8_t *buf = xmalloc(n ? n : 1);
-    protobuf_c_message_pack(obj, buf);
-    ProtobufCMessage *c = protobuf_c_message_unpack(obj->descriptor, NULL, n, buf);
-    free(buf);
-    if (!c)
-        fatal("informer: cannot re-unpack a %s", obj->descriptor->name);
-    return c;
+    return pb_clone(obj);
 }
 
 static void start_list(inf_t *inf);
@@ -334,8 +328,7 @@ static void list_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg
 {
     (void)call;
     inf_t *inf = arg;
-    struct gen_list *l =
-        (struct gen_list *)protobuf_c_message_unpack(inf->kind->list_desc, NULL, len, msg);
+    struct gen_list *l = (struct gen_list *)pb_decode(inf->kind->list_desc, msg, len);
     if (!l) {
         log_warn("informer %s: cannot decode a %s", inf->kind->resource,
                  inf->kind->list_desc->name);
@@ -483,8 +476,7 @@ static void watch_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *ar
     inf_t *inf = arg;
     if (inf->state != ST_WATCH)
         return;
-    struct gen_event *ev =
-        (struct gen_event *)protobuf_c_message_unpack(inf->kind->event_desc, NULL, len, msg);
+    struct gen_event *ev = (struct gen_event *)pb_decode(inf->kind->event_desc, msg, len);
     if (!ev) {
         log_warn("informer %s: cannot decode a watch event", inf->kind->resource);
         return;

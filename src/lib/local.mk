@@ -4,6 +4,7 @@ libcoracle_a_SOURCES = \
 	src/lib/util.c src/lib/util.h \
 	src/lib/cfg.c src/lib/cfg.h \
 	src/lib/grpc.c src/lib/grpc.h \
+	src/lib/pb.c src/lib/pb.h \
 	src/lib/kinds.c src/lib/kinds.h \
 	src/lib/qty.c src/lib/qty.h \
 	src/lib/sel.c src/lib/sel.h \

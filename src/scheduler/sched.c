@@ -12,6 +12,7 @@
 #include "kinds.h"
 #include "map.h"
 #include "queue.h"
+#include "pb.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -275,17 +276,7 @@ static bool spec_changed(const Coracle__V1__Pod *a, const Coracle__V1__Pod *b)
 {
     if (!a->spec || !b->spec)
         return a->spec != b->spec;
-    size_t na = protobuf_c_message_get_packed_size(&a->spec->base);
-    size_t nb = protobuf_c_message_get_packed_size(&b->spec->base);
-    if (na != nb)
-        return true;
-    uint8_t *x = xmalloc(na + 1), *y = xmalloc(nb + 1);
-    protobuf_c_message_pack(&a->spec->base, x);
-    protobuf_c_message_pack(&b->spec->base, y);
-    bool diff = memcmp(x, y, na) != 0;
-    free(x);
-    free(y);
-    return diff;
+    return !pb_equal(&a->spec->base, &b->spec->base);
 }
 
 static void pod_changed(sched_t *s, const Coracle__V1__Pod *old, const Coracle__V1__Pod *pod)

@@ -67,6 +67,39 @@ int main(void)
     obj_free(&q->base);
     free(nb);
     free(b);
+    /* byte-equal to packing with the revision set, wherever field 6 falls */
+    Coracle__V1__Time ts = CORACLE__V1__TIME__INIT;
+    ts.has_seconds = 1;
+    ts.seconds = 1700000000;
+    Coracle__V1__ObjectMeta__LabelsEntry le = CORACLE__V1__OBJECT_META__LABELS_ENTRY__INIT;
+    Coracle__V1__ObjectMeta__LabelsEntry *les[] = {&le};
+    le.key = "app", le.value = "web";
+    Coracle__V1__PodStatus pst = CORACLE__V1__POD_STATUS__INIT;
+    pst.phase = "Pending";
+    int canon = 0;
+    for (int v = 0; v < 32; v++) {
+        Coracle__V1__ObjectMeta mm = CORACLE__V1__OBJECT_META__INIT;
+        Coracle__V1__Pod pp = CORACLE__V1__POD__INIT;
+        mm.name = v & 1 ? "web" : NULL;
+        mm.uid = v & 2 ? "0b6f2e1c-8a7d-4c55-9a3e-5f1d2c3b4a59" : NULL;
+        mm.has_generation = !!(v & 4), mm.generation = 1;
+        mm.creationtimestamp = v & 8 ? &ts : NULL;
+        mm.n_labels = v & 16 ? 1 : 0, mm.labels = les;
+        pp.metadata = &mm;
+        pp.spec = v & 1 ? &sp : NULL;
+        pp.status = v & 2 ? &pst : NULL;
+        mm.resourceversion = v & 4 ? "3" : NULL; /* an old one is replaced */
+        void *plain = obj_encode(&pp.base, &len);
+        void *patched = wire_set_rv(plain, len, 1234567, &nl);
+        mm.resourceversion = "1234567";
+        size_t wl;
+        void *want = obj_encode(&pp.base, &wl);
+        canon += patched && nl == wl && !memcmp(patched, want, wl);
+        free(plain);
+        free(patched);
+        free(want);
+    }
+    is_int(canon, 32, "patched bytes equal packing with resourceVersion set (32 shapes)");
     ok(wire_set_rv("\x0a\x05\x0a", 3, 1, &nl) == NULL, "malformed input refused");
     /* no metadata at all */
     nb = wire_set_rv("", 0, 9, &nl);

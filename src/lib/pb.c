@@ -1,0 +1,594 @@
+/*
+ * pb: one-pass protobuf encoding, back to front, and decoding. See pb.h.
+ *
+ * The scratch buffer is filled from its end: w->used bytes sit at
+ * buf[cap - used, cap). Fields go in reverse order (last field, last
+ * element first), so the bytes read front to back in protobuf-c's order.
+ * Growing copies the written tail to the end of a larger buffer; a thread's
+ * buffer is kept for its next message, so in steady state nothing grows.
+ */
+#include "config.h"
+#include "pb.h"
+#include "util.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct wb {
+    uint8_t *buf;
+    size_t cap, used;
+};
+
+#define PB_SCRATCH_MIN 4096
+#define PB_SCRATCH_KEEP (256 * 1024)
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    struct wb *w = p;
+    free(w->buf);
+    free(w);
+}
+
+static void scratch_init(void)
+{
+    if (pthread_key_create(&scratch_key, scratch_free))
+        abort();
+}
+
+static struct wb *scratch(void)
+{
+    pthread_once(&scratch_once, scratch_init);
+    struct wb *w = pthread_getspecific(scratch_key);
+    if (!w) {
+        w = xcalloc(1, sizeof(*w));
+        pthread_setspecific(scratch_key, w);
+    }
+    return w;
+}
+
+static void grow(struct wb *w, size_t n)
+{
+    size_t cap = w->cap ? w->cap * 2 : PB_SCRATCH_MIN;
+    while (cap - w->used < n)
+        cap *= 2;
+    uint8_t *b = xmalloc(cap);
+    if (w->used)
+        memcpy(b + cap - w->used, w->buf + w->cap - w->used, w->used);
+    free(w->buf);
+    w->buf = b;
+    w->cap = cap;
+}
+
+/* Makes room for n more bytes and returns where they start. */
+static inline uint8_t *reserve(struct wb *w, size_t n)
+{
+    if (w->cap - w->used < n)
+        grow(w, n);
+    w->used += n;
+    return w->buf + w->cap - w->used;
+}
+
+static inline void put_bytes(struct wb *w, const void *p, size_t n)
+{
+    if (n)
+        memcpy(reserve(w, n), p, n);
+}
+
+static inline void put_varint(struct wb *w, uint64_t v)
+{
+    if (v < 0x80) {
+        *reserve(w, 1) = (uint8_t)v;
+        return;
+    }
+    uint8_t t[10];
+    size_t n = 0;
+    while (v >= 0x80) {
+        t[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    t[n++] = (uint8_t)v;
+    memcpy(reserve(w, n), t, n);
+}
+
+static inline void put_tag(struct wb *w, uint32_t id, unsigned wire)
+{
+    put_varint(w, (uint64_t)id << 3 | wire);
+}
+
+size_t pb_elt_size(ProtobufCType t)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return 8;
+    case PROTOBUF_C_TYPE_BOOL:
+        return sizeof(protobuf_c_boolean);
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return sizeof(void *);
+    case PROTOBUF_C_TYPE_BYTES:
+        return sizeof(ProtobufCBinaryData);
+    default:
+        return 4;
+    }
+}
+
+static int enc_msg(struct wb *w, const ProtobufCMessage *m);
+
+/* One value of field f at member, with its tag. -1: a message protobuf-c must pack. */
+static int enc_value(struct wb *w, const ProtobufCFieldDescriptor *f, const void *member)
+{
+    unsigned wire = PROTOBUF_C_WIRE_TYPE_VARINT;
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *s = *(char *const *)member;
+        size_t n = s ? strlen(s) : 0;
+        put_bytes(w, s, n);
+        put_varint(w, n);
+        wire = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+        break;
+    }
+    case PROTOBUF_C_TYPE_BYTES: {
+        const ProtobufCBinaryData *b = member;
+        put_bytes(w, b->data, b->len);
+        put_varint(w, b->len);
+        wire = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+        break;
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *sub = *(ProtobufCMessage *const *)member;
+        size_t before = w->used;
+        if (sub && enc_msg(w, sub) < 0)
+            return -1;
+        put_varint(w, w->used - before);
+        wire = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+        break;
+    }
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_ENUM:
+        /* negative: the ten bytes of its 64-bit sign extension */
+        put_varint(w, (uint64_t)(int64_t) * (const int32_t *)member);
+        break;
+    case PROTOBUF_C_TYPE_UINT32:
+        put_varint(w, *(const uint32_t *)member);
+        break;
+    case PROTOBUF_C_TYPE_SINT32: {
+        int32_t v = *(const int32_t *)member;
+        put_varint(w, ((uint32_t)v << 1) ^ (uint32_t)(v >> 31));
+        break;
+    }
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_UINT64:
+        put_varint(w, *(const uint64_t *)member);
+        break;
+    case PROTOBUF_C_TYPE_SINT64: {
+        int64_t v = *(const int64_t *)member;
+        put_varint(w, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+        break;
+    }
+    case PROTOBUF_C_TYPE_BOOL:
+        *reserve(w, 1) = *(const protobuf_c_boolean *)member ? 1 : 0;
+        break;
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FLOAT: {
+        uint32_t v;
+        memcpy(&v, member, 4);
+        uint8_t *p = reserve(w, 4);
+        for (int i = 0; i < 4; i++)
+            p[i] = (uint8_t)(v >> (8 * i));
+        wire = PROTOBUF_C_WIRE_TYPE_32BIT;
+        break;
+    }
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE: {
+        uint64_t v;
+        memcpy(&v, member, 8);
+        uint8_t *p = reserve(w, 8);
+        for (int i = 0; i < 8; i++)
+            p[i] = (uint8_t)(v >> (8 * i));
+        wire = PROTOBUF_C_WIRE_TYPE_64BIT;
+        break;
+    }
+    default:
+        return -1;
+    }
+    put_tag(w, f->id, wire);
+    return 0;
+}
+
+static int enc_msg(struct wb *w, const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (size_t i = m->n_unknown_fields; i-- > 0;) {
+        const ProtobufCMessageUnknownField *u = &m->unknown_fields[i];
+        put_bytes(w, u->data, u->len);
+        put_tag(w, u->tag, u->wire_type);
+    }
+    for (unsigned i = d->n_fields; i-- > 0;) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        const char *member = (const char *)m + f->offset;
+        const char *quant = (const char *)m + f->quantifier_offset;
+        if (f->flags & (PROTOBUF_C_FIELD_FLAG_ONEOF | PROTOBUF_C_FIELD_FLAG_PACKED))
+            return -1;
+        switch (f->label) {
+        case PROTOBUF_C_LABEL_REQUIRED:
+            break;
+        case PROTOBUF_C_LABEL_OPTIONAL:
+            if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE) {
+                const void *p = *(const void *const *)member;
+                if (!p || p == f->default_value)
+                    continue;
+            } else if (!*(const protobuf_c_boolean *)quant) {
+                continue;
+            }
+            break;
+        case PROTOBUF_C_LABEL_REPEATED: {
+            size_t n = *(const size_t *)quant, es = pb_elt_size(f->type);
+            const char *arr = *(const char *const *)member;
+            for (size_t j = n; j-- > 0;)
+                if (enc_value(w, f, arr + j * es) < 0)
+                    return -1;
+            continue;
+        }
+        default:
+            return -1;
+        }
+        if (enc_value(w, f, member) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+const uint8_t *pb_encode_scratch(const ProtobufCMessage *m, size_t *len)
+{
+    struct wb *w = scratch();
+    w->used = 0;
+    if (w->cap > PB_SCRATCH_KEEP) {
+        /* a big message once does not keep its buffer for good */
+        free(w->buf);
+        w->buf = NULL;
+        w->cap = 0;
+    }
+    if (enc_msg(w, m) < 0) {
+        size_t n = protobuf_c_message_get_packed_size(m);
+        w->used = 0;
+        uint8_t *p = reserve(w, n);
+        protobuf_c_message_pack(m, p);
+    }
+    *len = w->used;
+    return w->used ? w->buf + w->cap - w->used : (const uint8_t *)"";
+}
+
+/* ---- decoding ---- */
+
+/* The field numbered id, looked for after the previous match first. */
+static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescriptor *d, uint32_t id,
+                                                  unsigned *hint)
+{
+    unsigned h = *hint;
+    if (h < d->n_fields && d->fields[h].id == id)
+        return &d->fields[h];
+    if (h + 1 < d->n_fields && d->fields[h + 1].id == id) {
+        *hint = h + 1;
+        return &d->fields[h + 1];
+    }
+    /* protobuf-c's generated descriptors list fields by number */
+    unsigned lo = 0, hi = d->n_fields;
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        if (d->fields[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < d->n_fields && d->fields[lo].id == id) {
+        *hint = lo;
+        return &d->fields[lo];
+    }
+    return NULL;
+}
+
+/* Message types this decoder takes: no required, oneof, packed or proto3 fields. */
+static int plain_type(const ProtobufCMessageDescriptor *d)
+{
+    static __thread const ProtobufCMessageDescriptor *known[64];
+    unsigned h = (unsigned)((uintptr_t)d >> 4) & 63;
+    if (known[h] == d)
+        return 1;
+    if (!d->message_init)
+        return 0;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->label == PROTOBUF_C_LABEL_REQUIRED || f->label == PROTOBUF_C_LABEL_NONE ||
+            (f->flags & (PROTOBUF_C_FIELD_FLAG_ONEOF | PROTOBUF_C_FIELD_FLAG_PACKED)) ||
+            (i && f->id <= d->fields[i - 1].id))
+            return 0;
+    }
+    known[h] = d;
+    return 1;
+}
+
+/* A varint of at most 10 bytes; 0 or -1. */
+static inline int rd_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
+{
+    const uint8_t *p = *pp;
+    uint64_t r = 0;
+    for (unsigned i = 0; i < 10 && p < end; i++) {
+        uint8_t b = *p++;
+        r |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *pp = p;
+            *v = r;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* A length prefix as protobuf-c takes it (at most 5 bytes, at most INT_MAX, inside end). */
+static inline int rd_len(const uint8_t **pp, const uint8_t *end, size_t *n)
+{
+    const uint8_t *p = *pp;
+    uint64_t v;
+    if (rd_varint(&p, end, &v) < 0 || p - *pp > 5 || v > INT32_MAX || v > (uint64_t)(end - p))
+        return -1;
+    *pp = p;
+    *n = (size_t)v;
+    return 0;
+}
+
+/* Room for one more element in a repeated field's array (grown by doubling from 4). */
+static void *grow_array(void *member, size_t n, size_t es)
+{
+    char **arr = member;
+    if (n == 0)
+        *arr = xmalloc(4 * es);
+    else if (n >= 4 && !(n & (n - 1)))
+        *arr = xrealloc(*arr, 2 * n * es);
+    return *arr + n * es;
+}
+
+static int dec_msg(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
+                   ProtobufCMessage **out);
+
+/*
+ * Decodes the fields at p..end into m (made and initialised by the caller).
+ * Returns 0, or -1 for anything to leave to protobuf-c; m stays freeable.
+ */
+static int dec_fields(ProtobufCMessage *m, const uint8_t *p, const uint8_t *end)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    unsigned hint = 0;
+    size_t ucap = 0;
+    while (p < end) {
+        const uint8_t *tag_at = p;
+        uint64_t key, v = 0;
+        if (!(*p & 0xf8) || rd_varint(&p, end, &key) < 0 || p - tag_at > 5 || key >> 32)
+            return -1;
+        uint32_t id = (uint32_t)(key >> 3);
+        unsigned wire = (unsigned)(key & 7);
+        const uint8_t *after_tag = p, *val = p;
+        size_t n = 0;
+        switch (wire) {
+        case PROTOBUF_C_WIRE_TYPE_VARINT:
+            if (rd_varint(&p, end, &v) < 0)
+                return -1;
+            break;
+        case PROTOBUF_C_WIRE_TYPE_64BIT:
+            if (end - p < 8)
+                return -1;
+            p += 8;
+            break;
+        case PROTOBUF_C_WIRE_TYPE_32BIT:
+            if (end - p < 4)
+                return -1;
+            p += 4;
+            break;
+        case PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED:
+            if (rd_len(&p, end, &n) < 0)
+                return -1;
+            val = p; /* the payload; the prefix sits before it */
+            p += n;
+            break;
+        default:
+            return -1;
+        }
+        const ProtobufCFieldDescriptor *f = find_field(d, id, &hint);
+        if (!f) {
+            /* kept as protobuf-c keeps it: the value's bytes, a length prefix included */
+            if (m->n_unknown_fields == ucap) {
+                ucap = ucap ? 2 * ucap : 4;
+                m->unknown_fields =
+                    xrealloc(m->unknown_fields, ucap * sizeof(ProtobufCMessageUnknownField));
+            }
+            ProtobufCMessageUnknownField *u = &m->unknown_fields[m->n_unknown_fields++];
+            u->tag = id;
+            u->wire_type = (ProtobufCWireType)wire;
+            u->len = (size_t)(p - after_tag);
+            u->data = xmemdup(after_tag, u->len);
+            continue;
+        }
+        char *member = (char *)m + f->offset;
+        int repeated = f->label == PROTOBUF_C_LABEL_REPEATED;
+        switch (f->type) {
+        case PROTOBUF_C_TYPE_STRING: {
+            if (wire != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED)
+                return -1;
+            char *str = xmalloc(n + 1);
+            memcpy(str, val, n);
+            str[n] = 0;
+            if (repeated) {
+                size_t *cnt = (size_t *)((char *)m + f->quantifier_offset);
+                *(char **)grow_array(member, *cnt, sizeof(char *)) = str;
+                ++*cnt;
+            } else {
+                char *old = *(char **)member;
+                if (old && old != f->default_value)
+                    free(old);
+                *(char **)member = str;
+            }
+            break;
+        }
+        case PROTOBUF_C_TYPE_BYTES: {
+            if (wire != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED)
+                return -1;
+            ProtobufCBinaryData bd = {n, n ? xmemdup(val, n) : NULL};
+            if (repeated) {
+                size_t *cnt = (size_t *)((char *)m + f->quantifier_offset);
+                *(ProtobufCBinaryData *)grow_array(member, *cnt, sizeof(bd)) = bd;
+                ++*cnt;
+            } else {
+                ProtobufCBinaryData *old = (ProtobufCBinaryData *)member;
+                const ProtobufCBinaryData *def = f->default_value;
+                if (old->data && (!def || old->data != def->data))
+                    free(old->data);
+                *old = bd;
+                *(protobuf_c_boolean *)((char *)m + f->quantifier_offset) = 1;
+            }
+            break;
+        }
+        case PROTOBUF_C_TYPE_MESSAGE: {
+            if (wire != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED)
+                return -1;
+            if (!repeated && *(ProtobufCMessage **)member)
+                return -1; /* given twice: protobuf-c merges the two */
+            ProtobufCMessage *sub;
+            if (dec_msg(f->descriptor, val, n, &sub) < 0)
+                return -1;
+            if (repeated) {
+                size_t *cnt = (size_t *)((char *)m + f->quantifier_offset);
+                *(ProtobufCMessage **)grow_array(member, *cnt, sizeof(sub)) = sub;
+                ++*cnt;
+            } else {
+                *(ProtobufCMessage **)member = sub;
+            }
+            break;
+        }
+        default:
+            /* scalars: repeated ones may come packed, protobuf-c's business */
+            if (repeated)
+                return -1;
+            switch (f->type) {
+            case PROTOBUF_C_TYPE_INT32:
+            case PROTOBUF_C_TYPE_UINT32:
+            case PROTOBUF_C_TYPE_ENUM:
+                if (wire != PROTOBUF_C_WIRE_TYPE_VARINT)
+                    return -1;
+                *(uint32_t *)member = (uint32_t)v;
+                break;
+            case PROTOBUF_C_TYPE_SINT32:
+                if (wire != PROTOBUF_C_WIRE_TYPE_VARINT)
+                    return -1;
+                *(int32_t *)member = (int32_t)(((uint32_t)v >> 1) ^ -((uint32_t)v & 1));
+                break;
+            case PROTOBUF_C_TYPE_INT64:
+            case PROTOBUF_C_TYPE_UINT64:
+                if (wire != PROTOBUF_C_WIRE_TYPE_VARINT)
+                    return -1;
+                *(uint64_t *)member = v;
+                break;
+            case PROTOBUF_C_TYPE_SINT64:
+                if (wire != PROTOBUF_C_WIRE_TYPE_VARINT)
+                    return -1;
+                *(int64_t *)member = (int64_t)((v >> 1) ^ -(v & 1));
+                break;
+            case PROTOBUF_C_TYPE_BOOL:
+                if (wire != PROTOBUF_C_WIRE_TYPE_VARINT)
+                    return -1;
+                *(protobuf_c_boolean *)member = v != 0;
+                break;
+            case PROTOBUF_C_TYPE_FIXED32:
+            case PROTOBUF_C_TYPE_SFIXED32:
+            case PROTOBUF_C_TYPE_FLOAT:
+                if (wire != PROTOBUF_C_WIRE_TYPE_32BIT)
+                    return -1;
+                memcpy(member, val, 4);
+                break;
+            case PROTOBUF_C_TYPE_FIXED64:
+            case PROTOBUF_C_TYPE_SFIXED64:
+            case PROTOBUF_C_TYPE_DOUBLE:
+                if (wire != PROTOBUF_C_WIRE_TYPE_64BIT)
+                    return -1;
+                memcpy(member, val, 8);
+                break;
+            default:
+                return -1;
+            }
+            *(protobuf_c_boolean *)((char *)m + f->quantifier_offset) = 1;
+        }
+    }
+    return 0;
+}
+
+static int dec_msg(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
+                   ProtobufCMessage **out)
+{
+    if (!plain_type(d))
+        return -1;
+    ProtobufCMessage *m = xmalloc(d->sizeof_message);
+    d->message_init(m);
+    if (dec_fields(m, p, p + len) < 0) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+static __thread unsigned long fallbacks;
+
+unsigned long pb_decode_fallbacks(void)
+{
+    return fallbacks;
+}
+
+ProtobufCMessage *pb_decode(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len)
+{
+    ProtobufCMessage *m;
+    if (len <= INT32_MAX && dec_msg(d, buf, len, &m) == 0)
+        return m;
+    fallbacks++;
+    return protobuf_c_message_unpack(d, NULL, len, buf);
+}
+
+ProtobufCMessage *pb_clone(const ProtobufCMessage *m)
+{
+    size_t n;
+    const uint8_t *b = pb_encode_scratch(m, &n);
+    ProtobufCMessage *c = pb_decode(m->descriptor, b, n);
+    if (!c)
+        abort();
+    return c;
+}
+
+int pb_equal(const ProtobufCMessage *a, const ProtobufCMessage *b)
+{
+    if (!a || !b)
+        return a == b;
+    size_t na, nb;
+    uint8_t *x = pb_encode(a, &na);
+    const uint8_t *y = pb_encode_scratch(b, &nb);
+    int eq = na == nb && !memcmp(x, y, na);
+    free(x);
+    return eq;
+}
+
+void *pb_encode(const ProtobufCMessage *m, size_t *len)
+{
+    const uint8_t *p = pb_encode_scratch(m, len);
+    uint8_t *b = xmalloc(*len ? *len : 1);
+    if (*len)
+        memcpy(b, p, *len);
+    return b;
+}

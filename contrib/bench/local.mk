@@ -3,5 +3,8 @@
 noinst_PROGRAMS += contrib/bench/watch-bench
 contrib_bench_watch_bench_SOURCES = contrib/bench/watch-bench.c
 contrib_bench_watch_bench_LDADD = libcoracle.a $(COMMON_LIBS) -lm
+noinst_PROGRAMS += contrib/bench/pb-bench
+contrib_bench_pb_bench_SOURCES = contrib/bench/pb-bench.c
+contrib_bench_pb_bench_LDADD = libcoracle.a $(COMMON_LIBS)
 EXTRA_DIST += contrib/bench/run contrib/bench/etcd.proto contrib/bench/README.md \
 	contrib/bench/RESULTS.md

@@ -216,8 +216,11 @@ static void test_decode(const ProtobufCMessageDescriptor *const *roots, size_t n
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* another seed (a longer hunt: for s in $(seq 100); do test_pb $s; done) */
+    if (argc > 1)
+        rng ^= strtoull(argv[1], NULL, 10) * 0x2545f4914f6cdd1dull;
     const ProtobufCMessageDescriptor *roots[] = {
         &coracle__v1__pod__descriptor,
         &coracle__v1__pod_list__descriptor,

@@ -46,7 +46,7 @@ FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=un
 FUZZ_INC = -I$(top_builddir)/proto -I$(top_builddir) -I$(srcdir)/src/lib -I$(srcdir)/src/ctl \
 	-I$(srcdir)/src/apiserver -I$(srcdir)/t/fuzz $(PROTOBUF_C_CFLAGS) $(YAML_CFLAGS)
 FUZZ_BASE = $(srcdir)/src/lib/util.c $(srcdir)/src/lib/kinds.c $(srcdir)/src/lib/qty.c \
-	$(srcdir)/src/lib/grpc.c $(top_builddir)/proto/coracle.pb-c.c
+	$(srcdir)/src/lib/grpc.c $(srcdir)/src/lib/pb.c $(top_builddir)/proto/coracle.pb-c.c
 FUZZ_SRC_sel = $(srcdir)/src/lib/sel.c
 FUZZ_SRC_qty =
 FUZZ_SRC_yaml = $(srcdir)/src/ctl/yaml_pb.c $(srcdir)/src/ctl/buf.c

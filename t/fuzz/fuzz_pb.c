@@ -1,14 +1,33 @@
 /*
  * fuzz_pb: what the apiserver does with a request body before storing it:
  * protobuf decode of each kind's object, then defaults and validation
- * (src/apiserver/admit.h). The first byte picks the kind.
+ * (src/apiserver/admit.h). The first byte picks the kind. Differential as
+ * well: pb_decode must answer what protobuf-c answers (NULL or the same
+ * message), and pb_encode must pack what protobuf-c packs; a difference
+ * aborts, as a crash would.
  */
 #include "config.h"
 #include "admit.h"
 #include "fuzz.h"
 #include "kinds.h"
+#include "pb.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+/* pb_encode's bytes against protobuf-c's for m; aborts if they differ. */
+static void same_pack(const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m), pl;
+    uint8_t *b = malloc(n + 1);
+    if (!b)
+        abort();
+    protobuf_c_message_pack(m, b);
+    const uint8_t *p = pb_encode_scratch(m, &pl);
+    if (pl != n || memcmp(p, b, n))
+        abort();
+    free(b);
+}
 
 int fuzz_pb_one(const uint8_t *data, size_t size)
 {
@@ -19,13 +38,30 @@ int fuzz_pb_one(const uint8_t *data, size_t size)
         nk++;
     const struct kind *k = kinds_all[data[0] % nk];
     ProtobufCMessage *m = protobuf_c_message_unpack(k->desc, NULL, size - 1, data + 1);
+    ProtobufCMessage *mine = pb_decode(k->desc, data + 1, size - 1);
+    if (!m != !mine)
+        abort();
     if (!m)
         return 0;
+    same_pack(m);
+    {
+        size_t n = protobuf_c_message_get_packed_size(m), nm;
+        uint8_t *a = malloc(n + 1);
+        if (!a)
+            abort();
+        protobuf_c_message_pack(m, a);
+        const uint8_t *b = pb_encode_scratch(mine, &nm);
+        if (nm != n || memcmp(a, b, n))
+            abort();
+        free(a);
+    }
+    protobuf_c_message_free_unpacked(mine, NULL);
     char *msg = NULL;
     if (admit_validate(k, m, &msg) != 0)
         free(msg);
     msg = NULL;
     admit_defaults(k, m);
+    same_pack(m);
     if (admit_validate(k, m, &msg) != 0)
         free(msg);
     if (k == &kind_pod) {

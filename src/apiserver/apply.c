@@ -43,6 +43,7 @@ void apply_op_free(struct apply_op *o)
     free(o->node);
     free(o->msg);
     free(o->res);
+    free(o->req);
     free(o);
 }
 
@@ -169,6 +170,41 @@ static int check_rv(struct apply_op *o, const Coracle__V1__ObjectMeta *nm,
 
 /* ---- create ---- */
 
+/*
+ * A create sent as bytes (o->req), its key made from the names the loop
+ * read off the wire (wire_meta_names) and, for a generated name, o->name:
+ * decodes, applies admission's defaults and validation, and checks that the
+ * decoded object has the key's namespace and name. Sets o->obj, or fails
+ * with what a create decoded on the loop would have answered.
+ */
+static int create_decode(struct apply_op *o)
+{
+    ProtobufCMessage *obj = obj_decode(o->k->desc, o->req, o->req_len);
+    if (!obj)
+        return fail(o, GRPC_INVALID_ARGUMENT,
+                    xasprintf("failed to decode %s: invalid protobuf wire data (%zu bytes)",
+                              o->k->kind, o->req_len));
+    Coracle__V1__ObjectMeta *m = obj_meta(obj);
+    if (o->gen_tries)
+        obj_set_str(&m->name, o->name);
+    admit_defaults(o->k, obj);
+    char *msg = NULL;
+    if (admit_validate(o->k, obj, &msg) != 0) {
+        obj_free(obj);
+        return fail(o, GRPC_INVALID_ARGUMENT, msg);
+    }
+    if (strcmp(m->name ? m->name : "", o->name) ||
+        (o->k->namespaced && strcmp(m->namespace_ ? m->namespace_ : "", o->ns))) {
+        obj_free(obj);
+        return fail(o, GRPC_INVALID_ARGUMENT,
+                    xasprintf("%s: metadata.name and metadata.namespace do not decode the same "
+                              "way twice",
+                              o->k->kind));
+    }
+    o->obj = obj;
+    return 0;
+}
+
 static int apply_create(struct apply_op *o, const void *cur, size_t cur_len, uint64_t rev,
                         void **out, size_t *out_len)
 {
@@ -176,6 +212,11 @@ static int apply_create(struct apply_op *o, const void *cur, size_t cur_len, uin
     if (cur)
         return fail(o, GRPC_ALREADY_EXISTS,
                     xasprintf("%s \"%s\" already exists", o->k->resource, o->name));
+    if (!o->obj && o->req) {
+        int r = create_decode(o);
+        if (r)
+            return r;
+    }
     ProtobufCMessage *m = o->obj;
     Coracle__V1__ObjectMeta *meta = obj_meta(m);
     char uid[37];

@@ -39,6 +39,10 @@ struct apply_op {
     enum apply_verb verb;
     char *ns, *name;       /* for messages */
     ProtobufCMessage *obj; /* the request object (create/update/status/bump); owned */
+    /* a create as the client sent it, when obj is NULL (malloc'd): decoded,
+     * admitted and encoded by apply on the commit thread (see api.c) */
+    void *req;
+    size_t req_len;
     /* delete */
     int has_grace;
     int64_t grace;

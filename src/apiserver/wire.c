@@ -133,6 +133,32 @@ int wire_find(const void *buf, size_t len, uint32_t f, const uint8_t **val, size
 
 static size_t put_varint(uint8_t *p, uint64_t v);
 
+int wire_meta_names(const void *buf, size_t len, char **name, char **generate_name, char **ns)
+{
+    const uint8_t *p = buf, *end = p + len, *start, *vs, *q, *qe, *ms, *mvs;
+    const uint8_t *val[4] = {NULL, NULL, NULL, NULL};
+    size_t vl, mvl, vlen[4] = {0, 0, 0, 0};
+    uint32_t fn, mf;
+    while (p < end) {
+        if (next_field(&p, end, &fn, &start, &vs, &vl) < 0)
+            return -1;
+        if (fn != 1 || !vs)
+            continue;
+        for (q = vs, qe = vs + vl; q < qe;) {
+            if (next_field(&q, qe, &mf, &ms, &mvs, &mvl) < 0)
+                return -1;
+            if (mf >= 1 && mf <= 3 && mvs) {
+                val[mf] = mvs;
+                vlen[mf] = mvl;
+            }
+        }
+    }
+    char **out[4] = {NULL, name, generate_name, ns};
+    for (int i = 1; i <= 3; i++)
+        *out[i] = val[i] ? xstrndup((const char *)val[i], vlen[i]) : NULL;
+    return 0;
+}
+
 void *wire_set_rv(const void *buf, size_t len, uint64_t rev, size_t *out_len)
 {
     const uint8_t *in = buf, *end = in + len, *start, *vs;

@@ -44,6 +44,14 @@ int wire_find(const void *buf, size_t len, uint32_t f, const uint8_t **val, size
 void *wire_set_rv(const void *buf, size_t len, uint64_t rev, size_t *out_len);
 
 /*
+ * The metadata names of an encoded object (metadata as field 1): name (1),
+ * generateName (2) and namespace (3), as a protobuf decoder reads them (the
+ * last of repeated fields wins; text up to a NUL). malloc'd copies, NULL if
+ * absent. Returns 0, or -1 if buf is malformed (nothing set).
+ */
+int wire_meta_names(const void *buf, size_t len, char **name, char **generate_name, char **ns);
+
+/*
  * A whole gRPC-framed watch event message {1: type, 2: object} in an rbuf
  * (refs = 1), ready for h2s_call_send_framed.
  */

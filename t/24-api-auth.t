@@ -57,6 +57,31 @@ r, e = call("n1token", "Nodes", "Create", pb.Node(metadata=meta("n1")))
 t.is_(e, None, "a kubelet registers its own Node")
 r, e = call("n1token", "Nodes", "Update", pb.Node(metadata=meta("n2")))
 t.is_(e and e[0], grpc.StatusCode.PERMISSION_DENIED, "but may not modify another node's")
+
+
+# The names authorized are the names stored. Metadata given twice decodes
+# as the two merged (the later name wins); the apiserver reads the names
+# off the wire the same way before authorizing, then checks the decoded
+# object against them.
+class Raw:
+    def __init__(self, b):
+        self.b = b
+
+    def SerializeToString(self):
+        return self.b
+
+
+twice = pb.Node(metadata=meta("n1")).SerializeToString() + \
+    pb.Node(metadata=meta("n9")).SerializeToString()
+r, e = call("n1token", "Nodes", "Create", Raw(twice))
+t.is_(e and e[0], grpc.StatusCode.PERMISSION_DENIED,
+      "metadata given twice (n1, then n9): node n1 may not create n9")
+r, e = call("admintoken", "Nodes", "Get", pb.GetRequest(name="n9"))
+t.is_(e and e[0], grpc.StatusCode.NOT_FOUND, "and there is no node n9")
+twice = simple_pod("q1").SerializeToString() + pb.Pod(metadata=meta("q2")).SerializeToString()
+r, e = call("admintoken", "Pods", "Create", Raw(twice))
+t.ok(r is not None and r.metadata.name == "q2" and r.spec.containers[0].name,
+     "a pod given twice is created merged, under the later name: %s" % (e,))
 r, e = call("n1token", "Pods", "Get", pb.GetRequest(name="p1"))
 t.is_(e, None, "reads its own pod")
 r, e = call("n1token", "Pods", "Get", pb.GetRequest(name="p2"))

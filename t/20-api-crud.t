@@ -119,6 +119,10 @@ code, msg = err("Pods", "Create", simple_pod("x", containers=[pb.Container(name=
 t.is_((code, msg), (grpc.StatusCode.INVALID_ARGUMENT,
       'Pod "x" is invalid: [spec.containers[0].image: Required value, spec.containers[1].name: Required value, spec.containers[2].name: Duplicate value: "a"]'),
       "every field error listed")
+code, msg = err("Pods", "Create", simple_pod("web", containers=[pb.Container(name="a")]))
+t.is_((code, msg), (grpc.StatusCode.INVALID_ARGUMENT,
+      'Pod "web" is invalid: spec.containers[0].image: Required value'),
+      "an invalid object under a taken name: INVALID_ARGUMENT, not ALREADY_EXISTS")
 code, msg = err("Pods", "Create", simple_pod("Bad_Name"))
 t.is_(code, grpc.StatusCode.INVALID_ARGUMENT, "bad name")
 t.like(msg, 'Pod "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain must consist of', "bad name text")

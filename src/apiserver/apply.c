@@ -209,14 +209,16 @@ static int apply_create(struct apply_op *o, const void *cur, size_t cur_len, uin
                         void **out, size_t *out_len)
 {
     (void)cur_len;
-    if (cur)
-        return fail(o, GRPC_ALREADY_EXISTS,
-                    xasprintf("%s \"%s\" already exists", o->k->resource, o->name));
+    /* validation first, as when the loop decoded: an invalid object is
+     * INVALID_ARGUMENT even where its name is taken */
     if (!o->obj && o->req) {
         int r = create_decode(o);
         if (r)
             return r;
     }
+    if (cur)
+        return fail(o, GRPC_ALREADY_EXISTS,
+                    xasprintf("%s \"%s\" already exists", o->k->resource, o->name));
     ProtobufCMessage *m = o->obj;
     Coracle__V1__ObjectMeta *meta = obj_meta(m);
     char uid[37];

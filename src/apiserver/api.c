@@ -161,7 +161,6 @@ static const char *req_ns(const struct kind *k, const Coracle__V1__ObjectMeta *m
 
 static void op_done(struct store_op *sop, int err, const struct store_change *ch);
 static void gen_name(Coracle__V1__ObjectMeta *m);
-static char *gen_name_for(const char *prefix);
 
 static void op_call_closed(h2s_call_t *c, void *arg)
 {
@@ -231,28 +230,15 @@ static void op_done(struct store_op *sop, int err, const struct store_change *ch
     }
     if (err == APPLY_EFAIL && o->verb == APPLY_CREATE && o->code == GRPC_ALREADY_EXISTS &&
         o->gen_tries > 0 && o->gen_tries < 8) {
-        /* a generated name collided: draw another, as Kubernetes does */
-        struct apply_op *n;
-        if (o->req) {
-            char *name, *gen, *ns;
-            wire_meta_names(o->req, o->req_len, &name, &gen, &ns); /* parsed once already */
-            char *fresh = gen_name_for(gen ? gen : "");
-            n = apply_op_new(o->k, APPLY_CREATE, o->ns, fresh);
-            n->req = o->req;
-            n->req_len = o->req_len;
-            o->req = NULL;
-            free(fresh);
-            free(name);
-            free(gen);
-            free(ns);
-        } else {
-            ProtobufCMessage *obj = o->obj;
-            o->obj = NULL;
-            Coracle__V1__ObjectMeta *m = obj_meta(obj);
-            gen_name(m);
-            n = apply_op_new(o->k, APPLY_CREATE, m->namespace_, m->name);
-            n->obj = obj;
-        }
+        /* a generated name collided: draw another, as Kubernetes does (a
+         * create sent as bytes was decoded and admitted before the name was
+         * found taken, so o->obj is there either way) */
+        ProtobufCMessage *obj = o->obj;
+        o->obj = NULL;
+        Coracle__V1__ObjectMeta *m = obj_meta(obj);
+        gen_name(m);
+        struct apply_op *n = apply_op_new(o->k, APPLY_CREATE, m->namespace_, m->name);
+        n->obj = obj;
         n->gen_tries = o->gen_tries + 1;
         if (c)
             h2s_call_on_close(c, NULL, NULL);
@@ -363,7 +349,7 @@ static int create_from_wire(api_t *a, struct api_route *rt, h2s_call_t *c,
     const char *nsd = k->namespaced ? (ns && *ns ? ns : "default") : NULL;
     if (stage_authorize(a, rt, c, u, nsd, generated ? NULL : name, NULL) == 0) {
         struct apply_op *o = apply_op_new(k, APPLY_CREATE, nsd, name);
-        o->req = xmemdup(msg, len ? len : 1);
+        o->req = xmemdup(msg, len);
         o->req_len = len;
         o->gen_tries = generated;
         stage_store(a, rt, c, o);

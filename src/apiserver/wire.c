@@ -159,6 +159,15 @@ int wire_meta_names(const void *buf, size_t len, char **name, char **generate_na
     return 0;
 }
 
+/* Writes metadata.resourceVersion (field 6) = rv at w; returns the byte after it. */
+static uint8_t *put_rv_field(uint8_t *w, const char *rv, size_t rvl)
+{
+    *w++ = 6 << 3 | 2;
+    w += put_varint(w, rvl);
+    memcpy(w, rv, rvl);
+    return w + rvl;
+}
+
 void *wire_set_rv(const void *buf, size_t len, uint64_t rev, size_t *out_len)
 {
     const uint8_t *in = buf, *end = in + len, *start, *vs;
@@ -173,49 +182,33 @@ void *wire_set_rv(const void *buf, size_t len, uint64_t rev, size_t *out_len)
      * The new metadata is the old one without field 6, with field 6 put
      * before the first field numbered above it: the order protobuf-c packs
      * in, so a canonical object stays canonical (byte-equal to packing it
-     * with the revision set).
+     * with the revision set). A first pass checks the bytes and sizes it.
      */
-    size_t kept = 0, before = 0; /* bytes of metadata kept; of them, before field 6's place */
-    int placed = 0;
+    size_t kept = 0;
     for (q = meta, qe = meta ? meta + metalen : NULL; q && q < qe;) {
         if (next_field(&q, qe, &fn, &start, &vs, &vl) < 0)
             return NULL;
-        if (fn == 6)
-            continue;
-        if (fn > 6)
-            placed = 1;
-        kept += (size_t)(q - start);
-        if (!placed)
-            before += (size_t)(q - start);
+        if (fn != 6)
+            kept += (size_t)(q - start);
     }
     size_t newmeta = kept + 1 + wire_varint_len(rvl) + rvl;
     uint8_t *o = xmalloc(len + newmeta + 32), *w = o;
     *w++ = 1 << 3 | 2;
     w += put_varint(w, newmeta);
-    /* metadata's fields, field 6 among them in its place */
-    size_t done = 0;
     int wrote_rv = 0;
     for (q = meta; q && q < qe;) {
         next_field(&q, qe, &fn, &start, &vs, &vl);
         if (fn == 6)
             continue;
-        if (!wrote_rv && done == before) {
-            *w++ = 6 << 3 | 2;
-            w += put_varint(w, rvl);
-            memcpy(w, rv, rvl);
-            w += rvl;
+        if (fn > 6 && !wrote_rv) {
+            w = put_rv_field(w, rv, rvl);
             wrote_rv = 1;
         }
         memcpy(w, start, (size_t)(q - start));
         w += q - start;
-        done += (size_t)(q - start);
     }
-    if (!wrote_rv) {
-        *w++ = 6 << 3 | 2;
-        w += put_varint(w, rvl);
-        memcpy(w, rv, rvl);
-        w += rvl;
-    }
+    if (!wrote_rv)
+        w = put_rv_field(w, rv, rvl);
     /* then every other top-level field, in its order */
     for (q = in; q < end;) {
         next_field(&q, end, &fn, &start, &vs, &vl);

@@ -95,6 +95,22 @@ static inline void put_varint(struct wb *w, uint64_t v)
     memcpy(reserve(w, n), t, n);
 }
 
+/* A fixed-width value of n bytes (4 or 8), little-endian on the wire. */
+static void put_fixed(struct wb *w, const void *member, size_t n)
+{
+    uint64_t v = 0;
+    if (n == 4) {
+        uint32_t x;
+        memcpy(&x, member, 4);
+        v = x;
+    } else {
+        memcpy(&v, member, 8);
+    }
+    uint8_t *p = reserve(w, n);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
 static inline void put_tag(struct wb *w, uint32_t id, unsigned wire)
 {
     put_varint(w, (uint64_t)id << 3 | wire);
@@ -180,26 +196,16 @@ static int enc_value(struct wb *w, const ProtobufCFieldDescriptor *f, const void
         break;
     case PROTOBUF_C_TYPE_FIXED32:
     case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_FLOAT: {
-        uint32_t v;
-        memcpy(&v, member, 4);
-        uint8_t *p = reserve(w, 4);
-        for (int i = 0; i < 4; i++)
-            p[i] = (uint8_t)(v >> (8 * i));
+    case PROTOBUF_C_TYPE_FLOAT:
+        put_fixed(w, member, 4);
         wire = PROTOBUF_C_WIRE_TYPE_32BIT;
         break;
-    }
     case PROTOBUF_C_TYPE_FIXED64:
     case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE: {
-        uint64_t v;
-        memcpy(&v, member, 8);
-        uint8_t *p = reserve(w, 8);
-        for (int i = 0; i < 8; i++)
-            p[i] = (uint8_t)(v >> (8 * i));
+    case PROTOBUF_C_TYPE_DOUBLE:
+        put_fixed(w, member, 8);
         wire = PROTOBUF_C_WIRE_TYPE_64BIT;
         break;
-    }
     default:
         return -1;
     }
@@ -348,15 +354,19 @@ static inline int rd_len(const uint8_t **pp, const uint8_t *end, size_t *n)
     return 0;
 }
 
-/* Room for one more element in a repeated field's array (grown by doubling from 4). */
-static void *grow_array(void *member, size_t n, size_t es)
+/*
+ * A new last element of m's repeated field f (the array grown by doubling
+ * from 4, the count raised); the caller fills it at once.
+ */
+static void *push_elt(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
 {
-    char **arr = member;
-    if (n == 0)
+    char **arr = (char **)((char *)m + f->offset);
+    size_t *n = (size_t *)((char *)m + f->quantifier_offset), es = pb_elt_size(f->type);
+    if (*n == 0)
         *arr = xmalloc(4 * es);
-    else if (n >= 4 && !(n & (n - 1)))
-        *arr = xrealloc(*arr, 2 * n * es);
-    return *arr + n * es;
+    else if (*n >= 4 && !(*n & (*n - 1)))
+        *arr = xrealloc(*arr, 2 * *n * es);
+    return *arr + (*n)++ * es;
 }
 
 static int dec_msg(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
@@ -429,9 +439,7 @@ static int dec_fields(ProtobufCMessage *m, const uint8_t *p, const uint8_t *end)
             memcpy(str, val, n);
             str[n] = 0;
             if (repeated) {
-                size_t *cnt = (size_t *)((char *)m + f->quantifier_offset);
-                *(char **)grow_array(member, *cnt, sizeof(char *)) = str;
-                ++*cnt;
+                *(char **)push_elt(m, f) = str;
             } else {
                 char *old = *(char **)member;
                 if (old && old != f->default_value)
@@ -445,9 +453,7 @@ static int dec_fields(ProtobufCMessage *m, const uint8_t *p, const uint8_t *end)
                 return -1;
             ProtobufCBinaryData bd = {n, n ? xmemdup(val, n) : NULL};
             if (repeated) {
-                size_t *cnt = (size_t *)((char *)m + f->quantifier_offset);
-                *(ProtobufCBinaryData *)grow_array(member, *cnt, sizeof(bd)) = bd;
-                ++*cnt;
+                *(ProtobufCBinaryData *)push_elt(m, f) = bd;
             } else {
                 ProtobufCBinaryData *old = (ProtobufCBinaryData *)member;
                 const ProtobufCBinaryData *def = f->default_value;
@@ -467,9 +473,7 @@ static int dec_fields(ProtobufCMessage *m, const uint8_t *p, const uint8_t *end)
             if (dec_msg(f->descriptor, val, n, &sub) < 0)
                 return -1;
             if (repeated) {
-                size_t *cnt = (size_t *)((char *)m + f->quantifier_offset);
-                *(ProtobufCMessage **)grow_array(member, *cnt, sizeof(sub)) = sub;
-                ++*cnt;
+                *(ProtobufCMessage **)push_elt(m, f) = sub;
             } else {
                 *(ProtobufCMessage **)member = sub;
             }
@@ -587,8 +591,5 @@ int pb_equal(const ProtobufCMessage *a, const ProtobufCMessage *b)
 void *pb_encode(const ProtobufCMessage *m, size_t *len)
 {
     const uint8_t *p = pb_encode_scratch(m, len);
-    uint8_t *b = xmalloc(*len ? *len : 1);
-    if (*len)
-        memcpy(b, p, *len);
-    return b;
+    return xmemdup(p, *len);
 }

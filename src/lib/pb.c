@@ -373,6 +373,16 @@ static int dec_msg(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t
                    ProtobufCMessage **out);
 
 /*
+ * dec_fields' and dec_msg's "no": -1 hands the bytes to protobuf-c,
+ * DEC_REFUSE answers NULL. Field number 0 does not exist; protobuf-c takes
+ * it when the tag is spelled in two bytes (0x85 0x00) and keeps it as an
+ * unknown field, but then packs it as a one-byte tag that it refuses to
+ * read back: an object stored that way would not decode again, and
+ * copying one (obj_clone, on an update) aborted the apiserver.
+ */
+#define DEC_REFUSE (-2)
+
+/*
  * Decodes the fields at p..end into m (made and initialised by the caller).
  * Returns 0, or -1 for anything to leave to protobuf-c; m stays freeable.
  */
@@ -388,6 +398,8 @@ static int dec_fields(ProtobufCMessage *m, const uint8_t *p, const uint8_t *end)
             return -1;
         uint32_t id = (uint32_t)(key >> 3);
         unsigned wire = (unsigned)(key & 7);
+        if (id == 0)
+            return DEC_REFUSE;
         const uint8_t *after_tag = p, *val = p;
         size_t n = 0;
         switch (wire) {
@@ -470,8 +482,9 @@ static int dec_fields(ProtobufCMessage *m, const uint8_t *p, const uint8_t *end)
             if (!repeated && *(ProtobufCMessage **)member)
                 return -1; /* given twice: protobuf-c merges the two */
             ProtobufCMessage *sub;
-            if (dec_msg(f->descriptor, val, n, &sub) < 0)
-                return -1;
+            int r = dec_msg(f->descriptor, val, n, &sub);
+            if (r < 0)
+                return r;
             if (repeated) {
                 *(ProtobufCMessage **)push_elt(m, f) = sub;
             } else {
@@ -542,9 +555,10 @@ static int dec_msg(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t
         return -1;
     ProtobufCMessage *m = xmalloc(d->sizeof_message);
     d->message_init(m);
-    if (dec_fields(m, p, p + len) < 0) {
+    int r = dec_fields(m, p, p + len);
+    if (r < 0) {
         protobuf_c_message_free_unpacked(m, NULL);
-        return -1;
+        return r;
     }
     *out = m;
     return 0;
@@ -560,8 +574,11 @@ unsigned long pb_decode_fallbacks(void)
 ProtobufCMessage *pb_decode(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len)
 {
     ProtobufCMessage *m;
-    if (len <= INT32_MAX && dec_msg(d, buf, len, &m) == 0)
+    int r = len <= INT32_MAX ? dec_msg(d, buf, len, &m) : -1;
+    if (r == 0)
         return m;
+    if (r == DEC_REFUSE)
+        return NULL;
     fallbacks++;
     return protobuf_c_message_unpack(d, NULL, len, buf);
 }

@@ -39,7 +39,9 @@ void *pb_encode(const ProtobufCMessage *m, size_t *len);
  * Anything off the common path (bytes that do not parse, a singular
  * message given twice, repeated scalars, message types with required,
  * oneof or proto3 fields, wire types that do not match) goes to protobuf-c
- * whole, so its answer, NULL included, is protobuf-c's.
+ * whole, so its answer, NULL included, is protobuf-c's. One exception: a
+ * field numbered 0 is refused (NULL), where protobuf-c takes it in a
+ * two-byte tag and then cannot read its own packing of the result back.
  */
 ProtobufCMessage *pb_decode(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len);
 /* How many of this thread's pb_decode calls protobuf-c answered (tests). */

@@ -124,14 +124,30 @@ static int same_as_protobuf_c(const ProtobufCMessage *m, const char *what)
     return same;
 }
 
-/* Decodes b both ways; 1 if the answers are the same (both NULL, or packing equal). */
+/* 1 if protobuf-c reads back its own packing of m. */
+static int pbc_rereads(const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *b = xmalloc(n + 1);
+    protobuf_c_message_pack(m, b);
+    ProtobufCMessage *r = protobuf_c_message_unpack(m->descriptor, NULL, n, b);
+    free(b);
+    if (r)
+        protobuf_c_message_free_unpacked(r, NULL);
+    return r != NULL;
+}
+
+/*
+ * Decodes b both ways; 1 if the answers are the same (both NULL, or packing
+ * equal), or if pb_decode refused what protobuf-c took but cannot read back.
+ */
 static int same_decode(const ProtobufCMessageDescriptor *d, const uint8_t *b, size_t n)
 {
     ProtobufCMessage *want = protobuf_c_message_unpack(d, NULL, n, b);
     ProtobufCMessage *got = pb_decode(d, b, n);
     int same;
     if (!want || !got) {
-        same = !want && !got;
+        same = (!want && !got) || (want && !pbc_rereads(want));
     } else {
         size_t wl = protobuf_c_message_get_packed_size(want);
         size_t gl = protobuf_c_message_get_packed_size(got);
@@ -302,6 +318,15 @@ int main(int argc, char **argv)
                                     'd',  'e',  'f',  'a',  'u', 'l', 't', 0xc0, 0x3e, 0x01};
     ok(same_decode(&coracle__v1__pod__descriptor, twice, sizeof(twice)),
        "metadata given twice: merged as protobuf-c merges it");
+
+    /* field number 0, spelled in two bytes: protobuf-c takes it and cannot read back its packing */
+    static const uint8_t zero[] = {0x85, 0x00, 1, 2, 3, 4};
+    ProtobufCMessage *z =
+        protobuf_c_message_unpack(&coracle__v1__pod__descriptor, NULL, sizeof(zero), zero);
+    ok(z && !pbc_rereads(z) && !pb_decode(&coracle__v1__pod__descriptor, zero, sizeof(zero)),
+       "field number 0: protobuf-c takes it and cannot read it back; pb_decode refuses it");
+    if (z)
+        protobuf_c_message_free_unpacked(z, NULL);
 
     /* a message larger than the scratch buffer's first size grows it, the same bytes */
     Coracle__V1__LogChunk big = CORACLE__V1__LOG_CHUNK__INIT;

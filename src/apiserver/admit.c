@@ -18,7 +18,7 @@
 
 struct errs {
     char **v;
-    size_t n;
+    size_t n, cap;
 };
 
 static void eadd(struct errs *e, const char *fmt, ...) PRINTF(2, 3);
@@ -26,8 +26,7 @@ static void eadd(struct errs *e, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    e->v = xrealloc(e->v, (e->n + 1) * sizeof(*e->v));
-    e->v[e->n++] = xvasprintf(fmt, ap);
+    *XPUSH(e->v, e->n, e->cap) = xvasprintf(fmt, ap);
     va_end(ap);
 }
 

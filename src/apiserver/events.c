@@ -117,7 +117,7 @@ struct expire_scan {
     events_t *e;
     int64_t now;
     char **keys;
-    size_t n;
+    size_t n, cap;
 };
 
 static void expire_cb(const char *key, void *val, void *arg)
@@ -125,8 +125,7 @@ static void expire_cb(const char *key, void *val, void *arg)
     struct expire_scan *x = arg;
     if (x->now - *(int64_t *)val < x->e->ttl_ns)
         return;
-    x->keys = xrealloc(x->keys, (x->n + 1) * sizeof(*x->keys));
-    x->keys[x->n++] = xstrdup(key);
+    *XPUSH(x->keys, x->n, x->cap) = xstrdup(key);
 }
 
 /* Expiry from the in-memory times: no store scan, no decoding. */
@@ -135,7 +134,7 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     events_t *e = arg;
-    struct expire_scan x = {e, now_ns(), NULL, 0};
+    struct expire_scan x = {.e = e, .now = now_ns()};
     smap_each(e->last, expire_cb, &x);
     for (size_t i = 0; i < x.n; i++) {
         /* "events/<ns>/<name>" */

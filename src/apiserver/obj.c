@@ -280,3 +280,38 @@ const char *obj_pod_node(const ProtobufCMessage *pod)
     const Coracle__V1__Pod *p = (const void *)pod;
     return p->spec && p->spec->nodename ? p->spec->nodename : "";
 }
+
+/* Below this many terms x labels, lookups one by one beat building the merge's array. */
+#define LABEL_MERGE_MIN 64
+
+static int label_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct sel_label *)a)->key, ((const struct sel_label *)b)->key);
+}
+
+bool obj_match_labels(const sel_t *s, const ProtobufCMessage *obj)
+{
+    const Coracle__V1__ObjectMeta *m = kind_meta(obj);
+    size_t n = m ? m->n_labels : 0;
+    if (sel_count(s) * n <= LABEL_MERGE_MIN)
+        return sel_match(s, obj_label_get, (void *)obj);
+    struct sel_label *l = xmalloc(n * sizeof(*l));
+    size_t k = 0;
+    bool sorted = true;
+    for (size_t i = 0; i < n; i++) {
+        const Coracle__V1__ObjectMeta__LabelsEntry *e = m->labels[i];
+        if (!e->key)
+            continue;
+        l[k] = (struct sel_label){e->key, e->value ? e->value : ""};
+        if (k && strcmp(l[k - 1].key, e->key) > 0)
+            sorted = false;
+        k++;
+    }
+    /* stored objects have theirs sorted already (obj_normalize), so that the
+     * first of duplicate keys is obj_label's */
+    if (!sorted)
+        qsort(l, k, sizeof(*l), label_cmp);
+    bool r = sel_match_sorted(s, l, k);
+    free(l);
+    return r;
+}

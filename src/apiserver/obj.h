@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "kinds.h"
+#include "sel.h"
 
 /* Decodes an object of kind k (or any message of descriptor d). NULL on malformed bytes.
  * Free with obj_free. */
@@ -48,6 +49,12 @@ int64_t obj_microtime_ns(const Coracle__V1__MicroTime *t);
 const char *obj_label(const Coracle__V1__ObjectMeta *m, const char *key);
 /* sel_get_fn over an object's labels (arg: the ProtobufCMessage). */
 const char *obj_label_get(void *obj, const char *key);
+/*
+ * Whether obj's labels meet s: lookups one by one for small cases, one merge
+ * of the sorted labels with the selector's sorted terms for big ones (a
+ * selector of n terms against m labels costs O(n + m), not O(n x m)).
+ */
+bool obj_match_labels(const sel_t *s, const ProtobufCMessage *obj);
 
 /*
  * Field selector support. obj_field_supported says whether a kind answers

@@ -397,7 +397,7 @@ static bool matches(const struct watcher *w, const struct kind *k, const Protobu
 {
     if (!o)
         return false;
-    if (w->lsel && !sel_match(w->lsel, obj_label_get, (void *)o))
+    if (w->lsel && !obj_match_labels(w->lsel, o))
         return false;
     struct obj_fields_arg fa = {k, o};
     return !w->fsel || sel_match(w->fsel, obj_field_get, &fa);

@@ -20,30 +20,41 @@
 enum sel_op { OP_EQ, OP_NE, OP_IN, OP_NOTIN, OP_EXISTS, OP_NOTEXISTS, OP_GT, OP_LT };
 
 struct sel_req {
-    char *key;
+    const char *key; /* into the selector's arena */
     enum sel_op op;
-    char **vals;
-    size_t nvals;
+    const char **vals; /* OP_IN / OP_NOTIN: sorted, no duplicates (sel_settle) */
+    size_t nvals, cap;
     long long num; /* OP_GT / OP_LT */
+    size_t order;  /* position in the text: ties keep it when sorting by key */
 };
 
+/*
+ * Requirements are sorted by key once parsed (as Kubernetes sorts them), so
+ * that matching against labels sorted by key is one merge (sel_match_sorted),
+ * and set values are sorted for binary search: a selector of n terms costs
+ * O(n + labels) per object, not O(n x labels). Every key and value is a
+ * slice of one arena, sized from the text up front: parsing allocates a
+ * constant number of blocks whatever the selector's size.
+ */
 struct sel {
     struct sel_req *reqs;
-    size_t n;
+    size_t n, cap;
     bool fields; /* field selector: an absent field reads as "" */
+    char *arena; /* keys and values, NUL-terminated, back to back */
+    size_t used, size;
 };
+
+/* Set values are searched in halves past this many; linear below. */
+#define SEL_LINEAR_MAX 8
 
 void sel_free(sel_t *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->n; i++) {
-        free(s->reqs[i].key);
-        for (size_t j = 0; j < s->reqs[i].nvals; j++)
-            free(s->reqs[i].vals[j]);
+    for (size_t i = 0; i < s->n; i++)
         free(s->reqs[i].vals);
-    }
     free(s->reqs);
+    free(s->arena);
     free(s);
 }
 
@@ -52,20 +63,82 @@ bool sel_empty(const sel_t *s)
     return !s || s->n == 0;
 }
 
-static struct sel_req *sel_add(sel_t *s, const char *key, size_t klen, enum sel_op op)
+size_t sel_count(const sel_t *s)
 {
-    s->reqs = xrealloc(s->reqs, (s->n + 1) * sizeof(*s->reqs));
-    struct sel_req *r = &s->reqs[s->n++];
-    memset(r, 0, sizeof(*r));
-    r->key = xstrndup(key, klen);
-    r->op = op;
+    return s ? s->n : 0;
+}
+
+/*
+ * An empty selector with room for the strings of text: every key and value
+ * taken from it is at most its own length plus a NUL, and there are at most
+ * strlen(text) + 1 of them (an empty value between every two commas), so
+ * 2 x strlen + 2 bytes always do.
+ */
+static sel_t *sel_new(const char *text, bool fields)
+{
+    sel_t *s = xcalloc(1, sizeof(*s));
+    s->fields = fields;
+    s->size = 2 * strlen(text) + 2;
+    s->arena = xmalloc(s->size);
+    return s;
+}
+
+/* Copies v[0..len) into the arena; returns the copy. */
+static const char *sel_str(sel_t *s, const char *v, size_t len)
+{
+    char *o = s->arena + s->used;
+    memcpy(o, v, len);
+    o[len] = 0;
+    s->used += len + 1;
+    return o;
+}
+
+/* A new requirement on key, a string already in the arena. */
+static struct sel_req *req_new(sel_t *s, const char *key, enum sel_op op)
+{
+    size_t order = s->n;
+    struct sel_req *r = XPUSH(s->reqs, s->n, s->cap);
+    *r = (struct sel_req){.key = key, .op = op, .order = order};
     return r;
 }
 
-static void req_add_val(struct sel_req *r, const char *v, size_t len)
+static struct sel_req *sel_add(sel_t *s, const char *key, size_t klen, enum sel_op op)
 {
-    r->vals = xrealloc(r->vals, (r->nvals + 1) * sizeof(*r->vals));
-    r->vals[r->nvals++] = xstrndup(v, len);
+    return req_new(s, sel_str(s, key, klen), op);
+}
+
+static void req_add_val(sel_t *s, struct sel_req *r, const char *v, size_t len)
+{
+    *XPUSH(r->vals, r->nvals, r->cap) = sel_str(s, v, len);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int req_cmp(const void *a, const void *b)
+{
+    const struct sel_req *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+/* Once parsed: requirements by key (then text order), set values sorted and unique. */
+static void sel_settle(sel_t *s)
+{
+    qsort(s->reqs, s->n, sizeof(*s->reqs), req_cmp);
+    for (size_t i = 0; i < s->n; i++) {
+        struct sel_req *r = &s->reqs[i];
+        if ((r->op != OP_IN && r->op != OP_NOTIN) || r->nvals < 2)
+            continue;
+        qsort(r->vals, r->nvals, sizeof(*r->vals), str_cmp);
+        size_t j = 1;
+        for (size_t k = 1; k < r->nvals; k++)
+            if (strcmp(r->vals[k], r->vals[j - 1]))
+                r->vals[j++] = r->vals[k];
+        r->nvals = j;
+    }
 }
 
 /* ---- label selector lexer (selector.go's Lexer) ---- */
@@ -315,15 +388,15 @@ static int parse_requirement(sel_t *s, struct lex *l, char **err)
                                 (int)l->len, l->lit);
                 if (check_value(l, err) < 0)
                     return -1;
-                req_add_val(r, l->lit, l->len);
+                req_add_val(s, r, l->lit, l->len);
                 want_val = false;
             } else if (l->t == T_COMMA) {
                 if (want_val)
-                    req_add_val(r, "", 0);
+                    req_add_val(s, r, "", 0);
                 want_val = true;
             } else if (l->t == T_CLOSE) {
                 if (want_val)
-                    req_add_val(r, "", 0);
+                    req_add_val(s, r, "", 0);
                 break;
             } else {
                 return fail(err, l,
@@ -341,37 +414,36 @@ static int parse_requirement(sel_t *s, struct lex *l, char **err)
             return fail(err, &p,
                         "unable to parse requirement: for 'gt', 'lt' operators, exactly "
                         "one value is required");
-        req_add_val(r, "", 0);
+        req_add_val(s, r, "", 0);
         return 0;
     }
     lex_next(l);
     if (l->t != T_IDENT && l->t != T_IN && l->t != T_NOTIN)
         return fail(err, l, "unable to parse requirement: found '%.*s', expected: identifier",
                     (int)l->len, l->lit);
+    if (op != OP_GT && op != OP_LT && check_value(l, err) < 0)
+        return -1;
+    req_add_val(s, r, l->lit, l->len);
     if (op == OP_GT || op == OP_LT) {
-        char *v = xstrndup(l->lit, l->len), *end;
+        const char *v = r->vals[0];
+        char *end;
         errno = 0;
         r->num = strtoll(v, &end, 10);
-        int bad = errno || *end || end == v;
-        free(v);
-        if (bad)
+        if (errno || *end || end == v)
             return fail(err, l,
                         "unable to parse requirement: for 'gt', 'lt' operators, the value must "
                         "be an integer");
-    } else if (check_value(l, err) < 0) {
-        return -1;
     }
-    req_add_val(r, l->lit, l->len);
     return 0;
 }
 
 int sel_parse_labels(const char *str, sel_t **out, char **err)
 {
-    sel_t *s = xcalloc(1, sizeof(*s));
     if (err)
         *err = NULL;
     if (!str)
         str = "";
+    sel_t *s = sel_new(str, false);
     struct lex l = {.s = str};
     struct lex p;
     enum tok t = lex_peek(&l, &p);
@@ -400,6 +472,7 @@ int sel_parse_labels(const char *str, sel_t **out, char **err)
         }
     }
 done:
+    sel_settle(s);
     *out = s;
     return 0;
 bad:
@@ -409,27 +482,29 @@ bad:
 
 /* ---- field selectors ---- */
 
-/* Copies s[0..n) without the '\' escapes. */
-static char *unescape(const char *s, size_t n)
+/* Copies v[0..n) without the '\' escapes into the arena. */
+static char *unescape(sel_t *s, const char *v, size_t n)
 {
-    char *o = xmalloc(n + 1);
+    char *o = s->arena + s->used;
     size_t j = 0;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '\\' && i + 1 < n)
+        if (v[i] == '\\' && i + 1 < n)
             i++;
-        o[j++] = s[i];
+        o[j++] = v[i];
     }
     o[j] = 0;
+    s->used += j + 1;
     return o;
 }
 
 int sel_parse_fields(const char *str, sel_t **out, char **err)
 {
-    sel_t *s = xcalloc(1, sizeof(*s));
-    s->fields = true;
     if (err)
         *err = NULL;
-    if (!str || !*str)
+    if (!str)
+        str = "";
+    sel_t *s = sel_new(str, true);
+    if (!*str)
         goto done;
     size_t i = 0, len = strlen(str);
     while (i <= len) {
@@ -467,24 +542,21 @@ int sel_parse_fields(const char *str, sel_t **out, char **err)
                                  str, (int)tl, term, start + 1);
             goto bad;
         }
-        char *key = unescape(term, k);
+        char *key = unescape(s, term, k);
         /* keys are plain field paths */
         size_t kl = strlen(key);
         while (kl && isspace((unsigned char)key[kl - 1]))
             key[--kl] = 0;
-        char *kk = key;
-        while (isspace((unsigned char)*kk))
-            kk++;
-        struct sel_req *r = sel_add(s, kk, strlen(kk), op);
-        free(key);
-        char *v = unescape(term + k + oplen, tl - k - oplen);
-        req_add_val(r, v, strlen(v));
-        free(v);
+        while (isspace((unsigned char)*key))
+            key++;
+        struct sel_req *r = req_new(s, key, op);
+        *XPUSH(r->vals, r->nvals, r->cap) = unescape(s, term + k + oplen, tl - k - oplen);
         i++; /* past ',' (or the end) */
         if (i == len + 1)
             break;
     }
 done:
+    sel_settle(s);
     *out = s;
     return 0;
 bad:
@@ -493,6 +565,48 @@ bad:
 }
 
 /* ---- matching ---- */
+
+static bool in_set(const struct sel_req *r, const char *v)
+{
+    if (r->nvals <= SEL_LINEAR_MAX) {
+        for (size_t j = 0; j < r->nvals; j++)
+            if (!strcmp(v, r->vals[j]))
+                return true;
+        return false;
+    }
+    return bsearch(&v, r->vals, r->nvals, sizeof(*r->vals), str_cmp) != NULL;
+}
+
+/* Whether v (NULL: absent) meets r. */
+static bool req_match(const struct sel_req *r, const char *v)
+{
+    switch (r->op) {
+    case OP_EXISTS:
+        return v != NULL;
+    case OP_NOTEXISTS:
+        return v == NULL;
+    case OP_EQ:
+        return v && !strcmp(v, r->vals[0]);
+    case OP_NE:
+        return !v || strcmp(v, r->vals[0]);
+    case OP_IN:
+        return v && in_set(r, v);
+    case OP_NOTIN:
+        return !v || !in_set(r, v);
+    case OP_GT:
+    case OP_LT: {
+        if (!v)
+            return false;
+        char *end;
+        errno = 0;
+        long long n = strtoll(v, &end, 10);
+        if (errno || *end || end == v)
+            return false;
+        return r->op == OP_GT ? n > r->num : n < r->num;
+    }
+    }
+    return false;
+}
 
 bool sel_match(const sel_t *s, sel_get_fn get, void *arg)
 {
@@ -503,46 +617,27 @@ bool sel_match(const sel_t *s, sel_get_fn get, void *arg)
         const char *v = get(arg, r->key);
         if (!v && s->fields)
             v = "";
-        switch (r->op) {
-        case OP_EXISTS:
-            if (!v)
-                return false;
-            break;
-        case OP_NOTEXISTS:
-            if (v)
-                return false;
-            break;
-        case OP_EQ:
-            if (!v || strcmp(v, r->vals[0]))
-                return false;
-            break;
-        case OP_NE:
-            if (v && !strcmp(v, r->vals[0]))
-                return false;
-            break;
-        case OP_IN:
-        case OP_NOTIN: {
-            bool found = false;
-            for (size_t j = 0; v && j < r->nvals && !found; j++)
-                found = !strcmp(v, r->vals[j]);
-            if (found != (r->op == OP_IN))
-                return false;
-            break;
-        }
-        case OP_GT:
-        case OP_LT: {
-            if (!v)
-                return false;
-            char *end;
-            errno = 0;
-            long long n = strtoll(v, &end, 10);
-            if (errno || *end || end == v)
-                return false;
-            if (r->op == OP_GT ? !(n > r->num) : !(n < r->num))
-                return false;
-            break;
-        }
-        }
+        if (!req_match(r, v))
+            return false;
+    }
+    return true;
+}
+
+bool sel_match_sorted(const sel_t *s, const struct sel_label *l, size_t n)
+{
+    if (!s)
+        return true;
+    size_t j = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const struct sel_req *r = &s->reqs[i];
+        int c = 1;
+        while (j < n && (c = strcmp(l[j].key, r->key)) < 0)
+            j++;
+        const char *v = j < n && c == 0 ? l[j].value : NULL;
+        if (!v && s->fields)
+            v = "";
+        if (!req_match(r, v))
+            return false;
     }
     return true;
 }

@@ -8,6 +8,7 @@
 #define CORACLE_SEL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef struct sel sel_t;
 
@@ -31,6 +32,20 @@ bool sel_empty(const sel_t *s);
  */
 typedef const char *(*sel_get_fn)(void *arg, const char *key);
 bool sel_match(const sel_t *s, sel_get_fn get, void *arg);
+
+/* How many requirements (terms) the selector has; 0 for NULL. */
+size_t sel_count(const sel_t *s);
+
+/*
+ * The same against labels sorted by key (strcmp order, each key once): one
+ * merge, O(terms + labels), for selectors or label sets too big for lookups
+ * one by one (requirements are kept sorted by key). Every value is set ("" for
+ * a label without one).
+ */
+struct sel_label {
+    const char *key, *value;
+};
+bool sel_match_sorted(const sel_t *s, const struct sel_label *l, size_t n);
 
 /* The value a selector requires for key with "=" / "==", or NULL (e.g. to
  * find spec.nodeName=X for an index). Owned by the selector. */

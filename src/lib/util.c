@@ -53,6 +53,18 @@ void *xrealloc(void *p, size_t n)
     return q;
 }
 
+void *xgrow(void *p, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return p;
+    *cap = *cap ? 2 * *cap : 4;
+    if (*cap <= n)
+        *cap = n + 1;
+    if (*cap > SIZE_MAX / size)
+        oom(SIZE_MAX);
+    return xrealloc(p, *cap * size);
+}
+
 char *xstrdup(const char *s)
 {
     return xmemdup(s, strlen(s) + 1);

@@ -23,6 +23,16 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 void *xmemdup(const void *p, size_t n);
+/*
+ * Arrays that grow one element at a time: xgrow returns p with room for
+ * element n (of size bytes each), doubling *cap when full, so n pushes cost
+ * O(n) in all. (Growing by one element per realloc is quadratic wherever
+ * realloc cannot extend the block in place: under ASan always.)
+ * XPUSH(arr, n, cap) grows arr and returns a pointer to its new last element,
+ * counted in n.
+ */
+void *xgrow(void *p, size_t *cap, size_t n, size_t size);
+#define XPUSH(arr, n, cap) ((arr) = xgrow((arr), &(cap), (n), sizeof(*(arr))), &(arr)[(n)++])
 char *xasprintf(const char *fmt, ...) PRINTF(1, 2);
 char *xvasprintf(const char *fmt, va_list ap);
 /*

@@ -39,6 +39,7 @@ struct api {
     h2s_t *srv;
     struct api_config cfg;
     watch_hub_t *hub;
+    struct read_pool *reads; /* the read worker, for Lists too big for the loop */
     events_t *events;
     nodelife_t *nl;
     struct api_route *routes;
@@ -542,7 +543,7 @@ static void do_list(api_t *a, struct api_route *rt, h2s_call_t *c, const struct 
     if (!req)
         return;
     if (stage_authorize(a, rt, c, u, req->namespace_, NULL, req->fieldselector) == 0)
-        read_list(rt, a->st, c, msg, len);
+        read_list(rt, a->st, a->reads, c, msg, len);
     obj_free(&req->base);
 }
 
@@ -769,6 +770,7 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
     struct watch_config wc = {cfg->watch_queue_bytes, cfg->bookmark_interval_s,
                               cfg->watch_memory_limit, srv};
     a->hub = watch_hub_new(base, st, &wc);
+    a->reads = read_pool_new(base);
     a->events = events_new(base, st, a->cfg.event_ttl_s, expire_event, a);
     struct nodelife_ops nops = {mark_node, mark_pod, a};
     a->nl = nodelife_new(base, st, cfg->node_grace_s, &nops);
@@ -821,11 +823,17 @@ void api_stop(api_t *a)
     events_stop(a->events);
 }
 
+void api_end_reads(api_t *a)
+{
+    read_pool_end(a->reads);
+}
+
 void api_free(api_t *a)
 {
     if (!a)
         return;
     watch_hub_free(a->hub);
+    read_pool_free(a->reads);
     event_free(a->stats_ev);
     events_free(a->events);
     if (a->nl)

@@ -311,6 +311,7 @@ int main(int argc, char **argv)
      * store (ops still queued commit; their callers are gone) */
     tun_hub_free(app.tun);
     h2s_free(app.srv);
+    api_end_reads(app.api);
     store_close(app.st);
     api_free(app.api);
     auth_shutdown();

@@ -20,9 +20,14 @@
 #include "util.h"
 #include "wire.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 /* ---- continue token ---- */
 
@@ -162,8 +167,24 @@ struct ovr {
     size_t len;
 };
 
+/*
+ * A List in progress, read from one snapshot held until the answer. It
+ * starts on the loop; one that is still at work after LIST_INLINE_NS, or
+ * whose request is big enough that parsing its selectors alone would hold
+ * the loop (LIST_INLINE_MAX_REQ), goes on in the read worker, a thread of
+ * the api's (struct read_pool), and comes back to the loop to be answered.
+ * So no List holds the loop for more than about LIST_INLINE_NS, whatever
+ * its selectors or the store's size, and the many small Lists of a busy
+ * cluster never pay a thread hand-off. When the inline part ends after an
+ * item (or log record), the worker resumes after the last one fully handled
+ * (resume_key / log_done): an item whose overrides were only partly
+ * emitted is visited again (flush_ovr's progress, iov, makes that
+ * idempotent). Only the worker and the loop's hand-offs touch an lctx at a
+ * time, but for `cancelled`.
+ */
 struct lctx {
     const struct kind *k;
+    Coracle__V1__ListRequest *req;
     sel_t *ls, *fs;
     int64_t limit;
     struct wire_buf out;
@@ -175,8 +196,50 @@ struct lctx {
     size_t plen;
     const char *after; /* continue: keys <= this were listed */
     struct ovr *ov;
-    size_t nov, iov;
+    size_t nov, iov, cap_ov;
+    store_rtxn_t *t;
+    uint64_t list_rev;  /* the page's revision */
+    uint64_t compacted; /* the store's compacted revision when the List began */
+    int phase;          /* LIST_PARSE, LIST_LOG, LIST_SCAN, LIST_FLUSH, LIST_DONE */
+    uint64_t log_done;  /* log records up to this one were collected */
+    char *resume_key;   /* scanned keys up to this one were handled */
+    size_t resume_len;
+    int64_t deadline;   /* mono_ns() past which the inline part stops (INT64_MAX: never) */
+    unsigned unchecked; /* items since the clock was last read */
+    bool paused;
+    int fail_code; /* nonzero: answer with this code and fail_msg */
+    char *fail_msg;
+    char *prefix_buf, *after_buf;
+    /* the call, touched on the loop only */
+    struct api_route *rt;
+    h2s_call_t *call;
+    struct read_pool *pool;
+    struct lctx *next;     /* in the pool's queues */
+    atomic_bool cancelled; /* the client went away while the worker had it */
 };
+
+enum { LIST_PARSE, LIST_LOG, LIST_SCAN, LIST_FLUSH, LIST_DONE };
+
+/* Work on the loop, at most (the item that crosses it finishes first). */
+#define LIST_INLINE_NS 1000000
+/* Requests bigger than this go to the worker before their selectors are parsed. */
+#define LIST_INLINE_MAX_REQ (64u << 10)
+/* Without a selector an item is a copy: read the clock every this many. */
+#define LIST_CHECK_PLAIN 32
+
+/* Whether to stop here (time to hand over, or nobody waits any more); counts one item. */
+static bool slice_spent(struct lctx *x)
+{
+    if (!x->ls && !x->fs && ++x->unchecked < LIST_CHECK_PLAIN)
+        return false;
+    x->unchecked = 0;
+    if (atomic_load_explicit(&x->cancelled, memory_order_relaxed) ||
+        (x->deadline != INT64_MAX && mono_ns() >= x->deadline)) {
+        x->paused = true;
+        return true;
+    }
+    return false;
+}
 
 /* Adds one object to the page. Returns nonzero to stop. */
 static int emit(struct lctx *x, const char *key, size_t klen, const void *val, size_t vlen)
@@ -184,7 +247,7 @@ static int emit(struct lctx *x, const char *key, size_t klen, const void *val, s
     if (x->ls || x->fs) {
         ProtobufCMessage *o = obj_decode(x->k->desc, val, vlen);
         struct obj_fields_arg fa = {x->k, o};
-        bool m = o && (!x->ls || sel_match(x->ls, obj_label_get, o)) &&
+        bool m = o && (!x->ls || obj_match_labels(x->ls, o)) &&
                  (!x->fs || sel_match(x->fs, obj_field_get, &fa));
         obj_free(o);
         if (!m)
@@ -216,13 +279,14 @@ static int flush_ovr(struct lctx *x, const char *key, size_t klen)
         struct ovr *o = &x->ov[x->iov++];
         if (o->val && emit(x, o->key, strlen(o->key), o->val, o->len))
             return 1;
+        if (slice_spent(x))
+            return 1;
     }
     return 0;
 }
 
-static int scan_cb(const char *key, size_t klen, const void *val, size_t vlen, void *arg)
+static int scan_item(struct lctx *x, const char *key, size_t klen, const void *val, size_t vlen)
 {
-    struct lctx *x = arg;
     if (x->nov) {
         if (flush_ovr(x, key, klen))
             return 1;
@@ -234,21 +298,33 @@ static int scan_cb(const char *key, size_t klen, const void *val, size_t vlen, v
     return emit(x, key, klen, val, vlen);
 }
 
+static int scan_cb(const char *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    struct lctx *x = arg;
+    if (scan_item(x, key, klen, val, vlen))
+        return 1;
+    if (!slice_spent(x))
+        return 0;
+    free(x->resume_key);
+    x->resume_key = xstrndup(key, klen);
+    x->resume_len = klen;
+    return 1;
+}
+
 /* Collects, for keys in the listed range, the first change after the list revision. */
 static int log_cb(const struct store_change *ch, void *arg)
 {
     struct lctx *x = arg;
-    if (ch->key_len < x->plen || memcmp(ch->key, x->prefix, x->plen))
-        return 0;
-    if (keycmp(ch->key, ch->key_len, x->after) <= 0)
-        return 0;
-    x->ov = xrealloc(x->ov, (x->nov + 1) * sizeof(*x->ov));
-    struct ovr *o = &x->ov[x->nov++];
+    x->log_done = ch->rev;
+    if (ch->key_len < x->plen || memcmp(ch->key, x->prefix, x->plen) ||
+        keycmp(ch->key, ch->key_len, x->after) <= 0)
+        return slice_spent(x);
+    struct ovr *o = XPUSH(x->ov, x->nov, x->cap_ov);
     o->key = xstrndup(ch->key, ch->key_len);
     o->rev = ch->rev;
     o->val = ch->prev ? xmemdup(ch->prev, ch->prev_len) : NULL;
     o->len = ch->prev_len;
-    return 0;
+    return slice_spent(x);
 }
 
 static int ovr_cmp(const void *a, const void *b)
@@ -281,7 +357,284 @@ static void ovr_settle(struct lctx *x)
     "results in an inconsistent list - objects that were created, modified, or deleted between "   \
     "the time the first chunk was returned and now may show up in the list."
 
-void read_list(struct api_route *rt, store_t *st, h2s_call_t *c, const uint8_t *msg, size_t len)
+static void list_free(struct lctx *x)
+{
+    if (x->t)
+        store_read_end(x->t);
+    for (size_t i = 0; i < x->nov; i++) {
+        free(x->ov[i].key);
+        free(x->ov[i].val);
+    }
+    free(x->ov);
+    wire_buf_free(&x->out);
+    free(x->last_key);
+    free(x->resume_key);
+    free(x->fail_msg);
+    sel_free(x->ls);
+    sel_free(x->fs);
+    free(x->prefix_buf);
+    free(x->after_buf);
+    if (x->req)
+        obj_free(&x->req->base);
+    free(x);
+}
+
+static int list_fail(struct lctx *x, int code, const char *msg)
+{
+    x->fail_code = code;
+    x->fail_msg = xstrdup(msg);
+    x->phase = LIST_DONE;
+    return 0;
+}
+
+/* The page is complete: ListMeta after the items. */
+static void list_meta(struct lctx *x)
+{
+    Coracle__V1__ListMeta lm = CORACLE__V1__LIST_META__INIT;
+    char rvs[24];
+    snprintf(rvs, sizeof(rvs), "%" PRIu64, x->list_rev);
+    lm.resourceversion = rvs;
+    char *tok = NULL;
+    if (x->more) {
+        tok = read_token_encode(x->list_rev, x->last_key, x->last_len);
+        lm.continue_ = tok;
+    }
+    size_t ml;
+    void *mb = obj_encode(&lm.base, &ml);
+    wire_buf_field(&x->out, 1, mb, ml);
+    free(mb);
+    free(tok);
+}
+
+/* Selectors, parsed where the rest of the work runs. */
+static int list_parse(struct lctx *x)
+{
+    char *err = NULL;
+    if (sel_parse_labels(x->req->labelselector, &x->ls, &err) < 0 ||
+        obj_check_field_selector(x->k, x->req->fieldselector, &err) < 0 ||
+        sel_parse_fields(x->req->fieldselector, &x->fs, &err) < 0) {
+        list_fail(x, GRPC_INVALID_ARGUMENT, err);
+        free(err);
+        return -1;
+    }
+    if (sel_empty(x->ls)) {
+        sel_free(x->ls);
+        x->ls = NULL;
+    }
+    if (sel_empty(x->fs)) {
+        sel_free(x->fs);
+        x->fs = NULL;
+    }
+    return 0;
+}
+
+/*
+ * Works until the page is done (phase LIST_DONE: answer or fail_code set)
+ * or the deadline passes (paused: call again to go on). Loop or worker.
+ */
+static void list_work(struct lctx *x)
+{
+    x->paused = false;
+    int r;
+    if (x->phase == LIST_PARSE) {
+        if (list_parse(x) < 0)
+            return;
+        x->phase = x->log_done ? LIST_LOG : LIST_SCAN;
+    }
+    if (x->phase == LIST_LOG) {
+        r = store_log_scan(x->t, x->log_done, log_cb, x);
+        if (r == STORE_ECOMPACTED || x->list_rev < x->compacted) {
+            list_fail(x, GRPC_OUT_OF_RANGE, CONTINUE_TOO_OLD);
+            return;
+        }
+        if (r < 0) {
+            list_fail(x, GRPC_INTERNAL, store_strerror(r));
+            return;
+        }
+        if (x->paused)
+            return;
+        ovr_settle(x);
+        x->phase = LIST_SCAN;
+    }
+    if (x->phase == LIST_SCAN) {
+        const char *from = x->resume_key ? x->resume_key : x->after;
+        size_t from_len = x->resume_key ? x->resume_len : from ? strlen(from) : 0;
+        r = store_scan(x->t, x->prefix, x->plen, from, from_len, scan_cb, x);
+        if (r < 0) {
+            list_fail(x, GRPC_INTERNAL, store_strerror(r));
+            return;
+        }
+        if (x->paused)
+            return;
+        x->phase = LIST_FLUSH;
+    }
+    if (!x->more && flush_ovr(x, NULL, 0) && x->paused)
+        return;
+    list_meta(x);
+    x->phase = LIST_DONE;
+}
+
+/* On the loop, once done: the answer, then the List is gone. */
+static void list_finish(struct lctx *x)
+{
+    h2s_call_on_close(x->call, NULL, NULL);
+    if (x->fail_code)
+        api_fail(x->rt, x->call, x->fail_code, x->fail_msg);
+    else
+        api_reply(x->rt, x->call, x->out.p ? x->out.p : (uint8_t *)"", x->out.len);
+    list_free(x);
+}
+
+/* ---- the read worker ---- */
+
+struct read_pool {
+    struct event_base *base;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct lctx *todo, *todo_tail; /* mu */
+    struct lctx *done, *done_tail; /* mu */
+    bool stop;                     /* mu */
+    bool started;
+    int efd; /* eventfd: the worker's wake-up call to the loop */
+    struct event *ev;
+};
+
+static void push(struct lctx **head, struct lctx **tail, struct lctx *x)
+{
+    x->next = NULL;
+    if (*tail)
+        (*tail)->next = x;
+    else
+        *head = x;
+    *tail = x;
+}
+
+static void *pool_main(void *arg)
+{
+    struct read_pool *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->todo && !p->stop)
+            pthread_cond_wait(&p->cv, &p->mu);
+        struct lctx *x = p->todo;
+        if (!x)
+            break;
+        p->todo = x->next;
+        if (!p->todo)
+            p->todo_tail = NULL;
+        pthread_mutex_unlock(&p->mu);
+        x->deadline = INT64_MAX;
+        if (!atomic_load(&x->cancelled))
+            list_work(x);
+        pthread_mutex_lock(&p->mu);
+        bool wake = !p->done;
+        push(&p->done, &p->done_tail, x);
+        if (wake) {
+            uint64_t one = 1;
+            if (write(p->efd, &one, sizeof(one)) < 0)
+                log_err("read worker: eventfd write: %s", strerror(errno));
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* On the loop: answers what the worker finished. */
+static void pool_collect(struct read_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    struct lctx *x = p->done;
+    p->done = p->done_tail = NULL;
+    pthread_mutex_unlock(&p->mu);
+    while (x) {
+        struct lctx *next = x->next;
+        if (atomic_load(&x->cancelled))
+            list_free(x);
+        else
+            list_finish(x);
+        x = next;
+    }
+}
+
+static void pool_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    uint64_t n;
+    if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+        log_err("read worker: eventfd read: %s", strerror(errno));
+    pool_collect(arg);
+}
+
+struct read_pool *read_pool_new(struct event_base *base)
+{
+    struct read_pool *p = xcalloc(1, sizeof(*p));
+    p->base = base;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (p->efd < 0) {
+        log_err("read worker: eventfd: %s", strerror(errno));
+        abort();
+    }
+    p->ev = event_new(base, p->efd, EV_READ | EV_PERSIST, pool_cb, p);
+    event_add(p->ev, NULL);
+    return p;
+}
+
+/* The thread starts with the first List that needs it: most processes never do. */
+static void pool_submit(struct read_pool *p, struct lctx *x)
+{
+    if (!p->started) {
+        int e = pthread_create(&p->thread, NULL, pool_main, p);
+        if (e) {
+            log_err("read worker: pthread_create: %s", strerror(e));
+            abort();
+        }
+        p->started = true;
+    }
+    pthread_mutex_lock(&p->mu);
+    push(&p->todo, &p->todo_tail, x);
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void read_pool_end(struct read_pool *p)
+{
+    if (!p)
+        return;
+    if (p->started) {
+        pthread_mutex_lock(&p->mu);
+        p->stop = true;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->thread, NULL);
+        p->started = false;
+    }
+    pool_collect(p);
+}
+
+void read_pool_free(struct read_pool *p)
+{
+    if (!p)
+        return;
+    read_pool_end(p);
+    event_free(p->ev);
+    close(p->efd);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+}
+
+static void list_closed(h2s_call_t *c, void *arg)
+{
+    (void)c;
+    struct lctx *x = arg;
+    atomic_store(&x->cancelled, true); /* the worker has it; pool_collect frees it */
+}
+
+void read_list(struct api_route *rt, store_t *st, struct read_pool *pool, h2s_call_t *c,
+               const uint8_t *msg, size_t len)
 {
     const struct kind *k = rt->k;
     Coracle__V1__ListRequest *req =
@@ -290,100 +643,51 @@ void read_list(struct api_route *rt, store_t *st, h2s_call_t *c, const uint8_t *
         api_fail(rt, c, GRPC_INVALID_ARGUMENT, "failed to decode ListRequest: invalid protobuf");
         return;
     }
-    struct lctx x = {.k = k};
-    char *err = NULL, *prefix = NULL, *after = NULL;
-    store_rtxn_t *t = NULL;
-    if (sel_parse_labels(req->labelselector, &x.ls, &err) < 0 ||
-        obj_check_field_selector(k, req->fieldselector, &err) < 0 ||
-        sel_parse_fields(req->fieldselector, &x.fs, &err) < 0) {
-        api_fail(rt, c, GRPC_INVALID_ARGUMENT, err);
-        goto out;
-    }
-    if (sel_empty(x.ls)) {
-        sel_free(x.ls);
-        x.ls = NULL;
-    }
-    if (sel_empty(x.fs)) {
-        sel_free(x.fs);
-        x.fs = NULL;
-    }
+    struct lctx *x = xcalloc(1, sizeof(*x));
+    *x = (struct lctx){.k = k, .req = req, .rt = rt, .call = c, .pool = pool};
+    atomic_init(&x->cancelled, false);
     if (req->has_limit && req->limit < 0) {
-        api_failf(rt, c, GRPC_INVALID_ARGUMENT,
-                  "limit: Invalid value: %" PRId64 ": must be greater than or equal to 0",
-                  req->limit);
-        goto out;
+        char *err = xasprintf(
+            "limit: Invalid value: %" PRId64 ": must be greater than or equal to 0", req->limit);
+        list_fail(x, GRPC_INVALID_ARGUMENT, err);
+        free(err);
+        goto finish;
     }
-    x.limit = req->has_limit ? req->limit : 0;
+    x->limit = req->has_limit ? req->limit : 0;
     const char *ns = k->namespaced && req->namespace_ && *req->namespace_ ? req->namespace_ : NULL;
-    prefix = ns ? xasprintf("%s/%s/", k->resource, ns) : xasprintf("%s/", k->resource);
-    x.prefix = prefix;
-    x.plen = strlen(prefix);
+    x->prefix_buf = ns ? xasprintf("%s/%s/", k->resource, ns) : xasprintf("%s/", k->resource);
+    x->prefix = x->prefix_buf;
+    x->plen = strlen(x->prefix);
     uint64_t list_rev = 0;
     if (req->continue_ && *req->continue_) {
-        if (read_token_decode(req->continue_, &list_rev, &after) < 0 ||
-            strncmp(after, prefix, x.plen)) {
-            api_fail(rt, c, GRPC_INVALID_ARGUMENT,
-                     "continue key is not valid: the token is malformed or for another list");
-            goto out;
+        if (read_token_decode(req->continue_, &list_rev, &x->after_buf) < 0 ||
+            strncmp(x->after_buf, x->prefix, x->plen)) {
+            list_fail(x, GRPC_INVALID_ARGUMENT,
+                      "continue key is not valid: the token is malformed or for another list");
+            goto finish;
         }
-        x.after = after;
+        x->after = x->after_buf;
     }
-    int r = store_read_begin(st, &t);
+    int r = store_read_begin(st, &x->t);
     if (r < 0) {
-        api_fail(rt, c, GRPC_UNAVAILABLE, store_strerror(r));
-        goto out;
+        list_fail(x, GRPC_UNAVAILABLE, store_strerror(r));
+        goto finish;
     }
-    uint64_t snap = store_rtxn_rev(t);
-    if (list_rev && list_rev < snap) {
-        r = store_log_scan(t, list_rev, log_cb, &x);
-        if (r == STORE_ECOMPACTED || list_rev < store_compacted(st)) {
-            api_fail(rt, c, GRPC_OUT_OF_RANGE, CONTINUE_TOO_OLD);
-            goto out;
-        }
-        if (r < 0) {
-            api_fail(rt, c, GRPC_INTERNAL, store_strerror(r));
-            goto out;
-        }
-        ovr_settle(&x);
+    uint64_t snap = store_rtxn_rev(x->t);
+    if (list_rev && list_rev < snap)
+        x->log_done = list_rev; /* a continued page: the log from its revision on */
+    x->list_rev = !list_rev || list_rev > snap ? snap : list_rev;
+    x->compacted = store_compacted(st);
+    x->phase = LIST_PARSE;
+    if (len <= LIST_INLINE_MAX_REQ) {
+        x->deadline = mono_ns() + LIST_INLINE_NS;
+        list_work(x);
+        if (x->phase == LIST_DONE)
+            goto finish;
     }
-    if (!list_rev || list_rev > snap)
-        list_rev = snap;
-    r = store_scan(t, prefix, x.plen, after, after ? strlen(after) : 0, scan_cb, &x);
-    if (r < 0) {
-        api_fail(rt, c, GRPC_INTERNAL, store_strerror(r));
-        goto out;
-    }
-    if (!x.more)
-        flush_ovr(&x, NULL, 0);
-    Coracle__V1__ListMeta lm = CORACLE__V1__LIST_META__INIT;
-    char rvs[24];
-    snprintf(rvs, sizeof(rvs), "%" PRIu64, list_rev);
-    lm.resourceversion = rvs;
-    char *tok = NULL;
-    if (x.more) {
-        tok = read_token_encode(list_rev, x.last_key, x.last_len);
-        lm.continue_ = tok;
-    }
-    size_t ml;
-    void *mb = obj_encode(&lm.base, &ml);
-    wire_buf_field(&x.out, 1, mb, ml);
-    free(mb);
-    free(tok);
-    api_reply(rt, c, x.out.p ? x.out.p : (uint8_t *)"", x.out.len);
-out:
-    if (t)
-        store_read_end(t);
-    for (size_t i = 0; i < x.nov; i++) {
-        free(x.ov[i].key);
-        free(x.ov[i].val);
-    }
-    free(x.ov);
-    wire_buf_free(&x.out);
-    free(x.last_key);
-    sel_free(x.ls);
-    sel_free(x.fs);
-    free(err);
-    free(prefix);
-    free(after);
-    obj_free(&req->base);
+    h2s_call_on_close(c, list_closed, x);
+    pool_submit(pool, x);
+    return;
+finish:
+    list_finish(x);
 }

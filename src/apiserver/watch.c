@@ -450,6 +450,7 @@ static int deliver(struct watcher *w, struct chg *c)
 
 #define FAN_SLICE_NS 100000 /* one slice of delivery, at most (checked every FAN_CHECK) */
 #define FAN_CHECK 32
+#define FAN_TERMS 64
 #define FAN_BACKLOG 256              /* changes waiting: past this, deliver without yielding */
 #define FAN_BACKLOG_BYTES (8u << 20) /* or past this many of their bytes */
 
@@ -531,16 +532,21 @@ static struct watcher *fan_stage_head(struct fanout *f, int i)
 /* Delivers the current change until done (1) or past deadline (0; 0: none). */
 static int fan_walk(struct fanout *f, int64_t deadline)
 {
-    for (unsigned n = 0;; n++) {
+    for (size_t work = 0;;) {
         while (!f->next) {
             if (++f->stage > 2)
                 return 1;
             f->next = fan_stage_head(f, f->stage);
         }
-        if (deadline && n % FAN_CHECK == FAN_CHECK - 1 && mono_ns() > deadline)
-            return 0;
+        if (deadline && work >= FAN_CHECK) {
+            if (mono_ns() > deadline)
+                return 0;
+            work = 0;
+        }
         struct watcher *w = f->next;
         f->next = w->next;
+        /* a delivery is one unit, and matching a big selector a unit per FAN_TERMS terms */
+        work += 1 + (sel_count(w->lsel) + sel_count(w->fsel)) / FAN_TERMS;
         deliver(w, &f->c);
     }
 }

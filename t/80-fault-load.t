@@ -182,7 +182,7 @@ t.diag("Get latency with %d watchers (%d stalled): p50 %.2f ms p99 %.2f ms; afte
        % (NW, NSTALL, load50, load99, late99))
 t.diag("(10 small updates/s while measuring; then %d big updates at 60/s to overflow the stalled ones)" % (burst.n - churn.n))
 t.ok(e1 == 0 and e2 == 0, "every Get answered under load")
-# A change is fanned out and written in slices (watch.c, h2s.c flush_cb) with
+# A change is fanned out and written in slices (watch.c, h2s_conn.c h2s_flush_cb) with
 # polls between them, so a Get waits for one slice at most, not for a change.
 (fu.todo_ok if SANITIZED or ncpu < 2 else lambda t, c, n, why: t.ok(c, n))(
     t, load99 <= max(2 * base99, base99 + 1.0),

@@ -8,7 +8,8 @@ libcoracle_a_SOURCES = \
 	src/lib/kinds.c src/lib/kinds.h \
 	src/lib/qty.c src/lib/qty.h \
 	src/lib/sel.c src/lib/sel.h \
-	src/lib/h2s.c src/lib/h2s.h \
+	src/lib/h2s.c src/lib/h2s.h src/lib/h2s_int.h \
+	src/lib/h2s_conn.c src/lib/h2s_call.c src/lib/h2s_http1.c src/lib/h2s_limit.c \
 	src/lib/gcl.c src/lib/gcl.h \
 	src/lib/addr.c src/lib/addr.h \
 	src/lib/sdnotify.c src/lib/sdnotify.h

@@ -1,0 +1,485 @@
+/*
+ * yaml_pb_emit: protobuf-c messages -> YAML or JSON, for ctl_emit and
+ * ctl_emit_list (see yaml_pb.c for the whole module). One walker (emit_*)
+ * visits the fields in proto order and calls a few primitives (em_open,
+ * em_close, em_scalar, em_key), each with a YAML side (libyaml's emitter,
+ * quoting what a YAML reader would take for another type) and a JSON side
+ * (written here, pretty or compact): another output format is another side
+ * of these primitives.
+ */
+#include "config.h"
+#include "yaml_pb_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "ctl.h"
+#include "json.h"
+#include "util.h"
+
+/* ------------------------------------------------------ pb -> text */
+
+struct em {
+    enum ctl_fmt fmt;
+    yaml_emitter_t ye;
+    struct ctl_buf out;
+    int depth;
+    int first[CTL_YAML_MAX_DEPTH * 2 + 8];
+    int after_key;
+};
+
+static int em_write(void *data, unsigned char *buf, size_t size)
+{
+    struct em *e = data;
+    ctl_buf_add(&e->out, buf, size);
+    return 1;
+}
+
+static void ye_emit(struct em *e, yaml_event_t *ev)
+{
+    if (!yaml_emitter_emit(&e->ye, ev))
+        fatal("yaml emitter: %s", e->ye.problem ? e->ye.problem : "failed");
+}
+
+static void json_pre(struct em *e)
+{
+    if (e->after_key) {
+        e->after_key = 0;
+        return;
+    }
+    if (e->depth > 0) {
+        if (!e->first[e->depth])
+            ctl_buf_puts(&e->out, ",");
+        e->first[e->depth] = 0;
+        if (e->fmt == CTL_FMT_JSON)
+            ctl_buf_printf(&e->out, "\n%*s", e->depth * 4, "");
+    }
+}
+
+static void em_json_str(struct ctl_buf *b, const char *s, size_t len)
+{
+    ctl_buf_puts(b, "\"");
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        switch (ch) {
+        case '"':
+            ctl_buf_puts(b, "\\\"");
+            break;
+        case '\\':
+            ctl_buf_puts(b, "\\\\");
+            break;
+        case '\n':
+            ctl_buf_puts(b, "\\n");
+            break;
+        case '\t':
+            ctl_buf_puts(b, "\\t");
+            break;
+        case '\r':
+            ctl_buf_puts(b, "\\r");
+            break;
+        case '<':
+        case '>':
+        case '&':
+            /* as Go's encoding/json does */
+            ctl_buf_printf(b, "\\u%04x", ch);
+            break;
+        default:
+            if (ch < 0x20) {
+                ctl_buf_printf(b, "\\u%04x", ch);
+            } else if (ch < 0x80) {
+                ctl_buf_add(b, &s[i], 1);
+            } else {
+                /* Protobuf strings are not checked for UTF-8 (an annotation can hold
+                 * any bytes): as Go's encoding/json, each bad byte becomes U+FFFD, so
+                 * the JSON stays valid for -o jsonpath's json_parse and for readers. */
+                size_t k = json_utf8_len(s + i, len - i);
+                if (k)
+                    ctl_buf_add(b, &s[i], k);
+                else
+                    ctl_buf_puts(b, "\\ufffd");
+                i += k ? k - 1 : 0;
+            }
+        }
+    }
+    ctl_buf_puts(b, "\"");
+}
+
+static void em_open(struct em *e, int map)
+{
+    if (e->fmt == CTL_FMT_YAML) {
+        yaml_event_t ev;
+        if (map)
+            yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE);
+        else
+            yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_SEQUENCE_STYLE);
+        ye_emit(e, &ev);
+        return;
+    }
+    json_pre(e);
+    ctl_buf_puts(&e->out, map ? "{" : "[");
+    e->depth++;
+    if ((size_t)e->depth >= ARRAY_SIZE(e->first))
+        fatal("ctl_emit: nesting too deep");
+    e->first[e->depth] = 1;
+}
+
+static void em_close(struct em *e, int map)
+{
+    if (e->fmt == CTL_FMT_YAML) {
+        yaml_event_t ev;
+        if (map)
+            yaml_mapping_end_event_initialize(&ev);
+        else
+            yaml_sequence_end_event_initialize(&ev);
+        ye_emit(e, &ev);
+        return;
+    }
+    int empty = e->first[e->depth];
+    e->depth--;
+    if (!empty && e->fmt == CTL_FMT_JSON)
+        ctl_buf_printf(&e->out, "\n%*s", e->depth * 4, "");
+    ctl_buf_puts(&e->out, map ? "}" : "]");
+}
+
+/* Must this string be quoted in YAML to stay a string? (YAML 1.1 and 1.2 readers.) */
+static int yaml_ambiguous(const char *s)
+{
+    static const char *const b11[] = {"y",  "Y",  "yes", "Yes", "YES", "n",   "N",   "no",
+                                      "No", "NO", "on",  "On",  "ON",  "off", "Off", "OFF"};
+    if (ypb_resolve(s) != R_STR)
+        return 1;
+    for (size_t i = 0; i < ARRAY_SIZE(b11); i++)
+        if (!strcmp(s, b11[i]))
+            return 1;
+    /* YAML 1.1 ints/floats with '_' or sexagesimal ':' */
+    const char *d = s + (*s == '-' || *s == '+');
+    if (*d >= '0' && *d <= '9' && ypb_all_in(d, "0123456789_:.eE+-"))
+        return 1;
+    return 0;
+}
+
+/*
+ * s with every byte that starts no valid UTF-8 sequence replaced by U+FFFD
+ * (malloc'd, length in *n), or NULL if s is valid: libyaml refuses invalid
+ * UTF-8 (and says so in misleading words), and the JSON writer makes the
+ * same replacement, as Go does.
+ */
+static char *utf8_fixed(const char *s, size_t len, size_t *n)
+{
+    size_t i = 0;
+    while (i < len) {
+        size_t k = (unsigned char)s[i] < 0x80 ? 1 : json_utf8_len(s + i, len - i);
+        if (!k)
+            break;
+        i += k;
+    }
+    if (i == len)
+        return NULL;
+    char *out = xmalloc(len * 3 + 1), *w = out;
+    for (i = 0; i < len;) {
+        size_t k = (unsigned char)s[i] < 0x80 ? 1 : json_utf8_len(s + i, len - i);
+        if (k) {
+            memcpy(w, s + i, k);
+            w += k;
+            i += k;
+        } else {
+            w += json_utf8_encode(w, 0xFFFD);
+            i++;
+        }
+    }
+    *w = 0;
+    *n = (size_t)(w - out);
+    return out;
+}
+
+static void em_scalar(struct em *e, const char *s, size_t len, int is_str, int force_quote)
+{
+    if (e->fmt == CTL_FMT_YAML) {
+        size_t fl = 0;
+        char *fixed = is_str ? utf8_fixed(s, len, &fl) : NULL;
+        if (fixed) {
+            em_scalar(e, fixed, fl, is_str, force_quote);
+            free(fixed);
+            return;
+        }
+        yaml_event_t ev;
+        yaml_scalar_style_t style = YAML_ANY_SCALAR_STYLE;
+        int plain_ok = 1;
+        if (!is_str)
+            style = YAML_PLAIN_SCALAR_STYLE;
+        else if (force_quote || yaml_ambiguous(s)) {
+            style = YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+            plain_ok = 0;
+        } else if (memchr(s, '\n', len))
+            style = YAML_LITERAL_SCALAR_STYLE;
+        yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)len, plain_ok, 1,
+                                     style);
+        ye_emit(e, &ev);
+        return;
+    }
+    json_pre(e);
+    if (is_str)
+        em_json_str(&e->out, s, len);
+    else
+        ctl_buf_add(&e->out, s, len);
+}
+
+static void em_str(struct em *e, const char *s)
+{
+    em_scalar(e, s, strlen(s), 1, 0);
+}
+
+static void em_lit(struct em *e, const char *s)
+{
+    em_scalar(e, s, strlen(s), 0, 0);
+}
+
+static void em_key(struct em *e, const char *k)
+{
+    if (e->fmt == CTL_FMT_YAML) {
+        em_str(e, k);
+        return;
+    }
+    json_pre(e);
+    em_json_str(&e->out, k, strlen(k));
+    ctl_buf_puts(&e->out, e->fmt == CTL_FMT_JSON ? ": " : ":");
+    e->after_key = 1;
+}
+
+static void emit_msg(struct em *e, const ProtobufCMessage *m);
+
+static void b64(struct ctl_buf *b, const uint8_t *p, size_t n)
+{
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        char o[4] = {t[v >> 18 & 63], t[v >> 12 & 63], i + 1 < n ? t[v >> 6 & 63] : '=',
+                     i + 2 < n ? t[v & 63] : '='};
+        ctl_buf_add(b, o, 4);
+    }
+}
+
+static void emit_value(struct em *e, const ProtobufCFieldDescriptor *f, const void *slot)
+{
+    char num[64];
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+        snprintf(num, sizeof(num), "%" PRId32, *(const int32_t *)slot);
+        em_lit(e, num);
+        break;
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        snprintf(num, sizeof(num), "%" PRIu32, *(const uint32_t *)slot);
+        em_lit(e, num);
+        break;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+        snprintf(num, sizeof(num), "%" PRId64, *(const int64_t *)slot);
+        em_lit(e, num);
+        break;
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        snprintf(num, sizeof(num), "%" PRIu64, *(const uint64_t *)slot);
+        em_lit(e, num);
+        break;
+    case PROTOBUF_C_TYPE_FLOAT:
+        snprintf(num, sizeof(num), "%.9g", (double)*(const float *)slot);
+        em_lit(e, num);
+        break;
+    case PROTOBUF_C_TYPE_DOUBLE:
+        snprintf(num, sizeof(num), "%.17g", *(const double *)slot);
+        em_lit(e, num);
+        break;
+    case PROTOBUF_C_TYPE_BOOL:
+        em_lit(e, *(const protobuf_c_boolean *)slot ? "true" : "false");
+        break;
+    case PROTOBUF_C_TYPE_ENUM: {
+        const ProtobufCEnumValue *v =
+            protobuf_c_enum_descriptor_get_value(f->descriptor, *(const int *)slot);
+        if (v)
+            em_str(e, v->name);
+        else {
+            snprintf(num, sizeof(num), "%d", *(const int *)slot);
+            em_lit(e, num);
+        }
+        break;
+    }
+    case PROTOBUF_C_TYPE_STRING:
+        em_str(e, *(char *const *)slot ? *(char *const *)slot : "");
+        break;
+    case PROTOBUF_C_TYPE_BYTES: {
+        const ProtobufCBinaryData *bd = slot;
+        struct ctl_buf b = {0};
+        b64(&b, bd->data, bd->len);
+        char *s = ctl_buf_take(&b);
+        em_str(e, s);
+        free(s);
+        break;
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *sub = *(ProtobufCMessage *const *)slot;
+        if (sub)
+            emit_msg(e, sub);
+        else
+            em_lit(e, "null");
+        break;
+    }
+    }
+}
+
+static void emit_fields(struct em *e, const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    const char *base = (const char *)m;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (!ctl_field_is_set(m, f))
+            continue;
+        if (ypb_is_inlined(d, f)) {
+            emit_fields(e, *(ProtobufCMessage *const *)(base + f->offset));
+            continue;
+        }
+        em_key(e, f->name);
+        if (f->label != PROTOBUF_C_LABEL_REPEATED) {
+            emit_value(e, f, base + f->offset);
+            continue;
+        }
+        size_t n = *(const size_t *)(base + f->quantifier_offset), es = ypb_elem_size(f);
+        const char *arr = *(char *const *)(base + f->offset);
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE && ctl_desc_is_map_entry(f->descriptor)) {
+            const ProtobufCMessageDescriptor *ed = f->descriptor;
+            em_open(e, 1);
+            for (size_t j = 0; j < n; j++) {
+                const char *ent = *(char *const *)(arr + j * es);
+                const char *key = *(char *const *)(ent + ed->fields[0].offset);
+                em_key(e, key ? key : "");
+                if (ctl_field_is_set((const ProtobufCMessage *)ent, &ed->fields[1]))
+                    emit_value(e, &ed->fields[1], ent + ed->fields[1].offset);
+                else
+                    em_str(e, "");
+            }
+            em_close(e, 1);
+            continue;
+        }
+        em_open(e, 0);
+        for (size_t j = 0; j < n; j++)
+            emit_value(e, f, arr + j * es);
+        em_close(e, 0);
+    }
+}
+
+static void emit_msg(struct em *e, const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    char buf[64];
+    if (d == &coracle__v1__quantity__descriptor) {
+        const Coracle__V1__Quantity *q = (const Coracle__V1__Quantity *)m;
+        em_str(e, q->string ? q->string : "0");
+        return;
+    }
+    if (d == &coracle__v1__int_or_string__descriptor) {
+        const Coracle__V1__IntOrString *is = (const Coracle__V1__IntOrString *)m;
+        if (is->type == 1)
+            em_str(e, is->strval ? is->strval : "");
+        else {
+            snprintf(buf, sizeof(buf), "%" PRId32, is->intval);
+            em_lit(e, buf);
+        }
+        return;
+    }
+    if (d == &coracle__v1__time__descriptor || d == &coracle__v1__micro_time__descriptor) {
+        const Coracle__V1__Time *t = (const Coracle__V1__Time *)m;
+        ctl_fmt_rfc3339(buf, sizeof(buf), t->seconds, t->nanos,
+                        d == &coracle__v1__micro_time__descriptor);
+        em_scalar(e, buf, strlen(buf), 1, 1);
+        return;
+    }
+    em_open(e, 1);
+    emit_fields(e, m);
+    em_close(e, 1);
+}
+
+static void emit_obj(struct em *e, const struct kind *k, const ProtobufCMessage *m)
+{
+    em_open(e, 1);
+    if (k) {
+        em_key(e, "apiVersion");
+        em_str(e, k->api_version);
+        em_key(e, "kind");
+        em_str(e, k->kind);
+    }
+    emit_fields(e, m);
+    em_close(e, 1);
+}
+
+static void em_begin(struct em *e, enum ctl_fmt fmt)
+{
+    memset(e, 0, sizeof(*e));
+    e->fmt = fmt;
+    if (fmt != CTL_FMT_YAML)
+        return;
+    yaml_event_t ev;
+    if (!yaml_emitter_initialize(&e->ye))
+        fatal("yaml_emitter_initialize");
+    yaml_emitter_set_output(&e->ye, em_write, e);
+    yaml_emitter_set_width(&e->ye, -1);
+    yaml_emitter_set_unicode(&e->ye, 1);
+    yaml_emitter_set_indent(&e->ye, 2);
+    yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
+    ye_emit(e, &ev);
+    yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1);
+    ye_emit(e, &ev);
+}
+
+static char *em_end(struct em *e)
+{
+    if (e->fmt == CTL_FMT_YAML) {
+        yaml_event_t ev;
+        yaml_document_end_event_initialize(&ev, 1);
+        ye_emit(e, &ev);
+        yaml_stream_end_event_initialize(&ev);
+        ye_emit(e, &ev);
+        yaml_emitter_delete(&e->ye);
+    } else if (e->fmt == CTL_FMT_JSON)
+        ctl_buf_puts(&e->out, "\n");
+    return ctl_buf_take(&e->out);
+}
+
+char *ctl_emit(const struct kind *k, const ProtobufCMessage *msg, enum ctl_fmt fmt)
+{
+    struct em e;
+    em_begin(&e, fmt);
+    emit_obj(&e, k, msg);
+    return em_end(&e);
+}
+
+char *ctl_emit_list(const struct kind *k, ProtobufCMessage *const *items, size_t n,
+                    enum ctl_fmt fmt)
+{
+    struct em e;
+    em_begin(&e, fmt);
+    em_open(&e, 1);
+    em_key(&e, "apiVersion");
+    em_str(&e, "v1");
+    em_key(&e, "items");
+    em_open(&e, 0);
+    for (size_t i = 0; i < n; i++)
+        emit_obj(&e, k, items[i]);
+    em_close(&e, 0);
+    em_key(&e, "kind");
+    em_str(&e, "List");
+    em_key(&e, "metadata");
+    em_open(&e, 1);
+    em_key(&e, "resourceVersion");
+    em_str(&e, "");
+    em_close(&e, 1);
+    em_close(&e, 1);
+    return em_end(&e);
+}

@@ -248,8 +248,12 @@ int obj_check_field_selector(const struct kind *k, const char *fs, char **err)
     while (*p) {
         /* a term's key runs up to its first unescaped '=' or '!=' */
         const char *q = p;
-        char *key = xmalloc(strlen(p) + 1);
+        /* room for the key as written (not strlen(p): quadratic over the terms) */
+        while (*q && *q != ',' && *q != '=' && !(q[0] == '!' && q[1] == '='))
+            q += *q == '\\' && q[1] ? 2 : 1;
+        char *key = xmalloc((size_t)(q - p) + 1);
         size_t kl = 0;
+        q = p;
         while (*q && *q != ',' && *q != '=' && !(q[0] == '!' && q[1] == '=')) {
             if (*q == '\\' && q[1])
                 q++;

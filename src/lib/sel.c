@@ -127,7 +127,8 @@ static int req_cmp(const void *a, const void *b)
 /* Once parsed: requirements by key (then text order), set values sorted and unique. */
 static void sel_settle(sel_t *s)
 {
-    qsort(s->reqs, s->n, sizeof(*s->reqs), req_cmp);
+    if (s->n > 1)
+        qsort(s->reqs, s->n, sizeof(*s->reqs), req_cmp);
     for (size_t i = 0; i < s->n; i++) {
         struct sel_req *r = &s->reqs[i];
         if ((r->op != OP_IN && r->op != OP_NOTIN) || r->nvals < 2)
@@ -612,11 +613,15 @@ bool sel_match(const sel_t *s, sel_get_fn get, void *arg)
 {
     if (!s)
         return true;
+    const char *v = NULL;
     for (size_t i = 0; i < s->n; i++) {
         const struct sel_req *r = &s->reqs[i];
-        const char *v = get(arg, r->key);
-        if (!v && s->fields)
-            v = "";
+        /* terms sorted by key: one lookup per key, however many terms name it */
+        if (i == 0 || strcmp(r->key, s->reqs[i - 1].key)) {
+            v = get(arg, r->key);
+            if (!v && s->fields)
+                v = "";
+        }
         if (!req_match(r, v))
             return false;
     }

@@ -39,7 +39,7 @@ struct api {
     h2s_t *srv;
     struct api_config cfg;
     watch_hub_t *hub;
-    struct read_pool *reads; /* the read worker, for Lists too big for the loop */
+    rpool_t *reads; /* the read worker: work too big for the loop */
     events_t *events;
     nodelife_t *nl;
     struct api_route *routes;
@@ -770,7 +770,7 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
     struct watch_config wc = {cfg->watch_queue_bytes, cfg->bookmark_interval_s,
                               cfg->watch_memory_limit, srv};
     a->hub = watch_hub_new(base, st, &wc);
-    a->reads = read_pool_new(base);
+    a->reads = rpool_new(base);
     a->events = events_new(base, st, a->cfg.event_ttl_s, expire_event, a);
     struct nodelife_ops nops = {mark_node, mark_pod, a};
     a->nl = nodelife_new(base, st, cfg->node_grace_s, &nops);
@@ -825,15 +825,15 @@ void api_stop(api_t *a)
 
 void api_end_reads(api_t *a)
 {
-    read_pool_end(a->reads);
+    rpool_end(a->reads);
 }
 
 void api_free(api_t *a)
 {
     if (!a)
         return;
+    rpool_free(a->reads); /* its jobs may hold watchers */
     watch_hub_free(a->hub);
-    read_pool_free(a->reads);
     event_free(a->stats_ev);
     events_free(a->events);
     if (a->nl)

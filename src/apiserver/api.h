@@ -17,7 +17,7 @@
 #include "h2s.h"
 #include "kinds.h"
 #include "metrics.h"
-#include "metrics.h"
+#include "rpool.h"
 #include "store.h"
 
 typedef struct api api_t;
@@ -81,22 +81,12 @@ void read_get(struct api_route *rt, store_t *st, h2s_call_t *c, const uint8_t *m
 /*
  * List reads from one snapshot held until the answer. At most about a
  * millisecond of its work runs on the loop; the rest (and all of a List
- * whose request is big) runs in the read worker, a thread of pool's, and is
- * answered back on the loop. So no List holds the loop longer, whatever its
- * selectors or the number of objects.
+ * whose request is big) runs in the read worker (pool) and is answered back
+ * on the loop. So no List holds the loop longer, whatever its selectors or
+ * the number of objects.
  */
-struct read_pool;
-void read_list(struct api_route *rt, store_t *st, struct read_pool *pool, h2s_call_t *c,
-               const uint8_t *msg, size_t len);
-/* The worker's queues, on base; its thread starts with the first List it gets. */
-struct read_pool *read_pool_new(struct event_base *base);
-/*
- * Waits for the worker's List in progress (one whose call was closed stops
- * at its next item) and ends every snapshot it held: call it after
- * h2s_free, before store_close. read_pool_free does it too.
- */
-void read_pool_end(struct read_pool *p);
-void read_pool_free(struct read_pool *p);
+void read_list(struct api_route *rt, store_t *st, rpool_t *pool, h2s_call_t *c, const uint8_t *msg,
+               size_t len);
 /* The continue token codec: opaque (base64url) encoding of the list revision and last key. */
 char *read_token_encode(uint64_t rev, const char *key, size_t key_len);
 /* Returns 0 with *rev and *key (malloc'd), or -1. */

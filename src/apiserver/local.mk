@@ -11,6 +11,7 @@ libapiserver_a_SOURCES = \
 	src/apiserver/watch.c src/apiserver/watch.h \
 	src/apiserver/api.c src/apiserver/api.h \
 	src/apiserver/read.c \
+	src/apiserver/rpool.c src/apiserver/rpool.h \
 	src/apiserver/auth.c src/apiserver/auth.h \
 	src/apiserver/events.c src/apiserver/events.h \
 	src/apiserver/nodelife.c src/apiserver/nodelife.h \

@@ -16,18 +16,16 @@
 #include "api.h"
 #include "grpc.h"
 #include "obj.h"
+#include "rpool.h"
 #include "sel.h"
 #include "util.h"
 #include "wire.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 /* ---- continue token ---- */
 
@@ -171,16 +169,12 @@ struct ovr {
  * A List in progress, read from one snapshot held until the answer. It
  * starts on the loop; one that is still at work after LIST_INLINE_NS, or
  * whose request is big enough that parsing its selectors alone would hold
- * the loop (LIST_INLINE_MAX_REQ), goes on in the read worker, a thread of
- * the api's (struct read_pool), and comes back to the loop to be answered.
- * So no List holds the loop for more than about LIST_INLINE_NS, whatever
- * its selectors or the store's size, and the many small Lists of a busy
- * cluster never pay a thread hand-off. When the inline part ends after an
- * item (or log record), the worker resumes after the last one fully handled
- * (resume_key / log_done): an item whose overrides were only partly
- * emitted is visited again (flush_ovr's progress, iov, makes that
- * idempotent). Only the worker and the loop's hand-offs touch an lctx at a
- * time, but for `cancelled`.
+ * the loop (LIST_INLINE_MAX_REQ), goes on in the read worker (rpool.h), and comes back to the loop
+ * to be answered. So no List holds the loop for more than about LIST_INLINE_NS, whatever its
+ * selectors or the store's size, and the many small Lists of a busy cluster never pay a thread
+ * hand-off. When the inline part ends after an item (or log record), the worker resumes after the
+ * last one fully handled (resume_key / log_done): an item whose overrides were only partly emitted
+ * is visited again (flush_ovr's progress, iov, makes that idempotent).
  */
 struct lctx {
     const struct kind *k;
@@ -213,9 +207,7 @@ struct lctx {
     /* the call, touched on the loop only */
     struct api_route *rt;
     h2s_call_t *call;
-    struct read_pool *pool;
-    struct lctx *next;     /* in the pool's queues */
-    atomic_bool cancelled; /* the client went away while the worker had it */
+    struct rjob job; /* in the read worker */
 };
 
 enum { LIST_PARSE, LIST_LOG, LIST_SCAN, LIST_FLUSH, LIST_DONE };
@@ -233,8 +225,7 @@ static bool slice_spent(struct lctx *x)
     if (!x->ls && !x->fs && ++x->unchecked < LIST_CHECK_PLAIN)
         return false;
     x->unchecked = 0;
-    if (atomic_load_explicit(&x->cancelled, memory_order_relaxed) ||
-        (x->deadline != INT64_MAX && mono_ns() >= x->deadline)) {
+    if (rjob_cancelled(&x->job) || (x->deadline != INT64_MAX && mono_ns() >= x->deadline)) {
         x->paused = true;
         return true;
     }
@@ -485,156 +476,31 @@ static void list_finish(struct lctx *x)
     list_free(x);
 }
 
-/* ---- the read worker ---- */
-
-struct read_pool {
-    struct event_base *base;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct lctx *todo, *todo_tail; /* mu */
-    struct lctx *done, *done_tail; /* mu */
-    bool stop;                     /* mu */
-    bool started;
-    int efd; /* eventfd: the worker's wake-up call to the loop */
-    struct event *ev;
-};
-
-static void push(struct lctx **head, struct lctx **tail, struct lctx *x)
+static void list_job_work(struct rjob *j)
 {
-    x->next = NULL;
-    if (*tail)
-        (*tail)->next = x;
+    struct lctx *x = (struct lctx *)((char *)j - offsetof(struct lctx, job));
+    x->deadline = INT64_MAX;
+    list_work(x);
+}
+
+static void list_job_done(struct rjob *j, bool cancelled)
+{
+    struct lctx *x = (struct lctx *)((char *)j - offsetof(struct lctx, job));
+    if (cancelled)
+        list_free(x); /* the call is gone */
     else
-        *head = x;
-    *tail = x;
-}
-
-static void *pool_main(void *arg)
-{
-    struct read_pool *p = arg;
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        while (!p->todo && !p->stop)
-            pthread_cond_wait(&p->cv, &p->mu);
-        struct lctx *x = p->todo;
-        if (!x)
-            break;
-        p->todo = x->next;
-        if (!p->todo)
-            p->todo_tail = NULL;
-        pthread_mutex_unlock(&p->mu);
-        x->deadline = INT64_MAX;
-        if (!atomic_load(&x->cancelled))
-            list_work(x);
-        pthread_mutex_lock(&p->mu);
-        bool wake = !p->done;
-        push(&p->done, &p->done_tail, x);
-        if (wake) {
-            uint64_t one = 1;
-            if (write(p->efd, &one, sizeof(one)) < 0)
-                log_err("read worker: eventfd write: %s", strerror(errno));
-        }
-    }
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
-}
-
-/* On the loop: answers what the worker finished. */
-static void pool_collect(struct read_pool *p)
-{
-    pthread_mutex_lock(&p->mu);
-    struct lctx *x = p->done;
-    p->done = p->done_tail = NULL;
-    pthread_mutex_unlock(&p->mu);
-    while (x) {
-        struct lctx *next = x->next;
-        if (atomic_load(&x->cancelled))
-            list_free(x);
-        else
-            list_finish(x);
-        x = next;
-    }
-}
-
-static void pool_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)what;
-    uint64_t n;
-    if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-        log_err("read worker: eventfd read: %s", strerror(errno));
-    pool_collect(arg);
-}
-
-struct read_pool *read_pool_new(struct event_base *base)
-{
-    struct read_pool *p = xcalloc(1, sizeof(*p));
-    p->base = base;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
-    p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (p->efd < 0) {
-        log_err("read worker: eventfd: %s", strerror(errno));
-        abort();
-    }
-    p->ev = event_new(base, p->efd, EV_READ | EV_PERSIST, pool_cb, p);
-    event_add(p->ev, NULL);
-    return p;
-}
-
-/* The thread starts with the first List that needs it: most processes never do. */
-static void pool_submit(struct read_pool *p, struct lctx *x)
-{
-    if (!p->started) {
-        int e = pthread_create(&p->thread, NULL, pool_main, p);
-        if (e) {
-            log_err("read worker: pthread_create: %s", strerror(e));
-            abort();
-        }
-        p->started = true;
-    }
-    pthread_mutex_lock(&p->mu);
-    push(&p->todo, &p->todo_tail, x);
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-}
-
-void read_pool_end(struct read_pool *p)
-{
-    if (!p)
-        return;
-    if (p->started) {
-        pthread_mutex_lock(&p->mu);
-        p->stop = true;
-        pthread_cond_signal(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-        pthread_join(p->thread, NULL);
-        p->started = false;
-    }
-    pool_collect(p);
-}
-
-void read_pool_free(struct read_pool *p)
-{
-    if (!p)
-        return;
-    read_pool_end(p);
-    event_free(p->ev);
-    close(p->efd);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
-    free(p);
+        list_finish(x);
 }
 
 static void list_closed(h2s_call_t *c, void *arg)
 {
     (void)c;
     struct lctx *x = arg;
-    atomic_store(&x->cancelled, true); /* the worker has it; pool_collect frees it */
+    rjob_cancel(&x->job); /* the worker has it; list_job_done frees it */
 }
 
-void read_list(struct api_route *rt, store_t *st, struct read_pool *pool, h2s_call_t *c,
-               const uint8_t *msg, size_t len)
+void read_list(struct api_route *rt, store_t *st, rpool_t *pool, h2s_call_t *c, const uint8_t *msg,
+               size_t len)
 {
     const struct kind *k = rt->k;
     Coracle__V1__ListRequest *req =
@@ -644,8 +510,9 @@ void read_list(struct api_route *rt, store_t *st, struct read_pool *pool, h2s_ca
         return;
     }
     struct lctx *x = xcalloc(1, sizeof(*x));
-    *x = (struct lctx){.k = k, .req = req, .rt = rt, .call = c, .pool = pool};
-    atomic_init(&x->cancelled, false);
+    *x = (struct lctx){.k = k, .req = req, .rt = rt, .call = c};
+    x->job.work = list_job_work;
+    x->job.done = list_job_done;
     if (req->has_limit && req->limit < 0) {
         char *err = xasprintf(
             "limit: Invalid value: %" PRId64 ": must be greater than or equal to 0", req->limit);
@@ -686,7 +553,7 @@ void read_list(struct api_route *rt, store_t *st, struct read_pool *pool, h2s_ca
             goto finish;
     }
     h2s_call_on_close(c, list_closed, x);
-    pool_submit(pool, x);
+    rpool_submit(pool, &x->job);
     return;
 finish:
     list_finish(x);

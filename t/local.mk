@@ -1,25 +1,7 @@
-# Unit tests of src/lib. Each program's local.mk adds its own unit tests the
-# same way: check_PROGRAMS += t/unit/test_X and TESTS_PROGS += t/unit/test_X.
-check_PROGRAMS += t/unit/test_util
-t_unit_test_util_SOURCES = t/unit/test_util.c t/unit/tap.h
-t_unit_test_util_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
-t_unit_test_util_LDADD = libcoracle.a $(COMMON_LIBS)
-TESTS_PROGS += t/unit/test_util
+# t/: the end-to-end scripts (t/NN-*.t) and the programs they run. Unit
+# tests (t/unit/test_X) are registered in the local.mk of the module they
+# test; the fuzz targets and their test in t/fuzz/local.mk.
 EXTRA_DIST += t
-
-# pb_encode against protobuf-c's pack, on random messages of every type.
-check_PROGRAMS += t/unit/test_pb
-t_unit_test_pb_SOURCES = t/unit/test_pb.c t/unit/tap.h
-t_unit_test_pb_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
-t_unit_test_pb_LDADD = libcoracle.a $(COMMON_LIBS)
-TESTS_PROGS += t/unit/test_pb
-
-# h2s (gRPC server) and gcl (gRPC client) against each other and stock tools.
-check_PROGRAMS += t/unit/test_h2
-t_unit_test_h2_SOURCES = t/unit/test_h2.c t/unit/tap.h
-t_unit_test_h2_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
-t_unit_test_h2_LDADD = libcoracle.a $(COMMON_LIBS)
-TESTS_PROGS += t/unit/test_h2
 
 # h2echo: a gRPC echo server on h2s for t/25-h2-grpcio.t (stock grpcio client) and h2load.
 check_PROGRAMS += t/h2echo
@@ -35,3 +17,10 @@ t_gclcall_LDADD = libcoracle.a $(COMMON_LIBS)
 check_PROGRAMS += t/getprobe
 t_getprobe_SOURCES = t/getprobe.c
 t_getprobe_LDADD = libcoracle.a $(COMMON_LIBS)
+
+# img-tool: the `coraclectl image` verb alone (src/ctl/cmd_image.c, in
+# libctl.a), for t/45-image-*.t.
+check_PROGRAMS += t/img-tool
+t_img_tool_SOURCES = t/img_tool.c
+t_img_tool_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/src/ctl
+t_img_tool_LDADD = libctl.a libcoracle.a $(YAML_LIBS) $(COMMON_LIBS)

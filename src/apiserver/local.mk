@@ -22,11 +22,6 @@ coracle_apiserver_SOURCES = src/apiserver/main.c
 coracle_apiserver_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS) $(MALLOC_LIBS)
 
 # ---- unit tests ----
-check_PROGRAMS += t/unit/test_sel
-t_unit_test_sel_SOURCES = t/unit/test_sel.c
-t_unit_test_sel_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
-t_unit_test_sel_LDADD = libcoracle.a $(COMMON_LIBS)
-TESTS_PROGS += t/unit/test_sel
 check_PROGRAMS += t/unit/test_admit
 t_unit_test_admit_SOURCES = t/unit/test_admit.c
 t_unit_test_admit_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
@@ -43,3 +38,10 @@ t_unit_test_codec_SOURCES = t/unit/test_codec.c
 t_unit_test_codec_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
 t_unit_test_codec_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_codec
+
+check_PROGRAMS += t/unit/test_auth
+t_unit_test_auth_SOURCES = t/unit/test_auth.c t/unit/tap.h
+t_unit_test_auth_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver \
+	-DSRCDIR='"$(abs_top_srcdir)"'
+t_unit_test_auth_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_auth

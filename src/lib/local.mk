@@ -1,16 +1,104 @@
-# libcoracle.a: code shared by every program and linked into the unit tests.
+# libcoracle.a: code shared by every program and linked into the unit tests;
+# then the unit tests of its modules. One file a line, in name order.
 noinst_LIBRARIES += libcoracle.a
 libcoracle_a_SOURCES = \
-	src/lib/util.c src/lib/util.h \
-	src/lib/cfg.c src/lib/cfg.h \
-	src/lib/grpc.c src/lib/grpc.h \
-	src/lib/pb.c src/lib/pb.h \
-	src/lib/kinds.c src/lib/kinds.h \
-	src/lib/qty.c src/lib/qty.h \
-	src/lib/sel.c src/lib/sel.h \
-	src/lib/h2s.c src/lib/h2s.h src/lib/h2s_int.h \
-	src/lib/h2s_conn.c src/lib/h2s_call.c src/lib/h2s_http1.c src/lib/h2s_limit.c \
-	src/lib/gcl.c src/lib/gcl.h \
-	src/lib/addr.c src/lib/addr.h \
-	src/lib/sdnotify.c src/lib/sdnotify.h
+	src/lib/addr.c \
+	src/lib/addr.h \
+	src/lib/cfg.c \
+	src/lib/cfg.h \
+	src/lib/gcl.c \
+	src/lib/gcl.h \
+	src/lib/grpc.c \
+	src/lib/grpc.h \
+	src/lib/h2s.c \
+	src/lib/h2s.h \
+	src/lib/h2s_call.c \
+	src/lib/h2s_conn.c \
+	src/lib/h2s_http1.c \
+	src/lib/h2s_int.h \
+	src/lib/h2s_limit.c \
+	src/lib/image.c \
+	src/lib/image.h \
+	src/lib/image_import.c \
+	src/lib/image_int.h \
+	src/lib/image_ref.c \
+	src/lib/informer.c \
+	src/lib/informer.h \
+	src/lib/json.c \
+	src/lib/json.h \
+	src/lib/kinds.c \
+	src/lib/kinds.h \
+	src/lib/obs.c \
+	src/lib/obs.h \
+	src/lib/pb.c \
+	src/lib/pb.h \
+	src/lib/qty.c \
+	src/lib/qty.h \
+	src/lib/sdnotify.c \
+	src/lib/sdnotify.h \
+	src/lib/sel.c \
+	src/lib/sel.h \
+	src/lib/tls.c \
+	src/lib/tls.h \
+	src/lib/util.c \
+	src/lib/util.h
 nodist_libcoracle_a_SOURCES = $(PROTO_GEN)
+
+# ---- unit tests ----
+# util, cfg, grpc framing, kinds.
+check_PROGRAMS += t/unit/test_util
+t_unit_test_util_SOURCES = t/unit/test_util.c t/unit/tap.h
+t_unit_test_util_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_util_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_util
+
+# h2s (gRPC server) and gcl (gRPC client) against each other and stock tools.
+check_PROGRAMS += t/unit/test_h2
+t_unit_test_h2_SOURCES = t/unit/test_h2.c t/unit/tap.h
+t_unit_test_h2_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_h2_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_h2
+
+# The image store and the JSON parser it uses.
+check_PROGRAMS += t/unit/test_image
+t_unit_test_image_SOURCES = t/unit/test_image.c t/unit/tap.h
+t_unit_test_image_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_image_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_image
+
+check_PROGRAMS += t/unit/test_informer
+t_unit_test_informer_SOURCES = t/unit/test_informer.c
+t_unit_test_informer_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_informer_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_informer
+
+check_PROGRAMS += t/unit/test_obs
+t_unit_test_obs_SOURCES = t/unit/test_obs.c t/unit/tap.h
+t_unit_test_obs_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_obs_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_obs
+
+# pb_encode against protobuf-c's pack, on random messages of every type.
+check_PROGRAMS += t/unit/test_pb
+t_unit_test_pb_SOURCES = t/unit/test_pb.c t/unit/tap.h
+t_unit_test_pb_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_pb_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_pb
+
+check_PROGRAMS += t/unit/test_qty
+t_unit_test_qty_SOURCES = t/unit/test_qty.c
+t_unit_test_qty_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_qty_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_qty
+
+check_PROGRAMS += t/unit/test_sel
+t_unit_test_sel_SOURCES = t/unit/test_sel.c
+t_unit_test_sel_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_sel_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_sel
+
+check_PROGRAMS += t/unit/test_tls
+t_unit_test_tls_SOURCES = t/unit/test_tls.c t/unit/tap.h
+t_unit_test_tls_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -DSRCDIR='"$(abs_top_srcdir)"'
+t_unit_test_tls_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_tls

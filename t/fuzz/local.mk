@@ -1,29 +1,7 @@
-# Security (issue 8): TLS contexts for h2s/gcl (tls.c, in libcoracle.a), the
-# apiserver's authentication/authorization (src/apiserver/auth.c, listed in
-# src/apiserver/local.mk), their unit tests, the libFuzzer targets (make fuzz)
-# and contrib/certs.
-libcoracle_a_SOURCES += src/lib/tls.c src/lib/tls.h
-dist_noinst_SCRIPTS += contrib/certs
-# the default authorization policy, installed as $(sysconfdir)/coracle/policy
-secconfdir = $(sysconfdir)/coracle
-dist_secconf_DATA = conf/policy
-
-check_PROGRAMS += t/unit/test_auth
-t_unit_test_auth_SOURCES = t/unit/test_auth.c t/unit/tap.h
-t_unit_test_auth_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver \
-	-DSRCDIR='"$(abs_top_srcdir)"'
-t_unit_test_auth_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS)
-TESTS_PROGS += t/unit/test_auth
-
-check_PROGRAMS += t/unit/test_tls
-t_unit_test_tls_SOURCES = t/unit/test_tls.c t/unit/tap.h
-t_unit_test_tls_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -DSRCDIR='"$(abs_top_srcdir)"'
-t_unit_test_tls_LDADD = libcoracle.a $(COMMON_LIBS)
-TESTS_PROGS += t/unit/test_tls
-
-# ---- fuzzing ----
-# t/unit/test_fuzz runs the seed corpora and saved crash reproducers through
-# the fuzz targets in the normal build.
+# Fuzzing: the libFuzzer targets (t/fuzz/fuzz_*.c: selectors, quantities,
+# YAML, protobuf decoding and admission) and t/unit/test_fuzz, which runs
+# the seed corpora and saved crash reproducers through them in the normal
+# build.
 FUZZ_TARGET_SRC = t/fuzz/fuzz.h t/fuzz/fuzz_sel.c t/fuzz/fuzz_qty.c t/fuzz/fuzz_yaml.c \
 	t/fuzz/fuzz_pb.c
 check_PROGRAMS += t/unit/test_fuzz
@@ -32,7 +10,6 @@ t_unit_test_fuzz_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/t/fuzz
 	-I$(srcdir)/src/ctl -I$(srcdir)/src/apiserver -DSRCDIR='"$(abs_top_srcdir)"'
 t_unit_test_fuzz_LDADD = libapiserver.a libctl.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_fuzz
-EXTRA_DIST += doc/security.md
 
 # `make fuzz`: libFuzzer builds with clang (CC is not used, so configure
 # never needs clang) and a bounded run of each target, FUZZ_TIME seconds
@@ -53,7 +30,7 @@ FUZZ_SRC_yaml = $(srcdir)/src/ctl/yaml_pb.c $(srcdir)/src/ctl/yaml_pb_parse.c \
 	$(srcdir)/src/ctl/yaml_pb_emit.c $(srcdir)/src/ctl/buf.c
 FUZZ_SRC_pb = $(srcdir)/src/apiserver/admit.c $(srcdir)/src/apiserver/obj.c
 FUZZ_NAMES = sel qty yaml pb
-fuzz/fuzz_%: $(srcdir)/t/fuzz/fuzz_%.c $(srcdir)/t/fuzz/fuzz.h $(srcdir)/src/lib/sec.mk \
+fuzz/fuzz_%: $(srcdir)/t/fuzz/fuzz_%.c $(srcdir)/t/fuzz/fuzz.h $(srcdir)/t/fuzz/local.mk \
 	  $(FUZZ_BASE) $(FUZZ_SRC_sel) $(FUZZ_SRC_yaml) $(FUZZ_SRC_pb) $(PROTO_GEN)
 	@$(MKDIR_P) fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_EXTRA_$*) $(FUZZ_INC) -o $@ $< $(FUZZ_BASE) $(FUZZ_SRC_$*) \

@@ -23,7 +23,6 @@ struct st {
 
 static void on_msg(gcl_call_t *c, const uint8_t *m, size_t len, void *arg)
 {
-    (void)c;
     struct st *s = arg;
     if (!s->n++)
         s->first = xstrndup((const char *)m, len);
@@ -33,7 +32,6 @@ static void on_msg(gcl_call_t *c, const uint8_t *m, size_t len, void *arg)
 
 static void on_done(gcl_call_t *c, int code, const char *message, void *arg)
 {
-    (void)c;
     struct st *s = arg;
     s->done = 1;
     s->code = code;

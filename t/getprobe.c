@@ -32,7 +32,6 @@ static void send_one(struct probe *p);
 
 static void on_done(gcl_call_t *c, int code, const char *message, void *arg)
 {
-    (void)c, (void)message;
     struct probe *p = arg;
     p->lat[p->n++] = mono_ns() - p->t0;
     if (code)

@@ -21,13 +21,11 @@
 
 static void h_echo(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)arg;
     h2s_call_reply(c, msg, len);
 }
 
 static void h_stream(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)arg;
     char buf[32];
     snprintf(buf, sizeof(buf), "%.*s", (int)(len < 31 ? len : 31), (const char *)msg);
     int n = atoi(buf);
@@ -41,7 +39,6 @@ static void h_stream(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 
 static void h_error(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)arg;
     char *s = xstrndup((const char *)msg, len);
     char *sp = strchr(s, ' ');
     h2s_call_finish(c, atoi(s), sp ? sp + 1 : NULL);
@@ -50,7 +47,6 @@ static void h_error(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 
 static void bidi_msg(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)arg;
     if (!msg)
         h2s_call_finish(c, GRPC_OK, NULL);
     else
@@ -59,14 +55,12 @@ static void bidi_msg(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 
 static void h_bidi(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)msg, (void)len, (void)arg;
     h2s_call_on_msg(c, bidi_msg, NULL);
 }
 
 static void http_fn(const char *path, int *status, const char **ctype, char **body,
                     size_t *body_len, void *arg)
 {
-    (void)arg;
     if (strcmp(path, "/healthz") == 0) {
         *status = 200;
         *ctype = "text/plain";
@@ -77,7 +71,6 @@ static void http_fn(const char *path, int *status, const char **ctype, char **bo
 
 static void on_term(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd, (void)what;
     event_base_loopbreak(arg);
 }
 

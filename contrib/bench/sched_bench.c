@@ -214,7 +214,6 @@ static void finish(struct bench *b)
 
 static void watch_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)call;
     struct bench *b = arg;
     Coracle__V1__PodWatchEvent *ev = coracle__v1__pod_watch_event__unpack(NULL, len, msg);
     if (!ev)
@@ -242,7 +241,6 @@ static void watch_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *ar
 
 static void watch_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
     struct bench *b = arg;
     if (b->phase != 3) {
         fprintf(stderr, "sched-bench: pod watch ended: %s: %s\n", grpc_code_name(code), message);
@@ -252,7 +250,6 @@ static void watch_done(gcl_call_t *call, int code, const char *message, void *ar
 
 static void list_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)call;
     struct bench *b = arg;
     Coracle__V1__PodList *l = coracle__v1__pod_list__unpack(NULL, len, msg);
     if (l && l->metadata && l->metadata->resourceversion)
@@ -263,7 +260,6 @@ static void list_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg
 
 static void list_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
     struct bench *b = arg;
     if (code != GRPC_OK || !b->watch_rv)
         fatal("list pods: %s: %s", grpc_code_name(code), message);
@@ -280,7 +276,6 @@ static void list_done(gcl_call_t *call, int code, const char *message, void *arg
 
 static void lease_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)call;
     struct ctx *c = arg;
     Coracle__V1__Lease *l = coracle__v1__lease__unpack(NULL, len, msg);
     if (!l)
@@ -292,7 +287,6 @@ static void lease_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *ar
 
 static void write_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
     struct ctx *c = arg;
     struct bench *b = c->b;
     b->inflight--;
@@ -367,8 +361,6 @@ static void pump(struct bench *b)
 
 static void renew_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     struct bench *b = arg;
     for (long long i = 0; i < b->nodes; i++) {
         Coracle__V1__Lease *l = b->leases[i];
@@ -381,8 +373,6 @@ static void renew_cb(evutil_socket_t fd, short what, void *arg)
 
 static void timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     struct bench *b = arg;
     fprintf(stderr, "sched-bench: timed out with %lld of %lld pods bound\n", b->bound, b->pods);
     finish(b);

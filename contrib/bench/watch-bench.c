@@ -313,7 +313,6 @@ static void deliver(struct wb *wb, struct watcher *w, long seq, int64_t now)
 /* coracle: PodWatchEvent{type=1, object=2 Pod{metadata=1 ObjectMeta{name=1}}} */
 static void coracle_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)call;
     struct watcher *w = arg;
     const uint8_t *pod, *meta, *name, *type;
     size_t podn, metan, namen, typen;
@@ -340,7 +339,6 @@ static void coracle_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *
 
 static void watch_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
     struct watcher *w = arg;
     struct wb *wb = w->wb;
     if (!w->ended) {
@@ -357,7 +355,6 @@ static void watch_done(gcl_call_t *call, int code, const char *message, void *ar
  */
 static void etcd_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)call;
     struct stream *s = arg;
     struct wb *wb = s->wb;
     const uint8_t *p = msg, *end = msg + len, *d = NULL;
@@ -402,7 +399,6 @@ static void etcd_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg
 
 static void stream_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
     struct stream *s = arg;
     struct wb *wb = s->wb;
     for (int i = s->first; i < s->first + s->n; i++)
@@ -423,7 +419,6 @@ struct wreq {
 
 static void write_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
     struct wreq *r = arg;
     struct wb *wb = r->wb;
     wb->inflight--;
@@ -491,8 +486,6 @@ static void pump_writes(struct wb *wb, int64_t now)
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     struct wb *wb = arg;
     int64_t now = mono_ns();
     if (wb->phase == 2) {
@@ -520,7 +513,6 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 static void rev_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)call;
     struct wb *wb = arg;
     const uint8_t *d;
     size_t dn;
@@ -549,7 +541,6 @@ static void rev_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
 
 static void rev_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
     struct wb *wb = arg;
     if (code != GRPC_OK) {
         note_err(wb, "revision", code, message);

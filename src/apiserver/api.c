@@ -165,7 +165,6 @@ static void gen_name(Coracle__V1__ObjectMeta *m);
 
 static void op_call_closed(h2s_call_t *c, void *arg)
 {
-    (void)c;
     struct apply_op *o = arg;
     o->owner2 = NULL;
     api_count(o->owner, -1);
@@ -192,8 +191,6 @@ static void stage_store(api_t *a, struct api_route *rt, h2s_call_t *c, struct ap
 
 static void stats_sample(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     api_t *a = arg;
     struct store_stats ss;
     store_get_stats(a->st, &ss);

@@ -208,7 +208,6 @@ static int create_decode(struct apply_op *o)
 static int apply_create(struct apply_op *o, const void *cur, size_t cur_len, uint64_t rev,
                         void **out, size_t *out_len)
 {
-    (void)cur_len;
     /* validation first, as when the loop decoded: an invalid object is
      * INVALID_ARGUMENT even where its name is taken */
     if (!o->obj && o->req) {

@@ -131,8 +131,6 @@ static void expire_cb(const char *key, void *val, void *arg)
 /* Expiry from the in-memory times: no store scan, no decoding. */
 static void tick(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     events_t *e = arg;
     struct expire_scan x = {.e = e, .now = now_ns()};
     smap_each(e->last, expire_cb, &x);

@@ -159,8 +159,6 @@ static void reload_log_level(const char *path)
 /* Shutdown: wait until every accepted API call is answered (writes durable), at most 2 s. */
 static void drain_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     struct app *app = arg;
     if (api_inflight(app->api) == 0 || mono_ns() > app->drain_deadline)
         event_base_loopbreak(app->base);
@@ -168,7 +166,6 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
-    (void)what;
     struct app *app = arg;
     if (sig == SIGHUP) {
         sdn_reloading();

@@ -63,8 +63,6 @@ static const char *node_ready(const Coracle__V1__Node *nd)
 
 static int node_cb(const char *key, size_t klen, const void *val, size_t vlen, void *arg)
 {
-    (void)key;
-    (void)klen;
     nodelife_t *n = arg;
     Coracle__V1__Node *nd = (void *)obj_decode(&coracle__v1__node__descriptor, val, vlen);
     if (!nd || !nd->metadata || !nd->metadata->name) {
@@ -92,8 +90,6 @@ static int node_cb(const char *key, size_t klen, const void *val, size_t vlen, v
 
 static int pod_cb(const char *key, size_t klen, const void *val, size_t vlen, void *arg)
 {
-    (void)key;
-    (void)klen;
     nodelife_t *n = arg;
     Coracle__V1__Pod *p = (void *)obj_decode(&coracle__v1__pod__descriptor, val, vlen);
     if (!p)
@@ -119,8 +115,6 @@ static int pod_cb(const char *key, size_t klen, const void *val, size_t vlen, vo
 
 static void tick(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     nodelife_t *n = arg;
     store_rtxn_t *t;
     if (store_read_begin(n->st, &t) < 0)

@@ -494,7 +494,6 @@ static void list_job_done(struct rjob *j, bool cancelled)
 
 static void list_closed(h2s_call_t *c, void *arg)
 {
-    (void)c;
     struct lctx *x = arg;
     rjob_cancel(&x->job); /* the worker has it; list_job_done frees it */
 }

@@ -81,7 +81,6 @@ static void collect(rpool_t *p)
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)what;
     uint64_t n;
     if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
         log_err("read worker: eventfd read: %s", strerror(errno));

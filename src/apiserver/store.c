@@ -675,7 +675,6 @@ static void loop_drain(store_t *s)
 
 static void pipe_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)what;
     char buf[64];
     while (read(fd, buf, sizeof(buf)) > 0)
         ;

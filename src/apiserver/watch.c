@@ -145,7 +145,6 @@ static void watcher_end(struct watcher *w, int code, const char *msg)
 
 static void watcher_closed(h2s_call_t *c, void *arg)
 {
-    (void)c;
     struct watcher *w = arg;
     w->call = NULL;
     if (w->on_end)
@@ -207,7 +206,6 @@ static void victims_add_list(struct victims *vs, struct wlist *l)
 
 static void victims_add_node(const char *key, void *val, void *arg)
 {
-    (void)key;
     victims_add_list(arg, val);
 }
 
@@ -603,7 +601,6 @@ static void fan_later(struct fanout *f)
 
 static void fan_slice_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd, (void)what;
     struct fanout *f = arg;
     if (!fan_run(f, mono_ns() + FAN_SLICE_NS))
         fan_later(f);
@@ -694,7 +691,6 @@ struct lists {
 
 static void collect(const char *key, void *val, void *arg)
 {
-    (void)key;
     struct lists *ls = arg;
     ls->v[ls->n++] = val;
 }
@@ -709,8 +705,6 @@ static struct lists node_lists(watch_hub_t *h)
 
 static void bookmark_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     watch_hub_t *h = arg;
     uint64_t rev = fan_done_rev(h, store_rev(h->st));
     rbuf_t *frame = NULL;
@@ -728,8 +722,6 @@ static void bookmark_cb(evutil_socket_t fd, short what, void *arg)
 
 static void timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     watcher_end(arg, GRPC_OK, NULL);
 }
 
@@ -763,8 +755,6 @@ struct initial {
 
 static int initial_obj(const char *key, size_t key_len, const void *val, size_t val_len, void *arg)
 {
-    (void)key;
-    (void)key_len;
     struct initial *in = arg;
     struct watcher *w = in->w;
     if (w->lsel || w->fsel) {

@@ -570,7 +570,6 @@ static void watch_retry(struct ctl_watch *w);
 
 static void list_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)call;
     struct ctl_watch *w = arg;
     if (w->list)
         protobuf_c_message_free_unpacked(w->list, NULL);
@@ -587,7 +586,6 @@ static void watch_list(struct ctl_watch *w, const char *token);
  */
 static void list_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
     struct ctl_watch *w = arg;
     ProtobufCMessage *resp = w->list;
     w->list = NULL;
@@ -678,8 +676,6 @@ static void watch_list(struct ctl_watch *w, const char *token)
 
 static void watch_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     struct ctl_watch *w = arg;
     watch_start(w);
 }
@@ -701,7 +697,6 @@ static void watch_retry(struct ctl_watch *w)
 
 static void watch_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)call;
     struct ctl_watch *w = arg;
     if (w->stop)
         return;
@@ -729,7 +724,6 @@ static void watch_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *ar
 
 static void watch_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
     struct ctl_watch *w = arg;
     w->call = NULL;
     if (w->stop) {

@@ -39,7 +39,6 @@ static const char delete_help[] =
 
 static int gone_on_event(struct ctl_watch *w, const char *type, ProtobufCMessage *obj, void *arg)
 {
-    (void)w;
     const char *name = arg;
     const Coracle__V1__ObjectMeta *md = kind_meta(obj);
     return !strcmp(type, "DELETED") && md && md->name && !strcmp(md->name, name);

@@ -118,7 +118,6 @@ static void send_stdin(struct exec_state *s, const void *data, size_t n)
 
 static void stdin_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)what;
     struct exec_state *s = arg;
     char buf[16384];
     ssize_t n = read(fd, buf, sizeof(buf));
@@ -134,8 +133,6 @@ static void stdin_cb(evutil_socket_t fd, short what, void *arg)
 
 static void winch_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     send_size(arg);
 }
 
@@ -154,7 +151,6 @@ static void write_all(int fd, const uint8_t *p, size_t n)
 
 static void exec_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)call;
     struct exec_state *s = arg;
     Coracle__V1__ExecOutput *out = coracle__v1__exec_output__unpack(NULL, len, msg);
     if (!out)
@@ -172,7 +168,6 @@ static void exec_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg
 
 static void exec_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
     struct exec_state *s = arg;
     s->call = NULL;
     s->code = code;

@@ -116,7 +116,6 @@ static int get_print_rows(struct get_state *s, ProtobufCMessage *const *objs, si
 
 static int get_on_list(struct ctl_watch *w, ProtobufCMessage *list, void *arg)
 {
-    (void)w;
     struct get_state *s = arg;
     if (!s->print_list) {
         s->print_list = true; /* --watch-only: a re-list after OUT_OF_RANGE prints */
@@ -141,8 +140,6 @@ static int get_on_list(struct ctl_watch *w, ProtobufCMessage *list, void *arg)
 
 static int get_on_event(struct ctl_watch *w, const char *type, ProtobufCMessage *obj, void *arg)
 {
-    (void)w;
-    (void)type;
     struct get_state *s = arg;
     const Coracle__V1__ObjectMeta *md = kind_meta(obj);
     if (s->only_name && (!md || !md->name || strcmp(md->name, s->only_name)))

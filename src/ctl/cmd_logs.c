@@ -131,8 +131,6 @@ struct logs_state {
 
 static void logs_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)call;
-    (void)arg;
     Coracle__V1__LogChunk *ch = coracle__v1__log_chunk__unpack(NULL, len, msg);
     if (!ch)
         return;
@@ -148,7 +146,6 @@ static void logs_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg
 
 static void logs_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
     struct logs_state *s = arg;
     s->code = code;
     s->msg = xstrdup(message ? message : "");

@@ -16,8 +16,6 @@
 
 static void event_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
-    (void)arg;
     if (code != 0)
         log_debug("event: %s", message);
 }

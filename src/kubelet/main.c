@@ -27,8 +27,6 @@ static obs_t *obs;
 
 static void on_term(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     struct klet *k = arg;
     /* Containers keep running under their monitors; a restart re-adopts them. */
     log_info("signal received: exiting (containers keep running)");
@@ -58,9 +56,6 @@ static char *read_token(const char *path)
 
 static void on_hup(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
-    (void)arg;
     obs_reload(config_path); /* log-level; the rest applies at restart */
 }
 
@@ -94,8 +89,6 @@ static bool pstart_seen(const char *uid)
 
 static void pstart_sample(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     const struct klet *k = arg;
     for (size_t i = 0; i < pstart.nseen;) { /* forget pods that are gone */
         bool here = false;

@@ -72,8 +72,6 @@ static int sync_read_once(struct klet_ctr *c)
 
 static void sync_read(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     sync_read_once(arg);
 }
 
@@ -169,8 +167,6 @@ static size_t nwds;
 
 static void inotify_read(evutil_socket_t fd, short what, void *arg)
 {
-    (void)what;
-    (void)arg;
     char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
     for (;;) {
         ssize_t n = read(fd, buf, sizeof buf);

@@ -335,16 +335,12 @@ static void status_timer(evutil_socket_t fd, short what, void *arg);
 
 static void node_status_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
-    (void)arg;
     if (code != 0)
         log_warn("node %s: UpdateStatus: %s", ns_state.k->cfg.node_name, message);
 }
 
 static void node_create_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
-    (void)arg;
     struct klet *k = ns_state.k;
     if (code == 0) {
         log_info("node %s registered", k->cfg.node_name);
@@ -365,9 +361,6 @@ static void node_create_done(gcl_call_t *call, int code, const char *message, vo
 
 static void status_timer(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
-    (void)arg;
     struct klet *k = ns_state.k;
     Coracle__V1__Node *n = node_build(k);
     if (!ns_state.registered) {
@@ -397,8 +390,6 @@ static void lease_set(Coracle__V1__Lease *l)
 
 static void lease_got(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)call;
-    (void)arg;
     lease_set(coracle__v1__lease__unpack(NULL, len, msg));
 }
 
@@ -407,7 +398,6 @@ static void lease_call(int step);
 
 static void lease_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
     int step = (int)(intptr_t)arg;
     ns_state.lease_busy = false;
     if (code == 0) {
@@ -478,9 +468,6 @@ static void lease_renew(void)
 
 static void lease_timer(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
-    (void)arg;
     lease_renew();
 }
 

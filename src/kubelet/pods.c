@@ -443,8 +443,6 @@ static void ctr_restart(struct klet_ctr *c)
 
 static void ctr_timer_fire(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     struct klet_ctr *c = arg;
     struct klet_pod *p = c->pod;
     event_free(c->timer);
@@ -476,7 +474,6 @@ static void ctr_timer_fire(evutil_socket_t fd, short what, void *arg)
 
 void klet_pod_ctr_created(struct klet_ctr *c, int pid)
 {
-    (void)pid;
     klet_event(c->pod->k, c->pod, c, "Normal", "Created", "Created container %s", c->name);
 }
 
@@ -583,7 +580,6 @@ void klet_pod_ctr_probe(struct klet_ctr *c, bool liveness, bool okay, const char
         return;
     klet_event(p->k, p, c, "Normal", "Killing", "Container %s failed %s probe, will be restarted",
                c->name, c->startup_pending ? "startup" : "liveness");
-    (void)msg;
     c->killing = true;
     klet_runc_kill(p->k, c->id, c->stop_signal ? c->stop_signal : "TERM");
     /* KILL when the grace period is over and TERM was not enough. */
@@ -600,7 +596,6 @@ static void status_send(struct klet_pod *p);
 
 static void status_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
     struct klet_pod *p = arg;
     p->status_inflight = false;
     p->refs--;
@@ -667,8 +662,6 @@ static void status_send(struct klet_pod *p)
 
 static void kill_timer_fire(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     struct klet_pod *p = arg;
     for (size_t i = 0; i < p->ninit + p->nctr; i++) {
         struct klet_ctr *c = i < p->ninit ? &p->inits[i] : &p->ctrs[i - p->ninit];
@@ -705,7 +698,6 @@ static void pod_teardown(struct klet_pod *p)
 
 static void delete_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
     struct klet_pod *p = arg;
     p->refs--;
     if (code != 0 && code != 5 /* NOT_FOUND */) {
@@ -906,8 +898,6 @@ static void pod_sync(struct klet_pod *p)
 
 static void pod_sync_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     pod_sync(arg);
 }
 

@@ -127,7 +127,6 @@ static int net_probe(void *arg)
 
 static void probe_result(int status, const char *out, size_t len, void *arg)
 {
-    (void)len;
     struct klet_probe *pr = arg;
     struct klet_ctr *c = pr->c;
     pr->running = false;
@@ -173,8 +172,6 @@ static void probe_result(int status, const char *out, size_t len, void *arg)
 
 static void probe_tick(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     struct klet_probe *pr = arg;
     struct klet_ctr *c = pr->c;
     struct klet *k = c->pod->k;

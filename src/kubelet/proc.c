@@ -69,7 +69,6 @@ static void proc_finish(struct proc *p)
 
 static void proc_read(evutil_socket_t fd, short what, void *arg)
 {
-    (void)what;
     struct proc *p = arg;
     char tmp[4096];
     ssize_t n = read(fd, tmp, sizeof tmp);
@@ -91,17 +90,12 @@ static void proc_read(evutil_socket_t fd, short what, void *arg)
 
 static void proc_timeout(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     struct proc *p = arg;
     kill(p->pid, SIGKILL);
 }
 
 static void proc_sigchld(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
-    (void)arg;
     /* Only our own children: tunnel.c reaps its exec sessions through pidfds. */
     bool again = true;
     while (again) {

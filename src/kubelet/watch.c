@@ -14,21 +14,17 @@
 
 static void on_add(inf_t *inf, const ProtobufCMessage *obj, void *arg)
 {
-    (void)inf;
     klet_pods_upsert(arg, (const Coracle__V1__Pod *)obj);
 }
 
 static void on_update(inf_t *inf, const ProtobufCMessage *old, const ProtobufCMessage *obj,
                       void *arg)
 {
-    (void)inf;
-    (void)old;
     klet_pods_upsert(arg, (const Coracle__V1__Pod *)obj);
 }
 
 static void on_delete(inf_t *inf, const ProtobufCMessage *obj, void *arg)
 {
-    (void)inf;
     klet_pods_deleted(arg, (const Coracle__V1__Pod *)obj);
 }
 

@@ -175,7 +175,6 @@ static void gconn_kick(struct gconn *c)
 static ssize_t req_read_cb(nghttp2_session *ngh, int32_t sid, uint8_t *buf, size_t length,
                            uint32_t *flags, nghttp2_data_source *src, void *user)
 {
-    (void)ngh, (void)sid, (void)user;
     gcl_call_t *c = src->ptr;
     size_t n = 0;
     while (n < length && c->q.n) {
@@ -204,7 +203,6 @@ static ssize_t req_read_cb(nghttp2_session *ngh, int32_t sid, uint8_t *buf, size
 static int on_header(nghttp2_session *ngh, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
                      const uint8_t *value, size_t vlen, uint8_t flags, void *user)
 {
-    (void)flags, (void)user;
     if (f->hd.type != NGHTTP2_HEADERS)
         return 0;
     gcl_call_t *c = nghttp2_session_get_stream_user_data(ngh, f->hd.stream_id);
@@ -242,7 +240,6 @@ static void call_set_err(gcl_call_t *c, int code, const char *msg)
 static int on_data_chunk(nghttp2_session *ngh, uint8_t flags, int32_t sid, const uint8_t *d,
                          size_t n, void *user)
 {
-    (void)flags, (void)user;
     gcl_call_t *c = nghttp2_session_get_stream_user_data(ngh, sid);
     if (!c || c->done || c->err)
         return 0;
@@ -472,7 +469,6 @@ static void gconn_maybe_reap(struct gconn *c)
 
 static void gconn_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd, (void)what;
     struct gconn *c = arg;
     if (c->fail_msg) {
         gconn_detach(c);
@@ -529,7 +525,6 @@ static void gconn_readcb(struct bufferevent *bev, void *arg)
 
 static void gconn_writecb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
     struct gconn *c = arg;
     if (gconn_send(c) < 0)
         return;
@@ -586,7 +581,6 @@ static void gconn_eventcb(struct bufferevent *bev, short what, void *arg)
 
 static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd, (void)what;
     struct gconn *c = arg;
     char m[160];
     snprintf(m, sizeof(m), "connect to %s: %s", c->addr, strerror(ETIMEDOUT));
@@ -596,7 +590,6 @@ static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 /* Keepalive: a server that went away silently must not hold open calls forever. */
 static void gconn_ka_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd, (void)what;
     struct gconn *c = arg;
     int64_t now = mono_ns();
     if (!c->connected || !c->calls || c->dying)
@@ -748,7 +741,6 @@ static struct gconn *gconn_open(gcl_t *g)
 
 static void call_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd, (void)what;
     gcl_call_t *c = arg;
     char m[96];
     snprintf(m, sizeof(m), "deadline exceeded after %dms", c->timeout_ms);
@@ -764,7 +756,6 @@ static void call_timeout_cb(evutil_socket_t fd, short what, void *arg)
 /* A call that never got a stream: report its error from the loop and drop it. */
 static void call_fail_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd, (void)what;
     gcl_call_t *c = arg;
     call_unlink(c);
     c->conn = NULL;
@@ -1068,7 +1059,6 @@ struct sync_state {
 
 static void sync_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)call;
     struct sync_state *st = arg;
     if (st->nmsg++ == 0)
         st->resp = xmemdup(msg, len ? len : 1), st->resp_len = len;
@@ -1076,7 +1066,6 @@ static void sync_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg
 
 static void sync_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
     struct sync_state *st = arg;
     st->done = 1;
     st->code = code;

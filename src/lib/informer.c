@@ -224,8 +224,6 @@ static void start_watch(inf_t *inf);
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     inf_t *inf = arg;
     if (inf->call) { /* a watch abandoned from its message callback */
         gcl_call_t *c = inf->call;
@@ -326,7 +324,6 @@ static void cache_replace(inf_t *inf)
 
 static void list_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)call;
     inf_t *inf = arg;
     struct gen_list *l = (struct gen_list *)pb_decode(inf->kind->list_desc, msg, len);
     if (!l) {
@@ -367,7 +364,6 @@ static void list_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg
 
 static void list_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
     inf_t *inf = arg;
     inf->call = NULL;
     inf->call_ended = true;
@@ -472,7 +468,6 @@ static int apply_event(inf_t *inf, const char *type, ProtobufCMessage *obj)
 
 static void watch_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)call;
     inf_t *inf = arg;
     if (inf->state != ST_WATCH)
         return;
@@ -509,7 +504,6 @@ static void watch_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *ar
 
 static void watch_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
     inf_t *inf = arg;
     inf->call = NULL;
     inf->call_ended = true;

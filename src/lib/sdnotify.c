@@ -107,9 +107,6 @@ int sdn_reloaded(void)
 
 static void sdn_watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
-    (void)arg;
     sdn_send("WATCHDOG=1");
 }
 
@@ -141,8 +138,6 @@ struct sdn_status {
 
 static void sdn_status_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     struct sdn_status *st = arg;
     char buf[256] = "";
     st->fn(buf, sizeof(buf), st->arg);

@@ -34,7 +34,6 @@ static const unsigned char alpn_h2[] = "\x02h2";
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg)
 {
-    (void)ssl, (void)arg;
     static const unsigned char prefs[] = "\x02h2\x08http/1.1";
     unsigned char *o;
     if (SSL_select_next_proto(&o, outlen, prefs, sizeof(prefs) - 1, in, inlen) !=

@@ -13,7 +13,6 @@
 #include <stdint.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define UNUSED __attribute__((unused))
 #define PRINTF(f, a) __attribute__((format(printf, f, a)))
 
 /* Allocation: abort with a message on failure; never return NULL. */

@@ -64,7 +64,6 @@ struct smain {
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
-    (void)what;
     struct smain *m = arg;
     if (sig == SIGHUP) {
         obs_reload(m->config); /* log-level; the rest applies at restart */

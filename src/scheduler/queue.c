@@ -198,8 +198,6 @@ static void to_backoff(sched_queue_t *q, struct sched_qpod *p)
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     sched_queue_t *q = arg;
     q->timer_at = 0;
     int64_t now = mono_ns();

@@ -173,8 +173,6 @@ static uint64_t node_sig(const struct sched_node *n)
 static void node_add_or_update(inf_t *inf, const ProtobufCMessage *old, const ProtobufCMessage *obj,
                                void *arg)
 {
-    (void)inf;
-    (void)old;
     sched_t *s = arg;
     const Coracle__V1__Node *node = (const Coracle__V1__Node *)obj;
     const char *name = node->metadata ? node->metadata->name : NULL;
@@ -200,7 +198,6 @@ static void node_add(inf_t *inf, const ProtobufCMessage *obj, void *arg)
 
 static void node_delete(inf_t *inf, const ProtobufCMessage *obj, void *arg)
 {
-    (void)inf;
     sched_t *s = arg;
     const Coracle__V1__Node *node = (const Coracle__V1__Node *)obj;
     const char *name = node->metadata ? node->metadata->name : NULL;
@@ -303,20 +300,17 @@ static void pod_changed(sched_t *s, const Coracle__V1__Pod *old, const Coracle__
 
 static void pod_add(inf_t *inf, const ProtobufCMessage *obj, void *arg)
 {
-    (void)inf;
     pod_changed(arg, NULL, (const Coracle__V1__Pod *)obj);
 }
 
 static void pod_update(inf_t *inf, const ProtobufCMessage *old, const ProtobufCMessage *obj,
                        void *arg)
 {
-    (void)inf;
     pod_changed(arg, (const Coracle__V1__Pod *)old, (const Coracle__V1__Pod *)obj);
 }
 
 static void pod_delete(inf_t *inf, const ProtobufCMessage *obj, void *arg)
 {
-    (void)inf;
     sched_t *s = arg;
     char *key = inf_key_of(obj);
     sched_queue_remove(s->q, key);
@@ -361,7 +355,6 @@ static void ctx_free(struct call_ctx *c)
 
 static void write_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
     struct call_ctx *c = arg;
     c->s->inflight--;
     if (code != GRPC_OK && code != GRPC_CANCELLED)
@@ -479,7 +472,6 @@ static void set_unschedulable(sched_t *s, const Coracle__V1__Pod *pod, const cha
 
 static void bind_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
     struct call_ctx *c = arg;
     sched_t *s = c->s;
     s->inflight--;
@@ -636,8 +628,6 @@ static void schedule_one(sched_t *s, struct sched_qpod *qp)
 
 static void run_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     sched_t *s = arg;
     s->run_armed = false;
     if (!inf_synced(s->pods) || !inf_synced(s->nodes))

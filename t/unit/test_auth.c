@@ -268,7 +268,6 @@ static void test_reload(char *policy)
     ok(az(&a, "get", &kind_pod, NULL, "prod", "x", NULL, NULL, NULL) == 0,
        "... and the old one kept");
     ok(auth_max_watches() == 2, "the watch cap is configured");
-    (void)policy;
     free(tf);
     free(pf);
 }

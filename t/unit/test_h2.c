@@ -42,14 +42,12 @@ static int later_pending;
 
 static void h_echo(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)arg;
     h2s_call_reply(c, msg, len);
 }
 
 /* request: decimal count; answers "msg-<i>" count times, then OK */
 static void h_stream(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)arg;
     char buf[32];
     snprintf(buf, sizeof(buf), "%.*s", (int)(len < 31 ? len : 31), (const char *)msg);
     int n = atoi(buf);
@@ -72,7 +70,6 @@ static void h_stream(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 /* request: "<code> <message>" */
 static void h_error(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)arg;
     char *s = xstrndup((const char *)msg, len);
     char *sp = strchr(s, ' ');
     h2s_call_finish(c, atoi(s), sp ? sp + 1 : NULL);
@@ -81,7 +78,6 @@ static void h_error(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 
 static void bidi_msg(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)arg;
     if (!msg) {
         h2s_call_finish(c, GRPC_OK, "bye");
         return;
@@ -91,20 +87,17 @@ static void bidi_msg(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 
 static void h_bidi(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)msg, (void)len, (void)arg;
     h2s_call_on_msg(c, bidi_msg, NULL);
 }
 
 static void hang_close(h2s_call_t *c, void *arg)
 {
-    (void)c, (void)arg;
     hang_closed++;
     hang_closed_at = mono_ns();
 }
 
 static void h_hang(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)msg, (void)len, (void)arg;
     hang_started++;
     hang_call = c;
     h2s_call_on_close(c, hang_close, NULL);
@@ -120,7 +113,6 @@ struct later {
 
 static void later_fire(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd, (void)what;
     struct later *l = arg;
     h2s_call_reply(l->c, l->msg, l->len);
     event_free(l->ev);
@@ -132,7 +124,6 @@ static void later_fire(evutil_socket_t fd, short what, void *arg)
 /* answers from a timer, after the handler returned */
 static void h_later(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)arg;
     struct later *l = xcalloc(1, sizeof(*l));
     l->c = c;
     l->msg = xmemdup(msg, len ? len : 1);
@@ -145,7 +136,6 @@ static void h_later(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 
 static void h_headers(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)msg, (void)len, (void)arg;
     const char *a = h2s_call_header(c, "authorization");
     const char *t = h2s_call_header(c, "grpc-timeout");
     char *r = xasprintf("%s|%s|%s", a ? a : "-", t ? t : "-", h2s_call_peer(c));
@@ -159,7 +149,6 @@ static int ngroup, group_closes;
 
 static void group_close(h2s_call_t *c, void *arg)
 {
-    (void)arg;
     group_closes++;
     for (int i = 0; i < ngroup; i++) {
         if (group[i] && group[i] != c)
@@ -171,7 +160,6 @@ static void group_close(h2s_call_t *c, void *arg)
 
 static void h_group(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)msg, (void)len, (void)arg;
     group[ngroup++] = c;
     h2s_call_on_close(c, group_close, NULL);
     h2s_call_send(c, "in", 2);
@@ -180,7 +168,6 @@ static void h_group(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 /* 8 messages of 1 MiB (one shared rbuf), for flow control and h2s_call_queued */
 static void h_big(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)msg, (void)len, (void)arg;
     size_t n = 1 << 20;
     rbuf_t *b = rbuf_alloc(GRPC_FRAME_HDR + n);
     grpc_frame_hdr(b->data, (uint32_t)n);
@@ -195,7 +182,6 @@ static void h_big(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 static void http_fn(const char *path, int *status, const char **ctype, char **body,
                     size_t *body_len, void *arg)
 {
-    (void)arg;
     if (strcmp(path, "/healthz") == 0) {
         *status = 200;
         *ctype = "text/plain";
@@ -236,7 +222,6 @@ struct res {
 
 static void r_msg(gcl_call_t *c, const uint8_t *m, size_t len, void *arg)
 {
-    (void)c;
     struct res *r = arg;
     char expect[32];
     snprintf(expect, sizeof(expect), "msg-%d", r->nmsg);
@@ -251,7 +236,6 @@ static void r_msg(gcl_call_t *c, const uint8_t *m, size_t len, void *arg)
 
 static void r_done(gcl_call_t *c, int code, const char *message, void *arg)
 {
-    (void)c;
     struct res *r = arg;
     r->done++;
     r->code = code;
@@ -276,7 +260,6 @@ static void res_clear(struct res *r)
 
 static void tick(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd, (void)what, (void)arg;
 }
 
 /* Runs the loop until *flag >= want or ms pass; returns 1 if the flag got there. */
@@ -376,7 +359,6 @@ static ssize_t read_all(int fd, char *buf, size_t cap)
 
 static int c_h1_healthz(void *arg)
 {
-    (void)arg;
     int fd = tcp_connect();
     if (fd < 0)
         return 10;
@@ -401,7 +383,6 @@ static int c_h1_healthz(void *arg)
 /* 400000 pipelined GETs from a client that first does not read at all */
 static int c_h1_pipeline(void *arg)
 {
-    (void)arg;
     enum { N = 400000 };
     int fd = tcp_connect();
     if (fd < 0)
@@ -469,7 +450,6 @@ static int c_h1_pipeline(void *arg)
 
 static int c_h1_abuse(void *arg)
 {
-    (void)arg;
     int fd = tcp_connect();
     if (fd < 0)
         return 10;
@@ -503,13 +483,11 @@ static int send_expect_close(const void *bytes, size_t n, int shut)
 
 static int c_garbage_hello(void *arg)
 {
-    (void)arg;
     return send_expect_close("hello\r\n\r\n", 9, 0);
 }
 
 static int c_garbage_random(void *arg)
 {
-    (void)arg;
     uint8_t b[512];
     srand(42);
     for (size_t i = 0; i < sizeof(b); i++)
@@ -520,13 +498,11 @@ static int c_garbage_random(void *arg)
 
 static int c_garbage_truncated(void *arg)
 {
-    (void)arg;
     return send_expect_close("PRI * HTTP/2.0\r\n", 16, 1);
 }
 
 static int c_garbage_frames(void *arg)
 {
-    (void)arg;
     uint8_t b[24 + 64];
     memcpy(b, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24);
     /* a frame claiming type 0x4 (SETTINGS) with a bad length, then junk */
@@ -833,7 +809,6 @@ static void test_errors(gcl_t *g)
 
 static void test_headers(h2s_t *s, struct gcl_opts *o)
 {
-    (void)s;
     char addr[64];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     gcl_t *g = gcl_new(base, addr, o);
@@ -1031,7 +1006,6 @@ static void test_gcl_free_cancels(void)
 
 static int c_idle(void *arg)
 {
-    (void)arg;
     int fd = tcp_connect();
     if (fd < 0)
         return 10;
@@ -1136,7 +1110,6 @@ struct reent {
 
 static void re_done_free(gcl_call_t *c, int code, const char *m, void *arg)
 {
-    (void)c, (void)code, (void)m;
     struct reent *r = arg;
     r->dones++;
     if (r->g) {
@@ -1149,7 +1122,6 @@ static void re_done_free(gcl_call_t *c, int code, const char *m, void *arg)
 
 static void re_msg_free(gcl_call_t *c, const uint8_t *m, size_t len, void *arg)
 {
-    (void)c, (void)m, (void)len;
     struct reent *r = arg;
     if (++r->msgs == 10 && r->g) {
         gcl_t *g = r->g;
@@ -1161,13 +1133,11 @@ static void re_msg_free(gcl_call_t *c, const uint8_t *m, size_t len, void *arg)
 
 static void re_done_count(gcl_call_t *c, int code, const char *m, void *arg)
 {
-    (void)c, (void)code, (void)m;
     ((struct reent *)arg)->dones++;
 }
 
 static void re_done_chain(gcl_call_t *c, int code, const char *m, void *arg)
 {
-    (void)c, (void)m;
     struct reent *r = arg;
     r->dones++;
     if (code == GRPC_OK && ++r->chain < 5)
@@ -1289,7 +1259,6 @@ static void test_ipv6(void)
 /* sends a streaming request, then goes silent (no reads, no PING answers) */
 static int c_silent(void *arg)
 {
-    (void)arg;
     struct raw_req rq = {.path = "/test.Echo/Hang", .ctype = "application/grpc"};
     uint8_t out[512], *p = out, hb[256], *h = hb;
     memcpy(p, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24);

@@ -24,31 +24,23 @@ static void logf_(const char *what, const ProtobufCMessage *o)
 
 static void on_add(inf_t *inf, const ProtobufCMessage *o, void *arg)
 {
-    (void)inf;
-    (void)arg;
     logf_("add", o);
 }
 
 static void on_update(inf_t *inf, const ProtobufCMessage *old, const ProtobufCMessage *o, void *arg)
 {
-    (void)inf;
-    (void)arg;
     logf_("upd-old", old);
     logf_("upd-new", o);
 }
 
 static void on_delete(inf_t *inf, const ProtobufCMessage *o, void *arg)
 {
-    (void)inf;
-    (void)arg;
     logf_("del", o);
 }
 
 static int synced;
 static void on_synced(inf_t *inf, void *arg)
 {
-    (void)inf;
-    (void)arg;
     synced++;
 }
 
@@ -107,7 +99,6 @@ static void feed_event(inf_t *inf, const char *type, const char *name, const cha
 
 static int count_cb(const ProtobufCMessage *o, void *arg)
 {
-    (void)o;
     (*(int *)arg)++;
     return 0;
 }

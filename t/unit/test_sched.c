@@ -566,14 +566,11 @@ static void test_misc(void)
 static int kicks;
 static void on_kick(void *arg)
 {
-    (void)arg;
     kicks++;
 }
 
 static void stop_loop(evutil_socket_t fd, short w, void *arg)
 {
-    (void)fd;
-    (void)w;
     event_base_loopbreak(arg);
 }
 

@@ -56,7 +56,6 @@ static int top_apply(struct store_op *op, const void *cur, size_t cur_len, uint6
                      size_t *out_len, int *del)
 {
     struct top *t = (struct top *)op;
-    (void)rev;
     t->applies++;
     switch (t->kind) {
     case TOP_FAIL:
@@ -73,7 +72,6 @@ static int top_apply(struct store_op *op, const void *cur, size_t cur_len, uint6
     case TOP_PUT:
         break;
     }
-    (void)cur_len;
     size_t n = t->val_len ? t->val_len : strlen(t->valbuf);
     char *v = xmalloc(n);
     if (t->val_len) {
@@ -106,7 +104,6 @@ static void top_done(struct store_op *op, int err, const struct store_change *ch
 
 static void listener(const struct store_change *ch, void *arg)
 {
-    (void)arg;
     if (ch->rev != listener_last + 1)
         listener_order_bad++;
     listener_last = ch->rev;
@@ -971,7 +968,6 @@ static void bench_submit(struct top *t)
 
 static void bench_done(struct store_op *op, int err, const struct store_change *ch)
 {
-    (void)ch;
     if (err)
         fatal("bench: op failed: %s", store_strerror(err));
     if (mono_ns() < bench_end)

@@ -34,7 +34,6 @@ static int nheld;
 
 static void h_who(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)msg, (void)len, (void)arg;
     char *u, **g;
     if (tls_peer_identity(h2s_call_ssl(c), &u, &g) < 0) {
         h2s_call_reply(c, "anonymous", 9);
@@ -50,7 +49,6 @@ static void h_who(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 
 static void h_hold(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)msg, (void)len, (void)arg;
     if (nheld < 64)
         held[nheld++] = c;
     else
@@ -72,7 +70,6 @@ static void h_claim(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 /* Never answers: the client resets the stream (rapid reset test). */
 static void h_ignore(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)c, (void)msg, (void)len, (void)arg;
 }
 
 static void release_held(void)
@@ -95,14 +92,12 @@ struct res {
 
 static void r_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
 {
-    (void)call;
     struct res *r = arg;
     snprintf(r->body, sizeof(r->body), "%.*s", (int)len, (const char *)msg);
 }
 
 static void r_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    (void)call;
     struct res *r = arg;
     r->done = 1;
     r->code = code;

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-# Hostile input to a running coracle-apiserver and to coraclectl (issue 8);
+# Hostile input to a running coracle-apiserver and to coraclectl (doc/security.md,
+# "Limits against hostile clients");
 # the transport-level cases (malformed and truncated HTTP/2 frames, truncated
 # and oversized gRPC frames, oversized headers on h2s alone) are in
 # t/unit/test_h2.c, t/26-h2-garbage.t and t/unit/test_tls.c, and invalid

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # coracle-apiserver with TLS, client certificates, static tokens and the
-# shipped authorization policy (issue 8), with certificates from
+# shipped authorization policy (doc/security.md, "Authorization"), with certificates from
 # contrib/certs: who may do what (scheduler, nodes, admin, a token user),
 # Kubernetes' denial texts, node restriction (a node writing another node's
 # pods), certificates from another CA, an expired certificate, cleartext against TLS, SIGHUP reload,

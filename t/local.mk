@@ -13,7 +13,7 @@ check_PROGRAMS += t/gclcall
 t_gclcall_SOURCES = t/gclcall.c
 t_gclcall_LDADD = libcoracle.a $(COMMON_LIBS)
 
-# getprobe: Pods.Get one at a time, latency percentiles, for t/70-sec-loop-bound.t.
+# getprobe: Pods.Get one at a time, latency percentiles, for t/28-api-loop-bound.t.
 check_PROGRAMS += t/getprobe
 t_getprobe_SOURCES = t/getprobe.c
 t_getprobe_LDADD = libcoracle.a $(COMMON_LIBS)

@@ -713,7 +713,7 @@ static void metrics(api_t *a, char **body, size_t *len)
             "coracle_http2_sent_bytes_total %" PRIu64 "\n",
             hs.conns_open, hs.conns_total, hs.calls_open, hs.calls_total, hs.bytes_in,
             hs.bytes_out);
-    /* hostile or overloading clients turned away (issue 8: limits) */
+    /* hostile or overloading clients turned away (limits: doc/security.md) */
     fprintf(f,
             "# HELP coracle_http2_refused_total Connections and calls refused by the limits.\n"
             "# TYPE coracle_http2_refused_total counter\n"

@@ -263,7 +263,7 @@ int main(int argc, char **argv)
     for (size_t j = 0; j < ls.n; j++) {
         int is_unix = !strncmp(ls.v[j], "unix:", 5);
         /*
-         * DESIGN: cleartext h2c on loopback and unix sockets only (loopback
+         * doc/security.md, "Transport": cleartext h2c on loopback and unix sockets only (loopback
          * with TLS configured only with --insecure-loopback); elsewhere TLS
          * and authentication (auth_listen refuses the rest)
          */

@@ -73,7 +73,7 @@ static void json_opts(FILE *f, const char *opts)
     fputc(']', f);
 }
 
-/* Docker's / containerd's default capability set (RUNTIME-NOTES). */
+/* Docker's / containerd's default capability set: runc spec's is too small (nginx cannot chown). */
 static const char *const caps[] = {
     "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
     "CAP_MKNOD",   "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",

@@ -33,7 +33,7 @@ enum grpc_code {
 };
 
 #define GRPC_FRAME_HDR 5
-/* Default cap on one request message (DESIGN §8): 1.5 MiB. */
+/* Default cap on one request message (--max-request-bytes; doc/security.md): 1.5 MiB. */
 #define GRPC_MAX_MSG_DEFAULT (3u << 19)
 
 /* "NOT_FOUND" etc.; "UNKNOWN" for codes out of range. Static string. */

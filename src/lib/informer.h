@@ -1,6 +1,6 @@
 /*
  * informer: a local, watch-maintained cache of one kind of object, the way
- * Kubernetes' client-go informers work (DESIGN.md §4). The scheduler uses it
+ * Kubernetes' client-go informers work (doc/DESIGN.md, "resourceVersion"). The scheduler uses it
  * for pods and nodes; the kubelet for its own pods (field selector
  * spec.nodeName=<node>).
  *

@@ -1,5 +1,5 @@
 /*
- * coracle-scheduler: places pending pods on nodes (DESIGN.md §5). main()
+ * coracle-scheduler: places pending pods on nodes (doc/man/coracle-scheduler.8). main()
  * only reads the configuration, sets up the loop, signals and systemd
  * notification; the scheduler itself is sched.c.
  */

@@ -1,5 +1,5 @@
 /*
- * sched: coracle-scheduler's core (DESIGN.md §5). Informers on pods (all
+ * sched: coracle-scheduler's core (doc/man/coracle-scheduler.8). Informers on pods (all
  * namespaces) and nodes feed a scheduling queue (queue.h); each pending pod
  * is filtered and scored against the nodes (fit.h), charged to the chosen
  * node at once (the assume cache: a burst never double-books) and bound with

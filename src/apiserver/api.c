@@ -764,10 +764,10 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
     a->cfg = *cfg;
     if (a->cfg.event_ttl_s <= 0)
         a->cfg.event_ttl_s = 3600;
-    struct watch_config wc = {cfg->watch_queue_bytes, cfg->bookmark_interval_s,
-                              cfg->watch_memory_limit, srv};
-    a->hub = watch_hub_new(base, st, &wc);
     a->reads = rpool_new(base);
+    struct watch_config wc = {cfg->watch_queue_bytes, cfg->bookmark_interval_s,
+                              cfg->watch_memory_limit, srv, a->reads};
+    a->hub = watch_hub_new(base, st, &wc);
     a->events = events_new(base, st, a->cfg.event_ttl_s, expire_event, a);
     struct nodelife_ops nops = {mark_node, mark_pod, a};
     a->nl = nodelife_new(base, st, cfg->node_grace_s, &nops);

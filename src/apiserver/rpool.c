@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 struct rpool {
@@ -36,9 +38,18 @@ static void push(struct rjob **head, struct rjob **tail, struct rjob *j)
     *tail = j;
 }
 
+/*
+ * Below the loop and the commit thread: on a machine of two cores the
+ * worker's bulk work would otherwise take the CPU the loop needs to answer
+ * (a nice value is per thread on Linux).
+ */
+#define WORKER_NICE 10
+
 static void *worker(void *arg)
 {
     rpool_t *p = arg;
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WORKER_NICE) < 0)
+        log_warn("read worker: setpriority: %s", strerror(errno));
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (!p->todo && !p->stop)

@@ -11,6 +11,7 @@
 #include "watch.h"
 #include "grpc.h"
 #include "obj.h"
+#include "rpool.h"
 #include "sel.h"
 #include "smap.h"
 #include "util.h"
@@ -18,6 +19,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +42,8 @@ struct watcher {
     uint64_t last_rev;
     int bookmarks;
     struct event *timeout;
+    /* while its initial state is sent: listed (the budget may end it) but not fed */
+    struct wstart *start;
     void (*on_end)(void *arg, int code);
     void *arg;
 };
@@ -113,8 +117,12 @@ static void watcher_unlink(struct watcher *w)
     }
 }
 
+static void start_free(struct wstart *s);
+
 static void watcher_free(struct watcher *w)
 {
+    if (w->start)
+        start_free(w->start); /* the start of a listed watcher ends with it */
     watcher_unlink(w);
     if (w->timeout)
         event_free(w->timeout);
@@ -362,24 +370,24 @@ static ProtobufCMessage *chg_prev(struct chg *c)
     return c->prev;
 }
 
+/* The frame of a change as an event of type (either thread: no ledger). */
+static rbuf_t *make_frame(const struct store_change *ch, int type)
+{
+    if (type != EV_DELETED)
+        return wire_watch_frame(ev_names[type], ch->val, ch->val_len);
+    /* the previous object, carrying the revision of its deletion */
+    size_t n;
+    void *b = wire_set_rv(ch->prev, ch->prev_len, ch->rev, &n);
+    rbuf_t *f =
+        b ? wire_watch_frame("DELETED", b, n) : wire_watch_frame("DELETED", ch->prev, ch->prev_len);
+    free(b);
+    return f;
+}
+
 static rbuf_t *chg_frame(struct chg *c, int type)
 {
-    if (c->frame[type])
-        return c->frame[type];
-    const struct store_change *ch = c->ch;
-    if (type == EV_DELETED) {
-        /* the previous object, carrying the revision of its deletion */
-        size_t n;
-        void *b = wire_set_rv(ch->prev, ch->prev_len, ch->rev, &n);
-        if (!b)
-            c->frame[type] = wire_watch_frame("DELETED", ch->prev, ch->prev_len);
-        else
-            c->frame[type] = wire_watch_frame("DELETED", b, n);
-        free(b);
-    } else {
-        c->frame[type] = wire_watch_frame(ev_names[type], ch->val, ch->val_len);
-    }
-    ledger_add(c->hub, c->frame[type]);
+    if (!c->frame[type])
+        c->frame[type] = ledger_add(c->hub, make_frame(c->ch, type));
     return c->frame[type];
 }
 
@@ -401,32 +409,30 @@ static bool matches(const struct watcher *w, const struct kind *k, const Protobu
     return !w->fsel || sel_match(w->fsel, obj_field_get, &fa);
 }
 
-/* Sends the change to w if it wants it. Returns -1 if w ended. */
-static int deliver(struct watcher *w, struct chg *c)
+/* What the change is to w (EV_*), or -1: nothing w wants. Either thread. */
+static int chg_type(const struct watcher *w, struct chg *c)
 {
     const struct store_change *ch = c->ch;
     if (ch->rev <= w->last_rev)
-        return 0;
+        return -1;
     if (ch->key_len < w->prefix_len || memcmp(ch->key, w->prefix, w->prefix_len))
-        return 0;
-    int type;
-    if (!w->lsel && !w->fsel) {
-        type = ch->type == STORE_PUT_NEW   ? EV_ADDED
+        return -1;
+    if (!w->lsel && !w->fsel)
+        return ch->type == STORE_PUT_NEW   ? EV_ADDED
                : ch->type == STORE_PUT_MOD ? EV_MODIFIED
                                            : EV_DELETED;
-    } else {
-        bool cm = ch->val && matches(w, c->k, chg_cur(c));
-        bool pm = ch->prev && matches(w, c->k, chg_prev(c));
-        if (cm && pm)
-            type = EV_MODIFIED;
-        else if (cm)
-            type = EV_ADDED;
-        else if (pm)
-            type = EV_DELETED;
-        else
-            return 0;
-    }
-    return watcher_send(w, chg_frame(c, type), ch->rev);
+    bool cm = ch->val && matches(w, c->k, chg_cur(c));
+    bool pm = ch->prev && matches(w, c->k, chg_prev(c));
+    return cm && pm ? EV_MODIFIED : cm ? EV_ADDED : pm ? EV_DELETED : -1;
+}
+
+/* Sends the change to w if it wants it. Returns -1 if w ended. */
+static int deliver(struct watcher *w, struct chg *c)
+{
+    if (w->start)
+        return 0; /* its start replays the log before it is fed */
+    int type = chg_type(w, c);
+    return type < 0 ? 0 : watcher_send(w, chg_frame(c, type), c->ch->rev);
 }
 
 /*
@@ -669,7 +675,7 @@ static void bookmark_list(struct wlist *l, uint64_t rev, rbuf_t **frame)
 {
     for (struct watcher *w = l->head, *n; w; w = n) {
         n = w->next;
-        if (!w->bookmarks)
+        if (!w->bookmarks || w->start)
             continue;
         uint64_t r = rev > w->last_rev ? rev : w->last_rev;
         if (r == rev) {
@@ -725,7 +731,20 @@ static void timeout_cb(evutil_socket_t fd, short what, void *arg)
     watcher_end(arg, GRPC_OK, NULL);
 }
 
-/* ---- start ---- */
+/*
+ * ---- start ----
+ *
+ * A watch begins with what its client has not seen: every object of the
+ * kind (no resourceVersion), or the log after the resourceVersion given.
+ * That can be a whole store's worth of decoding and matching, so it is
+ * read like a List (read.c): up to START_INLINE_NS on the loop, the rest in
+ * the read worker (rpool.h), from one snapshot; selectors of a big request
+ * are parsed there too. The worker only chooses what to send (struct
+ * wpend); the loop makes the frames and sends them, in slices, then replays
+ * the log from the snapshot to now (changes fanned out meanwhile, which the
+ * unlisted watcher missed) and lists the watcher, in one loop callback:
+ * from then on the fan-out feeds it.
+ */
 
 struct replay {
     struct watcher *w;
@@ -747,29 +766,310 @@ static int replay_log(const struct store_change *ch, void *arg)
     return r->ended;
 }
 
-struct initial {
-    struct watcher *w;
-    uint64_t rev;
-    int ended;
+#define START_INLINE_NS 1000000
+#define START_INLINE_MAX_SEL (64u << 10) /* selectors longer than this parse in the worker */
+#define START_CHECK 32                   /* items between clock reads */
+
+/*
+ * An event to send: the change, its bytes pointing into the snapshot (valid
+ * until it ends), and its type. The worker only chooses; the loop makes the
+ * frames as it sends them, so a starting watch holds no copy of its state,
+ * and its frames count in the hub's budget like any other.
+ */
+struct wpend {
+    struct store_change ch;
+    int type;
 };
 
-static int initial_obj(const char *key, size_t key_len, const void *val, size_t val_len, void *arg)
+struct wstart {
+    struct rjob job;
+    struct watcher *w;
+    char *ltext, *ftext; /* selectors not parsed yet (big ones: in the worker) */
+    store_rtxn_t *t;
+    uint64_t snap, from;
+    uint64_t log_done; /* replay: log records up to this one were read */
+    char *resume_key;  /* initial state: keys up to this one were read */
+    size_t resume_len;
+    struct wpend *v;
+    size_t n, cap, sent;
+    int64_t deadline; /* INT64_MAX in the worker */
+    unsigned unchecked;
+    bool paused, done, in_worker;
+    int code; /* nonzero: end the watch with it and err */
+    char *err;
+    int timeout_s;
+    struct event *send_ev;
+};
+
+static bool start_spent(struct wstart *s)
 {
-    struct initial *in = arg;
-    struct watcher *w = in->w;
+    if (++s->unchecked < START_CHECK && !s->w->lsel && !s->w->fsel)
+        return false;
+    s->unchecked = 0;
+    if (rjob_cancelled(&s->job) || (s->deadline != INT64_MAX && mono_ns() >= s->deadline)) {
+        s->paused = true;
+        return true;
+    }
+    return false;
+}
+
+static void start_push(struct wstart *s, const struct store_change *ch, int type)
+{
+    struct wpend *p = XPUSH(s->v, s->n, s->cap);
+    p->ch = *ch;
+    p->ch.key = NULL; /* not kept: only the bytes are */
+    p->ch.key_len = 0;
+    p->type = type;
+}
+
+static int start_log_cb(const struct store_change *ch, void *arg)
+{
+    struct wstart *s = arg;
+    s->log_done = ch->rev;
+    const struct kind *k = kind_by_key(ch->key, ch->key_len);
+    if (k == s->w->k) {
+        struct chg c = {.ch = ch, .k = k};
+        int type = chg_type(s->w, &c);
+        if (type >= 0)
+            start_push(s, ch, type);
+        chg_done(&c);
+    }
+    return start_spent(s);
+}
+
+static int start_obj_cb(const char *key, size_t key_len, const void *val, size_t val_len, void *arg)
+{
+    struct wstart *s = arg;
+    struct watcher *w = s->w;
+    bool m = true;
     if (w->lsel || w->fsel) {
         ProtobufCMessage *o = obj_decode(w->k->desc, val, val_len);
-        bool m = matches(w, w->k, o);
+        m = matches(w, w->k, o);
         obj_free(o);
-        if (!m)
-            return 0;
     }
-    rbuf_t *f = ledger_add(w->hub, wire_watch_frame("ADDED", val, val_len));
-    int e = watcher_send(w, f, in->rev);
-    rbuf_unref(f);
-    if (e < 0)
-        in->ended = 1;
-    return in->ended;
+    if (m) {
+        struct store_change ch = {.rev = s->snap, .val = val, .val_len = val_len};
+        start_push(s, &ch, EV_ADDED);
+    }
+    if (!start_spent(s))
+        return 0;
+    free(s->resume_key);
+    s->resume_key = xstrndup(key, key_len);
+    s->resume_len = key_len;
+    return 1;
+}
+
+static int start_parse(struct wstart *s)
+{
+    struct watcher *w = s->w;
+    sel_t *ls = NULL, *fs = NULL;
+    if (sel_parse_labels(s->ltext, &ls, &s->err) < 0 ||
+        obj_check_field_selector(w->k, s->ftext, &s->err) < 0 ||
+        sel_parse_fields(s->ftext, &fs, &s->err) < 0) {
+        sel_free(ls);
+        s->code = GRPC_INVALID_ARGUMENT;
+        return -1;
+    }
+    if (!sel_empty(ls))
+        w->lsel = ls;
+    else
+        sel_free(ls);
+    if (!sel_empty(fs))
+        w->fsel = fs;
+    else
+        sel_free(fs);
+    free(s->ltext);
+    free(s->ftext);
+    s->ltext = s->ftext = NULL;
+    return 0;
+}
+
+/* Reads until done or paused (past the deadline, or cancelled). Loop or worker. */
+static void start_read(struct wstart *s)
+{
+    s->paused = false;
+    if (s->ltext && start_parse(s) < 0) {
+        s->done = true;
+        return;
+    }
+    int r = 0;
+    if (s->from) {
+        if (s->log_done < s->snap) /* from in the future: nothing to replay, wait for it */
+            r = store_log_scan(s->t, s->log_done, start_log_cb, s);
+        if (r == STORE_ECOMPACTED)
+            s->code = GRPC_OUT_OF_RANGE; /* start_send says it */
+    } else {
+        const char *from = s->resume_key;
+        r = store_scan(s->t, s->w->prefix, s->w->prefix_len, from, from ? s->resume_len : 0,
+                       start_obj_cb, s);
+    }
+    if (r < 0 && !s->code) {
+        s->code = GRPC_INTERNAL;
+        s->err = xstrdup(store_strerror(r));
+    }
+    s->done = s->code || !s->paused;
+}
+
+static void start_free(struct wstart *s)
+{
+    if (s->t)
+        store_read_end(s->t);
+    free(s->v);
+    free(s->resume_key);
+    free(s->ltext);
+    free(s->ftext);
+    free(s->err);
+    if (s->send_ev)
+        event_free(s->send_ev);
+    free(s);
+}
+
+/* The client went away while the watch was starting. */
+static void start_closed(h2s_call_t *c, void *arg)
+{
+    struct wstart *s = arg;
+    if (s->in_worker) {
+        rjob_cancel(&s->job); /* start_job_done ends it */
+        return;
+    }
+    watcher_closed(c, s->w); /* listed: frees s too */
+}
+
+/* Lists the watcher, not fed yet: the budget sees its queue from now on. */
+static void start_list(struct wstart *s)
+{
+    struct watcher *w = s->w;
+    watch_hub_t *h = w->hub;
+    const char *node = w->k == &kind_pod ? sel_required_value(w->fsel, "spec.nodeName") : NULL;
+    if (node) {
+        w->node = xstrdup(node);
+        struct wlist *l = smap_get(h->by_node, node);
+        if (!l) {
+            l = xcalloc(1, sizeof(*l));
+            smap_put(h->by_node, node, l);
+        }
+        wl_add(l, w);
+    } else {
+        wl_add(&h->all[kind_index(w->k)], w);
+    }
+    w->start = s;
+}
+
+/* Ends the watch with code; s is gone after. */
+static void start_fail(struct wstart *s, int code, const char *msg)
+{
+    struct watcher *w = s->w;
+    bool listed = w->start != NULL;
+    watcher_end(w, code, msg); /* a listed watcher's end frees s */
+    if (!listed)
+        start_free(s);
+}
+
+static void start_send(struct wstart *s);
+
+static void start_send_cb(evutil_socket_t fd, short what, void *arg)
+{
+    start_send(arg);
+}
+
+/*
+ * Sends what was read, in slices; then catches up with the log from the
+ * snapshot to now and lets the fan-out feed the watcher, in one callback.
+ */
+static void start_send(struct wstart *s)
+{
+    struct watcher *w = s->w;
+    watch_hub_t *h = w->hub;
+    if (s->code == GRPC_OUT_OF_RANGE && !s->err)
+        s->err = xasprintf("too old resource version: %" PRIu64 " (%" PRIu64 ")", s->from,
+                           store_compacted(h->st));
+    if (s->code) {
+        start_fail(s, s->code, s->err);
+        return;
+    }
+    if (!w->start)
+        start_list(s);
+    int64_t deadline = mono_ns() + START_INLINE_NS;
+    while (s->sent < s->n) {
+        struct wpend *p = &s->v[s->sent++];
+        rbuf_t *f = ledger_add(h, make_frame(&p->ch, p->type));
+        int e = watcher_send(w, f, p->ch.rev);
+        rbuf_unref(f);
+        if (e < 0)
+            return; /* ended, and s with it */
+        if (s->sent % START_CHECK == 0 && mono_ns() > deadline && s->sent < s->n) {
+            if (!s->send_ev)
+                s->send_ev = evtimer_new(h->base, start_send_cb, s);
+            static const struct timeval now = {0, 0};
+            evtimer_add(s->send_ev, &now); /* after a poll */
+            budget_check(h);               /* may end w, and s with it */
+            return;
+        }
+    }
+    if (w->last_rev < s->snap)
+        w->last_rev = s->snap;
+    store_read_end(s->t);
+    s->t = NULL;
+    /* changes fanned out while the watcher was not fed */
+    store_rtxn_t *t;
+    int r = store_read_begin(h->st, &t);
+    if (r < 0) {
+        start_fail(s, GRPC_UNAVAILABLE, store_strerror(r));
+        return;
+    }
+    uint64_t now_rev = store_rtxn_rev(t);
+    w->start = NULL; /* fed from here on: deliver() sends again */
+    struct replay rp = {w, w->k, 0};
+    if (w->last_rev < now_rev)
+        r = store_log_scan(t, w->last_rev, replay_log, &rp);
+    store_read_end(t);
+    if (rp.ended) {
+        start_free(s);
+        return;
+    }
+    if (r < 0) {
+        char *m = r == STORE_ECOMPACTED
+                      ? xasprintf("too old resource version: %" PRIu64 " (%" PRIu64 ")",
+                                  w->last_rev, store_compacted(h->st))
+                      : xstrdup(store_strerror(r));
+        watcher_end(w, r == STORE_ECOMPACTED ? GRPC_OUT_OF_RANGE : GRPC_INTERNAL, m);
+        free(m);
+        start_free(s);
+        return;
+    }
+    if (w->last_rev < now_rev)
+        w->last_rev = now_rev;
+    if (s->timeout_s > 0) {
+        w->timeout = evtimer_new(h->base, timeout_cb, w);
+        struct timeval tv = {s->timeout_s, 0};
+        evtimer_add(w->timeout, &tv);
+    }
+    h2s_call_on_close(w->call, watcher_closed, w);
+    start_free(s);
+    budget_check(h); /* the initial state may be big (and unshared) */
+}
+
+static void start_job_work(struct rjob *j)
+{
+    struct wstart *s = (struct wstart *)((char *)j - offsetof(struct wstart, job));
+    s->deadline = INT64_MAX;
+    start_read(s);
+}
+
+static void start_job_done(struct rjob *j, bool cancelled)
+{
+    struct wstart *s = (struct wstart *)((char *)j - offsetof(struct wstart, job));
+    s->in_worker = false;
+    if (cancelled) { /* the call is gone; the watcher was never listed */
+        struct watcher *w = s->w;
+        w->call = NULL;
+        if (w->on_end)
+            w->on_end(w->arg, -1);
+        watcher_free(w);
+        start_free(s);
+        return;
+    }
+    start_send(s);
 }
 
 void watch_start(watch_hub_t *h, h2s_call_t *call, const struct kind *k,
@@ -777,13 +1077,7 @@ void watch_start(watch_hub_t *h, h2s_call_t *call, const struct kind *k,
                  void *arg)
 {
     char *err = NULL;
-    sel_t *ls = NULL, *fs = NULL;
     int code = GRPC_INVALID_ARGUMENT;
-    if (sel_parse_labels(req->labelselector, &ls, &err) < 0)
-        goto fail;
-    if (obj_check_field_selector(k, req->fieldselector, &err) < 0 ||
-        sel_parse_fields(req->fieldselector, &fs, &err) < 0)
-        goto fail;
     uint64_t from = 0;
     const char *rvs = req->resourceversion;
     if (rvs && *rvs) {
@@ -814,81 +1108,39 @@ void watch_start(watch_hub_t *h, h2s_call_t *call, const struct kind *k,
     const char *ns = k->namespaced && req->namespace_ && *req->namespace_ ? req->namespace_ : NULL;
     w->prefix = ns ? xasprintf("%s/%s/", k->resource, ns) : xasprintf("%s/", k->resource);
     w->prefix_len = strlen(w->prefix);
-    if (!sel_empty(ls))
-        w->lsel = ls;
-    else
-        sel_free(ls);
-    if (!sel_empty(fs))
-        w->fsel = fs;
-    else
-        sel_free(fs);
-    ls = fs = NULL;
-    const char *node = k == &kind_pod ? sel_required_value(w->fsel, "spec.nodeName") : NULL;
-    h2s_call_on_close(call, watcher_closed, w);
+    w->last_rev = from;
 
-    store_rtxn_t *t;
-    int r = store_read_begin(h->st, &t);
+    struct wstart *s = xcalloc(1, sizeof(*s));
+    s->w = w;
+    s->from = from;
+    s->job.work = start_job_work;
+    s->job.done = start_job_done;
+    s->ltext = xstrdup(req->labelselector ? req->labelselector : "");
+    s->ftext = xstrdup(req->fieldselector ? req->fieldselector : "");
+    s->timeout_s = req->has_timeoutseconds && req->timeoutseconds > 0 ? req->timeoutseconds : 0;
+    h2s_call_on_close(call, start_closed, s);
+    int r = store_read_begin(h->st, &s->t);
     if (r < 0) {
-        watcher_end(w, GRPC_UNAVAILABLE, store_strerror(r));
+        start_fail(s, GRPC_UNAVAILABLE, store_strerror(r));
         return;
     }
-    uint64_t snap = store_rtxn_rev(t);
-    if (from) {
-        /* replay the log after from, then live; from in the future: wait for it */
-        w->last_rev = from;
-        if (from < snap) {
-            struct replay rp = {w, k, 0};
-            r = store_log_scan(t, from, replay_log, &rp);
-            if (rp.ended) {
-                store_read_end(t);
-                return;
-            }
-            if (r == STORE_ECOMPACTED) {
-                store_read_end(t);
-                char *m = xasprintf("too old resource version: %" PRIu64 " (%" PRIu64 ")", from,
-                                    store_compacted(h->st));
-                watcher_end(w, GRPC_OUT_OF_RANGE, m);
-                free(m);
-                return;
-            }
-            if (w->last_rev < snap)
-                w->last_rev = snap;
-        }
-    } else {
-        struct initial in = {w, snap, 0};
-        r = store_scan(t, w->prefix, w->prefix_len, NULL, 0, initial_obj, &in);
-        if (in.ended) {
-            store_read_end(t);
+    s->snap = store_rtxn_rev(s->t);
+    /* replay the log after from, then live */
+    s->log_done = from;
+    if (from > s->snap)
+        s->snap = from;
+    if (strlen(s->ltext) + strlen(s->ftext) <= START_INLINE_MAX_SEL) {
+        s->deadline = mono_ns() + START_INLINE_NS;
+        start_read(s);
+        if (s->done) {
+            start_send(s);
             return;
         }
-        w->last_rev = snap;
     }
-    store_read_end(t);
-    if (r < 0) {
-        watcher_end(w, GRPC_INTERNAL, store_strerror(r));
-        return;
-    }
-    if (node) {
-        w->node = xstrdup(node);
-        struct wlist *l = smap_get(h->by_node, node);
-        if (!l) {
-            l = xcalloc(1, sizeof(*l));
-            smap_put(h->by_node, node, l);
-        }
-        wl_add(l, w);
-    } else {
-        wl_add(&h->all[kind_index(k)], w);
-    }
-    if (req->has_timeoutseconds && req->timeoutseconds > 0) {
-        w->timeout = evtimer_new(h->base, timeout_cb, w);
-        struct timeval tv = {req->timeoutseconds, 0};
-        evtimer_add(w->timeout, &tv);
-    }
-    budget_check(h); /* the initial state may be big (and unshared) */
+    s->in_worker = true;
+    rpool_submit(h->cfg.pool, &s->job);
     return;
 fail:
-    sel_free(ls);
-    sel_free(fs);
     h2s_call_finish(call, code, err);
     if (on_end)
         on_end(arg, code);

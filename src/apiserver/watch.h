@@ -28,6 +28,7 @@
 
 #include "h2s.h"
 #include "kinds.h"
+#include "rpool.h"
 #include "store.h"
 
 typedef struct watch_hub watch_hub_t;
@@ -37,6 +38,7 @@ struct watch_config {
     int bookmark_interval_s; /* BOOKMARK period for watchers that allow them (default 60) */
     size_t memory_limit;     /* cap on the memory all watches' unsent events hold (256 MiB) */
     h2s_t *srv;              /* its queues' own memory counts too (h2s_stats.queue_mem) */
+    rpool_t *pool;           /* reads a big initial state off the loop */
 };
 
 watch_hub_t *watch_hub_new(struct event_base *base, store_t *st, const struct watch_config *cfg);

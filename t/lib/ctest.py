@@ -38,6 +38,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("CORACLE_SRC") or os.path.dirname(os.path.dirname(HERE))
 BUILD = os.environ.get("CORACLE_BUILD") or SRC
 
+# How long a call or a daemon may take before the test gives up on it. These
+# bound a hang, nothing else: what a check needs to see happen in time, it
+# checks itself. CI's machine may be several times slower than a developer's,
+# and runs everything under the sanitizers beside another script: generous.
+DEADLINE = 60
+
 
 def _load_pb():
     """Generates coracle_pb2 from proto/ into the build dir (once) and imports it."""
@@ -148,7 +154,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def http_get(addr, path, timeout=2.0):
+def http_get(addr, path, timeout=10.0):
     """HTTP/1.1 GET to host:port; returns (status, body) or (None, error text)."""
     host, port = addr.rsplit(":", 1)
     try:
@@ -206,7 +212,7 @@ class Client:
         name = self.RESP.get((service, method), self.KIND[service])
         return getattr(pb, name)
 
-    def call(self, service, method, req, timeout=10):
+    def call(self, service, method, req, timeout=DEADLINE):
         """Unary call; returns the response or raises ApiError."""
         rt = self._resp_type(service, method)
         fn = self.channel.unary_unary("/coracle.v1.%s/%s" % (service, method),
@@ -217,7 +223,7 @@ class Client:
         except grpc.RpcError as e:
             raise ApiError(e.code(), e.details())
 
-    def try_call(self, service, method, req, timeout=10):
+    def try_call(self, service, method, req, timeout=DEADLINE):
         """Unary call; returns (response, None) or (None, ApiError)."""
         try:
             return self.call(service, method, req, timeout), None
@@ -257,7 +263,7 @@ class Daemon:
     def alive(self):
         return self.proc.poll() is None
 
-    def stop(self, sig=signal.SIGTERM, timeout=10):
+    def stop(self, sig=signal.SIGTERM, timeout=DEADLINE):
         """Stops the daemon; returns its exit status (None if it had to be killed)."""
         if self.proc.poll() is not None:
             return self.proc.returncode
@@ -341,10 +347,10 @@ class Cluster:
         self.clients.append(c)
         return c
 
-    def wait_ready(self, addr, daemon, timeout=15):
+    def wait_ready(self, addr, daemon, timeout=DEADLINE):
         deadline = time.time() + timeout
         while time.time() < deadline:
-            status, _ = http_get(addr, "/readyz", timeout=1)
+            status, _ = http_get(addr, "/readyz", timeout=5)
             if status == 200:
                 return True
             if not daemon.alive():
@@ -360,7 +366,7 @@ class Cluster:
         return self.start("kubelet-" + node, [self.bin("coracle-kubelet"), "--server", self.api_addr,
                                               "--node-name", node, "--root-dir", root_dir] + list(extra))
 
-    def ctl(self, *args, stdin=None, timeout=30, server=True):
+    def ctl(self, *args, stdin=None, timeout=2 * DEADLINE, server=True):
         """Runs coraclectl; returns (exit code, stdout, stderr)."""
         argv = [self.bin("coraclectl")]
         if server and self.api_addr:
@@ -375,7 +381,7 @@ class Cluster:
         teardown."""
         return CtlWatch(self, list(args), env)
 
-    def wait_for(self, fn, timeout=10, interval=0.05):
+    def wait_for(self, fn, timeout=30, interval=0.05):
         """Calls fn until it returns a true value (returned) or timeout (returns None)."""
         deadline = time.time() + timeout
         while True:
@@ -409,7 +415,7 @@ class CtlWatch:
         with self.lock:
             return self.out
 
-    def wait(self, fn, timeout=15):
+    def wait(self, fn, timeout=DEADLINE):
         """Waits until fn(text so far) is true; returns its value or None."""
         return self.c.wait_for(lambda: fn(self.text()), timeout=timeout)
 

@@ -146,7 +146,7 @@ t.like(err("Pods", "Create", lp)[1], 'spec.restartPolicy: Unsupported value: "So
 def raw_call(path, payload):
     fn = api.channel.unary_unary(path, request_serializer=None, response_deserializer=None)
     try:
-        fn(payload, timeout=5)
+        fn(payload, timeout=ctest.DEADLINE)
         return None, None
     except grpc.RpcError as e:
         return e.code(), e.details()

@@ -72,7 +72,8 @@ for i in range(NSTALL):
               frame(0, 1, 1, b"\x00" + struct.pack(">I", len(req)) + req))
     stalled.append(s)
 c.on_teardown(lambda: [s.close() for s in stalled])
-t.ok(c.wait_for(lambda: (metric("coracle_apiserver_watch_slow_ended_total") or 0) >= NSTALL // 2, timeout=10),
+t.ok(c.wait_for(lambda: (metric("coracle_apiserver_watch_slow_ended_total") or 0) >= NSTALL // 2,
+                  timeout=ctest.DEADLINE),
      "%d stalled watchers opened, their initial state (%d KiB each) passed the budget: %s ended"
      % (NSTALL, NINIT * BLOB >> 10, metric("coracle_apiserver_watch_slow_ended_total")))
 peak = rss_anon()
@@ -106,7 +107,7 @@ t.diag("%d stalled watchers x %d KiB initial state + %d KiB of shared events = %
 t.is_(cut, float(NSTALL), "every stalled watcher was ended by the budget (each stayed far below its own cap)")
 t.ok(peak - before < 40 << 20, "server anonymous memory grew %d MiB (budget %d MiB), not the %d MiB the queues would hold"
      % ((peak - before) >> 20, LIMIT >> 20, unbudgeted))
-c.wait_for(lambda: len(got) >= NINIT + N, timeout=20)
+c.wait_for(lambda: len(got) >= NINIT + N, timeout=ctest.DEADLINE)
 t.is_(len(got), NINIT + N, "a watcher that reads got every event (initial state and live)")
 t.is_(metric("coracle_apiserver_watchers"), 1.0, "only the reading watcher is left")
 fast.cancel()

@@ -35,7 +35,7 @@ def call(tok, svc, method, req):
     fn = api.channel.unary_unary("/coracle.v1.%s/%s" % (svc, method), request_serializer=lambda m: m.SerializeToString(),
                                  response_deserializer=rt.FromString)
     try:
-        return fn(req, timeout=5, metadata=as_user(tok)), None
+        return fn(req, timeout=ctest.DEADLINE, metadata=as_user(tok)), None
     except grpc.RpcError as e:
         return None, (e.code(), e.details())
 
@@ -130,7 +130,7 @@ else:
                                   "--client-ca-file", os.path.join(pki, "ca.crt"), "--authorization-policy-file", policy])
     rd = lambda n: open(os.path.join(pki, n), "rb").read()
     import time
-    ok = c.wait_for(lambda: "ready" in d.tail(), timeout=10)
+    ok = c.wait_for(lambda: "ready" in d.tail(), timeout=ctest.DEADLINE)
     def tls_chan(crt, key):
         creds = grpc.ssl_channel_credentials(root_certificates=rd("ca.crt"), private_key=rd(key) if key else None,
                                              certificate_chain=rd(crt) if crt else None)
@@ -138,7 +138,7 @@ else:
     ch = tls_chan("admin.crt", "admin.key")
     fn = ch.unary_unary("/coracle.v1.Nodes/Create", request_serializer=lambda m: m.SerializeToString(), response_deserializer=pb.Node.FromString)
     try:
-        n = fn(pb.Node(metadata=meta("tn")), timeout=5)
+        n = fn(pb.Node(metadata=meta("tn")), timeout=ctest.DEADLINE)
         t.is_(n.metadata.name, "tn", "TLS: the admin certificate (O=system:masters) may create")
     except grpc.RpcError as e:
         t.ok(False, "TLS admin create: %s %s" % (e.code(), e.details()))
@@ -146,7 +146,7 @@ else:
     ch = tls_chan("kubelet-n1.crt", "kubelet-n1.key")
     fn = ch.unary_unary("/coracle.v1.Nodes/Update", request_serializer=lambda m: m.SerializeToString(), response_deserializer=pb.Node.FromString)
     try:
-        fn(pb.Node(metadata=meta("tn")), timeout=5)
+        fn(pb.Node(metadata=meta("tn")), timeout=ctest.DEADLINE)
         t.ok(False, "TLS: kubelet n1 may not update node tn")
     except grpc.RpcError as e:
         t.is_(e.code(), grpc.StatusCode.PERMISSION_DENIED, "TLS: the kubelet certificate (CN=system:node:n1) may not update node tn")
@@ -154,7 +154,7 @@ else:
     ch = tls_chan(None, None)
     fn = ch.unary_unary("/coracle.v1.Nodes/List", request_serializer=lambda m: m.SerializeToString(), response_deserializer=pb.NodeList.FromString)
     try:
-        fn(pb.ListRequest(), timeout=5)
+        fn(pb.ListRequest(), timeout=ctest.DEADLINE)
         t.ok(False, "TLS without a client certificate or token")
     except grpc.RpcError as e:
         t.is_(e.code(), grpc.StatusCode.UNAUTHENTICATED, "TLS without a client certificate or token: UNAUTHENTICATED")

@@ -77,7 +77,7 @@ _, e = None, None
 try:
     fn = api.channel.unary_unary("/coracle.v1.Pods/Get", request_serializer=lambda m: m.SerializeToString(),
                                  response_deserializer=pb.Pod.FromString)
-    fn(pb.GetRequest(namespace="default", name="x"), metadata=[("x-big", "a" * 40000)], timeout=5)
+    fn(pb.GetRequest(namespace="default", name="x"), metadata=[("x-big", "a" * 40000)], timeout=ctest.DEADLINE)
     code = grpc.StatusCode.OK
 except grpc.RpcError as ex:
     code = ex.code()

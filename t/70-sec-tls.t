@@ -89,7 +89,7 @@ class TokenInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientI
 
 def https_get(path):
     ctx = ssl.create_default_context(cafile=os.path.join(pki, "ca.crt"))
-    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         with ctx.wrap_socket(s, server_hostname="localhost") as ss:
             ss.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode())
             data = b""
@@ -102,7 +102,7 @@ def https_get(path):
     return int(head.split(b" ")[1]), body.decode()
 
 
-deadline = time.time() + 15
+deadline = time.time() + ctest.DEADLINE
 while time.time() < deadline:
     try:
         if https_get("/readyz")[0] == 200:
@@ -278,7 +278,7 @@ with open(policy, "a") as f:
     f.write("bind view user:carol\n")
 api.proc.send_signal(signal.SIGHUP)
 carol = client(token="tok-carol")
-ok = ctest.Cluster.wait_for(c, lambda: code_of(carol, "Pods", "List", pb.ListRequest())[0] == grpc.StatusCode.OK, timeout=5)
+ok = ctest.Cluster.wait_for(c, lambda: code_of(carol, "Pods", "List", pb.ListRequest())[0] == grpc.StatusCode.OK, timeout=ctest.DEADLINE)
 t.ok(ok, "after SIGHUP a new token and binding work")
 t.is_(code_of(carol, "Pods", "Delete", pb.DeleteRequest(namespace="default", name="web"))[0],
       grpc.StatusCode.PERMISSION_DENIED, "... with only the view role's rights")

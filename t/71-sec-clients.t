@@ -53,7 +53,7 @@ api = c.start("apiserver", [c.bin("coracle-apiserver"), "--listen", addr,
 def https_ready():
     ctx = ssl.create_default_context(cafile=os.path.join(pki, "ca.crt"))
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
             with ctx.wrap_socket(s, server_hostname="127.0.0.1") as ss:
                 ss.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 return ss.recv(100).startswith(b"HTTP/1.1 200")
@@ -63,7 +63,7 @@ def https_ready():
         return False
 
 
-if not c.wait_for(https_ready, timeout=15, interval=0.1):
+if not c.wait_for(https_ready, timeout=ctest.DEADLINE, interval=0.1):
     t.bail("apiserver not ready over TLS:\n" + api.tail())
 
 # coraclectl with a clean environment: no config but what each test gives
@@ -116,7 +116,7 @@ t.like(out, "Server: 127.0.0.1:%d (reachable)" % port, "version: reachable over 
 # get -w over TLS: the list, then a change
 w = subprocess.Popen([c.bin("coraclectl")] + admin + ["get", "po", "-w"], env=base_env, stdout=subprocess.PIPE,
                      stderr=subprocess.PIPE, text=True)
-guard = threading.Timer(20, w.kill)  # a hung watch fails the test instead of hanging it
+guard = threading.Timer(ctest.DEADLINE, w.kill)  # a hung watch fails the test instead of hanging it
 guard.start()
 try:
     head = w.stdout.readline()
@@ -199,12 +199,12 @@ def node_of(name):
 
 nocert = c.start("scheduler-nocert", [c.bin("coracle-scheduler"), "--server", addr, "--healthz-listen", "",
                                       "--certificate-authority", P("ca.crt")])
-c.wait_for(lambda: "Unauthorized" in nocert.tail(), timeout=10)
+c.wait_for(lambda: "Unauthorized" in nocert.tail(), timeout=ctest.DEADLINE)
 t.like(nocert.tail(), "Unauthorized", "a scheduler without its certificate is refused")
 t.is_(node_of("sched-me"), None, "... and binds nothing")
 nocert.stop()
 sched = c.start("scheduler", [c.bin("coracle-scheduler"), "--config", P("scheduler.conf"), "--healthz-listen", ""])
-t.is_(c.wait_for(lambda: node_of("sched-me"), timeout=15), "n1",
+t.is_(c.wait_for(lambda: node_of("sched-me"), timeout=ctest.DEADLINE), "n1",
       "coracle-scheduler with scheduler.conf (CN system:kube-scheduler) binds the pod over TLS")
 rc, out, err = ctl(*admin, "get", "ev", "--field-selector", "involvedObject.name=sched-me")
 t.like(out, "Successfully assigned default/sched-me to n1", "... and posts its Scheduled event")

@@ -49,7 +49,7 @@ def conversation():
             grpc_request(5, path=b"/test.Echo/Stream", msg=b"20"))
 
 
-def exchange(port, data, timeout=2.0):
+def exchange(port, data, timeout=10.0):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
         s.sendall(data)
@@ -125,7 +125,7 @@ try:
     sender = threading.Thread(target=lambda: s.sendall(d), daemon=True)
     sender.start()
     time.sleep(1.0)
-    s.settimeout(10)
+    s.settimeout(60)
     buf, ended = b"", 0
     try:
         while ended < 900:
@@ -148,7 +148,7 @@ try:
     s.close()
     ok(ended == 900, "a client that reads nothing for a while, then reads, gets all 900 answers (%d)" % ended)
     proc.send_signal(signal.SIGTERM)
-    ok(proc.wait(timeout=10) == 0, "clean exit")
+    ok(proc.wait(timeout=60) == 0, "clean exit")
 finally:
     if proc.poll() is None:
         proc.kill()

@@ -62,7 +62,7 @@ server.start()
 
 def call(path, req, *extra):
     out = subprocess.run([os.path.join(BUILD, "t", "gclcall"), "127.0.0.1:%d" % port, path, req]
-                         + list(extra), capture_output=True, timeout=20)
+                         + list(extra), capture_output=True, timeout=120)
     return out.stdout.decode().rstrip("\n").split(" ", 4)
 
 

@@ -260,19 +260,19 @@ done = {}
 
 
 def run_delete():
-    done["r"] = c.ctl("delete", "pod", "bound", timeout=30)
+    done["r"] = c.ctl("delete", "pod", "bound")
     done["t"] = time.time()
 
 
 th = threading.Thread(target=run_delete)
 th.start()
-got = c.wait_for(lambda: api.call("Pods", "Get", pb.GetRequest(namespace="default", name="bound")).metadata.HasField("deletionTimestamp"), timeout=10)
+got = c.wait_for(lambda: api.call("Pods", "Get", pb.GetRequest(namespace="default", name="bound")).metadata.HasField("deletionTimestamp"), timeout=ctest.DEADLINE)
 t.ok(got, "graceful delete marks deletionTimestamp")
 time.sleep(0.5)
 t.ok(th.is_alive(), "--wait: still waiting while the pod exists")
 finish = time.time()
 api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="bound", gracePeriodSeconds=0))
-th.join(20)
+th.join(ctest.DEADLINE)
 t.ok(not th.is_alive() and done["r"][0] == 0 and done["t"] >= finish, "--wait returns after the pod is gone")
 t.is_(done["r"][1], 'pod "bound" deleted\n', "delete output")
 api.call("Pods", "Create", simple_pod("bound2", nodeName="edge-1"))

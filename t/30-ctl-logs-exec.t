@@ -28,7 +28,7 @@ c.on_teardown(lambda: ctest.node_cleanup(root, runc_root))
 klet.import_busybox(t, root)
 api = c.start_apiserver()
 c.start_kubelet("node1", root_dir=root)
-t.ok(c.wait_for(lambda: api.try_call("Nodes", "Get", pb.GetRequest(name="node1"))[0], timeout=15), "node registered")
+t.ok(c.wait_for(lambda: api.try_call("Nodes", "Get", pb.GetRequest(name="node1"))[0], timeout=ctest.DEADLINE), "node registered")
 
 manifest = """apiVersion: v1
 kind: Pod
@@ -57,12 +57,12 @@ def running():
         len(p.status.containerStatuses) == 2
 
 
-t.ok(c.wait_for(running, timeout=30), "pod running")
+t.ok(c.wait_for(running, timeout=ctest.DEADLINE), "pod running")
 rc, out, err = c.ctl("get", "po", "talk")
 t.is_(out.splitlines()[1].split()[:3], ["talk", "2/2", "Running"], "get po: 2/2 Running")
 
 # ---- logs ----
-got = c.wait_for(lambda: (lambda r: r[1] if r[1] == "hello\nworld\n" else None)(c.ctl("logs", "talk")), timeout=10)
+got = c.wait_for(lambda: (lambda r: r[1] if r[1] == "hello\nworld\n" else None)(c.ctl("logs", "talk")), timeout=ctest.DEADLINE)
 t.is_(got, "hello\nworld\n", "logs")
 rc, out, err = c.ctl("logs", "talk")
 t.is_(err, 'Defaulted container "main" out of: main, side\n', "logs: default container named")
@@ -74,15 +74,17 @@ f = subprocess.Popen([c.bin("coraclectl"), "--server", c.api_addr, "logs", "-f",
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 c.on_teardown(lambda: f.poll() is None and f.kill())
 buf = []
-th = threading.Thread(target=lambda: buf.append(f.stdout.read()), daemon=True)
+th = threading.Thread(target=lambda: buf.extend(iter(f.stdout.readline, "")), daemon=True)
 th.start()
-time.sleep(1)
+# the new line is written once -f has printed what was there (it follows by then)
+c.wait_for(lambda: len(buf) >= 2, timeout=ctest.DEADLINE)
 rc, out, err = c.ctl("exec", "talk", "-c", "main", "--", "touch", "/tmp/more")
 t.is_(rc, 0, "exec touch")
-time.sleep(1.5)
+c.wait_for(lambda: len(buf) >= 3, timeout=ctest.DEADLINE)
+time.sleep(0.5)  # anything more would show up now
 f.terminate()
 th.join(5)
-t.is_(buf[0] if buf else None, "hello\nworld\nmore\n", "logs -f follows new output")
+t.is_("".join(buf), "hello\nworld\nmore\n", "logs -f follows new output")
 
 # ---- exec ----
 rc, out, err = c.ctl("exec", "talk", "--", "echo", "hi")

@@ -57,7 +57,7 @@ w.stop()
 for i in range(1200):
     api.call("Pods", "Create", simple_pod("b%04d" % i, ns="bulkw"))
 w = Watcher("po", "-n", "bulkw", "-w", "-o", "name")
-t.ok(w.wait(lambda s: s.count("\n") >= 1200, timeout=30), "the list comes in pages")
+t.ok(w.wait(lambda s: s.count("\n") >= 1200), "the list comes in pages")
 api.call("Pods", "Create", simple_pod("after", ns="bulkw"))
 t.ok(w.wait(lambda s: "pod/after\n" in s), "then the watch")
 t.is_(w.text().split(), ["pod/b%04d" % i for i in range(1200)] + ["pod/after"], "all items once, in order")
@@ -93,7 +93,7 @@ t.ok(w.wait(lambda s: "pod/w3\n" in s), "--watch-only sees a create")
 c.api.stop()
 api = c.start_apiserver("--compact-keep", "5")
 api.call("Pods", "Create", simple_pod("w4"))
-t.ok(w.wait(lambda s: "pod/w4\n" in s, timeout=30), "resumed after the apiserver restarted")
+t.ok(w.wait(lambda s: "pod/w4\n" in s), "resumed after the apiserver restarted")
 t.is_(w.text().count("pod/w3\n"), 1, "no replay of what was already seen")
 t.ok(w.p.poll() is None, "still watching")
 
@@ -103,10 +103,10 @@ time.sleep(3)  # let coraclectl's reconnect backoff grow
 api = c.start_apiserver("--compact-keep", "5")
 for i in range(12):
     api.call("Pods", "Create", simple_pod("gap%d" % i))
-t.ok(w.wait(lambda s: all(("pod/gap%d\n" % i) in s for i in range(12)), timeout=40),
+t.ok(w.wait(lambda s: all(("pod/gap%d\n" % i) in s for i in range(12))),
      "changes made while it was away are all shown (re-listed or replayed)")
 api.call("Pods", "Create", simple_pod("w5"))
-t.ok(w.wait(lambda s: "pod/w5\n" in s, timeout=20), "and it keeps watching")
+t.ok(w.wait(lambda s: "pod/w5\n" in s), "and it keeps watching")
 err = w.stop()
 t.ok("listing again" in err, "the watch was re-listed after OUT_OF_RANGE")
 t.ok("rror" not in err, "no error printed: " + err)

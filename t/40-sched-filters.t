@@ -106,10 +106,10 @@ t.is_(su.wait_failed_message(c, api, "ready", want), want, "not-ready node messa
 n4 = api.call("Nodes", "Get", pb.GetRequest(name="n4"))
 n4.status.conditions[0].status = "True"
 api.call("Nodes", "UpdateStatus", n4)
-t.is_(su.wait_bound(c, api, "ready", timeout=5), "n4", "pod placed once its node is Ready")
+t.is_(su.wait_bound(c, api, "ready", timeout=ctest.DEADLINE), "n4", "pod placed once its node is Ready")
 api.call("Nodes", "Create", su.node("n5", cpu="8", mem="16Gi", labels={"zone": "c"}))
-t.is_(su.wait_bound(c, api, "sel", timeout=5), "n5", "pod placed once a matching node registers")
-t.is_(su.wait_bound(c, api, "cpu", timeout=5) in ("n4", "n5"), True,
+t.is_(su.wait_bound(c, api, "sel", timeout=ctest.DEADLINE), "n5", "pod placed once a matching node registers")
+t.is_(su.wait_bound(c, api, "cpu", timeout=ctest.DEADLINE) in ("n4", "n5"), True,
       "the cpu-hungry pod finds room on the new nodes")
 
 # 8. a pod for another scheduler is left alone; a pod with nodeName is not touched

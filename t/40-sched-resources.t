@@ -37,7 +37,7 @@ time.sleep(1.5)
 t.is_(failed_count("b"), n0, "an unschedulable pod waits for a relevant event, no retry loop")
 t0 = time.time()
 api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="a", gracePeriodSeconds=0))
-t.is_(su.wait_bound(c, api, "b", timeout=5), "small", "b bound once a is deleted")
+t.is_(su.wait_bound(c, api, "b", timeout=ctest.DEADLINE), "small", "b bound once a is deleted")
 t.diag("b bound %.2f s after a's deletion" % (time.time() - t0))
 
 api.call("Pods", "Create", su.pod("c", cpu="600m", node_selector=sel))
@@ -46,7 +46,7 @@ t.is_(su.wait_failed_message(c, api, "c", want), want, "c waits while b runs")
 b = su.get_pod(api, "b")
 b.status.phase = "Succeeded"
 api.call("Pods", "UpdateStatus", b)
-t.is_(su.wait_bound(c, api, "c", timeout=5), "small", "c bound once b has finished")
+t.is_(su.wait_bound(c, api, "c", timeout=ctest.DEADLINE), "small", "c bound once b has finished")
 
 # ---- 1,000 pods at once for 100 slots: 10 nodes x 1 cpu, pods of 100m
 N_NODES, N_PODS, SLOTS = 10, 1000, 100
@@ -66,7 +66,7 @@ def bound():
             if p.metadata.name.startswith("burst-") and p.spec.nodeName]
 
 
-got = c.wait_for(lambda: len(bound()) >= SLOTS, timeout=30, interval=0.2)
+got = c.wait_for(lambda: len(bound()) >= SLOTS, timeout=ctest.DEADLINE, interval=0.2)
 t.diag("%d bound %.2f s after the first create" % (len(bound()), time.time() - t0))
 time.sleep(1.0)  # anything extra would show up now
 b = bound()
@@ -79,14 +79,14 @@ name = next(p.metadata.name for p in su.list_pods(api, "default")
             if p.metadata.name.startswith("burst-") and not p.spec.nodeName)
 want = "0/11 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, " \
        "10 Insufficient cpu."
-t.is_(su.wait_failed_message(c, api, name, want, timeout=15), want,
+t.is_(su.wait_failed_message(c, api, name, want, timeout=ctest.DEADLINE), want,
       "a pending burst pod says why")
 
 # delete 5 bound pods: exactly 5 pending ones take their place
 victims = [p.metadata.name for p in b[:5]]
 for v in victims:
     api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name=v, gracePeriodSeconds=0))
-c.wait_for(lambda: len(bound()) >= SLOTS, timeout=10, interval=0.2)
+c.wait_for(lambda: len(bound()) >= SLOTS, timeout=ctest.DEADLINE, interval=0.2)
 time.sleep(0.5)
 b2 = bound()
 t.is_(len(b2), SLOTS, "freed room refilled, never overbooked")

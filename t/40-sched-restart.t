@@ -35,7 +35,7 @@ def restart_apiserver():
 api = restart_apiserver()
 su.call_retry(api, "Pods", "Create", su.pod("p2", cpu="100m"))
 t0 = time.time()
-t.is_(su.wait_bound(c, api, "p2", timeout=15), "n1", "pod created after the restart is bound")
+t.is_(su.wait_bound(c, api, "p2", timeout=ctest.DEADLINE), "n1", "pod created after the restart is bound")
 t.diag("bound %.2f s after the apiserver came back" % (time.time() - t0))
 t.ok(sched.alive(), "scheduler survived the restart")
 
@@ -59,7 +59,7 @@ try:
         api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="churn%d" % i,
                                                     gracePeriodSeconds=0))
     # the old revisions are really gone: a watch from revision 1 is refused
-    it = api.stream("Pods", "Watch", pb.ListRequest(resourceVersion="1"), timeout=5)
+    it = api.stream("Pods", "Watch", pb.ListRequest(resourceVersion="1"), timeout=ctest.DEADLINE)
     code = None
     try:
         for _ in it:
@@ -71,7 +71,7 @@ finally:
     os.kill(sched.proc.pid, signal.SIGCONT)
 
 t0 = time.time()
-t.is_(su.wait_bound(c, api, "big2", timeout=15), "n1",
+t.is_(su.wait_bound(c, api, "big2", timeout=ctest.DEADLINE), "n1",
       "big2 bound: the re-list reported big1's deletion and freed its cpu")
 t.diag("bound %.2f s after the scheduler woke" % (time.time() - t0))
 log = open(sched.log_path, errors="replace").read()
@@ -84,12 +84,23 @@ t.ok(sched.alive(), "scheduler still running")
 # ---- 3. a scheduler started while the apiserver is down waits for it (backoff)
 t.is_(sched.stop(), 0, "scheduler exits 0 on SIGTERM")
 c.api.stop()
+mark = os.path.getsize(sched.log_path)  # the new scheduler logs to the same file
+
+
+def new_log():
+    with open(sched.log_path, "rb") as f:
+        f.seek(mark)
+        return f.read().decode(errors="replace")
+
+
 sched = c.start_scheduler("--backoff-initial", "200ms", "--backoff-max", "1s")
+# the apiserver comes back once the scheduler has found it down (not after a
+# fixed time: a slow machine may not have tried by then)
+c.wait_for(lambda: "list failed: UNAVAILABLE" in new_log(), timeout=ctest.DEADLINE)
 time.sleep(1.0)
 t.ok(sched.alive(), "scheduler keeps running without an apiserver")
 api = c.start_apiserver("--compact-keep", "20", data_dir=data)
 su.call_retry(api, "Pods", "Create", su.pod("p4", cpu="100m"))
-t.is_(su.wait_bound(c, api, "p4", timeout=15), "n1", "pod bound once the apiserver is up")
-log = open(sched.log_path, errors="replace").read()
-t.ok("list failed: UNAVAILABLE" in log, "the failed lists were logged")
+t.is_(su.wait_bound(c, api, "p4", timeout=ctest.DEADLINE), "n1", "pod bound once the apiserver is up")
+t.ok("list failed: UNAVAILABLE" in new_log(), "the failed lists were logged")
 t.done()

@@ -65,7 +65,7 @@ def node_of(api, name, ns="default"):
     return p.spec.nodeName if p is not None and p.spec.nodeName else None
 
 
-def wait_bound(c, api, name, timeout=10, ns="default"):
+def wait_bound(c, api, name, timeout=ctest.DEADLINE, ns="default"):
     return c.wait_for(lambda: node_of(api, name, ns), timeout=timeout)
 
 
@@ -75,14 +75,14 @@ def events_for(api, name, reason=None, ns="default"):
             if e.involvedObject.name == name and (reason is None or e.reason == reason)]
 
 
-def wait_event(c, api, name, reason, timeout=10, ns="default"):
+def wait_event(c, api, name, reason, timeout=ctest.DEADLINE, ns="default"):
     def f():
         ev = events_for(api, name, reason, ns)
         return ev[-1] if ev else None
     return c.wait_for(f, timeout=timeout, interval=0.1)
 
 
-def wait_failed_message(c, api, name, want, timeout=10, ns="default"):
+def wait_failed_message(c, api, name, want, timeout=ctest.DEADLINE, ns="default"):
     """Waits until some FailedScheduling event of pod name says want; returns the
     last message seen."""
     seen = [None]
@@ -142,7 +142,7 @@ def sleep_until(pred, timeout, interval=0.05):
     return pred()
 
 
-def call_retry(api, service, method, req, timeout=10):
+def call_retry(api, service, method, req, timeout=ctest.DEADLINE):
     """A unary call retried while the channel reconnects (UNAVAILABLE) after a
     daemon restart; grpcio shares subchannels between channels to one target."""
     end = time.time() + timeout

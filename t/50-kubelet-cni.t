@@ -43,7 +43,7 @@ def get(name):
     return api.try_call("Pods", "Get", pb.GetRequest(namespace="default", name=name))[0]
 
 
-def wait_pod(name, pred, timeout=20):
+def wait_pod(name, pred, timeout=ctest.DEADLINE):
     return c.wait_for(lambda: (lambda p: p if p is not None and pred(p) else None)(get(name)), timeout=timeout)
 
 
@@ -75,7 +75,7 @@ t.is_(get("a").status.podIP, ipa, "pod IP unchanged after a kubelet restart")
 
 for n in ("a", "b"):
     api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name=n))
-t.ok(c.wait_for(lambda: get("a") is None and get("b") is None, timeout=15), "pods deleted")
+t.ok(c.wait_for(lambda: get("a") is None and get("b") is None, timeout=ctest.DEADLINE), "pods deleted")
 used = [f for f in os.listdir(os.path.join(ipam, "coracle-test")) if f.startswith("10.")]
 t.is_(used, [], "IPs released (CNI DEL)")
 links = subprocess.run(["ip", "-o", "link", "show", "master", bridge], capture_output=True, text=True).stdout

@@ -16,14 +16,14 @@ pb = c.pb
 api = c.start_apiserver()
 k = c.start_kubelet("node1", "--healthz-listen", "", "--crashloop-backoff-base", "1", "--crashloop-backoff-max", "4",
                     "--container-log-max-size", "4096", root_dir=root)
-c.wait_for(lambda: api.try_call("Nodes", "Get", pb.GetRequest(name="node1"))[0], timeout=10)
+c.wait_for(lambda: api.try_call("Nodes", "Get", pb.GetRequest(name="node1"))[0], timeout=ctest.DEADLINE)
 
 
 def get(name):
     return api.try_call("Pods", "Get", pb.GetRequest(namespace="default", name=name))[0]
 
 
-def wait_pod(name, pred, timeout=20):
+def wait_pod(name, pred, timeout=ctest.DEADLINE):
     return c.wait_for(lambda: (lambda p: p if p is not None and pred(p) else None)(get(name)), timeout=timeout)
 
 
@@ -86,12 +86,12 @@ t.ok(p and s.state.terminated.exitCode == 3 and s.state.terminated.reason == "Er
 t.ok(s and s.state.terminated.finishedAt.seconds >= s.state.terminated.startedAt.seconds > 0, "startedAt/finishedAt")
 
 # OnFailure exit 1: restarts with back-off; CrashLoopBackOff seen
-seen_backoff = c.wait_for(lambda: (lambda s: s and s.state.waiting.reason == "CrashLoopBackOff" and s)(cs0(get("onfail"))), timeout=15)
+seen_backoff = c.wait_for(lambda: (lambda s: s and s.state.waiting.reason == "CrashLoopBackOff" and s)(cs0(get("onfail"))), timeout=ctest.DEADLINE)
 t.ok(seen_backoff, "OnFailure + exit 1: waiting CrashLoopBackOff")
 if seen_backoff:
     t.like(seen_backoff.state.waiting.message, "restarting failed container=c pod=onfail_default(", "back-off message")
     t.ok(seen_backoff.lastState.terminated.exitCode == 1, "lastState terminated exitCode 1")
-p = wait_pod("onfail", lambda p: cs0(p) and cs0(p).restartCount >= 3, timeout=20)
+p = wait_pod("onfail", lambda p: cs0(p) and cs0(p).restartCount >= 3, timeout=ctest.DEADLINE)
 t.ok(p is not None, "OnFailure restarts counted (%s)" % (cs0(get("onfail")).restartCount if get("onfail") else None))
 t.is_(get("onfail").status.phase, "Running", "crash-looping OnFailure pod is Running (as Kubernetes)")
 t.ok(any(r == "BackOff" and re.match(r"Back-off restarting failed container c in pod onfail_default\(.+\)$", m)
@@ -122,7 +122,7 @@ if p:
     t.ok(len(ics) == 2 and all(x.state.terminated.reason == "Completed" for x in ics), "both init containers Completed")
     t.ok(ics[0].state.terminated.finishedAt.seconds <= ics[1].state.terminated.startedAt.seconds + 1, "in order")
     log = os.path.join(root, "pods", p.metadata.uid, "logs", "main", "0.log")
-    txt = c.wait_for(lambda: os.path.exists(log) and open(log).read(), timeout=5) or ""
+    txt = c.wait_for(lambda: os.path.exists(log) and open(log).read(), timeout=ctest.DEADLINE) or ""
     t.ok(txt.endswith("stdout F first\n") is False and " stdout F first\n" in txt and txt.endswith(" stdout F second\n"),
          "main saw first then second in the emptyDir (tmpfs)")
     t.ok(any(l.split()[2] == "tmpfs" and "/pods/%s/volumes/w " % p.metadata.uid in l for l in open("/proc/mounts")) or
@@ -140,7 +140,7 @@ t.ok(s and s.state.terminated.reason == "OOMKilled" and s.state.terminated.exitC
 # missing image
 p = wait_pod("noimage", lambda p: cs0(p) and cs0(p).state.waiting.reason in ("ErrImagePull", "ImagePullBackOff"))
 t.ok(p is not None, "missing image: waiting %s" % (cs0(p).state.waiting.reason if p else None))
-p = wait_pod("noimage", lambda p: cs0(p) and cs0(p).state.waiting.reason == "ImagePullBackOff", timeout=5)
+p = wait_pod("noimage", lambda p: cs0(p) and cs0(p).state.waiting.reason == "ImagePullBackOff", timeout=ctest.DEADLINE)
 t.ok(p is not None and p.status.phase == "Pending", "then ImagePullBackOff, Pending")
 ev = events("noimage")
 t.ok(any(r == "Failed" and m.startswith('Failed to pull image "nosuch:1.0": ') and "coraclectl image import" in m for r, m in ev),
@@ -155,30 +155,30 @@ t.ok(p and cs0(p).state.waiting.message == 'Container image "nosuch:2.0" is not 
 p = wait_pod("chatty", lambda p: p.status.phase == "Running")
 logdir = os.path.join(root, "pods", p.metadata.uid if p else "x", "logs", "c")
 ok = c.wait_for(lambda: os.path.exists(os.path.join(logdir, "0.log.1")) and
-                " stdout F line 299\n" in open(os.path.join(logdir, "0.log")).read(), timeout=5)
+                " stdout F line 299\n" in open(os.path.join(logdir, "0.log")).read(), timeout=ctest.DEADLINE)
 t.ok(ok, "container log rotated by size (0.log.1), newest lines in 0.log")
 t.ok(os.path.exists(os.path.join(logdir, "0.log")) and os.path.getsize(os.path.join(logdir, "0.log")) <= 4096 + 100,
      "0.log stays near the limit")
 
 # liveness: fails after 1 s, container restarted
-p = wait_pod("live", lambda p: cs0(p) and cs0(p).restartCount >= 1, timeout=15)
+p = wait_pod("live", lambda p: cs0(p) and cs0(p).restartCount >= 1, timeout=ctest.DEADLINE)
 t.ok(p is not None, "liveness failure restarts the container")
 ev = events("live")
 t.ok(any(r == "Unhealthy" and m.startswith("Liveness probe failed: ") for r, m in ev), "Unhealthy event")
 t.ok(("Killing", "Container c failed liveness probe, will be restarted") in ev, "Killing event")
 
 # startup probe: started=false (and not ready) until it passes, then started, no restart
-p = wait_pod("startup", lambda p: cs0(p) and cs0(p).state.running.startedAt.seconds > 0, timeout=10)
+p = wait_pod("startup", lambda p: cs0(p) and cs0(p).state.running.startedAt.seconds > 0, timeout=ctest.DEADLINE)
 t.ok(p and not cs0(p).started and not cs0(p).ready, "startup probe pending: running, started=false, not ready")
 if p:
     subprocess.run(["runc", "--root", runc_root, "exec", cs0(p).containerID[7:], "touch", "/tmp/up"])
-p = wait_pod("startup", lambda p: cs0(p).started and cs0(p).ready, timeout=10)
+p = wait_pod("startup", lambda p: cs0(p).started and cs0(p).ready, timeout=ctest.DEADLINE)
 t.ok(p and cs0(p).restartCount == 0, "startup probe passed: started, ready, no restart")
 
 # readiness: httpGet 200 ready, 404 not ready, tcpSocket ready
 def rd(p):
     return {x.name: x.ready for x in p.status.containerStatuses}
-p = wait_pod("ready", lambda p: rd(p).get("web") and rd(p).get("tcp"), timeout=10)
+p = wait_pod("ready", lambda p: rd(p).get("web") and rd(p).get("tcp"), timeout=ctest.DEADLINE)
 t.ok(p is not None and rd(p).get("web2") is False, "readiness: httpGet 200 and tcpSocket ready, 404 not")
 t.ok(p and {x.type: x.status for x in p.status.conditions}.get("Ready") == "False", "pod not Ready with one unready container")
 t.ok(any(r == "Unhealthy" and m == "Readiness probe failed: HTTP probe failed with statuscode: 404" for r, m in events("ready")),
@@ -188,7 +188,7 @@ t.ok(any(r == "Unhealthy" and m == "Readiness probe failed: HTTP probe failed wi
 for n in ("never", "onfail", "always", "done", "init", "initfail", "oom", "noimage", "live", "ready",
           "never-pull", "chatty", "startup"):
     api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name=n))
-left = c.wait_for(lambda: not api.call("Pods", "List", pb.ListRequest(namespace="default")).items, timeout=20)
+left = c.wait_for(lambda: not api.call("Pods", "List", pb.ListRequest(namespace="default")).items, timeout=ctest.DEADLINE)
 t.ok(left, "all pods deleted")
 time.sleep(0.2)
 r = subprocess.run(["runc", "--root", runc_root, "list", "-q"], capture_output=True, text=True)

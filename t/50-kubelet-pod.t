@@ -23,7 +23,7 @@ def get(name):
     return p
 
 
-def wait_pod(name, pred, timeout=20):
+def wait_pod(name, pred, timeout=ctest.DEADLINE):
     return c.wait_for(lambda: (lambda p: p if p is not None and pred(p) else None)(get(name)), timeout=timeout)
 
 
@@ -33,7 +33,7 @@ def events(name):
 
 
 # ---- Node and Lease
-node = c.wait_for(lambda: api.try_call("Nodes", "Get", pb.GetRequest(name="node1"))[0], timeout=10)
+node = c.wait_for(lambda: api.try_call("Nodes", "Get", pb.GetRequest(name="node1"))[0], timeout=ctest.DEADLINE)
 t.ok(node is not None, "node registered")
 labels = dict(node.metadata.labels) if node else {}
 t.is_(labels.get("kubernetes.io/hostname"), "node1", "label kubernetes.io/hostname")
@@ -49,13 +49,13 @@ t.ok(ready and ready[0].status == "True" and ready[0].reason == "KubeletReady" a
 t.ok(node and node.status.nodeInfo.containerRuntimeVersion == "runc://1.1.5",
      "containerRuntimeVersion %s" % (node.status.nodeInfo.containerRuntimeVersion if node else None))
 t.ok(node and {a.type for a in node.status.addresses} >= {"InternalIP", "Hostname"}, "addresses")
-lease = c.wait_for(lambda: api.try_call("Leases", "Get", pb.GetRequest(namespace="kube-node-lease", name="node1"))[0], timeout=10)
+lease = c.wait_for(lambda: api.try_call("Leases", "Get", pb.GetRequest(namespace="kube-node-lease", name="node1"))[0], timeout=ctest.DEADLINE)
 t.ok(lease and lease.spec.holderIdentity == "node1" and lease.spec.leaseDurationSeconds == 40 and
      lease.spec.renewTime.seconds > 0, "lease kube-node-lease/node1 held by node1, 40 s")
 
 st, body = ctest.http_get(hz, "/healthz")
 t.is_(st, 200, "kubelet /healthz")
-t.ok(c.wait_for(lambda: ctest.http_get(hz, "/readyz")[0] == 200, timeout=5), "kubelet /readyz once its pods are synced")
+t.ok(c.wait_for(lambda: ctest.http_get(hz, "/readyz")[0] == 200, timeout=ctest.DEADLINE), "kubelet /readyz once its pods are synced")
 
 # ---- two containers over localhost + a shared emptyDir
 web = pb.Container(name="web", image="progrium/busybox", imagePullPolicy="IfNotPresent",
@@ -86,7 +86,7 @@ if p:
 uid = p.metadata.uid if p else ""
 pdir = os.path.join(root, "pods", uid)
 got = c.wait_for(lambda: os.path.exists(os.path.join(pdir, "volumes/shared/got")) and
-                 open(os.path.join(pdir, "volumes/shared/got")).read(), timeout=10)
+                 open(os.path.join(pdir, "volumes/shared/got")).read(), timeout=ctest.DEADLINE)
 t.is_(got, "hi-from-web\n", "client reached web over localhost; both see the emptyDir")
 t.is_(open(os.path.join(pdir, "volumes/shared/file")).read() if os.path.exists(os.path.join(pdir, "volumes/shared/file")) else None,
       "shared\n", "web's write is in the emptyDir on the host")
@@ -130,12 +130,13 @@ body = body.decode() if isinstance(body, bytes) else body
 t.ok(st == 200 and "coracle_kubelet_pods 1" in body and 'coracle_kubelet_containers{state="running"} 2' in body,
      "kubelet /metrics: 1 pod, 2 running containers")
 
-# ---- graceful delete: the grace period (2 s) is honoured, then KILL
+# ---- graceful delete: the grace period (2 s) is honoured, then KILL (the
+# upper bound leaves CI's slow machine time to tear down, far below 30 s)
 t0 = time.time()
 api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="duo"))
-gone = c.wait_for(lambda: get("duo") is None, timeout=15)
+gone = c.wait_for(lambda: get("duo") is None, timeout=30)
 el = time.time() - t0
-t.ok(gone and 1.8 <= el < 6, "deleted after the 2 s grace (%.2f s): httpd as pid 1 ignores TERM" % el)
+t.ok(gone and 1.8 <= el < 10, "deleted after the 2 s grace (%.2f s): httpd as pid 1 ignores TERM" % el)
 t.ok(("Killing", "Stopping container web") in events("duo"), "Killing event")
 
 # a container that exits on TERM goes at once
@@ -147,8 +148,8 @@ api.call("Pods", "Create", quick)
 t.ok(wait_pod("quick", lambda p: p.status.phase == "Running") is not None, "quick Running")
 t0 = time.time()
 api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="quick"))
-gone = c.wait_for(lambda: get("quick") is None, timeout=15)
-t.ok(gone and time.time() - t0 < 3, "TERM-handling container deleted at once (%.2f s of 30)" % (time.time() - t0))
+gone = c.wait_for(lambda: get("quick") is None, timeout=30)
+t.ok(gone and time.time() - t0 < 10, "TERM-handling container deleted at once (%.2f s of 30)" % (time.time() - t0))
 
 # ---- hostNetwork: the node's network and UTS namespaces, podIP = hostIP
 api.call("Pods", "Create", pb.Pod(metadata=ctest.meta("hostnet", "default"), spec=pb.PodSpec(
@@ -158,14 +159,14 @@ api.call("Pods", "Create", pb.Pod(metadata=ctest.meta("hostnet", "default"), spe
 p = wait_pod("hostnet", lambda p: p.status.phase == "Running")
 t.ok(p and p.status.podIP == p.status.hostIP != "", "hostNetwork: podIP = hostIP (%s)" % (p.status.podIP if p else None))
 log = os.path.join(root, "pods", p.metadata.uid if p else "x", "logs", "c", "0.log")
-txt = c.wait_for(lambda: os.path.exists(log) and len(open(log).read().splitlines()) >= 4 and open(log).read(), timeout=5) or ""
+txt = c.wait_for(lambda: os.path.exists(log) and len(open(log).read().splitlines()) >= 4 and open(log).read(), timeout=ctest.DEADLINE) or ""
 out = [l.split(" ", 3)[3] for l in txt.splitlines()]
 t.ok(out[:1] == [os.uname().nodename], "hostNetwork: the node's hostname (%r)" % out[:1])
 t.ok(len(out) > 1 and out[1] == str(len(os.listdir("/sys/class/net"))), "hostNetwork: sees the node's interfaces")
 t.ok(len(out) > 2 and out[2] == open("/proc/1/comm").read().strip(), "hostPID: the node's pid 1 (%r)" % out[2:3])
 t.ok(len(out) > 3 and out[3] == os.readlink("/proc/self/ns/ipc"), "hostIPC: the node's IPC namespace")
 api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="hostnet"))
-t.ok(c.wait_for(lambda: get("hostnet") is None, timeout=10), "hostnet pod deleted")
+t.ok(c.wait_for(lambda: get("hostnet") is None, timeout=ctest.DEADLINE), "hostnet pod deleted")
 
 # ---- deleted while being created: nothing may survive
 for i in range(5):
@@ -175,7 +176,7 @@ for i in range(5):
             pb.Container(name="d", image="progrium/busybox", imagePullPolicy="IfNotPresent", command=["sleep", "1000"])])))
     time.sleep(0.01 * i)
     api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="racy%d" % i))
-t.ok(c.wait_for(lambda: all(get("racy%d" % i) is None for i in range(5)), timeout=15),
+t.ok(c.wait_for(lambda: all(get("racy%d" % i) is None for i in range(5)), timeout=ctest.DEADLINE),
      "pods deleted while their containers were being created are gone")
 
 # ---- nothing left behind

@@ -21,7 +21,7 @@ def get(name):
     return api.try_call("Pods", "Get", pb.GetRequest(namespace="default", name=name))[0]
 
 
-def wait_pod(name, pred, timeout=20):
+def wait_pod(name, pred, timeout=ctest.DEADLINE):
     return c.wait_for(lambda: (lambda p: p if p is not None and pred(p) else None)(get(name)), timeout=timeout)
 
 
@@ -65,14 +65,14 @@ t.ok(get("orphan") is None, "orphan force-deleted in the API")
 time.sleep(2.5)
 
 k = c.start_kubelet("node1", "--healthz-listen", "", "--crashloop-backoff-base", "1", root_dir=root)
-p = wait_pod("ending", lambda p: p.status.phase == "Failed", timeout=10)
+p = wait_pod("ending", lambda p: p.status.phase == "Failed", timeout=ctest.DEADLINE)
 t.ok(p and cs0(p).state.terminated.exitCode == 5, "exit while the kubelet was away reported: Failed, exit 5")
 p = get("keep")
 t.ok(p and p.status.phase == "Running" and cs0(p).containerID == ids["keep"] and cs0(p).restartCount == 0,
      "keep re-adopted: same container, restartCount 0")
 t.is_(events("keep", "Started"), 1, "no second Started event")
-t.ok(c.wait_for(lambda: get("keep2") is None, timeout=10), "keep2's deletion carried out after restart")
-t.ok(c.wait_for(lambda: ids["orphan"][7:] not in running_ids(), timeout=10), "orphan container removed")
+t.ok(c.wait_for(lambda: get("keep2") is None, timeout=ctest.DEADLINE), "keep2's deletion carried out after restart")
+t.ok(c.wait_for(lambda: ids["orphan"][7:] not in running_ids(), timeout=ctest.DEADLINE), "orphan container removed")
 
 # ---- SIGKILL the kubelet: same
 k.kill()
@@ -84,9 +84,9 @@ t.ok(p and p.status.phase == "Running" and cs0(p).containerID == ids["keep"] and
      "after SIGKILL too: same container, 0 restarts")
 # the re-adopted container's exit is still seen (inotify on its exit file)
 subprocess.run(["runc", "--root", runc_root, "kill", ids["keep"][7:], "TERM"])
-p = wait_pod("keep", lambda p: cs0(p).restartCount == 1 and cs0(p).lastState.terminated.exitCode == 0, timeout=10)
+p = wait_pod("keep", lambda p: cs0(p).restartCount == 1 and cs0(p).lastState.terminated.exitCode == 0, timeout=ctest.DEADLINE)
 t.ok(p is not None, "exit of a re-adopted container noticed and restarted (restartCount 1)")
-p = wait_pod("keep", lambda p: cs0(p).state.running.startedAt.seconds > 0 and cs0(p).restartCount == 1, timeout=10)
+p = wait_pod("keep", lambda p: cs0(p).state.running.startedAt.seconds > 0 and cs0(p).restartCount == 1, timeout=ctest.DEADLINE)
 cur = cs0(p).containerID if p else None
 k.stop()
 k = c.start_kubelet("node1", "--healthz-listen", "", "--crashloop-backoff-base", "1", root_dir=root)
@@ -105,12 +105,12 @@ late = pb.Pod(metadata=ctest.meta("late", "default"), spec=pb.PodSpec(
     nodeName="node1", terminationGracePeriodSeconds=1,
     containers=[pb.Container(name="c", image="progrium/busybox", imagePullPolicy="IfNotPresent", command=["sleep", "1000"])]))
 # grpcio may hand us its broken pooled connection once: retry UNAVAILABLE
-t.ok(c.wait_for(lambda: api.try_call("Pods", "Create", late)[0], timeout=5), "late pod created")
-t.ok(wait_pod("late", lambda p: p.status.phase == "Running", timeout=20) is not None,
+t.ok(c.wait_for(lambda: api.try_call("Pods", "Create", late)[0], timeout=ctest.DEADLINE), "late pod created")
+t.ok(wait_pod("late", lambda p: p.status.phase == "Running", timeout=ctest.DEADLINE) is not None,
      "after an apiserver restart the kubelet sees new pods")
 for n in ("keep", "ending", "late"):
     api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name=n))
-t.ok(c.wait_for(lambda: not api.call("Pods", "List", pb.ListRequest(namespace="default")).items, timeout=15),
+t.ok(c.wait_for(lambda: not api.call("Pods", "List", pb.ListRequest(namespace="default")).items, timeout=ctest.DEADLINE),
      "all pods deleted")
 time.sleep(0.2)
 t.is_(running_ids(), set(), "no runc containers left")

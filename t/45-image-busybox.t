@@ -122,11 +122,11 @@ try:
             f.write("Welcome from the test\n")
         # A private network namespace: its own loopback, port 80 free.
         script = ("ip link set lo up; cd %s; /usr/bin/python3 -m http.server 80 --bind 127.0.0.1 "
-                  ">/dev/null 2>&1 & p=$!; for i in $(seq 50); do chroot %s wget -qO- "
+                  ">/dev/null 2>&1 & p=$!; for i in $(seq 600); do chroot %s wget -qO- "
                   "http://127.0.0.1:80/ >/dev/null 2>&1 && break; sleep 0.1; done; "
                   "chroot %s curl http://localhost:80; chroot %s curl -s http://127.0.0.1:80/; "
                   "kill $p" % (www, rootfs, rootfs, rootfs))
-        r = run(["unshare", "-n", "sh", "-c", script], timeout=30)
+        r = run(["unshare", "-n", "sh", "-c", script], timeout=120)
         t.is_(r.stdout, "Welcome from the test\n" * 2, "curl shim (busybox wget) fetches http://localhost:80")
     else:
         t.skip("needs root and unshare", 2)

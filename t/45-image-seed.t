@@ -102,10 +102,10 @@ mount -t overlay overlay -o lowerdir={root},upperdir={t}/up,workdir={t}/wk {t}/m
 mount --rbind /dev {t}/m/dev
 mount -t proc proc {t}/m/proc
 chroot {t}/m nginx -g 'daemon off;' >{t}/nginx.out 2>&1 & p=$!
-for i in $(seq 50); do /bin/busybox wget -qO- http://127.0.0.1:80/ 2>/dev/null && break; sleep 0.1; done
+for i in $(seq 600); do /bin/busybox wget -qO- http://127.0.0.1:80/ 2>/dev/null && break; sleep 0.1; done
 kill -QUIT $p; wait $p || true
 """.format(root=nroot, t=tmp)
-    r = run(["unshare", "-mn", "--propagation", "private", "sh", "-c", script], timeout=60)
+    r = run(["unshare", "-mn", "--propagation", "private", "sh", "-c", script], timeout=120)
     t.like(r.stdout, "<title>Welcome to nginx!</title>", "nginx serves the welcome page on :80")
     with open(os.path.join(tmp, "nginx.out")) as f:
         t.like(f.read(), '"GET / HTTP/1.1" 200', "its access log went to stdout")

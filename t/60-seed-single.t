@@ -15,7 +15,7 @@ c = s.c
 w = s.watch()
 rc, out, err = c.ctl("apply", "-f", seed.manifest("single-container-pod.yaml"))
 t.is_((rc, out), (0, "pod/nginx created\n"), "apply -f single-container-pod.yaml")
-t.ok(w.wait("nginx", "1/1", "Running", timeout=60), "get po -w: nginx reaches 1/1 Running")
+t.ok(w.wait("nginx", "1/1", "Running"), "get po -w: nginx reaches 1/1 Running")
 rows = w.rows("nginx")
 t.ok(("0/1", "ContainerCreating") in rows and rows.index(("0/1", "ContainerCreating")) < rows.index(("1/1", "Running")),
      "get po -w: 0/1 ContainerCreating before 1/1 Running")
@@ -34,10 +34,10 @@ t.ok(len(evs) > 1 and 'Container image "nginx:1.14.2" already present on machine
      "describe: the tagged image is already present")
 rc, out, err = c.ctl("delete", "pod", "nginx")
 t.is_((rc, out), (0, 'pod "nginx" deleted\n'), "delete pod nginx")
-t.ok(c.wait_for(lambda: any(st == "Terminating" for _, st in w.rows("nginx")), timeout=5),
+t.ok(c.wait_for(lambda: any(st == "Terminating" for _, st in w.rows("nginx")), timeout=ctest.DEADLINE),
      "get po -w: Terminating")
 rc, out, err = c.ctl("get", "po")
 t.is_((rc, out + err), (0, "No resources found in default namespace.\n"), "get po: gone")
-ids, mounts = c.wait_for(lambda: (lambda l: l if not l[0] and not l[1] else None)(s.leftovers()), timeout=10) or s.leftovers()
+ids, mounts = c.wait_for(lambda: (lambda l: l if not l[0] and not l[1] else None)(s.leftovers()), timeout=ctest.DEADLINE) or s.leftovers()
 t.is_((ids, mounts), ([], []), "nothing left on the node: no container, no mount")
 t.done()

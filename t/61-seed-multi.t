@@ -14,7 +14,7 @@ c = s.c
 w = s.watch()
 rc, out, err = c.ctl("apply", "-f", seed.manifest("multiple-container-pod.yaml"))
 t.is_((rc, out), (0, "pod/nginx created\n"), "apply -f multiple-container-pod.yaml")
-t.ok(w.wait("nginx", "2/2", "Running", timeout=60), "get po -w: nginx reaches 2/2 Running")
+t.ok(w.wait("nginx", "2/2", "Running"), "get po -w: nginx reaches 2/2 Running")
 rc, out, err = c.ctl("get", "po", "-o", "wide")
 row = seed.row_of(out, "nginx")
 t.ok(row and row[1:3] == ["2/2", "Running"] and "node1" in row, "get po -o wide: 2/2 Running on node1")
@@ -27,7 +27,7 @@ os.close(slave)
 c.on_teardown(lambda: p.poll() is None and p.kill())
 
 
-def read_until(fd, want, timeout=15):
+def read_until(fd, want, timeout=ctest.DEADLINE):
     buf = b""
     deadline = time.time() + timeout
     while want not in buf and time.time() < deadline:
@@ -50,7 +50,7 @@ page = read_until(master, b"</html>")
 t.like(page.decode(errors="replace"), "Welcome to nginx!", "curl http://localhost:80 from busybox: nginx's welcome page")
 os.write(master, b"exit 7\r")
 try:
-    rc = p.wait(timeout=15)
+    rc = p.wait(timeout=ctest.DEADLINE)
 except subprocess.TimeoutExpired:
     rc = None
 t.is_(rc, 7, "exit from the shell ends exec with its exit code")
@@ -58,11 +58,11 @@ os.close(master)
 
 rc, out, err = c.ctl("logs", "nginx", "-c", "nginx-1")
 t.like(out, "GET / HTTP/1.1", "logs nginx -c nginx-1: nginx logged the request")
-rc, out, err = c.ctl("delete", "pod", "nginx", timeout=90)  # sleep as PID 1 ignores TERM: the 30 s grace runs out
+rc, out, err = c.ctl("delete", "pod", "nginx", timeout=30 + 2 * ctest.DEADLINE)  # sleep as PID 1 ignores TERM: the 30 s grace runs out
 t.is_((rc, out), (0, 'pod "nginx" deleted\n'), "delete pod nginx")
-t.ok(c.wait_for(lambda: any(st == "Terminating" for _, st in w.rows("nginx")), timeout=5), "get po -w: Terminating")
+t.ok(c.wait_for(lambda: any(st == "Terminating" for _, st in w.rows("nginx")), timeout=ctest.DEADLINE), "get po -w: Terminating")
 rc, out, err = c.ctl("get", "po", "nginx")
 t.is_((rc, err), (1, 'Error from server (NotFound): pods "nginx" not found\n'), "get po nginx: gone")
-ids, mounts = c.wait_for(lambda: (lambda l: l if not l[0] and not l[1] else None)(s.leftovers()), timeout=10) or s.leftovers()
+ids, mounts = c.wait_for(lambda: (lambda l: l if not l[0] and not l[1] else None)(s.leftovers()), timeout=ctest.DEADLINE) or s.leftovers()
 t.is_((ids, mounts), ([], []), "nothing left on the node: no container, no mount")
 t.done()

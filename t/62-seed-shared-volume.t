@@ -15,13 +15,13 @@ c = s.c
 w = s.watch()
 rc, out, err = c.ctl("apply", "-f", seed.manifest("shared-volume-pod.yaml"))
 t.is_((rc, out), (0, "pod/mc1 created\n"), "apply -f shared-volume-pod.yaml")
-t.ok(w.wait("mc1", "2/2", "Running", timeout=60), "get po -w: mc1 reaches 2/2 Running")
+t.ok(w.wait("mc1", "2/2", "Running"), "get po -w: mc1 reaches 2/2 Running")
 
 # Fetch / from nginx inside the pod (bash's /dev/tcp in the debian container:
 # the pod shares one network namespace).
 fetch = ("exec 3<>/dev/tcp/127.0.0.1/80; printf 'GET / HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3; cat <&3")
 body = c.wait_for(lambda: (lambda r: r[1] if "Container 2 write" in r[1] else None)(
-    c.ctl("exec", "mc1", "-c", "2nd", "--", "bash", "-c", fetch)), timeout=15) or ""
+    c.ctl("exec", "mc1", "-c", "2nd", "--", "bash", "-c", fetch)), timeout=ctest.DEADLINE) or ""
 t.ok(re.search(r"HTTP/1\.1 200 OK", body), "nginx in mc1 answers GET /")
 t.ok(re.search(r"^Container 2 write \d{4}-\d\d-\d\d_\d\d-\d\d-\d\d$", body, re.M),
      "GET / returns the lines container 2nd wrote into the emptyDir")
@@ -44,12 +44,12 @@ rc, out, err = c.ctl("get", "po", "mc1", "-o", "json")
 uid = json.loads(out)["metadata"]["uid"] if rc == 0 else "?"
 pod_dirs = [os.path.join(dp, d) for dp, ds, _ in os.walk(s.root) for d in ds if d == uid]
 t.ok(pod_dirs, "the pod has a directory on the node (its emptyDir lives there)")
-rc, out, err = c.ctl("delete", "pod", "mc1", timeout=90)  # sh as PID 1 ignores TERM: the 30 s grace runs out
+rc, out, err = c.ctl("delete", "pod", "mc1", timeout=30 + 2 * ctest.DEADLINE)  # sh as PID 1 ignores TERM: the 30 s grace runs out
 t.is_((rc, out), (0, 'pod "mc1" deleted\n'), "delete pod mc1")
-t.ok(c.wait_for(lambda: any(st == "Terminating" for _, st in w.rows("mc1")), timeout=5), "get po -w: Terminating")
+t.ok(c.wait_for(lambda: any(st == "Terminating" for _, st in w.rows("mc1")), timeout=ctest.DEADLINE), "get po -w: Terminating")
 rc, out, err = c.ctl("get", "po")
 t.is_(out + err, "No resources found in default namespace.\n", "get po: gone")
 t.ok(pod_dirs and not any(os.path.exists(d) for d in pod_dirs), "the pod's directory and emptyDir are gone")
-ids, mounts = c.wait_for(lambda: (lambda l: l if not l[0] and not l[1] else None)(s.leftovers()), timeout=10) or s.leftovers()
+ids, mounts = c.wait_for(lambda: (lambda l: l if not l[0] and not l[1] else None)(s.leftovers()), timeout=ctest.DEADLINE) or s.leftovers()
 t.is_((ids, mounts), ([], []), "nothing left on the node: no container, no mount")
 t.done()

@@ -49,7 +49,7 @@ class Seed:
                 t.diag(err)
         c.start_scheduler()
         c.start_kubelet("node1", root_dir=self.root)
-        node = c.wait_for(lambda: "Ready" in c.ctl("get", "no", "node1")[1], timeout=30)
+        node = c.wait_for(lambda: "Ready" in c.ctl("get", "no", "node1")[1], timeout=ctest.DEADLINE)
         t.ok(node, "node1 registered and Ready")
 
     def cleanup(self):
@@ -97,7 +97,7 @@ class Watch:
                 out.append((f[1], f[2]))
         return out
 
-    def wait(self, name, ready, status, timeout=60):
+    def wait(self, name, ready, status, timeout=2 * ctest.DEADLINE):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if (ready, status) in self.rows(name):

@@ -105,7 +105,7 @@ t.ok(rc == 1 and "NotFound" in err, "coraclectl get --raw /nope: NotFound (%s)" 
 # ---- scheduler ----
 hz = "127.0.0.1:%d" % ctest.free_port()
 sched = c.start_scheduler("--healthz-listen", hz)
-t.ok(c.wait_for(lambda: ctest.http_get(hz, "/healthz")[0] == 200, timeout=10), "scheduler: /healthz 200")
+t.ok(c.wait_for(lambda: ctest.http_get(hz, "/healthz")[0] == 200, timeout=ctest.DEADLINE), "scheduler: /healthz 200")
 t.is_(ctest.http_get(hz, "/readyz")[0], 200, "scheduler: /readyz 200")
 st, body = opsutil.h2_get(hz, "/healthz")
 t.ok(st == 200 and body == "ok", "scheduler: /healthz over HTTP/2 (%s %r)" % (st, body[:60]))
@@ -117,7 +117,7 @@ for fam in ("coracle_scheduler_schedule_attempts_total", "coracle_scheduler_node
     t.ok(fam in sty, "scheduler: family %s" % fam)
 api.call("Nodes", "Create", schedutil.node("n1"))
 # the pods created above (no node then) get scheduled now
-bound = c.wait_for(lambda: all(schedutil.node_of(api, "m%d" % i) for i in range(N)), timeout=20)
+bound = c.wait_for(lambda: all(schedutil.node_of(api, "m%d" % i) for i in range(N)), timeout=ctest.DEADLINE)
 t.ok(bound, "scheduler: the %d pods got bound" % N)
 ss1, _ = scrape(hz, "scheduler")
 sch = opsutil.value(ss1, "coracle_scheduler_schedule_attempts_total", result="scheduled") or 0
@@ -147,8 +147,8 @@ else:
     klet.import_busybox(t, root)
     khz = "127.0.0.1:%d" % ctest.free_port()
     k = c.start_kubelet("kn1", "--healthz-listen", khz, root_dir=root)
-    t.ok(c.wait_for(lambda: ctest.http_get(khz, "/healthz")[0] == 200, timeout=15), "kubelet: /healthz 200")
-    t.ok(c.wait_for(lambda: ctest.http_get(khz, "/readyz")[0] == 200, timeout=15), "kubelet: /readyz 200 once synced")
+    t.ok(c.wait_for(lambda: ctest.http_get(khz, "/healthz")[0] == 200, timeout=ctest.DEADLINE), "kubelet: /healthz 200")
+    t.ok(c.wait_for(lambda: ctest.http_get(khz, "/readyz")[0] == 200, timeout=ctest.DEADLINE), "kubelet: /readyz 200 once synced")
     ks0, kty = scrape(khz, "kubelet")
     t.ok(any(tp == "histogram" and "start" in f for f, tp in kty.items()), "kubelet: pod start latency histogram")
     pod = ctest.simple_pod("kp", containers=[pb.Container(name="c", image="progrium/busybox", imagePullPolicy="IfNotPresent", command=["sleep", "300"])])

@@ -71,7 +71,7 @@ for cycle in range(N):
         c.api.kill()
         kills += 1
     for w in writers:
-        w.join(15)
+        w.join(ctest.DEADLINE)
     stuck = [w.prefix for w in writers if w.th.is_alive()]
     api = c.start_apiserver(*APIOPTS)
     probs = ["writer %s did not stop" % s for s in stuck]
@@ -106,7 +106,7 @@ for cycle in range(N):
 
 # the whole history, and the watcher that resumed after every crash
 cur = int(api.call("Pods", "List", pb.ListRequest()).metadata.resourceVersion)
-h = fu.history(c.api_addr, rev0, cur, timeout=60)
+h = fu.history(c.api_addr, rev0, cur, timeout=3 * ctest.DEADLINE)
 probs = fu.check_history(h, rev0, cur)
 t.ok(not probs, "whole history %d..%d: every revision exactly once, across %d crashes" % (rev0 + 1, cur, kills + terms))
 for p in probs[:10]:
@@ -118,7 +118,7 @@ for p in probs[:10]:
     t.diag(p)
 mine = [(rv, ty, name) for rv, kind, ty, ns, name in h if kind == "Pods" and ns == NS]
 last = mine[-1][0] if mine else rev0
-c.wait_for(lambda: res.last >= last, timeout=15)
+c.wait_for(lambda: res.last >= last, timeout=ctest.DEADLINE)
 res.stop()
 res.join(10)
 t.ok(res.events == mine, "watcher resumed %d times from its last revision: %d events, exactly the history once each"

@@ -88,7 +88,7 @@ def mkpod(name, cmd, node=None, policy="Always"):
 
 
 LONG = "trap 'exit 0' TERM; while true; do sleep 0.2; done"
-t.ok(c.wait_for(lambda: len(api.call("Nodes", "List", pb.ListRequest()).items) == 2, timeout=30), "two nodes registered")
+t.ok(c.wait_for(lambda: len(api.call("Nodes", "List", pb.ListRequest()).items) == 2, timeout=ctest.DEADLINE), "two nodes registered")
 
 # ---- the kubelet SIGKILLed while it starts pods ----
 def files(*p):
@@ -145,7 +145,7 @@ def converged():
     return ps
 
 
-ps = c.wait_for(converged, timeout=60, interval=0.3)
+ps = c.wait_for(converged, timeout=3 * ctest.DEADLINE, interval=0.3)
 t.ok(ps, "%d SIGKILLs of the kubelet mid pod start (%d while a container or sandbox was being set up): all %d "
      "converge (Running / Failed)" % (KILLS, hits, len(made)))
 t.diag("kill points: %s" % " ".join(kinds))
@@ -170,17 +170,17 @@ for i in range(6):
     api.call("Pods", "Create", mkpod("s%d" % i, LONG))
 sp = ["s%d" % i for i in range(6)]
 ok = c.wait_for(lambda: all(p.status.phase == "Running" for n, p in pods().items() if n in sp) and len(
-    [n for n in pods() if n in sp]) == 6, timeout=40, interval=0.3)
+    [n for n in pods() if n in sp]) == 6, timeout=2 * ctest.DEADLINE, interval=0.3)
 t.ok(ok, "scheduler: 6 pods scheduled and Running on two nodes")
 before = {n: (p.spec.nodeName, cs0(p).containerID) for n, p in pods().items()}
 c.api.kill()
 time.sleep(1.5)  # the daemons see the connection drop and back off
 api = c.start_apiserver()
-t.ok(c.wait_for(lambda: api.try_call("Pods", "Create", mkpod("after0", LONG))[0], timeout=10), "apiserver back; new pod created")
+t.ok(c.wait_for(lambda: api.try_call("Pods", "Create", mkpod("after0", LONG))[0], timeout=ctest.DEADLINE), "apiserver back; new pod created")
 api.call("Pods", "Create", mkpod("after1", LONG))
 sp += ["after0", "after1"]
 ok = c.wait_for(lambda: all(get(n) and get(n).status.phase == "Running" for n in ("after0", "after1")),
-                timeout=60, interval=0.3)
+                timeout=2 * ctest.DEADLINE, interval=0.3)
 t.ok(ok, "after the restart the scheduler binds and the kubelets start new pods (watches resumed)")
 now = pods()
 t.is_({n: (now[n].spec.nodeName, cs0(now[n]).containerID) for n in before if n in now}, before,
@@ -198,7 +198,7 @@ t.is_(sorted(runc_ids("node1", "running") + runc_ids("node2", "running")), sorte
 # ---- clean up through the API ----
 for n in list(pods()):
     api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name=n))
-t.ok(c.wait_for(lambda: not pods(), timeout=40, interval=0.3), "all pods deleted")
-t.ok(c.wait_for(lambda: not runc_ids("node1") and not runc_ids("node2"), timeout=10), "no runc container left")
+t.ok(c.wait_for(lambda: not pods(), timeout=2 * ctest.DEADLINE, interval=0.3), "all pods deleted")
+t.ok(c.wait_for(lambda: not runc_ids("node1") and not runc_ids("node2"), timeout=ctest.DEADLINE), "no runc container left")
 t.diag("FIGURES daemons: kubelet_sigkills=%d apiserver_sigkills=1 pods=%d" % (KILLS, len(made) + len(sp)))
 t.done()

@@ -78,9 +78,9 @@ t.ok(g is not None, "Get works while full")
 lst, le = api.try_call("Pods", "List", pb.ListRequest(namespace="d"))
 t.ok(lst is not None and sorted(p.metadata.name for p in lst.items) == sorted(acked),
      "List works while full: every acknowledged pod (%d)" % len(acked))
-t.ok(c.wait_for(lambda: len(seen) >= len(acked), timeout=10) and [n for _, n in seen] == acked,
+t.ok(c.wait_for(lambda: len(seen) >= len(acked), timeout=ctest.DEADLINE) and [n for _, n in seen] == acked,
      "the open watch got every acknowledged create (%d)" % len(seen))
-w2 = api.stream("Pods", "Watch", pb.ListRequest(namespace="d", resourceVersion=str(rv0)), timeout=10)
+w2 = api.stream("Pods", "Watch", pb.ListRequest(namespace="d", resourceVersion=str(rv0)), timeout=ctest.DEADLINE)
 got2 = []
 try:
     for e in w2:
@@ -128,7 +128,7 @@ for i in range(5):
 t.is_(len(ok_after), 5, "space freed: writes succeed again")
 d, de = api.try_call("Pods", "Delete", pb.DeleteRequest(namespace="d", name=acked[0], gracePeriodSeconds=0))
 t.ok(d is not None, "deletes work again (%s)" % de)
-t.ok(c.wait_for(lambda: [n for _, n in seen2] == ok_after + [acked[0]], timeout=10),
+t.ok(c.wait_for(lambda: [n for _, n in seen2] == ok_after + [acked[0]], timeout=ctest.DEADLINE),
      "a watch opened while full sees the new writes")
 t.diag("FIGURES disk: written_until_full=%d KiB acked=%d" % (len(acked) * 100, len(acked)))
 w3.cancel()

@@ -93,21 +93,21 @@ def running():
     return [l.split()[0] for l in r.stdout.splitlines()[1:] if l.split()[2:3] == ["running"]]
 
 
-t.ok(c.wait_for(lambda: node_ready() == "True", timeout=30), "the kubelet in its network namespace registers over TLS: n1 Ready")
+t.ok(c.wait_for(lambda: node_ready() == "True", timeout=ctest.DEADLINE), "the kubelet in its network namespace registers over TLS: n1 Ready")
 api.call("Pods", "Create", pb.Pod(metadata=ctest.meta("p", "default"), spec=pb.PodSpec(
     nodeName="n1", terminationGracePeriodSeconds=1,
     containers=[pb.Container(name="c", image="progrium/busybox", imagePullPolicy="IfNotPresent",
                              command=["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"])])))
-p = c.wait_for(lambda: (lambda p: p if pod_ready(p) == "True" else None)(pod()), timeout=30)
+p = c.wait_for(lambda: (lambda p: p if pod_ready(p) == "True" else None)(pod()), timeout=ctest.DEADLINE)
 t.ok(p, "pod p Running and Ready")
 cid = cs0(p).containerID if p else None
 
 # ---- cut the link ----
 fu.sh("ip link set %s down" % host_if, check=True)
 t0 = time.time()
-t.ok(c.wait_for(lambda: node_ready() == "Unknown", timeout=GRACE + 25, interval=0.3),
+t.ok(c.wait_for(lambda: node_ready() == "Unknown", timeout=GRACE + ctest.DEADLINE, interval=0.3),
      "link down: node Ready=Unknown after %.1f s (grace %d s)" % (time.time() - t0, GRACE))
-t.ok(c.wait_for(lambda: pod_ready(pod()) == "False", timeout=10), "its pod Ready=False")
+t.ok(c.wait_for(lambda: pod_ready(pod()) == "False", timeout=ctest.DEADLINE), "its pod Ready=False")
 t.ok(cid and cid[7:] in running() and kubelet.alive(), "the container keeps running, the kubelet too")
 cut_for = time.time() - t0
 time.sleep(2)
@@ -115,14 +115,14 @@ time.sleep(2)
 # ---- heal ----
 fu.sh("ip link set %s up" % host_if, check=True)
 t0 = time.time()
-t.ok(c.wait_for(lambda: node_ready() == "True", timeout=40, interval=0.3),
+t.ok(c.wait_for(lambda: node_ready() == "True", timeout=ctest.DEADLINE, interval=0.3),
      "link up: node Ready=True again after %.1f s" % (time.time() - t0))
-p = c.wait_for(lambda: (lambda p: p if pod_ready(p) == "True" else None)(pod()), timeout=30, interval=0.3)
+p = c.wait_for(lambda: (lambda p: p if pod_ready(p) == "True" else None)(pod()), timeout=ctest.DEADLINE, interval=0.3)
 t.ok(p, "pod Ready=True again after %.1f s" % (time.time() - t0))
 t.ok(p and cs0(p).containerID == cid and cs0(p).restartCount == 0 and p.status.phase == "Running",
      "same container, restartCount 0, Running")
 t.is_(running(), [cid[7:]] if cid else [], "runc: that one container only")
 api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="p"))
-t.ok(c.wait_for(lambda: pod() is None, timeout=30), "deleting the pod still works through the healed link")
+t.ok(c.wait_for(lambda: pod() is None, timeout=ctest.DEADLINE), "deleting the pod still works through the healed link")
 t.diag("FIGURES netns: partition=%.1fs grace=%d" % (cut_for, GRACE))
 t.done()

@@ -76,7 +76,7 @@ class Writer:
 
     def _call(self, method, req, op, name, before, intended):
         try:
-            return self.cl.call("Pods", method, req, timeout=5)
+            return self.cl.call("Pods", method, req, timeout=ctest.DEADLINE / 2)
         except ctest.ApiError as e:
             if e.code in UNCERTAIN:
                 self.uncertain = (op, name, before, intended)
@@ -182,7 +182,7 @@ def check_state(cl, ns, writers):
     return len(want), probs, int(lst.metadata.resourceVersion)
 
 
-def history(addr, from_rev, to_rev, timeout=20):
+def history(addr, from_rev, to_rev, timeout=ctest.DEADLINE):
     """Every change in (from_rev, to_rev] (from_rev >= 1: Watch from "0" is
     the current state) through Watch on every kind:
     a list of (rev, kind, type, namespace, name) as received (duplicates kept)."""

@@ -113,6 +113,15 @@ static void run_ms(int ms)
     }
 }
 
+/* Runs the loop until cond holds or ms pass: for what must happen, where a
+   fixed wait would assume this machine's speed (ms only bounds a hang). */
+#define RUN_UNTIL(cond, ms)                                                                        \
+    do {                                                                                           \
+        int64_t end_ = mono_ns() + (int64_t)(ms)*1000000;                                          \
+        while (!(cond) && mono_ns() < end_)                                                        \
+            run_ms(5);                                                                             \
+    } while (0)
+
 static void run_until(int *flag, int ms)
 {
     int64_t end = mono_ns() + (int64_t)ms * 1000000;
@@ -315,7 +324,7 @@ int main(void)
         diag("send failed");
     run_ms(300);
     ok(fd1 >= 0 && !raw_closed(fd1), "a silent connection is open at first");
-    run_ms(2200);
+    RUN_UNTIL(raw_closed(fd1) && raw_closed(fd2), 10000);
     ok(raw_closed(fd1), "closed after the handshake timeout");
     ok(raw_closed(fd2), "a half TLS handshake closed too");
     close(fd1);
@@ -342,7 +351,7 @@ int main(void)
         ssize_t w = send(fd, pre, sizeof(pre) - 1, 0);
         run_ms(400);
         ok(w > 0 && !raw_closed(fd), "stream with unfinished headers: open at first");
-        run_ms(2200);
+        RUN_UNTIL(raw_closed(fd), 10000);
         ok(raw_closed(fd), "closed when its headers did not complete in time");
         close(fd);
 
@@ -365,7 +374,7 @@ int main(void)
             run_ms(5);
         }
         free(b);
-        run_ms(500);
+        RUN_UNTIL(raw_closed(fd), 10000);
         ok(raw_closed(fd), "PING flood: connection closed");
         close(fd);
         h2s_get_stats(s2, &st);
@@ -413,12 +422,12 @@ int main(void)
         memset(a, 0, sizeof(a));
         gcl_call_raw(g, "/test.T/Hold", "x", 1, r_msg, r_done, &a[0], 0);
         gcl_call_raw(g, "/test.T/Hold", "x", 1, r_msg, r_done, &a[1], 0);
-        run_ms(200);
+        RUN_UNTIL(nheld == 2, 10000);
         gcl_call_raw(g, "/test.T/Hold", "x", 1, r_msg, r_done, &a[2], 0);
         run_ms(300);
         ok(nheld == 2 && !a[2].done, "third read waits in the queue, not yet handled");
         gcl_call_raw(g, "/test.T/HoldCreate", "x", 1, r_msg, r_done, &a[3], 0);
-        run_ms(200);
+        RUN_UNTIL(nheld == 3, 10000);
         ok(nheld == 3, "the mutating limit is separate: a write is handled meanwhile");
         gcl_call_raw(g, "/test.T/HoldCreate", "x", 1, r_msg, r_done, &a[4], 0);
         /* 2 reads in flight + 1 waiting: fill the read queue (10 x 2) and overflow it */
@@ -465,7 +474,7 @@ int main(void)
         release_held();
         run_until(&w3[0].done, 2000);
         gcl_call_raw(g2, "/test.T/Claim", "x", 1, r_msg, r_done, &w3[2], 0);
-        run_ms(200);
+        RUN_UNTIL(nheld == 1 || w3[2].done, 10000);
         ok(!w3[2].done && nheld == 1, "claim released when the first one ended");
         release_held();
         run_until(&w3[2].done, 2000);

@@ -44,7 +44,6 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -765,21 +764,9 @@ static void call_fail_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---------------------------------------------------------------- public */
 
-/*
- * libevent writes with writev(), which raises SIGPIPE on a connection the
- * peer closed: a process using this module must ignore it, so do that
- * unless the program already chose a handler.
- */
-static void ignore_sigpipe(void)
-{
-    struct sigaction sa;
-    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
-        signal(SIGPIPE, SIG_IGN);
-}
-
 gcl_t *gcl_new(struct event_base *base, const char *addr, const struct gcl_opts *opts)
 {
-    ignore_sigpipe();
+    sigpipe_ignore(); /* a peer that closed must not kill us */
     gcl_t *g = xcalloc(1, sizeof(*g));
     g->base = base;
     int https = 0;

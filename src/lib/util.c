@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +246,13 @@ void fatal(const char *fmt, ...)
     log_vmsg(LOG_LVL_ERR, fmt, ap);
     va_end(ap);
     exit(1);
+}
+
+void sigpipe_ignore(void)
+{
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
 }
 
 int64_t now_ns(void)

@@ -72,6 +72,15 @@ void log_msg(enum log_level lvl, const char *fmt, ...) PRINTF(2, 3);
 /* Log at LOG_LVL_ERR and exit(1). */
 void fatal(const char *fmt, ...) PRINTF(1, 2) __attribute__((noreturn));
 
+/*
+ * Ignores SIGPIPE unless the program chose a handler already. libevent
+ * writes to sockets with writev(), which raises SIGPIPE on a connection the
+ * peer closed: ignored, the write fails with EPIPE instead of killing the
+ * process. SIG_IGN survives exec: a child that runs another program
+ * restores SIG_DFL first.
+ */
+void sigpipe_ignore(void);
+
 /* Clocks. */
 int64_t now_ns(void);  /* CLOCK_REALTIME in ns */
 int64_t mono_ns(void); /* CLOCK_MONOTONIC in ns */

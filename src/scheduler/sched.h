@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "coracle.pb-c.h"
 #include "obs.h"
@@ -53,6 +54,10 @@ struct sched_stats {
     const struct obs_hist *e2e_seconds;       /* attempt start to Bind answered OK */
 };
 void sched_get_stats(const sched_t *s, struct sched_stats *st);
+/* /metrics of the health endpoint: Prometheus text from sched_get_stats. arg: the sched_t. */
+void sched_metrics_write(FILE *f, void *arg);
+/* STATUS= for `systemctl status` ("3 nodes, 10 pods bound, ..."). arg: the sched_t. */
+void sched_describe(char *buf, size_t len, void *arg);
 
 /* True if the pod waits for this scheduler: no nodeName, schedulerName
  * empty or name, not being deleted, not finished. */

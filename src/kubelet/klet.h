@@ -10,7 +10,8 @@
  * resolv.conf), cni.c (the pod network), volumes.c (emptyDir, hostPath),
  * imgref.c (the local image store), probes.c (startup/liveness/readiness),
  * status.c (PodStatus, pure) and events.c (the event recorder); proc.c runs
- * child processes without blocking. Everything runs on one libevent loop.
+ * child processes without blocking; metrics.c is what the operator sees
+ * (/metrics, /readyz, STATUS=). Everything runs on one libevent loop.
  *
  * Ownership: strings in these structs are malloc'd and owned by the struct
  * that holds them unless a comment says otherwise.
@@ -22,10 +23,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "coracle.pb-c.h"
 #include "gcl.h"
+#include "obs.h"
 
 /* ------------------------------------------------------------ config (main.c) */
 struct klet_cfg {
@@ -42,6 +45,15 @@ struct klet_cfg {
     long long node_status_period; /* seconds */
 };
 
+/* Pod start latency for /metrics (metrics.c). */
+struct klet_pstart {
+    int64_t since_ns; /* the sampler's start: pods older than it (adopted) are not counted */
+    struct obs_hist hist;
+    char **seen; /* uids already observed or skipped */
+    size_t nseen;
+    struct event *ev; /* the 1 s sampler */
+};
+
 struct klet_pod;
 struct klet {
     struct klet_cfg cfg;
@@ -55,6 +67,7 @@ struct klet {
     struct klet_pod **pods;
     size_t npods;
     bool synced; /* first pod list seen: orphans may be cleaned */
+    struct klet_pstart pstart;
 };
 
 /* ------------------------------------------------------------ proc.c */
@@ -299,6 +312,16 @@ int64_t klet_node_mem_bytes(void);
 int klet_node_cpus(void);
 int64_t klet_node_disk_bytes(const char *path);
 char *klet_node_host_ip(void);
+
+/* ------------------------------------------------------------ metrics.c */
+/* The daemon_ops hooks (arg = struct klet): /readyz once the first pod list is in, /metrics,
+ * STATUS=. */
+bool klet_ready(void *arg);
+void klet_metrics_write(FILE *f, void *arg);
+void klet_describe(char *buf, size_t len, void *arg);
+/* Starts sampling pod start latency (with the health endpoint); klet_metrics_stop frees it. */
+void klet_metrics_start(struct klet *k);
+void klet_metrics_stop(struct klet *k);
 
 /* ------------------------------------------------------------ watch.c */
 void klet_watch_start(struct klet *k);

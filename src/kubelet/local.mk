@@ -16,7 +16,8 @@ libkubelet_a_SOURCES = \
 	src/kubelet/node.c \
 	src/kubelet/watch.c \
 	src/kubelet/tunnel.c src/kubelet/tunnel.h \
-	src/kubelet/pods.c
+	src/kubelet/pods.c \
+	src/kubelet/metrics.c
 KLET_LIBS = libkubelet.a libcoracle.a $(COMMON_LIBS)
 bin_PROGRAMS += coracle-kubelet coracle-monitor
 coracle_kubelet_SOURCES = src/kubelet/main.c

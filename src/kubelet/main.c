@@ -59,133 +59,6 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
     obs_reload(config_path); /* log-level; the rest applies at restart */
 }
 
-static bool klet_ready(void *arg)
-{
-    const struct klet *k = arg;
-    return k->synced;
-}
-
-/*
- * Pod start latency (Kubernetes' kubelet_pod_start_duration_seconds): from
- * the kubelet first seeing a pod to all its containers running, observed
- * once per pod by a 1 s sampler (and at each scrape). Pods older than this
- * kubelet (adopted after a restart) are not counted.
- */
-static struct {
-    int64_t started_ns;
-    struct obs_hist hist;
-    char **seen; /* uids already observed or skipped */
-    size_t nseen;
-    struct event *ev;
-} pstart;
-
-static bool pstart_seen(const char *uid)
-{
-    for (size_t i = 0; i < pstart.nseen; i++)
-        if (!strcmp(pstart.seen[i], uid))
-            return true;
-    return false;
-}
-
-static void pstart_sample(evutil_socket_t fd, short what, void *arg)
-{
-    const struct klet *k = arg;
-    for (size_t i = 0; i < pstart.nseen;) { /* forget pods that are gone */
-        bool here = false;
-        for (size_t j = 0; j < k->npods && !here; j++)
-            here = !strcmp(k->pods[j]->uid, pstart.seen[i]);
-        if (here) {
-            i++;
-            continue;
-        }
-        free(pstart.seen[i]);
-        pstart.seen[i] = pstart.seen[--pstart.nseen];
-    }
-    for (size_t j = 0; j < k->npods; j++) {
-        const struct klet_pod *p = k->pods[j];
-        if (p->nctr == 0 || pstart_seen(p->uid))
-            continue;
-        bool all = true;
-        int64_t last = 0;
-        for (size_t c = 0; c < p->nctr && all; c++) {
-            all = p->ctrs[c].state == KC_RUNNING;
-            if (p->ctrs[c].started_ns > last)
-                last = p->ctrs[c].started_ns;
-        }
-        if (!all)
-            continue;
-        if (p->start_ns >= pstart.started_ns) {
-            double sec = (double)(last - p->start_ns) / 1e9;
-            obs_hist_observe(&pstart.hist, sec < 0 ? 0 : sec);
-        }
-        pstart.seen = xrealloc(pstart.seen, (pstart.nseen + 1) * sizeof(*pstart.seen));
-        pstart.seen[pstart.nseen++] = xstrdup(p->uid);
-    }
-}
-
-/* STATUS= for systemctl status. */
-static void describe(char *buf, size_t len, void *arg)
-{
-    const struct klet *k = arg;
-    size_t running = 0;
-    for (size_t i = 0; i < k->npods; i++)
-        for (size_t j = 0; j < k->pods[i]->nctr; j++)
-            running += k->pods[i]->ctrs[j].state == KC_RUNNING;
-    snprintf(buf, len, "node %s: %zu pods, %zu containers running", k->cfg.node_name, k->npods,
-             running);
-}
-
-/* Prometheus text: pods and containers by state, restarts, pod start latency. */
-static void klet_metrics(FILE *f, void *arg)
-{
-    const struct klet *k = arg;
-    static const char *const states[] = {"waiting", "creating", "running", "exited"};
-    uint64_t n[4] = {0};
-    uint64_t restarts = 0;
-    for (size_t i = 0; i < k->npods; i++) {
-        const struct klet_pod *p = k->pods[i];
-        for (size_t j = 0; j < p->ninit + p->nctr; j++) {
-            const struct klet_ctr *c = j < p->ninit ? &p->inits[j] : &p->ctrs[j - p->ninit];
-            n[c->state]++;
-            restarts += c->restarts;
-        }
-    }
-    fprintf(f,
-            "# HELP coracle_kubelet_pods Pods this kubelet runs.\n"
-            "# TYPE coracle_kubelet_pods gauge\ncoracle_kubelet_pods %zu\n",
-            k->npods);
-    fprintf(f, "# HELP coracle_kubelet_containers Containers by state.\n"
-               "# TYPE coracle_kubelet_containers gauge\n");
-    for (size_t i = 0; i < 4; i++)
-        fprintf(f, "coracle_kubelet_containers{state=\"%s\"} %llu\n", states[i],
-                (unsigned long long)n[i]);
-    fprintf(f,
-            "# HELP coracle_kubelet_container_restarts Sum of restartCount over containers.\n"
-            "# TYPE coracle_kubelet_container_restarts gauge\n"
-            "coracle_kubelet_container_restarts %llu\n",
-            (unsigned long long)restarts);
-    size_t running_pods = 0;
-    for (size_t i = 0; i < k->npods; i++) {
-        const struct klet_pod *p = k->pods[i];
-        size_t run = 0;
-        for (size_t j = 0; j < p->nctr; j++)
-            run += p->ctrs[j].state == KC_RUNNING;
-        running_pods += p->nctr && run == p->nctr;
-    }
-    fprintf(f,
-            "# HELP coracle_kubelet_running_pods Pods whose containers all run.\n"
-            "# TYPE coracle_kubelet_running_pods gauge\ncoracle_kubelet_running_pods %zu\n"
-            "# HELP coracle_kubelet_running_containers Containers running.\n"
-            "# TYPE coracle_kubelet_running_containers gauge\n"
-            "coracle_kubelet_running_containers %llu\n",
-            running_pods, (unsigned long long)n[KC_RUNNING]);
-    pstart_sample(-1, 0, arg);
-    fprintf(f, "# HELP coracle_kubelet_pod_start_duration_seconds From the kubelet first seeing "
-               "a pod to all its containers running.\n"
-               "# TYPE coracle_kubelet_pod_start_duration_seconds histogram\n");
-    obs_hist_write(f, "coracle_kubelet_pod_start_duration_seconds", NULL, &pstart.hist);
-}
-
 int main(int argc, char **argv)
 {
     log_init("coracle-kubelet");
@@ -310,24 +183,20 @@ int main(int argc, char **argv)
     struct event *wd = sdn_watchdog_start(k.base);
     if (*healthz_listen) {
         /* Not fatal: running pods matters more than the health endpoint. */
-        struct obs_ops ops = {.ready = klet_ready, .metrics = klet_metrics, .arg = &k};
+        struct obs_ops ops = {.ready = klet_ready, .metrics = klet_metrics_write, .arg = &k};
         obs = obs_start(k.base, healthz_listen, &ops, &err);
         if (!obs) {
             log_warn("healthz-listen: %s; serving no /healthz, /readyz, /metrics", err);
             free(err);
             err = NULL;
         } else {
-            pstart.started_ns = now_ns();
-            obs_hist_init(&pstart.hist, obs_latency_buckets, obs_latency_nbuckets);
-            pstart.ev = event_new(k.base, -1, EV_PERSIST, pstart_sample, &k);
-            struct timeval sec = {1, 0};
-            event_add(pstart.ev, &sec);
+            klet_metrics_start(&k);
         }
     }
     log_info("node %s: server %s, root %s, images %s", k.cfg.node_name, k.cfg.server,
              k.cfg.root_dir, k.cfg.image_dir);
     sdn_ready("running");
-    sdn_status_t *status = sdn_status_start(k.base, 10, describe, &k);
+    sdn_status_t *status = sdn_status_start(k.base, 10, klet_describe, &k);
     event_base_dispatch(k.base);
     sdn_status_free(status);
     if (wd)
@@ -337,12 +206,7 @@ int main(int argc, char **argv)
     event_free(t3);
     ktun_free(tun);
     obs_free(obs);
-    if (pstart.ev)
-        event_free(pstart.ev);
-    obs_hist_free(&pstart.hist);
-    for (size_t i = 0; i < pstart.nseen; i++)
-        free(pstart.seen[i]);
-    free(pstart.seen);
+    klet_metrics_stop(&k);
     gcl_free(k.api);
     free(token);
     event_base_free(k.base);

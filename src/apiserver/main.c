@@ -2,29 +2,28 @@
  * coracle-apiserver: the only process that touches the store. main() reads
  * the configuration, opens the store, starts the HTTP/2 server, registers
  * the API (api.c) and the kubelet tunnel (tunnel.c) and runs one libevent
- * loop. SIGTERM/SIGINT shut down in order: stop accepting, refuse new
- * calls and end watches cleanly, wait for the accepted calls to be answered
- * (their writes durable), then close the server and the store and exit 0.
+ * loop under daemon.c (signals, systemd). SIGTERM/SIGINT shut down in
+ * order: stop accepting, refuse new calls and end watches cleanly, wait
+ * for the accepted calls to be answered (their writes durable), then close
+ * the server and the store and exit 0.
  */
 #include "config.h"
 #include "api.h"
 #include "auth.h"
 #include "cfg.h"
+#include "daemon.h"
 #include "grpc.h"
 #include "h2s.h"
-#include "sdnotify.h"
+#include "obs.h"
 #include "tls.h"
 #include "store.h"
 #include "tunnel.h"
 #include "util.h"
 
-#include <errno.h>
 #include <event2/event.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static struct cfg_list listen_addrs;
 static char *data_dir = LOCALSTATEDIR "/lib/coracle";
@@ -92,9 +91,6 @@ struct app {
     h2s_t *srv;
     api_t *api;
     tun_hub_t *tun;
-    struct event *sigterm, *sigint, *sighup, *drain, *watchdog;
-    int64_t drain_deadline;
-    const char *config; /* the configuration file read at start, or NULL */
 };
 
 /* STATUS= for systemctl status: the revision, connections, calls, kubelets. */
@@ -108,84 +104,29 @@ static void describe(char *buf, size_t len, void *arg)
              (unsigned long long)hs.calls_open, tun_hub_nodes(app->tun));
 }
 
+/* SIGHUP, after the log-level: the token and policy files. */
+static void reload(void *arg)
+{
+    char *err = NULL;
+    auth_reload(&err); /* logs and keeps the old files on error */
+    free(err);
+}
+
 /*
- * SIGHUP: re-reads log-level from the configuration file (the other keys
- * apply at the next start). A tiny reader of its own: cfg_load would apply
- * every key again, and repeated keys (listen) append.
+ * SIGTERM/SIGINT: stop accepting, refuse new calls and end watches with
+ * OK; the loop ends once every accepted call is answered (drained).
  */
-static void reload_log_level(const char *path)
-{
-    if (!path) {
-        log_notice("SIGHUP: no configuration file to re-read");
-        return;
-    }
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        log_warn("SIGHUP: cannot read %s: %s", path, strerror(errno));
-        return;
-    }
-    char line[512], *level = NULL;
-    while (fgets(line, sizeof(line), f)) {
-        char *p = line + strspn(line, " \t");
-        if (strncmp(p, "log-level", 9))
-            continue;
-        p += 9;
-        p += strspn(p, " \t");
-        if (*p != '=')
-            continue;
-        p++;
-        p += strspn(p, " \t");
-        p[strcspn(p, " \t\r\n#")] = 0;
-        free(level);
-        level = xstrdup(p); /* the last one wins, as in cfg_load */
-    }
-    fclose(f);
-    if (!level) {
-        log_notice("SIGHUP: %s sets no log-level; keeping the current one", path);
-        return;
-    }
-    int lvl = log_level_parse(level);
-    if (lvl < 0)
-        log_warn("SIGHUP: %s: log-level: unknown level \"%s\" (error, warn, info, debug)", path,
-                 level);
-    else {
-        log_set_level((enum log_level)lvl);
-        log_notice("SIGHUP: log-level %s (from %s); other keys apply at the next start", level,
-                   path);
-    }
-    free(level);
-}
-
-/* Shutdown: wait until every accepted API call is answered (writes durable), at most 2 s. */
-static void drain_cb(evutil_socket_t fd, short what, void *arg)
+static void stop(void *arg)
 {
     struct app *app = arg;
-    if (api_inflight(app->api) == 0 || mono_ns() > app->drain_deadline)
-        event_base_loopbreak(app->base);
-}
-
-static void on_signal(evutil_socket_t sig, short what, void *arg)
-{
-    struct app *app = arg;
-    if (sig == SIGHUP) {
-        sdn_reloading();
-        reload_log_level(app->config);
-        char *aerr = NULL;
-        auth_reload(&aerr); /* logs and keeps the old files on error */
-        free(aerr);
-        sdn_reloaded();
-        return;
-    }
-    if (app->drain)
-        return;
-    log_info("signal %d: shutting down", (int)sig);
-    sdn_stopping();
     h2s_stop_accepting(app->srv);
-    api_stop(app->api); /* refuses new calls, ends watches with OK */
-    app->drain_deadline = mono_ns() + 2000000000LL;
-    app->drain = event_new(app->base, -1, EV_PERSIST, drain_cb, app);
-    struct timeval tv = {0, 10000};
-    event_add(app->drain, &tv);
+    api_stop(app->api);
+}
+
+static bool drained(void *arg)
+{
+    const struct app *app = arg;
+    return api_inflight(app->api) == 0;
 }
 
 int main(int argc, char **argv)
@@ -203,20 +144,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "coracle-apiserver: numeric settings must be positive\n");
         return 2;
     }
-    signal(SIGPIPE, SIG_IGN);
     struct app app = {0};
-    /* the file cfg_main read, for SIGHUP */
-    for (int j = 1; j < argc; j++) {
-        if (!strcmp(argv[j], "--config") && j + 1 < argc)
-            app.config = argv[j + 1];
-        else if (!strncmp(argv[j], "--config=", 9))
-            app.config = argv[j] + 9;
-    }
-    if (!app.config && access(prog.default_config, R_OK) == 0)
-        app.config = prog.default_config;
     app.base = event_base_new();
     if (!app.base)
         fatal("event_base_new failed");
+    struct daemon_ops ops = {
+        .describe = describe,
+        .reload = reload,
+        .stop = stop,
+        .drained = drained,
+        .arg = &app,
+    };
+    daemon_t *d = daemon_new(app.base, obs_config_path(argc, argv, prog.default_config), &ops);
 
     struct store_opts so = {.dir = data_dir, .compact_keep = (uint64_t)compact_keep};
     char *err = NULL;
@@ -288,21 +227,8 @@ int main(int argc, char **argv)
     else
         log_info("no --client-ca-file or --token-auth-file: every caller is system:anonymous in "
                  "system:masters (development mode)");
-    app.sigterm = evsignal_new(app.base, SIGTERM, on_signal, &app);
-    app.sigint = evsignal_new(app.base, SIGINT, on_signal, &app);
-    evsignal_add(app.sigterm, NULL);
-    evsignal_add(app.sigint, NULL);
-    app.sighup = evsignal_new(app.base, SIGHUP, on_signal, &app);
-    evsignal_add(app.sighup, NULL);
-    app.watchdog = sdn_watchdog_start(app.base);
     log_info("ready: revision %llu, data in %s", (unsigned long long)store_rev(app.st), data_dir);
-    sdn_ready("serving");
-    sdn_statusf("serving on %zu address(es), revision %llu", ls.n,
-                (unsigned long long)store_rev(app.st));
-
-    sdn_status_t *status = sdn_status_start(app.base, 10, describe, &app);
-    event_base_dispatch(app.base);
-    sdn_status_free(status);
+    daemon_run(d, "serving");
 
     /* tunnels, then every open call (answers flushed best-effort), then the
      * store (ops still queued commit; their callers are gone) */
@@ -312,13 +238,7 @@ int main(int argc, char **argv)
     store_close(app.st);
     api_free(app.api);
     auth_shutdown();
-    if (app.drain)
-        event_free(app.drain);
-    if (app.watchdog)
-        event_free(app.watchdog);
-    event_free(app.sigterm);
-    event_free(app.sigint);
-    event_free(app.sighup);
+    daemon_free(d);
     log_info("stopped");
     event_base_free(app.base);
     return 0;

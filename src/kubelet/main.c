@@ -6,62 +6,29 @@
  */
 #include "config.h"
 #include "cfg.h"
+#include "daemon.h"
 #include "image.h"
 #include "klet.h"
 #include "obs.h"
-#include "sdnotify.h"
 #include "tunnel.h"
 #include "util.h"
 
 #include <errno.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *config_path;
-static obs_t *obs;
-
-static void on_term(evutil_socket_t fd, short what, void *arg)
+/* SIGTERM/SIGINT: the loop ends at once; say what stays. */
+static void klet_stop(void *arg)
 {
-    struct klet *k = arg;
-    /* Containers keep running under their monitors; a restart re-adopts them. */
-    log_info("signal received: exiting (containers keep running)");
-    sdn_stopping();
-    if (obs)
-        obs_set_stopping(obs);
-    event_base_loopbreak(k->base);
-}
-
-/* The token file's first line (trailing whitespace dropped); fatal if unreadable. */
-static char *read_token(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        fatal("token-file %s: %s", path, strerror(errno));
-    char buf[4096] = "";
-    if (!fgets(buf, sizeof buf, f))
-        buf[0] = 0;
-    fclose(f);
-    size_t n = strlen(buf);
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-        buf[--n] = 0;
-    if (!n)
-        fatal("token-file %s: empty", path);
-    return xstrdup(buf);
-}
-
-static void on_hup(evutil_socket_t fd, short what, void *arg)
-{
-    obs_reload(config_path); /* log-level; the rest applies at restart */
+    log_info("containers keep running under their monitors; a restart re-adopts them");
 }
 
 int main(int argc, char **argv)
 {
-    log_init("coracle-kubelet");
     static struct klet k;
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
@@ -120,7 +87,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "coracle-kubelet: unexpected argument \"%s\" (see --help)\n", argv[rest]);
         return 2;
     }
-    config_path = obs_config_path(argc, argv, prog.default_config);
     if (k.cfg.crashloop_base < 1)
         k.cfg.crashloop_base = 1;
     if (k.cfg.crashloop_max < k.cfg.crashloop_base)
@@ -132,19 +98,28 @@ int main(int argc, char **argv)
         fatal("runtime %s: %s", k.cfg.runtime, strerror(errno));
     static const char *const sub[] = {"", "/pods", "/containers", "/runc"};
     for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
-        char *d = xasprintf("%s%s", k.cfg.root_dir, sub[i]);
-        if (mkdir(d, 0700) < 0 && errno != EEXIST)
-            fatal("mkdir %s: %s", d, strerror(errno));
-        free(d);
+        char *dir = xasprintf("%s%s", k.cfg.root_dir, sub[i]);
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+            fatal("mkdir %s: %s", dir, strerror(errno));
+        free(dir);
     }
     k.runc_root = xasprintf("%s/runc", k.cfg.root_dir);
     k.host_ip = klet_node_host_ip();
     k.base = event_base_new();
     if (!k.base)
         fatal("event_base_new failed");
+    struct daemon_ops ops = {
+        .describe = klet_describe,
+        .stop = klet_stop,
+        .ready = klet_ready,
+        .metrics = klet_metrics_write,
+        .arg = &k,
+    };
+    daemon_t *d = daemon_new(k.base, obs_config_path(argc, argv, prog.default_config), &ops);
     struct gcl_opts gopts = {0};
-    char *token = *token_file ? read_token(token_file) : NULL;
-    char *err = NULL;
+    char *token = NULL, *err = NULL;
+    if (*token_file && daemon_read_token(token_file, &token, &err) < 0)
+        fatal("%s", err);
     if (gcl_opts_setup(&gopts, k.cfg.server, ca, cert, key, token, &err) < 0)
         fatal("%s", err);
     k.api = gcl_new(k.base, k.cfg.server, &gopts);
@@ -174,38 +149,14 @@ int main(int argc, char **argv)
         .arg = &k,
     };
     ktun_t *tun = ktun_start(k.base, k.api, &topts);
-    struct event *t1 = evsignal_new(k.base, SIGTERM, on_term, &k);
-    struct event *t2 = evsignal_new(k.base, SIGINT, on_term, &k);
-    event_add(t1, NULL);
-    event_add(t2, NULL);
-    struct event *t3 = evsignal_new(k.base, SIGHUP, on_hup, &k);
-    event_add(t3, NULL);
-    struct event *wd = sdn_watchdog_start(k.base);
-    if (*healthz_listen) {
-        /* Not fatal: running pods matters more than the health endpoint. */
-        struct obs_ops ops = {.ready = klet_ready, .metrics = klet_metrics_write, .arg = &k};
-        obs = obs_start(k.base, healthz_listen, &ops, &err);
-        if (!obs) {
-            log_warn("healthz-listen: %s; serving no /healthz, /readyz, /metrics", err);
-            free(err);
-            err = NULL;
-        } else {
-            klet_metrics_start(&k);
-        }
-    }
+    if (daemon_serve_health(d, healthz_listen) == 0) /* not fatal: pods matter more */
+        klet_metrics_start(&k);
     log_info("node %s: server %s, root %s, images %s", k.cfg.node_name, k.cfg.server,
              k.cfg.root_dir, k.cfg.image_dir);
-    sdn_ready("running");
-    sdn_status_t *status = sdn_status_start(k.base, 10, klet_describe, &k);
-    event_base_dispatch(k.base);
-    sdn_status_free(status);
-    if (wd)
-        event_free(wd);
-    event_free(t1);
-    event_free(t2);
-    event_free(t3);
+    daemon_run(d, "running");
+
     ktun_free(tun);
-    obs_free(obs);
+    daemon_free(d);
     klet_metrics_stop(&k);
     gcl_free(k.api);
     free(token);

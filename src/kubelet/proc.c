@@ -117,7 +117,6 @@ static void proc_sigchld(evutil_socket_t fd, short what, void *arg)
 void klet_proc_init(struct klet *k)
 {
     proc_k = k;
-    signal(SIGPIPE, SIG_IGN);
     k->sigchld_ev = evsignal_new(k->base, SIGCHLD, proc_sigchld, NULL);
     event_add(k->sigchld_ev, NULL);
 }

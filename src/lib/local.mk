@@ -6,6 +6,8 @@ libcoracle_a_SOURCES = \
 	src/lib/addr.h \
 	src/lib/cfg.c \
 	src/lib/cfg.h \
+	src/lib/daemon.c \
+	src/lib/daemon.h \
 	src/lib/gcl.c \
 	src/lib/gcl.h \
 	src/lib/grpc.c \
@@ -71,6 +73,13 @@ t_unit_test_informer_SOURCES = t/unit/test_informer.c
 t_unit_test_informer_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
 t_unit_test_informer_LDADD = libcoracle.a $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_informer
+
+# daemon.c: token files; SIGHUP and SIGTERM against hooks and a notify socket.
+check_PROGRAMS += t/unit/test_daemon
+t_unit_test_daemon_SOURCES = t/unit/test_daemon.c t/unit/tap.h
+t_unit_test_daemon_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_daemon_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_daemon
 
 check_PROGRAMS += t/unit/test_obs
 t_unit_test_obs_SOURCES = t/unit/test_obs.c t/unit/tap.h

@@ -7,7 +7,6 @@
 #include "obs.h"
 
 #include "h2s.h"
-#include "sdnotify.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -235,29 +234,4 @@ int obs_reload_log_level(const char *path, char **err)
     free(val);
     log_set_level((enum log_level)lvl);
     return 1;
-}
-
-void obs_reload(const char *path)
-{
-    static const char *names[] = {"", "", "", "error", "warn", "notice", "info", "debug"};
-    sdn_reloading();
-    if (!path) {
-        log_notice("SIGHUP: no config file; nothing to reload");
-    } else {
-        char *err = NULL;
-        int rc = obs_reload_log_level(path, &err);
-        if (rc < 0) {
-            log_err("SIGHUP: %s; keeping the current settings", err);
-            free(err);
-        } else if (rc == 0) {
-            log_notice("SIGHUP: %s sets no log-level; level unchanged", path);
-        } else {
-            int lvl = LOG_LVL_DEBUG;
-            while (lvl > LOG_LVL_ERR && !log_enabled((enum log_level)lvl))
-                lvl--;
-            log_notice("SIGHUP: reloaded %s: log-level %s (other keys apply at restart)", path,
-                       names[lvl]);
-        }
-    }
-    sdn_reloaded();
 }

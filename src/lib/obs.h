@@ -2,7 +2,8 @@
  * obs: what a daemon shows its operator. A small local HTTP endpoint
  * (/healthz, /readyz, /metrics over HTTP/1.1 and h2c, served by h2s with
  * only its plain-HTTP handler), helpers to write the Prometheus text format
- * (histograms), and the SIGHUP reload of the config file's log-level.
+ * (histograms), and reading the config file's log-level again (the
+ * SIGHUP of daemon.c).
  * Everything runs on the caller's event loop.
  */
 #ifndef CORACLE_OBS_H
@@ -65,12 +66,10 @@ void obs_hist_write(FILE *f, const char *name, const char *labels, const struct 
 /* The config file cfg_main() reads for this argv: --config, else def if readable, else NULL. */
 const char *obs_config_path(int argc, char **argv, const char *def);
 /*
- * SIGHUP: sends RELOADING=1, re-reads "log-level" from path (if path is
- * not NULL and the file sets it; otherwise the level stays), logs what it
- * did and sends READY=1. A bad file is logged and changes nothing.
+ * SIGHUP (daemon.c): re-reads "log-level" from path and applies it. Returns
+ * 1 if set, 0 if the file does not set it, -1 with *err (a bad file changes
+ * nothing).
  */
-void obs_reload(const char *path);
-/* Re-reads log-level only. Returns 1 if set, 0 if the file does not set it, -1 with *err. */
 int obs_reload_log_level(const char *path, char **err);
 
 #endif

@@ -1,25 +1,24 @@
 /*
  * coracle-scheduler: places pending pods on nodes (doc/man/coracle-scheduler.8). main()
- * only reads the configuration, sets up the loop, signals and systemd
- * notification; the scheduler itself is sched.c.
+ * only reads the configuration and builds the scheduler on one loop; the
+ * scheduler itself is sched.c, what it shows its operator metrics.c, and
+ * signals, systemd notification and the health endpoint daemon.c.
  */
 #include "config.h"
 
 #include "cfg.h"
+#include "daemon.h"
 #include "gcl.h"
 #include "obs.h"
 #include "sched.h"
-#include "sdnotify.h"
 #include "util.h"
 
-#include <ctype.h>
 #include <openssl/ssl.h>
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 
 /* "1s", "200ms", "1.5s", "2m" or plain seconds -> ms; -1 if bad. */
 static long long parse_duration_ms(const char *s)
@@ -39,40 +38,6 @@ static long long parse_duration_ms(const char *s)
     else
         return -1;
     return (long long)(v * mul + 0.5);
-}
-
-static char *read_token(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        fatal("token-file %s: %s", path, strerror(errno));
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    while (n && isspace((unsigned char)buf[n - 1]))
-        buf[--n] = 0;
-    return xstrdup(buf);
-}
-
-struct smain {
-    struct event_base *base;
-    sched_t *s;
-    obs_t *obs;
-    const char *config; /* the config file read at start (SIGHUP re-reads its log-level) */
-};
-
-static void on_signal(evutil_socket_t sig, short what, void *arg)
-{
-    struct smain *m = arg;
-    if (sig == SIGHUP) {
-        obs_reload(m->config); /* log-level; the rest applies at restart */
-        return;
-    }
-    log_info("signal %d: stopping", (int)sig);
-    sdn_stopping();
-    obs_set_stopping(m->obs);
-    event_base_loopbreak(m->base);
 }
 
 int main(int argc, char **argv)
@@ -128,16 +93,16 @@ int main(int argc, char **argv)
         return 2;
     }
     srandom((unsigned)(mono_ns() ^ getpid()));
-    signal(SIGPIPE, SIG_IGN);
 
     struct event_base *base = event_base_new();
     if (!base)
         fatal("cannot create the event loop");
-    char *token = *token_file ? read_token(token_file) : NULL;
+    char *token = NULL, *err = NULL;
+    if (*token_file && daemon_read_token(token_file, &token, &err) < 0)
+        fatal("%s", err);
     struct gcl_opts gopts = {0};
-    char *tls_err = NULL;
-    if (gcl_opts_setup(&gopts, server, ca, cert, key, token, &tls_err) < 0)
-        fatal("%s", tls_err);
+    if (gcl_opts_setup(&gopts, server, ca, cert, key, token, &err) < 0)
+        fatal("%s", err);
     struct sched_cfg cfg = {
         .server = server,
         .name = name,
@@ -153,45 +118,21 @@ int main(int argc, char **argv)
         SSL_CTX_free(gopts.tls); /* the connection holds its own reference */
     if (!s)
         fatal("bad --server \"%s\"", server);
-    static struct smain m;
-    m.base = base;
-    m.s = s;
-    m.config = obs_config_path(argc, argv, prog.default_config);
-    if (*healthz_listen) {
-        /* Not fatal: scheduling matters more than its health endpoint. */
-        char *err = NULL;
-        struct obs_ops ops = {.metrics = sched_metrics_write, .arg = s};
-        m.obs = obs_start(base, healthz_listen, &ops, &err);
-        if (!m.obs) {
-            log_warn("healthz-listen: %s; serving no /healthz, /readyz, /metrics", err);
-            free(err);
-        } else {
-            log_info("serving /healthz, /readyz, /metrics on %s", healthz_listen);
-        }
-    }
-    struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, &m);
-    struct event *sigint = evsignal_new(base, SIGINT, on_signal, &m);
-    struct event *sighup = evsignal_new(base, SIGHUP, on_signal, &m);
-    event_add(sigterm, NULL);
-    event_add(sigint, NULL);
-    event_add(sighup, NULL);
-    struct event *wd = sdn_watchdog_start(base);
+    struct daemon_ops ops = {
+        .describe = sched_describe,
+        .metrics = sched_metrics_write,
+        .arg = s,
+    };
+    daemon_t *d = daemon_new(base, obs_config_path(argc, argv, prog.default_config), &ops);
+    daemon_serve_health(d, healthz_listen); /* not fatal: scheduling matters more */
 
     log_info("coracle-scheduler %s: server %s%s, scheduler name %s", PACKAGE_VERSION, server,
              gopts.tls ? " (TLS)" : "", name);
     sched_start(s);
-    sdn_ready("scheduling");
-    sdn_status_t *status = sdn_status_start(base, 10, sched_describe, s);
-    event_base_dispatch(base);
-    sdn_status_free(status);
+    daemon_run(d, "scheduling");
 
-    obs_free(m.obs);
+    daemon_free(d);
     sched_free(s);
-    if (wd)
-        event_free(wd);
-    event_free(sigterm);
-    event_free(sigint);
-    event_free(sighup);
     event_base_free(base);
     free(token);
     return 0;

@@ -55,6 +55,7 @@ struct klet_pstart {
 };
 
 struct klet_pod;
+struct klet_proc;
 struct klet {
     struct klet_cfg cfg;
     struct event_base *base;
@@ -64,6 +65,7 @@ struct klet {
     int inotify_fd;
     struct event *inotify_ev;
     struct event *sigchld_ev;
+    struct klet_proc *procs; /* proc.c: children not yet reaped and reported */
     struct klet_pod **pods;
     size_t npods;
     bool synced; /* first pod list seen: orphans may be cleaned */
@@ -82,7 +84,7 @@ pid_t klet_proc_spawn(struct klet *k, char *const argv[], int timeout_ms, klet_p
 pid_t klet_proc_fork(struct klet *k, int (*fn)(void *), void *fnarg, int timeout_ms,
                      klet_proc_fn cb, void *arg);
 /* Forgets every pending callback that carries arg (the owner is going away). */
-void klet_proc_forget(void *arg);
+void klet_proc_forget(struct klet *k, void *arg);
 /* Runs argv to completion (blocking; for short runc verbs). Returns the wait status;
  * *out (malloc'd, may be NULL) gets stdout+stderr. */
 int klet_proc_run(char *const argv[], char **out);

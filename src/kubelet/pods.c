@@ -955,7 +955,7 @@ static void pod_free(struct klet_pod *p)
             break;
         }
     }
-    klet_proc_forget(p);
+    klet_proc_forget(k, p);
     for (size_t i = 0; i < p->ninit; i++)
         ctr_free(&p->inits[i]);
     for (size_t i = 0; i < p->nctr; i++)

@@ -297,7 +297,7 @@ static void probe_free(struct klet_probe *pr)
 {
     if (!pr)
         return;
-    klet_proc_forget(pr);
+    klet_proc_forget(pr->c->pod->k, pr);
     event_free(pr->timer);
     klet_strv_free(pr->cmd);
     free(pr->path);

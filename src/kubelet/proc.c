@@ -20,8 +20,10 @@
 
 #define OUT_MAX 65536
 
-struct proc {
-    struct proc *next;
+/* A child being run; on struct klet's procs list until its callback has run. */
+struct klet_proc {
+    struct klet_proc *next;
+    struct klet *k;
     pid_t pid;
     int fd;
     struct event *rd, *to;
@@ -33,12 +35,9 @@ struct proc {
     int status;
 };
 
-static struct proc *procs;
-static struct klet *proc_k;
-
-static void proc_finish(struct proc *p)
+static void proc_finish(struct klet_proc *p)
 {
-    for (struct proc **pp = &procs; *pp; pp = &(*pp)->next) {
+    for (struct klet_proc **pp = &p->k->procs; *pp; pp = &(*pp)->next) {
         if (*pp == p) {
             *pp = p->next;
             break;
@@ -69,7 +68,7 @@ static void proc_finish(struct proc *p)
 
 static void proc_read(evutil_socket_t fd, short what, void *arg)
 {
-    struct proc *p = arg;
+    struct klet_proc *p = arg;
     char tmp[4096];
     ssize_t n = read(fd, tmp, sizeof tmp);
     if (n > 0) {
@@ -90,17 +89,18 @@ static void proc_read(evutil_socket_t fd, short what, void *arg)
 
 static void proc_timeout(evutil_socket_t fd, short what, void *arg)
 {
-    struct proc *p = arg;
+    struct klet_proc *p = arg;
     kill(p->pid, SIGKILL);
 }
 
 static void proc_sigchld(evutil_socket_t fd, short what, void *arg)
 {
+    struct klet *k = arg;
     /* Only our own children: tunnel.c reaps its exec sessions through pidfds. */
     bool again = true;
     while (again) {
         again = false;
-        for (struct proc *p = procs; p; p = p->next) {
+        for (struct klet_proc *p = k->procs; p; p = p->next) {
             int st;
             if (waitpid(p->pid, &st, WNOHANG) != p->pid)
                 continue;
@@ -116,8 +116,7 @@ static void proc_sigchld(evutil_socket_t fd, short what, void *arg)
 
 void klet_proc_init(struct klet *k)
 {
-    proc_k = k;
-    k->sigchld_ev = evsignal_new(k->base, SIGCHLD, proc_sigchld, NULL);
+    k->sigchld_ev = evsignal_new(k->base, SIGCHLD, proc_sigchld, k);
     event_add(k->sigchld_ev, NULL);
 }
 
@@ -151,7 +150,8 @@ static pid_t proc_start(struct klet *k, char *const argv[], int (*fn)(void *), v
         _exit(127);
     }
     close(pfd[1]);
-    struct proc *p = xcalloc(1, sizeof *p);
+    struct klet_proc *p = xcalloc(1, sizeof *p);
+    p->k = k;
     p->pid = pid;
     p->fd = pfd[0];
     p->out = xmalloc(OUT_MAX + 1);
@@ -165,8 +165,8 @@ static pid_t proc_start(struct klet *k, char *const argv[], int (*fn)(void *), v
         struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
         event_add(p->to, &tv);
     }
-    p->next = procs;
-    procs = p;
+    p->next = k->procs;
+    k->procs = p;
     return pid;
 }
 
@@ -182,9 +182,9 @@ pid_t klet_proc_fork(struct klet *k, int (*fn)(void *), void *fnarg, int timeout
     return proc_start(k, NULL, fn, fnarg, timeout_ms, cb, arg);
 }
 
-void klet_proc_forget(void *arg)
+void klet_proc_forget(struct klet *k, void *arg)
 {
-    for (struct proc *p = procs; p; p = p->next)
+    for (struct klet_proc *p = k->procs; p; p = p->next)
         if (p->arg == arg)
             p->cb = NULL;
 }

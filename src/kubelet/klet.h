@@ -54,6 +54,12 @@ struct klet_pstart {
     struct event *ev; /* the 1 s sampler */
 };
 
+/* An inotify watch descriptor and the container whose exit file it watches (monitor.c). */
+struct klet_wd {
+    int wd;
+    struct klet_ctr *c;
+};
+
 struct klet_pod;
 struct klet_proc;
 struct klet {
@@ -64,6 +70,8 @@ struct klet {
     char *host_ip;
     int inotify_fd;
     struct event *inotify_ev;
+    struct klet_wd *wds; /* monitor.c: the containers' state dirs being watched */
+    size_t nwds;
     struct event *sigchld_ev;
     struct klet_proc *procs; /* proc.c: children not yet reaped and reported */
     struct klet_pod **pods;

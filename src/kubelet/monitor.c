@@ -157,16 +157,9 @@ int klet_monitor_start(struct klet *k, struct klet_ctr *c, const char *cdir, con
     return 0;
 }
 
-/* watch descriptor -> container */
-struct wd_ent {
-    int wd;
-    struct klet_ctr *c;
-};
-static struct wd_ent *wds;
-static size_t nwds;
-
 static void inotify_read(evutil_socket_t fd, short what, void *arg)
 {
+    const struct klet *k = arg;
     char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
     for (;;) {
         ssize_t n = read(fd, buf, sizeof buf);
@@ -177,9 +170,9 @@ static void inotify_read(evutil_socket_t fd, short what, void *arg)
             p += sizeof *ev + ev->len;
             if (!ev->len || strcmp(ev->name, "exit"))
                 continue;
-            for (size_t i = 0; i < nwds; i++) {
-                if (wds[i].wd == ev->wd && wds[i].c) {
-                    notify_exited(wds[i].c);
+            for (size_t i = 0; i < k->nwds; i++) {
+                if (k->wds[i].wd == ev->wd && k->wds[i].c) {
+                    notify_exited(k->wds[i].c);
                     break;
                 }
             }
@@ -203,8 +196,8 @@ void klet_monitor_watch(struct klet *k, struct klet_ctr *c, const char *cdir)
     if (c->wd < 0) {
         log_err("inotify_add_watch %s: %s", cdir, strerror(errno));
     } else {
-        wds = xrealloc(wds, (nwds + 1) * sizeof *wds);
-        wds[nwds++] = (struct wd_ent){c->wd, c};
+        k->wds = xrealloc(k->wds, (k->nwds + 1) * sizeof *k->wds);
+        k->wds[k->nwds++] = (struct klet_wd){c->wd, c};
     }
     /* The exit may already be there (re-adoption, or a very short container). */
     char *p = xasprintf("%s/exit", cdir);
@@ -219,9 +212,9 @@ void klet_monitor_unwatch(struct klet *k, struct klet_ctr *c)
     sync_close(c);
     if (c->wd < 0)
         return;
-    for (size_t i = 0; i < nwds; i++) {
-        if (wds[i].c == c) {
-            wds[i] = wds[--nwds];
+    for (size_t i = 0; i < k->nwds; i++) {
+        if (k->wds[i].c == c) {
+            k->wds[i] = k->wds[--k->nwds];
             break;
         }
     }

@@ -13,27 +13,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-static img_store_t *store;
-static char *store_dir;
-
-static img_store_t *store_get(const char *dir, char **err)
+/* The store under cfg.image_dir, opened at the first lookup and kept open. */
+static img_store_t *store_get(struct klet *k, char **err)
 {
-    if (store && store_dir && !strcmp(store_dir, dir))
-        return store;
-    if (store)
-        img_store_close(store);
-    free(store_dir);
-    store = NULL;
-    store_dir = NULL;
+    if (k->images)
+        return k->images;
     char *e = NULL;
-    if (img_store_open(dir, IMG_STORE_CREATE, &store, &e) < 0) {
-        *err = xasprintf("image store %s: %s", dir, e ? e : "cannot open");
+    if (img_store_open(k->cfg.image_dir, IMG_STORE_CREATE, &k->images, &e) < 0) {
+        *err = xasprintf("image store %s: %s", k->cfg.image_dir, e ? e : "cannot open");
         free(e);
-        store = NULL;
+        k->images = NULL;
         return NULL;
     }
-    store_dir = xstrdup(dir);
-    return store;
+    return k->images;
 }
 
 static char **strv_copy(char *const *v, size_t n)
@@ -56,10 +48,10 @@ char *klet_img_normalise(const char *ref)
     return fam;
 }
 
-int klet_img_lookup(const char *image_dir, const char *ref, struct klet_img *out, char **err)
+int klet_img_lookup(struct klet *k, const char *ref, struct klet_img *out, char **err)
 {
     memset(out, 0, sizeof *out);
-    img_store_t *s = store_get(image_dir, err);
+    img_store_t *s = store_get(k, err);
     if (!s)
         return -1;
     img_t *img = NULL;
@@ -69,7 +61,7 @@ int klet_img_lookup(const char *image_dir, const char *ref, struct klet_img *out
         free(e);
         *err = xasprintf("image \"%s\" not found in the local image store %s (no registry "
                          "pulls): import it with `coraclectl image import FILE`",
-                         ref, image_dir);
+                         ref, k->cfg.image_dir);
         return -1;
     }
     if (rc < 0) {

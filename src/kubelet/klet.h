@@ -62,12 +62,14 @@ struct klet_wd {
 
 struct klet_pod;
 struct klet_proc;
+struct img_store;
 struct klet {
     struct klet_cfg cfg;
     struct event_base *base;
     gcl_t *api;
     char *runc_root; /* <root-dir>/runc: runc --root */
     char *host_ip;
+    struct img_store *images; /* imgref.c: cfg.image_dir, opened at the first lookup */
     int inotify_fd;
     struct event *inotify_ev;
     struct klet_wd *wds; /* monitor.c: the containers' state dirs being watched */
@@ -113,8 +115,9 @@ struct klet_img {
     char *user;        /* "uid[:gid]" or "name[:group]", NULL: root */
     char *stop_signal; /* "SIGQUIT", NULL: SIGTERM */
 };
-/* 0, or -1 with *err (malloc'd) saying what is missing and how to import it. */
-int klet_img_lookup(const char *image_dir, const char *ref, struct klet_img *out, char **err);
+/* ref in the image store under k->cfg.image_dir. 0, or -1 with *err (malloc'd) saying what is
+ * missing and how to import it. */
+int klet_img_lookup(struct klet *k, const char *ref, struct klet_img *out, char **err);
 void klet_img_free(struct klet_img *img);
 /* "nginx" -> "nginx:latest", "docker.io/library/nginx:1.14.2" -> "nginx:1.14.2". malloc'd. */
 char *klet_img_normalise(const char *ref);

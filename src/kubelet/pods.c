@@ -366,7 +366,7 @@ static void ctr_start(struct klet_ctr *c)
     int64_t t0 = mono_ns();
     struct klet_img img;
     char *err = NULL;
-    if (klet_img_lookup(k->cfg.image_dir, image, &img, &err) < 0) {
+    if (klet_img_lookup(k, image, &img, &err) < 0) {
         if (s->imagepullpolicy && !strcmp(s->imagepullpolicy, "Never")) {
             /* Kubernetes' ErrImageNeverPull: no pulling, no back-off events. */
             char *msg =

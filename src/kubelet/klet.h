@@ -60,6 +60,16 @@ struct klet_wd {
     struct klet_ctr *c;
 };
 
+/* The Node's registration and its Lease (node.c). */
+struct klet_node {
+    struct event *status_ev, *lease_ev;
+    Coracle__V1__Lease *lease; /* last seen, owned */
+    bool registered;
+    bool lease_busy;     /* one Lease call at a time ... */
+    int lease_step;      /* ... and which it is: Get, Update or Create */
+    int64_t ready_since; /* the Ready condition's lastTransitionTime */
+};
+
 struct klet_pod;
 struct klet_proc;
 struct img_store;
@@ -79,6 +89,7 @@ struct klet {
     struct klet_pod **pods;
     size_t npods;
     bool synced; /* first pod list seen: orphans may be cleaned */
+    struct klet_node node;
     struct klet_pstart pstart;
 };
 

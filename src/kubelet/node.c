@@ -139,17 +139,6 @@ static const char *go_arch(void)
 
 /* ------------------------------------------------------------------ the Node object */
 
-struct node_state {
-    struct klet *k;
-    struct event *status_ev, *lease_ev;
-    Coracle__V1__Lease *lease; /* last seen, owned */
-    bool registered;
-    bool lease_busy;
-    int64_t ready_since;
-};
-
-static struct node_state ns_state;
-
 typedef struct {
     char *key, *value;
 } kv_t;
@@ -240,7 +229,7 @@ static Coracle__V1__Node *node_build(struct klet *k)
         c->lasttransitiontime = xcalloc(1, sizeof *c->lasttransitiontime);
         coracle__v1__time__init(c->lasttransitiontime);
         c->lasttransitiontime->has_seconds = 1;
-        c->lasttransitiontime->seconds = ns_state.ready_since / 1000000000LL;
+        c->lasttransitiontime->seconds = k->node.ready_since / 1000000000LL;
         st->conditions[i] = c;
     }
     char hostname[256] = "";
@@ -335,106 +324,110 @@ static void status_timer(evutil_socket_t fd, short what, void *arg);
 
 static void node_status_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
+    const struct klet *k = arg;
     if (code != 0)
-        log_warn("node %s: UpdateStatus: %s", ns_state.k->cfg.node_name, message);
+        log_warn("node %s: UpdateStatus: %s", k->cfg.node_name, message);
 }
 
 static void node_create_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    struct klet *k = ns_state.k;
+    struct klet *k = arg;
     if (code == 0) {
         log_info("node %s registered", k->cfg.node_name);
-        ns_state.registered = true;
+        k->node.registered = true;
     } else if (code == 6 /* ALREADY_EXISTS */) {
         log_info("node %s already registered; updating its status", k->cfg.node_name);
-        ns_state.registered = true;
+        k->node.registered = true;
         Coracle__V1__Node *n = node_build(k);
-        gcl_call(k->api, "/coracle.v1.Nodes/UpdateStatus", &n->base, NULL, node_status_done, NULL,
+        gcl_call(k->api, "/coracle.v1.Nodes/UpdateStatus", &n->base, NULL, node_status_done, k,
                  10000);
         node_free(n);
     } else {
         log_warn("node %s: register: %s (retrying)", k->cfg.node_name, message);
         struct timeval tv = {2, 0};
-        event_add(ns_state.status_ev, &tv);
+        event_add(k->node.status_ev, &tv);
     }
 }
 
 static void status_timer(evutil_socket_t fd, short what, void *arg)
 {
-    struct klet *k = ns_state.k;
+    struct klet *k = arg;
     Coracle__V1__Node *n = node_build(k);
-    if (!ns_state.registered) {
-        gcl_call(k->api, "/coracle.v1.Nodes/Create", &n->base, NULL, node_create_done, NULL, 10000);
+    if (!k->node.registered) {
+        gcl_call(k->api, "/coracle.v1.Nodes/Create", &n->base, NULL, node_create_done, k, 10000);
     } else {
-        gcl_call(k->api, "/coracle.v1.Nodes/UpdateStatus", &n->base, NULL, node_status_done, NULL,
+        gcl_call(k->api, "/coracle.v1.Nodes/UpdateStatus", &n->base, NULL, node_status_done, k,
                  10000);
         struct timeval tv = {k->cfg.node_status_period, 0};
-        event_add(ns_state.status_ev, &tv);
+        event_add(k->node.status_ev, &tv);
     }
     node_free(n);
-    if (!ns_state.registered) {
+    if (!k->node.registered) {
         /* the create callback schedules the next try or the periodic update */
         struct timeval tv = {k->cfg.node_status_period, 0};
-        event_add(ns_state.status_ev, &tv);
+        event_add(k->node.status_ev, &tv);
     }
 }
 
 /* ------------------------------------------------------------------ the Lease */
 
-static void lease_set(Coracle__V1__Lease *l)
+static void lease_set(struct klet_node *n, Coracle__V1__Lease *l)
 {
-    if (ns_state.lease)
-        coracle__v1__lease__free_unpacked(ns_state.lease, NULL);
-    ns_state.lease = l;
+    if (n->lease)
+        coracle__v1__lease__free_unpacked(n->lease, NULL);
+    n->lease = l;
 }
 
 static void lease_got(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
 {
-    lease_set(coracle__v1__lease__unpack(NULL, len, msg));
+    struct klet *k = arg;
+    lease_set(&k->node, coracle__v1__lease__unpack(NULL, len, msg));
 }
 
-enum { LEASE_GET, LEASE_UPDATE, LEASE_CREATE };
-static void lease_call(int step);
+enum { LEASE_GET, LEASE_UPDATE, LEASE_CREATE }; /* struct klet_node's lease_step */
+static void lease_call(struct klet *k, int step);
 
 static void lease_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    int step = (int)(intptr_t)arg;
-    ns_state.lease_busy = false;
+    struct klet *k = arg;
+    struct klet_node *n = &k->node;
+    int step = n->lease_step;
+    n->lease_busy = false;
     if (code == 0) {
         if (step == LEASE_GET)
-            lease_call(LEASE_UPDATE);
+            lease_call(k, LEASE_UPDATE);
         return;
     }
     if (step == LEASE_GET && code == 5 /* NOT_FOUND */) {
-        lease_set(NULL);
-        lease_call(LEASE_CREATE);
+        lease_set(n, NULL);
+        lease_call(k, LEASE_CREATE);
         return;
     }
-    log_warn("lease %s/%s: %s", LEASE_NS, ns_state.k->cfg.node_name, message);
-    lease_set(NULL); /* Get again next time (conflict, or the apiserver was away) */
+    log_warn("lease %s/%s: %s", LEASE_NS, k->cfg.node_name, message);
+    lease_set(n, NULL); /* Get again next time (conflict, or the apiserver was away) */
 }
 
-static void lease_call(int step)
+static void lease_call(struct klet *k, int step)
 {
-    struct klet *k = ns_state.k;
-    if (ns_state.lease_busy)
+    struct klet_node *n = &k->node;
+    if (n->lease_busy)
         return;
     int64_t now = now_ns();
     Coracle__V1__MicroTime rt = CORACLE__V1__MICRO_TIME__INIT;
     rt.has_seconds = rt.has_nanos = 1;
     rt.seconds = now / 1000000000LL;
     rt.nanos = (now % 1000000000LL) / 1000 * 1000;
-    ns_state.lease_busy = true;
-    if (step == LEASE_UPDATE && ns_state.lease && ns_state.lease->spec) {
-        Coracle__V1__Lease *l = ns_state.lease;
+    n->lease_busy = true;
+    n->lease_step = step;
+    if (step == LEASE_UPDATE && n->lease && n->lease->spec) {
+        Coracle__V1__Lease *l = n->lease;
         Coracle__V1__MicroTime *old = l->spec->renewtime;
         char *oldh = l->spec->holderidentity;
         l->spec->renewtime = &rt;
         l->spec->holderidentity = k->cfg.node_name;
         l->spec->has_leasedurationseconds = 1;
         l->spec->leasedurationseconds = LEASE_DURATION_S;
-        gcl_call(k->api, "/coracle.v1.Leases/Update", &l->base, lease_got, lease_done,
-                 (void *)(intptr_t)LEASE_UPDATE, 10000);
+        gcl_call(k->api, "/coracle.v1.Leases/Update", &l->base, lease_got, lease_done, k, 10000);
         l->spec->renewtime = old;
         l->spec->holderidentity = oldh;
     } else if (step == LEASE_CREATE) {
@@ -450,36 +443,34 @@ static void lease_call(int step)
         Coracle__V1__Lease l = CORACLE__V1__LEASE__INIT;
         l.metadata = &meta;
         l.spec = &spec;
-        gcl_call(k->api, "/coracle.v1.Leases/Create", &l.base, lease_got, lease_done,
-                 (void *)(intptr_t)LEASE_CREATE, 10000);
+        gcl_call(k->api, "/coracle.v1.Leases/Create", &l.base, lease_got, lease_done, k, 10000);
     } else {
         Coracle__V1__GetRequest req = CORACLE__V1__GET_REQUEST__INIT;
         req.namespace_ = LEASE_NS;
         req.name = k->cfg.node_name;
-        gcl_call(k->api, "/coracle.v1.Leases/Get", &req.base, lease_got, lease_done,
-                 (void *)(intptr_t)LEASE_GET, 10000);
+        gcl_call(k->api, "/coracle.v1.Leases/Get", &req.base, lease_got, lease_done, k, 10000);
     }
 }
 
-static void lease_renew(void)
+static void lease_renew(struct klet *k)
 {
-    lease_call(ns_state.lease ? LEASE_UPDATE : LEASE_GET);
+    lease_call(k, k->node.lease ? LEASE_UPDATE : LEASE_GET);
 }
 
 static void lease_timer(evutil_socket_t fd, short what, void *arg)
 {
-    lease_renew();
+    lease_renew(arg);
 }
 
 void klet_node_start(struct klet *k)
 {
-    ns_state.k = k;
-    ns_state.ready_since = now_ns();
-    ns_state.status_ev = evtimer_new(k->base, status_timer, NULL);
+    struct klet_node *n = &k->node;
+    n->ready_since = now_ns();
+    n->status_ev = evtimer_new(k->base, status_timer, k);
     struct timeval zero = {0, 0};
-    event_add(ns_state.status_ev, &zero);
-    ns_state.lease_ev = event_new(k->base, -1, EV_PERSIST, lease_timer, NULL);
+    event_add(n->status_ev, &zero);
+    n->lease_ev = event_new(k->base, -1, EV_PERSIST, lease_timer, k);
     struct timeval tv = {LEASE_RENEW_S, 0};
-    event_add(ns_state.lease_ev, &tv);
-    lease_renew();
+    event_add(n->lease_ev, &tv);
+    lease_renew(k);
 }

@@ -13,8 +13,10 @@
  * child processes without blocking; metrics.c is what the operator sees
  * (/metrics, /readyz, STATUS=). Everything runs on one libevent loop.
  *
- * Ownership: strings in these structs are malloc'd and owned by the struct
- * that holds them unless a comment says otherwise.
+ * State: every file's state is a member of struct klet (or of a pod or
+ * container it holds), handed to each function; no file keeps any of its
+ * own. Ownership: strings in these structs are malloc'd and owned by the
+ * struct that holds them unless a comment says otherwise.
  */
 #ifndef CORACLE_KLET_H
 #define CORACLE_KLET_H

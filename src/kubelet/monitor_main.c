@@ -13,6 +13,12 @@
  *   "S <ns>"         started at <ns> (realtime)
  *   "E <message>"    failed (nothing runs; the kubelet cleans up)
  * Files in --state: monitor.pid, pid (container), started, exit, runc.log.
+ *
+ * A small program of its own, not one of daemon.c's daemons: no event
+ * loop, no configuration file, no systemd, nothing linked from
+ * libcoracle.a. Its file-level statics are true process singletons: the
+ * options (read-only once parsed), the one sync pipe and the one
+ * container's log file.
  */
 #include "config.h"
 

@@ -186,71 +186,103 @@ static void pull_failed(struct klet_ctr *c, const char *image, const char *err)
     ctr_timer_set(c, NS);
 }
 
-static int prepare_and_start(struct klet_ctr *c, const Coracle__V1__Container *s,
-                             struct klet_img *img, char **err)
+/*
+ * What prepare_and_start makes for one container: paths, argv and env,
+ * the mounts, the namespaces to join and config.json. Everything is owned
+ * here and released by build_free whether the start worked or not; the
+ * container's files on disk are ctr_release's and ctr_remove_dir's.
+ */
+struct ctr_build {
+    char **argv, **env;
+    size_t nargv, nenv;
+    char *cdir, *bundle, *rootfs, *upper, *work; /* <root>/containers/<id>/... */
+    struct klet_mount *mounts;
+    char **srcs; /* the mounts' sources */
+    size_t nmounts;
+    char *netns, *ipcns, *utsns; /* namespace files to join; NULL: the host's */
+    char *cgroup;
+    char *json; /* config.json */
+    char *logpath;
+};
+
+static void build_free(struct ctr_build *b)
+{
+    klet_strv_free(b->argv);
+    klet_strv_free(b->env);
+    free(b->cdir);
+    free(b->bundle);
+    free(b->rootfs);
+    free(b->upper);
+    free(b->work);
+    for (size_t i = 0; i < b->nmounts; i++)
+        free(b->srcs[i]);
+    free(b->srcs);
+    free(b->mounts);
+    free(b->netns);
+    free(b->ipcns);
+    free(b->utsns);
+    free(b->cgroup);
+    free(b->json);
+    free(b->logpath);
+}
+
+/* The container's directories and its meta file (what re-adoption reads back). */
+static int build_dirs(struct ctr_build *b, struct klet_ctr *c, const Coracle__V1__Container *s,
+                      const struct klet_img *img, char **err)
 {
     struct klet_pod *p = c->pod;
-    struct klet *k = p->k;
-    int rc = -1;
-    char **argv = NULL, **env = NULL;
-    size_t nargv = 0, nenv = 0;
-    char *cdir = NULL, *bundle = NULL, *rootfs = NULL, *upper = NULL, *work = NULL;
-    char *logdir = NULL, *logpath = NULL, *json = NULL;
-    struct klet_mount *mounts = NULL;
-    char **vpaths = NULL;
-    size_t nm = 0;
-
-    if (klet_ctr_argv(s, img, &argv, &nargv, err) < 0)
-        goto out;
-    bool hostnet = p->pod->spec->has_hostnetwork && p->pod->spec->hostnetwork;
-    env = klet_ctr_env(s, img, p->name, &nenv);
-
-    char uuid[37], id[40];
-    uuid_v4(uuid);
-    size_t j = 0;
-    for (size_t i = 0; uuid[i] && j < 32; i++)
-        if (uuid[i] != '-')
-            id[j++] = uuid[i];
-    id[j] = 0;
-    snprintf(c->id, sizeof c->id, "%s", id);
-
-    cdir = ctr_dir(k, id);
-    bundle = xasprintf("%s/bundle", cdir);
-    rootfs = xasprintf("%s/rootfs", bundle);
-    upper = xasprintf("%s/upper", cdir);
-    work = xasprintf("%s/work", cdir);
-    if (mkdir(cdir, 0700) < 0 || mkdir(bundle, 0700) < 0 || mkdir(rootfs, 0755) < 0 ||
-        mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0) {
-        *err = xasprintf("mkdir %s: %s", cdir, strerror(errno));
-        goto out;
+    b->cdir = ctr_dir(p->k, c->id);
+    b->bundle = xasprintf("%s/bundle", b->cdir);
+    b->rootfs = xasprintf("%s/rootfs", b->bundle);
+    b->upper = xasprintf("%s/upper", b->cdir);
+    b->work = xasprintf("%s/work", b->cdir);
+    if (mkdir(b->cdir, 0700) < 0 || mkdir(b->bundle, 0700) < 0 || mkdir(b->rootfs, 0755) < 0 ||
+        mkdir(b->upper, 0755) < 0 || mkdir(b->work, 0700) < 0) {
+        *err = xasprintf("mkdir %s: %s", b->cdir, strerror(errno));
+        return -1;
     }
     char *meta =
         xasprintf("%s\n%s\n%d\n%d\n%s\n%s\n%s\n", p->uid, c->name, c->init ? 1 : 0, c->restarts,
                   s->image ? s->image : "", img->id, img->stop_signal ? img->stop_signal : "");
-    char *mp = xasprintf("%s/meta", cdir);
+    char *mp = xasprintf("%s/meta", b->cdir);
     write_text(mp, meta);
     free(mp);
     free(meta);
+    return 0;
+}
 
-    char *opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", img->rootfs, upper, work);
-    int mrc = mount("overlay", rootfs, "overlay", 0, opts);
+/* The image's read-only rootfs under an overlay of the container's own. */
+static int build_rootfs(struct ctr_build *b, const struct klet_ctr *c, const struct klet_img *img,
+                        char **err)
+{
+    char *opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", img->rootfs, b->upper, b->work);
+    int mrc = mount("overlay", b->rootfs, "overlay", 0, opts);
     free(opts);
     if (mrc < 0) {
         *err = xasprintf("mount overlay rootfs for %s: %s", c->name, strerror(errno));
-        goto out;
+        return -1;
     }
+    return 0;
+}
 
-    /* /etc files of the pod, then the volume mounts. */
-    mounts = xcalloc(3 + s->n_volumemounts, sizeof *mounts);
-    vpaths = xcalloc(3 + s->n_volumemounts + 1, sizeof *vpaths);
+static void add_mount(struct ctr_build *b, const char *dst, char *src, const char *opts)
+{
+    b->srcs[b->nmounts] = src;
+    b->mounts[b->nmounts] = (struct klet_mount){dst, src, "bind", opts};
+    b->nmounts++;
+}
+
+/* /etc files of the pod, then the volume mounts. */
+static int build_mounts(struct ctr_build *b, const struct klet_pod *p,
+                        const Coracle__V1__Container *s, char **err)
+{
+    b->mounts = xcalloc(3 + s->n_volumemounts, sizeof *b->mounts);
+    b->srcs = xcalloc(3 + s->n_volumemounts, sizeof *b->srcs);
     static const char *const etc[][2] = {{"/etc/hosts", "hosts"},
                                          {"/etc/resolv.conf", "resolv.conf"},
                                          {"/etc/hostname", "hostname"}};
-    for (size_t i = 0; i < 3; i++) {
-        vpaths[nm] = xasprintf("%s/%s", p->dir, etc[i][1]);
-        mounts[nm] = (struct klet_mount){etc[i][0], vpaths[nm], "bind", "rbind,rprivate"};
-        nm++;
-    }
+    for (size_t i = 0; i < 3; i++)
+        add_mount(b, etc[i][0], xasprintf("%s/%s", p->dir, etc[i][1]), "rbind,rprivate");
     for (size_t i = 0; i < s->n_volumemounts; i++) {
         const Coracle__V1__VolumeMount *vm = s->volumemounts[i];
         char *src = vm->name ? klet_volume_path(p->dir, p->pod->spec, vm->name) : NULL;
@@ -258,7 +290,7 @@ static int prepare_and_start(struct klet_ctr *c, const Coracle__V1__Container *s
             *err = xasprintf("volumeMounts[%zu]: volume \"%s\" not found", i,
                              vm->name ? vm->name : "");
             free(src);
-            goto out;
+            return -1;
         }
         if (vm->subpath && *vm->subpath) {
             char *sp = xasprintf("%s/%s", src, vm->subpath);
@@ -266,54 +298,93 @@ static int prepare_and_start(struct klet_ctr *c, const Coracle__V1__Container *s
             src = sp;
             mkdir(src, 0777);
         }
-        vpaths[nm] = src;
-        mounts[nm] = (struct klet_mount){vm->mountpath, src, "bind",
-                                         vm->has_readonly && vm->readonly ? "rbind,rprivate,ro"
-                                                                          : "rbind,rprivate"};
-        nm++;
+        add_mount(b, vm->mountpath, src,
+                  vm->has_readonly && vm->readonly ? "rbind,rprivate,ro" : "rbind,rprivate");
     }
+    return 0;
+}
 
-    char *netns = hostnet ? NULL : xasprintf("%s/ns/net", p->dir);
-    char *utsns = hostnet ? NULL : xasprintf("%s/ns/uts", p->dir);
-    bool hostipc = p->pod->spec->has_hostipc && p->pod->spec->hostipc;
-    char *ipcns = hostipc ? NULL : xasprintf("%s/ns/ipc", p->dir);
-    char *cg = xasprintf("/coracle/%s", id);
+/* config.json from the image, the spec and what build_* made, in the bundle. */
+static int build_config(struct ctr_build *b, const struct klet_ctr *c,
+                        const Coracle__V1__Container *s, const struct klet_img *img, char **err)
+{
+    const Coracle__V1__PodSpec *spec = c->pod->pod->spec;
+    const char *dir = c->pod->dir;
+    bool hostnet = spec->has_hostnetwork && spec->hostnetwork;
+    bool hostipc = spec->has_hostipc && spec->hostipc;
+    b->netns = hostnet ? NULL : xasprintf("%s/ns/net", dir);
+    b->utsns = hostnet ? NULL : xasprintf("%s/ns/uts", dir);
+    b->ipcns = hostipc ? NULL : xasprintf("%s/ns/ipc", dir);
+    b->cgroup = xasprintf("/coracle/%s", c->id);
     uint32_t uid = 0, gid = 0;
     if (klet_resolve_user(img->rootfs, img->user, &uid, &gid, err) < 0)
-        goto out;
+        return -1;
     struct klet_oci o = {
         .uid = uid,
         .gid = gid,
-        .args = argv,
-        .nargs = nargv,
-        .env = env,
-        .nenv = nenv,
+        .args = b->argv,
+        .nargs = b->nargv,
+        .env = b->env,
+        .nenv = b->nenv,
         .cwd = s->workingdir && *s->workingdir ? s->workingdir : img->workdir,
-        .rootfs = rootfs,
-        .netns = netns,
-        .ipcns = ipcns,
-        .utsns = utsns,
-        .host_pid = p->pod->spec->has_hostpid && p->pod->spec->hostpid,
-        .cgroups_path = cg,
-        .mounts = mounts,
-        .nmounts = nm,
+        .rootfs = b->rootfs,
+        .netns = b->netns,
+        .ipcns = b->ipcns,
+        .utsns = b->utsns,
+        .host_pid = spec->has_hostpid && spec->hostpid,
+        .cgroups_path = b->cgroup,
+        .mounts = b->mounts,
+        .nmounts = b->nmounts,
     };
     klet_ctr_resources(s, &o);
-    json = klet_oci_config(&o);
-    free(netns);
-    free(utsns);
-    free(ipcns);
-    free(cg);
-    char *cfgpath = xasprintf("%s/config.json", bundle);
-    write_text(cfgpath, json);
+    b->json = klet_oci_config(&o);
+    char *cfgpath = xasprintf("%s/config.json", b->bundle);
+    write_text(cfgpath, b->json);
     free(cfgpath);
+    return 0;
+}
 
-    logdir = xasprintf("%s/logs/%s", p->dir, c->name);
-    char *ld0 = xasprintf("%s/logs", p->dir);
-    mkdir(ld0, 0755);
-    free(ld0);
+/* <pod>/logs/<container>/<restarts>.log, its directories made. */
+static void build_log(struct ctr_build *b, const struct klet_ctr *c)
+{
+    const char *dir = c->pod->dir;
+    char *logs = xasprintf("%s/logs", dir);
+    mkdir(logs, 0755);
+    free(logs);
+    char *logdir = xasprintf("%s/logs/%s", dir, c->name);
     mkdir(logdir, 0755);
-    logpath = xasprintf("%s/%d.log", logdir, c->restarts);
+    b->logpath = xasprintf("%s/%d.log", logdir, c->restarts);
+    free(logdir);
+}
+
+/* A fresh runc id: a UUID v4 without its dashes. */
+static void new_ctr_id(char id[40])
+{
+    char uuid[37];
+    uuid_v4(uuid);
+    size_t j = 0;
+    for (size_t i = 0; uuid[i] && j < 32; i++)
+        if (uuid[i] != '-')
+            id[j++] = uuid[i];
+    id[j] = 0;
+}
+
+static int prepare_and_start(struct klet_ctr *c, const Coracle__V1__Container *s,
+                             struct klet_img *img, char **err)
+{
+    struct klet_pod *p = c->pod;
+    struct klet *k = p->k;
+    struct ctr_build b = {0};
+    int rc = -1;
+
+    if (klet_ctr_argv(s, img, &b.argv, &b.nargv, err) < 0)
+        goto out;
+    b.env = klet_ctr_env(s, img, p->name, &b.nenv);
+    new_ctr_id(c->id);
+    if (build_dirs(&b, c, s, img, err) < 0 || build_rootfs(&b, c, img, err) < 0 ||
+        build_mounts(&b, p, s, err) < 0 || build_config(&b, c, s, img, err) < 0)
+        goto out;
+    build_log(&b, c);
 
     c->state = KC_CREATING;
     set_wait(c, "ContainerCreating", NULL);
@@ -321,8 +392,8 @@ static int prepare_and_start(struct klet_ctr *c, const Coracle__V1__Container *s
     c->image_id = xstrdup(img->id);
     free(c->stop_signal);
     c->stop_signal = img->stop_signal ? xstrdup(img->stop_signal) : NULL;
-    klet_monitor_watch(k, c, cdir);
-    if (klet_monitor_start(k, c, cdir, logpath, err) < 0) {
+    klet_monitor_watch(k, c, b.cdir);
+    if (klet_monitor_start(k, c, b.cdir, b.logpath, err) < 0) {
         klet_monitor_unwatch(k, c);
         goto out;
     }
@@ -334,22 +405,7 @@ out:
         c->id[0] = 0;
         c->state = KC_WAITING;
     }
-    klet_strv_free(argv);
-    klet_strv_free(env);
-    if (vpaths) {
-        for (size_t i = 0; i < nm; i++)
-            free(vpaths[i]);
-        free(vpaths);
-    }
-    free(mounts);
-    free(cdir);
-    free(bundle);
-    free(rootfs);
-    free(upper);
-    free(work);
-    free(logdir);
-    free(logpath);
-    free(json);
+    build_free(&b);
     return rc;
 }
 

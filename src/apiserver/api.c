@@ -118,7 +118,7 @@ void api_failf(struct api_route *rt, h2s_call_t *c, int code, const char *fmt, .
 static int stage_authenticate(struct api_route *rt, h2s_call_t *c, struct auth_user *u)
 {
     char *err = NULL;
-    if (auth_authenticate(c, u, &err) == 0)
+    if (auth_authenticate(rt->api->cfg.auth, c, u, &err) == 0)
         return 0;
     api_fail(rt, c, GRPC_UNAUTHENTICATED, err ? err : "Unauthorized");
     free(err);
@@ -145,7 +145,7 @@ static int stage_authorize(api_t *a, struct api_route *rt, h2s_call_t *c, const 
                            const char *ns, const char *name, const char *field_selector)
 {
     char *err = NULL;
-    if (auth_check(u, a->st, verb_k8s[rt->verb], rt->k, verb_sub[rt->verb],
+    if (auth_check(a->cfg.auth, u, a->st, verb_k8s[rt->verb], rt->k, verb_sub[rt->verb],
                    rt->k->namespaced && ns && *ns ? ns : NULL, name && *name ? name : NULL,
                    field_selector, &err) == 0)
         return 0;
@@ -508,10 +508,10 @@ static void do_watch(api_t *a, struct api_route *rt, h2s_call_t *c, const struct
     if (!req)
         return;
     if (stage_authorize(a, rt, c, u, req->namespace_, NULL, req->fieldselector) == 0) {
-        if (h2s_call_claim(c, u->id, auth_max_watches()) < 0)
+        if (h2s_call_claim(c, u->id, auth_max_watches(a->cfg.auth)) < 0)
             api_failf(rt, c, GRPC_RESOURCE_EXHAUSTED,
                       "too many long-running requests for user \"%s\" (at most %u)", u->name,
-                      auth_max_watches());
+                      auth_max_watches(a->cfg.auth));
         else
             watch_start(a->hub, c, rt->k, req, watch_ended, rt);
     }

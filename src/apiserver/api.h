@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "h2s.h"
 #include "kinds.h"
 #include "metrics.h"
@@ -28,6 +29,7 @@ struct api_config {
     int bookmark_interval_s;   /* default 60 */
     size_t watch_queue_bytes;  /* default 16 MiB */
     size_t watch_memory_limit; /* all watches' unsent bytes; default 256 MiB */
+    auth_t *auth;              /* who may call (borrowed: outlives the api_t) */
 };
 
 /* Registers every route and the HTTP handler on srv; st must be open. */

@@ -57,8 +57,7 @@ struct policy {
     size_t nbinds;
 };
 
-static struct {
-    int inited;
+struct auth {
     int client_ca;
     char *token_file, *policy_file;
     unsigned max_watches;
@@ -67,7 +66,8 @@ static struct {
     struct policy *pol; /* NULL: allow every authenticated user */
     struct ident *ids[ID_BUCKETS];
     size_t nids;
-} A;
+    struct ident dev; /* the development mode's anonymous master */
+};
 
 /* ---------------------------------------------------------------- identities */
 
@@ -104,7 +104,7 @@ static uint32_t hash_str(const char *s)
 }
 
 /* The interned identity for name + groups (+ system:authenticated); NULL when full. */
-static struct ident *intern(const char *name, char *const *groups, int authenticated)
+static struct ident *intern(auth_t *au, const char *name, char *const *groups, int authenticated)
 {
     size_t n = strlen(name) + 2;
     for (size_t i = 0; groups && groups[i]; i++)
@@ -115,13 +115,13 @@ static struct ident *intern(const char *name, char *const *groups, int authentic
     for (size_t i = 0; groups && groups[i]; i++)
         p += sprintf(p, "%s\n", groups[i]);
     uint32_t h = hash_str(key) % ID_BUCKETS;
-    for (struct ident *id = A.ids[h]; id; id = id->next) {
+    for (struct ident *id = au->ids[h]; id; id = id->next) {
         if (strcmp(id->key, key) == 0) {
             free(key);
             return id;
         }
     }
-    if (A.nids >= ID_MAX) {
+    if (au->nids >= ID_MAX) {
         free(key);
         return NULL;
     }
@@ -137,9 +137,9 @@ static struct ident *intern(const char *name, char *const *groups, int authentic
         strv_push(&id->groups, &ng, extra, strlen(extra));
     if (!id->groups)
         id->groups = xcalloc(1, sizeof(char *));
-    id->next = A.ids[h];
-    A.ids[h] = id;
-    A.nids++;
+    id->next = au->ids[h];
+    au->ids[h] = id;
+    au->nids++;
     return id;
 }
 
@@ -212,7 +212,7 @@ static void tokens_free(struct token *t, size_t n)
     free(t);
 }
 
-static int tokens_load(const char *path, struct token **out, size_t *nout, char **err)
+static int tokens_load(auth_t *au, const char *path, struct token **out, size_t *nout, char **err)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -254,7 +254,7 @@ static int tokens_load(const char *path, struct token **out, size_t *nout, char 
                 g += gl + (e ? 1 : 0);
             }
         }
-        struct ident *id = intern(fv[1], groups, 1);
+        struct ident *id = intern(au, fv[1], groups, 1);
         strv_free(groups);
         if (!id) {
             *err = xasprintf("%s:%zu: too many identities", path, lineno);
@@ -453,83 +453,93 @@ static struct policy *policy_load(const char *path, char **err)
 
 /* ---------------------------------------------------------------- setup */
 
-static int load_files(char **err)
+static const char *const dev_groups[] = {"system:masters", "system:authenticated", NULL};
+
+static int load_files(auth_t *au, char **err)
 {
     struct token *t = NULL;
     size_t nt = 0;
     struct policy *p = NULL;
-    if (A.token_file && tokens_load(A.token_file, &t, &nt, err) < 0)
+    if (au->token_file && tokens_load(au, au->token_file, &t, &nt, err) < 0)
         return -1;
-    if (A.policy_file && !(p = policy_load(A.policy_file, err))) {
+    if (au->policy_file && !(p = policy_load(au->policy_file, err))) {
         tokens_free(t, nt);
         return -1;
     }
-    tokens_free(A.tokens, A.ntokens);
-    A.tokens = t;
-    A.ntokens = nt;
-    policy_free(A.pol);
-    A.pol = p;
+    tokens_free(au->tokens, au->ntokens);
+    au->tokens = t;
+    au->ntokens = nt;
+    policy_free(au->pol);
+    au->pol = p;
     return 0;
 }
 
-int auth_init(const struct auth_config *cfg, char **err)
+int auth_new(const struct auth_config *cfg, auth_t **out, char **err)
 {
     *err = NULL;
-    auth_shutdown();
-    A.inited = 1;
-    A.client_ca = cfg->client_ca;
-    A.token_file = cfg->token_file && *cfg->token_file ? xstrdup(cfg->token_file) : NULL;
-    A.policy_file = cfg->policy_file && *cfg->policy_file ? xstrdup(cfg->policy_file) : NULL;
-    A.max_watches = cfg->max_watches ? cfg->max_watches : 1000;
-    if (load_files(err) < 0)
+    *out = NULL;
+    auth_t *au = xcalloc(1, sizeof(*au));
+    au->client_ca = cfg->client_ca;
+    au->token_file = cfg->token_file && *cfg->token_file ? xstrdup(cfg->token_file) : NULL;
+    au->policy_file = cfg->policy_file && *cfg->policy_file ? xstrdup(cfg->policy_file) : NULL;
+    au->max_watches = cfg->max_watches ? cfg->max_watches : 1000;
+    au->dev.name = "system:anonymous";
+    au->dev.groups = (char **)dev_groups;
+    if (load_files(au, err) < 0) {
+        auth_free(au);
         return -1;
-    if (A.token_file)
-        log_info("auth: %zu tokens from %s", A.ntokens, A.token_file);
-    if (A.policy_file)
-        log_info("auth: policy %s: %zu roles, %zu bindings", A.policy_file, A.pol->nroles,
-                 A.pol->nbinds);
-    else if (auth_required())
+    }
+    if (au->token_file)
+        log_info("auth: %zu tokens from %s", au->ntokens, au->token_file);
+    if (au->policy_file)
+        log_info("auth: policy %s: %zu roles, %zu bindings", au->policy_file, au->pol->nroles,
+                 au->pol->nbinds);
+    else if (auth_required(au))
         log_warn("auth: no --authorization-policy-file: every authenticated user may do "
                  "everything");
+    *out = au;
     return 0;
 }
 
-int auth_reload(char **err)
+int auth_reload(auth_t *au, char **err)
 {
     *err = NULL;
-    if (load_files(err) < 0) {
+    if (load_files(au, err) < 0) {
         log_err("auth: reload failed, keeping the old token file and policy: %s", *err);
         return -1;
     }
-    log_info("auth: reloaded (%zu tokens%s)", A.ntokens, A.pol ? ", policy" : "");
+    log_info("auth: reloaded (%zu tokens%s)", au->ntokens, au->pol ? ", policy" : "");
     return 0;
 }
 
-void auth_shutdown(void)
+void auth_free(auth_t *au)
 {
-    tokens_free(A.tokens, A.ntokens);
-    policy_free(A.pol);
-    free(A.token_file);
-    free(A.policy_file);
+    if (!au)
+        return;
+    tokens_free(au->tokens, au->ntokens);
+    policy_free(au->pol);
+    free(au->token_file);
+    free(au->policy_file);
     for (size_t i = 0; i < ID_BUCKETS; i++) {
-        while (A.ids[i]) {
-            struct ident *id = A.ids[i];
-            A.ids[i] = id->next;
+        while (au->ids[i]) {
+            struct ident *id = au->ids[i];
+            au->ids[i] = id->next;
             free(id->key);
             free(id->name);
             strv_free(id->groups);
             free(id);
         }
     }
-    memset(&A, 0, sizeof(A));
+    free(au);
 }
 
-int auth_required(void)
+int auth_required(const auth_t *au)
 {
-    return A.client_ca || A.token_file;
+    return au->client_ca || au->token_file;
 }
 
-int auth_listen(h2s_t *srv, const char *addr, SSL_CTX *tls, int insecure_loopback, char **err)
+int auth_listen(const auth_t *au, h2s_t *srv, const char *addr, SSL_CTX *tls, int insecure_loopback,
+                char **err)
 {
     *err = NULL;
     int local = h2s_addr_is_local(addr);
@@ -540,7 +550,7 @@ int auth_listen(h2s_t *srv, const char *addr, SSL_CTX *tls, int insecure_loopbac
                          addr);
         return -1;
     }
-    if (!local && !auth_required()) {
+    if (!local && !auth_required(au)) {
         *err = xasprintf("refusing to serve %s without authentication: give --client-ca-file "
                          "and/or --token-auth-file",
                          addr);
@@ -558,9 +568,7 @@ int auth_listen(h2s_t *srv, const char *addr, SSL_CTX *tls, int insecure_loopbac
 
 /* ---------------------------------------------------------------- authenticate */
 
-static const char *const dev_groups[] = {"system:masters", "system:authenticated", NULL};
-
-int auth_authenticate_token(const char *header, struct auth_user *u, char **err)
+int auth_authenticate_token(const auth_t *au, const char *header, struct auth_user *u, char **err)
 {
     *err = NULL;
     if (!header || strncasecmp(header, "Bearer ", 7) != 0) {
@@ -572,10 +580,10 @@ int auth_authenticate_token(const char *header, struct auth_user *u, char **err)
         tok++;
     size_t tl = strlen(tok);
     struct ident *found = NULL;
-    for (size_t i = 0; i < A.ntokens; i++) {
+    for (size_t i = 0; i < au->ntokens; i++) {
         /* constant time in the token's bytes */
-        if (strlen(A.tokens[i].token) == tl && CRYPTO_memcmp(A.tokens[i].token, tok, tl) == 0)
-            found = A.tokens[i].id;
+        if (strlen(au->tokens[i].token) == tl && CRYPTO_memcmp(au->tokens[i].token, tok, tl) == 0)
+            found = au->tokens[i].id;
     }
     if (!found || !tl) {
         *err = xstrdup("Unauthorized");
@@ -585,24 +593,17 @@ int auth_authenticate_token(const char *header, struct auth_user *u, char **err)
     return 0;
 }
 
-int auth_authenticate(h2s_call_t *c, struct auth_user *u, char **err)
+int auth_authenticate(auth_t *au, h2s_call_t *c, struct auth_user *u, char **err)
 {
     *err = NULL;
-    if (!auth_required()) {
-        static struct ident dev;
-        if (!dev.name) {
-            dev.name = "system:anonymous";
-            dev.groups = (char **)dev_groups;
-        }
-        u->name = dev.name;
-        u->groups = dev_groups;
-        u->id = &dev;
+    if (!auth_required(au)) {
+        user_set(u, &au->dev);
         return 0;
     }
     SSL *ssl = h2s_call_ssl(c);
     char *cn = NULL, **og = NULL;
     if (ssl && tls_peer_identity(ssl, &cn, &og) == 0) {
-        struct ident *id = intern(cn, og, 1);
+        struct ident *id = intern(au, cn, og, 1);
         tls_identity_free(cn, og);
         if (id) {
             user_set(u, id);
@@ -611,7 +612,7 @@ int auth_authenticate(h2s_call_t *c, struct auth_user *u, char **err)
     }
     const char *h = h2s_call_header(c, "authorization");
     if (h)
-        return auth_authenticate_token(h, u, err);
+        return auth_authenticate_token(au, h, u, err);
     *err = xstrdup("Unauthorized");
     log_info("auth: %s: no client certificate and no bearer token: Unauthorized", h2s_call_peer(c));
     return -1;
@@ -668,16 +669,17 @@ static int subject_match(char *const *subjects, const struct auth_user *u)
     return 0;
 }
 
-static int rbac_allows(const struct auth_user *u, const char *verb, const struct kind *k,
-                       const char *sub, const char *ns, int coarse)
+static int rbac_allows(const auth_t *au, const struct auth_user *u, const char *verb,
+                       const struct kind *k, const char *sub, const char *ns, int coarse)
 {
-    if (is_master(u) || !A.pol)
+    struct policy *pol = au->pol;
+    if (is_master(u) || !pol)
         return 1;
-    for (size_t i = 0; i < A.pol->nbinds; i++) {
-        const struct binding *b = &A.pol->binds[i];
+    for (size_t i = 0; i < pol->nbinds; i++) {
+        const struct binding *b = &pol->binds[i];
         if (!subject_match(b->subjects, u))
             continue;
-        const struct role *r = role_find(A.pol, b->role);
+        const struct role *r = role_find(pol, b->role);
         for (size_t j = 0; r && j < r->nrules; j++) {
             const struct rule *ru = &r->rules[j];
             if (match_verb(ru->verbs, verb) && match_res(ru->resources, k->resource, sub) &&
@@ -707,11 +709,11 @@ static char *forbidden(const struct auth_user *u, const char *verb, const struct
     return m;
 }
 
-int auth_authorize(const struct auth_user *u, const char *verb, const struct kind *k,
-                   const char *subresource, char **err)
+int auth_authorize(const auth_t *au, const struct auth_user *u, const char *verb,
+                   const struct kind *k, const char *subresource, char **err)
 {
     *err = NULL;
-    if (rbac_allows(u, verb, k, subresource, NULL, 1))
+    if (rbac_allows(au, u, verb, k, subresource, NULL, 1))
         return 0;
     *err = forbidden(u, verb, k, subresource, NULL, NULL, NULL);
     return -1;
@@ -795,11 +797,12 @@ static const char *node_restrict(const char *node, const struct auth_attrs *a, c
     return buf;
 }
 
-int auth_authorize_attrs(const struct auth_user *u, const struct auth_attrs *a, char **err)
+int auth_authorize_attrs(const auth_t *au, const struct auth_user *u, const struct auth_attrs *a,
+                         char **err)
 {
     *err = NULL;
     const char *node = node_of(u);
-    if (!rbac_allows(u, a->verb, a->k, a->subresource, a->ns, 0)) {
+    if (!rbac_allows(au, u, a->verb, a->k, a->subresource, a->ns, 0)) {
         *err = forbidden(u, a->verb, a->k, a->subresource, a->ns, a->name, NULL);
         return -1;
     }
@@ -835,36 +838,36 @@ static char *stored_pod_node(store_t *st, const char *ns, const char *name)
     return out;
 }
 
-int auth_check(const struct auth_user *u, store_t *st, const char *verb, const struct kind *k,
-               const char *subresource, const char *ns, const char *name,
+int auth_check(const auth_t *au, const struct auth_user *u, store_t *st, const char *verb,
+               const struct kind *k, const char *subresource, const char *ns, const char *name,
                const char *field_selector, char **err)
 {
     *err = NULL;
-    if (!auth_required() || is_master(u))
+    if (!auth_required(au) || is_master(u))
         return 0;
     struct auth_attrs a = {verb, k, subresource, ns, name, field_selector, NULL};
     char *pn = NULL;
     if (k == &kind_pod && name && *name && node_of(u) &&
         (strcmp(verb, "get") == 0 || strcmp(verb, "update") == 0 || strcmp(verb, "delete") == 0))
         a.pod_node = pn = stored_pod_node(st, ns, name);
-    int r = auth_authorize_attrs(u, &a, err);
+    int r = auth_authorize_attrs(au, u, &a, err);
     free(pn);
     return r;
 }
 
-int auth_call(h2s_call_t *c, store_t *st, const char *verb, const struct kind *k,
+int auth_call(auth_t *au, h2s_call_t *c, store_t *st, const char *verb, const struct kind *k,
               const char *subresource, const char *ns, const char *name, struct auth_user *u)
 {
     struct auth_user tmp;
     char *err = NULL;
     if (!u)
         u = &tmp;
-    if (auth_authenticate(c, u, &err) < 0) {
+    if (auth_authenticate(au, c, u, &err) < 0) {
         h2s_call_finish(c, GRPC_UNAUTHENTICATED, err ? err : "Unauthorized");
         free(err);
         return -1;
     }
-    if (auth_check(u, st, verb, k, subresource, ns, name, NULL, &err) < 0) {
+    if (auth_check(au, u, st, verb, k, subresource, ns, name, NULL, &err) < 0) {
         h2s_call_finish(c, GRPC_PERMISSION_DENIED, err ? err : "forbidden");
         free(err);
         return -1;
@@ -872,10 +875,10 @@ int auth_call(h2s_call_t *c, store_t *st, const char *verb, const struct kind *k
     return 0;
 }
 
-int auth_node_tunnel(const struct auth_user *u, const char *node, char **err)
+int auth_node_tunnel(const auth_t *au, const struct auth_user *u, const char *node, char **err)
 {
     *err = NULL;
-    if (!auth_required() || is_master(u))
+    if (!auth_required(au) || is_master(u))
         return 0;
     const char *me = node_of(u);
     if (me && node && strcmp(me, node) == 0)
@@ -897,10 +900,10 @@ int auth_is_mutating(const char *path)
            strcmp(m, "Delete") == 0 || strcmp(m, "Bind") == 0 || strcmp(m, "Patch") == 0;
 }
 
-unsigned auth_max_watches(void)
+unsigned auth_max_watches(const auth_t *au)
 {
     /* development mode: every caller is the same anonymous user; no cap (0) */
-    if (!auth_required())
+    if (!auth_required(au))
         return 0;
-    return A.max_watches ? A.max_watches : 1000;
+    return au->max_watches ? au->max_watches : 1000;
 }

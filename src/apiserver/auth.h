@@ -30,8 +30,9 @@
  * get resource "pods" in API group "" in the namespace "default"; they
  * are logged.
  *
- * State is process-wide (one apiserver per process); call from the event
- * loop only.
+ * State (the files' contents and the interned identities) lives in an
+ * auth_t that main.c creates and hands to api.c and tunnel.c; call from
+ * the event loop only.
  */
 #ifndef CORACLE_AUTH_H
 #define CORACLE_AUTH_H
@@ -40,7 +41,9 @@
 #include "kinds.h"
 #include "store.h"
 
-/* An identity. The strings live as long as the process (identities are interned). */
+typedef struct auth auth_t;
+
+/* An identity. The strings live as long as the auth_t (identities are interned). */
 struct auth_user {
     const char *name;
     const char *const *groups; /* NULL-terminated */
@@ -56,27 +59,31 @@ struct auth_config {
 };
 
 /*
+ * Loads the files. Returns 0 and *out (the caller's, auth_free), or -1 with
+ * *err (malloc'd, naming file and line). cfg is copied.
+ */
+int auth_new(const struct auth_config *cfg, auth_t **out, char **err);
+/* Re-reads the token and policy files (SIGHUP); on error keeps the old ones. */
+int auth_reload(auth_t *au, char **err);
+/* Frees au and every identity it interned (after the calls holding them). NULL: no-op. */
+void auth_free(auth_t *au);
+/* 1 if callers must identify themselves (a client CA or a token file is configured). */
+int auth_required(const auth_t *au);
+
+/*
  * Opens one apiserver listener by the transport rules: unix sockets are
  * cleartext; TCP listeners use TLS when tls is set, except loopback
  * addresses when insecure_loopback is set; without TLS (development mode)
  * only loopback addresses are allowed. A non-loopback listener also needs
- * authentication configured (auth_init before). Returns 0, or -1 with *err.
+ * authentication configured in au. Returns 0, or -1 with *err.
  */
-int auth_listen(h2s_t *srv, const char *addr, struct ssl_ctx_st *tls, int insecure_loopback,
-                char **err);
+int auth_listen(const auth_t *au, h2s_t *srv, const char *addr, struct ssl_ctx_st *tls,
+                int insecure_loopback, char **err);
 
-/* Loads the files. Returns 0, or -1 with *err (malloc'd, naming file and line). */
-int auth_init(const struct auth_config *cfg, char **err);
-/* Re-reads the token and policy files (SIGHUP); on error keeps the old ones. */
-int auth_reload(char **err);
-void auth_shutdown(void);
-/* 1 if callers must identify themselves (a client CA or a token file is configured). */
-int auth_required(void);
-
-/* Returns 0 and *u, or -1 with *err (malloc'd) for UNAUTHENTICATED. */
-int auth_authenticate(h2s_call_t *c, struct auth_user *u, char **err);
+/* Returns 0 and *u, or -1 with *err (malloc'd) for UNAUTHENTICATED. May intern an identity. */
+int auth_authenticate(auth_t *au, h2s_call_t *c, struct auth_user *u, char **err);
 /* The bearer-token part alone: header is the "authorization" value (may be NULL). */
-int auth_authenticate_token(const char *header, struct auth_user *u, char **err);
+int auth_authenticate_token(const auth_t *au, const char *header, struct auth_user *u, char **err);
 
 /*
  * The coarse check before the request is decoded: may u do verb on
@@ -84,8 +91,8 @@ int auth_authenticate_token(const char *header, struct auth_user *u, char **err)
  * "get", "list", "watch", "update", "delete"). Returns 0, or -1 with *err
  * (malloc'd) for PERMISSION_DENIED.
  */
-int auth_authorize(const struct auth_user *u, const char *verb, const struct kind *k,
-                   const char *subresource, char **err);
+int auth_authorize(const auth_t *au, const struct auth_user *u, const char *verb,
+                   const struct kind *k, const char *subresource, char **err);
 
 /* Everything known about a request once decoded. */
 struct auth_attrs {
@@ -100,7 +107,8 @@ struct auth_attrs {
     const char *pod_node;
 };
 /* The full check (RBAC with namespace and name, node restriction). 0, or -1 with *err. */
-int auth_authorize_attrs(const struct auth_user *u, const struct auth_attrs *a, char **err);
+int auth_authorize_attrs(const auth_t *au, const struct auth_user *u, const struct auth_attrs *a,
+                         char **err);
 
 /*
  * auth_authorize_attrs for a decoded request, looking the stored pod's
@@ -108,8 +116,8 @@ int auth_authorize_attrs(const struct auth_user *u, const struct auth_attrs *a, 
  * update, delete by a node). 0, or -1 with *err for PERMISSION_DENIED.
  * Cheap for everyone else: no store read.
  */
-int auth_check(const struct auth_user *u, store_t *st, const char *verb, const struct kind *k,
-               const char *subresource, const char *ns, const char *name,
+int auth_check(const auth_t *au, const struct auth_user *u, store_t *st, const char *verb,
+               const struct kind *k, const char *subresource, const char *ns, const char *name,
                const char *field_selector, char **err);
 
 /*
@@ -118,24 +126,24 @@ int auth_check(const struct auth_user *u, store_t *st, const char *verb, const s
  * finishes c with UNAUTHENTICATED or PERMISSION_DENIED and returns -1.
  * u (may be NULL) receives the identity.
  */
-int auth_call(h2s_call_t *c, store_t *st, const char *verb, const struct kind *k,
+int auth_call(auth_t *au, h2s_call_t *c, store_t *st, const char *verb, const struct kind *k,
               const char *subresource, const char *ns, const char *name, struct auth_user *u);
 
 /*
  * May u serve node's tunnel (NodeTunnel/Connect)? Masters and the node
  * itself (system:node:<node>) only; 0, or -1 with *err (PERMISSION_DENIED).
  */
-int auth_node_tunnel(const struct auth_user *u, const char *node, char **err);
+int auth_node_tunnel(const auth_t *au, const struct auth_user *u, const char *node, char **err);
 
 /* For h2s_set_inflight_limits: 1 if the gRPC path changes state (Create, Update, Delete, Bind...).
- */
+ * Depends on the path alone. */
 int auth_is_mutating(const char *path);
 
 /*
  * The per-user cap on watches (auth_config.max_watches): the handler calls
- * h2s_call_claim(call, u->id, auth_max_watches()) for each watch. 0 (no
+ * h2s_call_claim(call, u->id, auth_max_watches(au)) for each watch. 0 (no
  * cap) in development mode, where every caller is the same anonymous user.
  */
-unsigned auth_max_watches(void);
+unsigned auth_max_watches(const auth_t *au);
 
 #endif

@@ -91,6 +91,7 @@ struct app {
     h2s_t *srv;
     api_t *api;
     tun_hub_t *tun;
+    auth_t *auth;
 };
 
 /* STATUS= for systemctl status: the revision, connections, calls, kubelets. */
@@ -107,8 +108,9 @@ static void describe(char *buf, size_t len, void *arg)
 /* SIGHUP, after the log-level: the token and policy files. */
 static void reload(void *arg)
 {
+    struct app *app = arg;
     char *err = NULL;
-    auth_reload(&err); /* logs and keeps the old files on error */
+    auth_reload(app->auth, &err); /* logs and keeps the old files on error */
     free(err);
 }
 
@@ -162,6 +164,16 @@ int main(int argc, char **argv)
     if (store_open(&app.st, &so, app.base, &err) < 0)
         fatal("cannot open the store in %s: %s", data_dir, err ? err : "unknown error");
 
+    /* authentication and authorization (auth.c), TLS for TCP listeners */
+    struct auth_config auc = {
+        .client_ca = opt_str(client_ca_file) != NULL,
+        .token_file = opt_str(token_auth_file),
+        .policy_file = opt_str(policy_file),
+        .max_watches = (unsigned)max_watches,
+    };
+    if (auth_new(&auc, &app.auth, &err) < 0)
+        fatal("%s", err);
+
     struct h2s_config hc = {.max_msg = (uint32_t)max_request_bytes};
     app.srv = h2s_new(app.base, &hc);
     struct api_config ac = {
@@ -170,20 +182,12 @@ int main(int argc, char **argv)
         .bookmark_interval_s = (int)bookmark_interval,
         .watch_queue_bytes = (size_t)watch_queue_bytes,
         .watch_memory_limit = (size_t)watch_memory_limit,
+        .auth = app.auth,
     };
     app.api = api_new(app.base, app.st, app.srv, &ac);
-    app.tun = tun_hub_new(app.srv, app.st); /* Pods/Log, Pods/Exec, NodeTunnel/Connect */
+    app.tun = tun_hub_new(app.srv, app.st, app.auth); /* Pods/Log, Pods/Exec, NodeTunnel/Connect */
     api_set_tunnel(app.api, app.tun);
 
-    /* authentication and authorization (auth.c), TLS for TCP listeners */
-    struct auth_config auc = {
-        .client_ca = opt_str(client_ca_file) != NULL,
-        .token_file = opt_str(token_auth_file),
-        .policy_file = opt_str(policy_file),
-        .max_watches = (unsigned)max_watches,
-    };
-    if (auth_init(&auc, &err) < 0)
-        fatal("%s", err);
     SSL_CTX *tls = NULL;
     if (opt_str(tls_cert_file) || opt_str(tls_key_file)) {
         if (!opt_str(tls_cert_file) || !opt_str(tls_key_file))
@@ -206,7 +210,7 @@ int main(int argc, char **argv)
          * with TLS configured only with --insecure-loopback); elsewhere TLS
          * and authentication (auth_listen refuses the rest)
          */
-        if (auth_listen(app.srv, ls.v[j], tls, insecure_loopback, &err) < 0)
+        if (auth_listen(app.auth, app.srv, ls.v[j], tls, insecure_loopback, &err) < 0)
             fatal("%s", err);
         int cleartext = !tls || is_unix || (insecure_loopback && h2s_addr_is_local(ls.v[j]));
         if (!strncmp(ls.v[j], "unix:", 5))
@@ -219,7 +223,7 @@ int main(int argc, char **argv)
     }
     if (tls)
         SSL_CTX_free(tls); /* the listeners hold their own references */
-    if (auth_required())
+    if (auth_required(app.auth))
         log_info("authentication required (%s%s%s)",
                  opt_str(client_ca_file) ? "client certificates" : "",
                  opt_str(client_ca_file) && opt_str(token_auth_file) ? ", " : "",
@@ -237,7 +241,7 @@ int main(int argc, char **argv)
     api_end_reads(app.api);
     store_close(app.st);
     api_free(app.api);
-    auth_shutdown();
+    auth_free(app.auth); /* after the calls holding its identities */
     daemon_free(d);
     log_info("stopped");
     event_base_free(app.base);

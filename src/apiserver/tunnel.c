@@ -46,6 +46,7 @@ struct tun_node {
 struct tun_hub {
     h2s_t *h2s;
     store_t *store;
+    auth_t *auth;
     struct tun_node *nodes;
     uint64_t next_id;
 };
@@ -195,7 +196,7 @@ static void tun_node_msg(h2s_call_t *c, const uint8_t *msg, size_t len, void *ar
             return;
         }
         char *err = NULL;
-        if (auth_node_tunnel(&n->user, f->node, &err) < 0) {
+        if (auth_node_tunnel(n->hub->auth, &n->user, f->node, &err) < 0) {
             coracle__v1__tunnel_frame__free_unpacked(f, NULL);
             tun_node_free(n, "tunnel refused");
             h2s_call_finish(c, GRPC_PERMISSION_DENIED, err);
@@ -231,7 +232,7 @@ static void tun_connect(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg
     struct tun_hub *h = arg;
     struct auth_user u;
     char *err = NULL;
-    if (auth_authenticate(c, &u, &err) < 0) {
+    if (auth_authenticate(h->auth, c, &u, &err) < 0) {
         h2s_call_finish(c, GRPC_UNAUTHENTICATED, err);
         free(err);
         return;
@@ -343,7 +344,7 @@ static void tun_log(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
         h2s_call_finish(c, GRPC_INVALID_ARGUMENT, "failed to decode PodLogRequest");
         return;
     }
-    if (auth_call(c, h->store, "get", &kind_pod, "log",
+    if (auth_call(h->auth, c, h->store, "get", &kind_pod, "log",
                   req->namespace_ && *req->namespace_ ? req->namespace_ : "default", req->name,
                   NULL) < 0) {
         coracle__v1__pod_log_request__free_unpacked(req, NULL);
@@ -437,7 +438,7 @@ static void tun_exec_msg(h2s_call_t *c, const uint8_t *msg, size_t len, void *ar
                         "you must specify at least one command for the container");
         return;
     }
-    if (auth_call(c, h->store, "create", &kind_pod, "exec",
+    if (auth_call(h->auth, c, h->store, "create", &kind_pod, "exec",
                   req->namespace_ && *req->namespace_ ? req->namespace_ : "default", req->name,
                   NULL) < 0) {
         coracle__v1__exec_input__free_unpacked(in, NULL);
@@ -481,11 +482,12 @@ static void tun_exec(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
     h2s_call_on_close(c, tun_exec_closed_early, p);
 }
 
-tun_hub_t *tun_hub_new(h2s_t *s, store_t *st)
+tun_hub_t *tun_hub_new(h2s_t *s, store_t *st, auth_t *au)
 {
     struct tun_hub *h = xcalloc(1, sizeof(*h));
     h->h2s = s;
     h->store = st;
+    h->auth = au;
     h2s_route(s, "/coracle.v1.NodeTunnel/Connect", H2S_BIDI, tun_connect, h);
     h2s_route(s, "/coracle.v1.Pods/Log", H2S_SERVER_STREAM, tun_log, h);
     h2s_route(s, "/coracle.v1.Pods/Exec", H2S_BIDI, tun_exec, h);

@@ -8,6 +8,7 @@
 #ifndef CORACLE_APISERVER_TUNNEL_H
 #define CORACLE_APISERVER_TUNNEL_H
 
+#include "auth.h"
 #include "h2s.h"
 #include "store.h"
 
@@ -15,10 +16,10 @@ typedef struct tun_hub tun_hub_t;
 
 /*
  * Registers /coracle.v1.NodeTunnel/Connect, /coracle.v1.Pods/Log and
- * /coracle.v1.Pods/Exec on s. Pods are read from st. Free with
- * tun_hub_free (before h2s_free).
+ * /coracle.v1.Pods/Exec on s. Pods are read from st, callers checked by
+ * au (both borrowed). Free with tun_hub_free (before h2s_free).
  */
-tun_hub_t *tun_hub_new(h2s_t *s, store_t *st);
+tun_hub_t *tun_hub_new(h2s_t *s, store_t *st, auth_t *au);
 void tun_hub_free(tun_hub_t *h);
 
 /* Number of kubelets connected (for /metrics). */

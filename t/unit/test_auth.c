@@ -15,6 +15,15 @@
 #include <unistd.h>
 
 static char dir[] = "/tmp/test_auth.XXXXXX";
+static auth_t *au; /* the one under test */
+
+/* A fresh au from cfg (the old one freed): auth_new's result. */
+static int au_new(const struct auth_config *cfg, char **err)
+{
+    auth_free(au);
+    au = NULL;
+    return auth_new(cfg, &au, err);
+}
 
 static char *write_file(const char *name, const char *text)
 {
@@ -38,7 +47,7 @@ static struct auth_user tok(const char *t)
     struct auth_user u = {0};
     char *err = NULL;
     char *h = xasprintf("Bearer %s", t);
-    if (auth_authenticate_token(h, &u, &err) < 0)
+    if (auth_authenticate_token(au, h, &u, &err) < 0)
         u.name = NULL;
     free(h);
     free(err);
@@ -51,7 +60,7 @@ static int az(const struct auth_user *u, const char *verb, const struct kind *k,
 {
     struct auth_attrs a = {verb, k, sub, ns, name, fsel, pod_node};
     char *err = NULL;
-    int r = auth_authorize_attrs(u, &a, &err);
+    int r = auth_authorize_attrs(au, u, &a, &err);
     if (msg)
         *msg = err;
     else
@@ -70,9 +79,9 @@ static void test_tokens(char *policy)
                                         "tok-multi, carol ,6,\"dev,ops\"\n");
     struct auth_config cfg = {.token_file = tf, .policy_file = policy};
     char *err = NULL;
-    ok(auth_init(&cfg, &err) == 0, "init with tokens and conf/policy (%s)", err ? err : "");
+    ok(au_new(&cfg, &err) == 0, "init with tokens and conf/policy (%s)", err ? err : "");
     free(err);
-    ok(auth_required(), "auth required with a token file");
+    ok(auth_required(au), "auth required with a token file");
     struct auth_user u = tok("tok-bob");
     is_str(u.name, "bob", "token -> user");
     ok(u.name && has_group(&u, "system:authenticated"), "authenticated group added");
@@ -84,10 +93,10 @@ static void test_tokens(char *policy)
     u = tok("");
     ok(!u.name, "empty token refused");
     struct auth_user x;
-    ok(auth_authenticate_token(NULL, &x, &err) < 0 && strcmp(err, "Unauthorized") == 0,
+    ok(auth_authenticate_token(au, NULL, &x, &err) < 0 && strcmp(err, "Unauthorized") == 0,
        "no header: Unauthorized");
     free(err);
-    ok(auth_authenticate_token("Basic dG9rLWJvYg==", &x, &err) < 0, "Basic auth refused");
+    ok(auth_authenticate_token(au, "Basic dG9rLWJvYg==", &x, &err) < 0, "Basic auth refused");
     free(err);
     free(tf);
 }
@@ -136,10 +145,11 @@ static void test_policy(void)
     ok(msg && strstr(msg, "resource \"pods/exec\""), "subresource named in the denial");
     free(msg);
     /* coarse pre-check */
-    ok(auth_authorize(&sched, "list", &kind_pod, NULL, &msg) == 0, "coarse: scheduler list pods");
-    ok(auth_authorize(&bob, "list", &kind_pod, NULL, &msg) < 0, "coarse: bob denied");
+    ok(auth_authorize(au, &sched, "list", &kind_pod, NULL, &msg) == 0,
+       "coarse: scheduler list pods");
+    ok(auth_authorize(au, &bob, "list", &kind_pod, NULL, &msg) < 0, "coarse: bob denied");
     free(msg);
-    ok(auth_authorize(&n1, "update", &kind_pod, "status", &msg) == 0, "coarse: node status ok");
+    ok(auth_authorize(au, &n1, "update", &kind_pod, "status", &msg) == 0, "coarse: node status ok");
 
     /* node restriction */
     ok(az(&n1, "update", &kind_node, NULL, NULL, "n1", NULL, NULL, NULL) == 0,
@@ -199,13 +209,13 @@ static void test_policy(void)
     free(msg);
     ok(az(&n1, "create", &kind_event, NULL, "default", NULL, NULL, NULL, NULL) == 0,
        "n1 may post events");
-    ok(auth_node_tunnel(&n1, "n1", &msg) == 0, "n1 serves its own tunnel");
-    ok(auth_node_tunnel(&n1, "n2", &msg) < 0 && strstr(msg, "own tunnel"),
+    ok(auth_node_tunnel(au, &n1, "n1", &msg) == 0, "n1 serves its own tunnel");
+    ok(auth_node_tunnel(au, &n1, "n2", &msg) < 0 && strstr(msg, "own tunnel"),
        "n1 may not serve n2's tunnel");
     free(msg);
-    ok(auth_node_tunnel(&bob, "n1", &msg) < 0, "bob may not serve a tunnel");
+    ok(auth_node_tunnel(au, &bob, "n1", &msg) < 0, "bob may not serve a tunnel");
     free(msg);
-    ok(auth_node_tunnel(&admin, "n1", &msg) == 0, "masters may");
+    ok(auth_node_tunnel(au, &admin, "n1", &msg) == 0, "masters may");
     /* a user named like a node but not in system:nodes gets no node rights */
     ok(az(&bob, "update", &kind_lease, NULL, "kube-node-lease", "bob", NULL, NULL, &msg) < 0,
        "no node rights without system:nodes");
@@ -228,7 +238,7 @@ static void test_policy_errors(void)
         char *p = write_file("bad.policy", cases[i].text);
         struct auth_config cfg = {.token_file = NULL, .policy_file = p};
         char *err = NULL;
-        int r = auth_init(&cfg, &err);
+        int r = au_new(&cfg, &err);
         ok(r < 0 && err && strstr(err, cases[i].want), "policy error %zu: %s", i,
            err ? err : "(none)");
         free(err);
@@ -237,7 +247,7 @@ static void test_policy_errors(void)
     char *tf = write_file("bad.csv", "tok,alice,1\n\"unbalanced,bob,2\n");
     struct auth_config cfg = {.token_file = tf};
     char *err = NULL;
-    ok(auth_init(&cfg, &err) < 0 && err && strstr(err, "bad.csv:2:"), "token file error: %s",
+    ok(au_new(&cfg, &err) < 0 && err && strstr(err, "bad.csv:2:"), "token file error: %s",
        err ? err : "(none)");
     free(err);
     free(tf);
@@ -249,7 +259,7 @@ static void test_reload(char *policy)
     char *pf = write_file("p.policy", "role r get pods dev\nbind r user:alice\n");
     struct auth_config cfg = {.token_file = tf, .policy_file = pf, .max_watches = 2};
     char *err = NULL;
-    ok(auth_init(&cfg, &err) == 0, "init for reload");
+    ok(au_new(&cfg, &err) == 0, "init for reload");
     free(err);
     struct auth_user a = tok("t1");
     ok(az(&a, "get", &kind_pod, NULL, "dev", "x", NULL, NULL, NULL) == 0, "alice may get in dev");
@@ -257,17 +267,17 @@ static void test_reload(char *policy)
        "alice may not get in prod (namespace list)");
     free(write_file("p.policy", "role r get pods dev,prod\nbind r user:alice\n"));
     free(write_file("t.csv", "t2,alice,1\n"));
-    ok(auth_reload(&err) == 0, "reload");
+    ok(auth_reload(au, &err) == 0, "reload");
     free(err);
     ok(az(&a, "get", &kind_pod, NULL, "prod", "x", NULL, NULL, NULL) == 0,
        "after reload alice may get in prod");
     ok(!tok("t1").name && tok("t2").name, "after reload the new token works, the old one not");
     free(write_file("p.policy", "role r get pods\nbind q user:alice\n"));
-    ok(auth_reload(&err) < 0, "a broken policy is refused on reload");
+    ok(auth_reload(au, &err) < 0, "a broken policy is refused on reload");
     free(err);
     ok(az(&a, "get", &kind_pod, NULL, "prod", "x", NULL, NULL, NULL) == 0,
        "... and the old one kept");
-    ok(auth_max_watches() == 2, "the watch cap is configured");
+    ok(auth_max_watches(au) == 2, "the watch cap is configured");
     free(tf);
     free(pf);
 }
@@ -276,8 +286,8 @@ static void test_misc(void)
 {
     struct auth_config cfg = {0};
     char *err = NULL;
-    ok(auth_init(&cfg, &err) == 0 && !auth_required(), "no CA, no tokens: dev mode");
-    ok(auth_max_watches() == 0, "dev mode: no per-user watch cap");
+    ok(au_new(&cfg, &err) == 0 && !auth_required(au), "no CA, no tokens: dev mode");
+    ok(auth_max_watches(au) == 0, "dev mode: no per-user watch cap");
     ok(auth_is_mutating("/coracle.v1.Pods/Create") && auth_is_mutating("/coracle.v1.Pods/Bind") &&
            auth_is_mutating("/coracle.v1.Nodes/UpdateStatus") &&
            !auth_is_mutating("/coracle.v1.Pods/List") && !auth_is_mutating("/coracle.v1.Pods/Get"),
@@ -295,7 +305,7 @@ int main(void)
     test_policy_errors();
     test_reload(policy);
     test_misc();
-    auth_shutdown();
+    auth_free(au);
     free(policy);
     char *cmd = xasprintf("rm -rf %s", dir);
     if (system(cmd) != 0)

@@ -56,7 +56,6 @@
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -97,21 +96,9 @@ void h2s_http_dispatch(h2s_t *s, const char *path, int *status, const char **cty
     }
 }
 
-/*
- * libevent writes with writev(), which raises SIGPIPE on a connection the
- * peer closed: a process using this module must ignore it, so do that
- * unless the program already chose a handler.
- */
-static void ignore_sigpipe(void)
-{
-    struct sigaction sa;
-    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
-        signal(SIGPIPE, SIG_IGN);
-}
-
 h2s_t *h2s_new(struct event_base *base, const struct h2s_config *cfg)
 {
-    ignore_sigpipe();
+    sigpipe_ignore(); /* a peer that closed must not kill us */
     h2s_t *s = xcalloc(1, sizeof(*s));
     s->base = base;
     if (cfg)

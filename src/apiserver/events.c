@@ -120,12 +120,13 @@ struct expire_scan {
     size_t n, cap;
 };
 
-static void expire_cb(const char *key, void *val, void *arg)
+static int expire_cb(const char *key, void *val, void *arg)
 {
     struct expire_scan *x = arg;
     if (x->now - *(int64_t *)val < x->e->ttl_ns)
-        return;
+        return 0;
     *XPUSH(x->keys, x->n, x->cap) = xstrdup(key);
+    return 0;
 }
 
 /* Expiry from the in-memory times: no store scan, no decoding. */

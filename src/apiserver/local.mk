@@ -6,7 +6,6 @@ libapiserver_a_SOURCES = \
 	src/apiserver/obj.c src/apiserver/obj.h \
 	src/apiserver/admit.c src/apiserver/admit.h \
 	src/apiserver/wire.c src/apiserver/wire.h \
-	src/apiserver/smap.c src/apiserver/smap.h \
 	src/apiserver/apply.c src/apiserver/apply.h \
 	src/apiserver/watch.c src/apiserver/watch.h \
 	src/apiserver/api.c src/apiserver/api.h \

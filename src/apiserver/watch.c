@@ -212,9 +212,10 @@ static void victims_add_list(struct victims *vs, struct wlist *l)
     }
 }
 
-static void victims_add_node(const char *key, void *val, void *arg)
+static int victims_add_node(const char *key, void *val, void *arg)
 {
     victims_add_list(arg, val);
+    return 0;
 }
 
 /*
@@ -695,10 +696,11 @@ struct lists {
     size_t n;
 };
 
-static void collect(const char *key, void *val, void *arg)
+static int collect(const char *key, void *val, void *arg)
 {
     struct lists *ls = arg;
     ls->v[ls->n++] = val;
+    return 0;
 }
 
 /* The node-indexed lists, copied out (ending watchers changes the map). */

@@ -40,6 +40,8 @@ libcoracle_a_SOURCES = \
 	src/lib/sdnotify.h \
 	src/lib/sel.c \
 	src/lib/sel.h \
+	src/lib/smap.c \
+	src/lib/smap.h \
 	src/lib/tls.c \
 	src/lib/tls.h \
 	src/lib/util.c \
@@ -105,6 +107,13 @@ t_unit_test_sel_SOURCES = t/unit/test_sel.c
 t_unit_test_sel_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
 t_unit_test_sel_LDADD = libcoracle.a $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_sel
+
+# smap: hash values, collisions, growth through many doublings.
+check_PROGRAMS += t/unit/test_smap
+t_unit_test_smap_SOURCES = t/unit/test_smap.c t/unit/tap.h
+t_unit_test_smap_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_smap_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_smap
 
 check_PROGRAMS += t/unit/test_tls
 t_unit_test_tls_SOURCES = t/unit/test_tls.c t/unit/tap.h

@@ -1,13 +1,17 @@
 /*
- * smap: string-keyed chained hash map (FNV-1a). See smap.h.
+ * smap: string-keyed chained hash map. See smap.h.
+ *
+ * An entry keeps its key's hash beside the key, so a chain is walked
+ * comparing integers, and the bytes only of the entry whose hash matches.
  */
 #include "config.h"
 #include "smap.h"
 #include "util.h"
 
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define SMAP_MIN_BUCKETS 16 /* a power of two: a key's bucket is its hash & (nb - 1) */
 
 struct ent {
     struct ent *next;
@@ -21,40 +25,40 @@ struct smap {
     size_t nb, n;
 };
 
-static uint32_t hash(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
-}
-
 smap_t *smap_new(void)
 {
     smap_t *m = xcalloc(1, sizeof(*m));
-    m->nb = 16;
+    m->nb = SMAP_MIN_BUCKETS;
     m->b = xcalloc(m->nb, sizeof(*m->b));
     return m;
+}
+
+void smap_clear(smap_t *m, void (*free_val)(void *))
+{
+    for (size_t i = 0; i < m->nb; i++) {
+        for (struct ent *e = m->b[i], *nx; e; e = nx) {
+            nx = e->next;
+            if (free_val)
+                free_val(e->val);
+            free(e);
+        }
+        m->b[i] = NULL;
+    }
+    m->n = 0;
 }
 
 void smap_free(smap_t *m, void (*free_val)(void *))
 {
     if (!m)
         return;
-    for (size_t i = 0; i < m->nb; i++)
-        for (struct ent *e = m->b[i], *n; e; e = n) {
-            n = e->next;
-            if (free_val)
-                free_val(e->val);
-            free(e);
-        }
+    smap_clear(m, free_val);
     free(m->b);
     free(m);
 }
 
 void *smap_get(const smap_t *m, const char *key)
 {
-    uint32_t h = hash(key);
+    uint32_t h = smap_hash(key);
     for (struct ent *e = m->b[h & (m->nb - 1)]; e; e = e->next)
         if (e->h == h && !strcmp(e->key, key))
             return e->val;
@@ -66,8 +70,8 @@ static void grow(smap_t *m)
     size_t nb = m->nb * 2;
     struct ent **b = xcalloc(nb, sizeof(*b));
     for (size_t i = 0; i < m->nb; i++)
-        for (struct ent *e = m->b[i], *n; e; e = n) {
-            n = e->next;
+        for (struct ent *e = m->b[i], *nx; e; e = nx) {
+            nx = e->next;
             e->next = b[e->h & (nb - 1)];
             b[e->h & (nb - 1)] = e;
         }
@@ -78,7 +82,7 @@ static void grow(smap_t *m)
 
 void *smap_put(smap_t *m, const char *key, void *val)
 {
-    uint32_t h = hash(key);
+    uint32_t h = smap_hash(key);
     for (struct ent *e = m->b[h & (m->nb - 1)]; e; e = e->next)
         if (e->h == h && !strcmp(e->key, key)) {
             void *old = e->val;
@@ -99,7 +103,7 @@ void *smap_put(smap_t *m, const char *key, void *val)
 
 void *smap_del(smap_t *m, const char *key)
 {
-    uint32_t h = hash(key);
+    uint32_t h = smap_hash(key);
     for (struct ent **pp = &m->b[h & (m->nb - 1)]; *pp; pp = &(*pp)->next) {
         struct ent *e = *pp;
         if (e->h == h && !strcmp(e->key, key)) {
@@ -118,9 +122,13 @@ size_t smap_count(const smap_t *m)
     return m->n;
 }
 
-void smap_each(const smap_t *m, void (*fn)(const char *key, void *val, void *arg), void *arg)
+int smap_each(const smap_t *m, int (*fn)(const char *key, void *val, void *arg), void *arg)
 {
     for (size_t i = 0; i < m->nb; i++)
-        for (struct ent *e = m->b[i]; e; e = e->next)
-            fn(e->key, e->val, arg);
+        for (struct ent *e = m->b[i]; e; e = e->next) {
+            int rc = fn(e->key, e->val, arg);
+            if (rc)
+                return rc;
+        }
+    return 0;
 }

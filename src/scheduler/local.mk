@@ -2,7 +2,6 @@
 noinst_LIBRARIES += libscheduler.a
 libscheduler_a_SOURCES = \
 	src/scheduler/fit.c src/scheduler/fit.h \
-	src/scheduler/map.c src/scheduler/map.h \
 	src/scheduler/metrics.c \
 	src/scheduler/queue.c src/scheduler/queue.h \
 	src/scheduler/sched.c src/scheduler/sched.h

@@ -6,7 +6,7 @@
 #include "config.h"
 
 #include "queue.h"
-#include "map.h"
+#include "smap.h"
 #include "util.h"
 
 #include <stdbool.h>
@@ -30,7 +30,7 @@ struct sched_queue {
     int initial_ms, max_ms;
     void (*kick)(void *);
     void *arg;
-    sched_map_t *all; /* key -> qpod (every state) */
+    smap_t *all; /* key -> qpod (every state) */
     struct heap active, backoff;
     struct list unsched;
     uint64_t seq; /* order of arrival in active */
@@ -218,7 +218,7 @@ sched_queue_t *sched_queue_new(struct event_base *base, int initial_ms, int max_
     q->max_ms = max_ms >= q->initial_ms ? max_ms : q->initial_ms;
     q->kick = kick;
     q->arg = arg;
-    q->all = sched_map_new();
+    q->all = smap_new();
     q->active.less = active_less;
     q->backoff.less = backoff_less;
     q->timer = evtimer_new(base, timer_cb, q);
@@ -237,7 +237,7 @@ void sched_queue_free(sched_queue_t *q)
     if (!q)
         return;
     /* in-flight pods are owned by their attempt: mark them gone instead */
-    sched_map_free(q->all, qpod_free);
+    smap_free(q->all, qpod_free);
     free(q->active.v);
     free(q->backoff.v);
     event_free(q->timer);
@@ -246,13 +246,13 @@ void sched_queue_free(sched_queue_t *q)
 
 int sched_queue_add(sched_queue_t *q, const char *key, int32_t priority)
 {
-    if (sched_map_get(q->all, key))
+    if (smap_get(q->all, key))
         return 0;
     struct sched_qpod *p = xcalloc(1, sizeof(*p));
     p->key = xstrdup(key);
     p->priority = priority;
     p->added_ns = mono_ns();
-    sched_map_put(q->all, key, p);
+    smap_put(q->all, key, p);
     to_active(q, p);
     return 1;
 }
@@ -267,7 +267,7 @@ static void move_back(sched_queue_t *q, struct sched_qpod *p)
 
 void sched_queue_update(sched_queue_t *q, const char *key, int32_t priority)
 {
-    struct sched_qpod *p = sched_map_get(q->all, key);
+    struct sched_qpod *p = smap_get(q->all, key);
     if (!p)
         return;
     if (p->priority != priority) {
@@ -285,7 +285,7 @@ void sched_queue_update(sched_queue_t *q, const char *key, int32_t priority)
 
 void sched_queue_remove(sched_queue_t *q, const char *key)
 {
-    struct sched_qpod *p = sched_map_del(q->all, key);
+    struct sched_qpod *p = smap_del(q->all, key);
     if (!p)
         return;
     if (p->state == SCHED_Q_INFLIGHT) {
@@ -315,7 +315,7 @@ void sched_queue_done(sched_queue_t *q, struct sched_qpod *p)
         qpod_free(p);
         return;
     }
-    sched_map_del(q->all, p->key);
+    smap_del(q->all, p->key);
     detach(q, p);
     qpod_free(p);
 }

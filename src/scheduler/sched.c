@@ -10,9 +10,9 @@
 #include "grpc.h"
 #include "informer.h"
 #include "kinds.h"
-#include "map.h"
 #include "queue.h"
 #include "pb.h"
+#include "smap.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -46,10 +46,10 @@ struct sched {
     struct event *run_ev;
     bool run_armed;
 
-    sched_map_t *node_map;   /* name -> struct sched_node */
+    smap_t *node_map;        /* name -> struct sched_node */
     struct sched_node **arr; /* nodes with a Node object: the candidates */
     size_t narr, caparr, next_start;
-    sched_map_t *accts; /* pod key -> struct acct */
+    smap_t *accts; /* pod key -> struct acct */
 
     int inflight;
     uint64_t last_event_ts;
@@ -102,13 +102,13 @@ size_t sched_num_to_find(size_t n, int percentage)
 
 static struct sched_node *node_get(sched_t *s, const char *name, bool create)
 {
-    struct sched_node *n = sched_map_get(s->node_map, name);
+    struct sched_node *n = smap_get(s->node_map, name);
     if (n || !create)
         return n;
     n = xcalloc(1, sizeof(*n));
     n->name = xstrdup(name);
     n->idx = -1;
-    sched_map_put(s->node_map, name, n);
+    smap_put(s->node_map, name, n);
     return n;
 }
 
@@ -226,7 +226,7 @@ static void acct_free(void *v)
 /* Releases what key holds; returns true if it held something. */
 static bool release(sched_t *s, const char *key)
 {
-    struct acct *a = sched_map_del(s->accts, key);
+    struct acct *a = smap_del(s->accts, key);
     if (!a)
         return false;
     struct sched_node *n = node_get(s, a->node, false);
@@ -240,7 +240,7 @@ static bool release(sched_t *s, const char *key)
 static void charge(sched_t *s, const char *key, const Coracle__V1__Pod *pod, const char *node,
                    const struct sched_req *req, bool assumed)
 {
-    struct acct *a = sched_map_get(s->accts, key);
+    struct acct *a = smap_get(s->accts, key);
     if (a && !strcmp(a->node, node)) {
         if (!assumed)
             a->assumed = false;
@@ -262,7 +262,7 @@ static void charge(sched_t *s, const char *key, const Coracle__V1__Pod *pod, con
         free(err);
     }
     sched_node_charge(node_get(s, node, true), &a->req, +1);
-    sched_map_put(s->accts, key, a);
+    smap_put(s->accts, key, a);
 }
 
 /* ------------------------------------------------------------ pods */
@@ -314,7 +314,7 @@ static void pod_delete(inf_t *inf, const ProtobufCMessage *obj, void *arg)
     sched_t *s = arg;
     char *key = inf_key_of(obj);
     sched_queue_remove(s->q, key);
-    struct acct *a = sched_map_get(s->accts, key);
+    struct acct *a = smap_get(s->accts, key);
     /* an assumed pod stays charged until its Bind answers */
     if (a && a->assumed)
         a->deleted = true;
@@ -476,7 +476,7 @@ static void bind_done(gcl_call_t *call, int code, const char *message, void *arg
     sched_t *s = c->s;
     s->inflight--;
     char *key = xasprintf("%s/%s", c->ns, c->name);
-    struct acct *da = sched_map_get(s->accts, key);
+    struct acct *da = smap_get(s->accts, key);
     if (da && da->deleted && release(s, key))
         sched_queue_move_all(s->q);
     if (code == GRPC_OK) {
@@ -489,7 +489,7 @@ static void bind_done(gcl_call_t *call, int code, const char *message, void *arg
         sched_queue_done(s->q, c->qp);
     } else {
         s->st.bind_errors++;
-        struct acct *a = sched_map_get(s->accts, key);
+        struct acct *a = smap_get(s->accts, key);
         if (a && a->assumed && !strcmp(a->node, c->node)) {
             release(s, key); /* forget the assumption */
             sched_queue_move_all(s->q);
@@ -696,8 +696,8 @@ sched_t *sched_new(struct event_base *base, const struct sched_cfg *cfg)
     }
     s->q = sched_queue_new(base, cfg->backoff_initial_ms, cfg->backoff_max_ms, kick, s);
     s->run_ev = evtimer_new(base, run_cb, s);
-    s->node_map = sched_map_new();
-    s->accts = sched_map_new();
+    s->node_map = smap_new();
+    s->accts = smap_new();
     struct inf_handlers ph = {pod_add, pod_update, pod_delete, synced, s};
     struct inf_handlers nh = {node_add, node_add_or_update, node_delete, synced, s};
     s->pods = inf_new(base, s->g, &kind_pod, NULL, &ph);
@@ -722,8 +722,8 @@ void sched_free(sched_t *s)
     gcl_free(s->g); /* in-flight calls end here (CANCELLED) */
     event_free(s->run_ev);
     sched_queue_free(s->q);
-    sched_map_free(s->accts, acct_free);
-    sched_map_free(s->node_map, node_free);
+    smap_free(s->accts, acct_free);
+    smap_free(s->node_map, node_free);
     free(s->arr);
     free(s->server);
     free(s->name);
@@ -736,7 +736,7 @@ void sched_get_stats(const sched_t *s, struct sched_stats *st)
 {
     *st = s->st;
     st->nodes = s->narr;
-    st->pods_charged = sched_map_count(s->accts);
+    st->pods_charged = smap_count(s->accts);
     struct sched_queue_counts qc;
     sched_queue_counts(s->q, &qc);
     st->q_active = qc.active;

@@ -8,7 +8,6 @@
 #include "tap.h"
 
 #include "fit.h"
-#include "map.h"
 #include "queue.h"
 #include "sched.h"
 #include "util.h"
@@ -549,18 +548,6 @@ static void test_misc(void)
     p->metadata->deletiontimestamp = NEW(Coracle__V1__Time, coracle__v1__time__init);
     ok(!sched_pod_is_pending(p, "default-scheduler"), "deleting pod is not pending");
     free_msg(p);
-
-    sched_map_t *m = sched_map_new();
-    char k[32];
-    for (int i = 0; i < 1000; i++) {
-        snprintf(k, sizeof k, "ns/p%d", i);
-        sched_map_put(m, k, (void *)(intptr_t)(i + 1));
-    }
-    is_int(sched_map_count(m), 1000, "map holds 1000");
-    is_int((intptr_t)sched_map_get(m, "ns/p777"), 778, "map get");
-    is_int((intptr_t)sched_map_del(m, "ns/p777"), 778, "map del");
-    ok(sched_map_get(m, "ns/p777") == NULL, "deleted");
-    sched_map_free(m, NULL);
 }
 
 static int kicks;

@@ -12,6 +12,7 @@
 #include "informer.h"
 #include "grpc.h"
 #include "pb.h"
+#include "smap.h"
 #include "util.h"
 
 #include <errno.h>
@@ -51,114 +52,10 @@ EVENT_LAYOUT(Coracle__V1__LeaseWatchEvent);
 
 /* ------------------------------------------------------------ the cache */
 
-struct item {
-    struct item *next;
-    uint32_t hash;
-    char *key;
-    ProtobufCMessage *obj;
-};
-
-struct table {
-    struct item **b;
-    size_t nb, n;
-};
-
-static uint32_t hash_str(const char *s)
+/* The cache and a list's pending table: smaps of key -> object (owned). */
+static void msg_free(void *obj)
 {
-    uint32_t h = 2166136261u;
-    for (; *s; s++) {
-        h ^= (uint8_t)*s;
-        h *= 16777619u;
-    }
-    return h;
-}
-
-static void table_init(struct table *t)
-{
-    t->nb = 64;
-    t->n = 0;
-    t->b = xcalloc(t->nb, sizeof(*t->b));
-}
-
-static void item_free(struct item *it)
-{
-    if (it->obj)
-        protobuf_c_message_free_unpacked(it->obj, NULL);
-    free(it->key);
-    free(it);
-}
-
-static void table_clear(struct table *t)
-{
-    for (size_t i = 0; i < t->nb; i++) {
-        struct item *it = t->b[i], *nx;
-        for (; it; it = nx) {
-            nx = it->next;
-            item_free(it);
-        }
-        t->b[i] = NULL;
-    }
-    t->n = 0;
-}
-
-static void table_destroy(struct table *t)
-{
-    if (!t->b)
-        return;
-    table_clear(t);
-    free(t->b);
-    t->b = NULL;
-}
-
-static struct item *table_find(const struct table *t, const char *key, uint32_t h)
-{
-    for (struct item *it = t->b[h & (t->nb - 1)]; it; it = it->next)
-        if (it->hash == h && !strcmp(it->key, key))
-            return it;
-    return NULL;
-}
-
-static void table_grow(struct table *t)
-{
-    size_t nb = t->nb * 2;
-    struct item **b = xcalloc(nb, sizeof(*b));
-    for (size_t i = 0; i < t->nb; i++) {
-        struct item *it = t->b[i], *nx;
-        for (; it; it = nx) {
-            nx = it->next;
-            it->next = b[it->hash & (nb - 1)];
-            b[it->hash & (nb - 1)] = it;
-        }
-    }
-    free(t->b);
-    t->b = b;
-    t->nb = nb;
-}
-
-/* Inserts (takes key and obj); the key must not be present. */
-static struct item *table_insert(struct table *t, char *key, uint32_t h, ProtobufCMessage *obj)
-{
-    if (t->n >= t->nb)
-        table_grow(t);
-    struct item *it = xcalloc(1, sizeof(*it));
-    it->hash = h;
-    it->key = key;
-    it->obj = obj;
-    it->next = t->b[h & (t->nb - 1)];
-    t->b[h & (t->nb - 1)] = it;
-    t->n++;
-    return it;
-}
-
-/* Unlinks it (does not free). */
-static void table_unlink(struct table *t, struct item *it)
-{
-    struct item **pp = &t->b[it->hash & (t->nb - 1)];
-    while (*pp != it)
-        pp = &(*pp)->next;
-    *pp = it->next;
-    it->next = NULL;
-    t->n--;
+    protobuf_c_message_free_unpacked(obj, NULL);
 }
 
 /* ------------------------------------------------------------ informer */
@@ -184,9 +81,9 @@ struct inf {
     bool call_ended; /* the done callback of the current call ran */
     uint64_t rv;     /* last revision seen */
 
-    struct table cache;
-    struct table pending; /* pages of a list in progress */
-    char *cont;           /* continue token of the list in progress */
+    smap_t *cache;
+    smap_t *pending; /* pages of a list in progress */
+    char *cont;      /* continue token of the list in progress */
     uint64_t pending_rv;
     struct inf_stats st;
 };
@@ -288,6 +185,36 @@ static void fill_req(const inf_t *inf, Coracle__V1__ListRequest *req)
         req->fieldselector = inf->fsel;
 }
 
+/* What cache_replace's walk of the new cache needs. */
+struct diff {
+    inf_t *inf;
+    smap_t *old; /* the replaced cache; what the walk leaves in it has vanished */
+};
+
+static int diff_one(const char *key, void *val, void *arg)
+{
+    struct diff *d = arg;
+    inf_t *inf = d->inf;
+    ProtobufCMessage *o = smap_del(d->old, key);
+    if (!o) {
+        if (inf->h.on_add)
+            inf->h.on_add(inf, val, inf->h.arg);
+        return 0;
+    }
+    if (inf_obj_revision(o) != inf_obj_revision(val) && inf->h.on_update)
+        inf->h.on_update(inf, o, val, inf->h.arg);
+    msg_free(o);
+    return 0;
+}
+
+static int report_gone(const char *key, void *val, void *arg)
+{
+    inf_t *inf = arg;
+    if (inf->h.on_delete)
+        inf->h.on_delete(inf, val, inf->h.arg);
+    return 0;
+}
+
 /*
  * Replaces the cache with the pending table (a completed list) and reports
  * the difference: updates for changed objects (by resourceVersion), adds for
@@ -295,31 +222,12 @@ static void fill_req(const inf_t *inf, Coracle__V1__ListRequest *req)
  */
 static void cache_replace(inf_t *inf)
 {
-    struct table old = inf->cache;
+    struct diff d = {inf, inf->cache};
     inf->cache = inf->pending;
-    table_init(&inf->pending);
-
-    for (size_t i = 0; i < inf->cache.nb; i++) {
-        for (struct item *it = inf->cache.b[i]; it; it = it->next) {
-            struct item *o = old.b ? table_find(&old, it->key, it->hash) : NULL;
-            if (!o) {
-                if (inf->h.on_add)
-                    inf->h.on_add(inf, it->obj, inf->h.arg);
-                continue;
-            }
-            if (inf_obj_revision(o->obj) != inf_obj_revision(it->obj) && inf->h.on_update)
-                inf->h.on_update(inf, o->obj, it->obj, inf->h.arg);
-            table_unlink(&old, o);
-            item_free(o);
-        }
-    }
-    /* What is left in old has vanished. */
-    for (size_t i = 0; i < old.nb; i++) {
-        for (struct item *it = old.b[i]; it; it = it->next)
-            if (inf->h.on_delete)
-                inf->h.on_delete(inf, it->obj, inf->h.arg);
-    }
-    table_destroy(&old);
+    inf->pending = smap_new();
+    smap_each(inf->cache, diff_one, &d);
+    smap_each(d.old, report_gone, inf);
+    smap_free(d.old, msg_free);
 }
 
 static void list_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
@@ -335,15 +243,10 @@ static void list_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg
         ProtobufCMessage *obj = l->items[i];
         l->items[i] = NULL;
         char *key = inf_key_of(obj);
-        uint32_t h = hash_str(key);
-        struct item *it = table_find(&inf->pending, key, h);
-        if (it) { /* a duplicate across pages: keep the later one */
-            protobuf_c_message_free_unpacked(it->obj, NULL);
-            it->obj = obj;
-            free(key);
-        } else {
-            table_insert(&inf->pending, key, h, obj);
-        }
+        ProtobufCMessage *dup = smap_put(inf->pending, key, obj);
+        if (dup) /* a duplicate across pages: keep the later one */
+            msg_free(dup);
+        free(key);
     }
     l->n_items = 0; /* the items are ours now; the array goes with the list */
     free(inf->cont);
@@ -372,7 +275,7 @@ static void list_done(gcl_call_t *call, int code, const char *message, void *arg
     if (code != GRPC_OK || !inf->list_ok) {
         log_warn("informer %s: list failed: %s: %s", inf->kind->resource, grpc_code_name(code),
                  message && *message ? message : "(no message)");
-        table_clear(&inf->pending);
+        smap_clear(inf->pending, msg_free);
         free(inf->cont);
         inf->cont = NULL;
         inf->pending_rv = 0;
@@ -387,8 +290,8 @@ static void list_done(gcl_call_t *call, int code, const char *message, void *arg
     inf->st.lists++;
     inf->rv = inf->pending_rv;
     inf->pending_rv = 0;
-    log_debug("informer %s: listed %zu at revision %llu", inf->kind->resource, inf->pending.n,
-              (unsigned long long)inf->rv);
+    log_debug("informer %s: listed %zu at revision %llu", inf->kind->resource,
+              smap_count(inf->pending), (unsigned long long)inf->rv);
     cache_replace(inf);
     if (!inf->synced) {
         inf->synced = true;
@@ -407,7 +310,7 @@ static void start_list(inf_t *inf)
     if (inf->cont)
         req.continue_ = inf->cont;
     else {
-        table_clear(&inf->pending);
+        smap_clear(inf->pending, msg_free);
         inf->pending_rv = 0;
     }
     inf->state = ST_LIST;
@@ -429,35 +332,30 @@ static int apply_event(inf_t *inf, const char *type, ProtobufCMessage *obj)
         protobuf_c_message_free_unpacked(obj, NULL);
         return -1;
     }
-    char *key = inf_key_of(obj);
-    uint32_t h = hash_str(key);
-    struct item *it = table_find(&inf->cache, key, h);
     if (rv)
         inf->rv = rv;
+    char *key = inf_key_of(obj);
     if (!strcmp(type, "ADDED") || !strcmp(type, "MODIFIED")) {
-        if (it) {
-            ProtobufCMessage *old = it->obj;
-            it->obj = obj;
+        ProtobufCMessage *old = smap_put(inf->cache, key, obj);
+        free(key);
+        if (old) {
             if (inf->h.on_update)
                 inf->h.on_update(inf, old, obj, inf->h.arg);
-            protobuf_c_message_free_unpacked(old, NULL);
-            free(key);
-        } else {
-            table_insert(&inf->cache, key, h, obj);
-            if (inf->h.on_add)
-                inf->h.on_add(inf, obj, inf->h.arg);
+            msg_free(old);
+        } else if (inf->h.on_add) {
+            inf->h.on_add(inf, obj, inf->h.arg);
         }
         return 0;
     }
     if (!strcmp(type, "DELETED")) {
+        ProtobufCMessage *old = smap_del(inf->cache, key);
         free(key);
-        if (it) {
-            table_unlink(&inf->cache, it);
+        if (old) {
             if (inf->h.on_delete)
                 inf->h.on_delete(inf, obj, inf->h.arg);
-            item_free(it);
+            msg_free(old);
         }
-        protobuf_c_message_free_unpacked(obj, NULL);
+        msg_free(obj);
         return 0;
     }
     log_warn("informer %s: unknown watch event type '%s'", inf->kind->resource, type);
@@ -575,8 +473,8 @@ inf_t *inf_new(struct event_base *base, gcl_t *g, const struct kind *k, const st
     if (inf->backoff_max_ms < inf->backoff_initial_ms)
         inf->backoff_max_ms = inf->backoff_initial_ms;
     inf->backoff_ms = inf->backoff_initial_ms;
-    table_init(&inf->cache);
-    table_init(&inf->pending);
+    inf->cache = smap_new();
+    inf->pending = smap_new();
     inf->timer = base ? evtimer_new(base, timer_cb, inf) : NULL;
     return inf;
 }
@@ -600,8 +498,8 @@ void inf_free(inf_t *inf)
     }
     if (inf->timer)
         event_free(inf->timer);
-    table_destroy(&inf->cache);
-    table_destroy(&inf->pending);
+    smap_free(inf->cache, msg_free);
+    smap_free(inf->pending, msg_free);
     free(inf->cont);
     free(inf->ns);
     free(inf->lsel);
@@ -621,7 +519,7 @@ bool inf_synced(const inf_t *inf)
 
 size_t inf_count(const inf_t *inf)
 {
-    return inf->cache.n;
+    return smap_count(inf->cache);
 }
 
 uint64_t inf_revision(const inf_t *inf)
@@ -631,8 +529,7 @@ uint64_t inf_revision(const inf_t *inf)
 
 const ProtobufCMessage *inf_get_key(const inf_t *inf, const char *key)
 {
-    struct item *it = table_find(&inf->cache, key, hash_str(key));
-    return it ? it->obj : NULL;
+    return smap_get(inf->cache, key);
 }
 
 const ProtobufCMessage *inf_get(const inf_t *inf, const char *ns, const char *name)
@@ -645,15 +542,21 @@ const ProtobufCMessage *inf_get(const inf_t *inf, const char *ns, const char *na
     return o;
 }
 
+struct foreach {
+    int (*fn)(const ProtobufCMessage *obj, void *arg);
+    void *arg;
+};
+
+static int foreach_one(const char *key, void *val, void *arg)
+{
+    struct foreach *f = arg;
+    return f->fn(val, f->arg);
+}
+
 int inf_foreach(const inf_t *inf, int (*fn)(const ProtobufCMessage *obj, void *arg), void *arg)
 {
-    for (size_t i = 0; i < inf->cache.nb; i++)
-        for (struct item *it = inf->cache.b[i]; it; it = it->next) {
-            int rc = fn(it->obj, arg);
-            if (rc)
-                return rc;
-        }
-    return 0;
+    struct foreach f = {fn, arg};
+    return smap_each(inf->cache, foreach_one, &f);
 }
 
 void inf_get_stats(const inf_t *inf, struct inf_stats *st)

@@ -118,7 +118,7 @@ int main(void)
     const char *n2[] = {"c"}, *r2[] = {"5"};
     feed_page(inf, 1, n2, r2, "9", NULL);
     ok(inf->cont == NULL, "last page has no continue token");
-    is_int(inf->pending.n, 3, "three objects pending");
+    is_int(smap_count(inf->pending), 3, "three objects pending");
     is_int(inf_count(inf), 0, "cache untouched until the list completes");
     list_done(NULL, GRPC_OK, "", inf);
     is_int(inf_count(inf), 3, "cache holds the list");

@@ -9,6 +9,7 @@
 #include "obj.h"
 #include "tls.h"
 #include "pb.h"
+#include "smap.h"
 #include "util.h"
 
 #include <errno.h>
@@ -18,12 +19,9 @@
 #include <string.h>
 #include <strings.h>
 
-#define ID_BUCKETS 256
 #define ID_MAX 100000 /* interned identities; beyond this new ones are refused */
 
 struct ident {
-    struct ident *next;
-    char *key; /* name "\n" group "\n" ... */
     char *name;
     char **groups; /* NULL-terminated */
 };
@@ -64,9 +62,8 @@ struct auth {
     struct token *tokens;
     size_t ntokens;
     struct policy *pol; /* NULL: allow every authenticated user */
-    struct ident *ids[ID_BUCKETS];
-    size_t nids;
-    struct ident dev; /* the development mode's anonymous master */
+    smap_t *ids;        /* name "\n" group "\n" ... -> struct ident */
+    struct ident dev;   /* the development mode's anonymous master */
 };
 
 /* ---------------------------------------------------------------- identities */
@@ -95,12 +92,12 @@ static int strv_has(char *const *v, const char *s)
     return 0;
 }
 
-static uint32_t hash_str(const char *s)
+static void ident_free(void *p)
 {
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
+    struct ident *id = p;
+    free(id->name);
+    strv_free(id->groups);
+    free(id);
 }
 
 /* The interned identity for name + groups (+ system:authenticated); NULL when full. */
@@ -114,19 +111,12 @@ static struct ident *intern(auth_t *au, const char *name, char *const *groups, i
     p += sprintf(p, "%s\n", name);
     for (size_t i = 0; groups && groups[i]; i++)
         p += sprintf(p, "%s\n", groups[i]);
-    uint32_t h = hash_str(key) % ID_BUCKETS;
-    for (struct ident *id = au->ids[h]; id; id = id->next) {
-        if (strcmp(id->key, key) == 0) {
-            free(key);
-            return id;
-        }
-    }
-    if (au->nids >= ID_MAX) {
+    struct ident *id = smap_get(au->ids, key);
+    if (id || smap_count(au->ids) >= ID_MAX) {
         free(key);
-        return NULL;
+        return id;
     }
-    struct ident *id = xcalloc(1, sizeof(*id));
-    id->key = key;
+    id = xcalloc(1, sizeof(*id));
     id->name = xstrdup(name);
     size_t ng = 0;
     for (size_t i = 0; groups && groups[i]; i++)
@@ -137,9 +127,8 @@ static struct ident *intern(auth_t *au, const char *name, char *const *groups, i
         strv_push(&id->groups, &ng, extra, strlen(extra));
     if (!id->groups)
         id->groups = xcalloc(1, sizeof(char *));
-    id->next = au->ids[h];
-    au->ids[h] = id;
-    au->nids++;
+    smap_put(au->ids, key, id);
+    free(key);
     return id;
 }
 
@@ -483,6 +472,7 @@ int auth_new(const struct auth_config *cfg, auth_t **out, char **err)
     au->token_file = cfg->token_file && *cfg->token_file ? xstrdup(cfg->token_file) : NULL;
     au->policy_file = cfg->policy_file && *cfg->policy_file ? xstrdup(cfg->policy_file) : NULL;
     au->max_watches = cfg->max_watches ? cfg->max_watches : 1000;
+    au->ids = smap_new();
     au->dev.name = "system:anonymous";
     au->dev.groups = (char **)dev_groups;
     if (load_files(au, err) < 0) {
@@ -520,16 +510,7 @@ void auth_free(auth_t *au)
     policy_free(au->pol);
     free(au->token_file);
     free(au->policy_file);
-    for (size_t i = 0; i < ID_BUCKETS; i++) {
-        while (au->ids[i]) {
-            struct ident *id = au->ids[i];
-            au->ids[i] = id->next;
-            free(id->key);
-            free(id->name);
-            strv_free(id->groups);
-            free(id);
-        }
-    }
+    smap_free(au->ids, ident_free);
     free(au);
 }
 

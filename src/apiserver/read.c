@@ -14,6 +14,7 @@
  */
 #include "config.h"
 #include "api.h"
+#include "buf.h"
 #include "grpc.h"
 #include "obj.h"
 #include "rpool.h"
@@ -181,7 +182,7 @@ struct lctx {
     Coracle__V1__ListRequest *req;
     sel_t *ls, *fs;
     int64_t limit;
-    struct wire_buf out;
+    struct buf out;
     int64_t count;
     char *last_key;
     size_t last_len;
@@ -248,7 +249,7 @@ static int emit(struct lctx *x, const char *key, size_t klen, const void *val, s
         x->more = true;
         return 1;
     }
-    wire_buf_field(&x->out, 2, val, vlen);
+    buf_field(&x->out, 2, val, vlen);
     x->count++;
     free(x->last_key);
     x->last_key = xstrndup(key, klen);
@@ -357,7 +358,7 @@ static void list_free(struct lctx *x)
         free(x->ov[i].val);
     }
     free(x->ov);
-    wire_buf_free(&x->out);
+    buf_free(&x->out);
     free(x->last_key);
     free(x->resume_key);
     free(x->fail_msg);
@@ -392,7 +393,7 @@ static void list_meta(struct lctx *x)
     }
     size_t ml;
     void *mb = obj_encode(&lm.base, &ml);
-    wire_buf_field(&x->out, 1, mb, ml);
+    buf_field(&x->out, 1, mb, ml);
     free(mb);
     free(tok);
 }
@@ -472,7 +473,7 @@ static void list_finish(struct lctx *x)
     if (x->fail_code)
         api_fail(x->rt, x->call, x->fail_code, x->fail_msg);
     else
-        api_reply(x->rt, x->call, x->out.p ? x->out.p : (uint8_t *)"", x->out.len);
+        api_reply(x->rt, x->call, x->out.p ? x->out.p : "", x->out.len);
     list_free(x);
 }
 

@@ -4,78 +4,12 @@
 #include "config.h"
 #include "wire.h"
 #include "grpc.h"
+#include "pb.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-void wire_buf_reserve(struct wire_buf *b, size_t n)
-{
-    if (b->len + n <= b->cap)
-        return;
-    size_t c = b->cap ? b->cap : 256;
-    while (c < b->len + n)
-        c *= 2;
-    b->p = xrealloc(b->p, c);
-    b->cap = c;
-}
-
-void wire_buf_put(struct wire_buf *b, const void *d, size_t n)
-{
-    wire_buf_reserve(b, n);
-    if (n)
-        memcpy(b->p + b->len, d, n);
-    b->len += n;
-}
-
-void wire_buf_varint(struct wire_buf *b, uint64_t v)
-{
-    wire_buf_reserve(b, 10);
-    while (v >= 0x80) {
-        b->p[b->len++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    b->p[b->len++] = (uint8_t)v;
-}
-
-void wire_buf_field(struct wire_buf *b, uint32_t field, const void *d, size_t n)
-{
-    wire_buf_varint(b, (uint64_t)field << 3 | 2);
-    wire_buf_varint(b, n);
-    wire_buf_put(b, d, n);
-}
-
-void wire_buf_free(struct wire_buf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
-
-size_t wire_varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-int wire_read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t r = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t c = *(*p)++;
-        r |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *v = r;
-            return 0;
-        }
-    }
-    return -1;
-}
 
 /* Reads one field header and skips its value; vs and vl set for wire type 2. */
 static int next_field(const uint8_t **p, const uint8_t *end, uint32_t *f, const uint8_t **start,
@@ -83,21 +17,21 @@ static int next_field(const uint8_t **p, const uint8_t *end, uint32_t *f, const 
 {
     *start = *p;
     uint64_t tag, n;
-    if (wire_read_varint(p, end, &tag) < 0)
+    if (pb_varint_get(p, end, &tag) < 0)
         return -1;
     *f = (uint32_t)(tag >> 3);
     *vs = NULL;
     *vl = 0;
     switch (tag & 7) {
     case 0:
-        return wire_read_varint(p, end, &n);
+        return pb_varint_get(p, end, &n);
     case 1:
         if (end - *p < 8)
             return -1;
         *p += 8;
         return 0;
     case 2:
-        if (wire_read_varint(p, end, &n) < 0 || n > (uint64_t)(end - *p))
+        if (pb_varint_get(p, end, &n) < 0 || n > (uint64_t)(end - *p))
             return -1;
         *vs = *p;
         *vl = (size_t)n;
@@ -131,8 +65,6 @@ int wire_find(const void *buf, size_t len, uint32_t f, const uint8_t **val, size
     return found;
 }
 
-static size_t put_varint(uint8_t *p, uint64_t v);
-
 int wire_meta_names(const void *buf, size_t len, char **name, char **generate_name, char **ns)
 {
     const uint8_t *p = buf, *end = p + len, *start, *vs, *q, *qe, *ms, *mvs;
@@ -163,7 +95,7 @@ int wire_meta_names(const void *buf, size_t len, char **name, char **generate_na
 static uint8_t *put_rv_field(uint8_t *w, const char *rv, size_t rvl)
 {
     *w++ = 6 << 3 | 2;
-    w += put_varint(w, rvl);
+    w += pb_varint_put(w, rvl);
     memcpy(w, rv, rvl);
     return w + rvl;
 }
@@ -191,10 +123,10 @@ void *wire_set_rv(const void *buf, size_t len, uint64_t rev, size_t *out_len)
         if (fn != 6)
             kept += (size_t)(q - start);
     }
-    size_t newmeta = kept + 1 + wire_varint_len(rvl) + rvl;
+    size_t newmeta = kept + 1 + pb_varint_len(rvl) + rvl;
     uint8_t *o = xmalloc(len + newmeta + 32), *w = o;
     *w++ = 1 << 3 | 2;
-    w += put_varint(w, newmeta);
+    w += pb_varint_put(w, newmeta);
     int wrote_rv = 0;
     for (q = meta; q && q < qe;) {
         next_field(&q, qe, &fn, &start, &vs, &vl);
@@ -221,23 +153,11 @@ void *wire_set_rv(const void *buf, size_t len, uint64_t rev, size_t *out_len)
     return o;
 }
 
-/* Writes a varint at p; returns its length. */
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
-}
-
 /* Writes a length-delimited field at p; returns the bytes written. */
 static size_t put_field(uint8_t *p, uint32_t field, const void *d, size_t n)
 {
-    size_t o = put_varint(p, (uint64_t)field << 3 | 2);
-    o += put_varint(p + o, n);
+    size_t o = pb_varint_put(p, (uint64_t)field << 3 | 2);
+    o += pb_varint_put(p + o, n);
     if (n)
         memcpy(p + o, d, n);
     return o + n;
@@ -246,7 +166,7 @@ static size_t put_field(uint8_t *p, uint32_t field, const void *d, size_t n)
 rbuf_t *wire_watch_frame(const char *type, const void *obj, size_t len)
 {
     size_t tl = strlen(type);
-    size_t msg = 1 + wire_varint_len(tl) + tl + 1 + wire_varint_len(len) + len;
+    size_t msg = 1 + pb_varint_len(tl) + tl + 1 + pb_varint_len(len) + len;
     rbuf_t *r = rbuf_alloc(GRPC_FRAME_HDR + msg);
     grpc_frame_hdr(r->data, (uint32_t)msg);
     size_t o = GRPC_FRAME_HDR;

@@ -1,9 +1,10 @@
 /*
  * wire: byte-level protobuf helpers for the apiserver's hot paths, where
  * decoding and re-encoding whole objects would waste the work LMDB already
- * did: a growable output buffer with varint/field writers, a top-level
- * field finder, patching metadata.resourceVersion inside encoded bytes,
- * and building framed watch events (type + object) once for many streams.
+ * did: a top-level field finder, patching metadata.resourceVersion inside
+ * encoded bytes, and building framed watch events (type + object) once for
+ * many streams. Varints are pb's (pb.h); output of unknown size goes into a
+ * struct buf (buf.h), whose writers include protobuf's.
  */
 #ifndef CORACLE_WIRE_H
 #define CORACLE_WIRE_H
@@ -12,21 +13,6 @@
 #include <stdint.h>
 
 #include "util.h"
-
-struct wire_buf {
-    uint8_t *p;
-    size_t len, cap;
-};
-void wire_buf_reserve(struct wire_buf *b, size_t n);
-void wire_buf_put(struct wire_buf *b, const void *d, size_t n);
-void wire_buf_varint(struct wire_buf *b, uint64_t v);
-/* A length-delimited field: tag, length, bytes. */
-void wire_buf_field(struct wire_buf *b, uint32_t field, const void *d, size_t n);
-void wire_buf_free(struct wire_buf *b);
-
-size_t wire_varint_len(uint64_t v);
-/* Reads a varint at *p (< end); advances *p. Returns 0 or -1 if malformed. */
-int wire_read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v);
 
 /*
  * Finds the last top-level length-delimited field number f in buf.

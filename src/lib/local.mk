@@ -4,6 +4,8 @@ noinst_LIBRARIES += libcoracle.a
 libcoracle_a_SOURCES = \
 	src/lib/addr.c \
 	src/lib/addr.h \
+	src/lib/buf.c \
+	src/lib/buf.h \
 	src/lib/cfg.c \
 	src/lib/cfg.h \
 	src/lib/daemon.c \
@@ -55,6 +57,13 @@ t_unit_test_util_SOURCES = t/unit/test_util.c t/unit/tap.h
 t_unit_test_util_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
 t_unit_test_util_LDADD = libcoracle.a $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_util
+
+# buf: growth, printf, reserve/commit/consume, varints and fields.
+check_PROGRAMS += t/unit/test_buf
+t_unit_test_buf_SOURCES = t/unit/test_buf.c t/unit/tap.h
+t_unit_test_buf_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_buf_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_buf
 
 # h2s (gRPC server) and gcl (gRPC client) against each other and stock tools.
 check_PROGRAMS += t/unit/test_h2

@@ -85,13 +85,8 @@ static inline void put_varint(struct wb *w, uint64_t v)
         *reserve(w, 1) = (uint8_t)v;
         return;
     }
-    uint8_t t[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        t[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    t[n++] = (uint8_t)v;
+    uint8_t t[PB_VARINT_MAX];
+    size_t n = pb_varint_put(t, v);
     memcpy(reserve(w, n), t, n);
 }
 
@@ -325,29 +320,12 @@ static int plain_type(const ProtobufCMessageDescriptor *d)
     return 1;
 }
 
-/* A varint of at most 10 bytes; 0 or -1. */
-static inline int rd_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
-{
-    const uint8_t *p = *pp;
-    uint64_t r = 0;
-    for (unsigned i = 0; i < 10 && p < end; i++) {
-        uint8_t b = *p++;
-        r |= (uint64_t)(b & 0x7f) << (7 * i);
-        if (!(b & 0x80)) {
-            *pp = p;
-            *v = r;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /* A length prefix as protobuf-c takes it (at most 5 bytes, at most INT_MAX, inside end). */
 static inline int rd_len(const uint8_t **pp, const uint8_t *end, size_t *n)
 {
     const uint8_t *p = *pp;
     uint64_t v;
-    if (rd_varint(&p, end, &v) < 0 || p - *pp > 5 || v > INT32_MAX || v > (uint64_t)(end - p))
+    if (pb_varint_get(&p, end, &v) < 0 || p - *pp > 5 || v > INT32_MAX || v > (uint64_t)(end - p))
         return -1;
     *pp = p;
     *n = (size_t)v;
@@ -394,7 +372,7 @@ static int dec_fields(ProtobufCMessage *m, const uint8_t *p, const uint8_t *end)
     while (p < end) {
         const uint8_t *tag_at = p;
         uint64_t key, v = 0;
-        if (!(*p & 0xf8) || rd_varint(&p, end, &key) < 0 || p - tag_at > 5 || key >> 32)
+        if (!(*p & 0xf8) || pb_varint_get(&p, end, &key) < 0 || p - tag_at > 5 || key >> 32)
             return -1;
         uint32_t id = (uint32_t)(key >> 3);
         unsigned wire = (unsigned)(key & 7);
@@ -404,7 +382,7 @@ static int dec_fields(ProtobufCMessage *m, const uint8_t *p, const uint8_t *end)
         size_t n = 0;
         switch (wire) {
         case PROTOBUF_C_WIRE_TYPE_VARINT:
-            if (rd_varint(&p, end, &v) < 0)
+            if (pb_varint_get(&p, end, &v) < 0)
                 return -1;
             break;
         case PROTOBUF_C_WIRE_TYPE_64BIT:

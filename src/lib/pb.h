@@ -57,4 +57,52 @@ ProtobufCMessage *pb_clone(const ProtobufCMessage *m);
 /* True if a and b encode to the same bytes (NULL equals only NULL). */
 int pb_equal(const ProtobufCMessage *a, const ProtobufCMessage *b);
 
+/* ---- varints: the one implementation, for pb and everything writing protobuf by hand ---- */
+
+#define PB_VARINT_MAX 10 /* bytes of the longest varint (a 64-bit value) */
+
+/* The bytes v takes as a varint. */
+static inline size_t pb_varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* Writes v as a varint at p (room for PB_VARINT_MAX bytes); returns the bytes written. */
+static inline size_t pb_varint_put(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/*
+ * Reads a varint of at most PB_VARINT_MAX bytes at *p (before end) into *v
+ * and moves *p past it. Returns 0, or -1 (nothing moved) if it runs past
+ * end or is longer.
+ */
+static inline int pb_varint_get(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    const uint8_t *q = *p;
+    uint64_t r = 0;
+    for (unsigned i = 0; i < PB_VARINT_MAX && q < end; i++) {
+        uint8_t b = *q++;
+        r |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *p = q;
+            *v = r;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 #endif

@@ -347,7 +347,7 @@ static void cert_names(const char *addr, char *out, size_t len)
     X509 *x = SSL_get1_peer_certificate(ssl);
     if (!x)
         goto out;
-    struct ctl_buf b = {0};
+    struct buf b = {0};
     GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
     for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
@@ -360,11 +360,11 @@ static void cert_names(const char *addr, char *out, size_t len)
         else if (g->type == GEN_IPADD && ASN1_STRING_length(g->d.iPAddress) == 16)
             name = inet_ntop(AF_INET6, ASN1_STRING_get0_data(g->d.iPAddress), ip, sizeof(ip));
         if (name)
-            ctl_buf_printf(&b, "%s%s", b.len ? ", " : "", name);
+            buf_printf(&b, "%s%s", b.len ? ", " : "", name);
     }
     GENERAL_NAMES_free(gens);
     X509_free(x);
-    char *names = ctl_buf_take(&b);
+    char *names = buf_take(&b);
     snprintf(out, len, "%s", names);
     free(names);
     SSL_shutdown(ssl);

@@ -91,7 +91,7 @@ static int describe_one(struct ctl_client *c, const struct kind *k, const char *
     }
     const Coracle__V1__ObjectMeta *md = kind_meta(obj);
     const char *uid = md ? md->uid : NULL;
-    struct ctl_buf out = {0};
+    struct buf out = {0};
     size_t nev = 0;
     Coracle__V1__Event **evs = NULL;
     /* Node events live in "default", as kubectl records them: list them all. */
@@ -132,7 +132,7 @@ static int describe_one(struct ctl_client *c, const struct kind *k, const char *
             protobuf_c_message_free_unpacked(lease, NULL);
     }
     fwrite(out.p, 1, out.len, stdout);
-    ctl_buf_free(&out);
+    buf_free(&out);
     free(evs);
     protobuf_c_message_free_unpacked(obj, NULL);
     return 0;

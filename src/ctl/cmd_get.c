@@ -84,7 +84,7 @@ static int get_print_rows(struct get_state *s, ProtobufCMessage *const *objs, si
     enum ctl_out fmt = s->out->fmt;
     int rc = 0;
     if (fmt == CTL_OUT_TABLE || fmt == CTL_OUT_WIDE || fmt == CTL_OUT_COLUMNS) {
-        struct ctl_buf out = {0};
+        struct buf out = {0};
         s->po.wide = fmt == CTL_OUT_WIDE;
         if (!s->header_done && n) {
             if (fmt != CTL_OUT_COLUMNS)
@@ -102,7 +102,7 @@ static int get_print_rows(struct get_state *s, ProtobufCMessage *const *objs, si
         ctl_tw_flush(&s->tw, &out);
         if (out.len)
             fwrite(out.p, 1, out.len, stdout);
-        ctl_buf_free(&out);
+        buf_free(&out);
         fflush(stdout);
         return rc;
     }
@@ -268,15 +268,15 @@ static int get_raw(const char *path)
         hostport += 7;
     struct raw_conn conn = {raw_connect(hostport), NULL};
     int rc = 1;
-    struct ctl_buf req = {0}, resp = {0};
+    struct buf req = {0}, resp = {0};
     if (conn.fd < 0)
         goto out;
     if (c.tls && strncmp(hostport, "unix:", 5) && raw_tls(&c, hostport, &conn) < 0)
         goto done;
-    ctl_buf_printf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", path, hostport);
+    buf_printf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", path, hostport);
     if (c.token)
-        ctl_buf_printf(&req, "Authorization: Bearer %s\r\n", c.token);
-    ctl_buf_puts(&req, "\r\n");
+        buf_printf(&req, "Authorization: Bearer %s\r\n", c.token);
+    buf_puts(&req, "\r\n");
     for (size_t off = 0; off < req.len;) {
         ssize_t w = raw_write(&conn, req.p + off, req.len - off);
         if (w < 0 && errno == EINTR && !conn.ssl)
@@ -301,7 +301,7 @@ static int get_raw(const char *path)
         }
         if (n == 0)
             break;
-        ctl_buf_add(&resp, buf, (size_t)n);
+        buf_add(&resp, buf, (size_t)n);
     }
     int status = 0;
     char *body = resp.p ? strstr(resp.p, "\r\n\r\n") : NULL;
@@ -323,8 +323,8 @@ static int get_raw(const char *path)
         fprintf(stderr, "Error from server (%d): %.*s\n", status, (int)blen, body);
     }
 done:
-    ctl_buf_free(&req);
-    ctl_buf_free(&resp);
+    buf_free(&req);
+    buf_free(&resp);
     if (conn.ssl)
         SSL_free(conn.ssl);
     close(conn.fd);

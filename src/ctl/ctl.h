@@ -1,31 +1,19 @@
 /*
- * ctl: what the pieces of coraclectl share: a growing text buffer, the
- * command-line flag parser every verb uses (kubectl's habits: flags anywhere,
- * --flag=value, combined short bools, `--` ends flags), the global options
- * (server, namespace, credentials) and the verbs' entry points.
+ * ctl: what the pieces of coraclectl share: the command-line flag parser
+ * every verb uses (kubectl's habits: flags anywhere, --flag=value, combined
+ * short bools, `--` ends flags), the global options (server, namespace,
+ * credentials) and the verbs' entry points. Output is built in a struct
+ * buf (buf.h).
  */
 #ifndef CORACLE_CTL_H
 #define CORACLE_CTL_H
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "util.h"
-
-/* A growing NUL-terminated byte buffer. p is NULL until the first add. */
-struct ctl_buf {
-    char *p;
-    size_t len, cap;
-};
-void ctl_buf_add(struct ctl_buf *b, const void *data, size_t n);
-void ctl_buf_puts(struct ctl_buf *b, const char *s);
-void ctl_buf_printf(struct ctl_buf *b, const char *fmt, ...) PRINTF(2, 3);
-void ctl_buf_vprintf(struct ctl_buf *b, const char *fmt, va_list ap);
-/* Returns the string (owned by the caller; "" if empty) and resets b. */
-char *ctl_buf_take(struct ctl_buf *b);
-void ctl_buf_free(struct ctl_buf *b);
 
 /* Flags. */
 enum ctl_flag_type {

@@ -106,10 +106,10 @@ static void describe_probe(struct ctl_tw *tw, const char *title, const Coracle__
              p->failurethreshold);
     const Coracle__V1__ProbeHandler *h = p->handler;
     if (h && h->exec) {
-        struct ctl_buf b = {0};
+        struct buf b = {0};
         for (size_t i = 0; i < h->exec->n_command; i++)
-            ctl_buf_printf(&b, "%s%s", i ? " " : "", h->exec->command[i]);
-        char *cmd = ctl_buf_take(&b);
+            buf_printf(&b, "%s%s", i ? " " : "", h->exec->command[i]);
+        char *cmd = buf_take(&b);
         ctl_tw_printf(tw, L2 "%s:\texec [%s] %s\n", title, cmd, attrs);
         free(cmd);
     } else if (h && h->httpget) {
@@ -181,14 +181,14 @@ static void describe_containers(struct ctl_tw *tw, const char *label,
         ctl_tw_printf(tw, L2 "Image:\t%s\n", s_or(c->image, ""));
         if (st)
             ctl_tw_printf(tw, L2 "Image ID:\t%s\n", s_or(st->imageid, ""));
-        struct ctl_buf ports = {0}, hports = {0};
+        struct buf ports = {0}, hports = {0};
         for (size_t j = 0; j < c->n_ports; j++) {
-            ctl_buf_printf(&ports, "%s%d/%s", j ? ", " : "", c->ports[j]->containerport,
-                           s_or(c->ports[j]->protocol, "TCP"));
-            ctl_buf_printf(&hports, "%s%d/%s", j ? ", " : "", c->ports[j]->hostport,
-                           s_or(c->ports[j]->protocol, "TCP"));
+            buf_printf(&ports, "%s%d/%s", j ? ", " : "", c->ports[j]->containerport,
+                       s_or(c->ports[j]->protocol, "TCP"));
+            buf_printf(&hports, "%s%d/%s", j ? ", " : "", c->ports[j]->hostport,
+                       s_or(c->ports[j]->protocol, "TCP"));
         }
-        char *p = ctl_buf_take(&ports), *hp = ctl_buf_take(&hports);
+        char *p = buf_take(&ports), *hp = buf_take(&hports);
         ctl_tw_printf(tw, L2 "%s:\t%s\n", strchr(p, ',') ? "Ports" : "Port", s_or(p, "<none>"));
         ctl_tw_printf(tw, L2 "%s:\t%s\n", strchr(hp, ',') ? "Host Ports" : "Host Port",
                       s_or(hp, "<none>"));
@@ -321,8 +321,8 @@ static int cmp_event(const void *a, const void *b)
                   y->metadata ? y->metadata->resourceversion : NULL);
 }
 
-static void describe_events(struct ctl_tw *tw, struct ctl_buf *out,
-                            Coracle__V1__Event *const *events, size_t n, int64_t now_ns)
+static void describe_events(struct ctl_tw *tw, struct buf *out, Coracle__V1__Event *const *events,
+                            size_t n, int64_t now_ns)
 {
     if (!n) {
         ctl_tw_printf(tw, "Events:\t<none>\n");
@@ -361,7 +361,7 @@ static void describe_events(struct ctl_tw *tw, struct ctl_buf *out,
     free(s);
 }
 
-void ctl_describe_pod(struct ctl_buf *out, const Coracle__V1__Pod *pod,
+void ctl_describe_pod(struct buf *out, const Coracle__V1__Pod *pod,
                       Coracle__V1__Event *const *events, size_t nev, int64_t now_ns)
 {
     struct ctl_tw tw;
@@ -538,7 +538,7 @@ static char *qfrac(char *buf, size_t n, int64_t milli, int64_t total, int binary
     return buf;
 }
 
-void ctl_describe_node(struct ctl_buf *out, const Coracle__V1__Node *node,
+void ctl_describe_node(struct buf *out, const Coracle__V1__Node *node,
                        const Coracle__V1__Lease *lease, Coracle__V1__Pod *const *pods, size_t npods,
                        Coracle__V1__Event *const *events, size_t nev, int64_t now_ns)
 {

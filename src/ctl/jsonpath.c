@@ -80,9 +80,9 @@ static const json_t *member(const json_t *o, const char *key)
 /* ------------------------------------------------------------ printing */
 
 /* A string as Go's encoding/json writes it (HTML-safe). */
-static void go_json_str(struct ctl_buf *b, const char *s, size_t len)
+static void go_json_str(struct buf *b, const char *s, size_t len)
 {
-    ctl_buf_puts(b, "\"");
+    buf_puts(b, "\"");
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         const char *e = NULL;
@@ -110,32 +110,32 @@ static void go_json_str(struct ctl_buf *b, const char *s, size_t len)
             break;
         }
         if (e)
-            ctl_buf_puts(b, e);
+            buf_puts(b, e);
         else if (c < 0x20 || c == '<' || c == '>' || c == '&')
-            ctl_buf_printf(b, "\\u%04x", c);
+            buf_printf(b, "\\u%04x", c);
         else if (c == 0xe2 && i + 2 < len && (unsigned char)s[i + 1] == 0x80 &&
                  ((unsigned char)s[i + 2] == 0xa8 || (unsigned char)s[i + 2] == 0xa9)) {
-            ctl_buf_printf(b, "\\u202%c", (unsigned char)s[i + 2] == 0xa8 ? '8' : '9');
+            buf_printf(b, "\\u202%c", (unsigned char)s[i + 2] == 0xa8 ? '8' : '9');
             i += 2;
         } else
-            ctl_buf_add(b, &s[i], 1);
+            buf_add(b, &s[i], 1);
     }
-    ctl_buf_puts(b, "\"");
+    buf_puts(b, "\"");
 }
 
 /* json.Marshal (indent < 0) or json.MarshalIndent(v, "", "    ") at depth. */
-static void json_write(struct ctl_buf *b, const json_t *v, int indent)
+static void json_write(struct buf *b, const json_t *v, int indent)
 {
     switch (v->type) {
     case JSON_NULL:
-        ctl_buf_puts(b, "null");
+        buf_puts(b, "null");
         return;
     case JSON_FALSE:
     case JSON_TRUE:
-        ctl_buf_puts(b, v->type == JSON_TRUE ? "true" : "false");
+        buf_puts(b, v->type == JSON_TRUE ? "true" : "false");
         return;
     case JSON_NUMBER:
-        ctl_buf_add(b, v->str, v->len);
+        buf_add(b, v->str, v->len);
         return;
     case JSON_STRING:
         go_json_str(b, v->str, v->len);
@@ -145,81 +145,81 @@ static void json_write(struct ctl_buf *b, const json_t *v, int indent)
         break;
     }
     bool obj = v->type == JSON_OBJECT;
-    ctl_buf_puts(b, obj ? "{" : "[");
+    buf_puts(b, obj ? "{" : "[");
     for (size_t i = 0; i < v->n; i++) {
         if (i)
-            ctl_buf_puts(b, ",");
+            buf_puts(b, ",");
         if (indent >= 0)
-            ctl_buf_printf(b, "\n%*s", (indent + 1) * 4, "");
+            buf_printf(b, "\n%*s", (indent + 1) * 4, "");
         if (obj) {
             go_json_str(b, v->keys[i], strlen(v->keys[i]));
-            ctl_buf_puts(b, indent >= 0 ? ": " : ":");
+            buf_puts(b, indent >= 0 ? ": " : ":");
         }
         json_write(b, v->kids[i], indent >= 0 ? indent + 1 : -1);
     }
     if (indent >= 0 && v->n)
-        ctl_buf_printf(b, "\n%*s", indent * 4, "");
-    ctl_buf_puts(b, obj ? "}" : "]");
+        buf_printf(b, "\n%*s", indent * 4, "");
+    buf_puts(b, obj ? "}" : "]");
 }
 
 /* Go's fmt %v of a decoded JSON value: map[a:1 b:x], [x y], <nil>. */
-static void go_fmt(struct ctl_buf *b, const json_t *v)
+static void go_fmt(struct buf *b, const json_t *v)
 {
     switch (v->type) {
     case JSON_NULL:
-        ctl_buf_puts(b, "<nil>");
+        buf_puts(b, "<nil>");
         break;
     case JSON_FALSE:
     case JSON_TRUE:
-        ctl_buf_puts(b, v->type == JSON_TRUE ? "true" : "false");
+        buf_puts(b, v->type == JSON_TRUE ? "true" : "false");
         break;
     case JSON_NUMBER:
     case JSON_STRING:
-        ctl_buf_add(b, v->str, v->len);
+        buf_add(b, v->str, v->len);
         break;
     case JSON_ARRAY:
     case JSON_OBJECT:
-        ctl_buf_puts(b, v->type == JSON_OBJECT ? "map[" : "[");
+        buf_puts(b, v->type == JSON_OBJECT ? "map[" : "[");
         for (size_t i = 0; i < v->n; i++) {
             if (i)
-                ctl_buf_puts(b, " ");
+                buf_puts(b, " ");
             if (v->type == JSON_OBJECT)
-                ctl_buf_printf(b, "%s:", v->keys[i]);
+                buf_printf(b, "%s:", v->keys[i]);
             go_fmt(b, v->kids[i]);
         }
-        ctl_buf_puts(b, "]");
+        buf_puts(b, "]");
         break;
     }
 }
 
 /* How PrintResults writes one result: strings raw, maps and lists as JSON. */
-static void print_value(struct ctl_buf *b, const json_t *v)
+static void print_value(struct buf *b, const json_t *v)
 {
     if (v->type == JSON_STRING || v->type == JSON_NUMBER)
-        ctl_buf_add(b, v->str, v->len);
+        buf_add(b, v->str, v->len);
     else
         json_write(b, v, -1);
 }
 
-void ctl_jp_go_quote(struct ctl_buf *b, const char *s)
+void ctl_jp_go_quote(struct buf *b, const char *s)
 {
-    ctl_buf_puts(b, "\"");
+    buf_puts(b, "\"");
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\')
-            ctl_buf_printf(b, "\\%c", c);
+            buf_printf(b, "\\%c", c);
         else if (c == '\n')
-            ctl_buf_puts(b, "\\n");
+            buf_puts(b, "\\n");
         else if (c == '\t')
-            ctl_buf_puts(b, "\\t");
+            buf_puts(b, "\\t");
         else if (c == '\r')
-            ctl_buf_puts(b, "\\r");
+            buf_puts(b, "\\r");
         else if (c < 0x20 || c == 0x7f)
-            ctl_buf_printf(b, "\\x%02x", c);
+            buf_printf(b, "\\x%02x", c);
         else
-            ctl_buf_add(b, s, 1);
+            buf_add(b, s, 1);
     }
-    ctl_buf_puts(b, "\"");
+    buf_puts(b, "\"");
 }
 
 /* ------------------------------------------------------------ templates */
@@ -391,14 +391,14 @@ static int parse_template(const char *in, size_t len, struct ctl_jp *jp, char **
 /* client-go's parseAction: text parsed as "{text}", its action's steps into *out. */
 static int parse_sub(struct jp_parser *p, const char *text, size_t len, struct jp_list *out)
 {
-    struct ctl_buf b = {0};
-    ctl_buf_puts(&b, "{");
-    ctl_buf_add(&b, text, len);
-    ctl_buf_puts(&b, "}");
+    struct buf b = {0};
+    buf_puts(&b, "{");
+    buf_add(&b, text, len);
+    buf_puts(&b, "}");
     struct ctl_jp sub = {0};
     char *err = NULL;
     int rc = parse_template(b.p, b.len, &sub, &err);
-    ctl_buf_free(&b);
+    buf_free(&b);
     if (rc < 0) {
         perr(p, "%s", err);
         free(err);
@@ -500,15 +500,15 @@ static int parse_array(struct jp_parser *p, struct jp_list *cur)
                 a++;
             while (pe > a && pe[-1] == ' ')
                 pe--;
-            struct ctl_buf b = {0};
-            ctl_buf_puts(&b, "[");
-            ctl_buf_add(&b, a, (size_t)(pe - a));
-            ctl_buf_puts(&b, "]");
+            struct buf b = {0};
+            buf_puts(&b, "[");
+            buf_add(&b, a, (size_t)(pe - a));
+            buf_puts(&b, "]");
             s->u = xrealloc(s->u, (s->nu + 1) * sizeof(*s->u));
             memset(&s->u[s->nu], 0, sizeof(*s->u));
             int rc = parse_sub(p, b.p, b.len, &s->u[s->nu]);
             s->nu++;
-            ctl_buf_free(&b);
+            buf_free(&b);
             if (rc < 0)
                 return -1;
             if (!comma)
@@ -519,12 +519,12 @@ static int parse_array(struct jp_parser *p, struct jp_list *cur)
     }
     if (tl >= 2 && text[0] == '\'' && text[tl - 1] == '\'' && !memchr(text + 1, '\'', tl - 2)) {
         /* ['a.b']: the same as .a.b */
-        struct ctl_buf b = {0};
+        struct buf b = {0};
         struct jp_list sub = {0};
-        ctl_buf_puts(&b, ".");
-        ctl_buf_add(&b, text + 1, tl - 2);
+        buf_puts(&b, ".");
+        buf_add(&b, text + 1, tl - 2);
         int rc = parse_sub(p, b.p, b.len, &sub);
-        ctl_buf_free(&b);
+        buf_free(&b);
         if (rc < 0)
             return -1;
         for (size_t i = 0; i < sub.n; i++)
@@ -614,19 +614,19 @@ static int parse_filter(struct jp_parser *p, struct jp_list *cur)
 }
 
 /* strconv.UnquoteChar for one escape at s (after the backslash); appends to b. */
-static int unquote_esc(const char *s, size_t n, char quote, struct ctl_buf *b, size_t *used)
+static int unquote_esc(const char *s, size_t n, char quote, struct buf *b, size_t *used)
 {
     static const char simple[] = "a\ab\bf\fn\nr\rt\tv\v\\\\";
     if (!n)
         return -1;
     const char *e = strchr(simple, s[0]);
     if (s[0] && e && (e - simple) % 2 == 0) {
-        ctl_buf_add(b, e + 1, 1);
+        buf_add(b, e + 1, 1);
         *used = 1;
         return 0;
     }
     if (s[0] == quote) {
-        ctl_buf_add(b, s, 1);
+        buf_add(b, s, 1);
         *used = 1;
         return 0;
     }
@@ -642,7 +642,7 @@ static int unquote_esc(const char *s, size_t n, char quote, struct ctl_buf *b, s
         if (v > 255)
             return -1;
         char ch = (char)v;
-        ctl_buf_add(b, &ch, 1);
+        buf_add(b, &ch, 1);
         *used = 3;
         return 0;
     }
@@ -664,12 +664,12 @@ static int unquote_esc(const char *s, size_t n, char quote, struct ctl_buf *b, s
     }
     if (s[0] == 'x') {
         char ch = (char)v;
-        ctl_buf_add(b, &ch, 1);
+        buf_add(b, &ch, 1);
     } else {
         if (v > 0x10ffff || (v >= 0xd800 && v < 0xe000))
             return -1;
         char u[4];
-        ctl_buf_add(b, u, json_utf8_encode(u, v));
+        buf_add(b, u, json_utf8_encode(u, v));
     }
     *used = digits + 1;
     return 0;
@@ -687,7 +687,7 @@ static int parse_quote(struct jp_parser *p, struct jp_list *cur, int q)
     }
     const char *s = p->in + p->start + 1;
     size_t n = p->pos - p->start - 2;
-    struct ctl_buf b = {0};
+    struct buf b = {0};
     for (size_t i = 0; i < n;) {
         size_t used;
         if (s[i] == q || s[i] == '\n') {
@@ -697,16 +697,16 @@ static int parse_quote(struct jp_parser *p, struct jp_list *cur, int q)
                 goto bad;
             i += used + 1;
         } else {
-            ctl_buf_add(&b, s + i, 1);
+            buf_add(&b, s + i, 1);
             i++;
         }
     }
     list_add(cur, JS_TEXT)->lit = lit_str(b.p ? b.p : "", b.len);
-    ctl_buf_free(&b);
+    buf_free(&b);
     p->start = p->pos;
     return 0;
 bad:
-    ctl_buf_free(&b);
+    buf_free(&b);
     return perr(p, "unquote string %.*s error invalid syntax", (int)(n + 2), s - 1);
 }
 
@@ -1104,10 +1104,10 @@ static int eval_filter(struct ectx *x, const struct jp_step *s, const struct jve
     for (size_t i = 0; i < in->n; i++) {
         const json_t *v = in->v[i];
         if (v->type != JSON_ARRAY) {
-            struct ctl_buf b = {0};
+            struct buf b = {0};
             go_fmt(&b, v);
             eerr(x, "%s is not array or slice and cannot be filtered", b.p);
-            ctl_buf_free(&b);
+            buf_free(&b);
             return -1;
         }
         for (size_t k = 0; k < v->n; k++) {
@@ -1250,17 +1250,17 @@ static int eval_list(struct ectx *x, const struct jp_list *l, const struct jvec 
 }
 
 /* One {}'s results as PrintResults writes them. */
-static void print_group(struct ctl_buf *b, const struct jvec *r, int flags)
+static void print_group(struct buf *b, const struct jvec *r, int flags)
 {
     if (flags & CTL_JP_AS_JSON) {
         json_t arr = {.type = JSON_ARRAY, .kids = (json_t **)r->v, .n = r->n};
         json_write(b, &arr, 0);
-        ctl_buf_puts(b, "\n");
+        buf_puts(b, "\n");
         return;
     }
     for (size_t i = 0; i < r->n; i++) {
         if (i)
-            ctl_buf_puts(b, " ");
+            buf_puts(b, " ");
         print_value(b, r->v[i]);
     }
 }
@@ -1269,7 +1269,7 @@ static const json_t jv_null = {.type = JSON_NULL};
 
 /* client-go's FindResults over items [from, to) with cur as the root. */
 static int exec_items(struct ectx *x, const struct ctl_jp *jp, size_t from, size_t to,
-                      const json_t *cur, struct ctl_buf *out)
+                      const json_t *cur, struct buf *out)
 {
     struct jvec in = {&cur, 1, 1};
     for (size_t i = from; i < to; i++) {
@@ -1291,9 +1291,9 @@ static int exec_items(struct ectx *x, const struct ctl_jp *jp, size_t from, size
             rc = exec_items(x, jp, i + 1, it->body_end, r.v[k], out);
         if (!r.n && rc == 0) {
             /* client-go still walks an empty range's body (its errors count) */
-            struct ctl_buf discard = {0};
+            struct buf discard = {0};
             rc = exec_items(x, jp, i + 1, it->body_end, &jv_null, &discard);
-            ctl_buf_free(&discard);
+            buf_free(&discard);
         }
         free(r.v);
         if (rc < 0)
@@ -1303,27 +1303,26 @@ static int exec_items(struct ectx *x, const struct ctl_jp *jp, size_t from, size
     return 0;
 }
 
-int ctl_jp_exec(const struct ctl_jp *jp, const json_t *root, int flags, struct ctl_buf *out,
-                char **err)
+int ctl_jp_exec(const struct ctl_jp *jp, const json_t *root, int flags, struct buf *out, char **err)
 {
     struct ectx x = {flags, NULL};
-    struct ctl_buf b = {0};
+    struct buf b = {0};
     if (exec_items(&x, jp, 0, jp->n, root, &b) < 0) {
-        ctl_buf_free(&b);
+        buf_free(&b);
         *err = x.err;
         return -1;
     }
     if (b.len)
-        ctl_buf_add(out, b.p, b.len);
-    ctl_buf_free(&b);
+        buf_add(out, b.p, b.len);
+    buf_free(&b);
     return 0;
 }
 
-int ctl_jp_cell(const struct ctl_jp *jp, const json_t *root, struct ctl_buf *out, char **err)
+int ctl_jp_cell(const struct ctl_jp *jp, const json_t *root, struct buf *out, char **err)
 {
     struct ectx x = {CTL_JP_ALLOW_MISSING, NULL};
     struct jvec in = {&root, 1, 1};
-    struct ctl_buf b = {0};
+    struct buf b = {0};
     size_t nvals = 0;
     bool first_empty = true;
     for (size_t i = 0; i < jp->n; i++) {
@@ -1331,7 +1330,7 @@ int ctl_jp_cell(const struct ctl_jp *jp, const json_t *root, struct ctl_buf *out
         /* a column is one expression; ranges make no sense here and are evaluated flat */
         if (eval_list(&x, &jp->v[i].expr, &in, &r) < 0) {
             free(r.v);
-            ctl_buf_free(&b);
+            buf_free(&b);
             *err = x.err;
             return -1;
         }
@@ -1339,15 +1338,15 @@ int ctl_jp_cell(const struct ctl_jp *jp, const json_t *root, struct ctl_buf *out
             first_empty = r.n == 0;
         for (size_t k = 0; k < r.n; k++) {
             if (nvals++)
-                ctl_buf_puts(&b, ",");
+                buf_puts(&b, ",");
             go_fmt(&b, r.v[k]);
         }
         free(r.v);
     }
     if (!jp->n || first_empty)
-        ctl_buf_puts(out, nvals ? "<none>," : "<none>");
+        buf_puts(out, nvals ? "<none>," : "<none>");
     if (b.len)
-        ctl_buf_add(out, b.p, b.len);
-    ctl_buf_free(&b);
+        buf_add(out, b.p, b.len);
+    buf_free(&b);
     return 0;
 }

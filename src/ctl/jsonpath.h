@@ -55,7 +55,7 @@ enum {
  * *err (malloc'd, client-go's message, e.g. "array index out of bounds:
  * index 5, length 2"); on error nothing is appended.
  */
-int ctl_jp_exec(const struct ctl_jp *jp, const json_t *root, int flags, struct ctl_buf *out,
+int ctl_jp_exec(const struct ctl_jp *jp, const json_t *root, int flags, struct buf *out,
                 char **err);
 
 /*
@@ -63,7 +63,7 @@ int ctl_jp_exec(const struct ctl_jp *jp, const json_t *root, int flags, struct c
  * joined by ",", or "<none>" if there are none (missing keys are allowed).
  * Appends to out; returns 0 or -1 with *err as ctl_jp_exec.
  */
-int ctl_jp_cell(const struct ctl_jp *jp, const json_t *root, struct ctl_buf *out, char **err);
+int ctl_jp_cell(const struct ctl_jp *jp, const json_t *root, struct buf *out, char **err);
 
 /*
  * kubectl's RelaxedJSONPathExpression for custom-columns: "a.b", ".a.b",
@@ -73,6 +73,6 @@ int ctl_jp_cell(const struct ctl_jp *jp, const json_t *root, struct ctl_buf *out
 int ctl_jp_relaxed(const char *expr, char **tmpl, char **err);
 
 /* Appends s as Go's %q quotes it (for kubectl's `error executing jsonpath "..."`). */
-void ctl_jp_go_quote(struct ctl_buf *b, const char *s);
+void ctl_jp_go_quote(struct buf *b, const char *s);
 
 #endif

@@ -2,7 +2,7 @@
 # unit tests.
 noinst_LIBRARIES += libctl.a
 libctl_a_SOURCES = \
-	src/ctl/ctl.h src/ctl/buf.c src/ctl/flags.c \
+	src/ctl/ctl.h src/ctl/flags.c \
 	src/ctl/yaml_pb.c src/ctl/yaml_pb.h src/ctl/yaml_pb_int.h \
 	src/ctl/yaml_pb_parse.c src/ctl/yaml_pb_emit.c \
 	src/ctl/print.c src/ctl/print.h \

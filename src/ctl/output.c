@@ -171,7 +171,7 @@ static int print_jsonpath(const struct kind *k, ProtobufCMessage *const *objs, s
                           bool as_list, const struct ctl_output *o)
 {
     json_t *v = output_tree(k, objs, n, as_list);
-    struct ctl_buf out = {0};
+    struct buf out = {0};
     char *err = NULL;
     int flags = (o->allow_missing ? CTL_JP_ALLOW_MISSING : 0) | (o->as_json ? CTL_JP_AS_JSON : 0);
     int rc = ctl_jp_exec(o->jp, v, flags, &out, &err);
@@ -181,22 +181,22 @@ static int print_jsonpath(const struct kind *k, ProtobufCMessage *const *objs, s
         fflush(stdout);
     } else {
         /* kubectl dumps the object as a Go value; the JSON says the same */
-        struct ctl_buf msg = {0};
+        struct buf msg = {0};
         char *json = as_list ? ctl_emit_list(k, objs, n, CTL_FMT_JSON_COMPACT)
                              : ctl_emit(k, objs[0], CTL_FMT_JSON_COMPACT);
-        ctl_buf_puts(&msg, "error: error executing jsonpath ");
+        buf_puts(&msg, "error: error executing jsonpath ");
         ctl_jp_go_quote(&msg, o->tmpl);
-        ctl_buf_printf(&msg,
-                       ": Error executing template: %s. Printing more information for "
-                       "debugging the template:\n\ttemplate was:\n\t\t%s\n\tobject given to "
-                       "jsonpath engine was:\n\t\t%s\n\n\n",
-                       err, o->tmpl, json);
+        buf_printf(&msg,
+                   ": Error executing template: %s. Printing more information for "
+                   "debugging the template:\n\ttemplate was:\n\t\t%s\n\tobject given to "
+                   "jsonpath engine was:\n\t\t%s\n\n\n",
+                   err, o->tmpl, json);
         fputs(msg.p, stderr);
-        ctl_buf_free(&msg);
+        buf_free(&msg);
         free(json);
         free(err);
     }
-    ctl_buf_free(&out);
+    buf_free(&out);
     json_free(v);
     return rc;
 }
@@ -213,12 +213,12 @@ int ctl_print_columns_row(struct ctl_tw *tw, const struct kind *k, const Protobu
 {
     ProtobufCMessage *one = (ProtobufCMessage *)obj;
     json_t *v = output_tree(k, &one, 1, false);
-    struct ctl_buf row = {0};
+    struct buf row = {0};
     int rc = 0;
     for (size_t i = 0; i < o->ncols && rc == 0; i++) {
         char *err = NULL;
         if (i)
-            ctl_buf_puts(&row, "\t");
+            buf_puts(&row, "\t");
         if ((rc = ctl_jp_cell(o->cols[i], v, &row, &err)) < 0) {
             fprintf(stderr, "error: %s\n", err);
             free(err);
@@ -226,7 +226,7 @@ int ctl_print_columns_row(struct ctl_tw *tw, const struct kind *k, const Protobu
     }
     if (rc == 0)
         ctl_tw_printf(tw, "%s\n", row.p ? row.p : "");
-    ctl_buf_free(&row);
+    buf_free(&row);
     json_free(v);
     return rc;
 }
@@ -247,7 +247,7 @@ int ctl_print_objs(const struct kind *k, ProtobufCMessage *const *objs, size_t n
     case CTL_OUT_TABLE:
     case CTL_OUT_WIDE: {
         struct ctl_tw tw;
-        struct ctl_buf out = {0};
+        struct buf out = {0};
         struct ctl_print_opts opts = *po;
         opts.wide = o->fmt == CTL_OUT_WIDE;
         ctl_tw_init(&tw, 6, 3, false);
@@ -256,13 +256,13 @@ int ctl_print_objs(const struct kind *k, ProtobufCMessage *const *objs, size_t n
             ctl_print_row(&tw, k, objs[i], &opts);
         ctl_tw_flush(&tw, &out);
         ctl_tw_free(&tw);
-        s = ctl_buf_take(&out);
+        s = buf_take(&out);
         break;
     }
     case CTL_OUT_COLUMNS: {
         /* kubectl's CustomColumnsPrinter: rows printed before an error stay */
         struct ctl_tw tw;
-        struct ctl_buf out = {0};
+        struct buf out = {0};
         ctl_tw_init(&tw, 6, 3, false);
         if (!po->no_headers)
             ctl_print_columns_header(&tw, o);
@@ -270,7 +270,7 @@ int ctl_print_objs(const struct kind *k, ProtobufCMessage *const *objs, size_t n
             rc = ctl_print_columns_row(&tw, k, objs[i], o);
         ctl_tw_flush(&tw, &out);
         ctl_tw_free(&tw);
-        s = ctl_buf_take(&out);
+        s = buf_take(&out);
         break;
     }
     case CTL_OUT_YAML:
@@ -282,12 +282,12 @@ int ctl_print_objs(const struct kind *k, ProtobufCMessage *const *objs, size_t n
     case CTL_OUT_JSONPATH:
         return print_jsonpath(k, objs, n, as_list, o) < 0 ? -1 : 0;
     case CTL_OUT_NAME: {
-        struct ctl_buf b = {0};
+        struct buf b = {0};
         for (size_t i = 0; i < n; i++) {
             const Coracle__V1__ObjectMeta *md = kind_meta(objs[i]);
-            ctl_buf_printf(&b, "%s/%s\n", k->singular, md && md->name ? md->name : "");
+            buf_printf(&b, "%s/%s\n", k->singular, md && md->name ? md->name : "");
         }
-        s = ctl_buf_take(&b);
+        s = buf_take(&b);
         break;
     }
     }
@@ -310,19 +310,19 @@ char *ctl_read_file(const char *path, size_t *len)
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!f)
         return NULL;
-    struct ctl_buf b = {0};
+    struct buf b = {0};
     char chunk[65536];
     size_t n;
     while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        ctl_buf_add(&b, chunk, n);
+        buf_add(&b, chunk, n);
     int bad = ferror(f);
     if (f != stdin)
         fclose(f);
     if (bad) {
-        ctl_buf_free(&b);
+        buf_free(&b);
         errno = EIO;
         return NULL;
     }
     *len = b.len;
-    return ctl_buf_take(&b);
+    return buf_take(&b);
 }

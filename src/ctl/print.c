@@ -28,13 +28,13 @@ void ctl_tw_printf(struct ctl_tw *tw, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    ctl_buf_vprintf(&tw->text, fmt, ap);
+    buf_vprintf(&tw->text, fmt, ap);
     va_end(ap);
 }
 
 void ctl_tw_free(struct ctl_tw *tw)
 {
-    ctl_buf_free(&tw->text);
+    buf_free(&tw->text);
     free(tw->widths);
     tw->widths = NULL;
     tw->nwidths = 0;
@@ -63,7 +63,7 @@ struct twstate {
     struct twline *lines;
     size_t *widths; /* stack */
     size_t nwidths;
-    struct ctl_buf *out;
+    struct buf *out;
 };
 
 static void tw_write_lines(struct twstate *s, size_t line0, size_t line1)
@@ -71,13 +71,13 @@ static void tw_write_lines(struct twstate *s, size_t line0, size_t line1)
     for (size_t i = line0; i < line1; i++) {
         struct twline *l = &s->lines[i];
         for (size_t j = 0; j < l->n; j++) {
-            ctl_buf_add(s->out, l->c[j].p, l->c[j].len);
+            buf_add(s->out, l->c[j].p, l->c[j].len);
             if (j < s->nwidths && j + 1 < l->n) {
                 for (size_t k = l->c[j].width; k < s->widths[j]; k++)
-                    ctl_buf_add(s->out, " ", 1);
+                    buf_add(s->out, " ", 1);
             }
         }
-        ctl_buf_add(s->out, "\n", 1);
+        buf_add(s->out, "\n", 1);
     }
 }
 
@@ -118,7 +118,7 @@ static void tw_format(struct twstate *s, size_t line0, size_t line1)
     tw_write_lines(s, line0, line1);
 }
 
-void ctl_tw_flush(struct ctl_tw *tw, struct ctl_buf *out)
+void ctl_tw_flush(struct ctl_tw *tw, struct buf *out)
 {
     if (!tw->text.len)
         return;
@@ -399,13 +399,13 @@ char *ctl_node_roles(const Coracle__V1__Node *node)
             roles[nr++] = r;
     }
     qsort(roles, nr, sizeof(*roles), cmp_str);
-    struct ctl_buf b = {0};
+    struct buf b = {0};
     for (size_t i = 0; i < nr; i++)
-        ctl_buf_printf(&b, "%s%s", i ? "," : "", roles[i]);
+        buf_printf(&b, "%s%s", i ? "," : "", roles[i]);
     free(roles);
     if (!nr)
-        ctl_buf_puts(&b, "<none>");
-    return ctl_buf_take(&b);
+        buf_puts(&b, "<none>");
+    return buf_take(&b);
 }
 
 static const char *node_address(const Coracle__V1__Node *node, const char *type)

@@ -27,14 +27,14 @@
 struct ctl_tw {
     int minwidth, padding;
     bool remember;
-    struct ctl_buf text;
+    struct buf text;
     size_t *widths; /* remembered */
     size_t nwidths;
 };
 void ctl_tw_init(struct ctl_tw *tw, int minwidth, int padding, bool remember);
 void ctl_tw_printf(struct ctl_tw *tw, const char *fmt, ...) PRINTF(2, 3);
 /* Formats what was written since the last flush and appends it to out. */
-void ctl_tw_flush(struct ctl_tw *tw, struct ctl_buf *out);
+void ctl_tw_flush(struct ctl_tw *tw, struct buf *out);
 void ctl_tw_free(struct ctl_tw *tw);
 
 /* duration.HumanDuration of d nanoseconds ("45s", "3m12s", "2h5m", "3d4h"). */

@@ -25,7 +25,7 @@
 struct em {
     enum ctl_fmt fmt;
     yaml_emitter_t ye;
-    struct ctl_buf out;
+    struct buf out;
     int depth;
     int first[CTL_YAML_MAX_DEPTH * 2 + 8];
     int after_key;
@@ -34,7 +34,7 @@ struct em {
 static int em_write(void *data, unsigned char *buf, size_t size)
 {
     struct em *e = data;
-    ctl_buf_add(&e->out, buf, size);
+    buf_add(&e->out, buf, size);
     return 1;
 }
 
@@ -52,59 +52,59 @@ static void json_pre(struct em *e)
     }
     if (e->depth > 0) {
         if (!e->first[e->depth])
-            ctl_buf_puts(&e->out, ",");
+            buf_puts(&e->out, ",");
         e->first[e->depth] = 0;
         if (e->fmt == CTL_FMT_JSON)
-            ctl_buf_printf(&e->out, "\n%*s", e->depth * 4, "");
+            buf_printf(&e->out, "\n%*s", e->depth * 4, "");
     }
 }
 
-static void em_json_str(struct ctl_buf *b, const char *s, size_t len)
+static void em_json_str(struct buf *b, const char *s, size_t len)
 {
-    ctl_buf_puts(b, "\"");
+    buf_puts(b, "\"");
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
         switch (ch) {
         case '"':
-            ctl_buf_puts(b, "\\\"");
+            buf_puts(b, "\\\"");
             break;
         case '\\':
-            ctl_buf_puts(b, "\\\\");
+            buf_puts(b, "\\\\");
             break;
         case '\n':
-            ctl_buf_puts(b, "\\n");
+            buf_puts(b, "\\n");
             break;
         case '\t':
-            ctl_buf_puts(b, "\\t");
+            buf_puts(b, "\\t");
             break;
         case '\r':
-            ctl_buf_puts(b, "\\r");
+            buf_puts(b, "\\r");
             break;
         case '<':
         case '>':
         case '&':
             /* as Go's encoding/json does */
-            ctl_buf_printf(b, "\\u%04x", ch);
+            buf_printf(b, "\\u%04x", ch);
             break;
         default:
             if (ch < 0x20) {
-                ctl_buf_printf(b, "\\u%04x", ch);
+                buf_printf(b, "\\u%04x", ch);
             } else if (ch < 0x80) {
-                ctl_buf_add(b, &s[i], 1);
+                buf_add(b, &s[i], 1);
             } else {
                 /* Protobuf strings are not checked for UTF-8 (an annotation can hold
                  * any bytes): as Go's encoding/json, each bad byte becomes U+FFFD, so
                  * the JSON stays valid for -o jsonpath's json_parse and for readers. */
                 size_t k = json_utf8_len(s + i, len - i);
                 if (k)
-                    ctl_buf_add(b, &s[i], k);
+                    buf_add(b, &s[i], k);
                 else
-                    ctl_buf_puts(b, "\\ufffd");
+                    buf_puts(b, "\\ufffd");
                 i += k ? k - 1 : 0;
             }
         }
     }
-    ctl_buf_puts(b, "\"");
+    buf_puts(b, "\"");
 }
 
 static void em_open(struct em *e, int map)
@@ -119,7 +119,7 @@ static void em_open(struct em *e, int map)
         return;
     }
     json_pre(e);
-    ctl_buf_puts(&e->out, map ? "{" : "[");
+    buf_puts(&e->out, map ? "{" : "[");
     e->depth++;
     if ((size_t)e->depth >= ARRAY_SIZE(e->first))
         fatal("ctl_emit: nesting too deep");
@@ -140,8 +140,8 @@ static void em_close(struct em *e, int map)
     int empty = e->first[e->depth];
     e->depth--;
     if (!empty && e->fmt == CTL_FMT_JSON)
-        ctl_buf_printf(&e->out, "\n%*s", e->depth * 4, "");
-    ctl_buf_puts(&e->out, map ? "}" : "]");
+        buf_printf(&e->out, "\n%*s", e->depth * 4, "");
+    buf_puts(&e->out, map ? "}" : "]");
 }
 
 /* Must this string be quoted in YAML to stay a string? (YAML 1.1 and 1.2 readers.) */
@@ -224,7 +224,7 @@ static void em_scalar(struct em *e, const char *s, size_t len, int is_str, int f
     if (is_str)
         em_json_str(&e->out, s, len);
     else
-        ctl_buf_add(&e->out, s, len);
+        buf_add(&e->out, s, len);
 }
 
 static void em_str(struct em *e, const char *s)
@@ -245,13 +245,13 @@ static void em_key(struct em *e, const char *k)
     }
     json_pre(e);
     em_json_str(&e->out, k, strlen(k));
-    ctl_buf_puts(&e->out, e->fmt == CTL_FMT_JSON ? ": " : ":");
+    buf_puts(&e->out, e->fmt == CTL_FMT_JSON ? ": " : ":");
     e->after_key = 1;
 }
 
 static void emit_msg(struct em *e, const ProtobufCMessage *m);
 
-static void b64(struct ctl_buf *b, const uint8_t *p, size_t n)
+static void b64(struct buf *b, const uint8_t *p, size_t n)
 {
     static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for (size_t i = 0; i < n; i += 3) {
@@ -259,7 +259,7 @@ static void b64(struct ctl_buf *b, const uint8_t *p, size_t n)
                      (i + 2 < n ? p[i + 2] : 0);
         char o[4] = {t[v >> 18 & 63], t[v >> 12 & 63], i + 1 < n ? t[v >> 6 & 63] : '=',
                      i + 2 < n ? t[v & 63] : '='};
-        ctl_buf_add(b, o, 4);
+        buf_add(b, o, 4);
     }
 }
 
@@ -316,9 +316,9 @@ static void emit_value(struct em *e, const ProtobufCFieldDescriptor *f, const vo
         break;
     case PROTOBUF_C_TYPE_BYTES: {
         const ProtobufCBinaryData *bd = slot;
-        struct ctl_buf b = {0};
+        struct buf b = {0};
         b64(&b, bd->data, bd->len);
-        char *s = ctl_buf_take(&b);
+        char *s = buf_take(&b);
         em_str(e, s);
         free(s);
         break;
@@ -448,8 +448,8 @@ static char *em_end(struct em *e)
         ye_emit(e, &ev);
         yaml_emitter_delete(&e->ye);
     } else if (e->fmt == CTL_FMT_JSON)
-        ctl_buf_puts(&e->out, "\n");
-    return ctl_buf_take(&e->out);
+        buf_puts(&e->out, "\n");
+    return buf_take(&e->out);
 }
 
 char *ctl_emit(const struct kind *k, const ProtobufCMessage *msg, enum ctl_fmt fmt)

@@ -28,13 +28,13 @@ static char *run(const char *tmpl, const char *json, int flags)
         free(err);
         return res;
     }
-    struct ctl_buf out = {0};
+    struct buf out = {0};
     if (ctl_jp_parse(tmpl, &jp, &err) < 0 || ctl_jp_exec(jp, v, flags, &out, &err) < 0) {
         res = xasprintf("ERR: %s", err);
         free(err);
-        ctl_buf_free(&out);
+        buf_free(&out);
     } else
-        res = ctl_buf_take(&out);
+        res = buf_take(&out);
     ctl_jp_free(jp);
     json_free(v);
     return res;
@@ -285,14 +285,14 @@ static void cell(const char *expr, const char *json, const char *want, const cha
     char *tmpl = NULL, *err = NULL;
     json_t *v = NULL;
     struct ctl_jp *jp = NULL;
-    struct ctl_buf out = {0};
+    struct buf out = {0};
     if (ctl_jp_parse_json(json, strlen(json), &v, &err) < 0 ||
         ctl_jp_relaxed(expr, &tmpl, &err) < 0 || ctl_jp_parse(tmpl, &jp, &err) < 0 ||
         ctl_jp_cell(jp, v, &out, &err) < 0) {
-        ctl_buf_free(&out);
-        ctl_buf_printf(&out, "ERR: %s", err);
+        buf_free(&out);
+        buf_printf(&out, "ERR: %s", err);
     }
-    char *got = ctl_buf_take(&out);
+    char *got = buf_take(&out);
     is_str(got, want, name);
     free(got);
     free(tmpl);
@@ -394,17 +394,17 @@ static void test_emitted_pod(void)
 
 static void test_go_quote(void)
 {
-    struct ctl_buf b = {0};
+    struct buf b = {0};
     ctl_jp_go_quote(&b, "{.a}{\"\\t\"}\n");
     is_str(b.p, "\"{.a}{\\\"\\\\t\\\"}\\n\"", "go %q of a template");
-    ctl_buf_free(&b);
+    buf_free(&b);
 }
 
 /* A template literal may hold a NUL ("\x00"); all of it is printed. */
 static void test_nul_literal(void)
 {
     struct ctl_jp *jp = NULL;
-    struct ctl_buf out = {0};
+    struct buf out = {0};
     char *err = NULL;
     json_t null = {.type = JSON_NULL};
     ok(ctl_jp_parse("{\"a\\x00bcdefghijklmnop\"}", &jp, &err) == 0 &&
@@ -412,7 +412,7 @@ static void test_nul_literal(void)
            !memcmp(out.p, "a\0bcdefghijklmnop", 17),
        "a NUL in a string literal is printed with what follows it");
     free(err);
-    ctl_buf_free(&out);
+    buf_free(&out);
     ctl_jp_free(jp);
 }
 

@@ -231,7 +231,7 @@ static void test_durations(void)
 static void test_tabwriter(void)
 {
     struct ctl_tw tw;
-    struct ctl_buf out = {0};
+    struct buf out = {0};
     ctl_tw_init(&tw, 6, 3, false);
     ctl_tw_printf(&tw, "NAME\tREADY\tAGE\n");
     ctl_tw_printf(&tw, "a\t1/1\t5s\n");
@@ -242,7 +242,7 @@ static void test_tabwriter(void)
            "a             1/1     5s\n"
            "longer-name   0/1     <unknown>\n",
            "get table: padding 3, minimum width 6, last column free");
-    ctl_buf_free(&out);
+    buf_free(&out);
     ctl_tw_free(&tw);
 
     /* column blocks end at a line without that column (describe's layout) */
@@ -261,7 +261,7 @@ static void test_tabwriter(void)
            "    Restart Count:  0\n"
            "QoS:                B\n",
            "describe: column blocks as Go's tabwriter");
-    ctl_buf_free(&out);
+    buf_free(&out);
     ctl_tw_free(&tw);
 
     /* remembered widths (get -w): later rows keep earlier widths, wider ones grow */
@@ -278,14 +278,14 @@ static void test_tabwriter(void)
            "a               Running   2s\n"
            "a               ContainerCreating   3s\n",
            "watch rows remember widths");
-    ctl_buf_free(&out);
+    buf_free(&out);
     ctl_tw_free(&tw);
 }
 
 static char *table(const struct kind *k, ProtobufCMessage **objs, size_t n, bool wide, bool all_ns)
 {
     struct ctl_tw tw;
-    struct ctl_buf out = {0};
+    struct buf out = {0};
     struct ctl_print_opts o = {.wide = wide, .all_ns = all_ns, .now_ns = NOW};
     ctl_tw_init(&tw, 6, 3, false);
     ctl_print_header(&tw, k, &o);
@@ -293,7 +293,7 @@ static char *table(const struct kind *k, ProtobufCMessage **objs, size_t n, bool
         ctl_print_row(&tw, k, objs[i], &o);
     ctl_tw_flush(&tw, &out);
     ctl_tw_free(&tw);
-    return ctl_buf_take(&out);
+    return buf_take(&out);
 }
 
 static void test_tables(void)
@@ -424,7 +424,7 @@ static void test_describe(void)
         "  name: mc1\nreason: Scheduled\nmessage: Successfully assigned default/mc1 to nbt\n"
         "source:\n  component: default-scheduler\ntype: Normal\n"
         "firstTimestamp: \"2026-11-28T11:50:00Z\"\nlastTimestamp: \"2026-11-28T11:50:00Z\"\n");
-    struct ctl_buf out = {0};
+    struct buf out = {0};
     ctl_describe_pod(&out, p, ev, 2, NOW);
     is_str(out.p,
            "Name:             mc1\n"
@@ -500,10 +500,10 @@ static void test_describe(void)
            "  Warning  BackOff    3m (x4 over 10m)  kubelet            Back-off restarting "
            "failed container 2nd\n",
            "describe pod");
-    ctl_buf_free(&out);
+    buf_free(&out);
     ctl_describe_pod(&out, p, NULL, 0, NOW);
     ok(strstr(out.p, "\nEvents:          <none>\n") != NULL, "no events: <none>");
-    ctl_buf_free(&out);
+    buf_free(&out);
     protobuf_c_message_free_unpacked(&p->base, NULL);
     protobuf_c_message_free_unpacked(&ev[0]->base, NULL);
     protobuf_c_message_free_unpacked(&ev[1]->base, NULL);
@@ -538,7 +538,7 @@ static void test_describe(void)
                      "  ephemeral-storage  0 (0%)      0 (0%)\n"
                      "Events:              <none>\n") != NULL,
        "describe node: pods and allocated resources");
-    ctl_buf_free(&out);
+    buf_free(&out);
     protobuf_c_message_free_unpacked(&np->base, NULL);
     ctl_describe_node(&out, n, NULL, NULL, 0, NULL, 0, NOW);
     ok(strstr(out.p, "Name:               n1\nRoles:              <none>\n") &&
@@ -546,7 +546,7 @@ static void test_describe(void)
            strstr(out.p, "  Ready   True    Thu, 01 Jan 1970 00:00:00 +0000   ") &&
            strstr(out.p, "Non-terminated Pods:  (0 in total)\n"),
        "describe node");
-    ctl_buf_free(&out);
+    buf_free(&out);
     protobuf_c_message_free_unpacked(&n->base, NULL);
 }
 

@@ -372,17 +372,17 @@ static void test_errors(void)
                "int32 range");
 
     /* a YAML bomb: deep nesting */
-    struct ctl_buf b = {0};
-    ctl_buf_puts(&b, "apiVersion: v1\nkind: Pod\nmetadata: ");
+    struct buf b = {0};
+    buf_puts(&b, "apiVersion: v1\nkind: Pod\nmetadata: ");
     for (int i = 0; i < 100000; i++)
-        ctl_buf_puts(&b, "[");
+        buf_puts(&b, "[");
     struct ctl_objs o = {0};
     char *err = NULL;
     int brc = ctl_yaml_parse("bomb.yaml", b.p, b.len, &o, &err);
     ok(brc < 0 && err && strstr(err, "nesting deeper than 64 levels"), "deep nesting refused: %s",
        err ? err : "");
     free(err);
-    ctl_buf_free(&b);
+    buf_free(&b);
     /* the billion laughs */
     const char *laughs = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a]\n"
                          "c: [*b, *b, *b, *b, *b, *b, *b]\n";
@@ -392,11 +392,11 @@ static void test_errors(void)
     free(err);
 
     /* very many keys: linear-ish, and the first duplicate in document order is named */
-    struct ctl_buf m = {0};
-    ctl_buf_puts(&m, "apiVersion: v1\nkind: Pod\nmetadata:\n  labels:\n");
+    struct buf m = {0};
+    buf_puts(&m, "apiVersion: v1\nkind: Pod\nmetadata:\n  labels:\n");
     for (int i = 0; i < 200000; i++)
-        ctl_buf_printf(&m, "    k%d: v\n", i);
-    ctl_buf_puts(&m, "    k7: again\n    k3: again\n");
+        buf_printf(&m, "    k%d: v\n", i);
+    buf_puts(&m, "    k7: again\n    k3: again\n");
     clock_t t0 = clock();
     err = NULL;
     int mrc = ctl_yaml_parse("many.yaml", m.p, m.len, &o, &err);
@@ -404,7 +404,7 @@ static void test_errors(void)
        "200000 keys: duplicate found (%s)", err ? err : "");
     ok((double)(clock() - t0) / CLOCKS_PER_SEC < 20, "200000 keys: no quadratic blowup");
     free(err);
-    ctl_buf_free(&m);
+    buf_free(&m);
 }
 
 /* strings YAML could take for something else, or that need quoting or escapes */

@@ -10,6 +10,7 @@
  * get loopback only (sandbox.c brings lo up).
  */
 #include "config.h"
+#include "buf.h"
 #include "json.h"
 #include "klet.h"
 #include "util.h"
@@ -133,24 +134,20 @@ static int cni_exec(const char *type, const char *cmd, const char *conf, const c
     ssize_t w = write(in[1], conf, len);
     (void)w;
     close(in[1]);
-    size_t cap = 4096, n = 0;
-    char *buf = xmalloc(cap);
+    struct buf b = {0};
     for (;;) {
-        if (n + 1 >= cap)
-            buf = xrealloc(buf, cap *= 2);
-        ssize_t r = read(op[0], buf + n, cap - n - 1);
+        ssize_t r = read(op[0], buf_reserve(&b, 4096), 4096);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
             break;
-        n += r;
+        buf_commit(&b, (size_t)r);
     }
-    buf[n] = 0;
     close(op[0]);
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
-    *out = buf;
+    *out = buf_take(&b);
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 

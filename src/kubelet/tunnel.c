@@ -11,6 +11,7 @@
  */
 #include "config.h"
 #include "tunnel.h"
+#include "buf.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -59,8 +60,7 @@ struct ksess {
     struct event *ino_ev;
     char *path;
     off_t off;
-    char *partial;
-    size_t partial_len;
+    struct buf partial; /* read from the file, not yet decoded (a line cut at the end) */
 };
 
 struct ktun {
@@ -143,7 +143,7 @@ static void ksess_free(struct ksess *s)
     if (s->fd >= 0)
         close(s->fd);
     free(s->path);
-    free(s->partial);
+    buf_free(&s->partial);
     free(s);
 }
 
@@ -405,23 +405,19 @@ size_t ktun_cri_decode(const char *buf, size_t len, char **out, size_t *out_len)
 /* Reads what is new in the file and sends the decoded content. */
 static void klog_pump(struct ksess *s)
 {
-    char buf[KTUN_CHUNK];
     for (;;) {
-        ssize_t n = pread(s->fd, buf, sizeof(buf), s->off);
+        ssize_t n = pread(s->fd, buf_reserve(&s->partial, KTUN_CHUNK), KTUN_CHUNK, s->off);
         if (n <= 0)
             break;
         s->off += n;
-        s->partial = xrealloc(s->partial, s->partial_len + (size_t)n);
-        memcpy(s->partial + s->partial_len, buf, (size_t)n);
-        s->partial_len += (size_t)n;
+        buf_commit(&s->partial, (size_t)n);
         char *o;
         size_t ol;
-        size_t used = ktun_cri_decode(s->partial, s->partial_len, &o, &ol);
+        size_t used = ktun_cri_decode(s->partial.p, s->partial.len, &o, &ol);
         if (ol)
             ktun_send_bytes(s, 0, o, ol);
         free(o);
-        memmove(s->partial, s->partial + used, s->partial_len - used);
-        s->partial_len -= used;
+        buf_consume(&s->partial, used);
     }
 }
 

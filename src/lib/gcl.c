@@ -27,6 +27,7 @@
 #include "config.h"
 #include "gcl.h"
 #include "addr.h"
+#include "buf.h"
 #include "grpc.h"
 #include "tls.h"
 #include "pb.h"
@@ -113,8 +114,7 @@ struct gcl_call {
     unsigned got_headers : 1;
     unsigned end_sent : 1; /* our END_STREAM went out */
     /* response */
-    uint8_t *rb;
-    size_t rlen, rcap;
+    struct buf rb; /* received bytes not yet cut into messages */
     int http_status;
     int grpc_status; /* -1 until seen */
     char *grpc_message;
@@ -145,7 +145,7 @@ static void call_destroy(gcl_call_t *call)
     rbufq_free(&call->q);
     if (call->timer)
         event_free(call->timer);
-    free(call->rb);
+    buf_free(&call->rb);
     free(call->grpc_message);
     free(call->err);
     free(call->path);
@@ -242,19 +242,12 @@ static int on_data_chunk(nghttp2_session *ngh, uint8_t flags, int32_t sid, const
     gcl_call_t *c = nghttp2_session_get_stream_user_data(ngh, sid);
     if (!c || c->done || c->err)
         return 0;
-    if (c->rlen + n > c->rcap) {
-        size_t cap = c->rcap ? c->rcap : 512;
-        while (cap < c->rlen + n)
-            cap *= 2;
-        c->rb = xrealloc(c->rb, cap);
-        c->rcap = cap;
-    }
-    memcpy(c->rb + c->rlen, d, n);
-    c->rlen += n;
+    buf_add(&c->rb, d, n);
+    const uint8_t *rb = (const uint8_t *)c->rb.p;
     size_t off = 0;
     while (!c->done) {
         uint32_t mlen;
-        int r = grpc_frame_peek(c->rb + off, c->rlen - off, &mlen);
+        int r = grpc_frame_peek(rb + off, c->rb.len - off, &mlen);
         if (r == 0)
             break;
         if (r < 0) {
@@ -270,20 +263,13 @@ static int on_data_chunk(nghttp2_session *ngh, uint8_t flags, int32_t sid, const
             nghttp2_submit_rst_stream(ngh, NGHTTP2_FLAG_NONE, sid, NGHTTP2_CANCEL);
             break;
         }
-        if (c->rlen - off - GRPC_FRAME_HDR < mlen)
+        if (c->rb.len - off - GRPC_FRAME_HDR < mlen)
             break;
         if (c->on_msg)
-            c->on_msg(c, c->rb + off + GRPC_FRAME_HDR, mlen, c->arg);
+            c->on_msg(c, rb + off + GRPC_FRAME_HDR, mlen, c->arg);
         off += GRPC_FRAME_HDR + mlen;
     }
-    if (c->err) {
-        c->rlen = 0;
-        return 0;
-    }
-    if (off) {
-        memmove(c->rb, c->rb + off, c->rlen - off);
-        c->rlen -= off;
-    }
+    buf_consume(&c->rb, c->err ? c->rb.len : off);
     return 0;
 }
 
@@ -319,7 +305,7 @@ static void call_finish_from_response(gcl_call_t *c)
         call_done(c, http_to_grpc(c->http_status), m);
     } else if (c->grpc_status < 0) {
         call_done(c, GRPC_INTERNAL, "server sent no grpc-status");
-    } else if (c->grpc_status == GRPC_OK && c->rlen) {
+    } else if (c->grpc_status == GRPC_OK && c->rb.len) {
         call_done(c, GRPC_INTERNAL, "response ended inside a message");
     } else {
         call_done(c, c->grpc_status, c->grpc_message);

@@ -51,8 +51,13 @@ struct api {
      * once per delivered batch of results */
     struct event *stats_ev;
     uint64_t last_commits, last_ops, last_fsync_ns;
-    struct metrics_hist batch, fsync;
+    struct obs_hist batch, fsync;
 };
+
+/* Histogram bounds: request and fsync latency (seconds), operations per commit. */
+static const double latency_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                        0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 10000};
 
 static const char *const verb_names[API_NVERBS] = {
     "Create", "Get", "List", "Update", "UpdateStatus", "Delete", "Watch", "Bind", "Log", "Exec",
@@ -83,7 +88,7 @@ static void observe_latency(struct api_route *rt, h2s_call_t *c)
         return;
     int64_t t0 = (int64_t)(intptr_t)h2s_call_data(c);
     if (t0 > 0)
-        metrics_hist_observe(&rt->lat, (double)(mono_ns() - t0) / 1e9, 1);
+        obs_hist_observe(&rt->lat, (double)(mono_ns() - t0) / 1e9);
 }
 
 void api_reply(struct api_route *rt, h2s_call_t *c, const void *msg, size_t len)
@@ -196,9 +201,9 @@ static void stats_sample(evutil_socket_t fd, short what, void *arg)
     store_get_stats(a->st, &ss);
     uint64_t dc = ss.commits - a->last_commits;
     if (dc && ss.commits > a->last_commits) {
-        metrics_hist_observe(&a->batch, (double)(ss.ops - a->last_ops) / (double)dc, dc);
-        metrics_hist_observe(&a->fsync,
-                             (double)(ss.fsync_ns_total - a->last_fsync_ns) / 1e9 / (double)dc, dc);
+        obs_hist_observe_n(&a->batch, (double)(ss.ops - a->last_ops) / (double)dc, dc);
+        obs_hist_observe_n(&a->fsync,
+                           (double)(ss.fsync_ns_total - a->last_fsync_ns) / 1e9 / (double)dc, dc);
     }
     a->last_commits = ss.commits;
     a->last_ops = ss.ops;
@@ -642,8 +647,7 @@ static void metrics(api_t *a, char **body, size_t *len)
     for (size_t i = 0; i < a->nroutes; i++)
         if (a->routes[i].lat.count) {
             char *l = xasprintf("method=\"%s\"", a->routes[i].path);
-            metrics_hist_print(f, "coracle_apiserver_request_duration_seconds", l,
-                               &a->routes[i].lat);
+            obs_hist_write(f, "coracle_apiserver_request_duration_seconds", l, &a->routes[i].lat);
             free(l);
         }
     fprintf(f,
@@ -695,10 +699,10 @@ static void metrics(api_t *a, char **body, size_t *len)
             ss.map_used, ss.batch_max);
     fprintf(f, "# HELP coracle_store_commit_batch_size Operations per durable commit.\n"
                "# TYPE coracle_store_commit_batch_size histogram\n");
-    metrics_hist_print(f, "coracle_store_commit_batch_size", NULL, &a->batch);
+    obs_hist_write(f, "coracle_store_commit_batch_size", NULL, &a->batch);
     fprintf(f, "# HELP coracle_store_fsync_duration_seconds Time to make a commit durable.\n"
                "# TYPE coracle_store_fsync_duration_seconds histogram\n");
-    metrics_hist_print(f, "coracle_store_fsync_duration_seconds", NULL, &a->fsync);
+    obs_hist_write(f, "coracle_store_fsync_duration_seconds", NULL, &a->fsync);
     struct h2s_stats hs;
     h2s_get_stats(a->srv, &hs);
     fprintf(f,
@@ -772,8 +776,8 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
     struct nodelife_ops nops = {mark_node, mark_pod, a};
     a->nl = nodelife_new(base, st, cfg->node_grace_s, &nops);
     store_set_listener(st, on_change, a);
-    metrics_hist_init(&a->batch, metrics_batch_bounds, metrics_batch_n);
-    metrics_hist_init(&a->fsync, metrics_latency_bounds, metrics_latency_n);
+    obs_hist_init(&a->batch, batch_bounds, ARRAY_SIZE(batch_bounds));
+    obs_hist_init(&a->fsync, latency_bounds, ARRAY_SIZE(latency_bounds));
     a->stats_ev = event_new(base, -1, 0, stats_sample, a);
 
     a->routes = xcalloc(4 * API_NVERBS, sizeof(*a->routes));
@@ -789,7 +793,7 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
             rt->k = k;
             rt->verb = (enum api_verb)v;
             rt->path = xasprintf("/%s/%s", k->service, verb_names[v]);
-            metrics_hist_init(&rt->lat, metrics_latency_bounds, metrics_latency_n);
+            obs_hist_init(&rt->lat, latency_bounds, ARRAY_SIZE(latency_bounds));
             enum h2s_method_kind mk = v == API_WATCH || v == API_LOG ? H2S_SERVER_STREAM
                                       : v == API_EXEC                ? H2S_BIDI
                                                                      : H2S_UNARY;
@@ -835,8 +839,12 @@ void api_free(api_t *a)
     events_free(a->events);
     if (a->nl)
         nodelife_free(a->nl);
-    for (size_t i = 0; i < a->nroutes; i++)
+    for (size_t i = 0; i < a->nroutes; i++) {
         free(a->routes[i].path);
+        obs_hist_free(&a->routes[i].lat);
+    }
     free(a->routes);
+    obs_hist_free(&a->batch);
+    obs_hist_free(&a->fsync);
     free(a);
 }

@@ -17,7 +17,7 @@
 #include "auth.h"
 #include "h2s.h"
 #include "kinds.h"
-#include "metrics.h"
+#include "obs.h"
 #include "rpool.h"
 #include "store.h"
 
@@ -68,7 +68,7 @@ struct api_route {
     enum api_verb verb;
     char *path;
     uint64_t codes[17];
-    struct metrics_hist lat; /* unary calls: seconds from the handler to the answer */
+    struct obs_hist lat; /* unary calls: seconds from the handler to the answer */
 };
 
 /* Answer a call and count it (route's counters, in-flight gauge). */

@@ -14,8 +14,7 @@ libapiserver_a_SOURCES = \
 	src/apiserver/auth.c src/apiserver/auth.h \
 	src/apiserver/events.c src/apiserver/events.h \
 	src/apiserver/nodelife.c src/apiserver/nodelife.h \
-	src/apiserver/tunnel.c src/apiserver/tunnel.h \
-	src/apiserver/metrics.c src/apiserver/metrics.h
+	src/apiserver/tunnel.c src/apiserver/tunnel.h
 bin_PROGRAMS += coracle-apiserver
 coracle_apiserver_SOURCES = src/apiserver/main.c
 coracle_apiserver_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS) $(MALLOC_LIBS)

@@ -125,14 +125,19 @@ void obs_hist_init(struct obs_hist *h, const double *bounds, size_t n)
     h->sum = 0;
 }
 
-void obs_hist_observe(struct obs_hist *h, double v)
+void obs_hist_observe_n(struct obs_hist *h, double v, uint64_t count)
 {
     size_t i = 0;
     while (i < h->n && v > h->bounds[i])
         i++;
-    h->counts[i]++;
-    h->count++;
-    h->sum += v;
+    h->counts[i] += count;
+    h->count += count;
+    h->sum += v * (double)count;
+}
+
+void obs_hist_observe(struct obs_hist *h, double v)
+{
+    obs_hist_observe_n(h, v, 1);
 }
 
 void obs_hist_free(struct obs_hist *h)

@@ -1,9 +1,9 @@
 /*
  * obs: what a daemon shows its operator. A small local HTTP endpoint
  * (/healthz, /readyz, /metrics over HTTP/1.1 and h2c, served by h2s with
- * only its plain-HTTP handler), helpers to write the Prometheus text format
- * (histograms), and reading the config file's log-level again (the
- * SIGHUP of daemon.c).
+ * only its plain-HTTP handler), the Prometheus histogram every daemon's
+ * /metrics uses (the apiserver's too), and reading the config file's
+ * log-level again (the SIGHUP of daemon.c).
  * Everything runs on the caller's event loop.
  */
 #ifndef CORACLE_OBS_H
@@ -52,8 +52,12 @@ struct obs_hist {
 extern const double obs_latency_buckets[];
 extern const size_t obs_latency_nbuckets;
 
+/* bounds (n of them) must outlive h; obs_hist_free frees what init allocates. */
 void obs_hist_init(struct obs_hist *h, const double *bounds, size_t n);
+/* One observation of v. */
 void obs_hist_observe(struct obs_hist *h, double v);
+/* count observations, each of value v (a batch sampled at once). */
+void obs_hist_observe_n(struct obs_hist *h, double v, uint64_t count);
 void obs_hist_free(struct obs_hist *h);
 /*
  * Writes name_bucket{labels,le=".."}, name_sum, name_count. labels is

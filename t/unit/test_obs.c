@@ -59,6 +59,16 @@ static void test_hist(void)
     ok(strstr(buf, "y_bucket{le=\"+Inf\"} 4\ny_sum 105.15\ny_count 4\n") != NULL,
        "histogram without labels");
     free(buf);
+    obs_hist_observe_n(&h, 0.5, 3); /* a batch: three observations of 0.5 */
+    buf = NULL;
+    f = open_memstream(&buf, &sz);
+    obs_hist_write(f, "z", NULL, &h);
+    fclose(f);
+    is_str(buf,
+           "z_bucket{le=\"0.1\"} 2\nz_bucket{le=\"1\"} 5\nz_bucket{le=\"10\"} 6\n"
+           "z_bucket{le=\"+Inf\"} 7\nz_sum 106.65\nz_count 7\n",
+           "observe_n counts a batch as count observations of v");
+    free(buf);
     obs_hist_free(&h);
 }
 

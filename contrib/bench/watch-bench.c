@@ -23,9 +23,11 @@
  * arrived everywhere), 1 on bad arguments.
  */
 #include "config.h"
+#include "buf.h"
 #include "coracle.pb-c.h"
 #include "gcl.h"
 #include "grpc.h"
+#include "pb.h"
 #include "util.h"
 
 #include <event2/event.h>
@@ -94,49 +96,11 @@ static uint64_t hist_q(const struct hist *h, double q)
 
 /* ---- tiny protobuf helpers (hand encoding for etcd, hand decoding for speed) ---- */
 
-struct pbw {
-    uint8_t buf[256];
-    size_t len;
-};
-
-static void pbw_varint(struct pbw *w, uint64_t v)
+/* A varint field (wire type 0); length-delimited ones are buf_field's. */
+static void put_int(struct buf *w, unsigned field, uint64_t v)
 {
-    while (v >= 0x80 && w->len < sizeof w->buf) {
-        w->buf[w->len++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    if (w->len < sizeof w->buf)
-        w->buf[w->len++] = (uint8_t)v;
-}
-
-static void pbw_bytes(struct pbw *w, unsigned field, const void *p, size_t n)
-{
-    pbw_varint(w, (uint64_t)field << 3 | 2);
-    pbw_varint(w, n);
-    if (w->len + n <= sizeof w->buf) {
-        memcpy(w->buf + w->len, p, n);
-        w->len += n;
-    }
-}
-
-static void pbw_int(struct pbw *w, unsigned field, uint64_t v)
-{
-    pbw_varint(w, (uint64_t)field << 3 | 0);
-    pbw_varint(w, v);
-}
-
-static int pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t r = 0;
-    for (int s = 0; s < 64 && *p < end; s += 7) {
-        uint8_t c = *(*p)++;
-        r |= (uint64_t)(c & 0x7f) << s;
-        if (!(c & 0x80)) {
-            *v = r;
-            return 0;
-        }
-    }
-    return -1;
+    buf_varint(w, (uint64_t)field << 3 | 0);
+    buf_varint(w, v);
 }
 
 /*
@@ -147,12 +111,12 @@ static int pb_next(const uint8_t **p, const uint8_t *end, unsigned *field, uint6
                    const uint8_t **d, size_t *dn)
 {
     uint64_t tag;
-    if (*p >= end || pb_varint(p, end, &tag) < 0)
+    if (*p >= end || pb_varint_get(p, end, &tag) < 0)
         return -1;
     *field = (unsigned)(tag >> 3);
     switch (tag & 7) {
     case 0:
-        return pb_varint(p, end, v);
+        return pb_varint_get(p, end, v);
     case 1:
         if (end - *p < 8)
             return -1;
@@ -164,7 +128,7 @@ static int pb_next(const uint8_t **p, const uint8_t *end, unsigned *field, uint6
         *p += 4;
         return 0;
     case 2:
-        if (pb_varint(p, end, v) < 0 || *v > (uint64_t)(end - *p))
+        if (pb_varint_get(p, end, v) < 0 || *v > (uint64_t)(end - *p))
             return -1;
         *d = *p;
         *dn = (size_t)*v;
@@ -458,17 +422,11 @@ static void issue_write(struct wb *wb, long seq)
         /* PutRequest{key=1, value=2} */
         char key[64];
         int kn = snprintf(key, sizeof key, "/wbench/%s/%ld", wb->run, seq);
-        size_t n = 16 + (size_t)kn + wb->podlen;
-        uint8_t *buf = xmalloc(n);
-        struct pbw w = {.len = 0};
-        pbw_bytes(&w, 1, key, (size_t)kn);
-        pbw_varint(&w, 2 << 3 | 2);
-        pbw_varint(&w, wb->podlen);
-        memcpy(buf, w.buf, w.len);
-        memcpy(buf + w.len, wb->podbuf, wb->podlen);
-        gcl_call_raw(wb->wconn, "/etcdserverpb.KV/Put", buf, w.len + wb->podlen, NULL, write_done,
-                     r, 30000);
-        free(buf);
+        struct buf w = {0};
+        buf_field(&w, 1, key, (size_t)kn);
+        buf_field(&w, 2, wb->podbuf, wb->podlen);
+        gcl_call_raw(wb->wconn, "/etcdserverpb.KV/Put", w.p, w.len, NULL, write_done, r, 30000);
+        buf_free(&w);
     }
 }
 
@@ -551,22 +509,23 @@ static void rev_done(gcl_call_t *call, int code, const char *message, void *arg)
 
 static int get_revision(struct wb *wb)
 {
-    struct pbw w = {.len = 0};
+    struct buf w = {0};
     const char *path;
     wb->rev = -1;
     wb->rev_done = 0;
     if (wb->target == T_CORACLE) {
         /* ListRequest{namespace=1, limit=4} */
-        pbw_bytes(&w, 1, "wbench", 6);
-        pbw_int(&w, 4, 1);
+        buf_field(&w, 1, "wbench", 6);
+        put_int(&w, 4, 1);
         path = "/coracle.v1.Pods/List";
     } else {
         /* RangeRequest{key=1, count_only=9} */
-        pbw_bytes(&w, 1, "/wbench", 7);
-        pbw_int(&w, 9, 1);
+        buf_field(&w, 1, "/wbench", 7);
+        put_int(&w, 9, 1);
         path = "/etcdserverpb.KV/Range";
     }
-    gcl_call_raw(wb->wconn, path, w.buf, w.len, rev_msg, rev_done, wb, 10000);
+    gcl_call_raw(wb->wconn, path, w.p, w.len, rev_msg, rev_done, wb, 10000);
+    buf_free(&w);
     while (!wb->rev_done)
         event_base_loop(wb->base, EVLOOP_ONCE);
     return wb->rev >= 0 ? 0 : -1;
@@ -579,18 +538,19 @@ static void open_watchers(struct wb *wb)
     int conn = 0, on_conn = 0;
     if (wb->target == T_CORACLE) {
         /* ListRequest{namespace=1, resourceVersion=6} */
-        struct pbw w = {.len = 0};
-        pbw_bytes(&w, 1, "wbench", 6);
-        pbw_bytes(&w, 6, rv, strlen(rv));
+        struct buf w = {0};
+        buf_field(&w, 1, "wbench", 6);
+        buf_field(&w, 6, rv, strlen(rv));
         for (int i = 0; i < wb->nwatch; i++) {
             if (on_conn == wb->per_conn) {
                 conn++;
                 on_conn = 0;
             }
             on_conn++;
-            wb->w[i].call = gcl_call_raw(wb->conns[conn], "/coracle.v1.Pods/Watch", w.buf, w.len,
+            wb->w[i].call = gcl_call_raw(wb->conns[conn], "/coracle.v1.Pods/Watch", w.p, w.len,
                                          coracle_msg, watch_done, &wb->w[i], 0);
         }
+        buf_free(&w);
         return;
     }
     char start[64], endk[64];
@@ -609,14 +569,16 @@ static void open_watchers(struct wb *wb)
         for (int k = 0; k < st->n; k++) {
             /* WatchRequest{create_request=1 WatchCreateRequest{key=1, range_end=2,
              * start_revision=3, watch_id=7}} */
-            struct pbw c = {.len = 0}, r = {.len = 0};
-            pbw_bytes(&c, 1, start, (size_t)sn);
-            pbw_bytes(&c, 2, endk, (size_t)sn);
-            pbw_int(&c, 3, (uint64_t)(wb->rev + 1));
-            pbw_int(&c, 7, (uint64_t)k + 1);
-            pbw_bytes(&r, 1, c.buf, c.len);
+            struct buf c = {0}, r = {0};
+            buf_field(&c, 1, start, (size_t)sn);
+            buf_field(&c, 2, endk, (size_t)sn);
+            put_int(&c, 3, (uint64_t)(wb->rev + 1));
+            put_int(&c, 7, (uint64_t)k + 1);
+            buf_field(&r, 1, c.p, c.len);
             if (st->call)
-                gcl_call_send_raw(st->call, r.buf, r.len);
+                gcl_call_send_raw(st->call, r.p, r.len);
+            buf_free(&c);
+            buf_free(&r);
         }
     }
 }

@@ -444,8 +444,8 @@ void h2s_free(h2s_t *s)
     while (s->free_calls) {
         h2s_call_t *c = s->free_calls;
         s->free_calls = c->next;
-        free(c->hbuf);
-        free(c->body);
+        buf_free(&c->hbuf);
+        buf_free(&c->body);
         free(c->q.v);
         free(c);
     }
@@ -455,7 +455,7 @@ void h2s_free(h2s_t *s)
     event_free(s->dispatch_ev);
     nghttp2_session_callbacks_del(s->cbs);
     nghttp2_option_del(s->opt);
-    free(s->sbuf);
+    buf_free(&s->sbuf);
     free(s);
 }
 

@@ -38,13 +38,12 @@ static h2s_call_t *call_new(struct conn *conn, int32_t sid)
     if (c) {
         s->free_calls = c->next;
         s->nfree_calls--;
-        char *hbuf = c->hbuf;
-        size_t hcap = c->hcap;
-        uint8_t *body = c->body;
-        size_t bcap = c->bcap;
+        struct buf hbuf = c->hbuf, body = c->body;       /* kept for reuse */
         struct rbufq q = {.v = c->q.v, .cap = c->q.cap}; /* emptied by h2s_call_closed */
         memset(c, 0, sizeof(*c));
-        c->hbuf = hbuf, c->hcap = hcap, c->body = body, c->bcap = bcap, c->q = q;
+        c->hbuf = hbuf, c->body = body, c->q = q;
+        buf_reset(&c->hbuf);
+        buf_reset(&c->body);
     } else {
         c = xcalloc(1, sizeof(*c));
     }
@@ -77,8 +76,8 @@ static void call_release(h2s_call_t *c)
     if (c->next)
         c->next->prev = c->prev;
     conn->ncalls--;
-    conn->inbuf -= c->blen;
-    c->blen = 0;
+    conn->inbuf -= c->body.len;
+    buf_reset(&c->body);
     s->st.calls_open--;
     rbufq_empty(&c->q);
     s->st.bytes_queued -= c->queued;
@@ -88,21 +87,15 @@ static void call_release(h2s_call_t *c)
     if (s->nfree_calls >= CALL_FREELIST_MAX || c->q.cap > KEEP_Q_MAX)
         s->st.queue_mem -= rbufq_free(&c->q);
     if (s->nfree_calls >= CALL_FREELIST_MAX) {
-        free(c->hbuf);
-        free(c->body);
+        buf_free(&c->hbuf);
+        buf_free(&c->body);
         free(c);
         return;
     }
-    if (c->hcap > KEEP_BUF_MAX) {
-        free(c->hbuf);
-        c->hbuf = NULL;
-        c->hcap = 0;
-    }
-    if (c->bcap > KEEP_BUF_MAX) {
-        free(c->body);
-        c->body = NULL;
-        c->bcap = 0;
-    }
+    if (c->hbuf.cap > KEEP_BUF_MAX)
+        buf_free(&c->hbuf);
+    if (c->body.cap > KEEP_BUF_MAX)
+        buf_free(&c->body);
     c->next = s->free_calls;
     s->free_calls = c;
     s->nfree_calls++;
@@ -125,20 +118,14 @@ static void hdr_add(h2s_call_t *c, const uint8_t *name, size_t nlen, const uint8
                     size_t vlen)
 {
     size_t need = nlen + vlen + 2;
-    if (c->hlen + need > c->hcap) {
-        size_t cap = c->hcap ? c->hcap : 512;
-        while (cap < c->hlen + need)
-            cap *= 2;
-        c->hbuf = xrealloc(c->hbuf, cap);
-        c->hcap = cap;
-    }
-    memcpy(c->hbuf + c->hlen, name, nlen);
-    c->hbuf[c->hlen + nlen] = '\0';
-    memcpy(c->hbuf + c->hlen + nlen + 1, value, vlen);
-    c->hbuf[c->hlen + nlen + 1 + vlen] = '\0';
+    char *w = buf_reserve(&c->hbuf, need);
+    memcpy(w, name, nlen);
+    w[nlen] = '\0';
+    memcpy(w + nlen + 1, value, vlen);
+    w[nlen + 1 + vlen] = '\0';
     if (nlen == 5 && memcmp(name, ":path", 5) == 0)
-        c->path_off = c->hlen + nlen + 1;
-    c->hlen += need;
+        c->path_off = c->hbuf.len + nlen + 1;
+    buf_commit(&c->hbuf, need);
 }
 
 static void q_push(h2s_call_t *c, rbuf_t *b)
@@ -279,7 +266,7 @@ static void call_http_respond(h2s_call_t *c, int status, const char *ctype, char
 static void call_headers_done(h2s_call_t *c)
 {
     h2s_t *s = c->s;
-    const char *path = c->path_off != SIZE_MAX ? c->hbuf + c->path_off : "/";
+    const char *path = c->path_off != SIZE_MAX ? c->hbuf.p + c->path_off : "/";
     c->hdrs_done = 1;
     if (c->hdr_over) {
         if (c->grpc && c->method == M_POST) {
@@ -359,18 +346,16 @@ static size_t conn_inbuf_max(const h2s_t *s)
     return m > (64u << 20) ? m : (64u << 20);
 }
 
+/* The request body's bytes from off on. */
+static inline const uint8_t *body_at(const h2s_call_t *c, size_t off)
+{
+    return (const uint8_t *)c->body.p + off;
+}
+
 static void body_append(h2s_call_t *c, const uint8_t *d, size_t n)
 {
     c->conn->inbuf += n;
-    if (c->blen + n > c->bcap) {
-        size_t cap = c->bcap ? c->bcap : 256;
-        while (cap < c->blen + n)
-            cap *= 2;
-        c->body = xrealloc(c->body, cap);
-        c->bcap = cap;
-    }
-    memcpy(c->body + c->blen, d, n);
-    c->blen += n;
+    buf_add(&c->body, d, n);
 }
 
 /* Checks a frame header at the start of buf; 0 ok, -1 when the call was failed. */
@@ -403,15 +388,15 @@ static void call_data(h2s_call_t *c, const uint8_t *d, size_t n)
     }
     if (c->route->kind != H2S_BIDI) {
         /* one message: collect the header, check it, then at most the message */
-        while (n && c->blen < GRPC_FRAME_HDR) {
+        while (n && c->body.len < GRPC_FRAME_HDR) {
             body_append(c, d, 1);
             d++, n--;
         }
-        if (c->blen < GRPC_FRAME_HDR)
+        if (c->body.len < GRPC_FRAME_HDR)
             return;
-        if (check_frame(c, c->body, c->blen, &mlen) < 0)
+        if (check_frame(c, body_at(c, 0), c->body.len, &mlen) < 0)
             return;
-        if (c->blen + n > (size_t)GRPC_FRAME_HDR + mlen) {
+        if (c->body.len + n > (size_t)GRPC_FRAME_HDR + mlen) {
             call_fail_input(c, GRPC_INTERNAL,
                             "grpc: more than one request message for a "
                             "unary or server-streaming method");
@@ -423,18 +408,17 @@ static void call_data(h2s_call_t *c, const uint8_t *d, size_t n)
     body_append(c, d, n);
     size_t off = 0;
     while (!c->discard && !c->closed) {
-        int r = check_frame(c, c->body + off, c->blen - off, &mlen);
+        int r = check_frame(c, body_at(c, off), c->body.len - off, &mlen);
         if (r < 0)
             return;
-        if (r == 0 || c->blen - off - GRPC_FRAME_HDR < mlen)
+        if (r == 0 || c->body.len - off - GRPC_FRAME_HDR < mlen)
             break;
         if (c->on_msg && !c->done)
-            c->on_msg(c, c->body + off + GRPC_FRAME_HDR, mlen, c->on_msg_arg);
+            c->on_msg(c, body_at(c, off + GRPC_FRAME_HDR), mlen, c->on_msg_arg);
         off += GRPC_FRAME_HDR + mlen;
     }
     if (off && !c->closed) {
-        memmove(c->body, c->body + off, c->blen - off);
-        c->blen -= off;
+        buf_consume(&c->body, off);
         c->conn->inbuf -= off;
     }
 }
@@ -447,7 +431,7 @@ static void call_req_end(h2s_call_t *c)
     if (c->discard || c->ended || !c->route)
         return;
     if (c->route->kind == H2S_BIDI) {
-        if (c->blen) {
+        if (c->body.len) {
             call_fail_input(c, GRPC_INTERNAL, "grpc: truncated message at end of stream");
             return;
         }
@@ -455,24 +439,25 @@ static void call_req_end(h2s_call_t *c)
             c->on_msg(c, NULL, 0, c->on_msg_arg);
         return;
     }
-    if (c->blen == 0) {
+    if (c->body.len == 0) {
         call_fail_input(c, GRPC_INTERNAL, "grpc: request has no message");
         return;
     }
     char m[128];
-    if (c->blen < GRPC_FRAME_HDR) {
-        snprintf(m, sizeof(m), "grpc: truncated request frame header (%zu of 5 bytes)", c->blen);
+    if (c->body.len < GRPC_FRAME_HDR) {
+        snprintf(m, sizeof(m), "grpc: truncated request frame header (%zu of 5 bytes)",
+                 c->body.len);
         call_fail_input(c, GRPC_INTERNAL, m);
         return;
     }
-    grpc_frame_peek(c->body, c->blen, &mlen); /* checked in call_data */
-    if (c->blen != (size_t)GRPC_FRAME_HDR + mlen) {
+    grpc_frame_peek(body_at(c, 0), c->body.len, &mlen); /* checked in call_data */
+    if (c->body.len != (size_t)GRPC_FRAME_HDR + mlen) {
         snprintf(m, sizeof(m), "grpc: truncated request message (%zu of %u bytes)",
-                 c->blen - GRPC_FRAME_HDR, mlen);
+                 c->body.len - GRPC_FRAME_HDR, mlen);
         call_fail_input(c, GRPC_INTERNAL, m);
         return;
     }
-    h2s_call_invoke(c, c->body + GRPC_FRAME_HDR, mlen);
+    h2s_call_invoke(c, body_at(c, GRPC_FRAME_HDR), mlen);
 }
 
 int h2s_on_begin_headers(nghttp2_session *ngh, const nghttp2_frame *f, void *user)
@@ -709,8 +694,8 @@ void h2s_call_on_close(h2s_call_t *c, void (*fn)(h2s_call_t *c, void *arg), void
 const char *h2s_call_header(const h2s_call_t *c, const char *name)
 {
     size_t off = 0;
-    while (off < c->hlen) {
-        const char *n = c->hbuf + off;
+    while (off < c->hbuf.len) {
+        const char *n = c->hbuf.p + off;
         size_t nl = strlen(n);
         const char *v = n + nl + 1;
         if (strcmp(n, name) == 0)

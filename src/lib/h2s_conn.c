@@ -83,15 +83,9 @@ static void rbuf_cleanup(const void *data, size_t len, void *arg)
 
 static void stage_put(h2s_t *s, const void *p, size_t n)
 {
-    if (s->slen + n > s->scap) {
-        size_t cap = s->scap ? s->scap : 2 * STAGE_GIVE;
-        while (cap < s->slen + n)
-            cap *= 2;
-        s->sbuf = xrealloc(s->sbuf, cap);
-        s->scap = cap;
-    }
-    memcpy(s->sbuf + s->slen, p, n);
-    s->slen += n;
+    if (!s->sbuf.cap)
+        buf_reserve(&s->sbuf, 2 * STAGE_GIVE - 1); /* with the NUL: 2 * STAGE_GIVE at once */
+    buf_add(&s->sbuf, p, n);
 }
 
 static void stage_free(const void *data, size_t len, void *arg)
@@ -102,16 +96,17 @@ static void stage_free(const void *data, size_t len, void *arg)
 /* Small passes are copied; big ones hand the buffer itself to the evbuffer (no second copy). */
 static void stage_flush(h2s_t *s, struct evbuffer *out)
 {
-    if (s->slen >= STAGE_GIVE) {
-        if (s->scap > s->slen + s->slen / 4)
-            s->sbuf = xrealloc(s->sbuf, s->slen); /* shrinks in place: no waste held */
-        evbuffer_add_reference(out, s->sbuf, s->slen, stage_free, s->sbuf);
-        s->sbuf = NULL;
-        s->scap = 0;
-    } else if (s->slen) {
-        evbuffer_add(out, s->sbuf, s->slen);
+    size_t len = s->sbuf.len;
+    if (len >= STAGE_GIVE) {
+        size_t cap = s->sbuf.cap;
+        char *p = buf_take(&s->sbuf);
+        if (cap > len + len / 4)
+            p = xrealloc(p, len); /* shrinks in place: no waste held */
+        evbuffer_add_reference(out, p, len, stage_free, p);
+    } else if (len) {
+        evbuffer_add(out, s->sbuf.p, len);
+        buf_reset(&s->sbuf);
     }
-    s->slen = 0;
 }
 
 /* A DATA frame took n queued bytes: the counters; an emptied big ring goes. */
@@ -175,7 +170,7 @@ int h2s_send_data_cb(nghttp2_session *ngh, nghttp2_frame *f, const uint8_t *fram
      * and (every few frames) the bulk pass's deadline; past either, nghttp2
      * keeps the frame for the next pass.
      */
-    if (evbuffer_get_length(bufferevent_get_output(conn->bev)) + s->slen >= OUT_HIGH) {
+    if (evbuffer_get_length(bufferevent_get_output(conn->bev)) + s->sbuf.len >= OUT_HIGH) {
         conn->held = HELD_FULL;
         c->held_len = length; /* its header is made: those bytes must stay (h2s_call_abort) */
         return NGHTTP2_ERR_WOULDBLOCK;
@@ -313,7 +308,7 @@ again:
     if (stage)
         s->sowner = c;
     c->held = 0;
-    while (evbuffer_get_length(out) + s->slen < OUT_HIGH && !c->held) {
+    while (evbuffer_get_length(out) + s->sbuf.len < OUT_HIGH && !c->held) {
         const uint8_t *data;
         ssize_t n = nghttp2_session_mem_send(c->ngh, &data);
         if (n < 0) {

@@ -7,6 +7,7 @@
 #ifndef CORACLE_H2S_INT_H
 #define CORACLE_H2S_INT_H
 
+#include "buf.h"
 #include "h2s.h"
 
 #include <event2/listener.h>
@@ -122,12 +123,11 @@ struct h2s_call {
     int64_t born;              /* stream opened at (mono ns) */
     struct claim *claim;       /* h2s_call_claim, or NULL */
     /* request headers: "name\0value\0" pairs */
-    char *hbuf;
-    size_t hlen, hcap, hbytes;
+    struct buf hbuf;
+    size_t hbytes;   /* what they count against max_header_bytes */
     size_t path_off; /* offset of the :path value in hbuf, or SIZE_MAX */
-    /* request body */
-    uint8_t *body;
-    size_t blen, bcap;
+    /* request body: gRPC frames not yet handed to the handler */
+    struct buf body;
     struct rbufq q;  /* response queue */
     size_t queued;   /* bytes in q */
     size_t held_len; /* a DATA frame of this many bytes of q that nghttp2 holds (WOULDBLOCK) */
@@ -193,8 +193,7 @@ struct h2s {
      * per referenced big chunk), not one evbuffer operation (and callback
      * run) per frame and message. Owned by one conn_send at a time.
      */
-    uint8_t *sbuf;
-    size_t slen, scap;
+    struct buf sbuf;
     struct conn *sowner;
 };
 

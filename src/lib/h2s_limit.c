@@ -136,7 +136,7 @@ void h2s_dispatch_cb(evutil_socket_t fd, short what, void *arg)
             s->inflight[cls]++;
             c->counted = (unsigned)cls;
             c->invoked = 1;
-            c->route->fn(c, c->body + GRPC_FRAME_HDR, c->wlen, c->route->arg);
+            c->route->fn(c, (const uint8_t *)c->body.p + GRPC_FRAME_HDR, c->wlen, c->route->arg);
         }
     }
 }

@@ -62,21 +62,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static uint32_t hash_path(const char *p, size_t n)
+const struct h2s_route *h2s_route_find(const h2s_t *s, const char *path)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)p[i]) * 16777619u;
-    return h;
-}
-
-const struct h2s_route *h2s_route_find(const h2s_t *s, const char *p, size_t n)
-{
-    uint32_t h = hash_path(p, n);
-    for (const struct h2s_route *r = s->routes[h % ROUTE_BUCKETS]; r; r = r->next)
-        if (r->hash == h && strlen(r->path) == n && memcmp(r->path, p, n) == 0)
-            return r;
-    return NULL;
+    return smap_get(s->routes, path);
 }
 
 void h2s_http_dispatch(h2s_t *s, const char *path, int *status, const char **ctype, char **body,
@@ -101,6 +89,7 @@ h2s_t *h2s_new(struct event_base *base, const struct h2s_config *cfg)
     sigpipe_ignore(); /* a peer that closed must not kill us */
     h2s_t *s = xcalloc(1, sizeof(*s));
     s->base = base;
+    s->routes = smap_new();
     if (cfg)
         s->cfg = *cfg;
     if (!s->cfg.max_msg)
@@ -434,13 +423,7 @@ void h2s_free(h2s_t *s)
         free(s->ls[i]);
     }
     free(s->ls);
-    for (size_t i = 0; i < ROUTE_BUCKETS; i++) {
-        while (s->routes[i]) {
-            struct h2s_route *r = s->routes[i];
-            s->routes[i] = r->next;
-            free(r);
-        }
-    }
+    smap_free(s->routes, free);
     while (s->free_calls) {
         h2s_call_t *c = s->free_calls;
         s->free_calls = c->next;
@@ -464,12 +447,10 @@ void h2s_route(h2s_t *s, const char *path, enum h2s_method_kind kind, h2s_handle
     size_t n = strlen(path);
     struct h2s_route *r = xcalloc(1, sizeof(*r) + n + 1);
     memcpy(r->path, path, n + 1);
-    r->hash = hash_path(path, n);
     r->kind = kind;
     r->fn = fn;
     r->arg = arg;
-    r->next = s->routes[r->hash % ROUTE_BUCKETS];
-    s->routes[r->hash % ROUTE_BUCKETS] = r;
+    free(smap_put(s->routes, path, r)); /* the last registration of a path wins */
 }
 
 void h2s_set_http_handler(h2s_t *s, h2s_http_fn fn, void *arg)

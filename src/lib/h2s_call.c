@@ -305,7 +305,7 @@ static void call_headers_done(h2s_call_t *c)
         h2s_call_end(c, GRPC_UNAVAILABLE, "server shutting down");
         return;
     }
-    c->route = h2s_route_find(s, path, strlen(path));
+    c->route = h2s_route_find(s, path);
     if (!c->route) {
         char *m = xasprintf("unknown method %s", path);
         c->done = 1;

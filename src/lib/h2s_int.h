@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "h2s.h"
+#include "smap.h"
 
 #include <event2/listener.h>
 #include <event2/util.h>
@@ -16,7 +17,6 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
-#define ROUTE_BUCKETS 64
 #define OUT_HIGH (256 * 1024) /* stop pulling from nghttp2 above this much unsent output */
 #define OUT_LOW (64 * 1024)   /* ...and resume when the socket drained below this */
 #define CALL_FREELIST_MAX 1024
@@ -24,8 +24,6 @@
 #define KEEP_Q_MAX 64           /* queue rings bigger than this are freed once empty */
 
 struct h2s_route {
-    struct h2s_route *next;
-    uint32_t hash;
     enum h2s_method_kind kind;
     h2s_handler_fn fn;
     void *arg;
@@ -160,7 +158,7 @@ struct h2s {
     struct event *dispatch_ev;
     int (*is_mutating)(const char *path);
     struct claim *claims[CLAIM_BUCKETS];
-    struct h2s_route *routes[ROUTE_BUCKETS];
+    smap_t *routes; /* path -> struct h2s_route (owned) */
     h2s_http_fn http_fn;
     void *http_arg;
     struct conn *conns;
@@ -199,8 +197,8 @@ struct h2s {
 
 /* ---- h2s.c: routing */
 
-/* The gRPC route for path p (n bytes), or NULL. */
-const struct h2s_route *h2s_route_find(const h2s_t *s, const char *p, size_t n);
+/* The gRPC route for path, or NULL. */
+const struct h2s_route *h2s_route_find(const h2s_t *s, const char *path);
 /*
  * A plain HTTP request (HTTP/1.1, or a GET/HEAD on HTTP/2) for path: the
  * answer from the server's http_fn, 404 by default. *body is malloc'd (or

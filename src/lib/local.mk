@@ -115,6 +115,8 @@ check_PROGRAMS += t/unit/test_sel
 t_unit_test_sel_SOURCES = t/unit/test_sel.c
 t_unit_test_sel_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
 t_unit_test_sel_LDADD = libcoracle.a $(COMMON_LIBS)
+# counts the bytes xrealloc asks for, to check that parsing grows arrays linearly
+t_unit_test_sel_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=realloc
 TESTS_PROGS += t/unit/test_sel
 
 # smap: hash values, collisions, growth through many doublings.

@@ -199,8 +199,6 @@ struct lctx {
     uint64_t log_done;  /* log records up to this one were collected */
     char *resume_key;   /* scanned keys up to this one were handled */
     size_t resume_len;
-    int64_t deadline;   /* mono_ns() past which the inline part stops (INT64_MAX: never) */
-    unsigned unchecked; /* items since the clock was last read */
     bool paused;
     int fail_code; /* nonzero: answer with this code and fail_msg */
     char *fail_msg;
@@ -223,14 +221,10 @@ enum { LIST_PARSE, LIST_LOG, LIST_SCAN, LIST_FLUSH, LIST_DONE };
 /* Whether to stop here (time to hand over, or nobody waits any more); counts one item. */
 static bool slice_spent(struct lctx *x)
 {
-    if (!x->ls && !x->fs && ++x->unchecked < LIST_CHECK_PLAIN)
+    if (!rjob_spent(&x->job, x->ls || x->fs ? 1 : LIST_CHECK_PLAIN))
         return false;
-    x->unchecked = 0;
-    if (rjob_cancelled(&x->job) || (x->deadline != INT64_MAX && mono_ns() >= x->deadline)) {
-        x->paused = true;
-        return true;
-    }
-    return false;
+    x->paused = true;
+    return true;
 }
 
 /* Adds one object to the page. Returns nonzero to stop. */
@@ -479,14 +473,12 @@ static void list_finish(struct lctx *x)
 
 static void list_job_work(struct rjob *j)
 {
-    struct lctx *x = (struct lctx *)((char *)j - offsetof(struct lctx, job));
-    x->deadline = INT64_MAX;
-    list_work(x);
+    list_work(RJOB_OWNER(j, struct lctx, job));
 }
 
 static void list_job_done(struct rjob *j, bool cancelled)
 {
-    struct lctx *x = (struct lctx *)((char *)j - offsetof(struct lctx, job));
+    struct lctx *x = RJOB_OWNER(j, struct lctx, job);
     if (cancelled)
         list_free(x); /* the call is gone */
     else
@@ -547,7 +539,7 @@ void read_list(struct api_route *rt, store_t *st, rpool_t *pool, h2s_call_t *c, 
     x->compacted = store_compacted(st);
     x->phase = LIST_PARSE;
     if (len <= LIST_INLINE_MAX_REQ) {
-        x->deadline = mono_ns() + LIST_INLINE_NS;
+        x->job.deadline = mono_ns() + LIST_INLINE_NS;
         list_work(x);
         if (x->phase == LIST_DONE)
             goto finish;

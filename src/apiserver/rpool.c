@@ -61,6 +61,7 @@ static void *worker(void *arg)
         if (!p->todo)
             p->todo_tail = NULL;
         pthread_mutex_unlock(&p->mu);
+        j->deadline = INT64_MAX;
         if (!rjob_cancelled(j))
             j->work(j);
         pthread_mutex_lock(&p->mu);
@@ -138,6 +139,14 @@ void rjob_cancel(struct rjob *j)
 bool rjob_cancelled(struct rjob *j)
 {
     return atomic_load_explicit(&j->cancelled, memory_order_relaxed);
+}
+
+bool rjob_spent(struct rjob *j, unsigned every)
+{
+    if (++j->unchecked < every)
+        return false;
+    j->unchecked = 0;
+    return rjob_cancelled(j) || (j->deadline != INT64_MAX && mono_ns() >= j->deadline);
 }
 
 void rpool_end(rpool_t *p)

@@ -17,10 +17,19 @@
 #include <event2/event.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 typedef struct rpool rpool_t;
 
 struct rjob {
+    /*
+     * Work that starts on the loop and may move on to the worker stops when
+     * rjob_spent says so: past deadline (mono_ns(); the worker sets it to
+     * INT64_MAX before work) or cancelled.
+     */
+    int64_t deadline;
+    unsigned unchecked;           /* calls since the clock was last read */
     void (*work)(struct rjob *j); /* on the worker thread */
     /* on the loop, once work returned (or was skipped: cancelled before it began) */
     void (*done)(struct rjob *j, bool cancelled);
@@ -37,6 +46,13 @@ void rpool_submit(rpool_t *p, struct rjob *j);
 void rjob_cancel(struct rjob *j);
 /* Whether j was cancelled (either thread). */
 bool rjob_cancelled(struct rjob *j);
+/*
+ * Whether to stop here: j cancelled, or past its deadline. Counts one item
+ * of work and reads the clock every `every` items (1 for costly ones).
+ */
+bool rjob_spent(struct rjob *j, unsigned every);
+/* The struct of type `type` that embeds j as its member `member`. */
+#define RJOB_OWNER(j, type, member) ((type *)(void *)((char *)(j)-offsetof(type, member)))
 /*
  * Waits for the worker to finish what it has (cancelled jobs stop early)
  * and runs every done callback left, then stops the thread. For shutdown:

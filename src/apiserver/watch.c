@@ -794,8 +794,6 @@ struct wstart {
     size_t resume_len;
     struct wpend *v;
     size_t n, cap, sent;
-    int64_t deadline; /* INT64_MAX in the worker */
-    unsigned unchecked;
     bool paused, done, in_worker;
     int code; /* nonzero: end the watch with it and err */
     char *err;
@@ -805,14 +803,10 @@ struct wstart {
 
 static bool start_spent(struct wstart *s)
 {
-    if (++s->unchecked < START_CHECK && !s->w->lsel && !s->w->fsel)
+    if (!rjob_spent(&s->job, s->w->lsel || s->w->fsel ? 1 : START_CHECK))
         return false;
-    s->unchecked = 0;
-    if (rjob_cancelled(&s->job) || (s->deadline != INT64_MAX && mono_ns() >= s->deadline)) {
-        s->paused = true;
-        return true;
-    }
-    return false;
+    s->paused = true;
+    return true;
 }
 
 static void start_push(struct wstart *s, const struct store_change *ch, int type)
@@ -1053,14 +1047,12 @@ static void start_send(struct wstart *s)
 
 static void start_job_work(struct rjob *j)
 {
-    struct wstart *s = (struct wstart *)((char *)j - offsetof(struct wstart, job));
-    s->deadline = INT64_MAX;
-    start_read(s);
+    start_read(RJOB_OWNER(j, struct wstart, job));
 }
 
 static void start_job_done(struct rjob *j, bool cancelled)
 {
-    struct wstart *s = (struct wstart *)((char *)j - offsetof(struct wstart, job));
+    struct wstart *s = RJOB_OWNER(j, struct wstart, job);
     s->in_worker = false;
     if (cancelled) { /* the call is gone; the watcher was never listed */
         struct watcher *w = s->w;
@@ -1132,7 +1124,7 @@ void watch_start(watch_hub_t *h, h2s_call_t *call, const struct kind *k,
     if (from > s->snap)
         s->snap = from;
     if (strlen(s->ltext) + strlen(s->ftext) <= START_INLINE_MAX_SEL) {
-        s->deadline = mono_ns() + START_INLINE_NS;
+        s->job.deadline = mono_ns() + START_INLINE_NS;
         start_read(s);
         if (s->done) {
             start_send(s);

@@ -1,10 +1,11 @@
 /*
  * print: kubectl's human-readable output. A copy of Go's text/tabwriter
  * column algorithm (kubectl pads tables with it, and describe's layout
- * depends on its column blocks), Kubernetes' duration.HumanDuration for
- * ages, printPod's STATUS/READY/RESTARTS derivation, and the rows of
- * `get pods|nodes|events|leases`. Everything takes "now" as a parameter so
- * tests give a fixed one.
+ * depends on its column blocks), and the rows of `get
+ * pods|nodes|events|leases`: the columns and cells of columns.h (the ones
+ * the apiserver's Table has), the columns -o wide adds, and kubectl's own
+ * NAMESPACE and LABELS. Everything takes "now" as a parameter so tests give
+ * a fixed one.
  */
 #ifndef CORACLE_CTL_PRINT_H
 #define CORACLE_CTL_PRINT_H
@@ -13,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "columns.h"
 #include "coracle.pb-c.h"
 #include "ctl.h"
 #include "kinds.h"
@@ -37,26 +39,17 @@ void ctl_tw_printf(struct ctl_tw *tw, const char *fmt, ...) PRINTF(2, 3);
 void ctl_tw_flush(struct ctl_tw *tw, struct buf *out);
 void ctl_tw_free(struct ctl_tw *tw);
 
-/* duration.HumanDuration of d nanoseconds ("45s", "3m12s", "2h5m", "3d4h"). */
-void ctl_human_duration(char *buf, size_t n, int64_t d_ns);
-/* translateTimestampSince: "<unknown>" for an unset time. */
-void ctl_age(char *buf, size_t n, const Coracle__V1__Time *t, int64_t now_ns);
+/* coraclectl's names for the ages and derived cells of columns.h (describe
+ * shows them too). */
+#define ctl_human_duration cols_human_duration
+#define ctl_age cols_age
+#define ctl_pod_summary cols_pod_summary /* the struct and the function */
+#define ctl_pod_restarts cols_pod_restarts
+#define ctl_node_status cols_node_status
+#define ctl_node_roles cols_node_roles
+
 /* time.RFC1123Z in local time: "Sat, 28 Nov 2026 06:35:04 +0000". */
 void ctl_fmt_rfc1123z(char *buf, size_t n, int64_t sec);
-
-/* printPod's derivation. */
-struct ctl_pod_summary {
-    char status[128];
-    int ready, total, restarts;
-    int64_t last_restart_sec; /* 0 if none */
-};
-void ctl_pod_summary(const Coracle__V1__Pod *pod, struct ctl_pod_summary *s);
-/* The RESTARTS cell: "0", "3 (2m ago)". */
-void ctl_pod_restarts(char *buf, size_t n, const struct ctl_pod_summary *s, int64_t now_ns);
-/* The node STATUS cell: "Ready", "NotReady,SchedulingDisabled", "Unknown". */
-void ctl_node_status(char *buf, size_t n, const Coracle__V1__Node *node);
-/* ROLES: from node-role.kubernetes.io/<role> and kubernetes.io/role labels; malloc'd. */
-char *ctl_node_roles(const Coracle__V1__Node *node);
 
 struct ctl_print_opts {
     bool wide, all_ns, no_headers, show_labels;
@@ -67,8 +60,5 @@ void ctl_print_header(struct ctl_tw *tw, const struct kind *k, const struct ctl_
 /* One row for obj (a message of kind k) into tw. */
 void ctl_print_row(struct ctl_tw *tw, const struct kind *k, const ProtobufCMessage *obj,
                    const struct ctl_print_opts *o);
-
-/* Label map lookup; NULL if absent. */
-const char *ctl_map_get(Coracle__V1__ObjectMeta__LabelsEntry **v, size_t n, const char *key);
 
 #endif

@@ -8,6 +8,8 @@ libcoracle_a_SOURCES = \
 	src/lib/buf.h \
 	src/lib/cfg.c \
 	src/lib/cfg.h \
+	src/lib/columns.c \
+	src/lib/columns.h \
 	src/lib/daemon.c \
 	src/lib/daemon.h \
 	src/lib/gcl.c \

@@ -1,0 +1,501 @@
+/*
+ * columns: Kubernetes' columns and cells for each kind. See columns.h.
+ * The derivations follow Kubernetes' printers.go (printPod, printNode,
+ * printEvent, printLease) and apimachinery's duration.HumanDuration.
+ */
+#include "config.h"
+#include "columns.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "util.h"
+
+/* ------------------------------------------------------------- time */
+
+void cols_human_duration(char *buf, size_t n, int64_t d_ns)
+{
+    int64_t seconds = d_ns / 1000000000LL;
+    if (seconds < -1) {
+        snprintf(buf, n, "<invalid>");
+        return;
+    }
+    if (seconds < 0) {
+        snprintf(buf, n, "0s");
+        return;
+    }
+    if (seconds < 60 * 2) {
+        snprintf(buf, n, "%" PRId64 "s", seconds);
+        return;
+    }
+    int64_t minutes = seconds / 60;
+    if (minutes < 10) {
+        int64_t s = seconds % 60;
+        if (s == 0)
+            snprintf(buf, n, "%" PRId64 "m", minutes);
+        else
+            snprintf(buf, n, "%" PRId64 "m%" PRId64 "s", minutes, s);
+        return;
+    }
+    if (minutes < 60 * 3) {
+        snprintf(buf, n, "%" PRId64 "m", minutes);
+        return;
+    }
+    int64_t hours = seconds / 3600;
+    if (hours < 8) {
+        int64_t m = minutes % 60;
+        if (m == 0)
+            snprintf(buf, n, "%" PRId64 "h", hours);
+        else
+            snprintf(buf, n, "%" PRId64 "h%" PRId64 "m", hours, m);
+    } else if (hours < 48) {
+        snprintf(buf, n, "%" PRId64 "h", hours);
+    } else if (hours < 24 * 8) {
+        int64_t h = hours % 24;
+        if (h == 0)
+            snprintf(buf, n, "%" PRId64 "d", hours / 24);
+        else
+            snprintf(buf, n, "%" PRId64 "d%" PRId64 "h", hours / 24, h);
+    } else if (hours < 24 * 365 * 2) {
+        snprintf(buf, n, "%" PRId64 "d", hours / 24);
+    } else if (hours < 24 * 365 * 8) {
+        int64_t dy = (hours / 24) % 365;
+        if (dy == 0)
+            snprintf(buf, n, "%" PRId64 "y", hours / 24 / 365);
+        else
+            snprintf(buf, n, "%" PRId64 "y%" PRId64 "d", hours / 24 / 365, dy);
+    } else {
+        snprintf(buf, n, "%" PRId64 "y", hours / 24 / 365);
+    }
+}
+
+void cols_age(char *buf, size_t n, const Coracle__V1__Time *t, int64_t now_ns)
+{
+    if (!t || (!t->seconds && !t->nanos)) {
+        snprintf(buf, n, "<unknown>");
+        return;
+    }
+    cols_human_duration(buf, n, now_ns - (t->seconds * 1000000000LL + t->nanos));
+}
+
+/* ------------------------------------------------------------ pods */
+
+static int64_t time_sec(const Coracle__V1__Time *t)
+{
+    return t ? t->seconds : 0;
+}
+
+static int has_condition(const Coracle__V1__PodStatus *st, const char *type, const char *status)
+{
+    for (size_t i = 0; st && i < st->n_conditions; i++)
+        if (st->conditions[i]->type && !strcmp(st->conditions[i]->type, type))
+            return st->conditions[i]->status && !strcmp(st->conditions[i]->status, status);
+    return 0;
+}
+
+void cols_pod_summary(const Coracle__V1__Pod *pod, struct cols_pod_summary *s)
+{
+    const Coracle__V1__PodSpec *spec = pod->spec;
+    const Coracle__V1__PodStatus *st = pod->status;
+    const Coracle__V1__ObjectMeta *md = pod->metadata;
+    memset(s, 0, sizeof(*s));
+    s->total = spec ? (int)spec->n_containers : 0;
+    const char *phase = st && st->phase ? st->phase : "";
+    snprintf(s->status, sizeof(s->status), "%s", phase);
+    if (st && st->reason && *st->reason)
+        snprintf(s->status, sizeof(s->status), "%s", st->reason);
+    for (size_t i = 0; st && i < st->n_conditions; i++) {
+        const Coracle__V1__PodCondition *c = st->conditions[i];
+        if (c->type && !strcmp(c->type, "PodScheduled") && c->reason &&
+            !strcmp(c->reason, "SchedulingGated"))
+            snprintf(s->status, sizeof(s->status), "SchedulingGated");
+    }
+
+    int initializing = 0;
+    for (size_t i = 0; st && i < st->n_initcontainerstatuses; i++) {
+        const Coracle__V1__ContainerStatus *cs = st->initcontainerstatuses[i];
+        const Coracle__V1__ContainerState *state = cs->state;
+        s->restarts += cs->restartcount;
+        if (cs->laststate && cs->laststate->terminated &&
+            time_sec(cs->laststate->terminated->finishedat) > s->last_restart_sec)
+            s->last_restart_sec = time_sec(cs->laststate->terminated->finishedat);
+        const Coracle__V1__ContainerStateTerminated *t = state ? state->terminated : NULL;
+        const Coracle__V1__ContainerStateWaiting *w = state ? state->waiting : NULL;
+        if (t && t->exitcode == 0)
+            continue;
+        if (t) {
+            if (!t->reason || !*t->reason) {
+                if (t->signal != 0)
+                    snprintf(s->status, sizeof(s->status), "Init:Signal:%d", t->signal);
+                else
+                    snprintf(s->status, sizeof(s->status), "Init:ExitCode:%d", t->exitcode);
+            } else
+                snprintf(s->status, sizeof(s->status), "Init:%s", t->reason);
+        } else if (w && w->reason && *w->reason && strcmp(w->reason, "PodInitializing")) {
+            snprintf(s->status, sizeof(s->status), "Init:%s", w->reason);
+        } else {
+            snprintf(s->status, sizeof(s->status), "Init:%zu/%zu", i,
+                     spec ? spec->n_initcontainers : 0);
+        }
+        initializing = 1;
+        break;
+    }
+    if (!initializing || has_condition(st, "Initialized", "True")) {
+        s->restarts = 0;
+        s->last_restart_sec = 0;
+        int has_running = 0;
+        for (size_t k = st ? st->n_containerstatuses : 0; k-- > 0;) {
+            const Coracle__V1__ContainerStatus *cs = st->containerstatuses[k];
+            const Coracle__V1__ContainerState *state = cs->state;
+            s->restarts += cs->restartcount;
+            if (cs->laststate && cs->laststate->terminated &&
+                time_sec(cs->laststate->terminated->finishedat) > s->last_restart_sec)
+                s->last_restart_sec = time_sec(cs->laststate->terminated->finishedat);
+            const Coracle__V1__ContainerStateTerminated *t = state ? state->terminated : NULL;
+            const Coracle__V1__ContainerStateWaiting *w = state ? state->waiting : NULL;
+            if (w && w->reason && *w->reason)
+                snprintf(s->status, sizeof(s->status), "%s", w->reason);
+            else if (t && t->reason && *t->reason)
+                snprintf(s->status, sizeof(s->status), "%s", t->reason);
+            else if (t) {
+                if (t->signal != 0)
+                    snprintf(s->status, sizeof(s->status), "Signal:%d", t->signal);
+                else
+                    snprintf(s->status, sizeof(s->status), "ExitCode:%d", t->exitcode);
+            } else if (cs->ready && state && state->running) {
+                has_running = 1;
+                s->ready++;
+            }
+        }
+        if (!strcmp(s->status, "Completed") && has_running)
+            snprintf(s->status, sizeof(s->status), "%s",
+                     has_condition(st, "Ready", "True") ? "Running" : "NotReady");
+    }
+    if (md && md->deletiontimestamp && st && st->reason && !strcmp(st->reason, "NodeLost"))
+        snprintf(s->status, sizeof(s->status), "Unknown");
+    else if (md && md->deletiontimestamp && strcmp(phase, "Succeeded") && strcmp(phase, "Failed"))
+        snprintf(s->status, sizeof(s->status), "Terminating");
+}
+
+void cols_pod_restarts(char *buf, size_t n, const struct cols_pod_summary *s, int64_t now_ns)
+{
+    if (s->restarts != 0 && s->last_restart_sec) {
+        char age[32];
+        cols_human_duration(age, sizeof(age), now_ns - s->last_restart_sec * 1000000000LL);
+        snprintf(buf, n, "%d (%s ago)", s->restarts, age);
+    } else
+        snprintf(buf, n, "%d", s->restarts);
+}
+
+/* ----------------------------------------------------------- nodes */
+
+void cols_node_status(char *buf, size_t n, const Coracle__V1__Node *node)
+{
+    const char *st = NULL;
+    const Coracle__V1__NodeStatus *ns = node->status;
+    for (size_t i = 0; ns && i < ns->n_conditions; i++)
+        if (ns->conditions[i]->type && !strcmp(ns->conditions[i]->type, "Ready"))
+            st = ns->conditions[i]->status && !strcmp(ns->conditions[i]->status, "True")
+                     ? "Ready"
+                     : "NotReady";
+    snprintf(buf, n, "%s%s", st ? st : "Unknown",
+             node->spec && node->spec->unschedulable ? ",SchedulingDisabled" : "");
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+char *cols_node_roles(const Coracle__V1__Node *node)
+{
+    const Coracle__V1__ObjectMeta *md = node->metadata;
+    size_t n = md ? md->n_labels : 0, nr = 0;
+    const char **roles = xcalloc(n + 1, sizeof(*roles));
+    static const char pfx[] = "node-role.kubernetes.io/";
+    for (size_t i = 0; i < n; i++) {
+        const char *k = md->labels[i]->key, *v = md->labels[i]->value;
+        const char *r = NULL;
+        if (k && !strncmp(k, pfx, sizeof(pfx) - 1) && k[sizeof(pfx) - 1])
+            r = k + sizeof(pfx) - 1;
+        else if (k && !strcmp(k, "kubernetes.io/role") && v && *v)
+            r = v;
+        if (!r)
+            continue;
+        int dup = 0;
+        for (size_t j = 0; j < nr; j++)
+            dup |= !strcmp(roles[j], r);
+        if (!dup)
+            roles[nr++] = r;
+    }
+    qsort(roles, nr, sizeof(*roles), cmp_str);
+    struct buf b = {0};
+    for (size_t i = 0; i < nr; i++)
+        buf_printf(&b, "%s%s", i ? "," : "", roles[i]);
+    free(roles);
+    if (!nr)
+        buf_puts(&b, "<none>");
+    return buf_take(&b);
+}
+
+static const char *node_address(const Coracle__V1__Node *node, const char *type)
+{
+    for (size_t i = 0; node->status && i < node->status->n_addresses; i++)
+        if (node->status->addresses[i]->type && !strcmp(node->status->addresses[i]->type, type))
+            return node->status->addresses[i]->address ? node->status->addresses[i]->address
+                                                       : "<none>";
+    return "<none>";
+}
+
+static const char *or_str(const char *s, const char *dflt)
+{
+    return s && *s ? s : dflt;
+}
+
+/* ---------------------------------------------------------- definitions */
+
+#define NAME_COL                                                                                   \
+    {                                                                                              \
+        "Name", "string", "name", "The object's name, unique within its namespace.", 0             \
+    }
+#define AGE_COL                                                                                    \
+    {                                                                                              \
+        "Age", "string", "", "How long ago the object was created (metadata.creationTimestamp).",  \
+            0                                                                                      \
+    }
+
+static const struct cols_def pod_defs[] = {
+    NAME_COL,
+    {"Ready", "string", "", "The aggregate readiness state of this pod for accepting traffic.", 0},
+    {"Status", "string", "", "The aggregate status of the containers in this pod.", 0},
+    {"Restarts", "string", "",
+     "How many times the containers of this pod restarted, and how long ago the last one did.", 0},
+    AGE_COL,
+    {"IP", "string", "", "The pod's first IP address (status.podIPs).", 1},
+    {"Node", "string", "", "The node the pod is bound to (spec.nodeName).", 1},
+    {"Nominated Node", "string", "",
+     "The node a preempting pod is expected to run on (status.nominatedNodeName).", 1},
+    {"Readiness Gates", "string", "",
+     "Readiness gates whose condition is True, over all readiness gates.", 1},
+};
+
+static const struct cols_def node_defs[] = {
+    NAME_COL,
+    {"Status", "string", "", "The status of the node", 0},
+    {"Roles", "string", "", "The roles of the node", 0},
+    AGE_COL,
+    {"Version", "string", "", "The kubelet's version (status.nodeInfo.kubeletVersion).", 0},
+    {"Internal-IP", "string", "", "The node's InternalIP address (status.addresses).", 1},
+    {"External-IP", "string", "", "The node's ExternalIP address (status.addresses).", 1},
+    {"OS-Image", "string", "", "The node's operating system (status.nodeInfo.osImage).", 1},
+    {"Kernel-Version", "string", "", "The node's kernel (status.nodeInfo.kernelVersion).", 1},
+    {"Container-Runtime", "string", "",
+     "The container runtime and its version (status.nodeInfo.containerRuntimeVersion).", 1},
+};
+
+static const struct cols_def event_defs[] = {
+    {"Last Seen", "string", "", "How long ago the event was last seen (lastTimestamp).", 0},
+    {"Type", "string", "", "The type of event: Normal or Warning.", 0},
+    {"Reason", "string", "", "Why the event happened, in CamelCase.", 0},
+    {"Object", "string", "", "The object the event is about (involvedObject).", 0},
+    {"Subobject", "string", "", "The part of the object, if any (involvedObject.fieldPath).", 1},
+    {"Source", "string", "", "The component (and host) that reported the event.", 1},
+    {"Message", "string", "", "What happened, for a human.", 0},
+    {"First Seen", "string", "", "How long ago the event was first seen (firstTimestamp).", 1},
+    {"Count", "string", "", "How many times the event happened.", 1},
+    {"Name", "string", "name", "The object's name, unique within its namespace.", 1},
+};
+
+static const struct cols_def lease_defs[] = {
+    NAME_COL,
+    {"Holder", "string", "", "Who holds the lease (spec.holderIdentity).", 0},
+    AGE_COL,
+};
+
+static const struct cols_def other_defs[] = {NAME_COL, AGE_COL};
+
+/* ---------------------------------------------------------------- cells */
+
+static void cell_str(struct cols_row *row, const char *s)
+{
+    row->cell[row->n++].str = xstrdup(s ? s : "");
+}
+
+static void cell_num(struct cols_row *row, int64_t v)
+{
+    row->cell[row->n].str = NULL;
+    row->cell[row->n++].num = v;
+}
+
+static void pod_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                      int64_t now_ns)
+{
+    const Coracle__V1__Pod *pod = (const Coracle__V1__Pod *)obj;
+    struct cols_pod_summary s;
+    char buf[64];
+    cols_pod_summary(pod, &s);
+    cell_str(row, pod->metadata ? pod->metadata->name : NULL);
+    snprintf(buf, sizeof(buf), "%d/%d", s.ready, s.total);
+    cell_str(row, buf);
+    cell_str(row, s.status);
+    cols_pod_restarts(buf, sizeof(buf), &s, now_ns);
+    cell_str(row, buf);
+    cell_str(row, age);
+    const char *ip = NULL;
+    if (pod->status && pod->status->n_podips)
+        ip = pod->status->podips[0]->ip;
+    if ((!ip || !*ip) && pod->status)
+        ip = pod->status->podip;
+    cell_str(row, or_str(ip, "<none>"));
+    cell_str(row, or_str(pod->spec ? pod->spec->nodename : NULL, "<none>"));
+    cell_str(row, or_str(pod->status ? pod->status->nominatednodename : NULL, "<none>"));
+    cell_str(row, "<none>"); /* PodSpec has no readinessGates */
+}
+
+static void node_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                       int64_t now_ns)
+{
+    const Coracle__V1__Node *node = (const Coracle__V1__Node *)obj;
+    const Coracle__V1__NodeSystemInfo *ni = node->status ? node->status->nodeinfo : NULL;
+    char st[64];
+    (void)now_ns;
+    cols_node_status(st, sizeof(st), node);
+    cell_str(row, node->metadata ? node->metadata->name : NULL);
+    cell_str(row, st);
+    row->cell[row->n++].str = cols_node_roles(node);
+    cell_str(row, age);
+    cell_str(row, ni ? ni->kubeletversion : NULL);
+    cell_str(row, node_address(node, "InternalIP"));
+    cell_str(row, node_address(node, "ExternalIP"));
+    cell_str(row, or_str(ni ? ni->osimage : NULL, "<unknown>"));
+    cell_str(row, or_str(ni ? ni->kernelversion : NULL, "<unknown>"));
+    cell_str(row, or_str(ni ? ni->containerruntimeversion : NULL, "<unknown>"));
+}
+
+/* strings.TrimSpace (of the ASCII spaces). malloc'd. */
+static char *trim_space(const char *m)
+{
+    if (!m)
+        return xstrdup("");
+    while (*m == ' ' || *m == '\n' || *m == '\t' || *m == '\r')
+        m++;
+    size_t n = strlen(m);
+    while (n && (m[n - 1] == ' ' || m[n - 1] == '\n' || m[n - 1] == '\t' || m[n - 1] == '\r'))
+        n--;
+    return xstrndup(m, n);
+}
+
+static void event_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                        int64_t now_ns)
+{
+    const Coracle__V1__Event *e = (const Coracle__V1__Event *)obj;
+    char first[32], last[32];
+    (void)age;
+    if (e->firsttimestamp && e->firsttimestamp->seconds)
+        cols_age(first, sizeof(first), e->firsttimestamp, now_ns);
+    else
+        cols_age(first, sizeof(first), (const Coracle__V1__Time *)e->eventtime, now_ns);
+    if (e->lasttimestamp && e->lasttimestamp->seconds)
+        cols_age(last, sizeof(last), e->lasttimestamp, now_ns);
+    else
+        snprintf(last, sizeof(last), "%s", first);
+    const Coracle__V1__ObjectReference *io = e->involvedobject;
+    char *target = xstrdup(io && io->kind ? io->kind : "");
+    for (char *p = target; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    if (io && io->name && *io->name) {
+        char *t = xconcat(target, "/", io->name, NULL);
+        free(target);
+        target = t;
+    }
+    const char *comp = e->source && e->source->component && *e->source->component
+                           ? e->source->component
+                           : or_str(e->reportingcomponent, "");
+    cell_str(row, last);
+    cell_str(row, e->type);
+    cell_str(row, e->reason);
+    row->cell[row->n++].str = target;
+    cell_str(row, io ? io->fieldpath : NULL);
+    if (e->source && e->source->host && *e->source->host)
+        row->cell[row->n++].str = xconcat(comp, ", ", e->source->host, NULL);
+    else
+        cell_str(row, comp);
+    row->cell[row->n++].str = trim_space(e->message);
+    cell_str(row, first);
+    cell_num(row, e->count ? e->count : 1);
+    cell_str(row, e->metadata ? e->metadata->name : NULL);
+}
+
+static void lease_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                        int64_t now_ns)
+{
+    const Coracle__V1__Lease *l = (const Coracle__V1__Lease *)obj;
+    (void)now_ns;
+    cell_str(row, l->metadata ? l->metadata->name : NULL);
+    cell_str(row, l->spec ? l->spec->holderidentity : NULL);
+    cell_str(row, age);
+}
+
+static void other_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                        int64_t now_ns)
+{
+    const Coracle__V1__ObjectMeta *md = kind_meta(obj);
+    (void)now_ns;
+    cell_str(row, md ? md->name : NULL);
+    cell_str(row, age);
+}
+
+/* Each kind's columns and the function that fills its cells (age: the object's). */
+static const struct {
+    const struct kind *k;
+    const struct cols_def *defs;
+    size_t n;
+    void (*cells)(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                  int64_t now_ns);
+} kind_cols[] = {
+    {&kind_pod, pod_defs, ARRAY_SIZE(pod_defs), pod_cells},
+    {&kind_node, node_defs, ARRAY_SIZE(node_defs), node_cells},
+    {&kind_event, event_defs, ARRAY_SIZE(event_defs), event_cells},
+    {&kind_lease, lease_defs, ARRAY_SIZE(lease_defs), lease_cells},
+    {NULL, other_defs, ARRAY_SIZE(other_defs), other_cells},
+};
+
+static size_t kind_cols_index(const struct kind *k)
+{
+    size_t i = 0;
+    while (kind_cols[i].k && kind_cols[i].k != k)
+        i++;
+    return i;
+}
+
+const struct cols_def *cols_defs(const struct kind *k, size_t *n)
+{
+    size_t i = kind_cols_index(k);
+    *n = kind_cols[i].n;
+    return kind_cols[i].defs;
+}
+
+void cols_row(const struct kind *k, const ProtobufCMessage *obj, int64_t now_ns,
+              struct cols_row *row)
+{
+    const Coracle__V1__ObjectMeta *md = kind_meta(obj);
+    char age[32];
+    size_t i = kind_cols_index(k);
+    memset(row, 0, sizeof(*row));
+    cols_age(age, sizeof(age), md ? md->creationtimestamp : NULL, now_ns);
+    kind_cols[i].cells(row, obj, age, now_ns);
+    if (row->n != kind_cols[i].n)
+        fatal("columns: %zu cells for %zu columns of %s", row->n, kind_cols[i].n,
+              k ? k->kind : "?"); /* a bug */
+}
+
+void cols_row_free(struct cols_row *row)
+{
+    for (size_t i = 0; i < row->n; i++)
+        free(row->cell[i].str);
+    row->n = 0;
+}

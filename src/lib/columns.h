@@ -1,0 +1,80 @@
+/*
+ * columns: the columns Kubernetes shows for each kind (printers.go in
+ * kubernetes/kubernetes) and the cells of one object: kubectl's derived
+ * STATUS, READY and RESTARTS of a pod, a node's STATUS and ROLES, ages as
+ * duration.HumanDuration. coraclectl prints these cells as its `get`
+ * tables.
+ *
+ * Everything takes "now" as a parameter, so tests give a fixed one.
+ */
+#ifndef CORACLE_COLUMNS_H
+#define CORACLE_COLUMNS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "coracle.pb-c.h"
+#include "kinds.h"
+
+/* ---------------------------------------------------------------- columns */
+
+/* One column, as a Table's columnDefinitions has it. */
+struct cols_def {
+    const char *name;        /* "Nominated Node"; kubectl's header is it in upper case */
+    const char *type;        /* "string" or "integer" (OpenAPI types) */
+    const char *format;      /* "name" for the object's name column, else "" */
+    const char *description; /* what the column shows */
+    int priority;            /* 0: always shown; 1: only with -o wide */
+};
+
+/* Most columns a kind has (events: 10). */
+#define COLS_MAX 10
+
+/*
+ * The columns of kind k (a kind without columns of its own gets Name and
+ * Age). Returns a static array of *n (<= COLS_MAX) definitions.
+ */
+const struct cols_def *cols_defs(const struct kind *k, size_t *n);
+
+/*
+ * One object's cells, one per column of its kind, in cols_defs order. As in
+ * Kubernetes, a cell is text, except the few that are numbers (an event's
+ * Count): str NULL means the cell is the integer num.
+ */
+struct cols_cell {
+    char *str; /* malloc'd */
+    int64_t num;
+};
+struct cols_row {
+    size_t n;
+    struct cols_cell cell[COLS_MAX];
+};
+/* Fills *row for obj (a message of kind k); free with cols_row_free. */
+void cols_row(const struct kind *k, const ProtobufCMessage *obj, int64_t now_ns,
+              struct cols_row *row);
+void cols_row_free(struct cols_row *row);
+
+/* ----------------------------------------------- the derivations behind them */
+
+/* duration.HumanDuration of d nanoseconds ("45s", "3m12s", "2h5m", "3d4h"). */
+void cols_human_duration(char *buf, size_t n, int64_t d_ns);
+/* translateTimestampSince: the age of t at now_ns; "<unknown>" for an unset time. */
+void cols_age(char *buf, size_t n, const Coracle__V1__Time *t, int64_t now_ns);
+
+/* printPod's derivation of STATUS, READY and RESTARTS. */
+struct cols_pod_summary {
+    char status[128];
+    int ready, total, restarts;
+    int64_t last_restart_sec; /* 0 if none */
+};
+void cols_pod_summary(const Coracle__V1__Pod *pod, struct cols_pod_summary *s);
+/* The RESTARTS cell: "0", "3 (2m ago)". */
+void cols_pod_restarts(char *buf, size_t n, const struct cols_pod_summary *s, int64_t now_ns);
+/* The node STATUS cell: "Ready", "NotReady,SchedulingDisabled", "Unknown". */
+void cols_node_status(char *buf, size_t n, const Coracle__V1__Node *node);
+/* ROLES: from node-role.kubernetes.io/<role> and kubernetes.io/role labels;
+ * "<none>" if none. malloc'd. */
+char *cols_node_roles(const Coracle__V1__Node *node);
+
+#endif

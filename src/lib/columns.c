@@ -1,7 +1,8 @@
 /*
- * columns: Kubernetes' columns and cells for each kind. See columns.h.
- * The derivations follow Kubernetes' printers.go (printPod, printNode,
- * printEvent, printLease) and apimachinery's duration.HumanDuration.
+ * columns: Kubernetes' columns and cells for each kind, and the Table that
+ * carries them. See columns.h. The derivations follow Kubernetes'
+ * printers.go (printPod, printNode, printEvent, printLease) and
+ * apimachinery's duration.HumanDuration.
  */
 #include "config.h"
 #include "columns.h"
@@ -10,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "buf.h"
+#include "json.h"
 #include "util.h"
 
 /* ------------------------------------------------------------- time */
@@ -498,4 +501,260 @@ void cols_row_free(struct cols_row *row)
     for (size_t i = 0; i < row->n; i++)
         free(row->cell[i].str);
     row->n = 0;
+}
+
+/* ------------------------------------------------------------ the Table */
+
+/* metav1.Time as JSON: RFC 3339 in UTC, whole seconds; null when unset. */
+static void write_time(FILE *f, const Coracle__V1__Time *t)
+{
+    if (!t) {
+        fputs("null", f);
+        return;
+    }
+    char buf[64];
+    time_t sec = (time_t)t->seconds;
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    strftime(buf, sizeof(buf), "\"%Y-%m-%dT%H:%M:%SZ\"", &tm);
+    fputs(buf, f);
+}
+
+/* ,"key": before a member; the first member of an object has no comma. */
+static void write_key(FILE *f, const char *key, int *n)
+{
+    fputs((*n)++ ? ",\"" : "\"", f);
+    fputs(key, f);
+    fputs("\":", f);
+}
+
+/* A string member, left out when empty (omitempty). */
+static void write_str_member(FILE *f, const char *key, const char *v, int *n)
+{
+    if (!v || !*v)
+        return;
+    write_key(f, key, n);
+    json_write_str(f, v);
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    const Coracle__V1__ObjectMeta__LabelsEntry *x =
+        *(Coracle__V1__ObjectMeta__LabelsEntry *const *)a;
+    const Coracle__V1__ObjectMeta__LabelsEntry *y =
+        *(Coracle__V1__ObjectMeta__LabelsEntry *const *)b;
+    return strcmp(x->key ? x->key : "", y->key ? y->key : "");
+}
+
+/* A map<string,string> member with sorted keys (as Go writes maps); left out if empty.
+ * Labels and annotations entries have the same layout. */
+static void write_map_member(FILE *f, const char *key, Coracle__V1__ObjectMeta__LabelsEntry **v,
+                             size_t nv, int *n)
+{
+    if (!nv)
+        return;
+    Coracle__V1__ObjectMeta__LabelsEntry **s = xmemdup(v, nv * sizeof(*v));
+    qsort(s, nv, sizeof(*s), cmp_entry);
+    write_key(f, key, n);
+    for (size_t i = 0; i < nv; i++) {
+        fputs(i ? "," : "{", f);
+        json_write_str(f, s[i]->key ? s[i]->key : "");
+        fputc(':', f);
+        json_write_str(f, s[i]->value ? s[i]->value : "");
+    }
+    fputc('}', f);
+    free(s);
+}
+
+static void write_owner(FILE *f, const Coracle__V1__OwnerReference *o)
+{
+    fputs("{\"apiVersion\":", f);
+    json_write_str(f, o->apiversion ? o->apiversion : "");
+    fputs(",\"kind\":", f);
+    json_write_str(f, o->kind ? o->kind : "");
+    fputs(",\"name\":", f);
+    json_write_str(f, o->name ? o->name : "");
+    fputs(",\"uid\":", f);
+    json_write_str(f, o->uid ? o->uid : "");
+    if (o->has_controller)
+        fprintf(f, ",\"controller\":%s", o->controller ? "true" : "false");
+    if (o->has_blockownerdeletion)
+        fprintf(f, ",\"blockOwnerDeletion\":%s", o->blockownerdeletion ? "true" : "false");
+    fputc('}', f);
+}
+
+/* ObjectMeta as JSON, members in Kubernetes' order, empty ones left out. */
+static void write_meta(FILE *f, const Coracle__V1__ObjectMeta *md)
+{
+    int n = 0;
+    fputc('{', f);
+    if (!md) {
+        fputs("\"creationTimestamp\":null}", f);
+        return;
+    }
+    write_str_member(f, "name", md->name, &n);
+    write_str_member(f, "generateName", md->generatename, &n);
+    write_str_member(f, "namespace", md->namespace_, &n);
+    write_str_member(f, "selfLink", md->selflink, &n);
+    write_str_member(f, "uid", md->uid, &n);
+    write_str_member(f, "resourceVersion", md->resourceversion, &n);
+    if (md->has_generation && md->generation) {
+        write_key(f, "generation", &n);
+        fprintf(f, "%" PRId64, md->generation);
+    }
+    write_key(f, "creationTimestamp", &n);
+    write_time(f, md->creationtimestamp);
+    if (md->deletiontimestamp) {
+        write_key(f, "deletionTimestamp", &n);
+        write_time(f, md->deletiontimestamp);
+    }
+    if (md->has_deletiongraceperiodseconds) {
+        write_key(f, "deletionGracePeriodSeconds", &n);
+        fprintf(f, "%" PRId64, md->deletiongraceperiodseconds);
+    }
+    write_map_member(f, "labels", md->labels, md->n_labels, &n);
+    write_map_member(f, "annotations", (Coracle__V1__ObjectMeta__LabelsEntry **)md->annotations,
+                     md->n_annotations, &n);
+    if (md->n_ownerreferences) {
+        write_key(f, "ownerReferences", &n);
+        for (size_t i = 0; i < md->n_ownerreferences; i++) {
+            fputs(i ? "," : "[", f);
+            write_owner(f, md->ownerreferences[i]);
+        }
+        fputc(']', f);
+    }
+    if (md->n_finalizers) {
+        write_key(f, "finalizers", &n);
+        for (size_t i = 0; i < md->n_finalizers; i++) {
+            fputs(i ? "," : "[", f);
+            json_write_str(f, md->finalizers[i] ? md->finalizers[i] : "");
+        }
+        fputc(']', f);
+    }
+    fputc('}', f);
+}
+
+static void write_defs(FILE *f, const struct kind *k)
+{
+    size_t n;
+    const struct cols_def *d = cols_defs(k, &n);
+    for (size_t i = 0; i < n; i++) {
+        fputs(i ? ",{\"name\":" : "[{\"name\":", f);
+        json_write_str(f, d[i].name);
+        fputs(",\"type\":", f);
+        json_write_str(f, d[i].type);
+        fputs(",\"format\":", f);
+        json_write_str(f, d[i].format);
+        fputs(",\"description\":", f);
+        json_write_str(f, d[i].description);
+        fprintf(f, ",\"priority\":%d}", d[i].priority);
+    }
+    fputc(']', f);
+}
+
+/* printPod marks a pod that ran to its end: clients may hide such rows. */
+static void write_conditions(FILE *f, const struct kind *k, const ProtobufCMessage *obj)
+{
+    if (k != &kind_pod)
+        return;
+    const Coracle__V1__PodStatus *st = ((const Coracle__V1__Pod *)obj)->status;
+    const char *phase = st && st->phase ? st->phase : "";
+    const char *msg = !strcmp(phase, "Succeeded") ? "The pod has completed successfully."
+                      : !strcmp(phase, "Failed")  ? "The pod failed."
+                                                  : NULL;
+    if (!msg)
+        return;
+    fprintf(f,
+            ",\"conditions\":[{\"type\":\"Completed\",\"status\":\"True\",\"reason\":\"%s\","
+            "\"message\":\"%s\"}]",
+            phase, msg);
+}
+
+static void write_row(FILE *f, const struct kind *k, const ProtobufCMessage *obj,
+                      const struct cols_table_opts *o)
+{
+    struct cols_row row;
+    cols_row(k, obj, o->now_ns, &row);
+    fputs("{\"cells\":[", f);
+    for (size_t i = 0; i < row.n; i++) {
+        if (i)
+            fputc(',', f);
+        if (row.cell[i].str)
+            json_write_str(f, row.cell[i].str);
+        else
+            fprintf(f, "%" PRId64, row.cell[i].num);
+    }
+    fputc(']', f);
+    cols_row_free(&row);
+    write_conditions(f, k, obj);
+    fputs(",\"object\":", f);
+    switch (o->include) {
+    case COLS_INCLUDE_METADATA:
+        fputs("{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/v1\","
+              "\"metadata\":",
+              f);
+        write_meta(f, kind_meta(obj));
+        fputc('}', f);
+        break;
+    case COLS_INCLUDE_NONE:
+        fputs("null", f);
+        break;
+    case COLS_INCLUDE_OBJECT:
+        o->object_fn(f, k, obj, o->object_arg);
+        break;
+    }
+    fputc('}', f);
+}
+
+static void write_table(FILE *f, const struct kind *k, ProtobufCMessage *const *objs, size_t n,
+                        const struct cols_table_opts *o)
+{
+    int nm = 0;
+    fputs("{\"kind\":\"Table\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":{", f);
+    write_str_member(f, "resourceVersion", o->resource_version, &nm);
+    write_str_member(f, "continue", o->continue_token, &nm);
+    if (o->remaining_item_count > 0) {
+        write_key(f, "remainingItemCount", &nm);
+        fprintf(f, "%" PRId64, o->remaining_item_count);
+    }
+    fputs("},\"columnDefinitions\":", f);
+    if (o->no_headers)
+        fputs("null", f);
+    else
+        write_defs(f, k);
+    fputs(",\"rows\":[", f);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            fputc(',', f);
+        write_row(f, k, objs[i], o);
+    }
+    fputs("]}", f);
+}
+
+char *cols_table(const struct kind *k, ProtobufCMessage *const *objs, size_t n,
+                 const struct cols_table_opts *o, size_t *len)
+{
+    char *buf = NULL;
+    size_t sz = 0;
+    FILE *f = open_memstream(&buf, &sz);
+    if (!f)
+        fatal("open_memstream failed");
+    write_table(f, k, objs, n, o);
+    if (fclose(f) != 0)
+        fatal("writing a Table failed");
+    if (len)
+        *len = sz;
+    return buf;
+}
+
+char *cols_table_one(const struct kind *k, const ProtobufCMessage *obj,
+                     const struct cols_table_opts *o, size_t *len)
+{
+    struct cols_table_opts one = *o;
+    const Coracle__V1__ObjectMeta *md = kind_meta(obj);
+    ProtobufCMessage *objs[1] = {(ProtobufCMessage *)obj};
+    one.resource_version = md ? md->resourceversion : NULL;
+    one.continue_token = NULL;
+    one.remaining_item_count = 0;
+    return cols_table(k, objs, 1, &one, len);
 }

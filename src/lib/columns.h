@@ -2,8 +2,10 @@
  * columns: the columns Kubernetes shows for each kind (printers.go in
  * kubernetes/kubernetes) and the cells of one object: kubectl's derived
  * STATUS, READY and RESTARTS of a pod, a node's STATUS and ROLES, ages as
- * duration.HumanDuration. coraclectl prints these cells as its `get`
- * tables.
+ * duration.HumanDuration. One implementation for both sides: coraclectl
+ * prints these cells as its `get` tables, and the apiserver serves them as
+ * a meta.k8s.io/v1 Table (what stock kubectl asks for with
+ * Accept: application/json;as=Table;v=v1;g=meta.k8s.io).
  *
  * Everything takes "now" as a parameter, so tests give a fixed one.
  */
@@ -13,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "coracle.pb-c.h"
 #include "kinds.h"
@@ -76,5 +79,54 @@ void cols_node_status(char *buf, size_t n, const Coracle__V1__Node *node);
 /* ROLES: from node-role.kubernetes.io/<role> and kubernetes.io/role labels;
  * "<none>" if none. malloc'd. */
 char *cols_node_roles(const Coracle__V1__Node *node);
+
+/* ------------------------------------------------------------ the Table */
+
+/* What a row carries as "object" (the request's ?includeObject=). */
+enum cols_include {
+    COLS_INCLUDE_METADATA, /* PartialObjectMetadata: the default */
+    COLS_INCLUDE_NONE,     /* no object */
+    COLS_INCLUDE_OBJECT,   /* the whole object, written by object_fn */
+};
+
+/*
+ * Writes obj (a message of kind k) to f as the JSON the API serves for it
+ * (apiVersion and kind included), for COLS_INCLUDE_OBJECT.
+ */
+typedef void (*cols_object_fn)(FILE *f, const struct kind *k, const ProtobufCMessage *obj,
+                               void *arg);
+
+struct cols_table_opts {
+    int64_t now_ns; /* the ages are computed against it */
+    /* Leave columnDefinitions out ("null"): a watch's events after the first,
+     * as the apiserver sends them (the client keeps the first ones). */
+    bool no_headers;
+    enum cols_include include;
+    cols_object_fn object_fn; /* required for COLS_INCLUDE_OBJECT */
+    void *object_arg;
+    /* The Table's ListMeta: each NULL or "" is left out. A list passes the
+     * list's; a get of one object its metadata.resourceVersion (which
+     * cols_table_one does). */
+    const char *resource_version;
+    const char *continue_token;
+    int64_t remaining_item_count; /* left out unless > 0 */
+};
+
+/*
+ * The meta.k8s.io/v1 Table of objs[0..n) (messages of kind k): every column
+ * (priority 1 too: the client drops what it does not show), one row per
+ * object in order, compact JSON: the answer to a list. Returns the malloc'd
+ * text (NUL-terminated; *len its length if len is not NULL); the caller
+ * frees it.
+ */
+char *cols_table(const struct kind *k, ProtobufCMessage *const *objs, size_t n,
+                 const struct cols_table_opts *o, size_t *len);
+/*
+ * The Table of one object: its row, and its resourceVersion as the Table's
+ * (o's ListMeta is ignored), as the apiserver answers a get of one object
+ * and sends each watch event's object (no_headers after the first event).
+ */
+char *cols_table_one(const struct kind *k, const ProtobufCMessage *obj,
+                     const struct cols_table_opts *o, size_t *len);
 
 #endif

@@ -87,6 +87,14 @@ t_unit_test_informer_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
 t_unit_test_informer_LDADD = libcoracle.a $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_informer
 
+# columns.c: Tables of every kind, their cells against coraclectl's rows
+# (so it links coraclectl's library too, and builds objects from YAML).
+check_PROGRAMS += t/unit/test_table
+t_unit_test_table_SOURCES = t/unit/test_table.c t/unit/tap.h
+t_unit_test_table_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/ctl
+t_unit_test_table_LDADD = $(CTL_LIBS)
+TESTS_PROGS += t/unit/test_table
+
 # daemon.c: token files; SIGHUP and SIGTERM against hooks and a notify socket.
 check_PROGRAMS += t/unit/test_daemon
 t_unit_test_daemon_SOURCES = t/unit/test_daemon.c t/unit/tap.h

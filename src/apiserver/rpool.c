@@ -141,11 +141,8 @@ bool rjob_cancelled(struct rjob *j)
     return atomic_load_explicit(&j->cancelled, memory_order_relaxed);
 }
 
-bool rjob_spent(struct rjob *j, unsigned every)
+bool rjob_past(struct rjob *j)
 {
-    if (++j->unchecked < every)
-        return false;
-    j->unchecked = 0;
     return rjob_cancelled(j) || (j->deadline != INT64_MAX && mono_ns() >= j->deadline);
 }
 

@@ -50,7 +50,14 @@ bool rjob_cancelled(struct rjob *j);
  * Whether to stop here: j cancelled, or past its deadline. Counts one item
  * of work and reads the clock every `every` items (1 for costly ones).
  */
-bool rjob_spent(struct rjob *j, unsigned every);
+bool rjob_past(struct rjob *j); /* the cancellation and the clock, without counting */
+static inline bool rjob_spent(struct rjob *j, unsigned every)
+{
+    if (++j->unchecked < every)
+        return false; /* inline: a List calls this for every item */
+    j->unchecked = 0;
+    return rjob_past(j);
+}
 /* The struct of type `type` that embeds j as its member `member`. */
 #define RJOB_OWNER(j, type, member) ((type *)(void *)((char *)(j)-offsetof(type, member)))
 /*

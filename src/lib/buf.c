@@ -61,9 +61,13 @@ void buf_varint(struct buf *b, uint64_t v)
 
 void buf_field(struct buf *b, uint32_t field, const void *d, size_t n)
 {
-    buf_varint(b, (uint64_t)field << 3 | 2);
-    buf_varint(b, n);
-    buf_add(b, d, n);
+    /* one reservation for tag, length and bytes: this writes every item of a List */
+    uint8_t *w = buf_reserve(b, 2 * PB_VARINT_MAX + n);
+    size_t k = pb_varint_put(w, (uint64_t)field << 3 | 2);
+    k += pb_varint_put(w + k, n);
+    if (n)
+        memcpy(w + k, d, n);
+    buf_commit(b, k + n);
 }
 
 void buf_consume(struct buf *b, size_t n)

@@ -58,15 +58,12 @@ static void h_bidi(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
     h2s_call_on_msg(c, bidi_msg, NULL);
 }
 
-static void http_fn(const char *path, int *status, const char **ctype, char **body,
-                    size_t *body_len, void *arg)
+static void http_fn(h2s_req_t *r, void *arg)
 {
-    if (strcmp(path, "/healthz") == 0) {
-        *status = 200;
-        *ctype = "text/plain";
-        *body = xstrdup("ok");
-        *body_len = 2;
-    }
+    if (strcmp(h2s_req_path(r), "/healthz") == 0)
+        h2s_req_respond(r, 200, "text/plain", "ok", 2);
+    else
+        h2s_req_respond(r, 404, "text/plain", "404 page not found\n", 19);
 }
 
 static void on_term(evutil_socket_t fd, short what, void *arg)
@@ -86,7 +83,7 @@ int main(int argc, char **argv)
     h2s_route(s, "/test.Echo/Stream", H2S_SERVER_STREAM, h_stream, NULL);
     h2s_route(s, "/test.Echo/Error", H2S_UNARY, h_error, NULL);
     h2s_route(s, "/test.Echo/Bidi", H2S_BIDI, h_bidi, NULL);
-    h2s_set_http_handler(s, http_fn, NULL);
+    h2s_set_req_handler(s, http_fn, NULL);
     for (int i = 1; i < argc; i++)
         if (h2s_listen(s, argv[i]) < 0)
             return 1;

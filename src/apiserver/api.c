@@ -733,8 +733,8 @@ static void metrics(api_t *a, char **body, size_t *len)
     *len = sz;
 }
 
-static void http(const char *path, int *status, const char **ctype, char **body, size_t *len,
-                 void *arg)
+static void http_answer(const char *path, int *status, const char **ctype, char **body, size_t *len,
+                        void *arg)
 {
     api_t *a = arg;
     *ctype = "text/plain; charset=utf-8";
@@ -755,6 +755,18 @@ static void http(const char *path, int *status, const char **ctype, char **body,
         *body = xstrdup("404 page not found\n");
     }
     *len = strlen(*body);
+}
+
+/* The request handler: /healthz, /readyz, /metrics. */
+static void http(h2s_req_t *r, void *arg)
+{
+    int status;
+    const char *ctype;
+    char *body;
+    size_t len;
+    http_answer(h2s_req_path(r), &status, &ctype, &body, &len, arg);
+    h2s_req_respond(r, status, ctype, body, len);
+    free(body);
 }
 
 /* ---- setup ---- */
@@ -800,7 +812,7 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
             h2s_route(srv, rt->path, mk, handle, rt);
         }
     }
-    h2s_set_http_handler(srv, http, a);
+    h2s_set_req_handler(srv, http, a);
     return a;
 }
 

@@ -1,6 +1,6 @@
 /*
  * h2s: the gRPC server over HTTP/2 (nghttp2 1.52 + libevent 2.1). See h2s.h.
- * This file: routing (the gRPC method table and the plain-HTTP dispatch)
+ * This file: routing (the gRPC method table and the request handler)
  * and the server's life: h2s_new, listening, stopping, h2s_free.
  *
  * Shape (after nghttp2's examples/libevent-server.c): an evconnlistener
@@ -21,7 +21,7 @@
  * stream closes with done == 0 and the handler was invoked, on_close runs.
  *
  * The first bytes decide the protocol: the h2 client preface -> HTTP/2;
- * "GET " or "HEAD " -> a minimal HTTP/1.1 responder for /healthz & co.;
+ * "GET " or "HEAD " -> the HTTP/1.1 responder (requests for the handler);
  * anything else closes the connection.
  *
  * Bounds: a client that does not read its answers gets nothing more read
@@ -36,12 +36,13 @@
  *                read path, output staging, flush scheduling, the sweep;
  *   h2s_call.c   a stream's call: the nghttp2 callbacks, request headers
  *                and body, the response queue and trailers, h2s_call_*;
+ *   h2s_req.c    plain HTTP requests (h2s_req_*) over either protocol:
+ *                the HTTP/2 side here, the HTTP/1.1 wire in h2s_http1.c;
  *   h2s_http1.c  the HTTP/1.1 responder;
  *   h2s_limit.c  in-flight limits and their wait queue, claims, the
  *                control-frame budget.
- * Plain HTTP requests, over HTTP/1.1 or as HTTP/2 GETs, all go through
- * h2s_http_dispatch here: an HTTP API served beside gRPC (the Kubernetes
- * REST API) is routed from there; its wire handling goes in h2s_http1.c.
+ * Plain HTTP requests, over HTTP/1.1 or as HTTP/2 streams that are not
+ * gRPC, all become an h2s_req handed to the one request handler.
  */
 #include "config.h"
 #include "h2s_int.h"
@@ -65,23 +66,6 @@
 const struct h2s_route *h2s_route_find(const h2s_t *s, const char *path)
 {
     return smap_get(s->routes, path);
-}
-
-void h2s_http_dispatch(h2s_t *s, const char *path, int *status, const char **ctype, char **body,
-                       size_t *blen)
-{
-    *status = 404;
-    *ctype = "text/plain";
-    *body = NULL;
-    *blen = 0;
-    if (s->http_fn)
-        s->http_fn(path, status, ctype, body, blen, s->http_arg);
-    if (!*ctype)
-        *ctype = "text/plain";
-    if (!*body && *status == 404) {
-        *body = xstrdup("404 page not found\n");
-        *blen = strlen(*body);
-    }
 }
 
 h2s_t *h2s_new(struct event_base *base, const struct h2s_config *cfg)
@@ -453,10 +437,10 @@ void h2s_route(h2s_t *s, const char *path, enum h2s_method_kind kind, h2s_handle
     free(smap_put(s->routes, path, r)); /* the last registration of a path wins */
 }
 
-void h2s_set_http_handler(h2s_t *s, h2s_http_fn fn, void *arg)
+void h2s_set_req_handler(h2s_t *s, h2s_req_fn fn, void *arg)
 {
-    s->http_fn = fn;
-    s->http_arg = arg;
+    s->req_fn = fn;
+    s->req_arg = arg;
 }
 
 void h2s_get_stats(const h2s_t *s, struct h2s_stats *out)

@@ -1,8 +1,9 @@
 /*
  * h2s: the gRPC server over HTTP/2 (nghttp2 + libevent). It accepts on TCP
- * and unix-socket listeners, speaks h2c with prior knowledge, answers plain
- * HTTP/1.1 GETs (/healthz, /readyz, /metrics, for curl and Prometheus) on
- * the same port, and turns each HTTP/2 stream whose :path is a registered
+ * and unix-socket listeners, speaks h2c with prior knowledge, hands every
+ * request that is not gRPC (HTTP/1.1, or HTTP/2 without a gRPC
+ * content-type: /healthz, /metrics, the Kubernetes REST API) on the same
+ * port to one request handler (h2s_req_*), and turns each HTTP/2 stream whose :path is a registered
  * gRPC method into a call handed to a handler. It knows nothing of the
  * API's kinds: the apiserver registers its methods.
  *
@@ -56,10 +57,6 @@ typedef void (*h2s_handler_fn)(h2s_call_t *call, const uint8_t *msg, size_t len,
 
 enum h2s_method_kind { H2S_UNARY, H2S_SERVER_STREAM, H2S_BIDI };
 
-/* Plain HTTP GET handler (/healthz etc.): fills *status, *ctype and body (malloc'd). */
-typedef void (*h2s_http_fn)(const char *path, int *status, const char **ctype, char **body,
-                            size_t *body_len, void *arg);
-
 h2s_t *h2s_new(struct event_base *base, const struct h2s_config *cfg);
 /* Stops listening, ends every open call with UNAVAILABLE "server shutting down", frees. */
 void h2s_free(h2s_t *s);
@@ -99,8 +96,6 @@ void h2s_set_keepalive(h2s_t *s, int interval_s, int timeout_s);
 
 /* path is "/coracle.v1.Pods/Create". arg is passed to fn. */
 void h2s_route(h2s_t *s, const char *path, enum h2s_method_kind kind, h2s_handler_fn fn, void *arg);
-/* For GET paths that are not gRPC; fn handles every such path (404 is the handler's call). */
-void h2s_set_http_handler(h2s_t *s, h2s_http_fn fn, void *arg);
 
 /* ---- a call ---- */
 
@@ -163,6 +158,76 @@ int h2s_call_claim(h2s_call_t *c, const void *key, unsigned max);
 /* Handler-owned per-call pointer. */
 void h2s_call_set_data(h2s_call_t *c, void *data);
 void *h2s_call_data(const h2s_call_t *c);
+
+/* ---- plain HTTP requests (not gRPC) ---- */
+
+/*
+ * A request that is not a gRPC call: an HTTP/2 stream whose content-type
+ * does not start with "application/grpc" (or a GET/HEAD), or any HTTP/1.1
+ * request. One handler serves them all; it answers with h2s_req_respond
+ * (a whole answer) or h2s_req_start / h2s_req_send / h2s_req_end (a
+ * streamed one), now or later from another callback, unless the client
+ * goes first (h2s_req_on_close). Without a handler every request is 404.
+ *
+ * In-flight limits (h2s_set_inflight_limits) apply as to unary calls:
+ * GET and HEAD under the read limit, other methods under the mutating
+ * one; beyond it the answer is 429 with Retry-After: 1 and a Kubernetes
+ * Status body. A streamed answer is long-running: it stops counting at
+ * h2s_req_start.
+ */
+typedef struct h2s_req h2s_req_t;
+typedef void (*h2s_req_fn)(h2s_req_t *r, void *arg);
+/*
+ * Every non-gRPC request (both protocols) once its body is complete
+ * (bodies capped by max_msg: 413 beyond).
+ */
+void h2s_set_req_handler(h2s_t *s, h2s_req_fn fn, void *arg);
+/* The request line. Strings are the request's: valid until it is finished or closed. */
+const char *h2s_req_method(const h2s_req_t *r); /* "GET", "POST", ... */
+const char *h2s_req_path(const h2s_req_t *r);   /* raw (not percent-decoded), no query */
+const char *h2s_req_query(const h2s_req_t *r);  /* raw query after '?', "" if none */
+/* A request header's value (name in lower case), or NULL. */
+const char *h2s_req_header(const h2s_req_t *r, const char *lowercase_name);
+/* The request body (len 0 if none); valid as the strings are. */
+const uint8_t *h2s_req_body(const h2s_req_t *r, size_t *len);
+struct ssl_st;
+struct ssl_st *h2s_req_ssl(const h2s_req_t *r); /* borrowed; NULL on cleartext */
+int h2s_req_is_local(const h2s_req_t *r);       /* unix socket or loopback peer */
+const char *h2s_req_peer(const h2s_req_t *r);   /* "1.2.3.4:5678" or "unix" */
+int h2s_req_http_version(const h2s_req_t *r);   /* 1 or 2 */
+/* A response header to add (before respond/start); both strings copied. */
+void h2s_req_add_header(h2s_req_t *r, const char *name, const char *value);
+/* A whole answer (body copied); the request is finished and freed after return. */
+void h2s_req_respond(h2s_req_t *r, int status, const char *content_type, const void *body,
+                     size_t len);
+/*
+ * A streamed answer (watch, logs): headers now, then chunks (HTTP/1.1:
+ * chunked encoding; HTTP/2: DATA frames under flow control), then
+ * h2s_req_end. send returns 0, or -1 if the client is gone.
+ */
+int h2s_req_start(h2s_req_t *r, int status, const char *content_type);
+int h2s_req_send(h2s_req_t *r, const void *data, size_t len); /* copies */
+int h2s_req_send_rbuf(h2s_req_t *r, rbuf_t *chunk);           /* takes a reference */
+/* Bytes of a streamed answer not yet written to the socket. */
+size_t h2s_req_queued(const h2s_req_t *r);
+/* How long those bytes have not moved (0: none queued); now from mono_ns(). */
+int64_t h2s_req_stuck_ns(const h2s_req_t *r, int64_t now);
+/* Ends a streamed answer; the request is finished and freed after return. */
+void h2s_req_end(h2s_req_t *r);
+/*
+ * Ends a streamed answer at once (a client too slow to keep): unsent
+ * chunks are dropped and the stream is reset (HTTP/2) or the connection
+ * closed (HTTP/1.1). The request is freed after return.
+ */
+void h2s_req_abort(h2s_req_t *r);
+/*
+ * Called once if the client goes away before the handler finished; after
+ * it returns the request is freed: the handler must forget it.
+ */
+void h2s_req_on_close(h2s_req_t *r, void (*fn)(h2s_req_t *r, void *arg), void *arg);
+/* Handler-owned per-request pointer. */
+void h2s_req_set_data(h2s_req_t *r, void *data);
+void *h2s_req_data(const h2s_req_t *r);
 
 /* Counters for /metrics. */
 struct h2s_stats {

@@ -4,7 +4,7 @@
  * here: request headers are collected, the request is routed when they
  * are complete, the body is read and framed into gRPC messages, and the
  * handler is invoked (through h2s_limit.c's admission). The response side
- * queues framed messages, submits HEADERS, feeds DATA (data_read_cb) and
+ * queues framed messages, submits HEADERS, feeds DATA (h2s_call_data_read_cb) and
  * ends with trailers; the public h2s_call_* functions are here. Sending the
  * frames is h2s_conn.c's.
  */
@@ -128,7 +128,7 @@ static void hdr_add(h2s_call_t *c, const uint8_t *name, size_t nlen, const uint8
     buf_commit(&c->hbuf, need);
 }
 
-static void q_push(h2s_call_t *c, rbuf_t *b)
+void h2s_call_push(h2s_call_t *c, rbuf_t *b)
 {
     if (!c->queued)
         c->moved = mono_ns();
@@ -144,8 +144,8 @@ static void q_push(h2s_call_t *c, rbuf_t *b)
  * those bytes to the output: big chunks by reference to the rbuf (no copy
  * at all), small ones copied once.
  */
-static ssize_t data_read_cb(nghttp2_session *ngh, int32_t sid, uint8_t *buf, size_t length,
-                            uint32_t *flags, nghttp2_data_source *src, void *user)
+ssize_t h2s_call_data_read_cb(nghttp2_session *ngh, int32_t sid, uint8_t *buf, size_t length,
+                              uint32_t *flags, nghttp2_data_source *src, void *user)
 {
     h2s_call_t *c = src->ptr;
     size_t n = c->queued < length ? c->queued : length;
@@ -182,7 +182,7 @@ static int call_submit_headers(h2s_call_t *c)
 {
     static const nghttp2_nv nv[] = {NV_STATIC(":status", "200"),
                                     NV_STATIC("content-type", "application/grpc")};
-    nghttp2_data_provider dp = {.source.ptr = c, .read_callback = data_read_cb};
+    nghttp2_data_provider dp = {.source.ptr = c, .read_callback = h2s_call_data_read_cb};
     c->submitted = 1;
     int rv = nghttp2_submit_response(c->conn->ngh, c->sid, nv, ARRAY_SIZE(nv), &dp);
     if (rv != 0) {
@@ -192,7 +192,7 @@ static int call_submit_headers(h2s_call_t *c)
     return 0;
 }
 
-static void call_kick(h2s_call_t *c)
+void h2s_call_kick(h2s_call_t *c)
 {
     if (!c->submitted) {
         call_submit_headers(c);
@@ -206,7 +206,7 @@ static void call_kick(h2s_call_t *c)
 /*
  * Ends the response with a status. Before any message this is a
  * trailers-only response (one HEADERS with END_STREAM); otherwise the
- * trailers follow the queued data (see data_read_cb).
+ * trailers follow the queued data (see h2s_call_data_read_cb).
  */
 void h2s_call_end(h2s_call_t *c, int code, const char *message)
 {
@@ -236,7 +236,7 @@ void h2s_call_end(h2s_call_t *c, int code, const char *message)
         h2s_mark_dirty_for(c);
         return;
     }
-    call_kick(c);
+    h2s_call_kick(c);
 }
 
 /* A plain HTTP response on an HTTP/2 stream (GET /healthz over h2). */
@@ -253,9 +253,9 @@ static void call_http_respond(h2s_call_t *c, int status, const char *ctype, char
     c->ended = 1;
     c->done = 1;
     c->submitted = 1;
-    nghttp2_data_provider dp = {.source.ptr = c, .read_callback = data_read_cb};
+    nghttp2_data_provider dp = {.source.ptr = c, .read_callback = h2s_call_data_read_cb};
     if (blen && c->method != M_HEAD)
-        q_push(c, rbuf_new(body, blen));
+        h2s_call_push(c, rbuf_new(body, blen));
     int rv = nghttp2_submit_response(c->conn->ngh, c->sid, nv, ARRAY_SIZE(nv), c->q.n ? &dp : NULL);
     if (rv != 0)
         log_debug("h2s: submit_response on stream %d: %s", c->sid, nghttp2_strerror(rv));
@@ -280,23 +280,11 @@ static void call_headers_done(h2s_call_t *c)
         c->discard = 1;
         return;
     }
-    if (c->method == M_GET || c->method == M_HEAD) {
-        int status;
-        const char *ctype;
-        char *body;
-        size_t blen;
-        h2s_http_dispatch(s, path, &status, &ctype, &body, &blen);
-        call_http_respond(c, status, ctype, body, blen);
-        free(body);
-        c->discard = 1;
-        return;
-    }
     if (c->method != M_POST || !c->grpc) {
-        char *b = xstrdup(c->method == M_POST ? "415 unsupported media type\n"
-                                              : "405 method not allowed\n");
-        call_http_respond(c, c->method == M_POST ? 415 : 405, "text/plain", b, strlen(b));
-        free(b);
-        c->discard = 1;
+        /* for the request handler once the body is in (call_req_end); answers first */
+        c->plain = 1;
+        nghttp2_extpri pri = {2, 0};
+        nghttp2_session_change_extpri_stream_priority(c->conn->ngh, c->sid, &pri, 1);
         return;
     }
     if (!s->accepting) {
@@ -376,9 +364,28 @@ static int check_frame(h2s_call_t *c, const uint8_t *buf, size_t avail, uint32_t
     return r;
 }
 
+/* A plain request's body: whole, up to max_msg. */
+static void call_plain_data(h2s_call_t *c, const uint8_t *d, size_t n)
+{
+    if (c->discard || c->ended)
+        return;
+    if (c->body.len + n > c->s->cfg.max_msg || c->conn->inbuf + n > conn_inbuf_max(c->s)) {
+        char *b = xasprintf("413 request body larger than %u bytes\n", c->s->cfg.max_msg);
+        call_http_respond(c, 413, "text/plain", b, strlen(b));
+        free(b);
+        c->discard = 1;
+        return;
+    }
+    body_append(c, d, n);
+}
+
 static void call_data(h2s_call_t *c, const uint8_t *d, size_t n)
 {
     uint32_t mlen;
+    if (c->plain) {
+        call_plain_data(c, d, n);
+        return;
+    }
     if (c->discard || c->ended || !c->route)
         return;
     if (c->conn->inbuf + n > conn_inbuf_max(c->s)) {
@@ -428,6 +435,10 @@ static void call_req_end(h2s_call_t *c)
 {
     uint32_t mlen = 0;
     c->req_ended = 1;
+    if (c->plain && !c->discard && !c->ended) {
+        h2s_req_from_call(c);
+        return;
+    }
     if (c->discard || c->ended || !c->route)
         return;
     if (c->route->kind == H2S_BIDI) {
@@ -605,7 +616,7 @@ void h2s_call_reply_pb(h2s_call_t *c, const struct ProtobufCMessage *m)
         h2s_call_uncount(c);
         return;
     }
-    q_push(c, grpc_frame_msg(m));
+    h2s_call_push(c, grpc_frame_msg(m));
     h2s_call_finish(c, GRPC_OK, NULL);
 }
 
@@ -632,8 +643,8 @@ int h2s_call_send_framed(h2s_call_t *c, rbuf_t *framed)
 {
     if (c->ended || c->closed || c->done || c->conn->dying)
         return -1;
-    q_push(c, rbuf_ref(framed));
-    call_kick(c);
+    h2s_call_push(c, rbuf_ref(framed));
+    h2s_call_kick(c);
     return 0;
 }
 
@@ -645,8 +656,8 @@ int h2s_call_send(h2s_call_t *c, const void *msg, size_t len)
     grpc_frame_hdr(b->data, (uint32_t)len);
     if (len)
         memcpy(b->data + GRPC_FRAME_HDR, msg, len);
-    q_push(c, b);
-    call_kick(c);
+    h2s_call_push(c, b);
+    h2s_call_kick(c);
     return 0;
 }
 
@@ -664,6 +675,12 @@ void h2s_call_abort(h2s_call_t *c, int code, const char *message)
 {
     if (c->done)
         return;
+    h2s_call_drop_unsent(c);
+    h2s_call_finish(c, code, message);
+}
+
+void h2s_call_drop_unsent(h2s_call_t *c)
+{
     /* keep what the wire has a claim on (a part-sent head, a DATA frame nghttp2
      * holds back); drop every other message */
     size_t claim = c->q.off + c->held_len, keep = 0;
@@ -676,7 +693,6 @@ void h2s_call_abort(h2s_call_t *c, int code, const char *message)
         rbuf_unref(b);
         c->q.n--;
     }
-    h2s_call_finish(c, code, message);
 }
 
 void h2s_call_on_msg(h2s_call_t *c, h2s_msg_fn fn, void *arg)

@@ -527,6 +527,8 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
 void h2s_conn_free(struct conn *c)
 {
     h2s_t *s = c->s;
+    if (c->h1_req)
+        h2s_req_gone(c->h1_req);
     c->dying = 1;
     if (c->dirty) {
         struct conn **pp = &s->dirty, *prev = NULL;
@@ -660,7 +662,7 @@ void h2s_sweep_cb(evutil_socket_t fd, short what, void *arg)
             }
             continue;
         }
-        if (c->ncalls || now - c->last_active < idle)
+        if (c->ncalls || c->h1_req || now - c->last_active < idle)
             continue;
         if (c->mode == CM_H2 && !c->closing) {
             log_debug("h2s: %s: idle; closing", c->peer);

@@ -1,6 +1,6 @@
 /*
  * h2s_int: what the files of the h2s module share (h2s.c, h2s_conn.c,
- * h2s_call.c, h2s_http1.c, h2s_limit.c; h2s.c says which does what): the
+ * h2s_call.c, h2s_req.c, h2s_http1.c, h2s_limit.c; h2s.c says which does what): the
  * server, connection and call structs, and the functions one file calls in
  * another. Not for other modules: use h2s.h.
  */
@@ -88,6 +88,7 @@ struct conn {
     int tls;
     int is_local;      /* unix socket or loopback peer */
     size_t nstreaming; /* long-running (server-streaming, bidi) calls invoked */
+    h2s_req_t *h1_req; /* HTTP/1.1: the request being answered, or NULL */
     char peer[64];
 };
 
@@ -110,6 +111,7 @@ struct h2s_call {
     unsigned req_ended : 1;    /* client sent END_STREAM */
     unsigned discard : 1;      /* ignore further request DATA */
     unsigned http : 1;         /* a plain HTTP response (no trailers) */
+    unsigned plain : 1;        /* a plain HTTP request: for the req handler (h2s_req.c) */
     unsigned hdr_over : 1;     /* header list too large */
     unsigned hdrs_done : 1;    /* request HEADERS complete */
     unsigned counted : 2;      /* 1: counted as an in-flight read, 2: mutating, 0: not */
@@ -159,8 +161,8 @@ struct h2s {
     int (*is_mutating)(const char *path);
     struct claim *claims[CLAIM_BUCKETS];
     smap_t *routes; /* path -> struct h2s_route (owned) */
-    h2s_http_fn http_fn;
-    void *http_arg;
+    h2s_req_fn req_fn;
+    void *req_arg;
     struct conn *conns;
     /*
      * Connections with frames to send: urgent ones (an answer to a unary
@@ -195,17 +197,53 @@ struct h2s {
     struct conn *sowner;
 };
 
+/*
+ * A plain HTTP request (h2s_req.c), from either protocol. The strings
+ * point into buf (one allocation); HTTP/1.1 headers are "name\0value\0"
+ * pairs in hbuf (names in lower case), HTTP/2 ones are the call's.
+ */
+struct h2s_req {
+    h2s_t *s;
+    struct conn *conn;
+    h2s_call_t *call; /* HTTP/2: the stream; NULL on HTTP/1.1 */
+    char *buf;
+    const char *method, *path, *query;
+    struct buf hbuf;        /* HTTP/1.1 */
+    struct buf body;        /* HTTP/1.1; HTTP/2 reads the call's */
+    struct buf rh;          /* response headers to add: "name\0value\0" pairs */
+    unsigned started : 1;   /* a streamed answer began */
+    unsigned head_only : 1; /* HEAD: no body in the answer */
+    unsigned h1_close : 1;  /* HTTP/1.1: close the connection after the answer */
+    unsigned counted : 2;   /* in-flight: 1 read, 2 mutating, 0 not */
+    void (*on_close)(h2s_req_t *r, void *arg);
+    void *on_close_arg;
+    void *data;
+};
+
 /* ---- h2s.c: routing */
 
 /* The gRPC route for path, or NULL. */
 const struct h2s_route *h2s_route_find(const h2s_t *s, const char *path);
+
+/* ---- h2s_req.c: plain HTTP requests */
+
 /*
- * A plain HTTP request (HTTP/1.1, or a GET/HEAD on HTTP/2) for path: the
- * answer from the server's http_fn, 404 by default. *body is malloc'd (or
- * NULL) and the caller's.
+ * A new request (method and target as sent: target is path?query); the
+ * protocol side fills in call or conn and the headers. Owned by h2s until
+ * h2s_req_dispatch hands it to the handler.
  */
-void h2s_http_dispatch(h2s_t *s, const char *path, int *status, const char **ctype, char **body,
-                       size_t *blen);
+h2s_req_t *h2s_req_new(h2s_t *s, struct conn *conn, const char *method, size_t mlen,
+                       const char *target, size_t tlen);
+/* Frees it (a request never handed over, or finished). */
+void h2s_req_free(h2s_req_t *r);
+/* Admits it (in-flight limits) and calls the handler. */
+void h2s_req_dispatch(h2s_req_t *r);
+/* HTTP/2: the plain request on call c is complete (END_STREAM): to the handler. */
+void h2s_req_from_call(h2s_call_t *c);
+/* The client went away before the answer was finished: on_close, then free. */
+void h2s_req_gone(h2s_req_t *r);
+/* HTTP/1.1: the status line's reason phrase. */
+const char *h2s_req_reason(int status);
 
 /* ---- h2s_conn.c: connections */
 
@@ -235,6 +273,12 @@ void h2s_sweep_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Serves the complete HTTP/1.1 requests in the input; may free c. */
 void h2s_h1_read(struct conn *c);
+/* The HTTP/1.1 side of h2s_req_respond / start / send / end (r->conn's output). */
+void h2s_h1_respond(h2s_req_t *r, int status, const char *ctype, const void *body, size_t len);
+void h2s_h1_start(h2s_req_t *r, int status, const char *ctype);
+void h2s_h1_send(h2s_req_t *r, rbuf_t *chunk);
+/* The streamed answer is complete (abort: cut, close the connection). */
+void h2s_h1_end(h2s_req_t *r, int abort);
 
 /* ---- h2s_call.c: calls (nghttp2 session callbacks) */
 
@@ -248,6 +292,14 @@ int h2s_on_frame_send(nghttp2_session *ngh, const nghttp2_frame *f, void *user);
 int h2s_on_stream_close(nghttp2_session *ngh, int32_t sid, uint32_t err, void *user);
 /* Ends the response with a status (trailers-only before any message). */
 void h2s_call_end(h2s_call_t *c, int code, const char *message);
+/* Queues response bytes (takes the reference) / submits or resumes the response. */
+void h2s_call_push(h2s_call_t *c, rbuf_t *b);
+void h2s_call_kick(h2s_call_t *c);
+/* nghttp2's data source over the call's queue. */
+ssize_t h2s_call_data_read_cb(nghttp2_session *ngh, int32_t sid, uint8_t *buf, size_t length,
+                              uint32_t *flags, nghttp2_data_source *src, void *user);
+/* Drops the queued bytes no DATA frame has a claim on yet (h2s_call_abort, h2s_req_abort). */
+void h2s_call_drop_unsent(h2s_call_t *c);
 /* The stream is gone: tell the handler if it still holds the call, then free it. */
 void h2s_call_closed(h2s_call_t *c);
 
@@ -261,5 +313,9 @@ void h2s_call_uncount(h2s_call_t *c);
 void h2s_dispatch_cb(evutil_socket_t fd, short what, void *arg);
 /* One control frame from the client; 0, or -1 when it floods (the session is being ended). */
 int h2s_ctrl_spend(struct conn *conn);
+/* Counts a plain request against the in-flight limits: 0, or -1 when over (answer 429). */
+int h2s_req_count(h2s_req_t *r);
+/* It no longer counts (answered, streaming, or gone). */
+void h2s_req_uncount(h2s_req_t *r);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define WQ_FACTOR 10                /* queued calls per in-flight slot */
 #define WQ_WAIT (10 * 1000000000LL) /* longest wait in the queue, ns */
@@ -185,4 +186,29 @@ int h2s_call_claim(h2s_call_t *c, const void *key, unsigned max)
     cl->n++;
     c->claim = cl;
     return 0;
+}
+
+/*
+ * Plain requests count like unary calls (GET and HEAD as reads), but do
+ * not wait in the queue: Kubernetes answers 429 at once and clients retry.
+ */
+int h2s_req_count(h2s_req_t *r)
+{
+    h2s_t *s = r->s;
+    int cls = !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD") ? 1 : 2;
+    if (s->max_inflight[cls] && s->inflight[cls] >= s->max_inflight[cls])
+        return -1;
+    s->inflight[cls]++;
+    r->counted = (unsigned)cls;
+    return 0;
+}
+
+void h2s_req_uncount(h2s_req_t *r)
+{
+    if (!r->counted)
+        return;
+    r->s->inflight[r->counted]--;
+    if (r->s->wq_len[r->counted])
+        event_active(r->s->dispatch_ev, EV_WRITE, 0);
+    r->counted = 0;
 }

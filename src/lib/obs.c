@@ -35,8 +35,8 @@ static void obs_write_common(FILE *f, const obs_t *o)
             o->start_time, PACKAGE_VERSION);
 }
 
-static void obs_http(const char *path, int *status, const char **ctype, char **body,
-                     size_t *body_len, void *arg)
+static void obs_answer(const char *path, int *status, const char **ctype, char **body,
+                       size_t *body_len, void *arg)
 {
     obs_t *o = arg;
     size_t pl = strcspn(path, "?");
@@ -73,6 +73,18 @@ static void obs_http(const char *path, int *status, const char **ctype, char **b
     *body_len = strlen(*body);
 }
 
+/* The request handler: /healthz, /readyz, /metrics. */
+static void obs_http(h2s_req_t *r, void *arg)
+{
+    int status;
+    const char *ctype;
+    char *body;
+    size_t len;
+    obs_answer(h2s_req_path(r), &status, &ctype, &body, &len, arg);
+    h2s_req_respond(r, status, ctype, body, len);
+    free(body);
+}
+
 obs_t *obs_start(struct event_base *base, const char *addr, const struct obs_ops *ops, char **err)
 {
     obs_t *o = xcalloc(1, sizeof(*o));
@@ -81,7 +93,7 @@ obs_t *obs_start(struct event_base *base, const char *addr, const struct obs_ops
     o->start_time = (double)now_ns() / 1e9;
     struct h2s_config hc = {.max_conns = 64, .idle_timeout_s = 60};
     o->srv = h2s_new(base, &hc);
-    h2s_set_http_handler(o->srv, obs_http, o);
+    h2s_set_req_handler(o->srv, obs_http, o);
     int rc = h2s_listen(o->srv, addr);
     if (rc < 0) {
         *err = xasprintf("cannot listen on %s: %s", addr, strerror(-rc));

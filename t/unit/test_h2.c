@@ -179,15 +179,64 @@ static void h_big(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
     h2s_call_finish(c, GRPC_OK, NULL);
 }
 
-static void http_fn(const char *path, int *status, const char **ctype, char **body,
-                    size_t *body_len, void *arg)
+/* /later: answered from a timer, after the handler returned */
+static void later_answer(evutil_socket_t fd, short what, void *arg)
 {
-    if (strcmp(path, "/healthz") == 0) {
-        *status = 200;
-        *ctype = "text/plain";
-        *body = xstrdup("ok");
-        *body_len = 2;
-    }
+    h2s_req_t *r = arg;
+    h2s_req_on_close(r, NULL, NULL);
+    h2s_req_respond(r, 200, "text/plain", "late", 4);
+}
+
+static void later_gone(h2s_req_t *r, void *arg)
+{
+    event_free(arg);
+}
+
+/* /stream: three chunks, the last one and the end from a timer */
+static void stream_end(evutil_socket_t fd, short what, void *arg)
+{
+    h2s_req_t *r = arg;
+    h2s_req_on_close(r, NULL, NULL);
+    event_free(h2s_req_data(r));
+    h2s_req_send(r, "c\n", 2);
+    h2s_req_end(r);
+}
+
+static void http_fn(h2s_req_t *r, void *arg)
+{
+    const char *path = h2s_req_path(r);
+    if (strcmp(path, "/echo") == 0) {
+        size_t blen;
+        const uint8_t *b = h2s_req_body(r, &blen);
+        const char *x = h2s_req_header(r, "x-test");
+        char *m = xasprintf("%s %s %s %.*s %s %d", h2s_req_method(r), path, h2s_req_query(r),
+                            (int)blen, (const char *)b, x ? x : "-", h2s_req_http_version(r));
+        h2s_req_add_header(r, "x-reply", "yes");
+        h2s_req_respond(r, 200, "text/plain", m, strlen(m));
+        free(m);
+    } else if (strcmp(path, "/later") == 0) {
+        static const struct timeval tv = {0, 50000};
+        struct event *ev = evtimer_new(base, later_answer, r);
+        h2s_req_on_close(r, later_gone, ev);
+        evtimer_add(ev, &tv);
+    } else if (strcmp(path, "/stream") == 0) {
+        static const struct timeval tv = {0, 50000};
+        h2s_req_add_header(r, "x-reply", "yes");
+        h2s_req_start(r, 200, "application/json");
+        h2s_req_send(r, "a\n", 2);
+        rbuf_t *b = rbuf_new("b\n", 2);
+        h2s_req_send_rbuf(r, b);
+        rbuf_unref(b);
+        struct event *ev = evtimer_new(base, stream_end, r);
+        h2s_req_set_data(r, ev);
+        h2s_req_on_close(r, later_gone, ev);
+        evtimer_add(ev, &tv);
+    } else if (strcmp(h2s_req_method(r), "POST") == 0) /* this server serves only gRPC posts */
+        h2s_req_respond(r, 415, "text/plain", "415 unsupported media type\n", 27);
+    else if (strcmp(h2s_req_path(r), "/healthz") == 0)
+        h2s_req_respond(r, 200, "text/plain", "ok", 2);
+    else
+        h2s_req_respond(r, 404, "text/plain", "404 page not found\n", 19);
 }
 
 static h2s_t *server_new_cfg(const struct h2s_config *cfg)
@@ -202,7 +251,7 @@ static h2s_t *server_new_cfg(const struct h2s_config *cfg)
     h2s_route(s, "/test.Echo/Headers", H2S_UNARY, h_headers, NULL);
     h2s_route(s, "/test.Echo/Group", H2S_SERVER_STREAM, h_group, NULL);
     h2s_route(s, "/test.Echo/Big", H2S_SERVER_STREAM, h_big, NULL);
-    h2s_set_http_handler(s, http_fn, NULL);
+    h2s_set_req_handler(s, http_fn, NULL);
     return s;
 }
 
@@ -1385,6 +1434,54 @@ static void test_http(void)
     }
 }
 
+/* One curl command line (after "curl -s --max-time 5") whose output must be want. */
+static void curl_expect(const char *args, const char *want, const char *name)
+{
+    char *cmd = xasprintf("o=\"$(curl -s --max-time 5 %s)\"; test \"$o\" = '%s' || "
+                          "{ echo \"# got: $o\"; false; }",
+                          args, want);
+    ok(in_child(c_shell, cmd) == 0, "%s", name);
+    free(cmd);
+}
+
+/* The request API (h2s_req_*) over both protocols, through curl. */
+static void test_req(void)
+{
+    if (!have("curl")) {
+        for (int i = 0; i < 9; i++)
+            ok(1, "# SKIP curl not installed");
+        return;
+    }
+    char a[512], u[64];
+    snprintf(u, sizeof(u), "http://127.0.0.1:%d", port);
+    snprintf(a, sizeof(a),
+             "--http2-prior-knowledge -X PUT --data-binary hello -H 'x-test: t1' '%s/echo?a=1&b'",
+             u);
+    curl_expect(a, "PUT /echo a=1&b hello t1 2", "h2: method, path, query, body, header");
+    snprintf(a, sizeof(a), "-H 'X-Test: t2' '%s/echo?q'", u);
+    curl_expect(a, "GET /echo q  t2 1", "HTTP/1.1: method, path, query, header");
+    snprintf(a, sizeof(a), "--http2-prior-knowledge -D - -o /dev/null %s/echo | grep -ci x-reply",
+             u);
+    curl_expect(a, "1", "h2: added response header");
+    snprintf(a, sizeof(a), "-D - -o /dev/null %s/echo | grep -ci '^x-reply: yes'", u);
+    curl_expect(a, "1", "HTTP/1.1: added response header");
+    snprintf(a, sizeof(a), "--http2-prior-knowledge %s/stream | tr -d '\\n'", u);
+    curl_expect(a, "abc", "h2: streamed answer in DATA frames");
+    snprintf(a, sizeof(a), "%s/stream | tr -d '\\n'", u);
+    curl_expect(a, "abc", "HTTP/1.1: streamed answer, chunked");
+    snprintf(a, sizeof(a), "%s/later %s/stream %s/healthz | tr -d '\\n'", u, u, u);
+    curl_expect(a, "lateabcok", "HTTP/1.1 keep-alive: later answers, then the next request");
+    snprintf(a, sizeof(a), "--http2-prior-knowledge %s/later", u);
+    curl_expect(a, "late", "h2: an answer from a timer");
+    char *cmd = xasprintf("head -c 70000 /dev/zero | curl -s --max-time 5 --http2-prior-knowledge "
+                          "-o /dev/null -w '%%{http_code}' --data-binary @- %s/echo",
+                          u);
+    char *t = xasprintf("test \"$(%s)\" = 413", cmd);
+    is_int(in_child(c_shell, t), 0, "h2: a body over max_msg -> 413");
+    free(t);
+    free(cmd);
+}
+
 static void test_garbage(gcl_t *g)
 {
     is_int(in_child(c_garbage_hello, NULL), 0, "\"hello\" -> connection closed");
@@ -1434,6 +1531,7 @@ int main(void)
     test_server_gone();
     test_gcl_free_cancels();
     test_http();
+    test_req();
     test_garbage(g);
     test_raw();
     test_big(g);

@@ -20,7 +20,7 @@
 #include "ctl.h"
 #include "grpc.h"
 #include "output.h"
-#include "yaml_pb.h"
+#include "kobj.h"
 
 #define LAST_APPLIED "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -66,7 +66,7 @@ static int has_suffix(const char *s, const char *sfx)
     return a >= b && !strcmp(s + a - b, sfx);
 }
 
-static int parse_one(const char *path, struct ctl_objs *objs)
+static int parse_one(const char *path, struct kobjs *objs)
 {
     size_t len;
     char *buf = ctl_read_file(path, &len);
@@ -75,7 +75,7 @@ static int parse_one(const char *path, struct ctl_objs *objs)
         return -1;
     }
     char *err;
-    int rc = ctl_yaml_parse(strcmp(path, "-") ? path : "STDIN", buf, len, objs, &err);
+    int rc = kobj_parse(strcmp(path, "-") ? path : "STDIN", buf, len, objs, &err);
     if (rc < 0) {
         fprintf(stderr, "error: %s\n", err);
         free(err);
@@ -85,7 +85,7 @@ static int parse_one(const char *path, struct ctl_objs *objs)
 }
 
 /* Parses everything named by -f; returns -1 (errors printed) if anything is bad. */
-static int parse_inputs(const struct ctl_strv *files, struct ctl_objs *objs)
+static int parse_inputs(const struct ctl_strv *files, struct kobjs *objs)
 {
     int rc = 0;
     for (size_t i = 0; i < files->n; i++) {
@@ -212,7 +212,7 @@ static int merge_keyed_list(ProtobufCMessage *live, ProtobufCMessage *want,
     free(la);
     *(size_t *)(lb + f->quantifier_offset) = 0;
     *(ProtobufCMessage ***)(lb + f->offset) = NULL;
-    ctl_field_move(live, want, f);
+    kobj_field_move(live, want, f);
     return 0;
 }
 
@@ -221,14 +221,14 @@ static void merge_msg(ProtobufCMessage *live, ProtobufCMessage *want, const Prot
     const ProtobufCMessageDescriptor *d = live->descriptor;
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
-        int in_want = ctl_field_is_set(want, f), in_last = last && ctl_field_is_set(last, f);
+        int in_want = kobj_field_is_set(want, f), in_last = last && kobj_field_is_set(last, f);
         if (!in_want) {
             if (in_last)
-                ctl_field_clear(live, f);
+                kobj_field_clear(live, f);
             continue;
         }
         if (f->type == PROTOBUF_C_TYPE_MESSAGE && !is_scalar_msg(f->descriptor) &&
-            ctl_field_is_set(live, f)) {
+            kobj_field_is_set(live, f)) {
             if (f->label != PROTOBUF_C_LABEL_REPEATED) {
                 merge_msg(*(ProtobufCMessage **)((char *)live + f->offset),
                           *(ProtobufCMessage **)((char *)want + f->offset),
@@ -236,11 +236,11 @@ static void merge_msg(ProtobufCMessage *live, ProtobufCMessage *want, const Prot
                                   : NULL);
                 continue;
             }
-            if (!ctl_desc_is_map_entry(f->descriptor) &&
+            if (!kobj_desc_is_map_entry(f->descriptor) &&
                 merge_keyed_list(live, want, in_last ? last : NULL, f) == 0)
                 continue;
         }
-        ctl_field_move(live, want, f);
+        kobj_field_move(live, want, f);
     }
 }
 
@@ -306,7 +306,7 @@ static void apply_merge(ProtobufCMessage *live, ProtobufCMessage *want, const ch
     }
     if (wm) {
         if (wm->n_labels || (pm && pm->n_labels))
-            ctl_field_move(&lm->base, &wm->base, fl);
+            kobj_field_move(&lm->base, &wm->base, fl);
         /* annotations the manifest sets replace, those it dropped since last time go */
         for (size_t i = 0; pm && i < pm->n_annotations; i++)
             if (pm->annotations[i]->key && !get_annotation(wm, pm->annotations[i]->key))
@@ -316,7 +316,7 @@ static void apply_merge(ProtobufCMessage *live, ProtobufCMessage *want, const ch
     } else {
         Coracle__V1__ObjectMeta empty = CORACLE__V1__OBJECT_META__INIT;
         if (pm && pm->n_labels)
-            ctl_field_move(&lm->base, &empty.base, fl);
+            kobj_field_move(&lm->base, &empty.base, fl);
         (void)fa;
     }
     set_annotation(lm, LAST_APPLIED, applied);
@@ -325,26 +325,26 @@ static void apply_merge(ProtobufCMessage *live, ProtobufCMessage *want, const ch
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         if (!strcmp(f->name, "metadata") || !strcmp(f->name, "status"))
             continue;
-        int in_want = ctl_field_is_set(want, f), in_last = last && ctl_field_is_set(last, f);
+        int in_want = kobj_field_is_set(want, f), in_last = last && kobj_field_is_set(last, f);
         if (!in_want) {
             if (in_last)
-                ctl_field_clear(live, f);
+                kobj_field_clear(live, f);
             continue;
         }
         if (f->type == PROTOBUF_C_TYPE_MESSAGE && f->label != PROTOBUF_C_LABEL_REPEATED &&
-            ctl_field_is_set(live, f))
+            kobj_field_is_set(live, f))
             merge_msg(*(ProtobufCMessage **)((char *)live + f->offset),
                       *(ProtobufCMessage **)((char *)want + f->offset),
                       in_last ? *(ProtobufCMessage *const *)((const char *)last + f->offset)
                               : NULL);
         else
-            ctl_field_move(live, want, f);
+            kobj_field_move(live, want, f);
     }
 }
 
 /* ------------------------------------------------------------ verbs */
 
-static int apply_one(struct ctl_client *c, struct ctl_obj *o, bool create, bool save_config)
+static int apply_one(struct ctl_client *c, struct kobj *o, bool create, bool save_config)
 {
     const struct kind *k = o->kind;
     Coracle__V1__ObjectMeta *md = kind_meta(o->msg);
@@ -370,7 +370,7 @@ static int apply_one(struct ctl_client *c, struct ctl_obj *o, bool create, bool 
     }
     /* the manifest as given (without our own annotation) is the last-applied value */
     drop_annotation(md, LAST_APPLIED);
-    char *applied = ctl_emit(k, o->msg, CTL_FMT_JSON_COMPACT);
+    char *applied = kobj_emit(k, o->msg, KOBJ_FMT_JSON_COMPACT);
     if (k->namespaced && (!md->namespace_ || !*md->namespace_)) {
         free(md->namespace_);
         md->namespace_ = xstrdup(ctl_namespace());
@@ -421,10 +421,10 @@ static int apply_one(struct ctl_client *c, struct ctl_obj *o, bool create, bool 
         ProtobufCMessage *last = NULL;
         if (prev) {
             char *perr = NULL;
-            last = ctl_yaml_parse_msg(LAST_APPLIED, prev, strlen(prev), k->desc, &perr);
+            last = kobj_parse_msg(LAST_APPLIED, prev, strlen(prev), k->desc, &perr);
             free(perr); /* an unreadable annotation: merge as if there was none */
         }
-        ProtobufCMessage *want = ctl_msg_dup(o->msg);
+        ProtobufCMessage *want = kobj_msg_dup(o->msg);
         drop_annotation(kind_meta(want), LAST_APPLIED);
         apply_merge(live, want, applied, last);
         protobuf_c_message_free_unpacked(want, NULL);
@@ -483,7 +483,7 @@ static int apply_or_create(int argc, char **argv, bool create)
         {"filename", 'f', CTL_FLAG_LIST, &files, NULL},
         {"save-config", 0, CTL_FLAG_BOOL, &save_config, NULL},
     };
-    struct ctl_objs objs = {0};
+    struct kobjs objs = {0};
     struct ctl_client c;
     int rc = 1;
 
@@ -518,7 +518,7 @@ static int apply_or_create(int argc, char **argv, bool create)
     }
     ctl_client_close(&c);
 out_free:
-    ctl_objs_free(&objs);
+    kobjs_free(&objs);
     free(files.v);
     free(pos.v);
     return rc;

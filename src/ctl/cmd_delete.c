@@ -14,7 +14,7 @@
 #include "ctl.h"
 #include "grpc.h"
 #include "output.h"
-#include "yaml_pb.h"
+#include "kobj.h"
 
 static const char delete_help[] =
     "Delete resources by file names, stdin, or by type and names.\n"
@@ -127,7 +127,7 @@ int ctl_cmd_delete(int argc, char **argv)
     const struct kind *k = NULL;
     const char **names = NULL;
     size_t nnames = 0;
-    struct ctl_objs objs = {0};
+    struct kobjs objs = {0};
     struct ctl_client c;
     int rc = 1;
 
@@ -159,7 +159,7 @@ int ctl_cmd_delete(int argc, char **argv)
                         strerror(errno));
                 goto out_free;
             }
-            int prc = ctl_yaml_parse(files.v[i], buf, len, &objs, &err);
+            int prc = kobj_parse(files.v[i], buf, len, &objs, &err);
             free(buf);
             if (prc < 0) {
                 fprintf(stderr, "error: %s\n", err);
@@ -224,7 +224,7 @@ out_free:
         free(names);
         protobuf_c_message_free_unpacked(list, NULL);
     }
-    ctl_objs_free(&objs);
+    kobjs_free(&objs);
     free(files.v);
     free(pos.v);
     return rc;

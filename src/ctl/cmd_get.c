@@ -22,7 +22,7 @@
 #include "grpc.h"
 #include "output.h"
 #include "tls.h"
-#include "yaml_pb.h"
+#include "kobj.h"
 
 static const char get_help[] =
     "Display one or many resources.\n"

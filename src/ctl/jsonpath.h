@@ -10,7 +10,7 @@
  * compact JSON with sorted keys (Go's json.Marshal).
  *
  * Templates are evaluated on a json_t tree (src/lib/json.h) that the caller
- * reads with ctl_jp_parse_json from what ctl_emit writes, so names and value
+ * reads with ctl_jp_parse_json from what kobj_emit writes, so names and value
  * formats are exactly those of -o json.
  */
 #ifndef CORACLE_CTL_JSONPATH_H

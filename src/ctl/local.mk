@@ -3,8 +3,6 @@
 noinst_LIBRARIES += libctl.a
 libctl_a_SOURCES = \
 	src/ctl/ctl.h src/ctl/flags.c \
-	src/ctl/yaml_pb.c src/ctl/yaml_pb.h src/ctl/yaml_pb_int.h \
-	src/ctl/yaml_pb_parse.c src/ctl/yaml_pb_emit.c \
 	src/ctl/print.c src/ctl/print.h \
 	src/ctl/describe.c src/ctl/describe.h \
 	src/ctl/output.c src/ctl/output.h \
@@ -20,11 +18,7 @@ bin_PROGRAMS += coraclectl
 coraclectl_SOURCES = src/ctl/main.c
 coraclectl_LDADD = $(CTL_LIBS)
 
-check_PROGRAMS += t/unit/test_yaml t/unit/test_print
-t_unit_test_yaml_SOURCES = t/unit/test_yaml.c
-t_unit_test_yaml_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/ctl \
-	-DTEST_DATA='"$(abs_top_srcdir)/t/data/ctl"'
-t_unit_test_yaml_LDADD = $(CTL_LIBS)
+check_PROGRAMS += t/unit/test_print
 t_unit_test_print_SOURCES = t/unit/test_print.c
 t_unit_test_print_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/ctl
 t_unit_test_print_LDADD = $(CTL_LIBS)
@@ -32,7 +26,7 @@ check_PROGRAMS += t/unit/test_ctl_apply
 t_unit_test_ctl_apply_SOURCES = t/unit/test_ctl_apply.c
 t_unit_test_ctl_apply_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/ctl
 t_unit_test_ctl_apply_LDADD = $(CTL_LIBS)
-TESTS_PROGS += t/unit/test_yaml t/unit/test_print t/unit/test_ctl_apply
+TESTS_PROGS += t/unit/test_print t/unit/test_ctl_apply
 EXTRA_DIST += contrib/completion/coraclectl.bash
 check_PROGRAMS += t/unit/test_jsonpath
 t_unit_test_jsonpath_SOURCES = t/unit/test_jsonpath.c

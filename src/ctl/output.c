@@ -12,7 +12,7 @@
 #include <time.h>
 
 #include "util.h"
-#include "yaml_pb.h"
+#include "kobj.h"
 
 const struct kind *ctl_resolve(const char *arg, const char **name)
 {
@@ -156,12 +156,12 @@ void ctl_output_free(struct ctl_output *out)
 static json_t *output_tree(const struct kind *k, ProtobufCMessage *const *objs, size_t n,
                            bool as_list)
 {
-    char *json = as_list ? ctl_emit_list(k, objs, n, CTL_FMT_JSON_COMPACT)
-                         : ctl_emit(k, objs[0], CTL_FMT_JSON_COMPACT);
+    char *json = as_list ? kobj_emit_list(k, objs, n, KOBJ_FMT_JSON_COMPACT)
+                         : kobj_emit(k, objs[0], KOBJ_FMT_JSON_COMPACT);
     json_t *v = NULL;
     char *err = NULL;
     if (ctl_jp_parse_json(json, strlen(json), &v, &err) < 0)
-        fatal("ctl_emit wrote JSON that does not parse: %s", err); /* a bug */
+        fatal("kobj_emit wrote JSON that does not parse: %s", err); /* a bug */
     free(json);
     return v;
 }
@@ -182,8 +182,8 @@ static int print_jsonpath(const struct kind *k, ProtobufCMessage *const *objs, s
     } else {
         /* kubectl dumps the object as a Go value; the JSON says the same */
         struct buf msg = {0};
-        char *json = as_list ? ctl_emit_list(k, objs, n, CTL_FMT_JSON_COMPACT)
-                             : ctl_emit(k, objs[0], CTL_FMT_JSON_COMPACT);
+        char *json = as_list ? kobj_emit_list(k, objs, n, KOBJ_FMT_JSON_COMPACT)
+                             : kobj_emit(k, objs[0], KOBJ_FMT_JSON_COMPACT);
         buf_puts(&msg, "error: error executing jsonpath ");
         ctl_jp_go_quote(&msg, o->tmpl);
         buf_printf(&msg,
@@ -275,8 +275,8 @@ int ctl_print_objs(const struct kind *k, ProtobufCMessage *const *objs, size_t n
     }
     case CTL_OUT_YAML:
     case CTL_OUT_JSON: {
-        enum ctl_fmt f = o->fmt == CTL_OUT_YAML ? CTL_FMT_YAML : CTL_FMT_JSON;
-        s = as_list ? ctl_emit_list(k, objs, n, f) : ctl_emit(k, objs[0], f);
+        enum kobj_fmt f = o->fmt == CTL_OUT_YAML ? KOBJ_FMT_YAML : KOBJ_FMT_JSON;
+        s = as_list ? kobj_emit_list(k, objs, n, f) : kobj_emit(k, objs[0], f);
         break;
     }
     case CTL_OUT_JSONPATH:

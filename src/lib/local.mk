@@ -35,6 +35,11 @@ libcoracle_a_SOURCES = \
 	src/lib/json.h \
 	src/lib/kinds.c \
 	src/lib/kinds.h \
+	src/lib/kobj.c \
+	src/lib/kobj.h \
+	src/lib/kobj_emit.c \
+	src/lib/kobj_int.h \
+	src/lib/kobj_parse.c \
 	src/lib/obs.c \
 	src/lib/obs.h \
 	src/lib/pb.c \
@@ -115,6 +120,14 @@ t_unit_test_pb_SOURCES = t/unit/test_pb.c t/unit/tap.h
 t_unit_test_pb_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
 t_unit_test_pb_LDADD = libcoracle.a $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_pb
+
+# kobj: YAML/JSON <-> protobuf (manifests, the REST API's JSON) and its test data.
+check_PROGRAMS += t/unit/test_yaml
+t_unit_test_yaml_SOURCES = t/unit/test_yaml.c
+t_unit_test_yaml_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit \
+	-DTEST_DATA='"$(abs_top_srcdir)/t/data/ctl"'
+t_unit_test_yaml_LDADD = libcoracle.a $(YAML_LIBS) $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_yaml
 
 check_PROGRAMS += t/unit/test_qty
 t_unit_test_qty_SOURCES = t/unit/test_qty.c

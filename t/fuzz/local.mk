@@ -26,8 +26,8 @@ FUZZ_BASE = $(srcdir)/src/lib/util.c $(srcdir)/src/lib/kinds.c $(srcdir)/src/lib
 	$(srcdir)/src/lib/grpc.c $(srcdir)/src/lib/pb.c $(top_builddir)/proto/coracle.pb-c.c
 FUZZ_SRC_sel = $(srcdir)/src/lib/sel.c
 FUZZ_SRC_qty =
-FUZZ_SRC_yaml = $(srcdir)/src/ctl/yaml_pb.c $(srcdir)/src/ctl/yaml_pb_parse.c \
-	$(srcdir)/src/ctl/yaml_pb_emit.c $(srcdir)/src/lib/buf.c $(srcdir)/src/lib/json.c
+FUZZ_SRC_yaml = $(srcdir)/src/lib/kobj.c $(srcdir)/src/lib/kobj_parse.c \
+	$(srcdir)/src/lib/kobj_emit.c $(srcdir)/src/lib/buf.c $(srcdir)/src/lib/json.c
 FUZZ_SRC_pb = $(srcdir)/src/apiserver/admit.c $(srcdir)/src/apiserver/obj.c $(srcdir)/src/lib/sel.c
 FUZZ_NAMES = sel qty yaml pb
 fuzz/fuzz_%: $(srcdir)/t/fuzz/fuzz_%.c $(srcdir)/t/fuzz/fuzz.h $(srcdir)/t/fuzz/local.mk \

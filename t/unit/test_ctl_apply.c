@@ -9,15 +9,15 @@
 
 static ProtobufCMessage *pod(const char *yaml)
 {
-    struct ctl_objs o = {0};
+    struct kobjs o = {0};
     char *err = NULL;
-    if (ctl_yaml_parse("t.yaml", yaml, strlen(yaml), &o, &err) < 0 || o.n != 1) {
+    if (kobj_parse("t.yaml", yaml, strlen(yaml), &o, &err) < 0 || o.n != 1) {
         diag("parse: %s", err ? err : "?");
         exit(1);
     }
     ProtobufCMessage *m = o.v[0].msg;
     o.v[0].msg = NULL;
-    ctl_objs_free(&o);
+    kobjs_free(&o);
     return m;
 }
 
@@ -47,7 +47,7 @@ static void test_merge(void)
                                  "    - name: E1\n      value: \"1\"\n"
                                  "    ports:\n    - containerPort: 80\n");
     apply_merge(live, want, "{\"applied\":1}", last);
-    char *y = ctl_emit(&kind_pod, live, CTL_FMT_YAML);
+    char *y = kobj_emit(&kind_pod, live, KOBJ_FMT_YAML);
     is_str(y,
            "apiVersion: v1\n"
            "kind: Pod\n"

@@ -2,7 +2,7 @@
  * test_jsonpath: kubectl's JSONPath in coraclectl (src/ctl/jsonpath.c): the
  * JSON reader, the template parser and its errors, every construct against
  * the outputs client-go's own tests expect, custom-columns cells, and a pod
- * written by ctl_emit (the tree -o jsonpath really sees). The JSON reader is
+ * written by kobj_emit (the tree -o jsonpath really sees). The JSON reader is
  * src/lib/json.c; here we check what ctl_jp_parse_json adds (key order,
  * limits).
  */
@@ -15,7 +15,7 @@
 #include "ctl.h"
 #include "jsonpath.h"
 #include "tap.h"
-#include "yaml_pb.h"
+#include "kobj.h"
 
 /* The output of tmpl on json, or "ERR: message" for a parse or execution error. */
 static char *run(const char *tmpl, const char *json, int flags)
@@ -341,7 +341,7 @@ static void test_columns(void)
          "cell: errors are errors");
 }
 
-/* The tree a real object gives: ctl_emit's JSON, as -o json prints it. */
+/* The tree a real object gives: kobj_emit's JSON, as -o json prints it. */
 static void test_emitted_pod(void)
 {
     const char *yaml = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: nginx\n  labels:\n"
@@ -350,14 +350,14 @@ static void test_emitted_pod(void)
                        "      limits:\n        cpu: 500m\n        memory: 64Mi\n"
                        "    ports:\n    - containerPort: 80\nstatus:\n  phase: Running\n"
                        "  conditions:\n  - type: Ready\n    status: \"True\"\n";
-    struct ctl_objs o = {0};
+    struct kobjs o = {0};
     char *err = NULL;
-    if (ctl_yaml_parse("t.yaml", yaml, strlen(yaml), &o, &err) < 0 || o.n != 1) {
+    if (kobj_parse("t.yaml", yaml, strlen(yaml), &o, &err) < 0 || o.n != 1) {
         ok(0, "test pod parses: %s", err ? err : "?");
         free(err);
         return;
     }
-    char *json = ctl_emit(o.v[0].kind, o.v[0].msg, CTL_FMT_JSON_COMPACT);
+    char *json = kobj_emit(o.v[0].kind, o.v[0].msg, KOBJ_FMT_JSON_COMPACT);
     check("{.status.phase}", json, A, "Running", "pod: phase");
     check("{.metadata.creationTimestamp}", json, A, "2026-11-28T11:57:00Z", "pod: RFC 3339 time");
     check("{.spec.containers[0].resources.limits.cpu}", json, A, "500m",
@@ -368,7 +368,7 @@ static void test_emitted_pod(void)
           "pod: Ready condition");
     check("{.kind}/{.apiVersion}", json, A, "Pod/v1", "pod: kind and apiVersion");
     free(json);
-    json = ctl_emit_list(o.v[0].kind, &o.v[0].msg, 1, CTL_FMT_JSON_COMPACT);
+    json = kobj_emit_list(o.v[0].kind, &o.v[0].msg, 1, KOBJ_FMT_JSON_COMPACT);
     check("{.kind} {.apiVersion} {.items[*].metadata.name} {.metadata}", json, A,
           "List v1 nginx {\"resourceVersion\":\"\"}", "list: the List object");
     free(json);
@@ -377,19 +377,19 @@ static void test_emitted_pod(void)
     Coracle__V1__Pod *pod = (Coracle__V1__Pod *)o.v[0].msg;
     free(pod->metadata->labels[0]->value);
     pod->metadata->labels[0]->value = xstrdup("a\xff\xc3(\xed\xa0\x80z\xc3\xa9");
-    json = ctl_emit(o.v[0].kind, o.v[0].msg, CTL_FMT_JSON_COMPACT);
+    json = kobj_emit(o.v[0].kind, o.v[0].msg, KOBJ_FMT_JSON_COMPACT);
     check("{.metadata.labels.app}", json, A,
           "a\xef\xbf\xbd\xef\xbf\xbd(\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz\xc3\xa9",
           "pod: invalid UTF-8 becomes U+FFFD per bad byte");
     free(json);
     /* the same in YAML (libyaml refuses invalid UTF-8) */
-    char *y = ctl_emit(o.v[0].kind, o.v[0].msg, CTL_FMT_YAML);
+    char *y = kobj_emit(o.v[0].kind, o.v[0].msg, KOBJ_FMT_YAML);
     const char *want = "a\xef\xbf\xbd\xef\xbf\xbd(\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz\xc3\xa9";
     ok(y && strstr(y, want) != NULL, "pod: -o yaml writes U+FFFD for invalid UTF-8 too");
     if (!y || !strstr(y, want))
         diag("%s", y ? y : "(null)");
     free(y);
-    ctl_objs_free(&o);
+    kobjs_free(&o);
 }
 
 static void test_go_quote(void)

@@ -15,7 +15,7 @@
 #include "describe.h"
 #include "print.h"
 #include "tap.h"
-#include "yaml_pb.h"
+#include "kobj.h"
 
 /* 2026-11-28T12:00:00Z */
 #define NOW_S 1795867200LL
@@ -23,9 +23,9 @@
 
 static ProtobufCMessage *obj(const char *yaml)
 {
-    struct ctl_objs o = {0};
+    struct kobjs o = {0};
     char *err = NULL;
-    if (ctl_yaml_parse("test.yaml", yaml, strlen(yaml), &o, &err) < 0 || o.n != 1) {
+    if (kobj_parse("test.yaml", yaml, strlen(yaml), &o, &err) < 0 || o.n != 1) {
         diag("cannot parse test object: %s", err ? err : "?");
         exit(1);
     }

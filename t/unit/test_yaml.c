@@ -10,9 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "ctl.h"
+#include "buf.h"
 #include "tap.h"
-#include "yaml_pb.h"
+#include "kobj.h"
 
 static char *slurp(const char *path, size_t *len)
 {
@@ -40,29 +40,29 @@ static uint8_t *pack(const ProtobufCMessage *m, size_t *n)
 /* yaml -> pb -> yaml -> pb: same bytes, same text. Returns the first YAML output. */
 static char *round_trip(const char *name, const char *text)
 {
-    struct ctl_objs a = {0}, b = {0};
+    struct kobjs a = {0}, b = {0};
     char *err = NULL;
-    if (ctl_yaml_parse(name, text, strlen(text), &a, &err) < 0 || a.n != 1) {
+    if (kobj_parse(name, text, strlen(text), &a, &err) < 0 || a.n != 1) {
         ok(0, "%s: parses (%s)", name, err ? err : "n != 1");
         free(err);
         return NULL;
     }
-    char *y1 = ctl_emit(a.v[0].kind, a.v[0].msg, CTL_FMT_YAML);
-    if (ctl_yaml_parse("out.yaml", y1, strlen(y1), &b, &err) < 0) {
+    char *y1 = kobj_emit(a.v[0].kind, a.v[0].msg, KOBJ_FMT_YAML);
+    if (kobj_parse("out.yaml", y1, strlen(y1), &b, &err) < 0) {
         ok(0, "%s: output parses back (%s)\n%s", name, err, y1);
         free(err);
-        ctl_objs_free(&a);
+        kobjs_free(&a);
         return y1;
     }
     size_t n1, n2;
     uint8_t *p1 = pack(a.v[0].msg, &n1), *p2 = pack(b.v[0].msg, &n2);
     ok(n1 == n2 && !memcmp(p1, p2, n1), "%s: yaml round trip gives identical protobuf bytes", name);
-    char *y2 = ctl_emit(b.v[0].kind, b.v[0].msg, CTL_FMT_YAML);
+    char *y2 = kobj_emit(b.v[0].kind, b.v[0].msg, KOBJ_FMT_YAML);
     is_str(y2, y1, "second YAML output identical");
     /* and through JSON */
-    char *j = ctl_emit(a.v[0].kind, a.v[0].msg, CTL_FMT_JSON);
-    struct ctl_objs c = {0};
-    if (ctl_yaml_parse("out.json", j, strlen(j), &c, &err) == 0) {
+    char *j = kobj_emit(a.v[0].kind, a.v[0].msg, KOBJ_FMT_JSON);
+    struct kobjs c = {0};
+    if (kobj_parse("out.json", j, strlen(j), &c, &err) == 0) {
         size_t n3;
         uint8_t *p3 = pack(c.v[0].msg, &n3);
         ok(n1 == n3 && !memcmp(p1, p3, n1), "%s: json round trip identical bytes", name);
@@ -71,25 +71,25 @@ static char *round_trip(const char *name, const char *text)
         ok(0, "%s: json parses back: %s\n%s", name, err, j);
         free(err);
     }
-    ctl_objs_free(&c);
+    kobjs_free(&c);
     free(j);
     free(y2);
     free(p1);
     free(p2);
-    ctl_objs_free(&a);
-    ctl_objs_free(&b);
+    kobjs_free(&a);
+    kobjs_free(&b);
     return y1;
 }
 
 static void expect_err(const char *text, const char *want, const char *what)
 {
-    struct ctl_objs o = {0};
+    struct kobjs o = {0};
     char *err = NULL;
-    int rc = ctl_yaml_parse("pod.yaml", text, strlen(text), &o, &err);
+    int rc = kobj_parse("pod.yaml", text, strlen(text), &o, &err);
     ok(rc < 0 && o.n == 0, "%s: rejected", what);
     is_str(err ? err : "(none)", want, what);
     free(err);
-    ctl_objs_free(&o);
+    kobjs_free(&o);
 }
 
 static const char *const seed_golden[] = {
@@ -167,8 +167,8 @@ static void test_seeds(void)
     size_t len;
     snprintf(path, sizeof(path), "%s/shared-volume-pod.yaml", TEST_DATA);
     char *text = slurp(path, &len), *err = NULL;
-    struct ctl_objs o = {0};
-    ok(text && ctl_yaml_parse("shared-volume-pod.yaml", text, len, &o, &err) == 0 && o.n == 1,
+    struct kobjs o = {0};
+    ok(text && kobj_parse("shared-volume-pod.yaml", text, len, &o, &err) == 0 && o.n == 1,
        "shared-volume-pod parses");
     if (o.n == 1) {
         Coracle__V1__Pod *p = (Coracle__V1__Pod *)o.v[0].msg;
@@ -180,7 +180,7 @@ static void test_seeds(void)
            "emptyDir: {} is set (inlined volumeSource)");
         is_int(p->spec->containers[1]->n_args, 1, "one folded arg");
     }
-    ctl_objs_free(&o);
+    kobjs_free(&o);
     free(text);
 }
 
@@ -262,12 +262,12 @@ static void test_rich(void)
     free(y);
 
     /* JSON output layout */
-    struct ctl_objs o = {0};
+    struct kobjs o = {0};
     char *err = NULL;
     const char *small = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  labels: {x: y}\n"
                         "spec:\n  containers:\n  - name: c\n    image: i\n    command: []\n";
-    ok(ctl_yaml_parse("s.yaml", small, strlen(small), &o, &err) == 0, "small parses");
-    char *j = ctl_emit(o.v[0].kind, o.v[0].msg, CTL_FMT_JSON);
+    ok(kobj_parse("s.yaml", small, strlen(small), &o, &err) == 0, "small parses");
+    char *j = kobj_emit(o.v[0].kind, o.v[0].msg, KOBJ_FMT_JSON);
     is_str(j,
            "{\n"
            "    \"apiVersion\": \"v1\",\n"
@@ -289,24 +289,24 @@ static void test_rich(void)
            "}\n",
            "-o json layout");
     free(j);
-    j = ctl_emit(o.v[0].kind, o.v[0].msg, CTL_FMT_JSON_COMPACT);
+    j = kobj_emit(o.v[0].kind, o.v[0].msg, KOBJ_FMT_JSON_COMPACT);
     is_str(j,
            "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\",\"labels\":{\"x\":"
            "\"y\"}},\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"i\"}]}}",
            "compact JSON (last-applied)");
     free(j);
-    char *l = ctl_emit_list(&kind_pod, &o.v[0].msg, 1, CTL_FMT_YAML);
+    char *l = kobj_emit_list(&kind_pod, &o.v[0].msg, 1, KOBJ_FMT_YAML);
     is_str(l,
            "apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: a\n"
            "    labels:\n      x: \"y\"\n  spec:\n    containers:\n    - name: c\n      image: i\n"
            "kind: List\nmetadata:\n  resourceVersion: \"\"\n",
            "list YAML");
-    struct ctl_objs lo = {0};
-    ok(ctl_yaml_parse("list.yaml", l, strlen(l), &lo, &err) == 0 && lo.n == 1,
+    struct kobjs lo = {0};
+    ok(kobj_parse("list.yaml", l, strlen(l), &lo, &err) == 0 && lo.n == 1,
        "kind: List parses back into its items");
-    ctl_objs_free(&lo);
+    kobjs_free(&lo);
     free(l);
-    ctl_objs_free(&o);
+    kobjs_free(&o);
 }
 
 static void test_errors(void)
@@ -376,9 +376,9 @@ static void test_errors(void)
     buf_puts(&b, "apiVersion: v1\nkind: Pod\nmetadata: ");
     for (int i = 0; i < 100000; i++)
         buf_puts(&b, "[");
-    struct ctl_objs o = {0};
+    struct kobjs o = {0};
     char *err = NULL;
-    int brc = ctl_yaml_parse("bomb.yaml", b.p, b.len, &o, &err);
+    int brc = kobj_parse("bomb.yaml", b.p, b.len, &o, &err);
     ok(brc < 0 && err && strstr(err, "nesting deeper than 64 levels"), "deep nesting refused: %s",
        err ? err : "");
     free(err);
@@ -386,7 +386,7 @@ static void test_errors(void)
     /* the billion laughs */
     const char *laughs = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a]\n"
                          "c: [*b, *b, *b, *b, *b, *b, *b]\n";
-    ok(ctl_yaml_parse("laughs.yaml", laughs, strlen(laughs), &o, &err) < 0 && err &&
+    ok(kobj_parse("laughs.yaml", laughs, strlen(laughs), &o, &err) < 0 && err &&
            strstr(err, "aliases are not supported"),
        "billion laughs refused");
     free(err);
@@ -399,7 +399,7 @@ static void test_errors(void)
     buf_puts(&m, "    k7: again\n    k3: again\n");
     clock_t t0 = clock();
     err = NULL;
-    int mrc = ctl_yaml_parse("many.yaml", m.p, m.len, &o, &err);
+    int mrc = kobj_parse("many.yaml", m.p, m.len, &o, &err);
     ok(mrc < 0 && err && !strcmp(err, "many.yaml:200005:5: metadata.labels: duplicate key \"k7\""),
        "200000 keys: duplicate found (%s)", err ? err : "");
     ok((double)(clock() - t0) / CLOCKS_PER_SEC < 20, "200000 keys: no quadratic blowup");
@@ -475,9 +475,9 @@ static void test_tricky_strings(void)
         sp.n_containers = 1;
         p.spec = &sp;
         for (int fmt = 0; fmt < 3; fmt++) {
-            char *y = ctl_emit(&kind_pod, &p.base, (enum ctl_fmt)fmt), *err = NULL;
-            struct ctl_objs o = {0};
-            int rc = ctl_yaml_parse("s", y, strlen(y), &o, &err);
+            char *y = kobj_emit(&kind_pod, &p.base, (enum kobj_fmt)fmt), *err = NULL;
+            struct kobjs o = {0};
+            int rc = kobj_parse("s", y, strlen(y), &o, &err);
             const Coracle__V1__Pod *q = rc == 0 && o.n == 1 ? (Coracle__V1__Pod *)o.v[0].msg : NULL;
             if (!q || !q->spec || q->spec->containers[0]->n_args != 1 ||
                 strcmp(q->spec->containers[0]->args[0], strs[i])) {
@@ -486,7 +486,7 @@ static void test_tricky_strings(void)
             }
             free(err);
             free(y);
-            ctl_objs_free(&o);
+            kobjs_free(&o);
         }
     }
     ok(good, "%zu tricky strings survive YAML, JSON and compact JSON", n);
@@ -503,15 +503,15 @@ static void test_multi(void)
                       "- apiVersion: coordination.k8s.io/v1\n  kind: Lease\n  metadata:\n"
                       "    name: l\n  spec:\n    holderIdentity: n1\n"
                       "    renewTime: \"2026-11-28T06:35:04.123456Z\"\n";
-    struct ctl_objs o = {0};
+    struct kobjs o = {0};
     char *err = NULL;
-    ok(ctl_yaml_parse("m.yaml", two, strlen(two), &o, &err) == 0, "multi-doc parses %s",
+    ok(kobj_parse("m.yaml", two, strlen(two), &o, &err) == 0, "multi-doc parses %s",
        err ? err : "");
     is_int(o.n, 3, "three objects (empty document skipped, List expanded)");
     if (o.n == 3) {
         is_str(o.v[0].where, "m.yaml:2", "first where");
         ok(o.v[2].kind == &kind_lease, "third is a Lease");
-        char *y = ctl_emit(o.v[2].kind, o.v[2].msg, CTL_FMT_YAML);
+        char *y = kobj_emit(o.v[2].kind, o.v[2].msg, KOBJ_FMT_YAML);
         ok(strstr(y, "apiVersion: coordination.k8s.io/v1\nkind: Lease\n") &&
                strstr(y, "renewTime: \"2026-11-28T06:35:04.123456Z\""),
            "lease with MicroTime");
@@ -521,23 +521,23 @@ static void test_multi(void)
                       "---\n"
                       "apiVersion: v1\nkind: Pod\nmetadata:\n  nme: b\n";
     size_t before = o.n;
-    ok(ctl_yaml_parse("m.yaml", bad, strlen(bad), &o, &err) < 0 && o.n == before,
+    ok(kobj_parse("m.yaml", bad, strlen(bad), &o, &err) < 0 && o.n == before,
        "one bad document: nothing appended");
     is_str(err, "m.yaml:9:3: metadata.nme: unknown field \"nme\"", "bad doc's error");
     free(err);
-    ctl_objs_free(&o);
+    kobjs_free(&o);
 
     /* JSON input */
     const char *json = "{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": "
                        "\"j\"}, \"spec\": {\"containers\": [{\"name\": \"c\", \"ports\": "
                        "[{\"containerPort\": 80}]}]}}";
-    ok(ctl_yaml_parse("p.json", json, strlen(json), &o, &err) == 0 && o.n == 1, "JSON input");
-    ctl_objs_free(&o);
+    ok(kobj_parse("p.json", json, strlen(json), &o, &err) == 0 && o.n == 1, "JSON input");
+    kobjs_free(&o);
 
     /* parse one bare message (the last-applied annotation path) */
     const char *ann = "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\"}}";
     ProtobufCMessage *m =
-        ctl_yaml_parse_msg("ann", ann, strlen(ann), &coracle__v1__pod__descriptor, &err);
+        kobj_parse_msg("ann", ann, strlen(ann), &coracle__v1__pod__descriptor, &err);
     ok(m && !strcmp(((Coracle__V1__Pod *)m)->metadata->name, "a"), "bare message parse");
     if (m)
         protobuf_c_message_free_unpacked(m, NULL);
@@ -554,21 +554,21 @@ static void test_fields(void)
     b.metadata = md;
     const ProtobufCFieldDescriptor *f =
         protobuf_c_message_descriptor_get_field_by_name(&coracle__v1__pod__descriptor, "metadata");
-    ok(!ctl_field_is_set(&a.base, f) && ctl_field_is_set(&b.base, f), "field_is_set");
-    ctl_field_move(&a.base, &b.base, f);
+    ok(!kobj_field_is_set(&a.base, f) && kobj_field_is_set(&b.base, f), "field_is_set");
+    kobj_field_move(&a.base, &b.base, f);
     ok(a.metadata == md && !b.metadata, "field_move");
     const ProtobufCFieldDescriptor *g = protobuf_c_message_descriptor_get_field_by_name(
         &coracle__v1__object_meta__descriptor, "generation");
-    ctl_field_clear(&md->base, g);
+    kobj_field_clear(&md->base, g);
     ok(!md->has_generation, "field_clear scalar");
-    ctl_field_clear(&a.base, f);
+    kobj_field_clear(&a.base, f);
     ok(!a.metadata, "field_clear message");
     int64_t s;
     int32_t ns;
-    ok(ctl_parse_rfc3339("2026-11-28T06:35:04Z", &s, &ns) == 0 && s == 1795847704 && ns == 0,
+    ok(kobj_parse_rfc3339("2026-11-28T06:35:04Z", &s, &ns) == 0 && s == 1795847704 && ns == 0,
        "rfc3339 parse");
     char buf[40];
-    ctl_fmt_rfc3339(buf, sizeof(buf), 1795847704, 5000, 1);
+    kobj_fmt_rfc3339(buf, sizeof(buf), 1795847704, 5000, 1);
     is_str(buf, "2026-11-28T06:35:04.000005Z", "rfc3339 micro");
 }
 

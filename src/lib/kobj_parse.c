@@ -1,13 +1,13 @@
 /*
- * yaml_pb_parse: YAML (and JSON, a subset) -> protobuf-c messages, for
- * ctl_yaml_parse and ctl_yaml_parse_msg (see yaml_pb.c for the whole
+ * kobj_parse: YAML (and JSON, a subset) -> protobuf-c messages, for
+ * kobj_parse and kobj_parse_msg (see kobj.c for the whole
  * module). libyaml's events become a tree of nodes carrying their
  * line:column (aliases refused, nesting bounded), then the tree is mapped
  * onto the message type by its descriptor, strictly: every error names
  * file:line:column and the field path.
  */
 #include "config.h"
-#include "yaml_pb_int.h"
+#include "kobj_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -17,7 +17,6 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "ctl.h"
 #include "json.h"
 #include "qty.h"
 #include "pb.h"
@@ -86,7 +85,7 @@ static int load_docs(struct pctx *c, const char *buf, size_t len, struct ynode *
 {
     yaml_parser_t p;
     yaml_event_t ev;
-    struct ynode *stack[CTL_YAML_MAX_DEPTH + 1];
+    struct ynode *stack[KOBJ_MAX_DEPTH + 1];
     int sp = 0, rc = -1, done = 0;
     struct ynode *root = NULL;
 
@@ -153,9 +152,8 @@ static int load_docs(struct pctx *c, const char *buf, size_t len, struct ynode *
             else
                 root = n;
             if (n->type != YN_SCALAR) {
-                if (sp >= CTL_YAML_MAX_DEPTH) {
-                    perr_at(c, line, col, NULL, "nesting deeper than %d levels",
-                            CTL_YAML_MAX_DEPTH);
+                if (sp >= KOBJ_MAX_DEPTH) {
+                    perr_at(c, line, col, NULL, "nesting deeper than %d levels", KOBJ_MAX_DEPTH);
                     yaml_event_delete(&ev);
                     if (!*ndocs || (*docs)[*ndocs - 1] != root)
                         ynode_free(root);
@@ -183,7 +181,7 @@ out:
 
 static int is_null(const struct ynode *n)
 {
-    return n->type == YN_SCALAR && n->plain && ypb_resolve(n->val) == R_NULL;
+    return n->type == YN_SCALAR && n->plain && kobj_resolve(n->val) == R_NULL;
 }
 
 /* What a node is, for "expected X, got Y". malloc'd. */
@@ -194,7 +192,7 @@ static char *describe_node(const struct ynode *n)
     if (n->type == YN_SEQ)
         return xstrdup("sequence");
     if (n->plain) {
-        switch (ypb_resolve(n->val)) {
+        switch (kobj_resolve(n->val)) {
         case R_NULL:
             return xstrdup("null");
         case R_BOOL:
@@ -231,7 +229,7 @@ static int set_field(struct pctx *c, ProtobufCMessage *m, const ProtobufCFieldDe
 static int parse_int(struct pctx *c, const struct ynode *n, const char *path, int64_t lo,
                      int64_t hi, int64_t *out)
 {
-    if (n->type != YN_SCALAR || !n->plain || ypb_resolve(n->val) != R_INT)
+    if (n->type != YN_SCALAR || !n->plain || kobj_resolve(n->val) != R_INT)
         return expected(c, n, path, "integer");
     errno = 0;
     char *end;
@@ -279,7 +277,7 @@ static int scalar_value(struct pctx *c, const ProtobufCFieldDescriptor *f, const
     case PROTOBUF_C_TYPE_FLOAT:
     case PROTOBUF_C_TYPE_DOUBLE: {
         if (n->type != YN_SCALAR || !n->plain ||
-            (ypb_resolve(n->val) != R_INT && ypb_resolve(n->val) != R_FLOAT))
+            (kobj_resolve(n->val) != R_INT && kobj_resolve(n->val) != R_FLOAT))
             return expected(c, n, path, "number");
         double dv = strtod(n->val, NULL);
         if (f->type == PROTOBUF_C_TYPE_FLOAT)
@@ -289,7 +287,7 @@ static int scalar_value(struct pctx *c, const ProtobufCFieldDescriptor *f, const
         return 0;
     }
     case PROTOBUF_C_TYPE_BOOL:
-        if (n->type != YN_SCALAR || !n->plain || ypb_resolve(n->val) != R_BOOL)
+        if (n->type != YN_SCALAR || !n->plain || kobj_resolve(n->val) != R_BOOL)
             return expected(c, n, path, "boolean");
         *(protobuf_c_boolean *)slot = (n->val[0] == 't' || n->val[0] == 'T');
         return 0;
@@ -304,7 +302,7 @@ static int scalar_value(struct pctx *c, const ProtobufCFieldDescriptor *f, const
         return 0;
     }
     case PROTOBUF_C_TYPE_STRING:
-        if (n->type != YN_SCALAR || (n->plain && ypb_resolve(n->val) != R_STR))
+        if (n->type != YN_SCALAR || (n->plain && kobj_resolve(n->val) != R_STR))
             return expected(c, n, path, "string");
         if (strlen(n->val) != n->len)
             return perr(c, n, path, "NUL byte in string");
@@ -326,7 +324,7 @@ static int node_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d, cons
     if (is_null(n))
         return 0;
     if (d == &coracle__v1__quantity__descriptor) {
-        if (n->type != YN_SCALAR || (n->plain && ypb_resolve(n->val) == R_BOOL))
+        if (n->type != YN_SCALAR || (n->plain && kobj_resolve(n->val) == R_BOOL))
             return expected(c, n, path, "quantity");
         int64_t milli;
         char *e = NULL;
@@ -338,18 +336,18 @@ static int node_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d, cons
             free(e);
             return -1;
         }
-        Coracle__V1__Quantity *q = (Coracle__V1__Quantity *)ypb_msg_new(d);
+        Coracle__V1__Quantity *q = (Coracle__V1__Quantity *)kobj_msg_new(d);
         q->string = xstrdup(n->val);
         *out = &q->base;
         return 0;
     }
     if (d == &coracle__v1__int_or_string__descriptor) {
         if (n->type != YN_SCALAR ||
-            (n->plain && ypb_resolve(n->val) != R_INT && ypb_resolve(n->val) != R_STR))
+            (n->plain && kobj_resolve(n->val) != R_INT && kobj_resolve(n->val) != R_STR))
             return expected(c, n, path, "integer or string");
-        Coracle__V1__IntOrString *is = (Coracle__V1__IntOrString *)ypb_msg_new(d);
+        Coracle__V1__IntOrString *is = (Coracle__V1__IntOrString *)kobj_msg_new(d);
         is->has_type = 1;
-        if (n->plain && ypb_resolve(n->val) == R_INT) {
+        if (n->plain && kobj_resolve(n->val) == R_INT) {
             int64_t v;
             if (parse_int(c, n, path, INT32_MIN, INT32_MAX, &v) < 0) {
                 protobuf_c_message_free_unpacked(&is->base, NULL);
@@ -368,10 +366,10 @@ static int node_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d, cons
     if (d == &coracle__v1__time__descriptor || d == &coracle__v1__micro_time__descriptor) {
         int64_t sec;
         int32_t ns;
-        if (n->type != YN_SCALAR || ctl_parse_rfc3339(n->val, &sec, &ns) < 0)
+        if (n->type != YN_SCALAR || kobj_parse_rfc3339(n->val, &sec, &ns) < 0)
             return expected(c, n, path, "RFC 3339 time");
         /* Time and MicroTime have the same layout: seconds = 1, nanos = 2. */
-        Coracle__V1__Time *t = (Coracle__V1__Time *)ypb_msg_new(d);
+        Coracle__V1__Time *t = (Coracle__V1__Time *)kobj_msg_new(d);
         t->has_seconds = 1;
         t->seconds = sec;
         if (ns && d == &coracle__v1__micro_time__descriptor) {
@@ -383,7 +381,7 @@ static int node_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d, cons
     }
     if (n->type != YN_MAP)
         return expected(c, n, path, "mapping");
-    ProtobufCMessage *m = ypb_msg_new(d);
+    ProtobufCMessage *m = kobj_msg_new(d);
     if (map_to_msg(c, d, m, n, path, 0, depth + 1) < 0) {
         protobuf_c_message_free_unpacked(m, NULL);
         return -1;
@@ -445,7 +443,7 @@ static int set_map_field(struct pctx *c, ProtobufCMessage *m, const ProtobufCFie
     for (size_t i = 0; i < cnt; i++) {
         const struct ynode *k = n->kids[2 * i], *v = n->kids[2 * i + 1];
         char *kp = join(path, k->val);
-        ProtobufCMessage *e = ypb_msg_new(ed);
+        ProtobufCMessage *e = kobj_msg_new(ed);
         arr[i] = e;
         *(char **)((char *)e + ed->fields[0].offset) = xstrdup(k->val);
         int rc;
@@ -476,11 +474,11 @@ static int set_field(struct pctx *c, ProtobufCMessage *m, const ProtobufCFieldDe
     if (is_null(n))
         return 0;
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-        if (f->type == PROTOBUF_C_TYPE_MESSAGE && ctl_desc_is_map_entry(f->descriptor))
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE && kobj_desc_is_map_entry(f->descriptor))
             return set_map_field(c, m, f, n, path, depth);
         if (n->type != YN_SEQ)
             return expected(c, n, path, "sequence");
-        size_t es = ypb_elem_size(f), cnt = n->n;
+        size_t es = kobj_elem_size(f), cnt = n->n;
         char *arr = xcalloc(cnt ? cnt : 1, es);
         for (size_t i = 0; i < cnt; i++) {
             char *ip = xasprintf("%s[%zu]", path, i);
@@ -496,7 +494,7 @@ static int set_field(struct pctx *c, ProtobufCMessage *m, const ProtobufCFieldDe
             free(ip);
             if (rc < 0) {
                 for (size_t j = 0; j < i; j++)
-                    ypb_elem_free(f, arr + j * es);
+                    kobj_elem_free(f, arr + j * es);
                 free(arr);
                 return -1;
             }
@@ -514,7 +512,7 @@ static int set_field(struct pctx *c, ProtobufCMessage *m, const ProtobufCFieldDe
     }
     if (scalar_value(c, f, n, path, base + f->offset) < 0)
         return -1;
-    if (!ypb_is_ptr_type(f->type) && f->quantifier_offset)
+    if (!kobj_is_ptr_type(f->type) && f->quantifier_offset)
         *(protobuf_c_boolean *)(base + f->quantifier_offset) = 1;
     return 0;
 }
@@ -522,15 +520,15 @@ static int set_field(struct pctx *c, ProtobufCMessage *m, const ProtobufCFieldDe
 static int map_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d, ProtobufCMessage *m,
                       const struct ynode *node, const char *path, int toplevel, int depth)
 {
-    if (depth > CTL_YAML_MAX_DEPTH)
-        return perr(c, node, path, "nesting deeper than %d levels", CTL_YAML_MAX_DEPTH);
+    if (depth > KOBJ_MAX_DEPTH)
+        return perr(c, node, path, "nesting deeper than %d levels", KOBJ_MAX_DEPTH);
     if (check_map(c, node, path) < 0)
         return -1;
     for (size_t i = 0; i < node->n / 2; i++) {
         const struct ynode *k = node->kids[2 * i], *v = node->kids[2 * i + 1];
         if (toplevel && (!strcmp(k->val, "apiVersion") || !strcmp(k->val, "kind")))
             continue;
-        const ProtobufCFieldDescriptor *owner, *f = ypb_lookup(d, k->val, &owner);
+        const ProtobufCFieldDescriptor *owner, *f = kobj_lookup(d, k->val, &owner);
         char *fp = join(path, k->val);
         if (!f) {
             perr(c, k, fp, "unknown field \"%s\"", k->val);
@@ -541,7 +539,7 @@ static int map_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d, Proto
         if (owner) {
             ProtobufCMessage **sp = (ProtobufCMessage **)((char *)m + owner->offset);
             if (!*sp)
-                *sp = ypb_msg_new(owner->descriptor);
+                *sp = kobj_msg_new(owner->descriptor);
             target = *sp;
         }
         int rc = set_field(c, target, f, v, fp, depth);
@@ -560,7 +558,7 @@ static const struct ynode *map_get(const struct ynode *map, const char *key)
     return NULL;
 }
 
-static void objs_push(struct ctl_objs *o, const struct kind *k, ProtobufCMessage *m, char *where)
+static void objs_push(struct kobjs *o, const struct kind *k, ProtobufCMessage *m, char *where)
 {
     o->v = xrealloc(o->v, (o->n + 1) * sizeof(*o->v));
     o->v[o->n].kind = k;
@@ -569,8 +567,8 @@ static void objs_push(struct ctl_objs *o, const struct kind *k, ProtobufCMessage
     o->n++;
 }
 
-static int doc_to_objs(struct pctx *c, const struct ynode *doc, const char *path,
-                       struct ctl_objs *out, int depth)
+static int doc_to_objs(struct pctx *c, const struct ynode *doc, const char *path, struct kobjs *out,
+                       int depth)
 {
     if (doc->type != YN_MAP)
         return expected(c, doc, path, "mapping (an object with apiVersion and kind)");
@@ -623,7 +621,7 @@ static int doc_to_objs(struct pctx *c, const struct ynode *doc, const char *path
             k = kinds_all[i];
     if (!k || strcmp(k->api_version, av->val))
         return perr(c, kn, path, "no matches for kind \"%s\" in version \"%s\"", kn->val, av->val);
-    ProtobufCMessage *m = ypb_msg_new(k->desc);
+    ProtobufCMessage *m = kobj_msg_new(k->desc);
     if (map_to_msg(c, k->desc, m, doc, path, 1, 1) < 0) {
         protobuf_c_message_free_unpacked(m, NULL);
         return -1;
@@ -632,7 +630,7 @@ static int doc_to_objs(struct pctx *c, const struct ynode *doc, const char *path
     return 0;
 }
 
-void ctl_objs_free(struct ctl_objs *objs)
+void kobjs_free(struct kobjs *objs)
 {
     for (size_t i = 0; i < objs->n; i++) {
         protobuf_c_message_free_unpacked(objs->v[i].msg, NULL);
@@ -643,12 +641,12 @@ void ctl_objs_free(struct ctl_objs *objs)
     objs->n = 0;
 }
 
-int ctl_yaml_parse(const char *name, const char *buf, size_t len, struct ctl_objs *out, char **err)
+int kobj_parse(const char *name, const char *buf, size_t len, struct kobjs *out, char **err)
 {
     struct pctx c = {name, NULL};
     struct ynode **docs;
     size_t ndocs;
-    struct ctl_objs tmp = {NULL, 0};
+    struct kobjs tmp = {NULL, 0};
     int rc = -1;
 
     *err = NULL;
@@ -662,7 +660,7 @@ int ctl_yaml_parse(const char *name, const char *buf, size_t len, struct ctl_obj
         ynode_free(docs[i]);
     free(docs);
     if (rc < 0) {
-        ctl_objs_free(&tmp);
+        kobjs_free(&tmp);
         goto out;
     }
     out->v = xrealloc(out->v, (out->n + tmp.n + 1) * sizeof(*out->v));
@@ -678,8 +676,8 @@ out:
     return rc;
 }
 
-ProtobufCMessage *ctl_yaml_parse_msg(const char *name, const char *buf, size_t len,
-                                     const ProtobufCMessageDescriptor *desc, char **err)
+ProtobufCMessage *kobj_parse_msg(const char *name, const char *buf, size_t len,
+                                 const ProtobufCMessageDescriptor *desc, char **err)
 {
     struct pctx c = {name, NULL};
     struct ynode **docs;
@@ -696,7 +694,7 @@ ProtobufCMessage *ctl_yaml_parse_msg(const char *name, const char *buf, size_t l
     } else if (docs[0]->type != YN_MAP) {
         expected(&c, docs[0], "", "mapping");
     } else {
-        m = ypb_msg_new(desc);
+        m = kobj_msg_new(desc);
         if (map_to_msg(&c, desc, m, docs[0], "", 1, 1) < 0) {
             protobuf_c_message_free_unpacked(m, NULL);
             m = NULL;

@@ -1,20 +1,21 @@
 /*
- * yaml_pb: YAML/JSON <-> protobuf-c messages by walking descriptors. See
- * yaml_pb.h. Parsing reads libyaml's events into a small tree of nodes (with
- * their marks), refusing aliases and deep nesting, then maps the tree onto
- * the message type strictly. Emitting walks the message in field order and
- * drives libyaml's emitter (YAML) or writes JSON itself.
+ * kobj: Kubernetes objects as YAML/JSON <-> protobuf-c messages by
+ * walking descriptors. See kobj.h. Parsing reads libyaml's events into a
+ * small tree of nodes (with their marks), refusing aliases and deep
+ * nesting, then maps the tree onto the message type strictly. Emitting
+ * walks the message in field order and drives libyaml's emitter (YAML) or
+ * writes JSON itself.
  *
- * The files, sharing yaml_pb_int.h:
- *   yaml_pb.c        what both directions use: YAML's implicit typing of
+ * The files, sharing kobj_int.h:
+ *   kobj.c           what both directions use: YAML's implicit typing of
  *                    plain scalars, the descriptor helpers (fields inlined
- *                    as Kubernetes does, element sizes, ctl_field_*) and
+ *                    as Kubernetes does, element sizes, kobj_field_*) and
  *                    RFC 3339 times (this file);
- *   yaml_pb_parse.c  YAML/JSON -> protobuf: ctl_yaml_parse*;
- *   yaml_pb_emit.c   protobuf -> YAML and JSON: ctl_emit*.
+ *   kobj_parse.c     YAML/JSON -> protobuf: kobj_parse*;
+ *   kobj_emit.c      protobuf -> YAML and JSON: kobj_emit*.
  */
 #include "config.h"
-#include "yaml_pb_int.h"
+#include "kobj_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,7 @@
 
 /* ----------------------------------------------------- implicit typing */
 
-int ypb_all_in(const char *s, const char *set)
+int kobj_all_in(const char *s, const char *set)
 {
     if (!*s)
         return 0;
@@ -34,7 +35,7 @@ int ypb_all_in(const char *s, const char *set)
 }
 
 /* YAML 1.2 core schema resolution of a plain scalar. */
-enum res ypb_resolve(const char *s)
+enum res kobj_resolve(const char *s)
 {
     static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
     static const char *const bools[] = {"true", "True", "TRUE", "false", "False", "FALSE"};
@@ -45,10 +46,10 @@ enum res ypb_resolve(const char *s)
         if (!strcmp(s, bools[i]))
             return R_BOOL;
     const char *d = s + (*s == '-' || *s == '+');
-    if (ypb_all_in(d, "0123456789"))
+    if (kobj_all_in(d, "0123456789"))
         return R_INT;
-    if ((!strncmp(s, "0x", 2) && ypb_all_in(s + 2, "0123456789abcdefABCDEF")) ||
-        (!strncmp(s, "0o", 2) && ypb_all_in(s + 2, "01234567")))
+    if ((!strncmp(s, "0x", 2) && kobj_all_in(s + 2, "0123456789abcdefABCDEF")) ||
+        (!strncmp(s, "0o", 2) && kobj_all_in(s + 2, "01234567")))
         return R_INT;
     if (!strcmp(d, ".inf") || !strcmp(d, ".Inf") || !strcmp(d, ".INF") || !strcmp(s, ".nan") ||
         !strcmp(s, ".NaN") || !strcmp(s, ".NAN"))
@@ -89,7 +90,7 @@ static const struct {
     {&coracle__v1__volume__descriptor, "volumeSource"},
 };
 
-int ypb_is_inlined(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f)
+int kobj_is_inlined(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f)
 {
     for (size_t i = 0; i < ARRAY_SIZE(inlined); i++)
         if (inlined[i].desc == d && !strcmp(inlined[i].field, f->name))
@@ -97,12 +98,12 @@ int ypb_is_inlined(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDesc
     return 0;
 }
 
-int ypb_is_ptr_type(ProtobufCType t)
+int kobj_is_ptr_type(ProtobufCType t)
 {
     return t == PROTOBUF_C_TYPE_STRING || t == PROTOBUF_C_TYPE_MESSAGE;
 }
 
-size_t ypb_elem_size(const ProtobufCFieldDescriptor *f)
+size_t kobj_elem_size(const ProtobufCFieldDescriptor *f)
 {
     switch (f->type) {
     case PROTOBUF_C_TYPE_INT32:
@@ -134,7 +135,7 @@ size_t ypb_elem_size(const ProtobufCFieldDescriptor *f)
     return 8;
 }
 
-int ctl_desc_is_map_entry(const ProtobufCMessageDescriptor *d)
+int kobj_desc_is_map_entry(const ProtobufCMessageDescriptor *d)
 {
     size_t nl = strlen(d->name);
     return d->n_fields == 2 && nl > 5 && !strcmp(d->name + nl - 5, "Entry") &&
@@ -142,14 +143,14 @@ int ctl_desc_is_map_entry(const ProtobufCMessageDescriptor *d)
            !strcmp(d->fields[1].name, "value");
 }
 
-ProtobufCMessage *ypb_msg_new(const ProtobufCMessageDescriptor *d)
+ProtobufCMessage *kobj_msg_new(const ProtobufCMessageDescriptor *d)
 {
     ProtobufCMessage *m = xcalloc(1, d->sizeof_message);
     d->message_init(m);
     return m;
 }
 
-void ypb_elem_free(const ProtobufCFieldDescriptor *f, void *slot)
+void kobj_elem_free(const ProtobufCFieldDescriptor *f, void *slot)
 {
     switch (f->type) {
     case PROTOBUF_C_TYPE_STRING: {
@@ -172,45 +173,46 @@ void ypb_elem_free(const ProtobufCFieldDescriptor *f, void *slot)
         break;
     }
     default:
-        memset(slot, 0, ypb_elem_size(f));
+        memset(slot, 0, kobj_elem_size(f));
     }
 }
 
-int ctl_field_is_set(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+int kobj_field_is_set(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
 {
     const char *base = (const char *)m;
     if (f->label == PROTOBUF_C_LABEL_REPEATED)
         return *(const size_t *)(base + f->quantifier_offset) > 0;
-    if (ypb_is_ptr_type(f->type))
+    if (kobj_is_ptr_type(f->type))
         return *(void *const *)(base + f->offset) != NULL;
     if (f->quantifier_offset)
         return *(const protobuf_c_boolean *)(base + f->quantifier_offset) != 0;
     return 1;
 }
 
-void ctl_field_clear(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+void kobj_field_clear(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
 {
     char *base = (char *)m;
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
         size_t *n = (size_t *)(base + f->quantifier_offset);
         char **arr = (char **)(base + f->offset);
-        size_t es = ypb_elem_size(f);
+        size_t es = kobj_elem_size(f);
         for (size_t i = 0; i < *n; i++)
-            ypb_elem_free(f, *arr + i * es);
+            kobj_elem_free(f, *arr + i * es);
         free(*arr);
         *arr = NULL;
         *n = 0;
         return;
     }
-    ypb_elem_free(f, base + f->offset);
-    if (!ypb_is_ptr_type(f->type) && f->quantifier_offset)
+    kobj_elem_free(f, base + f->offset);
+    if (!kobj_is_ptr_type(f->type) && f->quantifier_offset)
         *(protobuf_c_boolean *)(base + f->quantifier_offset) = 0;
 }
 
-void ctl_field_move(ProtobufCMessage *dst, ProtobufCMessage *src, const ProtobufCFieldDescriptor *f)
+void kobj_field_move(ProtobufCMessage *dst, ProtobufCMessage *src,
+                     const ProtobufCFieldDescriptor *f)
 {
     char *d = (char *)dst, *s = (char *)src;
-    ctl_field_clear(dst, f);
+    kobj_field_clear(dst, f);
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
         memcpy(d + f->offset, s + f->offset, sizeof(void *));
         memcpy(d + f->quantifier_offset, s + f->quantifier_offset, sizeof(size_t));
@@ -218,26 +220,26 @@ void ctl_field_move(ProtobufCMessage *dst, ProtobufCMessage *src, const Protobuf
         memset(s + f->quantifier_offset, 0, sizeof(size_t));
         return;
     }
-    memcpy(d + f->offset, s + f->offset, ypb_elem_size(f));
-    memset(s + f->offset, 0, ypb_elem_size(f));
-    if (!ypb_is_ptr_type(f->type) && f->quantifier_offset) {
+    memcpy(d + f->offset, s + f->offset, kobj_elem_size(f));
+    memset(s + f->offset, 0, kobj_elem_size(f));
+    if (!kobj_is_ptr_type(f->type) && f->quantifier_offset) {
         memcpy(d + f->quantifier_offset, s + f->quantifier_offset, sizeof(protobuf_c_boolean));
         memset(s + f->quantifier_offset, 0, sizeof(protobuf_c_boolean));
     }
 }
 
-ProtobufCMessage *ctl_msg_dup(const ProtobufCMessage *m)
+ProtobufCMessage *kobj_msg_dup(const ProtobufCMessage *m)
 {
     return pb_clone(m);
 }
 
 /* Finds key in d, or in one of d's inlined fields (then *owner is that field). */
-const ProtobufCFieldDescriptor *ypb_lookup(const ProtobufCMessageDescriptor *d, const char *key,
-                                           const ProtobufCFieldDescriptor **owner)
+const ProtobufCFieldDescriptor *kobj_lookup(const ProtobufCMessageDescriptor *d, const char *key,
+                                            const ProtobufCFieldDescriptor **owner)
 {
     *owner = NULL;
     const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, key);
-    if (f && !ypb_is_inlined(d, f))
+    if (f && !kobj_is_inlined(d, f))
         return f;
     for (size_t i = 0; i < ARRAY_SIZE(inlined); i++) {
         if (inlined[i].desc != d)
@@ -256,7 +258,7 @@ const ProtobufCFieldDescriptor *ypb_lookup(const ProtobufCMessageDescriptor *d, 
 
 /* ------------------------------------------------------------ time */
 
-void ctl_fmt_rfc3339(char *buf, size_t n, int64_t sec, int32_t nanos, int micro)
+void kobj_fmt_rfc3339(char *buf, size_t n, int64_t sec, int32_t nanos, int micro)
 {
     time_t t = (time_t)sec;
     struct tm tm;
@@ -269,7 +271,7 @@ void ctl_fmt_rfc3339(char *buf, size_t n, int64_t sec, int32_t nanos, int micro)
         snprintf(buf, n, "%sZ", s);
 }
 
-int ctl_parse_rfc3339(const char *s, int64_t *sec, int32_t *nanos)
+int kobj_parse_rfc3339(const char *s, int64_t *sec, int32_t *nanos)
 {
     int y, mo, d, h, mi, se, used = 0;
     if (sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &se, &used) != 6 ||

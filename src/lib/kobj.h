@@ -1,6 +1,6 @@
 /*
- * yaml_pb: the one generic mapper between YAML/JSON and protobuf-c messages.
- * It walks protobuf-c's descriptors, so a field added to proto/ needs no code
+ * kobj: Kubernetes objects (and any message): the one generic mapper between YAML/JSON and
+ * protobuf-c messages. It walks protobuf-c's descriptors, so a field added to proto/ needs no code
  * here: YAML keys are the proto field names (camelCase already), maps,
  * repeated fields, scalars by type. A few message types are scalars in YAML
  * (Quantity "100m", IntOrString 80 / "http", Time / MicroTime RFC 3339) and a
@@ -11,25 +11,25 @@
  * keys are errors naming file:line:column and the field path. Aliases are
  * refused and nesting is limited, so no YAML bomb gets through.
  */
-#ifndef CORACLE_CTL_YAML_PB_H
-#define CORACLE_CTL_YAML_PB_H
+#ifndef CORACLE_KOBJ_H
+#define CORACLE_KOBJ_H
 
 #include <protobuf-c/protobuf-c.h>
 #include <stddef.h>
 
 #include "kinds.h"
 
-#define CTL_YAML_MAX_DEPTH 64
+#define KOBJ_MAX_DEPTH 64
 
 /* One object read from a manifest. */
-struct ctl_obj {
+struct kobj {
     const struct kind *kind;
     ProtobufCMessage *msg; /* owned */
     char *where;           /* "pod.yaml:3" (start of its document), owned */
 };
 
-struct ctl_objs {
-    struct ctl_obj *v;
+struct kobjs {
+    struct kobj *v;
     size_t n;
 };
 
@@ -40,22 +40,22 @@ struct ctl_objs {
  * (malloc'd) "name:line:col: path: problem"; on error nothing is appended.
  * Empty documents are skipped.
  */
-int ctl_yaml_parse(const char *name, const char *buf, size_t len, struct ctl_objs *out, char **err);
-void ctl_objs_free(struct ctl_objs *objs);
+int kobj_parse(const char *name, const char *buf, size_t len, struct kobjs *out, char **err);
+void kobjs_free(struct kobjs *objs);
 
 /*
  * Parses one message of type desc from a YAML/JSON mapping (no apiVersion or
  * kind keys): for the last-applied annotation and tests. Returns the message
  * (free with protobuf_c_message_free_unpacked(m, NULL)) or NULL with *err.
  */
-ProtobufCMessage *ctl_yaml_parse_msg(const char *name, const char *buf, size_t len,
-                                     const ProtobufCMessageDescriptor *desc, char **err);
+ProtobufCMessage *kobj_parse_msg(const char *name, const char *buf, size_t len,
+                                 const ProtobufCMessageDescriptor *desc, char **err);
 
-/* Output formats of ctl_emit. */
-enum ctl_fmt {
-    CTL_FMT_YAML,
-    CTL_FMT_JSON,         /* pretty, 4-space indent, as kubectl -o json */
-    CTL_FMT_JSON_COMPACT, /* one line: the last-applied annotation */
+/* Output formats of kobj_emit. */
+enum kobj_fmt {
+    KOBJ_FMT_YAML,
+    KOBJ_FMT_JSON,         /* pretty, 4-space indent, as kubectl -o json */
+    KOBJ_FMT_JSON_COMPACT, /* one line: the last-applied annotation */
 };
 
 /*
@@ -63,30 +63,30 @@ enum ctl_fmt {
  * order) in fmt. Returns a malloc'd string ending in a newline (except
  * compact JSON). k may be NULL for a bare message.
  */
-char *ctl_emit(const struct kind *k, const ProtobufCMessage *msg, enum ctl_fmt fmt);
+char *kobj_emit(const struct kind *k, const ProtobufCMessage *msg, enum kobj_fmt fmt);
 /* A list of objects as kubectl prints one: kind List with items. */
-char *ctl_emit_list(const struct kind *k, ProtobufCMessage *const *items, size_t n,
-                    enum ctl_fmt fmt);
+char *kobj_emit_list(const struct kind *k, ProtobufCMessage *const *items, size_t n,
+                     enum kobj_fmt fmt);
 
 /* "2026-11-28T06:35:04Z" into buf (at least 32 bytes); micro adds ".123456". */
-void ctl_fmt_rfc3339(char *buf, size_t n, int64_t sec, int32_t nanos, int micro);
+void kobj_fmt_rfc3339(char *buf, size_t n, int64_t sec, int32_t nanos, int micro);
 /* The reverse; returns 0 or -1. */
-int ctl_parse_rfc3339(const char *s, int64_t *sec, int32_t *nanos);
+int kobj_parse_rfc3339(const char *s, int64_t *sec, int32_t *nanos);
 
 /*
  * Generic field helpers over descriptors (apply's merge uses them).
- * ctl_field_is_set: present (has_ flag, non-NULL pointer, non-empty repeated).
- * ctl_field_clear: frees the field's value and makes it absent.
- * ctl_field_move: clears dst's field, then moves src's value into dst (src's
+ * kobj_field_is_set: present (has_ flag, non-NULL pointer, non-empty repeated).
+ * kobj_field_clear: frees the field's value and makes it absent.
+ * kobj_field_move: clears dst's field, then moves src's value into dst (src's
  * field becomes absent).
  */
-int ctl_field_is_set(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f);
-void ctl_field_clear(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f);
-void ctl_field_move(ProtobufCMessage *dst, ProtobufCMessage *src,
-                    const ProtobufCFieldDescriptor *f);
+int kobj_field_is_set(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f);
+void kobj_field_clear(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f);
+void kobj_field_move(ProtobufCMessage *dst, ProtobufCMessage *src,
+                     const ProtobufCFieldDescriptor *f);
 /* Is d a map entry (key = 1, value = 2) generated for a map<> field? */
-int ctl_desc_is_map_entry(const ProtobufCMessageDescriptor *d);
+int kobj_desc_is_map_entry(const ProtobufCMessageDescriptor *d);
 /* Deep copy through pack/unpack. Free with protobuf_c_message_free_unpacked. */
-ProtobufCMessage *ctl_msg_dup(const ProtobufCMessage *m);
+ProtobufCMessage *kobj_msg_dup(const ProtobufCMessage *m);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * yaml_pb_emit: protobuf-c messages -> YAML or JSON, for ctl_emit and
- * ctl_emit_list (see yaml_pb.c for the whole module). One walker (emit_*)
+ * kobj_emit: protobuf-c messages -> YAML or JSON, for kobj_emit and
+ * kobj_emit_list (see kobj.c for the whole module). One walker (emit_*)
  * visits the fields in proto order and calls a few primitives (em_open,
  * em_close, em_scalar, em_key), each with a YAML side (libyaml's emitter,
  * quoting what a YAML reader would take for another type) and a JSON side
@@ -8,7 +8,7 @@
  * of these primitives.
  */
 #include "config.h"
-#include "yaml_pb_int.h"
+#include "kobj_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,18 +16,18 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "ctl.h"
+#include "buf.h"
 #include "json.h"
 #include "util.h"
 
 /* ------------------------------------------------------ pb -> text */
 
 struct em {
-    enum ctl_fmt fmt;
+    enum kobj_fmt fmt;
     yaml_emitter_t ye;
     struct buf out;
     int depth;
-    int first[CTL_YAML_MAX_DEPTH * 2 + 8];
+    int first[KOBJ_MAX_DEPTH * 2 + 8];
     int after_key;
 };
 
@@ -54,7 +54,7 @@ static void json_pre(struct em *e)
         if (!e->first[e->depth])
             buf_puts(&e->out, ",");
         e->first[e->depth] = 0;
-        if (e->fmt == CTL_FMT_JSON)
+        if (e->fmt == KOBJ_FMT_JSON)
             buf_printf(&e->out, "\n%*s", e->depth * 4, "");
     }
 }
@@ -109,7 +109,7 @@ static void em_json_str(struct buf *b, const char *s, size_t len)
 
 static void em_open(struct em *e, int map)
 {
-    if (e->fmt == CTL_FMT_YAML) {
+    if (e->fmt == KOBJ_FMT_YAML) {
         yaml_event_t ev;
         if (map)
             yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE);
@@ -122,13 +122,13 @@ static void em_open(struct em *e, int map)
     buf_puts(&e->out, map ? "{" : "[");
     e->depth++;
     if ((size_t)e->depth >= ARRAY_SIZE(e->first))
-        fatal("ctl_emit: nesting too deep");
+        fatal("kobj_emit: nesting too deep");
     e->first[e->depth] = 1;
 }
 
 static void em_close(struct em *e, int map)
 {
-    if (e->fmt == CTL_FMT_YAML) {
+    if (e->fmt == KOBJ_FMT_YAML) {
         yaml_event_t ev;
         if (map)
             yaml_mapping_end_event_initialize(&ev);
@@ -139,7 +139,7 @@ static void em_close(struct em *e, int map)
     }
     int empty = e->first[e->depth];
     e->depth--;
-    if (!empty && e->fmt == CTL_FMT_JSON)
+    if (!empty && e->fmt == KOBJ_FMT_JSON)
         buf_printf(&e->out, "\n%*s", e->depth * 4, "");
     buf_puts(&e->out, map ? "}" : "]");
 }
@@ -149,14 +149,14 @@ static int yaml_ambiguous(const char *s)
 {
     static const char *const b11[] = {"y",  "Y",  "yes", "Yes", "YES", "n",   "N",   "no",
                                       "No", "NO", "on",  "On",  "ON",  "off", "Off", "OFF"};
-    if (ypb_resolve(s) != R_STR)
+    if (kobj_resolve(s) != R_STR)
         return 1;
     for (size_t i = 0; i < ARRAY_SIZE(b11); i++)
         if (!strcmp(s, b11[i]))
             return 1;
     /* YAML 1.1 ints/floats with '_' or sexagesimal ':' */
     const char *d = s + (*s == '-' || *s == '+');
-    if (*d >= '0' && *d <= '9' && ypb_all_in(d, "0123456789_:.eE+-"))
+    if (*d >= '0' && *d <= '9' && kobj_all_in(d, "0123456789_:.eE+-"))
         return 1;
     return 0;
 }
@@ -197,7 +197,7 @@ static char *utf8_fixed(const char *s, size_t len, size_t *n)
 
 static void em_scalar(struct em *e, const char *s, size_t len, int is_str, int force_quote)
 {
-    if (e->fmt == CTL_FMT_YAML) {
+    if (e->fmt == KOBJ_FMT_YAML) {
         size_t fl = 0;
         char *fixed = is_str ? utf8_fixed(s, len, &fl) : NULL;
         if (fixed) {
@@ -239,13 +239,13 @@ static void em_lit(struct em *e, const char *s)
 
 static void em_key(struct em *e, const char *k)
 {
-    if (e->fmt == CTL_FMT_YAML) {
+    if (e->fmt == KOBJ_FMT_YAML) {
         em_str(e, k);
         return;
     }
     json_pre(e);
     em_json_str(&e->out, k, strlen(k));
-    buf_puts(&e->out, e->fmt == CTL_FMT_JSON ? ": " : ":");
+    buf_puts(&e->out, e->fmt == KOBJ_FMT_JSON ? ": " : ":");
     e->after_key = 1;
 }
 
@@ -340,9 +340,9 @@ static void emit_fields(struct em *e, const ProtobufCMessage *m)
     const char *base = (const char *)m;
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
-        if (!ctl_field_is_set(m, f))
+        if (!kobj_field_is_set(m, f))
             continue;
-        if (ypb_is_inlined(d, f)) {
+        if (kobj_is_inlined(d, f)) {
             emit_fields(e, *(ProtobufCMessage *const *)(base + f->offset));
             continue;
         }
@@ -351,16 +351,16 @@ static void emit_fields(struct em *e, const ProtobufCMessage *m)
             emit_value(e, f, base + f->offset);
             continue;
         }
-        size_t n = *(const size_t *)(base + f->quantifier_offset), es = ypb_elem_size(f);
+        size_t n = *(const size_t *)(base + f->quantifier_offset), es = kobj_elem_size(f);
         const char *arr = *(char *const *)(base + f->offset);
-        if (f->type == PROTOBUF_C_TYPE_MESSAGE && ctl_desc_is_map_entry(f->descriptor)) {
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE && kobj_desc_is_map_entry(f->descriptor)) {
             const ProtobufCMessageDescriptor *ed = f->descriptor;
             em_open(e, 1);
             for (size_t j = 0; j < n; j++) {
                 const char *ent = *(char *const *)(arr + j * es);
                 const char *key = *(char *const *)(ent + ed->fields[0].offset);
                 em_key(e, key ? key : "");
-                if (ctl_field_is_set((const ProtobufCMessage *)ent, &ed->fields[1]))
+                if (kobj_field_is_set((const ProtobufCMessage *)ent, &ed->fields[1]))
                     emit_value(e, &ed->fields[1], ent + ed->fields[1].offset);
                 else
                     em_str(e, "");
@@ -396,8 +396,8 @@ static void emit_msg(struct em *e, const ProtobufCMessage *m)
     }
     if (d == &coracle__v1__time__descriptor || d == &coracle__v1__micro_time__descriptor) {
         const Coracle__V1__Time *t = (const Coracle__V1__Time *)m;
-        ctl_fmt_rfc3339(buf, sizeof(buf), t->seconds, t->nanos,
-                        d == &coracle__v1__micro_time__descriptor);
+        kobj_fmt_rfc3339(buf, sizeof(buf), t->seconds, t->nanos,
+                         d == &coracle__v1__micro_time__descriptor);
         em_scalar(e, buf, strlen(buf), 1, 1);
         return;
     }
@@ -419,11 +419,11 @@ static void emit_obj(struct em *e, const struct kind *k, const ProtobufCMessage 
     em_close(e, 1);
 }
 
-static void em_begin(struct em *e, enum ctl_fmt fmt)
+static void em_begin(struct em *e, enum kobj_fmt fmt)
 {
     memset(e, 0, sizeof(*e));
     e->fmt = fmt;
-    if (fmt != CTL_FMT_YAML)
+    if (fmt != KOBJ_FMT_YAML)
         return;
     yaml_event_t ev;
     if (!yaml_emitter_initialize(&e->ye))
@@ -440,19 +440,19 @@ static void em_begin(struct em *e, enum ctl_fmt fmt)
 
 static char *em_end(struct em *e)
 {
-    if (e->fmt == CTL_FMT_YAML) {
+    if (e->fmt == KOBJ_FMT_YAML) {
         yaml_event_t ev;
         yaml_document_end_event_initialize(&ev, 1);
         ye_emit(e, &ev);
         yaml_stream_end_event_initialize(&ev);
         ye_emit(e, &ev);
         yaml_emitter_delete(&e->ye);
-    } else if (e->fmt == CTL_FMT_JSON)
+    } else if (e->fmt == KOBJ_FMT_JSON)
         buf_puts(&e->out, "\n");
     return buf_take(&e->out);
 }
 
-char *ctl_emit(const struct kind *k, const ProtobufCMessage *msg, enum ctl_fmt fmt)
+char *kobj_emit(const struct kind *k, const ProtobufCMessage *msg, enum kobj_fmt fmt)
 {
     struct em e;
     em_begin(&e, fmt);
@@ -460,8 +460,8 @@ char *ctl_emit(const struct kind *k, const ProtobufCMessage *msg, enum ctl_fmt f
     return em_end(&e);
 }
 
-char *ctl_emit_list(const struct kind *k, ProtobufCMessage *const *items, size_t n,
-                    enum ctl_fmt fmt)
+char *kobj_emit_list(const struct kind *k, ProtobufCMessage *const *items, size_t n,
+                     enum kobj_fmt fmt)
 {
     struct em e;
     em_begin(&e, fmt);

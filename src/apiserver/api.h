@@ -89,6 +89,27 @@ void read_get(struct api_route *rt, store_t *st, h2s_call_t *c, const uint8_t *m
  */
 void read_list(struct api_route *rt, store_t *st, rpool_t *pool, h2s_call_t *c, const uint8_t *msg,
                size_t len);
+/*
+ * The List both APIs share: reads the page req asks for (kind k; req is
+ * taken, len is its encoded size) as read_list does, and calls done once,
+ * on the loop: code GRPC_OK and the ListResponse bytes (items as field 2,
+ * ListMeta as field 1; valid during the call), or a gRPC code and msg.
+ * Returns NULL if done already ran, else the List in progress: if its
+ * client goes away first, read_list_cancel(it) and done is never called.
+ */
+typedef void (*read_list_done_fn)(void *owner, void *owner2, int code, const char *msg,
+                                  const uint8_t *out, size_t len);
+struct lctx;
+struct lctx *read_list_start(store_t *st, rpool_t *pool, const struct kind *k,
+                             Coracle__V1__ListRequest *req, size_t len, read_list_done_fn done,
+                             void *owner, void *owner2);
+void read_list_cancel(struct lctx *x);
+/*
+ * Get's read: calls fn with the stored object's bytes (valid during the
+ * call). Returns 0, STORE_ENOTFOUND or another store error.
+ */
+int read_object(store_t *st, const struct kind *k, const char *ns, const char *name,
+                void (*fn)(const void *val, size_t len, void *arg), void *arg);
 /* The continue token codec: opaque (base64url) encoding of the list revision and last key. */
 char *read_token_encode(uint64_t rev, const char *key, size_t key_len);
 /* Returns 0 with *rev and *key (malloc'd), or -1. */

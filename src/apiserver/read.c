@@ -120,6 +120,37 @@ out:
 
 /* ---- Get ---- */
 
+int read_object(store_t *st, const struct kind *k, const char *ns, const char *name,
+                void (*fn)(const void *val, size_t len, void *arg), void *arg)
+{
+    char *key = kind_key(k, ns, name);
+    store_rtxn_t *t;
+    int r = store_read_begin(st, &t);
+    if (r < 0) {
+        free(key);
+        return r;
+    }
+    const void *val;
+    size_t vlen;
+    r = store_get(t, key, strlen(key), &val, &vlen);
+    if (r == 0)
+        fn(val, vlen, arg);
+    store_read_end(t);
+    free(key);
+    return r;
+}
+
+struct get_reply {
+    struct api_route *rt;
+    h2s_call_t *c;
+};
+
+static void get_reply_cb(const void *val, size_t len, void *arg)
+{
+    struct get_reply *g = arg;
+    api_reply(g->rt, g->c, val, len);
+}
+
 void read_get(struct api_route *rt, store_t *st, h2s_call_t *c, const uint8_t *msg, size_t len)
 {
     const struct kind *k = rt->k;
@@ -134,25 +165,14 @@ void read_get(struct api_route *rt, store_t *st, h2s_call_t *c, const uint8_t *m
         goto out;
     }
     const char *ns = req->namespace_ && *req->namespace_ ? req->namespace_ : "default";
-    char *key = kind_key(k, ns, req->name);
-    store_rtxn_t *t;
-    int r = store_read_begin(st, &t);
-    if (r < 0) {
-        api_fail(rt, c, GRPC_UNAVAILABLE, store_strerror(r));
-        free(key);
-        goto out;
-    }
-    const void *val;
-    size_t vlen;
-    r = store_get(t, key, strlen(key), &val, &vlen);
-    if (r == 0)
-        api_reply(rt, c, val, vlen);
-    else if (r == STORE_ENOTFOUND)
+    struct get_reply gr = {rt, c};
+    int r = read_object(st, k, ns, req->name, get_reply_cb, &gr);
+    if (r == STORE_ENOTFOUND)
         api_failf(rt, c, GRPC_NOT_FOUND, "%s \"%s\" not found", k->resource, req->name);
-    else
+    else if (r == STORE_ECLOSED || r == STORE_EIO)
+        api_fail(rt, c, GRPC_UNAVAILABLE, store_strerror(r));
+    else if (r < 0)
         api_fail(rt, c, GRPC_INTERNAL, store_strerror(r));
-    store_read_end(t);
-    free(key);
 out:
     obj_free(&req->base);
 }
@@ -203,9 +223,9 @@ struct lctx {
     int fail_code; /* nonzero: answer with this code and fail_msg */
     char *fail_msg;
     char *prefix_buf, *after_buf;
-    /* the call, touched on the loop only */
-    struct api_route *rt;
-    h2s_call_t *call;
+    /* who gets the page, on the loop */
+    read_list_done_fn done;
+    void *owner, *owner2;
     struct rjob job; /* in the read worker */
 };
 
@@ -463,11 +483,11 @@ static void list_work(struct lctx *x)
 /* On the loop, once done: the answer, then the List is gone. */
 static void list_finish(struct lctx *x)
 {
-    h2s_call_on_close(x->call, NULL, NULL);
     if (x->fail_code)
-        api_fail(x->rt, x->call, x->fail_code, x->fail_msg);
+        x->done(x->owner, x->owner2, x->fail_code, x->fail_msg, NULL, 0);
     else
-        api_reply(x->rt, x->call, x->out.p ? x->out.p : "", x->out.len);
+        x->done(x->owner, x->owner2, GRPC_OK, NULL, (const uint8_t *)(x->out.p ? x->out.p : ""),
+                x->out.len);
     list_free(x);
 }
 
@@ -480,29 +500,52 @@ static void list_job_done(struct rjob *j, bool cancelled)
 {
     struct lctx *x = RJOB_OWNER(j, struct lctx, job);
     if (cancelled)
-        list_free(x); /* the call is gone */
+        list_free(x); /* the client is gone */
     else
         list_finish(x);
 }
 
+void read_list_cancel(struct lctx *x)
+{
+    rjob_cancel(&x->job); /* the worker has it; list_job_done frees it */
+}
+
 static void list_closed(h2s_call_t *c, void *arg)
 {
-    struct lctx *x = arg;
-    rjob_cancel(&x->job); /* the worker has it; list_job_done frees it */
+    read_list_cancel(arg);
+}
+
+static void list_answer(void *owner, void *owner2, int code, const char *msg, const uint8_t *out,
+                        size_t len)
+{
+    h2s_call_t *c = owner2;
+    h2s_call_on_close(c, NULL, NULL);
+    if (code == GRPC_OK)
+        api_reply(owner, c, out, len);
+    else
+        api_fail(owner, c, code, msg);
 }
 
 void read_list(struct api_route *rt, store_t *st, rpool_t *pool, h2s_call_t *c, const uint8_t *msg,
                size_t len)
 {
-    const struct kind *k = rt->k;
     Coracle__V1__ListRequest *req =
         (void *)obj_decode(&coracle__v1__list_request__descriptor, msg, len);
     if (!req) {
         api_fail(rt, c, GRPC_INVALID_ARGUMENT, "failed to decode ListRequest: invalid protobuf");
         return;
     }
+    struct lctx *x = read_list_start(st, pool, rt->k, req, len, list_answer, rt, c);
+    if (x)
+        h2s_call_on_close(c, list_closed, x);
+}
+
+struct lctx *read_list_start(store_t *st, rpool_t *pool, const struct kind *k,
+                             Coracle__V1__ListRequest *req, size_t len, read_list_done_fn done,
+                             void *owner, void *owner2)
+{
     struct lctx *x = xcalloc(1, sizeof(*x));
-    *x = (struct lctx){.k = k, .req = req, .rt = rt, .call = c};
+    *x = (struct lctx){.k = k, .req = req, .done = done, .owner = owner, .owner2 = owner2};
     x->job.work = list_job_work;
     x->job.done = list_job_done;
     if (req->has_limit && req->limit < 0) {
@@ -544,9 +587,9 @@ void read_list(struct api_route *rt, store_t *st, rpool_t *pool, h2s_call_t *c, 
         if (x->phase == LIST_DONE)
             goto finish;
     }
-    h2s_call_on_close(c, list_closed, x);
     rpool_submit(pool, &x->job);
-    return;
+    return x;
 finish:
     list_finish(x);
+    return NULL;
 }

@@ -8,6 +8,7 @@ libapiserver_a_SOURCES = \
 	src/apiserver/wire.c src/apiserver/wire.h \
 	src/apiserver/apply.c src/apiserver/apply.h \
 	src/apiserver/watch.c src/apiserver/watch.h \
+	src/apiserver/kjson.c src/apiserver/kjson.h \
 	src/apiserver/api.c src/apiserver/api.h \
 	src/apiserver/read.c \
 	src/apiserver/rpool.c src/apiserver/rpool.h \
@@ -17,13 +18,13 @@ libapiserver_a_SOURCES = \
 	src/apiserver/tunnel.c src/apiserver/tunnel.h
 bin_PROGRAMS += coracle-apiserver
 coracle_apiserver_SOURCES = src/apiserver/main.c
-coracle_apiserver_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS) $(MALLOC_LIBS)
+coracle_apiserver_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS) $(MALLOC_LIBS)
 
 # ---- unit tests ----
 check_PROGRAMS += t/unit/test_admit
 t_unit_test_admit_SOURCES = t/unit/test_admit.c
 t_unit_test_admit_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
-t_unit_test_admit_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS)
+t_unit_test_admit_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_admit
 
 check_PROGRAMS += t/unit/test_store
@@ -34,12 +35,12 @@ TESTS_PROGS += t/unit/test_store
 check_PROGRAMS += t/unit/test_codec
 t_unit_test_codec_SOURCES = t/unit/test_codec.c
 t_unit_test_codec_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
-t_unit_test_codec_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS)
+t_unit_test_codec_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_codec
 
 check_PROGRAMS += t/unit/test_auth
 t_unit_test_auth_SOURCES = t/unit/test_auth.c t/unit/tap.h
 t_unit_test_auth_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver \
 	-DSRCDIR='"$(abs_top_srcdir)"'
-t_unit_test_auth_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS)
+t_unit_test_auth_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_auth

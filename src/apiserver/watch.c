@@ -10,6 +10,7 @@
 #include "config.h"
 #include "watch.h"
 #include "grpc.h"
+#include "kjson.h"
 #include "obj.h"
 #include "rpool.h"
 #include "sel.h"
@@ -33,7 +34,11 @@ struct watcher {
     struct watcher *prev, *next;
     struct wlist *list;
     watch_hub_t *hub;
+    /* the stream: a gRPC call (framed events), or a REST request (JSON lines) */
     h2s_call_t *call;
+    h2s_req_t *req;
+    bool json;    /* a REST watcher (req may be NULL once it ended) */
+    bool started; /* REST: the 200 and its headers are out */
     const struct kind *k;
     char *prefix;
     size_t prefix_len;
@@ -134,48 +139,139 @@ static void watcher_free(struct watcher *w)
     free(w);
 }
 
-/* Ends the call with code (OK: clean end) and frees the watcher. */
+/* ---- the stream: a gRPC call or a REST request ---- */
+
+static size_t w_queued(const struct watcher *w)
+{
+    return w->call ? h2s_call_queued(w->call) : w->req ? h2s_req_queued(w->req) : 0;
+}
+
+static int64_t w_stuck(const struct watcher *w, int64_t now)
+{
+    return w->call ? h2s_call_stuck_ns(w->call, now) : w->req ? h2s_req_stuck_ns(w->req, now) : 0;
+}
+
+static const char *w_peer(const struct watcher *w)
+{
+    return w->call ? h2s_call_peer(w->call) : w->req ? h2s_req_peer(w->req) : "-";
+}
+
+/* REST: the answer's head, before the first event (errors before it are Status answers). */
+static int w_start(struct watcher *w)
+{
+    if (!w->req || w->started)
+        return 0;
+    w->started = true;
+    return h2s_req_start(w->req, 200, "application/json");
+}
+
+static int w_send(struct watcher *w, rbuf_t *frame)
+{
+    if (w->call)
+        return h2s_call_send_framed(w->call, frame);
+    if (!w->req || w_start(w) < 0)
+        return -1;
+    return h2s_req_send_rbuf(w->req, frame);
+}
+
+static void w_on_close(struct watcher *w, void (*call_fn)(h2s_call_t *, void *),
+                       void (*req_fn)(h2s_req_t *, void *), void *arg)
+{
+    if (w->call)
+        h2s_call_on_close(w->call, call_fn, arg);
+    else if (w->req)
+        h2s_req_on_close(w->req, req_fn, arg);
+}
+
+/*
+ * A REST watch's end: a clean end, an ERROR event (Expired and the
+ * like, once the stream has begun) or, before, a Status answer.
+ */
+static void w_end_req(struct watcher *w, h2s_req_t *r, int code, const char *msg)
+{
+    if (code == GRPC_RESOURCE_EXHAUSTED && w->started) {
+        h2s_req_abort(r); /* frees its unsent events now */
+        return;
+    }
+    if (code == GRPC_OK || code == GRPC_CANCELLED) {
+        if (!w->started)
+            h2s_req_start(r, 200, "application/json");
+        h2s_req_end(r);
+        return;
+    }
+    const char *reason;
+    int st = kjson_http_status(code, &reason);
+    if (!w->started && code != GRPC_OUT_OF_RANGE) {
+        char *body = kjson_status(st, reason, msg, NULL, NULL);
+        h2s_req_respond(r, st, "application/json", body, strlen(body));
+        free(body);
+        return;
+    }
+    if (!w->started)
+        h2s_req_start(r, 200, "application/json");
+    rbuf_t *f = kjson_error_frame(st, reason, msg);
+    h2s_req_send_rbuf(r, f);
+    rbuf_unref(f);
+    h2s_req_end(r);
+}
+
+/* Ends the stream with code (OK: clean end) and frees the watcher. */
 static void watcher_end(struct watcher *w, int code, const char *msg)
 {
     h2s_call_t *c = w->call;
+    h2s_req_t *r = w->req;
     w->call = NULL;
+    w->req = NULL;
     if (c) {
         h2s_call_on_close(c, NULL, NULL);
         if (code == GRPC_RESOURCE_EXHAUSTED)
             h2s_call_abort(c, code, msg); /* frees its unsent events now */
         else
             h2s_call_finish(c, code, msg);
+    } else if (r) {
+        h2s_req_on_close(r, NULL, NULL);
+        w_end_req(w, r, code, msg);
     }
     if (w->on_end)
         w->on_end(w->arg, code);
     watcher_free(w);
 }
 
-static void watcher_closed(h2s_call_t *c, void *arg)
+static void watcher_gone(struct watcher *w)
 {
-    struct watcher *w = arg;
     w->call = NULL;
+    w->req = NULL;
     if (w->on_end)
         w->on_end(w->arg, -1);
     watcher_free(w);
 }
 
+static void watcher_closed(h2s_call_t *c, void *arg)
+{
+    watcher_gone(arg);
+}
+
+static void watcher_req_closed(h2s_req_t *r, void *arg)
+{
+    watcher_gone(arg);
+}
+
 /* Queues a frame; ends the watcher if its queue is past the cap. Returns -1 if it ended. */
 static int watcher_send(struct watcher *w, rbuf_t *frame, uint64_t rev)
 {
-    if (h2s_call_send_framed(w->call, frame) < 0) {
+    if (w_send(w, frame) < 0) {
         watcher_end(w, GRPC_CANCELLED, "stream closed");
         return -1;
     }
     w->last_rev = rev;
     w->hub->stats.events_sent++;
-    size_t q = h2s_call_queued(w->call);
+    size_t q = w_queued(w);
     if (q > w->hub->stats.bytes_queued_max)
         w->hub->stats.bytes_queued_max = q;
     if (q > w->hub->cfg.queue_bytes) {
         w->hub->stats.cut_slow++;
         log_info("watch %s from %s: queue %zu bytes past the cap, ending it", w->k->resource,
-                 h2s_call_peer(w->call), q);
+                 w_peer(w), q);
         watcher_end(w, GRPC_RESOURCE_EXHAUSTED, "watch queue full: the client is too slow");
         return -1;
     }
@@ -201,14 +297,14 @@ struct victims {
 static void victims_add_list(struct victims *vs, struct wlist *l)
 {
     for (struct watcher *w = l ? l->head : NULL; w; w = w->next) {
-        size_t q = w->call ? h2s_call_queued(w->call) : 0;
+        size_t q = w_queued(w);
         if (q < BUDGET_MIN_VICTIM)
             continue;
         if (vs->n == vs->cap) {
             vs->cap = vs->cap ? 2 * vs->cap : 64;
             vs->v = xrealloc(vs->v, vs->cap * sizeof(*vs->v));
         }
-        vs->v[vs->n++] = (struct victim){w, q, h2s_call_stuck_ns(w->call, vs->now)};
+        vs->v[vs->n++] = (struct victim){w, q, w_stuck(w, vs->now)};
     }
 }
 
@@ -322,8 +418,7 @@ static void budget_check(watch_hub_t *h)
             h->stats.cut_budget++;
             log_info("watch %s from %s: %zu bytes queued (not moved for %" PRId64
                      " ms), unsent watch events hold %zu bytes, past the budget %zu: ending it",
-                     w->k->resource, h2s_call_peer(w->call), vs.v[i].q, vs.v[i].stuck / 1000000,
-                     held, limit);
+                     w->k->resource, w_peer(w), vs.v[i].q, vs.v[i].stuck / 1000000, held, limit);
             got += vs.v[i].q;
             watcher_end(w, GRPC_RESOURCE_EXHAUSTED,
                         "watch queue full: the server's watch memory budget is spent and this "
@@ -350,7 +445,8 @@ struct chg {
     const struct kind *k;
     ProtobufCMessage *cur, *prev;
     int cur_done, prev_done;
-    rbuf_t *frame[3];
+    rbuf_t *frame[3];  /* gRPC */
+    rbuf_t *jframe[3]; /* JSON lines (REST) */
 };
 
 static ProtobufCMessage *chg_cur(struct chg *c)
@@ -371,33 +467,46 @@ static ProtobufCMessage *chg_prev(struct chg *c)
     return c->prev;
 }
 
+/* One event, gRPC-framed, or a JSON line for kind json (NULL: gRPC). */
+static rbuf_t *event_frame(const struct kind *json, const char *type, const void *obj, size_t len)
+{
+    if (!json)
+        return wire_watch_frame(type, obj, len);
+    rbuf_t *f = kjson_watch_frame(json, type, obj, len);
+    return f ? f : kjson_error_frame(500, "InternalError", "undecodable stored object");
+}
+
 /* The frame of a change as an event of type (either thread: no ledger). */
-static rbuf_t *make_frame(const struct store_change *ch, int type)
+static rbuf_t *make_frame(const struct store_change *ch, int type, const struct kind *json)
 {
     if (type != EV_DELETED)
-        return wire_watch_frame(ev_names[type], ch->val, ch->val_len);
+        return event_frame(json, ev_names[type], ch->val, ch->val_len);
     /* the previous object, carrying the revision of its deletion */
     size_t n;
     void *b = wire_set_rv(ch->prev, ch->prev_len, ch->rev, &n);
-    rbuf_t *f =
-        b ? wire_watch_frame("DELETED", b, n) : wire_watch_frame("DELETED", ch->prev, ch->prev_len);
+    rbuf_t *f = b ? event_frame(json, "DELETED", b, n)
+                  : event_frame(json, "DELETED", ch->prev, ch->prev_len);
     free(b);
     return f;
 }
 
-static rbuf_t *chg_frame(struct chg *c, int type)
+/* The change's event for w, made once for all the watchers of each format. */
+static rbuf_t *chg_frame(struct chg *c, int type, const struct watcher *w)
 {
-    if (!c->frame[type])
-        c->frame[type] = ledger_add(c->hub, make_frame(c->ch, type));
-    return c->frame[type];
+    rbuf_t **f = w->json ? &c->jframe[type] : &c->frame[type];
+    if (!*f)
+        *f = ledger_add(c->hub, make_frame(c->ch, type, w->json ? c->k : NULL));
+    return *f;
 }
 
 static void chg_done(struct chg *c)
 {
     obj_free(c->cur);
     obj_free(c->prev);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
         rbuf_unref(c->frame[i]);
+        rbuf_unref(c->jframe[i]);
+    }
 }
 
 static bool matches(const struct watcher *w, const struct kind *k, const ProtobufCMessage *o)
@@ -433,7 +542,7 @@ static int deliver(struct watcher *w, struct chg *c)
     if (w->start)
         return 0; /* its start replays the log before it is fed */
     int type = chg_type(w, c);
-    return type < 0 ? 0 : watcher_send(w, chg_frame(c, type), c->ch->rev);
+    return type < 0 ? 0 : watcher_send(w, chg_frame(c, type, w), c->ch->rev);
 }
 
 /*
@@ -679,7 +788,11 @@ static void bookmark_list(struct wlist *l, uint64_t rev, rbuf_t **frame)
         if (!w->bookmarks || w->start)
             continue;
         uint64_t r = rev > w->last_rev ? rev : w->last_rev;
-        if (r == rev) {
+        if (w->json) {
+            rbuf_t *f = ledger_add(w->hub, kjson_bookmark_frame(w->k, r));
+            watcher_send(w, f, r);
+            rbuf_unref(f);
+        } else if (r == rev) {
             if (!*frame)
                 *frame = ledger_add(w->hub, wire_bookmark_frame(rev));
             watcher_send(w, *frame, r);
@@ -921,14 +1034,25 @@ static void start_free(struct wstart *s)
 }
 
 /* The client went away while the watch was starting. */
-static void start_closed(h2s_call_t *c, void *arg)
+static void start_gone(struct wstart *s)
 {
-    struct wstart *s = arg;
     if (s->in_worker) {
+        s->w->call = NULL;
+        s->w->req = NULL;
         rjob_cancel(&s->job); /* start_job_done ends it */
         return;
     }
-    watcher_closed(c, s->w); /* listed: frees s too */
+    watcher_gone(s->w); /* listed: frees s too */
+}
+
+static void start_closed(h2s_call_t *c, void *arg)
+{
+    start_gone(arg);
+}
+
+static void start_req_closed(h2s_req_t *r, void *arg)
+{
+    start_gone(arg);
 }
 
 /* Lists the watcher, not fed yet: the budget sees its queue from now on. */
@@ -988,7 +1112,7 @@ static void start_send(struct wstart *s)
     int64_t deadline = mono_ns() + START_INLINE_NS;
     while (s->sent < s->n) {
         struct wpend *p = &s->v[s->sent++];
-        rbuf_t *f = ledger_add(h, make_frame(&p->ch, p->type));
+        rbuf_t *f = ledger_add(h, make_frame(&p->ch, p->type, w->json ? w->k : NULL));
         int e = watcher_send(w, f, p->ch.rev);
         rbuf_unref(f);
         if (e < 0)
@@ -1040,7 +1164,12 @@ static void start_send(struct wstart *s)
         struct timeval tv = {s->timeout_s, 0};
         evtimer_add(w->timeout, &tv);
     }
-    h2s_call_on_close(w->call, watcher_closed, w);
+    w_on_close(w, watcher_closed, watcher_req_closed, w);
+    if (w_start(w) < 0) {
+        start_free(s);
+        watcher_end(w, GRPC_CANCELLED, "stream closed");
+        return;
+    }
     start_free(s);
     budget_check(h); /* the initial state may be big (and unshared) */
 }
@@ -1054,9 +1183,10 @@ static void start_job_done(struct rjob *j, bool cancelled)
 {
     struct wstart *s = RJOB_OWNER(j, struct wstart, job);
     s->in_worker = false;
-    if (cancelled) { /* the call is gone; the watcher was never listed */
+    if (cancelled) { /* the client is gone; the watcher was never listed */
         struct watcher *w = s->w;
         w->call = NULL;
+        w->req = NULL;
         if (w->on_end)
             w->on_end(w->arg, -1);
         watcher_free(w);
@@ -1066,9 +1196,9 @@ static void start_job_done(struct rjob *j, bool cancelled)
     start_send(s);
 }
 
-void watch_start(watch_hub_t *h, h2s_call_t *call, const struct kind *k,
-                 const Coracle__V1__ListRequest *req, void (*on_end)(void *arg, int code),
-                 void *arg)
+static void watch_begin(watch_hub_t *h, h2s_call_t *call, h2s_req_t *rreq, const struct kind *k,
+                        const Coracle__V1__ListRequest *req, void (*on_end)(void *arg, int code),
+                        void *arg)
 {
     char *err = NULL;
     int code = GRPC_INVALID_ARGUMENT;
@@ -1095,6 +1225,8 @@ void watch_start(watch_hub_t *h, h2s_call_t *call, const struct kind *k,
     h->stats.watchers++;
     w->hub = h;
     w->call = call;
+    w->req = rreq;
+    w->json = rreq != NULL;
     w->k = k;
     w->on_end = on_end;
     w->arg = arg;
@@ -1112,7 +1244,7 @@ void watch_start(watch_hub_t *h, h2s_call_t *call, const struct kind *k,
     s->ltext = xstrdup(req->labelselector ? req->labelselector : "");
     s->ftext = xstrdup(req->fieldselector ? req->fieldselector : "");
     s->timeout_s = req->has_timeoutseconds && req->timeoutseconds > 0 ? req->timeoutseconds : 0;
-    h2s_call_on_close(call, start_closed, s);
+    w_on_close(w, start_closed, start_req_closed, s);
     int r = store_read_begin(h->st, &s->t);
     if (r < 0) {
         start_fail(s, GRPC_UNAVAILABLE, store_strerror(r));
@@ -1135,10 +1267,29 @@ void watch_start(watch_hub_t *h, h2s_call_t *call, const struct kind *k,
     rpool_submit(h->cfg.pool, &s->job);
     return;
 fail:
-    h2s_call_finish(call, code, err);
+    if (call) {
+        h2s_call_finish(call, code, err);
+    } else {
+        struct watcher tmp = {.req = rreq, .json = true};
+        w_end_req(&tmp, rreq, code, err);
+    }
     if (on_end)
         on_end(arg, code);
     free(err);
+}
+
+void watch_start(watch_hub_t *h, h2s_call_t *call, const struct kind *k,
+                 const Coracle__V1__ListRequest *req, void (*on_end)(void *arg, int code),
+                 void *arg)
+{
+    watch_begin(h, call, NULL, k, req, on_end, arg);
+}
+
+void watch_start_rest(watch_hub_t *h, h2s_req_t *r, const struct kind *k,
+                      const Coracle__V1__ListRequest *req, void (*on_end)(void *arg, int code),
+                      void *arg)
+{
+    watch_begin(h, NULL, r, k, req, on_end, arg);
 }
 
 /* ---- hub ---- */

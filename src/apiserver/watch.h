@@ -8,6 +8,7 @@
  * N, then goes live; the watcher's last sent revision removes the overlap.
  * N newer than the store's revision waits for it (events up to N are not
  * sent). N older than the compacted log is OUT_OF_RANGE.
+ * REST watchers (watch_start_rest) get the same events as JSON lines.
  * A watcher whose unsent bytes pass the cap is ended with
  * RESOURCE_EXHAUSTED; memory stays bounded however slow the client is.
  * A global budget bounds the sum: when the memory held by unsent events
@@ -59,6 +60,17 @@ void watch_on_change(watch_hub_t *h, const struct store_change *ch);
 void watch_start(watch_hub_t *h, h2s_call_t *call, const struct kind *k,
                  const Coracle__V1__ListRequest *req, void (*on_end)(void *arg, int code),
                  void *arg);
+
+/*
+ * The same for a REST request (r): events go out as JSON lines
+ * ({"type":...,"object":...}), each made once per change for all REST
+ * watchers as the gRPC frames are. Errors before the first event are
+ * Status answers (400...); Expired (a resourceVersion older than the
+ * log) and later errors are an ERROR event, then the end of the stream.
+ */
+void watch_start_rest(watch_hub_t *h, h2s_req_t *r, const struct kind *k,
+                      const Coracle__V1__ListRequest *req, void (*on_end)(void *arg, int code),
+                      void *arg);
 
 struct watch_stats {
     uint64_t watchers, events_sent, bytes_queued_max, cut_slow;

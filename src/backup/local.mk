@@ -3,4 +3,4 @@
 bin_PROGRAMS += coracle-backup
 coracle_backup_SOURCES = src/backup/main.c
 coracle_backup_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/src/apiserver
-coracle_backup_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(COMMON_LIBS)
+coracle_backup_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)

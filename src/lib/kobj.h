@@ -68,6 +68,10 @@ char *kobj_emit(const struct kind *k, const ProtobufCMessage *msg, enum kobj_fmt
 char *kobj_emit_list(const struct kind *k, ProtobufCMessage *const *items, size_t n,
                      enum kobj_fmt fmt);
 
+/* s (len bytes) as a JSON string, quoted and escaped (invalid UTF-8 as U+FFFD), onto b. */
+struct buf;
+void kobj_json_str(struct buf *b, const char *s, size_t len);
+
 /* "2026-11-28T06:35:04Z" into buf (at least 32 bytes); micro adds ".123456". */
 void kobj_fmt_rfc3339(char *buf, size_t n, int64_t sec, int32_t nanos, int micro);
 /* The reverse; returns 0 or -1. */

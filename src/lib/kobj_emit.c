@@ -59,7 +59,7 @@ static void json_pre(struct em *e)
     }
 }
 
-static void em_json_str(struct buf *b, const char *s, size_t len)
+void kobj_json_str(struct buf *b, const char *s, size_t len)
 {
     buf_puts(b, "\"");
     for (size_t i = 0; i < len; i++) {
@@ -222,7 +222,7 @@ static void em_scalar(struct em *e, const char *s, size_t len, int is_str, int f
     }
     json_pre(e);
     if (is_str)
-        em_json_str(&e->out, s, len);
+        kobj_json_str(&e->out, s, len);
     else
         buf_add(&e->out, s, len);
 }
@@ -244,7 +244,7 @@ static void em_key(struct em *e, const char *k)
         return;
     }
     json_pre(e);
-    em_json_str(&e->out, k, strlen(k));
+    kobj_json_str(&e->out, k, strlen(k));
     buf_puts(&e->out, e->fmt == KOBJ_FMT_JSON ? ": " : ":");
     e->after_key = 1;
 }

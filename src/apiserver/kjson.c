@@ -1,0 +1,170 @@
+/*
+ * kjson: Kubernetes JSON from stored bytes. See kjson.h. Objects are
+ * decoded and written by kobj (the one mapper coraclectl uses too); the
+ * envelopes around them (lists, watch events, Status) are written here.
+ */
+#include "config.h"
+#include "kjson.h"
+#include "buf.h"
+#include "grpc.h"
+#include "kobj.h"
+#include "obj.h"
+#include "pb.h"
+#include "wire.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *kjson_object(const struct kind *k, const void *bytes, size_t len)
+{
+    ProtobufCMessage *m = obj_decode(k->desc, bytes, len);
+    if (!m)
+        return NULL;
+    char *j = kobj_emit(k, m, KOBJ_FMT_JSON_COMPACT);
+    obj_free(m);
+    return j;
+}
+
+/* The list's kind and apiVersion, then its metadata, then the items. */
+char *kjson_list(const struct kind *k, const uint8_t *resp, size_t len, size_t *out_len)
+{
+    struct buf b = {0};
+    buf_printf(&b, "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":{", k->kind,
+               k->api_version);
+    const uint8_t *mv;
+    size_t ml;
+    if (wire_find(resp, len, 1, &mv, &ml) == 1) {
+        Coracle__V1__ListMeta *lm = (void *)obj_decode(&coracle__v1__list_meta__descriptor, mv, ml);
+        if (!lm)
+            goto bad;
+        const char *sep = "";
+        if (lm->resourceversion) {
+            buf_puts(&b, "\"resourceVersion\":");
+            kobj_json_str(&b, lm->resourceversion, strlen(lm->resourceversion));
+            sep = ",";
+        }
+        if (lm->continue_ && *lm->continue_) {
+            buf_printf(&b, "%s\"continue\":", sep);
+            kobj_json_str(&b, lm->continue_, strlen(lm->continue_));
+        }
+        obj_free(&lm->base);
+    }
+    buf_puts(&b, "},\"items\":[");
+    const uint8_t *p = resp, *end = resp + len;
+    const char *sep = "";
+    while (p < end) {
+        uint64_t tag, n;
+        if (pb_varint_get(&p, end, &tag) < 0 || (tag & 7) != 2 || pb_varint_get(&p, end, &n) < 0 ||
+            n > (uint64_t)(end - p))
+            goto bad;
+        if (tag >> 3 == 2) {
+            char *o = kjson_object(k, p, (size_t)n);
+            if (!o)
+                goto bad;
+            buf_puts(&b, sep);
+            buf_puts(&b, o);
+            free(o);
+            sep = ",";
+        }
+        p += n;
+    }
+    buf_puts(&b, "]}\n");
+    *out_len = b.len;
+    return buf_take(&b);
+bad:
+    buf_free(&b);
+    return NULL;
+}
+
+/* "{"type":"T","object":" + object + "}\n" */
+static rbuf_t *event_line(const char *type, const char *obj)
+{
+    size_t tl = strlen(type), ol = strlen(obj);
+    static const char a[] = "{\"type\":\"", b[] = "\",\"object\":", c[] = "}\n";
+    size_t n = sizeof(a) - 1 + tl + sizeof(b) - 1 + ol + sizeof(c) - 1;
+    rbuf_t *f = rbuf_alloc(n);
+    char *w = (char *)f->data;
+    memcpy(w, a, sizeof(a) - 1), w += sizeof(a) - 1;
+    memcpy(w, type, tl), w += tl;
+    memcpy(w, b, sizeof(b) - 1), w += sizeof(b) - 1;
+    memcpy(w, obj, ol), w += ol;
+    memcpy(w, c, sizeof(c) - 1);
+    return f;
+}
+
+rbuf_t *kjson_watch_frame(const struct kind *k, const char *type, const void *bytes, size_t len)
+{
+    char *o = kjson_object(k, bytes, len);
+    if (!o)
+        return NULL;
+    rbuf_t *f = event_line(type, o);
+    free(o);
+    return f;
+}
+
+rbuf_t *kjson_bookmark_frame(const struct kind *k, uint64_t rev)
+{
+    char *o = xasprintf("{\"kind\":\"%s\",\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":"
+                        "\"%" PRIu64 "\"}}",
+                        k->kind, k->api_version, rev);
+    rbuf_t *f = event_line("BOOKMARK", o);
+    free(o);
+    return f;
+}
+
+static const struct {
+    int grpc, http;
+    const char *reason;
+} codes[] = {
+    {GRPC_INVALID_ARGUMENT, 400, "BadRequest"},
+    {GRPC_UNAUTHENTICATED, 401, "Unauthorized"},
+    {GRPC_PERMISSION_DENIED, 403, "Forbidden"},
+    {GRPC_NOT_FOUND, 404, "NotFound"},
+    {GRPC_UNIMPLEMENTED, 405, "MethodNotAllowed"},
+    {GRPC_ALREADY_EXISTS, 409, "AlreadyExists"},
+    {GRPC_ABORTED, 409, "Conflict"},
+    {GRPC_FAILED_PRECONDITION, 409, "Conflict"},
+    {GRPC_OUT_OF_RANGE, 410, "Expired"},
+    {GRPC_RESOURCE_EXHAUSTED, 429, "TooManyRequests"},
+    {GRPC_UNAVAILABLE, 503, "ServiceUnavailable"},
+    {GRPC_DEADLINE_EXCEEDED, 504, "Timeout"},
+};
+
+int kjson_http_status(int grpc_code, const char **reason)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(codes); i++) {
+        if (codes[i].grpc == grpc_code) {
+            *reason = codes[i].reason;
+            return codes[i].http;
+        }
+    }
+    *reason = "InternalError";
+    return 500;
+}
+
+char *kjson_status(int http_status, const char *reason, const char *message, const char *resource,
+                   const char *name)
+{
+    struct buf b = {0};
+    buf_puts(&b, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":"
+                 "\"Failure\",\"message\":");
+    kobj_json_str(&b, message ? message : "", message ? strlen(message) : 0);
+    buf_printf(&b, ",\"reason\":\"%s\"", reason);
+    if (name) {
+        buf_puts(&b, ",\"details\":{\"name\":");
+        kobj_json_str(&b, name, strlen(name));
+        buf_printf(&b, ",\"kind\":\"%s\"}", resource);
+    }
+    buf_printf(&b, ",\"code\":%d}\n", http_status);
+    return buf_take(&b);
+}
+
+rbuf_t *kjson_error_frame(int http_status, const char *reason, const char *message)
+{
+    char *st = kjson_status(http_status, reason, message, NULL, NULL);
+    st[strlen(st) - 1] = '\0'; /* the line's newline comes after the event */
+    rbuf_t *f = event_line("ERROR", st);
+    free(st);
+    return f;
+}

@@ -1,0 +1,41 @@
+/*
+ * kjson: the Kubernetes JSON forms the REST API answers with, made from
+ * the stored (protobuf) bytes: objects (apiVersion and kind first, by
+ * kobj), lists, watch event lines, and Status errors with Kubernetes'
+ * reason and code. Pure and thread-safe (the watch hub may build frames
+ * in the read worker).
+ */
+#ifndef CORACLE_KJSON_H
+#define CORACLE_KJSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kinds.h"
+#include "util.h"
+
+/* An object of kind k from its encoded bytes: malloc'd JSON (one line), or NULL if malformed. */
+char *kjson_object(const struct kind *k, const void *bytes, size_t len);
+/*
+ * A list (kind "PodList"...) from a ListResponse's bytes (items as field
+ * 2, ListMeta as field 1): malloc'd JSON and *out_len, or NULL if malformed.
+ */
+char *kjson_list(const struct kind *k, const uint8_t *resp, size_t len, size_t *out_len);
+/* A watch event line {"type":type,"object":...}\n from an object's bytes; NULL if malformed. */
+rbuf_t *kjson_watch_frame(const struct kind *k, const char *type, const void *bytes, size_t len);
+/* A BOOKMARK line: the kind with metadata.resourceVersion only. */
+rbuf_t *kjson_bookmark_frame(const struct kind *k, uint64_t rev);
+
+/* Kubernetes' Status failure for a gRPC code: the HTTP status and the reason. */
+int kjson_http_status(int grpc_code, const char **reason);
+/*
+ * A Status failure (malloc'd JSON, one line ending in a newline): message,
+ * and details {name, kind} when name is not NULL (kind is the resource,
+ * "pods", as Kubernetes does).
+ */
+char *kjson_status(int http_status, const char *reason, const char *message, const char *resource,
+                   const char *name);
+/* An ERROR watch event line carrying such a Status. */
+rbuf_t *kjson_error_frame(int http_status, const char *reason, const char *message);
+
+#endif

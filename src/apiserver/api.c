@@ -20,6 +20,7 @@
 #include "grpc.h"
 #include "nodelife.h"
 #include "obj.h"
+#include "rest.h"
 #include "tunnel.h"
 #include "util.h"
 #include "watch.h"
@@ -47,6 +48,7 @@ struct api {
     int64_t inflight;
     bool stopping;
     tun_hub_t *tun;
+    rest_t *rest; /* the Kubernetes REST API */
     /* commit batches and fsync latency, sampled from the store's counters
      * once per delivered batch of results */
     struct event *stats_ev;
@@ -757,16 +759,21 @@ static void http_answer(const char *path, int *status, const char **ctype, char 
     *len = strlen(*body);
 }
 
-/* The request handler: /healthz, /readyz, /metrics. */
-static void http(h2s_req_t *r, void *arg)
+/* The plain endpoints, before the REST API's paths: /healthz, /readyz, /metrics. */
+static bool http(h2s_req_t *r, void *arg)
 {
     int status;
     const char *ctype;
     char *body;
     size_t len;
     http_answer(h2s_req_path(r), &status, &ctype, &body, &len, arg);
+    if (status == 404) {
+        free(body);
+        return false;
+    }
     h2s_req_respond(r, status, ctype, body, len);
     free(body);
+    return true;
 }
 
 /* ---- setup ---- */
@@ -812,7 +819,9 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
             h2s_route(srv, rt->path, mk, handle, rt);
         }
     }
-    h2s_set_req_handler(srv, http, a);
+    struct rest_config rc = {st, a->reads, a->hub, cfg->auth, http, a};
+    a->rest = rest_new(&rc);
+    h2s_set_req_handler(srv, rest_handle, a->rest);
     return a;
 }
 
@@ -846,6 +855,7 @@ void api_free(api_t *a)
     if (!a)
         return;
     rpool_free(a->reads); /* its jobs may hold watchers */
+    rest_free(a->rest);
     watch_hub_free(a->hub);
     event_free(a->stats_ev);
     events_free(a->events);

@@ -574,14 +574,15 @@ int auth_authenticate_token(const auth_t *au, const char *header, struct auth_us
     return 0;
 }
 
-int auth_authenticate(auth_t *au, h2s_call_t *c, struct auth_user *u, char **err)
+/* Either API's request: its TLS session (or NULL), Authorization header (or NULL), peer. */
+static int authenticate(auth_t *au, SSL *ssl, const char *authz, const char *peer,
+                        struct auth_user *u, char **err)
 {
     *err = NULL;
     if (!auth_required(au)) {
         user_set(u, &au->dev);
         return 0;
     }
-    SSL *ssl = h2s_call_ssl(c);
     char *cn = NULL, **og = NULL;
     if (ssl && tls_peer_identity(ssl, &cn, &og) == 0) {
         struct ident *id = intern(au, cn, og, 1);
@@ -591,12 +592,23 @@ int auth_authenticate(auth_t *au, h2s_call_t *c, struct auth_user *u, char **err
             return 0;
         }
     }
-    const char *h = h2s_call_header(c, "authorization");
-    if (h)
-        return auth_authenticate_token(au, h, u, err);
+    if (authz)
+        return auth_authenticate_token(au, authz, u, err);
     *err = xstrdup("Unauthorized");
-    log_info("auth: %s: no client certificate and no bearer token: Unauthorized", h2s_call_peer(c));
+    log_info("auth: %s: no client certificate and no bearer token: Unauthorized", peer);
     return -1;
+}
+
+int auth_authenticate(auth_t *au, h2s_call_t *c, struct auth_user *u, char **err)
+{
+    return authenticate(au, h2s_call_ssl(c), h2s_call_header(c, "authorization"), h2s_call_peer(c),
+                        u, err);
+}
+
+int auth_authenticate_req(auth_t *au, h2s_req_t *r, struct auth_user *u, char **err)
+{
+    return authenticate(au, h2s_req_ssl(r), h2s_req_header(r, "authorization"), h2s_req_peer(r), u,
+                        err);
 }
 
 /* ---------------------------------------------------------------- authorize */

@@ -82,6 +82,8 @@ int auth_listen(const auth_t *au, h2s_t *srv, const char *addr, struct ssl_ctx_s
 
 /* Returns 0 and *u, or -1 with *err (malloc'd) for UNAUTHENTICATED. May intern an identity. */
 int auth_authenticate(auth_t *au, h2s_call_t *c, struct auth_user *u, char **err);
+/* The same for a REST request (its client certificate or Authorization: Bearer). */
+int auth_authenticate_req(auth_t *au, h2s_req_t *r, struct auth_user *u, char **err);
 /* The bearer-token part alone: header is the "authorization" value (may be NULL). */
 int auth_authenticate_token(const auth_t *au, const char *header, struct auth_user *u, char **err);
 

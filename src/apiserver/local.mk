@@ -9,6 +9,7 @@ libapiserver_a_SOURCES = \
 	src/apiserver/apply.c src/apiserver/apply.h \
 	src/apiserver/watch.c src/apiserver/watch.h \
 	src/apiserver/kjson.c src/apiserver/kjson.h \
+	src/apiserver/rest.c src/apiserver/rest.h \
 	src/apiserver/api.c src/apiserver/api.h \
 	src/apiserver/read.c \
 	src/apiserver/rpool.c src/apiserver/rpool.h \

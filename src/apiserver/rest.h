@@ -1,0 +1,44 @@
+/*
+ * rest: the Kubernetes REST API, beside the gRPC one on the same port and
+ * over the same store, List, watch hub, authentication and policy. It is
+ * h2s's request handler (h2s_set_req_handler): the plain endpoints first
+ * (/healthz, /readyz, /metrics: the apiserver's plain callback), then
+ * discovery (/api, /api/v1, /apis, /apis/GROUP[/VERSION], /version, all
+ * made from the kinds table) and the resources, for every kind alike:
+ *   /api/v1/[namespaces/NS/]RESOURCE[/NAME[/SUBRESOURCE]]
+ *   /apis/GROUP/VERSION/[namespaces/NS/]RESOURCE[/NAME[/SUBRESOURCE]]
+ * Verbs served: get, list (labelSelector, fieldSelector, limit, continue)
+ * and watch (watch=true: JSON lines; resourceVersion, allowWatchBookmarks,
+ * timeoutSeconds), in JSON. Other methods answer 405 MethodNotAllowed.
+ * Errors are Kubernetes Status objects with reason and code. Loop thread
+ * only.
+ */
+#ifndef CORACLE_REST_H
+#define CORACLE_REST_H
+
+#include <stdbool.h>
+
+#include "auth.h"
+#include "h2s.h"
+#include "rpool.h"
+#include "store.h"
+#include "watch.h"
+
+typedef struct rest rest_t;
+
+struct rest_config {
+    store_t *st;    /* borrowed, as the rest: they outlive the rest_t */
+    rpool_t *reads; /* Lists too big for the loop */
+    watch_hub_t *hub;
+    auth_t *auth;
+    /* answers r and returns true if its path is a plain endpoint (/healthz...) */
+    bool (*plain)(h2s_req_t *r, void *arg);
+    void *plain_arg;
+};
+
+rest_t *rest_new(const struct rest_config *cfg);
+void rest_free(rest_t *rs);
+/* The h2s request handler; arg is the rest_t. */
+void rest_handle(h2s_req_t *r, void *arg);
+
+#endif

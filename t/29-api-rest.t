@@ -230,7 +230,8 @@ tls = c.start("apiserver-tls", [c.bin("coracle-apiserver"), "--listen", addr,
                                 "--tls-cert-file", os.path.join(pki, "apiserver.crt"),
                                 "--tls-private-key-file", os.path.join(pki, "apiserver.key"),
                                 "--client-ca-file", os.path.join(pki, "ca.crt"),
-                                "--token-auth-file", tokens, "--authorization-policy-file", policy])
+                                "--token-auth-file", tokens, "--authorization-policy-file", policy,
+                                "--max-watches-per-user", "2"])
 https = "https://" + addr
 cacert = ["--cacert", os.path.join(pki, "ca.crt")]
 admin = cacert + ["--cert", os.path.join(pki, "admin.crt"), "--key", os.path.join(pki, "admin.key")]
@@ -256,6 +257,19 @@ t.ok(code == 403 and s.get("reason") == "Forbidden" and "carl" in s.get("message
 code, body = curl("", h2=False, args=cacert + ["-H", "Authorization: Bearer tok-bob"],
                   url=https + "/api/v1/namespaces/default/pods")
 t.ok(code == 200 and json.loads(body).get("kind") == "PodList", "a viewer's token lists pods")
+bob = cacert + ["-H", "Authorization: Bearer tok-bob"]
+watches = [subprocess.Popen(["curl", "-s", "-N", "--max-time", "30"] + bob + [https + "/api/v1/pods?watch=1"],
+                            stdout=subprocess.DEVNULL) for _ in range(2)]
+for wp in watches:
+    c.on_teardown(wp.kill)
+time.sleep(1)
+code, body = curl("", h2=False, args=bob, url=https + "/api/v1/pods?watch=1")
+s = json.loads(body) if body.startswith("{") else {}
+t.ok(code == 429 and s.get("reason") == "TooManyRequests" and "bob" in s.get("message", ""),
+     "a third watch over --max-watches-per-user 2: 429 TooManyRequests (%s)" % s.get("message"))
+for wp in watches:
+    wp.kill()
+    wp.wait()
 p = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_version} %{http_code}"] + admin
                    + [https + "/api/v1/nodes"], capture_output=True, text=True)
 t.is_(p.stdout, "2 200", "admin certificate over TLS: HTTP/2 by ALPN, 200")

@@ -460,7 +460,8 @@ static void watch_ended(void *arg, int code)
 {
 }
 
-static void do_watch(rest_t *rs, h2s_req_t *r, const struct rreq *rq, const struct rquery *q)
+static void do_watch(rest_t *rs, h2s_req_t *r, const struct auth_user *u, const struct rreq *rq,
+                     const struct rquery *q)
 {
     int64_t timeout = 0;
     if (query_int(q->timeout, &timeout) < 0) {
@@ -473,6 +474,14 @@ static void do_watch(rest_t *rs, h2s_req_t *r, const struct rreq *rq, const stru
                       "sendInitialEvents: Forbidden: sendInitialEvents is not supported by this "
                       "server",
                       NULL, NULL);
+        return;
+    }
+    unsigned max = auth_max_watches(rs->cfg.auth);
+    if (h2s_req_claim(r, u->id, max) < 0) {
+        char *m =
+            xasprintf("too many long-running requests for user \"%s\" (at most %u)", u->name, max);
+        answer_status(r, 429, "TooManyRequests", m, NULL, NULL);
+        free(m);
         return;
     }
     /* the single-object form (GET .../pods/NAME?watch=true): a field selector on the name */
@@ -527,7 +536,7 @@ static void resource(rest_t *rs, h2s_req_t *r, const struct auth_user *u, const 
         answer_status(r, 403, "Forbidden", err ? err : "forbidden", rq->k, rq->name);
         free(err);
     } else if (watch) {
-        do_watch(rs, r, rq, &q);
+        do_watch(rs, r, u, rq, &q);
     } else if (rq->name) {
         do_get(rs, r, rq);
     } else {

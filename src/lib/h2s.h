@@ -225,6 +225,8 @@ void h2s_req_abort(h2s_req_t *r);
  * it returns the request is freed: the handler must forget it.
  */
 void h2s_req_on_close(h2s_req_t *r, void (*fn)(h2s_req_t *r, void *arg), void *arg);
+/* As h2s_call_claim, for a long-running request (a watch): until it is freed. */
+int h2s_req_claim(h2s_req_t *r, const void *key, unsigned max);
 /* Handler-owned per-request pointer. */
 void h2s_req_set_data(h2s_req_t *r, void *data);
 void *h2s_req_data(const h2s_req_t *r);

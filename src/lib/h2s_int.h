@@ -215,6 +215,7 @@ struct h2s_req {
     unsigned head_only : 1; /* HEAD: no body in the answer */
     unsigned h1_close : 1;  /* HTTP/1.1: close the connection after the answer */
     unsigned counted : 2;   /* in-flight: 1 read, 2 mutating, 0 not */
+    struct claim *claim;    /* h2s_req_claim, or NULL */
     void (*on_close)(h2s_req_t *r, void *arg);
     void *on_close_arg;
     void *data;
@@ -317,5 +318,7 @@ int h2s_ctrl_spend(struct conn *conn);
 int h2s_req_count(h2s_req_t *r);
 /* It no longer counts (answered, streaming, or gone). */
 void h2s_req_uncount(h2s_req_t *r);
+/* Its h2s_req_claim ends (the request is freed). */
+void h2s_req_unclaim(h2s_req_t *r);
 
 #endif

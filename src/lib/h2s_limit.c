@@ -38,6 +38,36 @@ static void wq_unlink(h2s_call_t *c)
     c->inq = 0;
 }
 
+/* One more call or request of key's, or NULL when it holds max already (0: no cap). */
+static struct claim *claim_take(h2s_t *s, const void *key, unsigned max)
+{
+    struct claim **pp = &s->claims[((uintptr_t)key >> 4) % CLAIM_BUCKETS];
+    struct claim *cl = *pp;
+    while (cl && cl->key != key)
+        cl = cl->next;
+    if (cl && max && cl->n >= max)
+        return NULL;
+    if (!cl) {
+        cl = xcalloc(1, sizeof(*cl));
+        cl->key = key;
+        cl->next = *pp;
+        *pp = cl;
+    }
+    cl->n++;
+    return cl;
+}
+
+static void claim_drop(h2s_t *s, struct claim *cl)
+{
+    if (--cl->n)
+        return;
+    struct claim **pp = &s->claims[((uintptr_t)cl->key >> 4) % CLAIM_BUCKETS];
+    while (*pp != cl)
+        pp = &(*pp)->next;
+    *pp = cl->next;
+    free(cl);
+}
+
 /* The handler is done with the call: it no longer counts against the limits. */
 void h2s_call_uncount(h2s_call_t *c)
 {
@@ -54,15 +84,8 @@ void h2s_call_uncount(h2s_call_t *c)
         c->streaming = 0;
     }
     if (c->claim) {
-        struct claim *cl = c->claim;
+        claim_drop(c->s, c->claim);
         c->claim = NULL;
-        if (--cl->n == 0) {
-            struct claim **pp = &c->s->claims[((uintptr_t)cl->key >> 4) % CLAIM_BUCKETS];
-            while (*pp != cl)
-                pp = &(*pp)->next;
-            *pp = cl->next;
-            free(cl);
-        }
     }
 }
 
@@ -171,21 +194,24 @@ int h2s_call_claim(h2s_call_t *c, const void *key, unsigned max)
 {
     if (c->claim || !key)
         return 0;
-    struct claim **pp = &c->s->claims[((uintptr_t)key >> 4) % CLAIM_BUCKETS];
-    struct claim *cl = *pp;
-    while (cl && cl->key != key)
-        cl = cl->next;
-    if (cl && max && cl->n >= max)
-        return -1;
-    if (!cl) {
-        cl = xcalloc(1, sizeof(*cl));
-        cl->key = key;
-        cl->next = *pp;
-        *pp = cl;
+    c->claim = claim_take(c->s, key, max);
+    return c->claim ? 0 : -1;
+}
+
+int h2s_req_claim(h2s_req_t *r, const void *key, unsigned max)
+{
+    if (r->claim || !key)
+        return 0;
+    r->claim = claim_take(r->s, key, max);
+    return r->claim ? 0 : -1;
+}
+
+void h2s_req_unclaim(h2s_req_t *r)
+{
+    if (r->claim) {
+        claim_drop(r->s, r->claim);
+        r->claim = NULL;
     }
-    cl->n++;
-    c->claim = cl;
-    return 0;
 }
 
 /*

@@ -58,6 +58,7 @@ h2s_req_t *h2s_req_new(h2s_t *s, struct conn *conn, const char *method, size_t m
 void h2s_req_free(h2s_req_t *r)
 {
     h2s_req_uncount(r);
+    h2s_req_unclaim(r);
     if (r->call) {
         h2s_call_on_close(r->call, NULL, NULL);
         r->call->done = 1;

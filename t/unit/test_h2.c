@@ -215,7 +215,8 @@ static void http_fn(h2s_req_t *r, void *arg)
         h2s_req_respond(r, 200, "text/plain", m, strlen(m));
         free(m);
     } else if (strcmp(path, "/later") == 0) {
-        static const struct timeval tv = {0, 50000};
+        /* ?slow: long enough for another request to find the in-flight slot taken */
+        struct timeval tv = {0, strcmp(h2s_req_query(r), "slow") ? 50000 : 500000};
         struct event *ev = evtimer_new(base, later_answer, r);
         h2s_req_on_close(r, later_gone, ev);
         evtimer_add(ev, &tv);
@@ -1445,10 +1446,10 @@ static void curl_expect(const char *args, const char *want, const char *name)
 }
 
 /* The request API (h2s_req_*) over both protocols, through curl. */
-static void test_req(void)
+static void test_req(h2s_t *s)
 {
     if (!have("curl")) {
-        for (int i = 0; i < 9; i++)
+        for (int i = 0; i < 10; i++)
             ok(1, "# SKIP curl not installed");
         return;
     }
@@ -1473,6 +1474,16 @@ static void test_req(void)
     curl_expect(a, "lateabcok", "HTTP/1.1 keep-alive: later answers, then the next request");
     snprintf(a, sizeof(a), "--http2-prior-knowledge %s/later", u);
     curl_expect(a, "late", "h2: an answer from a timer");
+    /* one read in flight at most: a second one is turned away as Kubernetes does */
+    h2s_set_inflight_limits(s, 1, 1, NULL);
+    char *lim = xasprintf("curl -s --max-time 5 %s/later?slow >/dev/null & sleep 0.2; "
+                          "o=$(curl -s --max-time 5 -D - -o /dev/null --http2-prior-knowledge "
+                          "%s/healthz | grep -ci -e '^HTTP/2 429' -e '^retry-after: 1'); wait; "
+                          "test \"$o\" = 2",
+                          u, u);
+    ok(in_child(c_shell, lim) == 0, "over the in-flight limit: 429 with Retry-After: 1");
+    free(lim);
+    h2s_set_inflight_limits(s, 0, 0, NULL);
     char *cmd = xasprintf("head -c 70000 /dev/zero | curl -s --max-time 5 --http2-prior-knowledge "
                           "-o /dev/null -w '%%{http_code}' --data-binary @- %s/echo",
                           u);
@@ -1531,7 +1542,7 @@ int main(void)
     test_server_gone();
     test_gcl_free_cancels();
     test_http();
-    test_req();
+    test_req(s);
     test_garbage(g);
     test_raw();
     test_big(g);

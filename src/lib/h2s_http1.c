@@ -58,7 +58,17 @@ static void h1_error(struct conn *c, int status, const char *msg)
 void h2s_h1_read(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    while (!c->closing && !c->h1_req) {
+    if (c->h1_req) {
+        /*
+         * An answer (a watch) is in progress: the next request waits. Reading
+         * goes on so that a client that hangs up is noticed, unless it sends
+         * more than a request head meanwhile.
+         */
+        if (evbuffer_get_length(in) > H1_MAX_HEAD)
+            bufferevent_disable(c->bev, EV_READ);
+        return;
+    }
+    while (!c->closing) {
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) > OUT_HIGH) {
             /* pipelined requests from a client that does not read: wait */
             c->h1_paused = 1;
@@ -145,10 +155,9 @@ void h2s_h1_read(struct conn *c)
         c->h1_req = r;
         h2s_req_dispatch(r);
         if (c->h1_req) {
-            /* answered later: read on once it is written (conn_writecb) */
+            /* answered later: the next request once it is written (conn_writecb) */
             c->h1_since = 0;
             c->h1_paused = 1;
-            bufferevent_disable(c->bev, EV_READ);
             return;
         }
     }
@@ -170,7 +179,8 @@ static void h1_done(h2s_req_t *r)
 {
     struct conn *c = r->conn;
     c->h1_req = NULL;
-    r->conn = NULL; /* may be freed now */
+    c->h1_paused = 1; /* conn_writecb reads the next request once this is written */
+    r->conn = NULL;   /* may be freed now */
     if (r->h1_close)
         h2s_conn_close_later(c);
 }

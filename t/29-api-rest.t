@@ -143,6 +143,11 @@ t.ok(code == 422 and s.get("reason") == "Invalid", "sendInitialEvents refused: 4
 code, s = get_json("/api/v1/pods?watch=1&resourceVersion=x")
 t.ok(code == 400 and s.get("reason") == "BadRequest", "watch with a bad resourceVersion: 400")
 
+code, m = curl("/metrics", False)
+t.ok('coracle_apiserver_rest_requests_total{verb="get",code="404"} ' in m
+     and 'coracle_apiserver_rest_requests_total{verb="list",code="200"} ' in m,
+     "/metrics counts REST answers by verb and status")
+
 
 # ---- watch ----
 class Watch:

@@ -652,6 +652,7 @@ static void metrics(api_t *a, char **body, size_t *len)
             obs_hist_write(f, "coracle_apiserver_request_duration_seconds", l, &a->routes[i].lat);
             free(l);
         }
+    rest_metrics(a->rest, f);
     fprintf(f,
             "# TYPE coracle_apiserver_inflight_requests gauge\n"
             "coracle_apiserver_inflight_requests %" PRId64 "\n",

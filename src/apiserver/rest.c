@@ -27,8 +27,17 @@
 #define MAX_SEGS 8
 #define JSON "application/json"
 
+/* What a request was, for the counters (/metrics). */
+enum rverb { RV_OTHER, RV_DISCOVERY, RV_GET, RV_LIST, RV_WATCH, RV_N };
+static const char *const rverb_names[RV_N] = {"other", "discovery", "get", "list", "watch"};
+#define RCODES 16 /* distinct HTTP statuses counted per verb */
+
 struct rest {
     struct rest_config cfg;
+    struct {
+        int status;
+        uint64_t n;
+    } counts[RV_N][RCODES];
 };
 
 /* A parsed resource request. */
@@ -47,33 +56,66 @@ struct rquery {
 
 /* ---- answers ---- */
 
-static void answer_json(h2s_req_t *r, int status, const char *body, size_t len)
+/*
+ * A request's data says what it is: its verb (enum rverb, 0 until known)
+ * and, above RV_BITS, the index of its kind in kinds_all.
+ */
+#define RV_BITS 4
+
+static void set_what(h2s_req_t *r, enum rverb v, const struct kind *k)
 {
+    size_t ki = 0;
+    while (k && kinds_all[ki] != k)
+        ki++;
+    h2s_req_set_data(r, (void *)(intptr_t)(v | ki << RV_BITS));
+}
+
+static const struct kind *what_kind(const h2s_req_t *r)
+{
+    return kinds_all[(intptr_t)h2s_req_data(r) >> RV_BITS];
+}
+
+/* Counts an answer to r. */
+static void count(rest_t *rs, h2s_req_t *r, int status)
+{
+    enum rverb v = (enum rverb)((intptr_t)h2s_req_data(r) & ((1 << RV_BITS) - 1));
+    for (int i = 0; i < RCODES; i++) {
+        if (rs->counts[v][i].status == status || !rs->counts[v][i].status) {
+            rs->counts[v][i].status = status;
+            rs->counts[v][i].n++;
+            return;
+        }
+    }
+}
+
+static void answer_json(rest_t *rs, h2s_req_t *r, int status, const char *body, size_t len)
+{
+    count(rs, r, status);
     h2s_req_respond(r, status, JSON, body, len);
 }
 
-static void answer_status(h2s_req_t *r, int status, const char *reason, const char *msg,
+static void answer_status(rest_t *rs, h2s_req_t *r, int status, const char *reason, const char *msg,
                           const struct kind *k, const char *name)
 {
     char *b = kjson_status(status, reason, msg, k ? k->resource : NULL, name);
     if (status == 429)
         h2s_req_add_header(r, "retry-after", "1");
-    answer_json(r, status, b, strlen(b));
+    answer_json(rs, r, status, b, strlen(b));
     free(b);
 }
 
 /* A failure from the shared machinery, which speaks gRPC codes. */
-static void answer_grpc(h2s_req_t *r, int code, const char *msg, const struct kind *k,
+static void answer_grpc(rest_t *rs, h2s_req_t *r, int code, const char *msg, const struct kind *k,
                         const char *name)
 {
     const char *reason;
     int st = kjson_http_status(code, &reason);
-    answer_status(r, st, reason, msg, k, name);
+    answer_status(rs, r, st, reason, msg, k, name);
 }
 
-static void not_found_path(h2s_req_t *r)
+static void not_found_path(rest_t *rs, h2s_req_t *r)
 {
-    answer_status(r, 404, "NotFound", "the server could not find the requested resource", NULL,
+    answer_status(rs, r, 404, "NotFound", "the server could not find the requested resource", NULL,
                   NULL);
 }
 
@@ -88,7 +130,7 @@ static void kind_gv(const struct kind *k, const char **group, size_t *glen, cons
     *version = slash ? slash + 1 : k->api_version;
 }
 
-static void discovery_version(h2s_req_t *r)
+static void discovery_version(rest_t *rs, h2s_req_t *r)
 {
 #if defined(__x86_64__)
     const char *arch = "amd64";
@@ -102,16 +144,16 @@ static void discovery_version(h2s_req_t *r)
                         "\"goVersion\":\"\",\"compiler\":\"gcc\",\"platform\":\"linux/%s\","
                         "\"coracleVersion\":\"%s\"}\n",
                         arch, PACKAGE_VERSION);
-    answer_json(r, 200, b, strlen(b));
+    answer_json(rs, r, 200, b, strlen(b));
     free(b);
 }
 
-static void discovery_api(h2s_req_t *r)
+static void discovery_api(rest_t *rs, h2s_req_t *r)
 {
     static const char b[] = "{\"kind\":\"APIVersions\",\"versions\":[\"v1\"],"
                             "\"serverAddressByClientCIDRs\":[{\"clientCIDR\":\"0.0.0.0/0\","
                             "\"serverAddress\":\"\"}]}\n";
-    answer_json(r, 200, b, sizeof(b) - 1);
+    answer_json(rs, r, 200, b, sizeof(b) - 1);
 }
 
 /* One group's JSON ({"name":..,"versions":[..],"preferredVersion":..}) for group g. */
@@ -152,7 +194,7 @@ static bool group_first(size_t i)
     return true;
 }
 
-static void discovery_apis(h2s_req_t *r)
+static void discovery_apis(rest_t *rs, h2s_req_t *r)
 {
     struct buf b = {0};
     buf_puts(&b, "{\"kind\":\"APIGroupList\",\"apiVersion\":\"v1\",\"groups\":[");
@@ -168,7 +210,7 @@ static void discovery_apis(h2s_req_t *r)
         sep = ",";
     }
     buf_puts(&b, "]}\n");
-    answer_json(r, 200, b.p, b.len);
+    answer_json(rs, r, 200, b.p, b.len);
     buf_free(&b);
 }
 
@@ -184,23 +226,23 @@ static bool group_exists(const char *g)
     return false;
 }
 
-static void discovery_group(h2s_req_t *r, const char *g)
+static void discovery_group(rest_t *rs, h2s_req_t *r, const char *g)
 {
     if (!group_exists(g)) {
-        not_found_path(r);
+        not_found_path(rs, r);
         return;
     }
     struct buf gj = {0}, b = {0};
     group_json(&gj, g, strlen(g));
     /* the group's fields inside the envelope's braces */
     buf_printf(&b, "{\"kind\":\"APIGroup\",\"apiVersion\":\"v1\",%s\n", gj.p + 1);
-    answer_json(r, 200, b.p, b.len);
+    answer_json(rs, r, 200, b.p, b.len);
     buf_free(&gj);
     buf_free(&b);
 }
 
 /* APIResourceList for gv ("v1", "coordination.k8s.io/v1"); false if no kind has it. */
-static bool discovery_resources(h2s_req_t *r, const char *gv)
+static bool discovery_resources(rest_t *rs, h2s_req_t *r, const char *gv)
 {
     struct buf b = {0};
     buf_printf(&b,
@@ -226,7 +268,7 @@ static bool discovery_resources(h2s_req_t *r, const char *gv)
         buf_free(&b);
         return false;
     }
-    answer_json(r, 200, b.p, b.len);
+    answer_json(rs, r, 200, b.p, b.len);
     buf_free(&b);
     return true;
 }
@@ -332,12 +374,13 @@ static size_t split(char *p, char **seg)
  * seg (after the group-version) into rq for gv. Returns 0, or -1 after
  * answering 404.
  */
-static int parse_resource(h2s_req_t *r, const char *gv, char **seg, size_t n, struct rreq *rq)
+static int parse_resource(rest_t *rs, h2s_req_t *r, const char *gv, char **seg, size_t n,
+                          struct rreq *rq)
 {
     memset(rq, 0, sizeof(*rq));
     if (n >= 1 && !strcmp(seg[0], "namespaces")) {
         if (n <= 2) {
-            not_found_path(r); /* namespaces themselves are not a kind here */
+            not_found_path(rs, r); /* namespaces themselves are not a kind here */
             return -1;
         }
         rq->ns = seg[1];
@@ -355,7 +398,7 @@ static int parse_resource(h2s_req_t *r, const char *gv, char **seg, size_t n, st
     rq->sub = n > 2 ? seg[2] : NULL;
     return 0;
 nf:
-    not_found_path(r);
+    not_found_path(rs, r);
     return -1;
 }
 
@@ -378,6 +421,7 @@ static Coracle__V1__ListRequest *list_request(const struct rreq *rq, const struc
 }
 
 struct get_ctx {
+    rest_t *rs;
     h2s_req_t *r;
     const struct kind *k;
 };
@@ -387,48 +431,49 @@ static void get_cb(const void *val, size_t len, void *arg)
     struct get_ctx *g = arg;
     char *j = kjson_object(g->k, val, len);
     if (!j) {
-        answer_status(g->r, 500, "InternalError", "undecodable stored object", NULL, NULL);
+        answer_status(g->rs, g->r, 500, "InternalError", "undecodable stored object", NULL, NULL);
         return;
     }
     size_t n = strlen(j);
     j[n] = '\n'; /* kobj's compact JSON has no newline; replace the NUL (length n + 1) */
-    answer_json(g->r, 200, j, n + 1);
+    answer_json(g->rs, g->r, 200, j, n + 1);
     free(j);
 }
 
 static void do_get(rest_t *rs, h2s_req_t *r, const struct rreq *rq)
 {
-    struct get_ctx g = {r, rq->k};
+    struct get_ctx g = {rs, r, rq->k};
     const char *ns = rq->k->namespaced ? rq->ns : NULL;
     int rc = read_object(rs->cfg.st, rq->k, ns ? ns : "", rq->name, get_cb, &g);
     if (rc == 0)
         return;
     if (rc == STORE_ENOTFOUND) {
         char *m = xasprintf("%s \"%s\" not found", rq->k->resource, rq->name);
-        answer_status(r, 404, "NotFound", m, rq->k, rq->name);
+        answer_status(rs, r, 404, "NotFound", m, rq->k, rq->name);
         free(m);
     } else {
-        answer_status(r, 503, "ServiceUnavailable", store_strerror(rc), NULL, NULL);
+        answer_status(rs, r, 503, "ServiceUnavailable", store_strerror(rc), NULL, NULL);
     }
 }
 
 static void list_done(void *owner, void *owner2, int code, const char *msg, const uint8_t *out,
                       size_t len)
 {
-    const struct kind *k = owner;
+    rest_t *rs = owner;
     h2s_req_t *r = owner2;
+    const struct kind *k = what_kind(r);
     h2s_req_on_close(r, NULL, NULL);
     if (code != GRPC_OK) {
-        answer_grpc(r, code, msg, NULL, NULL);
+        answer_grpc(rs, r, code, msg, NULL, NULL);
         return;
     }
     size_t n;
     char *j = kjson_list(k, out, len, &n);
     if (!j) {
-        answer_status(r, 500, "InternalError", "undecodable stored object", NULL, NULL);
+        answer_status(rs, r, 500, "InternalError", "undecodable stored object", NULL, NULL);
         return;
     }
-    answer_json(r, 200, j, n);
+    answer_json(rs, r, 200, j, n);
     free(j);
 }
 
@@ -441,7 +486,7 @@ static void do_list(rest_t *rs, h2s_req_t *r, const struct rreq *rq, const struc
 {
     int64_t limit = 0;
     if (query_int(q->limit, &limit) < 0) {
-        answer_status(r, 400, "BadRequest", "limit: must be an integer", NULL, NULL);
+        answer_status(rs, r, 400, "BadRequest", "limit: must be an integer", NULL, NULL);
         return;
     }
     Coracle__V1__ListRequest *lr = list_request(rq, q, q->field_selector);
@@ -450,8 +495,7 @@ static void do_list(rest_t *rs, h2s_req_t *r, const struct rreq *rq, const struc
         lr->limit = limit;
     }
     size_t len = coracle__v1__list_request__get_packed_size(lr);
-    struct lctx *x =
-        read_list_start(rs->cfg.st, rs->cfg.reads, rq->k, lr, len, list_done, (void *)rq->k, r);
+    struct lctx *x = read_list_start(rs->cfg.st, rs->cfg.reads, rq->k, lr, len, list_done, rs, r);
     if (x)
         h2s_req_on_close(r, list_gone, x);
 }
@@ -465,12 +509,12 @@ static void do_watch(rest_t *rs, h2s_req_t *r, const struct auth_user *u, const 
 {
     int64_t timeout = 0;
     if (query_int(q->timeout, &timeout) < 0) {
-        answer_status(r, 400, "BadRequest", "timeoutSeconds: must be an integer", NULL, NULL);
+        answer_status(rs, r, 400, "BadRequest", "timeoutSeconds: must be an integer", NULL, NULL);
         return;
     }
     if (query_true(q->initial)) {
         /* not implemented: refused, or a WatchList client would loop (it falls back to list) */
-        answer_status(r, 422, "Invalid",
+        answer_status(rs, r, 422, "Invalid",
                       "sendInitialEvents: Forbidden: sendInitialEvents is not supported by this "
                       "server",
                       NULL, NULL);
@@ -480,7 +524,7 @@ static void do_watch(rest_t *rs, h2s_req_t *r, const struct auth_user *u, const 
     if (h2s_req_claim(r, u->id, max) < 0) {
         char *m =
             xasprintf("too many long-running requests for user \"%s\" (at most %u)", u->name, max);
-        answer_status(r, 429, "TooManyRequests", m, NULL, NULL);
+        answer_status(rs, r, 429, "TooManyRequests", m, NULL, NULL);
         free(m);
         return;
     }
@@ -518,22 +562,23 @@ static void resource(rest_t *rs, h2s_req_t *r, const struct auth_user *u, const 
     if ((strcmp(m, "GET") && strcmp(m, "HEAD")) || (rq->sub && sub_later(rq->sub))) {
         char *msg = xasprintf("%s on %s%s%s is not served yet by this server", m, rq->k->resource,
                               rq->sub ? "/" : "", rq->sub ? rq->sub : "");
-        answer_status(r, 405, "MethodNotAllowed", msg, NULL, NULL);
+        answer_status(rs, r, 405, "MethodNotAllowed", msg, NULL, NULL);
         free(msg);
         return;
     }
     if (rq->sub && strcmp(rq->sub, "status")) {
-        not_found_path(r);
+        not_found_path(rs, r);
         return;
     }
     struct rquery q;
     query_parse(h2s_req_query(r), &q);
     bool watch = query_true(q.watch);
     const char *verb = watch ? "watch" : rq->name ? "get" : "list";
+    set_what(r, watch ? RV_WATCH : rq->name ? RV_GET : RV_LIST, rq->k);
     char *err = NULL;
     if (auth_check(rs->cfg.auth, u, rs->cfg.st, verb, rq->k, rq->sub, rq->ns,
                    watch ? NULL : rq->name, q.field_selector, &err) < 0) {
-        answer_status(r, 403, "Forbidden", err ? err : "forbidden", rq->k, rq->name);
+        answer_status(rs, r, 403, "Forbidden", err ? err : "forbidden", rq->k, rq->name);
         free(err);
     } else if (watch) {
         do_watch(rs, r, u, rq, &q);
@@ -549,16 +594,17 @@ static void resource(rest_t *rs, h2s_req_t *r, const struct auth_user *u, const 
 static void api_path(rest_t *rs, h2s_req_t *r, const struct auth_user *u, char **seg, size_t n)
 {
     bool core = !strcmp(seg[0], "api");
+    set_what(r, RV_DISCOVERY, NULL);
     if (core && n == 1) {
-        discovery_api(r);
+        discovery_api(rs, r);
         return;
     }
     if (!core && n == 1) {
-        discovery_apis(r);
+        discovery_apis(rs, r);
         return;
     }
     if (!core && n == 2) {
-        discovery_group(r, seg[1]);
+        discovery_group(rs, r, seg[1]);
         return;
     }
     char gv[128];
@@ -568,12 +614,12 @@ static void api_path(rest_t *rs, h2s_req_t *r, const struct auth_user *u, char *
         snprintf(gv, sizeof(gv), "%s/%s", seg[1], seg[2]);
     size_t rest = core ? 2 : 3;
     if (n == rest) {
-        if (!discovery_resources(r, gv))
-            not_found_path(r);
+        if (!discovery_resources(rs, r, gv))
+            not_found_path(rs, r);
         return;
     }
     struct rreq rq;
-    if (parse_resource(r, gv, seg + rest, n - rest, &rq) == 0)
+    if (parse_resource(rs, r, gv, seg + rest, n - rest, &rq) == 0)
         resource(rs, r, u, &rq);
 }
 
@@ -595,18 +641,31 @@ void rest_handle(h2s_req_t *r, void *arg)
     struct auth_user u;
     char *err = NULL;
     if (auth_authenticate_req(rs->cfg.auth, r, &u, &err) < 0) {
-        answer_status(r, 401, "Unauthorized", err ? err : "Unauthorized", NULL, NULL);
+        answer_status(rs, r, 401, "Unauthorized", err ? err : "Unauthorized", NULL, NULL);
         free(err);
         goto out;
     }
-    if (version)
-        discovery_version(r);
-    else if (n > MAX_SEGS - 1)
-        not_found_path(r);
+    if (version) {
+        set_what(r, RV_DISCOVERY, NULL);
+        discovery_version(rs, r);
+    } else if (n > MAX_SEGS - 1)
+        not_found_path(rs, r);
     else
         api_path(rs, r, &u, seg, n);
 out:
     free(path);
+}
+
+void rest_metrics(const rest_t *rs, FILE *f)
+{
+    fprintf(f, "# HELP coracle_apiserver_rest_requests_total Kubernetes REST requests answered "
+               "(watches: refused ones), by verb and HTTP status.\n"
+               "# TYPE coracle_apiserver_rest_requests_total counter\n");
+    for (int v = 0; v < RV_N; v++)
+        for (int i = 0; i < RCODES && rs->counts[v][i].status; i++)
+            fprintf(f,
+                    "coracle_apiserver_rest_requests_total{verb=\"%s\",code=\"%d\"} %" PRIu64 "\n",
+                    rverb_names[v], rs->counts[v][i].status, rs->counts[v][i].n);
 }
 
 rest_t *rest_new(const struct rest_config *cfg)

@@ -17,6 +17,7 @@
 #define CORACLE_REST_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "auth.h"
 #include "h2s.h"
@@ -38,6 +39,8 @@ struct rest_config {
 
 rest_t *rest_new(const struct rest_config *cfg);
 void rest_free(rest_t *rs);
+/* Its counters in the Prometheus text format (for /metrics). */
+void rest_metrics(const rest_t *rs, FILE *f);
 /* The h2s request handler; arg is the rest_t. */
 void rest_handle(h2s_req_t *r, void *arg);
 

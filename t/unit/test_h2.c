@@ -184,6 +184,7 @@ static void later_answer(evutil_socket_t fd, short what, void *arg)
 {
     h2s_req_t *r = arg;
     h2s_req_on_close(r, NULL, NULL);
+    event_free(h2s_req_data(r));
     h2s_req_respond(r, 200, "text/plain", "late", 4);
 }
 
@@ -218,6 +219,7 @@ static void http_fn(h2s_req_t *r, void *arg)
         /* ?slow: long enough for another request to find the in-flight slot taken */
         struct timeval tv = {0, strcmp(h2s_req_query(r), "slow") ? 50000 : 500000};
         struct event *ev = evtimer_new(base, later_answer, r);
+        h2s_req_set_data(r, ev);
         h2s_req_on_close(r, later_gone, ev);
         evtimer_add(ev, &tv);
     } else if (strcmp(path, "/stream") == 0) {
@@ -1449,7 +1451,7 @@ static void curl_expect(const char *args, const char *want, const char *name)
 static void test_req(h2s_t *s)
 {
     if (!have("curl")) {
-        for (int i = 0; i < 10; i++)
+        for (int i = 0; i < 11; i++)
             ok(1, "# SKIP curl not installed");
         return;
     }
@@ -1474,6 +1476,12 @@ static void test_req(h2s_t *s)
     curl_expect(a, "lateabcok", "HTTP/1.1 keep-alive: later answers, then the next request");
     snprintf(a, sizeof(a), "--http2-prior-knowledge %s/later", u);
     curl_expect(a, "late", "h2: an answer from a timer");
+    snprintf(a, sizeof(a),
+             "--max-time 0.2 --http2-prior-knowledge %s/later?slow; "
+             "curl -s --max-time 0.2 %s/later?slow; curl -s --http2-prior-knowledge %s/healthz",
+             u, u, u);
+    curl_expect(a, "ok",
+                "clients gone before the answer (both protocols): on_close, still serving");
     /* one read in flight at most: a second one is turned away as Kubernetes does */
     h2s_set_inflight_limits(s, 1, 1, NULL);
     char *lim = xasprintf("curl -s --max-time 5 %s/later?slow >/dev/null & sleep 0.2; "

@@ -707,11 +707,11 @@ void h2s_call_on_close(h2s_call_t *c, void (*fn)(h2s_call_t *c, void *arg), void
     c->on_close_arg = arg;
 }
 
-const char *h2s_call_header(const h2s_call_t *c, const char *name)
+const char *h2s_header_find(const struct buf *hb, const char *name)
 {
     size_t off = 0;
-    while (off < c->hbuf.len) {
-        const char *n = c->hbuf.p + off;
+    while (off < hb->len) {
+        const char *n = hb->p + off;
         size_t nl = strlen(n);
         const char *v = n + nl + 1;
         if (strcmp(n, name) == 0)
@@ -719,6 +719,11 @@ const char *h2s_call_header(const h2s_call_t *c, const char *name)
         off += nl + strlen(v) + 2;
     }
     return NULL;
+}
+
+const char *h2s_call_header(const h2s_call_t *c, const char *name)
+{
+    return h2s_header_find(&c->hbuf, name);
 }
 
 const char *h2s_call_peer(const h2s_call_t *c)

@@ -293,6 +293,8 @@ int h2s_on_frame_send(nghttp2_session *ngh, const nghttp2_frame *f, void *user);
 int h2s_on_stream_close(nghttp2_session *ngh, int32_t sid, uint32_t err, void *user);
 /* Ends the response with a status (trailers-only before any message). */
 void h2s_call_end(h2s_call_t *c, int code, const char *message);
+/* A header's value in "name\0value\0" pairs (a call's or an HTTP/1.1 request's), or NULL. */
+const char *h2s_header_find(const struct buf *hb, const char *name);
 /* Queues response bytes (takes the reference) / submits or resumes the response. */
 void h2s_call_push(h2s_call_t *c, rbuf_t *b);
 void h2s_call_kick(h2s_call_t *c);

@@ -168,17 +168,7 @@ const char *h2s_req_query(const h2s_req_t *r)
 
 const char *h2s_req_header(const h2s_req_t *r, const char *name)
 {
-    if (r->call)
-        return h2s_call_header(r->call, name);
-    for (size_t off = 0; off < r->hbuf.len;) {
-        const char *n = r->hbuf.p + off;
-        size_t nl = strlen(n);
-        const char *v = n + nl + 1;
-        if (strcmp(n, name) == 0)
-            return v;
-        off += nl + strlen(v) + 2;
-    }
-    return NULL;
+    return h2s_header_find(r->call ? &r->call->hbuf : &r->hbuf, name);
 }
 
 const uint8_t *h2s_req_body(const h2s_req_t *r, size_t *len)

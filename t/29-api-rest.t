@@ -2,9 +2,10 @@
 # The Kubernetes REST API's read path, beside gRPC on the same port:
 # discovery made from the kinds table, get/list/watch in JSON over HTTP/2
 # (curl --http2-prior-knowledge, h2c) and HTTP/1.1 (curl), Status errors
-# with Kubernetes' reasons and codes, the same object over gRPC and REST;
-# then over TLS with client certificates and tokens (401, 403, ALPN h2)
-# and stock kubectl (1.32) reading pods and nodes, -w included.
+# with Kubernetes' reasons and codes, the same object over gRPC and REST,
+# Tables for kubectl's Accept; then over TLS with client certificates and
+# tokens (401, 403, the watch cap, ALPN h2) and stock kubectl (1.32)
+# reading pods and nodes in the server's columns, -w included.
 import json
 import os
 import shutil
@@ -122,6 +123,31 @@ t.ok(len(l2.get("items", [])) == 1 and not l2["metadata"].get("continue")
 code, l = get_json("/api/v1/nodes")
 t.ok(l.get("kind") == "NodeList" and [i["metadata"]["name"] for i in l["items"]] == ["n1"], "list nodes")
 list_rv = get_json("/api/v1/pods")[1]["metadata"]["resourceVersion"]
+
+# ---- Table (kubectl get's Accept) ----
+TABLE_ACCEPT = ("Accept: application/json;as=Table;v=v1;g=meta.k8s.io,"
+                "application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json")
+p = subprocess.run(["curl", "-s", "--http2-prior-knowledge", "-D", "-", "-H", TABLE_ACCEPT,
+                    base + "/api/v1/namespaces/default/pods?limit=500"], capture_output=True, text=True)
+head, _, body = p.stdout.partition("\n\n")  # (text mode: CRLF read as LF)
+tb = json.loads(body) if body.startswith("{") else {}
+t.ok("content-type: application/json;as=table;v=v1;g=meta.k8s.io" in head.lower(),
+     "Table answer's content-type")
+cols = [d["name"] for d in tb.get("columnDefinitions", [])]
+t.ok(tb.get("kind") == "Table" and cols[:5] == ["Name", "Ready", "Status", "Restarts", "Age"]
+     and sorted(r["cells"][0] for r in tb.get("rows", [])) == ["db", "web"]
+     and tb["rows"][0]["object"]["kind"] == "PartialObjectMetadata",
+     "list as a Table: pod columns, a row a pod, PartialObjectMetadata (%s)" % cols)
+code, body = curl("/api/v1/namespaces/default/pods/web", args=["-H", TABLE_ACCEPT])
+tb = json.loads(body) if body.startswith("{") else {}
+t.ok(tb.get("kind") == "Table" and [r["cells"][0] for r in tb.get("rows", [])] == ["web"],
+     "get one pod as a Table")
+code, body = curl("/api/v1/namespaces/default/pods?watch=1&timeoutSeconds=1", args=["-H", TABLE_ACCEPT])
+ev = json.loads(body.splitlines()[0]) if body.startswith("{") else {}
+t.ok(ev.get("type") == "ADDED" and ev.get("object", {}).get("kind") == "Table"
+     and ev["object"]["rows"][0]["cells"][0] in ("db", "web"), "watch with Table: each event's object a Table")
+code, body = curl("/api/v1/pods?includeObject=Bogus", args=["-H", TABLE_ACCEPT])
+t.is_(code, 400, "a bad includeObject: 400")
 
 # ---- Status errors ----
 code, s = get_json("/api/v1/namespaces/default/pods/x")
@@ -281,7 +307,7 @@ t.is_(p.stdout, "2 200", "admin certificate over TLS: HTTP/2 by ALPN, 200")
 
 kubectl = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
 if not os.access(kubectl, os.X_OK):
-    t.skip("kubectl 1.32 not installed", 8)
+    t.skip("kubectl 1.32 not installed", 9)
     t.done()
 home = os.path.join(c.dir, "khome")
 os.makedirs(home)
@@ -327,8 +353,12 @@ if rc != 0:
 
 rc, out, err = k("get", "po")
 lines = out.splitlines()
-t.ok(rc == 0 and lines and lines[0].split()[0] == "NAME" and [l.split()[0] for l in lines[1:]] == ["web"],
-     "kubectl get po: NAME header, web (%r %r)" % (out, err))
+t.ok(rc == 0 and lines and lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+     and [l.split()[:3] for l in lines[1:]] == [["web", "0/1", "Pending"]],
+     "kubectl get po: the server's Table columns, web (%r %r)" % (out, err))
+rc, out, err = k("get", "po", "-o", "wide")
+t.ok(rc == 0 and out.split()[:9] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE",
+                                     "NOMINATED", "NODE"], "kubectl get po -o wide: the wide columns (%r)" % out)
 rc, out, err = k("get", "po", "-A")
 rows = sorted(tuple(l.split()[:2]) for l in out.splitlines()[1:])
 t.ok(rc == 0 and out.split()[0] == "NAMESPACE" and rows == [("default", "web"), ("kube-system", "dns")],
@@ -341,7 +371,8 @@ rc, out, err = k("get", "po", "web", "-o", "yaml")
 t.ok(rc == 0 and "kind: Pod\n" in out and "  name: web\n" in out and "image: busybox" in out,
      "kubectl get po web -o yaml")
 rc, out, err = k("get", "no")
-t.ok(rc == 0 and [l.split()[0] for l in out.splitlines()] == ["NAME", "n1"], "kubectl get no (%r)" % out)
+t.ok(rc == 0 and [l.split()[0] for l in out.splitlines()] == ["NAME", "n1"] and "STATUS" in out.split("\n")[0],
+     "kubectl get no (%r)" % out)
 rc, out, err = k("get", "po", "x")
 t.ok(rc == 1 and 'Error from server (NotFound): pods "x" not found' in err,
      "kubectl: a missing pod is NotFound (%r)" % err.strip())

@@ -77,6 +77,74 @@ bad:
     return NULL;
 }
 
+/* ---- Tables ---- */
+
+/* COLS_INCLUDE_OBJECT's writer: the object as get answers it. */
+static void table_object(FILE *f, const struct kind *k, const ProtobufCMessage *obj, void *arg)
+{
+    char *j = kobj_emit(k, obj, KOBJ_FMT_JSON_COMPACT);
+    fputs(j, f);
+    free(j);
+}
+
+static struct cols_table_opts table_opts(enum cols_include include)
+{
+    return (struct cols_table_opts){
+        .now_ns = now_ns(), .include = include, .object_fn = table_object};
+}
+
+char *kjson_table_list(const struct kind *k, const uint8_t *resp, size_t len,
+                       enum cols_include include, size_t *out_len)
+{
+    ProtobufCMessage **objs = NULL;
+    size_t n = 0, cap = 0;
+    Coracle__V1__ListMeta *lm = NULL;
+    char *out = NULL;
+    const uint8_t *p = resp, *end = resp + len;
+    while (p < end) {
+        uint64_t tag, l;
+        if (pb_varint_get(&p, end, &tag) < 0 || (tag & 7) != 2 || pb_varint_get(&p, end, &l) < 0 ||
+            l > (uint64_t)(end - p))
+            goto out;
+        if (tag >> 3 == 1 && !lm) {
+            lm = (void *)obj_decode(&coracle__v1__list_meta__descriptor, p, (size_t)l);
+            if (!lm)
+                goto out;
+        } else if (tag >> 3 == 2) {
+            ProtobufCMessage *o = obj_decode(k->desc, p, (size_t)l);
+            if (!o)
+                goto out;
+            *XPUSH(objs, n, cap) = o;
+        }
+        p += l;
+    }
+    struct cols_table_opts o = table_opts(include);
+    if (lm) {
+        o.resource_version = lm->resourceversion;
+        o.continue_token = lm->continue_;
+    }
+    out = cols_table(k, objs, n, &o, out_len);
+out:
+    for (size_t i = 0; i < n; i++)
+        obj_free(objs[i]);
+    free(objs);
+    if (lm)
+        obj_free(&lm->base);
+    return out;
+}
+
+char *kjson_table_object(const struct kind *k, const void *bytes, size_t len,
+                         enum cols_include include, size_t *out_len)
+{
+    ProtobufCMessage *m = obj_decode(k->desc, bytes, len);
+    if (!m)
+        return NULL;
+    struct cols_table_opts o = table_opts(include);
+    char *t = cols_table_one(k, m, &o, out_len);
+    obj_free(m);
+    return t;
+}
+
 /* "{"type":"T","object":" + object + "}\n" */
 static rbuf_t *event_line(const char *type, const char *obj)
 {
@@ -100,6 +168,24 @@ rbuf_t *kjson_watch_frame(const struct kind *k, const char *type, const void *by
         return NULL;
     rbuf_t *f = event_line(type, o);
     free(o);
+    return f;
+}
+
+/*
+ * Every event's Table carries its column definitions: Kubernetes leaves
+ * them out after a watch's first event, but then the line could not be
+ * one for all the watchers of a change; clients print the headers once
+ * whatever (kubectl compares them with the last ones).
+ */
+rbuf_t *kjson_table_watch_frame(const struct kind *k, const char *type, const void *bytes,
+                                size_t len)
+{
+    size_t n;
+    char *t = kjson_table_object(k, bytes, len, COLS_INCLUDE_METADATA, &n);
+    if (!t)
+        return NULL;
+    rbuf_t *f = event_line(type, t);
+    free(t);
     return f;
 }
 

@@ -1,8 +1,8 @@
 /*
  * kjson: the Kubernetes JSON forms the REST API answers with, made from
  * the stored (protobuf) bytes: objects (apiVersion and kind first, by
- * kobj), lists, watch event lines, and Status errors with Kubernetes'
- * reason and code. Pure and thread-safe (the watch hub may build frames
+ * kobj), lists, watch event lines, Tables (columns.h), and Status errors
+ * with Kubernetes' reason and code. Pure and thread-safe (the watch hub may build frames
  * in the read worker).
  */
 #ifndef CORACLE_KJSON_H
@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "columns.h"
 #include "kinds.h"
 #include "util.h"
 
@@ -25,6 +26,20 @@ char *kjson_list(const struct kind *k, const uint8_t *resp, size_t len, size_t *
 rbuf_t *kjson_watch_frame(const struct kind *k, const char *type, const void *bytes, size_t len);
 /* A BOOKMARK line: the kind with metadata.resourceVersion only. */
 rbuf_t *kjson_bookmark_frame(const struct kind *k, uint64_t rev);
+
+/*
+ * meta.k8s.io/v1 Tables (what kubectl's get asks for), with the columns
+ * of columns.h; rows carry what include says (?includeObject=). Of a
+ * ListResponse's bytes, of one object's, and a watch event line whose
+ * object is the Table of the event's object. malloc'd, *out_len; NULL if
+ * malformed.
+ */
+char *kjson_table_list(const struct kind *k, const uint8_t *resp, size_t len,
+                       enum cols_include include, size_t *out_len);
+char *kjson_table_object(const struct kind *k, const void *bytes, size_t len,
+                         enum cols_include include, size_t *out_len);
+rbuf_t *kjson_table_watch_frame(const struct kind *k, const char *type, const void *bytes,
+                                size_t len);
 
 /* Kubernetes' Status failure for a gRPC code: the HTTP status and the reason. */
 int kjson_http_status(int grpc_code, const char **reason);

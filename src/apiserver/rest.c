@@ -26,6 +26,7 @@
 
 #define MAX_SEGS 8
 #define JSON "application/json"
+#define TABLE "application/json;as=Table;v=v1;g=meta.k8s.io"
 
 /* What a request was, for the counters (/metrics). */
 enum rverb { RV_OTHER, RV_DISCOVERY, RV_GET, RV_LIST, RV_WATCH, RV_N };
@@ -43,42 +44,55 @@ struct rest {
 /* A parsed resource request. */
 struct rreq {
     const struct kind *k;
-    const char *ns;   /* NULL: cluster-scoped kind, or all namespaces */
-    const char *name; /* NULL: the collection */
-    const char *sub;  /* subresource, or NULL */
+    const char *ns;            /* NULL: cluster-scoped kind, or all namespaces */
+    const char *name;          /* NULL: the collection */
+    const char *sub;           /* subresource, or NULL */
+    bool table;                /* the client asks for a meta.k8s.io Table (Accept) */
+    enum cols_include include; /* and what its rows carry (?includeObject=) */
 };
 
 /* The query parameters the read verbs take (percent-decoded, malloc'd). */
 struct rquery {
     char *label_selector, *field_selector, *limit, *cont, *rv, *watch, *bookmarks, *timeout,
-        *initial;
+        *initial, *include;
 };
 
 /* ---- answers ---- */
 
 /*
- * A request's data says what it is: its verb (enum rverb, 0 until known)
- * and, above RV_BITS, the index of its kind in kinds_all.
+ * A request's data says what it is, for the answers made later (a List's):
+ * its verb (enum rverb, 0 until known), whether it wants a Table and its
+ * rows' include, and the index of its kind in kinds_all.
  */
-#define RV_BITS 4
+#define W_VERB 0xf
+#define W_TABLE 0x10
+#define W_INCLUDE_SHIFT 5
+#define W_KIND_SHIFT 8
 
-static void set_what(h2s_req_t *r, enum rverb v, const struct kind *k)
+static void set_what(h2s_req_t *r, enum rverb v, const struct rreq *rq)
 {
     size_t ki = 0;
-    while (k && kinds_all[ki] != k)
+    while (rq && kinds_all[ki] != rq->k)
         ki++;
-    h2s_req_set_data(r, (void *)(intptr_t)(v | ki << RV_BITS));
+    intptr_t w = v | (rq && rq->table ? W_TABLE : 0);
+    if (rq)
+        w |= (intptr_t)rq->include << W_INCLUDE_SHIFT | (intptr_t)ki << W_KIND_SHIFT;
+    h2s_req_set_data(r, (void *)w);
 }
 
-static const struct kind *what_kind(const h2s_req_t *r)
+/* The parts of rq set_what kept (kind, table, include). */
+static struct rreq what_rreq(const h2s_req_t *r)
 {
-    return kinds_all[(intptr_t)h2s_req_data(r) >> RV_BITS];
+    intptr_t w = (intptr_t)h2s_req_data(r);
+    return (struct rreq){.k = kinds_all[w >> W_KIND_SHIFT],
+                         .table = (w & W_TABLE) != 0,
+                         .include = (enum cols_include)(w >> W_INCLUDE_SHIFT & 3)};
 }
 
 /* Counts an answer to r. */
 static void count(rest_t *rs, h2s_req_t *r, int status)
 {
-    enum rverb v = (enum rverb)((intptr_t)h2s_req_data(r) & ((1 << RV_BITS) - 1));
+    enum rverb v = (enum rverb)((intptr_t)h2s_req_data(r) & W_VERB);
     for (int i = 0; i < RCODES; i++) {
         if (rs->counts[v][i].status == status || !rs->counts[v][i].status) {
             rs->counts[v][i].status = status;
@@ -92,6 +106,12 @@ static void answer_json(rest_t *rs, h2s_req_t *r, int status, const char *body, 
 {
     count(rs, r, status);
     h2s_req_respond(r, status, JSON, body, len);
+}
+
+static void answer_table(rest_t *rs, h2s_req_t *r, const char *body, size_t len)
+{
+    count(rs, r, 200);
+    h2s_req_respond(r, 200, TABLE, body, len);
 }
 
 static void answer_status(rest_t *rs, h2s_req_t *r, int status, const char *reason, const char *msg,
@@ -299,22 +319,29 @@ static char *unescape(const char *s, size_t n)
     return o;
 }
 
+static const struct {
+    const char *name;
+    size_t off;
+} params[] = {
+    {"labelSelector", offsetof(struct rquery, label_selector)},
+    {"fieldSelector", offsetof(struct rquery, field_selector)},
+    {"limit", offsetof(struct rquery, limit)},
+    {"continue", offsetof(struct rquery, cont)},
+    {"resourceVersion", offsetof(struct rquery, rv)},
+    {"watch", offsetof(struct rquery, watch)},
+    {"allowWatchBookmarks", offsetof(struct rquery, bookmarks)},
+    {"timeoutSeconds", offsetof(struct rquery, timeout)},
+    {"sendInitialEvents", offsetof(struct rquery, initial)},
+    {"includeObject", offsetof(struct rquery, include)},
+};
+
+static char **param_slot(struct rquery *q, size_t i)
+{
+    return (char **)((char *)q + params[i].off);
+}
+
 static void query_parse(const char *q, struct rquery *out)
 {
-    static const struct {
-        const char *name;
-        size_t off;
-    } params[] = {
-        {"labelSelector", offsetof(struct rquery, label_selector)},
-        {"fieldSelector", offsetof(struct rquery, field_selector)},
-        {"limit", offsetof(struct rquery, limit)},
-        {"continue", offsetof(struct rquery, cont)},
-        {"resourceVersion", offsetof(struct rquery, rv)},
-        {"watch", offsetof(struct rquery, watch)},
-        {"allowWatchBookmarks", offsetof(struct rquery, bookmarks)},
-        {"timeoutSeconds", offsetof(struct rquery, timeout)},
-        {"sendInitialEvents", offsetof(struct rquery, initial)},
-    };
     memset(out, 0, sizeof(*out));
     while (*q) {
         size_t n = strcspn(q, "&");
@@ -323,7 +350,7 @@ static void query_parse(const char *q, struct rquery *out)
         for (size_t i = 0; i < ARRAY_SIZE(params); i++) {
             if (strlen(params[i].name) != kl || memcmp(params[i].name, q, kl) != 0)
                 continue;
-            char **slot = (char **)((char *)out + params[i].off);
+            char **slot = param_slot(out, i);
             free(*slot);
             *slot = eq ? unescape(eq + 1, n - kl - 1) : xstrdup("");
         }
@@ -335,10 +362,8 @@ static void query_parse(const char *q, struct rquery *out)
 
 static void query_free(struct rquery *q)
 {
-    char **v[] = {&q->label_selector, &q->field_selector, &q->limit,   &q->cont,   &q->rv,
-                  &q->watch,          &q->bookmarks,      &q->timeout, &q->initial};
-    for (size_t i = 0; i < ARRAY_SIZE(v); i++)
-        free(*v[i]);
+    for (size_t i = 0; i < ARRAY_SIZE(params); i++)
+        free(*param_slot(q, i));
 }
 
 static bool query_true(const char *v)
@@ -423,13 +448,24 @@ static Coracle__V1__ListRequest *list_request(const struct rreq *rq, const struc
 struct get_ctx {
     rest_t *rs;
     h2s_req_t *r;
-    const struct kind *k;
+    const struct rreq *rq;
 };
 
 static void get_cb(const void *val, size_t len, void *arg)
 {
     struct get_ctx *g = arg;
-    char *j = kjson_object(g->k, val, len);
+    if (g->rq->table) {
+        size_t n;
+        char *t = kjson_table_object(g->rq->k, val, len, g->rq->include, &n);
+        if (t)
+            answer_table(g->rs, g->r, t, n);
+        else
+            answer_status(g->rs, g->r, 500, "InternalError", "undecodable stored object", NULL,
+                          NULL);
+        free(t);
+        return;
+    }
+    char *j = kjson_object(g->rq->k, val, len);
     if (!j) {
         answer_status(g->rs, g->r, 500, "InternalError", "undecodable stored object", NULL, NULL);
         return;
@@ -442,7 +478,7 @@ static void get_cb(const void *val, size_t len, void *arg)
 
 static void do_get(rest_t *rs, h2s_req_t *r, const struct rreq *rq)
 {
-    struct get_ctx g = {rs, r, rq->k};
+    struct get_ctx g = {rs, r, rq};
     const char *ns = rq->k->namespaced ? rq->ns : NULL;
     int rc = read_object(rs->cfg.st, rq->k, ns ? ns : "", rq->name, get_cb, &g);
     if (rc == 0)
@@ -461,19 +497,21 @@ static void list_done(void *owner, void *owner2, int code, const char *msg, cons
 {
     rest_t *rs = owner;
     h2s_req_t *r = owner2;
-    const struct kind *k = what_kind(r);
+    struct rreq rq = what_rreq(r);
     h2s_req_on_close(r, NULL, NULL);
     if (code != GRPC_OK) {
         answer_grpc(rs, r, code, msg, NULL, NULL);
         return;
     }
     size_t n;
-    char *j = kjson_list(k, out, len, &n);
-    if (!j) {
+    char *j = rq.table ? kjson_table_list(rq.k, out, len, rq.include, &n)
+                       : kjson_list(rq.k, out, len, &n);
+    if (!j)
         answer_status(rs, r, 500, "InternalError", "undecodable stored object", NULL, NULL);
-        return;
-    }
-    answer_json(rs, r, 200, j, n);
+    else if (rq.table)
+        answer_table(rs, r, j, n);
+    else
+        answer_json(rs, r, 200, j, n);
     free(j);
 }
 
@@ -539,7 +577,7 @@ static void do_watch(rest_t *rs, h2s_req_t *r, const struct auth_user *u, const 
         lr->has_timeoutseconds = 1;
         lr->timeoutseconds = timeout;
     }
-    watch_start_rest(rs->cfg.hub, r, rq->k, lr, watch_ended, rs);
+    watch_start_rest(rs->cfg.hub, r, rq->table, rq->k, lr, watch_ended, rs);
     coracle__v1__list_request__free_unpacked(lr, NULL);
     free(fs);
 }
@@ -556,7 +594,26 @@ static bool sub_later(const char *sub)
     return false;
 }
 
-static void resource(rest_t *rs, h2s_req_t *r, const struct auth_user *u, const struct rreq *rq)
+/*
+ * Whether r asks for a Table (Accept: application/json;as=Table;g=meta.k8s.io,
+ * as kubectl's get does): what its rows carry (enum cols_include), -1 for
+ * no Table, -2 for a bad includeObject.
+ */
+static int table_wanted(h2s_req_t *r, const struct rquery *q)
+{
+    const char *acc = h2s_req_header(r, "accept");
+    if (!acc || !strstr(acc, "as=Table") || !strstr(acc, "g=meta.k8s.io"))
+        return -1;
+    if (!q->include || !strcmp(q->include, "Metadata"))
+        return COLS_INCLUDE_METADATA;
+    if (!strcmp(q->include, "None"))
+        return COLS_INCLUDE_NONE;
+    if (!strcmp(q->include, "Object"))
+        return COLS_INCLUDE_OBJECT;
+    return -2;
+}
+
+static void resource(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct rreq *rq)
 {
     const char *m = h2s_req_method(r);
     if ((strcmp(m, "GET") && strcmp(m, "HEAD")) || (rq->sub && sub_later(rq->sub))) {
@@ -572,9 +629,18 @@ static void resource(rest_t *rs, h2s_req_t *r, const struct auth_user *u, const 
     }
     struct rquery q;
     query_parse(h2s_req_query(r), &q);
+    int inc = table_wanted(r, &q);
+    if (inc == -2) {
+        answer_status(rs, r, 400, "BadRequest",
+                      "includeObject: must be one of None, Metadata or Object", NULL, NULL);
+        query_free(&q);
+        return;
+    }
+    rq->table = inc >= 0;
+    rq->include = inc >= 0 ? (enum cols_include)inc : COLS_INCLUDE_METADATA;
     bool watch = query_true(q.watch);
     const char *verb = watch ? "watch" : rq->name ? "get" : "list";
-    set_what(r, watch ? RV_WATCH : rq->name ? RV_GET : RV_LIST, rq->k);
+    set_what(r, watch ? RV_WATCH : rq->name ? RV_GET : RV_LIST, rq);
     char *err = NULL;
     if (auth_check(rs->cfg.auth, u, rs->cfg.st, verb, rq->k, rq->sub, rq->ns,
                    watch ? NULL : rq->name, q.field_selector, &err) < 0) {

@@ -9,7 +9,9 @@
  *   /apis/GROUP/VERSION/[namespaces/NS/]RESOURCE[/NAME[/SUBRESOURCE]]
  * Verbs served: get, list (labelSelector, fieldSelector, limit, continue)
  * and watch (watch=true: JSON lines; resourceVersion, allowWatchBookmarks,
- * timeoutSeconds), in JSON. Other methods answer 405 MethodNotAllowed.
+ * timeoutSeconds), in JSON, or as meta.k8s.io/v1 Tables (columns.h) when
+ * the Accept header asks for them (kubectl get). Other methods answer 405
+ * MethodNotAllowed.
  * Errors are Kubernetes Status objects with reason and code. Loop thread
  * only.
  */

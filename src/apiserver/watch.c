@@ -38,6 +38,7 @@ struct watcher {
     h2s_call_t *call;
     h2s_req_t *req;
     bool json;    /* a REST watcher (req may be NULL once it ended) */
+    bool table;   /* REST: each event's object is a meta.k8s.io Table */
     bool started; /* REST: the 200 and its headers are out */
     const struct kind *k;
     char *prefix;
@@ -436,6 +437,14 @@ static void budget_check(watch_hub_t *h)
 
 /* ---- one change ---- */
 
+/* The formats of events: gRPC frames, JSON lines, JSON lines of Tables. */
+enum wfmt { WF_GRPC, WF_JSON, WF_TABLE, WF_N };
+
+static enum wfmt w_fmt(const struct watcher *w)
+{
+    return w->table ? WF_TABLE : w->json ? WF_JSON : WF_GRPC;
+}
+
 enum { EV_ADDED, EV_MODIFIED, EV_DELETED };
 static const char *const ev_names[] = {"ADDED", "MODIFIED", "DELETED"};
 
@@ -445,8 +454,7 @@ struct chg {
     const struct kind *k;
     ProtobufCMessage *cur, *prev;
     int cur_done, prev_done;
-    rbuf_t *frame[3];  /* gRPC */
-    rbuf_t *jframe[3]; /* JSON lines (REST) */
+    rbuf_t *frame[WF_N][3]; /* by format (enum wfmt) and event type */
 };
 
 static ProtobufCMessage *chg_cur(struct chg *c)
@@ -467,25 +475,28 @@ static ProtobufCMessage *chg_prev(struct chg *c)
     return c->prev;
 }
 
-/* One event, gRPC-framed, or a JSON line for kind json (NULL: gRPC). */
-static rbuf_t *event_frame(const struct kind *json, const char *type, const void *obj, size_t len)
+/* One event of an object of kind k in format fmt. */
+static rbuf_t *event_frame(const struct kind *k, enum wfmt fmt, const char *type, const void *obj,
+                           size_t len)
 {
-    if (!json)
+    if (fmt == WF_GRPC)
         return wire_watch_frame(type, obj, len);
-    rbuf_t *f = kjson_watch_frame(json, type, obj, len);
+    rbuf_t *f = fmt == WF_TABLE ? kjson_table_watch_frame(k, type, obj, len)
+                                : kjson_watch_frame(k, type, obj, len);
     return f ? f : kjson_error_frame(500, "InternalError", "undecodable stored object");
 }
 
 /* The frame of a change as an event of type (either thread: no ledger). */
-static rbuf_t *make_frame(const struct store_change *ch, int type, const struct kind *json)
+static rbuf_t *make_frame(const struct store_change *ch, int type, const struct kind *k,
+                          enum wfmt fmt)
 {
     if (type != EV_DELETED)
-        return event_frame(json, ev_names[type], ch->val, ch->val_len);
+        return event_frame(k, fmt, ev_names[type], ch->val, ch->val_len);
     /* the previous object, carrying the revision of its deletion */
     size_t n;
     void *b = wire_set_rv(ch->prev, ch->prev_len, ch->rev, &n);
-    rbuf_t *f = b ? event_frame(json, "DELETED", b, n)
-                  : event_frame(json, "DELETED", ch->prev, ch->prev_len);
+    rbuf_t *f = b ? event_frame(k, fmt, "DELETED", b, n)
+                  : event_frame(k, fmt, "DELETED", ch->prev, ch->prev_len);
     free(b);
     return f;
 }
@@ -493,9 +504,9 @@ static rbuf_t *make_frame(const struct store_change *ch, int type, const struct 
 /* The change's event for w, made once for all the watchers of each format. */
 static rbuf_t *chg_frame(struct chg *c, int type, const struct watcher *w)
 {
-    rbuf_t **f = w->json ? &c->jframe[type] : &c->frame[type];
+    rbuf_t **f = &c->frame[w_fmt(w)][type];
     if (!*f)
-        *f = ledger_add(c->hub, make_frame(c->ch, type, w->json ? c->k : NULL));
+        *f = ledger_add(c->hub, make_frame(c->ch, type, c->k, w_fmt(w)));
     return *f;
 }
 
@@ -503,10 +514,9 @@ static void chg_done(struct chg *c)
 {
     obj_free(c->cur);
     obj_free(c->prev);
-    for (int i = 0; i < 3; i++) {
-        rbuf_unref(c->frame[i]);
-        rbuf_unref(c->jframe[i]);
-    }
+    for (int f = 0; f < WF_N; f++)
+        for (int i = 0; i < 3; i++)
+            rbuf_unref(c->frame[f][i]);
 }
 
 static bool matches(const struct watcher *w, const struct kind *k, const ProtobufCMessage *o)
@@ -1112,7 +1122,7 @@ static void start_send(struct wstart *s)
     int64_t deadline = mono_ns() + START_INLINE_NS;
     while (s->sent < s->n) {
         struct wpend *p = &s->v[s->sent++];
-        rbuf_t *f = ledger_add(h, make_frame(&p->ch, p->type, w->json ? w->k : NULL));
+        rbuf_t *f = ledger_add(h, make_frame(&p->ch, p->type, w->k, w_fmt(w)));
         int e = watcher_send(w, f, p->ch.rev);
         rbuf_unref(f);
         if (e < 0)
@@ -1196,9 +1206,9 @@ static void start_job_done(struct rjob *j, bool cancelled)
     start_send(s);
 }
 
-static void watch_begin(watch_hub_t *h, h2s_call_t *call, h2s_req_t *rreq, const struct kind *k,
-                        const Coracle__V1__ListRequest *req, void (*on_end)(void *arg, int code),
-                        void *arg)
+static void watch_begin(watch_hub_t *h, h2s_call_t *call, h2s_req_t *rreq, bool table,
+                        const struct kind *k, const Coracle__V1__ListRequest *req,
+                        void (*on_end)(void *arg, int code), void *arg)
 {
     char *err = NULL;
     int code = GRPC_INVALID_ARGUMENT;
@@ -1227,6 +1237,7 @@ static void watch_begin(watch_hub_t *h, h2s_call_t *call, h2s_req_t *rreq, const
     w->call = call;
     w->req = rreq;
     w->json = rreq != NULL;
+    w->table = table;
     w->k = k;
     w->on_end = on_end;
     w->arg = arg;
@@ -1282,14 +1293,14 @@ void watch_start(watch_hub_t *h, h2s_call_t *call, const struct kind *k,
                  const Coracle__V1__ListRequest *req, void (*on_end)(void *arg, int code),
                  void *arg)
 {
-    watch_begin(h, call, NULL, k, req, on_end, arg);
+    watch_begin(h, call, NULL, false, k, req, on_end, arg);
 }
 
-void watch_start_rest(watch_hub_t *h, h2s_req_t *r, const struct kind *k,
+void watch_start_rest(watch_hub_t *h, h2s_req_t *r, bool table, const struct kind *k,
                       const Coracle__V1__ListRequest *req, void (*on_end)(void *arg, int code),
                       void *arg)
 {
-    watch_begin(h, NULL, r, k, req, on_end, arg);
+    watch_begin(h, NULL, r, table, k, req, on_end, arg);
 }
 
 /* ---- hub ---- */

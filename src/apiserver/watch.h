@@ -24,6 +24,7 @@
 #define CORACLE_WATCH_H
 
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,8 +68,10 @@ void watch_start(watch_hub_t *h, h2s_call_t *call, const struct kind *k,
  * watchers as the gRPC frames are. Errors before the first event are
  * Status answers (400...); Expired (a resourceVersion older than the
  * log) and later errors are an ERROR event, then the end of the stream.
+ * With table, each event's object is the meta.k8s.io/v1 Table of the
+ * object (what kubectl get -w asks for), again one line for all.
  */
-void watch_start_rest(watch_hub_t *h, h2s_req_t *r, const struct kind *k,
+void watch_start_rest(watch_hub_t *h, h2s_req_t *r, bool table, const struct kind *k,
                       const Coracle__V1__ListRequest *req, void (*on_end)(void *arg, int code),
                       void *arg);
 

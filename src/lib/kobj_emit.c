@@ -59,10 +59,26 @@ static void json_pre(struct em *e)
     }
 }
 
+/* An ASCII byte that stands for itself in a JSON string. */
+static int json_plain(unsigned char ch)
+{
+    return ch >= 0x20 && ch < 0x80 && ch != '"' && ch != '\\' && ch != '<' && ch != '>' &&
+           ch != '&';
+}
+
 void kobj_json_str(struct buf *b, const char *s, size_t len)
 {
     buf_puts(b, "\"");
     for (size_t i = 0; i < len; i++) {
+        /* runs of plain bytes in one copy: most strings are nothing else */
+        size_t run = i;
+        while (run < len && json_plain((unsigned char)s[run]))
+            run++;
+        if (run > i) {
+            buf_add(b, s + i, run - i);
+            i = run - 1;
+            continue;
+        }
         unsigned char ch = (unsigned char)s[i];
         switch (ch) {
         case '"':

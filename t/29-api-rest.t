@@ -311,25 +311,8 @@ if not os.access(kubectl, os.X_OK):
     t.done()
 home = os.path.join(c.dir, "khome")
 os.makedirs(home)
-kubeconfig = os.path.join(c.dir, "kubeconfig")
-with open(kubeconfig, "w") as f:
-    f.write("""apiVersion: v1
-kind: Config
-clusters:
-- name: coracle
-  cluster:
-    server: %s
-    certificate-authority: %s
-users:
-- name: admin
-  user:
-    client-certificate: %s
-    client-key: %s
-contexts:
-- name: admin@coracle
-  context: {cluster: coracle, user: admin}
-current-context: admin@coracle
-""" % (https, os.path.join(pki, "ca.crt"), os.path.join(pki, "admin.crt"), os.path.join(pki, "admin.key")))
+# contrib/certs wrote a standard kubeconfig per identity beside the certificates
+kubeconfig = os.path.join(pki, "admin.kubeconfig")
 kenv = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
 kenv.update(HOME=home, KUBECONFIG=kubeconfig)
 

@@ -21,8 +21,9 @@
  * stream closes with done == 0 and the handler was invoked, on_close runs.
  *
  * The first bytes decide the protocol: the h2 client preface -> HTTP/2;
- * "GET " or "HEAD " -> the HTTP/1.1 responder (requests for the handler);
- * anything else closes the connection.
+ * an HTTP/1.1 request line ("GET ", "POST " and the other methods of a
+ * REST API) -> the HTTP/1.1 server side (h2s_http1.c, requests for the
+ * handler); anything else closes the connection.
  *
  * Bounds: a client that does not read its answers gets nothing more read
  * (input stops while the output is backed up); request bodies are capped
@@ -38,7 +39,8 @@
  *                and body, the response queue and trailers, h2s_call_*;
  *   h2s_req.c    plain HTTP requests (h2s_req_*) over either protocol:
  *                the HTTP/2 side here, the HTTP/1.1 wire in h2s_http1.c;
- *   h2s_http1.c  the HTTP/1.1 responder;
+ *   h2s_http1.c  HTTP/1.1 (libhttp-parser): requests, bodies, pipelining,
+ *                whole and chunked answers;
  *   h2s_limit.c  in-flight limits and their wait queue, claims, the
  *                control-frame budget.
  * Plain HTTP requests, over HTTP/1.1 or as HTTP/2 streams that are not

@@ -410,7 +410,7 @@ static int conn_sniff(struct conn *c)
         conn_start_h2(c);
         return 1;
     }
-    static const char *h1[] = {"GET ", "HEAD "};
+    static const char *h1[] = {"GET ", "HEAD ", "POST ", "PUT ", "PATCH ", "DELETE ", "OPTIONS "};
     for (size_t i = 0; i < ARRAY_SIZE(h1); i++) {
         size_t l = strlen(h1[i]);
         size_t k = n < l ? n : l;
@@ -421,7 +421,7 @@ static int conn_sniff(struct conn *c)
             return 1;
         }
     }
-    log_debug("h2s: %s: not HTTP/2 nor an HTTP/1.1 GET; closing", c->peer);
+    log_debug("h2s: %s: not HTTP/2 nor an HTTP/1.1 request; closing", c->peer);
     h2s_conn_free(c);
     return -1;
 }
@@ -557,6 +557,7 @@ void h2s_conn_free(struct conn *c)
             nghttp2_session_set_stream_user_data(c->ngh, call->sid, NULL);
         h2s_call_closed(call);
     }
+    h2s_h1_free(c);
     if (c->ngh)
         nghttp2_session_del(c->ngh);
     if (c->wev)
@@ -619,7 +620,7 @@ static int conn_too_slow(struct conn *c, int64_t now, int64_t hs)
         return 1;
     }
     if (c->mode == CM_H1 && c->h1_since && now - c->h1_since > hs) {
-        log_info("h2s: %s: HTTP/1.1 request head not complete within %llds; closing", c->peer,
+        log_info("h2s: %s: HTTP/1.1 request not complete within %llds; closing", c->peer,
                  (long long)(hs / 1000000000));
         return 1;
     }

@@ -17,6 +17,8 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
+struct h1; /* a connection's HTTP/1.1 state (h2s_http1.c) */
+
 #define OUT_HIGH (256 * 1024) /* stop pulling from nghttp2 above this much unsent output */
 #define OUT_LOW (64 * 1024)   /* ...and resume when the socket drained below this */
 #define CALL_FREELIST_MAX 1024
@@ -74,7 +76,9 @@ struct conn {
     unsigned pass_frames; /* DATA frames this pass */
     int closing;          /* close once the output is flushed */
     int h1_paused;        /* HTTP/1.1: reading stopped until the client reads our answers */
-    int64_t h1_since;     /* HTTP/1.1: a request head is incomplete since (mono ns), or 0 */
+    int64_t h1_since;     /* HTTP/1.1: a request is incomplete since (mono ns; its body: since it
+                           * last moved), or 0 */
+    struct h1 *h1;        /* HTTP/1.1: the parser and how the answer is framed (h2s_http1.c) */
     int rpaused;          /* HTTP/2: reading stopped while the output is backed up */
     int dying;
     h2s_call_t *calls; /* every stream's call */
@@ -243,8 +247,6 @@ void h2s_req_dispatch(h2s_req_t *r);
 void h2s_req_from_call(h2s_call_t *c);
 /* The client went away before the answer was finished: on_close, then free. */
 void h2s_req_gone(h2s_req_t *r);
-/* HTTP/1.1: the status line's reason phrase. */
-const char *h2s_req_reason(int status);
 
 /* ---- h2s_conn.c: connections */
 
@@ -274,6 +276,8 @@ void h2s_sweep_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Serves the complete HTTP/1.1 requests in the input; may free c. */
 void h2s_h1_read(struct conn *c);
+/* The connection is going (its request, if any, is gone already): frees c->h1. */
+void h2s_h1_free(struct conn *c);
 /* The HTTP/1.1 side of h2s_req_respond / start / send / end (r->conn's output). */
 void h2s_h1_respond(h2s_req_t *r, int status, const char *ctype, const void *body, size_t len);
 void h2s_h1_start(h2s_req_t *r, int status, const char *ctype);

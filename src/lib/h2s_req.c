@@ -115,40 +115,6 @@ void h2s_req_from_call(h2s_call_t *c)
     h2s_req_dispatch(r);
 }
 
-static const struct {
-    int status;
-    const char *reason;
-} reasons[] = {
-    {200, "OK"},
-    {201, "Created"},
-    {202, "Accepted"},
-    {204, "No Content"},
-    {400, "Bad Request"},
-    {401, "Unauthorized"},
-    {403, "Forbidden"},
-    {404, "Not Found"},
-    {405, "Method Not Allowed"},
-    {406, "Not Acceptable"},
-    {409, "Conflict"},
-    {410, "Gone"},
-    {413, "Payload Too Large"},
-    {415, "Unsupported Media Type"},
-    {422, "Unprocessable Entity"},
-    {429, "Too Many Requests"},
-    {431, "Request Header Fields Too Large"},
-    {500, "Internal Server Error"},
-    {503, "Service Unavailable"},
-    {504, "Gateway Timeout"},
-};
-
-const char *h2s_req_reason(int status)
-{
-    for (size_t i = 0; i < ARRAY_SIZE(reasons); i++)
-        if (reasons[i].status == status)
-            return reasons[i].reason;
-    return "Status";
-}
-
 /* ---- the request ---- */
 
 const char *h2s_req_method(const h2s_req_t *r)

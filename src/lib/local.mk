@@ -80,6 +80,13 @@ t_unit_test_h2_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
 t_unit_test_h2_LDADD = libcoracle.a $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_h2
 
+# h2s's HTTP/1.1 side: requests byte by byte, pipelined, chunked, oversized, garbage.
+check_PROGRAMS += t/unit/test_http1
+t_unit_test_http1_SOURCES = t/unit/test_http1.c t/unit/tap.h
+t_unit_test_http1_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_http1_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_http1
+
 # The image store and the JSON parser it uses.
 check_PROGRAMS += t/unit/test_image
 t_unit_test_image_SOURCES = t/unit/test_image.c t/unit/tap.h

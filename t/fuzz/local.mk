@@ -1,9 +1,9 @@
 # Fuzzing: the libFuzzer targets (t/fuzz/fuzz_*.c: selectors, quantities,
-# YAML, protobuf decoding and admission) and t/unit/test_fuzz, which runs
+# YAML, protobuf decoding and admission, HTTP/1.1 requests) and t/unit/test_fuzz, which runs
 # the seed corpora and saved crash reproducers through them in the normal
 # build.
 FUZZ_TARGET_SRC = t/fuzz/fuzz.h t/fuzz/fuzz_sel.c t/fuzz/fuzz_qty.c t/fuzz/fuzz_yaml.c \
-	t/fuzz/fuzz_pb.c
+	t/fuzz/fuzz_pb.c t/fuzz/fuzz_http1.c
 check_PROGRAMS += t/unit/test_fuzz
 t_unit_test_fuzz_SOURCES = t/unit/test_fuzz.c t/unit/tap.h $(FUZZ_TARGET_SRC)
 t_unit_test_fuzz_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/t/fuzz \
@@ -29,12 +29,17 @@ FUZZ_SRC_qty =
 FUZZ_SRC_yaml = $(srcdir)/src/lib/kobj.c $(srcdir)/src/lib/kobj_parse.c \
 	$(srcdir)/src/lib/kobj_emit.c $(srcdir)/src/lib/buf.c $(srcdir)/src/lib/json.c
 FUZZ_SRC_pb = $(srcdir)/src/apiserver/admit.c $(srcdir)/src/apiserver/obj.c $(srcdir)/src/lib/sel.c
-FUZZ_NAMES = sel qty yaml pb
+FUZZ_SRC_http1 = $(srcdir)/src/lib/h2s.c $(srcdir)/src/lib/h2s_call.c \
+	$(srcdir)/src/lib/h2s_conn.c $(srcdir)/src/lib/h2s_http1.c $(srcdir)/src/lib/h2s_limit.c \
+	$(srcdir)/src/lib/h2s_req.c $(srcdir)/src/lib/addr.c $(srcdir)/src/lib/buf.c \
+	$(srcdir)/src/lib/smap.c
+FUZZ_LIBS_http1 = $(LIBEVENT_LIBS) $(NGHTTP2_LIBS) $(HTTP_PARSER_LIBS) $(OPENSSL_LIBS)
+FUZZ_NAMES = sel qty yaml pb http1
 fuzz/fuzz_%: $(srcdir)/t/fuzz/fuzz_%.c $(srcdir)/t/fuzz/fuzz.h $(srcdir)/t/fuzz/local.mk \
-	  $(FUZZ_BASE) $(FUZZ_SRC_sel) $(FUZZ_SRC_yaml) $(FUZZ_SRC_pb) $(PROTO_GEN)
+	  $(FUZZ_BASE) $(FUZZ_SRC_sel) $(FUZZ_SRC_yaml) $(FUZZ_SRC_pb) $(FUZZ_SRC_http1) $(PROTO_GEN)
 	@$(MKDIR_P) fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_EXTRA_$*) $(FUZZ_INC) -o $@ $< $(FUZZ_BASE) $(FUZZ_SRC_$*) \
-	  $(YAML_LIBS) $(PROTOBUF_C_LIBS) -lm
+	  $(FUZZ_LIBS_$*) $(YAML_LIBS) $(PROTOBUF_C_LIBS) -lm
 fuzz-build: $(FUZZ_NAMES:%=fuzz/fuzz_%)
 fuzz: fuzz-build
 	@set -e; for t in $(FUZZ_NAMES); do \

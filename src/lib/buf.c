@@ -27,11 +27,6 @@ void buf_reset(struct buf *b)
         b->p[0] = '\0';
 }
 
-void buf_puts(struct buf *b, const char *s)
-{
-    buf_add(b, s, strlen(s));
-}
-
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
     va_list again;

@@ -65,8 +65,12 @@ static inline void buf_add(struct buf *b, const void *d, size_t n)
 
 /* Empties the contents, keeping the memory for what comes next. */
 void buf_reset(struct buf *b);
-/* Appends the string s (without its NUL). */
-void buf_puts(struct buf *b, const char *s);
+/* Appends the string s (without its NUL). Inline: the JSON and YAML writers
+ * put short literals, whose length then folds at compile time. */
+static inline void buf_puts(struct buf *b, const char *s)
+{
+    buf_add(b, s, strlen(s));
+}
 /* Appends printf's output. */
 void buf_printf(struct buf *b, const char *fmt, ...) PRINTF(2, 3);
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap);

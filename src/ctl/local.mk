@@ -19,7 +19,7 @@ coraclectl_SOURCES = src/ctl/main.c
 coraclectl_LDADD = $(CTL_LIBS)
 
 check_PROGRAMS += t/unit/test_print
-t_unit_test_print_SOURCES = t/unit/test_print.c
+t_unit_test_print_SOURCES = t/unit/test_print.c t/unit/testobj.h
 t_unit_test_print_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/ctl
 t_unit_test_print_LDADD = $(CTL_LIBS)
 check_PROGRAMS += t/unit/test_ctl_apply

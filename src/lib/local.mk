@@ -75,14 +75,14 @@ TESTS_PROGS += t/unit/test_buf
 
 # h2s (gRPC server) and gcl (gRPC client) against each other and stock tools.
 check_PROGRAMS += t/unit/test_h2
-t_unit_test_h2_SOURCES = t/unit/test_h2.c t/unit/tap.h
+t_unit_test_h2_SOURCES = t/unit/test_h2.c t/unit/tap.h t/unit/loopchild.h
 t_unit_test_h2_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
 t_unit_test_h2_LDADD = libcoracle.a $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_h2
 
 # h2s's HTTP/1.1 side: requests byte by byte, pipelined, chunked, oversized, garbage.
 check_PROGRAMS += t/unit/test_http1
-t_unit_test_http1_SOURCES = t/unit/test_http1.c t/unit/tap.h
+t_unit_test_http1_SOURCES = t/unit/test_http1.c t/unit/tap.h t/unit/loopchild.h
 t_unit_test_http1_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
 t_unit_test_http1_LDADD = libcoracle.a $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_http1
@@ -103,7 +103,7 @@ TESTS_PROGS += t/unit/test_informer
 # columns.c: Tables of every kind, their cells against coraclectl's rows
 # (so it links coraclectl's library too, and builds objects from YAML).
 check_PROGRAMS += t/unit/test_table
-t_unit_test_table_SOURCES = t/unit/test_table.c t/unit/tap.h
+t_unit_test_table_SOURCES = t/unit/test_table.c t/unit/tap.h t/unit/testobj.h
 t_unit_test_table_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/ctl
 t_unit_test_table_LDADD = $(CTL_LIBS)
 TESTS_PROGS += t/unit/test_table

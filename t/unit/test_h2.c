@@ -9,6 +9,7 @@
 #include "gcl.h"
 #include "grpc.h"
 #include "h2s.h"
+#include "loopchild.h"
 #include "tap.h"
 #include "util.h"
 
@@ -336,39 +337,9 @@ static void unary(gcl_t *g, const char *path, const char *req, struct res *r)
 
 /* ---------------------------------------------------------------- forked helpers */
 
-static int child_status;
-static pid_t child_pid;
-
-/* Runs fn in a child while the loop serves; returns the child's exit code. */
 static int in_child(int (*fn)(void *), void *arg)
 {
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        alarm(20);
-        _exit(fn(arg));
-    }
-    child_pid = pid;
-    int done = 0;
-    int64_t end = mono_ns() + 25 * 1000000000LL;
-    struct event *t = event_new(base, -1, EV_PERSIST, tick, NULL);
-    struct timeval tv = {0, 5000};
-    event_add(t, &tv);
-    while (!done && mono_ns() < end) {
-        event_base_loop(base, EVLOOP_ONCE);
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            done = 1;
-            child_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        }
-    }
-    event_free(t);
-    if (!done) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return 255;
-    }
-    return child_status;
+    return loop_child(base, fn, arg);
 }
 
 static int port;

@@ -10,6 +10,7 @@
  */
 #include "config.h"
 #include "h2s.h"
+#include "loopchild.h"
 #include "tap.h"
 #include "util.h"
 
@@ -100,45 +101,12 @@ static void h_req(h2s_req_t *r, void *arg)
 
 /* ---------------------------------------------------------------- client side (a child) */
 
-static int child_status;
-static pid_t child_pid;
-
-static void tick(evutil_socket_t fd, short what, void *arg)
+/* Runs fn in a child while the loop serves, with the server's capture emptied first. */
+static int in_child(int (*fn)(void *), void *arg)
 {
-}
-
-/* Runs fn in a child while the loop serves; returns the child's exit code. */
-static int in_child(int (*fn)(const void *), const void *arg)
-{
-    fflush(stdout);
     *got_len = 0;
     got[0] = '\0';
-    pid_t pid = fork();
-    if (pid == 0) {
-        alarm(20);
-        _exit(fn(arg));
-    }
-    child_pid = pid;
-    int done = 0;
-    int64_t end = mono_ns() + 25 * 1000000000LL;
-    struct event *t = event_new(base, -1, EV_PERSIST, tick, NULL);
-    struct timeval tv = {0, 5000};
-    event_add(t, &tv);
-    while (!done && mono_ns() < end) {
-        event_base_loop(base, EVLOOP_ONCE);
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            done = 1;
-            child_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        }
-    }
-    event_free(t);
-    if (!done) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return 255;
-    }
-    return child_status;
+    return loop_child(base, fn, arg);
 }
 
 static int tcp_connect(void)
@@ -182,7 +150,7 @@ struct send {
     int shut;     /* half-close after sending */
 };
 
-static int c_send(const void *arg)
+static int c_send(void *arg)
 {
     const struct send *s = arg;
     int fd = tcp_connect();
@@ -362,7 +330,7 @@ static void test_garbage(void)
     ok(*got_len == 0, "CONNECT: not sniffed as HTTP/1.1, closed");
 }
 
-static int c_slow(const void *arg)
+static int c_slow(void *arg)
 {
     int fd = tcp_connect();
     if (fd < 0)
@@ -389,7 +357,7 @@ static void test_slow(void)
            "a body that stalls: closed after the timeout");
 }
 
-static int c_hold(const void *arg)
+static int c_hold(void *arg)
 {
     int fd = tcp_connect();
     if (fd < 0)

@@ -15,26 +15,12 @@
 #include "describe.h"
 #include "print.h"
 #include "tap.h"
+#include "testobj.h"
 #include "kobj.h"
 
 /* 2026-11-28T12:00:00Z */
 #define NOW_S 1795867200LL
 #define NOW (NOW_S * 1000000000LL)
-
-static ProtobufCMessage *obj(const char *yaml)
-{
-    struct kobjs o = {0};
-    char *err = NULL;
-    if (kobj_parse("test.yaml", yaml, strlen(yaml), &o, &err) < 0 || o.n != 1) {
-        diag("cannot parse test object: %s", err ? err : "?");
-        exit(1);
-    }
-    ProtobufCMessage *m = o.v[0].msg;
-    o.v[0].msg = NULL;
-    free(o.v[0].where);
-    free(o.v);
-    return m;
-}
 
 static Coracle__V1__Pod *pod(const char *rest)
 {

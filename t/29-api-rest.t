@@ -245,10 +245,7 @@ w.stop()
 port = ctest.free_port()
 addr = "127.0.0.1:%d" % port
 pki = os.path.join(c.dir, "pki")
-r = subprocess.run([os.path.join(SRC, "contrib", "certs"), "-d", pki, "-n", "n1", "-s", addr],
-                   capture_output=True, text=True)
-if r.returncode != 0:
-    t.bail("contrib/certs failed: " + r.stderr)
+c.certs(pki, "-n", "n1", "-s", addr)
 tokens = os.path.join(c.dir, "tokens.csv")
 with open(tokens, "w") as f:
     f.write("tok-bob,bob,1001\ntok-carl,carl,1002\n")

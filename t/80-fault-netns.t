@@ -50,10 +50,7 @@ fu.sh("ip -n %s addr add %s/30 dev %s && ip -n %s link set %s up && ip -n %s lin
 
 port = ctest.free_port()
 pki = os.path.join(c.dir, "pki")
-r = subprocess.run([os.path.join(ctest.SRC, "contrib", "certs"), "-d", pki, "-s", "%s:%d" % (host_ip, port),
-                    "-n", "n1", "--san", host_ip], capture_output=True, text=True)
-if r.returncode:
-    t.bail("contrib/certs failed: " + r.stderr)
+c.certs(pki, "-s", "%s:%d" % (host_ip, port), "-n", "n1", "--san", host_ip)
 klet.import_busybox(t, root)
 
 tokens = os.path.join(c.dir, "tokens.csv")

@@ -334,6 +334,14 @@ class Cluster:
         self.daemons.append(d)
         return d
 
+    def certs(self, d, *args):
+        """contrib/certs -d D ARGS...: a CA, certificates and client configs in d;
+        bails out if it fails."""
+        r = subprocess.run([os.path.join(SRC, "contrib", "certs"), "-d", d] + list(args),
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            self.t.bail("contrib/certs failed: " + r.stderr)
+
     def start_apiserver(self, *extra, data_dir=None, port=None, wait=True):
         """Starts coracle-apiserver on a free port; returns a Client."""
         port = port or (int(self.api_addr.rsplit(":", 1)[1]) if self.api_addr else free_port())

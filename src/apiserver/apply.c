@@ -171,13 +171,15 @@ static int check_rv(struct apply_op *o, const Coracle__V1__ObjectMeta *nm,
 /* ---- create ---- */
 
 /*
- * A create sent as bytes (o->req), its key made from the names the loop
- * read off the wire (wire_meta_names) and, for a generated name, o->name:
- * decodes, applies admission's defaults and validation, and checks that the
- * decoded object has the key's namespace and name. Sets o->obj, or fails
- * with what a create decoded on the loop would have answered.
+ * An object sent as bytes (o->req: a create, or a big update or status
+ * update, see api.c), its key made from the names the loop read off the
+ * wire (wire_meta_names) and, for a generated name, o->name: decodes,
+ * applies admission's defaults and validation (for UpdateStatus only the
+ * canonical form and the default namespace, as the loop does), and checks
+ * that the decoded object has the key's namespace and name. Sets o->obj, or
+ * fails with what the loop would have answered.
  */
-static int create_decode(struct apply_op *o)
+static int wire_decode(struct apply_op *o, bool status)
 {
     ProtobufCMessage *obj = obj_decode(o->k->desc, o->req, o->req_len);
     if (!obj)
@@ -187,11 +189,17 @@ static int create_decode(struct apply_op *o)
     Coracle__V1__ObjectMeta *m = obj_meta(obj);
     if (o->gen_tries)
         obj_set_str(&m->name, o->name);
-    admit_defaults(o->k, obj);
     char *msg = NULL;
-    if (admit_validate(o->k, obj, &msg) != 0) {
-        obj_free(obj);
-        return fail(o, GRPC_INVALID_ARGUMENT, msg);
+    if (status) {
+        obj_normalize(obj);
+        if (o->k->namespaced && (!m->namespace_ || !*m->namespace_))
+            obj_set_str(&m->namespace_, "default");
+    } else {
+        admit_defaults(o->k, obj);
+        if (admit_validate(o->k, obj, &msg) != 0) {
+            obj_free(obj);
+            return fail(o, GRPC_INVALID_ARGUMENT, msg);
+        }
     }
     if (strcmp(m->name ? m->name : "", o->name) ||
         (o->k->namespaced && strcmp(m->namespace_ ? m->namespace_ : "", o->ns))) {
@@ -211,7 +219,7 @@ static int apply_create(struct apply_op *o, const void *cur, size_t cur_len, uin
     /* validation first, as when the loop decoded: an invalid object is
      * INVALID_ARGUMENT even where its name is taken */
     if (!o->obj && o->req) {
-        int r = create_decode(o);
+        int r = wire_decode(o, false);
         if (r)
             return r;
     }
@@ -250,6 +258,11 @@ static int apply_create(struct apply_op *o, const void *cur, size_t cur_len, uin
 static int apply_update(struct apply_op *o, const void *cur, size_t cur_len, uint64_t rev,
                         void **out, size_t *out_len)
 {
+    if (!o->obj && o->req) { /* validation first, as on the loop */
+        int r = wire_decode(o, false);
+        if (r)
+            return r;
+    }
     if (!cur)
         return not_found(o);
     ProtobufCMessage *c = decode_cur(o, cur, cur_len);
@@ -285,6 +298,11 @@ out:
 static int apply_status(struct apply_op *o, const void *cur, size_t cur_len, uint64_t rev,
                         void **out, size_t *out_len)
 {
+    if (!o->obj && o->req) {
+        int r = wire_decode(o, true);
+        if (r)
+            return r;
+    }
     if (!msg_field(o->obj, "status"))
         return apply_update(o, cur, cur_len, rev, out, out_len);
     if (!cur)

@@ -9,7 +9,9 @@ libapiserver_a_SOURCES = \
 	src/apiserver/apply.c src/apiserver/apply.h \
 	src/apiserver/watch.c src/apiserver/watch.h \
 	src/apiserver/kjson.c src/apiserver/kjson.h \
-	src/apiserver/rest.c src/apiserver/rest.h \
+	src/apiserver/rest.c src/apiserver/rest.h src/apiserver/rest_int.h \
+	src/apiserver/rest_query.c src/apiserver/rest_disc.c src/apiserver/rest_write.c \
+	src/apiserver/rest_connect.c src/apiserver/rest_openapi.c \
 	src/apiserver/api.c src/apiserver/api.h \
 	src/apiserver/read.c \
 	src/apiserver/rpool.c src/apiserver/rpool.h \

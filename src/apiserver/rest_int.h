@@ -1,0 +1,122 @@
+/*
+ * rest_int: what the files of the Kubernetes REST API share (rest.c the
+ * dispatcher and read verbs, rest_disc.c discovery, rest_query.c the
+ * query string, rest_write.c the write verbs, rest_connect.c log, exec and
+ * attach, rest_openapi.c the OpenAPI documents). Loop thread only.
+ */
+#ifndef CORACLE_REST_INT_H
+#define CORACLE_REST_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "columns.h"
+#include "h2s.h"
+#include "kinds.h"
+#include "rest.h"
+
+#define REST_JSON "application/json"
+#define REST_TABLE "application/json;as=Table;v=v1;g=meta.k8s.io"
+
+/* What a request was, for the counters (/metrics). */
+enum rverb {
+    RV_OTHER,
+    RV_DISCOVERY,
+    RV_GET,
+    RV_LIST,
+    RV_WATCH,
+    RV_CREATE,
+    RV_UPDATE,
+    RV_PATCH,
+    RV_DELETE,
+    RV_DELETECOLLECTION,
+    RV_CONNECT, /* log, exec, attach */
+    RV_OPENAPI,
+    RV_N
+};
+#define RCODES 16 /* distinct HTTP statuses counted per verb */
+
+struct rest {
+    struct rest_config cfg;
+    struct {
+        int status;
+        uint64_t n;
+    } counts[RV_N][RCODES];
+};
+
+/* A parsed resource request. */
+struct rreq {
+    const struct kind *k;
+    const char *ns;            /* NULL: cluster-scoped kind, or all namespaces */
+    const char *name;          /* NULL: the collection */
+    const char *sub;           /* subresource, or NULL */
+    bool table;                /* the client asks for a meta.k8s.io Table (Accept) */
+    enum cols_include include; /* and what its rows carry (?includeObject=) */
+};
+
+/* The query string: every parameter, percent-decoded (malloc'd). */
+struct rquery {
+    size_t n;
+    char **keys, **vals;
+};
+
+/* ---- rest_query.c ---- */
+void rest_query_parse(const char *q, struct rquery *out);
+void rest_query_free(struct rquery *q);
+/* The last value of parameter name, or NULL if absent ("" if it has no '='). */
+const char *rest_query_get(const struct rquery *q, const char *name);
+/* "true", "1" or "" (a bare parameter). */
+bool rest_query_true(const char *v);
+/* A decimal int64 parameter: 0 (absent: *out untouched), -1 malformed. */
+int rest_query_int(const char *v, int64_t *out);
+
+/* ---- rest.c: answers ---- */
+
+/* Remembers what r is (verb, kind, Table), for answers made later and the counters. */
+void rest_set_what(h2s_req_t *r, enum rverb v, const struct rreq *rq);
+/* The parts of rq rest_set_what kept (kind, table, include). */
+struct rreq rest_what_rreq(const h2s_req_t *r);
+/* Counts an answer to r (by the verb rest_set_what gave it). */
+void rest_count(rest_t *rs, h2s_req_t *r, int status);
+void rest_answer_json(rest_t *rs, h2s_req_t *r, int status, const char *body, size_t len);
+void rest_answer_table(rest_t *rs, h2s_req_t *r, const char *body, size_t len);
+/* A Status failure; details name the resource of k and name when given. */
+void rest_answer_status(rest_t *rs, h2s_req_t *r, int status, const char *reason, const char *msg,
+                        const struct kind *k, const char *name);
+/* A failure from the shared machinery, which speaks gRPC codes. */
+void rest_answer_grpc(rest_t *rs, h2s_req_t *r, int code, const char *msg, const struct kind *k,
+                      const char *name);
+void rest_not_found_path(rest_t *rs, h2s_req_t *r);
+
+/* ---- rest_disc.c: discovery ---- */
+
+/* "v1" or "coordination.k8s.io/v1": the group ("" for core) and version of a kind. */
+void rest_kind_gv(const struct kind *k, const char **group, size_t *glen, const char **version);
+void rest_discovery_version(rest_t *rs, h2s_req_t *r);
+/*
+ * /api, /apis, /apis/GROUP, /api/v1, /apis/GROUP/VERSION (seg: the path's
+ * n segments): answers and returns true, or false if the path is not one
+ * of those (a resource path).
+ */
+bool rest_discovery(rest_t *rs, h2s_req_t *r, char **seg, size_t n);
+
+/* ---- rest_write.c: create, update, patch, delete, deletecollection ---- */
+
+/* Any method but GET and HEAD on a resource path (rq), after authentication. */
+void rest_write(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct rreq *rq,
+                const struct rquery *q);
+
+/* ---- rest_connect.c: pods/log, pods/exec, pods/attach ---- */
+
+/* Whether sub is a subresource rest_connect serves. */
+bool rest_connect_sub(const char *sub);
+void rest_connect(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct rreq *rq,
+                  const struct rquery *q);
+
+/* ---- rest_openapi.c ---- */
+
+/* /openapi/v2, /openapi/v3[/...] (seg: the path's n segments), after authentication. */
+void rest_openapi(rest_t *rs, h2s_req_t *r, char **seg, size_t n);
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * rest_query: the REST API's query string, every parameter kept by name
+ * (percent-decoded). See rest_int.h.
+ */
+#include "config.h"
+#include "rest_int.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Percent-decodes s[0..n) ('+' is a space); malloc'd. */
+static char *unescape(const char *s, size_t n)
+{
+    char *o = xmalloc(n + 1), *w = o;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            *w++ = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
+            i += 2;
+        } else {
+            *w++ = s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    *w = '\0';
+    return o;
+}
+
+void rest_query_parse(const char *q, struct rquery *out)
+{
+    memset(out, 0, sizeof(*out));
+    size_t cap = 0;
+    while (*q) {
+        size_t n = strcspn(q, "&");
+        const char *eq = memchr(q, '=', n);
+        size_t kl = eq ? (size_t)(eq - q) : n;
+        if (n) {
+            if (out->n == cap) {
+                cap = cap ? 2 * cap : 8;
+                out->keys = xrealloc(out->keys, cap * sizeof(*out->keys));
+                out->vals = xrealloc(out->vals, cap * sizeof(*out->vals));
+            }
+            out->keys[out->n] = unescape(q, kl);
+            out->vals[out->n] = eq ? unescape(eq + 1, n - kl - 1) : xstrdup("");
+            out->n++;
+        }
+        q += n;
+        if (*q == '&')
+            q++;
+    }
+}
+
+void rest_query_free(struct rquery *q)
+{
+    for (size_t i = 0; i < q->n; i++) {
+        free(q->keys[i]);
+        free(q->vals[i]);
+    }
+    free(q->keys);
+    free(q->vals);
+    memset(q, 0, sizeof(*q));
+}
+
+const char *rest_query_get(const struct rquery *q, const char *name)
+{
+    for (size_t i = q->n; i-- > 0;)
+        if (!strcmp(q->keys[i], name))
+            return q->vals[i];
+    return NULL;
+}
+
+bool rest_query_true(const char *v)
+{
+    return v && (!strcmp(v, "true") || !strcmp(v, "1") || !*v);
+}
+
+int rest_query_int(const char *v, int64_t *out)
+{
+    if (!v)
+        return 0;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || !*v || *end)
+        return -1;
+    *out = x;
+    return 0;
+}

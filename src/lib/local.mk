@@ -35,6 +35,8 @@ libcoracle_a_SOURCES = \
 	src/lib/json.h \
 	src/lib/kinds.c \
 	src/lib/kinds.h \
+	src/lib/kmeta.c \
+	src/lib/kmeta.h \
 	src/lib/kobj.c \
 	src/lib/kobj.h \
 	src/lib/kobj_emit.c \

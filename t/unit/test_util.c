@@ -5,6 +5,7 @@
 #include "cfg.h"
 #include "grpc.h"
 #include "kinds.h"
+#include "kmeta.h"
 #include "util.h"
 
 #include <fcntl.h>
@@ -132,11 +133,46 @@ static void test_rbufq(void)
        "rbufq: freed, its size returned");
 }
 
+/* Every kmeta entry names a message and field proto/ has, with a shape that fits. */
+static void test_kmeta(void)
+{
+    size_t n = 0, bad = 0;
+    for (const struct kmeta *m = kmeta_all; m->msg; m++, n++) {
+        const ProtobufCMessageDescriptor *d = NULL;
+        for (size_t i = 0; kinds_all[i] && !d; i++) {
+            /* walk from the kinds' messages down, breadth-first */
+            const ProtobufCMessageDescriptor *q[256];
+            size_t h = 0, t = 0;
+            q[t++] = kinds_all[i]->desc;
+            while (h < t && !d) {
+                const ProtobufCMessageDescriptor *x = q[h++];
+                if (!strcmp(x->name, m->msg))
+                    d = x;
+                for (unsigned f = 0; f < x->n_fields && t < 256; f++)
+                    if (x->fields[f].type == PROTOBUF_C_TYPE_MESSAGE)
+                        q[t++] = x->fields[f].descriptor;
+            }
+        }
+        const ProtobufCFieldDescriptor *fd = NULL;
+        for (unsigned f = 0; d && f < d->n_fields; f++)
+            if (!strcmp(d->fields[f].name, m->field))
+                fd = &d->fields[f];
+        bool list = fd && fd->label == PROTOBUF_C_LABEL_REPEATED;
+        if (!fd || (m->list_type && !list) || (kmeta_lookup(d, m->field) != m)) {
+            diag("kmeta: %s.%s: no such field, or not a list", m->msg, m->field);
+            bad++;
+        }
+    }
+    ok(n > 20 && bad == 0, "kmeta: %zu entries, each a field of proto/ (%zu bad)", n, bad);
+    ok(kmeta_lookup(kind_pod.desc, "metadata") == NULL, "kmeta: unmarked fields have none");
+}
+
 int main(void)
 {
     test_uuid();
     test_grpc();
     test_kinds();
+    test_kmeta();
     test_cfg();
     test_rbufq();
     return done_testing();

@@ -1,0 +1,51 @@
+/*
+ * kmeta: the list and patch markers of Kubernetes' types.go (1.32) for
+ * the fields proto/ has. See kmeta.h.
+ */
+#include "config.h"
+#include "kmeta.h"
+
+#include <string.h>
+
+#define P "coracle.v1."
+
+/* Alphabetical by message, then field. */
+const struct kmeta kmeta_all[] = {
+    /* core/v1 */
+    {P "Container", "args", NULL, NULL, "atomic", {NULL}, NULL},
+    {P "Container", "command", NULL, NULL, "atomic", {NULL}, NULL},
+    {P "Container", "env", "merge", "name", "map", {"name"}, NULL},
+    {P "Container", "ports", "merge", "containerPort", "map", {"containerPort", "protocol"}, NULL},
+    {P "Container", "volumeMounts", "merge", "mountPath", "map", {"mountPath"}, NULL},
+    {P "ExecAction", "command", NULL, NULL, "atomic", {NULL}, NULL},
+    {P "HTTPGetAction", "httpHeaders", NULL, NULL, "atomic", {NULL}, NULL},
+    {P "NodeSelector", "nodeSelectorTerms", NULL, NULL, "atomic", {NULL}, NULL},
+    {P "NodeSelectorRequirement", "values", NULL, NULL, "atomic", {NULL}, NULL},
+    {P "NodeSelectorTerm", "matchExpressions", NULL, NULL, "atomic", {NULL}, NULL},
+    {P "NodeSelectorTerm", "matchFields", NULL, NULL, "atomic", {NULL}, NULL},
+    {P "NodeSpec", "podCIDRs", "merge", NULL, "set", {NULL}, NULL},
+    {P "NodeSpec", "taints", NULL, NULL, "atomic", {NULL}, NULL},
+    {P "NodeStatus", "addresses", "merge", "type", "map", {"type"}, NULL},
+    {P "NodeStatus", "conditions", "merge", "type", "map", {"type"}, NULL},
+    {P "PodSpec", "containers", "merge", "name", "map", {"name"}, NULL},
+    {P "PodSpec", "initContainers", "merge", "name", "map", {"name"}, NULL},
+    {P "PodSpec", "nodeSelector", NULL, NULL, NULL, {NULL}, "atomic"},
+    {P "PodSpec", "tolerations", NULL, NULL, "atomic", {NULL}, NULL},
+    {P "PodSpec", "volumes", "merge,retainKeys", "name", "map", {"name"}, NULL},
+    {P "PodStatus", "conditions", "merge", "type", "map", {"type"}, NULL},
+    {P "PodStatus", "containerStatuses", NULL, NULL, "atomic", {NULL}, NULL},
+    {P "PodStatus", "initContainerStatuses", NULL, NULL, "atomic", {NULL}, NULL},
+    {P "PodStatus", "podIPs", "merge", "ip", "map", {"ip"}, NULL},
+    /* meta/v1 */
+    {P "ObjectMeta", "finalizers", "merge", NULL, "set", {NULL}, NULL},
+    {P "ObjectMeta", "ownerReferences", "merge", "uid", "map", {"uid"}, NULL},
+    {NULL, NULL, NULL, NULL, NULL, {NULL}, NULL},
+};
+
+const struct kmeta *kmeta_lookup(const ProtobufCMessageDescriptor *d, const char *field)
+{
+    for (const struct kmeta *m = kmeta_all; m->msg; m++)
+        if (!strcmp(m->msg, d->name) && !strcmp(m->field, field))
+            return m;
+    return NULL;
+}

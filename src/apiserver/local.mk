@@ -12,6 +12,8 @@ libapiserver_a_SOURCES = \
 	src/apiserver/rest.c src/apiserver/rest.h src/apiserver/rest_int.h \
 	src/apiserver/rest_query.c src/apiserver/rest_disc.c src/apiserver/rest_write.c \
 	src/apiserver/rest_connect.c src/apiserver/rest_openapi.c \
+	src/apiserver/openapi.c src/apiserver/openapi_paths.c src/apiserver/openapi_pb.c \
+	src/apiserver/openapi.h src/apiserver/openapi_int.h \
 	src/apiserver/api.c src/apiserver/api.h \
 	src/apiserver/read.c \
 	src/apiserver/rpool.c src/apiserver/rpool.h \
@@ -19,6 +21,15 @@ libapiserver_a_SOURCES = \
 	src/apiserver/events.c src/apiserver/events.h \
 	src/apiserver/nodelife.c src/apiserver/nodelife.h \
 	src/apiserver/tunnel.c src/apiserver/tunnel.h
+# The comments of proto/coracle.proto, for the OpenAPI documents' descriptions.
+nodist_libapiserver_a_SOURCES = proto/coracle_doc.c
+BUILT_SOURCES += proto/coracle_doc.c
+CLEANFILES += proto/coracle_doc.c
+EXTRA_DIST += src/apiserver/protodoc.awk
+proto/coracle_doc.c: $(srcdir)/proto/coracle.proto $(srcdir)/src/apiserver/protodoc.awk
+	@$(MKDIR_P) proto
+	$(AM_V_GEN)$(AWK) -f $(srcdir)/src/apiserver/protodoc.awk $(srcdir)/proto/coracle.proto > $@.tmp && mv $@.tmp $@
+
 bin_PROGRAMS += coracle-apiserver
 coracle_apiserver_SOURCES = src/apiserver/main.c
 coracle_apiserver_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS) $(MALLOC_LIBS)

@@ -466,5 +466,6 @@ rest_t *rest_new(const struct rest_config *cfg)
 
 void rest_free(rest_t *rs)
 {
+    rest_openapi_free(rs);
     free(rs);
 }

@@ -37,8 +37,11 @@ enum rverb {
 };
 #define RCODES 16 /* distinct HTTP statuses counted per verb */
 
+struct rest_openapi; /* rest_openapi.c: the documents, made at the first request */
+
 struct rest {
     struct rest_config cfg;
+    struct rest_openapi *openapi;
     struct {
         int status;
         uint64_t n;
@@ -118,5 +121,7 @@ void rest_connect(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct rr
 
 /* /openapi/v2, /openapi/v3[/...] (seg: the path's n segments), after authentication. */
 void rest_openapi(rest_t *rs, h2s_req_t *r, char **seg, size_t n);
+/* Frees the documents rest_openapi made (rest_free). */
+void rest_openapi_free(rest_t *rs);
 
 #endif

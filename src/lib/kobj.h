@@ -88,6 +88,8 @@ int kobj_field_is_set(const ProtobufCMessage *m, const ProtobufCFieldDescriptor 
 void kobj_field_clear(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f);
 void kobj_field_move(ProtobufCMessage *dst, ProtobufCMessage *src,
                      const ProtobufCFieldDescriptor *f);
+/* Is f of d inlined into its parent in YAML/JSON (as Kubernetes does)? */
+int kobj_is_inlined(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f);
 /* Is d a map entry (key = 1, value = 2) generated for a map<> field? */
 int kobj_desc_is_map_entry(const ProtobufCMessageDescriptor *d);
 /* Deep copy through pack/unpack. Free with protobuf_c_message_free_unpacked. */

@@ -16,8 +16,6 @@ int kobj_all_in(const char *s, const char *set);
 /* YAML 1.2 core schema resolution of a plain scalar. */
 enum res kobj_resolve(const char *s);
 
-/* Is f of d inlined into its parent in YAML/JSON (as Kubernetes does)? */
-int kobj_is_inlined(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f);
 /* Strings and messages: a pointer in the message, NULL when absent. */
 int kobj_is_ptr_type(ProtobufCType t);
 /* Bytes one element of f takes in the message (or in its repeated array). */

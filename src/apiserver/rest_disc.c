@@ -5,6 +5,7 @@
 #include "config.h"
 #include "rest_int.h"
 #include "buf.h"
+#include "openapi.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -161,9 +162,157 @@ static bool discovery_resources(rest_t *rs, h2s_req_t *r, const char *gv)
     return true;
 }
 
+/* ---- aggregated discovery (apidiscovery.k8s.io/v2) ---- */
+
+#define REST_AGGREGATED "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+/*
+ * Whether the Accept header asks for aggregated discovery v2 before the
+ * legacy JSON: clauses in order, the first that is either decides (v2beta1
+ * and other types are passed over).
+ */
+static bool wants_aggregated(h2s_req_t *r)
+{
+    const char *acc = h2s_req_header(r, "accept");
+    for (const char *c = acc ? acc : ""; *c;) {
+        size_t n = strcspn(c, ",");
+        char clause[256];
+        size_t k = 0;
+        for (size_t i = 0; i < n && k < sizeof(clause) - 1; i++)
+            if (c[i] != ' ' && c[i] != '\t')
+                clause[k++] = c[i];
+        clause[k] = '\0';
+        c += n + (c[n] == ',');
+        char *params = strchr(clause, ';');
+        if (params)
+            *params++ = '\0';
+        if (strcmp(clause, "application/json") && strcmp(clause, "*/*"))
+            continue;
+        if (!params)
+            return false;
+        bool g = false, v = false, as = false, other = false;
+        for (char *save = NULL, *p = strtok_r(params, ";", &save); p;
+             p = strtok_r(NULL, ";", &save)) {
+            if (!strcmp(p, "g=apidiscovery.k8s.io"))
+                g = true;
+            else if (!strcmp(p, "v=v2"))
+                v = true;
+            else if (!strcmp(p, "as=APIGroupDiscoveryList"))
+                as = true;
+            else if (strncmp(p, "q=", 2))
+                other = true;
+        }
+        if (g && v && as && !other)
+            return true;
+        if (!g && !as && !other)
+            return false;
+    }
+    return false;
+}
+
+static void gvk_json(struct buf *b, const struct kind *k, const char *kind)
+{
+    const char *g, *v;
+    size_t gl;
+    rest_kind_gv(k, &g, &gl, &v);
+    buf_printf(b, "{\"group\":\"%.*s\",\"version\":\"%s\",\"kind\":\"%s\"}", (int)gl, g, v, kind);
+}
+
+/* One APIResourceDiscovery: kind k, its verbs and subresources. */
+static void aggregated_resource(struct buf *b, const struct kind *k)
+{
+    buf_printf(b, "{\"resource\":\"%s\",\"responseKind\":", k->resource);
+    gvk_json(b, k, k->kind);
+    buf_printf(b,
+               ",\"scope\":\"%s\",\"singularResource\":\"%s\",\"verbs\":[\"create\",\"delete\","
+               "\"deletecollection\",\"get\",\"list\",\"patch\",\"update\",\"watch\"]",
+               k->namespaced ? "Namespaced" : "Cluster", k->singular);
+    if (k->short_name)
+        buf_printf(b, ",\"shortNames\":[\"%s\"]", k->short_name);
+    const char *sep = "";
+    buf_puts(b, ",\"subresources\":[");
+    if (oapi_has_status(k)) {
+        buf_puts(b, "{\"subresource\":\"status\",\"responseKind\":");
+        gvk_json(b, k, k->kind);
+        buf_puts(b, ",\"verbs\":[\"get\",\"patch\",\"update\"]}");
+        sep = ",";
+    }
+    for (const struct oapi_sub *s = oapi_subs; s->resource; s++) {
+        if (strcmp(s->resource, k->resource))
+            continue;
+        buf_printf(b, "%s{\"subresource\":\"%s\",\"responseKind\":", sep, s->name);
+        gvk_json(b, k, s->kind);
+        buf_puts(b, ",\"verbs\":[");
+        for (const char *const *v = s->verbs; *v; v++)
+            buf_printf(b, "%s\"%s\"", v == s->verbs ? "" : ",", *v);
+        buf_puts(b, "]}");
+        sep = ",";
+    }
+    buf_puts(b, "]}");
+}
+
+/* One APIGroupDiscovery: group g (glen bytes, "" for core) and its versions. */
+static void aggregated_group(struct buf *b, const char *g, size_t glen)
+{
+    if (glen)
+        buf_printf(b, "{\"metadata\":{\"name\":\"%.*s\",\"creationTimestamp\":null},", (int)glen,
+                   g);
+    else
+        buf_puts(b, "{\"metadata\":{\"creationTimestamp\":null},");
+    buf_puts(b, "\"versions\":[");
+    const char *open = NULL; /* the version being written */
+    for (size_t i = 0; kinds_all[i]; i++) {
+        const char *kg, *v;
+        size_t kgl;
+        rest_kind_gv(kinds_all[i], &kg, &kgl, &v);
+        if (kgl != glen || memcmp(kg, g, glen) != 0)
+            continue;
+        if (!open || strcmp(open, v)) {
+            if (open)
+                buf_puts(b, "],\"freshness\":\"Current\"},");
+            buf_printf(b, "{\"version\":\"%s\",\"resources\":[", v);
+            open = v;
+        } else {
+            buf_puts(b, ",");
+        }
+        aggregated_resource(b, kinds_all[i]);
+    }
+    if (open)
+        buf_puts(b, "],\"freshness\":\"Current\"}");
+    buf_puts(b, "]}");
+}
+
+/* /api (core) or /apis as an APIGroupDiscoveryList. */
+static void discovery_aggregated(rest_t *rs, h2s_req_t *r, bool core)
+{
+    struct buf b = {0};
+    buf_puts(&b, "{\"kind\":\"APIGroupDiscoveryList\",\"apiVersion\":\"apidiscovery.k8s.io/v2\","
+                 "\"metadata\":{},\"items\":[");
+    const char *sep = "";
+    for (size_t i = 0; kinds_all[i]; i++) {
+        const char *g, *v;
+        size_t gl;
+        rest_kind_gv(kinds_all[i], &g, &gl, &v);
+        if (core != !gl || !group_first(i))
+            continue;
+        buf_puts(&b, sep);
+        aggregated_group(&b, g, gl);
+        sep = ",";
+    }
+    buf_puts(&b, "]}\n");
+    rest_count(rs, r, 200);
+    h2s_req_add_header(r, "vary", "Accept");
+    h2s_req_respond(r, 200, REST_AGGREGATED, b.p, b.len);
+    buf_free(&b);
+}
+
 bool rest_discovery(rest_t *rs, h2s_req_t *r, char **seg, size_t n)
 {
     bool core = !strcmp(seg[0], "api");
+    if (n == 1 && wants_aggregated(r)) {
+        discovery_aggregated(rs, r, core);
+        return true;
+    }
     if (n == 1) {
         if (core)
             discovery_api(rs, r);

@@ -166,30 +166,44 @@ static bool discovery_resources(rest_t *rs, h2s_req_t *r, const char *gv)
 
 #define REST_AGGREGATED "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 
-/*
- * Whether the Accept header asks for aggregated discovery v2 before the
- * legacy JSON: clauses in order, the first that is either decides (v2beta1
- * and other types are passed over).
- */
-static bool wants_aggregated(h2s_req_t *r)
+bool rest_accept_next(const char **cur, char *type, size_t tn, char *params, size_t pn)
 {
-    const char *acc = h2s_req_header(r, "accept");
-    for (const char *c = acc ? acc : ""; *c;) {
+    while (*cur && **cur) {
+        const char *c = *cur;
         size_t n = strcspn(c, ",");
-        char clause[256];
-        size_t k = 0;
-        for (size_t i = 0; i < n && k < sizeof(clause) - 1; i++)
-            if (c[i] != ' ' && c[i] != '\t')
-                clause[k++] = c[i];
-        clause[k] = '\0';
-        c += n + (c[n] == ',');
-        char *params = strchr(clause, ';');
-        if (params)
-            *params++ = '\0';
-        if (strcmp(clause, "application/json") && strcmp(clause, "*/*"))
+        *cur = c + n + (c[n] == ',');
+        size_t t = 0, p = 0;
+        bool in_params = false;
+        for (size_t i = 0; i < n; i++) {
+            if (c[i] == ' ' || c[i] == '\t')
+                continue;
+            if (c[i] == ';' && !in_params) {
+                in_params = true;
+                continue;
+            }
+            if (!in_params && t + 1 < tn)
+                type[t++] = c[i];
+            else if (in_params && p + 1 < pn)
+                params[p++] = c[i];
+        }
+        type[t] = '\0';
+        params[p] = '\0';
+        bool refused = false;
+        for (const char *q = params; q && *q; q = strchr(q, ';') ? strchr(q, ';') + 1 : NULL)
+            if (!strncmp(q, "q=", 2) && strtod(q + 2, NULL) == 0)
+                refused = true;
+        if (t && !refused)
+            return true;
+    }
+    return false;
+}
+
+bool rest_accept_aggregated(const char *accept)
+{
+    char type[64], params[192];
+    while (rest_accept_next(&accept, type, sizeof(type), params, sizeof(params))) {
+        if (strcmp(type, "application/json") && strcmp(type, "*/*"))
             continue;
-        if (!params)
-            return false;
         bool g = false, v = false, as = false, other = false;
         for (char *save = NULL, *p = strtok_r(params, ";", &save); p;
              p = strtok_r(NULL, ";", &save)) {
@@ -204,8 +218,8 @@ static bool wants_aggregated(h2s_req_t *r)
         }
         if (g && v && as && !other)
             return true;
-        if (!g && !as && !other)
-            return false;
+        if (!g && !v && !as && !other)
+            return false; /* plain JSON comes first: the legacy form */
     }
     return false;
 }
@@ -309,7 +323,7 @@ static void discovery_aggregated(rest_t *rs, h2s_req_t *r, bool core)
 bool rest_discovery(rest_t *rs, h2s_req_t *r, char **seg, size_t n)
 {
     bool core = !strcmp(seg[0], "api");
-    if (n == 1 && wants_aggregated(r)) {
+    if (n == 1 && rest_accept_aggregated(h2s_req_header(r, "accept"))) {
         discovery_aggregated(rs, r, core);
         return true;
     }

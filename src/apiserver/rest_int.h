@@ -103,6 +103,16 @@ void rest_discovery_version(rest_t *rs, h2s_req_t *r);
  * of those (a resource path).
  */
 bool rest_discovery(rest_t *rs, h2s_req_t *r, char **seg, size_t n);
+/*
+ * The Accept header's clauses, one a call: *cur starts at the header's
+ * value (NULL: none) and moves on. Copies the next clause's media type
+ * into type (tn bytes) and its parameters, ';'-separated, into params
+ * (pn bytes), blanks removed, truncated to fit. Clauses with q=0 (refused)
+ * are passed over. false when none is left.
+ */
+bool rest_accept_next(const char **cur, char *type, size_t tn, char *params, size_t pn);
+/* Whether accept asks for aggregated discovery v2 before the legacy JSON. */
+bool rest_accept_aggregated(const char *accept);
 
 /* ---- rest_write.c: create, update, patch, delete, deletecollection ---- */
 
@@ -121,6 +131,11 @@ void rest_connect(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct rr
 
 /* /openapi/v2, /openapi/v3[/...] (seg: the path's n segments), after authentication. */
 void rest_openapi(rest_t *rs, h2s_req_t *r, char **seg, size_t n);
+/*
+ * What accept (NULL: none) takes first: 1 JSON, 2 gnostic's protobuf
+ * (only if pb: /openapi/v2), 0 neither (406).
+ */
+int rest_openapi_accept(const char *accept, bool pb);
 /* Frees the documents rest_openapi made (rest_free). */
 void rest_openapi_free(rest_t *rs);
 

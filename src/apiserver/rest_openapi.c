@@ -135,43 +135,16 @@ static void answer(rest_t *rs, h2s_req_t *r, const struct odoc *d, const char *c
     h2s_req_respond(r, 200, ctype, d->body, d->len);
 }
 
-/* Whether a clause's parameters (params, NULL if none) hold q=0. */
-static bool q_zero(char *params)
+int rest_openapi_accept(const char *accept, bool pb)
 {
-    for (char *save = NULL, *p = params ? strtok_r(params, ";", &save) : NULL; p;
-         p = strtok_r(NULL, ";", &save)) {
-        p += strspn(p, " \t");
-        if (!strncmp(p, "q=", 2) && strtod(p + 2, NULL) == 0)
-            return true;
-    }
-    return false;
-}
-
-/*
- * What the Accept header takes first among JSON (1) and gnostic's protobuf
- * (2, only if pb); 0 if neither. Clauses are taken in their order;
- * q=0 refuses one.
- */
-static int negotiate(h2s_req_t *r, bool pb)
-{
-    const char *acc = h2s_req_header(r, "accept");
-    if (!acc || !*acc)
+    if (!accept || !*accept)
         return 1;
-    for (const char *c = acc; *c;) {
-        size_t n = strcspn(c, ",");
-        char clause[256];
-        snprintf(clause, sizeof(clause), "%.*s", (int)(n < 255 ? n : 255), c);
-        c += n + (c[n] == ',');
-        char *t = clause + strspn(clause, " \t");
-        char *params = strchr(t, ';');
-        if (params)
-            *params++ = '\0';
-        t[strcspn(t, " \t")] = '\0';
-        if (q_zero(params))
-            continue;
-        if (!strcmp(t, "application/json") || !strcmp(t, "*/*") || !strcmp(t, "application/*"))
+    char type[96], params[192];
+    while (rest_accept_next(&accept, type, sizeof(type), params, sizeof(params))) {
+        if (!strcmp(type, "application/json") || !strcmp(type, "*/*") ||
+            !strcmp(type, "application/*"))
             return 1;
-        if (pb && (!strcmp(t, CT_PB_V2) || !strcmp(t, CT_PB_V2_OLD)))
+        if (pb && (!strcmp(type, CT_PB_V2) || !strcmp(type, CT_PB_V2_OLD)))
             return 2;
     }
     return 0;
@@ -202,7 +175,7 @@ static void group_version(rest_t *rs, h2s_req_t *r, struct rest_openapi *o, cons
         rest_not_found_path(rs, r);
         return;
     }
-    if (negotiate(r, false) != 1) {
+    if (rest_openapi_accept(h2s_req_header(r, "accept"), false) != 1) {
         not_acceptable(rs, r);
         return;
     }
@@ -245,7 +218,7 @@ void rest_openapi(rest_t *rs, h2s_req_t *r, char **seg, size_t n)
         rs->openapi = build();
     struct rest_openapi *o = rs->openapi;
     if (seg[1][1] == '2') {
-        int want = negotiate(r, true);
+        int want = rest_openapi_accept(h2s_req_header(r, "accept"), true);
         if (!want)
             not_acceptable(rs, r);
         else if (want == 2)

@@ -58,3 +58,9 @@ t_unit_test_auth_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/ap
 	-DSRCDIR='"$(abs_top_srcdir)"'
 t_unit_test_auth_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_auth
+
+check_PROGRAMS += t/unit/test_openapi
+t_unit_test_openapi_SOURCES = t/unit/test_openapi.c t/unit/tap.h
+t_unit_test_openapi_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
+t_unit_test_openapi_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_openapi

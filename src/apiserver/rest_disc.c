@@ -166,38 +166,6 @@ static bool discovery_resources(rest_t *rs, h2s_req_t *r, const char *gv)
 
 #define REST_AGGREGATED "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 
-bool rest_accept_next(const char **cur, char *type, size_t tn, char *params, size_t pn)
-{
-    while (*cur && **cur) {
-        const char *c = *cur;
-        size_t n = strcspn(c, ",");
-        *cur = c + n + (c[n] == ',');
-        size_t t = 0, p = 0;
-        bool in_params = false;
-        for (size_t i = 0; i < n; i++) {
-            if (c[i] == ' ' || c[i] == '\t')
-                continue;
-            if (c[i] == ';' && !in_params) {
-                in_params = true;
-                continue;
-            }
-            if (!in_params && t + 1 < tn)
-                type[t++] = c[i];
-            else if (in_params && p + 1 < pn)
-                params[p++] = c[i];
-        }
-        type[t] = '\0';
-        params[p] = '\0';
-        bool refused = false;
-        for (const char *q = params; q && *q; q = strchr(q, ';') ? strchr(q, ';') + 1 : NULL)
-            if (!strncmp(q, "q=", 2) && strtod(q + 2, NULL) == 0)
-                refused = true;
-        if (t && !refused)
-            return true;
-    }
-    return false;
-}
-
 bool rest_accept_aggregated(const char *accept)
 {
     char type[64], params[192];

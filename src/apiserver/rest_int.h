@@ -73,6 +73,14 @@ const char *rest_query_get(const struct rquery *q, const char *name);
 bool rest_query_true(const char *v);
 /* A decimal int64 parameter: 0 (absent: *out untouched), -1 malformed. */
 int rest_query_int(const char *v, int64_t *out);
+/*
+ * The Accept header's clauses, one a call: *cur starts at the header's
+ * value (NULL: none) and moves on. Copies the next clause's media type
+ * into type (tn bytes) and its parameters, ';'-separated, into params
+ * (pn bytes), blanks removed, truncated to fit. Clauses with q=0 (refused)
+ * are passed over. false when none is left.
+ */
+bool rest_accept_next(const char **cur, char *type, size_t tn, char *params, size_t pn);
 
 /* ---- rest.c: answers ---- */
 
@@ -103,14 +111,6 @@ void rest_discovery_version(rest_t *rs, h2s_req_t *r);
  * of those (a resource path).
  */
 bool rest_discovery(rest_t *rs, h2s_req_t *r, char **seg, size_t n);
-/*
- * The Accept header's clauses, one a call: *cur starts at the header's
- * value (NULL: none) and moves on. Copies the next clause's media type
- * into type (tn bytes) and its parameters, ';'-separated, into params
- * (pn bytes), blanks removed, truncated to fit. Clauses with q=0 (refused)
- * are passed over. false when none is left.
- */
-bool rest_accept_next(const char **cur, char *type, size_t tn, char *params, size_t pn);
 /* Whether accept asks for aggregated discovery v2 before the legacy JSON. */
 bool rest_accept_aggregated(const char *accept);
 

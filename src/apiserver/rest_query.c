@@ -1,6 +1,6 @@
 /*
  * rest_query: the REST API's query string, every parameter kept by name
- * (percent-decoded). See rest_int.h.
+ * (percent-decoded), and the Accept header's clauses. See rest_int.h.
  */
 #include "config.h"
 #include "rest_int.h"
@@ -93,4 +93,36 @@ int rest_query_int(const char *v, int64_t *out)
         return -1;
     *out = x;
     return 0;
+}
+
+bool rest_accept_next(const char **cur, char *type, size_t tn, char *params, size_t pn)
+{
+    while (*cur && **cur) {
+        const char *c = *cur;
+        size_t n = strcspn(c, ",");
+        *cur = c + n + (c[n] == ',');
+        size_t t = 0, p = 0;
+        bool in_params = false;
+        for (size_t i = 0; i < n; i++) {
+            if (c[i] == ' ' || c[i] == '\t')
+                continue;
+            if (c[i] == ';' && !in_params) {
+                in_params = true;
+                continue;
+            }
+            if (!in_params && t + 1 < tn)
+                type[t++] = c[i];
+            else if (in_params && p + 1 < pn)
+                params[p++] = c[i];
+        }
+        type[t] = '\0';
+        params[p] = '\0';
+        bool refused = false;
+        for (const char *q = params; q && *q; q = strchr(q, ';') ? strchr(q, ';') + 1 : NULL)
+            if (!strncmp(q, "q=", 2) && strtod(q + 2, NULL) == 0)
+                refused = true;
+        if (t && !refused)
+            return true;
+    }
+    return false;
 }

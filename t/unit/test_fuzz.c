@@ -19,7 +19,7 @@ static const struct {
     int (*fn)(const uint8_t *, size_t);
 } targets[] = {
     {"sel", fuzz_sel_one}, {"qty", fuzz_qty_one},     {"yaml", fuzz_yaml_one},
-    {"pb", fuzz_pb_one},   {"http1", fuzz_http1_one},
+    {"pb", fuzz_pb_one},   {"http1", fuzz_http1_one}, {"accept", fuzz_accept_one},
 };
 
 static int run_dir(const char *dir, int (*fn)(const uint8_t *, size_t), size_t *count)

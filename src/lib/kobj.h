@@ -8,7 +8,9 @@
  * Volume.volumeSource). apiVersion/kind choose the kind (kinds.h).
  *
  * Parsing is strict: unknown fields, wrong types, bad quantities, duplicate
- * keys are errors naming file:line:column and the field path. Aliases are
+ * keys are errors naming file:line:column and the field path
+ * (kobj_parse_msg_opts can drop unknown and duplicate fields instead, as
+ * Kubernetes' fieldValidation Warn and Ignore do). Aliases are
  * refused and nesting is limited, so no YAML bomb gets through.
  */
 #ifndef CORACLE_KOBJ_H
@@ -50,6 +52,32 @@ void kobjs_free(struct kobjs *objs);
  */
 ProtobufCMessage *kobj_parse_msg(const char *name, const char *buf, size_t len,
                                  const ProtobufCMessageDescriptor *desc, char **err);
+
+/* What kobj_parse_msg_opts does with unknown and duplicate fields (Kubernetes' fieldValidation). */
+enum kobj_fields {
+    KOBJ_FIELDS_STRICT, /* errors, as kobj_parse and kobj_parse_msg */
+    KOBJ_FIELDS_WARN,   /* unknown ones dropped, of duplicates the last kept; each named */
+    KOBJ_FIELDS_IGNORE, /* the same, silently */
+};
+struct kobj_opts {
+    enum kobj_fields fields; /* in */
+    /* OUT (KOBJ_FIELDS_WARN): `unknown field "spec.foo"`, `duplicate field "metadata.name"`,
+     * in document order of the mappings (malloc'd; kobj_opts_free) */
+    char **warnings;
+    size_t n_warnings;
+    /* OUT: the top-level apiVersion and kind when they are strings, else NULL (malloc'd) */
+    char *api_version, *kind;
+};
+/*
+ * kobj_parse_msg with o (may be NULL: strict). The message has every field
+ * the document names but the dropped ones; on error, *err as
+ * kobj_parse_msg's. o's OUT fields hold what was seen either way: free
+ * them with kobj_opts_free.
+ */
+ProtobufCMessage *kobj_parse_msg_opts(const char *name, const char *buf, size_t len,
+                                      const ProtobufCMessageDescriptor *desc, struct kobj_opts *o,
+                                      char **err);
+void kobj_opts_free(struct kobj_opts *o);
 
 /* Output formats of kobj_emit. */
 enum kobj_fmt {

@@ -59,7 +59,31 @@ static void ynode_add(struct ynode *p, struct ynode *k)
 struct pctx {
     const char *name;
     char *err;
+    struct kobj_opts *o; /* NULL: strict, nothing reported (kobj_parse) */
 };
+
+/* Unknown and duplicate fields are errors unless o says otherwise. */
+static int strict(const struct pctx *c)
+{
+    return !c->o || c->o->fields == KOBJ_FIELDS_STRICT;
+}
+
+/* Notes a dropped field for KOBJ_FIELDS_WARN: what (`unknown field`) and its path. */
+static void warn_field(struct pctx *c, const char *what, const char *path)
+{
+    if (c->o->fields != KOBJ_FIELDS_WARN)
+        return;
+    c->o->warnings = xrealloc(c->o->warnings, (c->o->n_warnings + 1) * sizeof(char *));
+    c->o->warnings[c->o->n_warnings++] = xasprintf("%s \"%s\"", what, path);
+}
+
+/* Keeps the top-level apiVersion or kind (key) for the caller to check. */
+static void keep_type_meta(struct kobj_opts *o, const char *key, const char *val)
+{
+    char **dst = !strcmp(key, "kind") ? &o->kind : &o->api_version;
+    free(*dst);
+    *dst = xstrdup(val);
+}
 
 static int perr_at(struct pctx *c, int line, int col, const char *path, const char *fmt, ...)
     PRINTF(5, 6);
@@ -405,11 +429,14 @@ static int cmp_kidx(const void *a, const void *b)
 /*
  * Keys must be scalars and unique. Sorting makes this O(n log n), so a
  * mapping with very many keys cannot stall the parser; the duplicate
- * reported is the first one in the document.
+ * reported is the first one in the document. When duplicates are not
+ * errors (strict() is false) the last of each wins: *skip (malloc'd, one
+ * flag per key; NULL if there are none) marks the others.
  */
-static int check_map(struct pctx *c, const struct ynode *map, const char *path)
+static int check_map(struct pctx *c, const struct ynode *map, const char *path, char **skip)
 {
     size_t n = map->n / 2, best = SIZE_MAX;
+    *skip = NULL;
     for (size_t i = 0; i < n; i++)
         if (map->kids[2 * i]->type != YN_SCALAR)
             return perr(c, map->kids[2 * i], path, "mapping keys must be strings");
@@ -421,11 +448,22 @@ static int check_map(struct pctx *c, const struct ynode *map, const char *path)
         v[i].idx = i;
     }
     qsort(v, n, sizeof(*v), cmp_kidx);
-    for (size_t i = 1; i < n; i++)
-        if (!strcmp(v[i].key, v[i - 1].key) && v[i].idx < best)
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(v[i].key, v[i - 1].key))
+            continue;
+        if (v[i].idx < best)
             best = v[i].idx;
+        if (!strict(c)) {
+            if (!*skip)
+                *skip = xcalloc(n, 1);
+            (*skip)[v[i - 1].idx] = 1;
+            char *kp = join(path, v[i].key);
+            warn_field(c, "duplicate field", kp);
+            free(kp);
+        }
+    }
     free(v);
-    if (best != SIZE_MAX)
+    if (best != SIZE_MAX && strict(c))
         return perr(c, map->kids[2 * best], path, "duplicate key \"%s\"", map->kids[2 * best]->val);
     return 0;
 }
@@ -436,15 +474,18 @@ static int set_map_field(struct pctx *c, ProtobufCMessage *m, const ProtobufCFie
     const ProtobufCMessageDescriptor *ed = f->descriptor;
     if (n->type != YN_MAP)
         return expected(c, n, path, "mapping");
-    if (check_map(c, n, path) < 0)
+    char *skip;
+    if (check_map(c, n, path, &skip) < 0)
         return -1;
-    size_t cnt = n->n / 2;
-    ProtobufCMessage **arr = xcalloc(cnt ? cnt : 1, sizeof(*arr));
-    for (size_t i = 0; i < cnt; i++) {
+    size_t cnt = 0;
+    ProtobufCMessage **arr = xcalloc(n->n / 2 ? n->n / 2 : 1, sizeof(*arr));
+    for (size_t i = 0; i < n->n / 2; i++) {
         const struct ynode *k = n->kids[2 * i], *v = n->kids[2 * i + 1];
+        if (skip && skip[i])
+            continue;
         char *kp = join(path, k->val);
         ProtobufCMessage *e = kobj_msg_new(ed);
-        arr[i] = e;
+        arr[cnt++] = e;
         *(char **)((char *)e + ed->fields[0].offset) = xstrdup(k->val);
         int rc;
         if (is_null(v))
@@ -456,10 +497,12 @@ static int set_map_field(struct pctx *c, ProtobufCMessage *m, const ProtobufCFie
         if (rc < 0)
             goto fail;
     }
+    free(skip);
     *(size_t *)((char *)m + f->quantifier_offset) = cnt;
     *(ProtobufCMessage ***)((char *)m + f->offset) = arr;
     return 0;
 fail:
+    free(skip);
     for (size_t i = 0; i < cnt; i++)
         if (arr[i])
             protobuf_c_message_free_unpacked(arr[i], NULL);
@@ -522,18 +565,30 @@ static int map_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d, Proto
 {
     if (depth > KOBJ_MAX_DEPTH)
         return perr(c, node, path, "nesting deeper than %d levels", KOBJ_MAX_DEPTH);
-    if (check_map(c, node, path) < 0)
+    char *skip;
+    if (check_map(c, node, path, &skip) < 0)
         return -1;
-    for (size_t i = 0; i < node->n / 2; i++) {
+    int rc = 0;
+    for (size_t i = 0; i < node->n / 2 && rc == 0; i++) {
         const struct ynode *k = node->kids[2 * i], *v = node->kids[2 * i + 1];
-        if (toplevel && (!strcmp(k->val, "apiVersion") || !strcmp(k->val, "kind")))
+        if (skip && skip[i])
             continue;
+        if (toplevel && (!strcmp(k->val, "apiVersion") || !strcmp(k->val, "kind"))) {
+            if (c->o && v->type == YN_SCALAR)
+                keep_type_meta(c->o, k->val, v->val);
+            continue;
+        }
         const ProtobufCFieldDescriptor *owner, *f = kobj_lookup(d, k->val, &owner);
         char *fp = join(path, k->val);
-        if (!f) {
-            perr(c, k, fp, "unknown field \"%s\"", k->val);
+        if (!f && !strict(c)) {
+            warn_field(c, "unknown field", fp);
             free(fp);
-            return -1;
+            continue;
+        }
+        if (!f) {
+            rc = perr(c, k, fp, "unknown field \"%s\"", k->val);
+            free(fp);
+            break;
         }
         ProtobufCMessage *target = m;
         if (owner) {
@@ -542,12 +597,11 @@ static int map_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d, Proto
                 *sp = kobj_msg_new(owner->descriptor);
             target = *sp;
         }
-        int rc = set_field(c, target, f, v, fp, depth);
+        rc = set_field(c, target, f, v, fp, depth);
         free(fp);
-        if (rc < 0)
-            return -1;
     }
-    return 0;
+    free(skip);
+    return rc;
 }
 
 static const struct ynode *map_get(const struct ynode *map, const char *key)
@@ -578,7 +632,8 @@ static int doc_to_objs(struct pctx *c, const struct ynode *doc, const char *path
     if (!av || av->type != YN_SCALAR || !*av->val)
         return perr(c, doc, path, "Object 'apiVersion' is missing");
     if (!strcmp(kn->val, "List") && !strcmp(av->val, "v1")) {
-        if (check_map(c, doc, path) < 0)
+        char *skip; /* kobj_parse is strict: never set */
+        if (check_map(c, doc, path, &skip) < 0)
             return -1;
         for (size_t i = 0; i < doc->n / 2; i++) {
             const struct ynode *k = doc->kids[2 * i];
@@ -643,7 +698,7 @@ void kobjs_free(struct kobjs *objs)
 
 int kobj_parse(const char *name, const char *buf, size_t len, struct kobjs *out, char **err)
 {
-    struct pctx c = {name, NULL};
+    struct pctx c = {name, NULL, NULL};
     struct ynode **docs;
     size_t ndocs;
     struct kobjs tmp = {NULL, 0};
@@ -679,7 +734,14 @@ out:
 ProtobufCMessage *kobj_parse_msg(const char *name, const char *buf, size_t len,
                                  const ProtobufCMessageDescriptor *desc, char **err)
 {
-    struct pctx c = {name, NULL};
+    return kobj_parse_msg_opts(name, buf, len, desc, NULL, err);
+}
+
+ProtobufCMessage *kobj_parse_msg_opts(const char *name, const char *buf, size_t len,
+                                      const ProtobufCMessageDescriptor *desc, struct kobj_opts *o,
+                                      char **err)
+{
+    struct pctx c = {name, NULL, o};
     struct ynode **docs;
     size_t ndocs;
     ProtobufCMessage *m = NULL;
@@ -705,4 +767,16 @@ ProtobufCMessage *kobj_parse_msg(const char *name, const char *buf, size_t len,
     free(docs);
     *err = c.err;
     return m;
+}
+
+void kobj_opts_free(struct kobj_opts *o)
+{
+    for (size_t i = 0; i < o->n_warnings; i++)
+        free(o->warnings[i]);
+    free(o->warnings);
+    free(o->api_version);
+    free(o->kind);
+    o->warnings = NULL;
+    o->n_warnings = 0;
+    o->api_version = o->kind = NULL;
 }

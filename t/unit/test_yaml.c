@@ -572,6 +572,50 @@ static void test_fields(void)
     is_str(buf, "2026-11-28T06:35:04.000005Z", "rfc3339 micro");
 }
 
+/* fieldValidation's modes: unknown and duplicate fields dropped and named, or errors */
+static void test_field_modes(void)
+{
+    const char *doc = "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\","
+                      "\"name\":\"b\",\"foo\":1,\"labels\":{\"k\":\"1\",\"k\":\"2\"}},"
+                      "\"spec\":{\"bar\":[1],\"containers\":[{\"name\":\"c\",\"baz\":true}]}}";
+    char *err = NULL;
+    struct kobj_opts o = {.fields = KOBJ_FIELDS_WARN};
+    Coracle__V1__Pod *p =
+        (void *)kobj_parse_msg_opts("d", doc, strlen(doc), &coracle__v1__pod__descriptor, &o, &err);
+    ok(p && !err, "Warn: parsed");
+    is_str(p ? p->metadata->name : NULL, "b", "Warn: of duplicates the last wins");
+    ok(p && p->metadata->n_labels == 1 && !strcmp(p->metadata->labels[0]->value, "2"),
+       "Warn: a duplicate map key: the last value");
+    is_int(o.n_warnings, 5, "Warn: five problems named");
+    if (o.n_warnings == 5) {
+        is_str(o.warnings[0], "duplicate field \"metadata.name\"", "duplicate field's path");
+        is_str(o.warnings[1], "unknown field \"metadata.foo\"", "unknown field's path");
+        is_str(o.warnings[2], "duplicate field \"metadata.labels.k\"", "duplicate map key");
+        is_str(o.warnings[3], "unknown field \"spec.bar\"", "unknown nested field");
+        is_str(o.warnings[4], "unknown field \"spec.containers[0].baz\"", "unknown in a list");
+    }
+    is_str(o.kind, "Pod", "the kind seen");
+    is_str(o.api_version, "v1", "the apiVersion seen");
+    if (p)
+        protobuf_c_message_free_unpacked(&p->base, NULL);
+    kobj_opts_free(&o);
+
+    struct kobj_opts ign = {.fields = KOBJ_FIELDS_IGNORE};
+    p = (void *)kobj_parse_msg_opts("d", doc, strlen(doc), &coracle__v1__pod__descriptor, &ign,
+                                    &err);
+    ok(p && ign.n_warnings == 0, "Ignore: parsed, nothing named");
+    if (p)
+        protobuf_c_message_free_unpacked(&p->base, NULL);
+    kobj_opts_free(&ign);
+
+    struct kobj_opts st = {.fields = KOBJ_FIELDS_STRICT};
+    p = (void *)kobj_parse_msg_opts("d", doc, strlen(doc), &coracle__v1__pod__descriptor, &st,
+                                    &err);
+    ok(!p && err && strstr(err, "duplicate key \"name\""), "Strict: an error as before (%s)", err);
+    free(err);
+    kobj_opts_free(&st);
+}
+
 int main(void)
 {
     test_seeds();
@@ -580,5 +624,6 @@ int main(void)
     test_multi();
     test_tricky_strings();
     test_fields();
+    test_field_modes();
     return done_testing();
 }

@@ -8,8 +8,11 @@
  * (authorization needs the decoded namespace and name)
  * Reads (Get/List) are answered from read snapshots (read.c); Watch is
  * handed to the hub (watch.c); writes become store ops (apply.c) answered
- * from their done callback once durable. If the client goes away first,
- * the op still commits and its answer is dropped.
+ * from their done callback once durable, through the op's owner (struct
+ * apply_owner: the gRPC call here; the REST API's writes, rest_write.c,
+ * drive the same stages through api_authorize, api_admit and api_submit).
+ * If the client goes away first, the op still commits and its answer is
+ * dropped.
  */
 #include "config.h"
 #include "api.h"
@@ -132,16 +135,33 @@ static int stage_authenticate(struct api_route *rt, h2s_call_t *c, struct auth_u
     return -1;
 }
 
+int api_admit(const struct kind *k, ProtobufCMessage *obj, char **msg)
+{
+    admit_defaults(k, obj);
+    *msg = NULL;
+    return admit_validate(k, obj, msg) == 0 ? 0 : -1;
+}
+
 /* Defaults, then validation. Returns 0, or -1 after answering INVALID_ARGUMENT. */
 static int stage_admit(struct api_route *rt, h2s_call_t *c, ProtobufCMessage *obj)
 {
-    admit_defaults(rt->k, obj);
-    char *msg = NULL;
-    if (admit_validate(rt->k, obj, &msg) == 0)
+    char *msg;
+    if (api_admit(rt->k, obj, &msg) == 0)
         return 0;
     api_fail(rt, c, GRPC_INVALID_ARGUMENT, msg);
     free(msg);
     return -1;
+}
+
+int api_authorize(api_t *a, const struct auth_user *u, const char *verb, const struct kind *k,
+                  const char *subresource, const char *ns, const char *name,
+                  const char *field_selector, char **err)
+{
+    return auth_check(a->cfg.auth, u, a->st, verb, k, subresource,
+                      k->namespaced && ns && *ns ? ns : NULL, name && *name ? name : NULL,
+                      field_selector, err) == 0
+               ? 0
+               : -1;
 }
 
 /*
@@ -152,9 +172,8 @@ static int stage_authorize(api_t *a, struct api_route *rt, h2s_call_t *c, const 
                            const char *ns, const char *name, const char *field_selector)
 {
     char *err = NULL;
-    if (auth_check(a->cfg.auth, u, a->st, verb_k8s[rt->verb], rt->k, verb_sub[rt->verb],
-                   rt->k->namespaced && ns && *ns ? ns : NULL, name && *name ? name : NULL,
-                   field_selector, &err) == 0)
+    if (api_authorize(a, u, verb_k8s[rt->verb], rt->k, verb_sub[rt->verb], ns, name, field_selector,
+                      &err) == 0)
         return 0;
     api_fail(rt, c, GRPC_PERMISSION_DENIED, err ? err : "forbidden");
     free(err);
@@ -170,6 +189,22 @@ static const char *req_ns(const struct kind *k, const Coracle__V1__ObjectMeta *m
 static void op_done(struct store_op *sop, int err, const struct store_change *ch);
 static void gen_name(Coracle__V1__ObjectMeta *m);
 
+/* Submits o (taken); if the store refuses it, answers its owner at once. */
+static void submit(api_t *a, struct apply_op *o)
+{
+    o->op.done = op_done;
+    o->op.arg = a;
+    if (store_submit(a->st, &o->op) == 0)
+        return;
+    if (o->ow)
+        o->ow->answer(o, GRPC_UNAVAILABLE, "server shutting down", NULL, 0);
+    if (o->counted)
+        a->inflight--;
+    apply_op_free(o);
+}
+
+/* ---- the gRPC call as an op's owner: owner = route, owner2 = call ---- */
+
 static void op_call_closed(h2s_call_t *c, void *arg)
 {
     struct apply_op *o = arg;
@@ -177,23 +212,129 @@ static void op_call_closed(h2s_call_t *c, void *arg)
     api_count(o->owner, -1);
 }
 
+static void call_answer(struct apply_op *o, int code, const char *msg, const void *val, size_t len)
+{
+    struct api_route *rt = o->owner;
+    h2s_call_t *c = o->owner2;
+    if (!c)
+        return;
+    h2s_call_on_close(c, NULL, NULL);
+    if (code == GRPC_OK)
+        api_reply(rt, c, val ? val : "", len);
+    else
+        api_fail(rt, c, code, msg);
+}
+
+static void call_moved(struct apply_op *o, struct apply_op *n)
+{
+    if (n->owner2)
+        h2s_call_on_close(n->owner2, op_call_closed, n);
+}
+
+static const struct apply_owner call_owner = {call_answer, call_moved};
+
 /* Submits op; its done callback answers c (if any). Takes ownership of op. */
 static void stage_store(api_t *a, struct api_route *rt, h2s_call_t *c, struct apply_op *o)
 {
+    o->ow = rt ? &call_owner : NULL;
     o->owner = rt;
     o->owner2 = c;
-    o->op.done = op_done;
-    o->op.arg = a;
     if (c)
         h2s_call_on_close(c, op_call_closed, o);
-    int r = store_submit(a->st, &o->op);
-    if (r < 0) {
-        if (c) {
-            h2s_call_on_close(c, NULL, NULL);
-            api_fail(rt, c, GRPC_UNAVAILABLE, "server shutting down");
-        }
+    submit(a, o);
+}
+
+/* A retry of o as n: n takes o's owner, o is freed, n is submitted. */
+static void resubmit(api_t *a, struct apply_op *o, struct apply_op *n)
+{
+    n->ow = o->ow;
+    n->owner = o->owner;
+    n->owner2 = o->owner2;
+    n->counted = o->counted;
+    if (o->ow && o->ow->moved)
+        o->ow->moved(o, n);
+    o->counted = 0;
+    apply_op_free(o);
+    submit(a, n);
+}
+
+/*
+ * What a dry run would have written (out) shows: the stored object's
+ * resourceVersion, or none for a new object. malloc'd, *len; NULL if out
+ * does not decode.
+ */
+static void *dry_result(const struct kind *k, const void *out, size_t out_len, const void *cur,
+                        size_t cur_len, size_t *len)
+{
+    ProtobufCMessage *m = obj_decode(k->desc, out, out_len);
+    if (!m)
+        return NULL;
+    ProtobufCMessage *c = cur ? obj_decode(k->desc, cur, cur_len) : NULL;
+    obj_set_str(&obj_meta(m)->resourceversion, c ? obj_meta(c)->resourceversion : NULL);
+    void *r = obj_encode(m, len);
+    obj_free(c);
+    obj_free(m);
+    return r;
+}
+
+/*
+ * A dry run: the op's apply against the stored object, on the loop, with
+ * nothing written. Apply functions touch only the op and the bytes (they
+ * are made for the commit thread), so running one here is safe.
+ */
+static void dry_run(api_t *a, struct apply_op *o)
+{
+    store_rtxn_t *t;
+    if (store_read_begin(a->st, &t) < 0) {
+        o->ow->answer(o, GRPC_UNAVAILABLE, "the store cannot be read", NULL, 0);
         apply_op_free(o);
+        return;
     }
+    const void *cur = NULL;
+    size_t cur_len = 0, len = 0;
+    if (store_get(t, o->op.key, o->op.key_len, &cur, &cur_len) != 0)
+        cur = NULL;
+    void *out = NULL, *res = NULL;
+    size_t out_len = 0;
+    int del = 0;
+    int r = o->op.apply(&o->op, cur, cur_len, store_rtxn_rev(t), &out, &out_len, &del);
+    if (r == APPLY_EFAIL)
+        o->ow->answer(o, o->code, o->msg, NULL, 0);
+    else if (r < 0)
+        o->ow->answer(o, GRPC_INTERNAL, store_strerror(r), NULL, 0);
+    else if (del)
+        o->ow->answer(o, GRPC_OK, NULL, cur, cur_len);
+    else if (out && (res = dry_result(o->k, out, out_len, cur, cur_len, &len)))
+        o->ow->answer(o, GRPC_OK, NULL, res, len);
+    else
+        o->ow->answer(o, GRPC_OK, NULL, o->res, o->res_len);
+    free(res);
+    free(out);
+    store_read_end(t);
+    apply_op_free(o);
+}
+
+void api_submit(api_t *a, struct apply_op *o, bool dry)
+{
+    if (a->stopping) {
+        o->ow->answer(o, GRPC_UNAVAILABLE, "server shutting down", NULL, 0);
+        apply_op_free(o);
+        return;
+    }
+    if (dry) {
+        dry_run(a, o);
+        return;
+    }
+    a->inflight++;
+    o->counted = 1;
+    submit(a, o);
+}
+
+bool api_has_verb(const struct kind *k, enum api_verb v)
+{
+    if (v >= API_BIND && k != &kind_pod)
+        return false;
+    return v < API_NVERBS;
 }
 
 static void stats_sample(evutil_socket_t fd, short what, void *arg)
@@ -218,8 +359,6 @@ static void op_done(struct store_op *sop, int err, const struct store_change *ch
     api_t *a = sop->arg;
     if (!a->stopping && !event_pending(a->stats_ev, EV_TIMEOUT, NULL))
         event_active(a->stats_ev, EV_TIMEOUT, 0);
-    struct api_route *rt = o->owner;
-    h2s_call_t *c = o->owner2;
     if (err == APPLY_EGONE) {
         /* the event it repeated is gone: create it after all */
         ProtobufCMessage *obj = o->obj;
@@ -227,10 +366,7 @@ static void op_done(struct store_op *sop, int err, const struct store_change *ch
         Coracle__V1__ObjectMeta *m = obj_meta(obj);
         struct apply_op *n = apply_op_new(o->k, APPLY_CREATE, m->namespace_, m->name);
         n->obj = obj;
-        if (c)
-            h2s_call_on_close(c, NULL, NULL);
-        apply_op_free(o);
-        stage_store(a, rt, c, n);
+        resubmit(a, o, n);
         return;
     }
     if (err == APPLY_EFAIL && o->verb == APPLY_CREATE && o->code == GRPC_ALREADY_EXISTS &&
@@ -245,37 +381,36 @@ static void op_done(struct store_op *sop, int err, const struct store_change *ch
         struct apply_op *n = apply_op_new(o->k, APPLY_CREATE, m->namespace_, m->name);
         n->obj = obj;
         n->gen_tries = o->gen_tries + 1;
-        if (c)
-            h2s_call_on_close(c, NULL, NULL);
-        apply_op_free(o);
-        stage_store(a, rt, c, n);
+        resubmit(a, o, n);
         return;
     }
-    if (c) {
-        h2s_call_on_close(c, NULL, NULL);
+    if (o->ow) {
         if (err == 0) {
             if (ch && ch->val)
-                api_reply(rt, c, ch->val, ch->val_len);
+                o->ow->answer(o, GRPC_OK, NULL, ch->val, ch->val_len);
             else if (ch && ch->prev)
-                api_reply(rt, c, ch->prev, ch->prev_len);
+                o->ow->answer(o, GRPC_OK, NULL, ch->prev, ch->prev_len);
             else
-                api_reply(rt, c, o->res ? o->res : "", o->res_len);
+                o->ow->answer(o, GRPC_OK, NULL, o->res, o->res_len);
         } else if (err == APPLY_EFAIL) {
-            api_fail(rt, c, o->code, o->msg);
+            o->ow->answer(o, o->code, o->msg, NULL, 0);
         } else if (err == STORE_EFULL) {
-            api_failf(rt, c, GRPC_RESOURCE_EXHAUSTED,
-                      "the store is full: %s; reads and watches still work, writes will "
-                      "succeed again once space is freed",
-                      store_full_reason(a->st));
+            char *m = xasprintf("the store is full: %s; reads and watches still work, writes will "
+                                "succeed again once space is freed",
+                                store_full_reason(a->st));
+            o->ow->answer(o, GRPC_RESOURCE_EXHAUSTED, m, NULL, 0);
+            free(m);
         } else if (err == STORE_ECLOSED) {
-            api_fail(rt, c, GRPC_UNAVAILABLE, "server shutting down");
+            o->ow->answer(o, GRPC_UNAVAILABLE, "server shutting down", NULL, 0);
         } else {
-            api_fail(rt, c, GRPC_INTERNAL, store_strerror(err));
+            o->ow->answer(o, GRPC_INTERNAL, store_strerror(err), NULL, 0);
         }
-    } else if (!rt && err) {
+    } else if (err) {
         log_debug("internal %s on %s: %s", o->k->resource, o->op.key,
                   err == APPLY_EFAIL ? o->msg : store_strerror(err));
     }
+    if (o->counted)
+        a->inflight--;
     apply_op_free(o);
 }
 
@@ -326,6 +461,11 @@ static void gen_name(Coracle__V1__ObjectMeta *m)
     char *n = gen_name_for(m->generatename);
     free(m->name);
     m->name = n;
+}
+
+void api_gen_name(Coracle__V1__ObjectMeta *m)
+{
+    gen_name(m);
 }
 
 /*
@@ -503,6 +643,22 @@ static void do_delete(api_t *a, struct api_route *rt, h2s_call_t *c, const struc
     stage_store(a, rt, c, o);
 }
 
+int api_bind_validate(const Coracle__V1__Binding *b, char **msg)
+{
+    const char *name = b->metadata && b->metadata->name ? b->metadata->name : "";
+    const char *tk = b->target && b->target->kind ? b->target->kind : "";
+    *msg = NULL;
+    if (!*name)
+        *msg = xstrdup("Binding \"\" is invalid: metadata.name: Required value: name is required");
+    else if (!b->target || !b->target->name || !*b->target->name)
+        *msg = xasprintf("Binding \"%s\" is invalid: target.name: Required value", name);
+    else if (*tk && strcmp(tk, "Node"))
+        *msg = xasprintf("Binding \"%s\" is invalid: target.kind: Unsupported value: \"%s\": "
+                         "supported values: \"Node\"",
+                         name, tk);
+    return *msg ? -1 : 0;
+}
+
 static void do_bind(api_t *a, struct api_route *rt, h2s_call_t *c, const struct auth_user *u,
                     const uint8_t *msg, size_t len)
 {
@@ -514,20 +670,11 @@ static void do_bind(api_t *a, struct api_route *rt, h2s_call_t *c, const struct 
     const char *ns = b->metadata && b->metadata->namespace_ && *b->metadata->namespace_
                          ? b->metadata->namespace_
                          : "default";
-    const char *tk = b->target && b->target->kind ? b->target->kind : "";
-    if (!*name)
-        api_fail(rt, c, GRPC_INVALID_ARGUMENT,
-                 "Binding \"\" is invalid: metadata.name: Required "
-                 "value: name is required");
-    else if (!b->target || !b->target->name || !*b->target->name)
-        api_failf(rt, c, GRPC_INVALID_ARGUMENT,
-                  "Binding \"%s\" is invalid: target.name: Required value", name);
-    else if (*tk && strcmp(tk, "Node"))
-        api_failf(rt, c, GRPC_INVALID_ARGUMENT,
-                  "Binding \"%s\" is invalid: target.kind: Unsupported value: \"%s\": supported "
-                  "values: \"Node\"",
-                  name, tk);
-    else if (stage_authorize(a, rt, c, u, ns, name, NULL) == 0) {
+    char *err;
+    if (api_bind_validate(b, &err) < 0) {
+        api_fail(rt, c, GRPC_INVALID_ARGUMENT, err);
+        free(err);
+    } else if (stage_authorize(a, rt, c, u, ns, name, NULL) == 0) {
         struct apply_op *o = apply_op_new(&kind_pod, APPLY_BIND, ns, name);
         o->node = xstrdup(b->target->name);
         if (b->metadata && b->metadata->uid && *b->metadata->uid)
@@ -855,7 +1002,13 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
             h2s_route(srv, rt->path, mk, handle, rt);
         }
     }
-    struct rest_config rc = {st, a->reads, a->hub, cfg->auth, http, a};
+    struct rest_config rc = {.st = st,
+                             .reads = a->reads,
+                             .hub = a->hub,
+                             .auth = cfg->auth,
+                             .plain = http,
+                             .plain_arg = a,
+                             .api = a};
     a->rest = rest_new(&rc);
     h2s_set_req_handler(srv, rest_handle, a->rest);
     return a;

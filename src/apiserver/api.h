@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "apply.h"
 #include "auth.h"
 #include "h2s.h"
 #include "kinds.h"
@@ -70,6 +71,35 @@ struct api_route {
     uint64_t codes[17];
     struct obs_hist lat; /* unary calls: seconds from the handler to the answer */
 };
+
+/*
+ * ---- the write pipeline's stages, for both APIs (gRPC here, the REST
+ * API's writes in rest_write.c) ----
+ */
+
+/* authorize: auth_check with the api's policy and store. 0, or -1 with *err (malloc'd). */
+int api_authorize(api_t *a, const struct auth_user *u, const char *verb, const struct kind *k,
+                  const char *subresource, const char *ns, const char *name,
+                  const char *field_selector, char **err);
+/* admit: defaults, then validation. 0, or -1 with *msg (malloc'd, Kubernetes' Invalid text). */
+int api_admit(const struct kind *k, ProtobufCMessage *obj, char **msg);
+/* metadata.name from metadata.generateName, as Kubernetes makes it. */
+void api_gen_name(Coracle__V1__ObjectMeta *m);
+/*
+ * store and answer: submits o (taken; o->ow, owner and owner2 set by the
+ * caller) and calls o->ow->answer once on the loop when it is durable or
+ * has failed (from inside api_submit only for a dry run, a stopping server
+ * or a closed store). A create whose generated name is taken is retried with
+ * another, as for gRPC calls. Counted in api_inflight until answered.
+ * dry_run: the op's decision runs now against the stored object, nothing
+ * is written, and the answer is what would have been stored
+ * (resourceVersion: the stored object's; empty for a create).
+ */
+void api_submit(api_t *a, struct apply_op *o, bool dry_run);
+/* A Binding's checks (name, target) as Kubernetes words them: 0, or -1 with *msg (malloc'd). */
+int api_bind_validate(const Coracle__V1__Binding *b, char **msg);
+/* Whether kind k serves verb (Bind: pods only), as the gRPC routes do. */
+bool api_has_verb(const struct kind *k, enum api_verb v);
 
 /* Answer a call and count it (route's counters, in-flight gauge). */
 void api_reply(struct api_route *rt, h2s_call_t *c, const void *msg, size_t len);

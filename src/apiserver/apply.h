@@ -56,9 +56,25 @@ struct apply_op {
     char *msg; /* malloc'd message */
     void *res; /* the object's bytes when nothing was written (malloc'd) */
     size_t res_len;
-    /* owner's fields (loop thread) */
+    /* owner's fields (loop thread): who hears the outcome (api.c's submitters) */
+    const struct apply_owner *ow; /* NULL: an internal writer (errors are logged) */
     void *owner;
     void *owner2;
+    int counted; /* api_submit counted it in api_inflight until done */
+};
+
+/*
+ * The answer side of an op, one per kind of submitter (a gRPC call, a REST
+ * request). Loop thread.
+ */
+struct apply_owner {
+    /* The outcome, once: code GRPC_OK and the object's bytes (val, len: the
+     * written object, the deleted one, or the unchanged one), or a gRPC
+     * code and msg. Both valid during the call. */
+    void (*answer)(struct apply_op *o, int code, const char *msg, const void *val, size_t len);
+    /* Optional: a retry moved the request from o to n (owner fields already
+     * copied); o is freed after it returns. */
+    void (*moved)(struct apply_op *o, struct apply_op *n);
 };
 
 /* A new op for verb on key (copied); the caller sets the verb's fields and op.done. */

@@ -10,8 +10,9 @@
  * Verbs served: get, list (labelSelector, fieldSelector, limit, continue)
  * and watch (watch=true: JSON lines; resourceVersion, allowWatchBookmarks,
  * timeoutSeconds), in JSON, or as meta.k8s.io/v1 Tables (columns.h) when
- * the Accept header asks for them (kubectl get). Other methods answer 405
- * MethodNotAllowed.
+ * the Accept header asks for them (kubectl get); and the writes (create,
+ * update, patch, delete, deletecollection; pods/status, pods/binding,
+ * nodes/status) through the gRPC API's pipeline (rest_write.c).
  * Errors are Kubernetes Status objects with reason and code. Loop thread
  * only.
  */
@@ -37,6 +38,9 @@ struct rest_config {
     /* answers r and returns true if its path is a plain endpoint (/healthz...) */
     bool (*plain)(h2s_req_t *r, void *arg);
     void *plain_arg;
+    /* the write pipeline the gRPC API uses (api.h: api_authorize, api_admit,
+     * api_submit); borrowed */
+    struct api *api;
 };
 
 rest_t *rest_new(const struct rest_config *cfg);

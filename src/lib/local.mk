@@ -42,6 +42,8 @@ libcoracle_a_SOURCES = \
 	src/lib/kobj_emit.c \
 	src/lib/kobj_int.h \
 	src/lib/kobj_parse.c \
+	src/lib/kpatch.h \
+	src/lib/kpatch_stub.c \
 	src/lib/obs.c \
 	src/lib/obs.h \
 	src/lib/pb.c \

@@ -13,6 +13,7 @@
 #include "wire.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -253,4 +254,95 @@ rbuf_t *kjson_error_frame(int http_status, const char *reason, const char *messa
     rbuf_t *f = event_line("ERROR", st);
     free(st);
     return f;
+}
+
+/* Kubernetes' field error types (field.ErrorType): the text and the cause's reason. */
+static const struct {
+    const char *text, *reason;
+} cause_types[] = {
+    {"Required value", "FieldValueRequired"},
+    {"Invalid value", "FieldValueInvalid"},
+    {"Unsupported value", "FieldValueNotSupported"},
+    {"Forbidden", "FieldValueForbidden"},
+    {"Duplicate value", "FieldValueDuplicate"},
+    {"Too long", "FieldValueTooLong"},
+    {"Too many", "FieldValueTooMany"},
+    {"Not found", "FieldValueNotFound"},
+    {"Internal error", "InternalError"},
+};
+
+/*
+ * Whether p starts one field error, "field.path[0]: Type..." (Type one of
+ * cause_types, then ':', ',', ']' or the end): its field's length and type.
+ */
+static bool cause_start(const char *p, size_t *flen, size_t *type)
+{
+    size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.[]/-");
+    if (!n || strncmp(p + n, ": ", 2))
+        return false;
+    for (size_t i = 0; i < ARRAY_SIZE(cause_types); i++) {
+        size_t tl = strlen(cause_types[i].text);
+        const char *e = p + n + 2 + tl;
+        if (!strncmp(p + n + 2, cause_types[i].text, tl) && strchr(":,]", *e)) {
+            *flen = n;
+            *type = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The causes of an Invalid message's errors part ("f: T: x" or "[f: T: x, g: T]"). */
+static void invalid_causes(struct buf *b, const char *errs)
+{
+    size_t len = strlen(errs);
+    if (len >= 2 && errs[0] == '[' && errs[len - 1] == ']') {
+        errs++;
+        len -= 2;
+    }
+    const char *p = errs, *end = errs + len, *sep = "";
+    size_t flen, type;
+    if (!cause_start(p, &flen, &type))
+        return;
+    buf_puts(b, ",\"causes\":[");
+    while (p < end) {
+        /* this error ends where ", " starts the next one */
+        const char *q = p + flen, *next = end;
+        for (; (q = strstr(q, ", ")) && q < end; q += 2) {
+            size_t f2, t2;
+            if (cause_start(q + 2, &f2, &t2)) {
+                next = q;
+                break;
+            }
+        }
+        const char *msg = p + flen + 2;
+        buf_printf(b, "%s{\"reason\":\"%s\",\"message\":", sep, cause_types[type].reason);
+        kobj_json_str(b, msg, (size_t)(next - msg));
+        buf_puts(b, ",\"field\":");
+        kobj_json_str(b, p, flen);
+        buf_puts(b, "}");
+        sep = ",";
+        if (next == end || !cause_start(next + 2, &flen, &type))
+            break;
+        p = next + 2;
+    }
+    buf_puts(b, "]");
+}
+
+char *kjson_invalid(const char *group, const char *kind, const char *name, const char *message)
+{
+    struct buf b = {0};
+    buf_puts(&b, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":"
+                 "\"Failure\",\"message\":");
+    kobj_json_str(&b, message, strlen(message));
+    buf_puts(&b, ",\"reason\":\"Invalid\",\"details\":{\"name\":");
+    kobj_json_str(&b, name ? name : "", name ? strlen(name) : 0);
+    if (group && *group)
+        buf_printf(&b, ",\"group\":\"%s\"", group);
+    buf_printf(&b, ",\"kind\":\"%s\"", kind);
+    const char *errs = strstr(message, " is invalid: ");
+    if (errs)
+        invalid_causes(&b, errs + strlen(" is invalid: "));
+    buf_puts(&b, "},\"code\":422}\n");
+    return buf_take(&b);
 }

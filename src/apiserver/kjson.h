@@ -50,6 +50,14 @@ int kjson_http_status(int grpc_code, const char **reason);
  */
 char *kjson_status(int http_status, const char *reason, const char *message, const char *resource,
                    const char *name);
+/*
+ * Kubernetes' Invalid (422) Status for message, an admission error as
+ * Kubernetes words it (`Pod "x" is invalid: spec.containers[0].image:
+ * Required value`, several as `[a, b]`): details name the object (kind
+ * "Pod", group when not core) and carry one cause per field error (reason
+ * FieldValueRequired..., message, field). malloc'd, ending in a newline.
+ */
+char *kjson_invalid(const char *group, const char *kind, const char *name, const char *message);
 /* An ERROR watch event line carrying such a Status. */
 rbuf_t *kjson_error_frame(int http_status, const char *reason, const char *message);
 

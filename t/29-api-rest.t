@@ -63,12 +63,14 @@ for h2, proto in PROTOS:
          "%s: /api is APIVersions [v1]" % proto)
 code, d = get_json("/api/v1")
 res = {r["name"]: r for r in d.get("resources", [])}
-t.is_(sorted(res), ["events", "nodes", "pods"], "/api/v1 lists the core kinds")
+t.is_(sorted(res), ["events", "nodes", "nodes/status", "pods", "pods/binding", "pods/status"],
+      "/api/v1 lists the core kinds and their write subresources")
 t.ok(res.get("pods", {}).get("namespaced") is True and res["pods"]["kind"] == "Pod"
      and res["pods"]["singularName"] == "pod" and res["pods"]["shortNames"] == ["po"],
      "pods: namespaced, kind, singularName, shortNames")
 t.ok(res.get("nodes", {}).get("namespaced") is False, "nodes are cluster-scoped")
-t.is_(sorted(res.get("pods", {}).get("verbs", [])), ["get", "list", "watch"], "verbs served")
+t.is_(sorted(res.get("pods", {}).get("verbs", [])),
+      ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"], "verbs served")
 code, d = get_json("/apis")
 t.ok(d.get("kind") == "APIGroupList" and [g["name"] for g in d.get("groups", [])] == ["coordination.k8s.io"],
      "/apis: the coordination.k8s.io group")
@@ -158,12 +160,12 @@ code, s = get_json("/api/v1/namespaces/default/widgets")
 t.ok(code == 404 and s.get("reason") == "NotFound", "unknown resource: 404 NotFound")
 code, s = get_json("/api/v1/pods?labelSelector=a%3D%3D%3Db")
 t.ok(code == 400 and s.get("reason") == "BadRequest", "bad label selector: 400 BadRequest")
-code, body = curl("/api/v1/namespaces/default/pods", args=["-X", "POST", "-d", "{}"])
+code, body = curl("/api/v1/namespaces/default/pods", args=["-X", "PUT", "-d", "{}"])
 s = json.loads(body) if body.startswith("{") else {}
 t.ok(code == 405 and s.get("reason") == "MethodNotAllowed" and s.get("code") == 405,
-     "POST (not served yet): 405 MethodNotAllowed Status")
-code, body = curl("/api/v1/namespaces/default/pods/web", args=["-X", "DELETE"])
-t.is_(code, 405, "DELETE: 405")
+     "PUT on a collection: 405 MethodNotAllowed Status")
+code, body = curl("/api/v1/namespaces/default/pods/web", args=["-X", "POST", "-d", "{}"])
+t.is_(code, 405, "POST on an object: 405")
 code, s = get_json("/api/v1/pods?watch=1&sendInitialEvents=true")
 t.ok(code == 422 and s.get("reason") == "Invalid", "sendInitialEvents refused: 422 (clients fall back to list)")
 code, s = get_json("/api/v1/pods?watch=1&resourceVersion=x")

@@ -841,7 +841,8 @@ int auth_check(const auth_t *au, const struct auth_user *u, store_t *st, const c
     struct auth_attrs a = {verb, k, subresource, ns, name, field_selector, NULL};
     char *pn = NULL;
     if (k == &kind_pod && name && *name && node_of(u) &&
-        (strcmp(verb, "get") == 0 || strcmp(verb, "update") == 0 || strcmp(verb, "delete") == 0))
+        (strcmp(verb, "get") == 0 || strcmp(verb, "update") == 0 || strcmp(verb, "patch") == 0 ||
+         strcmp(verb, "delete") == 0))
         a.pod_node = pn = stored_pod_node(st, ns, name);
     int r = auth_authorize_attrs(au, u, &a, err);
     free(pn);

@@ -115,7 +115,7 @@ int auth_authorize_attrs(const auth_t *au, const struct auth_user *u, const stru
 /*
  * auth_authorize_attrs for a decoded request, looking the stored pod's
  * spec.nodeName up in st when node restriction needs it (pods: get,
- * update, delete by a node). 0, or -1 with *err for PERMISSION_DENIED.
+ * update, patch, delete by a node). 0, or -1 with *err for PERMISSION_DENIED.
  * Cheap for everyone else: no store read.
  */
 int auth_check(const auth_t *au, const struct auth_user *u, store_t *st, const char *verb,

@@ -10,7 +10,8 @@ libapiserver_a_SOURCES = \
 	src/apiserver/watch.c src/apiserver/watch.h \
 	src/apiserver/kjson.c src/apiserver/kjson.h \
 	src/apiserver/rest.c src/apiserver/rest.h src/apiserver/rest_int.h \
-	src/apiserver/rest_query.c src/apiserver/rest_disc.c src/apiserver/rest_write.c \
+	src/apiserver/rest_query.c src/apiserver/rest_disc.c src/apiserver/rest_body.c \
+	src/apiserver/rest_write.c \
 	src/apiserver/rest_connect.c src/apiserver/rest_openapi.c \
 	src/apiserver/openapi.c src/apiserver/openapi_paths.c src/apiserver/openapi_pb.c \
 	src/apiserver/openapi.h src/apiserver/openapi_int.h \

@@ -130,6 +130,28 @@ static void discovery_group(rest_t *rs, h2s_req_t *r, const char *g)
     buf_free(&b);
 }
 
+/* Every kind's verbs (rest_write.c serves the writes). */
+#define REST_VERBS                                                                                 \
+    "\"create\",\"delete\",\"deletecollection\",\"get\",\"list\",\"patch\",\"update\",\"watch\""
+
+/* The subresources of k that take writes, as entries of the APIResourceList. */
+static void subresources(struct buf *b, const struct kind *k)
+{
+    static const struct {
+        const char *sub, *kind, *verbs;
+    } subs[] = {
+        {"status", NULL, "\"get\",\"patch\",\"update\""},
+        {"binding", "Binding", "\"create\""},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(subs); i++)
+        if (rest_write_sub(k, subs[i].sub))
+            buf_printf(b,
+                       ",{\"name\":\"%s/%s\",\"singularName\":\"\",\"namespaced\":%s,"
+                       "\"kind\":\"%s\",\"verbs\":[%s]}",
+                       k->resource, subs[i].sub, k->namespaced ? "true" : "false",
+                       subs[i].kind ? subs[i].kind : k->kind, subs[i].verbs);
+}
+
 /* APIResourceList for gv ("v1", "coordination.k8s.io/v1"); false if no kind has it. */
 static bool discovery_resources(rest_t *rs, h2s_req_t *r, const char *gv)
 {
@@ -145,12 +167,13 @@ static bool discovery_resources(rest_t *rs, h2s_req_t *r, const char *gv)
             continue;
         buf_printf(&b,
                    "%s{\"name\":\"%s\",\"singularName\":\"%s\",\"namespaced\":%s,"
-                   "\"kind\":\"%s\",\"verbs\":[\"get\",\"list\",\"watch\"]",
+                   "\"kind\":\"%s\",\"verbs\":[" REST_VERBS "]",
                    sep, k->resource, k->singular, k->namespaced ? "true" : "false", k->kind);
         if (k->short_name)
             buf_printf(&b, ",\"shortNames\":[\"%s\"]", k->short_name);
         buf_puts(&b, "}");
         sep = ",";
+        subresources(&b, k);
     }
     buf_puts(&b, "]}\n");
     if (!*sep) {

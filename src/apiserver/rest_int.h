@@ -14,9 +14,12 @@
 #include "columns.h"
 #include "h2s.h"
 #include "kinds.h"
+#include "kobj.h"
 #include "rest.h"
 
 #define REST_JSON "application/json"
+#define REST_YAML "application/yaml"
+#define REST_PB "application/vnd.kubernetes.protobuf"
 #define REST_TABLE "application/json;as=Table;v=v1;g=meta.k8s.io"
 
 /* What a request was, for the counters (/metrics). */
@@ -114,7 +117,54 @@ bool rest_discovery(rest_t *rs, h2s_req_t *r, char **seg, size_t n);
 /* Whether accept asks for aggregated discovery v2 before the legacy JSON. */
 bool rest_accept_aggregated(const char *accept);
 
+/* ---- rest_body.c: write request bodies (pure; fuzzed) ---- */
+
+/* A refusal: HTTP status, Kubernetes' reason (static), message (malloc'd). */
+struct rest_err {
+    int status;
+    const char *reason;
+    char *msg;
+};
+
+/* A Content-Type's media type, parameters dropped, lower case; "" for NULL. malloc'd. */
+char *rest_media_type(const char *content_type);
+/*
+ * A write's body (media from rest_media_type: "" is JSON) as a message of
+ * desc, whose kind and apiVersion the body must name if it names any:
+ * JSON or YAML (fields: fieldValidation; ko's OUT fields get the problems
+ * for Warn and the type the body names: kobj_opts_free them), or
+ * Kubernetes' protobuf envelope. Returns the message (obj_free), or NULL
+ * with *e (400, or 415 for another media type).
+ */
+ProtobufCMessage *rest_body_decode(const char *media, const void *body, size_t len,
+                                   const ProtobufCMessageDescriptor *desc, const char *kind,
+                                   const char *api_version, enum kobj_fields fields,
+                                   struct kobj_opts *ko, struct rest_err *e);
+
+/* DeleteOptions, from a JSON body or (without a body) the query. */
+struct rest_delete_opts {
+    bool has_grace;
+    int64_t grace;
+    char *pre_uid, *pre_rv; /* preconditions, NULL if none */
+    bool dry_run;           /* the body's dryRun: ["All"] (the query's is the write's option) */
+    char *policy;           /* propagationPolicy, NULL if unset */
+};
+/* 0, or -1 with *e: 400, 415, or 422 (Kubernetes' Invalid text of DeleteOptions). */
+int rest_delete_opts_parse(const char *media, const void *body, size_t len, const struct rquery *q,
+                           struct rest_delete_opts *o, struct rest_err *e);
+void rest_delete_opts_free(struct rest_delete_opts *o);
+
 /* ---- rest_write.c: create, update, patch, delete, deletecollection ---- */
+
+/* The query options every write takes (Kubernetes' Create/Update/Patch/DeleteOptions). */
+struct rwrite_opts {
+    bool dry_run;            /* dryRun=All: the answer as if, nothing written */
+    char *field_manager;     /* fieldManager (validated; for server-side apply's managedFields) */
+    enum kobj_fields fields; /* fieldValidation: Strict, Warn (default) or Ignore */
+};
+
+/* Whether sub is a subresource k takes writes on ("status", "binding"). */
+bool rest_write_sub(const struct kind *k, const char *sub);
 
 /* Any method but GET and HEAD on a resource path (rq), after authentication. */
 void rest_write(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct rreq *rq,

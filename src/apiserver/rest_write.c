@@ -1,18 +1,852 @@
 /*
- * rest_write: the REST API's write verbs (create, update, patch, delete,
- * deletecollection). See rest_int.h.
+ * rest_write: the REST API's write verbs, for every kind alike:
+ *   POST   collection            create (201)
+ *   PUT    NAME[/status]         update, UpdateStatus
+ *   PATCH  NAME[/status]         patch (kpatch.h), then an update
+ *   POST   NAME/binding          Bind (kinds that have it: api_has_verb)
+ *   DELETE NAME                  delete (DeleteOptions)
+ *   DELETE collection            deletecollection
+ * A request is decoded here (JSON, YAML or Kubernetes' protobuf envelope,
+ * with fieldValidation; query options dryRun, fieldManager) and then goes
+ * through the gRPC API's stages (api.h): api_authorize, api_admit,
+ * api_submit, whose store op answers back through struct wreq, the ops'
+ * owner. So REST and gRPC writes share authorization, admission, the
+ * commit thread's decisions (apply.c), events and watch notifications.
+ * Errors are Kubernetes Status objects with its wording. See rest_int.h.
  */
 #include "config.h"
 #include "rest_int.h"
+#include "api.h"
+#include "apply.h"
+#include "buf.h"
+#include "grpc.h"
+#include "kjson.h"
+#include "kobj.h"
+#include "kpatch.h"
+#include "obj.h"
+#include "pb.h"
+#include "wire.h"
 #include "util.h"
 
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
+
+#define MEDIA_APPLY "application/apply-patch+yaml"
+/* Kubernetes retries a patch this often when the object changed under it */
+#define PATCH_TRIES 5
+#define FIELD_MANAGER_MAX 128
+
+/* One write in progress: the owner of its store ops (apply.h's struct apply_owner). */
+struct wreq {
+    rest_t *rs;
+    h2s_req_t *r; /* NULL once the client has gone */
+    const struct kind *k;
+    enum rverb verb;
+    const char *sub; /* "status", "binding" or NULL (static) */
+    char *ns, *name; /* the path's (name: the object's for a create) */
+    int ok_status;   /* 200, or 201 for creates */
+    struct rwrite_opts opts;
+    int pending;       /* ops (or a List) not answered yet */
+    struct lctx *list; /* deletecollection: its List in progress */
+    /* patch: what a retry needs */
+    enum kpatch_type ptype;
+    int tries;
+    bool names_rv; /* the patch sets resourceVersion: no retry on Conflict */
+    /* deletecollection: the delete's options, the answer so far */
+    struct apply_op *tmpl;
+    struct buf items; /* a ListResponse: ListMeta, then each deleted object */
+    int fail_code;
+    char *fail_msg;
+};
+
+static const struct apply_owner wreq_owner;
+
+static void wreq_free(struct wreq *w)
+{
+    free(w->ns);
+    free(w->name);
+    free(w->opts.field_manager);
+    apply_op_free(w->tmpl);
+    buf_free(&w->items);
+    free(w->fail_msg);
+    free(w);
+}
+
+/* Frees w once nothing refers to it: answered (or the client gone) and no op pending. */
+static void wreq_release(struct wreq *w)
+{
+    if (!w->r && !w->pending && !w->list)
+        wreq_free(w);
+}
+
+static void wreq_closed(h2s_req_t *r, void *arg)
+{
+    struct wreq *w = arg;
+    w->r = NULL;
+    if (w->list) {
+        read_list_cancel(w->list);
+        w->list = NULL;
+    }
+    wreq_release(w);
+}
+
+/* ---- answers ---- */
+
+/* Every answer goes through here: the request is finished after it. */
+static void answer_json(struct wreq *w, int status, const char *body, size_t len)
+{
+    h2s_req_on_close(w->r, NULL, NULL);
+    rest_answer_json(w->rs, w->r, status, body, len);
+    w->r = NULL;
+}
+
+/* A Status failure; Kubernetes names the object in those about one (404, 409, 403). */
+static void answer_status(struct wreq *w, int status, const char *reason, const char *msg)
+{
+    bool details = w->name && (status == 404 || status == 409 || status == 403);
+    h2s_req_on_close(w->r, NULL, NULL);
+    rest_answer_status(w->rs, w->r, status, reason, msg, details ? w->k : NULL,
+                       details ? w->name : NULL);
+    w->r = NULL;
+}
+
+static void answer_statusf(struct wreq *w, int status, const char *reason, const char *fmt, ...)
+    PRINTF(4, 5);
+static void answer_statusf(struct wreq *w, int status, const char *reason, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *m = xvasprintf(fmt, ap);
+    va_end(ap);
+    answer_status(w, status, reason, m);
+    free(m);
+}
+
+/* A 422 Invalid for an admission message (`Pod "x" is invalid: ...`) about a kind of group. */
+static void answer_invalid(struct wreq *w, const char *group, const char *kind, const char *name,
+                           const char *msg)
+{
+    char *b = kjson_invalid(group, kind, name, msg);
+    answer_json(w, 422, b, strlen(b));
+    free(b);
+}
+
+static void answer_invalid_kind(struct wreq *w, const char *msg)
+{
+    const char *g, *v;
+    size_t gl;
+    rest_kind_gv(w->k, &g, &gl, &v);
+    char *group = xstrndup(g, gl);
+    answer_invalid(w, group, w->sub && !strcmp(w->sub, "binding") ? "Binding" : w->k->kind, w->name,
+                   msg);
+    free(group);
+}
+
+/* The reason Kubernetes gives with an HTTP status the patch library answers. */
+static const char *reason_of(int status)
+{
+    switch (status) {
+    case 413:
+        return "RequestEntityTooLarge";
+    case 415:
+        return "UnsupportedMediaType";
+    case 422:
+        return "Invalid";
+    case 409:
+        return "Conflict";
+    default:
+        return "BadRequest";
+    }
+}
+
+/* A failure of the shared pipeline (a gRPC code): admission's Invalid texts become 422. */
+static void answer_grpc(struct wreq *w, int code, const char *msg)
+{
+    if (code == GRPC_INVALID_ARGUMENT && msg && strstr(msg, " is invalid: ")) {
+        answer_invalid_kind(w, msg);
+        return;
+    }
+    const char *reason;
+    int st = kjson_http_status(code, &reason);
+    answer_status(w, st, reason, msg);
+}
+
+/* The outcome of a write: the object (or, for a binding, Status Success). */
+static void answer_object(struct wreq *w, const void *val, size_t len)
+{
+    if (w->sub && !strcmp(w->sub, "binding")) {
+        static const char ok[] = "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
+                                 "\"status\":\"Success\",\"code\":201}\n";
+        answer_json(w, 201, ok, sizeof(ok) - 1);
+        return;
+    }
+    char *j = kjson_object(w->k, val ? val : "", val ? len : 0);
+    if (!j) {
+        answer_status(w, 500, "InternalError", "undecodable stored object");
+        return;
+    }
+    size_t n = strlen(j);
+    j[n] = '\n'; /* compact JSON has no newline; it replaces the NUL */
+    answer_json(w, w->ok_status, j, n + 1);
+    free(j);
+}
+
+/* ---- options ---- */
+
+/* What Kubernetes calls a verb's options (the kind its Invalid answers name). */
+static const char *options_kind(enum rverb v)
+{
+    return v == RV_CREATE   ? "CreateOptions"
+           : v == RV_UPDATE ? "UpdateOptions"
+           : v == RV_PATCH  ? "PatchOptions"
+                            : "DeleteOptions";
+}
+
+/* Whether r is server-side apply's PATCH (its content type). */
+static bool apply_patch(h2s_req_t *r)
+{
+    char *mt = rest_media_type(h2s_req_header(r, "content-type"));
+    bool apply = !strcmp(mt, MEDIA_APPLY);
+    free(mt);
+    return apply;
+}
+
+/* Kubernetes' ValidateFieldManager: at most 128 bytes, printable. NULL or the problem. */
+static char *field_manager_problem(const char *fm)
+{
+    if (strlen(fm) > FIELD_MANAGER_MAX)
+        return xasprintf("fieldManager: Too long: may not be more than %d bytes",
+                         FIELD_MANAGER_MAX);
+    for (size_t i = 0; fm[i]; i++) {
+        unsigned char c = (unsigned char)fm[i];
+        if (c < 0x20 || c == 0x7f)
+            return xasprintf("fieldManager: Invalid value: \"%s\": invalid character U+%04X (at "
+                             "position %zu)",
+                             fm, c, i);
+    }
+    return NULL;
+}
+
+/*
+ * dryRun, fieldManager, fieldValidation (every write takes them) into
+ * w->opts. Returns 0, or -1 after answering 422 as Kubernetes'
+ * Validate*Options do.
+ */
+static int parse_opts(struct wreq *w, const struct rquery *q)
+{
+    const char *dry = rest_query_get(q, "dryRun"), *fm = rest_query_get(q, "fieldManager"),
+               *fv = rest_query_get(q, "fieldValidation");
+    char *why = NULL;
+    if (dry && strcmp(dry, "All"))
+        why = xasprintf("dryRun: Unsupported value: []string{\"%s\"}: supported values: \"All\"",
+                        dry);
+    else if (fm && (why = field_manager_problem(fm)))
+        ;
+    else if (fv && *fv && strcmp(fv, "Strict") && strcmp(fv, "Warn") && strcmp(fv, "Ignore"))
+        why = xasprintf("fieldValidation: Unsupported value: \"%s\": supported values: \"\", "
+                        "\"Ignore\", \"Strict\", \"Warn\"",
+                        fv);
+    else if (w->verb == RV_PATCH && rest_query_get(q, "force") && !apply_patch(w->r))
+        why = xstrdup("force: Forbidden: may not be specified for non-apply patch");
+    if (why) {
+        char *m = xasprintf("%s.meta.k8s.io \"\" is invalid: %s", options_kind(w->verb), why);
+        answer_invalid(w, "meta.k8s.io", options_kind(w->verb), "", m);
+        free(m);
+        free(why);
+        return -1;
+    }
+    w->opts.dry_run = dry != NULL;
+    w->opts.field_manager = fm ? xstrdup(fm) : NULL;
+    /* Warn unless told: Kubernetes' default since 1.27 */
+    w->opts.fields = !fv || !*fv || !strcmp(fv, "Warn") ? KOBJ_FIELDS_WARN
+                     : !strcmp(fv, "Strict")            ? KOBJ_FIELDS_STRICT
+                                                        : KOBJ_FIELDS_IGNORE;
+    return 0;
+}
+
+/* ---- request bodies ---- */
+
+/* The request's media type without parameters, lower case ("" if none given). */
+static char *media_type(h2s_req_t *r)
+{
+    return rest_media_type(h2s_req_header(r, "content-type"));
+}
+
+/* The Warning headers of Kubernetes' fieldValidation=Warn: 299 - "text" (quotes escaped). */
+static void add_warnings(h2s_req_t *r, const struct kobj_opts *ko)
+{
+    for (size_t i = 0; i < ko->n_warnings; i++) {
+        struct buf b = {0};
+        buf_puts(&b, "299 - \"");
+        for (const char *p = ko->warnings[i]; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                buf_add(&b, "\\", 1);
+            buf_add(&b, p, 1);
+        }
+        buf_puts(&b, "\"");
+        h2s_req_add_header(r, "warning", b.p);
+        buf_free(&b);
+    }
+}
+
+/* rest_body's refusal (its 422s are DeleteOptions'). */
+static void answer_err(struct wreq *w, struct rest_err *e)
+{
+    if (e->status == 422)
+        answer_invalid(w, "meta.k8s.io", "DeleteOptions", "", e->msg);
+    else
+        answer_status(w, e->status, e->reason, e->msg);
+    free(e->msg);
+}
+
+/*
+ * body (of media type media) as a message of desc, of kind and
+ * api_version, with w's fieldValidation (its warnings become headers).
+ * Returns the message, or NULL after answering (400, 415).
+ */
+static ProtobufCMessage *decode(struct wreq *w, const char *media, const void *body, size_t len,
+                                const ProtobufCMessageDescriptor *desc, const char *kind,
+                                const char *api_version)
+{
+    struct kobj_opts ko = {0};
+    struct rest_err e;
+    ProtobufCMessage *m =
+        rest_body_decode(media, body, len, desc, kind, api_version, w->opts.fields, &ko, &e);
+    if (m)
+        add_warnings(w->r, &ko);
+    else
+        answer_err(w, &e);
+    kobj_opts_free(&ko);
+    return m;
+}
+
+/* The request's body (decode). */
+static ProtobufCMessage *decode_body(struct wreq *w, const ProtobufCMessageDescriptor *desc,
+                                     const char *kind, const char *api_version)
+{
+    size_t len;
+    const uint8_t *body = h2s_req_body(w->r, &len);
+    char *mt = media_type(w->r);
+    ProtobufCMessage *m = decode(w, mt, body, len, desc, kind, api_version);
+    free(mt);
+    return m;
+}
+
+/* ---- names ---- */
+
+/* Kubernetes' EnsureObjectNamespaceMatchesRequestNamespace. 0, or -1 after answering 400. */
+static int create_ns(struct wreq *w, Coracle__V1__ObjectMeta *m)
+{
+    if (!w->k->namespaced) {
+        obj_set_str(&m->namespace_, NULL);
+        return 0;
+    }
+    if (!m->namespace_ || !*m->namespace_)
+        obj_set_str(&m->namespace_, w->ns);
+    if (!strcmp(m->namespace_, w->ns))
+        return 0;
+    answer_status(w, 400, "BadRequest",
+                  "the namespace of the provided object does not match the namespace sent on "
+                  "the request");
+    return -1;
+}
+
+/* Kubernetes' checkName for update and patch: the path names the object. 0, or -1 after 400. */
+static int check_name(struct wreq *w, Coracle__V1__ObjectMeta *m)
+{
+    const char *n = m->name ? m->name : "";
+    if (strcmp(n, w->name)) {
+        answer_statusf(w, 400, "BadRequest",
+                       "the name of the object (%s) does not match the name on the URL (%s)", n,
+                       w->name);
+        return -1;
+    }
+    if (w->k->namespaced && m->namespace_ && *m->namespace_ && strcmp(m->namespace_, w->ns)) {
+        answer_statusf(w, 400, "BadRequest",
+                       "the namespace of the object (%s) does not match the namespace on the "
+                       "request (%s)",
+                       m->namespace_, w->ns);
+        return -1;
+    }
+    return create_ns(w, m);
+}
+
+/* ---- the pipeline ---- */
+
+static int authorize(struct wreq *w, const struct auth_user *u, const char *verb, const char *name,
+                     const char *field_selector)
+{
+    char *err = NULL;
+    if (api_authorize(w->rs->cfg.api, u, verb, w->k, w->sub, w->ns, name, field_selector, &err) ==
+        0)
+        return 0;
+    answer_status(w, 403, "Forbidden", err ? err : "forbidden");
+    free(err);
+    return -1;
+}
+
+/* Admission for obj (UpdateStatus: only the canonical form, as the gRPC API does). */
+static int admit(struct wreq *w, ProtobufCMessage *obj, bool status)
+{
+    if (status) {
+        obj_normalize(obj);
+        return 0;
+    }
+    char *msg;
+    if (api_admit(w->k, obj, &msg) == 0)
+        return 0;
+    answer_invalid_kind(w, msg);
+    free(msg);
+    return -1;
+}
+
+/* The store stage: o answers w through op_answer. */
+static void submit(struct wreq *w, struct apply_op *o)
+{
+    o->ow = &wreq_owner;
+    o->owner = w;
+    w->pending++;
+    api_submit(w->rs->cfg.api, o, w->opts.dry_run);
+}
+
+/* ---- create, update, bind ---- */
+
+static void do_create(struct wreq *w, const struct auth_user *u)
+{
+    ProtobufCMessage *obj = decode_body(w, w->k->desc, w->k->kind, w->k->api_version);
+    if (!obj)
+        return;
+    Coracle__V1__ObjectMeta *m = obj_meta(obj);
+    int generated = 0;
+    if (create_ns(w, m) < 0)
+        goto out;
+    if ((!m->name || !*m->name) && m->generatename && *m->generatename) {
+        api_gen_name(m);
+        generated = 1;
+    }
+    free(w->name);
+    w->name = m->name && *m->name ? xstrdup(m->name) : NULL;
+    if (authorize(w, u, "create", generated ? NULL : m->name, NULL) < 0 || admit(w, obj, false) < 0)
+        goto out;
+    struct apply_op *o = apply_op_new(w->k, APPLY_CREATE, m->namespace_, m->name);
+    o->obj = obj;
+    o->gen_tries = generated;
+    submit(w, o);
+    return;
+out:
+    obj_free(obj);
+}
+
+static void do_update(struct wreq *w)
+{
+    bool status = w->sub != NULL;
+    ProtobufCMessage *obj = decode_body(w, w->k->desc, w->k->kind, w->k->api_version);
+    if (!obj)
+        return;
+    if (check_name(w, obj_meta(obj)) < 0 || admit(w, obj, status) < 0) {
+        obj_free(obj);
+        return;
+    }
+    struct apply_op *o = apply_op_new(w->k, status ? APPLY_STATUS : APPLY_UPDATE, w->ns, w->name);
+    o->obj = obj;
+    submit(w, o);
+}
+
+static void do_bind(struct wreq *w)
+{
+    Coracle__V1__Binding *b =
+        (void *)decode_body(w, &coracle__v1__binding__descriptor, "Binding", "v1");
+    if (!b)
+        return;
+    if (!b->metadata) {
+        b->metadata = xmalloc(sizeof(*b->metadata));
+        coracle__v1__object_meta__init(b->metadata);
+    }
+    if (!b->metadata->name || !*b->metadata->name)
+        obj_set_str(&b->metadata->name, w->name);
+    char *msg;
+    if (check_name(w, b->metadata) < 0) {
+        obj_free(&b->base);
+        return;
+    }
+    if (api_bind_validate(b, &msg) < 0) {
+        answer_invalid_kind(w, msg);
+        free(msg);
+        obj_free(&b->base);
+        return;
+    }
+    struct apply_op *o = apply_op_new(w->k, APPLY_BIND, w->ns, w->name);
+    o->node = xstrdup(b->target->name);
+    if (b->metadata->uid && *b->metadata->uid)
+        o->pre_uid = xstrdup(b->metadata->uid);
+    obj_free(&b->base);
+    submit(w, o);
+}
+
+/* ---- patch ---- */
+
+/*
+ * Server-side apply (application/apply-patch+yaml): not served yet. The
+ * one place that answers it, to be replaced by the apply library's call.
+ */
+static void do_apply_patch(struct wreq *w)
+{
+    answer_status(w, 415, "UnsupportedMediaType",
+                  "server-side apply (" MEDIA_APPLY ") is not supported by this server yet");
+}
+
+struct live {
+    const struct kind *k;
+    char *json;
+    char *rv;
+};
+
+static void live_cb(const void *val, size_t len, void *arg)
+{
+    struct live *l = arg;
+    ProtobufCMessage *m = obj_decode(l->k->desc, val, len);
+    if (!m)
+        return;
+    const char *rv = obj_meta(m)->resourceversion;
+    l->rv = xstrdup(rv ? rv : "");
+    l->json = kobj_emit(l->k, m, KOBJ_FMT_JSON_COMPACT);
+    obj_free(m);
+}
+
+/*
+ * One attempt of a patch: the live object as JSON, the patch on it, the
+ * result parsed as the kind, admitted, and written with the live
+ * resourceVersion as precondition (unless the patch set one), so a
+ * concurrent write makes it a Conflict, which op_answer retries.
+ */
+static void patch_try(struct wreq *w)
+{
+    struct live l = {w->k, NULL, NULL};
+    int rc = read_object(w->rs->cfg.st, w->k, w->k->namespaced ? w->ns : "", w->name, live_cb, &l);
+    if (rc == STORE_ENOTFOUND) {
+        answer_statusf(w, 404, "NotFound", "%s \"%s\" not found", w->k->resource, w->name);
+        return;
+    }
+    if (rc != 0 || !l.json) {
+        answer_status(w, rc ? 503 : 500, rc ? "ServiceUnavailable" : "InternalError",
+                      rc ? store_strerror(rc) : "undecodable stored object");
+        goto out;
+    }
+    size_t plen, blen;
+    const char *body = (const char *)h2s_req_body(w->r, &blen);
+    int st = 0;
+    char *err = NULL;
+    char *patched =
+        kpatch_apply(w->ptype, w->k->desc, l.json, strlen(l.json), body, blen, &plen, &st, &err);
+    if (!patched) {
+        answer_status(w, st ? st : 400, reason_of(st), err ? err : "the patch does not apply");
+        free(err);
+        goto out;
+    }
+    /* warnings once, not again on a retry */
+    enum kobj_fields f = w->opts.fields;
+    if (w->tries > 0 && f == KOBJ_FIELDS_WARN)
+        w->opts.fields = KOBJ_FIELDS_IGNORE;
+    ProtobufCMessage *obj =
+        decode(w, REST_JSON, patched, plen, w->k->desc, w->k->kind, w->k->api_version);
+    w->opts.fields = f;
+    free(patched);
+    if (!obj)
+        goto out;
+    Coracle__V1__ObjectMeta *m = obj_meta(obj);
+    bool status = w->sub != NULL;
+    if (check_name(w, m) < 0 || admit(w, obj, status) < 0) {
+        obj_free(obj);
+        goto out;
+    }
+    if (!w->names_rv)
+        obj_set_str(&m->resourceversion, l.rv);
+    struct apply_op *o = apply_op_new(w->k, status ? APPLY_STATUS : APPLY_UPDATE, w->ns, w->name);
+    o->obj = obj;
+    submit(w, o);
+out:
+    free(l.json);
+    free(l.rv);
+}
+
+static void do_patch(struct wreq *w)
+{
+    char *mt = media_type(w->r);
+    int t = kpatch_type_of(mt);
+    if (apply_patch(w->r)) {
+        do_apply_patch(w);
+    } else if (t < 0) {
+        answer_status(w, 415, "UnsupportedMediaType",
+                      "the body of the request was in an unknown format - accepted media types "
+                      "include: application/json-patch+json, application/merge-patch+json, "
+                      "application/strategic-merge-patch+json, " MEDIA_APPLY);
+    } else {
+        size_t blen;
+        const char *body = (const char *)h2s_req_body(w->r, &blen);
+        w->ptype = (enum kpatch_type)t;
+        /* a patch that names a resourceVersion is a precondition: no retries */
+        w->names_rv = memmem(body, blen, "resourceVersion", 15) != NULL;
+        patch_try(w);
+    }
+    free(mt);
+}
+
+/* ---- delete, deletecollection ---- */
+
+/*
+ * DeleteOptions (body or query) into the op's fields. Returns 0, or -1
+ * after answering. propagationPolicy is validated and otherwise has no
+ * effect: coracle has no owner references' garbage collector yet, so
+ * there are no dependents to orphan or delete.
+ */
+static int delete_options(struct wreq *w, const struct rquery *q, struct apply_op *o)
+{
+    size_t len;
+    const uint8_t *body = h2s_req_body(w->r, &len);
+    char *mt = media_type(w->r);
+    struct rest_delete_opts d;
+    struct rest_err e;
+    int r = rest_delete_opts_parse(mt, body, len, q, &d, &e);
+    free(mt);
+    if (r < 0) {
+        answer_err(w, &e);
+        return -1;
+    }
+    o->has_grace = d.has_grace;
+    o->grace = d.grace;
+    o->pre_uid = d.pre_uid;
+    o->pre_rv = d.pre_rv;
+    d.pre_uid = d.pre_rv = NULL;
+    if (d.dry_run)
+        w->opts.dry_run = true;
+    rest_delete_opts_free(&d);
+    return 0;
+}
+
+static void copy_delete_options(struct apply_op *dst, const struct apply_op *src)
+{
+    dst->has_grace = src->has_grace;
+    dst->grace = src->grace;
+    dst->pre_uid = src->pre_uid ? xstrdup(src->pre_uid) : NULL;
+    dst->pre_rv = src->pre_rv ? xstrdup(src->pre_rv) : NULL;
+}
+
+static void do_delete(struct wreq *w, const struct rquery *q)
+{
+    struct apply_op *o = apply_op_new(w->k, APPLY_DELETE, w->ns, w->name);
+    if (delete_options(w, q, o) < 0) {
+        apply_op_free(o);
+        return;
+    }
+    submit(w, o);
+}
+
+/* deletecollection's answer once every delete is done: a List of what was deleted. */
+static void collection_check(struct wreq *w)
+{
+    if (!w->r || w->pending || w->list)
+        return;
+    if (w->fail_msg) {
+        answer_grpc(w, w->fail_code, w->fail_msg);
+        return;
+    }
+    size_t n;
+    char *j = kjson_list(w->k, (const uint8_t *)w->items.p, w->items.len, &n);
+    if (j)
+        answer_json(w, 200, j, n);
+    else
+        answer_status(w, 500, "InternalError", "undecodable stored object");
+    free(j);
+}
+
+static int list_item_delete(struct wreq *w, const uint8_t *item, size_t len)
+{
+    char *name, *gen, *ns;
+    if (wire_meta_names(item, len, &name, &gen, &ns) < 0)
+        return -1;
+    struct apply_op *o = apply_op_new(w->k, APPLY_DELETE, ns, name);
+    copy_delete_options(o, w->tmpl);
+    free(name);
+    free(gen);
+    free(ns);
+    submit(w, o);
+    return 0;
+}
+
+/* The List of what to delete is read: one delete op per item (ListResponse: items as field 2). */
+static void collection_listed(void *owner, void *owner2, int code, const char *msg,
+                              const uint8_t *out, size_t len)
+{
+    struct wreq *w = owner;
+    w->list = NULL;
+    if (code != GRPC_OK) {
+        if (w->r)
+            answer_grpc(w, code, msg);
+        wreq_release(w);
+        return;
+    }
+    const uint8_t *lm;
+    size_t lml;
+    if (wire_find(out, len, 1, &lm, &lml) == 1)
+        buf_field(&w->items, 1, lm, lml);
+    w->pending++; /* held while the ops are submitted (dry runs answer at once) */
+    const uint8_t *p = out, *end = out + len;
+    uint64_t key, l;
+    while (p < end && w->r && pb_varint_get(&p, end, &key) == 0) {
+        if ((key & 7) != 2 || pb_varint_get(&p, end, &l) < 0 || l > (uint64_t)(end - p))
+            break;
+        if (key >> 3 == 2 && list_item_delete(w, p, (size_t)l) < 0)
+            break;
+        p += l;
+    }
+    w->pending--;
+    collection_check(w);
+    wreq_release(w);
+}
+
+static void do_delete_collection(struct wreq *w, const struct rquery *q)
+{
+    w->tmpl = apply_op_new(w->k, APPLY_DELETE, w->ns, "");
+    if (delete_options(w, q, w->tmpl) < 0)
+        return;
+    Coracle__V1__ListRequest *lr = xmalloc(sizeof(*lr));
+    coracle__v1__list_request__init(lr);
+    const char *ls = rest_query_get(q, "labelSelector"), *fs = rest_query_get(q, "fieldSelector");
+    lr->namespace_ = w->ns ? xstrdup(w->ns) : NULL;
+    lr->labelselector = ls ? xstrdup(ls) : NULL;
+    lr->fieldselector = fs ? xstrdup(fs) : NULL;
+    size_t len = coracle__v1__list_request__get_packed_size(lr);
+    w->list =
+        read_list_start(w->rs->cfg.st, w->rs->cfg.reads, w->k, lr, len, collection_listed, w, NULL);
+}
+
+/* ---- the ops' owner ---- */
+
+static void op_answer(struct apply_op *o, int code, const char *msg, const void *val, size_t len)
+{
+    struct wreq *w = o->owner;
+    w->pending--;
+    if (w->verb == RV_DELETECOLLECTION) {
+        if (code == GRPC_OK)
+            buf_field(&w->items, 2, val ? val : "", val ? len : 0);
+        else if (code != GRPC_NOT_FOUND && !w->fail_msg) {
+            w->fail_code = code; /* the first failure answers (one gone meanwhile is fine) */
+            w->fail_msg = xstrdup(msg ? msg : "");
+        }
+        collection_check(w);
+    } else if (w->r && w->verb == RV_PATCH && code == GRPC_ABORTED && !w->names_rv &&
+               w->tries + 1 < PATCH_TRIES && msg && strstr(msg, "has been modified")) {
+        w->tries++;
+        patch_try(w);
+    } else if (w->r) {
+        if (code == GRPC_OK)
+            answer_object(w, val, len);
+        else
+            answer_grpc(w, code, msg);
+    }
+    wreq_release(w);
+}
+
+static const struct apply_owner wreq_owner = {op_answer, NULL};
+
+/* ---- dispatch ---- */
+
+/* Whether k has a status subresource: a "status" message field, as apply's UpdateStatus needs. */
+static bool has_status(const struct kind *k)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(k->desc, "status");
+    return f && f->type == PROTOBUF_C_TYPE_MESSAGE && f->label != PROTOBUF_C_LABEL_REPEATED;
+}
+
+bool rest_write_sub(const struct kind *k, const char *sub)
+{
+    return (!strcmp(sub, "status") && has_status(k)) ||
+           (!strcmp(sub, "binding") && api_has_verb(k, API_BIND));
+}
+
+/*
+ * Which write (verb, Kubernetes' verb for authorization) method m is on rq;
+ * RV_OTHER if none: *nf says whether that is a 404 (an unknown
+ * subresource) rather than a 405.
+ */
+static enum rverb classify(const char *m, const struct rreq *rq, const char **verb, bool *nf)
+{
+    *nf = rq->sub && !rest_write_sub(rq->k, rq->sub);
+    bool status = rq->sub && !strcmp(rq->sub, "status") && !*nf;
+    bool binding = rq->sub && !strcmp(rq->sub, "binding") && !*nf;
+    bool ns_ok = !rq->k->namespaced || rq->ns; /* not the all-namespaces path */
+    if (*nf || !ns_ok)
+        return RV_OTHER;
+    if (!strcmp(m, "POST") && ((!rq->name && !rq->sub) || binding))
+        return *verb = "create", RV_CREATE;
+    if (!strcmp(m, "PUT") && rq->name && (!rq->sub || status))
+        return *verb = "update", RV_UPDATE;
+    if (!strcmp(m, "PATCH") && rq->name && (!rq->sub || status))
+        return *verb = "patch", RV_PATCH;
+    if (!strcmp(m, "DELETE") && !rq->sub)
+        return *verb = rq->name ? "delete" : "deletecollection",
+               rq->name ? RV_DELETE : RV_DELETECOLLECTION;
+    return RV_OTHER;
+}
 
 void rest_write(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct rreq *rq,
                 const struct rquery *q)
 {
-    char *msg = xasprintf("%s on %s%s%s is not served yet by this server", h2s_req_method(r),
-                          rq->k->resource, rq->sub ? "/" : "", rq->sub ? rq->sub : "");
-    rest_answer_status(rs, r, 405, "MethodNotAllowed", msg, NULL, NULL);
-    free(msg);
+    const char *verb = NULL;
+    bool nf;
+    enum rverb v = classify(h2s_req_method(r), rq, &verb, &nf);
+    rest_set_what(r, v, rq);
+    if (v == RV_OTHER) {
+        if (nf)
+            rest_not_found_path(rs, r);
+        else
+            rest_answer_status(rs, r, 405, "MethodNotAllowed",
+                               "the server does not allow this method on the requested resource",
+                               NULL, NULL);
+        return;
+    }
+    struct wreq *w = xcalloc(1, sizeof(*w));
+    w->rs = rs;
+    w->r = r;
+    w->k = rq->k;
+    w->verb = v;
+    w->sub = !rq->sub ? NULL : !strcmp(rq->sub, "status") ? "status" : "binding";
+    w->ns = rq->k->namespaced && rq->ns ? xstrdup(rq->ns) : NULL;
+    w->name = rq->name ? xstrdup(rq->name) : NULL;
+    w->ok_status = v == RV_CREATE ? 201 : 200;
+    h2s_req_on_close(r, wreq_closed, w);
+    w->pending++; /* held: a dry run answers before api_submit returns */
+    /* a create is authorized once decoded, with the object's name, as the gRPC API does */
+    bool create = v == RV_CREATE && !rq->name;
+    if (parse_opts(w, q) == 0 &&
+        (create ||
+         authorize(w, u, verb, w->name,
+                   v == RV_DELETECOLLECTION ? rest_query_get(q, "fieldSelector") : NULL) == 0)) {
+        switch (v) {
+        case RV_CREATE:
+            if (create)
+                do_create(w, u);
+            else
+                do_bind(w);
+            break;
+        case RV_UPDATE:
+            do_update(w);
+            break;
+        case RV_PATCH:
+            do_patch(w);
+            break;
+        case RV_DELETE:
+            do_delete(w, q);
+            break;
+        default:
+            do_delete_collection(w, q);
+        }
+    }
+    w->pending--;
+    if (v == RV_DELETECOLLECTION)
+        collection_check(w);
+    wreq_release(w);
 }

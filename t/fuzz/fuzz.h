@@ -17,6 +17,7 @@ int fuzz_yaml_one(const uint8_t *data, size_t size);
 int fuzz_pb_one(const uint8_t *data, size_t size);
 int fuzz_http1_one(const uint8_t *data, size_t size);
 int fuzz_accept_one(const uint8_t *data, size_t size);
+int fuzz_rest_body_one(const uint8_t *data, size_t size);
 
 #ifdef FUZZ_MAIN
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

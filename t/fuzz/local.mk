@@ -1,9 +1,9 @@
 # Fuzzing: the libFuzzer targets (t/fuzz/fuzz_*.c: selectors, quantities,
-# YAML, protobuf decoding and admission, HTTP/1.1 requests, Accept headers)
-# and t/unit/test_fuzz, which runs the seed corpora and saved crash
-# reproducers through them in the normal build.
+# YAML, protobuf decoding and admission, HTTP/1.1 requests, Accept headers,
+# the REST API's write bodies) and t/unit/test_fuzz, which runs the seed
+# corpora and saved crash reproducers through them in the normal build.
 FUZZ_TARGET_SRC = t/fuzz/fuzz.h t/fuzz/fuzz_sel.c t/fuzz/fuzz_qty.c t/fuzz/fuzz_yaml.c \
-	t/fuzz/fuzz_pb.c t/fuzz/fuzz_http1.c t/fuzz/fuzz_accept.c
+	t/fuzz/fuzz_pb.c t/fuzz/fuzz_http1.c t/fuzz/fuzz_accept.c t/fuzz/fuzz_rest_body.c
 check_PROGRAMS += t/unit/test_fuzz
 t_unit_test_fuzz_SOURCES = t/unit/test_fuzz.c t/unit/tap.h $(FUZZ_TARGET_SRC)
 t_unit_test_fuzz_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/t/fuzz \
@@ -35,10 +35,13 @@ FUZZ_SRC_http1 = $(srcdir)/src/lib/h2s.c $(srcdir)/src/lib/h2s_call.c \
 	$(srcdir)/src/lib/smap.c
 FUZZ_LIBS_http1 = $(LIBEVENT_LIBS) $(NGHTTP2_LIBS) $(HTTP_PARSER_LIBS) $(OPENSSL_LIBS)
 FUZZ_SRC_accept = $(srcdir)/src/apiserver/rest_query.c
-FUZZ_NAMES = sel qty yaml pb http1 accept
+FUZZ_SRC_rest_body = $(srcdir)/src/apiserver/rest_body.c $(srcdir)/src/apiserver/rest_query.c \
+	$(srcdir)/src/apiserver/obj.c $(srcdir)/src/apiserver/wire.c $(srcdir)/src/lib/sel.c \
+	$(FUZZ_SRC_yaml)
+FUZZ_NAMES = sel qty yaml pb http1 accept rest_body
 fuzz/fuzz_%: $(srcdir)/t/fuzz/fuzz_%.c $(srcdir)/t/fuzz/fuzz.h $(srcdir)/t/fuzz/local.mk \
 	  $(FUZZ_BASE) $(FUZZ_SRC_sel) $(FUZZ_SRC_yaml) $(FUZZ_SRC_pb) $(FUZZ_SRC_http1) \
-	  $(FUZZ_SRC_accept) $(PROTO_GEN)
+	  $(FUZZ_SRC_accept) $(FUZZ_SRC_rest_body) $(PROTO_GEN)
 	@$(MKDIR_P) fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_EXTRA_$*) $(FUZZ_INC) -o $@ $< $(FUZZ_BASE) $(FUZZ_SRC_$*) \
 	  $(FUZZ_LIBS_$*) $(YAML_LIBS) $(PROTOBUF_C_LIBS) -lm

@@ -18,8 +18,13 @@ static const struct {
     const char *name;
     int (*fn)(const uint8_t *, size_t);
 } targets[] = {
-    {"sel", fuzz_sel_one}, {"qty", fuzz_qty_one},     {"yaml", fuzz_yaml_one},
-    {"pb", fuzz_pb_one},   {"http1", fuzz_http1_one}, {"accept", fuzz_accept_one},
+    {"sel", fuzz_sel_one},
+    {"qty", fuzz_qty_one},
+    {"yaml", fuzz_yaml_one},
+    {"pb", fuzz_pb_one},
+    {"http1", fuzz_http1_one},
+    {"accept", fuzz_accept_one},
+    {"rest_body", fuzz_rest_body_one},
 };
 
 static int run_dir(const char *dir, int (*fn)(const uint8_t *, size_t), size_t *count)

@@ -65,3 +65,9 @@ t_unit_test_openapi_SOURCES = t/unit/test_openapi.c t/unit/tap.h
 t_unit_test_openapi_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
 t_unit_test_openapi_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_openapi
+
+check_PROGRAMS += t/unit/test_rest_body
+t_unit_test_rest_body_SOURCES = t/unit/test_rest_body.c t/unit/tap.h
+t_unit_test_rest_body_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
+t_unit_test_rest_body_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_rest_body

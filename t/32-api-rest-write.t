@@ -181,6 +181,27 @@ r = curl("POST", PODS, pod_json("big", extra={"metadata": {"name": "big", "annot
 t.is_(r[0], 413, "a body over --max-request-bytes: 413")
 
 
+# bodies over 64 KiB are decoded off the loop: the same answers
+labels = {"k%05d" % i: "v" for i in range(8000)}
+r = curl("POST", PODS + "?fieldValidation=Strict", pod_json("huge", labels=labels), args=JSON)
+t.ok(r[0] == 201 and len(r[1]["metadata"]["labels"]) == 8000 and get("huge"), "a big create: 201")
+r = curl("POST", PODS, pod_json("huge", labels=labels), args=JSON)
+t.ok(status_is(r, 409, "AlreadyExists"), "a big create again: 409")
+o = curl("GET", PODS + "/huge")[1]
+o["metadata"]["labels"]["new"] = "1"
+r = curl("PUT", PODS + "/huge", json.dumps(o), args=JSON)
+t.ok(r[0] == 200 and r[1]["metadata"]["labels"]["new"] == "1", "a big update: 200")
+r = curl("PUT", PODS + "/huge", json.dumps(o), args=JSON)
+t.ok(status_is(r, 409, "Conflict"), "a big stale update: 409")
+r = curl("POST", PODS, pod_json("huge2", ns="other", labels=labels), args=JSON)
+t.ok(status_is(r, 400, "BadRequest"), "a big body in another namespace: 400")
+r = curl("POST", PODS + "?fieldValidation=Strict", pod_json("huge3", image="", labels=dict(labels, **{"x": "y"}),
+                                                            extra={"bogus": 1}), args=JSON)
+t.ok(status_is(r, 400, "BadRequest") and 'unknown field "bogus"' in r[1]["message"], "a big body, Strict: 400")
+r = curl("POST", PODS, pod_json("huge3", image="", labels=labels), args=JSON)
+t.ok(status_is(r, 422, "Invalid") and r[1]["details"]["causes"][0]["field"] == "spec.containers[0].image",
+     "a big invalid pod: 422 with its cause")
+
 # protobuf: "k8s\0" + runtime.Unknown{typeMeta{apiVersion, kind}, raw}
 def field(n, b):
     v, out = len(b), b""
@@ -241,7 +262,7 @@ r = curl("PUT", PODS + "/a-h2", json.dumps(cur), args=JSON)
 t.ok(r[0] == 200 and r[1]["metadata"]["labels"]["v"] == "2"
      and int(r[1]["metadata"]["resourceVersion"]) > int(cur["metadata"]["resourceVersion"])
      and get("a-h2").spec.containers[0].image == "busybox:2", "update with the current resourceVersion: 200")
-ev = gw_until(lambda e: e.type == "MODIFIED")
+ev = gw_until(lambda e: e.type == "MODIFIED" and e.object.metadata.name == "a-h2")
 t.ok(ev and ev.object.metadata.name == "a-h2" and ev.object.metadata.labels["v"] == "2",
      "a REST update is seen by a gRPC watch")
 r = curl("PUT", PODS + "/a-h2", json.dumps(cur), False, JSON)
@@ -290,7 +311,7 @@ t.ok(r[0] == 200 and r[1]["metadata"]["name"] == "a-h1" and get("a-h1") is None,
      "gracePeriodSeconds=0: gone, the object answered")
 r = curl("DELETE", PODS + "/a-h1")
 t.ok(status_is(r, 404, "NotFound", 'pods "a-h1" not found'), "delete of a missing pod: 404")
-ev = gw_until(lambda e: e.type == "DELETED")
+ev = gw_until(lambda e: e.type == "DELETED" and e.object.metadata.name == "a-h1")
 t.ok(ev and ev.object.metadata.name == "a-h1", "a REST delete is seen by a gRPC watch")
 
 # ---- deletecollection ----

@@ -25,6 +25,7 @@
 #include "kpatch.h"
 #include "obj.h"
 #include "pb.h"
+#include "rpool.h"
 #include "wire.h"
 #include "util.h"
 
@@ -50,6 +51,7 @@ struct wreq {
     struct rwrite_opts opts;
     int pending;       /* ops (or a List) not answered yet */
     struct lctx *list; /* deletecollection: its List in progress */
+    struct rjob *job;  /* a big body's decoding in the read worker */
     /* patch: what a retry needs */
     enum kpatch_type ptype;
     int tries;
@@ -89,6 +91,8 @@ static void wreq_closed(h2s_req_t *r, void *arg)
         read_list_cancel(w->list);
         w->list = NULL;
     }
+    if (w->job)
+        rjob_cancel(w->job); /* its done still runs, and releases w */
     wreq_release(w);
 }
 
@@ -336,41 +340,59 @@ static ProtobufCMessage *decode_body(struct wreq *w, const ProtobufCMessageDescr
 
 /* ---- names ---- */
 
-/* Kubernetes' EnsureObjectNamespaceMatchesRequestNamespace. 0, or -1 after answering 400. */
-static int create_ns(struct wreq *w, Coracle__V1__ObjectMeta *m)
+/*
+ * Kubernetes' EnsureObjectNamespaceMatchesRequestNamespace for an object of
+ * k on a path in namespace ns: fills or clears m's namespace; NULL, or the
+ * 400's message (malloc'd). Pure: big bodies run it in the read worker.
+ */
+static char *ns_problem(const struct kind *k, const char *ns, Coracle__V1__ObjectMeta *m)
 {
-    if (!w->k->namespaced) {
+    if (!k->namespaced) {
         obj_set_str(&m->namespace_, NULL);
-        return 0;
+        return NULL;
     }
     if (!m->namespace_ || !*m->namespace_)
-        obj_set_str(&m->namespace_, w->ns);
-    if (!strcmp(m->namespace_, w->ns))
+        obj_set_str(&m->namespace_, ns);
+    if (!strcmp(m->namespace_, ns))
+        return NULL;
+    return xstrdup("the namespace of the provided object does not match the namespace sent on "
+                   "the request");
+}
+
+/* Kubernetes' checkName for update and patch: the path (ns, name) names the object; then
+ * ns_problem. */
+static char *name_problem(const struct kind *k, const char *ns, const char *name,
+                          Coracle__V1__ObjectMeta *m)
+{
+    const char *n = m->name ? m->name : "";
+    if (strcmp(n, name))
+        return xasprintf("the name of the object (%s) does not match the name on the URL (%s)", n,
+                         name);
+    if (k->namespaced && m->namespace_ && *m->namespace_ && strcmp(m->namespace_, ns))
+        return xasprintf("the namespace of the object (%s) does not match the namespace on the "
+                         "request (%s)",
+                         m->namespace_, ns);
+    return ns_problem(k, ns, m);
+}
+
+/* Answers a problem (400) if there is one: 0, or -1 after answering. */
+static int bad_request(struct wreq *w, char *problem)
+{
+    if (!problem)
         return 0;
-    answer_status(w, 400, "BadRequest",
-                  "the namespace of the provided object does not match the namespace sent on "
-                  "the request");
+    answer_status(w, 400, "BadRequest", problem);
+    free(problem);
     return -1;
 }
 
-/* Kubernetes' checkName for update and patch: the path names the object. 0, or -1 after 400. */
+static int create_ns(struct wreq *w, Coracle__V1__ObjectMeta *m)
+{
+    return bad_request(w, ns_problem(w->k, w->ns, m));
+}
+
 static int check_name(struct wreq *w, Coracle__V1__ObjectMeta *m)
 {
-    const char *n = m->name ? m->name : "";
-    if (strcmp(n, w->name)) {
-        answer_statusf(w, 400, "BadRequest",
-                       "the name of the object (%s) does not match the name on the URL (%s)", n,
-                       w->name);
-        return -1;
-    }
-    if (w->k->namespaced && m->namespace_ && *m->namespace_ && strcmp(m->namespace_, w->ns)) {
-        answer_statusf(w, 400, "BadRequest",
-                       "the namespace of the object (%s) does not match the namespace on the "
-                       "request (%s)",
-                       m->namespace_, w->ns);
-        return -1;
-    }
-    return create_ns(w, m);
+    return bad_request(w, name_problem(w->k, w->ns, w->name, m));
 }
 
 /* ---- the pipeline ---- */
@@ -411,10 +433,160 @@ static void submit(struct wreq *w, struct apply_op *o)
     api_submit(w->rs->cfg.api, o, w->opts.dry_run);
 }
 
+/* ---- big bodies ---- */
+
+/*
+ * Bodies over this many bytes are decoded in the read worker and admitted
+ * on the commit thread (as the gRPC API's big creates and updates are), so
+ * the loop only moves bytes: parsing a 1 MB JSON pod on the loop held it
+ * about 300 ms.
+ */
+#define BODY_INLINE_MAX (64u << 10)
+
+/* A big create or update's decoding in the read worker. */
+struct bigjob {
+    struct rjob job;
+    struct wreq *w;
+    const struct kind *k;
+    struct auth_user u; /* a create is authorized once decoded */
+    bool create;
+    char *media, *ns, *name; /* copies: the worker touches nothing of the loop's */
+    void *body;
+    size_t len;
+    enum kobj_fields fields;
+    /* results */
+    struct kobj_opts ko;
+    struct rest_err err; /* status 0: decoded */
+    char *problem;       /* a 400 of the names */
+    void *bytes;         /* the object encoded, for apply to decode and admit */
+    size_t bytes_len;
+    char *obj_name, *gen; /* the object's name and generateName */
+};
+
+static void big_work(struct rjob *j)
+{
+    struct bigjob *b = RJOB_OWNER(j, struct bigjob, job);
+    const struct kind *k = b->k;
+    ProtobufCMessage *m = rest_body_decode(b->media, b->body, b->len, k->desc, k->kind,
+                                           k->api_version, b->fields, &b->ko, &b->err);
+    if (!m)
+        return;
+    Coracle__V1__ObjectMeta *meta = obj_meta(m);
+    b->problem = b->create ? ns_problem(k, b->ns, meta) : name_problem(k, b->ns, b->name, meta);
+    if (!b->problem) {
+        b->obj_name = meta->name && *meta->name ? xstrdup(meta->name) : NULL;
+        b->gen = meta->generatename && *meta->generatename ? xstrdup(meta->generatename) : NULL;
+        b->bytes = obj_encode(m, &b->bytes_len);
+    }
+    obj_free(m);
+}
+
+static void big_free(struct bigjob *b)
+{
+    free(b->media);
+    free(b->ns);
+    free(b->name);
+    free(b->body);
+    kobj_opts_free(&b->ko);
+    free(b->err.msg);
+    free(b->problem);
+    free(b->bytes);
+    free(b->obj_name);
+    free(b->gen);
+    free(b);
+}
+
+/* Back on the loop: the names checked, authorize (a create), then the op with the bytes. */
+static void big_create(struct wreq *w, struct bigjob *b)
+{
+    bool generated = !b->obj_name && b->gen;
+    if (generated) {
+        Coracle__V1__ObjectMeta m = CORACLE__V1__OBJECT_META__INIT;
+        m.generatename = b->gen;
+        api_gen_name(&m);
+        b->obj_name = m.name;
+    }
+    free(w->name);
+    w->name = b->obj_name ? xstrdup(b->obj_name) : NULL;
+    if (authorize(w, &b->u, "create", generated ? NULL : b->obj_name, NULL) < 0)
+        return;
+    struct apply_op *o = apply_op_new(w->k, APPLY_CREATE, w->ns, b->obj_name);
+    o->req = b->bytes;
+    o->req_len = b->bytes_len;
+    o->gen_tries = generated;
+    b->bytes = NULL;
+    submit(w, o);
+}
+
+/* The worker's outcome, answered or carried on (the client still there). */
+static void big_go_on(struct wreq *w, struct bigjob *b)
+{
+    if (b->err.status) {
+        answer_err(w, &b->err);
+        b->err.msg = NULL;
+        return;
+    }
+    char *problem = b->problem;
+    b->problem = NULL;
+    if (bad_request(w, problem) < 0)
+        return;
+    add_warnings(w->r, &b->ko);
+    if (b->create) {
+        big_create(w, b);
+        return;
+    }
+    struct apply_op *o = apply_op_new(w->k, w->sub ? APPLY_STATUS : APPLY_UPDATE, w->ns, w->name);
+    o->req = b->bytes;
+    o->req_len = b->bytes_len;
+    b->bytes = NULL;
+    submit(w, o);
+}
+
+static void big_done(struct rjob *j, bool cancelled)
+{
+    struct bigjob *b = RJOB_OWNER(j, struct bigjob, job);
+    struct wreq *w = b->w;
+    w->job = NULL;
+    w->pending--;
+    if (w->r && !cancelled)
+        big_go_on(w, b);
+    big_free(b);
+    wreq_release(w);
+}
+
+/* A create or update whose body is big: decoded in the worker. Returns false if it is small. */
+static bool big_body(struct wreq *w, const struct auth_user *u, bool create)
+{
+    size_t len;
+    const uint8_t *body = h2s_req_body(w->r, &len);
+    if (len <= BODY_INLINE_MAX)
+        return false;
+    struct bigjob *b = xcalloc(1, sizeof(*b));
+    b->w = w;
+    b->k = w->k;
+    if (u)
+        b->u = *u;
+    b->create = create;
+    b->media = media_type(w->r);
+    b->ns = xstrdup(w->ns ? w->ns : "");
+    b->name = xstrdup(w->name ? w->name : "");
+    b->body = xmemdup(body, len);
+    b->len = len;
+    b->fields = w->opts.fields;
+    b->job.work = big_work;
+    b->job.done = big_done;
+    w->job = &b->job;
+    w->pending++;
+    rpool_submit(w->rs->cfg.reads, &b->job);
+    return true;
+}
+
 /* ---- create, update, bind ---- */
 
 static void do_create(struct wreq *w, const struct auth_user *u)
 {
+    if (big_body(w, u, true))
+        return;
     ProtobufCMessage *obj = decode_body(w, w->k->desc, w->k->kind, w->k->api_version);
     if (!obj)
         return;
@@ -442,6 +614,8 @@ out:
 static void do_update(struct wreq *w)
 {
     bool status = w->sub != NULL;
+    if (big_body(w, NULL, false))
+        return;
     ProtobufCMessage *obj = decode_body(w, w->k->desc, w->k->kind, w->k->api_version);
     if (!obj)
         return;

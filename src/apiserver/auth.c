@@ -308,8 +308,8 @@ static char **split_list(const char *s)
     return v;
 }
 
-static const char *const known_verbs[] = {"get",    "list",   "watch", "create",
-                                          "update", "delete", "*",     NULL};
+static const char *const known_verbs[] = {
+    "get", "list", "watch", "create", "update", "patch", "delete", "deletecollection", "*", NULL};
 static const char *const known_res[] = {
     "pods",         "pods/status", "pods/binding", "pods/log", "pods/exec", "pods/*", "nodes",
     "nodes/status", "nodes/*",     "events",       "leases",   "*",         NULL};
@@ -775,7 +775,8 @@ static const char *node_restrict(const char *node, const struct auth_attrs *a, c
                  v, node);
         return buf;
     }
-    if (strcmp(v, "create") == 0 || (strcmp(v, "update") == 0 && !a->subresource)) {
+    if (strcmp(v, "create") == 0 ||
+        ((strcmp(v, "update") == 0 || strcmp(v, "patch") == 0) && !a->subresource)) {
         snprintf(buf, bl, "node \"%s\" can only update the status of its pods", node);
         return buf;
     }

@@ -282,6 +282,31 @@ static void test_reload(char *policy)
     free(pf);
 }
 
+/* The REST API's verbs: patch and deletecollection in policies; a node patches only status. */
+static void test_rest_verbs(void)
+{
+    char *tf = write_file("t.csv", "t1,alice,1\nt2,system:node:n1,2,system:nodes\n");
+    char *pf = write_file("p.policy", "role r patch,deletecollection pods\nbind r user:alice\n"
+                                      "role n patch pods,pods/status\nbind n group:system:nodes\n");
+    struct auth_config cfg = {.token_file = tf, .policy_file = pf};
+    char *err = NULL, *msg = NULL;
+    ok(au_new(&cfg, &err) == 0, "a policy with patch and deletecollection: %s", err ? err : "ok");
+    free(err);
+    struct auth_user a = tok("t1"), n1 = tok("t2");
+    ok(az(&a, "patch", &kind_pod, NULL, "dev", "x", NULL, NULL, NULL) == 0, "alice may patch");
+    ok(az(&a, "deletecollection", &kind_pod, NULL, "dev", NULL, NULL, NULL, NULL) == 0,
+       "alice may deletecollection");
+    ok(az(&a, "delete", &kind_pod, NULL, "dev", "x", NULL, NULL, NULL) < 0, "not delete");
+    ok(az(&n1, "patch", &kind_pod, "status", "default", "p", NULL, "n1", NULL) == 0,
+       "n1 may patch the status of its pod");
+    ok(az(&n1, "patch", &kind_pod, NULL, "default", "p", NULL, "n1", &msg) < 0 && msg &&
+           strstr(msg, "can only update the status of its pods"),
+       "n1 may not patch its pod's spec");
+    free(msg);
+    free(tf);
+    free(pf);
+}
+
 static void test_misc(void)
 {
     struct auth_config cfg = {0};
@@ -305,6 +330,7 @@ int main(void)
     test_policy_errors();
     test_reload(policy);
     test_misc();
+    test_rest_verbs();
     auth_free(au);
     free(policy);
     char *cmd = xasprintf("rm -rf %s", dir);

@@ -134,22 +134,26 @@ static void discovery_group(rest_t *rs, h2s_req_t *r, const char *g)
 #define REST_VERBS                                                                                 \
     "\"create\",\"delete\",\"deletecollection\",\"get\",\"list\",\"patch\",\"update\",\"watch\""
 
-/* The subresources of k that take writes, as entries of the APIResourceList. */
+/* The subresources of k (openapi.h's table), as entries of the APIResourceList. */
 static void subresources(struct buf *b, const struct kind *k)
 {
-    static const struct {
-        const char *sub, *kind, *verbs;
-    } subs[] = {
-        {"status", NULL, "\"get\",\"patch\",\"update\""},
-        {"binding", "Binding", "\"create\""},
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(subs); i++)
-        if (rest_write_sub(k, subs[i].sub))
-            buf_printf(b,
-                       ",{\"name\":\"%s/%s\",\"singularName\":\"\",\"namespaced\":%s,"
-                       "\"kind\":\"%s\",\"verbs\":[%s]}",
-                       k->resource, subs[i].sub, k->namespaced ? "true" : "false",
-                       subs[i].kind ? subs[i].kind : k->kind, subs[i].verbs);
+    const char *ns = k->namespaced ? "true" : "false";
+    if (oapi_has_status(k))
+        buf_printf(b,
+                   ",{\"name\":\"%s/status\",\"singularName\":\"\",\"namespaced\":%s,"
+                   "\"kind\":\"%s\",\"verbs\":[\"get\",\"patch\",\"update\"]}",
+                   k->resource, ns, k->kind);
+    for (const struct oapi_sub *s = oapi_subs; s->resource; s++) {
+        if (strcmp(s->resource, k->resource))
+            continue;
+        buf_printf(b,
+                   ",{\"name\":\"%s/%s\",\"singularName\":\"\",\"namespaced\":%s,"
+                   "\"kind\":\"%s\",\"verbs\":[",
+                   k->resource, s->name, ns, s->kind);
+        for (const char *const *v = s->verbs; *v; v++)
+            buf_printf(b, "%s\"%s\"", v == s->verbs ? "" : ",", *v);
+        buf_puts(b, "]}");
+    }
 }
 
 /* APIResourceList for gv ("v1", "coordination.k8s.io/v1"); false if no kind has it. */
@@ -228,9 +232,7 @@ static void aggregated_resource(struct buf *b, const struct kind *k)
 {
     buf_printf(b, "{\"resource\":\"%s\",\"responseKind\":", k->resource);
     gvk_json(b, k, k->kind);
-    buf_printf(b,
-               ",\"scope\":\"%s\",\"singularResource\":\"%s\",\"verbs\":[\"create\",\"delete\","
-               "\"deletecollection\",\"get\",\"list\",\"patch\",\"update\",\"watch\"]",
+    buf_printf(b, ",\"scope\":\"%s\",\"singularResource\":\"%s\",\"verbs\":[" REST_VERBS "]",
                k->namespaced ? "Namespaced" : "Cluster", k->singular);
     if (k->short_name)
         buf_printf(b, ",\"shortNames\":[\"%s\"]", k->short_name);

@@ -7,8 +7,9 @@
 # headers, Ignore), JSON, YAML and protobuf bodies, Status errors with
 # Kubernetes' reasons and texts, over HTTP/2 (h2c) and HTTP/1.1; writes
 # seen by gRPC and REST watches both ways; then over TLS (h2 by ALPN) the
-# policy's 403 and stock kubectl 1.32: create twice, replace, delete
-# waiting for the graceful end, delete -l. (kubectl label and annotate
+# policy's 403 and stock kubectl 1.32 with its default validation: create
+# twice, an unknown field refused, replace, delete waiting for the
+# graceful end, delete -l. (kubectl label and annotate
 # send merge patches: they are tested once the patch library is in.)
 import json
 import os
@@ -368,7 +369,7 @@ t.is_(p.stdout, "2 201", "the admin over TLS: HTTP/2 by ALPN, 201")
 
 kubectl = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
 if not os.access(kubectl, os.X_OK):
-    t.skip("kubectl 1.32 not installed", 6)
+    t.skip("kubectl 1.32 not installed", 7)
     t.done()
 home = os.path.join(c.dir, "khome")
 os.makedirs(home)
@@ -386,16 +387,23 @@ manifest = os.path.join(c.dir, "kx.yaml")
 with open(manifest, "w") as f:
     f.write("apiVersion: v1\nkind: Pod\nmetadata:\n  name: kx\n  labels: {app: kx}\nspec:\n"
             "  containers:\n  - name: c\n    image: busybox\n")
-# --validate=false: default validation needs the OpenAPI documents, served apart
-rc, out, err = k("create", "-f", manifest, "--validate=false")
+# default validation: kubectl reads /openapi/v3 and leaves it to the server (fieldValidation=Strict)
+rc, out, err = k("create", "-f", manifest)
 t.ok(rc == 0 and out.strip() == "pod/kx created", "kubectl create -f: created (%r %r)" % (out, err))
-rc, out, err = k("create", "-f", manifest, "--validate=false")
+rc, out, err = k("create", "-f", manifest)
 t.ok(rc == 1 and err.strip() == 'Error from server (AlreadyExists): error when creating "%s": pods "kx" '
      'already exists' % manifest, "kubectl create -f again: AlreadyExists (%r)" % err)
+odd = os.path.join(c.dir, "odd.yaml")
+with open(odd, "w") as f:
+    f.write(open(manifest).read().replace("name: kx", "name: odd").replace("spec:\n", "spec:\n  foo: 1\n"))
+rc, out, err = k("create", "-f", odd)
+t.ok(rc == 1 and err.strip() == 'Error from server (BadRequest): error when creating "%s": Pod in version "v1" '
+     'cannot be handled as a Pod: strict decoding error: unknown field "spec.foo"' % odd,
+     "kubectl create of an unknown field: the server's strict decoding error (%r)" % err)
 rc, out, err = k("get", "po", "kx", "-o", "json")
 o = json.loads(out) if rc == 0 else {}
 o.get("spec", {}).get("containers", [{}])[0]["image"] = "busybox:2"
-rc, out, err = k("replace", "-f", "-", "--validate=false", stdin=json.dumps(o))
+rc, out, err = k("replace", "-f", "-", stdin=json.dumps(o))
 t.ok(rc == 0 and out.strip() == "pod/kx replaced", "kubectl replace -f: replaced (%r %r)" % (out, err))
 rc, out, err = k("get", "po", "kx", "-o", "jsonpath={.spec.containers[0].image}")
 t.is_(out, "busybox:2", "the replaced image is stored")
@@ -415,7 +423,7 @@ t.ok(graceful and waiting and kd.returncode == 0 and out.strip() == 'pod "kx" de
      "kubectl delete pod: waits for the graceful end (%r %r %r)" % (waiting, out, err))
 
 for n in ("l1", "l2"):
-    k("create", "-f", "-", "--validate=false", stdin=open(manifest).read().replace("name: kx", "name: " + n))
+    k("create", "-f", "-", stdin=open(manifest).read().replace("name: kx", "name: " + n))
 rc, out, err = k("delete", "pods", "-l", "app=kx")
 t.ok(rc == 0 and sorted(out.split("\n")[:2]) == ['pod "l1" deleted', 'pod "l2" deleted'],
      "kubectl delete pods -l (%r %r)" % (out, err))

@@ -6,6 +6,15 @@ contrib_bench_watch_bench_LDADD = libcoracle.a $(COMMON_LIBS) -lm
 noinst_PROGRAMS += contrib/bench/pb-bench
 contrib_bench_pb_bench_SOURCES = contrib/bench/pb-bench.c
 contrib_bench_pb_bench_LDADD = libcoracle.a $(COMMON_LIBS)
+# json-bench: JSON libraries for PATCH (json.c, jansson, json-c) and kpatch on a pod.
+noinst_PROGRAMS += contrib/bench/json-bench
+contrib_bench_json_bench_SOURCES = contrib/bench/json-bench.c contrib/bench/json-bench-jsonc.c
+contrib_bench_json_bench_LDADD = libcoracle.a $(YAML_LIBS) $(COMMON_LIBS)
+if HAVE_JANSSON
+contrib_bench_json_bench_SOURCES += contrib/bench/json-bench-jansson.c
+contrib_bench_json_bench_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+contrib_bench_json_bench_LDADD += $(JANSSON_LIBS)
+endif
 # sched-bench (the script runs this): hollow nodes and a burst of pods.
 noinst_PROGRAMS += contrib/bench/sched-bench-load
 contrib_bench_sched_bench_load_SOURCES = contrib/bench/sched_bench.c

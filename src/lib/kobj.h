@@ -120,6 +120,13 @@ void kobj_field_move(ProtobufCMessage *dst, ProtobufCMessage *src,
 int kobj_is_inlined(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f);
 /* Is d a map entry (key = 1, value = 2) generated for a map<> field? */
 int kobj_desc_is_map_entry(const ProtobufCMessageDescriptor *d);
+/*
+ * The field of d that YAML/JSON key names: one of d's own, or one of a
+ * field Kubernetes inlines into d (Volume's volumeSource), *owner then
+ * being that field (else NULL). NULL if there is none.
+ */
+const ProtobufCFieldDescriptor *kobj_lookup(const ProtobufCMessageDescriptor *d, const char *key,
+                                            const ProtobufCFieldDescriptor **owner);
 /* Deep copy through pack/unpack. Free with protobuf_c_message_free_unpacked. */
 ProtobufCMessage *kobj_msg_dup(const ProtobufCMessage *m);
 

@@ -24,8 +24,5 @@ size_t kobj_elem_size(const ProtobufCFieldDescriptor *f);
 ProtobufCMessage *kobj_msg_new(const ProtobufCMessageDescriptor *d);
 /* Frees one element of f at slot and zeroes the slot. */
 void kobj_elem_free(const ProtobufCFieldDescriptor *f, void *slot);
-/* Finds key in d, or in one of d's inlined fields (then *owner is that field). */
-const ProtobufCFieldDescriptor *kobj_lookup(const ProtobufCMessageDescriptor *d, const char *key,
-                                            const ProtobufCFieldDescriptor **owner);
 
 #endif

@@ -42,8 +42,11 @@ libcoracle_a_SOURCES = \
 	src/lib/kobj_emit.c \
 	src/lib/kobj_int.h \
 	src/lib/kobj_parse.c \
+	src/lib/kpatch.c \
 	src/lib/kpatch.h \
-	src/lib/kpatch_stub.c \
+	src/lib/kpatch_dup.c \
+	src/lib/kpatch_int.h \
+	src/lib/kpatch_strategic.c \
 	src/lib/obs.c \
 	src/lib/obs.h \
 	src/lib/pb.c \
@@ -139,6 +142,13 @@ t_unit_test_yaml_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit \
 	-DTEST_DATA='"$(abs_top_srcdir)/t/data/ctl"'
 t_unit_test_yaml_LDADD = libcoracle.a $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_yaml
+
+# kpatch: JSON patch, merge patch and strategic merge patch, their errors and limits.
+check_PROGRAMS += t/unit/test_kpatch
+t_unit_test_kpatch_SOURCES = t/unit/test_kpatch.c t/unit/tap.h
+t_unit_test_kpatch_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_kpatch_LDADD = libcoracle.a $(YAML_LIBS) $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_kpatch
 
 check_PROGRAMS += t/unit/test_qty
 t_unit_test_qty_SOURCES = t/unit/test_qty.c

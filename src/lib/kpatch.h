@@ -41,8 +41,9 @@ enum kpatch_type { KPATCH_JSON, KPATCH_MERGE, KPATCH_STRATEGIC };
  * The patch type of a Content-Type: "application/json-patch+json" ->
  * KPATCH_JSON, "application/merge-patch+json" -> KPATCH_MERGE,
  * "application/strategic-merge-patch+json" -> KPATCH_STRATEGIC; -1 for
- * anything else (NULL too). Parameters after ';' are ignored, and so is
- * the case of the type, as Kubernetes does.
+ * anything else (NULL too). Parameters after ';' are ignored, as
+ * Kubernetes does; the type is compared ignoring case and surrounding
+ * blanks (Kubernetes compares it exactly).
  */
 int kpatch_type_of(const char *content_type);
 

@@ -452,7 +452,7 @@ static int retain_keys(struct kp *c, json_object *orig, json_object *patch, json
     int r = 0;
     json_object_object_foreach(patch, k, pv)
     {
-        if (!pv || !strcmp(k, RETAIN_KEYS) || has_prefix(k, DELETE_LIST) ||
+        if (!pv || !strcmp(k, RETAIN_KEYS) || !strcmp(k, DIRECTIVE) || has_prefix(k, DELETE_LIST) ||
             has_prefix(k, SET_ORDER))
             continue;
         if (!smap_get(keep, k)) {

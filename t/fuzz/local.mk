@@ -1,9 +1,11 @@
 # Fuzzing: the libFuzzer targets (t/fuzz/fuzz_*.c: selectors, quantities,
 # YAML, protobuf decoding and admission, HTTP/1.1 requests, Accept headers,
-# the REST API's write bodies) and t/unit/test_fuzz, which runs the seed
-# corpora and saved crash reproducers through them in the normal build.
+# the REST API's write bodies, the three PATCH formats) and t/unit/test_fuzz,
+# which runs the seed corpora and saved crash reproducers through them in the
+# normal build.
 FUZZ_TARGET_SRC = t/fuzz/fuzz.h t/fuzz/fuzz_sel.c t/fuzz/fuzz_qty.c t/fuzz/fuzz_yaml.c \
-	t/fuzz/fuzz_pb.c t/fuzz/fuzz_http1.c t/fuzz/fuzz_accept.c t/fuzz/fuzz_rest_body.c
+	t/fuzz/fuzz_pb.c t/fuzz/fuzz_http1.c t/fuzz/fuzz_accept.c t/fuzz/fuzz_rest_body.c \
+	t/fuzz/fuzz_patch.c t/fuzz/fuzz_jsonpatch.c t/fuzz/fuzz_mergepatch.c t/fuzz/fuzz_smpatch.c
 check_PROGRAMS += t/unit/test_fuzz
 t_unit_test_fuzz_SOURCES = t/unit/test_fuzz.c t/unit/tap.h $(FUZZ_TARGET_SRC)
 t_unit_test_fuzz_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/t/fuzz \
@@ -21,7 +23,7 @@ FUZZ_TIME = 60
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-DFUZZ_MAIN
 FUZZ_INC = -I$(top_builddir)/proto -I$(top_builddir) -I$(srcdir)/src/lib -I$(srcdir)/src/ctl \
-	-I$(srcdir)/src/apiserver -I$(srcdir)/t/fuzz $(PROTOBUF_C_CFLAGS) $(YAML_CFLAGS)
+	-I$(srcdir)/src/apiserver -I$(srcdir)/t/fuzz $(PROTOBUF_C_CFLAGS) $(YAML_CFLAGS) $(JSONC_CFLAGS)
 FUZZ_BASE = $(srcdir)/src/lib/util.c $(srcdir)/src/lib/kinds.c $(srcdir)/src/lib/qty.c \
 	$(srcdir)/src/lib/grpc.c $(srcdir)/src/lib/pb.c $(top_builddir)/proto/coracle.pb-c.c
 FUZZ_SRC_sel = $(srcdir)/src/lib/sel.c
@@ -38,10 +40,19 @@ FUZZ_SRC_accept = $(srcdir)/src/apiserver/rest_query.c
 FUZZ_SRC_rest_body = $(srcdir)/src/apiserver/rest_body.c $(srcdir)/src/apiserver/rest_query.c \
 	$(srcdir)/src/apiserver/obj.c $(srcdir)/src/apiserver/wire.c $(srcdir)/src/lib/sel.c \
 	$(FUZZ_SRC_yaml)
-FUZZ_NAMES = sel qty yaml pb http1 accept rest_body
+FUZZ_SRC_patch = $(srcdir)/t/fuzz/fuzz_patch.c $(srcdir)/src/lib/kpatch.c \
+	$(srcdir)/src/lib/kpatch_dup.c $(srcdir)/src/lib/kpatch_strategic.c $(srcdir)/src/lib/kmeta.c \
+	$(FUZZ_SRC_yaml) $(srcdir)/src/lib/smap.c
+FUZZ_SRC_jsonpatch = $(FUZZ_SRC_patch)
+FUZZ_SRC_mergepatch = $(FUZZ_SRC_patch)
+FUZZ_SRC_smpatch = $(FUZZ_SRC_patch)
+FUZZ_LIBS_jsonpatch = $(JSONC_LIBS)
+FUZZ_LIBS_mergepatch = $(JSONC_LIBS)
+FUZZ_LIBS_smpatch = $(JSONC_LIBS)
+FUZZ_NAMES = sel qty yaml pb http1 accept rest_body jsonpatch mergepatch smpatch
 fuzz/fuzz_%: $(srcdir)/t/fuzz/fuzz_%.c $(srcdir)/t/fuzz/fuzz.h $(srcdir)/t/fuzz/local.mk \
 	  $(FUZZ_BASE) $(FUZZ_SRC_sel) $(FUZZ_SRC_yaml) $(FUZZ_SRC_pb) $(FUZZ_SRC_http1) \
-	  $(FUZZ_SRC_accept) $(FUZZ_SRC_rest_body) $(PROTO_GEN)
+	  $(FUZZ_SRC_accept) $(FUZZ_SRC_rest_body) $(FUZZ_SRC_patch) $(PROTO_GEN)
 	@$(MKDIR_P) fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_EXTRA_$*) $(FUZZ_INC) -o $@ $< $(FUZZ_BASE) $(FUZZ_SRC_$*) \
 	  $(FUZZ_LIBS_$*) $(YAML_LIBS) $(PROTOBUF_C_LIBS) -lm

@@ -25,6 +25,9 @@ static const struct {
     {"http1", fuzz_http1_one},
     {"accept", fuzz_accept_one},
     {"rest_body", fuzz_rest_body_one},
+    {"jsonpatch", fuzz_jsonpatch_one},
+    {"mergepatch", fuzz_mergepatch_one},
+    {"smpatch", fuzz_smpatch_one},
 };
 
 static int run_dir(const char *dir, int (*fn)(const uint8_t *, size_t), size_t *count)

@@ -356,6 +356,10 @@ static void test_strategic(void)
     check_pod("$patch: replace on a map",
               "{\"metadata\":{\"labels\":{\"$patch\":\"replace\",\"new\":\"1\"}}}",
               "{\"app\":\"web\"}", "{\"new\":\"1\"}");
+    check_pod("$patch: replace with $retainKeys",
+              "{\"metadata\":{\"labels\":{\"$patch\":\"replace\",\"$retainKeys\":[\"a\"],"
+              "\"a\":\"1\"}}}",
+              "{\"app\":\"web\"}", "{\"a\":\"1\"}");
     check_pod("$patch: delete on a map", "{\"metadata\":{\"labels\":{\"$patch\":\"delete\"}}}",
               "{\"app\":\"web\"}", "{}");
     check_pod(

@@ -7,8 +7,10 @@
  * $deleteFromPrimitiveList directives).
  *
  * Pure: no I/O, no global state; calls on different inputs may run on
- * different threads at once. The JSON tree underneath is json-c's (see
- * doc/DESIGN.md, "PATCH: JSON trees from json-c"); nothing of it shows here.
+ * different threads at once. (json-c seeds its string hash once per
+ * process, from getrandom(2), on the first object it builds.) The JSON
+ * tree underneath is json-c's (see doc/DESIGN.md, "PATCH: JSON trees from
+ * json-c"); nothing of it shows here.
  *
  * Limits, as Kubernetes sets them: a patch of at most KPATCH_MAX_BYTES, a
  * JSON patch of at most KPATCH_MAX_OPS operations whose copies add at most

@@ -462,6 +462,63 @@ static void test_strategic_errors(void)
           "list element types are not identical");
 }
 
+/* Cases of Kubernetes' strategicpatch tests (patch_test.go), on pod fields: containers for
+ * a list merged by name, finalizers for a merged list of scalars. */
+static void test_strategic_upstream(void)
+{
+    enum kpatch_type S = KPATCH_STRATEGIC;
+#define C(n, rest) "{\"name\":\"" n "\"" rest "}"
+#define SPEC(list) "{\"spec\":{\"containers\":[" list "]}}"
+#define FIN(list) "{\"metadata\":{\"finalizers\":[" list "]}}"
+    check("unique scalars when merging lists", S, POD, FIN("\"1\",\"2\""), FIN("\"2\",\"3\""),
+          FIN("\"1\",\"2\",\"3\""));
+    check("delete all items from merging list", S, POD, SPEC(C("1", ) "," C("2", )),
+          SPEC("{\"$patch\":\"replace\"}"), SPEC(""));
+    check("merge empty merging lists", S, POD, SPEC(""), SPEC(""), SPEC(""));
+    check("add key and delete all keys from map", S, POD, "{\"kind\":\"Pod\"}",
+          "{\"other\":\"a\",\"$patch\":\"replace\"}", "{\"other\":\"a\"}");
+    check("delete all duplicate entries in a merging list", S, POD,
+          SPEC(C("1", ) "," C("1", ) "," C("2", ",\"image\":\"a\"") "," C("3", ) "," C("3", )),
+          SPEC(C("1", ",\"$patch\":\"delete\"") "," C("3", ",\"$patch\":\"delete\"")),
+          SPEC(C("2", ",\"image\":\"a\"")));
+    check("preserve the order from the patch in a merging list", S, POD,
+          SPEC(C("1", ) "," C("2", ",\"image\":\"b\"") "," C("3", )),
+          SPEC(C("3", ",\"image\":\"c\"") "," C("1", ",\"image\":\"a\"") "," C(
+              "2", ",\"workingDir\":\"x\"")),
+          SPEC(C("3", ",\"image\":\"c\"") "," C("1", ",\"image\":\"a\"") "," C(
+              "2", ",\"image\":\"b\",\"workingDir\":\"x\"")));
+    check("preserve the order from the patch in a merging list 2", S, POD,
+          SPEC(C("1", ) "," C("2", ",\"image\":\"b\"") "," C("3", )),
+          SPEC(C("3", ",\"image\":\"c\"") "," C("1", ",\"image\":\"a\"")),
+          SPEC(C("2", ",\"image\":\"b\"") "," C("3", ",\"image\":\"c\"") "," C(
+              "1", ",\"image\":\"a\"")));
+    check("preserve the order from the patch in a merging int list", S, POD,
+          FIN("\"1\",\"2\",\"3\""), FIN("\"3\",\"1\""), FIN("\"2\",\"3\",\"1\""));
+    check("$setElementOrder contains an item not in the list", S, POD, SPEC(C("1", ) "," C("3", )),
+          "{\"spec\":{\"$setElementOrder/containers\":[" C("3", ) "," C("2", ) "," C(
+              "1", ) "],"
+                     "\"containers\":[" C("3", ",\"image\":\"3\"") "," C("1",
+                                                                         ",\"image\":\"1\"") "]}}",
+          SPEC(C("3", ",\"image\":\"3\"") "," C("1", ",\"image\":\"1\"")));
+    check("$setElementOrder contains an item not in the int list", S, POD, FIN("\"1\",\"3\""),
+          "{\"metadata\":{\"$setElementOrder/finalizers\":[\"3\",\"2\",\"1\"]}}",
+          FIN("\"3\",\"1\""));
+    fails("the order in $setElementOrder and the patch list must match", S, POD,
+          SPEC(C("1", ) "," C("3", ) "," C("2", )),
+          "{\"spec\":{\"$setElementOrder/containers\":[" C("1", ) "," C("2", ) "," C(
+              "3", ) "],"
+                     "\"containers\":[" C("3", ",\"image\":\"3\"") "," C("1",
+                                                                         ",\"image\":\"1\"") "]}}",
+          422, "The order in patch list:");
+    check("a live-only item goes before a patch item after it", S, POD,
+          SPEC(C("a", ) "," C("sidecar", ) "," C("b", )),
+          "{\"spec\":{\"$setElementOrder/containers\":[" C("b", ) "," C("a", ) "]}}",
+          SPEC(C("sidecar", ) "," C("b", ) "," C("a", )));
+#undef C
+#undef SPEC
+#undef FIN
+}
+
 /* Long lists merge in O(n log n): 20,000 env entries against 20,000 (a quadratic merge
  * would make 4e8 comparisons). */
 static void test_long_lists(void)
@@ -514,6 +571,7 @@ int main(void)
     test_rfc7386();
     test_strategic();
     test_strategic_errors();
+    test_strategic_upstream();
     test_long_lists();
     test_duplicate();
     return done_testing();

@@ -504,7 +504,10 @@ static int op_replace(struct kp *c, json_object *doc, json_object *op)
     }
     int r;
     json_object *old;
-    if (con_get(con, key, &old, &e) <= 0) {
+    /* evanphx's v4 (and so Kubernetes) replaces a missing object member as add
+     * does, where RFC 6902 wants an error; a missing array index is an error. */
+    int found = con_get(con, key, &old, &e);
+    if (found < 0 || (found == 0 && !json_object_is_type(con, json_type_object))) {
         r = kp_fail(c, 422,
                     "replace operation does not apply: doc is missing key: %s: missing value",
                     path);
@@ -527,7 +530,11 @@ static int op_replace(struct kp *c, json_object *doc, json_object *op)
     return r;
 }
 
-/* The value at from (a new reference, json-c NULL for null) or -1; verb names it in messages. */
+/*
+ * The value at from (a new reference, json-c NULL for null) or -1; verb names
+ * it in messages. A missing object member is null here: copy then adds a
+ * null and move fails removing it, as evanphx's do.
+ */
 static int get_from(struct kp *c, json_object *doc, const char *from, const char *verb,
                     json_object **out, size_t *depth)
 {
@@ -546,12 +553,8 @@ static int get_from(struct kp *c, json_object *doc, const char *from, const char
     if (found < 0)
         r = kp_fail(c, 422, "error in %s for %s: '%s': %s", verb,
                     strcmp(verb, "copy") ? "path" : "from", strcmp(verb, "copy") ? key : from, e);
-    else if (!found)
-        r = kp_fail(c, 422,
-                    "%s operation does not apply: doc is missing from path: %s: missing value",
-                    verb, from);
     else
-        *out = take_ref(v);
+        *out = found ? take_ref(v) : NULL; /* a missing member reads as null, as in evanphx's */
     free(e);
     free(key);
     return r;
@@ -678,7 +681,9 @@ static int op_test(struct kp *c, json_object *doc, json_object *op)
         r = -1;
     else if (found < 0)
         r = kp_fail(c, 422, "error in test for path: '%s': %s", path, e);
-    else if (!found || !has || !json_object_equal(cur, val))
+    else if (!cur) /* absent or null: passes against null, as in evanphx's */
+        r = has && !val ? 0 : kp_fail(c, 422, "testing value %s failed: test failed", path);
+    else if (!has || !json_object_equal(cur, val))
         r = kp_fail(c, 422, "testing value %s failed: test failed", path);
     free(e);
     free(key);

@@ -150,9 +150,20 @@ static void test_json_patch(void)
     fails("remove a missing key", J, NULL, "{\"a\":1}", "[{\"op\":\"remove\",\"path\":\"/x\"}]",
           422,
           "error in remove for path: '/x': Unable to remove nonexistent key: x: missing value");
-    fails("replace a missing key", J, NULL, "{\"a\":1}",
-          "[{\"op\":\"replace\",\"path\":\"/x\",\"value\":1}]", 422,
-          "replace operation does not apply: doc is missing key: /x: missing value");
+    check("replace a missing member adds it, as Kubernetes does", J, NULL, "{\"a\":1}",
+          "[{\"op\":\"replace\",\"path\":\"/x\",\"value\":1}]", "{\"a\":1,\"x\":1}");
+    fails("replace a missing index", J, NULL, "{\"a\":[]}",
+          "[{\"op\":\"replace\",\"path\":\"/a/0\",\"value\":1}]", 422,
+          "replace operation does not apply: doc is missing key: /a/0: missing value");
+    check("copy of a missing member copies null, as evanphx's does", J, NULL, "{\"a\":{}}",
+          "[{\"op\":\"copy\",\"from\":\"/a/x\",\"path\":\"/a/y\"}]", "{\"a\":{\"y\":null}}");
+    fails("move of a missing member", J, NULL, "{\"a\":{}}",
+          "[{\"op\":\"move\",\"from\":\"/a/x\",\"path\":\"/b\"}]", 422,
+          "error in move for path: 'x': Unable to remove nonexistent key: x: missing value");
+    check("test of a missing member against null passes", J, NULL, "{\"a\":1}",
+          "[{\"op\":\"test\",\"path\":\"/b\",\"value\":null}]", "{\"a\":1}");
+    check("negative indices count from the end", J, NULL, "{\"a\":[1,2]}",
+          "[{\"op\":\"add\",\"path\":\"/a/-1\",\"value\":9}]", "{\"a\":[1,2,9]}");
     fails("index past the end", J, NULL, "{\"a\":[1]}",
           "[{\"op\":\"add\",\"path\":\"/a/5\",\"value\":1}]", 422,
           "error in add for path: '/a/5': Unable to access invalid index: 5: invalid index "

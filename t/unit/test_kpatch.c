@@ -11,9 +11,14 @@
 #include "tap.h"
 #include "util.h"
 
+#include <fcntl.h>
 #include <json-c/json.h>
+#include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define POD (&coracle__v1__pod__descriptor)
 
@@ -530,6 +535,160 @@ static void test_strategic_upstream(void)
 #undef FIN
 }
 
+/* ---- kubectl as the oracle: `kubectl patch --local` runs the same apimachinery and
+ * evanphx/json-patch code the apiserver does, on the client. */
+
+static const char *const oracle_cases[][2] = {
+    {"strategic", "{\"spec\":{\"containers\":[{\"name\":\"new\",\"image\":\"x\"}]}}"},
+    {"strategic", "{\"spec\":{\"containers\":[{\"name\":\"main\",\"env\":[{\"name\":\"B\","
+                  "\"value\":\"3\"},{\"name\":\"C\",\"value\":\"4\"}]}]}}"},
+    {"strategic", "{\"spec\":{\"containers\":[{\"name\":\"main\",\"ports\":[{\"containerPort\":"
+                  "443,\"name\":\"https\"},{\"containerPort\":8080}]}]}}"},
+    {"strategic", "{\"spec\":{\"volumes\":[{\"name\":\"data\",\"hostPath\":{\"path\":\"/srv\"},"
+                  "\"$retainKeys\":[\"name\",\"hostPath\"]}]}}"},
+    {"strategic", "{\"metadata\":{\"finalizers\":[\"c/z\",\"a/x\"]}}"},
+    {"strategic", "{\"metadata\":{\"$deleteFromPrimitiveList/finalizers\":[\"a/x\"],"
+                  "\"finalizers\":[\"q\"]}}"},
+    {"strategic", "{\"spec\":{\"containers\":[{\"name\":\"only\",\"image\":\"x\"},{\"$patch\":"
+                  "\"replace\"}]}}"},
+    {"strategic", "{\"spec\":{\"$setElementOrder/containers\":[{\"name\":\"main\"},{\"name\":"
+                  "\"side\"},{\"name\":\"third\"}],\"containers\":[{\"name\":\"third\",\"image\":"
+                  "\"t\"}]}}"},
+    {"strategic", "{\"spec\":{\"$setElementOrder/containers\":[{\"name\":\"main\"}],"
+                  "\"containers\":[{\"name\":\"side\",\"$patch\":\"delete\"}]}}"},
+    {"strategic",
+     "{\"spec\":{\"containers\":[{\"name\":\"main\",\"$setElementOrder/env\":[{"
+     "\"name\":\"B\"},{\"name\":\"A\"}],\"env\":[{\"name\":\"A\",\"value\":\"9\"}]}]}}"},
+    {"strategic", "{\"metadata\":{\"labels\":{\"app\":null,\"x\":\"y\"}},\"spec\":{\"containers\":"
+                  "[{\"name\":\"main\",\"env\":null,\"args\":[\"-q\"]}],\"tolerations\":[]}}"},
+    {"strategic", "{\"spec\":{\"containers\":[{\"image\":\"x\"}]}}"},
+    {"strategic", "{\"metadata\":{\"labels\":{\"$patch\":\"frob\"}}}"},
+    {"strategic", "{\"spec\":{\"$setElementOrder/containers\":[{\"name\":\"main\"}],"
+                  "\"containers\":[{\"name\":\"side\",\"image\":\"x\"}]}}"},
+    {"strategic", "{\"spec\":{\"volumes\":[{\"name\":\"data\",\"hostPath\":{\"path\":\"/srv\"},"
+                  "\"$retainKeys\":[\"name\"]}]}}"},
+    {"strategic", "{\"metadata\":{\"finalizers\":[1]}}"},
+    {"merge", "{\"metadata\":{\"labels\":{\"tier\":\"db\",\"app\":null}},\"spec\":{\"x\":{\"y\":"
+              "null,\"z\":1}}}"},
+    {"json", "[{\"op\":\"replace\",\"path\":\"/spec/containers/0/image\",\"value\":\"n:2\"},"
+             "{\"op\":\"add\",\"path\":\"/metadata/labels/a~1b\",\"value\":\"x\"},"
+             "{\"op\":\"move\",\"from\":\"/spec/containers/1\",\"path\":\"/spec/containers/0\"},"
+             "{\"op\":\"copy\",\"from\":\"/metadata/name\",\"path\":\"/metadata/labels/n\"},"
+             "{\"op\":\"remove\",\"path\":\"/metadata/finalizers/-1\"},"
+             "{\"op\":\"replace\",\"path\":\"/metadata/nope\",\"value\":\"r\"},"
+             "{\"op\":\"test\",\"path\":\"/metadata/absent\",\"value\":null}]"},
+    {"json", "[{\"op\":\"test\",\"path\":\"/metadata/name\",\"value\":\"nope\"}]"},
+    {"json", "[{\"op\":\"remove\",\"path\":\"/metadata/nope\"}]"},
+    {"json", "[{\"op\":\"add\",\"path\":\"/metadata/a/b\",\"value\":1}]"},
+    {"json", "[{\"op\":\"add\",\"path\":\"/spec/containers/9\",\"value\":{}}]"},
+    {"json", "[{\"op\":\"move\",\"from\":\"/metadata/nope\",\"path\":\"/a\"}]"},
+    {"json", "[{\"op\":\"remove\",\"path\":\"/metadata/finalizers/x\"}]"},
+    {"json", "[{\"op\":\"frob\",\"path\":\"/a\"}]"},
+    {"json", "{\"op\":\"add\"}"},
+};
+
+/* Runs kubectl patch --local on doc_path; *out: its stdout, or its error line. 0 or -1. */
+static int run_kubectl(const char *kubectl, const char *dir, const char *doc_path, const char *type,
+                       const char *patch, char **out, int *failed)
+{
+    char *out_path = xasprintf("%s/out", dir), *home = xasprintf("HOME=%s", dir);
+    char *argv[] = {(char *)kubectl, "patch", "--local",     "-f", (char *)doc_path, "--type",
+                    (char *)type,    "-p",    (char *)patch, "-o", "json",           NULL};
+    char *envp[] = {home, "PATH=/usr/bin:/bin", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid;
+    int st = -1, r = posix_spawn(&pid, kubectl, &fa, NULL, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    if (r == 0)
+        waitpid(pid, &st, 0);
+    struct buf b = {0};
+    FILE *f = fopen(out_path, "r");
+    char line[4096];
+    while (f && fgets(line, sizeof(line), f))
+        buf_add(&b, line, strlen(line));
+    if (f)
+        fclose(f);
+    if (!b.p)
+        buf_add(&b, "", 0);
+    *failed = !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    *out = buf_take(&b);
+    free(out_path);
+    free(home);
+    return r == 0 ? 0 : -1;
+}
+
+/* Drops what kubectl's typed round trip adds (status, metadata.creationTimestamp). */
+static json_object *comparable(const char *s)
+{
+    json_object *v = json_tokener_parse(s), *m;
+    if (json_object_is_type(v, json_type_object)) {
+        json_object_object_del(v, "status");
+        if (json_object_object_get_ex(v, "metadata", &m) &&
+            json_object_is_type(m, json_type_object))
+            json_object_object_del(m, "creationTimestamp");
+    }
+    return v;
+}
+
+static void test_against_kubectl(void)
+{
+    const char *kubectl =
+        getenv("KUBECTL") ? getenv("KUBECTL") : "/usr/lib/google-cloud-sdk/bin/kubectl.1.32";
+    if (access(kubectl, X_OK) != 0) {
+        ok(1, "# SKIP no kubectl at %s", kubectl);
+        return;
+    }
+    char dir[] = "/tmp/test_kpatch.XXXXXX";
+    if (!mkdtemp(dir))
+        fatal("mkdtemp: %m");
+    char *doc_path = xasprintf("%s/pod.json", dir);
+    FILE *f = fopen(doc_path, "w");
+    fputs(pod, f);
+    fclose(f);
+    for (size_t i = 0; i < ARRAY_SIZE(oracle_cases); i++) {
+        const char *type = oracle_cases[i][0], *patch = oracle_cases[i][1];
+        enum kpatch_type t = (enum kpatch_type)kpatch_type_of(
+            !strcmp(type, "json")    ? "application/json-patch+json"
+            : !strcmp(type, "merge") ? "application/merge-patch+json"
+                                     : "application/strategic-merge-patch+json");
+        char *want = NULL, *err = NULL;
+        int failed = 0, status = 0;
+        if (run_kubectl(kubectl, dir, doc_path, type, patch, &want, &failed) < 0) {
+            ok(0, "kubectl runs");
+            free(want);
+            continue;
+        }
+        char *got = apply(t, POD, pod, patch, &status, &err);
+        int same;
+        if (failed) {
+            /* kubectl prints "error: <message>" */
+            size_t n = strcspn(want, "\n");
+            const char *msg = !strncmp(want, "error: ", 7) ? want + 7 : want;
+            same = !got && err && !strncmp(msg, err, n - (size_t)(msg - want)) &&
+                   strlen(err) >= n - (size_t)(msg - want);
+        } else {
+            json_object *a = comparable(want), *b = got ? comparable(got) : NULL;
+            same = a && b && json_object_equal(a, b);
+            json_object_put(a);
+            json_object_put(b);
+        }
+        if (!ok(same, "as kubectl patch --local --type %s: %.60s", type, patch))
+            diag("kubectl: %s\nkpatch: %s", want, got ? got : err);
+        free(want);
+        free(got);
+        free(err);
+    }
+    char *out_path = xasprintf("%s/out", dir);
+    unlink(out_path);
+    unlink(doc_path);
+    rmdir(dir);
+    free(out_path);
+    free(doc_path);
+}
+
 /* Long lists merge in O(n log n): 20,000 env entries against 20,000 (a quadratic merge
  * would make 4e8 comparisons). */
 static void test_long_lists(void)
@@ -583,6 +742,7 @@ int main(void)
     test_strategic();
     test_strategic_errors();
     test_strategic_upstream();
+    test_against_kubectl();
     test_long_lists();
     test_duplicate();
     return done_testing();

@@ -1,7 +1,8 @@
 /*
- * kpatch_int.h: what kpatch.c (entry, limits, JSON and merge patch) and
- * kpatch_strategic.c (strategic merge patch) share. json-c's names clash
- * with json.h's: a file includes one or the other, never both.
+ * kpatch_int.h: what kpatch.c (entry, limits, merge patch), kpatch_json.c
+ * (JSON patch) and kpatch_strategic.c (strategic merge patch) share.
+ * json-c's names clash with json.h's: a file includes one or the other,
+ * never both.
  */
 #ifndef CORACLE_KPATCH_INT_H
 #define CORACLE_KPATCH_INT_H
@@ -33,6 +34,11 @@ const char *kp_gotype(json_object *v);
 /* v's compact JSON text, owned by v until v changes (a hash key for scalars). */
 const char *kp_text(json_object *v);
 
+/* v's JSON type as Go's encoding/json names it in "cannot unmarshal" messages ("object"). */
+const char *kp_gojson(json_object *v);
+
+/* JSON patch: patch (any JSON value, checked here) applied to *doc. */
+int kp_json_patch(struct kp *c, json_object **doc, json_object *patch);
 /* Strategic merge patch of patch (an object) into *doc (an object). */
 int kp_strategic(struct kp *c, json_object **doc, json_object *patch,
                  const ProtobufCMessageDescriptor *desc);

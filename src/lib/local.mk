@@ -46,6 +46,7 @@ libcoracle_a_SOURCES = \
 	src/lib/kpatch.h \
 	src/lib/kpatch_dup.c \
 	src/lib/kpatch_int.h \
+	src/lib/kpatch_json.c \
 	src/lib/kpatch_strategic.c \
 	src/lib/obs.c \
 	src/lib/obs.h \

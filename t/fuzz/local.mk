@@ -41,7 +41,8 @@ FUZZ_SRC_rest_body = $(srcdir)/src/apiserver/rest_body.c $(srcdir)/src/apiserver
 	$(srcdir)/src/apiserver/obj.c $(srcdir)/src/apiserver/wire.c $(srcdir)/src/lib/sel.c \
 	$(FUZZ_SRC_yaml)
 FUZZ_SRC_patch = $(srcdir)/t/fuzz/fuzz_patch.c $(srcdir)/src/lib/kpatch.c \
-	$(srcdir)/src/lib/kpatch_dup.c $(srcdir)/src/lib/kpatch_strategic.c $(srcdir)/src/lib/kmeta.c \
+	$(srcdir)/src/lib/kpatch_dup.c $(srcdir)/src/lib/kpatch_json.c \
+	$(srcdir)/src/lib/kpatch_strategic.c $(srcdir)/src/lib/kmeta.c \
 	$(FUZZ_SRC_yaml) $(srcdir)/src/lib/smap.c
 FUZZ_SRC_jsonpatch = $(FUZZ_SRC_patch)
 FUZZ_SRC_mergepatch = $(FUZZ_SRC_patch)

@@ -270,247 +270,192 @@ static int con_remove(struct kp *c, json_object *con, const char *key, const cha
     return 0;
 }
 
-/* The value at key of con with a reference of the caller's (json-c NULL for JSON null). */
-static json_object *take_ref(json_object *v)
+/*
+ * Where an operation's messages differ: evanphx's words each its own way.
+ * no_member: the member ("path" or "from") is missing or not a string;
+ * no_target: the container it points into is missing (%s: the pointer).
+ */
+struct words {
+    const char *no_member, *no_target;
+};
+
+static const struct words add_path = {
+    "add operation failed to decode path: missing value",
+    "add operation does not apply: doc is missing path: \"%s\": missing value"};
+static const struct words remove_path = {
+    "remove operation failed to decode path: missing value",
+    "remove operation does not apply: doc is missing path: \"%s\": missing value"};
+static const struct words replace_path = {
+    "replace operation failed to decode path: operation missing path field: missing value",
+    "replace operation does not apply: doc is missing path: %s: missing value"};
+static const struct words test_path = {
+    "test operation failed to decode path: operation missing path field: missing value",
+    "test operation does not apply: is missing path: %s: missing value"};
+static const struct words move_from = {
+    "move operation failed to decode from: operation, missing from field: missing value",
+    "move operation does not apply: doc is missing from path: %s: missing value"};
+static const struct words move_path = {
+    "move operation failed to decode path: operation missing path field: missing value",
+    "move operation does not apply: doc is missing destination path: %s: missing value"};
+static const struct words copy_from = {
+    "copy operation failed to decode from: operation, missing from field: missing value",
+    "copy operation does not apply: doc is missing from path: %s: missing value"};
+static const struct words copy_path = {
+    "copy operation failed to decode path: missing value",
+    "copy operation does not apply: doc is missing destination path: %s: missing value"};
+
+/* Where one of an operation's pointers leads. */
+struct loc {
+    const char *ptr;  /* the pointer (borrowed from the patch) */
+    json_object *con; /* the container it points into (borrowed) */
+    char *key;        /* the last token, decoded (owned) */
+    size_t depth;     /* con's depth below the root */
+};
+
+/* Finds op's member (path or from) in doc: 0, or -1 failing in w's words. */
+static int locate(struct kp *c, json_object *doc, json_object *op, const char *member,
+                  const struct words *w, struct loc *l)
 {
-    return json_object_get(v);
+    memset(l, 0, sizeof(*l));
+    if (op_str(op, member, &l->ptr) <= 0)
+        return kp_fail(c, 422, "%s", w->no_member);
+    l->con = find_container(c, doc, l->ptr, &l->key, &l->depth);
+    if (l->con)
+        return 0;
+    free(l->key);
+    l->key = NULL;
+    return c->status ? -1 : kp_fail(c, 422, w->no_target, l->ptr);
 }
 
 static int op_add(struct kp *c, json_object *doc, json_object *op)
 {
-    const char *path;
-    if (op_str(op, "path", &path) <= 0)
-        return kp_fail(c, 422, "add operation failed to decode path: missing value");
-    char *key;
-    size_t depth;
-    json_object *con = find_container(c, doc, path, &key, &depth);
-    if (!con) {
-        free(key);
-        return c->status ? -1
-                         : kp_fail(c, 422,
-                                   "add operation does not apply: doc is missing path: \"%s\": "
-                                   "missing value",
-                                   path);
-    }
+    struct loc to;
+    if (locate(c, doc, op, "path", &add_path, &to) < 0)
+        return -1;
     int has;
     json_object *val = op_value(op, &has);
-    int r = check_depth(c, val, depth);
+    int r = check_depth(c, val, to.depth);
     if (r == 0)
-        r = con_add(c, con, key, take_ref(val), path, "add");
-    free(key);
+        r = con_add(c, to.con, to.key, json_object_get(val), to.ptr, "add");
+    free(to.key);
     return r;
 }
 
 static int op_remove(struct kp *c, json_object *doc, json_object *op)
 {
-    const char *path;
-    if (op_str(op, "path", &path) <= 0)
-        return kp_fail(c, 422, "remove operation failed to decode path: missing value");
-    char *key;
-    size_t depth;
-    json_object *con = find_container(c, doc, path, &key, &depth);
-    if (!con) {
-        free(key);
-        return c->status ? -1
-                         : kp_fail(c, 422,
-                                   "remove operation does not apply: doc is missing path: \"%s\": "
-                                   "missing value",
-                                   path);
-    }
-    int r = con_remove(c, con, key, "remove", path);
-    free(key);
+    struct loc at;
+    if (locate(c, doc, op, "path", &remove_path, &at) < 0)
+        return -1;
+    int r = con_remove(c, at.con, at.key, "remove", at.ptr);
+    free(at.key);
     return r;
 }
 
 static int op_replace(struct kp *c, json_object *doc, json_object *op)
 {
-    const char *path;
-    if (op_str(op, "path", &path) <= 0)
-        return kp_fail(c, 422,
-                       "replace operation failed to decode path: operation missing path field: "
-                       "missing value");
-    char *key, *e = NULL;
-    size_t depth;
-    json_object *con = find_container(c, doc, path, &key, &depth);
-    if (!con) {
-        free(key);
-        return c->status ? -1
-                         : kp_fail(c, 422,
-                                   "replace operation does not apply: doc is missing path: %s: "
-                                   "missing value",
-                                   path);
-    }
-    int r;
+    struct loc at;
+    if (locate(c, doc, op, "path", &replace_path, &at) < 0)
+        return -1;
+    char *e = NULL;
     json_object *old;
+    int has, r, is_obj = json_object_is_type(at.con, json_type_object);
     /* evanphx's v4 (and so Kubernetes) replaces a missing object member as add
      * does, where RFC 6902 wants an error; a missing array index is an error. */
-    int found = con_get(con, key, &old, &e);
-    if (found < 0 || (found == 0 && !json_object_is_type(con, json_type_object))) {
+    int found = con_get(at.con, at.key, &old, &e);
+    json_object *val = op_value(op, &has);
+    if (found < 0 || (found == 0 && !is_obj)) {
         r = kp_fail(c, 422,
                     "replace operation does not apply: doc is missing key: %s: missing value",
-                    path);
-    } else {
-        int has;
-        json_object *val = op_value(op, &has);
-        r = check_depth(c, val, depth);
-        if (r == 0 && json_object_is_type(con, json_type_object)) {
-            json_object_object_add(con, key, take_ref(val));
-        } else if (r == 0) {
-            size_t i = 0;
-            char *e2 = NULL;
-            con_index(con, key, 0, &i, &e2);
-            free(e2);
-            json_object_array_put_idx(con, i, take_ref(val));
-        }
+                    at.ptr);
+    } else if ((r = check_depth(c, val, at.depth)) == 0) {
+        size_t i = 0;
+        if (is_obj)
+            json_object_object_add(at.con, at.key, json_object_get(val));
+        else if (con_index(at.con, at.key, 0, &i, &e) == 0)
+            json_object_array_put_idx(at.con, i, json_object_get(val));
     }
     free(e);
-    free(key);
+    free(at.key);
     return r;
 }
 
 /*
- * The value at from (a new reference, json-c NULL for null) or -1; verb names
- * it in messages. A missing object member is null here: copy then adds a
- * null and move fails removing it, as evanphx's do.
+ * The value at op's "from" (a new reference, json-c NULL for null) and
+ * where it is, or -1. A missing object member is null here: copy then adds
+ * a null and move fails removing it, as evanphx's do.
  */
-static int get_from(struct kp *c, json_object *doc, const char *from, const char *verb,
-                    json_object **out, size_t *depth)
+static int get_from(struct kp *c, json_object *doc, json_object *op, const char *verb,
+                    const struct words *w, struct loc *from, json_object **out)
 {
-    char *key, *e = NULL;
-    json_object *con = find_container(c, doc, from, &key, depth);
-    if (!con) {
-        free(key);
-        return c->status ? -1
-                         : kp_fail(c, 422,
-                                   "%s operation does not apply: doc is missing from path: %s: "
-                                   "missing value",
-                                   verb, from);
-    }
+    if (locate(c, doc, op, "from", w, from) < 0)
+        return -1;
+    char *e = NULL;
     json_object *v;
-    int found = con_get(con, key, &v, &e), r = 0;
+    int found = con_get(from->con, from->key, &v, &e), r = 0;
     if (found < 0)
         r = kp_fail(c, 422, "error in %s for %s: '%s': %s", verb,
-                    strcmp(verb, "copy") ? "path" : "from", strcmp(verb, "copy") ? key : from, e);
+                    strcmp(verb, "copy") ? "path" : "from",
+                    strcmp(verb, "copy") ? from->key : from->ptr, e);
     else
-        *out = found ? take_ref(v) : NULL; /* a missing member reads as null, as in evanphx's */
+        *out = found ? json_object_get(v) : NULL;
     free(e);
-    free(key);
     return r;
 }
 
 static int op_move(struct kp *c, json_object *doc, json_object *op)
 {
-    const char *from, *path;
-    if (op_str(op, "from", &from) <= 0)
-        return kp_fail(c, 422,
-                       "move operation failed to decode from: operation, missing from field: "
-                       "missing value");
+    struct loc from, to = {0};
     json_object *val = NULL;
-    size_t from_depth, depth;
-    if (get_from(c, doc, from, "move", &val, &from_depth) < 0)
-        return -1;
-    char *key;
-    json_object *con = find_container(c, doc, from, &key, &from_depth);
-    int r = con_remove(c, con, key, "move", key);
-    free(key);
-    if (r < 0)
-        goto out;
-    if (op_str(op, "path", &path) <= 0) {
-        r = kp_fail(c, 422,
-                    "move operation failed to decode path: operation missing path field: missing "
-                    "value");
-        goto out;
-    }
-    con = find_container(c, doc, path, &key, &depth);
-    if (!con) {
-        free(key);
-        r = c->status ? -1
-                      : kp_fail(c, 422,
-                                "move operation does not apply: doc is missing destination path: "
-                                "%s: missing value",
-                                path);
-        goto out;
-    }
-    /* Moving up or sideways keeps the document within its depth; only deeper needs a look. */
-    r = depth > from_depth ? check_depth(c, val, depth) : 0;
+    int r = get_from(c, doc, op, "move", &move_from, &from, &val);
     if (r == 0)
-        r = con_add(c, con, key, val, path, "move");
-    else
-        json_object_put(val);
-    val = NULL;
-    free(key);
-out:
+        r = con_remove(c, from.con, from.key, "move", from.key);
+    if (r == 0)
+        r = locate(c, doc, op, "path", &move_path, &to);
+    /* Moving up or sideways keeps the document within its depth; only deeper needs a look. */
+    if (r == 0 && to.depth > from.depth)
+        r = check_depth(c, val, to.depth);
+    if (r == 0) {
+        r = con_add(c, to.con, to.key, val, to.ptr, "move");
+        val = NULL;
+    }
     json_object_put(val);
+    free(from.key);
+    free(to.key);
     return r;
 }
 
 static int op_copy(struct kp *c, json_object *doc, json_object *op, size_t *copied)
 {
-    const char *from, *path;
-    if (op_str(op, "from", &from) <= 0)
-        return kp_fail(c, 422,
-                       "copy operation failed to decode from: operation, missing from field: "
-                       "missing value");
-    json_object *val = NULL;
-    size_t depth;
-    if (get_from(c, doc, from, "copy", &val, &depth) < 0)
-        return -1;
-    int r = -1;
-    char *key = NULL;
-    if (op_str(op, "path", &path) <= 0) {
-        kp_fail(c, 422, "copy operation failed to decode path: missing value");
-        goto out;
-    }
-    json_object *con = find_container(c, doc, path, &key, &depth);
-    if (!con) {
-        if (!c->status)
-            kp_fail(c, 422,
-                    "copy operation does not apply: doc is missing destination path: %s: missing "
-                    "value",
-                    path);
-        goto out;
-    }
-    size_t sz = strlen(kp_text(val));
-    *copied += sz;
-    if (*copied > KPATCH_MAX_COPY_BYTES) {
-        kp_fail(c, 422,
-                "Unable to complete the copy, the accumulated size increase of copy is %zu, "
-                "exceeding the limit %u",
-                *copied, KPATCH_MAX_COPY_BYTES);
-        goto out;
-    }
-    if (check_depth(c, val, depth) < 0)
-        goto out;
-    json_object *dup = NULL;
-    if (val && json_object_deep_copy(val, &dup, NULL) != 0)
+    struct loc from, to = {0};
+    json_object *val = NULL, *dup = NULL;
+    int r = get_from(c, doc, op, "copy", &copy_from, &from, &val);
+    if (r == 0)
+        r = locate(c, doc, op, "path", &copy_path, &to);
+    if (r == 0 && (*copied += strlen(kp_text(val))) > KPATCH_MAX_COPY_BYTES)
+        r = kp_fail(c, 422,
+                    "Unable to complete the copy, the accumulated size increase of copy is %zu, "
+                    "exceeding the limit %u",
+                    *copied, KPATCH_MAX_COPY_BYTES);
+    if (r == 0)
+        r = check_depth(c, val, to.depth);
+    if (r == 0 && val && json_object_deep_copy(val, &dup, NULL) != 0)
         fatal("kpatch: out of memory");
-    r = con_add(c, con, key, dup, path, "add");
-out:
-    free(key);
+    if (r == 0)
+        r = con_add(c, to.con, to.key, dup, to.ptr, "add");
     json_object_put(val);
+    free(from.key);
+    free(to.key);
     return r;
 }
 
 static int op_test(struct kp *c, json_object *doc, json_object *op)
 {
-    const char *path;
-    if (op_str(op, "path", &path) <= 0)
-        return kp_fail(c, 422,
-                       "test operation failed to decode path: operation missing path field: "
-                       "missing value");
-    char *key, *e = NULL;
-    size_t depth;
-    json_object *con = find_container(c, doc, path, &key, &depth);
-    if (!con) {
-        free(key);
-        return c->status ? -1
-                         : kp_fail(c, 422,
-                                   "test operation does not apply: is missing path: %s: missing "
-                                   "value",
-                                   path);
-    }
+    struct loc at;
+    if (locate(c, doc, op, "path", &test_path, &at) < 0)
+        return -1;
+    char *e = NULL;
     json_object *cur;
-    int found = con_get(con, key, &cur, &e);
+    int found = con_get(at.con, at.key, &cur, &e);
     int has, r = 0;
     json_object *val = op_value(op, &has);
     size_t nodes = 0;
@@ -518,13 +463,13 @@ static int op_test(struct kp *c, json_object *doc, json_object *op)
     if (kp_charge(c, nodes) < 0)
         r = -1;
     else if (found < 0)
-        r = kp_fail(c, 422, "error in test for path: '%s': %s", path, e);
+        r = kp_fail(c, 422, "error in test for path: '%s': %s", at.ptr, e);
     else if (!cur) /* absent or null: passes against null, as in evanphx's */
-        r = has && !val ? 0 : kp_fail(c, 422, "testing value %s failed: test failed", path);
+        r = has && !val ? 0 : kp_fail(c, 422, "testing value %s failed: test failed", at.ptr);
     else if (!has || !json_object_equal(cur, val))
-        r = kp_fail(c, 422, "testing value %s failed: test failed", path);
+        r = kp_fail(c, 422, "testing value %s failed: test failed", at.ptr);
     free(e);
-    free(key);
+    free(at.key);
     return r;
 }
 

@@ -3,7 +3,8 @@
  * protobuf-c messages. It walks protobuf-c's descriptors, so a field added to proto/ needs no code
  * here: YAML keys are the proto field names (camelCase already), maps,
  * repeated fields, scalars by type. A few message types are scalars in YAML
- * (Quantity "100m", IntOrString 80 / "http", Time / MicroTime RFC 3339) and a
+ * (Quantity "100m", IntOrString 80 / "http", Time / MicroTime RFC 3339;
+ * FieldsV1 is the JSON object its bytes hold) and a
  * few fields are inlined as Kubernetes does (Probe.handler,
  * Volume.volumeSource). apiVersion/kind choose the kind (kinds.h).
  *
@@ -129,5 +130,13 @@ const ProtobufCFieldDescriptor *kobj_lookup(const ProtobufCMessageDescriptor *d,
                                             const ProtobufCFieldDescriptor **owner);
 /* Deep copy through pack/unpack. Free with protobuf_c_message_free_unpacked. */
 ProtobufCMessage *kobj_msg_dup(const ProtobufCMessage *m);
+/* Strings and messages: a pointer in the message, NULL when absent. */
+int kobj_is_ptr_type(ProtobufCType t);
+/* Bytes one element of f takes in the message (or in its repeated array). */
+size_t kobj_elem_size(const ProtobufCFieldDescriptor *f);
+/* A new message of type d, initialised. Free with protobuf_c_message_free_unpacked. */
+ProtobufCMessage *kobj_msg_new(const ProtobufCMessageDescriptor *d);
+/* Frees one element of f at slot and zeroes the slot. */
+void kobj_elem_free(const ProtobufCFieldDescriptor *f, void *slot);
 
 #endif

@@ -391,10 +391,60 @@ static void emit_fields(struct em *e, const ProtobufCMessage *m)
     }
 }
 
+/* A parsed JSON value through the primitives (FieldsV1's embedded object). */
+static void emit_json(struct em *e, const json_t *v)
+{
+    switch (v->type) {
+    case JSON_NULL:
+        em_lit(e, "null");
+        break;
+    case JSON_FALSE:
+        em_lit(e, "false");
+        break;
+    case JSON_TRUE:
+        em_lit(e, "true");
+        break;
+    case JSON_NUMBER:
+        em_lit(e, v->str);
+        break;
+    case JSON_STRING:
+        em_scalar(e, v->str, v->len, 1, 0);
+        break;
+    case JSON_ARRAY:
+    case JSON_OBJECT:
+        em_open(e, v->type == JSON_OBJECT);
+        for (size_t i = 0; i < v->n; i++) {
+            if (v->type == JSON_OBJECT)
+                em_key(e, v->keys[i]);
+            emit_json(e, v->kids[i]);
+        }
+        em_close(e, v->type == JSON_OBJECT);
+        break;
+    }
+}
+
+/* FieldsV1 is its JSON object; bytes that are not JSON (only a gRPC client can store them) as null.
+ */
+static void emit_fields_v1(struct em *e, const Coracle__V1__FieldsV1 *fv)
+{
+    json_t *v = NULL;
+    struct json_limits lim = {0, KOBJ_MAX_DEPTH, 0};
+    if (!fv->has_raw || json_parse((const char *)fv->raw.data, fv->raw.len, &lim, &v, NULL) < 0) {
+        em_lit(e, "null");
+        return;
+    }
+    emit_json(e, v);
+    json_free(v);
+}
+
 static void emit_msg(struct em *e, const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
     char buf[64];
+    if (d == &coracle__v1__fields_v1__descriptor) {
+        emit_fields_v1(e, (const Coracle__V1__FieldsV1 *)m);
+        return;
+    }
     if (d == &coracle__v1__quantity__descriptor) {
         const Coracle__V1__Quantity *q = (const Coracle__V1__Quantity *)m;
         em_str(e, q->string ? q->string : "0");

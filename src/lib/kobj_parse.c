@@ -17,6 +17,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "buf.h"
 #include "json.h"
 #include "qty.h"
 #include "pb.h"
@@ -340,6 +341,48 @@ static int scalar_value(struct pctx *c, const ProtobufCFieldDescriptor *f, const
     return perr(c, n, path, "unsupported field type");
 }
 
+static int check_map(struct pctx *c, const struct ynode *map, const char *path, char **skip);
+
+/*
+ * A FieldsV1 mapping as compact JSON onto b: mappings and sequences as they
+ * are, null and booleans, decimal integers as numbers, any other scalar as
+ * a string, so the bytes are always valid JSON.
+ */
+static int fields_v1_json(struct pctx *c, struct buf *b, const struct ynode *n, const char *path)
+{
+    if (n->type == YN_SCALAR) {
+        enum res r = n->plain ? kobj_resolve(n->val) : R_STR;
+        if (r == R_NULL)
+            buf_puts(b, "null");
+        else if (r == R_BOOL)
+            buf_puts(b, n->val[0] == 't' || n->val[0] == 'T' ? "true" : "false");
+        else if (r == R_INT && kobj_all_in(n->val + (n->val[0] == '-'), "0123456789"))
+            buf_puts(b, n->val);
+        else
+            kobj_json_str(b, n->val, n->len);
+        return 0;
+    }
+    int map = n->type == YN_MAP;
+    char *skip = NULL; /* keys repeated later, when duplicates are not errors */
+    if (map && check_map(c, n, path, &skip) < 0)
+        return -1;
+    buf_puts(b, map ? "{" : "[");
+    int first = 1, rc = 0;
+    for (size_t i = 0; i < n->n && rc == 0; i++) {
+        if (map && skip && skip[i / 2])
+            continue;
+        if (!first)
+            buf_puts(b, map && i % 2 ? ":" : ",");
+        first = 0;
+        rc = fields_v1_json(c, b, n->kids[i], path);
+    }
+    free(skip);
+    if (rc < 0)
+        return -1;
+    buf_puts(b, map ? "}" : "]");
+    return 0;
+}
+
 /* A message value: returns 0 and *out (NULL for null), or -1. */
 static int node_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d, const struct ynode *n,
                        const char *path, ProtobufCMessage **out, int depth)
@@ -405,6 +448,19 @@ static int node_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d, cons
     }
     if (n->type != YN_MAP)
         return expected(c, n, path, "mapping");
+    if (d == &coracle__v1__fields_v1__descriptor) {
+        struct buf b = {0};
+        if (fields_v1_json(c, &b, n, path) < 0) {
+            buf_free(&b);
+            return -1;
+        }
+        Coracle__V1__FieldsV1 *fv = (Coracle__V1__FieldsV1 *)kobj_msg_new(d);
+        fv->has_raw = 1;
+        fv->raw.len = b.len;
+        fv->raw.data = (uint8_t *)buf_take(&b);
+        *out = &fv->base;
+        return 0;
+    }
     ProtobufCMessage *m = kobj_msg_new(d);
     if (map_to_msg(c, d, m, n, path, 0, depth + 1) < 0) {
         protobuf_c_message_free_unpacked(m, NULL);

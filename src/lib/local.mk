@@ -48,6 +48,11 @@ libcoracle_a_SOURCES = \
 	src/lib/kpatch_int.h \
 	src/lib/kpatch_json.c \
 	src/lib/kpatch_strategic.c \
+	src/lib/kssa.c \
+	src/lib/kssa.h \
+	src/lib/kssa_int.h \
+	src/lib/kssa_set.c \
+	src/lib/kssa_walk.c \
 	src/lib/obs.c \
 	src/lib/obs.h \
 	src/lib/pb.c \
@@ -177,3 +182,10 @@ t_unit_test_tls_SOURCES = t/unit/test_tls.c t/unit/tap.h
 t_unit_test_tls_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -DSRCDIR='"$(abs_top_srcdir)"'
 t_unit_test_tls_LDADD = libcoracle.a $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_tls
+
+# kssa: server-side apply and managedFields against structured-merge-diff's semantics.
+check_PROGRAMS += t/unit/test_kssa
+t_unit_test_kssa_SOURCES = t/unit/test_kssa.c t/unit/tap.h
+t_unit_test_kssa_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_kssa_LDADD = libcoracle.a $(YAML_LIBS) $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_kssa

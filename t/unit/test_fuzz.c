@@ -28,6 +28,7 @@ static const struct {
     {"jsonpatch", fuzz_jsonpatch_one},
     {"mergepatch", fuzz_mergepatch_one},
     {"smpatch", fuzz_smpatch_one},
+    {"ssa", fuzz_ssa_one},
 };
 
 static int run_dir(const char *dir, int (*fn)(const uint8_t *, size_t), size_t *count)

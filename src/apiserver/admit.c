@@ -161,6 +161,55 @@ static const char *label_value_err(const char *s)
 
 /* ---- metadata ---- */
 
+#define FIELD_MANAGER_MAX 128
+#define SUBRESOURCE_MAX 256
+
+char *admit_field_manager(const char *s)
+{
+    size_t n = strlen(s);
+    if (n > FIELD_MANAGER_MAX)
+        return xasprintf("Too long: may not be more than %d bytes", FIELD_MANAGER_MAX);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        unsigned cp = c;
+        if (c == 0xc2 && i + 1 < n)
+            cp = (unsigned char)s[i + 1]; /* U+0080..U+00BF */
+        /* unicode.IsPrint: no control characters, no space but ' ' */
+        if (c < 0x20 || c == 0x7f || (c == 0xc2 && cp >= 0x80 && cp <= 0xa0))
+            return xasprintf("Invalid value: \"%s\": invalid character U+%04X (at position %zu)", s,
+                             c == 0xc2 ? cp : c, i);
+    }
+    return NULL;
+}
+
+/* ValidateManagedFields: entries a client may send are well-formed (kssa keeps them). */
+static void check_managed_fields(struct errs *e, const Coracle__V1__ObjectMeta *m)
+{
+    for (size_t i = 0; i < m->n_managedfields; i++) {
+        const Coracle__V1__ManagedFieldsEntry *f = m->managedfields[i];
+        const char *op = f->operation ? f->operation : "";
+        if (strcmp(op, "Apply") && strcmp(op, "Update"))
+            eadd(e,
+                 "metadata.managedFields[%zu].operation: Invalid value: \"%s\": must be `Apply` "
+                 "or `Update`",
+                 i, op);
+        if (f->fieldstype && *f->fieldstype && strcmp(f->fieldstype, "FieldsV1"))
+            eadd(e,
+                 "metadata.managedFields[%zu].fieldsType: Invalid value: \"%s\": must be "
+                 "`FieldsV1`",
+                 i, f->fieldstype);
+        char *r = admit_field_manager(f->manager ? f->manager : "");
+        if (r)
+            eadd(e, "metadata.managedFields[%zu].manager: %s", i, r);
+        free(r);
+        if (f->subresource && strlen(f->subresource) > SUBRESOURCE_MAX)
+            eadd(e,
+                 "metadata.managedFields[%zu].subresource: Too long: may not be more than %d "
+                 "bytes",
+                 i, SUBRESOURCE_MAX);
+    }
+}
+
 static void check_labels(struct errs *e, const char *path,
                          Coracle__V1__ObjectMeta__LabelsEntry *const *l, size_t n)
 {
@@ -206,6 +255,7 @@ static void check_meta(struct errs *e, const struct kind *k, const Coracle__V1__
              "metadata.deletionGracePeriodSeconds: Invalid value: %" PRId64
              ": must be greater than or equal to 0",
              m->deletiongraceperiodseconds);
+    check_managed_fields(e, m);
 }
 
 /* ---- pods ---- */

@@ -30,6 +30,13 @@ int admit_validate(const struct kind *k, const ProtobufCMessage *obj, char **msg
  */
 int admit_pod_update(const Coracle__V1__Pod *old, const Coracle__V1__Pod *upd, char **msg);
 
+/*
+ * ValidateFieldManager: NULL if s may name a field manager (the fieldManager
+ * parameter, managedFields[].manager), else the error after the field path,
+ * malloc'd: "Too long: may not be more than 128 bytes".
+ */
+char *admit_field_manager(const char *s);
+
 /* Kubernetes' DNS-1123 checks; return NULL or the reason (static text). */
 const char *admit_dns1123_subdomain(const char *s);
 const char *admit_dns1123_label(const char *s);

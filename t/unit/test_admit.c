@@ -120,6 +120,36 @@ int main(void)
     free(msg);
     obj_free(&p->base);
 
+    /* managedFields a client sends */
+    c[0] = ctr("a", "i");
+    p = pod("x", 1, c);
+    Coracle__V1__ObjectMeta *pm = p->metadata;
+    pm->n_managedfields = 2;
+    pm->managedfields = xcalloc(2, sizeof(*pm->managedfields));
+    for (size_t i = 0; i < 2; i++) {
+        pm->managedfields[i] = xmalloc(sizeof(*pm->managedfields[i]));
+        coracle__v1__managed_fields_entry__init(pm->managedfields[i]);
+    }
+    pm->managedfields[0]->manager = xstrdup("kubectl");
+    pm->managedfields[0]->operation = xstrdup("Apply");
+    pm->managedfields[0]->fieldstype = xstrdup("FieldsV1");
+    pm->managedfields[1]->manager = xstrdup("a\tb");
+    pm->managedfields[1]->operation = xstrdup("Patch");
+    pm->managedfields[1]->fieldstype = xstrdup("FieldsV2");
+    check(p,
+          "Pod \"x\" is invalid: [metadata.managedFields[1].operation: Invalid value: \"Patch\": "
+          "must be `Apply` or `Update`, metadata.managedFields[1].fieldsType: Invalid value: "
+          "\"FieldsV2\": must be `FieldsV1`, metadata.managedFields[1].manager: Invalid value: "
+          "\"a\tb\": invalid character U+0009 (at position 1)]",
+          "managedFields entries");
+    char lm[200];
+    memset(lm, 'm', 129);
+    lm[129] = 0;
+    msg = admit_field_manager(lm);
+    is_str(msg, "Too long: may not be more than 128 bytes", "field manager too long");
+    free(msg);
+    ok(!admit_field_manager("kubectl-client-side-apply"), "a field manager");
+
     c[0] = ctr("a", "i");
     add_port(c[0], 70000, NULL);
     add_port(c[0], 0, NULL);

@@ -804,8 +804,8 @@ static int mg_map(struct walk *w, ProtobufCMessage *dc, const ProtobufCMessage *
     struct kent *v = xmalloc((nd + ns + 1) * sizeof(*v));
     n = map_entries(dc, f, 0, v, 0);
     qsort(v, n, sizeof(*v), cmp_kent);
-    ProtobufCMessage **arr = xrealloc(*(ProtobufCMessage ***)((char *)dc + f->offset),
-                                      (nd + ns + 1) * sizeof(*arr));
+    ProtobufCMessage **arr =
+        xrealloc(*(ProtobufCMessage ***)((char *)dc + f->offset), (nd + ns + 1) * sizeof(*arr));
     *(ProtobufCMessage ***)((char *)dc + f->offset) = arr;
     int rc = 0;
     for (size_t i = 0; i < ns && rc == 0; i++) {
@@ -954,8 +954,14 @@ static int mg_list(struct walk *w, const ProtobufCMessageDescriptor *owner, Prot
     size_t nl = count(dc, f), nr = count(sc, f), es = kobj_elem_size(f), nli = 0, nri = 0;
     struct item *l = xmalloc((nl + 1) * sizeof(*l)), *r = xmalloc((nr + 1) * sizeof(*r));
     struct item *ls = xmalloc((nl + 1) * sizeof(*ls)), *rs = xmalloc((nr + 1) * sizeof(*rs));
-    struct lmerge m = {f, es, xcalloc(nl + nr + 1, es), 0, xcalloc(nl + nr + 1, 1),
-                       nl ? elems(dc, f) : NULL, xcalloc(nl + 1, 1), elems(sc, f)};
+    struct lmerge m = {f,
+                       es,
+                       xcalloc(nl + nr + 1, es),
+                       0,
+                       xcalloc(nl + nr + 1, 1),
+                       nl ? elems(dc, f) : NULL,
+                       xcalloc(nl + 1, 1),
+                       elems(sc, f)};
     int rc = -1;
     if (list_items(w, owner, f, sc, 1, r, &nri) < 0)
         goto out;
@@ -1181,7 +1187,8 @@ static struct set *ensure(struct arena *a, const struct set *s, struct shape sh)
     struct set *o = set_new(a);
     o->capm = s->nm + s->nc + 1;
     o->m = arena_alloc(a, o->capm * sizeof(*o->m));
-    memcpy(o->m, s->m, s->nm * sizeof(*o->m));
+    if (s->nm)
+        memcpy(o->m, s->m, s->nm * sizeof(*o->m));
     o->nm = s->nm;
     o->capc = s->nc + 1;
     o->c = arena_alloc(a, o->capc * sizeof(*o->c));

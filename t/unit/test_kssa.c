@@ -136,8 +136,8 @@ static void test_sets(void)
     struct arena a = {0};
     json_t *v = NULL;
     char *err = NULL;
-    const char *bad[] = {"{\"f:a\":1}", "{\"k:[1]\":{}}", "{\"i:x\":{}}", "{\"v:{\\\"a\\\":1}\":{}}",
-                         "{\"q\":{}}"};
+    const char *bad[] = {"{\"f:a\":1}", "{\"k:[1]\":{}}", "{\"i:x\":{}}",
+                         "{\"v:{\\\"a\\\":1}\":{}}", "{\"q\":{}}"};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         json_parse(bad[i], strlen(bad[i]), NULL, &v, NULL);
         struct set *s = set_from_json(&a, v, &err);
@@ -178,10 +178,9 @@ static void test_sets(void)
 static void test_apply_create(void)
 {
     struct kssa_err e;
-    ProtobufCMessage *o = apply(NULL,
-                                POD(",\"labels\":{\"app\":\"web\"}",
-                                    "\"containers\":[" MAIN("busybox:1") "]"),
-                                "kubectl", 0, &e);
+    ProtobufCMessage *o =
+        apply(NULL, POD(",\"labels\":{\"app\":\"web\"}", "\"containers\":[" MAIN("busybox:1") "]"),
+              "kubectl", 0, &e);
     ok(o != NULL, "apply creates");
     if (!o)
         return;
@@ -199,10 +198,9 @@ static void test_apply_create(void)
        "the object is the config");
 
     /* the same config again: nothing changes, the time stays */
-    ProtobufCMessage *o2 = apply(o,
-                                 POD(",\"labels\":{\"app\":\"web\"}",
-                                     "\"containers\":[" MAIN("busybox:1") "]"),
-                                 "kubectl", 0, &e);
+    ProtobufCMessage *o2 =
+        apply(o, POD(",\"labels\":{\"app\":\"web\"}", "\"containers\":[" MAIN("busybox:1") "]"),
+              "kubectl", 0, &e);
     ok(o2 && walk_equal(o, o2), "re-apply: unchanged");
     free_msg(o2);
     free_msg(o);
@@ -211,8 +209,8 @@ static void test_apply_create(void)
 static void test_update_and_conflicts(void)
 {
     struct kssa_err e;
-    ProtobufCMessage *nw = pod(POD(",\"labels\":{\"app\":\"web\"}",
-                                   "\"containers\":[" MAIN("busybox:1") "]"));
+    ProtobufCMessage *nw =
+        pod(POD(",\"labels\":{\"app\":\"web\"}", "\"containers\":[" MAIN("busybox:1") "]"));
     kssa_update(NULL, nw, "kubectl-client-side-apply", &OPTS, NOW);
     is_mf(nw,
           "kubectl-client-side-apply/Update: {\"f:metadata\":{\"f:labels\":{\".\":{},"
@@ -220,8 +218,8 @@ static void test_update_and_conflicts(void)
           "\":{\".\":{},\"f:image\":{},\"f:name\":{}}}}}",
           "create: every field to the creator, added maps and items as members too");
 
-    ProtobufCMessage *o = apply(nw, POD("", "\"containers\":[" MAIN("busybox:2") "]"), "other",
-                                0, &e);
+    ProtobufCMessage *o =
+        apply(nw, POD("", "\"containers\":[" MAIN("busybox:2") "]"), "other", 0, &e);
     ok(!o && e.code == 409, "changing another manager's field: 409");
     is_str(e.message,
            "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using v1: "
@@ -269,9 +267,9 @@ static void test_update_and_conflicts(void)
     pp->spec->has_activedeadlineseconds = 1;
     pp->spec->activedeadlineseconds = 30;
     kssa_update(up, up2, "ctl", &OPTS, NOW + 6);
-    ProtobufCMessage *bad = apply(
-        up2, POD("", "\"activeDeadlineSeconds\":10,\"containers\":[" MAIN("busybox:4") "]"), "x",
-        0, &e);
+    ProtobufCMessage *bad =
+        apply(up2, POD("", "\"activeDeadlineSeconds\":10,\"containers\":[" MAIN("busybox:4") "]"),
+              "x", 0, &e);
     ok(!bad && e.ncauses == 2, "two conflicts");
     is_str(e.message,
            "Apply failed with 2 conflicts: conflicts with \"ctl\" using v1:\n"
@@ -294,9 +292,8 @@ static void test_remove_unapplied(void)
                                     "\"containers\":[" MAIN("i") ",{\"name\":\"side\",\"image\":"
                                                                  "\"s\"}]"),
                                 "a", 0, &e);
-    ProtobufCMessage *b = apply(a, POD(",\"labels\":{\"app\":\"web\"}",
-                                       "\"containers\":[" MAIN("i") "]"),
-                                "a", 0, &e);
+    ProtobufCMessage *b = apply(
+        a, POD(",\"labels\":{\"app\":\"web\"}", "\"containers\":[" MAIN("i") "]"), "a", 0, &e);
     char *j = yaml_of(b);
     ok(b && !strstr(j, "tier") && !strstr(j, "side"),
        "what the manager applied before and no longer applies goes");
@@ -308,9 +305,8 @@ static void test_remove_unapplied(void)
 
     /* another applier shares "tier": it stays */
     ProtobufCMessage *c = apply(a, POD(",\"labels\":{\"tier\":\"x\"}", ""), "b", 0, &e);
-    ProtobufCMessage *d = apply(c, POD(",\"labels\":{\"app\":\"web\"}", "\"containers\":[" MAIN(
-                                                                         "i") "]"),
-                                "a", 0, &e);
+    ProtobufCMessage *d = apply(
+        c, POD(",\"labels\":{\"app\":\"web\"}", "\"containers\":[" MAIN("i") "]"), "a", 0, &e);
     j = yaml_of(d);
     ok(d && strstr(j, "\"tier\":\"x\"") && !strstr(j, "side"),
        "a field another manager owns stays");
@@ -340,20 +336,21 @@ static void test_keys_and_sets(void)
           "sets by value, list maps by their keys (protocol defaults to TCP), numbers in order");
 
     /* a second applier adds an item: merged by key, the live order kept */
-    ProtobufCMessage *o2 = apply(
-        o,
-        "{\"metadata\":{\"name\":\"w\"},\"spec\":{\"containers\":[{\"name\":\"m\",\"env\":[{"
-        "\"name\":\"Y\",\"value\":\"2\"}]},{\"name\":\"n\",\"image\":\"j\"}]}}",
-        "k2", 0, &e);
+    ProtobufCMessage *o2 =
+        apply(o,
+              "{\"metadata\":{\"name\":\"w\"},\"spec\":{\"containers\":[{\"name\":\"m\",\"env\":[{"
+              "\"name\":\"Y\",\"value\":\"2\"}]},{\"name\":\"n\",\"image\":\"j\"}]}}",
+              "k2", 0, &e);
     const Coracle__V1__Pod *p = (const void *)o2;
     ok(o2 && p->spec->n_containers == 2 && !strcmp(p->spec->containers[0]->name, "m") &&
            p->spec->containers[0]->n_env == 2 && !strcmp(p->spec->containers[0]->image, "i"),
        "items merged by key");
 
-    ProtobufCMessage *dup = apply(
-        o, "{\"metadata\":{\"name\":\"w\"},\"spec\":{\"containers\":[{\"name\":\"m\"},{\"name\":"
-           "\"m\"}]}}",
-        "k3", 0, &e);
+    ProtobufCMessage *dup =
+        apply(o,
+              "{\"metadata\":{\"name\":\"w\"},\"spec\":{\"containers\":[{\"name\":\"m\"},{\"name\":"
+              "\"m\"}]}}",
+              "k3", 0, &e);
     ok(!dup && e.code == 400, "duplicate keys in a config: 400");
     is_str(e.message,
            "failed to create typed patch object (/w; /v1, Kind=Pod): .spec.containers: duplicate "
@@ -423,6 +420,7 @@ static void test_update_rules(void)
     ((Coracle__V1__Pod *)nw)->spec->containers[0]->image[0] = 'j';
     kssa_update(old, nw, "w", &OPTS, NOW);
     is_mf(nw, "", "no managedFields before: none after an update");
+    free_msg(nw);
     /* but an apply gives what is there to "before-first-apply" */
     ProtobufCMessage *x = apply(old, POD("", "\"containers\":[" MAIN("k") "]"), "a", 0, &e);
     ok(!x && e.code == 409 && strstr(e.message, "conflict with \"before-first-apply\" using v1"),
@@ -433,8 +431,10 @@ static void test_update_rules(void)
     struct kssa_opts st = {"v1", "status", (const char *const[]){"spec", NULL}};
     ProtobufCMessage *s1 = pb_clone(o);
     Coracle__V1__Pod *sp = (void *)s1;
-    sp->status = xmalloc(sizeof(*sp->status));
-    coracle__v1__pod_status__init(sp->status);
+    if (!sp->status) {
+        sp->status = xmalloc(sizeof(*sp->status));
+        coracle__v1__pod_status__init(sp->status);
+    }
     sp->status->phase = xstrdup("Running");
     kssa_update(o, s1, "kubelet", &st, NOW);
     got = mf(s1);
@@ -479,20 +479,17 @@ static void test_last_applied(void)
     const char *la = "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"web\","
                      "\"namespace\":\"default\"},\"spec\":{\"containers\":[{\"name\":\"main\","
                      "\"image\":\"busybox:1\"}]}}";
-    struct buf b = {0};
-    buf_printf(&b, POD(",\"annotations\":{\"%s\":", "\"containers\":[" MAIN("busybox:1") "]"),
-               "kubectl.kubernetes.io/last-applied-configuration");
-    /* splice the annotation value in */
+    char *q = json_quote(la);
     char *y = xasprintf("{\"metadata\":{\"name\":\"web\",\"namespace\":\"default\","
                         "\"annotations\":{\"kubectl.kubernetes.io/last-applied-configuration\":"
                         "%s}},\"spec\":{\"containers\":[" MAIN("busybox:1") "]}}",
-                        json_quote(la));
-    buf_free(&b);
+                        q);
+    free(q);
     ProtobufCMessage *live = pod(y);
     free(y);
     kssa_update(NULL, live, "kubectl-client-side-apply", &OPTS, NOW);
-    ProtobufCMessage *o = apply(live, POD("", "\"containers\":[" MAIN("busybox:2") "]"),
-                                "kubectl", 0, &e);
+    ProtobufCMessage *o =
+        apply(live, POD("", "\"containers\":[" MAIN("busybox:2") "]"), "kubectl", 0, &e);
     ok(o != NULL, "kubectl takes over what its last-applied annotation says without conflict");
     char *j = o ? yaml_of(o) : NULL;
     ok(j && strstr(j, "busybox:2\\\"}]}}") && !strstr(j, "busybox:1"),
@@ -547,8 +544,7 @@ static void test_kobj(void)
     ok(strstr(js, "\"fieldsV1\":{\"f:metadata\":{\"f:labels\":{\".\":{},\"f:app\":{}}}") != NULL,
        "JSON: fieldsV1 is the embedded object");
     char *ys = kobj_emit(&kind_pod, objs.v[0].msg, KOBJ_FMT_YAML);
-    ok(strstr(ys, "    fieldsV1:\n      f:metadata:\n        f:labels:\n          .: {}\n") !=
-           NULL,
+    ok(strstr(ys, "    fieldsV1:\n      f:metadata:\n        f:labels:\n          .: {}\n") != NULL,
        "YAML: fieldsV1 as mappings");
     /* both read back to the same bytes */
     const char *outs[] = {js, ys};

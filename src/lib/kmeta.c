@@ -45,7 +45,7 @@ const struct kmeta kmeta_all[] = {
 const struct kmeta *kmeta_lookup(const ProtobufCMessageDescriptor *d, const char *field)
 {
     for (const struct kmeta *m = kmeta_all; m->msg; m++)
-        if (!strcmp(m->msg, d->name) && !strcmp(m->field, field))
+        if (!strcmp(m->field, field) && !strcmp(m->msg, d->name)) /* fields differ sooner */
             return m;
     return NULL;
 }

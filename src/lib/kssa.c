@@ -35,6 +35,9 @@ struct mgr {
     struct set *set;
     int has_time;
     int64_t time;
+    struct set *decoded; /* the set as read; while set is still it, raw is its FieldsV1 */
+    const uint8_t *raw;
+    size_t raw_len;
 };
 
 struct mgrs {
@@ -144,23 +147,20 @@ static int decode(struct ctx *x, const Coracle__V1__ObjectMeta *meta, struct mgr
         }
         struct set *s = set_new(&x->a);
         if (e->fieldsv1 && e->fieldsv1->has_raw) {
-            json_t *v = NULL;
-            struct json_limits lim = {0, KSSA_MAX_DEPTH, 0};
-            char *jerr = NULL;
-            if (json_parse((const char *)e->fieldsv1->raw.data, e->fieldsv1->raw.len, &lim, &v,
-                           &jerr) < 0 ||
-                !(s = set_from_json(&x->a, v, &jerr))) {
-                *err = xasprintf("error decoding set: %s", jerr ? jerr : "invalid");
-                free(jerr);
-                json_free(v);
+            char *serr = NULL;
+            s = set_from_v1(&x->a, e->fieldsv1->raw.data, e->fieldsv1->raw.len, &serr);
+            if (!s) {
+                *err = xasprintf("error decoding set: %s", serr);
+                free(serr);
                 return -1;
             }
-            json_free(v);
         }
         if (strcmp(e->apiversion, x->api_version))
             continue;
         struct mgr *m = mgr_put(x, ms, e->manager ? e->manager : "", op, e->subresource);
-        m->set = s;
+        m->set = m->decoded = s;
+        m->raw = e->fieldsv1 && e->fieldsv1->has_raw ? e->fieldsv1->raw.data : NULL;
+        m->raw_len = m->raw ? e->fieldsv1->raw.len : 0;
         m->has_time = e->time && e->time->has_seconds;
         m->time = m->has_time ? e->time->seconds : 0;
     }
@@ -184,17 +184,12 @@ static int cmp_entry(const void *a, const void *b)
     return strcmp(p->subresource ? p->subresource : "", q->subresource ? q->subresource : "");
 }
 
-/* encodeManagedFields into meta, sorted as Kubernetes sorts them. */
+/* encodeManagedFields into meta, sorted as Kubernetes sorts them. A set
+ * unchanged since it was read keeps its bytes (they may be meta's own: the
+ * old entries go last). */
 static void encode(const struct mgrs *ms, Coracle__V1__ObjectMeta *meta)
 {
-    for (size_t i = 0; i < meta->n_managedfields; i++)
-        protobuf_c_message_free_unpacked(&meta->managedfields[i]->base, NULL);
-    free(meta->managedfields);
-    meta->managedfields = NULL;
-    meta->n_managedfields = 0;
-    if (!ms->n)
-        return;
-    meta->managedfields = xcalloc(ms->n, sizeof(*meta->managedfields));
+    Coracle__V1__ManagedFieldsEntry **v = xcalloc(ms->n + 1, sizeof(*v));
     for (size_t i = 0; i < ms->n; i++) {
         const struct mgr *m = &ms->v[i];
         Coracle__V1__ManagedFieldsEntry *e = xmalloc(sizeof(*e));
@@ -211,15 +206,28 @@ static void encode(const struct mgrs *ms, Coracle__V1__ObjectMeta *meta)
         e->fieldstype = xstrdup("FieldsV1");
         e->fieldsv1 = xmalloc(sizeof(*e->fieldsv1));
         coracle__v1__fields_v1__init(e->fieldsv1);
-        struct buf b = {0};
-        set_to_json(&b, m->set);
         e->fieldsv1->has_raw = 1;
-        e->fieldsv1->raw.len = b.len;
-        e->fieldsv1->raw.data = (uint8_t *)buf_take(&b);
+        if (m->raw && m->set == m->decoded) {
+            e->fieldsv1->raw.len = m->raw_len;
+            e->fieldsv1->raw.data = xmalloc(m->raw_len + 1);
+            memcpy(e->fieldsv1->raw.data, m->raw, m->raw_len);
+        } else {
+            struct buf b = {0};
+            set_to_json(&b, m->set);
+            e->fieldsv1->raw.len = b.len;
+            e->fieldsv1->raw.data = (uint8_t *)buf_take(&b);
+        }
         e->subresource = m->subresource ? xstrdup(m->subresource) : NULL;
-        meta->managedfields[meta->n_managedfields++] = e;
+        v[i] = e;
     }
-    qsort(meta->managedfields, meta->n_managedfields, sizeof(*meta->managedfields), cmp_entry);
+    qsort(v, ms->n, sizeof(*v), cmp_entry);
+    for (size_t i = 0; i < meta->n_managedfields; i++)
+        protobuf_c_message_free_unpacked(&meta->managedfields[i]->base, NULL);
+    free(meta->managedfields);
+    meta->managedfields = ms->n ? v : NULL;
+    meta->n_managedfields = ms->n;
+    if (!ms->n)
+        free(v);
 }
 
 static int cmp_age(const void *a, const void *b)
@@ -304,12 +312,18 @@ static struct set *paths_set(struct ctx *x, const char *const *paths)
 static void ctx_init(struct ctx *x, const ProtobufCMessageDescriptor *d, const struct kssa_opts *o)
 {
     static const char *const strip[] = {
-        "apiVersion",          "kind",
-        "metadata",            "metadata.name",
-        "metadata.namespace",  "metadata.creationTimestamp",
-        "metadata.selfLink",   "metadata.uid",
-        "metadata.clusterName", "metadata.generation",
-        "metadata.managedFields", "metadata.resourceVersion",
+        "apiVersion",
+        "kind",
+        "metadata",
+        "metadata.name",
+        "metadata.namespace",
+        "metadata.creationTimestamp",
+        "metadata.selfLink",
+        "metadata.uid",
+        "metadata.clusterName",
+        "metadata.generation",
+        "metadata.managedFields",
+        "metadata.resourceVersion",
         NULL,
     };
     memset(x, 0, sizeof(*x));
@@ -373,7 +387,8 @@ static int update_core(struct ctx *x, const ProtobufCMessage *old, const Protobu
         for (size_t j = 0; j < cf->n; j++)
             if (!strcmp(cf->v[j].m->id, ms->v[i].id))
                 ms->v[i].set = set_diff(&x->a, ms->v[i].set, cf->v[j].set);
-        ms->v[i].set = set_diff(&x->a, ms->v[i].set, c->removed);
+        if (!set_empty(set_intersect(&x->a, ms->v[i].set, c->removed)))
+            ms->v[i].set = set_diff(&x->a, ms->v[i].set, c->removed);
     }
     mgrs_drop_empty(ms);
     return 0;
@@ -414,8 +429,7 @@ static ProtobufCMessage *prune(struct ctx *x, ProtobufCMessage *merged, const st
         managed = set_union(&x->a, managed, ms->v[i].set);
     struct set *ms_set = ens(x, fieldset(x, merged)), *ps = ens(x, fieldset(x, pruned));
     protobuf_c_message_free_unpacked(pruned, NULL);
-    pruned = removed(x, merged,
-                     set_diff(&x->a, ms_set, set_union(&x->a, ps, ens(x, managed))));
+    pruned = removed(x, merged, set_diff(&x->a, ms_set, set_union(&x->a, ps, ens(x, managed))));
     /* addBackDanglingItems */
     ps = ens(x, fieldset(x, pruned));
     protobuf_c_message_free_unpacked(pruned, NULL);
@@ -739,8 +753,9 @@ static int is_reset(const Coracle__V1__ObjectMeta *m)
 }
 
 /* decodeLiveOrNew: the request's managedFields if usable, else the stored ones. */
-static void decode_live_or_new(struct ctx *x, const ProtobufCMessage *old, const ProtobufCMessage *nw,
-                               const struct kssa_opts *o, struct mgrs *ms)
+static void decode_live_or_new(struct ctx *x, const ProtobufCMessage *old,
+                               const ProtobufCMessage *nw, const struct kssa_opts *o,
+                               struct mgrs *ms)
 {
     char *err = NULL;
     const Coracle__V1__ObjectMeta *om = old ? kind_meta(old) : NULL, *nm = kind_meta(nw);

@@ -40,8 +40,8 @@ struct kssa_cause {
 
 /* Why an apply failed, as a Kubernetes Status says it. */
 struct kssa_err {
-    int code;              /* 409 Conflict, 400 BadRequest, 500 InternalError */
-    char *message;         /* Kubernetes' message */
+    int code;                  /* 409 Conflict, 400 BadRequest, 500 InternalError */
+    char *message;             /* Kubernetes' message */
     struct kssa_cause *causes; /* 409 only */
     size_t ncauses;
 };

@@ -18,7 +18,6 @@
 #include <stdint.h>
 
 struct buf;
-struct json;
 
 /* ---- arena (kssa_set.c) ---- */
 
@@ -96,12 +95,15 @@ typedef void (*set_iter_fn)(void *arg, const struct pe *path, size_t n);
 void set_iterate(const struct set *s, set_iter_fn fn, void *arg);
 /* FieldsV1: the set as structured-merge-diff's JSON, onto b. */
 void set_to_json(struct buf *b, const struct set *s);
-/* The reverse from a parsed JSON object; NULL with *err (malloc'd) if it is not a field set. */
-struct set *set_from_json(struct arena *a, const struct json *v, char **err);
+/* The reverse, from FieldsV1's bytes; NULL with *err (malloc'd) if they are not a field set. */
+struct set *set_from_v1(struct arena *a, const void *data, size_t len, char **err);
 
 /* ---- walks over messages (kssa_walk.c) ---- */
 
 #define KSSA_MAX_DEPTH 64
+#define KSSA_KM_CACHE 256
+
+struct kmeta;
 
 /* A walk's state: where it is (the path), what went wrong. */
 struct walk {
@@ -111,6 +113,10 @@ struct walk {
                  * they are told apart by index (a stored object) */
     struct pe path[KSSA_MAX_DEPTH];
     size_t depth;
+    struct { /* kmeta entries by field descriptor */
+        const ProtobufCFieldDescriptor *f;
+        const struct kmeta *km;
+    } kmc[KSSA_KM_CACHE];
 };
 
 /* Comparison of two objects, as typed.Comparison. */

@@ -330,8 +330,8 @@ static void *agrow(struct arena *a, void *arr, size_t n, size_t *cap, size_t sz)
 
 static void add_member(struct arena *a, struct set *s, const struct pe *p)
 {
-    int found;
-    size_t i = find_member(s, p, &found);
+    int found = 0;
+    size_t i = s->nm && pe_cmp(&s->m[s->nm - 1], p) < 0 ? s->nm : find_member(s, p, &found);
     if (found)
         return;
     s->m = agrow(a, s->m, s->nm, &s->capm, sizeof(*s->m));
@@ -343,8 +343,8 @@ static void add_member(struct arena *a, struct set *s, const struct pe *p)
 /* SetNodeMap.Descend: the child set of p, created empty if absent. */
 static struct set *descend(struct arena *a, struct set *s, const struct pe *p)
 {
-    int found;
-    size_t i = find_child(s, p, &found);
+    int found = 0;
+    size_t i = s->nc && pe_cmp(&s->c[s->nc - 1].pe, p) < 0 ? s->nc : find_child(s, p, &found);
     if (found)
         return s->c[i].s;
     s->c = agrow(a, s->c, s->nc, &s->capc, sizeof(*s->c));
@@ -576,35 +576,224 @@ void set_to_json(struct buf *b, const struct set *s)
     buf_puts(b, "}");
 }
 
-/* A JSON scalar as a path element's value; -1 for lists and maps. */
-static int json_sval(struct arena *a, const json_t *v, struct sval *out)
+/*
+ * FieldsV1 is read straight from its bytes (it is on every write): a small
+ * JSON reader for what a field set holds, objects whose keys are path
+ * elements, and the scalars inside those keys. Nesting is bounded.
+ */
+struct rd {
+    struct arena *a;
+    const char *p, *end;
+    int depth;
+    char *err;
+};
+
+static int rd_fail(struct rd *r, const char *what)
 {
-    memset(out, 0, sizeof(*out));
-    switch (v->type) {
-    case JSON_NULL:
-        out->t = SV_NULL;
+    if (!r->err)
+        r->err = xasprintf("invalid field set: %s", what);
+    return -1;
+}
+
+static void rd_ws(struct rd *r)
+{
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+        r->p++;
+}
+
+static int rd_eat(struct rd *r, char c)
+{
+    rd_ws(r);
+    if (r->p >= r->end || *r->p != c)
         return 0;
-    case JSON_FALSE:
-    case JSON_TRUE:
-        out->t = SV_BOOL;
-        out->i = v->type == JSON_TRUE;
-        return 0;
-    case JSON_NUMBER:
-        if (json_int64(v, &out->i) == 0 && !strpbrk(v->str, ".eE")) {
-            out->t = SV_INT;
-        } else {
-            out->t = SV_FLOAT;
-            out->f = v->num;
-        }
-        return 0;
-    case JSON_STRING:
-        out->t = SV_STR;
-        out->s = arena_strdup(a, v->str);
-        out->len = v->len;
-        return 0;
-    default:
-        return -1;
+    r->p++;
+    return 1;
+}
+
+static int hex4(const char *p, unsigned *out)
+{
+    *out = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int v = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (v < 0)
+            return -1;
+        *out = *out << 4 | (unsigned)v;
     }
+    return 0;
+}
+
+/* A JSON string into the arena (NUL-terminated, *len bytes); NULL on error. */
+static char *rd_str(struct rd *r, size_t *len)
+{
+    if (!rd_eat(r, '"')) {
+        rd_fail(r, "expected a string");
+        return NULL;
+    }
+    const char *q = r->p;
+    while (q < r->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
+        q++;
+    if (q < r->end && *q == '"') { /* no escapes: most keys */
+        *len = (size_t)(q - r->p);
+        char *out = arena_alloc(r->a, *len + 1);
+        memcpy(out, r->p, *len);
+        r->p = q + 1;
+        return out;
+    }
+    struct buf b = {0};
+    buf_add(&b, r->p, (size_t)(q - r->p));
+    r->p = q;
+    while (r->p < r->end && *r->p != '"') {
+        unsigned char c = (unsigned char)*r->p++;
+        if (c < 0x20)
+            goto bad;
+        if (c != '\\') {
+            buf_add(&b, &c, 1);
+            continue;
+        }
+        if (r->p >= r->end)
+            goto bad;
+        char e = *r->p++;
+        const char *simple = strchr("\"\\/bfnrt", e);
+        if (simple && e) {
+            static const char map[] = "\"\\/\b\f\n\r\t";
+            buf_add(&b, &map[simple - "\"\\/bfnrt"], 1);
+            continue;
+        }
+        unsigned cp, lo;
+        if (e != 'u' || r->end - r->p < 4 || hex4(r->p, &cp) < 0)
+            goto bad;
+        r->p += 4;
+        if (cp >= 0xd800 && cp < 0xdc00 && r->end - r->p >= 6 && r->p[0] == '\\' &&
+            r->p[1] == 'u' && hex4(r->p + 2, &lo) == 0 && lo >= 0xdc00 && lo < 0xe000) {
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            r->p += 6;
+        } else if (cp >= 0xd800 && cp < 0xe000) {
+            cp = 0xfffd;
+        }
+        if (!cp)
+            goto bad;
+        char u[4];
+        buf_add(&b, u, json_utf8_encode(u, cp));
+    }
+    if (r->p >= r->end)
+        goto bad;
+    r->p++;
+    buf_puts(&b, "");
+    *len = b.len;
+    char *out = arena_alloc(r->a, b.len + 1);
+    memcpy(out, b.p, b.len + 1);
+    buf_free(&b);
+    return out;
+bad:
+    buf_free(&b);
+    rd_fail(r, "bad string");
+    return NULL;
+}
+
+/* A scalar: string, number, true, false, null. */
+static int rd_scalar(struct rd *r, struct sval *v)
+{
+    memset(v, 0, sizeof(*v));
+    rd_ws(r);
+    if (r->p >= r->end)
+        return rd_fail(r, "expected a value");
+    if (*r->p == '"') {
+        v->t = SV_STR;
+        return (v->s = rd_str(r, &v->len)) ? 0 : -1;
+    }
+    static const struct {
+        const char *lit;
+        enum svt t;
+        int i;
+    } lits[] = {{"true", SV_BOOL, 1}, {"false", SV_BOOL, 0}, {"null", SV_NULL, 0}};
+    for (size_t i = 0; i < ARRAY_SIZE(lits); i++) {
+        size_t n = strlen(lits[i].lit);
+        if ((size_t)(r->end - r->p) >= n && !memcmp(r->p, lits[i].lit, n)) {
+            r->p += n;
+            v->t = lits[i].t;
+            v->i = lits[i].i;
+            return 0;
+        }
+    }
+    /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)? */
+    const char *q = r->p;
+    int frac = 0;
+    if (q < r->end && *q == '-')
+        q++;
+    if (q >= r->end || *q < '0' || *q > '9')
+        return rd_fail(r, "expected a value");
+    if (*q == '0')
+        q++;
+    else
+        while (q < r->end && *q >= '0' && *q <= '9')
+            q++;
+    if (q < r->end && *q == '.') {
+        frac = 1;
+        if (++q >= r->end || *q < '0' || *q > '9')
+            return rd_fail(r, "bad number");
+        while (q < r->end && *q >= '0' && *q <= '9')
+            q++;
+    }
+    if (q < r->end && (*q == 'e' || *q == 'E')) {
+        frac = 1;
+        q++;
+        if (q < r->end && (*q == '+' || *q == '-'))
+            q++;
+        if (q >= r->end || *q < '0' || *q > '9')
+            return rd_fail(r, "bad number");
+        while (q < r->end && *q >= '0' && *q <= '9')
+            q++;
+    }
+    char num[64];
+    if ((size_t)(q - r->p) >= sizeof(num))
+        return rd_fail(r, "number too long");
+    memcpy(num, r->p, (size_t)(q - r->p));
+    num[q - r->p] = 0;
+    r->p = q;
+    errno = 0;
+    long long iv = frac ? 0 : strtoll(num, NULL, 10);
+    if (!frac && !errno) {
+        v->t = SV_INT;
+        v->i = iv;
+    } else {
+        v->t = SV_FLOAT;
+        v->f = strtod(num, NULL);
+    }
+    return 0;
+}
+
+/* Skips any JSON value (what a later version may put under an element it knows). */
+static int rd_skip(struct rd *r)
+{
+    rd_ws(r);
+    if (r->p >= r->end)
+        return rd_fail(r, "expected a value");
+    char open = *r->p;
+    if (open != '{' && open != '[') {
+        struct sval v;
+        return rd_scalar(r, &v);
+    }
+    if (++r->depth > KSSA_MAX_DEPTH)
+        return rd_fail(r, "nested too deep");
+    r->p++;
+    char close = open == '{' ? '}' : ']';
+    if (!rd_eat(r, close)) {
+        do {
+            size_t n;
+            if (open == '{' && (!rd_str(r, &n) || !rd_eat(r, ':')))
+                return rd_fail(r, "expected a member");
+            if (rd_skip(r) < 0)
+                return -1;
+        } while (rd_eat(r, ','));
+        if (!rd_eat(r, close))
+            return rd_fail(r, "unterminated value");
+    }
+    r->depth--;
+    return 0;
 }
 
 static int cmp_kv(const void *x, const void *y)
@@ -613,19 +802,19 @@ static int cmp_kv(const void *x, const void *y)
 }
 
 /* DeserializePathElement. 1: an element type this version does not know (skipped). */
-static int pe_parse(struct arena *a, const char *s, struct pe *out, char **err)
+static int pe_parse(struct arena *a, const char *s, size_t len, struct pe *out, char **err)
 {
     memset(out, 0, sizeof(*out));
-    if (strlen(s) < 2 || s[1] != ':') {
+    if (len < 2 || s[1] != ':') {
         *err = xasprintf("invalid path element %s", s);
         return -1;
     }
     const char *body = s + 2;
-    json_t *v = NULL;
+    struct rd r = {a, body, s + len, 0, NULL};
     switch (s[0]) {
     case 'f':
         out->k = PE_FIELD;
-        out->name = arena_strdup(a, body);
+        out->name = body;
         return 0;
     case 'i': {
         char *end;
@@ -640,87 +829,113 @@ static int pe_parse(struct arena *a, const char *s, struct pe *out, char **err)
         return 0;
     }
     case 'v':
-    case 'k':
-        break;
-    default:
-        return 1;
-    }
-    struct json_limits lim = {0, 8, 0};
-    if (json_parse(body, strlen(body), &lim, &v, NULL) < 0)
-        goto bad;
-    if (s[0] == 'v') {
         out->k = PE_VALUE;
-        if (json_sval(a, v, &out->v) < 0)
+        if (rd_scalar(&r, &out->v) < 0)
             goto bad;
-    } else {
-        if (v->type != JSON_OBJECT)
-            goto bad;
+        break;
+    case 'k': {
         out->k = PE_KEY;
-        out->nkeys = v->n;
-        out->keys = arena_alloc(a, (v->n + 1) * sizeof(*out->keys));
-        for (size_t i = 0; i < v->n; i++) {
-            out->keys[i].name = arena_strdup(a, v->keys[i]);
-            if (json_sval(a, v->kids[i], &out->keys[i].v) < 0)
+        if (!rd_eat(&r, '{'))
+            goto bad;
+        size_t cap = 0;
+        if (!rd_eat(&r, '}')) {
+            do {
+                size_t n;
+                struct kv kv;
+                if (!(kv.name = rd_str(&r, &n)) || !rd_eat(&r, ':') || rd_scalar(&r, &kv.v) < 0)
+                    goto bad;
+                out->keys = agrow(a, out->keys, out->nkeys, &cap, sizeof(*out->keys));
+                out->keys[out->nkeys++] = kv;
+            } while (rd_eat(&r, ','));
+            if (!rd_eat(&r, '}'))
                 goto bad;
         }
         qsort(out->keys, out->nkeys, sizeof(*out->keys), cmp_kv);
+        break;
     }
-    json_free(v);
+    default:
+        return 1;
+    }
+    rd_ws(&r);
+    if (r.p != r.end)
+        goto bad;
+    free(r.err);
     return 0;
 bad:
-    json_free(v);
+    free(r.err);
     *err = xasprintf("invalid path element %s", s);
     return -1;
 }
 
 /* readIterV1: the children of one object; *member if it is also (or only) a member. */
-static struct set *read_v1(struct arena *a, const json_t *v, int *member, char **err)
+static struct set *read_v1(struct rd *r, int *member)
 {
     struct set *kids = NULL;
     *member = 0;
-    if (v->type != JSON_OBJECT) {
-        *err = xstrdup("expected a JSON object in a field set");
+    if (!rd_eat(r, '{')) {
+        rd_fail(r, "expected a JSON object in a field set");
         return NULL;
     }
-    for (size_t i = 0; i < v->n; i++) {
-        if (!strcmp(v->keys[i], ".")) {
-            *member = 1;
-            continue;
-        }
-        struct pe p;
-        int r = pe_parse(a, v->keys[i], &p, err);
-        if (r < 0)
+    if (++r->depth > KSSA_MAX_DEPTH) {
+        rd_fail(r, "nested too deep");
+        return NULL;
+    }
+    if (!rd_eat(r, '}')) {
+        do {
+            size_t len;
+            const char *key = rd_str(r, &len);
+            if (!key || !rd_eat(r, ':'))
+                return rd_fail(r, "expected a member"), NULL;
+            struct pe p;
+            int rc = !strcmp(key, ".") ? 2 : pe_parse(r->a, key, len, &p, &r->err);
+            if (rc < 0)
+                return NULL;
+            if (rc > 0) { /* ".", or an element type this version does not know */
+                if (rd_skip(r) < 0)
+                    return NULL;
+                *member |= rc == 2;
+                continue;
+            }
+            int cm;
+            struct set *g = read_v1(r, &cm);
+            if (r->err)
+                return NULL;
+            if (!kids)
+                kids = set_new(r->a);
+            if (cm)
+                add_member(r->a, kids, &p);
+            if (g) {
+                int found;
+                size_t at = find_child(kids, &p, &found);
+                if (found)
+                    kids->c[at].s = g;
+                else
+                    *descend(r->a, kids, &p) = *g;
+            }
+        } while (rd_eat(r, ','));
+        if (!rd_eat(r, '}')) {
+            rd_fail(r, "unterminated object");
             return NULL;
-        if (r > 0)
-            continue;
-        int cm;
-        struct set *g = read_v1(a, v->kids[i], &cm, err);
-        if (*err)
-            return NULL;
-        if (!kids)
-            kids = set_new(a);
-        if (cm)
-            add_member(a, kids, &p);
-        if (g) {
-            int found;
-            size_t at = find_child(kids, &p, &found);
-            if (found)
-                kids->c[at].s = g;
-            else
-                *descend(a, kids, &p) = *g;
         }
     }
+    r->depth--;
     if (!kids)
         *member = 1;
     return kids;
 }
 
-struct set *set_from_json(struct arena *a, const json_t *v, char **err)
+struct set *set_from_v1(struct arena *a, const void *data, size_t len, char **err)
 {
+    struct rd r = {a, data, (const char *)data + len, 0, NULL};
     int member;
-    *err = NULL;
-    struct set *s = read_v1(a, v, &member, err);
-    if (*err)
+    struct set *s = read_v1(&r, &member);
+    rd_ws(&r);
+    if (!r.err && r.p != r.end)
+        rd_fail(&r, "unexpected trailing data after JSON object");
+    if (r.err) {
+        *err = r.err;
         return NULL;
+    }
+    *err = NULL;
     return s ? s : set_new(a);
 }

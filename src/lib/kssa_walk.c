@@ -65,10 +65,26 @@ static int atomic_marked(const struct kmeta *km)
 }
 
 /* The kind of field f of message owner. */
-static enum tk field_kind(const ProtobufCMessageDescriptor *owner,
+/* kmeta_lookup, remembered by field for the walk (every write walks the same fields). */
+static const struct kmeta *km_of(struct walk *w, const ProtobufCMessageDescriptor *owner,
+                                 const ProtobufCFieldDescriptor *f)
+{
+    size_t h = ((uintptr_t)f >> 4) % KSSA_KM_CACHE;
+    for (size_t i = 0; i < KSSA_KM_CACHE; i++, h = (h + 1) % KSSA_KM_CACHE) {
+        if (w->kmc[h].f == f)
+            return w->kmc[h].km;
+        if (!w->kmc[h].f) {
+            w->kmc[h].f = f;
+            return w->kmc[h].km = kmeta_lookup(owner, f->name);
+        }
+    }
+    return kmeta_lookup(owner, f->name);
+}
+
+static enum tk field_kind(struct walk *w, const ProtobufCMessageDescriptor *owner,
                           const ProtobufCFieldDescriptor *f)
 {
-    const struct kmeta *km = kmeta_lookup(owner, f->name);
+    const struct kmeta *km = km_of(w, owner, f);
     if (is_map_field(f))
         return atomic_marked(km) ? TK_ATOMIC : TK_MAP;
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
@@ -93,6 +109,11 @@ static enum tk elem_kind(const ProtobufCFieldDescriptor *f)
 
 /* ----------------------------------------------------- message access */
 
+static int is_managed_fields(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f)
+{
+    return d == &coracle__v1__object_meta__descriptor && f->id == 17;
+}
+
 /* One JSON field of a struct: f, in the message itself or in the inlined field via. */
 struct slot {
     const ProtobufCFieldDescriptor *f, *via;
@@ -106,7 +127,7 @@ static size_t slots(const ProtobufCMessageDescriptor *d, struct slot *out)
     size_t n = 0;
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
-        if (d == &coracle__v1__object_meta__descriptor && !strcmp(f->name, "managedFields"))
+        if (is_managed_fields(d, f))
             continue;
         if (!kobj_is_inlined(d, f)) {
             out[n++] = (struct slot){f, NULL, d};
@@ -164,12 +185,22 @@ static int struct_empty(const ProtobufCMessage *m)
 {
     if (!m)
         return 1;
-    struct slot sl[MAX_SLOTS];
-    size_t n = slots(m->descriptor, sl);
-    for (size_t i = 0; i < n; i++)
-        if (present(holder(m, &sl[i]), sl[i].f))
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (!kobj_field_is_set(m, f) || is_managed_fields(d, f))
+            continue;
+        if (!kobj_is_inlined(d, f) || !struct_empty(sub_msg(m, f)))
             return 0;
+    }
     return 1;
+}
+
+/* The path element of a struct's field: its JSON name, which lives as long as the descriptor. */
+static struct pe pe_name(const ProtobufCFieldDescriptor *f)
+{
+    struct pe p = {.k = PE_FIELD, .name = f->name};
+    return p;
 }
 
 /* ----------------------------------------------- equality and copies */
@@ -398,7 +429,7 @@ static int cmp_kv_name(const void *x, const void *y)
 static int item_pe(struct walk *w, const ProtobufCMessageDescriptor *owner,
                    const ProtobufCFieldDescriptor *f, const void *slot, size_t i, struct pe *out)
 {
-    const struct kmeta *km = kmeta_lookup(owner, f->name);
+    const struct kmeta *km = km_of(w, owner, f);
     memset(out, 0, sizeof(*out));
     if (!strcmp(km->list_type, "set")) {
         out->k = PE_VALUE;
@@ -532,7 +563,7 @@ out:
 static void fs_field(struct walk *w, struct set *s, const struct slot *sl,
                      const ProtobufCMessage *c)
 {
-    switch (field_kind(sl->owner, sl->f)) {
+    switch (field_kind(w, sl->owner, sl->f)) {
     case TK_SCALAR:
     case TK_ATOMIC:
         insert_here(w, s);
@@ -564,7 +595,7 @@ static void fs_struct(struct walk *w, struct set *s, const ProtobufCMessage *m)
         const ProtobufCMessage *c = holder(m, &sl[i]);
         if (!present(c, sl[i].f))
             continue;
-        struct pe p = pe_field(w->a, sl[i].f->name);
+        struct pe p = pe_name(sl[i].f);
         push(w, &p);
         fs_field(w, s, &sl[i], c);
         pop(w);
@@ -717,7 +748,7 @@ static void cmp_field(struct walk *w, struct cmp *r, const struct slot *sl,
                       const ProtobufCMessage *lc, const ProtobufCMessage *rc)
 {
     const ProtobufCFieldDescriptor *f = sl->f;
-    switch (field_kind(sl->owner, f)) {
+    switch (field_kind(w, sl->owner, f)) {
     case TK_SCALAR:
     case TK_ATOMIC:
         cmp_leaf(w, r, lc != NULL, rc != NULL, lc && rc && field_eq(lc, rc, f));
@@ -746,7 +777,7 @@ static void cmp_struct(struct walk *w, struct cmp *r, const ProtobufCMessage *l,
         int lp = present(lc, sl[i].f), rp = present(rc, sl[i].f);
         if (!lp && !rp)
             continue;
-        struct pe p = pe_field(w->a, sl[i].f->name);
+        struct pe p = pe_name(sl[i].f);
         push(w, &p);
         cmp_field(w, r, &sl[i], lp ? lc : NULL, rp ? rc : NULL);
         pop(w);
@@ -1007,7 +1038,7 @@ static int mg_field(struct walk *w, const struct slot *sl, ProtobufCMessage *dc,
                     const ProtobufCMessage *sc)
 {
     const ProtobufCFieldDescriptor *f = sl->f;
-    switch (field_kind(sl->owner, f)) {
+    switch (field_kind(w, sl->owner, f)) {
     case TK_SCALAR:
     case TK_ATOMIC:
         field_copy(dc, sc, f);
@@ -1034,7 +1065,7 @@ static int mg_struct(struct walk *w, ProtobufCMessage *dst, const ProtobufCMessa
         const ProtobufCMessage *sc = holder(src, &sl[i]);
         if (!present(sc, sl[i].f))
             continue;
-        struct pe p = pe_field(w->a, sl[i].f->name);
+        struct pe p = pe_name(sl[i].f);
         push(w, &p);
         int rc = mg_field(w, &sl[i], holder_mut(dst, &sl[i]), sc);
         pop(w);
@@ -1112,7 +1143,7 @@ static void rm_field(struct walk *w, const struct slot *sl, ProtobufCMessage *c,
                      const struct set *s)
 {
     const ProtobufCFieldDescriptor *f = sl->f;
-    switch (field_kind(sl->owner, f)) {
+    switch (field_kind(w, sl->owner, f)) {
     case TK_SCALAR:
         return;
     case TK_ATOMIC: /* as typed's removingWalker: an atomic value with items below goes */
@@ -1139,7 +1170,7 @@ static void rm_struct(struct walk *w, ProtobufCMessage *m, const struct set *s)
         ProtobufCMessage *c = (ProtobufCMessage *)holder(m, &sl[i]);
         if (!present(c, sl[i].f))
             continue;
-        struct pe p = pe_field(w->a, sl[i].f->name);
+        struct pe p = pe_name(sl[i].f);
         if (set_has_member(s, &p)) {
             kobj_field_clear(c, sl[i].f);
             continue;

@@ -138,6 +138,8 @@ struct pe pe_field(struct arena *a, const char *name)
 static void float_json(struct buf *b, double f)
 {
     char tmp[40];
+    if (f == 0)
+        f = 0; /* no "-0": it would read back as the integer 0 */
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(tmp, sizeof(tmp), "%.*g", prec, f);
         if (strtod(tmp, NULL) == f)
@@ -634,7 +636,8 @@ static char *rd_str(struct rd *r, size_t *len)
         return NULL;
     }
     const char *q = r->p;
-    while (q < r->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
+    while (q < r->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20 &&
+           (unsigned char)*q < 0x80)
         q++;
     if (q < r->end && *q == '"') { /* no escapes: most keys */
         *len = (size_t)(q - r->p);
@@ -650,6 +653,12 @@ static char *rd_str(struct rd *r, size_t *len)
         unsigned char c = (unsigned char)*r->p++;
         if (c < 0x20)
             goto bad;
+        if (c >= 0x80) { /* invalid UTF-8 reads as U+FFFD, as Go's decoder does */
+            size_t k = json_utf8_len(r->p - 1, (size_t)(r->end - r->p + 1));
+            buf_add(&b, k ? r->p - 1 : "\xef\xbf\xbd", k ? k : 3);
+            r->p += k ? k - 1 : 0;
+            continue;
+        }
         if (c != '\\') {
             buf_add(&b, &c, 1);
             continue;
@@ -762,6 +771,8 @@ static int rd_scalar(struct rd *r, struct sval *v)
     } else {
         v->t = SV_FLOAT;
         v->f = strtod(num, NULL);
+        if (!isfinite(v->f))
+            return rd_fail(r, "number out of range");
     }
     return 0;
 }
@@ -850,7 +861,13 @@ static int pe_parse(struct arena *a, const char *s, size_t len, struct pe *out, 
             if (!rd_eat(&r, '}'))
                 goto bad;
         }
-        qsort(out->keys, out->nkeys, sizeof(*out->keys), cmp_kv);
+        /* stable, as fields.Sort: a repeated name keeps its order */
+        for (size_t i = 1; i < out->nkeys; i++)
+            for (size_t j = i; j > 0 && cmp_kv(&out->keys[j - 1], &out->keys[j]) > 0; j--) {
+                struct kv t = out->keys[j];
+                out->keys[j] = out->keys[j - 1];
+                out->keys[j - 1] = t;
+            }
         break;
     }
     default:

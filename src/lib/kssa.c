@@ -702,8 +702,8 @@ int kssa_apply(const ProtobufCMessage *live, const ProtobufCMessage *config, con
         err_set(err, 400, xstrdup("metadata.managedFields must be nil"));
         goto out;
     }
-    if (!live)
-        live = empty = walk_empty_object(config->descriptor);
+    if (!live) /* a create: what is stored is only what the config says */
+        live = empty = kobj_msg_new(config->descriptor);
     rc = apply_once(&x, live, config, manager, force, now, out, &cf, err);
     if (rc < 0 && err->code == 409 && !strcmp(manager, "kubectl")) {
         /* lastAppliedManager: conflicts client-side apply explains are taken */

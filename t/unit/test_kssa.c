@@ -434,7 +434,7 @@ static void test_update_rules(void)
     sp->status->phase = xstrdup("Running");
     kssa_update(o, s1, "kubelet", &st, NOW);
     got = mf(s1);
-    ok(strstr(got, "kubelet/Update/status: {\"f:status\":{\"f:phase\":{}}}") != NULL,
+    ok(strstr(got, "kubelet/Update/status: {\"f:status\":{\".\":{},\"f:phase\":{}}}") != NULL,
        "subresource entry (%s)", got);
     free(got);
 

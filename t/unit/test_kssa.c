@@ -165,6 +165,68 @@ static void test_sets(void)
     arena_free(&a);
 }
 
+/* typed's merge_test "set": the order a merged set takes (lhs, rhs, out). */
+static void test_merge_order(void)
+{
+    static const char *const cases[][3] = {
+        {"a,b,c", "a,b", "a,b,c"},
+        {"a,b", "a,b,c", "a,b,c"},
+        {"a,b", "b,a", "b,a"},
+        {"a,b,c", "d,e,f", "a,b,c,d,e,f"},
+        {"a,b,c", "c,d,e,f", "a,b,c,d,e,f"},
+        {"a,b,c,g,f", "c,d,e,f", "a,b,c,g,d,e,f"},
+        {"a,b,c", "d,e,f,x,y,z", "a,b,c,d,e,f,x,y,z"},
+        {"c,d,e,f", "a,c,e", "a,c,d,e,f"},
+        {"a,b,c,x,y,z", "d,e,f", "a,b,c,x,y,z,d,e,f"},
+        {"a,b,c,x,y,z", "d,e,f,x,y,z", "a,b,c,d,e,f,x,y,z"},
+        {"c,a,g,f", "c,f,a,g", "c,f,a,g"},
+        {"a,b,c,d", "d,e,f,a", "b,c,d,e,f,a"},
+        {"c,d,e,f,g,h,i,j", "2,h,3,e,4,k,l", "c,d,f,g,2,h,i,j,3,e,4,k,l"},
+        {"a,b,c,d,e,f,g,h,i,j", "1,b,2,h,3,e,4,k,l", "a,1,b,c,d,f,g,2,h,i,j,3,e,4,k,l"},
+        {"a,b,b", "c", "a,b,b,c"},
+        {"a,b,b", "b", "a,b"},
+        {"a,b,b", "a", "a,b,b"},
+        {"a,b,c,d,e,c", "1,b,2,e,d", "a,1,b,c,2,e,c,d"},
+        {"a,b,c,d,e,c", "1,b,2,c,e,d", "a,1,b,2,c,e,d"},
+        {"a,a,b,b", "b,c,d", "a,a,b,c,d"},
+        {"c,a,g,f,c,a", "c,f,a,g", "c,f,a,g"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        char *y[2];
+        for (int k = 0; k < 2; k++) {
+            struct buf b = {0};
+            buf_puts(&b, "{\"metadata\":{\"name\":\"x\",\"finalizers\":[");
+            char *list = xstrdup(cases[i][k]), *save = NULL;
+            int first = 1;
+            for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                buf_printf(&b, "%s\"%s\"", first ? "" : ",", t);
+                first = 0;
+            }
+            free(list);
+            buf_puts(&b, "]}}");
+            y[k] = buf_take(&b);
+        }
+        ProtobufCMessage *l = pod(y[0]), *r = pod(y[1]);
+        struct arena a = {0};
+        struct walk w = {.a = &a, .strict = 1};
+        int rc = walk_merge(&w, l, r);
+        const Coracle__V1__ObjectMeta *m = ((Coracle__V1__Pod *)l)->metadata;
+        struct buf got = {0};
+        for (size_t j = 0; j < m->n_finalizers; j++)
+            buf_printf(&got, "%s%s", j ? "," : "", m->finalizers[j]);
+        buf_puts(&got, "");
+        ok(rc == 0 && !strcmp(got.p, cases[i][2]), "merge [%s] with [%s]: [%s] (got [%s])",
+           cases[i][0], cases[i][1], cases[i][2], got.p);
+        buf_free(&got);
+        free(w.err);
+        arena_free(&a);
+        free_msg(l);
+        free_msg(r);
+        free(y[0]);
+        free(y[1]);
+    }
+}
+
 /* --------------------------------------------------------------- apply */
 
 #define POD(meta, spec)                                                                            \
@@ -564,6 +626,7 @@ static void test_kobj(void)
 int main(void)
 {
     test_sets();
+    test_merge_order();
     test_apply_create();
     test_update_and_conflicts();
     test_remove_unapplied();

@@ -560,6 +560,35 @@ static void test_last_applied(void)
     free_msg(live);
 }
 
+/* Another group: the entries carry the kind's apiVersion. */
+static void test_lease(void)
+{
+    const char *y = "{\"metadata\":{\"name\":\"n1\",\"namespace\":\"kube-node-lease\"},"
+                    "\"spec\":{\"holderIdentity\":\"n1\",\"leaseDurationSeconds\":40}}";
+    char *err = NULL;
+    ProtobufCMessage *l = kobj_parse_msg("t", y, strlen(y), &coracle__v1__lease__descriptor, &err);
+    kssa_update(NULL, l, "kubelet", NULL, NOW);
+    const Coracle__V1__ObjectMeta *m = ((Coracle__V1__Lease *)l)->metadata;
+    ok(m->n_managedfields == 1 &&
+           !strcmp(m->managedfields[0]->apiversion, "coordination.k8s.io/v1"),
+       "apiVersion from the kind");
+    ProtobufCMessage *c = pb_clone(l), *out = NULL;
+    Coracle__V1__Lease *cl = (void *)c;
+    for (size_t i = 0; i < cl->metadata->n_managedfields; i++)
+        protobuf_c_message_free_unpacked(&cl->metadata->managedfields[i]->base, NULL);
+    cl->metadata->n_managedfields = 0;
+    cl->spec->leasedurationseconds = 10;
+    struct kssa_err e;
+    ok(kssa_apply(l, c, "x", 0, NULL, NOW, &out, &e) < 0 &&
+           !strcmp(e.message, "Apply failed with 1 conflict: conflict with \"kubelet\" using "
+                              "coordination.k8s.io/v1: .spec.leaseDurationSeconds"),
+       "conflict names the group version (%s)", e.message);
+    kssa_err_free(&e);
+    free_msg(c);
+    free_msg(l);
+    free(err);
+}
+
 /* --------------------------------------------------------------- kobj */
 
 static void test_kobj(void)
@@ -633,6 +662,7 @@ int main(void)
     test_keys_and_sets();
     test_update_rules();
     test_last_applied();
+    test_lease();
     test_kobj();
     done_testing();
     return 0;

@@ -31,6 +31,8 @@ static const struct {
     {&coracle__v1__list_meta__descriptor, META},
     {&coracle__v1__owner_reference__descriptor, META},
     {&coracle__v1__preconditions__descriptor, META},
+    {&coracle__v1__managed_fields_entry__descriptor, META},
+    {&coracle__v1__fields_v1__descriptor, META},
     {&coracle__v1__quantity__descriptor, "io.k8s.apimachinery.pkg.api.resource"},
     {&coracle__v1__int_or_string__descriptor, "io.k8s.apimachinery.pkg.util.intstr"},
     {&coracle__v1__lease_spec__descriptor, "io.k8s.api.coordination.v1"},
@@ -279,6 +281,10 @@ static bool scalar_definition(struct gen *g, const ProtobufCMessageDescriptor *d
         w_str(g, "description",
               "Quantity is a fixed-point representation of a number: \"100m\", \"128Mi\", \"1G\".");
         w_str(g, "type", "string");
+    } else if (d == &coracle__v1__fields_v1__descriptor) {
+        w_str(g, "description",
+              "FieldsV1 stores a set of fields in a data structure like a Trie, in JSON format.");
+        w_str(g, "type", "object");
     } else if (d == &coracle__v1__int_or_string__descriptor) {
         w_str(g, "description", "IntOrString is a type that can hold an int32 or a string.");
         w_str(g, "type", "string");

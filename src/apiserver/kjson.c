@@ -173,28 +173,32 @@ rbuf_t *kjson_watch_frame(const struct kind *k, const char *type, const void *by
 }
 
 /*
- * Every event's Table carries its column definitions: Kubernetes leaves
- * them out after a watch's first event, but then the line could not be
- * one for all the watchers of a change; clients print the headers once
- * whatever (kubectl compares them with the last ones).
+ * The column definitions only with headers: Kubernetes leaves them out
+ * after a watch's first event (the client keeps the first ones).
  */
 rbuf_t *kjson_table_watch_frame(const struct kind *k, const char *type, const void *bytes,
-                                size_t len)
+                                size_t len, bool headers)
 {
-    size_t n;
-    char *t = kjson_table_object(k, bytes, len, COLS_INCLUDE_METADATA, &n);
-    if (!t)
+    ProtobufCMessage *m = obj_decode(k->desc, bytes, len);
+    if (!m)
         return NULL;
+    struct cols_table_opts o = table_opts(COLS_INCLUDE_METADATA);
+    o.no_headers = !headers;
+    size_t n;
+    char *t = cols_table_one(k, m, &o, &n);
+    obj_free(m);
     rbuf_t *f = event_line(type, t);
     free(t);
     return f;
 }
 
-rbuf_t *kjson_bookmark_frame(const struct kind *k, uint64_t rev)
+rbuf_t *kjson_bookmark_frame(const struct kind *k, uint64_t rev, bool initial_end)
 {
-    char *o = xasprintf("{\"kind\":\"%s\",\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":"
-                        "\"%" PRIu64 "\"}}",
-                        k->kind, k->api_version, rev);
+    char *o =
+        xasprintf("{\"kind\":\"%s\",\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":"
+                  "\"%" PRIu64 "\"%s}}",
+                  k->kind, k->api_version, rev,
+                  initial_end ? ",\"annotations\":{\"k8s.io/initial-events-end\":\"true\"}" : "");
     rbuf_t *f = event_line("BOOKMARK", o);
     free(o);
     return f;

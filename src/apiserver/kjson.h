@@ -8,6 +8,7 @@
 #ifndef CORACLE_KJSON_H
 #define CORACLE_KJSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,14 +25,19 @@ char *kjson_object(const struct kind *k, const void *bytes, size_t len);
 char *kjson_list(const struct kind *k, const uint8_t *resp, size_t len, size_t *out_len);
 /* A watch event line {"type":type,"object":...}\n from an object's bytes; NULL if malformed. */
 rbuf_t *kjson_watch_frame(const struct kind *k, const char *type, const void *bytes, size_t len);
-/* A BOOKMARK line: the kind with metadata.resourceVersion only. */
-rbuf_t *kjson_bookmark_frame(const struct kind *k, uint64_t rev);
+/*
+ * A BOOKMARK line: the kind with metadata.resourceVersion only, and with
+ * initial_end the annotation k8s.io/initial-events-end: "true" (the end
+ * of a WatchList's initial state).
+ */
+rbuf_t *kjson_bookmark_frame(const struct kind *k, uint64_t rev, bool initial_end);
 
 /*
  * meta.k8s.io/v1 Tables (what kubectl's get asks for), with the columns
  * of columns.h; rows carry what include says (?includeObject=). Of a
  * ListResponse's bytes, of one object's, and a watch event line whose
- * object is the Table of the event's object. malloc'd, *out_len; NULL if
+ * object is the Table of the event's object (with its columnDefinitions
+ * if headers: a watch's first event). malloc'd, *out_len; NULL if
  * malformed.
  */
 char *kjson_table_list(const struct kind *k, const uint8_t *resp, size_t len,
@@ -39,7 +45,7 @@ char *kjson_table_list(const struct kind *k, const uint8_t *resp, size_t len,
 char *kjson_table_object(const struct kind *k, const void *bytes, size_t len,
                          enum cols_include include, size_t *out_len);
 rbuf_t *kjson_table_watch_frame(const struct kind *k, const char *type, const void *bytes,
-                                size_t len);
+                                size_t len, bool headers);
 
 /* Kubernetes' Status failure for a gRPC code: the HTTP status and the reason. */
 int kjson_http_status(int grpc_code, const char **reason);

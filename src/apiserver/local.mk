@@ -9,8 +9,10 @@ libapiserver_a_SOURCES = \
 	src/apiserver/apply.c src/apiserver/apply.h \
 	src/apiserver/watch.c src/apiserver/watch.h \
 	src/apiserver/kjson.c src/apiserver/kjson.h \
+	src/apiserver/kpb.c src/apiserver/kpb.h \
 	src/apiserver/rest.c src/apiserver/rest.h src/apiserver/rest_int.h \
-	src/apiserver/rest_query.c src/apiserver/rest_disc.c src/apiserver/rest_body.c \
+	src/apiserver/rest_query.c src/apiserver/rest_accept.c src/apiserver/rest_disc.c \
+	src/apiserver/rest_body.c \
 	src/apiserver/rest_write.c \
 	src/apiserver/rest_connect.c src/apiserver/rest_openapi.c \
 	src/apiserver/openapi.c src/apiserver/openapi_paths.c src/apiserver/openapi_pb.c \
@@ -52,6 +54,11 @@ t_unit_test_codec_SOURCES = t/unit/test_codec.c
 t_unit_test_codec_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
 t_unit_test_codec_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_codec
+check_PROGRAMS += t/unit/test_kpb
+t_unit_test_kpb_SOURCES = t/unit/test_kpb.c t/unit/tap.h
+t_unit_test_kpb_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
+t_unit_test_kpb_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_kpb
 
 check_PROGRAMS += t/unit/test_auth
 t_unit_test_auth_SOURCES = t/unit/test_auth.c t/unit/tap.h

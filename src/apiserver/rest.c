@@ -7,7 +7,8 @@
  * authorize with the same attributes the gRPC API checks -> the shared
  * machinery: read_object (Get), read_list_start (List, which may finish in
  * the read worker) and the watch hub (watch_start_rest). What they produce
- * is protobuf (the stored bytes); kjson turns it into Kubernetes JSON.
+ * is protobuf (the stored bytes); kjson turns it into Kubernetes JSON, kpb
+ * wraps it in Kubernetes' protobuf envelope as it is.
  * Nothing here names a kind: the kinds table says what exists.
  */
 #include "config.h"
@@ -17,8 +18,10 @@
 #include "grpc.h"
 #include "kjson.h"
 #include "kobj.h"
+#include "kpb.h"
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -31,11 +34,12 @@
 /*
  * A request's data says what it is, for the answers made later (a List's):
  * its verb (enum rverb, 0 until known), whether it wants a Table and its
- * rows' include, and the index of its kind in kinds_all.
+ * rows' include, or protobuf, and the index of its kind in kinds_all.
  */
 #define W_VERB 0xf
 #define W_TABLE 0x10
 #define W_INCLUDE_SHIFT 5
+#define W_PB 0x80
 #define W_KIND_SHIFT 8
 
 void rest_set_what(h2s_req_t *r, enum rverb v, const struct rreq *rq)
@@ -43,7 +47,7 @@ void rest_set_what(h2s_req_t *r, enum rverb v, const struct rreq *rq)
     size_t ki = 0;
     while (rq && kinds_all[ki] != rq->k)
         ki++;
-    intptr_t w = v | (rq && rq->table ? W_TABLE : 0);
+    intptr_t w = v | (rq && rq->table ? W_TABLE : 0) | (rq && rq->pb ? W_PB : 0);
     if (rq)
         w |= (intptr_t)rq->include << W_INCLUDE_SHIFT | (intptr_t)ki << W_KIND_SHIFT;
     h2s_req_set_data(r, (void *)w);
@@ -55,6 +59,7 @@ struct rreq rest_what_rreq(const h2s_req_t *r)
     intptr_t w = (intptr_t)h2s_req_data(r);
     return (struct rreq){.k = kinds_all[w >> W_KIND_SHIFT],
                          .table = (w & W_TABLE) != 0,
+                         .pb = (w & W_PB) != 0,
                          .include = (enum cols_include)(w >> W_INCLUDE_SHIFT & 3)};
 }
 
@@ -83,12 +88,28 @@ void rest_answer_table(rest_t *rs, h2s_req_t *r, const char *body, size_t len)
     h2s_req_respond(r, 200, REST_TABLE, body, len);
 }
 
+void rest_answer_pb(rest_t *rs, h2s_req_t *r, const char *body, size_t len)
+{
+    rest_count(rs, r, 200);
+    h2s_req_respond(r, 200, KPB_TYPE, body, len);
+}
+
 void rest_answer_status(rest_t *rs, h2s_req_t *r, int status, const char *reason, const char *msg,
                         const struct kind *k, const char *name)
 {
-    char *b = kjson_status(status, reason, msg, k ? k->resource : NULL, name);
     if (status == 429)
         h2s_req_add_header(r, "retry-after", "1");
+    bool pb_only;
+    rest_accept(h2s_req_header(r, "accept"), &pb_only);
+    if (pb_only) {
+        size_t n;
+        char *b = kpb_status(status, reason, msg, k ? k->resource : NULL, name, &n);
+        rest_count(rs, r, status);
+        h2s_req_respond(r, status, KPB_TYPE, b, n);
+        free(b);
+        return;
+    }
+    char *b = kjson_status(status, reason, msg, k ? k->resource : NULL, name);
     rest_answer_json(rs, r, status, b, strlen(b));
     free(b);
 }
@@ -184,6 +205,13 @@ struct get_ctx {
 static void get_cb(const void *val, size_t len, void *arg)
 {
     struct get_ctx *g = arg;
+    if (g->rq->pb) { /* the stored bytes as they are, in the envelope */
+        size_t n;
+        char *b = kpb_object(g->rq->k, val, len, &n);
+        rest_answer_pb(g->rs, g->r, b, n);
+        free(b);
+        return;
+    }
     if (g->rq->table) {
         size_t n;
         char *t = kjson_table_object(g->rq->k, val, len, g->rq->include, &n);
@@ -235,6 +263,12 @@ static void list_done(void *owner, void *owner2, int code, const char *msg, cons
         return;
     }
     size_t n;
+    if (rq.pb) { /* a ListResponse is a List message: it goes in the envelope as it is */
+        char *b = kpb_list(rq.k, out, len, &n);
+        rest_answer_pb(rs, r, b, n);
+        free(b);
+        return;
+    }
     char *j = rq.table ? kjson_table_list(rq.k, out, len, rq.include, &n)
                        : kjson_list(rq.k, out, len, &n);
     if (!j)
@@ -251,8 +285,106 @@ static void list_gone(h2s_req_t *r, void *arg)
     read_list_cancel(arg);
 }
 
+/* ---- ListOptions: the combinations Kubernetes refuses ---- */
+
+struct lo_errs {
+    struct buf msg;    /* the errors, as Kubernetes prints a field.ErrorList */
+    struct buf causes; /* details.causes[], JSON */
+    size_t n;
+};
+
+/* A Forbidden (detail) or, with bad, an Unsupported value error on field. */
+static void lo_err(struct lo_errs *e, const char *field, const char *detail, const char *bad)
+{
+    struct buf body = {0};
+    if (bad) {
+        buf_puts(&body, "Unsupported value: ");
+        kobj_json_str(&body, bad, strlen(bad));
+        buf_printf(&body, ": supported values: %s", detail);
+    } else {
+        buf_printf(&body, "Forbidden: %s", detail);
+    }
+    buf_printf(&e->msg, "%s%s: %s", e->n ? ", " : "", field, body.p);
+    buf_printf(&e->causes, "%s{\"reason\":\"%s\",\"message\":", e->n ? "," : "",
+               bad ? "FieldValueNotSupported" : "FieldValueForbidden");
+    kobj_json_str(&e->causes, body.p, body.len);
+    buf_printf(&e->causes, ",\"field\":\"%s\"}", field);
+    buf_free(&body);
+    e->n++;
+}
+
+/*
+ * Kubernetes' checks of a list's or a watch's options (apimachinery
+ * meta/internalversion/validation, WatchList enabled). Returns 0, or -1
+ * after answering 422 Invalid as Kubernetes does.
+ */
+static int list_options_check(rest_t *rs, h2s_req_t *r, const struct rquery *q, bool watch)
+{
+    const char *match = rest_query_get(q, "resourceVersionMatch");
+    const char *rv = rest_query_get(q, "resourceVersion");
+    const char *cont = rest_query_get(q, "continue");
+    const char *sie = rest_query_get(q, "sendInitialEvents");
+    bool has_match = match && *match, has_cont = cont && *cont;
+    struct lo_errs e = {0};
+    if (watch) {
+        if (sie && !(has_match && !strcmp(match, "NotOlderThan")))
+            lo_err(&e, "resourceVersionMatch",
+                   "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan", NULL);
+        if (has_match && !sie)
+            lo_err(&e, "resourceVersionMatch",
+                   "resourceVersionMatch is forbidden for watch unless sendInitialEvents is "
+                   "provided",
+                   NULL);
+        if (has_match && strcmp(match, "NotOlderThan"))
+            lo_err(&e, "resourceVersionMatch", "\"NotOlderThan\"", match);
+        if (has_match && has_cont)
+            lo_err(&e, "resourceVersionMatch",
+                   "resourceVersionMatch is forbidden when continue is provided", NULL);
+    } else {
+        if (has_match && !(rv && *rv))
+            lo_err(&e, "resourceVersionMatch",
+                   "resourceVersionMatch is forbidden unless resourceVersion is provided", NULL);
+        if (has_match && has_cont)
+            lo_err(&e, "resourceVersionMatch",
+                   "resourceVersionMatch is forbidden when continue is provided", NULL);
+        if (has_match && strcmp(match, "Exact") && strcmp(match, "NotOlderThan"))
+            lo_err(&e, "resourceVersionMatch", "\"Exact\", \"NotOlderThan\", \"\"", match);
+        if (has_match && !strcmp(match, "Exact") && rv && !strcmp(rv, "0"))
+            lo_err(&e, "resourceVersionMatch",
+                   "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"", NULL);
+        if (sie)
+            lo_err(&e, "sendInitialEvents", "sendInitialEvents is forbidden for list", NULL);
+    }
+    if (!e.n)
+        return 0;
+    struct buf m = {0}, b = {0};
+    buf_printf(&m, "ListOptions.meta.k8s.io \"\" is invalid: %s%s%s", e.n > 1 ? "[" : "", e.msg.p,
+               e.n > 1 ? "]" : "");
+    bool pb_only;
+    rest_accept(h2s_req_header(r, "accept"), &pb_only);
+    if (pb_only) {
+        rest_answer_status(rs, r, 422, "Invalid", m.p, NULL, NULL);
+    } else {
+        buf_puts(&b, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":"
+                     "\"Failure\",\"message\":");
+        kobj_json_str(&b, m.p, m.len);
+        buf_printf(&b,
+                   ",\"reason\":\"Invalid\",\"details\":{\"group\":\"meta.k8s.io\",\"kind\":"
+                   "\"ListOptions\",\"causes\":[%s]},\"code\":422}\n",
+                   e.causes.p);
+        rest_answer_json(rs, r, 422, b.p, b.len);
+    }
+    buf_free(&m);
+    buf_free(&b);
+    buf_free(&e.msg);
+    buf_free(&e.causes);
+    return -1;
+}
+
 static void do_list(rest_t *rs, h2s_req_t *r, const struct rreq *rq, const struct rquery *q)
 {
+    if (list_options_check(rs, r, q, false) < 0)
+        return;
     int64_t limit = 0;
     if (rest_query_int(rest_query_get(q, "limit"), &limit) < 0) {
         rest_answer_status(rs, r, 400, "BadRequest", "limit: must be an integer", NULL, NULL);
@@ -273,6 +405,53 @@ static void watch_ended(void *arg, int code)
 {
 }
 
+/*
+ * WatchList (sendInitialEvents, resourceVersionMatch=NotOlderThan checked):
+ * with sendInitialEvents=true the current state, which is at least as
+ * fresh as any resourceVersion the store has reached, then the BOOKMARK
+ * that ends it; with false, the changes after resourceVersion, or from now
+ * without one. Sets lr's resourceVersion and o for the hub; returns 0, or
+ * -1 after answering.
+ */
+static int watch_list(rest_t *rs, h2s_req_t *r, const struct rquery *q,
+                      Coracle__V1__ListRequest *lr, struct watch_rest_opts *o)
+{
+    const char *rvs = lr->resourceversion;
+    store_rtxn_t *t;
+    int rc = store_read_begin(rs->cfg.st, &t);
+    if (rc < 0) {
+        rest_answer_status(rs, r, 503, "ServiceUnavailable", store_strerror(rc), NULL, NULL);
+        return -1;
+    }
+    uint64_t now = store_rtxn_rev(t), n = 0;
+    store_read_end(t);
+    if (rvs && *rvs) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(rvs, &end, 10);
+        if (errno || *end || !isdigit((unsigned char)rvs[0]))
+            return 0; /* the hub says what is wrong with it */
+        n = v;
+    }
+    if (!rest_query_true(rest_query_get(q, "sendInitialEvents"))) {
+        if (!n) {
+            free(lr->resourceversion);
+            lr->resourceversion = xasprintf("%" PRIu64, now);
+        }
+        return 0;
+    }
+    if (n > now) {
+        char *m = xasprintf("Too large resource version: %" PRIu64 ", current: %" PRIu64, n, now);
+        rest_answer_status(rs, r, 504, "Timeout", m, NULL, NULL);
+        free(m);
+        return -1;
+    }
+    free(lr->resourceversion);
+    lr->resourceversion = NULL; /* the state now, as ADDED events */
+    o->initial_end = true;
+    return 0;
+}
+
 static void do_watch(rest_t *rs, h2s_req_t *r, const struct auth_user *u, const struct rreq *rq,
                      const struct rquery *q)
 {
@@ -282,15 +461,8 @@ static void do_watch(rest_t *rs, h2s_req_t *r, const struct auth_user *u, const 
                            NULL);
         return;
     }
-    if (rest_query_true(rest_query_get(q, "sendInitialEvents"))) {
-        /* not implemented: refused, or a WatchList client would loop (it falls back to list) */
-        rest_answer_status(
-            rs, r, 422, "Invalid",
-            "sendInitialEvents: Forbidden: sendInitialEvents is not supported by this "
-            "server",
-            NULL, NULL);
+    if (list_options_check(rs, r, q, true) < 0)
         return;
-    }
     unsigned max = auth_max_watches(rs->cfg.auth);
     if (h2s_req_claim(r, u->id, max) < 0) {
         char *m =
@@ -311,7 +483,12 @@ static void do_watch(rest_t *rs, h2s_req_t *r, const struct auth_user *u, const 
         lr->has_timeoutseconds = 1;
         lr->timeoutseconds = timeout;
     }
-    watch_start_rest(rs->cfg.hub, r, rq->table, rq->k, lr, watch_ended, rs);
+    struct watch_rest_opts o = {.enc = rq->table ? WATCH_TABLE
+                                       : rq->pb  ? WATCH_PROTOBUF
+                                                 : WATCH_JSON};
+    rest_accept(h2s_req_header(r, "accept"), &o.pb_errors);
+    if (!rest_query_get(q, "sendInitialEvents") || watch_list(rs, r, q, lr, &o) == 0)
+        watch_start_rest(rs->cfg.hub, r, &o, rq->k, lr, watch_ended, rs);
     coracle__v1__list_request__free_unpacked(lr, NULL);
     free(fs);
 }
@@ -323,8 +500,8 @@ static void do_watch(rest_t *rs, h2s_req_t *r, const struct auth_user *u, const 
  */
 static int table_wanted(h2s_req_t *r, const struct rquery *q)
 {
-    const char *acc = h2s_req_header(r, "accept");
-    if (!acc || !strstr(acc, "as=Table") || !strstr(acc, "g=meta.k8s.io"))
+    bool pb_only;
+    if (rest_accept(h2s_req_header(r, "accept"), &pb_only) != RF_TABLE)
         return -1;
     if (!rest_query_get(q, "includeObject") ||
         !strcmp(rest_query_get(q, "includeObject"), "Metadata"))
@@ -368,6 +545,8 @@ static void resource(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct
         return;
     }
     rq->table = inc >= 0;
+    bool pb_only;
+    rq->pb = !rq->table && rest_accept(h2s_req_header(r, "accept"), &pb_only) == RF_PB;
     rq->include = inc >= 0 ? (enum cols_include)inc : COLS_INCLUDE_METADATA;
     bool watch = rest_query_true(rest_query_get(&q, "watch"));
     const char *verb = watch ? "watch" : rq->name ? "get" : "list";

@@ -58,6 +58,7 @@ struct rreq {
     const char *name;          /* NULL: the collection */
     const char *sub;           /* subresource, or NULL */
     bool table;                /* the client asks for a meta.k8s.io Table (Accept) */
+    bool pb;                   /* or for Kubernetes' protobuf (Accept; kpb.h) */
     enum cols_include include; /* and what its rows carry (?includeObject=) */
 };
 
@@ -89,19 +90,37 @@ bool rest_accept_next(const char **cur, char *type, size_t tn, char *params, siz
 
 /* Remembers what r is (verb, kind, Table), for answers made later and the counters. */
 void rest_set_what(h2s_req_t *r, enum rverb v, const struct rreq *rq);
-/* The parts of rq rest_set_what kept (kind, table, include). */
+/* The parts of rq rest_set_what kept (kind, table, pb, include). */
 struct rreq rest_what_rreq(const h2s_req_t *r);
 /* Counts an answer to r (by the verb rest_set_what gave it). */
 void rest_count(rest_t *rs, h2s_req_t *r, int status);
 void rest_answer_json(rest_t *rs, h2s_req_t *r, int status, const char *body, size_t len);
 void rest_answer_table(rest_t *rs, h2s_req_t *r, const char *body, size_t len);
-/* A Status failure; details name the resource of k and name when given. */
+void rest_answer_pb(rest_t *rs, h2s_req_t *r, const char *body, size_t len);
+/*
+ * A Status failure; details name the resource of k and name when given.
+ * In protobuf if the client accepts nothing else (rest_accept's pb_only),
+ * in JSON otherwise.
+ */
 void rest_answer_status(rest_t *rs, h2s_req_t *r, int status, const char *reason, const char *msg,
                         const struct kind *k, const char *name);
 /* A failure from the shared machinery, which speaks gRPC codes. */
 void rest_answer_grpc(rest_t *rs, h2s_req_t *r, int code, const char *msg, const struct kind *k,
                       const char *name);
 void rest_not_found_path(rest_t *rs, h2s_req_t *r);
+
+/* What an Accept header (NULL: none) asks for, by Kubernetes' negotiation. */
+enum rest_fmt {
+    RF_JSON,
+    RF_TABLE, /* application/json;as=Table;g=meta.k8s.io;v=v1 (or v1beta1) */
+    RF_PB,    /* application/vnd.kubernetes.protobuf */
+};
+/*
+ * The first acceptable media type of accept (by q, then order): JSON when
+ * there is no header or nothing in it is served. *pb_only: protobuf is
+ * acceptable and JSON is not (errors then go in protobuf too).
+ */
+enum rest_fmt rest_accept(const char *accept, bool *pb_only);
 
 /* ---- rest_disc.c: discovery ---- */
 

@@ -11,6 +11,7 @@
 #include "watch.h"
 #include "grpc.h"
 #include "kjson.h"
+#include "kpb.h"
 #include "obj.h"
 #include "rpool.h"
 #include "sel.h"
@@ -34,12 +35,14 @@ struct watcher {
     struct watcher *prev, *next;
     struct wlist *list;
     watch_hub_t *hub;
-    /* the stream: a gRPC call (framed events), or a REST request (JSON lines) */
+    /* the stream: a gRPC call (framed events), or a REST request (JSON lines, protobuf frames) */
     h2s_call_t *call;
     h2s_req_t *req;
-    bool json;    /* a REST watcher (req may be NULL once it ended) */
-    bool table;   /* REST: each event's object is a meta.k8s.io Table */
-    bool started; /* REST: the 200 and its headers are out */
+    bool json;          /* a REST watcher (req may be NULL once it ended) */
+    enum watch_enc enc; /* REST: the events' encoding */
+    bool pb_errors;     /* REST: a Status answer before the first event in protobuf */
+    bool table_headers; /* REST Table: the first event, with its columns, is out */
+    bool started;       /* REST: the 200 and its headers are out */
     const struct kind *k;
     char *prefix;
     size_t prefix_len;
@@ -163,7 +166,8 @@ static int w_start(struct watcher *w)
     if (!w->req || w->started)
         return 0;
     w->started = true;
-    return h2s_req_start(w->req, 200, "application/json");
+    return h2s_req_start(w->req, 200,
+                         w->enc == WATCH_PROTOBUF ? KPB_WATCH_TYPE : "application/json");
 }
 
 static int w_send(struct watcher *w, rbuf_t *frame)
@@ -194,23 +198,28 @@ static void w_end_req(struct watcher *w, h2s_req_t *r, int code, const char *msg
         h2s_req_abort(r); /* frees its unsent events now */
         return;
     }
+    bool pb = w->enc == WATCH_PROTOBUF;
     if (code == GRPC_OK || code == GRPC_CANCELLED) {
         if (!w->started)
-            h2s_req_start(r, 200, "application/json");
+            h2s_req_start(r, 200, pb ? KPB_WATCH_TYPE : "application/json");
         h2s_req_end(r);
         return;
     }
     const char *reason;
     int st = kjson_http_status(code, &reason);
     if (!w->started && code != GRPC_OUT_OF_RANGE) {
-        char *body = kjson_status(st, reason, msg, NULL, NULL);
-        h2s_req_respond(r, st, "application/json", body, strlen(body));
+        size_t n;
+        char *body = w->pb_errors ? kpb_status(st, reason, msg, NULL, NULL, &n)
+                                  : kjson_status(st, reason, msg, NULL, NULL);
+        if (!w->pb_errors)
+            n = strlen(body);
+        h2s_req_respond(r, st, w->pb_errors ? KPB_TYPE : "application/json", body, n);
         free(body);
         return;
     }
     if (!w->started)
-        h2s_req_start(r, 200, "application/json");
-    rbuf_t *f = kjson_error_frame(st, reason, msg);
+        h2s_req_start(r, 200, pb ? KPB_WATCH_TYPE : "application/json");
+    rbuf_t *f = pb ? kpb_error_frame(st, reason, msg) : kjson_error_frame(st, reason, msg);
     h2s_req_send_rbuf(r, f);
     rbuf_unref(f);
     h2s_req_end(r);
@@ -437,12 +446,25 @@ static void budget_check(watch_hub_t *h)
 
 /* ---- one change ---- */
 
-/* The formats of events: gRPC frames, JSON lines, JSON lines of Tables. */
-enum wfmt { WF_GRPC, WF_JSON, WF_TABLE, WF_N };
+/*
+ * The formats of events: gRPC frames, JSON lines, JSON lines of Tables
+ * with their columns (a watcher's first event) and without, protobuf
+ * frames.
+ */
+enum wfmt { WF_GRPC, WF_JSON, WF_TABLE, WF_TABLE_ROWS, WF_PB, WF_N };
 
 static enum wfmt w_fmt(const struct watcher *w)
 {
-    return w->table ? WF_TABLE : w->json ? WF_JSON : WF_GRPC;
+    if (!w->json)
+        return WF_GRPC;
+    switch (w->enc) {
+    case WATCH_TABLE:
+        return w->table_headers ? WF_TABLE_ROWS : WF_TABLE;
+    case WATCH_PROTOBUF:
+        return WF_PB;
+    default:
+        return WF_JSON;
+    }
 }
 
 enum { EV_ADDED, EV_MODIFIED, EV_DELETED };
@@ -481,8 +503,11 @@ static rbuf_t *event_frame(const struct kind *k, enum wfmt fmt, const char *type
 {
     if (fmt == WF_GRPC)
         return wire_watch_frame(type, obj, len);
-    rbuf_t *f = fmt == WF_TABLE ? kjson_table_watch_frame(k, type, obj, len)
-                                : kjson_watch_frame(k, type, obj, len);
+    if (fmt == WF_PB)
+        return kpb_watch_frame(k, type, obj, len);
+    rbuf_t *f = fmt == WF_TABLE        ? kjson_table_watch_frame(k, type, obj, len, true)
+                : fmt == WF_TABLE_ROWS ? kjson_table_watch_frame(k, type, obj, len, false)
+                                       : kjson_watch_frame(k, type, obj, len);
     return f ? f : kjson_error_frame(500, "InternalError", "undecodable stored object");
 }
 
@@ -546,13 +571,22 @@ static int chg_type(const struct watcher *w, struct chg *c)
     return cm && pm ? EV_MODIFIED : cm ? EV_ADDED : pm ? EV_DELETED : -1;
 }
 
+/* Sends an event's frame to w. Returns -1 if w ended. */
+static int watcher_send_event(struct watcher *w, rbuf_t *frame, uint64_t rev)
+{
+    if (watcher_send(w, frame, rev) < 0)
+        return -1;
+    w->table_headers = true; /* a Table watcher's next events go without the columns */
+    return 0;
+}
+
 /* Sends the change to w if it wants it. Returns -1 if w ended. */
 static int deliver(struct watcher *w, struct chg *c)
 {
     if (w->start)
         return 0; /* its start replays the log before it is fed */
     int type = chg_type(w, c);
-    return type < 0 ? 0 : watcher_send(w, chg_frame(c, type, w), c->ch->rev);
+    return type < 0 ? 0 : watcher_send_event(w, chg_frame(c, type, w), c->ch->rev);
 }
 
 /*
@@ -791,6 +825,13 @@ void watch_on_change(watch_hub_t *h, const struct store_change *ch)
 
 /* ---- bookmarks, timeouts ---- */
 
+/* A REST watcher's BOOKMARK at rev (initial_end: the end of a WatchList's initial state). */
+static rbuf_t *rest_bookmark(const struct watcher *w, uint64_t rev, bool initial_end)
+{
+    return w->enc == WATCH_PROTOBUF ? kpb_bookmark_frame(w->k, rev, initial_end)
+                                    : kjson_bookmark_frame(w->k, rev, initial_end);
+}
+
 static void bookmark_list(struct wlist *l, uint64_t rev, rbuf_t **frame)
 {
     for (struct watcher *w = l->head, *n; w; w = n) {
@@ -799,7 +840,7 @@ static void bookmark_list(struct wlist *l, uint64_t rev, rbuf_t **frame)
             continue;
         uint64_t r = rev > w->last_rev ? rev : w->last_rev;
         if (w->json) {
-            rbuf_t *f = ledger_add(w->hub, kjson_bookmark_frame(w->k, r));
+            rbuf_t *f = ledger_add(w->hub, rest_bookmark(w, r, false));
             watcher_send(w, f, r);
             rbuf_unref(f);
         } else if (r == rev) {
@@ -921,6 +962,7 @@ struct wstart {
     int code; /* nonzero: end the watch with it and err */
     char *err;
     int timeout_s;
+    bool initial_end; /* WatchList: a BOOKMARK says where the initial state ends */
     struct event *send_ev;
 };
 
@@ -1123,7 +1165,7 @@ static void start_send(struct wstart *s)
     while (s->sent < s->n) {
         struct wpend *p = &s->v[s->sent++];
         rbuf_t *f = ledger_add(h, make_frame(&p->ch, p->type, w->k, w_fmt(w)));
-        int e = watcher_send(w, f, p->ch.rev);
+        int e = watcher_send_event(w, f, p->ch.rev);
         rbuf_unref(f);
         if (e < 0)
             return; /* ended, and s with it */
@@ -1138,6 +1180,14 @@ static void start_send(struct wstart *s)
     }
     if (w->last_rev < s->snap)
         w->last_rev = s->snap;
+    if (s->initial_end && w->bookmarks) {
+        /* WatchList: the state so far is out, at the snapshot's revision */
+        rbuf_t *f = ledger_add(h, rest_bookmark(w, s->snap, true));
+        int e = watcher_send(w, f, s->snap);
+        rbuf_unref(f);
+        if (e < 0)
+            return; /* ended, and s with it */
+    }
     store_read_end(s->t);
     s->t = NULL;
     /* changes fanned out while the watcher was not fed */
@@ -1206,10 +1256,14 @@ static void start_job_done(struct rjob *j, bool cancelled)
     start_send(s);
 }
 
-static void watch_begin(watch_hub_t *h, h2s_call_t *call, h2s_req_t *rreq, bool table,
-                        const struct kind *k, const Coracle__V1__ListRequest *req,
-                        void (*on_end)(void *arg, int code), void *arg)
+static void watch_begin(watch_hub_t *h, h2s_call_t *call, h2s_req_t *rreq,
+                        const struct watch_rest_opts *o, const struct kind *k,
+                        const Coracle__V1__ListRequest *req, void (*on_end)(void *arg, int code),
+                        void *arg)
 {
+    static const struct watch_rest_opts grpc_opts = {0};
+    if (!o)
+        o = &grpc_opts;
     char *err = NULL;
     int code = GRPC_INVALID_ARGUMENT;
     uint64_t from = 0;
@@ -1237,7 +1291,8 @@ static void watch_begin(watch_hub_t *h, h2s_call_t *call, h2s_req_t *rreq, bool 
     w->call = call;
     w->req = rreq;
     w->json = rreq != NULL;
-    w->table = table;
+    w->enc = o->enc;
+    w->pb_errors = o->pb_errors;
     w->k = k;
     w->on_end = on_end;
     w->arg = arg;
@@ -1255,6 +1310,7 @@ static void watch_begin(watch_hub_t *h, h2s_call_t *call, h2s_req_t *rreq, bool 
     s->ltext = xstrdup(req->labelselector ? req->labelselector : "");
     s->ftext = xstrdup(req->fieldselector ? req->fieldselector : "");
     s->timeout_s = req->has_timeoutseconds && req->timeoutseconds > 0 ? req->timeoutseconds : 0;
+    s->initial_end = o->initial_end && !from;
     w_on_close(w, start_closed, start_req_closed, s);
     int r = store_read_begin(h->st, &s->t);
     if (r < 0) {
@@ -1281,7 +1337,7 @@ fail:
     if (call) {
         h2s_call_finish(call, code, err);
     } else {
-        struct watcher tmp = {.req = rreq, .json = true};
+        struct watcher tmp = {.req = rreq, .json = true, .enc = o->enc, .pb_errors = o->pb_errors};
         w_end_req(&tmp, rreq, code, err);
     }
     if (on_end)
@@ -1293,14 +1349,14 @@ void watch_start(watch_hub_t *h, h2s_call_t *call, const struct kind *k,
                  const Coracle__V1__ListRequest *req, void (*on_end)(void *arg, int code),
                  void *arg)
 {
-    watch_begin(h, call, NULL, false, k, req, on_end, arg);
+    watch_begin(h, call, NULL, NULL, k, req, on_end, arg);
 }
 
-void watch_start_rest(watch_hub_t *h, h2s_req_t *r, bool table, const struct kind *k,
-                      const Coracle__V1__ListRequest *req, void (*on_end)(void *arg, int code),
-                      void *arg)
+void watch_start_rest(watch_hub_t *h, h2s_req_t *r, const struct watch_rest_opts *o,
+                      const struct kind *k, const Coracle__V1__ListRequest *req,
+                      void (*on_end)(void *arg, int code), void *arg)
 {
-    watch_begin(h, NULL, r, table, k, req, on_end, arg);
+    watch_begin(h, NULL, r, o, k, req, on_end, arg);
 }
 
 /* ---- hub ---- */

@@ -8,7 +8,8 @@
  * N, then goes live; the watcher's last sent revision removes the overlap.
  * N newer than the store's revision waits for it (events up to N are not
  * sent). N older than the compacted log is OUT_OF_RANGE.
- * REST watchers (watch_start_rest) get the same events as JSON lines.
+ * REST watchers (watch_start_rest) get the same events as JSON lines or
+ * Kubernetes' protobuf frames.
  * A watcher whose unsent bytes pass the cap is ended with
  * RESOURCE_EXHAUSTED; memory stays bounded however slow the client is.
  * A global budget bounds the sum: when the memory held by unsent events
@@ -62,18 +63,36 @@ void watch_start(watch_hub_t *h, h2s_call_t *call, const struct kind *k,
                  const Coracle__V1__ListRequest *req, void (*on_end)(void *arg, int code),
                  void *arg);
 
+/* A REST watch's encoding of events. */
+enum watch_enc {
+    WATCH_JSON,     /* JSON lines {"type":...,"object":...} */
+    WATCH_TABLE,    /* the same, each object the meta.k8s.io/v1 Table of the event's object */
+    WATCH_PROTOBUF, /* Kubernetes' protobuf frames (kpb.h) */
+};
+
+struct watch_rest_opts {
+    enum watch_enc enc;
+    bool pb_errors; /* a Status answered before the first event is protobuf (not JSON) */
+    /*
+     * WatchList (sendInitialEvents=true): without a resourceVersion to start
+     * from, the initial state ends with a BOOKMARK (if the request allows
+     * them) annotated k8s.io/initial-events-end: "true", at its revision.
+     */
+    bool initial_end;
+};
+
 /*
- * The same for a REST request (r): events go out as JSON lines
- * ({"type":...,"object":...}), each made once per change for all REST
- * watchers as the gRPC frames are. Errors before the first event are
- * Status answers (400...); Expired (a resourceVersion older than the
- * log) and later errors are an ERROR event, then the end of the stream.
- * With table, each event's object is the meta.k8s.io/v1 Table of the
- * object (what kubectl get -w asks for), again one line for all.
+ * The same for a REST request (r), encoded as o says: each event made
+ * once per change and format for all REST watchers, as the gRPC frames
+ * are. A Table watcher's first event carries the column definitions, the
+ * later ones not (as Kubernetes sends them): both forms are shared.
+ * Errors before the first event are Status answers (400...); Expired (a
+ * resourceVersion older than the log) and later errors are an ERROR
+ * event, then the end of the stream.
  */
-void watch_start_rest(watch_hub_t *h, h2s_req_t *r, bool table, const struct kind *k,
-                      const Coracle__V1__ListRequest *req, void (*on_end)(void *arg, int code),
-                      void *arg);
+void watch_start_rest(watch_hub_t *h, h2s_req_t *r, const struct watch_rest_opts *o,
+                      const struct kind *k, const Coracle__V1__ListRequest *req,
+                      void (*on_end)(void *arg, int code), void *arg);
 
 struct watch_stats {
     uint64_t watchers, events_sent, bytes_queued_max, cut_slow;

@@ -167,7 +167,8 @@ t.ok(code == 405 and s.get("reason") == "MethodNotAllowed" and s.get("code") == 
 code, body = curl("/api/v1/namespaces/default/pods/web", args=["-X", "POST", "-d", "{}"])
 t.is_(code, 405, "POST on an object: 405")
 code, s = get_json("/api/v1/pods?watch=1&sendInitialEvents=true")
-t.ok(code == 422 and s.get("reason") == "Invalid", "sendInitialEvents refused: 422 (clients fall back to list)")
+t.ok(code == 422 and s.get("reason") == "Invalid",
+     "sendInitialEvents without resourceVersionMatch=NotOlderThan: 422, as Kubernetes")
 code, s = get_json("/api/v1/pods?watch=1&resourceVersion=x")
 t.ok(code == 400 and s.get("reason") == "BadRequest", "watch with a bad resourceVersion: 400")
 

@@ -8,11 +8,13 @@
  *   /api/v1/[namespaces/NS/]RESOURCE[/NAME[/SUBRESOURCE]]
  *   /apis/GROUP/VERSION/[namespaces/NS/]RESOURCE[/NAME[/SUBRESOURCE]]
  * Verbs served: get, list (labelSelector, fieldSelector, limit, continue)
- * and watch (watch=true: JSON lines; resourceVersion, allowWatchBookmarks,
- * timeoutSeconds), in JSON, or as meta.k8s.io/v1 Tables (columns.h) when
- * the Accept header asks for them (kubectl get); and the writes (create,
- * update, patch, delete, deletecollection; pods/status, pods/binding,
- * nodes/status) through the gRPC API's pipeline (rest_write.c).
+ * and watch (watch=true; resourceVersion, allowWatchBookmarks,
+ * timeoutSeconds, and WatchList's sendInitialEvents with
+ * resourceVersionMatch=NotOlderThan), in JSON, in Kubernetes' protobuf
+ * (kpb.h), or as meta.k8s.io/v1 Tables (columns.h), as the Accept header
+ * negotiates (rest_accept.c); and the writes (create, update, patch,
+ * delete, deletecollection; pods/status, pods/binding, nodes/status)
+ * through the gRPC API's pipeline (rest_write.c).
  * Errors are Kubernetes Status objects with reason and code. Loop thread
  * only.
  */

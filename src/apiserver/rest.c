@@ -494,14 +494,13 @@ static void do_watch(rest_t *rs, h2s_req_t *r, const struct auth_user *u, const 
 }
 
 /*
- * Whether r asks for a Table (Accept: application/json;as=Table;g=meta.k8s.io,
- * as kubectl's get does): what its rows carry (enum cols_include), -1 for
- * no Table, -2 for a bad includeObject.
+ * Whether the Accept header asked for a Table (fmt; application/json;as=Table;
+ * g=meta.k8s.io, as kubectl's get sends): what its rows carry (enum
+ * cols_include), -1 for no Table, -2 for a bad includeObject.
  */
-static int table_wanted(h2s_req_t *r, const struct rquery *q)
+static int table_wanted(enum rest_fmt fmt, const struct rquery *q)
 {
-    bool pb_only;
-    if (rest_accept(h2s_req_header(r, "accept"), &pb_only) != RF_TABLE)
+    if (fmt != RF_TABLE)
         return -1;
     if (!rest_query_get(q, "includeObject") ||
         !strcmp(rest_query_get(q, "includeObject"), "Metadata"))
@@ -537,7 +536,9 @@ static void resource(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct
     }
     struct rquery q;
     rest_query_parse(h2s_req_query(r), &q);
-    int inc = table_wanted(r, &q);
+    bool pb_only;
+    enum rest_fmt fmt = rest_accept(h2s_req_header(r, "accept"), &pb_only);
+    int inc = table_wanted(fmt, &q);
     if (inc == -2) {
         rest_answer_status(rs, r, 400, "BadRequest",
                            "includeObject: must be one of None, Metadata or Object", NULL, NULL);
@@ -545,8 +546,7 @@ static void resource(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct
         return;
     }
     rq->table = inc >= 0;
-    bool pb_only;
-    rq->pb = !rq->table && rest_accept(h2s_req_header(r, "accept"), &pb_only) == RF_PB;
+    rq->pb = fmt == RF_PB;
     rq->include = inc >= 0 ? (enum cols_include)inc : COLS_INCLUDE_METADATA;
     bool watch = rest_query_true(rest_query_get(&q, "watch"));
     const char *verb = watch ? "watch" : rq->name ? "get" : "list";

@@ -99,6 +99,12 @@ enum rest_fmt rest_accept(const char *accept, bool *pb_only)
     *pb_only = false;
     if (!accept || !*accept)
         return RF_JSON;
+    if (!strpbrk(accept, ",; \t")) { /* one bare type, what most clients send: no parsing */
+        struct mrange m = {.type = accept};
+        int f = served(&m);
+        *pb_only = f == RF_PB;
+        return f < 0 ? RF_JSON : (enum rest_fmt)f;
+    }
     char *copy = xstrdup(accept), *save = NULL;
     struct mrange r[MAX_RANGES];
     size_t n = 0;

@@ -266,6 +266,12 @@ for rv in ("", "&resourceVersion=" + list_rv, "&resourceVersion=0"):
         t.ok(e and e["type"] == "ADDED" and e["object"]["metadata"]["name"] == "live", "then live events")
         api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="live", gracePeriodSeconds=0))
     w.stop()
+w = Stream("/api/v1/namespaces/default/pods?watch=1&resourceVersion=0&allowWatchBookmarks=true")
+evs = [w.line(), w.line(), w.line()]
+t.ok([e and e["type"] for e in evs] == ["ADDED", "ADDED", "BOOKMARK"]
+     and evs[2]["object"]["metadata"].get("annotations") == {"k8s.io/initial-events-end": "true"},
+     "a watch from 0 with bookmarks is a WatchList, as Kubernetes defaults it")
+w.stop()
 w = Stream("/api/v1/namespaces/default/pods?" + WL, PB)
 fs = [w.frame() for _ in range(3)]
 t.ok([f and f[0] for f in fs] == ["ADDED", "ADDED", "BOOKMARK"]

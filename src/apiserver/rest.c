@@ -487,6 +487,10 @@ static void do_watch(rest_t *rs, h2s_req_t *r, const struct auth_user *u, const 
                                        : rq->pb  ? WATCH_PROTOBUF
                                                  : WATCH_JSON};
     rest_accept(h2s_req_header(r, "accept"), &o.pb_errors);
+    /* Kubernetes' defaulting (SetListOptionsDefaults): a watch from "" or "0" is a WatchList */
+    const char *rv = lr->resourceversion;
+    o.initial_end = !rest_query_get(q, "sendInitialEvents") &&
+                    !rest_query_get(q, "resourceVersionMatch") && (!rv || !*rv || !strcmp(rv, "0"));
     if (!rest_query_get(q, "sendInitialEvents") || watch_list(rs, r, q, lr, &o) == 0)
         watch_start_rest(rs->cfg.hub, r, &o, rq->k, lr, watch_ended, rs);
     coracle__v1__list_request__free_unpacked(lr, NULL);

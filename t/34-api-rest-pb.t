@@ -5,7 +5,8 @@
 # JSON and REST protobuf; Status errors in protobuf for protobuf-only
 # clients; WatchList (sendInitialEvents, the initial-events-end bookmark,
 # Kubernetes' refusals) in JSON and protobuf; Table watches (columns on the
-# first event only). Over h2c (curl --http2-prior-knowledge) and HTTP/1.1.
+# first event only). Over h2c (curl --http2-prior-knowledge) and HTTP/1.1;
+# then stock kubectl (1.32) describe, which asks for protobuf.
 import json
 import os
 import select
@@ -332,4 +333,34 @@ w.stop()
 code, ctype, body = curl("/api/v1/pods?watch=1&resourceVersion=x", PB)
 t.ok(code == 400 and ctype == PB and field(unenvelope(body)[2] or b"", 4) == b"BadRequest",
      "a bad resourceVersion, protobuf only: a 400 Status in protobuf")
+
+# ---- a stock client that asks for protobuf: kubectl describe (pod, then its events) ----
+kubectl = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
+if not os.access(kubectl, os.X_OK):
+    t.skip("kubectl 1.32 not installed", 2)
+    t.done()
+kc = os.path.join(c.dir, "kubeconfig")
+with open(kc, "w") as f:
+    f.write("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: \"%s\"}\n"
+            "contexts:\n- name: c\n  context: {cluster: c}\ncurrent-context: c\n" % base)
+home = os.path.join(c.dir, "khome")
+os.makedirs(home)
+kenv = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
+kenv.update(HOME=home, KUBECONFIG=kc)
+uid = api.call("Pods", "Get", pb.GetRequest(namespace="default", name="web")).metadata.uid
+ts = int(time.time())
+api.call("Events", "Create", pb.Event(
+    metadata=meta("web.1", "default"), reason="Scheduled", message="Successfully assigned default/web to n1",
+    involvedObject=pb.ObjectReference(kind="Pod", namespace="default", name="web", uid=uid),
+    source=pb.EventSource(component="coracle-scheduler"), type="Normal", count=1,
+    firstTimestamp=pb.Time(seconds=ts), lastTimestamp=pb.Time(seconds=ts)))
+p = subprocess.run([kubectl, "describe", "pod", "web", "-v=8"], env=kenv, capture_output=True, text=True,
+                   timeout=60)
+t.ok(p.stderr.count("Content-Type: application/vnd.kubernetes.protobuf") == 2,
+     "kubectl describe: the pod and the events answered in protobuf")
+lines = [ln.split() for ln in p.stdout.splitlines()]
+t.ok(p.returncode == 0 and ["Name:", "web"] in lines and ["Labels:", "app=web"] in lines
+     and ["Image:", "busybox"] in lines and lines[-1][:2] == ["Normal", "Scheduled"]
+     and " ".join(lines[-1]).endswith("coracle-scheduler Successfully assigned default/web to n1"),
+     "and prints them: name, labels, image, the event (%r)" % p.stdout[-300:])
 t.done()

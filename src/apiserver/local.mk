@@ -11,7 +11,7 @@ libapiserver_a_SOURCES = \
 	src/apiserver/kjson.c src/apiserver/kjson.h \
 	src/apiserver/kpb.c src/apiserver/kpb.h \
 	src/apiserver/rest.c src/apiserver/rest.h src/apiserver/rest_int.h \
-	src/apiserver/rest_query.c src/apiserver/rest_accept.c src/apiserver/rest_disc.c \
+	src/apiserver/rest_query.c src/apiserver/rest_disc.c \
 	src/apiserver/rest_body.c \
 	src/apiserver/rest_write.c \
 	src/apiserver/rest_connect.c src/apiserver/rest_openapi.c \

@@ -287,30 +287,18 @@ static void list_gone(h2s_req_t *r, void *arg)
 
 /* ---- ListOptions: the combinations Kubernetes refuses ---- */
 
-struct lo_errs {
-    struct buf msg;    /* the errors, as Kubernetes prints a field.ErrorList */
-    struct buf causes; /* details.causes[], JSON */
-    size_t n;
-};
-
-/* A Forbidden (detail) or, with bad, an Unsupported value error on field. */
-static void lo_err(struct lo_errs *e, const char *field, const char *detail, const char *bad)
+/* A Forbidden (detail) or, with bad, an Unsupported value error on field, into errs. */
+static void lo_err(struct buf *errs, size_t *n, const char *field, const char *detail,
+                   const char *bad)
 {
-    struct buf body = {0};
+    buf_printf(errs, "%s%s: ", (*n)++ ? ", " : "", field);
     if (bad) {
-        buf_puts(&body, "Unsupported value: ");
-        kobj_json_str(&body, bad, strlen(bad));
-        buf_printf(&body, ": supported values: %s", detail);
+        buf_puts(errs, "Unsupported value: ");
+        kobj_json_str(errs, bad, strlen(bad));
+        buf_printf(errs, ": supported values: %s", detail);
     } else {
-        buf_printf(&body, "Forbidden: %s", detail);
+        buf_printf(errs, "Forbidden: %s", detail);
     }
-    buf_printf(&e->msg, "%s%s: %s", e->n ? ", " : "", field, body.p);
-    buf_printf(&e->causes, "%s{\"reason\":\"%s\",\"message\":", e->n ? "," : "",
-               bad ? "FieldValueNotSupported" : "FieldValueForbidden");
-    kobj_json_str(&e->causes, body.p, body.len);
-    buf_printf(&e->causes, ",\"field\":\"%s\"}", field);
-    buf_free(&body);
-    e->n++;
 }
 
 /*
@@ -325,59 +313,52 @@ static int list_options_check(rest_t *rs, h2s_req_t *r, const struct rquery *q, 
     const char *cont = rest_query_get(q, "continue");
     const char *sie = rest_query_get(q, "sendInitialEvents");
     bool has_match = match && *match, has_cont = cont && *cont;
-    struct lo_errs e = {0};
+    struct buf e = {0};
+    size_t n = 0;
     if (watch) {
         if (sie && !(has_match && !strcmp(match, "NotOlderThan")))
-            lo_err(&e, "resourceVersionMatch",
+            lo_err(&e, &n, "resourceVersionMatch",
                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan", NULL);
         if (has_match && !sie)
-            lo_err(&e, "resourceVersionMatch",
+            lo_err(&e, &n, "resourceVersionMatch",
                    "resourceVersionMatch is forbidden for watch unless sendInitialEvents is "
                    "provided",
                    NULL);
         if (has_match && strcmp(match, "NotOlderThan"))
-            lo_err(&e, "resourceVersionMatch", "\"NotOlderThan\"", match);
+            lo_err(&e, &n, "resourceVersionMatch", "\"NotOlderThan\"", match);
         if (has_match && has_cont)
-            lo_err(&e, "resourceVersionMatch",
+            lo_err(&e, &n, "resourceVersionMatch",
                    "resourceVersionMatch is forbidden when continue is provided", NULL);
     } else {
         if (has_match && !(rv && *rv))
-            lo_err(&e, "resourceVersionMatch",
+            lo_err(&e, &n, "resourceVersionMatch",
                    "resourceVersionMatch is forbidden unless resourceVersion is provided", NULL);
         if (has_match && has_cont)
-            lo_err(&e, "resourceVersionMatch",
+            lo_err(&e, &n, "resourceVersionMatch",
                    "resourceVersionMatch is forbidden when continue is provided", NULL);
         if (has_match && strcmp(match, "Exact") && strcmp(match, "NotOlderThan"))
-            lo_err(&e, "resourceVersionMatch", "\"Exact\", \"NotOlderThan\", \"\"", match);
+            lo_err(&e, &n, "resourceVersionMatch", "\"Exact\", \"NotOlderThan\", \"\"", match);
         if (has_match && !strcmp(match, "Exact") && rv && !strcmp(rv, "0"))
-            lo_err(&e, "resourceVersionMatch",
+            lo_err(&e, &n, "resourceVersionMatch",
                    "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"", NULL);
         if (sie)
-            lo_err(&e, "sendInitialEvents", "sendInitialEvents is forbidden for list", NULL);
+            lo_err(&e, &n, "sendInitialEvents", "sendInitialEvents is forbidden for list", NULL);
     }
-    if (!e.n)
+    if (!n)
         return 0;
-    struct buf m = {0}, b = {0};
-    buf_printf(&m, "ListOptions.meta.k8s.io \"\" is invalid: %s%s%s", e.n > 1 ? "[" : "", e.msg.p,
-               e.n > 1 ? "]" : "");
+    char *m = xasprintf("ListOptions.meta.k8s.io \"\" is invalid: %s%s%s", n > 1 ? "[" : "", e.p,
+                        n > 1 ? "]" : "");
     bool pb_only;
     rest_accept(h2s_req_header(r, "accept"), &pb_only);
     if (pb_only) {
-        rest_answer_status(rs, r, 422, "Invalid", m.p, NULL, NULL);
+        rest_answer_status(rs, r, 422, "Invalid", m, NULL, NULL);
     } else {
-        buf_puts(&b, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":"
-                     "\"Failure\",\"message\":");
-        kobj_json_str(&b, m.p, m.len);
-        buf_printf(&b,
-                   ",\"reason\":\"Invalid\",\"details\":{\"group\":\"meta.k8s.io\",\"kind\":"
-                   "\"ListOptions\",\"causes\":[%s]},\"code\":422}\n",
-                   e.causes.p);
-        rest_answer_json(rs, r, 422, b.p, b.len);
+        char *b = kjson_invalid("meta.k8s.io", "ListOptions", "", m);
+        rest_answer_json(rs, r, 422, b, strlen(b));
+        free(b);
     }
-    buf_free(&m);
-    buf_free(&b);
-    buf_free(&e.msg);
-    buf_free(&e.causes);
+    free(m);
+    buf_free(&e);
     return -1;
 }
 

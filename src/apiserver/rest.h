@@ -12,7 +12,7 @@
  * timeoutSeconds, and WatchList's sendInitialEvents with
  * resourceVersionMatch=NotOlderThan), in JSON, in Kubernetes' protobuf
  * (kpb.h), or as meta.k8s.io/v1 Tables (columns.h), as the Accept header
- * negotiates (rest_accept.c); and the writes (create, update, patch,
+ * negotiates (rest_query.c); and the writes (create, update, patch,
  * delete, deletecollection; pods/status, pods/binding, nodes/status)
  * through the gRPC API's pipeline (rest_write.c).
  * Errors are Kubernetes Status objects with reason and code. Loop thread

@@ -85,6 +85,19 @@ int rest_query_int(const char *v, int64_t *out);
  * are passed over. false when none is left.
  */
 bool rest_accept_next(const char **cur, char *type, size_t tn, char *params, size_t pn);
+/* What a resource read answers in, by the Accept header (Kubernetes' negotiation). */
+enum rest_fmt {
+    RF_JSON,
+    RF_TABLE, /* application/json;as=Table;g=meta.k8s.io;v=v1 (or v1beta1) */
+    RF_PB,    /* application/vnd.kubernetes.protobuf */
+};
+/*
+ * The first acceptable of accept's clauses (NULL: no header): the highest
+ * q, a specific type before a wildcard, then the client's order; JSON when
+ * nothing in it is served. *pb_only: protobuf is acceptable and JSON is
+ * not (errors then go in protobuf too).
+ */
+enum rest_fmt rest_accept(const char *accept, bool *pb_only);
 
 /* ---- rest.c: answers ---- */
 
@@ -108,19 +121,6 @@ void rest_answer_status(rest_t *rs, h2s_req_t *r, int status, const char *reason
 void rest_answer_grpc(rest_t *rs, h2s_req_t *r, int code, const char *msg, const struct kind *k,
                       const char *name);
 void rest_not_found_path(rest_t *rs, h2s_req_t *r);
-
-/* What an Accept header (NULL: none) asks for, by Kubernetes' negotiation. */
-enum rest_fmt {
-    RF_JSON,
-    RF_TABLE, /* application/json;as=Table;g=meta.k8s.io;v=v1 (or v1beta1) */
-    RF_PB,    /* application/vnd.kubernetes.protobuf */
-};
-/*
- * The first acceptable media type of accept (by q, then order): JSON when
- * there is no header or nothing in it is served. *pb_only: protobuf is
- * acceptable and JSON is not (errors then go in protobuf too).
- */
-enum rest_fmt rest_accept(const char *accept, bool *pb_only);
 
 /* ---- rest_disc.c: discovery ---- */
 

@@ -1,6 +1,7 @@
 /*
  * rest_query: the REST API's query string, every parameter kept by name
- * (percent-decoded), and the Accept header's clauses. See rest_int.h.
+ * (percent-decoded), and the Accept header's clauses and what they ask
+ * for. See rest_int.h.
  */
 #include "config.h"
 #include "rest_int.h"
@@ -9,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int hexval(char c)
 {
@@ -125,4 +127,76 @@ bool rest_accept_next(const char **cur, char *type, size_t tn, char *params, siz
             return true;
     }
     return false;
+}
+
+/* The value of parameter name in params ("k=v;k=v"), or NULL; *len its length. */
+static const char *accept_param(const char *params, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    for (const char *p = params; p && *p; p = strchr(p, ';') ? strchr(p, ';') + 1 : NULL) {
+        if (!strncmp(p, name, nl) && p[nl] == '=') {
+            *len = strcspn(p + nl + 1, ";");
+            return p + nl + 1;
+        }
+    }
+    return NULL;
+}
+
+static bool param_is(const char *params, const char *name, const char *want)
+{
+    size_t n;
+    const char *v = accept_param(params, name, &n);
+    return v && n == strlen(want) && !strncmp(v, want, n);
+}
+
+/* 2 for star/star, 1 for application/star, 0 for a specific type. */
+static int accept_wild(const char *type)
+{
+    return !strcmp(type, "*/*") ? 2 : !strcasecmp(type, "application/*") ? 1 : 0;
+}
+
+/* What a clause asks for that is served: an enum rest_fmt, or -1. */
+static int accept_fmt(const char *type, const char *params)
+{
+    size_t n;
+    bool json = !strcasecmp(type, "application/json") || accept_wild(type);
+    if (accept_param(params, "as", &n)) { /* a transform: Tables, in JSON only */
+        bool table = param_is(params, "as", "Table") && param_is(params, "g", "meta.k8s.io") &&
+                     (param_is(params, "v", "v1") || param_is(params, "v", "v1beta1"));
+        return json && table ? RF_TABLE : -1;
+    }
+    if (json)
+        return RF_JSON;
+    return !strcasecmp(type, "application/vnd.kubernetes.protobuf") ? RF_PB : -1;
+}
+
+/* q in thousandths (rest_accept_next has passed q=0 over). */
+static int accept_q(const char *params)
+{
+    size_t n;
+    const char *v = accept_param(params, "q", &n);
+    double q = v ? strtod(v, NULL) : 1;
+    return q > 1 ? 1000 : (int)(q * 1000 + 0.5);
+}
+
+enum rest_fmt rest_accept(const char *accept, bool *pb_only)
+{
+    const char *cur = accept;
+    char type[64], params[128];
+    int best = -1, best_q = -1, best_wild = 3;
+    bool json_ok = false;
+    while (rest_accept_next(&cur, type, sizeof(type), params, sizeof(params))) {
+        int f = accept_fmt(type, params);
+        if (f < 0)
+            continue;
+        int q = accept_q(params), w = accept_wild(type);
+        json_ok |= f == RF_JSON;
+        if (q > best_q || (q == best_q && w < best_wild)) {
+            best = f;
+            best_q = q;
+            best_wild = w;
+        }
+    }
+    *pb_only = best == RF_PB && !json_ok;
+    return best < 0 ? RF_JSON : (enum rest_fmt)best;
 }

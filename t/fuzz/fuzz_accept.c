@@ -1,8 +1,9 @@
 /*
  * fuzz_accept: the Accept header's clauses (rest_accept_next in
  * src/apiserver/rest_query.c), which discovery and the OpenAPI endpoints
- * choose their answer by. Every clause must fit its buffers, NUL-terminated,
- * without blanks, and the reader must reach the end.
+ * choose their answer by, and rest_accept's negotiation on top of it, which
+ * resource reads answer by. Every clause must fit its buffers,
+ * NUL-terminated, without blanks, and the reader must reach the end.
  */
 #include "config.h"
 #include "fuzz.h"
@@ -28,6 +29,10 @@ int fuzz_accept_one(const uint8_t *data, size_t size)
     }
     if (cur && *cur)
         abort(); /* stopped before the end */
+    bool pb_only;
+    enum rest_fmt f = rest_accept(s, &pb_only);
+    if ((f != RF_JSON && f != RF_TABLE && f != RF_PB) || (pb_only && f != RF_PB))
+        abort(); /* a format not served, or protobuf-only errors without protobuf */
     free(s);
     return 0;
 }

@@ -1,7 +1,7 @@
 /*
  * test_kpb: Kubernetes' protobuf envelope and watch frames
  * (src/apiserver/kpb.c), byte for byte, and the REST API's Accept
- * negotiation (src/apiserver/rest_accept.c).
+ * negotiation (rest_accept in src/apiserver/rest_query.c).
  */
 #include "config.h"
 #include "kpb.h"
@@ -181,7 +181,9 @@ static void test_accept(void)
         {"application/json;as=Table;v=v2;g=meta.k8s.io", RF_JSON, false},
         {"text/html", RF_JSON, false},
         {";;,,;=,q=,", RF_JSON, false},
-        {"application/vnd.kubernetes.protobuf;q=abc", RF_PB, true},
+        {"application/vnd.kubernetes.protobuf;q=abc", RF_JSON, false}, /* q 0: refused */
+        {"application/vnd.kubernetes.protobuf;q=0.5,application/json;q=0.5", RF_PB, false},
+        {"*/*;q=0.8,application/vnd.kubernetes.protobuf;q=0.8", RF_PB, false},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         bool pb_only = !cases[i].pb_only;

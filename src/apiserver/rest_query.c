@@ -181,6 +181,11 @@ static int accept_q(const char *params)
 
 enum rest_fmt rest_accept(const char *accept, bool *pb_only)
 {
+    if (accept && *accept && !strpbrk(accept, ",; \t")) { /* one bare type: most clients */
+        int f = accept_fmt(accept, "");
+        *pb_only = f == RF_PB;
+        return f < 0 ? RF_JSON : (enum rest_fmt)f;
+    }
     const char *cur = accept;
     char type[64], params[128];
     int best = -1, best_q = -1, best_wild = 3;

@@ -17,14 +17,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-char *kjson_object(const struct kind *k, const void *bytes, size_t len)
+/* The object's JSON appended to b; -1 if the bytes do not decode. */
+static int object_to(struct buf *b, const struct kind *k, const void *bytes, size_t len)
 {
     ProtobufCMessage *m = obj_decode(k->desc, bytes, len);
     if (!m)
-        return NULL;
-    char *j = kobj_emit(k, m, KOBJ_FMT_JSON_COMPACT);
+        return -1;
+    kobj_emit_buf(b, k, m, KOBJ_FMT_JSON_COMPACT);
     obj_free(m);
-    return j;
+    return 0;
+}
+
+char *kjson_object(const struct kind *k, const void *bytes, size_t len)
+{
+    struct buf b = {0};
+    if (object_to(&b, k, bytes, len) < 0)
+        return NULL;
+    return buf_take(&b);
 }
 
 /* The list's kind and apiVersion, then its metadata, then the items. */
@@ -60,12 +69,9 @@ char *kjson_list(const struct kind *k, const uint8_t *resp, size_t len, size_t *
             n > (uint64_t)(end - p))
             goto bad;
         if (tag >> 3 == 2) {
-            char *o = kjson_object(k, p, (size_t)n);
-            if (!o)
-                goto bad;
             buf_puts(&b, sep);
-            buf_puts(&b, o);
-            free(o);
+            if (object_to(&b, k, p, (size_t)n) < 0)
+                goto bad;
             sep = ",";
         }
         p += n;

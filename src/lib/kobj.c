@@ -258,17 +258,61 @@ const ProtobufCFieldDescriptor *kobj_lookup(const ProtobufCMessageDescriptor *d,
 
 /* ------------------------------------------------------------ time */
 
+/* n (< 10^digits) in decimal, zero-padded to digits, at w. */
+static char *put_digits(char *w, unsigned n, int digits)
+{
+    for (int i = digits - 1; i >= 0; i--, n /= 10)
+        w[i] = (char)('0' + n % 10);
+    return w + digits;
+}
+
+/*
+ * Every object has timestamps and every answer writes them: years 1000 to
+ * 9999 (four digits, as %Y writes them) are done by hand from the days
+ * since 1970 (the civil-from-days algorithm), others by gmtime and strftime.
+ */
 void kobj_fmt_rfc3339(char *buf, size_t n, int64_t sec, int32_t nanos, int micro)
 {
-    time_t t = (time_t)sec;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char s[40];
-    strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%S", &tm);
-    if (micro)
-        snprintf(buf, n, "%s.%06dZ", s, nanos / 1000);
-    else
-        snprintf(buf, n, "%sZ", s);
+    const int64_t lo = -30610224000LL, hi = 253402300800LL; /* 1000-01-01, 10000-01-01 */
+    char s[48], *w = s;
+    if (sec >= lo && sec < hi) {
+        int64_t days = sec >= 0 ? sec / 86400 : -((-sec + 86399) / 86400);
+        unsigned sod = (unsigned)(sec - days * 86400);
+        int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+        unsigned doe = (unsigned)(z - era * 146097);
+        unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+        unsigned d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+        unsigned y = (unsigned)(yoe + era * 400 + (m <= 2));
+        w = put_digits(w, y, 4);
+        *w++ = '-';
+        w = put_digits(w, m, 2);
+        *w++ = '-';
+        w = put_digits(w, d, 2);
+        *w++ = 'T';
+        w = put_digits(w, sod / 3600, 2);
+        *w++ = ':';
+        w = put_digits(w, sod / 60 % 60, 2);
+        *w++ = ':';
+        w = put_digits(w, sod % 60, 2);
+        *w = 0;
+    } else {
+        time_t t = (time_t)sec;
+        struct tm tm = {0};
+        gmtime_r(&t, &tm);
+        strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%S", &tm);
+        w = s + strlen(s);
+    }
+    if (micro && nanos >= 0 && nanos < 1000000000) {
+        *w++ = '.';
+        w = put_digits(w, (unsigned)nanos / 1000, 6);
+    } else if (micro) {
+        w += snprintf(w, sizeof(s) - (size_t)(w - s), ".%06d", nanos / 1000);
+    }
+    *w++ = 'Z';
+    size_t l = (size_t)(w - s) < n ? (size_t)(w - s) : n - 1;
+    memcpy(buf, s, l);
+    buf[l] = 0;
 }
 
 int kobj_parse_rfc3339(const char *s, int64_t *sec, int32_t *nanos)

@@ -93,12 +93,15 @@ enum kobj_fmt {
  * compact JSON). k may be NULL for a bare message.
  */
 char *kobj_emit(const struct kind *k, const ProtobufCMessage *msg, enum kobj_fmt fmt);
+/* The same appended to out (no copy: the REST answers write lists and objects in place). */
+struct buf;
+void kobj_emit_buf(struct buf *out, const struct kind *k, const ProtobufCMessage *msg,
+                   enum kobj_fmt fmt);
 /* A list of objects as kubectl prints one: kind List with items. */
 char *kobj_emit_list(const struct kind *k, ProtobufCMessage *const *items, size_t n,
                      enum kobj_fmt fmt);
 
 /* s (len bytes) as a JSON string, quoted and escaped (invalid UTF-8 as U+FFFD), onto b. */
-struct buf;
 void kobj_json_str(struct buf *b, const char *s, size_t len);
 
 /* "2026-11-28T06:35:04Z" into buf (at least 32 bytes); micro adds ".123456". */

@@ -59,66 +59,86 @@ static void json_pre(struct em *e)
     }
 }
 
-/* An ASCII byte that stands for itself in a JSON string. */
-static int json_plain(unsigned char ch)
+/*
+ * The bytes that stand for themselves in a JSON string: printable ASCII but
+ * '"', '\\' and, as Go's encoding/json escapes them, '<', '>' and '&'.
+ * A table, because every byte of every string of every answer is looked up.
+ */
+static const unsigned char json_plain[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+/* The escaped form of s[i], which is not plain; returns the bytes of s it took. */
+static size_t json_escape(struct buf *b, const char *s, size_t i, size_t len)
 {
-    return ch >= 0x20 && ch < 0x80 && ch != '"' && ch != '\\' && ch != '<' && ch != '>' &&
-           ch != '&';
+    unsigned char ch = (unsigned char)s[i];
+    switch (ch) {
+    case '"':
+        buf_puts(b, "\\\"");
+        return 1;
+    case '\\':
+        buf_puts(b, "\\\\");
+        return 1;
+    case '\n':
+        buf_puts(b, "\\n");
+        return 1;
+    case '\t':
+        buf_puts(b, "\\t");
+        return 1;
+    case '\r':
+        buf_puts(b, "\\r");
+        return 1;
+    }
+    if (ch < 0x20 || ch == '<' || ch == '>' || ch == '&') {
+        /* as Go's encoding/json does */
+        static const char hex[] = "0123456789abcdef";
+        char u[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
+        buf_add(b, u, sizeof(u));
+        return 1;
+    }
+    /* Protobuf strings are not checked for UTF-8 (an annotation can hold
+     * any bytes): as Go's encoding/json, each bad byte becomes U+FFFD, so
+     * the JSON stays valid for -o jsonpath's json_parse and for readers. */
+    size_t k = json_utf8_len(s + i, len - i);
+    if (k) {
+        buf_add(b, &s[i], k);
+        return k;
+    }
+    buf_puts(b, "\\ufffd");
+    return 1;
 }
 
 void kobj_json_str(struct buf *b, const char *s, size_t len)
 {
-    buf_puts(b, "\"");
-    for (size_t i = 0; i < len; i++) {
-        /* runs of plain bytes in one copy: most strings are nothing else */
+    /* the common case, nothing to escape: one reservation, one copy */
+    char *w = buf_reserve(b, len + 2);
+    size_t i = 0;
+    while (i < len && json_plain[(unsigned char)s[i]])
+        i++;
+    w[0] = '"';
+    memcpy(w + 1, s, i);
+    if (i == len) {
+        w[len + 1] = '"';
+        buf_commit(b, len + 2);
+        return;
+    }
+    buf_commit(b, i + 1);
+    while (i < len) {
+        /* runs of plain bytes in one copy */
         size_t run = i;
-        while (run < len && json_plain((unsigned char)s[run]))
+        while (run < len && json_plain[(unsigned char)s[run]])
             run++;
-        if (run > i) {
-            buf_add(b, s + i, run - i);
-            i = run - 1;
-            continue;
-        }
-        unsigned char ch = (unsigned char)s[i];
-        switch (ch) {
-        case '"':
-            buf_puts(b, "\\\"");
-            break;
-        case '\\':
-            buf_puts(b, "\\\\");
-            break;
-        case '\n':
-            buf_puts(b, "\\n");
-            break;
-        case '\t':
-            buf_puts(b, "\\t");
-            break;
-        case '\r':
-            buf_puts(b, "\\r");
-            break;
-        case '<':
-        case '>':
-        case '&':
-            /* as Go's encoding/json does */
-            buf_printf(b, "\\u%04x", ch);
-            break;
-        default:
-            if (ch < 0x20) {
-                buf_printf(b, "\\u%04x", ch);
-            } else if (ch < 0x80) {
-                buf_add(b, &s[i], 1);
-            } else {
-                /* Protobuf strings are not checked for UTF-8 (an annotation can hold
-                 * any bytes): as Go's encoding/json, each bad byte becomes U+FFFD, so
-                 * the JSON stays valid for -o jsonpath's json_parse and for readers. */
-                size_t k = json_utf8_len(s + i, len - i);
-                if (k)
-                    buf_add(b, &s[i], k);
-                else
-                    buf_puts(b, "\\ufffd");
-                i += k ? k - 1 : 0;
-            }
-        }
+        buf_add(b, s + i, run - i);
+        if (run < len)
+            run += json_escape(b, s, run, len);
+        i = run;
     }
     buf_puts(b, "\"");
 }
@@ -265,6 +285,45 @@ static void em_key(struct em *e, const char *k)
     e->after_key = 1;
 }
 
+/*
+ * A field's name as a key. Proto field names are identifiers, plain in
+ * JSON: copied between the quotes as they are, with no escaping pass
+ * (every field of every answer has one).
+ */
+static void em_field_key(struct em *e, const char *name)
+{
+    if (e->fmt == KOBJ_FMT_YAML) {
+        em_str(e, name);
+        return;
+    }
+    json_pre(e);
+    size_t n = strlen(name), sep = e->fmt == KOBJ_FMT_JSON ? 2 : 1;
+    char *w = buf_reserve(&e->out, n + 2 + sep);
+    w[0] = '"';
+    memcpy(w + 1, name, n);
+    memcpy(w + 1 + n, "\": ", 1 + sep);
+    buf_commit(&e->out, n + 2 + sep);
+    e->after_key = 1;
+}
+
+/* v in decimal, as printf's %PRIu64 (with a '-' before it if neg). */
+static void em_uint(struct em *e, uint64_t v, int neg)
+{
+    char num[24], *w = num + sizeof(num);
+    do {
+        *--w = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (neg)
+        *--w = '-';
+    em_scalar(e, w, (size_t)(num + sizeof(num) - w), 0, 0);
+}
+
+static void em_int(struct em *e, int64_t v)
+{
+    em_uint(e, v < 0 ? -(uint64_t)v : (uint64_t)v, v < 0);
+}
+
 static void emit_msg(struct em *e, const ProtobufCMessage *m);
 
 static void b64(struct buf *b, const uint8_t *p, size_t n)
@@ -286,24 +345,20 @@ static void emit_value(struct em *e, const ProtobufCFieldDescriptor *f, const vo
     case PROTOBUF_C_TYPE_INT32:
     case PROTOBUF_C_TYPE_SINT32:
     case PROTOBUF_C_TYPE_SFIXED32:
-        snprintf(num, sizeof(num), "%" PRId32, *(const int32_t *)slot);
-        em_lit(e, num);
+        em_int(e, *(const int32_t *)slot);
         break;
     case PROTOBUF_C_TYPE_UINT32:
     case PROTOBUF_C_TYPE_FIXED32:
-        snprintf(num, sizeof(num), "%" PRIu32, *(const uint32_t *)slot);
-        em_lit(e, num);
+        em_uint(e, *(const uint32_t *)slot, 0);
         break;
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
     case PROTOBUF_C_TYPE_SFIXED64:
-        snprintf(num, sizeof(num), "%" PRId64, *(const int64_t *)slot);
-        em_lit(e, num);
+        em_int(e, *(const int64_t *)slot);
         break;
     case PROTOBUF_C_TYPE_UINT64:
     case PROTOBUF_C_TYPE_FIXED64:
-        snprintf(num, sizeof(num), "%" PRIu64, *(const uint64_t *)slot);
-        em_lit(e, num);
+        em_uint(e, *(const uint64_t *)slot, 0);
         break;
     case PROTOBUF_C_TYPE_FLOAT:
         snprintf(num, sizeof(num), "%.9g", (double)*(const float *)slot);
@@ -322,8 +377,7 @@ static void emit_value(struct em *e, const ProtobufCFieldDescriptor *f, const vo
         if (v)
             em_str(e, v->name);
         else {
-            snprintf(num, sizeof(num), "%d", *(const int *)slot);
-            em_lit(e, num);
+            em_int(e, *(const int *)slot);
         }
         break;
     }
@@ -362,7 +416,7 @@ static void emit_fields(struct em *e, const ProtobufCMessage *m)
             emit_fields(e, *(ProtobufCMessage *const *)(base + f->offset));
             continue;
         }
-        em_key(e, f->name);
+        em_field_key(e, f->name);
         if (f->label != PROTOBUF_C_LABEL_REPEATED) {
             emit_value(e, f, base + f->offset);
             continue;
@@ -455,8 +509,7 @@ static void emit_msg(struct em *e, const ProtobufCMessage *m)
         if (is->type == 1)
             em_str(e, is->strval ? is->strval : "");
         else {
-            snprintf(buf, sizeof(buf), "%" PRId32, is->intval);
-            em_lit(e, buf);
+            em_int(e, is->intval);
         }
         return;
     }
@@ -504,7 +557,7 @@ static void em_begin(struct em *e, enum kobj_fmt fmt)
     ye_emit(e, &ev);
 }
 
-static char *em_end(struct em *e)
+static void em_end(struct em *e)
 {
     if (e->fmt == KOBJ_FMT_YAML) {
         yaml_event_t ev;
@@ -515,7 +568,6 @@ static char *em_end(struct em *e)
         yaml_emitter_delete(&e->ye);
     } else if (e->fmt == KOBJ_FMT_JSON)
         buf_puts(&e->out, "\n");
-    return buf_take(&e->out);
 }
 
 char *kobj_emit(const struct kind *k, const ProtobufCMessage *msg, enum kobj_fmt fmt)
@@ -523,7 +575,19 @@ char *kobj_emit(const struct kind *k, const ProtobufCMessage *msg, enum kobj_fmt
     struct em e;
     em_begin(&e, fmt);
     emit_obj(&e, k, msg);
-    return em_end(&e);
+    em_end(&e);
+    return buf_take(&e.out);
+}
+
+void kobj_emit_buf(struct buf *out, const struct kind *k, const ProtobufCMessage *msg,
+                   enum kobj_fmt fmt)
+{
+    struct em e;
+    em_begin(&e, fmt);
+    e.out = *out; /* the walker writes straight into the caller's buffer */
+    emit_obj(&e, k, msg);
+    em_end(&e);
+    *out = e.out;
 }
 
 char *kobj_emit_list(const struct kind *k, ProtobufCMessage *const *items, size_t n,
@@ -547,5 +611,6 @@ char *kobj_emit_list(const struct kind *k, ProtobufCMessage *const *items, size_
     em_str(&e, "");
     em_close(&e, 1);
     em_close(&e, 1);
-    return em_end(&e);
+    em_end(&e);
+    return buf_take(&e.out);
 }

@@ -616,9 +616,64 @@ static void test_field_modes(void)
     kobj_opts_free(&st);
 }
 
+/* The hand-made date writer against gmtime and strftime, over its whole range and its edges. */
+static void test_time_writer(void)
+{
+    const int64_t lo = -30610224000LL, hi = 253402300800LL;
+    int64_t edges[] = {lo, lo + 1, -86401, -86400, -1, 0, 1, 951782400, 951868800, hi - 1};
+    int bad = 0, n = 0;
+    for (int64_t sec = lo; sec < hi + 10; sec += 9999991, n++) {
+        int64_t s = n < (int)(sizeof(edges) / sizeof(*edges)) ? edges[n] : sec;
+        char got[48], want[48];
+        time_t t = (time_t)s;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S", &tm);
+        strcat(want, ".000007Z");
+        kobj_fmt_rfc3339(got, sizeof(got), s, 7999, 1);
+        if (strcmp(got, want) && bad++ < 3)
+            diag("%lld: %s, want %s", (long long)s, got, want);
+    }
+    ok(!bad, "rfc3339 writer equals strftime at %d instants", n);
+}
+
+/* Every byte value alone and inside a plain run: escaped as before the table. */
+static void test_json_str(void)
+{
+    int bad = 0;
+    for (int c = 0; c < 256; c++) {
+        char in[4] = {'a', (char)c, 'b', 0}, want[16];
+        if (c == '"' || c == '\\')
+            snprintf(want, sizeof(want), "\"a\\%cb\"", c);
+        else if (c == '\n' || c == '\t' || c == '\r')
+            snprintf(want, sizeof(want), "\"a\\%cb\"", c == '\n' ? 'n' : c == '\t' ? 't' : 'r');
+        else if (c < 0x20 || c == '<' || c == '>' || c == '&')
+            snprintf(want, sizeof(want), "\"a\\u%04xb\"", c);
+        else if (c < 0x80)
+            snprintf(want, sizeof(want), "\"a%cb\"", c);
+        else
+            snprintf(want, sizeof(want), "\"a\\ufffdb\"");
+        struct buf b = {0};
+        kobj_json_str(&b, in, 3);
+        if (strcmp(b.p, want) && bad++ < 3)
+            diag("byte %d: %s, want %s", c, b.p, want);
+        buf_free(&b);
+    }
+    ok(!bad, "kobj_json_str: every byte value");
+    struct buf b = {0};
+    kobj_json_str(&b, "\xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80", 10);
+    is_str(b.p, "\"\xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80\"", "kobj_json_str: UTF-8 kept");
+    buf_free(&b);
+    kobj_json_str(&b, "", 0);
+    is_str(b.p, "\"\"", "kobj_json_str: empty");
+    buf_free(&b);
+}
+
 int main(void)
 {
     test_seeds();
+    test_time_writer();
+    test_json_str();
     test_rich();
     test_errors();
     test_multi();

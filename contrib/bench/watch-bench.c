@@ -15,6 +15,11 @@
  * hand-encoded with the field numbers of etcd's api/etcdserverpb/rpc.proto
  * and api/mvccpb/kv.proto.
  *
+ * rest: the same writes as coracle's, watched as a Kubernetes client does:
+ * GET /api/v1/namespaces/wbench/pods?watch=1 streams (JSON lines, one
+ * HTTP/2 stream each, --per-conn to a connection, nghttp2 directly), so
+ * the two targets compare the REST watch path with the gRPC one.
+ *
  * Before the timed phase one write (seq 0) must reach every watcher, so
  * every watch is established when the clock starts.
  *
@@ -30,7 +35,10 @@
 #include "pb.h"
 #include "util.h"
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <nghttp2/nghttp2.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -39,7 +47,7 @@
 #include <getopt.h>
 #include <unistd.h>
 
-enum { T_CORACLE, T_ETCD };
+enum { T_CORACLE, T_ETCD, T_REST };
 
 /* ---- latency histogram: exact below 1024 us, then 64 steps per power of two ---- */
 
@@ -167,6 +175,7 @@ struct watcher {
     gcl_call_t *call; /* coracle: one call per watcher; etcd: the stream's first watcher */
     uint64_t count;
     uint64_t last_rv; /* coracle: resourceVersion of the last event */
+    struct buf line;  /* rest: the event line received so far */
     int synced;
     int ended;
 };
@@ -193,6 +202,7 @@ struct wb {
     uint8_t *podbuf;
     size_t podlen;
     /* connections */
+    struct rconn *rconns; /* rest: one per --per-conn watchers */
     gcl_t **conns;
     int nconns;
     gcl_t *wconn;
@@ -229,7 +239,7 @@ static long parse_seq(struct wb *wb, const uint8_t *s, size_t n)
 {
     size_t rl = strlen(wb->run);
     const uint8_t *p;
-    if (wb->target == T_CORACLE) {
+    if (wb->target != T_ETCD) {
         /* "w<run>-<seq>" */
         if (n < rl + 3 || s[0] != 'w' || memcmp(s + 1, wb->run, rl) || s[rl + 1] != '-')
             return -1;
@@ -374,6 +384,180 @@ static void stream_done(gcl_call_t *call, int code, const char *message, void *a
     s->call = NULL;
 }
 
+/* ---- rest: JSON watch streams over HTTP/2 ---- */
+
+struct rconn {
+    struct wb *wb;
+    struct bufferevent *bev;
+    nghttp2_session *ngh;
+};
+
+/* The string value after key (a JSON key with its quotes and colon) in [p, end), or NULL. */
+static const char *json_after(const char *p, const char *end, const char *key, size_t *n)
+{
+    size_t kl = strlen(key);
+    const char *k = memmem(p, (size_t)(end - p), key, kl);
+    if (!k || k + kl >= end || k[kl] != '"')
+        return NULL;
+    const char *v = k + kl + 1, *q = memchr(v, '"', (size_t)(end - v));
+    if (!q)
+        return NULL;
+    *n = (size_t)(q - v);
+    return v;
+}
+
+/*
+ * One event line: {"type":"ADDED","object":{"apiVersion":..,"metadata":{"name":..,
+ * .., "resourceVersion":"N"..}..}}. kobj writes metadata's fields in proto order,
+ * so the first "name" and "resourceVersion" after "metadata" are the object's.
+ */
+static void rest_line(struct watcher *w, const char *l, size_t n)
+{
+    const char *end = l + n, *type, *meta, *name, *rvs;
+    size_t tn, nn, rvn;
+    if (!(type = json_after(l, end, "\"type\":", &tn)) || tn != 5 || memcmp(type, "ADDED", 5))
+        return; /* BOOKMARK, MODIFIED of others: not ours */
+    if (!(meta = memmem(l, n, "\"metadata\":{", 12)) ||
+        !(name = json_after(meta, end, "\"name\":", &nn))) {
+        w->wb->stray++;
+        return;
+    }
+    uint64_t rv = 0;
+    if ((rvs = json_after(meta, end, "\"resourceVersion\":", &rvn)))
+        for (size_t i = 0; i < rvn && rvs[i] >= '0' && rvs[i] <= '9'; i++)
+            rv = rv * 10 + (uint64_t)(rvs[i] - '0');
+    if (rv <= w->last_rv)
+        w->wb->disorder++;
+    else
+        w->last_rv = rv;
+    deliver(w->wb, w, parse_seq(w->wb, (const uint8_t *)name, nn), mono_ns());
+}
+
+static int rest_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const uint8_t *data,
+                      size_t len, void *arg)
+{
+    struct watcher *w = nghttp2_session_get_stream_user_data(s, sid);
+    if (!w)
+        return 0;
+    buf_add(&w->line, data, len);
+    size_t used = 0;
+    for (;;) {
+        char *nl = memchr(w->line.p + used, '\n', w->line.len - used);
+        if (!nl)
+            break;
+        rest_line(w, w->line.p + used, (size_t)(nl - (w->line.p + used)));
+        used = (size_t)(nl - w->line.p) + 1;
+    }
+    buf_consume(&w->line, used);
+    return 0;
+}
+
+static int rest_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
+                       size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                       void *arg)
+{
+    struct watcher *w = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    if (w && namelen == 7 && !memcmp(name, ":status", 7) &&
+        (valuelen != 3 || memcmp(value, "200", 3))) {
+        char m[32];
+        snprintf(m, sizeof m, "HTTP %.*s", (int)(valuelen < 8 ? valuelen : 8), value);
+        note_err(w->wb, "rest watch", 0, m);
+    }
+    return 0;
+}
+
+static int rest_close(nghttp2_session *s, int32_t sid, uint32_t code, void *arg)
+{
+    struct watcher *w = nghttp2_session_get_stream_user_data(s, sid);
+    if (w && !w->ended) {
+        w->ended = 1;
+        w->wb->ended++;
+        note_err(w->wb, "rest watch ended", 0, "");
+    }
+    return 0;
+}
+
+static ssize_t rest_send(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *arg)
+{
+    struct rconn *c = arg;
+    bufferevent_write(c->bev, data, len);
+    return (ssize_t)len;
+}
+
+static void rest_flush(struct rconn *c)
+{
+    if (nghttp2_session_send(c->ngh) != 0)
+        note_err(c->wb, "rest connection", 0, "nghttp2_session_send failed");
+}
+
+static void rest_readcb(struct bufferevent *bev, void *arg)
+{
+    struct rconn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t n = evbuffer_get_length(in);
+    if (nghttp2_session_mem_recv(c->ngh, evbuffer_pullup(in, -1), n) < 0)
+        note_err(c->wb, "rest connection", 0, "bad HTTP/2 from the server");
+    evbuffer_drain(in, n);
+    rest_flush(c);
+}
+
+static void rest_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+    struct rconn *c = arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        note_err(c->wb, "rest connection", 0, "closed");
+}
+
+/* An HTTP/2 (h2c, prior knowledge) connection with windows large enough for every stream. */
+static int rest_connect(struct wb *wb, struct rconn *c)
+{
+    struct sockaddr_storage ss;
+    int sl = sizeof ss;
+    if (evutil_parse_sockaddr_port(wb->addr, (struct sockaddr *)&ss, &sl) < 0)
+        return -1;
+    c->wb = wb;
+    c->bev = bufferevent_socket_new(wb->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(c->bev, rest_readcb, NULL, rest_eventcb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, sl) < 0)
+        return -1;
+    nghttp2_session_callbacks *cb;
+    nghttp2_session_callbacks_new(&cb);
+    nghttp2_session_callbacks_set_send_callback(cb, rest_send);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, rest_chunk);
+    nghttp2_session_callbacks_set_on_header_callback(cb, rest_header);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, rest_close);
+    nghttp2_session_client_new(&c->ngh, cb, c);
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_settings_entry st[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100000},
+                                   {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 24}};
+    nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, st, 2);
+    nghttp2_session_set_local_window_size(c->ngh, NGHTTP2_FLAG_NONE, 0, 1 << 30);
+    return 0;
+}
+
+static void rest_open(struct wb *wb, const char *rv)
+{
+    int nc = (wb->nwatch + wb->per_conn - 1) / wb->per_conn;
+    wb->rconns = xcalloc((size_t)nc, sizeof *wb->rconns);
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/namespaces/wbench/pods?watch=1&resourceVersion=%s", rv);
+#define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE}
+    nghttp2_nv hd[] = {NV(":method", "GET"), NV(":scheme", "http"), NV(":authority", wb->addr),
+                       NV(":path", path), NV("accept", "application/json")};
+#undef NV
+    for (int c = 0; c < nc; c++) {
+        if (rest_connect(wb, &wb->rconns[c]) < 0) {
+            note_err(wb, "rest connect", 0, wb->addr);
+            return;
+        }
+        for (int i = c * wb->per_conn; i < wb->nwatch && i < (c + 1) * wb->per_conn; i++)
+            if (nghttp2_submit_request(wb->rconns[c].ngh, NULL, hd, 5, NULL, &wb->w[i]) < 0)
+                note_err(wb, "rest watch", 0, "nghttp2_submit_request failed");
+        rest_flush(&wb->rconns[c]);
+    }
+}
+
 /* ---- writes ---- */
 
 struct wreq {
@@ -408,7 +592,7 @@ static void issue_write(struct wb *wb, long seq)
     wb->inflight++;
     if (seq > 0)
         wb->sent[seq] = mono_ns();
-    if (wb->target == T_CORACLE) {
+    if (wb->target != T_ETCD) {
         char name[64];
         snprintf(name, sizeof name, "w%s-%ld", wb->run, seq);
         wb->pod->metadata->name = name;
@@ -474,7 +658,7 @@ static void rev_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
     struct wb *wb = arg;
     const uint8_t *d;
     size_t dn;
-    if (wb->target == T_CORACLE) {
+    if (wb->target != T_ETCD) {
         /* PodList{metadata=1 ListMeta{resourceVersion=2}} */
         const uint8_t *rv;
         size_t rvn;
@@ -513,7 +697,7 @@ static int get_revision(struct wb *wb)
     const char *path;
     wb->rev = -1;
     wb->rev_done = 0;
-    if (wb->target == T_CORACLE) {
+    if (wb->target != T_ETCD) {
         /* ListRequest{namespace=1, limit=4} */
         buf_field(&w, 1, "wbench", 6);
         put_int(&w, 4, 1);
@@ -536,6 +720,10 @@ static void open_watchers(struct wb *wb)
     char rv[32];
     snprintf(rv, sizeof rv, "%" PRId64, wb->rev);
     int conn = 0, on_conn = 0;
+    if (wb->target == T_REST) {
+        rest_open(wb, rv);
+        return;
+    }
     if (wb->target == T_CORACLE) {
         /* ListRequest{namespace=1, resourceVersion=6} */
         struct buf w = {0};
@@ -618,19 +806,20 @@ static int load_pod(struct wb *wb, const char *path)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: watch-bench --target coracle|etcd --addr HOST:PORT --pod POD.bin [options]\n"
-            "  --watchers N      watchers (default 1)\n"
-            "  --rate R          writes per second, 0 = as fast as --inflight allows (default "
-            "1000)\n"
-            "  --writes W        timed writes (default 5000)\n"
-            "  --inflight K      writes in flight at most (default 1000)\n"
-            "  --per-conn C      watchers per HTTP/2 connection (default 500)\n"
-            "  --per-stream S    etcd: watches sharing one Watch stream (default 1)\n"
-            "  --drain S         give up S seconds after the last delivery (default 10)\n"
-            "  --sync-timeout S  for the first write to reach every watcher (default 120)\n"
-            "  --max-time S      end the timed phase after S seconds however far (default 300)\n"
-            "Prints: key=value results on one line.\n");
+    fprintf(
+        out,
+        "usage: watch-bench --target coracle|etcd|rest --addr HOST:PORT --pod POD.bin [options]\n"
+        "  --watchers N      watchers (default 1)\n"
+        "  --rate R          writes per second, 0 = as fast as --inflight allows (default "
+        "1000)\n"
+        "  --writes W        timed writes (default 5000)\n"
+        "  --inflight K      writes in flight at most (default 1000)\n"
+        "  --per-conn C      watchers per HTTP/2 connection (default 500)\n"
+        "  --per-stream S    etcd: watches sharing one Watch stream (default 1)\n"
+        "  --drain S         give up S seconds after the last delivery (default 10)\n"
+        "  --sync-timeout S  for the first write to reach every watcher (default 120)\n"
+        "  --max-time S      end the timed phase after S seconds however far (default 300)\n"
+        "Prints: key=value results on one line.\n");
 }
 
 int main(int argc, char **argv)
@@ -710,8 +899,10 @@ int main(int argc, char **argv)
         wb->target = T_CORACLE;
     else if (!strcmp(target, "etcd"))
         wb->target = T_ETCD;
+    else if (!strcmp(target, "rest"))
+        wb->target = T_REST;
     else {
-        fprintf(stderr, "watch-bench: --target: coracle or etcd, not %s\n", target);
+        fprintf(stderr, "watch-bench: --target: coracle, etcd or rest, not %s\n", target);
         return 1;
     }
     log_init("watch-bench");
@@ -737,7 +928,8 @@ int main(int argc, char **argv)
                               : wb->per_stream;
         }
     }
-    wb->nconns = (wb->nwatch + wb->per_conn - 1) / wb->per_conn + 1;
+    /* rest watchers have connections of their own (rest_open) */
+    wb->nconns = wb->target == T_REST ? 0 : (wb->nwatch + wb->per_conn - 1) / wb->per_conn + 1;
     wb->conns = xcalloc((size_t)wb->nconns, sizeof *wb->conns);
     for (int i = 0; i < wb->nconns; i++)
         wb->conns[i] = gcl_new(wb->base, wb->addr, NULL);

@@ -12,6 +12,7 @@
  *                    as Kubernetes does, element sizes, kobj_field_*) and
  *                    RFC 3339 times (this file);
  *   kobj_parse.c     YAML/JSON -> protobuf: kobj_parse*;
+ *   kobj_json.c      JSON -> kobj_parse's tree, faster than libyaml for it;
  *   kobj_emit.c      protobuf -> YAML and JSON: kobj_emit*.
  */
 #include "config.h"

@@ -1,6 +1,7 @@
 /*
- * kobj_int: what the files of kobj (kobj.c, kobj_parse.c, kobj_emit.c;
- * kobj.c says which does what) share. Not for other modules: use kobj.h.
+ * kobj_int: what the files of kobj (kobj.c, kobj_parse.c, kobj_json.c,
+ * kobj_emit.c; kobj.c says which does what) share. Not for other modules:
+ * use kobj.h.
  */
 #ifndef CORACLE_KOBJ_INT_H
 #define CORACLE_KOBJ_INT_H
@@ -15,5 +16,43 @@ enum res { R_NULL, R_BOOL, R_INT, R_FLOAT, R_STR };
 int kobj_all_in(const char *s, const char *set);
 /* YAML 1.2 core schema resolution of a plain scalar. */
 enum res kobj_resolve(const char *s);
+
+/*
+ * The tree a document is read into before it is mapped onto a message
+ * (kobj_parse.c). libyaml's events build it, or kobj_json.c for JSON; the
+ * mapper sees no difference.
+ */
+enum ynode_type { YN_SCALAR, YN_SEQ, YN_MAP };
+
+struct ynode {
+    enum ynode_type type;
+    int line, col; /* 1-based; col counts characters, as libyaml's marks do */
+    char *val;     /* scalar text, NUL-terminated (may hold NULs of its own: len) */
+    size_t len;
+    int plain;           /* plain and untagged: YAML's implicit typing applies */
+    struct ynode **kids; /* seq: items; map: key, value, key, value... */
+    size_t n, cap;
+};
+
+/* Frees n and everything under it (NULL is fine). */
+void kobj_ynode_free(struct ynode *n);
+/* Appends k to p's kids; p owns it from then on. */
+void kobj_ynode_add(struct ynode *p, struct ynode *k);
+
+/*
+ * Does buf look like JSON: is its first byte after white space '{' or '['?
+ * Then kobj_parse tries kobj_json_load before libyaml.
+ */
+int kobj_json_looks(const char *buf, size_t len);
+/*
+ * Reads buf, one JSON text (RFC 8259, strictly; containers nested at most
+ * KOBJ_MAX_DEPTH deep), into *root: the tree libyaml's events would build
+ * for it (strings not plain, numbers and literals plain, the same line and
+ * column on every node). Returns 0, or -1 with nothing allocated when buf
+ * is not such a text: the caller then reads it as YAML (JSON that is not
+ * strict, YAML flow style, several documents), whose messages say what is
+ * wrong.
+ */
+int kobj_json_load(const char *buf, size_t len, struct ynode **root);
 
 #endif

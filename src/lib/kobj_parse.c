@@ -2,7 +2,8 @@
  * kobj_parse: YAML (and JSON, a subset) -> protobuf-c messages, for
  * kobj_parse and kobj_parse_msg (see kobj.c for the whole
  * module). libyaml's events become a tree of nodes carrying their
- * line:column (aliases refused, nesting bounded), then the tree is mapped
+ * line:column (aliases refused, nesting bounded), or kobj_json.c builds
+ * the same tree from JSON, then the tree is mapped
  * onto the message type by its descriptor, strictly: every error names
  * file:line:column and the field path.
  */
@@ -25,30 +26,18 @@
 
 /* ------------------------------------------------------------ the tree */
 
-enum ynode_type { YN_SCALAR, YN_SEQ, YN_MAP };
-
-struct ynode {
-    enum ynode_type type;
-    int line, col; /* 1-based */
-    char *val;     /* scalar text */
-    size_t len;
-    int plain;           /* plain and untagged: YAML's implicit typing applies */
-    struct ynode **kids; /* seq: items; map: key, value, key, value... */
-    size_t n, cap;
-};
-
-static void ynode_free(struct ynode *n)
+void kobj_ynode_free(struct ynode *n)
 {
     if (!n)
         return;
     for (size_t i = 0; i < n->n; i++)
-        ynode_free(n->kids[i]);
+        kobj_ynode_free(n->kids[i]);
     free(n->kids);
     free(n->val);
     free(n);
 }
 
-static void ynode_add(struct ynode *p, struct ynode *k)
+void kobj_ynode_add(struct ynode *p, struct ynode *k)
 {
     if (p->n == p->cap) {
         p->cap = p->cap ? p->cap * 2 : 8;
@@ -116,6 +105,13 @@ static int load_docs(struct pctx *c, const char *buf, size_t len, struct ynode *
 
     *docs = NULL;
     *ndocs = 0;
+    /* JSON (what API clients send) without libyaml's event machinery; see kobj_json.c */
+    if (kobj_json_looks(buf, len) && kobj_json_load(buf, len, &root) == 0) {
+        *docs = xmalloc(sizeof(**docs));
+        (*docs)[0] = root;
+        *ndocs = 1;
+        return 0;
+    }
     if (!yaml_parser_initialize(&p))
         fatal("yaml_parser_initialize");
     yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
@@ -173,7 +169,7 @@ static int load_docs(struct pctx *c, const char *buf, size_t len, struct ynode *
             n->line = line;
             n->col = col;
             if (sp > 0)
-                ynode_add(stack[sp - 1], n);
+                kobj_ynode_add(stack[sp - 1], n);
             else
                 root = n;
             if (n->type != YN_SCALAR) {
@@ -181,7 +177,7 @@ static int load_docs(struct pctx *c, const char *buf, size_t len, struct ynode *
                     perr_at(c, line, col, NULL, "nesting deeper than %d levels", KOBJ_MAX_DEPTH);
                     yaml_event_delete(&ev);
                     if (!*ndocs || (*docs)[*ndocs - 1] != root)
-                        ynode_free(root);
+                        kobj_ynode_free(root);
                     root = NULL;
                     goto out;
                 }
@@ -193,9 +189,9 @@ static int load_docs(struct pctx *c, const char *buf, size_t len, struct ynode *
     rc = 0;
 out:
     if (rc < 0) {
-        ynode_free(root);
+        kobj_ynode_free(root);
         for (size_t i = 0; i < *ndocs; i++)
-            ynode_free((*docs)[i]);
+            kobj_ynode_free((*docs)[i]);
         free(*docs);
         *docs = NULL;
         *ndocs = 0;
@@ -241,9 +237,15 @@ static int expected(struct pctx *c, const struct ynode *n, const char *path, con
 
 /* ------------------------------------------------------ YAML -> pb */
 
+/* path.key (key alone at the top); by hand: every field read makes one */
 static char *join(const char *path, const char *key)
 {
-    return xasprintf("%s%s%s", path, *path ? "." : "", key);
+    size_t pl = strlen(path), kl = strlen(key), dot = pl != 0;
+    char *s = xmalloc(pl + dot + kl + 1);
+    memcpy(s, path, pl);
+    s[pl] = '.';
+    memcpy(s + pl + dot, key, kl + 1);
+    return s;
 }
 
 static int map_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d, ProtobufCMessage *m,
@@ -768,7 +770,7 @@ int kobj_parse(const char *name, const char *buf, size_t len, struct kobjs *out,
         if (docs[i] && !is_null(docs[i]))
             rc = doc_to_objs(&c, docs[i], "", &tmp, 0);
     for (size_t i = 0; i < ndocs; i++)
-        ynode_free(docs[i]);
+        kobj_ynode_free(docs[i]);
     free(docs);
     if (rc < 0) {
         kobjs_free(&tmp);
@@ -819,7 +821,7 @@ ProtobufCMessage *kobj_parse_msg_opts(const char *name, const char *buf, size_t 
         }
     }
     for (size_t i = 0; i < ndocs; i++)
-        ynode_free(docs[i]);
+        kobj_ynode_free(docs[i]);
     free(docs);
     *err = c.err;
     return m;

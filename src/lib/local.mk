@@ -41,6 +41,7 @@ libcoracle_a_SOURCES = \
 	src/lib/kobj.h \
 	src/lib/kobj_emit.c \
 	src/lib/kobj_int.h \
+	src/lib/kobj_json.c \
 	src/lib/kobj_parse.c \
 	src/lib/kpatch.c \
 	src/lib/kpatch.h \

@@ -13,6 +13,8 @@
 #include "buf.h"
 #include "tap.h"
 #include "kobj.h"
+#include "kobj_int.h"
+#include "pb.h"
 
 static char *slurp(const char *path, size_t *len)
 {
@@ -669,9 +671,95 @@ static void test_json_str(void)
     buf_free(&b);
 }
 
+/*
+ * JSON goes through kobj_json, and must come out as libyaml would have read
+ * it: the same objects, or the same message at the same line:column. The
+ * YAML reading is the same text after a "---" line (one line lower).
+ */
+static void json_as_yaml(const char *json, int json_reads, const char *what)
+{
+    struct ynode *t = NULL;
+    int took = kobj_json_load(json, strlen(json), &t) == 0;
+    kobj_ynode_free(t);
+    ok(took == json_reads, "%s: %s", what, json_reads ? "read by kobj_json" : "left to libyaml");
+    char *y = xasprintf("---\n%s", json), *ej = NULL, *ey = NULL;
+    struct kobjs a = {0}, b = {0};
+    int rj = kobj_parse("t", json, strlen(json), &a, &ej);
+    int ry = kobj_parse("t", y, strlen(y), &b, &ey);
+    if (rj == 0 && ry == 0) {
+        int same = a.n == b.n;
+        for (size_t i = 0; same && i < a.n; i++)
+            same = a.v[i].kind == b.v[i].kind && pb_equal(a.v[i].msg, b.v[i].msg);
+        ok(same, "%s: the objects YAML reads", what);
+    } else if (rj < 0 && ry < 0) {
+        int lj, cj, ly, cy, nj = 0, ny = 0;
+        sscanf(ej, "t:%d:%d: %n", &lj, &cj, &nj);
+        sscanf(ey, "t:%d:%d: %n", &ly, &cy, &ny);
+        ok(nj && ny && lj == ly - 1 && cj == cy && !strcmp(ej + nj, ey + ny),
+           "%s: YAML's error (%s / %s)", what, ej, ey);
+    } else {
+        ok(0, "%s: JSON %s, YAML %s", what, ej ? ej : "ok", ey ? ey : "ok");
+    }
+    free(ej);
+    free(ey);
+    free(y);
+    kobjs_free(&a);
+    kobjs_free(&b);
+}
+
+static void test_json_reader(void)
+{
+    json_as_yaml("{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\","
+                 "\"labels\":{\"x\":\"\\u00e9\\t\\\"\\\\\\/\\u0041\"}},\"spec\":"
+                 "{\"containers\":[{\"name\":\"c\",\"image\":\"i\",\"ports\":[{\"containerPort\":"
+                 "80}]}]}}",
+                 1, "a pod, escapes");
+    json_as_yaml("{\r\n  \"apiVersion\": \"v1\",\r\n  \"kind\": \"Pod\",\r\n  \"metadata\": "
+                 "{\"name\": \"x\", \"bogus\": 1}\r\n}\r\n",
+                 1, "unknown field after CR LF lines");
+    json_as_yaml(
+        "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"\xc3\xa9\xe6\x97\xa5\","
+        "\"generation\":\"1\"}}",
+        1, "columns count characters");
+    json_as_yaml(
+        "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"x\",\"name\":\"y\"}}", 1,
+        "duplicate key");
+    json_as_yaml("{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[{\"apiVersion\":\"v1\","
+                 "\"kind\":\"Pod\",\"metadata\":{\"name\":\"x\"}},{\"apiVersion\":\"v1\",\"kind\":"
+                 "\"Node\",\"metadata\":{\"name\":\"n\"}}]}",
+                 1, "a List");
+    json_as_yaml("{apiVersion: v1, kind: Pod, metadata: {name: x,},}", 0, "YAML flow style");
+    json_as_yaml("{\"apiVersion\": \"v1\", \"kind\": }", 0, "bad JSON");
+    json_as_yaml("{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"x\"}}\n---\n"
+                 "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"y\"}}",
+                 0, "two documents");
+    char deep[200] = "";
+    for (int i = 0; i < 65; i++)
+        strcat(deep, "[");
+    for (int i = 0; i < 65; i++)
+        strcat(deep, "]");
+    json_as_yaml(deep, 0, "nesting too deep");
+    deep[64] = 0; /* 64 '[' */
+    for (int i = 0; i < 64; i++)
+        strcat(deep, "]");
+    json_as_yaml(deep, 1, "nesting at the limit");
+    /* what libyaml refuses and JSON allows: a character outside the BMP as a surrogate pair */
+    const char *sp = "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"x\","
+                     "\"labels\":{\"a\":\"\\ud83d\\ude00\"}}}";
+    struct kobjs o = {0};
+    char *err = NULL;
+    ok(kobj_parse("t", sp, strlen(sp), &o, &err) == 0 && o.n == 1, "JSON: a surrogate pair");
+    char *j = o.n ? kobj_emit(o.v[0].kind, o.v[0].msg, KOBJ_FMT_JSON_COMPACT) : NULL;
+    ok(j && strstr(j, "\"a\":\"\xf0\x9f\x98\x80\""), "JSON: the pair is one character");
+    free(j);
+    free(err);
+    kobjs_free(&o);
+}
+
 int main(void)
 {
     test_seeds();
+    test_json_reader();
     test_time_writer();
     test_json_str();
     test_rich();

@@ -1,0 +1,349 @@
+/*
+ * kobj_json: JSON -> kobj's document tree (struct ynode, kobj_int.h), for
+ * kobj_parse. API clients send JSON (kubectl, client-go, the REST API's
+ * creates and updates); libyaml reads it too, as YAML flow style, but
+ * through its scanner's token queue and one event per token, several
+ * times slower than this reader (doc/DESIGN.md has the figures). The tree
+ * is the one libyaml's events build, node for node: strings are scalars
+ * that are not plain (no implicit typing, as quoted YAML), numbers and
+ * true/false/null plain scalars with their text, and every node carries
+ * libyaml's line and column (columns count characters, and NEL, LS and
+ * PS end lines as in YAML), so the mapper's checks and messages (field
+ * path, duplicate keys, types) are the same whichever reader ran.
+ *
+ * Strict RFC 8259, one text, containers nested at most KOBJ_MAX_DEPTH
+ * deep. Anything else is not refused here: kobj_json_load says no and
+ * kobj_parse reads the bytes as YAML, which either takes them (JSON with
+ * YAML's liberties, several documents) or names the problem in the words
+ * it always has.
+ */
+#include "config.h"
+#include "kobj_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "json.h"
+#include "util.h"
+
+struct jr {
+    const char *p, *end;
+    int depth;
+    /* position: line and column (1-based) of the byte at mark */
+    const char *mark;
+    int line, col;
+    struct buf sb; /* a string with escapes, decoded */
+};
+
+/*
+ * Moves the mark to at, counting lines and characters as libyaml does:
+ * CR LF, CR, LF, NEL (C2 85), LS and PS (E2 80 A8/A9) end a line; UTF-8
+ * continuation bytes are no characters. Nodes are met in order, so the
+ * whole input is counted once.
+ */
+static void mark_to(struct jr *j, const char *at)
+{
+    const unsigned char *s = (const unsigned char *)j->mark, *e = (const unsigned char *)at;
+    int line = j->line, col = j->col; /* locals: the bytes read could alias j's fields */
+    while (s < e) {
+        unsigned char c = *s;
+        if (c >= 0x20 && c < 0x80) {
+            const unsigned char *r = s + 1;
+            while (r < e && (unsigned char)(*r - 0x20) < 0x60)
+                r++;
+            col += (int)(r - s);
+            s = r;
+        } else if (c == '\n' || c == '\r') {
+            s += c == '\r' && s + 1 < e && s[1] == '\n' ? 2 : 1;
+            line++;
+            col = 1;
+        } else if (c == 0xc2 && s + 1 < e && s[1] == 0x85) {
+            s += 2;
+            line++;
+            col = 1;
+        } else if (c == 0xe2 && s + 2 < e && s[1] == 0x80 && (s[2] == 0xa8 || s[2] == 0xa9)) {
+            s += 3;
+            line++;
+            col = 1;
+        } else {
+            col += (c & 0xc0) != 0x80;
+            s++;
+        }
+    }
+    j->line = line;
+    j->col = col;
+    j->mark = at;
+}
+
+/* A new node of type t starting at at, added to parent (or the root when parent is NULL). */
+static struct ynode *node(struct jr *j, struct ynode *parent, enum ynode_type t, const char *at)
+{
+    struct ynode *n = xcalloc(1, sizeof(*n));
+    n->type = t;
+    mark_to(j, at);
+    n->line = j->line;
+    n->col = j->col;
+    if (parent)
+        kobj_ynode_add(parent, n);
+    return n;
+}
+
+static void skip_ws(struct jr *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t'))
+        j->p++;
+}
+
+static int hex4(const char *p, unsigned *v)
+{
+    *v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+                                            : 16;
+        if (d == 16)
+            return -1;
+        *v = *v << 4 | d;
+    }
+    return 0;
+}
+
+/* One escape after the backslash at j->p, decoded onto j->sb. */
+static int escape(struct jr *j)
+{
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    if (j->end - j->p < 2)
+        return -1;
+    char c = j->p[1];
+    const char *k = c ? strchr(from, c) : NULL;
+    if (k) {
+        buf_add(&j->sb, &to[k - from], 1);
+        j->p += 2;
+        return 0;
+    }
+    unsigned cp, lo;
+    if (c != 'u' || j->end - j->p < 6 || hex4(j->p + 2, &cp) < 0)
+        return -1;
+    j->p += 6;
+    if (cp >= 0xdc00 && cp <= 0xdfff)
+        return -1; /* a lone low surrogate */
+    if (cp >= 0xd800 && cp <= 0xdbff) {
+        if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u' || hex4(j->p + 2, &lo) < 0 ||
+            lo < 0xdc00 || lo > 0xdfff)
+            return -1;
+        j->p += 6;
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+    }
+    char u[4];
+    buf_add(&j->sb, u, json_utf8_encode(u, cp));
+    return 0;
+}
+
+/* Bytes a string's scan need not stop at: printable ASCII but '"' and '\\'. */
+static const unsigned char str_plain[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+/*
+ * The string at j->p (its opening quote) as a scalar under parent. Most
+ * have no escape: their bytes are copied once, straight from the input.
+ */
+static int string(struct jr *j, struct ynode *parent)
+{
+    struct ynode *n = node(j, parent, YN_SCALAR, j->p);
+    const char *s = ++j->p;
+    int escaped = 0;
+    buf_reset(&j->sb);
+    for (;;) {
+        const char *r = j->p;
+        while (r < j->end && str_plain[(unsigned char)*r])
+            r++;
+        if (escaped)
+            buf_add(&j->sb, j->p, (size_t)(r - j->p));
+        j->p = r;
+        if (j->p >= j->end)
+            return -1;
+        unsigned char c = (unsigned char)*j->p;
+        if (c == '"')
+            break;
+        if (c < 0x20)
+            return -1;
+        if (c == '\\') {
+            if (!escaped) {
+                buf_add(&j->sb, s, (size_t)(j->p - s));
+                escaped = 1;
+            }
+            if (escape(j) < 0)
+                return -1;
+            continue;
+        }
+        size_t k = c < 0x80 ? 1 : json_utf8_len(j->p, (size_t)(j->end - j->p));
+        if (!k)
+            return -1;
+        if (escaped)
+            buf_add(&j->sb, j->p, k);
+        j->p += k;
+    }
+    if (escaped) {
+        n->len = j->sb.len;
+        n->val = xmemdup(j->sb.p, n->len + 1);
+    } else {
+        n->len = (size_t)(j->p - s);
+        n->val = xmalloc(n->len + 1);
+        memcpy(n->val, s, n->len);
+        n->val[n->len] = 0;
+    }
+    j->p++;
+    return 0;
+}
+
+static const char *digits(const char *p, const char *end)
+{
+    while (p < end && *p >= '0' && *p <= '9')
+        p++;
+    return p;
+}
+
+/* A number or true/false/null: a plain scalar holding its text. */
+static int literal(struct jr *j, struct ynode *parent)
+{
+    const char *s = j->p, *p = s, *end = j->end;
+    static const char *const words[] = {"true", "false", "null"};
+    for (size_t i = 0; i < ARRAY_SIZE(words); i++) {
+        size_t l = strlen(words[i]);
+        if ((size_t)(end - p) >= l && !memcmp(p, words[i], l)) {
+            p += l;
+            goto done;
+        }
+    }
+    if (p < end && *p == '-')
+        p++;
+    if (p < end && *p == '0')
+        p++;
+    else if (p < end && *p >= '1' && *p <= '9')
+        p = digits(p, end);
+    else
+        return -1;
+    if (p < end && *p == '.') {
+        const char *f = ++p;
+        if ((p = digits(p, end)) == f)
+            return -1;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        const char *x = p;
+        if ((p = digits(p, end)) == x)
+            return -1;
+    }
+done:
+    /* what follows must end the token, as in YAML ("truex", "1x" are not these) */
+    if (p < end && !strchr(" \t\r\n,]}", *p))
+        return -1;
+    struct ynode *n = node(j, parent, YN_SCALAR, s);
+    n->plain = 1;
+    n->len = (size_t)(p - s);
+    n->val = xmalloc(n->len + 1);
+    memcpy(n->val, s, n->len);
+    n->val[n->len] = 0;
+    j->p = p;
+    return 0;
+}
+
+static int value(struct jr *j, struct ynode *parent, struct ynode **root);
+
+/* An object or array at j->p, its members or items under a new node. */
+static int container(struct jr *j, struct ynode *parent, struct ynode **root)
+{
+    int map = *j->p == '{';
+    char close = map ? '}' : ']';
+    if (j->depth >= KOBJ_MAX_DEPTH)
+        return -1;
+    struct ynode *n = node(j, parent, map ? YN_MAP : YN_SEQ, j->p);
+    if (root)
+        *root = n;
+    j->depth++;
+    j->p++;
+    skip_ws(j);
+    if (j->p < j->end && *j->p == close) {
+        j->p++;
+        j->depth--;
+        return 0;
+    }
+    for (;;) {
+        if (map) {
+            if (j->p >= j->end || *j->p != '"' || string(j, n) < 0)
+                return -1;
+            skip_ws(j);
+            if (j->p >= j->end || *j->p != ':')
+                return -1;
+            j->p++;
+        }
+        if (value(j, n, NULL) < 0)
+            return -1;
+        skip_ws(j);
+        if (j->p >= j->end)
+            return -1;
+        if (*j->p == close)
+            break;
+        if (*j->p != ',')
+            return -1;
+        j->p++;
+        skip_ws(j);
+    }
+    j->p++;
+    j->depth--;
+    return 0;
+}
+
+/* Any value, under parent (or as *root). */
+static int value(struct jr *j, struct ynode *parent, struct ynode **root)
+{
+    skip_ws(j);
+    if (j->p >= j->end)
+        return -1;
+    if (*j->p == '{' || *j->p == '[')
+        return container(j, parent, root);
+    if (*j->p == '"')
+        return string(j, parent);
+    return literal(j, parent);
+}
+
+int kobj_json_looks(const char *buf, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\r' || buf[i] == '\t'))
+        i++;
+    return i < len && (buf[i] == '{' || buf[i] == '[');
+}
+
+int kobj_json_load(const char *buf, size_t len, struct ynode **root)
+{
+    struct jr j = {.p = buf, .end = buf + len, .mark = buf, .line = 1, .col = 1};
+    struct ynode *top = NULL;
+    skip_ws(&j);
+    int rc = j.p < j.end && (*j.p == '{' || *j.p == '[') ? container(&j, NULL, &top) : -1;
+    if (rc == 0) {
+        skip_ws(&j);
+        if (j.p != j.end)
+            rc = -1; /* more after the text: several documents, or not JSON */
+    }
+    buf_free(&j.sb);
+    if (rc < 0) {
+        kobj_ynode_free(top);
+        return -1;
+    }
+    *root = top;
+    return 0;
+}

@@ -21,6 +21,7 @@ static const struct {
     {"sel", fuzz_sel_one},
     {"qty", fuzz_qty_one},
     {"yaml", fuzz_yaml_one},
+    {"kobj_json", fuzz_kobj_json_one},
     {"pb", fuzz_pb_one},
     {"http1", fuzz_http1_one},
     {"accept", fuzz_accept_one},

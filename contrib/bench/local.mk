@@ -15,6 +15,17 @@ contrib_bench_json_bench_SOURCES += contrib/bench/json-bench-jansson.c
 contrib_bench_json_bench_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 contrib_bench_json_bench_LDADD += $(JANSSON_LIBS)
 endif
+# json-read-bench: the readers of JSON request bodies side by side (doc/DESIGN.md, "JSON").
+noinst_PROGRAMS += contrib/bench/json-read-bench
+contrib_bench_json_read_bench_SOURCES = contrib/bench/json-read-bench.c \
+	contrib/bench/json-read-bench-json-c.c
+contrib_bench_json_read_bench_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS)
+contrib_bench_json_read_bench_LDADD = libcoracle.a $(YAML_LIBS) $(JSONC_LIBS) $(COMMON_LIBS)
+if HAVE_JANSSON
+contrib_bench_json_read_bench_SOURCES += contrib/bench/json-read-bench-jansson.c
+contrib_bench_json_read_bench_CFLAGS += $(JANSSON_CFLAGS)
+contrib_bench_json_read_bench_LDADD += $(JANSSON_LIBS)
+endif
 # sched-bench (the script runs this): hollow nodes and a burst of pods.
 noinst_PROGRAMS += contrib/bench/sched-bench-load
 contrib_bench_sched_bench_load_SOURCES = contrib/bench/sched_bench.c

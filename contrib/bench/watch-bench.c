@@ -439,16 +439,25 @@ static int rest_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const uint
     struct watcher *w = nghttp2_session_get_stream_user_data(s, sid);
     if (!w)
         return 0;
-    buf_add(&w->line, data, len);
-    size_t used = 0;
-    for (;;) {
-        char *nl = memchr(w->line.p + used, '\n', w->line.len - used);
-        if (!nl)
-            break;
-        rest_line(w, w->line.p + used, (size_t)(nl - (w->line.p + used)));
-        used = (size_t)(nl - w->line.p) + 1;
+    const char *p = (const char *)data, *end = p + len, *nl;
+    if (w->line.len) {
+        /* the end of a line begun in an earlier chunk */
+        if (!(nl = memchr(p, '\n', len))) {
+            buf_add(&w->line, p, len);
+            return 0;
+        }
+        buf_add(&w->line, p, (size_t)(nl - p));
+        rest_line(w, w->line.p, w->line.len);
+        buf_reset(&w->line);
+        p = nl + 1;
     }
-    buf_consume(&w->line, used);
+    /* whole lines straight from the chunk; a partial one kept */
+    while (p < end && (nl = memchr(p, '\n', (size_t)(end - p)))) {
+        rest_line(w, p, (size_t)(nl - p));
+        p = nl + 1;
+    }
+    if (p < end)
+        buf_add(&w->line, p, (size_t)(end - p));
     return 0;
 }
 
@@ -494,10 +503,20 @@ static void rest_readcb(struct bufferevent *bev, void *arg)
 {
     struct rconn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    size_t n = evbuffer_get_length(in);
-    if (nghttp2_session_mem_recv(c->ngh, evbuffer_pullup(in, -1), n) < 0)
-        note_err(c->wb, "rest connection", 0, "bad HTTP/2 from the server");
-    evbuffer_drain(in, n);
+    while (evbuffer_get_length(in)) {
+        struct evbuffer_iovec v[16];
+        int nv = evbuffer_peek(in, -1, NULL, v, 16);
+        size_t used = 0;
+        for (int i = 0; i < nv && i < 16; i++) {
+            if (nghttp2_session_mem_recv(c->ngh, v[i].iov_base, v[i].iov_len) < 0) {
+                note_err(c->wb, "rest connection", 0, "bad HTTP/2 from the server");
+                evbuffer_drain(in, evbuffer_get_length(in));
+                return;
+            }
+            used += v[i].iov_len;
+        }
+        evbuffer_drain(in, used);
+    }
     rest_flush(c);
 }
 
@@ -532,7 +551,7 @@ static int rest_connect(struct wb *wb, struct rconn *c)
     nghttp2_settings_entry st[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100000},
                                    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 24}};
     nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, st, 2);
-    nghttp2_session_set_local_window_size(c->ngh, NGHTTP2_FLAG_NONE, 0, 1 << 30);
+    nghttp2_session_set_local_window_size(c->ngh, NGHTTP2_FLAG_NONE, 0, NGHTTP2_MAX_WINDOW_SIZE);
     return 0;
 }
 

@@ -390,6 +390,7 @@ struct rconn {
     struct wb *wb;
     struct bufferevent *bev;
     nghttp2_session *ngh;
+    int first, n; /* its watchers [first, first+n) */
 };
 
 /* The string value after key (a JSON key with its quotes and colon) in [p, end), or NULL. */
@@ -520,11 +521,18 @@ static void rest_readcb(struct bufferevent *bev, void *arg)
     rest_flush(c);
 }
 
+/* A connection that ends ends its watchers (the streams never see their close). */
 static void rest_eventcb(struct bufferevent *bev, short what, void *arg)
 {
     struct rconn *c = arg;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-        note_err(c->wb, "rest connection", 0, "closed");
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        return;
+    note_err(c->wb, "rest connection", 0, what & BEV_EVENT_EOF ? "closed by the server" : "failed");
+    for (int i = c->first; i < c->first + c->n; i++)
+        if (!c->wb->w[i].ended) {
+            c->wb->w[i].ended = 1;
+            c->wb->ended++;
+        }
 }
 
 /* An HTTP/2 (h2c, prior knowledge) connection with windows large enough for every stream. */
@@ -551,7 +559,7 @@ static int rest_connect(struct wb *wb, struct rconn *c)
     nghttp2_settings_entry st[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100000},
                                    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 24}};
     nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, st, 2);
-    nghttp2_session_set_local_window_size(c->ngh, NGHTTP2_FLAG_NONE, 0, NGHTTP2_MAX_WINDOW_SIZE);
+    nghttp2_session_set_local_window_size(c->ngh, NGHTTP2_FLAG_NONE, 0, 16 << 20);
     return 0;
 }
 
@@ -570,6 +578,10 @@ static void rest_open(struct wb *wb, const char *rv)
             note_err(wb, "rest connect", 0, wb->addr);
             return;
         }
+        wb->rconns[c].first = c * wb->per_conn;
+        wb->rconns[c].n = wb->nwatch - c * wb->per_conn < wb->per_conn
+                              ? wb->nwatch - c * wb->per_conn
+                              : wb->per_conn;
         for (int i = c * wb->per_conn; i < wb->nwatch && i < (c + 1) * wb->per_conn; i++)
             if (nghttp2_submit_request(wb->rconns[c].ngh, NULL, hd, 5, NULL, &wb->w[i]) < 0)
                 note_err(wb, "rest watch", 0, "nghttp2_submit_request failed");

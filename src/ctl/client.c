@@ -129,7 +129,7 @@ int ctl_client_open(struct ctl_client *c)
     char *ca = flag_or_config(ctl_g.certificate_authority, cfg_ca);
     char *cert = flag_or_config(ctl_g.client_certificate, cfg_cert);
     char *key = flag_or_config(ctl_g.client_key, cfg_key);
-    struct gcl_opts o = {.connect_timeout_ms = 5000};
+    struct gcl_opts o = {.connect_timeout_ms = 5000, .user_agent = "coraclectl/" PACKAGE_VERSION};
     char *err = NULL;
     int rc = gcl_opts_setup(&o, c->addr, ca, cert, key, c->token, &err);
     free(ca);

@@ -120,6 +120,7 @@ int main(int argc, char **argv)
     char *token = NULL, *err = NULL;
     if (*token_file && daemon_read_token(token_file, &token, &err) < 0)
         fatal("%s", err);
+    gopts.user_agent = "coracle-kubelet/" PACKAGE_VERSION;
     if (gcl_opts_setup(&gopts, k.cfg.server, ca, cert, key, token, &err) < 0)
         fatal("%s", err);
     k.api = gcl_new(k.base, k.cfg.server, &gopts);

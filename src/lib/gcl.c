@@ -64,6 +64,7 @@ struct gconn {
     struct event *connect_timer;
     char *addr;
     char *authority, *bearer; /* copies: header values must outlive a gcl_free inside a callback */
+    char *user_agent;         /* copy, or NULL */
     gcl_call_t *calls;
     int connected;
     int in_recv; /* inside nghttp2 (mem_recv or mem_send): it must not be freed now */
@@ -83,6 +84,7 @@ struct gcl {
     char *addr;
     char *authority;
     char *bearer; /* "Bearer xyz" or NULL */
+    char *user_agent;
     int connect_timeout_ms;
     int ka_interval_ms, ka_timeout_ms;
     int is_unix;
@@ -645,6 +647,7 @@ static void gconn_free(struct gconn *c)
     free(c->addr);
     free(c->authority);
     free(c->bearer);
+    free(c->user_agent);
     free(c->fail_msg);
     free(c);
 }
@@ -657,6 +660,7 @@ static struct gconn *gconn_open(gcl_t *g)
     c->addr = xstrdup(g->addr);
     c->authority = xstrdup(g->authority);
     c->bearer = g->bearer ? xstrdup(g->bearer) : NULL;
+    c->user_agent = g->user_agent ? xstrdup(g->user_agent) : NULL;
     c->flush_ev = event_new(g->base, -1, 0, gconn_flush_cb, c);
     if (g->tls) {
         SSL *ssl = tls_client_ssl(g->tls, g->tls_host);
@@ -773,6 +777,8 @@ gcl_t *gcl_new(struct event_base *base, const char *addr, const struct gcl_opts 
     g->ka_timeout_ms = 20000;
     if (opts && opts->bearer_token)
         g->bearer = xasprintf("Bearer %s", opts->bearer_token);
+    if (opts && opts->user_agent)
+        g->user_agent = xstrdup(opts->user_agent);
     if (strncmp(addr, "unix:", 5) == 0) {
         struct sockaddr_un *un = (struct sockaddr_un *)&g->ss;
         const char *p = addr + 5;
@@ -828,6 +834,7 @@ gcl_t *gcl_new(struct event_base *base, const char *addr, const struct gcl_opts 
 fail:
     free(g->addr);
     free(g->bearer);
+    free(g->user_agent);
     free(g->tls_host);
     SSL_CTX_free(g->tls);
     free(g);
@@ -852,6 +859,7 @@ void gcl_free(gcl_t *g)
     free(g->addr);
     free(g->authority);
     free(g->bearer);
+    free(g->user_agent);
     free(g->host);
     free(g->tls_host);
     SSL_CTX_free(g->tls);
@@ -896,7 +904,7 @@ static gcl_call_t *call_start(gcl_t *g, const char *path, rbuf_t *first, int clo
         /* connect() failed at once: report from the loop, never from inside this call */
         return call;
     }
-    nghttp2_nv nv[8];
+    nghttp2_nv nv[9];
     size_t n = 0;
 #define NV(nm, v, fl)                                                                              \
     nv[n++] = (nghttp2_nv)                                                                         \
@@ -912,6 +920,8 @@ static gcl_call_t *call_start(gcl_t *g, const char *path, rbuf_t *first, int clo
     NV("te", "trailers", nc);
     if (c->bearer)
         NV("authorization", c->bearer, NGHTTP2_NV_FLAG_NO_COPY_NAME);
+    if (c->user_agent)
+        NV("user-agent", c->user_agent, NGHTTP2_NV_FLAG_NO_COPY_NAME);
     if (timeout_ms > 0) {
         /* the spec allows at most 8 digits */
         if (timeout_ms <= 99999999)

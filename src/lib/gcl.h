@@ -24,6 +24,9 @@ struct ssl_ctx_st;
 struct gcl_opts {
     int connect_timeout_ms;   /* default 3000 */
     const char *bearer_token; /* sent as "authorization: Bearer ..." if set */
+    /* sent as user-agent if set ("coraclectl/0.1"): the server records
+     * writes under its product name as their field manager */
+    const char *user_agent;
     /*
      * TLS for TCP addresses (tls.h: tls_client_ctx; gcl takes its own
      * reference). NULL: cleartext. The server certificate must carry the

@@ -684,7 +684,10 @@ sched_t *sched_new(struct event_base *base, const struct sched_cfg *cfg)
     s->instance = xasprintf("%s-%s", s->name, host);
     if (s->cfg.max_inflight <= 0)
         s->cfg.max_inflight = 500;
-    struct gcl_opts go = {.connect_timeout_ms = 3000, .bearer_token = s->token, .tls = cfg->tls};
+    struct gcl_opts go = {.connect_timeout_ms = 3000,
+                          .bearer_token = s->token,
+                          .tls = cfg->tls,
+                          .user_agent = "coracle-scheduler/" PACKAGE_VERSION};
     s->g = gcl_new(base, s->server, &go);
     if (!s->g) {
         free(s->server);

@@ -51,8 +51,9 @@ struct ctx {
     struct walk w;
     const ProtobufCMessageDescriptor *d;
     const char *api_version;
-    struct set *reset; /* the endpoint's reset fields */
-    struct set *strip; /* metadata no manager owns */
+    const char *subresource; /* the endpoint's, or NULL */
+    struct set *reset;       /* the endpoint's reset fields */
+    struct set *strip;       /* metadata no manager owns */
 };
 
 /* ------------------------------------------------------------ managers */
@@ -331,6 +332,7 @@ static void ctx_init(struct ctx *x, const ProtobufCMessageDescriptor *d, const s
     x->d = d;
     const struct kind *k = kind_by_desc(d);
     x->api_version = o && o->api_version ? o->api_version : k ? k->api_version : "v1";
+    x->subresource = o && o->subresource && *o->subresource ? o->subresource : NULL;
     x->reset = paths_set(x, o ? o->reset : NULL);
     x->strip = paths_set(x, strip);
 }
@@ -655,10 +657,11 @@ static int apply_once(struct ctx *x, const ProtobufCMessage *live, const Protobu
                           x->api_version, k ? k->kind : x->d->short_name, x->w.err));
         goto out;
     }
-    char *id = mgr_id(&x->a, manager, "Apply", x->api_version, NULL);
+    /* an apply to a subresource is an entry of its own, as for updates */
+    char *id = mgr_id(&x->a, manager, "Apply", x->api_version, x->subresource);
     struct mgr *self = mgr_find(&ms, id);
     struct set *last = self ? self->set : NULL;
-    self = mgr_put(x, &ms, manager, "Apply", NULL);
+    self = mgr_put(x, &ms, manager, "Apply", x->subresource);
     self->set = set_rdiff(&x->a, fieldset(x, config), x->reset);
     x->w.strict = 0;
     merged = prune(x, merged, &ms, last);

@@ -161,7 +161,6 @@ static const char *label_value_err(const char *s)
 
 /* ---- metadata ---- */
 
-#define FIELD_MANAGER_MAX 128
 #define SUBRESOURCE_MAX 256
 
 char *admit_field_manager(const char *s)

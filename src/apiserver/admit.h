@@ -30,6 +30,9 @@ int admit_validate(const struct kind *k, const ProtobufCMessage *obj, char **msg
  */
 int admit_pod_update(const Coracle__V1__Pod *old, const Coracle__V1__Pod *upd, char **msg);
 
+/* The longest field manager name Kubernetes takes, in bytes */
+#define FIELD_MANAGER_MAX 128
+
 /*
  * ValidateFieldManager: NULL if s may name a field manager (the fieldManager
  * parameter, managedFields[].manager), else the error after the field path,

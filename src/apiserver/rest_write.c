@@ -16,6 +16,7 @@
  */
 #include "config.h"
 #include "rest_int.h"
+#include "admit.h"
 #include "api.h"
 #include "apply.h"
 #include "buf.h"
@@ -37,7 +38,6 @@
 #define MEDIA_APPLY "application/apply-patch+yaml"
 /* Kubernetes retries a patch this often when the object changed under it */
 #define PATCH_TRIES 5
-#define FIELD_MANAGER_MAX 128
 
 /* One write in progress: the owner of its store ops (apply.h's struct apply_owner). */
 struct wreq {
@@ -217,22 +217,6 @@ static bool apply_patch(h2s_req_t *r)
     return apply;
 }
 
-/* Kubernetes' ValidateFieldManager: at most 128 bytes, printable. NULL or the problem. */
-static char *field_manager_problem(const char *fm)
-{
-    if (strlen(fm) > FIELD_MANAGER_MAX)
-        return xasprintf("fieldManager: Too long: may not be more than %d bytes",
-                         FIELD_MANAGER_MAX);
-    for (size_t i = 0; fm[i]; i++) {
-        unsigned char c = (unsigned char)fm[i];
-        if (c < 0x20 || c == 0x7f)
-            return xasprintf("fieldManager: Invalid value: \"%s\": invalid character U+%04X (at "
-                             "position %zu)",
-                             fm, c, i);
-    }
-    return NULL;
-}
-
 /*
  * dryRun, fieldManager, fieldValidation (every write takes them) into
  * w->opts. Returns 0, or -1 after answering 422 as Kubernetes'
@@ -246,9 +230,11 @@ static int parse_opts(struct wreq *w, const struct rquery *q)
     if (dry && strcmp(dry, "All"))
         why = xasprintf("dryRun: Unsupported value: []string{\"%s\"}: supported values: \"All\"",
                         dry);
-    else if (fm && (why = field_manager_problem(fm)))
-        ;
-    else if (fv && *fv && strcmp(fv, "Strict") && strcmp(fv, "Warn") && strcmp(fv, "Ignore"))
+    else if (fm && (why = admit_field_manager(fm))) {
+        char *t = why;
+        why = xconcat("fieldManager: ", t, NULL);
+        free(t);
+    } else if (fv && *fv && strcmp(fv, "Strict") && strcmp(fv, "Warn") && strcmp(fv, "Ignore"))
         why = xasprintf("fieldValidation: Unsupported value: \"%s\": supported values: \"\", "
                         "\"Ignore\", \"Strict\", \"Warn\"",
                         fv);

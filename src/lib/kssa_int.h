@@ -101,7 +101,6 @@ struct set *set_from_v1(struct arena *a, const void *data, size_t len, char **er
 /* ---- walks over messages (kssa_walk.c) ---- */
 
 #define KSSA_MAX_DEPTH 64
-#define KSSA_KM_CACHE 256
 
 struct kmeta;
 
@@ -113,10 +112,9 @@ struct walk {
                  * they are told apart by index (a stored object) */
     struct pe path[KSSA_MAX_DEPTH];
     size_t depth;
-    struct { /* kmeta entries by field descriptor */
-        const ProtobufCFieldDescriptor *f;
-        const struct kmeta *km;
-    } kmc[KSSA_KM_CACHE];
+    /* walk_shape: the fieldset walk digests its steps instead of inserting */
+    int shaping;
+    uint64_t h[2];
 };
 
 /* Comparison of two objects, as typed.Comparison. */
@@ -126,6 +124,13 @@ struct cmp {
 
 /* m's fields as a set (TypedValue.ToFieldSet). m's descriptor is the root type. */
 struct set *walk_fieldset(struct walk *w, const ProtobufCMessage *m);
+/*
+ * A 128-bit digest of m's shape: of every step walk_fieldset takes (the
+ * fields present, list items' keys, map keys; no leaf values), so two
+ * objects with one digest have the same field set (and the same fields
+ * added to an empty object), but for a 2^-128 chance.
+ */
+void walk_shape(struct walk *w, const ProtobufCMessage *m, uint64_t out[2]);
 /* typed Compare; l and r of one type. */
 struct cmp walk_compare(struct walk *w, const ProtobufCMessage *l, const ProtobufCMessage *r);
 /* Merges src into dst in place (TypedValue.Merge, src wins): 0 or -1 with w->err. */

@@ -66,17 +66,38 @@ static int atomic_marked(const struct kmeta *km)
 
 /* The kind of field f of message owner. */
 /* kmeta_lookup, remembered by field for the walk (every write walks the same fields). */
-static const struct kmeta *km_of(struct walk *w, const ProtobufCMessageDescriptor *owner,
+/*
+ * kmeta entries by field descriptor, for the process: descriptors and
+ * kmeta's table are static, so an answer never changes, and every write
+ * asks for the same few dozen fields (a scan of kmeta's table each time
+ * cost a create more than the rest of the walk). Slots are published with
+ * a compare-and-swap and never change after, so threads read them without
+ * a lock; a full table falls back to the scan.
+ */
+#define KM_SLOTS 2048
+struct km_slot {
+    const ProtobufCFieldDescriptor *f;
+    const struct kmeta *km;
+};
+static struct km_slot *km_slots[KM_SLOTS];
+
+static const struct kmeta *km_of(const ProtobufCMessageDescriptor *owner,
                                  const ProtobufCFieldDescriptor *f)
 {
-    size_t h = ((uintptr_t)f >> 4) % KSSA_KM_CACHE;
-    for (size_t i = 0; i < KSSA_KM_CACHE; i++, h = (h + 1) % KSSA_KM_CACHE) {
-        if (w->kmc[h].f == f)
-            return w->kmc[h].km;
-        if (!w->kmc[h].f) {
-            w->kmc[h].f = f;
-            return w->kmc[h].km = kmeta_lookup(owner, f->name);
+    size_t h = ((uintptr_t)f >> 4) % KM_SLOTS;
+    for (size_t i = 0; i < KM_SLOTS / 8; i++, h = (h + 1) % KM_SLOTS) {
+        struct km_slot *s = __atomic_load_n(&km_slots[h], __ATOMIC_ACQUIRE);
+        if (!s) {
+            struct km_slot *n = xmalloc(sizeof(*n));
+            n->f = f;
+            n->km = kmeta_lookup(owner, f->name);
+            if (__atomic_compare_exchange_n(&km_slots[h], &s, n, 0, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_ACQUIRE))
+                return n->km;
+            free(n); /* another thread took the slot: s is its entry */
         }
+        if (s->f == f)
+            return s->km;
     }
     return kmeta_lookup(owner, f->name);
 }
@@ -84,7 +105,7 @@ static const struct kmeta *km_of(struct walk *w, const ProtobufCMessageDescripto
 static enum tk field_kind(struct walk *w, const ProtobufCMessageDescriptor *owner,
                           const ProtobufCFieldDescriptor *f)
 {
-    const struct kmeta *km = km_of(w, owner, f);
+    const struct kmeta *km = km_of(owner, f);
     if (is_map_field(f))
         return atomic_marked(km) ? TK_ATOMIC : TK_MAP;
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
@@ -291,21 +312,88 @@ static void field_copy(ProtobufCMessage *dst, const ProtobufCMessage *src,
 
 /* ----------------------------------------------------- path elements */
 
+/* walk_shape's digest: two 64-bit multiply-xor-shift hashes, a word at a time. */
+static void shape_word(struct walk *w, uint64_t v)
+{
+    w->h[0] = (w->h[0] ^ v) * 0x100000001b3ull;
+    w->h[0] ^= w->h[0] >> 29;
+    w->h[1] = (w->h[1] ^ v) * 0x9e3779b97f4a7c15ull;
+    w->h[1] ^= w->h[1] >> 31;
+}
+
+static void shape_add(struct walk *w, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t v;
+    for (; len >= 8; p += 8, len -= 8) {
+        memcpy(&v, p, 8);
+        shape_word(w, v);
+    }
+    v = (uint64_t)len << 56;
+    memcpy(&v, p, len); /* the low bytes; len < 8 keeps the top one */
+    shape_word(w, v);
+}
+
+static void shape_u64(struct walk *w, uint64_t v)
+{
+    shape_word(w, v);
+}
+
+static void shape_sval(struct walk *w, const struct sval *v)
+{
+    shape_u64(w, (uint64_t)v->t);
+    shape_u64(w, (uint64_t)v->i);
+    shape_add(w, &v->f, sizeof(v->f));
+    shape_u64(w, v->s ? v->len : 0);
+    if (v->s)
+        shape_add(w, v->s, v->len);
+}
+
+static void shape_pe(struct walk *w, const struct pe *p)
+{
+    shape_u64(w, (uint64_t)p->k + 1);
+    switch (p->k) {
+    case PE_FIELD:
+        shape_add(w, p->name, strlen(p->name) + 1);
+        break;
+    case PE_KEY:
+        shape_u64(w, p->nkeys);
+        for (size_t i = 0; i < p->nkeys; i++) {
+            shape_add(w, p->keys[i].name, strlen(p->keys[i].name) + 1);
+            shape_sval(w, &p->keys[i].v);
+        }
+        break;
+    case PE_VALUE:
+        shape_sval(w, &p->v);
+        break;
+    case PE_INDEX:
+        shape_u64(w, (uint64_t)p->idx);
+        break;
+    }
+}
+
 static void push(struct walk *w, const struct pe *p)
 {
     if (w->depth >= KSSA_MAX_DEPTH)
         fatal("kssa: objects nest deeper than %d", KSSA_MAX_DEPTH);
     w->path[w->depth++] = *p;
+    if (w->shaping)
+        shape_pe(w, p);
 }
 
 static void pop(struct walk *w)
 {
     w->depth--;
+    if (w->shaping)
+        shape_u64(w, 0x706f70); /* "pop" */
 }
 
 static void insert_here(struct walk *w, struct set *s)
 {
-    set_insert(w->a, s, w->path, w->depth);
+    if (w->shaping)
+        shape_u64(w, 0x696e73); /* "ins" */
+    else
+        set_insert(w->a, s, w->path, w->depth);
 }
 
 /* The path so far as Kubernetes prints it, malloc'd: ".spec.containers". */
@@ -429,7 +517,7 @@ static int cmp_kv_name(const void *x, const void *y)
 static int item_pe(struct walk *w, const ProtobufCMessageDescriptor *owner,
                    const ProtobufCFieldDescriptor *f, const void *slot, size_t i, struct pe *out)
 {
-    const struct kmeta *km = km_of(w, owner, f);
+    const struct kmeta *km = km_of(owner, f);
     memset(out, 0, sizeof(*out));
     if (!strcmp(km->list_type, "set")) {
         out->k = PE_VALUE;
@@ -607,6 +695,18 @@ struct set *walk_fieldset(struct walk *w, const ProtobufCMessage *m)
     struct set *s = set_new(w->a);
     fs_struct(w, s, m);
     return s;
+}
+
+void walk_shape(struct walk *w, const ProtobufCMessage *m, uint64_t out[2])
+{
+    w->shaping = 1;
+    w->h[0] = 0xcbf29ce484222325ull;
+    w->h[1] = 0x84222325cbf29ce4ull;
+    shape_add(w, m->descriptor->name, strlen(m->descriptor->name) + 1);
+    fs_struct(w, NULL, m);
+    out[0] = w->h[0];
+    out[1] = w->h[1];
+    w->shaping = 0;
 }
 
 /* --------------------------------------------------------- comparison */

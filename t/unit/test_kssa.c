@@ -652,6 +652,45 @@ static void test_kobj(void)
     free(err);
 }
 
+/*
+ * Creates of one shape share their entry (a cache by shape); another shape
+ * (a label more, another item key) does not. The truth: each object alone,
+ * with a reset list of its own (the cache tells lists apart by address).
+ */
+static void test_create_shapes(void)
+{
+    static const char *const objs[] = {
+        POD(",\"labels\":{\"tier\":\"a\"}", "\"containers\":[" MAIN("busybox:1") "]"),
+        POD(",\"labels\":{\"tier\":\"b\"}", "\"containers\":[" MAIN("other:2") "]"),
+        POD(",\"labels\":{\"tier\":\"a\",\"x\":\"y\"}", "\"containers\":[" MAIN("busybox:1") "]"),
+        POD(",\"labels\":{\"tier\":\"a\"}",
+            "\"containers\":[{\"name\":\"side\",\"image\":\"busybox\"}]"),
+    };
+    static const char *const shared[] = {"status", NULL};
+    static const char *const own[4][2] = {
+        {"status", NULL}, {"status", NULL}, {"status", NULL}, {"status", NULL}};
+    char *got[4];
+    for (size_t i = 0; i < 4; i++) {
+        ProtobufCMessage *m = pod(objs[i]);
+        struct kssa_opts o = {"v1", NULL, shared};
+        kssa_update(NULL, m, "c", &o, NOW);
+        got[i] = mf(m);
+        free_msg(m);
+    }
+    for (size_t i = 0; i < 4; i++) {
+        ProtobufCMessage *m = pod(objs[i]);
+        struct kssa_opts o = {"v1", NULL, own[i]};
+        kssa_update(NULL, m, "c", &o, NOW);
+        is_mf(m, got[i], "a create's entry by shape is the one the walk makes");
+        free_msg(m);
+    }
+    is_str(got[0], got[1], "two values, one shape: one field set");
+    ok(strcmp(got[0], got[2]) && strcmp(got[0], got[3]),
+       "a label more or another item key: another field set");
+    for (size_t i = 0; i < 4; i++)
+        free(got[i]);
+}
+
 int main(void)
 {
     test_sets();
@@ -664,6 +703,7 @@ int main(void)
     test_last_applied();
     test_lease();
     test_kobj();
+    test_create_shapes();
     done_testing();
     return 0;
 }

@@ -233,9 +233,21 @@ static void call_moved(struct apply_op *o, struct apply_op *n)
 
 static const struct apply_owner call_owner = {call_answer, call_moved};
 
+char *api_field_manager(const char *field_manager, const char *user_agent)
+{
+    if (field_manager && *field_manager)
+        return xstrdup(field_manager);
+    size_t n = user_agent ? strcspn(user_agent, "/") : 0;
+    if (n > FIELD_MANAGER_MAX)
+        n = FIELD_MANAGER_MAX;
+    return n ? xstrndup(user_agent, n) : xstrdup("unknown");
+}
+
 /* Submits op; its done callback answers c (if any). Takes ownership of op. */
 static void stage_store(api_t *a, struct api_route *rt, h2s_call_t *c, struct apply_op *o)
 {
+    if (c && (o->verb == APPLY_CREATE || o->verb == APPLY_UPDATE || o->verb == APPLY_STATUS))
+        o->manager = api_field_manager(NULL, h2s_call_header(c, "user-agent"));
     o->ow = rt ? &call_owner : NULL;
     o->owner = rt;
     o->owner2 = c;
@@ -251,6 +263,8 @@ static void resubmit(api_t *a, struct apply_op *o, struct apply_op *n)
     n->owner = o->owner;
     n->owner2 = o->owner2;
     n->counted = o->counted;
+    n->manager = o->manager;
+    o->manager = NULL;
     if (o->ow && o->ow->moved)
         o->ow->moved(o, n);
     o->counted = 0;

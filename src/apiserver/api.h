@@ -96,6 +96,13 @@ void api_gen_name(Coracle__V1__ObjectMeta *m);
  * (resourceVersion: the stored object's; empty for a create).
  */
 void api_submit(api_t *a, struct apply_op *o, bool dry_run);
+/*
+ * The field manager a write is recorded under (metadata.managedFields), as
+ * Kubernetes picks it: field_manager (the fieldManager parameter) if given,
+ * else the user agent's product name (before the first '/': "kubectl",
+ * "coraclectl"), else "unknown". malloc'd.
+ */
+char *api_field_manager(const char *field_manager, const char *user_agent);
 /* A Binding's checks (name, target) as Kubernetes words them: 0, or -1 with *msg (malloc'd). */
 int api_bind_validate(const Coracle__V1__Binding *b, char **msg);
 /* Whether kind k serves verb (Bind: pods only), as the gRPC routes do. */

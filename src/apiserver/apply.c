@@ -6,6 +6,7 @@
 #include "apply.h"
 #include "admit.h"
 #include "grpc.h"
+#include "kssa.h"
 #include "obj.h"
 #include "util.h"
 
@@ -44,6 +45,7 @@ void apply_op_free(struct apply_op *o)
     free(o->msg);
     free(o->res);
     free(o->req);
+    free(o->manager);
     free(o);
 }
 
@@ -168,6 +170,24 @@ static int check_rv(struct apply_op *o, const Coracle__V1__ObjectMeta *nm,
     return 0;
 }
 
+/*
+ * metadata.managedFields: what a write (old -> nw; old NULL for a create)
+ * changed becomes o->manager's, as Kubernetes' fieldmanager records every
+ * create, update and subresource update. sub: "status" or NULL; the fields
+ * the endpoint resets are nobody's.
+ */
+static void record_manager(const struct apply_op *o, const ProtobufCMessage *old,
+                           ProtobufCMessage *nw, const char *sub)
+{
+    static const char *const reset_main[] = {"status", NULL};
+    static const char *const reset_status[] = {"spec", "metadata.deletionTimestamp",
+                                               "metadata.ownerReferences", NULL};
+    if (!o->manager)
+        return;
+    struct kssa_opts ko = {o->k->api_version, sub, sub ? reset_status : reset_main};
+    kssa_update(old, nw, o->manager, &ko, now_ns() / 1000000000);
+}
+
 /* ---- create ---- */
 
 /*
@@ -250,6 +270,7 @@ static int apply_create(struct apply_op *o, const void *cur, size_t cur_len, uin
         p->status->phase = xstrdup("Pending");
         p->status->qosclass = xstrdup(admit_pod_qos(p->spec));
     }
+    record_manager(o, NULL, m, NULL);
     return write_obj(m, rev, out, out_len);
 }
 
@@ -282,6 +303,9 @@ static int apply_update(struct apply_op *o, const void *cur, size_t cur_len, uin
     swap_field(n, c, "status");
     ProtobufCMessage **ns = msg_field(n, "spec"), **cs = msg_field(c, "spec");
     bool spec_changed = ns && cs && !obj_equal(*ns, *cs);
+    /* before keep_server_meta moves c's timestamps, as Kubernetes' fieldmanager
+     * sees the request's object before the server-set metadata */
+    record_manager(o, c, n, NULL);
     keep_server_meta(nm, cm);
     if (spec_changed) {
         nm->has_generation = 1;
@@ -310,12 +334,20 @@ static int apply_status(struct apply_op *o, const void *cur, size_t cur_len, uin
     ProtobufCMessage *c = decode_cur(o, cur, cur_len);
     if (!c)
         return APPLY_EFAIL;
+    ProtobufCMessage *old = NULL;
     int r = check_rv(o, obj_meta(o->obj), obj_meta(c));
     if (r)
         goto out;
+    if (o->manager && !(old = decode_cur(o, cur, cur_len))) {
+        r = APPLY_EFAIL;
+        goto out;
+    }
     swap_field(c, o->obj, "status");
+    if (old)
+        record_manager(o, old, c, "status");
     r = write_if_changed(o, c, cur, cur_len, rev, out, out_len);
 out:
+    obj_free(old);
     obj_free(c);
     return r;
 }

@@ -51,6 +51,10 @@ struct apply_op {
     char *node;
     int64_t ttl_ns; /* expire */
     int gen_tries;  /* create with a generated name: attempts so far (0: not generated) */
+    /* create/update/status: the field manager metadata.managedFields records
+     * the write under (malloc'd; kssa_update). NULL: not recorded (internal
+     * writers, and server-side apply, whose result already says it). */
+    char *manager;
     /* results, set by apply */
     int code;  /* gRPC code when apply fails */
     char *msg; /* malloc'd message */

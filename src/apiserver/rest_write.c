@@ -415,6 +415,8 @@ static void submit(struct wreq *w, struct apply_op *o)
 {
     o->ow = &wreq_owner;
     o->owner = w;
+    if (o->verb == APPLY_CREATE || o->verb == APPLY_UPDATE || o->verb == APPLY_STATUS)
+        o->manager = api_field_manager(w->opts.field_manager, h2s_req_header(w->r, "user-agent"));
     w->pending++;
     api_submit(w->rs->cfg.api, o, w->opts.dry_run);
 }

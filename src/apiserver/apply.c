@@ -129,6 +129,16 @@ static void swap_field(ProtobufCMessage *a, ProtobufCMessage *b, const char *nam
     *fb = t;
 }
 
+static void swap_managed_fields(Coracle__V1__ObjectMeta *a, Coracle__V1__ObjectMeta *b)
+{
+    Coracle__V1__ManagedFieldsEntry **t = a->managedfields;
+    size_t n = a->n_managedfields;
+    a->managedfields = b->managedfields;
+    a->n_managedfields = b->n_managedfields;
+    b->managedfields = t;
+    b->n_managedfields = n;
+}
+
 static void take_time(Coracle__V1__Time **dst, Coracle__V1__Time **src)
 {
     if (*dst)
@@ -345,6 +355,8 @@ static int apply_status(struct apply_op *o, const void *cur, size_t cur_len, uin
     swap_field(c, o->obj, "status");
     if (old)
         record_manager(o, old, c, "status");
+    if (o->managed)
+        swap_managed_fields(obj_meta(c), obj_meta(o->obj));
     r = write_if_changed(o, c, cur, cur_len, rev, out, out_len);
 out:
     obj_free(old);

@@ -55,6 +55,7 @@ struct apply_op {
      * the write under (malloc'd; kssa_update). NULL: not recorded (internal
      * writers, and server-side apply, whose result already says it). */
     char *manager;
+    int managed; /* obj's managedFields are to be stored as they are (server-side apply) */
     /* results, set by apply */
     int code;  /* gRPC code when apply fails */
     char *msg; /* malloc'd message */

@@ -8,6 +8,7 @@
 #include "buf.h"
 #include "grpc.h"
 #include "kobj.h"
+#include "kssa.h"
 #include "obj.h"
 #include "pb.h"
 #include "wire.h"
@@ -254,6 +255,24 @@ char *kjson_status(int http_status, const char *reason, const char *message, con
         buf_printf(&b, ",\"kind\":\"%s\"}", resource);
     }
     buf_printf(&b, ",\"code\":%d}\n", http_status);
+    return buf_take(&b);
+}
+
+char *kjson_apply_conflict(const struct kssa_err *e)
+{
+    struct buf b = {0};
+    buf_puts(&b, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":"
+                 "\"Failure\",\"message\":");
+    kobj_json_str(&b, e->message ? e->message : "", e->message ? strlen(e->message) : 0);
+    buf_puts(&b, ",\"reason\":\"Conflict\",\"details\":{\"causes\":[");
+    for (size_t i = 0; i < e->ncauses; i++) {
+        buf_printf(&b, "%s{\"reason\":\"FieldManagerConflict\",\"message\":", i ? "," : "");
+        kobj_json_str(&b, e->causes[i].message, strlen(e->causes[i].message));
+        buf_puts(&b, ",\"field\":");
+        kobj_json_str(&b, e->causes[i].field, strlen(e->causes[i].field));
+        buf_puts(&b, "}");
+    }
+    buf_puts(&b, "]},\"code\":409}\n");
     return buf_take(&b);
 }
 

@@ -64,6 +64,13 @@ char *kjson_status(int http_status, const char *reason, const char *message, con
  * FieldValueRequired..., message, field). malloc'd, ending in a newline.
  */
 char *kjson_invalid(const char *group, const char *kind, const char *name, const char *message);
+/*
+ * Server-side apply's 409 (Kubernetes' NewApplyConflict): e's message and
+ * one cause {reason FieldManagerConflict, message, field} per conflict.
+ * malloc'd, ending in a newline.
+ */
+struct kssa_err;
+char *kjson_apply_conflict(const struct kssa_err *e);
 /* An ERROR watch event line carrying such a Status. */
 rbuf_t *kjson_error_frame(int http_status, const char *reason, const char *message);
 

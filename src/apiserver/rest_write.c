@@ -24,6 +24,7 @@
 #include "kjson.h"
 #include "kobj.h"
 #include "kpatch.h"
+#include "kssa.h"
 #include "obj.h"
 #include "pb.h"
 #include "rpool.h"
@@ -34,6 +35,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MEDIA_APPLY "application/apply-patch+yaml"
 /* Kubernetes retries a patch this often when the object changed under it */
@@ -56,6 +58,8 @@ struct wreq {
     enum kpatch_type ptype;
     int tries;
     bool names_rv; /* the patch sets resourceVersion: no retry on Conflict */
+    bool apply;    /* server-side apply: its result carries managedFields already */
+    bool force;    /* apply: take the fields other managers own (force=true) */
     /* deletecollection: the delete's options, the answer so far */
     struct apply_op *tmpl;
     struct buf items; /* a ListResponse: ListMeta, then each deleted object */
@@ -240,6 +244,8 @@ static int parse_opts(struct wreq *w, const struct rquery *q)
                         fv);
     else if (w->verb == RV_PATCH && rest_query_get(q, "force") && !apply_patch(w->r))
         why = xstrdup("force: Forbidden: may not be specified for non-apply patch");
+    else if (w->verb == RV_PATCH && (!fm || !*fm) && apply_patch(w->r))
+        why = xstrdup("fieldManager: Required value: is required for apply patch");
     if (why) {
         char *m = xasprintf("%s.meta.k8s.io \"\" is invalid: %s", options_kind(w->verb), why);
         answer_invalid(w, "meta.k8s.io", options_kind(w->verb), "", m);
@@ -249,6 +255,9 @@ static int parse_opts(struct wreq *w, const struct rquery *q)
     }
     w->opts.dry_run = dry != NULL;
     w->opts.field_manager = fm ? xstrdup(fm) : NULL;
+    /* a bool parameter: any value but false and 0 is true, as Kubernetes converts it */
+    const char *force = rest_query_get(q, "force");
+    w->force = force && strcasecmp(force, "false") && strcmp(force, "0");
     /* Warn unless told: Kubernetes' default since 1.27 */
     w->opts.fields = !fv || !*fv || !strcmp(fv, "Warn") ? KOBJ_FIELDS_WARN
                      : !strcmp(fv, "Strict")            ? KOBJ_FIELDS_STRICT
@@ -415,7 +424,8 @@ static void submit(struct wreq *w, struct apply_op *o)
 {
     o->ow = &wreq_owner;
     o->owner = w;
-    if (o->verb == APPLY_CREATE || o->verb == APPLY_UPDATE || o->verb == APPLY_STATUS)
+    if (!w->apply &&
+        (o->verb == APPLY_CREATE || o->verb == APPLY_UPDATE || o->verb == APPLY_STATUS))
         o->manager = api_field_manager(w->opts.field_manager, h2s_req_header(w->r, "user-agent"));
     w->pending++;
     api_submit(w->rs->cfg.api, o, w->opts.dry_run);
@@ -649,20 +659,11 @@ static void do_bind(struct wreq *w)
 
 /* ---- patch ---- */
 
-/*
- * Server-side apply (application/apply-patch+yaml): not served yet. The
- * one place that answers it, to be replaced by the apply library's call.
- */
-static void do_apply_patch(struct wreq *w)
-{
-    answer_status(w, 415, "UnsupportedMediaType",
-                  "server-side apply (" MEDIA_APPLY ") is not supported by this server yet");
-}
-
 struct live {
     const struct kind *k;
     char *json;
     char *rv;
+    ProtobufCMessage *m; /* server-side apply: the object itself */
 };
 
 static void live_cb(const void *val, size_t len, void *arg)
@@ -685,7 +686,7 @@ static void live_cb(const void *val, size_t len, void *arg)
  */
 static void patch_try(struct wreq *w)
 {
-    struct live l = {w->k, NULL, NULL};
+    struct live l = {.k = w->k};
     int rc = read_object(w->rs->cfg.st, w->k, w->k->namespaced ? w->ns : "", w->name, live_cb, &l);
     if (rc == STORE_ENOTFOUND) {
         answer_statusf(w, 404, "NotFound", "%s \"%s\" not found", w->k->resource, w->name);
@@ -733,12 +734,100 @@ out:
     free(l.rv);
 }
 
+/* ---- server-side apply ---- */
+
+static void live_msg_cb(const void *val, size_t len, void *arg)
+{
+    struct live *l = arg;
+    l->m = obj_decode(l->k->desc, val, len);
+}
+
+/* kssa_apply's refusal as Kubernetes answers it. */
+static void answer_kssa_err(struct wreq *w, const struct kssa_err *e)
+{
+    if (e->code == 409) {
+        char *j = kjson_apply_conflict(e);
+        answer_json(w, 409, j, strlen(j));
+        free(j);
+    } else {
+        answer_status(w, e->code, e->code == 400 ? "BadRequest" : "InternalError", e->message);
+    }
+}
+
+/*
+ * One attempt of a server-side apply (application/apply-patch+yaml, the
+ * body JSON or YAML): the live object (if any) and the applied
+ * configuration merged by kssa_apply, which records the manager's fields
+ * or answers 409 for fields other managers own; then admitted as an update
+ * with the live resourceVersion as precondition (a Conflict retries, as a
+ * patch does), or as a create (201) when there is no live object.
+ */
+static void apply_try(struct wreq *w)
+{
+    static const char *const reset_main[] = {"status", NULL};
+    static const char *const reset_status[] = {"spec", "metadata.deletionTimestamp",
+                                               "metadata.ownerReferences", NULL};
+    struct live l = {.k = w->k};
+    ProtobufCMessage *cfg = NULL, *out = NULL;
+    int rc =
+        read_object(w->rs->cfg.st, w->k, w->k->namespaced ? w->ns : "", w->name, live_msg_cb, &l);
+    if (rc && rc != STORE_ENOTFOUND) {
+        answer_status(w, 503, "ServiceUnavailable", store_strerror(rc));
+        return;
+    }
+    if (rc == 0 && !l.m) {
+        answer_status(w, 500, "InternalError", "undecodable stored object");
+        return;
+    }
+    bool status = w->sub != NULL;
+    if (!l.m && status) {
+        answer_statusf(w, 404, "NotFound", "%s \"%s\" not found", w->k->resource, w->name);
+        return;
+    }
+    size_t blen;
+    const char *body = (const char *)h2s_req_body(w->r, &blen);
+    /* warnings once, not again on a retry */
+    enum kobj_fields f = w->opts.fields;
+    if (w->tries > 0 && f == KOBJ_FIELDS_WARN)
+        w->opts.fields = KOBJ_FIELDS_IGNORE;
+    cfg = decode(w, REST_YAML, body, blen, w->k->desc, w->k->kind, w->k->api_version);
+    w->opts.fields = f;
+    if (!cfg || check_name(w, obj_meta(cfg)) < 0)
+        goto out;
+    const char *crv = obj_meta(cfg)->resourceversion;
+    w->names_rv = crv && *crv;
+    struct kssa_opts ko = {w->k->api_version, w->sub, status ? reset_status : reset_main};
+    struct kssa_err e;
+    if (kssa_apply(l.m, cfg, w->opts.field_manager, w->force, &ko, now_ns() / 1000000000, &out,
+                   &e) < 0) {
+        answer_kssa_err(w, &e);
+        kssa_err_free(&e);
+        goto out;
+    }
+    if (admit(w, out, status) < 0)
+        goto out;
+    if (l.m && !w->names_rv)
+        obj_set_str(&obj_meta(out)->resourceversion, obj_meta(l.m)->resourceversion);
+    enum apply_verb v = !l.m ? APPLY_CREATE : status ? APPLY_STATUS : APPLY_UPDATE;
+    struct apply_op *o = apply_op_new(w->k, v, w->ns, w->name);
+    w->ok_status = l.m ? 200 : 201;
+    o->obj = out;
+    o->managed = 1;
+    out = NULL;
+    submit(w, o);
+out:
+    obj_free(cfg);
+    obj_free(out);
+    obj_free(l.m);
+}
+
 static void do_patch(struct wreq *w)
 {
     char *mt = media_type(w->r);
     int t = kpatch_type_of(mt);
     if (apply_patch(w->r)) {
-        do_apply_patch(w);
+        w->apply = true;
+        apply_try(w);
     } else if (t < 0) {
         answer_status(w, 415, "UnsupportedMediaType",
                       "the body of the request was in an unknown format - accepted media types "
@@ -898,10 +987,15 @@ static void op_answer(struct apply_op *o, int code, const char *msg, const void 
             w->fail_msg = xstrdup(msg ? msg : "");
         }
         collection_check(w);
-    } else if (w->r && w->verb == RV_PATCH && code == GRPC_ABORTED && !w->names_rv &&
-               w->tries + 1 < PATCH_TRIES && msg && strstr(msg, "has been modified")) {
+    } else if (w->r && w->verb == RV_PATCH && !w->names_rv && w->tries + 1 < PATCH_TRIES &&
+               ((code == GRPC_ABORTED && msg && strstr(msg, "has been modified")) ||
+                (code == GRPC_ALREADY_EXISTS && w->apply))) {
+        /* the object changed (or an apply's create lost a race): again on the new one */
         w->tries++;
-        patch_try(w);
+        if (w->apply)
+            apply_try(w);
+        else
+            patch_try(w);
     } else if (w->r) {
         if (code == GRPC_OK)
             answer_object(w, val, len);

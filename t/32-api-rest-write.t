@@ -290,7 +290,8 @@ t.ok(status_is(r, 409, "Conflict") and 'already assigned to node "n1"' in r[1]["
 r = curl("POST", "/api/v1/nodes/n1/binding", "{}", args=JSON)
 t.is_(r[0], 404, "nodes have no binding: 404")
 r = curl("PATCH", PODS + "/a-h1", "{}", args=["-H", "Content-Type: application/apply-patch+yaml"])
-t.ok(status_is(r, 415, "UnsupportedMediaType"), "server-side apply: 415 for now")
+t.ok(r[0] == 422 and r[1].get("reason") == "Invalid" and "fieldManager: Required value" in
+     r[1].get("message", ""), "server-side apply without fieldManager: 422 (t/36 tests the rest)")
 r = curl("PATCH", PODS + "/a-h1", "{}", args=["-H", "Content-Type: text/plain"])
 t.ok(status_is(r, 415, "UnsupportedMediaType") and "application/merge-patch+json" in r[1]["message"],
      "an unknown patch type: 415 naming the patch types")

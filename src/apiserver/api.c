@@ -246,8 +246,8 @@ char *api_field_manager(const char *field_manager, const char *user_agent)
 /* Submits op; its done callback answers c (if any). Takes ownership of op. */
 static void stage_store(api_t *a, struct api_route *rt, h2s_call_t *c, struct apply_op *o)
 {
-    if (c && (o->verb == APPLY_CREATE || o->verb == APPLY_UPDATE || o->verb == APPLY_STATUS))
-        o->manager = api_field_manager(NULL, h2s_call_header(c, "user-agent"));
+    /* gRPC writes record no manager (o->manager stays NULL): see doc/DESIGN.md,
+     * "Field managers", for why only the Kubernetes API's writes do */
     o->ow = rt ? &call_owner : NULL;
     o->owner = rt;
     o->owner2 = c;

@@ -29,10 +29,15 @@ void klet_event(struct klet *k, const struct klet_pod *p, const struct klet_ctr 
     va_end(ap);
     log_info("event %s %s/%s: %s %s", type, p->ns, p->name, reason, msg);
 
+    /* Kubernetes names an event <object>.<its time in hex>; strictly
+     * increasing times make names unique and a list's order (by name) the
+     * events' order, which clients sorting by a timestamp with ties keep */
     int64_t now = now_ns();
+    if (now <= k->last_event_ns)
+        now = k->last_event_ns + 1;
+    k->last_event_ns = now;
     char name[512];
-    snprintf(name, sizeof name, "%s.%016llx", p->name,
-             (unsigned long long)now ^ ((unsigned long long)random() << 20));
+    snprintf(name, sizeof name, "%s.%016llx", p->name, (unsigned long long)now);
     char *field =
         c ? xasprintf("spec.%s{%s}", c->init ? "initContainers" : "containers", c->name) : NULL;
 

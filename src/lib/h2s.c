@@ -42,7 +42,9 @@
  *   h2s_http1.c  HTTP/1.1 (libhttp-parser): requests, bodies, pipelining,
  *                whole and chunked answers;
  *   h2s_limit.c  in-flight limits and their wait queue, claims, the
- *                control-frame budget.
+ *                control-frame budget;
+ *   h2s_raw.c    connections upgraded by a 101 (WebSocket, SPDY/3.1):
+ *                a raw byte stream for the handler.
  * Plain HTTP requests, over HTTP/1.1 or as HTTP/2 streams that are not
  * gRPC, all become an h2s_req handed to the one request handler.
  */

@@ -231,6 +231,60 @@ int h2s_req_claim(h2s_req_t *r, const void *key, unsigned max);
 void h2s_req_set_data(h2s_req_t *r, void *data);
 void *h2s_req_data(const h2s_req_t *r);
 
+/*
+ * ---- upgraded connections (HTTP/1.1 101 Switching Protocols) ----
+ *
+ * An HTTP/1.1 request that asks for Upgrade (WebSocket, SPDY/3.1: exec,
+ * attach) can be turned into a raw byte stream: h2s_req_upgrade answers
+ * 101 with "Connection: Upgrade", "Upgrade: <protocol>" and the headers
+ * added with h2s_req_add_header, and from then on the connection's bytes
+ * are the handler's. Reading is by callback (on_read: h2s_raw_read what
+ * is there), writing is buffered (h2s_raw_write); the stream keeps the
+ * request's h2s_req_claim and does not count against the in-flight
+ * limits. An upgrade request answered with anything but 101 closes its
+ * connection after the answer (its next bytes may be the other protocol).
+ */
+typedef struct h2s_raw h2s_raw_t;
+struct h2s_raw_ops {
+    /* Input is waiting (h2s_raw_read / h2s_raw_pending). */
+    void (*on_read)(h2s_raw_t *w, void *arg);
+    /* The output fell below 64 KiB (optional: a writer held back may go on). */
+    void (*on_drain)(h2s_raw_t *w, void *arg);
+    /*
+     * The peer went away, an error, or no input within the timeout (why
+     * says which). Called once, never after h2s_raw_close; w is freed
+     * after it returns.
+     */
+    void (*on_close)(h2s_raw_t *w, const char *why, void *arg);
+};
+/*
+ * Answers r (an HTTP/1.1 request; NULL on HTTP/2, r untouched) with 101
+ * and hands its connection to ops/arg. r's strings stay valid until the
+ * stream is freed; r itself must not be answered again. Input already
+ * read after the request is delivered by on_read from the next loop turn.
+ */
+h2s_raw_t *h2s_req_upgrade(h2s_req_t *r, const char *protocol, const struct h2s_raw_ops *ops,
+                           void *arg);
+/* Takes up to max input bytes into buf; returns how many. */
+size_t h2s_raw_read(h2s_raw_t *w, void *buf, size_t max);
+/* Input bytes waiting. */
+size_t h2s_raw_pending(const h2s_raw_t *w);
+/* Queues bytes (copied); 0, or -1 once the stream is closing or gone. */
+int h2s_raw_write(h2s_raw_t *w, const void *data, size_t len);
+/* Bytes written and not yet in the socket. */
+size_t h2s_raw_queued(const h2s_raw_t *w);
+/* Closes the stream if no input comes for seconds (0: never); resets at each byte. */
+void h2s_raw_set_timeout(h2s_raw_t *w, int seconds);
+/* The peer ("1.2.3.4:5678" or "unix"). */
+const char *h2s_raw_peer(const h2s_raw_t *w);
+/*
+ * The handler is done: no callback runs after this. What is queued is
+ * written, then the connection is closed gracefully (our side shut, the
+ * peer's remaining input read and dropped for a few seconds, so that
+ * the peer reads all we sent instead of a reset). w is freed by h2s.
+ */
+void h2s_raw_close(h2s_raw_t *w);
+
 /* Counters for /metrics. */
 struct h2s_stats {
     uint64_t conns_open, conns_total, calls_open, calls_total, bytes_in, bytes_out;

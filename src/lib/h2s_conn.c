@@ -448,6 +448,11 @@ static void conn_readcb(struct bufferevent *bev, void *arg)
         h2s_h1_read(c);
         return;
     }
+    if (c->mode == CM_RAW) {
+        c->s->st.bytes_in += evbuffer_get_length(in);
+        h2s_raw_readable(c);
+        return;
+    }
     c->in_recv = 1;
     while (evbuffer_get_length(in)) {
         struct evbuffer_iovec v[16];
@@ -486,6 +491,10 @@ static void conn_writecb(struct bufferevent *bev, void *arg)
     }
     if (c->closing)
         return;
+    if (c->mode == CM_RAW) {
+        h2s_raw_writable(c);
+        return;
+    }
     if (c->mode == CM_H1) {
         if (c->h1_paused) {
             c->h1_paused = 0;
@@ -520,6 +529,10 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
         } else if (what & BEV_EVENT_ERROR) {
             log_debug("h2s: %s: %s", c->peer, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         }
+        if (c->raw)
+            h2s_raw_gone(c, what & BEV_EVENT_TIMEOUT ? "no input within the stream's timeout"
+                            : what & BEV_EVENT_EOF   ? "the client closed the connection"
+                                                     : "connection error");
         h2s_conn_free(c);
     }
 }
@@ -529,6 +542,8 @@ void h2s_conn_free(struct conn *c)
     h2s_t *s = c->s;
     if (c->h1_req)
         h2s_req_gone(c->h1_req);
+    if (c->raw)
+        h2s_raw_gone(c, "server closing the connection");
     c->dying = 1;
     if (c->dirty) {
         struct conn **pp = &s->dirty, *prev = NULL;
@@ -663,7 +678,7 @@ void h2s_sweep_cb(evutil_socket_t fd, short what, void *arg)
             }
             continue;
         }
-        if (c->ncalls || c->h1_req || now - c->last_active < idle)
+        if (c->ncalls || c->h1_req || c->raw || now - c->last_active < idle)
             continue;
         if (c->mode == CM_H2 && !c->closing) {
             log_debug("h2s: %s: idle; closing", c->peer);

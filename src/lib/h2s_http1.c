@@ -21,9 +21,10 @@
  * answers closes the connection: the rest of its input cannot be trusted.
  * A client that does not read its answers gets no more requests read.
  *
- * WebSocket upgrades (exec, attach, port-forward) go beside this in a file
- * of their own (a conn mode of its own after the upgrade); today an
- * Upgrade header is ignored and the request answered as a plain one.
+ * Upgrades (WebSocket, SPDY/3.1: exec, attach) are requests like the
+ * others; a handler that answers one with h2s_req_upgrade turns the
+ * connection into a raw stream (h2s_raw.c), and parsing stops there. Any
+ * other answer to an Upgrade request closes the connection after it.
  */
 #include "config.h"
 #include "h2s_int.h"
@@ -168,7 +169,12 @@ static int on_headers_complete(http_parser *p)
     h->head = p->method == HTTP_HEAD;
     h->http10 = p->http_minor == 0;
     h->close = !http_should_keep_alive(p);
-    p->upgrade = 0; /* answered as a plain request (see the top of the file) */
+    if (p->upgrade) {
+        /* the handler may switch (h2s_req_upgrade); any other answer closes: the next
+         * bytes may be the other protocol's */
+        h->close = 1;
+        p->upgrade = 0; /* parsed as a plain request (see the top of the file) */
+    }
     if (p->content_length != ULLONG_MAX && p->content_length > 0) {
         if (p->content_length > c->s->cfg.max_msg) {
             h->err = 413;
@@ -259,7 +265,9 @@ static void put_head(struct conn *c, const h2s_req_t *r, int status, const char 
         if (!strpbrk(n, "\r\n:") && !strpbrk(v, "\r\n"))
             evbuffer_add_printf(out, "%s: %s\r\n", n, v);
     }
-    if (h->close)
+    if (status == 101)
+        ; /* the handler said how the connection goes on */
+    else if (h->close)
         evbuffer_add(out, "Connection: close\r\n", 19);
     else if (h->http10)
         evbuffer_add(out, "Connection: keep-alive\r\n", 24);
@@ -343,6 +351,15 @@ void h2s_h1_end(h2s_req_t *r, int abort)
     h1_done(c);
 }
 
+void h2s_h1_switch(h2s_req_t *r, const char *protocol)
+{
+    struct conn *c = r->conn;
+    char *up = xasprintf("Connection: Upgrade\r\nUpgrade: %s", protocol);
+    put_head(c, r, 101, NULL, up);
+    free(up);
+    c->h1_req = NULL;
+}
+
 /* ---- the connection */
 
 /* An answer of h1 itself (garbage, limits): said, then the connection closes. May free c. */
@@ -399,7 +416,7 @@ void h2s_h1_read(struct conn *c)
     struct h1 *h = h1_of(c);
     struct evbuffer *in = bufferevent_get_input(c->bev);
     h->reading = 1;
-    while (!c->closing) {
+    while (!c->closing && c->mode == CM_H1) {
         if (c->h1_req) {
             c->h1_since = 0; /* the handler's time is not the client's */
             break;

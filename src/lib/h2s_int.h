@@ -50,7 +50,7 @@ struct h2s_listener {
 #define CTRL_BURST 1000
 #define CTRL_RATE 100
 
-enum conn_mode { CM_SNIFF, CM_H2, CM_H1 };
+enum conn_mode { CM_SNIFF, CM_H2, CM_H1, CM_RAW /* upgraded (h2s_raw.c) */ };
 
 /* Long-running calls held by one owner (h2s_call_claim), across connections. */
 struct claim {
@@ -93,6 +93,7 @@ struct conn {
     int is_local;      /* unix socket or loopback peer */
     size_t nstreaming; /* long-running (server-streaming, bidi) calls invoked */
     h2s_req_t *h1_req; /* HTTP/1.1: the request being answered, or NULL */
+    h2s_raw_t *raw;    /* CM_RAW: the upgraded stream */
     char peer[64];
 };
 
@@ -284,6 +285,16 @@ void h2s_h1_start(h2s_req_t *r, int status, const char *ctype);
 void h2s_h1_send(h2s_req_t *r, rbuf_t *chunk);
 /* The streamed answer is complete (abort: cut, close the connection). */
 void h2s_h1_end(h2s_req_t *r, int abort);
+
+/* Writes the 101 head of an upgrade (r's added headers): r is no longer the one answered. */
+void h2s_h1_switch(h2s_req_t *r, const char *protocol);
+
+/* ---- h2s_raw.c: upgraded connections */
+
+/* Input came / the output drained / the connection is going (calls on_close, frees c->raw). */
+void h2s_raw_readable(struct conn *c);
+void h2s_raw_writable(struct conn *c);
+void h2s_raw_gone(struct conn *c, const char *why);
 
 /* ---- h2s_call.c: calls (nghttp2 session callbacks) */
 

@@ -23,6 +23,7 @@ libcoracle_a_SOURCES = \
 	src/lib/h2s_http1.c \
 	src/lib/h2s_int.h \
 	src/lib/h2s_limit.c \
+	src/lib/h2s_raw.c \
 	src/lib/h2s_req.c \
 	src/lib/image.c \
 	src/lib/image.h \

@@ -1,12 +1,14 @@
 /*
- * tunnel: relays Pods/Log and Pods/Exec calls to the kubelet of the pod's
- * node over the NodeTunnel.Connect stream that kubelet opened. See tunnel.h.
+ * tunnel: relays log and exec sessions to the kubelet of the pod's node
+ * over the NodeTunnel.Connect stream that kubelet opened. See tunnel.h.
  *
- * A kubelet's call is a tun_node; each client call riding on it is a
- * tun_session with an id unique in this process. Frames from the kubelet
- * are matched to sessions by id; a client that goes away cancels its
- * session with an `end` frame; a kubelet that goes away fails its sessions
- * with UNAVAILABLE.
+ * A kubelet's call is a tun_node; each session riding on it is a
+ * tun_session with an id unique in this process, and a client behind it
+ * (struct tun_client_ops): a gRPC call (Pods/Log, Pods/Exec, here) or a
+ * REST stream (rest_connect.c). Frames from the kubelet are matched to
+ * sessions by id; a client that goes away cancels its session with an
+ * `end` frame; a kubelet that goes away fails its sessions with
+ * UNAVAILABLE.
  */
 #include "config.h"
 #include "tunnel.h"
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "buf.h"
 #include "coracle.pb-c.h"
 #include "grpc.h"
 #include "kinds.h"
@@ -23,14 +26,11 @@
 /* A client whose unread output passes this is cut off (memory stays bounded). */
 #define TUN_CLIENT_QUEUE_MAX (8u << 20)
 
-enum tun_kind { TUN_LOG, TUN_EXEC };
-
 struct tun_session {
     uint64_t id;
-    enum tun_kind kind;
     struct tun_node *node;
-    h2s_call_t *client;
-    void *extra; /* freed with the session */
+    const struct tun_client_ops *ops;
+    void *arg;
     struct tun_session *next;
 };
 
@@ -66,44 +66,67 @@ static struct tun_node *tun_find_node(struct tun_hub *h, const char *name)
     return NULL;
 }
 
-static void tun_session_unlink(struct tun_session *s)
+/* Forgets s (its client is told by the caller, or was the one to go). */
+static void tun_session_free(struct tun_session *s)
+{
+    if (s->node) {
+        for (struct tun_session **p = &s->node->sessions; *p; p = &(*p)->next) {
+            if (*p == s) {
+                *p = s->next;
+                break;
+            }
+        }
+    }
+    free(s);
+}
+
+/* Ends the session for its client (code, msg; exit_code of an exec or -1) and forgets it. */
+static void tun_session_end(struct tun_session *s, int code, const char *msg, int exit_code)
+{
+    const struct tun_client_ops *ops = s->ops;
+    void *arg = s->arg;
+    tun_session_free(s);
+    ops->end(arg, code, msg, exit_code);
+}
+
+/* Tells the kubelet to stop the session. */
+static void tun_send_cancel(struct tun_session *s)
 {
     if (!s->node)
         return;
-    for (struct tun_session **p = &s->node->sessions; *p; p = &(*p)->next) {
-        if (*p == s) {
-            *p = s->next;
-            break;
-        }
-    }
-    s->node = NULL;
+    Coracle__V1__TunnelFrame f = CORACLE__V1__TUNNEL_FRAME__INIT;
+    f.has_session = 1;
+    f.session = s->id;
+    f.has_end = 1;
+    f.end = 1;
+    tun_send_frame(s->node, &f);
 }
 
-/* Ends the client's call and forgets the session. */
-static void tun_session_end(struct tun_session *s, int code, const char *msg)
+void tun_session_cancel(tun_session_t *s)
 {
-    tun_session_unlink(s);
-    h2s_call_t *c = s->client;
-    free(s->extra);
-    free(s);
-    h2s_call_finish(c, code, msg);
+    tun_send_cancel(s);
+    tun_session_free(s);
 }
 
-/* The client went away: tell the kubelet to stop the session. */
-static void tun_client_closed(h2s_call_t *c, void *arg)
+void tun_session_input(tun_session_t *s, const void *data, size_t len,
+                       const Coracle__V1__TerminalSize *resize, bool stdin_closed)
 {
-    struct tun_session *s = arg;
-    if (s->node) {
-        Coracle__V1__TunnelFrame f = CORACLE__V1__TUNNEL_FRAME__INIT;
-        f.has_session = 1;
-        f.session = s->id;
-        f.has_end = 1;
-        f.end = 1;
-        tun_send_frame(s->node, &f);
+    if (!s->node)
+        return;
+    Coracle__V1__TunnelFrame f = CORACLE__V1__TUNNEL_FRAME__INIT;
+    f.has_session = 1;
+    f.session = s->id;
+    if (data) {
+        f.has_stdin = 1;
+        f.stdin.data = (uint8_t *)data;
+        f.stdin.len = len;
     }
-    tun_session_unlink(s);
-    free(s->extra);
-    free(s);
+    f.resize = (Coracle__V1__TerminalSize *)resize;
+    if (stdin_closed) {
+        f.has_stdinclosed = 1;
+        f.stdinclosed = 1;
+    }
+    tun_send_frame(s->node, &f);
 }
 
 static void tun_node_free(struct tun_node *n, const char *why)
@@ -116,61 +139,34 @@ static void tun_node_free(struct tun_node *n, const char *why)
         }
     }
     while (n->sessions)
-        tun_session_end(n->sessions, GRPC_UNAVAILABLE, why);
+        tun_session_end(n->sessions, GRPC_UNAVAILABLE, why, -1);
     if (n->name)
         log_info("tunnel: node %s disconnected", n->name);
     free(n->name);
     free(n);
 }
 
+/* A frame from the kubelet for session s: its output to the client, or its end. */
 static void tun_to_client(struct tun_session *s, const Coracle__V1__TunnelFrame *f)
 {
-    if (s->kind == TUN_LOG) {
-        if (f->has_stdout && f->stdout.len) {
-            Coracle__V1__LogChunk c = CORACLE__V1__LOG_CHUNK__INIT;
-            c.has_data = 1;
-            c.data = f->stdout;
-            rbuf_t *b = grpc_frame_msg(&c.base);
-            h2s_call_send_framed(s->client, b);
-            rbuf_unref(b);
-        }
-    } else {
-        Coracle__V1__ExecOutput o = CORACLE__V1__EXEC_OUTPUT__INIT;
-        int any = 0;
-        if (f->has_stdout && f->stdout.len) {
-            o.has_stdout = 1;
-            o.stdout = f->stdout;
-            any = 1;
-        }
-        if (f->has_stderr && f->stderr.len) {
-            o.has_stderr = 1;
-            o.stderr = f->stderr;
-            any = 1;
-        }
-        if (f->has_exitcode) {
-            o.has_exitcode = 1;
-            o.exitcode = f->exitcode;
-            any = 1;
-        }
-        if (any) {
-            rbuf_t *b = grpc_frame_msg(&o.base);
-            h2s_call_send_framed(s->client, b);
-            rbuf_unref(b);
-        }
-    }
-    if (f->error) {
+    int stop = 0;
+    if (f->has_stdout)
+        stop = s->ops->output(s->arg, 1, f->stdout.data, f->stdout.len);
+    if (!stop && f->has_stderr && f->stderr.len)
+        stop = s->ops->output(s->arg, 2, f->stderr.data, f->stderr.len);
+    if (stop) {
+        tun_session_cancel(s); /* the client has what it wanted */
+    } else if (f->error) {
         int code = f->has_errorcode && f->errorcode > 0 ? f->errorcode : GRPC_UNKNOWN;
-        tun_session_end(s, code, f->error);
-    } else if (f->has_exitcode || (f->has_end && f->end)) {
-        tun_session_end(s, GRPC_OK, NULL);
-    } else if (h2s_call_queued(s->client) > TUN_CLIENT_QUEUE_MAX) {
-        Coracle__V1__TunnelFrame cancel = CORACLE__V1__TUNNEL_FRAME__INIT;
-        cancel.has_session = 1;
-        cancel.session = s->id;
-        cancel.has_end = 1;
-        cancel.end = 1;
-        tun_send_frame(s->node, &cancel);
-        tun_session_end(s, GRPC_RESOURCE_EXHAUSTED, "output queue full: the client is too slow");
+        tun_session_end(s, code, f->error, -1);
+    } else if (f->has_exitcode) {
+        tun_session_end(s, GRPC_OK, NULL, f->exitcode < 0 ? 255 : f->exitcode);
+    } else if (f->has_end && f->end) {
+        tun_session_end(s, GRPC_OK, NULL, -1);
+    } else if (s->ops->queued(s->arg) > TUN_CLIENT_QUEUE_MAX) {
+        tun_send_cancel(s);
+        tun_session_end(s, GRPC_RESOURCE_EXHAUSTED, "output queue full: the client is too slow",
+                        -1);
     }
 }
 
@@ -248,20 +244,18 @@ static void tun_connect(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg
 }
 
 /*
- * Finds the pod and the node tunnel for a log/exec request and checks the
- * container. Returns the node, or NULL after finishing the call with the
- * error Kubernetes would give. *container is set to the container to use.
+ * Finds the pod and its node's tunnel and checks the container (none
+ * named: the pod's only one). Returns 0 with *np and *cname (malloc'd),
+ * or a gRPC code and *err (malloc'd) in Kubernetes' words.
  */
-static struct tun_node *tun_route(struct tun_hub *h, h2s_call_t *c, const char *ns,
-                                  const char *name, const char **container, char **cbuf)
+static int tun_route(struct tun_hub *h, const char *ns, const char *name, const char *container,
+                     struct tun_node **np, char **cname, char **err)
 {
     if (!name || !*name) {
-        h2s_call_finish(c, GRPC_INVALID_ARGUMENT, "name is required");
-        return NULL;
+        *err = xstrdup("name is required");
+        return GRPC_INVALID_ARGUMENT;
     }
-    if (!ns || !*ns)
-        ns = "default";
-    char *key = kind_key(&kind_pod, ns, name);
+    char *key = kind_key(&kind_pod, ns && *ns ? ns : "default", name);
     store_rtxn_t *t;
     const void *val;
     size_t vlen;
@@ -272,68 +266,203 @@ static struct tun_node *tun_route(struct tun_hub *h, h2s_call_t *c, const char *
         store_read_end(t);
     }
     free(key);
-    struct tun_node *n = NULL;
     if (!pod) {
-        h2s_call_finishf(c, GRPC_NOT_FOUND, "pods \"%s\" not found", name);
-        return NULL;
+        *err = xasprintf("pods \"%s\" not found", name);
+        return GRPC_NOT_FOUND;
     }
+    int code = 0;
     Coracle__V1__PodSpec *spec = pod->spec;
     size_t nc = spec ? spec->n_containers : 0;
-    if (!*container || !**container) {
-        if (nc == 1) {
-            *cbuf = xstrdup(spec->containers[0]->name);
-            *container = *cbuf;
-        } else {
-            char names[1024] = "";
+    if (!container || !*container) {
+        if (nc != 1) {
+            struct buf names = {0};
             for (size_t i = 0; i < nc; i++)
-                snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", i ? " " : "",
-                         spec->containers[i]->name);
-            h2s_call_finishf(c, GRPC_INVALID_ARGUMENT,
-                             "a container name must be specified for pod %s, choose one of: [%s]",
-                             name, names);
+                buf_printf(&names, "%s%s", i ? " " : "", spec->containers[i]->name);
+            *err = xasprintf("a container name must be specified for pod %s, choose one of: [%s]",
+                             name, names.len ? names.p : "");
+            buf_free(&names);
+            code = GRPC_INVALID_ARGUMENT;
             goto out;
         }
+        container = spec->containers[0]->name;
     } else {
         int found = 0;
-        for (size_t i = 0; spec && i < nc; i++)
-            found |= !strcmp(spec->containers[i]->name, *container);
+        for (size_t i = 0; i < nc; i++)
+            found |= !strcmp(spec->containers[i]->name, container);
         for (size_t i = 0; spec && i < spec->n_initcontainers; i++)
-            found |= !strcmp(spec->initcontainers[i]->name, *container);
+            found |= !strcmp(spec->initcontainers[i]->name, container);
         if (!found) {
-            h2s_call_finishf(c, GRPC_INVALID_ARGUMENT, "container %s is not valid for pod %s",
-                             *container, name);
+            *err = xasprintf("container %s is not valid for pod %s", container, name);
+            code = GRPC_INVALID_ARGUMENT;
             goto out;
         }
     }
     if (!spec->nodename || !*spec->nodename) {
-        h2s_call_finishf(c, GRPC_FAILED_PRECONDITION,
-                         "container \"%s\" in pod \"%s\" is waiting to start: the pod is not "
+        *err = xasprintf("container \"%s\" in pod \"%s\" is waiting to start: the pod is not "
                          "scheduled to a node yet",
-                         *container, name);
+                         container, name);
+        code = GRPC_FAILED_PRECONDITION;
         goto out;
     }
-    n = tun_find_node(h, spec->nodename);
-    if (!n)
-        h2s_call_finishf(c, GRPC_UNAVAILABLE,
-                         "no tunnel to node \"%s\": is its kubelet running and connected?",
+    *np = tun_find_node(h, spec->nodename);
+    if (!*np) {
+        *err = xasprintf("no tunnel to node \"%s\": is its kubelet running and connected?",
                          spec->nodename);
+        code = GRPC_UNAVAILABLE;
+        goto out;
+    }
+    *cname = xstrdup(container);
 out:
     coracle__v1__pod__free_unpacked(pod, NULL);
-    return n;
+    return code;
 }
 
-static struct tun_session *tun_session_new(struct tun_hub *h, struct tun_node *n, h2s_call_t *c,
-                                           enum tun_kind kind)
+static struct tun_session *tun_session_new(struct tun_hub *h, struct tun_node *n,
+                                           const struct tun_client_ops *ops, void *arg)
 {
     struct tun_session *s = xcalloc(1, sizeof(*s));
     s->id = ++h->next_id;
-    s->kind = kind;
     s->node = n;
-    s->client = c;
+    s->ops = ops;
+    s->arg = arg;
     s->next = n->sessions;
     n->sessions = s;
-    h2s_call_on_close(c, tun_client_closed, s);
     return s;
+}
+
+int tun_log_open(tun_hub_t *h, const Coracle__V1__PodLogRequest *req,
+                 const struct tun_client_ops *ops, void *arg, tun_session_t **out, char **err)
+{
+    struct tun_node *n = NULL;
+    char *cname = NULL;
+    int code = tun_route(h, req->namespace_, req->name, req->container, &n, &cname, err);
+    if (code)
+        return code;
+    *out = tun_session_new(h, n, ops, arg);
+    Coracle__V1__PodLogRequest fwd = *req;
+    fwd.container = cname;
+    if (!fwd.namespace_ || !*fwd.namespace_)
+        fwd.namespace_ = "default";
+    Coracle__V1__TunnelFrame f = CORACLE__V1__TUNNEL_FRAME__INIT;
+    f.has_session = 1;
+    f.session = (*out)->id;
+    f.log = &fwd;
+    tun_send_frame(n, &f);
+    free(cname);
+    return 0;
+}
+
+int tun_exec_open(tun_hub_t *h, const Coracle__V1__ExecRequest *req,
+                  const Coracle__V1__TerminalSize *size, const ProtobufCBinaryData *stdin_data,
+                  const struct tun_client_ops *ops, void *arg, tun_session_t **out, char **err)
+{
+    struct tun_node *n = NULL;
+    char *cname = NULL;
+    int code = tun_route(h, req->namespace_, req->name, req->container, &n, &cname, err);
+    if (code)
+        return code;
+    *out = tun_session_new(h, n, ops, arg);
+    Coracle__V1__ExecRequest fwd = *req;
+    fwd.container = cname;
+    if (!fwd.namespace_ || !*fwd.namespace_)
+        fwd.namespace_ = "default";
+    Coracle__V1__TunnelFrame f = CORACLE__V1__TUNNEL_FRAME__INIT;
+    f.has_session = 1;
+    f.session = (*out)->id;
+    f.exec = &fwd;
+    if (stdin_data) {
+        f.has_stdin = 1;
+        f.stdin = *stdin_data;
+    }
+    f.resize = (Coracle__V1__TerminalSize *)size;
+    tun_send_frame(n, &f);
+    free(cname);
+    return 0;
+}
+
+/* ---- the gRPC clients: Pods/Log and Pods/Exec */
+
+struct tun_grpc {
+    struct tun_hub *hub;
+    h2s_call_t *call;
+    tun_session_t *s; /* NULL until the session is open (Exec: its first message) */
+    bool exec;
+};
+
+static int grpc_output(void *arg, int fd, const uint8_t *data, size_t len)
+{
+    struct tun_grpc *g = arg;
+    if (!len)
+        return 0;
+    ProtobufCBinaryData d = {len, (uint8_t *)data};
+    Coracle__V1__LogChunk c = CORACLE__V1__LOG_CHUNK__INIT;
+    Coracle__V1__ExecOutput o = CORACLE__V1__EXEC_OUTPUT__INIT;
+    if (!g->exec) {
+        c.has_data = 1;
+        c.data = d;
+    } else if (fd == 2) {
+        o.has_stderr = 1;
+        o.stderr = d;
+    } else {
+        o.has_stdout = 1;
+        o.stdout = d;
+    }
+    rbuf_t *b = grpc_frame_msg(g->exec ? &o.base : &c.base);
+    h2s_call_send_framed(g->call, b);
+    rbuf_unref(b);
+    return 0;
+}
+
+static void grpc_end(void *arg, int code, const char *msg, int exit_code)
+{
+    struct tun_grpc *g = arg;
+    if (exit_code >= 0) {
+        Coracle__V1__ExecOutput o = CORACLE__V1__EXEC_OUTPUT__INIT;
+        o.has_exitcode = 1;
+        o.exitcode = exit_code;
+        rbuf_t *b = grpc_frame_msg(&o.base);
+        h2s_call_send_framed(g->call, b);
+        rbuf_unref(b);
+    }
+    h2s_call_t *c = g->call;
+    free(g);
+    h2s_call_finish(c, code, msg);
+}
+
+static size_t grpc_queued(void *arg)
+{
+    const struct tun_grpc *g = arg;
+    return h2s_call_queued(g->call);
+}
+
+static const struct tun_client_ops grpc_ops = {grpc_output, grpc_end, grpc_queued};
+
+/* The client went away: the kubelet stops the session. */
+static void grpc_closed(h2s_call_t *c, void *arg)
+{
+    struct tun_grpc *g = arg;
+    if (g->s)
+        tun_session_cancel(g->s);
+    free(g);
+}
+
+static struct tun_grpc *grpc_client(struct tun_hub *h, h2s_call_t *c, bool exec)
+{
+    struct tun_grpc *g = xcalloc(1, sizeof(*g));
+    g->hub = h;
+    g->call = c;
+    g->exec = exec;
+    h2s_call_on_close(c, grpc_closed, g);
+    return g;
+}
+
+/* A session could not open: the call ends with why. */
+static void grpc_refused(struct tun_grpc *g, int code, char *err)
+{
+    h2s_call_t *c = g->call;
+    free(g);
+    h2s_call_finish(c, code, err);
+    free(err);
 }
 
 static void tun_log(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
@@ -350,136 +479,71 @@ static void tun_log(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
         coracle__v1__pod_log_request__free_unpacked(req, NULL);
         return;
     }
-    const char *container = req->container;
-    char *cbuf = NULL;
-    struct tun_node *n = tun_route(h, c, req->namespace_, req->name, &container, &cbuf);
-    if (n) {
-        struct tun_session *s = tun_session_new(h, n, c, TUN_LOG);
-        Coracle__V1__PodLogRequest fwd = *req;
-        fwd.container = (char *)container;
-        if (!fwd.namespace_ || !*fwd.namespace_)
-            fwd.namespace_ = "default";
-        Coracle__V1__TunnelFrame f = CORACLE__V1__TUNNEL_FRAME__INIT;
-        f.has_session = 1;
-        f.session = s->id;
-        f.log = &fwd;
-        tun_send_frame(n, &f);
-    }
-    free(cbuf);
+    struct tun_grpc *g = grpc_client(h, c, false);
+    char *err = NULL;
+    int code = tun_log_open(h, req, &grpc_ops, g, &g->s, &err);
+    if (code)
+        grpc_refused(g, code, err);
     coracle__v1__pod_log_request__free_unpacked(req, NULL);
 }
 
-/* Exec: the first client message carries the request; later ones stdin/resize. */
-struct tun_exec_pending {
-    struct tun_hub *hub;
-    struct tun_session *s; /* NULL until the request arrived */
-};
-
-static void tun_exec_closed_early(h2s_call_t *c, void *arg)
+/* The first message of an Exec: the request (and maybe stdin, a size). */
+static void tun_exec_first(struct tun_grpc *g, const uint8_t *msg, size_t len)
 {
-    free(arg);
+    struct tun_hub *h = g->hub;
+    Coracle__V1__ExecInput *in = msg ? coracle__v1__exec_input__unpack(NULL, len, msg) : NULL;
+    Coracle__V1__ExecRequest *req = in ? in->request : NULL;
+    int code = 0;
+    char *err = NULL;
+    if (!msg) {
+        code = GRPC_INVALID_ARGUMENT;
+        err = xstrdup("exec: no request sent");
+    } else if (!req) {
+        code = GRPC_INVALID_ARGUMENT;
+        err = xstrdup("failed to decode ExecInput: the first message must carry a request");
+    } else if (req->n_command == 0) {
+        code = GRPC_INVALID_ARGUMENT;
+        err = xstrdup("you must specify at least one command for the container");
+    } else if (auth_call(h->auth, g->call, h->store, "create", &kind_pod, "exec",
+                         req->namespace_ && *req->namespace_ ? req->namespace_ : "default",
+                         req->name, NULL) < 0) {
+        free(g); /* auth_call finished the call */
+        goto out;
+    } else {
+        code = tun_exec_open(h, req, in->resize, in->has_stdin ? &in->stdin : NULL, &grpc_ops, g,
+                             &g->s, &err);
+    }
+    if (code)
+        grpc_refused(g, code, err);
+out:
+    if (in)
+        coracle__v1__exec_input__free_unpacked(in, NULL);
 }
 
+/* Exec: the first client message carries the request; later ones stdin/resize. */
 static void tun_exec_msg(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
-    struct tun_exec_pending *p = arg;
-    if (p->s) {
-        /* Relay stdin, resize and end of input to the kubelet. */
-        struct tun_session *s = p->s;
-        if (!s->node)
-            return;
-        Coracle__V1__TunnelFrame f = CORACLE__V1__TUNNEL_FRAME__INIT;
-        f.has_session = 1;
-        f.session = s->id;
-        Coracle__V1__ExecInput *in = NULL;
-        if (!msg) {
-            f.has_stdinclosed = 1;
-            f.stdinclosed = 1;
-        } else {
-            in = coracle__v1__exec_input__unpack(NULL, len, msg);
-            if (!in)
-                return; /* ignore garbage on an open session */
-            if (in->has_stdin) {
-                f.has_stdin = 1;
-                f.stdin = in->stdin;
-            }
-            f.resize = in->resize;
-            if (in->has_stdinclosed && in->stdinclosed) {
-                f.has_stdinclosed = 1;
-                f.stdinclosed = 1;
-            }
-        }
-        tun_send_frame(s->node, &f);
-        if (in)
-            coracle__v1__exec_input__free_unpacked(in, NULL);
+    struct tun_grpc *g = arg;
+    if (!g->s) {
+        tun_exec_first(g, msg, len);
         return;
     }
-    /* The first message. */
-    struct tun_hub *h = p->hub;
     if (!msg) {
-        free(p);
-        h2s_call_finish(c, GRPC_INVALID_ARGUMENT, "exec: no request sent");
+        tun_session_input(g->s, NULL, 0, NULL, true);
         return;
     }
     Coracle__V1__ExecInput *in = coracle__v1__exec_input__unpack(NULL, len, msg);
-    if (!in || !in->request) {
-        if (in)
-            coracle__v1__exec_input__free_unpacked(in, NULL);
-        free(p);
-        h2s_call_finish(c, GRPC_INVALID_ARGUMENT,
-                        "failed to decode ExecInput: the first message must carry a request");
-        return;
-    }
-    Coracle__V1__ExecRequest *req = in->request;
-    if (req->n_command == 0) {
-        coracle__v1__exec_input__free_unpacked(in, NULL);
-        free(p);
-        h2s_call_finish(c, GRPC_INVALID_ARGUMENT,
-                        "you must specify at least one command for the container");
-        return;
-    }
-    if (auth_call(h->auth, c, h->store, "create", &kind_pod, "exec",
-                  req->namespace_ && *req->namespace_ ? req->namespace_ : "default", req->name,
-                  NULL) < 0) {
-        coracle__v1__exec_input__free_unpacked(in, NULL);
-        free(p);
-        return;
-    }
-    const char *container = req->container;
-    char *cbuf = NULL;
-    struct tun_node *n = tun_route(h, c, req->namespace_, req->name, &container, &cbuf);
-    if (!n) {
-        free(cbuf);
-        coracle__v1__exec_input__free_unpacked(in, NULL);
-        free(p);
-        return;
-    }
-    p->s = tun_session_new(h, n, c, TUN_EXEC);
-    p->s->extra = p;
-    Coracle__V1__ExecRequest fwd = *req;
-    fwd.container = (char *)container;
-    if (!fwd.namespace_ || !*fwd.namespace_)
-        fwd.namespace_ = "default";
-    Coracle__V1__TunnelFrame f = CORACLE__V1__TUNNEL_FRAME__INIT;
-    f.has_session = 1;
-    f.session = p->s->id;
-    f.exec = &fwd;
-    if (in->has_stdin) {
-        f.has_stdin = 1;
-        f.stdin = in->stdin;
-    }
-    f.resize = in->resize;
-    tun_send_frame(n, &f);
-    free(cbuf);
+    if (!in)
+        return; /* ignore garbage on an open session */
+    tun_session_input(g->s, in->has_stdin ? in->stdin.data : NULL, in->stdin.len, in->resize,
+                      in->has_stdinclosed && in->stdinclosed);
     coracle__v1__exec_input__free_unpacked(in, NULL);
 }
 
 static void tun_exec(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
-    struct tun_exec_pending *p = xcalloc(1, sizeof(*p));
-    p->hub = arg;
-    h2s_call_on_msg(c, tun_exec_msg, p);
-    h2s_call_on_close(c, tun_exec_closed_early, p);
+    struct tun_grpc *g = grpc_client(arg, c, true);
+    h2s_call_on_msg(c, tun_exec_msg, g);
 }
 
 tun_hub_t *tun_hub_new(h2s_t *s, store_t *st, auth_t *au)

@@ -27,6 +27,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "coracle.pb-c.h"
@@ -61,6 +62,9 @@ struct ksess {
     char *path;
     off_t off;
     struct buf partial; /* read from the file, not yet decoded (a line cut at the end) */
+    struct ktun_cri_opts copts;
+    char *ns, *pod, *ctr;   /* following: whose end ends the session */
+    struct event *check_ev; /* following: is the container still the one running? */
 };
 
 struct ktun {
@@ -142,6 +146,11 @@ static void ksess_free(struct ksess *s)
         close(s->ino);
     if (s->fd >= 0)
         close(s->fd);
+    if (s->check_ev)
+        event_free(s->check_ev);
+    free(s->ns);
+    free(s->pod);
+    free(s->ctr);
     free(s->path);
     buf_free(&s->partial);
     free(s);
@@ -358,10 +367,60 @@ out:
 
 /* ---- logs ---- */
 
-size_t ktun_cri_decode(const char *buf, size_t len, char **out, size_t *out_len)
+static int64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A CRI time ("2026-12-07T06:35:01.123456789Z") in ns since the epoch, or -1. */
+static int64_t cri_time_ns(const char *p, size_t n)
+{
+    struct tm tm = {0};
+    char b[40];
+    if (n >= sizeof(b))
+        return -1;
+    memcpy(b, p, n);
+    b[n] = '\0';
+    const char *rest = strptime(b, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!rest)
+        return -1;
+    int64_t frac = 0, scale = 1000000000;
+    if (*rest == '.')
+        for (rest++; *rest >= '0' && *rest <= '9'; rest++)
+            if (scale > 1) {
+                scale /= 10;
+                frac += (*rest - '0') * scale;
+            }
+    if (*rest != 'Z')
+        return -1;
+    return (int64_t)timegm(&tm) * 1000000000 + frac;
+}
+
+/* A CRI time as Kubernetes prints it (RFC3339Nano: no trailing zeros in the fraction). */
+static size_t cri_time_put(char *o, const char *ts, size_t n)
+{
+    const char *dot = memchr(ts, '.', n);
+    if (!dot || n < 2 || ts[n - 1] != 'Z') {
+        memcpy(o, ts, n);
+        return n;
+    }
+    size_t end = n - 1; /* before the Z */
+    while (end > (size_t)(dot - ts) + 1 && ts[end - 1] == '0')
+        end--;
+    if (end == (size_t)(dot - ts) + 1)
+        end--; /* all zeros: no fraction at all */
+    memcpy(o, ts, end);
+    o[end] = 'Z';
+    return end + 1;
+}
+
+size_t ktun_cri_decode_opts(const char *buf, size_t len, const struct ktun_cri_opts *opts,
+                            char **out, size_t *out_len)
 {
     size_t used = 0;
-    char *o = xmalloc(len + 1);
+    char *o = xmalloc(2 * len + 1); /* a timestamp per line at most doubles a line */
     size_t ol = 0;
     while (used < len) {
         const char *line = buf + used;
@@ -384,7 +443,16 @@ size_t ktun_cri_decode(const char *buf, size_t len, char **out, size_t *out_len)
             p = sp + 1;
             fields++;
         }
+        used += ll + 1;
         if (fields == 3) {
+            const char *ts_end = memchr(line, ' ', ll);
+            size_t tsl = (size_t)(ts_end - line);
+            if (opts && opts->since_ns && cri_time_ns(line, tsl) < opts->since_ns)
+                continue;
+            if (opts && opts->timestamps) {
+                ol += cri_time_put(o + ol, line, tsl);
+                o[ol++] = ' ';
+            }
             memcpy(o + ol, p, (size_t)(end - p));
             ol += (size_t)(end - p);
             if (!tag || *tag != 'P')
@@ -395,11 +463,15 @@ size_t ktun_cri_decode(const char *buf, size_t len, char **out, size_t *out_len)
             ol += ll;
             o[ol++] = '\n';
         }
-        used += ll + 1;
     }
     *out = o;
     *out_len = ol;
     return used;
+}
+
+size_t ktun_cri_decode(const char *buf, size_t len, char **out, size_t *out_len)
+{
+    return ktun_cri_decode_opts(buf, len, NULL, out, out_len);
 }
 
 /* Reads what is new in the file and sends the decoded content. */
@@ -413,7 +485,7 @@ static void klog_pump(struct ksess *s)
         buf_commit(&s->partial, (size_t)n);
         char *o;
         size_t ol;
-        size_t used = ktun_cri_decode(s->partial.p, s->partial.len, &o, &ol);
+        size_t used = ktun_cri_decode_opts(s->partial.p, s->partial.len, &s->copts, &o, &ol);
         if (ol)
             ktun_send_bytes(s, 0, o, ol);
         free(o);
@@ -491,6 +563,29 @@ static off_t klog_tail_offset(int fd, int64_t n)
     return 0;
 }
 
+/*
+ * Following: once a second, whether the container instance whose log
+ * this is still runs; when it ended (or restarted: a new log file) what
+ * is left is sent and the session ends, as kubectl logs -f does.
+ */
+static void klog_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct ksess *s = arg;
+    struct ktun_target tg = {0};
+    char *err = NULL;
+    int code = s->t->resolve(s->t->arg, s->ns, s->pod, s->ctr, 0, &tg, &err);
+    int ended = code || !tg.running || strcmp(tg.log_path, s->path);
+    free(err);
+    free(tg.runc_root);
+    free(tg.container_id);
+    free(tg.log_path);
+    if (!ended)
+        return;
+    if (s->fd >= 0)
+        klog_pump(s);
+    klog_end(s);
+}
+
 static void klog_start(struct ktun *t, const Coracle__V1__TunnelFrame *f)
 {
     Coracle__V1__PodLogRequest *req = f->log;
@@ -518,14 +613,27 @@ static void klog_start(struct ktun *t, const Coracle__V1__TunnelFrame *f)
     struct ksess *s = ksess_new(t, f->session, KSESS_LOG);
     s->fd = fd;
     s->path = xstrdup(tg.log_path);
+    s->copts.timestamps = req->has_timestamps && req->timestamps;
+    if (req->has_sinceunixnano && req->sinceunixnano > 0)
+        s->copts.since_ns = req->sinceunixnano;
+    if (req->has_sinceseconds && req->sinceseconds > 0)
+        s->copts.since_ns = realtime_ns() - req->sinceseconds * 1000000000;
+    ktun_send_bytes(s, 0, "", 0); /* accepted: the client may answer its caller now */
     if (fd >= 0)
         s->off = klog_tail_offset(fd, req->has_taillines ? req->taillines : -1);
     if (fd >= 0)
         klog_pump(s);
-    if (!(req->has_follow && req->follow)) {
+    int follow = req->has_follow && req->follow;
+    if (!follow || (req->has_previous && req->previous) || !tg.running) {
         klog_end(s);
         goto out;
     }
+    s->ns = xstrdup(req->namespace_ ? req->namespace_ : "default");
+    s->pod = xstrdup(req->name ? req->name : "");
+    s->ctr = xstrdup(req->container ? req->container : "");
+    s->check_ev = event_new(t->base, -1, EV_PERSIST, klog_check, s);
+    struct timeval sec = {1, 0};
+    event_add(s->check_ev, &sec);
     s->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (s->ino >= 0) {
         inotify_add_watch(s->ino, s->path, IN_MODIFY | IN_MOVE_SELF | IN_DELETE_SELF);

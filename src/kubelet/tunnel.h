@@ -9,6 +9,7 @@
 #define CORACLE_KUBELET_TUNNEL_H
 
 #include <event2/event.h>
+#include <stdint.h>
 
 #include "gcl.h"
 
@@ -45,5 +46,13 @@ void ktun_free(ktun_t *t);
 /* Exposed for tests: writes the content of CRI log lines in buf to out, returns bytes used
  * (complete lines only). */
 size_t ktun_cri_decode(const char *buf, size_t len, char **out, size_t *out_len);
+/* How lines are chosen and shown (kubectl logs --since, --since-time, --timestamps). */
+struct ktun_cri_opts {
+    int64_t since_ns; /* lines older than this (ns since the epoch) are left out; 0: none */
+    int timestamps;   /* each line after its time (RFC3339Nano) and a space */
+};
+/* ktun_cri_decode with opts (NULL: all lines, no timestamps); out holds up to 2 x len bytes. */
+size_t ktun_cri_decode_opts(const char *buf, size_t len, const struct ktun_cri_opts *opts,
+                            char **out, size_t *out_len);
 
 #endif

@@ -67,6 +67,8 @@ libcoracle_a_SOURCES = \
 	src/lib/sel.h \
 	src/lib/smap.c \
 	src/lib/smap.h \
+	src/lib/spdy.c \
+	src/lib/spdy.h \
 	src/lib/tls.c \
 	src/lib/tls.h \
 	src/lib/util.c \

@@ -1031,6 +1031,9 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
 void api_set_tunnel(api_t *a, struct tun_hub *t)
 {
     a->tun = t;
+    struct rest_streams rst = {t, a->base, a->cfg.stream_setup_timeout_s,
+                               a->cfg.stream_idle_timeout_s};
+    rest_set_streams(a->rest, &rst);
 }
 
 int64_t api_inflight(const api_t *a)

@@ -31,11 +31,14 @@ struct api_config {
     size_t watch_queue_bytes;  /* default 16 MiB */
     size_t watch_memory_limit; /* all watches' unsent bytes; default 256 MiB */
     auth_t *auth;              /* who may call (borrowed: outlives the api_t) */
+    /* REST exec/attach: the client's streams must be open within (SPDY), and it may be
+     * silent at most (both protocols): seconds, 0 for the defaults (30, 14400) */
+    int stream_setup_timeout_s, stream_idle_timeout_s;
 };
 
 /* Registers every route and the HTTP handler on srv; st must be open. */
 api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct api_config *cfg);
-/* The kubelet tunnel (tunnel.c), for /metrics; may be NULL. */
+/* The kubelet tunnel (tunnel.c), for /metrics and the REST API's log, exec, attach. */
 struct tun_hub;
 void api_set_tunnel(api_t *a, struct tun_hub *t);
 /* Calls accepted and not yet answered (watches excluded once ended). */

@@ -37,6 +37,7 @@ static long long node_monitor_grace = 40;
 static char *tls_cert_file, *tls_key_file, *client_ca_file, *token_auth_file, *policy_file;
 static long long max_inflight = 400, max_mutating_inflight = 1000, max_watches = 1000;
 static int insecure_loopback;
+static long long stream_setup_timeout = 30, stream_idle_timeout = 14400;
 
 static const struct cfg_opt opts[] = {
     {"listen", CFG_LIST, &listen_addrs, "ADDR",
@@ -77,6 +78,10 @@ static const struct cfg_opt opts[] = {
      "with TLS configured, still serve loopback TCP addresses in cleartext (default false)"},
     {"max-watches-per-user", CFG_INT, &max_watches, "N",
      "watches and other long-running calls one user may hold (default 1000)"},
+    {"stream-setup-timeout", CFG_INT, &stream_setup_timeout, "SECONDS",
+     "exec/attach over SPDY: the client's streams must be open within this (default 30)"},
+    {"stream-idle-timeout", CFG_INT, &stream_idle_timeout, "SECONDS",
+     "exec/attach streams with no input from the client this long are closed (default 14400)"},
 };
 
 /* Empty strings from a config file mean "not set". */
@@ -142,7 +147,8 @@ int main(int argc, char **argv)
         return 2;
     }
     if (event_ttl <= 0 || compact_keep <= 0 || max_request_bytes <= 0 || watch_queue_bytes <= 0 ||
-        watch_memory_limit <= 0 || bookmark_interval <= 0 || node_monitor_grace <= 0) {
+        watch_memory_limit <= 0 || bookmark_interval <= 0 || node_monitor_grace <= 0 ||
+        stream_setup_timeout <= 0 || stream_idle_timeout <= 0) {
         fprintf(stderr, "coracle-apiserver: numeric settings must be positive\n");
         return 2;
     }
@@ -183,6 +189,8 @@ int main(int argc, char **argv)
         .watch_queue_bytes = (size_t)watch_queue_bytes,
         .watch_memory_limit = (size_t)watch_memory_limit,
         .auth = app.auth,
+        .stream_setup_timeout_s = (int)stream_setup_timeout,
+        .stream_idle_timeout_s = (int)stream_idle_timeout,
     };
     app.api = api_new(app.base, app.st, app.srv, &ac);
     app.tun = tun_hub_new(app.srv, app.st, app.auth); /* Pods/Log, Pods/Exec, NodeTunnel/Connect */

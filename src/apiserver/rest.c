@@ -628,6 +628,15 @@ rest_t *rest_new(const struct rest_config *cfg)
     return rs;
 }
 
+void rest_set_streams(rest_t *rs, const struct rest_streams *st)
+{
+    rs->streams = *st;
+    if (rs->streams.setup_timeout_s <= 0)
+        rs->streams.setup_timeout_s = 30;
+    if (rs->streams.idle_timeout_s <= 0)
+        rs->streams.idle_timeout_s = 14400;
+}
+
 void rest_free(rest_t *rs)
 {
     rest_openapi_free(rs);

@@ -14,7 +14,9 @@
  * (kpb.h), or as meta.k8s.io/v1 Tables (columns.h), as the Accept header
  * negotiates (rest_query.c); and the writes (create, update, patch,
  * delete, deletecollection; pods/status, pods/binding, nodes/status)
- * through the gRPC API's pipeline (rest_write.c).
+ * through the gRPC API's pipeline (rest_write.c); pods/log, and pods/exec
+ * and pods/attach over WebSocket or SPDY/3.1 (rest_connect.c), relayed
+ * to the kubelets.
  * Errors are Kubernetes Status objects with reason and code. Loop thread
  * only.
  */
@@ -46,6 +48,15 @@ struct rest_config {
 };
 
 rest_t *rest_new(const struct rest_config *cfg);
+/* pods/log, pods/exec, pods/attach go through the kubelets' tunnels (without: 503). */
+struct tun_hub;
+struct rest_streams {
+    struct tun_hub *tun;     /* borrowed: outlives the rest_t */
+    struct event_base *base; /* the loop (timers) */
+    int setup_timeout_s;     /* SPDY: the client's streams open within (0: 30) */
+    int idle_timeout_s;      /* an exec/attach stream with no input this long closes (0: 4 h) */
+};
+void rest_set_streams(rest_t *rs, const struct rest_streams *st);
 void rest_free(rest_t *rs);
 /* Its counters in the Prometheus text format (for /metrics). */
 void rest_metrics(const rest_t *rs, FILE *f);

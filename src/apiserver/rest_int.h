@@ -16,6 +16,7 @@
 #include "kinds.h"
 #include "kobj.h"
 #include "rest.h"
+#include "tunnel.h"
 
 #define REST_JSON "application/json"
 #define REST_YAML "application/yaml"
@@ -45,6 +46,7 @@ struct rest_openapi; /* rest_openapi.c: the documents, made at the first request
 struct rest {
     struct rest_config cfg;
     struct rest_openapi *openapi;
+    struct rest_streams streams; /* log, exec, attach (rest_connect.c) */
     struct {
         int status;
         uint64_t n;
@@ -195,6 +197,59 @@ void rest_write(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct rreq
 bool rest_connect_sub(const char *sub);
 void rest_connect(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct rreq *rq,
                   const struct rquery *q);
+
+/*
+ * ---- exec and attach streams: rest_connect.c (the session), rest_ws.c
+ * (WebSocket, v5/v4.channel.k8s.io), rest_spdy.c (SPDY/3.1, v4) ----
+ *
+ * A transport carries the channels of Kubernetes' remote command
+ * protocol (stdin 0, stdout 1, stderr 2, the error/status stream 3,
+ * resize 4) over an upgraded connection; the session (struct rxs) relays
+ * them to the kubelet's tunnel.
+ */
+enum { RCH_STDIN, RCH_STDOUT, RCH_STDERR, RCH_ERROR, RCH_RESIZE, RCH_N };
+struct rxs;
+/* What a transport does for the session (t is its own state). */
+struct rx_transport {
+    /* Output on channel ch (RCH_STDOUT, RCH_STDERR). */
+    void (*out)(void *t, int ch, const uint8_t *data, size_t len);
+    /*
+     * The end: status (a metav1.Status, JSON) on the error channel, the
+     * streams closed, the connection closed gracefully; t is freed and
+     * the transport calls the session no more.
+     */
+    void (*finish)(void *t, const char *status);
+    /* Bytes written and not yet sent. */
+    size_t (*queued)(void *t);
+};
+/* Which streams the client asked for (?stdin=, stdout=, stderr=, tty=). */
+struct rx_want {
+    bool stdin, stdout, stderr, tty;
+};
+/* The transport calls these: input from the client. */
+void rxs_stdin(struct rxs *x, const uint8_t *data, size_t len);
+void rxs_stdin_close(struct rxs *x);
+/* A resize message: {"Width":W,"Height":H} (garbage is ignored). */
+void rxs_resize(struct rxs *x, const uint8_t *json, size_t len);
+/* The streams are open (SPDY: once the client created them): start the process. */
+void rxs_ready(struct rxs *x);
+/* The connection is gone (why: for the log): the session is cancelled and x freed. */
+void rxs_gone(struct rxs *x, const char *why);
+
+/*
+ * rest_ws.c: answers r 101 and runs the WebSocket side (proto: the
+ * subprotocol chosen); returns its state for the rx_transport calls, or
+ * NULL after answering an error (x untouched).
+ */
+void *rest_ws_start(rest_t *rs, h2s_req_t *r, const char *proto, struct rxs *x);
+/* A WebSocket subprotocol of the client's list (Sec-WebSocket-Protocol) we speak, or NULL. */
+const char *rest_ws_protocol(h2s_req_t *r);
+extern const struct rx_transport rest_ws_transport;
+/* rest_spdy.c: the same for SPDY/3.1 (want: which streams the client will open). */
+void *rest_spdy_start(rest_t *rs, h2s_req_t *r, const char *proto, const struct rx_want *want,
+                      struct rxs *x);
+const char *rest_spdy_protocol(h2s_req_t *r);
+extern const struct rx_transport rest_spdy_transport;
 
 /* ---- rest_openapi.c ---- */
 

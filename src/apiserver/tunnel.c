@@ -317,6 +317,15 @@ out:
     return code;
 }
 
+int tun_check(tun_hub_t *h, const char *ns, const char *name, const char *container, char **err)
+{
+    struct tun_node *n = NULL;
+    char *cname = NULL;
+    int code = tun_route(h, ns, name, container, &n, &cname, err);
+    free(cname);
+    return code;
+}
+
 static struct tun_session *tun_session_new(struct tun_hub *h, struct tun_node *n,
                                            const struct tun_client_ops *ops, void *arg)
 {

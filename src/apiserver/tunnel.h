@@ -65,6 +65,8 @@ typedef struct tun_session tun_session_t;
  */
 int tun_log_open(tun_hub_t *h, const Coracle__V1__PodLogRequest *req,
                  const struct tun_client_ops *ops, void *arg, tun_session_t **out, char **err);
+/* What tun_log_open would answer, without opening a session (0: it would open one). */
+int tun_check(tun_hub_t *h, const char *ns, const char *name, const char *container, char **err);
 /* The same for an exec: the window size and first stdin bytes may come with it (or NULL). */
 int tun_exec_open(tun_hub_t *h, const Coracle__V1__ExecRequest *req,
                   const Coracle__V1__TerminalSize *size, const ProtobufCBinaryData *stdin_data,

@@ -188,6 +188,8 @@ const char *h2s_req_path(const h2s_req_t *r);   /* raw (not percent-decoded), no
 const char *h2s_req_query(const h2s_req_t *r);  /* raw query after '?', "" if none */
 /* A request header's value (name in lower case), or NULL. */
 const char *h2s_req_header(const h2s_req_t *r, const char *lowercase_name);
+/* Its nth value (0 first) when the header comes several times, or NULL. */
+const char *h2s_req_header_nth(const h2s_req_t *r, const char *lowercase_name, size_t nth);
 /* The request body (len 0 if none); valid as the strings are. */
 const uint8_t *h2s_req_body(const h2s_req_t *r, size_t *len);
 struct ssl_st;

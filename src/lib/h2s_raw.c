@@ -30,7 +30,7 @@ struct h2s_raw {
     h2s_req_t *req; /* the upgraded request: its claim and strings live as long */
     const struct h2s_raw_ops *ops;
     void *arg;
-    struct event *kick; /* input read with the request: on_read on the next turn */
+    struct event *kick;     /* input read with the request: on_read on the next turn */
     unsigned closed : 1;    /* the handler called h2s_raw_close */
     unsigned lingering : 1; /* output out, waiting for the peer's end */
 };
@@ -159,7 +159,8 @@ void h2s_raw_close(h2s_raw_t *w)
     if (w->closed)
         return;
     w->closed = 1;
-    evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+    evbuffer_drain(bufferevent_get_input(c->bev),
+                   evbuffer_get_length(bufferevent_get_input(c->bev)));
     if (!evbuffer_get_length(bufferevent_get_output(c->bev))) {
         raw_linger(c);
     } else {

@@ -137,6 +137,18 @@ const char *h2s_req_header(const h2s_req_t *r, const char *name)
     return h2s_header_find(r->call ? &r->call->hbuf : &r->hbuf, name);
 }
 
+const char *h2s_req_header_nth(const h2s_req_t *r, const char *name, size_t nth)
+{
+    const struct buf *hb = r->call ? &r->call->hbuf : &r->hbuf;
+    for (size_t off = 0; off < hb->len;) {
+        const char *n = hb->p + off, *v = n + strlen(n) + 1;
+        off = (size_t)(v - hb->p) + strlen(v) + 1;
+        if (!strcmp(n, name) && nth-- == 0)
+            return v;
+    }
+    return NULL;
+}
+
 const uint8_t *h2s_req_body(const h2s_req_t *r, size_t *len)
 {
     if (r->call) {

@@ -163,7 +163,7 @@ static int sp_frame(struct rspdy *s, const struct spdy_frame *f)
         sp_data(s, f);
         return 0;
     case SPDY_RST_STREAM:
-        if (f->stream_id == s->sid[RCH_STDIN])
+        if (s->sid[RCH_STDIN] && f->stream_id == s->sid[RCH_STDIN])
             rxs_stdin_close(s->x);
         return 0;
     case SPDY_PING:

@@ -181,6 +181,12 @@ t_unit_test_smap_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
 t_unit_test_smap_LDADD = libcoracle.a $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_smap
 
+check_PROGRAMS += t/unit/test_spdy
+t_unit_test_spdy_SOURCES = t/unit/test_spdy.c t/unit/tap.h
+t_unit_test_spdy_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_spdy_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_spdy
+
 check_PROGRAMS += t/unit/test_tls
 t_unit_test_tls_SOURCES = t/unit/test_tls.c t/unit/tap.h
 t_unit_test_tls_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -DSRCDIR='"$(abs_top_srcdir)"'

@@ -182,8 +182,8 @@ static int headers(spdy_t *z, const uint8_t *p, size_t n, struct spdy_frame *f, 
 /* A control frame's fields (p: after the 8-byte head, n: its length). */
 static int control(spdy_t *z, const uint8_t *p, size_t n, struct spdy_frame *f, const char **err)
 {
-    size_t need[] = {[SPDY_SYN_STREAM] = 10, [SPDY_SYN_REPLY] = 4, [SPDY_RST_STREAM] = 8,
-                     [SPDY_SETTINGS] = 4,    [SPDY_PING] = 4,      [SPDY_GOAWAY] = 8,
+    size_t need[] = {[SPDY_SYN_STREAM] = 10, [SPDY_SYN_REPLY] = 4,    [SPDY_RST_STREAM] = 8,
+                     [SPDY_SETTINGS] = 4,    [SPDY_PING] = 4,         [SPDY_GOAWAY] = 8,
                      [SPDY_HEADERS] = 4,     [SPDY_WINDOW_UPDATE] = 8};
     if (f->type <= SPDY_WINDOW_UPDATE && n < need[f->type]) {
         *err = "control frame too short";
@@ -240,6 +240,10 @@ ssize_t spdy_parse(spdy_t *z, const uint8_t *buf, size_t len, struct spdy_frame 
         *err = "frame too large";
         return -1;
     }
+    if ((buf[0] & 0x80) && ((buf[0] & 0x7f) << 8 | buf[1]) != SPDY_VERSION) {
+        *err = "not SPDY version 3";
+        return -1;
+    }
     if (len < 8 + n)
         return 0;
     if (!(buf[0] & 0x80)) {
@@ -253,11 +257,11 @@ ssize_t spdy_parse(spdy_t *z, const uint8_t *buf, size_t len, struct spdy_frame 
         }
         return (ssize_t)(8 + n);
     }
-    if (((buf[0] & 0x7f) << 8 | buf[1]) != SPDY_VERSION) {
-        *err = "not SPDY version 3";
+    f->type = buf[2] << 8 | buf[3];
+    if (f->type == SPDY_DATA) {
+        *err = "control frame of type 0";
         return -1;
     }
-    f->type = buf[2] << 8 | buf[3];
     if (control(z, buf + 8, n, f, err) < 0) {
         spdy_frame_clear(f);
         return -1;

@@ -42,8 +42,8 @@ enum spdy_type {
 struct spdy_frame {
     int type; /* enum spdy_type, or another control type */
     uint8_t flags;
-    uint32_t stream_id; /* DATA, SYN_*, RST_STREAM, HEADERS, WINDOW_UPDATE; GOAWAY: last good */
-    uint32_t value;     /* RST_STREAM and GOAWAY: status; PING: id; WINDOW_UPDATE: delta */
+    uint32_t stream_id;  /* DATA, SYN_*, RST_STREAM, HEADERS, WINDOW_UPDATE; GOAWAY: last good */
+    uint32_t value;      /* RST_STREAM and GOAWAY: status; PING: id; WINDOW_UPDATE: delta */
     const uint8_t *data; /* DATA: the payload (points into the input) */
     size_t len;
     /* SYN_STREAM, SYN_REPLY, HEADERS: the headers, "name\0value\0" pairs (a value's first part

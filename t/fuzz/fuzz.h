@@ -25,6 +25,8 @@ int fuzz_smpatch_one(const uint8_t *data, size_t size);
 /* fuzz_patch.c: the three above, by patch type (enum kpatch_type). */
 int fuzz_patch_run(int type, const uint8_t *data, size_t size);
 int fuzz_ssa_one(const uint8_t *data, size_t size);
+int fuzz_spdy_one(const uint8_t *data, size_t size);
+int fuzz_ws_one(const uint8_t *data, size_t size);
 
 #ifdef FUZZ_MAIN
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

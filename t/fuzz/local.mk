@@ -1,13 +1,14 @@
 # Fuzzing: the libFuzzer targets (t/fuzz/fuzz_*.c: selectors, quantities,
 # YAML, kobj's JSON reader against its YAML one, protobuf decoding and
 # admission, HTTP/1.1 requests, Accept headers,
-# the REST API's write bodies, the three PATCH formats, server-side apply)
-# and t/unit/test_fuzz, which runs the seed corpora and saved crash
-# reproducers through them in the normal build.
+# the REST API's write bodies, the three PATCH formats, server-side apply,
+# SPDY/3.1 frames, WebSocket channel frames) and t/unit/test_fuzz, which
+# runs the seed corpora and saved crash reproducers through them in the
+# normal build.
 FUZZ_TARGET_SRC = t/fuzz/fuzz.h t/fuzz/fuzz_sel.c t/fuzz/fuzz_qty.c t/fuzz/fuzz_yaml.c \
 	t/fuzz/fuzz_pb.c t/fuzz/fuzz_http1.c t/fuzz/fuzz_accept.c t/fuzz/fuzz_rest_body.c \
 	t/fuzz/fuzz_patch.c t/fuzz/fuzz_jsonpatch.c t/fuzz/fuzz_mergepatch.c t/fuzz/fuzz_smpatch.c \
-	t/fuzz/fuzz_ssa.c t/fuzz/fuzz_kobj_json.c
+	t/fuzz/fuzz_ssa.c t/fuzz/fuzz_kobj_json.c t/fuzz/fuzz_spdy.c t/fuzz/fuzz_ws.c
 check_PROGRAMS += t/unit/test_fuzz
 t_unit_test_fuzz_SOURCES = t/unit/test_fuzz.c t/unit/tap.h $(FUZZ_TARGET_SRC)
 t_unit_test_fuzz_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/t/fuzz \
@@ -37,8 +38,8 @@ FUZZ_SRC_kobj_json = $(FUZZ_SRC_yaml)
 FUZZ_SRC_pb = $(srcdir)/src/apiserver/admit.c $(srcdir)/src/apiserver/obj.c $(srcdir)/src/lib/sel.c
 FUZZ_SRC_http1 = $(srcdir)/src/lib/h2s.c $(srcdir)/src/lib/h2s_call.c \
 	$(srcdir)/src/lib/h2s_conn.c $(srcdir)/src/lib/h2s_http1.c $(srcdir)/src/lib/h2s_limit.c \
-	$(srcdir)/src/lib/h2s_req.c $(srcdir)/src/lib/addr.c $(srcdir)/src/lib/buf.c \
-	$(srcdir)/src/lib/smap.c
+	$(srcdir)/src/lib/h2s_raw.c $(srcdir)/src/lib/h2s_req.c $(srcdir)/src/lib/addr.c \
+	$(srcdir)/src/lib/buf.c $(srcdir)/src/lib/smap.c
 FUZZ_SRC_ssa = $(FUZZ_SRC_yaml) $(srcdir)/src/lib/kmeta.c $(srcdir)/src/lib/kssa.c \
 	$(srcdir)/src/lib/kssa_set.c $(srcdir)/src/lib/kssa_walk.c
 FUZZ_LIBS_http1 = $(LIBEVENT_LIBS) $(NGHTTP2_LIBS) $(HTTP_PARSER_LIBS) $(OPENSSL_LIBS)
@@ -56,11 +57,16 @@ FUZZ_SRC_smpatch = $(FUZZ_SRC_patch)
 FUZZ_LIBS_jsonpatch = $(JSONC_LIBS)
 FUZZ_LIBS_mergepatch = $(JSONC_LIBS)
 FUZZ_LIBS_smpatch = $(JSONC_LIBS)
-FUZZ_NAMES = sel qty yaml kobj_json pb http1 accept rest_body jsonpatch mergepatch smpatch ssa
+FUZZ_SRC_spdy = $(srcdir)/src/lib/spdy.c $(srcdir)/src/lib/buf.c
+FUZZ_LIBS_spdy = $(ZLIB_LIBS)
+FUZZ_SRC_ws = $(srcdir)/src/lib/json.c
+FUZZ_LIBS_ws = $(WSLAY_LIBS)
+FUZZ_NAMES = sel qty yaml kobj_json pb http1 accept rest_body jsonpatch mergepatch smpatch ssa \
+	spdy ws
 fuzz/fuzz_%: $(srcdir)/t/fuzz/fuzz_%.c $(srcdir)/t/fuzz/fuzz.h $(srcdir)/t/fuzz/local.mk \
 	  $(FUZZ_BASE) $(FUZZ_SRC_sel) $(FUZZ_SRC_yaml) $(FUZZ_SRC_pb) $(FUZZ_SRC_http1) \
 	  $(FUZZ_SRC_accept) $(FUZZ_SRC_rest_body) $(FUZZ_SRC_patch) $(FUZZ_SRC_ssa) \
-	  $(PROTO_GEN)
+	  $(FUZZ_SRC_spdy) $(FUZZ_SRC_ws) $(PROTO_GEN)
 	@$(MKDIR_P) fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_EXTRA_$*) $(FUZZ_INC) -o $@ $< $(FUZZ_BASE) $(FUZZ_SRC_$*) \
 	  $(FUZZ_LIBS_$*) $(YAML_LIBS) $(PROTOBUF_C_LIBS) -lm

@@ -30,6 +30,8 @@ static const struct {
     {"mergepatch", fuzz_mergepatch_one},
     {"smpatch", fuzz_smpatch_one},
     {"ssa", fuzz_ssa_one},
+    {"spdy", fuzz_spdy_one},
+    {"ws", fuzz_ws_one},
 };
 
 static int run_dir(const char *dir, int (*fn)(const uint8_t *, size_t), size_t *count)

@@ -262,7 +262,14 @@ static void kexec_start(struct ktun *t, const Coracle__V1__TunnelFrame *f)
     s->tty = req->has_tty && req->tty;
     int master = -1, inp[2] = {-1, -1}, outp[2] = {-1, -1}, errp[2] = {-1, -1}, slave = -1;
     if (s->tty) {
-        if (openpty(&master, &slave, NULL, NULL, NULL) < 0) {
+        /* the size before the fork: runc copies it into the container's console at its start,
+         * and a SIGWINCH before runc handles it would be lost */
+        struct winsize ws = {0};
+        if (f->resize) {
+            ws.ws_row = (unsigned short)f->resize->height;
+            ws.ws_col = (unsigned short)f->resize->width;
+        }
+        if (openpty(&master, &slave, NULL, NULL, f->resize ? &ws : NULL) < 0) {
             ktun_send_error(t, f->session, GRPC_INTERNAL, "openpty failed");
             ksess_free(s);
             goto out;
@@ -330,7 +337,6 @@ static void kexec_start(struct ktun *t, const Coracle__V1__TunnelFrame *f)
         bufferevent_enable(s->in, EV_READ | EV_WRITE);
         s->out = NULL;
         s->err_eof = 1;
-        ktun_set_winsize(s, f->resize);
     } else {
         close(inp[0]);
         close(outp[1]);

@@ -173,9 +173,16 @@ def run_kubectl(kubectl):
     rc, out, err = k("exec", "-i", "web", "-c", "main", "--", "wc", "-l", stdin=big)
     t.is_((rc, out.strip()), (0, "5000"), "%s: exec -i: a big stdin, then its end" % ver)
     # -it on a pty (script): the remote side has a terminal of our size
-    cmd = " ".join(["'%s'" % a for a in argv0]) + " exec -it web -c main -- sh -c 'stty size; tty; exit 4'"
-    p = subprocess.run(["script", "-qec", "stty rows 33 cols 121; " + cmd, "/dev/null"], env=kenv,
-                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    # (the sleep: runc exec -t sizes the container's console just after the process starts)
+    cmd = " ".join(["'%s'" % a for a in argv0]) + " exec -it web -c main -- sh -c 'sleep 1; stty size; tty; exit 4'"
+    # (script's stdin stays open: at its end script would type an EOF into the terminal)
+    p = subprocess.Popen(["script", "-qec", "stty rows 33 cols 121; " + cmd, "/dev/null"], env=kenv,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    c.on_teardown(lambda: p.poll() is None and p.kill())
+    p.stdout_text = p.stdout.read()
+    p.wait(60)
+    p.stdin.close()
+    p.stdout = p.stdout_text
     t.like(p.stdout, "33 121", "%s: exec -it: the window size reached the remote tty (%r)" % (ver, p.stdout[-200:]))
     t.like(p.stdout, "/dev/pts/", "%s: exec -it: stdin is a tty there" % ver)
     t.ok(p.returncode == 4 or "exit code 4" in p.stdout, "%s: exec -it: exit code 4 (%d)" % (ver, p.returncode))

@@ -354,6 +354,9 @@ static void rxs_open(struct rxs *x)
 static void rxs_size_waited(evutil_socket_t fd, short what, void *arg)
 {
     struct rxs *x = arg;
+    if (fd >= 0 || what)
+        log_info("rest: exec %s/%s: no terminal size from the client within %d ms; starting",
+                 x->req.namespace_, x->req.name, RXS_SIZE_WAIT_MS);
     event_free(x->size_wait);
     x->size_wait = NULL;
     rxs_open(x);

@@ -7,7 +7,9 @@
 # (stdout, -i with piped stdin and an exit code, -it under a pty with the
 # window size), attach; the log errors as Kubernetes words them; and
 # hostile upgrades (garbage after a WebSocket or SPDY upgrade, upgrades
-# that never send a frame) that end with a reason while the daemon serves.
+# that never send a frame) that end with a reason while the daemon serves;
+# then over TLS (upgrades on ALPN http/1.1) with client certificates, a
+# token and the policy (a viewer reads logs, may not exec).
 # Needs root, runc and busybox-static (skipped otherwise).
 import base64
 import os
@@ -302,4 +304,67 @@ t.ok(data[:4] == b"\x80\x03\x00\x07", "SPDY: an oversized frame: GOAWAY (%r)" % 
 s.close()
 t.is_(http(logs_url + "?container=side"), (200, "from-side\n"), "the daemon still serves")
 t.ok(c.api.alive(), "apiserver alive")
+
+# ---- over TLS (ALPN: h2 for the reads, http/1.1 for the upgrades), with the policy ----
+port2 = ctest.free_port()
+addr2 = "127.0.0.1:%d" % port2
+pki = os.path.join(c.dir, "pki")
+c.certs(pki, "-n", "node2", "-s", addr2)
+tokens = os.path.join(c.dir, "tokens.csv")
+with open(tokens, "w") as f:
+    f.write("tok-bob,bob,1001\n")
+policy = os.path.join(c.dir, "policy")
+with open(os.path.join(ctest.SRC, "conf", "policy")) as src, open(policy, "w") as dst:
+    dst.write(src.read() + "bind view user:bob\n")
+tls = c.start("apiserver-tls", [c.bin("coracle-apiserver"), "--listen", addr2,
+                                "--data-dir", os.path.join(c.dir, "data-tls"),
+                                "--tls-cert-file", os.path.join(pki, "apiserver.crt"),
+                                "--tls-private-key-file", os.path.join(pki, "apiserver.key"),
+                                "--client-ca-file", os.path.join(pki, "ca.crt"),
+                                "--token-auth-file", tokens, "--authorization-policy-file", policy])
+root2 = os.path.join(c.dir, "kroot2")
+c.on_teardown(lambda: ctest.node_cleanup(root2, os.path.join(root2, "runc")))
+klet.import_busybox(t, root2)
+c.start("kubelet-node2", [c.bin("coracle-kubelet"), "--server", addr2, "--node-name", "node2",
+                          "--root-dir", root2, "--healthz-listen", "",
+                          "--certificate-authority", os.path.join(pki, "ca.crt"),
+                          "--client-certificate", os.path.join(pki, "kubelet-node2.crt"),
+                          "--client-key", os.path.join(pki, "kubelet-node2.key")])
+admin = ["--server", "https://" + addr2, "--certificate-authority", os.path.join(pki, "ca.crt"),
+         "--client-certificate", os.path.join(pki, "admin.crt"), "--client-key", os.path.join(pki, "admin.key")]
+
+
+def ctl2(*args, stdin=None):
+    return c.ctl(*(admin + list(args)), stdin=stdin, server=False)
+
+
+c.wait_for(lambda: ctl2("get", "no", "node2")[0] == 0, timeout=ctest.DEADLINE)
+rc, out, err = ctl2("apply", "-f", "-", stdin="apiVersion: v1\nkind: Pod\nmetadata: {name: tls}\nspec:\n"
+                    "  nodeName: node2\n  containers:\n  - name: c\n    image: progrium/busybox\n"
+                    "    imagePullPolicy: IfNotPresent\n    command: [sh, -c, 'echo over-tls; exec sleep 1000']\n")
+t.is_(rc, 0, "TLS: pod created (%s)" % err.strip())
+c.wait_for(lambda: "Running" in ctl2("get", "po", "tls")[1], timeout=ctest.DEADLINE)
+for kc, name in zip(kubectl_list, ("1.32", "1.20")):
+    if not kc:
+        t.skip("kubectl %s not on this machine" % name, 4)
+        continue
+    env = dict(kenv, KUBECONFIG=os.path.join(pki, "admin.kubeconfig"))
+
+    def k2(*args, stdin=None, env=env):
+        p = subprocess.run([kc, "--cache-dir", os.path.join(home, "tls" + name)] + list(args), env=env,
+                           capture_output=True, text=True, timeout=60, input=stdin)
+        return p.returncode, p.stdout, p.stderr
+
+    c.wait_for(lambda: k2("logs", "tls")[1] == "over-tls\n", timeout=ctest.DEADLINE)
+    t.is_(k2("logs", "tls")[:2], (0, "over-tls\n"), "%s over TLS: logs" % name)
+    rc, out, err = k2("exec", "-i", "tls", "--", "sh", "-c", "cat; exit 5", stdin="through tls\n")
+    t.is_((rc, out), (5, "through tls\n"), "%s over TLS: exec -i, exit code 5 (%s)" % (name, err.strip()))
+    bob = dict(kenv)
+    bob_args = ["--server", "https://" + addr2, "--certificate-authority", os.path.join(pki, "ca.crt"),
+                "--token", "tok-bob"]
+    rc, out, err = k2(*(bob_args + ["logs", "tls"]), env=bob)
+    t.is_((rc, out), (0, "over-tls\n"), "%s over TLS: a viewer may read logs" % name)
+    rc, out, err = k2(*(bob_args + ["exec", "tls", "--", "true"]), env=bob)
+    t.ok(rc != 0 and "forbidden" in err.lower() and "pods/exec" in err,
+         "%s over TLS: a viewer may not exec (%s)" % (name, err.strip()))
 t.done()

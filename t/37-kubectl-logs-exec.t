@@ -302,6 +302,16 @@ s.sendall(b"\x80\x03\x00\x01\x00\xff\xff\xff")  # a 16 MiB frame announced
 data, secs = read_all(s)
 t.ok(data[:4] == b"\x80\x03\x00\x07", "SPDY: an oversized frame: GOAWAY (%r)" % data[:16])
 s.close()
+# a client that reads nothing (nor sends): the server's side of its connection goes (the
+# session ends at the output cap, 8 MiB, or at the stream's timeout, whichever comes first)
+s, resp = upgrade("ws", "exec?command=sh&command=-c&command=yes%20|%20head%20-c%2050000000&stdout=true")
+me = s.getsockname()[1]
+t0 = time.time()
+closed = c.wait_for(lambda: subprocess.run(["ss", "-tnH", "state", "established", "( dport = :%d )" % me],
+                                           capture_output=True, text=True).stdout.strip() == "",
+                    timeout=60, interval=0.5)
+t.ok(closed, "a WebSocket client that reads nothing is cut (%.1fs)" % (time.time() - t0))
+s.close()
 t.is_(http(logs_url + "?container=side"), (200, "from-side\n"), "the daemon still serves")
 t.ok(c.api.alive(), "apiserver alive")
 

@@ -120,8 +120,10 @@ static void rlog_end(void *arg, int code, const char *msg, int exit_code)
 {
     struct rlog *l = arg;
     h2s_req_on_close(l->r, NULL, NULL);
-    if (l->started) {
-        h2s_req_end(l->r); /* an error after the start: the stream just ends */
+    if (l->started && code == GRPC_OK) {
+        h2s_req_end(l->r);
+    } else if (l->started) {
+        h2s_req_abort(l->r); /* cut: a client too slow, a kubelet gone (the stream is broken) */
     } else if (code == GRPC_OK) {
         rest_count(l->rs, l->r, 200);
         h2s_req_respond(l->r, 200, "text/plain", "", 0);

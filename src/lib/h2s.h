@@ -283,7 +283,9 @@ const char *h2s_raw_peer(const h2s_raw_t *w);
  * The handler is done: no callback runs after this. What is queued is
  * written, then the connection is closed gracefully (our side shut, the
  * peer's remaining input read and dropped for a few seconds, so that
- * the peer reads all we sent instead of a reset). w is freed by h2s.
+ * the peer reads all we sent instead of a reset; a peer that reads
+ * nothing for 30 s, or the stream's timeout if shorter, is cut). w is
+ * freed by h2s.
  */
 void h2s_raw_close(h2s_raw_t *w);
 

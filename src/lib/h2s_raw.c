@@ -10,7 +10,8 @@
  * peer's input is read and dropped until it closes too or RAW_LINGER_S
  * pass: closing a socket with unread input would reset the connection,
  * and a reset can destroy what the peer has not read yet (the exit status
- * of an exec, the last bytes of its output).
+ * of an exec, the last bytes of its output). A peer that does not take
+ * what is left to send within RAW_DRAIN_S is cut.
  */
 #include "config.h"
 #include "h2s_int.h"
@@ -23,7 +24,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define RAW_LINGER_S 5
+#define RAW_LINGER_S 5 /* after our last byte, for the peer's end */
+#define RAW_DRAIN_S 30 /* for the peer to take what is left to send */
 
 struct h2s_raw {
     struct conn *c;
@@ -31,6 +33,7 @@ struct h2s_raw {
     const struct h2s_raw_ops *ops;
     void *arg;
     struct event *kick;     /* input read with the request: on_read on the next turn */
+    int timeout_s;          /* h2s_raw_set_timeout's */
     unsigned closed : 1;    /* the handler called h2s_raw_close */
     unsigned lingering : 1; /* output out, waiting for the peer's end */
 };
@@ -77,7 +80,7 @@ static void raw_linger(struct conn *c)
     if (!c->tls)
         shutdown(bufferevent_getfd(c->bev), SHUT_WR);
     struct timeval tv = {RAW_LINGER_S, 0};
-    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    bufferevent_set_timeouts(c->bev, &tv, &tv);
     bufferevent_enable(c->bev, EV_READ);
 }
 
@@ -144,6 +147,7 @@ size_t h2s_raw_queued(const h2s_raw_t *w)
 
 void h2s_raw_set_timeout(h2s_raw_t *w, int seconds)
 {
+    w->timeout_s = seconds;
     struct timeval tv = {seconds, 0};
     bufferevent_set_timeouts(w->c->bev, seconds > 0 ? &tv : NULL, NULL);
 }
@@ -164,7 +168,11 @@ void h2s_raw_close(h2s_raw_t *w)
     if (!evbuffer_get_length(bufferevent_get_output(c->bev))) {
         raw_linger(c);
     } else {
-        /* the rest first: h2s_raw_writable lingers once the output is empty */
+        /* the rest first: h2s_raw_writable lingers once the output is empty; a peer that
+         * reads nothing for RAW_DRAIN_S (or the stream's shorter timeout) is cut */
+        int s = w->timeout_s > 0 && w->timeout_s < RAW_DRAIN_S ? w->timeout_s : RAW_DRAIN_S;
+        struct timeval rd = {s, 0}, wr = {s, 0};
+        bufferevent_set_timeouts(c->bev, &rd, &wr);
         bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
         bufferevent_enable(c->bev, EV_WRITE);
     }

@@ -5,8 +5,9 @@
  * loop and checks the answers: methods, queries, headers, bodies
  * (Content-Length, chunked), pipelining in order behind an answer that
  * comes later, streamed (chunked) answers, the limits (413, 431), garbage
- * (400), slow clients, a client that goes away, and a server with no
- * request handler.
+ * (400), slow clients, a client that goes away, upgrades (101, then the
+ * connection's bytes are the handler's), and a server with no request
+ * handler.
  */
 #include "config.h"
 #include "h2s.h"
@@ -56,6 +57,28 @@ static void hold_closed(h2s_req_t *r, void *arg)
     closed_calls++;
 }
 
+static int raw_closed;
+
+/* The upgraded stream echoes what comes as "[...]"; "bye" in it closes. */
+static void raw_read(h2s_raw_t *w, void *arg)
+{
+    char b[256];
+    size_t n = h2s_raw_read(w, b, sizeof(b) - 1);
+    b[n] = '\0';
+    h2s_raw_write(w, "[", 1);
+    h2s_raw_write(w, b, n);
+    h2s_raw_write(w, "]", 1);
+    if (strstr(b, "bye"))
+        h2s_raw_close(w);
+}
+
+static void raw_gone(h2s_raw_t *w, const char *why, void *arg)
+{
+    raw_closed++;
+}
+
+static const struct h2s_raw_ops raw_ops = {.on_read = raw_read, .on_close = raw_gone};
+
 /*
  * /echo answers "<method> <path> ?<query> h=<x-test> body=<body>";
  * /stream streams "a" and "bcd"; /later answers 50 ms later; /hold never.
@@ -92,6 +115,10 @@ static void h_req(h2s_req_t *r, void *arg)
         l->ev = evtimer_new(base, later_fire, l);
         struct timeval tv = {0, 50000};
         evtimer_add(l->ev, &tv);
+    } else if (strcmp(path, "/upgrade") == 0) {
+        h2s_req_add_header(r, "X-Proto", "echo/1");
+        if (!h2s_req_upgrade(r, "echo", &raw_ops, NULL))
+            h2s_req_respond(r, 400, "text/plain", "no\n", 3);
     } else if (strcmp(path, "/hold") == 0) {
         h2s_req_on_close(r, hold_closed, NULL);
     } else {
@@ -382,6 +409,30 @@ static void test_gone(h2s_t *s)
     is_int(st.conns_open, 0, "...no connection left");
 }
 
+static void test_upgrade(void)
+{
+    is_int(
+        exchange("GET /upgrade HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhi bye", 0),
+        0, "upgrade: the server ends the stream");
+    ok(!strcmp(got, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n"
+                    "X-Proto: echo/1\r\n\r\n[hi bye]"),
+       "upgrade: 101, the handler's headers, then its bytes (input sent with the request)");
+    exchange("GET /echo HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n"
+             "GET /echo HTTP/1.1\r\n\r\n",
+             0);
+    ok(nth("HTTP/1.1 200 OK\r\n", 0) && !nth("HTTP/1.1 200 OK\r\n", 1) &&
+           strstr(got, "Connection: close\r\n"),
+       "an Upgrade request answered plainly: the connection closes after the answer");
+    int before = raw_closed;
+    struct send sd = {.bytes =
+                          "GET /upgrade HTTP/1.1\r\nUpgrade: echo\r\nConnection: upgrade\r\n\r\n"
+                          "hello",
+                      .shut = 1};
+    in_child(c_send, &sd);
+    ok(strstr(got, "[hello]") && raw_closed == before + 1,
+       "upgraded: the client's end reaches on_close once");
+}
+
 static void test_no_handler(void)
 {
     struct h2s_config cfg = {.max_msg = MAX_MSG};
@@ -418,6 +469,7 @@ int main(void)
     test_garbage();
     test_slow();
     test_gone(s);
+    test_upgrade();
     test_no_handler();
     h2s_free(s);
     event_base_free(base);

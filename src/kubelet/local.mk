@@ -25,11 +25,14 @@ coracle_kubelet_LDADD = $(KLET_LIBS)
 coracle_monitor_SOURCES = src/kubelet/monitor_main.c
 coracle_monitor_LDADD =
 
-check_PROGRAMS += t/unit/test_klet_oci t/unit/test_klet_status
+check_PROGRAMS += t/unit/test_klet_oci t/unit/test_klet_status t/unit/test_klet_logs
 t_unit_test_klet_oci_SOURCES = t/unit/test_klet_oci.c
 t_unit_test_klet_oci_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
 t_unit_test_klet_oci_LDADD = $(KLET_LIBS)
 t_unit_test_klet_status_SOURCES = t/unit/test_klet_status.c
 t_unit_test_klet_status_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
 t_unit_test_klet_status_LDADD = $(KLET_LIBS)
-TESTS_PROGS += t/unit/test_klet_oci t/unit/test_klet_status
+t_unit_test_klet_logs_SOURCES = t/unit/test_klet_logs.c
+t_unit_test_klet_logs_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
+t_unit_test_klet_logs_LDADD = $(KLET_LIBS)
+TESTS_PROGS += t/unit/test_klet_oci t/unit/test_klet_status t/unit/test_klet_logs

@@ -437,20 +437,21 @@ size_t ktun_cri_decode_opts(const char *buf, size_t len, const struct ktun_cri_o
         /* TIMESTAMP STREAM TAG CONTENT */
         const char *p = line, *end = nl;
         int fields = 0;
-        const char *tag = NULL;
+        const char *field[3] = {NULL, NULL, NULL};
         while (p < end && fields < 3) {
             const char *sp = memchr(p, ' ', (size_t)(end - p));
             if (!sp) {
                 p = end;
                 break;
             }
-            if (fields == 2)
-                tag = p;
+            field[fields++] = p;
             p = sp + 1;
-            fields++;
         }
+        const char *tag = field[2];
         used += ll + 1;
-        if (fields == 3) {
+        /* a CRI line: the stream is stdout or stderr, the tag P or F */
+        if (fields == 3 && (!strncmp(field[1], "stdout ", 7) || !strncmp(field[1], "stderr ", 7)) &&
+            (!strncmp(tag, "P ", 2) || !strncmp(tag, "F ", 2))) {
             const char *ts_end = memchr(line, ' ', ll);
             size_t tsl = (size_t)(ts_end - line);
             if (opts && opts->since_ns && cri_time_ns(line, tsl) < opts->since_ns)

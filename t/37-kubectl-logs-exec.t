@@ -221,8 +221,16 @@ rc, out, err = c.ctl("apply", "-f", "-", stdin="apiVersion: v1\nkind: Pod\nmetad
                      "    command: [sh, -c, 'echo first; sleep 3; echo last']\n")
 c.wait_for(lambda: running("short", 1), timeout=ctest.DEADLINE)
 t0 = time.time()
+followers = [(name, subprocess.Popen([kc, "--server", base, "--cache-dir", os.path.join(home, name), "logs", "-f",
+                                      "short"], env=kenv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+             for kc, name in zip(kubectl_list, ("1.32", "1.20")) if kc]
 code, body = http(base + "/api/v1/namespaces/default/pods/short/log?follow=true")
 t.is_((code, body), (200, "first\nlast\n"), "log follow=true ends with the container (%.1fs)" % (time.time() - t0))
+for name, f in followers:
+    out, err = f.communicate(timeout=60)
+    t.is_((f.returncode, out), (0, "first\nlast\n"), "%s: logs -f ends with the container" % name)
+if len(followers) < 2:
+    t.skip("a kubectl is not on this machine", 2 - len(followers))
 
 # ---- hostile upgrades ----
 host, port = c.api_addr.rsplit(":", 1)

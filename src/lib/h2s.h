@@ -12,7 +12,8 @@
  * idle timeouts) are enforced here so no handler ever sees oversize input.
  *
  * TLS (h2s_listen_tls): TLS 1.2/1.3 through libevent's bufferevent_openssl,
- * ALPN h2; the client certificate, if one was presented and verified, is
+ * ALPN h2 (or http/1.1, which clients offer for upgrades: kubectl's exec);
+ * the client certificate, if one was presented and verified, is
  * reachable from each call (h2s_call_ssl). Hostile clients: a connection
  * must finish its TLS handshake and HTTP/2 preface, and each stream its
  * request headers, within handshake_timeout_s (slowloris); control-frame

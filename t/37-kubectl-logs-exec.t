@@ -21,6 +21,7 @@ import threading
 import time
 import urllib.request
 import urllib.error
+import zlib
 
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
@@ -310,6 +311,67 @@ s.sendall(b"\x80\x03\x00\x01\x00\xff\xff\xff")  # a 16 MiB frame announced
 data, secs = read_all(s)
 t.ok(data[:4] == b"\x80\x03\x00\x07", "SPDY: an oversized frame: GOAWAY (%r)" % data[:16])
 s.close()
+# WebSocket v4 by hand: stdout on channel 1, the status on channel 3, a normal close
+s = socket.create_connection((host, int(port)), timeout=10)
+s.sendall(("GET /api/v1/namespaces/default/pods/web/exec?command=echo&command=hi&stdout=true&container=main "
+           "HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n").encode())
+data, secs = read_all(s)
+s.close()
+head, _, body = data.partition(b"\r\n\r\n")
+t.ok(b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head and b"Sec-WebSocket-Protocol: v4.channel.k8s.io" in head,
+     "WebSocket: the RFC 6455 accept key, v4 chosen")
+t.ok(body.startswith(b"\x82\x04\x01hi\n") and b"\x03{\"metadata\":{},\"status\":\"Success\"}" in body
+     and body.endswith(b"\x88\x02\x03\xe8"), "WebSocket v4: stdout, the Success status, close 1000 (%r)" % body)
+
+# SPDY by hand (header blocks through zlib with the SPDY/3 dictionary, taken from spdy.c)
+with open(os.path.join(ctest.SRC, "src", "lib", "spdy.c")) as f:
+    src = f.read()
+lit = src[src.index("spdy_dict[] =") + len("spdy_dict[] ="):src.index(";", src.index("spdy_dict[] ="))]
+spdy_dict = eval("b" + " b".join(l.strip() for l in lit.strip().splitlines()))
+
+
+def syn(z, sid, stype):
+    raw = struct.pack("!I", 1) + struct.pack("!I", 10) + b"streamtype" + struct.pack("!I", len(stype)) + stype
+    blk = z.compress(raw) + z.flush(zlib.Z_SYNC_FLUSH)
+    return struct.pack("!HHI", 0x8003, 1, 10 + len(blk)) + struct.pack("!IIH", sid, 0, 0) + blk
+
+
+def frames(data):
+    """(type or 'data', stream id, flags, payload) of each frame."""
+    out = []
+    while len(data) >= 8:
+        w0, w1 = struct.unpack("!II", data[:8])
+        n = w1 & 0xffffff
+        payload = data[8:8 + n]
+        if w0 & 0x80000000:
+            out.append((w0 & 0xffff, struct.unpack("!I", payload[:4])[0] & 0x7fffffff if len(payload) >= 4 else 0,
+                        w1 >> 24, payload))
+        else:
+            out.append(("data", w0, w1 >> 24, payload))
+        data = data[8 + n:]
+    return out
+
+
+t.is_(len(spdy_dict), 1423, "the SPDY/3 dictionary")
+s, resp = upgrade("spdy", "exec?command=echo&command=hi&stdout=true&stderr=true")
+z = zlib.compressobj(zdict=spdy_dict)
+s.sendall(syn(z, 1, b"error") + syn(z, 3, b"stdout") + syn(z, 5, b"stderr") + syn(z, 7, b"bogus"))
+data, secs = read_all(s)
+s.close()
+fr = frames(data)
+t.ok([f[:2] for f in fr if f[0] == 2] == [(2, 1), (2, 3), (2, 5)], "SPDY: SYN_REPLY for each stream (%r)" % fr[:4])
+t.ok((3, 7) in [f[:2] for f in fr], "SPDY: an unknown stream type is reset")
+t.ok(("data", 3, 0, b"hi\n") in fr and ("data", 1, 1, b'{"metadata":{},"status":"Success"}') in fr
+     and fr[-1][0] == 7, "SPDY: stdout, the Success status with FIN, GOAWAY")
+s, resp = upgrade("spdy", "exec?command=sleep&command=100&stdout=true")
+z = zlib.compressobj(zdict=spdy_dict)
+s.sendall(b"".join(syn(z, 2 * i + 1, b"bogus") for i in range(20)))
+data, secs = read_all(s)
+s.close()
+fr = frames(data)
+t.ok(fr and fr[-1][0] == 7 and fr[-1][3][4:8] == b"\0\0\0\1", "SPDY: too many streams: GOAWAY PROTOCOL_ERROR")
+
 # a client that reads nothing (nor sends): the server's side of its connection goes (the
 # session ends at the output cap, 8 MiB, or at the stream's timeout, whichever comes first)
 s, resp = upgrade("ws", "exec?command=sh&command=-c&command=yes%20|%20head%20-c%2050000000&stdout=true")

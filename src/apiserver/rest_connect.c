@@ -27,15 +27,16 @@
 #include "kjson.h"
 #include "util.h"
 
+#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <event2/event.h>
 #include <time.h>
 
-/* A NonZeroExitCode Status, as the kubelet writes it on the error stream (exit code %d). */
+/* How long a terminal's exec waits for the client's first window size. */
 #define RXS_SIZE_WAIT_MS 500
 
+/* The end of an exec on the error stream, as the kubelet writes it (v4 and later). */
 #define STATUS_SUCCESS "{\"metadata\":{},\"status\":\"Success\"}"
 #define STATUS_EXIT                                                                                \
     "{\"metadata\":{},\"status\":\"Failure\",\"reason\":\"NonZeroExitCode\",\"details\":{"         \

@@ -99,6 +99,9 @@ t.ok(code == 400 and "container x is not valid for pod web" in body, "log: unkno
 code, body = http(base + "/api/v1/namespaces/default/pods/nope/log")
 t.ok(code == 404 and 'pods \\"nope\\" not found' in body and '"reason":"NotFound"' in body,
      "log: a missing pod: 404 NotFound (%s)" % body.strip())
+code, body = http(logs_url + "?container=main&previous=true")
+t.ok(code == 400 and 'previous terminated container \\"main\\" in pod \\"web\\" not found' in body,
+     "log: previous of a container never restarted: 400 (%s)" % body.strip())
 code, body = http(logs_url + "?container=main&tailLines=-1")
 t.ok(code == 422 and '"reason":"Invalid"' in body, "log: tailLines -1: 422 Invalid")
 code, body = http(logs_url + "?container=main", method="POST")

@@ -128,8 +128,12 @@ static void rlog_end(void *arg, int code, const char *msg, int exit_code)
     } else if (code == GRPC_OK) {
         rest_count(l->rs, l->r, 200);
         h2s_req_respond(l->r, 200, "text/plain", "", 0);
+    } else if (code == GRPC_NOT_FOUND || code == GRPC_INVALID_ARGUMENT ||
+               code == GRPC_FAILED_PRECONDITION) {
+        /* the kubelet's refusal (no previous instance, waiting to start): Kubernetes' 400 */
+        rest_answer_status(l->rs, l->r, 400, "BadRequest", msg, NULL, NULL);
     } else {
-        answer_route(l->rs, l->r, code, msg, l->name);
+        rest_answer_grpc(l->rs, l->r, code, msg, NULL, NULL);
     }
     rlog_free(l);
 }

@@ -573,7 +573,9 @@ static off_t klog_tail_offset(int fd, int64_t n)
 /*
  * Following: once a second, whether the container instance whose log
  * this is still runs; when it ended (or restarted: a new log file) what
- * is left is sent and the session ends, as kubectl logs -f does.
+ * is left is sent and the session ends, as kubectl logs -f does. (Each
+ * check also reads what inotify might not have told: a log file created
+ * after the session started.)
  */
 static void klog_check(evutil_socket_t fd, short what, void *arg)
 {
@@ -586,11 +588,16 @@ static void klog_check(evutil_socket_t fd, short what, void *arg)
     free(tg.runc_root);
     free(tg.container_id);
     free(tg.log_path);
-    if (!ended)
-        return;
+    if (s->fd < 0) {
+        /* followed before the container wrote its log file: from its start, once there */
+        s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
+        if (s->fd >= 0 && s->ino >= 0)
+            inotify_add_watch(s->ino, s->path, IN_MODIFY | IN_MOVE_SELF | IN_DELETE_SELF);
+    }
     if (s->fd >= 0)
         klog_pump(s);
-    klog_end(s);
+    if (ended)
+        klog_end(s);
 }
 
 static void klog_start(struct ktun *t, const Coracle__V1__TunnelFrame *f)

@@ -466,6 +466,20 @@ static int exec_options(rest_t *rs, h2s_req_t *r, const struct rquery *q, struct
     return 0;
 }
 
+bool rest_header_token(h2s_req_t *r, const char *name, const char *token)
+{
+    const char *h;
+    bool found = false;
+    for (size_t i = 0; !found && (h = h2s_req_header_nth(r, name, i)); i++) {
+        char *list = xstrdup(h), *save = NULL;
+        for (char *t = strtok_r(list, ", \t", &save); t && !found;
+             t = strtok_r(NULL, ", \t", &save))
+            found = !strcmp(t, token);
+        free(list);
+    }
+    return found;
+}
+
 /* The upgrade kubectl asked for: its transport started (x handed over), or -1 after answering. */
 static int exec_upgrade(rest_t *rs, h2s_req_t *r, struct rxs *x)
 {

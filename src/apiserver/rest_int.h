@@ -236,6 +236,9 @@ void rxs_ready(struct rxs *x);
 /* The connection is gone (why: for the log): the session is cancelled and x freed. */
 void rxs_gone(struct rxs *x, const char *why);
 
+/* Whether a comma-separated header (every line of it) lists token (rest_connect.c). */
+bool rest_header_token(h2s_req_t *r, const char *name, const char *token);
+
 /*
  * rest_ws.c: answers r 101 and runs the WebSocket side (proto: the
  * subprotocol chosen); returns its state for the rx_transport calls, or

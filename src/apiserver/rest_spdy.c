@@ -272,17 +272,8 @@ const struct rx_transport rest_spdy_transport = {sp_out, sp_finish, sp_queued};
 
 const char *rest_spdy_protocol(h2s_req_t *r)
 {
-    const char *h;
-    for (size_t i = 0; (h = h2s_req_header_nth(r, "x-stream-protocol-version", i)); i++) {
-        char *list = xstrdup(h), *save = NULL;
-        bool v4 = false;
-        for (char *t = strtok_r(list, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save))
-            v4 |= !strcmp(t, "v4.channel.k8s.io");
-        free(list);
-        if (v4)
-            return "v4.channel.k8s.io";
-    }
-    return NULL;
+    static const char v4[] = "v4.channel.k8s.io";
+    return rest_header_token(r, "x-stream-protocol-version", v4) ? v4 : NULL;
 }
 
 void *rest_spdy_start(rest_t *rs, h2s_req_t *r, const char *proto, const struct rx_want *want,

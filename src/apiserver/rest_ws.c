@@ -214,17 +214,12 @@ const struct rx_transport rest_ws_transport = {ws_out, ws_finish, ws_queued};
 
 const char *rest_ws_protocol(h2s_req_t *r)
 {
-    bool v4 = false, v5 = false;
-    const char *h;
-    for (size_t i = 0; (h = h2s_req_header_nth(r, "sec-websocket-protocol", i)); i++) {
-        char *list = xstrdup(h), *save = NULL;
-        for (char *t = strtok_r(list, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
-            v5 |= !strcmp(t, "v5.channel.k8s.io");
-            v4 |= !strcmp(t, "v4.channel.k8s.io");
-        }
-        free(list);
-    }
-    return v5 ? "v5.channel.k8s.io" : v4 ? "v4.channel.k8s.io" : NULL;
+    static const char *const ours[] = {"v5.channel.k8s.io",
+                                       "v4.channel.k8s.io"}; /* preferred first */
+    for (size_t i = 0; i < ARRAY_SIZE(ours); i++)
+        if (rest_header_token(r, "sec-websocket-protocol", ours[i]))
+            return ours[i];
+    return NULL;
 }
 
 void *rest_ws_start(rest_t *rs, h2s_req_t *r, const char *proto, struct rxs *x)

@@ -326,9 +326,20 @@ int tun_check(tun_hub_t *h, const char *ns, const char *name, const char *contai
     return code;
 }
 
-static struct tun_session *tun_session_new(struct tun_hub *h, struct tun_node *n,
-                                           const struct tun_client_ops *ops, void *arg)
+/*
+ * Routes the request (ns, name, container: *ns_fwd, *container_fwd, the
+ * forwarded copy's fields, get the defaults), opens a session for ops/arg
+ * and sends f, the first frame, carrying that copy (f->log or f->exec).
+ */
+static int tun_open(struct tun_hub *h, Coracle__V1__TunnelFrame *f, char **ns_fwd,
+                    char **container_fwd, const char *name, const struct tun_client_ops *ops,
+                    void *arg, tun_session_t **out, char **err)
 {
+    struct tun_node *n = NULL;
+    char *cname = NULL;
+    int code = tun_route(h, *ns_fwd, name, *container_fwd, &n, &cname, err);
+    if (code)
+        return code;
     struct tun_session *s = xcalloc(1, sizeof(*s));
     s->id = ++h->next_id;
     s->node = n;
@@ -336,57 +347,39 @@ static struct tun_session *tun_session_new(struct tun_hub *h, struct tun_node *n
     s->arg = arg;
     s->next = n->sessions;
     n->sessions = s;
-    return s;
+    *out = s;
+    *container_fwd = cname;
+    if (!*ns_fwd || !**ns_fwd)
+        *ns_fwd = "default";
+    f->has_session = 1;
+    f->session = s->id;
+    tun_send_frame(n, f);
+    free(cname);
+    return 0;
 }
 
 int tun_log_open(tun_hub_t *h, const Coracle__V1__PodLogRequest *req,
                  const struct tun_client_ops *ops, void *arg, tun_session_t **out, char **err)
 {
-    struct tun_node *n = NULL;
-    char *cname = NULL;
-    int code = tun_route(h, req->namespace_, req->name, req->container, &n, &cname, err);
-    if (code)
-        return code;
-    *out = tun_session_new(h, n, ops, arg);
     Coracle__V1__PodLogRequest fwd = *req;
-    fwd.container = cname;
-    if (!fwd.namespace_ || !*fwd.namespace_)
-        fwd.namespace_ = "default";
     Coracle__V1__TunnelFrame f = CORACLE__V1__TUNNEL_FRAME__INIT;
-    f.has_session = 1;
-    f.session = (*out)->id;
     f.log = &fwd;
-    tun_send_frame(n, &f);
-    free(cname);
-    return 0;
+    return tun_open(h, &f, &fwd.namespace_, &fwd.container, req->name, ops, arg, out, err);
 }
 
 int tun_exec_open(tun_hub_t *h, const Coracle__V1__ExecRequest *req,
                   const Coracle__V1__TerminalSize *size, const ProtobufCBinaryData *stdin_data,
                   const struct tun_client_ops *ops, void *arg, tun_session_t **out, char **err)
 {
-    struct tun_node *n = NULL;
-    char *cname = NULL;
-    int code = tun_route(h, req->namespace_, req->name, req->container, &n, &cname, err);
-    if (code)
-        return code;
-    *out = tun_session_new(h, n, ops, arg);
     Coracle__V1__ExecRequest fwd = *req;
-    fwd.container = cname;
-    if (!fwd.namespace_ || !*fwd.namespace_)
-        fwd.namespace_ = "default";
     Coracle__V1__TunnelFrame f = CORACLE__V1__TUNNEL_FRAME__INIT;
-    f.has_session = 1;
-    f.session = (*out)->id;
     f.exec = &fwd;
     if (stdin_data) {
         f.has_stdin = 1;
         f.stdin = *stdin_data;
     }
     f.resize = (Coracle__V1__TerminalSize *)size;
-    tun_send_frame(n, &f);
-    free(cname);
-    return 0;
+    return tun_open(h, &f, &fwd.namespace_, &fwd.container, req->name, ops, arg, out, err);
 }
 
 /* ---- the gRPC clients: Pods/Log and Pods/Exec */

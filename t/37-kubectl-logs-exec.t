@@ -327,6 +327,17 @@ t.ok(b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head and b"Sec-Web
 t.ok(body.startswith(b"\x82\x04\x01hi\n") and b"\x03{\"metadata\":{},\"status\":\"Success\"}" in body
      and body.endswith(b"\x88\x02\x03\xe8"), "WebSocket v4: stdout, the Success status, close 1000 (%r)" % body)
 
+# the kubelet's refusal after the upgrade (a container waiting to start): a Failure status
+s = socket.create_connection((host, int(port)), timeout=10)
+s.sendall(("GET /api/v1/namespaces/default/pods/waiting/exec?command=true&stdout=true "
+           "HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n").encode())
+data, secs = read_all(s)
+s.close()
+t.ok(b'\x03{"kind":"Status"' in data and b'"status":"Failure"' in data
+     and b'is waiting to start' in data and b'"code":400' in data,
+     "exec into a container waiting to start: a Failure status on channel 3 (%r)" % data[-160:])
+
 # SPDY by hand (header blocks through zlib with the SPDY/3 dictionary, taken from spdy.c)
 with open(os.path.join(ctest.SRC, "src", "lib", "spdy.c")) as f:
     src = f.read()

@@ -274,16 +274,26 @@ struct rxs {
     Coracle__V1__ExecRequest req; /* its strings and command are the rxs's */
     const struct rx_transport *tx;
     void *t;
-    tun_session_t *s;        /* open from rxs_ready on */
-    struct event *size_wait; /* a terminal: the session waits for the first size (RXS_SIZE_WAIT) */
+    tun_session_t *s; /* open from rxs_ready on */
+    /*
+     * rxs_ready's timer: a terminal's session waits for the first size
+     * (RXS_SIZE_WAIT_MS), and a session that could not open ends on the
+     * next loop turn (fail_code, fail_msg), never inside a transport's
+     * call into this file.
+     */
+    struct event *timer;
+    bool ready, size_wait;
+    int fail_code;
+    char *fail_msg;
     bool has_size;
     Coracle__V1__TerminalSize size; /* the last window size, until the session opens */
 };
 
 static void rxs_free(struct rxs *x)
 {
-    if (x->size_wait)
-        event_free(x->size_wait);
+    if (x->timer)
+        event_free(x->timer);
+    free(x->fail_msg);
     free(x->req.namespace_);
     free(x->req.name);
     free(x->req.container);
@@ -353,26 +363,35 @@ static void rxs_open(struct rxs *x)
         code = tun_exec_open(x->rs->streams.tun, &x->req, x->has_size ? &x->size : NULL, NULL,
                              &rxs_ops, x, &x->s, &err);
     }
-    if (code)
-        rxs_end(x, code, err, -1);
+    if (code) {
+        x->fail_code = code;
+        x->fail_msg = err;
+        static const struct timeval now = {0, 0};
+        evtimer_add(x->timer, &now);
+        return;
+    }
     free(err);
 }
 
-static void rxs_size_waited(evutil_socket_t fd, short what, void *arg)
+static void rxs_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct rxs *x = arg;
-    if (fd >= 0 || what)
-        log_info("rest: exec %s/%s: no terminal size from the client within %d ms; starting",
-                 x->req.namespace_, x->req.name, RXS_SIZE_WAIT_MS);
-    event_free(x->size_wait);
-    x->size_wait = NULL;
+    if (x->fail_code) {
+        rxs_end(x, x->fail_code, x->fail_msg, -1);
+        return;
+    }
+    log_info("rest: exec %s/%s: no terminal size from the client within %d ms; starting",
+             x->req.namespace_, x->req.name, RXS_SIZE_WAIT_MS);
+    x->size_wait = false;
     rxs_open(x);
 }
 
 void rxs_ready(struct rxs *x)
 {
-    if (x->s || x->size_wait)
+    if (x->ready)
         return;
+    x->ready = true;
+    x->timer = evtimer_new(x->rs->streams.base, rxs_timer, x);
     if (!x->want.tty || x->has_size || x->attach) {
         rxs_open(x);
         return;
@@ -382,9 +401,9 @@ void rxs_ready(struct rxs *x)
      * process starts with it (not 0x0 and a resize racing its first
      * output), or after RXS_SIZE_WAIT_MS without one.
      */
-    x->size_wait = evtimer_new(x->rs->streams.base, rxs_size_waited, x);
+    x->size_wait = true;
     struct timeval tv = {0, RXS_SIZE_WAIT_MS * 1000};
-    evtimer_add(x->size_wait, &tv);
+    evtimer_add(x->timer, &tv);
 }
 
 void rxs_stdin(struct rxs *x, const uint8_t *data, size_t len)
@@ -413,10 +432,13 @@ void rxs_resize(struct rxs *x, const uint8_t *js, size_t len)
         x->size.width = (uint32_t)w->num;
         x->size.height = (uint32_t)h->num;
         x->has_size = true;
-        if (x->s && !x->attach)
+        if (x->s && !x->attach) {
             tun_session_input(x->s, NULL, 0, &x->size, false);
-        else if (x->size_wait)
-            rxs_size_waited(-1, 0, x); /* may end x at once */
+        } else if (x->size_wait) {
+            x->size_wait = false;
+            evtimer_del(x->timer);
+            rxs_open(x);
+        }
     }
     json_free(j);
 }

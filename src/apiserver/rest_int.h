@@ -231,7 +231,11 @@ void rxs_stdin(struct rxs *x, const uint8_t *data, size_t len);
 void rxs_stdin_close(struct rxs *x);
 /* A resize message: {"Width":W,"Height":H} (garbage is ignored). */
 void rxs_resize(struct rxs *x, const uint8_t *json, size_t len);
-/* The streams are open (SPDY: once the client created them): start the process. */
+/*
+ * The streams are open (SPDY: once the client created them): start the
+ * process. No call here ends the session at once: a transport's callbacks
+ * (out, finish) come from the tunnel's events or a later loop turn.
+ */
 void rxs_ready(struct rxs *x);
 /* The connection is gone (why: for the log): the session is cancelled and x freed. */
 void rxs_gone(struct rxs *x, const char *why);

@@ -44,8 +44,6 @@ struct rspdy {
     uint32_t last_sid;   /* the client's last stream */
     int nstreams;
     bool ready;
-    bool in_read;      /* sp_read is on the stack: an end waits for it (pending) */
-    char *pending;     /* the end's Status, once the session ended during sp_read */
     struct buf resize; /* resize JSON not yet complete */
 };
 
@@ -60,7 +58,6 @@ static void sp_flush(struct rspdy *s)
 
 static void sp_free(struct rspdy *s)
 {
-    free(s->pending);
     spdy_free(s->z);
     buf_free(&s->in);
     buf_free(&s->out);
@@ -73,8 +70,7 @@ static void sp_end(struct rspdy *s, uint32_t status, const char *why)
 {
     spdy_put_goaway(&s->out, s->last_sid, status);
     sp_flush(s);
-    if (s->x)
-        rxs_gone(s->x, why);
+    rxs_gone(s->x, why);
     h2s_raw_close(s->w);
     sp_free(s);
 }
@@ -109,7 +105,7 @@ static void sp_resize(struct rspdy *s, const uint8_t *d, size_t n)
 {
     buf_add(&s->resize, d, n);
     char *end;
-    while (s->x && (end = memchr(s->resize.p, '}', s->resize.len))) { /* (x: may end) */
+    while ((end = memchr(s->resize.p, '}', s->resize.len))) {
         size_t len = (size_t)(end - s->resize.p) + 1;
         rxs_resize(s->x, (const uint8_t *)s->resize.p, len);
         buf_consume(&s->resize, len);
@@ -138,7 +134,7 @@ static void sp_maybe_ready(struct rspdy *s)
     s->ready = true;
     h2s_raw_set_timeout(s->w, s->rs->streams.idle_timeout_s);
     sp_flush(s);
-    rxs_ready(s->x); /* may end at once (s->pending) */
+    rxs_ready(s->x);
 }
 
 /* One frame: 0, or -1 if the connection ended (s freed). */
@@ -178,8 +174,6 @@ static int sp_frame(struct rspdy *s, const struct spdy_frame *f)
     }
 }
 
-static void sp_finish_now(struct rspdy *s, const char *status);
-
 static void sp_read(h2s_raw_t *w, void *arg)
 {
     struct rspdy *s = arg;
@@ -187,8 +181,7 @@ static void sp_read(h2s_raw_t *w, void *arg)
     h2s_raw_read(w, buf_reserve(&s->in, n), n);
     buf_commit(&s->in, n);
     size_t off = 0;
-    s->in_read = true;
-    while (!s->pending) {
+    for (;;) {
         struct spdy_frame f;
         const char *err = NULL;
         ssize_t used = spdy_parse(s->z, (const uint8_t *)s->in.p + off, s->in.len - off, &f, &err);
@@ -205,11 +198,6 @@ static void sp_read(h2s_raw_t *w, void *arg)
         spdy_frame_clear(&f);
         if (rc < 0)
             return;
-    }
-    s->in_read = false;
-    if (s->pending) {
-        sp_finish_now(s, s->pending);
-        return;
     }
     buf_consume(&s->in, off);
     sp_flush(s);
@@ -237,8 +225,9 @@ static void sp_out(void *t, int ch, const uint8_t *data, size_t len)
 }
 
 /* The end: the Status, FIN on every stream, GOAWAY, the lingering close; s is freed. */
-static void sp_finish_now(struct rspdy *s, const char *status)
+static void sp_finish(void *t, const char *status)
 {
+    struct rspdy *s = t;
     if (s->sid[RCH_ERROR])
         spdy_put_data(&s->out, s->sid[RCH_ERROR], SPDY_FLAG_FIN, status, strlen(status));
     for (int ch = 0; ch < RCH_N; ch++)
@@ -248,18 +237,6 @@ static void sp_finish_now(struct rspdy *s, const char *status)
     sp_flush(s);
     h2s_raw_close(s->w);
     sp_free(s);
-}
-
-static void sp_finish(void *t, const char *status)
-{
-    struct rspdy *s = t;
-    if (s->in_read) {
-        /* the session ended while sp_read handles a frame: it finishes once back */
-        s->pending = xstrdup(status);
-        s->x = NULL; /* (freed by the caller) */
-        return;
-    }
-    sp_finish_now(s, status);
 }
 
 static size_t sp_queued(void *t)

@@ -32,8 +32,6 @@ struct rws {
     h2s_raw_t *w;
     wslay_event_context_ptr ctx;
     bool v5;
-    bool in_read;  /* inside wslay_event_recv: an end waits for it (pending) */
-    char *pending; /* the end's Status, once the session ended during a read */
 };
 
 /* ---- wslay's callbacks */
@@ -65,8 +63,6 @@ static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_m
                       void *user)
 {
     struct rws *s = user;
-    if (!s->x)
-        return; /* the session ended during this read */
     if (a->opcode == WSLAY_TEXT_FRAME) {
         static const char why[] = "text messages are not part of the channel protocol";
         wslay_event_queue_close(ctx, WSLAY_CODE_UNSUPPORTED_DATA, (const uint8_t *)why,
@@ -111,7 +107,6 @@ static void ws_flush(struct rws *s)
 
 static void ws_free(struct rws *s)
 {
-    free(s->pending);
     wslay_event_context_free(s->ctx);
     free(s);
 }
@@ -120,24 +115,15 @@ static void ws_free(struct rws *s)
 static void ws_end(struct rws *s, const char *why)
 {
     ws_flush(s);
-    if (s->x)
-        rxs_gone(s->x, why);
+    rxs_gone(s->x, why);
     h2s_raw_close(s->w);
     ws_free(s);
 }
 
-static void ws_finish_now(struct rws *s, const char *status);
-
 static void ws_read(h2s_raw_t *w, void *arg)
 {
     struct rws *s = arg;
-    s->in_read = true;
     int rc = wslay_event_recv(s->ctx);
-    s->in_read = false;
-    if (s->pending) {
-        ws_finish_now(s, s->pending);
-        return;
-    }
     if (rc < 0) {
         ws_end(s, "WebSocket read failed");
         return;
@@ -181,25 +167,14 @@ static void ws_out(void *t, int ch, const uint8_t *data, size_t len)
 }
 
 /* The end: the Status, a normal close, the lingering close; s is freed. */
-static void ws_finish_now(struct rws *s, const char *status)
+static void ws_finish(void *t, const char *status)
 {
+    struct rws *s = t;
     ws_send(s, RCH_ERROR, (const uint8_t *)status, strlen(status));
     wslay_event_queue_close(s->ctx, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
     ws_flush(s);
     h2s_raw_close(s->w);
     ws_free(s);
-}
-
-static void ws_finish(void *t, const char *status)
-{
-    struct rws *s = t;
-    if (s->in_read) {
-        /* the session ended from a message being read: wslay_event_recv is on the stack */
-        s->pending = xstrdup(status);
-        s->x = NULL; /* (freed by the caller) */
-        return;
-    }
-    ws_finish_now(s, status);
 }
 
 static size_t ws_queued(void *t)

@@ -33,8 +33,10 @@
 #include <strings.h>
 #include <time.h>
 
-/* How long a terminal's exec waits for the client's first window size. */
+/* How long a terminal's exec waits for the client's first window size... */
 #define RXS_SIZE_WAIT_MS 500
+/* ...and how much stdin it keeps meanwhile (more is dropped: a client that does not wait). */
+#define RXS_EARLY_IN_MAX (64u << 10)
 
 /* The end of an exec on the error stream, as the kubelet writes it (v4 and later). */
 #define STATUS_SUCCESS "{\"metadata\":{},\"status\":\"Success\"}"
@@ -287,6 +289,8 @@ struct rxs {
     char *fail_msg;
     bool has_size;
     Coracle__V1__TerminalSize size; /* the last window size, until the session opens */
+    struct buf early_in;            /* stdin that came before the session opened (bounded) */
+    bool early_close;               /* ...and its end */
 };
 
 static void rxs_free(struct rxs *x)
@@ -294,6 +298,7 @@ static void rxs_free(struct rxs *x)
     if (x->timer)
         event_free(x->timer);
     free(x->fail_msg);
+    buf_free(&x->early_in);
     free(x->req.namespace_);
     free(x->req.name);
     free(x->req.container);
@@ -370,6 +375,10 @@ static void rxs_open(struct rxs *x)
         evtimer_add(x->timer, &now);
         return;
     }
+    if (x->early_in.len || x->early_close)
+        tun_session_input(x->s, x->early_in.len ? x->early_in.p : NULL, x->early_in.len, NULL,
+                          x->early_close);
+    buf_free(&x->early_in);
     free(err);
 }
 
@@ -408,14 +417,22 @@ void rxs_ready(struct rxs *x)
 
 void rxs_stdin(struct rxs *x, const uint8_t *data, size_t len)
 {
-    if (x->s && x->want.stdin && !x->attach && len)
+    if (!x->want.stdin || x->attach || !len)
+        return;
+    if (x->s)
         tun_session_input(x->s, data, len, NULL, false);
+    else if (x->early_in.len + len <= RXS_EARLY_IN_MAX)
+        buf_add(&x->early_in, data, len); /* (typed while the session waits for a size) */
 }
 
 void rxs_stdin_close(struct rxs *x)
 {
-    if (x->s && x->want.stdin && !x->attach)
+    if (!x->want.stdin || x->attach)
+        return;
+    if (x->s)
         tun_session_input(x->s, NULL, 0, NULL, true);
+    else
+        x->early_close = true;
 }
 
 void rxs_resize(struct rxs *x, const uint8_t *js, size_t len)

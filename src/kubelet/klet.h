@@ -81,7 +81,7 @@ struct klet {
     gcl_t *api;
     char *runc_root; /* <root-dir>/runc: runc --root */
     char *host_ip;
-    int64_t last_event_ns; /* the newest event's time: names and times strictly increase */
+    int64_t last_event_ns;    /* the newest event's time: names and times strictly increase */
     struct img_store *images; /* imgref.c: cfg.image_dir, opened at the first lookup */
     int inotify_fd;
     struct event *inotify_ev;

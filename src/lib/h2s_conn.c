@@ -327,6 +327,14 @@ again:
             evbuffer_add(out, data, (size_t)n);
         s->st.bytes_out += (uint64_t)n;
     }
+    /*
+     * A pass cut by the output bound (here or before it began) left frames
+     * in nghttp2 as a held one does: if the write below empties the output,
+     * nothing else (no write event, no client frame: a client with a big
+     * window sends none) would bring this connection back.
+     */
+    if (!c->held && evbuffer_get_length(out) + (stage ? s->sbuf.len : 0) >= OUT_HIGH)
+        c->held = HELD_FULL;
     if (stage) {
         stage_flush(s, out);
         s->sowner = NULL;

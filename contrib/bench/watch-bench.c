@@ -191,6 +191,7 @@ struct wb {
     int target;
     const char *addr;
     int nwatch, per_conn, per_stream;
+    int conn_window; /* rest: the connections' receive window */
     double rate;
     long writes;
     int max_inflight;
@@ -559,7 +560,7 @@ static int rest_connect(struct wb *wb, struct rconn *c)
     nghttp2_settings_entry st[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100000},
                                    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 24}};
     nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, st, 2);
-    nghttp2_session_set_local_window_size(c->ngh, NGHTTP2_FLAG_NONE, 0, 16 << 20);
+    nghttp2_session_set_local_window_size(c->ngh, NGHTTP2_FLAG_NONE, 0, wb->conn_window);
     return 0;
 }
 
@@ -847,6 +848,8 @@ static void usage(FILE *out)
         "  --inflight K      writes in flight at most (default 1000)\n"
         "  --per-conn C      watchers per HTTP/2 connection (default 500)\n"
         "  --per-stream S    etcd: watches sharing one Watch stream (default 1)\n"
+        "  --conn-window B   rest: each connection's receive window (default 16 MiB; up to\n"
+        "                    2147483647: the client then sends no WINDOW_UPDATE for 1 GiB)\n"
         "  --drain S         give up S seconds after the last delivery (default 10)\n"
         "  --sync-timeout S  for the first write to reach every watcher (default 120)\n"
         "  --max-time S      end the timed phase after S seconds however far (default 300)\n"
@@ -864,16 +867,16 @@ int main(int argc, char **argv)
     wb->max_inflight = 1000;
     wb->per_conn = 500;
     wb->per_stream = 1;
+    wb->conn_window = 16 << 20;
     wb->drain_s = 10;
     wb->sync_s = 120;
     wb->max_s = 300;
-    static const struct option lo[] = {{"target", 1, 0, 't'},       {"addr", 1, 0, 'a'},
-                                       {"pod", 1, 0, 'p'},          {"watchers", 1, 0, 'n'},
-                                       {"rate", 1, 0, 'r'},         {"writes", 1, 0, 'w'},
-                                       {"inflight", 1, 0, 'i'},     {"per-conn", 1, 0, 'c'},
-                                       {"per-stream", 1, 0, 's'},   {"drain", 1, 0, 'd'},
-                                       {"sync-timeout", 1, 0, 'S'}, {"max-time", 1, 0, 'm'},
-                                       {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"target", 1, 0, 't'},      {"addr", 1, 0, 'a'},         {"pod", 1, 0, 'p'},
+        {"watchers", 1, 0, 'n'},    {"rate", 1, 0, 'r'},         {"writes", 1, 0, 'w'},
+        {"inflight", 1, 0, 'i'},    {"per-conn", 1, 0, 'c'},     {"per-stream", 1, 0, 's'},
+        {"drain", 1, 0, 'd'},       {"sync-timeout", 1, 0, 'S'}, {"max-time", 1, 0, 'm'},
+        {"conn-window", 1, 0, 'W'}, {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (o) {
@@ -912,6 +915,9 @@ int main(int argc, char **argv)
             break;
         case 'm':
             wb->max_s = atof(optarg);
+            break;
+        case 'W':
+            wb->conn_window = (int)atol(optarg);
             break;
         case 'h':
             usage(stdout);

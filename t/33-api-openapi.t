@@ -7,7 +7,6 @@
 # create sending fieldValidation=Strict once the documents say it may,
 # and 1.20's explain over the v2 protobuf (Debian's kubernetes-client,
 # when the package can be had).
-import glob
 import json
 import os
 import shutil
@@ -16,6 +15,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
+import kubectls
 
 t = ctest.Tap()
 c = ctest.Cluster(t)
@@ -180,25 +180,7 @@ else:
          % (post or err[-300:]))
 
 
-def kubectl_120():
-    """Debian's kubernetes-client (1.20) unpacked in the test's directory, or None."""
-    root = os.path.join(c.dir, "k120")
-    os.makedirs(root)
-    debs = sorted(glob.glob("/var/cache/apt/archives/kubernetes-client_*.deb"))
-    if not debs:
-        try:
-            subprocess.run(["apt-get", "download", "-q", "kubernetes-client"], cwd=root,
-                           capture_output=True, timeout=120)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        debs = glob.glob(os.path.join(root, "kubernetes-client_*.deb"))
-    if not debs or subprocess.run(["dpkg", "-x", debs[-1], root], capture_output=True).returncode:
-        return None
-    k = os.path.join(root, "usr", "bin", "kubectl")
-    return k if os.access(k, os.X_OK) else None
-
-
-k120 = kubectl_120() if shutil.which("apt-get") and shutil.which("dpkg") else None
+k120 = kubectls.kubectl_120()
 if not k120:
     t.skip("kubectl 1.20 (Debian's kubernetes-client) cannot be had", 2)
 else:

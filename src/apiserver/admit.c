@@ -5,6 +5,8 @@
  */
 #include "config.h"
 #include "admit.h"
+#include "json.h"
+#include "kobj.h"
 #include "obj.h"
 #include "qty.h"
 #include "util.h"
@@ -197,6 +199,18 @@ static void check_managed_fields(struct errs *e, const Coracle__V1__ObjectMeta *
                  "metadata.managedFields[%zu].fieldsType: Invalid value: \"%s\": must be "
                  "`FieldsV1`",
                  i, f->fieldstype);
+        /* stored as sent and written out verbatim in JSON (kobj_emit): must be a JSON object */
+        if (f->fieldsv1 && f->fieldsv1->has_raw) {
+            json_t *v = NULL;
+            struct json_limits lim = {0, KOBJ_MAX_DEPTH, 0};
+            if (json_parse((const char *)f->fieldsv1->raw.data, f->fieldsv1->raw.len, &lim, &v,
+                           NULL) < 0 ||
+                !json_is(v, JSON_OBJECT))
+                eadd(e,
+                     "metadata.managedFields[%zu].fieldsV1: Invalid value: must be a JSON object",
+                     i);
+            json_free(v);
+        }
         char *r = admit_field_manager(f->manager ? f->manager : "");
         if (r)
             eadd(e, "metadata.managedFields[%zu].manager: %s", i, r);

@@ -142,6 +142,28 @@ int main(void)
           "\"FieldsV2\": must be `FieldsV1`, metadata.managedFields[1].manager: Invalid value: "
           "\"a\tb\": invalid character U+0009 (at position 1)]",
           "managedFields entries");
+    /* fieldsV1: a JSON object, since answers carry its bytes as they are */
+    static const char *const raws[] = {"{\"f:metadata\":{}}", "[1]", "{\"f:a\":"};
+    c[0] = ctr("a", "i");
+    p = pod("x", 1, c);
+    pm = p->metadata;
+    pm->n_managedfields = 3;
+    pm->managedfields = xcalloc(3, sizeof(*pm->managedfields));
+    for (size_t i = 0; i < 3; i++) {
+        Coracle__V1__ManagedFieldsEntry *f = pm->managedfields[i] = xmalloc(sizeof(*f));
+        coracle__v1__managed_fields_entry__init(f);
+        f->manager = xstrdup("m");
+        f->operation = xstrdup("Update");
+        f->fieldsv1 = xmalloc(sizeof(*f->fieldsv1));
+        coracle__v1__fields_v1__init(f->fieldsv1);
+        f->fieldsv1->has_raw = 1;
+        f->fieldsv1->raw.len = strlen(raws[i]);
+        f->fieldsv1->raw.data = (uint8_t *)xstrdup(raws[i]);
+    }
+    check(p,
+          "Pod \"x\" is invalid: [metadata.managedFields[1].fieldsV1: Invalid value: must be a "
+          "JSON object, metadata.managedFields[2].fieldsV1: Invalid value: must be a JSON object]",
+          "managedFields' fieldsV1: JSON objects only");
     char lm[200];
     memset(lm, 'm', 129);
     lm[129] = 0;

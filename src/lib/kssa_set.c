@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "buf.h"
@@ -278,13 +279,16 @@ struct set *set_new(struct arena *a)
     return arena_alloc(a, sizeof(struct set));
 }
 
-/* Index of p in the sorted members (or where it would go); *found. */
-static size_t find_member(const struct set *s, const struct pe *p, int *found)
+/*
+ * Index of p in n sorted elements of size stride starting with a struct pe
+ * (members, or children whose pe comes first), or where it would go; *found.
+ */
+static size_t find_pe(const void *base, size_t n, size_t stride, const struct pe *p, int *found)
 {
-    size_t lo = 0, hi = s->nm;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int r = pe_cmp(&s->m[mid], p);
+        int r = pe_cmp((const struct pe *)((const char *)base + mid * stride), p);
         if (!r) {
             *found = 1;
             return mid;
@@ -298,23 +302,15 @@ static size_t find_member(const struct set *s, const struct pe *p, int *found)
     return lo;
 }
 
+static size_t find_member(const struct set *s, const struct pe *p, int *found)
+{
+    return find_pe(s->m, s->nm, sizeof(*s->m), p, found);
+}
+
 static size_t find_child(const struct set *s, const struct pe *p, int *found)
 {
-    size_t lo = 0, hi = s->nc;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int r = pe_cmp(&s->c[mid].pe, p);
-        if (!r) {
-            *found = 1;
-            return mid;
-        }
-        if (r < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = 0;
-    return lo;
+    _Static_assert(offsetof(struct snode, pe) == 0, "find_pe reads a child's pe at its start");
+    return find_pe(s->c, s->nc, sizeof(*s->c), p, found);
 }
 
 /* Room for one more element in an arena array of n elements of size sz. */

@@ -99,6 +99,8 @@ struct store {
     int grow_urgent, grow_pending, grow_answered, grow_result;
     struct store_stats st;
     int broken; /* env unusable (failed remap): every call answers STORE_EIO */
+    int replica;
+    struct store_remote remote; /* submit set: writes go there */
 
     /* ---- loop thread only ---- */
     uint64_t rev, compacted;
@@ -120,6 +122,12 @@ const char *store_full_reason(const store_t *s)
     return s->full_reason[0] ? s->full_reason : "no space left for the store";
 }
 
+const char *store_unavail_reason(const store_t *s)
+{
+    const char *r = s->remote.unavail_reason ? s->remote.unavail_reason(s->remote.impl) : NULL;
+    return r && *r ? r : "the store did not answer";
+}
+
 const char *store_strerror(int err)
 {
     switch (err) {
@@ -135,6 +143,8 @@ const char *store_strerror(int err)
         return "store I/O error";
     case STORE_ECLOSED:
         return "store closed";
+    case STORE_EUNAVAIL:
+        return "store unavailable";
     }
     return err <= STORE_EAPP ? "application error" : "unknown store error";
 }
@@ -365,15 +375,41 @@ out:
     return rc;
 }
 
+/* An op that changed nothing: a replica's op with a revision still moves the store there. */
+static int op_nochange(struct store_op *op, uint64_t *r, int *changed)
+{
+    if (op->rev > *r && !(op->flags & STORE_OP_NOLOG)) {
+        *r = op->rev;
+        *changed = 1;
+    }
+    return 0;
+}
+
+/* STORE_OP_RESET: every object and log record dropped, the store restarts at rev. */
+static int reset_env(store_t *s, MDB_txn *txn, uint64_t rev, uint64_t *r, uint64_t *compacted)
+{
+    int rc;
+    if ((rc = mdb_drop(txn, s->dbi_obj, 0)) || (rc = mdb_drop(txn, s->dbi_log, 0)))
+        return rc;
+    *r = *compacted = rev;
+    return 0;
+}
+
 /*
  * Writes one op into txn. Runs apply the first time; on a replay (after a
  * map grow) reuses the result. Returns an LMDB code that dooms the txn, or
- * 0. *r is the last revision used.
+ * 0. *r is the last revision used; *changed is set if the op wrote.
  */
-static int write_op(store_t *s, MDB_txn *txn, struct store_op *op, uint64_t *r)
+static int write_op(store_t *s, MDB_txn *txn, struct store_op *op, uint64_t *r, uint64_t *compacted,
+                    int *changed)
 {
     MDB_val k = {op->key_len, op->key}, v;
     int rc;
+    if (op->flags & STORE_OP_RESET) {
+        if ((rc = reset_env(s, txn, op->rev, r, compacted)))
+            return rc;
+        *changed = 1;
+    }
     if (op->type_ == 0) {
         const void *cur = NULL;
         size_t cur_len = 0;
@@ -381,7 +417,7 @@ static int write_op(store_t *s, MDB_txn *txn, struct store_op *op, uint64_t *r)
             log_err("store: op key of %zu bytes refused (1..%u)", op->key_len, s->maxkey);
             op->err_ = STORE_EIO;
             op->type_ = OP_NOCHANGE;
-            return 0;
+            return op_nochange(op, r, changed);
         }
         rc = mdb_get(txn, s->dbi_obj, &k, &v);
         if (rc == 0) {
@@ -393,12 +429,17 @@ static int write_op(store_t *s, MDB_txn *txn, struct store_op *op, uint64_t *r)
         void *out = NULL;
         size_t out_len = 0;
         int del = 0;
-        int err = op->apply(op, cur, cur_len, *r + 1, &out, &out_len, &del);
+        int err = op->apply(op, cur, cur_len, op->rev ? op->rev : *r + 1, &out, &out_len, &del);
+        if (!err && op->rev && op->rev <= *r && !(op->flags & STORE_OP_NOLOG)) {
+            log_err("store: op for revision %llu after revision %llu refused",
+                    (unsigned long long)op->rev, (unsigned long long)*r);
+            err = STORE_EIO;
+        }
         if (err || (!out && !del) || (del && !cur)) {
             free(out);
             op->err_ = err ? err : del ? STORE_ENOTFOUND : 0;
             op->type_ = OP_NOCHANGE;
-            return 0;
+            return err ? 0 : op_nochange(op, r, changed);
         }
         if (del) {
             free(out);
@@ -413,9 +454,13 @@ static int write_op(store_t *s, MDB_txn *txn, struct store_op *op, uint64_t *r)
             op->prev_len_ = cur_len;
         }
     } else if (op->type_ == OP_NOCHANGE) {
-        return 0;
+        return op->err_ ? 0 : op_nochange(op, r, changed);
     }
-    op->rev_ = ++*r;
+    *changed = 1;
+    if (op->flags & STORE_OP_NOLOG)
+        op->rev_ = op->rev;
+    else
+        op->rev_ = *r = op->rev ? op->rev : *r + 1;
 
     if (op->type_ == STORE_DELETE) {
         rc = mdb_del(txn, s->dbi_obj, &k, NULL);
@@ -424,7 +469,7 @@ static int write_op(store_t *s, MDB_txn *txn, struct store_op *op, uint64_t *r)
         v.mv_data = op->val_;
         rc = mdb_put(txn, s->dbi_obj, &k, &v, 0);
     }
-    if (rc)
+    if (rc || (op->flags & STORE_OP_NOLOG))
         return rc;
 
     uint8_t kb[8];
@@ -489,9 +534,9 @@ static int commit_ops(store_t *s, struct store_op *ops, int n)
         }
         what = "put";
         for (op = ops; op; op = op->next_)
-            if ((rc = write_op(s, txn, op, &r)))
+            if ((rc = write_op(s, txn, op, &r, &compacted, &changed)))
                 goto abort;
-        if (r != s->crev) {
+        if (r != s->crev || changed) {
             changed = 1;
             if ((rc = meta_put(txn, s->dbi_meta, "rev", r)))
                 goto abort;
@@ -623,7 +668,7 @@ static void deliver(store_t *s, struct store_batch *b)
     struct store_op *op, *next;
     if (!b->err && s->listener) {
         for (op = b->ops; op; op = op->next_) {
-            if (op->type_ <= 0 || op->err_)
+            if (op->type_ <= 0 || op->err_ || (op->flags & STORE_OP_NOLOG))
                 continue;
             ch = (struct store_change){op->rev_, op->type_,    op->key,   op->key_len,
                                        op->val_, op->val_len_, op->prev_, op->prev_len_};
@@ -763,7 +808,8 @@ int store_open(store_t **out, const struct store_opts *opts, struct event_base *
     if ((rc = mdb_env_set_mapsize(s->env, opts->map_size ? opts->map_size : STORE_DEFAULT_MAP)))
         goto fail_mdb;
     what = "mdb_env_open";
-    if ((rc = mdb_env_open(s->env, opts->dir, MDB_NOTLS, 0600)))
+    s->replica = opts->replica;
+    if ((rc = mdb_env_open(s->env, opts->dir, MDB_NOTLS | (s->replica ? MDB_NOSYNC : 0), 0600)))
         goto fail_mdb;
     int dead = 0;
     mdb_reader_check(s->env, &dead);
@@ -879,6 +925,8 @@ void store_close(store_t *s)
 {
     if (!s)
         return;
+    if (s->remote.close)
+        s->remote.close(s->remote.impl);
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
     s->closing = 1;
@@ -940,7 +988,19 @@ void store_set_listener(store_t *s, store_listener_fn fn, void *arg)
     s->listener_arg = arg;
 }
 
+void store_set_remote(store_t *s, const struct store_remote *r)
+{
+    s->remote = *r;
+}
+
 int store_submit(store_t *s, struct store_op *op)
+{
+    if (s->remote.submit)
+        return s->remote.submit(s->remote.impl, op);
+    return store_submit_local(s, op);
+}
+
+int store_submit_local(store_t *s, struct store_op *op)
 {
     op->next_ = NULL;
     op->err_ = 0;
@@ -1118,13 +1178,14 @@ int store_log_scan(store_rtxn_t *t, uint64_t after, store_log_fn fn, void *arg)
         if (r > t->rev)
             break;
         struct store_change ch;
-        if (r != want || logrec_decode(r, &v, &ch)) {
+        /* a replica's log skips the revisions the other store spent elsewhere */
+        if (r < want || (r != want && !t->s->replica) || logrec_decode(r, &v, &ch)) {
             log_err("store: log record %llu is corrupt (expected %llu)", (unsigned long long)r,
                     (unsigned long long)want);
             ret = STORE_EIO;
             break;
         }
-        want++;
+        want = r + 1;
         if (fn(&ch, arg))
             break;
     }

@@ -37,6 +37,7 @@ enum {
     STORE_EFULL = -3,      /* map or disk full: write refused, reads still work */
     STORE_EIO = -4,        /* LMDB or file-system error (logged) */
     STORE_ECLOSED = -5,    /* store is shutting down */
+    STORE_EUNAVAIL = -6,   /* the remote store (etcd) did not answer; store_unavail_reason */
     /* ops' apply functions may return their own codes below this */
     STORE_EAPP = -100,
 };
@@ -44,12 +45,21 @@ const char *store_strerror(int err);
 /* After a write failed with STORE_EFULL: why ("no space left on the disk of
  * the data directory", "the LMDB map is full and could not grow"). Loop thread. */
 const char *store_full_reason(const store_t *s);
+/* After a write failed with STORE_EUNAVAIL: what the remote store said. Loop thread. */
+const char *store_unavail_reason(const store_t *s);
 
 struct store_opts {
     const char *dir;       /* created if missing; holds data.mdb */
     size_t map_size;       /* initial map size, bytes (default 1 GiB); grows as needed */
     uint64_t compact_keep; /* log revisions kept behind the current one (default 100000) */
     int max_batch;         /* ops per write transaction at most (default 10000) */
+    /*
+     * A replica: this environment caches another store (etcd, see
+     * store_etcd.h) and can be rebuilt from it, so commits are not synced;
+     * ops carry the revisions the other store gave them (store_op.rev), and
+     * the log may skip revisions.
+     */
+    int replica;
 };
 
 /*
@@ -118,12 +128,29 @@ typedef int (*store_apply_fn)(struct store_op *op, const void *cur, size_t cur_l
  */
 typedef void (*store_done_fn)(struct store_op *op, int err, const struct store_change *ch);
 
+/* store_op.flags, for replicas */
+enum {
+    /* write the object only: no log record, no listener call, the revision
+     * not moved (loading a snapshot taken at one revision) */
+    STORE_OP_NOLOG = 1,
+    /* before this op, drop every object and log record and restart at
+     * op.rev, compacted there too (a replica rebuilt from a snapshot) */
+    STORE_OP_RESET = 2,
+};
+
 struct store_op {
     char *key; /* owned by the caller; must live until done */
     size_t key_len;
     store_apply_fn apply;
     store_done_fn done;
     void *arg;
+    /*
+     * Replicas: the revision this op's change takes, above every earlier
+     * one; an op that changes nothing still moves the store to it (a
+     * progress mark). 0 on a store that hands out its own revisions.
+     */
+    uint64_t rev;
+    int flags;
     /* private to the store */
     struct store_op *next_;
     int err_;
@@ -138,9 +165,29 @@ struct store_op {
 /*
  * Queues op; it commits with the next batch. Returns 0 or STORE_ECLOSED (done
  * is not called). Keys must be 1..511 bytes (LMDB's limit); a longer key fails
- * the op with STORE_EIO.
+ * the op with STORE_EIO. On a store with a remote writer (below) the op goes
+ * there; apply may then run more than once (another apiserver changed the
+ * key first: apply runs again on the newer value), so each run must decide
+ * from the op's inputs and cur alone.
  */
 int store_submit(store_t *s, struct store_op *op);
+
+/*
+ * A remote writer: store_submit hands ops to submit (etcd's transactions,
+ * store_etcd.c), which feeds the changes it learns back through
+ * store_submit_local with their revisions, and completes the ops itself.
+ * close runs first in store_close. Set once, right after store_open, on a
+ * replica.
+ */
+struct store_remote {
+    int (*submit)(void *impl, struct store_op *op);
+    void (*close)(void *impl);
+    const char *(*unavail_reason)(void *impl);
+    void *impl;
+};
+void store_set_remote(store_t *s, const struct store_remote *r);
+/* Queues op on this environment itself (a replica's feed). As store_submit without a remote. */
+int store_submit_local(store_t *s, struct store_op *op);
 
 /* ---- reads (loop thread; never wait on writers) ---- */
 

@@ -1020,6 +1020,82 @@ static void rm_rf(const char *path)
     free(cmd);
 }
 
+/* A replica: ops carry the revisions another store gave them; the log skips the rest. */
+static void test_replica(void)
+{
+    char *dir = subdir("replica");
+    struct store_opts o = {.dir = dir, .replica = 1};
+    store_t *s = NULL;
+    char *err = NULL;
+    ok(store_open(&s, &o, base, &err) == 0, "replica: opened");
+    free(err);
+    if (!s) {
+        free(dir);
+        return;
+    }
+    store_set_listener(s, listener, NULL);
+    listener_last = 0;
+    /* a snapshot at revision 40: reset, then objects without log records */
+    struct top t[6];
+    int ev0 = n_events;
+    top_init(&t[0], TOP_PUT, "pods/a", "a40");
+    t[0].op.rev = 40;
+    t[0].op.flags = STORE_OP_RESET | STORE_OP_NOLOG;
+    top_init(&t[1], TOP_PUT, "pods/b", "b40");
+    t[1].op.rev = 40;
+    t[1].op.flags = STORE_OP_NOLOG;
+    submit(s, &t[0]);
+    submit(s, &t[1]);
+    wait_all();
+    ok(t[0].err == 0 && t[1].err == 0 && store_rev(s) == 40 && store_compacted(s) == 40,
+       "replica: snapshot loaded at revision %llu, compacted %llu",
+       (unsigned long long)store_rev(s), (unsigned long long)store_compacted(s));
+    int heard = 0;
+    for (int i = ev0; i < n_events; i++)
+        heard += events[i] > 0;
+    ok(heard == 0, "replica: the listener heard nothing of the snapshot");
+    /* live changes at 43, 47 (the others went elsewhere), a progress mark at 50 */
+    top_init(&t[2], TOP_PUT, "pods/a", "a43");
+    t[2].op.rev = 43;
+    top_init(&t[3], TOP_DEL, "pods/b", NULL);
+    t[3].op.rev = 47;
+    top_init(&t[4], TOP_NOOP, "pods/a", NULL);
+    t[4].op.rev = 50;
+    top_init(&t[5], TOP_PUT, "pods/c", "c45");
+    t[5].op.rev = 45; /* behind 47: refused */
+    for (int i = 2; i < 5; i++)
+        submit(s, &t[i]);
+    wait_all();
+    submit(s, &t[5]);
+    wait_all();
+    ok(t[2].rev == 43 && t[3].rev == 47 && t[3].type == STORE_DELETE,
+       "replica: changes take the given revisions (%llu, %llu)", (unsigned long long)t[2].rev,
+       (unsigned long long)t[3].rev);
+    ok(store_rev(s) == 50, "replica: a progress mark moves the revision to 50 (%llu)",
+       (unsigned long long)store_rev(s));
+    ok(t[5].err == STORE_EIO, "replica: a revision going backwards is refused");
+    char *a = get_str(s, "pods/a"), *b = get_str(s, "pods/b");
+    ok(a && !strcmp(a, "a43") && !b, "replica: state after the changes");
+    free(a);
+    free(b);
+    store_rtxn_t *r;
+    struct logacc acc = {0};
+    if (store_read_begin(s, &r) == 0) {
+        int rc = store_log_scan(r, 40, log_collect, &acc);
+        ok(rc == 0 && acc.n == 2 && acc.first == 43 && acc.last == 47,
+           "replica: the log holds 43 and 47 (%d records: %s)", acc.n, acc.buf);
+        acc = (struct logacc){0};
+        ok(store_log_scan(r, 44, log_collect, &acc) == 0 && acc.n == 1 && acc.first == 47,
+           "replica: a scan from inside a gap starts at the next record");
+        ok(store_log_scan(r, 39, log_collect, &acc) == STORE_ECOMPACTED,
+           "replica: before the snapshot is compacted");
+        store_read_end(r);
+    }
+    tops_free(t, 6);
+    store_close(s);
+    free(dir);
+}
+
 int main(int argc, char **argv)
 {
     log_init("test_store");
@@ -1050,6 +1126,7 @@ int main(int argc, char **argv)
     test_growth();
     test_disk_full();
     test_backup();
+    test_replica();
     if (getenv("TEST_STORE_KEEP"))
         diag("kept %s", tmpdir);
     else

@@ -14,10 +14,10 @@
  * exec, attach: the request is authorized and the pod and container
  * checked first (errors as plain Status answers), then upgraded to
  * WebSocket (rest_ws.c) or SPDY/3.1 (rest_spdy.c); a struct rxs relays
- * the channels to the session. attach: coracle starts containers with
- * their stdio on the log monitor's pipes, so there is no running stdin
- * to join; attach serves the container's output from now on (its log,
- * followed) and ends with the container. stdin is refused.
+ * the channels to the session. attach is an exec session with the
+ * request's attach flag: the kubelet joins the container's monitor, which
+ * sends the output from now on and takes stdin (when the container keeps
+ * one: stdin: true) and window sizes; it ends with the container.
  */
 #include "config.h"
 #include "rest_int.h"
@@ -354,20 +354,8 @@ static const struct tun_client_ops rxs_ops = {rxs_output, rxs_end, rxs_queued};
 static void rxs_open(struct rxs *x)
 {
     char *err = NULL;
-    int code;
-    if (x->attach) {
-        /* the container's output from now on, until it ends (see the top of the file) */
-        Coracle__V1__PodLogRequest lr = CORACLE__V1__POD_LOG_REQUEST__INIT;
-        lr.namespace_ = x->req.namespace_;
-        lr.name = x->req.name;
-        lr.container = x->req.container;
-        lr.has_follow = lr.follow = lr.has_taillines = 1;
-        lr.taillines = 0;
-        code = tun_log_open(x->rs->streams.tun, &lr, &rxs_ops, x, &x->s, &err);
-    } else {
-        code = tun_exec_open(x->rs->streams.tun, &x->req, x->has_size ? &x->size : NULL, NULL,
+    int code = tun_exec_open(x->rs->streams.tun, &x->req, x->has_size ? &x->size : NULL, NULL,
                              &rxs_ops, x, &x->s, &err);
-    }
     if (code) {
         x->fail_code = code;
         x->fail_msg = err;
@@ -417,7 +405,7 @@ void rxs_ready(struct rxs *x)
 
 void rxs_stdin(struct rxs *x, const uint8_t *data, size_t len)
 {
-    if (!x->want.stdin || x->attach || !len)
+    if (!x->want.stdin || !len)
         return;
     if (x->s)
         tun_session_input(x->s, data, len, NULL, false);
@@ -427,7 +415,7 @@ void rxs_stdin(struct rxs *x, const uint8_t *data, size_t len)
 
 void rxs_stdin_close(struct rxs *x)
 {
-    if (!x->want.stdin || x->attach)
+    if (!x->want.stdin)
         return;
     if (x->s)
         tun_session_input(x->s, NULL, 0, NULL, true);
@@ -449,7 +437,7 @@ void rxs_resize(struct rxs *x, const uint8_t *js, size_t len)
         x->size.width = (uint32_t)w->num;
         x->size.height = (uint32_t)h->num;
         x->has_size = true;
-        if (x->s && !x->attach) {
+        if (x->s) {
             tun_session_input(x->s, NULL, 0, &x->size, false);
         } else if (x->size_wait) {
             x->size_wait = false;
@@ -489,9 +477,6 @@ static int exec_options(rest_t *rs, h2s_req_t *r, const struct rquery *q, struct
         msg = "you must specify at least one command for the container";
     else if (!x->want.stdin && !x->want.stdout && !x->want.stderr)
         msg = "you must specify at least 1 of stdin, stdout, stderr";
-    else if (x->attach && x->want.stdin)
-        msg = "stdin is not served by attach on this server: the container's stdin is not kept "
-              "open (use exec)";
     if (msg) {
         rest_answer_status(rs, r, 400, "BadRequest", msg, NULL, NULL);
         return -1;
@@ -500,6 +485,8 @@ static int exec_options(rest_t *rs, h2s_req_t *r, const struct rquery *q, struct
     x->req.stdin = x->want.stdin;
     x->req.has_tty = 1;
     x->req.tty = x->want.tty;
+    x->req.has_attach = x->attach;
+    x->req.attach = x->attach;
     const char *c = rest_query_get(q, "container");
     x->req.container = c && *c ? xstrdup(c) : NULL;
     return 0;

@@ -503,10 +503,11 @@ static void tun_exec_first(struct tun_grpc *g, const uint8_t *msg, size_t len)
     } else if (!req) {
         code = GRPC_INVALID_ARGUMENT;
         err = xstrdup("failed to decode ExecInput: the first message must carry a request");
-    } else if (req->n_command == 0) {
+    } else if (req->n_command == 0 && !(req->has_attach && req->attach)) {
         code = GRPC_INVALID_ARGUMENT;
         err = xstrdup("you must specify at least one command for the container");
-    } else if (auth_call(h->auth, g->call, h->store, "create", &kind_pod, "exec",
+    } else if (auth_call(h->auth, g->call, h->store, "create", &kind_pod,
+                         req->has_attach && req->attach ? "attach" : "exec",
                          req->namespace_ && *req->namespace_ ? req->namespace_ : "default",
                          req->name, NULL) < 0) {
         free(g); /* auth_call finished the call */

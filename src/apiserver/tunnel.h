@@ -2,9 +2,10 @@
  * tunnel: logs and exec through the kubelet's own stream. Each kubelet
  * keeps one NodeTunnel.Connect call open to the apiserver (so a node
  * behind NAT needs no inbound port). A client's Pods/Log or Pods/Exec call
- * (or a REST pods/log, pods/exec request: tun_log_open, tun_exec_open)
- * becomes a session on the tunnel of the pod's node: the apiserver relays
- * frames both ways and never interprets the bytes.
+ * (or a REST pods/log, pods/exec, pods/attach request: tun_log_open,
+ * tun_exec_open; an attach is an ExecRequest with attach set) becomes a
+ * session on the tunnel of the pod's node: the apiserver relays frames
+ * both ways and never interprets the bytes.
  */
 #ifndef CORACLE_APISERVER_TUNNEL_H
 #define CORACLE_APISERVER_TUNNEL_H

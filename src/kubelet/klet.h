@@ -162,6 +162,7 @@ struct klet_oci {
     uint64_t cpu_shares; /* 0 = default */
     const struct klet_mount *mounts;
     size_t nmounts;
+    bool terminal; /* tty: the process runs on a terminal (its master goes to the monitor) */
 };
 /* The OCI runtime spec (config.json) as JSON. malloc'd. */
 char *klet_oci_config(const struct klet_oci *o);
@@ -218,10 +219,11 @@ int klet_rmtree(const char *path);
 
 /* ------------------------------------------------------------ monitor.c */
 struct klet_ctr;
-/* Starts coracle-monitor for a prepared container dir; progress arrives through
- * klet_pod_ctr_created/started/failed, the exit through klet_pod_ctr_exited. */
-int klet_monitor_start(struct klet *k, struct klet_ctr *c, const char *cdir, const char *logpath,
-                       char **err);
+/* Starts coracle-monitor for a prepared container dir (s: the container's spec, for its stdin
+ * and tty); progress arrives through klet_pod_ctr_created/started/failed, the exit through
+ * klet_pod_ctr_exited. */
+int klet_monitor_start(struct klet *k, struct klet_ctr *c, const Coracle__V1__Container *s,
+                       const char *cdir, const char *logpath, char **err);
 void klet_monitor_init(struct klet *k);
 /* Watches <cdir>/exit; calls klet_pod_ctr_exited when it appears (maybe at once). */
 void klet_monitor_watch(struct klet *k, struct klet_ctr *c, const char *cdir);

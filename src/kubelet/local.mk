@@ -22,7 +22,8 @@ KLET_LIBS = libkubelet.a libcoracle.a $(COMMON_LIBS)
 bin_PROGRAMS += coracle-kubelet coracle-monitor
 coracle_kubelet_SOURCES = src/kubelet/main.c
 coracle_kubelet_LDADD = $(KLET_LIBS)
-coracle_monitor_SOURCES = src/kubelet/monitor_main.c
+coracle_monitor_SOURCES = src/kubelet/monitor_main.c src/kubelet/monitor_io.c \
+	src/kubelet/monitor_int.h src/kubelet/attach_wire.h
 coracle_monitor_LDADD =
 
 check_PROGRAMS += t/unit/test_klet_oci t/unit/test_klet_status t/unit/test_klet_logs

@@ -104,8 +104,8 @@ static char *monitor_path(const struct klet *k)
     return xstrdup(LIBEXECDIR "/coracle-monitor");
 }
 
-int klet_monitor_start(struct klet *k, struct klet_ctr *c, const char *cdir, const char *logpath,
-                       char **err)
+int klet_monitor_start(struct klet *k, struct klet_ctr *c, const Coracle__V1__Container *s,
+                       const char *cdir, const char *logpath, char **err)
 {
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC) < 0) {
@@ -131,10 +131,18 @@ int klet_monitor_start(struct klet *k, struct klet_ctr *c, const char *cdir, con
         int fd = dup(pfd[1]);
         snprintf(syncfd, sizeof syncfd, "%d", fd);
         snprintf(logmax, sizeof logmax, "%lld", k->cfg.log_max_size);
-        char *argv[] = {mon,          "--runtime", k->cfg.runtime,  "--root",    k->runc_root,
-                        "--id",       c->id,       "--bundle",      bundle,      "--state",
-                        (char *)cdir, "--log",     (char *)logpath, "--log-max", logmax,
-                        "--memcg",    memcg,       "--sync-fd",     syncfd,      NULL};
+        /* room for the stdin and tty flags after the first NULL */
+        char *argv[23] = {mon,          "--runtime", k->cfg.runtime,  "--root",    k->runc_root,
+                          "--id",       c->id,       "--bundle",      bundle,      "--state",
+                          (char *)cdir, "--log",     (char *)logpath, "--log-max", logmax,
+                          "--memcg",    memcg,       "--sync-fd",     syncfd,      NULL};
+        size_t n = 19;
+        if (s->has_stdin && s->stdin)
+            argv[n++] = "--stdin";
+        if (s->has_stdinonce && s->stdinonce)
+            argv[n++] = "--stdin-once";
+        if (s->has_tty && s->tty)
+            argv[n++] = "--tty";
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);

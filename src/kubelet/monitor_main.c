@@ -8,11 +8,18 @@
  * by rename). Because the monitor, not the kubelet, is the container's
  * parent, containers outlive a kubelet restart and exit codes are never lost.
  *
+ * With --stdin the container's stdin is a pipe the monitor keeps open;
+ * with --tty the container runs on a terminal whose master runc hands
+ * over on a console socket, and its output (one stream) is read from
+ * there. Attach sessions (monitor_io.c) write to that stdin and get a copy
+ * of the output on <state>/attach.
+ *
  * Progress goes to the kubelet on --sync-fd as lines:
  *   "C <pid>"        created (runc create succeeded)
  *   "S <ns>"         started at <ns> (realtime)
  *   "E <message>"    failed (nothing runs; the kubelet cleans up)
- * Files in --state: monitor.pid, pid (container), started, exit, runc.log.
+ * Files in --state: monitor.pid, pid (container), started, exit, runc.log,
+ * attach (the socket), console (the console socket, while starting).
  *
  * A small program of its own, not one of daemon.c's daemons: no event
  * loop, no configuration file, no systemd, nothing linked from
@@ -21,6 +28,8 @@
  * container's log file.
  */
 #include "config.h"
+#include "monitor_int.h"
+#include "attach_wire.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +43,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -51,6 +61,7 @@ struct stream {
 static const char *o_runtime = "runc", *o_root, *o_id, *o_bundle, *o_state, *o_log, *o_memcg;
 static long long o_log_max = 10 * 1024 * 1024;
 static int o_sync = -1;
+static bool o_stdin, o_stdin_once, o_tty;
 static int log_fd = -1;
 static long long log_size;
 
@@ -141,13 +152,13 @@ static void runc_error(char *out, size_t n)
     fclose(f);
 }
 
-static pid_t run_runc(char **argv, int out_fd, int err_fd)
+static pid_t run_runc(char **argv, int in_fd, int out_fd, int err_fd)
 {
     pid_t pid = fork();
     if (pid != 0)
         return pid;
     int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
+    dup2(in_fd >= 0 ? in_fd : devnull, 0);
     dup2(out_fd >= 0 ? out_fd : devnull, 1);
     dup2(err_fd >= 0 ? err_fd : devnull, 2);
     sigset_t none;
@@ -245,9 +256,90 @@ static int stream_read(struct stream *s)
         s->fd = -1;
         return 0;
     }
+    mio_output(!strcmp(s->name, "stderr"), s->buf + s->len, (size_t)n);
     s->len += n;
     stream_flush(s, 0);
     return 1;
+}
+
+/* A listening unix socket at name in the state dir (open as dirfd), or -1. */
+static int listen_in_state(int dirfd, const char *name)
+{
+    struct sockaddr_un sa;
+    socklen_t sl = attach_wire_addr(&sa, dirfd, name);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    unlinkat(dirfd, name, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sl) < 0 || listen(fd, 8) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The terminal's master that runc sent on the console socket (SCM_RIGHTS), or -1. */
+static int console_master(int csock)
+{
+    int conn = accept4(csock, NULL, NULL, SOCK_CLOEXEC);
+    if (conn < 0)
+        return -1;
+    char name[4096];
+    struct iovec iov = {name, sizeof name};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+    int fd = -1;
+    struct cmsghdr *cm;
+    if (recvmsg(conn, &mh, MSG_CMSG_CLOEXEC) > 0 && (cm = CMSG_FIRSTHDR(&mh)) &&
+        cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+        memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+    close(conn);
+    return fd;
+}
+
+/*
+ * The container's stdio, as runc create will pass it: its stdin (-1:
+ * /dev/null), output pipes, and, for a terminal, the console socket. The
+ * attach socket starts listening here, before the container can print.
+ * 0, or -1 after the sync message.
+ */
+struct mon_stdio {
+    int in[2];          /* the stdin pipe (--stdin without --tty) */
+    int out[2], err[2]; /* runc create's stdout, stderr (the container's without --tty) */
+    int csock;          /* the console socket (--tty) */
+    char console[64];
+};
+
+static int stdio_setup(struct mon_stdio *io)
+{
+    *io = (struct mon_stdio){{-1, -1}, {-1, -1}, {-1, -1}, -1, ""};
+    int dirfd = open(o_state, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int lfd = dirfd >= 0 ? listen_in_state(dirfd, ATTACH_WIRE_SOCK) : -1;
+    if (lfd < 0) {
+        sync_msg("E attach socket in %s: %s", o_state, strerror(errno));
+        return -1;
+    }
+    if (pipe2(io->out, O_CLOEXEC) < 0 || pipe2(io->err, O_CLOEXEC) < 0 ||
+        (o_stdin && !o_tty && pipe2(io->in, O_CLOEXEC) < 0)) {
+        sync_msg("E pipe: %s", strerror(errno));
+        return -1;
+    }
+    if (o_tty) {
+        io->csock = listen_in_state(dirfd, "console");
+        if (io->csock < 0) {
+            sync_msg("E console socket in %s: %s", o_state, strerror(errno));
+            return -1;
+        }
+        /* (runc is another process: /proc/self would be its own) */
+        snprintf(io->console, sizeof io->console, "/proc/%d/fd/%d/console", (int)getpid(), dirfd);
+    }
+    if (io->in[1] >= 0)
+        fcntl(io->in[1], F_SETFL, O_NONBLOCK);
+    mio_init(lfd, io->in[1], o_stdin_once);
+    return 0;
 }
 
 static int oom_killed(void)
@@ -276,16 +368,19 @@ static int oom_killed(void)
 static void usage(void)
 {
     fprintf(stderr, "usage: coracle-monitor --runtime PATH --root DIR --id ID --bundle DIR "
-                    "--state DIR --log FILE [--log-max BYTES] [--memcg DIR] [--sync-fd N]\n");
+                    "--state DIR --log FILE [--log-max BYTES] [--memcg DIR] [--sync-fd N] "
+                    "[--stdin] [--stdin-once] [--tty]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"runtime", 1, 0, 'r'}, {"root", 1, 0, 'R'}, {"id", 1, 0, 'i'},      {"bundle", 1, 0, 'b'},
-        {"state", 1, 0, 's'},   {"log", 1, 0, 'l'},  {"log-max", 1, 0, 'm'}, {"memcg", 1, 0, 'c'},
-        {"sync-fd", 1, 0, 'y'}, {"help", 0, 0, 'h'}, {"version", 0, 0, 'V'}, {0, 0, 0, 0},
+        {"runtime", 1, 0, 'r'},    {"root", 1, 0, 'R'},    {"id", 1, 0, 'i'},
+        {"bundle", 1, 0, 'b'},     {"state", 1, 0, 's'},   {"log", 1, 0, 'l'},
+        {"log-max", 1, 0, 'm'},    {"memcg", 1, 0, 'c'},   {"sync-fd", 1, 0, 'y'},
+        {"help", 0, 0, 'h'},       {"version", 0, 0, 'V'}, {"stdin", 0, 0, 'I'},
+        {"stdin-once", 0, 0, 'O'}, {"tty", 0, 0, 'T'},     {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -316,6 +411,15 @@ int main(int argc, char **argv)
             break;
         case 'y':
             o_sync = atoi(optarg);
+            break;
+        case 'I':
+            o_stdin = true;
+            break;
+        case 'O':
+            o_stdin_once = true;
+            break;
+        case 'T':
+            o_tty = true;
             break;
         case 'V':
             printf("coracle-monitor %s\n", PACKAGE_VERSION);
@@ -358,27 +462,51 @@ int main(int argc, char **argv)
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     signal(SIGPIPE, SIG_IGN);
 
-    int outp[2], errp[2];
-    if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-        sync_msg("E pipe: %s", strerror(errno));
+    struct mon_stdio io;
+    if (stdio_setup(&io) < 0)
         return 1;
-    }
     log_open();
 
     /* Static copies: error paths below exit without freeing. */
     static char runclog[4096], pidfile[4096];
     snprintf(runclog, sizeof runclog, "%s/runc.log", o_state);
     snprintf(pidfile, sizeof pidfile, "%s/pid", o_state);
-    char *cargv[] = {"runc",         "--root", (char *)o_root, "--log",    runclog,
-                     "--log-format", "json",   "create",       "--bundle", (char *)o_bundle,
-                     "--pid-file",   pidfile,  (char *)o_id,   NULL};
-    int st = wait_for(run_runc(cargv, outp[1], errp[1]));
-    close(outp[1]);
-    close(errp[1]);
+    /* (room to put the console socket before the id) */
+    char *cargv[16] = {"runc",         "--root", (char *)o_root, "--log",    runclog,
+                       "--log-format", "json",   "create",       "--bundle", (char *)o_bundle,
+                       "--pid-file",   pidfile,  (char *)o_id,   NULL};
+    if (o_tty) {
+        cargv[12] = "--console-socket"; /* a terminal: runc hands its master over there */
+        cargv[13] = io.console;
+        cargv[14] = (char *)o_id;
+    }
+    int st = wait_for(run_runc(cargv, io.in[0], io.out[1], io.err[1]));
+    close(io.out[1]);
+    close(io.err[1]);
+    if (io.in[0] >= 0)
+        close(io.in[0]);
     if (st != 0) {
         runc_error(buf, sizeof buf);
         sync_msg("E %s", buf);
         return 1;
+    }
+    if (o_tty) {
+        /* one stream, from the terminal (runc's own pipes are of no more use) */
+        int master = console_master(io.csock);
+        close(io.csock);
+        char *cs = path_in_state("console");
+        unlink(cs);
+        free(cs);
+        if (master < 0) {
+            sync_msg("E runc sent no terminal on the console socket");
+            return 1;
+        }
+        fcntl(master, F_SETFL, O_NONBLOCK);
+        close(io.out[0]);
+        close(io.err[0]);
+        io.out[0] = master;
+        io.err[0] = -1;
+        mio_init_terminal(master, o_stdin);
     }
     FILE *pf = fopen(pidfile, "r");
     int cpid = 0;
@@ -391,7 +519,7 @@ int main(int argc, char **argv)
 
     char *sargv[] = {"runc",         "--root", (char *)o_root, "--log",      runclog,
                      "--log-format", "json",   "start",        (char *)o_id, NULL};
-    st = wait_for(run_runc(sargv, -1, -1));
+    st = wait_for(run_runc(sargv, -1, -1, -1));
     if (st != 0) {
         runc_error(buf, sizeof buf);
         sync_msg("E %s", buf);
@@ -406,11 +534,14 @@ int main(int argc, char **argv)
         o_sync = -1;
     }
 
-    struct stream so = {.name = "stdout", .fd = outp[0]}, se = {.name = "stderr", .fd = errp[0]};
+    struct stream so = {.name = "stdout", .fd = io.out[0]},
+                  se = {.name = "stderr", .fd = io.err[0]};
     int exited = 0, status = 0;
     int64_t finished = 0, drain_deadline = 0;
     for (;;) {
-        struct pollfd pfd[3] = {{so.fd, POLLIN, 0}, {se.fd, POLLIN, 0}, {sfd, POLLIN, 0}};
+        struct pollfd pfd[3 + MIO_POLL_MAX] = {
+            {so.fd, POLLIN, 0}, {se.fd, POLLIN, 0}, {sfd, POLLIN, 0}};
+        int nio = mio_pollfds(pfd + 3);
         int timeout = -1;
         if (exited) {
             if (so.fd < 0 && se.fd < 0)
@@ -420,9 +551,11 @@ int main(int argc, char **argv)
                 break;
             timeout = (int)left;
         }
-        int n = poll(pfd, 3, timeout);
+        int n = poll(pfd, 3 + nio, timeout);
         if (n < 0 && errno != EINTR)
             break;
+        if (n > 0)
+            mio_handle(pfd + 3, nio);
         if (pfd[0].revents)
             stream_read(&so);
         if (pfd[1].revents)
@@ -448,6 +581,7 @@ int main(int argc, char **argv)
     }
     stream_flush(&so, 1);
     stream_flush(&se, 1);
+    mio_end();
     int code = 0, sig = 0;
     if (WIFEXITED(status)) {
         code = WEXITSTATUS(status);

@@ -335,6 +335,7 @@ static int build_config(struct ctr_build *b, const struct klet_ctr *c,
         .cgroups_path = b->cgroup,
         .mounts = b->mounts,
         .nmounts = b->nmounts,
+        .terminal = s->has_tty && s->tty,
     };
     klet_ctr_resources(s, &o);
     b->json = klet_oci_config(&o);
@@ -393,7 +394,7 @@ static int prepare_and_start(struct klet_ctr *c, const Coracle__V1__Container *s
     free(c->stop_signal);
     c->stop_signal = img->stop_signal ? xstrdup(img->stop_signal) : NULL;
     klet_monitor_watch(k, c, b.cdir);
-    if (klet_monitor_start(k, c, b.cdir, b.logpath, err) < 0) {
+    if (klet_monitor_start(k, c, s, b.cdir, b.logpath, err) < 0) {
         klet_monitor_unwatch(k, c);
         goto out;
     }
@@ -1450,5 +1451,9 @@ int klet_pods_resolve(void *arg, const char *ns, const char *pod, const char *co
     out->container_id = xstrdup(c->id[0] ? c->id : c->term.valid ? c->term.id : "");
     out->log_path = xasprintf("%s/logs/%s/%d.log", p->dir, c->name, attempt < 0 ? 0 : attempt);
     out->running = c->state == KC_RUNNING;
+    out->state_dir = c->id[0] ? ctr_dir(k, c->id) : NULL;
+    const Coracle__V1__Container *s = ctr_spec(c);
+    out->stdin = s->has_stdin && s->stdin;
+    out->tty = s->has_tty && s->tty;
     return 0;
 }

@@ -111,9 +111,9 @@ char *klet_oci_config(const struct klet_oci *o)
     if (!f)
         fatal("open_memstream failed");
     fprintf(f,
-            "{\"ociVersion\":\"1.0.2-dev\",\"process\":{\"terminal\":false,"
+            "{\"ociVersion\":\"1.0.2-dev\",\"process\":{\"terminal\":%s,"
             "\"user\":{\"uid\":%u,\"gid\":%u},\"args\":",
-            o->uid, o->gid);
+            o->terminal ? "true" : "false", o->uid, o->gid);
     json_strv(f, o->args, o->nargs);
     fputs(",\"env\":", f);
     json_strv(f, o->env, o->nenv);

@@ -2,6 +2,11 @@
  * tunnel (kubelet side): serves log and exec sessions over the
  * NodeTunnel.Connect stream. See tunnel.h.
  *
+ * An attach session is a connection to the container monitor's attach
+ * socket: the apiserver's stdin, window sizes and end of stdin become
+ * frames there, the monitor's output frames become stdout/stderr, and the
+ * socket's end (the container ended) ends the session.
+ *
  * Each exec session is a `runc exec` child: with pipes for stdin, stdout
  * and stderr, or with a pseudo-terminal (runc sees a terminal on its stdin
  * and relays it into the container's own console). Its exit is seen through
@@ -11,6 +16,7 @@
  */
 #include "config.h"
 #include "tunnel.h"
+#include "attach_wire.h"
 #include "buf.h"
 
 #include <errno.h>
@@ -38,7 +44,7 @@
 #define KTUN_BACKOFF_MIN_MS 200
 #define KTUN_BACKOFF_MAX_MS 10000
 
-enum ksess_kind { KSESS_EXEC, KSESS_LOG };
+enum ksess_kind { KSESS_EXEC, KSESS_LOG, KSESS_ATTACH };
 
 struct ksess {
     uint64_t id;
@@ -51,7 +57,7 @@ struct ksess {
     struct event *exit_ev;
     int exited, status;
     int tty;
-    struct bufferevent *in;  /* stdin (pipe) or the pty master (both ways) */
+    struct bufferevent *in;  /* stdin (pipe), the pty master or the attach socket (both ways) */
     struct bufferevent *out; /* stdout pipe */
     struct bufferevent *err; /* stderr pipe */
     int out_eof, err_eof;
@@ -116,6 +122,14 @@ static void ktun_send_error(struct ktun *t, uint64_t id, int code, const char *m
     f.has_errorcode = 1;
     f.errorcode = code;
     ktun_send(t, &f);
+}
+
+static void ktun_target_free(struct ktun_target *tg)
+{
+    free(tg->runc_root);
+    free(tg->container_id);
+    free(tg->log_path);
+    free(tg->state_dir);
 }
 
 static void ksess_free(struct ksess *s)
@@ -366,9 +380,7 @@ static void kexec_start(struct ktun *t, const Coracle__V1__TunnelFrame *f)
         bufferevent_write(s->in, f->stdin.data, f->stdin.len);
 out:
     free(err);
-    free(tg.runc_root);
-    free(tg.container_id);
-    free(tg.log_path);
+    ktun_target_free(&tg);
 }
 
 /* ---- logs ---- */
@@ -500,7 +512,8 @@ static void klog_pump(struct ksess *s)
     }
 }
 
-static void klog_end(struct ksess *s)
+/* The session is over for the apiserver (and forgotten). */
+static void ksess_end(struct ksess *s)
 {
     Coracle__V1__TunnelFrame f = CORACLE__V1__TUNNEL_FRAME__INIT;
     f.has_session = 1;
@@ -530,7 +543,7 @@ static void klog_inotify(evutil_socket_t fd, short what, void *arg)
         s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
         s->off = 0;
         if (s->fd < 0) {
-            klog_end(s);
+            ksess_end(s);
             return;
         }
         inotify_add_watch(s->ino, s->path, IN_MODIFY | IN_MOVE_SELF | IN_DELETE_SELF);
@@ -585,9 +598,7 @@ static void klog_check(evutil_socket_t fd, short what, void *arg)
     int code = s->t->resolve(s->t->arg, s->ns, s->pod, s->ctr, 0, &tg, &err);
     int ended = code || !tg.running || strcmp(tg.log_path, s->path);
     free(err);
-    free(tg.runc_root);
-    free(tg.container_id);
-    free(tg.log_path);
+    ktun_target_free(&tg);
     if (s->fd < 0) {
         /* followed before the container wrote its log file: from its start, once there */
         s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
@@ -597,7 +608,7 @@ static void klog_check(evutil_socket_t fd, short what, void *arg)
     if (s->fd >= 0)
         klog_pump(s);
     if (ended)
-        klog_end(s);
+        ksess_end(s);
 }
 
 static void klog_start(struct ktun *t, const Coracle__V1__TunnelFrame *f)
@@ -639,7 +650,7 @@ static void klog_start(struct ktun *t, const Coracle__V1__TunnelFrame *f)
         klog_pump(s);
     int follow = req->has_follow && req->follow;
     if (!follow || (req->has_previous && req->previous) || !tg.running) {
-        klog_end(s);
+        ksess_end(s);
         goto out;
     }
     s->ns = xstrdup(req->namespace_ ? req->namespace_ : "default");
@@ -656,9 +667,126 @@ static void klog_start(struct ktun *t, const Coracle__V1__TunnelFrame *f)
     }
 out:
     free(err);
-    free(tg.runc_root);
-    free(tg.container_id);
-    free(tg.log_path);
+    ktun_target_free(&tg);
+}
+
+/* ---- attach ---- */
+
+/* A frame to the monitor (data cut to the frame's maximum). */
+static void katt_send(struct ksess *s, char type, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    do {
+        size_t n = len > ATTACH_WIRE_MAX ? ATTACH_WIRE_MAX : len;
+        uint8_t hdr[ATTACH_WIRE_HDR];
+        attach_wire_hdr(hdr, type, (uint32_t)n);
+        bufferevent_write(s->in, hdr, sizeof hdr);
+        if (n)
+            bufferevent_write(s->in, p, n);
+        p += n;
+        len -= n;
+    } while (len);
+}
+
+static void katt_resize(struct ksess *s, const Coracle__V1__TerminalSize *sz)
+{
+    uint8_t ws[4] = {(uint8_t)(sz->height >> 8), (uint8_t)sz->height, (uint8_t)(sz->width >> 8),
+                     (uint8_t)sz->width};
+    katt_send(s, 'w', ws, sizeof ws);
+}
+
+/* What the apiserver sent for an open attach session. */
+static void katt_input(struct ksess *s, const Coracle__V1__TunnelFrame *f)
+{
+    if (f->has_stdin && f->stdin.len)
+        katt_send(s, 'i', f->stdin.data, f->stdin.len);
+    if (f->resize)
+        katt_resize(s, f->resize);
+    if (f->has_stdinclosed && f->stdinclosed)
+        katt_send(s, 'c', NULL, 0);
+}
+
+/* The monitor's output frames, each to the apiserver as it is complete. */
+static void katt_read(struct bufferevent *bev, void *arg)
+{
+    struct ksess *s = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    uint8_t hdr[ATTACH_WIRE_HDR];
+    while (evbuffer_copyout(in, hdr, sizeof hdr) == (ssize_t)sizeof hdr) {
+        uint32_t len = attach_wire_len(hdr);
+        if (len > ATTACH_WIRE_MAX) {
+            ksess_end(s); /* not a monitor speaking */
+            return;
+        }
+        if (evbuffer_get_length(in) < sizeof hdr + len)
+            return;
+        evbuffer_drain(in, sizeof hdr);
+        const uint8_t *p = evbuffer_pullup(in, len);
+        if (hdr[0] == 'o' || hdr[0] == 'e')
+            ktun_send_bytes(s, hdr[0] == 'e', p, len);
+        evbuffer_drain(in, len);
+    }
+}
+
+static void katt_event(struct bufferevent *bev, short what, void *arg)
+{
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        ksess_end(arg); /* the container ended (its monitor closed the socket) */
+}
+
+/* A connection to the attach socket in state_dir, or -1 with errno. */
+static int katt_connect(const char *state_dir)
+{
+    int dirfd = open(state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0)
+        return -1;
+    struct sockaddr_un sa;
+    socklen_t sl = attach_wire_addr(&sa, dirfd, ATTACH_WIRE_SOCK);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sl) < 0) {
+        int e = errno;
+        close(fd);
+        fd = -1;
+        errno = e;
+    }
+    int e = errno;
+    close(dirfd);
+    errno = e;
+    return fd;
+}
+
+static void katt_start(struct ktun *t, const Coracle__V1__TunnelFrame *f)
+{
+    Coracle__V1__ExecRequest *req = f->exec;
+    struct ktun_target tg = {0};
+    char *err = NULL;
+    int code = t->resolve(t->arg, req->namespace_, req->name, req->container, 0, &tg, &err);
+    int fd = -1;
+    const char *cname = req->container ? req->container : "";
+    if (code == 0 && (!tg.running || !tg.state_dir)) {
+        code = GRPC_FAILED_PRECONDITION;
+        err = xasprintf("container %s is not running", cname);
+    } else if (code == 0 && (fd = katt_connect(tg.state_dir)) < 0) {
+        code = GRPC_UNAVAILABLE;
+        err = xasprintf("cannot attach to container %s: its monitor does not answer (%s)", cname,
+                        strerror(errno));
+    }
+    if (code) {
+        ktun_send_error(t, f->session, code, err ? err : "cannot attach");
+        goto out;
+    }
+    struct ksess *s = ksess_new(t, f->session, KSESS_ATTACH);
+    s->tty = tg.tty;
+    s->in = bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(s->in, katt_read, NULL, katt_event, s);
+    bufferevent_enable(s->in, EV_READ | EV_WRITE);
+    /* stdin asked of a container that keeps none: ignored, as Kubernetes' runtimes do */
+    uint8_t flags = req->has_stdin && req->stdin && tg.stdin ? ATTACH_WIRE_STDIN : 0;
+    katt_send(s, 'h', &flags, 1);
+    katt_input(s, f);
+out:
+    free(err);
+    ktun_target_free(&tg);
 }
 
 /* ---- the stream ---- */
@@ -680,7 +808,9 @@ static void ktun_on_msg(gcl_call_t *c, const uint8_t *msg, size_t len, void *arg
         return;
     }
     t->backoff_ms = KTUN_BACKOFF_MIN_MS;
-    if (f->exec) {
+    if (f->exec && f->exec->has_attach && f->exec->attach) {
+        katt_start(t, f);
+    } else if (f->exec) {
         kexec_start(t, f);
     } else if (f->log) {
         klog_start(t, f);
@@ -688,6 +818,8 @@ static void ktun_on_msg(gcl_call_t *c, const uint8_t *msg, size_t len, void *arg
         struct ksess *s = ktun_find(t, f->session);
         if (s && f->has_end && f->end) {
             ksess_free(s);
+        } else if (s && s->kind == KSESS_ATTACH) {
+            katt_input(s, f);
         } else if (s && s->kind == KSESS_EXEC) {
             if (f->has_stdin && s->in)
                 bufferevent_write(s->in, f->stdin.data, f->stdin.len);

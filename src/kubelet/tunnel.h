@@ -1,9 +1,11 @@
 /*
  * tunnel (kubelet side): keeps one NodeTunnel.Connect stream open to the
- * apiserver and serves the log and exec sessions the apiserver relays on
- * it. Exec runs `runc exec` (with a pseudo-terminal for -t); logs read the
- * container's CRI-format log file (following it with inotify for -f). The
- * stream is reopened with backoff when it breaks.
+ * apiserver and serves the log, exec and attach sessions the apiserver
+ * relays on it. Exec runs `runc exec` (with a pseudo-terminal for -t);
+ * attach joins the container's monitor on its attach socket
+ * (attach_wire.h); logs read the container's CRI-format log file
+ * (following it with inotify for -f). The stream is reopened with backoff
+ * when it breaks.
  */
 #ifndef CORACLE_KUBELET_TUNNEL_H
 #define CORACLE_KUBELET_TUNNEL_H
@@ -21,6 +23,8 @@ struct ktun_target {
     char *container_id; /* runc container id (of the current instance) */
     char *log_path;     /* CRI log of the requested instance (current or previous) */
     int running;        /* exec needs a running container */
+    char *state_dir;    /* the current instance's state dir (its attach socket), or NULL */
+    int stdin, tty;     /* the container's spec keeps a stdin open, runs on a terminal */
 };
 
 /*

@@ -137,6 +137,21 @@ static void test_config_hostnet(void)
     free(s);
 }
 
+static void test_config_terminal(void)
+{
+    char *args[] = {"/bin/sh"};
+    for (int tty = 0; tty < 2; tty++) {
+        struct klet_oci o = {.args = args, .nargs = 1, .rootfs = "/r", .terminal = tty};
+        char *s = klet_oci_config(&o);
+        json_t *j = parse(s);
+        const json_t *term = json_get(json_get(j, "process"), "terminal");
+        ok(term && term->type == (tty ? JSON_TRUE : JSON_FALSE), "process.terminal is the tty (%d)",
+           tty);
+        json_free(j);
+        free(s);
+    }
+}
+
 static void test_argv(void)
 {
     char *ep[] = {"/docker-entrypoint.sh"};
@@ -284,6 +299,7 @@ int main(void)
 {
     test_config_joiner();
     test_config_hostnet();
+    test_config_terminal();
     test_argv();
     test_resources();
     test_user();

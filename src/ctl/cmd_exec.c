@@ -3,7 +3,10 @@
  * call /coracle.v1.Pods/Exec: the first ExecInput carries the ExecRequest,
  * then stdin bytes and terminal sizes; ExecOutput brings stdout/stderr and,
  * last, the exit code, which becomes ours. With -t the local terminal is
- * put in raw mode and restored on every way out.
+ * put in raw mode and restored on every way out. `coraclectl attach [-i]
+ * [-t] [-c C] POD` is the same call with the request's attach flag and no
+ * command: the container's output from now on (and its stdin, if it keeps
+ * one), until it ends.
  */
 #include "config.h"
 
@@ -22,6 +25,15 @@
 #include "ctl.h"
 #include "grpc.h"
 
+/* (exec and attach take the same flags) */
+#define EXEC_OPTIONS                                                                               \
+    "Options:\n"                                                                                   \
+    "  -c, --container='': Container name. If omitted, the first container in the pod.\n"          \
+    "  -i, --stdin=false: Pass stdin to the container.\n"                                          \
+    "  -t, --tty=false: Stdin is a TTY.\n"                                                         \
+    "  -n, --namespace='': The namespace (default \"default\").\n"                                 \
+    "\n"
+
 static const char exec_help[] =
     "Execute a command in a container.\n"
     "\n"
@@ -31,15 +43,20 @@ static const char exec_help[] =
     "\n"
     "  # Open an interactive shell in container busybox of pod nginx\n"
     "  coraclectl exec -it nginx -c busybox -- sh\n"
-    "\n"
-    "Options:\n"
-    "  -c, --container='': Container name. If omitted, the first container in the pod.\n"
-    "  -i, --stdin=false: Pass stdin to the container.\n"
-    "  -t, --tty=false: Stdin is a TTY.\n"
-    "  -n, --namespace='': The namespace (default \"default\").\n"
-    "\n"
-    "Usage:\n"
+    "\n" EXEC_OPTIONS "Usage:\n"
     "  coraclectl exec (POD | TYPE/NAME) [-c CONTAINER] [flags] -- COMMAND [args...]\n";
+
+static const char attach_help[] =
+    "Attach to a process that is already running inside an existing container.\n"
+    "\n"
+    "Examples:\n"
+    "  # Get output from running pod mypod\n"
+    "  coraclectl attach mypod\n"
+    "\n"
+    "  # Send stdin to container c of pod mypod (its spec says stdin: true)\n"
+    "  coraclectl attach -i mypod -c c\n"
+    "\n" EXEC_OPTIONS "Usage:\n"
+    "  coraclectl attach (POD | TYPE/NAME) [-c CONTAINER] [flags]\n";
 
 static struct termios saved_tio;
 static int tio_saved, saved_flags = -1;
@@ -175,7 +192,30 @@ static void exec_done(gcl_call_t *call, int code, const char *message, void *arg
     event_base_loopbreak(s->c->base);
 }
 
-int ctl_cmd_exec(int argc, char **argv)
+/* A command line's arguments: 0, or 1 after saying what is wrong. */
+static int exec_args(const struct ctl_strv *pos, int dashdash, bool attach)
+{
+    if (attach && pos->n != 1) {
+        fprintf(stderr,
+                pos->n ? "error: expected POD, TYPE/NAME, or TYPE NAME, saw %zu arguments\n"
+                       : "error: at least 1 argument is required for attach\n",
+                pos->n);
+        return 1;
+    }
+    if (attach)
+        return 0;
+    if (pos->n < 1 || dashdash == 0) {
+        fprintf(stderr, "error: pod or type/name must be specified\n");
+        return 1;
+    }
+    if (pos->n < 2) {
+        fprintf(stderr, "error: you must specify at least one command for the container\n");
+        return 1;
+    }
+    return 0;
+}
+
+static int exec_run(int argc, char **argv, bool attach)
 {
     const char *container = NULL;
     bool use_stdin = false, tty = false;
@@ -192,17 +232,11 @@ int ctl_cmd_exec(int argc, char **argv)
     if (ctl_parse_flags(argc, argv, flags, ARRAY_SIZE(flags), &pos, &dashdash) < 0)
         return 1;
     if (ctl_g.help) {
-        fputs(exec_help, stdout);
+        fputs(attach ? attach_help : exec_help, stdout);
         free(pos.v);
         return 0;
     }
-    if (pos.n < 1 || dashdash == 0) {
-        fprintf(stderr, "error: pod or type/name must be specified\n");
-        free(pos.v);
-        return 1;
-    }
-    if (pos.n < 2) {
-        fprintf(stderr, "error: you must specify at least one command for the container\n");
+    if (exec_args(&pos, dashdash, attach)) {
         free(pos.v);
         return 1;
     }
@@ -229,6 +263,7 @@ int ctl_cmd_exec(int argc, char **argv)
     req.container = cname;
     req.n_command = pos.n - 1;
     req.command = (char **)(pos.v + 1);
+    req.has_attach = req.attach = attach;
     req.has_stdin = req.has_tty = 1;
     req.stdin = use_stdin;
     req.tty = tty;
@@ -296,4 +331,14 @@ out:
     ctl_client_close(&c);
     free(pos.v);
     return rc;
+}
+
+int ctl_cmd_exec(int argc, char **argv)
+{
+    return exec_run(argc, argv, false);
+}
+
+int ctl_cmd_attach(int argc, char **argv)
+{
+    return exec_run(argc, argv, true);
 }

@@ -72,6 +72,7 @@ int ctl_cmd_describe(int argc, char **argv);
 int ctl_cmd_delete(int argc, char **argv);
 int ctl_cmd_logs(int argc, char **argv);
 int ctl_cmd_exec(int argc, char **argv);
+int ctl_cmd_attach(int argc, char **argv);
 int ctl_cmd_version(int argc, char **argv);
 
 /* Dispatch over the verbs table; main() is just this. */

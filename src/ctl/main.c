@@ -24,6 +24,7 @@ static const struct verb {
     {"delete", ctl_cmd_delete, "Delete resources by file names, stdin, or by type and names"},
     {"logs", ctl_cmd_logs, "Print the logs for a container in a pod"},
     {"exec", ctl_cmd_exec, "Execute a command in a container"},
+    {"attach", ctl_cmd_attach, "Attach to a running container"},
     {"image", ctl_cmd_image, "Manage the node's local images (import, ls, rm)"},
     {"version", ctl_cmd_version, "Print the client and server version information"},
 };

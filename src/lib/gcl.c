@@ -877,8 +877,9 @@ const char *gcl_addr(const gcl_t *g)
     return g->addr;
 }
 
-static gcl_call_t *call_start(gcl_t *g, const char *path, rbuf_t *first, int close_send,
-                              gcl_msg_fn on_msg, gcl_done_fn on_done, void *arg, int timeout_ms)
+static gcl_call_t *call_start(gcl_t *g, const char *path, const struct gcl_md *md, size_t n_md,
+                              rbuf_t *first, int close_send, gcl_msg_fn on_msg, gcl_done_fn on_done,
+                              void *arg, int timeout_ms)
 {
     gcl_call_t *call = xcalloc(1, sizeof(*call));
     call->on_msg = on_msg;
@@ -904,7 +905,9 @@ static gcl_call_t *call_start(gcl_t *g, const char *path, rbuf_t *first, int clo
         /* connect() failed at once: report from the loop, never from inside this call */
         return call;
     }
-    nghttp2_nv nv[9];
+    nghttp2_nv nv_fixed[9], *nv = nv_fixed;
+    if (n_md)
+        nv = xmalloc((ARRAY_SIZE(nv_fixed) + n_md) * sizeof(*nv));
     size_t n = 0;
 #define NV(nm, v, fl)                                                                              \
     nv[n++] = (nghttp2_nv)                                                                         \
@@ -930,9 +933,13 @@ static gcl_call_t *call_start(gcl_t *g, const char *path, rbuf_t *first, int clo
             snprintf(call->timeout_hdr, sizeof(call->timeout_hdr), "%dS", timeout_ms / 1000);
         NV("grpc-timeout", call->timeout_hdr, NGHTTP2_NV_FLAG_NO_COPY_NAME);
     }
+    for (size_t i = 0; i < n_md; i++)
+        NV(md[i].name, md[i].value, NGHTTP2_NV_FLAG_NONE); /* nghttp2 copies them */
 #undef NV
     nghttp2_data_provider dp = {.source.ptr = call, .read_callback = req_read_cb};
     int32_t sid = nghttp2_submit_request(c->ngh, NULL, nv, n, &dp, call);
+    if (nv != nv_fixed)
+        free(nv);
     if (sid < 0) {
         /* out of stream ids or the like: this connection is done for new calls */
         char m[160];
@@ -960,23 +967,36 @@ static gcl_call_t *call_start(gcl_t *g, const char *path, rbuf_t *first, int clo
 gcl_call_t *gcl_call_raw(gcl_t *g, const char *path, const void *req, size_t len, gcl_msg_fn on_msg,
                          gcl_done_fn on_done, void *arg, int timeout_ms)
 {
+    return gcl_call_raw_md(g, path, NULL, 0, req, len, on_msg, on_done, arg, timeout_ms);
+}
+
+gcl_call_t *gcl_call_raw_md(gcl_t *g, const char *path, const struct gcl_md *md, size_t n_md,
+                            const void *req, size_t len, gcl_msg_fn on_msg, gcl_done_fn on_done,
+                            void *arg, int timeout_ms)
+{
     rbuf_t *b = rbuf_alloc(GRPC_FRAME_HDR + len);
     grpc_frame_hdr(b->data, (uint32_t)len);
     if (len)
         memcpy(b->data + GRPC_FRAME_HDR, req, len);
-    return call_start(g, path, b, 1, on_msg, on_done, arg, timeout_ms);
+    return call_start(g, path, md, n_md, b, 1, on_msg, on_done, arg, timeout_ms);
 }
 
 gcl_call_t *gcl_call(gcl_t *g, const char *path, const ProtobufCMessage *req, gcl_msg_fn on_msg,
                      gcl_done_fn on_done, void *arg, int timeout_ms)
 {
-    return call_start(g, path, grpc_frame_msg(req), 1, on_msg, on_done, arg, timeout_ms);
+    return call_start(g, path, NULL, 0, grpc_frame_msg(req), 1, on_msg, on_done, arg, timeout_ms);
 }
 
 gcl_call_t *gcl_call_bidi(gcl_t *g, const char *path, gcl_msg_fn on_msg, gcl_done_fn on_done,
                           void *arg)
 {
-    return call_start(g, path, NULL, 0, on_msg, on_done, arg, 0);
+    return call_start(g, path, NULL, 0, NULL, 0, on_msg, on_done, arg, 0);
+}
+
+gcl_call_t *gcl_call_bidi_md(gcl_t *g, const char *path, const struct gcl_md *md, size_t n_md,
+                             gcl_msg_fn on_msg, gcl_done_fn on_done, void *arg)
+{
+    return call_start(g, path, md, n_md, NULL, 0, on_msg, on_done, arg, 0);
 }
 
 static void call_resume(gcl_call_t *c)

@@ -87,10 +87,26 @@ gcl_call_t *gcl_call(gcl_t *g, const char *path, const ProtobufCMessage *req, gc
 gcl_call_t *gcl_call_raw(gcl_t *g, const char *path, const void *req, size_t len, gcl_msg_fn on_msg,
                          gcl_done_fn on_done, void *arg, int timeout_ms);
 
+/*
+ * Extra request headers (gRPC metadata) for one call, e.g. etcd's
+ * "hasleader: true": names in lower case, neither pseudo-headers nor the
+ * ones gcl sets itself. Copied when the call starts.
+ */
+struct gcl_md {
+    const char *name, *value;
+};
+/* gcl_call_raw with metadata. */
+gcl_call_t *gcl_call_raw_md(gcl_t *g, const char *path, const struct gcl_md *md, size_t n_md,
+                            const void *req, size_t len, gcl_msg_fn on_msg, gcl_done_fn on_done,
+                            void *arg, int timeout_ms);
+
 /* Bidi: opens the call with no message; then gcl_call_send for each one, gcl_call_close_send at the
  * end. */
 gcl_call_t *gcl_call_bidi(gcl_t *g, const char *path, gcl_msg_fn on_msg, gcl_done_fn on_done,
                           void *arg);
+/* gcl_call_bidi with metadata. */
+gcl_call_t *gcl_call_bidi_md(gcl_t *g, const char *path, const struct gcl_md *md, size_t n_md,
+                             gcl_msg_fn on_msg, gcl_done_fn on_done, void *arg);
 int gcl_call_send(gcl_call_t *c, const ProtobufCMessage *m);
 /* Bidi: sends a pre-packed message (no 5-byte header; copied). 0, or -1 if the call ended. */
 int gcl_call_send_raw(gcl_call_t *c, const void *msg, size_t len);

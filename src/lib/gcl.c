@@ -533,6 +533,15 @@ static void gconn_eventcb(struct bufferevent *bev, short what, void *arg)
     if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
         return;
     unsigned long te = c->tls ? bufferevent_get_openssl_error(bev) : 0;
+    int syscall_errno = 0;
+    if (te == SSL_ERROR_SYSCALL && !c->connected) {
+        /* libevent's own code for a socket error during the handshake (a refused connect):
+         * errno still says which */
+        syscall_errno = errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS ? 0 : errno;
+        while (bufferevent_get_openssl_error(bev))
+            ;
+        te = 0;
+    }
     if (te) {
         char b[256];
         ERR_error_string_n(te, b, sizeof(b));
@@ -554,6 +563,10 @@ static void gconn_eventcb(struct bufferevent *bev, short what, void *arg)
         socklen_t el = sizeof(e);
         if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0 || !e)
             e = c->connect_errno ? c->connect_errno : EVUTIL_SOCKET_ERROR();
+        if (syscall_errno) {
+            e = syscall_errno;
+            what &= ~BEV_EVENT_EOF;
+        }
         int dnse = bufferevent_socket_get_dns_error(bev);
         if (dnse)
             snprintf(m, sizeof(m), "connect to %s: %s", c->addr, evutil_gai_strerror(dnse));

@@ -12,6 +12,10 @@ libcoracle_a_SOURCES = \
 	src/lib/columns.h \
 	src/lib/daemon.c \
 	src/lib/daemon.h \
+	src/lib/etcd.c \
+	src/lib/etcd.h \
+	src/lib/etcd_int.h \
+	src/lib/etcd_watch.c \
 	src/lib/gcl.c \
 	src/lib/gcl.h \
 	src/lib/grpc.c \
@@ -89,6 +93,13 @@ t_unit_test_buf_SOURCES = t/unit/test_buf.c t/unit/tap.h
 t_unit_test_buf_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
 t_unit_test_buf_LDADD = libcoracle.a $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_buf
+
+# etcd client: prefix ends, refused options, its decoding arena (real members: t/39).
+check_PROGRAMS += t/unit/test_etcd
+t_unit_test_etcd_SOURCES = t/unit/test_etcd.c t/unit/tap.h
+t_unit_test_etcd_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_etcd_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_etcd
 
 # h2s (gRPC server) and gcl (gRPC client) against each other and stock tools.
 check_PROGRAMS += t/unit/test_h2

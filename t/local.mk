@@ -13,6 +13,11 @@ check_PROGRAMS += t/gclcall
 t_gclcall_SOURCES = t/gclcall.c
 t_gclcall_LDADD = libcoracle.a $(COMMON_LIBS)
 
+# etcdcall: the etcd client driven line by line, for t/39-etcd-client.t (real etcd members).
+check_PROGRAMS += t/etcdcall
+t_etcdcall_SOURCES = t/etcdcall.c
+t_etcdcall_LDADD = libcoracle.a $(COMMON_LIBS)
+
 # getprobe: Pods.Get one at a time, latency percentiles, for t/28-api-loop-bound.t.
 check_PROGRAMS += t/getprobe
 t_getprobe_SOURCES = t/getprobe.c

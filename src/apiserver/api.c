@@ -416,6 +416,8 @@ static void op_done(struct store_op *sop, int err, const struct store_change *ch
             free(m);
         } else if (err == STORE_ECLOSED) {
             o->ow->answer(o, GRPC_UNAVAILABLE, "server shutting down", NULL, 0);
+        } else if (err == STORE_EUNAVAIL) {
+            o->ow->answer(o, GRPC_UNAVAILABLE, store_unavail_reason(a->st), NULL, 0);
         } else {
             o->ow->answer(o, GRPC_INTERNAL, store_strerror(err), NULL, 0);
         }

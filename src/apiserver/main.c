@@ -17,6 +17,7 @@
 #include "obs.h"
 #include "tls.h"
 #include "store.h"
+#include "store_etcd.h"
 #include "tunnel.h"
 #include "util.h"
 
@@ -38,6 +39,8 @@ static char *tls_cert_file, *tls_key_file, *client_ca_file, *token_auth_file, *p
 static long long max_inflight = 400, max_mutating_inflight = 1000, max_watches = 1000;
 static int insecure_loopback;
 static long long stream_setup_timeout = 30, stream_idle_timeout = 14400;
+static char *storage_backend = "lmdb", *etcd_servers, *etcd_cafile, *etcd_certfile, *etcd_keyfile;
+static char *etcd_prefix = "/registry", *etcd_compaction_interval = "5m";
 
 static const struct cfg_opt opts[] = {
     {"listen", CFG_LIST, &listen_addrs, "ADDR",
@@ -82,6 +85,18 @@ static const struct cfg_opt opts[] = {
      "exec/attach over SPDY: the client's streams must be open within this (default 30)"},
     {"stream-idle-timeout", CFG_INT, &stream_idle_timeout, "SECONDS",
      "exec/attach streams with no input from the client this long are closed (default 14400)"},
+    {"storage-backend", CFG_STR, &storage_backend, "lmdb|etcd3",
+     "where objects are kept: lmdb (embedded, in --data-dir) or etcd3 (--etcd-servers; "
+     "--data-dir then holds a cache) (default lmdb)"},
+    {"etcd-servers", CFG_STR, &etcd_servers, "URL,URL,...",
+     "etcd members, http:// or https:// (default none)"},
+    {"etcd-cafile", CFG_STR, &etcd_cafile, "FILE", "CA that signed the etcd members' certificates"},
+    {"etcd-certfile", CFG_STR, &etcd_certfile, "FILE", "client certificate for etcd"},
+    {"etcd-keyfile", CFG_STR, &etcd_keyfile, "FILE", "key of --etcd-certfile"},
+    {"etcd-prefix", CFG_STR, &etcd_prefix, "PREFIX",
+     "key prefix of every object in etcd (default /registry)"},
+    {"etcd-compaction-interval", CFG_STR, &etcd_compaction_interval, "DURATION",
+     "how often an apiserver compacts etcd's history; 0 turns it off (default 5m)"},
 };
 
 /* Empty strings from a config file mean "not set". */
@@ -136,6 +151,62 @@ static bool drained(void *arg)
     return api_inflight(app->api) == 0;
 }
 
+/* Splits a comma list in place into v (at most max); returns the count. */
+static size_t split_commas(char *s, const char **v, size_t max)
+{
+    size_t n = 0;
+    for (char *tok, *save = NULL; (tok = strtok_r(s, ",", &save)) && n < max; s = NULL)
+        if (*tok)
+            v[n++] = tok;
+    return n;
+}
+
+/*
+ * LMDB in --data-dir, or etcd with an LMDB replica in --data-dir/etcd-cache
+ * (its own directory: a data directory can go from one backend to the
+ * other and back without either reading the other's files).
+ */
+static void open_store(struct app *app, char **err)
+{
+    bool etcd = !strcmp(storage_backend, "etcd3");
+    if (!etcd && strcmp(storage_backend, "lmdb"))
+        fatal("--storage-backend: \"%s\" is not one of lmdb, etcd3", storage_backend);
+    char *dir = etcd ? xconcat(data_dir, "/etcd-cache", NULL) : xstrdup(data_dir);
+    struct store_opts so = {.dir = dir, .compact_keep = (uint64_t)compact_keep, .replica = etcd};
+    if (store_open(&app->st, &so, app->base, err) < 0)
+        fatal("cannot open the store in %s: %s", dir, *err ? *err : "unknown error");
+    free(dir);
+    if (!etcd) {
+        if (opt_str(etcd_servers))
+            log_warn("--etcd-servers is ignored with --storage-backend lmdb");
+        return;
+    }
+    if (!opt_str(etcd_servers))
+        fatal("--storage-backend etcd3 needs --etcd-servers");
+    int64_t interval;
+    if (parse_duration(etcd_compaction_interval, &interval) < 0)
+        fatal("--etcd-compaction-interval: \"%s\" is not a duration (5m, 300s, 0)",
+              etcd_compaction_interval);
+    char *list = xstrdup(etcd_servers);
+    const char *servers[32];
+    size_t n = split_commas(list, servers, ARRAY_SIZE(servers));
+    struct store_etcd_opts eo = {
+        .servers = servers,
+        .n_servers = n,
+        .cafile = opt_str(etcd_cafile),
+        .certfile = opt_str(etcd_certfile),
+        .keyfile = opt_str(etcd_keyfile),
+        .prefix = opt_str(etcd_prefix) ? etcd_prefix : "/registry",
+        .compaction_interval_s = (int)(interval / 1000000000),
+        .history = (uint64_t)compact_keep,
+    };
+    if (!n)
+        fatal("--etcd-servers: no server in \"%s\"", etcd_servers);
+    if (store_etcd_open(app->st, app->base, &eo, err) < 0)
+        fatal("%s", *err);
+    free(list);
+}
+
 int main(int argc, char **argv)
 {
     static const struct cfg_prog prog = {"coracle-apiserver",
@@ -165,10 +236,8 @@ int main(int argc, char **argv)
     };
     daemon_t *d = daemon_new(app.base, obs_config_path(argc, argv, prog.default_config), &ops);
 
-    struct store_opts so = {.dir = data_dir, .compact_keep = (uint64_t)compact_keep};
     char *err = NULL;
-    if (store_open(&app.st, &so, app.base, &err) < 0)
-        fatal("cannot open the store in %s: %s", data_dir, err ? err : "unknown error");
+    open_store(&app, &err);
 
     /* authentication and authorization (auth.c), TLS for TCP listeners */
     struct auth_config auc = {
@@ -239,7 +308,8 @@ int main(int argc, char **argv)
     else
         log_info("no --client-ca-file or --token-auth-file: every caller is system:anonymous in "
                  "system:masters (development mode)");
-    log_info("ready: revision %llu, data in %s", (unsigned long long)store_rev(app.st), data_dir);
+    log_info("ready: revision %llu, data in %s%s", (unsigned long long)store_rev(app.st), data_dir,
+             strcmp(storage_backend, "etcd3") ? "" : " (a cache of etcd)");
     daemon_run(d, "serving");
 
     /* tunnels, then every open call (answers flushed best-effort), then the

@@ -966,6 +966,8 @@ void store_close(store_t *s)
     mdb_env_close(s->env);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
+    if (s->remote.free)
+        s->remote.free(s->remote.impl);
     pthread_cond_destroy(&s->cv_loop);
     pthread_cond_destroy(&s->cv_thread);
     pthread_mutex_destroy(&s->mu);

@@ -176,12 +176,12 @@ int store_submit(store_t *s, struct store_op *op);
  * A remote writer: store_submit hands ops to submit (etcd's transactions,
  * store_etcd.c), which feeds the changes it learns back through
  * store_submit_local with their revisions, and completes the ops itself.
- * close runs first in store_close. Set once, right after store_open, on a
- * replica.
+ * Set once, right after store_open, on a replica.
  */
 struct store_remote {
     int (*submit)(void *impl, struct store_op *op);
-    void (*close)(void *impl);
+    void (*close)(void *impl); /* first in store_close: stop, answer what is queued */
+    void (*free)(void *impl);  /* last, once this environment's own ops are done */
     const char *(*unavail_reason)(void *impl);
     void *impl;
 };

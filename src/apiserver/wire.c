@@ -110,6 +110,7 @@ void *wire_set_rv(const void *buf, size_t len, uint64_t rev, size_t *out_len)
         return NULL;
     char rv[24];
     size_t rvl = (size_t)snprintf(rv, sizeof(rv), "%" PRIu64, rev);
+    size_t rvfield = rev ? 1 + pb_varint_len(rvl) + rvl : 0;
     /*
      * The new metadata is the old one without field 6, with field 6 put
      * before the first field numbered above it: the order protobuf-c packs
@@ -123,11 +124,11 @@ void *wire_set_rv(const void *buf, size_t len, uint64_t rev, size_t *out_len)
         if (fn != 6)
             kept += (size_t)(q - start);
     }
-    size_t newmeta = kept + 1 + pb_varint_len(rvl) + rvl;
+    size_t newmeta = kept + rvfield;
     uint8_t *o = xmalloc(len + newmeta + 32), *w = o;
     *w++ = 1 << 3 | 2;
     w += pb_varint_put(w, newmeta);
-    int wrote_rv = 0;
+    int wrote_rv = rev == 0;
     for (q = meta; q && q < qe;) {
         next_field(&q, qe, &fn, &start, &vs, &vl);
         if (fn == 6)

@@ -25,7 +25,8 @@ int wire_find(const void *buf, size_t len, uint32_t f, const uint8_t **val, size
  * metadata.resourceVersion (field 6) is set to rev. malloc'd; *out_len.
  * Fields stay in protobuf-c's order (metadata first, 6 between 5 and 7), so
  * the copy of a packed object is byte-equal to packing it with the revision
- * set. Returns NULL if buf is malformed.
+ * set. rev 0 leaves the field out (objects as etcd keeps them). Returns
+ * NULL if buf is malformed.
  */
 void *wire_set_rv(const void *buf, size_t len, uint64_t rev, size_t *out_len);
 

@@ -269,6 +269,46 @@ int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int parse_duration(const char *s, int64_t *ns)
+{
+    static const struct {
+        const char *unit;
+        double ns;
+    } units[] = {{"ns", 1},  {"us", 1e3}, {"\xc2\xb5s", 1e3}, {"ms", 1e6},
+                 {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}};
+    if (!s || !*s)
+        return -1;
+    if (!strcmp(s, "0")) {
+        *ns = 0;
+        return 0;
+    }
+    double total = 0;
+    while (*s) {
+        char *end;
+        if (!(*s >= '0' && *s <= '9') && *s != '.')
+            return -1;
+        double v = strtod(s, &end);
+        if (end == s)
+            return -1;
+        size_t best = 0, bl = 0;
+        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+            size_t l = strlen(units[i].unit);
+            if (l > bl && !strncmp(end, units[i].unit, l)) {
+                best = i;
+                bl = l;
+            }
+        }
+        if (!bl)
+            return -1;
+        total += v * units[best].ns;
+        s = end + bl;
+    }
+    if (total > 9.2e18)
+        return -1;
+    *ns = (int64_t)total;
+    return 0;
+}
+
 /*
  * Random bytes come from getrandom() 256 UUIDs' worth at a time (one
  * syscall per 256 creates instead of one each: a commit of 170 creates made

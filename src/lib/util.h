@@ -84,6 +84,11 @@ void sigpipe_ignore(void);
 /* Clocks. */
 int64_t now_ns(void);  /* CLOCK_REALTIME in ns */
 int64_t mono_ns(void); /* CLOCK_MONOTONIC in ns */
+/*
+ * A Go duration ("5m", "1h30m", "2.5s", "300ms", "0"), as Kubernetes' flags
+ * take them, into *ns. 0, or -1 if s is not one (or negative, or overflows).
+ */
+int parse_duration(const char *s, int64_t *ns);
 
 /* A UUID v4 in canonical text form into buf[37]. */
 void uuid_v4(char buf[37]);

@@ -43,6 +43,8 @@ BUILD = os.environ.get("CORACLE_BUILD") or SRC
 # checks itself. CI's machine may be several times slower than a developer's,
 # and runs everything under the sanitizers beside another script: generous.
 DEADLINE = 60
+# the store the apiservers tests start use: lmdb (default) or etcd3
+STORE = os.environ.get("CORACLE_TEST_STORE", "lmdb")
 
 
 def _load_pb():
@@ -297,6 +299,7 @@ class Cluster:
         self.daemons = []
         self.cleanups = []
         self.api_addr = None
+        self.etcd = None
         self.clients = []
         atexit.register(self.teardown)
         signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
@@ -342,13 +345,27 @@ class Cluster:
         if r.returncode != 0:
             self.t.bail("contrib/certs failed: " + r.stderr)
 
+    def store_args(self):
+        """The apiserver's store flags: none for LMDB, or (CORACLE_TEST_STORE=etcd3)
+        a one-member etcd of this test's own, started on first use."""
+        if STORE != "etcd3":
+            return []
+        if self.etcd is None:
+            import etcdutil
+            why = etcdutil.available()
+            if why:
+                self.t.bail("CORACLE_TEST_STORE=etcd3: " + why)
+            self.etcd = etcdutil.EtcdCluster(self, members=1)
+        return ["--storage-backend", "etcd3", "--etcd-servers", ",".join(self.etcd.endpoints)]
+
     def start_apiserver(self, *extra, data_dir=None, port=None, wait=True):
-        """Starts coracle-apiserver on a free port; returns a Client."""
+        """Starts coracle-apiserver on a free port, on the store CORACLE_TEST_STORE
+        names (lmdb, the default, or etcd3); returns a Client."""
         port = port or (int(self.api_addr.rsplit(":", 1)[1]) if self.api_addr else free_port())
         self.api_addr = "127.0.0.1:%d" % port
         data_dir = data_dir or os.path.join(self.dir, "data")
         self.api = self.start("apiserver", [self.bin("coracle-apiserver"), "--listen", self.api_addr,
-                                            "--data-dir", data_dir] + list(extra))
+                                            "--data-dir", data_dir] + self.store_args() + list(extra))
         if wait:
             self.wait_ready(self.api_addr, self.api)
         c = Client(self.api_addr)

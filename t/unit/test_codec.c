@@ -76,7 +76,8 @@ int main(void)
     le.key = "app", le.value = "web";
     Coracle__V1__PodStatus pst = CORACLE__V1__POD_STATUS__INIT;
     pst.phase = "Pending";
-    int canon = 0;
+    int canon = 0, uncanon = 0;
+    size_t cl;
     for (int v = 0; v < 32; v++) {
         Coracle__V1__ObjectMeta mm = CORACLE__V1__OBJECT_META__INIT;
         Coracle__V1__Pod pp = CORACLE__V1__POD__INIT;
@@ -91,15 +92,22 @@ int main(void)
         mm.resourceversion = v & 4 ? "3" : NULL; /* an old one is replaced */
         void *plain = obj_encode(&pp.base, &len);
         void *patched = wire_set_rv(plain, len, 1234567, &nl);
+        void *cleared = wire_set_rv(plain, len, 0, &cl);
         mm.resourceversion = "1234567";
-        size_t wl;
+        size_t wl, ul;
         void *want = obj_encode(&pp.base, &wl);
+        mm.resourceversion = NULL;
+        void *unset = obj_encode(&pp.base, &ul);
         canon += patched && nl == wl && !memcmp(patched, want, wl);
+        uncanon += cleared && cl == ul && !memcmp(cleared, unset, ul);
         free(plain);
         free(patched);
         free(want);
+        free(cleared);
+        free(unset);
     }
     is_int(canon, 32, "patched bytes equal packing with resourceVersion set (32 shapes)");
+    is_int(uncanon, 32, "revision 0 leaves resourceVersion out, as packing without it");
     ok(wire_set_rv("\x0a\x05\x0a", 3, 1, &nl) == NULL, "malformed input refused");
     /* no metadata at all */
     nb = wire_set_rv("", 0, 9, &nl);

@@ -167,8 +167,32 @@ static void test_kmeta(void)
     ok(kmeta_lookup(kind_pod.desc, "metadata") == NULL, "kmeta: unmarked fields have none");
 }
 
+static void test_duration(void)
+{
+    static const struct {
+        const char *s;
+        int64_t ns;
+    } good[] = {{"0", 0},
+                {"5m", 300000000000LL},
+                {"5m0s", 300000000000LL},
+                {"1h30m", 5400000000000LL},
+                {"2.5s", 2500000000LL},
+                {"300ms", 300000000LL},
+                {"15s", 15000000000LL}};
+    for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+        int64_t ns = -1;
+        ok(parse_duration(good[i].s, &ns) == 0 && ns == good[i].ns, "duration %s", good[i].s);
+    }
+    static const char *const bad[] = {"", "5", "m", "-1s", "5x", "1s2", "99999999999h"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        int64_t ns;
+        ok(parse_duration(bad[i], &ns) == -1, "not a duration: \"%s\"", bad[i]);
+    }
+}
+
 int main(void)
 {
+    test_duration();
     test_uuid();
     test_grpc();
     test_kinds();

@@ -819,6 +819,12 @@ static void mark_pod(void *arg, const char *ns, const char *name, const char *no
 static void on_change(const struct store_change *ch, void *arg)
 {
     api_t *a = arg;
+    if (ch->type == STORE_RESYNC) {
+        /* ended with OK, watchers resume from their revision: replayed from the
+         * rebuilt log, or OUT_OF_RANGE if it is older, so their clients re-list */
+        watch_hub_end_all(a->hub);
+        return;
+    }
     watch_on_change(a->hub, ch);
     if (a->events)
         events_on_change(a->events, ch);

@@ -668,6 +668,10 @@ static void deliver(store_t *s, struct store_batch *b)
     struct store_op *op, *next;
     if (!b->err && s->listener) {
         for (op = b->ops; op; op = op->next_) {
+            if (op->flags & STORE_OP_RESET) {
+                ch = (struct store_change){.rev = op->rev, .type = STORE_RESYNC};
+                s->listener(&ch, s->listener_arg);
+            }
             if (op->type_ <= 0 || op->err_ || (op->flags & STORE_OP_NOLOG))
                 continue;
             ch = (struct store_change){op->rev_, op->type_,    op->key,   op->key_len,

@@ -84,7 +84,14 @@ uint64_t store_compacted(const store_t *s);
 
 /* ---- changes ---- */
 
-enum store_change_type { STORE_PUT_NEW = 1, STORE_PUT_MOD = 2, STORE_DELETE = 3 };
+enum store_change_type {
+    STORE_PUT_NEW = 1,
+    STORE_PUT_MOD = 2,
+    STORE_DELETE = 3,
+    /* listener only, no key: a replica was rebuilt (STORE_OP_RESET) at rev,
+     * its log starts there; watchers must resume (or re-list) */
+    STORE_RESYNC = 4,
+};
 
 struct store_change {
     uint64_t rev;

@@ -428,4 +428,24 @@ for n in ("l1", "l2"):
 rc, out, err = k("delete", "pods", "-l", "app=kx")
 t.ok(rc == 0 and sorted(out.split("\n")[:2]) == ['pod "l1" deleted', 'pod "l2" deleted'],
      "kubectl delete pods -l (%r %r)" % (out, err))
+# ---- reads not older than their resourceVersion ----
+# (on etcd a replica may trail a revision the client saw through another
+# apiserver: the read waits for it, then answers; past 3 s, 504 Timeout)
+cur = int(curl("GET", PODS)[1]["metadata"]["resourceVersion"])
+held = {}
+def held_list():
+    held["r"] = curl("GET", PODS + "?resourceVersion=%d" % (cur + 1))
+ht = threading.Thread(target=held_list)
+ht.start()
+time.sleep(0.3)
+t.ok(ht.is_alive(), "a list at the next resourceVersion waits for it")
+curl("POST", PODS, pod_json("rvnext"), args=JSON)
+ht.join(30)
+hr = held.get("r", (0, {}))
+t.ok(hr[0] == 200 and "rvnext" in [i["metadata"]["name"] for i in hr[1].get("items", [])]
+     and int(hr[1]["metadata"]["resourceVersion"]) >= cur + 1,
+     "... and answers once the store got there, with the write that made it")
+r = curl("GET", PODS + "/rvnext?resourceVersion=%d" % (cur + 1000000))
+t.ok(status_is(r, 504, "Timeout") and r[1]["message"].startswith("Too large resource version: %d, current: " % (cur + 1000000)),
+     "a resourceVersion the store does not reach: 504 Timeout, as Kubernetes (%r)" % (r,))
 t.done()

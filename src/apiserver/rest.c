@@ -497,6 +497,87 @@ static int table_wanted(enum rest_fmt fmt, const struct rquery *q)
     return -2;
 }
 
+/* ---- reads not older than a resourceVersion ---- */
+
+/* How long a read waits for the store to reach its resourceVersion (kube-apiserver's 3 s). */
+#define RV_WAIT_MS 3000
+
+struct rvwait {
+    rest_t *rs;
+    h2s_req_t *r;
+    struct store_wait *w;
+    struct event *timer;
+    uint64_t rev;
+};
+
+static void rvwait_free(struct rvwait *x)
+{
+    if (x->w)
+        store_wait_cancel(x->rs->cfg.st, x->w);
+    event_free(x->timer);
+    free(x);
+}
+
+static void rvwait_gone(h2s_req_t *r, void *arg)
+{
+    (void)r;
+    rvwait_free(arg);
+}
+
+/* The store got there: the request runs again from the top. */
+static void rvwait_reached(void *arg)
+{
+    struct rvwait *x = arg;
+    rest_t *rs = x->rs;
+    h2s_req_t *r = x->r;
+    x->w = NULL;
+    h2s_req_on_close(r, NULL, NULL);
+    rvwait_free(x);
+    rest_handle(r, rs);
+}
+
+static void rvwait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct rvwait *x = arg;
+    (void)fd;
+    (void)what;
+    rest_t *rs = x->rs;
+    h2s_req_t *r = x->r;
+    char *m = xasprintf("Too large resource version: %" PRIu64 ", current: %" PRIu64, x->rev,
+                        store_rev(rs->cfg.st));
+    h2s_req_on_close(r, NULL, NULL);
+    rvwait_free(x);
+    h2s_req_add_header(r, "retry-after", "1");
+    rest_answer_status(rs, r, 504, "Timeout", m, NULL, NULL);
+    free(m);
+}
+
+/*
+ * A get or list with resourceVersion N (not "0": any) must not be older
+ * than N. A replica of etcd that has not reached N yet (the client saw N
+ * through another apiserver) holds the request until it has, for at most
+ * RV_WAIT_MS, then answers 504 as Kubernetes does. Returns true if held.
+ */
+static bool rv_hold(rest_t *rs, h2s_req_t *r, const struct rquery *q)
+{
+    const char *rv = rest_query_get(q, "resourceVersion");
+    if (!rv || !*rv || strspn(rv, "0123456789") != strlen(rv) || strlen(rv) > 19)
+        return false;
+    uint64_t n = strtoull(rv, NULL, 10);
+    if (n <= store_rev(rs->cfg.st) || !rs->streams.base)
+        return false;
+    struct rvwait *x = xcalloc(1, sizeof(*x));
+    x->rs = rs;
+    x->r = r;
+    x->rev = n;
+    x->timer = evtimer_new(rs->streams.base, rvwait_timeout, x);
+    struct timeval tv = {RV_WAIT_MS / 1000, (RV_WAIT_MS % 1000) * 1000};
+    evtimer_add(x->timer, &tv);
+    h2s_req_on_close(r, rvwait_gone, x);
+    x->w = store_wait_rev(rs->cfg.st, n, rvwait_reached, x);
+    return true;
+}
+
 static void resource(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct rreq *rq)
 {
     const char *m = h2s_req_method(r);
@@ -534,6 +615,10 @@ static void resource(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct
     rq->pb = fmt == RF_PB;
     rq->include = inc >= 0 ? (enum cols_include)inc : COLS_INCLUDE_METADATA;
     bool watch = rest_query_true(rest_query_get(&q, "watch"));
+    if (!watch && rv_hold(rs, r, &q)) {
+        rest_query_free(&q);
+        return;
+    }
     const char *verb = watch ? "watch" : rq->name ? "get" : "list";
     rest_set_what(r, watch ? RV_WATCH : rq->name ? RV_GET : RV_LIST, rq);
     char *err = NULL;

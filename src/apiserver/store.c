@@ -60,6 +60,13 @@ struct store_batch {
     uint64_t rev, compacted;
 };
 
+struct store_wait {
+    struct store_wait *next;
+    uint64_t rev;
+    void (*fn)(void *arg);
+    void *arg;
+};
+
 struct store_rtxn {
     store_t *s;
     MDB_txn *txn;
@@ -104,6 +111,7 @@ struct store {
 
     /* ---- loop thread only ---- */
     uint64_t rev, compacted;
+    struct store_wait *waits; /* by revision */
     store_listener_fn listener;
     void *listener_arg;
     int readers;
@@ -698,6 +706,12 @@ static void deliver(store_t *s, struct store_batch *b)
         s->compacted = b->compacted;
     }
     free(b);
+    while (s->waits && s->waits->rev <= s->rev) {
+        struct store_wait *w = s->waits;
+        s->waits = w->next;
+        w->fn(w->arg);
+        free(w);
+    }
 }
 
 /*
@@ -972,6 +986,11 @@ void store_close(store_t *s)
         close(s->lock_fd);
     if (s->remote.free)
         s->remote.free(s->remote.impl);
+    while (s->waits) {
+        struct store_wait *w = s->waits;
+        s->waits = w->next;
+        free(w);
+    }
     pthread_cond_destroy(&s->cv_loop);
     pthread_cond_destroy(&s->cv_thread);
     pthread_mutex_destroy(&s->mu);
@@ -986,6 +1005,33 @@ uint64_t store_rev(const store_t *s)
 uint64_t store_compacted(const store_t *s)
 {
     return s->compacted;
+}
+
+struct store_wait *store_wait_rev(store_t *s, uint64_t rev, void (*fn)(void *arg), void *arg)
+{
+    if (rev <= s->rev) {
+        fn(arg);
+        return NULL;
+    }
+    struct store_wait *w = xcalloc(1, sizeof(*w)), **pp = &s->waits;
+    w->rev = rev;
+    w->fn = fn;
+    w->arg = arg;
+    while (*pp && (*pp)->rev <= rev)
+        pp = &(*pp)->next;
+    w->next = *pp;
+    *pp = w;
+    return w;
+}
+
+void store_wait_cancel(store_t *s, struct store_wait *w)
+{
+    for (struct store_wait **pp = &s->waits; *pp; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            free(w);
+            return;
+        }
 }
 
 void store_set_listener(store_t *s, store_listener_fn fn, void *arg)

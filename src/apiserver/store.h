@@ -82,6 +82,17 @@ uint64_t store_rev(const store_t *s);
 /* Revisions <= this are no longer in the log. */
 uint64_t store_compacted(const store_t *s);
 
+/*
+ * Calls fn(arg) on the loop once store_rev() >= rev: a read that must not
+ * be older than a revision a client has seen elsewhere (another apiserver
+ * on the same etcd) waits for the replica to get there. Returns a handle
+ * for store_wait_cancel, or NULL after calling fn at once (already there).
+ */
+struct store_wait;
+struct store_wait *store_wait_rev(store_t *s, uint64_t rev, void (*fn)(void *arg), void *arg);
+/* Forgets w (fn does not run). */
+void store_wait_cancel(store_t *s, struct store_wait *w);
+
 /* ---- changes ---- */
 
 enum store_change_type {

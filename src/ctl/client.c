@@ -501,16 +501,44 @@ static const char *tls_failure(const struct ctl_client *c, const char *addr, con
     return go_words(addr, t, buf, len);
 }
 
+/*
+ * With several servers (a comma list), the one a connection error names
+ * ("connect to ADDR: ...", "connection to ADDR lost"), else the first;
+ * without its scheme, as kubectl names host:port.
+ */
+static const char *named_server(const char *addr, const char *msg, char *buf, size_t len)
+{
+    const char *p = addr;
+    size_t n = strcspn(addr, ",");
+    const char *m = strstr(msg, "connect to ");
+    if (m)
+        m += 11;
+    else if ((m = strstr(msg, "connection to ")))
+        m += 14;
+    if (addr[n] && m) {
+        const char *colon = strstr(m, ": "), *space = strchr(m, ' ');
+        const char *end = colon && (!space || colon < space) ? colon : space;
+        if (end) {
+            p = m;
+            n = (size_t)(end - m);
+        }
+    }
+    if (!strncmp(p, "https://", 8) && n >= 8)
+        p += 8, n -= 8;
+    else if (!strncmp(p, "http://", 7) && n >= 7)
+        p += 7, n -= 7;
+    snprintf(buf, len, "%.*s", (int)n, p);
+    return buf;
+}
+
 void ctl_print_error(const struct ctl_client *c, int code, const char *msg)
 {
-    const char *addr = c && c->addr ? c->addr : CTL_DEFAULT_SERVER;
-    if (!strncmp(addr, "https://", 8))
-        addr += 8; /* kubectl names host:port */
-    else if (!strncmp(addr, "http://", 7))
-        addr += 7;
-    char buf[1024];
+    char abuf[512];
     if (!msg)
         msg = "";
+    const char *addr =
+        named_server(c && c->addr ? c->addr : CTL_DEFAULT_SERVER, msg, abuf, sizeof(abuf));
+    char buf[1024];
     log_debug("%s: %s", grpc_code_name(code), msg);
     const char *tls = code == GRPC_UNAVAILABLE ? tls_failure(c, addr, msg, buf, sizeof(buf)) : NULL;
     if (tls && !*tls) {

@@ -49,7 +49,7 @@ int main(int argc, char **argv)
     static char *healthz_listen = "127.0.0.1:10248";
     const struct cfg_opt opts[] = {
         {"server", CFG_STR, &k.cfg.server, "ADDR",
-         "apiserver host:port or unix:/path (127.0.0.1:6443)"},
+         "apiserver host:port or unix:/path, or a comma list (failover; 127.0.0.1:6443)"},
         {"node-name", CFG_STR, &k.cfg.node_name, "NAME", "this node's name (the hostname)"},
         {"root-dir", CFG_STR, &k.cfg.root_dir, "DIR",
          "state: pods, containers, runc root (/var/lib/coracle/kubelet)"},

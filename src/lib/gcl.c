@@ -53,6 +53,8 @@
 
 #define GCL_MAX_RESP (64u << 20) /* cap on one response message */
 #define OUT_HIGH (256 * 1024)
+#define GCL_FAILOVER_MIN_MS 100
+#define GCL_FAILOVER_MAX_MS 1000
 
 struct gconn {
     gcl_t *g;           /* NULL once detached from its gcl (draining or zombie) */
@@ -62,11 +64,14 @@ struct gconn {
     nghttp2_session *ngh;
     struct event *flush_ev;
     struct event *connect_timer;
+    size_t ep;              /* index into g->eps */
+    struct event *start_ev; /* a connect delayed by the failover backoff */
     char *addr;
     char *authority, *bearer; /* copies: header values must outlive a gcl_free inside a callback */
     char *user_agent;         /* copy, or NULL */
     gcl_call_t *calls;
     int connected;
+    int alive;   /* the server sent something: its address works */
     int in_recv; /* inside nghttp2 (mem_recv or mem_send): it must not be freed now */
     int dying;
     int zombie; /* freed by the read callback after mem_recv returns */
@@ -79,21 +84,28 @@ struct gconn {
     char *fail_msg; /* connect() failed at once: report this from the loop */
 };
 
-struct gcl {
-    struct event_base *base;
-    char *addr;
+/* One apiserver address of the list. */
+struct gcl_ep {
+    char *addr; /* without its scheme: what messages name */
     char *authority;
-    char *bearer; /* "Bearer xyz" or NULL */
-    char *user_agent;
-    int connect_timeout_ms;
-    int ka_interval_ms, ka_timeout_ms;
-    int is_unix;
     struct sockaddr_storage ss;
     int sslen;
     char *host; /* for connect_hostname when not numeric */
     int port;
+    char *tls_host; /* the name or IP the server certificate must carry */
+};
+
+struct gcl {
+    struct event_base *base;
+    struct gcl_ep *eps;
+    size_t neps;
+    size_t ep;    /* where the next connection goes */
+    int fails;    /* connections failed in a row (the failover backoff) */
+    char *bearer; /* "Bearer xyz" or NULL */
+    char *user_agent;
+    int connect_timeout_ms;
+    int ka_interval_ms, ka_timeout_ms;
     SSL_CTX *tls;        /* NULL: cleartext */
-    char *tls_host;      /* the name or IP the server certificate must carry */
     struct gconn *cur;   /* where new calls go */
     struct gconn *conns; /* every connection, cur included */
 };
@@ -102,6 +114,9 @@ struct gcl_call {
     struct gconn *conn;
     gcl_call_t *prev, *next;
     int32_t sid;
+    unsigned hops;     /* connections that failed before this call could go out */
+    struct gcl_md *md; /* extra headers (copies: a call may be submitted again), or NULL */
+    size_t n_md;
     gcl_msg_fn on_msg;
     gcl_done_fn on_done;
     void *arg;
@@ -127,6 +142,7 @@ struct gcl_call {
 static void gconn_fail(struct gconn *c, const char *why);
 static void gconn_free(struct gconn *c);
 static void gconn_detach(struct gconn *c);
+static void call_attach(gcl_t *g, gcl_call_t *call);
 
 /* ---------------------------------------------------------------- calls */
 
@@ -151,6 +167,11 @@ static void call_destroy(gcl_call_t *call)
     free(call->grpc_message);
     free(call->err);
     free(call->path);
+    for (size_t i = 0; i < call->n_md; i++) {
+        free((char *)call->md[i].name);
+        free((char *)call->md[i].value);
+    }
+    free(call->md);
     free(call);
 }
 
@@ -413,6 +434,48 @@ static nghttp2_session_callbacks *client_cbs(void)
     return cbs;
 }
 
+/* ---------------------------------------------------------------- failover */
+
+int gcl_failover_delay_ms(int fails)
+{
+    if (fails < 2)
+        return 0; /* the first retry goes out at once */
+    int d = fails - 2 >= 4 ? GCL_FAILOVER_MAX_MS : GCL_FAILOVER_MIN_MS << (fails - 2);
+    if (d > GCL_FAILOVER_MAX_MS)
+        d = GCL_FAILOVER_MAX_MS;
+    return d - (int)(random() % (d / 5 + 1)); /* jitter: 80-100 %, never above the cap */
+}
+
+/* A connection to the current address failed: the next one goes to the next address. */
+static void ep_failed(gcl_t *g, const struct gconn *c)
+{
+    if (!g || g->neps < 2 || c->ep != g->ep)
+        return;
+    g->ep = (g->ep + 1) % g->neps;
+    g->fails++;
+    log_debug("gcl: %s failed; next connection to %s", c->addr, g->eps[g->ep].addr);
+}
+
+/*
+ * A connection that never connected sent nothing: its calls that have
+ * addresses left to try move to a connection to the next address (c is
+ * detached already, so g->cur is not c). The rest stay to fail with c.
+ */
+static void gconn_reroute(gcl_t *g, struct gconn *c)
+{
+    gcl_call_t *next;
+    for (gcl_call_t *call = c->calls; call; call = next) {
+        next = call->next;
+        if (call->done || call->hops + 1 >= g->neps)
+            continue;
+        call_unlink(call);
+        call->hops++;
+        call->sid = 0;
+        call->deferred = 0;
+        call_attach(g, call);
+    }
+}
+
 /* Pulls frames into the output buffer; returns -1 if the connection failed (and is freed). */
 static int gconn_send(struct gconn *c)
 {
@@ -421,6 +484,8 @@ static int gconn_send(struct gconn *c)
         return 0; /* the read callback sends when nghttp2 returns */
     if (c->dying)
         return -1;
+    if (!c->connected)
+        return 0; /* requests stay in nghttp2, free to move to another address */
     while (evbuffer_get_length(out) < OUT_HIGH) {
         const uint8_t *data;
         c->in_recv = 1;
@@ -458,7 +523,10 @@ static void gconn_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct gconn *c = arg;
     if (c->fail_msg) {
+        gcl_t *g = c->g;
         gconn_detach(c);
+        if (g)
+            gconn_reroute(g, c);
         for (gcl_call_t *call = c->calls; call; call = call->next)
             call_done(call, GRPC_UNAVAILABLE, c->fail_msg);
         gconn_free(c);
@@ -473,6 +541,11 @@ static void gconn_readcb(struct bufferevent *bev, void *arg)
 {
     struct gconn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
+    if (!c->alive) {
+        c->alive = 1;
+        if (c->g)
+            c->g->fails = 0;
+    }
     c->last_recv = mono_ns();
     c->ping_sent = 0;
     c->in_recv = 1;
@@ -528,6 +601,8 @@ static void gconn_eventcb(struct bufferevent *bev, short what, void *arg)
             event_del(c->connect_timer);
         int fd = bufferevent_getfd(bev), one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (gconn_send(c) == 0)
+            gconn_maybe_reap(c);
         return;
     }
     if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
@@ -622,13 +697,21 @@ static void gconn_detach(struct gconn *c)
     c->g = NULL;
 }
 
-/* Fails every open call with UNAVAILABLE and frees the connection. */
+/*
+ * Fails every open call with UNAVAILABLE and frees the connection. With
+ * several addresses, the next connection goes to the next one, and calls
+ * that never went out move there now.
+ */
 static void gconn_fail(struct gconn *c, const char *why)
 {
     if (c->dying)
         return;
+    gcl_t *g = c->g;
+    ep_failed(g, c);
     gconn_detach(c);
     c->dying = 1;
+    if (g && !c->connected)
+        gconn_reroute(g, c);
     for (gcl_call_t *call = c->calls; call; call = call->next)
         call_done(call, GRPC_UNAVAILABLE, why);
     if (c->in_recv) {
@@ -653,6 +736,8 @@ static void gconn_free(struct gconn *c)
     if (c->bev)
         bufferevent_free(c->bev);
     event_free(c->flush_ev);
+    if (c->start_ev)
+        event_free(c->start_ev);
     if (c->connect_timer)
         event_free(c->connect_timer);
     if (c->ka_timer)
@@ -665,23 +750,66 @@ static void gconn_free(struct gconn *c)
     free(c);
 }
 
+/* Starts connecting (now, or when the failover backoff is over). */
+static void gconn_connect(struct gconn *c)
+{
+    gcl_t *g = c->g;
+    const struct gcl_ep *ep = &g->eps[c->ep];
+    int timeout = g->connect_timeout_ms;
+    if (timeout > 0) {
+        c->connect_timer = evtimer_new(g->base, connect_timeout_cb, c);
+        struct timeval tv = {timeout / 1000, (timeout % 1000) * 1000};
+        evtimer_add(c->connect_timer, &tv);
+    }
+    int r;
+    errno = 0;
+    if (ep->host)
+        r = bufferevent_socket_connect_hostname(c->bev, NULL, AF_UNSPEC, ep->host, ep->port);
+    else
+        r = bufferevent_socket_connect(c->bev, (struct sockaddr *)&ep->ss, ep->sslen);
+    if (r < 0) {
+        /* the event callback may already have reported it; otherwise do it on the loop */
+        int e = errno ? errno : ECONNREFUSED;
+        char m[256];
+        snprintf(m, sizeof(m), "connect to %s: %s", c->addr, strerror(e));
+        ep_failed(g, c);
+        if (g->cur == c)
+            g->cur = NULL;
+        c->dying = 1; /* the caller adds its call, the flush event fails it */
+        c->fail_msg = xstrdup(m);
+        event_active(c->flush_ev, EV_WRITE, 0);
+        return;
+    }
+    if (errno == ECONNREFUSED)
+        c->connect_errno = errno;
+}
+
+static void gconn_start_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gconn *c = arg;
+    if (c->g && !c->dying)
+        gconn_connect(c);
+}
+
 static struct gconn *gconn_open(gcl_t *g)
 {
+    const struct gcl_ep *ep = &g->eps[g->ep];
     struct gconn *c = xcalloc(1, sizeof(*c));
     c->g = g;
     c->base = g->base;
-    c->addr = xstrdup(g->addr);
-    c->authority = xstrdup(g->authority);
+    c->ep = g->ep;
+    c->addr = xstrdup(ep->addr);
+    c->authority = xstrdup(ep->authority);
     c->bearer = g->bearer ? xstrdup(g->bearer) : NULL;
     c->user_agent = g->user_agent ? xstrdup(g->user_agent) : NULL;
     c->flush_ev = event_new(g->base, -1, 0, gconn_flush_cb, c);
-    if (g->tls) {
-        SSL *ssl = tls_client_ssl(g->tls, g->tls_host);
+    if (g->tls && ep->tls_host) {
+        SSL *ssl = tls_client_ssl(g->tls, ep->tls_host);
         if (ssl)
             c->bev = bufferevent_openssl_socket_new(g->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
                                                     BEV_OPT_CLOSE_ON_FREE);
         if (!c->bev) /* gcl_new made one already: only out of memory gets here */
-            fatal("gcl: %s: cannot set up TLS: %s", g->addr, tls_last_error());
+            fatal("gcl: %s: cannot set up TLS: %s", ep->addr, tls_last_error());
         bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
         c->tls = 1;
     } else {
@@ -710,32 +838,14 @@ static struct gconn *gconn_open(gcl_t *g)
         struct timeval ktv = {p / 1000, (p % 1000) * 1000};
         event_add(c->ka_timer, &ktv);
     }
-    int timeout = g->connect_timeout_ms;
-    if (timeout > 0) {
-        c->connect_timer = evtimer_new(g->base, connect_timeout_cb, c);
-        struct timeval tv = {timeout / 1000, (timeout % 1000) * 1000};
-        evtimer_add(c->connect_timer, &tv);
-    }
-    int r;
-    errno = 0;
-    if (g->host)
-        r = bufferevent_socket_connect_hostname(c->bev, NULL, AF_UNSPEC, g->host, g->port);
-    else
-        r = bufferevent_socket_connect(c->bev, (struct sockaddr *)&g->ss, g->sslen);
-    if (r < 0) {
-        /* the event callback may already have reported it; otherwise do it on the loop */
-        int e = errno ? errno : ECONNREFUSED;
-        char m[256];
-        snprintf(m, sizeof(m), "connect to %s: %s", c->addr, strerror(e));
-        if (g->cur == c)
-            g->cur = NULL;
-        c->dying = 1; /* the caller adds its call, the flush event fails it */
-        c->fail_msg = xstrdup(m);
-        event_active(c->flush_ev, EV_WRITE, 0);
+    int delay = g->neps > 1 ? gcl_failover_delay_ms(g->fails) : 0;
+    if (delay > 0) {
+        c->start_ev = evtimer_new(g->base, gconn_start_cb, c);
+        struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+        evtimer_add(c->start_ev, &tv);
         return c;
     }
-    if (errno == ECONNREFUSED)
-        c->connect_errno = errno;
+    gconn_connect(c);
     return c;
 }
 
@@ -767,11 +877,17 @@ static void call_fail_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---------------------------------------------------------------- public */
 
-gcl_t *gcl_new(struct event_base *base, const char *addr, const struct gcl_opts *opts)
+static void ep_clear(struct gcl_ep *ep)
 {
-    sigpipe_ignore(); /* a peer that closed must not kill us */
-    gcl_t *g = xcalloc(1, sizeof(*g));
-    g->base = base;
+    free(ep->addr);
+    free(ep->authority);
+    free(ep->host);
+    free(ep->tls_host);
+}
+
+/* One address of the list into *ep. Returns 0, or -1 (logged). */
+static int ep_parse(struct gcl_ep *ep, const char *addr, const struct gcl_opts *opts)
+{
     int https = 0;
     if (strncmp(addr, "https://", 8) == 0) {
         addr += 8;
@@ -781,10 +897,77 @@ gcl_t *gcl_new(struct event_base *base, const char *addr, const struct gcl_opts 
     }
     if (https && !(opts && opts->tls)) {
         log_err("gcl: https://%s: TLS needs a CA (certificate-authority)", addr);
-        free(g);
-        return NULL;
+        return -1;
     }
-    g->addr = xstrdup(addr);
+    ep->addr = xstrdup(addr);
+    if (strncmp(addr, "unix:", 5) == 0) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&ep->ss;
+        const char *p = addr + 5;
+        if (!*p || strlen(p) >= sizeof(un->sun_path)) {
+            log_err("gcl: %s: bad unix socket path", addr);
+            return -1;
+        }
+        un->sun_family = AF_UNIX;
+        strcpy(un->sun_path, p);
+        ep->sslen = sizeof(*un);
+        ep->authority = xstrdup("localhost");
+        return 0; /* unix sockets are cleartext: opts->tls is not used */
+    }
+    if (opts && opts->tls) {
+        const char *colon = strrchr(addr, ':');
+        ep->tls_host = opts->tls_server_name ? xstrdup(opts->tls_server_name)
+                       : colon               ? xstrndup(addr, (size_t)(colon - addr))
+                                             : xstrdup(addr);
+        SSL *probe = tls_client_ssl(opts->tls, ep->tls_host);
+        if (!probe) {
+            log_err("gcl: %s: cannot verify the server as '%s' (bad host name?)", addr,
+                    ep->tls_host);
+            return -1;
+        }
+        SSL_free(probe);
+    }
+    const char *colon = strrchr(addr, ':');
+    if (addr_parse_hostport(addr, &ep->ss, &ep->sslen) == 0) {
+        ep->authority = xstrdup(addr);
+        return 0;
+    }
+    /* a host name ("localhost:6443"): resolved by libevent at connect time */
+    if (!colon || colon == addr || !colon[1]) {
+        log_err("gcl: %s: expected host:port or unix:/path", addr);
+        return -1;
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port <= 0 || port > 65535) {
+        log_err("gcl: %s: bad port", addr);
+        return -1;
+    }
+    ep->host = xstrndup(addr, (size_t)(colon - addr));
+    ep->port = (int)port;
+    ep->authority = xstrdup(addr);
+    return 0;
+}
+
+gcl_t *gcl_new(struct event_base *base, const char *addr, const struct gcl_opts *opts)
+{
+    sigpipe_ignore(); /* a peer that closed must not kill us */
+    gcl_t *g = xcalloc(1, sizeof(*g));
+    g->base = base;
+    size_t n = 1;
+    for (const char *p = addr; *p; p++)
+        n += *p == ',';
+    g->eps = xcalloc(n, sizeof(*g->eps));
+    for (const char *p = addr;; p++) {
+        size_t len = strcspn(p, ",");
+        char *one = xstrndup(p, len);
+        int r = ep_parse(&g->eps[g->neps++], one, opts);
+        free(one);
+        if (r < 0)
+            goto fail;
+        p += len;
+        if (!*p)
+            break;
+    }
     g->connect_timeout_ms = opts && opts->connect_timeout_ms ? opts->connect_timeout_ms : 3000;
     g->ka_interval_ms = 30000;
     g->ka_timeout_ms = 20000;
@@ -792,64 +975,15 @@ gcl_t *gcl_new(struct event_base *base, const char *addr, const struct gcl_opts 
         g->bearer = xasprintf("Bearer %s", opts->bearer_token);
     if (opts && opts->user_agent)
         g->user_agent = xstrdup(opts->user_agent);
-    if (strncmp(addr, "unix:", 5) == 0) {
-        struct sockaddr_un *un = (struct sockaddr_un *)&g->ss;
-        const char *p = addr + 5;
-        if (!*p || strlen(p) >= sizeof(un->sun_path)) {
-            log_err("gcl: %s: bad unix socket path", addr);
-            goto fail;
-        }
-        un->sun_family = AF_UNIX;
-        strcpy(un->sun_path, p);
-        g->sslen = sizeof(*un);
-        g->is_unix = 1;
-        g->authority = xstrdup("localhost");
-        return g; /* unix sockets are cleartext: opts->tls is not used */
-    }
     if (opts && opts->tls) {
-        const char *colon = strrchr(addr, ':');
-        g->tls_host = opts->tls_server_name ? xstrdup(opts->tls_server_name)
-                      : colon               ? xstrndup(addr, (size_t)(colon - addr))
-                                            : xstrdup(addr);
-        SSL *probe = tls_client_ssl(opts->tls, g->tls_host);
-        if (!probe) {
-            log_err("gcl: %s: cannot verify the server as '%s' (bad host name?)", addr,
-                    g->tls_host);
-            free(g->tls_host);
-            free(g->addr);
-            free(g);
-            return NULL;
-        }
-        SSL_free(probe);
         SSL_CTX_up_ref(opts->tls);
         g->tls = opts->tls;
     }
-    const char *colon = strrchr(addr, ':');
-    if (addr_parse_hostport(addr, &g->ss, &g->sslen) == 0) {
-        g->authority = xstrdup(addr);
-        return g;
-    }
-    /* a host name ("localhost:6443"): resolved by libevent at connect time */
-    if (!colon || colon == addr || !colon[1]) {
-        log_err("gcl: %s: expected host:port or unix:/path", addr);
-        goto fail;
-    }
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port <= 0 || port > 65535) {
-        log_err("gcl: %s: bad port", addr);
-        goto fail;
-    }
-    g->host = xstrndup(addr, (size_t)(colon - addr));
-    g->port = (int)port;
-    g->authority = xstrdup(addr);
     return g;
 fail:
-    free(g->addr);
-    free(g->bearer);
-    free(g->user_agent);
-    free(g->tls_host);
-    SSL_CTX_free(g->tls);
+    for (size_t i = 0; i < g->neps; i++)
+        ep_clear(&g->eps[i]);
+    free(g->eps);
     free(g);
     return NULL;
 }
@@ -869,12 +1003,11 @@ void gcl_free(gcl_t *g)
         else
             gconn_free(c);
     }
-    free(g->addr);
-    free(g->authority);
+    for (size_t i = 0; i < g->neps; i++)
+        ep_clear(&g->eps[i]);
+    free(g->eps);
     free(g->bearer);
     free(g->user_agent);
-    free(g->host);
-    free(g->tls_host);
     SSL_CTX_free(g->tls);
     free(g);
 }
@@ -887,7 +1020,7 @@ void gcl_set_keepalive(gcl_t *g, int interval_ms, int timeout_ms)
 
 const char *gcl_addr(const gcl_t *g)
 {
-    return g->addr;
+    return g->eps[g->ep].addr;
 }
 
 static gcl_call_t *call_start(gcl_t *g, const char *path, const struct gcl_md *md, size_t n_md,
@@ -902,8 +1035,28 @@ static gcl_call_t *call_start(gcl_t *g, const char *path, const struct gcl_md *m
     call->grpc_status = -1;
     call->timeout_ms = timeout_ms;
     call->send_closed = close_send ? 1 : 0;
+    if (n_md) {
+        call->md = xcalloc(n_md, sizeof(*call->md));
+        for (size_t i = 0; i < n_md; i++) {
+            call->md[i].name = xstrdup(md[i].name);
+            call->md[i].value = xstrdup(md[i].value);
+        }
+        call->n_md = n_md;
+    }
     if (first)
         rbufq_push(&call->q, first);
+    if (timeout_ms > 0) {
+        call->timer = evtimer_new(g->base, call_timeout_cb, call);
+        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+        evtimer_add(call->timer, &tv);
+    }
+    call_attach(g, call);
+    return call;
+}
+
+/* Puts the call on the current connection (opening one) and submits its request. */
+static void call_attach(gcl_t *g, gcl_call_t *call)
+{
     struct gconn *c = g->cur;
     if (c && (c->goaway || c->dying))
         c = NULL;
@@ -916,8 +1069,10 @@ static gcl_call_t *call_start(gcl_t *g, const char *path, const struct gcl_md *m
     c->calls = call;
     if (c->dying) {
         /* connect() failed at once: report from the loop, never from inside this call */
-        return call;
+        return;
     }
+    const struct gcl_md *md = call->md;
+    size_t n_md = call->n_md;
     nghttp2_nv nv_fixed[9], *nv = nv_fixed;
     if (n_md)
         nv = xmalloc((ARRAY_SIZE(nv_fixed) + n_md) * sizeof(*nv));
@@ -938,6 +1093,7 @@ static gcl_call_t *call_start(gcl_t *g, const char *path, const struct gcl_md *m
         NV("authorization", c->bearer, NGHTTP2_NV_FLAG_NO_COPY_NAME);
     if (c->user_agent)
         NV("user-agent", c->user_agent, NGHTTP2_NV_FLAG_NO_COPY_NAME);
+    int timeout_ms = call->timeout_ms;
     if (timeout_ms > 0) {
         /* the spec allows at most 8 digits */
         if (timeout_ms <= 99999999)
@@ -962,19 +1118,15 @@ static gcl_call_t *call_start(gcl_t *g, const char *path, const struct gcl_md *m
             g->cur = NULL;
         c->goaway = 1;
         call->sid = -1;
+        if (call->timer)
+            event_free(call->timer); /* the deadline: the call fails now */
         call->timer = evtimer_new(g->base, call_fail_cb, call);
         struct timeval tv0 = {0, 0};
         evtimer_add(call->timer, &tv0);
-        return call;
+        return;
     }
     call->sid = sid;
-    if (timeout_ms > 0) {
-        call->timer = evtimer_new(g->base, call_timeout_cb, call);
-        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-        evtimer_add(call->timer, &tv);
-    }
     gconn_kick(c);
-    return call;
 }
 
 gcl_call_t *gcl_call_raw(gcl_t *g, const char *path, const void *req, size_t len, gcl_msg_fn on_msg,
@@ -1128,13 +1280,26 @@ int gcl_unary_sync_timeout(gcl_t *g, const char *path, const ProtobufCMessage *r
     return st.code;
 }
 
+/* True if an address of the comma list starts with https://. */
+static int addrs_have_https(const char *addrs)
+{
+    for (const char *p = addrs; p && *p; p++) {
+        if (strncmp(p, "https://", 8) == 0)
+            return 1;
+        p += strcspn(p, ",");
+        if (!*p)
+            break;
+    }
+    return 0;
+}
+
 int gcl_opts_setup(struct gcl_opts *o, const char *addr, const char *ca, const char *cert,
                    const char *key, const char *token, char **err)
 {
     *err = NULL;
     o->bearer_token = token && *token ? token : NULL;
     o->tls = NULL;
-    int https = addr && strncmp(addr, "https://", 8) == 0;
+    int https = addrs_have_https(addr);
     if (ca && !*ca)
         ca = NULL;
     if (cert && !*cert)

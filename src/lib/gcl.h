@@ -1,11 +1,23 @@
 /*
  * gcl: the gRPC client over HTTP/2 (nghttp2 + libevent) that the scheduler,
  * the kubelet and coraclectl use to talk to the apiserver. One gcl_t is one
- * connection (h2c on TCP or a unix socket), multiplexing any number of
- * calls. Unary, server-streaming and bidi calls; a blocking wrapper for the
- * CLI. Nothing here reconnects by itself: a broken connection fails every
- * open call with UNAVAILABLE, and the next call made opens a new
- * connection. Retrying and resuming watches is the informer's business.
+ * connection at a time (h2c on TCP or a unix socket), multiplexing any
+ * number of calls. Unary, server-streaming and bidi calls; a blocking
+ * wrapper for the CLI. Nothing here reconnects by itself: a broken
+ * connection fails every open call with UNAVAILABLE, and the next call made
+ * opens a new connection. Retrying and resuming watches is the informer's
+ * business.
+ *
+ * Failover: a gcl_t may be given several apiservers ("a:6443,b:6443").
+ * It talks to one at a time; when a connection to it fails (refused,
+ * lost, keepalive timeout), the next connection goes to the next address
+ * of the list, round and round. Calls that had not gone out yet (the
+ * connection never came up) move to the next address at once, each
+ * trying every address once before it fails; calls that had gone out fail
+ * with UNAVAILABLE as they do with one address, and the caller's retry
+ * reaches the next one. The first connection after a failure is opened at
+ * once, later ones back off (gcl_failover_delay_ms) until a server answers.
+ * With one address nothing of this applies.
  *
  * Runs on the caller's event loop; not thread-safe.
  */
@@ -38,8 +50,9 @@ struct gcl_opts {
 
 /*
  * addr: "host:port", "https://host:port" (needs opts->tls), "http://host:port"
- * or "unix:/path". Does not connect yet. Returns NULL and logs if addr
- * cannot be parsed. opts may be NULL.
+ * or "unix:/path", or a comma-separated list of them (failover, above;
+ * the first is tried first). Does not connect yet. Returns NULL and logs
+ * if an address cannot be parsed. opts may be NULL.
  */
 gcl_t *gcl_new(struct event_base *base, const char *addr, const struct gcl_opts *opts);
 /* Cancels every open call (their done callbacks run with CANCELLED) and frees. */
@@ -55,7 +68,14 @@ void gcl_free(gcl_t *g);
  */
 int gcl_opts_setup(struct gcl_opts *o, const char *addr, const char *ca, const char *cert,
                    const char *key, const char *token, char **err);
+/* The address the next connection goes to (without its scheme); valid while g lives. */
 const char *gcl_addr(const gcl_t *g);
+/*
+ * The failover backoff before the connection that follows `fails`
+ * failed connections in a row: 0 for up to one, then 100 ms doubling to
+ * 1 s, less up to a fifth of jitter.
+ */
+int gcl_failover_delay_ms(int fails);
 /*
  * Keepalive while calls are open (watches): after interval_ms without a
  * byte from the server, send a PING; no answer within timeout_ms fails the

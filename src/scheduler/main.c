@@ -50,7 +50,8 @@ int main(int argc, char **argv)
     static long long max_inflight = 500, pct = 0;
     const struct cfg_opt opts[] = {
         {"server", CFG_STR, &server, "ADDR",
-         "apiserver address, host:port or unix:/path (default 127.0.0.1:6443)"},
+         "apiserver address, host:port or unix:/path, or a comma list of them "
+         "(failover; default 127.0.0.1:6443)"},
         {"scheduler-name", CFG_STR, &name, "NAME",
          "schedule pods whose spec.schedulerName is NAME or empty (default default-scheduler)"},
         {"backoff-initial", CFG_STR, &backoff_initial, "DURATION",

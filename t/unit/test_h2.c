@@ -144,6 +144,13 @@ static void h_headers(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
     free(r);
 }
 
+/* /md: the value of the x-md header */
+static void h_md(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
+{
+    const char *v = h2s_call_header(c, "x-md");
+    h2s_call_reply(c, v ? v : "-", strlen(v ? v : "-"));
+}
+
 /* a group of calls: when one closes, its on_close finishes the others */
 static h2s_call_t *group[3];
 static int ngroup, group_closes;
@@ -253,6 +260,7 @@ static h2s_t *server_new_cfg(const struct h2s_config *cfg)
     h2s_route(s, "/test.Echo/Hang", H2S_SERVER_STREAM, h_hang, NULL);
     h2s_route(s, "/test.Echo/Later", H2S_UNARY, h_later, NULL);
     h2s_route(s, "/test.Echo/Headers", H2S_UNARY, h_headers, NULL);
+    h2s_route(s, "/test.Echo/Md", H2S_UNARY, h_md, NULL);
     h2s_route(s, "/test.Echo/Group", H2S_SERVER_STREAM, h_group, NULL);
     h2s_route(s, "/test.Echo/Big", H2S_SERVER_STREAM, h_big, NULL);
     h2s_set_req_handler(s, http_fn, NULL);
@@ -1010,6 +1018,93 @@ static void test_server_gone(void)
     gcl_free(g);
 }
 
+/* A port nothing listens on (a server's, after it went). */
+static int dead_port(void)
+{
+    h2s_t *d = server_new();
+    h2s_listen(d, "127.0.0.1:0");
+    int p = h2s_port(d);
+    h2s_free(d);
+    return p;
+}
+
+/* Several addresses: a dead one is skipped, a lost one left for the next. */
+static void test_failover(void)
+{
+    char addr[256];
+    int dead = dead_port(), dead2 = dead_port();
+    struct res r;
+
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d,unix:/nonexistent/sock,127.0.0.1:%d", dead, port);
+    gcl_t *g = gcl_new(base, addr, NULL);
+    ok(g != NULL, "gcl_new takes a list");
+    unary(g, "/test.Echo/Echo", "through", &r);
+    ok(r.code == GRPC_OK && r.first && !strcmp(r.first, "through"),
+       "two dead addresses first: the call goes to the third (%s)", r.msg ? r.msg : "-");
+    res_clear(&r);
+    char want[64];
+    snprintf(want, sizeof(want), "127.0.0.1:%d", port);
+    is_str(gcl_addr(g), want, "and stays there");
+    /* a bidi call opened towards a dead address keeps its messages, a call its metadata */
+    gcl_free(g);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d,127.0.0.1:%d", dead, port);
+    g = gcl_new(base, addr, NULL);
+    res_init(&r);
+    const struct gcl_md md[] = {{"x-md", "kept"}};
+    gcl_call_raw_md(g, "/test.Echo/Md", md, 1, "", 0, r_msg, r_done, &r, 3000);
+    run_until(&r.done, 1, 3000);
+    ok(r.code == GRPC_OK && r.first && !strcmp(r.first, "kept"),
+       "metadata moved with its call (%s)", r.first ? r.first : "-");
+    res_clear(&r);
+    gcl_free(g);
+    g = gcl_new(base, addr, NULL);
+    res_init(&r);
+    gcl_call_t *c = gcl_call_bidi(g, "/test.Echo/Bidi", r_msg, r_done, &r);
+    gcl_call_send_raw(c, "msg-0", 5);
+    gcl_call_send_raw(c, "msg-1", 5);
+    gcl_call_close_send(c);
+    run_until(&r.done, 1, 3000);
+    ok(r.code == GRPC_OK && r.nmsg == 2 && r.in_order, "bidi moved with its messages (%d)", r.nmsg);
+    res_clear(&r);
+    gcl_free(g);
+
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d,127.0.0.1:%d", dead, dead2);
+    g = gcl_new(base, addr, NULL);
+    unary(g, "/test.Echo/Echo", "x", &r);
+    snprintf(want, sizeof(want), "connect to 127.0.0.1:%d: Connection refused", dead2);
+    is_int(r.code, GRPC_UNAVAILABLE, "every address dead -> UNAVAILABLE");
+    is_str(r.msg, want, "naming the last one tried");
+    res_clear(&r);
+    gcl_free(g);
+
+    /* the server in use goes: the call fails, the next one reaches the other */
+    h2s_t *s2 = server_new();
+    h2s_listen(s2, "127.0.0.1:0");
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d,127.0.0.1:%d", h2s_port(s2), port);
+    g = gcl_new(base, addr, NULL);
+    res_init(&r);
+    gcl_call_raw(g, "/test.Echo/Hang", "", 0, r_msg, r_done, &r, 0);
+    run_until(&r.nmsg, 1, 3000);
+    h2s_free(s2);
+    run_until(&r.done, 1, 3000);
+    is_int(r.code, GRPC_UNAVAILABLE, "open call on the lost server -> UNAVAILABLE");
+    res_clear(&r);
+    int64_t t0 = mono_ns();
+    unary(g, "/test.Echo/Echo", "again", &r);
+    int64_t ms = (mono_ns() - t0) / 1000000;
+    ok(r.code == GRPC_OK && ms < 500, "the retry reaches the other server at once (%lld ms)",
+       (long long)ms);
+    res_clear(&r);
+    gcl_free(g);
+
+    int d0 = gcl_failover_delay_ms(0), d1 = gcl_failover_delay_ms(1);
+    int d2 = gcl_failover_delay_ms(2), d3 = gcl_failover_delay_ms(3);
+    int d9 = gcl_failover_delay_ms(9), d99 = gcl_failover_delay_ms(99);
+    ok(d0 == 0 && d1 == 0, "failover: the first retry at once");
+    ok(d2 >= 80 && d2 <= 100 && d3 >= 160 && d3 <= 200, "then 100 ms doubling (%d, %d)", d2, d3);
+    ok(d9 >= 800 && d9 <= 1000 && d99 >= 800 && d99 <= 1000, "to 1 s (%d, %d)", d9, d99);
+}
+
 static void test_gcl_free_cancels(void)
 {
     char addr[64];
@@ -1519,6 +1614,7 @@ int main(void)
     test_concurrent(g);
     test_sync(gu);
     test_server_gone();
+    test_failover();
     test_gcl_free_cancels();
     test_http();
     test_req(s);

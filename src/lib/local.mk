@@ -59,6 +59,8 @@ libcoracle_a_SOURCES = \
 	src/lib/kssa_int.h \
 	src/lib/kssa_set.c \
 	src/lib/kssa_walk.c \
+	src/lib/leader.c \
+	src/lib/leader.h \
 	src/lib/obs.c \
 	src/lib/obs.h \
 	src/lib/pb.c \
@@ -127,6 +129,13 @@ t_unit_test_informer_SOURCES = t/unit/test_informer.c
 t_unit_test_informer_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
 t_unit_test_informer_LDADD = libcoracle.a $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_informer
+
+# leader: the election's decisions (observed time, takeover, the record written).
+check_PROGRAMS += t/unit/test_leader
+t_unit_test_leader_SOURCES = t/unit/test_leader.c t/unit/tap.h
+t_unit_test_leader_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_leader_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_leader
 
 # columns.c: Tables of every kind, their cells against coraclectl's rows
 # (so it links coraclectl's library too, and builds objects from YAML).

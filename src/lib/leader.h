@@ -1,0 +1,87 @@
+/*
+ * leader: leader election through a coordination.k8s.io Lease, as
+ * client-go's leaderelection package does it, so that of several copies of
+ * a daemon (coracle-scheduler) exactly one works at a time and another
+ * takes over when it goes.
+ *
+ * Each candidate has an identity ("<hostname>_<uuid>", as Kubernetes'
+ * components use). The Lease (e.g. kube-system/coracle-scheduler) records
+ * the holder, leaseDurationSeconds, acquireTime, renewTime and
+ * leaseTransitions (counted up on each change of holder). Every write is
+ * an Update carrying the resourceVersion that was read: of two candidates
+ * racing, one wins and the other gets a Conflict.
+ *
+ * A candidate tries every retry period (with jitter, 1 to 2.2 times) until
+ * it holds the Lease. It creates a missing Lease and takes one whose
+ * holder is empty; a held Lease it takes only once it has seen the same
+ * record unchanged for leaseDurationSeconds on its own clock (client-go's
+ * observedTime: clocks of different machines are never compared). The
+ * leader renews every retry period; when a renewal due has not succeeded
+ * within the renew deadline, or the Lease shows another holder, it stops leading
+ * (on_stopped) and tries no more: the daemon is expected to exit, as
+ * kube-scheduler does, and to be restarted. leader_release gives the
+ * Lease up on a clean shutdown (holder emptied, leaseDurationSeconds 1)
+ * so a standby takes over at its next try.
+ *
+ * Logs as client-go does ("attempting to acquire leader lease NS/NAME...",
+ * "successfully acquired lease NS/NAME", "failed to renew lease NS/NAME:
+ * ..."), and writes the "<identity> became leader" event (reason
+ * LeaderElection, on the Lease) Kubernetes writes.
+ *
+ * Runs on the caller's loop through a gcl_t; not thread-safe.
+ */
+#ifndef CORACLE_LEADER_H
+#define CORACLE_LEADER_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "gcl.h"
+
+typedef struct leader leader_t;
+
+struct leader_cfg {
+    const char *ns;                /* the Lease's namespace ("kube-system") */
+    const char *name;              /* its name: the component ("coracle-scheduler") */
+    const char *identity;          /* NULL: "<hostname>_<uuid v4>" */
+    const char *component;         /* the events' source component; NULL: name */
+    int lease_duration_ms;         /* how long a standby waits on an unchanged record (15000) */
+    int renew_deadline_ms;         /* the leader gives up after so long without a renewal (10000) */
+    int retry_period_ms;           /* between tries and renewals (2000) */
+    void (*on_started)(void *arg); /* this candidate became the leader */
+    void (*on_stopped)(void *arg); /* it stopped leading (not after leader_release) */
+    void *arg;
+};
+
+/*
+ * Validates and copies cfg (the strings too). Returns NULL and *err
+ * (malloc'd) when the durations do not satisfy lease duration > renew
+ * deadline > 1.2 x retry period (client-go's rule) or a name is missing.
+ * g is borrowed and must outlive the elector; a gcl_t of its own keeps
+ * renewals clear of the daemon's other traffic. Does nothing until
+ * leader_start.
+ */
+leader_t *leader_new(struct event_base *base, gcl_t *g, const struct leader_cfg *cfg, char **err);
+/* Logs "attempting to acquire..." and makes the first try from the loop. */
+void leader_start(leader_t *l);
+/*
+ * If leading: stops renewing and gives the Lease up, running the loop for
+ * at most timeout_ms (call it after the daemon's loop ended and its work
+ * stopped). Returns 0 when released or not leading, -1 (logged) if the
+ * apiserver did not take it; the Lease then expires as after a crash.
+ * on_stopped does not run.
+ */
+int leader_release(leader_t *l, int timeout_ms);
+/* Cancels the open call and the timers and frees. NULL is a no-op. */
+void leader_free(leader_t *l);
+
+bool leader_is_leader(const leader_t *l);
+/* This candidate's identity; valid while l lives. */
+const char *leader_identity(const leader_t *l);
+/* The holder last seen on the Lease ("" if none or not read yet); valid until the loop runs. */
+const char *leader_holder(const leader_t *l);
+/* leader_election_master_status{name="NAME"} (client-go's metric) for /metrics. */
+void leader_metrics_write(FILE *f, const leader_t *l);
+
+#endif

@@ -9,6 +9,7 @@
 #include "cfg.h"
 #include "daemon.h"
 #include "gcl.h"
+#include "leader.h"
 #include "obs.h"
 #include "sched.h"
 #include "util.h"
@@ -40,6 +41,37 @@ static long long parse_duration_ms(const char *s)
     return (long long)(v * mul + 0.5);
 }
 
+/* What the daemon hooks and the election callbacks need. */
+struct sched_main {
+    sched_t *s;
+    leader_t *el; /* NULL without --leader-elect */
+};
+
+static void sched_main_describe(char *buf, size_t len, void *arg)
+{
+    struct sched_main *m = arg;
+    sched_describe(buf, len, m->s);
+}
+
+static void sched_main_metrics(FILE *f, void *arg)
+{
+    struct sched_main *m = arg;
+    sched_metrics_write(f, m->s);
+    if (m->el)
+        leader_metrics_write(f, m->el);
+}
+
+static void elected(void *arg)
+{
+    sched_lead(arg);
+}
+
+/* As kube-scheduler: a scheduler that may no longer be the leader exits, and is restarted. */
+static void lost(void *arg)
+{
+    fatal("leaderelection lost");
+}
+
 int main(int argc, char **argv)
 {
     /* static: cfg_set's copies stay reachable for the life of the program */
@@ -48,6 +80,9 @@ int main(int argc, char **argv)
     static char *ca = "", *cert = "", *key = "";
     static char *healthz_listen = "127.0.0.1:10251";
     static long long max_inflight = 500, pct = 0;
+    static int leader_elect = 1;
+    static char *le_duration = "15s", *le_renew = "10s", *le_retry = "2s";
+    static char *le_name = "coracle-scheduler", *le_ns = "kube-system";
     const struct cfg_opt opts[] = {
         {"server", CFG_STR, &server, "ADDR",
          "apiserver address, host:port or unix:/path, or a comma list of them "
@@ -68,6 +103,18 @@ int main(int argc, char **argv)
         {"client-key", CFG_STR, &key, "FILE", "its private key (default none)"},
         {"token-file", CFG_STR, &token_file, "FILE",
          "bearer token to present to the apiserver (default none)"},
+        {"leader-elect", CFG_BOOL, &leader_elect, NULL,
+         "of several schedulers, only the holder of a Lease schedules (default true)"},
+        {"leader-elect-lease-duration", CFG_STR, &le_duration, "DURATION",
+         "how long a standby waits on an unrenewed Lease before taking it (default 15s)"},
+        {"leader-elect-renew-deadline", CFG_STR, &le_renew, "DURATION",
+         "the leader exits when it could not renew for this long (default 10s)"},
+        {"leader-elect-retry-period", CFG_STR, &le_retry, "DURATION",
+         "between tries to acquire or renew (default 2s)"},
+        {"leader-elect-resource-name", CFG_STR, &le_name, "NAME",
+         "the Lease's name (default coracle-scheduler)"},
+        {"leader-elect-resource-namespace", CFG_STR, &le_ns, "NAMESPACE",
+         "the Lease's namespace (default kube-system)"},
         {"healthz-listen", CFG_STR, &healthz_listen, "ADDR",
          "serve /healthz, /readyz, /metrics on host:port or unix:/path; empty: off "
          "(default 127.0.0.1:10251)"},
@@ -93,6 +140,12 @@ int main(int argc, char **argv)
                         "--percentage-of-nodes-to-score within 0..100\n");
         return 2;
     }
+    long long led = parse_duration_ms(le_duration), ler = parse_duration_ms(le_renew);
+    long long lep = parse_duration_ms(le_retry);
+    if (led <= 0 || ler <= 0 || lep <= 0 || led > INT32_MAX || ler > INT32_MAX || lep > INT32_MAX) {
+        fprintf(stderr, "coracle-scheduler: --leader-elect-*: expected durations like 15s\n");
+        return 2;
+    }
     srandom((unsigned)(mono_ns() ^ getpid()));
 
     struct event_base *base = event_base_new();
@@ -113,16 +166,38 @@ int main(int argc, char **argv)
         .percentage_nodes = (int)pct,
         .token = token,
         .tls = gopts.tls,
+        .standby = leader_elect,
     };
-    sched_t *s = sched_new(base, &cfg);
+    struct sched_main m = {sched_new(base, &cfg), NULL};
+    sched_t *s = m.s;
+    gcl_t *eg = NULL; /* the election's own connection: renewals stay clear of binds */
+    if (s && leader_elect) {
+        gopts.connect_timeout_ms = 3000;
+        gopts.user_agent = "coracle-scheduler/" PACKAGE_VERSION " leader-election";
+        eg = gcl_new(base, server, &gopts);
+        struct leader_cfg lc = {
+            .ns = le_ns,
+            .name = le_name,
+            .component = name,
+            .lease_duration_ms = (int)led,
+            .renew_deadline_ms = (int)ler,
+            .retry_period_ms = (int)lep,
+            .on_started = elected,
+            .on_stopped = lost,
+            .arg = s,
+        };
+        m.el = eg ? leader_new(base, eg, &lc, &err) : NULL;
+        if (!m.el)
+            fatal("%s", err ? err : "cannot set up leader election");
+    }
     if (gopts.tls)
-        SSL_CTX_free(gopts.tls); /* the connection holds its own reference */
+        SSL_CTX_free(gopts.tls); /* the connections hold their own references */
     if (!s)
         fatal("bad --server \"%s\"", server);
     struct daemon_ops ops = {
-        .describe = sched_describe,
-        .metrics = sched_metrics_write,
-        .arg = s,
+        .describe = sched_main_describe,
+        .metrics = sched_main_metrics,
+        .arg = &m,
     };
     daemon_t *d = daemon_new(base, obs_config_path(argc, argv, prog.default_config), &ops);
     daemon_serve_health(d, healthz_listen); /* not fatal: scheduling matters more */
@@ -130,10 +205,18 @@ int main(int argc, char **argv)
     log_info("coracle-scheduler %s: server %s%s, scheduler name %s", PACKAGE_VERSION, server,
              gopts.tls ? " (TLS)" : "", name);
     sched_start(s);
+    if (m.el) {
+        log_info("leader election: lease %s/%s, identity %s", le_ns, le_name,
+                 leader_identity(m.el));
+        leader_start(m.el);
+    }
     daemon_run(d, "scheduling");
 
     daemon_free(d);
-    sched_free(s);
+    sched_free(s); /* no bind goes out once the Lease is given up */
+    leader_release(m.el, 2000);
+    leader_free(m.el);
+    gcl_free(eg);
     event_base_free(base);
     free(token);
     return 0;

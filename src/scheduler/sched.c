@@ -45,6 +45,7 @@ struct sched {
     sched_queue_t *q;
     struct event *run_ev;
     bool run_armed;
+    bool standby; /* not the leader (yet): informers only */
 
     smap_t *node_map;        /* name -> struct sched_node */
     struct sched_node **arr; /* nodes with a Node object: the candidates */
@@ -630,6 +631,8 @@ static void run_cb(evutil_socket_t fd, short what, void *arg)
 {
     sched_t *s = arg;
     s->run_armed = false;
+    if (s->standby)
+        return; /* sched_lead kicks */
     if (!inf_synced(s->pods) || !inf_synced(s->nodes))
         return; /* on_synced kicks again */
     for (int k = 0; k < SCHED_BATCH && s->inflight < s->cfg.max_inflight; k++) {
@@ -678,6 +681,7 @@ sched_t *sched_new(struct event_base *base, const struct sched_cfg *cfg)
     s->cfg.name = s->name;
     s->cfg.token = s->token;
     s->cfg.tls = NULL; /* the connection holds its own reference */
+    s->standby = cfg->standby;
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = 0;
@@ -712,6 +716,17 @@ void sched_start(sched_t *s)
 {
     inf_start(s->nodes);
     inf_start(s->pods);
+}
+
+void sched_lead(sched_t *s)
+{
+    if (!s->standby)
+        return;
+    s->standby = false;
+    struct sched_queue_counts qc;
+    sched_queue_counts(s->q, &qc);
+    log_info("leading: scheduling %zu pending pods from the informers' caches", qc.active);
+    kick(s);
 }
 
 void sched_free(sched_t *s)

@@ -32,14 +32,17 @@ struct sched_cfg {
     int percentage_nodes;   /* of nodes to find feasible, 0 = Kubernetes' adaptive rule */
     const char *token;      /* bearer token or NULL */
     struct ssl_ctx_st *tls; /* TLS to the apiserver or NULL; borrowed: gcl takes a ref */
+    bool standby;           /* watch but do not schedule until sched_lead (leader election) */
 };
 
 typedef struct sched sched_t;
 
 /* Copies cfg. Returns NULL (logged) if the server address is bad. */
 sched_t *sched_new(struct event_base *base, const struct sched_cfg *cfg);
-/* Starts the informers; scheduling begins once both have synced. */
+/* Starts the informers; scheduling begins once both have synced (and, on standby, sched_lead). */
 void sched_start(sched_t *s);
+/* This scheduler won the election: it schedules from now on (with caches kept warm meanwhile). */
+void sched_lead(sched_t *s);
 /* Cancels everything and frees. */
 void sched_free(sched_t *s);
 

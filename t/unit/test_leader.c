@@ -2,14 +2,19 @@
  * Unit tests for src/lib/leader.c's decisions without a server: when a
  * record counts as fresh (our own clock since it last changed, never the
  * record's times), when a candidate may take the Lease, and the record it
- * writes (acquireTime and leaseTransitions kept or moved on). The election
- * against a real apiserver is t/41-sched-leader.t. Includes the .c to
- * reach its static functions.
+ * writes (acquireTime and leaseTransitions kept or moved on); then the
+ * whole election on the loop against a fake Leases service (one Lease,
+ * resourceVersion compare-and-set) with short durations: one leader of two,
+ * takeover after the lease duration, at once after a release, a leader that
+ * cannot renew or finds another holder stops. The election against a real
+ * apiserver is t/41-sched-leader.t. Includes the .c to reach its static
+ * functions.
  */
 #include "config.h"
 #include "tap.h"
 
 #include "../../src/lib/leader.c"
+#include "h2s.h"
 
 #define S 1000000000LL
 
@@ -127,12 +132,216 @@ static void test_next_spec(void)
     leader_free(l);
 }
 
+/* ---------------------------------------------------------------- on the loop */
+
+/* The fake Leases service: one Lease, its resourceVersion a counter. */
+static Coracle__V1__Lease *stored;
+static unsigned long long stored_rv;
+static int unavailable, nevents;
+
+static void store_put(Coracle__V1__Lease *l)
+{
+    if (stored)
+        coracle__v1__lease__free_unpacked(stored, NULL);
+    stored = l;
+    free(stored->metadata->resourceversion);
+    stored->metadata->resourceversion = xasprintf("%llu", ++stored_rv);
+}
+
+static void h_get(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
+{
+    if (unavailable)
+        h2s_call_finish(c, GRPC_UNAVAILABLE, "down");
+    else if (!stored)
+        h2s_call_finish(c, GRPC_NOT_FOUND, "leases \"x\" not found");
+    else
+        h2s_call_reply_pb(c, &stored->base);
+}
+
+static void h_create(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
+{
+    Coracle__V1__Lease *l = coracle__v1__lease__unpack(NULL, len, msg);
+    if (unavailable || stored || !l || !l->metadata) {
+        h2s_call_finish(c, unavailable ? GRPC_UNAVAILABLE : GRPC_ALREADY_EXISTS, "no");
+        if (l)
+            coracle__v1__lease__free_unpacked(l, NULL);
+        return;
+    }
+    store_put(l);
+    h2s_call_reply_pb(c, &stored->base);
+}
+
+static void h_update(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
+{
+    Coracle__V1__Lease *l = coracle__v1__lease__unpack(NULL, len, msg);
+    if (unavailable || !stored || !l || !l->metadata || !l->metadata->resourceversion ||
+        strcmp(l->metadata->resourceversion, stored->metadata->resourceversion)) {
+        h2s_call_finish(c, unavailable ? GRPC_UNAVAILABLE : GRPC_ABORTED,
+                        "the object has been modified");
+        if (l)
+            coracle__v1__lease__free_unpacked(l, NULL);
+        return;
+    }
+    store_put(l);
+    h2s_call_reply_pb(c, &stored->base);
+}
+
+static void h_event(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
+{
+    nevents++;
+    h2s_call_reply(c, msg, len);
+}
+
+struct cand {
+    leader_t *l;
+    gcl_t *g;
+    int started, stopped;
+};
+
+static void cand_started(void *arg)
+{
+    ((struct cand *)arg)->started++;
+}
+
+static void cand_stopped(void *arg)
+{
+    ((struct cand *)arg)->stopped++;
+}
+
+static void cand_new(struct cand *c, const char *addr, const char *id)
+{
+    memset(c, 0, sizeof(*c));
+    c->g = gcl_new(base, addr, NULL);
+    struct leader_cfg cfg = {.ns = "kube-system",
+                             .name = "x",
+                             .identity = id,
+                             .lease_duration_ms = 1000,
+                             .renew_deadline_ms = 600,
+                             .retry_period_ms = 200,
+                             .on_started = cand_started,
+                             .on_stopped = cand_stopped,
+                             .arg = c};
+    char *err = NULL;
+    c->l = leader_new(base, c->g, &cfg, &err);
+    free(err);
+    leader_start(c->l);
+}
+
+static void cand_free(struct cand *c)
+{
+    leader_free(c->l);
+    gcl_free(c->g);
+    c->l = NULL;
+}
+
+static void tick(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+/* Runs the loop until *flag is set or ms passed; returns the ms it took, -1 on timeout. */
+static int run_until(const int *flag, int ms)
+{
+    int64_t t0 = mono_ns(), end = t0 + (int64_t)ms * 1000000;
+    struct event *t = event_new(base, -1, EV_PERSIST, tick, NULL);
+    struct timeval tv = {0, 10000};
+    event_add(t, &tv);
+    while (!*flag && mono_ns() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(t);
+    return *flag ? (int)((mono_ns() - t0) / 1000000) : -1;
+}
+
+static const char *stored_holder(void)
+{
+    return stored && stored->spec && stored->spec->holderidentity ? stored->spec->holderidentity
+                                                                  : "";
+}
+
+static int stored_transitions(void)
+{
+    return stored && stored->spec ? stored->spec->leasetransitions : -1;
+}
+
+static void test_loop(void)
+{
+    h2s_t *s = h2s_new(base, NULL);
+    h2s_route(s, "/coracle.v1.Leases/Get", H2S_UNARY, h_get, NULL);
+    h2s_route(s, "/coracle.v1.Leases/Create", H2S_UNARY, h_create, NULL);
+    h2s_route(s, "/coracle.v1.Leases/Update", H2S_UNARY, h_update, NULL);
+    h2s_route(s, "/coracle.v1.Events/Create", H2S_UNARY, h_event, NULL);
+    ok(h2s_listen(s, "127.0.0.1:0") == 0, "fake Leases service listens");
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", h2s_port(s));
+
+    struct cand a, b, c;
+    cand_new(&a, addr, "a");
+    cand_new(&b, addr, "b");
+    int either = 0;
+    for (int i = 0; i < 300 && !either; i++) {
+        event_base_loop(base, EVLOOP_ONCE);
+        either = a.started || b.started;
+    }
+    int idle = 0;
+    run_until(&idle, 1500); /* several retry periods: the other must stay standby */
+    ok(a.started + b.started == 1, "of two candidates one leads (%s)", stored_holder());
+    struct cand *lead = a.started ? &a : &b, *standby = a.started ? &b : &a;
+    ok(leader_is_leader(lead->l) && !leader_is_leader(standby->l), "leader_is_leader agrees");
+    is_str(stored_holder(), leader_identity(lead->l), "the Lease names it");
+    ok(stored_transitions() == 0 && stored->spec->leasedurationseconds == 1,
+       "no transition yet, leaseDurationSeconds 1");
+    ok(nevents >= 1, "the became-leader event was written (%d)", nevents);
+
+    /* the leader vanishes without a word: the standby waits out the lease */
+    cand_free(lead);
+    int took = run_until(&standby->started, 5000);
+    ok(took >= 700 && took <= 3000, "takeover after the lease duration (%d ms)", took);
+    is_str(stored_holder(), leader_identity(standby->l), "the standby holds it");
+    is_int(stored_transitions(), 1, "leaseTransitions 1");
+
+    /* a release hands over at the next try */
+    cand_new(&c, addr, "c");
+    run_until(&idle, 500);
+    ok(!c.started, "a third candidate waits");
+    ok(leader_release(standby->l, 1000) == 0 && !leader_is_leader(standby->l) &&
+           !strcmp(stored_holder(), "") && stored->spec->leasedurationseconds == 1,
+       "leader_release: holder emptied, leaseDurationSeconds 1");
+    took = run_until(&c.started, 3000);
+    ok(took >= 0 && took < 700, "the third takes over at its next try (%d ms)", took);
+    is_int(stored_transitions(), 2, "leaseTransitions 2");
+    ok(!standby->stopped, "a release does not call on_stopped");
+    cand_free(standby);
+
+    /* the apiserver answers nothing good: the leader stops within the deadline */
+    unavailable = 1;
+    took = run_until(&c.stopped, 3000);
+    ok(took >= 0 && !leader_is_leader(c.l), "renewals failing: on_stopped (%d ms)", took);
+    unavailable = 0;
+    run_until(&idle, 600);
+    ok(!leader_is_leader(c.l) && c.started == 1, "and it tries no more");
+    cand_free(&c);
+
+    /* another holder shows up on the Lease: the leader stops */
+    cand_new(&a, addr, "a2");
+    run_until(&a.started, 3000);
+    Coracle__V1__Lease *intr = (Coracle__V1__Lease *)pb_clone(&stored->base);
+    free(intr->spec->holderidentity);
+    intr->spec->holderidentity = xstrdup("intruder");
+    store_put(intr);
+    took = run_until(&a.stopped, 3000);
+    ok(a.started && took >= 0, "a Conflict, then another holder read: on_stopped (%d ms)", took);
+    cand_free(&a);
+
+    h2s_free(s);
+    coracle__v1__lease__free_unpacked(stored, NULL);
+}
+
 int main(void)
 {
     base = event_base_new();
     test_new();
     test_observe();
     test_next_spec();
+    test_loop();
     event_base_free(base);
     return done_testing();
 }

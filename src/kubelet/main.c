@@ -27,6 +27,31 @@ static void klet_stop(void *arg)
     log_info("containers keep running under their monitors; a restart re-adopts them");
 }
 
+#define MAX_SERVERS 16
+
+/*
+ * The connections the tunnels use: with one apiserver address, the
+ * kubelet's own (api); with several, one per address (each fails over to
+ * nothing: it follows its own apiserver as it comes and goes).
+ */
+static size_t tunnel_clients(struct event_base *base, const char *servers,
+                             const struct gcl_opts *o, gcl_t **out, gcl_t *api)
+{
+    if (!strchr(servers, ',')) {
+        out[0] = api;
+        return 1;
+    }
+    char *list = xstrdup(servers), *save = NULL;
+    size_t n = 0;
+    for (char *a = strtok_r(list, ",", &save); a && n < MAX_SERVERS; a = strtok_r(NULL, ",", &save)) {
+        gcl_t *g = *a ? gcl_new(base, a, o) : NULL;
+        if (g)
+            out[n++] = g;
+    }
+    free(list);
+    return n;
+}
+
 int main(int argc, char **argv)
 {
     static struct klet k;
@@ -124,10 +149,17 @@ int main(int argc, char **argv)
     if (gcl_opts_setup(&gopts, k.cfg.server, ca, cert, key, token, &err) < 0)
         fatal("%s", err);
     k.api = gcl_new(k.base, k.cfg.server, &gopts);
-    if (gopts.tls)
-        SSL_CTX_free(gopts.tls); /* gcl holds its own reference */
     if (!k.api)
         fatal("bad server address \"%s\"", k.cfg.server);
+    /*
+     * Logs and exec reach us through a stream we open (no inbound port),
+     * one to each apiserver: a request to any of them finds this node's
+     * tunnel there, and no apiserver needs to reach another.
+     */
+    gcl_t *tun_api[MAX_SERVERS];
+    size_t ntun = tunnel_clients(k.base, k.cfg.server, &gopts, tun_api, k.api);
+    if (gopts.tls)
+        SSL_CTX_free(gopts.tls); /* gcl holds its own reference */
 
     img_store_t *store = NULL;
     if (img_store_open(k.cfg.image_dir, IMG_STORE_CREATE, &store, &err) == 0) {
@@ -142,21 +174,26 @@ int main(int argc, char **argv)
     klet_monitor_init(&k);
     klet_node_start(&k);
     klet_watch_start(&k);
-    /* Logs and exec reach us through a stream we open (no inbound port). */
     struct ktun_opts topts = {
         .node = k.cfg.node_name,
         .runc = k.cfg.runtime,
         .resolve = klet_pods_resolve,
         .arg = &k,
     };
-    ktun_t *tun = ktun_start(k.base, k.api, &topts);
+    ktun_t *tun[MAX_SERVERS];
+    for (size_t i = 0; i < ntun; i++)
+        tun[i] = ktun_start(k.base, tun_api[i], &topts);
     if (daemon_serve_health(d, healthz_listen) == 0) /* not fatal: pods matter more */
         klet_metrics_start(&k);
     log_info("node %s: server %s, root %s, images %s", k.cfg.node_name, k.cfg.server,
              k.cfg.root_dir, k.cfg.image_dir);
     daemon_run(d, "running");
 
-    ktun_free(tun);
+    for (size_t i = 0; i < ntun; i++) {
+        ktun_free(tun[i]);
+        if (tun_api[i] != k.api)
+            gcl_free(tun_api[i]);
+    }
     daemon_free(d);
     klet_metrics_stop(&k);
     gcl_free(k.api);

@@ -11,9 +11,13 @@
  * It reads the store's layout (named databases "objects", "log", "meta";
  * meta "rev"/"compacted"/"schema" as 8-byte big-endian) only to report and
  * check; the copy itself is LMDB's own.
+ *
+ * --to-etcd and --from-etcd move a store between LMDB and etcd (to_etcd.c,
+ * from_etcd.c), so a single-node install becomes an HA one, and back.
  */
 #include "config.h"
 
+#include "backup.h"
 #include "cfg.h"
 #include "store_meta.h"
 #include "util.h"
@@ -27,8 +31,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#define BK_SCHEMA 1 /* the store schema this program knows (store.c STORE_SCHEMA) */
 
 struct bk_info {
     uint64_t schema, rev, compacted;
@@ -72,8 +74,7 @@ out:
     return rc;
 }
 
-/* Opens an environment: a directory (read-only, shared with a running apiserver) or a file. */
-static int bk_open(const char *path, int is_file, MDB_env **envp, char **err)
+int bk_open(const char *path, int is_file, MDB_env **envp, char **err)
 {
     MDB_env *env = NULL;
     int rc = mdb_env_create(&env);
@@ -311,11 +312,28 @@ out:
     return rc;
 }
 
+/* --to-etcd / --from-etcd on path (the argument, or --data-dir); returns the exit status. */
+static int bk_etcd_mode(int to, const char *path, const struct bk_etcd_opts *o, int overwrite,
+                        char **err)
+{
+    if (!to)
+        return bk_from_etcd(o, path, err) < 0 ? 1 : 0;
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        *err = xasprintf("%s: %s", path, strerror(errno));
+        return 1;
+    }
+    int rc = bk_to_etcd(path, !S_ISDIR(st.st_mode), o, overwrite, err);
+    return rc < 0 ? 1 : rc;
+}
+
 int main(int argc, char **argv)
 {
     static char *data_dir = LOCALSTATEDIR "/lib/coracle/apiserver", *out = "", *restore = "",
                 *inspect = "";
-    static int force = 0;
+    static char *etcd_servers = "", *etcd_cafile = "", *etcd_certfile = "", *etcd_keyfile = "",
+                *etcd_prefix = "/registry", *etcd_timeout = "10s";
+    static int force = 0, to_etcd = 0, from_etcd = 0, overwrite = 0;
     const struct cfg_opt opts[] = {
         {"data-dir", CFG_STR, &data_dir, "DIR",
          "the apiserver's --data-dir (default " LOCALSTATEDIR "/lib/coracle/apiserver)"},
@@ -325,25 +343,67 @@ int main(int argc, char **argv)
         {"force", CFG_BOOL, &force, "", "with --restore: replace an existing data.mdb"},
         {"inspect", CFG_STR, &inspect, "FILE",
          "print the revision and object count of backup FILE (or of --data-dir if FILE is -)"},
+        {"to-etcd", CFG_BOOL, &to_etcd, "",
+         "copy every object of DIR|FILE (default --data-dir) to etcd (--etcd-servers)"},
+        {"from-etcd", CFG_BOOL, &from_etcd, "",
+         "copy every object in etcd into a new store in DIR (default --data-dir)"},
+        {"overwrite", CFG_BOOL, &overwrite, "",
+         "with --to-etcd: replace objects already in etcd (default: report and leave them)"},
+        {"etcd-servers", CFG_STR, &etcd_servers, "URL,URL,...",
+         "etcd members, http:// or https:// (default none)"},
+        {"etcd-cafile", CFG_STR, &etcd_cafile, "FILE",
+         "CA that signed the etcd members' certificates"},
+        {"etcd-certfile", CFG_STR, &etcd_certfile, "FILE", "client certificate for etcd"},
+        {"etcd-keyfile", CFG_STR, &etcd_keyfile, "FILE", "key of --etcd-certfile"},
+        {"etcd-prefix", CFG_STR, &etcd_prefix, "PREFIX",
+         "key prefix of every object in etcd (default /registry)"},
+        {"etcd-request-timeout", CFG_STR, &etcd_timeout, "DURATION",
+         "give up a request to etcd, retries on every member included, after this (default 10s)"},
     };
     const struct cfg_prog prog = {
         "coracle-backup",
-        "Online backup and restore of coracle-apiserver's LMDB store.",
+        "Online backup and restore of coracle-apiserver's LMDB store, and its copy to and from "
+        "etcd.",
         NULL,
     };
     int i = cfg_main(argc, argv, opts, ARRAY_SIZE(opts), &prog);
-    if (i < argc) {
-        fprintf(stderr, "coracle-backup: unexpected argument \"%s\" (see --help)\n", argv[i]);
+    int etcd_mode = to_etcd || from_etcd;
+    if (i < argc && (!etcd_mode || i + 1 < argc)) {
+        fprintf(stderr, "coracle-backup: unexpected argument \"%s\" (see --help)\n",
+                argv[etcd_mode ? i + 1 : i]);
         return 2;
     }
-    int modes = !!*out + !!*restore + !!*inspect;
+    int modes = !!*out + !!*restore + !!*inspect + to_etcd + from_etcd;
     if (modes != 1) {
         fprintf(stderr, "coracle-backup: give exactly one of --out FILE, --restore FILE, "
-                        "--inspect FILE (see --help)\n");
+                        "--inspect FILE, --to-etcd, --from-etcd (see --help)\n");
         return 2;
     }
     char *err = NULL;
     struct bk_info bi;
+    if (etcd_mode) {
+        int64_t timeout;
+        if (parse_duration(etcd_timeout, &timeout) < 0 || timeout < 1000000 ||
+            timeout > 86400 * (int64_t)1000000000) {
+            fprintf(stderr,
+                    "coracle-backup: --etcd-request-timeout: \"%s\" is not a duration "
+                    "(10s, 1m)\n",
+                    etcd_timeout);
+            return 2;
+        }
+        struct bk_etcd_opts eo = {
+            .servers = etcd_servers,
+            .cafile = *etcd_cafile ? etcd_cafile : NULL,
+            .certfile = *etcd_certfile ? etcd_certfile : NULL,
+            .keyfile = *etcd_keyfile ? etcd_keyfile : NULL,
+            .prefix = *etcd_prefix ? etcd_prefix : "/registry",
+            .timeout_ms = (int)(timeout / 1000000),
+        };
+        int rc = bk_etcd_mode(to_etcd, i < argc ? argv[i] : data_dir, &eo, overwrite, &err);
+        if (err)
+            goto fail;
+        return rc;
+    }
     if (*inspect) {
         int is_file = strcmp(inspect, "-") != 0;
         if (bk_inspect(is_file ? inspect : data_dir, is_file, &bi, &err) < 0)

@@ -34,8 +34,8 @@ static void klet_stop(void *arg)
  * kubelet's own (api); with several, one per address (each fails over to
  * nothing: it follows its own apiserver as it comes and goes).
  */
-static size_t tunnel_clients(struct event_base *base, const char *servers,
-                             const struct gcl_opts *o, gcl_t **out, gcl_t *api)
+static size_t tunnel_clients(struct event_base *base, const char *servers, const struct gcl_opts *o,
+                             gcl_t **out, gcl_t *api)
 {
     if (!strchr(servers, ',')) {
         out[0] = api;
@@ -43,7 +43,8 @@ static size_t tunnel_clients(struct event_base *base, const char *servers,
     }
     char *list = xstrdup(servers), *save = NULL;
     size_t n = 0;
-    for (char *a = strtok_r(list, ",", &save); a && n < MAX_SERVERS; a = strtok_r(NULL, ",", &save)) {
+    for (char *a = strtok_r(list, ",", &save); a && n < MAX_SERVERS;
+         a = strtok_r(NULL, ",", &save)) {
         gcl_t *g = *a ? gcl_new(base, a, o) : NULL;
         if (g)
             out[n++] = g;

@@ -12,21 +12,13 @@
 #ifndef CORACLE_KSSA_INT_H
 #define CORACLE_KSSA_INT_H
 
+#include "arena.h"
 #include "kssa.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 struct buf;
-
-/* ---- arena (kssa_set.c) ---- */
-
-struct arena {
-    struct achunk *head;
-};
-void *arena_alloc(struct arena *a, size_t n);       /* zeroed, aborts on exhaustion */
-char *arena_strdup(struct arena *a, const char *s); /* s may be NULL: "" */
-void arena_free(struct arena *a);
 
 /* ---- values inside path elements: value.Value's scalars ---- */
 

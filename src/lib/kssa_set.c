@@ -1,8 +1,7 @@
 /*
  * kssa_set: structured-merge-diff's fieldpath package: path elements, their
  * order and serialization, field sets and their algebra, and FieldsV1 (the
- * JSON form of a set) both ways. Plus the arena every kssa operation
- * allocates from. See kssa_int.h.
+ * JSON form of a set) both ways. See kssa_int.h.
  */
 #include "config.h"
 #include "kssa_int.h"
@@ -18,51 +17,6 @@
 #include "json.h"
 #include "kobj.h"
 #include "util.h"
-
-/* ------------------------------------------------------------ arena */
-
-struct achunk {
-    struct achunk *next;
-    size_t used, cap;
-    max_align_t data[];
-};
-
-#define ACHUNK (64 * 1024)
-
-void *arena_alloc(struct arena *a, size_t n)
-{
-    n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
-    struct achunk *c = a->head;
-    if (!c || c->cap - c->used < n) {
-        size_t cap = n > ACHUNK ? n : ACHUNK;
-        c = xmalloc(sizeof(*c) + cap);
-        c->used = 0;
-        c->cap = cap;
-        c->next = a->head;
-        a->head = c;
-    }
-    void *p = (char *)c->data + c->used;
-    c->used += n;
-    memset(p, 0, n);
-    return p;
-}
-
-char *arena_strdup(struct arena *a, const char *s)
-{
-    if (!s)
-        s = "";
-    size_t n = strlen(s) + 1;
-    return memcpy(arena_alloc(a, n), s, n);
-}
-
-void arena_free(struct arena *a)
-{
-    while (a->head) {
-        struct achunk *n = a->head->next;
-        free(a->head);
-        a->head = n;
-    }
-}
 
 /* ------------------------------------------------------ path elements */
 

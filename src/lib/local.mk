@@ -4,6 +4,8 @@ noinst_LIBRARIES += libcoracle.a
 libcoracle_a_SOURCES = \
 	src/lib/addr.c \
 	src/lib/addr.h \
+	src/lib/arena.c \
+	src/lib/arena.h \
 	src/lib/buf.c \
 	src/lib/buf.h \
 	src/lib/cfg.c \

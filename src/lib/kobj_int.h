@@ -6,6 +6,7 @@
 #ifndef CORACLE_KOBJ_INT_H
 #define CORACLE_KOBJ_INT_H
 
+#include "arena.h"
 #include "kobj.h"
 
 #include <stddef.h>
@@ -32,9 +33,10 @@ struct ynode {
     int plain;           /* plain and untagged: YAML's implicit typing applies */
     struct ynode **kids; /* seq: items; map: key, value, key, value... */
     size_t n, cap;
+    struct arena *arena; /* the root of a tree built in an arena (kobj_json.c): it holds all */
 };
 
-/* Frees n and everything under it (NULL is fine). */
+/* Frees n and everything under it (NULL is fine); a tree in an arena, from its root only. */
 void kobj_ynode_free(struct ynode *n);
 /* Appends k to p's kids; p owns it from then on. */
 void kobj_ynode_add(struct ynode *p, struct ynode *k);
@@ -48,7 +50,8 @@ int kobj_json_looks(const char *buf, size_t len);
  * Reads buf, one JSON text (RFC 8259, strictly; containers nested at most
  * KOBJ_MAX_DEPTH deep), into *root: the tree libyaml's events would build
  * for it (strings not plain, numbers and literals plain, the same line and
- * column on every node). Returns 0, or -1 with nothing allocated when buf
+ * column on every node), all of it in one arena that *root holds (free it
+ * with kobj_ynode_free(*root); add nothing to it). Returns 0, or -1 with nothing allocated when buf
  * is not such a text: the caller then reads it as YAML (JSON that is not
  * strict, YAML flow style, several documents), whose messages say what is
  * wrong.

@@ -33,7 +33,9 @@ struct jr {
     /* position: line and column (1-based) of the byte at mark */
     const char *mark;
     int line, col;
-    struct buf sb; /* a string with escapes, decoded */
+    struct buf sb;   /* a string with escapes, decoded */
+    struct arena a;  /* the tree: nodes, their strings and kids arrays */
+    struct buf kids; /* the open containers' kids so far (struct ynode *), innermost last */
 };
 
 /*
@@ -76,17 +78,31 @@ static void mark_to(struct jr *j, const char *at)
     j->mark = at;
 }
 
-/* A new node of type t starting at at, added to parent (or the root when parent is NULL). */
-static struct ynode *node(struct jr *j, struct ynode *parent, enum ynode_type t, const char *at)
+/*
+ * A new node of type t starting at at; a kid of the innermost open
+ * container unless it is the root. A container's kids gather on j->kids
+ * and move into an array of their exact number when it closes.
+ */
+static struct ynode *node(struct jr *j, enum ynode_type t, const char *at, int root)
 {
-    struct ynode *n = xcalloc(1, sizeof(*n));
+    struct ynode *n = arena_alloc(&j->a, sizeof(*n));
     n->type = t;
     mark_to(j, at);
     n->line = j->line;
     n->col = j->col;
-    if (parent)
-        kobj_ynode_add(parent, n);
+    if (!root)
+        buf_add(&j->kids, &n, sizeof(n));
     return n;
+}
+
+/* Container n closes: its kids, gathered on j->kids from byte from, move into its own array. */
+static void kids_take(struct jr *j, struct ynode *n, size_t from)
+{
+    size_t bytes = j->kids.len - from;
+    n->n = n->cap = bytes / sizeof(*n->kids);
+    if (n->n)
+        n->kids = memcpy(arena_alloc(&j->a, bytes), j->kids.p + from, bytes);
+    j->kids.len = from;
 }
 
 static void skip_ws(struct jr *j)
@@ -158,9 +174,9 @@ static const unsigned char str_plain[256] = {
  * The string at j->p (its opening quote) as a scalar under parent. Most
  * have no escape: their bytes are copied once, straight from the input.
  */
-static int string(struct jr *j, struct ynode *parent)
+static int string(struct jr *j)
 {
-    struct ynode *n = node(j, parent, YN_SCALAR, j->p);
+    struct ynode *n = node(j, YN_SCALAR, j->p, 0);
     const char *s = ++j->p;
     int escaped = 0;
     buf_reset(&j->sb);
@@ -196,12 +212,10 @@ static int string(struct jr *j, struct ynode *parent)
     }
     if (escaped) {
         n->len = j->sb.len;
-        n->val = xmemdup(j->sb.p, n->len + 1);
+        n->val = arena_strndup(&j->a, j->sb.p, n->len);
     } else {
         n->len = (size_t)(j->p - s);
-        n->val = xmalloc(n->len + 1);
-        memcpy(n->val, s, n->len);
-        n->val[n->len] = 0;
+        n->val = arena_strndup(&j->a, s, n->len);
     }
     j->p++;
     return 0;
@@ -215,7 +229,7 @@ static const char *digits(const char *p, const char *end)
 }
 
 /* A number or true/false/null: a plain scalar holding its text. */
-static int literal(struct jr *j, struct ynode *parent)
+static int literal(struct jr *j)
 {
     const char *s = j->p, *p = s, *end = j->end;
     static const char *const words[] = {"true", "false", "null"};
@@ -251,26 +265,25 @@ done:
     /* what follows must end the token, as in YAML ("truex", "1x" are not these) */
     if (p < end && !strchr(" \t\r\n,]}", *p))
         return -1;
-    struct ynode *n = node(j, parent, YN_SCALAR, s);
+    struct ynode *n = node(j, YN_SCALAR, s, 0);
     n->plain = 1;
     n->len = (size_t)(p - s);
-    n->val = xmalloc(n->len + 1);
-    memcpy(n->val, s, n->len);
-    n->val[n->len] = 0;
+    n->val = arena_strndup(&j->a, s, n->len);
     j->p = p;
     return 0;
 }
 
-static int value(struct jr *j, struct ynode *parent, struct ynode **root);
+static int value(struct jr *j);
 
-/* An object or array at j->p, its members or items under a new node. */
-static int container(struct jr *j, struct ynode *parent, struct ynode **root)
+/* An object or array at j->p, its members or items under a new node (*root if root is not NULL). */
+static int container(struct jr *j, struct ynode **root)
 {
     int map = *j->p == '{';
     char close = map ? '}' : ']';
     if (j->depth >= KOBJ_MAX_DEPTH)
         return -1;
-    struct ynode *n = node(j, parent, map ? YN_MAP : YN_SEQ, j->p);
+    struct ynode *n = node(j, map ? YN_MAP : YN_SEQ, j->p, root != NULL);
+    size_t from = j->kids.len;
     if (root)
         *root = n;
     j->depth++;
@@ -283,14 +296,14 @@ static int container(struct jr *j, struct ynode *parent, struct ynode **root)
     }
     for (;;) {
         if (map) {
-            if (j->p >= j->end || *j->p != '"' || string(j, n) < 0)
+            if (j->p >= j->end || *j->p != '"' || string(j) < 0)
                 return -1;
             skip_ws(j);
             if (j->p >= j->end || *j->p != ':')
                 return -1;
             j->p++;
         }
-        if (value(j, n, NULL) < 0)
+        if (value(j) < 0)
             return -1;
         skip_ws(j);
         if (j->p >= j->end)
@@ -302,22 +315,23 @@ static int container(struct jr *j, struct ynode *parent, struct ynode **root)
         j->p++;
         skip_ws(j);
     }
+    kids_take(j, n, from);
     j->p++;
     j->depth--;
     return 0;
 }
 
-/* Any value, under parent (or as *root). */
-static int value(struct jr *j, struct ynode *parent, struct ynode **root)
+/* Any value, a kid of the innermost open container. */
+static int value(struct jr *j)
 {
     skip_ws(j);
     if (j->p >= j->end)
         return -1;
     if (*j->p == '{' || *j->p == '[')
-        return container(j, parent, root);
+        return container(j, NULL);
     if (*j->p == '"')
-        return string(j, parent);
-    return literal(j, parent);
+        return string(j);
+    return literal(j);
 }
 
 int kobj_json_looks(const char *buf, size_t len)
@@ -332,18 +346,22 @@ int kobj_json_load(const char *buf, size_t len, struct ynode **root)
 {
     struct jr j = {.p = buf, .end = buf + len, .mark = buf, .line = 1, .col = 1};
     struct ynode *top = NULL;
+    struct arena *held = arena_alloc(&j.a, sizeof(*held)); /* the root's: see kobj_ynode_free */
     skip_ws(&j);
-    int rc = j.p < j.end && (*j.p == '{' || *j.p == '[') ? container(&j, NULL, &top) : -1;
+    int rc = j.p < j.end && (*j.p == '{' || *j.p == '[') ? container(&j, &top) : -1;
     if (rc == 0) {
         skip_ws(&j);
         if (j.p != j.end)
             rc = -1; /* more after the text: several documents, or not JSON */
     }
     buf_free(&j.sb);
+    buf_free(&j.kids);
     if (rc < 0) {
-        kobj_ynode_free(top);
+        arena_free(&j.a);
         return -1;
     }
+    *held = j.a;
+    top->arena = held;
     *root = top;
     return 0;
 }

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,11 @@ void kobj_ynode_free(struct ynode *n)
 {
     if (!n)
         return;
+    if (n->arena) {
+        struct arena a = *n->arena; /* that struct lives in the arena too */
+        arena_free(&a);
+        return;
+    }
     for (size_t i = 0; i < n->n; i++)
         kobj_ynode_free(n->kids[i]);
     free(n->kids);
@@ -46,6 +52,39 @@ void kobj_ynode_add(struct ynode *p, struct ynode *k)
     p->kids[p->n++] = k;
 }
 
+/*
+ * A field's path ("spec.containers[0].name"): the chain of its steps, each
+ * on the stack of the mapper's call for it. It becomes text only for an
+ * error or a warning, so reading a field allocates nothing for its path.
+ */
+struct kpath {
+    const struct kpath *up; /* NULL: the document itself */
+    const char *key;        /* a field's name or a map's key; NULL: item idx of a sequence */
+    size_t idx;
+};
+
+static void path_put(struct buf *b, const struct kpath *p)
+{
+    if (!p)
+        return;
+    path_put(b, p->up);
+    if (!p->key)
+        buf_printf(b, "[%zu]", p->idx);
+    else {
+        if (b->len)
+            buf_puts(b, ".");
+        buf_puts(b, p->key);
+    }
+}
+
+/* The path as text (malloc'd; "" for the document itself). */
+static char *path_text(const struct kpath *p)
+{
+    struct buf b = {0};
+    path_put(&b, p);
+    return buf_take(&b);
+}
+
 struct pctx {
     const char *name;
     char *err;
@@ -59,12 +98,14 @@ static int strict(const struct pctx *c)
 }
 
 /* Notes a dropped field for KOBJ_FIELDS_WARN: what (`unknown field`) and its path. */
-static void warn_field(struct pctx *c, const char *what, const char *path)
+static void warn_field(struct pctx *c, const char *what, const struct kpath *path)
 {
     if (c->o->fields != KOBJ_FIELDS_WARN)
         return;
+    char *ps = path_text(path);
     c->o->warnings = xrealloc(c->o->warnings, (c->o->n_warnings + 1) * sizeof(char *));
-    c->o->warnings[c->o->n_warnings++] = xasprintf("%s \"%s\"", what, path);
+    c->o->warnings[c->o->n_warnings++] = xasprintf("%s \"%s\"", what, ps);
+    free(ps);
 }
 
 /* Keeps the top-level apiVersion or kind (key) for the caller to check. */
@@ -75,19 +116,22 @@ static void keep_type_meta(struct kobj_opts *o, const char *key, const char *val
     *dst = xstrdup(val);
 }
 
-static int perr_at(struct pctx *c, int line, int col, const char *path, const char *fmt, ...)
-    PRINTF(5, 6);
-static int perr_at(struct pctx *c, int line, int col, const char *path, const char *fmt, ...)
+static int perr_at(struct pctx *c, int line, int col, const struct kpath *path, const char *fmt,
+                   ...) PRINTF(5, 6);
+static int perr_at(struct pctx *c, int line, int col, const struct kpath *path, const char *fmt,
+                   ...)
 {
     va_list ap;
     va_start(ap, fmt);
     char *msg = xvasprintf(fmt, ap);
     va_end(ap);
     free(c->err);
-    if (path && *path)
-        c->err = xasprintf("%s:%d:%d: %s: %s", c->name, line, col, path, msg);
+    char *ps = path_text(path);
+    if (*ps)
+        c->err = xasprintf("%s:%d:%d: %s: %s", c->name, line, col, ps, msg);
     else
         c->err = xasprintf("%s:%d:%d: %s", c->name, line, col, msg);
+    free(ps);
     free(msg);
     return -1;
 }
@@ -227,7 +271,8 @@ static char *describe_node(const struct ynode *n)
     return xasprintf("\"%s\"", n->val);
 }
 
-static int expected(struct pctx *c, const struct ynode *n, const char *path, const char *what)
+static int expected(struct pctx *c, const struct ynode *n, const struct kpath *path,
+                    const char *what)
 {
     char *got = describe_node(n);
     perr(c, n, path, "expected %s, got %s", what, got);
@@ -237,23 +282,12 @@ static int expected(struct pctx *c, const struct ynode *n, const char *path, con
 
 /* ------------------------------------------------------ YAML -> pb */
 
-/* path.key (key alone at the top); by hand: every field read makes one */
-static char *join(const char *path, const char *key)
-{
-    size_t pl = strlen(path), kl = strlen(key), dot = pl != 0;
-    char *s = xmalloc(pl + dot + kl + 1);
-    memcpy(s, path, pl);
-    s[pl] = '.';
-    memcpy(s + pl + dot, key, kl + 1);
-    return s;
-}
-
 static int map_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d, ProtobufCMessage *m,
-                      const struct ynode *node, const char *path, int toplevel, int depth);
+                      const struct ynode *node, const struct kpath *path, int toplevel, int depth);
 static int set_field(struct pctx *c, ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
-                     const struct ynode *node, const char *path, int depth);
+                     const struct ynode *node, const struct kpath *path, int depth);
 
-static int parse_int(struct pctx *c, const struct ynode *n, const char *path, int64_t lo,
+static int parse_int(struct pctx *c, const struct ynode *n, const struct kpath *path, int64_t lo,
                      int64_t hi, int64_t *out)
 {
     if (n->type != YN_SCALAR || !n->plain || kobj_resolve(n->val) != R_INT)
@@ -271,7 +305,7 @@ static int parse_int(struct pctx *c, const struct ynode *n, const char *path, in
 
 /* One scalar value of a non-message field into slot. */
 static int scalar_value(struct pctx *c, const ProtobufCFieldDescriptor *f, const struct ynode *n,
-                        const char *path, void *slot)
+                        const struct kpath *path, void *slot)
 {
     int64_t v;
     switch (f->type) {
@@ -343,14 +377,16 @@ static int scalar_value(struct pctx *c, const ProtobufCFieldDescriptor *f, const
     return perr(c, n, path, "unsupported field type");
 }
 
-static int check_map(struct pctx *c, const struct ynode *map, const char *path, char **skip);
+static int check_map(struct pctx *c, const struct ynode *map, const struct kpath *path,
+                     char **skip);
 
 /*
  * A FieldsV1 mapping as compact JSON onto b: mappings and sequences as they
  * are, null and booleans, decimal integers as numbers, any other scalar as
  * a string, so the bytes are always valid JSON.
  */
-static int fields_v1_json(struct pctx *c, struct buf *b, const struct ynode *n, const char *path)
+static int fields_v1_json(struct pctx *c, struct buf *b, const struct ynode *n,
+                          const struct kpath *path)
 {
     if (n->type == YN_SCALAR) {
         enum res r = n->plain ? kobj_resolve(n->val) : R_STR;
@@ -387,7 +423,7 @@ static int fields_v1_json(struct pctx *c, struct buf *b, const struct ynode *n, 
 
 /* A message value: returns 0 and *out (NULL for null), or -1. */
 static int node_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d, const struct ynode *n,
-                       const char *path, ProtobufCMessage **out, int depth)
+                       const struct kpath *path, ProtobufCMessage **out, int depth)
 {
     *out = NULL;
     if (is_null(n))
@@ -484,6 +520,19 @@ static int cmp_kidx(const void *a, const void *b)
     return r ? r : (x->idx > y->idx) - (x->idx < y->idx);
 }
 
+/* Mappings with at most this many keys are checked pair by pair when they have no duplicate. */
+#define FEW_KEYS 8
+
+/* Whether the few (<= FEW_KEYS) keys of map are all different: no allocation, no sort. */
+static bool few_keys_unique(const struct ynode *map, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(map->kids[2 * i]->val, map->kids[2 * j]->val))
+                return false;
+    return true;
+}
+
 /*
  * Keys must be scalars and unique. Sorting makes this O(n log n), so a
  * mapping with very many keys cannot stall the parser; the duplicate
@@ -491,14 +540,14 @@ static int cmp_kidx(const void *a, const void *b)
  * errors (strict() is false) the last of each wins: *skip (malloc'd, one
  * flag per key; NULL if there are none) marks the others.
  */
-static int check_map(struct pctx *c, const struct ynode *map, const char *path, char **skip)
+static int check_map(struct pctx *c, const struct ynode *map, const struct kpath *path, char **skip)
 {
     size_t n = map->n / 2, best = SIZE_MAX;
     *skip = NULL;
     for (size_t i = 0; i < n; i++)
         if (map->kids[2 * i]->type != YN_SCALAR)
             return perr(c, map->kids[2 * i], path, "mapping keys must be strings");
-    if (n < 2)
+    if (n < 2 || (n <= FEW_KEYS && few_keys_unique(map, n)))
         return 0;
     struct kidx *v = xmalloc(n * sizeof(*v));
     for (size_t i = 0; i < n; i++) {
@@ -515,9 +564,8 @@ static int check_map(struct pctx *c, const struct ynode *map, const char *path, 
             if (!*skip)
                 *skip = xcalloc(n, 1);
             (*skip)[v[i - 1].idx] = 1;
-            char *kp = join(path, v[i].key);
-            warn_field(c, "duplicate field", kp);
-            free(kp);
+            struct kpath kp = {path, v[i].key, 0};
+            warn_field(c, "duplicate field", &kp);
         }
     }
     free(v);
@@ -527,7 +575,7 @@ static int check_map(struct pctx *c, const struct ynode *map, const char *path, 
 }
 
 static int set_map_field(struct pctx *c, ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
-                         const struct ynode *n, const char *path, int depth)
+                         const struct ynode *n, const struct kpath *path, int depth)
 {
     const ProtobufCMessageDescriptor *ed = f->descriptor;
     if (n->type != YN_MAP)
@@ -541,17 +589,16 @@ static int set_map_field(struct pctx *c, ProtobufCMessage *m, const ProtobufCFie
         const struct ynode *k = n->kids[2 * i], *v = n->kids[2 * i + 1];
         if (skip && skip[i])
             continue;
-        char *kp = join(path, k->val);
+        struct kpath kp = {path, k->val, 0};
         ProtobufCMessage *e = kobj_msg_new(ed);
         arr[cnt++] = e;
         *(char **)((char *)e + ed->fields[0].offset) = xstrdup(k->val);
         int rc;
         if (is_null(v))
-            rc = expected(c, v, kp,
+            rc = expected(c, v, &kp,
                           ed->fields[1].type == PROTOBUF_C_TYPE_STRING ? "string" : "value");
         else
-            rc = set_field(c, e, &ed->fields[1], v, kp, depth);
-        free(kp);
+            rc = set_field(c, e, &ed->fields[1], v, &kp, depth);
         if (rc < 0)
             goto fail;
     }
@@ -569,7 +616,7 @@ fail:
 }
 
 static int set_field(struct pctx *c, ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
-                     const struct ynode *n, const char *path, int depth)
+                     const struct ynode *n, const struct kpath *path, int depth)
 {
     char *base = (char *)m;
     if (is_null(n))
@@ -582,17 +629,16 @@ static int set_field(struct pctx *c, ProtobufCMessage *m, const ProtobufCFieldDe
         size_t es = kobj_elem_size(f), cnt = n->n;
         char *arr = xcalloc(cnt ? cnt : 1, es);
         for (size_t i = 0; i < cnt; i++) {
-            char *ip = xasprintf("%s[%zu]", path, i);
+            struct kpath ip = {path, NULL, i};
             int rc;
             if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
                 ProtobufCMessage *sub;
-                rc = node_to_msg(c, f->descriptor, n->kids[i], ip, &sub, depth);
+                rc = node_to_msg(c, f->descriptor, n->kids[i], &ip, &sub, depth);
                 if (rc == 0 && !sub)
-                    rc = expected(c, n->kids[i], ip, "mapping");
+                    rc = expected(c, n->kids[i], &ip, "mapping");
                 *(ProtobufCMessage **)(arr + i * es) = sub;
             } else
-                rc = scalar_value(c, f, n->kids[i], ip, arr + i * es);
-            free(ip);
+                rc = scalar_value(c, f, n->kids[i], &ip, arr + i * es);
             if (rc < 0) {
                 for (size_t j = 0; j < i; j++)
                     kobj_elem_free(f, arr + j * es);
@@ -619,7 +665,7 @@ static int set_field(struct pctx *c, ProtobufCMessage *m, const ProtobufCFieldDe
 }
 
 static int map_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d, ProtobufCMessage *m,
-                      const struct ynode *node, const char *path, int toplevel, int depth)
+                      const struct ynode *node, const struct kpath *path, int toplevel, int depth)
 {
     if (depth > KOBJ_MAX_DEPTH)
         return perr(c, node, path, "nesting deeper than %d levels", KOBJ_MAX_DEPTH);
@@ -637,15 +683,13 @@ static int map_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d, Proto
             continue;
         }
         const ProtobufCFieldDescriptor *owner, *f = kobj_lookup(d, k->val, &owner);
-        char *fp = join(path, k->val);
+        struct kpath fp = {path, k->val, 0};
         if (!f && !strict(c)) {
-            warn_field(c, "unknown field", fp);
-            free(fp);
+            warn_field(c, "unknown field", &fp);
             continue;
         }
         if (!f) {
-            rc = perr(c, k, fp, "unknown field \"%s\"", k->val);
-            free(fp);
+            rc = perr(c, k, &fp, "unknown field \"%s\"", k->val);
             break;
         }
         ProtobufCMessage *target = m;
@@ -655,8 +699,7 @@ static int map_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d, Proto
                 *sp = kobj_msg_new(owner->descriptor);
             target = *sp;
         }
-        rc = set_field(c, target, f, v, fp, depth);
-        free(fp);
+        rc = set_field(c, target, f, v, &fp, depth);
     }
     free(skip);
     return rc;
@@ -679,8 +722,8 @@ static void objs_push(struct kobjs *o, const struct kind *k, ProtobufCMessage *m
     o->n++;
 }
 
-static int doc_to_objs(struct pctx *c, const struct ynode *doc, const char *path, struct kobjs *out,
-                       int depth)
+static int doc_to_objs(struct pctx *c, const struct ynode *doc, const struct kpath *path,
+                       struct kobjs *out, int depth)
 {
     if (doc->type != YN_MAP)
         return expected(c, doc, path, "mapping (an object with apiVersion and kind)");
@@ -697,35 +740,23 @@ static int doc_to_objs(struct pctx *c, const struct ynode *doc, const char *path
             const struct ynode *k = doc->kids[2 * i];
             if (strcmp(k->val, "apiVersion") && strcmp(k->val, "kind") && strcmp(k->val, "items") &&
                 strcmp(k->val, "metadata")) {
-                char *fp = join(path, k->val);
-                perr(c, k, fp, "unknown field \"%s\"", k->val);
-                free(fp);
-                return -1;
+                struct kpath fp = {path, k->val, 0};
+                return perr(c, k, &fp, "unknown field \"%s\"", k->val);
             }
         }
         const struct ynode *items = map_get(doc, "items");
         if (!items || is_null(items))
             return 0;
-        char *ip = join(path, "items");
-        if (items->type != YN_SEQ) {
-            expected(c, items, ip, "sequence");
-            free(ip);
-            return -1;
-        }
-        if (depth >= 4) {
-            free(ip);
+        struct kpath ip = {path, "items", 0};
+        if (items->type != YN_SEQ)
+            return expected(c, items, &ip, "sequence");
+        if (depth >= 4)
             return perr(c, items, path, "Lists nested too deep");
-        }
         for (size_t i = 0; i < items->n; i++) {
-            char *ep = xasprintf("%s[%zu]", ip, i);
-            int rc = doc_to_objs(c, items->kids[i], ep, out, depth + 1);
-            free(ep);
-            if (rc < 0) {
-                free(ip);
+            struct kpath ep = {&ip, NULL, i};
+            if (doc_to_objs(c, items->kids[i], &ep, out, depth + 1) < 0)
                 return -1;
-            }
         }
-        free(ip);
         return 0;
     }
     const struct kind *k = NULL;
@@ -768,7 +799,7 @@ int kobj_parse(const char *name, const char *buf, size_t len, struct kobjs *out,
     rc = 0;
     for (size_t i = 0; i < ndocs && rc == 0; i++)
         if (docs[i] && !is_null(docs[i]))
-            rc = doc_to_objs(&c, docs[i], "", &tmp, 0);
+            rc = doc_to_objs(&c, docs[i], NULL, &tmp, 0);
     for (size_t i = 0; i < ndocs; i++)
         kobj_ynode_free(docs[i]);
     free(docs);
@@ -812,10 +843,10 @@ ProtobufCMessage *kobj_parse_msg_opts(const char *name, const char *buf, size_t 
     if (ndocs != 1 || !docs[0]) {
         perr_at(&c, 1, 1, NULL, "expected one document");
     } else if (docs[0]->type != YN_MAP) {
-        expected(&c, docs[0], "", "mapping");
+        expected(&c, docs[0], NULL, "mapping");
     } else {
         m = kobj_msg_new(desc);
-        if (map_to_msg(&c, desc, m, docs[0], "", 1, 1) < 0) {
+        if (map_to_msg(&c, desc, m, docs[0], NULL, 1, 1) < 0) {
             protobuf_c_message_free_unpacked(m, NULL);
             m = NULL;
         }

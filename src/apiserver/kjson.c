@@ -18,15 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The object's JSON appended to b; -1 if the bytes do not decode. */
+/* The object's JSON appended to b, from its bytes as they are; -1 if they do not decode. */
 static int object_to(struct buf *b, const struct kind *k, const void *bytes, size_t len)
 {
-    ProtobufCMessage *m = obj_decode(k->desc, bytes, len);
-    if (!m)
-        return -1;
-    kobj_emit_buf(b, k, m, KOBJ_FMT_JSON_COMPACT);
-    obj_free(m);
-    return 0;
+    return kobj_emit_pb_buf(b, k, bytes, len, KOBJ_FMT_JSON_COMPACT);
 }
 
 char *kjson_object(const struct kind *k, const void *bytes, size_t len)

@@ -97,6 +97,15 @@ char *kobj_emit(const struct kind *k, const ProtobufCMessage *msg, enum kobj_fmt
 struct buf;
 void kobj_emit_buf(struct buf *out, const struct kind *k, const ProtobufCMessage *msg,
                    enum kobj_fmt fmt);
+/*
+ * The object of kind k whose protobuf bytes are bytes..len, in fmt,
+ * appended to out: what kobj_emit_buf writes for the message pb_decode
+ * makes of them, without decoding them when they are as coracle encodes
+ * (the JSON formats). Returns 0, or -1 with out as it was if they do not
+ * decode.
+ */
+int kobj_emit_pb_buf(struct buf *out, const struct kind *k, const void *bytes, size_t len,
+                     enum kobj_fmt fmt);
 /* A list of objects as kubectl prints one: kind List with items. */
 char *kobj_emit_list(const struct kind *k, ProtobufCMessage *const *items, size_t n,
                      enum kobj_fmt fmt);

@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "json.h"
+#include "pb.h"
 #include "util.h"
 
 /* ------------------------------------------------------ pb -> text */
@@ -273,16 +274,22 @@ static void em_lit(struct em *e, const char *s)
     em_scalar(e, s, strlen(s), 0, 0);
 }
 
-static void em_key(struct em *e, const char *k)
+/* A map's key of len bytes. */
+static void em_key_n(struct em *e, const char *k, size_t len)
 {
     if (e->fmt == KOBJ_FMT_YAML) {
-        em_str(e, k);
+        em_scalar(e, k, len, 1, 0);
         return;
     }
     json_pre(e);
-    kobj_json_str(&e->out, k, strlen(k));
+    kobj_json_str(&e->out, k, len);
     buf_puts(&e->out, e->fmt == KOBJ_FMT_JSON ? ": " : ":");
     e->after_key = 1;
+}
+
+static void em_key(struct em *e, const char *k)
+{
+    em_key_n(e, k, strlen(k));
 }
 
 /*
@@ -498,10 +505,27 @@ static void emit_fields_v1(struct em *e, const Coracle__V1__FieldsV1 *fv)
     json_free(v);
 }
 
+/* IntOrString: its string when its type says so (1), else its number. */
+static void em_int_or_string(struct em *e, int64_t type, int32_t intval, const char *str,
+                             size_t len)
+{
+    if (type == 1)
+        em_scalar(e, str ? str : "", str ? len : 0, 1, 0);
+    else
+        em_int(e, intval);
+}
+
+/* Time (micro: MicroTime) in RFC 3339, quoted in YAML too. */
+static void em_time(struct em *e, int64_t sec, int32_t nanos, int micro)
+{
+    char buf[64];
+    kobj_fmt_rfc3339(buf, sizeof(buf), sec, nanos, micro);
+    em_scalar(e, buf, strlen(buf), 1, 1);
+}
+
 static void emit_msg(struct em *e, const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
-    char buf[64];
     if (d == &coracle__v1__fields_v1__descriptor) {
         emit_fields_v1(e, (const Coracle__V1__FieldsV1 *)m);
         return;
@@ -513,18 +537,12 @@ static void emit_msg(struct em *e, const ProtobufCMessage *m)
     }
     if (d == &coracle__v1__int_or_string__descriptor) {
         const Coracle__V1__IntOrString *is = (const Coracle__V1__IntOrString *)m;
-        if (is->type == 1)
-            em_str(e, is->strval ? is->strval : "");
-        else {
-            em_int(e, is->intval);
-        }
+        em_int_or_string(e, is->type, is->intval, is->strval, is->strval ? strlen(is->strval) : 0);
         return;
     }
     if (d == &coracle__v1__time__descriptor || d == &coracle__v1__micro_time__descriptor) {
         const Coracle__V1__Time *t = (const Coracle__V1__Time *)m;
-        kobj_fmt_rfc3339(buf, sizeof(buf), t->seconds, t->nanos,
-                         d == &coracle__v1__micro_time__descriptor);
-        em_scalar(e, buf, strlen(buf), 1, 1);
+        em_time(e, t->seconds, t->nanos, d == &coracle__v1__micro_time__descriptor);
         return;
     }
     em_open(e, 1);
@@ -532,7 +550,8 @@ static void emit_msg(struct em *e, const ProtobufCMessage *m)
     em_close(e, 1);
 }
 
-static void emit_obj(struct em *e, const struct kind *k, const ProtobufCMessage *m)
+/* An object's mapping opened, with its apiVersion and kind (k may be NULL: none). */
+static void emit_obj_open(struct em *e, const struct kind *k)
 {
     em_open(e, 1);
     if (k) {
@@ -541,8 +560,367 @@ static void emit_obj(struct em *e, const struct kind *k, const ProtobufCMessage 
         em_key(e, "kind");
         em_str(e, k->kind);
     }
+}
+
+static void emit_obj(struct em *e, const struct kind *k, const ProtobufCMessage *m)
+{
+    emit_obj_open(e, k);
     emit_fields(e, m);
     em_close(e, 1);
+}
+
+/* ------------------------------------------- protobuf bytes -> JSON */
+
+/*
+ * An object's JSON straight from its protobuf bytes, without the message
+ * (decoding it and freeing it again was half of a REST create's answer,
+ * and every JSON get, list and watch event pays the same). It writes what
+ * emit_obj writes for the message pb_decode makes of the bytes, through
+ * the same primitives: the fields present in descriptor order. Bytes as
+ * coracle's encoder writes them (fields in that order, each singular one
+ * once) are walked; on anything else (a field out of order or given
+ * twice, a type pb_decode leaves to protobuf-c or with defaults, bytes
+ * that do not parse) the walk gives up and kobj_emit_pb_buf decodes
+ * instead, so the output is always the message's.
+ */
+
+/* One field's value as the wire has it. */
+struct wv {
+    unsigned wire;
+    uint64_t v;       /* a varint's value */
+    const uint8_t *p; /* a fixed value's bytes, or the length-delimited payload */
+    size_t n;
+};
+
+/* Types walked: those pb_decode decodes itself (remembered per thread), and no field defaulted. */
+static int wire_type_ok(const ProtobufCMessageDescriptor *d)
+{
+    static __thread const ProtobufCMessageDescriptor *known[64];
+    unsigned h = (unsigned)((uintptr_t)d >> 4) & 63;
+    if (known[h] == d)
+        return 1;
+    if (!pb_plain_type(d))
+        return 0;
+    for (unsigned i = 0; i < d->n_fields; i++)
+        if (d->fields[i].default_value)
+            return 0;
+    known[h] = d;
+    return 1;
+}
+
+/* The field at *pp (before end), checked as pb_decode checks it: its number and value. */
+static int wire_next(const uint8_t **pp, const uint8_t *end, uint32_t *id, struct wv *w)
+{
+    const uint8_t *p = *pp;
+    uint64_t key, n;
+    if (*p < 0x80) /* a field numbered below 16: a one-byte tag */
+        key = *p++;
+    else if (pb_varint_get(&p, end, &key) < 0 || p - *pp > 5 || key >> 32)
+        return -1;
+    if (!(key >> 3))
+        return -1;
+    *id = (uint32_t)(key >> 3);
+    w->wire = (unsigned)(key & 7);
+    w->p = p;
+    switch (w->wire) {
+    case PROTOBUF_C_WIRE_TYPE_VARINT:
+        if (pb_varint_get(&p, end, &w->v) < 0)
+            return -1;
+        break;
+    case PROTOBUF_C_WIRE_TYPE_64BIT:
+    case PROTOBUF_C_WIRE_TYPE_32BIT:
+        w->n = w->wire == PROTOBUF_C_WIRE_TYPE_64BIT ? 8 : 4;
+        if ((size_t)(end - p) < w->n)
+            return -1;
+        p += w->n;
+        break;
+    case PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED: {
+        const uint8_t *at = p;
+        /* a length as protobuf-c takes it: at most 5 bytes and INT32_MAX, inside end */
+        if (pb_varint_get(&p, end, &n) < 0 || p - at > 5 || n > INT32_MAX ||
+            n > (uint64_t)(end - p))
+            return -1;
+        w->p = p;
+        w->n = (size_t)n;
+        p += n;
+        break;
+    }
+    default:
+        return -1;
+    }
+    *pp = p;
+    return 0;
+}
+
+/* The wire type a field of type t has (unpacked). */
+static unsigned wire_of(ProtobufCType t)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FLOAT:
+        return PROTOBUF_C_WIRE_TYPE_32BIT;
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return PROTOBUF_C_WIRE_TYPE_64BIT;
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_BYTES:
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+    default:
+        return PROTOBUF_C_WIRE_TYPE_VARINT;
+    }
+}
+
+/*
+ * d's field numbered id. Descriptors list fields by number and the bytes
+ * come in that order: the search starts after the field before (*hint).
+ */
+static const ProtobufCFieldDescriptor *wire_field(const ProtobufCMessageDescriptor *d, uint32_t id,
+                                                  unsigned *hint)
+{
+    unsigned lo = *hint, hi = d->n_fields;
+    if (lo < hi && d->fields[lo].id == id)
+        return &d->fields[lo];
+    lo = lo < hi && d->fields[lo].id < id ? lo + 1 : 0;
+    if (lo < hi && d->fields[lo].id == id) {
+        *hint = lo;
+        return &d->fields[lo];
+    }
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        if (d->fields[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < d->n_fields && d->fields[lo].id == id) {
+        *hint = lo;
+        return &d->fields[lo];
+    }
+    return NULL;
+}
+
+/* A string's length as the decoded C string has it: up to a NUL it holds. */
+static size_t wire_strlen(const struct wv *w)
+{
+    const void *z = memchr(w->p, 0, w->n);
+    return z ? (size_t)((const uint8_t *)z - w->p) : w->n;
+}
+
+/*
+ * The last value of each of fields 1 to 4 of a small message (Time,
+ * Quantity, IntOrString, FieldsV1) into v, with has[i] set for those
+ * present (v[0], has[0] unused). -1 if the bytes do not parse or a
+ * field's wire type is not its type's.
+ */
+static int wire_small(const ProtobufCMessageDescriptor *d, const struct wv *m, struct wv v[5],
+                      int has[5])
+{
+    const uint8_t *p = m->p, *end = m->p + m->n;
+    unsigned hint = 0;
+    memset(has, 0, 5 * sizeof(*has));
+    while (p < end) {
+        uint32_t id;
+        struct wv w;
+        if (wire_next(&p, end, &id, &w) < 0)
+            return -1;
+        const ProtobufCFieldDescriptor *f = wire_field(d, id, &hint);
+        if (!f || id > 4)
+            continue;
+        if (w.wire != wire_of(f->type) || f->type == PROTOBUF_C_TYPE_MESSAGE)
+            return -1;
+        v[id] = w;
+        has[id] = 1;
+    }
+    return 0;
+}
+
+/* The message types that are scalars in JSON, from their bytes as emit_msg writes them. */
+static int wire_special(struct em *e, const ProtobufCMessageDescriptor *d, const struct wv *m)
+{
+    struct wv v[5];
+    int has[5];
+    if (wire_small(d, m, v, has) < 0)
+        return -1;
+    if (d == &coracle__v1__fields_v1__descriptor) {
+        Coracle__V1__FieldsV1 fv = CORACLE__V1__FIELDS_V1__INIT;
+        fv.has_raw = has[1];
+        fv.raw.len = has[1] ? v[1].n : 0;
+        fv.raw.data = has[1] && v[1].n ? (uint8_t *)v[1].p : NULL;
+        emit_fields_v1(e, &fv);
+    } else if (d == &coracle__v1__quantity__descriptor) {
+        if (has[1])
+            em_scalar(e, (const char *)v[1].p, wire_strlen(&v[1]), 1, 0);
+        else
+            em_str(e, "0");
+    } else if (d == &coracle__v1__int_or_string__descriptor) {
+        em_int_or_string(e, has[1] ? (int64_t)v[1].v : 0, has[2] ? (int32_t)v[2].v : 0,
+                         has[3] ? (const char *)v[3].p : NULL, has[3] ? wire_strlen(&v[3]) : 0);
+    } else {
+        em_time(e, has[1] ? (int64_t)v[1].v : 0, has[2] ? (int32_t)v[2].v : 0,
+                d == &coracle__v1__micro_time__descriptor);
+    }
+    return 0;
+}
+
+static int wire_fields(struct em *e, const ProtobufCMessageDescriptor *d, const uint8_t *p,
+                       size_t len);
+
+/* A message's value: a mapping of its fields, or one of the scalar types. */
+static int wire_msg(struct em *e, const ProtobufCMessageDescriptor *d, const struct wv *w)
+{
+    if (d == &coracle__v1__fields_v1__descriptor || d == &coracle__v1__quantity__descriptor ||
+        d == &coracle__v1__int_or_string__descriptor || d == &coracle__v1__time__descriptor ||
+        d == &coracle__v1__micro_time__descriptor)
+        return wire_special(e, d, w);
+    em_open(e, 1);
+    if (wire_fields(e, d, w->p, w->n) < 0)
+        return -1;
+    em_close(e, 1);
+    return 0;
+}
+
+/* One value of field f (a message, or a scalar put in its C type and written by emit_value). */
+static int wire_value(struct em *e, const ProtobufCFieldDescriptor *f, const struct wv *w)
+{
+    union {
+        uint32_t u32;
+        int32_t i32;
+        uint64_t u64;
+        int64_t i64;
+        protobuf_c_boolean b;
+        ProtobufCBinaryData bd;
+    } slot;
+    if (w->wire != wire_of(f->type))
+        return -1;
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return wire_msg(e, f->descriptor, w);
+    case PROTOBUF_C_TYPE_STRING:
+        em_scalar(e, (const char *)w->p, wire_strlen(w), 1, 0);
+        return 0;
+    case PROTOBUF_C_TYPE_BYTES:
+        slot.bd.len = w->n;
+        slot.bd.data = (uint8_t *)w->p;
+        break;
+    case PROTOBUF_C_TYPE_SINT32:
+        slot.i32 = (int32_t)(((uint32_t)w->v >> 1) ^ -((uint32_t)w->v & 1));
+        break;
+    case PROTOBUF_C_TYPE_SINT64:
+        slot.i64 = (int64_t)((w->v >> 1) ^ -(w->v & 1));
+        break;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_UINT64:
+        slot.u64 = w->v;
+        break;
+    case PROTOBUF_C_TYPE_BOOL:
+        slot.b = w->v != 0;
+        break;
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_ENUM:
+        slot.u32 = (uint32_t)w->v;
+        break;
+    default: /* fixed-size: the bytes as they are, as pb_decode copies them */
+        memcpy(&slot, w->p, w->n);
+    }
+    emit_value(e, f, &slot);
+    return 0;
+}
+
+/* A map's entry (its key, then its value; "" for either missing), as emit_fields writes it. */
+static int wire_entry(struct em *e, const ProtobufCMessageDescriptor *ed, const struct wv *w)
+{
+    const uint8_t *p = w->p, *end = w->p + w->n;
+    struct wv k = {0}, v = {0};
+    int has_k = 0, has_v = 0;
+    unsigned hint = 0;
+    if (!wire_type_ok(ed) || ed->fields[0].type != PROTOBUF_C_TYPE_STRING)
+        return -1;
+    while (p < end) {
+        uint32_t id;
+        struct wv x;
+        if (wire_next(&p, end, &id, &x) < 0)
+            return -1;
+        const ProtobufCFieldDescriptor *f = wire_field(ed, id, &hint);
+        if (!f)
+            continue;
+        if (x.wire != wire_of(f->type) || (f->type == PROTOBUF_C_TYPE_MESSAGE && has_v && id == 2))
+            return -1; /* a message value twice: protobuf-c merges the two */
+        if (id == 1) {
+            k = x;
+            has_k = 1;
+        } else {
+            v = x;
+            has_v = 1;
+        }
+    }
+    em_key_n(e, has_k ? (const char *)k.p : "", has_k ? wire_strlen(&k) : 0);
+    if (!has_v) {
+        em_str(e, "");
+        return 0;
+    }
+    return wire_value(e, &ed->fields[1], &v);
+}
+
+/*
+ * The fields of a message of type d at p..len, into the open mapping; a
+ * repeated field's values in one sequence (or mapping, for a map) that
+ * closes when the next field comes.
+ */
+static int wire_fields(struct em *e, const ProtobufCMessageDescriptor *d, const uint8_t *p,
+                       size_t len)
+{
+    const uint8_t *end = p + len;
+    const ProtobufCFieldDescriptor *last = NULL; /* the field before */
+    int open = -1;                               /* last's sequence (0) or map (1) is open */
+    unsigned hint = 0;
+    if (!wire_type_ok(d))
+        return -1;
+    while (p < end) {
+        uint32_t id;
+        struct wv w;
+        if (wire_next(&p, end, &id, &w) < 0)
+            return -1;
+        const ProtobufCFieldDescriptor *f = wire_field(d, id, &hint);
+        if (!f)
+            continue; /* pb_decode keeps it aside; emit_fields writes no unknown field */
+        if ((last && f < last) || (f == last && f->label != PROTOBUF_C_LABEL_REPEATED))
+            return -1;
+        if (f != last && open >= 0) {
+            em_close(e, open);
+            open = -1;
+        }
+        int first = f != last;
+        last = f;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            int map = f->type == PROTOBUF_C_TYPE_MESSAGE && kobj_desc_is_map_entry(f->descriptor);
+            if (!kobj_is_ptr_type(f->type) && f->type != PROTOBUF_C_TYPE_BYTES)
+                return -1; /* repeated scalars may come packed: protobuf-c's */
+            if (first) {
+                em_field_key(e, f->name);
+                em_open(e, map);
+                open = map;
+            }
+            if ((map ? wire_entry(e, f->descriptor, &w) : wire_value(e, f, &w)) < 0)
+                return -1;
+            continue;
+        }
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE && kobj_is_inlined(d, f)) {
+            if (w.wire != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED ||
+                wire_fields(e, f->descriptor, w.p, w.n) < 0)
+                return -1;
+            continue;
+        }
+        em_field_key(e, f->name);
+        if (wire_value(e, f, &w) < 0)
+            return -1;
+    }
+    if (open >= 0)
+        em_close(e, open);
+    return 0;
 }
 
 static void em_begin(struct em *e, enum kobj_fmt fmt)
@@ -620,4 +998,31 @@ char *kobj_emit_list(const struct kind *k, ProtobufCMessage *const *items, size_
     em_close(&e, 1);
     em_end(&e);
     return buf_take(&e.out);
+}
+
+int kobj_emit_pb_buf(struct buf *out, const struct kind *k, const void *bytes, size_t len,
+                     enum kobj_fmt fmt)
+{
+    if (fmt != KOBJ_FMT_YAML) {
+        struct em e;
+        size_t at = out->len;
+        em_begin(&e, fmt);
+        e.out = *out;
+        emit_obj_open(&e, k);
+        int rc = wire_fields(&e, k->desc, bytes, len);
+        if (rc == 0)
+            em_close(&e, 1);
+        em_end(&e);
+        *out = e.out;
+        if (rc == 0)
+            return 0;
+        out->len = at; /* what was written goes: the message says it again */
+        out->p[at] = 0;
+    }
+    ProtobufCMessage *m = pb_decode(k->desc, bytes, len);
+    if (!m)
+        return -1;
+    kobj_emit_buf(out, k, m, fmt);
+    protobuf_c_message_free_unpacked(m, NULL);
+    return 0;
 }

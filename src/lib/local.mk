@@ -162,14 +162,14 @@ TESTS_PROGS += t/unit/test_obs
 
 # pb_encode against protobuf-c's pack, on random messages of every type.
 check_PROGRAMS += t/unit/test_pb
-t_unit_test_pb_SOURCES = t/unit/test_pb.c t/unit/tap.h
+t_unit_test_pb_SOURCES = t/unit/test_pb.c t/unit/tap.h t/unit/rndmsg.h
 t_unit_test_pb_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
 t_unit_test_pb_LDADD = libcoracle.a $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_pb
 
 # kobj: YAML/JSON <-> protobuf (manifests, the REST API's JSON) and its test data.
 check_PROGRAMS += t/unit/test_yaml
-t_unit_test_yaml_SOURCES = t/unit/test_yaml.c
+t_unit_test_yaml_SOURCES = t/unit/test_yaml.c t/unit/rndmsg.h
 t_unit_test_yaml_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit \
 	-DTEST_DATA='"$(abs_top_srcdir)/t/data/ctl"'
 t_unit_test_yaml_LDADD = libcoracle.a $(YAML_LIBS) $(COMMON_LIBS)

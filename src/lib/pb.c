@@ -300,8 +300,7 @@ static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescript
     return NULL;
 }
 
-/* Message types this decoder takes: no required, oneof, packed or proto3 fields. */
-static int plain_type(const ProtobufCMessageDescriptor *d)
+int pb_plain_type(const ProtobufCMessageDescriptor *d)
 {
     static __thread const ProtobufCMessageDescriptor *known[64];
     unsigned h = (unsigned)((uintptr_t)d >> 4) & 63;
@@ -529,7 +528,7 @@ static int dec_fields(ProtobufCMessage *m, const uint8_t *p, const uint8_t *end)
 static int dec_msg(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
                    ProtobufCMessage **out)
 {
-    if (!plain_type(d))
+    if (!pb_plain_type(d))
         return -1;
     ProtobufCMessage *m = xmalloc(d->sizeof_message);
     d->message_init(m);

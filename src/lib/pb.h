@@ -44,6 +44,11 @@ void *pb_encode(const ProtobufCMessage *m, size_t *len);
  * two-byte tag and then cannot read its own packing of the result back.
  */
 ProtobufCMessage *pb_decode(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len);
+/*
+ * Whether pb_decode decodes messages of type d itself: no required, oneof,
+ * packed or proto3 fields, fields listed by number. (Remembered per thread.)
+ */
+int pb_plain_type(const ProtobufCMessageDescriptor *d);
 /* How many of this thread's pb_decode calls protobuf-c answered (tests). */
 unsigned long pb_decode_fallbacks(void);
 

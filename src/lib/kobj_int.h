@@ -27,7 +27,8 @@ enum ynode_type { YN_SCALAR, YN_SEQ, YN_MAP };
 
 struct ynode {
     enum ynode_type type;
-    int line, col; /* 1-based; col counts characters, as libyaml's marks do */
+    int line, col; /* 1-based; col counts characters, as libyaml's marks do. 0 in a JSON tree: */
+    size_t off;    /* ... where the node starts in the text (kobj_json_pos finds its line) */
     char *val;     /* scalar text, NUL-terminated (may hold NULs of its own: len) */
     size_t len;
     int plain;           /* plain and untagged: YAML's implicit typing applies */
@@ -57,5 +58,10 @@ int kobj_json_looks(const char *buf, size_t len);
  * wrong.
  */
 int kobj_json_load(const char *buf, size_t len, struct ynode **root);
+/*
+ * The line and column (1-based, as libyaml counts them) of byte off of buf:
+ * where a node of a JSON tree starts. Counted only when a message needs it.
+ */
+void kobj_json_pos(const char *buf, size_t off, int *line, int *col);
 
 #endif

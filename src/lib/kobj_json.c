@@ -7,8 +7,9 @@
  * is the one libyaml's events build, node for node: strings are scalars
  * that are not plain (no implicit typing, as quoted YAML), numbers and
  * true/false/null plain scalars with their text, and every node carries
- * libyaml's line and column (columns count characters, and NEL, LS and
- * PS end lines as in YAML), so the mapper's checks and messages (field
+ * its offset, from which kobj_json_pos counts libyaml's line and column
+ * (columns count characters, and NEL, LS and PS end lines as in YAML)
+ * when a message needs them, so the mapper's checks and messages (field
  * path, duplicate keys, types) are the same whichever reader ran.
  *
  * Strict RFC 8259, one text, containers nested at most KOBJ_MAX_DEPTH
@@ -28,26 +29,22 @@
 #include "util.h"
 
 struct jr {
-    const char *p, *end;
+    const char *start, *p, *end;
     int depth;
-    /* position: line and column (1-based) of the byte at mark */
-    const char *mark;
-    int line, col;
     struct buf sb;   /* a string with escapes, decoded */
     struct arena a;  /* the tree: nodes, their strings and kids arrays */
     struct buf kids; /* the open containers' kids so far (struct ynode *), innermost last */
 };
 
 /*
- * Moves the mark to at, counting lines and characters as libyaml does:
- * CR LF, CR, LF, NEL (C2 85), LS and PS (E2 80 A8/A9) end a line; UTF-8
- * continuation bytes are no characters. Nodes are met in order, so the
- * whole input is counted once.
+ * Counts lines and characters up to off as libyaml does: CR LF, CR, LF,
+ * NEL (C2 85), LS and PS (E2 80 A8/A9) end a line; UTF-8 continuation
+ * bytes are no characters.
  */
-static void mark_to(struct jr *j, const char *at)
+void kobj_json_pos(const char *buf, size_t off, int *out_line, int *out_col)
 {
-    const unsigned char *s = (const unsigned char *)j->mark, *e = (const unsigned char *)at;
-    int line = j->line, col = j->col; /* locals: the bytes read could alias j's fields */
+    const unsigned char *s = (const unsigned char *)buf, *e = s + off;
+    int line = 1, col = 1;
     while (s < e) {
         unsigned char c = *s;
         if (c >= 0x20 && c < 0x80) {
@@ -73,9 +70,8 @@ static void mark_to(struct jr *j, const char *at)
             s++;
         }
     }
-    j->line = line;
-    j->col = col;
-    j->mark = at;
+    *out_line = line;
+    *out_col = col;
 }
 
 /*
@@ -87,9 +83,7 @@ static struct ynode *node(struct jr *j, enum ynode_type t, const char *at, int r
 {
     struct ynode *n = arena_alloc(&j->a, sizeof(*n));
     n->type = t;
-    mark_to(j, at);
-    n->line = j->line;
-    n->col = j->col;
+    n->off = (size_t)(at - j->start);
     if (!root)
         buf_add(&j->kids, &n, sizeof(n));
     return n;
@@ -344,7 +338,7 @@ int kobj_json_looks(const char *buf, size_t len)
 
 int kobj_json_load(const char *buf, size_t len, struct ynode **root)
 {
-    struct jr j = {.p = buf, .end = buf + len, .mark = buf, .line = 1, .col = 1};
+    struct jr j = {.start = buf, .p = buf, .end = buf + len};
     struct ynode *top = NULL;
     struct arena *held = arena_alloc(&j.a, sizeof(*held)); /* the root's: see kobj_ynode_free */
     skip_ws(&j);

@@ -89,6 +89,7 @@ struct pctx {
     const char *name;
     char *err;
     struct kobj_opts *o; /* NULL: strict, nothing reported (kobj_parse) */
+    const char *buf;     /* the text: where a JSON tree's nodes are */
 };
 
 /* Unknown and duplicate fields are errors unless o says otherwise. */
@@ -135,7 +136,32 @@ static int perr_at(struct pctx *c, int line, int col, const struct kpath *path, 
     free(msg);
     return -1;
 }
-#define perr(c, node, path, ...) perr_at((c), (node)->line, (node)->col, (path), __VA_ARGS__)
+
+/* Where node n starts (a JSON tree's nodes know their offset only). */
+static void node_pos(const struct pctx *c, const struct ynode *n, int *line, int *col)
+{
+    *line = n->line;
+    *col = n->col;
+    if (!n->line)
+        kobj_json_pos(c->buf, n->off, line, col);
+}
+
+static int perr_node(struct pctx *c, const struct ynode *n, const struct kpath *path,
+                     const char *fmt, ...) PRINTF(4, 5);
+static int perr_node(struct pctx *c, const struct ynode *n, const struct kpath *path,
+                     const char *fmt, ...)
+{
+    int line, col;
+    node_pos(c, n, &line, &col);
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    perr_at(c, line, col, path, "%s", msg);
+    free(msg);
+    return -1;
+}
+#define perr(c, node, path, ...) perr_node((c), (node), (path), __VA_ARGS__)
 
 /* Reads the whole stream into one tree per document (NULL for empty ones). */
 static int load_docs(struct pctx *c, const char *buf, size_t len, struct ynode ***docs,
@@ -770,7 +796,9 @@ static int doc_to_objs(struct pctx *c, const struct ynode *doc, const struct kpa
         protobuf_c_message_free_unpacked(m, NULL);
         return -1;
     }
-    objs_push(out, k, m, xasprintf("%s:%d", c->name, doc->line));
+    int line, col;
+    node_pos(c, doc, &line, &col);
+    objs_push(out, k, m, xasprintf("%s:%d", c->name, line));
     return 0;
 }
 
@@ -787,7 +815,7 @@ void kobjs_free(struct kobjs *objs)
 
 int kobj_parse(const char *name, const char *buf, size_t len, struct kobjs *out, char **err)
 {
-    struct pctx c = {name, NULL, NULL};
+    struct pctx c = {name, NULL, NULL, buf};
     struct ynode **docs;
     size_t ndocs;
     struct kobjs tmp = {NULL, 0};
@@ -830,7 +858,7 @@ ProtobufCMessage *kobj_parse_msg_opts(const char *name, const char *buf, size_t 
                                       const ProtobufCMessageDescriptor *desc, struct kobj_opts *o,
                                       char **err)
 {
-    struct pctx c = {name, NULL, o};
+    struct pctx c = {name, NULL, o, buf};
     struct ynode **docs;
     size_t ndocs;
     ProtobufCMessage *m = NULL;

@@ -93,6 +93,8 @@ static const struct {
 
 int kobj_is_inlined(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f)
 {
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE) /* every field read and written asks: most are not */
+        return 0;
     for (size_t i = 0; i < ARRAY_SIZE(inlined); i++)
         if (inlined[i].desc == d && !strcmp(inlined[i].field, f->name))
             return 1;

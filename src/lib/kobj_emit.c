@@ -908,7 +908,7 @@ static int wire_fields(struct em *e, const ProtobufCMessageDescriptor *d, const 
                 return -1;
             continue;
         }
-        if (f->type == PROTOBUF_C_TYPE_MESSAGE && kobj_is_inlined(d, f)) {
+        if (kobj_is_inlined(d, f)) {
             if (w.wire != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED ||
                 wire_fields(e, f->descriptor, w.p, w.n) < 0)
                 return -1;

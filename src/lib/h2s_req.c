@@ -217,10 +217,11 @@ static void h2_submit(h2s_req_t *r, int status, const char *ctype, size_t len)
         off += strlen(r->rh.p + off) + 1;
     }
     nghttp2_nv *nv = xcalloc(n, sizeof(*nv));
-    char st[8], cl[24];
-    snprintf(st, sizeof(st), "%d", status);
-    snprintf(cl, sizeof(cl), "%zu", len);
-    const char *kv[6] = {":status", st, "content-type", ctype, "content-length", cl};
+    /* by hand: snprintf took 700 instructions a number, twice in every answer */
+    char st[U64STR_MAX], cl[U64STR_MAX];
+    const char *kv[6] = {":status",        u64str(st, (unsigned)status),
+                         "content-type",   ctype,
+                         "content-length", u64str(cl, len)};
     size_t k = 0;
     for (int i = 0; i < 3; i++) {
         if (i == 2 && len == SIZE_MAX)

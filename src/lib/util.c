@@ -121,15 +121,21 @@ void mem_release(void)
         malloc_trim(0);
 }
 
-char *xu64str(uint64_t v)
+char *u64str(char *buf, uint64_t v)
 {
-    char b[21], *p = b + sizeof(b);
+    char *p = buf + U64STR_MAX;
     *--p = 0;
     do {
         *--p = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    return xstrdup(p);
+    return p;
+}
+
+char *xu64str(uint64_t v)
+{
+    char b[U64STR_MAX];
+    return xstrdup(u64str(b, v));
 }
 
 char *xconcat(const char *s, ...)

@@ -42,6 +42,9 @@ char *xvasprintf(const char *fmt, va_list ap);
 void mem_release(void);
 /* v in decimal (malloc'd), without printf's format parsing. */
 char *xu64str(uint64_t v);
+/* v in decimal written at the end of buf (U64STR_MAX bytes); returns where it starts in buf. */
+#define U64STR_MAX 21
+char *u64str(char *buf, uint64_t v);
 /* The strings up to a NULL, one after the other (malloc'd): no format to parse. */
 char *xconcat(const char *s, ...) __attribute__((sentinel));
 

@@ -27,8 +27,11 @@ static int object_to(struct buf *b, const struct kind *k, const void *bytes, siz
 char *kjson_object(const struct kind *k, const void *bytes, size_t len)
 {
     struct buf b = {0};
-    if (object_to(&b, k, bytes, len) < 0)
+    buf_reserve(&b, 3 * len + 256); /* about what JSON takes: no growing on the way */
+    if (object_to(&b, k, bytes, len) < 0) {
+        buf_free(&b);
         return NULL;
+    }
     return buf_take(&b);
 }
 

@@ -71,7 +71,9 @@ static char *mgr_id(struct arena *a, const char *manager, const char *op, const 
     for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
         if (!vals[i] || !*vals[i])
             continue;
-        buf_printf(&b, "%s\"%s\":", first ? "" : ",", names[i]);
+        buf_puts(&b, first ? "\"" : ",\""); /* no printf: every write names its manager */
+        buf_puts(&b, names[i]);
+        buf_puts(&b, "\":");
         kobj_json_str(&b, vals[i], strlen(vals[i]));
         first = 0;
     }

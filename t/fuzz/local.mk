@@ -33,7 +33,7 @@ FUZZ_SRC_sel = $(srcdir)/src/lib/sel.c
 FUZZ_SRC_qty =
 FUZZ_SRC_yaml = $(srcdir)/src/lib/kobj.c $(srcdir)/src/lib/kobj_parse.c \
 	$(srcdir)/src/lib/kobj_json.c $(srcdir)/src/lib/kobj_emit.c $(srcdir)/src/lib/buf.c \
-	$(srcdir)/src/lib/json.c
+	$(srcdir)/src/lib/json.c $(srcdir)/src/lib/arena.c
 FUZZ_SRC_kobj_json = $(FUZZ_SRC_yaml)
 FUZZ_SRC_pb = $(srcdir)/src/apiserver/admit.c $(srcdir)/src/apiserver/obj.c $(srcdir)/src/lib/sel.c
 FUZZ_SRC_http1 = $(srcdir)/src/lib/h2s.c $(srcdir)/src/lib/h2s_call.c \

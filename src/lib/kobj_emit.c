@@ -622,6 +622,7 @@ static int wire_next(const uint8_t **pp, const uint8_t *end, uint32_t *id, struc
     *id = (uint32_t)(key >> 3);
     w->wire = (unsigned)(key & 7);
     w->p = p;
+    w->n = 0;
     switch (w->wire) {
     case PROTOBUF_C_WIRE_TYPE_VARINT:
         if (pb_varint_get(&p, end, &w->v) < 0)
@@ -837,7 +838,8 @@ static int wire_entry(struct em *e, const ProtobufCMessageDescriptor *ed, const 
     struct wv k = {0}, v = {0};
     int has_k = 0, has_v = 0;
     unsigned hint = 0;
-    if (!wire_type_ok(ed) || ed->fields[0].type != PROTOBUF_C_TYPE_STRING)
+    if (w->wire != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED || !wire_type_ok(ed) ||
+        ed->fields[0].type != PROTOBUF_C_TYPE_STRING)
         return -1;
     while (p < end) {
         uint32_t id;

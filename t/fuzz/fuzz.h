@@ -15,6 +15,7 @@ int fuzz_sel_one(const uint8_t *data, size_t size);
 int fuzz_qty_one(const uint8_t *data, size_t size);
 int fuzz_yaml_one(const uint8_t *data, size_t size);
 int fuzz_kobj_json_one(const uint8_t *data, size_t size);
+int fuzz_kobj_pb_one(const uint8_t *data, size_t size);
 int fuzz_pb_one(const uint8_t *data, size_t size);
 int fuzz_http1_one(const uint8_t *data, size_t size);
 int fuzz_accept_one(const uint8_t *data, size_t size);

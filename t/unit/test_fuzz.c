@@ -22,6 +22,7 @@ static const struct {
     {"qty", fuzz_qty_one},
     {"yaml", fuzz_yaml_one},
     {"kobj_json", fuzz_kobj_json_one},
+    {"kobj_pb", fuzz_kobj_pb_one},
     {"pb", fuzz_pb_one},
     {"http1", fuzz_http1_one},
     {"accept", fuzz_accept_one},

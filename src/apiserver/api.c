@@ -950,8 +950,9 @@ static void http_answer(const char *path, int *status, const char **ctype, char 
         *status = 200;
         *body = xstrdup("ok");
     } else if (pl == 7 && !strncmp(path, "/readyz", 7)) {
-        *status = a->stopping ? 503 : 200;
-        *body = xstrdup(a->stopping ? "shutting down" : "ok");
+        const char *why = a->stopping ? "shutting down" : store_unhealthy(a->st);
+        *status = why ? 503 : 200;
+        *body = why ? xasprintf("%s\n", why) : xstrdup("ok");
     } else if (pl == 8 && !strncmp(path, "/metrics", 8)) {
         *status = 200;
         *ctype = "text/plain; version=0.0.4; charset=utf-8";

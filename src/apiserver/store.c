@@ -1045,6 +1045,13 @@ void store_set_remote(store_t *s, const struct store_remote *r)
     s->remote = *r;
 }
 
+const char *store_unhealthy(const store_t *s)
+{
+    if (s->broken)
+        return "the store is broken (a failed map resize): restart the apiserver";
+    return s->remote.unhealthy ? s->remote.unhealthy(s->remote.impl) : NULL;
+}
+
 int store_submit(store_t *s, struct store_op *op)
 {
     if (s->remote.submit)

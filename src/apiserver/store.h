@@ -201,9 +201,13 @@ struct store_remote {
     void (*close)(void *impl); /* first in store_close: stop, answer what is queued */
     void (*free)(void *impl);  /* last, once this environment's own ops are done */
     const char *(*unavail_reason)(void *impl);
+    /* NULL while the remote store is reachable and followed, else why not (optional) */
+    const char *(*unhealthy)(void *impl);
     void *impl;
 };
 void store_set_remote(store_t *s, const struct store_remote *r);
+/* NULL if the store can serve (a remote one reachable), else why not: for /readyz. */
+const char *store_unhealthy(const store_t *s);
 /* Queues op on this environment itself (a replica's feed). As store_submit without a remote. */
 int store_submit_local(store_t *s, struct store_op *op);
 

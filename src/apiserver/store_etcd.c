@@ -87,6 +87,7 @@ struct setcd {
     char *page_after;                    /* the last key of the previous page */
     size_t page_after_len;
     bool loading, closing;
+    bool watch_down;     /* since the watch ended, until the feed hears from etcd again */
     int64_t sync_target; /* etcd's revision when the sync began */
     int sync_err;
     char *sync_msg;
@@ -265,7 +266,8 @@ static void wait_release(struct setcd *se, int64_t have)
 
 static int unavail(struct setcd *se, const char *msg)
 {
-    snprintf(se->unavail, sizeof(se->unavail), "etcd: %s", msg);
+    snprintf(se->unavail, sizeof(se->unavail), "%s%s", strncmp(msg, "etcd", 4) ? "etcd: " : "",
+             msg);
     return STORE_EUNAVAIL;
 }
 
@@ -430,6 +432,17 @@ static void start_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* The replica follows etcd only while its watch runs. */
+static const char *se_unhealthy(void *impl)
+{
+    struct setcd *se = impl;
+    if (se->loading)
+        return "etcd: the replica is being rebuilt";
+    if (!se->w || se->watch_down)
+        return se->unavail[0] ? se->unavail : "etcd: the watch is not running";
+    return NULL;
+}
+
 static const char *se_unavail_reason(void *impl)
 {
     struct setcd *se = impl;
@@ -497,10 +510,12 @@ static void feed(struct setcd *se, const char *key, int64_t rev, int flags, void
 
 static void watch_start(struct setcd *se);
 static void sync_begin(struct setcd *se);
+static void sync_barrier(struct setcd *se, etcd_txn_fn cb);
 
 static void on_events(void *arg, int64_t revision, const struct etcd_event *ev, size_t n)
 {
     struct setcd *se = arg;
+    se->watch_down = false;
     if (n == 0) {
         /* progress: everything up to revision has been sent */
         if (revision > se->fed) {
@@ -548,11 +563,22 @@ static void resync_cb(evutil_socket_t fd, short what, void *arg)
     sync_begin(arg);
 }
 
+static void barrier_done(void *arg, int err, const char *msg, const struct etcd_txn_resp *r)
+{
+    (void)arg;
+    (void)r;
+    if (err)
+        log_warn("store: etcd barrier: %s", msg);
+}
+
+/* The watch again, and a barrier whose event says it is back (for /readyz). */
 static void rewatch_cb(evutil_socket_t fd, short what, void *arg)
 {
+    struct setcd *se = arg;
     (void)fd;
     (void)what;
-    watch_start(arg);
+    watch_start(se);
+    sync_barrier(se, barrier_done);
 }
 
 static void on_watch_end(void *arg, int err, const char *msg, int64_t compact_revision)
@@ -561,6 +587,7 @@ static void on_watch_end(void *arg, int err, const char *msg, int64_t compact_re
     se->w = NULL;
     if (se->closing)
         return;
+    se->watch_down = true;
     struct timeval tv = {RESYNC_DELAY_MS / 1000, (RESYNC_DELAY_MS % 1000) * 1000};
     if (err == GRPC_OUT_OF_RANGE) {
         log_warn("store: etcd compacted revision %" PRId64 " before the replica read it: "
@@ -882,7 +909,7 @@ int store_etcd_open(store_t *replica, struct event_base *base, const struct stor
     se->rewatch_ev = event_new(base, -1, 0, rewatch_cb, se);
     se->compact_interval_s = o->compaction_interval_s;
 
-    struct store_remote r = {se_submit, se_close, se_free, se_unavail_reason, se};
+    struct store_remote r = {se_submit, se_close, se_free, se_unavail_reason, se_unhealthy, se};
     store_set_remote(replica, &r);
 
     int64_t deadline =

@@ -35,6 +35,12 @@
 /* under the prefix, of no kind: a write to it marks a point in the watch (see sync_barrier) */
 #define BARRIER_NAME "coracle-sync"
 #define RESYNC_DELAY_MS 1000
+/*
+ * History replayed on start, at most: etcd 3.4 feeds a watch that is
+ * behind 1,000 revisions per 100 ms, so this bounds a restart to about a
+ * second; history then grows up to --compact-keep as the replica runs.
+ */
+#define START_HISTORY 10000
 
 struct eop;
 
@@ -902,7 +908,7 @@ int store_etcd_open(store_t *replica, struct event_base *base, const struct stor
     const char *p = o->prefix && *o->prefix ? o->prefix : "/registry";
     se->prefix = p[strlen(p) - 1] == '/' ? xstrdup(p) : xconcat(p, "/", NULL);
     se->plen = strlen(se->prefix);
-    se->history = o->history;
+    se->history = o->history < START_HISTORY ? o->history : START_HISTORY;
     se->keys = smap_new();
     se->start_ev = event_new(base, -1, 0, start_cb, se);
     se->resync_ev = event_new(base, -1, 0, resync_cb, se);

@@ -24,9 +24,9 @@
  * unset: etcd's mod_revision is the object's resourceVersion).
  *
  * On start the replica is rebuilt: a snapshot of the prefix at a revision
- * up to `history` revisions back (as far as etcd still has), then the
- * watch replays from there, so watches resume across apiservers from any
- * revision in that window. A watch that falls behind etcd's compaction
+ * up to `history` revisions back (at most 10,000: as far as etcd still
+ * has), then the watch replays from there, so watches resume across
+ * apiservers from any revision in that window. A watch that falls behind etcd's compaction
  * rebuilds the replica the same way. Compaction: every interval, one of
  * the apiservers (the one whose compare-and-set on the key
  * "compact_rev_key" wins, as kube-apiserver's compactor does) compacts

@@ -120,7 +120,8 @@ struct set *walk_fieldset(struct walk *w, const ProtobufCMessage *m);
  * A 128-bit digest of m's shape: of every step walk_fieldset takes (the
  * fields present, list items' keys, map keys; no leaf values), so two
  * objects with one digest have the same field set (and the same fields
- * added to an empty object), but for a 2^-128 chance.
+ * added to an empty object), but for a 2^-128 chance. Field names count by
+ * address: digests compare within one process only.
  */
 void walk_shape(struct walk *w, const ProtobufCMessage *m, uint64_t out[2]);
 /* typed Compare; l and r of one type. */

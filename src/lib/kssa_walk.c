@@ -102,7 +102,7 @@ static const struct kmeta *km_of(const ProtobufCMessageDescriptor *owner,
     return kmeta_lookup(owner, f->name);
 }
 
-static enum tk field_kind(struct walk *w, const ProtobufCMessageDescriptor *owner,
+static enum tk field_kind(const ProtobufCMessageDescriptor *owner,
                           const ProtobufCFieldDescriptor *f)
 {
     const struct kmeta *km = km_of(owner, f);
@@ -139,28 +139,66 @@ static int is_managed_fields(const ProtobufCMessageDescriptor *d, const Protobuf
 struct slot {
     const ProtobufCFieldDescriptor *f, *via;
     const ProtobufCMessageDescriptor *owner; /* the message f belongs to */
+    enum tk kind;                            /* field_kind(owner, f) */
 };
 
-#define MAX_SLOTS 160
+/* A struct's fields in JSON: its own, and those of its inlined fields in their place. */
+struct slots {
+    const ProtobufCMessageDescriptor *d;
+    size_t n;
+    struct slot s[];
+};
 
-static size_t slots(const ProtobufCMessageDescriptor *d, struct slot *out)
+static struct slots *slots_make(const ProtobufCMessageDescriptor *d)
 {
-    size_t n = 0;
+    size_t cap = d->n_fields;
+    for (unsigned i = 0; i < d->n_fields; i++)
+        if (kobj_is_inlined(d, &d->fields[i]))
+            cap += ((const ProtobufCMessageDescriptor *)d->fields[i].descriptor)->n_fields;
+    struct slots *t = xmalloc(sizeof(*t) + cap * sizeof(t->s[0]));
+    t->d = d;
+    t->n = 0;
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         if (is_managed_fields(d, f))
             continue;
         if (!kobj_is_inlined(d, f)) {
-            out[n++] = (struct slot){f, NULL, d};
-        } else {
-            const ProtobufCMessageDescriptor *sd = f->descriptor;
-            for (unsigned j = 0; j < sd->n_fields; j++)
-                out[n++] = (struct slot){&sd->fields[j], f, sd};
+            t->s[t->n++] = (struct slot){f, NULL, d, field_kind(d, f)};
+            continue;
         }
-        if (n > MAX_SLOTS - 64)
-            fatal("kssa: message %s has too many fields", d->name);
+        const ProtobufCMessageDescriptor *sd = f->descriptor;
+        for (unsigned j = 0; j < sd->n_fields; j++)
+            t->s[t->n++] = (struct slot){&sd->fields[j], f, sd, field_kind(sd, &sd->fields[j])};
     }
-    return n;
+    return t;
+}
+
+/*
+ * d's slots, made once for the process: every walk of every write goes
+ * through the same few structs, and listing their fields (asking each
+ * whether it is inlined, and its kind) cost more than visiting the few
+ * that are set. Published with a compare-and-swap as km_of's entries, and
+ * never changed after; the table holds every message type there is.
+ */
+#define SLOT_TABLES 512
+static struct slots *slot_tables[SLOT_TABLES];
+
+static const struct slots *slots(const ProtobufCMessageDescriptor *d)
+{
+    size_t h = ((uintptr_t)d >> 4) % SLOT_TABLES;
+    for (size_t i = 0; i < SLOT_TABLES; i++, h = (h + 1) % SLOT_TABLES) {
+        struct slots *t = __atomic_load_n(&slot_tables[h], __ATOMIC_ACQUIRE);
+        if (!t) {
+            struct slots *n = slots_make(d);
+            if (__atomic_compare_exchange_n(&slot_tables[h], &t, n, 0, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_ACQUIRE))
+                return n;
+            free(n); /* another thread took the slot: t is its entry */
+        }
+        if (t->d == d)
+            return t;
+    }
+    fatal("kssa: more message types than %d", SLOT_TABLES);
 }
 
 /* The message holding s's field in m (m, or its inlined part), or NULL. */
@@ -372,13 +410,32 @@ static void shape_pe(struct walk *w, const struct pe *p)
     }
 }
 
-static void push(struct walk *w, const struct pe *p)
+static void path_push(struct walk *w, const struct pe *p)
 {
     if (w->depth >= KSSA_MAX_DEPTH)
         fatal("kssa: objects nest deeper than %d", KSSA_MAX_DEPTH);
     w->path[w->depth++] = *p;
+}
+
+static void push(struct walk *w, const struct pe *p)
+{
+    path_push(w, p);
     if (w->shaping)
         shape_pe(w, p);
+}
+
+/*
+ * A struct's field onto the path. A shape takes the name by its address, a
+ * word, instead of its bytes: it is the descriptor's, one string per field
+ * for the process (digests are compared within the process only), and never
+ * 1 to 4, the words shape_pe starts with.
+ */
+static void push_name(struct walk *w, const ProtobufCFieldDescriptor *f)
+{
+    struct pe p = pe_name(f);
+    path_push(w, &p);
+    if (w->shaping)
+        shape_u64(w, (uint64_t)(uintptr_t)f->name);
 }
 
 static void pop(struct walk *w)
@@ -617,7 +674,8 @@ static void fs_map(struct walk *w, struct set *s, const ProtobufCMessage *c,
     ProtobufCMessage *const *ents = (ProtobufCMessage *const *)elems(c, f);
     for (size_t i = 0; i < count(c, f); i++) {
         const char *key = *(char *const *)((const char *)ents[i] + map_kf(f)->offset);
-        struct pe p = pe_field(w->a, key);
+        /* a shape keeps no path: the key needs no copy */
+        struct pe p = w->shaping ? (struct pe){.k = PE_FIELD, .name = key} : pe_field(w->a, key);
         push(w, &p);
         fs_elem(w, s, vf, (const char *)ents[i] + vf->offset);
         pop(w);
@@ -651,7 +709,7 @@ out:
 static void fs_field(struct walk *w, struct set *s, const struct slot *sl,
                      const ProtobufCMessage *c)
 {
-    switch (field_kind(w, sl->owner, sl->f)) {
+    switch (sl->kind) {
     case TK_SCALAR:
     case TK_ATOMIC:
         insert_here(w, s);
@@ -677,14 +735,14 @@ static void fs_struct(struct walk *w, struct set *s, const ProtobufCMessage *m)
 {
     if (!m)
         return;
-    struct slot sl[MAX_SLOTS];
-    size_t n = slots(m->descriptor, sl);
+    const struct slots *t = slots(m->descriptor);
+    const struct slot *sl = t->s;
+    size_t n = t->n;
     for (size_t i = 0; i < n && !w->err; i++) {
         const ProtobufCMessage *c = holder(m, &sl[i]);
         if (!present(c, sl[i].f))
             continue;
-        struct pe p = pe_name(sl[i].f);
-        push(w, &p);
+        push_name(w, sl[i].f);
         fs_field(w, s, &sl[i], c);
         pop(w);
     }
@@ -848,7 +906,7 @@ static void cmp_field(struct walk *w, struct cmp *r, const struct slot *sl,
                       const ProtobufCMessage *lc, const ProtobufCMessage *rc)
 {
     const ProtobufCFieldDescriptor *f = sl->f;
-    switch (field_kind(w, sl->owner, f)) {
+    switch (sl->kind) {
     case TK_SCALAR:
     case TK_ATOMIC:
         cmp_leaf(w, r, lc != NULL, rc != NULL, lc && rc && field_eq(lc, rc, f));
@@ -870,8 +928,9 @@ static void cmp_struct(struct walk *w, struct cmp *r, const ProtobufCMessage *l,
                        const ProtobufCMessage *rt)
 {
     const ProtobufCMessageDescriptor *d = l ? l->descriptor : rt->descriptor;
-    struct slot sl[MAX_SLOTS];
-    size_t n = slots(d, sl);
+    const struct slots *t = slots(d);
+    const struct slot *sl = t->s;
+    size_t n = t->n;
     for (size_t i = 0; i < n; i++) {
         const ProtobufCMessage *lc = holder(l, &sl[i]), *rc = holder(rt, &sl[i]);
         int lp = present(lc, sl[i].f), rp = present(rc, sl[i].f);
@@ -1138,7 +1197,7 @@ static int mg_field(struct walk *w, const struct slot *sl, ProtobufCMessage *dc,
                     const ProtobufCMessage *sc)
 {
     const ProtobufCFieldDescriptor *f = sl->f;
-    switch (field_kind(w, sl->owner, f)) {
+    switch (sl->kind) {
     case TK_SCALAR:
     case TK_ATOMIC:
         field_copy(dc, sc, f);
@@ -1159,8 +1218,9 @@ static int mg_field(struct walk *w, const struct slot *sl, ProtobufCMessage *dc,
 
 static int mg_struct(struct walk *w, ProtobufCMessage *dst, const ProtobufCMessage *src)
 {
-    struct slot sl[MAX_SLOTS];
-    size_t n = slots(src->descriptor, sl);
+    const struct slots *t = slots(src->descriptor);
+    const struct slot *sl = t->s;
+    size_t n = t->n;
     for (size_t i = 0; i < n; i++) {
         const ProtobufCMessage *sc = holder(src, &sl[i]);
         if (!present(sc, sl[i].f))
@@ -1243,7 +1303,7 @@ static void rm_field(struct walk *w, const struct slot *sl, ProtobufCMessage *c,
                      const struct set *s)
 {
     const ProtobufCFieldDescriptor *f = sl->f;
-    switch (field_kind(w, sl->owner, f)) {
+    switch (sl->kind) {
     case TK_SCALAR:
         return;
     case TK_ATOMIC: /* as typed's removingWalker: an atomic value with items below goes */
@@ -1264,8 +1324,9 @@ static void rm_field(struct walk *w, const struct slot *sl, ProtobufCMessage *c,
 
 static void rm_struct(struct walk *w, ProtobufCMessage *m, const struct set *s)
 {
-    struct slot sl[MAX_SLOTS];
-    size_t n = slots(m->descriptor, sl);
+    const struct slots *t = slots(m->descriptor);
+    const struct slot *sl = t->s;
+    size_t n = t->n;
     for (size_t i = 0; i < n; i++) {
         ProtobufCMessage *c = (ProtobufCMessage *)holder(m, &sl[i]);
         if (!present(c, sl[i].f))

@@ -140,9 +140,11 @@ size_t kobj_elem_size(const ProtobufCFieldDescriptor *f)
 
 int kobj_desc_is_map_entry(const ProtobufCMessageDescriptor *d)
 {
+    if (d->n_fields != 2) /* most are not: no strlen for them */
+        return 0;
     size_t nl = strlen(d->name);
-    return d->n_fields == 2 && nl > 5 && !strcmp(d->name + nl - 5, "Entry") &&
-           d->fields[0].id == 1 && !strcmp(d->fields[0].name, "key") && d->fields[1].id == 2 &&
+    return nl > 5 && !strcmp(d->name + nl - 5, "Entry") && d->fields[0].id == 1 &&
+           !strcmp(d->fields[0].name, "key") && d->fields[1].id == 2 &&
            !strcmp(d->fields[1].name, "value");
 }
 

@@ -595,8 +595,9 @@ struct wv {
 /* Types walked: those pb_decode decodes itself (remembered per thread), and no field defaulted. */
 static int wire_type_ok(const ProtobufCMessageDescriptor *d)
 {
-    static __thread const ProtobufCMessageDescriptor *known[64];
-    unsigned h = (unsigned)((uintptr_t)d >> 4) & 63;
+    /* by address: descriptors lie 96 to 256 bytes apart, a prime spreads them */
+    static __thread const ProtobufCMessageDescriptor *known[251];
+    unsigned h = (unsigned)(((uintptr_t)d >> 3) % 251);
     if (known[h] == d)
         return 1;
     if (!pb_plain_type(d))

@@ -302,8 +302,9 @@ static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescript
 
 int pb_plain_type(const ProtobufCMessageDescriptor *d)
 {
-    static __thread const ProtobufCMessageDescriptor *known[64];
-    unsigned h = (unsigned)((uintptr_t)d >> 4) & 63;
+    /* by address: descriptors lie 96 to 256 bytes apart, a prime spreads them */
+    static __thread const ProtobufCMessageDescriptor *known[251];
+    unsigned h = (unsigned)(((uintptr_t)d >> 3) % 251);
     if (known[h] == d)
         return 1;
     if (!d->message_init)

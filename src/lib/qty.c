@@ -47,15 +47,19 @@ static int fail(char **err, const char *msg)
 static int suffix_interpret(const char *s, size_t n, int *base, int *exp)
 {
     static const struct {
-        const char *s;
+        char s[3];
         int base, exp;
     } tab[] = {
         {"", 10, 0},   {"n", 10, -9}, {"u", 10, -6}, {"m", 10, -3}, {"k", 10, 3},  {"M", 10, 6},
         {"G", 10, 9},  {"T", 10, 12}, {"P", 10, 15}, {"E", 10, 18}, {"Ki", 2, 10}, {"Mi", 2, 20},
         {"Gi", 2, 30}, {"Ti", 2, 40}, {"Pi", 2, 50}, {"Ei", 2, 60},
     };
-    for (size_t i = 0; i < ARRAY_SIZE(tab); i++) {
-        if (strlen(tab[i].s) == n && memcmp(tab[i].s, s, n) == 0) {
+    /* the suffixes are 0 to 2 bytes, NUL-padded to 3: compared in place, no strlen */
+    for (size_t i = 0; n <= 2 && i < ARRAY_SIZE(tab); i++) {
+        size_t k = 0;
+        while (k < n && tab[i].s[k] == s[k])
+            k++;
+        if (k == n && tab[i].s[n] == 0) {
             *base = tab[i].base;
             *exp = tab[i].exp;
             return 0;

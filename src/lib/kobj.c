@@ -40,6 +40,15 @@ enum res kobj_resolve(const char *s)
 {
     static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
     static const char *const bools[] = {"true", "True", "TRUE", "false", "False", "FALSE"};
+    /* the common case first, without the spellings' compares (none starts with a digit):
+     * a decimal integer (a JSON body's ports, counts, seconds) */
+    if (*s >= '0' && *s <= '9') {
+        const char *p = s;
+        while (*p >= '0' && *p <= '9')
+            p++;
+        if (!*p)
+            return R_INT;
+    }
     for (size_t i = 0; i < ARRAY_SIZE(nulls); i++)
         if (!strcmp(s, nulls[i]))
             return R_NULL;

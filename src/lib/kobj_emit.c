@@ -11,6 +11,7 @@
 #include "kobj_int.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -770,6 +771,76 @@ static int wire_special(struct em *e, const ProtobufCMessageDescriptor *d, const
 static int wire_fields(struct em *e, const ProtobufCMessageDescriptor *d, const uint8_t *p,
                        size_t len);
 
+/*
+ * The compact JSON of objects' parts by their bytes, for the process. Pods
+ * made from one template (a controller's, a client's manifests) store one
+ * spec byte for byte, and every answer, list item and watch event wrote it
+ * again: most of a created pod's answer. An object's message fields but
+ * its metadata (which names it) are looked up by descriptor and bytes and,
+ * when found, copied; else written and kept in place of the entry used
+ * least lately (hits halve at every new entry), so parts that never repeat
+ * (statuses) pass through one entry without pushing out those that do.
+ * Compact JSON of a top-level field depends on its bytes only.
+ */
+#define PARTS 8
+#define PART_MIN 64 /* smaller parts are written as fast as they are looked up */
+#define PART_MAX (16 * 1024)
+static struct {
+    pthread_mutex_t mu;
+    struct part {
+        const ProtobufCMessageDescriptor *d;
+        uint8_t *bytes; /* malloc'd */
+        size_t n;
+        char *json; /* malloc'd */
+        size_t jn;
+        unsigned hits;
+    } e[PARTS];
+} parts = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int part_memo(const struct em *e, const ProtobufCMessageDescriptor *d, const struct wv *w)
+{
+    return e->fmt == KOBJ_FMT_JSON_COMPACT && e->depth == 1 && w->n >= PART_MIN &&
+           w->n <= PART_MAX && d != &coracle__v1__object_meta__descriptor;
+}
+
+/* The part's JSON onto e's output if it is known: 1, else 0. */
+static int part_get(struct em *e, const ProtobufCMessageDescriptor *d, const struct wv *w)
+{
+    int hit = 0;
+    pthread_mutex_lock(&parts.mu);
+    for (size_t i = 0; i < PARTS && !hit; i++) {
+        struct part *p = &parts.e[i];
+        if (p->d == d && p->n == w->n && !memcmp(p->bytes, w->p, w->n)) {
+            buf_add(&e->out, p->json, p->jn);
+            p->hits++;
+            hit = 1;
+        }
+    }
+    pthread_mutex_unlock(&parts.mu);
+    return hit;
+}
+
+static void part_put(const ProtobufCMessageDescriptor *d, const struct wv *w, const char *json,
+                     size_t jn)
+{
+    pthread_mutex_lock(&parts.mu);
+    struct part *p = &parts.e[0];
+    for (size_t i = 1; i < PARTS; i++)
+        if (parts.e[i].hits < p->hits)
+            p = &parts.e[i];
+    for (size_t i = 0; i < PARTS; i++)
+        parts.e[i].hits /= 2;
+    p->d = d;
+    p->bytes = xrealloc(p->bytes, w->n);
+    memcpy(p->bytes, w->p, w->n);
+    p->n = w->n;
+    p->json = xrealloc(p->json, jn);
+    memcpy(p->json, json, jn);
+    p->jn = jn;
+    p->hits = 0;
+    pthread_mutex_unlock(&parts.mu);
+}
+
 /* A message's value: a mapping of its fields, or one of the scalar types. */
 static int wire_msg(struct em *e, const ProtobufCMessageDescriptor *d, const struct wv *w)
 {
@@ -777,10 +848,21 @@ static int wire_msg(struct em *e, const ProtobufCMessageDescriptor *d, const str
         d == &coracle__v1__int_or_string__descriptor || d == &coracle__v1__time__descriptor ||
         d == &coracle__v1__micro_time__descriptor)
         return wire_special(e, d, w);
+    int memo = part_memo(e, d, w);
+    size_t at = 0;
+    if (memo) {
+        json_pre(e); /* the separator before it stays out of the part */
+        if (part_get(e, d, w))
+            return 0;
+        at = e->out.len;
+        e->after_key = 1; /* written: em_open writes none again */
+    }
     em_open(e, 1);
     if (wire_fields(e, d, w->p, w->n) < 0)
         return -1;
     em_close(e, 1);
+    if (memo)
+        part_put(d, w, e->out.p + at, e->out.len - at);
     return 0;
 }
 

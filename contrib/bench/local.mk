@@ -1,8 +1,12 @@
 # contrib/bench: the benchmark tools that are C. contrib/bench/run (Python) drives
-# them; it compiles watch-bench itself when the build dir has none.
+# them; it compiles watch-bench and failover-client itself when the build dir has none.
 noinst_PROGRAMS += contrib/bench/watch-bench
 contrib_bench_watch_bench_SOURCES = contrib/bench/watch-bench.c
 contrib_bench_watch_bench_LDADD = libcoracle.a $(COMMON_LIBS) -lm
+# failover-client: a gcl client given several apiservers (run's failover measurement).
+noinst_PROGRAMS += contrib/bench/failover-client
+contrib_bench_failover_client_SOURCES = contrib/bench/failover-client.c
+contrib_bench_failover_client_LDADD = libcoracle.a $(COMMON_LIBS)
 noinst_PROGRAMS += contrib/bench/pb-bench
 contrib_bench_pb_bench_SOURCES = contrib/bench/pb-bench.c
 contrib_bench_pb_bench_LDADD = libcoracle.a $(COMMON_LIBS)

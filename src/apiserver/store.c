@@ -827,7 +827,9 @@ int store_open(store_t **out, const struct store_opts *opts, struct event_base *
         goto fail_mdb;
     what = "mdb_env_open";
     s->replica = opts->replica;
-    if ((rc = mdb_env_open(s->env, opts->dir, MDB_NOTLS | (s->replica ? MDB_NOSYNC : 0), 0600)))
+    if ((rc = mdb_env_open(s->env, opts->dir,
+                           MDB_NOTLS | (s->replica ? MDB_NOSYNC | MDB_WRITEMAP | MDB_MAPASYNC : 0),
+                           0600)))
         goto fail_mdb;
     int dead = 0;
     mdb_reader_check(s->env, &dead);

@@ -55,7 +55,8 @@ struct store_opts {
     int max_batch;         /* ops per write transaction at most (default 10000) */
     /*
      * A replica: this environment caches another store (etcd, see
-     * store_etcd.h) and can be rebuilt from it, so commits are not synced;
+     * store_etcd.h) and can be rebuilt from it, so commits are not synced
+     * and go straight into the map (MDB_WRITEMAP: no write() per page);
      * ops carry the revisions the other store gave them (store_op.rev), and
      * the log may skip revisions.
      */

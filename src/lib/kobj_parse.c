@@ -329,6 +329,49 @@ static int parse_int(struct pctx *c, const struct ynode *n, const struct kpath *
     return 0;
 }
 
+/*
+ * Standard base64 with padding (RFC 4648 section 4, what Go's
+ * encoding/base64.StdEncoding reads, and so Kubernetes for []byte fields)
+ * into *bd (malloc'd). Line breaks are not allowed, as in Go. Returns 0,
+ * or -1 on any other character, a bad length or bad padding.
+ */
+static int b64_decode(const char *s, size_t len, ProtobufCBinaryData *bd)
+{
+    if (len % 4)
+        return -1;
+    uint8_t *out = xmalloc(len / 4 * 3 + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i += 4) {
+        uint32_t acc = 0;
+        int pad = 0;
+        for (size_t j = 0; j < 4; j++) {
+            char ch = s[i + j];
+            int v = ch >= 'A' && ch <= 'Z'   ? ch - 'A'
+                    : ch >= 'a' && ch <= 'z' ? ch - 'a' + 26
+                    : ch >= '0' && ch <= '9' ? ch - '0' + 52
+                    : ch == '+'              ? 62
+                    : ch == '/'              ? 63
+                                             : -1;
+            if (ch == '=' && i + 4 == len && j >= 2 && (j == 3 || s[i + 3] == '=')) {
+                pad++;
+                v = 0;
+            } else if (v < 0 || pad) {
+                free(out);
+                return -1;
+            }
+            acc = acc << 6 | (uint32_t)v;
+        }
+        out[n++] = (uint8_t)(acc >> 16);
+        if (pad < 2)
+            out[n++] = (uint8_t)(acc >> 8);
+        if (pad < 1)
+            out[n++] = (uint8_t)acc;
+    }
+    bd->data = out;
+    bd->len = n;
+    return 0;
+}
+
 /* One scalar value of a non-message field into slot. */
 static int scalar_value(struct pctx *c, const ProtobufCFieldDescriptor *f, const struct ynode *n,
                         const struct kpath *path, void *slot)
@@ -396,7 +439,11 @@ static int scalar_value(struct pctx *c, const ProtobufCFieldDescriptor *f, const
         *(char **)slot = xstrdup(n->val);
         return 0;
     case PROTOBUF_C_TYPE_BYTES:
-        return perr(c, n, path, "bytes fields are not supported in manifests");
+        if (n->type != YN_SCALAR || (n->plain && kobj_resolve(n->val) != R_STR))
+            return expected(c, n, path, "base64 string");
+        if (b64_decode(n->val, n->len, slot) < 0)
+            return perr(c, n, path, "illegal base64 data");
+        return 0;
     case PROTOBUF_C_TYPE_MESSAGE:
         break;
     }

@@ -241,7 +241,9 @@ static void check_meta(struct errs *e, const struct kind *k, const Coracle__V1__
     if (!m || !m->name || !*m->name) {
         eadd(e, "metadata.name: Required value: name or generateName is required");
     } else {
-        const char *r = admit_dns1123_subdomain(m->name);
+        /* a namespace's name is a label: it is a DNS name's part elsewhere */
+        const char *r =
+            k == &kind_namespace ? admit_dns1123_label(m->name) : admit_dns1123_subdomain(m->name);
         if (r)
             eadd(e, "metadata.name: Invalid value: \"%s\": %s", m->name, r);
     }
@@ -633,6 +635,95 @@ static void check_lease(struct errs *e, const Coracle__V1__Lease *l)
              l->spec->leasedurationseconds);
 }
 
+/* ---- ConfigMap, Secret ---- */
+
+/* The most data a ConfigMap or Secret holds (Kubernetes' MaxSecretSize, 1 MiB). */
+#define CONFIG_DATA_MAX (1u << 20)
+
+/* IsConfigMapKey: NULL or why key may not name a ConfigMap's or Secret's entry. */
+static const char *config_key_err(const char *key)
+{
+    size_t n = strlen(key);
+    if (!n || n > 253)
+        return n ? "must be no more than 253 characters"
+                 : "a valid config key must consist of "
+                   "alphanumeric characters, '-', '_' or "
+                   "'.' (e.g. 'key.name',  or 'KEY_NAME', "
+                   " or 'key-name', regex used for "
+                   "validation is '[-._a-zA-Z0-9]+')";
+    if (strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") != n)
+        return "a valid config key must consist of alphanumeric characters, '-', '_' or '.' "
+               "(e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is "
+               "'[-._a-zA-Z0-9]+')";
+    if (!strcmp(key, "."))
+        return "must not be '.'";
+    if (!strcmp(key, ".."))
+        return "must not be '..'";
+    if (!strncmp(key, "..", 2))
+        return "must not start with '..'";
+    return NULL;
+}
+
+/* Map entries as protobuf-c lays out map<string, string> and map<string, bytes>. */
+struct str_entry {
+    ProtobufCMessage base;
+    char *key;
+    char *value;
+};
+struct bytes_entry {
+    ProtobufCMessage base;
+    char *key;
+    protobuf_c_boolean has_value;
+    ProtobufCBinaryData value;
+};
+_Static_assert(offsetof(struct str_entry, value) ==
+                   offsetof(Coracle__V1__ConfigMap__DataEntry, value),
+               "map<string, string> layout");
+_Static_assert(offsetof(struct bytes_entry, value) ==
+                   offsetof(Coracle__V1__Secret__DataEntry, value),
+               "map<string, bytes> layout");
+
+/* The keys of field (a map) valid, adding their bytes to *total. */
+static void check_config_keys(struct errs *e, const char *field, ProtobufCMessage *const *ents,
+                              size_t n, bool bytes, size_t *total)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *key = ((const struct str_entry *)ents[i])->key;
+        key = key ? key : "";
+        const char *r = config_key_err(key);
+        if (r)
+            eadd(e, "%s[%s]: Invalid value: \"%s\": %s", field, key, key, r);
+        if (bytes)
+            *total += ((const struct bytes_entry *)ents[i])->value.len;
+        else if (((const struct str_entry *)ents[i])->value)
+            *total += strlen(((const struct str_entry *)ents[i])->value);
+        *total += strlen(key);
+    }
+}
+
+static void check_configmap(struct errs *e, const Coracle__V1__ConfigMap *c)
+{
+    size_t total = 0;
+    check_config_keys(e, "data", (void *)c->data, c->n_data, false, &total);
+    check_config_keys(e, "binaryData", (void *)c->binarydata, c->n_binarydata, true, &total);
+    for (size_t i = 0; i < c->n_data; i++)
+        for (size_t j = 0; j < c->n_binarydata; j++)
+            if (c->data[i]->key && c->binarydata[j]->key &&
+                !strcmp(c->data[i]->key, c->binarydata[j]->key))
+                eadd(e, "data[%s]: Invalid value: \"%s\": duplicate of key present in binaryData",
+                     c->data[i]->key, c->data[i]->key);
+    if (total > CONFIG_DATA_MAX)
+        eadd(e, "[]: Too long: must have at most %u bytes", CONFIG_DATA_MAX);
+}
+
+static void check_secret(struct errs *e, const Coracle__V1__Secret *sc)
+{
+    size_t total = 0;
+    check_config_keys(e, "data", (void *)sc->data, sc->n_data, true, &total);
+    if (total > CONFIG_DATA_MAX)
+        eadd(e, "data: Too long: must have at most %u bytes", CONFIG_DATA_MAX);
+}
+
 int admit_validate(const struct kind *k, const ProtobufCMessage *obj, char **msg)
 {
     struct errs e = {0};
@@ -647,6 +738,10 @@ int admit_validate(const struct kind *k, const ProtobufCMessage *obj, char **msg
         check_event(&e, (const void *)obj);
     } else if (k == &kind_lease) {
         check_lease(&e, (const void *)obj);
+    } else if (k == &kind_configmap) {
+        check_configmap(&e, (const void *)obj);
+    } else if (k == &kind_secret) {
+        check_secret(&e, (const void *)obj);
     }
     return efinish(&e, k, m ? m->name : NULL, msg);
 }
@@ -707,7 +802,112 @@ int admit_pod_update(const Coracle__V1__Pod *old, const Coracle__V1__Pod *upd, c
     return efinish(&e, &kind_pod, upd->metadata ? upd->metadata->name : NULL, msg);
 }
 
+/* ---- updates of any kind ---- */
+
+/* Two maps (normalized: sorted by key) hold the same entries. */
+static bool same_entries(ProtobufCMessage *const *a, size_t na, ProtobufCMessage *const *b,
+                         size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (!obj_equal(a[i], b[i]))
+            return false;
+    return true;
+}
+
+#define IMMUTABLE_MSG "Forbidden: field is immutable when `immutable` is set"
+
+/* ValidateConfigMapUpdate / ValidateSecretUpdate's immutability, for either. */
+static void check_immutable(struct errs *e, bool was, bool is, bool data_same, bool bin_same)
+{
+    if (!was)
+        return;
+    if (!is)
+        eadd(e, "immutable: " IMMUTABLE_MSG);
+    if (!data_same)
+        eadd(e, "data: " IMMUTABLE_MSG);
+    if (!bin_same)
+        eadd(e, "binaryData: " IMMUTABLE_MSG);
+}
+
+int admit_update(const struct kind *k, const ProtobufCMessage *old, const ProtobufCMessage *upd,
+                 char **msg)
+{
+    *msg = NULL;
+    if (k == &kind_pod)
+        return admit_pod_update((const void *)old, (const void *)upd, msg);
+    struct errs e = {0};
+    if (k == &kind_configmap) {
+        const Coracle__V1__ConfigMap *a = (const void *)old, *b = (const void *)upd;
+        check_immutable(&e, a->has_immutable && a->immutable, b->has_immutable && b->immutable,
+                        same_entries((void *)a->data, a->n_data, (void *)b->data, b->n_data),
+                        same_entries((void *)a->binarydata, a->n_binarydata, (void *)b->binarydata,
+                                     b->n_binarydata));
+    } else if (k == &kind_secret) {
+        const Coracle__V1__Secret *a = (const void *)old, *b = (const void *)upd;
+        if (strcmp(a->type ? a->type : "", b->type ? b->type : ""))
+            eadd(&e, "type: Invalid value: \"%s\": field is immutable", b->type ? b->type : "");
+        check_immutable(&e, a->has_immutable && a->immutable, b->has_immutable && b->immutable,
+                        same_entries((void *)a->data, a->n_data, (void *)b->data, b->n_data), true);
+    }
+    const Coracle__V1__ObjectMeta *m = kind_meta(upd);
+    return efinish(&e, k, m ? m->name : NULL, msg);
+}
+
+void admit_prepare_create(const struct kind *k, ProtobufCMessage *obj)
+{
+    if (k == &kind_pod) {
+        Coracle__V1__Pod *p = (void *)obj;
+        if (p->status)
+            obj_free(&p->status->base);
+        p->status = xmalloc(sizeof(*p->status));
+        coracle__v1__pod_status__init(p->status);
+        p->status->phase = xstrdup("Pending");
+        p->status->qosclass = xstrdup(admit_pod_qos(p->spec));
+    } else if (k == &kind_namespace) {
+        Coracle__V1__Namespace *n = (void *)obj;
+        if (n->status)
+            obj_free(&n->status->base);
+        n->status = xmalloc(sizeof(*n->status));
+        coracle__v1__namespace_status__init(n->status);
+        n->status->phase = xstrdup("Active");
+    }
+}
+
 /* ---- defaults ---- */
+
+/*
+ * A Secret's stringData folded into data (a key in both: stringData's
+ * value wins, as in Kubernetes), and emptied: it is write-only.
+ */
+static void fold_string_data(Coracle__V1__Secret *sc)
+{
+    for (size_t i = 0; i < sc->n_stringdata; i++) {
+        Coracle__V1__Secret__StringDataEntry *se = sc->stringdata[i];
+        const char *key = se->key ? se->key : "";
+        Coracle__V1__Secret__DataEntry *de = NULL;
+        for (size_t j = 0; j < sc->n_data && !de; j++)
+            if (sc->data[j]->key && !strcmp(sc->data[j]->key, key))
+                de = sc->data[j];
+        if (!de) {
+            de = xmalloc(sizeof(*de));
+            coracle__v1__secret__data_entry__init(de);
+            de->key = xstrdup(key);
+            sc->data = xrealloc(sc->data, (sc->n_data + 1) * sizeof(*sc->data));
+            sc->data[sc->n_data++] = de;
+        }
+        free(de->value.data);
+        size_t len = se->value ? strlen(se->value) : 0;
+        de->value.data = len ? xmemdup(se->value, len) : NULL;
+        de->value.len = len;
+        de->has_value = 1;
+        obj_free(&se->base);
+    }
+    free(sc->stringdata);
+    sc->stringdata = NULL;
+    sc->n_stringdata = 0;
+}
 
 static void set_default_str(char **f, const char *v)
 {
@@ -782,6 +982,10 @@ const char *admit_pod_qos(const Coracle__V1__PodSpec *sp)
 
 void admit_defaults(const struct kind *k, ProtobufCMessage *obj)
 {
+    if (k == &kind_secret) {
+        fold_string_data((void *)obj); /* before normalize sorts data */
+        set_default_str(&((Coracle__V1__Secret *)obj)->type, "Opaque");
+    }
     obj_normalize(obj);
     Coracle__V1__ObjectMeta *m = obj_meta(obj);
     if (k->namespaced)

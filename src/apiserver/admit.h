@@ -30,6 +30,21 @@ int admit_validate(const struct kind *k, const ProtobufCMessage *obj, char **msg
  */
 int admit_pod_update(const Coracle__V1__Pod *old, const Coracle__V1__Pod *upd, char **msg);
 
+/*
+ * Checks an update of any kind against the stored object (Kubernetes'
+ * Validate*Update): a pod's spec (admit_pod_update), an immutable
+ * ConfigMap's or Secret's data, a Secret's type. Returns 0 or -1 with *msg
+ * (malloc'd).
+ */
+int admit_update(const struct kind *k, const ProtobufCMessage *old, const ProtobufCMessage *upd,
+                 char **msg);
+
+/*
+ * The server-set parts of a new object (Kubernetes' PrepareForCreate): a
+ * pod's status (Pending, its QoS class), a namespace's (Active).
+ */
+void admit_prepare_create(const struct kind *k, ProtobufCMessage *obj);
+
 /* The longest field manager name Kubernetes takes, in bytes */
 #define FIELD_MANAGER_MAX 128
 

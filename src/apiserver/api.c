@@ -22,6 +22,7 @@
 #include "events.h"
 #include "grpc.h"
 #include "nodelife.h"
+#include "nslife.h"
 #include "obj.h"
 #include "rest.h"
 #include "tunnel.h"
@@ -46,6 +47,7 @@ struct api {
     rpool_t *reads; /* the read worker: work too big for the loop */
     events_t *events;
     nodelife_t *nl;
+    nslife_t *nsl;
     struct api_route *routes;
     size_t nroutes;
     int64_t inflight;
@@ -189,9 +191,39 @@ static const char *req_ns(const struct kind *k, const Coracle__V1__ObjectMeta *m
 static void op_done(struct store_op *sop, int err, const struct store_change *ch);
 static void gen_name(Coracle__V1__ObjectMeta *m);
 
+/* Answers o's owner with code and msg (or logs them) and frees o. */
+static void refuse(api_t *a, struct apply_op *o, int code, const char *msg)
+{
+    if (o->ow)
+        o->ow->answer(o, code, msg, NULL, 0);
+    else
+        log_debug("internal %s on %s: %s", o->k->resource, o->op.key, msg);
+    if (o->counted)
+        a->inflight--;
+    apply_op_free(o);
+}
+
+/*
+ * NamespaceLifecycle: a create into a namespace that is missing or
+ * Terminating is refused (o answered and freed: returns true).
+ */
+static bool ns_refused(api_t *a, struct apply_op *o)
+{
+    int code;
+    char *msg;
+    if (o->verb != APPLY_CREATE || !a->nsl ||
+        nslife_admit(a->nsl, o->k, o->ns, o->gen_tries ? NULL : o->name, &code, &msg) == 0)
+        return false;
+    refuse(a, o, code, msg);
+    free(msg);
+    return true;
+}
+
 /* Submits o (taken); if the store refuses it, answers its owner at once. */
 static void submit(api_t *a, struct apply_op *o)
 {
+    if (ns_refused(a, o))
+        return;
     o->op.done = op_done;
     o->op.arg = a;
     if (store_submit(a->st, &o->op) == 0)
@@ -336,7 +368,8 @@ void api_submit(api_t *a, struct apply_op *o, bool dry)
         return;
     }
     if (dry) {
-        dry_run(a, o);
+        if (!ns_refused(a, o))
+            dry_run(a, o);
         return;
     }
     a->inflight++;
@@ -816,9 +849,33 @@ static void mark_pod(void *arg, const char *ns, const char *name, const char *no
     stage_store(arg, NULL, NULL, o);
 }
 
+/* The namespace lifecycle's writes (nslife.h). */
+static void ns_create(void *arg, const struct kind *k, ProtobufCMessage *obj)
+{
+    admit_defaults(k, obj);
+    Coracle__V1__ObjectMeta *m = obj_meta(obj);
+    struct apply_op *o = apply_op_new(k, APPLY_CREATE, m->namespace_, m->name);
+    o->obj = obj;
+    stage_store(arg, NULL, NULL, o);
+}
+
+static void ns_remove(void *arg, const struct kind *k, const char *ns, const char *name)
+{
+    stage_store(arg, NULL, NULL, apply_op_new(k, APPLY_DELETE, ns, name));
+}
+
+static void ns_finish(void *arg, const char *name, const char *uid)
+{
+    struct apply_op *o = apply_op_new(&kind_namespace, APPLY_NS_REMOVE, NULL, name);
+    o->pre_uid = xstrdup(uid);
+    stage_store(arg, NULL, NULL, o);
+}
+
 static void on_change(const struct store_change *ch, void *arg)
 {
     api_t *a = arg;
+    if (a->nsl)
+        nslife_on_change(a->nsl, ch);
     if (ch->type == STORE_RESYNC) {
         /* ended with OK, watchers resume from their revision: replayed from the
          * rebuilt log, or OUT_OF_RANGE if it is older, so their clients re-list */
@@ -1001,11 +1058,13 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
     struct nodelife_ops nops = {mark_node, mark_pod, a};
     a->nl = nodelife_new(base, st, cfg->node_grace_s, &nops);
     store_set_listener(st, on_change, a);
+    struct nslife_ops nsops = {ns_create, ns_remove, ns_finish, a};
+    a->nsl = nslife_new(base, st, cfg->implicit_namespaces, &nsops);
     obs_hist_init(&a->batch, batch_bounds, ARRAY_SIZE(batch_bounds));
     obs_hist_init(&a->fsync, latency_bounds, ARRAY_SIZE(latency_bounds));
     a->stats_ev = event_new(base, -1, 0, stats_sample, a);
 
-    a->routes = xcalloc(4 * API_NVERBS, sizeof(*a->routes));
+    a->routes = xcalloc(KINDS_N * API_NVERBS, sizeof(*a->routes));
     for (size_t i = 0; kinds_all[i]; i++) {
         const struct kind *k = kinds_all[i];
         for (int v = 0; v < API_NVERBS; v++) {
@@ -1057,6 +1116,8 @@ void api_stop(api_t *a)
     /* Their timers write through the store, which closes next: stop them now. */
     nodelife_free(a->nl);
     a->nl = NULL;
+    nslife_free(a->nsl);
+    a->nsl = NULL;
     events_stop(a->events);
 }
 
@@ -1076,6 +1137,7 @@ void api_free(api_t *a)
     events_free(a->events);
     if (a->nl)
         nodelife_free(a->nl);
+    nslife_free(a->nsl);
     for (size_t i = 0; i < a->nroutes; i++) {
         free(a->routes[i].path);
         obs_hist_free(&a->routes[i].lat);

@@ -34,6 +34,8 @@ struct api_config {
     /* REST exec/attach: the client's streams must be open within (SPDY), and it may be
      * silent at most (both protocols): seconds, 0 for the defaults (30, 14400) */
     int stream_setup_timeout_s, stream_idle_timeout_s;
+    /* namespaces need not exist to be written into (nslife.h) */
+    bool implicit_namespaces;
 };
 
 /* Registers every route and the HTTP handler on srv; st must be open. */

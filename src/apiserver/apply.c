@@ -7,6 +7,7 @@
 #include "admit.h"
 #include "grpc.h"
 #include "kssa.h"
+#include "nslife.h"
 #include "obj.h"
 #include "util.h"
 
@@ -271,15 +272,7 @@ static int apply_create(struct apply_op *o, const void *cur, size_t cur_len, uin
     meta->has_deletiongraceperiodseconds = 0;
     meta->has_generation = 1;
     meta->generation = 1;
-    if (o->k == &kind_pod) {
-        Coracle__V1__Pod *p = (void *)m;
-        if (p->status)
-            obj_free(&p->status->base);
-        p->status = xmalloc(sizeof(*p->status));
-        coracle__v1__pod_status__init(p->status);
-        p->status->phase = xstrdup("Pending");
-        p->status->qosclass = xstrdup(admit_pod_qos(p->spec));
-    }
+    admit_prepare_create(o->k, m);
     record_manager(o, NULL, m, NULL);
     return write_obj(m, rev, out, out_len);
 }
@@ -304,7 +297,7 @@ static int apply_update(struct apply_op *o, const void *cur, size_t cur_len, uin
     int r = check_rv(o, nm, cm);
     if (r)
         goto out;
-    if (o->k == &kind_pod && admit_pod_update((void *)c, (void *)n, &o->msg) < 0) {
+    if (admit_update(o->k, c, n, &o->msg) < 0) {
         o->code = GRPC_INVALID_ARGUMENT;
         r = APPLY_EFAIL;
         goto out;
@@ -366,6 +359,49 @@ out:
 
 /* ---- delete ---- */
 
+/*
+ * Deleting a namespace marks it (deletionTimestamp, phase Terminating) and
+ * writes it; the namespace lifecycle (nslife.c) then deletes its content
+ * and finally the namespace itself (APPLY_NS_REMOVE). Marked already: no
+ * change, as Kubernetes answers a repeated delete.
+ */
+static int namespace_terminate(struct apply_op *o, ProtobufCMessage *c, const void *cur,
+                               size_t cur_len, uint64_t rev, void **out, size_t *out_len)
+{
+    Coracle__V1__Namespace *n = (void *)c;
+    Coracle__V1__ObjectMeta *cm = obj_meta(c);
+    if (nslife_undeletable(o->name))
+        return fail(o, GRPC_PERMISSION_DENIED,
+                    xasprintf("namespaces \"%s\" is forbidden: this namespace may not be deleted",
+                              o->name));
+    if (cm->deletiontimestamp)
+        return nochange(o, cur, cur_len);
+    cm->deletiontimestamp = obj_time(now_ns());
+    cm->has_deletiongraceperiodseconds = 1;
+    cm->deletiongraceperiodseconds = 0;
+    if (!n->status) {
+        n->status = xmalloc(sizeof(*n->status));
+        coracle__v1__namespace_status__init(n->status);
+    }
+    obj_set_str(&n->status->phase, "Terminating");
+    return write_obj(c, rev, out, out_len);
+}
+
+/* The end of a namespace's deletion: gone if still marked (and still o->pre_uid's). */
+static int apply_ns_remove(struct apply_op *o, const void *cur, size_t cur_len, int *del)
+{
+    if (!cur)
+        return 0;
+    ProtobufCMessage *c = obj_decode(o->k->desc, cur, cur_len);
+    if (!c)
+        return 0;
+    const Coracle__V1__ObjectMeta *cm = kind_meta(c);
+    if (cm && cm->deletiontimestamp && (!o->pre_uid || (cm->uid && !strcmp(cm->uid, o->pre_uid))))
+        *del = 1;
+    obj_free(c);
+    return 0;
+}
+
 static int apply_delete(struct apply_op *o, const void *cur, size_t cur_len, uint64_t rev,
                         void **out, size_t *out_len, int *del)
 {
@@ -390,6 +426,10 @@ static int apply_delete(struct apply_op *o, const void *cur, size_t cur_len, uin
                               o->pre_rv, cm->resourceversion ? cm->resourceversion : "");
         r = conflict(o, why);
         free(why);
+        goto out;
+    }
+    if (o->k == &kind_namespace) {
+        r = namespace_terminate(o, c, cur, cur_len, rev, out, out_len);
         goto out;
     }
     if (o->k == &kind_pod) {
@@ -641,6 +681,8 @@ static int apply_verb(struct apply_op *o, const void *cur, size_t cur_len, uint6
         return apply_node_unknown(o, cur, cur_len, rev, out, out_len);
     case APPLY_POD_NOTREADY:
         return apply_pod_notready(o, cur, cur_len, rev, out, out_len);
+    case APPLY_NS_REMOVE:
+        return apply_ns_remove(o, cur, cur_len, del);
     }
     return fail(o, GRPC_INTERNAL, xstrdup("unknown operation"));
 }

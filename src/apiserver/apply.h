@@ -26,6 +26,7 @@ enum apply_verb {
     APPLY_EVENT_EXPIRE, /* TTL: delete if still older than the TTL */
     APPLY_NODE_UNKNOWN, /* node lifecycle: conditions -> Unknown */
     APPLY_POD_NOTREADY, /* node lifecycle: pod Ready -> False */
+    APPLY_NS_REMOVE,    /* namespace lifecycle: delete a Terminating namespace */
 };
 
 /* An apply error: op->code/op->msg say what to answer. */

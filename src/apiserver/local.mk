@@ -25,6 +25,7 @@ libapiserver_a_SOURCES = \
 	src/apiserver/auth.c src/apiserver/auth.h \
 	src/apiserver/events.c src/apiserver/events.h \
 	src/apiserver/nodelife.c src/apiserver/nodelife.h \
+	src/apiserver/nslife.c src/apiserver/nslife.h \
 	src/apiserver/tunnel.c src/apiserver/tunnel.h
 # The comments of proto/coracle.proto, for the OpenAPI documents' descriptions.
 nodist_libapiserver_a_SOURCES = proto/coracle_doc.c

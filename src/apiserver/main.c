@@ -38,6 +38,7 @@ static long long node_monitor_grace = 40;
 static char *tls_cert_file, *tls_key_file, *client_ca_file, *token_auth_file, *policy_file;
 static long long max_inflight = 400, max_mutating_inflight = 1000, max_watches = 1000;
 static int insecure_loopback;
+static int implicit_namespaces;
 static long long stream_setup_timeout = 30, stream_idle_timeout = 14400;
 static char *storage_backend = "lmdb", *etcd_servers, *etcd_cafile, *etcd_certfile, *etcd_keyfile;
 static char *etcd_prefix = "/registry", *etcd_compaction_interval = "5m";
@@ -79,6 +80,9 @@ static const struct cfg_opt opts[] = {
      "unary write calls in flight before RESOURCE_EXHAUSTED; 0 = no limit (default 1000)"},
     {"insecure-loopback", CFG_BOOL, &insecure_loopback, NULL,
      "with TLS configured, still serve loopback TCP addresses in cleartext (default false)"},
+    {"implicit-namespaces", CFG_BOOL, &implicit_namespaces, NULL,
+     "objects may be created in namespaces that do not exist, as before namespaces were "
+     "objects (default false: NotFound, as Kubernetes answers)"},
     {"max-watches-per-user", CFG_INT, &max_watches, "N",
      "watches and other long-running calls one user may hold (default 1000)"},
     {"stream-setup-timeout", CFG_INT, &stream_setup_timeout, "SECONDS",
@@ -260,6 +264,7 @@ int main(int argc, char **argv)
         .auth = app.auth,
         .stream_setup_timeout_s = (int)stream_setup_timeout,
         .stream_idle_timeout_s = (int)stream_idle_timeout,
+        .implicit_namespaces = implicit_namespaces != 0,
     };
     app.api = api_new(app.base, app.st, app.srv, &ac);
     app.tun = tun_hub_new(app.srv, app.st, app.auth); /* Pods/Log, Pods/Exec, NodeTunnel/Connect */

@@ -147,11 +147,9 @@ static int parse_resource(rest_t *rs, h2s_req_t *r, const char *gv, char **seg, 
                           struct rreq *rq)
 {
     memset(rq, 0, sizeof(*rq));
-    if (n >= 1 && !strcmp(seg[0], "namespaces")) {
-        if (n <= 2) {
-            rest_not_found_path(rs, r); /* namespaces themselves are not a kind here */
-            return -1;
-        }
+    /* namespaces/<ns>/<resource>...: a scope; namespaces[/<name>[/status]]: the kind */
+    if (n >= 3 && !strcmp(seg[0], "namespaces") && strcmp(seg[2], "status") &&
+        strcmp(seg[2], "finalize")) {
         rq->ns = seg[1];
         seg += 2;
         n -= 2;

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NKINDS 4
+#define NKINDS KINDS_N
 
 struct wlist {
     struct watcher *head;

@@ -1,7 +1,8 @@
 /*
  * columns: Kubernetes' columns and cells for each kind, and the Table that
  * carries them. See columns.h. The derivations follow Kubernetes'
- * printers.go (printPod, printNode, printEvent, printLease) and
+ * printers.go (printPod, printNode, printEvent, printLease, printNamespace,
+ * printConfigMap, printSecret, printServiceAccount) and
  * apimachinery's duration.HumanDuration.
  */
 #include "config.h"
@@ -318,6 +319,31 @@ static const struct cols_def lease_defs[] = {
     AGE_COL,
 };
 
+static const struct cols_def namespace_defs[] = {
+    NAME_COL,
+    {"Status", "string", "", "The status of the namespace", 0},
+    AGE_COL,
+};
+
+static const struct cols_def configmap_defs[] = {
+    NAME_COL,
+    {"Data", "integer", "", "How many keys the ConfigMap holds (data and binaryData).", 0},
+    AGE_COL,
+};
+
+static const struct cols_def secret_defs[] = {
+    NAME_COL,
+    {"Type", "string", "", "Used to facilitate programmatic handling of secret data.", 0},
+    {"Data", "integer", "", "How many keys the Secret holds.", 0},
+    AGE_COL,
+};
+
+static const struct cols_def serviceaccount_defs[] = {
+    NAME_COL,
+    {"Secrets", "integer", "", "How many secrets the ServiceAccount lists.", 0},
+    AGE_COL,
+};
+
 static const struct cols_def other_defs[] = {NAME_COL, AGE_COL};
 
 /* ---------------------------------------------------------------- cells */
@@ -443,6 +469,47 @@ static void lease_cells(struct cols_row *row, const ProtobufCMessage *obj, const
     cell_str(row, age);
 }
 
+static void namespace_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                            int64_t now_ns)
+{
+    const Coracle__V1__Namespace *n = (const Coracle__V1__Namespace *)obj;
+    (void)now_ns;
+    cell_str(row, n->metadata ? n->metadata->name : NULL);
+    cell_str(row, n->status ? n->status->phase : NULL);
+    cell_str(row, age);
+}
+
+static void configmap_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                            int64_t now_ns)
+{
+    const Coracle__V1__ConfigMap *c = (const Coracle__V1__ConfigMap *)obj;
+    (void)now_ns;
+    cell_str(row, c->metadata ? c->metadata->name : NULL);
+    cell_num(row, (int64_t)(c->n_data + c->n_binarydata));
+    cell_str(row, age);
+}
+
+static void secret_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                         int64_t now_ns)
+{
+    const Coracle__V1__Secret *sc = (const Coracle__V1__Secret *)obj;
+    (void)now_ns;
+    cell_str(row, sc->metadata ? sc->metadata->name : NULL);
+    cell_str(row, sc->type);
+    cell_num(row, (int64_t)sc->n_data);
+    cell_str(row, age);
+}
+
+static void serviceaccount_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                                 int64_t now_ns)
+{
+    const Coracle__V1__ServiceAccount *sa = (const Coracle__V1__ServiceAccount *)obj;
+    (void)now_ns;
+    cell_str(row, sa->metadata ? sa->metadata->name : NULL);
+    cell_num(row, (int64_t)sa->n_secrets);
+    cell_str(row, age);
+}
+
 static void other_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
                         int64_t now_ns)
 {
@@ -464,6 +531,11 @@ static const struct {
     {&kind_node, node_defs, ARRAY_SIZE(node_defs), node_cells},
     {&kind_event, event_defs, ARRAY_SIZE(event_defs), event_cells},
     {&kind_lease, lease_defs, ARRAY_SIZE(lease_defs), lease_cells},
+    {&kind_namespace, namespace_defs, ARRAY_SIZE(namespace_defs), namespace_cells},
+    {&kind_configmap, configmap_defs, ARRAY_SIZE(configmap_defs), configmap_cells},
+    {&kind_secret, secret_defs, ARRAY_SIZE(secret_defs), secret_cells},
+    {&kind_serviceaccount, serviceaccount_defs, ARRAY_SIZE(serviceaccount_defs),
+     serviceaccount_cells},
     {NULL, other_defs, ARRAY_SIZE(other_defs), other_cells},
 };
 

@@ -45,10 +45,18 @@ LIST_LAYOUT(Coracle__V1__PodList);
 LIST_LAYOUT(Coracle__V1__NodeList);
 LIST_LAYOUT(Coracle__V1__EventList);
 LIST_LAYOUT(Coracle__V1__LeaseList);
+LIST_LAYOUT(Coracle__V1__NamespaceList);
+LIST_LAYOUT(Coracle__V1__ConfigMapList);
+LIST_LAYOUT(Coracle__V1__SecretList);
+LIST_LAYOUT(Coracle__V1__ServiceAccountList);
 EVENT_LAYOUT(Coracle__V1__PodWatchEvent);
 EVENT_LAYOUT(Coracle__V1__NodeWatchEvent);
 EVENT_LAYOUT(Coracle__V1__EventWatchEvent);
 EVENT_LAYOUT(Coracle__V1__LeaseWatchEvent);
+EVENT_LAYOUT(Coracle__V1__NamespaceWatchEvent);
+EVENT_LAYOUT(Coracle__V1__ConfigMapWatchEvent);
+EVENT_LAYOUT(Coracle__V1__SecretWatchEvent);
+EVENT_LAYOUT(Coracle__V1__ServiceAccountWatchEvent);
 
 /* ------------------------------------------------------------ the cache */
 

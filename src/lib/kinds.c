@@ -56,8 +56,59 @@ const struct kind kind_lease = {
     &coracle__v1__lease_list__descriptor,
     &coracle__v1__lease_watch_event__descriptor,
 };
+const struct kind kind_namespace = {
+    "Namespace",
+    "v1",
+    "namespaces",
+    "namespace",
+    "ns",
+    "coracle.v1.Namespaces",
+    false,
+    &coracle__v1__namespace__descriptor,
+    &coracle__v1__namespace_list__descriptor,
+    &coracle__v1__namespace_watch_event__descriptor,
+};
+const struct kind kind_configmap = {
+    "ConfigMap",
+    "v1",
+    "configmaps",
+    "configmap",
+    "cm",
+    "coracle.v1.ConfigMaps",
+    true,
+    &coracle__v1__config_map__descriptor,
+    &coracle__v1__config_map_list__descriptor,
+    &coracle__v1__config_map_watch_event__descriptor,
+};
+const struct kind kind_secret = {
+    "Secret",
+    "v1",
+    "secrets",
+    "secret",
+    NULL,
+    "coracle.v1.Secrets",
+    true,
+    &coracle__v1__secret__descriptor,
+    &coracle__v1__secret_list__descriptor,
+    &coracle__v1__secret_watch_event__descriptor,
+};
+const struct kind kind_serviceaccount = {
+    "ServiceAccount",
+    "v1",
+    "serviceaccounts",
+    "serviceaccount",
+    "sa",
+    "coracle.v1.ServiceAccounts",
+    true,
+    &coracle__v1__service_account__descriptor,
+    &coracle__v1__service_account_list__descriptor,
+    &coracle__v1__service_account_watch_event__descriptor,
+};
 
-const struct kind *const kinds_all[] = {&kind_pod, &kind_node, &kind_event, &kind_lease, NULL};
+const struct kind *const kinds_all[] = {&kind_pod,    &kind_node,           &kind_event,
+                                        &kind_lease,  &kind_namespace,      &kind_configmap,
+                                        &kind_secret, &kind_serviceaccount, NULL};
+_Static_assert(sizeof(kinds_all) / sizeof(kinds_all[0]) == KINDS_N + 1, "KINDS_N");
 
 const struct kind *kind_lookup(const char *name)
 {
@@ -93,6 +144,11 @@ _Static_assert(offsetof(Coracle__V1__Pod, metadata) == sizeof(ProtobufCMessage),
 _Static_assert(offsetof(Coracle__V1__Node, metadata) == sizeof(ProtobufCMessage), "layout");
 _Static_assert(offsetof(Coracle__V1__Event, metadata) == sizeof(ProtobufCMessage), "layout");
 _Static_assert(offsetof(Coracle__V1__Lease, metadata) == sizeof(ProtobufCMessage), "layout");
+_Static_assert(offsetof(Coracle__V1__Namespace, metadata) == sizeof(ProtobufCMessage), "layout");
+_Static_assert(offsetof(Coracle__V1__ConfigMap, metadata) == sizeof(ProtobufCMessage), "layout");
+_Static_assert(offsetof(Coracle__V1__Secret, metadata) == sizeof(ProtobufCMessage), "layout");
+_Static_assert(offsetof(Coracle__V1__ServiceAccount, metadata) == sizeof(ProtobufCMessage),
+               "layout");
 
 Coracle__V1__ObjectMeta *kind_meta(const ProtobufCMessage *obj)
 {

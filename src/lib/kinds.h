@@ -1,5 +1,6 @@
 /*
- * kinds: the table of API kinds (Pod, Node, Event, Lease) that generic code
+ * kinds: the table of API kinds (Pod, Node, Event, Lease, Namespace, ConfigMap,
+ * Secret, ServiceAccount) that generic code
  * (the apiserver's handlers, the store keys, coraclectl's verbs) walks
  * instead of naming each kind. Every object message has ObjectMeta as field
  * 1 ("metadata"); every list has ListMeta as field 1 and the items as field
@@ -28,8 +29,10 @@ struct kind {
 };
 
 extern const struct kind kind_pod, kind_node, kind_event, kind_lease;
-/* NULL-terminated list of all kinds. */
-extern const struct kind *const kinds_all[];
+extern const struct kind kind_namespace, kind_configmap, kind_secret, kind_serviceaccount;
+/* NULL-terminated list of all kinds, KINDS_N of them (checked in kinds.c). */
+#define KINDS_N 8
+extern const struct kind *const kinds_all[KINDS_N + 1];
 
 /* By kind ("Pod"), resource ("pods"), singular ("pod") or short name ("po"),
  * case-insensitive for the kind. NULL if none. */

@@ -301,6 +301,11 @@ class Cluster:
         self.api_addr = None
         self.etcd = None
         self.clients = []
+        # The scripts written before namespaces were objects create into
+        # namespaces they never made: their apiservers take every namespace
+        # as existing (--implicit-namespaces). A script that tests
+        # namespaces sets this False before starting its apiserver.
+        self.implicit_namespaces = True
         atexit.register(self.teardown)
         signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
         signal.signal(signal.SIGINT, lambda *a: sys.exit(1))
@@ -333,6 +338,8 @@ class Cluster:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def start(self, name, argv, env=None):
+        if self.implicit_namespaces and os.path.basename(argv[0]) == "coracle-apiserver":
+            argv = argv[:1] + ["--implicit-namespaces"] + argv[1:]
         d = Daemon(name, argv, os.path.join(self.dir, name + ".log"), env=env)
         self.daemons.append(d)
         return d

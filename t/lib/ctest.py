@@ -188,14 +188,7 @@ class ApiError(Exception):
 class Client:
     """A stock grpcio client for the coracle.v1 services."""
 
-    RESP = {
-        ("Pods", "List"): "PodList", ("Nodes", "List"): "NodeList",
-        ("Events", "List"): "EventList", ("Leases", "List"): "LeaseList",
-        ("Pods", "Watch"): "PodWatchEvent", ("Nodes", "Watch"): "NodeWatchEvent",
-        ("Events", "Watch"): "EventWatchEvent", ("Leases", "Watch"): "LeaseWatchEvent",
-        ("Pods", "Log"): "LogChunk",
-    }
-    KIND = {"Pods": "Pod", "Nodes": "Node", "Events": "Event", "Leases": "Lease"}
+    RESP = {("Pods", "Log"): "LogChunk"}
 
     def __init__(self, addr):
         self.addr = addr
@@ -211,7 +204,9 @@ class Client:
         self.channel.close()
 
     def _resp_type(self, service, method):
-        name = self.RESP.get((service, method), self.KIND[service])
+        # every kind's service is its kind in the plural: Pods, ConfigMaps
+        kind = service[:-1]
+        name = self.RESP.get((service, method)) or kind + {"List": "List", "Watch": "WatchEvent"}.get(method, "")
         return getattr(pb, name)
 
     def call(self, service, method, req, timeout=DEADLINE):

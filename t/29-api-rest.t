@@ -63,8 +63,9 @@ for h2, proto in PROTOS:
          "%s: /api is APIVersions [v1]" % proto)
 code, d = get_json("/api/v1")
 res = {r["name"]: r for r in d.get("resources", [])}
-t.is_(sorted(res), ["events", "nodes", "nodes/status", "pods", "pods/attach", "pods/binding", "pods/exec",
-                   "pods/log", "pods/status"], "/api/v1 lists the core kinds and their subresources")
+t.is_(sorted(res), ["configmaps", "events", "namespaces", "namespaces/status", "nodes", "nodes/status", "pods",
+                   "pods/attach", "pods/binding", "pods/exec", "pods/log", "pods/status", "secrets",
+                   "serviceaccounts"], "/api/v1 lists the core kinds and their subresources")
 t.ok(res.get("pods", {}).get("namespaced") is True and res["pods"]["kind"] == "Pod"
      and res["pods"]["singularName"] == "pod" and res["pods"]["shortNames"] == ["po"],
      "pods: namespaced, kind, singularName, shortNames")

@@ -310,9 +310,30 @@ static char **split_list(const char *s)
 
 static const char *const known_verbs[] = {
     "get", "list", "watch", "create", "update", "patch", "delete", "deletecollection", "*", NULL};
-static const char *const known_res[] = {
-    "pods",         "pods/status", "pods/binding", "pods/log", "pods/exec", "pods/*", "nodes",
-    "nodes/status", "nodes/*",     "events",       "leases",   "*",         NULL};
+/* The pod's subresources beyond status (its verbs past API_UPDATE's). */
+static const char *const pod_subs[] = {"binding", "log", "exec", NULL};
+
+static int in_list(const char *const *l, const char *s);
+
+/*
+ * A resource a rule may name: "*", a kind's resource ("pods"), or one of
+ * its subresources ("nodes/status", "pods/log") or all of them ("pods/" "*").
+ */
+static bool known_resource(const char *res)
+{
+    if (!strcmp(res, "*"))
+        return true;
+    size_t bl = strcspn(res, "/");
+    const char *sub = res[bl] ? res + bl + 1 : NULL;
+    for (size_t i = 0; kinds_all[i]; i++) {
+        const struct kind *k = kinds_all[i];
+        if (strlen(k->resource) != bl || strncmp(k->resource, res, bl))
+            continue;
+        return !sub || !strcmp(sub, "*") || !strcmp(sub, "status") ||
+               (k == &kind_pod && in_list(pod_subs, sub));
+    }
+    return false;
+}
 
 static int in_list(const char *const *l, const char *s)
 {
@@ -370,7 +391,7 @@ static struct policy *policy_parse(const char *path, FILE *f, char **err)
                 if (!in_list(known_verbs, *v))
                     bad = *v, what = "verb";
             for (char **v = r.resources; *v && !bad; v++)
-                if (!in_list(known_res, *v))
+                if (!known_resource(*v))
                     bad = *v, what = "resource";
             if (bad || !r.verbs[0] || !r.resources[0] || !r.nss[0]) {
                 *err = bad ? xasprintf("%s:%zu: unknown %s \"%s\"", path, lineno, what, bad)

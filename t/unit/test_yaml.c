@@ -867,9 +867,34 @@ out:
     free(c);
 }
 
+/* bytes fields: standard base64 with padding, as Kubernetes' JSON; strict */
+static void test_bytes(void)
+{
+    free(round_trip("secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n"
+                                   "data:\n  a: aGVsbG8=\n  b: aGk=\n  c: \"\"\n  d: AP8A/w==\n"
+                                   "type: Opaque\n"));
+    struct kobjs o = {0};
+    char *err = NULL;
+    const char *cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n"
+                     "binaryData:\n  bin: AP8=\n";
+    ok(kobj_parse("cm.yaml", cm, strlen(cm), &o, &err) == 0 && o.n == 1, "binaryData parses");
+    const Coracle__V1__ConfigMap *c = o.n ? (const void *)o.v[0].msg : NULL;
+    ok(c && c->n_binarydata == 1 && c->binarydata[0]->value.len == 2 &&
+           !memcmp(c->binarydata[0]->value.data, "\x00\xff", 2),
+       "binaryData decoded");
+    kobjs_free(&o);
+    expect_err("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ndata:\n  a: aGVsbG8\n",
+               "pod.yaml:6:6: data.a: illegal base64 data", "base64 without its padding");
+    expect_err("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ndata:\n  a: a=Vs\n",
+               "pod.yaml:6:6: data.a: illegal base64 data", "padding inside base64");
+    expect_err("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ndata:\n  a: 12\n",
+               "pod.yaml:6:6: data.a: expected base64 string, got 12", "a number for bytes");
+}
+
 int main(void)
 {
     test_seeds();
+    test_bytes();
     test_json_reader();
     test_time_writer();
     test_json_str();

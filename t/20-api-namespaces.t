@@ -105,6 +105,11 @@ s.stringData["k"] = "w"
 t.is_(err("Secrets", "Update", s),
       (SC.INVALID_ARGUMENT, "Secret \"s\" is invalid: data: Forbidden: field is immutable when `immutable` is set"),
       "an immutable Secret keeps its data, stringData included")
+api.call("Secrets", "Create", pb.Secret(metadata=meta("tls", "x"), type="kubernetes.io/tls"))
+t.is_([o.metadata.name for o in api.call("Secrets", "List", pb.ListRequest(
+    namespace="x", fieldSelector="type=kubernetes.io/tls")).items], ["tls"], "secrets by fieldSelector type")
+t.is_(len(api.call("Namespaces", "List", pb.ListRequest(fieldSelector="status.phase=Active")).items), 5,
+      "namespaces by fieldSelector status.phase")
 log = open(os.path.join(c.dir, "apiserver.log"), errors="replace").read()
 t.ok("hunter2" not in log, "the Secret's value is not in the log")
 
@@ -120,7 +125,7 @@ rc, out, _ = c.ctl("get", "ns")
 t.is_([l.split()[:2] for l in out.splitlines()][:2], [["NAME", "STATUS"], ["default", "Active"]],
       "coraclectl get ns: NAME STATUS AGE")
 rc, out, _ = c.ctl("get", "secret", "-n", "x")
-t.is_([l.split()[:3] for l in out.splitlines()], [["NAME", "TYPE", "DATA"], ["s", "Opaque", "2"]],
+t.is_([l.split()[:3] for l in out.splitlines()], [["NAME", "TYPE", "DATA"], ["s", "Opaque", "2"], ["tls", "kubernetes.io/tls", "0"]],
       "coraclectl get secret: NAME TYPE DATA AGE")
 rc, out, _ = c.ctl("get", "cm", "-n", "x")
 t.is_([l.split()[:2] for l in out.splitlines()], [["NAME", "DATA"], ["c", "2"]], "coraclectl get cm: NAME DATA AGE")

@@ -26,7 +26,9 @@
 #define IDLE_MS 1000
 #define BUSY_MS 100
 
-enum { NS_MISSING = 0, NS_ACTIVE = 1, NS_TERMINATING = 2 };
+/* NS_ABSENT: looked up and missing, cached in implicit mode only, where
+ * creates into namespaces that are not objects are the common case */
+enum { NS_MISSING = 0, NS_ACTIVE = 1, NS_TERMINATING = 2, NS_ABSENT = 3 };
 
 static const char *const system_ns[] = {"default", "kube-system", "kube-public", "kube-node-lease",
                                         NULL};
@@ -74,6 +76,8 @@ static void remember(nslife_t *n, const char *name, int phase)
 static int phase(nslife_t *n, const char *name)
 {
     int p = (int)(intptr_t)smap_get(n->known, name);
+    if (p == NS_ABSENT)
+        return NS_MISSING;
     if (p != NS_MISSING)
         return p;
     store_rtxn_t *t;
@@ -85,6 +89,8 @@ static int phase(nslife_t *n, const char *name)
     if (store_get(t, key, strlen(key), &val, &len) == 0) {
         p = phase_of(val, len);
         remember(n, name, p);
+    } else if (n->implicit) {
+        remember(n, name, NS_ABSENT); /* until its change says otherwise */
     }
     free(key);
     store_read_end(t);

@@ -166,13 +166,17 @@ static const char *const event_fields[] = {"metadata.name",
                                            "type",
                                            NULL};
 static const char *const lease_fields[] = {"metadata.name", "metadata.namespace", NULL};
+static const char *const namespace_fields[] = {"metadata.name", "status.phase", NULL};
+static const char *const secret_fields[] = {"metadata.name", "metadata.namespace", "type", NULL};
 
 bool obj_field_supported(const struct kind *k, const char *path)
 {
-    const char *const *f = k == &kind_pod     ? pod_fields
-                           : k == &kind_node  ? node_fields
-                           : k == &kind_event ? event_fields
-                                              : lease_fields;
+    const char *const *f = k == &kind_pod         ? pod_fields
+                           : k == &kind_node      ? node_fields
+                           : k == &kind_event     ? event_fields
+                           : k == &kind_namespace ? namespace_fields
+                           : k == &kind_secret    ? secret_fields
+                                                  : lease_fields;
     for (; *f; f++)
         if (!strcmp(*f, path))
             return true;
@@ -236,6 +240,13 @@ const char *obj_field_get(void *argp, const char *path)
             return e->source ? S(e->source->component) : "";
         if (!strcmp(path, "type"))
             return S(e->type);
+    } else if (a->k == &kind_namespace) {
+        const Coracle__V1__Namespace *n = (const void *)a->obj;
+        if (!strcmp(path, "status.phase"))
+            return n->status ? S(n->status->phase) : "";
+    } else if (a->k == &kind_secret) {
+        if (!strcmp(path, "type"))
+            return S(((const Coracle__V1__Secret *)a->obj)->type);
     }
     return NULL;
 }

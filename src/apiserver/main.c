@@ -81,8 +81,8 @@ static const struct cfg_opt opts[] = {
     {"insecure-loopback", CFG_BOOL, &insecure_loopback, NULL,
      "with TLS configured, still serve loopback TCP addresses in cleartext (default false)"},
     {"implicit-namespaces", CFG_BOOL, &implicit_namespaces, NULL,
-     "objects may be created in namespaces that do not exist, as before namespaces were "
-     "objects (default false: NotFound, as Kubernetes answers)"},
+     "namespaces as before they were objects: any may be written into, none is created "
+     "(default false: the system namespaces exist, a missing one is NotFound)"},
     {"max-watches-per-user", CFG_INT, &max_watches, "N",
      "watches and other long-running calls one user may hold (default 1000)"},
     {"stream-setup-timeout", CFG_INT, &stream_setup_timeout, "SECONDS",

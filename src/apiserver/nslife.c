@@ -145,7 +145,7 @@ void nslife_on_change(nslife_t *n, const struct store_change *ch)
         int p = phase_of(ch->val, ch->val_len);
         int was = (int)(intptr_t)smap_get(n->known, name);
         remember(n, name, p);
-        if (ch->type == STORE_PUT_NEW)
+        if (ch->type == STORE_PUT_NEW && !n->implicit)
             n->ops.create(n->ops.arg, &kind_serviceaccount,
                           new_object(&kind_serviceaccount, name, "default"));
         if (p == NS_TERMINATING && was != NS_TERMINATING)
@@ -245,7 +245,7 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     nslife_t *n = arg;
     (void)fd;
     (void)what;
-    for (size_t i = 0; system_ns[i]; i++)
+    for (size_t i = 0; system_ns[i] && !n->implicit; i++)
         if (phase(n, system_ns[i]) == NS_MISSING)
             n->ops.create(n->ops.arg, &kind_namespace,
                           new_object(&kind_namespace, NULL, system_ns[i]));

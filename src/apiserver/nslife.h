@@ -39,9 +39,11 @@ struct nslife_ops {
 };
 
 /*
- * implicit: namespaces need not exist (every namespace name is taken as an
- * Active namespace, as before namespaces were objects); the system
- * namespaces, default service accounts and deletion still work.
+ * implicit: namespaces are not the apiserver's to manage, as before they
+ * were objects: any namespace may be written into, and no system namespace
+ * or default ServiceAccount is created (the store holds only what clients
+ * wrote). A Namespace object a client makes is still checked when
+ * Terminating, and its deletion still takes its content along.
  */
 nslife_t *nslife_new(struct event_base *base, store_t *st, bool implicit,
                      const struct nslife_ops *ops);

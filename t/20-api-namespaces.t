@@ -36,6 +36,8 @@ def names(service, ns=None):
 
 
 # ---- the system namespaces and their service accounts ----
+t.is_(err("Pods", "Create", simple_pod("early")), (SC.OK, None),
+      "default takes objects from the first moment (the seed tutorial's namespace)")
 t.ok(c.wait_for(lambda: names("Namespaces") == SYSTEM, timeout=ctest.DEADLINE),
      "default, kube-node-lease, kube-public, kube-system exist from the start (%s)" % names("Namespaces"))
 t.is_(sorted(set(n.status.phase for n in api.call("Namespaces", "List", pb.ListRequest()).items)), ["Active"],

@@ -629,26 +629,8 @@ static void page_done(void *arg, int err, const char *msg, const struct etcd_ran
 
 static void page_next(struct setcd *se)
 {
-    uint8_t end[512];
-    size_t el = etcd_prefix_end(se->prefix, se->plen, end);
-    char *from = NULL;
-    size_t fl = se->plen;
-    if (se->page_after) {
-        fl = se->page_after_len + 1;
-        from = xmalloc(fl);
-        memcpy(from, se->page_after, se->page_after_len);
-        from[fl - 1] = 0;
-    }
-    struct etcd_range_req rq = {
-        .key = from ? from : se->prefix,
-        .key_len = fl,
-        .range_end = end,
-        .range_end_len = el ? el : 1,
-        .limit = PAGE,
-        .revision = se->snap_rev,
-    };
-    etcd_range(se->e, &rq, page_done, se);
-    free(from);
+    etcd_range_page(se->e, se->prefix, se->plen, se->page_after, se->page_after_len, se->snap_rev,
+                    PAGE, page_done, se);
 }
 
 static void sync_fail(struct setcd *se, int err, const char *msg)

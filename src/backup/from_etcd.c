@@ -206,29 +206,9 @@ static void page_done(void *arg, int err, const char *msg, const struct etcd_ran
 /* Reads the page after im->after (the first page without it). */
 static void page_next(struct import *im)
 {
-    uint8_t *end = xmalloc(im->plen + 1);
-    size_t el = etcd_prefix_end(im->prefix, im->plen, end);
-    char *from = NULL;
-    size_t fl = im->plen;
-    if (im->after) {
-        /* the smallest key after the last one */
-        fl = im->after_len + 1;
-        from = xmalloc(fl);
-        memcpy(from, im->after, im->after_len);
-        from[fl - 1] = 0;
-    }
-    struct etcd_range_req rq = {
-        .key = from ? from : im->prefix,
-        .key_len = fl,
-        .range_end = end,
-        .range_end_len = el ? el : 1,
-        .limit = PAGE,
-        .revision = im->rev,
-    };
     im->paging = true;
-    etcd_range(im->e, &rq, page_done, im);
-    free(from);
-    free(end);
+    etcd_range_page(im->e, im->prefix, im->plen, im->after, im->after_len, im->rev, PAGE, page_done,
+                    im);
 }
 
 /* 0 if dir holds no store (or does not exist); else -1 with *err. */

@@ -493,6 +493,31 @@ void etcd_range(etcd_t *e, const struct etcd_range_req *req, etcd_range_fn cb, v
     req_send(r);
 }
 
+void etcd_range_page(etcd_t *e, const void *prefix, size_t prefix_len, const void *after,
+                     size_t after_len, int64_t revision, int64_t limit, etcd_range_fn cb, void *arg)
+{
+    uint8_t *end = xmalloc(prefix_len + 1);
+    size_t el = etcd_prefix_end(prefix, prefix_len, end);
+    uint8_t *from = NULL;
+    if (after) {
+        /* the smallest key after the last one read */
+        from = xmalloc(after_len + 1);
+        memcpy(from, after, after_len);
+        from[after_len] = 0;
+    }
+    struct etcd_range_req rq = {
+        .key = from ? (const void *)from : prefix,
+        .key_len = from ? after_len + 1 : prefix_len,
+        .range_end = end,
+        .range_end_len = el ? el : 1,
+        .limit = limit,
+        .revision = revision,
+    };
+    etcd_range(e, &rq, cb, arg);
+    free(from);
+    free(end);
+}
+
 size_t etcd_prefix_end(const void *prefix, size_t len, uint8_t *out)
 {
     memcpy(out, prefix, len);

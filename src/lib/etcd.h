@@ -92,6 +92,17 @@ struct etcd_range_resp {
 typedef void (*etcd_range_fn)(void *arg, int err, const char *msg, const struct etcd_range_resp *r);
 void etcd_range(etcd_t *e, const struct etcd_range_req *req, etcd_range_fn cb, void *arg);
 
+/*
+ * One page of a prefix read in pages: the keys under prefix after the key
+ * `after` (NULL: from the first), at revision (0: newest; pass the first
+ * page's answer's revision for the next pages, so they agree), limit keys
+ * at most. r->more says whether there is another page; it starts after the
+ * last key of this one.
+ */
+void etcd_range_page(etcd_t *e, const void *prefix, size_t prefix_len, const void *after,
+                     size_t after_len, int64_t revision, int64_t limit, etcd_range_fn cb,
+                     void *arg);
+
 /* Writes into out (at least key_len bytes) the range_end that covers every key with this
  * prefix; returns its length (0 with out[0]=0 means "to the end": prefix all 0xff). Pass out
  * and that length as range_end, range_end_len: a non-NULL range_end of length 0 is sent as

@@ -414,6 +414,20 @@ int main(int argc, char **argv)
     b.g = gcl_new(b.base, server, NULL);
     if (!b.g)
         fatal("bad --server %s", server);
+    /* the pods' namespace must exist, as in Kubernetes */
+    Coracle__V1__Namespace nsobj = CORACLE__V1__NAMESPACE__INIT;
+    Coracle__V1__ObjectMeta nsmeta = CORACLE__V1__OBJECT_META__INIT;
+    nsmeta.name = (char *)b.ns;
+    nsobj.metadata = &nsmeta;
+    ProtobufCMessage *nsresp = NULL;
+    char *nserr = NULL;
+    int nscode = gcl_unary_sync(b.g, "/coracle.v1.Namespaces/Create", &nsobj.base,
+                                &coracle__v1__namespace__descriptor, &nsresp, &nserr);
+    if (nscode != GRPC_OK && nscode != GRPC_ALREADY_EXISTS)
+        fatal("create namespace %s: %s", b.ns, nserr ? nserr : "failed");
+    if (nsresp)
+        protobuf_c_message_free_unpacked(nsresp, NULL);
+    free(nserr);
     b.leases = xcalloc((size_t)b.nodes, sizeof(*b.leases));
     b.t_sent = xcalloc((size_t)b.pods, sizeof(int64_t));
     b.t_created = xcalloc((size_t)b.pods, sizeof(int64_t));

@@ -687,17 +687,42 @@ static int apply_verb(struct apply_op *o, const void *cur, size_t cur_len, uint6
     return fail(o, GRPC_INTERNAL, xstrdup("unknown operation"));
 }
 
+/*
+ * On a store with a remote writer (etcd) apply runs again, on the newer
+ * value, when another apiserver wrote the key first. The verbs change the
+ * request object in place (the status swapped in, server metadata set), so
+ * each run works on a copy and the request stays as it came for the next;
+ * a failure ends the op, and its copy then takes the request's place as on
+ * the embedded store (op_done may resubmit it).
+ */
+static int apply_rerun(struct apply_op *o, const void *cur, size_t cur_len, uint64_t rev,
+                       void **out, size_t *out_len, int *del)
+{
+    ProtobufCMessage *req = o->obj;
+    o->obj = req ? obj_clone(req) : NULL; /* NULL: the verb decodes o->req */
+    int r = apply_verb(o, cur, cur_len, rev, out, out_len, del);
+    if (r) {
+        obj_free(req);
+        return r;
+    }
+    obj_free(o->obj);
+    o->obj = req;
+    return 0;
+}
+
 static int apply_fn(struct store_op *sop, const void *cur, size_t cur_len, uint64_t rev, void **out,
                     size_t *out_len, int *del)
 {
     struct apply_op *o = (struct apply_op *)sop;
+    if (sop->flags & STORE_OP_RERUN)
+        return apply_rerun(o, cur, cur_len, rev, out, out_len, del);
     int r = apply_verb(o, cur, cur_len, rev, out, out_len, del);
     /*
      * Written: the request object is in *out and nobody needs it again (apply
-     * runs once per op; retries after a failure start from o->obj, and they
-     * only follow failures). Freed here, on the commit thread, it costs the
-     * loop thread nothing: a pod's free walks every field of a dozen
-     * protobuf-c descriptors.
+     * runs once per op on this store; retries after a failure start from
+     * o->obj, and they only follow failures). Freed here, on the commit
+     * thread, it costs the loop thread nothing: a pod's free walks every
+     * field of a dozen protobuf-c descriptors.
      */
     if (r == 0 && *out && o->obj) {
         obj_free(o->obj);

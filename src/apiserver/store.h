@@ -155,6 +155,10 @@ enum {
     /* before this op, drop every object and log record and restart at
      * op.rev, compacted there too (a replica rebuilt from a snapshot) */
     STORE_OP_RESET = 2,
+    /* set by a remote writer on the ops it takes: their apply may run
+     * again (see store_submit), so it must leave the op's inputs as it
+     * found them */
+    STORE_OP_RERUN = 4,
 };
 
 struct store_op {

@@ -394,6 +394,7 @@ static int se_submit(void *impl, struct store_op *op)
     struct eop *x = xcalloc(1, sizeof(*x));
     x->se = se;
     x->op = op;
+    op->flags |= STORE_OP_RERUN;
     x->ekey = store_etcd_key(se->prefix, op->key, op->key_len, &x->ekey_len);
     char *key = xstrndup(op->key, op->key_len);
     if (!x->ekey) {

@@ -651,7 +651,23 @@ static void *commit_thread(void *arg)
         }
         struct store_op *ops = s->q_head, *last = ops;
         int n = 1;
-        while (n < s->max_batch && last->next_) {
+        if (ops->flags & STORE_OP_RESET) {
+            /* a snapshot: all of it, in one transaction, once all of it is queued */
+            while (!(last->flags & STORE_OP_SNAP_END) && last->next_) {
+                last = last->next_;
+                n++;
+            }
+            if (!(last->flags & STORE_OP_SNAP_END) && !s->stopping) {
+                s->thread_idle = 1;
+                pthread_cond_wait(&s->cv_thread, &s->mu);
+                s->thread_idle = 0;
+                pthread_mutex_unlock(&s->mu);
+                continue;
+            }
+        }
+        /* a snapshot ends a batch and starts one of its own */
+        while (n < s->max_batch && last->next_ && !(last->flags & STORE_OP_SNAP_END) &&
+               !(last->next_->flags & STORE_OP_RESET)) {
             last = last->next_;
             n++;
         }

@@ -159,6 +159,10 @@ enum {
      * again (see store_submit), so it must leave the op's inputs as it
      * found them */
     STORE_OP_RERUN = 4,
+    /* the last op of a snapshot: the ops from a STORE_OP_RESET to this one
+     * commit in one transaction however many they are (queue them together),
+     * so readers never see a replica half loaded */
+    STORE_OP_SNAP_END = 8,
 };
 
 struct store_op {

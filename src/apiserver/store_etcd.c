@@ -70,6 +70,7 @@ struct eop {
 struct fop {
     struct store_op op;
     struct setcd *se;
+    struct fop *next; /* in the snapshot being read */
     char *key;
     void *val; /* replica bytes, or NULL to delete / change nothing */
     size_t val_len;
@@ -87,12 +88,14 @@ struct setcd {
     smap_t *keys;
     struct eop *wait_head;
     struct eop *start_head, *start_tail; /* submitted, started from start_ev */
+    struct fop *snap_head, *snap_tail;   /* the snapshot being read */
     int64_t fed;                         /* last revision handed to the replica */
     int64_t applied;                     /* last revision the replica holds (its listener saw it) */
     int64_t snap_rev;                    /* the snapshot being loaded */
     char *page_after;                    /* the last key of the previous page */
     size_t page_after_len;
     bool loading, closing;
+    bool serving;        /* store_etcd_open has returned */
     bool watch_down;     /* since the watch ended, until the feed hears from etcd again */
     int64_t sync_target; /* etcd's revision when the sync began */
     int sync_err;
@@ -493,8 +496,8 @@ static void fop_done(struct store_op *op, int err, const struct store_change *ch
         wait_release(se, se->applied);
 }
 
-static void feed(struct setcd *se, const char *key, int64_t rev, int flags, void *val,
-                 size_t val_len, bool del)
+static struct fop *fop_new(struct setcd *se, const char *key, int64_t rev, int flags, void *val,
+                           size_t val_len, bool del)
 {
     struct fop *f = xcalloc(1, sizeof(*f));
     f->se = se;
@@ -508,11 +511,61 @@ static void feed(struct setcd *se, const char *key, int64_t rev, int flags, void
     f->op.done = fop_done;
     f->op.rev = (uint64_t)rev;
     f->op.flags = flags;
+    return f;
+}
+
+static void fop_submit(struct setcd *se, struct fop *f)
+{
     if (store_submit_local(se->st, &f->op)) {
         free(f->val);
         free(f->key);
         free(f);
     }
+}
+
+static void feed(struct setcd *se, const char *key, int64_t rev, int flags, void *val,
+                 size_t val_len, bool del)
+{
+    fop_submit(se, fop_new(se, key, rev, flags, val, val_len, del));
+}
+
+/*
+ * The snapshot's ops are kept until its last page is in, then queued
+ * together, the last one marked: the replica takes them in one
+ * transaction, so no reader sees it emptied or half loaded.
+ */
+static void snap_add(struct setcd *se, struct fop *f)
+{
+    if (se->snap_tail)
+        se->snap_tail->next = f;
+    else
+        se->snap_head = f;
+    se->snap_tail = f;
+}
+
+static void snap_submit(struct setcd *se)
+{
+    if (!se->snap_tail)
+        return;
+    se->snap_tail->op.flags |= STORE_OP_SNAP_END;
+    struct fop *f = se->snap_head;
+    se->snap_head = se->snap_tail = NULL;
+    while (f) {
+        struct fop *next = f->next;
+        fop_submit(se, f);
+        f = next;
+    }
+}
+
+static void snap_drop(struct setcd *se)
+{
+    for (struct fop *f = se->snap_head, *next; f; f = next) {
+        next = f->next;
+        free(f->val);
+        free(f->key);
+        free(f);
+    }
+    se->snap_head = se->snap_tail = NULL;
 }
 
 static void watch_start(struct setcd *se);
@@ -636,10 +689,19 @@ static void page_next(struct setcd *se)
 
 static void sync_fail(struct setcd *se, int err, const char *msg)
 {
-    se->loading = false;
+    snap_drop(se);
     se->sync_err = err ? err : GRPC_UNKNOWN;
     free(se->sync_msg);
     se->sync_msg = xstrdup(msg);
+    if (!se->serving) {
+        se->loading = false; /* store_etcd_open gives up */
+        return;
+    }
+    /* a rebuild while serving: try again (still loading: /readyz says so) */
+    log_warn("store: rebuilding the replica from etcd: %s; trying again", msg);
+    unavail(se, msg);
+    struct timeval tv = {RESYNC_DELAY_MS / 1000, (RESYNC_DELAY_MS % 1000) * 1000};
+    event_add(se->resync_ev, &tv);
 }
 
 /*
@@ -679,8 +741,11 @@ static void page_done(void *arg, int err, const char *msg, const struct etcd_ran
         sync_fail(se, err, msg);
         return;
     }
-    if (!se->page_after)
-        feed(se, "~reset", se->snap_rev, STORE_OP_RESET | STORE_OP_NOLOG, NULL, 0, false);
+    if (!se->page_after) {
+        snap_drop(se);
+        snap_add(se, fop_new(se, "~reset", se->snap_rev, STORE_OP_RESET | STORE_OP_NOLOG, NULL, 0,
+                             false));
+    }
     for (size_t i = 0; i < r->n_kvs; i++) {
         const struct etcd_kv *kv = &r->kvs[i];
         char *key = store_etcd_local_key(se->prefix, kv->key, kv->key_len);
@@ -690,7 +755,7 @@ static void page_done(void *arg, int err, const char *msg, const struct etcd_ran
         void *v =
             unwrap(kind_by_key(key, strlen(key)), kv->value, kv->value_len, kv->mod_revision, &vl);
         if (v)
-            feed(se, key, se->snap_rev, STORE_OP_NOLOG, v, vl, false);
+            snap_add(se, fop_new(se, key, se->snap_rev, STORE_OP_NOLOG, v, vl, false));
         else
             log_err("store: etcd key %.*s: not a Kubernetes protobuf object; ignored",
                     (int)kv->key_len, (const char *)kv->key);
@@ -705,6 +770,7 @@ static void page_done(void *arg, int err, const char *msg, const struct etcd_ran
     }
     free(se->page_after);
     se->page_after = NULL;
+    snap_submit(se);
     se->fed = se->snap_rev;
     se->loading = false;
     log_info("store: replica loaded from etcd at revision %" PRId64 "; watching from %" PRId64,
@@ -862,6 +928,7 @@ static void se_close(void *impl)
 static void se_free(void *impl)
 {
     struct setcd *se = impl;
+    snap_drop(se);
     free(se->prefix);
     free(se->page_after);
     free(se->sync_msg);
@@ -911,6 +978,7 @@ int store_etcd_open(store_t *replica, struct event_base *base, const struct stor
                          se->sync_err ? se->sync_msg : "timed out");
         return -1;
     }
+    se->serving = true;
     if (se->compact_interval_s > 0) {
         se->compact_ev = event_new(base, -1, EV_PERSIST, compact_cb, se);
         struct timeval tv = {se->compact_interval_s, 0};

@@ -1050,7 +1050,7 @@ static void test_replica(void)
     t[0].op.flags = STORE_OP_RESET | STORE_OP_NOLOG;
     top_init(&t[1], TOP_PUT, "pods/b", "b40");
     t[1].op.rev = 40;
-    t[1].op.flags = STORE_OP_NOLOG;
+    t[1].op.flags = STORE_OP_NOLOG | STORE_OP_SNAP_END;
     submit(s, &t[0]);
     submit(s, &t[1]);
     wait_all();
@@ -1098,6 +1098,35 @@ static void test_replica(void)
            "replica: before the snapshot is compacted");
         store_read_end(r);
     }
+    /* a snapshot is taken whole: nothing of it shows until its last op is queued */
+    struct top u[2];
+    top_init(&u[0], TOP_PUT, "pods/x", "x60");
+    u[0].op.rev = 60;
+    u[0].op.flags = STORE_OP_RESET | STORE_OP_NOLOG;
+    top_init(&u[1], TOP_PUT, "pods/y", "y60");
+    u[1].op.rev = 60;
+    u[1].op.flags = STORE_OP_NOLOG | STORE_OP_SNAP_END;
+    submit(s, &u[0]);
+    for (int i = 0; i < 20; i++) {
+        event_base_loop(base, EVLOOP_NONBLOCK);
+        usleep(5000);
+    }
+    a = get_str(s, "pods/a");
+    char *x = get_str(s, "pods/x");
+    ok(a && !x && store_rev(s) == 50 && !u[0].finished,
+       "replica: a snapshot's first ops wait for its last one (the old state still reads)");
+    free(a);
+    free(x);
+    submit(s, &u[1]);
+    wait_all();
+    a = get_str(s, "pods/a");
+    x = get_str(s, "pods/x");
+    char *y = get_str(s, "pods/y");
+    ok(!a && x && y && store_rev(s) == 60, "replica: then the whole snapshot at once, at 60");
+    free(a);
+    free(x);
+    free(y);
+    tops_free(u, 2);
     tops_free(t, 6);
     store_close(s);
     free(dir);

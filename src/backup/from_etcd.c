@@ -200,7 +200,11 @@ static void page_done(void *arg, int err, const char *msg, const struct etcd_ran
         im->after_len = r->kvs[r->n_kvs - 1].key_len;
         im->after = xmemdup(r->kvs[r->n_kvs - 1].key, im->after_len);
         page_next(im);
+        return;
     }
+    /* the end: the store takes the reset and every object in one transaction */
+    if (!im->fatal)
+        submit(im, xstrdup("~end"), NULL, NULL, 0, STORE_OP_NOLOG | STORE_OP_SNAP_END);
 }
 
 /* Reads the page after im->after (the first page without it). */

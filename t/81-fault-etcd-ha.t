@@ -556,7 +556,7 @@ def step_pods(w):
         victim = alive[w.n % len(alive)]
         p = w.call("Pods", "Get", pb.GetRequest(namespace=NS, name=victim))
         if p:
-            p.metadata.labels["v"] = str(w.n)
+            p.metadata.labels["v"] = str(w.n + 1)  # never the "0" of a create: a no-op update keeps its revision
             w.call("Pods", "Update", p, "Pods", NS + "/" + victim, "update")
     if len(alive) > 6:
         victim = alive.pop(0)

@@ -185,14 +185,12 @@ static int64_t bytes_rv(const void *b, size_t len)
 }
 
 /* The replica bytes of an etcd value at revision rev: the envelope's raw, with the revision. */
-static void *unwrap(const struct kind *k, const uint8_t *v, size_t len, int64_t rev,
-                    size_t *out_len)
+static void *unwrap(const uint8_t *v, size_t len, int64_t rev, size_t *out_len)
 {
     const uint8_t *raw;
     size_t rl;
     if (len < 4 || memcmp(v, "k8s\0", 4) || wire_find(v + 4, len - 4, 2, &raw, &rl) != 1)
         return NULL;
-    (void)k;
     return wire_set_rv(raw, rl, (uint64_t)rev, out_len);
 }
 
@@ -603,7 +601,7 @@ static void on_events(void *arg, int64_t revision, const struct etcd_event *ev, 
             feed(se, key, rev, flags, NULL, 0, true);
         } else {
             size_t vl;
-            void *v = unwrap(kind_by_key(key, strlen(key)), kv->value, kv->value_len, rev, &vl);
+            void *v = unwrap(kv->value, kv->value_len, rev, &vl);
             if (!v)
                 log_err("store: etcd key %.*s at revision %" PRId64
                         ": not a Kubernetes protobuf object; ignored",
@@ -752,8 +750,7 @@ static void page_done(void *arg, int err, const char *msg, const struct etcd_ran
         if (!key)
             continue;
         size_t vl;
-        void *v =
-            unwrap(kind_by_key(key, strlen(key)), kv->value, kv->value_len, kv->mod_revision, &vl);
+        void *v = unwrap(kv->value, kv->value_len, kv->mod_revision, &vl);
         if (v)
             snap_add(se, fop_new(se, key, se->snap_rev, STORE_OP_NOLOG, v, vl, false));
         else

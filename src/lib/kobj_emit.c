@@ -676,35 +676,6 @@ static unsigned wire_of(ProtobufCType t)
     }
 }
 
-/*
- * d's field numbered id. Descriptors list fields by number and the bytes
- * come in that order: the search starts after the field before (*hint).
- */
-static const ProtobufCFieldDescriptor *wire_field(const ProtobufCMessageDescriptor *d, uint32_t id,
-                                                  unsigned *hint)
-{
-    unsigned lo = *hint, hi = d->n_fields;
-    if (lo < hi && d->fields[lo].id == id)
-        return &d->fields[lo];
-    lo = lo < hi && d->fields[lo].id < id ? lo + 1 : 0;
-    if (lo < hi && d->fields[lo].id == id) {
-        *hint = lo;
-        return &d->fields[lo];
-    }
-    while (lo < hi) {
-        unsigned mid = lo + (hi - lo) / 2;
-        if (d->fields[mid].id < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo < d->n_fields && d->fields[lo].id == id) {
-        *hint = lo;
-        return &d->fields[lo];
-    }
-    return NULL;
-}
-
 /* A string's length as the decoded C string has it: up to a NUL it holds. */
 static size_t wire_strlen(const struct wv *w)
 {
@@ -729,7 +700,7 @@ static int wire_small(const ProtobufCMessageDescriptor *d, const struct wv *m, s
         struct wv w;
         if (wire_next(&p, end, &id, &w) < 0)
             return -1;
-        const ProtobufCFieldDescriptor *f = wire_field(d, id, &hint);
+        const ProtobufCFieldDescriptor *f = pb_field_by_id(d, id, &hint);
         if (!f || id > 4)
             continue;
         if (w.wire != wire_of(f->type) || f->type == PROTOBUF_C_TYPE_MESSAGE)
@@ -929,7 +900,7 @@ static int wire_entry(struct em *e, const ProtobufCMessageDescriptor *ed, const 
         struct wv x;
         if (wire_next(&p, end, &id, &x) < 0)
             return -1;
-        const ProtobufCFieldDescriptor *f = wire_field(ed, id, &hint);
+        const ProtobufCFieldDescriptor *f = pb_field_by_id(ed, id, &hint);
         if (!f)
             continue;
         if (x.wire != wire_of(f->type) || (f->type == PROTOBUF_C_TYPE_MESSAGE && has_v && id == 2))
@@ -969,7 +940,7 @@ static int wire_fields(struct em *e, const ProtobufCMessageDescriptor *d, const 
         struct wv w;
         if (wire_next(&p, end, &id, &w) < 0)
             return -1;
-        const ProtobufCFieldDescriptor *f = wire_field(d, id, &hint);
+        const ProtobufCFieldDescriptor *f = pb_field_by_id(d, id, &hint);
         if (!f)
             continue; /* pb_decode keeps it aside; emit_fields writes no unknown field */
         if ((last && f < last) || (f == last && f->label != PROTOBUF_C_LABEL_REPEATED))

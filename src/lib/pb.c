@@ -273,9 +273,8 @@ const uint8_t *pb_encode_scratch(const ProtobufCMessage *m, size_t *len)
 
 /* ---- decoding ---- */
 
-/* The field numbered id, looked for after the previous match first. */
-static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescriptor *d, uint32_t id,
-                                                  unsigned *hint)
+const ProtobufCFieldDescriptor *pb_field_by_id(const ProtobufCMessageDescriptor *d, uint32_t id,
+                                               unsigned *hint)
 {
     unsigned h = *hint;
     if (h < d->n_fields && d->fields[h].id == id)
@@ -404,7 +403,7 @@ static int dec_fields(ProtobufCMessage *m, const uint8_t *p, const uint8_t *end)
         default:
             return -1;
         }
-        const ProtobufCFieldDescriptor *f = find_field(d, id, &hint);
+        const ProtobufCFieldDescriptor *f = pb_field_by_id(d, id, &hint);
         if (!f) {
             /* kept as protobuf-c keeps it: the value's bytes, a length prefix included */
             if (m->n_unknown_fields == ucap) {

@@ -28,6 +28,14 @@
  */
 const uint8_t *pb_encode_scratch(const ProtobufCMessage *m, size_t *len);
 
+/*
+ * d's field numbered id, or NULL. protobuf-c lists a descriptor's fields by
+ * number and encoded fields come in that order, so the search starts at
+ * *hint (the previous match; 0 at first), which it updates.
+ */
+const ProtobufCFieldDescriptor *pb_field_by_id(const ProtobufCMessageDescriptor *d, uint32_t id,
+                                               unsigned *hint);
+
 /* Encodes m into a new malloc'd buffer (the caller frees it); *len its size. */
 void *pb_encode(const ProtobufCMessage *m, size_t *len);
 

@@ -105,9 +105,83 @@ const struct kind kind_serviceaccount = {
     &coracle__v1__service_account_watch_event__descriptor,
 };
 
-const struct kind *const kinds_all[] = {&kind_pod,    &kind_node,           &kind_event,
-                                        &kind_lease,  &kind_namespace,      &kind_configmap,
-                                        &kind_secret, &kind_serviceaccount, NULL};
+const struct kind kind_replicaset = {
+    "ReplicaSet",
+    "apps/v1",
+    "replicasets",
+    "replicaset",
+    "rs",
+    "coracle.v1.ReplicaSets",
+    true,
+    &coracle__v1__replica_set__descriptor,
+    &coracle__v1__replica_set_list__descriptor,
+    &coracle__v1__replica_set_watch_event__descriptor,
+};
+const struct kind kind_deployment = {
+    "Deployment",
+    "apps/v1",
+    "deployments",
+    "deployment",
+    "deploy",
+    "coracle.v1.Deployments",
+    true,
+    &coracle__v1__deployment__descriptor,
+    &coracle__v1__deployment_list__descriptor,
+    &coracle__v1__deployment_watch_event__descriptor,
+};
+const struct kind kind_daemonset = {
+    "DaemonSet",
+    "apps/v1",
+    "daemonsets",
+    "daemonset",
+    "ds",
+    "coracle.v1.DaemonSets",
+    true,
+    &coracle__v1__daemon_set__descriptor,
+    &coracle__v1__daemon_set_list__descriptor,
+    &coracle__v1__daemon_set_watch_event__descriptor,
+};
+const struct kind kind_job = {
+    "Job",
+    "batch/v1",
+    "jobs",
+    "job",
+    NULL,
+    "coracle.v1.Jobs",
+    true,
+    &coracle__v1__job__descriptor,
+    &coracle__v1__job_list__descriptor,
+    &coracle__v1__job_watch_event__descriptor,
+};
+const struct kind kind_cronjob = {
+    "CronJob",
+    "batch/v1",
+    "cronjobs",
+    "cronjob",
+    "cj",
+    "coracle.v1.CronJobs",
+    true,
+    &coracle__v1__cron_job__descriptor,
+    &coracle__v1__cron_job_list__descriptor,
+    &coracle__v1__cron_job_watch_event__descriptor,
+};
+
+const struct kind *const kinds_all[] =
+    {/* core, then the groups in the order kube-apiserver lists them */
+     &kind_pod,
+     &kind_node,
+     &kind_event,
+     &kind_namespace,
+     &kind_configmap,
+     &kind_secret,
+     &kind_serviceaccount,
+     &kind_replicaset,
+     &kind_deployment,
+     &kind_daemonset,
+     &kind_job,
+     &kind_cronjob,
+     &kind_lease,
+     NULL};
 _Static_assert(sizeof(kinds_all) / sizeof(kinds_all[0]) == KINDS_N + 1, "KINDS_N");
 
 const struct kind *kind_lookup(const char *name)
@@ -149,6 +223,11 @@ _Static_assert(offsetof(Coracle__V1__ConfigMap, metadata) == sizeof(ProtobufCMes
 _Static_assert(offsetof(Coracle__V1__Secret, metadata) == sizeof(ProtobufCMessage), "layout");
 _Static_assert(offsetof(Coracle__V1__ServiceAccount, metadata) == sizeof(ProtobufCMessage),
                "layout");
+_Static_assert(offsetof(Coracle__V1__ReplicaSet, metadata) == sizeof(ProtobufCMessage), "layout");
+_Static_assert(offsetof(Coracle__V1__Deployment, metadata) == sizeof(ProtobufCMessage), "layout");
+_Static_assert(offsetof(Coracle__V1__DaemonSet, metadata) == sizeof(ProtobufCMessage), "layout");
+_Static_assert(offsetof(Coracle__V1__Job, metadata) == sizeof(ProtobufCMessage), "layout");
+_Static_assert(offsetof(Coracle__V1__CronJob, metadata) == sizeof(ProtobufCMessage), "layout");
 
 Coracle__V1__ObjectMeta *kind_meta(const ProtobufCMessage *obj)
 {

@@ -49,6 +49,11 @@ LIST_LAYOUT(Coracle__V1__NamespaceList);
 LIST_LAYOUT(Coracle__V1__ConfigMapList);
 LIST_LAYOUT(Coracle__V1__SecretList);
 LIST_LAYOUT(Coracle__V1__ServiceAccountList);
+LIST_LAYOUT(Coracle__V1__ReplicaSetList);
+LIST_LAYOUT(Coracle__V1__DeploymentList);
+LIST_LAYOUT(Coracle__V1__DaemonSetList);
+LIST_LAYOUT(Coracle__V1__JobList);
+LIST_LAYOUT(Coracle__V1__CronJobList);
 EVENT_LAYOUT(Coracle__V1__PodWatchEvent);
 EVENT_LAYOUT(Coracle__V1__NodeWatchEvent);
 EVENT_LAYOUT(Coracle__V1__EventWatchEvent);
@@ -57,6 +62,11 @@ EVENT_LAYOUT(Coracle__V1__NamespaceWatchEvent);
 EVENT_LAYOUT(Coracle__V1__ConfigMapWatchEvent);
 EVENT_LAYOUT(Coracle__V1__SecretWatchEvent);
 EVENT_LAYOUT(Coracle__V1__ServiceAccountWatchEvent);
+EVENT_LAYOUT(Coracle__V1__ReplicaSetWatchEvent);
+EVENT_LAYOUT(Coracle__V1__DeploymentWatchEvent);
+EVENT_LAYOUT(Coracle__V1__DaemonSetWatchEvent);
+EVENT_LAYOUT(Coracle__V1__JobWatchEvent);
+EVENT_LAYOUT(Coracle__V1__CronJobWatchEvent);
 
 /* ------------------------------------------------------------ the cache */
 

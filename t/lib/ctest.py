@@ -388,6 +388,10 @@ class Cluster:
     def start_scheduler(self, *extra):
         return self.start("scheduler", [self.bin("coracle-scheduler"), "--server", self.api_addr] + list(extra))
 
+    def start_controller_manager(self, *extra):
+        return self.start("controller-manager", [self.bin("coracle-controller-manager"), "--server", self.api_addr,
+                                                 "--healthz-listen", ""] + list(extra))
+
     def start_kubelet(self, node, *extra, root_dir=None):
         root_dir = root_dir or os.path.join(self.dir, "kubelet-" + node)
         return self.start("kubelet-" + node, [self.bin("coracle-kubelet"), "--server", self.api_addr,

@@ -1,0 +1,13 @@
+/*
+ * The table of controllers. See controllers.h.
+ */
+#include "config.h"
+
+#include "controllers.h"
+
+#include <stddef.h>
+
+const struct ctrl_def *const ctrl_all[] = {
+    &ctrl_replicaset,
+    NULL,
+};

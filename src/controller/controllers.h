@@ -1,0 +1,16 @@
+/*
+ * The controllers of coracle-controller-manager, each a struct ctrl_def
+ * run by cm (cm.h). --controllers names them as kube-controller-manager
+ * does ("replicaset", "deployment", ...).
+ */
+#ifndef CORACLE_CONTROLLERS_H
+#define CORACLE_CONTROLLERS_H
+
+#include "cm.h"
+
+extern const struct ctrl_def ctrl_replicaset;
+
+/* Every controller, NULL-terminated, in the order they start. */
+extern const struct ctrl_def *const ctrl_all[];
+
+#endif

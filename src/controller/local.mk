@@ -1,0 +1,10 @@
+# coracle-controller-manager: main.c is thin; the rest is in libcontroller.a, linked into the unit tests.
+noinst_LIBRARIES += libcontroller.a
+libcontroller_a_SOURCES = \
+	src/controller/cm.c src/controller/cm.h \
+	src/controller/controllers.c src/controller/controllers.h \
+	src/controller/replicaset.c
+
+bin_PROGRAMS += coracle-controller-manager
+coracle_controller_manager_SOURCES = src/controller/main.c
+coracle_controller_manager_LDADD = libcontroller.a libcoracle.a $(COMMON_LIBS) -lm $(MALLOC_LIBS)

@@ -1,0 +1,240 @@
+/*
+ * coracle-controller-manager: runs the controllers that make workloads
+ * happen (doc/man/coracle-controller-manager.8). main() only reads the
+ * configuration and builds the manager on one loop; the frame is cm.c,
+ * the controllers are the files beside it, and signals, systemd
+ * notification and the health endpoint are daemon.c's.
+ */
+#include "config.h"
+
+#include "cfg.h"
+#include "cm.h"
+#include "controllers.h"
+#include "daemon.h"
+#include "gcl.h"
+#include "leader.h"
+#include "obs.h"
+#include "util.h"
+
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* What the daemon hooks and the election callbacks need. */
+struct cm_main {
+    cm_t *cm;
+    leader_t *el; /* NULL without --leader-elect */
+};
+
+static void main_describe(char *buf, size_t len, void *arg)
+{
+    struct cm_main *m = arg;
+    cm_describe(buf, len, m->cm);
+}
+
+static void main_metrics(FILE *f, void *arg)
+{
+    struct cm_main *m = arg;
+    cm_metrics_write(f, m->cm);
+    if (m->el)
+        leader_metrics_write(f, m->el);
+}
+
+static void elected(void *arg)
+{
+    cm_lead(arg);
+}
+
+/* As kube-controller-manager: a manager that may no longer lead exits, and is restarted. */
+static void lost(void *arg)
+{
+    fatal("leaderelection lost");
+}
+
+/* Whether controller name is on in list ("*", "a,b", "*,-b", as kube-controller-manager). */
+static bool controller_on(const char *list, const char *name)
+{
+    bool on = false;
+    char *copy = xstrdup(list), *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(t, "*"))
+            on = true;
+        else if (t[0] == '-' && !strcmp(t + 1, name))
+            on = false;
+        else if (!strcmp(t, name))
+            on = true;
+    }
+    free(copy);
+    return on;
+}
+
+static bool controller_known(const char *t)
+{
+    if (*t == '-')
+        t++;
+    if (!strcmp(t, "*"))
+        return true;
+    for (size_t i = 0; ctrl_all[i]; i++)
+        if (!strcmp(ctrl_all[i]->name, t))
+            return true;
+    return false;
+}
+
+static long long duration_ms(const char *flag, const char *s)
+{
+    int64_t ns;
+    if (parse_duration(s, &ns) < 0 || ns <= 0 || ns / 1000000 > INT32_MAX) {
+        fprintf(stderr, "coracle-controller-manager: --%s: expected a duration like 15s, not \"%s\"\n",
+                flag, s);
+        exit(2);
+    }
+    return ns / 1000000;
+}
+
+int main(int argc, char **argv)
+{
+    /* static: cfg_set's copies stay reachable for the life of the program */
+    static char *server = "127.0.0.1:6443", *token_file = "", *controllers = "*";
+    static char *ca = "", *cert = "", *key = "";
+    static char *healthz_listen = "127.0.0.1:10257";
+    static long long max_inflight = 500;
+    static int leader_elect = 1;
+    static char *le_duration = "15s", *le_renew = "10s", *le_retry = "2s";
+    static char *le_name = "coracle-controller-manager", *le_ns = "kube-system";
+    const struct cfg_opt opts[] = {
+        {"server", CFG_STR, &server, "ADDR",
+         "apiserver address, host:port or unix:/path, or a comma list of them "
+         "(failover; default 127.0.0.1:6443)"},
+        {"controllers", CFG_STR, &controllers, "LIST",
+         "controllers to run: '*' for all, 'foo' one more, '-foo' one less (default *)"},
+        {"max-inflight", CFG_INT, &max_inflight, "N",
+         "API writes in flight at most, the rest wait (default 500)"},
+        {"certificate-authority", CFG_STR, &ca, "FILE",
+         "CA to verify the apiserver's certificate with; set: TLS (default none: cleartext)"},
+        {"client-certificate", CFG_STR, &cert, "FILE",
+         "TLS client certificate, CN system:kube-controller-manager (default none)"},
+        {"client-key", CFG_STR, &key, "FILE", "its private key (default none)"},
+        {"token-file", CFG_STR, &token_file, "FILE",
+         "bearer token to present to the apiserver (default none)"},
+        {"leader-elect", CFG_BOOL, &leader_elect, NULL,
+         "of several managers, only the holder of a Lease acts (default true)"},
+        {"leader-elect-lease-duration", CFG_STR, &le_duration, "DURATION",
+         "how long a standby waits on an unrenewed Lease before taking it (default 15s)"},
+        {"leader-elect-renew-deadline", CFG_STR, &le_renew, "DURATION",
+         "the leader exits when it could not renew for this long (default 10s)"},
+        {"leader-elect-retry-period", CFG_STR, &le_retry, "DURATION",
+         "between tries to acquire or renew (default 2s)"},
+        {"leader-elect-resource-name", CFG_STR, &le_name, "NAME",
+         "the Lease's name (default coracle-controller-manager)"},
+        {"leader-elect-resource-namespace", CFG_STR, &le_ns, "NAMESPACE",
+         "the Lease's namespace (default kube-system)"},
+        {"healthz-listen", CFG_STR, &healthz_listen, "ADDR",
+         "serve /healthz, /readyz, /metrics on host:port or unix:/path; empty: off "
+         "(default 127.0.0.1:10257)"},
+    };
+    const struct cfg_prog prog = {
+        "coracle-controller-manager",
+        "Runs the controllers (ReplicaSets, Deployments, ...); driven by watches.",
+        SYSCONFDIR "/coracle/coracle-controller-manager.conf",
+    };
+    int i = cfg_main(argc, argv, opts, ARRAY_SIZE(opts), &prog);
+    if (i < argc) {
+        fprintf(stderr, "coracle-controller-manager: unexpected argument \"%s\" (see --help)\n",
+                argv[i]);
+        return 2;
+    }
+    if (max_inflight <= 0) {
+        fprintf(stderr, "coracle-controller-manager: --max-inflight must be > 0\n");
+        return 2;
+    }
+    char *copy = xstrdup(controllers), *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        if (!controller_known(t)) {
+            fprintf(stderr, "coracle-controller-manager: --controllers: unknown controller \"%s\"\n",
+                    t);
+            return 2;
+        }
+    free(copy);
+    long long led = duration_ms("leader-elect-lease-duration", le_duration);
+    long long ler = duration_ms("leader-elect-renew-deadline", le_renew);
+    long long lep = duration_ms("leader-elect-retry-period", le_retry);
+    srandom((unsigned)(mono_ns() ^ getpid()));
+
+    struct event_base *base = event_base_new();
+    if (!base)
+        fatal("cannot create the event loop");
+    char *token = NULL, *err = NULL;
+    if (*token_file && daemon_read_token(token_file, &token, &err) < 0)
+        fatal("%s", err);
+    struct gcl_opts gopts = {0};
+    if (gcl_opts_setup(&gopts, server, ca, cert, key, token, &err) < 0)
+        fatal("%s", err);
+    struct cm_cfg cfg = {
+        .server = server,
+        .token = token,
+        .tls = gopts.tls,
+        .user_agent = "coracle-controller-manager/" PACKAGE_VERSION,
+        .standby = leader_elect,
+        .max_inflight = (int)max_inflight,
+    };
+    struct cm_main m = {cm_new(base, &cfg), NULL};
+    if (!m.cm)
+        fatal("bad --server \"%s\"", server);
+    size_t n_on = 0;
+    for (size_t j = 0; ctrl_all[j]; j++)
+        if (controller_on(controllers, ctrl_all[j]->name)) {
+            cm_add(m.cm, ctrl_all[j]);
+            log_info("starting %s controller", ctrl_all[j]->name);
+            n_on++;
+        }
+    gcl_t *eg = NULL; /* the election's own connection: renewals stay clear of the writes */
+    if (leader_elect) {
+        gopts.connect_timeout_ms = 3000;
+        gopts.user_agent = "coracle-controller-manager/" PACKAGE_VERSION " leader-election";
+        eg = gcl_new(base, server, &gopts);
+        struct leader_cfg lc = {
+            .ns = le_ns,
+            .name = le_name,
+            .component = "coracle-controller-manager",
+            .lease_duration_ms = (int)led,
+            .renew_deadline_ms = (int)ler,
+            .retry_period_ms = (int)lep,
+            .on_started = elected,
+            .on_stopped = lost,
+            .arg = m.cm,
+        };
+        m.el = eg ? leader_new(base, eg, &lc, &err) : NULL;
+        if (!m.el)
+            fatal("%s", err ? err : "cannot set up leader election");
+    }
+    if (gopts.tls)
+        SSL_CTX_free(gopts.tls); /* the connections hold their own references */
+    struct daemon_ops ops = {
+        .describe = main_describe,
+        .metrics = main_metrics,
+        .arg = &m,
+    };
+    daemon_t *d = daemon_new(base, obs_config_path(argc, argv, prog.default_config), &ops);
+    daemon_serve_health(d, healthz_listen);
+
+    log_info("coracle-controller-manager %s: server %s%s, %zu controllers", PACKAGE_VERSION,
+             server, gopts.tls ? " (TLS)" : "", n_on);
+    cm_start(m.cm);
+    if (m.el) {
+        log_info("leader election: lease %s/%s, identity %s", le_ns, le_name,
+                 leader_identity(m.el));
+        leader_start(m.el);
+    }
+    daemon_run(d, "controlling");
+
+    daemon_free(d);
+    cm_free(m.cm); /* no write goes out once the Lease is given up */
+    leader_release(m.el, 2000);
+    leader_free(m.el);
+    gcl_free(eg);
+    event_base_free(base);
+    free(token);
+    return 0;
+}

@@ -3,14 +3,16 @@
 # made from conf/*.service.in with the install paths, a tmpfiles.d entry.
 # Man pages are in doc/local.mk.
 coraconfdir = $(sysconfdir)/coracle
-dist_coraconf_DATA = conf/coracle-apiserver.conf conf/coracle-scheduler.conf conf/coracle-kubelet.conf \
+dist_coraconf_DATA = conf/coracle-apiserver.conf conf/coracle-scheduler.conf conf/coracle-controller-manager.conf conf/coracle-kubelet.conf \
 	conf/policy
 
 systemdunitdir = $(prefix)/lib/systemd/system
-systemdunit_DATA = coracle-apiserver.service coracle-scheduler.service coracle-kubelet.service
+systemdunit_DATA = coracle-apiserver.service coracle-scheduler.service \
+	coracle-controller-manager.service coracle-kubelet.service
 tmpfilesdir = $(prefix)/lib/tmpfiles.d
 tmpfiles_DATA = conf/tmpfiles.d/coracle.conf
 EXTRA_DIST += conf/coracle-apiserver.service.in conf/coracle-scheduler.service.in \
+	conf/coracle-controller-manager.service.in \
 	conf/coracle-kubelet.service.in conf/tmpfiles.d/coracle.conf
 CLEANFILES += $(systemdunit_DATA)
 

@@ -54,8 +54,9 @@ def D(path):
     return dest + path
 
 
-PROGS = {"coracle-apiserver": 8, "coracle-scheduler": 8, "coracle-kubelet": 8, "coraclectl": 1,
-         "coracle-backup": 8}
+PROGS = {"coracle-apiserver": 8, "coracle-scheduler": 8, "coracle-controller-manager": 8,
+         "coracle-kubelet": 8, "coraclectl": 1, "coracle-backup": 8}
+DAEMONS = ("coracle-apiserver", "coracle-scheduler", "coracle-controller-manager", "coracle-kubelet")
 for prog, sec in PROGS.items():
     t.ok(os.access(D("%s/%s" % (bindir, prog)), os.X_OK), "%s installed in %s" % (prog, bindir))
     man = D("%s/man%d/%s.%d" % (mandir, sec, prog, sec))
@@ -68,7 +69,7 @@ for prog, sec in PROGS.items():
     else:
         t.skip("no man page")
 
-for daemon in ("coracle-apiserver", "coracle-scheduler", "coracle-kubelet"):
+for daemon in DAEMONS:
     conf = D("%s/coracle/%s.conf" % (sysconfdir, daemon))
     t.ok(os.path.exists(conf), "%s.conf installed in %s/coracle" % (daemon, sysconfdir))
     unit = D("%s/lib/systemd/system/%s.service" % (prefix, daemon))
@@ -98,7 +99,7 @@ else:
     vdir = os.path.join(dest, "verify")
     os.makedirs(vdir)
     units = []
-    for daemon in ("coracle-apiserver", "coracle-scheduler", "coracle-kubelet"):
+    for daemon in DAEMONS:
         text = open(D("%s/lib/systemd/system/%s.service" % (prefix, daemon))).read()
         text = text.replace("=%s/" % bindir, "=%s%s/" % (dest, bindir))
         u = os.path.join(vdir, daemon + ".service")
@@ -106,7 +107,7 @@ else:
             f.write(text)
         units.append(u)
     r = subprocess.run([sa, "verify", "--man=no"] + units, capture_output=True, text=True, cwd=vdir)
-    t.ok(r.returncode == 0 and not r.stderr.strip(), "systemd-analyze verify passes on the three units%s"
+    t.ok(r.returncode == 0 and not r.stderr.strip(), "systemd-analyze verify passes on the four units%s"
          % ((": " + r.stderr.strip()[:500]) if r.stderr.strip() else ""))
 
 p = make("uninstall", "DESTDIR=" + dest)

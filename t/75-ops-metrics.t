@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # Observability: /metrics of the apiserver (on its API port) and of the
-# scheduler (on its healthz-listen port) parse as Prometheus text (0.0.4)
+# scheduler and controller manager (on their healthz-listen ports) parse as Prometheus text (0.0.4)
 # over HTTP/1.1 and HTTP/2, and move when load runs; /healthz and /readyz
 # answer; the kubelet's endpoint too when it can run here (root, runc).
 import os
@@ -132,6 +132,31 @@ t.is_(opsutil.value(ss1, "coracle_scheduler_pending_pods", queue="active"), 0.0,
 sh2, _ = scrape(hz, "scheduler", h2=True)
 t.ok(len(sh2) > 0, "scheduler: /metrics over HTTP/2 parses")
 t.is_(sched.stop(), 0, "scheduler: exits 0")
+
+# ---- controller manager: a ReplicaSet moves its work queue's counters ----
+chz = "127.0.0.1:%d" % ctest.free_port()
+cmgr = c.start("controller-manager", [c.bin("coracle-controller-manager"), "--server", c.api_addr,
+                                      "--healthz-listen", chz])
+t.ok(c.wait_for(lambda: ctest.http_get(chz, "/healthz")[0] == 200, timeout=ctest.DEADLINE),
+     "controller manager: /healthz 200")
+labels = {"app": "m"}
+api.call("ReplicaSets", "Create", pb.ReplicaSet(
+    metadata=ctest.meta("m", "default"),
+    spec=pb.ReplicaSetSpec(replicas=2, selector=pb.LabelSelector(matchLabels=labels),
+                           template=pb.PodTemplateSpec(metadata=pb.ObjectMeta(labels=labels), spec=pb.PodSpec(
+                               containers=[pb.Container(name="c", image="busybox")])))))
+t.ok(c.wait_for(lambda: scrape(chz, "controller manager")[0].get(
+    ("workqueue_adds_total", frozenset({"name": "replicaset"}.items())), 0) >= 1, timeout=ctest.DEADLINE),
+     "controller manager: the replicaset queue counts its syncs (after winning the Lease)")
+cs, cty = scrape(chz, "controller manager")
+for fam in ("workqueue_depth", "workqueue_retries_total", "coracle_controller_api_writes_total",
+            "leader_election_master_status"):
+    t.ok(fam in cty, "controller manager: family %s" % fam)
+t.ok((opsutil.value(cs, "coracle_controller_api_writes_total") or 0) >= 2,
+     "controller manager: its writes counted")
+t.is_(cs.get(("leader_election_master_status", frozenset({"name": "coracle-controller-manager"}.items()))),
+      1.0, "controller manager: leads")
+t.is_(cmgr.stop(), 0, "controller manager: exits 0")
 
 # ---- kubelet: a pod started moves its metrics ----
 runc = "/usr/sbin/runc"

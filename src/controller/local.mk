@@ -8,3 +8,10 @@ libcontroller_a_SOURCES = \
 bin_PROGRAMS += coracle-controller-manager
 coracle_controller_manager_SOURCES = src/controller/main.c
 coracle_controller_manager_LDADD = libcontroller.a libcoracle.a $(COMMON_LIBS) -lm $(MALLOC_LIBS)
+
+# ---- unit tests ----
+check_PROGRAMS += t/unit/test_cm
+t_unit_test_cm_SOURCES = t/unit/test_cm.c
+t_unit_test_cm_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/controller
+t_unit_test_cm_LDADD = libcontroller.a libcoracle.a $(COMMON_LIBS) -lm
+TESTS_PROGS += t/unit/test_cm

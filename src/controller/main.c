@@ -86,7 +86,8 @@ static long long duration_ms(const char *flag, const char *s)
 {
     int64_t ns;
     if (parse_duration(s, &ns) < 0 || ns <= 0 || ns / 1000000 > INT32_MAX) {
-        fprintf(stderr, "coracle-controller-manager: --%s: expected a duration like 15s, not \"%s\"\n",
+        fprintf(stderr,
+                "coracle-controller-manager: --%s: expected a duration like 15s, not \"%s\"\n",
                 flag, s);
         exit(2);
     }
@@ -152,8 +153,8 @@ int main(int argc, char **argv)
     char *copy = xstrdup(controllers), *save = NULL;
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
         if (!controller_known(t)) {
-            fprintf(stderr, "coracle-controller-manager: --controllers: unknown controller \"%s\"\n",
-                    t);
+            fprintf(stderr,
+                    "coracle-controller-manager: --controllers: unknown controller \"%s\"\n", t);
             return 2;
         }
     free(copy);
@@ -219,8 +220,8 @@ int main(int argc, char **argv)
     daemon_t *d = daemon_new(base, obs_config_path(argc, argv, prog.default_config), &ops);
     daemon_serve_health(d, healthz_listen);
 
-    log_info("coracle-controller-manager %s: server %s%s, %zu controllers", PACKAGE_VERSION,
-             server, gopts.tls ? " (TLS)" : "", n_on);
+    log_info("coracle-controller-manager %s: server %s%s, %zu controllers", PACKAGE_VERSION, server,
+             gopts.tls ? " (TLS)" : "", n_on);
     cm_start(m.cm);
     if (m.el) {
         log_info("leader election: lease %s/%s, identity %s", le_ns, le_name,

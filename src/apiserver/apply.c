@@ -52,7 +52,8 @@ void apply_op_free(struct apply_op *o)
 
 char *apply_conflict_msg(const struct kind *k, const char *name, const char *why)
 {
-    return xasprintf("Operation cannot be fulfilled on %s \"%s\": %s", k->resource, name, why);
+    return xasprintf("Operation cannot be fulfilled on %s \"%s\": %s", k->group_resource, name,
+                     why);
 }
 
 #define MODIFIED_MSG                                                                               \
@@ -67,7 +68,7 @@ static int fail(struct apply_op *o, int code, char *msg)
 
 static int not_found(struct apply_op *o)
 {
-    return fail(o, GRPC_NOT_FOUND, xasprintf("%s \"%s\" not found", o->k->resource, o->name));
+    return fail(o, GRPC_NOT_FOUND, xasprintf("%s \"%s\" not found", o->k->group_resource, o->name));
 }
 
 static int conflict(struct apply_op *o, const char *why)
@@ -256,7 +257,7 @@ static int apply_create(struct apply_op *o, const void *cur, size_t cur_len, uin
     }
     if (cur)
         return fail(o, GRPC_ALREADY_EXISTS,
-                    xasprintf("%s \"%s\" already exists", o->k->resource, o->name));
+                    xasprintf("%s \"%s\" already exists", o->k->group_resource, o->name));
     ProtobufCMessage *m = o->obj;
     Coracle__V1__ObjectMeta *meta = obj_meta(m);
     char uid[37];

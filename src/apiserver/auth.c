@@ -712,7 +712,8 @@ static char *forbidden(const struct auth_user *u, const char *verb, const struct
     char *scope = k->namespaced && ns && *ns ? xasprintf("in the namespace \"%s\"", ns)
                                              : xstrdup("at the cluster scope");
     char *m;
-    char *obj = name && *name ? xasprintf("%s \"%s\"", k->resource, name) : xstrdup(k->resource);
+    char *obj = name && *name ? xasprintf("%s \"%s\"", k->group_resource, name)
+                              : xstrdup(k->group_resource);
     m = xasprintf("%s is forbidden: User \"%s\" cannot %s resource \"%s%s%s\" in API group "
                   "\"%.*s\" %s%s%s",
                   obj, u->name, verb, k->resource, sub ? "/" : "", sub ? sub : "", gl,

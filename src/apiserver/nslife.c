@@ -112,7 +112,7 @@ int nslife_admit(nslife_t *n, const struct kind *k, const char *ns, const char *
         *code = GRPC_PERMISSION_DENIED;
         *msg = xasprintf("%s \"%s\" is forbidden: unable to create new content in namespace %s "
                          "because it is being terminated",
-                         k->resource, name ? name : "", ns);
+                         k->group_resource, name ? name : "", ns);
     }
     return -1;
 }

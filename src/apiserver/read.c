@@ -168,7 +168,7 @@ void read_get(struct api_route *rt, store_t *st, h2s_call_t *c, const uint8_t *m
     struct get_reply gr = {rt, c};
     int r = read_object(st, k, ns, req->name, get_reply_cb, &gr);
     if (r == STORE_ENOTFOUND)
-        api_failf(rt, c, GRPC_NOT_FOUND, "%s \"%s\" not found", k->resource, req->name);
+        api_failf(rt, c, GRPC_NOT_FOUND, "%s \"%s\" not found", k->group_resource, req->name);
     else if (r == STORE_ECLOSED || r == STORE_EIO)
         api_fail(rt, c, GRPC_UNAVAILABLE, store_strerror(r));
     else if (r < 0)

@@ -241,7 +241,7 @@ static void do_get(rest_t *rs, h2s_req_t *r, const struct rreq *rq)
     if (rc == 0)
         return;
     if (rc == STORE_ENOTFOUND) {
-        char *m = xasprintf("%s \"%s\" not found", rq->k->resource, rq->name);
+        char *m = xasprintf("%s \"%s\" not found", rq->k->group_resource, rq->name);
         rest_answer_status(rs, r, 404, "NotFound", m, rq->k, rq->name);
         free(m);
     } else {

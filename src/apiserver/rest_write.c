@@ -689,7 +689,7 @@ static void patch_try(struct wreq *w)
     struct live l = {.k = w->k};
     int rc = read_object(w->rs->cfg.st, w->k, w->k->namespaced ? w->ns : "", w->name, live_cb, &l);
     if (rc == STORE_ENOTFOUND) {
-        answer_statusf(w, 404, "NotFound", "%s \"%s\" not found", w->k->resource, w->name);
+        answer_statusf(w, 404, "NotFound", "%s \"%s\" not found", w->k->group_resource, w->name);
         return;
     }
     if (rc != 0 || !l.json) {
@@ -781,7 +781,7 @@ static void apply_try(struct wreq *w)
     }
     bool status = w->sub != NULL;
     if (!l.m && status) {
-        answer_statusf(w, 404, "NotFound", "%s \"%s\" not found", w->k->resource, w->name);
+        answer_statusf(w, 404, "NotFound", "%s \"%s\" not found", w->k->group_resource, w->name);
         return;
     }
     size_t blen;

@@ -19,6 +19,7 @@ const struct kind kind_pod = {
     &coracle__v1__pod__descriptor,
     &coracle__v1__pod_list__descriptor,
     &coracle__v1__pod_watch_event__descriptor,
+    "pods",
 };
 const struct kind kind_node = {
     "Node",
@@ -31,6 +32,7 @@ const struct kind kind_node = {
     &coracle__v1__node__descriptor,
     &coracle__v1__node_list__descriptor,
     &coracle__v1__node_watch_event__descriptor,
+    "nodes",
 };
 const struct kind kind_event = {
     "Event",
@@ -43,6 +45,7 @@ const struct kind kind_event = {
     &coracle__v1__event__descriptor,
     &coracle__v1__event_list__descriptor,
     &coracle__v1__event_watch_event__descriptor,
+    "events",
 };
 const struct kind kind_lease = {
     "Lease",
@@ -55,6 +58,7 @@ const struct kind kind_lease = {
     &coracle__v1__lease__descriptor,
     &coracle__v1__lease_list__descriptor,
     &coracle__v1__lease_watch_event__descriptor,
+    "leases.coordination.k8s.io",
 };
 const struct kind kind_namespace = {
     "Namespace",
@@ -67,6 +71,7 @@ const struct kind kind_namespace = {
     &coracle__v1__namespace__descriptor,
     &coracle__v1__namespace_list__descriptor,
     &coracle__v1__namespace_watch_event__descriptor,
+    "namespaces",
 };
 const struct kind kind_configmap = {
     "ConfigMap",
@@ -79,6 +84,7 @@ const struct kind kind_configmap = {
     &coracle__v1__config_map__descriptor,
     &coracle__v1__config_map_list__descriptor,
     &coracle__v1__config_map_watch_event__descriptor,
+    "configmaps",
 };
 const struct kind kind_secret = {
     "Secret",
@@ -91,6 +97,7 @@ const struct kind kind_secret = {
     &coracle__v1__secret__descriptor,
     &coracle__v1__secret_list__descriptor,
     &coracle__v1__secret_watch_event__descriptor,
+    "secrets",
 };
 const struct kind kind_serviceaccount = {
     "ServiceAccount",
@@ -103,6 +110,7 @@ const struct kind kind_serviceaccount = {
     &coracle__v1__service_account__descriptor,
     &coracle__v1__service_account_list__descriptor,
     &coracle__v1__service_account_watch_event__descriptor,
+    "serviceaccounts",
 };
 
 const struct kind kind_replicaset = {
@@ -116,6 +124,7 @@ const struct kind kind_replicaset = {
     &coracle__v1__replica_set__descriptor,
     &coracle__v1__replica_set_list__descriptor,
     &coracle__v1__replica_set_watch_event__descriptor,
+    "replicasets.apps",
 };
 const struct kind kind_deployment = {
     "Deployment",
@@ -128,6 +137,7 @@ const struct kind kind_deployment = {
     &coracle__v1__deployment__descriptor,
     &coracle__v1__deployment_list__descriptor,
     &coracle__v1__deployment_watch_event__descriptor,
+    "deployments.apps",
 };
 const struct kind kind_daemonset = {
     "DaemonSet",
@@ -140,6 +150,7 @@ const struct kind kind_daemonset = {
     &coracle__v1__daemon_set__descriptor,
     &coracle__v1__daemon_set_list__descriptor,
     &coracle__v1__daemon_set_watch_event__descriptor,
+    "daemonsets.apps",
 };
 const struct kind kind_job = {
     "Job",
@@ -152,6 +163,7 @@ const struct kind kind_job = {
     &coracle__v1__job__descriptor,
     &coracle__v1__job_list__descriptor,
     &coracle__v1__job_watch_event__descriptor,
+    "jobs.batch",
 };
 const struct kind kind_cronjob = {
     "CronJob",
@@ -164,6 +176,7 @@ const struct kind kind_cronjob = {
     &coracle__v1__cron_job__descriptor,
     &coracle__v1__cron_job_list__descriptor,
     &coracle__v1__cron_job_watch_event__descriptor,
+    "cronjobs.batch",
 };
 
 const struct kind *const kinds_all[] =

@@ -27,6 +27,9 @@ struct kind {
     const ProtobufCMessageDescriptor *desc;       /* the object */
     const ProtobufCMessageDescriptor *list_desc;  /* PodList */
     const ProtobufCMessageDescriptor *event_desc; /* PodWatchEvent */
+    /* "pods", "deployments.apps": the group-qualified resource Kubernetes'
+     * messages name (`deployments.apps "x" not found`) */
+    const char *group_resource;
 };
 
 extern const struct kind kind_pod, kind_node, kind_event, kind_lease;

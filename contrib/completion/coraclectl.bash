@@ -27,8 +27,8 @@ _coraclectl()
     COMPREPLY=()
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local verbs="apply create get describe delete logs exec image version"
-    local types="pods po nodes no events ev leases"
+    local verbs="apply create get describe delete scale rollout logs exec attach image version"
+    local types="pods po nodes no events ev leases namespaces ns configmaps cm secrets serviceaccounts sa replicasets rs deployments deploy daemonsets ds jobs cronjobs cj"
     local global="--server --namespace --token --kubeconfig --certificate-authority --client-certificate --client-key --help"
 
     for ((i = 1; i < COMP_CWORD; i++)); do

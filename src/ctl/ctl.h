@@ -74,6 +74,8 @@ int ctl_cmd_logs(int argc, char **argv);
 int ctl_cmd_exec(int argc, char **argv);
 int ctl_cmd_attach(int argc, char **argv);
 int ctl_cmd_version(int argc, char **argv);
+int ctl_cmd_scale(int argc, char **argv);
+int ctl_cmd_rollout(int argc, char **argv);
 
 /* Dispatch over the verbs table; main() is just this. */
 int ctl_main(int argc, char **argv);

@@ -22,6 +22,8 @@ static const struct verb {
     {"get", ctl_cmd_get, "Display one or many resources"},
     {"describe", ctl_cmd_describe, "Show details of a specific resource"},
     {"delete", ctl_cmd_delete, "Delete resources by file names, stdin, or by type and names"},
+    {"scale", ctl_cmd_scale, "Set a new size for a deployment or replica set"},
+    {"rollout", ctl_cmd_rollout, "Manage the rollout of a deployment or daemon set"},
     {"logs", ctl_cmd_logs, "Print the logs for a container in a pod"},
     {"exec", ctl_cmd_exec, "Execute a command in a container"},
     {"attach", ctl_cmd_attach, "Attach to a running container"},

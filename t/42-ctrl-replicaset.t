@@ -71,12 +71,14 @@ api.call("ReplicaSets", "Update", r)
 t.ok(c.wait_for(lambda: len(pods_of(rs)) == 4), "scaled to 4")
 t.ok(c.wait_for(lambda: get_rs("web").status.replicas == 4), "status follows: 4")
 
-# an orphan with matching labels is adopted (and counted: one fewer made)
-r = get_rs("web")
-r.spec.replicas = 5
-orphan = simple_pod("stray")
+# an orphan with matching labels is adopted (and counted: one fewer made).
+# It is on a node, so while the ReplicaSet still wants 4 and holds 5, the
+# pod it deletes is one of its unscheduled ones, never the orphan.
+orphan = simple_pod("stray", nodeName="elsewhere")
 orphan.metadata.labels["app"] = "web"
 api.call("Pods", "Create", orphan)
+r = get_rs("web")
+r.spec.replicas = 5
 api.call("ReplicaSets", "Update", r)
 t.ok(c.wait_for(lambda: "stray" in [p.metadata.name for p in pods_of(rs)]), "a matching orphan is adopted")
 t.ok(c.wait_for(lambda: len(pods_of(rs)) == 5), "5 with the adopted one")

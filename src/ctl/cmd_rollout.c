@@ -26,8 +26,8 @@ static const char *ref_name(char *buf, size_t n, const struct kind *k, const cha
 {
     const char *slash = strchr(k->api_version, '/');
     if (slash)
-        snprintf(buf, n, "%s.%.*s/%s", k->singular, (int)(slash - k->api_version),
-                 k->api_version, name);
+        snprintf(buf, n, "%s.%.*s/%s", k->singular, (int)(slash - k->api_version), k->api_version,
+                 name);
     else
         snprintf(buf, n, "%s/%s", k->singular, name);
     return buf;
@@ -46,8 +46,9 @@ static int target(const struct ctl_strv *pos, const char *verb, const struct kin
         snprintf(type, sizeof(type), "%s", pos->v[0]);
         *name = pos->v[1];
     } else {
-        fprintf(stderr, "error: required resource not specified\nSee 'coraclectl %s -h' for "
-                        "help and examples\n",
+        fprintf(stderr,
+                "error: required resource not specified\nSee 'coraclectl %s -h' for "
+                "help and examples\n",
                 verb);
         return -1;
     }
@@ -407,7 +408,8 @@ static int rollout_status(struct ctl_client *c, const struct kind *k, const char
     struct event *timer = NULL;
     if (tmo_ns > 0) {
         timer = evtimer_new(c->base, status_timeout, &w);
-        struct timeval tv = {(time_t)(tmo_ns / 1000000000), (suseconds_t)(tmo_ns % 1000000000) / 1000};
+        struct timeval tv = {(time_t)(tmo_ns / 1000000000),
+                             (suseconds_t)(tmo_ns % 1000000000) / 1000};
         evtimer_add(timer, &tv);
     }
     int wrc = ctl_watch_run(&w, rv);
@@ -420,8 +422,7 @@ static int rollout_status(struct ctl_client *c, const struct kind *k, const char
 
 /* The ReplicaSets a Deployment controls (their list holds them; free it). */
 static int owned_sets(struct ctl_client *c, const Coracle__V1__Deployment *d,
-                      Coracle__V1__ReplicaSetList **list, Coracle__V1__ReplicaSet ***out,
-                      size_t *n)
+                      Coracle__V1__ReplicaSetList **list, Coracle__V1__ReplicaSet ***out, size_t *n)
 {
     Coracle__V1__ListRequest req = CORACLE__V1__LIST_REQUEST__INIT;
     req.namespace_ = d->metadata->namespace_;
@@ -597,10 +598,9 @@ static int rollout_edit(struct ctl_client *c, const struct kind *k, const char *
         return 1;
     int rc = 1;
     if (restart) {
-        Coracle__V1__PodTemplateSpec **tp =
-            k == &kind_deployment
-                ? &((Coracle__V1__Deployment *)obj)->spec->template_
-                : &((Coracle__V1__DaemonSet *)obj)->spec->template_;
+        Coracle__V1__PodTemplateSpec **tp = k == &kind_deployment
+                                                ? &((Coracle__V1__Deployment *)obj)->spec->template_
+                                                : &((Coracle__V1__DaemonSet *)obj)->spec->template_;
         if (!*tp) {
             *tp = xmalloc(sizeof(**tp));
             coracle__v1__pod_template_spec__init(*tp);

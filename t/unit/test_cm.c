@@ -17,7 +17,7 @@
 /* A controller whose syncs the test ends by hand. */
 struct rec {
     char *keys[64];
-    size_t n;       /* syncs started */
+    size_t n; /* syncs started */
     ctrl_t *c;
     bool auto_done; /* end each sync at once, ok */
     int fail_first; /* auto: fail the first N syncs */
@@ -166,7 +166,8 @@ static Coracle__V1__ObjectMeta__LabelsEntry *label(const char *k, const char *v)
 static void test_selector(void)
 {
     Coracle__V1__LabelSelector ls = CORACLE__V1__LABEL_SELECTOR__INIT;
-    Coracle__V1__LabelSelector__MatchLabelsEntry ml = CORACLE__V1__LABEL_SELECTOR__MATCH_LABELS_ENTRY__INIT;
+    Coracle__V1__LabelSelector__MatchLabelsEntry ml =
+        CORACLE__V1__LABEL_SELECTOR__MATCH_LABELS_ENTRY__INIT;
     Coracle__V1__LabelSelector__MatchLabelsEntry *mls[] = {&ml};
     Coracle__V1__LabelSelectorRequirement in = CORACLE__V1__LABEL_SELECTOR_REQUIREMENT__INIT;
     Coracle__V1__LabelSelectorRequirement nx = CORACLE__V1__LABEL_SELECTOR_REQUIREMENT__INIT;

@@ -165,8 +165,7 @@ void sched_node_set(struct sched_node *n, const Coracle__V1__Node *node)
         protobuf_c_message_free_unpacked(&n->node->base, NULL);
     n->node = (Coracle__V1__Node *)inf_copy(&node->base);
     n->alloc_cpu = n->alloc_mem = n->alloc_pods = 0;
-    /* no Ready condition yet: a kubelet registers its node tainted not-ready */
-    n->ready = SCHED_READY_FALSE;
+    n->ready = sched_node_readiness(n->node);
     const Coracle__V1__NodeStatus *st = n->node->status;
     if (!st)
         return;
@@ -174,17 +173,25 @@ void sched_node_set(struct sched_node *n, const Coracle__V1__Node *node)
     n->alloc_cpu = node_res(st, "cpu", &f);
     n->alloc_mem = node_res(st, "memory", &f);
     n->alloc_pods = node_res(st, "pods", &f);
-    for (size_t i = 0; i < st->n_conditions; i++) {
+}
+
+enum sched_ready sched_node_readiness(const Coracle__V1__Node *node)
+{
+    /* no Ready condition yet: a kubelet registers its node tainted not-ready */
+    enum sched_ready r = SCHED_READY_FALSE;
+    const Coracle__V1__NodeStatus *st = node->status;
+    for (size_t i = 0; st && i < st->n_conditions; i++) {
         const Coracle__V1__NodeCondition *c = st->conditions[i];
         if (!c->type || strcmp(c->type, "Ready"))
             continue;
         if (c->status && !strcmp(c->status, "True"))
-            n->ready = SCHED_READY_TRUE;
+            r = SCHED_READY_TRUE;
         else if (c->status && !strcmp(c->status, "False"))
-            n->ready = SCHED_READY_FALSE;
+            r = SCHED_READY_FALSE;
         else
-            n->ready = SCHED_READY_UNKNOWN;
+            r = SCHED_READY_UNKNOWN;
     }
+    return r;
 }
 
 void sched_node_clear(struct sched_node *n)

@@ -96,6 +96,11 @@ struct sched_node {
  * node without a pods entry takes no pods (as in Kubernetes).
  */
 void sched_node_set(struct sched_node *n, const Coracle__V1__Node *node);
+/*
+ * A node's readiness from its Ready condition: False when it has none
+ * yet (a kubelet registers its node not ready).
+ */
+enum sched_ready sched_node_readiness(const Coracle__V1__Node *node);
 /* Frees what n owns (not n). */
 void sched_node_clear(struct sched_node *n);
 /* Charges (sign = +1) or releases (sign = -1) a pod's requests. */

@@ -480,6 +480,55 @@ void cm_call(cm_t *cm, const struct kind *k, const char *method, const ProtobufC
     free(path);
 }
 
+/* Updates obj with its owner references replaced by refs[0..n). */
+static void update_refs(cm_t *cm, const struct kind *k, const ProtobufCMessage *obj,
+                        Coracle__V1__OwnerReference **refs, size_t n, cm_done_fn done, void *arg)
+{
+    size_t size = obj->descriptor->sizeof_message;
+    ProtobufCMessage *upd = xmalloc(size);
+    memcpy(upd, obj, size);
+    Coracle__V1__ObjectMeta meta = *kind_meta(obj);
+    meta.ownerreferences = refs;
+    meta.n_ownerreferences = n;
+    kind_set_meta(upd, &meta);
+    cm_call(cm, k, "Update", upd, done, arg);
+    free(upd);
+}
+
+void cm_adopt(cm_t *cm, const struct kind *k, const ProtobufCMessage *obj, const struct kind *ok,
+              const ProtobufCMessage *owner, cm_done_fn done, void *arg)
+{
+    const Coracle__V1__ObjectMeta *m = kind_meta(obj), *om = kind_meta(owner);
+    Coracle__V1__OwnerReference ref = CORACLE__V1__OWNER_REFERENCE__INIT;
+    size_t n = m->n_ownerreferences;
+    Coracle__V1__OwnerReference **refs = xmalloc((n + 1) * sizeof(*refs));
+    if (n)
+        memcpy(refs, m->ownerreferences, n * sizeof(*refs));
+    ref.apiversion = (char *)ok->api_version;
+    ref.kind = (char *)ok->kind;
+    ref.name = om->name;
+    ref.uid = om->uid;
+    ref.has_controller = ref.controller = 1;
+    ref.has_blockownerdeletion = ref.blockownerdeletion = 1;
+    refs[n] = &ref;
+    update_refs(cm, k, obj, refs, n + 1, done, arg);
+    free(refs);
+}
+
+void cm_release(cm_t *cm, const struct kind *k, const ProtobufCMessage *obj, cm_done_fn done,
+                void *arg)
+{
+    const Coracle__V1__ObjectMeta *m = kind_meta(obj);
+    const Coracle__V1__OwnerReference *mine = cm_controller_of(obj);
+    Coracle__V1__OwnerReference **refs = xmalloc((m->n_ownerreferences + 1) * sizeof(*refs));
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_ownerreferences; i++)
+        if (m->ownerreferences[i] != mine)
+            refs[n++] = m->ownerreferences[i];
+    update_refs(cm, k, obj, refs, n, done, arg);
+    free(refs);
+}
+
 void cm_delete(cm_t *cm, const struct kind *k, const char *ns, const char *name, const char *uid,
                const char *propagation, cm_done_fn done, void *arg)
 {

@@ -140,6 +140,16 @@ void ctrl_done(ctrl_t *c, const char *key, bool ok, const char *why);
 typedef void (*cm_done_fn)(int code, const char *message, const ProtobufCMessage *resp, void *arg);
 void cm_call(cm_t *cm, const struct kind *k, const char *method, const ProtobufCMessage *req,
              cm_done_fn done, void *arg);
+/*
+ * Kubernetes' ControllerRefManager: cm_adopt makes owner (of kind ok) the
+ * controller of obj (kind k: an Update adding an owner reference with
+ * controller and blockOwnerDeletion); cm_release lets obj go (its
+ * controller reference removed). Packed at once, as cm_call.
+ */
+void cm_adopt(cm_t *cm, const struct kind *k, const ProtobufCMessage *obj, const struct kind *ok,
+              const ProtobufCMessage *owner, cm_done_fn done, void *arg);
+void cm_release(cm_t *cm, const struct kind *k, const ProtobufCMessage *obj, cm_done_fn done,
+                void *arg);
 /* Deletes ns/name of kind k with the given propagation policy (NULL: the kind's default). */
 void cm_delete(cm_t *cm, const struct kind *k, const char *ns, const char *name, const char *uid,
                const char *propagation, cm_done_fn done, void *arg);

@@ -199,45 +199,16 @@ static void delete_done(int code, const char *message, const ProtobufCMessage *r
 /* Takes an orphan: the ReplicaSet becomes its controller (it counts from the next sync). */
 static void adopt(struct rsync *s, const Coracle__V1__ReplicaSet *rs, const Coracle__V1__Pod *p)
 {
-    Coracle__V1__Pod upd = *p;
-    Coracle__V1__ObjectMeta meta = *p->metadata;
-    Coracle__V1__OwnerReference ref = CORACLE__V1__OWNER_REFERENCE__INIT;
-    size_t n = meta.n_ownerreferences;
-    Coracle__V1__OwnerReference **refs = xmalloc((n + 1) * sizeof(*refs));
-    memcpy(refs, meta.ownerreferences, n * sizeof(*refs));
-    ref.apiversion = (char *)kind_replicaset.api_version;
-    ref.kind = (char *)kind_replicaset.kind;
-    ref.name = rs->metadata->name;
-    ref.uid = rs->metadata->uid;
-    ref.has_controller = ref.controller = 1;
-    ref.has_blockownerdeletion = ref.blockownerdeletion = 1;
-    refs[n] = &ref;
-    meta.ownerreferences = refs;
-    meta.n_ownerreferences = n + 1;
-    upd.metadata = &meta;
     s->pending++;
     s->adopted++;
-    cm_call(ctrl_cm(s->c), &kind_pod, "Update", &upd.base, write_done, s);
-    free(refs);
+    cm_adopt(ctrl_cm(s->c), &kind_pod, &p->base, &kind_replicaset, &rs->base, write_done, s);
 }
 
 /* Lets go of a pod whose labels no longer match: its owner reference to us goes. */
 static void release(struct rsync *s, const Coracle__V1__Pod *p)
 {
-    Coracle__V1__Pod upd = *p;
-    Coracle__V1__ObjectMeta meta = *p->metadata;
-    const Coracle__V1__OwnerReference *mine = cm_controller_of(&p->base);
-    Coracle__V1__OwnerReference **refs = xmalloc((meta.n_ownerreferences + 1) * sizeof(*refs));
-    size_t n = 0;
-    for (size_t i = 0; i < meta.n_ownerreferences; i++)
-        if (meta.ownerreferences[i] != mine)
-            refs[n++] = meta.ownerreferences[i];
-    meta.ownerreferences = refs;
-    meta.n_ownerreferences = n;
-    upd.metadata = &meta;
     s->pending++;
-    cm_call(ctrl_cm(s->c), &kind_pod, "Update", &upd.base, write_done, s);
-    free(refs);
+    cm_release(ctrl_cm(s->c), &kind_pod, &p->base, write_done, s);
 }
 
 /* The pods a sync looks at. */

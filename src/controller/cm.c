@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "util.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -758,6 +759,35 @@ void cm_pod_from_template(struct cm_pod_parts *pp, const Coracle__V1__PodTemplat
     pp->meta.ownerreferences = pp->refs;
     pp->pod.metadata = &pp->meta;
     pp->pod.spec = t ? t->spec : NULL;
+}
+
+static uint32_t fnv32a(uint32_t h, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+void cm_template_hash(const Coracle__V1__PodTemplateSpec *t, const int32_t *collisions,
+                      char out[CM_HASH_LEN])
+{
+    static const char safe[] = "bcdfghjklmnpqrstvwxz2456789";
+    uint32_t h = 2166136261u;
+    if (t) {
+        size_t n = protobuf_c_message_get_packed_size(&t->base);
+        uint8_t *b = xmalloc(n ? n : 1);
+        protobuf_c_message_pack(&t->base, b);
+        h = fnv32a(h, b, n);
+        free(b);
+    }
+    if (collisions) {
+        uint32_t v = (uint32_t)*collisions;
+        uint8_t le[4] = {v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, v >> 24};
+        h = fnv32a(h, le, sizeof(le));
+    }
+    snprintf(out, CM_HASH_LEN, "%" PRIu32, h);
+    for (char *c = out; *c; c++)
+        *c = safe[(unsigned char)*c % (sizeof(safe) - 1)];
 }
 
 /* ------------------------------------------------------------ lifecycle */

@@ -220,6 +220,17 @@ void cm_pod_from_template(struct cm_pod_parts *pp, const Coracle__V1__PodTemplat
                           const struct kind *ok, const ProtobufCMessage *owner,
                           const char *generate_name);
 
+/*
+ * The hash of a pod template that names its revision, as Kubernetes'
+ * controller.ComputeHash: FNV-32a of the template (here its protobuf
+ * bytes), then of collisions (little-endian) if not NULL, the decimal
+ * number written in the alphabet of rand.SafeEncodeString (no vowels, no
+ * look-alikes). out gets at most 10 characters and a NUL.
+ */
+#define CM_HASH_LEN 11
+void cm_template_hash(const Coracle__V1__PodTemplateSpec *t, const int32_t *collisions,
+                      char out[CM_HASH_LEN]);
+
 /* For /metrics and `systemctl status`. */
 void cm_metrics_write(FILE *f, void *arg);
 void cm_describe(char *buf, size_t len, void *arg);

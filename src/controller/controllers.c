@@ -9,5 +9,6 @@
 
 const struct ctrl_def *const ctrl_all[] = {
     &ctrl_replicaset,
+    &ctrl_daemonset,
     NULL,
 };

@@ -9,6 +9,7 @@
 #include "cm.h"
 
 extern const struct ctrl_def ctrl_replicaset;
+extern const struct ctrl_def ctrl_daemonset;
 
 /* Every controller, NULL-terminated, in the order they start. */
 extern const struct ctrl_def *const ctrl_all[];

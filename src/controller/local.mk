@@ -1,17 +1,21 @@
 # coracle-controller-manager: main.c is thin; the rest is in libcontroller.a, linked into the unit tests.
 noinst_LIBRARIES += libcontroller.a
+# fit.h: the DaemonSet controller places pods by the scheduler's filters
+libcontroller_a_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/src/scheduler
 libcontroller_a_SOURCES = \
 	src/controller/cm.c src/controller/cm.h \
 	src/controller/controllers.c src/controller/controllers.h \
+	src/controller/daemonset.c src/controller/daemonset_int.h \
+	src/controller/daemonset_update.c \
 	src/controller/replicaset.c
 
 bin_PROGRAMS += coracle-controller-manager
 coracle_controller_manager_SOURCES = src/controller/main.c
-coracle_controller_manager_LDADD = libcontroller.a libcoracle.a $(COMMON_LIBS) -lm $(MALLOC_LIBS)
+coracle_controller_manager_LDADD = libcontroller.a libscheduler.a libcoracle.a $(COMMON_LIBS) -lm $(MALLOC_LIBS)
 
 # ---- unit tests ----
 check_PROGRAMS += t/unit/test_cm
 t_unit_test_cm_SOURCES = t/unit/test_cm.c
 t_unit_test_cm_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/controller
-t_unit_test_cm_LDADD = libcontroller.a libcoracle.a $(COMMON_LIBS) -lm
+t_unit_test_cm_LDADD = libcontroller.a libscheduler.a libcoracle.a $(COMMON_LIBS) -lm
 TESTS_PROGS += t/unit/test_cm

@@ -19,3 +19,10 @@ t_unit_test_cm_SOURCES = t/unit/test_cm.c
 t_unit_test_cm_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/controller
 t_unit_test_cm_LDADD = libcontroller.a libscheduler.a libcoracle.a $(COMMON_LIBS) -lm
 TESTS_PROGS += t/unit/test_cm
+
+check_PROGRAMS += t/unit/test_daemonset
+t_unit_test_daemonset_SOURCES = t/unit/test_daemonset.c
+t_unit_test_daemonset_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/controller \
+	-I$(srcdir)/src/scheduler
+t_unit_test_daemonset_LDADD = libcontroller.a libscheduler.a libcoracle.a $(YAML_LIBS) $(COMMON_LIBS) -lm
+TESTS_PROGS += t/unit/test_daemonset

@@ -81,7 +81,8 @@ r = get_rs("web")
 r.spec.replicas = 5
 api.call("ReplicaSets", "Update", r)
 t.ok(c.wait_for(lambda: "stray" in [p.metadata.name for p in pods_of(rs)]), "a matching orphan is adopted")
-t.ok(c.wait_for(lambda: len(pods_of(rs)) == 5), "5 with the adopted one")
+t.ok(c.wait_for(lambda: len(pods_of(rs)) == 5 and "stray" in [p.metadata.name for p in pods_of(rs)]
+                and get_rs("web").status.replicas == 5), "5 with the adopted one, status 5")
 t.is_(len(api.call("Pods", "List", pb.ListRequest(namespace="default")).items), 5, "and not one more")
 
 # a pod relabelled out of the selector is released and replaced

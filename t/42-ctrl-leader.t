@@ -72,9 +72,7 @@ t.ok(c.wait_for(lambda: syncs(b) == 0 and (syncs(a) or 0) > 0, timeout=ctest.DEA
 t.is_(holder(), a.ident, "the Lease still names the first")
 
 # SIGKILL the leader right after asking for more: the standby finishes it
-rs = api.call("ReplicaSets", "Get", pb.GetRequest(namespace="default", name="le"))
-rs.spec.replicas = 40
-api.call("ReplicaSets", "Update", rs)
+api.update("ReplicaSets", "default", "le", lambda r: setattr(r.spec, "replicas", 40))
 a.stop(signal.SIGKILL)
 t.ok(c.wait_for(lambda: holder() == b.ident, timeout=ctest.DEADLINE), "the standby takes the Lease over")
 t.ok(c.wait_for(lambda: len(pods()) == 40, timeout=ctest.DEADLINE), "and finishes the scale-up: 40 pods")

@@ -40,6 +40,10 @@ def get_rs(name):
     return api.call("ReplicaSets", "Get", pb.GetRequest(namespace="default", name=name))
 
 
+def scale(name, n):
+    api.update("ReplicaSets", "default", name, lambda r: setattr(r.spec, "replicas", n))
+
+
 rs = api.call("ReplicaSets", "Create", rs_obj("web", 3))
 t.ok(c.wait_for(lambda: len(pods_of(rs)) == 3), "3 pods made for replicas: 3")
 ps = pods_of(rs)
@@ -61,13 +65,9 @@ t.ok(c.wait_for(lambda: len(pods_of(rs)) == 3 and victim not in [p.metadata.name
      "a deleted pod is replaced")
 
 # scale down, then up
-r = get_rs("web")
-r.spec.replicas = 1
-api.call("ReplicaSets", "Update", r)
+scale("web", 1)
 t.ok(c.wait_for(lambda: len(pods_of(rs)) == 1), "scaled to 1: two deleted")
-r = get_rs("web")
-r.spec.replicas = 4
-api.call("ReplicaSets", "Update", r)
+scale("web", 4)
 t.ok(c.wait_for(lambda: len(pods_of(rs)) == 4), "scaled to 4")
 t.ok(c.wait_for(lambda: get_rs("web").status.replicas == 4), "status follows: 4")
 
@@ -77,9 +77,7 @@ t.ok(c.wait_for(lambda: get_rs("web").status.replicas == 4), "status follows: 4"
 orphan = simple_pod("stray", nodeName="elsewhere")
 orphan.metadata.labels["app"] = "web"
 api.call("Pods", "Create", orphan)
-r = get_rs("web")
-r.spec.replicas = 5
-api.call("ReplicaSets", "Update", r)
+scale("web", 5)
 t.ok(c.wait_for(lambda: "stray" in [p.metadata.name for p in pods_of(rs)]), "a matching orphan is adopted")
 t.ok(c.wait_for(lambda: len(pods_of(rs)) == 5 and "stray" in [p.metadata.name for p in pods_of(rs)]
                 and get_rs("web").status.replicas == 5), "5 with the adopted one, status 5")
@@ -98,9 +96,7 @@ t.ok(c.wait_for(lambda: len(pods_of(rs)) == 5 and "stray" not in [p.metadata.nam
 # restart: a new manager counts what exists, makes nothing twice
 cm.stop()
 cm = c.start_controller_manager("--leader-elect=false")
-r = get_rs("web")
-r.spec.replicas = 6
-api.call("ReplicaSets", "Update", r)
+scale("web", 6)
 t.ok(c.wait_for(lambda: len(pods_of(rs)) == 6), "after a restart: scaled to 6")
 t.ok(c.wait_for(lambda: get_rs("web").status.replicas == 6), "status 6")
 t.is_(len(pods_of(rs)), 6, "nothing made twice")

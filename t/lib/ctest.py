@@ -227,6 +227,19 @@ class Client:
         except ApiError as e:
             return None, e
 
+    def update(self, service, ns, name, mutate, method="Update"):
+        """Get, mutate(obj), Update: retried while a controller's write comes
+        first (ABORTED), as kubectl's edits are. Returns the updated object."""
+        for _ in range(100):
+            obj = self.call(service, "Get", pb.GetRequest(namespace=ns, name=name))
+            mutate(obj)
+            r, e = self.try_call(service, method, obj)
+            if not e:
+                return r
+            if e.code != grpc.StatusCode.ABORTED:
+                raise e
+        raise ApiError(grpc.StatusCode.ABORTED, "%s %s/%s: conflicts without end" % (service, ns, name))
+
     def stream(self, service, method, req, timeout=None):
         """Server-streaming call; returns the grpcio iterator (cancel() it when done)."""
         rt = self._resp_type(service, method)

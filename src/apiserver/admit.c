@@ -362,6 +362,97 @@ static int port_bad(int has, int32_t v, int required)
     return (!has || v == 0) ? required : (v < 1 || v > 65535);
 }
 
+/* A mode of a configMap or secret volume: 0 to 0777, as Kubernetes validates it. */
+static void check_mode(struct errs *e, size_t i, const char *what, const char *sub, int has,
+                       int32_t mode)
+{
+    if (has && (mode < 0 || mode > 0777))
+        eadd(e,
+             "spec.volumes[%zu].%s%s: Invalid value: %d: must be a number between 0 and 0777 "
+             "(octal), both inclusive",
+             i, what, sub, (int)mode);
+}
+
+/* configMap and secret volumes: the object's name, the items' key and path, the modes. */
+static void check_projection(struct errs *e, size_t i, const Coracle__V1__VolumeSource *src)
+{
+    const char *what = src->configmap ? "configMap" : "secret";
+    const char *name = src->configmap ? (src->configmap->localobjectreference
+                                             ? src->configmap->localobjectreference->name
+                                             : NULL)
+                                      : src->secret->secretname;
+    Coracle__V1__KeyToPath **items = src->configmap ? src->configmap->items : src->secret->items;
+    size_t n = src->configmap ? src->configmap->n_items : src->secret->n_items;
+    if (!name || !*name)
+        eadd(e, "spec.volumes[%zu].%s.%s: Required value", i, what,
+             src->configmap ? "name" : "secretName");
+    if (src->configmap)
+        check_mode(e, i, what, ".defaultMode", src->configmap->has_defaultmode,
+                   src->configmap->defaultmode);
+    else
+        check_mode(e, i, what, ".defaultMode", src->secret->has_defaultmode,
+                   src->secret->defaultmode);
+    for (size_t j = 0; j < n; j++) {
+        const Coracle__V1__KeyToPath *it = items[j];
+        if (!it->key || !*it->key)
+            eadd(e, "spec.volumes[%zu].%s.items[%zu].key: Required value", i, what, j);
+        if (!it->path || !*it->path)
+            eadd(e, "spec.volumes[%zu].%s.items[%zu].path: Required value", i, what, j);
+        else if (it->path[0] == '/' || !strncmp(it->path, "..", 2) || strstr(it->path, "/../") ||
+                 (strlen(it->path) > 2 && !strcmp(it->path + strlen(it->path) - 3, "/..")))
+            eadd(e,
+                 "spec.volumes[%zu].%s.items[%zu].path: Invalid value: \"%s\": must be a "
+                 "relative path without '..'",
+                 i, what, j, it->path);
+        char sub[48];
+        snprintf(sub, sizeof sub, ".items[%zu].mode", j);
+        check_mode(e, i, what, sub, it->has_mode, it->mode);
+    }
+}
+
+/* env[j].valueFrom: alone (no value), exactly one source, the key selectors' name and key. */
+static void check_value_from(struct errs *e, const char *p, size_t j, const Coracle__V1__EnvVar *ev)
+{
+    const Coracle__V1__EnvVarSource *vf = ev->valuefrom;
+    if (!vf)
+        return;
+    int n = !!vf->fieldref + !!vf->resourcefieldref + !!vf->configmapkeyref + !!vf->secretkeyref;
+    if (ev->value && *ev->value)
+        eadd(e,
+             "%s.env[%zu].valueFrom: Invalid value: \"\": may not be specified when `value` is "
+             "not empty",
+             p, j);
+    if (n == 0)
+        eadd(e,
+             "%s.env[%zu].valueFrom: Invalid value: \"\": must specify one of: `fieldRef`, "
+             "`resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
+             p, j);
+    else if (n > 1)
+        eadd(e,
+             "%s.env[%zu].valueFrom: Invalid value: \"\": may not have more than one field "
+             "specified at a time",
+             p, j);
+    if (vf->fieldref && (!vf->fieldref->fieldpath || !*vf->fieldref->fieldpath))
+        eadd(e, "%s.env[%zu].valueFrom.fieldRef.fieldPath: Required value", p, j);
+    if (vf->resourcefieldref &&
+        (!vf->resourcefieldref->resource || !*vf->resourcefieldref->resource))
+        eadd(e, "%s.env[%zu].valueFrom.resourceFieldRef.resource: Required value", p, j);
+    const char *sel = vf->configmapkeyref ? "configMapKeyRef" : "secretKeyRef";
+    const Coracle__V1__LocalObjectReference *ref =
+        vf->configmapkeyref ? vf->configmapkeyref->localobjectreference
+        : vf->secretkeyref  ? vf->secretkeyref->localobjectreference
+                            : NULL;
+    const char *key = vf->configmapkeyref ? vf->configmapkeyref->key
+                      : vf->secretkeyref  ? vf->secretkeyref->key
+                                          : NULL;
+    if (!vf->configmapkeyref && !vf->secretkeyref)
+        return;
+    if (!ref || !ref->name || !*ref->name)
+        eadd(e, "%s.env[%zu].valueFrom.%s.name: Required value", p, j, sel);
+    if (!key || !*key)
+        eadd(e, "%s.env[%zu].valueFrom.%s.key: Required value", p, j, sel);
+}
+
 static void check_containers(struct errs *e, const char *base, Coracle__V1__Container *const *c,
                              size_t n, const Coracle__V1__PodSpec *sp, char ***names,
                              size_t *nnames)
@@ -403,9 +494,11 @@ static void check_containers(struct errs *e, const char *base, Coracle__V1__Cont
                 check_enum(e, path_idx(pp, p, ".ports", j, ".protocol"), po->protocol, proto,
                            "\"SCTP\", \"TCP\", \"UDP\"");
         }
-        for (size_t j = 0; j < ct->n_env; j++)
+        for (size_t j = 0; j < ct->n_env; j++) {
             if (!ct->env[j]->name || !*ct->env[j]->name)
                 eadd(e, "%s.env[%zu].name: Required value", p, j);
+            check_value_from(e, p, j, ct->env[j]);
+        }
         if (ct->resources) {
             const Coracle__V1__ResourceRequirements *r = ct->resources;
             check_quantity_map(e, p, ".resources.limits", r->limits, r->n_limits);
@@ -487,7 +580,7 @@ static void check_pod_spec(struct errs *e, const Coracle__V1__PodSpec *sp)
                 }
         }
         const Coracle__V1__VolumeSource *src = v->volumesource;
-        int types = src ? !!src->hostpath + !!src->emptydir : 0;
+        int types = src ? !!src->hostpath + !!src->emptydir + !!src->configmap + !!src->secret : 0;
         if (types == 0)
             eadd(e, "spec.volumes[%zu]: Required value: must specify a volume type", i);
         else if (types > 1)
@@ -497,6 +590,8 @@ static void check_pod_spec(struct errs *e, const Coracle__V1__PodSpec *sp)
                  i);
         if (src && src->hostpath && (!src->hostpath->path || !*src->hostpath->path))
             eadd(e, "spec.volumes[%zu].hostPath.path: Required value", i);
+        if (src && (src->configmap || src->secret))
+            check_projection(e, i, src);
         if (src && src->emptydir && src->emptydir->sizelimit) {
             const char *q =
                 src->emptydir->sizelimit->string ? src->emptydir->sizelimit->string : "";

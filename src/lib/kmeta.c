@@ -14,9 +14,17 @@ const struct kmeta kmeta_all[] = {
     /* core/v1 */
     {P "Container", "args", NULL, NULL, "atomic", {NULL}, NULL},
     {P "Container", "command", NULL, NULL, "atomic", {NULL}, NULL},
+    {P "ConfigMapVolumeSource", "items", NULL, NULL, "atomic", {NULL}, NULL},
     {P "Container", "env", "merge", "name", "map", {"name"}, NULL},
+    {P "Container", "envFrom", NULL, NULL, "atomic", {NULL}, NULL},
     {P "Container", "ports", "merge", "containerPort", "map", {"containerPort", "protocol"}, NULL},
     {P "Container", "volumeMounts", "merge", "mountPath", "map", {"mountPath"}, NULL},
+    /* ObjectFieldSelector, ResourceFieldSelector and the key selectors are
+     * +structType=atomic: owned and replaced whole where they are used */
+    {P "EnvVarSource", "configMapKeyRef", NULL, NULL, NULL, {NULL}, "atomic"},
+    {P "EnvVarSource", "fieldRef", NULL, NULL, NULL, {NULL}, "atomic"},
+    {P "EnvVarSource", "resourceFieldRef", NULL, NULL, NULL, {NULL}, "atomic"},
+    {P "EnvVarSource", "secretKeyRef", NULL, NULL, NULL, {NULL}, "atomic"},
     {P "ExecAction", "command", NULL, NULL, "atomic", {NULL}, NULL},
     {P "HTTPGetAction", "httpHeaders", NULL, NULL, "atomic", {NULL}, NULL},
     {P "NodeSelector", "nodeSelectorTerms", NULL, NULL, "atomic", {NULL}, NULL},
@@ -36,6 +44,7 @@ const struct kmeta kmeta_all[] = {
     {P "PodStatus", "containerStatuses", NULL, NULL, "atomic", {NULL}, NULL},
     {P "PodStatus", "initContainerStatuses", NULL, NULL, "atomic", {NULL}, NULL},
     {P "PodStatus", "podIPs", "merge", "ip", "map", {"ip"}, NULL},
+    {P "SecretVolumeSource", "items", NULL, NULL, "atomic", {NULL}, NULL},
     /* meta/v1 */
     {P "ObjectMeta", "finalizers", "merge", NULL, "set", {NULL}, NULL},
     {P "ObjectMeta", "ownerReferences", "merge", "uid", "map", {"uid"}, NULL},

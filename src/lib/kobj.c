@@ -98,6 +98,11 @@ static const struct {
 } inlined[] = {
     {&coracle__v1__probe__descriptor, "handler"},
     {&coracle__v1__volume__descriptor, "volumeSource"},
+    {&coracle__v1__config_map_volume_source__descriptor, "localObjectReference"},
+    {&coracle__v1__config_map_key_selector__descriptor, "localObjectReference"},
+    {&coracle__v1__secret_key_selector__descriptor, "localObjectReference"},
+    {&coracle__v1__config_map_env_source__descriptor, "localObjectReference"},
+    {&coracle__v1__secret_env_source__descriptor, "localObjectReference"},
 };
 
 int kobj_is_inlined(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f)

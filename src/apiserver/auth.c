@@ -9,6 +9,7 @@
 #include "obj.h"
 #include "tls.h"
 #include "pb.h"
+#include "podref.h"
 #include "smap.h"
 #include "util.h"
 
@@ -745,10 +746,11 @@ static const char *node_of(const struct auth_user *u)
     return NULL;
 }
 
-/* 1 if the field selector has the term spec.nodeName=<node> (or ==). */
-static int selects_node(const char *sel, const char *node)
+/* The value of the field selector's term key=VALUE (or ==): a pointer into sel and its length
+ * in *vl, or NULL without such a term. */
+static const char *sel_term(const char *sel, const char *key, size_t *vl)
 {
-    size_t nl = strlen(node);
+    size_t kl = strlen(key);
     for (const char *p = sel; p && *p;) {
         const char *e = strchr(p, ',');
         size_t l = e ? (size_t)(e - p) : strlen(p);
@@ -756,16 +758,22 @@ static int selects_node(const char *sel, const char *node)
             p++, l--;
         while (l && p[l - 1] == ' ')
             l--;
-        const char *v = NULL;
-        if (l > 13 && strncmp(p, "spec.nodeName=", 14) == 0)
-            v = p + 14;
-        if (l > 15 && strncmp(p, "spec.nodeName==", 15) == 0)
-            v = p + 15;
-        if (v && (size_t)(p + l - v) == nl && strncmp(v, node, nl) == 0)
-            return 1;
+        if (l > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
+            const char *v = p + kl + 1 + (l > kl + 1 && p[kl + 1] == '=');
+            *vl = (size_t)(p + l - v);
+            return v;
+        }
         p = e ? e + 1 : NULL;
     }
-    return 0;
+    return NULL;
+}
+
+/* 1 if the field selector has the term spec.nodeName=<node> (or ==). */
+static int selects_node(const char *sel, const char *node)
+{
+    size_t vl;
+    const char *v = sel_term(sel, "spec.nodeName", &vl);
+    return v && vl == strlen(node) && strncmp(v, node, vl) == 0;
 }
 
 static int is_write(const char *verb)
@@ -774,8 +782,38 @@ static int is_write(const char *verb)
            strcmp(verb, "delete") == 0 || strcmp(verb, "patch") == 0;
 }
 
-/* Node restriction: NULL when allowed, else why not (static text or into buf). */
-static const char *node_restrict(const char *node, const struct auth_attrs *a, char *buf, size_t bl)
+/*
+ * Node restriction of ConfigMaps and Secrets, as Kubernetes' node
+ * authorizer: a node reads only those the pods bound to it refer to (get
+ * by name; list and watch of one object through the field selector
+ * metadata.name=NAME, which is how the kubelet watches them), and writes
+ * none.
+ */
+static const char *node_restrict_config(const char *node, const struct auth_attrs *a, int node_uses,
+                                        char *buf, size_t bl)
+{
+    const char *v = a->verb;
+    if (strcmp(v, "get") != 0 && strcmp(v, "list") != 0 && strcmp(v, "watch") != 0) {
+        snprintf(buf, bl, "node \"%s\" can only read the %s its pods use", node, a->k->resource);
+        return buf;
+    }
+    if (strcmp(v, "get") != 0 && node_uses < 0) {
+        snprintf(buf, bl,
+                 "node \"%s\" can only %s %s in a namespace with fieldSelector "
+                 "metadata.name=NAME",
+                 node, v, a->k->resource);
+        return buf;
+    }
+    if (node_uses > 0)
+        return NULL;
+    snprintf(buf, bl, "no relationship found between node '%s' and this object", node);
+    return buf;
+}
+
+/* Node restriction: NULL when allowed, else why not (static text or into buf). node_uses: see
+ * config_node_uses. */
+static const char *node_restrict(const char *node, const struct auth_attrs *a, int node_uses,
+                                 char *buf, size_t bl)
 {
     const char *v = a->verb;
     const char *name = a->name ? a->name : "";
@@ -788,6 +826,8 @@ static const char *node_restrict(const char *node, const struct auth_attrs *a, c
                  a->k == &kind_node ? "Node" : "Lease");
         return buf;
     }
+    if (a->k == &kind_configmap || a->k == &kind_secret)
+        return node_restrict_config(node, a, node_uses, buf, bl);
     if (a->k != &kind_pod)
         return NULL; /* events: as the policy says */
     if (strcmp(v, "list") == 0 || strcmp(v, "watch") == 0) {
@@ -813,8 +853,9 @@ static const char *node_restrict(const char *node, const struct auth_attrs *a, c
     return buf;
 }
 
-int auth_authorize_attrs(const auth_t *au, const struct auth_user *u, const struct auth_attrs *a,
-                         char **err)
+/* auth_authorize_attrs, with what config_node_uses found (-1: not looked up). */
+static int authorize_attrs(const auth_t *au, const struct auth_user *u, const struct auth_attrs *a,
+                           int node_uses, char **err)
 {
     *err = NULL;
     const char *node = node_of(u);
@@ -823,12 +864,19 @@ int auth_authorize_attrs(const auth_t *au, const struct auth_user *u, const stru
         return -1;
     }
     char buf[256];
-    const char *why = node && !is_master(u) ? node_restrict(node, a, buf, sizeof(buf)) : NULL;
+    const char *why =
+        node && !is_master(u) ? node_restrict(node, a, node_uses, buf, sizeof(buf)) : NULL;
     if (why) {
         *err = forbidden(u, a->verb, a->k, a->subresource, a->ns, a->name, why);
         return -1;
     }
     return 0;
+}
+
+int auth_authorize_attrs(const auth_t *au, const struct auth_user *u, const struct auth_attrs *a,
+                         char **err)
+{
+    return authorize_attrs(au, u, a, -1, err);
 }
 
 /* spec.nodeName of the stored pod ns/name (malloc'd, "" if unbound), or NULL if there is none. */
@@ -854,6 +902,66 @@ static char *stored_pod_node(store_t *st, const char *ns, const char *name)
     return out;
 }
 
+struct node_uses {
+    const char *node, *name;
+    enum podref_kind kind;
+    int found;
+};
+
+static int pod_uses_obj(const char *key, size_t key_len, const void *val, size_t val_len, void *arg)
+{
+    struct node_uses *nu = arg;
+    Coracle__V1__Pod *pod = (Coracle__V1__Pod *)pb_decode(kind_pod.desc, val, val_len);
+    if (!pod)
+        return 0;
+    const char *n = obj_pod_node(&pod->base);
+    nu->found = n && !strcmp(n, nu->node) && podref_uses(pod->spec, nu->kind, nu->name);
+    protobuf_c_message_free_unpacked(&pod->base, NULL);
+    return nu->found;
+}
+
+/*
+ * 1 if a pod in ns bound to node refers to the ConfigMap (k) or Secret
+ * name, else 0: the pods of the namespace are read from the store (the
+ * kubelet asks once per object it starts watching).
+ */
+static int stored_node_uses(store_t *st, const char *node, const struct kind *k, const char *ns,
+                            const char *name)
+{
+    store_rtxn_t *t;
+    if (!st || !ns || !name || store_read_begin(st, &t) < 0)
+        return 0;
+    struct node_uses nu = {node, name, k == &kind_secret ? PODREF_SECRET : PODREF_CONFIGMAP, 0};
+    char *prefix = kind_key(&kind_pod, ns, "");
+    store_scan(t, prefix, strlen(prefix), NULL, 0, pod_uses_obj, &nu);
+    free(prefix);
+    store_read_end(t);
+    return nu.found;
+}
+
+/*
+ * Whether a node's get, list or watch of ConfigMaps or Secrets is about an
+ * object its pods use: 1 if a pod bound to it refers to the object (named
+ * by name, or for list/watch by the field selector metadata.name=NAME), 0
+ * if none does or the get names none, -1 for a list/watch of no one object.
+ */
+static int config_node_uses(store_t *st, const char *node, const char *verb, const struct kind *k,
+                            const char *ns, const char *name, const char *field_selector)
+{
+    if (strcmp(verb, "get") != 0 && strcmp(verb, "list") != 0 && strcmp(verb, "watch") != 0)
+        return 0;
+    if (strcmp(verb, "get") == 0)
+        return name && *name ? stored_node_uses(st, node, k, ns, name) : 0;
+    size_t vl;
+    const char *v = sel_term(field_selector, "metadata.name", &vl);
+    if (!v || !vl || !ns || !*ns)
+        return -1;
+    char *sel = xstrndup(v, vl);
+    int r = stored_node_uses(st, node, k, ns, sel);
+    free(sel);
+    return r;
+}
+
 int auth_check(const auth_t *au, const struct auth_user *u, store_t *st, const char *verb,
                const struct kind *k, const char *subresource, const char *ns, const char *name,
                const char *field_selector, char **err)
@@ -863,11 +971,14 @@ int auth_check(const auth_t *au, const struct auth_user *u, store_t *st, const c
         return 0;
     struct auth_attrs a = {verb, k, subresource, ns, name, field_selector, NULL};
     char *pn = NULL;
+    int uses = -1;
+    if ((k == &kind_configmap || k == &kind_secret) && node_of(u))
+        uses = config_node_uses(st, node_of(u), verb, k, ns, name, field_selector);
     if (k == &kind_pod && name && *name && node_of(u) &&
         (strcmp(verb, "get") == 0 || strcmp(verb, "update") == 0 || strcmp(verb, "patch") == 0 ||
          strcmp(verb, "delete") == 0))
         a.pod_node = pn = stored_pod_node(st, ns, name);
-    int r = auth_authorize_attrs(au, u, &a, err);
+    int r = authorize_attrs(au, u, &a, uses, err);
     free(pn);
     return r;
 }

@@ -108,14 +108,19 @@ struct auth_attrs {
      * "" when unbound, NULL when not looked up */
     const char *pod_node;
 };
-/* The full check (RBAC with namespace and name, node restriction). 0, or -1 with *err. */
+/* The full check (RBAC with namespace and name, node restriction). 0, or -1 with *err.
+ * Without the store, a node's read of a ConfigMap or Secret is refused (auth_check allows
+ * those its pods use). */
 int auth_authorize_attrs(const auth_t *au, const struct auth_user *u, const struct auth_attrs *a,
                          char **err);
 
 /*
  * auth_authorize_attrs for a decoded request, looking the stored pod's
  * spec.nodeName up in st when node restriction needs it (pods: get,
- * update, patch, delete by a node). 0, or -1 with *err for PERMISSION_DENIED.
+ * update, patch, delete by a node), and for a node's get, list or watch of
+ * a ConfigMap or Secret whether a pod bound to it refers to the object
+ * (list/watch: the one named by fieldSelector metadata.name=NAME, in a
+ * namespace). 0, or -1 with *err for PERMISSION_DENIED.
  * Cheap for everyone else: no store read.
  */
 int auth_check(const auth_t *au, const struct auth_user *u, store_t *st, const char *verb,

@@ -8,6 +8,8 @@
  * short runc verbs), monitor.c (the per-container coracle-monitor, its sync
  * pipe and exit files), sandbox.c (the pod's namespaces, /etc/hosts,
  * resolv.conf), cni.c (the pod network), volumes.c (emptyDir, hostPath),
+ * refs.c (the ConfigMaps and Secrets the pods use, each watched), envvars.c
+ * (a container's env: valueFrom, envFrom, $(VAR)),
  * imgref.c (the local image store), probes.c (startup/liveness/readiness),
  * status.c (PodStatus, pure) and events.c (the event recorder); proc.c runs
  * child processes without blocking; metrics.c is what the operator sees
@@ -31,6 +33,7 @@
 #include "coracle.pb-c.h"
 #include "gcl.h"
 #include "obs.h"
+#include "podref.h"
 
 /* ------------------------------------------------------------ config (main.c) */
 struct klet_cfg {
@@ -74,6 +77,7 @@ struct klet_node {
 
 struct klet_pod;
 struct klet_proc;
+struct klet_ref;
 struct img_store;
 struct klet {
     struct klet_cfg cfg;
@@ -91,7 +95,9 @@ struct klet {
     struct klet_proc *procs; /* proc.c: children not yet reaped and reported */
     struct klet_pod **pods;
     size_t npods;
-    bool synced; /* first pod list seen: orphans may be cleaned */
+    bool synced;            /* first pod list seen: orphans may be cleaned */
+    struct klet_ref **refs; /* refs.c: the ConfigMaps and Secrets the pods use */
+    size_t nrefs;
     struct klet_node node;
     struct klet_pstart pstart;
 };
@@ -173,6 +179,9 @@ int klet_ctr_argv(const Coracle__V1__Container *c, const struct klet_img *img, c
 /* Image Env, then PATH if missing, HOSTNAME, then the container's env (overrides). */
 char **klet_ctr_env(const Coracle__V1__Container *c, const struct klet_img *img,
                     const char *hostname, size_t *n);
+/* Sets name=value in the NULL-terminated "NAME=value" list (*v, *n): an existing entry is
+ * replaced in place, a new one appended. value NULL: "". */
+void klet_env_set(char ***v, size_t *n, const char *name, const char *value);
 void klet_strv_free(char **v);
 /* The image's User ("uid", "uid:gid", "name", "name:group") against the rootfs' /etc/passwd and
  * /etc/group. 0, or -1 with *err (malloc'd). */
@@ -216,6 +225,60 @@ void klet_volumes_teardown(const char *dir);
 void klet_umount_tree(const char *path);
 /* rm -rf (does not cross mount points: unmount first). */
 int klet_rmtree(const char *path);
+
+/* ------------------------------------------------------------ refs.c */
+/* What the informer of a referenced ConfigMap or Secret knows. */
+enum klet_ref_state {
+    KREF_PENDING, /* not listed yet: wait (the pods are kicked once it is) */
+    KREF_MISSING, /* listed: there is no such object */
+    KREF_FOUND,
+};
+/* A key and its bytes (borrowed from the object) */
+struct klet_kv {
+    const char *key;
+    const uint8_t *data;
+    size_t len;
+};
+/* Starts (or shares) an informer for each ConfigMap and Secret p's spec refers to; the pods
+ * using one are kicked whenever it changes. klet_refs_release undoes it (before p goes). */
+void klet_refs_hold(struct klet_pod *p);
+void klet_refs_release(struct klet_pod *p);
+/* The object (ConfigMap or Secret) name of p's namespace as the informer has it: *obj is
+ * borrowed until control returns to the loop. */
+enum klet_ref_state klet_ref_get(const struct klet_pod *p, enum podref_kind kind, const char *name,
+                                 const ProtobufCMessage **obj);
+/* Kubernetes' message for a missing object: configmap "x" not found. malloc'd. */
+char *klet_ref_missing(enum podref_kind kind, const char *name);
+/* The object's data (and a ConfigMap's binaryData when binary) as *out (malloc'd array; the
+ * keys and bytes are borrowed from obj). Returns the count. */
+size_t klet_ref_data(const ProtobufCMessage *obj, enum podref_kind kind, bool binary,
+                     struct klet_kv **out);
+const struct klet_kv *klet_kv_find(const struct klet_kv *v, size_t n, const char *key);
+
+/* ------------------------------------------------------------ envvars.c */
+struct klet_ctr;
+/* The container's own variables (envFrom, then env with valueFrom and $(VAR)), as a
+ * NULL-terminated "NAME=value" list *out (free with klet_strv_free). 0; 1 while an object
+ * it needs is not listed yet (nothing in *out); -1 with *err (malloc'd, Kubernetes' words:
+ * configmap "x" not found) when a reference that is not optional is missing. */
+int klet_env_build(struct klet_ctr *c, const Coracle__V1__Container *s, char ***out, size_t *n,
+                   char **err);
+/* Kubernetes' $(VAR) expansion of in against env ("NAME=value", n entries): an undefined VAR
+ * stays as written, $$ is $. malloc'd. */
+char *klet_env_expand(const char *in, char *const *env, size_t n);
+/* fieldRef: the pod's field path (metadata.name, metadata.namespace, metadata.uid,
+ * metadata.labels['k'], metadata.annotations['k'], metadata.labels, metadata.annotations,
+ * spec.nodeName, spec.serviceAccountName, status.podIP, status.hostIP) into *out (malloc'd).
+ * 0, or -1 with *err. */
+int klet_env_field(const Coracle__V1__Pod *pod, const char *path, const char *pod_ip,
+                   const char *host_ip, char **out, char **err);
+/* resourceFieldRef of container c: resource limits.cpu, limits.memory, requests.cpu or
+ * requests.memory over divisor (NULL: "1"), rounded up as Kubernetes does; limits left out
+ * are the node's (cpu in milli-units, memory in bytes). 0, or -1 with *err. */
+int klet_env_resource(const Coracle__V1__Container *c, const char *resource, const char *divisor,
+                      int64_t node_cpu_milli, int64_t node_mem, char **out, char **err);
+/* Kubernetes' IsEnvVarName. */
+bool klet_env_name_ok(const char *name);
 
 /* ------------------------------------------------------------ monitor.c */
 struct klet_ctr;

@@ -8,6 +8,8 @@ libkubelet_a_SOURCES = \
 	src/kubelet/runtime_runc.c \
 	src/kubelet/sandbox.c \
 	src/kubelet/volumes.c \
+	src/kubelet/refs.c \
+	src/kubelet/envvars.c \
 	src/kubelet/cni.c \
 	src/kubelet/monitor.c \
 	src/kubelet/status.c \

@@ -370,17 +370,51 @@ static void new_ctr_id(char id[40])
     id[j] = 0;
 }
 
+/* Kubernetes' ExpandContainerCommandAndArgs: $(VAR) in command and args from the container's
+ * env. A NULL-terminated copy of v (free with klet_strv_free). */
+static char **expand_all(char *const *v, size_t n, char *const *env, size_t nenv)
+{
+    char **out = xcalloc(n + 1, sizeof *out);
+    for (size_t i = 0; i < n; i++)
+        out[i] = klet_env_expand(v[i], env, nenv);
+    return out;
+}
+
+/* argv (command and args expanded) and env: the image's, then the container's own (cenv,
+ * "NAME=value", from klet_env_build). */
+static int build_process(struct ctr_build *b, const struct klet_pod *p,
+                         const Coracle__V1__Container *s, const struct klet_img *img,
+                         char *const *cenv, size_t ncenv, char **err)
+{
+    Coracle__V1__Container x = *s;
+    x.command = expand_all(s->command, s->n_command, cenv, ncenv);
+    x.args = expand_all(s->args, s->n_args, cenv, ncenv);
+    x.n_env = 0;
+    int rc = klet_ctr_argv(&x, img, &b->argv, &b->nargv, err);
+    klet_strv_free(x.command);
+    klet_strv_free(x.args);
+    if (rc < 0)
+        return -1;
+    b->env = klet_ctr_env(&x, img, p->name, &b->nenv);
+    for (size_t i = 0; i < ncenv; i++) {
+        char *name = xstrndup(cenv[i], strcspn(cenv[i], "="));
+        klet_env_set(&b->env, &b->nenv, name,
+                     cenv[i] + strlen(name) + (cenv[i][strlen(name)] != 0));
+        free(name);
+    }
+    return 0;
+}
+
 static int prepare_and_start(struct klet_ctr *c, const Coracle__V1__Container *s,
-                             struct klet_img *img, char **err)
+                             struct klet_img *img, char *const *cenv, size_t ncenv, char **err)
 {
     struct klet_pod *p = c->pod;
     struct klet *k = p->k;
     struct ctr_build b = {0};
     int rc = -1;
 
-    if (klet_ctr_argv(s, img, &b.argv, &b.nargv, err) < 0)
+    if (build_process(&b, p, s, img, cenv, ncenv, err) < 0)
         goto out;
-    b.env = klet_ctr_env(s, img, p->name, &b.nenv);
     new_ctr_id(c->id);
     if (build_dirs(&b, c, s, img, err) < 0 || build_rootfs(&b, c, img, err) < 0 ||
         build_mounts(&b, p, s, err) < 0 || build_config(&b, c, s, img, err) < 0)
@@ -418,6 +452,19 @@ static void ctr_start(struct klet_ctr *c)
     const char *image = s->image ? s->image : "";
     bool always = pull_always(s);
     ctr_timer_cancel(c);
+    /* The env's ConfigMaps and Secrets: an object not listed yet is waited for quietly, one
+     * missing holds the container (refs.c kicks the pod when it changes); the same error
+     * again says nothing new. */
+    char **cenv = NULL, *cerr = NULL;
+    size_t ncenv = 0;
+    int crc = klet_env_build(c, s, &cenv, &ncenv, &cerr);
+    if (crc == 1)
+        return;
+    if (crc < 0 && c->wait_reason && !strcmp(c->wait_reason, "CreateContainerConfigError") &&
+        c->wait_msg && !strcmp(c->wait_msg, cerr)) {
+        free(cerr);
+        return;
+    }
     if (always)
         klet_event(k, p, c, "Normal", "Pulling", "Pulling image \"%s\"", image);
     int64_t t0 = mono_ns();
@@ -437,6 +484,8 @@ static void ctr_start(struct klet_ctr *c)
             pull_failed(c, image, err);
         }
         free(err);
+        klet_strv_free(cenv);
+        free(cerr);
         return;
     }
     c->pull_failed = false;
@@ -450,12 +499,18 @@ static void ctr_start(struct klet_ctr *c)
         klet_event(k, p, c, "Normal", "Pulled", "Container image \"%s\" already present on machine",
                    image);
     }
-    if (prepare_and_start(c, s, &img, &err) < 0) {
+    if (crc < 0) {
+        /* Kubernetes' CreateContainerConfigError: no back-off, the object's watch retries */
+        klet_event(k, p, c, "Warning", "Failed", "Error: %s", cerr);
+        set_wait(c, "CreateContainerConfigError", cerr);
+    } else if (prepare_and_start(c, s, &img, cenv, ncenv, &err) < 0) {
         klet_event(k, p, c, "Warning", "Failed", "Error: %s", err);
         set_wait(c, "CreateContainerError", err);
         free(err);
         ctr_timer_set(c, backoff_for(k, 1) * NS);
     }
+    klet_strv_free(cenv);
+    free(cerr);
     klet_img_free(&img);
 }
 
@@ -1013,6 +1068,7 @@ static void pod_free(struct klet_pod *p)
         }
     }
     klet_proc_forget(k, p);
+    klet_refs_release(p);
     for (size_t i = 0; i < p->ninit; i++)
         ctr_free(&p->inits[i]);
     for (size_t i = 0; i < p->nctr; i++)
@@ -1092,6 +1148,7 @@ void klet_pods_upsert(struct klet *k, const Coracle__V1__Pod *pod)
         p->retry_ev = evtimer_new(k->base, pod_sync_cb, p);
         k->pods = xrealloc(k->pods, (k->npods + 1) * sizeof *k->pods);
         k->pods[k->npods++] = p;
+        klet_refs_hold(p);
         log_info("pod %s/%s (%s) assigned to this node", p->ns, p->name, p->uid);
     } else {
         Coracle__V1__Pod *copy = pod_copy(pod);

@@ -241,7 +241,7 @@ int klet_ctr_argv(const Coracle__V1__Container *c, const struct klet_img *img, c
     return 0;
 }
 
-static void env_set(char ***v, size_t *n, const char *name, const char *value)
+void klet_env_set(char ***v, size_t *n, const char *name, const char *value)
 {
     size_t kl = strlen(name);
     char *kv = xasprintf("%s=%s", name, value ? value : "");
@@ -267,12 +267,12 @@ char **klet_ctr_env(const Coracle__V1__Container *c, const struct klet_img *img,
         if (!strncmp(v[i], "PATH=", 5))
             has_path = 1;
     if (!has_path)
-        env_set(&v, n, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        klet_env_set(&v, n, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     if (hostname)
-        env_set(&v, n, "HOSTNAME", hostname);
+        klet_env_set(&v, n, "HOSTNAME", hostname);
     for (size_t i = 0; i < c->n_env; i++)
         if (c->env[i]->name)
-            env_set(&v, n, c->env[i]->name, c->env[i]->value);
+            klet_env_set(&v, n, c->env[i]->name, c->env[i]->value);
     return v;
 }
 

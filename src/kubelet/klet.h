@@ -8,8 +8,9 @@
  * short runc verbs), monitor.c (the per-container coracle-monitor, its sync
  * pipe and exit files), sandbox.c (the pod's namespaces, /etc/hosts,
  * resolv.conf), cni.c (the pod network), volumes.c (emptyDir, hostPath),
- * refs.c (the ConfigMaps and Secrets the pods use, each watched), envvars.c
- * (a container's env: valueFrom, envFrom, $(VAR)),
+ * cfgvol.c (configMap and secret volumes, through atomic_writer.c), refs.c
+ * (the ConfigMaps and Secrets the pods use, each watched), envvars.c (a
+ * container's env: valueFrom, envFrom, $(VAR)),
  * imgref.c (the local image store), probes.c (startup/liveness/readiness),
  * status.c (PodStatus, pure) and events.c (the event recorder); proc.c runs
  * child processes without blocking; metrics.c is what the operator sees
@@ -221,6 +222,10 @@ int klet_volumes_setup(const char *dir, const Coracle__V1__PodSpec *spec, char *
 /* The host path behind volume name, malloc'd, or NULL if unknown. */
 char *klet_volume_path(const char *dir, const Coracle__V1__PodSpec *spec, const char *name);
 void klet_volumes_teardown(const char *dir);
+/* Is a configMap or secret volume (mounted read-only into containers, as Kubernetes does)? */
+bool klet_volume_projected(const Coracle__V1__PodSpec *spec, const char *name);
+/* Is something mounted at path (/proc/self/mountinfo)? */
+bool klet_mounted_at(const char *path);
 /* umount -l everything mounted at or below path (reading /proc/self/mountinfo). */
 void klet_umount_tree(const char *path);
 /* rm -rf (does not cross mount points: unmount first). */
@@ -254,6 +259,28 @@ char *klet_ref_missing(enum podref_kind kind, const char *name);
 size_t klet_ref_data(const ProtobufCMessage *obj, enum podref_kind kind, bool binary,
                      struct klet_kv **out);
 const struct klet_kv *klet_kv_find(const struct klet_kv *v, size_t n, const char *key);
+
+/* ------------------------------------------------------------ atomic_writer.c */
+/* One file of a volume's payload (borrowed pointers). */
+struct klet_file {
+    const char *path; /* relative, no ".." */
+    const uint8_t *data;
+    size_t len;
+    int mode;
+};
+/* Makes dir hold exactly files, as Kubernetes' AtomicWriter: a new ..<timestamp> directory,
+ * ..data swapped to it by a rename, user-visible symlinks through ..data. Nothing is written
+ * when dir already holds the same payload. 0, or -1 with *err (malloc'd). */
+int klet_atomic_write(const char *dir, const struct klet_file *files, size_t n, char **err);
+
+/* ------------------------------------------------------------ cfgvol.c */
+/* Writes p's configMap and secret volumes whose object changed since the last write (a
+ * FailedMount event for one that cannot be). 0 when each has been written at least once;
+ * 1 while one waits for its object to be listed; -1 while one cannot be written at all (the
+ * containers wait). */
+int klet_cfgvols_sync(struct klet_pod *p);
+/* Forgets what was written (the pod goes). */
+void klet_cfgvols_free(struct klet_pod *p);
 
 /* ------------------------------------------------------------ envvars.c */
 struct klet_ctr;
@@ -371,6 +398,8 @@ struct klet_pod {
     char *pod_ip;           /* from CNI, NULL without */
     struct event *retry_ev; /* sandbox retry */
     int refs;               /* in-flight API calls holding the pod */
+    char **vol_rv;          /* cfgvol.c: per spec volume, the resourceVersion written, or NULL */
+    char *vol_err;          /* the last FailedMount message */
 };
 
 /* The pod's status from its containers. old: the status in the API object (conditions keep

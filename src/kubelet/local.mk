@@ -8,7 +8,9 @@ libkubelet_a_SOURCES = \
 	src/kubelet/runtime_runc.c \
 	src/kubelet/sandbox.c \
 	src/kubelet/volumes.c \
+	src/kubelet/atomic_writer.c \
 	src/kubelet/refs.c \
+	src/kubelet/cfgvol.c \
 	src/kubelet/envvars.c \
 	src/kubelet/cni.c \
 	src/kubelet/monitor.c \

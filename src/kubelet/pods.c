@@ -298,8 +298,10 @@ static int build_mounts(struct ctr_build *b, const struct klet_pod *p,
             src = sp;
             mkdir(src, 0777);
         }
-        add_mount(b, vm->mountpath, src,
-                  vm->has_readonly && vm->readonly ? "rbind,rprivate,ro" : "rbind,rprivate");
+        /* configMap and secret volumes are always read-only, as in Kubernetes */
+        bool ro =
+            (vm->has_readonly && vm->readonly) || klet_volume_projected(p->pod->spec, vm->name);
+        add_mount(b, vm->mountpath, src, ro ? "rbind,rprivate,ro" : "rbind,rprivate");
     }
     return 0;
 }
@@ -924,6 +926,10 @@ static void pod_sync_running(struct klet_pod *p)
         write_text(mark, "1\n");
         free(mark);
     }
+    /* configMap and secret volumes: (re)written when their object changed; containers wait
+     * until each has been written once */
+    if (klet_cfgvols_sync(p) != 0)
+        return;
     const char *policy = restart_policy(p);
     for (size_t i = 0; i < p->ninit; i++) {
         struct klet_ctr *c = &p->inits[i];
@@ -1069,6 +1075,7 @@ static void pod_free(struct klet_pod *p)
     }
     klet_proc_forget(k, p);
     klet_refs_release(p);
+    klet_cfgvols_free(p);
     for (size_t i = 0; i < p->ninit; i++)
         ctr_free(&p->inits[i]);
     for (size_t i = 0; i < p->nctr; i++)

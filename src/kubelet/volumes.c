@@ -2,7 +2,8 @@
  * volumes: the pod's volumes on the host. emptyDir is a directory under
  * <pod dir>/volumes/<name> (medium Memory: a tmpfs, size = sizeLimit); it
  * lives as long as the pod, across container restarts. hostPath is the
- * host's path (type DirectoryOrCreate/FileOrCreate create it). Also the
+ * host's path (type DirectoryOrCreate/FileOrCreate create it). configMap
+ * and secret volumes live there too, written by cfgvol.c. Also the
  * unmount-everything-below and rm -rf helpers the teardown uses.
  */
 #include "config.h"
@@ -20,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static bool mounted_at(const char *path)
+bool klet_mounted_at(const char *path)
 {
     FILE *f = fopen("/proc/self/mountinfo", "r");
     if (!f)
@@ -69,7 +70,7 @@ int klet_volumes_setup(const char *dir, const Coracle__V1__PodSpec *spec, char *
             } else {
                 chmod(p, 0777);
                 if (src->emptydir->medium && !strcmp(src->emptydir->medium, "Memory") &&
-                    !mounted_at(p)) {
+                    !klet_mounted_at(p)) {
                     char opts[64] = "mode=1777";
                     int64_t milli;
                     if (src->emptydir->sizelimit && src->emptydir->sizelimit->string &&
@@ -116,12 +117,22 @@ char *klet_volume_path(const char *dir, const Coracle__V1__PodSpec *spec, const 
         const Coracle__V1__Volume *v = spec->volumes[i];
         if (!v->name || strcmp(v->name, name) || !v->volumesource)
             continue;
-        if (v->volumesource->emptydir)
+        if (v->volumesource->emptydir || v->volumesource->configmap || v->volumesource->secret)
             return xasprintf("%s/volumes/%s", dir, v->name);
         if (v->volumesource->hostpath && v->volumesource->hostpath->path)
             return xstrdup(v->volumesource->hostpath->path);
     }
     return NULL;
+}
+
+bool klet_volume_projected(const Coracle__V1__PodSpec *spec, const char *name)
+{
+    for (size_t i = 0; i < spec->n_volumes; i++) {
+        const Coracle__V1__Volume *v = spec->volumes[i];
+        if (v->name && !strcmp(v->name, name) && v->volumesource)
+            return v->volumesource->configmap || v->volumesource->secret;
+    }
+    return false;
 }
 
 /* Mount points at or below path, deepest first. */

@@ -30,7 +30,8 @@ coracle_monitor_SOURCES = src/kubelet/monitor_main.c src/kubelet/monitor_io.c \
 	src/kubelet/monitor_int.h src/kubelet/attach_wire.h
 coracle_monitor_LDADD =
 
-check_PROGRAMS += t/unit/test_klet_oci t/unit/test_klet_status t/unit/test_klet_logs
+check_PROGRAMS += t/unit/test_klet_oci t/unit/test_klet_status t/unit/test_klet_logs \
+	t/unit/test_klet_env
 t_unit_test_klet_oci_SOURCES = t/unit/test_klet_oci.c
 t_unit_test_klet_oci_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
 t_unit_test_klet_oci_LDADD = $(KLET_LIBS)
@@ -40,4 +41,8 @@ t_unit_test_klet_status_LDADD = $(KLET_LIBS)
 t_unit_test_klet_logs_SOURCES = t/unit/test_klet_logs.c
 t_unit_test_klet_logs_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
 t_unit_test_klet_logs_LDADD = $(KLET_LIBS)
-TESTS_PROGS += t/unit/test_klet_oci t/unit/test_klet_status t/unit/test_klet_logs
+t_unit_test_klet_env_SOURCES = t/unit/test_klet_env.c
+t_unit_test_klet_env_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
+t_unit_test_klet_env_LDADD = $(KLET_LIBS)
+TESTS_PROGS += t/unit/test_klet_oci t/unit/test_klet_status t/unit/test_klet_logs \
+	t/unit/test_klet_env

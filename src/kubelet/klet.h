@@ -293,17 +293,6 @@ int klet_env_build(struct klet_ctr *c, const Coracle__V1__Container *s, char ***
 /* Kubernetes' $(VAR) expansion of in against env ("NAME=value", n entries): an undefined VAR
  * stays as written, $$ is $. malloc'd. */
 char *klet_env_expand(const char *in, char *const *env, size_t n);
-/* fieldRef: the pod's field path (metadata.name, metadata.namespace, metadata.uid,
- * metadata.labels['k'], metadata.annotations['k'], metadata.labels, metadata.annotations,
- * spec.nodeName, spec.serviceAccountName, status.podIP, status.hostIP) into *out (malloc'd).
- * 0, or -1 with *err. */
-int klet_env_field(const Coracle__V1__Pod *pod, const char *path, const char *pod_ip,
-                   const char *host_ip, char **out, char **err);
-/* resourceFieldRef of container c: resource limits.cpu, limits.memory, requests.cpu or
- * requests.memory over divisor (NULL: "1"), rounded up as Kubernetes does; limits left out
- * are the node's (cpu in milli-units, memory in bytes). 0, or -1 with *err. */
-int klet_env_resource(const Coracle__V1__Container *c, const char *resource, const char *divisor,
-                      int64_t node_cpu_milli, int64_t node_mem, char **out, char **err);
 /* Kubernetes' IsEnvVarName. */
 bool klet_env_name_ok(const char *name);
 

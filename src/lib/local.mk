@@ -67,6 +67,8 @@ libcoracle_a_SOURCES = \
 	src/lib/obs.h \
 	src/lib/pb.c \
 	src/lib/pb.h \
+	src/lib/podfield.c \
+	src/lib/podfield.h \
 	src/lib/podref.c \
 	src/lib/podref.h \
 	src/lib/qty.c \

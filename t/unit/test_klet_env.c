@@ -1,10 +1,12 @@
 /* Unit tests for the pure parts of a container's configuration: $(VAR)
- * expansion, fieldRef and resourceFieldRef (src/kubelet/envvars.c) and the
+ * expansion (src/kubelet/envvars.c), fieldRef and resourceFieldRef
+ * (src/lib/podfield.c) and the
  * atomic writer's layout and swap (src/kubelet/atomic_writer.c). */
 #include "config.h"
 #include "tap.h"
 
 #include "klet.h"
+#include "podfield.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -51,7 +53,7 @@ static Coracle__V1__ObjectMeta__LabelsEntry *entry(const char *k, const char *v)
 static void field(const Coracle__V1__Pod *pod, const char *path, const char *want)
 {
     char *out = NULL, *err = NULL;
-    int rc = klet_env_field(pod, path, "10.1.2.3", "192.0.2.1", &out, &err);
+    int rc = podfield_get(pod, path, "10.1.2.3", "192.0.2.1", &out, &err);
     if (want)
         ok(rc == 0 && out && !strcmp(out, want), "fieldRef %s (%s)", path, err ? err : "");
     else
@@ -102,7 +104,7 @@ static void resource(const Coracle__V1__Container *c, const char *res, const cha
                      const char *want)
 {
     char *out = NULL, *err = NULL;
-    int rc = klet_env_resource(c, res, div, 4000, 8LL << 30, &out, &err);
+    int rc = podfield_resource(c, res, div, 4000, 8LL << 30, &out, &err);
     if (want)
         ok(rc == 0 && out && !strcmp(out, want), "%s / %s = %s (%s)", res, div ? div : "1",
            out ? out : "-", err ? err : "");

@@ -1031,6 +1031,9 @@ static void default_containers(Coracle__V1__Container **c, size_t n)
                         image_is_latest(ct->image) ? "Always" : "IfNotPresent");
         for (size_t j = 0; j < ct->n_ports; j++)
             set_default_str(&ct->ports[j]->protocol, "TCP");
+        for (size_t j = 0; j < ct->n_env; j++)
+            if (ct->env[j]->valuefrom && ct->env[j]->valuefrom->fieldref)
+                set_default_str(&ct->env[j]->valuefrom->fieldref->apiversion, "v1");
         /* requests default to limits */
         Coracle__V1__ResourceRequirements *r = ct->resources;
         if (r)
@@ -1108,6 +1111,18 @@ void admit_defaults(const struct kind *k, ProtobufCMessage *obj)
     }
     default_containers(sp->containers, sp->n_containers);
     default_containers(sp->initcontainers, sp->n_initcontainers);
+    for (size_t i = 0; i < sp->n_volumes; i++) {
+        /* configMap and secret volumes: defaultMode 0644 */
+        Coracle__V1__VolumeSource *vs = sp->volumes[i]->volumesource;
+        if (vs && vs->configmap && !vs->configmap->has_defaultmode) {
+            vs->configmap->has_defaultmode = 1;
+            vs->configmap->defaultmode = 0644;
+        }
+        if (vs && vs->secret && !vs->secret->has_defaultmode) {
+            vs->secret->has_defaultmode = 1;
+            vs->secret->defaultmode = 0644;
+        }
+    }
     for (size_t i = 0; i < sp->n_tolerations; i++)
         if (sp->tolerations[i]->key && *sp->tolerations[i]->key)
             set_default_str(&sp->tolerations[i]->operator_, "Equal");

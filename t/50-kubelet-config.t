@@ -172,6 +172,14 @@ t.ok(not any(l.split()[1] == vpath("all") for l in open("/proc/mounts")), "confi
 t.is_([x for x in os.listdir(vpath("opt")) if not x.startswith("..")], [], "optional missing ConfigMap: an empty volume")
 rc, out, err = cexec(p, "sh", "-c", "cat /etc/items/conf/game.properties /etc/sec/pw; echo; touch /etc/cfg/x")
 t.ok(out == "lives=3\ns3cret\n" and rc != 0 and "Read-only" in err, "inside: items and secret read, volume read-only (%r %r)" % (out, err))
+rc, out, err = c.ctl("--token", "admintoken", "describe", "pod", "cfgpod")
+want = ["Environment Variables from:", "cfg\tConfigMap\tOptional: false", "cfg\tConfigMap with prefix 'CM_'\tOptional: false",
+        "POD:\tcfgpod (v1:metadata.name)", "NODE:\t (v1:spec.nodeName)", "MEM_MI:\t64 (limits.memory)",
+        "K1:\t<set to the key 'k1' of config map 'cfg'>\tOptional: false", "PW:\t<set to the key 'pw' in secret 'sec'>\tOptional: false",
+        "Type:\tConfigMap (a volume populated by a ConfigMap)", "Type:\tSecret (a volume populated by a Secret)", "SecretName:\tsec"]
+norm = [" ".join(l.split()) for l in out.splitlines()]
+missing = [w for w in want if " ".join(w.replace("\t", " ").split()) not in norm]
+t.ok(rc == 0 and not missing, "coraclectl describe: envFrom, valueFrom and the volumes as kubectl shows them (missing %s)" % missing)
 klog = open(os.path.join(c.dir, "kubelet-node1.log")).read() if os.path.exists(os.path.join(c.dir, "kubelet-node1.log")) else ""
 t.ok("s3cret" not in klog, "the secret's value is not in the kubelet's log")
 

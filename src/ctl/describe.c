@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "podfield.h"
 #include "print.h"
 #include "qty.h"
 #include "util.h"
@@ -157,6 +158,73 @@ static void describe_qmap(struct ctl_tw *tw, const char *indent, const char *tit
     free(s);
 }
 
+static const char *lor_name(const Coracle__V1__LocalObjectReference *r)
+{
+    return r ? s_or(r->name, "") : "";
+}
+
+/* describeContainerEnvFrom */
+static void describe_env_from(struct ctl_tw *tw, const Coracle__V1__Container *c)
+{
+    ctl_tw_printf(tw, L2 "Environment Variables from:\n");
+    for (size_t j = 0; j < c->n_envfrom; j++) {
+        const Coracle__V1__EnvFromSource *e = c->envfrom[j];
+        const char *from = e->configmapref ? "ConfigMap" : e->secretref ? "Secret" : "";
+        const char *name = e->configmapref ? lor_name(e->configmapref->localobjectreference)
+                           : e->secretref  ? lor_name(e->secretref->localobjectreference)
+                                           : "";
+        int optional = e->configmapref ? e->configmapref->optional
+                       : e->secretref  ? e->secretref->optional
+                                       : 0;
+        if (e->prefix && *e->prefix)
+            ctl_tw_printf(tw, L3 "%s\t%s with prefix '%s'\tOptional: %s\n", name, from, e->prefix,
+                          optional ? "true" : "false");
+        else
+            ctl_tw_printf(tw, L3 "%s\t%s\tOptional: %s\n", name, from, optional ? "true" : "false");
+    }
+}
+
+/* describeContainerEnvVars for an env var with valueFrom: kubectl shows the metadata fields'
+ * values and the container's resources (the node's allocatable, unknown here, as "node
+ * allocatable"), and where the others come from. */
+static void describe_value_from(struct ctl_tw *tw, const Coracle__V1__Pod *pod,
+                                const Coracle__V1__Container *c, const Coracle__V1__EnvVar *e)
+{
+    const Coracle__V1__EnvVarSource *vf = e->valuefrom;
+    const char *name = s_or(e->name, "");
+    char *val = NULL, *err = NULL;
+    if (vf->fieldref) {
+        const char *path = s_or(vf->fieldref->fieldpath, "");
+        if (!pod || strncmp(path, "metadata.", 9) ||
+            podfield_get(pod, path, NULL, NULL, &val, &err) < 0)
+            free(err);
+        ctl_tw_printf(tw, L3 "%s:\t%s (%s:%s)\n", name, val ? val : "",
+                      s_or(vf->fieldref->apiversion, ""), path);
+    } else if (vf->resourcefieldref) {
+        const Coracle__V1__ResourceFieldSelector *r = vf->resourcefieldref;
+        const char *res = s_or(r->resource, "");
+        if (podfield_resource(c, res, r->divisor ? r->divisor->string : NULL, 0, 0, &val, &err) < 0)
+            free(err);
+        bool lim = !strcmp(res, "limits.cpu") || !strcmp(res, "limits.memory");
+        ctl_tw_printf(tw, L3 "%s:\t%s (%s)\n", name,
+                      val && !strcmp(val, "0") && lim ? "node allocatable"
+                      : val                           ? val
+                                                      : "",
+                      res);
+    } else if (vf->secretkeyref) {
+        ctl_tw_printf(tw, L3 "%s:\t<set to the key '%s' in secret '%s'>\tOptional: %s\n", name,
+                      s_or(vf->secretkeyref->key, ""),
+                      lor_name(vf->secretkeyref->localobjectreference),
+                      vf->secretkeyref->optional ? "true" : "false");
+    } else if (vf->configmapkeyref) {
+        ctl_tw_printf(tw, L3 "%s:\t<set to the key '%s' of config map '%s'>\tOptional: %s\n", name,
+                      s_or(vf->configmapkeyref->key, ""),
+                      lor_name(vf->configmapkeyref->localobjectreference),
+                      vf->configmapkeyref->optional ? "true" : "false");
+    }
+    free(val);
+}
+
 static int cmp_mount(const void *a, const void *b)
 {
     const Coracle__V1__VolumeMount *x = *(Coracle__V1__VolumeMount *const *)a;
@@ -164,7 +232,8 @@ static int cmp_mount(const void *a, const void *b)
     return strcmp(s_or(x->mountpath, ""), s_or(y->mountpath, ""));
 }
 
-static void describe_containers(struct ctl_tw *tw, const char *label,
+/* pod: for the env's fieldRef values (NULL: none shown) */
+static void describe_containers(struct ctl_tw *tw, const Coracle__V1__Pod *pod, const char *label,
                                 Coracle__V1__Container *const *cs, size_t n,
                                 Coracle__V1__ContainerStatus *const *sts, size_t nst)
 {
@@ -228,8 +297,14 @@ static void describe_containers(struct ctl_tw *tw, const char *label,
         describe_probe(tw, "Liveness", c->livenessprobe);
         describe_probe(tw, "Readiness", c->readinessprobe);
         describe_probe(tw, "Startup", c->startupprobe);
+        if (c->n_envfrom)
+            describe_env_from(tw, c);
         ctl_tw_printf(tw, L2 "Environment:%s\n", c->n_env ? "" : "\t<none>");
         for (size_t j = 0; j < c->n_env; j++) {
+            if (c->env[j]->valuefrom) {
+                describe_value_from(tw, pod, c, c->env[j]);
+                continue;
+            }
             char *dup = xstrdup(s_or(c->env[j]->value, "")), *nl = NULL;
             char *line = dup;
             int first = 1;
@@ -420,11 +495,12 @@ void ctl_describe_pod(struct buf *out, const Coracle__V1__Pod *pod,
     if (st && st->nominatednodename && *st->nominatednodename)
         ctl_tw_printf(&tw, "NominatedNodeName:\t%s\n", st->nominatednodename);
     if (sp && sp->n_initcontainers)
-        describe_containers(&tw, "Init Containers", sp->initcontainers, sp->n_initcontainers,
+        describe_containers(&tw, pod, "Init Containers", sp->initcontainers, sp->n_initcontainers,
                             st ? st->initcontainerstatuses : NULL,
                             st ? st->n_initcontainerstatuses : 0);
-    describe_containers(&tw, "Containers", sp ? sp->containers : NULL, sp ? sp->n_containers : 0,
-                        st ? st->containerstatuses : NULL, st ? st->n_containerstatuses : 0);
+    describe_containers(&tw, pod, "Containers", sp ? sp->containers : NULL,
+                        sp ? sp->n_containers : 0, st ? st->containerstatuses : NULL,
+                        st ? st->n_containerstatuses : 0);
     if (st && st->n_conditions) {
         ctl_tw_printf(&tw, "Conditions:\n  Type\tStatus\n");
         for (size_t i = 0; i < st->n_conditions; i++)
@@ -453,6 +529,18 @@ void ctl_describe_pod(struct buf *out, const Coracle__V1__Pod *pod,
                               L2 "Type:\tEmptyDir (a temporary directory that shares a pod's "
                                  "lifetime)\n" L2 "Medium:\t%s\n" L2 "SizeLimit:\t%s\n",
                               s_or(vs->emptydir->medium, ""), lim);
+            } else if (vs && vs->configmap) {
+                ctl_tw_printf(&tw,
+                              L2 "Type:\tConfigMap (a volume populated by a ConfigMap)\n" L2
+                                 "Name:\t%s\n" L2 "Optional:\t%s\n",
+                              lor_name(vs->configmap->localobjectreference),
+                              vs->configmap->optional ? "true" : "false");
+            } else if (vs && vs->secret) {
+                ctl_tw_printf(&tw,
+                              L2 "Type:\tSecret (a volume populated by a Secret)\n" L2
+                                 "SecretName:\t%s\n" L2 "Optional:\t%s\n",
+                              s_or(vs->secret->secretname, ""),
+                              vs->secret->optional ? "true" : "false");
             } else
                 ctl_tw_printf(&tw, L1 "<unknown>\n");
         }

@@ -314,7 +314,7 @@ def complete(words):
 
 
 t.is_(complete(["coraclectl", "de"]), ["describe", "delete"], "completion: verbs")
-t.is_(complete(["coraclectl", "get", "n"]), ["nodes", "no"], "completion: types")
+t.is_(complete(["coraclectl", "get", "n"]), ["nodes", "no", "namespaces", "ns"], "completion: types")
 t.is_(complete(["coraclectl", "get", "pods", "mc"]), ["mc1"], "completion: names from the server")
 t.is_(complete(["coraclectl", "get", "-o", "y"]), ["yaml"], "completion: -o")
 

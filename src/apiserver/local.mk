@@ -4,6 +4,7 @@ noinst_LIBRARIES += libapiserver.a
 libapiserver_a_SOURCES = \
 	src/apiserver/store.c src/apiserver/store.h src/apiserver/store_meta.h \
 	src/apiserver/store_etcd.c src/apiserver/store_etcd.h \
+	src/apiserver/enc.c src/apiserver/enc_cfg.c src/apiserver/enc.h src/apiserver/enc_int.h \
 	src/apiserver/obj.c src/apiserver/obj.h \
 	src/apiserver/admit.c src/apiserver/admit.h \
 	src/apiserver/wire.c src/apiserver/wire.h \

@@ -244,6 +244,8 @@ static void do_get(rest_t *rs, h2s_req_t *r, const struct rreq *rq)
         char *m = xasprintf("%s \"%s\" not found", rq->k->group_resource, rq->name);
         rest_answer_status(rs, r, 404, "NotFound", m, rq->k, rq->name);
         free(m);
+    } else if (rc == STORE_ETRANSFORM) {
+        rest_answer_status(rs, r, 500, "InternalError", store_strerror(rc), NULL, NULL);
     } else {
         rest_answer_status(rs, r, 503, "ServiceUnavailable", store_strerror(rc), NULL, NULL);
     }

@@ -21,12 +21,19 @@
  * their result (apply runs exactly once per op), which is exact because the
  * replay starts from the same committed state with the same revisions.
  *
+ * Encryption at rest (store_opts.enc): write_op opens an encrypted
+ * resource's current value before apply sees it and seals what apply
+ * wrote; the op keeps both forms (val_ for the loop, sval_ for the map and
+ * the log). Reads open what they find; the plain copies live as long as the
+ * read transaction. The additional data of aesgcm is the store key.
+ *
  * Log record value: u8 type, u32le key_len, u32le val_len, u32le prev_len,
  * then key, val, prev. Log key: big-endian u64 revision. Meta values:
  * big-endian u64.
  */
 #include "config.h"
 #include "store.h"
+#include "enc.h"
 #include "store_meta.h"
 #include "util.h"
 
@@ -72,6 +79,8 @@ struct store_rtxn {
     MDB_txn *txn;
     uint64_t rev, compacted;
     struct store_rtxn *next_free;
+    void **plain; /* opened values handed out, freed at store_read_end */
+    size_t n_plain, cap_plain;
 };
 
 struct store {
@@ -90,6 +99,7 @@ struct store {
     int max_batch;
     size_t psize;
     unsigned int maxkey;
+    const struct enc *enc; /* read-only: both threads */
 
     pthread_mutex_t mu;
     pthread_cond_t cv_thread; /* commit thread waits: work, grow answer */
@@ -153,6 +163,8 @@ const char *store_strerror(int err)
         return "store closed";
     case STORE_EUNAVAIL:
         return "store unavailable";
+    case STORE_ETRANSFORM:
+        return "a stored value cannot be decrypted (the apiserver's log says which and why)";
     }
     return err <= STORE_EAPP ? "application error" : "unknown store error";
 }
@@ -227,6 +239,88 @@ static int meta_put(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t val)
     be64_put(b, val);
     MDB_val k = {strlen(name), (void *)name}, v = {8, b};
     return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+/* ---- stored forms (enc.h) ---- */
+
+/*
+ * The plain bytes of key's stored value v: v itself for a resource that is
+ * not encrypted (or a plain value identity reads), else a malloc'd copy,
+ * also in *owned. 0, or STORE_ETRANSFORM (logged, without the value).
+ */
+static int open_stored(const store_t *s, const void *key, size_t key_len, const void *v, size_t vl,
+                       const void **out, size_t *out_len, void **owned, int *stale)
+{
+    const enc_rule_t *r = enc_rule_for_key(s->enc, key, key_len);
+    *owned = NULL;
+    *out = v;
+    *out_len = vl;
+    if (!r)
+        return 0;
+    void *p;
+    size_t pl;
+    char *err = NULL;
+    if (enc_open(r, key, key_len, v, vl, &p, &pl, stale, &err)) {
+        log_err("store: %.*s: %s", (int)key_len, (const char *)key, err);
+        free(err);
+        return STORE_ETRANSFORM;
+    }
+    if (p) {
+        *out = *owned = p;
+        *out_len = pl;
+    }
+    return 0;
+}
+
+/* Keeps p (may be NULL) until the read transaction ends. */
+static void rtxn_keep(struct store_rtxn *t, void *p)
+{
+    if (p)
+        *XPUSH(t->plain, t->n_plain, t->cap_plain) = p;
+}
+
+/*
+ * Commit thread: cur (the op's key's stored value) opened for apply. On
+ * failure an op of its own fails; a replica's op, which decides on the
+ * key alone, goes on with the stored bytes, hidden from the listener.
+ * Returns 0 and sets *cur and *cur_len (the plain copy in *owned, the stored
+ * bytes in *stored, *stale if another key than the first sealed them), or
+ * STORE_ETRANSFORM.
+ */
+static int open_cur(store_t *s, struct store_op *op, const void **cur, size_t *cur_len,
+                    void **owned, MDB_val *stored, int *stale)
+{
+    *owned = NULL;
+    *stale = 0;
+    stored->mv_data = (void *)*cur;
+    stored->mv_size = *cur_len;
+    if (!*cur ||
+        open_stored(s, op->key, op->key_len, *cur, *cur_len, cur, cur_len, owned, stale) == 0)
+        return 0;
+    if (!op->rev)
+        return STORE_ETRANSFORM;
+    op->opaque_ = 1;
+    return 0;
+}
+
+/* Commit thread: what apply wrote, sealed into op->sval_ if its resource is encrypted. */
+static int seal_val(store_t *s, struct store_op *op)
+{
+    const enc_rule_t *r = enc_rule_for_key(s->enc, op->key, op->key_len);
+    if (!r)
+        return 0;
+    if (op->flags & STORE_OP_SEALED) {
+        op->opaque_ = 1;
+        return 0;
+    }
+    char *err = NULL;
+    if (enc_seal(r, op->key, op->key_len, op->val_, op->val_len_, &op->sval_, &op->sval_len_,
+                 &err)) {
+        log_err("store: %.*s: %s", (int)op->key_len, op->key, err);
+        free(err);
+        return STORE_ETRANSFORM;
+    }
+    return 0;
 }
 
 /* ---- commit thread <-> loop handshake ---- */
@@ -344,8 +438,43 @@ static void op_reset_results(struct store_op *op)
 {
     free(op->val_);
     free(op->prev_);
-    op->val_ = op->prev_ = NULL;
-    op->val_len_ = op->prev_len_ = 0;
+    free(op->sval_);
+    free(op->sprev_);
+    op->val_ = op->prev_ = op->sval_ = op->sprev_ = NULL;
+    op->val_len_ = op->prev_len_ = op->sval_len_ = op->sprev_len_ = 0;
+    op->opaque_ = 0;
+}
+
+/*
+ * An unchanged value sealed by an older key (or not at all) is sealed again
+ * with the first one, in place: the same object at the same revision, so
+ * no log record and no event, only its stored form moves to the current
+ * key (rotation: kubectl replace of every object). Log records keep the
+ * forms they were written in until compaction drops them.
+ */
+static void reseal(store_t *s, struct store_op *op, const void *cur, size_t cur_len)
+{
+    const enc_rule_t *r = enc_rule_for_key(s->enc, op->key, op->key_len);
+    char *err = NULL;
+    void *sealed;
+    size_t sl;
+    if (enc_seal(r, op->key, op->key_len, cur, cur_len, &sealed, &sl, &err)) {
+        log_err("store: %.*s: %s", (int)op->key_len, op->key, err);
+        free(err);
+        return;
+    }
+    /* identity first: the plain bytes themselves */
+    op->sval_ = sealed ? sealed : xmemdup(cur, cur_len);
+    op->sval_len_ = sealed ? sl : cur_len;
+}
+
+static int reseal_put(store_t *s, MDB_txn *txn, struct store_op *op, int *changed)
+{
+    MDB_val k = {op->key_len, op->key}, v = {op->sval_len_, op->sval_};
+    int rc = mdb_put(txn, s->dbi_obj, &k, &v, 0);
+    if (!rc)
+        *changed = 1;
+    return rc;
 }
 
 /* Deletes up to limit of the oldest log records at or below target. */
@@ -434,10 +563,16 @@ static int write_op(store_t *s, MDB_txn *txn, struct store_op *op, uint64_t *r, 
         } else if (rc != MDB_NOTFOUND) {
             return rc;
         }
-        void *out = NULL;
+        void *out = NULL, *cur_plain;
         size_t out_len = 0;
         int del = 0;
-        int err = op->apply(op, cur, cur_len, op->rev ? op->rev : *r + 1, &out, &out_len, &del);
+        MDB_val stored;
+        int stale;
+        int err = open_cur(s, op, &cur, &cur_len, &cur_plain, &stored, &stale);
+        if (!err)
+            err = op->apply(op, cur, cur_len, op->rev ? op->rev : *r + 1, &out, &out_len, &del);
+        if (!err && !out && !del && stale)
+            reseal(s, op, cur, cur_len);
         if (!err && op->rev && op->rev <= *r && !(op->flags & STORE_OP_NOLOG)) {
             log_err("store: op for revision %llu after revision %llu refused",
                     (unsigned long long)op->rev, (unsigned long long)*r);
@@ -445,8 +580,11 @@ static int write_op(store_t *s, MDB_txn *txn, struct store_op *op, uint64_t *r, 
         }
         if (err || (!out && !del) || (del && !cur)) {
             free(out);
+            free(cur_plain);
             op->err_ = err ? err : del ? STORE_ENOTFOUND : 0;
             op->type_ = OP_NOCHANGE;
+            if (op->sval_ && (rc = reseal_put(s, txn, op, changed)))
+                return rc;
             return err ? 0 : op_nochange(op, r, changed);
         }
         if (del) {
@@ -458,10 +596,22 @@ static int write_op(store_t *s, MDB_txn *txn, struct store_op *op, uint64_t *r, 
             op->val_len_ = out_len;
         }
         if (cur) {
-            op->prev_ = xmemdup(cur, cur_len);
+            op->prev_ = cur_plain ? cur_plain : xmemdup(cur, cur_len);
             op->prev_len_ = cur_len;
+            if (cur_plain) {
+                op->sprev_ = xmemdup(stored.mv_data, stored.mv_size);
+                op->sprev_len_ = stored.mv_size;
+            }
+        }
+        if (!del && (err = seal_val(s, op))) {
+            op_reset_results(op);
+            op->err_ = err;
+            op->type_ = OP_NOCHANGE;
+            return 0;
         }
     } else if (op->type_ == OP_NOCHANGE) {
+        if (op->sval_ && (rc = reseal_put(s, txn, op, changed)))
+            return rc;
         return op->err_ ? 0 : op_nochange(op, r, changed);
     }
     *changed = 1;
@@ -470,11 +620,16 @@ static int write_op(store_t *s, MDB_txn *txn, struct store_op *op, uint64_t *r, 
     else
         op->rev_ = *r = op->rev ? op->rev : *r + 1;
 
+    /* what goes into the map: the sealed forms where there are */
+    const void *sval = op->sval_ ? op->sval_ : op->val_,
+               *sprev = op->sprev_ ? op->sprev_ : op->prev_;
+    size_t sval_len = op->sval_ ? op->sval_len_ : op->val_len_;
+    size_t sprev_len = op->sprev_ ? op->sprev_len_ : op->prev_len_;
     if (op->type_ == STORE_DELETE) {
         rc = mdb_del(txn, s->dbi_obj, &k, NULL);
     } else {
-        v.mv_size = op->val_len_;
-        v.mv_data = op->val_;
+        v.mv_size = sval_len;
+        v.mv_data = (void *)sval;
         rc = mdb_put(txn, s->dbi_obj, &k, &v, 0);
     }
     if (rc || (op->flags & STORE_OP_NOLOG))
@@ -482,8 +637,8 @@ static int write_op(store_t *s, MDB_txn *txn, struct store_op *op, uint64_t *r, 
 
     uint8_t kb[8];
     be64_put(kb, op->rev_);
-    size_t vl = op->type_ == STORE_DELETE ? 0 : op->val_len_;
-    MDB_val lk = {8, kb}, lv = {LOGREC_HDR + op->key_len + vl + op->prev_len_, NULL};
+    size_t vl = op->type_ == STORE_DELETE ? 0 : sval_len;
+    MDB_val lk = {8, kb}, lv = {LOGREC_HDR + op->key_len + vl + sprev_len, NULL};
     rc = mdb_put(txn, s->dbi_log, &lk, &lv, MDB_APPEND | MDB_RESERVE);
     if (rc)
         return rc;
@@ -491,15 +646,15 @@ static int write_op(store_t *s, MDB_txn *txn, struct store_op *op, uint64_t *r, 
     p[0] = (uint8_t)op->type_;
     le32_put(p + 1, (uint32_t)op->key_len);
     le32_put(p + 5, (uint32_t)vl);
-    le32_put(p + 9, (uint32_t)op->prev_len_);
+    le32_put(p + 9, (uint32_t)sprev_len);
     p += LOGREC_HDR;
     memcpy(p, op->key, op->key_len);
     p += op->key_len;
     if (vl)
-        memcpy(p, op->val_, vl);
+        memcpy(p, sval, vl);
     p += vl;
-    if (op->prev_len_)
-        memcpy(p, op->prev_, op->prev_len_);
+    if (sprev_len)
+        memcpy(p, sprev, sprev_len);
     return 0;
 }
 
@@ -698,6 +853,12 @@ static void deliver(store_t *s, struct store_batch *b)
             }
             if (op->type_ <= 0 || op->err_ || (op->flags & STORE_OP_NOLOG))
                 continue;
+            if (op->opaque_) {
+                log_err("store: %.*s: revision %llu not shown to watchers: a value of it does "
+                        "not decrypt",
+                        (int)op->key_len, op->key, (unsigned long long)op->rev_);
+                continue;
+            }
             ch = (struct store_change){op->rev_, op->type_,    op->key,   op->key_len,
                                        op->val_, op->val_len_, op->prev_, op->prev_len_};
             s->listener(&ch, s->listener_arg);
@@ -705,7 +866,7 @@ static void deliver(store_t *s, struct store_batch *b)
     }
     for (op = b->ops; op; op = next) {
         next = op->next_;
-        void *val = op->val_, *prev = op->prev_;
+        void *val = op->val_, *prev = op->prev_, *sval = op->sval_, *sprev = op->sprev_;
         int err = op->err_ ? op->err_ : b->err;
         if (!err && op->type_ > 0) {
             ch = (struct store_change){op->rev_, op->type_,    op->key,   op->key_len,
@@ -716,6 +877,8 @@ static void deliver(store_t *s, struct store_batch *b)
         }
         free(val);
         free(prev);
+        free(sval);
+        free(sprev);
     }
     if (!b->err) {
         s->rev = b->rev;
@@ -843,6 +1006,7 @@ int store_open(store_t **out, const struct store_opts *opts, struct event_base *
         goto fail_mdb;
     what = "mdb_env_open";
     s->replica = opts->replica;
+    s->enc = opts->enc;
     if ((rc = mdb_env_open(s->env, opts->dir,
                            MDB_NOTLS | (s->replica ? MDB_NOSYNC | MDB_WRITEMAP | MDB_MAPASYNC : 0),
                            0600)))
@@ -994,6 +1158,7 @@ void store_close(store_t *s)
         struct store_rtxn *t = s->rtxn_free;
         s->rtxn_free = t->next_free;
         mdb_txn_abort(t->txn);
+        free(t->plain);
         free(t);
     }
     event_free(s->ev);
@@ -1083,8 +1248,9 @@ int store_submit_local(store_t *s, struct store_op *op)
     op->err_ = 0;
     op->rev_ = 0;
     op->type_ = 0;
-    op->val_ = op->prev_ = NULL;
-    op->val_len_ = op->prev_len_ = 0;
+    op->val_ = op->prev_ = op->sval_ = op->sprev_ = NULL;
+    op->val_len_ = op->prev_len_ = op->sval_len_ = op->sprev_len_ = 0;
+    op->opaque_ = 0;
     pthread_mutex_lock(&s->mu);
     if (s->stopping) {
         pthread_mutex_unlock(&s->mu);
@@ -1118,6 +1284,7 @@ int store_read_begin(store_t *s, store_rtxn_t **out)
         if ((rc = mdb_txn_renew(t->txn))) {
             log_err("store: mdb_txn_renew: %s", mdb_strerror(rc));
             mdb_txn_abort(t->txn);
+            free(t->plain);
             free(t);
             return STORE_EIO;
         }
@@ -1136,6 +1303,7 @@ int store_read_begin(store_t *s, store_rtxn_t **out)
             (rc = store_meta_get(t->txn, s->dbi_meta, "compacted", &s->meta_compacted))) {
             log_err("store: read meta: %s", mdb_strerror(rc));
             mdb_txn_abort(t->txn);
+            free(t->plain);
             free(t);
             return STORE_EIO;
         }
@@ -1153,6 +1321,9 @@ void store_read_end(store_rtxn_t *t)
     if (!t)
         return;
     store_t *s = t->s;
+    for (size_t i = 0; i < t->n_plain; i++)
+        free(t->plain[i]);
+    t->n_plain = 0;
     if (s->n_rtxn_free < STORE_RTXN_CACHE) {
         mdb_txn_reset(t->txn);
         t->next_free = s->rtxn_free;
@@ -1160,6 +1331,7 @@ void store_read_end(store_rtxn_t *t)
         s->n_rtxn_free++;
     } else {
         mdb_txn_abort(t->txn);
+        free(t->plain);
         free(t);
     }
     if (--s->readers == 0) {
@@ -1184,8 +1356,10 @@ int store_get(store_rtxn_t *t, const char *key, size_t key_len, const void **val
         log_err("store: get: %s", mdb_strerror(rc));
         return STORE_EIO;
     }
-    *val = v.mv_data;
-    *val_len = v.mv_size;
+    void *owned;
+    if ((rc = open_stored(t->s, key, key_len, v.mv_data, v.mv_size, val, val_len, &owned, NULL)))
+        return rc;
+    rtxn_keep(t, owned);
     return 0;
 }
 
@@ -1200,7 +1374,7 @@ int store_scan(store_rtxn_t *t, const char *prefix, size_t prefix_len, const cha
                size_t start_after_len, store_scan_fn fn, void *arg)
 {
     MDB_cursor *c;
-    int rc = mdb_cursor_open(t->txn, t->s->dbi_obj, &c);
+    int rc = mdb_cursor_open(t->txn, t->s->dbi_obj, &c), ret = 0;
     if (rc) {
         log_err("store: scan: mdb_cursor_open: %s", mdb_strerror(rc));
         return STORE_EIO;
@@ -1222,13 +1396,40 @@ int store_scan(store_rtxn_t *t, const char *prefix, size_t prefix_len, const cha
                 break;
             continue;
         }
-        if (fn(k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg))
+        const void *pv;
+        size_t pl;
+        void *owned;
+        if ((ret = open_stored(t->s, k.mv_data, k.mv_size, v.mv_data, v.mv_size, &pv, &pl, &owned,
+                               NULL)))
+            break;
+        rtxn_keep(t, owned);
+        if (fn(k.mv_data, k.mv_size, pv, pl, arg))
             break;
     }
     mdb_cursor_close(c);
     if (rc && rc != MDB_NOTFOUND) {
         log_err("store: scan: %s", mdb_strerror(rc));
         return STORE_EIO;
+    }
+    return ret;
+}
+
+/* A log record's values opened in place (the plain copies kept by t). */
+static int open_change(struct store_rtxn *t, struct store_change *ch)
+{
+    void *owned;
+    int rc;
+    if (ch->val) {
+        if ((rc = open_stored(t->s, ch->key, ch->key_len, ch->val, ch->val_len, &ch->val,
+                              &ch->val_len, &owned, NULL)))
+            return rc;
+        rtxn_keep(t, owned);
+    }
+    if (ch->prev) {
+        if ((rc = open_stored(t->s, ch->key, ch->key_len, ch->prev, ch->prev_len, &ch->prev,
+                              &ch->prev_len, &owned, NULL)))
+            return rc;
+        rtxn_keep(t, owned);
     }
     return 0;
 }
@@ -1263,6 +1464,8 @@ int store_log_scan(store_rtxn_t *t, uint64_t after, store_log_fn fn, void *arg)
             break;
         }
         want = r + 1;
+        if ((ret = open_change(t, &ch)))
+            break;
         if (fn(&ch, arg))
             break;
     }

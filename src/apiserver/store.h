@@ -38,6 +38,7 @@ enum {
     STORE_EIO = -4,        /* LMDB or file-system error (logged) */
     STORE_ECLOSED = -5,    /* store is shutting down */
     STORE_EUNAVAIL = -6,   /* the remote store (etcd) did not answer; store_unavail_reason */
+    STORE_ETRANSFORM = -7, /* a stored value would not decrypt, or encrypt (logged, with why) */
     /* ops' apply functions may return their own codes below this */
     STORE_EAPP = -100,
 };
@@ -61,6 +62,14 @@ struct store_opts {
      * the log may skip revisions.
      */
     int replica;
+    /*
+     * Encryption at rest (enc.h; NULL: none). The values of the resources
+     * it names are sealed on their way into the map (objects and log) and
+     * opened on every way out: store_get, store_scan, store_log_scan, the
+     * listener, an apply's cur and the changes handed to done. Callers see
+     * plain bytes only. Must outlive the store.
+     */
+    const struct enc *enc;
 };
 
 /*
@@ -163,6 +172,11 @@ enum {
      * commit in one transaction however many they are (queue them together),
      * so readers never see a replica half loaded */
     STORE_OP_SNAP_END = 8,
+    /* the value apply gives is already in its stored form: written as it
+     * is, not sealed (a remote value this store could not open, kept so
+     * that reads of it fail as the remote store's would) and not shown to
+     * the listener */
+    STORE_OP_SEALED = 16,
 };
 
 struct store_op {
@@ -187,6 +201,11 @@ struct store_op {
     size_t val_len_;
     void *prev_;
     size_t prev_len_;
+    void *sval_; /* val_ as stored when sealed, else NULL */
+    size_t sval_len_;
+    void *sprev_; /* prev_ as stored when it was opened, else NULL */
+    size_t sprev_len_;
+    int opaque_; /* a value of the change did not open: the listener does not see it */
 };
 
 /*
@@ -232,13 +251,18 @@ void store_read_end(store_rtxn_t *t);
  */
 uint64_t store_rtxn_rev(const store_rtxn_t *t);
 
-/* Returns 0 with *val pointing into the map, or STORE_ENOTFOUND. */
+/*
+ * Returns 0 with *val pointing into the map (or, for a value of an
+ * encrypted resource, to its plain bytes, kept until store_read_end),
+ * STORE_ENOTFOUND, or STORE_ETRANSFORM when the value does not decrypt.
+ */
 int store_get(store_rtxn_t *t, const char *key, size_t key_len, const void **val, size_t *val_len);
 
 /*
  * Calls fn for each key starting with prefix, in key order, starting after
  * start_after (NULL: from the first). fn returns 0 to go on, nonzero to
- * stop. Returns 0 or a negative code.
+ * stop. Returns 0 or a negative code (STORE_ETRANSFORM: a value did not
+ * decrypt; the scan stops there).
  */
 typedef int (*store_scan_fn)(const char *key, size_t key_len, const void *val, size_t val_len,
                              void *arg);

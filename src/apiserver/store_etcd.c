@@ -15,6 +15,7 @@
  */
 #include "config.h"
 #include "store_etcd.h"
+#include "enc.h"
 #include "etcd.h"
 #include "grpc.h"
 #include "kinds.h"
@@ -105,6 +106,8 @@ struct setcd {
     int compact_interval_s;
     int64_t compact_version; /* compact_rev_key's version last seen */
     int64_t compact_prev;    /* the revision recorded by the last round */
+    const struct enc *enc;   /* encryption at rest, or NULL */
+    smap_t *stale;           /* store keys whose etcd value an older key sealed (or none) */
 };
 
 /* ---- keys ---- */
@@ -192,6 +195,46 @@ static void *unwrap(const uint8_t *v, size_t len, int64_t rev, size_t *out_len)
     if (len < 4 || memcmp(v, "k8s\0", 4) || wire_find(v + 4, len - 4, 2, &raw, &rl) != 1)
         return NULL;
     return wire_set_rv(raw, rl, (uint64_t)rev, out_len);
+}
+
+/*
+ * The replica bytes of etcd value kv of store key key: opened if its
+ * resource is encrypted, then unwrapped. NULL if it is no Kubernetes
+ * object. One that does not decrypt (a key this apiserver lacks) comes
+ * back as it is, *flags marked STORE_OP_SEALED: the replica keeps it so
+ * that reads of it fail, as kube-apiserver's do, instead of finding nothing.
+ */
+static void *replica_value(struct setcd *se, const char *key, const struct etcd_kv *kv,
+                           size_t *out_len, int *flags)
+{
+    const enc_rule_t *r = enc_rule_for_key(se->enc, key, strlen(key));
+    const uint8_t *v = kv->value;
+    size_t len = kv->value_len;
+    void *plain = NULL;
+    if (r) {
+        char *err = NULL;
+        size_t pl;
+        int stale = 0;
+        if (enc_open(r, kv->key, kv->key_len, v, len, &plain, &pl, &stale, &err)) {
+            log_err("store: etcd key %.*s at revision %" PRId64 ": %s", (int)kv->key_len,
+                    (const char *)kv->key, kv->mod_revision, err);
+            free(err);
+            *flags |= STORE_OP_SEALED;
+            *out_len = len;
+            return xmemdup(v, len);
+        }
+        if (plain) {
+            v = plain;
+            len = pl;
+        }
+        if (stale)
+            smap_put(se->stale, key, se);
+        else
+            smap_del(se->stale, key);
+    }
+    void *out = unwrap(v, len, kv->mod_revision, out_len);
+    free(plain);
+    return out;
 }
 
 /* ---- writes ---- */
@@ -316,6 +359,36 @@ static void txn_done(void *arg, int err, const char *msg, const struct etcd_txn_
     }
 }
 
+static bool stale_key(struct setcd *se, const struct store_op *op)
+{
+    char *key = xstrndup(op->key, op->key_len);
+    bool stale = smap_get(se->stale, key) != NULL;
+    free(key);
+    return stale;
+}
+
+/* x's envelope sealed in place if its resource is encrypted. 0 or -1 (logged). */
+static int seal_put(struct setcd *se, struct eop *x)
+{
+    const enc_rule_t *r = enc_rule_for_key(se->enc, x->op->key, x->op->key_len);
+    void *sealed;
+    size_t sl;
+    char *err = NULL;
+    if (!r)
+        return 0;
+    if (enc_seal(r, x->ekey, x->ekey_len, x->val, x->val_len, &sealed, &sl, &err)) {
+        log_err("store: etcd key %.*s: %s", (int)x->ekey_len, x->ekey, err);
+        free(err);
+        return -1;
+    }
+    if (sealed) {
+        free(x->val);
+        x->val = sealed;
+        x->val_len = sl;
+    }
+    return 0;
+}
+
 static void eop_start(struct eop *x)
 {
     struct setcd *se = x->se;
@@ -337,10 +410,16 @@ static void eop_start(struct eop *x)
     }
     const void *cur;
     size_t cur_len;
-    if (store_get(t, op->key, op->key_len, &cur, &cur_len) == 0) {
+    rc = store_get(t, op->key, op->key_len, &cur, &cur_len);
+    if (rc == 0) {
         x->cur = xmemdup(cur, cur_len);
         x->cur_len = cur_len;
         x->cur_mod = bytes_rv(cur, cur_len);
+    } else if (rc != STORE_ENOTFOUND) {
+        /* a value that does not decrypt: no write may decide on it */
+        store_read_end(t);
+        eop_finish(x, rc, NULL);
+        return;
     }
     uint64_t next = store_rtxn_rev(t) + 1;
     store_read_end(t);
@@ -349,6 +428,11 @@ static void eop_start(struct eop *x)
     size_t out_len = 0;
     int del = 0;
     int err = op->apply(op, x->cur, x->cur_len, next, &out, &out_len, &del);
+    if (!err && !out && !del && x->cur && stale_key(se, op)) {
+        /* unchanged, but sealed by an older key: written again under the first (rotation) */
+        out = xmemdup(x->cur, x->cur_len);
+        out_len = x->cur_len;
+    }
     if (err || (!out && !del) || (del && !x->cur)) {
         free(out);
         eop_finish(x, err ? err : del ? STORE_ENOTFOUND : 0, NULL);
@@ -370,6 +454,10 @@ static void eop_start(struct eop *x)
         x->val_len = kpb_envelope_len(k->api_version, k->kind, x->raw_len);
         x->val = xmalloc(x->val_len);
         kpb_envelope_put(x->val, k->api_version, k->kind, x->raw, x->raw_len);
+        if (seal_put(se, x)) {
+            eop_finish(x, STORE_ETRANSFORM, NULL);
+            return;
+        }
         put.type = ETCD_OP_PUT;
         put.value = x->val;
         put.value_len = x->val_len;
@@ -598,10 +686,11 @@ static void on_events(void *arg, int64_t revision, const struct etcd_event *ev, 
         /* a revision is one change in the log; more keys of one etcd txn go in unlogged */
         int flags = rev <= se->fed ? STORE_OP_NOLOG : 0;
         if (ev[i].type == ETCD_EV_DELETE) {
+            smap_del(se->stale, key);
             feed(se, key, rev, flags, NULL, 0, true);
         } else {
             size_t vl;
-            void *v = unwrap(kv->value, kv->value_len, rev, &vl);
+            void *v = replica_value(se, key, kv, &vl, &flags);
             if (!v)
                 log_err("store: etcd key %.*s at revision %" PRId64
                         ": not a Kubernetes protobuf object; ignored",
@@ -741,6 +830,7 @@ static void page_done(void *arg, int err, const char *msg, const struct etcd_ran
     }
     if (!se->page_after) {
         snap_drop(se);
+        smap_clear(se->stale, NULL);
         snap_add(se, fop_new(se, "~reset", se->snap_rev, STORE_OP_RESET | STORE_OP_NOLOG, NULL, 0,
                              false));
     }
@@ -750,9 +840,10 @@ static void page_done(void *arg, int err, const char *msg, const struct etcd_ran
         if (!key)
             continue;
         size_t vl;
-        void *v = unwrap(kv->value, kv->value_len, kv->mod_revision, &vl);
+        int flags = STORE_OP_NOLOG;
+        void *v = replica_value(se, key, kv, &vl, &flags);
         if (v)
-            snap_add(se, fop_new(se, key, se->snap_rev, STORE_OP_NOLOG, v, vl, false));
+            snap_add(se, fop_new(se, key, se->snap_rev, flags, v, vl, false));
         else
             log_err("store: etcd key %.*s: not a Kubernetes protobuf object; ignored",
                     (int)kv->key_len, (const char *)kv->key);
@@ -913,6 +1004,7 @@ static void se_close(void *impl)
     se->wait_head = se->start_head = se->start_tail = NULL;
     smap_each(se->keys, finish_closed, NULL);
     smap_free(se->keys, free);
+    smap_free(se->stale, NULL);
     se->keys = NULL;
     event_free(se->start_ev);
     event_free(se->resync_ev);
@@ -957,10 +1049,12 @@ int store_etcd_open(store_t *replica, struct event_base *base, const struct stor
     se->plen = strlen(se->prefix);
     se->history = o->history < START_HISTORY ? o->history : START_HISTORY;
     se->keys = smap_new();
+    se->stale = smap_new();
     se->start_ev = event_new(base, -1, 0, start_cb, se);
     se->resync_ev = event_new(base, -1, 0, resync_cb, se);
     se->rewatch_ev = event_new(base, -1, 0, rewatch_cb, se);
     se->compact_interval_s = o->compaction_interval_s;
+    se->enc = o->enc;
 
     struct store_remote r = {se_submit, se_close, se_free, se_unavail_reason, se_unhealthy, se};
     store_set_remote(replica, &r);

@@ -49,6 +49,9 @@ struct store_etcd_opts {
     int compaction_interval_s;               /* 0: this apiserver never compacts */
     uint64_t history;                        /* revisions replayed on start (compact_keep) */
     int start_timeout_ms;                    /* give up the first sync after this (default 60000) */
+    /* encryption at rest (enc.h; NULL: none): values go to etcd sealed, the
+     * etcd key as aesgcm's additional data, as kube-apiserver writes them */
+    const struct enc *enc;
 };
 
 /*

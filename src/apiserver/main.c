@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "cfg.h"
 #include "daemon.h"
+#include "enc.h"
 #include "grpc.h"
 #include "h2s.h"
 #include "obs.h"
@@ -42,6 +43,7 @@ static int implicit_namespaces;
 static long long stream_setup_timeout = 30, stream_idle_timeout = 14400;
 static char *storage_backend = "lmdb", *etcd_servers, *etcd_cafile, *etcd_certfile, *etcd_keyfile;
 static char *etcd_prefix = "/registry", *etcd_compaction_interval = "5m";
+static char *encryption_config;
 
 static const struct cfg_opt opts[] = {
     {"listen", CFG_LIST, &listen_addrs, "ADDR",
@@ -101,6 +103,9 @@ static const struct cfg_opt opts[] = {
      "key prefix of every object in etcd (default /registry)"},
     {"etcd-compaction-interval", CFG_STR, &etcd_compaction_interval, "DURATION",
      "how often an apiserver compacts etcd's history; 0 turns it off (default 5m)"},
+    {"encryption-provider-config", CFG_STR, &encryption_config, "FILE",
+     "EncryptionConfiguration (apiserver.config.k8s.io/v1): the resources encrypted at rest and "
+     "their keys (default none)"},
 };
 
 /* Empty strings from a config file mean "not set". */
@@ -116,6 +121,7 @@ struct app {
     api_t *api;
     tun_hub_t *tun;
     auth_t *auth;
+    enc_t *enc;
 };
 
 /* STATUS= for systemctl status: the revision, connections, calls, kubelets. */
@@ -176,7 +182,15 @@ static void open_store(struct app *app, char **err)
     if (!etcd && strcmp(storage_backend, "lmdb"))
         fatal("--storage-backend: \"%s\" is not one of lmdb, etcd3", storage_backend);
     char *dir = etcd ? xconcat(data_dir, "/etcd-cache", NULL) : xstrdup(data_dir);
-    struct store_opts so = {.dir = dir, .compact_keep = (uint64_t)compact_keep, .replica = etcd};
+    if (opt_str(encryption_config)) {
+        if (enc_load(encryption_config, &app->enc, err) < 0)
+            fatal("--encryption-provider-config: %s", *err);
+        char *what = enc_describe(app->enc);
+        log_info("encryption at rest: %s", *what ? what : "no resource of this apiserver");
+        free(what);
+    }
+    struct store_opts so = {
+        .dir = dir, .compact_keep = (uint64_t)compact_keep, .replica = etcd, .enc = app->enc};
     if (store_open(&app->st, &so, app->base, err) < 0)
         fatal("cannot open the store in %s: %s", dir, *err ? *err : "unknown error");
     free(dir);
@@ -203,6 +217,7 @@ static void open_store(struct app *app, char **err)
         .prefix = opt_str(etcd_prefix) ? etcd_prefix : "/registry",
         .compaction_interval_s = (int)(interval / 1000000000),
         .history = (uint64_t)compact_keep,
+        .enc = app->enc,
     };
     if (!n)
         fatal("--etcd-servers: no server in \"%s\"", etcd_servers);
@@ -325,6 +340,7 @@ int main(int argc, char **argv)
     store_close(app.st);
     api_free(app.api);
     auth_free(app.auth); /* after the calls holding its identities */
+    enc_free(app.enc);
     daemon_free(d);
     log_info("stopped");
     event_base_free(app.base);

@@ -5,7 +5,8 @@
 # same through get, list, REST and watch (replayed from the log, and
 # live), while its value is nowhere in the LMDB data file (a ConfigMap's,
 # not encrypted, is: the grep works) and the stored value names aesgcm and
-# its key. Restarted with a new key first, the old objects still read;
+# its key; Python's AES-GCM opens it (the store key, or on etcd the etcd
+# key, as additional data), and on etcd a value it sealed reads. Restarted with a new key first, the old objects still read;
 # `kubectl replace` of them moves them to the new key, unchanged. Without
 # the old key, an object still under it gives a clear error of its own and
 # the apiserver goes on; a key of the right name but other bytes likewise.
@@ -101,13 +102,20 @@ def stored(key):
         out = c.etcd.ctl("get", "-w", "json", "/registry/" + key)
         kvs = json.loads(out).get("kvs", [])
         return base64.b64decode(kvs[0]["value"]) if kvs else None
-    out = subprocess.run(["mdb_dump", "-p", "-s", "objects", DATA], capture_output=True).stdout
-    lines = out.split(b"\n")
-    body = lines[lines.index(b"HEADER=END") + 1:]
+    out = subprocess.run(["mdb_dump", "-s", "objects", DATA], capture_output=True, text=True).stdout
+    lines = out.split("\n")
+    body = lines[lines.index("HEADER=END") + 1:]
     for i in range(0, len(body) - 1, 2):
-        if body[i][1:] == key.encode():
-            return body[i + 1][1:]
+        if bytes.fromhex(body[i].strip()) == key.encode():
+            return bytes.fromhex(body[i + 1].strip())
     return None
+
+
+def aesgcm_open(secret, value, ad):
+    """What any AES-GCM reads of a value in Kubernetes' form: prefix, nonce, ciphertext+tag."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    body = value[value.index(b":", len(b"k8s:enc:aesgcm:v1:")) + 1:]
+    return AESGCM(base64.b64decode(secret)).decrypt(body[:12], body[12:], ad)
 
 
 kubectl = kubectls.kubectl_132()
@@ -171,7 +179,26 @@ t.is_([grep_count(s, [mdb]) for s in (SECRET1.decode(), SECRET2, SECRET3.decode(
 t.ok(grep_count(MARKER, [mdb]) > 0, "but finds the ConfigMap's (not encrypted)")
 t.ok(stored("secrets/default/s-grpc").startswith(b"k8s:enc:aesgcm:v1:k1:"),
      "the stored value names aesgcm and key k1")
-t.ok(stored("configmaps/default/cm").startswith(b"k8s\x00" if ETCD else b"\\0a"), "a ConfigMap is stored plain")
+t.ok(stored("configmaps/default/cm").startswith(b"k8s\x00" if ETCD else b"\n"), "a ConfigMap is stored plain")
+ad = b"/registry/secrets/default/s-grpc" if ETCD else b"secrets/default/s-grpc"
+plain = aesgcm_open(K1, stored("secrets/default/s-grpc"), ad)
+if ETCD:
+    t.ok(plain.startswith(b"k8s\x00") and SECRET1 in plain,
+         "another AES-GCM opens it with the etcd key as additional data: Kubernetes' envelope")
+    # a value sealed elsewhere (as kube-apiserver would) is read: the same object, a new nonce
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    nonce = os.urandom(12)
+    mine = b"k8s:enc:aesgcm:v1:k1:" + nonce + AESGCM(base64.b64decode(K1)).encrypt(nonce, plain, ad)
+    r = subprocess.run(["etcdctl", "--endpoints", c.etcd.endpoints[0], "put", ad.decode()],
+                       input=mine, capture_output=True, env=dict(os.environ, ETCDCTL_API="3"))
+    t.ok(r.returncode == 0 and stored("secrets/default/s-grpc") == mine and
+         c.wait_for(lambda: get_secret("s-grpc").metadata.resourceVersion != s1.metadata.resourceVersion
+                    and dict(get_secret("s-grpc").data) == dict(s1.data), timeout=ctest.DEADLINE),
+         "a value sealed by another implementation, put into etcd, reads (%s)" % r.stderr)
+else:
+    t.is_(dict(pb.Secret.FromString(plain).data), dict(s1.data),
+          "another AES-GCM opens it with the store key as additional data: the Secret")
+    t.skip("not on etcd", 1)
 if ETCD:
     t.is_([grep_count(s, [c.etcd.dir]) for s in (SECRET1.decode(), SECRET2, SECRET3.decode())], [0, 0, 0],
           "etcd's files hold no Secret's value either")

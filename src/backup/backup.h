@@ -30,6 +30,10 @@ struct bk_etcd_opts {
     const char *cafile, *certfile, *keyfile; /* NULL: cleartext */
     const char *prefix;                      /* "/registry" */
     int timeout_ms;                          /* a request's deadline, retries included */
+    /* the apiserver's --encryption-provider-config (enc.h), or NULL: values
+     * of the resources it names are opened from one store and sealed again
+     * for the other (the additional data of aesgcm differs between them) */
+    const struct enc *enc;
 };
 
 /*
@@ -44,6 +48,23 @@ char *bk_prefix_dir(const char *prefix);
 
 /* "pods/default/web", "nodes/node0": a store key as messages name the object. malloc'd. */
 char *bk_obj_name(const char *key, size_t key_len);
+
+/*
+ * The plain bytes of a stored value v of store key key, kept under ad (the
+ * store key in LMDB, the etcd key in etcd): opened with enc (may be NULL)
+ * when it is sealed. Returns 0 with *out (v itself, or malloc'd and also in
+ * *owned), or -1 with *why (malloc'd; names no byte of the value).
+ */
+int bk_value_open(const struct enc *enc, const char *key, size_t key_len, const void *ad,
+                  size_t ad_len, const void *v, size_t len, const void **out, size_t *out_len,
+                  void **owned, char **why);
+/*
+ * v sealed for a store where it is kept under ad, if enc names key's
+ * resource: 0 with *out (malloc'd) or NULL (stored as it is), or -1 with *why.
+ */
+int bk_value_seal(const struct enc *enc, const char *key, size_t key_len, const void *ad,
+                  size_t ad_len, const void *v, size_t len, void **out, size_t *out_len,
+                  char **why);
 
 /* Objects counted by kind, for the summary line. Zero-initialised is empty. */
 struct bk_tally {

@@ -40,6 +40,7 @@ struct import {
     char *prefix; /* with its '/' */
     size_t plen;
     const char *dir;
+    const struct enc *enc; /* opens etcd's values; the new store seals them again */
     store_t *st;
     int64_t rev; /* the revision read at: the first page's */
     char *after; /* the last key of the previous page */
@@ -123,11 +124,11 @@ static void submit(struct import *im, char *key, const struct kind *k, void *val
  * The object bytes in an etcd value (the envelope, k8s\0 + runtime.Unknown)
  * of kind k, with resourceVersion rev: malloc'd, or NULL with *why.
  */
-static void *unwrap(const struct kind *k, const struct etcd_kv *kv, size_t *out_len,
-                    const char **why)
+static void *unwrap(const struct kind *k, const uint8_t *v, size_t len, int64_t rev,
+                    size_t *out_len, const char **why)
 {
-    const uint8_t *v = kv->value, *tm, *kind, *raw;
-    size_t len = kv->value_len, tml, kl, rl;
+    const uint8_t *tm, *kind, *raw;
+    size_t tml, kl, rl;
     *why = "not a Kubernetes protobuf object (k8s\\0 + runtime.Unknown)";
     if (len < 4 || memcmp(v, "k8s\0", 4) || wire_find(v + 4, len - 4, 1, &tm, &tml) != 1 ||
         wire_find(tm, tml, 2, &kind, &kl) != 1 || wire_find(v + 4, len - 4, 2, &raw, &rl) != 1)
@@ -136,7 +137,7 @@ static void *unwrap(const struct kind *k, const struct etcd_kv *kv, size_t *out_
         *why = "its envelope names another kind";
         return NULL;
     }
-    void *r = wire_set_rv(raw, rl, (uint64_t)kv->mod_revision, out_len);
+    void *r = wire_set_rv(raw, rl, (uint64_t)rev, out_len);
     if (!r)
         *why = "the object in the envelope is not valid protobuf";
     return r;
@@ -156,14 +157,21 @@ static void take(struct import *im, const struct etcd_kv *kv)
         return;
     }
     const struct kind *k = kind_by_key(key, strlen(key));
-    const char *why;
-    size_t vl;
-    void *v = unwrap(k, kv, &vl, &why);
+    const char *why = "";
+    char *ewhy = NULL;
+    size_t vl, pl;
+    const void *plain;
+    void *owned, *v = NULL;
+    if (bk_value_open(im->enc, key, strlen(key), kv->key, kv->key_len, kv->value, kv->value_len,
+                      &plain, &pl, &owned, &ewhy) == 0)
+        v = unwrap(k, plain, pl, kv->mod_revision, &vl, &why);
+    free(owned);
     if (!v) {
         char *name = bk_obj_name(key, strlen(key));
         fprintf(stderr,
                 "coracle-backup: %s: etcd key %.*s (revision %" PRId64 "): %s; not copied\n", name,
-                (int)kv->key_len, (const char *)kv->key, kv->mod_revision, why);
+                (int)kv->key_len, (const char *)kv->key, kv->mod_revision, ewhy ? ewhy : why);
+        free(ewhy);
         free(name);
         free(key);
         im->failed++;
@@ -184,7 +192,7 @@ static void page_done(void *arg, int err, const char *msg, const struct etcd_ran
     }
     if (!im->st) {
         /* the first page: the revision everything is read at, and the store begins there */
-        struct store_opts so = {.dir = im->dir};
+        struct store_opts so = {.dir = im->dir, .enc = im->enc};
         char *serr = NULL;
         if (store_open(&im->st, &so, im->base, &serr) < 0) {
             im->fatal = serr ? serr : xasprintf("cannot open a store in %s", im->dir);
@@ -244,7 +252,7 @@ static void remove_store(const char *dir)
 
 int bk_from_etcd(const struct bk_etcd_opts *o, const char *dir, char **err)
 {
-    struct import im = {.dir = dir};
+    struct import im = {.dir = dir, .enc = o->enc};
     int64_t t0 = mono_ns();
     int rc = -1;
     if (check_empty(dir, err) < 0)

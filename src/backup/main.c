@@ -19,6 +19,7 @@
 
 #include "backup.h"
 #include "cfg.h"
+#include "enc.h"
 #include "store_meta.h"
 #include "util.h"
 
@@ -332,7 +333,7 @@ int main(int argc, char **argv)
     static char *data_dir = LOCALSTATEDIR "/lib/coracle/apiserver", *out = "", *restore = "",
                 *inspect = "";
     static char *etcd_servers = "", *etcd_cafile = "", *etcd_certfile = "", *etcd_keyfile = "",
-                *etcd_prefix = "/registry", *etcd_timeout = "10s";
+                *etcd_prefix = "/registry", *etcd_timeout = "10s", *enc_config = "";
     static int force = 0, to_etcd = 0, from_etcd = 0, overwrite = 0;
     const struct cfg_opt opts[] = {
         {"data-dir", CFG_STR, &data_dir, "DIR",
@@ -359,6 +360,8 @@ int main(int argc, char **argv)
          "key prefix of every object in etcd (default /registry)"},
         {"etcd-request-timeout", CFG_STR, &etcd_timeout, "DURATION",
          "give up a request to etcd, retries on every member included, after this (default 10s)"},
+        {"encryption-provider-config", CFG_STR, &enc_config, "FILE",
+         "with --to-etcd and --from-etcd: the apiserver's, for the resources it encrypts at rest"},
     };
     const struct cfg_prog prog = {
         "coracle-backup",
@@ -391,6 +394,9 @@ int main(int argc, char **argv)
                     etcd_timeout);
             return 2;
         }
+        enc_t *enc = NULL;
+        if (*enc_config && enc_load(enc_config, &enc, &err) < 0)
+            goto fail;
         struct bk_etcd_opts eo = {
             .servers = etcd_servers,
             .cafile = *etcd_cafile ? etcd_cafile : NULL,
@@ -398,8 +404,10 @@ int main(int argc, char **argv)
             .keyfile = *etcd_keyfile ? etcd_keyfile : NULL,
             .prefix = *etcd_prefix ? etcd_prefix : "/registry",
             .timeout_ms = (int)(timeout / 1000000),
+            .enc = enc,
         };
         int rc = bk_etcd_mode(to_etcd, i < argc ? argv[i] : data_dir, &eo, overwrite, &err);
+        enc_free(enc);
         if (err)
             goto fail;
         return rc;

@@ -42,8 +42,10 @@ struct xobj {
     char *name; /* for messages: "pods/default/web" */
     char *ekey;
     size_t ekey_len;
-    void *val; /* the envelope */
+    void *val; /* the envelope (sealed, with encryption at rest) */
     size_t val_len;
+    void *plain; /* the envelope before it was sealed, else NULL */
+    size_t plain_len;
 };
 
 struct export;
@@ -64,6 +66,7 @@ struct export
 {
     etcd_t *e;
     const char *prefix;
+    const struct enc *enc;
     bool overwrite;
     MDB_txn *txn;
     MDB_dbi objs;
@@ -85,6 +88,7 @@ static void xobj_clear(struct xobj *o)
     free(o->name);
     free(o->ekey);
     free(o->val);
+    free(o->plain);
 }
 
 static void note_rev(struct export *x, int64_t rev)
@@ -106,12 +110,20 @@ static int xobj_make(struct export *x, const MDB_val *k, const MDB_val *v, struc
     o->k = kind_by_key(k->mv_data, k->mv_size);
     if (o->k)
         o->ekey = store_etcd_key(x->prefix, k->mv_data, k->mv_size, &o->ekey_len);
-    size_t raw_len;
-    void *raw = o->ekey ? wire_set_rv(v->mv_data, v->mv_size, 0, &raw_len) : NULL;
+    size_t raw_len, pl;
+    const void *plain;
+    void *owned = NULL, *raw = NULL;
+    char *why = NULL;
+    if (o->ekey && bk_value_open(x->enc, k->mv_data, k->mv_size, k->mv_data, k->mv_size, v->mv_data,
+                                 v->mv_size, &plain, &pl, &owned, &why) == 0)
+        raw = wire_set_rv(plain, pl, 0, &raw_len);
+    free(owned);
     if (!raw) {
         fprintf(stderr, "coracle-backup: %s: %s; not copied\n", o->name,
-                o->ekey ? "the stored object is not valid protobuf"
-                        : "not a key of a kind coracle knows");
+                why       ? why
+                : o->ekey ? "the stored object is not valid protobuf"
+                          : "not a key of a kind coracle knows");
+        free(why);
         x->failed++;
         xobj_clear(o);
         return -1;
@@ -120,6 +132,22 @@ static int xobj_make(struct export *x, const MDB_val *k, const MDB_val *v, struc
     o->val = xmalloc(o->val_len);
     kpb_envelope_put(o->val, o->k->api_version, o->k->kind, raw, raw_len);
     free(raw);
+    void *sealed;
+    size_t sl;
+    if (bk_value_seal(x->enc, k->mv_data, k->mv_size, o->ekey, o->ekey_len, o->val, o->val_len,
+                      &sealed, &sl, &why)) {
+        fprintf(stderr, "coracle-backup: %s: %s; not copied\n", o->name, why);
+        free(why);
+        x->failed++;
+        xobj_clear(o);
+        return -1;
+    }
+    if (sealed) {
+        o->plain = o->val;
+        o->plain_len = o->val_len;
+        o->val = sealed;
+        o->val_len = sl;
+    }
     return 0;
 }
 
@@ -145,10 +173,27 @@ static bool next_obj(struct export *x, struct xobj *o)
     return false;
 }
 
-/* kv (may be NULL) holds exactly o's bytes. */
-static bool holds(const struct etcd_kv *kv, const struct xobj *o)
+/* kv (may be NULL) holds exactly o's bytes (sealed ones: once opened, with a nonce of their own).
+ */
+static bool holds(const struct export *x, const struct etcd_kv *kv, const struct xobj *o)
 {
-    return kv && kv->value_len == o->val_len && !memcmp(kv->value, o->val, o->val_len);
+    if (!kv)
+        return false;
+    if (kv->value_len == o->val_len && !memcmp(kv->value, o->val, o->val_len))
+        return true;
+    if (!o->plain)
+        return false;
+    const void *p;
+    size_t pl;
+    void *owned;
+    char *why = NULL;
+    /* o->name begins with the resource, as a store key does: enough to find the rule */
+    bool same = bk_value_open(x->enc, o->name, strlen(o->name), o->ekey, o->ekey_len, kv->value,
+                              kv->value_len, &p, &pl, &owned, &why) == 0 &&
+                pl == o->plain_len && !memcmp(p, o->plain, pl);
+    free(owned);
+    free(why);
+    return same;
 }
 
 static void report_failed(struct export *x, const struct xobj *o, int err, const char *msg)
@@ -185,7 +230,7 @@ static void single_done(void *arg, int err, const char *msg, const struct etcd_t
         bk_tally_add(&x->copied, o->k);
     } else {
         const struct etcd_kv *kv = r->n_resps && r->resps[0].n_kvs ? &r->resps[0].kvs[0] : NULL;
-        if (holds(kv, o)) {
+        if (holds(x, kv, o)) {
             x->same++;
         } else {
             fprintf(stderr,
@@ -242,7 +287,7 @@ static void batch_done(void *arg, int err, const char *msg, const struct etcd_tx
             const struct xobj *o = &b->objs[i];
             const struct etcd_kv *prev =
                 i < r->n_resps && r->resps[i].n_kvs ? &r->resps[i].kvs[0] : NULL;
-            if (holds(prev, o)) {
+            if (holds(x, prev, o)) {
                 x->same++;
                 continue;
             }
@@ -418,7 +463,7 @@ static void print_summary(const struct export *x, const char *path, uint64_t src
 int bk_to_etcd(const char *path, int is_file, const struct bk_etcd_opts *o, int overwrite,
                char **err)
 {
-    struct export x = {.prefix = o->prefix, .overwrite = overwrite};
+    struct export x = {.prefix = o->prefix, .enc = o->enc, .overwrite = overwrite};
     int64_t t0 = mono_ns();
     int rc = -1;
     uint64_t src_rev = 0;

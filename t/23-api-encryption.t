@@ -279,6 +279,13 @@ code, msg = err("Secrets", "Get", pb.GetRequest(namespace="default", name="s-grp
 t.ok(code == SC.INTERNAL, "a key of the right name and other bytes: an error (%s)" % msg)
 log = open(os.path.join(c.dir, "apiserver.log"), errors="replace").read()
 t.ok('aesgcm key "k2" does not open the value' in log, "which the log explains")
+c.api.stop()
+api = c.start_apiserver()
+code, msg = err("Secrets", "Get", pb.GetRequest(namespace="default", name="s-grpc"))
+t.ok(code == SC.INTERNAL, "without a config, an encrypted value is an error, not bytes (%s)" % msg)
+log = open(os.path.join(c.dir, "apiserver.log"), errors="replace").read()
+t.ok("the encryption config does not name its resource" in log or
+     "encrypted, but the encryption config does not name its resource" in log, "which the log explains")
 t.is_([log.count(s) for s in (SECRET1.decode(), SECRET2, SECRET3.decode())], [0, 0, 0],
       "no Secret's value in the apiserver's log")
 c.api.stop()

@@ -255,6 +255,10 @@ int enc_open(const enc_rule_t *r, const void *ad, size_t ad_len, const void *in,
     *out = NULL;
     *out_len = 0;
     *stale = 0;
+    if (len > (size_t)1 << 30 || ad_len > (size_t)1 << 30) {
+        *err = xstrdup("value too large to decrypt");
+        return -1;
+    }
     if (len < strlen(ENC_PREFIX) || memcmp(v, ENC_PREFIX, strlen(ENC_PREFIX))) {
         if (!r->has_identity) {
             *err = xstrdup("the value is stored unencrypted and identity is not among the "

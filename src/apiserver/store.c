@@ -255,8 +255,16 @@ static int open_stored(const store_t *s, const void *key, size_t key_len, const 
     *owned = NULL;
     *out = v;
     *out_len = vl;
-    if (!r)
-        return 0;
+    if (!r) {
+        /* sealed, but the config no longer names the resource: no plain bytes to give
+         * (an object's protobuf begins with field 1's tag, never with 'k') */
+        if (vl < 8 || *(const char *)v != 'k' || memcmp(v, "k8s:enc:", 8))
+            return 0;
+        log_err("store: %.*s: the value is encrypted, but the encryption config does not name "
+                "its resource",
+                (int)key_len, (const char *)key);
+        return STORE_ETRANSFORM;
+    }
     void *p;
     size_t pl;
     char *err = NULL;
@@ -307,12 +315,12 @@ static int open_cur(store_t *s, struct store_op *op, const void **cur, size_t *c
 static int seal_val(store_t *s, struct store_op *op)
 {
     const enc_rule_t *r = enc_rule_for_key(s->enc, op->key, op->key_len);
-    if (!r)
-        return 0;
     if (op->flags & STORE_OP_SEALED) {
         op->opaque_ = 1;
         return 0;
     }
+    if (!r)
+        return 0;
     char *err = NULL;
     if (enc_seal(r, op->key, op->key_len, op->val_, op->val_len_, &op->sval_, &op->sval_len_,
                  &err)) {

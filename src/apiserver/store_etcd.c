@@ -211,6 +211,14 @@ static void *replica_value(struct setcd *se, const char *key, const struct etcd_
     const uint8_t *v = kv->value;
     size_t len = kv->value_len;
     void *plain = NULL;
+    if (!r && len >= 8 && !memcmp(v, "k8s:enc:", 8)) {
+        log_err("store: etcd key %.*s at revision %" PRId64 ": encrypted, but the encryption "
+                "config does not name its resource",
+                (int)kv->key_len, (const char *)kv->key, kv->mod_revision);
+        *flags |= STORE_OP_SEALED;
+        *out_len = len;
+        return xmemdup(v, len);
+    }
     if (r) {
         char *err = NULL;
         size_t pl;

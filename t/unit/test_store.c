@@ -3,7 +3,8 @@
  * put/get/delete through ops, per-op failure with contiguous revisions,
  * listener-before-done ordering, group commit, snapshot isolation, log
  * scans, compaction, reopen, durability across SIGKILL, map growth, disk
- * full (tmpfs in a private mount namespace, root only), backup.
+ * full (tmpfs in a private mount namespace, root only), backup, values
+ * sealed for encryption at rest.
  *
  * `test_store --bench [seconds] [dir]` instead measures group commit with
  * 500 submitters in flight (each done resubmits) and prints ops/s.
@@ -11,6 +12,7 @@
 #include "config.h"
 #include "tap.h"
 
+#include "enc.h"
 #include "store.h"
 #include "util.h"
 
@@ -1132,6 +1134,171 @@ static void test_replica(void)
     free(dir);
 }
 
+/* ---- encryption at rest ---- */
+
+static char *enc_seen; /* the listener's last value */
+
+static void enc_listener(const struct store_change *ch, void *arg)
+{
+    (void)arg;
+    free(enc_seen);
+    enc_seen = ch->val ? xstrndup(ch->val, ch->val_len) : NULL;
+}
+
+static enc_t *enc_config(const char *keys)
+{
+    char *text = xasprintf("apiVersion: apiserver.config.k8s.io/v1\n"
+                           "kind: EncryptionConfiguration\n"
+                           "resources:\n"
+                           "  - resources: [secrets]\n"
+                           "    providers:\n"
+                           "      - aesgcm: {keys: [%s]}\n"
+                           "      - identity: {}\n",
+                           keys);
+    enc_t *e = NULL;
+    char *err = NULL;
+    if (enc_parse("test", text, strlen(text), &e, &err)) {
+        diag("enc_parse: %s", err);
+        free(err);
+    }
+    free(text);
+    return e;
+}
+
+static store_t *open_enc(const char *dir, const enc_t *e)
+{
+    struct store_opts o = {.dir = dir, .enc = e};
+    store_t *s = NULL;
+    char *err = NULL;
+    if (store_open(&s, &o, base, &err)) {
+        diag("store_open %s: %s", dir, err ? err : "?");
+        free(err);
+        return NULL;
+    }
+    store_set_listener(s, enc_listener, NULL);
+    return s;
+}
+
+/* How often needle is in the file at path. */
+static int file_count(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    size_t cap = 1 << 20, n = 0;
+    char *b = xmalloc(cap);
+    size_t r;
+    while ((r = fread(b + n, 1, cap - n, f)) > 0)
+        if ((n += r) == cap)
+            b = xrealloc(b, cap *= 2);
+    fclose(f);
+    int count = 0;
+    for (char *p = b; (p = memmem(p, n - (size_t)(p - b), needle, strlen(needle))); p++)
+        count++;
+    free(b);
+    return count;
+}
+
+/* The stored bytes of key, read with LMDB itself (the store closed). */
+static char *raw_get(const char *dir, const char *key)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = {strlen(key), (void *)key}, v;
+    char *res = NULL;
+    mdb_env_create(&env);
+    mdb_env_set_maxdbs(env, 4);
+    if (!mdb_env_open(env, dir, MDB_RDONLY, 0600) && !mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) {
+        if (!mdb_dbi_open(txn, "objects", 0, &dbi) && !mdb_get(txn, dbi, &k, &v))
+            res = xstrndup(v.mv_data, v.mv_size);
+        mdb_txn_abort(txn);
+    }
+    mdb_env_close(env);
+    return res;
+}
+
+static int log_first(const struct store_change *ch, void *arg)
+{
+    char **out = arg;
+    if (!*out && ch->val)
+        *out = xstrndup(ch->val, ch->val_len);
+    return 0;
+}
+
+static void test_encrypted(void)
+{
+    char *dir = subdir("enc"), *file = xasprintf("%s/data.mdb", dir);
+    enc_t *e1 = enc_config("{name: k, secret: AAECAwQFBgcICQoLDA0ODw==}");
+    enc_t *e2 = enc_config("{name: k2, secret: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=}, "
+                           "{name: k, secret: AAECAwQFBgcICQoLDA0ODw==}");
+    store_t *s = open_enc(dir, e1);
+    ok(s && e1 && e2, "a store with secrets encrypted");
+    if (!s || !e1 || !e2)
+        goto out;
+    struct top t;
+    is_int(run1(s, TOP_PUT, "secrets/default/a", "sealed-value-one", NULL), 0, "put a secret");
+    is_str(enc_seen, "sealed-value-one", "the listener sees it plain");
+    top_init(&t, TOP_PUT, "secrets/default/a", "sealed-value-two");
+    submit(s, &t);
+    wait_all();
+    is_str(t.saw_prev, "sealed-value-one", "done sees the previous value plain");
+    free(t.saw_prev);
+    is_int(run1(s, TOP_PUT, "pods/default/p", "plain-pod-value", NULL), 0, "and a pod");
+    char *v = get_str(s, "secrets/default/a");
+    is_str(v, "sealed-value-two", "store_get opens it");
+    free(v);
+    store_rtxn_t *r;
+    char buf[256] = "", *first = NULL;
+    struct scan_acc sa = {buf, 0};
+    store_read_begin(s, &r);
+    store_scan(r, "", 0, NULL, 0, scan_collect, &sa);
+    store_log_scan(r, 0, log_first, &first);
+    store_read_end(r);
+    is_str(buf, "pods/default/p=plain-pod-value secrets/default/a=sealed-value-two ",
+           "store_scan opens it");
+    is_str(first, "sealed-value-one", "store_log_scan opens it");
+    free(first);
+    ok(file_count(file, "sealed-value") == 0 && file_count(file, "plain-pod-value") > 0,
+       "in the data file: no secret's value, the pod's");
+    uint64_t rev = store_rev(s);
+    store_close(s);
+    v = raw_get(dir, "secrets/default/a");
+    ok(v && !strncmp(v, "k8s:enc:aesgcm:v1:k:", 20), "stored under key k");
+    free(v);
+
+    /* a new key first: the old value reads; an unchanged write seals it under the new key */
+    s = open_enc(dir, e2);
+    v = get_str(s, "secrets/default/a");
+    is_str(v, "sealed-value-two", "with k2 first, a value under k reads");
+    free(v);
+    is_int(run1(s, TOP_NOOP, "secrets/default/a", NULL, NULL), 0, "an op that changes nothing");
+    ok(store_rev(s) == rev, "takes no revision");
+    store_close(s);
+    v = raw_get(dir, "secrets/default/a");
+    ok(v && !strncmp(v, "k8s:enc:aesgcm:v1:k2:", 21), "but the value is now under k2");
+    free(v);
+
+    /* without the key: that value fails its reads and writes, others go on */
+    s = open_enc(dir, e1);
+    store_read_begin(s, &r);
+    const void *val;
+    size_t vl;
+    is_int(store_get(r, "secrets/default/a", 17, &val, &vl), STORE_ETRANSFORM,
+           "without k2: STORE_ETRANSFORM");
+    store_read_end(r);
+    is_int(run1(s, TOP_PUT, "secrets/default/a", "x", NULL), STORE_ETRANSFORM, "and a write of it");
+    is_int(run1(s, TOP_PUT, "secrets/default/b", "sealed-value-b", NULL), 0, "another goes on");
+    store_close(s);
+out:
+    free(enc_seen);
+    enc_seen = NULL;
+    enc_free(e1);
+    enc_free(e2);
+    free(file);
+    free(dir);
+}
+
 int main(int argc, char **argv)
 {
     log_init("test_store");
@@ -1163,6 +1330,7 @@ int main(int argc, char **argv)
     test_disk_full();
     test_backup();
     test_replica();
+    test_encrypted();
     if (getenv("TEST_STORE_KEEP"))
         diag("kept %s", tmpdir);
     else

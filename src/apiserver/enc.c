@@ -56,14 +56,22 @@ char *enc_describe(const enc_t *e)
     return buf_take(&b);
 }
 
-static const EVP_CIPHER *gcm_cipher(size_t len)
+static const EVP_CIPHER *cipher_of(enum enc_type t, size_t len)
 {
-    return len == 16 ? EVP_aes_128_gcm() : len == 24 ? EVP_aes_192_gcm() : EVP_aes_256_gcm();
+    if (t == ENC_AESGCM)
+        return len == 16 ? EVP_aes_128_gcm() : len == 24 ? EVP_aes_192_gcm() : EVP_aes_256_gcm();
+    return len == 16 ? EVP_aes_128_cbc() : len == 24 ? EVP_aes_192_cbc() : EVP_aes_256_cbc();
 }
 
-static const EVP_CIPHER *cbc_cipher(size_t len)
+/* IV (aescbc) or nonce (aesgcm) bytes, and the tag's after the ciphertext. */
+static size_t iv_len(enum enc_type t)
 {
-    return len == 16 ? EVP_aes_128_cbc() : len == 24 ? EVP_aes_192_cbc() : EVP_aes_256_cbc();
+    return t == ENC_AESGCM ? GCM_NONCE : CBC_IV;
+}
+
+static size_t tag_len(enum enc_type t)
+{
+    return t == ENC_AESGCM ? GCM_TAG : 0;
 }
 
 /* OpenSSL's reason for the last failure, as *err; returns -1. */
@@ -77,54 +85,42 @@ static int ssl_fail(const char *what, char **err)
     return -1;
 }
 
-/* out (the key's prefix, room for nonce, len + tag) <- AES-GCM of in. */
-static int gcm_seal(const struct enc_key *k, const void *ad, size_t ad_len, const void *in,
-                    size_t len, unsigned char *out, size_t *out_len, char **err)
+/*
+ * One pass of key k's cipher (encrypting if enc) over in into out, with iv.
+ * aesgcm: ad authenticated too, and the tag written to (or checked
+ * against) tag. EVP's default padding is PKCS#7, as Kubernetes' aescbc.
+ * Returns 0, 1 when a decryption does not authenticate or unpad (the key
+ * is not the one that sealed it), or -1 with *err when OpenSSL failed.
+ */
+static int crypt(const struct enc_key *k, enum enc_type t, int enc, const unsigned char *iv,
+                 const void *ad, size_t ad_len, unsigned char *tag, const void *in, size_t len,
+                 unsigned char *out, size_t *out_len, char **err)
 {
-    unsigned char *nonce = out + k->prefix_len, *ct = nonce + GCM_NONCE;
-    int n = 0, n2 = 0, rc = -1;
+    int n = 0, n2 = 0, rc = -1, gcm = t == ENC_AESGCM;
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
     if (!c)
         fatal("EVP_CIPHER_CTX_new: out of memory");
-    if (RAND_bytes(nonce, GCM_NONCE) != 1) {
-        rc = ssl_fail("aesgcm: RAND_bytes", err);
+    if (EVP_CipherInit_ex(c, cipher_of(t, k->len), NULL, k->secret, iv, enc) != 1 ||
+        (gcm && EVP_CipherUpdate(c, NULL, &n, ad, (int)ad_len) != 1) ||
+        EVP_CipherUpdate(c, out, &n, in, (int)len) != 1 ||
+        (gcm && !enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, GCM_TAG, tag) != 1)) {
+        rc = ssl_fail(enc_type_name(t), err);
         goto out;
     }
-    if (EVP_EncryptInit_ex(c, gcm_cipher(k->len), NULL, k->secret, nonce) != 1 ||
-        EVP_EncryptUpdate(c, NULL, &n, ad, (int)ad_len) != 1 ||
-        EVP_EncryptUpdate(c, ct, &n, in, (int)len) != 1 ||
-        EVP_EncryptFinal_ex(c, ct + n, &n2) != 1 ||
-        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, GCM_TAG, ct + n + n2) != 1) {
-        rc = ssl_fail("aesgcm: encrypt", err);
+    if (EVP_CipherFinal_ex(c, out + n, &n2) != 1) {
+        if (enc) {
+            rc = ssl_fail(enc_type_name(t), err);
+        } else {
+            ERR_clear_error();
+            rc = 1;
+        }
         goto out;
     }
-    *out_len = k->prefix_len + GCM_NONCE + (size_t)(n + n2) + GCM_TAG;
-    rc = 0;
-out:
-    EVP_CIPHER_CTX_free(c);
-    return rc;
-}
-
-static int cbc_seal(const struct enc_key *k, const void *in, size_t len, unsigned char *out,
-                    size_t *out_len, char **err)
-{
-    unsigned char *iv = out + k->prefix_len, *ct = iv + CBC_IV;
-    int n = 0, n2 = 0, rc = -1;
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    if (!c)
-        fatal("EVP_CIPHER_CTX_new: out of memory");
-    if (RAND_bytes(iv, CBC_IV) != 1) {
-        rc = ssl_fail("aescbc: RAND_bytes", err);
+    if (gcm && enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, GCM_TAG, tag) != 1) {
+        rc = ssl_fail(enc_type_name(t), err);
         goto out;
     }
-    /* EVP's default padding is PKCS#7, as Kubernetes' aescbc */
-    if (EVP_EncryptInit_ex(c, cbc_cipher(k->len), NULL, k->secret, iv) != 1 ||
-        EVP_EncryptUpdate(c, ct, &n, in, (int)len) != 1 ||
-        EVP_EncryptFinal_ex(c, ct + n, &n2) != 1) {
-        rc = ssl_fail("aescbc: encrypt", err);
-        goto out;
-    }
-    *out_len = k->prefix_len + CBC_IV + (size_t)(n + n2);
+    *out_len = (size_t)(n + n2);
     rc = 0;
 out:
     EVP_CIPHER_CTX_free(c);
@@ -144,81 +140,51 @@ int enc_seal(const enc_rule_t *r, const void *ad, size_t ad_len, const void *in,
         return -1;
     }
     const struct enc_key *k = &p->keys[0];
+    size_t ivl = iv_len(p->type), n;
     /* prefix, IV or nonce, the text and a block of padding or the tag */
-    unsigned char *b = xmalloc(k->prefix_len + CBC_IV + len + 16);
+    unsigned char *b = xmalloc(k->prefix_len + ivl + len + 16), *iv = b + k->prefix_len;
     memcpy(b, k->prefix, k->prefix_len);
-    int rc = p->type == ENC_AESGCM ? gcm_seal(k, ad, ad_len, in, len, b, out_len, err)
-                                   : cbc_seal(k, in, len, b, out_len, err);
-    if (rc) {
+    if (RAND_bytes(iv, (int)ivl) != 1) {
+        ssl_fail("RAND_bytes", err);
+        free(b);
+        return -1;
+    }
+    /* GCM is a stream mode: the tag goes right after len bytes of ciphertext */
+    if (crypt(k, p->type, 1, iv, ad, ad_len, iv + ivl + len, in, len, iv + ivl, &n, err)) {
         free(b);
         return -1;
     }
     *out = b;
+    *out_len = k->prefix_len + ivl + n + tag_len(p->type);
     return 0;
 }
 
-static int gcm_open(const struct enc_key *k, const void *ad, size_t ad_len, const unsigned char *in,
-                    size_t len, unsigned char *out, size_t *out_len, char **err)
+/* The value after k's prefix, opened into *out (malloc'd). 0 or -1 with *err. */
+static int open_with(const struct enc_key *k, enum enc_type t, const void *ad, size_t ad_len,
+                     const unsigned char *body, size_t len, void **out, size_t *out_len, char **err)
 {
-    if (len < GCM_NONCE + GCM_TAG) {
-        *err = xasprintf("aesgcm key \"%s\": the value is too short", k->name);
+    size_t ivl = iv_len(t), tl = tag_len(t);
+    if (len < ivl + tl || (t == ENC_AESCBC && (len - ivl < 16 || (len - ivl) % 16))) {
+        *err = xasprintf("%s key \"%s\": the value is too short or not whole blocks",
+                         enc_type_name(t), k->name);
         return -1;
     }
-    const unsigned char *nonce = in, *ct = in + GCM_NONCE;
-    size_t ct_len = len - GCM_NONCE - GCM_TAG;
-    int n = 0, n2 = 0, rc = -1;
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    if (!c)
-        fatal("EVP_CIPHER_CTX_new: out of memory");
-    if (EVP_DecryptInit_ex(c, gcm_cipher(k->len), NULL, k->secret, nonce) != 1 ||
-        EVP_DecryptUpdate(c, NULL, &n, ad, (int)ad_len) != 1 ||
-        EVP_DecryptUpdate(c, out, &n, ct, (int)ct_len) != 1 ||
-        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, GCM_TAG, (void *)(ct + ct_len)) != 1) {
-        rc = ssl_fail("aesgcm: decrypt", err);
-        goto out;
-    }
-    if (EVP_DecryptFinal_ex(c, out + n, &n2) != 1) {
-        ERR_clear_error();
-        *err = xasprintf("aesgcm key \"%s\" does not open the value (another secret under that "
-                         "name, or the value was changed or moved)",
-                         k->name);
-        goto out;
-    }
-    *out_len = (size_t)(n + n2);
-    rc = 0;
-out:
-    EVP_CIPHER_CTX_free(c);
-    return rc;
-}
-
-static int cbc_open(const struct enc_key *k, const unsigned char *in, size_t len,
-                    unsigned char *out, size_t *out_len, char **err)
-{
-    if (len < CBC_IV + 16 || (len - CBC_IV) % 16) {
-        *err = xasprintf("aescbc key \"%s\": the value is not whole blocks", k->name);
+    size_t ct_len = len - ivl - tl;
+    unsigned char *b = xmalloc(ct_len ? ct_len : 1);
+    int rc = crypt(k, t, 0, body, ad, ad_len, (unsigned char *)body + ivl + ct_len, body + ivl,
+                   ct_len, b, out_len, err);
+    if (rc) {
+        free(b);
+        if (rc > 0)
+            *err =
+                xasprintf("%s key \"%s\" does not open the value (%s)", enc_type_name(t), k->name,
+                          t == ENC_AESGCM ? "another secret under that name, or the value was "
+                                            "changed or moved"
+                                          : "bad padding: another secret under that name?");
         return -1;
     }
-    int n = 0, n2 = 0, rc = -1;
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    if (!c)
-        fatal("EVP_CIPHER_CTX_new: out of memory");
-    if (EVP_DecryptInit_ex(c, cbc_cipher(k->len), NULL, k->secret, in) != 1 ||
-        EVP_DecryptUpdate(c, out, &n, in + CBC_IV, (int)(len - CBC_IV)) != 1) {
-        rc = ssl_fail("aescbc: decrypt", err);
-        goto out;
-    }
-    if (EVP_DecryptFinal_ex(c, out + n, &n2) != 1) {
-        ERR_clear_error();
-        *err = xasprintf("aescbc key \"%s\" does not open the value (bad padding: another "
-                         "secret under that name?)",
-                         k->name);
-        goto out;
-    }
-    *out_len = (size_t)(n + n2);
-    rc = 0;
-out:
-    EVP_CIPHER_CTX_free(c);
-    return rc;
+    *out = b;
+    return 0;
 }
 
 /* s..end as printable text onto b (a value's prefix may hold any byte). */
@@ -274,16 +240,9 @@ int enc_open(const enc_rule_t *r, const void *ad, size_t ad_len, const void *in,
             const struct enc_key *k = &p->keys[j];
             if (len < k->prefix_len || memcmp(v, k->prefix, k->prefix_len))
                 continue;
-            const unsigned char *body = v + k->prefix_len;
-            size_t blen = len - k->prefix_len;
-            unsigned char *b = xmalloc(blen ? blen : 1);
-            int rc = p->type == ENC_AESGCM ? gcm_open(k, ad, ad_len, body, blen, b, out_len, err)
-                                           : cbc_open(k, body, blen, b, out_len, err);
-            if (rc) {
-                free(b);
+            if (open_with(k, p->type, ad, ad_len, v + k->prefix_len, len - k->prefix_len, out,
+                          out_len, err))
                 return -1;
-            }
-            *out = b;
             *stale = i || j;
             return 0;
         }

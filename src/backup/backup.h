@@ -68,7 +68,7 @@ int bk_value_seal(const struct enc *enc, const char *key, size_t key_len, const 
 
 /* Objects counted by kind, for the summary line. Zero-initialised is empty. */
 struct bk_tally {
-    size_t n[8]; /* by index in kinds_all */
+    size_t n[KINDS_N]; /* by index in kinds_all */
     size_t total;
 };
 void bk_tally_add(struct bk_tally *t, const struct kind *k);

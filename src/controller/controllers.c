@@ -10,5 +10,6 @@
 const struct ctrl_def *const ctrl_all[] = {
     &ctrl_replicaset,
     &ctrl_daemonset,
+    &ctrl_deployment,
     NULL,
 };

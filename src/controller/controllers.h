@@ -10,6 +10,7 @@
 
 extern const struct ctrl_def ctrl_replicaset;
 extern const struct ctrl_def ctrl_daemonset;
+extern const struct ctrl_def ctrl_deployment;
 
 /* Every controller, NULL-terminated, in the order they start. */
 extern const struct ctrl_def *const ctrl_all[];

@@ -27,3 +27,9 @@ t_unit_test_daemonset_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/s
 	-I$(srcdir)/src/scheduler
 t_unit_test_daemonset_LDADD = libcontroller.a libscheduler.a libcoracle.a $(YAML_LIBS) $(COMMON_LIBS) -lm
 TESTS_PROGS += t/unit/test_daemonset
+
+check_PROGRAMS += t/unit/test_deployment
+t_unit_test_deployment_SOURCES = t/unit/test_deployment.c
+t_unit_test_deployment_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/controller
+t_unit_test_deployment_LDADD = libcontroller.a libscheduler.a libcoracle.a $(COMMON_LIBS) -lm
+TESTS_PROGS += t/unit/test_deployment

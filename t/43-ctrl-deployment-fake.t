@@ -288,6 +288,31 @@ t.is_(cond(get("slow"), "Progressing").message, 'ReplicaSet "%s" has timed out p
 av = cond(get("slow"), "Available")
 t.ok(av and av.status == "False" and av.reason == "MinimumReplicasUnavailable", "Available False")
 
+# ---- minReadySeconds: ready pods count as available only after it
+node.ready = lambda p: True
+api.call("Deployments", "Create", deployment("mrs", 1, minReadySeconds=2))
+t.ok(c.wait_for(lambda: get("mrs").status.readyReplicas == 1), "minReadySeconds 2: the pod ready")
+t0 = time.time()
+t.is_(get("mrs").status.availableReplicas, 0, "but not available yet")
+t.ok(c.wait_for(lambda: complete("mrs", 1)), "available after minReadySeconds")
+t.ok(time.time() - t0 >= 0.9, "not before (%.1f s)" % (time.time() - t0))
+t.is_(rss("mrs")[0].spec.minReadySeconds, 2, "minReadySeconds passed to the ReplicaSet")
+
+# ---- a hash collision: the name is taken by a ReplicaSet not ours, collisionCount goes up
+api.call("Deployments", "Create", deployment("coll", 1))
+t.ok(c.wait_for(lambda: len(rss("coll")) == 1), "coll: its ReplicaSet")
+taken = rss("coll")[0].metadata.name
+api.call("Deployments", "Delete", pb.DeleteRequest(namespace="default", name="coll"))
+api.call("ReplicaSets", "Delete", pb.DeleteRequest(namespace="default", name=taken))
+t.ok(c.wait_for(lambda: api.try_call("ReplicaSets", "Get", pb.GetRequest(namespace="default", name=taken))[0] is None),
+     "deployment and ReplicaSet deleted")
+api.call("ReplicaSets", "Create", pb.ReplicaSet(metadata=meta(taken, "default"), spec=pb.ReplicaSetSpec(
+    replicas=0, selector=pb.LabelSelector(matchLabels={"app": "other"}), template=tmpl("other", "nginx"))))
+api.call("Deployments", "Create", deployment("coll", 1))
+t.ok(c.wait_for(lambda: complete("coll", 1)), "the same template again: rolled out")
+t.ok(get("coll").status.collisionCount == 1 and rss("coll")[0].metadata.name != taken,
+     "under another name, collisionCount 1 (%s)" % rss("coll")[0].metadata.name)
+
 # ---- a Deployment selecting everything does nothing
 api.call("Deployments", "Create", pb.Deployment(metadata=meta("all", "default"), spec=pb.DeploymentSpec(
     replicas=1, selector=pb.LabelSelector(), template=tmpl("all", "nginx"))))

@@ -320,6 +320,7 @@ t.ok(c.wait_for(lambda: "This deployment is selecting all pods. A non-empty sele
                 events("SelectingAll")), "SelectingAll warning")
 t.is_(len(rss("all")), 0, "and no ReplicaSet")
 t.is_(cm.alive(), True, "controller manager still running")
+t.is_(cm.stop(), 0, "and exits 0 (nothing leaked, under the sanitizers)")
 
 c.teardown()
 t.done()

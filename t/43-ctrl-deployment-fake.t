@@ -213,7 +213,7 @@ t.ok(c.wait_for(lambda: complete("web", 3) and len(pods("web")) == 3), "scaled b
 # ---- kubectl: rollout status, history, undo
 kubectl = kubectls.kubectl_132()
 if not kubectl:
-    t.skip("kubectl 1.32 not installed", 6)
+    t.skip("kubectl 1.32 not installed", 10)
 else:
     home = os.path.join(c.dir, "khome")
     os.makedirs(home)
@@ -242,6 +242,17 @@ else:
          % [(x.metadata.name, x.spec.replicas, dict(x.metadata.annotations)) for x in r])
     rc, out, e = k("rollout", "status", "deploy/web", "--timeout=60s")
     t.ok(rc == 0 and 'successfully rolled out' in out, "kubectl rollout status after undo (%s%s)" % (out, e))
+
+    # kubectl create sends protobuf (empty strings written, a field proto/ lacks);
+    # undo sends the template back as JSON: still the same template
+    rc, out, e = k("create", "deployment", "kc", "--image=nginx:1", "--replicas=1")
+    t.ok(rc == 0 and c.wait_for(lambda: complete("kc", 1)), "kubectl create deployment (%s%s)" % (out, e))
+    rc, out, e = k("rollout", "restart", "deploy/kc")
+    t.ok(rc == 0 and c.wait_for(lambda: complete("kc", 1) and len(rss("kc")) == 2), "kubectl rollout restart (%s%s)" % (out, e))
+    rc, out, e = k("rollout", "undo", "deploy/kc", "--to-revision=1")
+    t.ok(rc == 0 and c.wait_for(lambda: complete("kc", 1) and rss("kc")[-1].metadata.annotations[
+        "deployment.kubernetes.io/revision"] == "3"), "kubectl rollout undo --to-revision=1 (%s%s)" % (out, e))
+    t.is_(len(rss("kc")), 2, "the first ReplicaSet taken again, no third one")
 
 # ---- paused: scaling works, no rollout; resumed: it rolls out
 update("web", lambda d: setattr(d.spec, "paused", True))

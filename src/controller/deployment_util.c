@@ -118,20 +118,64 @@ static int entry_cmp(const void *a, const void *b)
     return strcmp((*(map_entry *const *)a)->key, (*(map_entry *const *)b)->key);
 }
 
+/* Whether the n bytes at p are all 0. */
+static bool zero(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i])
+            return false;
+    return true;
+}
+
+/* Unsets a singular scalar, string or bytes field f of m that holds its zero value. */
+static void prune_scalar(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+{
+    char *at = (char *)m + f->offset;
+    if (f->type == PROTOBUF_C_TYPE_STRING) {
+        char **s = (char **)at;
+        if (*s && !**s) {
+            if (*s != f->default_value)
+                free(*s);
+            *s = NULL;
+        }
+        return;
+    }
+    if (f->label != PROTOBUF_C_LABEL_OPTIONAL || !f->quantifier_offset)
+        return;
+    protobuf_c_boolean *has = (protobuf_c_boolean *)((char *)m + f->quantifier_offset);
+    if (f->type == PROTOBUF_C_TYPE_BYTES)
+        *has = *has && ((ProtobufCBinaryData *)at)->len > 0;
+    else
+        *has = *has && !zero(at, pb_elt_size(f->type));
+}
+
 /*
- * Drops the submessages of m that hold nothing, as Go's value structs
- * (ResourceRequirements, ObjectMeta...) make no difference between empty
- * and absent: a template that went through JSON ("resources": {}) is
- * still the same template.
+ * Drops what holds nothing in m: zero scalars, empty strings, submessages
+ * left empty, and the fields proto/ does not know (kept by protobuf-c:
+ * a client's protobuf may carry Kubernetes fields coracle has not got,
+ * such as PodSpec's deprecated serviceAccount). Go's value fields make no
+ * difference between zero and absent, so a template is the same whether
+ * it came as protobuf (every string written, empty or not) or through
+ * JSON ("resources": {}, empty strings left out), as kubectl's rollout
+ * undo sends it back.
  */
 static void prune(ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        free(m->unknown_fields[i].data);
+    free(m->unknown_fields);
+    m->unknown_fields = NULL;
+    m->n_unknown_fields = 0;
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
-        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
-            continue;
         void *at = (char *)m + f->offset;
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE) {
+            if (f->label != PROTOBUF_C_LABEL_REPEATED)
+                prune_scalar(m, f);
+            continue;
+        }
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t n = *(size_t *)((char *)m + f->quantifier_offset);
             for (size_t j = 0; j < n; j++)

@@ -131,6 +131,20 @@ static void hash(void)
     ok(dep_template_equal(t1, t3), "an empty part equals an absent one (resources: {})");
     dep_template_hash(t3, NULL, c);
     is_str(c, a, "and hashes the same");
+    Coracle__V1__Container *ct = t3->spec->containers[0];
+    ct->workingdir = xstrdup("");
+    ct->has_tty = 1;
+    t3->metadata->creationtimestamp = xmalloc(sizeof(Coracle__V1__Time));
+    coracle__v1__time__init(t3->metadata->creationtimestamp);
+    ok(dep_template_equal(t1, t3), "zero values written out (protobuf) equal absent ones (JSON)");
+    t3->spec->base.unknown_fields = xmalloc(sizeof(ProtobufCMessageUnknownField));
+    /* protobuf's bytes after the tag: an empty string, its length 0 */
+    t3->spec->base.unknown_fields[0] =
+        (ProtobufCMessageUnknownField){9, PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED, 1, xcalloc(1, 1)};
+    t3->spec->base.n_unknown_fields = 1;
+    ok(dep_template_equal(t1, t3), "fields proto/ does not know are left out");
+    ct->tty = 1;
+    ok(!dep_template_equal(t1, t3), "but tty: true differs");
     protobuf_c_message_free_unpacked(&t1->base, NULL);
     protobuf_c_message_free_unpacked(&t2->base, NULL);
     protobuf_c_message_free_unpacked(&t3->base, NULL);

@@ -270,6 +270,23 @@ update("web", lambda d: setattr(d.spec, "paused", False))
 t.ok(c.wait_for(lambda: complete("web", 4) and all(p.spec.containers[0].image == "nginx:4" for p in pods("web"))),
      "resumed: nginx:4 rolled out")
 
+# ---- the deprecated rollback annotation (rollbackTo): 0 is the revision before the newest
+r = rss("web")
+prev = r[-2]
+want_image = prev.spec.template.spec.containers[0].image
+update("web", lambda d: d.metadata.annotations.__setitem__("deprecated.deployment.rollback.to", "0"))
+t.ok(c.wait_for(lambda: complete("web", 4) and get("web").spec.template.spec.containers[0].image == want_image
+                and "deprecated.deployment.rollback.to" not in get("web").metadata.annotations),
+     "rollback.to 0: back to %s, the annotation cleared" % want_image)
+t.ok('Rolled back deployment "web" to revision %s' % prev.metadata.annotations["deployment.kubernetes.io/revision"]
+     in events("DeploymentRollback"), "event DeploymentRollback")
+t.ok(c.wait_for(lambda: len(rss("web")) == len(r) and
+                [x.metadata.name for x in rss("web")][-1] == prev.metadata.name), "its ReplicaSet the newest again")
+update("web", lambda d: d.metadata.annotations.__setitem__("deprecated.deployment.rollback.to", "99"))
+t.ok(c.wait_for(lambda: "Unable to find the revision to rollback to." in events("DeploymentRollbackRevisionNotFound")
+                and "deprecated.deployment.rollback.to" not in get("web").metadata.annotations),
+     "rollback.to 99: DeploymentRollbackRevisionNotFound, the annotation cleared")
+
 # ---- revisionHistoryLimit: the old ReplicaSets beyond it go
 update("web", lambda d: setattr(d.spec, "revisionHistoryLimit", 1))
 t.ok(c.wait_for(lambda: len(rss("web")) == 2), "revisionHistoryLimit 1: one old ReplicaSet kept")

@@ -185,7 +185,7 @@ struct dsync {
     Coracle__V1__Deployment *d;          /* a copy; d->status is what the sync has set so far */
     Coracle__V1__DeploymentStatus *orig; /* the status as read (NULL if none) */
     Coracle__V1__DeploymentStatus *st;   /* the status to write, NULL: leave it */
-    bool meta_dirty;                     /* the Deployment's revision annotation changed */
+    bool meta_dirty;                     /* the Deployment itself changed (annotations, rollback) */
     struct drs *rs;                      /* every ReplicaSet it owns, oldest first */
     size_t n, cap;
     int new_ix;  /* the new ReplicaSet's index, -1 if none */
@@ -957,6 +957,101 @@ static void recreate(struct dsync *s)
     }
 }
 
+/* ---------------------------------------------------------------- rollback */
+
+#define ROLLBACK_TO "deprecated.deployment.rollback.to"
+
+/* The revision the deprecated rollback annotation asks for, or -1 for none. */
+static int64_t rollback_to(const struct dsync *s)
+{
+    int64_t rev;
+    return dep_ann_int(s->d->metadata, ROLLBACK_TO, &rev) ? rev : -1;
+}
+
+/* LastRevision: the revision before the newest one (0 if none). */
+static int64_t last_revision(const struct dsync *s)
+{
+    int64_t max = 0, second = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        int64_t v = dep_revision(s->rs[i].rs);
+        if (v > max) {
+            second = max;
+            max = v;
+        } else if (v > second && v != max) {
+            second = v;
+        }
+    }
+    return second;
+}
+
+/*
+ * rollbackToTemplate: the Deployment takes rs's template (without the
+ * hash label) and rs's annotations, but those the controller writes.
+ */
+static bool take_template(struct dsync *s, const Coracle__V1__ReplicaSet *rs)
+{
+    Coracle__V1__DeploymentSpec *spec = s->d->spec;
+    if (dep_template_equal(spec->template_, rs->spec->template_)) {
+        ctrl_event(s->c, &kind_deployment, &s->d->base, "Warning",
+                   "DeploymentRollbackTemplateUnchanged",
+                   "The rollback revision contains the same template as current deployment "
+                   "\"%s\"",
+                   s->d->metadata->name);
+        return false;
+    }
+    protobuf_c_message_free_unpacked(&spec->template_->base, NULL);
+    spec->template_ = (Coracle__V1__PodTemplateSpec *)pb_clone(&rs->spec->template_->base);
+    Coracle__V1__ObjectMeta *tm = spec->template_->metadata;
+    if (tm)
+        dep_map_del((void ***)&tm->labels, &tm->n_labels, DEP_HASH_LABEL);
+    Coracle__V1__ObjectMeta *m = s->d->metadata;
+    size_t k = 0;
+    for (size_t i = 0; i < m->n_annotations; i++) {
+        if (m->annotations[i]->key && dep_ann_skipped(m->annotations[i]->key))
+            m->annotations[k++] = m->annotations[i];
+        else
+            protobuf_c_message_free_unpacked(&m->annotations[i]->base, NULL);
+    }
+    m->n_annotations = k;
+    const Coracle__V1__ObjectMeta *rm = rs->metadata;
+    for (size_t i = 0; i < rm->n_annotations; i++)
+        if (rm->annotations[i]->key && !dep_ann_skipped(rm->annotations[i]->key))
+            dep_ann_set(m, rm->annotations[i]->key,
+                        rm->annotations[i]->value ? rm->annotations[i]->value : "");
+    return true;
+}
+
+/*
+ * rollback.go: the deprecated rollback annotation (extensions/v1beta1's
+ * rollbackTo) puts an old revision's template back and goes; kubectl's
+ * rollout undo patches the template itself and never sets it.
+ */
+static void rollback(struct dsync *s)
+{
+    int64_t rev = rollback_to(s);
+    if (rev == 0 && (rev = last_revision(s)) == 0) {
+        ctrl_event(s->c, &kind_deployment, &s->d->base, "Warning",
+                   "DeploymentRollbackRevisionNotFound", "Unable to find last revision.");
+    } else {
+        size_t i = 0;
+        while (i < s->n && dep_revision(s->rs[i].rs) != rev)
+            i++;
+        if (i == s->n || !s->rs[i].rs->spec->template_)
+            ctrl_event(s->c, &kind_deployment, &s->d->base, "Warning",
+                       "DeploymentRollbackRevisionNotFound",
+                       "Unable to find the revision to rollback to.");
+        else if (take_template(s, s->rs[i].rs))
+            ctrl_event(s->c, &kind_deployment, &s->d->base, "Normal", "DeploymentRollback",
+                       "Rolled back deployment \"%s\" to revision %lld", s->d->metadata->name,
+                       (long long)rev);
+    }
+    dep_map_del((void ***)&s->d->metadata->annotations, &s->d->metadata->n_annotations,
+                ROLLBACK_TO);
+    s->meta_dirty = true;
+    s->st = status_copy(s->d->status); /* what paused_conditions changed */
+    finish(s);
+}
+
 /* isScalingEvent: a ReplicaSet with replicas was sized for another spec.replicas. */
 static bool scaling_event(struct dsync *s)
 {
@@ -1076,9 +1171,11 @@ static void sync_claimed(struct dsync *s)
         return;
     }
     paused_conditions(s);
-    if (s->d->spec->paused || scaling_event(s)) {
+    if (!s->d->spec->paused && rollback_to(s) >= 0) {
+        rollback(s);
+    } else if (s->d->spec->paused || scaling_event(s)) {
         scale_all(s);
-        if (s->d->spec->paused)
+        if (s->d->spec->paused && rollback_to(s) < 0)
             cleanup(s);
         s->st = calc_status(s);
         finish(s);

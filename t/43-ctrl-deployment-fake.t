@@ -341,6 +341,25 @@ t.ok(c.wait_for(lambda: complete("coll", 1)), "the same template again: rolled o
 t.ok(get("coll").status.collisionCount == 1 and rss("coll")[0].metadata.name != taken,
      "under another name, collisionCount 1 (%s)" % rss("coll")[0].metadata.name)
 
+# ---- an orphan ReplicaSet the selector matches is adopted (an old one: emptied); relabelled, released
+api.call("ReplicaSets", "Create", pb.ReplicaSet(metadata=meta("stray", "default", labels={"app": "adp"}), spec=pb.ReplicaSetSpec(
+    replicas=1, selector=pb.LabelSelector(matchLabels={"app": "adp"}), template=tmpl("adp", "busybox"))))
+api.call("Deployments", "Create", deployment("adp", 1))
+
+
+def stray():
+    return api.call("ReplicaSets", "Get", pb.GetRequest(namespace="default", name="stray"))
+
+
+t.ok(c.wait_for(lambda: [o.uid for o in stray().metadata.ownerReferences if o.controller] == [get("adp").metadata.uid]),
+     "the orphan ReplicaSet adopted by the Deployment")
+t.ok(c.wait_for(lambda: complete("adp", 1) and stray().spec.replicas == 0), "and scaled down as an old one")
+r = stray()
+r.metadata.labels["app"] = "gone"
+api.call("ReplicaSets", "Update", r)
+t.ok(c.wait_for(lambda: not any(o.controller for o in stray().metadata.ownerReferences)),
+     "relabelled out of the selector: released")
+
 # ---- a Deployment selecting everything does nothing
 api.call("Deployments", "Create", pb.Deployment(metadata=meta("all", "default"), spec=pb.DeploymentSpec(
     replicas=1, selector=pb.LabelSelector(), template=tmpl("all", "nginx"))))

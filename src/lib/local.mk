@@ -12,6 +12,8 @@ libcoracle_a_SOURCES = \
 	src/lib/cfg.h \
 	src/lib/columns.c \
 	src/lib/columns.h \
+	src/lib/cron.c \
+	src/lib/cron.h \
 	src/lib/daemon.c \
 	src/lib/daemon.h \
 	src/lib/etcd.c \
@@ -185,6 +187,12 @@ t_unit_test_kpatch_SOURCES = t/unit/test_kpatch.c t/unit/tap.h
 t_unit_test_kpatch_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
 t_unit_test_kpatch_LDADD = libcoracle.a $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_kpatch
+
+check_PROGRAMS += t/unit/test_cron
+t_unit_test_cron_SOURCES = t/unit/test_cron.c t/unit/tap.h
+t_unit_test_cron_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_cron_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_cron
 
 check_PROGRAMS += t/unit/test_qty
 t_unit_test_qty_SOURCES = t/unit/test_qty.c

@@ -34,6 +34,7 @@ static const struct {
     {"spdy", fuzz_spdy_one},
     {"ws", fuzz_ws_one},
     {"enc_cfg", fuzz_enc_cfg_one},
+    {"cron", fuzz_cron_one},
 };
 
 static int run_dir(const char *dir, int (*fn)(const uint8_t *, size_t), size_t *count)

@@ -6,8 +6,8 @@
 # ReplicaSets' names, labels and annotations; scaling mid-rollout spread
 # in proportion; paused (scaling works, no rollout) and resumed;
 # Recreate (the new ReplicaSet only once the old pods are gone);
-# revisionHistoryLimit; ProgressDeadlineExceeded; a selector-less
-# Deployment; stock kubectl's rollout status, history and undo.
+# revisionHistoryLimit; ProgressDeadlineExceeded; an empty selector
+# refused; stock kubectl's rollout status, history and undo.
 import os
 import subprocess
 import sys
@@ -360,12 +360,13 @@ api.call("ReplicaSets", "Update", r)
 t.ok(c.wait_for(lambda: not any(o.controller for o in stray().metadata.ownerReferences)),
      "relabelled out of the selector: released")
 
-# ---- a Deployment selecting everything does nothing
-api.call("Deployments", "Create", pb.Deployment(metadata=meta("all", "default"), spec=pb.DeploymentSpec(
+# ---- a Deployment selecting everything: apps/v1 refuses it, as kube-apiserver does
+_, e = api.try_call("Deployments", "Create", pb.Deployment(metadata=meta("all", "default"), spec=pb.DeploymentSpec(
     replicas=1, selector=pb.LabelSelector(), template=tmpl("all", "nginx"))))
-t.ok(c.wait_for(lambda: "This deployment is selecting all pods. A non-empty selector is required." in
-                events("SelectingAll")), "SelectingAll warning")
-t.is_(len(rss("all")), 0, "and no ReplicaSet")
+t.ok(e is not None and "empty selector is invalid for deployment" in e.message,
+     "a Deployment with an empty selector is refused (%s)" % e)
+t.is_(api.try_call("Deployments", "Get", pb.GetRequest(namespace="default", name="all"))[0], None,
+      "and nothing stored")
 t.is_(cm.alive(), True, "controller manager still running")
 t.is_(cm.stop(), 0, "and exits 0 (nothing leaked, under the sanitizers)")
 

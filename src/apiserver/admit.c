@@ -5,6 +5,7 @@
  */
 #include "config.h"
 #include "admit.h"
+#include "admit_int.h"
 #include "json.h"
 #include "kobj.h"
 #include "obj.h"
@@ -18,17 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct errs {
-    char **v;
-    size_t n, cap;
-};
-
 static void eadd(struct errs *e, const char *fmt, ...) PRINTF(2, 3);
 static void eadd(struct errs *e, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    *XPUSH(e->v, e->n, e->cap) = xvasprintf(fmt, ap);
+    admit_verr(e, fmt, ap);
     va_end(ap);
 }
 
@@ -837,6 +833,8 @@ int admit_validate(const struct kind *k, const ProtobufCMessage *obj, char **msg
         check_configmap(&e, (const void *)obj);
     } else if (k == &kind_secret) {
         check_secret(&e, (const void *)obj);
+    } else {
+        admit_workload_validate(&e, k, obj);
     }
     return efinish(&e, k, m ? m->name : NULL, msg);
 }
@@ -945,6 +943,8 @@ int admit_update(const struct kind *k, const ProtobufCMessage *old, const Protob
             eadd(&e, "type: Invalid value: \"%s\": field is immutable", b->type ? b->type : "");
         check_immutable(&e, a->has_immutable && a->immutable, b->has_immutable && b->immutable,
                         same_entries((void *)a->data, a->n_data, (void *)b->data, b->n_data), true);
+    } else {
+        admit_workload_update(&e, k, old, upd);
     }
     const Coracle__V1__ObjectMeta *m = kind_meta(upd);
     return efinish(&e, k, m ? m->name : NULL, msg);
@@ -967,6 +967,8 @@ void admit_prepare_create(const struct kind *k, ProtobufCMessage *obj)
         n->status = xmalloc(sizeof(*n->status));
         coracle__v1__namespace_status__init(n->status);
         n->status->phase = xstrdup("Active");
+    } else {
+        admit_workload_prepare_create(k, obj);
     }
 }
 
@@ -1090,6 +1092,7 @@ void admit_defaults(const struct kind *k, ProtobufCMessage *obj)
         set_default_str(&m->namespace_, "default");
     else
         obj_set_str(&m->namespace_, NULL); /* cluster-scoped: Kubernetes clears it */
+    admit_workload_defaults(k, obj);
     if (k != &kind_pod)
         return;
     Coracle__V1__Pod *p = (void *)obj;
@@ -1097,7 +1100,11 @@ void admit_defaults(const struct kind *k, ProtobufCMessage *obj)
         p->spec = xmalloc(sizeof(*p->spec));
         coracle__v1__pod_spec__init(p->spec);
     }
-    Coracle__V1__PodSpec *sp = p->spec;
+    admit_pod_spec_defaults(p->spec);
+}
+
+void admit_pod_spec_defaults(Coracle__V1__PodSpec *sp)
+{
     set_default_str(&sp->restartpolicy, "Always");
     set_default_str(&sp->dnspolicy, "ClusterFirst");
     set_default_str(&sp->schedulername, "default-scheduler");
@@ -1126,4 +1133,38 @@ void admit_defaults(const struct kind *k, ProtobufCMessage *obj)
     for (size_t i = 0; i < sp->n_tolerations; i++)
         if (sp->tolerations[i]->key && *sp->tolerations[i]->key)
             set_default_str(&sp->tolerations[i]->operator_, "Equal");
+}
+
+/* ---- for the workload kinds (admit_int.h) ---- */
+
+void admit_verr(struct errs *e, const char *fmt, va_list ap)
+{
+    *XPUSH(e->v, e->n, e->cap) = xvasprintf(fmt, ap);
+}
+
+void admit_pod_template_errs(struct errs *e, const char *prefix, const Coracle__V1__PodSpec *sp)
+{
+    struct errs pe = {0};
+    check_pod_spec(&pe, sp);
+    for (size_t i = 0; i < pe.n; i++) {
+        eadd(e, "%s%s", prefix, pe.v[i]);
+        free(pe.v[i]);
+    }
+    free(pe.v);
+}
+
+void admit_label_errs(struct errs *e, const char *path,
+                      Coracle__V1__ObjectMeta__LabelsEntry *const *l, size_t n)
+{
+    check_labels(e, path, l, n);
+}
+
+const char *admit_label_key_err(const char *key)
+{
+    return qualified_name_err(key);
+}
+
+const char *admit_label_value_err(const char *value)
+{
+    return label_value_err(value);
 }

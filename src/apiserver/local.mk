@@ -6,7 +6,8 @@ libapiserver_a_SOURCES = \
 	src/apiserver/store_etcd.c src/apiserver/store_etcd.h \
 	src/apiserver/enc.c src/apiserver/enc_cfg.c src/apiserver/enc.h src/apiserver/enc_int.h \
 	src/apiserver/obj.c src/apiserver/obj.h \
-	src/apiserver/admit.c src/apiserver/admit.h \
+	src/apiserver/admit.c src/apiserver/admit.h src/apiserver/admit_int.h \
+	src/apiserver/admit_workload.c \
 	src/apiserver/wire.c src/apiserver/wire.h \
 	src/apiserver/apply.c src/apiserver/apply.h \
 	src/apiserver/watch.c src/apiserver/watch.h \

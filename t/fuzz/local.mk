@@ -38,8 +38,9 @@ FUZZ_SRC_yaml = $(srcdir)/src/lib/kobj.c $(srcdir)/src/lib/kobj_parse.c \
 	$(srcdir)/src/lib/json.c $(srcdir)/src/lib/arena.c
 FUZZ_SRC_kobj_json = $(FUZZ_SRC_yaml)
 FUZZ_SRC_kobj_pb = $(FUZZ_SRC_yaml)
-FUZZ_SRC_pb = $(srcdir)/src/apiserver/admit.c $(srcdir)/src/apiserver/obj.c $(srcdir)/src/lib/sel.c \
-	$(srcdir)/src/lib/json.c
+FUZZ_SRC_pb = $(srcdir)/src/apiserver/admit.c $(srcdir)/src/apiserver/admit_workload.c \
+	$(srcdir)/src/apiserver/obj.c $(srcdir)/src/lib/sel.c $(srcdir)/src/lib/json.c \
+	$(srcdir)/src/lib/buf.c $(srcdir)/src/lib/cron.c
 FUZZ_SRC_http1 = $(srcdir)/src/lib/h2s.c $(srcdir)/src/lib/h2s_call.c \
 	$(srcdir)/src/lib/h2s_conn.c $(srcdir)/src/lib/h2s_http1.c $(srcdir)/src/lib/h2s_limit.c \
 	$(srcdir)/src/lib/h2s_raw.c $(srcdir)/src/lib/h2s_req.c $(srcdir)/src/lib/addr.c \

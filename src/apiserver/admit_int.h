@@ -1,0 +1,49 @@
+/*
+ * admit_int.h: what admit.c and admit_workload.c share. admit.c owns the
+ * error list, the pod and label checks and the pod defaults; the workload
+ * kinds (ReplicaSet, Deployment, DaemonSet, Job, CronJob) apply them to
+ * their pod templates.
+ */
+#ifndef CORACLE_ADMIT_INT_H
+#define CORACLE_ADMIT_INT_H
+
+#include <stdarg.h>
+
+#include "admit.h"
+#include "util.h"
+
+/* Field errors in the order Kubernetes reports them, each malloc'd. */
+struct errs {
+    char **v;
+    size_t n, cap;
+};
+
+/* One more error, as vprintf formats it. */
+void admit_verr(struct errs *e, const char *fmt, va_list ap);
+
+/* A pod template's spec checked as a pod's, each error's path after prefix
+ * ("spec.template." makes "spec.template.spec.containers: Required value"). */
+void admit_pod_template_errs(struct errs *e, const char *prefix, const Coracle__V1__PodSpec *sp);
+/* ValidateLabels of a map at path. */
+void admit_label_errs(struct errs *e, const char *path,
+                      Coracle__V1__ObjectMeta__LabelsEntry *const *l, size_t n);
+/* A label key's or value's problem (static text), or NULL. */
+const char *admit_label_key_err(const char *key);
+const char *admit_label_value_err(const char *value);
+/* The defaults a pod's spec gets, on any pod spec (a template's too). */
+void admit_pod_spec_defaults(Coracle__V1__PodSpec *sp);
+
+/* ---- admit_workload.c: the workload kinds' hooks; other kinds are left alone ---- */
+
+/* SetDefaults_* of the workload kinds and their templates' pod specs. */
+void admit_workload_defaults(const struct kind *k, ProtobufCMessage *obj);
+/* Validate* of the workload kinds. */
+void admit_workload_validate(struct errs *e, const struct kind *k, const ProtobufCMessage *obj);
+/* Validate*Update: what may not change (selectors). */
+void admit_workload_update(struct errs *e, const struct kind *k, const ProtobufCMessage *old,
+                           const ProtobufCMessage *upd);
+/* PrepareForCreate of the workload kinds (the uid is set): an empty status;
+ * a Job's generated selector and template labels unless spec.manualSelector. */
+void admit_workload_prepare_create(const struct kind *k, ProtobufCMessage *obj);
+
+#endif

@@ -2,7 +2,8 @@
  * columns: Kubernetes' columns and cells for each kind, and the Table that
  * carries them. See columns.h. The derivations follow Kubernetes'
  * printers.go (printPod, printNode, printEvent, printLease, printNamespace,
- * printConfigMap, printSecret, printServiceAccount) and
+ * printConfigMap, printSecret, printServiceAccount, printDeployment,
+ * printReplicaSet, printDaemonSet, printJob, printCronJob) and
  * apimachinery's duration.HumanDuration.
  */
 #include "config.h"
@@ -344,6 +345,102 @@ static const struct cols_def serviceaccount_defs[] = {
     AGE_COL,
 };
 
+#define CONTAINERS_COL                                                                             \
+    {                                                                                              \
+        "Containers", "string", "", "Names of each container in the template.", 1                  \
+    }
+#define IMAGES_COL                                                                                 \
+    {                                                                                              \
+        "Images", "string", "", "Images referenced by each container in the template.", 1          \
+    }
+#define SELECTOR_COL                                                                               \
+    {                                                                                              \
+        "Selector", "string", "", "A label query over the pods the object manages.", 1             \
+    }
+
+static const struct cols_def deployment_defs[] = {
+    NAME_COL,
+    {"Ready", "string", "", "Number of the pod with ready state", 0},
+    {"Up-to-date", "string", "",
+     "Total number of non-terminating pods targeted by this deployment that have the desired "
+     "template spec.",
+     0},
+    {"Available", "string", "",
+     "Total number of available non-terminating pods (ready for at least minReadySeconds) "
+     "targeted by this deployment.",
+     0},
+    AGE_COL,
+    CONTAINERS_COL,
+    IMAGES_COL,
+    SELECTOR_COL,
+};
+
+static const struct cols_def replicaset_defs[] = {
+    NAME_COL,
+    {"Desired", "integer", "", "Replicas is the number of desired pods.", 0},
+    {"Current", "integer", "",
+     "Replicas is the most recently observed number of non-terminating pods.", 0},
+    {"Ready", "integer", "",
+     "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition.", 0},
+    AGE_COL,
+    CONTAINERS_COL,
+    IMAGES_COL,
+    SELECTOR_COL,
+};
+
+static const struct cols_def daemonset_defs[] = {
+    NAME_COL,
+    {"Desired", "integer", "", "The total number of nodes that should be running the daemon pod.",
+     0},
+    {"Current", "integer", "",
+     "The number of nodes that are running at least 1 daemon pod and are supposed to run the "
+     "daemon pod.",
+     0},
+    {"Ready", "integer", "",
+     "The number of nodes that should be running the daemon pod and have one or more of the "
+     "daemon pod running with a Ready Condition.",
+     0},
+    {"Up-to-date", "integer", "", "The total number of nodes that are running updated daemon pod",
+     0},
+    {"Available", "integer", "",
+     "The number of nodes that should be running the daemon pod and have one or more of the "
+     "daemon pod running and available (ready for at least spec.minReadySeconds)",
+     0},
+    {"Node Selector", "string", "",
+     "A selector which must be true for the pod to fit on a node (the template's nodeSelector).",
+     0},
+    AGE_COL,
+    CONTAINERS_COL,
+    IMAGES_COL,
+    SELECTOR_COL,
+};
+
+static const struct cols_def job_defs[] = {
+    NAME_COL,
+    {"Status", "string", "", "Status of the job.", 0},
+    {"Completions", "string", "", "The number of pods which reached phase Succeeded.", 0},
+    {"Duration", "string", "", "Time required to complete the job.", 0},
+    AGE_COL,
+    CONTAINERS_COL,
+    IMAGES_COL,
+    SELECTOR_COL,
+};
+
+static const struct cols_def cronjob_defs[] = {
+    NAME_COL,
+    {"Schedule", "string", "", "The schedule in Cron format.", 0},
+    {"Timezone", "string", "", "The time zone name for the given schedule.", 0},
+    {"Suspend", "boolean", "", "This flag tells the controller to suspend subsequent executions.",
+     0},
+    {"Active", "integer", "", "A list of pointers to currently running jobs.", 0},
+    {"Last Schedule", "string", "",
+     "Information when was the last time the job was successfully scheduled.", 0},
+    AGE_COL,
+    CONTAINERS_COL,
+    IMAGES_COL,
+    SELECTOR_COL,
+};
+
 static const struct cols_def other_defs[] = {NAME_COL, AGE_COL};
 
 /* ---------------------------------------------------------------- cells */
@@ -510,6 +607,232 @@ static void serviceaccount_cells(struct cols_row *row, const ProtobufCMessage *o
     cell_str(row, age);
 }
 
+/* ------------------------------------------------------- workloads */
+
+static int cmp_label(const void *a, const void *b)
+{
+    const Coracle__V1__ObjectMeta__LabelsEntry *x =
+        *(Coracle__V1__ObjectMeta__LabelsEntry *const *)a;
+    const Coracle__V1__ObjectMeta__LabelsEntry *y =
+        *(Coracle__V1__ObjectMeta__LabelsEntry *const *)b;
+    return strcmp(x->key ? x->key : "", y->key ? y->key : "");
+}
+
+/* One requirement of a selector's string, and its key to sort by. */
+struct req {
+    const char *key;
+    char *text;
+};
+
+static int cmp_req(const void *a, const void *b)
+{
+    return strcmp(((const struct req *)a)->key, ((const struct req *)b)->key);
+}
+
+char *cols_label_selector(const Coracle__V1__LabelSelector *s)
+{
+    size_t n = s ? s->n_matchlabels + s->n_matchexpressions : 0;
+    struct req *r = xcalloc(n + 1, sizeof(*r));
+    for (size_t i = 0; s && i < s->n_matchlabels; i++) {
+        r[i].key = s->matchlabels[i]->key ? s->matchlabels[i]->key : "";
+        r[i].text = xconcat(r[i].key, "=", or_str(s->matchlabels[i]->value, ""), NULL);
+    }
+    for (size_t i = 0; s && i < s->n_matchexpressions; i++) {
+        const Coracle__V1__LabelSelectorRequirement *e = s->matchexpressions[i];
+        struct req *q = &r[s->n_matchlabels + i];
+        const char *op = or_str(e->operator_, "");
+        q->key = or_str(e->key, "");
+        if (!strcmp(op, "Exists")) {
+            q->text = xstrdup(q->key);
+        } else if (!strcmp(op, "DoesNotExist")) {
+            q->text = xconcat("!", q->key, NULL);
+        } else {
+            char **v = xcalloc(e->n_values + 1, sizeof(*v));
+            if (e->n_values)
+                memcpy(v, e->values, e->n_values * sizeof(*v));
+            qsort(v, e->n_values, sizeof(*v), cmp_str);
+            struct buf b = {0};
+            buf_printf(&b, "%s %s (", q->key, !strcmp(op, "NotIn") ? "notin" : "in");
+            for (size_t j = 0; j < e->n_values; j++)
+                buf_printf(&b, "%s%s", j ? "," : "", v[j] ? v[j] : "");
+            buf_puts(&b, ")");
+            free(v);
+            q->text = buf_take(&b);
+        }
+    }
+    qsort(r, n, sizeof(*r), cmp_req);
+    struct buf b = {0};
+    buf_puts(&b, "");
+    for (size_t i = 0; i < n; i++) {
+        buf_printf(&b, "%s%s", i ? "," : "", r[i].text);
+        free(r[i].text);
+    }
+    free(r);
+    return buf_take(&b);
+}
+
+/* metav1.FormatLabelSelector: the selector's string, "<none>" if empty. */
+static void cell_selector(struct cols_row *row, const Coracle__V1__LabelSelector *s)
+{
+    char *t = cols_label_selector(s);
+    if (!*t) {
+        free(t);
+        t = xstrdup("<none>");
+    }
+    row->cell[row->n++].str = t;
+}
+
+/* labels.FormatLabels: "a=b,c=d" sorted by key, "<none>" if empty. */
+static void cell_labels(struct cols_row *row, Coracle__V1__ObjectMeta__LabelsEntry *const *l,
+                        size_t n)
+{
+    Coracle__V1__ObjectMeta__LabelsEntry **s = xcalloc(n + 1, sizeof(*s));
+    if (n)
+        memcpy(s, l, n * sizeof(*s));
+    qsort(s, n, sizeof(*s), cmp_label);
+    struct buf b = {0};
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&b, "%s%s=%s", i ? "," : "", or_str(s[i]->key, ""), or_str(s[i]->value, ""));
+    free(s);
+    if (!n)
+        buf_puts(&b, "<none>");
+    row->cell[row->n++].str = buf_take(&b);
+}
+
+/* layoutContainerCells: the template's container names and images, comma-separated. */
+static void cell_containers(struct cols_row *row, const Coracle__V1__PodTemplateSpec *t)
+{
+    const Coracle__V1__PodSpec *sp = t ? t->spec : NULL;
+    struct buf names = {0}, images = {0};
+    buf_puts(&names, "");
+    buf_puts(&images, "");
+    for (size_t i = 0; sp && i < sp->n_containers; i++) {
+        buf_printf(&names, "%s%s", i ? "," : "", or_str(sp->containers[i]->name, ""));
+        buf_printf(&images, "%s%s", i ? "," : "", or_str(sp->containers[i]->image, ""));
+    }
+    row->cell[row->n++].str = buf_take(&names);
+    row->cell[row->n++].str = buf_take(&images);
+}
+
+static void deployment_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                             int64_t now_ns)
+{
+    const Coracle__V1__Deployment *d = (const Coracle__V1__Deployment *)obj;
+    const Coracle__V1__DeploymentSpec *sp = d->spec;
+    const Coracle__V1__DeploymentStatus *st = d->status;
+    char ready[32];
+    (void)now_ns;
+    snprintf(ready, sizeof(ready), "%d/%d", st ? st->readyreplicas : 0, sp ? sp->replicas : 0);
+    cell_str(row, d->metadata ? d->metadata->name : NULL);
+    cell_str(row, ready);
+    cell_num(row, st ? st->updatedreplicas : 0);
+    cell_num(row, st ? st->availablereplicas : 0);
+    cell_str(row, age);
+    cell_containers(row, sp ? sp->template_ : NULL);
+    cell_selector(row, sp ? sp->selector : NULL);
+}
+
+static void replicaset_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                             int64_t now_ns)
+{
+    const Coracle__V1__ReplicaSet *rs = (const Coracle__V1__ReplicaSet *)obj;
+    const Coracle__V1__ReplicaSetSpec *sp = rs->spec;
+    const Coracle__V1__ReplicaSetStatus *st = rs->status;
+    (void)now_ns;
+    cell_str(row, rs->metadata ? rs->metadata->name : NULL);
+    cell_num(row, sp ? sp->replicas : 0);
+    cell_num(row, st ? st->replicas : 0);
+    cell_num(row, st ? st->readyreplicas : 0);
+    cell_str(row, age);
+    cell_containers(row, sp ? sp->template_ : NULL);
+    cell_selector(row, sp ? sp->selector : NULL);
+}
+
+static void daemonset_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                            int64_t now_ns)
+{
+    const Coracle__V1__DaemonSet *ds = (const Coracle__V1__DaemonSet *)obj;
+    const Coracle__V1__DaemonSetSpec *sp = ds->spec;
+    const Coracle__V1__DaemonSetStatus *st = ds->status;
+    const Coracle__V1__PodSpec *ps = sp && sp->template_ ? sp->template_->spec : NULL;
+    (void)now_ns;
+    cell_str(row, ds->metadata ? ds->metadata->name : NULL);
+    cell_num(row, st ? st->desirednumberscheduled : 0);
+    cell_num(row, st ? st->currentnumberscheduled : 0);
+    cell_num(row, st ? st->numberready : 0);
+    cell_num(row, st ? st->updatednumberscheduled : 0);
+    cell_num(row, st ? st->numberavailable : 0);
+    cell_labels(row, ps ? (Coracle__V1__ObjectMeta__LabelsEntry *const *)ps->nodeselector : NULL,
+                ps ? ps->n_nodeselector : 0);
+    cell_str(row, age);
+    cell_containers(row, sp ? sp->template_ : NULL);
+    cell_selector(row, sp ? sp->selector : NULL);
+}
+
+static bool job_condition(const Coracle__V1__JobStatus *st, const char *type)
+{
+    for (size_t i = 0; st && i < st->n_conditions; i++)
+        if (st->conditions[i]->type && !strcmp(st->conditions[i]->type, type))
+            return st->conditions[i]->status && !strcmp(st->conditions[i]->status, "True");
+    return false;
+}
+
+static void job_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                      int64_t now_ns)
+{
+    const Coracle__V1__Job *j = (const Coracle__V1__Job *)obj;
+    const Coracle__V1__JobSpec *sp = j->spec;
+    const Coracle__V1__JobStatus *st = j->status;
+    int succeeded = st ? st->succeeded : 0;
+    char comp[64], dur[32] = "";
+    if (sp && sp->has_completions)
+        snprintf(comp, sizeof(comp), "%d/%d", succeeded, sp->completions);
+    else if (sp && sp->has_parallelism && sp->parallelism > 1)
+        snprintf(comp, sizeof(comp), "%d/1 of %d", succeeded, sp->parallelism);
+    else
+        snprintf(comp, sizeof(comp), "%d/1", succeeded);
+    const Coracle__V1__Time *start = st ? st->starttime : NULL,
+                            *end = st ? st->completiontime : NULL;
+    if (start)
+        cols_human_duration(dur, sizeof(dur),
+                            (end ? end->seconds * 1000000000LL + end->nanos : now_ns) -
+                                (start->seconds * 1000000000LL + start->nanos));
+    const char *status = job_condition(st, "Complete")                   ? "Complete"
+                         : job_condition(st, "Failed")                   ? "Failed"
+                         : j->metadata && j->metadata->deletiontimestamp ? "Terminating"
+                         : job_condition(st, "Suspended")                ? "Suspended"
+                         : job_condition(st, "FailureTarget")            ? "FailureTarget"
+                                                                         : "Running";
+    cell_str(row, j->metadata ? j->metadata->name : NULL);
+    cell_str(row, status);
+    cell_str(row, comp);
+    cell_str(row, dur);
+    cell_str(row, age);
+    cell_containers(row, sp ? sp->template_ : NULL);
+    cell_selector(row, sp ? sp->selector : NULL);
+}
+
+static void cronjob_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                          int64_t now_ns)
+{
+    const Coracle__V1__CronJob *cj = (const Coracle__V1__CronJob *)obj;
+    const Coracle__V1__CronJobSpec *sp = cj->spec;
+    const Coracle__V1__CronJobStatus *st = cj->status;
+    const Coracle__V1__JobSpec *js = sp && sp->jobtemplate ? sp->jobtemplate->spec : NULL;
+    char last[32] = "<none>";
+    if (st && st->lastscheduletime)
+        cols_age(last, sizeof(last), st->lastscheduletime, now_ns);
+    cell_str(row, cj->metadata ? cj->metadata->name : NULL);
+    cell_str(row, sp ? sp->schedule : NULL);
+    cell_str(row, sp && sp->timezone ? sp->timezone : "<none>");
+    cell_str(row, !sp || !sp->has_suspend ? "<unset>" : sp->suspend ? "True" : "False");
+    cell_num(row, st ? (int64_t)st->n_active : 0);
+    cell_str(row, last);
+    cell_str(row, age);
+    cell_containers(row, js ? js->template_ : NULL);
+    cell_selector(row, js ? js->selector : NULL);
+}
+
 static void other_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
                         int64_t now_ns)
 {
@@ -536,6 +859,11 @@ static const struct {
     {&kind_secret, secret_defs, ARRAY_SIZE(secret_defs), secret_cells},
     {&kind_serviceaccount, serviceaccount_defs, ARRAY_SIZE(serviceaccount_defs),
      serviceaccount_cells},
+    {&kind_deployment, deployment_defs, ARRAY_SIZE(deployment_defs), deployment_cells},
+    {&kind_replicaset, replicaset_defs, ARRAY_SIZE(replicaset_defs), replicaset_cells},
+    {&kind_daemonset, daemonset_defs, ARRAY_SIZE(daemonset_defs), daemonset_cells},
+    {&kind_job, job_defs, ARRAY_SIZE(job_defs), job_cells},
+    {&kind_cronjob, cronjob_defs, ARRAY_SIZE(cronjob_defs), cronjob_cells},
     {NULL, other_defs, ARRAY_SIZE(other_defs), other_cells},
 };
 

@@ -31,8 +31,8 @@ struct cols_def {
     int priority;            /* 0: always shown; 1: only with -o wide */
 };
 
-/* Most columns a kind has (events: 10). */
-#define COLS_MAX 10
+/* Most columns a kind has (daemon sets: 11). */
+#define COLS_MAX 11
 
 /*
  * The columns of kind k (a kind without columns of its own gets Name and
@@ -59,6 +59,14 @@ void cols_row(const struct kind *k, const ProtobufCMessage *obj, int64_t now_ns,
 void cols_row_free(struct cols_row *row);
 
 /* ----------------------------------------------- the derivations behind them */
+
+/*
+ * A label selector as Kubernetes writes it (LabelSelectorAsSelector's
+ * String: "app=web,tier in (a,b),!canary", requirements sorted by key): a
+ * Scale's status.selector, the SELECTOR column. "" for none or an empty
+ * one. malloc'd.
+ */
+char *cols_label_selector(const Coracle__V1__LabelSelector *s);
 
 /* duration.HumanDuration of d nanoseconds ("45s", "3m12s", "2h5m", "3d4h"). */
 void cols_human_duration(char *buf, size_t n, int64_t d_ns);

@@ -331,7 +331,8 @@ static bool known_resource(const char *res)
         if (strlen(k->resource) != bl || strncmp(k->resource, res, bl))
             continue;
         return !sub || !strcmp(sub, "*") || !strcmp(sub, "status") ||
-               (k == &kind_pod && in_list(pod_subs, sub));
+               (k == &kind_pod && in_list(pod_subs, sub)) ||
+               (!strcmp(sub, "scale") && kind_has_scale(k));
     }
     return false;
 }

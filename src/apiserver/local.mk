@@ -19,6 +19,7 @@ libapiserver_a_SOURCES = \
 	src/apiserver/rest_write.c \
 	src/apiserver/rest_connect.c src/apiserver/rest_ws.c src/apiserver/rest_spdy.c \
 	src/apiserver/rest_openapi.c \
+	src/apiserver/rest_scale.c \
 	src/apiserver/openapi.c src/apiserver/openapi_paths.c src/apiserver/openapi_pb.c \
 	src/apiserver/openapi.h src/apiserver/openapi_int.h \
 	src/apiserver/api.c src/apiserver/api.h \

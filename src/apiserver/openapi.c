@@ -20,6 +20,10 @@
 
 /* ---------------------------------------------------------------- names */
 
+#define APPS "io.k8s.api.apps.v1"
+#define BATCH "io.k8s.api.batch.v1"
+#define AUTOSCALING "io.k8s.api.autoscaling.v1"
+
 /* Messages outside the package the rule gives them. */
 static const struct {
     const ProtobufCMessageDescriptor *d;
@@ -36,6 +40,31 @@ static const struct {
     {&coracle__v1__quantity__descriptor, "io.k8s.apimachinery.pkg.api.resource"},
     {&coracle__v1__int_or_string__descriptor, "io.k8s.apimachinery.pkg.util.intstr"},
     {&coracle__v1__lease_spec__descriptor, "io.k8s.api.coordination.v1"},
+    {&coracle__v1__label_selector__descriptor, META},
+    {&coracle__v1__label_selector_requirement__descriptor, META},
+    {&coracle__v1__deployment_spec__descriptor, APPS},
+    {&coracle__v1__deployment_strategy__descriptor, APPS},
+    {&coracle__v1__rolling_update_deployment__descriptor, APPS},
+    {&coracle__v1__deployment_status__descriptor, APPS},
+    {&coracle__v1__deployment_condition__descriptor, APPS},
+    {&coracle__v1__replica_set_spec__descriptor, APPS},
+    {&coracle__v1__replica_set_status__descriptor, APPS},
+    {&coracle__v1__replica_set_condition__descriptor, APPS},
+    {&coracle__v1__daemon_set_spec__descriptor, APPS},
+    {&coracle__v1__daemon_set_update_strategy__descriptor, APPS},
+    {&coracle__v1__rolling_update_daemon_set__descriptor, APPS},
+    {&coracle__v1__daemon_set_status__descriptor, APPS},
+    {&coracle__v1__daemon_set_condition__descriptor, APPS},
+    {&coracle__v1__job_spec__descriptor, BATCH},
+    {&coracle__v1__job_status__descriptor, BATCH},
+    {&coracle__v1__job_condition__descriptor, BATCH},
+    {&coracle__v1__uncounted_terminated_pods__descriptor, BATCH},
+    {&coracle__v1__job_template_spec__descriptor, BATCH},
+    {&coracle__v1__cron_job_spec__descriptor, BATCH},
+    {&coracle__v1__cron_job_status__descriptor, BATCH},
+    {&coracle__v1__scale__descriptor, AUTOSCALING},
+    {&coracle__v1__scale_spec__descriptor, AUTOSCALING},
+    {&coracle__v1__scale_status__descriptor, AUTOSCALING},
 };
 
 /* The kind whose object or list d is, or NULL. */
@@ -88,13 +117,16 @@ const char *oapi_doc(const ProtobufCMessageDescriptor *d, const char *field)
 static const char *const verbs_get[] = {"get", NULL};
 static const char *const verbs_create[] = {"create", NULL};
 static const char *const verbs_connect[] = {"create", "get", NULL};
+static const char *const verbs_scale[] = {"get", "patch", "update", NULL};
 
 const struct oapi_sub oapi_subs[] = {
-    {"pods", "attach", "PodAttachOptions", verbs_connect},
-    {"pods", "binding", "Binding", verbs_create},
-    {"pods", "exec", "PodExecOptions", verbs_connect},
-    {"pods", "log", "Pod", verbs_get},
-    {NULL, NULL, NULL, NULL},
+    {"pods", "attach", "PodAttachOptions", verbs_connect, NULL},
+    {"pods", "binding", "Binding", verbs_create, NULL},
+    {"pods", "exec", "PodExecOptions", verbs_connect, NULL},
+    {"pods", "log", "Pod", verbs_get, NULL},
+    {"deployments", "scale", "Scale", verbs_scale, "autoscaling/v1"},
+    {"replicasets", "scale", "Scale", verbs_scale, "autoscaling/v1"},
+    {NULL, NULL, NULL, NULL, NULL},
 };
 
 bool oapi_has_status(const struct kind *k)
@@ -482,6 +514,8 @@ static void definitions(struct gen *g, const char *key, const char *gv)
         for (const struct oapi_sub *s = oapi_subs; s->resource; s++)
             if (!strcmp(s->resource, kinds_all[i]->resource) && !strcmp(s->kind, "Binding"))
                 reach(g, &coracle__v1__binding__descriptor);
+            else if (!strcmp(s->resource, kinds_all[i]->resource) && !strcmp(s->kind, "Scale"))
+                reach(g, &coracle__v1__scale__descriptor);
     }
     reach(g, &coracle__v1__preconditions__descriptor);
     reach(g, &coracle__v1__list_meta__descriptor);

@@ -52,6 +52,7 @@ struct oapi_sub {
     const char *name;         /* "binding", "log", "exec", "attach" */
     const char *kind;         /* what it answers or takes: "Binding", "Pod", "PodExecOptions" */
     const char *const *verbs; /* discovery's verbs, NULL-terminated */
+    const char *api_version;  /* kind's group-version if not the parent's ("autoscaling/v1") */
 };
 /* Every such subresource, ending with an entry whose resource is NULL. */
 extern const struct oapi_sub oapi_subs[];

@@ -137,7 +137,7 @@ static const struct {
 #define QS_ATTACH (Q(Q_CONTAINER) | Q(Q_STDERR) | Q(Q_STDIN) | Q(Q_STDOUT) | Q(Q_TTY))
 
 /* What an operation takes or answers. */
-enum body { B_NONE, B_KIND, B_LIST, B_DELETE, B_PATCH, B_STATUS, B_BINDING, B_TEXT };
+enum body { B_NONE, B_KIND, B_LIST, B_DELETE, B_PATCH, B_STATUS, B_BINDING, B_SCALE, B_TEXT };
 
 /* Media types. */
 enum media { M_OBJECT, M_LIST, M_PATCH, M_ANY, M_TEXT };
@@ -196,6 +196,15 @@ static const struct op ops_status[] = {
      QS_WRITE | Q(Q_FORCE), B_PATCH, B_KIND, M_PATCH, M_OBJECT},
     {NULL},
 };
+static const struct op ops_scale[] = {
+    {"get", "read", "", "get", "read scale of the specified %s", 0, B_NONE, B_SCALE, M_ANY,
+     M_OBJECT},
+    {"put", "replace", "", "put", "replace scale of the specified %s", QS_WRITE, B_SCALE, B_SCALE,
+     M_ANY, M_OBJECT},
+    {"patch", "patch", "", "patch", "partially update scale of the specified %s",
+     QS_WRITE | Q(Q_FORCE), B_PATCH, B_SCALE, M_PATCH, M_OBJECT},
+    {NULL},
+};
 static const struct op ops_binding[] = {
     {"post", "create", "", "post", "create binding of a %s", QS_WRITE, B_BINDING, B_BINDING, M_ANY,
      M_OBJECT},
@@ -230,6 +239,7 @@ struct path {
     bool name;       /* ends in /{name} */
     const char *sub; /* subresource or NULL */
     const char *gvk; /* the kind its operations are tagged with (Binding, PodExecOptions...) */
+    const char *gvk_version; /* that kind's group-version if not the path's kind's */
 };
 
 /* "CoreV1", "CoordinationV1": operationIds' group-version. */
@@ -276,6 +286,9 @@ static void body_schema(struct gen *g, const char *key, const struct path *p, en
         break;
     case B_BINDING:
         w_ref(g, key, &coracle__v1__binding__descriptor);
+        break;
+    case B_SCALE:
+        w_ref(g, key, &coracle__v1__scale__descriptor);
         break;
     case B_DELETE:
     case B_PATCH:
@@ -400,7 +413,8 @@ static void operation(struct gen *g, const struct path *p, const struct op *o)
     }
     responses(g, p, o);
     w_str(g, "x-kubernetes-action", o->action);
-    w_gvk(g, "x-kubernetes-group-version-kind", k->api_version, p->gvk ? p->gvk : k->kind);
+    w_gvk(g, "x-kubernetes-group-version-kind", p->gvk_version ? p->gvk_version : k->api_version,
+          p->gvk ? p->gvk : k->kind);
     w_close(g, '}');
 }
 
@@ -434,21 +448,23 @@ void oapi_paths(struct gen *g, const char *gv)
         if (gv && strcmp(k->api_version, gv))
             continue;
         bool ns = k->namespaced;
-        path_item(g, &(struct path){k, ops_collection, ns, false, false, NULL, NULL});
-        path_item(g, &(struct path){k, ops_item, ns, false, true, NULL, NULL});
+        path_item(g, &(struct path){k, ops_collection, ns, false, false, NULL, NULL, NULL});
+        path_item(g, &(struct path){k, ops_item, ns, false, true, NULL, NULL, NULL});
         if (oapi_has_status(k))
-            path_item(g, &(struct path){k, ops_status, ns, false, true, "status", NULL});
+            path_item(g, &(struct path){k, ops_status, ns, false, true, "status", NULL, NULL});
         for (const struct oapi_sub *s = oapi_subs; s->resource; s++) {
             if (strcmp(s->resource, k->resource))
                 continue;
             const struct op *ops = !strcmp(s->name, "binding") ? ops_binding
                                    : !strcmp(s->name, "log")   ? ops_log
                                    : !strcmp(s->name, "exec")  ? ops_exec
+                                   : !strcmp(s->name, "scale") ? ops_scale
                                                                : ops_attach;
-            path_item(g, &(struct path){k, ops, ns, false, true, s->name, s->kind});
+            path_item(g, &(struct path){k, ops, ns, false, true, s->name, s->kind, s->api_version});
         }
         if (ns)
-            path_item(g, &(struct path){k, ops_all_namespaces, false, true, false, NULL, NULL});
+            path_item(g,
+                      &(struct path){k, ops_all_namespaces, false, true, false, NULL, NULL, NULL});
     }
     w_close(g, '}');
 }

@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SEGS 8
+#define MAX_SEGS 9
 
 /* ---- answers ---- */
 
@@ -596,7 +596,8 @@ static void resource(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct
         rest_query_free(&q);
         return;
     }
-    if (rq->sub && strcmp(rq->sub, "status")) {
+    bool scale = rq->sub && !strcmp(rq->sub, "scale") && kind_has_scale(rq->k) && rq->name;
+    if (rq->sub && strcmp(rq->sub, "status") && !scale) {
         rest_not_found_path(rs, r);
         return;
     }
@@ -626,6 +627,8 @@ static void resource(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct
                    watch ? NULL : rq->name, rest_query_get(&q, "fieldSelector"), &err) < 0) {
         rest_answer_status(rs, r, 403, "Forbidden", err ? err : "forbidden", rq->k, rq->name);
         free(err);
+    } else if (scale && !watch) {
+        rest_scale_get(rs, r, rq);
     } else if (watch) {
         do_watch(rs, r, u, rq, &q);
     } else if (rq->name) {

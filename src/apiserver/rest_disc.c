@@ -146,10 +146,15 @@ static void subresources(struct buf *b, const struct kind *k)
     for (const struct oapi_sub *s = oapi_subs; s->resource; s++) {
         if (strcmp(s->resource, k->resource))
             continue;
-        buf_printf(b,
-                   ",{\"name\":\"%s/%s\",\"singularName\":\"\",\"namespaced\":%s,"
-                   "\"kind\":\"%s\",\"verbs\":[",
-                   k->resource, s->name, ns, s->kind);
+        buf_printf(b, ",{\"name\":\"%s/%s\",\"singularName\":\"\",\"namespaced\":%s,", k->resource,
+                   s->name, ns);
+        if (s->api_version) { /* a kind of another group-version */
+            const char *slash = strchr(s->api_version, '/');
+            buf_printf(b, "\"group\":\"%.*s\",\"version\":\"%s\",",
+                       slash ? (int)(slash - s->api_version) : 0, s->api_version,
+                       slash ? slash + 1 : s->api_version);
+        }
+        buf_printf(b, "\"kind\":\"%s\",\"verbs\":[", s->kind);
         for (const char *const *v = s->verbs; *v; v++)
             buf_printf(b, "%s\"%s\"", v == s->verbs ? "" : ",", *v);
         buf_puts(b, "]}");
@@ -248,7 +253,14 @@ static void aggregated_resource(struct buf *b, const struct kind *k)
         if (strcmp(s->resource, k->resource))
             continue;
         buf_printf(b, "%s{\"subresource\":\"%s\",\"responseKind\":", sep, s->name);
-        gvk_json(b, k, s->kind);
+        if (s->api_version) {
+            const char *slash = strchr(s->api_version, '/');
+            buf_printf(b, "{\"group\":\"%.*s\",\"version\":\"%s\",\"kind\":\"%s\"}",
+                       slash ? (int)(slash - s->api_version) : 0, s->api_version,
+                       slash ? slash + 1 : s->api_version, s->kind);
+        } else {
+            gvk_json(b, k, s->kind);
+        }
         buf_puts(b, ",\"verbs\":[");
         for (const char *const *v = s->verbs; *v; v++)
             buf_printf(b, "%s\"%s\"", v == s->verbs ? "" : ",", *v);

@@ -124,6 +124,17 @@ void rest_answer_grpc(rest_t *rs, h2s_req_t *r, int code, const char *msg, const
                       const char *name);
 void rest_not_found_path(rest_t *rs, h2s_req_t *r);
 
+/* ---- rest_scale.c: the scale subresource (kind_has_scale kinds) ---- */
+
+/* The autoscaling/v1 Scale of obj (an object of k). Free with obj_free. */
+Coracle__V1__Scale *rest_scale_of(const struct kind *k, const ProtobufCMessage *obj);
+/* The Scale of obj (an object of k) as compact JSON, malloc'd. */
+char *rest_scale_json(const struct kind *k, const ProtobufCMessage *obj);
+/* GET NAME/scale. */
+void rest_scale_get(rest_t *rs, h2s_req_t *r, const struct rreq *rq);
+/* Sets obj's spec.replicas; -1 if obj has no spec. */
+int rest_scale_set(const struct kind *k, ProtobufCMessage *obj, int32_t replicas);
+
 /* ---- rest_disc.c: discovery ---- */
 
 /* "v1" or "coordination.k8s.io/v1": the group ("" for core) and version of a kind. */

@@ -3,6 +3,8 @@
  *   POST   collection            create (201)
  *   PUT    NAME[/status]         update, UpdateStatus
  *   PATCH  NAME[/status]         patch (kpatch.h), then an update
+ *   PUT    NAME/scale            the object's spec.replicas (rest_scale.c)
+ *   PATCH  NAME/scale            a patch of the Scale, then the same
  *   POST   NAME/binding          Bind (kinds that have it: api_has_verb)
  *   DELETE NAME                  delete (DeleteOptions)
  *   DELETE collection            deletecollection
@@ -47,7 +49,7 @@ struct wreq {
     h2s_req_t *r; /* NULL once the client has gone */
     const struct kind *k;
     enum rverb verb;
-    const char *sub; /* "status", "binding" or NULL (static) */
+    const char *sub; /* "status", "binding", "scale" or NULL (static) */
     char *ns, *name; /* the path's (name: the object's for a create) */
     int ok_status;   /* 200, or 201 for creates */
     struct rwrite_opts opts;
@@ -190,7 +192,14 @@ static void answer_object(struct wreq *w, const void *val, size_t len)
         answer_json(w, 201, ok, sizeof(ok) - 1);
         return;
     }
-    char *j = kjson_object(w->k, val ? val : "", val ? len : 0);
+    char *j = NULL;
+    if (w->sub && !strcmp(w->sub, "scale")) {
+        ProtobufCMessage *obj = val ? obj_decode(w->k->desc, val, len) : NULL;
+        j = obj ? rest_scale_json(w->k, obj) : NULL;
+        obj_free(obj);
+    } else {
+        j = kjson_object(w->k, val ? val : "", val ? len : 0);
+    }
     if (!j) {
         answer_status(w, 500, "InternalError", "undecodable stored object");
         return;
@@ -609,9 +618,15 @@ out:
     obj_free(obj);
 }
 
+static void scale_try(struct wreq *w);
+
 static void do_update(struct wreq *w)
 {
     bool status = w->sub != NULL;
+    if (w->sub && !strcmp(w->sub, "scale")) {
+        scale_try(w);
+        return;
+    }
     if (big_body(w, NULL, false))
         return;
     ProtobufCMessage *obj = decode_body(w, w->k->desc, w->k->kind, w->k->api_version);
@@ -825,7 +840,13 @@ static void do_patch(struct wreq *w)
 {
     char *mt = media_type(w->r);
     int t = kpatch_type_of(mt);
-    if (apply_patch(w->r)) {
+    bool scale = w->sub && !strcmp(w->sub, "scale");
+    if (apply_patch(w->r) && scale) {
+        answer_status(w, 415, "UnsupportedMediaType",
+                      "the body of the request was in an unknown format - accepted media types "
+                      "include: application/json-patch+json, application/merge-patch+json, "
+                      "application/strategic-merge-patch+json");
+    } else if (apply_patch(w->r)) {
         w->apply = true;
         apply_try(w);
     } else if (t < 0) {
@@ -839,8 +860,102 @@ static void do_patch(struct wreq *w)
         w->ptype = (enum kpatch_type)t;
         /* a patch that names a resourceVersion is a precondition: no retries */
         w->names_rv = memmem(body, blen, "resourceVersion", 15) != NULL;
-        patch_try(w);
+        if (scale)
+            scale_try(w);
+        else
+            patch_try(w);
     }
+    free(mt);
+}
+
+/* ---- scale ---- */
+
+/*
+ * One attempt of a write of NAME/scale: the Scale (the body, or for a
+ * PATCH the live object's Scale patched) gives the live object its
+ * spec.replicas, and that is an update with the live resourceVersion as
+ * precondition (unless the Scale names one), retried on a Conflict as a
+ * patch is.
+ */
+static void scale_try(struct wreq *w)
+{
+    struct live l = {.k = w->k};
+    Coracle__V1__Scale *sc = NULL;
+    char *patched = NULL, *mt = NULL;
+    int rc =
+        read_object(w->rs->cfg.st, w->k, w->k->namespaced ? w->ns : "", w->name, live_msg_cb, &l);
+    if (rc == STORE_ENOTFOUND) {
+        answer_statusf(w, 404, "NotFound", "%s \"%s\" not found", w->k->resource, w->name);
+        return;
+    }
+    if (rc != 0 || !l.m) {
+        answer_status(w, rc ? 503 : 500, rc ? "ServiceUnavailable" : "InternalError",
+                      rc ? store_strerror(rc) : "undecodable stored object");
+        goto out;
+    }
+    size_t blen;
+    const char *body = (const char *)h2s_req_body(w->r, &blen);
+    if (w->verb == RV_PATCH) {
+        char *cur = rest_scale_json(w->k, l.m), *perr = NULL;
+        int st = 0;
+        patched = kpatch_apply(w->ptype, &coracle__v1__scale__descriptor, cur, strlen(cur), body,
+                               blen, &blen, &st, &perr);
+        free(cur);
+        if (!patched) {
+            answer_status(w, st ? st : 400, reason_of(st),
+                          perr ? perr : "the patch does not apply");
+            free(perr);
+            goto out;
+        }
+        body = patched;
+        mt = xstrdup(REST_JSON);
+    } else {
+        mt = media_type(w->r);
+    }
+    /* warnings once, not again on a retry */
+    enum kobj_fields f = w->opts.fields;
+    if (w->tries > 0 && f == KOBJ_FIELDS_WARN)
+        w->opts.fields = KOBJ_FIELDS_IGNORE;
+    sc = (void *)decode(w, mt, body, blen, &coracle__v1__scale__descriptor, "Scale",
+                        "autoscaling/v1");
+    w->opts.fields = f;
+    if (!sc)
+        goto out;
+    if (!sc->metadata) {
+        sc->metadata = xmalloc(sizeof(*sc->metadata));
+        coracle__v1__object_meta__init(sc->metadata);
+    }
+    if (check_name(w, sc->metadata) < 0)
+        goto out;
+    int32_t replicas = sc->spec && sc->spec->has_replicas ? sc->spec->replicas : 0;
+    if (replicas < 0) {
+        char *m = xasprintf("Scale.autoscaling \"%s\" is invalid: spec.replicas: Invalid value: "
+                            "%d: must be greater than or equal to 0",
+                            w->name, replicas);
+        answer_invalid(w, "autoscaling", "Scale", w->name, m);
+        free(m);
+        goto out;
+    }
+    const char *srv = sc->metadata->resourceversion;
+    if (srv && *srv) {
+        w->names_rv = true;
+        obj_set_str(&obj_meta(l.m)->resourceversion, srv);
+    }
+    if (rest_scale_set(w->k, l.m, replicas) < 0) {
+        answer_status(w, 500, "InternalError", "the object has no spec");
+        goto out;
+    }
+    if (admit(w, l.m, false) < 0)
+        goto out;
+    struct apply_op *o = apply_op_new(w->k, APPLY_UPDATE, w->ns, w->name);
+    o->obj = l.m;
+    l.m = NULL;
+    submit(w, o);
+out:
+    if (sc)
+        obj_free(&sc->base);
+    obj_free(l.m);
+    free(patched);
     free(mt);
 }
 
@@ -975,6 +1090,11 @@ static void do_delete_collection(struct wreq *w, const struct rquery *q)
 
 /* ---- the ops' owner ---- */
 
+static bool is_scale(const struct wreq *w)
+{
+    return w->sub && !strcmp(w->sub, "scale");
+}
+
 static void op_answer(struct apply_op *o, int code, const char *msg, const void *val, size_t len)
 {
     struct wreq *w = o->owner;
@@ -987,13 +1107,16 @@ static void op_answer(struct apply_op *o, int code, const char *msg, const void 
             w->fail_msg = xstrdup(msg ? msg : "");
         }
         collection_check(w);
-    } else if (w->r && w->verb == RV_PATCH && !w->names_rv && w->tries + 1 < PATCH_TRIES &&
+    } else if (w->r && (w->verb == RV_PATCH || is_scale(w)) && !w->names_rv &&
+               w->tries + 1 < PATCH_TRIES &&
                ((code == GRPC_ABORTED && msg && strstr(msg, "has been modified")) ||
                 (code == GRPC_ALREADY_EXISTS && w->apply))) {
         /* the object changed (or an apply's create lost a race): again on the new one */
         w->tries++;
         if (w->apply)
             apply_try(w);
+        else if (is_scale(w))
+            scale_try(w);
         else
             patch_try(w);
     } else if (w->r) {
@@ -1020,7 +1143,8 @@ static bool has_status(const struct kind *k)
 bool rest_write_sub(const struct kind *k, const char *sub)
 {
     return (!strcmp(sub, "status") && has_status(k)) ||
-           (!strcmp(sub, "binding") && api_has_verb(k, API_BIND));
+           (!strcmp(sub, "binding") && api_has_verb(k, API_BIND)) ||
+           (!strcmp(sub, "scale") && kind_has_scale(k));
 }
 
 /*
@@ -1031,7 +1155,7 @@ bool rest_write_sub(const struct kind *k, const char *sub)
 static enum rverb classify(const char *m, const struct rreq *rq, const char **verb, bool *nf)
 {
     *nf = rq->sub && !rest_write_sub(rq->k, rq->sub);
-    bool status = rq->sub && !strcmp(rq->sub, "status") && !*nf;
+    bool status = rq->sub && (!strcmp(rq->sub, "status") || !strcmp(rq->sub, "scale")) && !*nf;
     bool binding = rq->sub && !strcmp(rq->sub, "binding") && !*nf;
     bool ns_ok = !rq->k->namespaced || rq->ns; /* not the all-namespaces path */
     if (*nf || !ns_ok)
@@ -1069,7 +1193,10 @@ void rest_write(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct rreq
     w->r = r;
     w->k = rq->k;
     w->verb = v;
-    w->sub = !rq->sub ? NULL : !strcmp(rq->sub, "status") ? "status" : "binding";
+    w->sub = !rq->sub                     ? NULL
+             : !strcmp(rq->sub, "status") ? "status"
+             : !strcmp(rq->sub, "scale")  ? "scale"
+                                          : "binding";
     w->ns = rq->k->namespaced && rq->ns ? xstrdup(rq->ns) : NULL;
     w->name = rq->name ? xstrdup(rq->name) : NULL;
     w->ok_status = v == RV_CREATE ? 201 : 200;

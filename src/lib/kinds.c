@@ -208,6 +208,11 @@ const struct kind *kind_lookup(const char *name)
     return NULL;
 }
 
+bool kind_has_scale(const struct kind *k)
+{
+    return k == &kind_deployment || k == &kind_replicaset;
+}
+
 const struct kind *kind_by_desc(const ProtobufCMessageDescriptor *d)
 {
     for (size_t i = 0; kinds_all[i]; i++)

@@ -42,6 +42,8 @@ extern const struct kind *const kinds_all[KINDS_N + 1];
 /* By kind ("Pod"), resource ("pods"), singular ("pod") or short name ("po"),
  * case-insensitive for the kind. NULL if none. */
 const struct kind *kind_lookup(const char *name);
+/* Whether k has Kubernetes' scale subresource (an autoscaling/v1 Scale of spec.replicas). */
+bool kind_has_scale(const struct kind *k);
 /* By the object's descriptor. NULL if none. */
 const struct kind *kind_by_desc(const ProtobufCMessageDescriptor *d);
 /* By store key ("pods/default/nginx" -> kind_pod). NULL if none. */

@@ -399,7 +399,7 @@ static int apply_one(struct ctl_client *c, struct kobj *o, bool create, bool sav
             if (code != GRPC_OK)
                 goto fail;
             const Coracle__V1__ObjectMeta *rm = kind_meta(resp);
-            printf("%s/%s created\n", k->singular, rm && rm->name ? rm->name : md->name);
+            printf("%s/%s created\n", ctl_kind_label(k).s, rm && rm->name ? rm->name : md->name);
             rc = 0;
             goto out;
         }
@@ -407,7 +407,7 @@ static int apply_one(struct ctl_client *c, struct kobj *o, bool create, bool sav
             goto fail;
         const char *prev = get_annotation(kind_meta(live), LAST_APPLIED);
         if (prev && !strcmp(prev, applied)) {
-            printf("%s/%s unchanged\n", k->singular, md->name);
+            printf("%s/%s unchanged\n", ctl_kind_label(k).s, md->name);
             rc = 0;
             goto out;
         }
@@ -435,7 +435,7 @@ static int apply_one(struct ctl_client *c, struct kobj *o, bool create, bool sav
             goto retry;
         if (code != GRPC_OK)
             goto fail;
-        printf("%s/%s configured\n", k->singular, md->name);
+        printf("%s/%s configured\n", ctl_kind_label(k).s, md->name);
         rc = 0;
         goto out;
     retry:

@@ -101,7 +101,7 @@ static int delete_one(struct ctl_client *c, const struct kind *k, const char *ns
         return 1;
     }
     protobuf_c_message_free_unpacked(resp, NULL);
-    printf("%s \"%s\" %sdeleted\n", k->singular, name, force ? "force " : "");
+    printf("%s \"%s\" %sdeleted\n", ctl_kind_label(k).s, name, force ? "force " : "");
     fflush(stdout);
     if (wait && grace != 0)
         return wait_gone(c, k, k->namespaced ? ns : "", name);

@@ -27,7 +27,9 @@
 static const char get_help[] =
     "Display one or many resources.\n"
     "\n"
-    "Resource types: pods (po), nodes (no), events (ev), leases.\n"
+    "Resource types: pods (po), nodes (no), events (ev), leases, namespaces (ns),\n"
+    "configmaps (cm), secrets, serviceaccounts (sa), replicasets (rs), deployments\n"
+    "(deploy), daemonsets (ds), jobs, cronjobs (cj); several as TYPE,TYPE (get deploy,rs).\n"
     "\n"
     "Examples:\n"
     "  # List all pods in ps output format\n"
@@ -62,6 +64,7 @@ static const char get_help[] =
     "\n"
     "Usage:\n"
     "  coraclectl get TYPE[/NAME] [NAME...] [options]\n"
+    "  coraclectl get TYPE,TYPE... [options]\n"
     "  coraclectl get --raw /metrics\n";
 
 struct get_state {
@@ -333,6 +336,102 @@ out:
     return rc;
 }
 
+/*
+ * get TYPE,TYPE...: each kind listed, as kubectl prints several: one table
+ * a kind that has objects, names as "deployment.apps/web", a blank line
+ * between tables; -o yaml|json: one List of them all; -o name: every name.
+ */
+static int get_kinds(const char *types, size_t npos, const char *output, const char *lsel,
+                     const char *fsel, bool all_ns, bool watch, bool no_headers, bool labels)
+{
+    struct ctl_output out;
+    if (npos > 1 || watch) {
+        fprintf(stderr, "error: %s\n",
+                watch ? "you may only specify a single resource type to watch"
+                      : "names may not be given with several resource types");
+        return 1;
+    }
+    if (ctl_parse_output(output, &out) < 0)
+        return 1;
+    if (out.fmt == CTL_OUT_JSONPATH || out.fmt == CTL_OUT_COLUMNS) {
+        fprintf(stderr, "error: -o jsonpath and custom-columns take a single resource type\n");
+        ctl_output_free(&out);
+        return 1;
+    }
+    const struct kind *ks[KINDS_N * 2];
+    size_t nk = 0;
+    char *list = xstrdup(types);
+    int rc = 0;
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t && rc == 0;
+         t = strtok_r(NULL, ",", &save)) {
+        if (nk == ARRAY_SIZE(ks) || !(ks[nk++] = ctl_resolve(t, NULL)))
+            rc = 1;
+    }
+    free(list);
+    struct ctl_client c;
+    if (rc || ctl_client_open(&c) < 0) {
+        ctl_output_free(&out);
+        return 1;
+    }
+    ProtobufCMessage *lists[ARRAY_SIZE(ks)] = {0};
+    ProtobufCMessage **all = NULL;
+    size_t nall = 0, cap = 0;
+    const char *ns = ctl_namespace();
+    for (size_t i = 0; i < nk && rc == 0; i++) {
+        Coracle__V1__ListRequest req = CORACLE__V1__LIST_REQUEST__INIT;
+        req.namespace_ = (char *)(all_ns || !ks[i]->namespaced ? "" : ns);
+        req.labelselector = (char *)lsel;
+        req.fieldselector = (char *)fsel;
+        char *err;
+        int code = ctl_list_all(&c, ks[i], &req, &lists[i], &err);
+        if (code != GRPC_OK) {
+            ctl_print_error(&c, code, err);
+            free(err);
+            rc = 1;
+            break;
+        }
+        size_t n;
+        ProtobufCMessage **items = ctl_list_items(lists[i], &n);
+        for (size_t j = 0; j < n; j++)
+            *XPUSH(all, nall, cap) = items[j];
+    }
+    if (rc == 0 && !nall && out.fmt != CTL_OUT_YAML && out.fmt != CTL_OUT_JSON) {
+        ctl_print_none(&kind_pod, all_ns ? NULL : ns);
+    } else if (rc == 0 && (out.fmt == CTL_OUT_YAML || out.fmt == CTL_OUT_JSON)) {
+        char *y = kobj_emit_list(NULL, all, nall,
+                                 out.fmt == CTL_OUT_YAML ? KOBJ_FMT_YAML : KOBJ_FMT_JSON);
+        fputs(y, stdout);
+        free(y);
+    } else if (rc == 0) {
+        bool first = true;
+        for (size_t i = 0, at = 0; i < nk; i++) {
+            size_t n;
+            ctl_list_items(lists[i], &n);
+            struct ctl_kind_label kn = ctl_kind_label(ks[i]);
+            struct ctl_print_opts po = {.wide = out.fmt == CTL_OUT_WIDE,
+                                        .all_ns = all_ns && ks[i]->namespaced,
+                                        .no_headers = no_headers,
+                                        .show_labels = labels,
+                                        .kind_prefix = kn.s,
+                                        .now_ns = now_ns()};
+            if (n && out.fmt != CTL_OUT_NAME && !first)
+                fputs("\n", stdout);
+            if (n && ctl_print_objs(ks[i], all + at, n, true, &out, &po) < 0)
+                rc = 1;
+            first = first && !n;
+            at += n;
+        }
+    }
+    fflush(stdout);
+    free(all);
+    for (size_t i = 0; i < nk; i++)
+        if (lists[i])
+            protobuf_c_message_free_unpacked(lists[i], NULL);
+    ctl_client_close(&c);
+    ctl_output_free(&out);
+    return rc;
+}
+
 int ctl_cmd_get(int argc, char **argv)
 {
     const char *output = NULL, *lsel = NULL, *fsel = NULL, *raw = NULL;
@@ -378,6 +477,12 @@ int ctl_cmd_get(int argc, char **argv)
     }
     struct ctl_output out;
     const char *slash_name;
+    if (strchr(pos.v[0], ',')) {
+        rc = get_kinds(pos.v[0], pos.n, output, lsel, fsel, all_ns, watch || watch_only, no_headers,
+                       labels);
+        free(pos.v);
+        return rc;
+    }
     const struct kind *k = ctl_resolve(pos.v[0], &slash_name);
     if (!k || ctl_parse_output(output, &out) < 0) {
         free(pos.v);

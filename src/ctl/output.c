@@ -24,12 +24,33 @@ const struct kind *ctl_resolve(const char *arg, const char **name)
     snprintf(type, sizeof(type), "%.*s", (int)(tl < sizeof(type) ? tl : sizeof(type) - 1), arg);
     /* kubectl also takes kind.group forms like "leases.coordination.k8s.io" */
     char *dot = strchr(type, '.');
-    if (dot && !strcmp(dot, ".coordination.k8s.io"))
+    const struct kind *k = NULL;
+    if (dot) {
         *dot = '\0';
-    const struct kind *k = kind_lookup(type);
+        k = kind_lookup(type);
+        const char *gs = k ? strchr(k->api_version, '/') : NULL;
+        if (k && (!gs || strlen(dot + 1) != (size_t)(gs - k->api_version) ||
+                  strncmp(dot + 1, k->api_version, (size_t)(gs - k->api_version))))
+            k = NULL;
+        *dot = '.';
+    } else {
+        k = kind_lookup(type);
+    }
     if (!k)
         fprintf(stderr, "error: the server doesn't have a resource type \"%s\"\n", type);
     return k;
+}
+
+struct ctl_kind_label ctl_kind_label(const struct kind *k)
+{
+    struct ctl_kind_label l;
+    const char *slash = strchr(k->api_version, '/');
+    if (slash)
+        snprintf(l.s, sizeof(l.s), "%s.%.*s", k->singular, (int)(slash - k->api_version),
+                 k->api_version);
+    else
+        snprintf(l.s, sizeof(l.s), "%s", k->singular);
+    return l;
 }
 
 static int output_err(const char *fmt, ...) PRINTF(1, 2);
@@ -283,9 +304,10 @@ int ctl_print_objs(const struct kind *k, ProtobufCMessage *const *objs, size_t n
         return print_jsonpath(k, objs, n, as_list, o) < 0 ? -1 : 0;
     case CTL_OUT_NAME: {
         struct buf b = {0};
+        struct ctl_kind_label kn = ctl_kind_label(k);
         for (size_t i = 0; i < n; i++) {
             const Coracle__V1__ObjectMeta *md = kind_meta(objs[i]);
-            buf_printf(&b, "%s/%s\n", k->singular, md && md->name ? md->name : "");
+            buf_printf(&b, "%s/%s\n", kn.s, md && md->name ? md->name : "");
         }
         s = buf_take(&b);
         break;

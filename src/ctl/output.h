@@ -19,6 +19,14 @@
  */
 const struct kind *ctl_resolve(const char *arg, const char **name);
 
+/* How kubectl names objects of k in its messages, -o name and tables of
+ * several kinds: "pod", "deployment.apps", "lease.coordination.k8s.io".
+ * By value: ctl_kind_label(k).s lives to the end of the expression. */
+struct ctl_kind_label {
+    char s[96];
+};
+struct ctl_kind_label ctl_kind_label(const struct kind *k);
+
 /* -o formats. */
 enum ctl_out {
     CTL_OUT_TABLE,

@@ -264,6 +264,8 @@ void ctl_print_row(struct ctl_tw *tw, const struct kind *k, const ProtobufCMessa
         if (!shown(&d[i], o))
             continue;
         ctl_tw_printf(tw, "%s", sep);
+        if (o->kind_prefix && !strcmp(d[i].format, "name"))
+            ctl_tw_printf(tw, "%s/", o->kind_prefix);
         print_cell(tw, &row.cell[i]);
         sep = "\t";
     }

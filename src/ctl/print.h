@@ -53,6 +53,7 @@ void ctl_fmt_rfc1123z(char *buf, size_t n, int64_t sec);
 
 struct ctl_print_opts {
     bool wide, all_ns, no_headers, show_labels;
+    const char *kind_prefix; /* names shown as "<kind_prefix>/<name>" (a table of several kinds) */
     int64_t now_ns;
 };
 /* The header line of kind's table into tw. */

@@ -106,7 +106,8 @@ void kobj_emit_buf(struct buf *out, const struct kind *k, const ProtobufCMessage
  */
 int kobj_emit_pb_buf(struct buf *out, const struct kind *k, const void *bytes, size_t len,
                      enum kobj_fmt fmt);
-/* A list of objects as kubectl prints one: kind List with items. */
+/* A list of objects as kubectl prints one: kind List with items (k NULL: of several kinds,
+ * each item's own). */
 char *kobj_emit_list(const struct kind *k, ProtobufCMessage *const *items, size_t n,
                      enum kobj_fmt fmt);
 

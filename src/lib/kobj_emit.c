@@ -1042,7 +1042,7 @@ char *kobj_emit_list(const struct kind *k, ProtobufCMessage *const *items, size_
     em_key(&e, "items");
     em_open(&e, 0);
     for (size_t i = 0; i < n; i++)
-        emit_obj(&e, k, items[i]);
+        emit_obj(&e, k ? k : kind_by_desc(items[i]->descriptor), items[i]);
     em_close(&e, 0);
     em_key(&e, "kind");
     em_str(&e, "List");

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 #include "admit.h"
+#include "kobj.h"
 #include "obj.h"
 #include "tap.h"
 #include "util.h"
@@ -59,8 +60,143 @@ static void add_port(Coracle__V1__Container *c, int port, const char *proto)
     c->ports[c->n_ports++] = p;
 }
 
+/* One object of a YAML manifest, defaulted. */
+static ProtobufCMessage *manifest(const char *yaml, const struct kind **k)
+{
+    struct kobjs objs = {0};
+    char *err = NULL;
+    if (kobj_parse("t.yaml", yaml, strlen(yaml), &objs, &err) < 0 || objs.n != 1)
+        fatal("test manifest: %s", err ? err : "not one object");
+    ProtobufCMessage *m = objs.v[0].msg;
+    *k = objs.v[0].kind;
+    objs.v[0].msg = NULL;
+    kobjs_free(&objs);
+    admit_defaults(*k, m);
+    return m;
+}
+
+/* The admission message of a manifest (NULL: valid). */
+static void wl_check(const char *yaml, const char *want, const char *what)
+{
+    const struct kind *k;
+    ProtobufCMessage *m = manifest(yaml, &k);
+    char *msg = NULL;
+    int r = admit_validate(k, m, &msg);
+    if (!want)
+        ok(r == 0 && !msg, "%s: valid%s%s", what, msg ? ": " : "", msg ? msg : "");
+    else
+        is_str(msg, want, what);
+    free(msg);
+    obj_free(m);
+}
+
+#define JOB_TEMPLATE(restart)                                                                      \
+    "  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: " restart \
+    "\n          containers: [{name: c, image: busybox}]\n"
+#define TEMPLATE(labels, restart)                                                                  \
+    "  template:\n    metadata: {labels: " labels "}\n    spec:\n      restartPolicy: " restart    \
+    "\n      containers: [{name: c, image: nginx}]\n"
+
+static void workloads(void)
+{
+    const struct kind *k;
+    Coracle__V1__Deployment *d =
+        (void *)manifest("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n"
+                         "  selector: {matchLabels: {app: d}}\n" TEMPLATE("{app: d}", "Always"),
+                         &k);
+    ok(d->spec->has_replicas && d->spec->replicas == 1, "Deployment: replicas 1");
+    is_str(d->spec->strategy->type, "RollingUpdate", "Deployment: RollingUpdate");
+    is_str(d->spec->strategy->rollingupdate->maxsurge->strval, "25%", "Deployment: maxSurge 25%");
+    is_str(d->spec->strategy->rollingupdate->maxunavailable->strval, "25%",
+           "Deployment: maxUnavailable 25%");
+    is_int(d->spec->revisionhistorylimit, 10, "Deployment: revisionHistoryLimit 10");
+    is_int(d->spec->progressdeadlineseconds, 600, "Deployment: progressDeadlineSeconds 600");
+    is_str(d->spec->template_->spec->dnspolicy, "ClusterFirst", "Deployment: the pod defaults");
+    is_str(d->spec->template_->spec->containers[0]->imagepullpolicy, "Always",
+           "Deployment: the containers' defaults");
+    obj_free(&d->base);
+
+    Coracle__V1__DaemonSet *ds =
+        (void *)manifest("apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: ds}\nspec:\n"
+                         "  selector: {matchLabels: {app: d}}\n" TEMPLATE("{app: d}", "Always"),
+                         &k);
+    const Coracle__V1__RollingUpdateDaemonSet *ru = ds->spec->updatestrategy->rollingupdate;
+    ok(ru->maxunavailable->type == 0 && ru->maxunavailable->intval == 1 &&
+           ru->maxsurge->has_intval && ru->maxsurge->intval == 0,
+       "DaemonSet: maxUnavailable 1, maxSurge 0");
+    obj_free(&ds->base);
+
+    Coracle__V1__Job *j =
+        (void *)manifest("apiVersion: batch/v1\nkind: Job\nmetadata: {name: j, namespace: ns}\n"
+                         "spec:\n" TEMPLATE("{a: b}", "Never"),
+                         &k);
+    ok(j->spec->completions == 1 && j->spec->parallelism == 1 && j->spec->backofflimit == 6,
+       "Job: completions 1, parallelism 1, backoffLimit 6");
+    ok(j->metadata->n_labels == 1, "Job: its template's labels");
+    obj_set_str(&j->metadata->uid, "u-1");
+    admit_prepare_create(&kind_job, &j->base);
+    ok(j->spec->selector && j->spec->selector->n_matchlabels == 1, "Job: a generated selector");
+    is_str(j->spec->selector->matchlabels[0]->value, "u-1", "Job: the selector names its uid");
+    is_int((int)j->spec->template_->metadata->n_labels, 5,
+           "Job: four labels added to the template");
+    ok(j->status != NULL, "Job: an empty status");
+    char *msg = NULL;
+    ok(admit_update(&kind_job, &j->base, &j->base, &msg) == 0, "Job: an unchanged update is valid");
+    free(msg);
+    obj_free(&j->base);
+
+    Coracle__V1__CronJob *cj =
+        (void *)manifest("apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  "
+                         "schedule: '@daily'\n" JOB_TEMPLATE("OnFailure"),
+                         &k);
+    ok(!strcmp(cj->spec->concurrencypolicy, "Allow") && cj->spec->has_suspend &&
+           !cj->spec->suspend && cj->spec->successfuljobshistorylimit == 3 &&
+           cj->spec->failedjobshistorylimit == 1,
+       "CronJob: Allow, not suspended, history 3 and 1");
+    obj_free(&cj->base);
+
+    wl_check("apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: r}\nspec:\n"
+             "  selector: {matchLabels: {app: x}}\n" TEMPLATE("{app: y}", "Always"),
+             "ReplicaSet \"r\" is invalid: spec.template.metadata.labels: Invalid value: "
+             "map[string]string{\"app\":\"y\"}: `selector` does not match template `labels`",
+             "ReplicaSet: selector and labels");
+    wl_check(
+        "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: r}\nspec:\n"
+        "  selector: {matchExpressions: [{key: app, operator: NotIn, values: [x]}]}\n" TEMPLATE(
+            "{app: y}", "Always"),
+        NULL, "ReplicaSet: a NotIn selector");
+    wl_check("apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  schedule: '* "
+             "*'\n" JOB_TEMPLATE("Always"),
+             "CronJob \"c\" is invalid: [spec.schedule: Invalid value: \"* *\": expected exactly 5 "
+             "fields, found 2: [* *], spec.jobTemplate.spec.template.spec.restartPolicy: Required "
+             "value: valid values: \"OnFailure\", \"Never\"]",
+             "CronJob: the schedule and the template's restart policy");
+
+    const struct kind *k2;
+    ProtobufCMessage *a = manifest("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n"
+                                   "spec:\n  selector: {matchLabels: {app: d}}\n" TEMPLATE(
+                                       "{app: d, b: c}", "Always"),
+                                   &k),
+                     *b = manifest("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n"
+                                   "spec:\n  selector: {matchLabels: {app: d, b: c}}\n" TEMPLATE(
+                                       "{app: d, b: c}", "Always"),
+                                   &k2);
+    msg = NULL;
+    ok(admit_update(k, a, b, &msg) < 0, "Deployment: a new selector is refused");
+    is_str(
+        msg,
+        "Deployment \"d\" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:"
+        "map[string]string{\"app\":\"d\", \"b\":\"c\"}, MatchExpressions:[]v1."
+        "LabelSelectorRequirement(nil)}: field is immutable",
+        "  its message");
+    free(msg);
+    obj_free(a);
+    obj_free(b);
+}
+
 int main(void)
 {
+    workloads();
     Coracle__V1__Container *c[4];
 
     c[0] = ctr("web", "nginx");

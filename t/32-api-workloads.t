@@ -4,7 +4,7 @@
 # (the generated selector and labels) and CronJobs and their pod
 # templates; validation with Kubernetes' messages; selectors immutable;
 # updates keep the status, status updates keep the spec; the scale
-# subresource; the columns. Over gRPC, coraclectl and stock kubectl
+# subresource; the columns; describe. Over gRPC, coraclectl and stock kubectl
 # (1.32), on the store CORACLE_TEST_STORE names.
 import json
 import os
@@ -253,7 +253,7 @@ t.ok(res.get("deployments/scale", {}).get("group") == "autoscaling" and res["dep
 # ---- stock kubectl ----
 kubectl = kubectls.kubectl_132()
 if not kubectl:
-    t.skip("kubectl 1.32 not installed", 9)
+    t.skip("kubectl 1.32 not installed", 13)
     t.done()
 home = os.path.join(c.dir, "khome")
 os.makedirs(home)
@@ -292,4 +292,8 @@ rc, out, e = k("scale", "deploy/web", "--replicas=5")
 t.is_((rc, out.strip()), (0, "deployment.apps/web scaled"), "kubectl scale deploy/web --replicas=5 (%s)" % e)
 w = get("Deployments", "web")
 t.ok(w.spec.replicas == 5 and w.metadata.generation == 2, "spec.replicas is 5, generation 2")
+for what in (("deploy", "web"), ("job", "once"), ("cj", "tick"), ("ds", "ds1"), ("rs", "r1")):
+    rc, want, e = k("describe", *what)
+    rc2, got, e2 = c.ctl("describe", *what)
+    t.is_(got, want, "coraclectl describe %s %s: kubectl's text (%s%s)" % (what + (e, e2)))
 t.done()

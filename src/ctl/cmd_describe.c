@@ -1,8 +1,9 @@
 /*
- * cmd_describe: `coraclectl describe pod|node NAME...`. Gets the object,
- * the events about it (listed in its namespace and filtered here on
- * involvedObject), and for nodes their lease and pods, then prints
- * kubectl's layout (describe.c).
+ * cmd_describe: `coraclectl describe KIND NAME...` for pods, nodes and the
+ * workload kinds. Gets the object, the events about it (listed in its
+ * namespace and filtered here on involvedObject), for nodes their lease
+ * and pods, for workloads the pods they select (a Deployment: its
+ * ReplicaSets), then prints kubectl's layout (describe.c).
  */
 #include "config.h"
 
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "columns.h"
 #include "ctl.h"
 #include "describe.h"
 #include "grpc.h"
@@ -23,13 +25,17 @@ static const char describe_help[] =
     "  coraclectl describe pod nginx\n"
     "  coraclectl describe po/nginx\n"
     "  coraclectl describe node n1\n"
+    "  coraclectl describe deploy web\n"
     "\n"
     "Options:\n"
     "  -l, --selector='': Describe the objects matching this label selector (without NAME).\n"
     "  -n, --namespace='': The namespace (default \"default\").\n"
     "\n"
     "Usage:\n"
-    "  coraclectl describe (pod|node) [NAME...] [options]\n";
+    "  coraclectl describe (pod|node|rs|deploy|ds|job|cj) [NAME...] [options]\n";
+
+static ProtobufCMessage *list_sel(struct ctl_client *c, const struct kind *k, const char *ns,
+                                  const char *lsel, const char *fsel);
 
 /* Events whose involvedObject is kind/name (in ns; NULL = any). Returned array owns nothing. */
 static Coracle__V1__Event **events_about(ProtobufCMessage *list, const char *kind, const char *ns,
@@ -56,8 +62,15 @@ static Coracle__V1__Event **events_about(ProtobufCMessage *list, const char *kin
 static ProtobufCMessage *list_of(struct ctl_client *c, const struct kind *k, const char *ns,
                                  const char *fsel)
 {
+    return list_sel(c, k, ns, NULL, fsel);
+}
+
+static ProtobufCMessage *list_sel(struct ctl_client *c, const struct kind *k, const char *ns,
+                                  const char *lsel, const char *fsel)
+{
     Coracle__V1__ListRequest req = CORACLE__V1__LIST_REQUEST__INIT;
     req.namespace_ = (char *)(ns ? ns : "");
+    req.labelselector = (char *)lsel;
     req.fieldselector = (char *)fsel;
     ProtobufCMessage *resp;
     char *err;
@@ -66,6 +79,35 @@ static ProtobufCMessage *list_of(struct ctl_client *c, const struct kind *k, con
         return NULL;
     }
     return resp;
+}
+
+/* The pods a workload's selector selects, and a Deployment's ReplicaSets; then describe.c. */
+static void describe_workload(struct ctl_client *c, struct buf *out, const struct kind *k,
+                              ProtobufCMessage *obj, const char *ns, Coracle__V1__Event **evs,
+                              size_t nev)
+{
+    const Coracle__V1__LabelSelector *sel =
+        k == &kind_replicaset  ? ((Coracle__V1__ReplicaSet *)obj)->spec->selector
+        : k == &kind_daemonset ? ((Coracle__V1__DaemonSet *)obj)->spec->selector
+                               : NULL;
+    ProtobufCMessage *pods = NULL, *rss = NULL;
+    if (sel) {
+        char *s = cols_label_selector(sel);
+        if (*s) /* an empty one selects nothing here: no pods to count */
+            pods = list_sel(c, &kind_pod, ns, s, NULL);
+        free(s);
+    }
+    if (k == &kind_deployment)
+        rss = list_of(c, &kind_replicaset, ns, NULL);
+    size_t np = 0, nr = 0;
+    ProtobufCMessage **pi = pods ? ctl_list_items(pods, &np) : NULL;
+    ProtobufCMessage **ri = rss ? ctl_list_items(rss, &nr) : NULL;
+    ctl_describe_workload(out, k, obj, (Coracle__V1__Pod *const *)pi, np,
+                          (Coracle__V1__ReplicaSet *const *)ri, nr, evs, nev, now_ns());
+    if (pods)
+        protobuf_c_message_free_unpacked(pods, NULL);
+    if (rss)
+        protobuf_c_message_free_unpacked(rss, NULL);
 }
 
 /* What several describes in one run share: listed once, on first use. */
@@ -104,6 +146,8 @@ static int describe_one(struct ctl_client *c, const struct kind *k, const char *
         evs = events_about(events, k->kind, k->namespaced ? ns : NULL, name, uid, &nev);
     if (k == &kind_pod) {
         ctl_describe_pod(&out, (Coracle__V1__Pod *)obj, evs, nev, now_ns());
+    } else if (k != &kind_node) {
+        describe_workload(c, &out, k, obj, ns, evs, nev);
     } else {
         if (!dc->have_pods) {
             dc->pods = list_of(c, &kind_pod, NULL, NULL);
@@ -168,8 +212,10 @@ int ctl_cmd_describe(int argc, char **argv)
     const struct kind *k = ctl_resolve(pos.v[0], &slash_name);
     if (!k)
         goto out_free;
-    if (k != &kind_pod && k != &kind_node) {
-        fprintf(stderr, "error: describe supports pods and nodes\n");
+    if (k != &kind_pod && k != &kind_node && k != &kind_replicaset && k != &kind_deployment &&
+        k != &kind_daemonset && k != &kind_job && k != &kind_cronjob) {
+        fprintf(stderr, "error: describe supports pods, nodes, replicasets, deployments, "
+                        "daemonsets, jobs and cronjobs\n");
         goto out_free;
     }
     names = pos.v + 1;

@@ -1,7 +1,8 @@
 /*
- * describe: `coraclectl describe pod|node` in kubectl's layout (see
- * describe.h). Follows kubectl's describePod / describeNode /
- * DescribeEvents for the fields coracle's API carries.
+ * describe: `coraclectl describe` of pods, nodes and the workload kinds in
+ * kubectl's layout (see describe.h). Follows kubectl's describePod /
+ * describeNode / describeDeployment ... / DescribeEvents for the fields
+ * coracle's API carries.
  */
 #include "config.h"
 #include "describe.h"
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "columns.h"
 #include "podfield.h"
 #include "print.h"
 #include "qty.h"
@@ -232,19 +234,22 @@ static int cmp_mount(const void *a, const void *b)
     return strcmp(s_or(x->mountpath, ""), s_or(y->mountpath, ""));
 }
 
-/* pod: for the env's fieldRef values (NULL: none shown) */
-static void describe_containers(struct ctl_tw *tw, const Coracle__V1__Pod *pod, const char *label,
-                                Coracle__V1__Container *const *cs, size_t n,
+/*
+ * describeContainers. pod: for the env's fieldRef values (NULL: none shown);
+ * space: "" in a pod, "  " in a pod template (its names one more in).
+ */
+static void describe_containers(struct ctl_tw *tw, const Coracle__V1__Pod *pod, const char *space,
+                                const char *label, Coracle__V1__Container *const *cs, size_t n,
                                 Coracle__V1__ContainerStatus *const *sts, size_t nst)
 {
-    ctl_tw_printf(tw, "%s:\n", label);
+    ctl_tw_printf(tw, "%s%s:%s\n", space, label, n ? "" : " <none>");
     for (size_t i = 0; i < n; i++) {
         const Coracle__V1__Container *c = cs[i];
         const Coracle__V1__ContainerStatus *st = NULL;
         for (size_t j = 0; j < nst; j++)
             if (sts[j]->name && c->name && !strcmp(sts[j]->name, c->name))
                 st = sts[j];
-        ctl_tw_printf(tw, L1 "%s:\n", s_or(c->name, ""));
+        ctl_tw_printf(tw, L1 "%s%s:\n", *space ? " " : "", s_or(c->name, ""));
         if (st)
             ctl_tw_printf(tw, L2 "Container ID:\t%s\n", s_or(st->containerid, ""));
         ctl_tw_printf(tw, L2 "Image:\t%s\n", s_or(c->image, ""));
@@ -436,6 +441,74 @@ static void describe_events(struct ctl_tw *tw, struct buf *out, Coracle__V1__Eve
     free(s);
 }
 
+/* describeVolumes; space as describe_containers'. */
+static void describe_volumes(struct ctl_tw *tw, const char *space, const Coracle__V1__PodSpec *sp)
+{
+    if (!sp || !sp->n_volumes)
+        ctl_tw_printf(tw, "%sVolumes:\t<none>\n", space);
+    else {
+        ctl_tw_printf(tw, "%sVolumes:\n", space);
+        for (size_t i = 0; i < sp->n_volumes; i++) {
+            const Coracle__V1__Volume *v = sp->volumes[i];
+            const Coracle__V1__VolumeSource *vs = v->volumesource;
+            ctl_tw_printf(tw, L1 "%s%s:\n", *space ? " " : "", s_or(v->name, ""));
+            if (vs && vs->hostpath)
+                ctl_tw_printf(tw,
+                              L2 "Type:\tHostPath (bare host directory volume)\n" L2
+                                 "Path:\t%s\n" L2 "HostPathType:\t%s\n",
+                              s_or(vs->hostpath->path, ""), s_or(vs->hostpath->type, "<none>"));
+            else if (vs && vs->emptydir) {
+                const char *lim = vs->emptydir->sizelimit && vs->emptydir->sizelimit->string &&
+                                          strcmp(vs->emptydir->sizelimit->string, "0")
+                                      ? vs->emptydir->sizelimit->string
+                                      : "<unset>";
+                ctl_tw_printf(tw,
+                              L2 "Type:\tEmptyDir (a temporary directory that shares a pod's "
+                                 "lifetime)\n" L2 "Medium:\t%s\n" L2 "SizeLimit:\t%s\n",
+                              s_or(vs->emptydir->medium, ""), lim);
+            } else if (vs && vs->configmap) {
+                ctl_tw_printf(tw,
+                              L2 "Type:\tConfigMap (a volume populated by a ConfigMap)\n" L2
+                                 "Name:\t%s\n" L2 "Optional:\t%s\n",
+                              lor_name(vs->configmap->localobjectreference),
+                              vs->configmap->optional ? "true" : "false");
+            } else if (vs && vs->secret) {
+                ctl_tw_printf(tw,
+                              L2 "Type:\tSecret (a volume populated by a Secret)\n" L2
+                                 "SecretName:\t%s\n" L2 "Optional:\t%s\n",
+                              s_or(vs->secret->secretname, ""),
+                              vs->secret->optional ? "true" : "false");
+            } else
+                ctl_tw_printf(tw, L1 "<unknown>\n");
+        }
+    }
+}
+
+/* printPodTolerationsMultiline */
+static void describe_tolerations(struct ctl_tw *tw, const char *title,
+                                 const Coracle__V1__PodSpec *sp)
+{
+    ctl_tw_printf(tw, "%s:\t", title);
+    if (!sp || !sp->n_tolerations)
+        ctl_tw_printf(tw, "<none>\n");
+    for (size_t i = 0; sp && i < sp->n_tolerations; i++) {
+        const Coracle__V1__Toleration *to = sp->tolerations[i];
+        if (i)
+            ctl_tw_printf(tw, "\t");
+        ctl_tw_printf(tw, "%s", s_or(to->key, ""));
+        if (to->value && *to->value)
+            ctl_tw_printf(tw, "=%s", to->value);
+        if (to->effect && *to->effect)
+            ctl_tw_printf(tw, ":%s", to->effect);
+        if (to->operator_ && !strcmp(to->operator_, "Exists") && !(to->value && *to->value))
+            ctl_tw_printf(tw, "%sop=Exists",
+                          (to->key && *to->key) || (to->effect && *to->effect) ? " " : "");
+        if (to->has_tolerationseconds)
+            ctl_tw_printf(tw, " for %" PRId64 "s", to->tolerationseconds);
+        ctl_tw_printf(tw, "\n");
+    }
+}
+
 void ctl_describe_pod(struct buf *out, const Coracle__V1__Pod *pod,
                       Coracle__V1__Event *const *events, size_t nev, int64_t now_ns)
 {
@@ -495,10 +568,10 @@ void ctl_describe_pod(struct buf *out, const Coracle__V1__Pod *pod,
     if (st && st->nominatednodename && *st->nominatednodename)
         ctl_tw_printf(&tw, "NominatedNodeName:\t%s\n", st->nominatednodename);
     if (sp && sp->n_initcontainers)
-        describe_containers(&tw, pod, "Init Containers", sp->initcontainers, sp->n_initcontainers,
-                            st ? st->initcontainerstatuses : NULL,
+        describe_containers(&tw, pod, "", "Init Containers", sp->initcontainers,
+                            sp->n_initcontainers, st ? st->initcontainerstatuses : NULL,
                             st ? st->n_initcontainerstatuses : 0);
-    describe_containers(&tw, pod, "Containers", sp ? sp->containers : NULL,
+    describe_containers(&tw, pod, "", "Containers", sp ? sp->containers : NULL,
                         sp ? sp->n_containers : 0, st ? st->containerstatuses : NULL,
                         st ? st->n_containerstatuses : 0);
     if (st && st->n_conditions) {
@@ -507,66 +580,11 @@ void ctl_describe_pod(struct buf *out, const Coracle__V1__Pod *pod,
             ctl_tw_printf(&tw, L1 "%s \t%s \n", s_or(st->conditions[i]->type, ""),
                           s_or(st->conditions[i]->status, ""));
     }
-    if (!sp || !sp->n_volumes)
-        ctl_tw_printf(&tw, "Volumes:\t<none>\n");
-    else {
-        ctl_tw_printf(&tw, "Volumes:\n");
-        for (size_t i = 0; i < sp->n_volumes; i++) {
-            const Coracle__V1__Volume *v = sp->volumes[i];
-            const Coracle__V1__VolumeSource *vs = v->volumesource;
-            ctl_tw_printf(&tw, L1 "%s:\n", s_or(v->name, ""));
-            if (vs && vs->hostpath)
-                ctl_tw_printf(&tw,
-                              L2 "Type:\tHostPath (bare host directory volume)\n" L2
-                                 "Path:\t%s\n" L2 "HostPathType:\t%s\n",
-                              s_or(vs->hostpath->path, ""), s_or(vs->hostpath->type, "<none>"));
-            else if (vs && vs->emptydir) {
-                const char *lim = vs->emptydir->sizelimit && vs->emptydir->sizelimit->string &&
-                                          strcmp(vs->emptydir->sizelimit->string, "0")
-                                      ? vs->emptydir->sizelimit->string
-                                      : "<unset>";
-                ctl_tw_printf(&tw,
-                              L2 "Type:\tEmptyDir (a temporary directory that shares a pod's "
-                                 "lifetime)\n" L2 "Medium:\t%s\n" L2 "SizeLimit:\t%s\n",
-                              s_or(vs->emptydir->medium, ""), lim);
-            } else if (vs && vs->configmap) {
-                ctl_tw_printf(&tw,
-                              L2 "Type:\tConfigMap (a volume populated by a ConfigMap)\n" L2
-                                 "Name:\t%s\n" L2 "Optional:\t%s\n",
-                              lor_name(vs->configmap->localobjectreference),
-                              vs->configmap->optional ? "true" : "false");
-            } else if (vs && vs->secret) {
-                ctl_tw_printf(&tw,
-                              L2 "Type:\tSecret (a volume populated by a Secret)\n" L2
-                                 "SecretName:\t%s\n" L2 "Optional:\t%s\n",
-                              s_or(vs->secret->secretname, ""),
-                              vs->secret->optional ? "true" : "false");
-            } else
-                ctl_tw_printf(&tw, L1 "<unknown>\n");
-        }
-    }
+    describe_volumes(&tw, "", sp);
     ctl_tw_printf(&tw, "QoS Class:\t%s\n", pod_qos(pod));
     print_map(&tw, "Node-Selectors", sp ? (kv_t *const *)sp->nodeselector : NULL,
               sp ? sp->n_nodeselector : 0, "=", NULL);
-    ctl_tw_printf(&tw, "Tolerations:\t");
-    if (!sp || !sp->n_tolerations)
-        ctl_tw_printf(&tw, "<none>\n");
-    for (size_t i = 0; sp && i < sp->n_tolerations; i++) {
-        const Coracle__V1__Toleration *to = sp->tolerations[i];
-        if (i)
-            ctl_tw_printf(&tw, "\t");
-        ctl_tw_printf(&tw, "%s", s_or(to->key, ""));
-        if (to->value && *to->value)
-            ctl_tw_printf(&tw, "=%s", to->value);
-        if (to->effect && *to->effect)
-            ctl_tw_printf(&tw, ":%s", to->effect);
-        if (to->operator_ && !strcmp(to->operator_, "Exists") && !(to->value && *to->value))
-            ctl_tw_printf(&tw, "%sop=Exists",
-                          (to->key && *to->key) || (to->effect && *to->effect) ? " " : "");
-        if (to->has_tolerationseconds)
-            ctl_tw_printf(&tw, " for %" PRId64 "s", to->tolerationseconds);
-        ctl_tw_printf(&tw, "\n");
-    }
+    describe_tolerations(&tw, "Tolerations", sp);
     describe_events(&tw, out, events, nev, now_ns);
     ctl_tw_flush(&tw, out);
     ctl_tw_free(&tw);
@@ -765,6 +783,399 @@ void ctl_describe_node(struct buf *out, const Coracle__V1__Node *node,
                   qfrac(c1, sizeof(c1), tot[3], amem, 1));
     ctl_tw_printf(&tw, L1 "ephemeral-storage\t%s\t%s\n", qfrac(c0, sizeof(c0), tot[4], aeph, 1),
                   qfrac(c1, sizeof(c1), tot[5], aeph, 1));
+    describe_events(&tw, out, events, nev, now_ns);
+    ctl_tw_flush(&tw, out);
+    ctl_tw_free(&tw);
+}
+
+/* ---- workloads: describeReplicaSet, describeDeployment, describeDaemonSet, describeJob,
+ * describeCronJob ---- */
+
+/* DescribePodTemplate. */
+static void describe_template(struct ctl_tw *tw, const Coracle__V1__PodTemplateSpec *t)
+{
+    ctl_tw_printf(tw, "Pod Template:\n");
+    if (!t) {
+        ctl_tw_printf(tw, L1 "<unset>");
+        return;
+    }
+    const Coracle__V1__ObjectMeta *md = t->metadata;
+    const Coracle__V1__PodSpec *sp = t->spec;
+    print_map(tw, "  Labels", md ? md->labels : NULL, md ? md->n_labels : 0, "=", NULL);
+    if (md && md->n_annotations)
+        print_map(tw, "  Annotations", (kv_t *const *)md->annotations, md->n_annotations, ": ",
+                  NULL);
+    if (sp && sp->serviceaccountname && *sp->serviceaccountname)
+        ctl_tw_printf(tw, L1 "Service Account:\t%s\n", sp->serviceaccountname);
+    if (sp && sp->n_initcontainers)
+        describe_containers(tw, NULL, "  ", "Init Containers", sp->initcontainers,
+                            sp->n_initcontainers, NULL, 0);
+    describe_containers(tw, NULL, "  ", "Containers", sp ? sp->containers : NULL,
+                        sp ? sp->n_containers : 0, NULL, 0);
+    describe_volumes(tw, "  ", sp);
+    if (sp && sp->priorityclassname && *sp->priorityclassname)
+        ctl_tw_printf(tw, L1 "Priority Class Name:\t%s\n", sp->priorityclassname);
+    print_map(tw, "  Node-Selectors", sp ? (kv_t *const *)sp->nodeselector : NULL,
+              sp ? sp->n_nodeselector : 0, "=", NULL);
+    describe_tolerations(tw, "  Tolerations", sp);
+}
+
+/* The common head: Name, Namespace (unless NULL), Selector, Labels, Annotations. */
+static void describe_head(struct ctl_tw *tw, const Coracle__V1__ObjectMeta *md,
+                          const Coracle__V1__LabelSelector *sel, bool ns)
+{
+    ctl_tw_printf(tw, "Name:\t%s\n", md ? s_or(md->name, "") : "");
+    if (ns)
+        ctl_tw_printf(tw, "Namespace:\t%s\n", md ? s_or(md->namespace_, "") : "");
+    char *s = cols_label_selector(sel);
+    ctl_tw_printf(tw, "Selector:\t%s\n", s_or(s, "<none>"));
+    free(s);
+}
+
+static void describe_labels(struct ctl_tw *tw, const Coracle__V1__ObjectMeta *md)
+{
+    print_map(tw, "Labels", md ? md->labels : NULL, md ? md->n_labels : 0, "=", NULL);
+    print_map(tw, "Annotations", md ? (kv_t *const *)md->annotations : NULL,
+              md ? md->n_annotations : 0, ": ", "kubectl.kubernetes.io/last-applied-configuration");
+}
+
+static void describe_controller(struct ctl_tw *tw, const Coracle__V1__ObjectMeta *md)
+{
+    for (size_t i = 0; md && i < md->n_ownerreferences; i++)
+        if (md->ownerreferences[i]->controller)
+            ctl_tw_printf(tw, "Controlled By:\t%s/%s\n", s_or(md->ownerreferences[i]->kind, ""),
+                          s_or(md->ownerreferences[i]->name, ""));
+}
+
+static void pods_status(struct ctl_tw *tw, Coracle__V1__Pod *const *pods, size_t n)
+{
+    int running = 0, waiting = 0, succeeded = 0, failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *ph = pods[i]->status ? s_or(pods[i]->status->phase, "") : "";
+        running += !strcmp(ph, "Running");
+        waiting += !strcmp(ph, "Pending");
+        succeeded += !strcmp(ph, "Succeeded");
+        failed += !strcmp(ph, "Failed");
+    }
+    ctl_tw_printf(tw, "Pods Status:\t%d Running / %d Waiting / %d Succeeded / %d Failed\n", running,
+                  waiting, succeeded, failed);
+}
+
+/* Conditions of a Deployment or ReplicaSet: type, status, reason of each. */
+static void describe_conditions(struct ctl_tw *tw, const char *const *type,
+                                const char *const *status, const char *const *reason, size_t n)
+{
+    if (!n)
+        return;
+    ctl_tw_printf(tw, "Conditions:\n  Type\tStatus\tReason\n");
+    ctl_tw_printf(tw, L1 "----\t------\t------\n");
+    for (size_t i = 0; i < n; i++)
+        ctl_tw_printf(tw, L1 "%s \t%s\t%s\n", s_or(type[i], ""), s_or(status[i], ""),
+                      s_or(reason[i], ""));
+}
+
+static void ios_str(char *buf, size_t n, const Coracle__V1__IntOrString *v)
+{
+    if (v && v->type == 1)
+        snprintf(buf, n, "%s", s_or(v->strval, ""));
+    else
+        snprintf(buf, n, "%d", v ? v->intval : 0);
+}
+
+static bool controlled_by(const Coracle__V1__ObjectMeta *md, const char *uid)
+{
+    for (size_t i = 0; md && uid && i < md->n_ownerreferences; i++)
+        if (md->ownerreferences[i]->controller && md->ownerreferences[i]->uid &&
+            !strcmp(md->ownerreferences[i]->uid, uid))
+            return true;
+    return false;
+}
+
+/* Whether an RS's template is the Deployment's (its pod-template-hash label aside). */
+static bool same_template(const Coracle__V1__PodTemplateSpec *d,
+                          const Coracle__V1__PodTemplateSpec *r)
+{
+    if (!d || !r)
+        return d == r;
+    size_t la = 0, lb = 0;
+    uint8_t *a = NULL, *b = NULL;
+    if (d->spec) {
+        a = xmalloc(protobuf_c_message_get_packed_size(&d->spec->base) + 1);
+        la = protobuf_c_message_pack(&d->spec->base, a);
+    }
+    if (r->spec) {
+        b = xmalloc(protobuf_c_message_get_packed_size(&r->spec->base) + 1);
+        lb = protobuf_c_message_pack(&r->spec->base, b);
+    }
+    bool same = la == lb && (!la || !memcmp(a, b, la));
+    free(a);
+    free(b);
+    size_t nd = d->metadata ? d->metadata->n_labels : 0, nr = 0;
+    for (size_t i = 0; same && r->metadata && i < r->metadata->n_labels; i++) {
+        const kv_t *l = r->metadata->labels[i];
+        if (l->key && !strcmp(l->key, "pod-template-hash"))
+            continue;
+        nr++;
+        bool found = false;
+        for (size_t j = 0; j < nd && !found; j++)
+            found = !strcmp(s_or(d->metadata->labels[j]->key, ""), s_or(l->key, "")) &&
+                    !strcmp(s_or(d->metadata->labels[j]->value, ""), s_or(l->value, ""));
+        same = found;
+    }
+    return same && nr == nd;
+}
+
+/* printReplicaSetsByLabels: "name (x/y replicas created), ...", or <none>. */
+static void replica_sets(struct ctl_tw *tw, const char *title, Coracle__V1__ReplicaSet *const *rss,
+                         size_t n)
+{
+    ctl_tw_printf(tw, "%s:\t", title);
+    for (size_t i = 0; i < n; i++)
+        ctl_tw_printf(tw, "%s%s (%d/%d replicas created)", i ? ", " : "",
+                      s_or(rss[i]->metadata ? rss[i]->metadata->name : NULL, ""),
+                      rss[i]->status ? rss[i]->status->replicas : 0,
+                      rss[i]->spec ? rss[i]->spec->replicas : 0);
+    ctl_tw_printf(tw, "%s\n", n ? "" : "<none>");
+}
+
+static void describe_deployment(struct ctl_tw *tw, const Coracle__V1__Deployment *d,
+                                Coracle__V1__ReplicaSet *const *rss, size_t nrs)
+{
+    const Coracle__V1__DeploymentSpec *sp = d->spec;
+    const Coracle__V1__DeploymentStatus *st = d->status;
+    char t[64];
+    ctl_tw_printf(tw, "Name:\t%s\n", d->metadata ? s_or(d->metadata->name, "") : "");
+    ctl_tw_printf(tw, "Namespace:\t%s\n", d->metadata ? s_or(d->metadata->namespace_, "") : "");
+    fmt_time(t, sizeof(t), d->metadata ? d->metadata->creationtimestamp : NULL);
+    ctl_tw_printf(tw, "CreationTimestamp:\t%s\n", t);
+    describe_labels(tw, d->metadata);
+    char *sel = cols_label_selector(sp ? sp->selector : NULL);
+    ctl_tw_printf(tw, "Selector:\t%s\n", sel);
+    free(sel);
+    ctl_tw_printf(tw,
+                  "Replicas:\t%d desired | %d updated | %d total | %d available | %d "
+                  "unavailable\n",
+                  sp ? sp->replicas : 0, st ? st->updatedreplicas : 0, st ? st->replicas : 0,
+                  st ? st->availablereplicas : 0, st ? st->unavailablereplicas : 0);
+    const Coracle__V1__DeploymentStrategy *sg = sp ? sp->strategy : NULL;
+    ctl_tw_printf(tw, "StrategyType:\t%s\n", sg ? s_or(sg->type, "") : "");
+    ctl_tw_printf(tw, "MinReadySeconds:\t%d\n", sp ? sp->minreadyseconds : 0);
+    if (sg && sg->rollingupdate) {
+        char mu[32], ms[32];
+        ios_str(mu, sizeof(mu), sg->rollingupdate->maxunavailable);
+        ios_str(ms, sizeof(ms), sg->rollingupdate->maxsurge);
+        ctl_tw_printf(tw, "RollingUpdateStrategy:\t%s max unavailable, %s max surge\n", mu, ms);
+    }
+    describe_template(tw, sp ? sp->template_ : NULL);
+    size_t nc = st ? st->n_conditions : 0;
+    const char **ty = xcalloc(nc + 1, sizeof(*ty)), **ss = xcalloc(nc + 1, sizeof(*ss)),
+               **re = xcalloc(nc + 1, sizeof(*re));
+    for (size_t i = 0; i < nc; i++) {
+        ty[i] = st->conditions[i]->type;
+        ss[i] = st->conditions[i]->status;
+        re[i] = st->conditions[i]->reason;
+    }
+    describe_conditions(tw, ty, ss, re, nc);
+    free(ty);
+    free(ss);
+    free(re);
+    /* deploymentutil.GetAllReplicaSets: the ones it controls; the new one has its template */
+    Coracle__V1__ReplicaSet **old = xcalloc(nrs + 1, sizeof(*old)), *nw = NULL;
+    size_t nold = 0;
+    const char *uid = d->metadata ? d->metadata->uid : NULL;
+    for (size_t i = 0; i < nrs; i++) {
+        if (!controlled_by(rss[i]->metadata, uid))
+            continue;
+        if (!nw && sp && rss[i]->spec && same_template(sp->template_, rss[i]->spec->template_))
+            nw = rss[i];
+        else
+            old[nold++] = rss[i];
+    }
+    if (nold || nw) { /* kubectl writes neither line for a Deployment without any */
+        replica_sets(tw, "OldReplicaSets", old, nold);
+        replica_sets(tw, "NewReplicaSet", &nw, nw ? 1 : 0);
+    }
+    free(old);
+}
+
+static void describe_replicaset(struct ctl_tw *tw, const Coracle__V1__ReplicaSet *rs,
+                                Coracle__V1__Pod *const *pods, size_t npods)
+{
+    const Coracle__V1__ReplicaSetSpec *sp = rs->spec;
+    const Coracle__V1__ReplicaSetStatus *st = rs->status;
+    describe_head(tw, rs->metadata, sp ? sp->selector : NULL, true);
+    describe_labels(tw, rs->metadata);
+    describe_controller(tw, rs->metadata);
+    ctl_tw_printf(tw, "Replicas:\t%d current / %d desired\n", st ? st->replicas : 0,
+                  sp ? sp->replicas : 0);
+    pods_status(tw, pods, npods);
+    describe_template(tw, sp ? sp->template_ : NULL);
+    size_t nc = st ? st->n_conditions : 0;
+    const char **ty = xcalloc(nc + 1, sizeof(*ty)), **ss = xcalloc(nc + 1, sizeof(*ss)),
+               **re = xcalloc(nc + 1, sizeof(*re));
+    for (size_t i = 0; i < nc; i++) {
+        ty[i] = st->conditions[i]->type;
+        ss[i] = st->conditions[i]->status;
+        re[i] = st->conditions[i]->reason;
+    }
+    describe_conditions(tw, ty, ss, re, nc);
+    free(ty);
+    free(ss);
+    free(re);
+}
+
+static void describe_daemonset(struct ctl_tw *tw, const Coracle__V1__DaemonSet *ds,
+                               Coracle__V1__Pod *const *pods, size_t npods)
+{
+    const Coracle__V1__DaemonSetSpec *sp = ds->spec;
+    const Coracle__V1__DaemonSetStatus *st = ds->status;
+    const Coracle__V1__PodSpec *ps = sp && sp->template_ ? sp->template_->spec : NULL;
+    describe_head(tw, ds->metadata, sp ? sp->selector : NULL, false);
+    struct buf ns = {0};
+    kv_t **v = xcalloc((ps ? ps->n_nodeselector : 0) + 1, sizeof(*v));
+    for (size_t i = 0; ps && i < ps->n_nodeselector; i++)
+        v[i] = (kv_t *)ps->nodeselector[i];
+    qsort(v, ps ? ps->n_nodeselector : 0, sizeof(*v), cmp_kv);
+    for (size_t i = 0; ps && i < ps->n_nodeselector; i++)
+        buf_printf(&ns, "%s%s=%s", i ? "," : "", s_or(v[i]->key, ""), s_or(v[i]->value, ""));
+    free(v);
+    if (!ns.len)
+        buf_puts(&ns, "<none>");
+    ctl_tw_printf(tw, "Node-Selector:\t%s\n", ns.p);
+    buf_free(&ns);
+    describe_labels(tw, ds->metadata);
+    ctl_tw_printf(tw, "Desired Number of Nodes Scheduled: %d\n",
+                  st ? st->desirednumberscheduled : 0);
+    ctl_tw_printf(tw, "Current Number of Nodes Scheduled: %d\n",
+                  st ? st->currentnumberscheduled : 0);
+    ctl_tw_printf(tw, "Number of Nodes Scheduled with Up-to-date Pods: %d\n",
+                  st ? st->updatednumberscheduled : 0);
+    ctl_tw_printf(tw, "Number of Nodes Scheduled with Available Pods: %d\n",
+                  st ? st->numberavailable : 0);
+    ctl_tw_printf(tw, "Number of Nodes Misscheduled: %d\n", st ? st->numbermisscheduled : 0);
+    pods_status(tw, pods, npods);
+    describe_template(tw, sp ? sp->template_ : NULL);
+}
+
+static void describe_job(struct ctl_tw *tw, const Coracle__V1__Job *j, int64_t now_ns)
+{
+    const Coracle__V1__JobSpec *sp = j->spec;
+    const Coracle__V1__JobStatus *st = j->status;
+    char t[64];
+    (void)now_ns;
+    describe_head(tw, j->metadata, sp ? sp->selector : NULL, true);
+    describe_labels(tw, j->metadata);
+    describe_controller(tw, j->metadata);
+    if (sp && sp->has_parallelism)
+        ctl_tw_printf(tw, "Parallelism:\t%d\n", sp->parallelism);
+    if (sp && sp->has_completions)
+        ctl_tw_printf(tw, "Completions:\t%d\n", sp->completions);
+    else
+        ctl_tw_printf(tw, "Completions:\t<unset>\n");
+    if (sp && sp->completionmode)
+        ctl_tw_printf(tw, "Completion Mode:\t%s\n", sp->completionmode);
+    if (sp && sp->has_suspend)
+        ctl_tw_printf(tw, "Suspend:\t%s\n", sp->suspend ? "true" : "false");
+    if (sp && sp->has_backofflimit)
+        ctl_tw_printf(tw, "Backoff Limit:\t%d\n", sp->backofflimit);
+    if (sp && sp->has_ttlsecondsafterfinished)
+        ctl_tw_printf(tw, "TTL Seconds After Finished:\t%d\n", sp->ttlsecondsafterfinished);
+    if (st && st->starttime) {
+        fmt_time(t, sizeof(t), st->starttime);
+        ctl_tw_printf(tw, "Start Time:\t%s\n", t);
+    }
+    if (st && st->completiontime) {
+        fmt_time(t, sizeof(t), st->completiontime);
+        ctl_tw_printf(tw, "Completed At:\t%s\n", t);
+    }
+    if (st && st->starttime && st->completiontime) {
+        ctl_human_duration(t, sizeof(t),
+                           (st->completiontime->seconds - st->starttime->seconds) * 1000000000LL);
+        ctl_tw_printf(tw, "Duration:\t%s\n", t);
+    }
+    if (sp && sp->has_activedeadlineseconds)
+        ctl_tw_printf(tw, "Active Deadline Seconds:\t%" PRId64 "s\n", sp->activedeadlineseconds);
+    if (st && st->has_ready)
+        ctl_tw_printf(tw, "Pods Statuses:\t%d Active (%d Ready) / %d Succeeded / %d Failed\n",
+                      st->active, st->ready, st->succeeded, st->failed);
+    else
+        ctl_tw_printf(tw, "Pods Statuses:\t%d Active / %d Succeeded / %d Failed\n",
+                      st ? st->active : 0, st ? st->succeeded : 0, st ? st->failed : 0);
+    describe_template(tw, sp ? sp->template_ : NULL);
+}
+
+static void describe_cronjob(struct ctl_tw *tw, const Coracle__V1__CronJob *cj)
+{
+    const Coracle__V1__CronJobSpec *sp = cj->spec;
+    const Coracle__V1__CronJobStatus *st = cj->status;
+    const Coracle__V1__JobSpec *js = sp && sp->jobtemplate ? sp->jobtemplate->spec : NULL;
+    char t[64];
+    ctl_tw_printf(tw, "Name:\t%s\n", cj->metadata ? s_or(cj->metadata->name, "") : "");
+    ctl_tw_printf(tw, "Namespace:\t%s\n", cj->metadata ? s_or(cj->metadata->namespace_, "") : "");
+    describe_labels(tw, cj->metadata);
+    ctl_tw_printf(tw, "Schedule:\t%s\n", sp ? s_or(sp->schedule, "") : "");
+    ctl_tw_printf(tw, "Concurrency Policy:\t%s\n", sp ? s_or(sp->concurrencypolicy, "") : "");
+    ctl_tw_printf(tw, "Suspend:\t%s\n",
+                  !sp || !sp->has_suspend ? "<unset>"
+                  : sp->suspend           ? "True"
+                                          : "False");
+    if (sp && sp->has_successfuljobshistorylimit)
+        ctl_tw_printf(tw, "Successful Job History Limit:\t%d\n", sp->successfuljobshistorylimit);
+    else
+        ctl_tw_printf(tw, "Successful Job History Limit:\t<unset>\n");
+    if (sp && sp->has_failedjobshistorylimit)
+        ctl_tw_printf(tw, "Failed Job History Limit:\t%d\n", sp->failedjobshistorylimit);
+    else
+        ctl_tw_printf(tw, "Failed Job History Limit:\t<unset>\n");
+    if (sp && sp->has_startingdeadlineseconds)
+        ctl_tw_printf(tw, "Starting Deadline Seconds:\t%" PRId64 "s\n",
+                      sp->startingdeadlineseconds);
+    else
+        ctl_tw_printf(tw, "Starting Deadline Seconds:\t<unset>\n");
+    /* describeJobTemplate */
+    char *sel = js && js->selector ? cols_label_selector(js->selector) : NULL;
+    ctl_tw_printf(tw, "Selector:\t%s\n", sel ? sel : "<unset>");
+    free(sel);
+    if (js && js->has_parallelism)
+        ctl_tw_printf(tw, "Parallelism:\t%d\n", js->parallelism);
+    else
+        ctl_tw_printf(tw, "Parallelism:\t<unset>\n");
+    if (js && js->has_completions)
+        ctl_tw_printf(tw, "Completions:\t%d\n", js->completions);
+    else
+        ctl_tw_printf(tw, "Completions:\t<unset>\n");
+    if (js && js->has_activedeadlineseconds)
+        ctl_tw_printf(tw, "Active Deadline Seconds:\t%" PRId64 "s\n", js->activedeadlineseconds);
+    describe_template(tw, js ? js->template_ : NULL);
+    if (st && st->lastscheduletime) {
+        fmt_time(t, sizeof(t), st->lastscheduletime);
+        ctl_tw_printf(tw, "Last Schedule Time:\t%s\n", t);
+    } else {
+        ctl_tw_printf(tw, "Last Schedule Time:\t<unset>\n");
+    }
+    ctl_tw_printf(tw, "Active Jobs:\t");
+    for (size_t i = 0; st && i < st->n_active; i++)
+        ctl_tw_printf(tw, "%s%s", i ? ", " : "", s_or(st->active[i]->name, ""));
+    ctl_tw_printf(tw, "%s\n", st && st->n_active ? "" : "<none>");
+}
+
+void ctl_describe_workload(struct buf *out, const struct kind *k, const ProtobufCMessage *obj,
+                           Coracle__V1__Pod *const *pods, size_t npods,
+                           Coracle__V1__ReplicaSet *const *rss, size_t nrs,
+                           Coracle__V1__Event *const *events, size_t nev, int64_t now_ns)
+{
+    struct ctl_tw tw;
+    ctl_tw_init(&tw, 0, 2, false);
+    if (k == &kind_deployment)
+        describe_deployment(&tw, (const void *)obj, rss, nrs);
+    else if (k == &kind_replicaset)
+        describe_replicaset(&tw, (const void *)obj, pods, npods);
+    else if (k == &kind_daemonset)
+        describe_daemonset(&tw, (const void *)obj, pods, npods);
+    else if (k == &kind_job)
+        describe_job(&tw, (const void *)obj, now_ns);
+    else if (k == &kind_cronjob)
+        describe_cronjob(&tw, (const void *)obj);
     describe_events(&tw, out, events, nev, now_ns);
     ctl_tw_flush(&tw, out);
     ctl_tw_free(&tw);

@@ -11,6 +11,7 @@
 
 #include "coracle.pb-c.h"
 #include "ctl.h"
+#include "kinds.h"
 
 /*
  * Appends the description to out. events: those about the object (any
@@ -22,5 +23,16 @@ void ctl_describe_pod(struct buf *out, const Coracle__V1__Pod *pod,
 void ctl_describe_node(struct buf *out, const Coracle__V1__Node *node,
                        const Coracle__V1__Lease *lease, Coracle__V1__Pod *const *pods, size_t npods,
                        Coracle__V1__Event *const *events, size_t nev, int64_t now_ns);
+
+/*
+ * A ReplicaSet, Deployment, DaemonSet, Job or CronJob (obj, of kind k), as
+ * kubectl describes it. pods: those its selector selects ("Pods Status");
+ * rss: for a Deployment, the ReplicaSets of its namespace (the ones it
+ * controls are its old and new ones).
+ */
+void ctl_describe_workload(struct buf *out, const struct kind *k, const ProtobufCMessage *obj,
+                           Coracle__V1__Pod *const *pods, size_t npods,
+                           Coracle__V1__ReplicaSet *const *rss, size_t nrs,
+                           Coracle__V1__Event *const *events, size_t nev, int64_t now_ns);
 
 #endif

@@ -253,7 +253,7 @@ t.ok(res.get("deployments/scale", {}).get("group") == "autoscaling" and res["dep
 # ---- stock kubectl ----
 kubectl = kubectls.kubectl_132()
 if not kubectl:
-    t.skip("kubectl 1.32 not installed", 13)
+    t.skip("kubectl 1.32 not installed", 14)
     t.done()
 home = os.path.join(c.dir, "khome")
 os.makedirs(home)
@@ -269,6 +269,11 @@ def k(*args):
 
 rc, out, e = k("create", "deployment", "web", "--image=nginx", "--replicas=2")
 t.is_((rc, out.strip()), (0, "deployment.apps/web created"), "kubectl create deployment (%s)" % e)
+# kubectl sends protobuf: Go's zero values ("" strings, the zero Time) are not stored as set
+tm = api.call("Deployments", "Get", pb.GetRequest(namespace="default", name="web")).spec.template.metadata
+md = api.call("Deployments", "Get", pb.GetRequest(namespace="default", name="web")).metadata
+t.ok(not tm.HasField("creationTimestamp") and not md.HasField("generateName") and not tm.HasField("name"),
+     "a protobuf body's empty strings and zero times stay unset (%s)" % tm)
 rc, out, e = k("create", "job", "once", "--image=busybox", "--", "true")
 t.is_((rc, out.strip()), (0, "job.batch/once created"), "kubectl create job (%s)" % e)
 rc, out, e = k("create", "cronjob", "tick", "--image=busybox", "--schedule=*/5 * * * *")

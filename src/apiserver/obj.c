@@ -77,6 +77,51 @@ void obj_normalize(ProtobufCMessage *m)
     }
 }
 
+/* A Time or MicroTime with neither field: Go's zero time, as its protobuf carries it. */
+static bool zero_time(const ProtobufCMessage *m)
+{
+    if (m->descriptor != &coracle__v1__time__descriptor &&
+        m->descriptor != &coracle__v1__micro_time__descriptor)
+        return false;
+    const Coracle__V1__Time *t = (const Coracle__V1__Time *)m; /* MicroTime: the same layout */
+    return !(t->has_seconds && t->seconds) && !(t->has_nanos && t->nanos);
+}
+_Static_assert(sizeof(Coracle__V1__Time) == sizeof(Coracle__V1__MicroTime), "Time layout");
+
+void obj_clear_go_zero(ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    if (is_map_entry(d))
+        return; /* a label's empty value is a value */
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        void *at = (char *)m + f->offset;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+                continue;
+            size_t n = *(size_t *)((char *)m + f->quantifier_offset);
+            for (size_t j = 0; j < n; j++)
+                obj_clear_go_zero((*(ProtobufCMessage ***)at)[j]);
+        } else if (f->type == PROTOBUF_C_TYPE_STRING) {
+            char **s = at;
+            if (*s && !**s && *s != (char *)f->default_value) {
+                free(*s);
+                *s = NULL;
+            }
+        } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            ProtobufCMessage **sub = at;
+            if (!*sub)
+                continue;
+            if (zero_time(*sub)) {
+                obj_free(*sub);
+                *sub = NULL;
+            } else {
+                obj_clear_go_zero(*sub);
+            }
+        }
+    }
+}
+
 Coracle__V1__ObjectMeta *obj_meta(ProtobufCMessage *m)
 {
     Coracle__V1__ObjectMeta *meta = kind_meta(m);

@@ -33,6 +33,13 @@ bool obj_equal(const ProtobufCMessage *a, const ProtobufCMessage *b);
  * in (no-op updates are detected by comparing encodings).
  */
 void obj_normalize(ProtobufCMessage *m);
+/*
+ * What Go's generated protobuf writes for fields at their zero value, as
+ * Kubernetes' clients send them (every non-pointer string, even "", and a
+ * zero metav1.Time as an empty message), made absent again, as JSON's
+ * omitempty has them: strings "" outside map entries, empty times.
+ */
+void obj_clear_go_zero(ProtobufCMessage *m);
 
 /* The object's metadata, created empty if unset. */
 Coracle__V1__ObjectMeta *obj_meta(ProtobufCMessage *m);

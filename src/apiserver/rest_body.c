@@ -134,6 +134,7 @@ ProtobufCMessage *rest_body_decode(const char *media, const void *body, size_t l
                                   "protobuf wire data (%zu bytes)",
                                   named(ko->kind, kind), named(ko->api_version, api_version), kind,
                                   rl));
+        obj_clear_go_zero(m);
     } else {
         return fail(e, 415, "UnsupportedMediaType",
                     xstrdup("the body of the request was in an unknown format - accepted media "

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "admit.h"
 #include "admit_int.h"
+#include "buf.h"
 #include "json.h"
 #include "kobj.h"
 #include "obj.h"
@@ -232,6 +233,167 @@ static void check_labels(struct errs *e, const char *path,
     }
 }
 
+/* An owner reference as Kubernetes prints a bad one (json.Marshal of metav1.OwnerReference). */
+static void owner_json(struct buf *b, const Coracle__V1__OwnerReference *r)
+{
+    const char *const vals[] = {r->apiversion, r->kind, r->name, r->uid};
+    const char *const keys[] = {"apiVersion", "kind", "name", "uid"};
+    for (size_t i = 0; i < 4; i++) {
+        char *q = json_quote(vals[i] ? vals[i] : "");
+        buf_printf(b, "%s\"%s\":%s", i ? "," : "{", keys[i], q);
+        free(q);
+    }
+    if (r->has_controller)
+        buf_printf(b, ",\"controller\":%s", r->controller ? "true" : "false");
+    if (r->has_blockownerdeletion)
+        buf_printf(b, ",\"blockOwnerDeletion\":%s", r->blockownerdeletion ? "true" : "false");
+    buf_puts(b, "}");
+}
+
+/* apiVersion is <group>/<version> or <version> (schema.ParseGroupVersion, version non-empty). */
+static bool group_version_ok(const char *gv)
+{
+    const char *slash = strchr(gv, '/');
+    if (!slash)
+        return true;
+    return !strchr(slash + 1, '/') && slash[1];
+}
+
+/* ValidateOwnerReferences, with Kubernetes' texts. */
+static void check_owners(struct errs *e, Coracle__V1__OwnerReference *const *refs, size_t n)
+{
+    const char *first = NULL, *first_name = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const Coracle__V1__OwnerReference *r = refs[i];
+        const char *av = r->apiversion ? r->apiversion : "", *kind = r->kind ? r->kind : "";
+        if (!*av)
+            eadd(e, "metadata.ownerReferences[%zu].apiVersion: Required value: must not be empty",
+                 i);
+        else if (!group_version_ok(av))
+            eadd(e,
+                 "metadata.ownerReferences[%zu].apiVersion: Invalid value: \"%s\": must be "
+                 "<group>/<version> or <version>",
+                 i, av);
+        if (!*kind)
+            eadd(e, "metadata.ownerReferences[%zu].kind: Required value: must not be empty", i);
+        if (!r->name || !*r->name)
+            eadd(e, "metadata.ownerReferences[%zu].name: Required value: must not be empty", i);
+        if (!r->uid || !*r->uid)
+            eadd(e, "metadata.ownerReferences[%zu].uid: Required value: must not be empty", i);
+        if (!strcmp(av, "v1") && !strcmp(kind, "Event")) {
+            struct buf b = {0};
+            owner_json(&b, r);
+            eadd(e,
+                 "metadata.ownerReferences[%zu]: Invalid value: %s: /v1, Kind=Event is "
+                 "disallowed from being an owner",
+                 i, b.p);
+            buf_free(&b);
+        }
+        if (!r->has_controller || !r->controller)
+            continue;
+        if (!first) {
+            first = kind;
+            first_name = r->name ? r->name : "";
+            continue;
+        }
+        struct buf b = {0};
+        buf_puts(&b, "[");
+        for (size_t j = 0; j < n; j++) {
+            if (j)
+                buf_puts(&b, ",");
+            owner_json(&b, refs[j]);
+        }
+        buf_puts(&b, "]");
+        eadd(e,
+             "metadata.ownerReferences: Invalid value: %s: Only one reference can have "
+             "Controller set to true. Found \"true\" in references for %s/%s and %s/%s",
+             b.p, first, first_name, kind, r->name ? r->name : "");
+        buf_free(&b);
+    }
+}
+
+/* The finalizers as Kubernetes prints a bad list (json.Marshal of []string). */
+static char *finalizers_json(char *const *f, size_t n)
+{
+    struct buf b = {0};
+    buf_puts(&b, "[");
+    for (size_t i = 0; i < n; i++) {
+        char *q = json_quote(f[i] ? f[i] : "");
+        buf_printf(&b, "%s%s", i ? "," : "", q);
+        free(q);
+    }
+    buf_puts(&b, "]");
+    return buf_take(&b);
+}
+
+/* ValidateFinalizers: qualified names, and not both of the garbage collector's. */
+static void check_finalizers(struct errs *e, char *const *f, size_t n)
+{
+    bool orphan = false, fg = false;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = f[i] ? f[i] : "";
+        const char *r = qualified_name_err(s);
+        if (r)
+            eadd(e, "metadata.finalizers: Invalid value: \"%s\": %s", s, r);
+        orphan |= !strcmp(s, "orphan");
+        fg |= !strcmp(s, "foregroundDeletion");
+    }
+    if (orphan && fg) {
+        char *j = finalizers_json(f, n);
+        eadd(e,
+             "metadata.finalizers: Invalid value: %s: finalizer orphan and foregroundDeletion "
+             "cannot be both set",
+             j);
+        free(j);
+    }
+}
+
+/* strcmp for qsort over strings */
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * ValidateNoNewFinalizers: once an object is being deleted its finalizers
+ * may only go. The new ones named sorted and once, as Kubernetes' set does.
+ */
+static void check_no_new_finalizers(struct errs *e, const Coracle__V1__ObjectMeta *old,
+                                    const Coracle__V1__ObjectMeta *upd)
+{
+    if (!old || !old->deletiontimestamp || !upd)
+        return;
+    char **extra = xcalloc(upd->n_finalizers + 1, sizeof(*extra));
+    size_t n = 0;
+    for (size_t i = 0; i < upd->n_finalizers; i++) {
+        const char *f = upd->finalizers[i] ? upd->finalizers[i] : "";
+        bool known = false;
+        for (size_t j = 0; j < old->n_finalizers && !known; j++)
+            known = old->finalizers[j] && !strcmp(old->finalizers[j], f);
+        for (size_t j = 0; j < n && !known; j++)
+            known = !strcmp(extra[j], f);
+        if (!known)
+            extra[n++] = (char *)f;
+    }
+    if (n) {
+        qsort(extra, n, sizeof(*extra), str_cmp);
+        struct buf b = {0};
+        buf_puts(&b, "[]string{");
+        for (size_t i = 0; i < n; i++) {
+            char *q = json_quote(extra[i]);
+            buf_printf(&b, "%s%s", i ? ", " : "", q);
+            free(q);
+        }
+        buf_puts(&b, "}");
+        eadd(e,
+             "metadata.finalizers: Forbidden: no new finalizers can be added if the object is "
+             "being deleted, found new finalizers %s",
+             b.p);
+        buf_free(&b);
+    }
+    free(extra);
+}
+
 static void check_meta(struct errs *e, const struct kind *k, const Coracle__V1__ObjectMeta *m)
 {
     if (!m || !m->name || !*m->name) {
@@ -261,6 +423,8 @@ static void check_meta(struct errs *e, const struct kind *k, const Coracle__V1__
         if (r)
             eadd(e, "metadata.annotations: Invalid value: \"%s\": %s", key, r);
     }
+    check_owners(e, m->ownerreferences, m->n_ownerreferences);
+    check_finalizers(e, m->finalizers, m->n_finalizers);
     if (m->has_deletiongraceperiodseconds && m->deletiongraceperiodseconds < 0)
         eadd(e,
              "metadata.deletionGracePeriodSeconds: Invalid value: %" PRId64
@@ -928,9 +1092,14 @@ int admit_update(const struct kind *k, const ProtobufCMessage *old, const Protob
                  char **msg)
 {
     *msg = NULL;
+    struct errs e = {0};
+    check_no_new_finalizers(&e, kind_meta(old), kind_meta(upd));
+    if (e.n) {
+        const Coracle__V1__ObjectMeta *m = kind_meta(upd);
+        return efinish(&e, k, m ? m->name : NULL, msg);
+    }
     if (k == &kind_pod)
         return admit_pod_update((const void *)old, (const void *)upd, msg);
-    struct errs e = {0};
     if (k == &kind_configmap) {
         const Coracle__V1__ConfigMap *a = (const void *)old, *b = (const void *)upd;
         check_immutable(&e, a->has_immutable && a->immutable, b->has_immutable && b->immutable,

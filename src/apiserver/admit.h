@@ -32,7 +32,8 @@ int admit_pod_update(const Coracle__V1__Pod *old, const Coracle__V1__Pod *upd, c
 
 /*
  * Checks an update of any kind against the stored object (Kubernetes'
- * Validate*Update): a pod's spec (admit_pod_update), an immutable
+ * Validate*Update): no new finalizers on an object being deleted, a pod's
+ * spec (admit_pod_update), an immutable
  * ConfigMap's or Secret's data, a Secret's type. Returns 0 or -1 with *msg
  * (malloc'd).
  */

@@ -194,6 +194,43 @@ static void workloads(void)
     obj_free(b);
 }
 
+static void set_finalizers(Coracle__V1__ObjectMeta *m, size_t n, const char *const *f)
+{
+    m->finalizers = xcalloc(n + 1, sizeof(*m->finalizers));
+    for (size_t i = 0; i < n; i++)
+        m->finalizers[i] = xstrdup(f[i]);
+    m->n_finalizers = n;
+}
+
+/* Once deletionTimestamp is set finalizers may go but not come: the new ones sorted, once. */
+static void test_finalizers_update(void)
+{
+    static const char *const was[] = {"a/x"}, *const now[] = {"a/x", "b/z", "a/y", "b/z"};
+    Coracle__V1__ConfigMap *old = xmalloc(sizeof(*old)), *upd = xmalloc(sizeof(*upd));
+    coracle__v1__config_map__init(old);
+    coracle__v1__config_map__init(upd);
+    obj_set_str(&obj_meta(&old->base)->name, "c");
+    obj_set_str(&obj_meta(&upd->base)->name, "c");
+    set_finalizers(old->metadata, 1, was);
+    set_finalizers(upd->metadata, 4, now);
+    char *msg = NULL;
+    ok(admit_update(&kind_configmap, &old->base, &upd->base, &msg) == 0 && !msg,
+       "finalizers may be added while the object is not being deleted");
+    old->metadata->deletiontimestamp = obj_time(1);
+    admit_update(&kind_configmap, &old->base, &upd->base, &msg);
+    is_str(msg,
+           "ConfigMap \"c\" is invalid: metadata.finalizers: Forbidden: no new finalizers can be "
+           "added if the object is being deleted, found new finalizers []string{\"a/y\", \"b/z\"}",
+           "no new finalizers once it is being deleted");
+    free(msg);
+    msg = NULL;
+    upd->metadata->deletiontimestamp = obj_time(1);
+    ok(admit_update(&kind_configmap, &upd->base, &old->base, &msg) == 0 && !msg,
+       "removing them is fine");
+    obj_free(&old->base);
+    obj_free(&upd->base);
+}
+
 int main(void)
 {
     workloads();
@@ -420,6 +457,8 @@ int main(void)
           "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
           "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
           "namespace is a DNS-1123 label");
+
+    test_finalizers_update();
 
     ok(admit_dns1123_label("1st") == NULL, "1st is a label");
     ok(admit_dns1123_label("-a") != NULL, "-a is not");

@@ -276,7 +276,11 @@ char *api_field_manager(const char *field_manager, const char *user_agent)
 }
 
 /* Submits op; its done callback answers c (if any). Takes ownership of op. */
-static void stage_store(api_t *a, struct api_route *rt, h2s_call_t *c, struct apply_op *o)
+static void dry_run(api_t *a, struct apply_op *o);
+
+/* The store stage; dry: the op decided and answered, nothing written (dryRun=All). */
+static void stage_store_dry(api_t *a, struct api_route *rt, h2s_call_t *c, struct apply_op *o,
+                            bool dry)
 {
     /* gRPC writes record no manager (o->manager stays NULL): see doc/DESIGN.md,
      * "Field managers", for why only the Kubernetes API's writes do */
@@ -285,7 +289,15 @@ static void stage_store(api_t *a, struct api_route *rt, h2s_call_t *c, struct ap
     o->owner2 = c;
     if (c)
         h2s_call_on_close(c, op_call_closed, o);
-    submit(a, o);
+    if (!dry)
+        submit(a, o);
+    else if (!ns_refused(a, o))
+        dry_run(a, o);
+}
+
+static void stage_store(api_t *a, struct api_route *rt, h2s_call_t *c, struct apply_op *o)
+{
+    stage_store_dry(a, rt, c, o, false);
 }
 
 /* A retry of o as n: n takes o's owner, o is freed, n is submitted. */
@@ -348,6 +360,8 @@ static void dry_run(api_t *a, struct apply_op *o)
         o->ow->answer(o, o->code, o->msg, NULL, 0);
     else if (r < 0)
         o->ow->answer(o, GRPC_INTERNAL, store_strerror(r), NULL, 0);
+    else if (del && o->res)
+        o->ow->answer(o, GRPC_OK, NULL, o->res, o->res_len);
     else if (del)
         o->ow->answer(o, GRPC_OK, NULL, cur, cur_len);
     else if (out && (res = dry_result(o->k, out, out_len, cur, cur_len, &len)))
@@ -435,6 +449,8 @@ static void op_done(struct store_op *sop, int err, const struct store_change *ch
         if (err == 0) {
             if (ch && ch->val)
                 o->ow->answer(o, GRPC_OK, NULL, ch->val, ch->val_len);
+            else if (o->res) /* nothing written, or an update that deleted */
+                o->ow->answer(o, GRPC_OK, NULL, o->res, o->res_len);
             else if (ch && ch->prev)
                 o->ow->answer(o, GRPC_OK, NULL, ch->prev, ch->prev_len);
             else
@@ -675,12 +691,35 @@ static void do_delete(api_t *a, struct api_route *rt, h2s_call_t *c, const struc
         obj_free(&req->base);
         return;
     }
+    enum gcpolicy gc;
+    char *why;
+    bool dry = false;
+    for (size_t i = 0; i < req->n_dryrun; i++) {
+        if (strcmp(req->dryrun[i], "All")) {
+            api_failf(rt, c, GRPC_INVALID_ARGUMENT,
+                      "DeleteOptions \"%s\" is invalid: dryRun: Unsupported value: "
+                      "[]string{\"%s\"}: supported values: \"All\"",
+                      req->name, req->dryrun[i]);
+            obj_free(&req->base);
+            return;
+        }
+        dry = true;
+    }
+    if (gcpolicy_parse(req->propagationpolicy, req->has_orphandependents, req->orphandependents,
+                       &gc, &why) < 0) {
+        api_failf(rt, c, GRPC_INVALID_ARGUMENT, "DeleteOptions \"%s\" is invalid: %s", req->name,
+                  why);
+        free(why);
+        obj_free(&req->base);
+        return;
+    }
     const char *ns = req->namespace_ && *req->namespace_ ? req->namespace_ : "default";
     if (stage_authorize(a, rt, c, u, ns, req->name, NULL) < 0) {
         obj_free(&req->base);
         return;
     }
     struct apply_op *o = apply_op_new(rt->k, APPLY_DELETE, ns, req->name);
+    o->gc = gc;
     o->has_grace = req->has_graceperiodseconds;
     o->grace = req->graceperiodseconds;
     if (req->preconditions && req->preconditions->uid && *req->preconditions->uid)
@@ -689,7 +728,7 @@ static void do_delete(api_t *a, struct api_route *rt, h2s_call_t *c, const struc
         *req->preconditions->resourceversion)
         o->pre_rv = xstrdup(req->preconditions->resourceversion);
     obj_free(&req->base);
-    stage_store(a, rt, c, o);
+    stage_store_dry(a, rt, c, o, dry);
 }
 
 int api_bind_validate(const Coracle__V1__Binding *b, char **msg)
@@ -861,7 +900,10 @@ static void ns_create(void *arg, const struct kind *k, ProtobufCMessage *obj)
 
 static void ns_remove(void *arg, const struct kind *k, const char *ns, const char *name)
 {
-    stage_store(arg, NULL, NULL, apply_op_new(k, APPLY_DELETE, ns, name));
+    /* as Kubernetes' namespace deleter: Background whatever the kind's default */
+    struct apply_op *o = apply_op_new(k, APPLY_DELETE, ns, name);
+    o->gc = GCPOLICY_BACKGROUND;
+    stage_store(arg, NULL, NULL, o);
 }
 
 static void ns_finish(void *arg, const char *name, const char *uid)

@@ -200,6 +200,98 @@ static void record_manager(const struct apply_op *o, const ProtobufCMessage *old
     kssa_update(old, nw, o->manager, &ko, now_ns() / 1000000000);
 }
 
+/* ---- the garbage collector's finalizers, deletion marks ---- */
+
+/* Kubernetes' standard finalizers (metav1.FinalizerOrphanDependents, FinalizerDeleteDependents) */
+#define FIN_ORPHAN "orphan"
+#define FIN_FOREGROUND "foregroundDeletion"
+
+static bool has_finalizer(const Coracle__V1__ObjectMeta *m, const char *f)
+{
+    for (size_t i = 0; i < m->n_finalizers; i++)
+        if (m->finalizers[i] && !strcmp(m->finalizers[i], f))
+            return true;
+    return false;
+}
+
+/*
+ * The policy a delete applies: the request's, else the first of the
+ * object's orphan and foregroundDeletion finalizers (validation keeps
+ * them from being both there), else the kind's default.
+ */
+static enum gcpolicy gc_policy(const struct apply_op *o, const Coracle__V1__ObjectMeta *m)
+{
+    if (o->gc != GCPOLICY_DEFAULT)
+        return o->gc;
+    for (size_t i = 0; i < m->n_finalizers; i++) {
+        const char *f = m->finalizers[i] ? m->finalizers[i] : "";
+        if (!strcmp(f, FIN_ORPHAN))
+            return GCPOLICY_ORPHAN;
+        if (!strcmp(f, FIN_FOREGROUND))
+            return GCPOLICY_FOREGROUND;
+    }
+    return gcpolicy_default(o->k);
+}
+
+/*
+ * Leaves on the object the garbage collector's finalizer the delete's
+ * policy asks for, and not the other (Kubernetes'
+ * deletionFinalizersForGarbageCollection); the list is left as it is when
+ * that already holds.
+ */
+static void gc_finalizers(const struct apply_op *o, Coracle__V1__ObjectMeta *m)
+{
+    enum gcpolicy gc = gc_policy(o, m);
+    bool orphan = gc == GCPOLICY_ORPHAN, fg = gc == GCPOLICY_FOREGROUND;
+    if (has_finalizer(m, FIN_ORPHAN) == orphan && has_finalizer(m, FIN_FOREGROUND) == fg)
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_finalizers; i++) {
+        char *f = m->finalizers[i];
+        if (f && (!strcmp(f, FIN_ORPHAN) || !strcmp(f, FIN_FOREGROUND)))
+            free(f);
+        else
+            m->finalizers[n++] = f;
+    }
+    m->finalizers = xrealloc(m->finalizers, (n + 1) * sizeof(*m->finalizers));
+    if (orphan || fg)
+        m->finalizers[n++] = xstrdup(orphan ? FIN_ORPHAN : FIN_FOREGROUND);
+    m->n_finalizers = n;
+}
+
+/*
+ * An object whose finalizers hold it marked as being deleted (Kubernetes'
+ * markAsDeleting): deletionTimestamp now, or kept if earlier, grace 0,
+ * and the generation bumped the first time, so that controllers see the
+ * change of intent.
+ */
+static void mark_deleting(Coracle__V1__ObjectMeta *m)
+{
+    int64_t now = now_ns();
+    if (!m->deletiontimestamp && m->has_generation && m->generation > 0)
+        m->generation++;
+    if (!m->deletiontimestamp || obj_time_ns(m->deletiontimestamp) > now) {
+        if (m->deletiontimestamp)
+            obj_free(&m->deletiontimestamp->base);
+        m->deletiontimestamp = obj_time(now);
+    }
+    m->has_deletiongraceperiodseconds = 1;
+    m->deletiongraceperiodseconds = 0;
+}
+
+/*
+ * Whether an update leaving the object with nm's finalizers deletes it
+ * (Kubernetes' ShouldDeleteDuringUpdate): the last finalizer is gone from
+ * an object marked for deletion with no grace period left. A namespace
+ * waits for its content instead (nslife.c removes it).
+ */
+static bool update_deletes(const struct apply_op *o, const Coracle__V1__ObjectMeta *nm,
+                           const Coracle__V1__ObjectMeta *cm)
+{
+    return o->k != &kind_namespace && !nm->n_finalizers && cm->deletiontimestamp &&
+           (!cm->has_deletiongraceperiodseconds || cm->deletiongraceperiodseconds == 0);
+}
+
 /* ---- create ---- */
 
 /*
@@ -281,7 +373,7 @@ static int apply_create(struct apply_op *o, const void *cur, size_t cur_len, uin
 /* ---- update / status ---- */
 
 static int apply_update(struct apply_op *o, const void *cur, size_t cur_len, uint64_t rev,
-                        void **out, size_t *out_len)
+                        void **out, size_t *out_len, int *del)
 {
     if (!o->obj && o->req) { /* validation first, as on the loop */
         int r = wire_decode(o, false);
@@ -310,10 +402,19 @@ static int apply_update(struct apply_op *o, const void *cur, size_t cur_len, uin
     /* before keep_server_meta moves c's timestamps, as Kubernetes' fieldmanager
      * sees the request's object before the server-set metadata */
     record_manager(o, c, n, NULL);
+    bool deletes = update_deletes(o, nm, cm);
     keep_server_meta(nm, cm);
     if (spec_changed) {
         nm->has_generation = 1;
         nm->generation++;
+    }
+    if (deletes) {
+        /* the answer is the object as updated; watchers see the stored one go */
+        obj_set_str(&nm->resourceversion, cm->resourceversion);
+        free(o->res);
+        o->res = obj_encode(n, &o->res_len);
+        *del = 1;
+        goto out;
     }
     /* unchanged (resourceVersion aside): no write, no new revision */
     obj_set_str(&nm->resourceversion, cm->resourceversion);
@@ -324,7 +425,7 @@ out:
 }
 
 static int apply_status(struct apply_op *o, const void *cur, size_t cur_len, uint64_t rev,
-                        void **out, size_t *out_len)
+                        void **out, size_t *out_len, int *del)
 {
     if (!o->obj && o->req) {
         int r = wire_decode(o, true);
@@ -332,7 +433,7 @@ static int apply_status(struct apply_op *o, const void *cur, size_t cur_len, uin
             return r;
     }
     if (!msg_field(o->obj, "status"))
-        return apply_update(o, cur, cur_len, rev, out, out_len);
+        return apply_update(o, cur, cur_len, rev, out, out_len, del);
     if (!cur)
         return not_found(o);
     ProtobufCMessage *c = decode_cur(o, cur, cur_len);
@@ -377,6 +478,7 @@ static int namespace_terminate(struct apply_op *o, ProtobufCMessage *c, const vo
                               o->name));
     if (cm->deletiontimestamp)
         return nochange(o, cur, cur_len);
+    gc_finalizers(o, cm);
     cm->deletiontimestamp = obj_time(now_ns());
     cm->has_deletiongraceperiodseconds = 1;
     cm->deletiongraceperiodseconds = 0;
@@ -388,7 +490,8 @@ static int namespace_terminate(struct apply_op *o, ProtobufCMessage *c, const vo
     return write_obj(c, rev, out, out_len);
 }
 
-/* The end of a namespace's deletion: gone if still marked (and still o->pre_uid's). */
+/* The end of a namespace's deletion: gone if still marked (and still o->pre_uid's) and no
+ * finalizer holds it (nslife tries again while it is Terminating). */
 static int apply_ns_remove(struct apply_op *o, const void *cur, size_t cur_len, int *del)
 {
     if (!cur)
@@ -397,12 +500,58 @@ static int apply_ns_remove(struct apply_op *o, const void *cur, size_t cur_len, 
     if (!c)
         return 0;
     const Coracle__V1__ObjectMeta *cm = kind_meta(c);
-    if (cm && cm->deletiontimestamp && (!o->pre_uid || (cm->uid && !strcmp(cm->uid, o->pre_uid))))
+    if (cm && cm->deletiontimestamp && !cm->n_finalizers &&
+        (!o->pre_uid || (cm->uid && !strcmp(cm->uid, o->pre_uid))))
         *del = 1;
     obj_free(c);
     return 0;
 }
 
+/*
+ * A pod's graceful deletion (Kubernetes' BeforeDelete with the pod
+ * strategy): a bound pod still running gets deletionTimestamp now + its
+ * grace period, and its kubelet stops it and deletes it again with grace
+ * 0. Returns 1 if the pod is to be written so marked, 0 if the delete goes
+ * on as for any kind (no grace, or a deletion already at grace 0), -1 if a
+ * deletion pending with no longer a grace period leaves it as it is.
+ */
+static int pod_graceful(const struct apply_op *o, Coracle__V1__Pod *p)
+{
+    Coracle__V1__ObjectMeta *cm = p->metadata;
+    int64_t grace = o->has_grace ? o->grace
+                    : p->spec && p->spec->has_terminationgraceperiodseconds
+                        ? p->spec->terminationgraceperiodseconds
+                        : 30;
+    if (grace < 0)
+        grace = 0;
+    bool bound = p->spec && p->spec->nodename && *p->spec->nodename;
+    const char *phase = p->status && p->status->phase ? p->status->phase : "";
+    bool finished = !strcmp(phase, "Succeeded") || !strcmp(phase, "Failed");
+    if (!bound || finished || grace <= 0)
+        return 0;
+    if (cm->deletiontimestamp &&
+        (!cm->has_deletiongraceperiodseconds || cm->deletiongraceperiodseconds == 0))
+        return 0;
+    if (cm->deletiontimestamp && cm->deletiongraceperiodseconds <= grace)
+        return -1;
+    if (!cm->deletiontimestamp) {
+        cm->has_generation = 1;
+        cm->generation++;
+    } else {
+        obj_free(&cm->deletiontimestamp->base);
+    }
+    cm->deletiontimestamp = obj_time(now_ns() + grace * 1000000000);
+    cm->has_deletiongraceperiodseconds = 1;
+    cm->deletiongraceperiodseconds = grace;
+    return 1;
+}
+
+/*
+ * Kubernetes' Store.Delete: the policy's finalizer put on (or taken off)
+ * first; an object left with finalizers is marked (deletionTimestamp) and
+ * written, to go once an update removes the last of them; a pod in its
+ * grace period is written marked; anything else goes now.
+ */
 static int apply_delete(struct apply_op *o, const void *cur, size_t cur_len, uint64_t rev,
                         void **out, size_t *out_len, int *del)
 {
@@ -433,37 +582,20 @@ static int apply_delete(struct apply_op *o, const void *cur, size_t cur_len, uin
         r = namespace_terminate(o, c, cur, cur_len, rev, out, out_len);
         goto out;
     }
-    if (o->k == &kind_pod) {
-        Coracle__V1__Pod *p = (void *)c;
-        int64_t grace = o->has_grace ? o->grace
-                        : p->spec && p->spec->has_terminationgraceperiodseconds
-                            ? p->spec->terminationgraceperiodseconds
-                            : 30;
-        if (grace < 0)
-            grace = 0;
-        bool bound = p->spec && p->spec->nodename && *p->spec->nodename;
-        const char *phase = p->status && p->status->phase ? p->status->phase : "";
-        bool finished = !strcmp(phase, "Succeeded") || !strcmp(phase, "Failed");
-        if (bound && !finished && grace > 0) {
-            if (cm->deletiontimestamp && cm->has_deletiongraceperiodseconds &&
-                cm->deletiongraceperiodseconds <= grace) {
-                r = nochange(o, cur, cur_len);
-                goto out;
-            }
-            if (!cm->deletiontimestamp) {
-                cm->has_generation = 1;
-                cm->generation++;
-            } else {
-                obj_free(&cm->deletiontimestamp->base);
-            }
-            cm->deletiontimestamp = obj_time(now_ns() + grace * 1000000000);
-            cm->has_deletiongraceperiodseconds = 1;
-            cm->deletiongraceperiodseconds = grace;
-            r = write_obj(c, rev, out, out_len);
-            goto out;
-        }
+    int graceful = o->k == &kind_pod ? pod_graceful(o, (void *)c) : 0;
+    if (graceful < 0) {
+        r = nochange(o, cur, cur_len);
+        goto out;
     }
-    *del = 1;
+    gc_finalizers(o, cm);
+    if (graceful) {
+        r = write_obj(c, rev, out, out_len);
+    } else if (cm->n_finalizers) {
+        mark_deleting(cm);
+        r = write_if_changed(o, c, cur, cur_len, rev, out, out_len);
+    } else {
+        *del = 1;
+    }
 out:
     obj_free(c);
     return r;
@@ -667,9 +799,9 @@ static int apply_verb(struct apply_op *o, const void *cur, size_t cur_len, uint6
     case APPLY_CREATE:
         return apply_create(o, cur, cur_len, rev, out, out_len);
     case APPLY_UPDATE:
-        return apply_update(o, cur, cur_len, rev, out, out_len);
+        return apply_update(o, cur, cur_len, rev, out, out_len, del);
     case APPLY_STATUS:
-        return apply_status(o, cur, cur_len, rev, out, out_len);
+        return apply_status(o, cur, cur_len, rev, out, out_len, del);
     case APPLY_DELETE:
         return apply_delete(o, cur, cur_len, rev, out, out_len, del);
     case APPLY_BIND:

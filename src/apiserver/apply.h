@@ -13,6 +13,7 @@
 #include <protobuf-c/protobuf-c.h>
 #include <stdint.h>
 
+#include "gcpolicy.h"
 #include "kinds.h"
 #include "store.h"
 
@@ -48,6 +49,7 @@ struct apply_op {
     int has_grace;
     int64_t grace;
     char *pre_uid, *pre_rv;
+    enum gcpolicy gc; /* propagationPolicy */
     /* bind: target node; pod_notready: the node the pod must be on */
     char *node;
     int64_t ttl_ns; /* expire */

@@ -10,6 +10,7 @@ libapiserver_a_SOURCES = \
 	src/apiserver/admit_workload.c \
 	src/apiserver/wire.c src/apiserver/wire.h \
 	src/apiserver/apply.c src/apiserver/apply.h \
+	src/apiserver/gcpolicy.c src/apiserver/gcpolicy.h \
 	src/apiserver/watch.c src/apiserver/watch.h \
 	src/apiserver/kjson.c src/apiserver/kjson.h \
 	src/apiserver/kpb.c src/apiserver/kpb.h \

@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "json.h"
 #include "obj.h"
+#include "pb.h"
 #include "wire.h"
 #include "util.h"
 
@@ -161,13 +162,30 @@ ProtobufCMessage *rest_body_decode(const char *media, const void *body, size_t l
 
 /* ---- DeleteOptions ---- */
 
+/* A dryRun value: "All" is the only one. NULL, or what is wrong (malloc'd). */
+static char *dry_run_value(const char *d, size_t n, struct rest_delete_opts *o)
+{
+    if (n == 3 && !memcmp(d, "All", 3)) {
+        o->dry_run = true;
+        return NULL;
+    }
+    return xasprintf("dryRun: Unsupported value: []string{\"%.*s\"}: supported values: \"All\"",
+                     (int)n, d);
+}
+
 /* DeleteOptions from a JSON body into o; NULL or what is wrong (malloc'd). */
-static char *delete_json(const json_t *j, struct rest_delete_opts *o, bool *orphan)
+static char *delete_json(const json_t *j, struct rest_delete_opts *o)
 {
     const char *policy = json_str(json_get(j, "propagationPolicy"));
     if (policy)
         o->policy = xstrdup(policy);
-    *orphan = json_get(j, "orphanDependents") != NULL;
+    json_t *od = json_get(j, "orphanDependents");
+    if (od && !json_is(od, JSON_NULL)) {
+        if (!json_is(od, JSON_TRUE) && !json_is(od, JSON_FALSE))
+            return xstrdup("orphanDependents: Invalid value: must be a boolean");
+        o->has_orphan = true;
+        o->orphan = json_is(od, JSON_TRUE);
+    }
     json_t *g = json_get(j, "gracePeriodSeconds");
     if (g && !json_is(g, JSON_NULL)) {
         o->has_grace = true;
@@ -184,13 +202,137 @@ static char *delete_json(const json_t *j, struct rest_delete_opts *o, bool *orph
     json_t *dry = json_get(j, "dryRun");
     for (size_t i = 0; json_is(dry, JSON_ARRAY) && i < dry->n; i++) {
         const char *d = json_str(json_at(dry, i));
-        if (!d || strcmp(d, "All"))
-            return xasprintf("dryRun: Unsupported value: []string{\"%s\"}: supported values: "
-                             "\"All\"",
-                             d ? d : "");
-        o->dry_run = true;
+        char *why = dry_run_value(d ? d : "", d ? strlen(d) : 0, o);
+        if (why)
+            return why;
     }
     return NULL;
+}
+
+/* A string field of the protobuf form as a C string (malloc'd, text up to a NUL). */
+static char *pb_str(const uint8_t *v, size_t n)
+{
+    return xstrndup((const char *)v, n);
+}
+
+/*
+ * DeleteOptions (meta/v1) from Kubernetes' protobuf form: gracePeriodSeconds
+ * 1, preconditions 2 {uid 1, resourceVersion 2}, orphanDependents 3,
+ * propagationPolicy 4, dryRun 5; other fields are skipped. Returns 0
+ * (*why: NULL, or a value that is wrong, malloc'd), or -1 if the bytes are
+ * not protobuf.
+ */
+static int delete_pb(const uint8_t *p, size_t len, struct rest_delete_opts *o, char **why)
+{
+    const uint8_t *end = p + len;
+    while (p < end) {
+        uint64_t key, v;
+        if (pb_varint_get(&p, end, &key) < 0)
+            return -1;
+        uint32_t f = (uint32_t)(key >> 3);
+        switch (key & 7) {
+        case 0:
+            if (pb_varint_get(&p, end, &v) < 0)
+                return -1;
+            if (f == 1) {
+                o->has_grace = true;
+                o->grace = (int64_t)v;
+            } else if (f == 3) {
+                o->has_orphan = true;
+                o->orphan = v != 0;
+            }
+            break;
+        case 2: {
+            if (pb_varint_get(&p, end, &v) < 0 || v > (uint64_t)(end - p))
+                return -1;
+            const uint8_t *s;
+            size_t sl;
+            if (f == 2) {
+                free(o->pre_uid);
+                free(o->pre_rv);
+                o->pre_uid = o->pre_rv = NULL;
+                if (wire_find(p, (size_t)v, 1, &s, &sl) == 1 && sl)
+                    o->pre_uid = pb_str(s, sl);
+                if (wire_find(p, (size_t)v, 2, &s, &sl) == 1 && sl)
+                    o->pre_rv = pb_str(s, sl);
+            } else if (f == 4) {
+                free(o->policy);
+                o->policy = pb_str(p, (size_t)v);
+            } else if (f == 5 && !*why) {
+                *why = dry_run_value((const char *)p, (size_t)v, o);
+            }
+            p += v;
+            break;
+        }
+        case 1:
+        case 5:
+            if ((size_t)(end - p) < ((key & 7) == 1 ? 8u : 4u))
+                return -1;
+            p += (key & 7) == 1 ? 8 : 4;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A query's boolean as Go's strconv.ParseBool reads it: 0 or -1. */
+static int query_bool(const char *v, bool *out)
+{
+    static const char *const t[] = {"1", "t", "T", "TRUE", "true", "True", NULL};
+    static const char *const f[] = {"0", "f", "F", "FALSE", "false", "False", NULL};
+    for (size_t i = 0; t[i]; i++) {
+        if (!strcmp(v, t[i]))
+            return *out = true, 0;
+        if (!strcmp(v, f[i]))
+            return *out = false, 0;
+    }
+    return -1;
+}
+
+/* The body (JSON or protobuf) into o: 0, or -1 with *e for what cannot be read at all. */
+static int delete_body(const char *media, const void *body, size_t len, struct rest_delete_opts *o,
+                       char **why, struct rest_err *e)
+{
+    if (!strcmp(media, REST_PB)) {
+        const uint8_t *raw;
+        size_t rl;
+        const char *bad;
+        struct kobj_opts ko = {0};
+        int r = pb_envelope(body, len, &raw, &rl, &ko, &bad);
+        kobj_opts_free(&ko);
+        if (r < 0) {
+            fail(e, 400, "BadRequest", xstrdup(bad));
+            return -1;
+        }
+        if (delete_pb(raw, rl, o, why) < 0) {
+            free(*why);
+            *why = NULL;
+            fail(e, 400, "BadRequest",
+                 xasprintf("DeleteOptions: invalid protobuf wire data (%zu bytes)", rl));
+            return -1;
+        }
+        return 0;
+    }
+    if (*media && strcmp(media, REST_JSON)) {
+        fail(e, 415, "UnsupportedMediaType",
+             xstrdup("the body of the request was in an unknown format - accepted media "
+                     "types include: " REST_JSON ", " REST_PB));
+        return -1;
+    }
+    json_t *j = NULL;
+    char *err = NULL;
+    if (json_parse(body, len, NULL, &j, &err) < 0 || !json_is(j, JSON_OBJECT)) {
+        fail(e, 400, "BadRequest",
+             xasprintf("DeleteOptions: %s", err ? err : "expected an object"));
+        free(err);
+        json_free(j);
+        return -1;
+    }
+    *why = delete_json(j, o);
+    json_free(j);
+    return 0;
 }
 
 int rest_delete_opts_parse(const char *media, const void *body, size_t len, const struct rquery *q,
@@ -198,41 +340,29 @@ int rest_delete_opts_parse(const char *media, const void *body, size_t len, cons
 {
     memset(o, 0, sizeof(*o));
     char *why = NULL;
-    bool orphan = rest_query_get(q, "orphanDependents") != NULL;
     if (len) {
-        if (*media && strcmp(media, REST_JSON)) {
-            fail(e, 415, "UnsupportedMediaType",
-                 xstrdup("the body of the request was in an unknown format - accepted media "
-                         "types include: " REST_JSON));
+        if (delete_body(media, body, len, o, &why, e) < 0) {
+            rest_delete_opts_free(o);
             return -1;
         }
-        json_t *j = NULL;
-        char *err = NULL;
-        if (json_parse(body, len, NULL, &j, &err) < 0 || !json_is(j, JSON_OBJECT)) {
-            fail(e, 400, "BadRequest",
-                 xasprintf("DeleteOptions: %s", err ? err : "expected an object"));
-            free(err);
-            json_free(j);
-            return -1;
-        }
-        why = delete_json(j, o, &orphan);
-        json_free(j);
     } else {
         const char *policy = rest_query_get(q, "propagationPolicy"),
-                   *grace = rest_query_get(q, "gracePeriodSeconds");
+                   *grace = rest_query_get(q, "gracePeriodSeconds"),
+                   *orphan = rest_query_get(q, "orphanDependents");
         o->policy = policy ? xstrdup(policy) : NULL;
         o->has_grace = grace != NULL;
         if (grace && rest_query_int(grace, &o->grace) < 0)
             why = xstrdup("gracePeriodSeconds: Invalid value: must be an integer");
+        o->has_orphan = orphan != NULL;
+        if (orphan && query_bool(orphan, &o->orphan) < 0) {
+            fail(e, 400, "BadRequest",
+                 xasprintf("strconv.ParseBool: parsing \"%s\": invalid syntax", orphan));
+            rest_delete_opts_free(o);
+            return -1;
+        }
     }
-    const char *p = o->policy;
-    if (!why && p && strcmp(p, "Orphan") && strcmp(p, "Background") && strcmp(p, "Foreground"))
-        why = xasprintf("propagationPolicy: Unsupported value: \"%s\": supported values: "
-                        "\"Foreground\", \"Background\", \"Orphan\", \"nil\"",
-                        p);
-    if (!why && p && orphan)
-        why = xstrdup("propagationPolicy: Invalid value: \"\": orphanDependents and "
-                      "deletionPropagation cannot be both set");
+    if (!why)
+        gcpolicy_parse(o->policy, o->has_orphan, o->orphan, &o->gc, &why);
     if (!why && o->has_grace && o->grace < 0)
         why = xasprintf("gracePeriodSeconds: Invalid value: %" PRId64
                         ": must be greater than or equal to 0",

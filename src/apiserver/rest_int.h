@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "gcpolicy.h"
 #include "columns.h"
 #include "h2s.h"
 #include "kinds.h"
@@ -173,13 +174,15 @@ ProtobufCMessage *rest_body_decode(const char *media, const void *body, size_t l
                                    const char *api_version, enum kobj_fields fields,
                                    struct kobj_opts *ko, struct rest_err *e);
 
-/* DeleteOptions, from a JSON body or (without a body) the query. */
+/* DeleteOptions, from a JSON or protobuf body or (without a body) the query. */
 struct rest_delete_opts {
     bool has_grace;
     int64_t grace;
-    char *pre_uid, *pre_rv; /* preconditions, NULL if none */
-    bool dry_run;           /* the body's dryRun: ["All"] (the query's is the write's option) */
-    char *policy;           /* propagationPolicy, NULL if unset */
+    char *pre_uid, *pre_rv;  /* preconditions, NULL if none */
+    bool dry_run;            /* the body's dryRun: ["All"] (the query's is the write's option) */
+    char *policy;            /* propagationPolicy, NULL if unset */
+    bool has_orphan, orphan; /* orphanDependents (deprecated), if sent */
+    enum gcpolicy gc;        /* what policy and orphanDependents ask for */
 };
 /* 0, or -1 with *e: 400, 415, or 422 (Kubernetes' Invalid text of DeleteOptions). */
 int rest_delete_opts_parse(const char *media, const void *body, size_t len, const struct rquery *q,

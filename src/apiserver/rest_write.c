@@ -963,9 +963,8 @@ out:
 
 /*
  * DeleteOptions (body or query) into the op's fields. Returns 0, or -1
- * after answering. propagationPolicy is validated and otherwise has no
- * effect: coracle has no owner references' garbage collector yet, so
- * there are no dependents to orphan or delete.
+ * after answering. propagationPolicy and orphanDependents become the
+ * finalizers the garbage collector acts on (apply.h).
  */
 static int delete_options(struct wreq *w, const struct rquery *q, struct apply_op *o)
 {
@@ -982,6 +981,7 @@ static int delete_options(struct wreq *w, const struct rquery *q, struct apply_o
     }
     o->has_grace = d.has_grace;
     o->grace = d.grace;
+    o->gc = d.gc;
     o->pre_uid = d.pre_uid;
     o->pre_rv = d.pre_rv;
     d.pre_uid = d.pre_rv = NULL;
@@ -995,6 +995,7 @@ static void copy_delete_options(struct apply_op *dst, const struct apply_op *src
 {
     dst->has_grace = src->has_grace;
     dst->grace = src->grace;
+    dst->gc = src->gc;
     dst->pre_uid = src->pre_uid ? xstrdup(src->pre_uid) : NULL;
     dst->pre_rv = src->pre_rv ? xstrdup(src->pre_rv) : NULL;
 }

@@ -50,6 +50,7 @@ FUZZ_SRC_ssa = $(FUZZ_SRC_yaml) $(srcdir)/src/lib/kmeta.c $(srcdir)/src/lib/kssa
 FUZZ_LIBS_http1 = $(LIBEVENT_LIBS) $(NGHTTP2_LIBS) $(HTTP_PARSER_LIBS) $(OPENSSL_LIBS)
 FUZZ_SRC_accept = $(srcdir)/src/apiserver/rest_query.c
 FUZZ_SRC_rest_body = $(srcdir)/src/apiserver/rest_body.c $(srcdir)/src/apiserver/rest_query.c \
+	$(srcdir)/src/apiserver/gcpolicy.c \
 	$(srcdir)/src/apiserver/obj.c $(srcdir)/src/apiserver/wire.c $(srcdir)/src/lib/sel.c \
 	$(FUZZ_SRC_yaml)
 FUZZ_SRC_patch = $(srcdir)/t/fuzz/fuzz_patch.c $(srcdir)/src/lib/kpatch.c \

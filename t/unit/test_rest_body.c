@@ -118,6 +118,48 @@ static void test_delete_options(void)
     rest_query_free(&q);
 }
 
+/* DeleteOptions in Kubernetes' protobuf envelope, and the deprecated orphanDependents. */
+static void test_delete_options_pb(void)
+{
+    struct rquery q;
+    struct rest_delete_opts d;
+    struct rest_err e;
+    /* "k8s\0", runtime.Unknown{raw: DeleteOptions{gracePeriodSeconds: 5,
+     * preconditions: {uid: "u"}, propagationPolicy: "Orphan", dryRun: ["All"]}} */
+    static const uint8_t pb[] = {'k', '8',  's', 0,    0x12, 20,  0x08, 5,   0x12,
+                                 3,   0x0a, 1,   'u',  0x22, 6,   'O',  'r', 'p',
+                                 'h', 'a',  'n', 0x2a, 3,    'A', 'l',  'l'};
+    rest_query_parse("", &q);
+    ok(rest_delete_opts_parse(REST_PB, pb, sizeof(pb), &q, &d, &e) == 0 && d.has_grace &&
+           d.grace == 5 && d.pre_uid && !strcmp(d.pre_uid, "u") && d.gc == GCPOLICY_ORPHAN &&
+           d.dry_run,
+       "DeleteOptions from a protobuf body");
+    rest_delete_opts_free(&d);
+    ok(rest_delete_opts_parse(REST_PB, pb, 10, &q, &d, &e) < 0 && e.status == 400,
+       "a truncated protobuf DeleteOptions: 400");
+    free(e.msg);
+    static const char both[] = "{\"propagationPolicy\":\"Orphan\",\"orphanDependents\":true}";
+    ok(rest_delete_opts_parse("", both, strlen(both), &q, &d, &e) < 0 && e.status == 422 &&
+           strstr(e.msg, "orphanDependents and deletionPropagation cannot be both set"),
+       "propagationPolicy with orphanDependents: 422");
+    free(e.msg);
+    static const char od[] = "{\"orphanDependents\":false}";
+    ok(rest_delete_opts_parse("", od, strlen(od), &q, &d, &e) == 0 && d.gc == GCPOLICY_BACKGROUND,
+       "orphanDependents: false is Background");
+    rest_delete_opts_free(&d);
+    rest_query_free(&q);
+    rest_query_parse("orphanDependents=true", &q);
+    ok(rest_delete_opts_parse("", "", 0, &q, &d, &e) == 0 && d.gc == GCPOLICY_ORPHAN,
+       "orphanDependents=true in the query is Orphan");
+    rest_delete_opts_free(&d);
+    rest_query_free(&q);
+    rest_query_parse("orphanDependents=maybe", &q);
+    ok(rest_delete_opts_parse("", "", 0, &q, &d, &e) < 0 && e.status == 400,
+       "orphanDependents=maybe: 400");
+    free(e.msg);
+    rest_query_free(&q);
+}
+
 static void test_invalid(void)
 {
     char *s = kjson_invalid("", "Pod", "x",
@@ -147,6 +189,7 @@ int main(void)
 {
     test_bodies();
     test_delete_options();
+    test_delete_options_pb();
     test_invalid();
     return done_testing();
 }

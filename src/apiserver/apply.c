@@ -833,6 +833,10 @@ static int apply_rerun(struct apply_op *o, const void *cur, size_t cur_len, uint
 {
     ProtobufCMessage *req = o->obj;
     o->obj = req ? obj_clone(req) : NULL; /* NULL: the verb decodes o->req */
+    /* an earlier run's answer: this run decides afresh */
+    free(o->res);
+    o->res = NULL;
+    o->res_len = 0;
     int r = apply_verb(o, cur, cur_len, rev, out, out_len, del);
     if (r) {
         obj_free(req);

@@ -1,9 +1,9 @@
 /*
  * apply: the write operations of the apiserver as store ops. Each verb's
  * decision (existence, preconditions, resourceVersion compare-and-set,
- * server-set fields, generation, graceful deletion, binding) runs in its
- * apply function on the store's commit thread inside the write
- * transaction, so it is exact however many writers race. Apply functions
+ * server-set fields, generation, graceful deletion, finalizers, binding)
+ * runs in its apply function on the store's commit thread inside the
+ * write transaction, so it is exact however many writers race. Apply functions
  * touch only their op and the bytes the store hands them (thread-safe).
  * The op's done callback (loop thread) is set by the submitter.
  */

@@ -5,10 +5,11 @@
 # finalizers once it is being deleted; propagationPolicy and
 # orphanDependents put the garbage collector's finalizers (Foreground:
 # foregroundDeletion, Orphan: orphan) or delete at once (Background);
-# preconditions and dryRun; metadata.generation (1 on create, bumped by a
-# spec change and by the deletion mark, never by a status update);
-# ownerReferences and finalizers validated with Kubernetes' texts; a
-# namespace waits for its held content. Over gRPC, then stock kubectl 1.32
+# the kind's default (Orphan for Jobs), preconditions and dryRun;
+# metadata.generation (1 on create, bumped by a spec change and by the
+# deletion mark, never by a status update); ownerReferences and
+# finalizers validated with Kubernetes' texts; a namespace waits for its
+# held content. Over gRPC, then stock kubectl 1.32
 # (delete --wait=false, --cascade=foreground|orphan, patch), on the store
 # CORACLE_TEST_STORE names.
 import json
@@ -126,6 +127,15 @@ t.is_(e.code if e else None, SC.ABORTED, "a stale resourceVersion precondition c
 d, e = delete("ConfigMaps", "pre", preconditions=pb.Preconditions(uid=p.metadata.uid,
                                                                    resourceVersion=p.metadata.resourceVersion))
 t.ok(e is None and get_cm("pre") is None, "matching preconditions: deleted")
+
+# the kind's default: batch/v1 Jobs orphan their pods unless told otherwise
+api.call("Jobs", "Create", pb.Job(metadata=meta("j1", "default"), spec=pb.JobSpec(template=pb.PodTemplateSpec(
+    spec=pb.PodSpec(restartPolicy="Never", containers=[pb.Container(name="c", image="busybox")])))))
+d, e = delete("Jobs", "j1")
+t.ok(e is None and list(d.metadata.finalizers) == ["orphan"], "a Job's default policy: Orphan (%s)" % e)
+d, e = delete("Jobs", "j1", propagationPolicy="Background")
+t.ok(e is None and api.try_call("Jobs", "Get", pb.GetRequest(name="j1"))[0] is None,
+     "Background takes the orphan finalizer off: gone")
 
 # ---- pods: graceful deletion with finalizers ----
 def held_pod(name):

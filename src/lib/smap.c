@@ -56,13 +56,25 @@ void smap_free(smap_t *m, void (*free_val)(void *))
     free(m);
 }
 
-void *smap_get(const smap_t *m, const char *key)
+static struct ent *find(const smap_t *m, const char *key)
 {
     uint32_t h = smap_hash(key);
     for (struct ent *e = m->b[h & (m->nb - 1)]; e; e = e->next)
         if (e->h == h && !strcmp(e->key, key))
-            return e->val;
+            return e;
     return NULL;
+}
+
+void *smap_get(const smap_t *m, const char *key)
+{
+    struct ent *e = find(m, key);
+    return e ? e->val : NULL;
+}
+
+const char *smap_key(const smap_t *m, const char *key)
+{
+    struct ent *e = find(m, key);
+    return e ? e->key : NULL;
 }
 
 static void grow(smap_t *m)

@@ -39,6 +39,12 @@ void smap_free(smap_t *m, void (*free_val)(void *));
 void smap_clear(smap_t *m, void (*free_val)(void *));
 /* The value under key, or NULL. */
 void *smap_get(const smap_t *m, const char *key);
+/*
+ * The map's own copy of key, or NULL if absent: valid until the entry is
+ * removed (growing the map moves no entry), so a value may point to its
+ * key instead of holding a copy.
+ */
+const char *smap_key(const smap_t *m, const char *key);
 /* Sets key (copied) to val. Returns the value it replaces (the caller's again), or NULL. */
 void *smap_put(smap_t *m, const char *key, void *val);
 /* Removes key. Returns its value (the caller's again), or NULL if absent. */

@@ -167,9 +167,28 @@ static void test_pod_keys(void)
     smap_free(m, NULL);
 }
 
+/* smap_key: the map's copy, stable while the map grows, usable to delete. */
+static void test_key(void)
+{
+    smap_t *m = smap_new();
+    smap_put(m, "first", m);
+    const char *k = smap_key(m, "first");
+    ok(k && !strcmp(k, "first"), "smap_key: the map's copy of the key");
+    char buf[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(buf, sizeof buf, "k%d", i);
+        smap_put(m, buf, m);
+    }
+    ok(smap_key(m, "first") == k, "the same copy after the map grew");
+    ok(smap_key(m, "nope") == NULL, "NULL for a key not there");
+    ok(smap_del(m, k) == m && !smap_get(m, "first"), "the copy deletes its own entry");
+    smap_free(m, NULL);
+}
+
 int main(void)
 {
     test_hash();
+    test_key();
     test_basic();
     test_collisions();
     test_growth();

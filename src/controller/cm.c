@@ -81,6 +81,7 @@ struct cm {
     gcl_t *g;
     char *instance; /* events' reportingInstance */
     bool leading, started;
+    bool closing; /* cm_free: every call ends at once, CANCELLED */
     int max_inflight, inflight;
     struct pending_call *wait_head, *wait_tail;
     struct share shares[KINDS_N];
@@ -454,6 +455,11 @@ static void start_call(cm_t *cm, struct pending_call *p)
 static void queue_call(cm_t *cm, const char *path, const ProtobufCMessage *req,
                        const ProtobufCMessageDescriptor *resp_desc, cm_done_fn done, void *arg)
 {
+    if (cm->closing) {
+        if (done)
+            done(GRPC_CANCELLED, "the controller manager is stopping", NULL, arg);
+        return;
+    }
     struct pending_call *p = xcalloc(1, sizeof(*p));
     p->path = xstrdup(path);
     p->len = protobuf_c_message_get_packed_size(req);
@@ -883,10 +889,37 @@ static void set_free(void *v)
     smap_free(v, NULL);
 }
 
+/*
+ * The calls end first (CANCELLED), while the syncs waiting on them and
+ * their controllers still live; what their callbacks start meanwhile ends
+ * at once, and finds the caches empty.
+ */
+static void cancel_calls(cm_t *cm)
+{
+    cm->closing = true;
+    for (size_t i = 0; i < KINDS_N; i++) {
+        inf_free(cm->shares[i].inf);
+        cm->shares[i].inf = NULL;
+    }
+    while (cm->wait_head) {
+        struct pending_call *p = cm->wait_head;
+        cm->wait_head = p->next;
+        if (p->done)
+            p->done(GRPC_CANCELLED, "the controller manager is stopping", NULL, p->arg);
+        free(p->path);
+        free(p->body);
+        free(p);
+    }
+    cm->wait_tail = NULL;
+    gcl_free(cm->g); /* open calls end CANCELLED: their callbacks see it */
+    cm->g = NULL;
+}
+
 void cm_free(cm_t *cm)
 {
     if (!cm)
         return;
+    cancel_calls(cm);
     for (size_t i = 0; i < cm->n_ctrls; i++) {
         ctrl_t *c = cm->ctrls[i];
         if (c->def->free)
@@ -905,19 +938,10 @@ void cm_free(cm_t *cm)
     free(cm->ctrls);
     for (size_t i = 0; i < KINDS_N; i++) {
         struct share *sh = &cm->shares[i];
-        inf_free(sh->inf);
         free(sh->subs);
         smap_free(sh->owners, set_free);
         smap_free(sh->owner_of, free);
     }
-    while (cm->wait_head) {
-        struct pending_call *p = cm->wait_head;
-        cm->wait_head = p->next;
-        free(p->path);
-        free(p->body);
-        free(p);
-    }
-    gcl_free(cm->g); /* open calls end CANCELLED: their callbacks see it */
     event_free(cm->kick);
     free(cm->instance);
     free(cm);

@@ -547,7 +547,7 @@ void cm_delete(cm_t *cm, const struct kind *k, const char *ns, const char *name,
         pre.uid = (char *)uid;
         req.preconditions = &pre;
     }
-    (void)propagation; /* the kind's default until DeleteRequest carries a policy */
+    req.propagationpolicy = (char *)propagation;
     cm_call(cm, k, "Delete", &req.base, done, arg);
 }
 

@@ -11,6 +11,7 @@
 extern const struct ctrl_def ctrl_replicaset;
 extern const struct ctrl_def ctrl_daemonset;
 extern const struct ctrl_def ctrl_deployment;
+extern const struct ctrl_def ctrl_garbagecollector;
 
 /* Every controller, NULL-terminated, in the order they start. */
 extern const struct ctrl_def *const ctrl_all[];

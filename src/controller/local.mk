@@ -34,3 +34,9 @@ t_unit_test_deployment_SOURCES = t/unit/test_deployment.c
 t_unit_test_deployment_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/controller
 t_unit_test_deployment_LDADD = libcontroller.a libscheduler.a libcoracle.a $(COMMON_LIBS) -lm
 TESTS_PROGS += t/unit/test_deployment
+
+check_PROGRAMS += t/unit/test_gc
+t_unit_test_gc_SOURCES = t/unit/test_gc.c
+t_unit_test_gc_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/controller
+t_unit_test_gc_LDADD = libcontroller.a libscheduler.a libcoracle.a $(COMMON_LIBS) -lm
+TESTS_PROGS += t/unit/test_gc

@@ -209,7 +209,8 @@ void cm_on(cm_t *cm, const struct kind *k, const struct inf_handlers *h)
         struct inf_handlers own = {sh_add, sh_update, sh_delete, sh_synced, sh};
         sh->k = k;
         sh->cm = cm;
-        sh->inf = inf_new(cm->base, cm->g, k, NULL, &own);
+        struct inf_opts io = {.compact = true};
+        sh->inf = inf_new(cm->base, cm->g, k, &io, &own);
         sh->owners = smap_new();
         sh->owner_of = smap_new();
     }

@@ -94,10 +94,12 @@ struct inf {
     int backoff_ms; /* the next wait */
     bool need_list; /* the step after a wait: list (true) or watch */
     bool synced;
-    bool got_msg;    /* the current watch delivered something */
-    bool list_ok;    /* the current list call's page arrived */
-    bool call_ended; /* the done callback of the current call ran */
-    uint64_t rv;     /* last revision seen */
+    bool got_msg;                /* the current watch delivered something */
+    bool list_ok;                /* the current list call's page arrived */
+    bool call_ended;             /* the done callback of the current call ran */
+    uint64_t rv;                 /* last revision seen */
+    bool compact;                /* cached objects are pb_compact blocks */
+    void (*free_obj)(void *obj); /* frees a cached object: msg_free or free */
 
     smap_t *cache;
     smap_t *pending; /* pages of a list in progress */
@@ -203,6 +205,16 @@ static void fill_req(const inf_t *inf, Coracle__V1__ListRequest *req)
         req->fieldselector = inf->fsel;
 }
 
+/* obj (decoded, owned) as the cache keeps it: itself, or its compact copy. */
+static ProtobufCMessage *own(inf_t *inf, ProtobufCMessage *obj)
+{
+    if (!inf->compact)
+        return obj;
+    ProtobufCMessage *c = pb_compact(obj);
+    msg_free(obj);
+    return c;
+}
+
 /* What cache_replace's walk of the new cache needs. */
 struct diff {
     inf_t *inf;
@@ -221,7 +233,7 @@ static int diff_one(const char *key, void *val, void *arg)
     }
     if (inf_obj_revision(o) != inf_obj_revision(val) && inf->h.on_update)
         inf->h.on_update(inf, o, val, inf->h.arg);
-    msg_free(o);
+    inf->free_obj(o);
     return 0;
 }
 
@@ -245,7 +257,7 @@ static void cache_replace(inf_t *inf)
     inf->pending = smap_new();
     smap_each(inf->cache, diff_one, &d);
     smap_each(d.old, report_gone, inf);
-    smap_free(d.old, msg_free);
+    smap_free(d.old, inf->free_obj);
 }
 
 static void list_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
@@ -258,12 +270,12 @@ static void list_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg
         return;
     }
     for (size_t i = 0; i < l->n_items; i++) {
-        ProtobufCMessage *obj = l->items[i];
+        ProtobufCMessage *obj = own(inf, l->items[i]);
         l->items[i] = NULL;
         char *key = inf_key_of(obj);
         ProtobufCMessage *dup = smap_put(inf->pending, key, obj);
         if (dup) /* a duplicate across pages: keep the later one */
-            msg_free(dup);
+            inf->free_obj(dup);
         free(key);
     }
     l->n_items = 0; /* the items are ours now; the array goes with the list */
@@ -293,7 +305,7 @@ static void list_done(gcl_call_t *call, int code, const char *message, void *arg
     if (code != GRPC_OK || !inf->list_ok) {
         log_warn("informer %s: list failed: %s: %s", inf->kind->resource, grpc_code_name(code),
                  message && *message ? message : "(no message)");
-        smap_clear(inf->pending, msg_free);
+        smap_clear(inf->pending, inf->free_obj);
         free(inf->cont);
         inf->cont = NULL;
         inf->pending_rv = 0;
@@ -328,7 +340,7 @@ static void start_list(inf_t *inf)
     if (inf->cont)
         req.continue_ = inf->cont;
     else {
-        smap_clear(inf->pending, msg_free);
+        smap_clear(inf->pending, inf->free_obj);
         inf->pending_rv = 0;
     }
     inf->state = ST_LIST;
@@ -354,12 +366,13 @@ static int apply_event(inf_t *inf, const char *type, ProtobufCMessage *obj)
         inf->rv = rv;
     char *key = inf_key_of(obj);
     if (!strcmp(type, "ADDED") || !strcmp(type, "MODIFIED")) {
+        obj = own(inf, obj);
         ProtobufCMessage *old = smap_put(inf->cache, key, obj);
         free(key);
         if (old) {
             if (inf->h.on_update)
                 inf->h.on_update(inf, old, obj, inf->h.arg);
-            msg_free(old);
+            inf->free_obj(old);
         } else if (inf->h.on_add) {
             inf->h.on_add(inf, obj, inf->h.arg);
         }
@@ -371,7 +384,7 @@ static int apply_event(inf_t *inf, const char *type, ProtobufCMessage *obj)
         if (old) {
             if (inf->h.on_delete)
                 inf->h.on_delete(inf, obj, inf->h.arg);
-            msg_free(old);
+            inf->free_obj(old);
         }
         msg_free(obj);
         return 0;
@@ -481,7 +494,9 @@ inf_t *inf_new(struct event_base *base, gcl_t *g, const struct kind *k, const st
         inf->page_size = opts->page_size;
         inf->backoff_initial_ms = opts->backoff_initial_ms;
         inf->backoff_max_ms = opts->backoff_max_ms;
+        inf->compact = opts->compact;
     }
+    inf->free_obj = inf->compact ? free : msg_free;
     if (inf->page_size <= 0)
         inf->page_size = 500;
     if (inf->backoff_initial_ms <= 0)
@@ -516,8 +531,8 @@ void inf_free(inf_t *inf)
     }
     if (inf->timer)
         event_free(inf->timer);
-    smap_free(inf->cache, msg_free);
-    smap_free(inf->pending, msg_free);
+    smap_free(inf->cache, inf->free_obj);
+    smap_free(inf->pending, inf->free_obj);
     free(inf->cont);
     free(inf->ns);
     free(inf->lsel);

@@ -60,6 +60,9 @@ struct inf_opts {
     int page_size;              /* List limit; 0 = 500 */
     int backoff_initial_ms;     /* 0 = 200 */
     int backoff_max_ms;         /* 0 = 10000 */
+    /* Keep each object in one allocation (pb_compact): less memory for big
+     * caches; the objects must then never be changed or freed by callers. */
+    bool compact;
 };
 
 /*

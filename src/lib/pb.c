@@ -11,7 +11,9 @@
 #include "pb.h"
 #include "util.h"
 
+#include <assert.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -567,6 +569,136 @@ ProtobufCMessage *pb_clone(const ProtobufCMessage *m)
     ProtobufCMessage *c = pb_decode(m->descriptor, b, n);
     if (!c)
         abort();
+    return c;
+}
+
+/* ---- compact copies ---- */
+
+#define CALIGN(n) (((n) + 7) & ~(size_t)7)
+
+/* A string field's value that is its own (not absent, not the descriptor's default). */
+static bool own_string(const ProtobufCFieldDescriptor *f, const char *s)
+{
+    return s && s != (const char *)f->default_value;
+}
+
+static size_t compact_size(const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    size_t n = CALIGN(d->sizeof_message);
+    n += CALIGN(m->n_unknown_fields * sizeof(*m->unknown_fields));
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        n += CALIGN(m->unknown_fields[i].len);
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        const char *at = (const char *)m + f->offset;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t cnt = *(const size_t *)((const char *)m + f->quantifier_offset);
+            if (!cnt)
+                continue;
+            n += CALIGN(cnt * pb_elt_size(f->type));
+            for (size_t j = 0; j < cnt; j++) {
+                if (f->type == PROTOBUF_C_TYPE_STRING) {
+                    const char *v = (*(char **const *)at)[j];
+                    n += CALIGN(strlen(v ? v : "") + 1);
+                } else if (f->type == PROTOBUF_C_TYPE_BYTES)
+                    n += CALIGN((*(ProtobufCBinaryData *const *)at)[j].len);
+                else if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+                    n += compact_size((*(ProtobufCMessage * *const *)at)[j]);
+            }
+        } else if (f->type == PROTOBUF_C_TYPE_STRING) {
+            const char *v = *(char *const *)at;
+            if (own_string(f, v))
+                n += CALIGN(strlen(v) + 1);
+        } else if (f->type == PROTOBUF_C_TYPE_BYTES) {
+            const ProtobufCBinaryData *b = (const ProtobufCBinaryData *)at;
+            if (b->data && b->len)
+                n += CALIGN(b->len);
+        } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            const ProtobufCMessage *sub = *(ProtobufCMessage *const *)at;
+            if (sub)
+                n += compact_size(sub);
+        }
+    }
+    return n;
+}
+
+/* Bump allocation in the block being filled. */
+static void *take(char **p, size_t n)
+{
+    void *r = *p;
+    *p += CALIGN(n);
+    return r;
+}
+
+static char *copy_str(char **p, const char *s)
+{
+    size_t l = strlen(s) + 1;
+    return memcpy(take(p, l), s, l);
+}
+
+static ProtobufCMessage *compact_into(char **p, const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    ProtobufCMessage *c = memcpy(take(p, d->sizeof_message), m, d->sizeof_message);
+    if (m->n_unknown_fields) {
+        c->unknown_fields =
+            memcpy(take(p, m->n_unknown_fields * sizeof(*m->unknown_fields)), m->unknown_fields,
+                   m->n_unknown_fields * sizeof(*m->unknown_fields));
+        for (unsigned i = 0; i < m->n_unknown_fields; i++)
+            if (m->unknown_fields[i].len)
+                c->unknown_fields[i].data =
+                    memcpy(take(p, m->unknown_fields[i].len), m->unknown_fields[i].data,
+                           m->unknown_fields[i].len);
+    }
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        const char *from = (const char *)m + f->offset;
+        char *to = (char *)c + f->offset;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t cnt = *(const size_t *)((const char *)m + f->quantifier_offset);
+            if (!cnt) {
+                *(void **)to = NULL;
+                continue;
+            }
+            size_t es = pb_elt_size(f->type);
+            void *arr = memcpy(take(p, cnt * es), *(void *const *)from, cnt * es);
+            *(void **)to = arr;
+            for (size_t j = 0; j < cnt; j++) {
+                if (f->type == PROTOBUF_C_TYPE_STRING) {
+                    char **s = (char **)arr + j;
+                    *s = copy_str(p, *s ? *s : "");
+                } else if (f->type == PROTOBUF_C_TYPE_BYTES) {
+                    ProtobufCBinaryData *b = (ProtobufCBinaryData *)arr + j;
+                    b->data = b->len ? memcpy(take(p, b->len), b->data, b->len) : NULL;
+                } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+                    ProtobufCMessage **sm = (ProtobufCMessage **)arr + j;
+                    *sm = compact_into(p, *sm);
+                }
+            }
+        } else if (f->type == PROTOBUF_C_TYPE_STRING) {
+            const char *v = *(char *const *)from;
+            if (own_string(f, v))
+                *(char **)to = copy_str(p, v);
+        } else if (f->type == PROTOBUF_C_TYPE_BYTES) {
+            ProtobufCBinaryData *b = (ProtobufCBinaryData *)to;
+            if (b->data && b->len)
+                b->data = memcpy(take(p, b->len), b->data, b->len);
+        } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            const ProtobufCMessage *sub = *(ProtobufCMessage *const *)from;
+            if (sub)
+                *(ProtobufCMessage **)to = compact_into(p, sub);
+        }
+    }
+    return c;
+}
+
+ProtobufCMessage *pb_compact(const ProtobufCMessage *m)
+{
+    size_t n = compact_size(m);
+    char *block = xmalloc(n), *p = block;
+    ProtobufCMessage *c = compact_into(&p, m);
+    assert((size_t)(p - block) == n);
     return c;
 }
 

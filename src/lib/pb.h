@@ -66,6 +66,15 @@ size_t pb_elt_size(ProtobufCType t);
 /* A deep copy of m (encoded, then decoded by protobuf-c); free with
  * protobuf_c_message_free_unpacked. Aborts if it does not decode. */
 ProtobufCMessage *pb_clone(const ProtobufCMessage *m);
+/*
+ * A deep copy of m in one allocation (its sub-messages, strings, bytes,
+ * arrays and unknown fields laid out after it): free it with free(), never
+ * protobuf_c_message_free_unpacked, and do not grow its arrays or replace
+ * its strings in place. For caches that hold many objects for a long time
+ * (the controller manager's informers): one block per object instead of one
+ * per part saves the allocator's rounding and bookkeeping.
+ */
+ProtobufCMessage *pb_compact(const ProtobufCMessage *m);
 
 /* True if a and b encode to the same bytes (NULL equals only NULL). */
 int pb_equal(const ProtobufCMessage *a, const ProtobufCMessage *b);

@@ -190,6 +190,32 @@ int main(int argc, char **argv)
 
     test_decode(roots, nroots);
 
+    /* pb_compact: one block that encodes to the same bytes, freed with free() */
+    for (size_t r = 0; r < nroots; r++) {
+        int csame = 0, cn = 100;
+        for (int i = 0; i < cn; i++) {
+            ProtobufCMessage *m = rnd_msg(roots[r], 0);
+            ProtobufCMessage *c = pb_compact(m);
+            csame += pb_equal(m, c);
+            protobuf_c_message_free_unpacked(m, NULL);
+            free(c);
+        }
+        ok(csame == cn, "%s: %d of %d compact copies encode the same", roots[r]->name, csame, cn);
+    }
+    {
+        static const uint8_t withunknown[] = {0x0a, 0x05, 0x0a, 0x03, 'w', 'e', 'b',
+                                              0xca, 0x3e, 3,    'x',  'y', 'z'};
+        ProtobufCMessage *m = protobuf_c_message_unpack(&coracle__v1__pod__descriptor, NULL,
+                                                        sizeof(withunknown), withunknown);
+        ProtobufCMessage *c = pb_compact(m);
+        size_t len;
+        const uint8_t *b = pb_encode_scratch(c, &len);
+        ok(c->n_unknown_fields == 1 && len == sizeof(withunknown) && !memcmp(b, withunknown, len),
+           "a compact copy keeps unknown fields");
+        protobuf_c_message_free_unpacked(m, NULL);
+        free(c);
+    }
+
     /* unknown fields and a message given twice (merged) decode the same */
     static const uint8_t twice[] = {0x0a, 0x05, 0x0a, 0x03, 'w', 'e', 'b', 0x0a, 0x09, 0x1a, 0x07,
                                     'd',  'e',  'f',  'a',  'u', 'l', 't', 0xc0, 0x3e, 0x01};

@@ -261,9 +261,59 @@ int cm_owned(const cm_t *cm, const struct kind *k, const char *ns, const char *o
     return smap_each(set, owned_one, &w);
 }
 
+struct owned_list {
+    const ProtobufCMessage **v;
+    size_t n, cap;
+};
+
+static int owned_add(const ProtobufCMessage *obj, void *arg)
+{
+    struct owned_list *l = arg;
+    l->v = xgrow(l->v, &l->cap, l->n + 1, sizeof(*l->v));
+    l->v[l->n++] = obj;
+    return 0;
+}
+
+const ProtobufCMessage **cm_owned_list(const cm_t *cm, const struct kind *k, const char *ns,
+                                       const char *owner_uid, size_t *n)
+{
+    struct owned_list l = {0};
+    cm_owned(cm, k, ns, owner_uid, owned_add, &l);
+    *n = l.n;
+    return l.v;
+}
+
 char *cm_key(const ProtobufCMessage *obj)
 {
     return inf_key_of(obj);
+}
+
+bool ctrl_enqueue_owner(ctrl_t *c, const ProtobufCMessage *obj, const char *owner_kind, int adds,
+                        int dels)
+{
+    const Coracle__V1__OwnerReference *o = cm_controller_of(obj);
+    if (!o || !o->kind || strcmp(o->kind, owner_kind) || !o->name)
+        return false;
+    const Coracle__V1__ObjectMeta *m = kind_meta(obj);
+    char *key = xconcat(m->namespace_ ? m->namespace_ : "", "/", o->name, NULL);
+    if (adds || dels)
+        cm_observed(c, key, adds, dels);
+    ctrl_enqueue(c, key);
+    free(key);
+    return true;
+}
+
+void ctrl_enqueue_added(inf_t *inf, const ProtobufCMessage *obj, void *arg)
+{
+    char *key = cm_key(obj);
+    ctrl_enqueue(arg, key);
+    free(key);
+}
+
+void ctrl_enqueue_updated(inf_t *inf, const ProtobufCMessage *old, const ProtobufCMessage *obj,
+                          void *arg)
+{
+    ctrl_enqueue_added(inf, obj, arg);
 }
 
 const char *cm_uid(const ProtobufCMessage *obj)
@@ -608,6 +658,60 @@ void ctrl_event(ctrl_t *c, const struct kind *k, const ProtobufCMessage *obj, co
     free(message);
 }
 
+/* ---------------------------------------------------------------- batch */
+
+struct cm_batch {
+    ctrl_t *c;
+    char *key;
+    int pending;
+    int errors;
+    char *why; /* the first failure */
+};
+
+struct cm_batch *cm_batch_new(ctrl_t *c, const char *key)
+{
+    struct cm_batch *b = xcalloc(1, sizeof(*b));
+    b->c = c;
+    b->key = xstrdup(key);
+    b->pending = 1;
+    return b;
+}
+
+void cm_batch_add(struct cm_batch *b)
+{
+    b->pending++;
+}
+
+void cm_batch_end(struct cm_batch *b, int code, const char *message, const char *what)
+{
+    if (code != GRPC_OK && code != GRPC_NOT_FOUND) {
+        b->errors++;
+        if (!b->why)
+            b->why = xasprintf("%s: %s", what ? what : "write", message ? message : "failed");
+    }
+    if (--b->pending > 0)
+        return;
+    ctrl_done(b->c, b->key, b->errors == 0, b->why);
+    free(b->why);
+    free(b->key);
+    free(b);
+}
+
+ctrl_t *cm_batch_ctrl(const struct cm_batch *b)
+{
+    return b->c;
+}
+
+const char *cm_batch_key(const struct cm_batch *b)
+{
+    return b->key;
+}
+
+void cm_batch_done(int code, const char *message, const ProtobufCMessage *resp, void *arg)
+{
+    cm_batch_end(arg, code, message, NULL);
+}
+
 /* --------------------------------------------------------- expectations */
 
 void cm_expect(ctrl_t *c, const char *key, int adds, int dels)
@@ -734,6 +838,52 @@ bool cm_pod_available(const Coracle__V1__Pod *p, int32_t min_ready, int64_t now_
         return true;
     const Coracle__V1__PodCondition *c = ready_condition(p);
     return c->lasttransitiontime && c->lasttransitiontime->seconds + min_ready <= now_s;
+}
+
+/* Kubernetes' ActivePods order (cm_pod_delete_order). */
+static int phase_rank(const Coracle__V1__Pod *p)
+{
+    const char *ph = p->status && p->status->phase ? p->status->phase : "";
+    if (!strcmp(ph, "Pending"))
+        return 0;
+    if (!strcmp(ph, "Unknown"))
+        return 1;
+    return 2;
+}
+
+static int restarts(const Coracle__V1__Pod *p)
+{
+    int n = 0;
+    if (p->status)
+        for (size_t i = 0; i < p->status->n_containerstatuses; i++)
+            n += p->status->containerstatuses[i]->restartcount;
+    return n;
+}
+
+static int64_t created(const Coracle__V1__Pod *p)
+{
+    const Coracle__V1__Time *t = p->metadata ? p->metadata->creationtimestamp : NULL;
+    return t ? t->seconds : 0;
+}
+
+int cm_pod_delete_order(const void *pa, const void *pb)
+{
+    const Coracle__V1__Pod *a = *(const Coracle__V1__Pod *const *)pa;
+    const Coracle__V1__Pod *b = *(const Coracle__V1__Pod *const *)pb;
+    bool sa = a->spec && a->spec->nodename && *a->spec->nodename;
+    bool sb = b->spec && b->spec->nodename && *b->spec->nodename;
+    if (sa != sb)
+        return sa ? 1 : -1; /* unscheduled first */
+    if (phase_rank(a) != phase_rank(b))
+        return phase_rank(a) - phase_rank(b);
+    bool ra = cm_pod_ready(a), rb = cm_pod_ready(b);
+    if (ra != rb)
+        return ra ? 1 : -1; /* not ready first */
+    if (restarts(a) != restarts(b))
+        return restarts(b) - restarts(a); /* more restarts first */
+    if (created(a) != created(b))
+        return created(a) > created(b) ? -1 : 1; /* newer first */
+    return 0;
 }
 
 void cm_pod_from_template(struct cm_pod_parts *pp, const Coracle__V1__PodTemplateSpec *t,

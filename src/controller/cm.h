@@ -110,6 +110,12 @@ const ProtobufCMessage *cm_get(const cm_t *cm, const struct kind *k, const char 
  */
 int cm_owned(const cm_t *cm, const struct kind *k, const char *ns, const char *owner_uid,
              int (*fn)(const ProtobufCMessage *obj, void *arg), void *arg);
+/*
+ * The objects cm_owned walks, as an array (malloc'd, NULL when *n is 0;
+ * the objects are the cache's, valid until control returns to the loop).
+ */
+const ProtobufCMessage **cm_owned_list(const cm_t *cm, const struct kind *k, const char *ns,
+                                       const char *owner_uid, size_t *n);
 /* The owner reference with controller: true of obj, or NULL. */
 const Coracle__V1__OwnerReference *cm_controller_of(const ProtobufCMessage *obj);
 
@@ -121,6 +127,21 @@ void ctrl_enqueue(ctrl_t *c, const char *key);
 void ctrl_enqueue_after(ctrl_t *c, const char *key, int64_t ms);
 /* The key of a cached object: "ns/name" (malloc'd). */
 char *cm_key(const ProtobufCMessage *obj);
+/*
+ * For a change to obj: when its controller (cm_controller_of) is of kind
+ * owner_kind ("Job"), enqueues that controller's key ("ns/name"), first
+ * lowering its expectations by adds and dels (cm_observed). Returns
+ * whether it did.
+ */
+bool ctrl_enqueue_owner(ctrl_t *c, const ProtobufCMessage *obj, const char *owner_kind, int adds,
+                        int dels);
+/*
+ * Handlers (inf_handlers' on_add, on_update; arg: the ctrl_t) that
+ * enqueue the changed object's own key, for a controller's own kind.
+ */
+void ctrl_enqueue_added(inf_t *inf, const ProtobufCMessage *obj, void *arg);
+void ctrl_enqueue_updated(inf_t *inf, const ProtobufCMessage *old, const ProtobufCMessage *obj,
+                          void *arg);
 /*
  * The end of a sync. ok: the key's backoff is forgotten. !ok: requeued
  * after its backoff (why is logged at info, with the controller's name).
@@ -162,6 +183,25 @@ void cm_delete(cm_t *cm, const struct kind *k, const char *ns, const char *name,
 void ctrl_event(ctrl_t *c, const struct kind *k, const ProtobufCMessage *obj, const char *type,
                 const char *reason, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
+/*
+ * A sync's writes: the sync ends (ctrl_done) when the last of them has
+ * answered, failed if any did (NOT_FOUND, a thing gone already, does not
+ * count). cm_batch_new counts the sync itself as one write: end it with
+ * cm_batch_end(b, 0, NULL, NULL) once every write is started.
+ * cm_batch_add counts one more write, whose callback calls cm_batch_end
+ * with its code, message and what it was ("create pod"). The batch frees
+ * itself with its last end.
+ */
+struct cm_batch;
+struct cm_batch *cm_batch_new(ctrl_t *c, const char *key);
+void cm_batch_add(struct cm_batch *b);
+void cm_batch_end(struct cm_batch *b, int code, const char *message, const char *what);
+ctrl_t *cm_batch_ctrl(const struct cm_batch *b);
+/* The key synced (valid while the batch is). */
+const char *cm_batch_key(const struct cm_batch *b);
+/* A cm_done_fn for a write that needs nothing but its end counted (arg: the batch). */
+void cm_batch_done(int code, const char *message, const ProtobufCMessage *resp, void *arg);
+
 /* --------------------------------------------------------- expectations */
 
 /*
@@ -201,6 +241,13 @@ bool cm_pod_active(const Coracle__V1__Pod *p);
 bool cm_pod_ready(const Coracle__V1__Pod *p);
 /* Ready for at least min_ready seconds at now_s (Kubernetes' IsPodAvailable). */
 bool cm_pod_available(const Coracle__V1__Pod *p, int32_t min_ready, int64_t now_s);
+
+/*
+ * qsort order of pods (const Coracle__V1__Pod *[]) as Kubernetes'
+ * ActivePods: the ones to delete first come first (unscheduled, pending,
+ * not ready, most restarts, newest).
+ */
+int cm_pod_delete_order(const void *pa, const void *pb);
 
 /*
  * A pod made from template t for owner (of kind ok) as its controller,

@@ -225,52 +225,6 @@ static int collect(const ProtobufCMessage *obj, void *arg)
     return 0;
 }
 
-/* Kubernetes' ActivePods order: the pods to delete first come first. */
-static int phase_rank(const Coracle__V1__Pod *p)
-{
-    const char *ph = p->status && p->status->phase ? p->status->phase : "";
-    if (!strcmp(ph, "Pending"))
-        return 0;
-    if (!strcmp(ph, "Unknown"))
-        return 1;
-    return 2;
-}
-
-static int restarts(const Coracle__V1__Pod *p)
-{
-    int n = 0;
-    if (p->status)
-        for (size_t i = 0; i < p->status->n_containerstatuses; i++)
-            n += p->status->containerstatuses[i]->restartcount;
-    return n;
-}
-
-static int64_t created(const Coracle__V1__Pod *p)
-{
-    const Coracle__V1__Time *t = p->metadata ? p->metadata->creationtimestamp : NULL;
-    return t ? t->seconds : 0;
-}
-
-static int delete_order(const void *pa, const void *pb)
-{
-    const Coracle__V1__Pod *a = *(const Coracle__V1__Pod *const *)pa;
-    const Coracle__V1__Pod *b = *(const Coracle__V1__Pod *const *)pb;
-    bool sa = a->spec && a->spec->nodename && *a->spec->nodename;
-    bool sb = b->spec && b->spec->nodename && *b->spec->nodename;
-    if (sa != sb)
-        return sa ? 1 : -1; /* unscheduled first */
-    if (phase_rank(a) != phase_rank(b))
-        return phase_rank(a) - phase_rank(b);
-    bool ra = cm_pod_ready(a), rb = cm_pod_ready(b);
-    if (ra != rb)
-        return ra ? 1 : -1; /* not ready first */
-    if (restarts(a) != restarts(b))
-        return restarts(b) - restarts(a); /* more restarts first */
-    if (created(a) != created(b))
-        return created(a) > created(b) ? -1 : 1; /* newer first */
-    return 0;
-}
-
 static bool labels_superset(const Coracle__V1__ObjectMeta *have,
                             const Coracle__V1__ObjectMeta *want)
 {
@@ -374,7 +328,7 @@ static void rs_sync(ctrl_t *c, const char *key, void *state)
             free(gen);
         } else if (diff > 0) {
             int n = (int)(diff > BURST ? BURST : diff);
-            qsort(ps.p, active, sizeof(*ps.p), delete_order);
+            qsort(ps.p, active, sizeof(*ps.p), cm_pod_delete_order);
             cm_expect(c, key, 0, n);
             for (int i = 0; i < n; i++) {
                 const Coracle__V1__ObjectMeta *pm = ps.p[i]->metadata;

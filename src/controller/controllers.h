@@ -12,6 +12,7 @@ extern const struct ctrl_def ctrl_replicaset;
 extern const struct ctrl_def ctrl_daemonset;
 extern const struct ctrl_def ctrl_deployment;
 extern const struct ctrl_def ctrl_garbagecollector;
+extern const struct ctrl_def ctrl_job;
 
 /* Every controller, NULL-terminated, in the order they start. */
 extern const struct ctrl_def *const ctrl_all[];

@@ -6,9 +6,11 @@
 # Complete with completionTime; backoffLimit 0 fails at the first failed
 # pod (FailureTarget, Failed, BackoffLimitExceeded); activeDeadlineSeconds
 # ends a Job with DeadlineExceeded; suspend deletes the active pods and
-# resuming makes them again; lowering parallelism deletes the surplus.
+# resuming makes them again; lowering parallelism deletes the surplus;
+# ttlSecondsAfterFinished deletes a finished Job.
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
@@ -105,8 +107,8 @@ ev = events("par")
 t.ok(("Normal", "Completed", "Job completed", "job-controller") in ev, "event Completed from job-controller")
 t.is_(len([e for e in ev if e[1] == "SuccessfulCreate"]), 5, "five SuccessfulCreate events")
 
-# backoffLimit 0: the first failure fails the Job
-job = api.call("Jobs", "Create", job_obj("fail", backoffLimit=0))
+# backoffLimit 0: the first failure fails the Job; ttlSecondsAfterFinished then deletes it
+job = api.call("Jobs", "Create", job_obj("fail", backoffLimit=0, ttlSecondsAfterFinished=2))
 t.ok(c.wait_for(lambda: len(pods_of(job)) == 1), "backoffLimit 0: one pod")
 set_phase(pods_of(job)[0], "Failed")
 t.ok(c.wait_for(lambda: cond(get_job("fail"), "Failed") is not None), "Failed after one failed pod")
@@ -117,6 +119,9 @@ t.ok(ft and ft.reason == "BackoffLimitExceeded" and fl.reason == "BackoffLimitEx
 t.is_((j.status.failed, j.status.active, len(pods_of(job))), (1, 0, 0), "failed 1, no pod made again")
 t.ok(("Warning", "BackoffLimitExceeded", "Job has reached the specified backoff limit", "job-controller")
      in events("fail"), "event BackoffLimitExceeded")
+t1 = time.time()
+t.ok(c.wait_for(lambda: get_job("fail") is None, timeout=30), "ttlSecondsAfterFinished 2: the Job is deleted")
+t.ok(time.time() - t1 >= 0.5, "not before its time (%.1f s after Failed was seen)" % (time.time() - t1))
 
 # activeDeadlineSeconds
 job = api.call("Jobs", "Create", job_obj("late", activeDeadlineSeconds=2, parallelism=2, completions=4))

@@ -8,5 +8,11 @@
 #include <stddef.h>
 
 const struct ctrl_def *const ctrl_all[] = {
-    &ctrl_replicaset, &ctrl_daemonset, &ctrl_deployment, &ctrl_garbagecollector, &ctrl_job, NULL,
+    &ctrl_replicaset,
+    &ctrl_daemonset,
+    &ctrl_deployment,
+    &ctrl_garbagecollector,
+    &ctrl_job,
+    &ctrl_ttlafterfinished,
+    NULL,
 };

@@ -10,7 +10,8 @@ libcontroller_a_SOURCES = \
 	src/controller/replicaset.c \
 	src/controller/deployment.c src/controller/deployment_int.h src/controller/deployment_util.c \
 	src/controller/garbagecollector.c \
-	src/controller/job.c src/controller/job.h
+	src/controller/job.c src/controller/job.h \
+	src/controller/ttlafterfinished.c
 
 bin_PROGRAMS += coracle-controller-manager
 coracle_controller_manager_SOURCES = src/controller/main.c

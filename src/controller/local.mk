@@ -11,7 +11,8 @@ libcontroller_a_SOURCES = \
 	src/controller/deployment.c src/controller/deployment_int.h src/controller/deployment_util.c \
 	src/controller/garbagecollector.c \
 	src/controller/job.c src/controller/job.h \
-	src/controller/ttlafterfinished.c
+	src/controller/ttlafterfinished.c \
+	src/controller/cronjob.c
 
 bin_PROGRAMS += coracle-controller-manager
 coracle_controller_manager_SOURCES = src/controller/main.c
@@ -42,3 +43,8 @@ t_unit_test_gc_SOURCES = t/unit/test_gc.c
 t_unit_test_gc_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/controller
 t_unit_test_gc_LDADD = libcontroller.a libscheduler.a libcoracle.a $(COMMON_LIBS) -lm
 TESTS_PROGS += t/unit/test_gc
+check_PROGRAMS += t/unit/test_cronjob
+t_unit_test_cronjob_SOURCES = t/unit/test_cronjob.c
+t_unit_test_cronjob_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/controller
+t_unit_test_cronjob_LDADD = libcontroller.a libscheduler.a libcoracle.a $(COMMON_LIBS) -lm
+TESTS_PROGS += t/unit/test_cronjob

@@ -48,3 +48,9 @@ t_unit_test_cronjob_SOURCES = t/unit/test_cronjob.c
 t_unit_test_cronjob_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/controller
 t_unit_test_cronjob_LDADD = libcontroller.a libscheduler.a libcoracle.a $(COMMON_LIBS) -lm
 TESTS_PROGS += t/unit/test_cronjob
+
+check_PROGRAMS += t/unit/test_job
+t_unit_test_job_SOURCES = t/unit/test_job.c
+t_unit_test_job_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/controller
+t_unit_test_job_LDADD = libcontroller.a libscheduler.a libcoracle.a $(COMMON_LIBS) -lm
+TESTS_PROGS += t/unit/test_job

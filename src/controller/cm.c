@@ -56,13 +56,21 @@ struct ctrl {
     /* the queue: a FIFO of keys; queued holds each key once */
     char **fifo;
     size_t head, tail, cap;
-    smap_t *queued;     /* keys waiting in fifo */
-    smap_t *processing; /* keys being synced */
-    smap_t *dirty;      /* keys enqueued while being synced */
-    smap_t *fails;      /* key -> failures in a row (as an integer in the pointer) */
-    smap_t *delayed;    /* key -> struct delayed */
-    smap_t *expect;     /* key -> struct expectation */
+    smap_t *queued;           /* keys waiting in fifo */
+    smap_t *processing;       /* keys being synced */
+    smap_t *dirty;            /* keys enqueued while being synced */
+    smap_t *fails;            /* key -> failures in a row (as an integer in the pointer) */
+    smap_t *delayed;          /* key -> struct delayed */
+    smap_t *expect;           /* key -> struct expectation */
+    struct owned_sub **owned; /* cm_on_owned's handlers' arguments */
+    size_t n_owned;
     uint64_t syncs, sync_errors;
+};
+
+/* What cm_on_owned's handlers need: the controller and the kind of owner it is. */
+struct owned_sub {
+    ctrl_t *c;
+    const struct kind *owner;
 };
 
 /* A write waiting for room (max_inflight). */
@@ -288,19 +296,62 @@ char *cm_key(const ProtobufCMessage *obj)
     return inf_key_of(obj);
 }
 
-bool ctrl_enqueue_owner(ctrl_t *c, const ProtobufCMessage *obj, const char *owner_kind, int adds,
-                        int dels)
+/*
+ * For a change to obj: when its controller is of kind owner_kind, that
+ * controller's key is enqueued, its expectations first lowered by adds
+ * and dels.
+ */
+static void ctrl_enqueue_owner(ctrl_t *c, const ProtobufCMessage *obj, const char *owner_kind,
+                               int adds, int dels)
 {
     const Coracle__V1__OwnerReference *o = cm_controller_of(obj);
     if (!o || !o->kind || strcmp(o->kind, owner_kind) || !o->name)
-        return false;
+        return;
     const Coracle__V1__ObjectMeta *m = kind_meta(obj);
     char *key = xconcat(m->namespace_ ? m->namespace_ : "", "/", o->name, NULL);
     if (adds || dels)
         cm_observed(c, key, adds, dels);
     ctrl_enqueue(c, key);
     free(key);
-    return true;
+}
+
+static bool being_deleted(const ProtobufCMessage *obj)
+{
+    const Coracle__V1__ObjectMeta *m = kind_meta(obj);
+    return m && m->deletiontimestamp;
+}
+
+static void owned_added(inf_t *inf, const ProtobufCMessage *obj, void *arg)
+{
+    struct owned_sub *o = arg;
+    ctrl_enqueue_owner(o->c, obj, o->owner->kind, 1, 0);
+}
+
+static void owned_updated(inf_t *inf, const ProtobufCMessage *old, const ProtobufCMessage *obj,
+                          void *arg)
+{
+    struct owned_sub *o = arg;
+    const Coracle__V1__OwnerReference *a = cm_controller_of(old), *b = cm_controller_of(obj);
+    if (a && (!b || strcmp(a->uid, b->uid)))
+        ctrl_enqueue_owner(o->c, old, o->owner->kind, 0, 0);
+    ctrl_enqueue_owner(o->c, obj, o->owner->kind, 0, being_deleted(obj) && !being_deleted(old));
+}
+
+static void owned_deleted(inf_t *inf, const ProtobufCMessage *obj, void *arg)
+{
+    struct owned_sub *o = arg;
+    ctrl_enqueue_owner(o->c, obj, o->owner->kind, 0, !being_deleted(obj));
+}
+
+void cm_on_owned(cm_t *cm, ctrl_t *c, const struct kind *k, const struct kind *owner)
+{
+    struct owned_sub *o = xcalloc(1, sizeof(*o));
+    o->c = c;
+    o->owner = owner;
+    c->owned = xrealloc(c->owned, (c->n_owned + 1) * sizeof(*c->owned));
+    c->owned[c->n_owned++] = o;
+    struct inf_handlers h = {owned_added, owned_updated, owned_deleted, NULL, o};
+    cm_on(cm, k, &h);
 }
 
 void ctrl_enqueue_added(inf_t *inf, const ProtobufCMessage *obj, void *arg)
@@ -1084,6 +1135,9 @@ void cm_free(cm_t *cm)
         smap_free(c->fails, NULL);
         smap_free(c->delayed, delayed_free);
         smap_free(c->expect, free);
+        for (size_t j = 0; j < c->n_owned; j++)
+            free(c->owned[j]);
+        free(c->owned);
         free(c);
     }
     free(cm->ctrls);

@@ -128,13 +128,14 @@ void ctrl_enqueue_after(ctrl_t *c, const char *key, int64_t ms);
 /* The key of a cached object: "ns/name" (malloc'd). */
 char *cm_key(const ProtobufCMessage *obj);
 /*
- * For a change to obj: when its controller (cm_controller_of) is of kind
- * owner_kind ("Job"), enqueues that controller's key ("ns/name"), first
- * lowering its expectations by adds and dels (cm_observed). Returns
- * whether it did.
+ * Adds handlers (cm_on) for kind k whose objects controller c's objects
+ * (of kind owner) control, as a Job's pods: a change enqueues the
+ * controller's key, both old and new when an update moves the object;
+ * a create seen lowers the key's expected adds, a delete its expected
+ * dels, and an object marked for deletion (deletionTimestamp set) counts
+ * as deleted then, as Kubernetes' controllers count it. Only from setup.
  */
-bool ctrl_enqueue_owner(ctrl_t *c, const ProtobufCMessage *obj, const char *owner_kind, int adds,
-                        int dels);
+void cm_on_owned(cm_t *cm, ctrl_t *c, const struct kind *k, const struct kind *owner);
 /*
  * Handlers (inf_handlers' on_add, on_update; arg: the ctrl_t) that
  * enqueue the changed object's own key, for a controller's own kind.

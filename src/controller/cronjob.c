@@ -463,25 +463,6 @@ struct cj_state {
     smap_t *written;
 };
 
-static void job_add(inf_t *inf, const ProtobufCMessage *obj, void *arg)
-{
-    ctrl_enqueue_owner(arg, obj, "CronJob", 1, 0);
-}
-
-static void job_update(inf_t *inf, const ProtobufCMessage *old, const ProtobufCMessage *obj,
-                       void *arg)
-{
-    const Coracle__V1__OwnerReference *a = cm_controller_of(old), *b = cm_controller_of(obj);
-    if (a && (!b || strcmp(a->uid, b->uid)))
-        ctrl_enqueue_owner(arg, old, "CronJob", 0, 0);
-    ctrl_enqueue_owner(arg, obj, "CronJob", 0, 0);
-}
-
-static void job_delete(inf_t *inf, const ProtobufCMessage *obj, void *arg)
-{
-    ctrl_enqueue_owner(arg, obj, "CronJob", 0, 1);
-}
-
 static void cj_delete(inf_t *inf, const ProtobufCMessage *obj, void *arg)
 {
     ctrl_t *c = arg;
@@ -495,9 +476,8 @@ static void cj_delete(inf_t *inf, const ProtobufCMessage *obj, void *arg)
 static void *cj_setup(cm_t *cm, ctrl_t *c)
 {
     struct inf_handlers ch = {ctrl_enqueue_added, ctrl_enqueue_updated, cj_delete, NULL, c};
-    struct inf_handlers jh = {job_add, job_update, job_delete, NULL, c};
     cm_on(cm, &kind_cronjob, &ch);
-    cm_on(cm, &kind_job, &jh);
+    cm_on_owned(cm, c, &kind_job, &kind_cronjob);
     struct cj_state *st = xcalloc(1, sizeof(*st));
     st->written = smap_new();
     return st;

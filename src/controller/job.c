@@ -462,32 +462,6 @@ static void job_plan_free(struct job_plan *pl)
 
 /* ------------------------------------------------------------- handlers */
 
-static bool deleting(const ProtobufCMessage *obj)
-{
-    const Coracle__V1__ObjectMeta *m = kind_meta(obj);
-    return m && m->deletiontimestamp;
-}
-
-static void pod_add(inf_t *inf, const ProtobufCMessage *obj, void *arg)
-{
-    ctrl_enqueue_owner(arg, obj, "Job", 1, 0);
-}
-
-/* A pod being deleted counts as the delete a sync expected, as Kubernetes' updatePod has it. */
-static void pod_update(inf_t *inf, const ProtobufCMessage *old, const ProtobufCMessage *obj,
-                       void *arg)
-{
-    const Coracle__V1__OwnerReference *a = cm_controller_of(old), *b = cm_controller_of(obj);
-    if (a && (!b || strcmp(a->uid, b->uid)))
-        ctrl_enqueue_owner(arg, old, "Job", 0, 0);
-    ctrl_enqueue_owner(arg, obj, "Job", 0, deleting(obj) && !deleting(old));
-}
-
-static void pod_delete(inf_t *inf, const ProtobufCMessage *obj, void *arg)
-{
-    ctrl_enqueue_owner(arg, obj, "Job", 0, !deleting(obj));
-}
-
 static void job_delete(inf_t *inf, const ProtobufCMessage *obj, void *arg)
 {
     char *key = cm_key(obj);
@@ -498,9 +472,8 @@ static void job_delete(inf_t *inf, const ProtobufCMessage *obj, void *arg)
 static void *job_setup(cm_t *cm, ctrl_t *c)
 {
     struct inf_handlers jh = {ctrl_enqueue_added, ctrl_enqueue_updated, job_delete, NULL, c};
-    struct inf_handlers ph = {pod_add, pod_update, pod_delete, NULL, c};
     cm_on(cm, &kind_job, &jh);
-    cm_on(cm, &kind_pod, &ph);
+    cm_on_owned(cm, c, &kind_pod, &kind_job);
     return NULL;
 }
 

@@ -96,9 +96,10 @@ s = api.call("Secrets", "Create", pb.Secret(metadata=meta("s", "x"), data={"k": 
                                             stringData={"pw": "hunter2"}))
 t.is_((dict(s.data), dict(s.stringData), s.type), ({"k": b"v", "pw": b"hunter2"}, {}, "Opaque"),
       "Secret: stringData folded into data and not stored, type Opaque")
-s.type = "kubernetes.io/tls"
+s.type = "bootstrap.kubernetes.io/token"
 t.is_(err("Secrets", "Update", s),
-      (SC.INVALID_ARGUMENT, 'Secret "s" is invalid: type: Invalid value: "kubernetes.io/tls": field is immutable'),
+      (SC.INVALID_ARGUMENT,
+       'Secret "s" is invalid: type: Invalid value: "bootstrap.kubernetes.io/token": field is immutable'),
       "a Secret's type may not change")
 s = api.call("Secrets", "Get", pb.GetRequest(namespace="x", name="s"))
 s.immutable = True
@@ -107,7 +108,22 @@ s.stringData["k"] = "w"
 t.is_(err("Secrets", "Update", s),
       (SC.INVALID_ARGUMENT, "Secret \"s\" is invalid: data: Forbidden: field is immutable when `immutable` is set"),
       "an immutable Secret keeps its data, stringData included")
-api.call("Secrets", "Create", pb.Secret(metadata=meta("tls", "x"), type="kubernetes.io/tls"))
+t.is_(err("Secrets", "Create", pb.Secret(metadata=meta("tls", "x"), type="kubernetes.io/tls",
+                                         data={"tls.crt": b"c"})),
+      (SC.INVALID_ARGUMENT, 'Secret "tls" is invalid: data[tls.key]: Required value'),
+      "a kubernetes.io/tls Secret needs tls.crt and tls.key")
+api.call("Secrets", "Create", pb.Secret(metadata=meta("tls", "x"), type="kubernetes.io/tls",
+                                        data={"tls.crt": b"c", "tls.key": b"k"}))
+code, msg = err("Secrets", "Create", pb.Secret(metadata=meta("reg", "x"), type="kubernetes.io/dockerconfigjson",
+                                               stringData={".dockerconfigjson": "{\"auths\": hunter3"}))
+t.ok(code == SC.INVALID_ARGUMENT and msg.startswith(
+    'Secret "reg" is invalid: data[.dockerconfigjson]: Invalid value: "<secret contents redacted>": ')
+     and "hunter3" not in msg, "a dockerconfigjson Secret must hold JSON, and the message keeps it secret (%s)" % msg)
+t.is_(err("Secrets", "Create", pb.Secret(metadata=meta("ba", "x"), type="kubernetes.io/basic-auth")),
+      (SC.INVALID_ARGUMENT, 'Secret "ba" is invalid: [data[username]: Required value, data[password]: Required value]'),
+      "basic-auth needs a username or a password")
+api.call("Secrets", "Create", pb.Secret(metadata=meta("reg", "x"), type="kubernetes.io/dockerconfigjson",
+                                        stringData={".dockerconfigjson": '{"auths": {}}'}))
 t.is_([o.metadata.name for o in api.call("Secrets", "List", pb.ListRequest(
     namespace="x", fieldSelector="type=kubernetes.io/tls")).items], ["tls"], "secrets by fieldSelector type")
 t.is_(len(api.call("Namespaces", "List", pb.ListRequest(fieldSelector="status.phase=Active")).items), 5,
@@ -127,7 +143,8 @@ rc, out, _ = c.ctl("get", "ns")
 t.is_([l.split()[:2] for l in out.splitlines()][:2], [["NAME", "STATUS"], ["default", "Active"]],
       "coraclectl get ns: NAME STATUS AGE")
 rc, out, _ = c.ctl("get", "secret", "-n", "x")
-t.is_([l.split()[:3] for l in out.splitlines()], [["NAME", "TYPE", "DATA"], ["s", "Opaque", "2"], ["tls", "kubernetes.io/tls", "0"]],
+t.is_([l.split()[:3] for l in out.splitlines()], [["NAME", "TYPE", "DATA"], ["reg", "kubernetes.io/dockerconfigjson", "1"],
+                                                  ["s", "Opaque", "2"], ["tls", "kubernetes.io/tls", "2"]],
       "coraclectl get secret: NAME TYPE DATA AGE")
 rc, out, _ = c.ctl("get", "cm", "-n", "x")
 t.is_([l.split()[:2] for l in out.splitlines()], [["NAME", "DATA"], ["c", "2"]], "coraclectl get cm: NAME DATA AGE")

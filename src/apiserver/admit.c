@@ -971,12 +971,73 @@ static void check_configmap(struct errs *e, const Coracle__V1__ConfigMap *c)
         eadd(e, "[]: Too long: must have at most %u bytes", CONFIG_DATA_MAX);
 }
 
+/* The value of data[key] in a Secret, or NULL if the key is absent. */
+static const ProtobufCBinaryData *secret_value(const Coracle__V1__Secret *sc, const char *key)
+{
+    for (size_t i = 0; i < sc->n_data; i++)
+        if (sc->data[i]->key && !strcmp(sc->data[i]->key, key))
+            return &sc->data[i]->value;
+    return NULL;
+}
+
+/* A docker config key: present, and a JSON object (its contents never in the message). */
+static void check_docker_config(struct errs *e, const Coracle__V1__Secret *sc, const char *key)
+{
+    const ProtobufCBinaryData *v = secret_value(sc, key);
+    if (!v) {
+        eadd(e, "data[%s]: Required value", key);
+        return;
+    }
+    json_t *j = NULL;
+    char *why = NULL;
+    struct json_limits lim = {0, KOBJ_MAX_DEPTH, 0};
+    if (json_parse((const char *)v->data, v->len, &lim, &j, &why) < 0 || !json_is(j, JSON_OBJECT))
+        eadd(e, "data[%s]: Invalid value: \"<secret contents redacted>\": %s", key,
+             why ? why : "not a JSON object");
+    free(why);
+    json_free(j);
+}
+
+/* The keys each built-in Secret type requires (Kubernetes' ValidateSecret). */
+static void check_secret_type(struct errs *e, const Coracle__V1__Secret *sc)
+{
+    const char *t = sc->type ? sc->type : "";
+    if (!strcmp(t, "kubernetes.io/dockercfg")) {
+        check_docker_config(e, sc, ".dockercfg");
+    } else if (!strcmp(t, "kubernetes.io/dockerconfigjson")) {
+        check_docker_config(e, sc, ".dockerconfigjson");
+    } else if (!strcmp(t, "kubernetes.io/basic-auth")) {
+        if (!secret_value(sc, "username") && !secret_value(sc, "password")) {
+            eadd(e, "data[username]: Required value");
+            eadd(e, "data[password]: Required value");
+        }
+    } else if (!strcmp(t, "kubernetes.io/ssh-auth")) {
+        const ProtobufCBinaryData *v = secret_value(sc, "ssh-privatekey");
+        if (!v || !v->len)
+            eadd(e, "data[ssh-privatekey]: Required value");
+    } else if (!strcmp(t, "kubernetes.io/tls")) {
+        if (!secret_value(sc, "tls.crt"))
+            eadd(e, "data[tls.crt]: Required value");
+        if (!secret_value(sc, "tls.key"))
+            eadd(e, "data[tls.key]: Required value");
+    } else if (!strcmp(t, "kubernetes.io/service-account-token")) {
+        const Coracle__V1__ObjectMeta *m = sc->metadata;
+        bool named = false;
+        for (size_t i = 0; m && i < m->n_annotations; i++)
+            named |= !strcmp(m->annotations[i]->key, "kubernetes.io/service-account.name") &&
+                     m->annotations[i]->value && *m->annotations[i]->value;
+        if (!named)
+            eadd(e, "metadata.annotations[kubernetes.io/service-account.name]: Required value");
+    }
+}
+
 static void check_secret(struct errs *e, const Coracle__V1__Secret *sc)
 {
     size_t total = 0;
     check_config_keys(e, "data", (void *)sc->data, sc->n_data, true, &total);
     if (total > CONFIG_DATA_MAX)
         eadd(e, "data: Too long: must have at most %u bytes", CONFIG_DATA_MAX);
+    check_secret_type(e, sc);
 }
 
 int admit_validate(const struct kind *k, const ProtobufCMessage *obj, char **msg)

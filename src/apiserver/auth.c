@@ -337,6 +337,29 @@ static bool known_resource(const char *res)
     return false;
 }
 
+/*
+ * "deployments.apps" or "deployments.apps/scale" (a resource with its API
+ * group, as RBAC names both) becomes "deployments" / "deployments/scale":
+ * rules match on the resource, which names one kind. Left as it is when the
+ * group is not the kind's, so the rule is refused as unknown.
+ */
+static void unqualify(char **res)
+{
+    size_t bl = strcspn(*res, "/");
+    const char *dot = memchr(*res, '.', bl);
+    if (!dot)
+        return;
+    for (size_t i = 0; kinds_all[i]; i++) {
+        const struct kind *k = kinds_all[i];
+        if (strlen(k->group_resource) == bl && !strncmp(k->group_resource, *res, bl)) {
+            char *n = xconcat(k->resource, *res + bl, NULL);
+            free(*res);
+            *res = n;
+            return;
+        }
+    }
+}
+
 static int in_list(const char *const *l, const char *s)
 {
     for (; *l; l++)
@@ -392,9 +415,11 @@ static struct policy *policy_parse(const char *path, FILE *f, char **err)
             for (char **v = r.verbs; *v && !bad; v++)
                 if (!in_list(known_verbs, *v))
                     bad = *v, what = "verb";
-            for (char **v = r.resources; *v && !bad; v++)
+            for (char **v = r.resources; *v && !bad; v++) {
+                unqualify(v);
                 if (!known_resource(*v))
                     bad = *v, what = "resource";
+            }
             if (bad || !r.verbs[0] || !r.resources[0] || !r.nss[0]) {
                 *err = bad ? xasprintf("%s:%zu: unknown %s \"%s\"", path, lineno, what, bad)
                            : xasprintf("%s:%zu: empty list", path, lineno);

@@ -230,6 +230,7 @@ static void test_policy_errors(void)
         {"role r get pods\nbind r user:x\nfrobnicate\n", ":3: unknown directive \"frobnicate\""},
         {"role r fly pods\n", ":1: unknown verb \"fly\""},
         {"role r get pods/shell\n", ":1: unknown resource \"pods/shell\""},
+        {"role r get deployments.batch\n", ":1: unknown resource \"deployments.batch\""},
         {"role r get\n", ":1: expected: role NAME VERBS RESOURCES [NAMESPACES]"},
         {"bind r user:x\n", "bind names role \"r\", which is not defined"},
         {"role r get pods\nbind r alice\n", ":2: subject \"alice\": expected user:NAME"},
@@ -278,6 +279,17 @@ static void test_reload(char *policy)
     ok(az(&a, "get", &kind_pod, NULL, "prod", "x", NULL, NULL, NULL) == 0,
        "... and the old one kept");
     ok(auth_max_watches(au) == 2, "the watch cap is configured");
+    /* resources may carry their API group, as RBAC's rules name them */
+    free(write_file("p.policy",
+                    "role r get,update deployments.apps,deployments.apps/scale,jobs.batch\n"
+                    "bind r user:alice\n"));
+    ok(auth_reload(au, &err) == 0, "a policy naming deployments.apps and jobs.batch (%s)",
+       err ? err : "");
+    free(err);
+    ok(az(&a, "update", &kind_deployment, "scale", "prod", "x", NULL, NULL, NULL) == 0 &&
+           az(&a, "get", &kind_job, NULL, "prod", "x", NULL, NULL, NULL) == 0 &&
+           az(&a, "get", &kind_pod, NULL, "prod", "x", NULL, NULL, NULL) < 0,
+       "grants exactly those");
     free(tf);
     free(pf);
 }

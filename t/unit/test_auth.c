@@ -283,6 +283,7 @@ static void test_reload(char *policy)
     free(write_file("p.policy",
                     "role r get,update deployments.apps,deployments.apps/scale,jobs.batch\n"
                     "bind r user:alice\n"));
+    err = NULL;
     ok(auth_reload(au, &err) == 0, "a policy naming deployments.apps and jobs.batch (%s)",
        err ? err : "");
     free(err);

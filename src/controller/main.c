@@ -82,18 +82,6 @@ static bool controller_known(const char *t)
     return false;
 }
 
-static long long duration_ms(const char *flag, const char *s)
-{
-    int64_t ns;
-    if (parse_duration(s, &ns) < 0 || ns <= 0 || ns / 1000000 > INT32_MAX) {
-        fprintf(stderr,
-                "coracle-controller-manager: --%s: expected a duration like 15s, not \"%s\"\n",
-                flag, s);
-        exit(2);
-    }
-    return ns / 1000000;
-}
-
 int main(int argc, char **argv)
 {
     /* static: cfg_set's copies stay reachable for the life of the program */
@@ -101,9 +89,7 @@ int main(int argc, char **argv)
     static char *ca = "", *cert = "", *key = "";
     static char *healthz_listen = "127.0.0.1:10257";
     static long long max_inflight = 500;
-    static int leader_elect = 1;
-    static char *le_duration = "15s", *le_renew = "10s", *le_retry = "2s";
-    static char *le_name = "coracle-controller-manager", *le_ns = "kube-system";
+    static struct leader_flags le = LEADER_FLAGS_INIT("coracle-controller-manager");
     const struct cfg_opt opts[] = {
         {"server", CFG_STR, &server, "ADDR",
          "apiserver address, host:port or unix:/path, or a comma list of them "
@@ -119,18 +105,7 @@ int main(int argc, char **argv)
         {"client-key", CFG_STR, &key, "FILE", "its private key (default none)"},
         {"token-file", CFG_STR, &token_file, "FILE",
          "bearer token to present to the apiserver (default none)"},
-        {"leader-elect", CFG_BOOL, &leader_elect, NULL,
-         "of several managers, only the holder of a Lease acts (default true)"},
-        {"leader-elect-lease-duration", CFG_STR, &le_duration, "DURATION",
-         "how long a standby waits on an unrenewed Lease before taking it (default 15s)"},
-        {"leader-elect-renew-deadline", CFG_STR, &le_renew, "DURATION",
-         "the leader exits when it could not renew for this long (default 10s)"},
-        {"leader-elect-retry-period", CFG_STR, &le_retry, "DURATION",
-         "between tries to acquire or renew (default 2s)"},
-        {"leader-elect-resource-name", CFG_STR, &le_name, "NAME",
-         "the Lease's name (default coracle-controller-manager)"},
-        {"leader-elect-resource-namespace", CFG_STR, &le_ns, "NAMESPACE",
-         "the Lease's namespace (default kube-system)"},
+        LEADER_CFG_OPTS(le, "managers", "coracle-controller-manager"),
         {"healthz-listen", CFG_STR, &healthz_listen, "ADDR",
          "serve /healthz, /readyz, /metrics on host:port or unix:/path; empty: off "
          "(default 127.0.0.1:10257)"},
@@ -158,9 +133,6 @@ int main(int argc, char **argv)
             return 2;
         }
     free(copy);
-    long long led = duration_ms("leader-elect-lease-duration", le_duration);
-    long long ler = duration_ms("leader-elect-renew-deadline", le_renew);
-    long long lep = duration_ms("leader-elect-retry-period", le_retry);
     srandom((unsigned)(mono_ns() ^ getpid()));
 
     struct event_base *base = event_base_new();
@@ -177,7 +149,7 @@ int main(int argc, char **argv)
         .token = token,
         .tls = gopts.tls,
         .user_agent = "coracle-controller-manager/" PACKAGE_VERSION,
-        .standby = leader_elect,
+        .standby = le.elect,
         .max_inflight = (int)max_inflight,
     };
     struct cm_main m = {cm_new(base, &cfg), NULL};
@@ -190,26 +162,10 @@ int main(int argc, char **argv)
             log_info("starting %s controller", ctrl_all[j]->name);
             n_on++;
         }
-    gcl_t *eg = NULL; /* the election's own connection: renewals stay clear of the writes */
-    if (leader_elect) {
-        gopts.connect_timeout_ms = 3000;
-        gopts.user_agent = "coracle-controller-manager/" PACKAGE_VERSION " leader-election";
-        eg = gcl_new(base, server, &gopts);
-        struct leader_cfg lc = {
-            .ns = le_ns,
-            .name = le_name,
-            .component = "coracle-controller-manager",
-            .lease_duration_ms = (int)led,
-            .renew_deadline_ms = (int)ler,
-            .retry_period_ms = (int)lep,
-            .on_started = elected,
-            .on_stopped = lost,
-            .arg = m.cm,
-        };
-        m.el = eg ? leader_new(base, eg, &lc, &err) : NULL;
-        if (!m.el)
-            fatal("%s", err ? err : "cannot set up leader election");
-    }
+    gcl_t *eg; /* the election's own connection: renewals stay clear of the writes */
+    m.el = leader_from_flags(base, prog.name, server, gopts,
+                             "coracle-controller-manager/" PACKAGE_VERSION, &le,
+                             "coracle-controller-manager", elected, lost, m.cm, &eg);
     if (gopts.tls)
         SSL_CTX_free(gopts.tls); /* the connections hold their own references */
     struct daemon_ops ops = {
@@ -224,7 +180,7 @@ int main(int argc, char **argv)
              gopts.tls ? " (TLS)" : "", n_on);
     cm_start(m.cm);
     if (m.el) {
-        log_info("leader election: lease %s/%s, identity %s", le_ns, le_name,
+        log_info("leader election: lease %s/%s, identity %s", le.ns, le.name,
                  leader_identity(m.el));
         leader_start(m.el);
     }

@@ -508,3 +508,50 @@ void leader_metrics_write(FILE *f, const leader_t *l)
             "leader_election_master_status{name=\"%s\"} %d\n",
             l->name, l->leading ? 1 : 0);
 }
+
+/* A --leader-elect-* duration in ms, or exit 2 naming the flag. */
+static int flag_ms(const char *prog, const char *flag, const char *v)
+{
+    int64_t ns;
+    if (parse_duration(v, &ns) < 0 || ns <= 0 || ns / 1000000 > INT32_MAX) {
+        fprintf(stderr, "%s: --%s: expected a duration like 15s, not \"%s\"\n", prog, flag, v);
+        exit(2);
+    }
+    return (int)(ns / 1000000);
+}
+
+leader_t *leader_from_flags(struct event_base *base, const char *prog, const char *server,
+                            struct gcl_opts o, const char *ua, const struct leader_flags *f,
+                            const char *component, void (*on_started)(void *),
+                            void (*on_stopped)(void *), void *arg, gcl_t **eg)
+{
+    *eg = NULL;
+    int led = flag_ms(prog, "leader-elect-lease-duration", f->duration);
+    int ler = flag_ms(prog, "leader-elect-renew-deadline", f->renew);
+    int lep = flag_ms(prog, "leader-elect-retry-period", f->retry);
+    if (!f->elect)
+        return NULL;
+    char *agent = xconcat(ua, " leader-election", NULL);
+    o.connect_timeout_ms = 3000;
+    o.user_agent = agent;
+    *eg = gcl_new(base, server, &o);
+    free(agent);
+    struct leader_cfg lc = {
+        .ns = f->ns,
+        .name = f->name,
+        .component = component,
+        .lease_duration_ms = led,
+        .renew_deadline_ms = ler,
+        .retry_period_ms = lep,
+        .on_started = on_started,
+        .on_stopped = on_stopped,
+        .arg = arg,
+    };
+    char *err = NULL;
+    leader_t *l = *eg ? leader_new(base, *eg, &lc, &err) : NULL;
+    if (!l) {
+        fprintf(stderr, "%s: %s\n", prog, err ? err : "cannot set up leader election");
+        exit(2);
+    }
+    return l;
+}

@@ -84,4 +84,48 @@ const char *leader_holder(const leader_t *l);
 /* leader_election_master_status{name="NAME"} (client-go's metric) for /metrics. */
 void leader_metrics_write(FILE *f, const leader_t *l);
 
+/*
+ * The --leader-elect* flags of a daemon that elects (kube-scheduler's and
+ * kube-controller-manager's names and defaults): LEADER_CFG_OPTS(f, WHO,
+ * NAME) expands to their six cfg_opt entries, WHO saying who elects
+ * ("schedulers") and NAME the default Lease name, both string literals.
+ */
+struct leader_flags {
+    int elect;                      /* --leader-elect (default true) */
+    char *duration, *renew, *retry; /* Go durations: 15s, 10s, 2s */
+    char *name, *ns;                /* the Lease: NAME, kube-system */
+};
+#define LEADER_FLAGS_INIT(NAME)                                                                    \
+    {                                                                                              \
+        1, "15s", "10s", "2s", NAME, "kube-system"                                                 \
+    }
+#define LEADER_CFG_OPTS(f, WHO, NAME)                                                              \
+    {"leader-elect", CFG_BOOL, &(f).elect, NULL,                                                   \
+     "of several " WHO ", only the holder of a Lease acts (default true)"},                        \
+        {"leader-elect-lease-duration", CFG_STR, &(f).duration, "DURATION",                        \
+         "how long a standby waits on an unrenewed Lease before taking it (default 15s)"},         \
+        {"leader-elect-renew-deadline", CFG_STR, &(f).renew, "DURATION",                           \
+         "the leader exits when it could not renew for this long (default 10s)"},                  \
+        {"leader-elect-retry-period", CFG_STR, &(f).retry, "DURATION",                             \
+         "between tries to acquire or renew (default 2s)"},                                        \
+        {"leader-elect-resource-name", CFG_STR, &(f).name, "NAME",                                 \
+         "the Lease's name (default " NAME ")"},                                                   \
+    {                                                                                              \
+        "leader-elect-resource-namespace", CFG_STR, &(f).ns, "NAMESPACE",                          \
+            "the Lease's namespace (default kube-system)"                                          \
+    }
+
+/*
+ * The elector the flags ask for (NULL when --leader-elect is false), on a
+ * connection of its own to server (*eg; renewals stay clear of the
+ * daemon's other calls) made from o with user_agent "<ua> leader-election".
+ * component names the events' source. Exits the program with status 2 and
+ * a message naming the flag when a duration is bad or they do not fit
+ * together (prog: the program's name).
+ */
+leader_t *leader_from_flags(struct event_base *base, const char *prog, const char *server,
+                            struct gcl_opts o, const char *ua, const struct leader_flags *f,
+                            const char *component, void (*on_started)(void *),
+                            void (*on_stopped)(void *), void *arg, gcl_t **eg);
+
 #endif

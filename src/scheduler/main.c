@@ -80,9 +80,7 @@ int main(int argc, char **argv)
     static char *ca = "", *cert = "", *key = "";
     static char *healthz_listen = "127.0.0.1:10251";
     static long long max_inflight = 500, pct = 0;
-    static int leader_elect = 1;
-    static char *le_duration = "15s", *le_renew = "10s", *le_retry = "2s";
-    static char *le_name = "coracle-scheduler", *le_ns = "kube-system";
+    static struct leader_flags le = LEADER_FLAGS_INIT("coracle-scheduler");
     const struct cfg_opt opts[] = {
         {"server", CFG_STR, &server, "ADDR",
          "apiserver address, host:port or unix:/path, or a comma list of them "
@@ -103,18 +101,7 @@ int main(int argc, char **argv)
         {"client-key", CFG_STR, &key, "FILE", "its private key (default none)"},
         {"token-file", CFG_STR, &token_file, "FILE",
          "bearer token to present to the apiserver (default none)"},
-        {"leader-elect", CFG_BOOL, &leader_elect, NULL,
-         "of several schedulers, only the holder of a Lease schedules (default true)"},
-        {"leader-elect-lease-duration", CFG_STR, &le_duration, "DURATION",
-         "how long a standby waits on an unrenewed Lease before taking it (default 15s)"},
-        {"leader-elect-renew-deadline", CFG_STR, &le_renew, "DURATION",
-         "the leader exits when it could not renew for this long (default 10s)"},
-        {"leader-elect-retry-period", CFG_STR, &le_retry, "DURATION",
-         "between tries to acquire or renew (default 2s)"},
-        {"leader-elect-resource-name", CFG_STR, &le_name, "NAME",
-         "the Lease's name (default coracle-scheduler)"},
-        {"leader-elect-resource-namespace", CFG_STR, &le_ns, "NAMESPACE",
-         "the Lease's namespace (default kube-system)"},
+        LEADER_CFG_OPTS(le, "schedulers", "coracle-scheduler"),
         {"healthz-listen", CFG_STR, &healthz_listen, "ADDR",
          "serve /healthz, /readyz, /metrics on host:port or unix:/path; empty: off "
          "(default 127.0.0.1:10251)"},
@@ -140,12 +127,6 @@ int main(int argc, char **argv)
                         "--percentage-of-nodes-to-score within 0..100\n");
         return 2;
     }
-    long long led = parse_duration_ms(le_duration), ler = parse_duration_ms(le_renew);
-    long long lep = parse_duration_ms(le_retry);
-    if (led <= 0 || ler <= 0 || lep <= 0 || led > INT32_MAX || ler > INT32_MAX || lep > INT32_MAX) {
-        fprintf(stderr, "coracle-scheduler: --leader-elect-*: expected durations like 15s\n");
-        return 2;
-    }
     srandom((unsigned)(mono_ns() ^ getpid()));
 
     struct event_base *base = event_base_new();
@@ -166,30 +147,15 @@ int main(int argc, char **argv)
         .percentage_nodes = (int)pct,
         .token = token,
         .tls = gopts.tls,
-        .standby = leader_elect,
+        .standby = le.elect,
     };
     struct sched_main m = {sched_new(base, &cfg), NULL};
     sched_t *s = m.s;
     gcl_t *eg = NULL; /* the election's own connection: renewals stay clear of binds */
-    if (s && leader_elect) {
-        gopts.connect_timeout_ms = 3000;
-        gopts.user_agent = "coracle-scheduler/" PACKAGE_VERSION " leader-election";
-        eg = gcl_new(base, server, &gopts);
-        struct leader_cfg lc = {
-            .ns = le_ns,
-            .name = le_name,
-            .component = name,
-            .lease_duration_ms = (int)led,
-            .renew_deadline_ms = (int)ler,
-            .retry_period_ms = (int)lep,
-            .on_started = elected,
-            .on_stopped = lost,
-            .arg = s,
-        };
-        m.el = eg ? leader_new(base, eg, &lc, &err) : NULL;
-        if (!m.el)
-            fatal("%s", err ? err : "cannot set up leader election");
-    }
+    if (s)
+        m.el =
+            leader_from_flags(base, prog.name, server, gopts, "coracle-scheduler/" PACKAGE_VERSION,
+                              &le, name, elected, lost, s, &eg);
     if (gopts.tls)
         SSL_CTX_free(gopts.tls); /* the connections hold their own references */
     if (!s)
@@ -206,7 +172,7 @@ int main(int argc, char **argv)
              gopts.tls ? " (TLS)" : "", name);
     sched_start(s);
     if (m.el) {
-        log_info("leader election: lease %s/%s, identity %s", le_ns, le_name,
+        log_info("leader election: lease %s/%s, identity %s", le.ns, le.name,
                  leader_identity(m.el));
         leader_start(m.el);
     }

@@ -185,6 +185,23 @@ t.ok(len(gone["Pods"]) == 2 and max(gone["Pods"]) < gone["ReplicaSet"][0] < gone
 
 t.ok(get("Pods", "unknown-kind") is not None, "the object whose owner cannot be looked up is still there")
 
+# ---- coraclectl delete --cascade, as kubectl's ----
+rs = api.call("ReplicaSets", "Create", rs_obj("corphan", 2))
+c.wait_for(lambda: len(pods_owned_by(rs.metadata.uid)) == 2)
+names = sorted(p.metadata.name for p in pods_owned_by(rs.metadata.uid))
+rc, out, e = c.ctl("delete", "rs", "corphan", "--cascade=orphan")
+t.ok(rc == 0 and c.wait_for(lambda: get("ReplicaSets", "corphan") is None and all(
+    get("Pods", n) is not None and not get("Pods", n).metadata.ownerReferences for n in names)),
+     "coraclectl delete rs --cascade=orphan: the pods stay, without an owner (%s%s)" % (out, e))
+rs = api.call("ReplicaSets", "Create", rs_obj("cfg", 2))
+c.wait_for(lambda: len(pods_owned_by(rs.metadata.uid)) == 2)
+rc, out, e = c.ctl("delete", "rs", "cfg", "--cascade=foreground")
+t.ok(rc == 0 and get("ReplicaSets", "cfg") is None and not pods_owned_by(rs.metadata.uid),
+     "coraclectl delete rs --cascade=foreground: once it returns, the pods are gone too (%s%s)" % (out, e))
+rc, out, e = c.ctl("delete", "rs", "x", "--cascade=sideways")
+t.is_((rc, e), (1, 'error: invalid cascade value (sideways). Must be "background", "foreground", or "orphan"\n'),
+      "coraclectl delete --cascade: a bad value")
+
 # ---- stock kubectl ----
 kubectl = kubectls.kubectl_132()
 if not kubectl:

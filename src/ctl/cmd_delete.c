@@ -27,6 +27,8 @@ static const char delete_help[] =
     "Options:\n"
     "  -f, --filename=[]: Files (or - for stdin) naming the objects to delete.\n"
     "      --all=false: Delete all the objects of the type in the namespace.\n"
+    "      --cascade='background': What becomes of the objects it owns: \"background\" (deleted\n"
+    "          after it), \"foreground\" (deleted before it) or \"orphan\" (left, unowned).\n"
     "      --force=false: Delete at once (grace period 0), without waiting for the kubelet.\n"
     "      --grace-period=-1: Seconds given to the pod to stop; -1 uses the pod's own.\n"
     "      --ignore-not-found=false: Treat \"not found\" as a successful delete.\n"
@@ -78,12 +80,22 @@ static int wait_gone(struct ctl_client *c, const struct kind *k, const char *ns,
     return rc;
 }
 
+/* How a delete treats what the object owns (--cascade, as kubectl sends it). */
+struct delete_opts {
+    long long grace;
+    bool force, wait, ignore_not_found;
+    const char *policy; /* propagationPolicy: Background, Orphan, Foreground */
+};
+
 static int delete_one(struct ctl_client *c, const struct kind *k, const char *ns, const char *name,
-                      long long grace, bool force, bool wait, bool ignore_not_found)
+                      const struct delete_opts *o)
 {
+    long long grace = o->grace;
+    bool force = o->force, wait = o->wait, ignore_not_found = o->ignore_not_found;
     Coracle__V1__DeleteRequest req = CORACLE__V1__DELETE_REQUEST__INIT;
     req.namespace_ = (char *)(k->namespaced ? ns : "");
     req.name = (char *)name;
+    req.propagationpolicy = (char *)o->policy;
     if (grace >= 0) {
         req.has_graceperiodseconds = 1;
         req.graceperiodseconds = grace;
@@ -113,8 +125,9 @@ int ctl_cmd_delete(int argc, char **argv)
     struct ctl_strv files = {0}, pos;
     long long grace = -1;
     bool force = false, wait = true, ignore = false, all = false;
-    const char *lsel = NULL;
+    const char *lsel = NULL, *cascade = "background";
     const struct ctl_flag flags[] = {
+        {"cascade", 0, CTL_FLAG_STR, &cascade, NULL},
         {"filename", 'f', CTL_FLAG_LIST, &files, NULL},
         {"grace-period", 0, CTL_FLAG_INT, &grace, NULL},
         {"force", 0, CTL_FLAG_BOOL, &force, NULL},
@@ -138,6 +151,23 @@ int ctl_cmd_delete(int argc, char **argv)
         rc = 0;
         goto out_free;
     }
+    /* kubectl's values (and its deprecated true/false); it always sends a policy */
+    static const char *const cascades[][2] = {{"background", "Background"},
+                                              {"true", "Background"},
+                                              {"orphan", "Orphan"},
+                                              {"false", "Orphan"},
+                                              {"foreground", "Foreground"}};
+    const char *policy = NULL;
+    for (size_t i = 0; i < ARRAY_SIZE(cascades); i++)
+        if (!strcmp(cascade, cascades[i][0]))
+            policy = cascades[i][1];
+    if (!policy) {
+        fprintf(stderr,
+                "error: invalid cascade value (%s). Must be \"background\", "
+                "\"foreground\", or \"orphan\"\n",
+                cascade);
+        goto out_free;
+    }
     if (force) {
         if (grace < 0)
             grace = 0;
@@ -145,6 +175,7 @@ int ctl_cmd_delete(int argc, char **argv)
                         "running resource has been terminated. The resource may continue to run "
                         "on the cluster indefinitely.\n");
     }
+    struct delete_opts dopts = {grace, force, wait, ignore, policy};
     if (files.n) {
         if (pos.n) {
             fprintf(stderr, "error: there is no need to specify a resource type as a separate "
@@ -205,7 +236,7 @@ int ctl_cmd_delete(int argc, char **argv)
     }
     rc = 0;
     for (size_t i = 0; i < nnames; i++)
-        if (delete_one(&c, k, ctl_namespace(), names[i], grace, force, wait, ignore))
+        if (delete_one(&c, k, ctl_namespace(), names[i], &dopts))
             rc = 1;
     for (size_t i = 0; i < objs.n; i++) {
         const Coracle__V1__ObjectMeta *md = kind_meta(objs.v[i].msg);
@@ -215,7 +246,7 @@ int ctl_cmd_delete(int argc, char **argv)
             rc = 1;
             continue;
         }
-        if (delete_one(&c, objs.v[i].kind, ns, md->name, grace, force, wait, ignore))
+        if (delete_one(&c, objs.v[i].kind, ns, md->name, &dopts))
             rc = 1;
     }
     ctl_client_close(&c);

@@ -17,6 +17,7 @@
 #include "client.h"
 #include "ctl.h"
 #include "grpc.h"
+#include "pb.h"
 
 #define REVISION_ANNOTATION "deployment.kubernetes.io/revision"
 #define CHANGE_CAUSE_ANNOTATION "kubernetes.io/change-cause"
@@ -548,16 +549,7 @@ static int rollout_undo(struct ctl_client *c, const struct kind *k, const char *
     } else {
         Coracle__V1__PodTemplateSpec *t = pick->spec->template_;
         drop_hash_label(t);
-        uint8_t *a = NULL, *b = NULL;
-        size_t la = protobuf_c_message_get_packed_size(&t->base), lb = 0;
-        a = xmalloc(la + 1);
-        protobuf_c_message_pack(&t->base, a);
-        if (d->spec && d->spec->template_) {
-            lb = protobuf_c_message_get_packed_size(&d->spec->template_->base);
-            b = xmalloc(lb + 1);
-            protobuf_c_message_pack(&d->spec->template_->base, b);
-        }
-        if (la == lb && !memcmp(a, b, la)) {
+        if (d->spec && pb_equal(&t->base, &d->spec->template_->base)) {
             printf("%s skipped rollback (current template already matches revision %ld)\n",
                    ref_name(ref, sizeof(ref), k, name), revision_of(pick));
             rc = 0;
@@ -574,8 +566,6 @@ static int rollout_undo(struct ctl_client *c, const struct kind *k, const char *
                 rc = 0;
             }
         }
-        free(a);
-        free(b);
     }
     free(sets);
     protobuf_c_message_free_unpacked(&list->base, NULL);

@@ -12,9 +12,11 @@
 /* Alphabetical by message, then field. */
 const struct kmeta kmeta_all[] = {
     /* core/v1 */
+    {P "Capabilities", "add", NULL, NULL, "atomic", {NULL}, NULL},
+    {P "Capabilities", "drop", NULL, NULL, "atomic", {NULL}, NULL},
+    {P "ConfigMapVolumeSource", "items", NULL, NULL, "atomic", {NULL}, NULL},
     {P "Container", "args", NULL, NULL, "atomic", {NULL}, NULL},
     {P "Container", "command", NULL, NULL, "atomic", {NULL}, NULL},
-    {P "ConfigMapVolumeSource", "items", NULL, NULL, "atomic", {NULL}, NULL},
     {P "Container", "env", "merge", "name", "map", {"name"}, NULL},
     {P "Container", "envFrom", NULL, NULL, "atomic", {NULL}, NULL},
     {P "Container", "ports", "merge", "containerPort", "map", {"containerPort", "protocol"}, NULL},
@@ -37,9 +39,12 @@ const struct kmeta kmeta_all[] = {
     {P "NodeStatus", "conditions", "merge", "type", "map", {"type"}, NULL},
     {P "PodSpec", "containers", "merge", "name", "map", {"name"}, NULL},
     {P "PodSpec", "initContainers", "merge", "name", "map", {"name"}, NULL},
+    {P "PodSpec", "imagePullSecrets", "merge", "name", "map", {"name"}, NULL},
     {P "PodSpec", "nodeSelector", NULL, NULL, NULL, {NULL}, "atomic"},
     {P "PodSpec", "tolerations", NULL, NULL, "atomic", {NULL}, NULL},
     {P "PodSpec", "volumes", "merge,retainKeys", "name", "map", {"name"}, NULL},
+    {P "PodSecurityContext", "supplementalGroups", NULL, NULL, "atomic", {NULL}, NULL},
+    {P "PodSecurityContext", "sysctls", NULL, NULL, "atomic", {NULL}, NULL},
     {P "PodStatus", "conditions", "merge", "type", "map", {"type"}, NULL},
     {P "PodStatus", "containerStatuses", NULL, NULL, "atomic", {NULL}, NULL},
     {P "PodStatus", "initContainerStatuses", NULL, NULL, "atomic", {NULL}, NULL},

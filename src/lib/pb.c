@@ -362,6 +362,98 @@ static int dec_msg(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t
 #define DEC_REFUSE (-2)
 
 /*
+ * One scalar of field f, read off the wire as decoded (a varint in v, a
+ * fixed-size one at val), into dst. 0, or -1 when the wire type is not f's.
+ */
+static int put_scalar(const ProtobufCFieldDescriptor *f, unsigned wire, uint64_t v,
+                      const uint8_t *val, void *dst)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_ENUM:
+        if (wire != PROTOBUF_C_WIRE_TYPE_VARINT)
+            return -1;
+        *(uint32_t *)dst = (uint32_t)v;
+        return 0;
+    case PROTOBUF_C_TYPE_SINT32:
+        if (wire != PROTOBUF_C_WIRE_TYPE_VARINT)
+            return -1;
+        *(int32_t *)dst = (int32_t)(((uint32_t)v >> 1) ^ -((uint32_t)v & 1));
+        return 0;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_UINT64:
+        if (wire != PROTOBUF_C_WIRE_TYPE_VARINT)
+            return -1;
+        *(uint64_t *)dst = v;
+        return 0;
+    case PROTOBUF_C_TYPE_SINT64:
+        if (wire != PROTOBUF_C_WIRE_TYPE_VARINT)
+            return -1;
+        *(int64_t *)dst = (int64_t)((v >> 1) ^ -(v & 1));
+        return 0;
+    case PROTOBUF_C_TYPE_BOOL:
+        if (wire != PROTOBUF_C_WIRE_TYPE_VARINT)
+            return -1;
+        *(protobuf_c_boolean *)dst = v != 0;
+        return 0;
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FLOAT:
+        if (wire != PROTOBUF_C_WIRE_TYPE_32BIT)
+            return -1;
+        memcpy(dst, val, 4);
+        return 0;
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        if (wire != PROTOBUF_C_WIRE_TYPE_64BIT)
+            return -1;
+        memcpy(dst, val, 8);
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/* A packed run of f's scalars, p..end, appended to m's array. 0, or -1. */
+static int dec_packed(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f, const uint8_t *p,
+                      const uint8_t *end)
+{
+    unsigned wire;
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FLOAT:
+        wire = PROTOBUF_C_WIRE_TYPE_32BIT;
+        break;
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        wire = PROTOBUF_C_WIRE_TYPE_64BIT;
+        break;
+    default:
+        wire = PROTOBUF_C_WIRE_TYPE_VARINT;
+    }
+    while (p < end) {
+        uint64_t v = 0;
+        const uint8_t *val = p;
+        if (wire == PROTOBUF_C_WIRE_TYPE_VARINT) {
+            if (pb_varint_get(&p, end, &v) < 0)
+                return -1;
+        } else {
+            size_t w = wire == PROTOBUF_C_WIRE_TYPE_64BIT ? 8 : 4;
+            if ((size_t)(end - p) < w)
+                return -1;
+            p += w;
+        }
+        if (put_scalar(f, wire, v, val, push_elt(m, f)) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/*
  * Decodes the fields at p..end into m (made and initialised by the caller).
  * Returns 0, or -1 for anything to leave to protobuf-c; m stays freeable.
  */
@@ -472,56 +564,16 @@ static int dec_fields(ProtobufCMessage *m, const uint8_t *p, const uint8_t *end)
             break;
         }
         default:
-            /* scalars: repeated ones may come packed, protobuf-c's business */
-            if (repeated)
-                return -1;
-            switch (f->type) {
-            case PROTOBUF_C_TYPE_INT32:
-            case PROTOBUF_C_TYPE_UINT32:
-            case PROTOBUF_C_TYPE_ENUM:
-                if (wire != PROTOBUF_C_WIRE_TYPE_VARINT)
+            if (!repeated) {
+                if (put_scalar(f, wire, v, val, member) < 0)
                     return -1;
-                *(uint32_t *)member = (uint32_t)v;
-                break;
-            case PROTOBUF_C_TYPE_SINT32:
-                if (wire != PROTOBUF_C_WIRE_TYPE_VARINT)
+                *(protobuf_c_boolean *)((char *)m + f->quantifier_offset) = 1;
+            } else if (wire != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED) {
+                if (put_scalar(f, wire, v, val, push_elt(m, f)) < 0)
                     return -1;
-                *(int32_t *)member = (int32_t)(((uint32_t)v >> 1) ^ -((uint32_t)v & 1));
-                break;
-            case PROTOBUF_C_TYPE_INT64:
-            case PROTOBUF_C_TYPE_UINT64:
-                if (wire != PROTOBUF_C_WIRE_TYPE_VARINT)
-                    return -1;
-                *(uint64_t *)member = v;
-                break;
-            case PROTOBUF_C_TYPE_SINT64:
-                if (wire != PROTOBUF_C_WIRE_TYPE_VARINT)
-                    return -1;
-                *(int64_t *)member = (int64_t)((v >> 1) ^ -(v & 1));
-                break;
-            case PROTOBUF_C_TYPE_BOOL:
-                if (wire != PROTOBUF_C_WIRE_TYPE_VARINT)
-                    return -1;
-                *(protobuf_c_boolean *)member = v != 0;
-                break;
-            case PROTOBUF_C_TYPE_FIXED32:
-            case PROTOBUF_C_TYPE_SFIXED32:
-            case PROTOBUF_C_TYPE_FLOAT:
-                if (wire != PROTOBUF_C_WIRE_TYPE_32BIT)
-                    return -1;
-                memcpy(member, val, 4);
-                break;
-            case PROTOBUF_C_TYPE_FIXED64:
-            case PROTOBUF_C_TYPE_SFIXED64:
-            case PROTOBUF_C_TYPE_DOUBLE:
-                if (wire != PROTOBUF_C_WIRE_TYPE_64BIT)
-                    return -1;
-                memcpy(member, val, 8);
-                break;
-            default:
+            } else if (dec_packed(m, f, val, val + n) < 0) {
                 return -1;
             }
-            *(protobuf_c_boolean *)((char *)m + f->quantifier_offset) = 1;
         }
     }
     return 0;

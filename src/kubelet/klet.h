@@ -49,6 +49,9 @@ struct klet_cfg {
     long long crashloop_max;      /* seconds, Kubernetes: 300 */
     long long log_max_size;       /* bytes before a container log rotates */
     long long node_status_period; /* seconds */
+    int allow_privileged;         /* --allow-privileged: privileged containers may run */
+    int seccomp_default;          /* --seccomp-default: RuntimeDefault when a pod names none */
+    char *allowed_unsafe_sysctls; /* --allowed-unsafe-sysctls: comma list of names or "x.*" */
 };
 
 /* Pod start latency for /metrics (metrics.c). */
@@ -148,6 +151,7 @@ struct klet_mount {
     const char *dst, *src, *type;
     const char *opts; /* comma separated */
 };
+struct klet_sec;
 /* Everything config.json says; borrowed pointers. */
 struct klet_oci {
     char **args;
@@ -170,6 +174,9 @@ struct klet_oci {
     const struct klet_mount *mounts;
     size_t nmounts;
     bool terminal; /* tty: the process runs on a terminal (its master goes to the monitor) */
+    /* user, groups, capabilities, seccomp, sysctls, devices (secctx.c); NULL: root with the
+     * default capabilities, no seccomp. uid/gid above are used only without it. */
+    const struct klet_sec *sec;
 };
 /* The OCI runtime spec (config.json) as JSON. malloc'd. */
 char *klet_oci_config(const struct klet_oci *o);
@@ -194,6 +201,72 @@ int klet_runc_kill(const struct klet *k, const char *id, const char *sig);
 int klet_runc_delete(const struct klet *k, const char *id);
 /* runc state: 1 running/created, 0 stopped or unknown. */
 int klet_runc_alive(const struct klet *k, const char *id);
+
+/* ------------------------------------------------------------ secctx.c */
+/* A host device node for a privileged container (linux.devices). */
+struct klet_dev {
+    char *path;
+    char type; /* 'c' or 'b' */
+    uint32_t major, minor, mode, uid, gid;
+};
+/* What a container runs with, from the pod's and the container's securityContext. */
+struct klet_sec {
+    uint32_t uid, gid;
+    uint32_t *gids; /* additionalGids: the primary group first */
+    size_t ngids;
+    char **caps; /* "CAP_X": the bounding, effective and permitted sets */
+    size_t ncaps;
+    bool privileged;    /* all devices, writable /sys, no masked paths */
+    bool no_new_privs;  /* allowPrivilegeEscalation: false */
+    bool readonly_root; /* readOnlyRootFilesystem */
+    bool unmasked;      /* procMount Unmasked (or privileged): no masked/read-only /proc paths */
+    char *seccomp;      /* linux.seccomp as JSON; NULL: unconfined */
+    struct {
+        char *name, *value;
+    } * sysctls; /* the pod's, "/" separators as "." */
+    size_t nsysctls;
+    struct klet_dev *devs; /* privileged: the host's /dev */
+    size_t ndevs;
+};
+/* What klet_sec_build reads (borrowed). */
+struct klet_sec_in {
+    const Coracle__V1__Pod *pod;
+    const Coracle__V1__Container *ctr;
+    const char *rootfs;       /* the image's: /etc/passwd and /etc/group */
+    const char *image_user;   /* the image config's User, NULL: root */
+    const char *seccomp_root; /* Localhost profiles: <root-dir>/seccomp */
+    bool seccomp_default;     /* --seccomp-default */
+};
+enum {
+    KSEC_CONFIG = -1, /* CreateContainerConfigError (runAsNonRoot) */
+    KSEC_CREATE = -2, /* CreateContainerError (a user not in passwd, a bad seccomp profile) */
+};
+/* Fills *out (release with klet_sec_free). 0, or KSEC_CONFIG/KSEC_CREATE with *err
+ * (malloc'd, Kubernetes' message); nothing to free then. */
+int klet_sec_build(const struct klet_sec_in *in, struct klet_sec *out, char **err);
+void klet_sec_free(struct klet_sec *s);
+/* Docker's / containerd's default capability set ("CAP_X"; runc spec's is too small: nginx
+ * cannot chown). Static. */
+const char *const *klet_default_caps(size_t *n);
+/* May this node run the pod at all? 0, or -1 with *reason (static: Forbidden,
+ * SysctlForbidden) and *msg (malloc'd, Kubernetes' words): a privileged container without
+ * --allow-privileged, a sysctl neither safe nor in unsafe (comma list, "x.*" patterns) or
+ * in a namespace the pod shares with the host. */
+int klet_sec_admit(const Coracle__V1__Pod *pod, bool allow_privileged, const char *unsafe,
+                   const char **reason, char **msg);
+/* fsGroup: path and everything below it get group gid, g+rw (g+r when readonly) and setgid
+ * directories, as Kubernetes' SetVolumeOwnership. -1 if path cannot be read. */
+int klet_fsgroup_apply(const char *path, uint32_t gid, bool readonly);
+
+/* ------------------------------------------------------------ seccomp.c */
+/* coracle's RuntimeDefault profile for a container holding caps ("CAP_X") as linux.seccomp
+ * JSON. malloc'd. */
+char *klet_seccomp_default(char *const *caps, size_t ncaps);
+/* A profile file in Docker's format (defaultAction, archMap or architectures, syscalls with
+ * includes/excludes) as linux.seccomp JSON for caps, in *out (malloc'd). 0, or -1 with *err
+ * (malloc'd). */
+int klet_seccomp_localhost(const char *path, char *const *caps, size_t ncaps, char **out,
+                           char **err);
 
 /* ------------------------------------------------------------ sandbox.c */
 /* Creates <dir>/ns/{net,ipc,uts} as bind-mounted namespace files (net/uts skipped for
@@ -384,11 +457,13 @@ struct klet_pod {
     size_t sent_len;
     bool status_inflight, status_again;
     char *sandbox_err;
-    char *pod_ip;           /* from CNI, NULL without */
-    struct event *retry_ev; /* sandbox retry */
-    int refs;               /* in-flight API calls holding the pod */
-    char **vol_rv;          /* cfgvol.c: per spec volume, the resourceVersion written, or NULL */
-    char *vol_err;          /* the last FailedMount message */
+    char *pod_ip;              /* from CNI, NULL without */
+    struct event *retry_ev;    /* sandbox retry */
+    int refs;                  /* in-flight API calls holding the pod */
+    char **vol_rv;             /* cfgvol.c: per spec volume, the resourceVersion written, or NULL */
+    char *vol_err;             /* the last FailedMount message */
+    const char *reject_reason; /* this node refused the pod (static): it stays Failed */
+    char *reject_msg;
 };
 
 /* The pod's status from its containers. old: the status in the API object (conditions keep

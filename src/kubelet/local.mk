@@ -6,6 +6,8 @@ libkubelet_a_SOURCES = \
 	src/kubelet/proc.c \
 	src/kubelet/imgref.c \
 	src/kubelet/runtime_runc.c \
+	src/kubelet/secctx.c \
+	src/kubelet/seccomp.c \
 	src/kubelet/sandbox.c \
 	src/kubelet/volumes.c \
 	src/kubelet/atomic_writer.c \
@@ -31,7 +33,7 @@ coracle_monitor_SOURCES = src/kubelet/monitor_main.c src/kubelet/monitor_io.c \
 coracle_monitor_LDADD =
 
 check_PROGRAMS += t/unit/test_klet_oci t/unit/test_klet_status t/unit/test_klet_logs \
-	t/unit/test_klet_env
+	t/unit/test_klet_env t/unit/test_klet_secctx
 t_unit_test_klet_oci_SOURCES = t/unit/test_klet_oci.c
 t_unit_test_klet_oci_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
 t_unit_test_klet_oci_LDADD = $(KLET_LIBS)
@@ -44,5 +46,8 @@ t_unit_test_klet_logs_LDADD = $(KLET_LIBS)
 t_unit_test_klet_env_SOURCES = t/unit/test_klet_env.c
 t_unit_test_klet_env_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
 t_unit_test_klet_env_LDADD = $(KLET_LIBS)
+t_unit_test_klet_secctx_SOURCES = t/unit/test_klet_secctx.c
+t_unit_test_klet_secctx_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
+t_unit_test_klet_secctx_LDADD = $(KLET_LIBS) $(YAML_LIBS)
 TESTS_PROGS += t/unit/test_klet_oci t/unit/test_klet_status t/unit/test_klet_logs \
-	t/unit/test_klet_env
+	t/unit/test_klet_env t/unit/test_klet_secctx

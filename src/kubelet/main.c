@@ -70,6 +70,8 @@ int main(int argc, char **argv)
         .crashloop_max = 300,
         .log_max_size = 10 * 1024 * 1024,
         .node_status_period = 60,
+        .allow_privileged = 1,
+        .allowed_unsafe_sysctls = "",
     };
     static char *ca = "", *cert = "", *key = "", *token_file = "";
     static char *healthz_listen = "127.0.0.1:10248";
@@ -93,6 +95,13 @@ int main(int argc, char **argv)
          "container log rotation size (10485760)"},
         {"node-status-update-period", CFG_INT, &k.cfg.node_status_period, "SECONDS",
          "Node status refresh (60)"},
+        {"allow-privileged", CFG_BOOL, &k.cfg.allow_privileged, "BOOL",
+         "run pods with privileged containers; false: refuse them (true)"},
+        {"seccomp-default", CFG_BOOL, &k.cfg.seccomp_default, "BOOL",
+         "RuntimeDefault seccomp for containers whose pod names no profile (false)"},
+        {"allowed-unsafe-sysctls", CFG_STR, &k.cfg.allowed_unsafe_sysctls, "LIST",
+         "unsafe namespaced sysctls pods may set, names or patterns (kernel.msg*); "
+         "Kubernetes' safe ones always may (none)"},
         {"certificate-authority", CFG_STR, &ca, "FILE",
          "CA bundle to verify the apiserver (TLS); unset: cleartext h2c"},
         {"client-certificate", CFG_STR, &cert, "FILE",

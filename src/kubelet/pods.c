@@ -308,7 +308,8 @@ static int build_mounts(struct ctr_build *b, const struct klet_pod *p,
 
 /* config.json from the image, the spec and what build_* made, in the bundle. */
 static int build_config(struct ctr_build *b, const struct klet_ctr *c,
-                        const Coracle__V1__Container *s, const struct klet_img *img, char **err)
+                        const Coracle__V1__Container *s, const struct klet_img *img,
+                        const struct klet_sec *sec, char **err)
 {
     const Coracle__V1__PodSpec *spec = c->pod->pod->spec;
     const char *dir = c->pod->dir;
@@ -318,12 +319,8 @@ static int build_config(struct ctr_build *b, const struct klet_ctr *c,
     b->utsns = hostnet ? NULL : xasprintf("%s/ns/uts", dir);
     b->ipcns = hostipc ? NULL : xasprintf("%s/ns/ipc", dir);
     b->cgroup = xasprintf("/coracle/%s", c->id);
-    uint32_t uid = 0, gid = 0;
-    if (klet_resolve_user(img->rootfs, img->user, &uid, &gid, err) < 0)
-        return -1;
     struct klet_oci o = {
-        .uid = uid,
-        .gid = gid,
+        .sec = sec,
         .args = b->argv,
         .nargs = b->nargv,
         .env = b->env,
@@ -408,7 +405,8 @@ static int build_process(struct ctr_build *b, const struct klet_pod *p,
 }
 
 static int prepare_and_start(struct klet_ctr *c, const Coracle__V1__Container *s,
-                             struct klet_img *img, char *const *cenv, size_t ncenv, char **err)
+                             struct klet_img *img, const struct klet_sec *sec, char *const *cenv,
+                             size_t ncenv, char **err)
 {
     struct klet_pod *p = c->pod;
     struct klet *k = p->k;
@@ -419,7 +417,7 @@ static int prepare_and_start(struct klet_ctr *c, const Coracle__V1__Container *s
         goto out;
     new_ctr_id(c->id);
     if (build_dirs(&b, c, s, img, err) < 0 || build_rootfs(&b, c, img, err) < 0 ||
-        build_mounts(&b, p, s, err) < 0 || build_config(&b, c, s, img, err) < 0)
+        build_mounts(&b, p, s, err) < 0 || build_config(&b, c, s, img, sec, err) < 0)
         goto out;
     build_log(&b, c);
 
@@ -443,6 +441,25 @@ out:
         c->state = KC_WAITING;
     }
     build_free(&b);
+    return rc;
+}
+
+/* The container's user, groups, capabilities and seccomp profile (secctx.c). */
+static int ctr_security(const struct klet_ctr *c, const Coracle__V1__Container *s,
+                        const struct klet_img *img, struct klet_sec *out, char **err)
+{
+    struct klet *k = c->pod->k;
+    char *root = xasprintf("%s/seccomp", k->cfg.root_dir);
+    struct klet_sec_in in = {
+        .pod = c->pod->pod,
+        .ctr = s,
+        .rootfs = img->rootfs,
+        .image_user = img->user,
+        .seccomp_root = root,
+        .seccomp_default = k->cfg.seccomp_default,
+    };
+    int rc = klet_sec_build(&in, out, err);
+    free(root);
     return rc;
 }
 
@@ -492,6 +509,19 @@ static void ctr_start(struct klet_ctr *c)
     }
     c->pull_failed = false;
     c->pull_failures = 0;
+    /* The security context needs the image's user: runAsNonRoot is checked against it. */
+    struct klet_sec sec = {0};
+    int src = crc < 0 ? 0 : ctr_security(c, s, &img, &sec, &cerr);
+    if (src == KSEC_CONFIG) {
+        crc = -1;
+        if (c->wait_reason && !strcmp(c->wait_reason, "CreateContainerConfigError") &&
+            c->wait_msg && !strcmp(c->wait_msg, cerr)) {
+            free(cerr);
+            klet_strv_free(cenv);
+            klet_img_free(&img);
+            return; /* said already */
+        }
+    }
     if (always) {
         char d[32];
         fmt_ms(d, sizeof d, mono_ns() - t0);
@@ -505,12 +535,17 @@ static void ctr_start(struct klet_ctr *c)
         /* Kubernetes' CreateContainerConfigError: no back-off, the object's watch retries */
         klet_event(k, p, c, "Warning", "Failed", "Error: %s", cerr);
         set_wait(c, "CreateContainerConfigError", cerr);
-    } else if (prepare_and_start(c, s, &img, cenv, ncenv, &err) < 0) {
+    } else if (src < 0 || prepare_and_start(c, s, &img, &sec, cenv, ncenv, &err) < 0) {
+        if (src < 0) {
+            err = cerr;
+            cerr = NULL;
+        }
         klet_event(k, p, c, "Warning", "Failed", "Error: %s", err);
         set_wait(c, "CreateContainerError", err);
         free(err);
         ctr_timer_set(c, backoff_for(k, 1) * NS);
     }
+    klet_sec_free(&sec);
     klet_strv_free(cenv);
     free(cerr);
     klet_img_free(&img);
@@ -1010,7 +1045,8 @@ static void pod_sync(struct klet_pod *p)
     }
     if (pod_finished_elsewhere(p))
         return;
-    pod_sync_running(p);
+    if (!p->reject_reason)
+        pod_sync_running(p);
     status_send(p);
 }
 
@@ -1076,6 +1112,7 @@ static void pod_free(struct klet_pod *p)
     klet_proc_forget(k, p);
     klet_refs_release(p);
     klet_cfgvols_free(p);
+    free(p->reject_msg);
     for (size_t i = 0; i < p->ninit; i++)
         ctr_free(&p->inits[i]);
     for (size_t i = 0; i < p->nctr; i++)
@@ -1129,6 +1166,24 @@ static void status_check_api(struct klet_pod *p, const Coracle__V1__Pod *pod)
         coracle__v1__pod_status__free_unpacked(sent, NULL);
 }
 
+/* Kubernetes' admission on the node: a pod this node will not run fails at once (a Warning
+ * event, phase Failed with the reason). One the API already reports finished was decided. */
+static void pod_admit(struct klet_pod *p, const Coracle__V1__Pod *pod)
+{
+    struct klet *k = p->k;
+    const char *reason = NULL;
+    char *msg = NULL;
+    if (klet_sec_admit(pod, k->cfg.allow_privileged, k->cfg.allowed_unsafe_sysctls, &reason,
+                       &msg) == 0)
+        return;
+    p->reject_reason = reason;
+    p->reject_msg = msg;
+    if (pod_finished_elsewhere(p))
+        return;
+    klet_event(k, p, NULL, "Warning", reason, "%s", msg);
+    log_info("pod %s/%s rejected: %s", p->ns, p->name, msg);
+}
+
 void klet_pods_upsert(struct klet *k, const Coracle__V1__Pod *pod)
 {
     const Coracle__V1__ObjectMeta *m = pod->metadata;
@@ -1157,6 +1212,7 @@ void klet_pods_upsert(struct klet *k, const Coracle__V1__Pod *pod)
         k->pods[k->npods++] = p;
         klet_refs_hold(p);
         log_info("pod %s/%s (%s) assigned to this node", p->ns, p->name, p->uid);
+        pod_admit(p, pod);
     } else {
         Coracle__V1__Pod *copy = pod_copy(pod);
         coracle__v1__pod__free_unpacked(p->pod, NULL);

@@ -73,14 +73,6 @@ static void json_opts(FILE *f, const char *opts)
     fputc(']', f);
 }
 
-/* Docker's / containerd's default capability set: runc spec's is too small (nginx cannot chown). */
-static const char *const caps[] = {
-    "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
-    "CAP_MKNOD",   "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
-    "CAP_SETFCAP", "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
-    "CAP_KILL",    "CAP_AUDIT_WRITE",
-};
-
 static const struct klet_mount base_mounts[] = {
     {"/proc", "proc", "proc", NULL},
     {"/dev", "tmpfs", "tmpfs", "nosuid,strictatime,mode=755,size=65536k"},
@@ -88,6 +80,11 @@ static const struct klet_mount base_mounts[] = {
     {"/dev/shm", "shm", "tmpfs", "nosuid,noexec,nodev,mode=1777,size=65536k"},
     {"/sys", "sysfs", "sysfs", "nosuid,noexec,nodev,ro"},
     {"/sys/fs/cgroup", "cgroup", "cgroup", "nosuid,noexec,nodev,relatime,ro"},
+};
+/* A privileged container's /sys and cgroups are writable. */
+static const struct klet_mount priv_mounts[] = {
+    {"/sys", "sysfs", "sysfs", "nosuid,noexec,nodev,rw"},
+    {"/sys/fs/cgroup", "cgroup", "cgroup", "nosuid,noexec,nodev,relatime,rw"},
 };
 
 static void json_mount(FILE *f, const struct klet_mount *m)
@@ -103,40 +100,62 @@ static void json_mount(FILE *f, const struct klet_mount *m)
     fputc('}', f);
 }
 
-char *klet_oci_config(const struct klet_oci *o)
+/* process.user: the security context's user and groups, else o->uid/gid. */
+static void json_user(FILE *f, const struct klet_oci *o)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f)
-        fatal("open_memstream failed");
-    fprintf(f,
-            "{\"ociVersion\":\"1.0.2-dev\",\"process\":{\"terminal\":%s,"
-            "\"user\":{\"uid\":%u,\"gid\":%u},\"args\":",
-            o->terminal ? "true" : "false", o->uid, o->gid);
+    const struct klet_sec *sec = o->sec;
+    fprintf(f, "\"user\":{\"uid\":%u,\"gid\":%u", sec ? sec->uid : o->uid, sec ? sec->gid : o->gid);
+    if (sec && sec->ngids) {
+        fputs(",\"additionalGids\":[", f);
+        for (size_t i = 0; i < sec->ngids; i++)
+            fprintf(f, "%s%u", i ? "," : "", sec->gids[i]);
+        fputc(']', f);
+    }
+    fputc('}', f);
+}
+
+static void json_caps(FILE *f, const struct klet_sec *sec)
+{
+    size_t n;
+    const char *const *def = klet_default_caps(&n);
+    fputs(",\"capabilities\":{", f);
+    static const char *const sets[] = {"bounding", "effective", "permitted"};
+    for (size_t s = 0; s < ARRAY_SIZE(sets); s++) {
+        fprintf(f, "%s\"%s\":", s ? "," : "", sets[s]);
+        if (sec)
+            json_strv(f, sec->caps, sec->ncaps);
+        else
+            json_strv(f, (char *const *)def, n);
+    }
+    fputc('}', f);
+}
+
+static void json_process(FILE *f, const struct klet_oci *o)
+{
+    fprintf(f, "\"process\":{\"terminal\":%s,", o->terminal ? "true" : "false");
+    json_user(f, o);
+    fputs(",\"args\":", f);
     json_strv(f, o->args, o->nargs);
     fputs(",\"env\":", f);
     json_strv(f, o->env, o->nenv);
     fputs(",\"cwd\":", f);
     json_str(f, o->cwd && *o->cwd ? o->cwd : "/");
-    fputs(",\"capabilities\":{", f);
-    static const char *const sets[] = {"bounding", "effective", "permitted"};
-    for (size_t s = 0; s < ARRAY_SIZE(sets); s++) {
-        fprintf(f, "%s\"%s\":", s ? "," : "", sets[s]);
-        json_strv(f, (char *const *)caps, ARRAY_SIZE(caps));
-    }
-    fputs("},\"noNewPrivileges\":false},\"root\":{\"path\":", f);
-    json_str(f, o->rootfs);
-    fputs(",\"readonly\":false}", f);
-    if (o->hostname) {
-        fputs(",\"hostname\":", f);
-        json_str(f, o->hostname);
-    }
+    json_caps(f, o->sec);
+    fprintf(f, ",\"noNewPrivileges\":%s}", o->sec && o->sec->no_new_privs ? "true" : "false");
+}
+
+static void json_mounts(FILE *f, const struct klet_oci *o)
+{
+    bool priv = o->sec && o->sec->privileged;
     fputs(",\"mounts\":[", f);
     for (size_t i = 0; i < ARRAY_SIZE(base_mounts); i++) {
         if (i)
             fputc(',', f);
-        json_mount(f, &base_mounts[i]);
+        const struct klet_mount *m = &base_mounts[i];
+        for (size_t j = 0; priv && j < ARRAY_SIZE(priv_mounts); j++)
+            if (!strcmp(priv_mounts[j].dst, m->dst))
+                m = &priv_mounts[j];
+        json_mount(f, m);
     }
     /* runc's /dev/mqueue fails in a joined IPC namespace: only when we own it. */
     if (!o->ipcns)
@@ -147,13 +166,13 @@ char *klet_oci_config(const struct klet_oci *o)
         fputc(',', f);
         json_mount(f, &o->mounts[i]);
     }
-    fputs("],\"linux\":{", f);
-    if (o->cgroups_path) {
-        fputs("\"cgroupsPath\":", f);
-        json_str(f, o->cgroups_path);
-        fputc(',', f);
-    }
-    fputs("\"resources\":{\"devices\":[{\"allow\":false,\"access\":\"rwm\"}]", f);
+    fputc(']', f);
+}
+
+static void json_resources(FILE *f, const struct klet_oci *o)
+{
+    fprintf(f, "\"resources\":{\"devices\":[{\"allow\":%s,\"access\":\"rwm\"}]",
+            o->sec && o->sec->privileged ? "true" : "false");
     if (o->mem_limit > 0)
         fprintf(f, ",\"memory\":{\"limit\":%lld}", (long long)o->mem_limit);
     if (o->cpu_quota > 0 || o->cpu_shares > 0) {
@@ -168,8 +187,13 @@ char *klet_oci_config(const struct klet_oci *o)
                     (long long)(o->cpu_period > 0 ? o->cpu_period : 100000));
         fputc('}', f);
     }
-    fputs(o->host_pid ? "},\"namespaces\":[{\"type\":\"mount\"}"
-                      : "},\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"mount\"}",
+    fputc('}', f);
+}
+
+static void json_namespaces(FILE *f, const struct klet_oci *o)
+{
+    fputs(o->host_pid ? ",\"namespaces\":[{\"type\":\"mount\"}"
+                      : ",\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"mount\"}",
           f);
     struct {
         const char *type, *path;
@@ -183,12 +207,77 @@ char *klet_oci_config(const struct klet_oci *o)
     }
     if (o->hostname && !o->utsns)
         fputs(",{\"type\":\"uts\"}", f);
-    fputs("],\"maskedPaths\":[\"/proc/acpi\",\"/proc/asound\",\"/proc/kcore\",\"/proc/keys\","
-          "\"/proc/latency_stats\",\"/proc/timer_list\",\"/proc/timer_stats\","
-          "\"/proc/sched_debug\",\"/sys/firmware\",\"/proc/scsi\"],"
-          "\"readonlyPaths\":[\"/proc/bus\",\"/proc/fs\",\"/proc/irq\",\"/proc/sys\","
-          "\"/proc/sysrq-trigger\"]}}",
-          f);
+    fputc(']', f);
+}
+
+/* linux.sysctl, linux.seccomp and linux.devices from the security context. */
+static void json_linux_sec(FILE *f, const struct klet_sec *sec)
+{
+    if (!sec)
+        return;
+    if (sec->nsysctls) {
+        fputs(",\"sysctl\":{", f);
+        for (size_t i = 0; i < sec->nsysctls; i++) {
+            if (i)
+                fputc(',', f);
+            json_str(f, sec->sysctls[i].name);
+            fputc(':', f);
+            json_str(f, sec->sysctls[i].value);
+        }
+        fputc('}', f);
+    }
+    if (sec->seccomp)
+        fprintf(f, ",\"seccomp\":%s", sec->seccomp);
+    if (sec->ndevs) {
+        fputs(",\"devices\":[", f);
+        for (size_t i = 0; i < sec->ndevs; i++) {
+            const struct klet_dev *d = &sec->devs[i];
+            fputs(i ? ",{\"path\":" : "{\"path\":", f);
+            json_str(f, d->path);
+            fprintf(f,
+                    ",\"type\":\"%c\",\"major\":%u,\"minor\":%u,\"fileMode\":%u,\"uid\":%u,"
+                    "\"gid\":%u}",
+                    d->type, d->major, d->minor, d->mode, d->uid, d->gid);
+        }
+        fputc(']', f);
+    }
+}
+
+char *klet_oci_config(const struct klet_oci *o)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        fatal("open_memstream failed");
+    fputs("{\"ociVersion\":\"1.0.2-dev\",", f);
+    json_process(f, o);
+    fputs(",\"root\":{\"path\":", f);
+    json_str(f, o->rootfs);
+    fprintf(f, ",\"readonly\":%s}", o->sec && o->sec->readonly_root ? "true" : "false");
+    if (o->hostname) {
+        fputs(",\"hostname\":", f);
+        json_str(f, o->hostname);
+    }
+    json_mounts(f, o);
+    fputs(",\"linux\":{", f);
+    if (o->cgroups_path) {
+        fputs("\"cgroupsPath\":", f);
+        json_str(f, o->cgroups_path);
+        fputc(',', f);
+    }
+    json_resources(f, o);
+    json_namespaces(f, o);
+    json_linux_sec(f, o->sec);
+    if (o->sec && o->sec->unmasked)
+        fputs(",\"maskedPaths\":[],\"readonlyPaths\":[]}}", f);
+    else
+        fputs(",\"maskedPaths\":[\"/proc/acpi\",\"/proc/asound\",\"/proc/kcore\",\"/proc/keys\","
+              "\"/proc/latency_stats\",\"/proc/timer_list\",\"/proc/timer_stats\","
+              "\"/proc/sched_debug\",\"/sys/firmware\",\"/proc/scsi\"],"
+              "\"readonlyPaths\":[\"/proc/bus\",\"/proc/fs\",\"/proc/irq\",\"/proc/sys\","
+              "\"/proc/sysrq-trigger\"]}}",
+              f);
     fclose(f);
     return buf;
 }

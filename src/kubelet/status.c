@@ -88,6 +88,8 @@ bool klet_should_restart(const struct klet_pod *p, const struct klet_ctr *c)
 
 const char *klet_status_phase(const struct klet_pod *p)
 {
+    if (p->reject_reason)
+        return "Failed";
     const char *policy = p->pod->spec->restartpolicy;
     if (!policy || !*policy)
         policy = "Always";
@@ -334,6 +336,13 @@ Coracle__V1__PodStatus *klet_status_compute(const struct klet_pod *p,
         st->podips[0]->ip = ar_str(a, pod_ip);
     }
     st->starttime = mk_time(a, p->start_ns);
+    if (p->reject_reason) {
+        /* Kubernetes' rejectPod */
+        st->reason = ar_str(a, p->reject_reason);
+        char *m = xasprintf("Pod was rejected: %s", p->reject_msg);
+        st->message = ar_str(a, m);
+        free(m);
+    }
     st->qosclass = ar_str(a, qos_class(p->pod->spec));
 
     char *init_msg = names_msg("containers with incomplete status", p->inits, p->ninit, not_inited);

@@ -82,6 +82,10 @@ int klet_volumes_setup(const char *dir, const Coracle__V1__PodSpec *spec, char *
                         rc = -1;
                     }
                 }
+                /* fsGroup: the pod's group owns the volume (setgid: new files too) */
+                const Coracle__V1__PodSecurityContext *ps = spec->securitycontext;
+                if (rc == 0 && ps && ps->has_fsgroup)
+                    klet_fsgroup_apply(p, (uint32_t)ps->fsgroup, false);
             }
             free(p);
         } else if (src->hostpath && src->hostpath->path) {

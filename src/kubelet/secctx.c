@@ -27,7 +27,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-/* Every capability by number (CAP_CHOWN = 0 ...): "ALL" is those the kernel knows. */
+/* Every capability by number (CAP_CHOWN = 0 ...). */
 static const char *const cap_names[] = {
     "CHOWN",
     "DAC_OVERRIDE",
@@ -100,16 +100,20 @@ const char *const *klet_default_caps(size_t *n)
     return caps;
 }
 
-static size_t caps_known(void)
+/* The capabilities this kubelet holds (CapEff), which "ALL" and privileged grant, as
+ * containerd's cap.Current(): a runtime cannot hand out what it lacks (runc fails with
+ * "unable to apply caps"). */
+static uint64_t caps_current(void)
 {
-    size_t n = ARRAY_SIZE(cap_names);
-    FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "r");
-    unsigned last;
-    if (f && fscanf(f, "%u", &last) == 1 && last + 1 < n)
-        n = last + 1;
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long v = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "CapEff: %llx", &v) == 1)
+            break;
     if (f)
         fclose(f);
-    return n;
+    return v;
 }
 
 static ssize_t strv_find(char *const *v, size_t n, const char *s)
@@ -141,6 +145,14 @@ static void cap_del(struct klet_sec *s, const char *name)
     free(s->caps[i]);
     memmove(&s->caps[i], &s->caps[i + 1], (s->ncaps - i - 1) * sizeof *s->caps);
     s->ncaps--;
+}
+
+static void caps_all(struct klet_sec *s)
+{
+    uint64_t cur = caps_current();
+    for (size_t i = 0; i < ARRAY_SIZE(cap_names); i++)
+        if (cur & (1ULL << i))
+            cap_add(s, cap_names[i]);
 }
 
 static void caps_clear(struct klet_sec *s)
@@ -178,10 +190,8 @@ static void caps_build(struct klet_sec *s, const Coracle__V1__Capabilities *c)
         cap_add(s, def[i] + 4);
     if (!c)
         return;
-    size_t known = caps_known();
     if (names_all(c->add, c->n_add))
-        for (size_t i = 0; i < known; i++)
-            cap_add(s, cap_names[i]);
+        caps_all(s);
     if (names_all(c->drop, c->n_drop))
         caps_clear(s);
     for (size_t i = 0; i < c->n_add; i++) {
@@ -485,9 +495,7 @@ int klet_sec_build(const struct klet_sec_in *in, struct klet_sec *s, char **err)
         return KSEC_CREATE;
     s->privileged = cs && cs->has_privileged && cs->privileged;
     if (s->privileged) {
-        size_t known = caps_known();
-        for (size_t i = 0; i < known; i++)
-            cap_add(s, cap_names[i]);
+        caps_all(s);
         devices_scan(s, "/dev");
     } else {
         caps_build(s, cs ? cs->capabilities : NULL);

@@ -6,7 +6,7 @@
 # RuntimeDefault (Seccomp: 2, unshare refused with EPERM) and a Localhost
 # profile; readOnlyRootFilesystem; runAsNonRoot with a root image refused
 # with Kubernetes' message; a privileged container sees the host's /dev and
-# can mount; safe and allowed sysctls set, an unsafe one refused with
+# can mount; shareProcessNamespace; safe and allowed sysctls set, an unsafe one refused with
 # SysctlForbidden; --allow-privileged=false refuses privileged pods.
 import json, os, subprocess, sys, time
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
@@ -50,7 +50,8 @@ def cs0(p):
 
 
 def running(p):
-    return p.status.phase == "Running" and cs0(p) and cs0(p).state.running.startedAt.seconds > 0
+    return p.status.phase == "Running" and p.status.containerStatuses and \
+        all(s.state.running.startedAt.seconds > 0 for s in p.status.containerStatuses)
 
 
 DONE = "=done="
@@ -58,7 +59,7 @@ DONE = "=done="
 
 def output(p):
     """The container's log lines once its script printed DONE (a list; [] if it never did)."""
-    logf = os.path.join(root, "pods", p.metadata.uid, "logs", cs0(p).name, "0.log")
+    logf = os.path.join(root, "pods", p.metadata.uid, "logs", p.spec.containers[-1].name, "0.log")
     ok = c.wait_for(lambda: os.path.exists(logf) and DONE in open(logf).read(), timeout=ctest.DEADLINE)
     if not ok:
         return []
@@ -87,7 +88,7 @@ PROBE = ("id -u; id -G; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/statu
          " touch /rootfs-write 2>/dev/null && echo ROOT=rw || echo ROOT=ro;"
          " unshare -U true 2>&1 && echo UNSHARE=ok || echo UNSHARE=fail;"
          " mount -t tmpfs none /tmp 2>/dev/null && echo MOUNT=ok || echo MOUNT=fail;"
-         " ls /dev | wc -l | sed 's/^ */DEVS=/'")
+         " ls /dev | wc -l | sed 's/^ */DEVS=/'; echo PID1=$(cat /proc/1/comm)")
 empty = pb.Volume(name="data", volumeSource=pb.VolumeSource(emptyDir=pb.EmptyDirVolumeSource()))
 pods = {
     "plain": mkpod("plain", PROBE),
@@ -109,6 +110,11 @@ pods = {
                                                         pb.Sysctl(name="net.ipv4.ip_unprivileged_port_start", value="80"),
                                                         pb.Sysctl(name="kernel.msgmax", value="12345")])),
 }
+# shareProcessNamespace: the second container sees the first one's process and the pause
+shared = mkpod("sharedpid", "until ps | grep -q '[s]leep 3601'; do sleep 0.1; done; echo SEEN;"
+               " echo PID1=$(cat /proc/1/comm)", shareProcessNamespace=True)
+shared.spec.containers.insert(0, pb.Container(name="first", image="progrium/busybox", command=["sleep", "3601"]))
+pods["sharedpid"] = shared
 for p in pods.values():
     api.call("Pods", "Create", p)
 # refused ones
@@ -163,6 +169,11 @@ t.ok(priv.get("Seccomp") == "0" and "ROOT=rw" in priv["lines"], "privileged: no 
 t.is_([l for l in out["sysctls"]["lines"] if l.startswith("SYSCTL=")],
       ["SYSCTL=1", "SYSCTL=80", "SYSCTL=12345"], "safe sysctls and an allowed unsafe one set in the pod")
 
+sp = get("sharedpid")
+t.ok("SEEN" in out["sharedpid"]["lines"], "shareProcessNamespace: a container sees the other's processes")
+t.ok("PID1=pause" in out["sharedpid"]["lines"], "PID 1 is the pod's pause process (%s)" % out["sharedpid"]["lines"][-3:])
+t.ok("PID1=pause" not in plain["lines"] and plain["lines"], "without it, the container's own first process is PID 1")
+
 # ---- refusals
 want = 'container has runAsNonRoot and image will run as root (pod: "nonroot_default(%s)", container: app)'
 p = wait_pod("nonroot", lambda p: cs0(p) and cs0(p).state.waiting.reason == "CreateContainerConfigError")
@@ -187,5 +198,9 @@ for name in list(pods) + ["nonroot", "unsafe"]:
 api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="priv2"))
 gone = c.wait_for(lambda: not api.call("Pods", "List", pb.ListRequest(namespace="default")).items, timeout=ctest.DEADLINE)
 t.ok(gone, "every pod deleted")
+pauses = subprocess.run(["pgrep", "-x", "pause"], capture_output=True, text=True).stdout.split()
+t.ok(not [x for x in pauses if root in open("/proc/%s/cmdline" % x, errors="replace").read()] and
+     not os.path.exists(os.path.join(root, "pods", sp.metadata.uid if sp else "x", "ns", "pid")),
+     "the pause process and its namespace are gone with the pod")
 t.ok(k.alive() and k2.alive(), "kubelets still running")
 t.done()

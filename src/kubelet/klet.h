@@ -165,7 +165,8 @@ struct klet_oci {
     const char *netns;    /* namespace paths to join; NULL = the host's (not listed) */
     const char *ipcns;
     const char *utsns;
-    bool host_pid; /* hostPID: no pid namespace of its own */
+    bool host_pid;     /* hostPID: no pid namespace of its own */
+    const char *pidns; /* shareProcessNamespace: the pod's pid namespace to join */
     const char *cgroups_path;
     int64_t mem_limit; /* bytes; 0 = none */
     int64_t cpu_quota; /* us per cpu_period; 0 = none */
@@ -270,9 +271,10 @@ int klet_seccomp_localhost(const char *path, char *const *caps, size_t ncaps, ch
 
 /* ------------------------------------------------------------ sandbox.c */
 /* Creates <dir>/ns/{net,ipc,uts} as bind-mounted namespace files (net/uts skipped for
- * hostNetwork), sets the hostname and brings lo up; writes hosts, resolv.conf, hostname. */
-int klet_sandbox_create(const char *dir, const char *hostname, bool hostnet, const char *pod_ip,
-                        char **err);
+ * hostNetwork), sets the hostname and brings lo up; writes hosts, resolv.conf, hostname.
+ * share_pid (shareProcessNamespace): also <dir>/ns/pid, held by a pause process. */
+int klet_sandbox_create(const char *dir, const char *hostname, bool hostnet, bool share_pid,
+                        const char *pod_ip, char **err);
 bool klet_sandbox_exists(const char *dir, bool hostnet);
 /* (Re)writes <dir>/{hosts,hostname,resolv.conf} for the containers' bind mounts. */
 void klet_sandbox_files(const char *dir, const char *hostname, bool hostnet, const char *pod_ip);

@@ -200,6 +200,7 @@ struct ctr_build {
     char **srcs; /* the mounts' sources */
     size_t nmounts;
     char *netns, *ipcns, *utsns; /* namespace files to join; NULL: the host's */
+    char *pidns;                 /* shareProcessNamespace: the pod's; NULL: its own */
     char *cgroup;
     char *json; /* config.json */
     char *logpath;
@@ -221,9 +222,17 @@ static void build_free(struct ctr_build *b)
     free(b->netns);
     free(b->ipcns);
     free(b->utsns);
+    free(b->pidns);
     free(b->cgroup);
     free(b->json);
     free(b->logpath);
+}
+
+/* shareProcessNamespace (hostPID wins: the API refuses both) */
+static bool share_pid(const Coracle__V1__PodSpec *spec)
+{
+    return spec->has_shareprocessnamespace && spec->shareprocessnamespace &&
+           !(spec->has_hostpid && spec->hostpid);
 }
 
 /* The container's directories and its meta file (what re-adoption reads back). */
@@ -318,6 +327,7 @@ static int build_config(struct ctr_build *b, const struct klet_ctr *c,
     b->netns = hostnet ? NULL : xasprintf("%s/ns/net", dir);
     b->utsns = hostnet ? NULL : xasprintf("%s/ns/uts", dir);
     b->ipcns = hostipc ? NULL : xasprintf("%s/ns/ipc", dir);
+    b->pidns = share_pid(spec) ? xasprintf("%s/ns/pid", dir) : NULL;
     b->cgroup = xasprintf("/coracle/%s", c->id);
     struct klet_oci o = {
         .sec = sec,
@@ -331,6 +341,7 @@ static int build_config(struct ctr_build *b, const struct klet_ctr *c,
         .ipcns = b->ipcns,
         .utsns = b->utsns,
         .host_pid = spec->has_hostpid && spec->hostpid,
+        .pidns = b->pidns,
         .cgroups_path = b->cgroup,
         .mounts = b->mounts,
         .nmounts = b->nmounts,
@@ -929,7 +940,8 @@ static void pod_sync_running(struct klet_pod *p)
         free(txt);
         const char *hn =
             p->pod->spec->hostname && *p->pod->spec->hostname ? p->pod->spec->hostname : p->name;
-        int rc = klet_sandbox_create(p->dir, hn, hostnet, hostnet ? k->host_ip : NULL, &err);
+        int rc = klet_sandbox_create(p->dir, hn, hostnet, share_pid(p->pod->spec),
+                                     hostnet ? k->host_ip : NULL, &err);
         if (rc == 0 && !hostnet && k->cfg.cni_conf_dir && *k->cfg.cni_conf_dir) {
             free(p->pod_ip);
             p->pod_ip = NULL;

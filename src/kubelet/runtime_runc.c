@@ -192,12 +192,15 @@ static void json_resources(FILE *f, const struct klet_oci *o)
 
 static void json_namespaces(FILE *f, const struct klet_oci *o)
 {
-    fputs(o->host_pid ? ",\"namespaces\":[{\"type\":\"mount\"}"
-                      : ",\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"mount\"}",
+    fputs(o->host_pid || o->pidns ? ",\"namespaces\":[{\"type\":\"mount\"}"
+                                  : ",\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"mount\"}",
           f);
     struct {
         const char *type, *path;
-    } ns[] = {{"network", o->netns}, {"ipc", o->ipcns}, {"uts", o->utsns}};
+    } ns[] = {{"pid", o->host_pid ? NULL : o->pidns},
+              {"network", o->netns},
+              {"ipc", o->ipcns},
+              {"uts", o->utsns}};
     for (size_t i = 0; i < ARRAY_SIZE(ns); i++) {
         if (!ns[i].path)
             continue;

@@ -6,6 +6,8 @@
  * the namespaces alive. Each container joins them by path in config.json
  * (runc: no "hostname" in joiners, no /dev/mqueue mount). Also writes the
  * pod's /etc/hosts, /etc/resolv.conf and /etc/hostname for bind mounts.
+ * With shareProcessNamespace also a PID namespace, held by a pause process
+ * (a namespace without its first process is dead), that containers join.
  */
 #include "config.h"
 #include "klet.h"
@@ -19,7 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -71,8 +75,80 @@ bool klet_sandbox_exists(const char *dir, bool hostnet)
     return true;
 }
 
-int klet_sandbox_create(const char *dir, const char *hostname, bool hostnet, const char *pod_ip,
-                        char **err)
+/*
+ * shareProcessNamespace: the pod's PID namespace needs a first process that
+ * lives as long as the pod (its end would end the namespace), as Kubernetes'
+ * pause container. Forked in the new namespace, it closes what it inherited
+ * and sleeps; SIGCHLD ignored reaps the orphans it adopts.
+ */
+static void pause_forever(void)
+{
+    int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+    }
+    if (close_range(3, ~0U, 0) < 0)
+        for (int i = 3; i < 4096; i++)
+            close(i);
+    prctl(PR_SET_NAME, "pause", 0, 0, 0);
+    signal(SIGCHLD, SIG_IGN);
+    signal(SIGTERM, SIG_DFL);
+    for (;;)
+        pause();
+}
+
+/* In the sandbox helper: a new PID namespace held by a pause process, its namespace
+ * bind-mounted on <nsdir>/pid and its pid in <nsdir>/pause.pid. */
+static int pidns_create(const char *nsdir)
+{
+    if (unshare(CLONE_NEWPID) < 0)
+        return -1;
+    pid_t gc = fork();
+    if (gc < 0)
+        return -1;
+    if (gc == 0)
+        pause_forever();
+    char src[64], dst[4096], pidf[4096], txt[32];
+    snprintf(src, sizeof src, "/proc/%d/ns/pid", (int)gc);
+    snprintf(dst, sizeof dst, "%s/pid", nsdir);
+    snprintf(pidf, sizeof pidf, "%s/pause.pid", nsdir);
+    snprintf(txt, sizeof txt, "%d\n", (int)gc);
+    if (mount(src, dst, NULL, MS_BIND, NULL) < 0 || write_file(pidf, txt) < 0) {
+        kill(gc, SIGKILL);
+        return -1;
+    }
+    return 0;
+}
+
+/* Ends the pause process of <dir>/ns/pid if it is still the one holding that namespace (a
+ * recycled pid is left alone). */
+static void pidns_destroy(const char *dir)
+{
+    char *pidf = xasprintf("%s/ns/pause.pid", dir), *nsf = xasprintf("%s/ns/pid", dir);
+    FILE *f = fopen(pidf, "r");
+    int pid = 0;
+    if (f && fscanf(f, "%d", &pid) == 1 && pid > 1) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/%d/ns/pid", pid);
+        struct stat a, b;
+        if (stat(proc, &a) == 0 && stat(nsf, &b) == 0 && a.st_ino == b.st_ino &&
+            a.st_dev == b.st_dev)
+            kill(pid, SIGKILL);
+    }
+    if (f)
+        fclose(f);
+    while (umount2(nsf, MNT_DETACH) == 0)
+        ;
+    unlink(nsf);
+    unlink(pidf);
+    free(pidf);
+    free(nsf);
+}
+
+int klet_sandbox_create(const char *dir, const char *hostname, bool hostnet, bool share_pid,
+                        const char *pod_ip, char **err)
 {
     char *nsdir = xasprintf("%s/ns", dir);
     int rc = -1;
@@ -85,6 +161,14 @@ int klet_sandbox_create(const char *dir, const char *hostname, bool hostnet, con
             continue;
         char *p = xasprintf("%s/%s", nsdir, ns_names[i]);
         umount2(p, MNT_DETACH);
+        int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            close(fd);
+        free(p);
+    }
+    if (share_pid) {
+        char *p = xasprintf("%s/pid", nsdir);
+        pidns_destroy(dir);
         int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
         if (fd >= 0)
             close(fd);
@@ -118,6 +202,9 @@ int klet_sandbox_create(const char *dir, const char *hostname, bool hostnet, con
             if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
                 goto fail;
         }
+        what = "create the pod's PID namespace";
+        if (share_pid && pidns_create(nsdir) < 0)
+            goto fail;
         _exit(0);
     fail:;
         char msg[256];
@@ -200,6 +287,7 @@ void klet_sandbox_files(const char *dir, const char *hostname, bool hostnet, con
 
 void klet_sandbox_destroy(const char *dir)
 {
+    pidns_destroy(dir);
     for (size_t i = 0; i < ARRAY_SIZE(ns_names); i++) {
         char *p = xasprintf("%s/ns/%s", dir, ns_names[i]);
         while (umount2(p, MNT_DETACH) == 0)

@@ -473,12 +473,15 @@ class CtlWatch:
 
 def node_cleanup(root, runc_root=None):
     """What a kubelet under root left (it was stopped first): its runc
-    containers, then every mount below root."""
+    containers, the pause processes of shared PID namespaces, then every
+    mount below root."""
     runc_root = runc_root or os.path.join(root, "runc")
     subprocess.run("for id in $(runc --root %s list -q 2>/dev/null); do runc --root %s kill $id KILL;"
                    " runc --root %s delete -f $id; done 2>/dev/null;"
+                   " for f in %s/pods/*/ns/pause.pid; do p=$(cat $f);"
+                   " [ \"$(cat /proc/$p/comm)\" = pause ] && kill -9 $p; done 2>/dev/null;"
                    " grep -F ' %s/' /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l"
-                   % (runc_root, runc_root, runc_root, root), shell=True)
+                   % (runc_root, runc_root, runc_root, root, root), shell=True)
 
 
 def need_root(tap):

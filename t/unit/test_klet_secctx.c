@@ -2,7 +2,8 @@
  * (src/kubelet/secctx.c, seccomp.c) and how config.json carries it
  * (runtime_runc.c): capabilities, users and groups, runAsNonRoot,
  * no_new_privs, privileged, seccomp profiles, sysctls and the node's
- * admission, fsGroup ownership. Pods are written as YAML, as a user would. */
+ * admission, the shared PID namespace, fsGroup ownership. Pods are written as YAML, as a user
+ * would. */
 #include "config.h"
 #include "tap.h"
 #include "testobj.h"
@@ -536,6 +537,30 @@ static void test_oci(void)
     protobuf_c_message_free_unpacked(&p->base, NULL);
 }
 
+static void test_pidns(void)
+{
+    char *args[] = {"/bin/true"};
+    struct klet_oci o = {.args = args, .nargs = 1, .rootfs = "/r", .pidns = "/pods/u/ns/pid"};
+    char *js = klet_oci_config(&o);
+    json_t *j = parse(js);
+    const json_t *nss = json_get(json_get(j, "linux"), "namespaces");
+    int pid = 0;
+    const char *path = NULL;
+    for (size_t i = 0; nss && i < nss->n; i++)
+        if (!strcmp(json_str(json_get(nss->kids[i], "type")), "pid")) {
+            pid++;
+            path = json_str(json_get(nss->kids[i], "path"));
+        }
+    ok(pid == 1 && path && !strcmp(path, "/pods/u/ns/pid"),
+       "shareProcessNamespace: the pod's pid namespace joined");
+    json_free(j);
+    free(js);
+    o.host_pid = true;
+    js = klet_oci_config(&o);
+    ok(!strstr(js, "\"pid\""), "hostPID wins: no pid namespace");
+    free(js);
+}
+
 static void test_fsgroup(void)
 {
     char d[300], f[400], sub[350];
@@ -570,6 +595,7 @@ int main(void)
     test_seccomp();
     test_admit();
     test_oci();
+    test_pidns();
     test_fsgroup();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);

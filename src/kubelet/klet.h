@@ -255,6 +255,9 @@ const char *const *klet_default_caps(size_t *n);
  * in a namespace the pod shares with the host. */
 int klet_sec_admit(const Coracle__V1__Pod *pod, bool allow_privileged, const char *unsafe,
                    const char **reason, char **msg);
+/* --allowed-unsafe-sysctls: each name or "prefix*" must be namespaced (ipc, net), as
+ * Kubernetes' kubelet checks at start. 0, or -1 with *err (malloc'd). */
+int klet_sec_unsafe_check(const char *unsafe, char **err);
 /* fsGroup: path and everything below it get group gid, g+rw (g+r when readonly) and setgid
  * directories, as Kubernetes' SetVolumeOwnership. -1 if path cannot be read. */
 int klet_fsgroup_apply(const char *path, uint32_t gid, bool readonly);

@@ -129,6 +129,9 @@ int main(int argc, char **argv)
     if (!k.cfg.image_dir)
         k.cfg.image_dir = xasprintf("%s/images", k.cfg.root_dir);
 
+    char *uerr = NULL;
+    if (klet_sec_unsafe_check(k.cfg.allowed_unsafe_sysctls, &uerr) < 0)
+        fatal("--allowed-unsafe-sysctls: %s", uerr);
     if (access(k.cfg.runtime, X_OK) < 0)
         fatal("runtime %s: %s", k.cfg.runtime, strerror(errno));
     static const char *const sub[] = {"", "/pods", "/containers", "/runc"};

@@ -19,7 +19,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -532,10 +531,12 @@ void klet_sec_free(struct klet_sec *s)
 /* ------------------------------------------------------------ admission on this node */
 
 /* The namespace a sysctl lives in (Kubernetes' NamespacedBy): "ipc", "net" or NULL (not
- * namespaced: never allowed). */
+ * known to be namespaced: never allowed). */
 static const char *sysctl_ns(const char *name)
 {
-    static const char *const ipc[] = {"kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue."};
+    static const char *const ipc[] = {"kernel.shm", "kernel.msg", "fs.mqueue."};
+    if (!strcmp(name, "kernel.sem"))
+        return "ipc";
     for (size_t i = 0; i < ARRAY_SIZE(ipc); i++)
         if (!strncmp(name, ipc[i], strlen(ipc[i])))
             return "ipc";
@@ -544,8 +545,37 @@ static const char *sysctl_ns(const char *name)
     return NULL;
 }
 
-/* Kubernetes' patternAllowlist: the safe sysctls and --allowed-unsafe-sysctls (names or
- * "prefix*"), each only where its namespace is the pod's own. */
+/* An entry of --allowed-unsafe-sysctls matches name: equal, or "prefix*". */
+static bool sysctl_match(const char *pat, const char *name)
+{
+    size_t n = strlen(pat);
+    if (n && pat[n - 1] == '*')
+        return !strncmp(name, pat, n - 1);
+    return !strcmp(name, pat);
+}
+
+int klet_sec_unsafe_check(const char *unsafe, char **err)
+{
+    char *list = xstrdup(unsafe ? unsafe : ""), *save = NULL;
+    int rc = 0;
+    for (char *t = strtok_r(list, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save)) {
+        size_t n = strlen(t);
+        char *prefix = xstrndup(t, n && t[n - 1] == '*' ? n - 1 : n);
+        if (!sysctl_ns(prefix)) {
+            *err =
+                xasprintf(n && t[n - 1] == '*' ? "the sysctls \"%s\" are not known to be namespaced"
+                                               : "the sysctl \"%s\" are not known to be namespaced",
+                          t);
+            rc = -1;
+        }
+        free(prefix);
+    }
+    free(list);
+    return rc;
+}
+
+/* Kubernetes' patternAllowlist: the safe sysctls and --allowed-unsafe-sysctls, each only
+ * where its namespace is the pod's own. */
 static int sysctl_check(const char *name, const char *unsafe, bool hostnet, bool hostipc,
                         char **msg)
 {
@@ -554,7 +584,7 @@ static int sysctl_check(const char *name, const char *unsafe, bool hostnet, bool
         listed = !strcmp(name, safe_sysctls[i]);
     char *list = xstrdup(unsafe ? unsafe : ""), *save = NULL;
     for (char *t = strtok_r(list, ",", &save); t && !listed; t = strtok_r(NULL, ",", &save))
-        listed = fnmatch(t, name, 0) == 0 && sysctl_ns(name);
+        listed = sysctl_match(t, name);
     free(list);
     if (!listed) {
         *msg = xasprintf("\"%s\" not allowlisted", name);
@@ -581,11 +611,12 @@ int klet_sec_admit(const Coracle__V1__Pod *pod, bool allow_privileged, const cha
                    const char **reason, char **msg)
 {
     const Coracle__V1__PodSpec *sp = pod->spec;
-    if (!allow_privileged && (any_privileged(sp->containers, sp->n_containers) ||
-                              any_privileged(sp->initcontainers, sp->n_initcontainers))) {
+    bool ctr = any_privileged(sp->containers, sp->n_containers);
+    if (!allow_privileged && (ctr || any_privileged(sp->initcontainers, sp->n_initcontainers))) {
         *reason = "Forbidden";
-        *msg = xasprintf("pod with UID \"%s\" specified privileged container, but is disallowed",
-                         pod->metadata && pod->metadata->uid ? pod->metadata->uid : "");
+        *msg = xasprintf("pod with UID \"%s\" specified privileged %scontainer, but is disallowed",
+                         pod->metadata && pod->metadata->uid ? pod->metadata->uid : "",
+                         ctr ? "" : "init ");
         return -1;
     }
     const Coracle__V1__PodSecurityContext *ps = sp->securitycontext;

@@ -476,9 +476,14 @@ static void test_admit(void)
        "allowed by --allowed-unsafe-sysctls kernel.msg*");
     protobuf_c_message_free_unpacked(&p->base, NULL);
 
+    ok(klet_sec_unsafe_check("kernel.msg*,net.core.somaxconn,kernel.sem", &err) == 0,
+       "--allowed-unsafe-sysctls of namespaced ones accepted");
+    ok(klet_sec_unsafe_check("kernel.msg*,kernel.*", &err) < 0, "a pattern not namespaced refused");
+    is_str(err, "the sysctls \"kernel.*\" are not known to be namespaced", "Kubernetes' message");
+    free(err);
     p = pod(POD("  securityContext:\n    sysctls: [{name: kernel.panic, value: '1'}]\n"
                 "  containers: [{name: a, image: x}]\n"));
-    ok(klet_sec_admit(p, true, "kernel.*", &reason, &msg) < 0, "a node-wide sysctl never is");
+    ok(klet_sec_admit(p, true, "kernel.msg*", &reason, &msg) < 0, "a node-wide sysctl never is");
     free(msg);
     protobuf_c_message_free_unpacked(&p->base, NULL);
 
@@ -496,7 +501,7 @@ static void test_admit(void)
     ok(klet_sec_admit(p, true, "", &reason, &msg) == 0, "privileged allowed by default");
     ok(klet_sec_admit(p, false, "", &reason, &msg) < 0 && !strcmp(reason, "Forbidden"),
        "--allow-privileged=false refuses a privileged init container");
-    is_str(msg, "pod with UID \"u-1\" specified privileged container, but is disallowed",
+    is_str(msg, "pod with UID \"u-1\" specified privileged init container, but is disallowed",
            "Kubernetes' message");
     free(msg);
     protobuf_c_message_free_unpacked(&p->base, NULL);

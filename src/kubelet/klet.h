@@ -100,6 +100,7 @@ struct klet {
     struct klet_pod **pods;
     size_t npods;
     bool synced;            /* first pod list seen: orphans may be cleaned */
+    bool no_seccomp;        /* the runtime has no seccomp support (main.c checks at start) */
     struct klet_ref **refs; /* refs.c: the ConfigMaps and Secrets the pods use */
     size_t nrefs;
     struct klet_node node;
@@ -198,6 +199,9 @@ int klet_resolve_user(const char *rootfs, const char *user, uint32_t *uid, uint3
                       char **err);
 /* Resource limits from the container spec into o (memory/cpu). */
 void klet_ctr_resources(const Coracle__V1__Container *c, struct klet_oci *o);
+/* Was runc built with libseccomp (its --version says)? Without, seccomp profiles cannot be
+ * applied. Blocking: for the start. */
+bool klet_runc_has_seccomp(const struct klet *k);
 int klet_runc_kill(const struct klet *k, const char *id, const char *sig);
 int klet_runc_delete(const struct klet *k, const char *id);
 /* runc state: 1 running/created, 0 stopped or unknown. */
@@ -237,6 +241,7 @@ struct klet_sec_in {
     const char *image_user;   /* the image config's User, NULL: root */
     const char *seccomp_root; /* Localhost profiles: <root-dir>/seccomp */
     bool seccomp_default;     /* --seccomp-default */
+    bool no_seccomp;          /* the runtime cannot apply a profile: asking for one fails */
 };
 enum {
     KSEC_CONFIG = -1, /* CreateContainerConfigError (runAsNonRoot) */

@@ -134,6 +134,11 @@ int main(int argc, char **argv)
         fatal("--allowed-unsafe-sysctls: %s", uerr);
     if (access(k.cfg.runtime, X_OK) < 0)
         fatal("runtime %s: %s", k.cfg.runtime, strerror(errno));
+    k.no_seccomp = !klet_runc_has_seccomp(&k);
+    if (k.no_seccomp)
+        log_warn("runtime %s has no seccomp support (built without libseccomp): containers "
+                 "asking for a seccomp profile will not start",
+                 k.cfg.runtime);
     static const char *const sub[] = {"", "/pods", "/containers", "/runc"};
     for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
         char *dir = xasprintf("%s%s", k.cfg.root_dir, sub[i]);

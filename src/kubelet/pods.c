@@ -468,6 +468,7 @@ static int ctr_security(const struct klet_ctr *c, const Coracle__V1__Container *
         .image_user = img->user,
         .seccomp_root = root,
         .seccomp_default = k->cfg.seccomp_default,
+        .no_seccomp = k->no_seccomp,
     };
     int rc = klet_sec_build(&in, out, err);
     free(root);

@@ -512,6 +512,17 @@ static int runc_verb(const struct klet *k, const char *verb, const char *arg1, c
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
+bool klet_runc_has_seccomp(const struct klet *k)
+{
+    char *argv[] = {k->cfg.runtime, "--version", NULL};
+    char *out = NULL;
+    int st = klet_proc_run(argv, &out);
+    /* runc built with libseccomp says which: "libseccomp: 2.5.4" */
+    bool yes = st == 0 && out && strstr(out, "libseccomp:");
+    free(out);
+    return yes;
+}
+
 int klet_runc_kill(const struct klet *k, const char *id, const char *sig)
 {
     return runc_verb(k, "kill", sig, id);

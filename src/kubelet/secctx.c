@@ -396,6 +396,12 @@ static int seccomp_build(const struct klet_sec_in *in, const struct eff *e, stru
         type = in->seccomp_default ? "RuntimeDefault" : "Unconfined";
     if (s->privileged || !strcmp(type, "Unconfined"))
         return 0;
+    if (in->no_seccomp) {
+        *err = xasprintf("seccomp profile %s requested but the runtime has no seccomp support "
+                         "(runc built without libseccomp)",
+                         type);
+        return -1;
+    }
     if (!strcmp(type, "RuntimeDefault")) {
         s->seccomp = klet_seccomp_default(s->caps, s->ncaps);
         return 0;

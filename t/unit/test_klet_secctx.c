@@ -414,6 +414,19 @@ static void test_seccomp(void)
     protobuf_c_message_free_unpacked(&p->base, NULL);
 
     p = pod(POD("  containers:\n  - name: a\n    image: x\n    securityContext:\n"
+                "      seccompProfile: {type: RuntimeDefault}\n"));
+    struct klet_sec_in nin = {.pod = p,
+                              .ctr = p->spec->containers[0],
+                              .rootfs = rootfs,
+                              .seccomp_root = seccomp_root,
+                              .no_seccomp = true};
+    rc = klet_sec_build(&nin, &s, &err);
+    ok(rc == KSEC_CREATE && err && strstr(err, "no seccomp support"),
+       "a runtime without seccomp: the container fails clearly: %s", err ? err : "");
+    free(err);
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+
+    p = pod(POD("  containers:\n  - name: a\n    image: x\n    securityContext:\n"
                 "      seccompProfile: {type: Localhost, localhostProfile: nope.json}\n"));
     rc = build(p, NULL, false, &s, &err);
     ok(rc == KSEC_CREATE && err && strstr(err, "cannot load seccomp profile") &&

@@ -6,7 +6,8 @@
 # RuntimeDefault (Seccomp: 2, unshare refused with EPERM) and a Localhost
 # profile; readOnlyRootFilesystem; runAsNonRoot with a root image refused
 # with Kubernetes' message; a privileged container sees the host's /dev and
-# can mount; shareProcessNamespace; safe and allowed sysctls set, an unsafe one refused with
+# can mount; shareProcessNamespace; hostPID, hostIPC and hostNetwork
+# share the host's namespaces; safe and allowed sysctls set, an unsafe one refused with
 # SysctlForbidden; --allow-privileged=false refuses privileged pods.
 import json, os, subprocess, sys, time
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
@@ -115,6 +116,9 @@ shared = mkpod("sharedpid", "until ps | grep -q '[s]leep 3601'; do sleep 0.1; do
                " echo PID1=$(cat /proc/1/comm)", shareProcessNamespace=True)
 shared.spec.containers.insert(0, pb.Container(name="first", image="progrium/busybox", command=["sleep", "3601"]))
 pods["sharedpid"] = shared
+NSPROBE = "for n in pid ipc net uts; do echo NS_$n=$(readlink /proc/self/ns/$n); done; echo PID1=$(cat /proc/1/comm)"
+pods["hostns"] = mkpod("hostns", NSPROBE, hostPID=True, hostIPC=True, hostNetwork=True)
+pods["podns"] = mkpod("podns", NSPROBE)
 for p in pods.values():
     api.call("Pods", "Create", p)
 # refused ones
@@ -173,6 +177,13 @@ sp = get("sharedpid")
 t.ok("SEEN" in out["sharedpid"]["lines"], "shareProcessNamespace: a container sees the other's processes")
 t.ok("PID1=pause" in out["sharedpid"]["lines"], "PID 1 is the pod's pause process (%s)" % out["sharedpid"]["lines"][-3:])
 t.ok("PID1=pause" not in plain["lines"] and plain["lines"], "without it, the container's own first process is PID 1")
+
+host_ns = {n: os.readlink("/proc/self/ns/" + n) for n in ("pid", "ipc", "net", "uts")}
+def nsof(name):
+    return {n: ([l.split("=", 1)[1] for l in out[name]["lines"] if l.startswith("NS_%s=" % n)] or [None])[0]
+            for n in host_ns}
+t.is_(nsof("hostns"), host_ns, "hostPID, hostIPC, hostNetwork: the host's pid, ipc, net and uts namespaces")
+t.ok(all(v != host_ns[n] for n, v in nsof("podns").items()), "without them: the pod's own (%s)" % nsof("podns"))
 
 # ---- refusals
 want = 'container has runAsNonRoot and image will run as root (pod: "nonroot_default(%s)", container: app)'

@@ -6,9 +6,10 @@
 # RuntimeDefault (Seccomp: 2, unshare refused with EPERM) and a Localhost
 # profile; readOnlyRootFilesystem; runAsNonRoot with a root image refused
 # with Kubernetes' message; a privileged container sees the host's /dev and
-# can mount; shareProcessNamespace; hostPID, hostIPC and hostNetwork
-# share the host's namespaces; safe and allowed sysctls set, an unsafe one refused with
-# SysctlForbidden; --allow-privileged=false refuses privileged pods.
+# can mount; shareProcessNamespace; hostPID, hostIPC and hostNetwork share
+# the host's namespaces; safe and allowed sysctls set, an unsafe one
+# refused with SysctlForbidden; --allow-privileged=false refuses privileged
+# pods; an AppArmor profile is refused on a host without AppArmor.
 import json, os, subprocess, sys, time
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
@@ -125,6 +126,7 @@ for p in pods.values():
 api.call("Pods", "Create", mkpod("nonroot", "true", psc=pb.PodSecurityContext(runAsNonRoot=True)))
 api.call("Pods", "Create", mkpod("unsafe", "true", psc=pb.PodSecurityContext(sysctls=[pb.Sysctl(name="kernel.sem", value="1 2 3 4")])))
 api.call("Pods", "Create", mkpod("priv2", "true", csc=sc(privileged=True), node="node2"))
+api.call("Pods", "Create", mkpod("armor", "true", csc=sc(appArmorProfile=pb.AppArmorProfile(type="RuntimeDefault"))))
 
 out = {}
 for name in pods:
@@ -203,8 +205,18 @@ t.ok(p is not None and p.status.reason == "Forbidden" and
      "--allow-privileged=false: a privileged pod is refused (%s)" % (p.status.message if p else None))
 t.ok(not os.path.exists(os.path.join(root2, "pods", p.metadata.uid if p else "x", "ns")), "and nothing was set up for it")
 
+apparmor = open("/sys/module/apparmor/parameters/enabled").read().strip() == "Y" \
+    if os.path.exists("/sys/module/apparmor/parameters/enabled") else False
+if apparmor:
+    t.skip("AppArmor is enabled here: the refusal needs a host without it")
+else:
+    p = wait_pod("armor", lambda p: p.status.phase == "Failed")
+    t.ok(p is not None and p.status.reason == "AppArmor" and
+         p.status.message == "Pod was rejected: Cannot enforce AppArmor: AppArmor is not enabled on the host",
+         "an AppArmor profile on a host without AppArmor: refused (%s)" % (p.status.message if p else None))
+
 # ---- cleanup: everything deleted and gone
-for name in list(pods) + ["nonroot", "unsafe"]:
+for name in list(pods) + ["nonroot", "unsafe", "armor"]:
     api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name=name))
 api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="priv2"))
 gone = c.wait_for(lambda: not api.call("Pods", "List", pb.ListRequest(namespace="default")).items, timeout=ctest.DEADLINE)

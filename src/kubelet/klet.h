@@ -254,12 +254,15 @@ void klet_sec_free(struct klet_sec *s);
 /* Docker's / containerd's default capability set ("CAP_X"; runc spec's is too small: nginx
  * cannot chown). Static. */
 const char *const *klet_default_caps(size_t *n);
-/* May this node run the pod at all? 0, or -1 with *reason (static: Forbidden,
- * SysctlForbidden) and *msg (malloc'd, Kubernetes' words): a privileged container without
- * --allow-privileged, a sysctl neither safe nor in unsafe (comma list, "x.*" patterns) or
- * in a namespace the pod shares with the host. */
+/* May this node run the pod at all? 0, or -1 with *reason (static: AppArmor, Forbidden,
+ * SysctlForbidden) and *msg (malloc'd, Kubernetes' words): an AppArmor profile asked of a
+ * host without AppArmor (apparmor false), a privileged container without --allow-privileged,
+ * a sysctl neither safe nor in unsafe (comma list of names and "prefix*") or in a namespace
+ * the pod shares with the host. */
 int klet_sec_admit(const Coracle__V1__Pod *pod, bool allow_privileged, const char *unsafe,
-                   const char **reason, char **msg);
+                   bool apparmor, const char **reason, char **msg);
+/* Is AppArmor enabled on this host (/sys/module/apparmor/parameters/enabled)? */
+bool klet_apparmor_enabled(void);
 /* --allowed-unsafe-sysctls: each name or "prefix*" must be namespaced (ipc, net), as
  * Kubernetes' kubelet checks at start. 0, or -1 with *err (malloc'd). */
 int klet_sec_unsafe_check(const char *unsafe, char **err);

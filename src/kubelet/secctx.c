@@ -613,10 +613,51 @@ static bool any_privileged(Coracle__V1__Container **v, size_t n)
     return false;
 }
 
-int klet_sec_admit(const Coracle__V1__Pod *pod, bool allow_privileged, const char *unsafe,
-                   const char **reason, char **msg)
+static bool apparmor_set(const Coracle__V1__AppArmorProfile *a)
+{
+    return a && a->type && strcmp(a->type, "Unconfined");
+}
+
+/* Kubernetes' apparmor isRequired: a profile other than Unconfined anywhere in the pod (its
+ * fields or the beta annotations). */
+static bool apparmor_required(const Coracle__V1__Pod *pod)
 {
     const Coracle__V1__PodSpec *sp = pod->spec;
+    if (sp->securitycontext && apparmor_set(sp->securitycontext->apparmorprofile))
+        return true;
+    for (size_t i = 0; i < sp->n_containers + sp->n_initcontainers; i++) {
+        const Coracle__V1__Container *c =
+            i < sp->n_containers ? sp->containers[i] : sp->initcontainers[i - sp->n_containers];
+        if (c->securitycontext && apparmor_set(c->securitycontext->apparmorprofile))
+            return true;
+    }
+    static const char prefix[] = "container.apparmor.security.beta.kubernetes.io/";
+    const Coracle__V1__ObjectMeta *m = pod->metadata;
+    for (size_t i = 0; m && i < m->n_annotations; i++)
+        if (m->annotations[i]->key && !strncmp(m->annotations[i]->key, prefix, strlen(prefix)) &&
+            m->annotations[i]->value && strcmp(m->annotations[i]->value, "unconfined"))
+            return true;
+    return false;
+}
+
+bool klet_apparmor_enabled(void)
+{
+    FILE *f = fopen("/sys/module/apparmor/parameters/enabled", "r");
+    int c = f ? fgetc(f) : 0;
+    if (f)
+        fclose(f);
+    return c == 'Y';
+}
+
+int klet_sec_admit(const Coracle__V1__Pod *pod, bool allow_privileged, const char *unsafe,
+                   bool apparmor, const char **reason, char **msg)
+{
+    const Coracle__V1__PodSpec *sp = pod->spec;
+    if (!apparmor && apparmor_required(pod)) {
+        *reason = "AppArmor";
+        *msg = xasprintf("Cannot enforce AppArmor: AppArmor is not enabled on the host");
+        return -1;
+    }
     bool ctr = any_privileged(sp->containers, sp->n_containers);
     if (!allow_privileged && (ctr || any_privileged(sp->initcontainers, sp->n_initcontainers))) {
         *reason = "Forbidden";

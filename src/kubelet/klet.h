@@ -5,7 +5,9 @@
  * spec.nodeName=<node>), tunnel.c (logs/exec over the stream the kubelet
  * opens; pods.c resolves its targets) and runs the loop. pods.c is the
  * per-pod state machine; it drives runtime_runc.c (config.json and the
- * short runc verbs), monitor.c (the per-container coracle-monitor, its sync
+ * short runc verbs), secctx.c (what securityContext asks: user, groups,
+ * capabilities, seccomp through seccomp.c, sysctls; the node's admission),
+ * monitor.c (the per-container coracle-monitor, its sync
  * pipe and exit files), sandbox.c (the pod's namespaces, /etc/hosts,
  * resolv.conf), cni.c (the pod network), volumes.c (emptyDir, hostPath),
  * cfgvol.c (configMap and secret volumes, through atomic_writer.c), refs.c

@@ -138,9 +138,8 @@ static int vol_sync(struct klet_pod *p, size_t i, const struct proj *pj, char **
     if (rc == 0)
         rc = klet_atomic_write(dir, files, n, err);
     /* fsGroup: readable by the pod's group, as Kubernetes' read-only volumes */
-    const Coracle__V1__PodSecurityContext *ps = p->pod->spec->securitycontext;
-    if (rc == 0 && ps && ps->has_fsgroup)
-        klet_fsgroup_apply(dir, (uint32_t)ps->fsgroup, true);
+    if (rc == 0)
+        klet_fsgroup_volume(dir, p->pod->spec->securitycontext, true);
     free(dir);
     free(files);
     if (rc == 0) {

@@ -271,6 +271,10 @@ int klet_sec_unsafe_check(const char *unsafe, char **err);
 /* fsGroup: path and everything below it get group gid, g+rw (g+r when readonly) and setgid
  * directories, as Kubernetes' SetVolumeOwnership. -1 if path cannot be read. */
 int klet_fsgroup_apply(const char *path, uint32_t gid, bool readonly);
+/* The pod's fsGroup (if any) on a volume's directory: klet_fsgroup_apply, skipped under
+ * fsGroupChangePolicy OnRootMismatch when the root already has the group and modes. */
+void klet_fsgroup_volume(const char *path, const Coracle__V1__PodSecurityContext *ps,
+                         bool readonly);
 
 /* ------------------------------------------------------------ seccomp.c */
 /* coracle's RuntimeDefault profile for a container holding caps ("CAP_X") as linux.seccomp

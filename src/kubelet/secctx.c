@@ -374,7 +374,10 @@ static int users_build(const struct klet_sec_in *in, const struct eff *e,
     if (e->has_gid)
         s->gid = (uint32_t)e->gid;
     gid_add(s, s->gid);
-    if (name)
+    /* supplementalGroupsPolicy Strict: only the groups the pod names */
+    bool strict =
+        ps && ps->supplementalgroupspolicy && !strcmp(ps->supplementalgroupspolicy, "Strict");
+    if (name && !strict)
         group_members(s, in->rootfs, name);
     free(name);
     for (size_t i = 0; ps && i < ps->n_supplementalgroups; i++)
@@ -724,4 +727,26 @@ int klet_fsgroup_apply(const char *path, uint32_t gid, bool readonly)
     }
     closedir(d);
     return 0;
+}
+
+/* Kubernetes' requiresPermissionChange: the root is not a directory, not of group gid, lacks
+ * the group bits or the setgid bit. */
+static bool root_mismatch(const char *path, uint32_t gid, bool readonly)
+{
+    struct stat st;
+    if (stat(path, &st) < 0 || st.st_gid != gid || !S_ISDIR(st.st_mode))
+        return true;
+    mode_t want = (readonly ? 0440 : 0660) | 0110;
+    return (st.st_mode & want) != want || !(st.st_mode & S_ISGID);
+}
+
+void klet_fsgroup_volume(const char *path, const Coracle__V1__PodSecurityContext *ps, bool readonly)
+{
+    if (!ps || !ps->has_fsgroup)
+        return;
+    uint32_t gid = (uint32_t)ps->fsgroup;
+    if (ps->fsgroupchangepolicy && !strcmp(ps->fsgroupchangepolicy, "OnRootMismatch") &&
+        !root_mismatch(path, gid, readonly))
+        return;
+    klet_fsgroup_apply(path, gid, readonly);
 }

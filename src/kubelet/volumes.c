@@ -83,9 +83,8 @@ int klet_volumes_setup(const char *dir, const Coracle__V1__PodSpec *spec, char *
                     }
                 }
                 /* fsGroup: the pod's group owns the volume (setgid: new files too) */
-                const Coracle__V1__PodSecurityContext *ps = spec->securitycontext;
-                if (rc == 0 && ps && ps->has_fsgroup)
-                    klet_fsgroup_apply(p, (uint32_t)ps->fsgroup, false);
+                if (rc == 0)
+                    klet_fsgroup_volume(p, spec->securitycontext, false);
             }
             free(p);
         } else if (src->hostpath && src->hostpath->path) {

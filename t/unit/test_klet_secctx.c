@@ -177,6 +177,14 @@ static void test_users(void)
     klet_sec_free(&s);
     protobuf_c_message_free_unpacked(&p->base, NULL);
 
+    p = pod(POD("  securityContext: {supplementalGroupsPolicy: Strict, supplementalGroups: [5]}\n"
+                "  containers: [{name: a, image: x}]\n"));
+    build(p, "app", false, &s, &err);
+    ok(s.ngids == 2 && s.gids[0] == 1000 && s.gids[1] == 5,
+       "supplementalGroupsPolicy Strict: no /etc/group memberships (%zu)", s.ngids);
+    klet_sec_free(&s);
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+
     p = pod(POD("  containers:\n  - name: a\n    image: x\n"
                 "    securityContext: {runAsUser: 4242}\n"));
     build(p, "app", false, &s, &err);
@@ -627,6 +635,24 @@ static void test_fsgroup(void)
     klet_fsgroup_apply(d, 2000, true);
     stat(f, &b);
     ok((b.st_mode & 07777) == 0640, "read-only volume: g+r: %o", b.st_mode & 07777);
+
+    Coracle__V1__PodSecurityContext ps = CORACLE__V1__POD_SECURITY_CONTEXT__INIT;
+    ps.has_fsgroup = 1;
+    ps.fsgroup = 2000;
+    ps.fsgroupchangepolicy = "OnRootMismatch";
+    chmod(f, 0600);
+    klet_fsgroup_volume(d, &ps, false);
+    stat(f, &b);
+    ok((b.st_mode & 07777) == 0600, "OnRootMismatch: a matching root is left alone");
+    chmod(d, 0755);
+    klet_fsgroup_volume(d, &ps, false);
+    stat(f, &b);
+    ok((b.st_mode & 07777) == 0660, "OnRootMismatch: a root without the bits is walked");
+    ps.fsgroupchangepolicy = NULL;
+    chmod(f, 0600);
+    klet_fsgroup_volume(d, &ps, false);
+    stat(f, &b);
+    ok((b.st_mode & 07777) == 0660, "Always (the default): walked every time");
 }
 
 int main(void)

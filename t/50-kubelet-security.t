@@ -156,6 +156,12 @@ t.is_(locked.get("NoNewPrivs"), "1", "allowPrivilegeEscalation false: NoNewPrivs
 t.is_(locked.get("Seccomp"), "2", "pod seccompProfile RuntimeDefault: Seccomp 2 (filter)")
 t.ok("ROOT=ro" in locked["lines"], "readOnlyRootFilesystem: writing / fails")
 t.is_(sonly.get("Seccomp"), "2", "container RuntimeDefault: Seccomp 2")
+r = subprocess.run(["runc", "--root", runc_root, "exec", cs0(get("locked")).containerID[7:], "cat", "/proc/self/status"],
+                   capture_output=True, text=True)
+ex = status_fields(r.stdout.splitlines())
+t.ok(r.returncode == 0 and ex.get("Seccomp") == "2" and ex.get("NoNewPrivs") == "1" and
+     ex.get("CapEff") == "0000000000000400", "exec into it runs under the same seccomp, no_new_privs and capabilities (%d %s)"
+     % (r.returncode, r.stderr.strip()[-200:]))
 t.is_(sonly.get("NoNewPrivs"), "0", "seccomp alone does not set no_new_privs")
 t.ok("UNSHARE=fail" in sonly["lines"] and any("Operation not permitted" in l for l in sonly["lines"]),
      "RuntimeDefault: unshare fails with EPERM although root may (%s)" % [l for l in sonly["lines"] if "nshare" in l])

@@ -5,8 +5,9 @@
  * spec.nodeName=<node>), tunnel.c (logs/exec over the stream the kubelet
  * opens; pods.c resolves its targets) and runs the loop. pods.c is the
  * per-pod state machine; it drives runtime_runc.c (config.json and the
- * short runc verbs), secctx.c (what securityContext asks: user, groups,
- * capabilities, seccomp through seccomp.c, sysctls; the node's admission),
+ * short runc verbs), admit.c (whether this node runs the pod at all),
+ * secctx.c (what securityContext asks: user, groups, capabilities,
+ * seccomp through seccomp.c, sysctls),
  * monitor.c (the per-container coracle-monitor, its sync
  * pipe and exit files), sandbox.c (the pod's namespaces, /etc/hosts,
  * resolv.conf), cni.c (the pod network), volumes.c (emptyDir, hostPath),
@@ -256,25 +257,22 @@ void klet_sec_free(struct klet_sec *s);
 /* Docker's / containerd's default capability set ("CAP_X"; runc spec's is too small: nginx
  * cannot chown). Static. */
 const char *const *klet_default_caps(size_t *n);
+
+/* ------------------------------------------------------------ admit.c */
 /* May this node run the pod at all? 0, or -1 with *reason (static: AppArmor, Forbidden,
  * SysctlForbidden) and *msg (malloc'd, Kubernetes' words): an AppArmor profile asked of a
  * host without AppArmor (apparmor false), a privileged container without --allow-privileged,
  * a sysctl neither safe nor in unsafe (comma list of names and "prefix*") or in a namespace
  * the pod shares with the host. */
-int klet_sec_admit(const Coracle__V1__Pod *pod, bool allow_privileged, const char *unsafe,
+int klet_admit_pod(const Coracle__V1__Pod *pod, bool allow_privileged, const char *unsafe,
                    bool apparmor, const char **reason, char **msg);
 /* Is AppArmor enabled on this host (/sys/module/apparmor/parameters/enabled)? */
 bool klet_apparmor_enabled(void);
 /* --allowed-unsafe-sysctls: each name or "prefix*" must be namespaced (ipc, net), as
  * Kubernetes' kubelet checks at start. 0, or -1 with *err (malloc'd). */
-int klet_sec_unsafe_check(const char *unsafe, char **err);
-/* fsGroup: path and everything below it get group gid, g+rw (g+r when readonly) and setgid
- * directories, as Kubernetes' SetVolumeOwnership. -1 if path cannot be read. */
-int klet_fsgroup_apply(const char *path, uint32_t gid, bool readonly);
-/* The pod's fsGroup (if any) on a volume's directory: klet_fsgroup_apply, skipped under
- * fsGroupChangePolicy OnRootMismatch when the root already has the group and modes. */
-void klet_fsgroup_volume(const char *path, const Coracle__V1__PodSecurityContext *ps,
-                         bool readonly);
+int klet_admit_unsafe_check(const char *unsafe, char **err);
+/* A sysctl name with Kubernetes' "/" separators (kernel/shm_rmid_forced) as ".". malloc'd. */
+char *klet_sysctl_name(const char *name);
 
 /* ------------------------------------------------------------ seccomp.c */
 /* coracle's RuntimeDefault profile for a container holding caps ("CAP_X") as linux.seccomp
@@ -322,6 +320,13 @@ bool klet_mounted_at(const char *path);
 void klet_umount_tree(const char *path);
 /* rm -rf (does not cross mount points: unmount first). */
 int klet_rmtree(const char *path);
+/* fsGroup: path and everything below it get group gid, g+rw (g+r when readonly) and setgid
+ * directories, as Kubernetes' SetVolumeOwnership. -1 if path cannot be read. */
+int klet_fsgroup_apply(const char *path, uint32_t gid, bool readonly);
+/* The pod's fsGroup (if any) on a volume's directory: klet_fsgroup_apply, skipped under
+ * fsGroupChangePolicy OnRootMismatch when the root already has the group and modes. */
+void klet_fsgroup_volume(const char *path, const Coracle__V1__PodSecurityContext *ps,
+                         bool readonly);
 
 /* ------------------------------------------------------------ refs.c */
 /* What the informer of a referenced ConfigMap or Secret knows. */

@@ -6,6 +6,7 @@ libkubelet_a_SOURCES = \
 	src/kubelet/proc.c \
 	src/kubelet/imgref.c \
 	src/kubelet/runtime_runc.c \
+	src/kubelet/admit.c \
 	src/kubelet/secctx.c \
 	src/kubelet/seccomp.c \
 	src/kubelet/sandbox.c \

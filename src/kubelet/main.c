@@ -130,7 +130,7 @@ int main(int argc, char **argv)
         k.cfg.image_dir = xasprintf("%s/images", k.cfg.root_dir);
 
     char *uerr = NULL;
-    if (klet_sec_unsafe_check(k.cfg.allowed_unsafe_sysctls, &uerr) < 0)
+    if (klet_admit_unsafe_check(k.cfg.allowed_unsafe_sysctls, &uerr) < 0)
         fatal("--allowed-unsafe-sysctls: %s", uerr);
     if (access(k.cfg.runtime, X_OK) < 0)
         fatal("runtime %s: %s", k.cfg.runtime, strerror(errno));

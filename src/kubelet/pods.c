@@ -1186,7 +1186,7 @@ static void pod_admit(struct klet_pod *p, const Coracle__V1__Pod *pod)
     struct klet *k = p->k;
     const char *reason = NULL;
     char *msg = NULL;
-    if (klet_sec_admit(pod, k->cfg.allow_privileged, k->cfg.allowed_unsafe_sysctls,
+    if (klet_admit_pod(pod, k->cfg.allow_privileged, k->cfg.allowed_unsafe_sysctls,
                        klet_apparmor_enabled(), &reason, &msg) == 0)
         return;
     p->reject_reason = reason;

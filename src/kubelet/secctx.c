@@ -10,8 +10,8 @@
  * its /etc/group memberships, supplementalGroups, fsGroup); runAsNonRoot
  * checked against what the process would run as; no_new_privs when
  * allowPrivilegeEscalation is false; the seccomp profile; sysctls.
- * Also the pod's admission on this node (privileged allowed, sysctls
- * safe or allowed) and fsGroup's ownership of volumes.
+ * Whether the node runs the pod at all is admit.c's; fsGroup's ownership
+ * of volumes is volumes.c's.
  */
 #include "config.h"
 #include "klet.h"
@@ -69,22 +69,6 @@ static const char *const cap_names[] = {
     "PERFMON",
     "BPF",
     "CHECKPOINT_RESTORE",
-};
-
-/* Kubernetes' safe sysctls (pkg/kubelet/sysctl): namespaced, and harmless to the node. */
-static const char *const safe_sysctls[] = {
-    "kernel.shm_rmid_forced",
-    "net.ipv4.ip_local_port_range",
-    "net.ipv4.tcp_syncookies",
-    "net.ipv4.ping_group_range",
-    "net.ipv4.ip_unprivileged_port_start",
-    "net.ipv4.ip_local_reserved_ports",
-    "net.ipv4.tcp_keepalive_time",
-    "net.ipv4.tcp_fin_timeout",
-    "net.ipv4.tcp_keepalive_intvl",
-    "net.ipv4.tcp_keepalive_probes",
-    "net.ipv4.tcp_rmem",
-    "net.ipv4.tcp_wmem",
 };
 
 const char *const *klet_default_caps(size_t *n)
@@ -480,12 +464,7 @@ static void sysctls_build(const Coracle__V1__PodSecurityContext *ps, struct klet
         const Coracle__V1__Sysctl *x = ps->sysctls[i];
         if (!x->name)
             continue;
-        /* Kubernetes accepts "/" separators (kernel/shm_rmid_forced) as "." */
-        char *n = xstrdup(x->name);
-        for (char *p = n; *p; p++)
-            if (*p == '/')
-                *p = '.';
-        s->sysctls[s->nsysctls].name = n;
+        s->sysctls[s->nsysctls].name = klet_sysctl_name(x->name);
         s->sysctls[s->nsysctls].value = xstrdup(x->value ? x->value : "");
         s->nsysctls++;
     }
@@ -535,218 +514,4 @@ void klet_sec_free(struct klet_sec *s)
         free(s->devs[i].path);
     free(s->devs);
     memset(s, 0, sizeof *s);
-}
-
-/* ------------------------------------------------------------ admission on this node */
-
-/* The namespace a sysctl lives in (Kubernetes' NamespacedBy): "ipc", "net" or NULL (not
- * known to be namespaced: never allowed). */
-static const char *sysctl_ns(const char *name)
-{
-    static const char *const ipc[] = {"kernel.shm", "kernel.msg", "fs.mqueue."};
-    if (!strcmp(name, "kernel.sem"))
-        return "ipc";
-    for (size_t i = 0; i < ARRAY_SIZE(ipc); i++)
-        if (!strncmp(name, ipc[i], strlen(ipc[i])))
-            return "ipc";
-    if (!strncmp(name, "net.", 4))
-        return "net";
-    return NULL;
-}
-
-/* An entry of --allowed-unsafe-sysctls matches name: equal, or "prefix*". */
-static bool sysctl_match(const char *pat, const char *name)
-{
-    size_t n = strlen(pat);
-    if (n && pat[n - 1] == '*')
-        return !strncmp(name, pat, n - 1);
-    return !strcmp(name, pat);
-}
-
-int klet_sec_unsafe_check(const char *unsafe, char **err)
-{
-    char *list = xstrdup(unsafe ? unsafe : ""), *save = NULL;
-    int rc = 0;
-    for (char *t = strtok_r(list, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save)) {
-        size_t n = strlen(t);
-        char *prefix = xstrndup(t, n && t[n - 1] == '*' ? n - 1 : n);
-        if (!sysctl_ns(prefix)) {
-            *err =
-                xasprintf(n && t[n - 1] == '*' ? "the sysctls \"%s\" are not known to be namespaced"
-                                               : "the sysctl \"%s\" are not known to be namespaced",
-                          t);
-            rc = -1;
-        }
-        free(prefix);
-    }
-    free(list);
-    return rc;
-}
-
-/* Kubernetes' patternAllowlist: the safe sysctls and --allowed-unsafe-sysctls, each only
- * where its namespace is the pod's own. */
-static int sysctl_check(const char *name, const char *unsafe, bool hostnet, bool hostipc,
-                        char **msg)
-{
-    bool listed = false;
-    for (size_t i = 0; i < ARRAY_SIZE(safe_sysctls) && !listed; i++)
-        listed = !strcmp(name, safe_sysctls[i]);
-    char *list = xstrdup(unsafe ? unsafe : ""), *save = NULL;
-    for (char *t = strtok_r(list, ",", &save); t && !listed; t = strtok_r(NULL, ",", &save))
-        listed = sysctl_match(t, name);
-    free(list);
-    if (!listed) {
-        *msg = xasprintf("\"%s\" not allowlisted", name);
-        return -1;
-    }
-    const char *ns = sysctl_ns(name);
-    if (ns && ((!strcmp(ns, "ipc") && hostipc) || (!strcmp(ns, "net") && hostnet))) {
-        *msg = xasprintf("\"%s\" not allowed with host %s enabled", name, ns);
-        return -1;
-    }
-    return 0;
-}
-
-static bool any_privileged(Coracle__V1__Container **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (v[i]->securitycontext && v[i]->securitycontext->has_privileged &&
-            v[i]->securitycontext->privileged)
-            return true;
-    return false;
-}
-
-static bool apparmor_set(const Coracle__V1__AppArmorProfile *a)
-{
-    return a && a->type && strcmp(a->type, "Unconfined");
-}
-
-/* Kubernetes' apparmor isRequired: a profile other than Unconfined anywhere in the pod (its
- * fields or the beta annotations). */
-static bool apparmor_required(const Coracle__V1__Pod *pod)
-{
-    const Coracle__V1__PodSpec *sp = pod->spec;
-    if (sp->securitycontext && apparmor_set(sp->securitycontext->apparmorprofile))
-        return true;
-    for (size_t i = 0; i < sp->n_containers + sp->n_initcontainers; i++) {
-        const Coracle__V1__Container *c =
-            i < sp->n_containers ? sp->containers[i] : sp->initcontainers[i - sp->n_containers];
-        if (c->securitycontext && apparmor_set(c->securitycontext->apparmorprofile))
-            return true;
-    }
-    static const char prefix[] = "container.apparmor.security.beta.kubernetes.io/";
-    const Coracle__V1__ObjectMeta *m = pod->metadata;
-    for (size_t i = 0; m && i < m->n_annotations; i++)
-        if (m->annotations[i]->key && !strncmp(m->annotations[i]->key, prefix, strlen(prefix)) &&
-            m->annotations[i]->value && strcmp(m->annotations[i]->value, "unconfined"))
-            return true;
-    return false;
-}
-
-bool klet_apparmor_enabled(void)
-{
-    FILE *f = fopen("/sys/module/apparmor/parameters/enabled", "r");
-    int c = f ? fgetc(f) : 0;
-    if (f)
-        fclose(f);
-    return c == 'Y';
-}
-
-int klet_sec_admit(const Coracle__V1__Pod *pod, bool allow_privileged, const char *unsafe,
-                   bool apparmor, const char **reason, char **msg)
-{
-    const Coracle__V1__PodSpec *sp = pod->spec;
-    if (!apparmor && apparmor_required(pod)) {
-        *reason = "AppArmor";
-        *msg = xasprintf("Cannot enforce AppArmor: AppArmor is not enabled on the host");
-        return -1;
-    }
-    bool ctr = any_privileged(sp->containers, sp->n_containers);
-    if (!allow_privileged && (ctr || any_privileged(sp->initcontainers, sp->n_initcontainers))) {
-        *reason = "Forbidden";
-        *msg = xasprintf("pod with UID \"%s\" specified privileged %scontainer, but is disallowed",
-                         pod->metadata && pod->metadata->uid ? pod->metadata->uid : "",
-                         ctr ? "" : "init ");
-        return -1;
-    }
-    const Coracle__V1__PodSecurityContext *ps = sp->securitycontext;
-    bool hostnet = sp->has_hostnetwork && sp->hostnetwork;
-    bool hostipc = sp->has_hostipc && sp->hostipc;
-    for (size_t i = 0; ps && i < ps->n_sysctls; i++) {
-        char *n = xstrdup(ps->sysctls[i]->name ? ps->sysctls[i]->name : "");
-        for (char *p = n; *p; p++)
-            if (*p == '/')
-                *p = '.';
-        char *why = NULL;
-        int rc = sysctl_check(n, unsafe, hostnet, hostipc, &why);
-        free(n);
-        if (rc < 0) {
-            *reason = "SysctlForbidden";
-            *msg = xasprintf("forbidden sysctl: %s", why);
-            free(why);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* ------------------------------------------------------------ fsGroup */
-
-/* Kubernetes' SetVolumeOwnership for one file: group fsGroup, g+rw (g+r when read-only),
- * directories also g+x and setgid; symlinks keep their mode. */
-static void own_one(const char *path, const struct stat *st, uint32_t gid, bool readonly)
-{
-    if (lchown(path, (uid_t)-1, gid) < 0)
-        log_debug("fsGroup: chown %s: %s", path, strerror(errno));
-    if (S_ISLNK(st->st_mode))
-        return;
-    mode_t mask = readonly ? 0440 : 0660;
-    if (S_ISDIR(st->st_mode))
-        mask |= S_ISGID | 0110;
-    chmod(path, (st->st_mode & 07777) | mask);
-}
-
-int klet_fsgroup_apply(const char *path, uint32_t gid, bool readonly)
-{
-    struct stat st;
-    if (lstat(path, &st) < 0)
-        return -1;
-    own_one(path, &st, gid, readonly);
-    if (!S_ISDIR(st.st_mode))
-        return 0;
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        char *p = xasprintf("%s/%s", path, de->d_name);
-        klet_fsgroup_apply(p, gid, readonly);
-        free(p);
-    }
-    closedir(d);
-    return 0;
-}
-
-/* Kubernetes' requiresPermissionChange: the root is not a directory, not of group gid, lacks
- * the group bits or the setgid bit. */
-static bool root_mismatch(const char *path, uint32_t gid, bool readonly)
-{
-    struct stat st;
-    if (stat(path, &st) < 0 || st.st_gid != gid || !S_ISDIR(st.st_mode))
-        return true;
-    mode_t want = (readonly ? 0440 : 0660) | 0110;
-    return (st.st_mode & want) != want || !(st.st_mode & S_ISGID);
-}
-
-void klet_fsgroup_volume(const char *path, const Coracle__V1__PodSecurityContext *ps, bool readonly)
-{
-    if (!ps || !ps->has_fsgroup)
-        return;
-    uint32_t gid = (uint32_t)ps->fsgroup;
-    if (ps->fsgroupchangepolicy && !strcmp(ps->fsgroupchangepolicy, "OnRootMismatch") &&
-        !root_mismatch(path, gid, readonly))
-        return;
-    klet_fsgroup_apply(path, gid, readonly);
 }

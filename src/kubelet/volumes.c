@@ -3,7 +3,8 @@
  * <pod dir>/volumes/<name> (medium Memory: a tmpfs, size = sizeLimit); it
  * lives as long as the pod, across container restarts. hostPath is the
  * host's path (type DirectoryOrCreate/FileOrCreate create it). configMap
- * and secret volumes live there too, written by cfgvol.c. Also the
+ * and secret volumes live there too, written by cfgvol.c. fsGroup makes
+ * the pod's group own emptyDir, configMap and secret volumes. Also the
  * unmount-everything-below and rm -rf helpers the teardown uses.
  */
 #include "config.h"
@@ -203,4 +204,63 @@ void klet_volumes_teardown(const char *dir)
     klet_umount_tree(vdir);
     klet_rmtree(vdir);
     free(vdir);
+}
+
+/* Kubernetes' SetVolumeOwnership for one file: group fsGroup, g+rw (g+r when read-only),
+ * directories also g+x and setgid; symlinks keep their mode. */
+static void own_one(const char *path, const struct stat *st, uint32_t gid, bool readonly)
+{
+    if (lchown(path, (uid_t)-1, gid) < 0)
+        log_debug("fsGroup: chown %s: %s", path, strerror(errno));
+    if (S_ISLNK(st->st_mode))
+        return;
+    mode_t mask = readonly ? 0440 : 0660;
+    if (S_ISDIR(st->st_mode))
+        mask |= S_ISGID | 0110;
+    chmod(path, (st->st_mode & 07777) | mask);
+}
+
+int klet_fsgroup_apply(const char *path, uint32_t gid, bool readonly)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return -1;
+    own_one(path, &st, gid, readonly);
+    if (!S_ISDIR(st.st_mode))
+        return 0;
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char *p = xasprintf("%s/%s", path, de->d_name);
+        klet_fsgroup_apply(p, gid, readonly);
+        free(p);
+    }
+    closedir(d);
+    return 0;
+}
+
+/* Kubernetes' requiresPermissionChange: the root is not a directory, not of group gid, lacks
+ * the group bits or the setgid bit. */
+static bool root_mismatch(const char *path, uint32_t gid, bool readonly)
+{
+    struct stat st;
+    if (stat(path, &st) < 0 || st.st_gid != gid || !S_ISDIR(st.st_mode))
+        return true;
+    mode_t want = (readonly ? 0440 : 0660) | 0110;
+    return (st.st_mode & want) != want || !(st.st_mode & S_ISGID);
+}
+
+void klet_fsgroup_volume(const char *path, const Coracle__V1__PodSecurityContext *ps, bool readonly)
+{
+    if (!ps || !ps->has_fsgroup)
+        return;
+    uint32_t gid = (uint32_t)ps->fsgroup;
+    if (ps->fsgroupchangepolicy && !strcmp(ps->fsgroupchangepolicy, "OnRootMismatch") &&
+        !root_mismatch(path, gid, readonly))
+        return;
+    klet_fsgroup_apply(path, gid, readonly);
 }

@@ -469,7 +469,7 @@ static void test_admit(void)
                 "    - {name: kernel.shm_rmid_forced, value: '1'}\n"
                 "    - {name: net/ipv4/ip_local_port_range, value: '1024 65000'}\n"
                 "  containers: [{name: a, image: x}]\n"));
-    ok(klet_sec_admit(p, true, "", true, &reason, &msg) == 0, "safe sysctls admitted");
+    ok(klet_admit_pod(p, true, "", true, &reason, &msg) == 0, "safe sysctls admitted");
     struct klet_sec s;
     char *err;
     build(p, NULL, false, &s, &err);
@@ -489,22 +489,23 @@ static void test_admit(void)
 
     p = pod(POD("  securityContext:\n    sysctls: [{name: kernel.msgmax, value: '65536'}]\n"
                 "  containers: [{name: a, image: x}]\n"));
-    ok(klet_sec_admit(p, true, "", true, &reason, &msg) < 0 && !strcmp(reason, "SysctlForbidden"),
+    ok(klet_admit_pod(p, true, "", true, &reason, &msg) < 0 && !strcmp(reason, "SysctlForbidden"),
        "an unsafe sysctl: SysctlForbidden");
     is_str(msg, "forbidden sysctl: \"kernel.msgmax\" not allowlisted", "Kubernetes' message");
     free(msg);
-    ok(klet_sec_admit(p, true, "net.core.somaxconn,kernel.msg*", true, &reason, &msg) == 0,
+    ok(klet_admit_pod(p, true, "net.core.somaxconn,kernel.msg*", true, &reason, &msg) == 0,
        "allowed by --allowed-unsafe-sysctls kernel.msg*");
     protobuf_c_message_free_unpacked(&p->base, NULL);
 
-    ok(klet_sec_unsafe_check("kernel.msg*,net.core.somaxconn,kernel.sem", &err) == 0,
+    ok(klet_admit_unsafe_check("kernel.msg*,net.core.somaxconn,kernel.sem", &err) == 0,
        "--allowed-unsafe-sysctls of namespaced ones accepted");
-    ok(klet_sec_unsafe_check("kernel.msg*,kernel.*", &err) < 0, "a pattern not namespaced refused");
+    ok(klet_admit_unsafe_check("kernel.msg*,kernel.*", &err) < 0,
+       "a pattern not namespaced refused");
     is_str(err, "the sysctls \"kernel.*\" are not known to be namespaced", "Kubernetes' message");
     free(err);
     p = pod(POD("  securityContext:\n    sysctls: [{name: kernel.panic, value: '1'}]\n"
                 "  containers: [{name: a, image: x}]\n"));
-    ok(klet_sec_admit(p, true, "kernel.msg*", true, &reason, &msg) < 0,
+    ok(klet_admit_pod(p, true, "kernel.msg*", true, &reason, &msg) < 0,
        "a node-wide sysctl never is");
     free(msg);
     protobuf_c_message_free_unpacked(&p->base, NULL);
@@ -512,7 +513,7 @@ static void test_admit(void)
     p = pod(POD("  hostNetwork: true\n  securityContext:\n"
                 "    sysctls: [{name: net.ipv4.tcp_syncookies, value: '1'}]\n"
                 "  containers: [{name: a, image: x}]\n"));
-    ok(klet_sec_admit(p, true, "", true, &reason, &msg) < 0,
+    ok(klet_admit_pod(p, true, "", true, &reason, &msg) < 0,
        "a net sysctl with hostNetwork refused");
     is_str(msg, "forbidden sysctl: \"net.ipv4.tcp_syncookies\" not allowed with host net enabled",
            "its message");
@@ -521,8 +522,8 @@ static void test_admit(void)
 
     p = pod(POD("  containers: [{name: a, image: x}]\n  initContainers:\n  - name: i\n"
                 "    image: x\n    securityContext: {privileged: true}\n"));
-    ok(klet_sec_admit(p, true, "", true, &reason, &msg) == 0, "privileged allowed by default");
-    ok(klet_sec_admit(p, false, "", true, &reason, &msg) < 0 && !strcmp(reason, "Forbidden"),
+    ok(klet_admit_pod(p, true, "", true, &reason, &msg) == 0, "privileged allowed by default");
+    ok(klet_admit_pod(p, false, "", true, &reason, &msg) < 0 && !strcmp(reason, "Forbidden"),
        "--allow-privileged=false refuses a privileged init container");
     is_str(msg, "pod with UID \"u-1\" specified privileged init container, but is disallowed",
            "Kubernetes' message");
@@ -536,21 +537,21 @@ static void test_apparmor(void)
     char *msg = NULL;
     Coracle__V1__Pod *p = pod(POD("  containers:\n  - name: a\n    image: x\n    securityContext:\n"
                                   "      appArmorProfile: {type: RuntimeDefault}\n"));
-    ok(klet_sec_admit(p, true, "", false, &reason, &msg) < 0 && !strcmp(reason, "AppArmor"),
+    ok(klet_admit_pod(p, true, "", false, &reason, &msg) < 0 && !strcmp(reason, "AppArmor"),
        "an AppArmor profile on a host without AppArmor: refused");
     is_str(msg, "Cannot enforce AppArmor: AppArmor is not enabled on the host",
            "Kubernetes' message");
     free(msg);
-    ok(klet_sec_admit(p, true, "", true, &reason, &msg) == 0, "admitted where AppArmor is on");
+    ok(klet_admit_pod(p, true, "", true, &reason, &msg) == 0, "admitted where AppArmor is on");
     protobuf_c_message_free_unpacked(&p->base, NULL);
     p = pod(POD("  securityContext:\n    appArmorProfile: {type: Unconfined}\n"
                 "  containers: [{name: a, image: x}]\n"));
-    ok(klet_sec_admit(p, true, "", false, &reason, &msg) == 0, "Unconfined needs nothing");
+    ok(klet_admit_pod(p, true, "", false, &reason, &msg) == 0, "Unconfined needs nothing");
     protobuf_c_message_free_unpacked(&p->base, NULL);
     p = pod("apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  annotations:\n"
             "    container.apparmor.security.beta.kubernetes.io/a: localhost/k8s-x\n"
             "spec:\n  containers: [{name: a, image: x}]\n");
-    ok(klet_sec_admit(p, true, "", false, &reason, &msg) < 0, "the beta annotation counts too");
+    ok(klet_admit_pod(p, true, "", false, &reason, &msg) < 0, "the beta annotation counts too");
     free(msg);
     protobuf_c_message_free_unpacked(&p->base, NULL);
 }

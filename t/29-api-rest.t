@@ -65,7 +65,8 @@ code, d = get_json("/api/v1")
 res = {r["name"]: r for r in d.get("resources", [])}
 t.is_(sorted(res), ["configmaps", "events", "namespaces", "namespaces/status", "nodes", "nodes/status", "pods",
                    "pods/attach", "pods/binding", "pods/exec", "pods/log", "pods/status", "secrets",
-                   "serviceaccounts"], "/api/v1 lists the core kinds and their subresources")
+                   "serviceaccounts", "services", "services/status"],
+      "/api/v1 lists the core kinds and their subresources")
 t.ok(res.get("pods", {}).get("namespaced") is True and res["pods"]["kind"] == "Pod"
      and res["pods"]["singularName"] == "pod" and res["pods"]["shortNames"] == ["po"],
      "pods: namespaced, kind, singularName, shortNames")
@@ -73,8 +74,8 @@ t.ok(res.get("nodes", {}).get("namespaced") is False, "nodes are cluster-scoped"
 t.is_(sorted(res.get("pods", {}).get("verbs", [])),
       ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"], "verbs served")
 code, d = get_json("/apis")
-t.ok(d.get("kind") == "APIGroupList" and [g["name"] for g in d.get("groups", [])] == ["apps", "batch", "coordination.k8s.io"],
-     "/apis: the apps, batch and coordination.k8s.io groups (%s)" % [g.get("name") for g in d.get("groups", [])])
+t.ok(d.get("kind") == "APIGroupList" and [g["name"] for g in d.get("groups", [])] == ["apps", "batch", "coordination.k8s.io", "discovery.k8s.io"],
+     "/apis: the apps, batch, coordination.k8s.io and discovery.k8s.io groups (%s)" % [g.get("name") for g in d.get("groups", [])])
 code, d = get_json("/apis/coordination.k8s.io")
 t.ok(d.get("kind") == "APIGroup" and d.get("preferredVersion", {}).get("groupVersion") == "coordination.k8s.io/v1",
      "/apis/coordination.k8s.io: APIGroup, preferred v1")

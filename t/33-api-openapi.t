@@ -83,7 +83,8 @@ code, hs, body = fetch("/openapi/v3")
 index = json.loads(body) if code == 200 else {}
 code2, _, body2 = fetch("/openapi/v3")
 paths = index.get("paths", {})
-t.ok(sorted(paths) == ["api/v1", "apis/apps/v1", "apis/batch/v1", "apis/coordination.k8s.io/v1"] and body == body2,
+t.ok(sorted(paths) == ["api/v1", "apis/apps/v1", "apis/batch/v1", "apis/coordination.k8s.io/v1",
+                        "apis/discovery.k8s.io/v1"] and body == body2,
      "/openapi/v3: each group-version, the same twice (%s)" % sorted(paths))
 url = paths.get("api/v1", {}).get("serverRelativeURL", "")
 h = url.partition("?hash=")[2]
@@ -121,7 +122,8 @@ t.ok(pods.get("responseKind") == {"group": "", "version": "v1", "kind": "Pod"}
 t.ok(res.get("nodes", {}).get("scope") == "Cluster", "nodes: Cluster")
 code, hs, body = fetch("/apis", kubectl_accept)
 d = json.loads(body) if code == 200 else {}
-t.ok([g["metadata"]["name"] for g in d.get("items", [])] == ["apps", "batch", "coordination.k8s.io"],
+t.ok([g["metadata"]["name"] for g in d.get("items", [])] == ["apps", "batch", "coordination.k8s.io",
+                                                          "discovery.k8s.io"],
      "/apis: the apps, batch and coordination.k8s.io groups")
 code, hs, body = fetch("/api", "Accept: application/json, */*")
 t.ok(hs.get("content-type") == "application/json" and json.loads(body).get("kind") == "APIVersions",

@@ -17,7 +17,7 @@
 
 #define META "io.k8s.apimachinery.pkg.apis.meta.v1"
 #define MAX_DEPTH 32
-#define MAX_DEFS 128
+#define MAX_DEFS 512
 
 /* Which document: Swagger 2.0 or OpenAPI 3.0. */
 enum ver { V2, V3 };

@@ -115,15 +115,23 @@ struct setcd {
 /* Kubernetes' etcd path of a resource where it is not the resource's name. */
 static const char *etcd_resource(const char *resource)
 {
-    return !strcmp(resource, "nodes") ? "minions" : resource;
+    if (!strcmp(resource, "nodes"))
+        return "minions";
+    if (!strcmp(resource, "services"))
+        return "services/specs";
+    return resource;
 }
 
-static const struct kind *kind_by_etcd_resource(const char *r, size_t len)
+/* The kind whose etcd path p..end starts with (and a '/' after it): *rest is past that '/'. */
+static const struct kind *kind_by_etcd_path(const char *p, const char *end, const char **rest)
 {
     for (const struct kind *const *k = kinds_all; *k; k++) {
         const char *er = etcd_resource((*k)->resource);
-        if (strlen(er) == len && !memcmp(er, r, len))
+        size_t n = strlen(er);
+        if ((size_t)(end - p) > n && !memcmp(p, er, n) && p[n] == '/') {
+            *rest = p + n + 1;
             return *k;
+        }
     }
     return NULL;
 }
@@ -156,13 +164,10 @@ char *store_etcd_local_key(const char *prefix, const void *ekey, size_t ekey_len
     p += pl;
     if (p < end && *p == '/' && (!pl || prefix[pl - 1] != '/'))
         p++;
-    const char *s1 = memchr(p, '/', (size_t)(end - p));
-    if (!s1)
-        return NULL;
-    const struct kind *k = kind_by_etcd_resource(p, (size_t)(s1 - p));
+    const char *rest;
+    const struct kind *k = kind_by_etcd_path(p, end, &rest);
     if (!k)
         return NULL;
-    const char *rest = s1 + 1;
     const char *s2 = memchr(rest, '/', (size_t)(end - rest));
     if (k->namespaced != (s2 != NULL) || (s2 && memchr(s2 + 1, '/', (size_t)(end - s2 - 1))) ||
         memchr(rest, 0, (size_t)(end - rest)) || rest == end)

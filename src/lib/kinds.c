@@ -113,6 +113,20 @@ const struct kind kind_serviceaccount = {
     "serviceaccounts",
 };
 
+const struct kind kind_service = {
+    "Service",
+    "v1",
+    "services",
+    "service",
+    "svc",
+    "coracle.v1.Services",
+    true,
+    &coracle__v1__service__descriptor,
+    &coracle__v1__service_list__descriptor,
+    &coracle__v1__service_watch_event__descriptor,
+    "services",
+};
+
 const struct kind kind_replicaset = {
     "ReplicaSet",
     "apps/v1",
@@ -178,23 +192,26 @@ const struct kind kind_cronjob = {
     &coracle__v1__cron_job_watch_event__descriptor,
     "cronjobs.batch",
 };
+const struct kind kind_endpointslice = {
+    "EndpointSlice",
+    "discovery.k8s.io/v1",
+    "endpointslices",
+    "endpointslice",
+    NULL,
+    "coracle.v1.EndpointSlices",
+    true,
+    &coracle__v1__endpoint_slice__descriptor,
+    &coracle__v1__endpoint_slice_list__descriptor,
+    &coracle__v1__endpoint_slice_watch_event__descriptor,
+    "endpointslices.discovery.k8s.io",
+};
 
 const struct kind *const kinds_all[] =
     {/* core, then the groups in the order kube-apiserver lists them */
-     &kind_pod,
-     &kind_node,
-     &kind_event,
-     &kind_namespace,
-     &kind_configmap,
-     &kind_secret,
-     &kind_serviceaccount,
-     &kind_replicaset,
-     &kind_deployment,
-     &kind_daemonset,
-     &kind_job,
-     &kind_cronjob,
-     &kind_lease,
-     NULL};
+     &kind_pod,        &kind_node,       &kind_event,          &kind_namespace,
+     &kind_configmap,  &kind_secret,     &kind_serviceaccount, &kind_service,
+     &kind_replicaset, &kind_deployment, &kind_daemonset,      &kind_job,
+     &kind_cronjob,    &kind_lease,      &kind_endpointslice,  NULL};
 _Static_assert(sizeof(kinds_all) / sizeof(kinds_all[0]) == KINDS_N + 1, "KINDS_N");
 
 const struct kind *kind_lookup(const char *name)

@@ -34,9 +34,10 @@ struct kind {
 
 extern const struct kind kind_pod, kind_node, kind_event, kind_lease;
 extern const struct kind kind_namespace, kind_configmap, kind_secret, kind_serviceaccount;
+extern const struct kind kind_service, kind_endpointslice;
 extern const struct kind kind_replicaset, kind_deployment, kind_daemonset, kind_job, kind_cronjob;
 /* NULL-terminated list of all kinds, KINDS_N of them (checked in kinds.c). */
-#define KINDS_N 13
+#define KINDS_N 15
 extern const struct kind *const kinds_all[KINDS_N + 1];
 
 /* By kind ("Pod"), resource ("pods"), singular ("pod") or short name ("po"),

@@ -25,6 +25,7 @@
 #include "nslife.h"
 #include "obj.h"
 #include "rest.h"
+#include "satoken.h"
 #include "tunnel.h"
 #include "util.h"
 #include "watch.h"
@@ -204,8 +205,25 @@ static void refuse(api_t *a, struct apply_op *o, int code, const char *msg)
 }
 
 /*
+ * The ServiceAccount admission plugin on a pod create (satoken.h), when
+ * the apiserver issues tokens. Idempotent: a create retried under another
+ * generated name passes again unchanged.
+ */
+static bool sa_refused(api_t *a, struct apply_op *o)
+{
+    struct satoken_err e;
+    if (o->verb != APPLY_CREATE || o->k != &kind_pod || !o->obj || !satoken_issuing(a->cfg.sat) ||
+        satoken_admit_pod(a->cfg.sat, (Coracle__V1__Pod *)o->obj, o->ns, &e) == 0)
+        return false;
+    refuse(a, o, e.code, e.msg);
+    free(e.msg);
+    return true;
+}
+
+/*
  * NamespaceLifecycle: a create into a namespace that is missing or
- * Terminating is refused (o answered and freed: returns true).
+ * Terminating is refused (o answered and freed: returns true); then the
+ * ServiceAccount plugin.
  */
 static bool ns_refused(api_t *a, struct apply_op *o)
 {
@@ -213,7 +231,7 @@ static bool ns_refused(api_t *a, struct apply_op *o)
     char *msg;
     if (o->verb != APPLY_CREATE || !a->nsl ||
         nslife_admit(a->nsl, o->k, o->ns, o->gen_tries ? NULL : o->name, &code, &msg) == 0)
-        return false;
+        return sa_refused(a, o);
     refuse(a, o, code, msg);
     free(msg);
     return true;
@@ -574,7 +592,9 @@ static void do_create(api_t *a, struct api_route *rt, h2s_call_t *c, const struc
                       const uint8_t *msg, size_t len)
 {
     const struct kind *k = rt->k;
-    if (k != &kind_event && create_from_wire(a, rt, c, u, msg, len) == 0)
+    /* pods are decoded here when the ServiceAccount plugin is to change them */
+    bool sa_admit = k == &kind_pod && satoken_issuing(a->cfg.sat);
+    if (k != &kind_event && !sa_admit && create_from_wire(a, rt, c, u, msg, len) == 0)
         return;
     ProtobufCMessage *obj = decode_or_fail(rt, c, k->desc, k->kind, msg, len);
     if (!obj)
@@ -1132,7 +1152,8 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
                              .auth = cfg->auth,
                              .plain = http,
                              .plain_arg = a,
-                             .api = a};
+                             .api = a,
+                             .sat = cfg->sat};
     a->rest = rest_new(&rc);
     h2s_set_req_handler(srv, rest_handle, a->rest);
     return a;

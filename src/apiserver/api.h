@@ -36,6 +36,8 @@ struct api_config {
     int stream_setup_timeout_s, stream_idle_timeout_s;
     /* namespaces need not exist to be written into (nslife.h) */
     bool implicit_namespaces;
+    /* ServiceAccount tokens and admission (borrowed; NULL: none) */
+    struct satoken *sat;
 };
 
 /* Registers every route and the HTTP handler on srv; st must be open. */

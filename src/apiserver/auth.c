@@ -62,9 +62,11 @@ struct auth {
     unsigned max_watches;
     struct token *tokens;
     size_t ntokens;
-    struct policy *pol; /* NULL: allow every authenticated user */
-    smap_t *ids;        /* name "\n" group "\n" ... -> struct ident */
-    struct ident dev;   /* the development mode's anonymous master */
+    struct policy *pol;    /* NULL: allow every authenticated user */
+    smap_t *ids;           /* name "\n" group "\n" ... -> struct ident */
+    struct ident dev;      /* the development mode's anonymous master */
+    auth_bearer_fn bearer; /* tokens the file does not know (service account JWTs) */
+    void *bearer_arg;
 };
 
 /* ---------------------------------------------------------------- identities */
@@ -332,6 +334,7 @@ static bool known_resource(const char *res)
             continue;
         return !sub || !strcmp(sub, "*") || !strcmp(sub, "status") ||
                (k == &kind_pod && in_list(pod_subs, sub)) ||
+               (k == &kind_serviceaccount && !strcmp(sub, "token")) ||
                (!strcmp(sub, "scale") && kind_has_scale(k));
     }
     return false;
@@ -597,6 +600,26 @@ int auth_listen(const auth_t *au, h2s_t *srv, const char *addr, SSL_CTX *tls, in
 
 /* ---------------------------------------------------------------- authenticate */
 
+void auth_set_bearer(auth_t *au, auth_bearer_fn fn, void *arg)
+{
+    au->bearer = fn;
+    au->bearer_arg = arg;
+}
+
+/* The identity the bearer hook gives tok, or NULL (the hook's reason logged). */
+static struct ident *bearer_ident(const auth_t *au, const char *tok)
+{
+    char *name = NULL, **groups = NULL, *why = NULL;
+    int r = au->bearer(au->bearer_arg, tok, &name, &groups, &why);
+    struct ident *id = r == 0 ? intern((auth_t *)au, name, groups, 1) : NULL;
+    if (r < 0)
+        log_info("auth: bearer token refused: %s", why ? why : "invalid");
+    free(why);
+    free(name);
+    strv_free(groups);
+    return id;
+}
+
 int auth_authenticate_token(const auth_t *au, const char *header, struct auth_user *u, char **err)
 {
     *err = NULL;
@@ -614,6 +637,8 @@ int auth_authenticate_token(const auth_t *au, const char *header, struct auth_us
         if (strlen(au->tokens[i].token) == tl && CRYPTO_memcmp(au->tokens[i].token, tok, tl) == 0)
             found = au->tokens[i].id;
     }
+    if (!found && tl && au->bearer)
+        found = bearer_ident(au, tok);
     if (!found || !tl) {
         *err = xstrdup("Unauthorized");
         return -1;
@@ -627,7 +652,7 @@ static int authenticate(auth_t *au, SSL *ssl, const char *authz, const char *pee
                         struct auth_user *u, char **err)
 {
     *err = NULL;
-    if (!auth_required(au)) {
+    if (!auth_required(au) && !(authz && au->bearer)) {
         user_set(u, &au->dev);
         return 0;
     }

@@ -84,6 +84,16 @@ int auth_listen(const auth_t *au, h2s_t *srv, const char *addr, struct ssl_ctx_s
 int auth_authenticate(auth_t *au, h2s_call_t *c, struct auth_user *u, char **err);
 /* The same for a REST request (its client certificate or Authorization: Bearer). */
 int auth_authenticate_req(auth_t *au, h2s_req_t *r, struct auth_user *u, char **err);
+/*
+ * Bearer tokens the token file does not know go to fn (service account
+ * JWTs, satoken.h): it returns 0 with *name and *groups (malloc'd,
+ * NULL-terminated; the identity is interned, system:authenticated added),
+ * 1 if the token is not its kind, -1 with *err (malloc'd, logged) if it is
+ * invalid. In the development mode (no client CA, no token file) a
+ * request with a bearer token is authenticated by it too.
+ */
+typedef int (*auth_bearer_fn)(void *arg, const char *tok, char **name, char ***groups, char **err);
+void auth_set_bearer(auth_t *au, auth_bearer_fn fn, void *arg);
 /* The bearer-token part alone: header is the "authorization" value (may be NULL). */
 int auth_authenticate_token(const auth_t *au, const char *header, struct auth_user *u, char **err);
 

@@ -21,12 +21,14 @@ libapiserver_a_SOURCES = \
 	src/apiserver/rest_connect.c src/apiserver/rest_ws.c src/apiserver/rest_spdy.c \
 	src/apiserver/rest_openapi.c \
 	src/apiserver/rest_scale.c \
+	src/apiserver/rest_token.c \
 	src/apiserver/openapi.c src/apiserver/openapi_paths.c src/apiserver/openapi_pb.c \
 	src/apiserver/openapi.h src/apiserver/openapi_int.h \
 	src/apiserver/api.c src/apiserver/api.h \
 	src/apiserver/read.c \
 	src/apiserver/rpool.c src/apiserver/rpool.h \
 	src/apiserver/auth.c src/apiserver/auth.h \
+	src/apiserver/satoken.c src/apiserver/satoken.h \
 	src/apiserver/events.c src/apiserver/events.h \
 	src/apiserver/nodelife.c src/apiserver/nodelife.h \
 	src/apiserver/nslife.c src/apiserver/nslife.h \

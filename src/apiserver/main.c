@@ -16,6 +16,7 @@
 #include "grpc.h"
 #include "h2s.h"
 #include "obs.h"
+#include "satoken.h"
 #include "tls.h"
 #include "store.h"
 #include "store_etcd.h"
@@ -44,6 +45,8 @@ static long long stream_setup_timeout = 30, stream_idle_timeout = 14400;
 static char *storage_backend = "lmdb", *etcd_servers, *etcd_cafile, *etcd_certfile, *etcd_keyfile;
 static char *etcd_prefix = "/registry", *etcd_compaction_interval = "5m";
 static char *encryption_config;
+static struct cfg_list sa_issuers, sa_key_files, api_audiences;
+static char *sa_signing_key_file, *sa_max_expiration, *sa_jwks_uri;
 
 static const struct cfg_opt opts[] = {
     {"listen", CFG_LIST, &listen_addrs, "ADDR",
@@ -106,6 +109,22 @@ static const struct cfg_opt opts[] = {
     {"encryption-provider-config", CFG_STR, &encryption_config, "FILE",
      "EncryptionConfiguration (apiserver.config.k8s.io/v1): the resources encrypted at rest and "
      "their keys (default none)"},
+    {"service-account-issuer", CFG_LIST, &sa_issuers, "URL",
+     "identifier of the service account token issuer (iss); repeatable: the first signs, all "
+     "are accepted (default none: no service account tokens)"},
+    {"service-account-key-file", CFG_LIST, &sa_key_files, "FILE",
+     "PEM keys (RSA or ECDSA P-256, public or private) that verify service account tokens; "
+     "repeatable (default: the signing key)"},
+    {"service-account-signing-key-file", CFG_STR, &sa_signing_key_file, "FILE",
+     "PEM private key that signs service account tokens (TokenRequest) (default none)"},
+    {"api-audiences", CFG_LIST, &api_audiences, "AUD,AUD,...",
+     "audiences a service account token must name one of, and the default audiences of "
+     "TokenRequests (default: the issuers)"},
+    {"service-account-max-token-expiration", CFG_STR, &sa_max_expiration, "DURATION",
+     "the longest lifetime of a requested token; longer requests are shortened (default none)"},
+    {"service-account-jwks-uri", CFG_STR, &sa_jwks_uri, "URL",
+     "jwks_uri of /.well-known/openid-configuration (default: the issuer's origin + "
+     "/openid/v1/jwks)"},
 };
 
 /* Empty strings from a config file mean "not set". */
@@ -122,6 +141,7 @@ struct app {
     tun_hub_t *tun;
     auth_t *auth;
     enc_t *enc;
+    satoken_t *sat;
 };
 
 /* STATUS= for systemctl status: the revision, connections, calls, kubelets. */
@@ -226,6 +246,49 @@ static void open_store(struct app *app, char **err)
     free(list);
 }
 
+/* A list flag's values, each split at commas (Kubernetes' string slices). */
+static size_t list_values(const struct cfg_list *l, char **keep, const char **v, size_t max)
+{
+    size_t n = 0;
+    *keep = NULL;
+    for (size_t i = 0; i < l->n; i++) {
+        char *add = *keep ? xconcat(*keep, ",", l->v[i], NULL) : xstrdup(l->v[i]);
+        free(*keep);
+        *keep = add;
+    }
+    return *keep ? split_commas(*keep, v, max) : n;
+}
+
+/* Service account tokens (satoken.h): keys, issuers, audiences; the bearer hook. */
+static void open_satoken(struct app *app, char **err)
+{
+    const char *iss[16], *keys[16], *auds[16];
+    char *ki, *kk, *ka;
+    struct satoken_config sc = {
+        .issuers = iss,
+        .n_issuers = list_values(&sa_issuers, &ki, iss, ARRAY_SIZE(iss)),
+        .key_files = keys,
+        .n_key_files = list_values(&sa_key_files, &kk, keys, ARRAY_SIZE(keys)),
+        .signing_key_file = opt_str(sa_signing_key_file),
+        .audiences = auds,
+        .n_audiences = list_values(&api_audiences, &ka, auds, ARRAY_SIZE(auds)),
+        .jwks_uri = opt_str(sa_jwks_uri),
+    };
+    int64_t ns = 0;
+    if (opt_str(sa_max_expiration) && (parse_duration(sa_max_expiration, &ns) < 0 || ns <= 0))
+        fatal("--service-account-max-token-expiration: \"%s\" is not a positive duration (48h, "
+              "3600s)",
+              sa_max_expiration);
+    sc.max_expiration_s = ns / 1000000000;
+    if (satoken_new(&sc, app->st, &app->sat, err) < 0)
+        fatal("%s", *err);
+    free(ki);
+    free(kk);
+    free(ka);
+    if (app->sat)
+        auth_set_bearer(app->auth, satoken_authenticate, app->sat);
+}
+
 int main(int argc, char **argv)
 {
     static const struct cfg_prog prog = {"coracle-apiserver",
@@ -267,6 +330,7 @@ int main(int argc, char **argv)
     };
     if (auth_new(&auc, &app.auth, &err) < 0)
         fatal("%s", err);
+    open_satoken(&app, &err);
 
     struct h2s_config hc = {.max_msg = (uint32_t)max_request_bytes};
     app.srv = h2s_new(app.base, &hc);
@@ -280,10 +344,13 @@ int main(int argc, char **argv)
         .stream_setup_timeout_s = (int)stream_setup_timeout,
         .stream_idle_timeout_s = (int)stream_idle_timeout,
         .implicit_namespaces = implicit_namespaces != 0,
+        .sat = app.sat,
     };
     app.api = api_new(app.base, app.st, app.srv, &ac);
     app.tun = tun_hub_new(app.srv, app.st, app.auth); /* Pods/Log, Pods/Exec, NodeTunnel/Connect */
     api_set_tunnel(app.api, app.tun);
+    if (app.sat)
+        satoken_register(app.sat, app.srv, app.auth); /* ServiceAccounts/CreateToken */
 
     SSL_CTX *tls = NULL;
     if (opt_str(tls_cert_file) || opt_str(tls_key_file)) {
@@ -340,6 +407,7 @@ int main(int argc, char **argv)
     store_close(app.st);
     api_free(app.api);
     auth_free(app.auth); /* after the calls holding its identities */
+    satoken_free(app.sat);
     enc_free(app.enc);
     daemon_free(d);
     log_info("stopped");

@@ -13,6 +13,7 @@
  */
 #include "config.h"
 #include "rest_int.h"
+#include "satoken.h"
 #include "api.h"
 #include "buf.h"
 #include "grpc.h"
@@ -589,6 +590,11 @@ static void resource(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct
         rest_query_free(&q);
         return;
     }
+    if (rq->sub && !strcmp(rq->sub, "token") && rq->k == &kind_serviceaccount &&
+        satoken_issuing(rs->cfg.sat)) {
+        rest_token(rs, r, u, rq);
+        return;
+    }
     if (!read) {
         struct rquery q;
         rest_query_parse(h2s_req_query(r), &q);
@@ -668,7 +674,8 @@ void rest_handle(h2s_req_t *r, void *arg)
     bool api = n >= 1 && (!strcmp(seg[0], "api") || !strcmp(seg[0], "apis"));
     bool version = n == 1 && !strcmp(seg[0], "version");
     bool openapi = n >= 1 && !strcmp(seg[0], "openapi");
-    if (!api && !version && !openapi) {
+    bool oidc = satoken_discovery_path(h2s_req_path(r));
+    if (!api && !version && !openapi && !oidc) {
         static const char nf[] = "404 page not found\n";
         h2s_req_respond(r, 404, "text/plain; charset=utf-8", nf, sizeof(nf) - 1);
         goto out;
@@ -680,7 +687,10 @@ void rest_handle(h2s_req_t *r, void *arg)
         free(err);
         goto out;
     }
-    if (version) {
+    if (oidc) {
+        if (!rest_oidc(rs, r))
+            rest_not_found_path(rs, r);
+    } else if (version) {
         rest_set_what(r, RV_DISCOVERY, NULL);
         rest_discovery_version(rs, r);
     } else if (openapi) {

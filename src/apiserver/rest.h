@@ -45,6 +45,8 @@ struct rest_config {
     /* the write pipeline the gRPC API uses (api.h: api_authorize, api_admit,
      * api_submit); borrowed */
     struct api *api;
+    /* serviceaccounts/NAME/token and the OpenID discovery documents (satoken.h; NULL: none) */
+    struct satoken *sat;
 };
 
 rest_t *rest_new(const struct rest_config *cfg);

@@ -136,6 +136,13 @@ void rest_scale_get(rest_t *rs, h2s_req_t *r, const struct rreq *rq);
 /* Sets obj's spec.replicas; -1 if obj has no spec. */
 int rest_scale_set(const struct kind *k, ProtobufCMessage *obj, int32_t replicas);
 
+/* ---- rest_token.c: serviceaccounts/NAME/token, the OpenID discovery documents ---- */
+
+/* POST serviceaccounts/NAME/token (rq: that path) by u. */
+void rest_token(rest_t *rs, h2s_req_t *r, const struct auth_user *u, const struct rreq *rq);
+/* Answers the discovery document at r's path and returns true, or false if none is served. */
+bool rest_oidc(rest_t *rs, h2s_req_t *r);
+
 /* ---- rest_disc.c: discovery ---- */
 
 /* "v1" or "coordination.k8s.io/v1": the group ("" for core) and version of a kind. */

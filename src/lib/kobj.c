@@ -103,6 +103,8 @@ static const struct {
     {&coracle__v1__secret_key_selector__descriptor, "localObjectReference"},
     {&coracle__v1__config_map_env_source__descriptor, "localObjectReference"},
     {&coracle__v1__secret_env_source__descriptor, "localObjectReference"},
+    {&coracle__v1__config_map_projection__descriptor, "localObjectReference"},
+    {&coracle__v1__secret_projection__descriptor, "localObjectReference"},
 };
 
 int kobj_is_inlined(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f)

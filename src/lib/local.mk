@@ -42,6 +42,8 @@ libcoracle_a_SOURCES = \
 	src/lib/informer.h \
 	src/lib/json.c \
 	src/lib/json.h \
+	src/lib/jwt.c \
+	src/lib/jwt.h \
 	src/lib/kinds.c \
 	src/lib/kinds.h \
 	src/lib/kmeta.c \

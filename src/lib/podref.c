@@ -48,6 +48,14 @@ int podref_each(const Coracle__V1__PodSpec *spec, podref_fn fn, void *arg)
             rc = visit(fn, arg, PODREF_CONFIGMAP, lor_name(src->configmap->localobjectreference));
         if (!rc && src && src->secret)
             rc = visit(fn, arg, PODREF_SECRET, src->secret->secretname);
+        for (size_t j = 0; !rc && src && src->projected && j < src->projected->n_sources; j++) {
+            const Coracle__V1__VolumeProjection *vp = src->projected->sources[j];
+            if (vp->configmap)
+                rc =
+                    visit(fn, arg, PODREF_CONFIGMAP, lor_name(vp->configmap->localobjectreference));
+            if (!rc && vp->secret)
+                rc = visit(fn, arg, PODREF_SECRET, lor_name(vp->secret->localobjectreference));
+        }
     }
     for (size_t i = 0; spec && i < spec->n_initcontainers && !rc; i++)
         rc = container_refs(spec->initcontainers[i], fn, arg);

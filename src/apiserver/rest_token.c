@@ -33,8 +33,8 @@ void rest_token(rest_t *rs, h2s_req_t *r, const struct auth_user *u, const struc
     rest_set_what(r, RV_CREATE, rq);
     if (strcmp(h2s_req_method(r), "POST")) {
         rest_answer_status(rs, r, 405, "MethodNotAllowed",
-                           "the server does not allow this method on the requested resource",
-                           NULL, NULL);
+                           "the server does not allow this method on the requested resource", NULL,
+                           NULL);
         return;
     }
     char *err = NULL;
@@ -81,8 +81,8 @@ bool rest_oidc(rest_t *rs, h2s_req_t *r)
     rest_set_what(r, RV_DISCOVERY, NULL);
     if (strcmp(h2s_req_method(r), "GET") && strcmp(h2s_req_method(r), "HEAD")) {
         rest_answer_status(rs, r, 405, "MethodNotAllowed",
-                           "the server does not allow this method on the requested resource",
-                           NULL, NULL);
+                           "the server does not allow this method on the requested resource", NULL,
+                           NULL);
     } else {
         bool jwks = !strcmp(path, "/openid/v1/jwks");
         h2s_req_add_header(r, "cache-control", "public, max-age=3600");

@@ -19,9 +19,9 @@
 #include <string.h>
 #include <sys/random.h>
 
-#define LEEWAY_S 60              /* exp, nbf, iat, deleted pods: as go-jose's DefaultLeeway */
-#define DEFAULT_EXPIRATION 3600  /* TokenRequest spec.expirationSeconds */
-#define MIN_EXPIRATION 600       /* "may not specify a duration less than 10 minutes" */
+#define LEEWAY_S 60             /* exp, nbf, iat, deleted pods: as go-jose's DefaultLeeway */
+#define DEFAULT_EXPIRATION 3600 /* TokenRequest spec.expirationSeconds */
+#define MIN_EXPIRATION 600      /* "may not specify a duration less than 10 minutes" */
 #define MAX_EXPIRATION (1LL << 32)
 #define SA_PREFIX "system:serviceaccount:"
 #define TOKEN_MOUNT "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -384,8 +384,8 @@ static const char *check_claims(const satoken_t *s, const json_t *c, const char 
         return "token has no namespace or service account";
     const char *sub = json_str(json_get(c, "sub"));
     size_t pl = strlen(SA_PREFIX), nl = strlen(*ns);
-    if (!sub || strncmp(sub, SA_PREFIX, pl) || strncmp(sub + pl, *ns, nl) ||
-        sub[pl + nl] != ':' || strcmp(sub + pl + nl + 1, *sa))
+    if (!sub || strncmp(sub, SA_PREFIX, pl) || strncmp(sub + pl, *ns, nl) || sub[pl + nl] != ':' ||
+        strcmp(sub + pl + nl + 1, *sa))
         return "token subject is not its service account";
     return still_valid(s, kio, *ns, *sa, now);
 }
@@ -489,8 +489,7 @@ static const char *node_refused(const char *node, const Coracle__V1__BoundObject
  */
 static int bind_object(satoken_t *s, const struct auth_user *u, const char *ns, const char *sa,
                        const Coracle__V1__BoundObjectReference *ref, struct claims *c,
-                       ProtobufCMessage **held, ProtobufCMessage **node_held,
-                       struct satoken_err *e)
+                       ProtobufCMessage **held, ProtobufCMessage **node_held, struct satoken_err *e)
 {
     const char *node = node_user(u);
     const char *kind = ref && ref->kind ? ref->kind : "";
@@ -522,8 +521,8 @@ static int bind_object(satoken_t *s, const struct auth_user *u, const char *ns, 
                               kind, ref->name, ref->uid));
     if (k == &kind_pod) {
         const Coracle__V1__Pod *pod = (const void *)*held;
-        const char *psa = pod->spec && pod->spec->serviceaccountname ? pod->spec->serviceaccountname
-                                                                     : "";
+        const char *psa =
+            pod->spec && pod->spec->serviceaccountname ? pod->spec->serviceaccountname : "";
         if (strcmp(psa, sa))
             return fail(e, GRPC_INVALID_ARGUMENT, 400, "BadRequest",
                         xasprintf("cannot bind token for serviceaccount \"%s\" to pod running "
@@ -624,8 +623,8 @@ struct grpc_ctx {
 static void create_token(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
     struct grpc_ctx *g = arg;
-    Coracle__V1__TokenRequest *req = (void *)obj_decode(&coracle__v1__token_request__descriptor,
-                                                        msg, len);
+    Coracle__V1__TokenRequest *req =
+        (void *)obj_decode(&coracle__v1__token_request__descriptor, msg, len);
     if (!req) {
         h2s_call_finish(c, GRPC_INVALID_ARGUMENT, "failed to decode TokenRequest");
         return;
@@ -775,9 +774,8 @@ int satoken_admit_pod(satoken_t *s, Coracle__V1__Pod *pod, const char *ns, struc
     if (!s || !sp)
         return 0;
     if (!sp->serviceaccountname || !*sp->serviceaccountname)
-        obj_set_str(&sp->serviceaccountname, sp->serviceaccount && *sp->serviceaccount
-                                                 ? sp->serviceaccount
-                                                 : "default");
+        obj_set_str(&sp->serviceaccountname,
+                    sp->serviceaccount && *sp->serviceaccount ? sp->serviceaccount : "default");
     obj_set_str(&sp->serviceaccount, sp->serviceaccountname);
     Coracle__V1__ServiceAccount *sa =
         (void *)stored(s, &kind_serviceaccount, ns, sp->serviceaccountname);
@@ -788,7 +786,7 @@ int satoken_admit_pod(satoken_t *s, Coracle__V1__Pod *pod, const char *ns, struc
                               "%s/%s: serviceaccount \"%s\" not found",
                               pn, ns, sp->serviceaccountname, sp->serviceaccountname));
     }
-    bool mount = sp->has_automountserviceaccounttoken ? sp->automountserviceaccounttoken
+    bool mount = sp->has_automountserviceaccounttoken   ? sp->automountserviceaccounttoken
                  : sa->has_automountserviceaccounttoken ? sa->automountserviceaccounttoken
                                                         : true;
     obj_free(&sa->base);

@@ -35,8 +35,8 @@ struct satoken_config {
     size_t n_issuers;
     const char *const *key_files; /* --service-account-key-file: verification keys */
     size_t n_key_files;
-    const char *signing_key_file;  /* --service-account-signing-key-file, or NULL */
-    const char *const *audiences;  /* --api-audiences; none: the issuers */
+    const char *signing_key_file; /* --service-account-signing-key-file, or NULL */
+    const char *const *audiences; /* --api-audiences; none: the issuers */
     size_t n_audiences;
     int64_t max_expiration_s; /* --service-account-max-token-expiration; 0: none */
     const char *jwks_uri;     /* --service-account-jwks-uri, or NULL */

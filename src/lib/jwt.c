@@ -407,9 +407,9 @@ static int verify_one(const struct jwt *t, const jwt_key_t *k)
         sl = (size_t)dl;
     }
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = ctx && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, k->pkey) == 1 &&
-             EVP_DigestVerify(ctx, sig, sl, (const unsigned char *)t->signed_part,
-                              t->signed_len) == 1;
+    int ok =
+        ctx && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, k->pkey) == 1 &&
+        EVP_DigestVerify(ctx, sig, sl, (const unsigned char *)t->signed_part, t->signed_len) == 1;
     EVP_MD_CTX_free(ctx);
     OPENSSL_free(der);
     ERR_clear_error();
@@ -430,7 +430,7 @@ int jwt_verify(const struct jwt *t, jwt_key_t *const *keys, size_t n, char **err
         if (verify_one(t, keys[i]) == 0)
             return 0;
     }
-    *err = !kid_seen  ? xstrdup("no key with the token's key id")
+    *err = !kid_seen   ? xstrdup("no key with the token's key id")
            : !alg_seen ? xasprintf("algorithm \"%s\" is not the key's", t->alg)
                        : xstrdup("invalid signature");
     return -1;

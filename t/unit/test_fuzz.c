@@ -35,6 +35,7 @@ static const struct {
     {"ws", fuzz_ws_one},
     {"enc_cfg", fuzz_enc_cfg_one},
     {"cron", fuzz_cron_one},
+    {"jwt", fuzz_jwt_one},
 };
 
 static int run_dir(const char *dir, int (*fn)(const uint8_t *, size_t), size_t *count)

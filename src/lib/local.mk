@@ -100,6 +100,12 @@ t_unit_test_util_LDADD = libcoracle.a $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_util
 
 # buf: growth, printf, reserve/commit/consume, varints and fields.
+check_PROGRAMS += t/unit/test_jwt
+t_unit_test_jwt_SOURCES = t/unit/test_jwt.c t/unit/tap.h
+t_unit_test_jwt_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_jwt_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_jwt
+
 check_PROGRAMS += t/unit/test_buf
 t_unit_test_buf_SOURCES = t/unit/test_buf.c t/unit/tap.h
 t_unit_test_buf_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit

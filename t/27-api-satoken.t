@@ -381,4 +381,38 @@ t.ok(r and len(r.spec.volumes) == 1 and r.spec.volumes[0].volumeSource.projected
 r, e = gtry("Pods", "Create", simple_pod("old", serviceAccount="quiet"))
 t.ok(r and r.spec.serviceAccountName == "quiet", "the deprecated serviceAccount alias names the ServiceAccount")
 
+# ---- kube-root-ca.crt in every namespace (the root CA publisher) ----
+with open(os.path.join(pki, "ca.crt")) as f:
+    ca_pem = f.read()
+c.start("controller-manager", [c.bin("coracle-controller-manager"), "--server", addr, "--healthz-listen", "",
+                               "--leader-elect=false", "--controllers", "root-ca-cert-publisher",
+                               "--certificate-authority", os.path.join(pki, "ca.crt"),
+                               "--client-certificate", os.path.join(pki, "controller-manager.crt"),
+                               "--client-key", os.path.join(pki, "controller-manager.key"),
+                               "--root-ca-file", os.path.join(pki, "ca.crt")])
+
+
+def root_ca(ns):
+    r, e = gtry("ConfigMaps", "Get", pb.GetRequest(namespace=ns, name="kube-root-ca.crt"))
+    return r
+
+
+t.ok(c.wait_for(lambda: root_ca("default") and root_ca("kube-system")),
+     "kube-root-ca.crt published in the namespaces")
+cm = root_ca("default")
+t.ok(cm and dict(cm.data) == {"ca.crt": ca_pem} and dict(cm.metadata.annotations).get(
+    "kubernetes.io/description", "").startswith("Contains a CA bundle that can be used to verify the kube-apiserver"),
+     "its ca.crt is --root-ca-file, with Kubernetes' description")
+gcall("Namespaces", "Create", pb.Namespace(metadata=meta("team")))
+t.ok(c.wait_for(lambda: root_ca("team")), "and in a new namespace")
+cm = root_ca("team")
+cm.data["ca.crt"] = "tampered"
+cm.data["extra"] = "x"
+gtry("ConfigMaps", "Update", cm)
+t.ok(c.wait_for(lambda: root_ca("team") and dict(root_ca("team").data) == {"ca.crt": ca_pem}),
+     "a changed one is put back")
+gcall("ConfigMaps", "Delete", pb.DeleteRequest(namespace="team", name="kube-root-ca.crt"))
+t.ok(c.wait_for(lambda: root_ca("team") and dict(root_ca("team").data) == {"ca.crt": ca_pem}),
+     "a deleted one is made again")
+
 t.done()

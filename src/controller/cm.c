@@ -97,6 +97,7 @@ struct cm {
     size_t n_ctrls;
     struct event *kick; /* runs the queues from the loop */
     uint64_t writes, write_errors, events_seq;
+    char *root_ca;
 };
 
 static void kick(cm_t *cm)
@@ -1019,7 +1020,13 @@ cm_t *cm_new(struct event_base *base, const struct cm_cfg *cfg)
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);
     cm->instance = xasprintf("coracle-controller-manager-%s", host);
+    cm->root_ca = cfg->root_ca ? xstrdup(cfg->root_ca) : NULL;
     return cm;
+}
+
+const char *cm_root_ca(const cm_t *cm)
+{
+    return cm->root_ca;
 }
 
 ctrl_t *cm_add(cm_t *cm, const struct ctrl_def *def)
@@ -1149,6 +1156,7 @@ void cm_free(cm_t *cm)
     }
     event_free(cm->kick);
     free(cm->instance);
+    free(cm->root_ca);
     free(cm);
 }
 

@@ -68,6 +68,7 @@ struct cm_cfg {
     const char *user_agent; /* "coracle-controller-manager/VERSION" */
     bool standby;           /* do not sync until cm_lead (leader election) */
     int max_inflight;       /* API writes in flight at most (queued beyond); 0: 500 */
+    const char *root_ca;    /* PEM the kube-root-ca.crt ConfigMaps publish (--root-ca-file) */
 };
 
 /* Copies cfg. NULL (logged) if the server address is bad. */
@@ -82,6 +83,8 @@ void cm_lead(cm_t *cm);
 void cm_free(cm_t *cm);
 
 struct event_base *cm_base(const cm_t *cm);
+/* cm_cfg's root_ca (copied), or NULL. */
+const char *cm_root_ca(const cm_t *cm);
 /* The component name events carry ("deployment-controller"): "<name>-controller". */
 const char *ctrl_name(const ctrl_t *c);
 cm_t *ctrl_cm(const ctrl_t *c);

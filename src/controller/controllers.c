@@ -17,6 +17,7 @@ const struct ctrl_def *const ctrl_all[] = {
     &ctrl_job,
     &ctrl_ttlafterfinished,
     &ctrl_cronjob,
+    &ctrl_rootcacertpublisher,
     NULL,
 };
 /* clang-format on */

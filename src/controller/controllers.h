@@ -15,6 +15,7 @@ extern const struct ctrl_def ctrl_garbagecollector;
 extern const struct ctrl_def ctrl_job;
 extern const struct ctrl_def ctrl_ttlafterfinished;
 extern const struct ctrl_def ctrl_cronjob;
+extern const struct ctrl_def ctrl_rootcacertpublisher;
 
 /* Every controller, NULL-terminated, in the order they start. */
 extern const struct ctrl_def *const ctrl_all[];

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include "buf.h"
 #include "cfg.h"
 #include "cm.h"
 #include "controllers.h"
@@ -16,6 +17,7 @@
 #include "obs.h"
 #include "util.h"
 
+#include <errno.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,11 +84,30 @@ static bool controller_known(const char *t)
     return false;
 }
 
+/* The PEM text of path ("": none, NULL); a file that cannot be read is fatal. */
+static char *read_root_ca(const char *path)
+{
+    if (!*path)
+        return NULL;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fatal("--root-ca-file %s: %s", path, strerror(errno));
+    struct buf b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.len < (1u << 20))
+        buf_add(&b, chunk, n);
+    fclose(f);
+    if (!b.len || !memmem(b.p, b.len, "-----BEGIN CERTIFICATE-----", 27))
+        fatal("--root-ca-file %s: no PEM certificate in it", path);
+    return buf_take(&b);
+}
+
 int main(int argc, char **argv)
 {
     /* static: cfg_set's copies stay reachable for the life of the program */
     static char *server = "127.0.0.1:6443", *token_file = "", *controllers = "*";
-    static char *ca = "", *cert = "", *key = "";
+    static char *ca = "", *cert = "", *key = "", *root_ca_file = "";
     static char *healthz_listen = "127.0.0.1:10257";
     static long long max_inflight = 500;
     static struct leader_flags le = LEADER_FLAGS_INIT("coracle-controller-manager");
@@ -105,6 +126,9 @@ int main(int argc, char **argv)
         {"client-key", CFG_STR, &key, "FILE", "its private key (default none)"},
         {"token-file", CFG_STR, &token_file, "FILE",
          "bearer token to present to the apiserver (default none)"},
+        {"root-ca-file", CFG_STR, &root_ca_file, "FILE",
+         "CA published in every namespace's kube-root-ca.crt ConfigMap (default: "
+         "--certificate-authority)"},
         LEADER_CFG_OPTS(le, "managers", "coracle-controller-manager"),
         {"healthz-listen", CFG_STR, &healthz_listen, "ADDR",
          "serve /healthz, /readyz, /metrics on host:port or unix:/path; empty: off "
@@ -144,6 +168,7 @@ int main(int argc, char **argv)
     struct gcl_opts gopts = {0};
     if (gcl_opts_setup(&gopts, server, ca, cert, key, token, &err) < 0)
         fatal("%s", err);
+    char *root_ca = read_root_ca(*root_ca_file ? root_ca_file : ca);
     struct cm_cfg cfg = {
         .server = server,
         .token = token,
@@ -151,6 +176,7 @@ int main(int argc, char **argv)
         .user_agent = "coracle-controller-manager/" PACKAGE_VERSION,
         .standby = le.elect,
         .max_inflight = (int)max_inflight,
+        .root_ca = root_ca,
     };
     struct cm_main m = {cm_new(base, &cfg), NULL};
     if (!m.cm)
@@ -193,5 +219,6 @@ int main(int argc, char **argv)
     gcl_free(eg);
     event_base_free(base);
     free(token);
+    free(root_ca);
     return 0;
 }

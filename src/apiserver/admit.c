@@ -533,6 +533,32 @@ static void check_mode(struct errs *e, size_t i, const char *what, const char *s
              i, what, sub, (int)mode);
 }
 
+/* A projected volume's sources: one kind each; a token's path and lifetime
+ * (ValidateProjectedVolumeSource). */
+static void check_projected(struct errs *e, size_t i, const Coracle__V1__ProjectedVolumeSource *pv)
+{
+    for (size_t j = 0; j < pv->n_sources; j++) {
+        const Coracle__V1__VolumeProjection *s = pv->sources[j];
+        int n = !!s->secret + !!s->configmap + !!s->downwardapi + !!s->serviceaccounttoken;
+        if (n != 1)
+            eadd(e,
+                 "spec.volumes[%zu].projected.sources[%zu]: Forbidden: may not specify more "
+                 "than 1 volume type per source",
+                 i, j);
+        const Coracle__V1__ServiceAccountTokenProjection *t = s->serviceaccounttoken;
+        if (t && (!t->path || !*t->path))
+            eadd(e,
+                 "spec.volumes[%zu].projected.sources[%zu].serviceAccountToken.path: Required "
+                 "value",
+                 i, j);
+        if (t && t->has_expirationseconds && t->expirationseconds < 600)
+            eadd(e,
+                 "spec.volumes[%zu].projected.sources[%zu].serviceAccountToken.expirationSeconds: "
+                 "Invalid value: %lld: may not specify a duration less than 10 minutes",
+                 i, j, (long long)t->expirationseconds);
+    }
+}
+
 /* configMap and secret volumes: the object's name, the items' key and path, the modes. */
 static void check_projection(struct errs *e, size_t i, const Coracle__V1__VolumeSource *src)
 {
@@ -740,7 +766,9 @@ static void check_pod_spec(struct errs *e, const Coracle__V1__PodSpec *sp)
                 }
         }
         const Coracle__V1__VolumeSource *src = v->volumesource;
-        int types = src ? !!src->hostpath + !!src->emptydir + !!src->configmap + !!src->secret : 0;
+        int types = src ? !!src->hostpath + !!src->emptydir + !!src->configmap + !!src->secret +
+                              !!src->projected + !!src->downwardapi
+                        : 0;
         if (types == 0)
             eadd(e, "spec.volumes[%zu]: Required value: must specify a volume type", i);
         else if (types > 1)
@@ -752,6 +780,8 @@ static void check_pod_spec(struct errs *e, const Coracle__V1__PodSpec *sp)
             eadd(e, "spec.volumes[%zu].hostPath.path: Required value", i);
         if (src && (src->configmap || src->secret))
             check_projection(e, i, src);
+        if (src && src->projected)
+            check_projected(e, i, src->projected);
         if (src && src->emptydir && src->emptydir->sizelimit) {
             const char *q =
                 src->emptydir->sizelimit->string ? src->emptydir->sizelimit->string : "";

@@ -148,8 +148,7 @@ static void rootca_sync(ctrl_t *c, const char *key, void *state)
         ctrl_done(c, key, true, NULL); /* gone or going: nothing to publish into */
         return;
     }
-    const Coracle__V1__ConfigMap *have =
-        (const void *)cm_get(cm, &kind_configmap, key, ROOT_CA_CM);
+    const Coracle__V1__ConfigMap *have = (const void *)cm_get(cm, &kind_configmap, key, ROOT_CA_CM);
     if (have && current(have, ca)) {
         ctrl_done(c, key, true, NULL);
         return;

@@ -264,3 +264,56 @@ int klet_env_build(struct klet_ctr *c, const Coracle__V1__Container *s, char ***
     *n = nv;
     return 0;
 }
+
+/* host and port of the first apiserver in server ("https://h:p,h2:p"); false for unix:. */
+static bool api_host_port(const char *server, char *host, size_t hl, char *port, size_t pl)
+{
+    const char *s = server;
+    if (!strncmp(s, "https://", 8))
+        s += 8;
+    else if (!strncmp(s, "http://", 7))
+        s += 7;
+    size_t len = strcspn(s, ",/");
+    if (!strncmp(s, "unix:", 5) || !len)
+        return false;
+    const char *colon = NULL;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == ':')
+            colon = s + i;
+    if (!colon || (s[0] == '[' && colon < (const char *)memchr(s, ']', len)))
+        return false;
+    size_t h = (size_t)(colon - s);
+    if (s[0] == '[' && h >= 2 && s[h - 1] == ']') /* [v6]:port: the address alone */
+        snprintf(host, hl, "%.*s", (int)(h - 2), s + 1);
+    else
+        snprintf(host, hl, "%.*s", (int)h, s);
+    snprintf(port, pl, "%.*s", (int)(len - h - 1), colon + 1);
+    return *host && *port;
+}
+
+void klet_service_env(const struct klet *k, const Coracle__V1__PodSpec *spec, char ***v, size_t *n)
+{
+    char host[256], port[16];
+    if (!k->cfg.server || !api_host_port(k->cfg.server, host, sizeof(host), port, sizeof(port)))
+        return;
+    /* the kubernetes Service in default: its port is named https */
+    klet_env_set(v, n, "KUBERNETES_SERVICE_HOST", host);
+    klet_env_set(v, n, "KUBERNETES_SERVICE_PORT", port);
+    klet_env_set(v, n, "KUBERNETES_SERVICE_PORT_HTTPS", port);
+    if (spec && spec->has_enableservicelinks && !spec->enableservicelinks)
+        return;
+    bool v6 = strchr(host, ':') != NULL;
+    char *url = xasprintf("tcp://%s%s%s:%s", v6 ? "[" : "", host, v6 ? "]" : "", port);
+    char *pfx = xasprintf("KUBERNETES_PORT_%s_TCP", port);
+    char *name;
+    klet_env_set(v, n, "KUBERNETES_PORT", url);
+    klet_env_set(v, n, pfx, url);
+    klet_env_set(v, n, name = xconcat(pfx, "_PROTO", NULL), "tcp");
+    free(name);
+    klet_env_set(v, n, name = xconcat(pfx, "_PORT", NULL), port);
+    free(name);
+    klet_env_set(v, n, name = xconcat(pfx, "_ADDR", NULL), host);
+    free(name);
+    free(pfx);
+    free(url);
+}

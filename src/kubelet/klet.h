@@ -85,6 +85,7 @@ struct klet_node {
 struct klet_pod;
 struct klet_proc;
 struct klet_ref;
+struct klet_tok;
 struct img_store;
 struct klet {
     struct klet_cfg cfg;
@@ -312,7 +313,8 @@ int klet_volumes_setup(const char *dir, const Coracle__V1__PodSpec *spec, char *
 /* The host path behind volume name, malloc'd, or NULL if unknown. */
 char *klet_volume_path(const char *dir, const Coracle__V1__PodSpec *spec, const char *name);
 void klet_volumes_teardown(const char *dir);
-/* Is a configMap or secret volume (mounted read-only into containers, as Kubernetes does)? */
+/* Is a configMap, secret, projected or downwardAPI volume (mounted read-only into containers, as
+ * Kubernetes does)? */
 bool klet_volume_projected(const Coracle__V1__PodSpec *spec, const char *name);
 /* Is something mounted at path (/proc/self/mountinfo)? */
 bool klet_mounted_at(const char *path);
@@ -379,7 +381,18 @@ int klet_cfgvols_sync(struct klet_pod *p);
 /* Forgets what was written (the pod goes). */
 void klet_cfgvols_free(struct klet_pod *p);
 
+/* ------------------------------------------------------------ projvol.c */
+/* Writes p's projected and downwardAPI volumes (ServiceAccount tokens fetched and refreshed);
+ * the same results as klet_cfgvols_sync. */
+int klet_projvols_sync(struct klet_pod *p);
+/* Forgets the tokens and what was written (the pod goes). */
+void klet_projvols_free(struct klet_pod *p);
+
 /* ------------------------------------------------------------ envvars.c */
+/* KUBERNETES_SERVICE_HOST/PORT (and, unless enableServiceLinks is false, the
+ * KUBERNETES_PORT* docker-link family) for the apiserver the kubelet uses, set in the
+ * NULL-terminated "NAME=value" list (*v, *n). Nothing for a unix socket. */
+void klet_service_env(const struct klet *k, const Coracle__V1__PodSpec *spec, char ***v, size_t *n);
 struct klet_ctr;
 /* The container's own variables (envFrom, then env with valueFrom and $(VAR)), as a
  * NULL-terminated "NAME=value" list *out (free with klet_strv_free). 0; 1 while an object
@@ -488,6 +501,10 @@ struct klet_pod {
     char *vol_err;             /* the last FailedMount message */
     const char *reject_reason; /* this node refused the pod (static): it stays Failed */
     char *reject_msg;
+    bool *proj_done;        /* projvol.c: per spec volume, written at least once */
+    struct klet_tok **toks; /* projvol.c: the ServiceAccount tokens its volumes hold */
+    size_t ntoks;
+    struct event *tok_ev; /* projvol.c: the next token refresh */
 };
 
 /* The pod's status from its containers. old: the status in the API object (conditions keep

@@ -14,6 +14,7 @@ libkubelet_a_SOURCES = \
 	src/kubelet/atomic_writer.c \
 	src/kubelet/refs.c \
 	src/kubelet/cfgvol.c \
+	src/kubelet/projvol.c \
 	src/kubelet/envvars.c \
 	src/kubelet/cni.c \
 	src/kubelet/monitor.c \

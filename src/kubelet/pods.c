@@ -406,6 +406,7 @@ static int build_process(struct ctr_build *b, const struct klet_pod *p,
     if (rc < 0)
         return -1;
     b->env = klet_ctr_env(&x, img, p->name, &b->nenv);
+    klet_service_env(p->k, p->pod->spec, &b->env, &b->nenv);
     for (size_t i = 0; i < ncenv; i++) {
         char *name = xstrndup(cenv[i], strcspn(cenv[i], "="));
         klet_env_set(&b->env, &b->nenv, name,
@@ -976,7 +977,7 @@ static void pod_sync_running(struct klet_pod *p)
     }
     /* configMap and secret volumes: (re)written when their object changed; containers wait
      * until each has been written once */
-    if (klet_cfgvols_sync(p) != 0)
+    if (klet_cfgvols_sync(p) != 0 || klet_projvols_sync(p) != 0)
         return;
     const char *policy = restart_policy(p);
     for (size_t i = 0; i < p->ninit; i++) {
@@ -1126,6 +1127,7 @@ static void pod_free(struct klet_pod *p)
     klet_refs_release(p);
     klet_cfgvols_free(p);
     free(p->reject_msg);
+    klet_projvols_free(p);
     for (size_t i = 0; i < p->ninit; i++)
         ctr_free(&p->inits[i]);
     for (size_t i = 0; i < p->nctr; i++)

@@ -121,7 +121,8 @@ char *klet_volume_path(const char *dir, const Coracle__V1__PodSpec *spec, const 
         const Coracle__V1__Volume *v = spec->volumes[i];
         if (!v->name || strcmp(v->name, name) || !v->volumesource)
             continue;
-        if (v->volumesource->emptydir || v->volumesource->configmap || v->volumesource->secret)
+        if (v->volumesource->emptydir || v->volumesource->configmap || v->volumesource->secret ||
+            v->volumesource->projected || v->volumesource->downwardapi)
             return xasprintf("%s/volumes/%s", dir, v->name);
         if (v->volumesource->hostpath && v->volumesource->hostpath->path)
             return xstrdup(v->volumesource->hostpath->path);
@@ -134,7 +135,8 @@ bool klet_volume_projected(const Coracle__V1__PodSpec *spec, const char *name)
     for (size_t i = 0; i < spec->n_volumes; i++) {
         const Coracle__V1__Volume *v = spec->volumes[i];
         if (v->name && !strcmp(v->name, name) && v->volumesource)
-            return v->volumesource->configmap || v->volumesource->secret;
+            return v->volumesource->configmap || v->volumesource->secret ||
+                   v->volumesource->projected || v->volumesource->downwardapi;
     }
     return false;
 }

@@ -84,7 +84,7 @@ index = json.loads(body) if code == 200 else {}
 code2, _, body2 = fetch("/openapi/v3")
 paths = index.get("paths", {})
 t.ok(sorted(paths) == ["api/v1", "apis/apps/v1", "apis/batch/v1", "apis/coordination.k8s.io/v1",
-                        "apis/discovery.k8s.io/v1"] and body == body2,
+                        "apis/discovery.k8s.io/v1", "apis/rbac.authorization.k8s.io/v1"] and body == body2,
      "/openapi/v3: each group-version, the same twice (%s)" % sorted(paths))
 url = paths.get("api/v1", {}).get("serverRelativeURL", "")
 h = url.partition("?hash=")[2]
@@ -122,9 +122,9 @@ t.ok(pods.get("responseKind") == {"group": "", "version": "v1", "kind": "Pod"}
 t.ok(res.get("nodes", {}).get("scope") == "Cluster", "nodes: Cluster")
 code, hs, body = fetch("/apis", kubectl_accept)
 d = json.loads(body) if code == 200 else {}
-t.ok([g["metadata"]["name"] for g in d.get("items", [])] == ["apps", "batch", "coordination.k8s.io",
-                                                          "discovery.k8s.io"],
-     "/apis: the apps, batch and coordination.k8s.io groups")
+t.ok([g["metadata"]["name"] for g in d.get("items", [])] == ["apps", "batch", "rbac.authorization.k8s.io",
+                                                          "coordination.k8s.io", "discovery.k8s.io"],
+     "/apis: the apps, batch, rbac.authorization.k8s.io, coordination.k8s.io and discovery.k8s.io groups")
 code, hs, body = fetch("/api", "Accept: application/json, */*")
 t.ok(hs.get("content-type") == "application/json" and json.loads(body).get("kind") == "APIVersions",
      "kubectl 1.20's Accept: APIVersions, as before")

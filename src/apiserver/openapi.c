@@ -23,6 +23,7 @@
 #define APPS "io.k8s.api.apps.v1"
 #define BATCH "io.k8s.api.batch.v1"
 #define AUTOSCALING "io.k8s.api.autoscaling.v1"
+#define RBAC "io.k8s.api.rbac.v1"
 
 /* Messages outside the package the rule gives them. */
 static const struct {
@@ -65,6 +66,10 @@ static const struct {
     {&coracle__v1__scale__descriptor, AUTOSCALING},
     {&coracle__v1__scale_spec__descriptor, AUTOSCALING},
     {&coracle__v1__scale_status__descriptor, AUTOSCALING},
+    {&coracle__v1__policy_rule__descriptor, RBAC},
+    {&coracle__v1__subject__descriptor, RBAC},
+    {&coracle__v1__role_ref__descriptor, RBAC},
+    {&coracle__v1__aggregation_rule__descriptor, RBAC},
 };
 
 /* The kind whose object or list d is, or NULL. */

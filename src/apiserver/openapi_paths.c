@@ -243,13 +243,44 @@ struct path {
 };
 
 /* "CoreV1", "CoordinationV1": operationIds' group-version. */
-static void gv_camel(const char *av, char *buf, size_t n)
+/*
+ * The group's name as Kubernetes' operation ids and tags spell it: its
+ * words before ".k8s.io" joined in camel case ("rbacAuthorization" for
+ * rbac.authorization.k8s.io, "coordination", "core" for the core group).
+ */
+static void group_camel(const char *av, char *buf, size_t n)
 {
     const char *slash = strchr(av, '/');
     const char *g = slash ? av : "core";
-    size_t gl = strcspn(g, "./");
+    size_t gl = slash ? (size_t)(slash - av) : 4;
+    const char *k8s = memmem(g, gl, ".k8s.io", 7);
+    if (k8s)
+        gl = (size_t)(k8s - g);
+    size_t o = 0;
+    for (size_t i = 0; i < gl && o + 1 < n; i++) {
+        if (g[i] == '.' && i + 1 < gl && g[i + 1] >= 'a' && g[i + 1] <= 'z') {
+            buf[o++] = (char)(g[++i] - 'a' + 'A');
+            continue;
+        }
+        buf[o++] = g[i];
+    }
+    buf[o] = '\0';
+}
+
+/* "CoreV1", "AppsV1", "RbacAuthorizationV1". */
+static void gv_camel(const char *av, char *buf, size_t n)
+{
+    char g[64];
+    group_camel(av, g, sizeof(g));
+    const char *slash = strchr(av, '/');
     const char *v = slash ? slash + 1 : av;
-    snprintf(buf, n, "%c%.*s%c%s", g[0] - 'a' + 'A', (int)gl - 1, g + 1, v[0] - 'a' + 'A', v + 1);
+    g[0] = (char)(g[0] - 'a' + 'A');
+    size_t gl = strlen(g);
+    if (gl + 1 < n) {
+        memcpy(buf, g, gl);
+        buf[gl] = (char)(v[0] - 'a' + 'A');
+        snprintf(buf + gl + 1, n - gl - 1, "%s", v + 1);
+    }
 }
 
 /* A parameter (query, or path when in is "path"). */
@@ -370,8 +401,9 @@ static void operation_names(const struct path *p, const struct op *o, char *id, 
     snprintf(id, idn, "%s%s%s%s%s%s%s", o->verb, gvc, o->infix, p->ns ? "Namespaced" : "", k->kind,
              sub, p->all ? "ForAllNamespaces" : "");
     const char *slash = strchr(k->api_version, '/');
-    snprintf(tag, tagn, "%.*s_%s", slash ? (int)strcspn(k->api_version, "./") : 4,
-             slash ? k->api_version : "core", slash ? slash + 1 : k->api_version);
+    group_camel(k->api_version, tag, tagn);
+    size_t tl = strlen(tag);
+    snprintf(tag + tl, tagn - tl, "_%s", slash ? slash + 1 : k->api_version);
 }
 
 static void operation(struct gen *g, const struct path *p, const struct op *o)

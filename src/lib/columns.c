@@ -345,6 +345,22 @@ static const struct cols_def serviceaccount_defs[] = {
     AGE_COL,
 };
 
+/* rbac.authorization.k8s.io: printers.go's roleColumnDefinitions and
+ * roleBindingsColumnDefinitions (the same for the cluster-wide kinds) */
+static const struct cols_def role_defs[] = {
+    NAME_COL,
+    {"Created At", "date", "", "When the role was created (metadata.creationTimestamp).", 0},
+};
+
+static const struct cols_def rolebinding_defs[] = {
+    NAME_COL,
+    {"Role", "string", "", "The role bound: roleRef's kind/name.", 0},
+    AGE_COL,
+    {"Users", "string", "", "The users bound.", 1},
+    {"Groups", "string", "", "The groups bound.", 1},
+    {"ServiceAccounts", "string", "", "The service accounts bound (namespace:name).", 1},
+};
+
 #define CONTAINERS_COL                                                                             \
     {                                                                                              \
         "Containers", "string", "", "Names of each container in the template.", 1                  \
@@ -607,6 +623,68 @@ static void serviceaccount_cells(struct cols_row *row, const ProtobufCMessage *o
     cell_str(row, age);
 }
 
+/* ------------------------------------------------------- rbac */
+
+/* Role and ClusterRole: name and creation time in RFC 3339, as kubectl prints them. */
+static void role_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                       int64_t now_ns)
+{
+    const Coracle__V1__ObjectMeta *md = kind_meta(obj);
+    char at[32] = "";
+    (void)age, (void)now_ns;
+    if (md && md->creationtimestamp) {
+        time_t sec = (time_t)md->creationtimestamp->seconds;
+        struct tm tm;
+        gmtime_r(&sec, &tm);
+        strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    cell_str(row, md ? md->name : NULL);
+    cell_str(row, at);
+}
+
+/* The subjects of kind kind, ", "-separated (ServiceAccounts as namespace:name). */
+static void cell_subjects(struct cols_row *row, Coracle__V1__Subject *const *sv, size_t n,
+                          const char *kind)
+{
+    char *out = xstrdup("");
+    for (size_t i = 0; i < n; i++) {
+        const Coracle__V1__Subject *su = sv[i];
+        if (!su->kind || strcmp(su->kind, kind) != 0)
+            continue;
+        bool sa = !strcmp(kind, "ServiceAccount");
+        char *o = xasprintf("%s%s%s%s%s", out, *out ? ", " : "",
+                            sa && su->namespace_ ? su->namespace_ : "", sa ? ":" : "",
+                            su->name ? su->name : "");
+        free(out);
+        out = o;
+    }
+    cell_str(row, out);
+    free(out);
+}
+
+_Static_assert(offsetof(Coracle__V1__RoleBinding, roleref) ==
+                       offsetof(Coracle__V1__ClusterRoleBinding, roleref) &&
+                   offsetof(Coracle__V1__RoleBinding, subjects) ==
+                       offsetof(Coracle__V1__ClusterRoleBinding, subjects),
+               "binding layout");
+
+/* RoleBinding and ClusterRoleBinding (the same layout: metadata, subjects, roleRef). */
+static void rolebinding_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                              int64_t now_ns)
+{
+    const Coracle__V1__RoleBinding *rb = (const Coracle__V1__RoleBinding *)obj;
+    (void)now_ns;
+    cell_str(row, rb->metadata ? rb->metadata->name : NULL);
+    char *ref = xasprintf("%s/%s", rb->roleref && rb->roleref->kind ? rb->roleref->kind : "",
+                          rb->roleref && rb->roleref->name ? rb->roleref->name : "");
+    cell_str(row, ref);
+    free(ref);
+    cell_str(row, age);
+    cell_subjects(row, rb->subjects, rb->n_subjects, "User");
+    cell_subjects(row, rb->subjects, rb->n_subjects, "Group");
+    cell_subjects(row, rb->subjects, rb->n_subjects, "ServiceAccount");
+}
+
 /* ------------------------------------------------------- workloads */
 
 static int cmp_label(const void *a, const void *b)
@@ -864,6 +942,10 @@ static const struct {
     {&kind_daemonset, daemonset_defs, ARRAY_SIZE(daemonset_defs), daemonset_cells},
     {&kind_job, job_defs, ARRAY_SIZE(job_defs), job_cells},
     {&kind_cronjob, cronjob_defs, ARRAY_SIZE(cronjob_defs), cronjob_cells},
+    {&kind_clusterrolebinding, rolebinding_defs, ARRAY_SIZE(rolebinding_defs), rolebinding_cells},
+    {&kind_clusterrole, role_defs, ARRAY_SIZE(role_defs), role_cells},
+    {&kind_rolebinding, rolebinding_defs, ARRAY_SIZE(rolebinding_defs), rolebinding_cells},
+    {&kind_role, role_defs, ARRAY_SIZE(role_defs), role_cells},
     {NULL, other_defs, ARRAY_SIZE(other_defs), other_cells},
 };
 

@@ -54,6 +54,10 @@ LIST_LAYOUT(Coracle__V1__DeploymentList);
 LIST_LAYOUT(Coracle__V1__DaemonSetList);
 LIST_LAYOUT(Coracle__V1__JobList);
 LIST_LAYOUT(Coracle__V1__CronJobList);
+LIST_LAYOUT(Coracle__V1__ClusterRoleBindingList);
+LIST_LAYOUT(Coracle__V1__ClusterRoleList);
+LIST_LAYOUT(Coracle__V1__RoleBindingList);
+LIST_LAYOUT(Coracle__V1__RoleList);
 EVENT_LAYOUT(Coracle__V1__PodWatchEvent);
 EVENT_LAYOUT(Coracle__V1__NodeWatchEvent);
 EVENT_LAYOUT(Coracle__V1__EventWatchEvent);
@@ -67,6 +71,10 @@ EVENT_LAYOUT(Coracle__V1__DeploymentWatchEvent);
 EVENT_LAYOUT(Coracle__V1__DaemonSetWatchEvent);
 EVENT_LAYOUT(Coracle__V1__JobWatchEvent);
 EVENT_LAYOUT(Coracle__V1__CronJobWatchEvent);
+EVENT_LAYOUT(Coracle__V1__ClusterRoleBindingWatchEvent);
+EVENT_LAYOUT(Coracle__V1__ClusterRoleWatchEvent);
+EVENT_LAYOUT(Coracle__V1__RoleBindingWatchEvent);
+EVENT_LAYOUT(Coracle__V1__RoleWatchEvent);
 
 /* ------------------------------------------------------------ the cache */
 

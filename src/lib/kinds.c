@@ -206,12 +206,81 @@ const struct kind kind_endpointslice = {
     "endpointslices.discovery.k8s.io",
 };
 
+const struct kind kind_clusterrolebinding = {
+    "ClusterRoleBinding",
+    "rbac.authorization.k8s.io/v1",
+    "clusterrolebindings",
+    "clusterrolebinding",
+    NULL,
+    "coracle.v1.ClusterRoleBindings",
+    false,
+    &coracle__v1__cluster_role_binding__descriptor,
+    &coracle__v1__cluster_role_binding_list__descriptor,
+    &coracle__v1__cluster_role_binding_watch_event__descriptor,
+    "clusterrolebindings.rbac.authorization.k8s.io",
+};
+const struct kind kind_clusterrole = {
+    "ClusterRole",
+    "rbac.authorization.k8s.io/v1",
+    "clusterroles",
+    "clusterrole",
+    NULL,
+    "coracle.v1.ClusterRoles",
+    false,
+    &coracle__v1__cluster_role__descriptor,
+    &coracle__v1__cluster_role_list__descriptor,
+    &coracle__v1__cluster_role_watch_event__descriptor,
+    "clusterroles.rbac.authorization.k8s.io",
+};
+const struct kind kind_rolebinding = {
+    "RoleBinding",
+    "rbac.authorization.k8s.io/v1",
+    "rolebindings",
+    "rolebinding",
+    NULL,
+    "coracle.v1.RoleBindings",
+    true,
+    &coracle__v1__role_binding__descriptor,
+    &coracle__v1__role_binding_list__descriptor,
+    &coracle__v1__role_binding_watch_event__descriptor,
+    "rolebindings.rbac.authorization.k8s.io",
+};
+const struct kind kind_role = {
+    "Role",
+    "rbac.authorization.k8s.io/v1",
+    "roles",
+    "role",
+    NULL,
+    "coracle.v1.Roles",
+    true,
+    &coracle__v1__role__descriptor,
+    &coracle__v1__role_list__descriptor,
+    &coracle__v1__role_watch_event__descriptor,
+    "roles.rbac.authorization.k8s.io",
+};
+
 const struct kind *const kinds_all[] =
     {/* core, then the groups in the order kube-apiserver lists them */
-     &kind_pod,        &kind_node,       &kind_event,          &kind_namespace,
-     &kind_configmap,  &kind_secret,     &kind_serviceaccount, &kind_service,
-     &kind_replicaset, &kind_deployment, &kind_daemonset,      &kind_job,
-     &kind_cronjob,    &kind_lease,      &kind_endpointslice,  NULL};
+     &kind_pod,
+     &kind_node,
+     &kind_event,
+     &kind_namespace,
+     &kind_configmap,
+     &kind_secret,
+     &kind_serviceaccount,
+     &kind_service,
+     &kind_replicaset,
+     &kind_deployment,
+     &kind_daemonset,
+     &kind_job,
+     &kind_cronjob,
+     &kind_clusterrolebinding,
+     &kind_clusterrole,
+     &kind_rolebinding,
+     &kind_role,
+     &kind_lease,
+     &kind_endpointslice,
+     NULL};
 _Static_assert(sizeof(kinds_all) / sizeof(kinds_all[0]) == KINDS_N + 1, "KINDS_N");
 
 const struct kind *kind_lookup(const char *name)
@@ -263,6 +332,11 @@ _Static_assert(offsetof(Coracle__V1__Deployment, metadata) == sizeof(ProtobufCMe
 _Static_assert(offsetof(Coracle__V1__DaemonSet, metadata) == sizeof(ProtobufCMessage), "layout");
 _Static_assert(offsetof(Coracle__V1__Job, metadata) == sizeof(ProtobufCMessage), "layout");
 _Static_assert(offsetof(Coracle__V1__CronJob, metadata) == sizeof(ProtobufCMessage), "layout");
+_Static_assert(offsetof(Coracle__V1__ClusterRoleBinding, metadata) == sizeof(ProtobufCMessage),
+               "layout");
+_Static_assert(offsetof(Coracle__V1__ClusterRole, metadata) == sizeof(ProtobufCMessage), "layout");
+_Static_assert(offsetof(Coracle__V1__RoleBinding, metadata) == sizeof(ProtobufCMessage), "layout");
+_Static_assert(offsetof(Coracle__V1__Role, metadata) == sizeof(ProtobufCMessage), "layout");
 
 Coracle__V1__ObjectMeta *kind_meta(const ProtobufCMessage *obj)
 {

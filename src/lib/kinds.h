@@ -1,6 +1,7 @@
 /*
  * kinds: the table of API kinds (Pod, Node, Event, Lease, Namespace, ConfigMap,
- * Secret, ServiceAccount, ReplicaSet, Deployment, DaemonSet, Job, CronJob)
+ * Secret, ServiceAccount, ReplicaSet, Deployment, DaemonSet, Job, CronJob,
+ * ClusterRoleBinding, ClusterRole, RoleBinding, Role)
  * that generic code
  * (the apiserver's handlers, the store keys, coraclectl's verbs) walks
  * instead of naming each kind. Every object message has ObjectMeta as field
@@ -36,8 +37,9 @@ extern const struct kind kind_pod, kind_node, kind_event, kind_lease;
 extern const struct kind kind_namespace, kind_configmap, kind_secret, kind_serviceaccount;
 extern const struct kind kind_service, kind_endpointslice;
 extern const struct kind kind_replicaset, kind_deployment, kind_daemonset, kind_job, kind_cronjob;
+extern const struct kind kind_clusterrolebinding, kind_clusterrole, kind_rolebinding, kind_role;
 /* NULL-terminated list of all kinds, KINDS_N of them (checked in kinds.c). */
-#define KINDS_N 15
+#define KINDS_N 19
 extern const struct kind *const kinds_all[KINDS_N + 1];
 
 /* By kind ("Pod"), resource ("pods"), singular ("pod") or short name ("po"),

@@ -399,9 +399,11 @@ static void check_meta(struct errs *e, const struct kind *k, const Coracle__V1__
     if (!m || !m->name || !*m->name) {
         eadd(e, "metadata.name: Required value: name or generateName is required");
     } else {
-        /* a namespace's name is a label: it is a DNS name's part elsewhere */
-        const char *r =
-            k == &kind_namespace ? admit_dns1123_label(m->name) : admit_dns1123_subdomain(m->name);
+        /* a namespace's name is a label: it is a DNS name's part elsewhere; RBAC's names
+         * are path segments ("system:node") */
+        const char *r = k == &kind_namespace ? admit_dns1123_label(m->name)
+                        : admit_rbac_kind(k) ? admit_path_segment_name(m->name)
+                                             : admit_dns1123_subdomain(m->name);
         if (r)
             eadd(e, "metadata.name: Invalid value: \"%s\": %s", m->name, r);
     }
@@ -1088,6 +1090,8 @@ int admit_validate(const struct kind *k, const ProtobufCMessage *obj, char **msg
         check_configmap(&e, (const void *)obj);
     } else if (k == &kind_secret) {
         check_secret(&e, (const void *)obj);
+    } else if (admit_rbac_kind(k)) {
+        admit_rbac_validate(&e, k, obj);
     } else {
         admit_workload_validate(&e, k, obj);
     }
@@ -1203,6 +1207,8 @@ int admit_update(const struct kind *k, const ProtobufCMessage *old, const Protob
             eadd(&e, "type: Invalid value: \"%s\": field is immutable", b->type ? b->type : "");
         check_immutable(&e, a->has_immutable && a->immutable, b->has_immutable && b->immutable,
                         same_entries((void *)a->data, a->n_data, (void *)b->data, b->n_data), true);
+    } else if (admit_rbac_kind(k)) {
+        admit_rbac_update(&e, k, old, upd);
     } else {
         admit_workload_update(&e, k, old, upd);
     }

@@ -8,6 +8,7 @@
 #define CORACLE_ADMIT_INT_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 #include "admit.h"
 #include "util.h"
@@ -45,5 +46,17 @@ void admit_workload_update(struct errs *e, const struct kind *k, const ProtobufC
 /* PrepareForCreate of the workload kinds (the uid is set): an empty status;
  * a Job's generated selector and template labels unless spec.manualSelector. */
 void admit_workload_prepare_create(const struct kind *k, ProtobufCMessage *obj);
+
+/* ---- admit_rbac.c: the rbac.authorization.k8s.io kinds ---- */
+
+/* Whether k is Role, ClusterRole, RoleBinding or ClusterRoleBinding. */
+bool admit_rbac_kind(const struct kind *k);
+/* ValidatePathSegmentName (RBAC's names: "system:node" is one): NULL or the reason. */
+const char *admit_path_segment_name(const char *s);
+/* ValidateRole, ValidateClusterRole, ValidateRoleBinding, ValidateClusterRoleBinding. */
+void admit_rbac_validate(struct errs *e, const struct kind *k, const ProtobufCMessage *obj);
+/* Validate*BindingUpdate: roleRef may not change. */
+void admit_rbac_update(struct errs *e, const struct kind *k, const ProtobufCMessage *old,
+                       const ProtobufCMessage *upd);
 
 #endif

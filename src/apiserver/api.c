@@ -24,6 +24,7 @@
 #include "nodelife.h"
 #include "nslife.h"
 #include "obj.h"
+#include "rbac.h"
 #include "rest.h"
 #include "satoken.h"
 #include "tunnel.h"
@@ -49,6 +50,9 @@ struct api {
     events_t *events;
     nodelife_t *nl;
     nslife_t *nsl;
+    rbac_t *rbac;            /* the stored RBAC objects, when they authorize (auth_rbac_on) */
+    struct event *rbac_boot; /* creates and reconciles the default roles until done */
+    bool rbac_ready;         /* the defaults are in place (/readyz waits for it) */
     struct api_route *routes;
     size_t nroutes;
     int64_t inflight;
@@ -191,6 +195,25 @@ static const char *req_ns(const struct kind *k, const Coracle__V1__ObjectMeta *m
 
 static void op_done(struct store_op *sop, int err, const struct store_change *ch);
 static void gen_name(Coracle__V1__ObjectMeta *m);
+
+bool api_escalation_checked(const api_t *a, const struct kind *k)
+{
+    return a->rbac && (k == &kind_role || k == &kind_clusterrole || k == &kind_rolebinding ||
+                       k == &kind_clusterrolebinding);
+}
+
+/* Escalation prevention (rbac.h). Returns 0, or -1 after answering. */
+static int stage_escalation(api_t *a, struct api_route *rt, h2s_call_t *c,
+                            const struct auth_user *u, const ProtobufCMessage *obj)
+{
+    int code;
+    char *msg;
+    if (api_rbac_admit(a, u, rt->k, obj, &code, &msg) == 0)
+        return 0;
+    api_fail(rt, c, code, msg);
+    free(msg);
+    return -1;
+}
 
 /* Answers o's owner with code and msg (or logs them) and frees o. */
 static void refuse(api_t *a, struct apply_op *o, int code, const char *msg)
@@ -594,7 +617,8 @@ static void do_create(api_t *a, struct api_route *rt, h2s_call_t *c, const struc
     const struct kind *k = rt->k;
     /* pods are decoded here when the ServiceAccount plugin is to change them */
     bool sa_admit = k == &kind_pod && satoken_issuing(a->cfg.sat);
-    if (k != &kind_event && !sa_admit && create_from_wire(a, rt, c, u, msg, len) == 0)
+    if (k != &kind_event && !sa_admit && !api_escalation_checked(a, k) &&
+        create_from_wire(a, rt, c, u, msg, len) == 0)
         return;
     ProtobufCMessage *obj = decode_or_fail(rt, c, k->desc, k->kind, msg, len);
     if (!obj)
@@ -606,7 +630,7 @@ static void do_create(api_t *a, struct api_route *rt, h2s_call_t *c, const struc
         generated = 1;
     }
     if (stage_authorize(a, rt, c, u, req_ns(k, m), generated ? NULL : m->name, NULL) < 0 ||
-        stage_admit(rt, c, obj) < 0) {
+        stage_admit(rt, c, obj) < 0 || stage_escalation(a, rt, c, u, obj) < 0) {
         obj_free(obj);
         return;
     }
@@ -639,7 +663,8 @@ static int update_from_wire(api_t *a, struct api_route *rt, h2s_call_t *c,
 {
     const struct kind *k = rt->k;
     char *name, *gen, *ns;
-    if (len <= UPDATE_INLINE_MAX || wire_meta_names(msg, len, &name, &gen, &ns) < 0)
+    if (len <= UPDATE_INLINE_MAX || api_escalation_checked(a, k) ||
+        wire_meta_names(msg, len, &name, &gen, &ns) < 0)
         return -1;
     int r = -1;
     if (name && *name) { /* else the loop's path says what is missing */
@@ -681,7 +706,8 @@ static void do_update(api_t *a, struct api_route *rt, h2s_call_t *c, const struc
         }
     }
     if (stage_authorize(a, rt, c, u, req_ns(k, m), m->name, NULL) < 0 ||
-        (!status && stage_admit(rt, c, obj) < 0)) {
+        (!status && stage_admit(rt, c, obj) < 0) ||
+        (!status && stage_escalation(a, rt, c, u, obj) < 0)) {
         obj_free(obj);
         return;
     }
@@ -933,9 +959,56 @@ static void ns_finish(void *arg, const char *name, const char *uid)
     stage_store(arg, NULL, NULL, o);
 }
 
+/* The default roles' writes (rbac.h). */
+static void rbac_create(void *arg, const struct kind *k, ProtobufCMessage *obj)
+{
+    ns_create(arg, k, obj);
+}
+
+static void rbac_update(void *arg, const struct kind *k, ProtobufCMessage *obj)
+{
+    Coracle__V1__ObjectMeta *m = obj_meta(obj);
+    struct apply_op *o = apply_op_new(k, APPLY_UPDATE, m->namespace_, m->name);
+    o->obj = obj;
+    stage_store(arg, NULL, NULL, o);
+}
+
+/*
+ * As kube-apiserver's rbac/bootstrap-roles hook: the defaults are created
+ * or reconciled, then checked again a second later (once the writes are
+ * back through the listener) until a pass has nothing to write.
+ */
+static void rbac_boot(evutil_socket_t fd, short what, void *arg)
+{
+    api_t *a = arg;
+    (void)fd, (void)what;
+    if (a->stopping)
+        return;
+    struct rbac_boot_ops ops = {rbac_create, rbac_update, a};
+    if (!store_unhealthy(a->st) && rbac_boot_reconcile(a->rbac, &ops) == 0) {
+        if (!a->rbac_ready)
+            log_info("rbac: the default roles and bindings are in place");
+        a->rbac_ready = true;
+        return;
+    }
+    struct timeval tv = {1, 0};
+    evtimer_add(a->rbac_boot, &tv);
+}
+
+int api_rbac_admit(api_t *a, const struct auth_user *u, const struct kind *k,
+                   const ProtobufCMessage *obj, int *code, char **msg)
+{
+    *msg = NULL;
+    if (!a->rbac)
+        return 0;
+    return rbac_admit(a->rbac, a->cfg.auth, u, k, obj, code, msg);
+}
+
 static void on_change(const struct store_change *ch, void *arg)
 {
     api_t *a = arg;
+    if (a->rbac)
+        rbac_on_change(a->rbac, ch);
     if (a->nsl)
         nslife_on_change(a->nsl, ch);
     if (ch->type == STORE_RESYNC) {
@@ -1070,6 +1143,8 @@ static void http_answer(const char *path, int *status, const char **ctype, char 
         *body = xstrdup("ok");
     } else if (pl == 7 && !strncmp(path, "/readyz", 7)) {
         const char *why = a->stopping ? "shutting down" : store_unhealthy(a->st);
+        if (!why && a->rbac && !a->rbac_ready)
+            why = "[-]poststarthook/rbac/bootstrap-roles failed: not finished";
         *status = why ? 503 : 200;
         *body = why ? xasprintf("%s\n", why) : xstrdup("ok");
     } else if (pl == 8 && !strncmp(path, "/metrics", 8)) {
@@ -1119,6 +1194,12 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
     a->events = events_new(base, st, a->cfg.event_ttl_s, expire_event, a);
     struct nodelife_ops nops = {mark_node, mark_pod, a};
     a->nl = nodelife_new(base, st, cfg->node_grace_s, &nops);
+    if (cfg->auth && auth_rbac_on(cfg->auth)) {
+        a->rbac = rbac_new(st);
+        auth_set_rbac(cfg->auth, a->rbac);
+        a->rbac_boot = evtimer_new(base, rbac_boot, a);
+        event_active(a->rbac_boot, EV_TIMEOUT, 0);
+    }
     store_set_listener(st, on_change, a);
     struct nslife_ops nsops = {ns_create, ns_remove, ns_finish, a};
     a->nsl = nslife_new(base, st, cfg->implicit_namespaces, &nsops);
@@ -1181,6 +1262,8 @@ void api_stop(api_t *a)
     a->nl = NULL;
     nslife_free(a->nsl);
     a->nsl = NULL;
+    if (a->rbac_boot)
+        event_del(a->rbac_boot);
     events_stop(a->events);
 }
 
@@ -1201,6 +1284,11 @@ void api_free(api_t *a)
     if (a->nl)
         nodelife_free(a->nl);
     nslife_free(a->nsl);
+    if (a->rbac) {
+        auth_set_rbac(a->cfg.auth, NULL);
+        rbac_free(a->rbac);
+        event_free(a->rbac_boot);
+    }
     for (size_t i = 0; i < a->nroutes; i++) {
         free(a->routes[i].path);
         obs_hist_free(&a->routes[i].lat);

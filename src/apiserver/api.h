@@ -55,6 +55,16 @@ void api_free(api_t *a);
 
 /* ---- shared by the apiserver's files ---- */
 
+/*
+ * Escalation prevention for a create or update of obj (kind k) by u, when
+ * RBAC is on (rbac_admit). 0, or -1 with *code (gRPC) and *msg (malloc'd).
+ */
+struct auth_user;
+/* Whether writes of k go through api_rbac_admit: they must be decoded on the loop. */
+bool api_escalation_checked(const api_t *a, const struct kind *k);
+int api_rbac_admit(api_t *a, const struct auth_user *u, const struct kind *k,
+                   const ProtobufCMessage *obj, int *code, char **msg);
+
 enum api_verb {
     API_CREATE,
     API_GET,

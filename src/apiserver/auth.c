@@ -62,7 +62,9 @@ struct auth {
     unsigned max_watches;
     struct token *tokens;
     size_t ntokens;
-    struct policy *pol;    /* NULL: allow every authenticated user */
+    struct policy *pol;    /* NULL: no bootstrap policy */
+    int rbac_on;           /* the stored RBAC objects decide too (with or without pol) */
+    const rbac_t *rbac;    /* their index (api.c's), or NULL before it exists */
     smap_t *ids;           /* name "\n" group "\n" ... -> struct ident */
     struct ident dev;      /* the development mode's anonymous master */
     auth_bearer_fn bearer; /* tokens the file does not know (service account JWTs) */
@@ -311,8 +313,9 @@ static char **split_list(const char *s)
     return v;
 }
 
-static const char *const known_verbs[] = {
-    "get", "list", "watch", "create", "update", "patch", "delete", "deletecollection", "*", NULL};
+static const char *const known_verbs[] = {"get",    "list",     "watch",  "create",
+                                          "update", "patch",    "delete", "deletecollection",
+                                          "bind",   "escalate", "*",      NULL};
 /* The pod's subresources beyond status (its verbs past API_UPDATE's). */
 static const char *const pod_subs[] = {"binding", "log", "exec", NULL};
 
@@ -523,6 +526,7 @@ int auth_new(const struct auth_config *cfg, auth_t **out, char **err)
     au->token_file = cfg->token_file && *cfg->token_file ? xstrdup(cfg->token_file) : NULL;
     au->policy_file = cfg->policy_file && *cfg->policy_file ? xstrdup(cfg->policy_file) : NULL;
     au->max_watches = cfg->max_watches ? cfg->max_watches : 1000;
+    au->rbac_on = cfg->rbac || au->policy_file;
     au->ids = smap_new();
     au->dev.name = "system:anonymous";
     au->dev.groups = (char **)dev_groups;
@@ -535,9 +539,9 @@ int auth_new(const struct auth_config *cfg, auth_t **out, char **err)
     if (au->policy_file)
         log_info("auth: policy %s: %zu roles, %zu bindings", au->policy_file, au->pol->nroles,
                  au->pol->nbinds);
-    else if (auth_required(au))
-        log_warn("auth: no --authorization-policy-file: every authenticated user may do "
-                 "everything");
+    else if (auth_required(au) && !au->rbac_on)
+        log_warn("auth: no --authorization-policy-file and no RBAC: every authenticated user "
+                 "may do everything");
     *out = au;
     return 0;
 }
@@ -714,9 +718,9 @@ static int match_res(char *const *res, const char *resource, const char *sub)
 }
 
 /* ns NULL: the coarse check (any namespace) or a cluster-scoped / all-namespace request. */
-static int match_ns(char *const *nss, const struct kind *k, const char *ns, int coarse)
+static int match_ns(char *const *nss, bool namespaced, const char *ns, int coarse)
 {
-    if (!k->namespaced || coarse || strv_has(nss, "*"))
+    if (!namespaced || coarse || strv_has(nss, "*"))
         return 1;
     return ns && strv_has(nss, ns);
 }
@@ -735,52 +739,147 @@ static int subject_match(char *const *subjects, const struct auth_user *u)
     return 0;
 }
 
-static int rbac_allows(const auth_t *au, const struct auth_user *u, const char *verb,
-                       const struct kind *k, const char *sub, const char *ns, int coarse)
+/* The policy file's decision on a kind of the table (k). */
+static int policy_allows(const struct policy *pol, const struct auth_user *u, const char *verb,
+                         const struct kind *k, const char *sub, const char *ns, int coarse)
 {
-    struct policy *pol = au->pol;
-    if (is_master(u) || !pol)
-        return 1;
-    for (size_t i = 0; i < pol->nbinds; i++) {
+    for (size_t i = 0; pol && i < pol->nbinds; i++) {
         const struct binding *b = &pol->binds[i];
         if (!subject_match(b->subjects, u))
             continue;
-        const struct role *r = role_find(pol, b->role);
+        const struct role *r = role_find((struct policy *)pol, b->role);
         for (size_t j = 0; r && j < r->nrules; j++) {
             const struct rule *ru = &r->rules[j];
             if (match_verb(ru->verbs, verb) && match_res(ru->resources, k->resource, sub) &&
-                match_ns(ru->nss, k, ns, coarse))
+                match_ns(ru->nss, k->namespaced, ns, coarse))
                 return 1;
         }
     }
     return 0;
 }
 
-static char *forbidden(const struct auth_user *u, const char *verb, const struct kind *k,
-                       const char *sub, const char *ns, const char *name, const char *why)
+/* The API group of k ("" for the core group), into buf. */
+static const char *kind_group(const struct kind *k, char *buf, size_t n)
 {
     const char *slash = strchr(k->api_version, '/');
-    int gl = slash ? (int)(slash - k->api_version) : 0;
-    char *scope = k->namespaced && ns && *ns ? xasprintf("in the namespace \"%s\"", ns)
-                                             : xstrdup("at the cluster scope");
-    char *m;
-    char *obj = name && *name ? xasprintf("%s \"%s\"", k->group_resource, name)
-                              : xstrdup(k->group_resource);
-    m = xasprintf("%s is forbidden: User \"%s\" cannot %s resource \"%s%s%s\" in API group "
-                  "\"%.*s\" %s%s%s",
-                  obj, u->name, verb, k->resource, sub ? "/" : "", sub ? sub : "", gl,
-                  k->api_version, scope, why ? ": " : "", why ? why : "");
+    snprintf(buf, n, "%.*s", slash ? (int)(slash - k->api_version) : 0, k->api_version);
+    return buf;
+}
+
+/* The kind of the table serving group/resource, or NULL. */
+static const struct kind *kind_of(const char *group, const char *resource)
+{
+    char g[64];
+    for (size_t i = 0; resource && kinds_all[i]; i++)
+        if (!strcmp(kinds_all[i]->resource, resource) &&
+            !strcmp(kind_group(kinds_all[i], g, sizeof(g)), group ? group : ""))
+            return kinds_all[i];
+    return NULL;
+}
+
+static int always_allow(const auth_t *au)
+{
+    return !au->pol && !au->rbac_on;
+}
+
+bool auth_allows(const auth_t *au, const struct auth_user *u, const struct rbac_attrs *a)
+{
+    if (is_master(u) || always_allow(au))
+        return true;
+    if (!a->path) {
+        const struct kind *k = kind_of(a->group, a->resource);
+        if (k && policy_allows(au->pol, u, a->verb, k, a->sub, a->ns, 0))
+            return true;
+    }
+    return au->rbac_on && rbac_allows(au->rbac, u->name, u->groups, a);
+}
+
+/* The RBAC attributes of a request on kind k (group into gbuf). */
+static struct rbac_attrs kind_attrs(const struct kind *k, const char *verb, const char *sub,
+                                    const char *ns, const char *name, char *gbuf, size_t gn)
+{
+    return (struct rbac_attrs){
+        verb, kind_group(k, gbuf, gn), k->resource, sub, k->namespaced ? ns : NULL, name, NULL};
+}
+
+static int rbac_allows_kind(const auth_t *au, const struct auth_user *u, const char *verb,
+                            const struct kind *k, const char *sub, const char *ns, const char *name,
+                            int coarse)
+{
+    if (is_master(u) || always_allow(au))
+        return 1;
+    if (policy_allows(au->pol, u, verb, k, sub, ns, coarse))
+        return 1;
+    char g[64];
+    struct rbac_attrs a = kind_attrs(k, verb, sub, ns, name, g, sizeof(g));
+    return au->rbac_on && rbac_allows(au->rbac, u->name, u->groups, &a);
+}
+
+/* Kubernetes' denial text for verb on group/resource[/sub] (name, ns: may be NULL). */
+static char *forbidden_res(const struct auth_user *u, const char *verb, const char *group,
+                           const char *resource, const char *sub, const char *ns, const char *name,
+                           const char *why)
+{
+    char *scope =
+        ns && *ns ? xasprintf("in the namespace \"%s\"", ns) : xstrdup("at the cluster scope");
+    char *gr = group && *group ? xasprintf("%s.%s", resource, group) : xstrdup(resource);
+    char *obj = name && *name ? xasprintf("%s \"%s\"", gr, name) : xstrdup(gr);
+    char *m = xasprintf("%s is forbidden: User \"%s\" cannot %s resource \"%s%s%s\" in API "
+                        "group \"%s\" %s%s%s",
+                        obj, u->name, verb, resource, sub ? "/" : "", sub ? sub : "",
+                        group ? group : "", scope, why ? ": " : "", why ? why : "");
     free(obj);
+    free(gr);
     free(scope);
     log_info("auth: denied: %s", m);
     return m;
+}
+
+static char *forbidden(const struct auth_user *u, const char *verb, const struct kind *k,
+                       const char *sub, const char *ns, const char *name, const char *why)
+{
+    char g[64];
+    return forbidden_res(u, verb, kind_group(k, g, sizeof(g)), k->resource, sub,
+                         k->namespaced ? ns : NULL, name, why);
+}
+
+int auth_authorize_rbac(const auth_t *au, const struct auth_user *u, const struct rbac_attrs *a,
+                        char **err)
+{
+    *err = NULL;
+    if (!auth_required(au) || auth_allows(au, u, a))
+        return 0;
+    if (!a->path) {
+        *err = forbidden_res(u, a->verb, a->group, a->resource, a->sub, a->ns, a->name, NULL);
+        return -1;
+    }
+    *err = xasprintf("forbidden: User \"%s\" cannot %s path \"%s\"", u->name, a->verb, a->path);
+    log_info("auth: denied: %s", *err);
+    return -1;
+}
+
+int auth_authorize_path(const auth_t *au, const struct auth_user *u, const char *verb,
+                        const char *path, char **err)
+{
+    struct rbac_attrs a = {.verb = verb, .path = path};
+    return auth_authorize_rbac(au, u, &a, err);
+}
+
+void auth_set_rbac(auth_t *au, const rbac_t *rb)
+{
+    au->rbac = rb;
+}
+
+int auth_rbac_on(const auth_t *au)
+{
+    return au->rbac_on;
 }
 
 int auth_authorize(const auth_t *au, const struct auth_user *u, const char *verb,
                    const struct kind *k, const char *subresource, char **err)
 {
     *err = NULL;
-    if (rbac_allows(au, u, verb, k, subresource, NULL, 1))
+    if (rbac_allows_kind(au, u, verb, k, subresource, NULL, NULL, 1))
         return 0;
     *err = forbidden(u, verb, k, subresource, NULL, NULL, NULL);
     return -1;
@@ -910,7 +1009,7 @@ static int authorize_attrs(const auth_t *au, const struct auth_user *u, const st
 {
     *err = NULL;
     const char *node = node_of(u);
-    if (!rbac_allows(au, u, a->verb, a->k, a->subresource, a->ns, 0)) {
+    if (!rbac_allows_kind(au, u, a->verb, a->k, a->subresource, a->ns, a->name, 0)) {
         *err = forbidden(u, a->verb, a->k, a->subresource, a->ns, a->name, NULL);
         return -1;
     }

@@ -15,10 +15,15 @@
  *  identity gets UNAUTHENTICATED "Unauthorized" (/healthz, /readyz and
  *  /metrics are plain HTTP and need none).
  *
- * Authorization: default deny, RBAC-like, from --authorization-policy-file
- * (format in conf/policy; reloaded by auth_reload on SIGHUP). Members of
- * system:masters pass everything. Without a policy file every
- * authenticated user may do everything (Kubernetes' AlwaysAllow mode).
+ * Authorization: default deny. A request passes when the bootstrap policy
+ * file (--authorization-policy-file, format in conf/policy; reloaded by
+ * auth_reload on SIGHUP) OR the stored RBAC objects (rbac.h, Kubernetes'
+ * rules) allow it. RBAC is on with a policy file or with
+ * --authorization-mode naming RBAC. Members of system:masters pass
+ * everything. With neither a policy file nor RBAC every authenticated user
+ * may do everything (Kubernetes' AlwaysAllow mode). Non-resource requests
+ * (/version, /api, /apis discovery, /openapi) are authorized too
+ * (auth_authorize_path); /healthz, /readyz and /metrics need no identity.
  * Node restriction (Kubernetes' Node authorizer and NodeRestriction
  * admission) is always on for users "system:node:<name>" in group
  * system:nodes: such a user may write only its own Node and Lease, the
@@ -39,6 +44,7 @@
 
 #include "h2s.h"
 #include "kinds.h"
+#include "rbac.h"
 #include "store.h"
 
 typedef struct auth auth_t;
@@ -56,6 +62,7 @@ struct auth_config {
     const char
         *policy_file; /* --authorization-policy-file, or NULL (allow every authenticated user) */
     unsigned max_watches; /* long-running calls per user (0: 1000) */
+    int rbac;             /* authorize from the stored RBAC objects too (auth_set_rbac) */
 };
 
 /*
@@ -67,6 +74,13 @@ int auth_new(const struct auth_config *cfg, auth_t **out, char **err);
 int auth_reload(auth_t *au, char **err);
 /* Frees au and every identity it interned (after the calls holding them). NULL: no-op. */
 void auth_free(auth_t *au);
+/*
+ * The RBAC index the decisions consult (borrowed: outlives au; NULL: none).
+ * Used when the config's rbac is set or a policy file is given.
+ */
+void auth_set_rbac(auth_t *au, const rbac_t *rb);
+/* 1 if the stored RBAC objects take part in the decisions. */
+int auth_rbac_on(const auth_t *au);
 /* 1 if callers must identify themselves (a client CA or a token file is configured). */
 int auth_required(const auth_t *au);
 
@@ -123,6 +137,32 @@ struct auth_attrs {
  * those its pods use). */
 int auth_authorize_attrs(const auth_t *au, const struct auth_user *u, const struct auth_attrs *a,
                          char **err);
+
+/*
+ * The decision alone, as RBAC's attributes (a->path set: a non-resource
+ * request): system:masters, AlwaysAllow, the policy file (kinds of the
+ * table only), the RBAC objects. No node restriction. Returns true if
+ * allowed.
+ */
+bool auth_allows(const auth_t *au, const struct auth_user *u, const struct rbac_attrs *a);
+/*
+ * auth_allows with the denial: 0, or -1 with *err (malloc'd), Kubernetes'
+ * text (`widgets.example.com "w" is forbidden: User "bob" cannot get
+ * resource "widgets" in API group "example.com" in the namespace "x"`,
+ * `forbidden: User "bob" cannot get path "/apis"`). For resources that are
+ * not kinds of the table (a SubjectAccessReview may name any).
+ */
+int auth_authorize_rbac(const auth_t *au, const struct auth_user *u, const struct rbac_attrs *a,
+                        char **err);
+
+/*
+ * A non-resource request (GET /version, /api, /apis/apps/v1, /openapi/v2):
+ * verb is Kubernetes' lower-case HTTP method ("get", "post"). 0, or -1
+ * with *err (malloc'd): Kubernetes' `forbidden: User "bob" cannot get path
+ * "/apis"`.
+ */
+int auth_authorize_path(const auth_t *au, const struct auth_user *u, const char *verb,
+                        const char *path, char **err);
 
 /*
  * auth_authorize_attrs for a decoded request, looking the stored pod's

@@ -7,7 +7,7 @@ libapiserver_a_SOURCES = \
 	src/apiserver/enc.c src/apiserver/enc_cfg.c src/apiserver/enc.h src/apiserver/enc_int.h \
 	src/apiserver/obj.c src/apiserver/obj.h \
 	src/apiserver/admit.c src/apiserver/admit.h src/apiserver/admit_int.h \
-	src/apiserver/admit_workload.c \
+	src/apiserver/admit_workload.c src/apiserver/admit_rbac.c \
 	src/apiserver/wire.c src/apiserver/wire.h \
 	src/apiserver/apply.c src/apiserver/apply.h \
 	src/apiserver/gcpolicy.c src/apiserver/gcpolicy.h \
@@ -32,6 +32,8 @@ libapiserver_a_SOURCES = \
 	src/apiserver/events.c src/apiserver/events.h \
 	src/apiserver/nodelife.c src/apiserver/nodelife.h \
 	src/apiserver/nslife.c src/apiserver/nslife.h \
+	src/apiserver/rbac.c src/apiserver/rbac.h \
+	src/apiserver/rbac_boot.c src/apiserver/rbac_escalate.c \
 	src/apiserver/tunnel.c src/apiserver/tunnel.h
 # The comments of proto/coracle.proto, for the OpenAPI documents' descriptions.
 nodist_libapiserver_a_SOURCES = proto/coracle_doc.c
@@ -80,6 +82,12 @@ t_unit_test_auth_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/ap
 	-DSRCDIR='"$(abs_top_srcdir)"'
 t_unit_test_auth_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_auth
+
+check_PROGRAMS += t/unit/test_rbac
+t_unit_test_rbac_SOURCES = t/unit/test_rbac.c t/unit/tap.h
+t_unit_test_rbac_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
+t_unit_test_rbac_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_rbac
 
 check_PROGRAMS += t/unit/test_openapi
 t_unit_test_openapi_SOURCES = t/unit/test_openapi.c t/unit/tap.h

@@ -38,6 +38,7 @@ static long long watch_memory_limit = 256 << 20;
 static long long bookmark_interval = 60;
 static long long node_monitor_grace = 40;
 static char *tls_cert_file, *tls_key_file, *client_ca_file, *token_auth_file, *policy_file;
+static char *authorization_mode;
 static long long max_inflight = 400, max_mutating_inflight = 1000, max_watches = 1000;
 static int insecure_loopback;
 static int implicit_namespaces;
@@ -78,7 +79,10 @@ static const struct cfg_opt opts[] = {
     {"token-auth-file", CFG_STR, &token_auth_file, "FILE",
      "static bearer tokens, CSV token,user,uid,\"group1,group2\" (default none)"},
     {"authorization-policy-file", CFG_STR, &policy_file, "FILE",
-     "RBAC-like policy; without one every authenticated user may do everything (default none)"},
+     "bootstrap policy, allowing beside the RBAC objects (default none)"},
+    {"authorization-mode", CFG_STR, &authorization_mode, "MODES",
+     "Node,RBAC: the RBAC objects authorize; AlwaysAllow: every authenticated user may do "
+     "everything (default Node,RBAC with a policy file, else AlwaysAllow)"},
     {"max-requests-inflight", CFG_INT, &max_inflight, "N",
      "unary read calls in flight before RESOURCE_EXHAUSTED; 0 = no limit (default 400)"},
     {"max-mutating-requests-inflight", CFG_INT, &max_mutating_inflight, "N",
@@ -131,6 +135,19 @@ static const struct cfg_opt opts[] = {
 static const char *opt_str(const char *s)
 {
     return s && *s ? s : NULL;
+}
+
+/* Whether the comma list modes (--authorization-mode) names mode. */
+static int authz_has(const char *modes, const char *mode)
+{
+    size_t ml = strlen(mode);
+    for (const char *p = modes; p && *p;) {
+        size_t l = strcspn(p, ",");
+        if (l == ml && !strncmp(p, mode, ml))
+            return 1;
+        p += l + (p[l] == ',');
+    }
+    return 0;
 }
 
 struct app {
@@ -327,6 +344,7 @@ int main(int argc, char **argv)
         .token_file = opt_str(token_auth_file),
         .policy_file = opt_str(policy_file),
         .max_watches = (unsigned)max_watches,
+        .rbac = authz_has(opt_str(authorization_mode), "RBAC"),
     };
     if (auth_new(&auc, &app.auth, &err) < 0)
         fatal("%s", err);

@@ -645,13 +645,38 @@ static void resource(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct
     rest_query_free(&q);
 }
 
+/*
+ * Authorizes a non-resource request (discovery, /version, /openapi) as
+ * Kubernetes does: the lower-case method on the URL path. Returns 0, or -1
+ * after answering 403.
+ */
+static int authorize_path(rest_t *rs, h2s_req_t *r, const struct auth_user *u)
+{
+    const char *p = h2s_req_path(r);
+    char *path = xstrndup(p, strcspn(p, "?"));
+    char verb[16];
+    snprintf(verb, sizeof(verb), "%s", h2s_req_method(r));
+    for (char *v = verb; *v; v++)
+        *v = (char)tolower((unsigned char)*v);
+    char *err = NULL;
+    int rc = auth_authorize_path(rs->cfg.auth, u, verb, path, &err);
+    if (rc < 0)
+        rest_answer_status(rs, r, 403, "Forbidden", err, NULL, NULL);
+    free(err);
+    free(path);
+    return rc;
+}
+
 /* /api..., /apis...: discovery or a resource; seg are the path's segments. */
 static void api_path(rest_t *rs, h2s_req_t *r, const struct auth_user *u, char **seg, size_t n)
 {
     rest_set_what(r, RV_DISCOVERY, NULL);
+    bool core = !strcmp(seg[0], "api");
+    /* /api, /api/v1, /apis, /apis/G, /apis/G/V are discovery: non-resource requests */
+    if (n <= (core ? 2u : 3u) && authorize_path(rs, r, u) < 0)
+        return;
     if (rest_discovery(rs, r, seg, n))
         return;
-    bool core = !strcmp(seg[0], "api");
     char gv[256];
     if (core)
         snprintf(gv, sizeof(gv), "%s", seg[1]);
@@ -690,6 +715,8 @@ void rest_handle(h2s_req_t *r, void *arg)
     if (oidc) {
         if (!rest_oidc(rs, r))
             rest_not_found_path(rs, r);
+    } else if ((version || openapi) && authorize_path(rs, r, &u) < 0) {
+        rest_set_what(r, version ? RV_DISCOVERY : RV_OPENAPI, NULL);
     } else if (version) {
         rest_set_what(r, RV_DISCOVERY, NULL);
         rest_discovery_version(rs, r);

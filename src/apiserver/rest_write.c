@@ -67,6 +67,7 @@ struct wreq {
     struct buf items; /* a ListResponse: ListMeta, then each deleted object */
     int fail_code;
     char *fail_msg;
+    struct auth_user user; /* the caller (its strings live as long as the auth_t) */
 };
 
 static const struct apply_owner wreq_owner;
@@ -421,11 +422,18 @@ static int admit(struct wreq *w, ProtobufCMessage *obj, bool status)
         return 0;
     }
     char *msg;
-    if (api_admit(w->k, obj, &msg) == 0)
-        return 0;
-    answer_invalid_kind(w, msg);
-    free(msg);
-    return -1;
+    if (api_admit(w->k, obj, &msg) < 0) {
+        answer_invalid_kind(w, msg);
+        free(msg);
+        return -1;
+    }
+    int code;
+    if (api_rbac_admit(w->rs->cfg.api, &w->user, w->k, obj, &code, &msg) < 0) {
+        answer_grpc(w, code, msg);
+        free(msg);
+        return -1;
+    }
+    return 0;
 }
 
 /* The store stage: o answers w through op_answer. */
@@ -566,7 +574,7 @@ static bool big_body(struct wreq *w, const struct auth_user *u, bool create)
 {
     size_t len;
     const uint8_t *body = h2s_req_body(w->r, &len);
-    if (len <= BODY_INLINE_MAX)
+    if (len <= BODY_INLINE_MAX || api_escalation_checked(w->rs->cfg.api, w->k))
         return false;
     struct bigjob *b = xcalloc(1, sizeof(*b));
     b->w = w;
@@ -1190,6 +1198,7 @@ void rest_write(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct rreq
         return;
     }
     struct wreq *w = xcalloc(1, sizeof(*w));
+    w->user = *u;
     w->rs = rs;
     w->r = r;
     w->k = rq->k;

@@ -18,6 +18,7 @@ const struct ctrl_def *const ctrl_all[] = {
     &ctrl_ttlafterfinished,
     &ctrl_cronjob,
     &ctrl_rootcacertpublisher,
+    &ctrl_clusterroleaggregation,
     NULL,
 };
 /* clang-format on */

@@ -13,7 +13,8 @@ libcontroller_a_SOURCES = \
 	src/controller/job.c src/controller/job.h \
 	src/controller/ttlafterfinished.c \
 	src/controller/cronjob.c \
-	src/controller/rootcacert.c
+	src/controller/rootcacert.c \
+	src/controller/clusterroleaggregation.c
 
 bin_PROGRAMS += coracle-controller-manager
 coracle_controller_manager_SOURCES = src/controller/main.c

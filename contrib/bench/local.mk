@@ -7,6 +7,11 @@ contrib_bench_watch_bench_LDADD = libcoracle.a $(COMMON_LIBS) -lm
 noinst_PROGRAMS += contrib/bench/failover-client
 contrib_bench_failover_client_SOURCES = contrib/bench/failover-client.c
 contrib_bench_failover_client_LDADD = libcoracle.a $(COMMON_LIBS)
+# rbac-decide: the authorizer's decision in process, RBAC against AlwaysAllow (rbac-bench runs it).
+noinst_PROGRAMS += contrib/bench/rbac-decide
+contrib_bench_rbac_decide_SOURCES = contrib/bench/rbac-decide.c
+contrib_bench_rbac_decide_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/src/apiserver
+contrib_bench_rbac_decide_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 noinst_PROGRAMS += contrib/bench/pb-bench
 contrib_bench_pb_bench_SOURCES = contrib/bench/pb-bench.c
 contrib_bench_pb_bench_LDADD = libcoracle.a $(COMMON_LIBS)
@@ -34,6 +39,6 @@ endif
 noinst_PROGRAMS += contrib/bench/sched-bench-load
 contrib_bench_sched_bench_load_SOURCES = contrib/bench/sched_bench.c
 contrib_bench_sched_bench_load_LDADD = libcoracle.a $(COMMON_LIBS)
-dist_noinst_SCRIPTS += contrib/bench/sched-bench
+dist_noinst_SCRIPTS += contrib/bench/sched-bench contrib/bench/rbac-bench
 EXTRA_DIST += contrib/bench/run contrib/bench/README.md \
 	contrib/bench/RESULTS.md

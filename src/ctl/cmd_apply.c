@@ -531,5 +531,20 @@ int ctl_cmd_apply(int argc, char **argv)
 
 int ctl_cmd_create(int argc, char **argv)
 {
+    /* create role|clusterrole|rolebinding|clusterrolebinding NAME: from flags */
+    for (int i = 1; i < argc; i++) {
+        int g = ctl_global_flag_args(argv[i]);
+        if (g) {
+            i += g - 1;
+            continue;
+        }
+        if (argv[i][0] == '-')
+            continue;
+        const struct kind *k = kind_lookup(argv[i]);
+        if (k == &kind_role || k == &kind_clusterrole || k == &kind_rolebinding ||
+            k == &kind_clusterrolebinding)
+            return ctl_create_rbac(argc, argv);
+        break;
+    }
     return apply_or_create(argc, argv, true);
 }

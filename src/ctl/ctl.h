@@ -76,6 +76,8 @@ int ctl_cmd_attach(int argc, char **argv);
 int ctl_cmd_version(int argc, char **argv);
 int ctl_cmd_scale(int argc, char **argv);
 int ctl_cmd_rollout(int argc, char **argv);
+/* create role|clusterrole|rolebinding|clusterrolebinding NAME --verb ... (cmd_create_rbac.c) */
+int ctl_create_rbac(int argc, char **argv);
 
 /* Dispatch over the verbs table; main() is just this. */
 int ctl_main(int argc, char **argv);

@@ -368,6 +368,12 @@ t.ok(rc == 0 and out.split("\n")[0].split() == ["NAME", "ROLE", "AGE"] and "Role
      "coraclectl get rolebindings (%r)" % out)
 rc, out, err = ctl("admintoken", "get", "clusterrole", "yaml-role")
 t.ok(rc == 0 and out.split("\n")[0].split() == ["NAME", "CREATED", "AT"], "coraclectl get clusterrole (%r)" % out)
+rc, out, err = ctl("admintoken", "describe", "role", "cm-reader", "-n", "other")
+t.ok(rc == 0 and "PolicyRule:" in out and "deployments.apps" in out and "[get list]" in out,
+     "coraclectl describe role: kubectl's rules table (%r %r)" % (out, err))
+rc, out, err = ctl("admintoken", "describe", "rolebinding", "bob-cm", "-n", "other")
+t.ok(rc == 0 and "Kind:  Role" in out and "ServiceAccount  robot  team" in out,
+     "coraclectl describe rolebinding: role and subjects (%r %r)" % (out, err))
 rc, out, err = ctl("admintoken", "delete", "clusterrole", "yaml-role")
 t.ok(rc == 0 and admin("ClusterRoles", "List", pb.ListRequest()) and
      "yaml-role" not in [x.metadata.name for x in admin("ClusterRoles", "List", pb.ListRequest()).items],

@@ -134,6 +134,14 @@ static int describe_one(struct ctl_client *c, const struct kind *k, const char *
     const Coracle__V1__ObjectMeta *md = kind_meta(obj);
     const char *uid = md ? md->uid : NULL;
     struct buf out = {0};
+    if (k == &kind_role || k == &kind_clusterrole || k == &kind_rolebinding ||
+        k == &kind_clusterrolebinding) {
+        ctl_describe_rbac(&out, k, obj); /* no events, as kubectl's */
+        fwrite(out.p, 1, out.len, stdout);
+        buf_free(&out);
+        protobuf_c_message_free_unpacked(obj, NULL);
+        return 0;
+    }
     size_t nev = 0;
     Coracle__V1__Event **evs = NULL;
     /* Node events live in "default", as kubectl records them: list them all. */
@@ -213,9 +221,10 @@ int ctl_cmd_describe(int argc, char **argv)
     if (!k)
         goto out_free;
     if (k != &kind_pod && k != &kind_node && k != &kind_replicaset && k != &kind_deployment &&
-        k != &kind_daemonset && k != &kind_job && k != &kind_cronjob) {
+        k != &kind_daemonset && k != &kind_job && k != &kind_cronjob && k != &kind_role &&
+        k != &kind_clusterrole && k != &kind_rolebinding && k != &kind_clusterrolebinding) {
         fprintf(stderr, "error: describe supports pods, nodes, replicasets, deployments, "
-                        "daemonsets, jobs and cronjobs\n");
+                        "daemonsets, jobs, cronjobs and the RBAC kinds\n");
         goto out_free;
     }
     names = pos.v + 1;

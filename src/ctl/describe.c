@@ -1180,3 +1180,64 @@ void ctl_describe_workload(struct buf *out, const struct kind *k, const Protobuf
     ctl_tw_flush(&tw, out);
     ctl_tw_free(&tw);
 }
+
+/* ---- rbac.authorization.k8s.io ---- */
+
+/* Go's %v of a []string: [a b]. */
+static void go_list(char *buf, size_t n, char *const *v, size_t nv)
+{
+    size_t o = (size_t)snprintf(buf, n, "[");
+    for (size_t i = 0; i < nv && o < n; i++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%s", i ? " " : "", v[i]);
+    if (o < n)
+        snprintf(buf + o, n - o, "]");
+}
+
+/* kubectl's PolicyRule table: a row per resource and group ("deployments.apps"), or per URL rule.
+ */
+static void describe_rules(struct ctl_tw *tw, Coracle__V1__PolicyRule *const *rules, size_t n)
+{
+    ctl_tw_printf(tw, "PolicyRule:\n");
+    ctl_tw_printf(tw, "  Resources\tNon-Resource URLs\tResource Names\tVerbs\n");
+    ctl_tw_printf(tw, "  ---------\t-----------------\t--------------\t-----\n");
+    for (size_t i = 0; i < n; i++) {
+        const Coracle__V1__PolicyRule *r = rules[i];
+        char names[512], verbs[512], urls[512];
+        go_list(names, sizeof(names), r->resourcenames, r->n_resourcenames);
+        go_list(verbs, sizeof(verbs), r->verbs, r->n_verbs);
+        if (r->n_nonresourceurls) {
+            go_list(urls, sizeof(urls), r->nonresourceurls, r->n_nonresourceurls);
+            ctl_tw_printf(tw, "  \t%s\t%s\t%s\n", urls, names, verbs);
+        }
+        for (size_t j = 0; j < r->n_resources; j++)
+            for (size_t g = 0; g < r->n_apigroups; g++)
+                ctl_tw_printf(tw, "  %s%s%s\t[]\t%s\t%s\n", r->resources[j],
+                              *r->apigroups[g] ? "." : "", r->apigroups[g], names, verbs);
+    }
+}
+
+void ctl_describe_rbac(struct buf *out, const struct kind *k, const ProtobufCMessage *obj)
+{
+    struct ctl_tw tw;
+    ctl_tw_init(&tw, 0, 2, false);
+    const Coracle__V1__ObjectMeta *md = kind_meta(obj);
+    ctl_tw_printf(&tw, "Name:\t%s\n", md ? s_or(md->name, "") : "");
+    describe_labels(&tw, md);
+    if (k == &kind_role || k == &kind_clusterrole) {
+        const Coracle__V1__ClusterRole *r = (const void *)obj; /* a Role has the same head */
+        describe_rules(&tw, r->rules, r->n_rules);
+    } else {
+        const Coracle__V1__RoleBinding *b = (const void *)obj; /* a ClusterRoleBinding's too */
+        ctl_tw_printf(&tw, "Role:\n");
+        ctl_tw_printf(&tw, "  Kind:\t%s\n", b->roleref ? s_or(b->roleref->kind, "") : "");
+        ctl_tw_printf(&tw, "  Name:\t%s\n", b->roleref ? s_or(b->roleref->name, "") : "");
+        ctl_tw_printf(&tw, "Subjects:\n");
+        ctl_tw_printf(&tw, "  Kind\tName\tNamespace\n");
+        ctl_tw_printf(&tw, "  ----\t----\t---------\n");
+        for (size_t i = 0; i < b->n_subjects; i++)
+            ctl_tw_printf(&tw, "  %s\t%s\t%s\n", s_or(b->subjects[i]->kind, ""),
+                          s_or(b->subjects[i]->name, ""), s_or(b->subjects[i]->namespace_, ""));
+    }
+    ctl_tw_flush(&tw, out);
+    ctl_tw_free(&tw);
+}

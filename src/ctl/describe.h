@@ -35,4 +35,8 @@ void ctl_describe_workload(struct buf *out, const struct kind *k, const Protobuf
                            Coracle__V1__ReplicaSet *const *rss, size_t nrs,
                            Coracle__V1__Event *const *events, size_t nev, int64_t now_ns);
 
+/* A Role, ClusterRole, RoleBinding or ClusterRoleBinding (obj, of kind k), as kubectl's
+ * RoleDescriber and RoleBindingDescriber print them (the rules' table, roleRef, subjects). */
+void ctl_describe_rbac(struct buf *out, const struct kind *k, const ProtobufCMessage *obj);
+
 #endif

@@ -131,8 +131,8 @@ char *rbac_rule_string(const Coracle__V1__PolicyRule *r)
     fputc('{', f);
     field_string(f, &first, "APIGroups", r->apigroups, r->n_apigroups);
     field_string(f, &first, "Resources", r->resources, r->n_resources);
-    field_string(f, &first, "ResourceNames", r->resourcenames, r->n_resourcenames);
     field_string(f, &first, "NonResourceURLs", r->nonresourceurls, r->n_nonresourceurls);
+    field_string(f, &first, "ResourceNames", r->resourcenames, r->n_resourcenames);
     field_string(f, &first, "Verbs", r->verbs, r->n_verbs);
     fputc('}', f);
     fclose(f);
@@ -522,9 +522,11 @@ char *rbac_rules_missing(Coracle__V1__PolicyRule *const *rules, size_t n, const 
     char *out = xmalloc(len);
     char *p = out;
     for (size_t i = 0; i < m.n; i++) {
-        p += sprintf(p, "%s%s", i ? "\n" : "", lines[i]);
-        free(lines[i]);
+        if (!i || strcmp(lines[i], lines[i - 1])) /* a sorted set, as Kubernetes' */
+            p += sprintf(p, "%s%s", p > out ? "\n" : "", lines[i]);
     }
+    for (size_t i = 0; i < m.n; i++)
+        free(lines[i]);
     free(lines);
     missing_free(&m);
     return out;

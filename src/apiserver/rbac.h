@@ -65,7 +65,8 @@ const Coracle__V1__ClusterRoleBinding *rbac_cluster_binding(const rbac_t *rb, co
 
 /*
  * Kubernetes' CompactString of a rule: {APIGroups:["apps"], Resources:["deployments"],
- * Verbs:["get" "list"]} (only the fields set). malloc'd.
+ * Verbs:["get" "list"]} (only the fields set, in the order APIGroups, Resources,
+ * NonResourceURLs, ResourceNames, Verbs). malloc'd.
  */
 char *rbac_rule_string(const Coracle__V1__PolicyRule *r);
 

@@ -358,7 +358,7 @@ static const struct cols_def rolebinding_defs[] = {
     AGE_COL,
     {"Users", "string", "", "The users bound.", 1},
     {"Groups", "string", "", "The groups bound.", 1},
-    {"ServiceAccounts", "string", "", "The service accounts bound (namespace:name).", 1},
+    {"ServiceAccounts", "string", "", "The service accounts bound (namespace/name).", 1},
 };
 
 #define CONTAINERS_COL                                                                             \
@@ -642,7 +642,7 @@ static void role_cells(struct cols_row *row, const ProtobufCMessage *obj, const 
     cell_str(row, at);
 }
 
-/* The subjects of kind kind, ", "-separated (ServiceAccounts as namespace:name). */
+/* The subjects of kind kind, ", "-separated (ServiceAccounts as namespace/name). */
 static void cell_subjects(struct cols_row *row, Coracle__V1__Subject *const *sv, size_t n,
                           const char *kind)
 {
@@ -653,7 +653,7 @@ static void cell_subjects(struct cols_row *row, Coracle__V1__Subject *const *sv,
             continue;
         bool sa = !strcmp(kind, "ServiceAccount");
         char *o = xasprintf("%s%s%s%s%s", out, *out ? ", " : "",
-                            sa && su->namespace_ ? su->namespace_ : "", sa ? ":" : "",
+                            sa && su->namespace_ ? su->namespace_ : "", sa ? "/" : "",
                             su->name ? su->name : "");
         free(out);
         out = o;

@@ -163,6 +163,13 @@ t.ok(denied(e), "but may not delete one")
 # (its certificate: the default roles must be all it needs)
 c.start("controller-manager", [c.bin("coracle-controller-manager"), "--config", os.path.join(pki, "controller-manager.conf"),
                                "--leader-elect=false", "--healthz-listen", ""])
+# the scheduler too, as system:kube-scheduler: a pod gets bound with only the default roles
+import schedutil as su  # noqa: E402
+c.start("scheduler", [c.bin("coracle-scheduler"), "--config", os.path.join(pki, "scheduler.conf"), "--leader-elect=false"])
+admin("Nodes", "Create", su.node("sn1"))
+admin("Pods", "Create", su.pod("to-bind", ns="team"))
+t.ok(c.wait_for(lambda: (admin("Pods", "Get", pb.GetRequest(namespace="team", name="to-bind")).spec.nodeName == "sn1"),
+                timeout=60), "the scheduler binds a pod, with only the default roles")
 admin("RoleBindings", "Create", pb.RoleBinding(metadata=meta("carol-view", "team"), roleRef=ref("ClusterRole", "view"),
                                                 subjects=[user("carol")]))
 t.ok(c.wait_for(lambda: not call("caroltoken", "ConfigMaps", "List", pb.ListRequest(namespace="team"))[1], timeout=60),

@@ -3,6 +3,7 @@
 noinst_LIBRARIES += libapiserver.a
 libapiserver_a_SOURCES = \
 	src/apiserver/store.c src/apiserver/store.h src/apiserver/store_meta.h \
+	src/apiserver/wal.c src/apiserver/wal.h \
 	src/apiserver/store_etcd.c src/apiserver/store_etcd.h \
 	src/apiserver/enc.c src/apiserver/enc_cfg.c src/apiserver/enc.h src/apiserver/enc_int.h \
 	src/apiserver/obj.c src/apiserver/obj.h \
@@ -100,3 +101,9 @@ t_unit_test_rest_body_SOURCES = t/unit/test_rest_body.c t/unit/tap.h
 t_unit_test_rest_body_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
 t_unit_test_rest_body_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_rest_body
+
+check_PROGRAMS += t/unit/test_wal
+t_unit_test_wal_SOURCES = t/unit/test_wal.c t/unit/tap.h
+t_unit_test_wal_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
+t_unit_test_wal_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_wal

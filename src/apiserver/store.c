@@ -36,6 +36,7 @@
 #include "enc.h"
 #include "store_meta.h"
 #include "util.h"
+#include "wal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define STORE_SCHEMA 1
@@ -56,6 +58,7 @@
 #define STORE_RTXN_CACHE 32
 #define STORE_GROW_TRIES 12
 #define LOGREC_HDR 13
+#define STORE_DEFAULT_WAL ((size_t)64 << 20)
 
 /* Op states kept in op->type_ (0 = apply not yet run). */
 #define OP_NOCHANGE (-1)
@@ -130,6 +133,10 @@ struct store {
     uint64_t meta_txnid, meta_rev, meta_compacted; /* cache for read_begin */
 
     /* ---- commit thread only (and open/close) ---- */
+    char *dir;
+    wal_t *wal;        /* NULL on a replica */
+    int direct;        /* the log is off for lack of space: every commit syncs the map */
+    struct buf walrec; /* the record being built */
     uint64_t crev, ccompacted;
     size_t mapsize;
     uint64_t ncommits, grow_retry_at;
@@ -540,6 +547,31 @@ static int reset_env(store_t *s, MDB_txn *txn, uint64_t rev, uint64_t *r, uint64
     return 0;
 }
 
+/* The log record of change e (a wal_entry of kind 1..3: the same fields) at e->rev. */
+static int put_logrec(store_t *s, MDB_txn *txn, const struct wal_entry *e, unsigned int flags)
+{
+    uint8_t kb[8];
+    be64_put(kb, e->rev);
+    MDB_val lk = {8, kb}, lv = {LOGREC_HDR + e->key_len + e->val_len + e->prev_len, NULL};
+    int rc = mdb_put(txn, s->dbi_log, &lk, &lv, flags | MDB_RESERVE);
+    if (rc)
+        return rc;
+    uint8_t *p = lv.mv_data;
+    p[0] = (uint8_t)e->kind;
+    le32_put(p + 1, (uint32_t)e->key_len);
+    le32_put(p + 5, (uint32_t)e->val_len);
+    le32_put(p + 9, (uint32_t)e->prev_len);
+    p += LOGREC_HDR;
+    memcpy(p, e->key, e->key_len);
+    p += e->key_len;
+    if (e->val_len)
+        memcpy(p, e->val, e->val_len);
+    p += e->val_len;
+    if (e->prev_len)
+        memcpy(p, e->prev, e->prev_len);
+    return 0;
+}
+
 /*
  * Writes one op into txn. Runs apply the first time; on a replay (after a
  * map grow) reuses the result. Returns an LMDB code that dooms the txn, or
@@ -643,27 +675,211 @@ static int write_op(store_t *s, MDB_txn *txn, struct store_op *op, uint64_t *r, 
     if (rc || (op->flags & STORE_OP_NOLOG))
         return rc;
 
-    uint8_t kb[8];
-    be64_put(kb, op->rev_);
-    size_t vl = op->type_ == STORE_DELETE ? 0 : sval_len;
-    MDB_val lk = {8, kb}, lv = {LOGREC_HDR + op->key_len + vl + sprev_len, NULL};
-    rc = mdb_put(txn, s->dbi_log, &lk, &lv, MDB_APPEND | MDB_RESERVE);
+    struct wal_entry e = {op->type_,
+                          op->rev_,
+                          op->key,
+                          op->type_ == STORE_DELETE ? NULL : sval,
+                          sprev,
+                          op->key_len,
+                          op->type_ == STORE_DELETE ? 0 : sval_len,
+                          sprev_len};
+    return put_logrec(s, txn, &e, MDB_APPEND);
+}
+
+/* ---- the write-ahead log (wal.h) ---- */
+
+static int sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    int rc = fsync(fd) < 0 ? errno : 0;
+    close(fd);
+    return rc;
+}
+
+/*
+ * Copies the committed map, compacted, to path: written as path.tmp,
+ * synced, renamed. Any thread; no write transaction of this thread may be
+ * open. 0, or an errno or LMDB code with *err (malloc'd) saying why.
+ */
+static int copy_env(store_t *s, const char *path, char **err)
+{
+    char *tmp = xasprintf("%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), rc = 0;
+    if (fd < 0) {
+        rc = errno;
+        *err = xasprintf("open %s: %s", tmp, strerror(rc));
+    } else if ((rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT))) {
+        *err = xasprintf("copy to %s: mdb_env_copyfd2: %s", path, mdb_strerror(rc));
+    } else if (fsync(fd) < 0) {
+        rc = errno;
+        *err = xasprintf("fsync %s: %s", tmp, strerror(rc));
+    }
+    if (fd >= 0)
+        close(fd);
+    if (!rc && rename(tmp, path) < 0) {
+        rc = errno;
+        *err = xasprintf("rename %s to %s: %s", tmp, path, strerror(rc));
+    }
     if (rc)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+/*
+ * A checkpoint: the committed map copied to DIR/snap.mdb (synced, the
+ * directory too), then a new log epoch that continues from its revision.
+ * A crash between the two leaves the new copy and the old log, whose
+ * records up to the copy's revision replay skips. No write transaction may
+ * be open. 0, or an errno or LMDB code (logged; the log keeps its records).
+ */
+static int checkpoint(store_t *s)
+{
+    char *snap = xasprintf("%s/snap.mdb", s->dir), *err = NULL;
+    int64_t t0 = mono_ns();
+    size_t used = wal_used(s->wal);
+    int rc = copy_env(s, snap, &err);
+    if (!rc && (rc = sync_dir(s->dir)))
+        err = xasprintf("fsync %s: %s", s->dir, strerror(rc));
+    if (!rc && (rc = -wal_restart(s->wal, s->crev)))
+        err = xasprintf("restart %s: %s", wal_path(s->wal), strerror(rc));
+    if (rc)
+        log_err("store: checkpoint: %s", err);
+    else
+        log_info("store: checkpoint at revision %llu: %zu bytes of log now in %s (%.1f ms)",
+                 (unsigned long long)s->crev, used, snap, (double)(mono_ns() - t0) / 1e6);
+    free(err);
+    free(snap);
+    return rc;
+}
+
+/*
+ * Appends the batch's changes (the forms the map holds: sealed values,
+ * their log records) and the revisions it moves the store between to the
+ * log, and syncs it: from here the batch is durable. 0, WAL_EFULL, or
+ * -errno.
+ */
+static int wal_log(store_t *s, struct store_op *ops, uint64_t r, uint64_t compacted)
+{
+    struct buf *b = &s->walrec;
+    wal_rec_start(b);
+    for (struct store_op *op = ops; op; op = op->next_) {
+        struct wal_entry e = {.key = op->key, .key_len = op->key_len};
+        if (op->type_ > 0) {
+            e.kind = op->type_;
+            e.rev = op->rev_;
+            if (op->type_ != STORE_DELETE) {
+                e.val = op->sval_ ? op->sval_ : op->val_;
+                e.val_len = op->sval_ ? op->sval_len_ : op->val_len_;
+            }
+            e.prev = op->sprev_ ? op->sprev_ : op->prev_;
+            e.prev_len = op->sprev_ ? op->sprev_len_ : op->prev_len_;
+        } else if (op->sval_) {
+            e.kind = WAL_OBJ;
+            e.val = op->sval_;
+            e.val_len = op->sval_len_;
+        } else {
+            continue;
+        }
+        wal_rec_add(b, &e);
+    }
+    wal_rec_finish(b, wal_epoch(s->wal), s->crev, r, compacted);
+    return wal_append(s->wal, b->p, b->len);
+}
+
+/*
+ * Room for a checkpoint: its copy (at most the map's used size) and the
+ * map's growth after it, with a margin. Below that the store runs direct.
+ */
+static int checkpoint_fits(store_t *s)
+{
+    struct statvfs sv;
+    MDB_envinfo info;
+    if (statvfs(s->dir, &sv) < 0)
+        return 1;
+    mdb_env_info(s->env, &info);
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * s->psize;
+    return (uint64_t)sv.f_bavail * sv.f_frsize >= 2 * used + ((uint64_t)4 << 20);
+}
+
+/*
+ * Direct mode, when the disk has no room for a checkpoint's copy: the map
+ * synced, then every commit durable in the map itself (LMDB's two syncs,
+ * as without a log); the log's epoch 0 says the map is the state, so
+ * snap.mdb can go and give its space back. 0 or an errno or LMDB code.
+ */
+static int enter_direct(store_t *s)
+{
+    int rc = mdb_env_sync(s->env, 1);
+    if (!rc)
+        rc = mdb_env_set_flags(s->env, MDB_NOSYNC, 0);
+    if (!rc)
+        rc = -wal_abandon(s->wal);
+    if (rc) {
+        log_err("store: %s: cannot make the map durable without the log: %s", s->dir,
+                mdb_strerror(rc));
         return rc;
-    uint8_t *p = lv.mv_data;
-    p[0] = (uint8_t)op->type_;
-    le32_put(p + 1, (uint32_t)op->key_len);
-    le32_put(p + 5, (uint32_t)vl);
-    le32_put(p + 9, (uint32_t)sprev_len);
-    p += LOGREC_HDR;
-    memcpy(p, op->key, op->key_len);
-    p += op->key_len;
-    if (vl)
-        memcpy(p, sval, vl);
-    p += vl;
-    if (sprev_len)
-        memcpy(p, sprev, sprev_len);
+    }
+    char *snap = xasprintf("%s/snap.mdb", s->dir);
+    unlink(snap);
+    free(snap);
+    s->direct = 1;
+    log_warn("store: %s: no room for a checkpoint: commits now sync the map itself (slower) "
+             "until the disk has room again",
+             s->dir);
     return 0;
+}
+
+/* A checkpoint, then the map unsynced again behind the log. 0 or a code (logged). */
+static int leave_direct(store_t *s)
+{
+    int rc = checkpoint(s);
+    if (!rc && (rc = mdb_env_set_flags(s->env, MDB_NOSYNC, 1)))
+        log_err("store: mdb_env_set_flags: %s", mdb_strerror(rc));
+    if (!rc) {
+        s->direct = 0;
+        log_info("store: %s: the write-ahead log is on again", s->dir);
+    }
+    return rc;
+}
+
+/* A checkpoint if the disk has room for it, else direct mode. */
+static int checkpoint_or_direct(store_t *s)
+{
+    if (checkpoint_fits(s) && checkpoint(s) == 0)
+        return 0;
+    return enter_direct(s);
+}
+
+/* After WAL_EFULL: a checkpoint empties the log; an empty one grows to hold the record. 0 or an
+ * errno. */
+static int wal_make_room(store_t *s)
+{
+    if (wal_used(s->wal) > 0)
+        return checkpoint_or_direct(s);
+    int rc = -wal_grow(s->wal, s->walrec.len);
+    if (rc)
+        log_err("store: grow %s: %s", wal_path(s->wal), strerror(rc));
+    return rc;
+}
+
+/*
+ * The map refused a batch the log already holds (mdb_txn_commit failed
+ * with rc): the record is taken back, or the store is broken (a restart
+ * would replay what clients were told failed).
+ */
+static void wal_undo(store_t *s)
+{
+    int wrc = wal_revoke(s->wal);
+    if (wrc) {
+        log_err("store: %s: cannot take back a record the map refused: %s; stopping writes",
+                wal_path(s->wal), strerror(-wrc));
+        pthread_mutex_lock(&s->mu);
+        s->broken = 1;
+        pthread_mutex_unlock(&s->mu);
+    }
 }
 
 /* Fails every op of the list that has no own apply error with err, and posts them. */
@@ -718,9 +934,25 @@ static int commit_ops(store_t *s, struct store_op *ops, int n)
             /* Nothing written: the ops decided on state that is already durable. */
             mdb_txn_abort(txn);
         } else {
-            what = "mdb_txn_commit";
             t0 = mono_ns();
+            if (s->wal && !s->direct) {
+                what = "write-ahead log";
+                rc = wal_log(s, ops, r, compacted);
+                if (rc == WAL_EFULL && tries++ < STORE_GROW_TRIES) {
+                    mdb_txn_abort(txn);
+                    if ((rc = wal_make_room(s)))
+                        goto fail;
+                    continue; /* the batch again, with its ops' results */
+                }
+                if (rc)
+                    rc = rc == WAL_EFULL ? ENOSPC : -rc;
+                if (rc)
+                    goto abort;
+            }
+            what = "mdb_txn_commit";
             rc = mdb_txn_commit(txn);
+            if (rc && s->wal && !s->direct)
+                wal_undo(s);
             if (rc)
                 goto fail;
             int64_t dt = mono_ns() - t0;
@@ -750,6 +982,8 @@ static int commit_ops(store_t *s, struct store_op *ops, int n)
 
         if (changed)
             maybe_grow(s);
+        if (s->direct && s->ncommits % 64 == 0 && checkpoint_fits(s))
+            leave_direct(s);
         return 0;
 
     abort:
@@ -955,6 +1189,189 @@ static int mkdir_p(const char *dir)
     return rc;
 }
 
+/* How store_open finds the log. */
+enum wal_state {
+    WAL_FRESH = 1, /* no checkpoint yet: the map is what the old layout (or nothing) left */
+    WAL_CLEAN,     /* closed cleanly: the map is synced, the log goes on */
+    WAL_RECOVER,   /* not closed cleanly: the map is rebuilt from snap.mdb and the log */
+};
+
+/* DIR/snap.mdb copied over DIR/data.mdb (a crash may have left the map torn). */
+static int restore_snapshot(const char *dir, char **err)
+{
+    char *snap = xasprintf("%s/snap.mdb", dir), *data = xasprintf("%s/data.mdb", dir),
+         *tmp = xasprintf("%s/data.mdb.recover", dir);
+    int in = open(snap, O_RDONLY | O_CLOEXEC), rc = 0, out = -1;
+    if (in < 0) {
+        *err = xasprintf("store: %s was not closed cleanly (%s/wal says so) and %s is missing: "
+                         "%s; restore the directory from a backup",
+                         dir, dir, snap, strerror(errno));
+        rc = -1;
+        goto out;
+    }
+    out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    char *buf = xmalloc(1 << 20);
+    ssize_t n = out < 0 ? -1 : 0;
+    while (n >= 0 && (n = read(in, buf, 1 << 20)) > 0)
+        for (ssize_t w = 0, k; w < n; w += k)
+            if ((k = write(out, buf + w, (size_t)(n - w))) < 0) {
+                n = -1;
+                break;
+            }
+    free(buf);
+    /* no sync: until the log is marked clean again a crash restores from snap.mdb anew */
+    if (n < 0 || rename(tmp, data) < 0) {
+        *err = xasprintf("store: restore %s from %s: %s", data, snap, strerror(errno));
+        unlink(tmp);
+        rc = -1;
+    }
+out:
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    free(snap);
+    free(data);
+    free(tmp);
+    return rc;
+}
+
+/* Opens (or creates) DIR/wal and, after a crash, puts snap.mdb back as the map. */
+static int open_wal(store_t *s, size_t size, enum wal_state *state, char **err)
+{
+    int created;
+    uint64_t clean_rev;
+    if (wal_open(&s->wal, s->dir, size ? size : STORE_DEFAULT_WAL, &created, err))
+        return -1;
+    if (created || wal_epoch(s->wal) == 0)
+        *state = WAL_FRESH;
+    else if (wal_clean(s->wal, &clean_rev))
+        *state = WAL_CLEAN;
+    else
+        *state = WAL_RECOVER;
+    return *state == WAL_RECOVER ? restore_snapshot(s->dir, err) : 0;
+}
+
+/* Replays one log record into the map: its changes, log records and revisions, in one txn. */
+static int replay_txn(store_t *s, const struct wal_rec *r, uint64_t *compacted)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc)
+        return rc;
+    struct wal_entry e;
+    size_t pos = 0;
+    *compacted = s->ccompacted;
+    while (!rc && wal_rec_next(r, &pos, &e)) {
+        MDB_val k = {e.key_len, (void *)e.key}, v = {e.val_len, (void *)e.val};
+        if (e.kind == STORE_DELETE) {
+            rc = mdb_del(txn, s->dbi_obj, &k, NULL);
+            rc = rc == MDB_NOTFOUND ? 0 : rc;
+        } else {
+            rc = mdb_put(txn, s->dbi_obj, &k, &v, 0);
+        }
+        if (!rc && e.kind != WAL_OBJ)
+            rc = put_logrec(s, txn, &e, 0);
+    }
+    if (!rc && r->compacted > *compacted)
+        rc = compact_step(s, txn, r->compacted, SIZE_MAX, compacted);
+    if (!rc)
+        rc = meta_put(txn, s->dbi_meta, "rev", r->rev_after);
+    if (!rc)
+        rc = meta_put(txn, s->dbi_meta, "compacted", *compacted);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_txn_commit(txn);
+}
+
+static int replay_rec(const struct wal_rec *r, void *arg, char **err)
+{
+    store_t *s = arg;
+    /* already in the copy (a crash between a checkpoint's copy and its new epoch) */
+    if (r->rev_after < s->crev || (r->rev_after == s->crev && r->rev_before < s->crev))
+        return 0;
+    if (r->rev_before != s->crev) {
+        *err = xasprintf("store: %s: a record for revisions %llu..%llu follows revision %llu: "
+                         "the log does not continue %s/snap.mdb",
+                         wal_path(s->wal), (unsigned long long)r->rev_before,
+                         (unsigned long long)r->rev_after, (unsigned long long)s->crev, s->dir);
+        return -1;
+    }
+    uint64_t compacted;
+    int rc;
+    for (int tries = 0;; tries++) {
+        rc = replay_txn(s, r, &compacted);
+        if (rc != MDB_MAP_FULL || tries >= STORE_GROW_TRIES)
+            break;
+        MDB_envinfo info;
+        mdb_env_info(s->env, &info);
+        if ((rc = mdb_env_set_mapsize(s->env, info.me_mapsize * 2)))
+            break;
+    }
+    if (rc) {
+        *err = xasprintf("store: %s: replay of revisions %llu..%llu: %s", wal_path(s->wal),
+                         (unsigned long long)r->rev_before, (unsigned long long)r->rev_after,
+                         mdb_strerror(rc));
+        return -1;
+    }
+    s->crev = r->rev_after;
+    s->ccompacted = compacted;
+    return 0;
+}
+
+/* Finds the end of the log's records; *last is the revision they reach (the base if none). */
+static int scan_last(const struct wal_rec *r, void *arg, char **err)
+{
+    (void)err;
+    *(uint64_t *)arg = r->rev_after;
+    return 0;
+}
+
+/*
+ * Once the map is open: after a crash the log replayed into it (a full
+ * disk does not stop the start: no checkpoint needed); on a fresh or
+ * replaced map a checkpoint; after a clean close the log goes on where it
+ * ends. Then the log is marked not clean: the map runs unsynced from here.
+ */
+static int start_wal(store_t *s, enum wal_state state, char **err)
+{
+    uint64_t rev0 = s->crev, last = wal_base(s->wal), clean_rev;
+    int rc = 0;
+    if (state == WAL_RECOVER) {
+        if (s->crev < wal_base(s->wal)) {
+            *err = xasprintf("store: %s/snap.mdb is at revision %llu, older than %s's start "
+                             "(%llu)",
+                             s->dir, (unsigned long long)s->crev, wal_path(s->wal),
+                             (unsigned long long)wal_base(s->wal));
+            return -1;
+        }
+        if (wal_scan(s->wal, replay_rec, s, err))
+            return -1;
+        log_info("store: %s was not closed cleanly: rebuilt from snap.mdb at revision %llu and "
+                 "the log up to revision %llu",
+                 s->dir, (unsigned long long)rev0, (unsigned long long)s->crev);
+        /* the log goes on after its records: snap.mdb and all of them are the state */
+    } else if (state == WAL_FRESH) {
+        if (!(rc = mdb_env_sync(s->env, 1)))
+            rc = checkpoint_or_direct(s);
+    } else {
+        if (wal_scan(s->wal, scan_last, &last, err))
+            return -1;
+        wal_clean(s->wal, &clean_rev);
+        /* a map put back by hand (coracle-backup --restore) is not what the log continues */
+        rc = clean_rev != s->crev || last != s->crev ? checkpoint_or_direct(s)
+                                                     : -wal_mark(s->wal, 0, 0);
+    }
+    if (rc) {
+        *err =
+            xasprintf("store: %s: cannot start the write-ahead log: %s", s->dir, mdb_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
 int store_open(store_t **out, const struct store_opts *opts, struct event_base *base, char **err)
 {
     store_t *s = xcalloc(1, sizeof(*s));
@@ -1000,6 +1417,10 @@ int store_open(store_t **out, const struct store_opts *opts, struct event_base *
         goto fail_free;
     }
     free(lock_path);
+    s->dir = xstrdup(opts->dir);
+    enum wal_state wstate = 0;
+    if (!opts->replica && open_wal(s, opts->wal_size, &wstate, err))
+        goto fail_free;
     what = "mdb_env_create";
     if ((rc = mdb_env_create(&s->env)))
         goto fail_mdb;
@@ -1015,8 +1436,9 @@ int store_open(store_t **out, const struct store_opts *opts, struct event_base *
     what = "mdb_env_open";
     s->replica = opts->replica;
     s->enc = opts->enc;
+    /* the log makes commits durable: the map is synced at checkpoints and at close */
     if ((rc = mdb_env_open(s->env, opts->dir,
-                           MDB_NOTLS | (s->replica ? MDB_NOSYNC | MDB_WRITEMAP | MDB_MAPASYNC : 0),
+                           MDB_NOTLS | MDB_NOSYNC | (s->replica ? MDB_WRITEMAP | MDB_MAPASYNC : 0),
                            0600)))
         goto fail_mdb;
     int dead = 0;
@@ -1077,6 +1499,8 @@ int store_open(store_t **out, const struct store_opts *opts, struct event_base *
         if ((rc = mdb_env_set_mapsize(s->env, s->mapsize * 2)))
             goto fail_mdb;
     }
+    if (s->wal && start_wal(s, wstate, err))
+        goto fail_env;
     s->rev = s->st.rev = s->crev;
     s->compacted = s->st.compacted = s->ccompacted;
 
@@ -1120,6 +1544,9 @@ fail_env:
     if (s->env)
         mdb_env_close(s->env);
 fail_free:
+    wal_close(s->wal);
+    buf_free(&s->walrec);
+    free(s->dir);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     pthread_cond_destroy(&s->cv_loop);
@@ -1127,6 +1554,20 @@ fail_free:
     pthread_mutex_destroy(&s->mu);
     free(s);
     return STORE_EIO;
+}
+
+/* A clean close: the map synced, then the log marked clean (the next open trusts the map). */
+static void close_wal(store_t *s)
+{
+    if (!s->wal)
+        return;
+    int rc = s->broken ? 0 : mdb_env_sync(s->env, 1);
+    if (!s->broken && !rc)
+        rc = -wal_mark(s->wal, 1, s->crev);
+    if (rc)
+        log_err("store: close %s: %s (the next start replays the log)", s->dir, mdb_strerror(rc));
+    wal_close(s->wal);
+    buf_free(&s->walrec);
 }
 
 void store_close(store_t *s)
@@ -1172,6 +1613,7 @@ void store_close(store_t *s)
     event_free(s->ev);
     close(s->pipe_rd);
     close(s->pipe_wr);
+    close_wal(s);
     mdb_env_close(s->env);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
@@ -1185,6 +1627,7 @@ void store_close(store_t *s)
     pthread_cond_destroy(&s->cv_loop);
     pthread_cond_destroy(&s->cv_thread);
     pthread_mutex_destroy(&s->mu);
+    free(s->dir);
     free(s);
 }
 

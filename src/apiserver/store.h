@@ -70,6 +70,13 @@ struct store_opts {
      * plain bytes only. Must outlive the store.
      */
     const struct enc *enc;
+    /*
+     * Bytes of DIR/wal, the write-ahead log that makes a commit durable
+     * with one sync (default 64 MiB; less if the disk is short of it). A
+     * full log triggers a checkpoint: the map copied to DIR/snap.mdb. Not
+     * used by a replica.
+     */
+    size_t wal_size;
 };
 
 /*

@@ -1,0 +1,512 @@
+/*
+ * wal: the store's write-ahead log file and its record format (see wal.h).
+ */
+#include "config.h"
+#include "wal.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#define WAL_MAGIC "CRLWAL01"
+#define WAL_VERSION 1
+#define WAL_MIN_SIZE ((size_t)64 << 10)
+
+struct wal {
+    char *path;
+    int fd;
+    size_t size; /* bytes of the file */
+    size_t off;  /* append position */
+    size_t last; /* where the last appended record starts (wal_revoke) */
+    uint64_t epoch, clean_rev, base_rev;
+    int clean;
+};
+
+/* ---- little-endian fields ---- */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+/* ---- CRC-32C ---- */
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+uint32_t wal_crc32c(uint32_t crc, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    pthread_once(&crc_once, crc_init);
+    crc = ~crc;
+    while (n--)
+        crc = crc_table[(crc ^ *b++) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+/* A record's checksum: every byte but the crc field itself. */
+static uint32_t rec_crc(const uint8_t *p, size_t len)
+{
+    return wal_crc32c(wal_crc32c(0, p, 4), p + 8, len - 8);
+}
+
+/* ---- records ---- */
+
+void wal_rec_start(struct buf *b)
+{
+    buf_reset(b);
+    buf_reserve(b, WAL_REC_HDR);
+    memset(b->p, 0, WAL_REC_HDR);
+    buf_commit(b, WAL_REC_HDR);
+}
+
+void wal_rec_add(struct buf *b, const struct wal_entry *e)
+{
+    uint8_t h[WAL_ENT_HDR];
+    h[0] = (uint8_t)e->kind;
+    put64(h + 1, e->rev);
+    put32(h + 9, (uint32_t)e->key_len);
+    put32(h + 13, (uint32_t)e->val_len);
+    put32(h + 17, (uint32_t)e->prev_len);
+    buf_add(b, h, sizeof(h));
+    buf_add(b, e->key, e->key_len);
+    buf_add(b, e->val, e->val_len);
+    buf_add(b, e->prev, e->prev_len);
+    uint8_t *n = (uint8_t *)b->p + 40;
+    put32(n, get32(n) + 1);
+}
+
+void wal_rec_finish(struct buf *b, uint64_t epoch, uint64_t rev_before, uint64_t rev_after,
+                    uint64_t compacted)
+{
+    uint8_t *p = (uint8_t *)b->p;
+    put32(p, (uint32_t)b->len);
+    put32(p + 4, 0);
+    put64(p + 8, epoch);
+    put64(p + 16, rev_before);
+    put64(p + 24, rev_after);
+    put64(p + 32, compacted);
+    put32(p + 4, rec_crc(p, b->len));
+}
+
+/* Checks that the entries fill the record exactly; 0 or -1. */
+static int ents_check(const uint8_t *p, size_t len, uint32_t n)
+{
+    size_t pos = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (len - pos < WAL_ENT_HDR)
+            return -1;
+        const uint8_t *h = p + pos;
+        uint64_t body = (uint64_t)get32(h + 9) + get32(h + 13) + get32(h + 17);
+        if ((h[0] < 1 || h[0] > 3) && h[0] != WAL_OBJ)
+            return -1;
+        if (body > len - pos - WAL_ENT_HDR)
+            return -1;
+        pos += WAL_ENT_HDR + (size_t)body;
+    }
+    return pos == len ? 0 : -1;
+}
+
+int wal_rec_parse(const uint8_t *p, size_t avail, uint64_t epoch, struct wal_rec *out,
+                  size_t *claimed)
+{
+    *claimed = 0;
+    if (avail < 8)
+        return WAL_REC_END;
+    uint32_t len = get32(p), crc = get32(p + 4);
+    if (len == 0 && crc == 0)
+        return WAL_REC_END;
+    *claimed = len;
+    if (len < WAL_REC_HDR || len > avail || rec_crc(p, len) != crc)
+        return WAL_REC_BAD;
+    out->len = len;
+    out->epoch = get64(p + 8);
+    if (out->epoch != epoch)
+        return WAL_REC_END;
+    out->rev_before = get64(p + 16);
+    out->rev_after = get64(p + 24);
+    out->compacted = get64(p + 32);
+    out->n = get32(p + 40);
+    out->ents = p + WAL_REC_HDR;
+    out->ents_len = len - WAL_REC_HDR;
+    if (out->rev_after < out->rev_before || ents_check(out->ents, out->ents_len, out->n))
+        return WAL_REC_BAD;
+    return WAL_REC_OK;
+}
+
+int wal_rec_next(const struct wal_rec *r, size_t *pos, struct wal_entry *e)
+{
+    if (*pos >= r->ents_len)
+        return 0;
+    const uint8_t *h = r->ents + *pos;
+    e->kind = h[0];
+    e->rev = get64(h + 1);
+    e->key_len = get32(h + 9);
+    e->val_len = get32(h + 13);
+    e->prev_len = get32(h + 17);
+    e->key = h + WAL_ENT_HDR;
+    e->val = (const uint8_t *)e->key + e->key_len;
+    e->prev = (const uint8_t *)e->val + e->val_len;
+    *pos += WAL_ENT_HDR + e->key_len + e->val_len + e->prev_len;
+    return 1;
+}
+
+/* ---- the file ---- */
+
+static int pwrite_all(int fd, const void *p, size_t n, off_t off)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t w = pwrite(fd, c, n, off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? -errno : -EIO;
+        c += w;
+        n -= (size_t)w;
+        off += w;
+    }
+    return 0;
+}
+
+static int write_header(wal_t *w)
+{
+    uint8_t h[64] = {0};
+    memcpy(h, WAL_MAGIC, 8);
+    put32(h + 12, WAL_VERSION);
+    put64(h + 16, w->epoch);
+    put32(h + 24, (uint32_t)w->clean);
+    put64(h + 32, w->clean_rev);
+    put64(h + 40, w->base_rev);
+    put32(h + 8, wal_crc32c(0, h + 12, sizeof(h) - 12));
+    int rc = pwrite_all(w->fd, h, sizeof(h), 0);
+    if (!rc && fdatasync(w->fd) < 0)
+        rc = -errno;
+    return rc;
+}
+
+static int read_header(wal_t *w, char **err)
+{
+    uint8_t h[64];
+    ssize_t n = pread(w->fd, h, sizeof(h), 0);
+    if (n != (ssize_t)sizeof(h) || memcmp(h, WAL_MAGIC, 8) ||
+        get32(h + 8) != wal_crc32c(0, h + 12, sizeof(h) - 12)) {
+        *err = xasprintf("store: %s: not a coracle write-ahead log, or its header (offset 0) "
+                         "is corrupt",
+                         w->path);
+        return -1;
+    }
+    if (get32(h + 12) != WAL_VERSION) {
+        *err = xasprintf("store: %s: log format %u, this program knows %d", w->path, get32(h + 12),
+                         WAL_VERSION);
+        return -1;
+    }
+    w->epoch = get64(h + 16);
+    w->clean = (int)get32(h + 24);
+    w->clean_rev = get64(h + 32);
+    w->base_rev = get64(h + 40);
+    return 0;
+}
+
+/* Writes zeros from the file's end up to size bytes, then syncs data and size. */
+static int fill_zeros(int fd, size_t from, size_t size)
+{
+    static const char zeros[65536];
+    int rc = 0;
+    for (size_t off = from; off < size && !rc; off += sizeof(zeros)) {
+        size_t n = size - off < sizeof(zeros) ? size - off : sizeof(zeros);
+        rc = pwrite_all(fd, zeros, n, (off_t)off);
+    }
+    if (!rc && fsync(fd) < 0)
+        rc = -errno;
+    return rc;
+}
+
+static int sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+/* A new log at w->path (written as .tmp, then renamed): zeros, then the header. */
+static int create_file(wal_t *w, const char *dir, size_t size, char **err)
+{
+    char *tmp = xasprintf("%s.tmp", w->path);
+    struct statvfs sv;
+    int rc = 0;
+    /* a quarter of the free space at most: the map and its checkpoint copy need the rest */
+    if (statvfs(dir, &sv) == 0 && size > (size_t)sv.f_bavail * sv.f_frsize / 4) {
+        size_t fit = (size_t)sv.f_bavail * sv.f_frsize / 4 / WAL_MIN_SIZE * WAL_MIN_SIZE;
+        log_info("store: %s: %zu bytes of log instead of %zu (the disk is short of space)",
+                 w->path, fit < WAL_MIN_SIZE ? WAL_MIN_SIZE : fit, size);
+        size = fit < WAL_MIN_SIZE ? WAL_MIN_SIZE : fit;
+    }
+    w->fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (w->fd < 0)
+        rc = -errno;
+    if (!rc && !(rc = fill_zeros(w->fd, 0, size)))
+        w->size = size;
+    if (!rc && !(rc = write_header(w)) && rename(tmp, w->path) < 0)
+        rc = -errno;
+    if (!rc)
+        rc = sync_dir(dir);
+    if (rc) {
+        *err = xasprintf("store: create %s: %s", w->path, strerror(-rc));
+        unlink(tmp);
+    }
+    free(tmp);
+    return rc ? -1 : 0;
+}
+
+int wal_open(wal_t **out, const char *dir, size_t size, int *created, char **err)
+{
+    wal_t *w = xcalloc(1, sizeof(*w));
+    w->path = xasprintf("%s/wal", dir);
+    w->fd = open(w->path, O_RDWR | O_CLOEXEC);
+    w->off = w->last = WAL_HDR_SIZE;
+    *created = 0;
+    *out = NULL;
+    if (w->fd < 0 && errno == ENOENT) {
+        *created = 1;
+        if (create_file(w, dir, size < WAL_MIN_SIZE ? WAL_MIN_SIZE : size, err))
+            goto fail;
+    } else if (w->fd < 0) {
+        *err = xasprintf("store: open %s: %s", w->path, strerror(errno));
+        goto fail;
+    } else {
+        struct stat st;
+        if (fstat(w->fd, &st) < 0 || (size_t)st.st_size < WAL_HDR_SIZE) {
+            *err = xasprintf("store: %s: too short for a write-ahead log", w->path);
+            goto fail;
+        }
+        w->size = (size_t)st.st_size;
+        if (read_header(w, err))
+            goto fail;
+    }
+    *out = w;
+    return 0;
+fail:
+    wal_close(w);
+    return -1;
+}
+
+void wal_close(wal_t *w)
+{
+    if (!w)
+        return;
+    if (w->fd >= 0)
+        close(w->fd);
+    free(w->path);
+    free(w);
+}
+
+const char *wal_path(const wal_t *w)
+{
+    return w->path;
+}
+
+uint64_t wal_epoch(const wal_t *w)
+{
+    return w->epoch;
+}
+
+uint64_t wal_base(const wal_t *w)
+{
+    return w->base_rev;
+}
+
+int wal_clean(const wal_t *w, uint64_t *rev)
+{
+    *rev = w->clean_rev;
+    return w->clean;
+}
+
+size_t wal_used(const wal_t *w)
+{
+    return w->off - WAL_HDR_SIZE;
+}
+
+size_t wal_size(const wal_t *w)
+{
+    return w->size;
+}
+
+/*
+ * After a record at off failed: corruption in the middle if a valid record
+ * of this epoch starts where the failed one says it ends.
+ */
+static int valid_after(const uint8_t *p, size_t size, size_t off, size_t claimed, uint64_t epoch)
+{
+    struct wal_rec r;
+    size_t c;
+    if (claimed < WAL_REC_HDR || claimed > size - off)
+        return 0;
+    off += claimed;
+    return wal_rec_parse(p + off, size - off, epoch, &r, &c) == WAL_REC_OK;
+}
+
+int wal_scan(wal_t *w, wal_scan_fn fn, void *arg, char **err)
+{
+    uint8_t *p = mmap(NULL, w->size, PROT_READ, MAP_SHARED, w->fd, 0);
+    if (p == MAP_FAILED) {
+        *err = xasprintf("store: mmap %s: %s", w->path, strerror(errno));
+        return -1;
+    }
+    size_t off = WAL_HDR_SIZE, claimed, torn = 0;
+    int rc = 0;
+    for (;;) {
+        struct wal_rec r;
+        int pr = wal_rec_parse(p + off, w->size - off, w->epoch, &r, &claimed);
+        if (pr == WAL_REC_END)
+            break;
+        if (pr == WAL_REC_BAD) {
+            if (valid_after(p, w->size, off, claimed, w->epoch)) {
+                *err = xasprintf("store: %s: the record at offset %zu is corrupt (checksum or "
+                                 "format) and valid records follow it: refusing to start "
+                                 "without them; restore the data directory from a backup",
+                                 w->path, off);
+                rc = -1;
+            } else {
+                log_info("store: %s: torn record at offset %zu ignored (a write cut short, "
+                         "never acknowledged)",
+                         w->path, off);
+                /* what it claims, or a page if its length is torn too; 16 MiB at most */
+                torn = claimed >= WAL_REC_HDR && claimed <= w->size - off ? claimed : 4096;
+                torn = torn > w->size - off ? w->size - off : torn > 16 << 20 ? 16 << 20 : torn;
+            }
+            break;
+        }
+        if ((rc = fn(&r, arg, err)))
+            break;
+        off += r.len;
+    }
+    munmap(p, w->size);
+    w->off = w->last = off;
+    /* the epoch goes on from here: no bytes of the torn record may be read as a later one */
+    if (!rc && torn) {
+        uint8_t *z = xcalloc(1, torn);
+        int zrc = pwrite_all(w->fd, z, torn, (off_t)off);
+        free(z);
+        if (!zrc && fdatasync(w->fd) < 0)
+            zrc = -errno;
+        if (zrc) {
+            *err = xasprintf("store: %s: clear the torn record at offset %zu: %s", w->path, off,
+                             strerror(-zrc));
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+int wal_append(wal_t *w, const void *rec, size_t len)
+{
+    if (len > w->size - w->off)
+        return WAL_EFULL;
+    int rc = pwrite_all(w->fd, rec, len, (off_t)w->off);
+    if (!rc && fdatasync(w->fd) < 0)
+        rc = -errno;
+    if (rc)
+        return rc;
+    w->last = w->off;
+    w->off += len;
+    return 0;
+}
+
+int wal_revoke(wal_t *w)
+{
+    size_t n = w->off - w->last;
+    uint8_t *zeros = xcalloc(1, n ? n : 1);
+    int rc = pwrite_all(w->fd, zeros, n, (off_t)w->last);
+    free(zeros);
+    if (!rc && fdatasync(w->fd) < 0)
+        rc = -errno;
+    if (!rc)
+        w->off = w->last;
+    return rc;
+}
+
+int wal_grow(wal_t *w, size_t need)
+{
+    if (need <= w->size - w->off)
+        return 0;
+    size_t size = w->off + need + WAL_MIN_SIZE;
+    size -= size % WAL_MIN_SIZE;
+    int rc = fill_zeros(w->fd, w->size, size);
+    if (!rc)
+        w->size = size;
+    return rc;
+}
+
+/* An empty log of epoch e from base_rev on: the header rewritten and synced. */
+static int new_epoch(wal_t *w, uint64_t e, uint64_t base_rev)
+{
+    w->epoch = e;
+    w->base_rev = base_rev;
+    w->clean = 0;
+    w->clean_rev = 0;
+    int rc = write_header(w);
+    if (!rc)
+        w->off = w->last = WAL_HDR_SIZE;
+    return rc;
+}
+
+int wal_restart(wal_t *w, uint64_t base_rev)
+{
+    uint64_t e = 0;
+    while (!e || e == w->epoch)
+        if (getrandom(&e, sizeof(e), 0) != (ssize_t)sizeof(e))
+            e = (uint64_t)mono_ns() ^ ((uint64_t)getpid() << 32);
+    return new_epoch(w, e, base_rev);
+}
+
+int wal_abandon(wal_t *w)
+{
+    return new_epoch(w, 0, 0);
+}
+
+int wal_mark(wal_t *w, int clean, uint64_t rev)
+{
+    w->clean = clean;
+    w->clean_rev = clean ? rev : 0;
+    return write_header(w);
+}

@@ -20,15 +20,20 @@
 #define WAL_MAGIC "CRLWAL01"
 #define WAL_VERSION 1
 #define WAL_MIN_SIZE ((size_t)64 << 10)
+#define WAL_PAGE 4096
 
 struct wal {
     char *path;
     int fd;
+    int dfd;     /* the same file with O_DSYNC: an append is one pwrite, synced when it returns */
     size_t size; /* bytes of the file */
     size_t off;  /* append position */
     size_t last; /* where the last appended record starts (wal_revoke) */
     uint64_t epoch, clean_rev, base_rev;
     int clean;
+    /* the bytes of the page holding off, before off: appends write whole pages */
+    uint8_t page[WAL_PAGE];
+    struct buf out; /* the pages an append writes */
 };
 
 /* ---- little-endian fields ---- */
@@ -244,6 +249,28 @@ static int read_header(wal_t *w, char **err)
     return 0;
 }
 
+/*
+ * Drops the file's cached pages (all clean after a sync). The zeros were
+ * written in large chunks and would stay cached as large folios: a small
+ * append into one dirties all of it, and Linux counts all of it as
+ * written (write_bytes), though only the changed blocks go to the disk.
+ * Appends then bring pages back one by one.
+ */
+static void drop_cache(int fd)
+{
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+}
+
+/* w->page from the file: the bytes of the page holding w->off before it. */
+static int load_page(wal_t *w)
+{
+    size_t start = w->off & ~(size_t)(WAL_PAGE - 1), n = w->off - start;
+    memset(w->page, 0, sizeof(w->page));
+    if (n && pread(w->fd, w->page, n, (off_t)start) != (ssize_t)n)
+        return -EIO;
+    return 0;
+}
+
 /* Writes zeros from the file's end up to size bytes, then syncs data and size. */
 static int fill_zeros(int fd, size_t from, size_t size)
 {
@@ -277,8 +304,8 @@ static int create_file(wal_t *w, const char *dir, size_t size, char **err)
     /* a quarter of the free space at most: the map and its checkpoint copy need the rest */
     if (statvfs(dir, &sv) == 0 && size > (size_t)sv.f_bavail * sv.f_frsize / 4) {
         size_t fit = (size_t)sv.f_bavail * sv.f_frsize / 4 / WAL_MIN_SIZE * WAL_MIN_SIZE;
-        log_info("store: %s: %zu bytes of log instead of %zu (the disk is short of space)",
-                 w->path, fit < WAL_MIN_SIZE ? WAL_MIN_SIZE : fit, size);
+        log_info("store: %s: %zu bytes of log instead of %zu (the disk is short of space)", w->path,
+                 fit < WAL_MIN_SIZE ? WAL_MIN_SIZE : fit, size);
         size = fit < WAL_MIN_SIZE ? WAL_MIN_SIZE : fit;
     }
     w->fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -286,6 +313,8 @@ static int create_file(wal_t *w, const char *dir, size_t size, char **err)
         rc = -errno;
     if (!rc && !(rc = fill_zeros(w->fd, 0, size)))
         w->size = size;
+    if (!rc)
+        drop_cache(w->fd);
     if (!rc && !(rc = write_header(w)) && rename(tmp, w->path) < 0)
         rc = -errno;
     if (!rc)
@@ -301,6 +330,7 @@ static int create_file(wal_t *w, const char *dir, size_t size, char **err)
 int wal_open(wal_t **out, const char *dir, size_t size, int *created, char **err)
 {
     wal_t *w = xcalloc(1, sizeof(*w));
+    w->dfd = -1;
     w->path = xasprintf("%s/wal", dir);
     w->fd = open(w->path, O_RDWR | O_CLOEXEC);
     w->off = w->last = WAL_HDR_SIZE;
@@ -323,6 +353,11 @@ int wal_open(wal_t **out, const char *dir, size_t size, int *created, char **err
         if (read_header(w, err))
             goto fail;
     }
+    w->dfd = open(w->path, O_WRONLY | O_DSYNC | O_CLOEXEC);
+    if (w->dfd < 0) {
+        *err = xasprintf("store: open %s: %s", w->path, strerror(errno));
+        goto fail;
+    }
     *out = w;
     return 0;
 fail:
@@ -336,6 +371,9 @@ void wal_close(wal_t *w)
         return;
     if (w->fd >= 0)
         close(w->fd);
+    if (w->dfd >= 0)
+        close(w->dfd);
+    buf_free(&w->out);
     free(w->path);
     free(w);
 }
@@ -422,7 +460,12 @@ int wal_scan(wal_t *w, wal_scan_fn fn, void *arg, char **err)
     }
     munmap(p, w->size);
     w->off = w->last = off;
+    drop_cache(w->fd);
     /* the epoch goes on from here: no bytes of the torn record may be read as a later one */
+    if (!rc && load_page(w)) {
+        *err = xasprintf("store: read %s: %s", w->path, strerror(EIO));
+        rc = -1;
+    }
     if (!rc && torn) {
         uint8_t *z = xcalloc(1, torn);
         int zrc = pwrite_all(w->fd, z, torn, (off_t)off);
@@ -438,17 +481,32 @@ int wal_scan(wal_t *w, wal_scan_fn fn, void *arg, char **err)
     return rc;
 }
 
+/*
+ * Whole pages from the one holding w->off: the record after the page's
+ * earlier bytes, zeros after it. A whole page needs no read of the old
+ * one first, and the zeros clear stale bytes past the tail.
+ */
 int wal_append(wal_t *w, const void *rec, size_t len)
 {
     if (len > w->size - w->off)
         return WAL_EFULL;
-    int rc = pwrite_all(w->fd, rec, len, (off_t)w->off);
-    if (!rc && fdatasync(w->fd) < 0)
-        rc = -errno;
+    size_t start = w->off & ~(size_t)(WAL_PAGE - 1), head = w->off - start;
+    size_t n = (head + len + WAL_PAGE - 1) & ~(size_t)(WAL_PAGE - 1);
+    if (n > w->size - start)
+        n = w->size - start;
+    buf_reset(&w->out);
+    uint8_t *p = buf_reserve(&w->out, n);
+    memcpy(p, w->page, head);
+    memcpy(p + head, rec, len);
+    memset(p + head + len, 0, n - head - len);
+    int rc = pwrite_all(w->dfd, p, n, (off_t)start);
     if (rc)
         return rc;
     w->last = w->off;
     w->off += len;
+    size_t nstart = w->off & ~(size_t)(WAL_PAGE - 1);
+    memset(w->page, 0, sizeof(w->page));
+    memcpy(w->page, p + (nstart - start), w->off - nstart);
     return 0;
 }
 
@@ -460,8 +518,10 @@ int wal_revoke(wal_t *w)
     free(zeros);
     if (!rc && fdatasync(w->fd) < 0)
         rc = -errno;
-    if (!rc)
+    if (!rc) {
         w->off = w->last;
+        rc = load_page(w);
+    }
     return rc;
 }
 
@@ -474,6 +534,7 @@ int wal_grow(wal_t *w, size_t need)
     int rc = fill_zeros(w->fd, w->size, size);
     if (!rc)
         w->size = size;
+    drop_cache(w->fd);
     return rc;
 }
 
@@ -485,8 +546,10 @@ static int new_epoch(wal_t *w, uint64_t e, uint64_t base_rev)
     w->clean = 0;
     w->clean_rev = 0;
     int rc = write_header(w);
-    if (!rc)
+    if (!rc) {
         w->off = w->last = WAL_HDR_SIZE;
+        memset(w->page, 0, sizeof(w->page));
+    }
     return rc;
 }
 

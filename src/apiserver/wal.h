@@ -126,11 +126,12 @@ int wal_scan(wal_t *w, wal_scan_fn fn, void *arg, char **err);
 
 /*
  * Appends the record (len bytes) at the append position and syncs it
- * (fdatasync). 0, WAL_EFULL (nothing written), or -errno (the record may
- * be partly there: a torn tail; the position does not move).
+ * (one pwrite on an O_DSYNC descriptor: data only, like fdatasync). 0, WAL_EFULL (nothing written),
+ * or -errno (the record may be partly there: a torn tail; the position does not move).
  */
 int wal_append(wal_t *w, const void *rec, size_t len);
-/* Undoes the last wal_append (its transaction failed): its header zeroed and synced. 0 or -errno. */
+/* Undoes the last wal_append (its transaction failed): its header zeroed and synced. 0 or -errno.
+ */
 int wal_revoke(wal_t *w);
 /* Makes the file hold at least need more bytes past the append position (zeros, synced). */
 int wal_grow(wal_t *w, size_t need);

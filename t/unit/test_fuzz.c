@@ -36,6 +36,7 @@ static const struct {
     {"enc_cfg", fuzz_enc_cfg_one},
     {"cron", fuzz_cron_one},
     {"jwt", fuzz_jwt_one},
+    {"wal", fuzz_wal_one},
 };
 
 static int run_dir(const char *dir, int (*fn)(const uint8_t *, size_t), size_t *count)

@@ -61,8 +61,7 @@ static void test_records(void)
        "round trip: second entry, then the end");
     ok(wal_rec_parse((uint8_t *)b.p, b.len, 8, &r, &claimed) == WAL_REC_END,
        "another epoch's record ends the log");
-    ok(wal_rec_parse((uint8_t *)b.p, b.len - 1, 7, &r, &claimed) == WAL_REC_BAD &&
-           claimed == b.len,
+    ok(wal_rec_parse((uint8_t *)b.p, b.len - 1, 7, &r, &claimed) == WAL_REC_BAD && claimed == b.len,
        "a truncated record is bad, with its claimed length");
     for (size_t i = 0; i < b.len; i += 7) {
         if (i >= 4 && i < 8)
@@ -187,8 +186,7 @@ static void test_file(void)
     wal_rec_finish(&huge, wal_epoch(w), 60, 61, 0);
     ok(wal_append(w, huge.p, huge.len) == WAL_EFULL, "a record bigger than the file: WAL_EFULL");
     rc = wal_grow(w, huge.len);
-    ok(rc == 0 && wal_append(w, huge.p, huge.len) == 0, "grown, it fits (%zu bytes)",
-       wal_size(w));
+    ok(rc == 0 && wal_append(w, huge.p, huge.len) == 0, "grown, it fits (%zu bytes)", wal_size(w));
     free(v);
     buf_free(&huge);
     wal_close(w);
@@ -236,8 +234,8 @@ static int put_many(store_t *s, int from, int n)
         for (int j = 0; j < k; j++) {
             snprintf(p[j].key, sizeof(p[j].key), "pods/ns/k%06d", i + j);
             snprintf(p[j].val, sizeof(p[j].val), "v%06d", i + j);
-            p[j].op = (struct store_op){.key = p[j].key, .key_len = strlen(p[j].key),
-                                        .apply = put_apply, .done = put_done};
+            p[j].op = (struct store_op){
+                .key = p[j].key, .key_len = strlen(p[j].key), .apply = put_apply, .done = put_done};
             store_submit(s, &p[j].op);
         }
         for (int j = 0; j < k; j++) {
@@ -324,7 +322,8 @@ static void test_store_crash(void)
     tear_map(dir);
     s = open_at(dir, 0, &err);
     ok(s && count_keys(s, 200) == 200, "a crash, then a torn map: all 200 puts there");
-    ok(s && store_rev(s) == 200, "at revision 200 (%llu)", s ? (unsigned long long)store_rev(s) : 0);
+    ok(s && store_rev(s) == 200, "at revision 200 (%llu)",
+       s ? (unsigned long long)store_rev(s) : 0);
     store_close(s);
 
     /* checkpoints during the writes: a small log */

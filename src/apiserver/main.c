@@ -32,6 +32,7 @@ static struct cfg_list listen_addrs;
 static char *data_dir = LOCALSTATEDIR "/lib/coracle";
 static long long event_ttl = 3600;
 static long long compact_keep = 100000;
+static long long wal_size = 64 << 20;
 static long long max_request_bytes = GRPC_MAX_MSG_DEFAULT;
 static long long watch_queue_bytes = 16 << 20;
 static long long watch_memory_limit = 256 << 20;
@@ -58,6 +59,9 @@ static const struct cfg_opt opts[] = {
      "occurrence (default 3600)"},
     {"compact-keep", CFG_INT, &compact_keep, "REVISIONS",
      "revisions of history kept for watch resumption (default 100000)"},
+    {"wal-size", CFG_INT, &wal_size, "BYTES",
+     "the store's write-ahead log (DATA-DIR/wal); a full log is checkpointed into "
+     "DATA-DIR/snap.mdb (default 67108864; at most a quarter of the disk's free space)"},
     {"max-request-bytes", CFG_INT, &max_request_bytes, "BYTES",
      "largest request message accepted (default 1572864)"},
     {"watch-queue-bytes", CFG_INT, &watch_queue_bytes, "BYTES",
@@ -226,8 +230,11 @@ static void open_store(struct app *app, char **err)
         log_info("encryption at rest: %s", *what ? what : "no resource of this apiserver");
         free(what);
     }
-    struct store_opts so = {
-        .dir = dir, .compact_keep = (uint64_t)compact_keep, .replica = etcd, .enc = app->enc};
+    struct store_opts so = {.dir = dir,
+                            .compact_keep = (uint64_t)compact_keep,
+                            .replica = etcd,
+                            .enc = app->enc,
+                            .wal_size = (size_t)wal_size};
     if (store_open(&app->st, &so, app->base, err) < 0)
         fatal("cannot open the store in %s: %s", dir, *err ? *err : "unknown error");
     free(dir);
@@ -316,9 +323,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "coracle-apiserver: unexpected argument '%s'\n", argv[i]);
         return 2;
     }
-    if (event_ttl <= 0 || compact_keep <= 0 || max_request_bytes <= 0 || watch_queue_bytes <= 0 ||
-        watch_memory_limit <= 0 || bookmark_interval <= 0 || node_monitor_grace <= 0 ||
-        stream_setup_timeout <= 0 || stream_idle_timeout <= 0) {
+    if (event_ttl <= 0 || compact_keep <= 0 || wal_size <= 0 || max_request_bytes <= 0 ||
+        watch_queue_bytes <= 0 || watch_memory_limit <= 0 || bookmark_interval <= 0 ||
+        node_monitor_grace <= 0 || stream_setup_timeout <= 0 || stream_idle_timeout <= 0) {
         fprintf(stderr, "coracle-apiserver: numeric settings must be positive\n");
         return 2;
     }

@@ -365,6 +365,24 @@ fail:
     return -1;
 }
 
+int wal_peek(const char *dir, int *in_use, char **err)
+{
+    wal_t w = {.path = xasprintf("%s/wal", dir), .fd = -1};
+    int rc = 0;
+    *in_use = 0;
+    w.fd = open(w.path, O_RDONLY | O_CLOEXEC);
+    if (w.fd < 0 && errno != ENOENT) {
+        *err = xasprintf("store: open %s: %s", w.path, strerror(errno));
+        rc = -1;
+    } else if (w.fd >= 0 && !(rc = read_header(&w, err))) {
+        *in_use = w.epoch != 0 && !w.clean;
+    }
+    if (w.fd >= 0)
+        close(w.fd);
+    free(w.path);
+    return rc;
+}
+
 void wal_close(wal_t *w)
 {
     if (!w)

@@ -108,6 +108,13 @@ uint32_t wal_crc32c(uint32_t crc, const void *p, size_t n);
  */
 int wal_open(wal_t **out, const char *dir, size_t size, int *created, char **err);
 void wal_close(wal_t *w);
+/*
+ * Without opening the log for writing: *in_use = 1 if DIR/wal says the
+ * map is not the state on its own (an apiserver runs on it, or stopped
+ * without closing it: then the map may be torn until the next start
+ * rebuilds it). No log: 0. 0, or -1 with *err (malloc'd).
+ */
+int wal_peek(const char *dir, int *in_use, char **err);
 const char *wal_path(const wal_t *w);
 /* The header's epoch (0: no checkpoint was ever taken), base revision, clean flag and revision. */
 uint64_t wal_epoch(const wal_t *w);

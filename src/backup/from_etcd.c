@@ -242,7 +242,7 @@ static int check_empty(const char *dir, char **err)
 /* After a failure: the partial store's files go, so no apiserver starts on it. */
 static void remove_store(const char *dir)
 {
-    static const char *const files[] = {"data.mdb", "lock.mdb", "writer.lock"};
+    static const char *const files[] = {"data.mdb", "lock.mdb", "writer.lock", "wal", "snap.mdb"};
     for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
         char *f = xasprintf("%s/%s", dir, files[i]);
         unlink(f);

@@ -22,6 +22,7 @@
 #include "enc.h"
 #include "store_meta.h"
 #include "util.h"
+#include "wal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -75,8 +76,34 @@ out:
     return rc;
 }
 
+static int bk_check_unused(const char *dir, char **err);
+
+/*
+ * The map of a store whose apiserver stopped without closing it may be
+ * torn (its commits were made durable by DIR/wal, not by syncing the
+ * map): refused until an apiserver has rebuilt it. 0 or -1 with *err.
+ */
+static int bk_check_closed(const char *dir, char **err)
+{
+    int in_use;
+    char *running = NULL;
+    if (wal_peek(dir, &in_use, err) < 0)
+        return -1;
+    if (in_use && bk_check_unused(dir, &running) == 0) {
+        *err = xasprintf("%s was not closed cleanly (%s/wal says so) and no apiserver runs on it: "
+                         "its data.mdb may be torn; start coracle-apiserver on it once (it "
+                         "rebuilds the store from snap.mdb and the log), then back it up",
+                         dir, dir);
+        return -1;
+    }
+    free(running);
+    return 0;
+}
+
 int bk_open(const char *path, int is_file, MDB_env **envp, char **err)
 {
+    if (!is_file && bk_check_closed(path, err) < 0)
+        return -1;
     MDB_env *env = NULL;
     int rc = mdb_env_create(&env);
     if (!rc)
@@ -292,6 +319,21 @@ static int bk_restore(const char *file, const char *dir, int force, char **err)
         unlink(tmp);
         goto out;
     }
+    /* The log and its checkpoint describe the old store: without them the next start
+     * takes data.mdb as the state. They go first, so a crash here cannot bring them back. */
+    static const char *const old[] = {"wal", "snap.mdb"};
+    for (size_t i = 0; i < ARRAY_SIZE(old); i++) {
+        char *f = xasprintf("%s/%s", dir, old[i]);
+        int e = unlink(f) < 0 && errno != ENOENT ? errno : 0;
+        if (e)
+            *err = xasprintf("unlink %s: %s", f, strerror(e));
+        free(f);
+        if (e) {
+            unlink(tmp);
+            goto out;
+        }
+    }
+    bk_fsync_dir(data);
     if (rename(tmp, data) < 0) {
         *err = xasprintf("rename %s to %s: %s", tmp, data, strerror(errno));
         unlink(tmp);

@@ -52,6 +52,7 @@ struct klet_cfg {
     long long crashloop_max;      /* seconds, Kubernetes: 300 */
     long long log_max_size;       /* bytes before a container log rotates */
     long long node_status_period; /* seconds */
+    long long node_status_report; /* seconds: an unchanged status is posted this often */
     int allow_privileged;         /* --allow-privileged: privileged containers may run */
     int seccomp_default;          /* --seccomp-default: RuntimeDefault when a pod names none */
     char *allowed_unsafe_sysctls; /* --allowed-unsafe-sysctls: comma list of names or "x.*" */
@@ -77,9 +78,12 @@ struct klet_node {
     struct event *status_ev, *lease_ev;
     Coracle__V1__Lease *lease; /* last seen, owned */
     bool registered;
-    bool lease_busy;     /* one Lease call at a time ... */
-    int lease_step;      /* ... and which it is: Get, Update or Create */
-    int64_t ready_since; /* the Ready condition's lastTransitionTime */
+    bool lease_busy;           /* one Lease call at a time ... */
+    int lease_step;            /* ... and which it is: Get, Update or Create */
+    int64_t ready_since;       /* the Ready condition's lastTransitionTime */
+    Coracle__V1__Node *server; /* the Node as the apiserver last answered it, owned */
+    bool status_busy;          /* a status Get or UpdateStatus is in flight */
+    int64_t status_posted;     /* now_ns() of the last UpdateStatus sent */
 };
 
 struct klet_pod;

@@ -70,6 +70,7 @@ int main(int argc, char **argv)
         .crashloop_max = 300,
         .log_max_size = 10 * 1024 * 1024,
         .node_status_period = 60,
+        .node_status_report = 300,
         .allow_privileged = 1,
         .allowed_unsafe_sysctls = "",
     };
@@ -94,7 +95,9 @@ int main(int argc, char **argv)
         {"container-log-max-size", CFG_INT, &k.cfg.log_max_size, "BYTES",
          "container log rotation size (10485760)"},
         {"node-status-update-period", CFG_INT, &k.cfg.node_status_period, "SECONDS",
-         "Node status refresh (60)"},
+         "how often the Node status is computed and compared with the apiserver's (60)"},
+        {"node-status-report-frequency", CFG_INT, &k.cfg.node_status_report, "SECONDS",
+         "an unchanged Node status is posted this often; a change at once (300)"},
         {"allow-privileged", CFG_BOOL, &k.cfg.allow_privileged, "BOOL",
          "run pods with privileged containers; false: refuse them (true)"},
         {"seccomp-default", CFG_BOOL, &k.cfg.seccomp_default, "BOOL",

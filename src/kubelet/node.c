@@ -1,10 +1,15 @@
 /*
  * node: the kubelet's Node and its heartbeat. Registers the Node (capacity
  * and allocatable from the machine, pods 110, the well-known labels,
- * addresses, nodeInfo, conditions with Ready=True KubeletReady), refreshes
- * its status every node-status-period, and renews the Lease
- * kube-node-lease/<node> every 10 s (leaseDurationSeconds 40), which is
- * what the apiserver's node lifecycle watches. All on timers.
+ * addresses, nodeInfo, conditions with Ready=True KubeletReady), computes
+ * its status every node-status-update-period and posts it when it differs
+ * from the apiserver's (heartbeat times aside: someone else, the node
+ * lifecycle, may have changed it) or node-status-report-frequency has
+ * passed, as Kubernetes' kubelet does since the Lease carries the
+ * heartbeat; and renews the Lease kube-node-lease/<node> every 10 s
+ * (leaseDurationSeconds 40), which is what the apiserver's node lifecycle
+ * watches. All on timers. An unchanged status is not written: each write
+ * is a durable commit, the idle cluster's largest writer after the Lease.
  */
 #include "config.h"
 #include "klet.h"
@@ -324,9 +329,71 @@ static void status_timer(evutil_socket_t fd, short what, void *arg);
 
 static void node_status_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
-    const struct klet *k = arg;
-    if (code != 0)
+    struct klet *k = arg;
+    k->node.status_busy = false;
+    if (code != 0) {
         log_warn("node %s: UpdateStatus: %s", k->cfg.node_name, message);
+        k->node.status_posted = 0; /* post again next time */
+    }
+}
+
+/* The status as compared for a change: packed, heartbeat times left out. Caller frees. */
+static uint8_t *status_key(Coracle__V1__NodeStatus *st, size_t *len)
+{
+    int64_t saved[16];
+    size_t n = st->n_conditions < 16 ? st->n_conditions : 16;
+    for (size_t i = 0; i < n; i++)
+        if (st->conditions[i]->lastheartbeattime) {
+            saved[i] = st->conditions[i]->lastheartbeattime->seconds;
+            st->conditions[i]->lastheartbeattime->seconds = 0;
+        }
+    *len = protobuf_c_message_get_packed_size(&st->base);
+    uint8_t *b = xmalloc(*len ? *len : 1);
+    protobuf_c_message_pack(&st->base, b);
+    for (size_t i = 0; i < n; i++)
+        if (st->conditions[i]->lastheartbeattime)
+            st->conditions[i]->lastheartbeattime->seconds = saved[i];
+    return b;
+}
+
+/* Whether the apiserver's Node status is n's, heartbeat times aside. */
+static bool status_same(const struct klet *k, Coracle__V1__Node *n)
+{
+    Coracle__V1__Node *s = k->node.server;
+    if (!s || !s->status || !n->status)
+        return false;
+    size_t la, lb;
+    uint8_t *a = status_key(s->status, &la), *b = status_key(n->status, &lb);
+    bool same = la == lb && memcmp(a, b, la) == 0;
+    free(a);
+    free(b);
+    return same;
+}
+
+static void node_got(gcl_call_t *call, const uint8_t *msg, size_t len, void *arg)
+{
+    struct klet *k = arg;
+    if (k->node.server)
+        coracle__v1__node__free_unpacked(k->node.server, NULL);
+    k->node.server = coracle__v1__node__unpack(NULL, len, msg);
+}
+
+/* After the Get: UpdateStatus if the status changed or the report is due. */
+static void node_get_done(gcl_call_t *call, int code, const char *message, void *arg)
+{
+    struct klet *k = arg;
+    Coracle__V1__Node *n = node_build(k);
+    int64_t now = now_ns();
+    if (code == 0 && k->node.status_posted &&
+        now - k->node.status_posted < k->cfg.node_status_report * 1000000000LL &&
+        status_same(k, n)) {
+        k->node.status_busy = false;
+    } else {
+        k->node.status_posted = now;
+        gcl_call(k->api, "/coracle.v1.Nodes/UpdateStatus", &n->base, NULL, node_status_done, k,
+                 10000);
+    }
+    node_free(n);
 }
 
 static void node_create_done(gcl_call_t *call, int code, const char *message, void *arg)
@@ -335,10 +402,13 @@ static void node_create_done(gcl_call_t *call, int code, const char *message, vo
     if (code == 0) {
         log_info("node %s registered", k->cfg.node_name);
         k->node.registered = true;
+        k->node.status_posted = now_ns();
     } else if (code == 6 /* ALREADY_EXISTS */) {
         log_info("node %s already registered; updating its status", k->cfg.node_name);
         k->node.registered = true;
         Coracle__V1__Node *n = node_build(k);
+        k->node.status_busy = true;
+        k->node.status_posted = now_ns();
         gcl_call(k->api, "/coracle.v1.Nodes/UpdateStatus", &n->base, NULL, node_status_done, k,
                  10000);
         node_free(n);
@@ -356,8 +426,12 @@ static void status_timer(evutil_socket_t fd, short what, void *arg)
     if (!k->node.registered) {
         gcl_call(k->api, "/coracle.v1.Nodes/Create", &n->base, NULL, node_create_done, k, 10000);
     } else {
-        gcl_call(k->api, "/coracle.v1.Nodes/UpdateStatus", &n->base, NULL, node_status_done, k,
-                 10000);
+        if (!k->node.status_busy) {
+            Coracle__V1__GetRequest req = CORACLE__V1__GET_REQUEST__INIT;
+            req.name = k->cfg.node_name;
+            k->node.status_busy = true;
+            gcl_call(k->api, "/coracle.v1.Nodes/Get", &req.base, node_got, node_get_done, k, 10000);
+        }
         struct timeval tv = {k->cfg.node_status_period, 0};
         event_add(k->node.status_ev, &tv);
     }

@@ -1438,7 +1438,8 @@ int store_open(store_t **out, const struct store_opts *opts, struct event_base *
     s->enc = opts->enc;
     /* the log makes commits durable: the map is synced at checkpoints and at close */
     if ((rc = mdb_env_open(s->env, opts->dir,
-                           MDB_NOTLS | MDB_NOSYNC | (s->replica ? MDB_WRITEMAP | MDB_MAPASYNC : 0),
+                           MDB_NOTLS | MDB_NOSYNC | MDB_NORDAHEAD |
+                               (s->replica ? MDB_WRITEMAP | MDB_MAPASYNC : 0),
                            0600)))
         goto fail_mdb;
     int dead = 0;

@@ -11,7 +11,8 @@
 # after the last one is ignored; a corrupt record in the middle stops the
 # start with the file and offset; a checkpoint's copy left half written is
 # harmless; coracle-backup refuses a map that may be torn and --restore
-# over such a directory wins over its old log.
+# over such a directory wins over its old log; with --map-dir the map is
+# rebuilt after it is gone (a reboot of its tmpfs).
 # CORACLE_FAULT_CYCLES (default 12), CORACLE_FAULT_SEED.
 import os
 import random
@@ -186,4 +187,27 @@ c.wait_for(lambda: not c.api.alive(), timeout=ctest.DEADLINE)
 tail = c.api.tail()
 t.ok(not c.api.alive() and WAL in tail and "offset %d" % off in tail and "corrupt" in tail,
      "a corrupt record in the middle: the apiserver refuses to start, naming %s and offset %d" % (WAL, off))
+
+# --map-dir: the map in a directory of its own (a tmpfs in use), rebuilt at every start
+data2, mapd = os.path.join(c.dir, "data2"), os.path.join(c.dir, "map")
+MOPTS = ("--map-dir", mapd, "--wal-size", str(64 << 10))
+api = c.start_apiserver(*MOPTS, data_dir=data2)
+w = fu.Writer(t, c.api_addr, "m", "m", seed)
+w.start(c.api_addr)
+c.wait_for(lambda: len(w.acked) >= 200, timeout=30)
+c.api.kill()
+w.join(ctest.DEADLINE)
+subprocess.run(["rm", "-rf", mapd])  # what a reboot leaves of a tmpfs
+api = c.start_apiserver(*MOPTS, data_dir=data2)
+r = w.resolve(api)
+n, probs, cur = fu.check_state(api, "m", [w])
+t.ok(not probs and r in (None, "applied", "not applied") and not os.path.exists(os.path.join(data2, "data.mdb")),
+     "--map-dir: SIGKILL, the map gone: %d acknowledged writes, %d objects as acknowledged" % (len(w.acked), n))
+for p in probs[:10]:
+    t.diag(p)
+c.api.stop()
+subprocess.run(["rm", "-rf", mapd])
+api = c.start_apiserver(*MOPTS, data_dir=data2)
+n2, probs, cur2 = fu.check_state(api, "m", [w])
+t.ok(not probs and cur2 == cur, "--map-dir: a clean stop, the map gone: the same %d objects at %d" % (n2, cur2))
 t.done()

@@ -33,6 +33,7 @@ static char *data_dir = LOCALSTATEDIR "/lib/coracle";
 static long long event_ttl = 3600;
 static long long compact_keep = 100000;
 static long long wal_size = 64 << 20;
+static char *map_dir = "";
 static long long max_request_bytes = GRPC_MAX_MSG_DEFAULT;
 static long long watch_queue_bytes = 16 << 20;
 static long long watch_memory_limit = 256 << 20;
@@ -62,6 +63,10 @@ static const struct cfg_opt opts[] = {
     {"wal-size", CFG_INT, &wal_size, "BYTES",
      "the store's write-ahead log (DATA-DIR/wal); a full log is checkpointed into "
      "DATA-DIR/snap.mdb (default 67108864; at most a quarter of the disk's free space)"},
+    {"map-dir", CFG_STR, &map_dir, "DIR",
+     "keep the store's map (data.mdb) in DIR, a tmpfs, instead of DATA-DIR: rebuilt from "
+     "DATA-DIR/snap.mdb and the log at every start, so an idle apiserver writes only its log; "
+     "costs the map's size in memory; back it up online from DIR (default: none)"},
     {"max-request-bytes", CFG_INT, &max_request_bytes, "BYTES",
      "largest request message accepted (default 1572864)"},
     {"watch-queue-bytes", CFG_INT, &watch_queue_bytes, "BYTES",
@@ -234,7 +239,8 @@ static void open_store(struct app *app, char **err)
                             .compact_keep = (uint64_t)compact_keep,
                             .replica = etcd,
                             .enc = app->enc,
-                            .wal_size = (size_t)wal_size};
+                            .wal_size = (size_t)wal_size,
+                            .map_dir = opt_str(map_dir) ? map_dir : NULL};
     if (store_open(&app->st, &so, app->base, err) < 0)
         fatal("cannot open the store in %s: %s", dir, *err ? *err : "unknown error");
     free(dir);

@@ -134,8 +134,9 @@ struct store {
 
     /* ---- commit thread only (and open/close) ---- */
     char *dir;
-    wal_t *wal;        /* NULL on a replica */
-    int direct;        /* the log is off for lack of space: every commit syncs the map */
+    char *map_dir; /* where data.mdb lives: dir, or a directory in memory (store_opts.map_dir) */
+    wal_t *wal;    /* NULL on a replica */
+    int direct;    /* the log is off for lack of space: every commit syncs the map */
     struct buf walrec; /* the record being built */
     uint64_t crev, ccompacted;
     size_t mapsize;
@@ -845,9 +846,14 @@ static int leave_direct(store_t *s)
     return rc;
 }
 
-/* A checkpoint if the disk has room for it, else direct mode. */
+/*
+ * A checkpoint if the disk has room for it, else direct mode. A map in
+ * memory cannot be made durable by syncing it: only the checkpoint then.
+ */
 static int checkpoint_or_direct(store_t *s)
 {
+    if (s->map_dir != s->dir)
+        return checkpoint(s);
     if (checkpoint_fits(s) && checkpoint(s) == 0)
         return 0;
     return enter_direct(s);
@@ -1196,16 +1202,20 @@ enum wal_state {
     WAL_RECOVER,   /* not closed cleanly: the map is rebuilt from snap.mdb and the log */
 };
 
-/* DIR/snap.mdb copied over DIR/data.mdb (a crash may have left the map torn). */
-static int restore_snapshot(const char *dir, char **err)
+/*
+ * DIR/<from> (snap.mdb; data.mdb when a map moves to a map directory)
+ * copied over MAP_DIR/data.mdb: a crash may have left the map torn, and a
+ * map in memory is gone after a reboot.
+ */
+static int restore_snapshot(const char *dir, const char *map_dir, const char *from, char **err)
 {
-    char *snap = xasprintf("%s/snap.mdb", dir), *data = xasprintf("%s/data.mdb", dir),
-         *tmp = xasprintf("%s/data.mdb.recover", dir);
+    char *snap = xasprintf("%s/%s", dir, from), *data = xasprintf("%s/data.mdb", map_dir),
+         *tmp = xasprintf("%s/data.mdb.recover", map_dir);
     int in = open(snap, O_RDONLY | O_CLOEXEC), rc = 0, out = -1;
     if (in < 0) {
-        *err = xasprintf("store: %s was not closed cleanly (%s/wal says so) and %s is missing: "
+        *err = xasprintf("store: %s/wal says the map is to be rebuilt from %s, which is missing: "
                          "%s; restore the directory from a backup",
-                         dir, dir, snap, strerror(errno));
+                         dir, snap, strerror(errno));
         rc = -1;
         goto out;
     }
@@ -1245,11 +1255,20 @@ static int open_wal(store_t *s, size_t size, enum wal_state *state, char **err)
         return -1;
     if (created || wal_epoch(s->wal) == 0)
         *state = WAL_FRESH;
-    else if (wal_clean(s->wal, &clean_rev))
+    else if (wal_clean(s->wal, &clean_rev) && s->map_dir == s->dir)
         *state = WAL_CLEAN;
     else
-        *state = WAL_RECOVER;
-    return *state == WAL_RECOVER ? restore_snapshot(s->dir, err) : 0;
+        *state = WAL_RECOVER; /* a map in memory is rebuilt at every start */
+    if (*state == WAL_RECOVER)
+        return restore_snapshot(s->dir, s->map_dir, "snap.mdb", err);
+    /* a map the data directory held before it moved to a map directory */
+    char *old = xasprintf("%s/data.mdb", s->dir), *cur = xasprintf("%s/data.mdb", s->map_dir);
+    int rc = 0;
+    if (s->map_dir != s->dir && access(old, F_OK) == 0 && access(cur, F_OK) < 0)
+        rc = restore_snapshot(s->dir, s->map_dir, "data.mdb", err);
+    free(old);
+    free(cur);
+    return rc;
 }
 
 /* Replays one log record into the map: its changes, log records and revisions, in one txn. */
@@ -1349,9 +1368,14 @@ static int start_wal(store_t *s, enum wal_state state, char **err)
         }
         if (wal_scan(s->wal, replay_rec, s, err))
             return -1;
-        log_info("store: %s was not closed cleanly: rebuilt from snap.mdb at revision %llu and "
-                 "the log up to revision %llu",
-                 s->dir, (unsigned long long)rev0, (unsigned long long)s->crev);
+        if (s->map_dir != s->dir)
+            log_info("store: map rebuilt in %s from %s/snap.mdb at revision %llu and the log up "
+                     "to revision %llu",
+                     s->map_dir, s->dir, (unsigned long long)rev0, (unsigned long long)s->crev);
+        else
+            log_info("store: %s was not closed cleanly: rebuilt from snap.mdb at revision %llu "
+                     "and the log up to revision %llu",
+                     s->dir, (unsigned long long)rev0, (unsigned long long)s->crev);
         /* the log goes on after its records: snap.mdb and all of them are the state */
     } else if (state == WAL_FRESH) {
         if (!(rc = mdb_env_sync(s->env, 1)))
@@ -1418,6 +1442,15 @@ int store_open(store_t **out, const struct store_opts *opts, struct event_base *
     }
     free(lock_path);
     s->dir = xstrdup(opts->dir);
+    s->map_dir = s->dir;
+    if (opts->map_dir && *opts->map_dir && !opts->replica) {
+        s->map_dir = xstrdup(opts->map_dir);
+        if ((rc = mkdir_p(s->map_dir)) < 0) {
+            if (err)
+                *err = xasprintf("store: mkdir %s: %s", s->map_dir, strerror(-rc));
+            goto fail_free;
+        }
+    }
     enum wal_state wstate = 0;
     if (!opts->replica && open_wal(s, opts->wal_size, &wstate, err))
         goto fail_free;
@@ -1437,7 +1470,7 @@ int store_open(store_t **out, const struct store_opts *opts, struct event_base *
     s->replica = opts->replica;
     s->enc = opts->enc;
     /* the log makes commits durable: the map is synced at checkpoints and at close */
-    if ((rc = mdb_env_open(s->env, opts->dir,
+    if ((rc = mdb_env_open(s->env, s->map_dir,
                            MDB_NOTLS | MDB_NOSYNC | MDB_NORDAHEAD |
                                (s->replica ? MDB_WRITEMAP | MDB_MAPASYNC : 0),
                            0600)))
@@ -1547,6 +1580,8 @@ fail_env:
 fail_free:
     wal_close(s->wal);
     buf_free(&s->walrec);
+    if (s->map_dir != s->dir)
+        free(s->map_dir);
     free(s->dir);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
@@ -1557,11 +1592,22 @@ fail_free:
     return STORE_EIO;
 }
 
-/* A clean close: the map synced, then the log marked clean (the next open trusts the map). */
+/*
+ * A clean close: the map synced, then the log marked clean (the next open
+ * trusts the map). A map in memory is checkpointed instead, so that the
+ * next start, which rebuilds it, has no log to replay.
+ */
 static void close_wal(store_t *s)
 {
     if (!s->wal)
         return;
+    if (s->map_dir != s->dir) {
+        if (!s->broken && wal_used(s->wal) > 0)
+            checkpoint(s);
+        wal_close(s->wal);
+        buf_free(&s->walrec);
+        return;
+    }
     int rc = s->broken ? 0 : mdb_env_sync(s->env, 1);
     if (!s->broken && !rc)
         rc = -wal_mark(s->wal, 1, s->crev);
@@ -1628,6 +1674,8 @@ void store_close(store_t *s)
     pthread_cond_destroy(&s->cv_loop);
     pthread_cond_destroy(&s->cv_thread);
     pthread_mutex_destroy(&s->mu);
+    if (s->map_dir != s->dir)
+        free(s->map_dir);
     free(s->dir);
     free(s);
 }

@@ -77,6 +77,15 @@ struct store_opts {
      * used by a replica.
      */
     size_t wal_size;
+    /*
+     * NULL: the map is DIR/data.mdb. Else the map (data.mdb, lock.mdb)
+     * lives in this directory, meant to be in memory (a tmpfs): it is
+     * rebuilt from DIR/snap.mdb and the log at every start and never
+     * synced, a clean close checkpoints instead, and without room for a
+     * checkpoint writes fail (no direct mode). An idle store then writes
+     * only its log. DIR/data.mdb, if there is one, is the first map.
+     */
+    const char *map_dir;
 };
 
 /*

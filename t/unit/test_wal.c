@@ -247,9 +247,12 @@ static int put_many(store_t *s, int from, int n)
     return bad;
 }
 
+static const char *map_dir; /* store_opts.map_dir of the stores open_at opens */
+
 static store_t *open_at(const char *dir, size_t wal_size, char **err)
 {
-    struct store_opts o = {.dir = dir, .wal_size = wal_size, .compact_keep = 50};
+    struct store_opts o = {
+        .dir = dir, .wal_size = wal_size, .compact_keep = 50, .map_dir = map_dir};
     store_t *s = NULL;
     *err = NULL;
     if (store_open(&s, &o, base, err))
@@ -389,6 +392,55 @@ static void test_store_crash(void)
     free(dir);
 }
 
+/* The map in a directory of its own (a tmpfs in use): rebuilt at every start. */
+static void test_map_dir(void)
+{
+    char *dir = subdir("mapped"), *err;
+    char *mdir = xasprintf("%s/map", tmpdir), *cmd = xasprintf("rm -rf %s", mdir);
+    map_dir = mdir;
+    store_t *s = open_at(dir, 0, &err);
+    ok(s && put_many(s, 0, 100) == 0, "100 puts with the map in %s", mdir);
+    char *data = xasprintf("%s/data.mdb", dir), *mdata = xasprintf("%s/data.mdb", mdir);
+    ok(access(data, F_OK) < 0 && access(mdata, F_OK) == 0, "data.mdb is in the map directory");
+    store_close(s);
+    if (system(cmd) != 0)
+        diag("%s failed", cmd);
+    s = open_at(dir, 0, &err);
+    ok(s && count_keys(s, 100) == 100, "after a clean stop and the map gone (a reboot): all there");
+    store_close(s);
+    crash_after(dir, 0, 100, 100);
+    if (system(cmd) != 0)
+        diag("%s failed", cmd);
+    s = open_at(dir, 0, &err);
+    ok(s && count_keys(s, 200) == 200 && store_rev(s) == 200,
+       "after a crash and the map gone: all 200 there, at 200");
+    store_close(s);
+    crash_after(dir, 64 << 10, 200, 500);
+    tear_map(mdir);
+    s = open_at(dir, 64 << 10, &err);
+    ok(s && count_keys(s, 700) == 700, "checkpoints between, a crash, the map torn: all 700 there");
+    store_close(s);
+    /* a store that had its map in the data directory moves it */
+    map_dir = NULL;
+    char *dir2 = subdir("moving");
+    s = open_at(dir2, 0, &err);
+    ok(s && put_many(s, 0, 50) == 0, "50 puts, the map in the data directory");
+    store_close(s);
+    char *mdir2 = xasprintf("%s/map2", tmpdir);
+    map_dir = mdir2;
+    s = open_at(dir2, 0, &err);
+    ok(s && count_keys(s, 50) == 50, "moved to a map directory: all 50 there");
+    store_close(s);
+    map_dir = NULL;
+    free(mdir2);
+    free(dir2);
+    free(data);
+    free(mdata);
+    free(cmd);
+    free(mdir);
+    free(dir);
+}
+
 int main(void)
 {
     if (!mkdtemp(tmpdir))
@@ -398,6 +450,7 @@ int main(void)
     test_records();
     test_file();
     test_store_crash();
+    test_map_dir();
     event_base_free(base);
     char *cmd = xasprintf("rm -rf %s", tmpdir);
     if (system(cmd) != 0)

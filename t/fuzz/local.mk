@@ -4,8 +4,8 @@
 # the REST API's write bodies, the three PATCH formats, server-side apply,
 # SPDY/3.1 frames, WebSocket channel frames, the apiserver's
 # EncryptionConfiguration, CronJob schedules, bearer JWTs, the store's
-# write-ahead log records) and t/unit/test_fuzz, which runs the seed corpora and saved crash reproducers through them in the
-# normal build.
+# write-ahead log records) and t/unit/test_fuzz, which runs the seed
+# corpora and saved crash reproducers through them in the normal build.
 FUZZ_TARGET_SRC = t/fuzz/fuzz.h t/fuzz/fuzz_sel.c t/fuzz/fuzz_qty.c t/fuzz/fuzz_yaml.c \
 	t/fuzz/fuzz_pb.c t/fuzz/fuzz_http1.c t/fuzz/fuzz_accept.c t/fuzz/fuzz_rest_body.c \
 	t/fuzz/fuzz_patch.c t/fuzz/fuzz_jsonpatch.c t/fuzz/fuzz_mergepatch.c t/fuzz/fuzz_smpatch.c \

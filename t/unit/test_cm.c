@@ -116,7 +116,10 @@ static void test_queue(void)
     int64_t t0 = mono_ns();
     ctrl_enqueue(c, "ns/f");
     spin(5);
-    ok(R.n >= 1 && R.n <= 2, "a failed sync is not retried at once (%zu)", R.n);
+    /* a machine that paused this process for 15 ms may have seen two retries */
+    int64_t spun_ms = (mono_ns() - t0) / 1000000;
+    ok(R.n >= 1 && (R.n <= 2 || spun_ms >= 15),
+       "a failed sync is not retried at once (%zu in %lld ms)", R.n, (long long)spun_ms);
     for (int i = 0; i < 200 && R.n < 4; i++)
         spin(5);
     int64_t took_ms = (mono_ns() - t0) / 1000000;
@@ -129,10 +132,10 @@ static void test_queue(void)
     /* delayed enqueues: the earliest wins */
     R.auto_done = true;
     ctrl_enqueue_after(c, "ns/d", 60000);
-    ctrl_enqueue_after(c, "ns/d", 20);
+    ctrl_enqueue_after(c, "ns/d", 300); /* far beyond a busy machine's pauses */
     spin(5);
     is_int(R.n, 0, "a delayed key waits");
-    for (int i = 0; i < 100 && !R.n; i++)
+    for (int i = 0; i < 600 && !R.n; i++)
         spin(5);
     is_int(R.n, 1, "and comes at the earliest time asked");
     reset();

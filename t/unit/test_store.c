@@ -20,6 +20,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -32,7 +33,28 @@ static char tmpdir[] = "/tmp/test_store.XXXXXX";
 
 /* ---- a test op: put a value, delete, or fail, and record the outcome ---- */
 
-enum top_kind { TOP_PUT, TOP_DEL, TOP_FAIL, TOP_NOOP, TOP_CREATE };
+enum top_kind { TOP_PUT, TOP_DEL, TOP_FAIL, TOP_NOOP, TOP_CREATE, TOP_GATED };
+
+/* TOP_GATED: a put whose apply waits for gate_open, holding the commit thread meanwhile. */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static int gate_open;
+
+static void gate_wait(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    while (!gate_open)
+        pthread_cond_wait(&gate_cv, &gate_mu);
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static void gate_release(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_open = 1;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+}
 
 struct top {
     struct store_op op;
@@ -70,7 +92,10 @@ static int top_apply(struct store_op *op, const void *cur, size_t cur_len, uint6
     case TOP_CREATE:
         if (cur)
             return STORE_EAPP - 1;
-        /* fall through */
+        break;
+    case TOP_GATED:
+        gate_wait();
+        break;
     case TOP_PUT:
         break;
     }
@@ -384,7 +409,8 @@ static void test_group_snapshot_log(void)
     store_read_end(nw);
     store_read_end(old);
 
-    /* group commit: 2000 ops submitted at once */
+    /* group commit: 2000 ops queued while the commit thread is held by the
+     * first, so the batching does not depend on how threads are scheduled */
     struct store_stats st0, st1;
     store_get_stats(s, &st0);
     int N = 2000;
@@ -392,9 +418,10 @@ static void test_group_snapshot_log(void)
     for (int i = 0; i < N; i++) {
         char k[32];
         snprintf(k, sizeof(k), "g/%05d", i);
-        top_init(&ts[i], TOP_PUT, k, "v");
+        top_init(&ts[i], i ? TOP_PUT : TOP_GATED, k, "v");
         submit(s, &ts[i]);
     }
+    gate_release();
     int64_t t0 = mono_ns();
     wait_all();
     int64_t dt = mono_ns() - t0;

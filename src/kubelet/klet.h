@@ -107,9 +107,11 @@ struct klet {
     struct klet_proc *procs; /* proc.c: children not yet reaped and reported */
     struct klet_pod **pods;
     size_t npods;
-    bool synced;            /* first pod list seen: orphans may be cleaned */
-    bool no_seccomp;        /* the runtime has no seccomp support (main.c checks at start) */
-    struct klet_ref **refs; /* refs.c: the ConfigMaps and Secrets the pods use */
+    bool synced;              /* first pod list seen: orphans may be cleaned */
+    bool offline;             /* running from the record: the apiserver's pod list not in yet */
+    struct event *offline_ev; /* watch.c: when to stop waiting for the first pod list */
+    bool no_seccomp;          /* the runtime has no seccomp support (main.c checks at start) */
+    struct klet_ref **refs;   /* refs.c: the ConfigMaps and Secrets the pods use */
     size_t nrefs;
     struct klet_node node;
     struct klet_pstart pstart;
@@ -363,6 +365,29 @@ size_t klet_ref_data(const ProtobufCMessage *obj, enum podref_kind kind, bool bi
                      struct klet_kv **out);
 const struct klet_kv *klet_kv_find(const struct klet_kv *v, size_t n, const char *key);
 
+/* ------------------------------------------------------------ record.c */
+/* The durable record under <root-dir>/record of the pods bound to this node and the ConfigMaps
+ * and Secrets they use: what starts them again when the apiserver is out of reach. Writes are
+ * atomic, skipped when nothing changed, and only logged when they fail. */
+/* Records pod (its metadata and spec; borrowed). */
+void klet_record_pod(struct klet *k, const Coracle__V1__Pod *pod);
+/* The pod left this node: its record goes. */
+void klet_record_pod_forget(struct klet *k, const char *uid);
+/* Every recorded pod as *out (malloc'd array of unpacked Pods the caller frees with
+ * coracle__v1__pod__free_unpacked, then the array). Returns the count. */
+size_t klet_record_pods(struct klet *k, Coracle__V1__Pod ***out);
+/* Records a ConfigMap or Secret as listed (obj borrowed). */
+void klet_record_ref(struct klet *k, enum podref_kind kind, const ProtobufCMessage *obj);
+void klet_record_ref_forget(struct klet *k, enum podref_kind kind, const char *ns,
+                            const char *name);
+/* The recorded object, unpacked (the caller frees it with protobuf_c_message_free_unpacked), or
+ * NULL. */
+ProtobufCMessage *klet_record_ref_load(struct klet *k, enum podref_kind kind, const char *ns,
+                                       const char *name);
+/* Has a whole pod list been recorded once? Only then may the record stand in for the API. */
+bool klet_record_complete(const struct klet *k);
+void klet_record_set_complete(struct klet *k);
+
 /* ------------------------------------------------------------ atomic_writer.c */
 /* One file of a volume's payload (borrowed pointers). */
 struct klet_file {
@@ -437,6 +462,7 @@ struct klet_term {
     int exit_code;
     int signal;
     bool oom;
+    bool unknown; /* its end was not seen (the node rebooted): exit code 255, reason Unknown */
     int64_t started_ns, finished_ns;
     char id[40];
 };
@@ -488,6 +514,7 @@ struct klet_pod {
     size_t nctr;
     int64_t start_ns;
     bool deleting; /* deletionTimestamp seen: stopping */
+    bool recorded; /* known from the record only: not (yet) in the apiserver's list */
     bool gone;     /* DELETED from the API: tear down without reporting */
     bool torn_down;
     bool delete_sent;
@@ -497,6 +524,7 @@ struct klet_pod {
     uint8_t *sent;         /* last status sent, packed */
     size_t sent_len;
     bool status_inflight, status_again;
+    int status_fails; /* UpdateStatus failures in a row (the retry's back-off) */
     char *sandbox_err;
     char *pod_ip;              /* from CNI, NULL without */
     struct event *retry_ev;    /* sandbox retry */
@@ -562,6 +590,12 @@ void klet_pods_upsert(struct klet *k, const Coracle__V1__Pod *pod);
 void klet_pods_deleted(struct klet *k, const Coracle__V1__Pod *pod);
 /* The initial list is in: re-adopt what runs under root-dir, clean orphans, start syncing. */
 void klet_pods_synced(struct klet *k);
+/* The apiserver is out of reach at start: the pods of the record (record.c) stand in for its
+ * list, then as klet_pods_synced. false (nothing done) without a complete record. */
+bool klet_pods_from_record(struct klet *k);
+/* The apiserver's first pod list after klet_pods_from_record is in: the recorded pods it does
+ * not hold were deleted meanwhile and are stopped. */
+void klet_pods_reconcile(struct klet *k);
 /* From monitor.c */
 void klet_pod_ctr_created(struct klet_ctr *c, int pid);
 void klet_pod_ctr_started(struct klet_ctr *c, int64_t started_ns);

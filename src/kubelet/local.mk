@@ -13,6 +13,7 @@ libkubelet_a_SOURCES = \
 	src/kubelet/volumes.c \
 	src/kubelet/atomic_writer.c \
 	src/kubelet/refs.c \
+	src/kubelet/record.c \
 	src/kubelet/cfgvol.c \
 	src/kubelet/projvol.c \
 	src/kubelet/envvars.c \

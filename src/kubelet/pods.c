@@ -10,6 +10,15 @@
  * file) and probes.c. On start, klet_pods_synced re-adopts containers that
  * kept running under their monitors while the kubelet was away.
  *
+ * Every pod the apiserver hands in is kept in the durable record
+ * (record.c) until it leaves the node. When the apiserver is out of reach
+ * at start, klet_pods_from_record runs the recorded pods instead (after a
+ * reboot: their containers start again); restarts, probes and back-off
+ * need nothing from the apiserver, and statuses wait for it. Its first
+ * list then replaces the recorded objects (nothing restarts), and the
+ * recorded pods it lacks were deleted meanwhile: klet_pods_reconcile
+ * stops them.
+ *
  * A container's files: <root>/containers/<id>/{meta,bundle/,upper/,work/,
  * started,exit,...}; the pod's: <root>/pods/<uid>/{ns/,volumes/,hosts,
  * resolv.conf,hostname,logs/<container>/<restart>.log}.
@@ -767,9 +776,16 @@ static void status_done(gcl_call_t *call, int code, const char *message, void *a
         p->sent = NULL;
         p->sent_len = 0;
         if (!p->gone && !p->torn_down && code != 5 /* NOT_FOUND: the pod is gone */) {
-            struct timeval tv = {1, 0}; /* the apiserver may be away: sync again */
+            /* the apiserver may be away: sync again, backing off (1 s doubling to 8 s, jittered)
+             * so that a node cut off for long does not keep every pod spinning */
+            p->status_fails += p->status_fails < 4;
+            int64_t ms = 1000LL << (p->status_fails - 1);
+            ms -= random() % (ms / 5 + 1);
+            struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
             event_add(p->retry_ev, &tv);
         }
+    } else {
+        p->status_fails = 0;
     }
     if (p->gone && p->refs == 0 && p->torn_down) {
         pod_free(p);
@@ -1142,12 +1158,13 @@ static void pod_free(struct klet_pod *p)
         event_free(p->retry_ev);
     free(p->pod_ip);
     coracle__v1__pod__free_unpacked(p->pod, NULL);
-    free(p->uid);
     free(p->ns);
     free(p->name);
     free(p->dir);
     free(p->sent);
     free(p->sandbox_err);
+    klet_record_pod_forget(k, p->uid);
+    free(p->uid);
     free(p);
 }
 
@@ -1199,11 +1216,11 @@ static void pod_admit(struct klet_pod *p, const Coracle__V1__Pod *pod)
     log_info("pod %s/%s rejected: %s", p->ns, p->name, msg);
 }
 
-void klet_pods_upsert(struct klet *k, const Coracle__V1__Pod *pod)
+static struct klet_pod *pod_upsert(struct klet *k, const Coracle__V1__Pod *pod)
 {
     const Coracle__V1__ObjectMeta *m = pod->metadata;
     if (!m || !m->uid || !m->name || !pod->spec)
-        return;
+        return NULL;
     struct klet_pod *p = pod_find(k, m->uid);
     if (!p) {
         /* A pod that already finished and that we never ran: nothing to do. */
@@ -1241,6 +1258,54 @@ void klet_pods_upsert(struct klet *k, const Coracle__V1__Pod *pod)
                  (long long)grace_seconds(p));
     }
     klet_pod_kick(p);
+    return p;
+}
+
+void klet_pods_upsert(struct klet *k, const Coracle__V1__Pod *pod)
+{
+    struct klet_pod *p = pod_upsert(k, pod);
+    if (!p)
+        return;
+    p->recorded = false;
+    klet_record_pod(k, pod);
+}
+
+bool klet_pods_from_record(struct klet *k)
+{
+    if (!klet_record_complete(k)) {
+        log_warn("no complete local record of this node's pods yet: waiting for the apiserver");
+        return false;
+    }
+    Coracle__V1__Pod **pods;
+    size_t n = klet_record_pods(k, &pods);
+    for (size_t i = 0; i < n; i++) {
+        struct klet_pod *p = pod_find(k, pods[i]->metadata->uid) ? NULL : pod_upsert(k, pods[i]);
+        if (p)
+            p->recorded = true;
+        coracle__v1__pod__free_unpacked(pods[i], NULL);
+    }
+    free(pods);
+    log_warn("the apiserver is out of reach: running %zu pods from the local record", n);
+    k->offline = true;
+    klet_pods_synced(k);
+    return true;
+}
+
+void klet_pods_reconcile(struct klet *k)
+{
+    k->offline = false;
+    /* pod_free changes k->pods: collect first */
+    struct klet_pod **gone = xcalloc(k->npods + 1, sizeof *gone);
+    size_t n = 0;
+    for (size_t i = 0; i < k->npods; i++)
+        if (k->pods[i]->recorded)
+            gone[n++] = k->pods[i];
+    for (size_t i = 0; i < n; i++) {
+        log_info("pod %s/%s (%s) was deleted while the apiserver was out of reach: stopping it",
+                 gone[i]->ns, gone[i]->name, gone[i]->uid);
+        klet_pods_deleted(k, gone[i]->pod);
+    }
+    free(gone);
 }
 
 void klet_pods_deleted(struct klet *k, const Coracle__V1__Pod *pod)
@@ -1402,6 +1467,7 @@ static void adopt(struct klet *k, struct klet_ctr *c, const char *id, const stru
                           .exit_code = exited ? code : 255,
                           .signal = exited ? sig : 0,
                           .oom = exited && oom,
+                          .unknown = !exited,
                           .started_ns = started,
                           .finished_ns = exited ? fin : now_ns()};
     snprintf(t.id, sizeof t.id, "%s", id);

@@ -7,7 +7,10 @@
  * last user frees the informer. Any change of an object (created, updated,
  * deleted, or first listed) kicks the pods that use it: envvars.c then
  * starts a container that waited for it, cfgvol.c rewrites its volumes.
- * Nothing polls. Object contents are never logged.
+ * Nothing polls. Object contents are never logged. Each object is kept in
+ * the durable record (record.c) as listed; while the kubelet runs from
+ * that record (the apiserver out of reach since it started), the recorded
+ * object stands in for the informer's until the informer has listed.
  */
 #include "config.h"
 #include "informer.h"
@@ -24,6 +27,7 @@ struct klet_ref {
     int users;
     inf_t *inf;
     struct klet *k;
+    ProtobufCMessage *rec; /* the recorded object, loaded while running from the record */
 };
 
 static const struct kind *ref_kind(enum podref_kind kind)
@@ -53,25 +57,42 @@ static void ref_changed(struct klet_ref *r)
     }
 }
 
+static void rec_drop(struct klet_ref *r)
+{
+    if (r->rec)
+        protobuf_c_message_free_unpacked(r->rec, NULL);
+    r->rec = NULL;
+}
+
 static void on_add(inf_t *inf, const ProtobufCMessage *obj, void *arg)
 {
-    ref_changed(arg);
+    struct klet_ref *r = arg;
+    klet_record_ref(r->k, r->kind, obj);
+    ref_changed(r);
 }
 
 static void on_update(inf_t *inf, const ProtobufCMessage *old, const ProtobufCMessage *obj,
                       void *arg)
 {
-    ref_changed(arg);
+    struct klet_ref *r = arg;
+    klet_record_ref(r->k, r->kind, obj);
+    ref_changed(r);
 }
 
 static void on_delete(inf_t *inf, const ProtobufCMessage *obj, void *arg)
 {
-    ref_changed(arg);
+    struct klet_ref *r = arg;
+    klet_record_ref_forget(r->k, r->kind, r->ns, r->name);
+    ref_changed(r);
 }
 
 static void on_synced(inf_t *inf, void *arg)
 {
-    ref_changed(arg);
+    struct klet_ref *r = arg;
+    if (!inf_get(inf, r->ns, r->name)) /* listed: there is none (any more) */
+        klet_record_ref_forget(r->k, r->kind, r->ns, r->name);
+    rec_drop(r);
+    ref_changed(r);
 }
 
 static int ref_hold(enum podref_kind kind, const char *name, void *arg)
@@ -117,6 +138,8 @@ static int ref_release(enum podref_kind kind, const char *name, void *arg)
         if (k->refs[i] == r)
             k->refs[i] = k->refs[--k->nrefs];
     inf_free(r->inf);
+    klet_record_ref_forget(k, r->kind, r->ns, r->name);
+    rec_drop(r);
     free(r->ns);
     free(r->name);
     free(r);
@@ -138,6 +161,12 @@ enum klet_ref_state klet_ref_get(const struct klet_pod *p, enum podref_kind kind
 {
     *obj = NULL;
     struct klet_ref *r = ref_find(p->k, kind, p->ns, name);
+    if (r && !inf_synced(r->inf) && p->k->offline) {
+        if (!r->rec)
+            r->rec = klet_record_ref_load(p->k, kind, p->ns, name);
+        *obj = r->rec;
+        return r->rec ? KREF_FOUND : KREF_PENDING;
+    }
     if (!r || !inf_synced(r->inf))
         return KREF_PENDING;
     *obj = inf_get(r->inf, p->ns, name);

@@ -143,7 +143,10 @@ static Coracle__V1__ContainerStateTerminated *mk_term(struct arena_status *a,
     coracle__v1__container_state_terminated__init(x);
     x->has_exitcode = 1;
     x->exitcode = t->exit_code;
-    x->reason = ar_str(a, t->oom ? "OOMKilled" : t->exit_code == 0 ? "Completed" : "Error");
+    x->reason = ar_str(a, t->oom              ? "OOMKilled"
+                          : t->unknown        ? "Unknown"
+                          : t->exit_code == 0 ? "Completed"
+                                              : "Error");
     if (t->started_ns)
         x->startedat = mk_time(a, t->started_ns);
     if (t->finished_ns)

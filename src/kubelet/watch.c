@@ -3,6 +3,12 @@
  * them: list + watch with field selector spec.nodeName=<node>, resumed and
  * re-listed by the informer. Each add/update/delete goes to pods.c; once the
  * initial list is in, pods.c re-adopts what runs and starts syncing.
+ *
+ * Offline start: when that list has not come within KLET_OFFLINE_AFTER_MS
+ * (the apiserver is down or the uplink is cut), the pods of the durable
+ * record run instead (pods.c), so a node that rebooted alone gets its
+ * workloads back; the informer keeps retrying, and its first list
+ * reconciles (pods deleted meanwhile are stopped, new ones start).
  */
 #include "config.h"
 #include "informer.h"
@@ -11,6 +17,10 @@
 #include "util.h"
 
 #include <stdlib.h>
+
+/* Long enough for a reachable apiserver to answer the first list, short enough that a node
+ * cut off from it is back to work at once. */
+#define KLET_OFFLINE_AFTER_MS 1000
 
 static void on_add(inf_t *inf, const ProtobufCMessage *obj, void *arg)
 {
@@ -32,8 +42,20 @@ static void on_synced(inf_t *inf, void *arg)
 {
     struct klet *k = arg;
     log_info("pods synced: %zu on this node", inf_count(inf));
+    if (k->offline_ev)
+        event_del(k->offline_ev);
     if (!k->synced)
         klet_pods_synced(k);
+    else if (k->offline)
+        klet_pods_reconcile(k);
+    klet_record_set_complete(k); /* every pod listed has been recorded */
+}
+
+static void offline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct klet *k = arg;
+    if (!k->synced)
+        klet_pods_from_record(k);
 }
 
 void klet_watch_start(struct klet *k)
@@ -50,4 +72,7 @@ void klet_watch_start(struct klet *k)
     inf_t *inf = inf_new(k->base, k->api, &kind_pod, &o, &h);
     free(sel);
     inf_start(inf);
+    k->offline_ev = evtimer_new(k->base, offline_cb, k);
+    struct timeval tv = {KLET_OFFLINE_AFTER_MS / 1000, (KLET_OFFLINE_AFTER_MS % 1000) * 1000};
+    event_add(k->offline_ev, &tv);
 }

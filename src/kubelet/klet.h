@@ -84,6 +84,8 @@ struct klet_node {
     Coracle__V1__Node *server; /* the Node as the apiserver last answered it, owned */
     bool status_busy;          /* a status Get or UpdateStatus is in flight */
     int64_t status_posted;     /* now_ns() of the last UpdateStatus sent */
+    int lease_fails;           /* renewals failed in a row (the retry's back-off) */
+    int status_fails;          /* registrations or status updates failed in a row */
 };
 
 struct klet_pod;
@@ -565,6 +567,9 @@ void klet_probes_stop(struct klet_ctr *c);
 
 /* ------------------------------------------------------------ node.c */
 void klet_node_start(struct klet *k);
+/* The wait before retry number fails (1, 2, ...): min_ms doubling to max_ms, less up to a fifth
+ * of jitter. */
+int64_t klet_backoff_ms(int fails, int64_t min_ms, int64_t max_ms);
 /* Machine facts (also used by the unit tests). */
 int64_t klet_node_mem_bytes(void);
 int klet_node_cpus(void);

@@ -10,6 +10,14 @@
  * (leaseDurationSeconds 40), which is what the apiserver's node lifecycle
  * watches. All on timers. An unchanged status is not written: each write
  * is a durable commit, the idle cluster's largest writer after the Lease.
+ *
+ * A flaky uplink: as Kubernetes' kubelet, periods carry up to 4 % of
+ * jitter (nodes that came up together do not renew in step), and a failed
+ * registration, renewal or status update is retried after a back-off
+ * (100 ms doubling to 7 s, jittered) instead of a whole period later.
+ * The first renewal that succeeds after failures also checks the Node's
+ * status at once: the node lifecycle has likely marked it Unknown while
+ * the link was down, and Ready should not wait for the next period.
  */
 #include "config.h"
 #include "klet.h"
@@ -29,6 +37,30 @@
 #define LEASE_NS "kube-node-lease"
 #define LEASE_RENEW_S 10
 #define LEASE_DURATION_S 40
+#define RETRY_MIN_MS 100
+#define RETRY_MAX_MS 7000
+
+int64_t klet_backoff_ms(int fails, int64_t min_ms, int64_t max_ms)
+{
+    int64_t d = min_ms;
+    for (int i = 1; i < fails && d < max_ms; i++)
+        d *= 2;
+    if (d > max_ms)
+        d = max_ms;
+    return d - random() % (d / 5 + 1); /* 80-100 %: never above the cap */
+}
+
+static void timer_in_ms(struct event *ev, int64_t ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(ev, &tv);
+}
+
+/* period plus up to 4 % (Kubernetes' wait.JitterUntil with factor 0.04) */
+static int64_t jittered_ms(int64_t period_s)
+{
+    return period_s * 1000 + random() % (period_s * 40 + 1);
+}
 
 int64_t klet_node_mem_bytes(void)
 {
@@ -331,10 +363,14 @@ static void node_status_done(gcl_call_t *call, int code, const char *message, vo
 {
     struct klet *k = arg;
     k->node.status_busy = false;
-    if (code != 0) {
-        log_warn("node %s: UpdateStatus: %s", k->cfg.node_name, message);
-        k->node.status_posted = 0; /* post again next time */
+    if (code == 0) {
+        k->node.status_fails = 0;
+        return;
     }
+    log_warn("node %s: UpdateStatus: %s", k->cfg.node_name, message);
+    k->node.status_posted = 0; /* post again, after a back-off rather than a period */
+    timer_in_ms(k->node.status_ev,
+                klet_backoff_ms(++k->node.status_fails, RETRY_MIN_MS, RETRY_MAX_MS));
 }
 
 /* The status as compared for a change: packed, heartbeat times left out. Caller frees. */
@@ -403,6 +439,7 @@ static void node_create_done(gcl_call_t *call, int code, const char *message, vo
         log_info("node %s registered", k->cfg.node_name);
         k->node.registered = true;
         k->node.status_posted = now_ns();
+        k->node.status_fails = 0;
     } else if (code == 6 /* ALREADY_EXISTS */) {
         log_info("node %s already registered; updating its status", k->cfg.node_name);
         k->node.registered = true;
@@ -413,9 +450,10 @@ static void node_create_done(gcl_call_t *call, int code, const char *message, vo
                  10000);
         node_free(n);
     } else {
-        log_warn("node %s: register: %s (retrying)", k->cfg.node_name, message);
-        struct timeval tv = {2, 0};
-        event_add(k->node.status_ev, &tv);
+        int64_t ms = klet_backoff_ms(++k->node.status_fails, RETRY_MIN_MS, RETRY_MAX_MS);
+        log_warn("node %s: register: %s (retrying in %lld ms)", k->cfg.node_name, message,
+                 (long long)ms);
+        timer_in_ms(k->node.status_ev, ms);
     }
 }
 
@@ -432,15 +470,11 @@ static void status_timer(evutil_socket_t fd, short what, void *arg)
             k->node.status_busy = true;
             gcl_call(k->api, "/coracle.v1.Nodes/Get", &req.base, node_got, node_get_done, k, 10000);
         }
-        struct timeval tv = {k->cfg.node_status_period, 0};
-        event_add(k->node.status_ev, &tv);
+        timer_in_ms(k->node.status_ev, jittered_ms(k->cfg.node_status_period));
     }
     node_free(n);
-    if (!k->node.registered) {
-        /* the create callback schedules the next try or the periodic update */
-        struct timeval tv = {k->cfg.node_status_period, 0};
-        event_add(k->node.status_ev, &tv);
-    }
+    if (!k->node.registered) /* the create callback schedules the next try or the period */
+        timer_in_ms(k->node.status_ev, jittered_ms(k->cfg.node_status_period));
 }
 
 /* ------------------------------------------------------------------ the Lease */
@@ -461,6 +495,20 @@ static void lease_got(gcl_call_t *call, const uint8_t *msg, size_t len, void *ar
 enum { LEASE_GET, LEASE_UPDATE, LEASE_CREATE }; /* struct klet_node's lease_step */
 static void lease_call(struct klet *k, int step);
 
+/* The next renewal: a period away after a success, a back-off away after a failure. */
+static void lease_next(struct klet *k, bool ok)
+{
+    struct klet_node *n = &k->node;
+    if (ok && n->lease_fails > 0 && n->registered) {
+        log_info("lease %s/%s renewed after %d failures; checking the node status", LEASE_NS,
+                 k->cfg.node_name, n->lease_fails);
+        timer_in_ms(n->status_ev, 0);
+    }
+    n->lease_fails = ok ? 0 : n->lease_fails + 1;
+    timer_in_ms(n->lease_ev, ok ? jittered_ms(LEASE_RENEW_S)
+                                : klet_backoff_ms(n->lease_fails, RETRY_MIN_MS, RETRY_MAX_MS));
+}
+
 static void lease_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
     struct klet *k = arg;
@@ -470,6 +518,8 @@ static void lease_done(gcl_call_t *call, int code, const char *message, void *ar
     if (code == 0) {
         if (step == LEASE_GET)
             lease_call(k, LEASE_UPDATE);
+        else
+            lease_next(k, true);
         return;
     }
     if (step == LEASE_GET && code == 5 /* NOT_FOUND */) {
@@ -477,8 +527,10 @@ static void lease_done(gcl_call_t *call, int code, const char *message, void *ar
         lease_call(k, LEASE_CREATE);
         return;
     }
-    log_warn("lease %s/%s: %s", LEASE_NS, k->cfg.node_name, message);
+    if (n->lease_fails == 0) /* once per outage, not at each retry */
+        log_warn("lease %s/%s: %s (retrying with back-off)", LEASE_NS, k->cfg.node_name, message);
     lease_set(n, NULL); /* Get again next time (conflict, or the apiserver was away) */
+    lease_next(k, false);
 }
 
 static void lease_call(struct klet *k, int step)
@@ -543,8 +595,6 @@ void klet_node_start(struct klet *k)
     n->status_ev = evtimer_new(k->base, status_timer, k);
     struct timeval zero = {0, 0};
     event_add(n->status_ev, &zero);
-    n->lease_ev = event_new(k->base, -1, EV_PERSIST, lease_timer, k);
-    struct timeval tv = {LEASE_RENEW_S, 0};
-    event_add(n->lease_ev, &tv);
+    n->lease_ev = evtimer_new(k->base, lease_timer, k); /* lease_next arms it */
     lease_renew(k);
 }

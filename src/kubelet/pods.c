@@ -778,9 +778,7 @@ static void status_done(gcl_call_t *call, int code, const char *message, void *a
         if (!p->gone && !p->torn_down && code != 5 /* NOT_FOUND: the pod is gone */) {
             /* the apiserver may be away: sync again, backing off (1 s doubling to 8 s, jittered)
              * so that a node cut off for long does not keep every pod spinning */
-            p->status_fails += p->status_fails < 4;
-            int64_t ms = 1000LL << (p->status_fails - 1);
-            ms -= random() % (ms / 5 + 1);
+            int64_t ms = klet_backoff_ms(++p->status_fails, 1000, 8000);
             struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
             event_add(p->retry_ev, &tv);
         }

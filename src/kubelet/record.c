@@ -49,8 +49,7 @@ static bool name_ok(const char *s)
     return s && *s && *s != '.' && !strchr(s, '/') && !strchr(s, '_');
 }
 
-static char *ref_file(const struct klet *k, enum podref_kind kind, const char *ns,
-                      const char *name)
+static char *ref_file(const struct klet *k, enum podref_kind kind, const char *ns, const char *name)
 {
     if (!name_ok(ns) || !name_ok(name))
         return NULL;
@@ -245,8 +244,7 @@ void klet_record_ref(struct klet *k, enum podref_kind kind, const ProtobufCMessa
     free(path);
 }
 
-void klet_record_ref_forget(struct klet *k, enum podref_kind kind, const char *ns,
-                            const char *name)
+void klet_record_ref_forget(struct klet *k, enum podref_kind kind, const char *ns, const char *name)
 {
     char *path = ref_file(k, kind, ns, name);
     file_drop(path);
@@ -261,9 +259,10 @@ ProtobufCMessage *klet_record_ref_load(struct klet *k, enum podref_kind kind, co
     uint8_t *b = path ? file_read(path, &len) : NULL;
     ProtobufCMessage *obj = NULL;
     if (b)
-        obj = protobuf_c_message_unpack(kind == PODREF_SECRET ? &coracle__v1__secret__descriptor
-                                                              : &coracle__v1__config_map__descriptor,
-                                        NULL, len, b);
+        obj =
+            protobuf_c_message_unpack(kind == PODREF_SECRET ? &coracle__v1__secret__descriptor
+                                                            : &coracle__v1__config_map__descriptor,
+                                      NULL, len, b);
     free(b);
     free(path);
     return obj;

@@ -83,6 +83,7 @@ struct ktun {
     gcl_call_t *call;
     struct event *retry;
     int backoff_ms;
+    int64_t since_ns; /* when the current stream was opened (mono_ns) */
     int in_connect, failed_in_connect;
     struct ksess *sessions;
 };
@@ -854,12 +855,18 @@ static void ktun_on_done(gcl_call_t *c, int code, const char *message, void *arg
         t->failed_in_connect = 1;
     while (t->sessions)
         ksess_free(t->sessions);
+    /* A stream that lasted worked: its end starts a new outage, retried from the shortest wait
+     * (the server says nothing until a session comes, so a message cannot tell). */
+    if (mono_ns() - t->since_ns > (int64_t)KTUN_BACKOFF_MAX_MS * 1000000)
+        t->backoff_ms = KTUN_BACKOFF_MIN_MS;
+    /* jitter, 80-100 %: the nodes behind one flaky uplink do not all come back in step */
+    int d = t->backoff_ms - (int)(random() % (t->backoff_ms / 5 + 1));
     if (code != GRPC_CANCELLED)
         log_warn("tunnel: stream to %s ended (%s: %s); reconnecting in %d ms", gcl_addr(t->g),
-                 grpc_code_name(code), message, t->backoff_ms);
+                 grpc_code_name(code), message, d);
     if (!t->retry)
         return;
-    struct timeval tv = {t->backoff_ms / 1000, (t->backoff_ms % 1000) * 1000};
+    struct timeval tv = {d / 1000, (d % 1000) * 1000};
     event_add(t->retry, &tv);
     t->backoff_ms *= 2;
     if (t->backoff_ms > KTUN_BACKOFF_MAX_MS)
@@ -870,6 +877,7 @@ static void ktun_connect(struct ktun *t)
 {
     t->in_connect = 1;
     t->failed_in_connect = 0;
+    t->since_ns = mono_ns();
     gcl_call_t *c =
         gcl_call_bidi(t->g, "/coracle.v1.NodeTunnel/Connect", ktun_on_msg, ktun_on_done, t);
     t->in_connect = 0;

@@ -4,8 +4,11 @@
  * relays on it. Exec runs `runc exec` (with a pseudo-terminal for -t);
  * attach joins the container's monitor on its attach socket
  * (attach_wire.h); logs read the container's CRI-format log file
- * (following it with inotify for -f). The stream is reopened with backoff
- * when it breaks.
+ * (following it with inotify for -f). The stream is reopened whenever it
+ * ends, for ever: after 200 ms doubling to 10 s, jittered, the wait starting
+ * over once a stream has lasted. A link that goes silent is noticed by
+ * gcl's keepalive (its calls end UNAVAILABLE), so a network disruption
+ * cannot leave the node without a tunnel.
  */
 #ifndef CORACLE_KUBELET_TUNNEL_H
 #define CORACLE_KUBELET_TUNNEL_H

@@ -162,6 +162,7 @@ t.ok(wait_pod("web", running) and wait_pod("doomed", running), "web and doomed R
 p = wait_pod("once", lambda p: p.status.phase == "Succeeded")
 t.ok(p, "once Succeeded")
 uid = {n: get(n).metadata.uid for n in ("web", "doomed", "once")}
+uid["newbie"] = "none"
 web0 = cs0(get("web")).containerID[7:]
 
 rec = os.path.join(root, "record")
@@ -213,7 +214,9 @@ t.ok(lt and lt.exitCode == 255 and lt.reason == "Unknown", "its lastState: exit 
 t.ok(p and cs0(p).containerID[7:] == w[0], "the running container is the one started offline (not restarted)")
 t.ok(c.wait_for(lambda: get("doomed") is None, timeout=ctest.DEADLINE), "doomed, deleted meanwhile, is gone")
 t.ok(c.wait_for(lambda: not running_of(uid["doomed"]), timeout=ctest.DEADLINE), "and its container stopped")
-t.ok(wait_pod("newbie", running), "newbie, created meanwhile, Running")
+p = wait_pod("newbie", running)
+t.ok(p, "newbie, created meanwhile, Running")
+uid["newbie"] = p.metadata.uid if p else "none"
 p = get("once")
 t.ok(p and p.status.phase == "Succeeded" and cs0(p).restartCount == 0, "once still Succeeded, restartCount 0")
 t.ok(c.wait_for(lambda: node_ready() == "True", timeout=ctest.DEADLINE), "n1 Ready")
@@ -223,7 +226,16 @@ got = c.wait_for(lambda: (lambda r: r[1] if r[0] == 0 and "up hello" in r[1] els
 t.ok(got, "logs work again through the tunnel")
 rc, out, err = ctl("exec", "web", "--", "cat", "/etc/sec/pw")
 t.is_((rc, out), (0, "s3cret"), "exec works again")
-for n in ("web", "once", "newbie"):
+
+# ---- a pod force-deleted while the kubelet is down leaves the record at its next start
+kubelet.stop()
+api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="newbie", gracePeriodSeconds=0))
+kubelet = start_kubelet()
+t.ok(c.wait_for(lambda: not os.path.exists(os.path.join(rec, "pods", uid["newbie"] + ".pb"))
+                and not running_of(uid["newbie"]), timeout=ctest.DEADLINE),
+     "newbie, force-deleted while the kubelet was down: container removed, record dropped")
+t.ok(len(running_of(uid["web"])) == 1 and running_of(uid["web"])[0] == w[0], "web untouched by that restart")
+for n in ("web", "once"):
     api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name=n))
 t.ok(c.wait_for(lambda: not api.call("Pods", "List", pb.ListRequest(namespace="default")).items, timeout=ctest.DEADLINE),
      "all pods deleted")

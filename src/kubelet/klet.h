@@ -366,6 +366,9 @@ char *klet_ref_missing(enum podref_kind kind, const char *name);
 size_t klet_ref_data(const ProtobufCMessage *obj, enum podref_kind kind, bool binary,
                      struct klet_kv **out);
 const struct klet_kv *klet_kv_find(const struct klet_kv *v, size_t n, const char *key);
+/* What r refers to (the strings are r's). */
+void klet_ref_key(const struct klet_ref *r, enum podref_kind *kind, const char **ns,
+                  const char **name);
 
 /* ------------------------------------------------------------ record.c */
 /* The durable record under <root-dir>/record of the pods bound to this node and the ConfigMaps
@@ -389,6 +392,9 @@ ProtobufCMessage *klet_record_ref_load(struct klet *k, enum podref_kind kind, co
 /* Has a whole pod list been recorded once? Only then may the record stand in for the API. */
 bool klet_record_complete(const struct klet *k);
 void klet_record_set_complete(struct klet *k);
+/* Drops what the pods in k->pods and the references in k->refs do not hold (their pods were
+ * deleted while this kubelet was down), and temp files a crash left. */
+void klet_record_prune(struct klet *k);
 
 /* ------------------------------------------------------------ atomic_writer.c */
 /* One file of a volume's payload (borrowed pointers). */

@@ -285,3 +285,55 @@ void klet_record_set_complete(struct klet *k)
     file_put(k, "", path, (const uint8_t *)"1\n", 2);
     free(path);
 }
+
+static bool pod_held(const struct klet *k, const char *file)
+{
+    for (size_t i = 0; i < k->npods; i++) {
+        size_t l = strlen(k->pods[i]->uid);
+        if (!strncmp(file, k->pods[i]->uid, l) && !strcmp(file + l, ".pb"))
+            return true;
+    }
+    return false;
+}
+
+static bool ref_held(const struct klet *k, enum podref_kind kind, const char *file)
+{
+    for (size_t i = 0; i < k->nrefs; i++) {
+        enum podref_kind rk;
+        const char *ns, *name;
+        klet_ref_key(k->refs[i], &rk, &ns, &name);
+        size_t l = strlen(ns), m = strlen(name);
+        if (rk == kind && !strncmp(file, ns, l) && file[l] == '_' &&
+            !strncmp(file + l + 1, name, m) && !strcmp(file + l + 1 + m, ".pb"))
+            return true;
+    }
+    return false;
+}
+
+/* Removes from <record>/sub what no pod (or no reference) holds, and temp files a crash left. */
+static void prune_dir(const struct klet *k, const char *sub, int what)
+{
+    char *dir = rec_path(k, sub, NULL);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        bool held = what < 0 ? pod_held(k, e->d_name) : ref_held(k, what, e->d_name);
+        if (held)
+            continue;
+        char *path = xasprintf("%s/%s", dir, e->d_name);
+        file_drop(path);
+        free(path);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+}
+
+void klet_record_prune(struct klet *k)
+{
+    prune_dir(k, "pods", -1);
+    prune_dir(k, ref_dir(PODREF_CONFIGMAP), PODREF_CONFIGMAP);
+    prune_dir(k, ref_dir(PODREF_SECRET), PODREF_SECRET);
+}

@@ -214,3 +214,11 @@ const struct klet_kv *klet_kv_find(const struct klet_kv *v, size_t n, const char
             return &v[i];
     return NULL;
 }
+
+void klet_ref_key(const struct klet_ref *r, enum podref_kind *kind, const char **ns,
+                  const char **name)
+{
+    *kind = r->kind;
+    *ns = r->ns;
+    *name = r->name;
+}

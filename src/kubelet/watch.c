@@ -48,6 +48,7 @@ static void on_synced(inf_t *inf, void *arg)
         klet_pods_synced(k);
     else if (k->offline)
         klet_pods_reconcile(k);
+    klet_record_prune(k);        /* pods deleted while this kubelet was down */
     klet_record_set_complete(k); /* every pod listed has been recorded */
 }
 

@@ -3,7 +3,7 @@
 # bridge + host-local): pods get an IP from the range, reach each other by
 # pod IP, /etc/hosts names the pod IP, and deleting the pods releases the
 # IPs and the veths. The bridge is the test's own (removed at the end).
-import json, os, random, subprocess, sys, time
+import glob, json, os, random, signal, subprocess, sys, time
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
 import klet
@@ -72,6 +72,30 @@ k.stop()
 k = c.start_kubelet("node1", "--healthz-listen", "", "--cni-conf-dir", confdir, root_dir=root)
 time.sleep(1)
 t.is_(get("a").status.podIP, ipa, "pod IP unchanged after a kubelet restart")
+
+# a reboot: kubelet, monitors and containers killed, mounts (the pods' namespaces) gone; the
+# kubelet sets the network up again and host-local holds no address twice
+k.kill()
+for f in glob.glob(os.path.join(root, "containers", "*", "monitor.pid")):
+    try:
+        os.kill(int(open(f).read().split()[0]), signal.SIGKILL)
+    except (OSError, ValueError, IndexError):
+        pass
+ctest.node_cleanup(root, runc_root)
+k = c.start_kubelet("node1", "--healthz-listen", "", "--cni-conf-dir", confdir, root_dir=root)
+pa = wait_pod("a", lambda p: p.status.phase == "Running" and p.status.containerStatuses[0].restartCount == 1
+              and p.status.containerStatuses[0].state.running.startedAt.seconds > 0)
+pbb = wait_pod("b", lambda p: p.status.phase == "Running" and p.status.containerStatuses[0].restartCount == 1
+               and p.status.containerStatuses[0].state.running.startedAt.seconds > 0)
+t.ok(pa and pbb, "after a reboot both pods Running again (restartCount 1)")
+ipa, ipb = (pa.status.podIP if pa else ""), (pbb.status.podIP if pbb else "")
+used = [f for f in os.listdir(os.path.join(ipam, "coracle-test")) if f.startswith("10.")]
+t.is_(sorted(used), sorted([ipa, ipb]), "host-local holds their two IPs, none leaked")
+cid = pa.status.containerStatuses[0].containerID[7:] if pa else ""
+r = c.wait_for(lambda: (lambda r: r if r.stdout.startswith("I am b\n") else None)(subprocess.run(
+    ["runc", "--root", runc_root, "exec", cid, "wget", "-qO-", "http://%s:8080/" % ipb],
+    capture_output=True, text=True, timeout=10)), timeout=ctest.DEADLINE)
+t.ok(r, "pod a reaches pod b again")
 
 for n in ("a", "b"):
     api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name=n))

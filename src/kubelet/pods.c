@@ -1275,15 +1275,20 @@ bool klet_pods_from_record(struct klet *k)
         return false;
     }
     Coracle__V1__Pod **pods;
-    size_t n = klet_record_pods(k, &pods);
+    size_t n = klet_record_pods(k, &pods), started = 0;
     for (size_t i = 0; i < n; i++) {
-        struct klet_pod *p = pod_find(k, pods[i]->metadata->uid) ? NULL : pod_upsert(k, pods[i]);
-        if (p)
+        const char *node = pods[i]->spec->nodename;
+        struct klet_pod *p = NULL;
+        if (node && !strcmp(node, k->cfg.node_name) && !pod_find(k, pods[i]->metadata->uid))
+            p = pod_upsert(k, pods[i]); /* (a root dir reused under another node name: not ours) */
+        if (p) {
             p->recorded = true;
+            started++;
+        }
         coracle__v1__pod__free_unpacked(pods[i], NULL);
     }
     free(pods);
-    log_warn("the apiserver is out of reach: running %zu pods from the local record", n);
+    log_warn("the apiserver is out of reach: running %zu pods from the local record", started);
     k->offline = true;
     klet_pods_synced(k);
     return true;
@@ -1584,6 +1589,15 @@ void klet_pods_synced(struct klet *k)
                     log_info("pod %s/%s: sandbox half set up; setting it up again", p->ns, p->name);
                     klet_cni_del(k, dir, e->d_name);
                     klet_sandbox_destroy(dir);
+                } else if (done && !klet_sandbox_exists(dir, hostnet)) {
+                    /* Its namespaces went with a reboot: give its address back to the network
+                     * before the sync sets it up again (host-local refuses a second address to
+                     * the same pod). The plugins' DEL tolerates a namespace path that does not
+                     * exist, not one that is a plain file: remove the files first. */
+                    log_info("pod %s/%s: sandbox gone (the node rebooted); setting it up again",
+                             p->ns, p->name);
+                    klet_sandbox_destroy(dir);
+                    klet_cni_del(k, dir, e->d_name);
                 }
                 if (p->sandbox_ready && !hostnet)
                     p->pod_ip = klet_cni_ip(dir);

@@ -96,7 +96,8 @@ int main(void)
     Coracle__V1__Secret *got =
         (Coracle__V1__Secret *)klet_record_ref_load(&k, PODREF_SECRET, "default", "sec");
     ok(got && got->n_data == 1 && got->data[0]->value.len == 6 &&
-           !memcmp(got->data[0]->value.data, "s3cret", 6) && !strcmp(got->metadata->resourceversion, "7"),
+           !memcmp(got->data[0]->value.data, "s3cret", 6) &&
+           !strcmp(got->metadata->resourceversion, "7"),
        "secret loaded back with its resourceVersion");
     if (got)
         protobuf_c_message_free_unpacked(&got->base, NULL);

@@ -1,17 +1,19 @@
 #!/usr/bin/python3
 # Pods that outlive the link. The kubelet runs in a network namespace made
 # here and reaches the apiserver over a veth pair (as t/80-fault-netns.t);
-# `ip link set DEV down` cuts it. With the link down: a container that dies
-# is restarted (restart policy needs no apiserver); then the node "reboots"
-# (the kubelet, every monitor and container killed, every mount under its
-# root gone) and the kubelet, started again with the link still down, runs
-# its pods again from its local record, ConfigMap and Secret included. The
-# control plane meanwhile deletes one pod and creates another. When the
-# link returns: statuses converge with the restart counts Kubernetes shows
-# (each kill and the reboot count one; the reboot's lastState is exit 255,
-# Unknown), nothing is started twice, the deleted pod is stopped, the new
-# one starts, logs and exec work again. Namespaces, veths, runc containers
-# and mounts are removed at exit, also on failure.
+# `ip link set DEV down` cuts it. With the link down, a container that dies
+# is restarted, and so is one that fails its liveness probe (neither needs
+# the apiserver). Then the node "reboots" (the kubelet, every monitor and
+# container killed, every mount under its root gone) and the kubelet,
+# started again with the link still down, runs its pods again from its
+# local record, ConfigMap and Secret included. The control plane meanwhile
+# deletes one pod and creates another. When the link returns: statuses
+# converge with the restart counts Kubernetes shows (the kill, the probe
+# failure and the reboot count one each; the reboot's lastState is exit
+# 255, Unknown), nothing is started twice, the deleted pod is stopped, the
+# new one starts, logs and exec work again. A pod force-deleted while the
+# kubelet is down leaves its record at the next start. Namespaces, veths,
+# runc containers and mounts are removed at exit, also on failure.
 import glob
 import os
 import signal
@@ -151,8 +153,10 @@ kubelet = start_kubelet()
 t.ok(c.wait_for(lambda: node_ready() == "True", timeout=ctest.DEADLINE), "the kubelet in its namespace registers: n1 Ready")
 api.call("ConfigMaps", "Create", pb.ConfigMap(metadata=ctest.meta("cfg", "default"), data={"msg": "hello"}))
 api.call("Secrets", "Create", pb.Secret(metadata=ctest.meta("sec", "default"), data={"pw": b"s3cret"}))
-web = pod("web", 'trap "exit 0" TERM; echo "up $MSG"; while true; do sleep 0.2; done',
-          ctr={"env": [pb.EnvVar(name="MSG", valueFrom=pb.EnvVarSource(configMapKeyRef=pb.ConfigMapKeySelector(
+web = pod("web", 'trap "exit 0" TERM; touch /tmp/ok; echo "up $MSG"; while true; do sleep 0.2; done',
+          ctr={"livenessProbe": pb.Probe(handler=pb.ProbeHandler(exec=pb.ExecAction(command=["cat", "/tmp/ok"])),
+                                         periodSeconds=1, failureThreshold=1),
+               "env": [pb.EnvVar(name="MSG", valueFrom=pb.EnvVarSource(configMapKeyRef=pb.ConfigMapKeySelector(
               localObjectReference=pb.LocalObjectReference(name="cfg"), key="msg")))],
                "volumeMounts": [pb.VolumeMount(name="sec", mountPath="/etc/sec")]},
           volumes=[pb.Volume(name="sec", volumeSource=pb.VolumeSource(secret=pb.SecretVolumeSource(secretName="sec")))])
@@ -182,6 +186,10 @@ t0 = time.time()
 subprocess.run(["runc", "--root", rr, "kill", web0, "KILL"])
 web1 = c.wait_for(lambda: (lambda r: r[0] if r and r[0] != web0 else None)(running_of(uid["web"])), timeout=ctest.DEADLINE)
 t.ok(web1, "link down: web's killed container is restarted (%.1f s)" % (time.time() - t0))
+t0 = time.time()
+rexec(web1, "rm", "/tmp/ok")
+web2 = c.wait_for(lambda: (lambda r: r[0] if r and r[0] != web1 else None)(running_of(uid["web"])), timeout=ctest.DEADLINE)
+t.ok(web2, "and its liveness probe still restarts it when it fails (%.1f s)" % (time.time() - t0))
 
 # the control plane carries on without the node
 api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="doomed"))
@@ -207,8 +215,8 @@ t.ok("s3cret" not in open(kubelet.log_path).read(), "the Secret's bytes are not 
 # ---- the link returns
 link(True)
 t0 = time.time()
-p = wait_pod("web", lambda p: running(p) and cs0(p).restartCount == 2, timeout=2 * ctest.DEADLINE)
-t.ok(p, "link up: web Running, restartCount 2 (one kill, one reboot) after %.1f s" % (time.time() - t0))
+p = wait_pod("web", lambda p: running(p) and cs0(p).restartCount == 3, timeout=2 * ctest.DEADLINE)
+t.ok(p, "link up: web Running, restartCount 3 (a kill, a probe, a reboot) after %.1f s" % (time.time() - t0))
 lt = cs0(p).lastState.terminated if p else None
 t.ok(lt and lt.exitCode == 255 and lt.reason == "Unknown", "its lastState: exit 255, Unknown, as after a reboot")
 t.ok(p and cs0(p).containerID[7:] == w[0], "the running container is the one started offline (not restarted)")

@@ -3,7 +3,7 @@
 # bridge + host-local): pods get an IP from the range, reach each other by
 # pod IP, /etc/hosts names the pod IP, and deleting the pods releases the
 # IPs and the veths. The bridge is the test's own (removed at the end).
-import glob, json, os, random, signal, subprocess, sys, time
+import json, os, random, subprocess, sys, time
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
 import klet
@@ -76,12 +76,7 @@ t.is_(get("a").status.podIP, ipa, "pod IP unchanged after a kubelet restart")
 # a reboot: kubelet, monitors and containers killed, mounts (the pods' namespaces) gone; the
 # kubelet sets the network up again and host-local holds no address twice
 k.kill()
-for f in glob.glob(os.path.join(root, "containers", "*", "monitor.pid")):
-    try:
-        os.kill(int(open(f).read().split()[0]), signal.SIGKILL)
-    except (OSError, ValueError, IndexError):
-        pass
-ctest.node_cleanup(root, runc_root)
+klet.reboot(root, runc_root)
 k = c.start_kubelet("node1", "--healthz-listen", "", "--cni-conf-dir", confdir, root_dir=root)
 pa = wait_pod("a", lambda p: p.status.phase == "Running" and p.status.containerStatuses[0].restartCount == 1
               and p.status.containerStatuses[0].state.running.startedAt.seconds > 0)

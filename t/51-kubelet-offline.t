@@ -14,9 +14,7 @@
 # new one starts, logs and exec work again. A pod force-deleted while the
 # kubelet is down leaves its record at the next start. Namespaces, veths,
 # runc containers and mounts are removed at exit, also on failure.
-import glob
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -41,22 +39,8 @@ root = os.path.join(c.dir, "n1")
 rr = os.path.join(root, "runc")
 
 
-def monitors():
-    pids = []
-    for f in glob.glob(os.path.join(root, "containers", "*", "monitor.pid")):
-        try:
-            pid = int(open(f).read().split()[0])
-            if open("/proc/%d/comm" % pid).read().startswith("coracle-monito"):
-                pids.append(pid)
-        except (OSError, ValueError, IndexError):
-            pass
-    return pids
-
-
 def cleanup():
-    for pid in monitors():
-        fu._quiet(lambda: os.kill(pid, signal.SIGKILL))
-    ctest.node_cleanup(root, rr)
+    klet.reboot(root, rr)
     fu.sh("ip link del %s 2>/dev/null; ip netns del %s 2>/dev/null" % (host_if, ns))
 
 
@@ -197,9 +181,7 @@ api.call("Pods", "Create", pod("newbie", LOOP))
 
 # ---- "reboot": the kubelet, monitors and containers killed, mounts gone
 kubelet.kill()
-for pid in monitors():
-    os.kill(pid, signal.SIGKILL)
-ctest.node_cleanup(root, rr)
+klet.reboot(root, rr)
 t.is_(runc_running(), [], "reboot: nothing runs on the node")
 t0 = time.time()
 kubelet = start_kubelet()

@@ -4,8 +4,10 @@ A cluster in a temporary directory whose node root (kroot) has the busybox
 image from contrib/images in its drop-in folder, and whose containers and
 mounts are removed at teardown, also when the test fails.
 """
+import glob
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -40,3 +42,28 @@ def import_busybox(t, *roots):
     for root in roots:
         os.makedirs(os.path.join(root, "images", "import"), exist_ok=True)
         shutil.copy(r.stdout.strip(), os.path.join(root, "images", "import", "busybox.tar"))
+
+
+def monitors(root):
+    """The pids of the coracle-monitor processes of the node under root."""
+    pids = []
+    for f in glob.glob(os.path.join(root, "containers", "*", "monitor.pid")):
+        try:
+            pid = int(open(f).read().split()[0])
+            if open("/proc/%d/comm" % pid).read().startswith("coracle-monito"):
+                pids.append(pid)
+        except (OSError, ValueError, IndexError):
+            pass
+    return pids
+
+
+def reboot(root, runc_root=None):
+    """What a reboot does to the node under root (its kubelet stopped first):
+    every monitor and container SIGKILLed, so no exit is recorded, and every
+    mount below root (the pods' namespaces, secret volumes) gone."""
+    for pid in monitors(root):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    ctest.node_cleanup(root, runc_root)

@@ -77,8 +77,8 @@ void klet_describe(char *buf, size_t len, void *arg)
     for (size_t i = 0; i < k->npods; i++)
         for (size_t j = 0; j < k->pods[i]->nctr; j++)
             running += k->pods[i]->ctrs[j].state == KC_RUNNING;
-    snprintf(buf, len, "node %s: %zu pods, %zu containers running", k->cfg.node_name, k->npods,
-             running);
+    snprintf(buf, len, "node %s: %zu pods, %zu containers running%s", k->cfg.node_name, k->npods,
+             running, k->offline ? " (from the local record: the apiserver is out of reach)" : "");
 }
 
 void klet_metrics_write(FILE *f, void *arg)

@@ -56,6 +56,10 @@ struct klet_cfg {
     int allow_privileged;         /* --allow-privileged: privileged containers may run */
     int seccomp_default;          /* --seccomp-default: RuntimeDefault when a pod names none */
     char *allowed_unsafe_sysctls; /* --allowed-unsafe-sysctls: comma list of names or "x.*" */
+    char *node_ip;                /* --node-ip: the InternalIP (NULL: the first up IPv4 address) */
+    char *pod_network_mode;       /* --pod-network-mode: none, host-gw, vxlan (podnet.c) */
+    long long vxlan_vni;          /* --vxlan-vni (1) */
+    long long vxlan_port;         /* --vxlan-port (8472) */
 };
 
 /* Pod start latency for /metrics (metrics.c). */
@@ -93,6 +97,28 @@ struct klet_proc;
 struct klet_ref;
 struct klet_tok;
 struct img_store;
+/* Another node whose pod range this node routes (podnet.c). Addresses in network order. */
+struct klet_peer {
+    char *name;   /* the Node's name */
+    uint32_t net; /* its pod range (spec.podCIDRs[0] or spec.podCIDR) */
+    int plen;
+    uint32_t ip;    /* its InternalIP */
+    bool installed; /* its route (and VXLAN entries) are in the kernel */
+};
+
+enum { KLET_PODNET_NONE, KLET_PODNET_HOST_GW, KLET_PODNET_VXLAN };
+
+/* The routes to other nodes' pods (podnet.c). */
+struct klet_podnet {
+    int mode;    /* KLET_PODNET_* from --pod-network-mode */
+    int ifindex; /* the VXLAN device */
+    uint32_t own_net;
+    int own_plen;
+    struct klet_peer *peers;
+    size_t npeers;
+    struct inf *inf; /* the Node informer */
+};
+
 struct klet {
     struct klet_cfg cfg;
     struct event_base *base;
@@ -117,6 +143,7 @@ struct klet {
     size_t nrefs;
     struct klet_node node;
     struct klet_pstart pstart;
+    struct klet_podnet podnet;
 };
 
 /* ------------------------------------------------------------ proc.c */
@@ -560,6 +587,43 @@ const char *klet_status_phase(const struct klet_pod *p);
 bool klet_should_restart(const struct klet_pod *p, const struct klet_ctr *c);
 /* "2026-11-28T06:35:04Z" */
 void klet_fmt_time(char *buf, size_t n, int64_t ns);
+
+/* ------------------------------------------------------------ netlink.c */
+/* rtnetlink requests in the caller's network namespace. Addresses in network byte order.
+ * Each returns 0, or -1 and *err (malloc'd). Deleting what is not there succeeds. */
+#define KLET_RTPROT 157 /* rtm_protocol of the routes the kubelet makes (ours to delete) */
+/* Adds (or replaces) / deletes the route dst/plen [via gw] [dev oif] [onlink]. */
+int klet_nl_route(bool add, uint32_t dst, int plen, uint32_t gw, int oif, bool onlink, char **err);
+/* The kernel's route to dst: OUT gw (0: directly connected), oif, local (an address of ours). */
+int klet_nl_route_lookup(uint32_t dst, uint32_t *gw, int *oif, bool *local, char **err);
+/* OUT *dst (malloc'd, the caller frees): the main table's routes of protocol KLET_RTPROT,
+ * each {network, prefix length}; *n of them. */
+int klet_nl_routes_ours(uint32_t (**dst)[2], size_t *n, char **err);
+/* Creates the VXLAN device name (kept when it exists) and returns its *ifindex. link: the
+ * lower device (0: none); mtu 0: the kernel's choice; no learning. */
+int klet_nl_vxlan(const char *name, uint32_t vni, uint16_t port, uint32_t local, int link,
+                  const uint8_t mac[6], int mtu, int *ifindex, char **err);
+int klet_nl_link_up(int ifindex, char **err);
+int klet_nl_link_del(const char *name, char **err);
+int klet_nl_addr(int ifindex, uint32_t ip, int plen, char **err);
+/* A permanent neighbour ip -> mac on ifindex. */
+int klet_nl_neigh(bool add, int ifindex, uint32_t ip, const uint8_t mac[6], char **err);
+/* A permanent FDB entry: frames to mac go to the VTEP at remote. */
+int klet_nl_fdb(bool add, int ifindex, const uint8_t mac[6], uint32_t remote, char **err);
+
+/* ------------------------------------------------------------ podnet.c */
+/* Starts routing other nodes' pod ranges as cfg.pod_network_mode says (none: nothing).
+ * -1 and *err (malloc'd) on a bad mode or when the VXLAN device cannot be made. */
+int klet_podnet_start(struct klet *k, char **err);
+/* Stops the Node watch and removes every route, entry and device the pod network made. */
+void klet_podnet_stop(struct klet *k);
+/* Removes what any earlier run made (routes of KLET_RTPROT, the VXLAN device): --cleanup. */
+void klet_podnet_cleanup(struct klet *k);
+/* Pure helpers (unit-tested): "a.b.c.d/n" -> network and prefix; the VTEP MAC of a node IP;
+ * a mode name -> KLET_PODNET_*. Each parser returns 0 or -1. */
+int klet_podnet_parse_cidr(const char *s, uint32_t *net, int *plen);
+void klet_podnet_mac(uint32_t ip, uint8_t mac[6]);
+int klet_podnet_mode_parse(const char *s, int *mode);
 
 /* ------------------------------------------------------------ events.c */
 /* Records an event about the pod (fieldPath spec.containers{c} when c). Fire and forget. */

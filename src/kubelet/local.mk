@@ -18,6 +18,8 @@ libkubelet_a_SOURCES = \
 	src/kubelet/projvol.c \
 	src/kubelet/envvars.c \
 	src/kubelet/cni.c \
+	src/kubelet/netlink.c \
+	src/kubelet/podnet.c \
 	src/kubelet/monitor.c \
 	src/kubelet/status.c \
 	src/kubelet/events.c \
@@ -27,7 +29,7 @@ libkubelet_a_SOURCES = \
 	src/kubelet/tunnel.c src/kubelet/tunnel.h \
 	src/kubelet/pods.c \
 	src/kubelet/metrics.c
-KLET_LIBS = libkubelet.a libcoracle.a $(COMMON_LIBS)
+KLET_LIBS = libkubelet.a libcoracle.a $(COMMON_LIBS) $(LIBMNL_LIBS)
 bin_PROGRAMS += coracle-kubelet coracle-monitor
 coracle_kubelet_SOURCES = src/kubelet/main.c
 coracle_kubelet_LDADD = $(KLET_LIBS)

@@ -73,7 +73,12 @@ int main(int argc, char **argv)
         .node_status_report = 300,
         .allow_privileged = 1,
         .allowed_unsafe_sysctls = "",
+        .node_ip = "",
+        .pod_network_mode = "none",
+        .vxlan_vni = 1,
+        .vxlan_port = 8472,
     };
+    static int cleanup = 0;
     static char *ca = "", *cert = "", *key = "", *token_file = "";
     static char *healthz_listen = "127.0.0.1:10248";
     const struct cfg_opt opts[] = {
@@ -105,6 +110,15 @@ int main(int argc, char **argv)
         {"allowed-unsafe-sysctls", CFG_STR, &k.cfg.allowed_unsafe_sysctls, "LIST",
          "unsafe namespaced sysctls pods may set, names or patterns (kernel.msg*); "
          "Kubernetes' safe ones always may (none)"},
+        {"node-ip", CFG_STR, &k.cfg.node_ip, "ADDR",
+         "the node's InternalIP (the first up non-loopback IPv4 address)"},
+        {"pod-network-mode", CFG_STR, &k.cfg.pod_network_mode, "MODE",
+         "route other nodes' pod ranges (spec.podCIDR): none, host-gw (a route via each "
+         "node's InternalIP; nodes share a subnet) or vxlan (an overlay) (none)"},
+        {"vxlan-vni", CFG_INT, &k.cfg.vxlan_vni, "VNI", "the vxlan mode's VNI (1)"},
+        {"vxlan-port", CFG_INT, &k.cfg.vxlan_port, "PORT", "the vxlan mode's UDP port (8472)"},
+        {"cleanup", CFG_BOOL, &cleanup, "BOOL",
+         "remove the pod network's routes and VXLAN device (--vxlan-vni) and exit (false)"},
         {"certificate-authority", CFG_STR, &ca, "FILE",
          "CA bundle to verify the apiserver (TLS); unset: cleartext h2c"},
         {"client-certificate", CFG_STR, &cert, "FILE",
@@ -132,6 +146,10 @@ int main(int argc, char **argv)
     if (!k.cfg.image_dir)
         k.cfg.image_dir = xasprintf("%s/images", k.cfg.root_dir);
 
+    if (cleanup) {
+        klet_podnet_cleanup(&k);
+        return 0;
+    }
     char *uerr = NULL;
     if (klet_admit_unsafe_check(k.cfg.allowed_unsafe_sysctls, &uerr) < 0)
         fatal("--allowed-unsafe-sysctls: %s", uerr);
@@ -150,7 +168,7 @@ int main(int argc, char **argv)
         free(dir);
     }
     k.runc_root = xasprintf("%s/runc", k.cfg.root_dir);
-    k.host_ip = klet_node_host_ip();
+    k.host_ip = *k.cfg.node_ip ? xstrdup(k.cfg.node_ip) : klet_node_host_ip();
     k.base = event_base_new();
     if (!k.base)
         fatal("event_base_new failed");
@@ -195,6 +213,8 @@ int main(int argc, char **argv)
     klet_monitor_init(&k);
     klet_node_start(&k);
     klet_watch_start(&k);
+    if (klet_podnet_start(&k, &err) < 0)
+        fatal("pod network: %s", err);
     struct ktun_opts topts = {
         .node = k.cfg.node_name,
         .runc = k.cfg.runtime,
@@ -215,6 +235,7 @@ int main(int argc, char **argv)
         if (tun_api[i] != k.api)
             gcl_free(tun_api[i]);
     }
+    klet_podnet_stop(&k); /* before the loop goes: the informer lives on it */
     daemon_free(d);
     klet_metrics_stop(&k);
     gcl_free(k.api);

@@ -38,7 +38,7 @@ coracle_monitor_SOURCES = src/kubelet/monitor_main.c src/kubelet/monitor_io.c \
 coracle_monitor_LDADD =
 
 check_PROGRAMS += t/unit/test_klet_oci t/unit/test_klet_status t/unit/test_klet_logs \
-	t/unit/test_klet_env t/unit/test_klet_secctx t/unit/test_klet_record
+	t/unit/test_klet_env t/unit/test_klet_secctx t/unit/test_klet_record t/unit/test_klet_podnet
 t_unit_test_klet_oci_SOURCES = t/unit/test_klet_oci.c
 t_unit_test_klet_oci_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
 t_unit_test_klet_oci_LDADD = $(KLET_LIBS)
@@ -57,5 +57,8 @@ t_unit_test_klet_secctx_LDADD = $(KLET_LIBS) $(YAML_LIBS)
 t_unit_test_klet_record_SOURCES = t/unit/test_klet_record.c
 t_unit_test_klet_record_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
 t_unit_test_klet_record_LDADD = $(KLET_LIBS) $(YAML_LIBS)
+t_unit_test_klet_podnet_SOURCES = t/unit/test_klet_podnet.c
+t_unit_test_klet_podnet_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
+t_unit_test_klet_podnet_LDADD = $(KLET_LIBS)
 TESTS_PROGS += t/unit/test_klet_oci t/unit/test_klet_status t/unit/test_klet_logs \
-	t/unit/test_klet_env t/unit/test_klet_secctx t/unit/test_klet_record
+	t/unit/test_klet_env t/unit/test_klet_secctx t/unit/test_klet_record t/unit/test_klet_podnet

@@ -1,0 +1,70 @@
+/* Unit tests for the pure parts of the pod network across nodes
+ * (src/kubelet/podnet.c): pod ranges as Nodes carry them, the VTEP MAC a
+ * node's InternalIP gives, and --pod-network-mode's names. */
+#include "config.h"
+#include "tap.h"
+
+#include "klet.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+static void cidr(const char *s, const char *net, int plen)
+{
+    uint32_t n = 0;
+    int p = -1;
+    int rc = klet_podnet_parse_cidr(s, &n, &p);
+    if (!net) {
+        is_int(rc, -1, s);
+        return;
+    }
+    char got[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &n, got, sizeof got);
+    ok(rc == 0 && !strcmp(got, net) && p == plen, "%s -> %s/%d (got %s/%d)", s, net, plen, got, p);
+}
+
+static void test_cidr(void)
+{
+    cidr("10.244.1.0/24", "10.244.1.0", 24);
+    cidr("10.244.1.7/24", "10.244.1.0", 24); /* host bits dropped, as the kernel wants */
+    cidr("10.0.0.0/8", "10.0.0.0", 8);
+    cidr("192.0.2.1/32", "192.0.2.1", 32);
+    cidr("0.0.0.0/0", "0.0.0.0", 0);
+    cidr("10.244.1.0", NULL, 0);
+    cidr("10.244.1.0/33", NULL, 0);
+    cidr("10.244.1.0/", NULL, 0);
+    cidr("10.244.1.0/2x", NULL, 0);
+    cidr("fd00::/64", NULL, 0); /* IPv6 ranges are not routed (yet) */
+    cidr("", NULL, 0);
+    cidr(NULL, NULL, 0);
+}
+
+static void test_mac(void)
+{
+    struct in_addr a;
+    inet_pton(AF_INET, "172.30.1.12", &a);
+    uint8_t mac[6];
+    klet_podnet_mac(a.s_addr, mac);
+    const uint8_t want[6] = {0x0e, 0xc0, 172, 30, 1, 12};
+    ok(!memcmp(mac, want, 6), "VTEP MAC 0e:c0 + the InternalIP's bytes (locally administered)");
+    ok((mac[0] & 3) == 2, "unicast, locally administered");
+}
+
+static void test_mode(void)
+{
+    int m = -1;
+    ok(klet_podnet_mode_parse("none", &m) == 0 && m == KLET_PODNET_NONE, "none");
+    ok(klet_podnet_mode_parse("host-gw", &m) == 0 && m == KLET_PODNET_HOST_GW, "host-gw");
+    ok(klet_podnet_mode_parse("vxlan", &m) == 0 && m == KLET_PODNET_VXLAN, "vxlan");
+    ok(klet_podnet_mode_parse("VXLAN", &m) < 0, "names are case-sensitive, as flannel's");
+    ok(klet_podnet_mode_parse("wireguard", &m) < 0, "wireguard is not a mode (yet)");
+    ok(klet_podnet_mode_parse(NULL, &m) < 0, "NULL");
+}
+
+int main(void)
+{
+    test_cidr();
+    test_mac();
+    test_mode();
+    done_testing();
+}

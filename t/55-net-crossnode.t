@@ -108,6 +108,10 @@ def scenario(mode, subnets):
         t.ok(c.wait_for(lambda: "not on a directly connected subnet" in open(lab.kubelets[a].log_path).read(),
                         timeout=ctest.DEADLINE), "host-gw: a node off the subnet is refused with a clear message")
         t.ok("10.244.99.0/24" not in routes(lab, a), "host-gw: and not routed")
+        evs = c.wait_for(lambda: [e for e in api.call("Events", "List", pb.ListRequest(namespace="default")).items
+                                  if e.reason == "PodNetworkPeerUnreachable" and e.involvedObject.kind == "Node"
+                                  and e.involvedObject.name == a and "node far" in e.message], timeout=ctest.DEADLINE)
+        t.ok(evs, "host-gw: and a Warning event on node A says so: %s" % (evs[0].message if evs else None))
 
     for n in ("pa", "pc"):
         api.try_call("Pods", "Delete", pb.DeleteRequest(namespace="default", name=n))

@@ -630,6 +630,9 @@ int klet_podnet_mode_parse(const char *s, int *mode);
 void klet_event(struct klet *k, const struct klet_pod *p, const struct klet_ctr *c,
                 const char *type, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
+/* Records an event about this node (involvedObject kind Node). Fire and forget. */
+void klet_event_node(struct klet *k, const char *type, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* ------------------------------------------------------------ probes.c */
 void klet_probes_start(struct klet_ctr *c);

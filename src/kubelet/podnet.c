@@ -165,6 +165,7 @@ static void peer_install(struct klet *k, struct klet_peer *p)
         k->podnet.mode == KLET_PODNET_VXLAN ? install_vxlan(k, p, &err) : install_host_gw(p, &err);
     if (rc < 0) {
         log_warn("pod network: node %s: %s", p->name, err);
+        klet_event_node(k, "Warning", "PodNetworkPeerUnreachable", "node %s: %s", p->name, err);
         free(err);
         return;
     }
@@ -293,15 +294,6 @@ static void on_synced(inf_t *inf, void *arg)
 /* The link that carries host_ip: the VXLAN device's lower link and MTU. */
 static int lower_link(uint32_t host_ip, int *mtu)
 {
-    uint32_t gw;
-    int oif = 0;
-    bool local;
-    char *err = NULL;
-    if (klet_nl_route_lookup(host_ip, &gw, &oif, &local, &err) < 0) {
-        free(err);
-        return 0;
-    }
-    /* The local route names lo; the address's own interface is what we need. */
     struct ifreq ifr = {0};
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct if_nameindex *ifs = if_nameindex();

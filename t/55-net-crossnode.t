@@ -118,6 +118,18 @@ def scenario(mode, subnets):
     for n in (a, b):
         lab.kubelets[n].stop()
     t.ok(all(routes(lab, n) == {} for n in lab.nodes), "%s: no route of ours left after the kubelets stop" % mode)
+    if mode == "vxlan":
+        # --cleanup removes what an earlier run left (a kubelet killed with SIGKILL), nothing else
+        cl = lab.ns("c")
+        netlab.ip("-n", cl, "route", "add", "10.77.0.0/24", "via", "172.30.0.1", "proto", RTPROT)
+        netlab.ip("-n", cl, "route", "add", "10.78.0.0/24", "via", "172.30.0.1")
+        netlab.ip("-n", cl, "link", "add", "coracle.1", "type", "vxlan", "id", "1", "dstport", "8472")
+        r = subprocess.run(["nsenter", "--net=/var/run/netns/" + cl, c.bin("coracle-kubelet"), "--cleanup"],
+                           capture_output=True, text=True)
+        left = netlab.ip("-n", cl, "route", check=False)
+        t.ok(r.returncode == 0 and "10.77.0.0" not in left and "10.78.0.0/24" in left
+             and netlab.ip("-n", cl, "link", "show", "coracle.1", check=False) == "",
+             "--cleanup removes the routes of protocol %s and the device, and only those" % RTPROT)
     c.teardown()
     t.is_(lab.leftovers(), [], "%s: every namespace of the lab is gone" % mode)
 

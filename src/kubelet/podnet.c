@@ -14,11 +14,12 @@
  *            a route "podCIDR via <first address> dev coracle.<VNI> onlink".
  *
  * A VTEP's MAC is derived from its node's InternalIP (0e:c0:<the 4 bytes>),
- * so no node needs to publish it and a restarted kubelet finds the same
- * entries. Routes carry protocol KLET_RTPROT: after the first Node list the
- * kubelet deletes those of ours that no Node explains (a reconcile that makes
- * a restart idempotent), and `--cleanup` / shutdown deletes all of them and
- * the device. Everything goes through rtnetlink (netlink.c).
+ * so no node needs to publish it and peers' entries for a node stay right
+ * when its kubelet restarts. Routes carry protocol KLET_RTPROT: after the
+ * first Node list the kubelet deletes those of ours that no Node explains,
+ * and the VXLAN device is made afresh at start (a reconcile that makes a
+ * restart, also after SIGKILL, idempotent); `--cleanup` and shutdown delete
+ * all of them and the device. Everything goes through rtnetlink (netlink.c).
  */
 #include "config.h"
 #include "informer.h"
@@ -340,9 +341,13 @@ static int vxlan_setup(struct klet *k, char **err)
     uint8_t mac[6];
     klet_podnet_mac(local.s_addr, mac);
     char *name = vxlan_name(k);
-    int rc =
-        klet_nl_vxlan(name, (uint32_t)k->cfg.vxlan_vni, (uint16_t)k->cfg.vxlan_port, local.s_addr,
-                      link, mac, mtu > 50 ? mtu - 50 : 0, &k->podnet.ifindex, err);
+    /* Made afresh: a device an earlier run left may carry another VNI, port
+     * or address, and stale entries; shutdown removed its routes anyway. */
+    int rc = klet_nl_link_del(name, err);
+    if (rc == 0)
+        rc = klet_nl_vxlan(name, (uint32_t)k->cfg.vxlan_vni, (uint16_t)k->cfg.vxlan_port,
+                           local.s_addr, link, mac, mtu > 50 ? mtu - 50 : 0, &k->podnet.ifindex,
+                           err);
     if (rc == 0)
         rc = klet_nl_link_up(k->podnet.ifindex, err);
     if (rc == 0)

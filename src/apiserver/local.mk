@@ -9,6 +9,7 @@ libapiserver_a_SOURCES = \
 	src/apiserver/obj.c src/apiserver/obj.h \
 	src/apiserver/admit.c src/apiserver/admit.h src/apiserver/admit_int.h \
 	src/apiserver/admit_workload.c src/apiserver/admit_rbac.c \
+	src/apiserver/psa.c src/apiserver/psa_check.c src/apiserver/psa.h \
 	src/apiserver/wire.c src/apiserver/wire.h \
 	src/apiserver/apply.c src/apiserver/apply.h \
 	src/apiserver/gcpolicy.c src/apiserver/gcpolicy.h \
@@ -55,6 +56,11 @@ t_unit_test_admit_SOURCES = t/unit/test_admit.c
 t_unit_test_admit_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
 t_unit_test_admit_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_admit
+check_PROGRAMS += t/unit/test_podsecurity
+t_unit_test_podsecurity_SOURCES = t/unit/test_podsecurity.c t/unit/tap.h
+t_unit_test_podsecurity_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
+t_unit_test_podsecurity_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_podsecurity
 
 check_PROGRAMS += t/unit/test_store
 t_unit_test_store_SOURCES = t/unit/test_store.c t/unit/tap.h

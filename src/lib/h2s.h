@@ -105,6 +105,13 @@ void h2s_call_reply(h2s_call_t *c, const void *msg, size_t len);
 /* Sends a protobuf-c message (packs it) then OK trailers. */
 struct ProtobufCMessage;
 void h2s_call_reply_pb(h2s_call_t *c, const struct ProtobufCMessage *m);
+/*
+ * One more trailer (gRPC metadata) for when the call ends: name lower-case;
+ * value's bytes outside printable ASCII become '?'. Both copied. At most
+ * H2S_MAX_TRAILERS are kept, the rest dropped.
+ */
+#define H2S_MAX_TRAILERS 16
+void h2s_call_add_trailer(h2s_call_t *c, const char *name, const char *value);
 /* Ends the call with a status; message may be NULL. The call is freed after return. */
 void h2s_call_finish(h2s_call_t *c, int code, const char *message);
 void h2s_call_finishf(h2s_call_t *c, int code, const char *fmt, ...) PRINTF(3, 4);

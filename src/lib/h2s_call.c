@@ -84,6 +84,7 @@ static void call_release(h2s_call_t *c)
     c->queued = 0;
     free(c->message);
     c->message = NULL;
+    buf_free(&c->trl);
     if (s->nfree_calls >= CALL_FREELIST_MAX || c->q.cap > KEEP_Q_MAX)
         s->st.queue_mem -= rbufq_free(&c->q);
     if (s->nfree_calls >= CALL_FREELIST_MAX) {
@@ -137,6 +138,33 @@ void h2s_call_push(h2s_call_t *c, rbuf_t *b)
     c->s->st.bytes_queued += b->len;
 }
 
+void h2s_call_add_trailer(h2s_call_t *c, const char *name, const char *value)
+{
+    size_t n = 0;
+    for (size_t off = 0; off < c->trl.len; off += strlen(c->trl.p + off) + 1)
+        n++;
+    if (n / 2 >= H2S_MAX_TRAILERS)
+        return;
+    buf_add(&c->trl, name, strlen(name) + 1);
+    for (const char *p = value; *p; p++)
+        buf_add(&c->trl, *p >= 0x20 && *p < 0x7f ? p : "?", 1);
+    buf_add(&c->trl, "", 1);
+}
+
+/* The added trailers into nv (room for H2S_MAX_TRAILERS); returns how many. */
+static size_t trailers_nv(h2s_call_t *c, nghttp2_nv *nv)
+{
+    size_t n = 0;
+    for (size_t off = 0; off < c->trl.len && n < H2S_MAX_TRAILERS;) {
+        const char *name = c->trl.p + off;
+        const char *value = name + strlen(name) + 1;
+        off = (size_t)(value - c->trl.p) + strlen(value) + 1;
+        nv[n] = nv_make(name, value);
+        nv[n++].flags = NGHTTP2_NV_FLAG_NONE; /* copied: the call may go first */
+    }
+    return n;
+}
+
 /*
  * Response bodies go out without nghttp2 copying them: the read callback
  * only says how many queued bytes the next DATA frame carries
@@ -161,7 +189,8 @@ ssize_t h2s_call_data_read_cb(nghttp2_session *ngh, int32_t sid, uint8_t *buf, s
     }
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     if (!c->http) {
-        nghttp2_nv nv[2] = {NV_STATIC("grpc-status", ""), NV_STATIC("grpc-message", "")};
+        nghttp2_nv nv[2 + H2S_MAX_TRAILERS] = {NV_STATIC("grpc-status", ""),
+                                               NV_STATIC("grpc-message", "")};
         size_t nnv = 1;
         nv[0].value = (uint8_t *)c->status_buf;
         nv[0].valuelen = strlen(c->status_buf);
@@ -170,6 +199,7 @@ ssize_t h2s_call_data_read_cb(nghttp2_session *ngh, int32_t sid, uint8_t *buf, s
             nv[1].valuelen = strlen(c->message);
             nnv = 2;
         }
+        nnv += trailers_nv(c, nv + nnv);
         *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
         if (nghttp2_submit_trailer(ngh, sid, nv, nnv) != 0)
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -218,9 +248,9 @@ void h2s_call_end(h2s_call_t *c, int code, const char *message)
     if (message && *message)
         c->message = grpc_message_encode(message);
     if (!c->submitted && c->q.n == 0) {
-        nghttp2_nv nv[] = {NV_STATIC(":status", "200"),
-                           NV_STATIC("content-type", "application/grpc"),
-                           NV_STATIC("grpc-status", ""), NV_STATIC("grpc-message", "")};
+        nghttp2_nv nv[4 + H2S_MAX_TRAILERS] = {
+            NV_STATIC(":status", "200"), NV_STATIC("content-type", "application/grpc"),
+            NV_STATIC("grpc-status", ""), NV_STATIC("grpc-message", "")};
         nv[2].value = (uint8_t *)c->status_buf;
         nv[2].valuelen = strlen(c->status_buf);
         size_t nnv = 3;
@@ -229,6 +259,7 @@ void h2s_call_end(h2s_call_t *c, int code, const char *message)
             nv[3].valuelen = strlen(c->message);
             nnv = 4;
         }
+        nnv += trailers_nv(c, nv + nnv);
         c->submitted = 1;
         int rv = nghttp2_submit_response(c->conn->ngh, c->sid, nv, nnv, NULL);
         if (rv != 0)

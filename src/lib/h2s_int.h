@@ -138,7 +138,8 @@ struct h2s_call {
     size_t held_len; /* a DATA frame of this many bytes of q that nghttp2 holds (WOULDBLOCK) */
     int64_t moved;   /* when q last went from empty or a DATA frame took from it */
     int status;
-    char *message; /* percent-encoded grpc-message, or NULL */
+    char *message;  /* percent-encoded grpc-message, or NULL */
+    struct buf trl; /* more trailers: "name\0value\0" pairs (h2s_call_add_trailer) */
     char status_buf[12];
     void (*on_close)(h2s_call_t *c, void *arg);
     void *on_close_arg;

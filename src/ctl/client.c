@@ -31,6 +31,13 @@ static char *cfg_path; /* the config file read, or NULL */
 static int cfg_loaded;
 
 /* The config file: --kubeconfig (must exist), $CORACLE_CONFIG, ~/.config/coracle/config. */
+/* The server's warnings, as kubectl prints its Warning headers. */
+static void print_warning(const char *msg, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "Warning: %s\n", msg);
+}
+
 static void load_config(void)
 {
     if (cfg_loaded)
@@ -129,7 +136,9 @@ int ctl_client_open(struct ctl_client *c)
     char *ca = flag_or_config(ctl_g.certificate_authority, cfg_ca);
     char *cert = flag_or_config(ctl_g.client_certificate, cfg_cert);
     char *key = flag_or_config(ctl_g.client_key, cfg_key);
-    struct gcl_opts o = {.connect_timeout_ms = 5000, .user_agent = "coraclectl/" PACKAGE_VERSION};
+    struct gcl_opts o = {.connect_timeout_ms = 5000,
+                         .user_agent = "coraclectl/" PACKAGE_VERSION,
+                         .on_warning = print_warning};
     char *err = NULL;
     int rc = gcl_opts_setup(&o, c->addr, ca, cert, key, c->token, &err);
     free(ca);

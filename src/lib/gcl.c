@@ -105,7 +105,9 @@ struct gcl {
     char *user_agent;
     int connect_timeout_ms;
     int ka_interval_ms, ka_timeout_ms;
-    SSL_CTX *tls;        /* NULL: cleartext */
+    SSL_CTX *tls; /* NULL: cleartext */
+    void (*on_warning)(const char *msg, void *arg);
+    void *warning_arg;
     struct gconn *cur;   /* where new calls go */
     struct gconn *conns; /* every connection, cur included */
 };
@@ -247,6 +249,11 @@ static int on_header(nghttp2_session *ngh, const nghttp2_frame *f, const uint8_t
     } else if (nlen == 12 && memcmp(name, "grpc-message", 12) == 0) {
         free(c->grpc_message);
         c->grpc_message = grpc_message_decode((const char *)value, vlen);
+    } else if (nlen == 7 && memcmp(name, "warning", 7) == 0 && c->conn->g &&
+               c->conn->g->on_warning) {
+        char *w = xstrndup((const char *)value, vlen);
+        c->conn->g->on_warning(w, c->conn->g->warning_arg);
+        free(w);
     }
     return 0;
 }
@@ -975,6 +982,10 @@ gcl_t *gcl_new(struct event_base *base, const char *addr, const struct gcl_opts 
         g->bearer = xasprintf("Bearer %s", opts->bearer_token);
     if (opts && opts->user_agent)
         g->user_agent = xstrdup(opts->user_agent);
+    if (opts) {
+        g->on_warning = opts->on_warning;
+        g->warning_arg = opts->warning_arg;
+    }
     if (opts && opts->tls) {
         SSL_CTX_up_ref(opts->tls);
         g->tls = opts->tls;

@@ -46,6 +46,11 @@ struct gcl_opts {
      */
     struct ssl_ctx_st *tls;
     const char *tls_server_name;
+    /* Called with each "warning" trailer or header the server sends (the
+     * apiserver's warnings, as Kubernetes' Warning headers), if set; msg is
+     * valid during the call. */
+    void (*on_warning)(const char *msg, void *arg);
+    void *warning_arg;
 };
 
 /*

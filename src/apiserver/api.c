@@ -53,6 +53,7 @@ struct api {
     rbac_t *rbac;            /* the stored RBAC objects, when they authorize (auth_rbac_on) */
     struct event *rbac_boot; /* creates and reconciles the default roles until done */
     bool rbac_ready;         /* the defaults are in place (/readyz waits for it) */
+    psa_t *psa;              /* Pod Security admission */
     struct api_route *routes;
     size_t nroutes;
     int64_t inflight;
@@ -260,10 +261,44 @@ static bool ns_refused(api_t *a, struct apply_op *o)
     return true;
 }
 
+/*
+ * Pod Security for a client's create or update: a namespace's labels are
+ * judged here (refused: o answered and freed, returns true), a pod's or
+ * workload's check is attached for apply to run on the decoded object.
+ */
+static bool psa_refused(api_t *a, struct apply_op *o)
+{
+    if (!o->ow || !a->psa || (o->verb != APPLY_CREATE && o->verb != APPLY_UPDATE))
+        return false;
+    if (o->k != &kind_namespace) {
+        psa_req_free(o->psa);
+        o->psa = psa_request(a->psa, o->k, o->ns, o->user);
+        return false;
+    }
+    ProtobufCMessage *obj = o->obj ? o->obj : obj_decode(o->k->desc, o->req, o->req_len);
+    char *msg = NULL;
+    int r = obj ? psa_namespace(a->psa, obj, o->verb == APPLY_CREATE, &msg, &o->warnings,
+                                &o->n_warnings)
+                : 0;
+    if (obj != o->obj)
+        obj_free(obj);
+    if (r == 0)
+        return false;
+    refuse(a, o, GRPC_INVALID_ARGUMENT, msg);
+    free(msg);
+    return true;
+}
+
+/* The admission that needs the loop's caches: namespace lifecycle, Pod Security. */
+static bool admit_refused(api_t *a, struct apply_op *o)
+{
+    return ns_refused(a, o) || psa_refused(a, o);
+}
+
 /* Submits o (taken); if the store refuses it, answers its owner at once. */
 static void submit(api_t *a, struct apply_op *o)
 {
-    if (ns_refused(a, o))
+    if (admit_refused(a, o))
         return;
     o->op.done = op_done;
     o->op.arg = a;
@@ -292,6 +327,8 @@ static void call_answer(struct apply_op *o, int code, const char *msg, const voi
     if (!c)
         return;
     h2s_call_on_close(c, NULL, NULL);
+    for (size_t i = 0; i < o->n_warnings; i++)
+        h2s_call_add_trailer(c, "warning", o->warnings[i]);
     if (code == GRPC_OK)
         api_reply(rt, c, val ? val : "", len);
     else
@@ -332,7 +369,7 @@ static void stage_store_dry(api_t *a, struct api_route *rt, h2s_call_t *c, struc
         h2s_call_on_close(c, op_call_closed, o);
     if (!dry)
         submit(a, o);
-    else if (!ns_refused(a, o))
+    else if (!admit_refused(a, o))
         dry_run(a, o);
 }
 
@@ -350,6 +387,8 @@ static void resubmit(api_t *a, struct apply_op *o, struct apply_op *n)
     n->counted = o->counted;
     n->manager = o->manager;
     o->manager = NULL;
+    n->user = o->user;
+    o->user = NULL;
     if (o->ow && o->ow->moved)
         o->ow->moved(o, n);
     o->counted = 0;
@@ -423,7 +462,7 @@ void api_submit(api_t *a, struct apply_op *o, bool dry)
         return;
     }
     if (dry) {
-        if (!ns_refused(a, o))
+        if (!admit_refused(a, o))
             dry_run(a, o);
         return;
     }
@@ -603,6 +642,7 @@ static int create_from_wire(api_t *a, struct api_route *rt, h2s_call_t *c,
         o->req = xmemdup(msg, len);
         o->req_len = len;
         o->gen_tries = generated;
+        o->user = xstrdup(u->name);
         stage_store(a, rt, c, o);
     }
     free(name);
@@ -646,6 +686,7 @@ static void do_create(api_t *a, struct api_route *rt, h2s_call_t *c, const struc
     struct apply_op *o = apply_op_new(k, verb, m->namespace_, name);
     o->obj = obj;
     o->gen_tries = generated;
+    o->user = xstrdup(u->name);
     stage_store(a, rt, c, o);
 }
 
@@ -673,6 +714,7 @@ static int update_from_wire(api_t *a, struct api_route *rt, h2s_call_t *c,
             struct apply_op *o = apply_op_new(k, status ? APPLY_STATUS : APPLY_UPDATE, nsd, name);
             o->req = xmemdup(msg, len);
             o->req_len = len;
+            o->user = xstrdup(u->name);
             stage_store(a, rt, c, o);
         }
         r = 0;
@@ -714,6 +756,7 @@ static void do_update(api_t *a, struct api_route *rt, h2s_call_t *c, const struc
     struct apply_op *o =
         apply_op_new(k, status ? APPLY_STATUS : APPLY_UPDATE, m->namespace_, m->name);
     o->obj = obj;
+    o->user = xstrdup(u->name);
     stage_store(a, rt, c, o);
 }
 
@@ -1011,6 +1054,7 @@ static void on_change(const struct store_change *ch, void *arg)
         rbac_on_change(a->rbac, ch);
     if (a->nsl)
         nslife_on_change(a->nsl, ch);
+    psa_on_change(a->psa, ch);
     if (ch->type == STORE_RESYNC) {
         /* ended with OK, watchers resume from their revision: replayed from the
          * rebuilt log, or OUT_OF_RANGE if it is older, so their clients re-list */
@@ -1203,6 +1247,7 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
     store_set_listener(st, on_change, a);
     struct nslife_ops nsops = {ns_create, ns_remove, ns_finish, a};
     a->nsl = nslife_new(base, st, cfg->implicit_namespaces, &nsops);
+    a->psa = psa_new(st, &cfg->pod_security);
     obs_hist_init(&a->batch, batch_bounds, ARRAY_SIZE(batch_bounds));
     obs_hist_init(&a->fsync, latency_bounds, ARRAY_SIZE(latency_bounds));
     a->stats_ev = event_new(base, -1, 0, stats_sample, a);
@@ -1289,6 +1334,7 @@ void api_free(api_t *a)
         rbac_free(a->rbac);
         event_free(a->rbac_boot);
     }
+    psa_free(a->psa);
     for (size_t i = 0; i < a->nroutes; i++) {
         free(a->routes[i].path);
         obs_hist_free(&a->routes[i].lat);

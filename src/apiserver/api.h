@@ -19,6 +19,7 @@
 #include "h2s.h"
 #include "kinds.h"
 #include "obs.h"
+#include "psa.h"
 #include "rpool.h"
 #include "store.h"
 
@@ -38,6 +39,8 @@ struct api_config {
     bool implicit_namespaces;
     /* ServiceAccount tokens and admission (borrowed; NULL: none) */
     struct satoken *sat;
+    /* Pod Security admission's defaults and exemptions (psa.h; lists borrowed) */
+    struct psa_config pod_security;
 };
 
 /* Registers every route and the HTTP handler on srv; st must be open. */

@@ -47,6 +47,11 @@ void apply_op_free(struct apply_op *o)
     free(o->res);
     free(o->req);
     free(o->manager);
+    free(o->user);
+    psa_req_free(o->psa);
+    for (size_t i = 0; i < o->n_warnings; i++)
+        free(o->warnings[i]);
+    free(o->warnings);
     free(o);
 }
 
@@ -64,6 +69,28 @@ static int fail(struct apply_op *o, int code, char *msg)
     o->code = code;
     o->msg = msg;
     return APPLY_EFAIL;
+}
+
+/*
+ * Pod Security on the admitted object (old: the stored one of an update):
+ * refused with 403, or warnings for the client; audit violations are logged
+ * (there is no audit log to annotate).
+ */
+static int pod_security(struct apply_op *o, const ProtobufCMessage *old)
+{
+    char *msg = NULL, *audit = NULL;
+    for (size_t i = 0; i < o->n_warnings; i++) /* idempotent, should apply run again */
+        free(o->warnings[i]);
+    o->n_warnings = 0;
+    int r = psa_admit(o->psa, o->k, old, o->obj, &msg, &o->warnings, &o->n_warnings, &audit);
+    if (audit)
+        log_info("%s \"%s/%s\" by %s: pod-security.kubernetes.io/audit-violations: %s",
+                 o->k->group_resource, o->ns ? o->ns : "", o->name, o->user ? o->user : "", audit);
+    if (o->psa && o->psa->pol_err)
+        log_info("%s \"%s/%s\": pod-security.kubernetes.io/error: Failed to parse policy: %s",
+                 o->k->group_resource, o->ns ? o->ns : "", o->name, o->psa->pol_err);
+    free(audit);
+    return r < 0 ? fail(o, GRPC_PERMISSION_DENIED, msg) : 0;
 }
 
 static int not_found(struct apply_op *o)
@@ -347,6 +374,9 @@ static int apply_create(struct apply_op *o, const void *cur, size_t cur_len, uin
         if (r)
             return r;
     }
+    /* validating admission comes before the store says the name is taken */
+    if (o->psa && pod_security(o, NULL))
+        return APPLY_EFAIL;
     if (cur)
         return fail(o, GRPC_ALREADY_EXISTS,
                     xasprintf("%s \"%s\" already exists", o->k->group_resource, o->name));
@@ -395,6 +425,8 @@ static int apply_update(struct apply_op *o, const void *cur, size_t cur_len, uin
         r = APPLY_EFAIL;
         goto out;
     }
+    if (o->psa && (r = pod_security(o, c)))
+        goto out;
     /* status only through UpdateStatus */
     swap_field(n, c, "status");
     ProtobufCMessage **ns = msg_field(n, "spec"), **cs = msg_field(c, "spec");

@@ -15,6 +15,7 @@
 
 #include "gcpolicy.h"
 #include "kinds.h"
+#include "psa.h"
 #include "store.h"
 
 enum apply_verb {
@@ -59,6 +60,14 @@ struct apply_op {
      * writers, and server-side apply, whose result already says it). */
     char *manager;
     int managed; /* obj's managedFields are to be stored as they are (server-side apply) */
+    /* Pod Security (psa.h): the user who asked (malloc'd; NULL: an internal
+     * writer), and what create/update checks the object against (NULL: nothing) */
+    char *user;
+    struct psa_req *psa;
+    /* warnings for the client (Kubernetes' Warning headers), each malloc'd;
+     * set before submit (loop) or by apply (commit thread) */
+    char **warnings;
+    size_t n_warnings;
     /* results, set by apply */
     int code;  /* gRPC code when apply fails */
     char *msg; /* malloc'd message */

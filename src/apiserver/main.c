@@ -50,6 +50,8 @@ static char *etcd_prefix = "/registry", *etcd_compaction_interval = "5m";
 static char *encryption_config;
 static struct cfg_list sa_issuers, sa_key_files, api_audiences;
 static char *sa_signing_key_file, *sa_max_expiration, *sa_jwks_uri;
+static char *pod_security_default = "privileged";
+static char *psa_exempt_users, *psa_exempt_namespaces, *psa_exempt_runtime_classes;
 
 static const struct cfg_opt opts[] = {
     {"listen", CFG_LIST, &listen_addrs, "ADDR",
@@ -138,6 +140,16 @@ static const struct cfg_opt opts[] = {
     {"service-account-jwks-uri", CFG_STR, &sa_jwks_uri, "URL",
      "jwks_uri of /.well-known/openid-configuration (default: the issuer's origin + "
      "/openid/v1/jwks)"},
+    {"pod-security-default", CFG_STR, &pod_security_default, "LEVEL[:VERSION]",
+     "Pod Security for namespaces without pod-security.kubernetes.io labels: a level "
+     "(privileged, baseline, restricted) and version (latest, v1.N) enforced, audited and "
+     "warned about, or each mode's, enforce=baseline,warn=restricted (default privileged)"},
+    {"pod-security-exempt-usernames", CFG_STR, &psa_exempt_users, "USER,...",
+     "users whose pods Pod Security does not check (default none)"},
+    {"pod-security-exempt-namespaces", CFG_STR, &psa_exempt_namespaces, "NAMESPACE,...",
+     "namespaces Pod Security does not check (default none)"},
+    {"pod-security-exempt-runtime-classes", CFG_STR, &psa_exempt_runtime_classes, "CLASS,...",
+     "runtimeClassNames whose pods Pod Security does not check (default none)"},
 };
 
 /* Empty strings from a config file mean "not set". */
@@ -161,6 +173,7 @@ static int authz_has(const char *modes, const char *mode)
 
 struct app {
     struct event_base *base;
+    char **psa_lists[3]; /* the Pod Security exemptions, NULL-terminated */
     store_t *st;
     h2s_t *srv;
     api_t *api;
@@ -319,6 +332,45 @@ static void open_satoken(struct app *app, char **err)
         auth_set_bearer(app->auth, satoken_authenticate, app->sat);
 }
 
+/* "a,b,c" as a NULL-terminated list (malloc'd, as its strings); NULL for none. */
+static char **split_list(const char *s)
+{
+    if (!opt_str(s))
+        return NULL;
+    size_t n = 0;
+    char **v = xcalloc(strlen(s) + 2, sizeof(*v));
+    for (const char *p = s; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len)
+            v[n++] = xstrndup(p, len);
+        p += len;
+        if (*p)
+            p++;
+    }
+    return v;
+}
+
+static void free_list(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* --pod-security-* into cfg (the lists are kept in app until exit). */
+static void pod_security_config(struct app *app, struct psa_config *cfg)
+{
+    char *err = NULL;
+    if (psa_parse_defaults(pod_security_default, &cfg->defaults, &err) < 0)
+        fatal("--pod-security-default: %s", err);
+    app->psa_lists[0] = split_list(psa_exempt_users);
+    app->psa_lists[1] = split_list(psa_exempt_namespaces);
+    app->psa_lists[2] = split_list(psa_exempt_runtime_classes);
+    cfg->exempt_users = (const char *const *)app->psa_lists[0];
+    cfg->exempt_namespaces = (const char *const *)app->psa_lists[1];
+    cfg->exempt_runtime_classes = (const char *const *)app->psa_lists[2];
+}
+
 int main(int argc, char **argv)
 {
     static const struct cfg_prog prog = {"coracle-apiserver",
@@ -377,6 +429,7 @@ int main(int argc, char **argv)
         .implicit_namespaces = implicit_namespaces != 0,
         .sat = app.sat,
     };
+    pod_security_config(&app, &ac.pod_security);
     app.api = api_new(app.base, app.st, app.srv, &ac);
     app.tun = tun_hub_new(app.srv, app.st, app.auth); /* Pods/Log, Pods/Exec, NodeTunnel/Connect */
     api_set_tunnel(app.api, app.tun);
@@ -437,6 +490,8 @@ int main(int argc, char **argv)
     api_end_reads(app.api);
     store_close(app.st);
     api_free(app.api);
+    for (size_t j = 0; j < ARRAY_SIZE(app.psa_lists); j++)
+        free_list(app.psa_lists[j]);
     auth_free(app.auth); /* after the calls holding its identities */
     satoken_free(app.sat);
     enc_free(app.enc);

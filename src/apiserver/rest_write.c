@@ -283,13 +283,13 @@ static char *media_type(h2s_req_t *r)
     return rest_media_type(h2s_req_header(r, "content-type"));
 }
 
-/* The Warning headers of Kubernetes' fieldValidation=Warn: 299 - "text" (quotes escaped). */
-static void add_warnings(h2s_req_t *r, const struct kobj_opts *ko)
+/* Kubernetes' Warning headers: 299 - "text" (quotes escaped), one per warning. */
+static void add_warning_headers(h2s_req_t *r, char *const *v, size_t n)
 {
-    for (size_t i = 0; i < ko->n_warnings; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct buf b = {0};
         buf_puts(&b, "299 - \"");
-        for (const char *p = ko->warnings[i]; *p; p++) {
+        for (const char *p = v[i]; *p; p++) {
             if (*p == '"' || *p == '\\')
                 buf_add(&b, "\\", 1);
             buf_add(&b, p, 1);
@@ -298,6 +298,12 @@ static void add_warnings(h2s_req_t *r, const struct kobj_opts *ko)
         h2s_req_add_header(r, "warning", b.p);
         buf_free(&b);
     }
+}
+
+/* The warnings of fieldValidation=Warn. */
+static void add_warnings(h2s_req_t *r, const struct kobj_opts *ko)
+{
+    add_warning_headers(r, ko->warnings, ko->n_warnings);
 }
 
 /* rest_body's refusal (its 422s are DeleteOptions'). */
@@ -441,6 +447,7 @@ static void submit(struct wreq *w, struct apply_op *o)
 {
     o->ow = &wreq_owner;
     o->owner = w;
+    o->user = xstrdup(w->user.name);
     if (!w->apply &&
         (o->verb == APPLY_CREATE || o->verb == APPLY_UPDATE || o->verb == APPLY_STATUS))
         o->manager = api_field_manager(w->opts.field_manager, h2s_req_header(w->r, "user-agent"));
@@ -1129,6 +1136,7 @@ static void op_answer(struct apply_op *o, int code, const char *msg, const void 
         else
             patch_try(w);
     } else if (w->r) {
+        add_warning_headers(w->r, o->warnings, o->n_warnings); /* Pod Security's */
         if (code == GRPC_OK)
             answer_object(w, val, len);
         else

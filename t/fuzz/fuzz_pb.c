@@ -1,7 +1,9 @@
 /*
  * fuzz_pb: what the apiserver does with a request body before storing it:
  * protobuf decode of each kind's object, then defaults and validation
- * (src/apiserver/admit.h). The first byte picks the kind. Differential as
+ * (src/apiserver/admit.h), and Pod Security's checks of a pod and of a
+ * namespace's labels (psa.h) at every level and a few versions. The first
+ * byte picks the kind. Differential as
  * well: pb_decode must answer what protobuf-c answers (NULL or the same
  * message), and pb_encode must pack what protobuf-c packs; a difference
  * aborts, as a crash would.
@@ -11,6 +13,7 @@
 #include "fuzz.h"
 #include "kinds.h"
 #include "pb.h"
+#include "psa.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +30,29 @@ static void same_bytes(const ProtobufCMessage *ref, const ProtobufCMessage *got)
     if (gl != n || memcmp(p, b, n))
         abort();
     free(b);
+}
+
+/* Pod Security on a pod's spec, or a namespace's labels. */
+static void pod_security(const struct kind *k, const ProtobufCMessage *m)
+{
+    static const int minors[] = {0, 19, 22, 35, PSA_LATEST};
+    const Coracle__V1__ObjectMeta *meta = kind_meta(m);
+    if (k == &kind_namespace && meta) {
+        struct psa_lv priv = {PSA_PRIVILEGED, PSA_LATEST};
+        struct psa_policy def = {priv, priv, priv}, p;
+        char *errs = NULL;
+        psa_policy_of(meta->labels, meta->n_labels, &def, &p, &errs);
+        free(errs);
+    }
+    if (k != &kind_pod || !((const Coracle__V1__Pod *)m)->spec)
+        return;
+    for (int l = PSA_BASELINE; l <= PSA_RESTRICTED; l++)
+        for (size_t v = 0; v < sizeof(minors) / sizeof(minors[0]); v++) {
+            struct psa_lv lv = {(enum psa_level)l, minors[v]};
+            char *reasons = NULL;
+            free(psa_evaluate(&lv, meta, ((const Coracle__V1__Pod *)m)->spec, &reasons));
+            free(reasons);
+        }
 }
 
 int fuzz_pb_one(const uint8_t *data, size_t size)
@@ -68,6 +94,7 @@ int fuzz_pb_one(const uint8_t *data, size_t size)
     same_bytes(m, m);
     if (admit_validate(k, m, &msg) != 0)
         free(msg);
+    pod_security(k, m);
     if (k == &kind_pod) {
         const Coracle__V1__Pod *p = (const Coracle__V1__Pod *)m;
         msg = NULL;

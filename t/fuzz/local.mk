@@ -1,6 +1,6 @@
 # Fuzzing: the libFuzzer targets (t/fuzz/fuzz_*.c: selectors, quantities,
 # YAML, kobj's JSON reader against its YAML one, protobuf decoding and
-# admission, JSON written from protobuf bytes against the decoded message, HTTP/1.1 requests, Accept headers,
+# admission (Pod Security's checks too), JSON written from protobuf bytes against the decoded message, HTTP/1.1 requests, Accept headers,
 # the REST API's write bodies, the three PATCH formats, server-side apply,
 # SPDY/3.1 frames, WebSocket channel frames, the apiserver's
 # EncryptionConfiguration, CronJob schedules, bearer JWTs, the store's
@@ -40,6 +40,7 @@ FUZZ_SRC_yaml = $(srcdir)/src/lib/kobj.c $(srcdir)/src/lib/kobj_parse.c \
 FUZZ_SRC_kobj_json = $(FUZZ_SRC_yaml)
 FUZZ_SRC_kobj_pb = $(FUZZ_SRC_yaml)
 FUZZ_SRC_pb = $(srcdir)/src/apiserver/admit.c $(srcdir)/src/apiserver/admit_workload.c \
+	$(srcdir)/src/apiserver/psa_check.c \
 	$(srcdir)/src/apiserver/obj.c $(srcdir)/src/lib/sel.c $(srcdir)/src/lib/json.c \
 	$(srcdir)/src/lib/buf.c $(srcdir)/src/lib/cron.c
 FUZZ_SRC_http1 = $(srcdir)/src/lib/h2s.c $(srcdir)/src/lib/h2s_call.c \

@@ -240,8 +240,11 @@ int psa_admit(const struct psa_req *r, const struct kind *k, const ProtobufCMess
     if (aud)
         *audit = xasprintf("would violate PodSecurity \"%s\": %s",
                            psa_lv_string(&r->pol.audit, lvs), aud);
-    if (!enforce) {
-        char *w = psa_evaluate(&r->pol.warn, meta, spec, NULL);
+    /* a mode at the level and version another has evaluated needs no evaluation of its own */
+    if (!enforce && !(pod && same_lv(&r->pol.warn, &r->pol.enforce))) {
+        char *w = same_lv(&r->pol.warn, &r->pol.audit)
+                      ? (aud ? xstrdup(aud) : NULL)
+                      : psa_evaluate(&r->pol.warn, meta, spec, NULL);
         if (w)
             add_warning(warn, n_warn,
                         xasprintf("would violate PodSecurity \"%s\": %s",

@@ -209,6 +209,16 @@ t.ok(st == 200 and w == ['299 - "existing pods in namespace \\"priv\\" violate t
                          'enforce level \\"baseline:latest\\""',
                          '299 - "rootpod: host namespaces, hostPath volumes"'],
      "relabelling warns about the existing pods (%s %s)" % (st, w))
+namespace("agg", {PSA + "enforce": "privileged", PSA + "warn": "privileged"})
+for n in ("p3", "p1", "p2"):
+    call("admintoken", "Pods", "Create", pod(n, "agg", hostPID=True))
+call("admintoken", "Pods", "Create", pod("q", "agg", hostIPC=True, volumes=hostroot()))
+r, e, w = call("admintoken", "Namespaces", "Update", pb.Namespace(
+    metadata=meta("agg", labels={PSA + "enforce": "baseline", PSA + "warn": "privileged"})))
+t.is_(w, ['existing pods in namespace "agg" violate the new PodSecurity enforce level '
+          '"baseline:latest"', 'p1 (and 2 other pods): host namespaces',
+          'q: host namespaces, hostPath volumes'],
+      "pods with the same violations are counted under the first name (gRPC trailers)")
 r, e, w = call("admintoken", "Pods", "Create", pod("rootpod2", "priv", volumes=hostroot()))
 t.like(e and e[1], 'violates PodSecurity "baseline:latest": hostPath volumes',
        "and the new level is enforced from the next create")

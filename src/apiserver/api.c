@@ -261,12 +261,64 @@ static bool ns_refused(api_t *a, struct apply_op *o)
     return true;
 }
 
+static void dry_run(api_t *a, struct apply_op *o);
+static void store_op(api_t *a, struct apply_op *o);
+
+/* o admitted: to the store, or (dry) decided and answered at once. */
+static void proceed(api_t *a, struct apply_op *o, bool dry)
+{
+    if (dry)
+        dry_run(a, o);
+    else
+        store_op(a, o);
+}
+
 /*
- * Pod Security for a client's create or update: a namespace's labels are
- * judged here (refused: o answered and freed, returns true), a pod's or
- * workload's check is attached for apply to run on the decoded object.
+ * A namespace's existing pods checked against its new enforce level, by the
+ * read worker in a snapshot the loop holds (3000 pods are more than the
+ * loop's millisecond); then its write goes on, with the warnings.
  */
-static bool psa_refused(api_t *a, struct apply_op *o)
+struct podcheck {
+    struct rjob job;
+    api_t *a;
+    struct apply_op *o;
+    bool dry;
+    store_rtxn_t *t;
+    struct psa_lv lv;
+    char *ns;
+    char **warn; /* the worker's, until done */
+    size_t n_warn;
+};
+
+static void podcheck_work(struct rjob *j)
+{
+    struct podcheck *pc = RJOB_OWNER(j, struct podcheck, job);
+    psa_check_pods(pc->a->psa, pc->t, pc->ns, &pc->lv, &pc->warn, &pc->n_warn);
+}
+
+static void podcheck_done(struct rjob *j, bool cancelled)
+{
+    struct podcheck *pc = RJOB_OWNER(j, struct podcheck, job);
+    (void)cancelled; /* never cancelled: the write goes on whoever waits for it */
+    store_read_end(pc->t);
+    struct apply_op *o = pc->o;
+    o->warnings = xrealloc(o->warnings, (o->n_warnings + pc->n_warn + 1) * sizeof(*o->warnings));
+    memcpy(o->warnings + o->n_warnings, pc->warn, pc->n_warn * sizeof(*pc->warn));
+    o->n_warnings += pc->n_warn;
+    free(pc->warn);
+    free(pc->ns);
+    proceed(pc->a, o, pc->dry);
+    free(pc);
+}
+
+/*
+ * Pod Security for a client's create or update. A pod's or workload's
+ * check is attached for apply to run on the decoded object; a namespace's
+ * labels are judged here: refused (o answered and freed), or, when its
+ * enforce level tightens, its pods checked first (o taken: it goes on from
+ * the read worker's done). Returns whether o was taken.
+ */
+static bool psa_taken(api_t *a, struct apply_op *o, bool dry)
 {
     if (!o->ow || !a->psa || (o->verb != APPLY_CREATE && o->verb != APPLY_UPDATE))
         return false;
@@ -277,29 +329,47 @@ static bool psa_refused(api_t *a, struct apply_op *o)
     }
     ProtobufCMessage *obj = o->obj ? o->obj : obj_decode(o->k->desc, o->req, o->req_len);
     char *msg = NULL;
+    struct psa_lv lv;
     int r = obj ? psa_namespace(a->psa, obj, o->verb == APPLY_CREATE, &msg, &o->warnings,
-                                &o->n_warnings)
+                                &o->n_warnings, &lv)
                 : 0;
     if (obj != o->obj)
         obj_free(obj);
     if (r == 0)
         return false;
-    refuse(a, o, GRPC_INVALID_ARGUMENT, msg);
-    free(msg);
+    if (r < 0) {
+        refuse(a, o, GRPC_INVALID_ARGUMENT, msg);
+        free(msg);
+        return true;
+    }
+    struct podcheck *pc = xcalloc(1, sizeof(*pc));
+    if (store_read_begin(a->st, &pc->t) < 0) {
+        free(pc);
+        o->warnings = xrealloc(o->warnings, (o->n_warnings + 1) * sizeof(*o->warnings));
+        o->warnings[o->n_warnings++] =
+            xstrdup("failed to list pods while checking new PodSecurity enforce level");
+        return false;
+    }
+    pc->a = a;
+    pc->o = o;
+    pc->dry = dry;
+    pc->lv = lv;
+    pc->ns = xstrdup(o->name);
+    pc->job.work = podcheck_work;
+    pc->job.done = podcheck_done;
+    rpool_submit(a->reads, &pc->job);
     return true;
 }
 
-/* The admission that needs the loop's caches: namespace lifecycle, Pod Security. */
-static bool admit_refused(api_t *a, struct apply_op *o)
+/* The admission that needs the loop's caches (namespace lifecycle, Pod Security): o taken? */
+static bool admit_taken(api_t *a, struct apply_op *o, bool dry)
 {
-    return ns_refused(a, o) || psa_refused(a, o);
+    return ns_refused(a, o) || psa_taken(a, o, dry);
 }
 
-/* Submits o (taken); if the store refuses it, answers its owner at once. */
-static void submit(api_t *a, struct apply_op *o)
+/* To the store (o taken); if the store refuses it, answers its owner at once. */
+static void store_op(api_t *a, struct apply_op *o)
 {
-    if (admit_refused(a, o))
-        return;
     o->op.done = op_done;
     o->op.arg = a;
     if (store_submit(a->st, &o->op) == 0)
@@ -309,6 +379,13 @@ static void submit(api_t *a, struct apply_op *o)
     if (o->counted)
         a->inflight--;
     apply_op_free(o);
+}
+
+/* Submits o (taken) through admission to the store. */
+static void submit(api_t *a, struct apply_op *o)
+{
+    if (!admit_taken(a, o, false))
+        store_op(a, o);
 }
 
 /* ---- the gRPC call as an op's owner: owner = route, owner2 = call ---- */
@@ -369,7 +446,7 @@ static void stage_store_dry(api_t *a, struct api_route *rt, h2s_call_t *c, struc
         h2s_call_on_close(c, op_call_closed, o);
     if (!dry)
         submit(a, o);
-    else if (!admit_refused(a, o))
+    else if (!admit_taken(a, o, true))
         dry_run(a, o);
 }
 
@@ -462,7 +539,7 @@ void api_submit(api_t *a, struct apply_op *o, bool dry)
         return;
     }
     if (dry) {
-        if (!admit_refused(a, o))
+        if (!admit_taken(a, o, true))
             dry_run(a, o);
         return;
     }

@@ -4,9 +4,10 @@
  * namespace name -> policy filled from read snapshots and dropped on each
  * change of that namespace); the commit thread, where a create's bytes are
  * decoded, evaluates the object (psa_admit). A Namespace's own writes are
- * judged on the loop (psa_namespace): its labels' validity, and the
- * existing pods a tighter enforce level would refuse, listed from a read
- * snapshot (at most NS_PODS_MAX of them, as Kubernetes).
+ * judged on the loop (psa_namespace: its labels' validity); the existing
+ * pods a tighter enforce level would refuse are listed from a read
+ * snapshot by the read worker (psa_check_pods: at most NS_PODS_MAX of
+ * them, as Kubernetes).
  */
 #include "config.h"
 #include "psa.h"
@@ -319,22 +320,17 @@ static int cmp_warning(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* EvaluatePodsInNamespace: the pods of ns (the first NS_PODS_MAX) against lv, as warnings. */
-static void check_pods(psa_t *p, const char *ns, const struct psa_lv *lv, char ***warn,
-                       size_t *n_warn)
+void psa_check_pods(const psa_t *p, store_rtxn_t *t, const char *ns, const struct psa_lv *lv,
+                    char ***warn, size_t *n_warn)
 {
-    store_rtxn_t *t;
-    if (store_read_begin(p->st, &t) < 0) {
-        add_warning(warn, n_warn,
-                    xstrdup("failed to list pods while checking new PodSecurity enforce level"));
-        return;
-    }
     struct nscheck c = {.lv = lv, .cfg = &p->cfg};
     char *prefix = kind_key(&kind_pod, ns, "");
-    store_scan(t, prefix, strlen(prefix), NULL, 0, check_pod, &c);
+    int r = store_scan(t, prefix, strlen(prefix), NULL, 0, check_pod, &c);
     free(prefix);
-    store_read_end(t);
     char lvs[PSA_LV_LEN];
+    if (r < 0)
+        add_warning(warn, n_warn,
+                    xstrdup("failed to list pods while checking new PodSecurity enforce level"));
     if (c.seen < c.total && c.total > NS_PODS_MAX)
         add_warning(warn, n_warn,
                     xasprintf("new PodSecurity enforce level only checked against the first %zu "
@@ -404,7 +400,7 @@ static char *exempt_warning(psa_t *p, const Coracle__V1__ObjectMeta *m,
 }
 
 int psa_namespace(psa_t *p, const ProtobufCMessage *obj, bool create, char **msg, char ***warn,
-                  size_t *n_warn)
+                  size_t *n_warn, struct psa_lv *check)
 {
     if (!p)
         return 0;
@@ -440,6 +436,6 @@ int psa_namespace(psa_t *p, const ProtobufCMessage *obj, bool create, char **msg
             add_warning(warn, n_warn, w);
         return 0;
     }
-    check_pods(p, name, ne, warn, n_warn);
-    return 0;
+    *check = *ne;
+    return 1;
 }

@@ -136,11 +136,23 @@ struct psa_req *psa_request(psa_t *p, const struct kind *k, const char *ns, cons
 /*
  * A Namespace create or update (obj: the namespace as it will be stored):
  * invalid labels refuse it (-1, *msg malloc'd: Kubernetes' Invalid text,
- * gRPC INVALID_ARGUMENT); a tighter enforce level warns about the existing
- * pods that would violate it, and labels on an exempt namespace warn that
- * they are ignored (appended to *warn). Returns 0 otherwise.
+ * gRPC INVALID_ARGUMENT); labels on an exempt namespace warn that they are
+ * ignored (appended to *warn). Returns 1 when its enforce level tightens:
+ * the existing pods are to be checked against *check (psa_check_pods, off
+ * the loop); 0 otherwise.
  */
 int psa_namespace(psa_t *p, const ProtobufCMessage *obj, bool create, char **msg, char ***warn,
-                  size_t *n_warn);
+                  size_t *n_warn, struct psa_lv *check);
+
+/*
+ * Kubernetes' EvaluatePodsInNamespace: the pods of namespace ns in the
+ * snapshot t (at most 3000) against lv, as warnings appended to *warn:
+ * `existing pods in namespace "x" violate the new PodSecurity enforce
+ * level "baseline:latest"`, then one per distinct violation, `pod (and 2
+ * other pods): hostPath volumes`. Touches only its arguments (the read
+ * worker runs it); the config's lists are read-only.
+ */
+void psa_check_pods(const psa_t *p, store_rtxn_t *t, const char *ns, const struct psa_lv *lv,
+                    char ***warn, size_t *n_warn);
 
 #endif

@@ -254,10 +254,23 @@ rc, out, err = c.ctl("--token", "admintoken", "apply", "-f", manifest)
 t.ok(rc == 0 and err == 'Warning: would violate PodSecurity "baseline:latest": host namespaces '
      '(hostIPC=true)\n', "coraclectl prints the warning as kubectl does (%r %r)" % (out, err))
 
+
+
+def finish():
+    """The apiserver stops cleanly (under the sanitizers: no report, no leak)."""
+    d = c.daemons[0]
+    rc = d.stop()
+    with open(d.log_path, errors="replace") as f:
+        log = f.read()
+    t.ok(rc == 0 and "Sanitizer" not in log and "runtime error" not in log,
+         "the apiserver stops cleanly (%s)" % rc)
+    t.done()
+
+
 kubectl = kubectls.kubectl_132()
 if not kubectl:
     t.skip("kubectl 1.32 not installed", 3)
-    t.done()
+    finish()
 home = os.path.join(c.dir, "khome")
 os.makedirs(home)
 kenv = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
@@ -286,4 +299,4 @@ t.ok(rc == 0 and err == 'Warning: existing pods in namespace "ctlwarn" violate t
      'enforce level "baseline:latest"\nWarning: ctlw: host namespaces\n'
      'Warning: kroot: hostPath volumes\n',
      "kubectl label: the existing pods' warnings (%r %r)" % (out, err))
-t.done()
+finish()

@@ -79,14 +79,11 @@ static void put_quoted(struct buf *b, const char *s)
     buf_puts(b, "\"");
 }
 
-/* joinQuote: "a", "b" */
+/* joinQuote: "a", "b" (Kubernetes' helper quotes without escaping) */
 static void put_join_quote(struct buf *b, const struct strs *s)
 {
-    for (size_t i = 0; i < s->n; i++) {
-        if (i)
-            buf_puts(b, ", ");
-        put_quoted(b, s->v[i]);
-    }
+    for (size_t i = 0; i < s->n; i++)
+        buf_printf(b, "%s\"%s\"", i ? ", " : "", s->v[i]);
 }
 
 static void put_join(struct buf *b, const struct strs *s, const char *sep)

@@ -184,6 +184,66 @@ static const struct {
      "securityContext.capabilities.add)"},
 };
 
+/*
+ * Kubernetes' own fixtures (policy/check_*_test.go): the pod, and the
+ * reason (detail) it must contain at lv among the other checks' results.
+ */
+static const struct {
+    const char *lv, *pod, *want;
+} fixtures[] = {
+    {"baseline",
+     "{spec: {securityContext: {seLinuxOptions: {type: foo, user: bar, role: baz}}, containers: "
+     "[{name: a, securityContext: {seLinuxOptions: {type: container_t}}}, {name: b, "
+     "securityContext: {seLinuxOptions: {type: container_init_t}}}, {name: c, securityContext: "
+     "{seLinuxOptions: {type: container_kvm_t}}}, {name: d, securityContext: {seLinuxOptions: "
+     "{type: container_engine_t}}}, {name: e, securityContext: {seLinuxOptions: {type: bar}}}, "
+     "{name: f, securityContext: {seLinuxOptions: {user: bar}}}, {name: g, securityContext: "
+     "{seLinuxOptions: {role: baz}}}]}}",
+     "seLinuxOptions (pod and containers \"e\", \"f\", \"g\" set forbidden "
+     "securityContext.seLinuxOptions: types \"bar\", \"foo\"; user may not be set; role may not "
+     "be set)"},
+    {"baseline",
+     "{spec: {containers: [{name: a, ports: [{hostPort: 0}]}, {name: b, ports: [{hostPort: 0}, "
+     "{hostPort: 10}, {hostPort: 20}]}, {name: c, ports: [{hostPort: 0}, {hostPort: 10}, "
+     "{hostPort: 30}]}]}}",
+     "hostPort (containers \"b\", \"c\" use hostPorts 10, 20, 30)"},
+    {"restricted",
+     "{spec: {containers: [{name: a, securityContext: {capabilities: {add: [FOO, BAR]}}}, {name: "
+     "b, securityContext: {capabilities: {add: [BAR, BAZ]}}}, {name: c, securityContext: "
+     "{capabilities: {add: [NET_BIND_SERVICE, CHOWN], drop: [ALL, FOO]}}}]}}",
+     "unrestricted capabilities (containers \"a\", \"b\" must set "
+     "securityContext.capabilities.drop=[\"ALL\"]; containers \"a\", \"b\", \"c\" must not "
+     "include \"BAR\", \"BAZ\", \"CHOWN\", \"FOO\" in securityContext.capabilities.add)"},
+    {"baseline",
+     "{metadata: {annotations: {container.apparmor.security.beta.kubernetes.io/: bogus, "
+     "container.apparmor.security.beta.kubernetes.io/a: '', "
+     "container.apparmor.security.beta.kubernetes.io/b: runtime/default, "
+     "container.apparmor.security.beta.kubernetes.io/c: localhost/, "
+     "container.apparmor.security.beta.kubernetes.io/d: localhost/foo, "
+     "container.apparmor.security.beta.kubernetes.io/e: unconfined, "
+     "container.apparmor.security.beta.kubernetes.io/f: unknown}}, spec: {containers: [{name: "
+     "a}]}}",
+     "forbidden AppArmor profiles (annotations must not set AppArmor profile type to "
+     "\"container.apparmor.security.beta.kubernetes.io/=\"bogus\"\", "
+     "\"container.apparmor.security.beta.kubernetes.io/e=\"unconfined\"\", "
+     "\"container.apparmor.security.beta.kubernetes.io/f=\"unknown\"\")"},
+};
+
+static void test_fixtures(void)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(fixtures); i++) {
+        Coracle__V1__Pod *p = parse_pod(fixtures[i].pod);
+        struct psa_lv lv = lv_of(fixtures[i].lv);
+        char *got = p ? psa_evaluate(&lv, p->metadata, p->spec, NULL) : NULL;
+        ok(got && strstr(got, fixtures[i].want), "fixture %zu: %s", i, fixtures[i].want);
+        if (!got || !strstr(got, fixtures[i].want))
+            diag("got: %s", got ? got : "(allowed)");
+        free(got);
+        if (p)
+            obj_free(&p->base);
+    }
+}
+
 static void test_checks(void)
 {
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -340,6 +400,7 @@ static void test_admit(void)
 int main(void)
 {
     test_checks();
+    test_fixtures();
     test_reasons();
     test_versions();
     test_labels();

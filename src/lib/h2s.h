@@ -108,9 +108,12 @@ void h2s_call_reply_pb(h2s_call_t *c, const struct ProtobufCMessage *m);
 /*
  * One more trailer (gRPC metadata) for when the call ends: name lower-case;
  * value's bytes outside printable ASCII become '?'. Both copied. At most
- * H2S_MAX_TRAILERS are kept, the rest dropped.
+ * H2S_MAX_TRAILERS of at most H2S_MAX_TRAILER_BYTES together are kept (a
+ * value cut to what is left, the rest dropped): clients refuse metadata
+ * over 8 KiB by default (grpc-core), and the call with it.
  */
 #define H2S_MAX_TRAILERS 16
+#define H2S_MAX_TRAILER_BYTES 4096
 void h2s_call_add_trailer(h2s_call_t *c, const char *name, const char *value);
 /* Ends the call with a status; message may be NULL. The call is freed after return. */
 void h2s_call_finish(h2s_call_t *c, int code, const char *message);

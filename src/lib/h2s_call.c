@@ -140,13 +140,14 @@ void h2s_call_push(h2s_call_t *c, rbuf_t *b)
 
 void h2s_call_add_trailer(h2s_call_t *c, const char *name, const char *value)
 {
-    size_t n = 0;
+    size_t n = 0, nl = strlen(name) + 1, used = c->trl.len; /* used: never over the cap */
     for (size_t off = 0; off < c->trl.len; off += strlen(c->trl.p + off) + 1)
         n++;
-    if (n / 2 >= H2S_MAX_TRAILERS)
+    if (n / 2 >= H2S_MAX_TRAILERS || used + nl + 1 >= H2S_MAX_TRAILER_BYTES)
         return;
-    buf_add(&c->trl, name, strlen(name) + 1);
-    for (const char *p = value; *p; p++)
+    buf_add(&c->trl, name, nl);
+    size_t room = H2S_MAX_TRAILER_BYTES - used - nl - 1;
+    for (const char *p = value; *p && room; p++, room--)
         buf_add(&c->trl, *p >= 0x20 && *p < 0x7f ? p : "?", 1);
     buf_add(&c->trl, "", 1);
 }

@@ -6,6 +6,7 @@
  * tools run in a forked child while the parent keeps the loop turning.
  */
 #include "config.h"
+#include "buf.h"
 #include "gcl.h"
 #include "grpc.h"
 #include "h2s.h"
@@ -44,6 +45,25 @@ static int later_pending;
 static void h_echo(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 {
     h2s_call_reply(c, msg, len);
+}
+
+/*
+ * Warnings as trailers: "one", "two" with a control byte, then 5000 bytes
+ * (cut to the cap); the request "fail" ends with an error (trailers only).
+ */
+static void h_warn(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
+{
+    char big[5001];
+    memset(big, 'x', 5000);
+    big[5000] = 0;
+    h2s_call_add_trailer(c, "warning", "one");
+    h2s_call_add_trailer(c, "warning", "two\x01");
+    h2s_call_add_trailer(c, "warning", big);
+    h2s_call_add_trailer(c, "warning", "dropped: no room left");
+    if (len == 4 && !memcmp(msg, "fail", 4))
+        h2s_call_finish(c, GRPC_PERMISSION_DENIED, "no");
+    else
+        h2s_call_reply(c, msg, len);
 }
 
 /* request: decimal count; answers "msg-<i>" count times, then OK */
@@ -254,6 +274,7 @@ static h2s_t *server_new_cfg(const struct h2s_config *cfg)
 {
     h2s_t *s = h2s_new(base, cfg);
     h2s_route(s, "/test.Echo/Echo", H2S_UNARY, h_echo, NULL);
+    h2s_route(s, "/test.Echo/Warn", H2S_UNARY, h_warn, NULL);
     h2s_route(s, "/test.Echo/Stream", H2S_SERVER_STREAM, h_stream, NULL);
     h2s_route(s, "/test.Echo/Error", H2S_UNARY, h_error, NULL);
     h2s_route(s, "/test.Echo/Bidi", H2S_BIDI, h_bidi, NULL);
@@ -850,6 +871,35 @@ static void test_headers(h2s_t *s, struct gcl_opts *o)
     ok(r.first && strncmp(r.first, "Bearer sekrit|2500m|127.0.0.1:", 30) == 0,
        "authorization, grpc-timeout and peer reach the handler (%s)", r.first ? r.first : "-");
     res_clear(&r);
+    gcl_free(g);
+}
+
+/* The warnings a client heard, "|"-joined, each cut to 20 bytes and its length. */
+static void on_warning(const char *msg, void *arg)
+{
+    struct buf *b = arg;
+    buf_printf(b, "%s%.20s/%zu", b->len ? "|" : "", msg, strlen(msg));
+}
+
+static void test_warnings(void)
+{
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    struct buf heard = {0};
+    struct gcl_opts o = {.on_warning = on_warning, .warning_arg = &heard};
+    gcl_t *g = gcl_new(base, addr, &o);
+    static const char *const reqs[] = {"ok", "fail"};
+    for (int i = 0; i < 2; i++) {
+        struct res r;
+        buf_reset(&heard);
+        unary(g, "/test.Echo/Warn", reqs[i], &r);
+        is_int(r.code, i ? GRPC_PERMISSION_DENIED : GRPC_OK, "warning trailers: status");
+        /* 4096 bytes for names and values with a NUL each: 4096 - 8 - 4 - 8 - 5 - 8 - 1 */
+        is_str(heard.p, "one/3|two?/4|xxxxxxxxxxxxxxxxxxxx/4062",
+               i ? "warnings in a trailers-only answer" : "warnings after a message");
+        res_clear(&r);
+    }
+    buf_free(&heard);
     gcl_free(g);
 }
 
@@ -1609,6 +1659,7 @@ int main(void)
     test_errors(g);
     struct gcl_opts o = {.bearer_token = "sekrit"};
     test_headers(s, &o);
+    test_warnings();
     test_cancel(g);
     test_bidi(g);
     test_concurrent(g);

@@ -41,15 +41,15 @@ with open(policy, "a") as f:
     f.write("role podmaker create pods team\nbind podmaker user:dev,user:ci\n")
 sock = os.path.join(c.dir, "api.sock")
 c.api_addr = "unix:" + sock
-c.start("apiserver", [c.bin("coracle-apiserver"), "--listen", addr, "--listen", c.api_addr,
-                      "--data-dir", os.path.join(c.dir, "data"),
-                      "--tls-cert-file", os.path.join(pki, "apiserver.crt"),
-                      "--tls-private-key-file", os.path.join(pki, "apiserver.key"),
-                      "--token-auth-file", tokens, "--authorization-policy-file", policy,
-                      "--pod-security-default", "baseline",
-                      "--pod-security-exempt-usernames", "ci",
-                      "--pod-security-exempt-namespaces", "kube-system",
-                      "--pod-security-exempt-runtime-classes", "kata"] + c.store_args())
+apid = c.start("apiserver", [c.bin("coracle-apiserver"), "--listen", addr, "--listen", c.api_addr,
+                             "--data-dir", os.path.join(c.dir, "data"),
+                             "--tls-cert-file", os.path.join(pki, "apiserver.crt"),
+                             "--tls-private-key-file", os.path.join(pki, "apiserver.key"),
+                             "--token-auth-file", tokens, "--authorization-policy-file", policy,
+                             "--pod-security-default", "baseline",
+                             "--pod-security-exempt-usernames", "ci",
+                             "--pod-security-exempt-namespaces", "kube-system",
+                             "--pod-security-exempt-runtime-classes", "kata"] + c.store_args())
 api = ctest.Client(c.api_addr)
 c.clients.append(api)
 https = "https://" + addr
@@ -63,7 +63,7 @@ def ready():
 
 
 if not c.wait_for(ready, timeout=ctest.DEADLINE, interval=0.1):
-    t.bail("apiserver not ready:\n" + c.daemons[-1].tail())
+    t.bail("apiserver not ready:\n" + apid.tail())
 
 
 def call(tok, svc, method, req):
@@ -258,7 +258,7 @@ t.ok(rc == 0 and err == 'Warning: would violate PodSecurity "baseline:latest": h
 
 def finish():
     """The apiserver stops cleanly (under the sanitizers: no report, no leak)."""
-    d = c.daemons[0]
+    d = apid
     rc = d.stop()
     with open(d.log_path, errors="replace") as f:
         log = f.read()

@@ -335,6 +335,43 @@ static void test_labels(void)
     obj_free(m);
 }
 
+/* A Namespace's create: its labels judged, an exempt one warned about (no store needed). */
+static void test_namespace_create(void)
+{
+    static const char *const exempt[] = {"kube-system", NULL};
+    struct psa_lv base = {PSA_BASELINE, PSA_LATEST};
+    struct psa_config cfg = {.defaults = {base, base, base}, .exempt_namespaces = exempt};
+    psa_t *p = psa_new(NULL, &cfg);
+    char *msg = NULL, **warn = NULL;
+    size_t nw = 0;
+    struct psa_lv check;
+    ProtobufCMessage *m =
+        ns("{metadata: {name: kube-system, labels: {pod-security.kubernetes.io/enforce: "
+           "restricted, pod-security.kubernetes.io/audit-version: v1.30}}}");
+    ok(psa_namespace(p, m, true, &msg, &warn, &nw, &check) == 0 && nw == 1, "exempt: admitted");
+    if (nw)
+        is_str(warn[0],
+               "namespace \"kube-system\" is exempt from Pod Security, and the policy "
+               "(enforce=restricted:latest, audit=baseline:v1.30) will be ignored",
+               "exempt namespace warning");
+    for (size_t i = 0; i < nw; i++)
+        free(warn[i]);
+    free(warn);
+    obj_free(m);
+    m = ns("{metadata: {name: a, labels: {pod-security.kubernetes.io/enforce: strict, "
+           "pod-security.kubernetes.io/audit: loose}}}");
+    ok(psa_namespace(p, m, true, &msg, &warn, &nw, &check) < 0, "invalid labels refused");
+    is_str(msg,
+           "Namespace \"a\" is invalid: [metadata.labels[pod-security.kubernetes.io/enforce]: "
+           "Invalid value: \"strict\": must be one of privileged, baseline, restricted, "
+           "metadata.labels[pod-security.kubernetes.io/audit]: Invalid value: \"loose\": must be "
+           "one of privileged, baseline, restricted]",
+           "Kubernetes' Invalid text, several errors");
+    free(msg);
+    obj_free(m);
+    psa_free(p);
+}
+
 static void test_admit(void)
 {
     struct psa_req r = {.pol = {{PSA_BASELINE, PSA_LATEST},
@@ -405,5 +442,6 @@ int main(void)
     test_versions();
     test_labels();
     test_admit();
+    test_namespace_create();
     return done_testing();
 }

@@ -430,9 +430,6 @@ char *api_field_manager(const char *field_manager, const char *user_agent)
     return n ? xstrndup(user_agent, n) : xstrdup("unknown");
 }
 
-/* Submits op; its done callback answers c (if any). Takes ownership of op. */
-static void dry_run(api_t *a, struct apply_op *o);
-
 /* The store stage; dry: the op decided and answered, nothing written (dryRun=All). */
 static void stage_store_dry(api_t *a, struct api_route *rt, h2s_call_t *c, struct apply_op *o,
                             bool dry)

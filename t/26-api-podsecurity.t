@@ -255,6 +255,35 @@ t.ok(rc == 0 and err == 'Warning: would violate PodSecurity "baseline:latest": h
      '(hostIPC=true)\n', "coraclectl prints the warning as kubectl does (%r %r)" % (out, err))
 
 
+# ---- the same from Kubernetes' AdmissionConfiguration file ----
+admcfg = os.path.join(c.dir, "admission.yaml")
+with open(admcfg, "w") as f:
+    f.write("apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n"
+            "- name: PodSecurity\n  path: podsecurity.yaml\n")
+with open(os.path.join(c.dir, "podsecurity.yaml"), "w") as f:
+    f.write("apiVersion: pod-security.admission.config.k8s.io/v1\nkind: PodSecurityConfiguration\n"
+            "defaults: {enforce: restricted, enforce-version: v1.21}\n"
+            "exemptions: {namespaces: [ops]}\n")
+sock2 = "127.0.0.1:%d" % ctest.free_port()
+api2d = c.start("apiserver2", [c.bin("coracle-apiserver"), "--listen", sock2, "--data-dir",
+                               os.path.join(c.dir, "data2"), "--admission-control-config-file",
+                               admcfg])
+c.wait_ready(sock2, api2d)
+api2 = ctest.Client(sock2)
+c.clients.append(api2)
+r, e = api2.try_call("Pods", "Create", pod("asroot", "default"))
+t.like(e and e.message, 'pods "asroot" is forbidden: violates PodSecurity "restricted:v1.21": ',
+       "--admission-control-config-file: its defaults (by path)")
+api2.call("Namespaces", "Create", pb.Namespace(metadata=meta("ops")))
+r, e = api2.try_call("Pods", "Create", pod("asroot", "ops"))
+t.ok(e is None, "and its exemptions (%s)" % (e,))
+bad = c.start("apiserver3", [c.bin("coracle-apiserver"), "--listen",
+                             "unix:" + os.path.join(c.dir, "api3.sock"), "--data-dir",
+                             os.path.join(c.dir, "data3"), "--admission-control-config-file",
+                             admcfg, "--pod-security-default", "baseline"])
+t.ok(bad.proc.wait(timeout=ctest.DEADLINE) != 0 and "configure Pod Security in one place" in
+     bad.tail(), "with --pod-security-default too: the start stops (%s)" % bad.tail(1))
+
 
 def finish():
     """The apiserver stops cleanly (under the sanitizers: no report, no leak)."""

@@ -9,7 +9,7 @@ libapiserver_a_SOURCES = \
 	src/apiserver/obj.c src/apiserver/obj.h \
 	src/apiserver/admit.c src/apiserver/admit.h src/apiserver/admit_int.h \
 	src/apiserver/admit_workload.c src/apiserver/admit_rbac.c \
-	src/apiserver/psa.c src/apiserver/psa_check.c src/apiserver/psa.h \
+	src/apiserver/psa.c src/apiserver/psa_check.c src/apiserver/psa_cfg.c src/apiserver/psa.h \
 	src/apiserver/wire.c src/apiserver/wire.h \
 	src/apiserver/apply.c src/apiserver/apply.h \
 	src/apiserver/gcpolicy.c src/apiserver/gcpolicy.h \

@@ -50,8 +50,9 @@ static char *etcd_prefix = "/registry", *etcd_compaction_interval = "5m";
 static char *encryption_config;
 static struct cfg_list sa_issuers, sa_key_files, api_audiences;
 static char *sa_signing_key_file, *sa_max_expiration, *sa_jwks_uri;
-static char *pod_security_default = "privileged";
+static char *pod_security_default;
 static char *psa_exempt_users, *psa_exempt_namespaces, *psa_exempt_runtime_classes;
+static char *admission_config;
 
 static const struct cfg_opt opts[] = {
     {"listen", CFG_LIST, &listen_addrs, "ADDR",
@@ -150,6 +151,9 @@ static const struct cfg_opt opts[] = {
      "namespaces Pod Security does not check (default none)"},
     {"pod-security-exempt-runtime-classes", CFG_STR, &psa_exempt_runtime_classes, "CLASS,...",
      "runtimeClassNames whose pods Pod Security does not check (default none)"},
+    {"admission-control-config-file", CFG_STR, &admission_config, "FILE",
+     "Kubernetes' AdmissionConfiguration: its PodSecurity plugin's PodSecurityConfiguration "
+     "instead of the --pod-security-* flags (default none)"},
 };
 
 /* Empty strings from a config file mean "not set". */
@@ -357,15 +361,42 @@ static void free_list(char **v)
     free(v);
 }
 
-/* --pod-security-* into cfg (the lists are kept in app until exit). */
+/* The Pod Security configuration of --admission-control-config-file. */
+static void pod_security_file(struct app *app, struct psa_config *cfg)
+{
+    char *err = NULL;
+    struct psa_file f;
+    if (opt_str(pod_security_default) || opt_str(psa_exempt_users) ||
+        opt_str(psa_exempt_namespaces) || opt_str(psa_exempt_runtime_classes))
+        fatal("--admission-control-config-file and --pod-security-*: configure Pod Security in "
+              "one place");
+    if (psa_file_load(admission_config, &f, &err) < 0)
+        fatal("--admission-control-config-file: %s", err);
+    if (!f.found)
+        log_notice("%s does not configure PodSecurity: every namespace without labels is "
+                   "privileged",
+                   admission_config);
+    cfg->defaults = f.defaults;
+    app->psa_lists[0] = f.exempt_users;
+    app->psa_lists[1] = f.exempt_namespaces;
+    app->psa_lists[2] = f.exempt_runtime_classes;
+}
+
+/* --pod-security-* (or the admission configuration) into cfg; the lists are kept in app until exit.
+ */
 static void pod_security_config(struct app *app, struct psa_config *cfg)
 {
     char *err = NULL;
-    if (psa_parse_defaults(pod_security_default, &cfg->defaults, &err) < 0)
-        fatal("--pod-security-default: %s", err);
-    app->psa_lists[0] = split_list(psa_exempt_users);
-    app->psa_lists[1] = split_list(psa_exempt_namespaces);
-    app->psa_lists[2] = split_list(psa_exempt_runtime_classes);
+    if (opt_str(admission_config)) {
+        pod_security_file(app, cfg);
+    } else {
+        if (psa_parse_defaults(opt_str(pod_security_default) ? pod_security_default : "privileged",
+                               &cfg->defaults, &err) < 0)
+            fatal("--pod-security-default: %s", err);
+        app->psa_lists[0] = split_list(psa_exempt_users);
+        app->psa_lists[1] = split_list(psa_exempt_namespaces);
+        app->psa_lists[2] = split_list(psa_exempt_runtime_classes);
+    }
     cfg->exempt_users = (const char *const *)app->psa_lists[0];
     cfg->exempt_namespaces = (const char *const *)app->psa_lists[1];
     cfg->exempt_runtime_classes = (const char *const *)app->psa_lists[2];

@@ -55,6 +55,26 @@ struct psa_config {
     const char *const *exempt_users, *const *exempt_namespaces, *const *exempt_runtime_classes;
 };
 
+/*
+ * --admission-control-config-file: Kubernetes' AdmissionConfiguration, its
+ * PodSecurity plugin's PodSecurityConfiguration (inline or by path).
+ */
+struct psa_file {
+    struct psa_policy defaults; /* privileged:latest where the file says nothing */
+    /* NULL-terminated, malloc'd (psa_file_free), or NULL */
+    char **exempt_users, **exempt_namespaces, **exempt_runtime_classes;
+    bool found; /* the file configures the PodSecurity plugin */
+};
+/*
+ * Parses the file at path (psa_file_load) or the text buf of len bytes
+ * named name (psa_file_parse, for tests: a PodSecurity plugin's path is
+ * refused, no file is opened). Returns 0, or -1 with *err (malloc'd):
+ * "FILE:LINE: plugins[0].configuration.defaults.enforce: Invalid value: ...".
+ */
+int psa_file_load(const char *path, struct psa_file *out, char **err);
+int psa_file_parse(const char *name, const char *buf, size_t len, struct psa_file *out, char **err);
+void psa_file_free(struct psa_file *f);
+
 /* ---- the standard (pure) ---- */
 
 /* "privileged", "baseline" or "restricted". Returns 0, or -1 (*out untouched). */

@@ -29,6 +29,7 @@ int fuzz_ssa_one(const uint8_t *data, size_t size);
 int fuzz_spdy_one(const uint8_t *data, size_t size);
 int fuzz_ws_one(const uint8_t *data, size_t size);
 int fuzz_enc_cfg_one(const uint8_t *data, size_t size);
+int fuzz_psa_cfg_one(const uint8_t *data, size_t size);
 int fuzz_cron_one(const uint8_t *data, size_t size);
 int fuzz_jwt_one(const uint8_t *data, size_t size);
 int fuzz_wal_one(const uint8_t *data, size_t size);

@@ -34,6 +34,7 @@ static const struct {
     {"spdy", fuzz_spdy_one},
     {"ws", fuzz_ws_one},
     {"enc_cfg", fuzz_enc_cfg_one},
+    {"psa_cfg", fuzz_psa_cfg_one},
     {"cron", fuzz_cron_one},
     {"jwt", fuzz_jwt_one},
     {"wal", fuzz_wal_one},

@@ -434,6 +434,70 @@ static void test_admit(void)
     obj_free(&p->base);
 }
 
+/* --admission-control-config-file: Kubernetes' AdmissionConfiguration. */
+static void test_file(void)
+{
+    static const char good[] = "apiVersion: apiserver.config.k8s.io/v1\n"
+                               "kind: AdmissionConfiguration\n"
+                               "plugins:\n"
+                               "- name: EventRateLimit\n"
+                               "  path: eventconfig.yaml\n"
+                               "- name: PodSecurity\n"
+                               "  configuration:\n"
+                               "    apiVersion: pod-security.admission.config.k8s.io/v1\n"
+                               "    kind: PodSecurityConfiguration\n"
+                               "    defaults:\n"
+                               "      enforce: baseline\n"
+                               "      enforce-version: latest\n"
+                               "      audit: restricted\n"
+                               "      warn: restricted\n"
+                               "      warn-version: v1.30\n"
+                               "    exemptions:\n"
+                               "      usernames: [ci]\n"
+                               "      runtimeClasses: []\n"
+                               "      namespaces: [kube-system, ops]\n";
+    struct psa_file f;
+    char *err = NULL;
+    ok(psa_file_parse("a.yaml", good, strlen(good), &f, &err) == 0 && f.found,
+       "AdmissionConfiguration read (%s)", err ? err : "ok");
+    ok(f.defaults.enforce.level == PSA_BASELINE && f.defaults.audit.level == PSA_RESTRICTED &&
+           f.defaults.warn.level == PSA_RESTRICTED && f.defaults.warn.minor == 30 &&
+           f.defaults.enforce.minor == PSA_LATEST,
+       "its defaults");
+    ok(f.exempt_users && !strcmp(f.exempt_users[0], "ci") && !f.exempt_users[1] &&
+           f.exempt_namespaces && !strcmp(f.exempt_namespaces[1], "ops") &&
+           f.exempt_runtime_classes && !f.exempt_runtime_classes[0],
+       "its exemptions");
+    psa_file_free(&f);
+    static const struct {
+        const char *text, *err;
+    } bad[] = {
+        {"apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n- "
+         "name: PodSecurity\n  configuration:\n    defaults: {enforce: strict}\n",
+         "a.yaml:6: plugins[0].configuration.defaults.enforce: Invalid value: \"strict\": must be "
+         "one of privileged, baseline, restricted"},
+        {"kind: AdmissionConfiguration\nplugins:\n- name: PodSecurity\n  configuration:\n    "
+         "exemptions: {users: [x]}\n",
+         "a.yaml:5: plugins[0].configuration.exemptions.users: unknown field"},
+        {"kind: PodSecurityConfiguration\n",
+         "a.yaml:1: kind: want AdmissionConfiguration, not \"PodSecurityConfiguration\""},
+        {"plugins:\n- name: PodSecurity\n  configuration:\n    defaults: "
+         "{warn-version: '1.30'}\n",
+         "a.yaml:4: plugins[0].configuration.defaults.warn-version: Invalid value: \"1.30\": must "
+         "be \"latest\" or \"v1.x\""},
+        {"plugins: [{name: PodSecurity, configuration: {}}, {name: PodSecurity, path: x}]\n",
+         "a.yaml:1: plugins[1]: PodSecurity configured twice"},
+        {"a: &x 1\nb: *x\n", "a.yaml:1: a: unknown field"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        err = NULL;
+        ok(psa_file_parse("a.yaml", bad[i].text, strlen(bad[i].text), &f, &err) < 0,
+           "bad file %zu refused", i);
+        is_str(err, bad[i].err, "its message");
+        free(err);
+    }
+}
+
 int main(void)
 {
     test_checks();
@@ -443,5 +507,6 @@ int main(void)
     test_labels();
     test_admit();
     test_namespace_create();
+    test_file();
     return done_testing();
 }

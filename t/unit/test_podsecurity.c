@@ -156,7 +156,8 @@ static const struct {
      "{spec: {securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}, "
      "containers: [{name: c, image: i, securityContext: {allowPrivilegeEscalation: false, "
      "capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}}}], volumes: [{name: e, emptyDir: "
-     "{}}, {name: s, secret: {secretName: x}}, {name: m, configMap: {name: x}}]}}",
+     "{}}, {name: s, secret: {secretName: x}}, {name: m, configMap: {name: x}}, {name: d, "
+     "downwardAPI: {items: [{path: l, fieldRef: {fieldPath: metadata.labels}}]}}]}}",
      NULL},
     {"restricted",
      "{spec: {securityContext: {runAsNonRoot: true, runAsUser: 0, seccompProfile: {type: "

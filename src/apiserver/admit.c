@@ -6,6 +6,7 @@
 #include "config.h"
 #include "admit.h"
 #include "admit_int.h"
+#include "cidr.h"
 #include "buf.h"
 #include "json.h"
 #include "kobj.h"
@@ -870,9 +871,32 @@ static void check_pod_status(struct errs *e, const Coracle__V1__PodStatus *st)
 
 /* ---- other kinds ---- */
 
+/* spec.podCIDRs: valid ranges, at most one of each family (Kubernetes' ValidateNode). */
+static void check_pod_cidrs(struct errs *e, const Coracle__V1__NodeSpec *s)
+{
+    size_t v4 = 0;
+    for (size_t i = 0; i < s->n_podcidrs; i++) {
+        struct cidr4 c;
+        if (!cidr_valid(s->podcidrs[i]))
+            eadd(e,
+                 "spec.podCIDRs[%zu]: Invalid value: \"%s\": must be a valid CIDR value, (e.g. "
+                 "10.9.8.0/24 or 2001:db8::/64)",
+                 i, s->podcidrs[i]);
+        else if (cidr_parse4(s->podcidrs[i], &c) == 0)
+            v4++;
+    }
+    if (s->n_podcidrs > 2 || (s->n_podcidrs == 2 && v4 != 1))
+        eadd(e,
+             "spec.podCIDRs: Invalid value: \"%s\": may specify no more than one CIDR for "
+             "each IP family",
+             s->podcidrs[0]);
+}
+
 static void check_node(struct errs *e, const Coracle__V1__Node *n)
 {
     static const char *const effect[] = {"NoSchedule", "PreferNoSchedule", "NoExecute", NULL};
+    if (n->spec)
+        check_pod_cidrs(e, n->spec);
     if (n->spec)
         for (size_t i = 0; i < n->spec->n_taints; i++) {
             const Coracle__V1__Taint *t = n->spec->taints[i];
@@ -1183,6 +1207,22 @@ static void check_immutable(struct errs *e, bool was, bool is, bool data_same, b
         eadd(e, "binaryData: " IMMUTABLE_MSG);
 }
 
+/*
+ * A Node's pod ranges are set once (by the node IPAM allocator or by
+ * hand): afterwards they may not change, as Kubernetes' ValidateNodeUpdate.
+ */
+static void check_node_update(struct errs *e, const Coracle__V1__Node *a,
+                              const Coracle__V1__Node *b)
+{
+    size_t na = a->spec ? a->spec->n_podcidrs : 0, nb = b->spec ? b->spec->n_podcidrs : 0;
+    bool same = na == nb;
+    for (size_t i = 0; same && i < na; i++)
+        same = !strcmp(a->spec->podcidrs[i], b->spec->podcidrs[i]);
+    if (na && !same)
+        eadd(e, "spec.podCIDRs: Forbidden: node updates may not change podCIDR except from \"\" "
+                "to valid");
+}
+
 int admit_update(const struct kind *k, const ProtobufCMessage *old, const ProtobufCMessage *upd,
                  char **msg)
 {
@@ -1201,6 +1241,8 @@ int admit_update(const struct kind *k, const ProtobufCMessage *old, const Protob
                         same_entries((void *)a->data, a->n_data, (void *)b->data, b->n_data),
                         same_entries((void *)a->binarydata, a->n_binarydata, (void *)b->binarydata,
                                      b->n_binarydata));
+    } else if (k == &kind_node) {
+        check_node_update(&e, (const void *)old, (const void *)upd);
     } else if (k == &kind_secret) {
         const Coracle__V1__Secret *a = (const void *)old, *b = (const void *)upd;
         if (strcmp(a->type ? a->type : "", b->type ? b->type : ""))
@@ -1346,8 +1388,27 @@ const char *admit_pod_qos(const Coracle__V1__PodSpec *sp)
     return !any ? "BestEffort" : guaranteed ? "Guaranteed" : "Burstable";
 }
 
+/*
+ * spec.podCIDR and spec.podCIDRs say one thing, as Kubernetes' v1
+ * conversion makes them: podCIDRs wins, podCIDR alone fills it.
+ */
+static void node_pod_cidrs(Coracle__V1__Node *n)
+{
+    Coracle__V1__NodeSpec *s = n->spec;
+    if (!s)
+        return;
+    if (!s->n_podcidrs && s->podcidr && *s->podcidr) {
+        s->podcidrs = xmalloc(sizeof(*s->podcidrs));
+        s->podcidrs[s->n_podcidrs++] = xstrdup(s->podcidr);
+    } else if (s->n_podcidrs) {
+        obj_set_str(&s->podcidr, s->podcidrs[0]);
+    }
+}
+
 void admit_defaults(const struct kind *k, ProtobufCMessage *obj)
 {
+    if (k == &kind_node)
+        node_pod_cidrs((void *)obj);
     if (k == &kind_secret) {
         fold_string_data((void *)obj); /* before normalize sorts data */
         set_default_str(&((Coracle__V1__Secret *)obj)->type, "Opaque");

@@ -10,6 +10,8 @@ libcoracle_a_SOURCES = \
 	src/lib/buf.h \
 	src/lib/cfg.c \
 	src/lib/cfg.h \
+	src/lib/cidr.c \
+	src/lib/cidr.h \
 	src/lib/columns.c \
 	src/lib/columns.h \
 	src/lib/cron.c \

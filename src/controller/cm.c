@@ -98,6 +98,8 @@ struct cm {
     struct event *kick; /* runs the queues from the loop */
     uint64_t writes, write_errors, events_seq;
     char *root_ca;
+    char *cluster_cidr; /* node IPAM: NULL off */
+    int node_cidr_mask_size;
 };
 
 static void kick(cm_t *cm)
@@ -1021,12 +1023,21 @@ cm_t *cm_new(struct event_base *base, const struct cm_cfg *cfg)
     gethostname(host, sizeof(host) - 1);
     cm->instance = xasprintf("coracle-controller-manager-%s", host);
     cm->root_ca = cfg->root_ca ? xstrdup(cfg->root_ca) : NULL;
+    cm->cluster_cidr = cfg->cluster_cidr ? xstrdup(cfg->cluster_cidr) : NULL;
+    cm->node_cidr_mask_size = cfg->node_cidr_mask_size;
     return cm;
 }
 
 const char *cm_root_ca(const cm_t *cm)
 {
     return cm->root_ca;
+}
+
+bool cm_node_cidrs(const cm_t *cm, const char **cidr, int *mask)
+{
+    *cidr = cm->cluster_cidr;
+    *mask = cm->node_cidr_mask_size;
+    return cm->cluster_cidr != NULL;
 }
 
 ctrl_t *cm_add(cm_t *cm, const struct ctrl_def *def)
@@ -1157,6 +1168,7 @@ void cm_free(cm_t *cm)
     event_free(cm->kick);
     free(cm->instance);
     free(cm->root_ca);
+    free(cm->cluster_cidr);
     free(cm);
 }
 

@@ -19,6 +19,7 @@ const struct ctrl_def *const ctrl_all[] = {
     &ctrl_cronjob,
     &ctrl_rootcacertpublisher,
     &ctrl_clusterroleaggregation,
+    &ctrl_nodeipam,
     NULL,
 };
 /* clang-format on */

@@ -17,6 +17,7 @@ extern const struct ctrl_def ctrl_ttlafterfinished;
 extern const struct ctrl_def ctrl_cronjob;
 extern const struct ctrl_def ctrl_rootcacertpublisher;
 extern const struct ctrl_def ctrl_clusterroleaggregation;
+extern const struct ctrl_def ctrl_nodeipam;
 
 /* Every controller, NULL-terminated, in the order they start. */
 extern const struct ctrl_def *const ctrl_all[];

@@ -14,7 +14,8 @@ libcontroller_a_SOURCES = \
 	src/controller/ttlafterfinished.c \
 	src/controller/cronjob.c \
 	src/controller/rootcacert.c \
-	src/controller/clusterroleaggregation.c
+	src/controller/clusterroleaggregation.c \
+	src/controller/nodeipam.c
 
 bin_PROGRAMS += coracle-controller-manager
 coracle_controller_manager_SOURCES = src/controller/main.c

@@ -109,7 +109,9 @@ int main(int argc, char **argv)
     static char *server = "127.0.0.1:6443", *token_file = "", *controllers = "*";
     static char *ca = "", *cert = "", *key = "", *root_ca_file = "";
     static char *healthz_listen = "127.0.0.1:10257";
-    static long long max_inflight = 500;
+    static long long max_inflight = 500, node_cidr_mask_size = 24;
+    static char *cluster_cidr = "";
+    static int allocate_node_cidrs = 0;
     static struct leader_flags le = LEADER_FLAGS_INIT("coracle-controller-manager");
     const struct cfg_opt opts[] = {
         {"server", CFG_STR, &server, "ADDR",
@@ -129,6 +131,12 @@ int main(int argc, char **argv)
         {"root-ca-file", CFG_STR, &root_ca_file, "FILE",
          "CA published in every namespace's kube-root-ca.crt ConfigMap (default: "
          "--certificate-authority)"},
+        {"allocate-node-cidrs", CFG_BOOL, &allocate_node_cidrs, "BOOL",
+         "give every Node a spec.podCIDR from --cluster-cidr (nodeipam; default false)"},
+        {"cluster-cidr", CFG_STR, &cluster_cidr, "CIDR",
+         "the pods' IP range the node ranges are cut from (needs --allocate-node-cidrs)"},
+        {"node-cidr-mask-size", CFG_INT, &node_cidr_mask_size, "BITS",
+         "prefix length of each Node's range (default 24)"},
         LEADER_CFG_OPTS(le, "managers", "coracle-controller-manager"),
         {"healthz-listen", CFG_STR, &healthz_listen, "ADDR",
          "serve /healthz, /readyz, /metrics on host:port or unix:/path; empty: off "
@@ -157,6 +165,11 @@ int main(int argc, char **argv)
             return 2;
         }
     free(copy);
+    if (allocate_node_cidrs && !*cluster_cidr) {
+        fprintf(stderr, "coracle-controller-manager: --cluster-cidr must be set when "
+                        "--allocate-node-cidrs=true\n");
+        return 2;
+    }
     srandom((unsigned)(mono_ns() ^ getpid()));
 
     struct event_base *base = event_base_new();
@@ -177,6 +190,8 @@ int main(int argc, char **argv)
         .standby = le.elect,
         .max_inflight = (int)max_inflight,
         .root_ca = root_ca,
+        .cluster_cidr = allocate_node_cidrs ? cluster_cidr : NULL,
+        .node_cidr_mask_size = (int)node_cidr_mask_size,
     };
     struct cm_main m = {cm_new(base, &cfg), NULL};
     if (!m.cm)

@@ -328,6 +328,13 @@ Coracle__V1__PodStatus *klet_status_compute(const struct klet_pod *p,
     const char *phase = klet_status_phase(p);
     st->phase = ar_str(a, phase);
     st->hostip = ar_str(a, host_ip);
+    if (host_ip && *host_ip) {
+        st->n_hostips = 1;
+        st->hostips = ar_alloc(a, sizeof *st->hostips);
+        st->hostips[0] = ar_alloc(a, sizeof **st->hostips);
+        coracle__v1__host_ip__init(st->hostips[0]);
+        st->hostips[0]->ip = ar_str(a, host_ip);
+    }
     bool hostnet = p->pod->spec->has_hostnetwork && p->pod->spec->hostnetwork;
     const char *pod_ip = hostnet ? host_ip : p->pod_ip;
     if (pod_ip && *pod_ip) {

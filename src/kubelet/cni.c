@@ -6,8 +6,11 @@
  * plugin in order inside the pod's network namespace (CNI_NETNS = the
  * bind-mounted ns file), passing prevResult along; the last result is saved
  * as <pod dir>/cni-result.json (the pod IP, also after a kubelet restart)
- * and DEL runs the plugins in reverse at teardown. Without a config pods
- * get loopback only (sandbox.c brings lo up).
+ * and DEL runs the plugins in reverse at teardown. Without a config the
+ * network is bridgenet.c's built-in one (its config written under the root
+ * dir), or loopback only (sandbox.c brings lo up). A plugin that declares
+ * the capability portMappings (portmap) gets the pod's hostPorts as
+ * runtimeConfig, as CRI runtimes pass them.
  */
 #include "config.h"
 #include "buf.h"
@@ -151,9 +154,18 @@ static int cni_exec(const char *type, const char *cmd, const char *conf, const c
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
-/* The plugin's stdin: its own object plus name, cniVersion and prevResult. */
+/* Whether the plugin's "capabilities" has cap: true. */
+static bool plugin_can(const json_t *plugin, const char *cap)
+{
+    const json_t *v = json_get(json_get(plugin, "capabilities"), cap);
+    return v && v->type == JSON_TRUE;
+}
+
+/* The plugin's stdin: its own object plus name, cniVersion, prevResult and (for a plugin
+ * with the portMappings capability) runtimeConfig with the pod's hostPorts (ports: a JSON
+ * array, NULL for none). */
 static char *plugin_conf(const json_t *plugin, const char *name, const char *version,
-                         const char *prev)
+                         const char *prev, const char *ports)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -162,7 +174,7 @@ static char *plugin_conf(const json_t *plugin, const char *name, const char *ver
     int first = 1;
     for (size_t i = 0; i < plugin->n; i++) {
         if (!strcmp(plugin->keys[i], "name") || !strcmp(plugin->keys[i], "cniVersion") ||
-            !strcmp(plugin->keys[i], "prevResult"))
+            !strcmp(plugin->keys[i], "prevResult") || !strcmp(plugin->keys[i], "runtimeConfig"))
             continue;
         if (!first)
             fputc(',', f);
@@ -177,6 +189,8 @@ static char *plugin_conf(const json_t *plugin, const char *name, const char *ver
     json_write_str(f, version);
     if (prev && *prev)
         fprintf(f, ",\"prevResult\":%s", prev);
+    if (ports && plugin_can(plugin, "portMappings"))
+        fprintf(f, ",\"runtimeConfig\":{\"portMappings\":%s}", ports);
     fputc('}', f);
     fclose(f);
     return buf;
@@ -247,9 +261,10 @@ static char *result_ip(const char *result)
     return ip;
 }
 
-char *klet_cni_ip(const char *pod_dir)
+/* The text of <pod_dir>/<name> (malloc'd), or NULL. */
+static char *read_pod_file(const char *pod_dir, const char *name)
 {
-    char *p = xasprintf("%s/cni-result.json", pod_dir);
+    char *p = xasprintf("%s/%s", pod_dir, name);
     FILE *f = fopen(p, "r");
     free(p);
     if (!f)
@@ -258,15 +273,73 @@ char *klet_cni_ip(const char *pod_dir)
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = 0;
-    return result_ip(buf);
+    return xstrdup(buf);
 }
 
-int klet_cni_add(const struct klet *k, const char *pod_dir, const char *uid, const char *ns,
-                 const char *name, char **ip, char **err)
+static void write_pod_file(const char *pod_dir, const char *name, const char *text)
+{
+    char *p = xasprintf("%s/%s", pod_dir, name);
+    FILE *f = fopen(p, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+    free(p);
+}
+
+char *klet_cni_ip(const char *pod_dir)
+{
+    char *res = read_pod_file(pod_dir, "cni-result.json");
+    char *ip = res ? result_ip(res) : NULL;
+    free(res);
+    return ip;
+}
+
+/* The hostPorts of the pod's containers as CNI's portMappings (a JSON array), or NULL. */
+static char *port_mappings(const Coracle__V1__Pod *pod)
+{
+    char *buf = NULL;
+    size_t len = 0, n = 0;
+    FILE *f = open_memstream(&buf, &len);
+    fputc('[', f);
+    for (size_t i = 0; pod->spec && i < pod->spec->n_containers; i++) {
+        const Coracle__V1__Container *c = pod->spec->containers[i];
+        for (size_t j = 0; j < c->n_ports; j++) {
+            const Coracle__V1__ContainerPort *cp = c->ports[j];
+            if (!cp->has_hostport || cp->hostport <= 0)
+                continue;
+            char proto[8] = "tcp";
+            for (size_t l = 0; cp->protocol && cp->protocol[l] && l < sizeof(proto) - 1; l++)
+                proto[l] = (char)(cp->protocol[l] | 0x20), proto[l + 1] = 0;
+            fprintf(f, "%s{\"hostPort\":%d,\"containerPort\":%d,\"protocol\":", n++ ? "," : "",
+                    cp->hostport, cp->containerport);
+            json_write_str(f, proto);
+            if (cp->hostip && *cp->hostip) {
+                fputs(",\"hostIP\":", f);
+                json_write_str(f, cp->hostip);
+            }
+            fputc('}', f);
+        }
+    }
+    fputc(']', f);
+    fclose(f);
+    if (!n) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+int klet_cni_add(struct klet *k, const char *pod_dir, const Coracle__V1__Pod *pod, char **ip,
+                 char **err)
 {
     struct cni_net net;
-    if (cni_load(k->cfg.cni_conf_dir, &net, err) < 0)
+    const char *uid = pod->metadata->uid, *ns = pod->metadata->namespace_,
+               *name = pod->metadata->name;
+    if (cni_load(klet_cni_dir(k), &net, err) < 0)
         return -1;
+    klet_bridgenet_before_add(k);
+    char *ports = port_mappings(pod);
     char *netns = xasprintf("%s/ns/net", pod_dir);
     char *args = xasprintf("IgnoreUnknown=1;K8S_POD_NAMESPACE=%s;K8S_POD_NAME=%s;"
                            "K8S_POD_INFRA_CONTAINER_ID=%s;K8S_POD_UID=%s",
@@ -275,7 +348,7 @@ int klet_cni_add(const struct klet *k, const char *pod_dir, const char *uid, con
     int rc = 0;
     for (size_t i = 0; i < net.n && rc == 0; i++) {
         const char *type = json_str(json_get(net.plugins[i], "type"));
-        char *conf = plugin_conf(net.plugins[i], net.name, net.version, prev);
+        char *conf = plugin_conf(net.plugins[i], net.name, net.version, prev, ports);
         char *out = NULL;
         if (cni_exec(type, "ADD", conf, uid, netns, args, &out) < 0) {
             json_t *e = NULL;
@@ -294,16 +367,14 @@ int klet_cni_add(const struct klet *k, const char *pod_dir, const char *uid, con
         free(conf);
     }
     if (rc == 0) {
-        char *p = xasprintf("%s/cni-result.json", pod_dir);
-        FILE *f = fopen(p, "w");
-        if (f) {
-            fputs(prev ? prev : "{}", f);
-            fclose(f);
-        }
-        free(p);
+        /* DEL needs the same portMappings to find the rules ADD made */
+        if (ports)
+            write_pod_file(pod_dir, "cni-ports.json", ports);
+        write_pod_file(pod_dir, "cni-result.json", prev ? prev : "{}");
         *ip = prev ? result_ip(prev) : NULL;
     }
     free(prev);
+    free(ports);
     free(netns);
     free(args);
     json_free(net.root);
@@ -314,32 +385,25 @@ int klet_cni_add(const struct klet *k, const char *pod_dir, const char *uid, con
 void klet_cni_del(const struct klet *k, const char *pod_dir, const char *uid)
 {
     char *rp = xasprintf("%s/cni-result.json", pod_dir);
-    if (!k->cfg.cni_conf_dir || access(rp, F_OK) < 0) {
+    if (!klet_cni_dir(k) || access(rp, F_OK) < 0) {
         free(rp);
         return;
     }
     struct cni_net net;
     char *err = NULL;
-    if (cni_load(k->cfg.cni_conf_dir, &net, &err) < 0) {
+    if (cni_load(klet_cni_dir(k), &net, &err) < 0) {
         log_warn("cni del %s: %s", uid, err);
         free(err);
         free(rp);
         return;
     }
-    FILE *f = fopen(rp, "r");
-    char *prev = NULL;
-    if (f) {
-        char buf[65536];
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        buf[n] = 0;
-        fclose(f);
-        prev = xstrdup(buf);
-    }
+    char *prev = read_pod_file(pod_dir, "cni-result.json");
+    char *ports = read_pod_file(pod_dir, "cni-ports.json");
     char *netns = xasprintf("%s/ns/net", pod_dir);
     char *args = xasprintf("IgnoreUnknown=1;K8S_POD_INFRA_CONTAINER_ID=%s", uid);
     for (size_t i = net.n; i-- > 0;) {
         const char *type = json_str(json_get(net.plugins[i], "type"));
-        char *conf = plugin_conf(net.plugins[i], net.name, net.version, prev);
+        char *conf = plugin_conf(net.plugins[i], net.name, net.version, prev, ports);
         char *out = NULL;
         if (cni_exec(type, "DEL", conf, uid, netns, args, &out) < 0)
             log_warn("cni del %s: plugin %s: %s", uid, type, out ? out : "");
@@ -348,7 +412,11 @@ void klet_cni_del(const struct klet *k, const char *pod_dir, const char *uid)
     }
     unlink(rp);
     free(rp);
+    char *pp = xasprintf("%s/cni-ports.json", pod_dir);
+    unlink(pp);
+    free(pp);
     free(prev);
+    free(ports);
     free(netns);
     free(args);
     json_free(net.root);

@@ -48,6 +48,9 @@ struct klet_cfg {
     char *image_dir; /* local image store (shared with `coraclectl image import`) */
     char *monitor;   /* coracle-monitor binary; default: next to the kubelet, then LIBEXECDIR */
     char *cni_conf_dir;
+    char *pod_network; /* --pod-network: "bridge" (bridgenet.c), "none"; NULL: by --pod-cidr */
+    char *pod_cidr;    /* --pod-cidr: the range when the Node has no spec.podCIDR */
+    char *bridge;      /* --bridge: the built-in network's bridge (cni0) */
     long long crashloop_base;     /* seconds, Kubernetes: 10 */
     long long crashloop_max;      /* seconds, Kubernetes: 300 */
     long long log_max_size;       /* bytes before a container log rotates */
@@ -90,6 +93,14 @@ struct klet_node {
     int64_t status_posted;     /* now_ns() of the last UpdateStatus sent */
     int lease_fails;           /* renewals failed in a row (the retry's back-off) */
     int status_fails;          /* registrations or status updates failed in a row */
+};
+
+/* The built-in pod network (bridgenet.c); dir NULL when it is off. */
+struct klet_net {
+    char *dir;            /* <root-dir>/net.d: the conflist written */
+    char *ipam_dir;       /* host-local's dataDir */
+    char *cidr;           /* the range in use; NULL: pods wait */
+    struct inf *node_inf; /* this node's Node, for spec.podCIDR */
 };
 
 struct klet_pod;
@@ -142,6 +153,7 @@ struct klet {
     struct klet_ref **refs;   /* refs.c: the ConfigMaps and Secrets the pods use */
     size_t nrefs;
     struct klet_node node;
+    struct klet_net net;
     struct klet_pstart pstart;
     struct klet_podnet podnet;
 };
@@ -331,14 +343,28 @@ bool klet_sandbox_exists(const char *dir, bool hostnet);
 void klet_sandbox_files(const char *dir, const char *hostname, bool hostnet, const char *pod_ip);
 
 /* ------------------------------------------------------------ cni.c */
-/* Runs the CNI network (first config in cfg.cni_conf_dir) for the pod's netns; *ip (malloc'd)
- * is the pod IP. -1 with *err. */
-int klet_cni_add(const struct klet *k, const char *pod_dir, const char *uid, const char *ns,
-                 const char *name, char **ip, char **err);
+/* Runs the CNI network (first config in klet_cni_dir) for the pod's netns, its hostPorts as
+ * portMappings; *ip (malloc'd) is the pod IP. -1 with *err. */
+int klet_cni_add(struct klet *k, const char *pod_dir, const Coracle__V1__Pod *pod, char **ip,
+                 char **err);
 /* DEL in reverse order, if ADD was done (a saved result exists). */
 void klet_cni_del(const struct klet *k, const char *pod_dir, const char *uid);
 /* The pod IP from the saved ADD result, or NULL. malloc'd. */
 char *klet_cni_ip(const char *pod_dir);
+
+/* ------------------------------------------------------------ bridgenet.c */
+/* The CNI config dir in use: --cni-conf-dir, else the built-in network's, else NULL (loopback
+ * only). Borrowed from k. */
+const char *klet_cni_dir(const struct klet *k);
+/* Turns the built-in network on (per --pod-network, --pod-cidr, unless --cni-conf-dir) and
+ * watches the Node for its spec.podCIDR. 0, or -1 with *err (malloc'd) for bad flags. */
+int klet_bridgenet_start(struct klet *k, char **err);
+/* The built-in network has no range yet: pods with a network of their own must wait. */
+bool klet_bridgenet_waiting(const struct klet *k);
+/* Before a CNI ADD: notes whether the bridge is about to be created by us. */
+void klet_bridgenet_before_add(struct klet *k);
+/* At shutdown: stops the watch; deletes the bridge if we created it and nothing uses it. */
+void klet_bridgenet_stop(struct klet *k);
 /* Unmounts and removes everything klet_sandbox_create made. */
 void klet_sandbox_destroy(const char *dir);
 

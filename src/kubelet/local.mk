@@ -20,6 +20,7 @@ libkubelet_a_SOURCES = \
 	src/kubelet/cni.c \
 	src/kubelet/netlink.c \
 	src/kubelet/podnet.c \
+	src/kubelet/bridgenet.c \
 	src/kubelet/monitor.c \
 	src/kubelet/status.c \
 	src/kubelet/events.c \

@@ -66,6 +66,9 @@ int main(int argc, char **argv)
         .image_dir = NULL,
         .monitor = NULL,
         .cni_conf_dir = NULL,
+        .pod_network = NULL,
+        .pod_cidr = "",
+        .bridge = "cni0",
         .crashloop_base = 10,
         .crashloop_max = 300,
         .log_max_size = 10 * 1024 * 1024,
@@ -92,7 +95,14 @@ int main(int argc, char **argv)
         {"monitor", CFG_STR, &k.cfg.monitor, "PATH",
          "coracle-monitor (next to the kubelet, else " LIBEXECDIR ")"},
         {"cni-conf-dir", CFG_STR, &k.cfg.cni_conf_dir, "DIR",
-         "CNI network configs (unset: loopback only)"},
+         "CNI network configs (unset: --pod-network)"},
+        {"pod-network", CFG_STR, &k.cfg.pod_network, "MODE",
+         "without --cni-conf-dir: bridge (the built-in network, a range from the Node's "
+         "spec.podCIDR or --pod-cidr) or none (loopback only); default: bridge if --pod-cidr "
+         "is set, else none"},
+        {"pod-cidr", CFG_STR, &k.cfg.pod_cidr, "CIDR",
+         "pod range when the Node has no spec.podCIDR (none)"},
+        {"bridge", CFG_STR, &k.cfg.bridge, "NAME", "the built-in network's bridge (cni0)"},
         {"crashloop-backoff-base", CFG_INT, &k.cfg.crashloop_base, "SECONDS",
          "first crash-loop back-off, doubling (10)"},
         {"crashloop-backoff-max", CFG_INT, &k.cfg.crashloop_max, "SECONDS",
@@ -215,6 +225,8 @@ int main(int argc, char **argv)
     klet_watch_start(&k);
     if (klet_podnet_start(&k, &err) < 0)
         fatal("pod network: %s", err);
+    if (klet_bridgenet_start(&k, &err) < 0)
+        fatal("%s", err);
     struct ktun_opts topts = {
         .node = k.cfg.node_name,
         .runc = k.cfg.runtime,
@@ -229,6 +241,7 @@ int main(int argc, char **argv)
     log_info("node %s: server %s, root %s, images %s", k.cfg.node_name, k.cfg.server,
              k.cfg.root_dir, k.cfg.image_dir);
     daemon_run(d, "running");
+    klet_bridgenet_stop(&k);
 
     for (size_t i = 0; i < ntun; i++) {
         ktun_free(tun[i]);

@@ -956,12 +956,22 @@ static void pod_sync_running(struct klet_pod *p)
         free(txt);
         const char *hn =
             p->pod->spec->hostname && *p->pod->spec->hostname ? p->pod->spec->hostname : p->name;
+        if (!hostnet && klet_bridgenet_waiting(k)) {
+            /* kicked again once the range is known */
+            const char *why = "network is not ready: the node has no pod range yet "
+                              "(spec.podCIDR or --pod-cidr)";
+            if (!p->sandbox_err || strcmp(p->sandbox_err, why))
+                klet_event(k, p, NULL, "Warning", "NetworkNotReady", "%s", why);
+            free(p->sandbox_err);
+            p->sandbox_err = xstrdup(why);
+            return;
+        }
         int rc = klet_sandbox_create(p->dir, hn, hostnet, share_pid(p->pod->spec),
                                      hostnet ? k->host_ip : NULL, &err);
-        if (rc == 0 && !hostnet && k->cfg.cni_conf_dir && *k->cfg.cni_conf_dir) {
+        if (rc == 0 && !hostnet && klet_cni_dir(k)) {
             free(p->pod_ip);
             p->pod_ip = NULL;
-            rc = klet_cni_add(k, p->dir, p->uid, p->ns, p->name, &p->pod_ip, &err);
+            rc = klet_cni_add(k, p->dir, p->pod, &p->pod_ip, &err);
             if (rc < 0) {
                 klet_cni_del(k, p->dir, p->uid);
                 klet_sandbox_destroy(p->dir);

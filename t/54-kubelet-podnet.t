@@ -191,6 +191,16 @@ t.is_(body, "hostport ok\n", "hostPort %d answers on the node address" % hp)
 conf = os.path.join(root, "net.d", "10-coracle.conflist")
 t.ok(os.path.exists(conf) and range1 and range1[0] in open(conf).read(), "the conflist names the node's range")
 
+# a kubelet stopped while pods run leaves their network alone, and a new one adopts it
+k.stop()
+links = [l.split(":")[1].strip().split("@")[0] for l in sh("ip", "-n", ns, "-o", "link").stdout.splitlines()]
+t.ok("cni0" in links and len(links) == 5, "kubelet stopped with pods running: the bridge and their two veths stay: %s" % links)
+k = c.start("kubelet-node1b", ["nsenter", "--net=/var/run/netns/" + ns, c.bin("coracle-kubelet"),
+                               "--server", "unix:" + sock, "--node-name", "node1", "--root-dir", root,
+                               "--pod-network", "bridge", "--healthz-listen", ""])
+time.sleep(2)
+t.is_(pod("nginx").status.podIP, ipn, "after a kubelet restart the pod keeps its IP")
+
 for n in ("nginx", "client", "hostnet"):
     api.try_call("Pods", "Delete", pb.DeleteRequest(namespace="default", name=n))
 t.ok(c.wait_for(lambda: not any(pod(n) for n in ("nginx", "client", "hostnet")), timeout=2 * ctest.DEADLINE),

@@ -27,8 +27,8 @@
 #include "klet.h"
 #include "util.h"
 
-#include <dirent.h>
 #include <errno.h>
+#include <linux/if_bridge.h>
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <stdio.h>
@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #define NET_NAME "coracle"
+#define BR_PORTS 1024 /* the kernel's BR_MAX_PORTS */
 #define CONF_FILE "10-coracle.conflist"
 
 const char *klet_cni_dir(const struct klet *k)
@@ -149,8 +150,7 @@ int klet_bridgenet_start(struct klet *k, char **err)
         return -1;
     }
     if (strlen(k->cfg.bridge) >= IFNAMSIZ) {
-        *err = xasprintf("--bridge \"%s\": longer than %d characters", k->cfg.bridge,
-                         IFNAMSIZ - 1);
+        *err = xasprintf("--bridge \"%s\": longer than %d characters", k->cfg.bridge, IFNAMSIZ - 1);
         return -1;
     }
     k->net.dir = xasprintf("%s/net.d", k->cfg.root_dir);
@@ -192,28 +192,37 @@ void klet_bridgenet_before_add(struct klet *k)
     free(mark);
 }
 
-/* Whether any interface is plugged into the bridge (/sys/class/net/<br>/brif). */
-static bool bridge_busy(const char *br)
+/*
+ * Whether any interface is plugged into the bridge, asked of the kernel in
+ * this network namespace (the bridge ioctl's port list; /sys may show
+ * another namespace's devices). Unknown counts as busy.
+ */
+static bool bridge_busy(int fd, const char *br)
 {
-    char *p = xasprintf("/sys/class/net/%s/brif", br);
-    DIR *d = opendir(p);
-    free(p);
-    if (!d)
-        return false;
-    bool busy = false;
-    struct dirent *e;
-    while (!busy && (e = readdir(d)))
-        busy = e->d_name[0] != '.';
-    closedir(d);
-    return busy;
+    int ports[BR_PORTS] = {0};
+    unsigned long args[4] = {BRCTL_GET_PORT_LIST, (unsigned long)ports, BR_PORTS, 0};
+    struct ifreq ifr = {0};
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", br);
+    ifr.ifr_data = (char *)args;
+    if (ioctl(fd, SIOCDEVPRIVATE, &ifr) < 0)
+        return true;
+    for (size_t i = 0; i < BR_PORTS; i++)
+        if (ports[i])
+            return true;
+    return false;
 }
 
-/* Down, then delete the bridge (the bridge ioctls: no netlink needed for this one). */
+/* Down, then delete the bridge if no port is left (the bridge ioctls: no netlink needed for
+ * this one). 0, 1 when busy, -1 with errno. */
 static int bridge_delete(const char *br)
 {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
+    if (bridge_busy(fd, br)) {
+        close(fd);
+        return 1;
+    }
     struct ifreq ifr = {0};
     snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", br);
     if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
@@ -233,12 +242,16 @@ void klet_bridgenet_stop(struct klet *k)
         inf_free(k->net.node_inf);
     k->net.node_inf = NULL;
     char *mark = created_mark(k);
-    if (access(mark, F_OK) == 0 && !bridge_busy(k->cfg.bridge)) {
-        if (if_nametoindex(k->cfg.bridge) && bridge_delete(k->cfg.bridge) < 0)
-            log_warn("pod network: deleting bridge %s: %s", k->cfg.bridge, strerror(errno));
-        else
-            log_info("pod network: bridge %s removed (no pod uses it)", k->cfg.bridge);
+    int rc = 0;
+    if (access(mark, F_OK) == 0 && if_nametoindex(k->cfg.bridge))
+        rc = bridge_delete(k->cfg.bridge);
+    if (rc < 0)
+        log_warn("pod network: deleting bridge %s: %s", k->cfg.bridge, strerror(errno));
+    else if (rc == 1)
+        log_info("pod network: bridge %s stays: pods use it", k->cfg.bridge);
+    else if (access(mark, F_OK) == 0)
+        log_info("pod network: bridge %s removed (no pod uses it)", k->cfg.bridge);
+    if (rc == 0)
         unlink(mark);
-    }
     free(mark);
 }

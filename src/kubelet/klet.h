@@ -10,7 +10,8 @@
  * seccomp through seccomp.c, sysctls),
  * monitor.c (the per-container coracle-monitor, its sync
  * pipe and exit files), sandbox.c (the pod's namespaces, /etc/hosts,
- * resolv.conf), cni.c (the pod network), volumes.c (emptyDir, hostPath),
+ * resolv.conf), cni.c (the pod network; podnet.c writes the built-in one
+ * from the Node's podCIDR), volumes.c (emptyDir, hostPath),
  * cfgvol.c (configMap and secret volumes, through atomic_writer.c), refs.c
  * (the ConfigMaps and Secrets the pods use, each watched), envvars.c (a
  * container's env: valueFrom, envFrom, $(VAR)),

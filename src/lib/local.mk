@@ -198,6 +198,12 @@ t_unit_test_kpatch_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
 t_unit_test_kpatch_LDADD = libcoracle.a $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_kpatch
 
+check_PROGRAMS += t/unit/test_cidr
+t_unit_test_cidr_SOURCES = t/unit/test_cidr.c t/unit/tap.h
+t_unit_test_cidr_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_cidr_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_cidr
+
 check_PROGRAMS += t/unit/test_cron
 t_unit_test_cron_SOURCES = t/unit/test_cron.c t/unit/tap.h
 t_unit_test_cron_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit

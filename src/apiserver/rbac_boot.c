@@ -219,6 +219,8 @@ static const char defaults_yaml[] =
     "- {apiGroups: [batch], resources: [cronjobs/status, jobs/status], verbs: [update]}\n"
     "- {apiGroups: [''], resources: [events], verbs: [create, update]}\n"
     "- {apiGroups: [coordination.k8s.io], resources: [leases], verbs: [create, get, update]}\n"
+    /* each Node's spec.podCIDR (the node IPAM, as Kubernetes' node-controller role) */
+    "- {apiGroups: [''], resources: [nodes], verbs: [update]}\n"
     /* the ClusterRole aggregation (Kubernetes' clusterrole-aggregation-controller's role) */
     "- {apiGroups: [rbac.authorization.k8s.io], resources: [clusterroles],"
     " verbs: [escalate, get, list, patch, update, watch]}\n"

@@ -92,7 +92,7 @@ static double cpu_ns(void)
 static double per_call(const auth_t *au, long n)
 {
     static const char *const groups[] = {"system:authenticated", NULL};
-    struct auth_user u = {"bob", groups, NULL};
+    struct auth_user u = {"bob", groups, NULL, ""};
     double t0 = cpu_ns();
     for (long i = 0; i < n; i++) {
         char *err = NULL;

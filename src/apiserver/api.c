@@ -26,6 +26,7 @@
 #include "obj.h"
 #include "rbac.h"
 #include "rest.h"
+#include "review.h"
 #include "satoken.h"
 #include "tunnel.h"
 #include "util.h"
@@ -547,6 +548,8 @@ void api_submit(api_t *a, struct apply_op *o, bool dry)
 
 bool api_has_verb(const struct kind *k, enum api_verb v)
 {
+    if (kind_virtual(k))
+        return v == API_CREATE;
     if (v >= API_BIND && k != &kind_pod)
         return false;
     return v < API_NVERBS;
@@ -725,10 +728,38 @@ static int create_from_wire(api_t *a, struct api_route *rt, h2s_call_t *c,
     return 0;
 }
 
+/* A virtual kind's create: authorized as any create, answered at once (review.h). */
+static void do_review(api_t *a, struct api_route *rt, h2s_call_t *c, const struct auth_user *u,
+                      const uint8_t *msg, size_t len)
+{
+    ProtobufCMessage *obj = decode_or_fail(rt, c, rt->k->desc, rt->k->kind, msg, len);
+    if (!obj)
+        return;
+    Coracle__V1__ObjectMeta *m = obj_meta(obj);
+    const char *ns = m ? req_ns(rt->k, m) : rt->k->namespaced ? "default" : NULL;
+    char *err = NULL;
+    int code = 0;
+    if (stage_authorize(a, rt, c, u, ns, NULL, NULL) == 0 &&
+        (code = review_answer(a->cfg.auth, a->st, u, rt->k, ns, obj, &err)) == 0) {
+        size_t n;
+        void *out = obj_encode(obj, &n);
+        api_reply(rt, c, out, n);
+        free(out);
+    } else if (code) {
+        api_fail(rt, c, code, err);
+    }
+    free(err);
+    obj_free(obj);
+}
+
 static void do_create(api_t *a, struct api_route *rt, h2s_call_t *c, const struct auth_user *u,
                       const uint8_t *msg, size_t len)
 {
     const struct kind *k = rt->k;
+    if (kind_virtual(k)) {
+        do_review(a, rt, c, u, msg, len);
+        return;
+    }
     /* pods are decoded here when the ServiceAccount plugin is to change them */
     bool sa_admit = k == &kind_pod && satoken_issuing(a->cfg.sat);
     if (k != &kind_event && !sa_admit && !api_escalation_checked(a, k) &&
@@ -1330,7 +1361,7 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
     for (size_t i = 0; kinds_all[i]; i++) {
         const struct kind *k = kinds_all[i];
         for (int v = 0; v < API_NVERBS; v++) {
-            if (v >= API_BIND && k != &kind_pod)
+            if (!api_has_verb(k, (enum api_verb)v))
                 continue;
             if (v == API_LOG || v == API_EXEC)
                 continue; /* the kubelet tunnel (tunnel.c) serves them */

@@ -24,6 +24,7 @@
 
 struct ident {
     char *name;
+    char *uid;
     char **groups; /* NULL-terminated */
 };
 
@@ -65,7 +66,7 @@ struct auth {
     struct policy *pol;    /* NULL: no bootstrap policy */
     int rbac_on;           /* the stored RBAC objects decide too (with or without pol) */
     const rbac_t *rbac;    /* their index (api.c's), or NULL before it exists */
-    smap_t *ids;           /* name "\n" group "\n" ... -> struct ident */
+    smap_t *ids;           /* name "\n" uid "\n" group "\n" ... -> struct ident */
     struct ident dev;      /* the development mode's anonymous master */
     auth_bearer_fn bearer; /* tokens the file does not know (service account JWTs) */
     void *bearer_arg;
@@ -101,19 +102,21 @@ static void ident_free(void *p)
 {
     struct ident *id = p;
     free(id->name);
+    free(id->uid);
     strv_free(id->groups);
     free(id);
 }
 
-/* The interned identity for name + groups (+ system:authenticated); NULL when full. */
-static struct ident *intern(auth_t *au, const char *name, char *const *groups, int authenticated)
+/* The interned identity for name + uid + groups (+ system:authenticated); NULL when full. */
+static struct ident *intern(auth_t *au, const char *name, const char *uid, char *const *groups,
+                            int authenticated)
 {
-    size_t n = strlen(name) + 2;
+    size_t n = strlen(name) + strlen(uid) + 3;
     for (size_t i = 0; groups && groups[i]; i++)
         n += strlen(groups[i]) + 1;
     char *key = xmalloc(n + 32);
     char *p = key;
-    p += sprintf(p, "%s\n", name);
+    p += sprintf(p, "%s\n%s\n", name, uid);
     for (size_t i = 0; groups && groups[i]; i++)
         p += sprintf(p, "%s\n", groups[i]);
     struct ident *id = smap_get(au->ids, key);
@@ -123,6 +126,7 @@ static struct ident *intern(auth_t *au, const char *name, char *const *groups, i
     }
     id = xcalloc(1, sizeof(*id));
     id->name = xstrdup(name);
+    id->uid = xstrdup(uid);
     size_t ng = 0;
     for (size_t i = 0; groups && groups[i]; i++)
         if (!strv_has(id->groups, groups[i]))
@@ -142,6 +146,7 @@ static void user_set(struct auth_user *u, struct ident *id)
     u->name = id->name;
     u->groups = (const char *const *)id->groups;
     u->id = id;
+    u->uid = id->uid;
 }
 
 /* ---------------------------------------------------------------- token file */
@@ -248,7 +253,7 @@ static int tokens_load(auth_t *au, const char *path, struct token **out, size_t 
                 g += gl + (e ? 1 : 0);
             }
         }
-        struct ident *id = intern(au, fv[1], groups, 1);
+        struct ident *id = intern(au, fv[1], fv[2], groups, 1);
         strv_free(groups);
         if (!id) {
             *err = xasprintf("%s:%zu: too many identities", path, lineno);
@@ -529,6 +534,7 @@ int auth_new(const struct auth_config *cfg, auth_t **out, char **err)
     au->rbac_on = cfg->rbac || au->policy_file;
     au->ids = smap_new();
     au->dev.name = "system:anonymous";
+    au->dev.uid = "";
     au->dev.groups = (char **)dev_groups;
     if (load_files(au, err) < 0) {
         auth_free(au);
@@ -615,7 +621,7 @@ static struct ident *bearer_ident(const auth_t *au, const char *tok)
 {
     char *name = NULL, **groups = NULL, *why = NULL;
     int r = au->bearer(au->bearer_arg, tok, &name, &groups, &why);
-    struct ident *id = r == 0 ? intern((auth_t *)au, name, groups, 1) : NULL;
+    struct ident *id = r == 0 ? intern((auth_t *)au, name, "", groups, 1) : NULL;
     if (r < 0)
         log_info("auth: bearer token refused: %s", why ? why : "invalid");
     free(why);
@@ -662,7 +668,7 @@ static int authenticate(auth_t *au, SSL *ssl, const char *authz, const char *pee
     }
     char *cn = NULL, **og = NULL;
     if (ssl && tls_peer_identity(ssl, &cn, &og) == 0) {
-        struct ident *id = intern(au, cn, og, 1);
+        struct ident *id = intern(au, cn, "", og, 1);
         tls_identity_free(cn, og);
         if (id) {
             user_set(u, id);
@@ -739,6 +745,18 @@ static int subject_match(char *const *subjects, const struct auth_user *u)
     return 0;
 }
 
+/*
+ * What Kubernetes' system:basic-user role grants every authenticated user:
+ * asking what they themselves may do (SelfSubjectAccessReview,
+ * SelfSubjectRulesReview) and who they are (SelfSubjectReview).
+ */
+static int basic_user(const char *verb, const struct kind *k, const char *sub)
+{
+    return !sub && !strcmp(verb, "create") &&
+           (k == &kind_selfsubjectaccessreview || k == &kind_selfsubjectrulesreview ||
+            k == &kind_selfsubjectreview);
+}
+
 /* The policy file's decision on a kind of the table (k). */
 static int policy_allows(const struct policy *pol, const struct auth_user *u, const char *verb,
                          const struct kind *k, const char *sub, const char *ns, int coarse)
@@ -806,7 +824,7 @@ static int rbac_allows_kind(const auth_t *au, const struct auth_user *u, const c
                             const struct kind *k, const char *sub, const char *ns, const char *name,
                             int coarse)
 {
-    if (is_master(u) || always_allow(au))
+    if (is_master(u) || always_allow(au) || basic_user(verb, k, sub))
         return 1;
     if (policy_allows(au->pol, u, verb, k, sub, ns, coarse))
         return 1;
@@ -1164,6 +1182,79 @@ int auth_node_tunnel(const auth_t *au, const struct auth_user *u, const char *no
     *err = forbidden(u, "create", &kind_node, "proxy", NULL, node,
                      me ? "a node can only serve its own tunnel" : NULL);
     return -1;
+}
+
+/* ---------------------------------------------------------------- rules of a user */
+
+/* The API group of k's api_version ("" for core) into buf. */
+static const char *group_of(const char *api_version, char *buf, size_t n)
+{
+    const char *slash = strchr(api_version, '/');
+    snprintf(buf, n, "%.*s", slash ? (int)(slash - api_version) : 0, api_version);
+    return buf;
+}
+
+/* One policy-file rule, one resource at a time (they may be of several groups). */
+static void policy_rule_emit(const struct rule *ru, const char *ns, auth_rule_cb cb, void *arg)
+{
+    static const char *const none[] = {NULL};
+    char g[64];
+    for (char **res = ru->resources; *res; res++) {
+        const char *groups[2] = {"*", NULL}, *resources[2] = {*res, NULL};
+        bool any_ns = strv_has(ru->nss, "*") || (ns && *ns && strv_has(ru->nss, ns));
+        if (strcmp(*res, "*")) {
+            size_t bl = strcspn(*res, "/");
+            const struct kind *k = NULL;
+            for (size_t i = 0; kinds_all[i] && !k; i++)
+                if (strlen(kinds_all[i]->resource) == bl &&
+                    !strncmp(kinds_all[i]->resource, *res, bl))
+                    k = kinds_all[i];
+            if (!k || (k->namespaced && !any_ns))
+                continue;
+            groups[0] = group_of(k->api_version, g, sizeof(g));
+        } else if (!any_ns) {
+            continue;
+        }
+        struct auth_rule r = {(const char *const *)ru->verbs, groups, resources, none, none};
+        cb(&r, arg);
+    }
+}
+
+int auth_rules_for(const auth_t *au, const struct auth_user *u, const char *ns, auth_rule_cb cb,
+                   void *arg, const char **why)
+{
+    static const char *const none[] = {NULL}, *const all[] = {"*", NULL};
+    static const char *const create[] = {"create", NULL};
+    static const char *const authz[] = {"authorization.k8s.io", NULL};
+    static const char *const authn[] = {"authentication.k8s.io", NULL};
+    static const char *const self_authz[] = {"selfsubjectaccessreviews", "selfsubjectrulesreviews",
+                                             NULL};
+    static const char *const self_authn[] = {"selfsubjectreviews", NULL};
+    *why = NULL;
+    if (!auth_required(au) || is_master(u) || always_allow(au)) { /* cluster-admin's rules */
+        cb(&(struct auth_rule){all, all, all, none, none}, arg);
+        cb(&(struct auth_rule){all, none, none, none, all}, arg);
+        return 0;
+    }
+    cb(&(struct auth_rule){create, authz, self_authz, none, none}, arg);
+    cb(&(struct auth_rule){create, authn, self_authn, none, none}, arg);
+    const struct policy *pol = au->pol;
+    for (size_t i = 0; pol && i < pol->nbinds; i++) {
+        if (!subject_match(pol->binds[i].subjects, u))
+            continue;
+        const struct role *r = role_find((struct policy *)pol, pol->binds[i].role);
+        for (size_t j = 0; r && j < r->nrules; j++)
+            policy_rule_emit(&r->rules[j], ns, cb, arg);
+    }
+    if (au->rbac_on) {
+        *why = "the rules of RBAC Roles and ClusterRoles are not listed";
+        return 1;
+    }
+    if (node_of(u)) {
+        *why = "node restriction narrows these rules: a node reaches only its own objects";
+        return 1;
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------- limits */

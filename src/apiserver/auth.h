@@ -54,6 +54,7 @@ struct auth_user {
     const char *name;
     const char *const *groups; /* NULL-terminated */
     void *id;                  /* the interned identity (watch counts) */
+    const char *uid;           /* "" when the authenticator gives none (certificates) */
 };
 
 struct auth_config {
@@ -185,6 +186,35 @@ int auth_check(const auth_t *au, const struct auth_user *u, store_t *st, const c
  */
 int auth_call(auth_t *au, h2s_call_t *c, store_t *st, const char *verb, const struct kind *k,
               const char *subresource, const char *ns, const char *name, struct auth_user *u);
+
+/*
+ * One rule of what a user may do, as Kubernetes' PolicyRule. The lists are
+ * NULL-terminated and never NULL. A resource rule has api_groups ("" the
+ * core group, "*" every group) and resources ("pods", "pods/status",
+ * "pods/" "*", "*"), resource_names empty for every name, urls empty; a
+ * non-resource rule has urls ("/api", "/apis/" "*", "*") only.
+ */
+struct auth_rule {
+    const char *const *verbs;
+    const char *const *api_groups;
+    const char *const *resources;
+    const char *const *resource_names;
+    const char *const *urls;
+};
+typedef void (*auth_rule_cb)(const struct auth_rule *r, void *arg);
+/*
+ * Calls cb for each rule that grants u something in namespace ns (NULL or
+ * "": the rules that hold in every namespace and for cluster-scoped
+ * resources), as Kubernetes' RuleResolver.RulesFor behind
+ * SelfSubjectRulesReview (kubectl auth can-i --list). The rules (and their
+ * strings) live until cb returns. Every source of grants the authorizer
+ * consults should list its rules here: the policy file and the built-in
+ * self-review grants do; the RBAC objects' rules are not listed yet.
+ * Returns 0, or 1 when the list is incomplete (RBAC objects decide too, or
+ * node restriction narrows what the rules say), with *why (static text).
+ */
+int auth_rules_for(const auth_t *au, const struct auth_user *u, const char *ns, auth_rule_cb cb,
+                   void *arg, const char **why);
 
 /*
  * May u serve node's tunnel (NodeTunnel/Connect)? Masters and the node

@@ -194,7 +194,7 @@ static bool step_namespace(nslife_t *n, store_rtxn_t *t, const char *ns, const c
 {
     struct step s = {0};
     for (size_t i = 0; kinds_all[i]; i++) {
-        if (!kinds_all[i]->namespaced)
+        if (!kinds_all[i]->namespaced || kind_virtual(kinds_all[i]))
             continue;
         s.k = kinds_all[i];
         char *prefix = kind_key(s.k, ns, "");

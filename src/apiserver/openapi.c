@@ -136,7 +136,8 @@ const struct oapi_sub oapi_subs[] = {
 
 bool oapi_has_status(const struct kind *k)
 {
-    return protobuf_c_message_descriptor_get_field_by_name(k->desc, "status") != NULL;
+    return !kind_virtual(k) &&
+           protobuf_c_message_descriptor_get_field_by_name(k->desc, "status") != NULL;
 }
 
 /* Fields Kubernetes marks required (+required, no omitempty), per message. */
@@ -515,7 +516,8 @@ static void definitions(struct gen *g, const char *key, const char *gv)
         if (gv && strcmp(kinds_all[i]->api_version, gv))
             continue;
         reach(g, kinds_all[i]->desc);
-        reach(g, kinds_all[i]->list_desc);
+        if (kinds_all[i]->list_desc)
+            reach(g, kinds_all[i]->list_desc);
         for (const struct oapi_sub *s = oapi_subs; s->resource; s++)
             if (!strcmp(s->resource, kinds_all[i]->resource) && !strcmp(s->kind, "Binding"))
                 reach(g, &coracle__v1__binding__descriptor);

@@ -173,6 +173,11 @@ static const struct op ops_collection[] = {
      QS_LIST | QS_DELETE, B_DELETE, B_STATUS, M_ANY, M_OBJECT},
     {NULL},
 };
+/* A virtual kind's one operation. */
+static const struct op ops_create[] = {
+    {"post", "create", "", "post", "create a %s", QS_WRITE, B_KIND, B_KIND, M_ANY, M_OBJECT},
+    {NULL},
+};
 static const struct op ops_all_namespaces[] = {
     {"get", "list", "", "list", "list or watch objects of kind %s", QS_LIST, B_NONE, B_LIST, M_ANY,
      M_LIST},
@@ -480,6 +485,10 @@ void oapi_paths(struct gen *g, const char *gv)
         if (gv && strcmp(k->api_version, gv))
             continue;
         bool ns = k->namespaced;
+        if (kind_virtual(k)) {
+            path_item(g, &(struct path){k, ops_create, ns, false, false, NULL, NULL, NULL});
+            continue;
+        }
         path_item(g, &(struct path){k, ops_collection, ns, false, false, NULL, NULL, NULL});
         path_item(g, &(struct path){k, ops_item, ns, false, true, NULL, NULL, NULL});
         if (oapi_has_status(k))

@@ -583,6 +583,12 @@ static void resource(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct
 {
     const char *m = h2s_req_method(r);
     bool read = !strcmp(m, "GET") || !strcmp(m, "HEAD");
+    if (kind_virtual(rq->k) && read) {
+        rest_answer_status(rs, r, 405, "MethodNotAllowed",
+                           "the server does not allow this method on the requested resource", NULL,
+                           NULL);
+        return;
+    }
     if (rq->sub && rest_connect_sub(rq->sub)) {
         struct rquery q;
         rest_query_parse(h2s_req_query(r), &q);

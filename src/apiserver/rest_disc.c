@@ -134,6 +134,12 @@ static void discovery_group(rest_t *rs, h2s_req_t *r, const char *g)
 #define REST_VERBS                                                                                 \
     "\"create\",\"delete\",\"deletecollection\",\"get\",\"list\",\"patch\",\"update\",\"watch\""
 
+/* k's verbs, as a JSON array's items: a virtual kind is created only. */
+static const char *kind_verbs(const struct kind *k)
+{
+    return kind_virtual(k) ? "\"create\"" : REST_VERBS;
+}
+
 /* The subresources of k (openapi.h's table), as entries of the APIResourceList. */
 static void subresources(struct buf *b, const struct kind *k)
 {
@@ -176,8 +182,9 @@ static bool discovery_resources(rest_t *rs, h2s_req_t *r, const char *gv)
             continue;
         buf_printf(&b,
                    "%s{\"name\":\"%s\",\"singularName\":\"%s\",\"namespaced\":%s,"
-                   "\"kind\":\"%s\",\"verbs\":[" REST_VERBS "]",
-                   sep, k->resource, k->singular, k->namespaced ? "true" : "false", k->kind);
+                   "\"kind\":\"%s\",\"verbs\":[%s]",
+                   sep, k->resource, k->singular, k->namespaced ? "true" : "false", k->kind,
+                   kind_verbs(k));
         if (k->short_name)
             buf_printf(&b, ",\"shortNames\":[\"%s\"]", k->short_name);
         buf_puts(&b, "}");
@@ -237,8 +244,8 @@ static void aggregated_resource(struct buf *b, const struct kind *k)
 {
     buf_printf(b, "{\"resource\":\"%s\",\"responseKind\":", k->resource);
     gvk_json(b, k, k->kind);
-    buf_printf(b, ",\"scope\":\"%s\",\"singularResource\":\"%s\",\"verbs\":[" REST_VERBS "]",
-               k->namespaced ? "Namespaced" : "Cluster", k->singular);
+    buf_printf(b, ",\"scope\":\"%s\",\"singularResource\":\"%s\",\"verbs\":[%s]",
+               k->namespaced ? "Namespaced" : "Cluster", k->singular, kind_verbs(k));
     if (k->short_name)
         buf_printf(b, ",\"shortNames\":[\"%s\"]", k->short_name);
     const char *sep = "";

@@ -440,7 +440,8 @@ static void *gc_setup(cm_t *cm, ctrl_t *c)
     /* not Events (never owned, and the busiest kind) nor Leases (heartbeats; the
      * controller manager may read only its own) */
     for (size_t i = 0; kinds_all[i]; i++)
-        if (kinds_all[i] != &kind_event && kinds_all[i] != &kind_lease)
+        if (kinds_all[i] != &kind_event && kinds_all[i] != &kind_lease &&
+            !kind_virtual(kinds_all[i]))
             cm_on(cm, kinds_all[i], &h);
     return gc;
 }

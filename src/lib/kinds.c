@@ -259,6 +259,72 @@ const struct kind kind_role = {
     "roles.rbac.authorization.k8s.io",
 };
 
+const struct kind kind_selfsubjectreview = {
+    "SelfSubjectReview",
+    "authentication.k8s.io/v1",
+    "selfsubjectreviews",
+    "selfsubjectreview",
+    NULL,
+    "coracle.v1.SelfSubjectReviews",
+    false,
+    &coracle__v1__self_subject_review__descriptor,
+    NULL,
+    NULL,
+    "selfsubjectreviews.authentication.k8s.io",
+};
+const struct kind kind_localsubjectaccessreview = {
+    "LocalSubjectAccessReview",
+    "authorization.k8s.io/v1",
+    "localsubjectaccessreviews",
+    "localsubjectaccessreview",
+    NULL,
+    "coracle.v1.LocalSubjectAccessReviews",
+    true,
+    &coracle__v1__local_subject_access_review__descriptor,
+    NULL,
+    NULL,
+    "localsubjectaccessreviews.authorization.k8s.io",
+};
+const struct kind kind_selfsubjectaccessreview = {
+    "SelfSubjectAccessReview",
+    "authorization.k8s.io/v1",
+    "selfsubjectaccessreviews",
+    "selfsubjectaccessreview",
+    NULL,
+    "coracle.v1.SelfSubjectAccessReviews",
+    false,
+    &coracle__v1__self_subject_access_review__descriptor,
+    NULL,
+    NULL,
+    "selfsubjectaccessreviews.authorization.k8s.io",
+};
+const struct kind kind_selfsubjectrulesreview = {
+    "SelfSubjectRulesReview",
+    "authorization.k8s.io/v1",
+    "selfsubjectrulesreviews",
+    "selfsubjectrulesreview",
+    NULL,
+    "coracle.v1.SelfSubjectRulesReviews",
+    false,
+    &coracle__v1__self_subject_rules_review__descriptor,
+    NULL,
+    NULL,
+    "selfsubjectrulesreviews.authorization.k8s.io",
+};
+const struct kind kind_subjectaccessreview = {
+    "SubjectAccessReview",
+    "authorization.k8s.io/v1",
+    "subjectaccessreviews",
+    "subjectaccessreview",
+    NULL,
+    "coracle.v1.SubjectAccessReviews",
+    false,
+    &coracle__v1__subject_access_review__descriptor,
+    NULL,
+    NULL,
+    "subjectaccessreviews.authorization.k8s.io",
+};
+
 const struct kind *const kinds_all[] =
     {/* core, then the groups in the order kube-apiserver lists them */
      &kind_pod,
@@ -272,6 +338,11 @@ const struct kind *const kinds_all[] =
      &kind_replicaset,
      &kind_deployment,
      &kind_daemonset,
+     &kind_selfsubjectreview,
+     &kind_localsubjectaccessreview,
+     &kind_selfsubjectaccessreview,
+     &kind_selfsubjectrulesreview,
+     &kind_subjectaccessreview,
      &kind_job,
      &kind_cronjob,
      &kind_clusterrolebinding,
@@ -292,6 +363,11 @@ const struct kind *kind_lookup(const char *name)
             return k;
     }
     return NULL;
+}
+
+bool kind_virtual(const struct kind *k)
+{
+    return !k->list_desc;
 }
 
 bool kind_has_scale(const struct kind *k)
@@ -337,6 +413,17 @@ _Static_assert(offsetof(Coracle__V1__ClusterRoleBinding, metadata) == sizeof(Pro
 _Static_assert(offsetof(Coracle__V1__ClusterRole, metadata) == sizeof(ProtobufCMessage), "layout");
 _Static_assert(offsetof(Coracle__V1__RoleBinding, metadata) == sizeof(ProtobufCMessage), "layout");
 _Static_assert(offsetof(Coracle__V1__Role, metadata) == sizeof(ProtobufCMessage), "layout");
+_Static_assert(offsetof(Coracle__V1__SelfSubjectReview, metadata) == sizeof(ProtobufCMessage),
+               "layout");
+_Static_assert(offsetof(Coracle__V1__LocalSubjectAccessReview, metadata) ==
+                   sizeof(ProtobufCMessage),
+               "layout");
+_Static_assert(offsetof(Coracle__V1__SelfSubjectAccessReview, metadata) == sizeof(ProtobufCMessage),
+               "layout");
+_Static_assert(offsetof(Coracle__V1__SelfSubjectRulesReview, metadata) == sizeof(ProtobufCMessage),
+               "layout");
+_Static_assert(offsetof(Coracle__V1__SubjectAccessReview, metadata) == sizeof(ProtobufCMessage),
+               "layout");
 
 Coracle__V1__ObjectMeta *kind_meta(const ProtobufCMessage *obj)
 {

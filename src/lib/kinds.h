@@ -1,7 +1,8 @@
 /*
  * kinds: the table of API kinds (Pod, Node, Event, Lease, Namespace, ConfigMap,
  * Secret, ServiceAccount, ReplicaSet, Deployment, DaemonSet, Job, CronJob,
- * ClusterRoleBinding, ClusterRole, RoleBinding, Role)
+ * ClusterRoleBinding, ClusterRole, RoleBinding, Role, and the access reviews,
+ * which are virtual: created, never stored)
  * that generic code
  * (the apiserver's handlers, the store keys, coraclectl's verbs) walks
  * instead of naming each kind. Every object message has ObjectMeta as field
@@ -38,13 +39,23 @@ extern const struct kind kind_namespace, kind_configmap, kind_secret, kind_servi
 extern const struct kind kind_service, kind_endpointslice;
 extern const struct kind kind_replicaset, kind_deployment, kind_daemonset, kind_job, kind_cronjob;
 extern const struct kind kind_clusterrolebinding, kind_clusterrole, kind_rolebinding, kind_role;
+extern const struct kind kind_selfsubjectreview, kind_localsubjectaccessreview;
+extern const struct kind kind_selfsubjectaccessreview, kind_selfsubjectrulesreview;
+extern const struct kind kind_subjectaccessreview;
 /* NULL-terminated list of all kinds, KINDS_N of them (checked in kinds.c). */
-#define KINDS_N 19
+#define KINDS_N 24
 extern const struct kind *const kinds_all[KINDS_N + 1];
 
 /* By kind ("Pod"), resource ("pods"), singular ("pod") or short name ("po"),
  * case-insensitive for the kind. NULL if none. */
 const struct kind *kind_lookup(const char *name);
+/*
+ * Whether k is virtual: never stored, its only verb is create, answered at
+ * once from the request (the access reviews). Such a kind has no list and
+ * no watch event (list_desc and event_desc are NULL); generic code that
+ * reads, watches or stores objects passes it over.
+ */
+bool kind_virtual(const struct kind *k);
 /* Whether k has Kubernetes' scale subresource (an autoscaling/v1 Scale of spec.replicas). */
 bool kind_has_scale(const struct kind *k);
 /* By the object's descriptor. NULL if none. */

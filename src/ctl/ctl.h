@@ -74,6 +74,7 @@ int ctl_cmd_logs(int argc, char **argv);
 int ctl_cmd_exec(int argc, char **argv);
 int ctl_cmd_attach(int argc, char **argv);
 int ctl_cmd_version(int argc, char **argv);
+int ctl_cmd_auth(int argc, char **argv);
 int ctl_cmd_scale(int argc, char **argv);
 int ctl_cmd_rollout(int argc, char **argv);
 /* create role|clusterrole|rolebinding|clusterrolebinding NAME --verb ... (cmd_create_rbac.c) */

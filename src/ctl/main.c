@@ -28,6 +28,7 @@ static const struct verb {
     {"exec", ctl_cmd_exec, "Execute a command in a container"},
     {"attach", ctl_cmd_attach, "Attach to a running container"},
     {"image", ctl_cmd_image, "Manage the node's local images (import, ls, rm)"},
+    {"auth", ctl_cmd_auth, "Inspect authorization"},
     {"version", ctl_cmd_version, "Print the client and server version information"},
 };
 

@@ -24,6 +24,8 @@
 #define BATCH "io.k8s.api.batch.v1"
 #define AUTOSCALING "io.k8s.api.autoscaling.v1"
 #define RBAC "io.k8s.api.rbac.v1"
+#define AUTHN "io.k8s.api.authentication.v1"
+#define AUTHZ "io.k8s.api.authorization.v1"
 
 /* Messages outside the package the rule gives them. */
 static const struct {
@@ -70,6 +72,18 @@ static const struct {
     {&coracle__v1__subject__descriptor, RBAC},
     {&coracle__v1__role_ref__descriptor, RBAC},
     {&coracle__v1__aggregation_rule__descriptor, RBAC},
+    {&coracle__v1__user_info__descriptor, AUTHN},
+    {&coracle__v1__self_subject_review_status__descriptor, AUTHN},
+    {&coracle__v1__extra_value__descriptor, AUTHZ},
+    {&coracle__v1__resource_attributes__descriptor, AUTHZ},
+    {&coracle__v1__non_resource_attributes__descriptor, AUTHZ},
+    {&coracle__v1__subject_access_review_spec__descriptor, AUTHZ},
+    {&coracle__v1__subject_access_review_status__descriptor, AUTHZ},
+    {&coracle__v1__self_subject_access_review_spec__descriptor, AUTHZ},
+    {&coracle__v1__resource_rule__descriptor, AUTHZ},
+    {&coracle__v1__non_resource_rule__descriptor, AUTHZ},
+    {&coracle__v1__self_subject_rules_review_spec__descriptor, AUTHZ},
+    {&coracle__v1__subject_rules_review_status__descriptor, AUTHZ},
 };
 
 /* The kind whose object or list d is, or NULL. */

@@ -20,15 +20,14 @@
 #include "output.h"
 #include "print.h"
 
-static const char auth_help[] =
-    "Inspect authorization.\n"
-    "\n"
-    "Available Commands:\n"
-    "  can-i         Check whether an action is allowed\n"
-    "  whoami        Experimental: Check self subject attributes\n"
-    "\n"
-    "Usage:\n"
-    "  coraclectl auth [flags] [options]\n";
+static const char auth_help[] = "Inspect authorization.\n"
+                                "\n"
+                                "Available Commands:\n"
+                                "  can-i         Check whether an action is allowed\n"
+                                "  whoami        Experimental: Check self subject attributes\n"
+                                "\n"
+                                "Usage:\n"
+                                "  coraclectl auth [flags] [options]\n";
 
 static const char can_i_help[] =
     "Check whether an action is allowed.\n"
@@ -223,7 +222,8 @@ static void print_rules(const Coracle__V1__SubjectRulesReviewStatus *st, bool no
 static int can_i_list(bool no_headers)
 {
     Coracle__V1__SelfSubjectRulesReview req = CORACLE__V1__SELF_SUBJECT_RULES_REVIEW__INIT;
-    Coracle__V1__SelfSubjectRulesReviewSpec spec = CORACLE__V1__SELF_SUBJECT_RULES_REVIEW_SPEC__INIT;
+    Coracle__V1__SelfSubjectRulesReviewSpec spec =
+        CORACLE__V1__SELF_SUBJECT_RULES_REVIEW_SPEC__INIT;
     spec.namespace_ = (char *)ctl_namespace();
     req.spec = &spec;
     ProtobufCMessage *resp;
@@ -395,8 +395,10 @@ static int whoami(int argc, char **argv)
     }
     struct ctl_output o;
     if (out && *out && (strcmp(out, "yaml") && strcmp(out, "json"))) {
-        fprintf(stderr, "error: unable to match a printer suitable for the output format \"%s\", "
-                        "allowed formats are: json,yaml\n", out);
+        fprintf(stderr,
+                "error: unable to match a printer suitable for the output format \"%s\", "
+                "allowed formats are: json,yaml\n",
+                out);
         return 1;
     }
     if (ctl_parse_output(out, &o) < 0)
@@ -407,7 +409,8 @@ static int whoami(int argc, char **argv)
         ctl_output_free(&o);
         return 1;
     }
-    const Coracle__V1__SelfSubjectReviewStatus *st = ((Coracle__V1__SelfSubjectReview *)resp)->status;
+    const Coracle__V1__SelfSubjectReviewStatus *st =
+        ((Coracle__V1__SelfSubjectReview *)resp)->status;
     const Coracle__V1__UserInfo *ui = st ? st->userinfo : NULL;
     int rc = 0;
     if (o.fmt != CTL_OUT_TABLE) {

@@ -18,6 +18,7 @@
 #include "api.h"
 #include "admit.h"
 #include "apply.h"
+#include "audit.h"
 #include "auth.h"
 #include "events.h"
 #include "grpc.h"
@@ -66,6 +67,12 @@ struct api {
     struct event *stats_ev;
     uint64_t last_commits, last_ops, last_fsync_ns;
     struct obs_hist batch, fsync;
+    /* the namespace and name of the call being answered, for its audit event: set by
+     * stage_authorize (answers while the handler runs) and call_answer (from the op) */
+    struct {
+        h2s_call_t *c;
+        char ns[64], name[256];
+    } aud;
 };
 
 /* Histogram bounds: request and fsync latency (seconds), operations per commit. */
@@ -105,8 +112,41 @@ static void observe_latency(struct api_route *rt, h2s_call_t *c)
         obs_hist_observe(&rt->lat, (double)(mono_ns() - t0) / 1e9);
 }
 
+/* The audit event of call c on rt, answered with code (audit.h). */
+static void audit_call(struct api_route *rt, h2s_call_t *c, int code, const char *msg)
+{
+    api_t *a = rt->api;
+    if (!a->cfg.audit)
+        return;
+    const struct kind *k = rt->k;
+    const char *slash = strchr(k->api_version, '/');
+    char group[64];
+    snprintf(group, sizeof(group), "%.*s", slash ? (int)(slash - k->api_version) : 0,
+             k->api_version);
+    bool known = a->aud.c == c;
+    struct audit_req q = {.verb = verb_k8s[rt->verb],
+                          .resource = true,
+                          .path = rt->path,
+                          .api_group = group,
+                          .api_version = slash ? slash + 1 : k->api_version,
+                          .res = k->resource,
+                          .subresource = verb_sub[rt->verb],
+                          .ns = known ? a->aud.ns : NULL,
+                          .name = known ? a->aud.name : NULL};
+    audit_grpc(a->cfg.audit, a->cfg.auth, c, &q, code, msg);
+}
+
+/* Remembers what call c names for its audit event (NULLs: nothing). */
+static void audit_names(api_t *a, h2s_call_t *c, const char *ns, const char *name)
+{
+    a->aud.c = c;
+    snprintf(a->aud.ns, sizeof(a->aud.ns), "%s", ns ? ns : "");
+    snprintf(a->aud.name, sizeof(a->aud.name), "%s", name ? name : "");
+}
+
 void api_reply(struct api_route *rt, h2s_call_t *c, const void *msg, size_t len)
 {
+    audit_call(rt, c, GRPC_OK, NULL);
     observe_latency(rt, c);
     h2s_call_reply(c, msg, len);
     api_count(rt, GRPC_OK);
@@ -117,6 +157,7 @@ void api_fail(struct api_route *rt, h2s_call_t *c, int code, const char *msg)
     if (code != GRPC_NOT_FOUND && code != GRPC_ALREADY_EXISTS && code != GRPC_ABORTED)
         log_debug("%s from %s: %s: %s", rt->path, h2s_call_peer(c), grpc_code_name(code),
                   msg ? msg : "");
+    audit_call(rt, c, code, msg);
     observe_latency(rt, c);
     h2s_call_finish(c, code, msg);
     api_count(rt, code);
@@ -181,6 +222,8 @@ static int stage_authorize(api_t *a, struct api_route *rt, h2s_call_t *c, const 
                            const char *ns, const char *name, const char *field_selector)
 {
     char *err = NULL;
+    if (a->cfg.audit)
+        audit_names(a, c, ns, name);
     if (api_authorize(a, u, verb_k8s[rt->verb], rt->k, verb_sub[rt->verb], ns, name, field_selector,
                       &err) == 0)
         return 0;
@@ -407,10 +450,13 @@ static void call_answer(struct apply_op *o, int code, const char *msg, const voi
     h2s_call_on_close(c, NULL, NULL);
     for (size_t i = 0; i < o->n_warnings; i++)
         h2s_call_add_trailer(c, "warning", o->warnings[i]);
+    if (rt->api->cfg.audit)
+        audit_names(rt->api, c, o->ns, o->name);
     if (code == GRPC_OK)
         api_reply(rt, c, val ? val : "", len);
     else
         api_fail(rt, c, code, msg);
+    rt->api->aud.c = NULL;
 }
 
 static void call_moved(struct apply_op *o, struct apply_op *n)
@@ -1058,6 +1104,7 @@ static void handle(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
     default:
         api_fail(rt, c, GRPC_UNIMPLEMENTED, "unknown method");
     }
+    a->aud.c = NULL;
 }
 
 /* ---- internal writers: event TTL, node lifecycle ---- */
@@ -1384,7 +1431,8 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
                              .plain = http,
                              .plain_arg = a,
                              .api = a,
-                             .sat = cfg->sat};
+                             .sat = cfg->sat,
+                             .audit = cfg->audit};
     a->rest = rest_new(&rc);
     h2s_set_req_handler(srv, rest_handle, a->rest);
     return a;

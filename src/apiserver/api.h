@@ -41,6 +41,7 @@ struct api_config {
     struct satoken *sat;
     /* Pod Security admission's defaults and exemptions (psa.h; lists borrowed) */
     struct psa_config pod_security;
+    struct audit *audit; /* the audit log (audit.h), or NULL (borrowed) */
 };
 
 /* Registers every route and the HTTP handler on srv; st must be open. */

@@ -9,6 +9,7 @@
  */
 #include "config.h"
 #include "api.h"
+#include "audit.h"
 #include "auth.h"
 #include "cfg.h"
 #include "daemon.h"
@@ -53,6 +54,8 @@ static char *sa_signing_key_file, *sa_max_expiration, *sa_jwks_uri;
 static char *pod_security_default;
 static char *psa_exempt_users, *psa_exempt_namespaces, *psa_exempt_runtime_classes;
 static char *admission_config;
+static char *audit_policy_file, *audit_log_path;
+static long long audit_log_maxage, audit_log_maxbackup, audit_log_maxsize;
 
 static const struct cfg_opt opts[] = {
     {"listen", CFG_LIST, &listen_addrs, "ADDR",
@@ -154,6 +157,17 @@ static const struct cfg_opt opts[] = {
     {"admission-control-config-file", CFG_STR, &admission_config, "FILE",
      "Kubernetes' AdmissionConfiguration: its PodSecurity plugin's PodSecurityConfiguration "
      "instead of the --pod-security-* flags (default none)"},
+    {"audit-policy-file", CFG_STR, &audit_policy_file, "FILE",
+     "audit.k8s.io/v1 Policy: which requests the audit log records, at which level (default "
+     "none: no audit log)"},
+    {"audit-log-path", CFG_STR, &audit_log_path, "FILE",
+     "where audit events go, one JSON line each; - for stdout (default none: no audit log)"},
+    {"audit-log-maxage", CFG_INT, &audit_log_maxage, "DAYS",
+     "rotated audit logs older than this are removed; 0 = no limit (default 0)"},
+    {"audit-log-maxbackup", CFG_INT, &audit_log_maxbackup, "N",
+     "rotated audit logs kept; 0 = all (default 0)"},
+    {"audit-log-maxsize", CFG_INT, &audit_log_maxsize, "MEGABYTES",
+     "size at which the audit log is rotated (default 100)"},
 };
 
 /* Empty strings from a config file mean "not set". */
@@ -183,6 +197,7 @@ struct app {
     api_t *api;
     tun_hub_t *tun;
     auth_t *auth;
+    audit_t *audit;
     enc_t *enc;
     satoken_t *sat;
 };
@@ -446,6 +461,19 @@ int main(int argc, char **argv)
         fatal("%s", err);
     open_satoken(&app, &err);
 
+    struct audit_config auditc = {
+        .policy_file = opt_str(audit_policy_file),
+        .log_path = opt_str(audit_log_path),
+        .max_age_days = (int)audit_log_maxage,
+        .max_backups = (int)audit_log_maxbackup,
+        .max_size_mb = (int)audit_log_maxsize,
+    };
+    if (audit_log_maxage < 0 || audit_log_maxbackup < 0 || audit_log_maxsize < 0)
+        fatal("--audit-log-maxage, --audit-log-maxbackup and --audit-log-maxsize must not be "
+              "negative");
+    if (audit_new(app.base, &auditc, &app.audit, &err) < 0)
+        fatal("%s", err);
+
     struct h2s_config hc = {.max_msg = (uint32_t)max_request_bytes};
     app.srv = h2s_new(app.base, &hc);
     struct api_config ac = {
@@ -459,6 +487,7 @@ int main(int argc, char **argv)
         .stream_idle_timeout_s = (int)stream_idle_timeout,
         .implicit_namespaces = implicit_namespaces != 0,
         .sat = app.sat,
+        .audit = app.audit,
     };
     pod_security_config(&app, &ac.pod_security);
     app.api = api_new(app.base, app.st, app.srv, &ac);
@@ -523,7 +552,8 @@ int main(int argc, char **argv)
     api_free(app.api);
     for (size_t j = 0; j < ARRAY_SIZE(app.psa_lists); j++)
         free_list(app.psa_lists[j]);
-    auth_free(app.auth); /* after the calls holding its identities */
+    audit_free(app.audit); /* writes what it holds */
+    auth_free(app.auth);   /* after the calls holding its identities */
     satoken_free(app.sat);
     enc_free(app.enc);
     daemon_free(d);

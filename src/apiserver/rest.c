@@ -15,6 +15,7 @@
 #include "rest_int.h"
 #include "satoken.h"
 #include "api.h"
+#include "audit.h"
 #include "buf.h"
 #include "grpc.h"
 #include "kjson.h"
@@ -67,6 +68,8 @@ struct rreq rest_what_rreq(const h2s_req_t *r)
 /* Counts an answer to r. */
 void rest_count(rest_t *rs, h2s_req_t *r, int status)
 {
+    if (rs->cfg.audit)
+        audit_rest(rs->cfg.audit, rs->cfg.auth, r, status);
     enum rverb v = (enum rverb)((intptr_t)h2s_req_data(r) & W_VERB);
     for (int i = 0; i < RCODES; i++) {
         if (rs->counts[v][i].status == status || !rs->counts[v][i].status) {

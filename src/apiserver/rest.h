@@ -47,6 +47,7 @@ struct rest_config {
     struct api *api;
     /* serviceaccounts/NAME/token and the OpenID discovery documents (satoken.h; NULL: none) */
     struct satoken *sat;
+    struct audit *audit; /* the audit log (audit.h), or NULL; borrowed */
 };
 
 rest_t *rest_new(const struct rest_config *cfg);

@@ -155,6 +155,8 @@ void h2s_call_on_close(h2s_call_t *c, void (*fn)(h2s_call_t *c, void *arg), void
  */
 const char *h2s_call_header(const h2s_call_t *c, const char *name);
 const char *h2s_call_peer(const h2s_call_t *c);
+/* When the call's stream opened (mono_ns()). */
+int64_t h2s_call_born(const h2s_call_t *c);
 /* The call's TLS session (borrowed; NULL on cleartext connections). */
 struct ssl_st;
 struct ssl_st *h2s_call_ssl(const h2s_call_t *c);
@@ -207,6 +209,7 @@ struct ssl_st;
 struct ssl_st *h2s_req_ssl(const h2s_req_t *r); /* borrowed; NULL on cleartext */
 int h2s_req_is_local(const h2s_req_t *r);       /* unix socket or loopback peer */
 const char *h2s_req_peer(const h2s_req_t *r);   /* "1.2.3.4:5678" or "unix" */
+int64_t h2s_req_born(const h2s_req_t *r);       /* when it arrived (mono_ns()) */
 int h2s_req_http_version(const h2s_req_t *r);   /* 1 or 2 */
 /* A response header to add (before respond/start); both strings copied. */
 void h2s_req_add_header(h2s_req_t *r, const char *name, const char *value);

@@ -698,6 +698,11 @@ size_t h2s_call_queued(const h2s_call_t *c)
     return c->queued;
 }
 
+int64_t h2s_call_born(const h2s_call_t *c)
+{
+    return c->born;
+}
+
 int64_t h2s_call_stuck_ns(const h2s_call_t *c, int64_t now)
 {
     return c->queued ? now - c->moved : 0;

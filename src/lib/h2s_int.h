@@ -225,6 +225,7 @@ struct h2s_req {
     void (*on_close)(h2s_req_t *r, void *arg);
     void *on_close_arg;
     void *data;
+    int64_t born; /* received at (mono ns) */
 };
 
 /* ---- h2s.c: routing */

@@ -52,6 +52,7 @@ h2s_req_t *h2s_req_new(h2s_t *s, struct conn *conn, const char *method, size_t m
         r->query = p + tlen + 1;
     }
     r->head_only = strcmp(r->method, "HEAD") == 0;
+    r->born = mono_ns();
     return r;
 }
 
@@ -167,6 +168,11 @@ SSL *h2s_req_ssl(const h2s_req_t *r)
 int h2s_req_is_local(const h2s_req_t *r)
 {
     return r->conn->is_local;
+}
+
+int64_t h2s_req_born(const h2s_req_t *r)
+{
+    return r->born;
 }
 
 const char *h2s_req_peer(const h2s_req_t *r)

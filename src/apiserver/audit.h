@@ -57,8 +57,7 @@ void audit_free(audit_t *a);
  * policy (audit_policy_free) or NULL with *err (malloc'd, Kubernetes'
  * validation text or the parser's line:col).
  */
-struct audit_policy *audit_policy_parse(const char *name, const char *buf, size_t len,
-                                        char **err);
+struct audit_policy *audit_policy_parse(const char *name, const char *buf, size_t len, char **err);
 void audit_policy_free(struct audit_policy *p);
 
 /* What a request was, in Kubernetes' terms (its RequestInfo). */

@@ -35,6 +35,7 @@ static const struct {
     {"ws", fuzz_ws_one},
     {"enc_cfg", fuzz_enc_cfg_one},
     {"psa_cfg", fuzz_psa_cfg_one},
+    {"audit_policy", fuzz_audit_policy_one},
     {"cron", fuzz_cron_one},
     {"jwt", fuzz_jwt_one},
     {"wal", fuzz_wal_one},

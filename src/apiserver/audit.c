@@ -6,6 +6,7 @@
 #include "buf.h"
 #include "coracle.pb-c.h"
 #include "grpc.h"
+#include "json.h"
 #include "kinds.h"
 #include "kjson.h"
 #include "kobj.h"
@@ -434,6 +435,27 @@ static void audit_one(audit_t *a, const struct auth_user *u, struct event_in *e)
     event_line(a, e);
 }
 
+/*
+ * A create names its object in the body, not the path: Kubernetes' event
+ * names it all the same. The name from a JSON body (the body's own bytes
+ * stay out of the event), malloc'd, or NULL.
+ */
+static char *created_name(h2s_req_t *r)
+{
+    size_t len;
+    const uint8_t *body = h2s_req_body(r, &len);
+    json_t *j = NULL;
+    char *err = NULL;
+    if (!len || body[0] != '{' || json_parse((const char *)body, len, NULL, &j, &err) < 0) {
+        free(err);
+        return NULL;
+    }
+    const char *n = json_str(json_get(json_get(j, "metadata"), "name"));
+    char *out = n && *n ? xstrdup(n) : NULL;
+    json_free(j);
+    return out;
+}
+
 void audit_rest(audit_t *a, auth_t *au, h2s_req_t *r, int status)
 {
     struct auth_user u;
@@ -442,6 +464,9 @@ void audit_rest(audit_t *a, auth_t *au, h2s_req_t *r, int status)
     free(err);
     struct audit_req q;
     audit_request_info(h2s_req_method(r), h2s_req_path(r), h2s_req_query(r), &q, buf, sizeof(buf));
+    char *name = q.resource && !q.name && !strcmp(q.verb, "create") ? created_name(r) : NULL;
+    if (name)
+        q.name = name;
     struct event_in e = {.q = &q,
                          .uri = h2s_req_path(r),
                          .query = h2s_req_query(r),
@@ -451,6 +476,7 @@ void audit_rest(audit_t *a, auth_t *au, h2s_req_t *r, int status)
                          .reason = reason_of(status),
                          .born_mono = h2s_req_born(r)};
     audit_one(a, authed ? &u : NULL, &e);
+    free(name);
 }
 
 void audit_grpc(audit_t *a, auth_t *au, h2s_call_t *c, const struct audit_req *q, int code,

@@ -292,4 +292,3 @@ void audit_request_info(const char *method, const char *path, const char *query,
     q->subresource = k > 2 ? s[2] : NULL;
     q->verb = method_verb(method, q->name != NULL, query_watch(query));
 }
-

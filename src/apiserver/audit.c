@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,17 +29,35 @@
 /* lumberjack's backup names: NAME-2006-01-02T15-04-05.000.EXT */
 #define BACKUP_TIME_LEN 23
 
+/* Handed lines beyond this wait for the writer no longer: they are dropped (and counted). */
+#define PENDING_MAX (64u << 20)
+
+/*
+ * The loop formats lines into out and hands them, a batch at a time, to
+ * the writer thread (pending, under mu), which alone owns the file: its
+ * write(2)s and rotations stay off the loop.
+ */
 struct audit {
     struct event_base *base;
     struct audit_policy *pol;
+    struct buf out; /* loop: lines not handed over yet */
+    struct event *timer;
+    uint64_t rnd[2];  /* loop: auditID generator state */
+    uint64_t dropped; /* loop: lines the writer could not take */
+    int64_t ts_sec;   /* loop: the second ts shows */
+    char ts[40];      /* loop: its RFC 3339 date and time, no zone */
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct buf pending; /* mu: lines for the writer */
+    bool stop;          /* mu: write what is pending, then end */
+    /* the writer's (before it starts: audit_new's) */
     char *path; /* NULL: stdout */
     int fd;
     int64_t size; /* of the open file */
     int64_t max_size;
     int max_age_days, max_backups;
-    struct buf out; /* lines not written yet */
-    struct event *timer;
-    uint64_t rnd[2]; /* auditID generator state */
 };
 
 static const char *str(const char *s)
@@ -168,18 +187,16 @@ static void backups_prune(audit_t *a)
     free(dir);
 }
 
-/* Writes the buffered lines: one write(2) a batch, rotating first when the file would outgrow
- * its limit. */
-static void flush(audit_t *a)
+/* Writer thread: one batch, one write(2), rotating first when the file would outgrow its
+ * limit. */
+static void write_batch(audit_t *a, const struct buf *b)
 {
-    if (!a->out.len)
-        return;
-    if (a->path && a->size > 0 && a->size + (int64_t)a->out.len > a->max_size)
+    if (a->path && a->size > 0 && a->size + (int64_t)b->len > a->max_size)
         log_rotate(a);
     int fd = a->path ? a->fd : STDOUT_FILENO;
     size_t off = 0;
-    while (fd >= 0 && off < a->out.len) {
-        ssize_t w = write(fd, a->out.p + off, a->out.len - off);
+    while (fd >= 0 && off < b->len) {
+        ssize_t w = write(fd, b->p + off, b->len - off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0) {
@@ -189,6 +206,49 @@ static void flush(audit_t *a)
         off += (size_t)w;
     }
     a->size += (int64_t)off;
+}
+
+static void *writer(void *arg)
+{
+    audit_t *a = arg;
+    struct buf b = {0};
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        while (!a->pending.len && !a->stop)
+            pthread_cond_wait(&a->cv, &a->mu);
+        if (!a->pending.len)
+            break; /* stopping, and all written */
+        struct buf t = b;
+        b = a->pending;
+        a->pending = t;
+        pthread_mutex_unlock(&a->mu);
+        write_batch(a, &b);
+        buf_reset(&b);
+        pthread_mutex_lock(&a->mu);
+    }
+    pthread_mutex_unlock(&a->mu);
+    buf_free(&b);
+    return NULL;
+}
+
+/* Loop: hands the formatted lines to the writer (a swap when it has taken the last batch). */
+static void flush(audit_t *a)
+{
+    if (!a->out.len)
+        return;
+    pthread_mutex_lock(&a->mu);
+    if (!a->pending.len) {
+        struct buf t = a->pending;
+        a->pending = a->out;
+        a->out = t;
+    } else if (a->pending.len < PENDING_MAX) {
+        buf_add(&a->pending, a->out.p, a->out.len);
+    } else {
+        for (size_t i = 0; i < a->out.len; i++)
+            a->dropped += a->out.p[i] == '\n';
+    }
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
     buf_reset(&a->out);
 }
 
@@ -196,7 +256,13 @@ static void flush_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    flush(arg);
+    audit_t *a = arg;
+    flush(a);
+    if (a->dropped) {
+        log_err("audit: the log does not keep up: %llu events dropped",
+                (unsigned long long)a->dropped);
+        a->dropped = 0;
+    }
 }
 
 /* The policy file whole (at most 1 MiB), malloc'd; NULL with errno. */
@@ -252,6 +318,11 @@ int audit_new(struct event_base *base, const struct audit_config *cfg, audit_t *
     }
     if (getrandom(a->rnd, sizeof(a->rnd), 0) != (ssize_t)sizeof(a->rnd))
         a->rnd[0] = (uint64_t)now_ns(), a->rnd[1] = (uint64_t)getpid() | 1;
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
+    if (pthread_create(&a->thread, NULL, writer, a) != 0)
+        fatal("audit: cannot start the writer thread");
+    a->started = true;
     a->timer = event_new(base, -1, EV_PERSIST, flush_timer, a);
     struct timeval tv = {0, AUDIT_FLUSH_MS * 1000};
     event_add(a->timer, &tv);
@@ -264,12 +335,22 @@ void audit_free(audit_t *a)
 {
     if (!a)
         return;
-    flush(a);
+    if (a->started) {
+        flush(a);
+        pthread_mutex_lock(&a->mu);
+        a->stop = true;
+        pthread_cond_signal(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+        pthread_join(a->thread, NULL);
+        pthread_mutex_destroy(&a->mu);
+        pthread_cond_destroy(&a->cv);
+    }
     if (a->timer)
         event_free(a->timer);
     if (a->fd >= 0)
         close(a->fd);
     buf_free(&a->out);
+    buf_free(&a->pending);
     audit_policy_free(a->pol);
     free(a->path);
     free(a);
@@ -288,17 +369,53 @@ static uint64_t rnd_next(audit_t *a)
     return a->rnd[1] + y;
 }
 
+/* The event is made on the loop for every request the policy logs: no printf in it. */
+
 static void json_kv(struct buf *b, const char *key, const char *val)
 {
-    buf_printf(b, ",\"%s\":", key);
+    buf_puts(b, ",\"");
+    buf_puts(b, key);
+    buf_puts(b, "\":");
     kobj_json_str(b, val, strlen(val));
 }
 
-static void timestamp(struct buf *b, const char *key, int64_t ns)
+/* v's n lowest hex digits. */
+static void hex(struct buf *b, uint64_t v, int n)
 {
-    char t[48];
-    kobj_fmt_rfc3339(t, sizeof(t), ns / 1000000000, (int32_t)(ns % 1000000000), 1);
-    buf_printf(b, ",\"%s\":\"%s\"", key, t);
+    char *p = buf_reserve(b, (size_t)n);
+    for (int i = n - 1; i >= 0; i--, v >>= 4)
+        p[i] = "0123456789abcdef"[v & 0xf];
+    buf_commit(b, (size_t)n);
+}
+
+/* v in decimal, zero-padded to n digits (0: as long as it is). */
+static void dec(struct buf *b, uint64_t v, int n)
+{
+    char t[24];
+    int i = 24;
+    do
+        t[--i] = (char)('0' + v % 10), v /= 10;
+    while (v || 24 - i < n);
+    buf_add(b, t + i, (size_t)(24 - i));
+}
+
+/* A MicroTime (2006-01-02T15:04:05.000000Z); the date and time of day are formatted once a
+ * second. */
+static void timestamp(audit_t *a, struct buf *b, const char *key, int64_t ns)
+{
+    int64_t sec = ns / 1000000000;
+    if (sec != a->ts_sec) {
+        kobj_fmt_rfc3339(a->ts, sizeof(a->ts), sec, 0, 0); /* ...05Z */
+        a->ts[strlen(a->ts) - 1] = '\0';
+        a->ts_sec = sec;
+    }
+    buf_puts(b, ",\"");
+    buf_puts(b, key);
+    buf_puts(b, "\":\"");
+    buf_puts(b, a->ts);
+    buf_puts(b, ".");
+    dec(b, (uint64_t)(ns % 1000000000) / 1000, 6);
+    buf_puts(b, "Z\"");
 }
 
 /* The peer's address without its port ("1.2.3.4:5678", "[::1]:5678"). */
@@ -328,15 +445,28 @@ static void event_line(audit_t *a, const struct event_in *e)
 {
     struct buf *b = &a->out;
     uint64_t r0 = rnd_next(a), r1 = rnd_next(a);
-    buf_printf(b,
-               "{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"level\":\"%s\","
-               "\"auditID\":\"%08x-%04x-4%03x-%04x-%012llx\",\"stage\":\"ResponseComplete\"",
-               level_names[e->level], (unsigned)(r0 >> 32), (unsigned)(r0 >> 16) & 0xffff,
-               (unsigned)r0 & 0xfff, (unsigned)((r1 >> 48) & 0x3fff) | 0x8000,
-               (unsigned long long)(r1 & 0xffffffffffffULL));
-    char *uri = e->query && *e->query ? xconcat(e->uri, "?", e->query, NULL) : NULL;
-    json_kv(b, "requestURI", uri ? uri : e->uri);
-    free(uri);
+    buf_puts(b, "{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"level\":\"");
+    buf_puts(b, level_names[e->level]);
+    buf_puts(b, "\",\"auditID\":\""); /* a version 4 UUID */
+    hex(b, r0 >> 32, 8);
+    buf_puts(b, "-");
+    hex(b, r0 >> 16, 4);
+    buf_puts(b, "-4");
+    hex(b, r0, 3);
+    buf_puts(b, "-");
+    hex(b, ((r1 >> 48) & 0x3fff) | 0x8000, 4);
+    buf_puts(b, "-");
+    hex(b, r1, 12);
+    buf_puts(b, "\",\"stage\":\"ResponseComplete\"");
+    size_t ul = strlen(e->uri), ql = e->query ? strlen(e->query) : 0;
+    char small[512], *uri = ul + ql + 2 <= sizeof(small) ? small : xmalloc(ul + ql + 2);
+    memcpy(uri, e->uri, ul);
+    uri[ul] = '?';
+    memcpy(uri + ul + 1, e->query ? e->query : "", ql);
+    buf_puts(b, ",\"requestURI\":");
+    kobj_json_str(b, uri, ul + (ql ? ql + 1 : 0));
+    if (uri != small)
+        free(uri);
     json_kv(b, "verb", e->q->verb);
     buf_puts(b, ",\"user\":{");
     if (e->u) {
@@ -357,7 +487,7 @@ static void event_line(audit_t *a, const struct event_in *e)
     if (e->user_agent)
         json_kv(b, "userAgent", e->user_agent);
     if (e->q->resource) {
-        buf_printf(b, ",\"objectRef\":{\"resource\":");
+        buf_puts(b, ",\"objectRef\":{\"resource\":");
         kobj_json_str(b, str(e->q->res), strlen(str(e->q->res)));
         if (e->q->ns && *e->q->ns)
             json_kv(b, "namespace", e->q->ns);
@@ -378,14 +508,15 @@ static void event_line(audit_t *a, const struct event_in *e)
         if (e->reason)
             json_kv(b, "reason", e->reason);
     }
-    buf_printf(b, ",\"code\":%d}", e->status);
+    buf_puts(b, ",\"code\":");
+    dec(b, (uint64_t)(e->status > 0 ? e->status : 0), 0);
+    buf_puts(b, "}");
     int64_t now = now_ns();
-    timestamp(b, "requestReceivedTimestamp", now - (mono_ns() - e->born_mono));
-    timestamp(b, "stageTimestamp", now);
-    buf_printf(b,
-               ",\"annotations\":{\"authorization.k8s.io/decision\":\"%s\","
-               "\"authorization.k8s.io/reason\":\"\"}}\n",
-               e->status == 403 ? "forbid" : "allow");
+    timestamp(a, b, "requestReceivedTimestamp", now - (mono_ns() - e->born_mono));
+    timestamp(a, b, "stageTimestamp", now);
+    buf_puts(b, ",\"annotations\":{\"authorization.k8s.io/decision\":\"");
+    buf_puts(b, e->status == 403 ? "forbid" : "allow");
+    buf_puts(b, "\",\"authorization.k8s.io/reason\":\"\"}}\n");
     if (a->out.len >= AUDIT_FLUSH_BYTES)
         flush(a);
 }

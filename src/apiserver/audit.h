@@ -10,10 +10,10 @@
  * ("-": stdout). Events carry metadata only, whatever the level: request
  * and response bodies, a Secret's data among them, are never logged.
  *
- * The lines go to a buffer that a timer flushes (AUDIT_FLUSH_MS) or that
- * is written once it holds AUDIT_FLUSH_BYTES: one write(2) per batch, not
- * per request. The file rotates as kube-apiserver's (lumberjack) does:
- * past --audit-log-maxsize megabytes (0: 100) it is renamed
+ * The loop formats the lines into a buffer and hands it, every
+ * AUDIT_FLUSH_MS or once it holds AUDIT_FLUSH_BYTES, to a writer thread
+ * that owns the file: one write(2) per batch, none on the loop. The file rotates as
+ * kube-apiserver's (lumberjack) does: past --audit-log-maxsize megabytes (0: 100) it is renamed
  * NAME-<UTC time>.EXT and a new one opened; backups beyond
  * --audit-log-maxbackup (0: all kept) or older than --audit-log-maxage
  * days (0: no limit) are removed. Loop thread only.

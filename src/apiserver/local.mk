@@ -115,3 +115,9 @@ t_unit_test_wal_SOURCES = t/unit/test_wal.c t/unit/tap.h
 t_unit_test_wal_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
 t_unit_test_wal_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_wal
+
+check_PROGRAMS += t/unit/test_audit
+t_unit_test_audit_SOURCES = t/unit/test_audit.c t/unit/tap.h
+t_unit_test_audit_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
+t_unit_test_audit_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_audit

@@ -724,13 +724,12 @@ void rest_handle(h2s_req_t *r, void *arg)
     if (oidc) {
         if (!rest_oidc(rs, r))
             rest_not_found_path(rs, r);
-    } else if ((version || openapi) && authorize_path(rs, r, &u) < 0) {
-        rest_set_what(r, version ? RV_DISCOVERY : RV_OPENAPI, NULL);
+    } else if ((version || openapi) && (rest_set_what(r, version ? RV_DISCOVERY : RV_OPENAPI, NULL),
+                                        authorize_path(rs, r, &u) < 0)) {
+        /* answered (403): r may be gone already */
     } else if (version) {
-        rest_set_what(r, RV_DISCOVERY, NULL);
         rest_discovery_version(rs, r);
     } else if (openapi) {
-        rest_set_what(r, RV_OPENAPI, NULL);
         rest_openapi(rs, r, seg, n);
     } else if (n > MAX_SEGS - 1)
         rest_not_found_path(rs, r);

@@ -1116,6 +1116,8 @@ int admit_validate(const struct kind *k, const ProtobufCMessage *obj, char **msg
         check_secret(&e, (const void *)obj);
     } else if (admit_rbac_kind(k)) {
         admit_rbac_validate(&e, k, obj);
+    } else if (k == &kind_csr) {
+        admit_csr_validate(&e, (const void *)obj);
     } else {
         admit_workload_validate(&e, k, obj);
     }
@@ -1251,6 +1253,8 @@ int admit_update(const struct kind *k, const ProtobufCMessage *old, const Protob
                         same_entries((void *)a->data, a->n_data, (void *)b->data, b->n_data), true);
     } else if (admit_rbac_kind(k)) {
         admit_rbac_update(&e, k, old, upd);
+    } else if (k == &kind_csr) {
+        admit_csr_update(&e, (const void *)old, (const void *)upd);
     } else {
         admit_workload_update(&e, k, old, upd);
     }

@@ -46,6 +46,16 @@ int admit_update(const struct kind *k, const ProtobufCMessage *old, const Protob
  */
 void admit_prepare_create(const struct kind *k, ProtobufCMessage *obj);
 
+/*
+ * A CertificateSigningRequest's create by user (in groups, NULL-terminated):
+ * spec.username and spec.groups become the requester's, the status is
+ * emptied. A node (system:node:NAME in system:nodes) asking the kubelet
+ * client signer for another name is refused: -1 with *msg (malloc'd,
+ * for PERMISSION_DENIED). Else 0.
+ */
+int admit_csr_create(ProtobufCMessage *obj, const char *user, const char *const *groups,
+                     char **msg);
+
 /* The longest field manager name Kubernetes takes, in bytes */
 #define FIELD_MANAGER_MAX 128
 

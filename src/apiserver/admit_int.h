@@ -59,4 +59,12 @@ void admit_rbac_validate(struct errs *e, const struct kind *k, const ProtobufCMe
 void admit_rbac_update(struct errs *e, const struct kind *k, const ProtobufCMessage *old,
                        const ProtobufCMessage *upd);
 
+/* ---- admit_csr.c: CertificateSigningRequests ---- */
+
+/* ValidateCertificateSigningRequestCreate, with the signer's rules for the request. */
+void admit_csr_validate(struct errs *e, const Coracle__V1__CertificateSigningRequest *csr);
+/* The spec may not change. */
+void admit_csr_update(struct errs *e, const Coracle__V1__CertificateSigningRequest *old,
+                      const Coracle__V1__CertificateSigningRequest *upd);
+
 #endif

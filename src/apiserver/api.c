@@ -193,6 +193,18 @@ int api_admit(const struct kind *k, ProtobufCMessage *obj, char **msg)
 }
 
 /* Defaults, then validation. Returns 0, or -1 after answering INVALID_ARGUMENT. */
+/* A CSR's create: its requester (admit_csr_create). 0, or -1 after answering. */
+static int stage_requester(struct api_route *rt, h2s_call_t *c, const struct auth_user *u,
+                           ProtobufCMessage *obj)
+{
+    char *msg;
+    if (rt->k != &kind_csr || admit_csr_create(obj, u->name, u->groups, &msg) == 0)
+        return 0;
+    api_fail(rt, c, GRPC_PERMISSION_DENIED, msg);
+    free(msg);
+    return -1;
+}
+
 static int stage_admit(struct api_route *rt, h2s_call_t *c, ProtobufCMessage *obj)
 {
     char *msg;
@@ -806,9 +818,10 @@ static void do_create(api_t *a, struct api_route *rt, h2s_call_t *c, const struc
         do_review(a, rt, c, u, msg, len);
         return;
     }
-    /* pods are decoded here when the ServiceAccount plugin is to change them */
+    /* pods are decoded here when the ServiceAccount plugin is to change them; events are
+     * matched on the loop; a CSR gets its requester's identity */
     bool sa_admit = k == &kind_pod && satoken_issuing(a->cfg.sat);
-    if (k != &kind_event && !sa_admit && !api_escalation_checked(a, k) &&
+    if (k != &kind_event && k != &kind_csr && !sa_admit && !api_escalation_checked(a, k) &&
         create_from_wire(a, rt, c, u, msg, len) == 0)
         return;
     ProtobufCMessage *obj = decode_or_fail(rt, c, k->desc, k->kind, msg, len);
@@ -821,7 +834,8 @@ static void do_create(api_t *a, struct api_route *rt, h2s_call_t *c, const struc
         generated = 1;
     }
     if (stage_authorize(a, rt, c, u, req_ns(k, m), generated ? NULL : m->name, NULL) < 0 ||
-        stage_admit(rt, c, obj) < 0 || stage_escalation(a, rt, c, u, obj) < 0) {
+        stage_requester(rt, c, u, obj) < 0 || stage_admit(rt, c, obj) < 0 ||
+        stage_escalation(a, rt, c, u, obj) < 0) {
         obj_free(obj);
         return;
     }

@@ -8,7 +8,9 @@
 #include "grpc.h"
 #include "obj.h"
 #include "tls.h"
+#include "kobj.h"
 #include "pb.h"
+#include "pki.h"
 #include "podref.h"
 #include "smap.h"
 #include "util.h"
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define ID_MAX 100000 /* interned identities; beyond this new ones are refused */
 
@@ -67,6 +70,7 @@ struct auth {
     int rbac_on;           /* the stored RBAC objects decide too (with or without pol) */
     const rbac_t *rbac;    /* their index (api.c's), or NULL before it exists */
     smap_t *ids;           /* name "\n" uid "\n" group "\n" ... -> struct ident */
+    store_t *st;           /* bootstrap tokens' Secrets (auth_set_store), or NULL */
     struct ident dev;      /* the development mode's anonymous master */
     auth_bearer_fn bearer; /* tokens the file does not know (service account JWTs) */
     void *bearer_arg;
@@ -343,7 +347,8 @@ static bool known_resource(const char *res)
         return !sub || !strcmp(sub, "*") || !strcmp(sub, "status") ||
                (k == &kind_pod && in_list(pod_subs, sub)) ||
                (k == &kind_serviceaccount && !strcmp(sub, "token")) ||
-               (!strcmp(sub, "scale") && kind_has_scale(k));
+               (!strcmp(sub, "scale") && kind_has_scale(k)) ||
+               (!strcmp(sub, "approval") && k == &kind_csr);
     }
     return false;
 }
@@ -647,7 +652,9 @@ int auth_authenticate_token(const auth_t *au, const char *header, struct auth_us
         if (strlen(au->tokens[i].token) == tl && CRYPTO_memcmp(au->tokens[i].token, tok, tl) == 0)
             found = au->tokens[i].id;
     }
-    if (!found && tl && au->bearer)
+    char id[7], secret[17];
+    if (!found && tl && au->bearer &&
+        pki_token_split(tok, id, secret) < 0) /* not a bootstrap one */
         found = bearer_ident(au, tok);
     if (!found || !tl) {
         *err = xstrdup("Unauthorized");
@@ -655,6 +662,130 @@ int auth_authenticate_token(const auth_t *au, const char *header, struct auth_us
     }
     user_set(u, found);
     return 0;
+}
+
+/* ---------------------------------------------------------------- bootstrap tokens */
+
+#define BOOTSTRAP_NS "kube-system"
+#define BOOTSTRAP_TYPE "bootstrap.kubernetes.io/token"
+
+void auth_set_store(auth_t *au, store_t *st)
+{
+    au->st = st;
+}
+
+static const ProtobufCBinaryData *secret_data(const Coracle__V1__Secret *sc, const char *key)
+{
+    for (size_t i = 0; i < sc->n_data; i++)
+        if (sc->data[i]->key && !strcmp(sc->data[i]->key, key))
+            return &sc->data[i]->value;
+    return NULL;
+}
+
+static int data_is(const Coracle__V1__Secret *sc, const char *key, const char *want)
+{
+    const ProtobufCBinaryData *v = secret_data(sc, key);
+    return v && v->len == strlen(want) && !memcmp(v->data, want, v->len);
+}
+
+/* The token's Secret, decoded (obj_free), or NULL. */
+static Coracle__V1__Secret *bootstrap_secret(store_t *st, const char *id)
+{
+    store_rtxn_t *t;
+    if (!st || store_read_begin(st, &t) < 0)
+        return NULL;
+    char name[64];
+    snprintf(name, sizeof(name), "bootstrap-token-%s", id);
+    char *key = kind_key(&kind_secret, BOOTSTRAP_NS, name);
+    const void *v;
+    size_t vl;
+    Coracle__V1__Secret *sc = NULL;
+    if (store_get(t, key, strlen(key), &v, &vl) == 0)
+        sc = (Coracle__V1__Secret *)pb_decode(kind_secret.desc, v, vl);
+    free(key);
+    store_read_end(t);
+    return sc;
+}
+
+/* Why the Secret does not admit the token now (static text), or NULL. */
+static const char *bootstrap_refusal(const Coracle__V1__Secret *sc, const char *secret)
+{
+    const ProtobufCBinaryData *s = secret_data(sc, "token-secret");
+    if (!sc->type || strcmp(sc->type, BOOTSTRAP_TYPE))
+        return "is not of type " BOOTSTRAP_TYPE;
+    if (!s || s->len != 16 || CRYPTO_memcmp(s->data, secret, 16) != 0)
+        return "has another secret";
+    if (sc->metadata && sc->metadata->deletiontimestamp)
+        return "is being deleted";
+    const ProtobufCBinaryData *exp = secret_data(sc, "expiration");
+    if (exp && exp->len) {
+        char buf[64];
+        int64_t sec;
+        int32_t ns;
+        snprintf(buf, sizeof(buf), "%.*s", (int)exp->len, (const char *)exp->data);
+        if (kobj_parse_rfc3339(buf, &sec, &ns) < 0)
+            return "has an expiration that is not RFC 3339";
+        if ((int64_t)time(NULL) >= sec)
+            return "has expired";
+    }
+    if (!data_is(sc, "usage-bootstrap-authentication", "true"))
+        return "is not marked usage-bootstrap-authentication=true";
+    return NULL;
+}
+
+/* auth-extra-groups: a comma list, each system:bootstrappers:...; appended to *g. */
+static const char *bootstrap_groups(const Coracle__V1__Secret *sc, char ***g, size_t *n)
+{
+    strv_push(g, n, "system:bootstrappers", 20);
+    const ProtobufCBinaryData *v = secret_data(sc, "auth-extra-groups");
+    const char *p = v ? (const char *)v->data : NULL, *end = p ? p + v->len : NULL;
+    while (p && p < end) {
+        const char *c = memchr(p, ',', (size_t)(end - p));
+        size_t l = (size_t)((c ? c : end) - p);
+        if (l < 22 || memcmp(p, "system:bootstrappers:", 21))
+            return "has an auth-extra-groups entry outside system:bootstrappers:";
+        strv_push(g, n, p, l);
+        p = c ? c + 1 : end;
+    }
+    return NULL;
+}
+
+/*
+ * Kubernetes' bootstrap token authenticator: "<id>.<secret>" against the
+ * Secret bootstrap-token-<id> in kube-system. 1 and *u (system:bootstrap:<id>
+ * in system:bootstrappers and its extra groups), 0 if tok is no bootstrap
+ * token, -1 with *err saying why it is refused (the id is not secret; the
+ * reason tells a joining node what to fix).
+ */
+static int bootstrap_authenticate(auth_t *au, const char *tok, struct auth_user *u, char **err)
+{
+    char id[7], secret[17];
+    if (!au->st || pki_token_split(tok, id, secret) < 0)
+        return 0;
+    Coracle__V1__Secret *sc = bootstrap_secret(au->st, id);
+    const char *why = !sc ? "was not found (never created, deleted or cleaned up after expiring)"
+                          : bootstrap_refusal(sc, secret);
+    char **groups = NULL;
+    size_t ng = 0;
+    if (!why)
+        why = bootstrap_groups(sc, &groups, &ng);
+    struct ident *id_ = NULL;
+    if (!why) {
+        char name[64];
+        snprintf(name, sizeof(name), "system:bootstrap:%s", id);
+        if (!(id_ = intern(au, name, "", groups, 1)))
+            why = "cannot be interned (too many identities)";
+    }
+    strv_free(groups);
+    if (sc)
+        protobuf_c_message_free_unpacked(&sc->base, NULL);
+    if (why) {
+        *err = xasprintf("Unauthorized: bootstrap token \"%s\" %s", id, why);
+        log_info("auth: %s", *err);
+        return -1;
+    }
+    user_set(u, id_);
+    return 1;
 }
 
 /* Either API's request: its TLS session (or NULL), Authorization header (or NULL), peer. */
@@ -675,8 +806,26 @@ static int authenticate(auth_t *au, SSL *ssl, const char *authz, const char *pee
             return 0;
         }
     }
+    if (authz && auth_authenticate_token(au, authz, u, err) == 0)
+        return 0;
+    if (authz && !strncasecmp(authz, "Bearer ", 7)) {
+        const char *tok = authz + 7;
+        while (*tok == ' ')
+            tok++;
+        char *why = NULL;
+        int r = bootstrap_authenticate(au, tok, u, &why);
+        if (r > 0) {
+            free(*err);
+            *err = NULL;
+            return 0;
+        }
+        if (r < 0) {
+            free(*err);
+            *err = why;
+        }
+    }
     if (authz)
-        return auth_authenticate_token(au, authz, u, err);
+        return -1;
     *err = xstrdup("Unauthorized");
     log_info("auth: %s: no client certificate and no bearer token: Unauthorized", peer);
     return -1;

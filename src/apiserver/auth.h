@@ -8,6 +8,12 @@
  *    layer): user = subject CN, groups = subject O values;
  *  - "authorization: Bearer T" with T in --token-auth-file, Kubernetes'
  *    static token CSV: token,user,uid,"group1,group2";
+ *  - "authorization: Bearer <id>.<secret>", a bootstrap token: the Secret
+ *    kube-system/bootstrap-token-<id> of type bootstrap.kubernetes.io/token
+ *    with that token-secret, usage-bootstrap-authentication "true" and an
+ *    expiration (RFC 3339) not passed: user system:bootstrap:<id> in
+ *    system:bootstrappers and the Secret's auth-extra-groups (read from the
+ *    store at each request; auth_set_store);
  *  - every authenticated user is also in group system:authenticated.
  *  With neither a client CA nor a token file configured (the development
  *  mode, allowed on loopback and unix sockets only) every caller is
@@ -94,6 +100,9 @@ int auth_required(const auth_t *au);
  */
 int auth_listen(const auth_t *au, h2s_t *srv, const char *addr, struct ssl_ctx_st *tls,
                 int insecure_loopback, char **err);
+
+/* The store bootstrap tokens are looked up in (not owned; NULL: none). */
+void auth_set_store(auth_t *au, store_t *st);
 
 /* Returns 0 and *u, or -1 with *err (malloc'd) for UNAUTHENTICATED. May intern an identity. */
 int auth_authenticate(auth_t *au, h2s_call_t *c, struct auth_user *u, char **err);

@@ -8,7 +8,7 @@ libapiserver_a_SOURCES = \
 	src/apiserver/enc.c src/apiserver/enc_cfg.c src/apiserver/enc.h src/apiserver/enc_int.h \
 	src/apiserver/obj.c src/apiserver/obj.h \
 	src/apiserver/admit.c src/apiserver/admit.h src/apiserver/admit_int.h \
-	src/apiserver/admit_workload.c src/apiserver/admit_rbac.c \
+	src/apiserver/admit_workload.c src/apiserver/admit_rbac.c src/apiserver/admit_csr.c \
 	src/apiserver/psa.c src/apiserver/psa_check.c src/apiserver/psa_cfg.c src/apiserver/psa.h \
 	src/apiserver/wire.c src/apiserver/wire.h \
 	src/apiserver/apply.c src/apiserver/apply.h \

@@ -460,6 +460,7 @@ int main(int argc, char **argv)
     if (auth_new(&auc, &app.auth, &err) < 0)
         fatal("%s", err);
     open_satoken(&app, &err);
+    auth_set_store(app.auth, app.st); /* bootstrap tokens */
 
     struct audit_config auditc = {
         .policy_file = opt_str(audit_policy_file),

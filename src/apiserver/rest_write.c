@@ -443,6 +443,17 @@ static int admit(struct wreq *w, ProtobufCMessage *obj, bool status)
     return 0;
 }
 
+/* A CSR's create: its requester (admit_csr_create). 0, or -1 after answering 403. */
+static int requester(struct wreq *w, const struct auth_user *u, ProtobufCMessage *obj)
+{
+    char *msg;
+    if (w->k != &kind_csr || admit_csr_create(obj, u->name, u->groups, &msg) == 0)
+        return 0;
+    answer_grpc(w, GRPC_PERMISSION_DENIED, msg);
+    free(msg);
+    return -1;
+}
+
 /* The store stage: o answers w through op_answer. */
 static void submit(struct wreq *w, struct apply_op *o)
 {
@@ -582,7 +593,8 @@ static bool big_body(struct wreq *w, const struct auth_user *u, bool create)
 {
     size_t len;
     const uint8_t *body = h2s_req_body(w->r, &len);
-    if (len <= BODY_INLINE_MAX || api_escalation_checked(w->rs->cfg.api, w->k))
+    /* a CSR's requester is set on the loop */
+    if (len <= BODY_INLINE_MAX || api_escalation_checked(w->rs->cfg.api, w->k) || w->k == &kind_csr)
         return false;
     struct bigjob *b = xcalloc(1, sizeof(*b));
     b->w = w;
@@ -648,7 +660,8 @@ static void do_create(struct wreq *w, const struct auth_user *u)
     }
     free(w->name);
     w->name = m->name && *m->name ? xstrdup(m->name) : NULL;
-    if (authorize(w, u, "create", generated ? NULL : m->name, NULL) < 0 || admit(w, obj, false) < 0)
+    if (authorize(w, u, "create", generated ? NULL : m->name, NULL) < 0 ||
+        requester(w, u, obj) < 0 || admit(w, obj, false) < 0)
         goto out;
     struct apply_op *o = apply_op_new(w->k, APPLY_CREATE, m->namespace_, m->name);
     o->obj = obj;
@@ -1186,6 +1199,7 @@ static bool has_status(const struct kind *k)
 bool rest_write_sub(const struct kind *k, const char *sub)
 {
     return (!strcmp(sub, "status") && has_status(k)) ||
+           (!strcmp(sub, "approval") && k == &kind_csr) ||
            (!strcmp(sub, "binding") && api_has_verb(k, API_BIND)) ||
            (!strcmp(sub, "scale") && kind_has_scale(k));
 }
@@ -1198,7 +1212,10 @@ bool rest_write_sub(const struct kind *k, const char *sub)
 static enum rverb classify(const char *m, const struct rreq *rq, const char **verb, bool *nf)
 {
     *nf = rq->sub && !rest_write_sub(rq->k, rq->sub);
-    bool status = rq->sub && (!strcmp(rq->sub, "status") || !strcmp(rq->sub, "scale")) && !*nf;
+    bool status =
+        rq->sub &&
+        (!strcmp(rq->sub, "status") || !strcmp(rq->sub, "scale") || !strcmp(rq->sub, "approval")) &&
+        !*nf;
     bool binding = rq->sub && !strcmp(rq->sub, "binding") && !*nf;
     bool ns_ok = !rq->k->namespaced || rq->ns; /* not the all-namespaces path */
     if (*nf || !ns_ok)
@@ -1239,10 +1256,11 @@ void rest_write(rest_t *rs, h2s_req_t *r, const struct auth_user *u, struct rreq
     w->r = r;
     w->k = rq->k;
     w->verb = v;
-    w->sub = !rq->sub                     ? NULL
-             : !strcmp(rq->sub, "status") ? "status"
-             : !strcmp(rq->sub, "scale")  ? "scale"
-                                          : "binding";
+    w->sub = !rq->sub                       ? NULL
+             : !strcmp(rq->sub, "status")   ? "status"
+             : !strcmp(rq->sub, "scale")    ? "scale"
+             : !strcmp(rq->sub, "approval") ? "approval"
+                                            : "binding";
     w->ns = rq->k->namespaced && rq->ns ? xstrdup(rq->ns) : NULL;
     w->name = rq->name ? xstrdup(rq->name) : NULL;
     w->ok_status = v == RV_CREATE ? 201 : 200;

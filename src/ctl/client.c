@@ -141,7 +141,7 @@ int ctl_client_open(struct ctl_client *c)
                          .on_warning = print_warning};
     char *err = NULL;
     int rc = gcl_opts_setup(&o, c->addr, ca, cert, key, c->token, &err);
-    free(ca);
+    c->ca_file = ca;
     free(cert);
     free(key);
     if (rc < 0) {
@@ -176,6 +176,7 @@ void ctl_client_close(struct ctl_client *c)
         SSL_CTX_free(c->tls);
     free(c->addr);
     free(c->token);
+    free(c->ca_file);
     memset(c, 0, sizeof(*c));
 }
 

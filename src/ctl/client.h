@@ -28,6 +28,7 @@ struct ctl_client {
     char *addr;
     char *token;
     struct ssl_ctx_st *tls; /* NULL: cleartext (owned; for get --raw) */
+    char *ca_file;          /* the CA bundle used (flag or config), or NULL */
 };
 
 /* Opens (lazily: nothing is sent yet). Prints an error and returns -1 on failure. */

@@ -79,6 +79,8 @@ int ctl_cmd_scale(int argc, char **argv);
 int ctl_cmd_rollout(int argc, char **argv);
 /* create role|clusterrole|rolebinding|clusterrolebinding NAME --verb ... (cmd_create_rbac.c) */
 int ctl_create_rbac(int argc, char **argv);
+int ctl_cmd_token(int argc, char **argv);
+int ctl_cmd_certificate(int argc, char **argv);
 
 /* Dispatch over the verbs table; main() is just this. */
 int ctl_main(int argc, char **argv);

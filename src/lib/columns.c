@@ -685,6 +685,51 @@ static void rolebinding_cells(struct cols_row *row, const ProtobufCMessage *obj,
     cell_subjects(row, rb->subjects, rb->n_subjects, "ServiceAccount");
 }
 
+/* ------------------------------------------------------- certificates */
+
+static const struct cols_def csr_defs[] = {
+    NAME_COL,
+    AGE_COL,
+    {"SignerName", "string", "", "Requested signer for the request.", 0},
+    {"Requestor", "string", "", "Name of the user that created the request.", 0},
+    {"RequestedDuration", "string", "", "Requested duration of validity of the issued certificate.",
+     0},
+    {"Condition", "string", "", "Approved, Denied or Failed, and Issued; else Pending.", 0},
+};
+
+/* kubectl's CONDITION: the condition types, "Issued" once signed, else "Pending". */
+static void csr_condition(char *buf, size_t n, const Coracle__V1__CertificateSigningRequest *csr)
+{
+    const Coracle__V1__CertificateSigningRequestStatus *st = csr->status;
+    size_t l = 0;
+    buf[0] = 0;
+    for (size_t i = 0; st && i < st->n_conditions && l + 1 < n; i++)
+        l += (size_t)snprintf(buf + l, n - l, "%s%s", l ? "," : "",
+                              st->conditions[i]->type ? st->conditions[i]->type : "");
+    if (st && st->certificate.len && l + 1 < n)
+        l += (size_t)snprintf(buf + l, n - l, "%sIssued", l ? "," : "");
+    if (!l)
+        snprintf(buf, n, "Pending");
+}
+
+static void csr_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                      int64_t now_ns)
+{
+    const Coracle__V1__CertificateSigningRequest *csr = (const void *)obj;
+    const Coracle__V1__CertificateSigningRequestSpec *sp = csr->spec;
+    (void)now_ns;
+    char dur[32] = "<none>", cond[128];
+    if (sp && sp->has_expirationseconds)
+        cols_human_duration(dur, sizeof(dur), (int64_t)sp->expirationseconds * 1000000000LL);
+    csr_condition(cond, sizeof(cond), csr);
+    cell_str(row, csr->metadata ? csr->metadata->name : NULL);
+    cell_str(row, age);
+    cell_str(row, sp ? sp->signername : NULL);
+    cell_str(row, sp ? sp->username : NULL);
+    cell_str(row, dur);
+    cell_str(row, cond);
+}
+
 /* ------------------------------------------------------- workloads */
 
 static int cmp_label(const void *a, const void *b)
@@ -946,6 +991,7 @@ static const struct {
     {&kind_clusterrole, role_defs, ARRAY_SIZE(role_defs), role_cells},
     {&kind_rolebinding, rolebinding_defs, ARRAY_SIZE(rolebinding_defs), rolebinding_cells},
     {&kind_role, role_defs, ARRAY_SIZE(role_defs), role_cells},
+    {&kind_csr, csr_defs, ARRAY_SIZE(csr_defs), csr_cells},
     {NULL, other_defs, ARRAY_SIZE(other_defs), other_cells},
 };
 

@@ -324,6 +324,19 @@ const struct kind kind_subjectaccessreview = {
     NULL,
     "subjectaccessreviews.authorization.k8s.io",
 };
+const struct kind kind_csr = {
+    "CertificateSigningRequest",
+    "certificates.k8s.io/v1",
+    "certificatesigningrequests",
+    "certificatesigningrequest",
+    "csr",
+    "coracle.v1.CertificateSigningRequests",
+    false,
+    &coracle__v1__certificate_signing_request__descriptor,
+    &coracle__v1__certificate_signing_request_list__descriptor,
+    &coracle__v1__certificate_signing_request_watch_event__descriptor,
+    "certificatesigningrequests.certificates.k8s.io",
+};
 
 const struct kind *const kinds_all[] =
     {/* core, then the groups in the order kube-apiserver lists them */
@@ -345,6 +358,7 @@ const struct kind *const kinds_all[] =
      &kind_subjectaccessreview,
      &kind_job,
      &kind_cronjob,
+     &kind_csr,
      &kind_clusterrolebinding,
      &kind_clusterrole,
      &kind_rolebinding,
@@ -423,6 +437,9 @@ _Static_assert(offsetof(Coracle__V1__SelfSubjectAccessReview, metadata) == sizeo
 _Static_assert(offsetof(Coracle__V1__SelfSubjectRulesReview, metadata) == sizeof(ProtobufCMessage),
                "layout");
 _Static_assert(offsetof(Coracle__V1__SubjectAccessReview, metadata) == sizeof(ProtobufCMessage),
+               "layout");
+_Static_assert(offsetof(Coracle__V1__CertificateSigningRequest, metadata) ==
+                   sizeof(ProtobufCMessage),
                "layout");
 
 Coracle__V1__ObjectMeta *kind_meta(const ProtobufCMessage *obj)

@@ -1,8 +1,9 @@
 /*
  * kinds: the table of API kinds (Pod, Node, Event, Lease, Namespace, ConfigMap,
  * Secret, ServiceAccount, ReplicaSet, Deployment, DaemonSet, Job, CronJob,
- * ClusterRoleBinding, ClusterRole, RoleBinding, Role, and the access reviews,
- * which are virtual: created, never stored)
+ * ClusterRoleBinding, ClusterRole, RoleBinding, Role,
+ * CertificateSigningRequest, and the access reviews, which are virtual:
+ * created, never stored)
  * that generic code
  * (the apiserver's handlers, the store keys, coraclectl's verbs) walks
  * instead of naming each kind. Every object message has ObjectMeta as field
@@ -42,8 +43,9 @@ extern const struct kind kind_clusterrolebinding, kind_clusterrole, kind_rolebin
 extern const struct kind kind_selfsubjectreview, kind_localsubjectaccessreview;
 extern const struct kind kind_selfsubjectaccessreview, kind_selfsubjectrulesreview;
 extern const struct kind kind_subjectaccessreview;
+extern const struct kind kind_csr;
 /* NULL-terminated list of all kinds, KINDS_N of them (checked in kinds.c). */
-#define KINDS_N 24
+#define KINDS_N 25
 extern const struct kind *const kinds_all[KINDS_N + 1];
 
 /* By kind ("Pod"), resource ("pods"), singular ("pod") or short name ("po"),

@@ -77,6 +77,8 @@ libcoracle_a_SOURCES = \
 	src/lib/podfield.h \
 	src/lib/podref.c \
 	src/lib/podref.h \
+	src/lib/pki.c \
+	src/lib/pki.h \
 	src/lib/qty.c \
 	src/lib/qty.h \
 	src/lib/sdnotify.c \
@@ -242,6 +244,13 @@ t_unit_test_tls_SOURCES = t/unit/test_tls.c t/unit/tap.h
 t_unit_test_tls_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -DSRCDIR='"$(abs_top_srcdir)"'
 t_unit_test_tls_LDADD = libcoracle.a $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_tls
+
+# pki: the CA pin, CSR parsing and the signer's rules, signing, token syntax.
+check_PROGRAMS += t/unit/test_pki
+t_unit_test_pki_SOURCES = t/unit/test_pki.c t/unit/tap.h
+t_unit_test_pki_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_pki_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_pki
 
 # kssa: server-side apply and managedFields against structured-merge-diff's semantics.
 check_PROGRAMS += t/unit/test_kssa

@@ -20,6 +20,9 @@ const struct ctrl_def *const ctrl_all[] = {
     &ctrl_rootcacertpublisher,
     &ctrl_clusterroleaggregation,
     &ctrl_nodeipam,
+    &ctrl_csrapproving,
+    &ctrl_csrsigning,
+    &ctrl_tokencleaner,
     NULL,
 };
 /* clang-format on */

@@ -18,6 +18,17 @@ extern const struct ctrl_def ctrl_cronjob;
 extern const struct ctrl_def ctrl_rootcacertpublisher;
 extern const struct ctrl_def ctrl_clusterroleaggregation;
 extern const struct ctrl_def ctrl_nodeipam;
+extern const struct ctrl_def ctrl_csrapproving;
+extern const struct ctrl_def ctrl_csrsigning;
+extern const struct ctrl_def ctrl_tokencleaner;
+
+/* The signing controller's read-only configuration, set by main before cm_start. */
+struct ctrl_certs_cfg {
+    const char *cert_file; /* --cluster-signing-cert-file (NULL: nothing is signed) */
+    const char *key_file;  /* --cluster-signing-key-file */
+    int64_t duration_s;    /* --cluster-signing-duration (default 8760h) */
+};
+extern struct ctrl_certs_cfg ctrl_certs_cfg;
 
 /* Every controller, NULL-terminated, in the order they start. */
 extern const struct ctrl_def *const ctrl_all[];

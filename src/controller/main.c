@@ -108,6 +108,7 @@ int main(int argc, char **argv)
     /* static: cfg_set's copies stay reachable for the life of the program */
     static char *server = "127.0.0.1:6443", *token_file = "", *controllers = "*";
     static char *ca = "", *cert = "", *key = "", *root_ca_file = "";
+    static char *signing_cert = "", *signing_key = "", *signing_duration = "8760h";
     static char *healthz_listen = "127.0.0.1:10257";
     static long long max_inflight = 500, node_cidr_mask_size = 24;
     static char *cluster_cidr = "";
@@ -137,6 +138,12 @@ int main(int argc, char **argv)
          "the pods' IP range the node ranges are cut from (needs --allocate-node-cidrs)"},
         {"node-cidr-mask-size", CFG_INT, &node_cidr_mask_size, "BITS",
          "prefix length of each Node's range (default 24)"},
+        {"cluster-signing-cert-file", CFG_STR, &signing_cert, "FILE",
+         "PEM CA certificate the csrsigning controller issues client certificates with "
+         "(default none: nothing is signed)"},
+        {"cluster-signing-key-file", CFG_STR, &signing_key, "FILE", "its private key"},
+        {"cluster-signing-duration", CFG_STR, &signing_duration, "DURATION",
+         "the longest validity of a signed certificate (default 8760h)"},
         LEADER_CFG_OPTS(le, "managers", "coracle-controller-manager"),
         {"healthz-listen", CFG_STR, &healthz_listen, "ADDR",
          "serve /healthz, /readyz, /metrics on host:port or unix:/path; empty: off "
@@ -170,6 +177,15 @@ int main(int argc, char **argv)
                         "--allocate-node-cidrs=true\n");
         return 2;
     }
+    int64_t dur_ns;
+    if (parse_duration(signing_duration, &dur_ns) < 0 || dur_ns < 1000000000LL) {
+        fprintf(stderr,
+                "coracle-controller-manager: --cluster-signing-duration: \"%s\" is not a "
+                "duration of at least 1s (8760h, 10m)\n",
+                signing_duration);
+        return 2;
+    }
+    ctrl_certs_cfg = (struct ctrl_certs_cfg){signing_cert, signing_key, dur_ns / 1000000000LL};
     srandom((unsigned)(mono_ns() ^ getpid()));
 
     struct event_base *base = event_base_new();

@@ -175,8 +175,7 @@ static void token_row(const Coracle__V1__Secret *sc, int64_t now)
     usages_of(sc, usages, sizeof(usages));
     printf("%s.%s\t%s\t%s\t%s\t%s\t%s\n", text_of(sc, "token-id", id, sizeof(id), ""),
            text_of(sc, "token-secret", secret, sizeof(secret), ""), ttl, e,
-           *usages ? usages : "<none>",
-           text_of(sc, "description", desc, sizeof(desc), "<none>"),
+           *usages ? usages : "<none>", text_of(sc, "description", desc, sizeof(desc), "<none>"),
            text_of(sc, "auth-extra-groups", groups, sizeof(groups), "<none>"));
 }
 
@@ -221,8 +220,7 @@ static int token_delete(struct ctl_client *c, const struct ctl_strv *ids)
         req.name = name;
         ProtobufCMessage *resp = NULL;
         char *err = NULL;
-        int code =
-            ctl_call(c, &kind_secret, "Delete", &req.base, kind_secret.desc, &resp, &err);
+        int code = ctl_call(c, &kind_secret, "Delete", &req.base, kind_secret.desc, &resp, &err);
         if (code == GRPC_OK) {
             protobuf_c_message_free_unpacked(resp, NULL);
             printf("bootstrap token \"%s\" deleted\n", arg);

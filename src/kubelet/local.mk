@@ -3,6 +3,7 @@
 noinst_LIBRARIES += libkubelet.a
 libkubelet_a_SOURCES = \
 	src/kubelet/klet.h \
+	src/kubelet/certs.c src/kubelet/certs.h \
 	src/kubelet/proc.c \
 	src/kubelet/imgref.c \
 	src/kubelet/runtime_runc.c \

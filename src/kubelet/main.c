@@ -5,6 +5,7 @@
  * loop. Everything else lives in libkubelet.a.
  */
 #include "config.h"
+#include "certs.h"
 #include "cfg.h"
 #include "daemon.h"
 #include "image.h"
@@ -83,6 +84,7 @@ int main(int argc, char **argv)
     };
     static int cleanup = 0;
     static char *ca = "", *cert = "", *key = "", *token_file = "";
+    static char *join_token = "", *ca_cert_hash = "";
     static char *healthz_listen = "127.0.0.1:10248";
     const struct cfg_opt opts[] = {
         {"server", CFG_STR, &k.cfg.server, "ADDR",
@@ -135,6 +137,11 @@ int main(int argc, char **argv)
          "client certificate (CN system:node:<name>, O system:nodes)"},
         {"client-key", CFG_STR, &key, "FILE", "the client certificate's key"},
         {"token-file", CFG_STR, &token_file, "FILE", "bearer token for the apiserver (none)"},
+        {"token", CFG_STR, &join_token, "TOKEN",
+         "bootstrap token to join with (coraclectl token create); needed once: the client "
+         "certificate it gets is kept in <root-dir>/pki and renewed"},
+        {"ca-cert-hash", CFG_STR, &ca_cert_hash, "sha256:HEX",
+         "the cluster CA's public key hash to pin when joining with --token"},
         {"healthz-listen", CFG_STR, &healthz_listen, "ADDR",
          "serve /healthz, /readyz, /metrics on host:port or unix:/path; empty: off "
          "(127.0.0.1:10248)"},
@@ -192,6 +199,18 @@ int main(int argc, char **argv)
     daemon_t *d = daemon_new(k.base, obs_config_path(argc, argv, prog.default_config), &ops);
     struct gcl_opts gopts = {0};
     char *token = NULL, *err = NULL;
+    /* a joined node (or one joining now) uses and renews its own certificate */
+    char *own_ca = NULL, *own_cert = NULL;
+    if (!*cert && (*join_token || klet_certs_joined(k.cfg.root_dir))) {
+        struct klet_join j = {k.cfg.server, join_token, ca_cert_hash, k.cfg.root_dir,
+                              k.cfg.node_name};
+        if (klet_certs_join(&j, &own_ca, &own_cert, &err) < 0)
+            fatal("join: %s", err);
+        ca = own_ca;
+        cert = key = own_cert;
+        if (strncmp(k.cfg.server, "https://", 8))
+            k.cfg.server = xasprintf("https://%s", k.cfg.server);
+    }
     if (*token_file && daemon_read_token(token_file, &token, &err) < 0)
         fatal("%s", err);
     gopts.user_agent = "coracle-kubelet/" PACKAGE_VERSION;
@@ -236,6 +255,15 @@ int main(int argc, char **argv)
     ktun_t *tun[MAX_SERVERS];
     for (size_t i = 0; i < ntun; i++)
         tun[i] = ktun_start(k.base, tun_api[i], &topts);
+    klet_rot_t *rot = NULL;
+    if (own_cert) {
+        gcl_t *all[MAX_SERVERS + 1] = {k.api};
+        size_t nall = 1;
+        for (size_t i = 0; i < ntun; i++)
+            if (tun_api[i] != k.api)
+                all[nall++] = tun_api[i];
+        rot = klet_certs_rotate(k.base, k.api, all, nall, own_ca, own_cert, k.cfg.node_name);
+    }
     if (daemon_serve_health(d, healthz_listen) == 0) /* not fatal: pods matter more */
         klet_metrics_start(&k);
     log_info("node %s: server %s, root %s, images %s", k.cfg.node_name, k.cfg.server,
@@ -249,10 +277,13 @@ int main(int argc, char **argv)
             gcl_free(tun_api[i]);
     }
     klet_podnet_stop(&k); /* before the loop goes: the informer lives on it */
+    klet_certs_rotate_free(rot);
     daemon_free(d);
     klet_metrics_stop(&k);
     gcl_free(k.api);
     free(token);
+    free(own_ca);
+    free(own_cert);
     event_base_free(k.base);
     return 0;
 }

@@ -1029,6 +1029,20 @@ void gcl_set_keepalive(gcl_t *g, int interval_ms, int timeout_ms)
     g->ka_timeout_ms = timeout_ms > 0 ? timeout_ms : 20000;
 }
 
+void gcl_set_tls(gcl_t *g, SSL_CTX *ctx)
+{
+    if (!g->tls || !ctx)
+        return;
+    SSL_CTX_up_ref(ctx);
+    SSL_CTX_free(g->tls);
+    g->tls = ctx;
+    struct gconn *c = g->cur;
+    if (!c)
+        return;
+    g->cur = NULL; /* the next call opens a connection with ctx */
+    gconn_maybe_reap(c);
+}
+
 const char *gcl_addr(const gcl_t *g)
 {
     return g->eps[g->ep].addr;

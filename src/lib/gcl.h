@@ -73,6 +73,14 @@ void gcl_free(gcl_t *g);
  */
 int gcl_opts_setup(struct gcl_opts *o, const char *addr, const char *ca, const char *cert,
                    const char *key, const char *token, char **err);
+/*
+ * New TLS credentials (a renewed client certificate) for the connections
+ * to come: g takes its own reference to ctx and drops the old context.
+ * The current connection takes no new calls from now on; the calls open
+ * on it (watches, tunnels) go on there until they end, so nothing in
+ * flight fails, and it closes with its last call. No-op for a cleartext g.
+ */
+void gcl_set_tls(gcl_t *g, struct ssl_ctx_st *ctx);
 /* The address the next connection goes to (without its scheme); valid while g lives. */
 const char *gcl_addr(const gcl_t *g);
 /*

@@ -75,6 +75,16 @@ EVP_PKEY *pki_load_key(const char *path, char **err)
     return k;
 }
 
+void pki_cert_free(X509 *c)
+{
+    X509_free(c);
+}
+
+void pki_key_free(EVP_PKEY *k)
+{
+    EVP_PKEY_free(k);
+}
+
 int pki_ca_hash_file(const char *path, char out[PKI_HASH_LEN], char **err)
 {
     X509 *c = pki_load_cert(path, err);
@@ -217,9 +227,9 @@ const char *pki_signer_check(const char *signer, const struct pki_csr *c, char *
     if (!usages)
         return NULL;
     for (size_t i = 0; i < n_usages; i++)
-        if (!usages[i] || (strcmp(usages[i], "digital signature") &&
-                           strcmp(usages[i], "key encipherment") &&
-                           strcmp(usages[i], "client auth")))
+        if (!usages[i] ||
+            (strcmp(usages[i], "digital signature") && strcmp(usages[i], "key encipherment") &&
+             strcmp(usages[i], "client auth")))
             return "usages may only be \"digital signature\", \"key encipherment\" and \"client "
                    "auth\"";
     if (!has_usage(usages, n_usages, "client auth"))
@@ -248,13 +258,13 @@ int pki_new_key_csr(const char *cn, const char *org, char **key_pem, char **csr_
         *err = ossl_err("cannot make a key");
         goto out;
     }
-    if ((org && !X509_NAME_add_entry_by_txt(nm, "O", MBSTRING_UTF8, (const unsigned char *)org,
-                                            -1, -1, 0)) ||
+    if ((org && !X509_NAME_add_entry_by_txt(nm, "O", MBSTRING_UTF8, (const unsigned char *)org, -1,
+                                            -1, 0)) ||
         !X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
                                     0) ||
         !X509_REQ_set_subject_name(req, nm) || !X509_REQ_set_pubkey(req, k) ||
-        !X509_REQ_sign(req, k, EVP_sha256()) || !PEM_write_bio_PrivateKey(kb, k, NULL, NULL, 0,
-                                                                         NULL, NULL) ||
+        !X509_REQ_sign(req, k, EVP_sha256()) ||
+        !PEM_write_bio_PrivateKey(kb, k, NULL, NULL, 0, NULL, NULL) ||
         !PEM_write_bio_X509_REQ(rb, req)) {
         *err = ossl_err("cannot make a certificate request");
         goto out;
@@ -307,6 +317,12 @@ static int64_t asn1_unix(const ASN1_TIME *t)
     return (int64_t)timegm(&tm);
 }
 
+/* Clock skew allowance: 5 minutes, a tenth of the lifetime for short ones. */
+static long backdate(int64_t lifetime_s)
+{
+    return lifetime_s >= 3000 ? 300 : (long)(lifetime_s / 10);
+}
+
 int pki_sign(X509 *ca_cert, EVP_PKEY *ca_key, const void *csr_pem, size_t len, int64_t lifetime_s,
              char **cert_pem, char **err)
 {
@@ -325,12 +341,13 @@ int pki_sign(X509 *ca_cert, EVP_PKEY *ca_key, const void *csr_pem, size_t len, i
         !X509_set_subject_name(cert, X509_REQ_get_subject_name(req)) ||
         !X509_set_issuer_name(cert, X509_get_subject_name(ca_cert)) ||
         !X509_set_pubkey(cert, X509_REQ_get0_pubkey(req)) ||
-        !X509_time_adj_ex(X509_getm_notBefore(cert), 0, -300, &now) ||
+        !X509_time_adj_ex(X509_getm_notBefore(cert), 0, -backdate(lifetime_s), &now) ||
         !X509_time_adj_ex(X509_getm_notAfter(cert), 0, (long)(end - now), &now) ||
         !add_ext(cert, ca_cert, NID_basic_constraints, "critical,CA:FALSE") ||
         !add_ext(cert, ca_cert, NID_key_usage, "critical,digitalSignature,keyEncipherment") ||
         !add_ext(cert, ca_cert, NID_ext_key_usage, "clientAuth") ||
-        !add_ext(cert, ca_cert, NID_authority_key_identifier, "keyid:always") ||
+        (X509_get0_subject_key_id(ca_cert) &&
+         !add_ext(cert, ca_cert, NID_authority_key_identifier, "keyid:always")) ||
         !X509_sign(cert, ca_key, EVP_sha256()) || !PEM_write_bio_X509(b, cert)) {
         *err = ossl_err("cannot sign the certificate");
         goto out;

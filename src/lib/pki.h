@@ -35,8 +35,8 @@ int pki_ca_hash_file(const char *path, char out[PKI_HASH_LEN], char **err);
 
 /* What a CSR asks for. Strings malloc'd; pki_csr_free. */
 struct pki_csr {
-    char *cn;     /* subject commonName, "" if none */
-    char **orgs;  /* subject organization values, NULL-terminated */
+    char *cn;                        /* subject commonName, "" if none */
+    char **orgs;                     /* subject organization values, NULL-terminated */
     int n_dns, n_ip, n_email, n_uri; /* subjectAltName entries by type */
 };
 
@@ -67,9 +67,9 @@ int pki_new_key_csr(const char *cn, const char *org, char **key_pem, char **csr_
 /*
  * Signs the CSR csr_pem with the CA (ca_cert, ca_key) as a client
  * certificate (extKeyUsage clientAuth, digitalSignature, not a CA) valid
- * from 5 minutes ago (clock skew, as Kubernetes' signer backdates) for
- * lifetime_s seconds, capped at the CA's own expiry. *cert_pem malloc'd.
- * 0, or -1 with *err.
+ * from 5 minutes ago (clock skew, as Kubernetes' signer backdates; a tenth
+ * of the lifetime when that is under 50 minutes) for lifetime_s seconds, capped at the CA's own
+ * expiry. *cert_pem malloc'd. 0, or -1 with *err.
  */
 int pki_sign(struct x509_st *ca_cert, struct evp_pkey_st *ca_key, const void *csr_pem, size_t len,
              int64_t lifetime_s, char **cert_pem, char **err);
@@ -77,6 +77,10 @@ int pki_sign(struct x509_st *ca_cert, struct evp_pkey_st *ca_key, const void *cs
 /* Loads a PEM certificate / private key file. NULL with *err (malloc'd). */
 struct x509_st *pki_load_cert(const char *path, char **err);
 struct evp_pkey_st *pki_load_key(const char *path, char **err);
+
+/* Frees what pki_load_cert / pki_load_key returned (NULL: no-op). */
+void pki_cert_free(struct x509_st *c);
+void pki_key_free(struct evp_pkey_st *k);
 
 /* notBefore and notAfter of a PEM certificate (first of the text), unix seconds. 0 or -1. */
 int pki_cert_times(const void *pem, size_t len, int64_t *not_before, int64_t *not_after);

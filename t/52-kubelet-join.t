@@ -1,0 +1,235 @@
+#!/usr/bin/python3
+# A node joins with a bootstrap token and renews its certificate: coraclectl
+# token create|list|delete; a kubelet given only --server, --token and
+# --ca-cert-hash pins the CA, sends its CSR, gets it approved (csrapproving)
+# and signed (csrsigning), registers its Node and runs a pod (runc); a
+# second start needs no token; a wrong CA hash, an expired token and a CSR
+# for another node's name are refused with messages saying which; the
+# tokencleaner deletes the expired token; with one-minute certificates the
+# kubelet renews its own, the pod keeps running and no call fails.
+import base64, os, re, shutil, socket, ssl, stat, subprocess, sys, time
+sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
+import ctest
+import grpc
+
+import klet
+
+SRC = ctest.SRC
+t = ctest.Tap()
+c, root, runc_root = klet.busybox_node(t, "52-kubelet-join")
+pb = c.pb
+pki = os.path.join(c.dir, "pki")
+port = ctest.free_port()
+addr = "127.0.0.1:%d" % port
+c.certs(pki, "-n", "n1", "-s", addr)
+policy = os.path.join(c.dir, "policy")
+shutil.copy(os.path.join(SRC, "conf", "policy"), policy)
+api = c.start("apiserver", [c.bin("coracle-apiserver"), "--listen", addr,
+                            "--data-dir", os.path.join(c.dir, "data"),
+                            "--tls-cert-file", os.path.join(pki, "apiserver.crt"),
+                            "--tls-private-key-file", os.path.join(pki, "apiserver.key"),
+                            "--client-ca-file", os.path.join(pki, "ca.crt"),
+                            "--authorization-policy-file", policy])
+c.api_addr = addr
+
+
+def rd(*p):
+    with open(os.path.join(*p), "rb") as f:
+        return f.read()
+
+
+def https_get(path):
+    ctx = ssl.create_default_context(cafile=os.path.join(pki, "ca.crt"))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        with ctx.wrap_socket(s, server_hostname="localhost") as ss:
+            ss.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode())
+            data = b""
+            while True:
+                b = ss.recv(65536)
+                if not b:
+                    break
+                data += b
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body.decode()
+
+
+def ready():
+    try:
+        return https_get("/readyz")[0] == 200
+    except OSError:
+        return False
+
+
+if not c.wait_for(ready, timeout=ctest.DEADLINE):
+    t.bail("apiserver not ready:\n" + api.tail())
+
+cl = ctest.Client.__new__(ctest.Client)
+cl.addr = addr
+cl.channel = grpc.secure_channel(addr, grpc.ssl_channel_credentials(
+    root_certificates=rd(pki, "ca.crt"), private_key=rd(pki, "admin.key"),
+    certificate_chain=rd(pki, "admin.crt")))
+c.clients.append(cl)
+admin_conf = os.path.join(pki, "admin.conf")
+
+
+def ctl(*args):
+    return c.ctl("--kubeconfig", admin_conf, *args, server=False)
+
+
+def start_cm(controllers):
+    return c.start("controller-manager", [
+        c.bin("coracle-controller-manager"), "--config", os.path.join(pki, "controller-manager.conf"),
+        "--healthz-listen", "", "--leader-elect=false", "--controllers", controllers,
+        "--cluster-signing-cert-file", os.path.join(pki, "ca.crt"),
+        "--cluster-signing-key-file", os.path.join(pki, "ca.key"),
+        "--cluster-signing-duration", "1m"])
+
+
+cm = start_cm("csrapproving,csrsigning")
+
+# ---- coraclectl token create / list
+rc, out, err = ctl("token", "create", "--ttl", "1h", "--description", "join test")
+t.is_(rc, 0, "token create: %s" % err.strip())
+lines = out.strip().splitlines()
+token = lines[0] if lines else ""
+t.ok(re.fullmatch(r"[a-z0-9]{6}\.[a-z0-9]{16}", token), "token <6>.<16>: %s" % token)
+m = re.fullmatch(r"coracle-kubelet --server https://(\S+) --token (\S+) --ca-cert-hash (sha256:[0-9a-f]{64})",
+                 lines[1] if len(lines) > 1 else "")
+t.ok(m and m.group(1) == addr and m.group(2) == token, "the join command: %s" % (lines[1:] or ""))
+cahash = m.group(3) if m else ""
+spki = subprocess.run("openssl x509 -pubkey -noout -in %s | openssl pkey -pubin -outform der | sha256sum"
+                      % os.path.join(pki, "ca.crt"), shell=True, capture_output=True, text=True).stdout.split()[0]
+t.is_(cahash, "sha256:" + spki, "--ca-cert-hash is the SHA-256 of the CA's DER SubjectPublicKeyInfo")
+tid = token.split(".")[0]
+sec = cl.call("Secrets", "Get", pb.GetRequest(namespace="kube-system", name="bootstrap-token-" + tid))
+t.ok(sec.type == "bootstrap.kubernetes.io/token" and sec.data["token-secret"] == token.split(".")[1].encode()
+     and sec.data["usage-bootstrap-authentication"] == b"true" and sec.data["description"] == b"join test",
+     "a Secret bootstrap-token-<id> of type bootstrap.kubernetes.io/token in kube-system")
+rc, out, _ = ctl("token", "list")
+t.ok(rc == 0 and out.startswith("TOKEN\tTTL\tEXPIRES\tUSAGES\tDESCRIPTION\tEXTRA GROUPS") and token in out
+     and "authentication,signing" in out and "join test" in out, "token list with kubeadm's columns:\n" + out)
+
+kroot = root
+
+
+def kubelet(*extra, name="kubelet-joined"):
+    return c.start(name, [c.bin("coracle-kubelet"), "--server", "https://" + addr, "--node-name", "joined",
+                          "--root-dir", kroot, "--healthz-listen", ""] + list(extra))
+
+
+refused = [0]
+
+
+def run_kubelet_fails(*extra):
+    """A kubelet that must exit: (exit code, its log)."""
+    refused[0] += 1
+    d = kubelet(*extra, name="kubelet-refused-%d" % refused[0])
+    deadline = time.time() + ctest.DEADLINE
+    while d.alive() and time.time() < deadline:
+        time.sleep(0.1)
+    code = d.proc.returncode
+    if d.alive():
+        d.kill()
+    c.daemons.remove(d)
+    return code, d.tail(10)
+
+
+# ---- refusals
+code, log = run_kubelet_fails("--token", token, "--ca-cert-hash", "sha256:" + "0" * 64)
+t.ok(code not in (0, None) and "presents no CA with --ca-cert-hash sha256:" + "0" * 64 in log,
+     "a wrong CA hash is refused, saying so:\n" + log)
+t.ok(not os.path.exists(os.path.join(kroot, "pki", "kubelet-client-current.pem")), "nothing stored")
+
+expired = "abcdef.0123456789abcdef"
+cl.call("Secrets", "Create", pb.Secret(
+    metadata=ctest.meta("bootstrap-token-abcdef", "kube-system"), type="bootstrap.kubernetes.io/token",
+    data={"token-id": b"abcdef", "token-secret": b"0123456789abcdef", "expiration": b"2020-01-01T00:00:00Z",
+          "usage-bootstrap-authentication": b"true"}))
+code, log = run_kubelet_fails("--token", expired, "--ca-cert-hash", cahash)
+t.ok(code not in (0, None) and 'bootstrap token "abcdef" has expired' in log,
+     "an expired token is refused, saying so:\n" + log)
+code, log = run_kubelet_fails("--token", "zzzzzz.0123456789abcdef", "--ca-cert-hash", cahash)
+t.ok(code not in (0, None) and 'bootstrap token "zzzzzz" was not found' in log,
+     "an unknown (deleted, used up) token is refused, saying so:\n" + log)
+
+# ---- the join
+k = kubelet("--token", token, "--ca-cert-hash", cahash)
+node = c.wait_for(lambda: cl.try_call("Nodes", "Get", pb.GetRequest(name="joined"))[0], timeout=ctest.DEADLINE)
+t.ok(node is not None, "the joined kubelet registered its Node")
+pem = os.path.join(kroot, "pki", "kubelet-client-current.pem")
+t.ok(os.path.exists(pem) and stat.S_IMODE(os.stat(pem).st_mode) == 0o600, "key and certificate kept 0600")
+subj = subprocess.run(["openssl", "x509", "-noout", "-subject", "-in", pem], capture_output=True, text=True).stdout
+t.ok("system:nodes" in subj and "system:node:joined" in subj, "certificate for system:node:joined: " + subj.strip())
+rc, out, _ = ctl("get", "csr")
+t.ok(rc == 0 and re.search(r"^NAME\s+AGE\s+SIGNERNAME\s+REQUESTOR\s+REQUESTEDDURATION\s+CONDITION", out, re.M)
+     and re.search(r"^node-csr-\S+\s+\S+\s+kubernetes.io/kube-apiserver-client-kubelet\s+system:bootstrap:%s\s+<none>\s+Approved,Issued" % tid,
+                   out, re.M), "get csr: approved and issued for the token's user:\n" + out)
+
+pod = pb.Pod(metadata=ctest.meta("joined-pod", "default"),
+             spec=pb.PodSpec(nodeName="joined", terminationGracePeriodSeconds=1, containers=[
+                 pb.Container(name="c", image="progrium/busybox", command=["sh", "-c", "sleep 3600"])]))
+cl.call("Pods", "Create", pod)
+
+
+def pod_status():
+    p, _ = cl.try_call("Pods", "Get", pb.GetRequest(namespace="default", name="joined-pod"))
+    return p.status if p else None
+
+
+st = c.wait_for(lambda: (lambda s: s if s and s.phase == "Running" else None)(pod_status()), timeout=ctest.DEADLINE)
+t.ok(st is not None, "the joined node runs a pod")
+started = st.containerStatuses[0].state.running.startedAt.seconds if st and st.containerStatuses else None
+
+# ---- a node asks for another node's name with its own certificate
+other = os.path.join(c.dir, "other")
+os.makedirs(other)
+subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", os.path.join(other, "k"), "-out", os.path.join(other, "csr"),
+                "-subj", "/O=system:nodes/CN=system:node:other"], check=True, capture_output=True)
+with open(os.path.join(other, "csr.yaml"), "w") as f:
+    f.write("apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata:\n  name: steal\n"
+            "spec:\n  signerName: kubernetes.io/kube-apiserver-client-kubelet\n  usages: [digital signature, client auth]\n"
+            "  request: %s\n" % base64.b64encode(rd(other, "csr")).decode())
+rc, out, err = c.ctl("--server", addr, "--certificate-authority", os.path.join(pki, "ca.crt"),
+                     "--client-certificate", pem, "--client-key", pem, "apply", "-f", os.path.join(other, "csr.yaml"),
+                     server=False)
+t.ok(rc != 0 and 'node "joined" may only request a client certificate for its own name' in err
+     and "not system:node:other" in err, "a CSR for another node's name is refused, saying so: " + err.strip())
+
+# ---- a second start needs no token
+k.stop()
+k = kubelet()
+t.ok(c.wait_for(lambda: k.tail(200).count("node joined: server") == 2, timeout=ctest.DEADLINE) is not None
+     and k.alive() and "joined: client certificate" not in k.tail(10), "the kubelet starts again with no token")
+lease0 = cl.call("Leases", "Get", pb.GetRequest(namespace="kube-node-lease", name="joined")).spec.renewTime.seconds
+
+# ---- rotation: one-minute certificates, renewed at 70-90 % of their life
+serial0 = subprocess.run(["openssl", "x509", "-noout", "-serial", "-in", pem], capture_output=True, text=True).stdout
+rotated = c.wait_for(lambda: "rotated the client certificate" in k.tail(200), timeout=120, interval=0.5)
+t.ok(rotated, "the kubelet renewed its certificate:\n" + k.tail(8))
+serial1 = subprocess.run(["openssl", "x509", "-noout", "-serial", "-in", pem], capture_output=True, text=True).stdout
+t.ok(serial0 != serial1 and serial1, "the certificate on disk changed (%s -> %s)" % (serial0.strip(), serial1.strip()))
+rc, out, _ = ctl("get", "csr")
+t.ok(re.search(r"\s+system:node:joined\s+<none>\s+Approved,Issued", out),
+     "the renewal was approved as the node's own:\n" + out)
+# the new certificate carries the next heartbeats
+t.ok(c.wait_for(lambda: cl.call("Leases", "Get", pb.GetRequest(namespace="kube-node-lease", name="joined"))
+                .spec.renewTime.seconds > lease0 + 10, timeout=ctest.DEADLINE), "the Lease is still renewed")
+st = pod_status()
+t.ok(st and st.phase == "Running" and st.containerStatuses[0].restartCount == 0 and
+     st.containerStatuses[0].state.running.startedAt.seconds == started, "the pod kept running, not restarted")
+t.ok(not re.search(r"UNAUTHENTICATED|PERMISSION_DENIED|Unauthorized|renewal failed", k.tail(400)),
+     "no call of the kubelet failed")
+
+# ---- the token cleaner deletes the expired token; token delete
+cm.stop()
+c.daemons.remove(cm)
+cm = start_cm("tokencleaner")
+t.ok(c.wait_for(lambda: cl.try_call("Secrets", "Get", pb.GetRequest(namespace="kube-system", name="bootstrap-token-abcdef"))[1]
+                is not None, timeout=ctest.DEADLINE), "tokencleaner deleted the expired token")
+rc, out, _ = ctl("token", "delete", token)
+t.ok(rc == 0 and out.strip() == 'bootstrap token "%s" deleted' % tid, "token delete: " + out.strip())
+t.ok(token not in ctl("token", "list")[1], "gone from token list")
+cl.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name="joined-pod"))
+c.wait_for(lambda: pod_status() is None, timeout=ctest.DEADLINE)
+t.done()

@@ -221,6 +221,56 @@ t.ok(st and st.phase == "Running" and st.containerStatuses[0].restartCount == 0 
 t.ok(not re.search(r"UNAUTHENTICATED|PERMISSION_DENIED|Unauthorized|renewal failed", k.tail(400)),
      "no call of the kubelet failed")
 
+# ---- anything else waits for an administrator: kubectl (REST /approval) and coraclectl
+
+
+def user_csr(name, cn):
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", os.path.join(other, name + ".key"), "-out", os.path.join(other, name + ".csr"),
+                    "-subj", "/CN=" + cn], check=True, capture_output=True)
+    y = ("apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata:\n  name: %s\n"
+         "spec:\n  signerName: kubernetes.io/kube-apiserver-client\n  expirationSeconds: 86400\n"
+         "  usages: [client auth]\n  request: %s\n" % (name, base64.b64encode(rd(other, name + ".csr")).decode()))
+    return c.ctl("--kubeconfig", admin_conf, "apply", "-f", "-", stdin=y, server=False)
+
+
+def csr_get(name):
+    return cl.try_call("CertificateSigningRequests", "Get", pb.GetRequest(name=name))[0]
+
+
+rc, _, err = user_csr("alice", "alice")
+t.is_(rc, 0, "a client certificate request for alice: " + err.strip())
+time.sleep(1)
+a = csr_get("alice")
+t.ok(a and a.spec.username == "admin" and "system:masters" in a.spec.groups and not a.status.conditions,
+     "the requester recorded, not approved by the controller")
+rc, out, _ = ctl("get", "csr", "alice")
+t.ok(re.search(r"^alice\s+\S+\s+kubernetes.io/kube-apiserver-client\s+admin\s+24h\s+Pending$", out, re.M),
+     "get csr: Pending, 24h asked:\n" + out)
+kubectl = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
+if os.access(kubectl, os.X_OK):
+    home = os.path.join(c.dir, "khome")
+    os.makedirs(home)
+    kenv = {kk: v for kk, v in os.environ.items() if not kk.startswith("KUBE")}
+    kenv.update(HOME=home, KUBECONFIG=os.path.join(pki, "admin.kubeconfig"))
+    p = subprocess.run([kubectl, "certificate", "approve", "alice"], env=kenv, capture_output=True, text=True, timeout=60)
+    t.ok(p.returncode == 0 and "certificatesigningrequest.certificates.k8s.io/alice approved" in p.stdout,
+         "kubectl certificate approve over REST: %r %r" % (p.stdout, p.stderr))
+else:
+    rc, out, _ = ctl("certificate", "approve", "alice")
+    t.ok(rc == 0, "kubectl 1.32 not installed: coraclectl certificate approve")
+a = c.wait_for(lambda: (lambda x: x if x and x.status.certificate else None)(csr_get("alice")), timeout=ctest.DEADLINE)
+t.ok(a and [x.type for x in a.status.conditions] == ["Approved"] and a.status.conditions[0].reason == "KubectlApprove"
+     and b"BEGIN CERTIFICATE" in a.status.certificate, "approved by hand, then signed")
+rc, _, err = user_csr("mallory", "mallory")
+rc, out, _ = ctl("certificate", "deny", "mallory")
+t.is_(out.strip(), "certificatesigningrequest.certificates.k8s.io/mallory denied", "coraclectl certificate deny")
+time.sleep(1)
+m = csr_get("mallory")
+t.ok(m and [x.type for x in m.status.conditions] == ["Denied"] and not m.status.certificate, "denied: never signed")
+rc, _, err = ctl("certificate", "approve", "mallory")
+t.ok(rc != 0 and "already Denied" in err, "a denied request is not approved: " + err.strip())
+
 # ---- the token cleaner deletes the expired token; token delete
 cm.stop()
 c.daemons.remove(cm)

@@ -46,8 +46,8 @@ static int write_secret(const char *path, const char *a, const char *b, char **e
     char *tmp = xasprintf("%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     size_t al = strlen(a), bl = b ? strlen(b) : 0;
-    int ok = fd >= 0 && write(fd, a, al) == (ssize_t)al && (!bl || write(fd, b, bl) == (ssize_t)bl) &&
-             fsync(fd) == 0;
+    int ok = fd >= 0 && write(fd, a, al) == (ssize_t)al &&
+             (!bl || write(fd, b, bl) == (ssize_t)bl) && fsync(fd) == 0;
     if (fd >= 0)
         close(fd);
     if (!ok || rename(tmp, path) < 0) {
@@ -296,8 +296,8 @@ static void kcsr_look(struct kcsr *r, const Coracle__V1__CertificateSigningReque
                               !strcmp(c->type, "Denied") ? "denied" : "refused by the signer",
                               c->reason ? c->reason : "", c->message ? c->message : ""));
     else if (csr->status && csr->status->certificate.len) {
-        char *pem = xstrndup((const char *)csr->status->certificate.data,
-                             csr->status->certificate.len);
+        char *pem =
+            xstrndup((const char *)csr->status->certificate.data, csr->status->certificate.len);
         kcsr_decide(r, pem, NULL);
         free(pem);
     }
@@ -316,8 +316,7 @@ static void watch_msg(gcl_call_t *call, const uint8_t *msg, size_t len, void *ar
     if (csr && csr->metadata && csr->metadata->name && !strcmp(csr->metadata->name, r->name) &&
         ev->type && strcmp(ev->type, "BOOKMARK")) {
         if (!strcmp(ev->type, "DELETED"))
-            kcsr_decide(r, NULL,
-                        xasprintf("certificate signing request %s was deleted", r->name));
+            kcsr_decide(r, NULL, xasprintf("certificate signing request %s was deleted", r->name));
         else
             kcsr_look(r, csr);
     }
@@ -457,9 +456,10 @@ static int norm_pin(const char *in, char out[PKI_HASH_LEN])
 static int join_request(const struct klet_join *j, const char *ca, char **cert, char **key,
                         char **err)
 {
-    struct gcl_opts o = {.connect_timeout_ms = 10000, .user_agent = "coracle-kubelet/" PACKAGE_VERSION};
-    char *url = strncmp(j->server, "https://", 8) ? xasprintf("https://%s", j->server)
-                                                    : xstrdup(j->server);
+    struct gcl_opts o = {.connect_timeout_ms = 10000,
+                         .user_agent = "coracle-kubelet/" PACKAGE_VERSION};
+    char *url =
+        strncmp(j->server, "https://", 8) ? xasprintf("https://%s", j->server) : xstrdup(j->server);
     if (gcl_opts_setup(&o, url, ca, NULL, NULL, j->token, err) < 0) {
         free(url);
         return -1;

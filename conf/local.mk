@@ -9,6 +9,13 @@ dist_coraconf_DATA = conf/coracle-apiserver.conf conf/coracle-scheduler.conf con
 systemdunitdir = $(prefix)/lib/systemd/system
 systemdunit_DATA = coracle-apiserver.service coracle-scheduler.service \
 	coracle-controller-manager.service coracle-kubelet.service
+# contrib/certs as coracle-certs: each unit runs `coracle-certs renew` before
+# it starts (what expires within 90 days is issued again by the same CA).
+bin_SCRIPTS = coracle-certs
+CLEANFILES += coracle-certs
+coracle-certs: $(srcdir)/contrib/certs
+	$(AM_V_GEN)cp $(srcdir)/contrib/certs $@ && chmod +x $@
+
 tmpfilesdir = $(prefix)/lib/tmpfiles.d
 tmpfiles_DATA = conf/tmpfiles.d/coracle.conf
 EXTRA_DIST += conf/coracle-apiserver.service.in conf/coracle-scheduler.service.in \

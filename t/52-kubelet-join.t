@@ -7,7 +7,7 @@
 # for another node's name are refused with messages saying which; the
 # tokencleaner deletes the expired token; with one-minute certificates the
 # kubelet renews its own, the pod keeps running and no call fails.
-import base64, os, re, shutil, socket, ssl, stat, subprocess, sys, time
+import base64, os, re, shutil, signal, socket, ssl, stat, subprocess, sys, time
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
 import grpc
@@ -21,7 +21,7 @@ pb = c.pb
 pki = os.path.join(c.dir, "pki")
 port = ctest.free_port()
 addr = "127.0.0.1:%d" % port
-c.certs(pki, "-n", "n1", "-s", addr)
+c.certs(pki, "-n", "n1", "-s", addr, "--days", "20")  # due for renewal: within 90 days
 policy = os.path.join(c.dir, "policy")
 shutil.copy(os.path.join(SRC, "conf", "policy"), policy)
 api = c.start("apiserver", [c.bin("coracle-apiserver"), "--listen", addr,
@@ -62,6 +62,36 @@ def ready():
 
 if not c.wait_for(ready, timeout=ctest.DEADLINE):
     t.bail("apiserver not ready:\n" + api.tail())
+
+# ---- the control plane's certificates: expiry as a metric, a warning 30 days before, renew
+
+
+def expiry_metrics():
+    st, body = https_get("/metrics")
+    return {m.group(1) + " " + m.group(2): int(m.group(3)) for m in re.finditer(
+        r'^coracle_certificate_expiration_timestamp_seconds\{file="[^"]*/(\w+\.crt)",subject="/CN=([\w-]+)"\} (\d+)$',
+        body, re.M)}
+
+
+exp0 = expiry_metrics()
+t.ok(set(exp0) == {"apiserver.crt coracle-apiserver", "apiserver.crt coracle-ca", "ca.crt coracle-ca"}
+     and 19 * 86400 < exp0["apiserver.crt coracle-apiserver"] - time.time() < 21 * 86400,
+     "/metrics: coracle_certificate_expiration_timestamp_seconds of the serving chain and client CA: %s" % exp0)
+t.ok(re.search(r"warn: certificate /CN=coracle-apiserver in \S+apiserver.crt expires in (19|20) days", api.tail(20)),
+     "the apiserver warns of a certificate expiring within 30 days")
+ca0 = rd(pki, "ca.crt")
+r = subprocess.run([os.path.join(SRC, "contrib", "certs"), "renew", "-d", pki], capture_output=True, text=True)
+t.ok(r.returncode == 0 and "renewed %s/apiserver.crt" % pki in r.stdout and "renewed %s/kubelet-n1.crt" % pki in r.stdout
+     and "ca.crt" not in r.stdout and rd(pki, "ca.crt") == ca0, "contrib/certs renew: what expires within 90 days, the CA kept")
+r2 = subprocess.run([os.path.join(SRC, "contrib", "certs"), "renew", "-d", pki], capture_output=True, text=True)
+t.ok(r2.returncode == 0 and "renewed" not in r2.stdout, "renew again: nothing due")
+v = subprocess.run(["openssl", "verify", "-CAfile", os.path.join(pki, "ca.crt"), os.path.join(pki, "admin.crt")],
+                   capture_output=True, text=True)
+t.ok(v.returncode == 0, "a renewed certificate verifies against the same CA")
+api.proc.send_signal(signal.SIGHUP)
+exp1 = c.wait_for(lambda: (lambda e: e if e.get("apiserver.crt coracle-apiserver", 0) > time.time() + 300 * 86400 else None)(expiry_metrics()),
+                  timeout=ctest.DEADLINE)
+t.ok(exp1, "after SIGHUP the metric shows the renewed certificate: %s" % exp1)
 
 cl = ctest.Client.__new__(ctest.Client)
 cl.addr = addr

@@ -102,7 +102,7 @@ else:
     units = []
     for daemon in DAEMONS:
         text = open(D("%s/lib/systemd/system/%s.service" % (prefix, daemon))).read()
-        text = text.replace("=%s/" % bindir, "=%s%s/" % (dest, bindir))
+        text = re.sub(r"=([-+@:!]*)%s/" % re.escape(bindir), r"=\g<1>%s%s/" % (dest, bindir), text)
         u = os.path.join(vdir, daemon + ".service")
         with open(u, "w") as f:
             f.write(text)

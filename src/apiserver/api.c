@@ -1259,6 +1259,8 @@ static void metrics(api_t *a, char **body, size_t *len)
             free(l);
         }
     rest_metrics(a->rest, f);
+    if (a->cfg.metrics_extra)
+        a->cfg.metrics_extra(f, a->cfg.metrics_arg);
     fprintf(f,
             "# TYPE coracle_apiserver_inflight_requests gauge\n"
             "coracle_apiserver_inflight_requests %" PRId64 "\n",

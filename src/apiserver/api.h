@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "apply.h"
 #include "auth.h"
@@ -42,6 +43,9 @@ struct api_config {
     /* Pod Security admission's defaults and exemptions (psa.h; lists borrowed) */
     struct psa_config pod_security;
     struct audit *audit; /* the audit log (audit.h), or NULL (borrowed) */
+    /* more lines for /metrics (certexp_metrics), or NULL */
+    void (*metrics_extra)(FILE *f, void *arg);
+    void *metrics_arg;
 };
 
 /* Registers every route and the HTTP handler on srv; st must be open. */

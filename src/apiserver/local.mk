@@ -33,6 +33,7 @@ libapiserver_a_SOURCES = \
 	src/apiserver/satoken.c src/apiserver/satoken.h \
 	src/apiserver/review.c src/apiserver/review.h \
 	src/apiserver/audit.c src/apiserver/audit_policy.c src/apiserver/audit.h \
+	src/apiserver/certexp.c src/apiserver/certexp.h \
 	src/apiserver/events.c src/apiserver/events.h \
 	src/apiserver/nodelife.c src/apiserver/nodelife.h \
 	src/apiserver/nslife.c src/apiserver/nslife.h \

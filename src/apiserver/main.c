@@ -11,6 +11,7 @@
 #include "api.h"
 #include "audit.h"
 #include "auth.h"
+#include "certexp.h"
 #include "cfg.h"
 #include "daemon.h"
 #include "enc.h"
@@ -200,6 +201,7 @@ struct app {
     audit_t *audit;
     enc_t *enc;
     satoken_t *sat;
+    certexp_t *certs; /* the expiry of the certificates below */
 };
 
 /* STATUS= for systemctl status: the revision, connections, calls, kubelets. */
@@ -220,6 +222,7 @@ static void reload(void *arg)
     char *err = NULL;
     auth_reload(app->auth, &err); /* logs and keeps the old files on error */
     free(err);
+    certexp_reload(app->certs);
 }
 
 /*
@@ -474,6 +477,9 @@ int main(int argc, char **argv)
               "negative");
     if (audit_new(app.base, &auditc, &app.audit, &err) < 0)
         fatal("%s", err);
+    const char *cert_files[] = {opt_str(tls_cert_file), opt_str(client_ca_file),
+                                opt_str(etcd_certfile), opt_str(etcd_cafile)};
+    app.certs = certexp_new(app.base, cert_files, ARRAY_SIZE(cert_files));
 
     struct h2s_config hc = {.max_msg = (uint32_t)max_request_bytes};
     app.srv = h2s_new(app.base, &hc);
@@ -489,6 +495,8 @@ int main(int argc, char **argv)
         .implicit_namespaces = implicit_namespaces != 0,
         .sat = app.sat,
         .audit = app.audit,
+        .metrics_extra = certexp_metrics,
+        .metrics_arg = app.certs,
     };
     pod_security_config(&app, &ac.pod_security);
     app.api = api_new(app.base, app.st, app.srv, &ac);
@@ -550,6 +558,7 @@ int main(int argc, char **argv)
     h2s_free(app.srv);
     api_end_reads(app.api);
     store_close(app.st);
+    certexp_free(app.certs);
     api_free(app.api);
     for (size_t j = 0; j < ARRAY_SIZE(app.psa_lists); j++)
         free_list(app.psa_lists[j]);

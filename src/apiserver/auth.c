@@ -8,7 +8,6 @@
 #include "grpc.h"
 #include "obj.h"
 #include "tls.h"
-#include "kobj.h"
 #include "pb.h"
 #include "pki.h"
 #include "podref.h"
@@ -717,17 +716,12 @@ static const char *bootstrap_refusal(const Coracle__V1__Secret *sc, const char *
         return "has another secret";
     if (sc->metadata && sc->metadata->deletiontimestamp)
         return "is being deleted";
-    const ProtobufCBinaryData *exp = secret_data(sc, "expiration");
-    if (exp && exp->len) {
-        char buf[64];
-        int64_t sec;
-        int32_t ns;
-        snprintf(buf, sizeof(buf), "%.*s", (int)exp->len, (const char *)exp->data);
-        if (kobj_parse_rfc3339(buf, &sec, &ns) < 0)
-            return "has an expiration that is not RFC 3339";
-        if ((int64_t)time(NULL) >= sec)
-            return "has expired";
-    }
+    int64_t at;
+    int has = pki_token_expiration(sc, &at);
+    if (has < 0)
+        return "has an expiration that is not RFC 3339";
+    if (has > 0 && (int64_t)time(NULL) >= at)
+        return "has expired";
     if (!data_is(sc, "usage-bootstrap-authentication", "true"))
         return "is not marked usage-bootstrap-authentication=true";
     return NULL;

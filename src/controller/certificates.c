@@ -22,7 +22,6 @@
 
 #include "controllers.h"
 #include "grpc.h"
-#include "kobj.h"
 #include "pb.h"
 #include "pki.h"
 #include "util.h"
@@ -34,44 +33,17 @@
 
 struct ctrl_certs_cfg ctrl_certs_cfg = {NULL, NULL, 365 * 24 * 3600};
 
-/* The condition of that type, or NULL. */
-static const Coracle__V1__CertificateSigningRequestCondition *
-csr_cond(const Coracle__V1__CertificateSigningRequest *csr, const char *type)
-{
-    for (size_t i = 0; csr->status && i < csr->status->n_conditions; i++)
-        if (csr->status->conditions[i]->type && !strcmp(csr->status->conditions[i]->type, type))
-            return csr->status->conditions[i];
-    return NULL;
-}
-
 static bool csr_decided(const Coracle__V1__CertificateSigningRequest *csr)
 {
-    return csr_cond(csr, "Approved") || csr_cond(csr, "Denied") || csr_cond(csr, "Failed");
+    return pki_csr_cond(csr, "Approved") || pki_csr_cond(csr, "Denied") ||
+           pki_csr_cond(csr, "Failed");
 }
 
-/* Appends a True condition to csr (a copy the caller owns). */
+/* Appends a True condition to csr (a copy the caller owns), now. */
 static void csr_add_cond(Coracle__V1__CertificateSigningRequest *csr, const char *type,
                          const char *reason, const char *msg)
 {
-    if (!csr->status) {
-        csr->status = xmalloc(sizeof(*csr->status));
-        coracle__v1__certificate_signing_request_status__init(csr->status);
-    }
-    Coracle__V1__CertificateSigningRequestStatus *st = csr->status;
-    Coracle__V1__CertificateSigningRequestCondition *c = xmalloc(sizeof(*c));
-    coracle__v1__certificate_signing_request_condition__init(c);
-    c->type = xstrdup(type);
-    c->status = xstrdup("True");
-    c->reason = xstrdup(reason);
-    c->message = xstrdup(msg);
-    c->lastupdatetime = xmalloc(sizeof(*c->lastupdatetime));
-    coracle__v1__time__init(c->lastupdatetime);
-    cm_time_now(c->lastupdatetime);
-    c->lasttransitiontime = xmalloc(sizeof(*c->lasttransitiontime));
-    coracle__v1__time__init(c->lasttransitiontime);
-    cm_time_now(c->lasttransitiontime);
-    st->conditions = xrealloc(st->conditions, (st->n_conditions + 1) * sizeof(*st->conditions));
-    st->conditions[st->n_conditions++] = c;
+    pki_csr_add_cond(csr, type, reason, msg, (int64_t)time(NULL));
 }
 
 struct csr_write {
@@ -133,17 +105,10 @@ static const char *token_refusal(cm_t *cm, const char *user)
     const Coracle__V1__Secret *sc = (const void *)cm_get(cm, &kind_secret, "kube-system", name);
     if (!sc || (sc->metadata && sc->metadata->deletiontimestamp))
         return "its bootstrap token is gone";
-    for (size_t i = 0; i < sc->n_data; i++) {
-        const Coracle__V1__Secret__DataEntry *e = sc->data[i];
-        if (!e->key || strcmp(e->key, "expiration") || !e->value.len)
-            continue;
-        char buf[64];
-        int64_t sec;
-        int32_t ns;
-        snprintf(buf, sizeof(buf), "%.*s", (int)e->value.len, (const char *)e->value.data);
-        if (kobj_parse_rfc3339(buf, &sec, &ns) < 0 || sec <= (int64_t)time(NULL))
-            return "its bootstrap token has expired";
-    }
+    int64_t at;
+    int has = pki_token_expiration(sc, &at);
+    if (has < 0 || (has > 0 && at <= (int64_t)time(NULL)))
+        return "its bootstrap token has expired";
     return NULL;
 }
 
@@ -258,8 +223,8 @@ static void signing_sync(ctrl_t *c, const char *key, void *state)
     struct signer *s = state;
     const Coracle__V1__CertificateSigningRequest *csr = csr_cached(c, key);
     const Coracle__V1__CertificateSigningRequestSpec *sp = csr ? csr->spec : NULL;
-    if (!s || !sp || !csr_cond(csr, "Approved") || csr_cond(csr, "Denied") ||
-        csr_cond(csr, "Failed") || (csr->status && csr->status->certificate.len) ||
+    if (!s || !sp || !pki_csr_cond(csr, "Approved") || pki_csr_cond(csr, "Denied") ||
+        pki_csr_cond(csr, "Failed") || (csr->status && csr->status->certificate.len) ||
         !sp->signername ||
         (strcmp(sp->signername, PKI_SIGNER_KUBELET_CLIENT) &&
          strcmp(sp->signername, PKI_SIGNER_CLIENT))) {

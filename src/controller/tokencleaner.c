@@ -10,7 +10,7 @@
 
 #include "controllers.h"
 #include "grpc.h"
-#include "kobj.h"
+#include "pki.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -26,20 +26,11 @@ static bool token_left(const Coracle__V1__Secret *sc, int64_t now_s, int64_t *le
     if (!sc->type || strcmp(sc->type, TOKEN_TYPE) || !sc->metadata ||
         sc->metadata->deletiontimestamp)
         return false;
-    for (size_t i = 0; i < sc->n_data; i++) {
-        const Coracle__V1__Secret__DataEntry *e = sc->data[i];
-        if (!e->key || strcmp(e->key, "expiration") || !e->value.len)
-            continue;
-        char buf[64];
-        int64_t sec;
-        int32_t ns;
-        snprintf(buf, sizeof(buf), "%.*s", (int)e->value.len, (const char *)e->value.data);
-        if (kobj_parse_rfc3339(buf, &sec, &ns) < 0)
-            return false;
-        *left_s = sec - now_s;
-        return true;
-    }
-    return false;
+    int64_t at;
+    if (pki_token_expiration(sc, &at) <= 0)
+        return false;
+    *left_s = at - now_s;
+    return true;
 }
 
 static void token_added(inf_t *inf, const ProtobufCMessage *obj, void *arg)

@@ -14,6 +14,7 @@
 #include "client.h"
 #include "ctl.h"
 #include "grpc.h"
+#include "pki.h"
 
 static const char certificate_help[] =
     "Modify certificate resources.\n"
@@ -27,38 +28,6 @@ static const char certificate_help[] =
     "\n"
     "Usage:\n"
     "  coraclectl certificate approve|deny (-f FILENAME | NAME) [options]\n";
-
-/* The CSR's condition of that type, or NULL. */
-static Coracle__V1__CertificateSigningRequestCondition *
-find_cond(const Coracle__V1__CertificateSigningRequest *csr, const char *type)
-{
-    for (size_t i = 0; csr->status && i < csr->status->n_conditions; i++)
-        if (csr->status->conditions[i]->type && !strcmp(csr->status->conditions[i]->type, type))
-            return csr->status->conditions[i];
-    return NULL;
-}
-
-static void add_cond(Coracle__V1__CertificateSigningRequest *csr, const char *type,
-                     const char *reason, const char *msg)
-{
-    if (!csr->status) {
-        csr->status = xmalloc(sizeof(*csr->status));
-        coracle__v1__certificate_signing_request_status__init(csr->status);
-    }
-    Coracle__V1__CertificateSigningRequestStatus *st = csr->status;
-    Coracle__V1__CertificateSigningRequestCondition *c = xmalloc(sizeof(*c));
-    coracle__v1__certificate_signing_request_condition__init(c);
-    c->type = xstrdup(type);
-    c->status = xstrdup("True");
-    c->reason = xstrdup(reason);
-    c->message = xstrdup(msg);
-    c->lastupdatetime = xmalloc(sizeof(*c->lastupdatetime));
-    coracle__v1__time__init(c->lastupdatetime);
-    c->lastupdatetime->has_seconds = 1;
-    c->lastupdatetime->seconds = (int64_t)time(NULL);
-    st->conditions = xrealloc(st->conditions, (st->n_conditions + 1) * sizeof(*st->conditions));
-    st->conditions[st->n_conditions++] = c;
-}
 
 /* One CSR: 0 done, 1 failed (said on stderr). */
 static int decide(struct ctl_client *c, const char *name, bool approve, bool force)
@@ -76,13 +45,14 @@ static int decide(struct ctl_client *c, const char *name, bool approve, bool for
     }
     Coracle__V1__CertificateSigningRequest *csr = (void *)resp;
     int rc = 0;
-    if (find_cond(csr, other) && !force) {
+    if (pki_csr_cond(csr, other) && !force) {
         fprintf(stderr, "error: certificatesigningrequest %s is already %s\n", name, other);
         rc = 1;
-    } else if (!find_cond(csr, type) || force) {
-        add_cond(csr, type, approve ? "KubectlApprove" : "KubectlDeny",
-                 approve ? "This CSR was approved by kubectl certificate approve."
-                         : "This CSR was denied by kubectl certificate deny.");
+    } else if (!pki_csr_cond(csr, type) || force) {
+        pki_csr_add_cond(csr, type, approve ? "KubectlApprove" : "KubectlDeny",
+                         approve ? "This CSR was approved by kubectl certificate approve."
+                                 : "This CSR was denied by kubectl certificate deny.",
+                         (int64_t)time(NULL));
         ProtobufCMessage *out = NULL;
         code = ctl_call(c, &kind_csr, "UpdateStatus", &csr->base, kind_csr.desc, &out, &err);
         if (code != GRPC_OK) {

@@ -277,20 +277,11 @@ static void kcsr_decide(struct kcsr *r, const char *cert, char *err)
     event_active(r->ev, 0, 0);
 }
 
-static const Coracle__V1__CertificateSigningRequestCondition *
-cond_of(const Coracle__V1__CertificateSigningRequest *csr, const char *type)
-{
-    for (size_t i = 0; csr->status && i < csr->status->n_conditions; i++)
-        if (csr->status->conditions[i]->type && !strcmp(csr->status->conditions[i]->type, type))
-            return csr->status->conditions[i];
-    return NULL;
-}
-
 /* What the CSR's state decides, if anything. */
 static void kcsr_look(struct kcsr *r, const Coracle__V1__CertificateSigningRequest *csr)
 {
     const Coracle__V1__CertificateSigningRequestCondition *c;
-    if ((c = cond_of(csr, "Denied")) || (c = cond_of(csr, "Failed")))
+    if ((c = pki_csr_cond(csr, "Denied")) || (c = pki_csr_cond(csr, "Failed")))
         kcsr_decide(r, NULL,
                     xasprintf("certificate signing request %s was %s: %s: %s", r->name,
                               !strcmp(c->type, "Denied") ? "denied" : "refused by the signer",

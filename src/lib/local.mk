@@ -79,6 +79,7 @@ libcoracle_a_SOURCES = \
 	src/lib/podref.h \
 	src/lib/pki.c \
 	src/lib/pki.h \
+	src/lib/pki_obj.c \
 	src/lib/qty.c \
 	src/lib/qty.h \
 	src/lib/sdnotify.c \

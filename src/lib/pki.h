@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "coracle.pb-c.h"
+
 struct x509_st;
 struct evp_pkey_st;
 
@@ -92,5 +94,19 @@ int pki_cert_times(const void *pem, size_t len, int64_t *not_before, int64_t *no
 int pki_token_split(const char *tok, char id[7], char secret[17]);
 /* A new random token into out (24 bytes with NUL). 0, or -1 if there is no randomness. */
 int pki_token_new(char out[24]);
+
+/* ---- pki_obj.c: the API objects of the same business ---- */
+
+/* The CSR's condition of that type ("Approved", "Denied", "Failed"), or NULL. */
+const Coracle__V1__CertificateSigningRequestCondition *
+pki_csr_cond(const Coracle__V1__CertificateSigningRequest *csr, const char *type);
+/* Appends a True condition (strings copied; times now_s), making the status if absent. */
+void pki_csr_add_cond(Coracle__V1__CertificateSigningRequest *csr, const char *type,
+                      const char *reason, const char *msg, int64_t now_s);
+/*
+ * A bootstrap token Secret's data[expiration] (RFC 3339): 1 and *at (unix
+ * seconds), 0 if it has none (never expires), -1 if it does not parse.
+ */
+int pki_token_expiration(const Coracle__V1__Secret *sc, int64_t *at);
 
 #endif

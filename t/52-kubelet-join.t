@@ -292,6 +292,13 @@ else:
 a = c.wait_for(lambda: (lambda x: x if x and x.status.certificate else None)(csr_get("alice")), timeout=ctest.DEADLINE)
 t.ok(a and [x.type for x in a.status.conditions] == ["Approved"] and a.status.conditions[0].reason == "KubectlApprove"
      and b"BEGIN CERTIFICATE" in a.status.certificate, "approved by hand, then signed")
+rc, _, err = ctl("certificate", "deny", "--force", "alice")
+t.ok(rc != 0 and "Approved and Denied conditions are mutually exclusive" in err,
+     "an approved request cannot be denied as well: " + err.strip())
+a.status.certificate = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+_, e = cl.try_call("CertificateSigningRequests", "UpdateStatus", a)
+t.ok(e and "updates may not modify existing certificate content" in e.message,
+     "the issued certificate cannot be replaced: %s" % (e.message if e else None))
 rc, _, err = user_csr("mallory", "mallory")
 rc, out, _ = ctl("certificate", "deny", "mallory")
 t.is_(out.strip(), "certificatesigningrequest.certificates.k8s.io/mallory denied", "coraclectl certificate deny")

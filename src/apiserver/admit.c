@@ -30,7 +30,7 @@ static void eadd(struct errs *e, const char *fmt, ...)
     va_end(ap);
 }
 
-static int efinish(struct errs *e, const struct kind *k, const char *name, char **msg)
+int admit_errs_finish(struct errs *e, const struct kind *k, const char *name, char **msg)
 {
     if (!e->n)
         return 0;
@@ -51,6 +51,11 @@ static int efinish(struct errs *e, const struct kind *k, const char *name, char 
     *msg = xasprintf("%s \"%s\" is invalid: %s", k->kind, name ? name : "", all);
     free(all);
     return -1;
+}
+
+static int efinish(struct errs *e, const struct kind *k, const char *name, char **msg)
+{
+    return admit_errs_finish(e, k, name, msg);
 }
 
 /* ---- name syntax ---- */

@@ -56,6 +56,15 @@ void admit_prepare_create(const struct kind *k, ProtobufCMessage *obj);
 int admit_csr_create(ProtobufCMessage *obj, const char *user, const char *const *groups,
                      char **msg);
 
+/*
+ * A status write (the /status or /approval subresource) of a
+ * CertificateSigningRequest against the stored one: Approved and Denied
+ * exclusive, neither they nor Failed removed, the certificate set only
+ * once approved and never changed after. 0, or -1 with *msg (malloc'd,
+ * INVALID_ARGUMENT).
+ */
+int admit_csr_status(const ProtobufCMessage *cur, const ProtobufCMessage *upd, char **msg);
+
 /* The longest field manager name Kubernetes takes, in bytes */
 #define FIELD_MANAGER_MAX 128
 

@@ -10,6 +10,7 @@
 #include "obj.h"
 #include "pki.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,4 +141,43 @@ int admit_csr_create(ProtobufCMessage *obj, const char *user, const char *const 
         csr->status = NULL;
     }
     return 0;
+}
+
+/* Whether the status has a condition of that type. */
+static bool has_cond(const Coracle__V1__CertificateSigningRequestStatus *st, const char *type)
+{
+    for (size_t i = 0; st && i < st->n_conditions; i++)
+        if (st->conditions[i]->type && !strcmp(st->conditions[i]->type, type))
+            return true;
+    return false;
+}
+
+int admit_csr_status(const ProtobufCMessage *cur, const ProtobufCMessage *upd, char **msg)
+{
+    const Coracle__V1__CertificateSigningRequestStatus *a =
+        ((const Coracle__V1__CertificateSigningRequest *)cur)->status;
+    const Coracle__V1__CertificateSigningRequestStatus *b =
+        ((const Coracle__V1__CertificateSigningRequest *)upd)->status;
+    const Coracle__V1__ObjectMeta *m = kind_meta(upd);
+    struct errs e = {0};
+    *msg = NULL;
+    if (has_cond(b, "Approved") && has_cond(b, "Denied"))
+        eadd(&e, "status.conditions: Invalid value: \"Denied\": Approved and Denied conditions "
+                 "are mutually exclusive");
+    static const char *const kept[] = {"Approved", "Denied", "Failed"};
+    for (size_t i = 0; i < 3; i++)
+        if (has_cond(a, kept[i]) && !has_cond(b, kept[i]))
+            eadd(&e,
+                 "status.conditions: Forbidden: updates may not remove a condition of type "
+                 "\"%s\"",
+                 kept[i]);
+    bool had = a && a->certificate.len;
+    if (had && (!b || b->certificate.len != a->certificate.len ||
+                memcmp(b->certificate.data, a->certificate.data, a->certificate.len)))
+        eadd(&e, "status.certificate: Forbidden: updates may not modify existing certificate "
+                 "content");
+    if (!had && b && b->certificate.len && !has_cond(b, "Approved"))
+        eadd(&e, "status.certificate: Invalid value: \"<certificate data>\": certificate can only "
+                 "be set if the Approved condition is present");
+    return admit_errs_finish(&e, &kind_csr, m ? m->name : NULL, msg);
 }

@@ -19,6 +19,9 @@ struct errs {
     size_t n, cap;
 };
 
+/* 0 if e holds no error, else -1 and *msg: `Kind "name" is invalid: a` or `...: [a, b]` (e
+ * emptied). */
+int admit_errs_finish(struct errs *e, const struct kind *k, const char *name, char **msg);
 /* One more error, as vprintf formats it. */
 void admit_verr(struct errs *e, const char *fmt, va_list ap);
 

@@ -479,6 +479,11 @@ static int apply_status(struct apply_op *o, const void *cur, size_t cur_len, uin
         r = APPLY_EFAIL;
         goto out;
     }
+    char *why = NULL;
+    if (o->k == &kind_csr && admit_csr_status(c, o->obj, &why) < 0) {
+        r = fail(o, GRPC_INVALID_ARGUMENT, why);
+        goto out;
+    }
     swap_field(c, o->obj, "status");
     if (old)
         record_manager(o, old, c, "status");

@@ -29,7 +29,7 @@ api = c.start("apiserver", [c.bin("coracle-apiserver"), "--listen", addr,
                             "--tls-cert-file", os.path.join(pki, "apiserver.crt"),
                             "--tls-private-key-file", os.path.join(pki, "apiserver.key"),
                             "--client-ca-file", os.path.join(pki, "ca.crt"),
-                            "--authorization-policy-file", policy])
+                            "--authorization-policy-file", policy] + c.store_args())
 c.api_addr = addr
 
 

@@ -234,6 +234,17 @@ t.ok(c.wait_for(lambda: k.tail(200).count("node joined: server") == 2, timeout=c
 lease0 = cl.call("Leases", "Get", pb.GetRequest(namespace="kube-node-lease", name="joined")).spec.renewTime.seconds
 
 # ---- rotation: one-minute certificates, renewed at 70-90 % of their life
+
+
+def refused_calls():
+    """gRPC calls the apiserver refused (UNAUTHENTICATED, PERMISSION_DENIED), from its /metrics."""
+    return sum(int(m.group(1)) for m in re.finditer(
+        r'^coracle_apiserver_requests_total\{method="[^"]*",code="(?:UNAUTHENTICATED|PERMISSION_DENIED)"\} (\d+)$',
+        https_get("/metrics")[1], re.M))
+
+
+refused0 = refused_calls()
+t.ok(refused0 > 0, "the metric counts refusals (the ones above: %d)" % refused0)
 serial0 = subprocess.run(["openssl", "x509", "-noout", "-serial", "-in", pem], capture_output=True, text=True).stdout
 rotated = c.wait_for(lambda: "rotated the client certificate" in k.tail(200), timeout=120, interval=0.5)
 t.ok(rotated, "the kubelet renewed its certificate:\n" + k.tail(8))
@@ -250,6 +261,7 @@ t.ok(st and st.phase == "Running" and st.containerStatuses[0].restartCount == 0 
      st.containerStatuses[0].state.running.startedAt.seconds == started, "the pod kept running, not restarted")
 t.ok(not re.search(r"UNAUTHENTICATED|PERMISSION_DENIED|Unauthorized|renewal failed", k.tail(400)),
      "no call of the kubelet failed")
+t.is_(refused_calls(), refused0, "the apiserver refused no call meanwhile (its metrics)")
 
 # ---- anything else waits for an administrator: kubectl (REST /approval) and coraclectl
 

@@ -142,9 +142,9 @@ t.ok(rc == 0 and out.startswith("TOKEN\tTTL\tEXPIRES\tUSAGES\tDESCRIPTION\tEXTRA
 kroot = root
 
 
-def kubelet(*extra, name="kubelet-joined"):
+def kubelet(*extra, name="kubelet-joined", hz=""):
     return c.start(name, [c.bin("coracle-kubelet"), "--server", "https://" + addr, "--node-name", "joined",
-                          "--root-dir", kroot, "--healthz-listen", ""] + list(extra))
+                          "--root-dir", kroot, "--healthz-listen", hz] + list(extra))
 
 
 refused = [0]
@@ -228,9 +228,13 @@ t.ok(rc != 0 and 'node "joined" may only request a client certificate for its ow
 
 # ---- a second start needs no token
 k.stop()
-k = kubelet()
+hz = "127.0.0.1:%d" % ctest.free_port()
+k = kubelet(hz=hz)
 t.ok(c.wait_for(lambda: k.tail(200).count("node joined: server") == 2, timeout=ctest.DEADLINE) is not None
      and k.alive() and "joined: client certificate" not in k.tail(10), "the kubelet starts again with no token")
+ttl = c.wait_for(lambda: re.search(r"^coracle_kubelet_certificate_manager_client_ttl_seconds (-?\d+)$",
+                                  ctest.http_get(hz, "/metrics")[1] or "", re.M), timeout=ctest.DEADLINE)
+t.ok(ttl and 0 < int(ttl.group(1)) <= 60, "kubelet /metrics: the client certificate's TTL (%s s)" % (ttl.group(1) if ttl else None))
 lease0 = cl.call("Leases", "Get", pb.GetRequest(namespace="kube-node-lease", name="joined")).spec.renewTime.seconds
 
 # ---- rotation: one-minute certificates, renewed at 70-90 % of their life

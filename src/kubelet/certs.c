@@ -531,7 +531,8 @@ struct klet_rot {
     char *ca, *cert, *node;
     struct event *timer;
     int fails;
-    int busy; /* a CSR is out */
+    int busy;                /* a CSR is out */
+    unsigned long long errs; /* failed renewals, ever */
 };
 
 static void rot_arm(klet_rot_t *r, int64_t delay_s)
@@ -570,6 +571,7 @@ static void rot_done(void *arg, const char *cert, const char *key, const char *e
     if (!ctx) {
         int64_t delay = 5LL << (r->fails < 6 ? r->fails : 6);
         r->fails++;
+        r->errs++;
         log_warn("client certificate renewal failed: %s; the current one stays in use, next "
                  "try in %lld s",
                  err ? err : werr, (long long)delay);
@@ -622,4 +624,19 @@ void klet_certs_rotate_free(klet_rot_t *r)
     free(r->cert);
     free(r->node);
     free(r);
+}
+
+void klet_certs_metrics(FILE *f, const klet_rot_t *r)
+{
+    int64_t na = cert_not_after(r->cert, NULL);
+    fprintf(f,
+            "# HELP coracle_kubelet_certificate_manager_client_ttl_seconds Seconds until the "
+            "kubelet's client certificate expires (negative once it has).\n"
+            "# TYPE coracle_kubelet_certificate_manager_client_ttl_seconds gauge\n"
+            "coracle_kubelet_certificate_manager_client_ttl_seconds %lld\n"
+            "# HELP coracle_kubelet_certificate_manager_client_expiration_renew_errors Failed "
+            "renewals of the client certificate.\n"
+            "# TYPE coracle_kubelet_certificate_manager_client_expiration_renew_errors counter\n"
+            "coracle_kubelet_certificate_manager_client_expiration_renew_errors %llu\n",
+            (long long)(na - (int64_t)time(NULL)), r->errs);
 }

@@ -24,6 +24,7 @@
 
 #include <event2/event.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "gcl.h"
 
@@ -57,5 +58,10 @@ typedef struct klet_rot klet_rot_t;
 klet_rot_t *klet_certs_rotate(struct event_base *base, gcl_t *api, gcl_t *const *gcls, size_t n,
                               const char *ca, const char *cert, const char *node_name);
 void klet_certs_rotate_free(klet_rot_t *r);
+/*
+ * For /metrics, as Kubernetes' certificate manager reports it: seconds
+ * until the current certificate expires, and failed renewals.
+ */
+void klet_certs_metrics(FILE *f, const klet_rot_t *r);
 
 #endif

@@ -157,6 +157,7 @@ struct klet {
     struct klet_net net;
     struct klet_pstart pstart;
     struct klet_podnet podnet;
+    struct klet_rot *rot; /* certs.c: the client certificate's renewal, or NULL */
 };
 
 /* ------------------------------------------------------------ proc.c */

@@ -255,14 +255,13 @@ int main(int argc, char **argv)
     ktun_t *tun[MAX_SERVERS];
     for (size_t i = 0; i < ntun; i++)
         tun[i] = ktun_start(k.base, tun_api[i], &topts);
-    klet_rot_t *rot = NULL;
     if (own_cert) {
         gcl_t *all[MAX_SERVERS + 1] = {k.api};
         size_t nall = 1;
         for (size_t i = 0; i < ntun; i++)
             if (tun_api[i] != k.api)
                 all[nall++] = tun_api[i];
-        rot = klet_certs_rotate(k.base, k.api, all, nall, own_ca, own_cert, k.cfg.node_name);
+        k.rot = klet_certs_rotate(k.base, k.api, all, nall, own_ca, own_cert, k.cfg.node_name);
     }
     if (daemon_serve_health(d, healthz_listen) == 0) /* not fatal: pods matter more */
         klet_metrics_start(&k);
@@ -277,7 +276,7 @@ int main(int argc, char **argv)
             gcl_free(tun_api[i]);
     }
     klet_podnet_stop(&k); /* before the loop goes: the informer lives on it */
-    klet_certs_rotate_free(rot);
+    klet_certs_rotate_free(k.rot);
     daemon_free(d);
     klet_metrics_stop(&k);
     gcl_free(k.api);

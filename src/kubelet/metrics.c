@@ -5,6 +5,7 @@
  * klet; the pod start latency is sampled once a second.
  */
 #include "config.h"
+#include "certs.h"
 #include "klet.h"
 #include "obs.h"
 #include "util.h"
@@ -129,6 +130,8 @@ void klet_metrics_write(FILE *f, void *arg)
                "a pod to all its containers running.\n"
                "# TYPE coracle_kubelet_pod_start_duration_seconds histogram\n");
     obs_hist_write(f, "coracle_kubelet_pod_start_duration_seconds", NULL, &k->pstart.hist);
+    if (k->rot)
+        klet_certs_metrics(f, k->rot);
 }
 
 void klet_metrics_start(struct klet *k)

@@ -182,6 +182,14 @@ code, log = run_kubelet_fails("--token", "zzzzzz.0123456789abcdef", "--ca-cert-h
 t.ok(code not in (0, None) and 'bootstrap token "zzzzzz" was not found' in log,
      "an unknown (deleted, used up) token is refused, saying so:\n" + log)
 
+rc, _, err = ctl("token", "create", "--groups", "admins")
+t.ok(rc != 0 and "each group must start with system:bootstrappers:" in err, "token create --groups checked: " + err.strip())
+rc, out, _ = ctl("token", "create", "--usages", "signing")
+signing_only = out.split()[0] if rc == 0 and out else ""
+code, log = run_kubelet_fails("--token", signing_only, "--ca-cert-hash", cahash)
+t.ok(code not in (0, None) and "is not marked usage-bootstrap-authentication=true" in log,
+     "a token not for authentication is refused, saying so:\n" + log)
+
 # ---- the join
 k = kubelet("--token", token, "--ca-cert-hash", cahash)
 node = c.wait_for(lambda: cl.try_call("Nodes", "Get", pb.GetRequest(name="joined"))[0], timeout=ctest.DEADLINE)

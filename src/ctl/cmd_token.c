@@ -35,9 +35,12 @@ static const char token_help[] =
     "Options (create):\n"
     "      --ttl=24h: How long the token is valid (0: forever).\n"
     "      --description='': A human-friendly description of how this token is used.\n"
+    "      --groups=[system:bootstrappers:coracle:default-node-token]: Extra groups the token\n"
+    "          authenticates as (each system:bootstrappers:...), comma-separated.\n"
+    "      --usages=[signing,authentication]: The ways the token may be used, comma-separated.\n"
     "\n"
     "Usage:\n"
-    "  coraclectl token create [--ttl 24h] [--description TEXT]\n"
+    "  coraclectl token create [--ttl 24h] [--description TEXT] [--groups G] [--usages U]\n"
     "  coraclectl token list\n"
     "  coraclectl token delete ID|TOKEN...\n";
 
@@ -62,8 +65,36 @@ static char *server_url(const struct ctl_client *c)
     return xasprintf("https://%s", a);
 }
 
-static int token_create(struct ctl_client *c, const char *ttl, const char *desc)
+/* The token's options (kubeadm's flags). */
+struct token_opts {
+    const char *ttl, *desc, *groups, *usages;
+};
+
+/* --groups and --usages as kubeadm checks them: NULL, or what is wrong (static text). */
+static const char *check_lists(const struct token_opts *o)
 {
+    char *g = xstrdup(o->groups), *save = NULL;
+    const char *why = NULL;
+    for (char *t = strtok_r(g, ",", &save); t && !why; t = strtok_r(NULL, ",", &save))
+        if (strncmp(t, "system:bootstrappers:", 21) || !t[21])
+            why = "--groups: each group must start with system:bootstrappers:";
+    free(g);
+    char *u = xstrdup(o->usages);
+    save = NULL;
+    for (char *t = strtok_r(u, ",", &save); t && !why; t = strtok_r(NULL, ",", &save))
+        if (strcmp(t, "signing") && strcmp(t, "authentication"))
+            why = "--usages: each usage must be signing or authentication";
+    free(u);
+    return why;
+}
+
+static int token_create(struct ctl_client *c, const struct token_opts *o)
+{
+    const char *ttl = o->ttl, *desc = o->desc, *why = check_lists(o);
+    if (why) {
+        fprintf(stderr, "error: %s\n", why);
+        return 1;
+    }
     int64_t ttl_ns = 0;
     if (parse_duration(ttl, &ttl_ns) < 0 || ttl_ns < 0) {
         fprintf(stderr, "error: --ttl: \"%s\" is not a duration (24h, 30m, 0)\n", ttl);
@@ -102,9 +133,14 @@ static int token_create(struct ctl_client *c, const char *ttl, const char *desc)
     }
     if (desc && *desc)
         add_data(&sc, "description", desc);
-    add_data(&sc, "usage-bootstrap-authentication", "true");
-    add_data(&sc, "usage-bootstrap-signing", "true");
-    add_data(&sc, "auth-extra-groups", TOKEN_GROUP);
+    char *u = xasprintf(",%s,", o->usages);
+    if (strstr(u, ",authentication,"))
+        add_data(&sc, "usage-bootstrap-authentication", "true");
+    if (strstr(u, ",signing,"))
+        add_data(&sc, "usage-bootstrap-signing", "true");
+    free(u);
+    if (*o->groups)
+        add_data(&sc, "auth-extra-groups", o->groups);
     ProtobufCMessage *resp = NULL;
     int code = ctl_call(c, &kind_secret, "Create", &sc.base, kind_secret.desc, &resp, &err);
     sc.metadata = NULL;
@@ -235,10 +271,12 @@ static int token_delete(struct ctl_client *c, const struct ctl_strv *ids)
 
 int ctl_cmd_token(int argc, char **argv)
 {
-    const char *ttl = "24h", *desc = NULL;
+    struct token_opts o = {"24h", NULL, TOKEN_GROUP, "signing,authentication"};
     const struct ctl_flag flags[] = {
-        {"ttl", 0, CTL_FLAG_STR, &ttl, NULL},
-        {"description", 0, CTL_FLAG_STR, &desc, NULL},
+        {"ttl", 0, CTL_FLAG_STR, &o.ttl, NULL},
+        {"description", 0, CTL_FLAG_STR, &o.desc, NULL},
+        {"groups", 0, CTL_FLAG_STR, &o.groups, NULL},
+        {"usages", 0, CTL_FLAG_STR, &o.usages, NULL},
     };
     struct ctl_strv pos;
     if (ctl_parse_flags(argc, argv, flags, ARRAY_SIZE(flags), &pos, NULL) < 0)
@@ -264,7 +302,7 @@ int ctl_cmd_token(int argc, char **argv)
         free(pos.v);
         return 1;
     }
-    int rc = !strcmp(sub, "create") ? token_create(&c, ttl, desc)
+    int rc = !strcmp(sub, "create") ? token_create(&c, &o)
              : !strcmp(sub, "list") ? token_list(&c)
                                     : token_delete(&c, &pos);
     ctl_client_close(&c);

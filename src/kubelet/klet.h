@@ -64,6 +64,8 @@ struct klet_cfg {
     char *pod_network_mode;       /* --pod-network-mode: none, host-gw, vxlan (podnet.c) */
     long long vxlan_vni;          /* --vxlan-vni (1) */
     long long vxlan_port;         /* --vxlan-port (8472) */
+    char *proxy_mode;             /* --proxy-mode: nftables or none */
+    int masquerade_all;           /* --masquerade-all: SNAT all ClusterIP traffic (proxy.c) */
 };
 
 /* Pod start latency for /metrics (metrics.c). */
@@ -105,6 +107,7 @@ struct klet_net {
 };
 
 struct klet_pod;
+struct kpx;
 struct klet_proc;
 struct klet_ref;
 struct klet_tok;
@@ -158,6 +161,7 @@ struct klet {
     struct klet_pstart pstart;
     struct klet_podnet podnet;
     struct klet_rot *rot; /* certs.c: the client certificate's renewal, or NULL */
+    struct kpx *proxy; /* proxy.c: the Service proxy; NULL with --proxy-mode none */
 };
 
 /* ------------------------------------------------------------ proc.c */

@@ -30,8 +30,9 @@ libkubelet_a_SOURCES = \
 	src/kubelet/watch.c \
 	src/kubelet/tunnel.c src/kubelet/tunnel.h \
 	src/kubelet/pods.c \
-	src/kubelet/metrics.c
-KLET_LIBS = libkubelet.a libcoracle.a $(COMMON_LIBS) $(LIBMNL_LIBS)
+	src/kubelet/metrics.c \
+	src/kubelet/proxy.c src/kubelet/proxy_rules.c src/kubelet/proxy.h
+KLET_LIBS = libkubelet.a libcoracle.a $(COMMON_LIBS) $(LIBMNL_LIBS) $(NFTABLES_LIBS)
 bin_PROGRAMS += coracle-kubelet coracle-monitor
 coracle_kubelet_SOURCES = src/kubelet/main.c
 coracle_kubelet_LDADD = $(KLET_LIBS)
@@ -40,7 +41,8 @@ coracle_monitor_SOURCES = src/kubelet/monitor_main.c src/kubelet/monitor_io.c \
 coracle_monitor_LDADD =
 
 check_PROGRAMS += t/unit/test_klet_oci t/unit/test_klet_status t/unit/test_klet_logs \
-	t/unit/test_klet_env t/unit/test_klet_secctx t/unit/test_klet_record t/unit/test_klet_podnet
+	t/unit/test_klet_env t/unit/test_klet_secctx t/unit/test_klet_record t/unit/test_klet_podnet \
+	t/unit/test_klet_proxy
 t_unit_test_klet_oci_SOURCES = t/unit/test_klet_oci.c
 t_unit_test_klet_oci_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
 t_unit_test_klet_oci_LDADD = $(KLET_LIBS)
@@ -62,5 +64,9 @@ t_unit_test_klet_record_LDADD = $(KLET_LIBS) $(YAML_LIBS)
 t_unit_test_klet_podnet_SOURCES = t/unit/test_klet_podnet.c
 t_unit_test_klet_podnet_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
 t_unit_test_klet_podnet_LDADD = $(KLET_LIBS)
+t_unit_test_klet_proxy_SOURCES = t/unit/test_klet_proxy.c
+t_unit_test_klet_proxy_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
+t_unit_test_klet_proxy_LDADD = $(KLET_LIBS)
 TESTS_PROGS += t/unit/test_klet_oci t/unit/test_klet_status t/unit/test_klet_logs \
-	t/unit/test_klet_env t/unit/test_klet_secctx t/unit/test_klet_record t/unit/test_klet_podnet
+	t/unit/test_klet_env t/unit/test_klet_secctx t/unit/test_klet_record t/unit/test_klet_podnet \
+	t/unit/test_klet_proxy

@@ -11,6 +11,7 @@
 #include "image.h"
 #include "klet.h"
 #include "obs.h"
+#include "proxy.h"
 #include "tunnel.h"
 #include "util.h"
 
@@ -81,11 +82,13 @@ int main(int argc, char **argv)
         .pod_network_mode = "none",
         .vxlan_vni = 1,
         .vxlan_port = 8472,
+        .proxy_mode = "nftables",
+        .masquerade_all = 1,
     };
-    static int cleanup = 0;
     static char *ca = "", *cert = "", *key = "", *token_file = "";
     static char *join_token = "", *ca_cert_hash = "";
     static char *healthz_listen = "127.0.0.1:10248";
+    static int cleanup = 0;
     const struct cfg_opt opts[] = {
         {"server", CFG_STR, &k.cfg.server, "ADDR",
          "apiserver host:port or unix:/path, or a comma list (failover; 127.0.0.1:6443)"},
@@ -130,7 +133,14 @@ int main(int argc, char **argv)
         {"vxlan-vni", CFG_INT, &k.cfg.vxlan_vni, "VNI", "the vxlan mode's VNI (1)"},
         {"vxlan-port", CFG_INT, &k.cfg.vxlan_port, "PORT", "the vxlan mode's UDP port (8472)"},
         {"cleanup", CFG_BOOL, &cleanup, "BOOL",
-         "remove the pod network's routes and VXLAN device (--vxlan-vni) and exit (false)"},
+         "remove the pod network's routes and VXLAN device (--vxlan-vni) and the Service rules "
+         "(table ip coracle-proxy), and exit (false)"},
+        {"proxy-mode", CFG_STR, &k.cfg.proxy_mode, "MODE",
+         "Services' data path: nftables (table ip coracle-proxy, removed at shutdown) or none "
+         "(nftables)"},
+        {"masquerade-all", CFG_BOOL, &k.cfg.masquerade_all, "BOOL",
+         "SNAT all traffic sent to ClusterIPs, needed on a CNI bridge without br_netfilter "
+         "(true)"},
         {"certificate-authority", CFG_STR, &ca, "FILE",
          "CA bundle to verify the apiserver (TLS); unset: cleartext h2c"},
         {"client-certificate", CFG_STR, &cert, "FILE",
@@ -165,8 +175,13 @@ int main(int argc, char **argv)
 
     if (cleanup) {
         klet_podnet_cleanup(&k);
+        char *cerr = NULL;
+        if (kpx_cleanup(&cerr) < 0)
+            fatal("--cleanup: %s", cerr);
         return 0;
     }
+    if (strcmp(k.cfg.proxy_mode, "nftables") && strcmp(k.cfg.proxy_mode, "none"))
+        fatal("--proxy-mode: \"%s\" is not nftables or none", k.cfg.proxy_mode);
     char *uerr = NULL;
     if (klet_admit_unsafe_check(k.cfg.allowed_unsafe_sysctls, &uerr) < 0)
         fatal("--allowed-unsafe-sysctls: %s", uerr);
@@ -246,6 +261,8 @@ int main(int argc, char **argv)
         fatal("pod network: %s", err);
     if (klet_bridgenet_start(&k, &err) < 0)
         fatal("%s", err);
+    if (!strcmp(k.cfg.proxy_mode, "nftables"))
+        klet_proxy_start(&k); /* logs why not; pods run without Services then */
     struct ktun_opts topts = {
         .node = k.cfg.node_name,
         .runc = k.cfg.runtime,
@@ -277,6 +294,7 @@ int main(int argc, char **argv)
     }
     klet_podnet_stop(&k); /* before the loop goes: the informer lives on it */
     klet_certs_rotate_free(k.rot);
+    klet_proxy_stop(&k);
     daemon_free(d);
     klet_metrics_stop(&k);
     gcl_free(k.api);

@@ -1,0 +1,245 @@
+/*
+ * proxy_rules: a Service's nftables objects and the transaction script
+ * between two versions of them (proxy.h has the table's layout). Pure:
+ * text in, text out, so the unit tests read exactly what the kernel gets.
+ */
+#include "config.h"
+#include "proxy.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void obj_add(struct kpx_objs *o, char type, char *name, char *key, char *val)
+{
+    o->v = xrealloc(o->v, (o->n + 1) * sizeof *o->v);
+    o->v[o->n++] = (struct kpx_obj){type, name, key, val};
+}
+
+void kpx_objs_free(struct kpx_objs *o)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        free(o->v[i].name);
+        free(o->v[i].key);
+        free(o->v[i].val);
+    }
+    free(o->v);
+    o->v = NULL;
+    o->n = 0;
+}
+
+/* "<ns>/<name>/<proto>/<port name or number>" */
+static char *port_id(const struct kpx_svc *s, const struct kpx_port *p)
+{
+    if (p->name && *p->name)
+        return xasprintf("%s/%s/%s/%s", s->ns, s->name, p->proto, p->name);
+    return xasprintf("%s/%s/%s/%d", s->ns, s->name, p->proto, p->port);
+}
+
+/* A numgen vmap spreading over the endpoint chains of eps (only the local ones if
+ * local_only); an empty string when there are none. */
+static void spread_rule(struct buf *b, const char *sp, const struct kpx_port *p, bool local_only)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->neps; i++)
+        n += !local_only || p->eps[i].local;
+    if (!n)
+        return;
+    buf_printf(b, "numgen random mod %zu vmap { ", n);
+    size_t j = 0;
+    for (size_t i = 0; i < p->neps; i++) {
+        if (local_only && !p->eps[i].local)
+            continue;
+        buf_printf(b, "%s%zu : goto endpoint-%s__%s/%d", j ? ", " : "", j, sp, p->eps[i].ip,
+                   p->eps[i].port);
+        j++;
+    }
+    buf_puts(b, " }\n");
+}
+
+static void port_objs(const struct kpx_svc *s, const struct kpx_port *p, struct kpx_objs *out)
+{
+    char *sp = port_id(s, p);
+    bool external = p->node_port > 0 || s->next_ips > 0;
+    struct buf b = {0};
+
+    /* the endpoints, each its chain (and affinity set) */
+    for (size_t i = 0; i < p->neps; i++) {
+        const struct kpx_ep *e = &p->eps[i];
+        char *ep = xasprintf("%s__%s/%d", sp, e->ip, e->port);
+        buf_printf(&b, "ip saddr %s jump mark-for-masquerade\n", e->ip); /* hairpin */
+        if (s->affinity_timeout > 0) {
+            obj_add(out, 's', xasprintf("affinity-%s", ep),
+                    xasprintf("type ipv4_addr; flags dynamic,timeout; timeout %ds;",
+                              s->affinity_timeout),
+                    NULL);
+            buf_printf(&b, "update @affinity-%s { ip saddr }\n", ep);
+        }
+        buf_printf(&b, "meta l4proto %s dnat to %s:%d\n", p->proto, e->ip, e->port);
+        obj_add(out, 'c', xasprintf("endpoint-%s", ep), buf_take(&b), NULL);
+        free(ep);
+    }
+
+    /* the service chain: affinity first, then a random pick */
+    if (p->neps) {
+        if (s->masq_all)
+            buf_puts(&b, "jump mark-for-masquerade\n");
+        for (size_t i = 0; s->affinity_timeout > 0 && i < p->neps; i++)
+            buf_printf(&b, "ip saddr @affinity-%s__%s/%d goto endpoint-%s__%s/%d\n", sp,
+                       p->eps[i].ip, p->eps[i].port, sp, p->eps[i].ip, p->eps[i].port);
+        spread_rule(&b, sp, p, false);
+        obj_add(out, 'c', xasprintf("service-%s", sp), buf_take(&b), NULL);
+    }
+
+    /* NodePort and externalIPs: from outside the node */
+    if (external && p->neps) {
+        if (!s->ext_local) {
+            buf_printf(&b, "jump mark-for-masquerade\ngoto service-%s\n", sp);
+        } else {
+            /* the node itself may reach any endpoint (masqueraded, as kube-proxy does) */
+            buf_printf(&b,
+                       "fib saddr type local jump mark-for-masquerade\n"
+                       "fib saddr type local goto service-%s\n",
+                       sp);
+            size_t before = b.len;
+            spread_rule(&b, sp, p, true);
+            if (b.len == before)
+                buf_puts(&b, "drop\n");
+        }
+        obj_add(out, 'c', xasprintf("external-%s", sp), buf_take(&b), NULL);
+    }
+
+    /* the map elements that lead here (or to the reject chain) */
+    const char *svc_map = p->neps ? "service-ips" : "no-endpoint-services";
+    const char *np_map = p->neps ? "service-nodeports" : "no-endpoint-nodeports";
+    for (size_t i = 0; i < s->nvips; i++)
+        obj_add(out, 'e', xstrdup(svc_map),
+                xasprintf("%s . %s . %d", s->vips[i], p->proto, p->port),
+                p->neps ? xasprintf("goto service-%s", sp) : xstrdup("goto reject-chain"));
+    for (size_t i = 0; i < s->next_ips; i++)
+        obj_add(out, 'e', xstrdup(svc_map),
+                xasprintf("%s . %s . %d", s->ext_ips[i], p->proto, p->port),
+                p->neps ? xasprintf("goto external-%s", sp) : xstrdup("goto reject-chain"));
+    if (p->node_port > 0)
+        obj_add(out, 'e', xstrdup(np_map), xasprintf("%s . %d", p->proto, p->node_port),
+                p->neps ? xasprintf("goto external-%s", sp) : xstrdup("goto reject-chain"));
+    free(sp);
+}
+
+void kpx_svc_objs(const struct kpx_svc *s, struct kpx_objs *out)
+{
+    if (!s->nvips)
+        return; /* headless (or not allocated yet): no rules */
+    for (size_t i = 0; i < s->nports; i++)
+        port_objs(s, &s->ports[i], out);
+}
+
+static const struct kpx_obj *obj_find(const struct kpx_objs *o, const struct kpx_obj *x)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        const struct kpx_obj *y = &o->v[i];
+        if (y->type == x->type && !strcmp(y->name, x->name) &&
+            (x->type != 'e' || !strcmp(y->key, x->key)))
+            return y;
+    }
+    return NULL;
+}
+
+static bool obj_same(const struct kpx_obj *a, const struct kpx_obj *b)
+{
+    return !strcmp(a->key, b->key) && (!a->val || !strcmp(a->val, b->val));
+}
+
+/* add rule lines of a chain's body */
+static void chain_rules(struct buf *b, const struct kpx_obj *c)
+{
+    for (const char *l = c->key; *l;) {
+        const char *nl = strchr(l, '\n');
+        size_t n = nl ? (size_t)(nl - l) : strlen(l);
+        buf_printf(b, "add rule " KPX_TABLE " %s %.*s\n", c->name, (int)n, l);
+        l += n + (nl != NULL);
+    }
+}
+
+void kpx_script_diff(struct buf *b, const struct kpx_objs *old, const struct kpx_objs *nw)
+{
+    for (size_t i = 0; i < old->n; i++) {
+        const struct kpx_obj *o = &old->v[i], *n = NULL;
+        if (o->type == 'e' && (!(n = obj_find(nw, o)) || !obj_same(o, n)))
+            buf_printf(b, "delete element " KPX_TABLE " %s { %s }\n", o->name, o->key);
+    }
+    for (size_t i = 0; i < nw->n; i++) {
+        const struct kpx_obj *n = &nw->v[i];
+        if (n->type == 's' && !obj_find(old, n))
+            buf_printf(b, "add set " KPX_TABLE " %s { %s }\n", n->name, n->key);
+        if (n->type == 'c' && !obj_find(old, n))
+            buf_printf(b, "add chain " KPX_TABLE " %s\n", n->name);
+    }
+    for (size_t i = 0; i < nw->n; i++) {
+        const struct kpx_obj *n = &nw->v[i], *o = NULL;
+        if (n->type != 'c')
+            continue;
+        o = obj_find(old, n);
+        if (o && obj_same(o, n))
+            continue;
+        if (o)
+            buf_printf(b, "flush chain " KPX_TABLE " %s\n", n->name);
+        chain_rules(b, n);
+    }
+    for (size_t i = 0; i < nw->n; i++) {
+        const struct kpx_obj *n = &nw->v[i], *o = NULL;
+        if (n->type == 'e' && (!(o = obj_find(old, n)) || !obj_same(o, n)))
+            buf_printf(b, "add element " KPX_TABLE " %s { %s : %s }\n", n->name, n->key, n->val);
+    }
+    /* chains that go: emptied first, as they may jump to one another */
+    for (size_t i = 0; i < old->n; i++)
+        if (old->v[i].type == 'c' && !obj_find(nw, &old->v[i]))
+            buf_printf(b, "flush chain " KPX_TABLE " %s\n", old->v[i].name);
+    for (size_t i = 0; i < old->n; i++)
+        if (old->v[i].type == 'c' && !obj_find(nw, &old->v[i]))
+            buf_printf(b, "delete chain " KPX_TABLE " %s\n", old->v[i].name);
+    for (size_t i = 0; i < old->n; i++)
+        if (old->v[i].type == 's' && !obj_find(nw, &old->v[i]))
+            buf_printf(b, "delete set " KPX_TABLE " %s\n", old->v[i].name);
+}
+
+void kpx_script_base(struct buf *b)
+{
+    buf_puts(
+        b, "add table " KPX_TABLE "\n"
+           "delete table " KPX_TABLE "\n"
+           "table " KPX_TABLE " {\n"
+           "  comment \"rules for Services, by coracle-kubelet\"\n"
+           "  map service-ips { type ipv4_addr . inet_proto . inet_service : verdict; }\n"
+           "  map service-nodeports { type inet_proto . inet_service : verdict; }\n"
+           "  map no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict; }\n"
+           "  map no-endpoint-nodeports { type inet_proto . inet_service : verdict; }\n"
+           "  chain reject-chain { reject; }\n"
+           "  chain mark-for-masquerade { meta mark set meta mark | 0x4000; }\n"
+           "  chain masquerading {\n"
+           "    meta mark & 0x4000 == 0 return\n"
+           "    meta mark set meta mark ^ 0x4000\n"
+           "    masquerade fully-random\n"
+           "  }\n"
+           "  chain services {\n"
+           "    ip daddr . meta l4proto . th dport vmap @service-ips\n"
+           "    fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport "
+           "vmap @service-nodeports\n"
+           "  }\n"
+           "  chain endpoints-check {\n"
+           "    ip daddr . meta l4proto . th dport vmap @no-endpoint-services\n"
+           "    fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport "
+           "vmap @no-endpoint-nodeports\n"
+           "  }\n"
+           "  chain nat-prerouting { type nat hook prerouting priority dstnat; jump services; }\n"
+           "  chain nat-output { type nat hook output priority -100; jump services; }\n"
+           "  chain nat-postrouting { type nat hook postrouting priority srcnat; "
+           "jump masquerading; }\n"
+           "  chain filter-input { type filter hook input priority -110; "
+           "ct state new jump endpoints-check; }\n"
+           "  chain filter-forward { type filter hook forward priority -110; "
+           "ct state new jump endpoints-check; }\n"
+           "  chain filter-output { type filter hook output priority -110; "
+           "ct state new jump endpoints-check; }\n"
+           "}\n");
+}

@@ -66,7 +66,7 @@ sock = os.path.join(c.dir, "api.sock")
 api = c.start_apiserver("--listen", "unix:" + sock)
 kargv = ["nsenter", "--net=/run/netns/" + node_ns, c.bin("coracle-kubelet"), "--server",
          "unix:" + sock, "--node-name", "node1", "--root-dir", root, "--healthz-listen", "",
-         "--cni-conf-dir", confdir]
+         "--proxy-mode", "nftables", "--cni-conf-dir", confdir]
 k = c.start("kubelet-node1", kargv)
 
 

@@ -82,7 +82,7 @@ int main(int argc, char **argv)
         .pod_network_mode = "none",
         .vxlan_vni = 1,
         .vxlan_port = 8472,
-        .proxy_mode = "nftables",
+        .proxy_mode = "none",
         .masquerade_all = 1,
     };
     static char *ca = "", *cert = "", *key = "", *token_file = "";
@@ -137,7 +137,7 @@ int main(int argc, char **argv)
          "(table ip coracle-proxy), and exit (false)"},
         {"proxy-mode", CFG_STR, &k.cfg.proxy_mode, "MODE",
          "Services' data path: nftables (table ip coracle-proxy, removed at shutdown) or none "
-         "(nftables)"},
+         "(none; the packaged config says nftables)"},
         {"masquerade-all", CFG_BOOL, &k.cfg.masquerade_all, "BOOL",
          "SNAT all traffic sent to ClusterIPs, needed on a CNI bridge without br_netfilter "
          "(true)"},

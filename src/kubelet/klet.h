@@ -161,7 +161,7 @@ struct klet {
     struct klet_pstart pstart;
     struct klet_podnet podnet;
     struct klet_rot *rot; /* certs.c: the client certificate's renewal, or NULL */
-    struct kpx *proxy; /* proxy.c: the Service proxy; NULL with --proxy-mode none */
+    struct kpx *proxy;    /* proxy.c: the Service proxy; NULL with --proxy-mode none */
 };
 
 /* ------------------------------------------------------------ proc.c */

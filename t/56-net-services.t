@@ -205,6 +205,25 @@ r = subprocess.run(["runc", "--root", runc_root, "exec", cid_a, "wget", "-qO-", 
                    capture_output=True, text=True, timeout=20)
 t.ok(r.returncode != 0 and time.time() - t0 < 4, "no ready endpoint: the connection is refused (%s)" % r.stderr.strip())
 
+# pods' in-cluster config (KUBERNETES_SERVICE_HOST/PORT) names the kubernetes Service once the
+# proxy programs it
+kvip = "10.96.%d.1" % net
+api.call("Services", "Create", pb.Service(metadata=ctest.meta("kubernetes", "default"), spec=pb.ServiceSpec(
+    type="ClusterIP", clusterIP=kvip, clusterIPs=[kvip], ports=[pb.ServicePort(
+        name="https", protocol="TCP", port=443, targetPort=pb.IntOrString(type=0, intVal=6443))])))
+has_element("%s . tcp . 443" % kvip)
+api.call("Pods", "Create", pb.Pod(metadata=ctest.meta("envcheck", "default"), spec=pb.PodSpec(
+    nodeName="node1", terminationGracePeriodSeconds=1, containers=[
+        pb.Container(name="c", image="progrium/busybox", imagePullPolicy="IfNotPresent", command=["sleep", "3600"])])))
+ep = c.wait_for(lambda: (lambda p: p if p and p.status.phase == "Running" else None)(get("envcheck")),
+                timeout=2 * ctest.DEADLINE)
+env = subprocess.run(["runc", "--root", runc_root, "exec", ep.status.containerStatuses[0].containerID[7:], "env"],
+                     capture_output=True, text=True, timeout=20).stdout if ep else ""
+t.ok("KUBERNETES_SERVICE_HOST=%s\n" % kvip in env and "KUBERNETES_SERVICE_PORT=443\n" in env
+     and "KUBERNETES_PORT=tcp://%s:443\n" % kvip in env,
+     "a pod's KUBERNETES_SERVICE_HOST/PORT name the kubernetes Service (%s)"
+     % [l for l in env.split("\n") if l.startswith("KUBERNETES_")])
+
 # the Service deleted: its element and chains go
 api.call("Services", "Delete", pb.DeleteRequest(namespace="default", name="web"))
 t.ok(c.wait_for(lambda: "default/web/" not in nft_text(), timeout=ctest.DEADLINE), "a deleted Service's rules are gone")

@@ -14,6 +14,7 @@
  */
 #include "config.h"
 #include "klet.h"
+#include "proxy.h"
 #include "podfield.h"
 #include "buf.h"
 #include "qty.h"
@@ -294,9 +295,14 @@ static bool api_host_port(const char *server, char *host, size_t hl, char *port,
 void klet_service_env(const struct klet *k, const Coracle__V1__PodSpec *spec, char ***v, size_t *n)
 {
     char host[256], port[16];
-    if (!k->cfg.server || !api_host_port(k->cfg.server, host, sizeof(host), port, sizeof(port)))
+    int svc_port;
+    /* the kubernetes Service in default (its port is named https), reached through the proxy;
+     * without it, the apiserver this kubelet uses */
+    if (klet_proxy_kubernetes(k, host, sizeof(host), &svc_port))
+        snprintf(port, sizeof(port), "%d", svc_port);
+    else if (!k->cfg.server ||
+             !api_host_port(k->cfg.server, host, sizeof(host), port, sizeof(port)))
         return;
-    /* the kubernetes Service in default: its port is named https */
     klet_env_set(v, n, "KUBERNETES_SERVICE_HOST", host);
     klet_env_set(v, n, "KUBERNETES_SERVICE_PORT", port);
     klet_env_set(v, n, "KUBERNETES_SERVICE_PORT_HTTPS", port);

@@ -418,3 +418,23 @@ void klet_proxy_stop(struct klet *k)
     free(px);
     k->proxy = NULL;
 }
+
+bool klet_proxy_kubernetes(const struct klet *k, char *ip, size_t ip_len, int *port)
+{
+    const struct kpx *px = k->proxy;
+    const Coracle__V1__Service *svc =
+        px ? (const void *)inf_get(px->svcs, "default", "kubernetes") : NULL;
+    const Coracle__V1__ServiceSpec *sp = svc ? svc->spec : NULL;
+    if (!sp || !sp->clusterip || !*sp->clusterip || !strcmp(sp->clusterip, "None") ||
+        !sp->n_ports || strlen(sp->clusterip) >= ip_len)
+        return false;
+    const Coracle__V1__ServicePort *p = sp->ports[0];
+    for (size_t i = 0; i < sp->n_ports; i++)
+        if (sp->ports[i]->name && !strcmp(sp->ports[i]->name, "https"))
+            p = sp->ports[i];
+    if (!p->port)
+        return false;
+    strcpy(ip, sp->clusterip);
+    *port = p->port;
+    return true;
+}

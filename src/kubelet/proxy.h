@@ -95,6 +95,11 @@ struct klet;
 int klet_proxy_start(struct klet *k);
 /* Removes the table (shutdown, --cleanup) and frees the proxy. */
 void klet_proxy_stop(struct klet *k);
+/*
+ * The `kubernetes` Service's ClusterIP and https port while the proxy
+ * programs Services and the Service exists: true with ip and *port.
+ */
+bool klet_proxy_kubernetes(const struct klet *k, char *ip, size_t ip_len, int *port);
 /* Deletes the table if present (--cleanup). 0, or -1 with *err (malloc'd). */
 int kpx_cleanup(char **err);
 

@@ -1123,6 +1123,10 @@ int admit_validate(const struct kind *k, const ProtobufCMessage *obj, char **msg
         admit_rbac_validate(&e, k, obj);
     } else if (k == &kind_csr) {
         admit_csr_validate(&e, (const void *)obj);
+    } else if (k == &kind_service) {
+        admit_service_validate(&e, (const void *)obj);
+    } else if (k == &kind_endpointslice) {
+        admit_endpointslice_validate(&e, (const void *)obj);
     } else {
         admit_workload_validate(&e, k, obj);
     }
@@ -1260,6 +1264,10 @@ int admit_update(const struct kind *k, const ProtobufCMessage *old, const Protob
         admit_rbac_update(&e, k, old, upd);
     } else if (k == &kind_csr) {
         admit_csr_update(&e, (const void *)old, (const void *)upd);
+    } else if (k == &kind_service) {
+        admit_service_update(&e, (const void *)old, (const void *)upd);
+    } else if (k == &kind_endpointslice) {
+        admit_endpointslice_update(&e, (const void *)old, (const void *)upd);
     } else {
         admit_workload_update(&e, k, old, upd);
     }
@@ -1429,6 +1437,10 @@ void admit_defaults(const struct kind *k, ProtobufCMessage *obj)
     else
         obj_set_str(&m->namespace_, NULL); /* cluster-scoped: Kubernetes clears it */
     admit_workload_defaults(k, obj);
+    if (k == &kind_service)
+        admit_service_defaults((void *)obj);
+    else if (k == &kind_endpointslice)
+        admit_endpointslice_defaults((void *)obj);
     if (k != &kind_pod)
         return;
     Coracle__V1__Pod *p = (void *)obj;

@@ -70,4 +70,20 @@ void admit_csr_validate(struct errs *e, const Coracle__V1__CertificateSigningReq
 void admit_csr_update(struct errs *e, const Coracle__V1__CertificateSigningRequest *old,
                       const Coracle__V1__CertificateSigningRequest *upd);
 
+/* ---- admit_service.c: Services and EndpointSlices ---- */
+
+/* SetDefaults_Service (type, affinity, ports' protocol and targetPort, the
+ * traffic policies, one IPv4 family) and clusterIPs kept with clusterIP. */
+void admit_service_defaults(Coracle__V1__Service *s);
+void admit_service_validate(struct errs *e, const Coracle__V1__Service *s);
+/* ValidateServiceUpdate: a given clusterIP stays. */
+void admit_service_update(struct errs *e, const Coracle__V1__Service *old,
+                          const Coracle__V1__Service *upd);
+/* Ports' protocol TCP. */
+void admit_endpointslice_defaults(Coracle__V1__EndpointSlice *s);
+void admit_endpointslice_validate(struct errs *e, const Coracle__V1__EndpointSlice *s);
+/* addressType stays. */
+void admit_endpointslice_update(struct errs *e, const Coracle__V1__EndpointSlice *old,
+                                const Coracle__V1__EndpointSlice *upd);
+
 #endif

@@ -29,6 +29,8 @@
 #include "rest.h"
 #include "review.h"
 #include "satoken.h"
+#include "svcalloc.h"
+#include "svckube.h"
 #include "tunnel.h"
 #include "util.h"
 #include "watch.h"
@@ -61,7 +63,9 @@ struct api {
     int64_t inflight;
     bool stopping;
     tun_hub_t *tun;
-    rest_t *rest; /* the Kubernetes REST API */
+    rest_t *rest;      /* the Kubernetes REST API */
+    svcalloc_t *alloc; /* Services' cluster IPs and node ports */
+    svckube_t *kube;   /* the `kubernetes` Service, once api_set_kubernetes */
     /* commit batches and fsync latency, sampled from the store's counters
      * once per delivered batch of results */
     struct event *stats_ev;
@@ -423,9 +427,91 @@ static bool admit_taken(api_t *a, struct apply_op *o, bool dry)
     return ns_refused(a, o) || psa_taken(a, o, dry);
 }
 
+/* ---- Services: their addresses are taken before the write (svcalloc.h) ---- */
+
+/* The claim's outcome: the write goes on with the addresses filled in, or is refused. */
+static void svc_claimed(void *arg, int code, const char *msg, struct svc_claim *c)
+{
+    struct apply_op *o = arg;
+    api_t *a = o->op.arg;
+    o->claimed = 1;
+    o->claim = c;
+    if (code != GRPC_OK)
+        refuse(a, o, code, msg);
+    else
+        store_op(a, o);
+}
+
+/*
+ * A Service sent as bytes is decoded and admitted here rather than on the
+ * commit thread: its addresses are taken before the store sees it.
+ * Returns -1 with o refused.
+ */
+static int svc_decode_req(api_t *a, struct apply_op *o)
+{
+    char *msg = NULL;
+    ProtobufCMessage *obj = obj_decode(o->k->desc, o->req, o->req_len);
+    if (!obj) {
+        refuse(a, o, GRPC_INVALID_ARGUMENT, "failed to decode Service: invalid protobuf wire data");
+        return -1;
+    }
+    Coracle__V1__ObjectMeta *m = obj_meta(obj);
+    if (o->gen_tries)
+        obj_set_str(&m->name, o->name);
+    if (api_admit(o->k, obj, &msg) < 0 || strcmp(m->name ? m->name : "", o->name) ||
+        strcmp(m->namespace_ ? m->namespace_ : "", o->ns)) {
+        refuse(a, o, GRPC_INVALID_ARGUMENT,
+               msg ? msg : "Service: metadata.name and metadata.namespace do not match");
+        free(msg);
+        obj_free(obj);
+        return -1;
+    }
+    o->obj = obj;
+    free(o->req);
+    o->req = NULL;
+    return 0;
+}
+
+/* The stored Service an update replaces (NULL if none). */
+static Coracle__V1__Service *svc_stored(api_t *a, struct apply_op *o)
+{
+    store_rtxn_t *t;
+    const void *v;
+    size_t len;
+    ProtobufCMessage *m = NULL;
+    if (store_read_begin(a->st, &t) < 0)
+        return NULL;
+    if (store_get(t, o->op.key, o->op.key_len, &v, &len) == 0)
+        m = obj_decode(o->k->desc, v, len);
+    store_read_end(t);
+    return (Coracle__V1__Service *)m;
+}
+
+static void svc_claim(api_t *a, struct apply_op *o)
+{
+    if (!o->obj && o->req && svc_decode_req(a, o) < 0)
+        return;
+    o->op.arg = a;
+    Coracle__V1__Service *old = o->verb == APPLY_UPDATE ? svc_stored(a, o) : NULL;
+    Coracle__V1__Service *svc = (Coracle__V1__Service *)o->obj;
+    if (!svc->spec || (o->verb == APPLY_UPDATE && !old)) {
+        o->claimed = 1; /* nothing to take: the store answers */
+        store_op(a, o);
+    } else {
+        svcalloc_claim(a->alloc, svc, old, svc_claimed, o);
+    }
+    if (old)
+        obj_free(&old->base);
+}
+
 /* To the store (o taken); if the store refuses it, answers its owner at once. */
 static void store_op(api_t *a, struct apply_op *o)
 {
+    if (o->k == &kind_service && !o->claimed &&
+        (o->verb == APPLY_CREATE || o->verb == APPLY_UPDATE)) {
+        svc_claim(a, o); /* the addresses first, then the store */
+        return;
+    }
     o->op.done = op_done;
     o->op.arg = a;
     if (store_submit(a->st, &o->op) == 0)
@@ -522,6 +608,9 @@ static void resubmit(api_t *a, struct apply_op *o, struct apply_op *n)
     o->manager = NULL;
     n->user = o->user;
     o->user = NULL;
+    n->claim = o->claim;
+    n->claimed = o->claimed;
+    o->claim = NULL;
     if (o->ow && o->ow->moved)
         o->ow->moved(o, n);
     o->counted = 0;
@@ -633,6 +722,14 @@ static void op_done(struct store_op *sop, int err, const struct store_change *ch
 {
     struct apply_op *o = (struct apply_op *)sop;
     api_t *a = sop->arg;
+    if (o->k == &kind_service && err != APPLY_EGONE &&
+        !(err == APPLY_EFAIL && o->code == GRPC_ALREADY_EXISTS && o->gen_tries > 0 &&
+          o->gen_tries < 8)) {
+        /* the addresses the write let go, or those taken for a write that failed */
+        svcalloc_settle(a->alloc, o->claim, err == 0, ch ? ch->prev : NULL, ch ? ch->prev_len : 0,
+                        ch ? ch->val : NULL, ch ? ch->val_len : 0);
+        o->claim = NULL;
+    }
     if (!a->stopping && !event_pending(a->stats_ev, EV_TIMEOUT, NULL))
         event_active(a->stats_ev, EV_TIMEOUT, 0);
     if (err == APPLY_EGONE) {
@@ -821,8 +918,8 @@ static void do_create(api_t *a, struct api_route *rt, h2s_call_t *c, const struc
     /* pods are decoded here when the ServiceAccount plugin is to change them; events are
      * matched on the loop; a CSR gets its requester's identity */
     bool sa_admit = k == &kind_pod && satoken_issuing(a->cfg.sat);
-    if (k != &kind_event && k != &kind_csr && !sa_admit && !api_escalation_checked(a, k) &&
-        create_from_wire(a, rt, c, u, msg, len) == 0)
+    if (k != &kind_event && k != &kind_csr && k != &kind_service && !sa_admit &&
+        !api_escalation_checked(a, k) && create_from_wire(a, rt, c, u, msg, len) == 0)
         return;
     ProtobufCMessage *obj = decode_or_fail(rt, c, k->desc, k->kind, msg, len);
     if (!obj)
@@ -1153,6 +1250,17 @@ static void ns_create(void *arg, const struct kind *k, ProtobufCMessage *obj)
     stage_store(arg, NULL, NULL, o);
 }
 
+static void kube_put(void *arg, const struct kind *k, ProtobufCMessage *obj, bool update)
+{
+    api_t *a = arg;
+    admit_defaults(k, obj);
+    Coracle__V1__ObjectMeta *m = obj_meta(obj);
+    struct apply_op *o =
+        apply_op_new(k, update ? APPLY_UPDATE : APPLY_CREATE, m->namespace_, m->name);
+    o->obj = obj;
+    submit(a, o);
+}
+
 static void ns_remove(void *arg, const struct kind *k, const char *ns, const char *name)
 {
     /* as Kubernetes' namespace deleter: Background whatever the kind's default */
@@ -1450,6 +1558,7 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
                              .sat = cfg->sat,
                              .audit = cfg->audit};
     a->rest = rest_new(&rc);
+    a->alloc = svcalloc_new(st, &cfg->svc);
     h2s_set_req_handler(srv, rest_handle, a->rest);
     return a;
 }
@@ -1460,6 +1569,15 @@ void api_set_tunnel(api_t *a, struct tun_hub *t)
     struct rest_streams rst = {t, a->base, a->cfg.stream_setup_timeout_s,
                                a->cfg.stream_idle_timeout_s};
     rest_set_streams(a->rest, &rst);
+}
+
+void api_set_kubernetes(api_t *a, const char *ip, int port)
+{
+    char first[16];
+    svcalloc_first_ip(&a->cfg.svc, first);
+    struct svckube_config kc = {ip, port, first};
+    struct svckube_ops ops = {kube_put, a};
+    a->kube = svckube_new(a->base, a->st, &kc, &ops);
 }
 
 int64_t api_inflight(const api_t *a)
@@ -1479,6 +1597,8 @@ void api_stop(api_t *a)
     if (a->rbac_boot)
         event_del(a->rbac_boot);
     events_stop(a->events);
+    svckube_free(a->kube);
+    a->kube = NULL;
 }
 
 void api_end_reads(api_t *a)
@@ -1492,6 +1612,7 @@ void api_free(api_t *a)
         return;
     rpool_free(a->reads); /* its jobs may hold watchers */
     rest_free(a->rest);
+    svcalloc_free(a->alloc);
     watch_hub_free(a->hub);
     event_free(a->stats_ev);
     events_free(a->events);

@@ -23,6 +23,7 @@
 #include "psa.h"
 #include "rpool.h"
 #include "store.h"
+#include "svcalloc.h"
 
 typedef struct api api_t;
 
@@ -46,6 +47,8 @@ struct api_config {
     /* more lines for /metrics (certexp_metrics), or NULL */
     void (*metrics_extra)(FILE *f, void *arg);
     void *metrics_arg;
+    /* Services' cluster IP and node port ranges (svcalloc.h) */
+    struct svcalloc_config svc;
 };
 
 /* Registers every route and the HTTP handler on srv; st must be open. */
@@ -53,6 +56,9 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
 /* The kubelet tunnel (tunnel.c), for /metrics and the REST API's log, exec, attach. */
 struct tun_hub;
 void api_set_tunnel(api_t *a, struct tun_hub *t);
+/* Keeps the `kubernetes` Service and its EndpointSlice (svckube.h): this
+ * apiserver is at ip (IPv4), its secure port is port. */
+void api_set_kubernetes(api_t *a, const char *ip, int port);
 /* Calls accepted and not yet answered (watches excluded once ended). */
 int64_t api_inflight(const api_t *a);
 /* Shutdown: refuses new calls, ends every watch cleanly (OK). */

@@ -68,6 +68,10 @@ struct apply_op {
      * set before submit (loop) or by apply (commit thread) */
     char **warnings;
     size_t n_warnings;
+    /* a Service's create or update: the addresses taken for it (svcalloc.h), freed
+     * again if the write fails; claimed: taken already (a retry keeps them) */
+    struct svc_claim *claim;
+    int claimed;
     /* results, set by apply */
     int code;  /* gRPC code when apply fails */
     char *msg; /* malloc'd message */

@@ -26,6 +26,7 @@
 #include "util.h"
 
 #include <event2/event.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,8 @@ static char *psa_exempt_users, *psa_exempt_namespaces, *psa_exempt_runtime_class
 static char *admission_config;
 static char *audit_policy_file, *audit_log_path;
 static long long audit_log_maxage, audit_log_maxbackup, audit_log_maxsize;
+static char *service_cluster_ip_range = "10.96.0.0/12", *service_node_port_range = "30000-32767";
+static char *advertise_address;
 
 static const struct cfg_opt opts[] = {
     {"listen", CFG_LIST, &listen_addrs, "ADDR",
@@ -169,6 +172,14 @@ static const struct cfg_opt opts[] = {
      "rotated audit logs kept; 0 = all (default 0)"},
     {"audit-log-maxsize", CFG_INT, &audit_log_maxsize, "MEGABYTES",
      "size at which the audit log is rotated (default 100)"},
+    {"service-cluster-ip-range", CFG_STR, &service_cluster_ip_range, "CIDR",
+     "Services' cluster IPs come from this IPv4 range; its first IP is the `kubernetes` "
+     "Service's (default 10.96.0.0/12)"},
+    {"service-node-port-range", CFG_STR, &service_node_port_range, "LOW-HIGH",
+     "the ports NodePort Services are given (default 30000-32767)"},
+    {"advertise-address", CFG_STR, &advertise_address, "IP",
+     "the address the `kubernetes` Service's endpoints list for this apiserver (default: the "
+     "first --listen IP address that is not a wildcard, else 127.0.0.1)"},
 };
 
 /* Empty strings from a config file mean "not set". */
@@ -203,6 +214,40 @@ struct app {
     satoken_t *sat;
     certexp_t *certs; /* the expiry of the certificates below */
 };
+
+/*
+ * The `kubernetes` Service's endpoint for this apiserver: --advertise-address,
+ * else the first TCP listen address that is not a wildcard (127.0.0.1 if
+ * none), on the first TCP listen port.
+ */
+static void kubernetes_service(struct app *app, const struct cfg_list *ls)
+{
+    char ip[64] = "";
+    int port = 0;
+    for (size_t j = 0; j < ls->n; j++) {
+        const char *a = ls->v[j], *colon = strrchr(a, ':');
+        if (!strncmp(a, "unix:", 5) || !colon)
+            continue;
+        int p = atoi(colon + 1);
+        if (!port)
+            port = p ? p : h2s_port(app->srv);
+        struct in_addr in;
+        char host[64];
+        snprintf(host, sizeof(host), "%.*s", (int)(colon - a), a);
+        if (!*ip && inet_pton(AF_INET, host, &in) == 1 && in.s_addr != INADDR_ANY)
+            snprintf(ip, sizeof(ip), "%s", host);
+    }
+    if (opt_str(advertise_address))
+        snprintf(ip, sizeof(ip), "%s", advertise_address);
+    struct in_addr in;
+    if (inet_pton(AF_INET, ip, &in) != 1) {
+        if (opt_str(advertise_address))
+            fatal("--advertise-address %s: not an IPv4 address", advertise_address);
+        snprintf(ip, sizeof(ip), "127.0.0.1");
+    }
+    if (port)
+        api_set_kubernetes(app->api, ip, port);
+}
 
 /* STATUS= for systemctl status: the revision, connections, calls, kubelets. */
 static void describe(char *buf, size_t len, void *arg)
@@ -483,6 +528,10 @@ int main(int argc, char **argv)
 
     struct h2s_config hc = {.max_msg = (uint32_t)max_request_bytes};
     app.srv = h2s_new(app.base, &hc);
+    struct svcalloc_config svc;
+    if (svcalloc_parse_cidr(&svc, service_cluster_ip_range, &err) < 0 ||
+        svcalloc_parse_ports(&svc, service_node_port_range, &err) < 0)
+        fatal("%s", err);
     struct api_config ac = {
         .event_ttl_s = event_ttl,
         .node_grace_s = node_monitor_grace,
@@ -497,6 +546,7 @@ int main(int argc, char **argv)
         .audit = app.audit,
         .metrics_extra = certexp_metrics,
         .metrics_arg = app.certs,
+        .svc = svc,
     };
     pod_security_config(&app, &ac.pod_security);
     app.api = api_new(app.base, app.st, app.srv, &ac);
@@ -540,6 +590,7 @@ int main(int argc, char **argv)
     }
     if (tls)
         SSL_CTX_free(tls); /* the listeners hold their own references */
+    kubernetes_service(&app, &ls);
     if (auth_required(app.auth))
         log_info("authentication required (%s%s%s)",
                  opt_str(client_ca_file) ? "client certificates" : "",

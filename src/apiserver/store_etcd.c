@@ -125,14 +125,15 @@ static const char *etcd_resource(const char *resource)
 /* The kind whose etcd path p..end starts with (and a '/' after it): *rest is past that '/'. */
 static const struct kind *kind_by_etcd_path(const char *p, const char *end, const char **rest)
 {
-    for (const struct kind *const *k = kinds_all; *k; k++) {
-        const char *er = etcd_resource((*k)->resource);
-        size_t n = strlen(er);
-        if ((size_t)(end - p) > n && !memcmp(p, er, n) && p[n] == '/') {
-            *rest = p + n + 1;
-            return *k;
+    for (int pass = 0; pass < 2; pass++)
+        for (const struct kind *const *k = pass ? kinds_internal : kinds_all; *k; k++) {
+            const char *er = etcd_resource((*k)->resource);
+            size_t n = strlen(er);
+            if ((size_t)(end - p) > n && !memcmp(p, er, n) && p[n] == '/') {
+                *rest = p + n + 1;
+                return *k;
+            }
         }
-    }
     return NULL;
 }
 

@@ -371,6 +371,39 @@ const struct kind *const kinds_all[] =
 /* clang-format on */
 _Static_assert(sizeof(kinds_all) / sizeof(kinds_all[0]) == KINDS_N + 1, "KINDS_N");
 
+/*
+ * Kinds the apiserver stores but does not serve: the allocation records of
+ * Services' cluster IPs (one IPAddress per IP, at Kubernetes' etcd path
+ * /registry/ipaddresses) and node ports (one per port).
+ */
+const struct kind kind_ipaddress = {
+    "IPAddress",
+    "networking.k8s.io/v1",
+    "ipaddresses",
+    "ipaddress",
+    NULL,
+    NULL,
+    false,
+    &coracle__v1__ipaddress__descriptor,
+    &coracle__v1__ipaddress_list__descriptor,
+    &coracle__v1__ipaddress_watch_event__descriptor,
+    "ipaddresses.networking.k8s.io",
+};
+const struct kind kind_nodeportalloc = {
+    "IPAddress",
+    "networking.k8s.io/v1",
+    "servicenodeports",
+    "servicenodeport",
+    NULL,
+    NULL,
+    false,
+    &coracle__v1__ipaddress__descriptor,
+    &coracle__v1__ipaddress_list__descriptor,
+    &coracle__v1__ipaddress_watch_event__descriptor,
+    "servicenodeports",
+};
+const struct kind *const kinds_internal[] = {&kind_ipaddress, &kind_nodeportalloc, NULL};
+
 const struct kind *kind_lookup(const char *name)
 {
     for (size_t i = 0; kinds_all[i]; i++) {
@@ -406,6 +439,11 @@ const struct kind *kind_by_key(const char *key, size_t keylen)
         size_t rl = strlen(kinds_all[i]->resource);
         if (keylen > rl && key[rl] == '/' && !memcmp(key, kinds_all[i]->resource, rl))
             return kinds_all[i];
+    }
+    for (size_t i = 0; kinds_internal[i]; i++) {
+        size_t rl = strlen(kinds_internal[i]->resource);
+        if (keylen > rl && key[rl] == '/' && !memcmp(key, kinds_internal[i]->resource, rl))
+            return kinds_internal[i];
     }
     return NULL;
 }

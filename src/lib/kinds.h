@@ -48,6 +48,12 @@ extern const struct kind kind_csr;
 #define KINDS_N 25
 extern const struct kind *const kinds_all[KINDS_N + 1];
 
+/* Kinds stored but not served (no REST, gRPC, discovery or OpenAPI): the
+ * allocation records of Services' cluster IPs and node ports. kind_by_key
+ * finds them; kinds_all does not hold them. */
+extern const struct kind kind_ipaddress, kind_nodeportalloc;
+extern const struct kind *const kinds_internal[];
+
 /* By kind ("Pod"), resource ("pods"), singular ("pod") or short name ("po"),
  * case-insensitive for the kind. NULL if none. */
 const struct kind *kind_lookup(const char *name);
@@ -62,7 +68,7 @@ bool kind_virtual(const struct kind *k);
 bool kind_has_scale(const struct kind *k);
 /* By the object's descriptor. NULL if none. */
 const struct kind *kind_by_desc(const ProtobufCMessageDescriptor *d);
-/* By store key ("pods/default/nginx" -> kind_pod). NULL if none. */
+/* By store key ("pods/default/nginx" -> kind_pod; kinds_internal too). NULL if none. */
 const struct kind *kind_by_key(const char *key, size_t keylen);
 
 /* The object's ObjectMeta (field 1), or NULL if unset. */

@@ -91,6 +91,7 @@ struct cm {
     bool leading, started;
     bool closing; /* cm_free: every call ends at once, CANCELLED */
     int max_inflight, inflight;
+    int max_endpoints_per_slice;
     struct pending_call *wait_head, *wait_tail;
     struct share shares[KINDS_N];
     ctrl_t **ctrls;
@@ -1018,6 +1019,8 @@ cm_t *cm_new(struct event_base *base, const struct cm_cfg *cfg)
     cm->g = g;
     cm->leading = !cfg->standby;
     cm->max_inflight = cfg->max_inflight > 0 ? cfg->max_inflight : 500;
+    cm->max_endpoints_per_slice =
+        cfg->max_endpoints_per_slice > 0 ? cfg->max_endpoints_per_slice : 100;
     cm->kick = event_new(base, -1, 0, run_queues, cm);
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);
@@ -1079,6 +1082,11 @@ void cm_lead(cm_t *cm)
 struct event_base *cm_base(const cm_t *cm)
 {
     return cm->base;
+}
+
+int cm_max_endpoints_per_slice(const cm_t *cm)
+{
+    return cm->max_endpoints_per_slice;
 }
 
 const char *ctrl_name(const ctrl_t *c)

@@ -62,15 +62,16 @@ struct ctrl_def {
 };
 
 struct cm_cfg {
-    const char *server;       /* apiserver ADDR(s) */
-    const char *token;        /* bearer token or NULL */
-    struct ssl_ctx_st *tls;   /* borrowed: gcl takes its own reference */
-    const char *user_agent;   /* "coracle-controller-manager/VERSION" */
-    bool standby;             /* do not sync until cm_lead (leader election) */
-    int max_inflight;         /* API writes in flight at most (queued beyond); 0: 500 */
-    const char *root_ca;      /* PEM the kube-root-ca.crt ConfigMaps publish (--root-ca-file) */
-    const char *cluster_cidr; /* --cluster-cidr with --allocate-node-cidrs; NULL: no node IPAM */
-    int node_cidr_mask_size;  /* --node-cidr-mask-size */
+    const char *server;          /* apiserver ADDR(s) */
+    const char *token;           /* bearer token or NULL */
+    struct ssl_ctx_st *tls;      /* borrowed: gcl takes its own reference */
+    const char *user_agent;      /* "coracle-controller-manager/VERSION" */
+    bool standby;                /* do not sync until cm_lead (leader election) */
+    int max_inflight;            /* API writes in flight at most (queued beyond); 0: 500 */
+    const char *root_ca;         /* PEM the kube-root-ca.crt ConfigMaps publish (--root-ca-file) */
+    const char *cluster_cidr;    /* --cluster-cidr with --allocate-node-cidrs; NULL: no node IPAM */
+    int node_cidr_mask_size;     /* --node-cidr-mask-size */
+    int max_endpoints_per_slice; /* the EndpointSlice controller's; 0: 100 */
 };
 
 /* Copies cfg. NULL (logged) if the server address is bad. */
@@ -89,6 +90,8 @@ struct event_base *cm_base(const cm_t *cm);
 const char *cm_root_ca(const cm_t *cm);
 /* Whether nodes get pod ranges: cm_cfg's cluster_cidr (*cidr, valid as cm) and mask size. */
 bool cm_node_cidrs(const cm_t *cm, const char **cidr, int *mask);
+/* cm_cfg's max_endpoints_per_slice (100 if it was 0). */
+int cm_max_endpoints_per_slice(const cm_t *cm);
 /* The component name events carry ("deployment-controller"): "<name>-controller". */
 const char *ctrl_name(const ctrl_t *c);
 cm_t *ctrl_cm(const ctrl_t *c);

@@ -23,6 +23,7 @@ const struct ctrl_def *const ctrl_all[] = {
     &ctrl_csrapproving,
     &ctrl_csrsigning,
     &ctrl_tokencleaner,
+    &ctrl_endpointslice,
     NULL,
 };
 /* clang-format on */

@@ -18,6 +18,7 @@ extern const struct ctrl_def ctrl_cronjob;
 extern const struct ctrl_def ctrl_rootcacertpublisher;
 extern const struct ctrl_def ctrl_clusterroleaggregation;
 extern const struct ctrl_def ctrl_nodeipam;
+extern const struct ctrl_def ctrl_endpointslice;
 extern const struct ctrl_def ctrl_csrapproving;
 extern const struct ctrl_def ctrl_csrsigning;
 extern const struct ctrl_def ctrl_tokencleaner;

@@ -16,7 +16,8 @@ libcontroller_a_SOURCES = \
 	src/controller/rootcacert.c \
 	src/controller/clusterroleaggregation.c \
 	src/controller/nodeipam.c \
-	src/controller/certificates.c src/controller/tokencleaner.c
+	src/controller/certificates.c src/controller/tokencleaner.c \
+	src/controller/endpointslice.c
 
 bin_PROGRAMS += coracle-controller-manager
 coracle_controller_manager_SOURCES = src/controller/main.c

@@ -110,7 +110,7 @@ int main(int argc, char **argv)
     static char *ca = "", *cert = "", *key = "", *root_ca_file = "";
     static char *signing_cert = "", *signing_key = "", *signing_duration = "8760h";
     static char *healthz_listen = "127.0.0.1:10257";
-    static long long max_inflight = 500, node_cidr_mask_size = 24;
+    static long long max_inflight = 500, node_cidr_mask_size = 24, max_endpoints_per_slice = 100;
     static char *cluster_cidr = "";
     static int allocate_node_cidrs = 0;
     static struct leader_flags le = LEADER_FLAGS_INIT("coracle-controller-manager");
@@ -122,6 +122,8 @@ int main(int argc, char **argv)
          "controllers to run: '*' for all, 'foo' one more, '-foo' one less (default *)"},
         {"max-inflight", CFG_INT, &max_inflight, "N",
          "API writes in flight at most, the rest wait (default 500)"},
+        {"max-endpoints-per-slice", CFG_INT, &max_endpoints_per_slice, "N",
+         "endpoints in one EndpointSlice at most, 1 to 1000 (default 100)"},
         {"certificate-authority", CFG_STR, &ca, "FILE",
          "CA to verify the apiserver's certificate with; set: TLS (default none: cleartext)"},
         {"client-certificate", CFG_STR, &cert, "FILE",
@@ -158,6 +160,11 @@ int main(int argc, char **argv)
     if (i < argc) {
         fprintf(stderr, "coracle-controller-manager: unexpected argument \"%s\" (see --help)\n",
                 argv[i]);
+        return 2;
+    }
+    if (max_endpoints_per_slice < 1 || max_endpoints_per_slice > 1000) {
+        fprintf(stderr,
+                "coracle-controller-manager: --max-endpoints-per-slice must be 1 to 1000\n");
         return 2;
     }
     if (max_inflight <= 0) {
@@ -208,6 +215,7 @@ int main(int argc, char **argv)
         .root_ca = root_ca,
         .cluster_cidr = allocate_node_cidrs ? cluster_cidr : NULL,
         .node_cidr_mask_size = (int)node_cidr_mask_size,
+        .max_endpoints_per_slice = (int)max_endpoints_per_slice,
     };
     struct cm_main m = {cm_new(base, &cfg), NULL};
     if (!m.cm)

@@ -457,6 +457,31 @@ static const struct cols_def cronjob_defs[] = {
     SELECTOR_COL,
 };
 
+static const struct cols_def service_defs[] = {
+    NAME_COL,
+    {"Type", "string", "",
+     "type determines how the Service is exposed: ClusterIP, NodePort, LoadBalancer or "
+     "ExternalName.",
+     0},
+    {"Cluster-IP", "string", "", "clusterIP is the IP address of the service.", 0},
+    {"External-IP", "string", "",
+     "externalIPs, the load balancer's ingress addresses, or the ExternalName.", 0},
+    {"Port(s)", "string", "", "The list of ports that are exposed by this service.", 0},
+    AGE_COL,
+    {"Selector", "string", "",
+     "Route service traffic to pods with label keys and values matching this selector.", 1},
+};
+
+static const struct cols_def endpointslice_defs[] = {
+    NAME_COL,
+    {"AddressType", "string", "",
+     "addressType specifies the type of address carried by this EndpointSlice.", 0},
+    {"Ports", "string", "",
+     "ports specifies the list of network ports exposed by each endpoint in this slice.", 0},
+    {"Endpoints", "string", "", "endpoints is a list of unique endpoints in this slice.", 0},
+    AGE_COL,
+};
+
 static const struct cols_def other_defs[] = {NAME_COL, AGE_COL};
 
 /* ---------------------------------------------------------------- cells */
@@ -956,6 +981,98 @@ static void cronjob_cells(struct cols_row *row, const ProtobufCMessage *obj, con
     cell_selector(row, js ? js->selector : NULL);
 }
 
+/* listWithMoreString: at most max items, then " + N more...", "<unset>" if none. */
+static void cell_list_more(struct cols_row *row, struct buf *b, size_t count, size_t max)
+{
+    if (count > max)
+        buf_printf(b, " + %zu more...", count - max);
+    else if (!count)
+        buf_puts(b, "<unset>");
+    row->cell[row->n++].str = buf_take(b);
+}
+
+/* getServiceExternalIP */
+static void cell_external_ip(struct cols_row *row, const Coracle__V1__Service *svc)
+{
+    const Coracle__V1__ServiceSpec *sp = svc->spec;
+    const char *type = sp && sp->type ? sp->type : "";
+    if (!strcmp(type, "ExternalName")) {
+        cell_str(row, sp->externalname);
+        return;
+    }
+    struct buf b = {0};
+    buf_puts(&b, "");
+    const Coracle__V1__LoadBalancerStatus *lb = svc->status ? svc->status->loadbalancer : NULL;
+    for (size_t i = 0; !strcmp(type, "LoadBalancer") && lb && i < lb->n_ingress; i++) {
+        const char *a = lb->ingress[i]->ip && *lb->ingress[i]->ip ? lb->ingress[i]->ip
+                                                                  : lb->ingress[i]->hostname;
+        if (a && *a)
+            buf_printf(&b, "%s%s", b.len ? "," : "", a);
+    }
+    for (size_t i = 0; sp && i < sp->n_externalips; i++)
+        buf_printf(&b, "%s%s", b.len ? "," : "", sp->externalips[i]);
+    if (!b.len)
+        buf_puts(&b, !strcmp(type, "LoadBalancer") ? "<pending>" : "<none>");
+    row->cell[row->n++].str = buf_take(&b);
+}
+
+static void service_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                          int64_t now_ns)
+{
+    const Coracle__V1__Service *svc = (const Coracle__V1__Service *)obj;
+    const Coracle__V1__ServiceSpec *sp = svc->spec;
+    (void)now_ns;
+    cell_str(row, svc->metadata ? svc->metadata->name : NULL);
+    cell_str(row, sp ? sp->type : NULL);
+    cell_str(row, sp && sp->n_clusterips                  ? sp->clusterips[0]
+                  : sp && sp->clusterip && *sp->clusterip ? sp->clusterip
+                                                          : "<none>");
+    cell_external_ip(row, svc);
+    struct buf b = {0};
+    buf_puts(&b, "");
+    for (size_t i = 0; sp && i < sp->n_ports; i++) {
+        const Coracle__V1__ServicePort *p = sp->ports[i];
+        buf_printf(&b, "%s%d", i ? "," : "", p->port);
+        if (p->nodeport)
+            buf_printf(&b, ":%d", p->nodeport);
+        buf_printf(&b, "/%s", or_str(p->protocol, ""));
+    }
+    if (!b.len)
+        buf_puts(&b, "<none>");
+    row->cell[row->n++].str = buf_take(&b);
+    cell_str(row, age);
+    cell_labels(row, sp ? (Coracle__V1__ObjectMeta__LabelsEntry *const *)sp->selector : NULL,
+                sp ? sp->n_selector : 0);
+}
+
+static void endpointslice_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                                int64_t now_ns)
+{
+    const Coracle__V1__EndpointSlice *es = (const Coracle__V1__EndpointSlice *)obj;
+    (void)now_ns;
+    cell_str(row, es->metadata ? es->metadata->name : NULL);
+    cell_str(row, es->addresstype);
+    struct buf b = {0};
+    buf_puts(&b, "");
+    for (size_t i = 0; i < es->n_ports && i < 3; i++) {
+        const Coracle__V1__EndpointPort *p = es->ports[i];
+        if (p->has_port)
+            buf_printf(&b, "%s%d", i ? "," : "", p->port);
+        else
+            buf_printf(&b, "%s%s", i ? "," : "", p->name ? p->name : "*");
+    }
+    cell_list_more(row, &b, es->n_ports, 3);
+    b = (struct buf){0};
+    buf_puts(&b, "");
+    size_t count = 0;
+    for (size_t i = 0; i < es->n_endpoints; i++)
+        for (size_t j = 0; j < es->endpoints[i]->n_addresses; j++, count++)
+            if (count < 3)
+                buf_printf(&b, "%s%s", count ? "," : "", es->endpoints[i]->addresses[j]);
+    cell_list_more(row, &b, count, 3);
+    cell_str(row, age);
+}
+
 static void other_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
                         int64_t now_ns)
 {
@@ -992,6 +1109,8 @@ static const struct {
     {&kind_rolebinding, rolebinding_defs, ARRAY_SIZE(rolebinding_defs), rolebinding_cells},
     {&kind_role, role_defs, ARRAY_SIZE(role_defs), role_cells},
     {&kind_csr, csr_defs, ARRAY_SIZE(csr_defs), csr_cells},
+    {&kind_service, service_defs, ARRAY_SIZE(service_defs), service_cells},
+    {&kind_endpointslice, endpointslice_defs, ARRAY_SIZE(endpointslice_defs), endpointslice_cells},
     {NULL, other_defs, ARRAY_SIZE(other_defs), other_cells},
 };
 

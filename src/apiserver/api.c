@@ -718,18 +718,57 @@ static void stats_sample(evutil_socket_t fd, short what, void *arg)
     a->last_fsync_ns = ss.fsync_ns_total;
 }
 
+static void op_finish(struct store_op *sop, int err, const struct store_change *ch);
+
+/* A Service write's outcome, kept while the addresses it let go are freed. */
+struct svc_after {
+    struct apply_op *o;
+    int err;
+    bool has_ch;
+    struct store_change ch; /* its bytes copied */
+};
+
+static void svc_settled(void *arg)
+{
+    struct svc_after *x = arg;
+    op_finish(&x->o->op, x->err, x->has_ch ? &x->ch : NULL);
+    free((void *)x->ch.val);
+    free((void *)x->ch.prev);
+    free(x);
+}
+
 static void op_done(struct store_op *sop, int err, const struct store_change *ch)
 {
     struct apply_op *o = (struct apply_op *)sop;
     api_t *a = sop->arg;
-    if (o->k == &kind_service && err != APPLY_EGONE &&
-        !(err == APPLY_EFAIL && o->code == GRPC_ALREADY_EXISTS && o->gen_tries > 0 &&
-          o->gen_tries < 8)) {
-        /* the addresses the write let go, or those taken for a write that failed */
-        svcalloc_settle(a->alloc, o->claim, err == 0, ch ? ch->prev : NULL, ch ? ch->prev_len : 0,
-                        ch ? ch->val : NULL, ch ? ch->val_len : 0);
-        o->claim = NULL;
+    if (o->k != &kind_service || (err == APPLY_EFAIL && o->code == GRPC_ALREADY_EXISTS &&
+                                  o->gen_tries > 0 && o->gen_tries < 8)) {
+        op_finish(sop, err, ch);
+        return;
     }
+    /* the addresses the write let go, or those taken for a write that
+     * failed, are free before the client hears, as kube-apiserver does */
+    struct svc_after *x = xcalloc(1, sizeof(*x));
+    x->o = o;
+    x->err = err;
+    if (ch) {
+        x->has_ch = true;
+        x->ch = *ch;
+        x->ch.key = NULL;
+        x->ch.key_len = 0;
+        x->ch.val = ch->val ? xmemdup(ch->val, ch->val_len) : NULL;
+        x->ch.prev = ch->prev ? xmemdup(ch->prev, ch->prev_len) : NULL;
+    }
+    struct svc_claim *c = o->claim;
+    o->claim = NULL;
+    svcalloc_settle(a->alloc, c, err == 0, ch ? ch->prev : NULL, ch ? ch->prev_len : 0,
+                    ch ? ch->val : NULL, ch ? ch->val_len : 0, svc_settled, x);
+}
+
+static void op_finish(struct store_op *sop, int err, const struct store_change *ch)
+{
+    struct apply_op *o = (struct apply_op *)sop;
+    api_t *a = sop->arg;
     if (!a->stopping && !event_pending(a->stats_ev, EV_TIMEOUT, NULL))
         event_active(a->stats_ev, EV_TIMEOUT, 0);
     if (err == APPLY_EGONE) {

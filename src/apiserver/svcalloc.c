@@ -52,14 +52,25 @@ struct job {
     struct svc_claim *c;
     svcalloc_done_fn done;
     void *arg;
+    /* a refusal waiting for its releases */
+    int code;
+    char *msg;
+};
+
+/* Releases someone waits for: then(arg) once the last is done. */
+struct waiter {
+    size_t left;
+    void (*then)(void *arg);
+    void *arg;
 };
 
 struct rec_op {
     struct store_op op; /* first */
     svcalloc_t *al;
-    char *ns, *name; /* the parent Service */
-    char *rec;       /* the record's name (the IP, the port) */
-    struct job *job; /* NULL: a release */
+    char *ns, *name;  /* the parent Service */
+    char *rec;        /* the record's name (the IP, the port) */
+    struct job *job;  /* NULL: a release */
+    struct waiter *w; /* a release's waiter, or NULL */
 };
 
 /* ---- ranges ---- */
@@ -202,11 +213,37 @@ static struct rec_op *rec_new(svcalloc_t *al, const char *key, const char *ns, c
     return r;
 }
 
-static void release(svcalloc_t *al, const char *key, const char *ns, const char *name)
+/* Frees key (while it names ns/name); w, if any, counts it (w->left counted by the caller). */
+static void release(svcalloc_t *al, const char *key, const char *ns, const char *name,
+                    struct waiter *w)
 {
     struct rec_op *r = rec_new(al, key, ns, name, "");
-    if (store_submit(al->st, &r->op) < 0)
+    r->w = w;
+    if (store_submit(al->st, &r->op) < 0) {
         rec_free(r);
+        if (w && !--w->left) {
+            w->then(w->arg);
+            free(w);
+        }
+    }
+}
+
+/* Frees the n keys, then calls then(arg) (at once if n is 0). */
+static void release_all(svcalloc_t *al, char *const *keys, size_t n, const char *ns,
+                        const char *name, void (*then)(void *), void *arg)
+{
+    if (!n) {
+        if (then)
+            then(arg);
+        return;
+    }
+    struct waiter *w = NULL;
+    if (then) {
+        w = xmalloc(sizeof(*w));
+        *w = (struct waiter){n, then, arg};
+    }
+    for (size_t i = 0; i < n; i++)
+        release(al, keys[i], ns, name, w);
 }
 
 /* ---- what a Service holds ---- */
@@ -289,25 +326,33 @@ static void claim_free(struct svc_claim *c)
 
 void svcalloc_drop(svcalloc_t *al, struct svc_claim *c)
 {
-    for (size_t i = 0; c && i < c->n; i++)
-        release(al, c->keys[i], c->ns, c->name);
+    if (c)
+        release_all(al, c->keys, c->n, c->ns, c->name, NULL, NULL);
     claim_free(c);
 }
 
 void svcalloc_settle(svcalloc_t *al, struct svc_claim *c, int ok, const void *prev, size_t prev_len,
-                     const void *val, size_t val_len)
+                     const void *val, size_t val_len, void (*then)(void *), void *arg)
 {
     if (!ok) {
-        svcalloc_drop(al, c);
+        if (c)
+            release_all(al, c->keys, c->n, c->ns, c->name, then, arg);
+        else if (then)
+            then(arg);
+        claim_free(c);
         return;
     }
     claim_free(c);
     Coracle__V1__Service *p = svc_decode(prev, prev_len), *v = svc_decode(val, val_len);
-    size_t np = 0, nv = 0;
+    size_t np = 0, nv = 0, n = 0;
     char **kp = held_keys(p, &np), **kv = held_keys(v, &nv);
     for (size_t i = 0; i < np; i++)
-        if (!keys_have(kv, nv, kp[i]))
-            release(al, kp[i], p->metadata->namespace_, p->metadata->name);
+        if (!keys_have(kv, nv, kp[i])) {
+            char *k = kp[n];
+            kp[n++] = kp[i];
+            kp[i] = k;
+        }
+    release_all(al, kp, n, p ? p->metadata->namespace_ : "", p ? p->metadata->name : "", then, arg);
     keys_free(kp, np);
     keys_free(kv, nv);
     if (p)
@@ -316,15 +361,35 @@ void svcalloc_settle(svcalloc_t *al, struct svc_claim *c, int ok, const void *pr
         obj_free(&v->base);
 }
 
+static void job_free(struct job *j)
+{
+    free(j->v);
+    free(j->msg);
+    free(j);
+}
+
+static void job_refused(void *arg)
+{
+    struct job *j = arg;
+    j->done(j->arg, j->code, j->msg, NULL);
+    job_free(j);
+}
+
 static void job_end(struct job *j, int code, const char *msg)
 {
-    if (code != GRPC_OK) {
-        svcalloc_drop(j->al, j->c);
-        j->c = NULL;
+    if (code == GRPC_OK) {
+        j->done(j->arg, code, msg, j->c);
+        job_free(j);
+        return;
     }
-    j->done(j->arg, code, msg, j->c);
-    free(j->v);
-    free(j);
+    /* the refusal is answered once what was taken is free again, so the
+     * client's next request finds it free */
+    j->code = code;
+    j->msg = xstrdup(msg);
+    struct svc_claim *c = j->c;
+    j->c = NULL;
+    release_all(j->al, c->keys, c->n, c->ns, c->name, job_refused, j);
+    claim_free(c);
 }
 
 static const char *svc_name(const struct job *j)
@@ -433,9 +498,14 @@ static void rec_done(struct store_op *op, int err, const struct store_change *ch
     struct rec_op *r = (struct rec_op *)op;
     struct job *j = r->job;
     if (!j) {
+        struct waiter *w = r->w;
         if (err && err != STORE_ECLOSED)
             log_warn("freeing %s: %s", op->key, store_strerror(err));
         rec_free(r);
+        if (w && !--w->left) {
+            w->then(w->arg);
+            free(w);
+        }
         return;
     }
     struct need *n = &j->v[j->next];
@@ -545,7 +615,9 @@ void svcalloc_claim(svcalloc_t *al, Coracle__V1__Service *svc, const Coracle__V1
             set_addr(j, &(struct need){.port = -1}, os->clusterip);
         bool given = sp->clusterip && *sp->clusterip;
         char *key = given ? rec_key(true, sp->clusterip) : NULL;
-        if (!key || !keys_have(kold, nold, key))
+        /* a changed address: the update is refused (immutable), nothing to take */
+        bool changed = os && wants_ip(os) && os->clusterip && *os->clusterip;
+        if (!changed && (!key || !keys_have(kold, nold, key)))
             j->v[j->n++] = (struct need){.port = -1, .requested = given};
         free(key);
     }

@@ -64,9 +64,11 @@ void svcalloc_claim(svcalloc_t *al, Coracle__V1__Service *svc, const Coracle__V1
  * After a Service write: written (ok) frees the records prev (the bytes
  * before, or NULL) held that val (the bytes after, NULL for a delete) does
  * not; not written frees the claim's records. c may be NULL; it is freed.
+ * then(arg) runs once the records are free (at once when there are none),
+ * as kube-apiserver answers a delete only once its addresses are released.
  */
 void svcalloc_settle(svcalloc_t *al, struct svc_claim *c, int ok, const void *prev, size_t prev_len,
-                     const void *val, size_t val_len);
+                     const void *val, size_t val_len, void (*then)(void *arg), void *arg);
 
 /* Frees c's records, as a failed write does (c freed; NULL ok). */
 void svcalloc_drop(svcalloc_t *al, struct svc_claim *c);

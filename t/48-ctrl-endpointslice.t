@@ -1,0 +1,148 @@
+#!/usr/bin/python3
+# The EndpointSlice controller of coracle-controller-manager: a Service's
+# slices follow the pods it selects (IP given, Ready changing, deleted,
+# terminating), named target ports resolve per pod, more than
+# --max-endpoints-per-slice endpoints split into several slices with few
+# writes, publishNotReadyAddresses, a Service without endpoints keeps one
+# empty slice. Pods are made over gRPC and their status written by the
+# test (no kubelet); t/50-kubelet-cni.t's pods get real IPs.
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
+import ctest
+from ctest import meta
+
+t = ctest.Tap()
+c = ctest.Cluster(t)
+api = c.start_apiserver()
+pb = c.pb
+cm = c.start_controller_manager("--leader-elect=false")
+NS = "default"
+
+
+def mkpod(name, ip, ready=True, labels=None, ports=None, finalizers=None):
+    m = meta(name, NS, labels=labels or {"app": "web"})
+    if finalizers:
+        m.finalizers.extend(finalizers)
+    p = api.call("Pods", "Create", pb.Pod(metadata=m, spec=pb.PodSpec(containers=[
+        pb.Container(name="c", image="busybox", ports=ports or [pb.ContainerPort(name="http", containerPort=8080)])])))
+    if ip:
+        set_status(p, ip, ready)
+    return p
+
+
+def set_status(p, ip, ready):
+    p = api.call("Pods", "Get", pb.GetRequest(namespace=NS, name=p.metadata.name))
+    p.status.podIP = ip
+    p.status.phase = "Running"
+    del p.status.conditions[:]
+    p.status.conditions.add(type="Ready", status="True" if ready else "False")
+    return api.call("Pods", "UpdateStatus", p)
+
+
+def mksvc(name, selector, **spec):
+    ports = spec.pop("ports", [pb.ServicePort(name="http", port=80, targetPort=pb.IntOrString(type=1, strVal="http"))])
+    return api.call("Services", "Create", pb.Service(metadata=meta(name, NS, labels={"team": "a"}),
+                                                     spec=pb.ServiceSpec(selector=selector, ports=ports, **spec)))
+
+
+def slices(svc):
+    return [s for s in api.call("EndpointSlices", "List", pb.ListRequest(namespace=NS)).items
+            if s.metadata.labels.get("kubernetes.io/service-name") == svc]
+
+
+def eps(svc):
+    """address -> (ready, serving, terminating, ports) over all the Service's slices"""
+    out = {}
+    for s in slices(svc):
+        for e in s.endpoints:
+            out[e.addresses[0]] = (e.conditions.ready, e.conditions.serving, e.conditions.terminating,
+                                   tuple(p.port for p in s.ports))
+    return out
+
+
+def settle(svc, fn):
+    return c.wait_for(lambda: fn(eps(svc)), timeout=30)
+
+
+# ---- a Service before its pods: one empty slice ----
+svc = mksvc("web", {"app": "web"})
+t.ok(c.wait_for(lambda: len(slices("web")) == 1), "a Service with no pods: one slice")
+s = slices("web")[0]
+ref = s.metadata.ownerReferences[0] if s.metadata.ownerReferences else None
+t.ok(s.metadata.name.startswith("web-") and s.addressType == "IPv4" and not s.endpoints
+     and s.metadata.labels["endpointslice.kubernetes.io/managed-by"] == "endpointslice-controller.k8s.io"
+     and s.metadata.labels["team"] == "a"
+     and ref and ref.kind == "Service" and ref.name == "web" and ref.uid == svc.metadata.uid and ref.controller,
+     "named web-<random>, managed-by, the Service's labels, owned by the Service (%s)" % s.metadata)
+
+# ---- pods come ----
+mkpod("p0", "10.2.0.1")
+mkpod("p1", "10.2.0.2", ready=False)
+mkpod("nope", None)  # no IP: not listed
+mkpod("other", "10.2.0.9", labels={"app": "db"})
+t.ok(settle("web", lambda e: set(e) == {"10.2.0.1", "10.2.0.2"}), "the pods with an IP the Service selects")
+e = eps("web")
+t.ok(e["10.2.0.1"] == (True, True, False, (8080,)) and e["10.2.0.2"] == (False, False, False, (8080,)),
+     "ready / serving follow the pod's Ready; the named port resolved to 8080 (%s)" % e)
+s = slices("web")
+t.ok(len(s) == 1, "one slice still: the placeholder was reused (%d)" % len(s))
+ep0 = [x for x in s[0].endpoints if x.addresses[0] == "10.2.0.1"][0]
+t.ok(ep0.targetRef.kind == "Pod" and ep0.targetRef.name == "p0" and ep0.targetRef.namespace == NS and ep0.targetRef.uid,
+     "targetRef: the pod")
+
+# ---- Ready changes, delete ----
+set_status(api.call("Pods", "Get", pb.GetRequest(namespace=NS, name="p1")), "10.2.0.2", True)
+t.ok(settle("web", lambda e: e.get("10.2.0.2", (0,))[0] is True), "p1 turns Ready: ready")
+set_status(api.call("Pods", "Get", pb.GetRequest(namespace=NS, name="p0")), "10.2.0.1", False)
+t.ok(settle("web", lambda e: e.get("10.2.0.1", (1,))[0] is False), "p0 not Ready any more: not ready")
+api.call("Pods", "Delete", pb.DeleteRequest(namespace=NS, name="p0"))
+t.ok(settle("web", lambda e: set(e) == {"10.2.0.2"}), "p0 deleted: gone from the slice")
+
+# ---- terminating: a pod held by a finalizer while it is deleted ----
+mkpod("term", "10.2.0.3", finalizers=["example.com/hold"])
+t.ok(settle("web", lambda e: "10.2.0.3" in e), "term listed")
+api.call("Pods", "Delete", pb.DeleteRequest(namespace=NS, name="term"))
+t.ok(settle("web", lambda e: e.get("10.2.0.3", (0, 0, 0))[:3] == (False, True, True)),
+     "a terminating pod: ready false, serving true, terminating true (%s)" % (eps("web").get("10.2.0.3"),))
+api.update("Pods", NS, "term", lambda p: p.metadata.ClearField("finalizers"))
+
+# ---- named ports per pod ----
+mkpod("alt", "10.2.0.4", ports=[pb.ContainerPort(name="http", containerPort=9090)])
+t.ok(settle("web", lambda e: e.get("10.2.0.4", (0, 0, 0, ()))[3] == (9090,) and e.get("10.2.0.2", ())[3] == (8080,)),
+     "a pod naming the port 9090: a slice of its own ports (%s)" % eps("web"))
+t.ok(len(slices("web")) == 2, "two port sets, two slices")
+
+# ---- publishNotReadyAddresses ----
+mksvc("pub", {"app": "web"}, publishNotReadyAddresses=True, ports=[pb.ServicePort(port=80)])
+mkpod("nr", "10.2.0.5", ready=False)
+t.ok(settle("pub", lambda e: e.get("10.2.0.5", (0, 1))[:2] == (True, False)),
+     "publishNotReadyAddresses: a not-ready pod is ready, not serving (%s)" % (eps("pub").get("10.2.0.5"),))
+t.ok(settle("pub", lambda e: all(v[3] == (80,) for v in e.values()) and len(e) >= 3),
+     "a numeric targetPort: the same port for every pod")
+
+# ---- more than 100 endpoints ----
+mksvc("big", {"app": "big"}, ports=[pb.ServicePort(port=80)])
+for i in range(230):
+    mkpod("b%03d" % i, "10.3.%d.%d" % (i // 200, i % 200 + 1), labels={"app": "big"})
+t.ok(settle("big", lambda e: len(e) == 230), "230 pods: all listed (%d)" % len(eps("big")))
+sizes = sorted(len(s.endpoints) for s in slices("big"))
+t.ok(max(sizes) <= 100 and len(sizes) == 3 and sum(sizes) == 230,
+     "at most 100 a slice, in 3 slices (%s)" % sizes)
+before = {s.metadata.name: s.metadata.resourceVersion for s in slices("big")}
+set_status(api.call("Pods", "Get", pb.GetRequest(namespace=NS, name="b007")), "10.3.0.8", False)
+t.ok(settle("big", lambda e: e["10.3.0.8"][0] is False), "one pod not Ready")
+after = {s.metadata.name: s.metadata.resourceVersion for s in slices("big")}
+changed = [n for n in after if after[n] != before.get(n)]
+t.ok(set(after) == set(before) and len(changed) == 1,
+     "one pod's change rewrites one slice, in place (%s)" % changed)
+
+# ---- a selector that stops matching, the Service deleted ----
+api.update("Services", NS, "pub", lambda s: s.spec.selector.__setitem__("app", "none"))
+t.ok(c.wait_for(lambda: len(slices("pub")) == 1 and not slices("pub")[0].endpoints),
+     "the selector matches nothing: one empty slice")
+api.call("Services", "Delete", pb.DeleteRequest(namespace=NS, name="pub"))
+t.ok(c.wait_for(lambda: not slices("pub")), "the Service deleted: its slices go with it")
+
+t.done()

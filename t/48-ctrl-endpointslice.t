@@ -5,9 +5,12 @@
 # --max-endpoints-per-slice endpoints split into several slices with few
 # writes, publishNotReadyAddresses, a Service without endpoints keeps one
 # empty slice. Pods are made over gRPC and their status written by the
-# test (no kubelet); t/50-kubelet-cni.t's pods get real IPs.
+# test (no kubelet); a node whose Lease stops being renewed has its pods
+# dropped from the ready endpoints within the node grace.
 import os
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
@@ -15,17 +18,17 @@ from ctest import meta
 
 t = ctest.Tap()
 c = ctest.Cluster(t)
-api = c.start_apiserver()
+api = c.start_apiserver("--node-monitor-grace", "3")
 pb = c.pb
 cm = c.start_controller_manager("--leader-elect=false")
 NS = "default"
 
 
-def mkpod(name, ip, ready=True, labels=None, ports=None, finalizers=None):
+def mkpod(name, ip, ready=True, labels=None, ports=None, finalizers=None, node=None):
     m = meta(name, NS, labels=labels or {"app": "web"})
     if finalizers:
         m.finalizers.extend(finalizers)
-    p = api.call("Pods", "Create", pb.Pod(metadata=m, spec=pb.PodSpec(containers=[
+    p = api.call("Pods", "Create", pb.Pod(metadata=m, spec=pb.PodSpec(nodeName=node, containers=[
         pb.Container(name="c", image="busybox", ports=ports or [pb.ContainerPort(name="http", containerPort=8080)])])))
     if ip:
         set_status(p, ip, ready)
@@ -137,6 +140,34 @@ after = {s.metadata.name: s.metadata.resourceVersion for s in slices("big")}
 changed = [n for n in after if after[n] != before.get(n)]
 t.ok(set(after) == set(before) and len(changed) == 1,
      "one pod's change rewrites one slice, in place (%s)" % changed)
+
+# ---- a node that goes silent: its pods leave the ready endpoints ----
+api.call("Nodes", "Create", pb.Node(metadata=meta("n1"), status=pb.NodeStatus(
+    conditions=[pb.NodeCondition(type="Ready", status="True")])))
+lease = api.call("Leases", "Create", pb.Lease(metadata=meta("n1", "kube-node-lease"),
+                                              spec=pb.LeaseSpec(holderIdentity="n1", leaseDurationSeconds=3)))
+renewing = threading.Event()
+renewing.set()
+
+
+def renew():
+    i = 0
+    while renewing.is_set():
+        i += 1
+        api.update("Leases", "kube-node-lease", "n1", lambda le: setattr(le.spec.renewTime, "seconds", i))
+        time.sleep(0.5)
+
+
+th = threading.Thread(target=renew, daemon=True)
+th.start()
+mkpod("onn1", "10.2.0.7", node="n1")
+t.ok(settle("web", lambda e: e.get("10.2.0.7", (0,))[0] is True), "a pod on a live node: ready")
+ep = [x for s in slices("web") for x in s.endpoints if x.addresses[0] == "10.2.0.7"][0]
+t.is_(ep.nodeName, "n1", "nodeName: the pod's node")
+renewing.clear()
+th.join()
+t.ok(settle("web", lambda e: e.get("10.2.0.7", (1,))[0] is False),
+     "the node's Lease not renewed: its pod is not ready within the grace (%s)" % (eps("web").get("10.2.0.7"),))
 
 # ---- a selector that stops matching, the Service deleted ----
 api.update("Services", NS, "pub", lambda s: s.spec.selector.__setitem__("app", "none"))

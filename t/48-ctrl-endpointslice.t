@@ -6,8 +6,13 @@
 # writes, publishNotReadyAddresses, a Service without endpoints keeps one
 # empty slice. Pods are made over gRPC and their status written by the
 # test (no kubelet); a node whose Lease stops being renewed has its pods
-# dropped from the ready endpoints within the node grace.
+# dropped from the ready endpoints within the node grace. Last, end to end
+# (root, runc, CNI plugins): a real scheduler and kubelet run a Deployment's
+# pods on a CNI bridge of the test's own, and the slice lists their IPs.
+import json
 import os
+import random
+import subprocess
 import sys
 import threading
 import time
@@ -24,7 +29,8 @@ cm = c.start_controller_manager("--leader-elect=false")
 NS = "default"
 
 
-def mkpod(name, ip, ready=True, labels=None, ports=None, finalizers=None, node=None):
+def mkpod(name, ip, ready=True, labels=None, ports=None, finalizers=None, node="ghost"):
+    """A pod bound to a node nobody runs (no scheduler or kubelet takes it), its status as given."""
     m = meta(name, NS, labels=labels or {"app": "web"})
     if finalizers:
         m.finalizers.extend(finalizers)
@@ -176,4 +182,63 @@ t.ok(c.wait_for(lambda: len(slices("pub")) == 1 and not slices("pub")[0].endpoin
 api.call("Services", "Delete", pb.DeleteRequest(namespace=NS, name="pub"))
 t.ok(c.wait_for(lambda: not slices("pub")), "the Service deleted: its slices go with it")
 
+# ---- end to end: scheduler, kubelet, CNI ----
+need = [f for f in ("/usr/sbin/runc", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local") if not os.path.exists(f)]
+if os.geteuid() != 0 or need:
+    t.skip("needs root and " + ", ".join(need or ["runc"]), 2)
+    t.done()
+import klet
+
+root = os.path.join(c.dir, "kroot")
+bridge = "ces%d" % random.randrange(10000, 99999)
+net = random.randrange(1, 250)
+
+
+def cleanup():
+    ctest.node_cleanup(root, os.path.join(root, "runc"))
+    subprocess.run(["ip", "link", "del", bridge], stderr=subprocess.DEVNULL)
+
+
+c.on_teardown(cleanup)
+# the kubelet renews its Lease every 10 s: the default grace from here on
+c.api.stop()
+api = c.start_apiserver()
+klet.import_busybox(t, root)
+confdir = os.path.join(c.dir, "cni")
+os.makedirs(confdir)
+json.dump({"cniVersion": "1.0.0", "name": "coracle-es", "plugins": [
+    {"type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": False,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.252.%d.0/24" % net}]],
+              "dataDir": os.path.join(c.dir, "ipam")}}]},
+    open(os.path.join(confdir, "10-test.conflist"), "w"))
+c.start_scheduler()
+c.start_kubelet("node1", "--healthz-listen", "", "--cni-conf-dir", confdir, root_dir=root)
+labels = {"app": "e2e"}
+tmpl = pb.PodTemplateSpec(metadata=pb.ObjectMeta(labels=labels), spec=pb.PodSpec(
+    terminationGracePeriodSeconds=1, containers=[pb.Container(
+        name="web", image="progrium/busybox", imagePullPolicy="IfNotPresent",
+        command=["sh", "-c", "mkdir /www; exec httpd -f -p 8080 -h /www"],
+        ports=[pb.ContainerPort(name="http", containerPort=8080)])]))
+api.call("Deployments", "Create", pb.Deployment(metadata=meta("e2e", NS), spec=pb.DeploymentSpec(
+    replicas=2, selector=pb.LabelSelector(matchLabels=labels), template=tmpl)))
+mksvc("e2e", labels)
+
+
+def running_ips():
+    return sorted(p.status.podIP for p in api.call("Pods", "List", pb.ListRequest(namespace=NS)).items
+                  if p.metadata.labels.get("app") == "e2e" and p.status.podIP and cm_ready(p))
+
+
+def cm_ready(p):
+    return any(x.type == "Ready" and x.status == "True" for x in p.status.conditions)
+
+
+t.ok(c.wait_for(lambda: len(running_ips()) == 2, timeout=90), "the Deployment's 2 pods run with IPs (%s)"
+     % running_ips())
+ips = running_ips()
+t.ok(settle("e2e", lambda e: sorted(e) == ips and all(v[0] and v[3] == (8080,) for v in e.values())),
+     "the Service's slice lists both, ready, on port 8080 (%s)" % eps("e2e"))
+api.call("Deployments", "Delete", pb.DeleteRequest(namespace=NS, name="e2e"))
+c.wait_for(lambda: not [p for p in api.call("Pods", "List", pb.ListRequest(namespace=NS)).items
+                        if p.metadata.labels.get("app") == "e2e"], timeout=60)
 t.done()

@@ -17,7 +17,9 @@ from ctest import meta
 t = ctest.Tap()
 c = ctest.Cluster(t)
 RANGE = "10.0.0.0/29"  # .2 to .6 for Services, .1 the kubernetes Service's
-api = c.start_apiserver("--service-cluster-ip-range", RANGE, "--service-node-port-range", "30000-30003")
+ARGS = ("--service-cluster-ip-range", RANGE, "--service-node-port-range", "30000-30003",
+        "--endpoint-reconciler-type", "lease")
+api = c.start_apiserver(*ARGS)
 pb = c.pb
 
 
@@ -186,7 +188,7 @@ delete("np4")
 # ---- a restart keeps what is held ----
 before = {s.metadata.name: s.spec.clusterIP for s in api.call("Services", "List", pb.ListRequest()).items}
 c.api.stop()
-api = c.start_apiserver("--service-cluster-ip-range", RANGE, "--service-node-port-range", "30000-30003")
+api = c.start_apiserver(*ARGS)
 taken = [ip for ip in before.values() if ip.startswith("10.0.0.")]
 refused = [err_of(create(svc("r%d" % i, clusterIP=ip))) for i, ip in enumerate(taken)]
 t.ok(all("provided IP is already allocated" in m for m in refused) and len(taken) == 5,
@@ -194,6 +196,17 @@ t.ok(all("provided IP is already allocated" in m for m in refused) and len(taken
 r = create(svc("rnew"))
 t.ok(not isinstance(r, ctest.ApiError) and r.spec.clusterIP not in taken, "and a new Service gets the free one (%s)"
      % err_of(r))
+
+# ---- coraclectl expose ----
+delete("rnew")
+rc, out, err = c.ctl("expose", "service", "a", "--port", "90", "--target-port", "http", "--name", "a2")
+a2 = tryc(api, "Services", "Get", pb.GetRequest(namespace="default", name="a2"))
+t.ok(rc == 0 and out.strip() == "service/a2 exposed" and not isinstance(a2, ctest.ApiError)
+     and dict(a2.spec.selector) == {"app": "a"} and a2.spec.ports[0].port == 90
+     and a2.spec.ports[0].targetPort.strVal == "http", "coraclectl expose svc a --port 90 (%r %r)" % (out, err))
+rc, out, err = c.ctl("expose", "service", "a", "--name", "a3")
+t.ok(rc != 0 and "couldn't find port via --port flag or introspection" in err, "expose without --port (%r)" % err)
+delete("a2")
 
 # ---- kubectl ----
 kubectl = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
@@ -212,7 +225,6 @@ def kc(*args):
 if not os.access(kubectl, os.X_OK):
     t.skip("kubectl 1.32 not installed", 6)
 else:
-    delete("rnew")
     delete("b")
     rc, out, err = kc("create", "service", "nodeport", "kn", "--tcp=8080:80")
     t.ok(rc == 0 and "service/kn created" in out, "kubectl create service nodeport (%r %r)" % (out, err))

@@ -59,7 +59,7 @@ static char *admission_config;
 static char *audit_policy_file, *audit_log_path;
 static long long audit_log_maxage, audit_log_maxbackup, audit_log_maxsize;
 static char *service_cluster_ip_range = "10.96.0.0/12", *service_node_port_range = "30000-32767";
-static char *advertise_address;
+static char *advertise_address, *endpoint_reconciler_type = "none";
 
 static const struct cfg_opt opts[] = {
     {"listen", CFG_LIST, &listen_addrs, "ADDR",
@@ -180,6 +180,10 @@ static const struct cfg_opt opts[] = {
     {"advertise-address", CFG_STR, &advertise_address, "IP",
      "the address the `kubernetes` Service's endpoints list for this apiserver (default: the "
      "first --listen IP address that is not a wildcard, else 127.0.0.1)"},
+    {"endpoint-reconciler-type", CFG_STR, &endpoint_reconciler_type, "lease|none",
+     "lease: keep the `kubernetes` Service in default and its EndpointSlice of the apiservers "
+     "that renew their Lease (the packaged configuration sets it); none: leave them alone "
+     "(default none)"},
 };
 
 /* Empty strings from a config file mean "not set". */
@@ -528,6 +532,8 @@ int main(int argc, char **argv)
 
     struct h2s_config hc = {.max_msg = (uint32_t)max_request_bytes};
     app.srv = h2s_new(app.base, &hc);
+    if (strcmp(endpoint_reconciler_type, "lease") && strcmp(endpoint_reconciler_type, "none"))
+        fatal("--endpoint-reconciler-type %s: lease or none", endpoint_reconciler_type);
     struct svcalloc_config svc;
     if (svcalloc_parse_cidr(&svc, service_cluster_ip_range, &err) < 0 ||
         svcalloc_parse_ports(&svc, service_node_port_range, &err) < 0)
@@ -590,7 +596,8 @@ int main(int argc, char **argv)
     }
     if (tls)
         SSL_CTX_free(tls); /* the listeners hold their own references */
-    kubernetes_service(&app, &ls);
+    if (!strcmp(endpoint_reconciler_type, "lease"))
+        kubernetes_service(&app, &ls);
     if (auth_required(app.auth))
         log_info("authentication required (%s%s%s)",
                  opt_str(client_ca_file) ? "client certificates" : "",

@@ -35,8 +35,8 @@ static const char *ref_name(char *buf, size_t n, const struct kind *k, const cha
 }
 
 /* TYPE NAME or TYPE/NAME from pos[0..]: the kind, the name. -1 after printing why. */
-static int target(const struct ctl_strv *pos, const char *verb, const struct kind *const *allowed,
-                  const struct kind **k, const char **name)
+int ctl_target(const struct ctl_strv *pos, const char *verb, const struct kind *const *allowed,
+               const struct kind **k, const char **name)
 {
     char type[128];
     if (pos->n == 1 && strchr(pos->v[0], '/')) {
@@ -70,7 +70,7 @@ static int target(const struct ctl_strv *pos, const char *verb, const struct kin
     return -1;
 }
 
-static ProtobufCMessage *get_obj(struct ctl_client *c, const struct kind *k, const char *name)
+ProtobufCMessage *ctl_get_obj(struct ctl_client *c, const struct kind *k, const char *name)
 {
     Coracle__V1__GetRequest req = CORACLE__V1__GET_REQUEST__INIT;
     req.namespace_ = (char *)ctl_namespace();
@@ -173,7 +173,7 @@ int ctl_cmd_scale(int argc, char **argv)
         free(pos.v);
         return 1;
     }
-    if (target(&pos, "scale", scalable, &k, &name) < 0) {
+    if (ctl_target(&pos, "scale", scalable, &k, &name) < 0) {
         free(pos.v);
         return 1;
     }
@@ -182,7 +182,7 @@ int ctl_cmd_scale(int argc, char **argv)
         free(pos.v);
         return 1;
     }
-    ProtobufCMessage *obj = get_obj(&c, k, name);
+    ProtobufCMessage *obj = ctl_get_obj(&c, k, name);
     if (obj) {
         /* DeploymentSpec and ReplicaSetSpec both begin { base; has_replicas; replicas } */
         int32_t *want, have;
@@ -388,7 +388,7 @@ static int rollout_status(struct ctl_client *c, const struct kind *k, const char
         fprintf(stderr, "error: invalid argument \"%s\" for \"--timeout\" flag\n", timeout);
         return 1;
     }
-    ProtobufCMessage *obj = get_obj(c, k, name);
+    ProtobufCMessage *obj = ctl_get_obj(c, k, name);
     if (!obj)
         return 1;
     struct status_watch s = {.k = k, .name = name, .rc = 1};
@@ -472,7 +472,7 @@ static int rollout_history(struct ctl_client *c, const struct kind *k, const cha
         fprintf(stderr, "error: no history viewer has been implemented for %s\n", k->kind);
         return 1;
     }
-    Coracle__V1__Deployment *d = (Coracle__V1__Deployment *)get_obj(c, k, name);
+    Coracle__V1__Deployment *d = (Coracle__V1__Deployment *)ctl_get_obj(c, k, name);
     if (!d)
         return 1;
     Coracle__V1__ReplicaSetList *list;
@@ -518,7 +518,7 @@ static int rollout_undo(struct ctl_client *c, const struct kind *k, const char *
         fprintf(stderr, "error: no rollbacker has been implemented for %s\n", k->kind);
         return 1;
     }
-    Coracle__V1__Deployment *d = (Coracle__V1__Deployment *)get_obj(c, k, name);
+    Coracle__V1__Deployment *d = (Coracle__V1__Deployment *)ctl_get_obj(c, k, name);
     if (!d)
         return 1;
     Coracle__V1__ReplicaSetList *list;
@@ -583,7 +583,7 @@ static int rollout_edit(struct ctl_client *c, const struct kind *k, const char *
         fprintf(stderr, "error: %s is not supported for %s\n", sub, k->kind);
         return 1;
     }
-    ProtobufCMessage *obj = get_obj(c, k, name);
+    ProtobufCMessage *obj = ctl_get_obj(c, k, name);
     if (!obj)
         return 1;
     int rc = 1;
@@ -666,7 +666,7 @@ int ctl_cmd_rollout(int argc, char **argv)
     static const struct kind *const rollable[] = {&kind_deployment, &kind_daemonset, NULL};
     const struct kind *k;
     const char *name;
-    if (target(&rest, "rollout", rollable, &k, &name) < 0) {
+    if (ctl_target(&rest, "rollout", rollable, &k, &name) < 0) {
         free(pos.v);
         return 1;
     }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "kinds.h"
 #include "util.h"
 
 /* Flags. */
@@ -81,6 +82,18 @@ int ctl_cmd_rollout(int argc, char **argv);
 int ctl_create_rbac(int argc, char **argv);
 int ctl_cmd_token(int argc, char **argv);
 int ctl_cmd_certificate(int argc, char **argv);
+int ctl_cmd_expose(int argc, char **argv);
+
+struct ctl_client;
+/*
+ * The object a verb acts on, from "TYPE NAME" or "TYPE/NAME" in pos, among
+ * allowed (NULL-terminated): 0 with *k and *name (pointing into pos), or -1
+ * with kubectl's error printed. (cmd_rollout.c)
+ */
+int ctl_target(const struct ctl_strv *pos, const char *verb, const struct kind *const *allowed,
+               const struct kind **k, const char **name);
+/* Gets name of kind k in the namespace (-n): the object, or NULL with the error printed. */
+ProtobufCMessage *ctl_get_obj(struct ctl_client *c, const struct kind *k, const char *name);
 
 /* Dispatch over the verbs table; main() is just this. */
 int ctl_main(int argc, char **argv);

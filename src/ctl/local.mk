@@ -10,6 +10,7 @@ libctl_a_SOURCES = \
 	src/ctl/client.c src/ctl/client.h \
 	src/ctl/cmd_apply.c src/ctl/cmd_create_rbac.c src/ctl/cmd_get.c src/ctl/cmd_describe.c src/ctl/cmd_delete.c \
 	src/ctl/cmd_logs.c src/ctl/cmd_exec.c src/ctl/cmd_version.c src/ctl/cmd_rollout.c \
+	src/ctl/cmd_expose.c \
 	src/ctl/cmd_image.c src/ctl/cmd_image.h src/ctl/cmd_auth.c \
 	src/ctl/cmd_token.c src/ctl/cmd_certificate.c
 

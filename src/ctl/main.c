@@ -24,6 +24,8 @@ static const struct verb {
     {"delete", ctl_cmd_delete, "Delete resources by file names, stdin, or by type and names"},
     {"scale", ctl_cmd_scale, "Set a new size for a deployment or replica set"},
     {"rollout", ctl_cmd_rollout, "Manage the rollout of a deployment or daemon set"},
+    {"expose", ctl_cmd_expose,
+     "Take a deployment, replica set, pod or service and expose it as a new Service"},
     {"logs", ctl_cmd_logs, "Print the logs for a container in a pod"},
     {"exec", ctl_cmd_exec, "Execute a command in a container"},
     {"attach", ctl_cmd_attach, "Attach to a running container"},

@@ -106,13 +106,13 @@ set_status(api.call("Pods", "Get", pb.GetRequest(namespace=NS, name="p1")), "10.
 t.ok(settle("web", lambda e: e.get("10.2.0.2", (0,))[0] is True), "p1 turns Ready: ready")
 set_status(api.call("Pods", "Get", pb.GetRequest(namespace=NS, name="p0")), "10.2.0.1", False)
 t.ok(settle("web", lambda e: e.get("10.2.0.1", (1,))[0] is False), "p0 not Ready any more: not ready")
-api.call("Pods", "Delete", pb.DeleteRequest(namespace=NS, name="p0"))
+api.call("Pods", "Delete", pb.DeleteRequest(namespace=NS, name="p0", gracePeriodSeconds=0))
 t.ok(settle("web", lambda e: set(e) == {"10.2.0.2"}), "p0 deleted: gone from the slice")
 
 # ---- terminating: a pod held by a finalizer while it is deleted ----
 mkpod("term", "10.2.0.3", finalizers=["example.com/hold"])
 t.ok(settle("web", lambda e: "10.2.0.3" in e), "term listed")
-api.call("Pods", "Delete", pb.DeleteRequest(namespace=NS, name="term"))
+api.call("Pods", "Delete", pb.DeleteRequest(namespace=NS, name="term", gracePeriodSeconds=0))
 t.ok(settle("web", lambda e: e.get("10.2.0.3", (0, 0, 0))[:3] == (False, True, True)),
      "a terminating pod: ready false, serving true, terminating true (%s)" % (eps("web").get("10.2.0.3"),))
 api.update("Pods", NS, "term", lambda p: p.metadata.ClearField("finalizers"))

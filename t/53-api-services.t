@@ -254,19 +254,22 @@ import etcdutil
 
 why = etcdutil.available()
 if why:
-    t.skip(why, 2)
+    t.skip(why, 4)
 else:
     ec = etcdutil.EtcdCluster(c, members=1, name="etcd-alloc")
-    addrs = []
+    addrs, daemons = [], []
     for i in range(2):
         a = "127.0.0.1:%d" % ctest.free_port()
         d = c.start("apiserver-e%d" % i, [c.bin("coracle-apiserver"), "--listen", a, "--data-dir",
                                           os.path.join(c.dir, "data-e%d" % i), "--storage-backend", "etcd3",
                                           "--etcd-servers", ",".join(ec.endpoints),
                                           "--service-cluster-ip-range", "10.1.0.0/28",
-                                          "--service-node-port-range", "31000-31009"])
+                                          "--service-node-port-range", "31000-31009",
+                                          "--endpoint-reconciler-type", "lease",
+                                          "--advertise-address", "127.0.0.%d" % (i + 2)])
         c.wait_ready(a, d)
         addrs.append(a)
+        daemons.append(d)
     clients = [ctest.Client(a) for a in addrs]
     got, errs = [], []
     lock = threading.Lock()
@@ -293,6 +296,16 @@ else:
          % (len(got), sorted(set(errs))))
     t.ok(len(errs) == 22 and all("range is full" in e for e in errs),
          "the rest: range is full (%r)" % sorted(set(errs)))
+
+    def kube_eps(cl):
+        r = tryc(cl, "EndpointSlices", "Get", pb.GetRequest(namespace="default", name="kubernetes"))
+        return [] if isinstance(r, ctest.ApiError) else sorted(e.addresses[0] for e in r.endpoints)
+
+    t.ok(c.wait_for(lambda: kube_eps(clients[0]) == ["127.0.0.2", "127.0.0.3"], timeout=30),
+         "both apiservers in the kubernetes EndpointSlice (%s)" % kube_eps(clients[0]))
+    daemons[1].stop()
+    t.ok(c.wait_for(lambda: kube_eps(clients[0]) == ["127.0.0.2"], timeout=60),
+         "one stopped: it drops out once its Lease is stale (%s)" % kube_eps(clients[0]))
     for cl in clients:
         cl.close()
 

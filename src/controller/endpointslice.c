@@ -592,7 +592,8 @@ static void es_sync(ctrl_t *c, const char *key, void *state)
     bool deleting = svc->metadata->deletiontimestamp != NULL;
     if (svc->spec && svc->spec->n_selector && !deleting) {
         inf_foreach(cm_informer(cm, &kind_pod), want_pod, &s.w);
-        qsort(s.w.v, s.w.n, sizeof(*s.w.v), ep_cmp);
+        if (s.w.n)
+            qsort(s.w.v, s.w.n, sizeof(*s.w.v), ep_cmp);
         want_link(&s.w);
     }
     cm_owned(cm, &kind_endpointslice, ns, cm_uid(&svc->base), collect, &s);

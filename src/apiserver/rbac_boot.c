@@ -221,6 +221,10 @@ static const char defaults_yaml[] =
     "- {apiGroups: [coordination.k8s.io], resources: [leases], verbs: [create, get, update]}\n"
     /* each Node's spec.podCIDR (the node IPAM, as Kubernetes' node-controller role) */
     "- {apiGroups: [''], resources: [nodes], verbs: [update]}\n"
+    /* the EndpointSlice controller */
+    "- {apiGroups: [''], resources: [services], verbs: " READ "}\n"
+    "- {apiGroups: [discovery.k8s.io], resources: [endpointslices],"
+    " verbs: [create, delete, get, list, update, watch]}\n"
     /* the ClusterRole aggregation (Kubernetes' clusterrole-aggregation-controller's role) */
     "- {apiGroups: [rbac.authorization.k8s.io], resources: [clusterroles],"
     " verbs: [escalate, get, list, patch, update, watch]}\n"
@@ -236,6 +240,9 @@ static const char defaults_yaml[] =
     "- {apiGroups: [''], resources: [events], verbs: [create, update]}\n"
     "- {apiGroups: [''], resources: [configmaps, secrets], verbs: " READ "}\n"
     "- {apiGroups: [''], resources: [serviceaccounts/token], verbs: [create]}\n"
+    /* the service proxy and DNS, in every namespace, as kube-proxy reads them */
+    "- {apiGroups: [''], resources: [services], verbs: " READ "}\n"
+    "- {apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: " READ "}\n"
     "---\nkind: ClusterRole\napiVersion: rbac.authorization.k8s.io/v1\n"
     "metadata: {name: system:service-account-issuer-discovery}\n"
     "rules:\n"

@@ -52,9 +52,11 @@ def err_of(r):
 
 
 # ---- the kubernetes Service ----
-t.ok(c.wait_for(lambda: not isinstance(tryc(api, "EndpointSlices", "Get",
-                                                    pb.GetRequest(namespace="default", name="kubernetes")),
-                                       ctest.ApiError)), "the kubernetes EndpointSlice appears")
+# the Service's address is taken first, so its slice may be written before it: wait for both
+t.ok(c.wait_for(lambda: not any(isinstance(tryc(api, kind, "Get", pb.GetRequest(namespace="default",
+                                                                                name="kubernetes")),
+                                           ctest.ApiError) for kind in ("EndpointSlices", "Services"))),
+     "the kubernetes Service and EndpointSlice appear")
 k = get("kubernetes")
 port = int(c.api_addr.rsplit(":", 1)[1])
 t.ok(k.spec.clusterIP == "10.0.0.1" and list(k.spec.clusterIPs) == ["10.0.0.1"] and len(k.spec.ports) == 1

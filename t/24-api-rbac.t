@@ -324,6 +324,12 @@ if os.access(kubectl, os.X_OK):
     t.ok(rc == 0 and rc2 == 0, "kubectl create role, create rolebinding (%r %r)" % (err.strip(), err2.strip()))
     rc, out, err = k("bobtoken", "get", "pods", "-n", "other")
     t.ok(rc == 0 and "sp" in out, "bob lists them at once (%r %r)" % (out, err))
+    rc, out, err = k("bobtoken", "auth", "can-i", "--list", "-n", "other")
+    rows = [l.split() for l in out.split("\n")[1:] if l.strip()]
+    # pods list from the RoleBinding just made; /version from the default system:discovery binding
+    t.ok(rc == 0 and any(r[0] == "pods" and "list" in " ".join(r[3:]) for r in rows)
+         and any(r[0] == "[/version]" for r in rows) and "incomplete" not in err,
+         "kubectl auth can-i --list shows the rules of RBAC bindings (%r %r)" % (out, err))
     rc, out, err = k("admintoken", "get", "role", "-n", "other")
     t.ok(rc == 0 and out.split("\n")[0].split() == ["NAME", "CREATED", "AT"] and "lister" in out,
          "kubectl get role: NAME CREATED AT (%r)" % out)
@@ -345,7 +351,7 @@ if os.access(kubectl, os.X_OK):
     rc, out, err = k("bobtoken", "get", "pods", "-n", "other")
     t.ok(rc != 0, "kubectl delete rolebinding: refused again (%r)" % err.strip())
 else:
-    t.skip("kubectl 1.32 not installed", 10)
+    t.skip("kubectl 1.32 not installed", 11)
 
 # ---- coraclectl: create role ... from flags; apply, get, delete from YAML ----
 def ctl(tok, *args, stdin=None):

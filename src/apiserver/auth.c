@@ -1363,6 +1363,38 @@ static void policy_rule_emit(const struct rule *ru, const char *ns, auth_rule_cb
     }
 }
 
+/* An RBAC rule as an auth_rule, to the caller's cb. */
+struct rules_to {
+    auth_rule_cb cb;
+    void *arg;
+};
+
+/* v[0..n) NULL-terminated, in a (malloc'd) array of pointers to the same strings. */
+static const char **strv_of(char *const *v, size_t n)
+{
+    const char **r = xmalloc((n + 1) * sizeof(*r));
+    for (size_t i = 0; i < n; i++)
+        r[i] = v[i];
+    r[n] = NULL;
+    return r;
+}
+
+static void rbac_rule_to(const Coracle__V1__PolicyRule *p, void *arg)
+{
+    struct rules_to *to = arg;
+    const char **verbs = strv_of(p->verbs, p->n_verbs);
+    const char **groups = strv_of(p->apigroups, p->n_apigroups);
+    const char **res = strv_of(p->resources, p->n_resources);
+    const char **names = strv_of(p->resourcenames, p->n_resourcenames);
+    const char **urls = strv_of(p->nonresourceurls, p->n_nonresourceurls);
+    to->cb(&(struct auth_rule){verbs, groups, res, names, urls}, to->arg);
+    free(verbs);
+    free(groups);
+    free(res);
+    free(names);
+    free(urls);
+}
+
 int auth_rules_for(const auth_t *au, const struct auth_user *u, const char *ns, auth_rule_cb cb,
                    void *arg, const char **why)
 {
@@ -1390,8 +1422,8 @@ int auth_rules_for(const auth_t *au, const struct auth_user *u, const char *ns, 
             policy_rule_emit(&r->rules[j], ns, cb, arg);
     }
     if (au->rbac_on) {
-        *why = "the rules of RBAC Roles and ClusterRoles are not listed";
-        return 1;
+        struct rules_to to = {cb, arg};
+        rbac_rules_for(au->rbac, u->name, u->groups, ns, rbac_rule_to, &to);
     }
     if (node_of(u)) {
         *why = "node restriction narrows these rules: a node reaches only its own objects";

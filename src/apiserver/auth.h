@@ -217,10 +217,10 @@ typedef void (*auth_rule_cb)(const struct auth_rule *r, void *arg);
  * resources), as Kubernetes' RuleResolver.RulesFor behind
  * SelfSubjectRulesReview (kubectl auth can-i --list). The rules (and their
  * strings) live until cb returns. Every source of grants the authorizer
- * consults should list its rules here: the policy file and the built-in
- * self-review grants do; the RBAC objects' rules are not listed yet.
- * Returns 0, or 1 when the list is incomplete (RBAC objects decide too, or
- * node restriction narrows what the rules say), with *why (static text).
+ * consults lists its rules here: the policy file, the built-in
+ * self-review grants and the RBAC objects' Roles and ClusterRoles bound to
+ * u. Returns 0, or 1 when the list is incomplete (node restriction narrows
+ * what the rules say), with *why (static text).
  */
 int auth_rules_for(const auth_t *au, const struct auth_user *u, const char *ns, auth_rule_cb cb,
                    void *arg, const char **why);

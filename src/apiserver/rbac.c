@@ -370,6 +370,42 @@ bool rbac_allows(const rbac_t *rb, const char *user, const char *const *groups,
     return false;
 }
 
+/* The rules of the roles bound under index key key, to cb. */
+static void bound_rules(const rbac_t *rb, const char *key, rbac_rule_cb cb, void *arg)
+{
+    const struct blist *l = smap_get(rb->subj, key);
+    for (size_t i = 0; l && i < l->n; i++) {
+        const Coracle__V1__Role *r = smap_get(rb->roles, l->v[i]->role_key);
+        for (size_t j = 0; r && j < r->n_rules; j++)
+            cb(r->rules[j], arg);
+    }
+}
+
+/* A subject's rules at the cluster scope and, with ns, in ns. */
+static void subject_rules(const rbac_t *rb, char kind, const char *name, const char *ns,
+                          rbac_rule_cb cb, void *arg)
+{
+    char *key = xasprintf("%c:%s\n", kind, name);
+    bound_rules(rb, key, cb, arg);
+    free(key);
+    if (ns && *ns) {
+        key = xasprintf("%c:%s\n%s", kind, name, ns);
+        bound_rules(rb, key, cb, arg);
+        free(key);
+    }
+}
+
+void rbac_rules_for(const rbac_t *rb, const char *user, const char *const *groups, const char *ns,
+                    rbac_rule_cb cb, void *arg)
+{
+    if (!rb)
+        return;
+    if (user)
+        subject_rules(rb, 'U', user, ns, cb, arg);
+    for (size_t i = 0; groups && groups[i]; i++)
+        subject_rules(rb, 'G', groups[i], ns, cb, arg);
+}
+
 const Coracle__V1__ClusterRole *rbac_cluster_role(const rbac_t *rb, const char *name)
 {
     char *key = kind_key(&kind_clusterrole, NULL, name);

@@ -53,6 +53,15 @@ void rbac_on_change(rbac_t *rb, const struct store_change *ch);
 bool rbac_allows(const rbac_t *rb, const char *user, const char *const *groups,
                  const struct rbac_attrs *a);
 
+typedef void (*rbac_rule_cb)(const Coracle__V1__PolicyRule *r, void *arg);
+/*
+ * Every rule of the roles bound to the user or one of its groups, at the
+ * cluster scope and (ns not NULL or "") in ns: what SelfSubjectRulesReview
+ * lists. A rule may come more than once.
+ */
+void rbac_rules_for(const rbac_t *rb, const char *user, const char *const *groups, const char *ns,
+                    rbac_rule_cb cb, void *arg);
+
 /* Kubernetes' RuleAllows: whether rule r allows a. */
 bool rbac_rule_allows(const Coracle__V1__PolicyRule *r, const struct rbac_attrs *a);
 

@@ -228,6 +228,12 @@ static const char defaults_yaml[] =
     /* the ClusterRole aggregation (Kubernetes' clusterrole-aggregation-controller's role) */
     "- {apiGroups: [rbac.authorization.k8s.io], resources: [clusterroles],"
     " verbs: [escalate, get, list, patch, update, watch]}\n"
+    /* csrapproving, csrsigning and the bootstrap token cleaner */
+    "- {apiGroups: [certificates.k8s.io], resources: [certificatesigningrequests],"
+    " verbs: " READ "}\n"
+    "- {apiGroups: [certificates.k8s.io], resources: [certificatesigningrequests/approval,"
+    " certificatesigningrequests/status], verbs: [update]}\n"
+    "- {apiGroups: [''], resources: [secrets], verbs: [delete]}\n"
     "---\nkind: ClusterRole\napiVersion: rbac.authorization.k8s.io/v1\n"
     "metadata: {name: system:coracle:node}\n"
     "rules:\n"
@@ -243,6 +249,15 @@ static const char defaults_yaml[] =
     /* the service proxy and DNS, in every namespace, as kube-proxy reads them */
     "- {apiGroups: [''], resources: [services], verbs: " READ "}\n"
     "- {apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: " READ "}\n"
+    /* its client certificate's renewal */
+    "- {apiGroups: [certificates.k8s.io], resources: [certificatesigningrequests],"
+    " verbs: [create, get, list, watch]}\n"
+    /* a joining kubelet's bootstrap token asks for its certificate (Kubernetes' role) */
+    "---\nkind: ClusterRole\napiVersion: rbac.authorization.k8s.io/v1\n"
+    "metadata: {name: system:node-bootstrapper}\n"
+    "rules:\n"
+    "- {apiGroups: [certificates.k8s.io], resources: [certificatesigningrequests],"
+    " verbs: [create, get, list, watch]}\n"
     "---\nkind: ClusterRole\napiVersion: rbac.authorization.k8s.io/v1\n"
     "metadata: {name: system:service-account-issuer-discovery}\n"
     "rules:\n"
@@ -297,6 +312,12 @@ static const char defaults_yaml[] =
     "---\nkind: ClusterRoleBinding\napiVersion: rbac.authorization.k8s.io/v1\n"
     "metadata: {name: system:node}\n"
     "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:node}\n"
+    "---\nkind: ClusterRoleBinding\napiVersion: rbac.authorization.k8s.io/v1\n"
+    "metadata: {name: system:node-bootstrapper}\n"
+    "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole,"
+    " name: system:node-bootstrapper}\n"
+    "subjects:\n"
+    "- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: system:bootstrappers}\n"
     "---\nkind: ClusterRoleBinding\napiVersion: rbac.authorization.k8s.io/v1\n"
     "metadata: {name: system:coracle:scheduler}\n"
     "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole,"

@@ -8,6 +8,7 @@
  * the server and the store and exit 0.
  */
 #include "config.h"
+#include "addr.h"
 #include "api.h"
 #include "audit.h"
 #include "auth.h"
@@ -221,13 +222,15 @@ struct app {
 
 /*
  * The `kubernetes` Service's endpoint for this apiserver: --advertise-address,
- * else the first TCP listen address that is not a wildcard (127.0.0.1 if
- * none), on the first TCP listen port.
+ * else the first TCP listen address that is not a wildcard, else the host's
+ * address when it listens on a wildcard (127.0.0.1 if it listens on neither),
+ * on the first TCP listen port.
  */
 static void kubernetes_service(struct app *app, const struct cfg_list *ls)
 {
     char ip[64] = "";
     int port = 0;
+    bool wildcard = false;
     for (size_t j = 0; j < ls->n; j++) {
         const char *a = ls->v[j], *colon = strrchr(a, ':');
         if (!strncmp(a, "unix:", 5) || !colon)
@@ -240,6 +243,8 @@ static void kubernetes_service(struct app *app, const struct cfg_list *ls)
         snprintf(host, sizeof(host), "%.*s", (int)(colon - a), a);
         if (!*ip && inet_pton(AF_INET, host, &in) == 1 && in.s_addr != INADDR_ANY)
             snprintf(ip, sizeof(ip), "%s", host);
+        else if (!*host || !strcmp(host, "0.0.0.0") || !strcmp(host, "[::]"))
+            wildcard = true;
     }
     if (opt_str(advertise_address))
         snprintf(ip, sizeof(ip), "%s", advertise_address);
@@ -247,7 +252,10 @@ static void kubernetes_service(struct app *app, const struct cfg_list *ls)
     if (inet_pton(AF_INET, ip, &in) != 1) {
         if (opt_str(advertise_address))
             fatal("--advertise-address %s: not an IPv4 address", advertise_address);
-        snprintf(ip, sizeof(ip), "127.0.0.1");
+        /* a wildcard listener: the host's address, as kube-apiserver chooses one */
+        char *host = wildcard ? addr_host_ipv4() : xstrdup("127.0.0.1");
+        snprintf(ip, sizeof(ip), "%s", host);
+        free(host);
     }
     if (port)
         api_set_kubernetes(app->api, ip, port);

@@ -679,7 +679,6 @@ int64_t klet_backoff_ms(int fails, int64_t min_ms, int64_t max_ms);
 int64_t klet_node_mem_bytes(void);
 int klet_node_cpus(void);
 int64_t klet_node_disk_bytes(const char *path);
-char *klet_node_host_ip(void);
 
 /* ------------------------------------------------------------ metrics.c */
 /* The daemon_ops hooks (arg = struct klet): /readyz once the first pod list is in, /metrics,

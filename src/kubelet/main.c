@@ -5,6 +5,7 @@
  * loop. Everything else lives in libkubelet.a.
  */
 #include "config.h"
+#include "addr.h"
 #include "certs.h"
 #include "cfg.h"
 #include "daemon.h"
@@ -200,7 +201,7 @@ int main(int argc, char **argv)
         free(dir);
     }
     k.runc_root = xasprintf("%s/runc", k.cfg.root_dir);
-    k.host_ip = *k.cfg.node_ip ? xstrdup(k.cfg.node_ip) : klet_node_host_ip();
+    k.host_ip = *k.cfg.node_ip ? xstrdup(k.cfg.node_ip) : addr_host_ipv4();
     k.base = event_base_new();
     if (!k.base)
         fatal("event_base_new failed");

@@ -93,24 +93,6 @@ int64_t klet_node_disk_bytes(const char *path)
     return (int64_t)sv.f_blocks * sv.f_frsize;
 }
 
-char *klet_node_host_ip(void)
-{
-    struct ifaddrs *ifa = NULL;
-    char buf[INET_ADDRSTRLEN] = "127.0.0.1";
-    if (getifaddrs(&ifa) == 0) {
-        for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
-            if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || (i->ifa_flags & IFF_LOOPBACK))
-                continue;
-            if (!(i->ifa_flags & IFF_UP))
-                continue;
-            inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, buf, sizeof buf);
-            break;
-        }
-        freeifaddrs(ifa);
-    }
-    return xstrdup(buf);
-}
-
 static char *read_line(const char *path)
 {
     FILE *f = fopen(path, "r");

@@ -3,8 +3,11 @@
  */
 #include "config.h"
 #include "addr.h"
+#include "util.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <event2/util.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -45,4 +48,22 @@ int addr_parse_hostport(const char *addr, struct sockaddr_storage *ss, int *ssle
     in->sin_port = htons((uint16_t)port);
     *sslen = sizeof(*in);
     return 0;
+}
+
+char *addr_host_ipv4(void)
+{
+    struct ifaddrs *ifa = NULL;
+    char buf[INET_ADDRSTRLEN] = "127.0.0.1";
+    if (getifaddrs(&ifa) == 0) {
+        for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
+            if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || (i->ifa_flags & IFF_LOOPBACK))
+                continue;
+            if (!(i->ifa_flags & IFF_UP))
+                continue;
+            inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, buf, sizeof buf);
+            break;
+        }
+        freeifaddrs(ifa);
+    }
+    return xstrdup(buf);
 }

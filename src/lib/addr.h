@@ -14,4 +14,7 @@
  */
 int addr_parse_hostport(const char *addr, struct sockaddr_storage *ss, int *sslen);
 
+/* The host's first up, non-loopback IPv4 address, or "127.0.0.1" (malloc'd). */
+char *addr_host_ipv4(void);
+
 #endif

@@ -11,148 +11,17 @@
 #include "enc_int.h"
 #include "kinds.h"
 #include "util.h"
+#include "ycfg.h"
 
-#include <errno.h>
 #include <openssl/crypto.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <yaml.h>
 
-#define ENC_MAX_FILE (1u << 20)
-#define PATH_MAX_LEN 160
-
-struct pctx {
-    const char *name;
-    yaml_document_t *doc;
-    unsigned char *seen; /* per node: visited (a second visit is an alias) */
-    size_t n_nodes;
-    char *err;
-    enc_t *e;
-};
-
-static int fail(struct pctx *c, const yaml_node_t *n, const char *path, const char *fmt, ...)
-    PRINTF(4, 5);
-static int fail(struct pctx *c, const yaml_node_t *n, const char *path, const char *fmt, ...)
+/* The rules being read. */
+static enc_t *enc_of(struct ycfg *c)
 {
-    if (c->err)
-        return -1;
-    va_list ap;
-    va_start(ap, fmt);
-    char *msg = xvasprintf(fmt, ap);
-    va_end(ap);
-    if (n)
-        c->err = xasprintf("%s:%zu: %s%s%s", c->name, n->start_mark.line + 1, path ? path : "",
-                           path && *path ? ": " : "", msg);
-    else
-        c->err = xasprintf("%s: %s%s%s", c->name, path ? path : "", path && *path ? ": " : "", msg);
-    free(msg);
-    return -1;
-}
-
-/* Node idx of the document, or NULL (err set) when it was seen before: an alias. */
-static yaml_node_t *node_at(struct pctx *c, int idx, const yaml_node_t *parent, const char *path)
-{
-    yaml_node_t *n = yaml_document_get_node(c->doc, idx);
-    if (!n) {
-        fail(c, parent, path, "no such node");
-        return NULL;
-    }
-    size_t i = (size_t)(n - c->doc->nodes.start);
-    if (c->seen[i]) {
-        fail(c, n, path, "YAML aliases are not supported");
-        return NULL;
-    }
-    c->seen[i] = 1;
-    return n;
-}
-
-static const char *node_kind(const yaml_node_t *n)
-{
-    return n->type == YAML_MAPPING_NODE    ? "a mapping"
-           : n->type == YAML_SEQUENCE_NODE ? "a list"
-                                           : "a scalar";
-}
-
-/* A scalar's text, or NULL (err set). Empty plain scalars are null, and refused. */
-static const char *scalar(struct pctx *c, const yaml_node_t *n, const char *path)
-{
-    if (n->type != YAML_SCALAR_NODE) {
-        fail(c, n, path, "expected a string, got %s", node_kind(n));
-        return NULL;
-    }
-    if (strlen((const char *)n->data.scalar.value) != n->data.scalar.length) {
-        fail(c, n, path, "a NUL byte in a string");
-        return NULL;
-    }
-    return (const char *)n->data.scalar.value;
-}
-
-static int is_null(const yaml_node_t *n)
-{
-    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return 0;
-    const char *s = (const char *)n->data.scalar.value;
-    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
-}
-
-static void path_sub(char *out, const char *path, const char *field)
-{
-    snprintf(out, PATH_MAX_LEN, "%s%s%s", path, *path ? "." : "", field);
-}
-
-static void path_idx(char *out, const char *path, size_t i)
-{
-    snprintf(out, PATH_MAX_LEN, "%s[%zu]", path, i);
-}
-
-/*
- * Walks mapping n: fn(c, key, value, path of the value, arg) for each pair.
- * Duplicate keys and non-string keys are refused.
- */
-typedef int (*pair_fn)(struct pctx *c, const char *key, yaml_node_t *v, const char *path,
-                       void *arg);
-static int each_pair(struct pctx *c, yaml_node_t *n, const char *path, pair_fn fn, void *arg)
-{
-    if (n->type != YAML_MAPPING_NODE)
-        return fail(c, n, path, "expected a mapping, got %s", node_kind(n));
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = node_at(c, p->key, n, path), *v;
-        const char *key = k ? scalar(c, k, path) : NULL;
-        if (!key)
-            return -1;
-        for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < p; q++) {
-            yaml_node_t *k2 = yaml_document_get_node(c->doc, q->key);
-            if (k2 && k2->type == YAML_SCALAR_NODE &&
-                !strcmp((const char *)k2->data.scalar.value, key))
-                return fail(c, k, path, "duplicate field \"%s\"", key);
-        }
-        char sub[PATH_MAX_LEN];
-        path_sub(sub, path, key);
-        if (!(v = node_at(c, p->value, k, sub)) || fn(c, key, v, sub, arg))
-            return -1;
-    }
-    return 0;
-}
-
-/* Walks list n: fn(c, item, path of the item, index, arg); an empty or absent list is refused. */
-typedef int (*item_fn)(struct pctx *c, yaml_node_t *v, const char *path, size_t i, void *arg);
-static int each_item(struct pctx *c, yaml_node_t *n, const char *path, item_fn fn, void *arg)
-{
-    if (n->type != YAML_SEQUENCE_NODE)
-        return fail(c, n, path, "expected a list, got %s", node_kind(n));
-    if (n->data.sequence.items.start == n->data.sequence.items.top)
-        return fail(c, n, path, "at least one is required");
-    size_t i = 0;
-    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
-         it++, i++) {
-        char sub[PATH_MAX_LEN];
-        path_idx(sub, path, i);
-        yaml_node_t *v = node_at(c, *it, n, sub);
-        if (!v || fn(c, v, sub, i, arg))
-            return -1;
-    }
-    return 0;
+    return c->user;
 }
 
 /* ---- base64 ---- */
@@ -206,17 +75,17 @@ struct key_arg {
     int has_name, has_secret;
 };
 
-static int key_field(struct pctx *c, const char *key, yaml_node_t *v, const char *path, void *arg)
+static int key_field(struct ycfg *c, const char *key, yaml_node_t *v, const char *path, void *arg)
 {
     struct key_arg *ka = arg;
     const char *s;
     if (strcmp(key, "name") && strcmp(key, "secret"))
-        return fail(c, v, path, "unknown field (a key has name and secret)");
-    if (!(s = scalar(c, v, path)))
+        return ycfg_fail(c, v, path, "unknown field (a key has name and secret)");
+    if (!(s = ycfg_str(c, v, path)))
         return -1;
     if (!strcmp(key, "name")) {
         if (!*s)
-            return fail(c, v, path, "a key needs a name");
+            return ycfg_fail(c, v, path, "a key needs a name");
         ka->k->name = xstrdup(s);
         ka->has_name = 1;
         return 0;
@@ -224,42 +93,42 @@ static int key_field(struct pctx *c, const char *key, yaml_node_t *v, const char
     unsigned char tmp[ENC_MAX_KEY + 3];
     long n = b64_decode(s, tmp, sizeof(tmp));
     if (n < 0)
-        return fail(c, v, path, "secrets must be base64 encoded");
+        return ycfg_fail(c, v, path, "secrets must be base64 encoded");
     if (n != 16 && n != 24 && n != 32)
-        return fail(c, v, path, "secret is %ld bytes; AES needs 16, 24 or 32", n);
+        return ycfg_fail(c, v, path, "secret is %ld bytes; AES needs 16, 24 or 32", n);
     memcpy(ka->k->secret, tmp, (size_t)n);
     ka->k->len = (size_t)n;
     ka->has_secret = 1;
     return 0;
 }
 
-static int key_item(struct pctx *c, yaml_node_t *v, const char *path, size_t i, void *arg)
+static int key_item(struct ycfg *c, yaml_node_t *v, const char *path, size_t i, void *arg)
 {
     struct enc_provider *p = arg;
     struct enc_key *k = &p->keys[i];
     struct key_arg ka = {.k = k};
-    if (each_pair(c, v, path, key_field, &ka))
+    if (ycfg_pairs(c, v, path, key_field, &ka))
         return -1;
     if (!ka.has_name || !ka.has_secret)
-        return fail(c, v, path, "a key needs %s", ka.has_name ? "a secret" : "a name");
+        return ycfg_fail(c, v, path, "a key needs %s", ka.has_name ? "a secret" : "a name");
     for (size_t j = 0; j < i; j++)
         if (!strcmp(p->keys[j].name, k->name))
-            return fail(c, v, path, "a second key named \"%s\"", k->name);
+            return ycfg_fail(c, v, path, "a second key named \"%s\"", k->name);
     k->prefix = xasprintf("k8s:enc:%s:v1:%s:", enc_type_name(p->type), k->name);
     k->prefix_len = strlen(k->prefix);
     return 0;
 }
 
-static int aes_field(struct pctx *c, const char *key, yaml_node_t *v, const char *path, void *arg)
+static int aes_field(struct ycfg *c, const char *key, yaml_node_t *v, const char *path, void *arg)
 {
     struct enc_provider *p = arg;
     if (strcmp(key, "keys"))
-        return fail(c, v, path, "unknown field (%s has keys)", enc_type_name(p->type));
+        return ycfg_fail(c, v, path, "unknown field (%s has keys)", enc_type_name(p->type));
     if (v->type == YAML_SEQUENCE_NODE && !p->keys) {
         p->n_keys = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
         p->keys = xcalloc(p->n_keys ? p->n_keys : 1, sizeof(*p->keys));
     }
-    return each_item(c, v, path, key_item, p);
+    return ycfg_items(c, v, path, YCFG_NONEMPTY, key_item, p);
 }
 
 struct prov_arg {
@@ -267,40 +136,40 @@ struct prov_arg {
     int n; /* providers named in this item */
 };
 
-static int prov_field(struct pctx *c, const char *key, yaml_node_t *v, const char *path, void *arg)
+static int prov_field(struct ycfg *c, const char *key, yaml_node_t *v, const char *path, void *arg)
 {
     struct prov_arg *pa = arg;
     if (pa->n++)
-        return fail(c, v, path, "one provider per item of providers");
+        return ycfg_fail(c, v, path, "one provider per item of providers");
     if (!strcmp(key, "identity")) {
         pa->p->type = ENC_IDENTITY;
-        if (is_null(v) || (v->type == YAML_MAPPING_NODE &&
-                           v->data.mapping.pairs.start == v->data.mapping.pairs.top))
+        if (ycfg_is_null(v) || (v->type == YAML_MAPPING_NODE &&
+                                v->data.mapping.pairs.start == v->data.mapping.pairs.top))
             return 0;
-        return fail(c, v, path, "identity takes no fields");
+        return ycfg_fail(c, v, path, "identity takes no fields");
     }
     if (!strcmp(key, "aesgcm") || !strcmp(key, "aescbc")) {
         pa->p->type = !strcmp(key, "aesgcm") ? ENC_AESGCM : ENC_AESCBC;
-        if (each_pair(c, v, path, aes_field, pa->p))
+        if (ycfg_pairs(c, v, path, aes_field, pa->p))
             return -1;
         if (!pa->p->keys)
-            return fail(c, v, path, "keys: at least one is required");
+            return ycfg_fail(c, v, path, "keys: at least one is required");
         return 0;
     }
     if (!strcmp(key, "secretbox") || !strcmp(key, "kms"))
-        return fail(c, v, path, "provider %s is not supported (aesgcm, aescbc and identity are)",
-                    key);
-    return fail(c, v, path, "unknown provider (aesgcm, aescbc or identity)");
+        return ycfg_fail(c, v, path,
+                         "provider %s is not supported (aesgcm, aescbc and identity are)", key);
+    return ycfg_fail(c, v, path, "unknown provider (aesgcm, aescbc or identity)");
 }
 
-static int prov_item(struct pctx *c, yaml_node_t *v, const char *path, size_t i, void *arg)
+static int prov_item(struct ycfg *c, yaml_node_t *v, const char *path, size_t i, void *arg)
 {
     struct enc_rule *r = arg;
     struct prov_arg pa = {.p = &r->prov[i]};
-    if (each_pair(c, v, path, prov_field, &pa))
+    if (ycfg_pairs(c, v, path, prov_field, &pa))
         return -1;
     if (!pa.n)
-        return fail(c, v, path, "a provider is required (aesgcm, aescbc or identity)");
+        return ycfg_fail(c, v, path, "a provider is required (aesgcm, aescbc or identity)");
     if (pa.p->type == ENC_IDENTITY)
         r->has_identity = 1;
     return 0;
@@ -336,27 +205,27 @@ struct res_list {
     size_t n;
 };
 
-static int res_item(struct pctx *c, yaml_node_t *v, const char *path, size_t i, void *arg)
+static int res_item(struct ycfg *c, yaml_node_t *v, const char *path, size_t i, void *arg)
 {
     struct res_list *rl = arg;
-    const char *s = scalar(c, v, path);
+    const char *s = ycfg_str(c, v, path);
     if (!s)
         return -1;
     for (const char *p = s; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
-            return fail(c, v, path, "resource name should not contain capital letters");
+            return ycfg_fail(c, v, path, "resource name should not contain capital letters");
     if (!strcmp(s, "*"))
-        return fail(c, v, path,
-                    "use '*.' to encrypt all the resources of the core API group or '*.*' "
-                    "to encrypt all resources");
+        return ycfg_fail(c, v, path,
+                         "use '*.' to encrypt all the resources of the core API group or '*.*' "
+                         "to encrypt all resources");
     for (size_t j = 0; j < i; j++)
         if (!strcmp(rl->v[j], s))
-            return fail(c, v, path, "\"%s\" is named twice", s);
+            return ycfg_fail(c, v, path, "\"%s\" is named twice", s);
     int found = 0;
     for (const struct kind *const *k = kinds_all; *k && !found; k++)
         found = names_kind(s, *k);
     if (!found && strncmp(s, "*.", 2))
-        return fail(c, v, path, "no resource \"%s\" in this apiserver", s);
+        return ycfg_fail(c, v, path, "no resource \"%s\" in this apiserver", s);
     rl->v[i] = xstrdup(s);
     rl->n = i + 1;
     return 0;
@@ -368,7 +237,7 @@ struct rule_arg {
     int has_res, has_prov;
 };
 
-static int rule_field(struct pctx *c, const char *key, yaml_node_t *v, const char *path, void *arg)
+static int rule_field(struct ycfg *c, const char *key, yaml_node_t *v, const char *path, void *arg)
 {
     struct rule_arg *ra = arg;
     if (!strcmp(key, "resources")) {
@@ -377,7 +246,7 @@ static int rule_field(struct pctx *c, const char *key, yaml_node_t *v, const cha
             ra->names->v =
                 xcalloc((size_t)(v->data.sequence.items.top - v->data.sequence.items.start) + 1,
                         sizeof(char *));
-        return each_item(c, v, path, res_item, ra->names);
+        return ycfg_items(c, v, path, YCFG_NONEMPTY, res_item, ra->names);
     }
     if (!strcmp(key, "providers")) {
         ra->has_prov = 1;
@@ -385,9 +254,10 @@ static int rule_field(struct pctx *c, const char *key, yaml_node_t *v, const cha
             ra->r->n_prov = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
             ra->r->prov = xcalloc(ra->r->n_prov ? ra->r->n_prov : 1, sizeof(*ra->r->prov));
         }
-        return each_item(c, v, path, prov_item, ra->r);
+        return ycfg_items(c, v, path, YCFG_NONEMPTY, prov_item, ra->r);
     }
-    return fail(c, v, path, "unknown field (an item of resources has resources and providers)");
+    return ycfg_fail(c, v, path,
+                     "unknown field (an item of resources has resources and providers)");
 }
 
 struct top_arg {
@@ -395,50 +265,52 @@ struct top_arg {
     int has_api, has_kind, has_res;
 };
 
-static int rule_item(struct pctx *c, yaml_node_t *v, const char *path, size_t i, void *arg)
+static int rule_item(struct ycfg *c, yaml_node_t *v, const char *path, size_t i, void *arg)
 {
     struct top_arg *ta = arg;
-    struct rule_arg ra = {.r = &c->e->rules[i], .names = &ta->names[i]};
-    if (each_pair(c, v, path, rule_field, &ra))
+    struct rule_arg ra = {.r = &enc_of(c)->rules[i], .names = &ta->names[i]};
+    if (ycfg_pairs(c, v, path, rule_field, &ra))
         return -1;
     if (!ra.has_res || !ra.has_prov) {
-        char sub[PATH_MAX_LEN];
-        path_sub(sub, path, ra.has_res ? "providers" : "resources");
-        return fail(c, v, sub, "at least one is required");
+        char sub[YCFG_PATH_LEN];
+        ycfg_path_sub(sub, path, ra.has_res ? "providers" : "resources");
+        return ycfg_fail(c, v, sub, "at least one is required");
     }
     return 0;
 }
 
-static int top_field(struct pctx *c, const char *key, yaml_node_t *v, const char *path, void *arg)
+static int top_field(struct ycfg *c, const char *key, yaml_node_t *v, const char *path, void *arg)
 {
     struct top_arg *ta = arg;
     const char *s;
     if (!strcmp(key, "apiVersion")) {
         ta->has_api = 1;
-        if (!(s = scalar(c, v, path)))
+        if (!(s = ycfg_str(c, v, path)))
             return -1;
         if (strcmp(s, "apiserver.config.k8s.io/v1"))
-            return fail(c, v, path, "\"%s\": expected apiserver.config.k8s.io/v1", s);
+            return ycfg_fail(c, v, path, "\"%s\": expected apiserver.config.k8s.io/v1", s);
         return 0;
     }
     if (!strcmp(key, "kind")) {
         ta->has_kind = 1;
-        if (!(s = scalar(c, v, path)))
+        if (!(s = ycfg_str(c, v, path)))
             return -1;
         if (strcmp(s, "EncryptionConfiguration"))
-            return fail(c, v, path, "\"%s\": expected EncryptionConfiguration", s);
+            return ycfg_fail(c, v, path, "\"%s\": expected EncryptionConfiguration", s);
         return 0;
     }
     if (!strcmp(key, "resources")) {
         ta->has_res = 1;
-        if (v->type == YAML_SEQUENCE_NODE && !c->e->rules) {
-            c->e->n_rules = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-            c->e->rules = xcalloc(c->e->n_rules ? c->e->n_rules : 1, sizeof(*c->e->rules));
-            ta->names = xcalloc(c->e->n_rules ? c->e->n_rules : 1, sizeof(*ta->names));
+        if (v->type == YAML_SEQUENCE_NODE && !enc_of(c)->rules) {
+            enc_of(c)->n_rules =
+                (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+            enc_of(c)->rules =
+                xcalloc(enc_of(c)->n_rules ? enc_of(c)->n_rules : 1, sizeof(*enc_of(c)->rules));
+            ta->names = xcalloc(enc_of(c)->n_rules ? enc_of(c)->n_rules : 1, sizeof(*ta->names));
         }
-        return each_item(c, v, path, rule_item, ta);
+        return ycfg_items(c, v, path, YCFG_NONEMPTY, rule_item, ta);
     }
-    return fail(c, v, path, "unknown field (apiVersion, kind, resources)");
+    return ycfg_fail(c, v, path, "unknown field (apiVersion, kind, resources)");
 }
 
 /* Each kind takes the first rule that names it, as Kubernetes' resources[] order says. */
@@ -456,94 +328,56 @@ static void resolve(enc_t *e, const struct res_list *names)
     }
 }
 
-static int parse_doc(struct pctx *c, yaml_document_t *doc)
+static int parse_root(struct ycfg *c, yaml_node_t *root, void *arg)
 {
-    yaml_node_t *root = yaml_document_get_root_node(doc);
+    (void)arg;
     struct top_arg ta = {0};
     int rc = -1;
-    if (!root) {
-        fail(c, NULL, NULL, "empty file");
-        return -1;
-    }
-    c->doc = doc;
-    c->n_nodes = (size_t)(doc->nodes.top - doc->nodes.start);
-    c->seen = xcalloc(c->n_nodes, 1);
-    c->seen[root - doc->nodes.start] = 1;
-    if (each_pair(c, root, "", top_field, &ta))
+    if (ycfg_pairs(c, root, "", top_field, &ta))
         goto out;
     if (!ta.has_api || !ta.has_kind || !ta.has_res) {
-        fail(c, root, !ta.has_api ? "apiVersion" : !ta.has_kind ? "kind" : "resources", "required");
+        ycfg_fail(c, root,
+                  !ta.has_api    ? "apiVersion"
+                  : !ta.has_kind ? "kind"
+                                 : "resources",
+                  "required");
         goto out;
     }
-    resolve(c->e, ta.names);
+    resolve(enc_of(c), ta.names);
     rc = 0;
 out:
-    for (size_t i = 0; ta.names && i < c->e->n_rules; i++) {
+    for (size_t i = 0; ta.names && i < enc_of(c)->n_rules; i++) {
         for (size_t j = 0; j < ta.names[i].n; j++)
             free(ta.names[i].v[j]);
         free(ta.names[i].v);
     }
     free(ta.names);
-    free(c->seen);
-    c->seen = NULL;
     return rc;
 }
 
 int enc_parse(const char *name, const char *buf, size_t len, enc_t **out, char **err)
 {
-    yaml_parser_t p;
-    yaml_document_t doc;
-    struct pctx c = {.name = name, .e = xcalloc(1, sizeof(enc_t))};
+    struct ycfg c = {.name = name, .user = xcalloc(1, sizeof(enc_t))};
     *out = NULL;
-    if (!yaml_parser_initialize(&p))
-        fatal("yaml_parser_initialize");
-    yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
-    if (!yaml_parser_load(&p, &doc)) {
-        c.err = xasprintf("%s:%zu: %s%s%s", name, p.problem_mark.line + 1,
-                          p.problem ? p.problem : "invalid YAML", p.context ? " " : "",
-                          p.context ? p.context : "");
-    } else {
-        parse_doc(&c, &doc);
-        yaml_document_delete(&doc);
-        /* one document: a second one would be ignored by mistake */
-        if (!c.err && yaml_parser_load(&p, &doc)) {
-            yaml_node_t *more = yaml_document_get_root_node(&doc);
-            if (more)
-                fail(&c, more, NULL, "a second document (the file holds one configuration)");
-            yaml_document_delete(&doc);
-        }
-    }
-    yaml_parser_delete(&p);
-    if (c.err) {
+    if (ycfg_parse(&c, buf, len, parse_root, NULL) < 0) {
         *err = c.err;
-        enc_free(c.e);
+        enc_free(c.user);
         return -1;
     }
-    *out = c.e;
+    *out = c.user;
     return 0;
 }
 
 int enc_load(const char *path, enc_t **out, char **err)
 {
-    FILE *f = fopen(path, "re");
+    char *buf;
+    size_t n;
     *out = NULL;
-    if (!f) {
-        *err = xasprintf("%s: %s", path, strerror(errno));
+    if (ycfg_read(path, &buf, &n, err) < 0)
         return -1;
-    }
-    char *buf = xmalloc(ENC_MAX_FILE + 1);
-    size_t n = fread(buf, 1, ENC_MAX_FILE + 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    int rc = -1;
-    if (bad)
-        *err = xasprintf("%s: read error", path);
-    else if (n > ENC_MAX_FILE)
-        *err = xasprintf("%s: larger than %u bytes", path, ENC_MAX_FILE);
-    else
-        rc = enc_parse(path, buf, n, out, err);
+    int rc = enc_parse(path, buf, n, out, err);
     /* the file holds keys: leave no copy of it in freed memory */
-    OPENSSL_cleanse(buf, n < ENC_MAX_FILE ? n : ENC_MAX_FILE);
+    OPENSSL_cleanse(buf, n);
     free(buf);
     return rc;
 }

@@ -6,6 +6,7 @@ libapiserver_a_SOURCES = \
 	src/apiserver/wal.c src/apiserver/wal.h \
 	src/apiserver/store_etcd.c src/apiserver/store_etcd.h \
 	src/apiserver/enc.c src/apiserver/enc_cfg.c src/apiserver/enc.h src/apiserver/enc_int.h \
+	src/apiserver/ycfg.c src/apiserver/ycfg.h \
 	src/apiserver/obj.c src/apiserver/obj.h \
 	src/apiserver/admit.c src/apiserver/admit.h src/apiserver/admit_int.h \
 	src/apiserver/admit_workload.c src/apiserver/admit_rbac.c src/apiserver/admit_csr.c \

@@ -73,6 +73,7 @@ FUZZ_LIBS_spdy = $(ZLIB_LIBS)
 FUZZ_SRC_ws = $(srcdir)/src/lib/json.c
 FUZZ_LIBS_ws = $(WSLAY_LIBS)
 FUZZ_SRC_enc_cfg = $(srcdir)/src/apiserver/enc.c $(srcdir)/src/apiserver/enc_cfg.c \
+	$(srcdir)/src/apiserver/ycfg.c \
 	$(srcdir)/src/lib/buf.c
 FUZZ_LIBS_enc_cfg = $(OPENSSL_LIBS)
 FUZZ_SRC_cron = $(srcdir)/src/lib/cron.c
@@ -80,6 +81,7 @@ FUZZ_SRC_jwt = $(srcdir)/src/lib/jwt.c $(srcdir)/src/lib/json.c
 FUZZ_LIBS_jwt = $(OPENSSL_LIBS)
 FUZZ_SRC_wal = $(srcdir)/src/apiserver/wal.c $(srcdir)/src/lib/buf.c
 FUZZ_SRC_psa_cfg = $(srcdir)/src/apiserver/psa_cfg.c $(srcdir)/src/apiserver/psa_check.c \
+	$(srcdir)/src/apiserver/ycfg.c \
 	$(srcdir)/src/lib/buf.c
 FUZZ_SRC_audit_policy = $(srcdir)/src/apiserver/audit_policy.c $(FUZZ_SRC_yaml)
 FUZZ_SRC_csr = $(srcdir)/src/lib/pki.c

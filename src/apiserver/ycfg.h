@@ -43,7 +43,8 @@ bool ycfg_is_null(const yaml_node_t *n);
 void ycfg_path_sub(char *out, const char *path, const char *field);
 void ycfg_path_idx(char *out, const char *path, size_t i);
 
-/* Mapping n's pairs in order: fn(c, key, value, the value's path, arg); stops at the first error. */
+/* Mapping n's pairs in order: fn(c, key, value, the value's path, arg); stops at the first error.
+ */
 typedef int (*ycfg_pair_fn)(struct ycfg *c, const char *key, yaml_node_t *v, const char *path,
                             void *arg);
 int ycfg_pairs(struct ycfg *c, yaml_node_t *n, const char *path, ycfg_pair_fn fn, void *arg);

@@ -21,6 +21,32 @@ static const struct cfg_opt *cfg_find(const struct cfg_opt *opts, size_t n, cons
     return NULL;
 }
 
+/*
+ * The CFG_STR values cfg made. A key given twice (the file, then a flag)
+ * replaces a value cfg made, which is freed, or a default, which may be a
+ * literal and is left alone.
+ */
+static struct {
+    char **v;
+    size_t n, cap;
+} owned;
+
+static void set_str(char **dst, const char *value)
+{
+    char *s = xstrdup(value);
+    for (size_t i = 0; *dst && i < owned.n; i++)
+        if (owned.v[i] == *dst) {
+            free(*dst);
+            *dst = owned.v[i] = s;
+            return;
+        }
+    if (owned.n == owned.cap) {
+        owned.cap = owned.cap ? 2 * owned.cap : 16;
+        owned.v = xrealloc(owned.v, owned.cap * sizeof(*owned.v));
+    }
+    *dst = owned.v[owned.n++] = s;
+}
+
 int cfg_set(const struct cfg_opt *opts, size_t n, const char *key, const char *value, char **err)
 {
     if (!strcmp(key, "log-level")) {
@@ -39,7 +65,7 @@ int cfg_set(const struct cfg_opt *opts, size_t n, const char *key, const char *v
     }
     switch (o->type) {
     case CFG_STR:
-        *(char **)o->dst = xstrdup(value);
+        set_str(o->dst, value);
         return 0;
     case CFG_INT: {
         char *end;

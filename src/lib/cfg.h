@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 enum cfg_type {
-    CFG_STR,  /* char **: xstrdup'd; the previous value is not freed (defaults are literals) */
+    CFG_STR,  /* char **: xstrdup'd; a value set earlier by cfg is freed, a default left alone */
     CFG_INT,  /* long long * */
     CFG_BOOL, /* int *: true/false/yes/no/1/0 */
     CFG_LIST, /* struct cfg_list *: each occurrence appends (e.g. --listen) */

@@ -514,6 +514,38 @@ static void attach_names(img_t *img, const struct name_ent *v, size_t n)
         qsort(img->names, img->n_names, sizeof(char *), cmp_str);
 }
 
+int64_t img_read_last_used(img_store_t *s, const char *hex)
+{
+    char *path = xasprintf("images/%s/last-used", hex), buf[32];
+    int fd = openat(s->dfd, path, O_RDONLY | O_CLOEXEC);
+    free(path);
+    if (fd < 0)
+        return 0;
+    ssize_t r = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (r <= 0)
+        return 0;
+    buf[r] = '\0';
+    long long v = strtoll(buf, NULL, 10);
+    return v > 0 ? (int64_t)v : 0;
+}
+
+int img_mark_used(img_store_t *s, const char *id, int64_t when)
+{
+    const char *hex = strncmp(id, "sha256:", 7) == 0 ? id + 7 : id;
+    if (strlen(hex) != 64 || !img_is_hex(hex, 64))
+        return -EINVAL;
+    char *dir = xasprintf("images/%s", hex), buf[32];
+    int fd = openat(s->dfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (fd < 0)
+        return -errno;
+    int n = snprintf(buf, sizeof buf, "%lld\n", (long long)when);
+    int rc = img_write_file_at(fd, "last-used", buf, (size_t)n);
+    close(fd);
+    return rc;
+}
+
 /* Loads an image without its names. */
 static int load_bare(img_store_t *s, const char *hex, img_t **out, char **err)
 {
@@ -551,11 +583,13 @@ static int load_bare(img_store_t *s, const char *hex, img_t **out, char **err)
             img->size = (uint64_t)v;
         if (json_int64(json_get(meta, "layers"), &v) == 0 && v >= 0 && v < 100000)
             img->layers = (int)v;
+        img->imported = parse_time(json_str(json_get(meta, "imported"))) * 1000000000LL;
     } else {
         log_warn("image %s: %s", img->id, e);
         free(e);
     }
     free(path);
+    img->last_used = img_read_last_used(s, hex);
     json_free(cfg);
     json_free(meta);
     *out = img;

@@ -16,6 +16,8 @@
  * On disk, under the store's directory:
  *   images/<hex>/config.json   the config blob exactly as imported
  *   images/<hex>/meta.json     {"size":N,"layers":N,"imported":"...","source":"..."}
+ *   images/<hex>/last-used     when a container last used it: ns since the epoch,
+ *                              decimal (img_mark_used; absent: never used)
  *   images/<hex>/rootfs/       the unpacked root filesystem
  *   names/<escaped name>       symlink -> <hex> ('/' as "%2F", '%' as "%25")
  *   import/                    drop-in folder, see img_import_dropin()
@@ -76,9 +78,11 @@ typedef struct img {
     char *rootfs; /* <store>/images/<hex>/rootfs: read-only, shared */
     char **names; /* normalised names pointing at this image, sorted */
     size_t n_names;
-    uint64_t size;   /* bytes of the unpacked rootfs (regular files) */
-    int layers;      /* how many layers were applied */
-    int64_t created; /* the config's "created", seconds since the epoch; 0 if absent */
+    uint64_t size;     /* bytes of the unpacked rootfs (regular files) */
+    int layers;        /* how many layers were applied */
+    int64_t created;   /* the config's "created", seconds since the epoch; 0 if absent */
+    int64_t imported;  /* ns since the epoch it arrived in the store (meta.json); 0 unknown */
+    int64_t last_used; /* ns since the epoch a container last used it; 0: never */
     struct img_config cfg;
 } img_t;
 
@@ -127,6 +131,14 @@ void img_list_free(img_t **imgs, size_t n);
  * NULL, gets the id of the image deleted ("" if only a name went).
  */
 int img_remove(img_store_t *s, const char *ref, int flags, char removed_id[72], char **err);
+
+/*
+ * Records that a container uses the image id ("sha256:<hex>") at when (ns
+ * since the epoch): images/<hex>/last-used, written atomically and synced,
+ * so image garbage collection (image_gc.h) evicts the least recently used
+ * first across restarts. 0, -ENOENT if the image is gone, or -errno.
+ */
+int img_mark_used(img_store_t *s, const char *id, int64_t when);
 
 /* Progress of an import, for display. Strings are borrowed for the call. */
 enum img_phase {

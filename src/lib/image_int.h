@@ -29,6 +29,9 @@ int img_rm_rf_at(int dirfd, const char *name);
 /* Loads images/<hex> (64 hex digits). */
 int img_load(img_store_t *s, const char *hex, img_t **out, char **err);
 
+/* images/<hex>/last-used (ns since the epoch), or 0 when never recorded. */
+int64_t img_read_last_used(img_store_t *s, const char *hex);
+
 /* 1 if s is n lower-case hex digits. */
 int img_is_hex(const char *s, size_t n);
 

@@ -6,6 +6,8 @@ libcoracle_a_SOURCES = \
 	src/lib/addr.h \
 	src/lib/arena.c \
 	src/lib/arena.h \
+	src/lib/backoff.c \
+	src/lib/backoff.h \
 	src/lib/buf.c \
 	src/lib/buf.h \
 	src/lib/cfg.c \
@@ -37,6 +39,8 @@ libcoracle_a_SOURCES = \
 	src/lib/h2s_req.c \
 	src/lib/image.c \
 	src/lib/image.h \
+	src/lib/image_gc.c \
+	src/lib/image_gc.h \
 	src/lib/image_import.c \
 	src/lib/image_int.h \
 	src/lib/image_ref.c \
@@ -259,3 +263,10 @@ t_unit_test_kssa_SOURCES = t/unit/test_kssa.c t/unit/tap.h
 t_unit_test_kssa_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
 t_unit_test_kssa_LDADD = libcoracle.a $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_kssa
+
+# image_gc and backoff: image garbage collection's choice, the pull back-off.
+check_PROGRAMS += t/unit/test_image_gc
+t_unit_test_image_gc_SOURCES = t/unit/test_image_gc.c t/unit/tap.h
+t_unit_test_image_gc_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_image_gc_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_image_gc

@@ -86,6 +86,16 @@ int klet_img_lookup(struct klet *k, const char *ref, struct klet_img *out, char 
     return 0;
 }
 
+void klet_img_mark_used(struct klet *k, const char *id)
+{
+    char *err = NULL;
+    img_store_t *s = store_get(k, &err);
+    int rc = s ? img_mark_used(s, id, now_ns()) : -1;
+    if (rc < 0)
+        log_warn("image %s: cannot record its use: %s", id, err ? err : strerror(-rc));
+    free(err);
+}
+
 void klet_img_free(struct klet_img *img)
 {
     free(img->ref);

@@ -162,6 +162,7 @@ struct klet {
     struct klet_podnet podnet;
     struct klet_rot *rot; /* certs.c: the client certificate's renewal, or NULL */
     struct kpx *proxy;    /* proxy.c: the Service proxy; NULL with --proxy-mode none */
+    struct backoff *pull_backoff; /* pullbackoff.c: per image, made at the first failure */
 };
 
 /* ------------------------------------------------------------ proc.c */
@@ -203,6 +204,19 @@ int klet_img_lookup(struct klet *k, const char *ref, struct klet_img *out, char 
 void klet_img_free(struct klet_img *img);
 /* "nginx" -> "nginx:latest", "docker.io/library/nginx:1.14.2" -> "nginx:1.14.2". malloc'd. */
 char *klet_img_normalise(const char *ref);
+/* Records in the store that a container starts with the image id now (what image GC's
+ * least-recently-used order reads). Logged, not fatal, when it cannot. */
+void klet_img_mark_used(struct klet *k, const char *id);
+
+/* ------------------------------------------------------------ pullbackoff.c */
+/* The per-image pull back-off (Kubernetes' image manager): the pull path asks
+ * klet_pull_backoff before pulling image; > 0 is the ns left of its window: do not pull, the
+ * container waits with reason ImagePullBackOff, message Back-off pulling image "x". After a
+ * pull, klet_pull_failed (started: mono_ns() when that pull began; a failure already counted
+ * since then is not counted twice; returns the window's ns left) or klet_pull_succeeded. */
+int64_t klet_pull_backoff(struct klet *k, const char *image);
+int64_t klet_pull_failed(struct klet *k, const char *image, int64_t started);
+void klet_pull_succeeded(struct klet *k, const char *image);
 
 /* ------------------------------------------------------------ runtime_runc.c */
 struct klet_mount {
@@ -563,7 +577,6 @@ struct klet_ctr {
     char *image; /* as in the spec */
     char *image_id;
     char *stop_signal; /* the image's StopSignal, NULL: TERM */
-    bool pull_failed;
     int pull_failures;
     struct klet_probe *liveness, *readiness;
     bool killing;

@@ -183,16 +183,31 @@ static bool pull_always(const Coracle__V1__Container *s)
     return !colon || !strcmp(colon, ":latest");
 }
 
-static void pull_failed(struct klet_ctr *c, const char *image, const char *err)
+/* A pull that began at started (mono_ns) failed: the image's back-off grows. */
+static void pull_failed(struct klet_ctr *c, const char *image, const char *err, int64_t started)
 {
     struct klet_pod *p = c->pod;
+    int64_t wait = klet_pull_failed(p->k, image, started);
     klet_event(p->k, p, c, "Warning", "Failed", "Failed to pull image \"%s\": %s", image, err);
     klet_event(p->k, p, c, "Warning", "Failed", "Error: ErrImagePull");
     set_wait(c, "ErrImagePull", err);
-    c->pull_failed = true;
     c->pull_failures++;
     /* Shown as ErrImagePull for a moment, then ImagePullBackOff until the retry. */
-    ctr_timer_set(c, NS);
+    ctr_timer_set(c, wait / 2 < NS ? wait / 2 : NS);
+}
+
+/* The image is in its pull back-off for wait ns more: Kubernetes' ErrImagePullBackOff. */
+static void pull_backoff(struct klet_ctr *c, const char *image, int64_t wait)
+{
+    struct klet_pod *p = c->pod;
+    char *msg = xasprintf("Back-off pulling image \"%s\"", image);
+    if (!c->wait_reason || strcmp(c->wait_reason, "ImagePullBackOff")) {
+        klet_event(p->k, p, c, "Normal", "BackOff", "%s", msg);
+        klet_event(p->k, p, c, "Warning", "Failed", "Error: ImagePullBackOff");
+    }
+    set_wait(c, "ImagePullBackOff", msg);
+    free(msg);
+    ctr_timer_set(c, wait);
 }
 
 /*
@@ -508,7 +523,7 @@ static void ctr_start(struct klet_ctr *c)
     }
     if (always)
         klet_event(k, p, c, "Normal", "Pulling", "Pulling image \"%s\"", image);
-    int64_t t0 = mono_ns();
+    int64_t t0 = mono_ns(), wait;
     struct klet_img img;
     char *err = NULL;
     if (klet_img_lookup(k, image, &img, &err) < 0) {
@@ -521,16 +536,19 @@ static void ctr_start(struct klet_ctr *c)
             set_wait(c, "ErrImageNeverPull", msg);
             free(msg);
             ctr_timer_set(c, backoff_for(k, ++c->pull_failures) * NS);
+        } else if ((wait = klet_pull_backoff(k, image)) > 0) {
+            pull_backoff(c, image, wait);
         } else {
-            pull_failed(c, image, err);
+            pull_failed(c, image, err, t0);
         }
         free(err);
         klet_strv_free(cenv);
         free(cerr);
         return;
     }
-    c->pull_failed = false;
     c->pull_failures = 0;
+    klet_pull_succeeded(k, image);
+    klet_img_mark_used(k, img.id);
     /* The security context needs the image's user: runAsNonRoot is checked against it. */
     struct klet_sec sec = {0};
     int src = crc < 0 ? 0 : ctr_security(c, s, &img, &sec, &cerr);
@@ -622,16 +640,6 @@ static void ctr_timer_fire(evutil_socket_t fd, short what, void *arg)
         return;
     if (c->killing && ctr_active(c)) {
         klet_runc_kill(p->k, c->id, "KILL");
-        return;
-    }
-    if (c->pull_failed && c->wait_reason && !strcmp(c->wait_reason, "ErrImagePull")) {
-        const char *image = ctr_spec(c)->image;
-        char *msg = xasprintf("Back-off pulling image \"%s\"", image ? image : "");
-        set_wait(c, "ImagePullBackOff", msg);
-        klet_event(p->k, p, c, "Normal", "BackOff", "%s", msg);
-        free(msg);
-        ctr_timer_set(c, backoff_for(p->k, c->pull_failures) * NS);
-        klet_pod_kick(p);
         return;
     }
     if (c->state == KC_EXITED)

@@ -66,6 +66,17 @@ struct klet_cfg {
     long long vxlan_port;         /* --vxlan-port (8472) */
     char *proxy_mode;             /* --proxy-mode: nftables or none */
     int masquerade_all;           /* --masquerade-all: SNAT all ClusterIP traffic (proxy.c) */
+    long long image_gc_high;      /* --image-gc-high-threshold: percent (85; 100: GC off) */
+    long long image_gc_low;       /* --image-gc-low-threshold: percent (80) */
+};
+
+/* Image garbage collection (imggc.c). */
+struct klet_imggc {
+    struct event *ev; /* the next run; NULL when GC is off */
+    pid_t pid;        /* the child collecting, 0 when none */
+    bool failed;      /* the last run failed (a second failure in a row: ImageGCFailed) */
+    int64_t began;    /* now_ns() at start: --image-maximum-gc-age waits that long */
+    int64_t min_age, max_age, period; /* ns, from the duration flags */
 };
 
 /* Pod start latency for /metrics (metrics.c). */
@@ -162,6 +173,7 @@ struct klet {
     struct klet_podnet podnet;
     struct klet_rot *rot; /* certs.c: the client certificate's renewal, or NULL */
     struct kpx *proxy;    /* proxy.c: the Service proxy; NULL with --proxy-mode none */
+    struct klet_imggc imggc;
     struct backoff *pull_backoff; /* pullbackoff.c: per image, made at the first failure */
 };
 
@@ -217,6 +229,11 @@ void klet_img_mark_used(struct klet *k, const char *id);
 int64_t klet_pull_backoff(struct klet *k, const char *image);
 int64_t klet_pull_failed(struct klet *k, const char *image, int64_t started);
 void klet_pull_succeeded(struct klet *k, const char *image);
+
+/* ------------------------------------------------------------ imggc.c */
+/* Starts image garbage collection (at once, then every period); nothing when it is off. */
+void klet_imggc_start(struct klet *k);
+void klet_imggc_stop(struct klet *k);
 
 /* ------------------------------------------------------------ runtime_runc.c */
 struct klet_mount {

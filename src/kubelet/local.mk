@@ -6,6 +6,7 @@ libkubelet_a_SOURCES = \
 	src/kubelet/certs.c src/kubelet/certs.h \
 	src/kubelet/proc.c \
 	src/kubelet/imgref.c \
+	src/kubelet/imggc.c \
 	src/kubelet/pullbackoff.c \
 	src/kubelet/runtime_runc.c \
 	src/kubelet/admit.c \

@@ -56,6 +56,35 @@ static size_t tunnel_clients(struct event_base *base, const char *servers, const
     return n;
 }
 
+/* The image GC flags, checked as Kubernetes' kubelet checks its configuration. */
+static void image_gc_flags(struct klet *k, const char *min_age, const char *max_age,
+                           const char *period)
+{
+    if (k->cfg.image_gc_high < 0 || k->cfg.image_gc_high > 100)
+        fatal("invalid configuration: imageGCHighThresholdPercent (--image-gc-high-threshold) "
+              "%lld must be between 0 and 100, inclusive",
+              k->cfg.image_gc_high);
+    if (k->cfg.image_gc_low < 0 || k->cfg.image_gc_low > 100)
+        fatal("invalid configuration: imageGCLowThresholdPercent (--image-gc-low-threshold) "
+              "%lld must be between 0 and 100, inclusive",
+              k->cfg.image_gc_low);
+    if (k->cfg.image_gc_low >= k->cfg.image_gc_high)
+        fatal("invalid configuration: imageGCLowThresholdPercent (--image-gc-low-threshold) "
+              "%lld must be less than imageGCHighThresholdPercent (--image-gc-high-threshold) "
+              "%lld",
+              k->cfg.image_gc_low, k->cfg.image_gc_high);
+    if (parse_duration(min_age, &k->imggc.min_age) < 0)
+        fatal("--image-minimum-gc-age: \"%s\" is not a duration (2m)", min_age);
+    if (parse_duration(max_age, &k->imggc.max_age) < 0)
+        fatal("--image-maximum-gc-age: \"%s\" is not a duration (0s)", max_age);
+    if (parse_duration(period, &k->imggc.period) < 0 || k->imggc.period <= 0)
+        fatal("--image-gc-period: \"%s\" is not a positive duration (5m)", period);
+    if (k->imggc.max_age > 0 && k->imggc.max_age < k->imggc.min_age)
+        fatal("invalid configuration: imageMaximumGCAge %s must not be less than "
+              "imageMinimumGCAge %s",
+              max_age, min_age);
+}
+
 int main(int argc, char **argv)
 {
     static struct klet k;
@@ -85,7 +114,10 @@ int main(int argc, char **argv)
         .vxlan_port = 8472,
         .proxy_mode = "none",
         .masquerade_all = 1,
+        .image_gc_high = 85,
+        .image_gc_low = 80,
     };
+    static char *image_min_age = "2m", *image_max_age = "0s", *image_gc_period = "5m";
     static char *ca = "", *cert = "", *key = "", *token_file = "";
     static char *join_token = "", *ca_cert_hash = "";
     static char *healthz_listen = "127.0.0.1:10248";
@@ -142,6 +174,18 @@ int main(int argc, char **argv)
         {"masquerade-all", CFG_BOOL, &k.cfg.masquerade_all, "BOOL",
          "SNAT all traffic sent to ClusterIPs, needed on a CNI bridge without br_netfilter "
          "(true)"},
+        {"image-gc-high-threshold", CFG_INT, &k.cfg.image_gc_high, "PERCENT",
+         "disk usage of the image store's filesystem at which image garbage collection always "
+         "runs; 100 turns it off (85)"},
+        {"image-gc-low-threshold", CFG_INT, &k.cfg.image_gc_low, "PERCENT",
+         "disk usage image garbage collection frees down to; not above the high threshold (80)"},
+        {"image-minimum-gc-age", CFG_STR, &image_min_age, "DURATION",
+         "minimum age of an unused image before it is garbage collected (2m)"},
+        {"image-maximum-gc-age", CFG_STR, &image_max_age, "DURATION",
+         "an image unused this long is garbage collected whatever the disk usage; 0s: never "
+         "(0s)"},
+        {"image-gc-period", CFG_STR, &image_gc_period, "DURATION",
+         "how often image garbage collection runs (5m, the kubelet's ImageGCPeriod)"},
         {"certificate-authority", CFG_STR, &ca, "FILE",
          "CA bundle to verify the apiserver (TLS); unset: cleartext h2c"},
         {"client-certificate", CFG_STR, &cert, "FILE",
@@ -173,6 +217,7 @@ int main(int argc, char **argv)
         k.cfg.crashloop_max = k.cfg.crashloop_base;
     if (!k.cfg.image_dir)
         k.cfg.image_dir = xasprintf("%s/images", k.cfg.root_dir);
+    image_gc_flags(&k, image_min_age, image_max_age, image_gc_period);
 
     if (cleanup) {
         klet_podnet_cleanup(&k);
@@ -258,6 +303,7 @@ int main(int argc, char **argv)
     klet_monitor_init(&k);
     klet_node_start(&k);
     klet_watch_start(&k);
+    klet_imggc_start(&k);
     if (klet_podnet_start(&k, &err) < 0)
         fatal("pod network: %s", err);
     if (klet_bridgenet_start(&k, &err) < 0)
@@ -286,6 +332,7 @@ int main(int argc, char **argv)
     log_info("node %s: server %s, root %s, images %s", k.cfg.node_name, k.cfg.server,
              k.cfg.root_dir, k.cfg.image_dir);
     daemon_run(d, "running");
+    klet_imggc_stop(&k);
     klet_bridgenet_stop(&k);
 
     for (size_t i = 0; i < ntun; i++) {

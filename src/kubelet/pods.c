@@ -259,7 +259,8 @@ static bool share_pid(const Coracle__V1__PodSpec *spec)
            !(spec->has_hostpid && spec->hostpid);
 }
 
-/* The container's directories and its meta file (what re-adoption reads back). */
+/* The container's directories and its meta file (what re-adoption reads back; image GC
+ * and `coraclectl image prune` read its sixth line, the image id: image_gc.c). */
 static int build_dirs(struct ctr_build *b, struct klet_ctr *c, const Coracle__V1__Container *s,
                       const struct klet_img *img, char **err)
 {

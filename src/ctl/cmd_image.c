@@ -4,7 +4,8 @@
  * images this way (or through the kubelet's drop-in folder): `image import`
  * takes docker-archive tarballs (`docker save`) and OCI layouts, `image ls`
  * prints what `crictl images` prints, `image rm` untags/deletes as `docker
- * rmi` does. Progress goes to stderr (one updating line on a terminal,
+ * rmi` does, `image prune` removes what no container uses as `crictl rmi
+ * --prune` does. Progress goes to stderr (one updating line on a terminal,
  * plain lines otherwise); results to stdout.
  */
 #include "config.h"
@@ -12,6 +13,7 @@
 #include "cmd_image.h"
 #include "ctl.h"
 #include "image.h"
+#include "image_gc.h"
 #include "util.h"
 
 #include <errno.h>
@@ -24,6 +26,7 @@ static const char usage[] =
     "usage: coraclectl image import FILE... [--tag NAME] [--image-dir DIR]\n"
     "       coraclectl image ls [-q] [--image-dir DIR]\n"
     "       coraclectl image rm NAME|ID... [--force] [--image-dir DIR]\n"
+    "       coraclectl image prune [--root-dir DIR] [--image-dir DIR]\n"
     "\n"
     "Manage this node's local image store (default: $CORACLE_IMAGE_DIR, else " IMG_DEFAULT_DIR
     ").\n"
@@ -31,11 +34,14 @@ static const char usage[] =
     "           image layouts (directory or tarball); --tag adds a name\n"
     "  ls       list images: IMAGE TAG IMAGE ID SIZE; -q prints only ids\n"
     "  rm       remove a name (the image goes with its last name) or an image by id;\n"
-    "           --force removes it even while a container uses it\n";
+    "           --force removes it even while a container uses it\n"
+    "  prune    remove every image no container uses (also `rm --prune`, as crictl);\n"
+    "           the kubelet's containers are read from --root-dir (default: the\n"
+    "           image directory's parent when it is <root-dir>/images)\n";
 
 struct opts {
-    const char *dir, *tag;
-    int quiet, force;
+    const char *dir, *tag, *root;
+    int quiet, force, prune;
     char **args;
     int nargs;
 };
@@ -57,6 +63,8 @@ static int parse(int argc, char **argv, struct opts *o)
             dst = &o->dir;
         else if (!strncmp(a, "--tag", 5) && (a[5] == '\0' || a[5] == '='))
             dst = &o->tag;
+        else if (!strncmp(a, "--root-dir", 10) && (a[10] == '\0' || a[10] == '='))
+            dst = &o->root;
         if (dst) {
             const char *eq = strchr(a, '=');
             if (eq) {
@@ -72,6 +80,8 @@ static int parse(int argc, char **argv, struct opts *o)
             o->quiet = 1;
         } else if (!strcmp(a, "-f") || !strcmp(a, "--force")) {
             o->force = 1;
+        } else if (!strcmp(a, "--prune")) {
+            o->prune = 1;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage, stdout);
             exit(0);
@@ -290,6 +300,63 @@ static int do_rm(img_store_t *s, struct opts *o)
     return rc;
 }
 
+/* ---- prune ---- */
+
+/* The kubelet's root: --root-dir, else the store's parent when it is <root>/images. */
+static char *kubelet_root(img_store_t *s, const struct opts *o)
+{
+    if (o->root)
+        return xstrdup(o->root);
+    const char *dir = img_store_dir(s);
+    size_t n = strlen(dir);
+    if (n > 7 && !strcmp(dir + n - 7, "/images"))
+        return xstrndup(dir, n - 7);
+    return NULL;
+}
+
+/* As `crictl rmi --prune`: every image no container uses goes; "Deleted: NAME" for each. */
+static int do_prune(img_store_t *s, struct opts *o)
+{
+    img_t **imgs;
+    size_t n;
+    char *root = kubelet_root(s, o), **used = NULL;
+    size_t nused = root ? img_gc_kubelet_images(root, &used) : 0;
+    int rc = img_list(s, &imgs, &n);
+    if (rc < 0) {
+        fprintf(stderr, "coraclectl image prune: %s: %s\n", img_store_dir(s), strerror(-rc));
+        rc = 1;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int busy = 0;
+        for (size_t u = 0; u < nused; u++)
+            busy |= !strcmp(used[u], imgs[i]->id);
+        char *err = NULL;
+        int r = busy ? -EBUSY : img_remove(s, imgs[i]->id, 0, NULL, &err);
+        if (r == -EBUSY) {
+            free(err); /* in use: kept */
+            continue;
+        }
+        if (r < 0) {
+            fprintf(stderr, "coraclectl image prune: %s\n", err ? err : strerror(-r));
+            free(err);
+            rc = 1;
+            continue;
+        }
+        for (size_t j = 0; j < imgs[i]->n_names; j++)
+            printf("Deleted: %s\n", imgs[i]->names[j]);
+        if (!imgs[i]->n_names)
+            printf("Deleted: %s\n", imgs[i]->id);
+    }
+    img_list_free(imgs, n);
+out:
+    for (size_t u = 0; u < nused; u++)
+        free(used[u]);
+    free(used);
+    free(root);
+    return rc;
+}
+
 int ctl_cmd_image(int argc, char **argv)
 {
     struct opts o;
@@ -314,7 +381,8 @@ int ctl_cmd_image(int argc, char **argv)
     int is_import = !strcmp(sub, "import") || !strcmp(sub, "load");
     int is_ls = !strcmp(sub, "ls") || !strcmp(sub, "list");
     int is_rm = !strcmp(sub, "rm") || !strcmp(sub, "rmi");
-    if (!is_import && !is_ls && !is_rm) {
+    int is_prune = !strcmp(sub, "prune");
+    if (!is_import && !is_ls && !is_rm && !is_prune) {
         fprintf(stderr, "coraclectl image: unknown command \"%s\"\n%s", sub, usage);
         return 2;
     }
@@ -322,8 +390,9 @@ int ctl_cmd_image(int argc, char **argv)
         free(o.args);
         return 2;
     }
-    if (is_ls && o.nargs) {
-        fprintf(stderr, "coraclectl image ls: takes no arguments\n");
+    is_prune |= is_rm && o.prune;
+    if ((is_ls || is_prune) && o.nargs) {
+        fprintf(stderr, "coraclectl image %s: takes no arguments\n", is_ls ? "ls" : "prune");
         free(o.args);
         return 2;
     }
@@ -346,6 +415,8 @@ int ctl_cmd_image(int argc, char **argv)
         rc = do_import(s, &o);
     else if (is_ls)
         rc = do_ls(s, &o);
+    else if (is_prune)
+        rc = do_prune(s, &o);
     else
         rc = do_rm(s, &o);
     img_store_close(s);

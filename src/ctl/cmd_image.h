@@ -4,6 +4,7 @@
  *   coraclectl image import FILE... [--tag NAME] [--image-dir DIR]
  *   coraclectl image ls [-q] [--image-dir DIR]
  *   coraclectl image rm NAME|ID... [--force] [--image-dir DIR]
+ *   coraclectl image prune [--root-dir DIR] [--image-dir DIR]   (also rm --prune)
  * The store is --image-dir, else $CORACLE_IMAGE_DIR, else IMG_DEFAULT_DIR.
  */
 #ifndef CORACLE_CMD_IMAGE_H

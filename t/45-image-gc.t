@@ -159,7 +159,8 @@ t.ok(os.path.exists(lu) and int(open(lu).read()) >= now, "the container's start 
 # ---- nothing can satisfy high 1%, low 0%: c and d go, then FreeDiskSpaceFailed; again: ImageGCFailed
 k.stop()
 eligible = sizes["c"] + sizes["d"]
-k = c.start_kubelet("node1", "--healthz-listen", "", "--image-gc-high-threshold", "1",
+health = "127.0.0.1:%d" % ctest.free_port()
+k = c.start_kubelet("node1", "--healthz-listen", health, "--image-gc-high-threshold", "1",
                     "--image-gc-low-threshold", "0", "--image-minimum-gc-age", "0s", "--image-gc-period", "1s",
                     "--crashloop-backoff-base", "1", "--crashloop-backoff-max", "4", root_dir=root)
 create("nopull", "gc/missing:1")
@@ -183,6 +184,9 @@ t.ok(any(f and int(f.group(2)) == 0 for f in fails), "next run: nothing eligible
 t.ok(any(ty == "Warning" and r == "ImageGCFailed" and pat.match(m) for ty, r, m in ev),
      "failing again: ImageGCFailed")
 t.ok(not present(hexes["c"]) and not present(hexes["d"]), "c and d removed")
+status, body = ctest.http_get(health, "/metrics")
+t.like(body or "", 'coracle_kubelet_image_garbage_collected_total{reason="space"} 2',
+       "/metrics: two images removed for space")
 rc, out, _ = ctl("image", "ls", "--image-dir", store)
 t.like(out, "docker.io/progrium/busybox", "busybox, in use, never removed")
 t.is_(get("runner").status.phase, "Running", "its pod still runs")

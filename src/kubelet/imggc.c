@@ -103,11 +103,15 @@ static void gc_done(int status, const char *out, size_t len, void *arg)
         if (!strncmp(l, "removed ", 8)) {
             char id[80], why[8], name[512];
             unsigned long long size;
-            if (sscanf(l + 8, "%79s %llu %7s %511s", id, &size, why, name) == 4)
-                log_info("image garbage collection: removed %s (%s, %llu bytes, %s)", name, id,
-                         size,
-                         !strcmp(why, "age") ? "unused longer than the maximum age"
-                                             : "to free disk space");
+            if (sscanf(l + 8, "%79s %llu %7s %511s", id, &size, why, name) != 4)
+                continue;
+            if (!strcmp(why, "age"))
+                k->imggc.removed_age++;
+            else
+                k->imggc.removed_space++;
+            log_info("image garbage collection: removed %s (%s, %llu bytes, %s)", name, id, size,
+                     !strcmp(why, "age") ? "unused longer than the maximum age"
+                                         : "to free disk space");
         } else if (!strncmp(l, "usage ", 6)) {
             sscanf(l + 6, "%d %d %lld %lld", &usage, &over, &want, &freed);
         } else if (!strncmp(l, "error ", 6) && !fail) {

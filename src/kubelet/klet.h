@@ -76,7 +76,8 @@ struct klet_imggc {
     pid_t pid;        /* the child collecting, 0 when none */
     bool failed;      /* the last run failed (a second failure in a row: ImageGCFailed) */
     int64_t began;    /* now_ns() at start: --image-maximum-gc-age waits that long */
-    int64_t min_age, max_age, period; /* ns, from the duration flags */
+    int64_t min_age, max_age, period;    /* ns, from the duration flags */
+    uint64_t removed_age, removed_space; /* images removed, for /metrics */
 };
 
 /* Pod start latency for /metrics (metrics.c). */

@@ -1,7 +1,7 @@
 /*
  * metrics: the kubelet as its operator sees it. /readyz (the first pod
  * list is in), /metrics (pods and containers by state, restarts, pod start
- * latency) and the STATUS= line of `systemctl status`, read from struct
+ * latency, images garbage collected) and the STATUS= line of `systemctl status`, read from struct
  * klet; the pod start latency is sampled once a second.
  */
 #include "config.h"
@@ -130,6 +130,13 @@ void klet_metrics_write(FILE *f, void *arg)
                "a pod to all its containers running.\n"
                "# TYPE coracle_kubelet_pod_start_duration_seconds histogram\n");
     obs_hist_write(f, "coracle_kubelet_pod_start_duration_seconds", NULL, &k->pstart.hist);
+    fprintf(f,
+            "# HELP coracle_kubelet_image_garbage_collected_total Images removed by image "
+            "garbage collection, by reason (Kubernetes' kubelet_image_garbage_collected_total).\n"
+            "# TYPE coracle_kubelet_image_garbage_collected_total counter\n"
+            "coracle_kubelet_image_garbage_collected_total{reason=\"age\"} %llu\n"
+            "coracle_kubelet_image_garbage_collected_total{reason=\"space\"} %llu\n",
+            (unsigned long long)k->imggc.removed_age, (unsigned long long)k->imggc.removed_space);
     if (k->rot)
         klet_certs_metrics(f, k->rot);
 }

@@ -4,9 +4,9 @@
  * what k3s' bundled flannel does on one node, and what a kubeadm user
  * writes into /etc/cni/net.d by hand: a CNI conflist of Debian's plugins,
  *
- *   bridge (cni0, the gateway, hairpin mode, masquerading what leaves the
- *   node's range) + host-local (the range, state under <root-dir>/cni) +
- *   portmap (hostPort) + loopback,
+ *   bridge (cni0, the gateway, hairpin mode; the VXLAN device's MTU with
+ *   --pod-network vxlan) + host-local (the range, state under
+ *   <root-dir>/cni) + portmap (hostPort) + loopback,
  *
  * written to <root-dir>/net.d once the range is known: the Node's
  * spec.podCIDR (watched: the controller manager's node IPAM sets it),
@@ -17,6 +17,11 @@
  * The kubelet deletes the bridge at shutdown when it created it and no
  * pod is plugged into it any more; veths and addresses go with each pod
  * (CNI DEL).
+ *
+ * No NAT between pods: the bridge plugin's ipMasq is off (it would
+ * masquerade traffic to other nodes' pods too); netmasq.c's table
+ * masquerades only what leaves --cluster-cidr, made with the range and
+ * removed at shutdown.
  */
 #include "config.h"
 
@@ -67,7 +72,9 @@ static int write_conf(const struct klet *k, const char *cidr)
               "{\"type\":\"bridge\",\"bridge\":",
               f);
         json_write_str(f, k->cfg.bridge);
-        fputs(",\"isGateway\":true,\"isDefaultGateway\":true,\"ipMasq\":true,"
+        if (k->podnet.pod_mtu > 0)
+            fprintf(f, ",\"mtu\":%d", k->podnet.pod_mtu);
+        fputs(",\"isGateway\":true,\"isDefaultGateway\":true,\"ipMasq\":false,"
               "\"hairpinMode\":true,\"ipam\":{\"type\":\"host-local\",\"ranges\":[[{\"subnet\":",
               f);
         json_write_str(f, cidr);
@@ -97,7 +104,14 @@ static void set_range(struct klet *k, const char *cidr, const char *from)
     }
     if (write_conf(k, cidr) < 0)
         return;
-    log_info("pod network: range %s (%s), bridge %s", cidr, from, k->cfg.bridge);
+    char *err = NULL;
+    if (klet_masq_apply(cidr, k->cfg.cluster_cidr, &err) < 0) {
+        log_warn("pod network: masquerade (table ip coracle-net): %s", err);
+        free(err);
+    }
+    log_info("pod network: range %s (%s), bridge %s, masquerading what leaves %s", cidr, from,
+             k->cfg.bridge,
+             k->cfg.cluster_cidr && *k->cfg.cluster_cidr ? k->cfg.cluster_cidr : cidr);
     free(k->net.cidr);
     k->net.cidr = xstrdup(cidr);
     for (size_t i = 0; i < k->npods; i++)
@@ -133,20 +147,17 @@ static void on_synced(inf_t *inf, void *arg)
 
 int klet_bridgenet_start(struct klet *k, char **err)
 {
-    const char *mode = k->cfg.pod_network;
-    if (!mode || !*mode)
-        mode = k->cfg.pod_cidr && *k->cfg.pod_cidr ? "bridge" : "none";
     if (k->cfg.cni_conf_dir && *k->cfg.cni_conf_dir)
         return 0; /* the operator's own network */
-    if (!strcmp(mode, "none"))
+    if (!k->net.builtin)
         return 0;
-    if (strcmp(mode, "bridge")) {
-        *err = xasprintf("--pod-network \"%s\": must be bridge or none", mode);
-        return -1;
-    }
     struct cidr4 c;
     if (k->cfg.pod_cidr && *k->cfg.pod_cidr && cidr_parse4(k->cfg.pod_cidr, &c) < 0) {
         *err = xasprintf("--pod-cidr \"%s\": not an IPv4 CIDR", k->cfg.pod_cidr);
+        return -1;
+    }
+    if (k->cfg.cluster_cidr && *k->cfg.cluster_cidr && cidr_parse4(k->cfg.cluster_cidr, &c) < 0) {
+        *err = xasprintf("--cluster-cidr \"%s\": not an IPv4 CIDR", k->cfg.cluster_cidr);
         return -1;
     }
     if (strlen(k->cfg.bridge) >= IFNAMSIZ) {
@@ -241,6 +252,11 @@ void klet_bridgenet_stop(struct klet *k)
     if (k->net.node_inf)
         inf_free(k->net.node_inf);
     k->net.node_inf = NULL;
+    char *err = NULL;
+    if (k->net.cidr && klet_masq_remove(&err) < 0) {
+        log_warn("pod network: removing table ip coracle-net: %s", err);
+        free(err);
+    }
     char *mark = created_mark(k);
     int rc = 0;
     if (access(mark, F_OK) == 0 && if_nametoindex(k->cfg.bridge))

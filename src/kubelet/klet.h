@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "buf.h"
 #include "coracle.pb-c.h"
 #include "gcl.h"
 #include "obs.h"
@@ -49,9 +50,10 @@ struct klet_cfg {
     char *image_dir; /* local image store (shared with `coraclectl image import`) */
     char *monitor;   /* coracle-monitor binary; default: next to the kubelet, then LIBEXECDIR */
     char *cni_conf_dir;
-    char *pod_network; /* --pod-network: "bridge" (bridgenet.c), "none"; NULL: by --pod-cidr */
-    char *pod_cidr;    /* --pod-cidr: the range when the Node has no spec.podCIDR */
-    char *bridge;      /* --bridge: the built-in network's bridge (cni0) */
+    char *pod_network;  /* --pod-network: none, bridge, host-gw, vxlan; NULL: by --pod-cidr */
+    char *cluster_cidr; /* --cluster-cidr: pods' traffic leaving it is masqueraded (netmasq.c) */
+    char *pod_cidr;     /* --pod-cidr: the range when the Node has no spec.podCIDR */
+    char *bridge;       /* --bridge: the built-in network's bridge (cni0) */
     long long crashloop_base;     /* seconds, Kubernetes: 10 */
     long long crashloop_max;      /* seconds, Kubernetes: 300 */
     long long log_max_size;       /* bytes before a container log rotates */
@@ -61,7 +63,7 @@ struct klet_cfg {
     int seccomp_default;          /* --seccomp-default: RuntimeDefault when a pod names none */
     char *allowed_unsafe_sysctls; /* --allowed-unsafe-sysctls: comma list of names or "x.*" */
     char *node_ip;                /* --node-ip: the InternalIP (NULL: the first up IPv4 address) */
-    char *pod_network_mode;       /* --pod-network-mode: none, host-gw, vxlan (podnet.c) */
+    char *pod_network_mode;       /* --pod-network-mode (deprecated): host-gw, vxlan */
     long long vxlan_vni;          /* --vxlan-vni (1) */
     long long vxlan_port;         /* --vxlan-port (8472) */
     char *proxy_mode;             /* --proxy-mode: nftables or none */
@@ -112,6 +114,7 @@ struct klet_node {
 
 /* The built-in pod network (bridgenet.c); dir NULL when it is off. */
 struct klet_net {
+    bool builtin;         /* --pod-network asks for it (unless --cni-conf-dir) */
     char *dir;            /* <root-dir>/net.d: the conflist written */
     char *ipam_dir;       /* host-local's dataDir */
     char *cidr;           /* the range in use; NULL: pods wait */
@@ -137,8 +140,9 @@ enum { KLET_PODNET_NONE, KLET_PODNET_HOST_GW, KLET_PODNET_VXLAN };
 
 /* The routes to other nodes' pods (podnet.c). */
 struct klet_podnet {
-    int mode;    /* KLET_PODNET_* from --pod-network-mode */
+    int mode;    /* KLET_PODNET_* from --pod-network (klet_podnet_config) */
     int ifindex; /* the VXLAN device */
+    int pod_mtu; /* vxlan: the pods' MTU (the device's); 0: the default */
     uint32_t own_net;
     int own_plen;
     struct klet_peer *peers;
@@ -403,6 +407,15 @@ bool klet_bridgenet_waiting(const struct klet *k);
 void klet_bridgenet_before_add(struct klet *k);
 /* At shutdown: stops the watch; deletes the bridge if we created it and nothing uses it. */
 void klet_bridgenet_stop(struct klet *k);
+
+/* ------------------------------------------------------------ netmasq.c */
+/* The table ip coracle-net masquerading what leaves the cluster's pod range (cluster; NULL or
+ * "": range) from the node's range: appended to b (a transaction replacing the table). */
+void klet_masq_script(struct buf *b, const char *range, const char *cluster);
+/* Installs (replaces) that table. 0, or -1 with *err (malloc'd). */
+int klet_masq_apply(const char *range, const char *cluster, char **err);
+/* Removes the table if present. 0, or -1 with *err (malloc'd). */
+int klet_masq_remove(char **err);
 /* Unmounts and removes everything klet_sandbox_create made. */
 void klet_sandbox_destroy(const char *dir);
 
@@ -678,6 +691,9 @@ int klet_nl_fdb(bool add, int ifindex, const uint8_t mac[6], uint32_t remote, ch
 /* Starts routing other nodes' pod ranges as cfg.pod_network_mode says (none: nothing).
  * -1 and *err (malloc'd) on a bad mode or when the VXLAN device cannot be made. */
 int klet_podnet_start(struct klet *k, char **err);
+/* Reads --pod-network (none, bridge, host-gw, vxlan) and the deprecated --pod-network-mode
+ * into k->net.builtin and k->podnet.mode. 0, or -1 with *err (malloc'd). */
+int klet_podnet_config(struct klet *k, char **err);
 /* Stops the Node watch and removes every route, entry and device the pod network made. */
 void klet_podnet_stop(struct klet *k);
 /* Removes what any earlier run made (routes of KLET_RTPROT, the VXLAN device): --cleanup. */

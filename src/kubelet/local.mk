@@ -24,6 +24,7 @@ libkubelet_a_SOURCES = \
 	src/kubelet/netlink.c \
 	src/kubelet/podnet.c \
 	src/kubelet/bridgenet.c \
+	src/kubelet/netmasq.c \
 	src/kubelet/monitor.c \
 	src/kubelet/status.c \
 	src/kubelet/events.c \

@@ -109,7 +109,8 @@ int main(int argc, char **argv)
         .allow_privileged = 1,
         .allowed_unsafe_sysctls = "",
         .node_ip = "",
-        .pod_network_mode = "none",
+        .pod_network_mode = "",
+        .cluster_cidr = "",
         .vxlan_vni = 1,
         .vxlan_port = 8472,
         .proxy_mode = "none",
@@ -133,11 +134,15 @@ int main(int argc, char **argv)
         {"monitor", CFG_STR, &k.cfg.monitor, "PATH",
          "coracle-monitor (next to the kubelet, else " LIBEXECDIR ")"},
         {"cni-conf-dir", CFG_STR, &k.cfg.cni_conf_dir, "DIR",
-         "CNI network configs (unset: --pod-network)"},
+         "CNI network configs (unset: --pod-network's built-in bridge)"},
         {"pod-network", CFG_STR, &k.cfg.pod_network, "MODE",
-         "without --cni-conf-dir: bridge (the built-in network, a range from the Node's "
-         "spec.podCIDR or --pod-cidr) or none (loopback only); default: bridge if --pod-cidr "
-         "is set, else none"},
+         "none (loopback only), bridge (the built-in network: a bridge and a range from the "
+         "Node's spec.podCIDR or --pod-cidr; with --cni-conf-dir, that network instead), "
+         "host-gw or vxlan (bridge, and other nodes' pod ranges routed: via their InternalIP "
+         "on one subnet, or an overlay); default: bridge if --pod-cidr is set, else none"},
+        {"cluster-cidr", CFG_STR, &k.cfg.cluster_cidr, "CIDR",
+         "the cluster's pod range: the built-in network masquerades what pods send out of it, "
+         "nothing between pods (the node's range)"},
         {"pod-cidr", CFG_STR, &k.cfg.pod_cidr, "CIDR",
          "pod range when the Node has no spec.podCIDR (none)"},
         {"bridge", CFG_STR, &k.cfg.bridge, "NAME", "the built-in network's bridge (cni0)"},
@@ -161,13 +166,13 @@ int main(int argc, char **argv)
         {"node-ip", CFG_STR, &k.cfg.node_ip, "ADDR",
          "the node's InternalIP (the first up non-loopback IPv4 address)"},
         {"pod-network-mode", CFG_STR, &k.cfg.pod_network_mode, "MODE",
-         "route other nodes' pod ranges (spec.podCIDR): none, host-gw (a route via each "
-         "node's InternalIP; nodes share a subnet) or vxlan (an overlay) (none)"},
+         "deprecated: host-gw or vxlan route other nodes' pod ranges, as --pod-network says "
+         "now (none)"},
         {"vxlan-vni", CFG_INT, &k.cfg.vxlan_vni, "VNI", "the vxlan mode's VNI (1)"},
         {"vxlan-port", CFG_INT, &k.cfg.vxlan_port, "PORT", "the vxlan mode's UDP port (8472)"},
         {"cleanup", CFG_BOOL, &cleanup, "BOOL",
-         "remove the pod network's routes and VXLAN device (--vxlan-vni) and the Service rules "
-         "(table ip coracle-proxy), and exit (false)"},
+         "remove the pod network's routes, VXLAN device (--vxlan-vni) and masquerade (table ip "
+         "coracle-net) and the Service rules (table ip coracle-proxy), and exit (false)"},
         {"proxy-mode", CFG_STR, &k.cfg.proxy_mode, "MODE",
          "Services' data path: nftables (table ip coracle-proxy, removed at shutdown) or none "
          "(none; the packaged config says nftables)"},
@@ -222,10 +227,15 @@ int main(int argc, char **argv)
     if (cleanup) {
         klet_podnet_cleanup(&k);
         char *cerr = NULL;
+        if (klet_masq_remove(&cerr) < 0)
+            fatal("--cleanup: %s", cerr);
         if (kpx_cleanup(&cerr) < 0)
             fatal("--cleanup: %s", cerr);
         return 0;
     }
+    char *nerr = NULL;
+    if (klet_podnet_config(&k, &nerr) < 0)
+        fatal("%s", nerr);
     if (strcmp(k.cfg.proxy_mode, "nftables") && strcmp(k.cfg.proxy_mode, "none"))
         fatal("--proxy-mode: \"%s\" is not nftables or none", k.cfg.proxy_mode);
     char *uerr = NULL;

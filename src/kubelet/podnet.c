@@ -2,7 +2,10 @@
  * podnet: pods on other nodes, reachable by IP. From a watch of every Node
  * (spec.podCIDR, the InternalIP in status.addresses) the kubelet routes each
  * other node's pod range, in one of two modes named after flannel's
- * backends (the names operators already know for the same mechanisms):
+ * backends (the names operators already know for the same mechanisms; as
+ * k3s' --flannel-backend, one flag, --pod-network, says both whether the
+ * kubelet gives pods its built-in bridge network and how other nodes'
+ * pods are reached: none, bridge (this node only), host-gw, vxlan):
  *
  *   host-gw  a route "podCIDR via InternalIP" per peer; only when the peer
  *            is on a directly connected subnet (the kernel's route to it has
@@ -141,7 +144,7 @@ static int install_host_gw(struct klet_peer *p, char **err)
         inet_ntop(AF_INET, &p->ip, a, sizeof a);
         *err = xasprintf("host-gw: InternalIP %s is not on a directly connected subnet; its pods "
                          "are not routed (nodes on different subnets need "
-                         "--pod-network-mode=vxlan)",
+                         "--pod-network=vxlan)",
                          a);
         return -1;
     }
@@ -351,19 +354,46 @@ static int vxlan_setup(struct klet *k, char **err)
     if (rc == 0)
         rc = klet_nl_link_up(k->podnet.ifindex, err);
     if (rc == 0)
+        k->podnet.pod_mtu = mtu > 50 ? mtu - 50 : 0;
+    if (rc == 0)
         log_info("pod network: vxlan device %s (VNI %lld, port %lld, MTU %d)", name,
                  k->cfg.vxlan_vni, k->cfg.vxlan_port, mtu > 50 ? mtu - 50 : 0);
     free(name);
     return rc;
 }
 
-int klet_podnet_start(struct klet *k, char **err)
+int klet_podnet_config(struct klet *k, char **err)
 {
-    if (klet_podnet_mode_parse(k->cfg.pod_network_mode, &k->podnet.mode) < 0) {
-        *err = xasprintf("--pod-network-mode: \"%s\": want none, host-gw or vxlan",
-                         k->cfg.pod_network_mode);
+    const char *net = k->cfg.pod_network, *legacy = k->cfg.pod_network_mode;
+    int mode = KLET_PODNET_NONE, lmode = KLET_PODNET_NONE;
+    if (legacy && *legacy) {
+        if (klet_podnet_mode_parse(legacy, &lmode) < 0) {
+            *err = xasprintf("--pod-network-mode: \"%s\": want none, host-gw or vxlan", legacy);
+            return -1;
+        }
+        log_notice("--pod-network-mode is deprecated: say --pod-network %s",
+                   lmode == KLET_PODNET_NONE ? "bridge (or none)" : legacy);
+    }
+    if (!net || !*net) {
+        k->net.builtin = k->cfg.pod_cidr && *k->cfg.pod_cidr;
+    } else if (!strcmp(net, "bridge") || !strcmp(net, "none")) {
+        k->net.builtin = !strcmp(net, "bridge");
+    } else if (klet_podnet_mode_parse(net, &mode) == 0) {
+        k->net.builtin = true;
+    } else {
+        *err = xasprintf("--pod-network \"%s\": want none, bridge, host-gw or vxlan", net);
         return -1;
     }
+    if (mode != KLET_PODNET_NONE && lmode != KLET_PODNET_NONE && mode != lmode) {
+        *err = xasprintf("--pod-network %s and --pod-network-mode %s disagree", net, legacy);
+        return -1;
+    }
+    k->podnet.mode = mode != KLET_PODNET_NONE ? mode : lmode;
+    return 0;
+}
+
+int klet_podnet_start(struct klet *k, char **err)
+{
     if (k->podnet.mode == KLET_PODNET_NONE)
         return 0;
     if (k->cfg.vxlan_vni < 1 || k->cfg.vxlan_vni > 16777215 || k->cfg.vxlan_port < 1 ||

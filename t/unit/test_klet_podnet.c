@@ -1,12 +1,15 @@
 /* Unit tests for the pure parts of the pod network across nodes
  * (src/kubelet/podnet.c): pod ranges as Nodes carry them, the VTEP MAC a
- * node's InternalIP gives, and --pod-network-mode's names. */
+ * node's InternalIP gives, --pod-network's names (and the deprecated
+ * --pod-network-mode's), and the masquerade table (netmasq.c). */
 #include "config.h"
 #include "tap.h"
 
 #include "klet.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void cidr(const char *s, const char *net, int plen)
@@ -61,10 +64,69 @@ static void test_mode(void)
     ok(klet_podnet_mode_parse(NULL, &m) < 0, "NULL");
 }
 
+/* --pod-network net and --pod-network-mode legacy: rc, and on success the built-in bridge and
+ * the routing mode */
+static void config(const char *net, const char *legacy, const char *pod_cidr, int rc, bool builtin,
+                   int mode)
+{
+    static struct klet k;
+    memset(&k, 0, sizeof k);
+    k.cfg.pod_network = (char *)net;
+    k.cfg.pod_network_mode = (char *)legacy;
+    k.cfg.pod_cidr = (char *)pod_cidr;
+    char *err = NULL;
+    char name[128];
+    snprintf(name, sizeof name, "--pod-network %s --pod-network-mode %s --pod-cidr %s", net, legacy,
+             pod_cidr);
+    int got = klet_podnet_config(&k, &err);
+    is_int(got, rc, name);
+    if (got == 0)
+        ok(k.net.builtin == builtin && k.podnet.mode == mode, "%s: bridge %d, mode %d", name,
+           k.net.builtin, k.podnet.mode);
+    else
+        ok(err && *err, "%s: %s", name, err ? err : "(no message)");
+    free(err);
+}
+
+static void test_config(void)
+{
+    config("none", "", "", 0, false, KLET_PODNET_NONE);
+    config("bridge", "", "", 0, true, KLET_PODNET_NONE);
+    config("host-gw", "", "", 0, true, KLET_PODNET_HOST_GW);
+    config("vxlan", "", "", 0, true, KLET_PODNET_VXLAN);
+    config("", "", "10.1.0.0/24", 0, true, KLET_PODNET_NONE);
+    config("", "", "", 0, false, KLET_PODNET_NONE);
+    config("", "vxlan", "", 0, false, KLET_PODNET_VXLAN);          /* a CNI config of one's own */
+    config("bridge", "host-gw", "", 0, true, KLET_PODNET_HOST_GW); /* the old spelling */
+    config("vxlan", "vxlan", "", 0, true, KLET_PODNET_VXLAN);
+    config("vxlan", "host-gw", "", -1, false, 0);
+    config("flannel", "", "", -1, false, 0);
+    config("", "bridge", "", -1, false, 0);
+}
+
+static void test_masq(void)
+{
+    struct buf b = {0};
+    klet_masq_script(&b, "10.244.3.0/24", "10.244.0.0/16");
+    ok(strstr(b.p, "ip saddr != 10.244.3.0/24 return\n") &&
+           strstr(b.p, "ip daddr 10.244.0.0/16 return\n") &&
+           strstr(b.p, "masquerade fully-random\n"),
+       "masquerade from the node's range, not into the cluster's");
+    ok(!strncmp(b.p, "add table ip coracle-net\ndelete table ip coracle-net\n", 49),
+       "the table is replaced in the same transaction");
+    buf_reset(&b);
+    klet_masq_script(&b, "10.244.3.0/24", "");
+    ok(strstr(b.p, "ip daddr 10.244.3.0/24 return\n") != NULL,
+       "no cluster CIDR: what leaves the node's range");
+    buf_free(&b);
+}
+
 int main(void)
 {
     test_cidr();
     test_mac();
     test_mode();
+    test_config();
+    test_masq();
     done_testing();
 }

@@ -38,7 +38,7 @@ def scenario(mode, subnets):
     pb = c.pb
     lab = netlab.Lab(t, c, nodes=3, subnets=subnets, mtu=1450 if mode == "vxlan" else None)
     api = c.start_apiserver("--listen", "unix:" + lab.api_socket())
-    lab.start_kubelets("--pod-network-mode", mode)
+    lab.start_kubelets("--pod-network", mode)
     lab.set_pod_cidrs(api)
     a, b, cc = lab.nodes
     want = {n: sorted(lab.pod_cidr[m] for m in lab.nodes if m != n) for n in lab.nodes}
@@ -101,7 +101,7 @@ def scenario(mode, subnets):
         lab.kubelets[a].kill()
     else:
         lab.kubelets[a].stop()
-    lab.start_kubelet(a, "--pod-network-mode", mode)
+    lab.start_kubelet(a, "--pod-network", mode)
     t.ok(c.wait_for(lambda: sorted(routes(lab, a)) == [lab.pod_cidr[b]], timeout=ctest.DEADLINE),
          "%s: a restarted kubelet routes B again, not C (nor a stale route)" % mode)
     if mode == "host-gw":

@@ -1,7 +1,7 @@
 """netlab: a network lab of namespaces for multi-node tests and benchmarks.
 
     lab = netlab.Lab(t, cluster, nodes=3, subnets=2)
-    lab.start_kubelets("--pod-network-mode", "vxlan")
+    lab.start_kubelets("--pod-network", "vxlan")
     lab.ns("n0")             # the namespace name of node n0, for `ip -n`
     lab.run("n0", ["ip", "route"])  # runs a command inside a node's namespace
 
@@ -58,13 +58,15 @@ class Lab:
     def __init__(self, t, cluster, nodes=3, subnets=1, cni=True, mtu=None):
         """nodes node namespaces over subnets subnets (routed by a router
         namespace when > 1). cni: write each node a CNI config for its range
-        (mtu: the pods' MTU, e.g. 1450 for VXLAN)."""
+        (mtu: the pods' MTU, e.g. 1450 for VXLAN); without it the kubelets use
+        their built-in network (--pod-network), ranges from the Nodes."""
         ctest.need_root(t)
         self.t, self.c = t, cluster
         self.tag = "%s%dx%04x" % (PREFIX, os.getpid(), random.randrange(1 << 16))
         self.nodes = ["n%d" % i for i in range(nodes)]
         self.subnets = subnets
         self.made = []
+        self.cni = cni
         self.kubelets = {}
         self.roots = {}
         sweep_stale()
@@ -141,7 +143,7 @@ class Lab:
 
     def start_kubelet(self, n, *extra):
         """Starts node n's kubelet inside its namespace (node name = n, --node-ip its
-        address, the CNI config of its range); the apiserver must listen on
+        address, the CNI config of its range if the lab has them); the apiserver must listen on
         unix:<api_socket()>. Its containers and mounts are removed at teardown."""
         root = self.roots.get(n)
         if root is None:
@@ -150,8 +152,9 @@ class Lab:
             self.c.on_teardown(lambda: ctest.node_cleanup(root))
         argv = ["nsenter", "--net=/var/run/netns/" + self.ns(n), self.c.bin("coracle-kubelet"),
                 "--server", "unix:" + self.api_socket(), "--node-name", n, "--root-dir", root,
-                "--node-ip", self.addr[n], "--healthz-listen", "",
-                "--cni-conf-dir", os.path.join(self.c.dir, "cni-" + n)] + list(extra)
+                "--node-ip", self.addr[n], "--healthz-listen", ""] + list(extra)
+        if self.cni:
+            argv += ["--cni-conf-dir", os.path.join(self.c.dir, "cni-" + n)]
         self.kubelets[n] = self.c.start("kubelet-" + n, argv)
         return self.kubelets[n]
 

@@ -39,7 +39,8 @@ endif
 noinst_PROGRAMS += contrib/bench/sched-bench-load
 contrib_bench_sched_bench_load_SOURCES = contrib/bench/sched_bench.c
 contrib_bench_sched_bench_load_LDADD = libcoracle.a $(COMMON_LIBS)
-dist_noinst_SCRIPTS += contrib/bench/sched-bench contrib/bench/rbac-bench contrib/bench/net-bench
+dist_noinst_SCRIPTS += contrib/bench/sched-bench contrib/bench/rbac-bench contrib/bench/net-bench \
+	contrib/bench/proxy-bench
 dist_noinst_SCRIPTS += contrib/bench/edge-footprint
 EXTRA_DIST += contrib/bench/run contrib/bench/README.md \
 	contrib/bench/RESULTS.md

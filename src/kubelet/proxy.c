@@ -277,6 +277,9 @@ static void kpx_apply(evutil_socket_t fd, short what, void *arg)
         if (full)
             log_info("proxy: full sync of %zu services in %.1f ms (%zu bytes of rules)", p.n,
                      (now_ns() - t0) / 1e6, b.len);
+        else
+            log_debug("proxy: sync of %zu services in %.1f ms (%zu bytes of rules)", p.n,
+                      (now_ns() - t0) / 1e6, b.len);
     }
     for (size_t i = 0; i < p.n; i++)
         free(p.keys[i]);

@@ -12,7 +12,7 @@
 # other backends within the node grace; after the pods and the kubelets go,
 # no route, interface or nftables table they made is left, and the lab's
 # namespaces are removed (also when the test fails).
-import os, random, signal, subprocess, sys, time
+import os, random, re, signal, subprocess, sys, time
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
 import netlab
@@ -139,7 +139,8 @@ vip, node_port = svc.spec.clusterIP, svc.spec.ports[0].nodePort
 def chain_eps(n):
     """The backends' IPs in node n's service chain of web (None before it exists)."""
     text = nft(n, "chain", "ip", "coracle-proxy", "service-default/web/tcp/http")
-    return sorted(a for a, b in ip.items() if a in backends and "__%s/8080" % b in text) if text else None
+    return sorted(a for a, b in ip.items() if a in backends and re.search(r"\b%s( \. |:)8080\b" % re.escape(b), text)) \
+        if text else None
 
 
 t.ok(c.wait_for(lambda: chain_eps(A) == ["wa", "wb", "wc"], timeout=ctest.DEADLINE),

@@ -14,14 +14,21 @@
  *                                            -> goto external-<sp> (externalIPs)
  *   map service-nodeports  proto . port -> goto external-<sp>
  *   map no-endpoint-services, no-endpoint-nodeports -> goto reject-chain
- *   chain service-<sp>     affinity lookups, then numgen random mod N vmap
- *                          over the endpoint chains
+ *   chain service-<sp>     masquerade mark (--masquerade-all), then DNAT to an
+ *                          endpoint: "dnat ip addr . port to numgen random
+ *                          mod N map { 0 : <ip> . <port>, ... }" (one rule,
+ *                          no chain per endpoint, nothing that jumps: an
+ *                          endpoint change rewrites this chain alone and
+ *                          the kernel need not revalidate the table)
  *   chain external-<sp>    masquerade (policy Cluster) then the service
  *                          chain; policy Local: only the node's endpoints,
  *                          drop when there are none
+ * With ClientIP sessionAffinity a Service keeps a chain per endpoint:
+ *   chain service-<sp>     affinity lookups, then numgen random mod N vmap
+ *                          over the endpoint chains
  *   chain endpoint-<sp>__<ip>/<port>  hairpin masquerade, affinity update,
  *                          dnat
- *   set affinity-<sp>__<ip>/<port>    ClientIP sessionAffinity (timeout)
+ *   set affinity-<sp>__<ip>/<port>    the clients (timeout)
  */
 #ifndef CORACLE_KLET_PROXY_H
 #define CORACLE_KLET_PROXY_H

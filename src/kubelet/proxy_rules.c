@@ -36,16 +36,24 @@ static char *port_id(const struct kpx_svc *s, const struct kpx_port *p)
     return xasprintf("%s/%s/%s/%d", s->ns, s->name, p->proto, p->port);
 }
 
-/* A numgen vmap spreading over the endpoint chains of eps (only the local ones if
- * local_only); an empty string when there are none. */
-static void spread_rule(struct buf *b, const char *sp, const struct kpx_port *p, bool local_only)
+/* Marks the packet for masquerade in postrouting (inline: a jump would make the kernel validate
+ * the whole table's jumps at the commit of every change). */
+#define MARK_MASQ "meta mark set meta mark | 0x4000"
+
+/* How many of p's endpoints a spread over local_only (or all) endpoints takes. */
+static size_t spread_count(const struct kpx_port *p, bool local_only)
 {
     size_t n = 0;
     for (size_t i = 0; i < p->neps; i++)
         n += !local_only || p->eps[i].local;
-    if (!n)
-        return;
-    buf_printf(b, "numgen random mod %zu vmap { ", n);
+    return n;
+}
+
+/* Affinity: a numgen vmap over the endpoint chains of eps (only the local ones if
+ * local_only). */
+static void spread_chains(struct buf *b, const char *sp, const struct kpx_port *p, bool local_only)
+{
+    buf_printf(b, "numgen random mod %zu vmap { ", spread_count(p, local_only));
     size_t j = 0;
     for (size_t i = 0; i < p->neps; i++) {
         if (local_only && !p->eps[i].local)
@@ -57,24 +65,62 @@ static void spread_rule(struct buf *b, const char *sp, const struct kpx_port *p,
     buf_puts(b, " }\n");
 }
 
+/* No affinity: hairpin marks, then DNAT straight to the address a numgen map picks (one
+ * rule, no chain per endpoint: a change rewrites one chain and nothing jumps). */
+static void spread_dnat(struct buf *b, const struct kpx_svc *s, const struct kpx_port *p,
+                        bool local_only)
+{
+    size_t n = spread_count(p, local_only), j = 0;
+    for (size_t i = 0; !s->masq_all && i < p->neps; i++)
+        if (!local_only || p->eps[i].local)
+            buf_printf(b, "ip saddr %s " MARK_MASQ "\n", p->eps[i].ip); /* hairpin */
+    if (n == 1) {
+        for (size_t i = 0; i < p->neps; i++)
+            if (!local_only || p->eps[i].local)
+                buf_printf(b, "meta l4proto %s dnat to %s:%d\n", p->proto, p->eps[i].ip,
+                           p->eps[i].port);
+        return;
+    }
+    buf_printf(b, "meta l4proto %s dnat ip addr . port to numgen random mod %zu map { ", p->proto,
+               n);
+    for (size_t i = 0; i < p->neps; i++) {
+        if (local_only && !p->eps[i].local)
+            continue;
+        buf_printf(b, "%s%zu : %s . %d", j ? ", " : "", j, p->eps[i].ip, p->eps[i].port);
+        j++;
+    }
+    buf_puts(b, " }\n");
+}
+
+/* The spread over the endpoints (only the local ones if local_only); nothing when there are
+ * none. */
+static void spread_rule(struct buf *b, const struct kpx_svc *s, const char *sp,
+                        const struct kpx_port *p, bool local_only)
+{
+    if (!spread_count(p, local_only))
+        return;
+    if (s->affinity_timeout > 0)
+        spread_chains(b, sp, p, local_only);
+    else
+        spread_dnat(b, s, p, local_only);
+}
+
 static void port_objs(const struct kpx_svc *s, const struct kpx_port *p, struct kpx_objs *out)
 {
     char *sp = port_id(s, p);
     bool external = p->node_port > 0 || s->next_ips > 0;
     struct buf b = {0};
 
-    /* the endpoints, each its chain (and affinity set) */
-    for (size_t i = 0; i < p->neps; i++) {
+    /* with affinity, the endpoints each their chain and affinity set */
+    for (size_t i = 0; s->affinity_timeout > 0 && i < p->neps; i++) {
         const struct kpx_ep *e = &p->eps[i];
         char *ep = xasprintf("%s__%s/%d", sp, e->ip, e->port);
-        buf_printf(&b, "ip saddr %s jump mark-for-masquerade\n", e->ip); /* hairpin */
-        if (s->affinity_timeout > 0) {
-            obj_add(out, 's', xasprintf("affinity-%s", ep),
-                    xasprintf("type ipv4_addr; flags dynamic,timeout; timeout %ds;",
-                              s->affinity_timeout),
-                    NULL);
-            buf_printf(&b, "update @affinity-%s { ip saddr }\n", ep);
-        }
+        buf_printf(&b, "ip saddr %s " MARK_MASQ "\n", e->ip); /* hairpin */
+        obj_add(
+            out, 's', xasprintf("affinity-%s", ep),
+            xasprintf("type ipv4_addr; flags dynamic,timeout; timeout %ds;", s->affinity_timeout),
+            NULL);
+        buf_printf(&b, "update @affinity-%s { ip saddr }\n", ep);
         buf_printf(&b, "meta l4proto %s dnat to %s:%d\n", p->proto, e->ip, e->port);
         obj_add(out, 'c', xasprintf("endpoint-%s", ep), buf_take(&b), NULL);
         free(ep);
@@ -83,26 +129,26 @@ static void port_objs(const struct kpx_svc *s, const struct kpx_port *p, struct 
     /* the service chain: affinity first, then a random pick */
     if (p->neps) {
         if (s->masq_all)
-            buf_puts(&b, "jump mark-for-masquerade\n");
+            buf_puts(&b, MARK_MASQ "\n");
         for (size_t i = 0; s->affinity_timeout > 0 && i < p->neps; i++)
             buf_printf(&b, "ip saddr @affinity-%s__%s/%d goto endpoint-%s__%s/%d\n", sp,
                        p->eps[i].ip, p->eps[i].port, sp, p->eps[i].ip, p->eps[i].port);
-        spread_rule(&b, sp, p, false);
+        spread_rule(&b, s, sp, p, false);
         obj_add(out, 'c', xasprintf("service-%s", sp), buf_take(&b), NULL);
     }
 
     /* NodePort and externalIPs: from outside the node */
     if (external && p->neps) {
         if (!s->ext_local) {
-            buf_printf(&b, "jump mark-for-masquerade\ngoto service-%s\n", sp);
+            buf_printf(&b, MARK_MASQ "\ngoto service-%s\n", sp);
         } else {
             /* the node itself may reach any endpoint (masqueraded, as kube-proxy does) */
             buf_printf(&b,
-                       "fib saddr type local jump mark-for-masquerade\n"
+                       "fib saddr type local " MARK_MASQ "\n"
                        "fib saddr type local goto service-%s\n",
                        sp);
             size_t before = b.len;
-            spread_rule(&b, sp, p, true);
+            spread_rule(&b, s, sp, p, true);
             if (b.len == before)
                 buf_puts(&b, "drop\n");
         }
@@ -215,7 +261,6 @@ void kpx_script_base(struct buf *b)
            "  map no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict; }\n"
            "  map no-endpoint-nodeports { type inet_proto . inet_service : verdict; }\n"
            "  chain reject-chain { reject; }\n"
-           "  chain mark-for-masquerade { meta mark set meta mark | 0x4000; }\n"
            "  chain masquerading {\n"
            "    meta mark & 0x4000 == 0 return\n"
            "    meta mark set meta mark ^ 0x4000\n"

@@ -34,38 +34,39 @@ static void test_clusterip(void)
         .ns = "default", .name = "web", .vips = vip, .nvips = 1, .ports = &p, .nports = 1};
     char *got = script(NULL, &s);
     is_str(got,
-           "add chain ip coracle-proxy endpoint-default/web/tcp/http__10.1.0.2/8080\n"
-           "add chain ip coracle-proxy endpoint-default/web/tcp/http__10.1.0.3/8080\n"
            "add chain ip coracle-proxy service-default/web/tcp/http\n"
-           "add rule ip coracle-proxy endpoint-default/web/tcp/http__10.1.0.2/8080 ip saddr "
-           "10.1.0.2 jump mark-for-masquerade\n"
-           "add rule ip coracle-proxy endpoint-default/web/tcp/http__10.1.0.2/8080 meta l4proto "
-           "tcp dnat to 10.1.0.2:8080\n"
-           "add rule ip coracle-proxy endpoint-default/web/tcp/http__10.1.0.3/8080 ip saddr "
-           "10.1.0.3 jump mark-for-masquerade\n"
-           "add rule ip coracle-proxy endpoint-default/web/tcp/http__10.1.0.3/8080 meta l4proto "
-           "tcp dnat to 10.1.0.3:8080\n"
-           "add rule ip coracle-proxy service-default/web/tcp/http numgen random mod 2 vmap { 0 : "
-           "goto endpoint-default/web/tcp/http__10.1.0.2/8080, 1 : goto "
-           "endpoint-default/web/tcp/http__10.1.0.3/8080 }\n"
+           "add rule ip coracle-proxy service-default/web/tcp/http ip saddr 10.1.0.2 meta mark "
+           "set meta mark | 0x4000\n"
+           "add rule ip coracle-proxy service-default/web/tcp/http ip saddr 10.1.0.3 meta mark "
+           "set meta mark | 0x4000\n"
+           "add rule ip coracle-proxy service-default/web/tcp/http meta l4proto tcp dnat ip addr "
+           ". port to numgen random mod 2 map { 0 : 10.1.0.2 . 8080, 1 : 10.1.0.3 . 8080 }\n"
            "add element ip coracle-proxy service-ips { 10.96.0.10 . tcp . 80 : goto "
            "service-default/web/tcp/http }\n",
-           "a ClusterIP Service: endpoint chains, a numgen spread, a map element");
+           "a ClusterIP Service: hairpin marks, a numgen DNAT map, a map element");
     free(got);
 
-    /* one endpoint goes: the service chain is refilled, the endpoint chain deleted, the map
-     * element untouched */
+    s.masq_all = true;
+    got = script(NULL, &s);
+    ok(strstr(got, "service-default/web/tcp/http meta mark set meta mark | 0x4000\n") &&
+           !strstr(got, "ip saddr") && !strstr(got, "jump") && !strstr(got, "endpoint-"),
+       "--masquerade-all: one mark for all, no hairpin rules, no jump, no endpoint chain");
+    free(got);
+    s.masq_all = false;
+
+    /* one endpoint goes: the service chain alone is refilled (a plain DNAT for one endpoint),
+     * the map element untouched */
     struct kpx_port p1 = {"http", "tcp", 80, 0, eps2, 1};
     struct kpx_svc s1 = s;
     s1.ports = &p1;
     got = script(&s, &s1);
     is_str(got,
            "flush chain ip coracle-proxy service-default/web/tcp/http\n"
-           "add rule ip coracle-proxy service-default/web/tcp/http numgen random mod 1 vmap { 0 : "
-           "goto endpoint-default/web/tcp/http__10.1.0.2/8080 }\n"
-           "flush chain ip coracle-proxy endpoint-default/web/tcp/http__10.1.0.3/8080\n"
-           "delete chain ip coracle-proxy endpoint-default/web/tcp/http__10.1.0.3/8080\n",
-           "an endpoint removed: only its chain and the service chain change");
+           "add rule ip coracle-proxy service-default/web/tcp/http ip saddr 10.1.0.2 meta mark "
+           "set meta mark | 0x4000\n"
+           "add rule ip coracle-proxy service-default/web/tcp/http meta l4proto tcp dnat to "
+           "10.1.0.2:8080\n",
+           "an endpoint removed: only the service chain changes");
     free(got);
 
     got = script(&s, &s);
@@ -124,7 +125,10 @@ static void test_affinity_nodeport(void)
     ok(strstr(got, "add element ip coracle-proxy service-nodeports { udp . 30053 : goto "
                    "external-kube-system/dns/udp/53 }\n") != NULL,
        "NodePort: an element of service-nodeports");
-    ok(strstr(got, "external-kube-system/dns/udp/53 jump mark-for-masquerade\n") &&
+    ok(strstr(got, "add rule ip coracle-proxy endpoint-kube-system/dns/udp/53__10.1.0.2/8080 "
+                   "meta l4proto udp dnat to 10.1.0.2:8080\n") != NULL,
+       "ClientIP affinity: an endpoint chain DNATs");
+    ok(strstr(got, "external-kube-system/dns/udp/53 meta mark set meta mark | 0x4000\n") &&
            strstr(got, "external-kube-system/dns/udp/53 goto service-kube-system/dns/udp/53\n"),
        "NodePort, policy Cluster: masquerade, then the service chain");
     free(got);
@@ -133,7 +137,7 @@ static void test_affinity_nodeport(void)
     got = script(NULL, &s);
     ok(strstr(got, "external-kube-system/dns/udp/53 numgen random mod 1 vmap { 0 : goto "
                    "endpoint-kube-system/dns/udp/53__10.1.0.2/8080 }\n") &&
-           !strstr(got, "external-kube-system/dns/udp/53 jump mark-for-masquerade"),
+           !strstr(got, "external-kube-system/dns/udp/53 meta mark set"),
        "policy Local: only the local endpoint, no masquerade");
     free(got);
 
@@ -142,6 +146,15 @@ static void test_affinity_nodeport(void)
     got = script(NULL, &s);
     ok(strstr(got, "external-kube-system/dns/udp/53 drop\n") != NULL,
        "policy Local without a local endpoint: drop");
+    free(got);
+
+    /* without affinity, policy Local DNATs to the local endpoint in the external chain */
+    s.affinity_timeout = 0;
+    s.ports = &p;
+    got = script(NULL, &s);
+    ok(strstr(got, "external-kube-system/dns/udp/53 meta l4proto udp dnat to 10.1.0.2:8080\n") &&
+           !strstr(got, "endpoint-"),
+       "policy Local without affinity: a DNAT to the local endpoint, no endpoint chain");
     free(got);
 }
 

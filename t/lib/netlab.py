@@ -84,6 +84,10 @@ class Lab:
         """The namespace of a lab member: a node name, "r", "c" or "sw"."""
         return "%s-%s" % (self.tag, name)
 
+    def netns(self, name):
+        """Adds a namespace to the lab (removed with the lab), lo up."""
+        self._netns(name)
+
     def _netns(self, name):
         ip("netns", "add", self.ns(name))
         self.made.append(self.ns(name))

@@ -6,6 +6,8 @@ import os
 import socket
 import struct
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
@@ -245,6 +247,26 @@ l = api.call("Pods", "List", pb.ListRequest(namespace="pg", limit=100))
 t.ok("pg-99" in names(l) and "pg-20" not in names(l), "a new list sees the changes")
 t.is_(err("Pods", "List", pb.ListRequest(namespace="pg", limit=5, **{"continue": "garbage!"}))[0],
       grpc.StatusCode.INVALID_ARGUMENT, "bad continue token")
+
+# ---- a List not older than its resourceVersion ----
+# (on etcd a replica may trail a revision the client saw through another
+# apiserver: the List waits for it; past 3 s, DEADLINE_EXCEEDED, REST's 504)
+cur = int(l.metadata.resourceVersion)
+held = {}
+ht = threading.Thread(target=lambda: held.update(r=api.try_call(
+    "Pods", "List", pb.ListRequest(namespace="pg", resourceVersion=str(cur + 1)), timeout=30)))
+ht.start()
+time.sleep(0.3)
+t.ok(ht.is_alive(), "a List at the next resourceVersion waits for it")
+api.call("Pods", "Create", simple_pod("pg-rv", ns="pg"))
+ht.join(30)
+hl = held.get("r", (None, None))[0]
+t.ok(hl is not None and "pg-rv" in names(hl) and int(hl.metadata.resourceVersion) >= cur + 1,
+     "... and answers once the store got there, with the write that made it")
+_, e = api.try_call("Pods", "List", pb.ListRequest(resourceVersion=str(cur + 1000000)), timeout=30)
+t.ok(e is not None and e.code == grpc.StatusCode.DEADLINE_EXCEEDED and
+     e.message.startswith("Too large resource version: %d, current: " % (cur + 1000000)),
+     "a resourceVersion the store does not reach: DEADLINE_EXCEEDED, as REST's 504 (%s)" % e)
 
 # ---- delete (unbound pod: at once) ----
 d = api.call("Pods", "Delete", pb.DeleteRequest(namespace="default", name=gp.metadata.name))

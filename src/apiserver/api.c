@@ -1207,7 +1207,7 @@ static void do_list(api_t *a, struct api_route *rt, h2s_call_t *c, const struct 
     if (!req)
         return;
     if (stage_authorize(a, rt, c, u, req->namespace_, NULL, req->fieldselector) == 0)
-        read_list(rt, a->st, a->reads, c, msg, len);
+        read_list(rt, a->st, a->reads, a->base, c, msg, len);
     obj_free(&req->base);
 }
 

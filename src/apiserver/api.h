@@ -155,8 +155,30 @@ void read_get(struct api_route *rt, store_t *st, h2s_call_t *c, const uint8_t *m
  * on the loop. So no List holds the loop longer, whatever its selectors or
  * the number of objects.
  */
-void read_list(struct api_route *rt, store_t *st, rpool_t *pool, h2s_call_t *c, const uint8_t *msg,
-               size_t len);
+void read_list(struct api_route *rt, store_t *st, rpool_t *pool, struct event_base *base,
+               h2s_call_t *c, const uint8_t *msg, size_t len);
+/*
+ * Reads not older than a resourceVersion (both APIs). A get or list with
+ * resourceVersion N (not "0": any) must not be older than N: a replica of
+ * etcd that has not reached N yet (the client saw N through another
+ * apiserver) holds the read until it has, for at most READ_RV_WAIT_MS
+ * (kube-apiserver's 3 s), then fails it as Kubernetes does: "Too large
+ * resource version" (REST 504 Timeout; gRPC READ_RV_TOO_LARGE_CODE, the
+ * code that maps to it).
+ *
+ * read_rv_hold returns NULL if the read may run now (rv empty, "0", not a
+ * number, or reached). Else it returns the wait and calls fn(arg, NULL)
+ * once the store reached rv, or fn(arg, msg) at the deadline (msg valid
+ * during the call); the wait is gone before fn runs. read_rv_cancel(w)
+ * forgets w (fn never runs); NULL is a no-op.
+ */
+#define READ_RV_WAIT_MS 3000
+#define READ_RV_TOO_LARGE_CODE GRPC_DEADLINE_EXCEEDED
+typedef void (*read_rv_fn)(void *arg, const char *too_large);
+struct read_rvwait;
+struct read_rvwait *read_rv_hold(store_t *st, struct event_base *base, const char *rv,
+                                 read_rv_fn fn, void *arg);
+void read_rv_cancel(struct read_rvwait *w);
 /*
  * The List both APIs share: reads the page req asks for (kind k; req is
  * taken, len is its encoded size) as read_list does, and calls done once,

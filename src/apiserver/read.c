@@ -177,6 +177,68 @@ out:
     obj_free(&req->base);
 }
 
+/* ---- reads not older than a resourceVersion ---- */
+
+struct read_rvwait {
+    store_t *st;
+    struct store_wait *w;
+    struct event *timer;
+    uint64_t rev;
+    read_rv_fn fn;
+    void *arg;
+};
+
+void read_rv_cancel(struct read_rvwait *x)
+{
+    if (!x)
+        return;
+    if (x->w)
+        store_wait_cancel(x->st, x->w);
+    event_free(x->timer);
+    free(x);
+}
+
+static void rv_reached(void *arg)
+{
+    struct read_rvwait *x = arg;
+    read_rv_fn fn = x->fn;
+    void *fn_arg = x->arg;
+    x->w = NULL;
+    read_rv_cancel(x);
+    fn(fn_arg, NULL);
+}
+
+static void rv_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct read_rvwait *x = arg;
+    (void)fd;
+    (void)what;
+    read_rv_fn fn = x->fn;
+    void *fn_arg = x->arg;
+    char *m = xasprintf("Too large resource version: %" PRIu64 ", current: %" PRIu64, x->rev,
+                        store_rev(x->st));
+    read_rv_cancel(x);
+    fn(fn_arg, m);
+    free(m);
+}
+
+struct read_rvwait *read_rv_hold(store_t *st, struct event_base *base, const char *rv,
+                                 read_rv_fn fn, void *arg)
+{
+    if (!rv || !*rv || strspn(rv, "0123456789") != strlen(rv) || strlen(rv) > 19 || !base)
+        return NULL;
+    uint64_t n = strtoull(rv, NULL, 10);
+    if (n <= store_rev(st))
+        return NULL;
+    struct read_rvwait *x = xcalloc(1, sizeof(*x));
+    *x = (struct read_rvwait){.st = st, .rev = n, .fn = fn, .arg = arg};
+    x->timer = evtimer_new(base, rv_timeout, x);
+    struct timeval tv = {READ_RV_WAIT_MS / 1000, (READ_RV_WAIT_MS % 1000) * 1000};
+    evtimer_add(x->timer, &tv);
+    x->w = store_wait_rev(st, n, rv_reached, x);
+    return x;
+}
+
 /* ---- List ---- */
 
 struct ovr {
@@ -526,8 +588,49 @@ static void list_answer(void *owner, void *owner2, int code, const char *msg, co
         api_fail(owner, c, code, msg);
 }
 
-void read_list(struct api_route *rt, store_t *st, rpool_t *pool, h2s_call_t *c, const uint8_t *msg,
-               size_t len)
+/* A gRPC List held until the store reaches its resourceVersion. */
+struct list_held {
+    struct api_route *rt;
+    store_t *st;
+    rpool_t *pool;
+    h2s_call_t *c;
+    Coracle__V1__ListRequest *req;
+    size_t len;
+    struct read_rvwait *w;
+};
+
+static void list_go(struct api_route *rt, store_t *st, rpool_t *pool, h2s_call_t *c,
+                    Coracle__V1__ListRequest *req, size_t len)
+{
+    struct lctx *x = read_list_start(st, pool, rt->k, req, len, list_answer, rt, c);
+    if (x)
+        h2s_call_on_close(c, list_closed, x);
+}
+
+static void list_held_gone(h2s_call_t *c, void *arg)
+{
+    struct list_held *h = arg;
+    (void)c;
+    read_rv_cancel(h->w);
+    obj_free(&h->req->base);
+    free(h);
+}
+
+static void list_held_end(void *arg, const char *too_large)
+{
+    struct list_held *h = arg;
+    h2s_call_on_close(h->c, NULL, NULL);
+    if (too_large) {
+        api_fail(h->rt, h->c, READ_RV_TOO_LARGE_CODE, too_large);
+        obj_free(&h->req->base);
+    } else {
+        list_go(h->rt, h->st, h->pool, h->c, h->req, h->len);
+    }
+    free(h);
+}
+
+void read_list(struct api_route *rt, store_t *st, rpool_t *pool, struct event_base *base,
+               h2s_call_t *c, const uint8_t *msg, size_t len)
 {
     Coracle__V1__ListRequest *req =
         (void *)obj_decode(&coracle__v1__list_request__descriptor, msg, len);
@@ -535,9 +638,15 @@ void read_list(struct api_route *rt, store_t *st, rpool_t *pool, h2s_call_t *c, 
         api_fail(rt, c, GRPC_INVALID_ARGUMENT, "failed to decode ListRequest: invalid protobuf");
         return;
     }
-    struct lctx *x = read_list_start(st, pool, rt->k, req, len, list_answer, rt, c);
-    if (x)
-        h2s_call_on_close(c, list_closed, x);
+    struct list_held *h = xcalloc(1, sizeof(*h));
+    *h = (struct list_held){.rt = rt, .st = st, .pool = pool, .c = c, .req = req, .len = len};
+    h->w = read_rv_hold(st, base, req->resourceversion, list_held_end, h);
+    if (h->w) {
+        h2s_call_on_close(c, list_held_gone, h);
+        return;
+    }
+    free(h);
+    list_go(rt, st, pool, c, req, len);
 }
 
 struct lctx *read_list_start(store_t *st, rpool_t *pool, const struct kind *k,

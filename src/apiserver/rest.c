@@ -501,84 +501,51 @@ static int table_wanted(enum rest_fmt fmt, const struct rquery *q)
     return -2;
 }
 
-/* ---- reads not older than a resourceVersion ---- */
-
-/* How long a read waits for the store to reach its resourceVersion (kube-apiserver's 3 s). */
-#define RV_WAIT_MS 3000
+/* ---- reads not older than a resourceVersion (read_rv_hold) ---- */
 
 struct rvwait {
     rest_t *rs;
     h2s_req_t *r;
-    struct store_wait *w;
-    struct event *timer;
-    uint64_t rev;
+    struct read_rvwait *w;
 };
-
-static void rvwait_free(struct rvwait *x)
-{
-    if (x->w)
-        store_wait_cancel(x->rs->cfg.st, x->w);
-    event_free(x->timer);
-    free(x);
-}
 
 static void rvwait_gone(h2s_req_t *r, void *arg)
 {
+    struct rvwait *x = arg;
     (void)r;
-    rvwait_free(arg);
+    read_rv_cancel(x->w);
+    free(x);
 }
 
-/* The store got there: the request runs again from the top. */
-static void rvwait_reached(void *arg)
+/* Reached: the request runs again from the top; else 504 as Kubernetes. */
+static void rvwait_end(void *arg, const char *too_large)
 {
     struct rvwait *x = arg;
     rest_t *rs = x->rs;
     h2s_req_t *r = x->r;
-    x->w = NULL;
     h2s_req_on_close(r, NULL, NULL);
-    rvwait_free(x);
-    rest_handle(r, rs);
-}
-
-static void rvwait_timeout(evutil_socket_t fd, short what, void *arg)
-{
-    struct rvwait *x = arg;
-    (void)fd;
-    (void)what;
-    rest_t *rs = x->rs;
-    h2s_req_t *r = x->r;
-    char *m = xasprintf("Too large resource version: %" PRIu64 ", current: %" PRIu64, x->rev,
-                        store_rev(rs->cfg.st));
-    h2s_req_on_close(r, NULL, NULL);
-    rvwait_free(x);
+    free(x);
+    if (!too_large) {
+        rest_handle(r, rs);
+        return;
+    }
     h2s_req_add_header(r, "retry-after", "1");
-    rest_answer_status(rs, r, 504, "Timeout", m, NULL, NULL);
-    free(m);
+    rest_answer_status(rs, r, 504, "Timeout", too_large, NULL, NULL);
 }
 
-/*
- * A get or list with resourceVersion N (not "0": any) must not be older
- * than N. A replica of etcd that has not reached N yet (the client saw N
- * through another apiserver) holds the request until it has, for at most
- * RV_WAIT_MS, then answers 504 as Kubernetes does. Returns true if held.
- */
+/* A get or list whose resourceVersion the store has not reached yet waits. Returns true if held. */
 static bool rv_hold(rest_t *rs, h2s_req_t *r, const struct rquery *q)
 {
-    const char *rv = rest_query_get(q, "resourceVersion");
-    if (!rv || !*rv || strspn(rv, "0123456789") != strlen(rv) || strlen(rv) > 19)
-        return false;
-    uint64_t n = strtoull(rv, NULL, 10);
-    if (n <= store_rev(rs->cfg.st) || !rs->streams.base)
-        return false;
     struct rvwait *x = xcalloc(1, sizeof(*x));
     x->rs = rs;
     x->r = r;
-    x->rev = n;
-    x->timer = evtimer_new(rs->streams.base, rvwait_timeout, x);
-    struct timeval tv = {RV_WAIT_MS / 1000, (RV_WAIT_MS % 1000) * 1000};
-    evtimer_add(x->timer, &tv);
+    x->w = read_rv_hold(rs->cfg.st, rs->streams.base, rest_query_get(q, "resourceVersion"),
+                        rvwait_end, x);
+    if (!x->w) {
+        free(x);
+        return false;
+    }
     h2s_req_on_close(r, rvwait_gone, x);
-    x->w = store_wait_rev(rs->cfg.st, n, rvwait_reached, x);
     return true;
 }
 

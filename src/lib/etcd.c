@@ -9,6 +9,22 @@
  * that is zero for the first round over the endpoints and then doubles,
  * jittered, until the request's deadline.
  *
+ * Each attempt has a deadline of its own (attempt_ms), so that a member
+ * which holds the request without answering costs that much, not the
+ * whole request deadline: etcd accepts a proposal on a follower whose
+ * leader just died (it notices after an election timeout), loses it, and
+ * answers only after its request timeout (5 s + 2 election timeouts),
+ * longer than a short Lease's renew deadline. clientv3 has no such
+ * deadline (its caller's context bounds the whole call and it retries a
+ * Txn only if it was never sent); here a retried Txn is safe (see
+ * etcd.h), so an attempt that times out is retried on the next member as
+ * a lost connection is. The attempt deadline doubles with each round
+ * over the members, so a slow but healthy cluster still answers a big
+ * request; the first is 2 s by default: a healthy member answers a
+ * write in milliseconds and an election takes about one election
+ * timeout (1 s by default), while keepalive (2 s + 2 s) finds a dead
+ * connection no sooner.
+ *
  * The watches are etcd_watch.c's.
  *
  * Callbacks may call anything, etcd_free included. Every entry from the
@@ -186,6 +202,14 @@ int etcd_backoff_ms(etcd_t *e, int n)
     if (d > BACKOFF_MAX_MS)
         d = BACKOFF_MAX_MS;
     return d / 2 + (int)(rnd(e) % (uint32_t)(d / 2 + 1));
+}
+
+/* The deadline of attempt n + 1 (n made): attempt_timeout_ms, doubled each round over the
+ * endpoints, at most 8 times. */
+static int attempt_ms(const etcd_t *e, int n)
+{
+    int round = n / (int)e->n_ep;
+    return e->attempt_timeout_ms << (round < 3 ? round : 3);
 }
 
 /* Endpoint i failed: the next one is used from now on (once per failure
@@ -399,6 +423,16 @@ static void req_retry_cb(evutil_socket_t fd, short what, void *arg)
     etcd_leave(e);
 }
 
+/*
+ * etcd 3.4 answers a proposal its raft dropped (a follower that lost its
+ * leader, a leader stepping down) with code Unknown, "raft proposal
+ * dropped": it never reached the log, so another member may take it.
+ */
+static bool dropped(const char *message)
+{
+    return strstr(message, "raft proposal dropped") != NULL;
+}
+
 static void req_done(gcl_call_t *call, int code, const char *message, void *arg)
 {
     struct ereq *r = arg;
@@ -416,17 +450,24 @@ static void req_done(gcl_call_t *call, int code, const char *message, void *arg)
         req_end(r, GRPC_INTERNAL, m);
     } else if (code == GRPC_OK) {
         req_end(r, GRPC_OK, "");
-    } else if (code == GRPC_DEADLINE_EXCEEDED) {
+    } else if (code == GRPC_DEADLINE_EXCEEDED && mono_ns() >= r->deadline) {
         if (r->last_err)
             req_give_up(r, r->last_err);
         else
             req_end(r, GRPC_DEADLINE_EXCEEDED, message);
-    } else if (code != GRPC_UNAVAILABLE) {
+    } else if (code != GRPC_UNAVAILABLE && code != GRPC_DEADLINE_EXCEEDED && !dropped(message)) {
         req_end(r, code, message); /* etcd's own error: passed on */
     } else {
         /* not sent if the connection never came up or etcd refused it before the raft log */
-        if (strncmp(message, "connect to ", 11) != 0 && !strstr(message, "no leader"))
+        if (code == GRPC_DEADLINE_EXCEEDED || (strncmp(message, "connect to ", 11) != 0 &&
+                                               !strstr(message, "no leader") && !dropped(message)))
             r->maybe_sent = true;
+        char m[96];
+        if (code == GRPC_DEADLINE_EXCEEDED) {
+            snprintf(m, sizeof(m), "no answer within the attempt deadline (%d ms)",
+                     attempt_ms(e, r->attempts - 1));
+            message = m;
+        }
         free(r->last_err);
         r->last_err = xstrdup(message);
         if (r->ar)
@@ -454,11 +495,12 @@ static void req_send(struct ereq *r)
         req_give_up(r, r->last_err ? r->last_err : "no attempt made");
         return;
     }
+    int ms = attempt_ms(e, r->attempts);
     r->attempts++;
     r->ep = (int)e->cur;
     r->call =
         gcl_call_raw_md(e->ep[e->cur].g, req_path[r->kind], etcd_hasleader_md, r->hasleader ? 1 : 0,
-                        r->body, r->len, req_msg, req_done, r, (int)left);
+                        r->body, r->len, req_msg, req_done, r, ms < left ? ms : (int)left);
 }
 
 static struct ereq *req_new(etcd_t *e, enum ereq_kind kind, const ProtobufCMessage *m, void *arg)
@@ -689,6 +731,7 @@ etcd_t *etcd_new(struct event_base *base, const struct etcd_opts *opts, char **e
     etcd_t *e = xcalloc(1, sizeof(*e));
     e->base = base;
     e->request_timeout_ms = opts->request_timeout_ms > 0 ? opts->request_timeout_ms : 10000;
+    e->attempt_timeout_ms = opts->attempt_timeout_ms > 0 ? opts->attempt_timeout_ms : 2000;
     e->rng = (uint64_t)mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)e;
     if (!e->rng)
         e->rng = 1;

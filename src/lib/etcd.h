@@ -9,7 +9,11 @@
  * refused or lost, keepalive timeout, or etcd answers "no leader" /
  * "leader changed" / UNAVAILABLE), it moves to the next endpoint, with
  * backoff and jitter, and retries the request there until the request's
- * deadline. A member dying therefore costs a retry, not an error.
+ * deadline. A member that does not answer within the attempt deadline is
+ * treated as failed the same way: a request caught on a member whose leader
+ * just died (its proposal lost, etcd answering only after its own request
+ * timeout, 5 s plus two election timeouts) goes to another member instead
+ * of waiting there. A member dying therefore costs a retry, not an error.
  *
  * Retried Txns: a Txn whose connection broke after it was sent may have been
  * applied; it is sent again. With a compare on the key's mod_revision the
@@ -39,9 +43,12 @@ struct etcd_opts {
     /* "http://127.0.0.1:2379" or "https://..." (https needs tls); at least one */
     const char *const *endpoints;
     size_t n_endpoints;
-    struct ssl_ctx_st *tls;    /* tls_client_ctx(cafile, certfile, keyfile); etcd takes a ref */
-    int dial_timeout_ms;       /* default 2000 */
-    int request_timeout_ms;    /* a request's whole deadline, retries included; default 10000 */
+    struct ssl_ctx_st *tls; /* tls_client_ctx(cafile, certfile, keyfile); etcd takes a ref */
+    int dial_timeout_ms;    /* default 2000 */
+    int request_timeout_ms; /* a request's whole deadline, retries included; default 10000 */
+    /* one attempt's deadline on one member (default 2000): no answer within it, the request
+     * goes to the next member; doubled each round over the members (see etcd.c) */
+    int attempt_timeout_ms;
     int keepalive_interval_ms; /* PING after this much silence; default 2000 */
     int keepalive_timeout_ms;  /* no PONG within: the endpoint is dead; default 2000 */
 };

@@ -56,6 +56,7 @@ struct etcd {
     size_t cur;
     char *ep_list; /* "a, b, c" for messages */
     int request_timeout_ms;
+    int attempt_timeout_ms;
     uint64_t rng;
     struct ereq *reqs;
     etcd_watch_t *watches, *watches_tail;

@@ -22,6 +22,7 @@
 #include "auth.h"
 #include "events.h"
 #include "grpc.h"
+#include "leader.h"
 #include "nodelife.h"
 #include "nslife.h"
 #include "obj.h"
@@ -54,6 +55,9 @@ struct api {
     events_t *events;
     nodelife_t *nl;
     nslife_t *nsl;
+    /* on etcd, node lifecycle and event expiry each run on one apiserver: the holder of its
+     * Lease (NULL: on LMDB the only apiserver runs both) */
+    struct single *nl_single, *ev_single;
     rbac_t *rbac;            /* the stored RBAC objects, when they authorize (auth_rbac_on) */
     struct event *rbac_boot; /* creates and reconciles the default roles until done */
     bool rbac_ready;         /* the defaults are in place (/readyz waits for it) */
@@ -1259,9 +1263,13 @@ static void handle(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
 
 /* ---- internal writers: event TTL, node lifecycle ---- */
 
+static bool single_leading(const struct single *x);
+
 static void expire_event(void *arg, const char *ns, const char *name)
 {
     api_t *a = arg;
+    if (a->ev_single && !single_leading(a->ev_single))
+        return; /* another apiserver expires them; the next tick asks again */
     struct apply_op *o = apply_op_new(&kind_event, APPLY_EVENT_EXPIRE, ns, name);
     o->ttl_ns = a->cfg.event_ttl_s * 1000000000LL;
     stage_store(a, NULL, NULL, o);
@@ -1379,6 +1387,178 @@ static void on_change(const struct store_change *ch, void *arg)
         events_on_change(a->events, ch);
     if (a->nl)
         nodelife_on_change(a->nl, ch);
+}
+
+/* ---- singletons among the apiservers on one etcd ----
+ *
+ * Node lifecycle and event expiry write compare-and-set, so two apiservers
+ * doing them at once would not corrupt anything, but each would do the
+ * work. As kube-controller-manager's controllers, each runs on the holder
+ * of a Lease in kube-system (leader.c, client-go's semantics: 15 s, renew
+ * within 10 s, every 2 s), which this apiserver reads and writes through
+ * its own store as any other Lease. A holder that loses its Lease stops
+ * the work and becomes a candidate again (a daemon that elects exits
+ * instead; the apiserver has other work to go on with).
+ */
+
+struct single {
+    api_t *a;
+    const char *name; /* the Lease's */
+    leader_t *l;
+    bool leading;
+    void (*set)(api_t *a, bool on); /* starts or stops the work */
+    struct event *again;            /* a new candidacy after the last one ended */
+};
+
+/* A Leases call of an elector, in the store: answered through the op's owner. */
+struct single_call {
+    leader_io_done_fn done;
+    void *arg;
+    bool cancelled;
+};
+
+static void single_answer(struct apply_op *o, int code, const char *msg, const void *val,
+                          size_t len)
+{
+    struct single_call *c = o->owner;
+    o->owner = NULL;
+    if (!c)
+        return;
+    if (!c->cancelled)
+        c->done(c->arg, code, msg, val, len);
+    free(c);
+}
+
+static const struct apply_owner single_owner = {single_answer, NULL};
+
+struct single_get {
+    leader_io_done_fn done;
+    void *arg;
+};
+
+static void single_got(const void *val, size_t len, void *arg)
+{
+    struct single_get *g = arg;
+    g->done(g->arg, GRPC_OK, NULL, val, len);
+}
+
+static void *single_call(void *io_arg, const char *method, const ProtobufCMessage *req,
+                         leader_io_done_fn done, void *arg)
+{
+    api_t *a = io_arg;
+    if (!strcmp(method, "Get")) {
+        const Coracle__V1__GetRequest *g = (const void *)req;
+        struct single_get sg = {done, arg};
+        int r = read_object(a->st, &kind_lease, g->namespace_, g->name, single_got, &sg);
+        if (r == STORE_ENOTFOUND)
+            done(arg, GRPC_NOT_FOUND, "not found", NULL, 0);
+        else if (r < 0)
+            done(arg, GRPC_UNAVAILABLE, store_strerror(r), NULL, 0);
+        return NULL;
+    }
+    ProtobufCMessage *obj = obj_clone(req);
+    bool create = !strcmp(method, "Create");
+    if (create)
+        admit_defaults(&kind_lease, obj);
+    Coracle__V1__ObjectMeta *m = obj_meta(obj);
+    struct apply_op *o =
+        apply_op_new(&kind_lease, create ? APPLY_CREATE : APPLY_UPDATE, m->namespace_, m->name);
+    o->obj = obj;
+    struct single_call *c = xcalloc(1, sizeof(*c));
+    *c = (struct single_call){done, arg, false};
+    o->ow = &single_owner;
+    o->owner = c;
+    submit(a, o);
+    return c;
+}
+
+static void single_cancel(void *io_arg, void *call)
+{
+    (void)io_arg;
+    ((struct single_call *)call)->cancelled = true; /* freed when its op is answered */
+}
+
+static void single_event(void *io_arg, const ProtobufCMessage *ev)
+{
+    ns_create(io_arg, &kind_event, obj_clone(ev));
+}
+
+static void single_started(void *arg)
+{
+    struct single *x = arg;
+    x->leading = true;
+    x->set(x->a, true);
+}
+
+static void single_stopped(void *arg)
+{
+    struct single *x = arg;
+    x->leading = false;
+    x->set(x->a, false);
+    event_active(x->again, EV_TIMEOUT, 0); /* not here: x->l is in its callback */
+}
+
+static void single_candidate(struct single *x)
+{
+    struct leader_cfg lc = {.ns = "kube-system",
+                            .name = x->name,
+                            .identity = x->a->cfg.identity,
+                            .component = "coracle-apiserver",
+                            .lease_duration_ms = 15000,
+                            .renew_deadline_ms = 10000,
+                            .retry_period_ms = 2000,
+                            .on_started = single_started,
+                            .on_stopped = single_stopped,
+                            .arg = x};
+    struct leader_io io = {single_call, single_cancel, single_event, x->a};
+    char *err = NULL;
+    x->l = leader_new_io(x->a->base, &io, &lc, &err);
+    if (!x->l)
+        fatal("%s", err); /* the durations above are valid */
+    leader_start(x->l);
+}
+
+static void single_again(evutil_socket_t fd, short what, void *arg)
+{
+    struct single *x = arg;
+    (void)fd, (void)what;
+    leader_free(x->l);
+    single_candidate(x);
+}
+
+static struct single *single_new(api_t *a, const char *name, void (*set)(api_t *a, bool on))
+{
+    struct single *x = xcalloc(1, sizeof(*x));
+    *x = (struct single){.a = a, .name = name, .set = set};
+    x->again = evtimer_new(a->base, single_again, x);
+    set(a, false);
+    single_candidate(x);
+    return x;
+}
+
+static void single_free(struct single *x)
+{
+    if (!x)
+        return;
+    leader_free(x->l);
+    event_free(x->again);
+    free(x);
+}
+
+static bool single_leading(const struct single *x)
+{
+    return x->leading;
+}
+
+static void nodelife_set(api_t *a, bool on)
+{
+    if (a->nl)
+        nodelife_set_active(a->nl, on);
+}
+
+static void expiry_set(api_t *a, bool on)
+{
+    (void)a, (void)on; /* expire_event asks single_leading */
 }
 
 /* ---- /healthz, /readyz, /metrics ---- */
@@ -1553,6 +1733,10 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
     a->events = events_new(base, st, a->cfg.event_ttl_s, expire_event, a);
     struct nodelife_ops nops = {mark_node, mark_pod, a};
     a->nl = nodelife_new(base, st, cfg->node_grace_s, &nops);
+    if (cfg->elect_singletons) {
+        a->nl_single = single_new(a, "node-lifecycle-controller", nodelife_set);
+        a->ev_single = single_new(a, "coracle-apiserver-event-ttl", expiry_set);
+    }
     if (cfg->auth && auth_rbac_on(cfg->auth)) {
         a->rbac = rbac_new(st);
         auth_set_rbac(cfg->auth, a->rbac);
@@ -1628,6 +1812,9 @@ void api_stop(api_t *a)
 {
     a->stopping = true;
     watch_hub_end_all(a->hub);
+    single_free(a->nl_single);
+    single_free(a->ev_single);
+    a->nl_single = a->ev_single = NULL;
     /* Their timers write through the store, which closes next: stop them now. */
     nodelife_free(a->nl);
     a->nl = NULL;
@@ -1655,6 +1842,8 @@ void api_free(api_t *a)
     watch_hub_free(a->hub);
     event_free(a->stats_ev);
     events_free(a->events);
+    single_free(a->nl_single);
+    single_free(a->ev_single);
     if (a->nl)
         nodelife_free(a->nl);
     nslife_free(a->nsl);

@@ -49,6 +49,13 @@ struct api_config {
     void *metrics_arg;
     /* Services' cluster IP and node port ranges (svcalloc.h) */
     struct svcalloc_config svc;
+    /* several apiservers may share the store (etcd): node lifecycle and event expiry run
+     * only on the holder of their Lease (kube-system/node-lifecycle-controller,
+     * kube-system/coracle-apiserver-event-ttl) */
+    bool elect_singletons;
+    /* this apiserver among them ("<host>_<listen address>": the same after a restart, so it
+     * takes its Lease back at once); NULL: "<host>_<uuid>" */
+    const char *identity;
 };
 
 /* Registers every route and the HTTP handler on srv; st must be open. */

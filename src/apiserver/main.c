@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static struct cfg_list listen_addrs;
 static char *data_dir = LOCALSTATEDIR "/lib/coracle";
@@ -546,6 +547,14 @@ int main(int argc, char **argv)
     if (svcalloc_parse_cidr(&svc, service_cluster_ip_range, &err) < 0 ||
         svcalloc_parse_ports(&svc, service_node_port_range, &err) < 0)
         fatal("%s", err);
+    /* this apiserver among those on one etcd: the same after a restart */
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = 0;
+    const char *first = listen_addrs.n ? listen_addrs.v[0] : "127.0.0.1:6443";
+    char *ident = strlen(first) > 2 && strcmp(first + strlen(first) - 2, ":0")
+                      ? xasprintf("%s_%s", host, first)
+                      : NULL;
     struct api_config ac = {
         .event_ttl_s = event_ttl,
         .node_grace_s = node_monitor_grace,
@@ -561,6 +570,8 @@ int main(int argc, char **argv)
         .metrics_extra = certexp_metrics,
         .metrics_arg = app.certs,
         .svc = svc,
+        .elect_singletons = !strcmp(storage_backend, "etcd3"),
+        .identity = ident,
     };
     pod_security_config(&app, &ac.pod_security);
     app.api = api_new(app.base, app.st, app.srv, &ac);
@@ -626,6 +637,7 @@ int main(int argc, char **argv)
     store_close(app.st);
     certexp_free(app.certs);
     api_free(app.api);
+    free(ident);
     for (size_t j = 0; j < ARRAY_SIZE(app.psa_lists); j++)
         free_list(app.psa_lists[j]);
     audit_free(app.audit); /* writes what it holds */

@@ -26,6 +26,7 @@ struct nodelife {
     struct event *timer;
     char **stale;
     size_t nstale;
+    bool active;
 };
 
 static struct seen *seen_get(nodelife_t *n, const char *node)
@@ -117,7 +118,7 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 {
     nodelife_t *n = arg;
     store_rtxn_t *t;
-    if (store_read_begin(n->st, &t) < 0)
+    if (!n->active || store_read_begin(n->st, &t) < 0)
         return;
     store_scan(t, "nodes/", 6, NULL, 0, node_cb, n);
     if (n->nstale)
@@ -137,6 +138,7 @@ nodelife_t *nodelife_new(struct event_base *base, store_t *st, int64_t grace_s,
     n->grace_ns = (grace_s > 0 ? grace_s : 40) * 1000000000LL;
     n->start = mono_ns();
     n->ops = *ops;
+    n->active = true;
     n->seen = smap_new();
     int64_t iv = n->grace_ns / 4 / 1000000; /* ms */
     if (iv > 5000)
@@ -157,4 +159,11 @@ void nodelife_free(nodelife_t *n)
     smap_free(n->seen, free);
     free(n->stale);
     free(n);
+}
+
+void nodelife_set_active(nodelife_t *n, bool on)
+{
+    if (on && !n->active)
+        log_info("node lifecycle: running on this apiserver");
+    n->active = on;
 }

@@ -12,6 +12,7 @@
 #define CORACLE_NODELIFE_H
 
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "store.h"
@@ -28,5 +29,8 @@ nodelife_t *nodelife_new(struct event_base *base, store_t *st, int64_t grace_s,
                          const struct nodelife_ops *ops);
 void nodelife_free(nodelife_t *n);
 void nodelife_on_change(nodelife_t *n, const struct store_change *ch);
+/* Whether this instance marks nodes and pods (default true); it observes Leases either way, so
+ * one that becomes active knows how long each node has been silent. */
+void nodelife_set_active(nodelife_t *n, bool on);
 
 #endif

@@ -42,6 +42,7 @@ struct leader {
     void (*on_stopped)(void *arg);
     void *arg;
 
+    struct leader_io io;       /* io.call NULL: over g */
     Coracle__V1__Lease *lease; /* the last read or written, or NULL: Get first */
     /* the record last observed and when it changed, by our monotonic clock */
     uint8_t *obs_raw;
@@ -51,9 +52,9 @@ struct leader {
     int64_t obs_mono;
 
     bool started, leading, done; /* done: stopped or released, tries no more */
-    gcl_call_t *call;
-    enum leader_step step; /* of the open call; STEP_NONE: none, or cancelled */
-    bool call_ended;       /* its done callback ran (gcl may end a call at once) */
+    void *call;                  /* a gcl_call_t, or io.call's handle */
+    enum leader_step step;       /* of the open call; STEP_NONE: none, or cancelled */
+    bool call_ended;             /* its done callback ran (gcl may end a call at once) */
     struct event *try_ev;
     struct event *deadline_ev;
 };
@@ -203,17 +204,22 @@ static void record_event(leader_t *l, const char *what)
     ev.type = "Normal";
     ev.reportingcomponent = l->component;
     ev.reportinginstance = l->identity;
-    gcl_call(l->g, "/coracle.v1.Events/Create", &ev.base, NULL, NULL, NULL, 10000);
+    if (l->io.call)
+        l->io.event(l->io.io_arg, &ev.base);
+    else
+        gcl_call(l->g, "/coracle.v1.Events/Create", &ev.base, NULL, NULL, NULL, 10000);
     free(msg);
     free(ename);
 }
 
 static void cancel_call(leader_t *l)
 {
-    gcl_call_t *c = l->call;
+    void *c = l->call;
     l->call = NULL;
     l->step = STEP_NONE;
-    if (c)
+    if (c && l->io.call)
+        l->io.cancel(l->io.io_arg, c);
+    else if (c)
         gcl_call_cancel(c);
 }
 
@@ -314,6 +320,14 @@ static void lease_done(gcl_call_t *call, int code, const char *message, void *ar
     try_update(l);
 }
 
+/* An io call's outcome, as gcl's two callbacks. */
+static void io_done(void *arg, int code, const char *msg, const void *lease, size_t len)
+{
+    if (code == GRPC_OK && lease)
+        lease_msg(NULL, (const uint8_t *)lease, len, arg);
+    lease_done(NULL, code, msg ? msg : "", arg);
+}
+
 static void start_call(leader_t *l, enum leader_step step, const char *method,
                        const ProtobufCMessage *req)
 {
@@ -321,7 +335,9 @@ static void start_call(leader_t *l, enum leader_step step, const char *method,
     snprintf(path, sizeof path, "/coracle.v1.Leases/%s", method);
     l->step = step;
     l->call_ended = false;
-    gcl_call_t *c = gcl_call(l->g, path, req, lease_msg, lease_done, l, l->renew_deadline_ms);
+    void *c = l->io.call
+                  ? l->io.call(l->io.io_arg, method, req, io_done, l)
+                  : gcl_call(l->g, path, req, lease_msg, lease_done, l, l->renew_deadline_ms);
     l->call = l->call_ended ? NULL : c;
 }
 
@@ -413,6 +429,15 @@ leader_t *leader_new(struct event_base *base, gcl_t *g, const struct leader_cfg 
     return l;
 }
 
+leader_t *leader_new_io(struct event_base *base, const struct leader_io *io,
+                        const struct leader_cfg *cfg, char **err)
+{
+    leader_t *l = leader_new(base, NULL, cfg, err);
+    if (l)
+        l->io = *io;
+    return l;
+}
+
 void leader_start(leader_t *l)
 {
     if (l->started)
@@ -431,6 +456,11 @@ int leader_release(leader_t *l, int timeout_ms)
     evtimer_del(l->try_ev);
     evtimer_del(l->deadline_ev);
     cancel_call(l);
+    if (l->io.call) {
+        log_info("lease %s not released: it runs out in %d s", l->desc,
+                 l->lease_duration_ms / 1000);
+        return -1;
+    }
     if (!l->lease) {
         log_warn("cannot release lease %s: not read since the last failure", l->desc);
         return -1;

@@ -39,6 +39,8 @@
 
 #include "gcl.h"
 
+#include <protobuf-c/protobuf-c.h>
+
 typedef struct leader leader_t;
 
 struct leader_cfg {
@@ -65,6 +67,30 @@ struct leader_cfg {
 leader_t *leader_new(struct event_base *base, gcl_t *g, const struct leader_cfg *cfg, char **err);
 /* Logs "attempting to acquire..." and makes the first try from the loop. */
 void leader_start(leader_t *l);
+/*
+ * An elector that reaches the Leases other than as a client over gRPC: the
+ * apiserver elects among its peers through its own store. call starts a
+ * Leases method ("Get" with a GetRequest, "Create" or "Update" with a
+ * Lease) and calls done once, maybe before returning: code GRPC_OK and the
+ * Lease's bytes, or a gRPC code and message (both valid during the call);
+ * it returns a handle for cancel, or NULL if done already ran. cancel
+ * forgets a call (done never runs). event creates an Event, fire and
+ * forget (req valid during the call). The same rules as leader_new
+ * otherwise; io is copied, io->arg borrowed. leader_release is not
+ * available (-1): such an elector's Lease runs out as after a crash.
+ */
+typedef void (*leader_io_done_fn)(void *arg, int code, const char *msg, const void *lease,
+                                  size_t len);
+struct leader_io {
+    void *(*call)(void *io_arg, const char *method, const ProtobufCMessage *req,
+                  leader_io_done_fn done, void *arg);
+    void (*cancel)(void *io_arg, void *call);
+    void (*event)(void *io_arg, const ProtobufCMessage *ev);
+    void *io_arg;
+};
+leader_t *leader_new_io(struct event_base *base, const struct leader_io *io,
+                        const struct leader_cfg *cfg, char **err);
+
 /*
  * If leading: stops renewing and gives the Lease up, running the loop for
  * at most timeout_ms (call it after the daemon's loop ended and its work

@@ -509,8 +509,40 @@ static void svc_claim(api_t *a, struct apply_op *o)
 }
 
 /* To the store (o taken); if the store refuses it, answers its owner at once. */
+/*
+ * A write carrying resourceVersion N (an update's object, a delete's
+ * precondition) decides against the store's current value; a replica of
+ * etcd that has not reached N yet (the client saw N through another
+ * apiserver: it created the object there a moment ago) would answer
+ * NotFound or Conflict from the past. As reads do (read_rv_hold), it waits
+ * for the replica to get there, 3 s at most, then goes on either way: the
+ * compare on etcd decides. kube-apiserver reads the object from etcd when
+ * its watch cache does not have it; this is the replica's way. (LMDB: a
+ * resourceVersion from the future is a Conflict at once, as before.)
+ */
+static void rv_held(void *arg, const char *too_large)
+{
+    struct apply_op *o = arg;
+    (void)too_large;
+    store_op(o->op.arg, o);
+}
+
+static bool rv_hold_op(api_t *a, struct apply_op *o)
+{
+    if (o->rv_held || !store_is_replica(a->st))
+        return false; /* the embedded store is never behind what a client saw */
+    o->rv_held = 1;
+    const char *rv = o->pre_rv;
+    if (!rv && o->obj && (o->verb == APPLY_UPDATE || o->verb == APPLY_STATUS))
+        rv = obj_meta(o->obj)->resourceversion;
+    o->op.arg = a;
+    return read_rv_hold(a->st, a->base, rv, rv_held, o) != NULL;
+}
+
 static void store_op(api_t *a, struct apply_op *o)
 {
+    if (rv_hold_op(a, o))
+        return;
     if (o->k == &kind_service && !o->claimed &&
         (o->verb == APPLY_CREATE || o->verb == APPLY_UPDATE)) {
         svc_claim(a, o); /* the addresses first, then the store */

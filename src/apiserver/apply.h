@@ -82,6 +82,7 @@ struct apply_op {
     void *owner;
     void *owner2;
     int counted; /* api_submit counted it in api_inflight until done */
+    int rv_held; /* waited for the store to reach the resourceVersion it carries (api.c) */
 };
 
 /*

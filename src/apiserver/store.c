@@ -1690,6 +1690,11 @@ uint64_t store_compacted(const store_t *s)
     return s->compacted;
 }
 
+bool store_is_replica(const store_t *s)
+{
+    return s->replica != 0;
+}
+
 struct store_wait *store_wait_rev(store_t *s, uint64_t rev, void (*fn)(void *arg), void *arg)
 {
     if (rev <= s->rev) {

@@ -23,6 +23,7 @@
 #define CORACLE_STORE_H
 
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -107,6 +108,8 @@ void store_close(store_t *s);
 uint64_t store_rev(const store_t *s);
 /* Revisions <= this are no longer in the log. */
 uint64_t store_compacted(const store_t *s);
+/* Whether the store is a replica of another (store_opts.replica: etcd). */
+bool store_is_replica(const store_t *s);
 
 /*
  * Calls fn(arg) on the loop once store_rev() >= rev: a read that must not

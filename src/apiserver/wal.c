@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,10 +61,64 @@ static uint64_t get64(const uint8_t *p)
     return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
-/* ---- CRC-32C ---- */
+/* ---- CRC-32C ----
+ *
+ * Every record is summed as it is written and again at every replay. A
+ * table, byte by byte, costs about 7 instructions a byte: 7,000 for the
+ * record of one REST create, on the commit thread, before its sync. x86's
+ * SSE 4.2 and ARMv8's CRC extension compute this very polynomial 8 bytes
+ * an instruction; the CPU is asked once, the table is the fallback.
+ */
 
 static uint32_t crc_table[256];
+static uint32_t (*crc_fn)(uint32_t crc, const uint8_t *b, size_t n);
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+/* crc is the running value, already inverted (as are those below) */
+static uint32_t crc_bytes(uint32_t crc, const uint8_t *b, size_t n)
+{
+    while (n--)
+        crc = crc_table[(crc ^ *b++) & 0xff] ^ (crc >> 8);
+    return crc;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CRC_HW 1
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uint8_t *b, size_t n)
+{
+    uint64_t c = crc;
+    for (; n >= 8; n -= 8, b += 8) {
+        uint64_t v;
+        memcpy(&v, b, 8);
+        c = __builtin_ia32_crc32di(c, v);
+    }
+    for (; n; n--)
+        c = __builtin_ia32_crc32qi((uint32_t)c, *b++);
+    return (uint32_t)c;
+}
+static bool crc_hw_ok(void)
+{
+    return __builtin_cpu_supports("sse4.2");
+}
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_CRC32)
+#define CRC_HW 1
+#include <arm_acle.h>
+static uint32_t crc_hw(uint32_t crc, const uint8_t *b, size_t n)
+{
+    for (; n >= 8; n -= 8, b += 8) {
+        uint64_t v;
+        memcpy(&v, b, 8);
+        crc = __crc32cd(crc, v);
+    }
+    for (; n; n--)
+        crc = __crc32cb(crc, *b++);
+    return crc;
+}
+static bool crc_hw_ok(void)
+{
+    return true; /* compiled for a CPU that has it */
+}
+#endif
 
 static void crc_init(void)
 {
@@ -73,16 +128,23 @@ static void crc_init(void)
             c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
         crc_table[i] = c;
     }
+    crc_fn = crc_bytes;
+#ifdef CRC_HW
+    if (crc_hw_ok())
+        crc_fn = crc_hw;
+#endif
 }
 
 uint32_t wal_crc32c(uint32_t crc, const void *p, size_t n)
 {
-    const uint8_t *b = p;
     pthread_once(&crc_once, crc_init);
-    crc = ~crc;
-    while (n--)
-        crc = crc_table[(crc ^ *b++) & 0xff] ^ (crc >> 8);
-    return ~crc;
+    return ~crc_fn(~crc, p, n);
+}
+
+uint32_t wal_crc32c_table(uint32_t crc, const void *p, size_t n)
+{
+    pthread_once(&crc_once, crc_init);
+    return ~crc_bytes(~crc, p, n);
 }
 
 /* A record's checksum: every byte but the crc field itself. */

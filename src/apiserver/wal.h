@@ -94,8 +94,12 @@ int wal_rec_parse(const uint8_t *p, size_t avail, uint64_t epoch, struct wal_rec
  */
 int wal_rec_next(const struct wal_rec *r, size_t *pos, struct wal_entry *e);
 
-/* CRC-32C (Castagnoli) of n bytes, continuing from crc (0 to start). */
+/* CRC-32C (Castagnoli) of n bytes, continuing from crc (0 to start): the
+ * CPU's instruction where there is one, else wal_crc32c_table's. */
 uint32_t wal_crc32c(uint32_t crc, const void *p, size_t n);
+
+/* The same by a table, byte by byte (the reference the tests compare with). */
+uint32_t wal_crc32c_table(uint32_t crc, const void *p, size_t n);
 
 /* ---- the file ---- */
 

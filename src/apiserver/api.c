@@ -261,6 +261,15 @@ static const char *req_ns(const struct kind *k, const Coracle__V1__ObjectMeta *m
 static void op_done(struct store_op *sop, int err, const struct store_change *ch);
 static void gen_name(Coracle__V1__ObjectMeta *m);
 
+bool api_admit_on_commit(const api_t *a, const struct kind *k)
+{
+    /* pods are admitted on the loop when the ServiceAccount plugin is to change them; events
+     * are matched there; a CSR gets its requester's identity, a Service its addresses */
+    bool sa_admit = k == &kind_pod && satoken_issuing(a->cfg.sat);
+    return k != &kind_event && k != &kind_csr && k != &kind_service && !sa_admit &&
+           !api_escalation_checked(a, k);
+}
+
 bool api_escalation_checked(const api_t *a, const struct kind *k)
 {
     return a->rbac && (k == &kind_role || k == &kind_clusterrole || k == &kind_rolebinding ||
@@ -990,11 +999,7 @@ static void do_create(api_t *a, struct api_route *rt, h2s_call_t *c, const struc
         do_review(a, rt, c, u, msg, len);
         return;
     }
-    /* pods are decoded here when the ServiceAccount plugin is to change them; events are
-     * matched on the loop; a CSR gets its requester's identity */
-    bool sa_admit = k == &kind_pod && satoken_issuing(a->cfg.sat);
-    if (k != &kind_event && k != &kind_csr && k != &kind_service && !sa_admit &&
-        !api_escalation_checked(a, k) && create_from_wire(a, rt, c, u, msg, len) == 0)
+    if (api_admit_on_commit(a, k) && create_from_wire(a, rt, c, u, msg, len) == 0)
         return;
     ProtobufCMessage *obj = decode_or_fail(rt, c, k->desc, k->kind, msg, len);
     if (!obj)

@@ -321,6 +321,16 @@ static bool update_deletes(const struct apply_op *o, const Coracle__V1__ObjectMe
 
 /* ---- create ---- */
 
+/* Admission's defaults and validation of obj: 0, or APPLY_EFAIL (o's code and msg set). */
+static int admit_obj(struct apply_op *o, ProtobufCMessage *obj)
+{
+    char *msg = NULL;
+    admit_defaults(o->k, obj);
+    if (admit_validate(o->k, obj, &msg) != 0)
+        return fail(o, GRPC_INVALID_ARGUMENT, msg);
+    return 0;
+}
+
 /*
  * An object sent as bytes (o->req: a create, or a big update or status
  * update, see api.c), its key made from the names the loop read off the
@@ -340,17 +350,13 @@ static int wire_decode(struct apply_op *o, bool status)
     Coracle__V1__ObjectMeta *m = obj_meta(obj);
     if (o->gen_tries)
         obj_set_str(&m->name, o->name);
-    char *msg = NULL;
     if (status) {
         obj_normalize(obj);
         if (o->k->namespaced && (!m->namespace_ || !*m->namespace_))
             obj_set_str(&m->namespace_, "default");
-    } else {
-        admit_defaults(o->k, obj);
-        if (admit_validate(o->k, obj, &msg) != 0) {
-            obj_free(obj);
-            return fail(o, GRPC_INVALID_ARGUMENT, msg);
-        }
+    } else if (admit_obj(o, obj)) {
+        obj_free(obj);
+        return APPLY_EFAIL;
     }
     if (strcmp(m->name ? m->name : "", o->name) ||
         (o->k->namespaced && strcmp(m->namespace_ ? m->namespace_ : "", o->ns))) {
@@ -373,6 +379,11 @@ static int apply_create(struct apply_op *o, const void *cur, size_t cur_len, uin
         int r = wire_decode(o, false);
         if (r)
             return r;
+    } else if (o->admit) {
+        int r = admit_obj(o, o->obj);
+        if (r)
+            return r;
+        o->admit = 0; /* a retry (another generated name) has it admitted */
     }
     /* validating admission comes before the store says the name is taken */
     if (o->psa && pod_security(o, NULL))

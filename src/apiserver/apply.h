@@ -46,6 +46,9 @@ struct apply_op {
      * admitted and encoded by apply on the commit thread (see api.c) */
     void *req;
     size_t req_len;
+    /* a create whose obj is still to be defaulted and validated, by apply
+     * (api_admit_on_commit: the loop decoded it, the commit thread admits) */
+    int admit;
     /* delete */
     int has_grace;
     int64_t grace;

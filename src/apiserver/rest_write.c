@@ -660,11 +660,15 @@ static void do_create(struct wreq *w, const struct auth_user *u)
     }
     free(w->name);
     w->name = m->name && *m->name ? xstrdup(m->name) : NULL;
+    /* admission on the commit thread where the loop needs nothing of it, as for gRPC creates:
+     * the loop is the busier thread (doc/DESIGN.md) */
+    bool late = api_admit_on_commit(w->rs->cfg.api, w->k);
     if (authorize(w, u, "create", generated ? NULL : m->name, NULL) < 0 ||
-        requester(w, u, obj) < 0 || admit(w, obj, false) < 0)
+        requester(w, u, obj) < 0 || (!late && admit(w, obj, false) < 0))
         goto out;
     struct apply_op *o = apply_op_new(w->k, APPLY_CREATE, m->namespace_, m->name);
     o->obj = obj;
+    o->admit = late;
     o->gen_tries = generated;
     submit(w, o);
     return;

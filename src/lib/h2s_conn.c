@@ -67,7 +67,7 @@ static void mark_urgent(struct conn *c)
 /* An answer to a unary call (or a plain HTTP one) goes out before bulk watch traffic. */
 void h2s_mark_dirty_for(h2s_call_t *call)
 {
-    if (call->route && call->route->kind != H2S_UNARY)
+    if (call->bulk || (call->route && call->route->kind != H2S_UNARY))
         h2s_mark_dirty(call->conn);
     else
         mark_urgent(call->conn);

@@ -121,6 +121,7 @@ struct h2s_call {
     unsigned hdrs_done : 1;    /* request HEADERS complete */
     unsigned counted : 2;      /* 1: counted as an in-flight read, 2: mutating, 0: not */
     unsigned streaming : 1;    /* counted in conn->nstreaming */
+    unsigned bulk : 1;         /* a streamed plain answer (h2s_req_start): sent as streams are */
     unsigned inq : 2;          /* waiting in s->wq[inq] for an in-flight slot (1 reads, 2 writes) */
     h2s_call_t *wprev, *wnext; /* s->wq */
     int64_t wsince;            /* queued at (mono ns) */
@@ -265,7 +266,8 @@ int h2s_conn_close_later(struct conn *c);
 void h2s_conn_free(struct conn *c);
 /* Puts c in the bulk flush line. */
 void h2s_mark_dirty(struct conn *c);
-/* An answer to a unary call (or a plain HTTP one) goes out before bulk watch traffic. */
+/* An answer to a unary call (or a plain HTTP one) goes out before bulk watch traffic
+ * (a stream's, a streamed plain answer's). */
 void h2s_mark_dirty_for(h2s_call_t *call);
 /* nghttp2's send_data callback: a DATA frame from the call's queue to the output. */
 int h2s_send_data_cb(nghttp2_session *ngh, nghttp2_frame *f, const uint8_t *framehd, size_t length,

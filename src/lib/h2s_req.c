@@ -294,9 +294,12 @@ int h2s_req_start(h2s_req_t *r, int status, const char *content_type)
         h2s_h1_start(r, status, content_type);
         return 0;
     }
-    /* streams share the connection round-robin, after the answers (h2s_call.c) */
+    /* streams share the connection round-robin, after the answers (h2s_call.c), and go in
+     * the bulk flush line: as urgent, each watch event was framed and sent on its own at once
+     * (h2s_conn.c) */
     nghttp2_extpri pri = {3, 1};
     nghttp2_session_change_extpri_stream_priority(r->conn->ngh, r->call->sid, &pri, 1);
+    r->call->bulk = 1;
     h2_submit(r, status, content_type, SIZE_MAX);
     return 0;
 }

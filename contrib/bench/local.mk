@@ -44,3 +44,7 @@ dist_noinst_SCRIPTS += contrib/bench/sched-bench contrib/bench/rbac-bench contri
 dist_noinst_SCRIPTS += contrib/bench/edge-footprint
 EXTRA_DIST += contrib/bench/run contrib/bench/README.md \
 	contrib/bench/RESULTS.md
+# hollow-kubelet: many simulated kubelets in one process (the fleet benchmark, t/49).
+noinst_PROGRAMS += contrib/bench/hollow-kubelet
+contrib_bench_hollow_kubelet_SOURCES = contrib/bench/hollow-kubelet.c
+contrib_bench_hollow_kubelet_LDADD = libcoracle.a $(COMMON_LIBS)

@@ -1644,8 +1644,13 @@ static void metrics(api_t *a, char **body, size_t *len)
             "# HELP coracle_apiserver_watch_pending_changes Changes not yet fanned out to "
             "every watcher.\n"
             "# TYPE coracle_apiserver_watch_pending_changes gauge\n"
-            "coracle_apiserver_watch_pending_changes %" PRIu64 "\n",
-            ws.watchers, ws.events_sent, ws.cut_slow, ws.held, ws.pending);
+            "coracle_apiserver_watch_pending_changes %" PRIu64 "\n"
+            "# HELP coracle_apiserver_watchers_node_indexed Pod watchers selecting one "
+            "spec.nodeName, found through the index by node (a change reaches only its "
+            "node's).\n"
+            "# TYPE coracle_apiserver_watchers_node_indexed gauge\n"
+            "coracle_apiserver_watchers_node_indexed %" PRIu64 "\n",
+            ws.watchers, ws.events_sent, ws.cut_slow, ws.held, ws.pending, ws.by_node);
     if (a->srv)
         fprintf(f,
                 "# HELP coracle_apiserver_output_buffered_bytes Framed bytes waiting for room "

@@ -120,6 +120,8 @@ static void watcher_unlink(struct watcher *w)
 {
     struct wlist *l = w->list;
     wl_del(w);
+    if (w->node && l)
+        w->hub->stats.by_node--;
     if (w->node && l && !l->head) {
         smap_del(w->hub->by_node, w->node);
         free(l);
@@ -1121,6 +1123,7 @@ static void start_list(struct wstart *s)
             smap_put(h->by_node, node, l);
         }
         wl_add(l, w);
+        h->stats.by_node++;
     } else {
         wl_add(&h->all[kind_index(w->k)], w);
     }

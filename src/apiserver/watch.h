@@ -99,6 +99,9 @@ struct watch_stats {
     uint64_t cut_budget; /* of cut_slow: ended by the global memory budget */
     uint64_t held;       /* bytes unsent events hold now (what the budget counts) */
     uint64_t pending;    /* changes waiting to be fanned out */
+    /* of watchers: pod watchers reached through the spec.nodeName index (a change
+     * costs them nothing unless it is their node's) */
+    uint64_t by_node;
 };
 void watch_get_stats(const watch_hub_t *h, struct watch_stats *out);
 

@@ -41,10 +41,14 @@ contrib_bench_sched_bench_load_SOURCES = contrib/bench/sched_bench.c
 contrib_bench_sched_bench_load_LDADD = libcoracle.a $(COMMON_LIBS)
 dist_noinst_SCRIPTS += contrib/bench/sched-bench contrib/bench/rbac-bench contrib/bench/net-bench \
 	contrib/bench/proxy-bench
-dist_noinst_SCRIPTS += contrib/bench/edge-footprint
+dist_noinst_SCRIPTS += contrib/bench/edge-footprint contrib/bench/fleet
 EXTRA_DIST += contrib/bench/run contrib/bench/README.md \
 	contrib/bench/RESULTS.md
 # hollow-kubelet: many simulated kubelets in one process (the fleet benchmark, t/49).
 noinst_PROGRAMS += contrib/bench/hollow-kubelet
 contrib_bench_hollow_kubelet_SOURCES = contrib/bench/hollow-kubelet.c
 contrib_bench_hollow_kubelet_LDADD = libcoracle.a $(COMMON_LIBS)
+# fleet-load: one phase of the fleet benchmark (creates, churn, deletes; startup latency).
+noinst_PROGRAMS += contrib/bench/fleet-load
+contrib_bench_fleet_load_SOURCES = contrib/bench/fleet-load.c
+contrib_bench_fleet_load_LDADD = libcoracle.a $(COMMON_LIBS)

@@ -102,12 +102,13 @@ struct inf {
     int backoff_ms; /* the next wait */
     bool need_list; /* the step after a wait: list (true) or watch */
     bool synced;
-    bool got_msg;                /* the current watch delivered something */
-    bool list_ok;                /* the current list call's page arrived */
-    bool call_ended;             /* the done callback of the current call ran */
-    uint64_t rv;                 /* last revision seen */
-    bool compact;                /* cached objects are pb_compact blocks */
-    void (*free_obj)(void *obj); /* frees a cached object: msg_free or free */
+    bool got_msg;                             /* the current watch delivered something */
+    bool list_ok;                             /* the current list call's page arrived */
+    bool call_ended;                          /* the done callback of the current call ran */
+    uint64_t rv;                              /* last revision seen */
+    bool compact;                             /* cached objects are pb_compact blocks */
+    void (*transform)(ProtobufCMessage *obj); /* inf_opts' */
+    void (*free_obj)(void *obj);              /* frees a cached object: msg_free or free */
 
     smap_t *cache;
     smap_t *pending; /* pages of a list in progress */
@@ -216,6 +217,8 @@ static void fill_req(const inf_t *inf, Coracle__V1__ListRequest *req)
 /* obj (decoded, owned) as the cache keeps it: itself, or its compact copy. */
 static ProtobufCMessage *own(inf_t *inf, ProtobufCMessage *obj)
 {
+    if (inf->transform)
+        inf->transform(obj);
     if (!inf->compact)
         return obj;
     ProtobufCMessage *c = pb_compact(obj);
@@ -503,6 +506,7 @@ inf_t *inf_new(struct event_base *base, gcl_t *g, const struct kind *k, const st
         inf->backoff_initial_ms = opts->backoff_initial_ms;
         inf->backoff_max_ms = opts->backoff_max_ms;
         inf->compact = opts->compact;
+        inf->transform = opts->transform;
     }
     inf->free_obj = inf->compact ? free : msg_free;
     if (inf->page_size <= 0)

@@ -63,6 +63,10 @@ struct inf_opts {
     /* Keep each object in one allocation (pb_compact): less memory for big
      * caches; the objects must then never be changed or freed by callers. */
     bool compact;
+    /* Called on each object as it arrives, before it is cached and handed to
+     * the handlers (client-go's SetTransform): may drop what the consumer
+     * never reads, so that a big cache holds less. NULL: none. */
+    void (*transform)(ProtobufCMessage *obj);
 };
 
 /*

@@ -299,6 +299,35 @@ static void pod_changed(sched_t *s, const Coracle__V1__Pod *old, const Coracle__
     free(key);
 }
 
+/*
+ * The informer's transform: what the scheduler keeps of a pod. An assigned
+ * pod is only charged to its node (spec and labels) and freed when it ends
+ * (status.phase); its other status (conditions, containerStatuses, IPs:
+ * about half of a running pod's memory) is never read, nor are any pod's
+ * managedFields (kube-scheduler drops those too). A pending pod keeps its
+ * status: set_unschedulable writes it back.
+ */
+static void pod_slim(ProtobufCMessage *obj)
+{
+    Coracle__V1__Pod *p = (Coracle__V1__Pod *)obj;
+    Coracle__V1__ObjectMeta *m = p->metadata;
+    if (m && m->n_managedfields) {
+        for (size_t i = 0; i < m->n_managedfields; i++)
+            protobuf_c_message_free_unpacked(&m->managedfields[i]->base, NULL);
+        free(m->managedfields);
+        m->managedfields = NULL;
+        m->n_managedfields = 0;
+    }
+    if (!p->spec || !p->spec->nodename || !*p->spec->nodename || !p->status)
+        return;
+    char *phase = p->status->phase;
+    p->status->phase = NULL;
+    protobuf_c_message_free_unpacked(&p->status->base, NULL);
+    p->status = xmalloc(sizeof(*p->status));
+    coracle__v1__pod_status__init(p->status);
+    p->status->phase = phase;
+}
+
 static void pod_add(inf_t *inf, const ProtobufCMessage *obj, void *arg)
 {
     pod_changed(arg, NULL, (const Coracle__V1__Pod *)obj);
@@ -707,7 +736,8 @@ sched_t *sched_new(struct event_base *base, const struct sched_cfg *cfg)
     s->accts = smap_new();
     struct inf_handlers ph = {pod_add, pod_update, pod_delete, synced, s};
     struct inf_handlers nh = {node_add, node_add_or_update, node_delete, synced, s};
-    s->pods = inf_new(base, s->g, &kind_pod, NULL, &ph);
+    struct inf_opts po = {.transform = pod_slim};
+    s->pods = inf_new(base, s->g, &kind_pod, &po, &ph);
     s->nodes = inf_new(base, s->g, &kind_node, NULL, &nh);
     return s;
 }

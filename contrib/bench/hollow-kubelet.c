@@ -84,7 +84,7 @@ struct hk {
     struct event_base *base;
     gcl_t **conns;
     long long nconns, nnodes, start_delay_ms, stop_delay_ms, status_update_s, status_report_s;
-    int events;
+    int events, stagger;
     bool stopping;         /* tearing down: no new calls */
     int64_t last_event_ns; /* event names: strictly increasing times */
     char *prefix, *cpu, *memory, *max_pods;
@@ -211,6 +211,17 @@ static void timer_in_ms(struct event *ev, int64_t ms)
 static int64_t jittered_ms(int64_t period_s)
 {
     return period_s * 1000 + random() % (period_s * 40 + 1);
+}
+
+/*
+ * The first period of a node that just registered: with --stagger, a random
+ * point of it, as in a fleet whose kubelets did not all start in the same
+ * second (the 4 % jitter alone keeps nodes started together in step for
+ * minutes, every Lease renewed in one burst); without, a whole period.
+ */
+static int64_t first_ms(const struct hk *hk, int64_t period_s)
+{
+    return hk->stagger ? random() % (period_s * 1000) + 1 : jittered_ms(period_s);
 }
 
 static Coracle__V1__Time *mk_time(struct arena *a, int64_t ns)
@@ -408,7 +419,7 @@ static void node_create_done(void *arg, int code, const char *msg)
         n->status_posted = code == GRPC_OK ? now_ns() : 0;
         n->hk->registered++;
         check_ready(n->hk);
-        timer_in_ms(n->status_ev, code == GRPC_OK ? jittered_ms(n->hk->status_update_s) : 0);
+        timer_in_ms(n->status_ev, code == GRPC_OK ? first_ms(n->hk, n->hk->status_update_s) : 0);
         return;
     }
     log_warn("node %s: register: %s", n->name, msg);
@@ -457,6 +468,8 @@ static void lease_done(void *arg, int code, const char *msg)
             n->synced_once = true;
             n->hk->leased++;
             check_ready(n->hk);
+            timer_in_ms(n->lease_ev, first_ms(n->hk, LEASE_RENEW_S));
+            return;
         }
         timer_in_ms(n->lease_ev, jittered_ms(LEASE_RENEW_S));
         return;
@@ -941,6 +954,7 @@ int main(int argc, char **argv)
     hk.status_update_s = 10;
     hk.status_report_s = 300;
     hk.events = 1;
+    hk.stagger = 1;
     hk.prefix = "hollow-node-";
     hk.cpu = "4";
     hk.memory = "16331256Ki";
@@ -960,6 +974,9 @@ int main(int argc, char **argv)
         {"node-status-report-frequency", CFG_INT, &hk.status_report_s, "S",
          "how often an unchanged status is posted anyway (default 300)"},
         {"events", CFG_BOOL, &hk.events, "BOOL", "post the pods' events (default true)"},
+        {"stagger", CFG_BOOL, &hk.stagger, "BOOL",
+         "first Lease renewal and status check at a random point of their period, not in "
+         "step (default true)"},
         {"node-cpu", CFG_STR, &hk.cpu, "Q", "capacity cpu (default 4)"},
         {"node-memory", CFG_STR, &hk.memory, "Q", "capacity memory (default 16331256Ki)"},
         {"max-pods", CFG_STR, &hk.max_pods, "N", "capacity pods (default 110)"},

@@ -127,7 +127,8 @@ static void report(struct load *L)
            bspan > 0 ? (L->bound - 1) / bspan : 0, L->running_mine, L->gone_mine, L->list_items);
     for (int i = 0; i < NL; i++) {
         struct lat *l = &L->lat[i];
-        qsort(l->us, l->n, sizeof(*l->us), cmp_i64);
+        if (l->n) /* qsort of no array: undefined behaviour */
+            qsort(l->us, l->n, sizeof(*l->us), cmp_i64);
         printf(",\"%s\":{\"n\":%zu,\"errors\":%lld,\"p50_ms\":%.3f,\"p90_ms\":%.3f,"
                "\"p99_ms\":%.3f,\"max_ms\":%.3f}",
                l_names[i], l->n, l->errors, l->n ? l->us[l->n / 2] / 1000.0 : 0,

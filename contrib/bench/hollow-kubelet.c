@@ -184,7 +184,8 @@ static void stats_print(struct hk *hk)
         struct lat *l = &hk->lat[i];
         if (!l->n && !l->errors)
             continue;
-        qsort(l->us, l->n, sizeof(*l->us), cmp_i64);
+        if (l->n) /* qsort of no array: undefined behaviour */
+            qsort(l->us, l->n, sizeof(*l->us), cmp_i64);
         double p50 = l->n ? l->us[l->n / 2] / 1000.0 : 0;
         double p99 = l->n ? l->us[l->n * 99 / 100] / 1000.0 : 0;
         double max = l->n ? l->us[l->n - 1] / 1000.0 : 0;

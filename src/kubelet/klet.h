@@ -9,8 +9,8 @@
  * secctx.c (what securityContext asks: user, groups, capabilities,
  * seccomp through seccomp.c, sysctls),
  * monitor.c (the per-container coracle-monitor, its sync
- * pipe and exit files), sandbox.c (the pod's namespaces, /etc/hosts,
- * resolv.conf), cni.c (the pod network; podnet.c writes the built-in one
+ * pipe and exit files), sandbox.c (the pod's namespaces, /etc/hosts),
+ * dns.c (resolv.conf, the cluster DNS), cni.c (the pod network; podnet.c writes the built-in one
  * from the Node's podCIDR), volumes.c (emptyDir, hostPath),
  * cfgvol.c (configMap and secret volumes, through atomic_writer.c), refs.c
  * (the ConfigMaps and Secrets the pods use, each watched), envvars.c (a
@@ -68,6 +68,9 @@ struct klet_cfg {
     long long vxlan_port;         /* --vxlan-port (8472) */
     char *proxy_mode;             /* --proxy-mode: nftables or none */
     int masquerade_all;           /* --masquerade-all: SNAT all ClusterIP traffic (proxy.c) */
+    char *cluster_dns;            /* --cluster-dns: comma list of the pods' nameservers (dns.c) */
+    char *cluster_domain;         /* --cluster-domain (cluster.local) */
+    char *resolv_conf;            /* --resolv-conf: the node's resolver config ("": none) */
     long long image_gc_high;      /* --image-gc-high-threshold: percent (85; 100: GC off) */
     long long image_gc_low;       /* --image-gc-low-threshold: percent (80) */
 };
@@ -123,6 +126,7 @@ struct klet_net {
 
 struct klet_pod;
 struct kpx;
+struct kdns;
 struct klet_proc;
 struct klet_ref;
 struct klet_tok;
@@ -180,7 +184,18 @@ struct klet {
     struct kpx *proxy;    /* proxy.c: the Service proxy; NULL with --proxy-mode none */
     struct klet_imggc imggc;
     struct backoff *pull_backoff; /* pullbackoff.c: per image, made at the first failure */
+    struct kdns *dns;             /* dns.c: the cluster DNS; NULL without --cluster-dns */
+    bool dns_warned;              /* dns.c: MissingClusterDNS recorded */
+    /* services.c: Services and EndpointSlices of all namespaces (proxy and DNS); NULL when
+     * neither is on. svc_serial: the time of the last change (the DNS zone's SOA serial). */
+    struct inf *svc_inf, *slice_inf;
+    uint32_t svc_serial;
 };
+
+/* ------------------------------------------------------------ services.c */
+/* Starts the Service and EndpointSlice informers (once; before the proxy and the DNS). */
+void klet_services_start(struct klet *k);
+void klet_services_stop(struct klet *k);
 
 /* ------------------------------------------------------------ proc.c */
 /* Runs processes without blocking the loop; SIGCHLD reaps them. */
@@ -376,12 +391,12 @@ int klet_seccomp_localhost(const char *path, char *const *caps, size_t ncaps, ch
 
 /* ------------------------------------------------------------ sandbox.c */
 /* Creates <dir>/ns/{net,ipc,uts} as bind-mounted namespace files (net/uts skipped for
- * hostNetwork), sets the hostname and brings lo up; writes hosts, resolv.conf, hostname.
+ * hostNetwork), sets the hostname and brings lo up; writes hosts, hostname.
  * share_pid (shareProcessNamespace): also <dir>/ns/pid, held by a pause process. */
 int klet_sandbox_create(const char *dir, const char *hostname, bool hostnet, bool share_pid,
                         const char *pod_ip, char **err);
 bool klet_sandbox_exists(const char *dir, bool hostnet);
-/* (Re)writes <dir>/{hosts,hostname,resolv.conf} for the containers' bind mounts. */
+/* (Re)writes <dir>/{hosts,hostname} for the containers' bind mounts (resolv.conf: dns.c). */
 void klet_sandbox_files(const char *dir, const char *hostname, bool hostnet, const char *pod_ip);
 
 /* ------------------------------------------------------------ cni.c */
@@ -679,9 +694,13 @@ int klet_nl_routes_ours(uint32_t (**dst)[2], size_t *n, char **err);
  * lower device (0: none); mtu 0: the kernel's choice; no learning. */
 int klet_nl_vxlan(const char *name, uint32_t vni, uint16_t port, uint32_t local, int link,
                   const uint8_t mac[6], int mtu, int *ifindex, char **err);
+/* Creates the dummy device name (kept when it exists) and returns its *ifindex. */
+int klet_nl_dummy(const char *name, int *ifindex, char **err);
 int klet_nl_link_up(int ifindex, char **err);
 int klet_nl_link_del(const char *name, char **err);
 int klet_nl_addr(int ifindex, uint32_t ip, int plen, char **err);
+/* Adds (or replaces) / deletes the address ip/plen on ifindex. */
+int klet_nl_addr_set(bool add, int ifindex, uint32_t ip, int plen, char **err);
 /* A permanent neighbour ip -> mac on ifindex. */
 int klet_nl_neigh(bool add, int ifindex, uint32_t ip, const uint8_t mac[6], char **err);
 /* A permanent FDB entry: frames to mac go to the VTEP at remote. */

@@ -34,8 +34,9 @@ libkubelet_a_SOURCES = \
 	src/kubelet/tunnel.c src/kubelet/tunnel.h \
 	src/kubelet/pods.c \
 	src/kubelet/metrics.c \
-	src/kubelet/proxy.c src/kubelet/proxy_rules.c src/kubelet/proxy.h
-KLET_LIBS = libkubelet.a libcoracle.a $(COMMON_LIBS) $(LIBMNL_LIBS) $(NFTABLES_LIBS)
+	src/kubelet/proxy.c src/kubelet/proxy_rules.c src/kubelet/proxy.h \
+	src/kubelet/services.c src/kubelet/dns.c src/kubelet/dns_msg.c src/kubelet/dns_conf.c src/kubelet/dns.h
+KLET_LIBS = libkubelet.a libcoracle.a $(COMMON_LIBS) $(LIBMNL_LIBS) $(NFTABLES_LIBS) $(LDNS_LIBS)
 bin_PROGRAMS += coracle-kubelet coracle-monitor
 coracle_kubelet_SOURCES = src/kubelet/main.c
 coracle_kubelet_LDADD = $(KLET_LIBS)

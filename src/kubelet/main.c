@@ -9,6 +9,7 @@
 #include "certs.h"
 #include "cfg.h"
 #include "daemon.h"
+#include "dns.h"
 #include "image.h"
 #include "klet.h"
 #include "obs.h"
@@ -117,6 +118,9 @@ int main(int argc, char **argv)
         .masquerade_all = 1,
         .image_gc_high = 85,
         .image_gc_low = 80,
+        .cluster_dns = "",
+        .cluster_domain = "cluster.local",
+        .resolv_conf = "/etc/resolv.conf",
     };
     static char *image_min_age = "2m", *image_max_age = "0s", *image_gc_period = "5m";
     static char *ca = "", *cert = "", *key = "", *token_file = "";
@@ -172,7 +176,8 @@ int main(int argc, char **argv)
         {"vxlan-port", CFG_INT, &k.cfg.vxlan_port, "PORT", "the vxlan mode's UDP port (8472)"},
         {"cleanup", CFG_BOOL, &cleanup, "BOOL",
          "remove the pod network's routes, VXLAN device (--vxlan-vni) and masquerade (table ip "
-         "coracle-net) and the Service rules (table ip coracle-proxy), and exit (false)"},
+         "coracle-net), the Service rules (table ip coracle-proxy) and the device coracle-dns, "
+         "and exit (false)"},
         {"proxy-mode", CFG_STR, &k.cfg.proxy_mode, "MODE",
          "Services' data path: nftables (table ip coracle-proxy, removed at shutdown) or none "
          "(none; the packaged config says nftables)"},
@@ -191,6 +196,15 @@ int main(int argc, char **argv)
          "(0s)"},
         {"image-gc-period", CFG_STR, &image_gc_period, "DURATION",
          "how often image garbage collection runs (5m, the kubelet's ImageGCPeriod)"},
+        {"cluster-dns", CFG_STR, &k.cfg.cluster_dns, "ADDRS",
+         "comma list of the pods' nameservers (dnsPolicy ClusterFirst); the kubelet answers "
+         "the cluster's names on them, port 53, putting each on the device coracle-dns when "
+         "no interface has it (none: ClusterFirst falls back to Default)"},
+        {"cluster-domain", CFG_STR, &k.cfg.cluster_domain, "DOMAIN",
+         "the cluster's DNS domain (cluster.local)"},
+        {"resolv-conf", CFG_STR, &k.cfg.resolv_conf, "FILE",
+         "the node's resolver config: dnsPolicy Default and the cluster DNS's upstreams; \"\": "
+         "none (/etc/resolv.conf)"},
         {"certificate-authority", CFG_STR, &ca, "FILE",
          "CA bundle to verify the apiserver (TLS); unset: cleartext h2c"},
         {"client-certificate", CFG_STR, &cert, "FILE",
@@ -229,6 +243,7 @@ int main(int argc, char **argv)
         char *cerr = NULL;
         if (klet_masq_remove(&cerr) < 0)
             fatal("--cleanup: %s", cerr);
+        klet_dns_cleanup();
         if (kpx_cleanup(&cerr) < 0)
             fatal("--cleanup: %s", cerr);
         return 0;
@@ -318,8 +333,12 @@ int main(int argc, char **argv)
         fatal("pod network: %s", err);
     if (klet_bridgenet_start(&k, &err) < 0)
         fatal("%s", err);
+    if (!strcmp(k.cfg.proxy_mode, "nftables") || *k.cfg.cluster_dns)
+        klet_services_start(&k);
     if (!strcmp(k.cfg.proxy_mode, "nftables"))
         klet_proxy_start(&k); /* logs why not; pods run without Services then */
+    if (*k.cfg.cluster_dns && klet_dns_start(&k, &err) < 0)
+        fatal("%s", err);
     struct ktun_opts topts = {
         .node = k.cfg.node_name,
         .runc = k.cfg.runtime,
@@ -353,6 +372,8 @@ int main(int argc, char **argv)
     klet_podnet_stop(&k); /* before the loop goes: the informer lives on it */
     klet_certs_rotate_free(k.rot);
     klet_proxy_stop(&k);
+    klet_dns_stop(&k);
+    klet_services_stop(&k);
     daemon_free(d);
     klet_metrics_stop(&k);
     gcl_free(k.api);

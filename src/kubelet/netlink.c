@@ -224,6 +224,31 @@ int klet_nl_vxlan(const char *name, uint32_t vni, uint16_t port, uint32_t local,
     return rc;
 }
 
+int klet_nl_dummy(const char *name, int *ifindex, char **err)
+{
+    char buf[NL_BUF];
+    struct nlmsghdr *nlh = nl_start(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+    struct ifinfomsg *ifm = mnl_nlmsg_put_extra_header(nlh, sizeof *ifm);
+    ifm->ifi_family = AF_UNSPEC;
+    mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+    struct nlattr *li = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+    mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "dummy");
+    mnl_attr_nest_end(nlh, li);
+    char *what = xasprintf("create dummy device %s", name);
+    int rc = nl_talk(nlh, NULL, NULL, what, err);
+    free(what);
+    if (rc < 0 && errno == EEXIST) {
+        free(*err);
+        *err = NULL;
+        rc = 0;
+    }
+    if (rc == 0 && !(*ifindex = (int)if_nametoindex(name))) {
+        *err = xasprintf("dummy device %s: %s", name, strerror(errno));
+        return -1;
+    }
+    return rc;
+}
+
 int klet_nl_link_up(int ifindex, char **err)
 {
     char buf[NL_BUF];
@@ -254,8 +279,14 @@ int klet_nl_link_del(const char *name, char **err)
 
 int klet_nl_addr(int ifindex, uint32_t ip, int plen, char **err)
 {
+    return klet_nl_addr_set(true, ifindex, ip, plen, err);
+}
+
+int klet_nl_addr_set(bool add, int ifindex, uint32_t ip, int plen, char **err)
+{
     char buf[NL_BUF];
-    struct nlmsghdr *nlh = nl_start(buf, RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE);
+    struct nlmsghdr *nlh =
+        nl_start(buf, add ? RTM_NEWADDR : RTM_DELADDR, add ? NLM_F_CREATE | NLM_F_REPLACE : 0);
     struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof *ifa);
     ifa->ifa_family = AF_INET;
     ifa->ifa_prefixlen = (unsigned char)plen;
@@ -263,7 +294,13 @@ int klet_nl_addr(int ifindex, uint32_t ip, int plen, char **err)
     ifa->ifa_scope = RT_SCOPE_UNIVERSE;
     mnl_attr_put_u32(nlh, IFA_LOCAL, ip);
     mnl_attr_put_u32(nlh, IFA_ADDRESS, ip);
-    return nl_talk(nlh, NULL, NULL, "add address to the vxlan device", err);
+    int rc = nl_talk(nlh, NULL, NULL, add ? "add address" : "delete address", err);
+    if (rc < 0 && !add && errno == EADDRNOTAVAIL) {
+        free(*err);
+        *err = NULL;
+        rc = 0;
+    }
+    return rc;
 }
 
 /* One neighbour (family AF_INET: ip -> mac) or FDB (AF_BRIDGE: mac -> remote dst) entry. */

@@ -24,6 +24,7 @@
  * resolv.conf,hostname,logs/<container>/<restart>.log}.
  */
 #include "config.h"
+#include "dns.h"
 #include "klet.h"
 #include "kinds.h"
 #include "tunnel.h"
@@ -988,8 +989,10 @@ static void pod_sync_running(struct klet_pod *p)
                 klet_sandbox_files(p->dir, hn, hostnet, p->pod_ip);
             }
         }
-        if (rc == 0)
+        if (rc == 0) {
+            klet_dns_pod_files(k, p, p->dir);
             rc = klet_volumes_setup(p->dir, p->pod->spec, &err);
+        }
         if (rc < 0) {
             if (!p->sandbox_err || strcmp(p->sandbox_err, err))
                 klet_event(k, p, NULL, "Warning", "FailedCreatePodSandBox",

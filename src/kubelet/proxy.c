@@ -36,9 +36,9 @@
 struct kpx {
     struct klet *k;
     struct nft_ctx *nft;
-    inf_t *svcs, *slices;
-    smap_t *applied; /* "ns/name" -> struct kpx_objs * as the kernel has them */
-    smap_t *dirty;   /* "ns/name" -> (void *)1 */
+    inf_t *svcs, *slices; /* the kubelet's (services.c), borrowed */
+    smap_t *applied;      /* "ns/name" -> struct kpx_objs * as the kernel has them */
+    smap_t *dirty;        /* "ns/name" -> (void *)1 */
     struct event *ev;
     bool full; /* the next run is a full sync */
 };
@@ -299,43 +299,39 @@ static void mark(struct kpx *px, const char *ns, const char *name)
         run_soon(px, 0);
 }
 
-static void svc_changed(inf_t *inf, const ProtobufCMessage *obj, void *arg)
+static void svc_changed(inf_t *inf, const ProtobufCMessage *obj, struct kpx *arg)
 {
     const Coracle__V1__Service *s = (const void *)obj;
     if (s->metadata)
         mark(arg, s->metadata->namespace_, s->metadata->name);
 }
 
-static void slice_changed(inf_t *inf, const ProtobufCMessage *obj, void *arg)
+static void slice_changed(inf_t *inf, const ProtobufCMessage *obj, struct kpx *arg)
 {
     const Coracle__V1__EndpointSlice *s = (const void *)obj;
     if (s->metadata)
         mark(arg, s->metadata->namespace_, label(s->metadata, "kubernetes.io/service-name"));
 }
 
-static void on_update(inf_t *inf, const ProtobufCMessage *old, const ProtobufCMessage *obj,
-                      void *arg)
+void klet_proxy_changed(struct klet *k, inf_t *inf, const ProtobufCMessage *old,
+                        const ProtobufCMessage *obj)
 {
+    struct kpx *px = k->proxy;
+    if (!px)
+        return;
     if (inf_kind(inf) == &kind_endpointslice) {
-        slice_changed(inf, old, arg); /* the slice may have moved to another Service */
-        slice_changed(inf, obj, arg);
+        if (old)
+            slice_changed(inf, old, px); /* the slice may have moved to another Service */
+        slice_changed(inf, obj, px);
     } else {
-        svc_changed(inf, obj, arg);
+        svc_changed(inf, obj, px);
     }
 }
 
-static void on_change(inf_t *inf, const ProtobufCMessage *obj, void *arg)
+void klet_proxy_synced(struct klet *k)
 {
-    if (inf_kind(inf) == &kind_endpointslice)
-        slice_changed(inf, obj, arg);
-    else
-        svc_changed(inf, obj, arg);
-}
-
-static void on_synced(inf_t *inf, void *arg)
-{
-    struct kpx *px = arg;
-    if (inf_synced(px->svcs) && inf_synced(px->slices)) {
+    struct kpx *px = k->proxy;
+    if (px && inf_synced(px->svcs) && inf_synced(px->slices)) {
         px->full = true;
         run_soon(px, 0);
     }
@@ -366,18 +362,9 @@ int klet_proxy_start(struct klet *k)
     px->dirty = smap_new();
     px->ev = event_new(k->base, -1, 0, kpx_apply, px);
     px->full = true;
-    struct inf_handlers h = {
-        .on_add = on_change,
-        .on_update = on_update,
-        .on_delete = on_change,
-        .on_synced = on_synced,
-        .arg = px,
-    };
-    struct inf_opts o = {0};
-    px->svcs = inf_new(k->base, k->api, &kind_service, &o, &h);
-    px->slices = inf_new(k->base, k->api, &kind_endpointslice, &o, &h);
-    inf_start(px->svcs);
-    inf_start(px->slices);
+    px->svcs = k->svc_inf;
+    px->slices = k->slice_inf;
+    run_soon(px, 0); /* already listed when the kubelet's watch started earlier */
     k->proxy = px;
     log_info("proxy: nftables mode, table %s", KPX_TABLE);
     return 0;
@@ -412,8 +399,6 @@ void klet_proxy_stop(struct klet *k)
         log_warn("proxy: removing table %s: %s", KPX_TABLE, err);
         free(err);
     }
-    inf_free(px->svcs);
-    inf_free(px->slices);
     event_free(px->ev);
     smap_free(px->applied, objs_free);
     smap_free(px->dirty, NULL);

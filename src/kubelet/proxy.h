@@ -38,6 +38,8 @@
 
 #include "buf.h"
 
+#include <protobuf-c/protobuf-c.h>
+
 #define KPX_TABLE "ip coracle-proxy"
 
 /* One endpoint of a Service port (borrowed strings). */
@@ -96,10 +98,17 @@ void kpx_script_diff(struct buf *b, const struct kpx_objs *old, const struct kpx
 void kpx_script_base(struct buf *b);
 
 struct klet;
-/* Starts the proxy (--proxy-mode nftables): installs the base table and, once Services and
+struct inf;
+/* Starts the proxy (--proxy-mode nftables), on the kubelet's Service watch
+ * (klet_services_start, started first): installs the base table and, once Services and
  * EndpointSlices are listed, every Service in one transaction; then each change in one
  * transaction of its own. 0, or -1 when libnftables does not work here (logged). */
 int klet_proxy_start(struct klet *k);
+/* From the kubelet's Service watch (services.c): a Service or EndpointSlice was added,
+ * changed (old: its previous version) or deleted (old NULL); both informers have listed. */
+void klet_proxy_changed(struct klet *k, struct inf *inf, const ProtobufCMessage *old,
+                        const ProtobufCMessage *obj);
+void klet_proxy_synced(struct klet *k);
 /* Removes the table (shutdown, --cleanup) and frees the proxy. */
 void klet_proxy_stop(struct klet *k);
 /*

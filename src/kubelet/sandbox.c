@@ -5,7 +5,8 @@
  * onto files in <pod dir>/ns; the child then exits and the bind mounts keep
  * the namespaces alive. Each container joins them by path in config.json
  * (runc: no "hostname" in joiners, no /dev/mqueue mount). Also writes the
- * pod's /etc/hosts, /etc/resolv.conf and /etc/hostname for bind mounts.
+ * pod's /etc/hosts and /etc/hostname for bind mounts (dns.c its
+ * /etc/resolv.conf).
  * With shareProcessNamespace also a PID namespace, held by a pause process
  * (a namespace without its first process is dead), that containers join.
  */
@@ -269,19 +270,6 @@ void klet_sandbox_files(const char *dir, const char *hostname, bool hostnet, con
     char *hn = xasprintf("%s\n", hostname);
     write_file(p, hn);
     free(hn);
-    free(p);
-    /* Like the kubelet on systemd-resolved hosts: the stub at 127.0.0.53 is unreachable from a
-     * pod's network namespace, the upstream list is not. */
-    FILE *f = hostnet ? NULL : fopen("/run/systemd/resolve/resolv.conf", "r");
-    if (!f)
-        f = fopen("/etc/resolv.conf", "r");
-    char buf[8192];
-    size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[len] = 0;
-    p = xasprintf("%s/resolv.conf", dir);
-    write_file(p, buf);
     free(p);
 }
 

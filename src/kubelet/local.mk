@@ -46,7 +46,7 @@ coracle_monitor_LDADD =
 
 check_PROGRAMS += t/unit/test_klet_oci t/unit/test_klet_status t/unit/test_klet_logs \
 	t/unit/test_klet_env t/unit/test_klet_secctx t/unit/test_klet_record t/unit/test_klet_podnet \
-	t/unit/test_klet_proxy
+	t/unit/test_klet_proxy t/unit/test_klet_dns
 t_unit_test_klet_oci_SOURCES = t/unit/test_klet_oci.c
 t_unit_test_klet_oci_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
 t_unit_test_klet_oci_LDADD = $(KLET_LIBS)
@@ -71,6 +71,9 @@ t_unit_test_klet_podnet_LDADD = $(KLET_LIBS)
 t_unit_test_klet_proxy_SOURCES = t/unit/test_klet_proxy.c
 t_unit_test_klet_proxy_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
 t_unit_test_klet_proxy_LDADD = $(KLET_LIBS)
+t_unit_test_klet_dns_SOURCES = t/unit/test_klet_dns.c
+t_unit_test_klet_dns_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
+t_unit_test_klet_dns_LDADD = $(KLET_LIBS)
 TESTS_PROGS += t/unit/test_klet_oci t/unit/test_klet_status t/unit/test_klet_logs \
 	t/unit/test_klet_env t/unit/test_klet_secctx t/unit/test_klet_record t/unit/test_klet_podnet \
-	t/unit/test_klet_proxy
+	t/unit/test_klet_proxy t/unit/test_klet_dns

@@ -337,8 +337,12 @@ int main(int argc, char **argv)
         klet_services_start(&k);
     if (!strcmp(k.cfg.proxy_mode, "nftables"))
         klet_proxy_start(&k); /* logs why not; pods run without Services then */
-    if (*k.cfg.cluster_dns && klet_dns_start(&k, &err) < 0)
-        fatal("%s", err);
+    if (*k.cfg.cluster_dns && klet_dns_start(&k, &err) < 0) {
+        /* pods matter more: they run, names of the cluster do not resolve on this node */
+        log_err("%s: no cluster DNS on this node", err);
+        free(err);
+        err = NULL;
+    }
     struct ktun_opts topts = {
         .node = k.cfg.node_name,
         .runc = k.cfg.runtime,

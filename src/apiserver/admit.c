@@ -14,6 +14,7 @@
 #include "qty.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -451,6 +452,64 @@ static int str_in(const char *s, const char *const *set)
     return 0;
 }
 
+/* spec.dnsConfig as Kubernetes validates it (the resolver's limits: 3 nameservers, 32 search
+ * domains of 2048 characters); dnsPolicy None needs it and a nameserver. */
+static void check_dns_config(struct errs *e, const Coracle__V1__PodSpec *sp)
+{
+    const Coracle__V1__PodDNSConfig *c = sp->dnsconfig;
+    bool none = sp->dnspolicy && !strcmp(sp->dnspolicy, "None");
+    if (!c) {
+        if (none)
+            eadd(e, "spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` "
+                    "is None");
+        return;
+    }
+    if (c->n_nameservers > 3)
+        eadd(e,
+             "spec.dnsConfig.nameservers: Invalid value: %zu: must not have more than 3 "
+             "nameservers",
+             c->n_nameservers);
+    if (none && !c->n_nameservers)
+        eadd(e, "spec.dnsConfig.nameservers: Required value: must provide at least one DNS "
+                "nameserver when `dnsPolicy` is None");
+    for (size_t i = 0; i < c->n_nameservers; i++) {
+        struct in6_addr a;
+        if (inet_pton(AF_INET, c->nameservers[i], &a) != 1 &&
+            inet_pton(AF_INET6, c->nameservers[i], &a) != 1)
+            eadd(e,
+                 "spec.dnsConfig.nameservers[%zu]: Invalid value: \"%s\": must be valid IP "
+                 "address",
+                 i, c->nameservers[i]);
+    }
+    size_t chars = 0;
+    for (size_t i = 0; i < c->n_searches; i++) {
+        chars += strlen(c->searches[i]) + (i ? 1 : 0);
+        char *d = xstrdup(c->searches[i]);
+        size_t len = strlen(d);
+        if (len > 1 && d[len - 1] == '.')
+            d[len - 1] = '\0'; /* a trailing dot is allowed */
+        const char *r = admit_dns1123_subdomain(d);
+        if (r)
+            eadd(e, "spec.dnsConfig.searches[%zu]: Invalid value: \"%s\": %s", i, c->searches[i],
+                 r);
+        free(d);
+    }
+    if (c->n_searches > 32)
+        eadd(e,
+             "spec.dnsConfig.searches: Invalid value: %zu: must not have more than 32 search "
+             "paths",
+             c->n_searches);
+    if (chars > 2048)
+        eadd(e,
+             "spec.dnsConfig.searches: Invalid value: %zu: must not have more than 2048 "
+             "characters (including spaces) in the search list",
+             chars);
+    for (size_t i = 0; i < c->n_options; i++)
+        if (!c->options[i]->name || !*c->options[i]->name)
+            eadd(e, "spec.dnsConfig.options[%zu]: Required value: Option.Name must not be empty",
+                 i);
+}
+
 static void check_enum(struct errs *e, const char *path, const char *v, const char *const *set,
                        const char *supported)
 {
@@ -819,6 +878,7 @@ static void check_pod_spec(struct errs *e, const Coracle__V1__PodSpec *sp)
                "\"Always\", \"OnFailure\", \"Never\"");
     check_enum(e, "spec.dnsPolicy", sp->dnspolicy, dns,
                "\"ClusterFirstWithHostNet\", \"ClusterFirst\", \"Default\", \"None\"");
+    check_dns_config(e, sp);
     check_labels(e, "spec.nodeSelector", (void *)sp->nodeselector, sp->n_nodeselector);
     if (sp->nodename && *sp->nodename) {
         const char *r = admit_dns1123_subdomain(sp->nodename);

@@ -153,6 +153,9 @@ for name in ("web.default", "web"):
     r = subprocess.run(["runc", "--root", runc_root, "exec", cid, "ping", "-c1", "-W1", name],
                        capture_output=True, text=True, timeout=30)
     t.like(r.stdout, "PING %s (%s)" % (name, vip), "a pod's resolver finds %s through the search path" % name)
+r = subprocess.run(["runc", "--root", runc_root, "exec", cid, "ping", "-c1", "-W1", "ext"],
+                   capture_output=True, text=True, timeout=30)
+t.like(r.stdout, "PING ext (203.0.113.7)", "a pod's resolver follows an ExternalName to its address")
 
 rc, an, _ = drill("_http._tcp.web.default.svc.cluster.local", "SRV")
 t.is_(an, [("_http._tcp.web.default.svc.cluster.local.", 5, "SRV", "0 100 80 web.default.svc.cluster.local.")],
@@ -177,6 +180,9 @@ rc, an, _ = drill("10-251-%d-77.default.pod.cluster.local" % net)
 t.is_([a[3] for a in an], ["10.251.%d.77" % net], "pod A record <a-b-c-d>.<ns>.pod.cluster.local")
 rc, an, _ = drill("ext.default.svc.cluster.local", "CNAME")
 t.is_(an, [("ext.default.svc.cluster.local.", 5, "CNAME", "ext.example.")], "ExternalName: a CNAME")
+rc, an, _ = drill("ext.default.svc.cluster.local")
+t.is_([(a[2], a[3]) for a in an], [("CNAME", "ext.example."), ("A", "203.0.113.7")],
+      "ExternalName, A: the CNAME, then the target's address from the node's nameserver")
 
 rc, an, auth = drill("nosuch.default.svc.cluster.local")
 t.ok(rc == "NXDOMAIN" and not an and len(auth) == 1 and auth[0][2] == "SOA"
@@ -213,6 +219,14 @@ r = sh("ip", "netns", "exec", node_ns, "/usr/bin/python3", "-c", garbage)
 rc, an, _ = drill("web.default.svc.cluster.local")
 t.ok(r.returncode == 0 and k.alive() and [a[3] for a in an] == [vip],
      "random bytes over UDP and TCP: still answering (%s)" % r.stderr.strip()[-200:])
+
+# dnsPolicy None needs a dnsConfig with a nameserver; the resolver's limits hold
+for spec, want in (({"dnsPolicy": "None"}, "spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None"),
+                   ({"dnsConfig": pb.PodDNSConfig(nameservers=["1.1.1.1", "1.0.0.1", "8.8.8.8", "9.9.9.9", "x"])},
+                    "must not have more than 3 nameservers")):
+    _, err = api.try_call("Pods", "Create", pb.Pod(metadata=ctest.meta("bad", "default"), spec=pb.PodSpec(
+        nodeName="node1", containers=[pb.Container(name="c", image="progrium/busybox")], **spec)))
+    t.like(str(err), want, "refused: %s" % want)
 
 # resolv.conf for each dnsPolicy
 pod("dflt", dnsPolicy="Default")

@@ -52,7 +52,9 @@ struct kdns_conn;
 struct fwd {
     struct kdns *d;
     struct fwd *prev, *next;
-    uint8_t *q; /* the query, our ID in it */
+    uint8_t *q;     /* the query, our ID in it */
+    uint8_t *cname; /* an ExternalName's CNAME answer the upstream's goes after, or NULL */
+    size_t cname_len;
     size_t qlen;
     uint16_t client_id;
     size_t max; /* the client's size */
@@ -195,14 +197,13 @@ static void fwd_free(struct fwd *f)
     if (f->tcp)
         bufferevent_free(f->tcp);
     free(f->q);
+    free(f->cname);
     free(f);
 }
 
-/* Hands the answer a (our ID in it) to the client and ends f. */
-static void fwd_done(struct fwd *f, uint8_t *a, size_t alen)
+/* Sends answer a to f's client (as much as a UDP client takes). */
+static void fwd_send(struct fwd *f, const uint8_t *a, size_t alen)
 {
-    a[0] = (uint8_t)(f->client_id >> 8);
-    a[1] = (uint8_t)f->client_id;
     if (f->conn) {
         tcp_send(f->conn, a, alen);
     } else if (f->ufd >= 0) {
@@ -212,6 +213,24 @@ static void fwd_done(struct fwd *f, uint8_t *a, size_t alen)
             udp_send(f->ufd, &f->peer, f->peer_len, out, outlen);
             free(out);
         }
+    }
+}
+
+/* Hands the answer a (our ID in it) to the client and ends f. */
+static void fwd_done(struct fwd *f, uint8_t *a, size_t alen)
+{
+    a[0] = (uint8_t)(f->client_id >> 8);
+    a[1] = (uint8_t)f->client_id;
+    uint8_t *m;
+    size_t mlen;
+    if (!f->cname) {
+        fwd_send(f, a, alen);
+    } else if (kdns_merge(f->cname, f->cname_len, a, alen, f->conn ? MAX_MSG : f->max, &m, &mlen) ==
+               0) {
+        fwd_send(f, m, mlen);
+        free(m);
+    } else {
+        fwd_send(f, f->cname, f->cname_len);
     }
     fwd_free(f);
 }
@@ -239,7 +258,10 @@ static void fwd_next(struct fwd *f)
     }
     uint8_t *a;
     size_t alen;
-    if (kdns_servfail(f->q, f->qlen, &a, &alen) == 0) {
+    if (f->cname) { /* the target did not resolve: the CNAME alone */
+        fwd_send(f, f->cname, f->cname_len);
+        fwd_free(f);
+    } else if (kdns_servfail(f->q, f->qlen, &a, &alen) == 0) {
         fwd_done(f, a, alen);
         free(a);
     } else {
@@ -351,9 +373,14 @@ static void reply(const struct origin *o, const uint8_t *a, size_t alen)
         udp_send(o->fd, o->peer, o->peer_len, a, alen);
 }
 
+/* Sends q on to the node's nameservers; cname: an answer that goes first (see kdns_chase). */
 static void forward(struct kdns *d, const uint8_t *q, size_t qlen, size_t max,
-                    const struct origin *o)
+                    const struct origin *o, const uint8_t *cname, size_t cname_len)
 {
+    if (cname && (!d->nups || d->nfwd >= MAX_INFLIGHT)) {
+        reply(o, cname, cname_len);
+        return;
+    }
     if (!d->nups || d->nfwd >= MAX_INFLIGHT) {
         uint8_t *a;
         size_t alen;
@@ -380,6 +407,11 @@ static void forward(struct kdns *d, const uint8_t *q, size_t qlen, size_t max,
         f->peer_len = o->peer_len;
     }
     f->sfd = -1;
+    if (cname) {
+        f->cname = xmalloc(cname_len);
+        memcpy(f->cname, cname, cname_len);
+        f->cname_len = cname_len;
+    }
     f->next = d->fwds;
     if (d->fwds)
         d->fwds->prev = f;
@@ -389,6 +421,22 @@ static void forward(struct kdns *d, const uint8_t *q, size_t qlen, size_t max,
 }
 
 /* ------------------------------------------------------------ queries in */
+/* Sends answer a, or first asks for the outside target of an ExternalName's CNAME in it. */
+static void chase_or_reply(struct kdns *d, const uint8_t *q, size_t qlen, size_t max,
+                           const struct origin *o, const uint8_t *a, size_t alen)
+{
+    char *target = kdns_chase(&d->src, a, alen);
+    uint8_t *tq;
+    size_t tqlen;
+    if (target && kdns_query(q, qlen, target, &tq, &tqlen) == 0) {
+        forward(d, tq, tqlen, max, o, a, alen);
+        free(tq);
+    } else {
+        reply(o, a, alen);
+    }
+    free(target);
+}
+
 static void handle(struct kdns *d, const uint8_t *q, size_t qlen, const struct origin *o)
 {
     d->src.serial = d->k->svc_serial;
@@ -398,10 +446,10 @@ static void handle(struct kdns *d, const uint8_t *q, size_t qlen, const struct o
     size_t alen = 0;
     switch (kdns_answer(&d->src, q, qlen, max, &a, &alen)) {
     case KDNS_ANSWER:
-        reply(o, a, alen);
+        chase_or_reply(d, q, qlen, max, o, a, alen);
         break;
     case KDNS_FORWARD:
-        forward(d, q, qlen, max, o);
+        forward(d, q, qlen, max, o, NULL, 0);
         break;
     case KDNS_DROP:
         break;

@@ -72,6 +72,21 @@ size_t kdns_udp_max(const uint8_t *q, size_t qlen);
  * TC set. OUT *out (malloc'd). -1 when a is not a DNS message.
  */
 int kdns_fit(const uint8_t *a, size_t alen, size_t max, uint8_t **out, size_t *outlen);
+/*
+ * An ExternalName's answer to an A or AAAA query is its CNAME alone; the
+ * target is then asked of the node's nameservers and the two answers put
+ * together, as CoreDNS does (a stub resolver does not follow a CNAME).
+ * kdns_chase: the target of answer a (malloc'd, no trailing dot) when it
+ * is such an answer and the target lies outside the zone; else NULL.
+ * kdns_query: OUT a query like q (its ID, type, class) for name.
+ * kdns_merge: OUT the CNAME answer first with the records and rcode of
+ * the target's answer up (cut to max as kdns_fit does); -1 when either
+ * does not parse.
+ */
+char *kdns_chase(const struct kdns_src *src, const uint8_t *a, size_t alen);
+int kdns_query(const uint8_t *q, size_t qlen, const char *name, uint8_t **out, size_t *outlen);
+int kdns_merge(const uint8_t *first, size_t flen, const uint8_t *up, size_t ulen, size_t max,
+               uint8_t **out, size_t *outlen);
 /* A SERVFAIL answer to q (forwarding failed). -1 when q has no header. */
 int kdns_servfail(const uint8_t *q, size_t qlen, uint8_t **out, size_t *outlen);
 

@@ -535,3 +535,71 @@ enum kdns_verdict kdns_answer(const struct kdns_src *src, const uint8_t *q, size
     ldns_pkt_free(qp);
     return v;
 }
+
+/* ------------------------------------------------------------ ExternalName targets */
+char *kdns_chase(const struct kdns_src *src, const uint8_t *a, size_t alen)
+{
+    ldns_pkt *p = NULL;
+    char *target = NULL;
+    if (ldns_wire2pkt(&p, a, alen) != LDNS_STATUS_OK || ldns_pkt_ancount(p) != 1 ||
+        ldns_pkt_qdcount(p) != 1)
+        goto out;
+    ldns_rr_type qt = ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_question(p), 0));
+    const ldns_rr *rr = ldns_rr_list_rr(ldns_pkt_answer(p), 0);
+    if ((qt != LDNS_RR_TYPE_A && qt != LDNS_RR_TYPE_AAAA) ||
+        ldns_rr_get_type(rr) != LDNS_RR_TYPE_CNAME || ldns_rr_rd_count(rr) != 1)
+        goto out;
+    target = qname_str(ldns_rr_rdf(rr, 0));
+    char *l[MAX_LABELS + 1];
+    size_t n;
+    char *copy = target ? xstrdup(target) : NULL;
+    if (copy && split(copy, src->domain, l, &n) == 0) { /* ours: no upstream knows it */
+        free(target);
+        target = NULL;
+    }
+    free(copy);
+out:
+    ldns_pkt_free(p);
+    return target;
+}
+
+int kdns_query(const uint8_t *q, size_t qlen, const char *name, uint8_t **out, size_t *outlen)
+{
+    ldns_pkt *qp = NULL, *p = NULL;
+    int rc = -1;
+    if (ldns_wire2pkt(&qp, q, qlen) != LDNS_STATUS_OK || ldns_pkt_qdcount(qp) != 1)
+        goto out;
+    const ldns_rr *qr = ldns_rr_list_rr(ldns_pkt_question(qp), 0);
+    if (ldns_pkt_query_new_frm_str(&p, name, ldns_rr_get_type(qr), ldns_rr_get_class(qr),
+                                   LDNS_RD) != LDNS_STATUS_OK)
+        goto out;
+    ldns_pkt_set_id(p, ldns_pkt_id(qp));
+    rc = ldns_pkt2wire(out, p, outlen) == LDNS_STATUS_OK ? 0 : -1;
+out:
+    ldns_pkt_free(p);
+    ldns_pkt_free(qp);
+    return rc;
+}
+
+int kdns_merge(const uint8_t *first, size_t flen, const uint8_t *up, size_t ulen, size_t max,
+               uint8_t **out, size_t *outlen)
+{
+    ldns_pkt *f = NULL, *u = NULL;
+    int rc = -1;
+    if (ldns_wire2pkt(&f, first, flen) != LDNS_STATUS_OK ||
+        ldns_wire2pkt(&u, up, ulen) != LDNS_STATUS_OK)
+        goto out;
+    for (size_t i = 0; i < ldns_pkt_ancount(u); i++)
+        ldns_pkt_push_rr(f, LDNS_SECTION_ANSWER,
+                         ldns_rr_clone(ldns_rr_list_rr(ldns_pkt_answer(u), i)));
+    ldns_pkt_set_rcode(f, ldns_pkt_get_rcode(u));
+    ldns_pkt_set_ra(f, true);
+    if (ldns_pkt2wire(out, f, outlen) == LDNS_STATUS_OK) {
+        truncate_answer(out, outlen, max);
+        rc = 0;
+    }
+out:
+    ldns_pkt_free(f);
+    ldns_pkt_free(u);
+    return rc;
+}

@@ -4,7 +4,7 @@
  * EndpointSlice and an ExternalName one; the answer must parse again and
  * fit the size given. The helpers the responder runs on forwarded
  * traffic (kdns_fit on an upstream's answer, kdns_servfail,
- * kdns_udp_max) get the same bytes.
+ * kdns_udp_max, the ExternalName chase) get the same bytes.
  */
 #include "config.h"
 #include "dns.h"
@@ -89,6 +89,14 @@ int fuzz_dns_one(const uint8_t *data, size_t size)
     }
     if (kdns_servfail(data, size, &a, &alen) == 0)
         free(a);
+    free(kdns_chase(&src, data, size));
+    if (kdns_query(data, size, "ext.example", &a, &alen) == 0)
+        free(a);
+    if (kdns_merge(data, size, data, size, 512, &a, &alen) == 0) {
+        if (alen > 512)
+            abort();
+        free(a);
+    }
     return 0;
 }
 

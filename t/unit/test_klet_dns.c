@@ -326,6 +326,41 @@ static void test_answers(void)
     junk[2] |= 0x80;
     ok(kdns_answer(&src, junk, sizeof junk, 512, &a, &al) == KDNS_DROP, "an answer: dropped");
     ok(kdns_answer(&src, junk, 5, 512, &a, &al) == KDNS_DROP, "five bytes: dropped");
+    /* an ExternalName's target is asked upstream, and the answers joined */
+    ldns_pkt *q = NULL;
+    ldns_pkt_query_new_frm_str(&q, "ext.team.svc.cluster.local.", LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN,
+                               LDNS_RD);
+    uint8_t *w, *cn, *tq, *m;
+    size_t wl, cnl, tql, ml;
+    ldns_pkt2wire(&w, q, &wl);
+    kdns_answer(&src, w, wl, 512, &cn, &cnl);
+    char *target = kdns_chase(&src, cn, cnl);
+    is_str(target, "db.example.org", "kdns_chase: the ExternalName's target");
+    ok(kdns_query(w, wl, target, &tq, &tql) == 0, "kdns_query: a query for it");
+    ldns_pkt *up = NULL;
+    ldns_wire2pkt(&up, tq, tql);
+    ldns_pkt_set_qr(up, true);
+    ldns_rr *rr = NULL;
+    ldns_rr_new_frm_str(&rr, "db.example.org. 30 IN A 192.0.2.9", 0, NULL, NULL);
+    ldns_pkt_push_rr(up, LDNS_SECTION_ANSWER, rr);
+    uint8_t *uw;
+    size_t ul;
+    ldns_pkt2wire(&uw, up, &ul);
+    ldns_pkt *mp = NULL;
+    ok(kdns_merge(cn, cnl, uw, ul, 512, &m, &ml) == 0 &&
+           ldns_wire2pkt(&mp, m, ml) == LDNS_STATUS_OK && ldns_pkt_ancount(mp) == 2 &&
+           ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(mp), 1)) == LDNS_RR_TYPE_A,
+       "kdns_merge: the CNAME, then the target's A");
+    ldns_pkt_free(mp);
+    ldns_pkt_free(up);
+    ldns_pkt_free(q);
+    free(w);
+    free(cn);
+    free(tq);
+    free(uw);
+    free(m);
+    free(target);
+
     char *t = ask("hl.team.svc.cluster.local.", LDNS_RR_TYPE_A, 60);
     is_str(t, "TC NOERROR||", "too big for the client: the question alone, TC set");
     free(t);

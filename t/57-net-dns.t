@@ -265,4 +265,10 @@ k.stop()
 t.ok(dns_ip not in sh("ip", "-n", node_ns, "-br", "addr").stdout
      and sh("ip", "-n", node_ns, "link", "show", "coracle-dns").returncode != 0,
      "the address (and coracle-dns) are gone when the kubelet stops")
+# --cleanup removes what a kubelet that died left
+sh("ip", "-n", node_ns, "addr", "add", dns_ip + "/32", "dev", "lo", check=True)
+r = sh("nsenter", "--net=/run/netns/" + node_ns, c.bin("coracle-kubelet"), "--cleanup",
+       "--cluster-dns", dns_ip, "--root-dir", root)
+t.ok(r.returncode == 0 and dns_ip not in sh("ip", "-n", node_ns, "-br", "addr").stdout,
+     "--cleanup removes the --cluster-dns address (%s)" % r.stderr.strip()[-200:])
 t.done()

@@ -3,7 +3,8 @@
  * --cluster-dns address, port 53, UDP and TCP. Pods reach that address
  * through their default route: when no interface of the node has it,
  * the kubelet puts it (/32) on a dummy device, coracle-dns, as NodeLocal
- * DNSCache does with 169.254.20.10, so one --cluster-dns value serves
+ * DNSCache does with 169.254.20.10 (on lo where the kernel has no dummy
+ * driver), so one --cluster-dns value serves
  * every node and each node answers its own pods (doc/DESIGN.md). The
  * sockets bind with IP_FREEBIND, so an address that comes later (the
  * bridge's gateway, set up with the first pod) works too.
@@ -14,8 +15,9 @@
  * the node's nameservers (--resolv-conf) one after the other, 2 s each,
  * over UDP with a fresh socket and a random ID per query, over TCP when
  * the answer came truncated; a client over UDP gets what fits its size.
- * Bounds: 256 queries in flight, 64 TCP clients idle at most 10 s, 64
- * KiB a message; bytes that are no query are answered FORMERR or dropped.
+ * Bounds: 256 queries in flight, 64 TCP clients idle at most 10 s with
+ * at most 1 MiB of answers unread, 64 KiB a message; bytes that are no
+ * query are answered FORMERR or dropped.
  */
 #include "config.h"
 #include "dns.h"
@@ -45,6 +47,7 @@
 #define IDLE_S 10
 #define UPSTREAM_S 2
 #define MAX_MSG 65535
+#define MAX_OUT (1 << 20) /* answers a TCP client has not read yet */
 
 struct kdns_conn;
 
@@ -497,6 +500,10 @@ static void conn_read(struct bufferevent *bev, void *arg)
     struct kdns_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     for (;;) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) > MAX_OUT) {
+            conn_free(c); /* asks and never reads its answers */
+            return;
+        }
         uint8_t h[2];
         if (evbuffer_copyout(in, h, 2) < 2)
             return;
@@ -613,6 +620,16 @@ static int listen_on(struct kdns *d, const char *addr, char **err)
     return 0;
 }
 
+/* Whether ip is one of the comma list's addresses. */
+static bool is_cluster_dns(const char *list, const char *ip)
+{
+    size_t n = strlen(ip);
+    for (const char *p = list; (p = strstr(p, ip)); p += n)
+        if ((p == list || p[-1] == ',' || p[-1] == ' ') && (!p[n] || p[n] == ',' || p[n] == ' '))
+            return true;
+    return false;
+}
+
 /* The node's nameservers to forward to: IPv4 ones that are not the cluster DNS itself. */
 static void upstreams(struct kdns *d)
 {
@@ -624,7 +641,7 @@ static void upstreams(struct kdns *d)
     for (size_t i = 0; i < r.nservers; i++) {
         struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(DNS_PORT)};
         if (inet_pton(AF_INET, r.servers[i], &sa.sin_addr) != 1 ||
-            strstr(d->k->cfg.cluster_dns, r.servers[i]))
+            is_cluster_dns(d->k->cfg.cluster_dns, r.servers[i]))
             continue;
         d->ups = xrealloc(d->ups, (d->nups + 1) * sizeof *d->ups);
         d->ups[d->nups++] = sa;
@@ -668,6 +685,8 @@ int klet_dns_start(struct klet *k, char **err)
     return 0;
 }
 
+static void del_lo_addr(uint32_t ip);
+
 void klet_dns_stop(struct klet *k)
 {
     struct kdns *d = k->dns;
@@ -685,14 +704,9 @@ void klet_dns_stop(struct klet *k)
         if (d->tcp[i])
             evconnlistener_free(d->tcp[i]);
     if (d->made_dev)
-        klet_dns_cleanup();
-    for (size_t i = 0; i < d->nlo; i++) {
-        char *e = NULL;
-        if (klet_nl_addr_set(false, (int)if_nametoindex("lo"), d->lo_addrs[i], 32, &e) < 0) {
-            log_warn("cluster DNS: %s", e);
-            free(e);
-        }
-    }
+        klet_dns_cleanup(NULL);
+    for (size_t i = 0; i < d->nlo; i++)
+        del_lo_addr(d->lo_addrs[i]);
     free(d->lo_addrs);
     free(d->udp);
     free(d->tcp);
@@ -702,13 +716,29 @@ void klet_dns_stop(struct klet *k)
     k->dns = NULL;
 }
 
-void klet_dns_cleanup(void)
+static void del_lo_addr(uint32_t ip)
+{
+    char *e = NULL;
+    if (klet_nl_addr_set(false, (int)if_nametoindex("lo"), ip, 32, &e) < 0) {
+        log_warn("cluster DNS: %s", e);
+        free(e);
+    }
+}
+
+void klet_dns_cleanup(const char *cluster_dns)
 {
     char *err = NULL;
     if (klet_nl_link_del(KDNS_DEVICE, &err) < 0) {
         log_warn("cluster DNS: %s", err);
         free(err);
     }
+    char *list = xstrdup(cluster_dns ? cluster_dns : ""), *save = NULL;
+    for (char *a = strtok_r(list, ", ", &save); a; a = strtok_r(NULL, ", ", &save)) {
+        struct in_addr ip;
+        if (inet_pton(AF_INET, a, &ip) == 1)
+            del_lo_addr(ip.s_addr);
+    }
+    free(list);
 }
 
 /* ------------------------------------------------------------ pods' resolv.conf */

@@ -9,8 +9,9 @@
  *   dns_conf.c resolv.conf: the node's parsed, a pod's written as the
  *              kubelet writes it for each dnsPolicy; pure, unit-tested.
  *   dns.c      the responder: UDP and TCP sockets on each --cluster-dns
- *              address (port 53), put on a dummy device coracle-dns when
- *              the node does not have it yet; forwarding of other names to
+ *              address (port 53), put on a dummy device coracle-dns (lo
+ *              without a dummy driver) when the node does not have it
+ *              yet; forwarding of other names to
  *              the node's resolvers; the data from the kubelet's one watch
  *              of Services and EndpointSlices (services.c).
  *
@@ -131,15 +132,16 @@ struct klet;
 struct klet_pod;
 /*
  * Starts answering on each --cluster-dns address (port 53, UDP and TCP),
- * adding the address to the dummy device coracle-dns when no interface
- * has it. Needs the Service watch (klet_services_start). 0, or -1 with
+ * adding the address to the dummy device coracle-dns (lo without a dummy
+ * driver) when no interface has it. Needs the Service watch (klet_services_start). 0, or -1 with
  * *err (malloc'd).
  */
 int klet_dns_start(struct klet *k, char **err);
-/* Closes the sockets, drops queries in flight, removes coracle-dns if it made it. */
+/* Closes the sockets, drops queries in flight, removes the device or addresses it added. */
 void klet_dns_stop(struct klet *k);
-/* Removes the coracle-dns device (--cleanup). */
-void klet_dns_cleanup(void);
+/* Removes the coracle-dns device and the addresses of cluster_dns (a comma list, or NULL)
+ * from lo (--cleanup). */
+void klet_dns_cleanup(const char *cluster_dns);
 /* (Re)writes <pod dir>/resolv.conf for the pod's dnsPolicy; records the Warning event. */
 void klet_dns_pod_files(struct klet *k, struct klet_pod *p, const char *dir);
 

@@ -176,7 +176,8 @@ int main(int argc, char **argv)
         {"vxlan-port", CFG_INT, &k.cfg.vxlan_port, "PORT", "the vxlan mode's UDP port (8472)"},
         {"cleanup", CFG_BOOL, &cleanup, "BOOL",
          "remove the pod network's routes, VXLAN device (--vxlan-vni) and masquerade (table ip "
-         "coracle-net), the Service rules (table ip coracle-proxy) and the device coracle-dns, "
+         "coracle-net), the Service rules (table ip coracle-proxy), the device coracle-dns and "
+         "the --cluster-dns addresses on lo, "
          "and exit (false)"},
         {"proxy-mode", CFG_STR, &k.cfg.proxy_mode, "MODE",
          "Services' data path: nftables (table ip coracle-proxy, removed at shutdown) or none "
@@ -243,7 +244,7 @@ int main(int argc, char **argv)
         char *cerr = NULL;
         if (klet_masq_remove(&cerr) < 0)
             fatal("--cleanup: %s", cerr);
-        klet_dns_cleanup();
+        klet_dns_cleanup(k.cfg.cluster_dns);
         if (kpx_cleanup(&cerr) < 0)
             fatal("--cleanup: %s", cerr);
         return 0;

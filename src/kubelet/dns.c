@@ -272,24 +272,33 @@ static void fwd_next(struct fwd *f)
     }
 }
 
+/* The next whole DNS message on a TCP stream (its 2-byte length taken off), or NULL while it
+ * is not all in. OUT *len. malloc'd. */
+static uint8_t *tcp_msg(struct evbuffer *in, size_t *len)
+{
+    uint8_t h[2];
+    if (evbuffer_copyout(in, h, 2) < 2)
+        return NULL;
+    *len = (size_t)h[0] << 8 | h[1];
+    if (evbuffer_get_length(in) < *len + 2)
+        return NULL;
+    uint8_t *m = xmalloc(*len + 1);
+    evbuffer_drain(in, 2);
+    evbuffer_remove(in, m, *len);
+    return m;
+}
+
 static void tcp_up_read(struct bufferevent *bev, void *arg)
 {
     struct fwd *f = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    uint8_t h[2];
-    if (evbuffer_copyout(in, h, 2) < 2)
+    size_t len;
+    uint8_t *a = tcp_msg(bufferevent_get_input(bev), &len);
+    if (!a)
         return;
-    size_t len = (size_t)h[0] << 8 | h[1];
-    if (evbuffer_get_length(in) < len + 2)
-        return;
-    uint8_t *a = xmalloc(len + 2);
-    evbuffer_remove(in, a, len + 2);
-    if (len < 12 || a[2] != f->q[0] || a[3] != f->q[1]) {
-        free(a);
+    if (len < 12 || a[0] != f->q[0] || a[1] != f->q[1])
         fwd_next(f);
-        return;
-    }
-    fwd_done(f, a + 2, len);
+    else
+        fwd_done(f, a, len);
     free(a);
 }
 
@@ -504,16 +513,12 @@ static void conn_read(struct bufferevent *bev, void *arg)
             conn_free(c); /* asks and never reads its answers */
             return;
         }
-        uint8_t h[2];
-        if (evbuffer_copyout(in, h, 2) < 2)
+        size_t len;
+        uint8_t *q = tcp_msg(in, &len);
+        if (!q)
             return;
-        size_t len = (size_t)h[0] << 8 | h[1];
-        if (evbuffer_get_length(in) < len + 2)
-            return;
-        uint8_t *q = xmalloc(len + 2);
-        evbuffer_remove(in, q, len + 2);
         struct origin o = {c, -1, NULL, 0};
-        handle(c->d, q + 2, len, &o);
+        handle(c->d, q, len, &o);
         free(q);
     }
 }

@@ -5,8 +5,9 @@
 # subnet and C on another, routed by a fourth namespace; the kubelets give
 # pods their built-in network (--pod-network vxlan: bridge + VXLAN between
 # nodes, --cluster-cidr: no NAT between pods) and program Services
-# (--proxy-mode nftables). A pod on A reaches a pod on C by IP, and C sees
-# the client pod's own address; by ClusterIP; a NodePort answers a client
+# (--proxy-mode nftables) and answer DNS (--cluster-dns). A pod on A reaches
+# a pod on C by IP, and C sees the client pod's own address; by ClusterIP;
+# by the Service's name and short name; a NodePort answers a client
 # namespace that is not a node; deleting a backend pod, then cutting a node
 # (its kubelet frozen, its link to the switch down) moves traffic to the
 # other backends within the node grace; after the pods and the kubelets go,
@@ -35,7 +36,8 @@ api = c.start_apiserver("--listen", "unix:" + lab.api_socket(), "--node-monitor-
 c.start_scheduler("--leader-elect=false")
 c.start_controller_manager("--leader-elect=false", "--allocate-node-cidrs", "--cluster-cidr", CLUSTER_CIDR,
                            "--node-cidr-mask-size", "24")
-KARGS = ("--pod-network", "vxlan", "--cluster-cidr", CLUSTER_CIDR, "--proxy-mode", "nftables")
+KARGS = ("--pod-network", "vxlan", "--cluster-cidr", CLUSTER_CIDR, "--proxy-mode", "nftables",
+         "--cluster-dns", "169.254.20.10")
 lab.start_kubelets(*KARGS)
 
 
@@ -148,9 +150,12 @@ t.ok(c.wait_for(lambda: chain_eps(A) == ["wa", "wb", "wc"], timeout=ctest.DEADLI
 got = from_client("http://%s/" % vip, n=30)
 t.ok(set(got) == {"wa", "wb", "wc"}, "a pod on A reaches the pods on A, B and C by ClusterIP: %s" % got)
 
-# ---- by DNS name: the place for web.default.svc.cluster.local once the kubelets answer DNS
-# (--cluster-dns): resolve it from the client pod and fetch it as above.
-t.skip("by DNS name: the cluster DNS responder is not in this tree yet")
+# ---- by DNS name: A's kubelet answers its pods (--cluster-dns), the name resolves to the ClusterIP
+WEB = {"wa", "wb", "wc"}
+got = settle("http://web.default.svc.cluster.local/", lambda a: a in WEB)
+t.ok(got and got[0] in WEB, "a pod on A reaches the Service by its name: %s" % got)
+got = from_client("http://web/", n=6)
+t.ok(len(got) == 6 and set(got) <= WEB, "and by its short name, through the search path: %s" % got)
 
 # ---- NodePort from a client namespace that is not a node
 cmd = "for i in $(seq 12); do curl -s -m 3 http://%s:%d/ || echo ERR; done" % (lab.addr[A], node_port)

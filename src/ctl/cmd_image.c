@@ -14,6 +14,7 @@
 #include "ctl.h"
 #include "image.h"
 #include "image_gc.h"
+#include "oci.h"
 #include "util.h"
 
 #include <errno.h>
@@ -27,6 +28,8 @@ static const char usage[] =
     "       coraclectl image ls [-q] [--image-dir DIR]\n"
     "       coraclectl image rm NAME|ID... [--force] [--image-dir DIR]\n"
     "       coraclectl image prune [--root-dir DIR] [--image-dir DIR]\n"
+    "       coraclectl image pull NAME... [--registry-config-dir DIR] [--credentials FILE]\n"
+    "                             [--image-dir DIR]\n"
     "\n"
     "Manage this node's local image store (default: $CORACLE_IMAGE_DIR, else " IMG_DEFAULT_DIR
     ").\n"
@@ -37,10 +40,13 @@ static const char usage[] =
     "           --force removes it even while a container uses it\n"
     "  prune    remove every image no container uses (also `rm --prune`, as crictl);\n"
     "           the kubelet's containers are read from --root-dir (default: the\n"
-    "           image directory's parent when it is <root-dir>/images)\n";
+    "           image directory's parent when it is <root-dir>/images)\n"
+    "  pull     fetch images from their registries (mirrors from the hosts.toml files under\n"
+    "           --registry-config-dir, default " OCI_HOSTS_DIR "; credentials from a docker\n"
+    "           config.json, --credentials); an interrupted pull resumes\n";
 
 struct opts {
-    const char *dir, *tag, *root;
+    const char *dir, *tag, *root, *hosts, *creds;
     int quiet, force, prune;
     char **args;
     int nargs;
@@ -65,6 +71,10 @@ static int parse(int argc, char **argv, struct opts *o)
             dst = &o->tag;
         else if (!strncmp(a, "--root-dir", 10) && (a[10] == '\0' || a[10] == '='))
             dst = &o->root;
+        else if (!strncmp(a, "--registry-config-dir", 21) && (a[21] == '\0' || a[21] == '='))
+            dst = &o->hosts;
+        else if (!strncmp(a, "--credentials", 13) && (a[13] == '\0' || a[13] == '='))
+            dst = &o->creds;
         if (dst) {
             const char *eq = strchr(a, '=');
             if (eq) {
@@ -182,6 +192,163 @@ static int do_import(img_store_t *s, struct opts *o)
         fflush(stdout);
         img_list_free(imgs, n);
     }
+    return rc;
+}
+
+/* ---- pull ---- */
+
+/* One row per layer: on a terminal the rows are redrawn in place (at most ten times a
+ * second), otherwise a line is printed when a layer changes state. */
+struct pshow {
+    int tty, layers;
+    int64_t last_ns;
+    int drawn; /* rows on screen */
+    struct {
+        enum oci_layer_state st;
+        char id[13];
+        uint64_t done, total;
+    } * l;
+};
+
+static const char *state_word(enum oci_layer_state st)
+{
+    switch (st) {
+    case OCI_L_WAITING:
+        return "Waiting";
+    case OCI_L_FETCHING:
+        return "Downloading";
+    case OCI_L_RESUMING:
+        return "Resuming";
+    case OCI_L_DONE:
+        return "Download complete";
+    case OCI_L_EXISTS:
+        return "Already exists";
+    case OCI_L_UNPACKING:
+        return "Extracting";
+    case OCI_L_COMPLETE:
+        return "Pull complete";
+    }
+    return "";
+}
+
+static void draw(struct pshow *sh)
+{
+    if (sh->drawn)
+        fprintf(stderr, "\033[%dA", sh->drawn);
+    for (int i = 0; i < sh->layers; i++) {
+        char a[16], b[16], bar[52];
+        int w = 50, fill = sh->l[i].total ? (int)(sh->l[i].done * (uint64_t)w / sh->l[i].total) : 0;
+        memset(bar, ' ', (size_t)w);
+        memset(bar, '=', (size_t)fill);
+        if (fill < w && fill > 0)
+            bar[fill] = '>';
+        bar[w] = 0;
+        fprintf(stderr, "\r\033[K%s: %-17s", sh->l[i].id, state_word(sh->l[i].st));
+        if (sh->l[i].st == OCI_L_FETCHING || sh->l[i].st == OCI_L_RESUMING ||
+            sh->l[i].st == OCI_L_UNPACKING)
+            fprintf(stderr, " [%s] %s/%s", bar, img_human_size(sh->l[i].done, a),
+                    img_human_size(sh->l[i].total, b));
+        fputc('\n', stderr);
+    }
+    sh->drawn = sh->layers;
+    fflush(stderr);
+}
+
+static void pull_progress(const struct oci_progress *p, void *arg)
+{
+    struct pshow *sh = arg;
+    if (p->layers > sh->layers) {
+        sh->l = xrealloc(sh->l, (size_t)p->layers * sizeof *sh->l);
+        memset(sh->l + sh->layers, 0, (size_t)(p->layers - sh->layers) * sizeof *sh->l);
+        sh->layers = p->layers;
+    }
+    if (p->layer < 0 || p->layer >= sh->layers)
+        return;
+    int changed = 1;
+    if (p->state == OCI_L_COMPLETE) {
+        for (int i = 0; i < sh->layers; i++)
+            sh->l[i].st = OCI_L_COMPLETE;
+    } else {
+        changed = sh->l[p->layer].st != p->state;
+        sh->l[p->layer].st = p->state;
+        sh->l[p->layer].done = p->done;
+        sh->l[p->layer].total = p->total;
+        if (p->digest)
+            snprintf(sh->l[p->layer].id, sizeof sh->l[p->layer].id, "%.12s", p->digest + 7);
+    }
+    if (sh->tty) {
+        int64_t now = mono_ns();
+        if (!changed && now - sh->last_ns < 100000000)
+            return;
+        sh->last_ns = now;
+        draw(sh);
+    } else if (changed && p->state != OCI_L_COMPLETE && p->state != OCI_L_UNPACKING) {
+        char b[16];
+        if (p->state == OCI_L_RESUMING)
+            fprintf(stderr, "%s: Resuming at %llu of %s\n", sh->l[p->layer].id,
+                    (unsigned long long)p->done, img_human_size(p->total, b));
+        else
+            fprintf(stderr, "%s: %s %s\n", sh->l[p->layer].id, state_word(p->state),
+                    img_human_size(p->total, b));
+    }
+}
+
+/* A file's bytes (the credentials), malloc'd; NULL if it cannot be read. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    char *buf = xmalloc(1u << 20);
+    *len = fread(buf, 1, (1u << 20) - 1, f);
+    buf[*len] = 0;
+    fclose(f);
+    return buf;
+}
+
+static int do_pull(img_store_t *s, struct opts *o)
+{
+    int rc = 0;
+    size_t clen = 0;
+    char *creds = NULL;
+    if (o->nargs == 0) {
+        fprintf(stderr, "coraclectl image pull: which image?\n%s", usage);
+        return 2;
+    }
+    if (o->creds && !(creds = slurp(o->creds, &clen))) {
+        fprintf(stderr, "coraclectl image pull: %s: %s\n", o->creds, strerror(errno));
+        return 1;
+    }
+    const char *auths[1] = {creds};
+    for (int i = 0; i < o->nargs; i++) {
+        struct pshow sh = {.tty = isatty(2)};
+        struct oci_pull_opts po = {
+            .hosts_dir = o->hosts ? o->hosts : OCI_HOSTS_DIR,
+            .auths = auths,
+            .auth_lens = &clen,
+            .n_auths = creds ? 1 : 0,
+            .progress = pull_progress,
+            .arg = &sh,
+        };
+        struct oci_result r;
+        int64_t t0 = mono_ns();
+        if (oci_pull(s, o->args[i], &po, &r) < 0) {
+            fprintf(stderr, "coraclectl image pull: %s\n", r.msg ? r.msg : "failed");
+            rc = 1;
+        } else {
+            char *norm = NULL, sz[16];
+            img_ref_normalize(o->args[i], &norm, NULL);
+            printf("pulled %s (%s, %s in %.1fs, %d layers fetched, %d present, %d resumed)\n",
+                   norm ? norm : o->args[i], r.id, img_human_size(r.size, sz),
+                   (double)(mono_ns() - t0) / 1e9, r.layers_fetched, r.layers_present, r.resumed);
+            printf("Digest: %s\n", r.digest);
+            free(norm);
+        }
+        fflush(stdout);
+        oci_result_free(&r);
+        free(sh.l);
+    }
+    free(creds);
     return rc;
 }
 
@@ -382,7 +549,8 @@ int ctl_cmd_image(int argc, char **argv)
     int is_ls = !strcmp(sub, "ls") || !strcmp(sub, "list");
     int is_rm = !strcmp(sub, "rm") || !strcmp(sub, "rmi");
     int is_prune = !strcmp(sub, "prune");
-    if (!is_import && !is_ls && !is_rm && !is_prune) {
+    int is_pull = !strcmp(sub, "pull");
+    if (!is_import && !is_ls && !is_rm && !is_prune && !is_pull) {
         fprintf(stderr, "coraclectl image: unknown command \"%s\"\n%s", sub, usage);
         return 2;
     }
@@ -396,7 +564,7 @@ int ctl_cmd_image(int argc, char **argv)
         free(o.args);
         return 2;
     }
-    rc = img_store_open(o.dir, is_import ? IMG_STORE_CREATE : 0, &s, &err);
+    rc = img_store_open(o.dir, is_import || is_pull ? IMG_STORE_CREATE : 0, &s, &err);
     if (rc < 0) {
         if (is_ls && rc == -ENOENT) {
             /* No store yet: nothing imported. */
@@ -413,6 +581,8 @@ int ctl_cmd_image(int argc, char **argv)
     }
     if (is_import)
         rc = do_import(s, &o);
+    else if (is_pull)
+        rc = do_pull(s, &o);
     else if (is_ls)
         rc = do_ls(s, &o);
     else if (is_prune)

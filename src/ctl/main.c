@@ -31,7 +31,7 @@ static const struct verb {
     {"attach", ctl_cmd_attach, "Attach to a running container"},
     {"certificate", ctl_cmd_certificate, "Modify certificate resources (approve, deny)"},
     {"token", ctl_cmd_token, "Manage bootstrap tokens (create, list, delete)"},
-    {"image", ctl_cmd_image, "Manage the node's local images (import, ls, rm)"},
+    {"image", ctl_cmd_image, "Manage the node's local images (import, pull, ls, rm)"},
     {"auth", ctl_cmd_auth, "Inspect authorization"},
     {"version", ctl_cmd_version, "Print the client and server version information"},
 };

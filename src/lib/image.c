@@ -203,7 +203,8 @@ static void clean_tmp(img_store_t *s)
     }
     struct dirent *de;
     while ((de = readdir(d))) {
-        if (de->d_name[0] == '.')
+        /* pulls/: blobs of registry pulls, kept so that a pull resumes (oci.h) */
+        if (de->d_name[0] == '.' || !strcmp(de->d_name, "pulls"))
             continue;
         int stale = 0;
         if (strncmp(de->d_name, "del-", 4) == 0) {

@@ -175,6 +175,13 @@ int img_import(img_store_t *s, const char *path, const struct img_import_opts *o
                size_t *n, char **err);
 
 /*
+ * Points name (any form img_ref_normalize() accepts) at the image whose id is
+ * "sha256:<hex>", already in the store (a pull that found the image present).
+ * -ENOENT if it is not there.
+ */
+int img_tag(img_store_t *s, const char *hex, const char *name, char **err);
+
+/*
  * The kubelet calls this at start: imports every file in <store>/import/
  * (not starting with '.') it has not imported before in its present size
  * and mtime (remembered in import/.imported), logging progress and errors

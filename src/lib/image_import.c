@@ -943,6 +943,35 @@ out:
     return rc;
 }
 
+int img_tag(img_store_t *s, const char *hex, const char *name, char **err)
+{
+    char *norm = NULL, *e = NULL, *dir = xasprintf("images/%s", hex);
+    int rc = img_ref_normalize(name, &norm, &e);
+    if (rc < 0) {
+        if (err)
+            *err = xasprintf("%s: %s", name, e);
+        free(e);
+        free(dir);
+        return rc;
+    }
+    int lk = img_lock(s, err);
+    if (lk < 0) {
+        rc = lk;
+    } else {
+        if (faccessat(s->dfd, dir, F_OK, 0) < 0) {
+            rc = -ENOENT;
+            if (err)
+                *err = xasprintf("%s/%s: no such image", s->dir, dir);
+        } else {
+            rc = set_name(s, norm, hex, err);
+        }
+        img_unlock(lk);
+    }
+    free(norm);
+    free(dir);
+    return rc;
+}
+
 static int commit(struct import *im)
 {
     int rc = 0, fresh = 0;

@@ -75,6 +75,10 @@ libcoracle_a_SOURCES = \
 	src/lib/leader.h \
 	src/lib/obs.c \
 	src/lib/obs.h \
+	src/lib/oci.h \
+	src/lib/oci_hosts.c \
+	src/lib/oci_parse.c \
+	src/lib/oci_pull.c \
 	src/lib/pb.c \
 	src/lib/pb.h \
 	src/lib/podfield.c \

@@ -73,6 +73,9 @@ struct klet_cfg {
     char *resolv_conf;            /* --resolv-conf: the node's resolver config ("": none) */
     long long image_gc_high;      /* --image-gc-high-threshold: percent (85; 100: GC off) */
     long long image_gc_low;       /* --image-gc-low-threshold: percent (80) */
+    int registry_pulls;           /* --registry-pulls: missing images come from registries */
+    char *registry_config_dir;    /* --registry-config-dir: <registry>/hosts.toml (oci.h) */
+    char *image_credentials_file; /* --image-credentials-file: a docker config.json */
 };
 
 /* Image garbage collection (imggc.c). */
@@ -190,6 +193,7 @@ struct klet {
      * neither is on. svc_serial: the time of the last change (the DNS zone's SOA serial). */
     struct inf *svc_inf, *slice_inf;
     uint32_t svc_serial;
+    struct klet_pull *pulls;      /* pull.c: registry pulls in flight */
 };
 
 /* ------------------------------------------------------------ services.c */
@@ -254,6 +258,28 @@ void klet_pull_succeeded(struct klet *k, const char *image);
 /* Starts image garbage collection (at once, then every period); nothing when it is off. */
 void klet_imggc_start(struct klet *k);
 void klet_imggc_stop(struct klet *k);
+
+/* ------------------------------------------------------------ pull.c */
+/* What a registry pull gave a container: the one interface between pulling and the
+ * kubelet's events, waiting reasons and back-off. */
+struct klet_pull_outcome {
+    int rc;             /* 0: the image is in the store; -1: the pull failed */
+    const char *code;   /* static: oci_code_str(), "not found", "unauthorized", ... */
+    char *msg;          /* failure: the registry's words, no credentials */
+    int64_t pull_ns;    /* the pull itself */
+    int64_t wait_ns;    /* since this container asked (queued behind another pull included) */
+    uint64_t size;      /* the image's bytes as its manifest says */
+    int64_t started_ns; /* mono_ns() when the pull began (the back-off counts one failure a pull) */
+};
+struct klet_pull;
+/* Pulls image for c (--registry-pulls) on a worker thread; containers asking for the same
+ * image share one pull. 1: running, klet_pod_ctr_pulled(c) follows with c->pulled set;
+ * 0: it could not start, c->pulled holds the failure. */
+int klet_pull_image(struct klet_ctr *c, const char *image);
+void klet_pull_outcome_free(struct klet_pull_outcome *o);
+/* Is one of p's imagePullSecrets not listed yet? (refs.c kicks the pod when it is.) A missing
+ * one is no reason to wait: the pull goes on without it, as Kubernetes'. */
+bool klet_pull_secrets_pending(const struct klet_pod *p);
 
 /* ------------------------------------------------------------ runtime_runc.c */
 struct klet_mount {
@@ -624,6 +650,9 @@ struct klet_ctr {
     char *image_id;
     char *stop_signal; /* the image's StopSignal, NULL: TERM */
     int pull_failures;
+    char *pull_key;                   /* pull.c: the image a pull is fetching for it */
+    int64_t pull_asked_ns;            /* when it asked */
+    struct klet_pull_outcome *pulled; /* the outcome, until ctr_start takes it */
     struct klet_probe *liveness, *readiness;
     bool killing;
 };
@@ -775,6 +804,8 @@ void klet_pods_reconcile(struct klet *k);
 void klet_pod_ctr_created(struct klet_ctr *c, int pid);
 void klet_pod_ctr_started(struct klet_ctr *c, int64_t started_ns);
 void klet_pod_ctr_failed(struct klet_ctr *c, const char *msg);
+/* A registry pull this container waited for ended (c->pulled): start it, or report. */
+void klet_pod_ctr_pulled(struct klet_ctr *c);
 void klet_pod_ctr_exited(struct klet_ctr *c);
 /* From probes.c */
 void klet_pod_ctr_probe(struct klet_ctr *c, bool liveness, bool ok, const char *msg);

@@ -8,6 +8,7 @@ libkubelet_a_SOURCES = \
 	src/kubelet/imgref.c \
 	src/kubelet/imggc.c \
 	src/kubelet/pullbackoff.c \
+	src/kubelet/pull.c \
 	src/kubelet/runtime_runc.c \
 	src/kubelet/admit.c \
 	src/kubelet/secctx.c \

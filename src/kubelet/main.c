@@ -12,6 +12,7 @@
 #include "dns.h"
 #include "image.h"
 #include "klet.h"
+#include "oci.h"
 #include "obs.h"
 #include "proxy.h"
 #include "tunnel.h"
@@ -121,6 +122,8 @@ int main(int argc, char **argv)
         .cluster_dns = "",
         .cluster_domain = "cluster.local",
         .resolv_conf = "/etc/resolv.conf",
+        .registry_config_dir = OCI_HOSTS_DIR,
+        .image_credentials_file = "",
     };
     static char *image_min_age = "2m", *image_max_age = "0s", *image_gc_period = "5m";
     static char *ca = "", *cert = "", *key = "", *token_file = "";
@@ -206,6 +209,15 @@ int main(int argc, char **argv)
         {"resolv-conf", CFG_STR, &k.cfg.resolv_conf, "FILE",
          "the node's resolver config: dnsPolicy Default and the cluster DNS's upstreams; \"\": "
          "none (/etc/resolv.conf)"},
+        {"registry-pulls", CFG_BOOL, &k.cfg.registry_pulls, "BOOL",
+         "pull images missing from the store (and imagePullPolicy Always ones) from their "
+         "registries; false: images come only from `coraclectl image import` (false; the "
+         "packaged config says true)"},
+        {"registry-config-dir", CFG_STR, &k.cfg.registry_config_dir, "DIR",
+         "per-registry mirrors and CAs, <registry>/hosts.toml as containerd's (" OCI_HOSTS_DIR ")"},
+        {"image-credentials-file", CFG_STR, &k.cfg.image_credentials_file, "FILE",
+         "registry credentials of the node, a docker config.json, used after the pod's "
+         "imagePullSecrets (none)"},
         {"certificate-authority", CFG_STR, &ca, "FILE",
          "CA bundle to verify the apiserver (TLS); unset: cleartext h2c"},
         {"client-certificate", CFG_STR, &cert, "FILE",

@@ -523,12 +523,51 @@ static void ctr_start(struct klet_ctr *c)
         free(cerr);
         return;
     }
-    if (always)
-        klet_event(k, p, c, "Normal", "Pulling", "Pulling image \"%s\"", image);
-    int64_t t0 = mono_ns(), wait;
+    int64_t wait;
     struct klet_img img;
     char *err = NULL;
-    if (klet_img_lookup(k, image, &img, &err) < 0) {
+    int have = 0; /* img loaded already */
+    bool never = s->imagepullpolicy && !strcmp(s->imagepullpolicy, "Never");
+    if (k->cfg.registry_pulls && !never && !c->pulled) {
+        if (c->pull_key || klet_pull_secrets_pending(p)) {
+            /* a pull is on its way (pull.c starts the container again), or its credentials
+             * are not listed yet (refs.c kicks the pod) */
+            klet_strv_free(cenv);
+            free(cerr);
+            return;
+        }
+        if (!always && klet_img_lookup(k, image, &img, &err) == 0) {
+            have = 1;
+        } else if ((wait = klet_pull_backoff(k, image)) > 0) {
+            free(err);
+            pull_backoff(c, image, wait);
+            klet_strv_free(cenv);
+            free(cerr);
+            return;
+        } else {
+            free(err);
+            err = NULL;
+            klet_event(k, p, c, "Normal", "Pulling", "Pulling image \"%s\"", image);
+            if (klet_pull_image(c, image) == 1) {
+                klet_strv_free(cenv);
+                free(cerr);
+                return;
+            }
+        }
+    } else if (always && !k->cfg.registry_pulls) {
+        klet_event(k, p, c, "Normal", "Pulling", "Pulling image \"%s\"", image);
+    }
+    struct klet_pull_outcome *pulled = c->pulled;
+    c->pulled = NULL;
+    if (pulled && pulled->rc < 0) {
+        pull_failed(c, image, pulled->msg ? pulled->msg : pulled->code, pulled->started_ns);
+        klet_pull_outcome_free(pulled);
+        klet_strv_free(cenv);
+        free(cerr);
+        return;
+    }
+    int64_t t0 = mono_ns();
+    if (!have && klet_img_lookup(k, image, &img, &err) < 0) {
         if (s->imagepullpolicy && !strcmp(s->imagepullpolicy, "Never")) {
             /* Kubernetes' ErrImageNeverPull: no pulling, no back-off events. */
             char *msg =
@@ -546,6 +585,7 @@ static void ctr_start(struct klet_ctr *c)
         free(err);
         klet_strv_free(cenv);
         free(cerr);
+        klet_pull_outcome_free(pulled);
         return;
     }
     c->pull_failures = 0;
@@ -561,10 +601,20 @@ static void ctr_start(struct klet_ctr *c)
             free(cerr);
             klet_strv_free(cenv);
             klet_img_free(&img);
+            klet_pull_outcome_free(pulled);
             return; /* said already */
         }
     }
-    if (always) {
+    if (pulled) {
+        /* Kubernetes' words (kubelet images/image_manager.go) */
+        char d[32], w[32];
+        fmt_ms(d, sizeof d, pulled->pull_ns);
+        fmt_ms(w, sizeof w, pulled->wait_ns);
+        klet_event(k, p, c, "Normal", "Pulled",
+                   "Successfully pulled image \"%s\" in %s (%s including waiting). Image size: "
+                   "%llu bytes.",
+                   image, d, w, (unsigned long long)pulled->size);
+    } else if (always && !k->cfg.registry_pulls) {
         char d[32];
         fmt_ms(d, sizeof d, mono_ns() - t0);
         klet_event(k, p, c, "Normal", "Pulled",
@@ -591,6 +641,19 @@ static void ctr_start(struct klet_ctr *c)
     klet_strv_free(cenv);
     free(cerr);
     klet_img_free(&img);
+    klet_pull_outcome_free(pulled);
+}
+
+void klet_pod_ctr_pulled(struct klet_ctr *c)
+{
+    struct klet_pod *p = c->pod;
+    if (p->deleting || p->gone || c->state != KC_WAITING) {
+        klet_pull_outcome_free(c->pulled);
+        c->pulled = NULL;
+        return;
+    }
+    ctr_start(c);
+    klet_pod_kick(p);
 }
 
 /* Crash-loop back-off as Kubernetes' kubelet: the first restart is at once and arms a
@@ -1148,6 +1211,8 @@ static void ctr_free(struct klet_ctr *c)
     free(c->stop_signal);
     free(c->wait_reason);
     free(c->wait_msg);
+    free(c->pull_key);
+    klet_pull_outcome_free(c->pulled);
 }
 
 static void pod_free(struct klet_pod *p)

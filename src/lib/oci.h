@@ -96,15 +96,14 @@ const char *oci_host_arch(void);
  * base64(user:pass)} or {"username","password"}}; keys may be URLs; docker.io matches
  * index.docker.io and registry-1.docker.io). 0 with *user and *pass malloc'd, 1 if the document
  * has none for host, -1 if it cannot be read. */
-int oci_creds_find(const char *config_json, size_t len, const char *host, char **user,
-                   char **pass);
+int oci_creds_find(const char *config_json, size_t len, const char *host, char **user, char **pass);
 
 /* ------------------------------------------------------------ hosts (oci_hosts.c) */
 /* An endpoint of a registry: a mirror or the upstream. */
 struct oci_host {
-    char *url;      /* "https://h:p" (scheme, host, port; no path) */
-    char *path;     /* "/v2" unless override_path */
-    char *ca;       /* a CA file, or NULL: the system's */
+    char *url;  /* "https://h:p" (scheme, host, port; no path) */
+    char *path; /* "/v2" unless override_path */
+    char *ca;   /* a CA file, or NULL: the system's */
     int skip_verify;
     int resolve;    /* may resolve tags (capabilities has "resolve") */
     int loopback;   /* plain HTTP allowed; HTTPS tried first when no scheme was given */
@@ -146,15 +145,15 @@ struct oci_progress {
 typedef void (*oci_progress_fn)(const struct oci_progress *p, void *arg);
 
 struct oci_pull_opts {
-    const char *hosts_dir;     /* hosts files (NULL: none, upstream only) */
-    const char *const *auths;  /* docker config.json documents, tried in order (borrowed) */
-    const size_t *auth_lens;   /* their lengths */
+    const char *hosts_dir;    /* hosts files (NULL: none, upstream only) */
+    const char *const *auths; /* docker config.json documents, tried in order (borrowed) */
+    const size_t *auth_lens;  /* their lengths */
     size_t n_auths;
-    const char *os, *arch;     /* NULL: linux, oci_host_arch() */
-    oci_progress_fn progress;  /* may be NULL; called on the pulling thread */
+    const char *os, *arch;    /* NULL: linux, oci_host_arch() */
+    oci_progress_fn progress; /* may be NULL; called on the pulling thread */
     void *arg;
-    long timeout_s;            /* a transfer stalled this long fails (0: 60) */
-    int max_resumes;           /* Range retries per blob (0: 8) */
+    long timeout_s;  /* a transfer stalled this long fails (0: 60) */
+    int max_resumes; /* Range retries per blob (0: 8) */
 };
 
 struct oci_result {

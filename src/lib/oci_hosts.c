@@ -289,7 +289,8 @@ int oci_hosts_parse(const char *text, size_t len, const char *host, struct oci_h
             p++, line++;
     }
     char ubuf[300];
-    struct oci_host *up = add_host(out, server ? server : upstream_url(host, ubuf, sizeof ubuf), &e);
+    struct oci_host *up =
+        add_host(out, server ? server : upstream_url(host, ubuf, sizeof ubuf), &e);
     if (!up)
         goto fail;
     for (size_t i = 0; i < ntop; i++)

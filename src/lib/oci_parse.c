@@ -273,9 +273,9 @@ const char *oci_host_arch(void)
 {
     static const struct {
         const char *uname, *go;
-    } map[] = {{"x86_64", "amd64"}, {"aarch64", "arm64"}, {"armv7l", "arm"}, {"armv6l", "arm"},
-               {"i686", "386"},     {"i386", "386"},      {"ppc64le", "ppc64le"},
-               {"s390x", "s390x"},  {"riscv64", "riscv64"}};
+    } map[] = {{"x86_64", "amd64"},    {"aarch64", "arm64"}, {"armv7l", "arm"},
+               {"armv6l", "arm"},      {"i686", "386"},      {"i386", "386"},
+               {"ppc64le", "ppc64le"}, {"s390x", "s390x"},   {"riscv64", "riscv64"}};
     struct utsname u;
     if (uname(&u) == 0)
         for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
@@ -328,8 +328,7 @@ static int split_auth(const char *b64, char **user, char **pass)
     return 0;
 }
 
-int oci_creds_find(const char *config_json, size_t len, const char *host, char **user,
-                   char **pass)
+int oci_creds_find(const char *config_json, size_t len, const char *host, char **user, char **pass)
 {
     json_t *root = NULL;
     struct json_limits lim = {.max_bytes = 1u << 20};

@@ -35,11 +35,10 @@
 #define PULLS_DIR "tmp/pulls/sha256"
 #define PROGRESS_STEP (1u << 20)
 
-static const char accept_hdr[] =
-    "Accept: application/vnd.oci.image.index.v1+json, "
-    "application/vnd.docker.distribution.manifest.list.v2+json, "
-    "application/vnd.oci.image.manifest.v1+json, "
-    "application/vnd.docker.distribution.manifest.v2+json";
+static const char accept_hdr[] = "Accept: application/vnd.oci.image.index.v1+json, "
+                                 "application/vnd.docker.distribution.manifest.list.v2+json, "
+                                 "application/vnd.oci.image.manifest.v1+json, "
+                                 "application/vnd.docker.distribution.manifest.v2+json";
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void)
@@ -158,7 +157,7 @@ static size_t on_data(char *buf, size_t size, size_t n, void *arg)
         return len;
     }
     if (k->status != 200 && k->status != 206)
-        return len; /* an error body: dropped */
+        return len;                                       /* an error body: dropped */
     if (k->len == 0 && k->status == 200 && k->have > 0) { /* the range was ignored: start over */
         if (ftruncate(k->fd, 0) < 0 || lseek(k->fd, 0, SEEK_SET) < 0) {
             k->fail = 2;
@@ -280,8 +279,8 @@ static int get_token(struct pull *p, const struct oci_challenge *ch)
     char *esvc = ch->service ? curl_easy_escape(p->c, ch->service, 0) : NULL;
     char *scope = xasprintf("repository:%s:pull", p->repo);
     char *escope = curl_easy_escape(p->c, scope, 0);
-    char *url = xasprintf("%s%sscope=%s%s%s", ch->realm, strchr(ch->realm, '?') ? "&" : "?",
-                          escope, esvc ? "&service=" : "", esvc ? esvc : "");
+    char *url = xasprintf("%s%sscope=%s%s%s", ch->realm, strchr(ch->realm, '?') ? "&" : "?", escope,
+                          esvc ? "&service=" : "", esvc ? esvc : "");
     curl_free(esvc);
     curl_free(escope);
     free(scope);
@@ -302,7 +301,9 @@ static int get_token(struct pull *p, const struct oci_challenge *ch)
                 "failed to authorize: failed to fetch %s token: unexpected status from GET "
                 "request to %s: %ld %s",
                 have ? "oauth" : "anonymous", shown, k.status,
-                k.status == 401 ? "Unauthorized" : k.status == 403 ? "Forbidden" : "");
+                k.status == 401   ? "Unauthorized"
+                : k.status == 403 ? "Forbidden"
+                                  : "");
     } else {
         json_t *j = NULL;
         const char *tok = NULL;
@@ -399,8 +400,7 @@ static CURLcode get(struct pull *p, const char *rest, int manifest, uint64_t ran
         if (!k->status)
             curl_easy_getinfo(p->c, CURLINFO_RESPONSE_CODE, &k->status);
         /* A loopback registry given without a scheme speaks plain HTTP when TLS fails. */
-        if ((cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_RECV_ERROR ||
-             cc == CURLE_GOT_NOTHING) &&
+        if ((cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_RECV_ERROR || cc == CURLE_GOT_NOTHING) &&
             p->h->loopback && !strncmp(p->h->url, "https://", 8)) {
             char *u = xasprintf("http://%s", p->h->url + 8);
             free(p->h->url);
@@ -434,8 +434,8 @@ static void sha256_hex(const void *buf, size_t len, char out[72])
  * Fetches manifest ref (a tag or a digest) from the endpoint in use: *body (malloc'd, *len)
  * and its digest. The digest of a manifest asked by digest is checked.
  */
-static int get_manifest(struct pull *p, const char *ref, char **body, size_t *len,
-                        char digest[72], char **ctype)
+static int get_manifest(struct pull *p, const char *ref, char **body, size_t *len, char digest[72],
+                        char **ctype)
 {
     struct sink k = {.p = p, .fd = -1, .max = MANIFEST_MAX};
     char *rest = xasprintf("%s/manifests/%s", p->repo, ref);
@@ -542,8 +542,13 @@ static int fetch_blob(struct pull *p, const struct oci_desc *d, const char *what
         rc = 0;
         goto out;
     }
-    struct sink k = {.p = p, .fd = fd, .md = md, .total = (uint64_t)d->size, .layer = layer,
-                     .layers = layers, .digest = d->digest};
+    struct sink k = {.p = p,
+                     .fd = fd,
+                     .md = md,
+                     .total = (uint64_t)d->size,
+                     .layer = layer,
+                     .layers = layers,
+                     .digest = d->digest};
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
     if (hash_existing(fd, md, &k.have) < 0) {
         set_err(p, OCI_STORE, "%s/%s: %s", p->s->dir, prel, strerror(errno));
@@ -567,8 +572,8 @@ static int fetch_blob(struct pull *p, const struct oci_desc *d, const char *what
         uint64_t before = k.have;
         CURLcode cc = get(p, rest, 0, k.have, &k);
         if (getenv("CORACLE_OCI_DEBUG"))
-            fprintf(stderr, "oci: blob %s: curl %d, status %ld, %llu of %llu bytes\n", d->digest, cc,
-                    k.status, (unsigned long long)k.have, (unsigned long long)k.total);
+            fprintf(stderr, "oci: blob %s: curl %d, status %ld, %llu of %llu bytes\n", d->digest,
+                    cc, k.status, (unsigned long long)k.have, (unsigned long long)k.total);
         if (cc == CURLE_LOGIN_DENIED)
             break;
         if (k.fail == 1) {
@@ -610,8 +615,9 @@ static int fetch_blob(struct pull *p, const struct oci_desc *d, const char *what
             continue;
         }
         if (cc != CURLE_OK && (attempt >= max && k.have == before)) {
-            set_err(p, OCI_NETWORK, "failed to pull and unpack image \"%s\": failed to copy: %s %s: %s",
-                    p->ref, what, d->digest, curl_easy_strerror(cc));
+            set_err(p, OCI_NETWORK,
+                    "failed to pull and unpack image \"%s\": failed to copy: %s %s: %s", p->ref,
+                    what, d->digest, curl_easy_strerror(cc));
             break;
         }
         if (cc != CURLE_OK && k.have > before)
@@ -679,8 +685,8 @@ static int import_layout(struct pull *p, const struct oci_manifest *m, const cha
             memset(rnd, 0, 4);
         fclose(ur);
     }
-    char *rel = xasprintf("tmp/%ld.%02x%02x%02x%02xp", (long)getpid(), rnd[0], rnd[1], rnd[2],
-                          rnd[3]);
+    char *rel =
+        xasprintf("tmp/%ld.%02x%02x%02x%02xp", (long)getpid(), rnd[0], rnd[1], rnd[2], rnd[3]);
     char *brel = xasprintf("%s/blobs", rel), *srel = xasprintf("%s/blobs/sha256", rel);
     int rc = -1, dfd = -1;
     if (mkdirat(p->s->dfd, rel, 0700) < 0 || mkdirat(p->s->dfd, brel, 0700) < 0 ||

@@ -57,6 +57,9 @@ int podref_each(const Coracle__V1__PodSpec *spec, podref_fn fn, void *arg)
                 rc = visit(fn, arg, PODREF_SECRET, lor_name(vp->secret->localobjectreference));
         }
     }
+    /* the kubelet reads these to pull (and the node authorizer lets it) */
+    for (size_t i = 0; spec && i < spec->n_imagepullsecrets && !rc; i++)
+        rc = visit(fn, arg, PODREF_SECRET, lor_name(spec->imagepullsecrets[i]));
     for (size_t i = 0; spec && i < spec->n_initcontainers && !rc; i++)
         rc = container_refs(spec->initcontainers[i], fn, arg);
     for (size_t i = 0; spec && i < spec->n_containers && !rc; i++)

@@ -36,6 +36,7 @@ int fuzz_wal_one(const uint8_t *data, size_t size);
 int fuzz_audit_policy_one(const uint8_t *data, size_t size);
 int fuzz_csr_one(const uint8_t *data, size_t size);
 int fuzz_dns_one(const uint8_t *data, size_t size);
+int fuzz_oci_one(const uint8_t *data, size_t size);
 
 #ifdef FUZZ_MAIN
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

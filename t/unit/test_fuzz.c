@@ -41,6 +41,7 @@ static const struct {
     {"wal", fuzz_wal_one},
     {"csr", fuzz_csr_one},
     {"dns", fuzz_dns_one},
+    {"oci", fuzz_oci_one},
 };
 
 static int run_dir(const char *dir, int (*fn)(const uint8_t *, size_t), size_t *count)

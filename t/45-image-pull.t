@@ -8,7 +8,7 @@
 # Kubernetes' events. Then wrong credentials, a missing tag, a tampered
 # blob and an index without linux/amd64: each its reason in the pod's
 # status and events, no password anywhere, nothing half-imported.
-import base64, gzip, hashlib, io, json, os, re, sys, tarfile, time
+import base64, gzip, hashlib, io, json, os, re, subprocess, sys, tarfile, time
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
 import registry
@@ -149,8 +149,32 @@ t.ok(p and p.status.containerStatuses[0].state.waiting.message == 'Back-off pull
 klog = open(k.log_path).read()
 t.ok(reg.password not in klog and "wrong-password" not in klog and
      base64.b64encode(("%s:%s" % (reg.user, reg.password)).encode()).decode() not in klog, "no credentials in the kubelet's log")
-t.is_(sorted(os.listdir(os.path.join(store, "images"))).__len__(), 2, "only the two good images in the store")
+t.is_(len(os.listdir(os.path.join(store, "images"))), 2, "only the two good images in the store")
 t.is_(sorted(os.listdir(os.path.join(store, "tmp"))), ["pulls"], "no import left in tmp/")
 t.is_([f for f in os.listdir(os.path.join(store, "tmp", "pulls", "sha256")) if f.startswith(ld["digest"][7:])], [],
       "the tampered blob is not kept")
+
+# ---- a pull killed part way (a restart) continues from the bytes on disk
+big = reg.put_image("restart/img", "1", {"blob": os.urandom(12 << 20)})
+slow = registry.CutProxy(reg.port, rate=6 << 20)
+c.on_teardown(slow.stop)
+hosts2 = reg.hosts_dir(os.path.join(c.dir, "certs2.d"), endpoint=slow.addr)
+store2 = os.path.join(c.dir, "store2")
+cfgjson = os.path.join(c.dir, "config.json")
+with open(cfgjson, "w") as f:
+    f.write(reg.dockerconfig("docker.io"))
+argv = [c.bin("coraclectl"), "image", "pull", "restart/img:1", "--image-dir", store2,
+        "--registry-config-dir", hosts2, "--credentials", cfgjson]
+partial = os.path.join(store2, "tmp", "pulls", "sha256", big["layers"][0]["digest"][7:] + ".partial")
+first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+c.wait_for(lambda: os.path.exists(partial) and os.path.getsize(partial) > (4 << 20), timeout=ctest.DEADLINE)
+first.kill()
+first.wait()
+had = os.path.getsize(partial) if os.path.exists(partial) else 0
+r = subprocess.run(argv, capture_output=True, text=True, timeout=2 * ctest.DEADLINE)
+t.ok(r.returncode == 0 and "pulled docker.io/restart/img:1" in r.stdout, "the pull after the kill completes")
+t.ok(had > 0 and "Resuming at %d of" % had in r.stderr,
+     "it resumed at the %d bytes the killed pull left: %s" % (had, r.stderr.strip().splitlines()[:2]))
+layer = big["layers"][0]["size"] + big["config"]["size"]
+t.ok(slow.down <= 1.10 * layer, "both runs fetched %d bytes of the %d-byte image (%.3f)" % (slow.down, layer, slow.down / layer))
 t.done()

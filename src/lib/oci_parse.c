@@ -205,7 +205,7 @@ int oci_manifest_parse(const char *body, size_t len, const char *media_type,
         mt = media_type;
     int64_t sv = 0;
     json_int64(json_get(out->root, "schemaVersion"), &sv);
-    if (sv == 1 || (mt && strstr(mt, "manifest.v1"))) {
+    if (sv == 1 || (mt && strstr(mt, "distribution.manifest.v1"))) {
         *err = xstrdup("manifest: Docker schema 1 manifests are not supported");
         goto fail;
     }

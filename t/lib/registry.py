@@ -168,6 +168,27 @@ class Registry:
         return os.path.join(self.storage, "docker", "registry", "v2", "blobs", "sha256", hx[:2],
                             hx, "data")
 
+    def put_image(self, repo, tag, files):
+        """An image of one gzip layer holding files {name: bytes}; returns its manifest."""
+        import gzip, io, tarfile
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            for name, data in files.items():
+                ti = tarfile.TarInfo(name)
+                ti.size = len(data)
+                tf.addfile(ti, io.BytesIO(data))
+        layer = self.put_blob(repo, gzip.compress(buf.getvalue(), compresslevel=1))
+        layer["mediaType"] = "application/vnd.oci.image.layer.v1.tar+gzip"
+        cfg = self.put_blob(repo, json.dumps({
+            "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/true"]},
+            "rootfs": {"type": "layers",
+                       "diff_ids": ["sha256:" + hashlib.sha256(buf.getvalue()).hexdigest()]}}).encode())
+        cfg["mediaType"] = "application/vnd.oci.image.config.v1+json"
+        m = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+             "config": cfg, "layers": [layer]}
+        self.put_manifest(repo, tag, m, m["mediaType"])
+        return m
+
     def image_size(self, repo, ref):
         m, _, n = self.get_manifest(repo, ref)
         return m["config"]["size"] + sum(l["size"] for l in m["layers"])
@@ -194,9 +215,10 @@ class CutProxy:
     """TCP proxy 127.0.0.1:port -> target that closes a connection once it has
     carried `cut` bytes towards the client (0: never). Counts the bytes."""
 
-    def __init__(self, target_port, cut=0):
+    def __init__(self, target_port, cut=0, rate=0):
         self.target = target_port
         self.cut = cut
+        self.rate = rate  # bytes/s towards the client per connection (0: unlimited)
         self.down = 0
         self.cuts = 0
         self.lock = threading.Lock()
@@ -239,6 +261,8 @@ class CutProxy:
                     break
                 dst.sendall(data)
                 carried += len(data)
+                if down and self.rate:
+                    time.sleep(len(data) / self.rate)
                 if down:
                     with self.lock:
                         self.down += len(data)

@@ -177,4 +177,18 @@ t.ok(had > 0 and "Resuming at %d of" % had in r.stderr,
      "it resumed at the %d bytes the killed pull left: %s" % (had, r.stderr.strip().splitlines()[:2]))
 layer = big["layers"][0]["size"] + big["config"]["size"]
 t.ok(slow.down <= 1.10 * layer, "both runs fetched %d bytes of the %d-byte image (%.3f)" % (slow.down, layer, slow.down / layer))
+
+# ---- a Bearer token realm (as Docker Hub's) in front of the registry; a zstd layer
+reg.put_image("zstd/img", "1", {"hello": b"zstd layer\n" * 1000}, zstd=True)
+front = registry.TokenFront(reg)
+c.on_teardown(front.stop)
+hosts3 = reg.hosts_dir(os.path.join(c.dir, "certs3.d"), endpoint=front.addr)
+r = subprocess.run([c.bin("coraclectl"), "image", "pull", "zstd/img:1", "--image-dir", store2,
+                    "--registry-config-dir", hosts3, "--credentials", cfgjson],
+                   capture_output=True, text=True, timeout=2 * ctest.DEADLINE)
+t.ok(r.returncode == 0 and front.tokens_issued >= 1,
+     "a Bearer token from the realm, a zstd layer: %s" % (r.stdout.strip() or r.stderr.strip()[-300:]))
+imgs = [d for d in os.listdir(os.path.join(store2, "images"))
+        if os.path.exists(os.path.join(store2, "images", d, "rootfs", "hello"))]
+t.ok(imgs, "the zstd layer is unpacked")
 t.done()

@@ -168,8 +168,9 @@ class Registry:
         return os.path.join(self.storage, "docker", "registry", "v2", "blobs", "sha256", hx[:2],
                             hx, "data")
 
-    def put_image(self, repo, tag, files):
-        """An image of one gzip layer holding files {name: bytes}; returns its manifest."""
+    def put_image(self, repo, tag, files, zstd=False):
+        """An image of one gzip (or zstd) layer holding files {name: bytes}; returns its
+        manifest."""
         import gzip, io, tarfile
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tf:
@@ -177,8 +178,13 @@ class Registry:
                 ti = tarfile.TarInfo(name)
                 ti.size = len(data)
                 tf.addfile(ti, io.BytesIO(data))
-        layer = self.put_blob(repo, gzip.compress(buf.getvalue(), compresslevel=1))
-        layer["mediaType"] = "application/vnd.oci.image.layer.v1.tar+gzip"
+        if zstd:
+            blob = subprocess.run(["zstd", "-q", "-c"], input=buf.getvalue(), capture_output=True,
+                                  check=True).stdout
+        else:
+            blob = gzip.compress(buf.getvalue(), compresslevel=1)
+        layer = self.put_blob(repo, blob)
+        layer["mediaType"] = "application/vnd.oci.image.layer.v1.tar+" + ("zstd" if zstd else "gzip")
         cfg = self.put_blob(repo, json.dumps({
             "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/true"]},
             "rootfs": {"type": "layers",
@@ -278,3 +284,64 @@ class CutProxy:
     def stop(self):
         self.running = False
         self.sock.close()
+
+
+class TokenFront:
+    """An HTTPS front for a Registry that speaks the Bearer token flow as Docker
+    Hub does: /v2/ answers 401 with WWW-Authenticate: Bearer realm=.../token;
+    /token takes the registry's Basic credentials and hands out a token; with
+    the token, requests are passed to the registry (with its Basic auth)."""
+
+    def __init__(self, reg):
+        import http.server
+        self.reg = reg
+        self.token = base64.b64encode(os.urandom(18)).decode()
+        self.tokens_issued = 0
+        front = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _send(self, st, body=b"", headers=None):
+                self.send_response(st)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                auth = self.headers.get("Authorization", "")
+                if self.path.startswith("/token"):
+                    want = "Basic " + base64.b64encode(
+                        ("%s:%s" % (reg.user, reg.password)).encode()).decode()
+                    if auth != want or "scope=repository" not in self.path:
+                        return self._send(401, b'{"details":"bad credentials"}')
+                    front.tokens_issued += 1
+                    return self._send(200, json.dumps({"token": front.token}).encode(),
+                                      {"Content-Type": "application/json"})
+                if auth != "Bearer " + front.token:
+                    return self._send(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', {
+                        "WWW-Authenticate": 'Bearer realm="https://%s/token",service="%s",'
+                                            'scope="repository:x:pull"' % (front.addr, front.addr)})
+                h = {k: v for k, v in self.headers.items() if k.lower() == "accept"}
+                if self.headers.get("Range"):
+                    h["Range"] = self.headers["Range"]
+                st, rh, body = reg.request("GET", self.path, headers=h)
+                keep = {k: v for k, v in rh.items() if k.lower() in (
+                    "content-type", "docker-content-digest", "content-range")}
+                self._send(st, body, keep)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(reg.crt, reg.key)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.addr = "127.0.0.1:%d" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -75,8 +75,8 @@ t.is_(sorted(res.get("pods", {}).get("verbs", [])),
       ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"], "verbs served")
 code, d = get_json("/apis")
 t.ok(d.get("kind") == "APIGroupList" and [g["name"] for g in d.get("groups", [])] == [
-    "apps", "authentication.k8s.io", "authorization.k8s.io", "batch", "certificates.k8s.io", "rbac.authorization.k8s.io", "coordination.k8s.io", "discovery.k8s.io"],
-     "/apis: the apps, authentication, authorization, batch, certificates, rbac, coordination and discovery groups (%s)"
+    "apps", "authentication.k8s.io", "authorization.k8s.io", "batch", "certificates.k8s.io", "networking.k8s.io", "rbac.authorization.k8s.io", "coordination.k8s.io", "discovery.k8s.io"],
+     "/apis: the apps, authentication, authorization, batch, certificates, networking, rbac, coordination and discovery groups (%s)"
      % [g.get("name") for g in d.get("groups", [])])
 code, d = get_json("/apis/coordination.k8s.io")
 t.ok(d.get("kind") == "APIGroup" and d.get("preferredVersion", {}).get("groupVersion") == "coordination.k8s.io/v1",

@@ -85,7 +85,7 @@ code2, _, body2 = fetch("/openapi/v3")
 paths = index.get("paths", {})
 t.ok(sorted(paths) == ["api/v1", "apis/apps/v1", "apis/authentication.k8s.io/v1", "apis/authorization.k8s.io/v1",
                       "apis/batch/v1", "apis/certificates.k8s.io/v1", "apis/coordination.k8s.io/v1",
-                      "apis/discovery.k8s.io/v1", "apis/rbac.authorization.k8s.io/v1"] and body == body2,
+                      "apis/discovery.k8s.io/v1", "apis/networking.k8s.io/v1", "apis/rbac.authorization.k8s.io/v1"] and body == body2,
      "/openapi/v3: each group-version, the same twice (%s)" % sorted(paths))
 url = paths.get("api/v1", {}).get("serverRelativeURL", "")
 h = url.partition("?hash=")[2]
@@ -124,8 +124,8 @@ t.ok(res.get("nodes", {}).get("scope") == "Cluster", "nodes: Cluster")
 code, hs, body = fetch("/apis", kubectl_accept)
 d = json.loads(body) if code == 200 else {}
 t.ok([g["metadata"]["name"] for g in d.get("items", [])] == [
-    "apps", "authentication.k8s.io", "authorization.k8s.io", "batch", "certificates.k8s.io", "rbac.authorization.k8s.io", "coordination.k8s.io", "discovery.k8s.io"],
-     "/apis: the apps, authentication, authorization, batch, certificates, rbac, coordination and discovery groups")
+    "apps", "authentication.k8s.io", "authorization.k8s.io", "batch", "certificates.k8s.io", "networking.k8s.io", "rbac.authorization.k8s.io", "coordination.k8s.io", "discovery.k8s.io"],
+     "/apis: the apps, authentication, authorization, batch, certificates, networking, rbac, coordination and discovery groups")
 code, hs, body = fetch("/api", "Accept: application/json, */*")
 t.ok(hs.get("content-type") == "application/json" and json.loads(body).get("kind") == "APIVersions",
      "kubectl 1.20's Accept: APIVersions, as before")

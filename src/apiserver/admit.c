@@ -1187,6 +1187,8 @@ int admit_validate(const struct kind *k, const ProtobufCMessage *obj, char **msg
         admit_service_validate(&e, (const void *)obj);
     } else if (k == &kind_endpointslice) {
         admit_endpointslice_validate(&e, (const void *)obj);
+    } else if (k == &kind_networkpolicy) {
+        admit_netpol_validate(&e, (const void *)obj);
     } else {
         admit_workload_validate(&e, k, obj);
     }
@@ -1501,6 +1503,8 @@ void admit_defaults(const struct kind *k, ProtobufCMessage *obj)
         admit_service_defaults((void *)obj);
     else if (k == &kind_endpointslice)
         admit_endpointslice_defaults((void *)obj);
+    else if (k == &kind_networkpolicy)
+        admit_netpol_defaults((void *)obj);
     if (k != &kind_pod)
         return;
     Coracle__V1__Pod *p = (void *)obj;

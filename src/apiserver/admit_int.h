@@ -34,6 +34,10 @@ void admit_label_errs(struct errs *e, const char *path,
 /* A label key's or value's problem (static text), or NULL. */
 const char *admit_label_key_err(const char *key);
 const char *admit_label_value_err(const char *value);
+/* ValidateLabelSelector of s at path (admit_workload.c). */
+void admit_selector_errs(struct errs *e, const char *path, const Coracle__V1__LabelSelector *s);
+/* IsValidPortName: an IANA service name's problem (static text), or NULL (admit_service.c). */
+const char *admit_port_name_err(const char *s);
 /* The defaults a pod's spec gets, on any pod spec (a template's too). */
 void admit_pod_spec_defaults(Coracle__V1__PodSpec *sp);
 
@@ -85,5 +89,13 @@ void admit_endpointslice_validate(struct errs *e, const Coracle__V1__EndpointSli
 /* addressType stays. */
 void admit_endpointslice_update(struct errs *e, const Coracle__V1__EndpointSlice *old,
                                 const Coracle__V1__EndpointSlice *upd);
+
+/* ---- admit_netpol.c: NetworkPolicies ---- */
+
+/* SetDefaults_NetworkPolicy: ports' protocol TCP; policyTypes Ingress, and Egress when there
+ * are egress rules. */
+void admit_netpol_defaults(Coracle__V1__NetworkPolicy *np);
+/* ValidateNetworkPolicySpec. */
+void admit_netpol_validate(struct errs *e, const Coracle__V1__NetworkPolicy *np);
 
 #endif

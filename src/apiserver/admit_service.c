@@ -122,8 +122,7 @@ void admit_endpointslice_defaults(Coracle__V1__EndpointSlice *s)
 
 /* ---- validation ---- */
 
-/* IsValidPortName: an IANA service name (static text), or NULL. */
-static const char *port_name_err(const char *s)
+const char *admit_port_name_err(const char *s)
 {
     size_t n = strlen(s);
     bool letter = false;
@@ -154,7 +153,7 @@ static void check_target_port(struct errs *e, size_t i, const Coracle__V1__IntOr
     if (!t)
         return;
     if (t->type == 1) {
-        const char *r = port_name_err(t->strval ? t->strval : "");
+        const char *r = admit_port_name_err(t->strval ? t->strval : "");
         if (r)
             eadd(e, "spec.ports[%zu].targetPort: Invalid value: \"%s\": %s", i,
                  t->strval ? t->strval : "", r);

@@ -408,8 +408,7 @@ static bool selector_matches(const Coracle__V1__LabelSelector *s, entry_t *const
     return true;
 }
 
-/* ValidateLabelSelector at path. */
-static void check_selector(struct errs *e, const char *path, const Coracle__V1__LabelSelector *s)
+void admit_selector_errs(struct errs *e, const char *path, const Coracle__V1__LabelSelector *s)
 {
     for (size_t i = 0; i < s->n_matchexpressions; i++) {
         const Coracle__V1__LabelSelectorRequirement *r = s->matchexpressions[i];
@@ -572,7 +571,7 @@ static void check_deployment(struct errs *e, const Coracle__V1__DeploymentSpec *
         err(e, "spec.selector: Required value");
         return;
     }
-    check_selector(e, "spec.selector", sp->selector);
+    admit_selector_errs(e, "spec.selector", sp->selector);
     check_selected_template(e, "spec.", sp->selector, sp->template_, "deployment");
     check_template(e, "spec.", sp->template_);
     check_restart_always(e, "spec.", sp->template_, "ReplicaSet");
@@ -627,7 +626,7 @@ static void check_replicaset(struct errs *e, const Coracle__V1__ReplicaSetSpec *
         err(e, "spec.selector: Required value");
         return;
     }
-    check_selector(e, "spec.selector", sp->selector);
+    admit_selector_errs(e, "spec.selector", sp->selector);
     check_selected_template(e, "spec.", sp->selector, sp->template_, "deployment");
     check_template(e, "spec.", sp->template_);
     check_restart_always(e, "spec.", sp->template_, "ReplicaSet");
@@ -636,7 +635,7 @@ static void check_replicaset(struct errs *e, const Coracle__V1__ReplicaSetSpec *
 static void check_daemonset(struct errs *e, const Coracle__V1__DaemonSetSpec *sp)
 {
     if (sp->selector)
-        check_selector(e, "spec.selector", sp->selector);
+        admit_selector_errs(e, "spec.selector", sp->selector);
     check_selected_template(e, "spec.", sp->selector, sp->template_, "daemonset");
     check_template(e, "spec.", sp->template_);
     check_restart_always(e, "spec.", sp->template_, "DaemonSet");
@@ -721,7 +720,7 @@ static void check_job_spec(struct errs *e, const char *prefix, const Coracle__V1
         return;
     }
     char *p = xconcat(prefix, "selector", NULL);
-    check_selector(e, p, sp->selector);
+    admit_selector_errs(e, p, sp->selector);
     free(p);
     check_selected_template(e, prefix, sp->selector, sp->template_, NULL);
 }

@@ -11,7 +11,7 @@ libapiserver_a_SOURCES = \
 	src/apiserver/admit.c src/apiserver/admit.h src/apiserver/admit_int.h \
 	src/apiserver/admit_workload.c src/apiserver/admit_rbac.c src/apiserver/admit_csr.c \
 	src/apiserver/psa.c src/apiserver/psa_check.c src/apiserver/psa_cfg.c src/apiserver/psa.h \
-	src/apiserver/admit_service.c \
+	src/apiserver/admit_service.c src/apiserver/admit_netpol.c \
 	src/apiserver/svcalloc.c src/apiserver/svcalloc.h \
 	src/apiserver/svckube.c src/apiserver/svckube.h \
 	src/apiserver/wire.c src/apiserver/wire.h \

@@ -249,6 +249,9 @@ static const char defaults_yaml[] =
     /* the service proxy and DNS, in every namespace, as kube-proxy reads them */
     "- {apiGroups: [''], resources: [services], verbs: " READ "}\n"
     "- {apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: " READ "}\n"
+    /* NetworkPolicy enforcement: the policies and the namespaces' labels they select */
+    "- {apiGroups: [networking.k8s.io], resources: [networkpolicies], verbs: " READ "}\n"
+    "- {apiGroups: [''], resources: [namespaces], verbs: " READ "}\n"
     /* its client certificate's renewal */
     "- {apiGroups: [certificates.k8s.io], resources: [certificatesigningrequests],"
     " verbs: [create, get, list, watch]}\n"

@@ -3,7 +3,7 @@
  * carries them. See columns.h. The derivations follow Kubernetes'
  * printers.go (printPod, printNode, printEvent, printLease, printNamespace,
  * printConfigMap, printSecret, printServiceAccount, printDeployment,
- * printReplicaSet, printDaemonSet, printJob, printCronJob) and
+ * printReplicaSet, printDaemonSet, printJob, printCronJob, printNetworkPolicy) and
  * apimachinery's duration.HumanDuration.
  */
 #include "config.h"
@@ -479,6 +479,13 @@ static const struct cols_def endpointslice_defs[] = {
     {"Ports", "string", "",
      "ports specifies the list of network ports exposed by each endpoint in this slice.", 0},
     {"Endpoints", "string", "", "endpoints is a list of unique endpoints in this slice.", 0},
+    AGE_COL,
+};
+
+static const struct cols_def networkpolicy_defs[] = {
+    NAME_COL,
+    {"Pod-Selector", "string", "",
+     "podSelector selects the pods to which this NetworkPolicy object applies.", 0},
     AGE_COL,
 };
 
@@ -1073,6 +1080,16 @@ static void endpointslice_cells(struct cols_row *row, const ProtobufCMessage *ob
     cell_str(row, age);
 }
 
+static void networkpolicy_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
+                                int64_t now_ns)
+{
+    const Coracle__V1__NetworkPolicy *np = (const Coracle__V1__NetworkPolicy *)obj;
+    (void)now_ns;
+    cell_str(row, np->metadata ? np->metadata->name : NULL);
+    cell_selector(row, np->spec ? np->spec->podselector : NULL);
+    cell_str(row, age);
+}
+
 static void other_cells(struct cols_row *row, const ProtobufCMessage *obj, const char *age,
                         int64_t now_ns)
 {
@@ -1111,6 +1128,7 @@ static const struct {
     {&kind_csr, csr_defs, ARRAY_SIZE(csr_defs), csr_cells},
     {&kind_service, service_defs, ARRAY_SIZE(service_defs), service_cells},
     {&kind_endpointslice, endpointslice_defs, ARRAY_SIZE(endpointslice_defs), endpointslice_cells},
+    {&kind_networkpolicy, networkpolicy_defs, ARRAY_SIZE(networkpolicy_defs), networkpolicy_cells},
     {NULL, other_defs, ARRAY_SIZE(other_defs), other_cells},
 };
 

@@ -338,6 +338,20 @@ const struct kind kind_csr = {
     "certificatesigningrequests.certificates.k8s.io",
 };
 
+const struct kind kind_networkpolicy = {
+    "NetworkPolicy",
+    "networking.k8s.io/v1",
+    "networkpolicies",
+    "networkpolicy",
+    "netpol",
+    "coracle.v1.NetworkPolicies",
+    true,
+    &coracle__v1__network_policy__descriptor,
+    &coracle__v1__network_policy_list__descriptor,
+    &coracle__v1__network_policy_watch_event__descriptor,
+    "networkpolicies.networking.k8s.io",
+};
+
 /* one line a kind, so that adding one touches one line */
 /* clang-format off */
 const struct kind *const kinds_all[] =
@@ -361,6 +375,7 @@ const struct kind *const kinds_all[] =
      &kind_job,
      &kind_cronjob,
      &kind_csr,
+     &kind_networkpolicy,
      &kind_clusterrolebinding,
      &kind_clusterrole,
      &kind_rolebinding,

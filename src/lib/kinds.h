@@ -2,7 +2,7 @@
  * kinds: the table of API kinds (Pod, Node, Event, Lease, Namespace, ConfigMap,
  * Secret, ServiceAccount, ReplicaSet, Deployment, DaemonSet, Job, CronJob,
  * ClusterRoleBinding, ClusterRole, RoleBinding, Role,
- * CertificateSigningRequest, and the access reviews, which are virtual:
+ * CertificateSigningRequest, NetworkPolicy, and the access reviews, which are virtual:
  * created, never stored)
  * that generic code
  * (the apiserver's handlers, the store keys, coraclectl's verbs) walks
@@ -44,8 +44,9 @@ extern const struct kind kind_selfsubjectreview, kind_localsubjectaccessreview;
 extern const struct kind kind_selfsubjectaccessreview, kind_selfsubjectrulesreview;
 extern const struct kind kind_subjectaccessreview;
 extern const struct kind kind_csr;
+extern const struct kind kind_networkpolicy;
 /* NULL-terminated list of all kinds, KINDS_N of them (checked in kinds.c). */
-#define KINDS_N 25
+#define KINDS_N 26
 extern const struct kind *const kinds_all[KINDS_N + 1];
 
 /* Kinds stored but not served (no REST, gRPC, discovery or OpenAPI): the

@@ -204,8 +204,8 @@ class Client:
         self.channel.close()
 
     def _resp_type(self, service, method):
-        # every kind's service is its kind in the plural: Pods, ConfigMaps
-        kind = service[:-1]
+        # every kind's service is its kind in the plural: Pods, ConfigMaps, NetworkPolicies
+        kind = service[:-3] + "y" if service.endswith("ies") else service[:-1]
         name = self.RESP.get((service, method)) or kind + {"List": "List", "Watch": "WatchEvent"}.get(method, "")
         return getattr(pb, name)
 

@@ -71,6 +71,7 @@ struct klet_cfg {
     char *cluster_dns;            /* --cluster-dns: comma list of the pods' nameservers (dns.c) */
     char *cluster_domain;         /* --cluster-domain (cluster.local) */
     char *resolv_conf;            /* --resolv-conf: the node's resolver config ("": none) */
+    int network_policy;           /* --network-policy: enforce NetworkPolicies (netpol.c) */
     long long image_gc_high;      /* --image-gc-high-threshold: percent (85; 100: GC off) */
     long long image_gc_low;       /* --image-gc-low-threshold: percent (80) */
     int registry_pulls;           /* --registry-pulls: missing images come from registries */
@@ -185,6 +186,7 @@ struct klet {
     struct klet_podnet podnet;
     struct klet_rot *rot; /* certs.c: the client certificate's renewal, or NULL */
     struct kpx *proxy;    /* proxy.c: the Service proxy; NULL with --proxy-mode none */
+    struct knp *netpol;   /* netpol.c: NetworkPolicy rules; NULL without --network-policy */
     struct klet_imggc imggc;
     struct backoff *pull_backoff; /* pullbackoff.c: per image, made at the first failure */
     struct kdns *dns;             /* dns.c: the cluster DNS; NULL without --cluster-dns */

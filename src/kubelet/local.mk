@@ -36,7 +36,8 @@ libkubelet_a_SOURCES = \
 	src/kubelet/pods.c \
 	src/kubelet/metrics.c \
 	src/kubelet/proxy.c src/kubelet/proxy_rules.c src/kubelet/proxy.h \
-	src/kubelet/services.c src/kubelet/dns.c src/kubelet/dns_msg.c src/kubelet/dns_conf.c src/kubelet/dns.h
+	src/kubelet/services.c src/kubelet/dns.c src/kubelet/dns_msg.c src/kubelet/dns_conf.c src/kubelet/dns.h \
+	src/kubelet/netpol.c src/kubelet/netpol_rules.c src/kubelet/netpol.h
 KLET_LIBS = libkubelet.a libcoracle.a $(COMMON_LIBS) $(LIBMNL_LIBS) $(NFTABLES_LIBS) $(LDNS_LIBS)
 bin_PROGRAMS += coracle-kubelet coracle-monitor
 coracle_kubelet_SOURCES = src/kubelet/main.c
@@ -47,7 +48,7 @@ coracle_monitor_LDADD =
 
 check_PROGRAMS += t/unit/test_klet_oci t/unit/test_klet_status t/unit/test_klet_logs \
 	t/unit/test_klet_env t/unit/test_klet_secctx t/unit/test_klet_record t/unit/test_klet_podnet \
-	t/unit/test_klet_proxy t/unit/test_klet_dns
+	t/unit/test_klet_proxy t/unit/test_klet_dns t/unit/test_klet_netpol
 t_unit_test_klet_oci_SOURCES = t/unit/test_klet_oci.c
 t_unit_test_klet_oci_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
 t_unit_test_klet_oci_LDADD = $(KLET_LIBS)
@@ -75,6 +76,9 @@ t_unit_test_klet_proxy_LDADD = $(KLET_LIBS)
 t_unit_test_klet_dns_SOURCES = t/unit/test_klet_dns.c
 t_unit_test_klet_dns_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
 t_unit_test_klet_dns_LDADD = $(KLET_LIBS)
+t_unit_test_klet_netpol_SOURCES = t/unit/test_klet_netpol.c
+t_unit_test_klet_netpol_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/kubelet
+t_unit_test_klet_netpol_LDADD = $(KLET_LIBS)
 TESTS_PROGS += t/unit/test_klet_oci t/unit/test_klet_status t/unit/test_klet_logs \
 	t/unit/test_klet_env t/unit/test_klet_secctx t/unit/test_klet_record t/unit/test_klet_podnet \
-	t/unit/test_klet_proxy t/unit/test_klet_dns
+	t/unit/test_klet_proxy t/unit/test_klet_dns t/unit/test_klet_netpol

@@ -14,6 +14,7 @@
 #include "klet.h"
 #include "oci.h"
 #include "obs.h"
+#include "netpol.h"
 #include "proxy.h"
 #include "tunnel.h"
 #include "util.h"
@@ -179,9 +180,9 @@ int main(int argc, char **argv)
         {"vxlan-port", CFG_INT, &k.cfg.vxlan_port, "PORT", "the vxlan mode's UDP port (8472)"},
         {"cleanup", CFG_BOOL, &cleanup, "BOOL",
          "remove the pod network's routes, VXLAN device (--vxlan-vni) and masquerade (table ip "
-         "coracle-net), the Service rules (table ip coracle-proxy), the device coracle-dns and "
-         "the --cluster-dns addresses on lo, "
-         "and exit (false)"},
+         "coracle-net), the Service rules (table ip coracle-proxy), the NetworkPolicy rules "
+         "(table inet coracle-netpol), the device coracle-dns and the --cluster-dns addresses "
+         "on lo, and exit (false)"},
         {"proxy-mode", CFG_STR, &k.cfg.proxy_mode, "MODE",
          "Services' data path: nftables (table ip coracle-proxy, removed at shutdown) or none "
          "(none; the packaged config says nftables)"},
@@ -218,6 +219,10 @@ int main(int argc, char **argv)
         {"image-credentials-file", CFG_STR, &k.cfg.image_credentials_file, "FILE",
          "registry credentials of the node, a docker config.json, used after the pod's "
          "imagePullSecrets (none)"},
+        {"network-policy", CFG_BOOL, &k.cfg.network_policy, "BOOL",
+         "enforce NetworkPolicies for this node's pods in nftables (table inet "
+         "coracle-netpol, removed at shutdown); needs a credential that lists pods of every "
+         "node (false)"},
         {"certificate-authority", CFG_STR, &ca, "FILE",
          "CA bundle to verify the apiserver (TLS); unset: cleartext h2c"},
         {"client-certificate", CFG_STR, &cert, "FILE",
@@ -257,7 +262,7 @@ int main(int argc, char **argv)
         if (klet_masq_remove(&cerr) < 0)
             fatal("--cleanup: %s", cerr);
         klet_dns_cleanup(k.cfg.cluster_dns);
-        if (kpx_cleanup(&cerr) < 0)
+        if (kpx_cleanup(&cerr) < 0 || knp_cleanup(&cerr) < 0)
             fatal("--cleanup: %s", cerr);
         return 0;
     }
@@ -356,6 +361,8 @@ int main(int argc, char **argv)
         free(err);
         err = NULL;
     }
+    if (k.cfg.network_policy)
+        klet_netpol_start(&k); /* logs why not */
     struct ktun_opts topts = {
         .node = k.cfg.node_name,
         .runc = k.cfg.runtime,
@@ -391,6 +398,7 @@ int main(int argc, char **argv)
     klet_proxy_stop(&k);
     klet_dns_stop(&k);
     klet_services_stop(&k);
+    klet_netpol_stop(&k);
     daemon_free(d);
     klet_metrics_stop(&k);
     gcl_free(k.api);

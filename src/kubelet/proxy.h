@@ -78,7 +78,7 @@ struct kpx_obj {
     char type;  /* 'c' chain, 's' set, 'e' map element */
     char *name; /* chain or set name; the map's name for an element */
     char *key;  /* chain: its rules, one a line; set: its declaration; element: the key */
-    char *val;  /* element: its verdict; NULL otherwise */
+    char *val;  /* element of a map: its verdict; NULL otherwise (a set's element too) */
 };
 struct kpx_objs {
     struct kpx_obj *v;
@@ -93,6 +93,9 @@ void kpx_objs_free(struct kpx_objs *o);
  * went are deleted, new sets and chains added, changed chains flushed and refilled, new
  * elements added, chains and sets that went deleted. Nothing when they are equal. */
 void kpx_script_diff(struct buf *b, const struct kpx_objs *old, const struct kpx_objs *new_objs);
+/* The same in another table ("inet coracle-netpol"); an element without val is a set's. */
+void kpx_script_diff_in(struct buf *b, const char *table, const struct kpx_objs *old,
+                        const struct kpx_objs *new_objs);
 /* Appends the table, its maps and base chains, after deleting any table of that name (the
  * start's reconcile of leftovers, in the same transaction as the rest). */
 void kpx_script_base(struct buf *b);

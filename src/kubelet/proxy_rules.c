@@ -193,33 +193,43 @@ static const struct kpx_obj *obj_find(const struct kpx_objs *o, const struct kpx
 
 static bool obj_same(const struct kpx_obj *a, const struct kpx_obj *b)
 {
-    return !strcmp(a->key, b->key) && (!a->val || !strcmp(a->val, b->val));
+    return !strcmp(a->key, b->key) && (!a->val || (b->val && !strcmp(a->val, b->val)));
 }
 
 /* add rule lines of a chain's body */
-static void chain_rules(struct buf *b, const struct kpx_obj *c)
+static void chain_rules(struct buf *b, const char *table, const struct kpx_obj *c)
 {
     for (const char *l = c->key; *l;) {
         const char *nl = strchr(l, '\n');
         size_t n = nl ? (size_t)(nl - l) : strlen(l);
-        buf_printf(b, "add rule " KPX_TABLE " %s %.*s\n", c->name, (int)n, l);
+        buf_printf(b, "add rule %s %s %.*s\n", table, c->name, (int)n, l);
         l += n + (nl != NULL);
     }
 }
 
-void kpx_script_diff(struct buf *b, const struct kpx_objs *old, const struct kpx_objs *nw)
+/* "add element" of a map (key : verdict) or of a set (key only). */
+static void element_add(struct buf *b, const char *table, const struct kpx_obj *n)
+{
+    if (n->val)
+        buf_printf(b, "add element %s %s { %s : %s }\n", table, n->name, n->key, n->val);
+    else
+        buf_printf(b, "add element %s %s { %s }\n", table, n->name, n->key);
+}
+
+void kpx_script_diff_in(struct buf *b, const char *table, const struct kpx_objs *old,
+                        const struct kpx_objs *nw)
 {
     for (size_t i = 0; i < old->n; i++) {
         const struct kpx_obj *o = &old->v[i], *n = NULL;
         if (o->type == 'e' && (!(n = obj_find(nw, o)) || !obj_same(o, n)))
-            buf_printf(b, "delete element " KPX_TABLE " %s { %s }\n", o->name, o->key);
+            buf_printf(b, "delete element %s %s { %s }\n", table, o->name, o->key);
     }
     for (size_t i = 0; i < nw->n; i++) {
         const struct kpx_obj *n = &nw->v[i];
         if (n->type == 's' && !obj_find(old, n))
-            buf_printf(b, "add set " KPX_TABLE " %s { %s }\n", n->name, n->key);
+            buf_printf(b, "add set %s %s { %s }\n", table, n->name, n->key);
         if (n->type == 'c' && !obj_find(old, n))
-            buf_printf(b, "add chain " KPX_TABLE " %s\n", n->name);
+            buf_printf(b, "add chain %s %s\n", table, n->name);
     }
     for (size_t i = 0; i < nw->n; i++) {
         const struct kpx_obj *n = &nw->v[i], *o = NULL;
@@ -229,24 +239,29 @@ void kpx_script_diff(struct buf *b, const struct kpx_objs *old, const struct kpx
         if (o && obj_same(o, n))
             continue;
         if (o)
-            buf_printf(b, "flush chain " KPX_TABLE " %s\n", n->name);
-        chain_rules(b, n);
+            buf_printf(b, "flush chain %s %s\n", table, n->name);
+        chain_rules(b, table, n);
     }
     for (size_t i = 0; i < nw->n; i++) {
         const struct kpx_obj *n = &nw->v[i], *o = NULL;
         if (n->type == 'e' && (!(o = obj_find(old, n)) || !obj_same(o, n)))
-            buf_printf(b, "add element " KPX_TABLE " %s { %s : %s }\n", n->name, n->key, n->val);
+            element_add(b, table, n);
     }
     /* chains that go: emptied first, as they may jump to one another */
     for (size_t i = 0; i < old->n; i++)
         if (old->v[i].type == 'c' && !obj_find(nw, &old->v[i]))
-            buf_printf(b, "flush chain " KPX_TABLE " %s\n", old->v[i].name);
+            buf_printf(b, "flush chain %s %s\n", table, old->v[i].name);
     for (size_t i = 0; i < old->n; i++)
         if (old->v[i].type == 'c' && !obj_find(nw, &old->v[i]))
-            buf_printf(b, "delete chain " KPX_TABLE " %s\n", old->v[i].name);
+            buf_printf(b, "delete chain %s %s\n", table, old->v[i].name);
     for (size_t i = 0; i < old->n; i++)
         if (old->v[i].type == 's' && !obj_find(nw, &old->v[i]))
-            buf_printf(b, "delete set " KPX_TABLE " %s\n", old->v[i].name);
+            buf_printf(b, "delete set %s %s\n", table, old->v[i].name);
+}
+
+void kpx_script_diff(struct buf *b, const struct kpx_objs *old, const struct kpx_objs *nw)
+{
+    kpx_script_diff_in(b, KPX_TABLE, old, nw);
 }
 
 void kpx_script_base(struct buf *b)

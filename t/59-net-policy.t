@@ -3,11 +3,12 @@
 # and its enforcement by a kubelet (--network-policy) in a network namespace
 # of the test's own, its pods on a CNI bridge inside it and a client
 # namespace behind a veth. Default-deny ingress blocks; allows by pod
-# selector (a named port), namespace selector, ipBlock and port; egress
-# deny and allow; a new peer pod gets through as one set element, other
-# rules untouched; deleting the policies restores access; the table is
-# gone when the kubelet stops. The namespaces (and every bridge, veth and
-# rule in them) are removed at the end, also when the test fails.
+# selector (a named port, also through a ClusterIP), namespace selector,
+# ipBlock and port; egress deny and allow; a new peer pod gets through as
+# one set element, other rules untouched; deleting the policies restores
+# access; the tables are gone when the kubelet stops. The namespaces (and
+# every bridge, veth and rule in them) are removed at the end, also when
+# the test fails.
 import json, os, random, subprocess, sys
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
@@ -125,7 +126,7 @@ json.dump({"cniVersion": "1.0.0", "name": "coracle-test", "plugins": [
     open(os.path.join(confdir, "10-test.conflist"), "w"))
 kargv = ["nsenter", "--net=/run/netns/" + node_ns, c.bin("coracle-kubelet"), "--server",
          "unix:" + sock, "--node-name", "node1", "--root-dir", root, "--healthz-listen", "",
-         "--network-policy", "--cni-conf-dir", confdir]
+         "--network-policy", "--proxy-mode", "nftables", "--cni-conf-dir", confdir]
 k = c.start("kubelet-node1", kargv)
 
 api.call("Namespaces", "Create", pb.Namespace(metadata=pb.ObjectMeta(name="other", labels={"team": "x"})))
@@ -165,7 +166,7 @@ cid = {n: p.status.containerStatuses[0].containerID[7:] for n, p in pods.items()
 
 def fetch(src, dst, port=8080):
     """src (a pod name or 'client') fetches dst's page: its name, or 'ERR'."""
-    url = "http://%s:%d/" % (ip[dst], port)
+    url = "http://%s:%d/" % (ip.get(dst, dst), port)
     if src == "client":
         argv = ["ip", "netns", "exec", cli_ns, "curl", "-s", "-m", "2", url]
     else:
@@ -201,6 +202,20 @@ api.call("NetworkPolicies", "Create", policy("from-clients", podSelector=sel(app
 applied("default/from-clients/ingress/0/pods", "th dport 8080")
 t.ok(fetch("a", "web") == "web", "allowed by pod selector on the named port")
 t.ok(fetch("a", "web", 9090) == "ERR" and fetch("b", "web") == "ERR", "another port, another pod: blocked")
+
+# through a ClusterIP: the policy sees the traffic after the proxy's DNAT, on pod IPs
+vip = "10.96.%d.10" % net
+api.call("Services", "Create", pb.Service(metadata=ctest.meta("web", "default"), spec=pb.ServiceSpec(
+    type="ClusterIP", clusterIP=vip, clusterIPs=[vip], selector={"app": "web"}, ports=[
+        pb.ServicePort(name="http", protocol="TCP", port=80, targetPort=pb.IntOrString(type=0, intVal=8080))])))
+m = ctest.meta("web-x", "default")
+m.labels["kubernetes.io/service-name"] = "web"
+api.call("EndpointSlices", "Create", pb.EndpointSlice(
+    metadata=m, addressType="IPv4", ports=[pb.EndpointPort(name="http", protocol="TCP", port=8080)],
+    endpoints=[pb.Endpoint(addresses=[ip["web"]], nodeName="node1", conditions=pb.EndpointConditions(ready=True))]))
+c.wait_for(lambda: vip in nft("list", "table", "ip", "coracle-proxy"), timeout=ctest.DEADLINE)
+t.ok(fetch("a", vip, 80) == "web" and fetch("b", vip, 80) == "ERR",
+     "through the ClusterIP: the allowed pod passes, the other is blocked")
 
 # by namespace selector and by ipBlock (the client's /30, a part excepted)
 api.call("NetworkPolicies", "Create", policy("from-team", podSelector=sel(app="web"), ingress=[
@@ -244,5 +259,6 @@ t.ok(c.wait_for(lambda: "jump" not in nft("list", "map", "inet", "coracle-netpol
 t.ok(fetch("b", "web") == "web" and fetch("client", "web", 9090) == "web", "deleting the policies restores access")
 
 k.stop()
-t.ok("coracle-netpol" not in nft("list", "tables"), "the table is removed at shutdown")
+tables = nft("list", "tables")
+t.ok("coracle-netpol" not in tables and "coracle-proxy" not in tables, "the tables are removed at shutdown (%r)" % tables)
 t.done()

@@ -143,6 +143,15 @@ static int collect_local(const ProtobufCMessage *obj, void *arg)
     const Coracle__V1__Pod *p = (const void *)obj;
     if (!pod_live(p) || !p->spec->nodename || strcmp(p->spec->nodename, r->np->k->cfg.node_name))
         return 0;
+    /* an address the runtime gave again while the pod that had it is still being deleted:
+     * one map element per address, the live pod's */
+    for (size_t i = 0; i < r->nlocal; i++) {
+        if (strcmp(r->local[i].pod->status->podip, p->status->podip))
+            continue;
+        if (r->local[i].pod->metadata->deletiontimestamp && !p->metadata->deletiontimestamp)
+            r->local[i].pod = p;
+        return 0;
+    }
     r->local = xrealloc(r->local, (r->nlocal + 1) * sizeof *r->local);
     r->local[r->nlocal++] = (struct podacc){.pod = p};
     return 0;
@@ -367,7 +376,7 @@ static int add_policy(const ProtobufCMessage *obj, void *arg)
     }
     r->pol = pol;
     r->pol_ns = ns;
-    char *pol_id = xasprintf("%s/%s", ns, pol->metadata->name);
+    char *pol_id = knp_id(ns, pol->metadata->name);
     bool types[2] = {has_type(sp, "Ingress"), has_type(sp, "Egress")};
     size_t nrules[2] = {types[0] ? sp->n_ingress : 0, types[1] ? sp->n_egress : 0};
     for (int d = 0; d < 2; d++) {

@@ -70,6 +70,10 @@ struct knp_dest {
     int port;
 };
 
+/* "<ns>/<name>" as object names hold it: nftables takes names of up to 255 bytes, so a
+ * longer one is cut to KNP_ID_MAX with a hash of the whole at its end. malloc'd. */
+#define KNP_ID_MAX 200
+char *knp_id(const char *ns, const char *name);
 /* The objects of a set of pod IPs named name (each IP once), appended to out. */
 void knp_pods_set_objs(const char *name, const char *const *ips, size_t n, struct kpx_objs *out);
 /* The objects of an interval set of the IPv4 ipBlocks (except removed, overlaps merged;

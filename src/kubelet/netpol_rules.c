@@ -147,6 +147,19 @@ void knp_cidrs_set_objs(const char *name, const struct knp_block *b, size_t n, s
     free(all.v);
 }
 
+char *knp_id(const char *ns, const char *name)
+{
+    char *id = xasprintf("%s/%s", ns, name);
+    if (strlen(id) <= KNP_ID_MAX)
+        return id;
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *c = id; *c; c++)
+        h = (h ^ (unsigned char)*c) * 16777619u;
+    char *s = xasprintf("%.*s~%08x", KNP_ID_MAX - 9, id, h);
+    free(id);
+    return s;
+}
+
 /* ---- a local pod's chain ---- */
 
 /* The lines of rule r: each peer match times each port match, each allowing ("return"). */
@@ -196,7 +209,9 @@ void knp_pod_objs(const char *dir, const char *ns, const char *pod, const char *
     for (size_t i = 0; i < n; i++)
         rule_lines(&b, addr, &r[i]);
     buf_puts(&b, "drop\n");
-    char *chain = xasprintf("%s-%s/%s", dir, ns, pod);
+    char *id = knp_id(ns, pod);
+    char *chain = xasprintf("%s-%s", dir, id);
+    free(id);
     obj_add(out, 'c', xstrdup(chain), buf_take(&b), NULL);
     obj_add(out, 'e', xasprintf("%s-pods", dir), xstrdup(ip), xasprintf("jump %s", chain));
     free(chain);

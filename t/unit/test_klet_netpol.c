@@ -137,6 +137,21 @@ static void test_pod_chain(void)
     kpx_objs_free(&a);
 }
 
+static void test_long_names(void)
+{
+    char name[254];
+    memset(name, 'x', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    char *a = knp_id("default", name), *b = knp_id("default", "web");
+    name[sizeof name - 2] = 'y'; /* past the cut: only the hash differs */
+    char *c = knp_id("default", name);
+    ok(strlen(a) == KNP_ID_MAX && strcmp(a, c) && !strcmp(b, "default/web"),
+       "a long ns/name is cut with a hash, a short one kept");
+    free(a);
+    free(b);
+    free(c);
+}
+
 static void test_base(void)
 {
     struct buf b = {0};
@@ -153,6 +168,7 @@ int main(void)
     test_peer_set();
     test_cidrs();
     test_pod_chain();
+    test_long_names();
     test_base();
     return done_testing();
 }

@@ -491,11 +491,45 @@ static void on_change(inf_t *inf, const ProtobufCMessage *obj, void *arg)
     changed(arg);
 }
 
+static bool same_str(const char *a, const char *b)
+{
+    return !strcmp(a ? a : "", b ? b : "");
+}
+
+static bool same_labels(const Coracle__V1__ObjectMeta *a, const Coracle__V1__ObjectMeta *b)
+{
+    if (a->n_labels != b->n_labels)
+        return false;
+    for (size_t i = 0; i < a->n_labels; i++)
+        if (!same_str(a->labels[i]->key, b->labels[i]->key) ||
+            !same_str(a->labels[i]->value, b->labels[i]->value))
+            return false;
+    return true;
+}
+
+/* Whether a pod's update changes nothing policies look at (most are status conditions):
+ * its address, phase, node, labels, being deleted (containers' ports do not change). */
+static bool pod_same(const Coracle__V1__Pod *a, const Coracle__V1__Pod *b)
+{
+    if (!a->metadata || !b->metadata || !a->spec || !b->spec || !a->status || !b->status)
+        return false;
+    return same_str(a->status->podip, b->status->podip) &&
+           same_str(a->status->phase, b->status->phase) &&
+           same_str(a->spec->nodename, b->spec->nodename) &&
+           !a->metadata->deletiontimestamp == !b->metadata->deletiontimestamp &&
+           same_labels(a->metadata, b->metadata);
+}
+
 static void on_update(inf_t *inf, const ProtobufCMessage *old, const ProtobufCMessage *obj,
                       void *arg)
 {
-    (void)inf, (void)old, (void)obj;
-    changed(arg);
+    struct knp *np = arg;
+    if (inf == np->pods && pod_same((const void *)old, (const void *)obj))
+        return;
+    const Coracle__V1__ObjectMeta *mo = kind_meta(old), *mn = kind_meta(obj);
+    if (inf == np->nss && mo && mn && same_labels(mo, mn))
+        return;
+    changed(np);
 }
 
 static void on_synced(inf_t *inf, void *arg)

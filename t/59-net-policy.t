@@ -4,11 +4,11 @@
 # of the test's own, its pods on a CNI bridge inside it and a client
 # namespace behind a veth. Default-deny ingress blocks; allows by pod
 # selector (a named port, also through a ClusterIP), namespace selector,
-# ipBlock and port; egress deny and allow; a new peer pod gets through as
-# one set element, other rules untouched; deleting the policies restores
-# access; the tables are gone when the kubelet stops. The namespaces (and
-# every bridge, veth and rule in them) are removed at the end, also when
-# the test fails.
+# ipBlock and port; egress deny and allow (a named port); a new peer pod
+# gets through as one set element, other rules untouched; deleting the
+# policies restores access; the tables are gone when the kubelet stops.
+# The namespaces (and every bridge, veth and rule in them) are removed at
+# the end, also when the test fails.
 import json, os, random, subprocess, sys
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
@@ -244,11 +244,13 @@ api.call("NetworkPolicies", "Create", policy("b-out", podSelector=sel(app="b"), 
 applied("%s : jump egress-default/b" % ip["b"])
 t.ok(fetch("b", "a") == "ERR", "egress deny: b reaches nobody")
 api.call("NetworkPolicies", "Create", policy("b-to-clients", podSelector=sel(app="b"), policyTypes=["Egress"], egress=[
-    pb.NetworkPolicyEgressRule(ports=[pb.NetworkPolicyPort(port=pb.IntOrString(type=0, intVal=8080))],
+    pb.NetworkPolicyEgressRule(ports=[pb.NetworkPolicyPort(port=pb.IntOrString(type=1, strVal="http"))],
                                to=[pb.NetworkPolicyPeer(podSelector=sel(role="client"))])]))
-applied("default/b-to-clients/egress/0/pods")
+t.ok(c.wait_for(lambda: "%s . tcp . 8080" % ip["a"] in nft("list", "set", "inet", "coracle-netpol",
+                                                           "default/b-to-clients/egress/0/port0"), timeout=ctest.DEADLINE),
+     "egress named port: the set holds each peer's address, protocol and port")
 t.ok(fetch("b", "a") == "a" and fetch("b", "a", 9090) == "ERR" and fetch("b", "c") == "ERR",
-     "egress allow: b reaches a client on 8080 only")
+     "egress allow: b reaches a client on its named port only")
 
 # every policy deleted: access is back, the maps are empty
 for n in ("deny", "from-clients", "from-team", "b-out", "b-to-clients"):

@@ -22,7 +22,7 @@ for f in ("/usr/sbin/runc", "/bin/busybox", "/usr/lib/cni/bridge", "/usr/lib/cni
         t.skip_all("needs " + f)
 c = ctest.Cluster(t, "59-net-policy")
 pb = c.pb
-tag = "%05d" % random.randrange(100000)
+tag = "%d" % os.getpid()  # unique among runs at the same time; names a crashed run's leftovers
 node_ns, cli_ns = "cnpn" + tag, "cnpc" + tag
 root = os.path.join(c.dir, "kroot")
 runc_root = os.path.join(root, "runc")
@@ -42,6 +42,11 @@ def cleanup():
 
 
 c.on_teardown(cleanup)
+# namespaces a run killed before its cleanup left behind (its pid is gone)
+for line in sh("ip", "netns", "list").stdout.splitlines():
+    name = line.split()[0] if line.split() else ""
+    if name[:4] in ("cnpn", "cnpc") and name[4:].isdigit() and not os.path.exists("/proc/" + name[4:]):
+        sh("ip", "netns", "del", name)
 sock = os.path.join(c.dir, "api.sock")
 api = c.start_apiserver("--listen", "unix:" + sock)
 

@@ -195,7 +195,7 @@ struct klet {
      * neither is on. svc_serial: the time of the last change (the DNS zone's SOA serial). */
     struct inf *svc_inf, *slice_inf;
     uint32_t svc_serial;
-    struct klet_pull *pulls;      /* pull.c: registry pulls in flight */
+    struct klet_pull *pulls; /* pull.c: registry pulls in flight */
 };
 
 /* ------------------------------------------------------------ services.c */

@@ -111,52 +111,52 @@ def dep(name, sel=None, labels=None, **spec):
 
 
 t.is_(err("Deployments", "Create", dep("v1")),
-      (INV, 'Deployment "v1" is invalid: spec.selector: Required value'), "a Deployment without a selector")
+      (INV, 'Deployment.apps "v1" is invalid: spec.selector: Required value'), "a Deployment without a selector")
 t.is_(err("Deployments", "Create", dep("v2", selector(app="x"))),
-      (INV, 'Deployment "v2" is invalid: spec.template.metadata.labels: Invalid value: '
+      (INV, 'Deployment.apps "v2" is invalid: spec.template.metadata.labels: Invalid value: '
             'map[string]string{"app":"v2"}: `selector` does not match template `labels`'),
       "a selector that does not match the template's labels")
 t.is_(err("Deployments", "Create", dep("v3", selector(app="v3"), replicas=-1)),
-      (INV, 'Deployment "v3" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0'),
+      (INV, 'Deployment.apps "v3" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0'),
       "negative replicas")
 t.is_(err("Deployments", "Create", dep("v4", selector(app="v4"), restart="Never")),
-      (INV, 'Deployment "v4" is invalid: spec.template.spec.restartPolicy: Unsupported value: "Never": '
+      (INV, 'Deployment.apps "v4" is invalid: spec.template.spec.restartPolicy: Unsupported value: "Never": '
             'supported values: "Always"'), "a Deployment's pods always restart")
 zero = pb.IntOrString(type=0, intVal=0)
 t.is_(err("Deployments", "Create", dep("v5", selector(app="v5"), strategy=pb.DeploymentStrategy(
     type="RollingUpdate", rollingUpdate=pb.RollingUpdateDeployment(maxSurge=zero, maxUnavailable=zero)))),
-      (INV, 'Deployment "v5" is invalid: spec.strategy.rollingUpdate.maxUnavailable: Invalid value: '
+      (INV, 'Deployment.apps "v5" is invalid: spec.strategy.rollingUpdate.maxUnavailable: Invalid value: '
             'intstr.IntOrString{Type:0, IntVal:0, StrVal:""}: may not be 0 when `maxSurge` is 0'),
       "maxSurge and maxUnavailable both 0")
 t.is_(err("Deployments", "Create", dep("v6", selector(app="v6"), strategy=pb.DeploymentStrategy(
     type="RollingUpdate", rollingUpdate=pb.RollingUpdateDeployment(maxSurge=pb.IntOrString(type=1, strVal="x%"))))),
-      (INV, 'Deployment "v6" is invalid: spec.strategy.rollingUpdate.maxSurge: Invalid value: '
+      (INV, 'Deployment.apps "v6" is invalid: spec.strategy.rollingUpdate.maxSurge: Invalid value: '
             'intstr.IntOrString{Type:1, IntVal:0, StrVal:"x%"}: a valid percent string must be a numeric string '
             "followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"),
       "a percentage that is not one")
 t.is_(err("Deployments", "Create", dep("v7", selector(app="v7"), strategy=pb.DeploymentStrategy(
     type="RollingUpdate", rollingUpdate=pb.RollingUpdateDeployment(maxUnavailable=pb.IntOrString(type=1, strVal="150%"))))),
-      (INV, 'Deployment "v7" is invalid: spec.strategy.rollingUpdate.maxUnavailable: Invalid value: '
+      (INV, 'Deployment.apps "v7" is invalid: spec.strategy.rollingUpdate.maxUnavailable: Invalid value: '
             'intstr.IntOrString{Type:1, IntVal:0, StrVal:"150%"}: must not be greater than 100%'),
       "a percentage over 100%")
 t.is_(err("DaemonSets", "Create", pb.DaemonSet(metadata=meta("v8"), spec=pb.DaemonSetSpec(
     selector=pb.LabelSelector(), template=template({"app": "v8"})))),
-      (INV, 'DaemonSet "v8" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:'
+      (INV, 'DaemonSet.apps "v8" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:'
             'map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is '
             'invalid for daemonset'), "an empty DaemonSet selector")
 t.is_(err("ReplicaSets", "Create", pb.ReplicaSet(metadata=meta("v9"), spec=pb.ReplicaSetSpec(
     selector=pb.LabelSelector(matchExpressions=[pb.LabelSelectorRequirement(key="app", operator="In")]),
     template=template({"app": "v9"})))),
-      (INV, 'ReplicaSet "v9" is invalid: [spec.selector.matchExpressions[0].values: Required value: must be '
+      (INV, 'ReplicaSet.apps "v9" is invalid: [spec.selector.matchExpressions[0].values: Required value: must be '
             "specified when `operator` is 'In' or 'NotIn', spec.template.metadata.labels: Invalid value: "
             'map[string]string{"app":"v9"}: `selector` does not match template `labels`]'),
       "a selector requirement without values")
 t.is_(err("Jobs", "Create", pb.Job(metadata=meta("v10"), spec=pb.JobSpec(template=template({})))),
-      (INV, 'Job "v10" is invalid: spec.template.spec.restartPolicy: Required value: valid values: '
+      (INV, 'Job.batch "v10" is invalid: spec.template.spec.restartPolicy: Required value: valid values: '
             '"OnFailure", "Never"'), "a Job's pods never restart Always")
 t.is_(err("Jobs", "Create", pb.Job(metadata=meta("v11"), spec=pb.JobSpec(
     manualSelector=True, template=template({"a": "b"}, restart="Never")))),
-      (INV, 'Job "v11" is invalid: spec.selector: Required value'), "manualSelector without a selector")
+      (INV, 'Job.batch "v11" is invalid: spec.selector: Required value'), "manualSelector without a selector")
 
 
 def cron(name, schedule, **spec):
@@ -165,19 +165,19 @@ def cron(name, schedule, **spec):
 
 
 t.is_(err("CronJobs", "Create", cron("v12", "bad")),
-      (INV, 'CronJob "v12" is invalid: spec.schedule: Invalid value: "bad": expected exactly 5 fields, found 1: [bad]'),
+      (INV, 'CronJob.batch "v12" is invalid: spec.schedule: Invalid value: "bad": expected exactly 5 fields, found 1: [bad]'),
       "a schedule that is not one")
 t.is_(err("CronJobs", "Create", cron("v13", "61 * * * *")),
-      (INV, 'CronJob "v13" is invalid: spec.schedule: Invalid value: "61 * * * *": end of range (61) above '
+      (INV, 'CronJob.batch "v13" is invalid: spec.schedule: Invalid value: "61 * * * *": end of range (61) above '
             'maximum (59): 61'), "a minute out of range")
 t.is_(err("CronJobs", "Create", cron("v14", "CRON_TZ=UTC 0 0 * * *")),
-      (INV, 'CronJob "v14" is invalid: spec.schedule: Invalid value: "CRON_TZ=UTC 0 0 * * *": cannot use TZ '
+      (INV, 'CronJob.batch "v14" is invalid: spec.schedule: Invalid value: "CRON_TZ=UTC 0 0 * * *": cannot use TZ '
             'or CRON_TZ in schedule, use timeZone field instead'), "a time zone in the schedule")
 t.is_(err("CronJobs", "Create", cron("v15", "@hourly", timeZone="Mars/Olympus")),
-      (INV, 'CronJob "v15" is invalid: spec.timeZone: Invalid value: "Mars/Olympus": unknown time zone '
+      (INV, 'CronJob.batch "v15" is invalid: spec.timeZone: Invalid value: "Mars/Olympus": unknown time zone '
             'Mars/Olympus'), "an unknown time zone")
 t.is_(err("CronJobs", "Create", cron("v16", "@daily", concurrencyPolicy="Sometimes")),
-      (INV, 'CronJob "v16" is invalid: spec.concurrencyPolicy: Unsupported value: "Sometimes": supported '
+      (INV, 'CronJob.batch "v16" is invalid: spec.concurrencyPolicy: Unsupported value: "Sometimes": supported '
             'values: "Allow", "Forbid", "Replace"'), "a concurrency policy that is not one")
 t.is_(err("CronJobs", "Create", cron("v17", "0 3 * * MON-FRI", timeZone="UTC")), (SC.OK, None),
       "a weekday schedule in UTC")
@@ -187,7 +187,7 @@ d = get("Deployments", "d1")
 d.spec.selector.matchLabels["tier"] = "x"
 d.spec.template.metadata.labels["tier"] = "x"
 t.is_(err("Deployments", "Update", d),
-      (INV, 'Deployment "d1" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:'
+      (INV, 'Deployment.apps "d1" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:'
             'map[string]string{"app":"d1", "tier":"x"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: '
             'field is immutable'), "a Deployment's selector is immutable")
 j = get("Jobs", "j1")

@@ -78,7 +78,7 @@ want = ['spec.ingress[0].ports[0].protocol: Unsupported value: "ICMP": supported
         'spec.ingress[0].from[2].ipBlock.except[0]: Invalid value: "11.0.0.0/16": must be a strict subset of `cidr`',
         'spec.ingress[0].from[2].ipBlock.except[1]: Invalid value: "10.0.0.0/8": must be a strict subset of `cidr`',
         'spec.policyTypes[1]: Unsupported value: "Sideways": supported values: "Ingress", "Egress"']
-t.ok(err is not None and 'NetworkPolicy "bad" is invalid: [' in msg
+t.ok(err is not None and 'NetworkPolicy.networking.k8s.io "bad" is invalid: [' in msg
      and all(w in msg for w in want), "validation: kube-apiserver's messages and paths (%s)" % msg)
 got = api.call("NetworkPolicies", "Create", policy("eg", podSelector=sel(app="x"), egress=[
     pb.NetworkPolicyEgressRule(ports=[pb.NetworkPolicyPort(port=pb.IntOrString(type=0, intVal=53))])]))

@@ -49,7 +49,9 @@ int admit_errs_finish(struct errs *e, const struct kind *k, const char *name, ch
         *p++ = ']';
     *p = 0;
     free(e->v);
-    *msg = xasprintf("%s \"%s\" is invalid: %s", k->kind, name ? name : "", all);
+    char qk[128];
+    *msg = xasprintf("%s \"%s\" is invalid: %s", kind_qualified(k, qk, sizeof(qk)),
+                     name ? name : "", all);
     free(all);
     return -1;
 }

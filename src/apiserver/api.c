@@ -1082,9 +1082,10 @@ static void do_update(api_t *a, struct api_route *rt, h2s_call_t *c, const struc
         if (k->namespaced && (!m->namespace_ || !*m->namespace_))
             obj_set_str(&m->namespace_, "default");
         if (!m->name || !*m->name) {
+            char qk[128];
             api_failf(rt, c, GRPC_INVALID_ARGUMENT,
                       "%s \"\" is invalid: metadata.name: Required value: name is required",
-                      k->kind);
+                      kind_qualified(k, qk, sizeof(qk)));
             obj_free(obj);
             return;
         }

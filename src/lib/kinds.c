@@ -5,6 +5,7 @@
 #include "kinds.h"
 #include "util.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -511,4 +512,14 @@ void kind_set_meta(ProtobufCMessage *obj, Coracle__V1__ObjectMeta *meta)
 char *kind_key(const struct kind *k, const char *ns, const char *name)
 {
     return xconcat(k->resource, "/", k->namespaced && ns ? ns : "", "/", name ? name : "", NULL);
+}
+
+const char *kind_qualified(const struct kind *k, char *out, size_t n)
+{
+    const char *sl = strchr(k->api_version, '/');
+    if (sl)
+        snprintf(out, n, "%s.%.*s", k->kind, (int)(sl - k->api_version), k->api_version);
+    else
+        snprintf(out, n, "%s", k->kind);
+    return out;
 }

@@ -55,6 +55,10 @@ extern const struct kind *const kinds_all[KINDS_N + 1];
 extern const struct kind kind_ipaddress, kind_nodeportalloc;
 extern const struct kind *const kinds_internal[];
 
+/* "Deployment.apps", "Pod": the group-qualified kind Kubernetes' Invalid messages name, into out.
+ */
+const char *kind_qualified(const struct kind *k, char *out, size_t n);
+
 /* By kind ("Pod"), resource ("pods"), singular ("pod") or short name ("po"),
  * case-insensitive for the kind. NULL if none. */
 const struct kind *kind_lookup(const char *name);

@@ -157,7 +157,7 @@ static void workloads(void)
 
     wl_check("apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: r}\nspec:\n"
              "  selector: {matchLabels: {app: x}}\n" TEMPLATE("{app: y}", "Always"),
-             "ReplicaSet \"r\" is invalid: spec.template.metadata.labels: Invalid value: "
+             "ReplicaSet.apps \"r\" is invalid: spec.template.metadata.labels: Invalid value: "
              "map[string]string{\"app\":\"y\"}: `selector` does not match template `labels`",
              "ReplicaSet: selector and labels");
     wl_check(
@@ -167,7 +167,8 @@ static void workloads(void)
         NULL, "ReplicaSet: a NotIn selector");
     wl_check("apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  schedule: '* "
              "*'\n" JOB_TEMPLATE("Always"),
-             "CronJob \"c\" is invalid: [spec.schedule: Invalid value: \"* *\": expected exactly 5 "
+             "CronJob.batch \"c\" is invalid: [spec.schedule: Invalid value: \"* *\": expected "
+             "exactly 5 "
              "fields, found 2: [* *], spec.jobTemplate.spec.template.spec.restartPolicy: Required "
              "value: valid values: \"OnFailure\", \"Never\"]",
              "CronJob: the schedule and the template's restart policy");
@@ -183,12 +184,12 @@ static void workloads(void)
                                    &k2);
     msg = NULL;
     ok(admit_update(k, a, b, &msg) < 0, "Deployment: a new selector is refused");
-    is_str(
-        msg,
-        "Deployment \"d\" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:"
-        "map[string]string{\"app\":\"d\", \"b\":\"c\"}, MatchExpressions:[]v1."
-        "LabelSelectorRequirement(nil)}: field is immutable",
-        "  its message");
+    is_str(msg,
+           "Deployment.apps \"d\" is invalid: spec.selector: Invalid value: "
+           "v1.LabelSelector{MatchLabels:"
+           "map[string]string{\"app\":\"d\", \"b\":\"c\"}, MatchExpressions:[]v1."
+           "LabelSelectorRequirement(nil)}: field is immutable",
+           "  its message");
     free(msg);
     obj_free(a);
     obj_free(b);

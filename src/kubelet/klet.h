@@ -177,6 +177,7 @@ struct klet {
     bool synced;              /* first pod list seen: orphans may be cleaned */
     bool offline;             /* running from the record: the apiserver's pod list not in yet */
     struct event *offline_ev; /* watch.c: when to stop waiting for the first pod list */
+    struct inf *pod_inf;      /* watch.c: this node's pods */
     bool no_seccomp;          /* the runtime has no seccomp support (main.c checks at start) */
     struct klet_ref **refs;   /* refs.c: the ConfigMaps and Secrets the pods use */
     size_t nrefs;
@@ -789,6 +790,8 @@ void klet_metrics_stop(struct klet *k);
 
 /* ------------------------------------------------------------ watch.c */
 void klet_watch_start(struct klet *k);
+/* Frees the pod informer (at exit, before the client goes). */
+void klet_watch_stop(struct klet *k);
 
 /* ------------------------------------------------------------ pods.c */
 /* The apiserver said: pod added/modified (pod is borrowed) or deleted. */

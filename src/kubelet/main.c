@@ -399,6 +399,7 @@ int main(int argc, char **argv)
     klet_dns_stop(&k);
     klet_services_stop(&k);
     klet_netpol_stop(&k);
+    klet_watch_stop(&k);
     daemon_free(d);
     klet_metrics_stop(&k);
     gcl_free(k.api);

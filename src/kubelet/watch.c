@@ -70,10 +70,19 @@ void klet_watch_start(struct klet *k)
         .on_synced = on_synced,
         .arg = k,
     };
-    inf_t *inf = inf_new(k->base, k->api, &kind_pod, &o, &h);
+    k->pod_inf = inf_new(k->base, k->api, &kind_pod, &o, &h);
     free(sel);
-    inf_start(inf);
+    inf_start(k->pod_inf);
     k->offline_ev = evtimer_new(k->base, offline_cb, k);
     struct timeval tv = {KLET_OFFLINE_AFTER_MS / 1000, (KLET_OFFLINE_AFTER_MS % 1000) * 1000};
     event_add(k->offline_ev, &tv);
+}
+
+void klet_watch_stop(struct klet *k)
+{
+    inf_free(k->pod_inf);
+    k->pod_inf = NULL;
+    if (k->offline_ev)
+        event_free(k->offline_ev);
+    k->offline_ev = NULL;
 }

@@ -299,13 +299,41 @@ static void pod_changed(sched_t *s, const Coracle__V1__Pod *old, const Coracle__
     free(key);
 }
 
+/* What an assigned pod keeps of a container: its requests and host ports (sched_req_of). */
+static Coracle__V1__Container **slim_containers(Coracle__V1__Container **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        Coracle__V1__Container *c = xmalloc(sizeof(*c));
+        coracle__v1__container__init(c);
+        c->name = v[i]->name;
+        c->resources = v[i]->resources;
+        c->n_ports = v[i]->n_ports;
+        c->ports = v[i]->ports;
+        v[i]->name = NULL;
+        v[i]->resources = NULL;
+        v[i]->n_ports = 0;
+        v[i]->ports = NULL;
+        protobuf_c_message_free_unpacked(&v[i]->base, NULL);
+        v[i] = c;
+    }
+    return v;
+}
+
 /*
  * The informer's transform: what the scheduler keeps of a pod. An assigned
- * pod is only charged to its node (spec and labels) and freed when it ends
- * (status.phase); its other status (conditions, containerStatuses, IPs:
- * about half of a running pod's memory) is never read, nor are any pod's
- * managedFields (kube-scheduler drops those too). A pending pod keeps its
- * status: set_unschedulable writes it back.
+ * pod is only charged to its node and freed when it ends: it keeps its
+ * name, namespace, uid and resourceVersion, of its spec the node, priority
+ * and each container's name, resources and ports (what charge() and
+ * sched_req_of read), and of its status the phase once it is terminal
+ * (sched_pod_is_terminal). The rest (labels, annotations, images,
+ * commands, environment, volumes, tolerations, conditions,
+ * containerStatuses: most of a running pod's memory) no filter of ours
+ * reads for a pod already on a node; the plugins of kube-scheduler that
+ * would (inter-pod affinity, topology spread: labels) are not here. No pod
+ * keeps its managedFields (kube-scheduler drops those too). A pending pod
+ * keeps all the rest: the filters read its spec and set_unschedulable
+ * writes its status back. The cache holds each pod in one block
+ * (inf_opts.compact): no allocation per field.
  */
 static void pod_slim(ProtobufCMessage *obj)
 {
@@ -318,14 +346,45 @@ static void pod_slim(ProtobufCMessage *obj)
         m->managedfields = NULL;
         m->n_managedfields = 0;
     }
-    if (!p->spec || !p->spec->nodename || !*p->spec->nodename || !p->status)
+    if (!p->spec || !p->spec->nodename || !*p->spec->nodename)
         return;
-    char *phase = p->status->phase;
-    p->status->phase = NULL;
-    protobuf_c_message_free_unpacked(&p->status->base, NULL);
-    p->status = xmalloc(sizeof(*p->status));
-    coracle__v1__pod_status__init(p->status);
-    p->status->phase = phase;
+    if (sched_pod_is_terminal(p)) {
+        char *phase = p->status->phase;
+        p->status->phase = NULL;
+        protobuf_c_message_free_unpacked(&p->status->base, NULL);
+        p->status = xmalloc(sizeof(*p->status));
+        coracle__v1__pod_status__init(p->status);
+        p->status->phase = phase;
+    } else if (p->status) {
+        protobuf_c_message_free_unpacked(&p->status->base, NULL);
+        p->status = NULL;
+    }
+    if (m) {
+        Coracle__V1__ObjectMeta *km = xmalloc(sizeof(*km));
+        coracle__v1__object_meta__init(km);
+        km->name = m->name;
+        km->namespace_ = m->namespace_;
+        km->uid = m->uid;
+        km->resourceversion = m->resourceversion;
+        m->name = m->namespace_ = m->uid = m->resourceversion = NULL;
+        protobuf_c_message_free_unpacked(&m->base, NULL);
+        p->metadata = km;
+    }
+
+    Coracle__V1__PodSpec *old = p->spec, *sp = xmalloc(sizeof(*sp));
+    coracle__v1__pod_spec__init(sp);
+    sp->nodename = old->nodename;
+    sp->has_priority = old->has_priority;
+    sp->priority = old->priority;
+    sp->n_containers = old->n_containers;
+    sp->containers = slim_containers(old->containers, old->n_containers);
+    sp->n_initcontainers = old->n_initcontainers;
+    sp->initcontainers = slim_containers(old->initcontainers, old->n_initcontainers);
+    old->nodename = NULL;
+    old->n_containers = old->n_initcontainers = 0;
+    old->containers = old->initcontainers = NULL;
+    protobuf_c_message_free_unpacked(&old->base, NULL);
+    p->spec = sp;
 }
 
 static void pod_add(inf_t *inf, const ProtobufCMessage *obj, void *arg)
@@ -736,7 +795,7 @@ sched_t *sched_new(struct event_base *base, const struct sched_cfg *cfg)
     s->accts = smap_new();
     struct inf_handlers ph = {pod_add, pod_update, pod_delete, synced, s};
     struct inf_handlers nh = {node_add, node_add_or_update, node_delete, synced, s};
-    struct inf_opts po = {.transform = pod_slim};
+    struct inf_opts po = {.compact = true, .transform = pod_slim};
     s->pods = inf_new(base, s->g, &kind_pod, &po, &ph);
     s->nodes = inf_new(base, s->g, &kind_node, NULL, &nh);
     return s;

@@ -207,6 +207,14 @@ static void objs_free(void *v)
     free(v);
 }
 
+/* Appends src's objects to dst without copying their strings (dst borrows them). */
+static void objs_append(struct kpx_objs *dst, const struct kpx_objs *src)
+{
+    dst->v = xrealloc(dst->v, (dst->n + src->n + 1) * sizeof *dst->v);
+    memcpy(dst->v + dst->n, src->v, src->n * sizeof *src->v);
+    dst->n += src->n;
+}
+
 struct pending {
     char **keys;
     struct kpx_objs **objs;
@@ -254,12 +262,21 @@ static void kpx_apply(evutil_socket_t fd, short what, void *arg)
     }
     smap_clear(px->dirty, NULL);
     p.objs = xcalloc(p.n + 1, sizeof *p.objs);
+    struct kpx_objs all = {0}; /* a full sync's objects, borrowed from p.objs */
     for (size_t i = 0; i < p.n; i++) {
         p.objs[i] = xcalloc(1, sizeof **p.objs);
         svc_build(px, p.keys[i], p.objs[i]);
         const struct kpx_objs *old = full ? NULL : smap_get(px->applied, p.keys[i]);
-        kpx_script_diff(&b, old ? old : &none, p.objs[i]);
+        if (full)
+            objs_append(&all, p.objs[i]);
+        else
+            kpx_script_diff(&b, old ? old : &none, p.objs[i]);
     }
+    /* a full sync in one diff: every chain's rules before any map element, as the kernel
+     * walks a map's elements each time a rule binds it */
+    if (full)
+        kpx_script_diff(&b, &none, &all);
+    free(all.v);
     char *err = NULL;
     if (b.len && nft_run(px, b.p, &err) < 0) {
         log_warn("proxy: %s sync failed, full sync in 1 s: %s", full ? "full" : "incremental", err);

@@ -14,12 +14,21 @@
  *                                            -> goto external-<sp> (externalIPs)
  *   map service-nodeports  proto . port -> goto external-<sp>
  *   map no-endpoint-services, no-endpoint-nodeports -> goto reject-chain
+ *   maps service-endpoints-<proto>-<0..KPX_EP_MAPS-1>  ip . port . slot ->
+ *                          endpoint ip . port (the endpoints of Services only
+ *                          ClusterIPs lead to, under --masquerade-all; a
+ *                          Service's map by a hash of <sp>)
  *   chain service-<sp>     masquerade mark (--masquerade-all), then DNAT to an
  *                          endpoint: "dnat ip addr . port to numgen random
  *                          mod N map { 0 : <ip> . <port>, ... }" (one rule,
  *                          no chain per endpoint, nothing that jumps: an
  *                          endpoint change rewrites this chain alone and
- *                          the kernel need not revalidate the table)
+ *                          the kernel need not revalidate the table);
+ *                          where service-endpoints-* hold the endpoints:
+ *                          "dnat ip addr . port to ip daddr . <proto> dport .
+ *                          numgen random mod N map
+ *                          @service-endpoints-<proto>-<n>" (an endpoint replaced
+ *                          changes one element, no chain)
  *   chain external-<sp>    masquerade (policy Cluster) then the service
  *                          chain; policy Local: only the node's endpoints,
  *                          drop when there are none
@@ -41,6 +50,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #define KPX_TABLE "ip coracle-proxy"
+#define KPX_EP_MAPS 16 /* service-endpoints-<proto>-<n> maps a protocol */
 
 /* One endpoint of a Service port (borrowed strings). */
 struct kpx_ep {

@@ -7,6 +7,7 @@
 #include "proxy.h"
 #include "util.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,6 +93,50 @@ static void spread_dnat(struct buf *b, const struct kpx_svc *s, const struct kpx
     buf_puts(b, " }\n");
 }
 
+/* Whether p's service chain picks its endpoint in a shared map service-endpoints-*: only
+ * when the chain then names no endpoint (no affinity chains, no hairpin marks) and only
+ * ClusterIPs lead to it, as the map's key starts with the packet's destination. An endpoint
+ * that changes is then one element changed: libnftables' cache (every set of the table)
+ * stays small, and no chain is rewritten. */
+static bool spread_shared(const struct kpx_svc *s, const struct kpx_port *p)
+{
+    return s->masq_all && s->affinity_timeout == 0 && p->node_port <= 0 && s->next_ips == 0 &&
+           (!strcmp(p->proto, "tcp") || !strcmp(p->proto, "udp") || !strcmp(p->proto, "sctp"));
+}
+
+/* Which of p->proto's KPX_EP_MAPS maps holds the endpoints of <sp> (FNV-1a); a map per
+ * protocol, as its key then needs no meta l4proto, which libnftables 1.0.6 cannot read back
+ * beside th dport in a map's typeof. Several maps, as the
+ * kernel checks a map's new element against every rule that uses the map, and every rule
+ * binding a map against its elements: one map for all would make a full sync quadratic. */
+static unsigned ep_map(const char *sp)
+{
+    uint32_t h = 2166136261u;
+    for (; *sp; sp++)
+        h = (h ^ (unsigned char)*sp) * 16777619u;
+    return h % KPX_EP_MAPS;
+}
+
+/* The shared map's rule; its elements (ClusterIP . port . slot : endpoint) come from
+ * shared_elements. */
+static void spread_map(struct buf *b, const char *sp, const struct kpx_port *p)
+{
+    buf_printf(b,
+               "meta l4proto %s dnat ip addr . port to ip daddr . %s dport . "
+               "numgen random mod %zu map @service-endpoints-%s-%u\n",
+               p->proto, p->proto, p->neps, p->proto, ep_map(sp));
+}
+
+static void shared_elements(const struct kpx_svc *s, const char *sp, const struct kpx_port *p,
+                            struct kpx_objs *out)
+{
+    for (size_t v = 0; v < s->nvips; v++)
+        for (size_t i = 0; i < p->neps; i++)
+            obj_add(out, 'e', xasprintf("service-endpoints-%s-%u", p->proto, ep_map(sp)),
+                    xasprintf("%s . %d . %zu", s->vips[v], p->port, i),
+                    xasprintf("%s . %d", p->eps[i].ip, p->eps[i].port));
+}
+
 /* The spread over the endpoints (only the local ones if local_only); nothing when there are
  * none. */
 static void spread_rule(struct buf *b, const struct kpx_svc *s, const char *sp,
@@ -101,6 +146,8 @@ static void spread_rule(struct buf *b, const struct kpx_svc *s, const char *sp,
         return;
     if (s->affinity_timeout > 0)
         spread_chains(b, sp, p, local_only);
+    else if (!local_only && spread_shared(s, p))
+        spread_map(b, sp, p);
     else
         spread_dnat(b, s, p, local_only);
 }
@@ -135,6 +182,8 @@ static void port_objs(const struct kpx_svc *s, const struct kpx_port *p, struct 
                        p->eps[i].ip, p->eps[i].port, sp, p->eps[i].ip, p->eps[i].port);
         spread_rule(&b, s, sp, p, false);
         obj_add(out, 'c', xasprintf("service-%s", sp), buf_take(&b), NULL);
+        if (spread_shared(s, p))
+            shared_elements(s, sp, p, out);
     }
 
     /* NodePort and externalIPs: from outside the node */
@@ -207,13 +256,12 @@ static void chain_rules(struct buf *b, const char *table, const struct kpx_obj *
     }
 }
 
-/* "add element" of a map (key : verdict) or of a set (key only). */
-static void element_add(struct buf *b, const char *table, const struct kpx_obj *n)
+/* An element as "add element" lists it: a map's "key : value", a set's key. */
+static void element_item(struct buf *b, const struct kpx_obj *n)
 {
+    buf_puts(b, n->key);
     if (n->val)
-        buf_printf(b, "add element %s %s { %s : %s }\n", table, n->name, n->key, n->val);
-    else
-        buf_printf(b, "add element %s %s { %s }\n", table, n->name, n->key);
+        buf_printf(b, " : %s", n->val);
 }
 
 void kpx_script_diff_in(struct buf *b, const char *table, const struct kpx_objs *old,
@@ -242,11 +290,25 @@ void kpx_script_diff_in(struct buf *b, const char *table, const struct kpx_objs 
             buf_printf(b, "flush chain %s %s\n", table, n->name);
         chain_rules(b, table, n);
     }
+    const char *open = NULL; /* the map whose "add element" is being written */
     for (size_t i = 0; i < nw->n; i++) {
         const struct kpx_obj *n = &nw->v[i], *o = NULL;
-        if (n->type == 'e' && (!(o = obj_find(old, n)) || !obj_same(o, n)))
-            element_add(b, table, n);
+        if (n->type != 'e' || ((o = obj_find(old, n)) && obj_same(o, n)))
+            continue;
+        /* a run of elements of one map in one command: libnftables evaluates each command
+         * on its own, and a proxy's full sync adds tens of thousands of them (a set's
+         * elements, which may be intervals, each in a command of their own as before) */
+        if (open && n->val && !strcmp(open, n->name))
+            buf_puts(b, ", ");
+        else
+            buf_printf(b, "%sadd element %s %s { ", open ? " }\n" : "", table, n->name);
+        element_item(b, n);
+        open = n->val ? n->name : NULL;
+        if (!open)
+            buf_puts(b, " }\n");
     }
+    if (open)
+        buf_puts(b, " }\n");
     /* chains that go: emptied first, as they may jump to one another */
     for (size_t i = 0; i < old->n; i++)
         if (old->v[i].type == 'c' && !obj_find(nw, &old->v[i]))
@@ -302,4 +364,11 @@ void kpx_script_base(struct buf *b)
            "  chain filter-output { type filter hook output priority -110; "
            "ct state new jump endpoints-check; }\n"
            "}\n");
+    static const char *const protos[] = {"tcp", "udp", "sctp"};
+    for (size_t p = 0; p < 3; p++)
+        for (unsigned i = 0; i < KPX_EP_MAPS; i++)
+            buf_printf(b,
+                       "add map " KPX_TABLE " service-endpoints-%s-%u { typeof ip daddr . %s dport "
+                       ". numgen random mod 1 : ip daddr . %s dport; }\n",
+                       protos[p], i, protos[p], protos[p]);
 }

@@ -158,6 +158,68 @@ static void test_affinity_nodeport(void)
     free(got);
 }
 
+/* Under --masquerade-all a Service only ClusterIPs lead to keeps its endpoints in a shared
+ * map: an endpoint replaced is one element deleted and one added, no chain touched. */
+static void test_shared_map(void)
+{
+    struct kpx_port p = {"http", "tcp", 80, 0, eps2, 2};
+    struct kpx_svc s = {.ns = "default",
+                        .name = "web",
+                        .vips = vip,
+                        .nvips = 1,
+                        .masq_all = true,
+                        .ports = &p,
+                        .nports = 1};
+    char *got = script(NULL, &s);
+    const char *m = strstr(got, "numgen random mod 2 map @service-endpoints-tcp-");
+    ok(m && strstr(got,
+                   "service-default/web/tcp/http meta l4proto tcp dnat ip addr . port to ip "
+                   "daddr . tcp dport . numgen random mod 2 map @service-endpoints-tcp-") != NULL,
+       "a ClusterIP Service: the DNAT looks its endpoint up in a shared map");
+    unsigned n =
+        m ? (unsigned)atoi(m + strlen("numgen random mod 2 map @service-endpoints-tcp-")) : 0;
+    char want[256];
+    snprintf(want, sizeof want,
+             "add element ip coracle-proxy service-endpoints-tcp-%u { 10.96.0.10 . 80 . 0 : "
+             "10.1.0.2 . 8080, 10.96.0.10 . 80 . 1 : 10.1.0.3 . 8080 }\n",
+             n);
+    ok(n < KPX_EP_MAPS && strstr(got, want) != NULL,
+       "the endpoints: elements of one map, in one command");
+    free(got);
+
+    static const struct kpx_ep eps2b[] = {{"10.1.0.2", 8080, true}, {"10.1.0.9", 8080, true}};
+    struct kpx_port pb = {"http", "tcp", 80, 0, eps2b, 2};
+    struct kpx_svc sb = s;
+    sb.ports = &pb;
+    got = script(&s, &sb);
+    snprintf(want, sizeof want,
+             "delete element ip coracle-proxy service-endpoints-tcp-%u { 10.96.0.10 . 80 . 1 }\n"
+             "add element ip coracle-proxy service-endpoints-tcp-%u { 10.96.0.10 . 80 . 1 : "
+             "10.1.0.9 . 8080 }\n",
+             n, n);
+    is_str(got, want, "an endpoint replaced: one element, no chain");
+    free(got);
+
+    struct kpx_port p1 = {"http", "tcp", 80, 0, eps2, 1};
+    struct kpx_svc s1 = s;
+    s1.ports = &p1;
+    got = script(&s, &s1);
+    ok(strstr(got, "flush chain ip coracle-proxy service-default/web/tcp/http\n") &&
+           strstr(got, "numgen random mod 1 map @service-endpoints-tcp-") &&
+           strstr(got, "delete element ip coracle-proxy service-endpoints-tcp-") &&
+           strstr(got, "{ 10.96.0.10 . 80 . 1 }\n") && !strstr(got, "add element"),
+       "an endpoint removed: the spread shrinks, its element goes");
+    free(got);
+
+    struct kpx_port pn = {"http", "tcp", 80, 30080, eps2, 2};
+    s.ports = &pn;
+    got = script(NULL, &s);
+    ok(strstr(got, "numgen random mod 2 map { 0 : 10.1.0.2 . 8080, 1 : 10.1.0.3 . 8080 }\n") &&
+           !strstr(got, "service-endpoints-"),
+       "a NodePort Service: its own DNAT map (the shared map's key is a ClusterIP)");
+    free(got);
+}
+
 static void test_base(void)
 {
     struct buf b = {0};
@@ -165,6 +227,9 @@ static void test_base(void)
     ok(!strncmp(b.p, "add table ip coracle-proxy\ndelete table ip coracle-proxy\n", 55),
        "the base script replaces any leftover table");
     ok(strstr(b.p, "fib daddr type local") != NULL, "NodePorts on the node's local addresses");
+    ok(strstr(b.p, "add map ip coracle-proxy service-endpoints-udp-15 { typeof ip daddr . udp "
+                   "dport . numgen random mod 1 : ip daddr . udp dport; }\n") != NULL,
+       "the shared endpoint maps");
     buf_free(&b);
 }
 
@@ -173,6 +238,7 @@ int main(void)
     test_clusterip();
     test_headless();
     test_affinity_nodeport();
+    test_shared_map();
     test_base();
     return done_testing();
 }

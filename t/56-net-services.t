@@ -172,6 +172,20 @@ has_element("%s . tcp . 80 : goto service-default/sticky/tcp/http" % vip_aff)
 got = from_a("http://%s/" % vip_aff, n=12)
 t.ok(len(set(got)) == 1 and got[0] in ("b", "c"), "ClientIP affinity sticks to one endpoint: %s" % got)
 
+# a Service only its ClusterIP leads to: endpoints in a shared map, changed element by element
+vip_plain = "10.96.%d.14" % net
+service("plain", vip_plain, 80)
+set_slice("plain", [(ip["b"], True, "node1"), (ip["c"], True, "node1")])
+t.ok(has_element("%s . 80 . 1 : %s . 8080" % (vip_plain, ip["c"])), "the endpoints are elements of a shared map")
+got = from_a("http://%s/" % vip_plain, n=20)
+t.ok(set(got) == {"b", "c"}, "a pod reaches it, spread over both endpoints: %s" % got)
+set_slice("plain", [(ip["c"], True, "node1"), (ip["b"], True, "node1")])
+t.ok(has_element("%s . 80 . 1 : %s . 8080" % (vip_plain, ip["b"])) and not names_ep(
+    sh("ip", "netns", "exec", node_ns, "nft", "list", "chain", "ip", "coracle-proxy",
+       "service-default/plain/tcp/http").stdout, ip["b"]), "endpoints swapped: elements changed, not the chain")
+got = from_a("http://%s/" % vip_plain, n=20)
+t.ok(set(got) == {"b", "c"}, "and traffic still reaches both: %s" % got)
+
 # NodePort from a client namespace that is not a node
 got = from_client("http://%s:30080/" % node_ip, n=12)
 t.ok(set(got) <= {"b", "c"} and len(got) == 12, "a NodePort answers from outside the node: %s" % got)

@@ -227,10 +227,12 @@ static char *tar_error(const char *errpath)
 /*
  * Unpacks the tar at `file` (plain or compressed) into `dest` with the
  * system tar, feeding it the bytes so their sha256 (into hex, if not NULL)
- * and progress come for free. `what` names the file in errors.
+ * and progress come for free. `what` names the file in errors; `exclude`,
+ * if not NULL, is a tar --exclude pattern.
  */
 static int run_tar(struct import *im, const char *file, const char *what, const char *dest,
-                   enum img_phase ph, int layer, int layers, char hex[65], int *compressed)
+                   const char *exclude, enum img_phase ph, int layer, int layers, char hex[65],
+                   int *compressed)
 {
     unsigned char magic[8];
     struct stat st;
@@ -267,6 +269,10 @@ static int run_tar(struct import *im, const char *file, const char *what, const 
     argv[ac++] = geteuid() == 0 ? "--same-owner" : "--no-same-owner";
     argv[ac++] = "--warning=no-unknown-keyword";
     argv[ac++] = "--warning=no-timestamp";
+    if (exclude) {
+        argv[ac++] = "--exclude";
+        argv[ac++] = exclude;
+    }
     if (zflag)
         argv[ac++] = zflag;
     argv[ac] = NULL;
@@ -792,7 +798,7 @@ static int prepare(struct import *im, struct plan *p, size_t idx)
 {
     struct json_limits lim = {.max_bytes = IMG_JSON_MAX};
     json_t *cfg = NULL;
-    char *e = NULL, *dir = NULL, *layer_dir = NULL;
+    char *e = NULL, *dir = NULL, *layer_dir = NULL, *rootfs = NULL;
     int rc, rfd = -1;
     rc = read_file(p->config_path, IMG_JSON_MAX, &p->config_buf, &p->config_len);
     if (rc < 0)
@@ -852,6 +858,7 @@ static int prepare(struct import *im, struct plan *p, size_t idx)
     }
     free(rootfs_rel);
     layer_dir = xasprintf("%s/%s/layer", im->work, dir);
+    rootfs = xasprintf("%s/%s/rootfs", im->work, dir);
     for (size_t i = 0; i < p->n_layers; i++) {
         struct layer *l = &p->layers[i];
         char hex[65];
@@ -864,27 +871,30 @@ static int prepare(struct import *im, struct plan *p, size_t idx)
             free(what);
             goto out;
         }
-        if (mkdir(layer_dir, 0755) < 0) {
+        /* The bottom layer has nothing below it: it goes straight into the
+         * rootfs, its whiteouts (which could only hide nothing) left out. */
+        int direct = i == 0;
+        if (!direct && mkdir(layer_dir, 0755) < 0) {
             rc = fail(im, -errno, "%s: %s", layer_dir, strerror(errno));
             free(what);
             goto out;
         }
-        rc = run_tar(im, l->path, what, layer_dir, IMG_PH_LAYER, (int)i + 1, (int)p->n_layers, hex,
-                     &compressed);
+        rc = run_tar(im, l->path, what, direct ? rootfs : layer_dir, direct ? ".wh.*" : NULL,
+                     IMG_PH_LAYER, (int)i + 1, (int)p->n_layers, hex, &compressed);
         if (rc == 0 && l->blob_hex && strcmp(hex, l->blob_hex) != 0)
             rc = fail(im, -EBADMSG, "%s is corrupt: its sha256 is %s", what, hex);
         if (rc == 0 && !compressed && strcmp(hex, l->diff_hex) != 0)
             rc = fail(im, -EBADMSG, "%s does not match the config's diff_id sha256:%s", what,
                       l->diff_hex);
         free(what);
-        if (rc == 0) {
+        if (rc == 0 && !direct) {
             int lfd = open(layer_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
             rc = lfd < 0 ? fail(im, -errno, "%s: %s", layer_dir, strerror(errno))
                          : merge_dir(im, lfd, rfd, "", 0);
             if (lfd >= 0)
                 close(lfd);
         }
-        int r2 = img_rm_rf_at(AT_FDCWD, layer_dir);
+        int r2 = direct ? 0 : img_rm_rf_at(AT_FDCWD, layer_dir);
         if (rc == 0 && r2 < 0)
             rc = fail(im, r2, "%s: %s", layer_dir, strerror(-r2));
         if (rc < 0)
@@ -913,6 +923,7 @@ static int prepare(struct import *im, struct plan *p, size_t idx)
 out:
     if (rfd >= 0)
         close(rfd);
+    free(rootfs);
     free(layer_dir);
     free(dir);
     json_free(cfg);
@@ -1086,7 +1097,7 @@ int img_import(img_store_t *s, const char *path, const struct img_import_opts *o
             free(srcdir);
             goto out;
         }
-        rc = run_tar(&im, path, path, srcdir, IMG_PH_READ, 0, 0, NULL, NULL);
+        rc = run_tar(&im, path, path, srcdir, NULL, IMG_PH_READ, 0, 0, NULL, NULL);
         if (rc < 0) {
             free(srcdir);
             goto out;

@@ -22,15 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void eadd(struct errs *e, const char *fmt, ...) PRINTF(2, 3);
-static void eadd(struct errs *e, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    admit_verr(e, fmt, ap);
-    va_end(ap);
-}
-
 int admit_errs_finish(struct errs *e, const struct kind *k, const char *name, char **msg)
 {
     if (!e->n)
@@ -196,15 +187,16 @@ static void check_managed_fields(struct errs *e, const Coracle__V1__ObjectMeta *
         const Coracle__V1__ManagedFieldsEntry *f = m->managedfields[i];
         const char *op = f->operation ? f->operation : "";
         if (strcmp(op, "Apply") && strcmp(op, "Update"))
-            eadd(e,
-                 "metadata.managedFields[%zu].operation: Invalid value: \"%s\": must be `Apply` "
-                 "or `Update`",
-                 i, op);
+            admit_err(
+                e,
+                "metadata.managedFields[%zu].operation: Invalid value: \"%s\": must be `Apply` "
+                "or `Update`",
+                i, op);
         if (f->fieldstype && *f->fieldstype && strcmp(f->fieldstype, "FieldsV1"))
-            eadd(e,
-                 "metadata.managedFields[%zu].fieldsType: Invalid value: \"%s\": must be "
-                 "`FieldsV1`",
-                 i, f->fieldstype);
+            admit_err(e,
+                      "metadata.managedFields[%zu].fieldsType: Invalid value: \"%s\": must be "
+                      "`FieldsV1`",
+                      i, f->fieldstype);
         /* stored as sent and written out verbatim in JSON (kobj_emit): must be a JSON object */
         if (f->fieldsv1 && f->fieldsv1->has_raw) {
             json_t *v = NULL;
@@ -212,20 +204,20 @@ static void check_managed_fields(struct errs *e, const Coracle__V1__ObjectMeta *
             if (json_parse((const char *)f->fieldsv1->raw.data, f->fieldsv1->raw.len, &lim, &v,
                            NULL) < 0 ||
                 !json_is(v, JSON_OBJECT))
-                eadd(e,
-                     "metadata.managedFields[%zu].fieldsV1: Invalid value: must be a JSON object",
-                     i);
+                admit_err(
+                    e, "metadata.managedFields[%zu].fieldsV1: Invalid value: must be a JSON object",
+                    i);
             json_free(v);
         }
         char *r = admit_field_manager(f->manager ? f->manager : "");
         if (r)
-            eadd(e, "metadata.managedFields[%zu].manager: %s", i, r);
+            admit_err(e, "metadata.managedFields[%zu].manager: %s", i, r);
         free(r);
         if (f->subresource && strlen(f->subresource) > SUBRESOURCE_MAX)
-            eadd(e,
-                 "metadata.managedFields[%zu].subresource: Too long: may not be more than %d "
-                 "bytes",
-                 i, SUBRESOURCE_MAX);
+            admit_err(e,
+                      "metadata.managedFields[%zu].subresource: Too long: may not be more than %d "
+                      "bytes",
+                      i, SUBRESOURCE_MAX);
     }
 }
 
@@ -236,9 +228,9 @@ static void check_labels(struct errs *e, const char *path,
         const char *k = l[i]->key ? l[i]->key : "", *v = l[i]->value ? l[i]->value : "";
         const char *r = qualified_name_err(k);
         if (r)
-            eadd(e, "%s: Invalid value: \"%s\": %s", path, k, r);
+            admit_err(e, "%s: Invalid value: \"%s\": %s", path, k, r);
         if ((r = label_value_err(v)))
-            eadd(e, "%s: Invalid value: \"%s\": %s", path, v, r);
+            admit_err(e, "%s: Invalid value: \"%s\": %s", path, v, r);
     }
 }
 
@@ -276,26 +268,29 @@ static void check_owners(struct errs *e, Coracle__V1__OwnerReference *const *ref
         const Coracle__V1__OwnerReference *r = refs[i];
         const char *av = r->apiversion ? r->apiversion : "", *kind = r->kind ? r->kind : "";
         if (!*av)
-            eadd(e, "metadata.ownerReferences[%zu].apiVersion: Required value: must not be empty",
-                 i);
+            admit_err(e,
+                      "metadata.ownerReferences[%zu].apiVersion: Required value: must not be empty",
+                      i);
         else if (!group_version_ok(av))
-            eadd(e,
-                 "metadata.ownerReferences[%zu].apiVersion: Invalid value: \"%s\": must be "
-                 "<group>/<version> or <version>",
-                 i, av);
+            admit_err(e,
+                      "metadata.ownerReferences[%zu].apiVersion: Invalid value: \"%s\": must be "
+                      "<group>/<version> or <version>",
+                      i, av);
         if (!*kind)
-            eadd(e, "metadata.ownerReferences[%zu].kind: Required value: must not be empty", i);
+            admit_err(e, "metadata.ownerReferences[%zu].kind: Required value: must not be empty",
+                      i);
         if (!r->name || !*r->name)
-            eadd(e, "metadata.ownerReferences[%zu].name: Required value: must not be empty", i);
+            admit_err(e, "metadata.ownerReferences[%zu].name: Required value: must not be empty",
+                      i);
         if (!r->uid || !*r->uid)
-            eadd(e, "metadata.ownerReferences[%zu].uid: Required value: must not be empty", i);
+            admit_err(e, "metadata.ownerReferences[%zu].uid: Required value: must not be empty", i);
         if (!strcmp(av, "v1") && !strcmp(kind, "Event")) {
             struct buf b = {0};
             owner_json(&b, r);
-            eadd(e,
-                 "metadata.ownerReferences[%zu]: Invalid value: %s: /v1, Kind=Event is "
-                 "disallowed from being an owner",
-                 i, b.p);
+            admit_err(e,
+                      "metadata.ownerReferences[%zu]: Invalid value: %s: /v1, Kind=Event is "
+                      "disallowed from being an owner",
+                      i, b.p);
             buf_free(&b);
         }
         if (!r->has_controller || !r->controller)
@@ -313,10 +308,10 @@ static void check_owners(struct errs *e, Coracle__V1__OwnerReference *const *ref
             owner_json(&b, refs[j]);
         }
         buf_puts(&b, "]");
-        eadd(e,
-             "metadata.ownerReferences: Invalid value: %s: Only one reference can have "
-             "Controller set to true. Found \"true\" in references for %s/%s and %s/%s",
-             b.p, first, first_name, kind, r->name ? r->name : "");
+        admit_err(e,
+                  "metadata.ownerReferences: Invalid value: %s: Only one reference can have "
+                  "Controller set to true. Found \"true\" in references for %s/%s and %s/%s",
+                  b.p, first, first_name, kind, r->name ? r->name : "");
         buf_free(&b);
     }
 }
@@ -343,16 +338,16 @@ static void check_finalizers(struct errs *e, char *const *f, size_t n)
         const char *s = f[i] ? f[i] : "";
         const char *r = qualified_name_err(s);
         if (r)
-            eadd(e, "metadata.finalizers: Invalid value: \"%s\": %s", s, r);
+            admit_err(e, "metadata.finalizers: Invalid value: \"%s\": %s", s, r);
         orphan |= !strcmp(s, "orphan");
         fg |= !strcmp(s, "foregroundDeletion");
     }
     if (orphan && fg) {
         char *j = finalizers_json(f, n);
-        eadd(e,
-             "metadata.finalizers: Invalid value: %s: finalizer orphan and foregroundDeletion "
-             "cannot be both set",
-             j);
+        admit_err(e,
+                  "metadata.finalizers: Invalid value: %s: finalizer orphan and foregroundDeletion "
+                  "cannot be both set",
+                  j);
         free(j);
     }
 }
@@ -394,10 +389,10 @@ static void check_no_new_finalizers(struct errs *e, const Coracle__V1__ObjectMet
             free(q);
         }
         buf_puts(&b, "}");
-        eadd(e,
-             "metadata.finalizers: Forbidden: no new finalizers can be added if the object is "
-             "being deleted, found new finalizers %s",
-             b.p);
+        admit_err(e,
+                  "metadata.finalizers: Forbidden: no new finalizers can be added if the object is "
+                  "being deleted, found new finalizers %s",
+                  b.p);
         buf_free(&b);
     }
     free(extra);
@@ -406,7 +401,7 @@ static void check_no_new_finalizers(struct errs *e, const Coracle__V1__ObjectMet
 static void check_meta(struct errs *e, const struct kind *k, const Coracle__V1__ObjectMeta *m)
 {
     if (!m || !m->name || !*m->name) {
-        eadd(e, "metadata.name: Required value: name or generateName is required");
+        admit_err(e, "metadata.name: Required value: name or generateName is required");
     } else {
         /* a namespace's name is a label: it is a DNS name's part elsewhere; RBAC's names
          * are path segments ("system:node") */
@@ -414,17 +409,17 @@ static void check_meta(struct errs *e, const struct kind *k, const Coracle__V1__
                         : admit_rbac_kind(k) ? admit_path_segment_name(m->name)
                                              : admit_dns1123_subdomain(m->name);
         if (r)
-            eadd(e, "metadata.name: Invalid value: \"%s\": %s", m->name, r);
+            admit_err(e, "metadata.name: Invalid value: \"%s\": %s", m->name, r);
     }
     if (!m)
         return;
     if (k->namespaced) {
         if (!m->namespace_ || !*m->namespace_) {
-            eadd(e, "metadata.namespace: Required value");
+            admit_err(e, "metadata.namespace: Required value");
         } else {
             const char *r = admit_dns1123_label(m->namespace_);
             if (r)
-                eadd(e, "metadata.namespace: Invalid value: \"%s\": %s", m->namespace_, r);
+                admit_err(e, "metadata.namespace: Invalid value: \"%s\": %s", m->namespace_, r);
         }
     }
     check_labels(e, "metadata.labels", m->labels, m->n_labels);
@@ -432,15 +427,15 @@ static void check_meta(struct errs *e, const struct kind *k, const Coracle__V1__
         const char *key = m->annotations[i]->key ? m->annotations[i]->key : "";
         const char *r = qualified_name_err(key);
         if (r)
-            eadd(e, "metadata.annotations: Invalid value: \"%s\": %s", key, r);
+            admit_err(e, "metadata.annotations: Invalid value: \"%s\": %s", key, r);
     }
     check_owners(e, m->ownerreferences, m->n_ownerreferences);
     check_finalizers(e, m->finalizers, m->n_finalizers);
     if (m->has_deletiongraceperiodseconds && m->deletiongraceperiodseconds < 0)
-        eadd(e,
-             "metadata.deletionGracePeriodSeconds: Invalid value: %" PRId64
-             ": must be greater than or equal to 0",
-             m->deletiongraceperiodseconds);
+        admit_err(e,
+                  "metadata.deletionGracePeriodSeconds: Invalid value: %" PRId64
+                  ": must be greater than or equal to 0",
+                  m->deletiongraceperiodseconds);
     check_managed_fields(e, m);
 }
 
@@ -462,26 +457,27 @@ static void check_dns_config(struct errs *e, const Coracle__V1__PodSpec *sp)
     bool none = sp->dnspolicy && !strcmp(sp->dnspolicy, "None");
     if (!c) {
         if (none)
-            eadd(e, "spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` "
-                    "is None");
+            admit_err(e,
+                      "spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` "
+                      "is None");
         return;
     }
     if (c->n_nameservers > 3)
-        eadd(e,
-             "spec.dnsConfig.nameservers: Invalid value: %zu: must not have more than 3 "
-             "nameservers",
-             c->n_nameservers);
+        admit_err(e,
+                  "spec.dnsConfig.nameservers: Invalid value: %zu: must not have more than 3 "
+                  "nameservers",
+                  c->n_nameservers);
     if (none && !c->n_nameservers)
-        eadd(e, "spec.dnsConfig.nameservers: Required value: must provide at least one DNS "
-                "nameserver when `dnsPolicy` is None");
+        admit_err(e, "spec.dnsConfig.nameservers: Required value: must provide at least one DNS "
+                     "nameserver when `dnsPolicy` is None");
     for (size_t i = 0; i < c->n_nameservers; i++) {
         struct in6_addr a;
         if (inet_pton(AF_INET, c->nameservers[i], &a) != 1 &&
             inet_pton(AF_INET6, c->nameservers[i], &a) != 1)
-            eadd(e,
-                 "spec.dnsConfig.nameservers[%zu]: Invalid value: \"%s\": must be valid IP "
-                 "address",
-                 i, c->nameservers[i]);
+            admit_err(e,
+                      "spec.dnsConfig.nameservers[%zu]: Invalid value: \"%s\": must be valid IP "
+                      "address",
+                      i, c->nameservers[i]);
     }
     size_t chars = 0;
     for (size_t i = 0; i < c->n_searches; i++) {
@@ -492,31 +488,31 @@ static void check_dns_config(struct errs *e, const Coracle__V1__PodSpec *sp)
             d[len - 1] = '\0'; /* a trailing dot is allowed */
         const char *r = admit_dns1123_subdomain(d);
         if (r)
-            eadd(e, "spec.dnsConfig.searches[%zu]: Invalid value: \"%s\": %s", i, c->searches[i],
-                 r);
+            admit_err(e, "spec.dnsConfig.searches[%zu]: Invalid value: \"%s\": %s", i,
+                      c->searches[i], r);
         free(d);
     }
     if (c->n_searches > 32)
-        eadd(e,
-             "spec.dnsConfig.searches: Invalid value: %zu: must not have more than 32 search "
-             "paths",
-             c->n_searches);
+        admit_err(e,
+                  "spec.dnsConfig.searches: Invalid value: %zu: must not have more than 32 search "
+                  "paths",
+                  c->n_searches);
     if (chars > 2048)
-        eadd(e,
-             "spec.dnsConfig.searches: Invalid value: %zu: must not have more than 2048 "
-             "characters (including spaces) in the search list",
-             chars);
+        admit_err(e,
+                  "spec.dnsConfig.searches: Invalid value: %zu: must not have more than 2048 "
+                  "characters (including spaces) in the search list",
+                  chars);
     for (size_t i = 0; i < c->n_options; i++)
         if (!c->options[i]->name || !*c->options[i]->name)
-            eadd(e, "spec.dnsConfig.options[%zu]: Required value: Option.Name must not be empty",
-                 i);
+            admit_err(
+                e, "spec.dnsConfig.options[%zu]: Required value: Option.Name must not be empty", i);
 }
 
 static void check_enum(struct errs *e, const char *path, const char *v, const char *const *set,
                        const char *supported)
 {
     if (v && !str_in(v, set))
-        eadd(e, "%s: Unsupported value: \"%s\": supported values: %s", path, v, supported);
+        admit_err(e, "%s: Unsupported value: \"%s\": supported values: %s", path, v, supported);
 }
 
 /* path is <p><sub> (built only for an error) */
@@ -529,12 +525,12 @@ static void check_quantity_map(struct errs *e, const char *p, const char *sub,
         int64_t milli;
         char *qe = NULL;
         if (qty_parse(v, &milli, &qe) < 0)
-            eadd(e, "%s%s[%s]: Invalid value: \"%s\": %s", p, sub, key, v,
-                 qe ? qe : "must be a valid quantity");
+            admit_err(e, "%s%s[%s]: Invalid value: \"%s\": %s", p, sub, key, v,
+                      qe ? qe : "must be a valid quantity");
         free(qe);
         const char *r = qualified_name_err(key);
         if (r)
-            eadd(e, "%s%s[%s]: Invalid value: \"%s\": %s", p, sub, key, key, r);
+            admit_err(e, "%s%s[%s]: Invalid value: \"%s\": %s", p, sub, key, key, r);
     }
 }
 
@@ -551,11 +547,11 @@ static void check_port(struct errs *e, const char *path, int has, int32_t v, int
 {
     if (!has || v == 0) {
         if (required)
-            eadd(e, "%s: Required value", path);
+            admit_err(e, "%s: Required value", path);
         return;
     }
     if (v < 1 || v > 65535)
-        eadd(e, "%s: Invalid value: %d: must be between 1 and 65535, inclusive", path, v);
+        admit_err(e, "%s: Invalid value: %d: must be between 1 and 65535, inclusive", path, v);
 }
 
 /*
@@ -596,10 +592,10 @@ static void check_mode(struct errs *e, size_t i, const char *what, const char *s
                        int32_t mode)
 {
     if (has && (mode < 0 || mode > 0777))
-        eadd(e,
-             "spec.volumes[%zu].%s%s: Invalid value: %d: must be a number between 0 and 0777 "
-             "(octal), both inclusive",
-             i, what, sub, (int)mode);
+        admit_err(e,
+                  "spec.volumes[%zu].%s%s: Invalid value: %d: must be a number between 0 and 0777 "
+                  "(octal), both inclusive",
+                  i, what, sub, (int)mode);
 }
 
 /* A projected volume's sources: one kind each; a token's path and lifetime
@@ -610,21 +606,22 @@ static void check_projected(struct errs *e, size_t i, const Coracle__V1__Project
         const Coracle__V1__VolumeProjection *s = pv->sources[j];
         int n = !!s->secret + !!s->configmap + !!s->downwardapi + !!s->serviceaccounttoken;
         if (n != 1)
-            eadd(e,
-                 "spec.volumes[%zu].projected.sources[%zu]: Forbidden: may not specify more "
-                 "than 1 volume type per source",
-                 i, j);
+            admit_err(e,
+                      "spec.volumes[%zu].projected.sources[%zu]: Forbidden: may not specify more "
+                      "than 1 volume type per source",
+                      i, j);
         const Coracle__V1__ServiceAccountTokenProjection *t = s->serviceaccounttoken;
         if (t && (!t->path || !*t->path))
-            eadd(e,
-                 "spec.volumes[%zu].projected.sources[%zu].serviceAccountToken.path: Required "
-                 "value",
-                 i, j);
+            admit_err(e,
+                      "spec.volumes[%zu].projected.sources[%zu].serviceAccountToken.path: Required "
+                      "value",
+                      i, j);
         if (t && t->has_expirationseconds && t->expirationseconds < 600)
-            eadd(e,
-                 "spec.volumes[%zu].projected.sources[%zu].serviceAccountToken.expirationSeconds: "
-                 "Invalid value: %lld: may not specify a duration less than 10 minutes",
-                 i, j, (long long)t->expirationseconds);
+            admit_err(
+                e,
+                "spec.volumes[%zu].projected.sources[%zu].serviceAccountToken.expirationSeconds: "
+                "Invalid value: %lld: may not specify a duration less than 10 minutes",
+                i, j, (long long)t->expirationseconds);
     }
 }
 
@@ -639,8 +636,8 @@ static void check_projection(struct errs *e, size_t i, const Coracle__V1__Volume
     Coracle__V1__KeyToPath **items = src->configmap ? src->configmap->items : src->secret->items;
     size_t n = src->configmap ? src->configmap->n_items : src->secret->n_items;
     if (!name || !*name)
-        eadd(e, "spec.volumes[%zu].%s.%s: Required value", i, what,
-             src->configmap ? "name" : "secretName");
+        admit_err(e, "spec.volumes[%zu].%s.%s: Required value", i, what,
+                  src->configmap ? "name" : "secretName");
     if (src->configmap)
         check_mode(e, i, what, ".defaultMode", src->configmap->has_defaultmode,
                    src->configmap->defaultmode);
@@ -650,15 +647,15 @@ static void check_projection(struct errs *e, size_t i, const Coracle__V1__Volume
     for (size_t j = 0; j < n; j++) {
         const Coracle__V1__KeyToPath *it = items[j];
         if (!it->key || !*it->key)
-            eadd(e, "spec.volumes[%zu].%s.items[%zu].key: Required value", i, what, j);
+            admit_err(e, "spec.volumes[%zu].%s.items[%zu].key: Required value", i, what, j);
         if (!it->path || !*it->path)
-            eadd(e, "spec.volumes[%zu].%s.items[%zu].path: Required value", i, what, j);
+            admit_err(e, "spec.volumes[%zu].%s.items[%zu].path: Required value", i, what, j);
         else if (it->path[0] == '/' || !strncmp(it->path, "..", 2) || strstr(it->path, "/../") ||
                  (strlen(it->path) > 2 && !strcmp(it->path + strlen(it->path) - 3, "/..")))
-            eadd(e,
-                 "spec.volumes[%zu].%s.items[%zu].path: Invalid value: \"%s\": must be a "
-                 "relative path without '..'",
-                 i, what, j, it->path);
+            admit_err(e,
+                      "spec.volumes[%zu].%s.items[%zu].path: Invalid value: \"%s\": must be a "
+                      "relative path without '..'",
+                      i, what, j, it->path);
         char sub[48];
         snprintf(sub, sizeof sub, ".items[%zu].mode", j);
         check_mode(e, i, what, sub, it->has_mode, it->mode);
@@ -673,25 +670,26 @@ static void check_value_from(struct errs *e, const char *p, size_t j, const Cora
         return;
     int n = !!vf->fieldref + !!vf->resourcefieldref + !!vf->configmapkeyref + !!vf->secretkeyref;
     if (ev->value && *ev->value)
-        eadd(e,
-             "%s.env[%zu].valueFrom: Invalid value: \"\": may not be specified when `value` is "
-             "not empty",
-             p, j);
+        admit_err(
+            e,
+            "%s.env[%zu].valueFrom: Invalid value: \"\": may not be specified when `value` is "
+            "not empty",
+            p, j);
     if (n == 0)
-        eadd(e,
-             "%s.env[%zu].valueFrom: Invalid value: \"\": must specify one of: `fieldRef`, "
-             "`resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
-             p, j);
+        admit_err(e,
+                  "%s.env[%zu].valueFrom: Invalid value: \"\": must specify one of: `fieldRef`, "
+                  "`resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
+                  p, j);
     else if (n > 1)
-        eadd(e,
-             "%s.env[%zu].valueFrom: Invalid value: \"\": may not have more than one field "
-             "specified at a time",
-             p, j);
+        admit_err(e,
+                  "%s.env[%zu].valueFrom: Invalid value: \"\": may not have more than one field "
+                  "specified at a time",
+                  p, j);
     if (vf->fieldref && (!vf->fieldref->fieldpath || !*vf->fieldref->fieldpath))
-        eadd(e, "%s.env[%zu].valueFrom.fieldRef.fieldPath: Required value", p, j);
+        admit_err(e, "%s.env[%zu].valueFrom.fieldRef.fieldPath: Required value", p, j);
     if (vf->resourcefieldref &&
         (!vf->resourcefieldref->resource || !*vf->resourcefieldref->resource))
-        eadd(e, "%s.env[%zu].valueFrom.resourceFieldRef.resource: Required value", p, j);
+        admit_err(e, "%s.env[%zu].valueFrom.resourceFieldRef.resource: Required value", p, j);
     const char *sel = vf->configmapkeyref ? "configMapKeyRef" : "secretKeyRef";
     const Coracle__V1__LocalObjectReference *ref =
         vf->configmapkeyref ? vf->configmapkeyref->localobjectreference
@@ -703,9 +701,9 @@ static void check_value_from(struct errs *e, const char *p, size_t j, const Cora
     if (!vf->configmapkeyref && !vf->secretkeyref)
         return;
     if (!ref || !ref->name || !*ref->name)
-        eadd(e, "%s.env[%zu].valueFrom.%s.name: Required value", p, j, sel);
+        admit_err(e, "%s.env[%zu].valueFrom.%s.name: Required value", p, j, sel);
     if (!key || !*key)
-        eadd(e, "%s.env[%zu].valueFrom.%s.key: Required value", p, j, sel);
+        admit_err(e, "%s.env[%zu].valueFrom.%s.key: Required value", p, j, sel);
 }
 
 static void check_containers(struct errs *e, const char *base, Coracle__V1__Container *const *c,
@@ -720,21 +718,21 @@ static void check_containers(struct errs *e, const char *base, Coracle__V1__Cont
         char p[FPATH_LEN], pp[FPATH_LEN];
         path_idx(p, base, "", i, "");
         if (!ct->name || !*ct->name) {
-            eadd(e, "%s.name: Required value", p);
+            admit_err(e, "%s.name: Required value", p);
         } else {
             const char *r = admit_dns1123_label(ct->name);
             if (r)
-                eadd(e, "%s.name: Invalid value: \"%s\": %s", p, ct->name, r);
+                admit_err(e, "%s.name: Invalid value: \"%s\": %s", p, ct->name, r);
             int dup = 0;
             for (size_t j = 0; j < *nnames && !dup; j++)
                 dup = !strcmp((*names)[j], ct->name);
             if (dup)
-                eadd(e, "%s.name: Duplicate value: \"%s\"", p, ct->name);
+                admit_err(e, "%s.name: Duplicate value: \"%s\"", p, ct->name);
             *names = xrealloc(*names, (*nnames + 1) * sizeof(**names));
             (*names)[(*nnames)++] = ct->name;
         }
         if (!ct->image || !*ct->image)
-            eadd(e, "%s.image: Required value", p);
+            admit_err(e, "%s.image: Required value", p);
         for (size_t j = 0; j < ct->n_ports; j++) {
             const Coracle__V1__ContainerPort *po = ct->ports[j];
             if (port_bad(po->has_containerport, po->containerport, 1))
@@ -744,14 +742,14 @@ static void check_containers(struct errs *e, const char *base, Coracle__V1__Cont
                 check_port(e, path_idx(pp, p, ".ports", j, ".hostPort"), po->has_hostport,
                            po->hostport, 0);
             if (!po->protocol)
-                eadd(e, "%s.ports[%zu].protocol: Required value", p, j);
+                admit_err(e, "%s.ports[%zu].protocol: Required value", p, j);
             else if (!str_in(po->protocol, proto))
                 check_enum(e, path_idx(pp, p, ".ports", j, ".protocol"), po->protocol, proto,
                            "\"SCTP\", \"TCP\", \"UDP\"");
         }
         for (size_t j = 0; j < ct->n_env; j++) {
             if (!ct->env[j]->name || !*ct->env[j]->name)
-                eadd(e, "%s.env[%zu].name: Required value", p, j);
+                admit_err(e, "%s.env[%zu].name: Required value", p, j);
             check_value_from(e, p, j, ct->env[j]);
         }
         if (ct->resources) {
@@ -766,33 +764,33 @@ static void check_containers(struct errs *e, const char *base, Coracle__V1__Cont
                 const char *lv = qmap_get(r->limits, r->n_limits, key);
                 int64_t rq, lq;
                 if (lv && qty_parse(rv, &rq, NULL) == 0 && qty_parse(lv, &lq, NULL) == 0 && rq > lq)
-                    eadd(e,
-                         "%s.resources.requests: Invalid value: \"%s\": must be less than or "
-                         "equal to %s limit of %s",
-                         p, rv, key, lv);
+                    admit_err(e,
+                              "%s.resources.requests: Invalid value: \"%s\": must be less than or "
+                              "equal to %s limit of %s",
+                              p, rv, key, lv);
             }
         }
         for (size_t j = 0; j < ct->n_volumemounts; j++) {
             const Coracle__V1__VolumeMount *vm = ct->volumemounts[j];
             if (!vm->name || !*vm->name) {
-                eadd(e, "%s.volumeMounts[%zu].name: Required value", p, j);
+                admit_err(e, "%s.volumeMounts[%zu].name: Required value", p, j);
             } else {
                 int found = 0;
                 for (size_t v = 0; v < sp->n_volumes && !found; v++)
                     found = sp->volumes[v]->name && !strcmp(sp->volumes[v]->name, vm->name);
                 if (!found)
-                    eadd(e, "%s.volumeMounts[%zu].name: Not found: \"%s\"", p, j, vm->name);
+                    admit_err(e, "%s.volumeMounts[%zu].name: Not found: \"%s\"", p, j, vm->name);
             }
             if (!vm->mountpath || !*vm->mountpath) {
-                eadd(e, "%s.volumeMounts[%zu].mountPath: Required value", p, j);
+                admit_err(e, "%s.volumeMounts[%zu].mountPath: Required value", p, j);
             } else {
                 for (size_t k = 0; k < j; k++)
                     if (ct->volumemounts[k]->mountpath &&
                         !strcmp(ct->volumemounts[k]->mountpath, vm->mountpath)) {
-                        eadd(e,
-                             "%s.volumeMounts[%zu].mountPath: Invalid value: \"%s\": must be "
-                             "unique",
-                             p, j, vm->mountpath);
+                        admit_err(e,
+                                  "%s.volumeMounts[%zu].mountPath: Invalid value: \"%s\": must be "
+                                  "unique",
+                                  p, j, vm->mountpath);
                         break;
                     }
             }
@@ -823,14 +821,14 @@ static void check_pod_spec(struct errs *e, const Coracle__V1__PodSpec *sp)
     for (size_t i = 0; i < sp->n_volumes; i++) {
         const Coracle__V1__Volume *v = sp->volumes[i];
         if (!v->name || !*v->name) {
-            eadd(e, "spec.volumes[%zu].name: Required value", i);
+            admit_err(e, "spec.volumes[%zu].name: Required value", i);
         } else {
             const char *r = admit_dns1123_label(v->name);
             if (r)
-                eadd(e, "spec.volumes[%zu].name: Invalid value: \"%s\": %s", i, v->name, r);
+                admit_err(e, "spec.volumes[%zu].name: Invalid value: \"%s\": %s", i, v->name, r);
             for (size_t j = 0; j < i; j++)
                 if (sp->volumes[j]->name && !strcmp(sp->volumes[j]->name, v->name)) {
-                    eadd(e, "spec.volumes[%zu].name: Duplicate value: \"%s\"", i, v->name);
+                    admit_err(e, "spec.volumes[%zu].name: Duplicate value: \"%s\"", i, v->name);
                     break;
                 }
         }
@@ -839,14 +837,14 @@ static void check_pod_spec(struct errs *e, const Coracle__V1__PodSpec *sp)
                               !!src->projected + !!src->downwardapi
                         : 0;
         if (types == 0)
-            eadd(e, "spec.volumes[%zu]: Required value: must specify a volume type", i);
+            admit_err(e, "spec.volumes[%zu]: Required value: must specify a volume type", i);
         else if (types > 1)
-            eadd(e,
-                 "spec.volumes[%zu].emptyDir: Forbidden: may not specify more than 1 volume "
-                 "type",
-                 i);
+            admit_err(e,
+                      "spec.volumes[%zu].emptyDir: Forbidden: may not specify more than 1 volume "
+                      "type",
+                      i);
         if (src && src->hostpath && (!src->hostpath->path || !*src->hostpath->path))
-            eadd(e, "spec.volumes[%zu].hostPath.path: Required value", i);
+            admit_err(e, "spec.volumes[%zu].hostPath.path: Required value", i);
         if (src && (src->configmap || src->secret))
             check_projection(e, i, src);
         if (src && src->projected)
@@ -857,23 +855,23 @@ static void check_pod_spec(struct errs *e, const Coracle__V1__PodSpec *sp)
             int64_t m;
             char *qe = NULL;
             if (qty_parse(q, &m, &qe) < 0)
-                eadd(e, "spec.volumes[%zu].emptyDir.sizeLimit: Invalid value: \"%s\": %s", i, q,
-                     qe ? qe : "must be a valid quantity");
+                admit_err(e, "spec.volumes[%zu].emptyDir.sizeLimit: Invalid value: \"%s\": %s", i,
+                          q, qe ? qe : "must be a valid quantity");
             free(qe);
         }
         if (src && src->emptydir && src->emptydir->medium && *src->emptydir->medium &&
             strcmp(src->emptydir->medium, "Memory"))
-            eadd(e,
-                 "spec.volumes[%zu].emptyDir.medium: Unsupported value: \"%s\": supported "
-                 "values: \"\", \"Memory\"",
-                 i, src->emptydir->medium);
+            admit_err(e,
+                      "spec.volumes[%zu].emptyDir.medium: Unsupported value: \"%s\": supported "
+                      "values: \"\", \"Memory\"",
+                      i, src->emptydir->medium);
     }
     char **names = NULL;
     size_t nnames = 0;
     check_containers(e, "spec.initContainers", sp->initcontainers, sp->n_initcontainers, sp, &names,
                      &nnames);
     if (sp->n_containers == 0)
-        eadd(e, "spec.containers: Required value");
+        admit_err(e, "spec.containers: Required value");
     check_containers(e, "spec.containers", sp->containers, sp->n_containers, sp, &names, &nnames);
     free(names);
     check_enum(e, "spec.restartPolicy", sp->restartpolicy, restart,
@@ -885,19 +883,19 @@ static void check_pod_spec(struct errs *e, const Coracle__V1__PodSpec *sp)
     if (sp->nodename && *sp->nodename) {
         const char *r = admit_dns1123_subdomain(sp->nodename);
         if (r)
-            eadd(e, "spec.nodeName: Invalid value: \"%s\": %s", sp->nodename, r);
+            admit_err(e, "spec.nodeName: Invalid value: \"%s\": %s", sp->nodename, r);
     }
     if (sp->has_terminationgraceperiodseconds && sp->terminationgraceperiodseconds < 0)
-        eadd(e,
-             "spec.terminationGracePeriodSeconds: Invalid value: %" PRId64
-             ": must be greater than or equal to 0",
-             sp->terminationgraceperiodseconds);
+        admit_err(e,
+                  "spec.terminationGracePeriodSeconds: Invalid value: %" PRId64
+                  ": must be greater than or equal to 0",
+                  sp->terminationgraceperiodseconds);
     if (sp->has_activedeadlineseconds &&
         (sp->activedeadlineseconds < 1 || sp->activedeadlineseconds > 2147483647))
-        eadd(e,
-             "spec.activeDeadlineSeconds: Invalid value: %" PRId64
-             ": must be between 1 and 2147483647, inclusive",
-             sp->activedeadlineseconds);
+        admit_err(e,
+                  "spec.activeDeadlineSeconds: Invalid value: %" PRId64
+                  ": must be between 1 and 2147483647, inclusive",
+                  sp->activedeadlineseconds);
     for (size_t i = 0; i < sp->n_tolerations; i++) {
         const Coracle__V1__Toleration *t = sp->tolerations[i];
         char p[FPATH_LEN], pp[FPATH_LEN];
@@ -906,19 +904,20 @@ static void check_pod_spec(struct errs *e, const Coracle__V1__PodSpec *sp)
         if (t->key && *t->key) {
             const char *r = qualified_name_err(t->key);
             if (r)
-                eadd(e, "%s.key: Invalid value: \"%s\": %s", p, t->key, r);
+                admit_err(e, "%s.key: Invalid value: \"%s\": %s", p, t->key, r);
         } else if (!strcmp(op, "Equal")) {
-            eadd(e,
-                 "%s.operator: Invalid value: \"%s\": operator must be Exists when `key` is "
-                 "empty, which means \"match all values and all keys\"",
-                 p, op);
+            admit_err(e,
+                      "%s.operator: Invalid value: \"%s\": operator must be Exists when `key` is "
+                      "empty, which means \"match all values and all keys\"",
+                      p, op);
         }
         path_idx(pp, "spec.tolerations", "", i, ".operator");
         if (t->operator_ && *t->operator_)
             check_enum(e, pp, t->operator_, tolop, "\"Equal\", \"Exists\"");
         if (!strcmp(op, "Exists") && t->value && *t->value)
-            eadd(e, "%s: Invalid value: \"%s\": value must be empty when `operator` is 'Exists'",
-                 pp, t->value);
+            admit_err(e,
+                      "%s: Invalid value: \"%s\": value must be empty when `operator` is 'Exists'",
+                      pp, t->value);
         if (t->effect && *t->effect) {
             path_idx(pp, "spec.tolerations", "", i, ".effect");
             check_enum(e, pp, t->effect, effect,
@@ -945,18 +944,19 @@ static void check_pod_cidrs(struct errs *e, const Coracle__V1__NodeSpec *s)
     for (size_t i = 0; i < s->n_podcidrs; i++) {
         struct cidr4 c;
         if (!cidr_valid(s->podcidrs[i]))
-            eadd(e,
-                 "spec.podCIDRs[%zu]: Invalid value: \"%s\": must be a valid CIDR value, (e.g. "
-                 "10.9.8.0/24 or 2001:db8::/64)",
-                 i, s->podcidrs[i]);
+            admit_err(
+                e,
+                "spec.podCIDRs[%zu]: Invalid value: \"%s\": must be a valid CIDR value, (e.g. "
+                "10.9.8.0/24 or 2001:db8::/64)",
+                i, s->podcidrs[i]);
         else if (cidr_parse4(s->podcidrs[i], &c) == 0)
             v4++;
     }
     if (s->n_podcidrs > 2 || (s->n_podcidrs == 2 && v4 != 1))
-        eadd(e,
-             "spec.podCIDRs: Invalid value: \"%s\": may specify no more than one CIDR for "
-             "each IP family",
-             s->podcidrs[0]);
+        admit_err(e,
+                  "spec.podCIDRs: Invalid value: \"%s\": may specify no more than one CIDR for "
+                  "each IP family",
+                  s->podcidrs[0]);
 }
 
 static void check_node(struct errs *e, const Coracle__V1__Node *n)
@@ -968,14 +968,14 @@ static void check_node(struct errs *e, const Coracle__V1__Node *n)
         for (size_t i = 0; i < n->spec->n_taints; i++) {
             const Coracle__V1__Taint *t = n->spec->taints[i];
             if (!t->key || !*t->key) {
-                eadd(e, "spec.taints[%zu].key: Required value", i);
+                admit_err(e, "spec.taints[%zu].key: Required value", i);
             } else {
                 const char *r = qualified_name_err(t->key);
                 if (r)
-                    eadd(e, "spec.taints[%zu].key: Invalid value: \"%s\": %s", i, t->key, r);
+                    admit_err(e, "spec.taints[%zu].key: Invalid value: \"%s\": %s", i, t->key, r);
             }
             if (!t->effect || !*t->effect) {
-                eadd(e, "spec.taints[%zu].effect: Required value", i);
+                admit_err(e, "spec.taints[%zu].effect: Required value", i);
             } else {
                 char *p = xasprintf("spec.taints[%zu].effect", i);
                 check_enum(e, p, t->effect, effect,
@@ -997,20 +997,21 @@ static void check_event(struct errs *e, const Coracle__V1__Event *ev)
     const Coracle__V1__ObjectReference *o = ev->involvedobject;
     if (o && o->namespace_ && *o->namespace_ && m && m->namespace_ &&
         strcmp(o->namespace_, m->namespace_))
-        eadd(e, "involvedObject.namespace: Invalid value: \"%s\": does not match event.namespace",
-             o->namespace_);
+        admit_err(e,
+                  "involvedObject.namespace: Invalid value: \"%s\": does not match event.namespace",
+                  o->namespace_);
     if (ev->has_count && ev->count < 0)
-        eadd(e, "count: Invalid value: %d: must be greater than or equal to 0", ev->count);
+        admit_err(e, "count: Invalid value: %d: must be greater than or equal to 0", ev->count);
     if (ev->type && *ev->type && strcmp(ev->type, "Normal") && strcmp(ev->type, "Warning"))
-        eadd(e, "type: Unsupported value: \"%s\": supported values: \"Normal\", \"Warning\"",
-             ev->type);
+        admit_err(e, "type: Unsupported value: \"%s\": supported values: \"Normal\", \"Warning\"",
+                  ev->type);
 }
 
 static void check_lease(struct errs *e, const Coracle__V1__Lease *l)
 {
     if (l->spec && l->spec->has_leasedurationseconds && l->spec->leasedurationseconds <= 0)
-        eadd(e, "spec.leaseDurationSeconds: Invalid value: %d: must be greater than 0",
-             l->spec->leasedurationseconds);
+        admit_err(e, "spec.leaseDurationSeconds: Invalid value: %d: must be greater than 0",
+                  l->spec->leasedurationseconds);
 }
 
 /* ---- ConfigMap, Secret ---- */
@@ -1070,7 +1071,7 @@ static void check_config_keys(struct errs *e, const char *field, ProtobufCMessag
         key = key ? key : "";
         const char *r = config_key_err(key);
         if (r)
-            eadd(e, "%s[%s]: Invalid value: \"%s\": %s", field, key, key, r);
+            admit_err(e, "%s[%s]: Invalid value: \"%s\": %s", field, key, key, r);
         if (bytes)
             *total += ((const struct bytes_entry *)ents[i])->value.len;
         else if (((const struct str_entry *)ents[i])->value)
@@ -1088,10 +1089,11 @@ static void check_configmap(struct errs *e, const Coracle__V1__ConfigMap *c)
         for (size_t j = 0; j < c->n_binarydata; j++)
             if (c->data[i]->key && c->binarydata[j]->key &&
                 !strcmp(c->data[i]->key, c->binarydata[j]->key))
-                eadd(e, "data[%s]: Invalid value: \"%s\": duplicate of key present in binaryData",
-                     c->data[i]->key, c->data[i]->key);
+                admit_err(e,
+                          "data[%s]: Invalid value: \"%s\": duplicate of key present in binaryData",
+                          c->data[i]->key, c->data[i]->key);
     if (total > CONFIG_DATA_MAX)
-        eadd(e, "[]: Too long: must have at most %u bytes", CONFIG_DATA_MAX);
+        admit_err(e, "[]: Too long: must have at most %u bytes", CONFIG_DATA_MAX);
 }
 
 /* The value of data[key] in a Secret, or NULL if the key is absent. */
@@ -1108,15 +1110,15 @@ static void check_docker_config(struct errs *e, const Coracle__V1__Secret *sc, c
 {
     const ProtobufCBinaryData *v = secret_value(sc, key);
     if (!v) {
-        eadd(e, "data[%s]: Required value", key);
+        admit_err(e, "data[%s]: Required value", key);
         return;
     }
     json_t *j = NULL;
     char *why = NULL;
     struct json_limits lim = {0, KOBJ_MAX_DEPTH, 0};
     if (json_parse((const char *)v->data, v->len, &lim, &j, &why) < 0 || !json_is(j, JSON_OBJECT))
-        eadd(e, "data[%s]: Invalid value: \"<secret contents redacted>\": %s", key,
-             why ? why : "not a JSON object");
+        admit_err(e, "data[%s]: Invalid value: \"<secret contents redacted>\": %s", key,
+                  why ? why : "not a JSON object");
     free(why);
     json_free(j);
 }
@@ -1131,18 +1133,18 @@ static void check_secret_type(struct errs *e, const Coracle__V1__Secret *sc)
         check_docker_config(e, sc, ".dockerconfigjson");
     } else if (!strcmp(t, "kubernetes.io/basic-auth")) {
         if (!secret_value(sc, "username") && !secret_value(sc, "password")) {
-            eadd(e, "data[username]: Required value");
-            eadd(e, "data[password]: Required value");
+            admit_err(e, "data[username]: Required value");
+            admit_err(e, "data[password]: Required value");
         }
     } else if (!strcmp(t, "kubernetes.io/ssh-auth")) {
         const ProtobufCBinaryData *v = secret_value(sc, "ssh-privatekey");
         if (!v || !v->len)
-            eadd(e, "data[ssh-privatekey]: Required value");
+            admit_err(e, "data[ssh-privatekey]: Required value");
     } else if (!strcmp(t, "kubernetes.io/tls")) {
         if (!secret_value(sc, "tls.crt"))
-            eadd(e, "data[tls.crt]: Required value");
+            admit_err(e, "data[tls.crt]: Required value");
         if (!secret_value(sc, "tls.key"))
-            eadd(e, "data[tls.key]: Required value");
+            admit_err(e, "data[tls.key]: Required value");
     } else if (!strcmp(t, "kubernetes.io/service-account-token")) {
         const Coracle__V1__ObjectMeta *m = sc->metadata;
         bool named = false;
@@ -1150,7 +1152,8 @@ static void check_secret_type(struct errs *e, const Coracle__V1__Secret *sc)
             named |= !strcmp(m->annotations[i]->key, "kubernetes.io/service-account.name") &&
                      m->annotations[i]->value && *m->annotations[i]->value;
         if (!named)
-            eadd(e, "metadata.annotations[kubernetes.io/service-account.name]: Required value");
+            admit_err(e,
+                      "metadata.annotations[kubernetes.io/service-account.name]: Required value");
     }
 }
 
@@ -1159,7 +1162,7 @@ static void check_secret(struct errs *e, const Coracle__V1__Secret *sc)
     size_t total = 0;
     check_config_keys(e, "data", (void *)sc->data, sc->n_data, true, &total);
     if (total > CONFIG_DATA_MAX)
-        eadd(e, "data: Too long: must have at most %u bytes", CONFIG_DATA_MAX);
+        admit_err(e, "data: Too long: must have at most %u bytes", CONFIG_DATA_MAX);
     check_secret_type(e, sc);
 }
 
@@ -1234,19 +1237,20 @@ int admit_pod_update(const Coracle__V1__Pod *old, const Coracle__V1__Pod *upd, c
             size_t na = a->n_tolerations, nb = b->n_tolerations;
             a->n_tolerations = b->n_tolerations = 0;
             if (!obj_equal(&a->base, &b->base) || !tol_ok)
-                eadd(&e, "spec: Forbidden: %s", POD_UPDATE_MSG);
+                admit_err(&e, "spec: Forbidden: %s", POD_UPDATE_MSG);
             a->n_tolerations = na;
             b->n_tolerations = nb;
         }
         if (old->spec->has_activedeadlineseconds && upd->spec->has_activedeadlineseconds &&
             upd->spec->activedeadlineseconds > old->spec->activedeadlineseconds)
-            eadd(&e,
-                 "spec.activeDeadlineSeconds: Invalid value: %" PRId64
-                 ": must be less than or equal to previous value",
-                 upd->spec->activedeadlineseconds);
+            admit_err(&e,
+                      "spec.activeDeadlineSeconds: Invalid value: %" PRId64
+                      ": must be less than or equal to previous value",
+                      upd->spec->activedeadlineseconds);
         else if (old->spec->has_activedeadlineseconds && !upd->spec->has_activedeadlineseconds)
-            eadd(&e, "spec.activeDeadlineSeconds: Invalid value: \"null\": must not update from a "
-                     "positive integer to nil value");
+            admit_err(&e,
+                      "spec.activeDeadlineSeconds: Invalid value: \"null\": must not update from a "
+                      "positive integer to nil value");
         obj_free(&a->base);
         obj_free(&b->base);
     }
@@ -1275,11 +1279,11 @@ static void check_immutable(struct errs *e, bool was, bool is, bool data_same, b
     if (!was)
         return;
     if (!is)
-        eadd(e, "immutable: " IMMUTABLE_MSG);
+        admit_err(e, "immutable: " IMMUTABLE_MSG);
     if (!data_same)
-        eadd(e, "data: " IMMUTABLE_MSG);
+        admit_err(e, "data: " IMMUTABLE_MSG);
     if (!bin_same)
-        eadd(e, "binaryData: " IMMUTABLE_MSG);
+        admit_err(e, "binaryData: " IMMUTABLE_MSG);
 }
 
 /*
@@ -1294,8 +1298,9 @@ static void check_node_update(struct errs *e, const Coracle__V1__Node *a,
     for (size_t i = 0; same && i < na; i++)
         same = !strcmp(a->spec->podcidrs[i], b->spec->podcidrs[i]);
     if (na && !same)
-        eadd(e, "spec.podCIDRs: Forbidden: node updates may not change podCIDR except from \"\" "
-                "to valid");
+        admit_err(e,
+                  "spec.podCIDRs: Forbidden: node updates may not change podCIDR except from \"\" "
+                  "to valid");
 }
 
 int admit_update(const struct kind *k, const ProtobufCMessage *old, const ProtobufCMessage *upd,
@@ -1321,7 +1326,8 @@ int admit_update(const struct kind *k, const ProtobufCMessage *old, const Protob
     } else if (k == &kind_secret) {
         const Coracle__V1__Secret *a = (const void *)old, *b = (const void *)upd;
         if (strcmp(a->type ? a->type : "", b->type ? b->type : ""))
-            eadd(&e, "type: Invalid value: \"%s\": field is immutable", b->type ? b->type : "");
+            admit_err(&e, "type: Invalid value: \"%s\": field is immutable",
+                      b->type ? b->type : "");
         check_immutable(&e, a->has_immutable && a->immutable, b->has_immutable && b->immutable,
                         same_entries((void *)a->data, a->n_data, (void *)b->data, b->n_data), true);
     } else if (admit_rbac_kind(k)) {
@@ -1551,9 +1557,12 @@ void admit_pod_spec_defaults(Coracle__V1__PodSpec *sp)
 
 /* ---- for the workload kinds (admit_int.h) ---- */
 
-void admit_verr(struct errs *e, const char *fmt, va_list ap)
+void admit_err(struct errs *e, const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     *XPUSH(e->v, e->n, e->cap) = xvasprintf(fmt, ap);
+    va_end(ap);
 }
 
 void admit_pod_template_errs(struct errs *e, const char *prefix, const Coracle__V1__PodSpec *sp)
@@ -1561,7 +1570,7 @@ void admit_pod_template_errs(struct errs *e, const char *prefix, const Coracle__
     struct errs pe = {0};
     check_pod_spec(&pe, sp);
     for (size_t i = 0; i < pe.n; i++) {
-        eadd(e, "%s%s", prefix, pe.v[i]);
+        admit_err(e, "%s%s", prefix, pe.v[i]);
         free(pe.v[i]);
     }
     free(pe.v);

@@ -17,15 +17,6 @@
 
 #define CSR_MIN_EXPIRATION 600
 
-static void eadd(struct errs *e, const char *fmt, ...) PRINTF(2, 3);
-static void eadd(struct errs *e, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    admit_verr(e, fmt, ap);
-    va_end(ap);
-}
-
 /* "example.com/signer-name": a DNS subdomain, a slash, a path. */
 static int signer_name_ok(const char *s)
 {
@@ -42,34 +33,35 @@ void admit_csr_validate(struct errs *e, const Coracle__V1__CertificateSigningReq
 {
     const Coracle__V1__CertificateSigningRequestSpec *sp = csr->spec;
     if (!sp || !sp->request.len) {
-        eadd(e, "spec.request: Required value");
+        admit_err(e, "spec.request: Required value");
     } else {
         struct pki_csr c;
         char *why = NULL;
         if (pki_csr_parse(sp->request.data, sp->request.len, &c, &why) < 0) {
-            eadd(e, "spec.request: Invalid value: \"<CERTIFICATE REQUEST>\": %s", why);
+            admit_err(e, "spec.request: Invalid value: \"<CERTIFICATE REQUEST>\": %s", why);
             free(why);
         } else {
             const char *rule = pki_signer_check(sp->signername, &c, sp->usages, sp->n_usages);
             if (rule)
-                eadd(e, "spec.request: Forbidden: signer %s: %s", sp->signername, rule);
+                admit_err(e, "spec.request: Forbidden: signer %s: %s", sp->signername, rule);
             pki_csr_free(&c);
         }
     }
     if (!sp || !sp->signername || !*sp->signername)
-        eadd(e, "spec.signerName: Required value");
+        admit_err(e, "spec.signerName: Required value");
     else if (!signer_name_ok(sp->signername))
-        eadd(e,
-             "spec.signerName: Invalid value: \"%s\": must be a fully qualified domain and path "
-             "of the form 'example.com/signer-name'",
-             sp->signername);
+        admit_err(
+            e,
+            "spec.signerName: Invalid value: \"%s\": must be a fully qualified domain and path "
+            "of the form 'example.com/signer-name'",
+            sp->signername);
     if (sp && sp->has_expirationseconds && sp->expirationseconds < CSR_MIN_EXPIRATION)
-        eadd(e,
-             "spec.expirationSeconds: Invalid value: %d: may not specify a duration less than "
-             "600 seconds (10 minutes)",
-             sp->expirationseconds);
+        admit_err(e,
+                  "spec.expirationSeconds: Invalid value: %d: may not specify a duration less than "
+                  "600 seconds (10 minutes)",
+                  sp->expirationseconds);
     if (!sp || !sp->n_usages)
-        eadd(e, "spec.usages: Required value");
+        admit_err(e, "spec.usages: Required value");
 }
 
 void admit_csr_update(struct errs *e, const Coracle__V1__CertificateSigningRequest *old,
@@ -78,7 +70,7 @@ void admit_csr_update(struct errs *e, const Coracle__V1__CertificateSigningReque
     bool same = !old->spec || !upd->spec ? old->spec == upd->spec
                                          : obj_equal(&old->spec->base, &upd->spec->base);
     if (!same)
-        eadd(e, "spec: Forbidden: updates to certificate signing request spec are forbidden");
+        admit_err(e, "spec: Forbidden: updates to certificate signing request spec are forbidden");
 }
 
 /* The CN the request asks for ("" if it does not parse: validation says why). */
@@ -162,22 +154,24 @@ int admit_csr_status(const ProtobufCMessage *cur, const ProtobufCMessage *upd, c
     struct errs e = {0};
     *msg = NULL;
     if (has_cond(b, "Approved") && has_cond(b, "Denied"))
-        eadd(&e, "status.conditions: Invalid value: \"Denied\": Approved and Denied conditions "
-                 "are mutually exclusive");
+        admit_err(&e,
+                  "status.conditions: Invalid value: \"Denied\": Approved and Denied conditions "
+                  "are mutually exclusive");
     static const char *const kept[] = {"Approved", "Denied", "Failed"};
     for (size_t i = 0; i < 3; i++)
         if (has_cond(a, kept[i]) && !has_cond(b, kept[i]))
-            eadd(&e,
-                 "status.conditions: Forbidden: updates may not remove a condition of type "
-                 "\"%s\"",
-                 kept[i]);
+            admit_err(&e,
+                      "status.conditions: Forbidden: updates may not remove a condition of type "
+                      "\"%s\"",
+                      kept[i]);
     bool had = a && a->certificate.len;
     if (had && (!b || b->certificate.len != a->certificate.len ||
                 memcmp(b->certificate.data, a->certificate.data, a->certificate.len)))
-        eadd(&e, "status.certificate: Forbidden: updates may not modify existing certificate "
-                 "content");
+        admit_err(&e, "status.certificate: Forbidden: updates may not modify existing certificate "
+                      "content");
     if (!had && b && b->certificate.len && !has_cond(b, "Approved"))
-        eadd(&e, "status.certificate: Invalid value: \"<certificate data>\": certificate can only "
-                 "be set if the Approved condition is present");
+        admit_err(&e,
+                  "status.certificate: Invalid value: \"<certificate data>\": certificate can only "
+                  "be set if the Approved condition is present");
     return admit_errs_finish(&e, &kind_csr, m ? m->name : NULL, msg);
 }

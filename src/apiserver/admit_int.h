@@ -22,8 +22,8 @@ struct errs {
 /* 0 if e holds no error, else -1 and *msg: `Kind "name" is invalid: a` or `...: [a, b]` (e
  * emptied). */
 int admit_errs_finish(struct errs *e, const struct kind *k, const char *name, char **msg);
-/* One more error, as vprintf formats it. */
-void admit_verr(struct errs *e, const char *fmt, va_list ap);
+/* One more error, as printf formats it. */
+void admit_err(struct errs *e, const char *fmt, ...) PRINTF(2, 3);
 
 /* A pod template's spec checked as a pod's, each error's path after prefix
  * ("spec.template." makes "spec.template.spec.containers: Required value"). */

@@ -13,15 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void eadd(struct errs *e, const char *fmt, ...) PRINTF(2, 3);
-static void eadd(struct errs *e, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    admit_verr(e, fmt, ap);
-    va_end(ap);
-}
-
 static void default_ports(Coracle__V1__NetworkPolicyPort **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -59,37 +50,40 @@ static void check_port(struct errs *e, const char *path, const Coracle__V1__Netw
 {
     const char *pr = p->protocol ? p->protocol : "";
     if (strcmp(pr, "TCP") && strcmp(pr, "UDP") && strcmp(pr, "SCTP"))
-        eadd(e,
-             "%s.protocol: Unsupported value: \"%s\": supported values: \"TCP\", \"UDP\", \"SCTP\"",
-             path, pr);
+        admit_err(
+            e,
+            "%s.protocol: Unsupported value: \"%s\": supported values: \"TCP\", \"UDP\", \"SCTP\"",
+            path, pr);
     if (!p->port) {
         if (p->has_endport)
-            eadd(e,
-                 "%s.endPort: Invalid value: %d: may not be specified when `port` is not "
-                 "specified",
-                 path, p->endport);
+            admit_err(e,
+                      "%s.endPort: Invalid value: %d: may not be specified when `port` is not "
+                      "specified",
+                      path, p->endport);
         return;
     }
     if (p->port->type == 0) {
         int port = p->port->intval;
         if (port < 1 || port > 65535)
-            eadd(e, "%s.port: Invalid value: %d: %s", path, port, port_msg);
+            admit_err(e, "%s.port: Invalid value: %d: %s", path, port, port_msg);
         if (p->has_endport) {
             if (p->endport < port)
-                eadd(e, "%s.endPort: Invalid value: %d: must be greater than or equal to `port`",
-                     path, port);
+                admit_err(e,
+                          "%s.endPort: Invalid value: %d: must be greater than or equal to `port`",
+                          path, port);
             if (p->endport < 1 || p->endport > 65535)
-                eadd(e, "%s.endPort: Invalid value: %d: %s", path, p->endport, port_msg);
+                admit_err(e, "%s.endPort: Invalid value: %d: %s", path, p->endport, port_msg);
         }
         return;
     }
     if (p->has_endport)
-        eadd(e, "%s.endPort: Invalid value: %d: may not be specified when `port` is non-numeric",
-             path, p->endport);
+        admit_err(e,
+                  "%s.endPort: Invalid value: %d: may not be specified when `port` is non-numeric",
+                  path, p->endport);
     const char *name = p->port->strval ? p->port->strval : "";
     const char *why = admit_port_name_err(name);
     if (why)
-        eadd(e, "%s.port: Invalid value: \"%s\": %s", path, name, why);
+        admit_err(e, "%s.port: Invalid value: \"%s\": %s", path, name, why);
 }
 
 /* An IP range of either family: the address bytes and the prefix length. */
@@ -131,21 +125,21 @@ static const char *const cidr_msg =
 static void check_ipblock(struct errs *e, const char *path, const Coracle__V1__IPBlock *b)
 {
     if (!b->cidr || !*b->cidr) {
-        eadd(e, "%s.cidr: Required value", path);
+        admit_err(e, "%s.cidr: Required value", path);
         return;
     }
     struct range c, x;
     if (!range_parse(b->cidr, &c)) {
-        eadd(e, "%s.cidr: Invalid value: \"%s\": %s", path, b->cidr, cidr_msg);
+        admit_err(e, "%s.cidr: Invalid value: \"%s\": %s", path, b->cidr, cidr_msg);
         return;
     }
     for (size_t i = 0; i < b->n_except; i++) {
         const char *s = b->except[i];
         if (!range_parse(s, &x))
-            eadd(e, "%s.except[%zu]: Invalid value: \"%s\": %s", path, i, s, cidr_msg);
+            admit_err(e, "%s.except[%zu]: Invalid value: \"%s\": %s", path, i, s, cidr_msg);
         else if (!range_contains(&c, &x) || c.bits >= x.bits)
-            eadd(e, "%s.except[%zu]: Invalid value: \"%s\": must be a strict subset of `cidr`",
-                 path, i, s);
+            admit_err(e, "%s.except[%zu]: Invalid value: \"%s\": must be a strict subset of `cidr`",
+                      path, i, s);
     }
 }
 
@@ -170,9 +164,9 @@ static void check_peer(struct errs *e, const char *path, const Coracle__V1__Netw
         free(sub);
     }
     if (!n)
-        eadd(e, "%s: Required value: must specify a peer", path);
+        admit_err(e, "%s: Required value: must specify a peer", path);
     else if (n > 1 && p->ipblock)
-        eadd(e, "%s: Forbidden: may not specify both ipBlock and another peer", path);
+        admit_err(e, "%s: Forbidden: may not specify both ipBlock and another peer", path);
 }
 
 /* One rule's ports and peers (what: "ingress" or "egress"; peers: "from" or "to"). */
@@ -212,19 +206,19 @@ void admit_netpol_validate(struct errs *e, const Coracle__V1__NetworkPolicy *np)
         struct buf b = {0};
         for (size_t i = 0; i < sp->n_policytypes; i++)
             buf_printf(&b, "%s\"%s\"", i ? ", " : "", sp->policytypes[i]);
-        eadd(e,
-             "spec.policyTypes: Invalid value: []string{%s}: may not specify more than two "
-             "policyTypes",
-             b.p);
+        admit_err(e,
+                  "spec.policyTypes: Invalid value: []string{%s}: may not specify more than two "
+                  "policyTypes",
+                  b.p);
         buf_free(&b);
         return;
     }
     for (size_t i = 0; i < sp->n_policytypes; i++) {
         const char *t = sp->policytypes[i];
         if (strcmp(t, "Ingress") && strcmp(t, "Egress"))
-            eadd(e,
-                 "spec.policyTypes[%zu]: Unsupported value: \"%s\": supported values: "
-                 "\"Ingress\", \"Egress\"",
-                 i, t);
+            admit_err(e,
+                      "spec.policyTypes[%zu]: Unsupported value: \"%s\": supported values: "
+                      "\"Ingress\", \"Egress\"",
+                      i, t);
     }
 }

@@ -8,15 +8,6 @@
 
 #include <string.h>
 
-static void err(struct errs *e, const char *fmt, ...) PRINTF(2, 3);
-static void err(struct errs *e, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    admit_verr(e, fmt, ap);
-    va_end(ap);
-}
-
 bool admit_rbac_kind(const struct kind *k)
 {
     return k == &kind_role || k == &kind_clusterrole || k == &kind_rolebinding ||
@@ -39,52 +30,54 @@ const char *admit_path_segment_name(const char *s)
 static void check_rule(struct errs *e, size_t i, const Coracle__V1__PolicyRule *r, bool namespaced)
 {
     if (!r->n_verbs)
-        err(e, "rules[%zu].verbs: Required value: verbs must contain at least one value", i);
+        admit_err(e, "rules[%zu].verbs: Required value: verbs must contain at least one value", i);
     if (r->n_nonresourceurls) {
         if (namespaced)
-            err(e,
-                "rules[%zu].nonResourceURLs: Invalid value: \"%s\": namespaced rules cannot "
-                "apply to non-resource URLs",
-                i, r->nonresourceurls[0]);
+            admit_err(e,
+                      "rules[%zu].nonResourceURLs: Invalid value: \"%s\": namespaced rules cannot "
+                      "apply to non-resource URLs",
+                      i, r->nonresourceurls[0]);
         if (r->n_apigroups || r->n_resources || r->n_resourcenames)
-            err(e,
+            admit_err(
+                e,
                 "rules[%zu].nonResourceURLs: Invalid value: \"%s\": rules cannot apply to both "
                 "regular resources and non-resource URLs",
                 i, r->nonresourceurls[0]);
         return;
     }
     if (!r->n_apigroups)
-        err(e,
-            "rules[%zu].apiGroups: Required value: resource rules must supply at least one "
-            "api group",
-            i);
+        admit_err(e,
+                  "rules[%zu].apiGroups: Required value: resource rules must supply at least one "
+                  "api group",
+                  i);
     if (!r->n_resources)
-        err(e,
-            "rules[%zu].resources: Required value: resource rules must supply at least one "
-            "resource",
-            i);
+        admit_err(e,
+                  "rules[%zu].resources: Required value: resource rules must supply at least one "
+                  "resource",
+                  i);
 }
 
 static void check_subject(struct errs *e, size_t i, const Coracle__V1__Subject *s)
 {
     const char *kind = s->kind ? s->kind : "";
     if (!s->name || !*s->name)
-        err(e, "subjects[%zu].name: Required value", i);
+        admit_err(e, "subjects[%zu].name: Required value", i);
     if (!strcmp(kind, "ServiceAccount")) {
         if (s->apigroup && *s->apigroup)
-            err(e, "subjects[%zu].apiGroup: Unsupported value: \"%s\": supported values: \"\"", i,
-                s->apigroup);
+            admit_err(e,
+                      "subjects[%zu].apiGroup: Unsupported value: \"%s\": supported values: \"\"",
+                      i, s->apigroup);
     } else if (!strcmp(kind, "User") || !strcmp(kind, "Group")) {
         if (!s->apigroup || strcmp(s->apigroup, "rbac.authorization.k8s.io"))
-            err(e,
-                "subjects[%zu].apiGroup: Unsupported value: \"%s\": supported values: "
-                "\"rbac.authorization.k8s.io\"",
-                i, s->apigroup ? s->apigroup : "");
+            admit_err(e,
+                      "subjects[%zu].apiGroup: Unsupported value: \"%s\": supported values: "
+                      "\"rbac.authorization.k8s.io\"",
+                      i, s->apigroup ? s->apigroup : "");
     } else {
-        err(e,
-            "subjects[%zu].kind: Unsupported value: \"%s\": supported values: "
-            "\"ServiceAccount\", \"User\", \"Group\"",
-            i, kind);
+        admit_err(e,
+                  "subjects[%zu].kind: Unsupported value: \"%s\": supported values: "
+                  "\"ServiceAccount\", \"User\", \"Group\"",
+                  i, kind);
     }
 }
 
@@ -93,22 +86,23 @@ static void check_binding(struct errs *e, const Coracle__V1__RoleBinding *b, boo
     const Coracle__V1__RoleRef *r = b->roleref;
     const char *g = r && r->apigroup ? r->apigroup : "", *k = r && r->kind ? r->kind : "";
     if (strcmp(g, "rbac.authorization.k8s.io"))
-        err(e,
-            "roleRef.apiGroup: Unsupported value: \"%s\": supported values: "
-            "\"rbac.authorization.k8s.io\"",
-            g);
+        admit_err(e,
+                  "roleRef.apiGroup: Unsupported value: \"%s\": supported values: "
+                  "\"rbac.authorization.k8s.io\"",
+                  g);
     if (cluster && strcmp(k, "ClusterRole"))
-        err(e, "roleRef.kind: Unsupported value: \"%s\": supported values: \"ClusterRole\"", k);
+        admit_err(e, "roleRef.kind: Unsupported value: \"%s\": supported values: \"ClusterRole\"",
+                  k);
     else if (!cluster && strcmp(k, "Role") && strcmp(k, "ClusterRole"))
-        err(e,
-            "roleRef.kind: Unsupported value: \"%s\": supported values: \"Role\", "
-            "\"ClusterRole\"",
-            k);
+        admit_err(e,
+                  "roleRef.kind: Unsupported value: \"%s\": supported values: \"Role\", "
+                  "\"ClusterRole\"",
+                  k);
     if (!r || !r->name || !*r->name)
-        err(e, "roleRef.name: Required value");
+        admit_err(e, "roleRef.name: Required value");
     else if (admit_path_segment_name(r->name))
-        err(e, "roleRef.name: Invalid value: \"%s\": %s", r->name,
-            admit_path_segment_name(r->name));
+        admit_err(e, "roleRef.name: Invalid value: \"%s\": %s", r->name,
+                  admit_path_segment_name(r->name));
     for (size_t i = 0; i < b->n_subjects; i++)
         check_subject(e, i, b->subjects[i]);
 }
@@ -140,7 +134,8 @@ void admit_rbac_update(struct errs *e, const struct kind *k, const ProtobufCMess
         same(a->name, b->name))
         return;
     /* as Go's %#v prints it */
-    err(e,
+    admit_err(
+        e,
         "roleRef: Invalid value: rbac.RoleRef{APIGroup:\"%s\", Kind:\"%s\", Name:\"%s\"}: cannot "
         "change roleRef",
         b && b->apigroup ? b->apigroup : "", b && b->kind ? b->kind : "",

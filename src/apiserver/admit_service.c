@@ -13,15 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void eadd(struct errs *e, const char *fmt, ...) PRINTF(2, 3);
-static void eadd(struct errs *e, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    admit_verr(e, fmt, ap);
-    va_end(ap);
-}
-
 static bool str_is(const char *s, const char *v)
 {
     return s && !strcmp(s, v);
@@ -155,13 +146,13 @@ static void check_target_port(struct errs *e, size_t i, const Coracle__V1__IntOr
     if (t->type == 1) {
         const char *r = admit_port_name_err(t->strval ? t->strval : "");
         if (r)
-            eadd(e, "spec.ports[%zu].targetPort: Invalid value: \"%s\": %s", i,
-                 t->strval ? t->strval : "", r);
+            admit_err(e, "spec.ports[%zu].targetPort: Invalid value: \"%s\": %s", i,
+                      t->strval ? t->strval : "", r);
     } else if (t->intval < 1 || t->intval > 65535) {
-        eadd(e,
-             "spec.ports[%zu].targetPort: Invalid value: %d: must be between 1 and 65535, "
-             "inclusive",
-             i, t->intval);
+        admit_err(e,
+                  "spec.ports[%zu].targetPort: Invalid value: %d: must be between 1 and 65535, "
+                  "inclusive",
+                  i, t->intval);
     }
 }
 
@@ -170,42 +161,46 @@ static void check_service_port(struct errs *e, const Coracle__V1__ServiceSpec *s
     const Coracle__V1__ServicePort *p = sp->ports[i];
     if (empty(p->name)) {
         if (sp->n_ports > 1)
-            eadd(e, "spec.ports[%zu].name: Required value", i);
+            admit_err(e, "spec.ports[%zu].name: Required value", i);
     } else {
         const char *r = admit_dns1123_label(p->name);
         if (r)
-            eadd(e, "spec.ports[%zu].name: Invalid value: \"%s\": %s", i, p->name, r);
+            admit_err(e, "spec.ports[%zu].name: Invalid value: \"%s\": %s", i, p->name, r);
         for (size_t j = 0; j < i; j++)
             if (str_is(sp->ports[j]->name, p->name)) {
-                eadd(e, "spec.ports[%zu].name: Duplicate value: \"%s\"", i, p->name);
+                admit_err(e, "spec.ports[%zu].name: Duplicate value: \"%s\"", i, p->name);
                 break;
             }
     }
     if (p->port < 1 || p->port > 65535)
-        eadd(e, "spec.ports[%zu].port: Invalid value: %d: must be between 1 and 65535, inclusive",
-             i, p->port);
+        admit_err(e,
+                  "spec.ports[%zu].port: Invalid value: %d: must be between 1 and 65535, inclusive",
+                  i, p->port);
     const char *pr = p->protocol ? p->protocol : "";
     if (!str_is(pr, "TCP") && !str_is(pr, "UDP") && !str_is(pr, "SCTP"))
-        eadd(e,
-             "spec.ports[%zu].protocol: Unsupported value: \"%s\": supported values: \"SCTP\", "
-             "\"TCP\", \"UDP\"",
-             i, pr);
+        admit_err(
+            e,
+            "spec.ports[%zu].protocol: Unsupported value: \"%s\": supported values: \"SCTP\", "
+            "\"TCP\", \"UDP\"",
+            i, pr);
     check_target_port(e, i, p->targetport);
     if (p->has_nodeport && p->nodeport && (p->nodeport < 1 || p->nodeport > 65535))
-        eadd(e,
-             "spec.ports[%zu].nodePort: Invalid value: %d: must be between 1 and 65535, "
-             "inclusive",
-             i, p->nodeport);
+        admit_err(e,
+                  "spec.ports[%zu].nodePort: Invalid value: %d: must be between 1 and 65535, "
+                  "inclusive",
+                  i, p->nodeport);
     if (p->has_nodeport && p->nodeport && str_is(sp->type, "ClusterIP"))
-        eadd(e, "spec.ports[%zu].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'",
-             i);
+        admit_err(e,
+                  "spec.ports[%zu].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'",
+                  i);
     for (size_t j = 0; j < i; j++)
         if (sp->ports[j]->port == p->port && str_is(sp->ports[j]->protocol, pr)) {
-            eadd(e,
-                 "spec.ports[%zu]: Duplicate value: core.ServicePort{Name:\"\", Protocol:\"%s\", "
-                 "AppProtocol:(*string)(nil), Port:%d, TargetPort:intstr.IntOrString{Type:0, "
-                 "IntVal:0, StrVal:\"\"}, NodePort:0}",
-                 i, pr, p->port);
+            admit_err(
+                e,
+                "spec.ports[%zu]: Duplicate value: core.ServicePort{Name:\"\", Protocol:\"%s\", "
+                "AppProtocol:(*string)(nil), Port:%d, TargetPort:intstr.IntOrString{Type:0, "
+                "IntVal:0, StrVal:\"\"}, NodePort:0}",
+                i, pr, p->port);
             break;
         }
 }
@@ -215,63 +210,68 @@ static void check_cluster_ips(struct errs *e, const Coracle__V1__ServiceSpec *sp
     bool headless = str_is(sp->clusterip, "None");
     if (str_is(sp->type, "ExternalName")) {
         if (!empty(sp->clusterip) || sp->n_clusterips)
-            eadd(e, "spec.clusterIPs: Forbidden: may not be set for ExternalName services");
+            admit_err(e, "spec.clusterIPs: Forbidden: may not be set for ExternalName services");
         return;
     }
     if (sp->n_clusterips && !str_is(sp->clusterips[0], sp->clusterip ? sp->clusterip : ""))
-        eadd(e, "spec.clusterIPs[0]: Invalid value: \"%s\": must match `clusterIP` when provided",
-             sp->clusterips[0]);
+        admit_err(e,
+                  "spec.clusterIPs[0]: Invalid value: \"%s\": must match `clusterIP` when provided",
+                  sp->clusterips[0]);
     else if (!empty(sp->clusterip) && !headless && !is_ipv4(sp->clusterip))
-        eadd(e,
-             "spec.clusterIPs[0]: Invalid value: \"%s\": must be a valid IP address, (e.g. "
-             "10.9.8.7 or 2001:db8::ffff)",
-             sp->clusterip);
+        admit_err(e,
+                  "spec.clusterIPs[0]: Invalid value: \"%s\": must be a valid IP address, (e.g. "
+                  "10.9.8.7 or 2001:db8::ffff)",
+                  sp->clusterip);
     if (headless && (str_is(sp->type, "NodePort") || str_is(sp->type, "LoadBalancer")))
-        eadd(e,
-             "spec.clusterIPs[0]: Invalid value: \"None\": may not be set to 'None' for %s "
-             "services",
-             sp->type);
+        admit_err(e,
+                  "spec.clusterIPs[0]: Invalid value: \"None\": may not be set to 'None' for %s "
+                  "services",
+                  sp->type);
     for (size_t i = 0; i < sp->n_ipfamilies; i++)
         if (!str_is(sp->ipfamilies[i], "IPv4"))
-            eadd(e, "spec.ipFamilies[%zu]: Invalid value: \"%s\": not configured on this cluster",
-                 i, sp->ipfamilies[i]);
+            admit_err(e,
+                      "spec.ipFamilies[%zu]: Invalid value: \"%s\": not configured on this cluster",
+                      i, sp->ipfamilies[i]);
 }
 
 static void check_policies(struct errs *e, const Coracle__V1__ServiceSpec *sp)
 {
     const char *sa = sp->sessionaffinity ? sp->sessionaffinity : "";
     if (!str_is(sa, "None") && !str_is(sa, "ClientIP"))
-        eadd(e,
-             "spec.sessionAffinity: Unsupported value: \"%s\": supported values: \"ClientIP\", "
-             "\"None\"",
-             sa);
+        admit_err(
+            e,
+            "spec.sessionAffinity: Unsupported value: \"%s\": supported values: \"ClientIP\", "
+            "\"None\"",
+            sa);
     const Coracle__V1__SessionAffinityConfig *c = sp->sessionaffinityconfig;
     if (str_is(sa, "ClientIP") && c && c->clientip) {
         int32_t t = c->clientip->timeoutseconds;
         if (t <= 0 || t > 86400)
-            eadd(e,
-                 "spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: %d: must be "
-                 "greater than 0 and less than 86400",
-                 t);
+            admit_err(
+                e,
+                "spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: %d: must be "
+                "greater than 0 and less than 86400",
+                t);
     }
     const char *etp = sp->externaltrafficpolicy;
     bool external = str_is(sp->type, "NodePort") || str_is(sp->type, "LoadBalancer");
     if (!empty(etp) && !external)
-        eadd(e,
-             "spec.externalTrafficPolicy: Invalid value: \"%s\": may only be set when `type` is "
-             "'NodePort' or 'LoadBalancer'",
-             etp);
+        admit_err(
+            e,
+            "spec.externalTrafficPolicy: Invalid value: \"%s\": may only be set when `type` is "
+            "'NodePort' or 'LoadBalancer'",
+            etp);
     else if (!empty(etp) && !str_is(etp, "Cluster") && !str_is(etp, "Local"))
-        eadd(e,
-             "spec.externalTrafficPolicy: Unsupported value: \"%s\": supported values: "
-             "\"Cluster\", \"Local\"",
-             etp);
+        admit_err(e,
+                  "spec.externalTrafficPolicy: Unsupported value: \"%s\": supported values: "
+                  "\"Cluster\", \"Local\"",
+                  etp);
     const char *itp = sp->internaltrafficpolicy;
     if (!empty(itp) && !str_is(itp, "Cluster") && !str_is(itp, "Local"))
-        eadd(e,
-             "spec.internalTrafficPolicy: Unsupported value: \"%s\": supported values: "
-             "\"Cluster\", \"Local\"",
-             itp);
+        admit_err(e,
+                  "spec.internalTrafficPolicy: Unsupported value: \"%s\": supported values: "
+                  "\"Cluster\", \"Local\"",
+                  itp);
 }
 
 static void check_external_name(struct errs *e, const Coracle__V1__ServiceSpec *sp)
@@ -282,13 +282,13 @@ static void check_external_name(struct errs *e, const Coracle__V1__ServiceSpec *
     if (n && sp->externalname[n - 1] == '.')
         n--; /* a fully qualified name's trailing dot */
     if (!n) {
-        eadd(e, "spec.externalName: Required value");
+        admit_err(e, "spec.externalName: Required value");
         return;
     }
     char *cname = xstrndup(sp->externalname, n);
     const char *r = admit_dns1123_subdomain(cname);
     if (r)
-        eadd(e, "spec.externalName: Invalid value: \"%s\": %s", sp->externalname, r);
+        admit_err(e, "spec.externalName: Invalid value: \"%s\": %s", sp->externalname, r);
     free(cname);
 }
 
@@ -303,12 +303,12 @@ void admit_service_validate(struct errs *e, const Coracle__V1__Service *s)
     for (size_t i = 0; i < ARRAY_SIZE(types); i++)
         known |= !strcmp(type, types[i]);
     if (!known)
-        eadd(e,
-             "spec.type: Unsupported value: \"%s\": supported values: \"ClusterIP\", "
-             "\"ExternalName\", \"LoadBalancer\", \"NodePort\"",
-             type);
+        admit_err(e,
+                  "spec.type: Unsupported value: \"%s\": supported values: \"ClusterIP\", "
+                  "\"ExternalName\", \"LoadBalancer\", \"NodePort\"",
+                  type);
     if (!sp->n_ports && !str_is(sp->clusterip, "None") && !str_is(type, "ExternalName"))
-        eadd(e, "spec.ports: Required value");
+        admit_err(e, "spec.ports: Required value");
     for (size_t i = 0; i < sp->n_ports; i++)
         check_service_port(e, sp, i);
     admit_label_errs(e, "spec.selector",
@@ -326,8 +326,8 @@ void admit_service_update(struct errs *e, const Coracle__V1__Service *old,
         return;
     /* the address stays once given, only ExternalName <-> the others drops it */
     if (!empty(a->clusterip) && !str_is(a->clusterip, b->clusterip ? b->clusterip : ""))
-        eadd(e, "spec.clusterIPs[0]: Invalid value: \"%s\": field is immutable",
-             b->clusterip ? b->clusterip : "");
+        admit_err(e, "spec.clusterIPs[0]: Invalid value: \"%s\": field is immutable",
+                  b->clusterip ? b->clusterip : "");
 }
 
 /* ---- EndpointSlice ---- */
@@ -336,35 +336,37 @@ void admit_endpointslice_validate(struct errs *e, const Coracle__V1__EndpointSli
 {
     const char *at = s->addresstype ? s->addresstype : "";
     if (!*at)
-        eadd(e, "addressType: Required value");
+        admit_err(e, "addressType: Required value");
     else if (!str_is(at, "IPv4") && !str_is(at, "IPv6") && !str_is(at, "FQDN"))
-        eadd(e,
-             "addressType: Unsupported value: \"%s\": supported values: \"FQDN\", \"IPv4\", "
-             "\"IPv6\"",
-             at);
+        admit_err(e,
+                  "addressType: Unsupported value: \"%s\": supported values: \"FQDN\", \"IPv4\", "
+                  "\"IPv6\"",
+                  at);
     if (s->n_endpoints > 1000)
-        eadd(e, "endpoints: Too many: %zu: must have at most 1000 items", s->n_endpoints);
+        admit_err(e, "endpoints: Too many: %zu: must have at most 1000 items", s->n_endpoints);
     for (size_t i = 0; i < s->n_endpoints; i++) {
         const Coracle__V1__Endpoint *ep = s->endpoints[i];
         if (!ep->n_addresses)
-            eadd(e, "endpoints[%zu].addresses: Required value: must contain at least 1 address", i);
+            admit_err(
+                e, "endpoints[%zu].addresses: Required value: must contain at least 1 address", i);
         else if (ep->n_addresses > 100)
-            eadd(e, "endpoints[%zu].addresses: Too many: %zu: must have at most 100 items", i,
-                 ep->n_addresses);
+            admit_err(e, "endpoints[%zu].addresses: Too many: %zu: must have at most 100 items", i,
+                      ep->n_addresses);
         for (size_t j = 0; j < ep->n_addresses && str_is(at, "IPv4"); j++)
             if (!is_ipv4(ep->addresses[j]))
-                eadd(e,
-                     "endpoints[%zu].addresses[%zu]: Invalid value: \"%s\": must be a valid "
-                     "IPv4 address",
-                     i, j, ep->addresses[j]);
+                admit_err(e,
+                          "endpoints[%zu].addresses[%zu]: Invalid value: \"%s\": must be a valid "
+                          "IPv4 address",
+                          i, j, ep->addresses[j]);
     }
     if (s->n_ports > 20000)
-        eadd(e, "ports: Too many: %zu: must have at most 20000 items", s->n_ports);
+        admit_err(e, "ports: Too many: %zu: must have at most 20000 items", s->n_ports);
     for (size_t i = 0; i < s->n_ports; i++) {
         const Coracle__V1__EndpointPort *p = s->ports[i];
         if (p->has_port && (p->port < 1 || p->port > 65535))
-            eadd(e, "ports[%zu].port: Invalid value: %d: must be between 1 and 65535, inclusive", i,
-                 p->port);
+            admit_err(e,
+                      "ports[%zu].port: Invalid value: %d: must be between 1 and 65535, inclusive",
+                      i, p->port);
     }
 }
 
@@ -372,6 +374,6 @@ void admit_endpointslice_update(struct errs *e, const Coracle__V1__EndpointSlice
                                 const Coracle__V1__EndpointSlice *upd)
 {
     if (!str_is(old->addresstype, upd->addresstype ? upd->addresstype : ""))
-        eadd(e, "addressType: Invalid value: \"%s\": field is immutable",
-             upd->addresstype ? upd->addresstype : "");
+        admit_err(e, "addressType: Invalid value: \"%s\": field is immutable",
+                  upd->addresstype ? upd->addresstype : "");
 }

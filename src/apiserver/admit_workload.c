@@ -22,15 +22,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-static void err(struct errs *e, const char *fmt, ...) PRINTF(2, 3);
-static void err(struct errs *e, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    admit_verr(e, fmt, ap);
-    va_end(ap);
-}
-
 /* Map entries of map<string, string>: every such map has this layout. */
 typedef Coracle__V1__ObjectMeta__LabelsEntry entry_t;
 
@@ -415,26 +406,27 @@ void admit_selector_errs(struct errs *e, const char *path, const Coracle__V1__La
         const char *op = r->operator_ ? r->operator_ : "";
         if (!strcmp(op, "In") || !strcmp(op, "NotIn")) {
             if (!r->n_values)
-                err(e,
-                    "%s.matchExpressions[%zu].values: Required value: must be specified when "
-                    "`operator` is 'In' or 'NotIn'",
-                    path, i);
+                admit_err(e,
+                          "%s.matchExpressions[%zu].values: Required value: must be specified when "
+                          "`operator` is 'In' or 'NotIn'",
+                          path, i);
         } else if (!strcmp(op, "Exists") || !strcmp(op, "DoesNotExist")) {
             if (r->n_values)
-                err(e,
-                    "%s.matchExpressions[%zu].values: Forbidden: may not be specified when "
-                    "`operator` is 'Exists' or 'DoesNotExist'",
-                    path, i);
+                admit_err(e,
+                          "%s.matchExpressions[%zu].values: Forbidden: may not be specified when "
+                          "`operator` is 'Exists' or 'DoesNotExist'",
+                          path, i);
         } else {
-            err(e,
+            admit_err(
+                e,
                 "%s.matchExpressions[%zu].operator: Invalid value: \"%s\": not a valid selector "
                 "operator",
                 path, i, op);
         }
         const char *why = admit_label_key_err(r->key ? r->key : "");
         if (why)
-            err(e, "%s.matchExpressions[%zu].key: Invalid value: \"%s\": %s", path, i,
-                r->key ? r->key : "", why);
+            admit_err(e, "%s.matchExpressions[%zu].key: Invalid value: \"%s\": %s", path, i,
+                      r->key ? r->key : "", why);
     }
     char *p = xconcat(path, ".matchLabels", NULL);
     admit_label_errs(e, p, (entry_t *const *)s->matchlabels, s->n_matchlabels);
@@ -450,8 +442,8 @@ static void check_selected_template(struct errs *e, const char *prefix,
     if (s && what && !s->n_matchlabels && !s->n_matchexpressions) {
         struct buf b = {0};
         go_selector(&b, s);
-        err(e, "%sselector: Invalid value: %s: empty selector is invalid for %s", prefix, b.p,
-            what);
+        admit_err(e, "%sselector: Invalid value: %s: empty selector is invalid for %s", prefix, b.p,
+                  what);
         buf_free(&b);
     }
     const Coracle__V1__ObjectMeta *tm = t ? t->metadata : NULL;
@@ -461,7 +453,8 @@ static void check_selected_template(struct errs *e, const char *prefix,
     if (!empty && !selector_matches(s, l, n)) {
         struct buf b = {0};
         go_map(&b, l, n);
-        err(e,
+        admit_err(
+            e,
             "%stemplate.metadata.labels: Invalid value: %s: `selector` does not match template "
             "`labels`",
             prefix, b.p);
@@ -492,22 +485,22 @@ static void check_restart_always(struct errs *e, const char *prefix,
     const Coracle__V1__PodSpec *sp = t ? t->spec : NULL;
     const char *rp = sp && sp->restartpolicy ? sp->restartpolicy : "";
     if (strcmp(rp, "Always"))
-        err(e,
-            "%stemplate.spec.restartPolicy: Unsupported value: \"%s\": supported values: "
-            "\"Always\"",
-            prefix, rp);
+        admit_err(e,
+                  "%stemplate.spec.restartPolicy: Unsupported value: \"%s\": supported values: "
+                  "\"Always\"",
+                  prefix, rp);
     if (sp && sp->has_activedeadlineseconds)
-        err(e,
-            "%stemplate.spec.activeDeadlineSeconds: Invalid value: %" PRId64
-            ": activeDeadlineSeconds in %s is not Supported",
-            prefix, sp->activedeadlineseconds, kind);
+        admit_err(e,
+                  "%stemplate.spec.activeDeadlineSeconds: Invalid value: %" PRId64
+                  ": activeDeadlineSeconds in %s is not Supported",
+                  prefix, sp->activedeadlineseconds, kind);
 }
 
 static void nonneg(struct errs *e, const char *prefix, const char *field, bool has, int64_t v)
 {
     if (has && v < 0)
-        err(e, "%s%s: Invalid value: %" PRId64 ": must be greater than or equal to 0", prefix,
-            field, v);
+        admit_err(e, "%s%s: Invalid value: %" PRId64 ": must be greater than or equal to 0", prefix,
+                  field, v);
 }
 
 /* ---- IntOrString: numbers or percentages ---- */
@@ -553,11 +546,11 @@ static void check_ios(struct errs *e, const char *path, const Coracle__V1__IntOr
     if (v->type == 1) {
         long p = percent(v->strval);
         if (p < 0)
-            err(e, "%s: Invalid value: %s: %s", path, b.p, PERCENT_MSG);
+            admit_err(e, "%s: Invalid value: %s: %s", path, b.p, PERCENT_MSG);
         else if (p > 100)
-            err(e, "%s: Invalid value: %s: must not be greater than 100%%", path, b.p);
+            admit_err(e, "%s: Invalid value: %s: must not be greater than 100%%", path, b.p);
     } else if (v->intval < 0) {
-        err(e, "%s: Invalid value: %d: must be greater than or equal to 0", path, v->intval);
+        admit_err(e, "%s: Invalid value: %d: must be greater than or equal to 0", path, v->intval);
     }
     buf_free(&b);
 }
@@ -568,7 +561,7 @@ static void check_deployment(struct errs *e, const Coracle__V1__DeploymentSpec *
 {
     nonneg(e, "spec.", "replicas", sp->has_replicas, sp->replicas);
     if (!sp->selector) {
-        err(e, "spec.selector: Required value");
+        admit_err(e, "spec.selector: Required value");
         return;
     }
     admit_selector_errs(e, "spec.selector", sp->selector);
@@ -579,20 +572,23 @@ static void check_deployment(struct errs *e, const Coracle__V1__DeploymentSpec *
     const char *type = st && st->type ? st->type : "";
     if (!strcmp(type, "Recreate")) {
         if (st->rollingupdate)
-            err(e, "spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy "
-                   "`type` is 'Recreate'");
+            admit_err(e,
+                      "spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy "
+                      "`type` is 'Recreate'");
     } else if (!strcmp(type, "RollingUpdate")) {
         const Coracle__V1__RollingUpdateDeployment *ru = st->rollingupdate;
         if (!ru) {
-            err(e, "spec.strategy.rollingUpdate: Required value: this should be defaulted and "
-                   "never be nil");
+            admit_err(e,
+                      "spec.strategy.rollingUpdate: Required value: this should be defaulted and "
+                      "never be nil");
         } else {
             check_ios(e, "spec.strategy.rollingUpdate.maxUnavailable", ru->maxunavailable);
             check_ios(e, "spec.strategy.rollingUpdate.maxSurge", ru->maxsurge);
             if (ios_value(ru->maxunavailable) == 0 && ios_value(ru->maxsurge) == 0) {
                 struct buf b = {0};
                 go_ios(&b, ru->maxunavailable);
-                err(e,
+                admit_err(
+                    e,
                     "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: %s: may not be "
                     "0 when `maxSurge` is 0",
                     b.p);
@@ -600,10 +596,10 @@ static void check_deployment(struct errs *e, const Coracle__V1__DeploymentSpec *
             }
         }
     } else {
-        err(e,
-            "spec.strategy.type: Unsupported value: \"%s\": supported values: \"Recreate\", "
-            "\"RollingUpdate\"",
-            type);
+        admit_err(e,
+                  "spec.strategy.type: Unsupported value: \"%s\": supported values: \"Recreate\", "
+                  "\"RollingUpdate\"",
+                  type);
     }
     nonneg(e, "spec.", "minReadySeconds", true, sp->minreadyseconds);
     nonneg(e, "spec.", "revisionHistoryLimit", sp->has_revisionhistorylimit,
@@ -611,10 +607,10 @@ static void check_deployment(struct errs *e, const Coracle__V1__DeploymentSpec *
     if (sp->has_progressdeadlineseconds) {
         nonneg(e, "spec.", "progressDeadlineSeconds", true, sp->progressdeadlineseconds);
         if (sp->progressdeadlineseconds <= sp->minreadyseconds)
-            err(e,
-                "spec.progressDeadlineSeconds: Invalid value: %d: must be greater than "
-                "minReadySeconds",
-                sp->progressdeadlineseconds);
+            admit_err(e,
+                      "spec.progressDeadlineSeconds: Invalid value: %d: must be greater than "
+                      "minReadySeconds",
+                      sp->progressdeadlineseconds);
     }
 }
 
@@ -623,7 +619,7 @@ static void check_replicaset(struct errs *e, const Coracle__V1__ReplicaSetSpec *
     nonneg(e, "spec.", "replicas", sp->has_replicas, sp->replicas);
     nonneg(e, "spec.", "minReadySeconds", true, sp->minreadyseconds);
     if (!sp->selector) {
-        err(e, "spec.selector: Required value");
+        admit_err(e, "spec.selector: Required value");
         return;
     }
     admit_selector_errs(e, "spec.selector", sp->selector);
@@ -645,8 +641,9 @@ static void check_daemonset(struct errs *e, const Coracle__V1__DaemonSetSpec *sp
     if (!strcmp(type, "RollingUpdate")) {
         const Coracle__V1__RollingUpdateDaemonSet *ru = st->rollingupdate;
         if (!ru) {
-            err(e, "spec.updateStrategy.rollingUpdate: Required value: this should be defaulted "
-                   "and never be nil");
+            admit_err(e,
+                      "spec.updateStrategy.rollingUpdate: Required value: this should be defaulted "
+                      "and never be nil");
         } else {
             check_ios(e, "spec.updateStrategy.rollingUpdate.maxUnavailable", ru->maxunavailable);
             check_ios(e, "spec.updateStrategy.rollingUpdate.maxSurge", ru->maxsurge);
@@ -654,21 +651,23 @@ static void check_daemonset(struct errs *e, const Coracle__V1__DaemonSetSpec *sp
             if (unavail && surge) {
                 struct buf b = {0};
                 go_ios(&b, ru->maxsurge);
-                err(e,
+                admit_err(
+                    e,
                     "spec.updateStrategy.rollingUpdate.maxSurge: Invalid value: %s: may not be "
                     "set when maxUnavailable is non-zero",
                     b.p);
                 buf_free(&b);
             } else if (!unavail && !surge) {
-                err(e, "spec.updateStrategy.rollingUpdate.maxUnavailable: Required value: cannot "
+                admit_err(
+                    e, "spec.updateStrategy.rollingUpdate.maxUnavailable: Required value: cannot "
                        "be 0 when maxSurge is 0");
             }
         }
     } else if (strcmp(type, "OnDelete")) {
-        err(e,
-            "spec.updateStrategy.type: Unsupported value: \"%s\": supported values: "
-            "\"OnDelete\", \"RollingUpdate\"",
-            type);
+        admit_err(e,
+                  "spec.updateStrategy.type: Unsupported value: \"%s\": supported values: "
+                  "\"OnDelete\", \"RollingUpdate\"",
+                  type);
     }
     nonneg(e, "spec.", "revisionHistoryLimit", sp->has_revisionhistorylimit,
            sp->revisionhistorylimit);
@@ -688,35 +687,35 @@ static void check_job_spec(struct errs *e, const char *prefix, const Coracle__V1
            sp->ttlsecondsafterfinished);
     const char *cm = sp->completionmode ? sp->completionmode : "";
     if (*cm && strcmp(cm, "NonIndexed") && strcmp(cm, "Indexed"))
-        err(e,
-            "%scompletionMode: Unsupported value: \"%s\": supported values: \"NonIndexed\", "
-            "\"Indexed\"",
-            prefix, cm);
+        admit_err(e,
+                  "%scompletionMode: Unsupported value: \"%s\": supported values: \"NonIndexed\", "
+                  "\"Indexed\"",
+                  prefix, cm);
     if (!strcmp(cm, "Indexed") && !sp->has_completions)
-        err(e, "%scompletions: Required value: when completion mode is Indexed", prefix);
+        admit_err(e, "%scompletions: Required value: when completion mode is Indexed", prefix);
     const char *prp = sp->podreplacementpolicy ? sp->podreplacementpolicy : "";
     if (*prp && strcmp(prp, "TerminatingOrFailed") && strcmp(prp, "Failed"))
-        err(e,
-            "%spodReplacementPolicy: Unsupported value: \"%s\": supported values: "
-            "\"Failed\", \"TerminatingOrFailed\"",
-            prefix, prp);
+        admit_err(e,
+                  "%spodReplacementPolicy: Unsupported value: \"%s\": supported values: "
+                  "\"Failed\", \"TerminatingOrFailed\"",
+                  prefix, prp);
     check_template(e, prefix, sp->template_);
     const Coracle__V1__PodSpec *ps = sp->template_ ? sp->template_->spec : NULL;
     const char *rp = ps && ps->restartpolicy ? ps->restartpolicy : "";
     if (!*rp || !strcmp(rp, "Always"))
-        err(e,
-            "%stemplate.spec.restartPolicy: Required value: valid values: \"OnFailure\", "
-            "\"Never\"",
-            prefix);
+        admit_err(e,
+                  "%stemplate.spec.restartPolicy: Required value: valid values: \"OnFailure\", "
+                  "\"Never\"",
+                  prefix);
     else if (strcmp(rp, "OnFailure") && strcmp(rp, "Never"))
-        err(e,
-            "%stemplate.spec.restartPolicy: Unsupported value: \"%s\": supported values: "
-            "\"OnFailure\", \"Never\"",
-            prefix, rp);
+        admit_err(e,
+                  "%stemplate.spec.restartPolicy: Unsupported value: \"%s\": supported values: "
+                  "\"OnFailure\", \"Never\"",
+                  prefix, rp);
     if (!selected)
         return;
     if (!sp->selector) {
-        err(e, "%sselector: Required value", prefix);
+        admit_err(e, "%sselector: Required value", prefix);
         return;
     }
     char *p = xconcat(prefix, "selector", NULL);
@@ -735,14 +734,15 @@ static void check_time_zone(struct errs *e, const Coracle__V1__CronJobSpec *sp)
     if (!tz)
         return;
     if (!*tz) {
-        err(e, "spec.timeZone: Invalid value: \"\": timeZone must be nil or non-empty string");
+        admit_err(e,
+                  "spec.timeZone: Invalid value: \"\": timeZone must be nil or non-empty string");
         return;
     }
     if (!strcasecmp(tz, "Local")) {
-        err(e,
-            "spec.timeZone: Invalid value: \"%s\": timeZone must be an explicit time zone as "
-            "defined in https://www.iana.org/time-zones",
-            tz);
+        admit_err(e,
+                  "spec.timeZone: Invalid value: \"%s\": timeZone must be an explicit time zone as "
+                  "defined in https://www.iana.org/time-zones",
+                  tz);
         return;
     }
     bool ok = !strcmp(tz, "UTC");
@@ -752,28 +752,30 @@ static void check_time_zone(struct errs *e, const Coracle__V1__CronJobSpec *sp)
         free(path);
     }
     if (!ok)
-        err(e, "spec.timeZone: Invalid value: \"%s\": unknown time zone %s", tz, tz);
+        admit_err(e, "spec.timeZone: Invalid value: \"%s\": unknown time zone %s", tz, tz);
 }
 
 static void check_cronjob(struct errs *e, const Coracle__V1__CronJob *cj)
 {
     const Coracle__V1__ObjectMeta *m = cj->metadata;
     if (m && m->name && strlen(m->name) > 52)
-        err(e, "metadata.name: Invalid value: \"%s\": must be no more than 52 characters", m->name);
+        admit_err(e, "metadata.name: Invalid value: \"%s\": must be no more than 52 characters",
+                  m->name);
     const Coracle__V1__CronJobSpec *sp = cj->spec;
     if (!sp)
         return;
     const char *sched = sp->schedule ? sp->schedule : "";
     if (!*sched) {
-        err(e, "spec.schedule: Required value");
+        admit_err(e, "spec.schedule: Required value");
     } else {
         struct cron_sched cs;
         char *why = NULL;
         if (cron_parse(sched, &cs, &why) < 0)
-            err(e, "spec.schedule: Invalid value: \"%s\": %s", sched, why);
+            admit_err(e, "spec.schedule: Invalid value: \"%s\": %s", sched, why);
         free(why);
         if (strstr(sched, "TZ"))
-            err(e,
+            admit_err(
+                e,
                 "spec.schedule: Invalid value: \"%s\": cannot use TZ or CRON_TZ in schedule, use "
                 "timeZone field instead",
                 sched);
@@ -782,12 +784,12 @@ static void check_cronjob(struct errs *e, const Coracle__V1__CronJob *cj)
            sp->startingdeadlineseconds);
     const char *cp = sp->concurrencypolicy ? sp->concurrencypolicy : "";
     if (!*cp)
-        err(e, "spec.concurrencyPolicy: Required value");
+        admit_err(e, "spec.concurrencyPolicy: Required value");
     else if (strcmp(cp, "Allow") && strcmp(cp, "Forbid") && strcmp(cp, "Replace"))
-        err(e,
-            "spec.concurrencyPolicy: Unsupported value: \"%s\": supported values: \"Allow\", "
-            "\"Forbid\", \"Replace\"",
-            cp);
+        admit_err(e,
+                  "spec.concurrencyPolicy: Unsupported value: \"%s\": supported values: \"Allow\", "
+                  "\"Forbid\", \"Replace\"",
+                  cp);
     if (sp->jobtemplate && sp->jobtemplate->spec)
         check_job_spec(e, "spec.jobTemplate.spec.", sp->jobtemplate->spec, false);
     nonneg(e, "spec.", "successfulJobsHistoryLimit", sp->has_successfuljobshistorylimit,
@@ -856,7 +858,7 @@ void admit_workload_update(struct errs *e, const struct kind *k, const ProtobufC
             go_selector(&v, b);
         else
             buf_puts(&v, "\"null\"");
-        err(e, "spec.selector: Invalid value: %s: field is immutable", v.p);
+        admit_err(e, "spec.selector: Invalid value: %s: field is immutable", v.p);
         buf_free(&v);
     }
     if (k == &kind_job) {
@@ -864,7 +866,7 @@ void admit_workload_update(struct errs *e, const struct kind *k, const ProtobufC
                                    *y = ((const Coracle__V1__Job *)upd)->spec;
         if (x && y &&
             (x->has_completions != y->has_completions || x->completions != y->completions))
-            err(e, "spec.completions: Invalid value: %d: field is immutable", y->completions);
+            admit_err(e, "spec.completions: Invalid value: %d: field is immutable", y->completions);
         if (y)
             check_selected_template(e, "spec.", y->selector, y->template_, NULL);
     }

@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "klet.h"
+#include "proxy.h"
 #include "util.h"
 
 #include <nftables/libnftables.h>
@@ -43,37 +44,17 @@ void klet_masq_script(struct buf *b, const char *range, const char *cluster)
                range, cluster && *cluster ? cluster : range);
 }
 
-/* Runs script in a context of its own (rare: at a range change and at shutdown). */
-static int masq_run(const char *script, char **err)
-{
-    struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
-    if (!nft) {
-        *err = xstrdup("libnftables context failed");
-        return -1;
-    }
-    nft_ctx_buffer_output(nft);
-    nft_ctx_buffer_error(nft);
-    int rc = 0;
-    if (nft_run_cmd_from_buffer(nft, script)) {
-        const char *e = nft_ctx_get_error_buffer(nft);
-        *err = xstrdup(e && *e ? e : "nftables transaction failed");
-        rc = -1;
-    }
-    nft_ctx_free(nft);
-    return rc;
-}
-
 int klet_masq_apply(const char *range, const char *cluster, char **err)
 {
     struct buf b = {0};
     klet_masq_script(&b, range, cluster);
     char *script = buf_take(&b);
-    int rc = masq_run(script, err);
+    int rc = kpx_nft_once(script, err);
     free(script);
     return rc;
 }
 
 int klet_masq_remove(char **err)
 {
-    return masq_run("add table " MASQ_TABLE "\ndelete table " MASQ_TABLE "\n", err);
+    return kpx_nft_once("add table " MASQ_TABLE "\ndelete table " MASQ_TABLE "\n", err);
 }

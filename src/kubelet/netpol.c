@@ -44,15 +44,6 @@ struct knp {
     bool full; /* the next run rebuilds the table */
 };
 
-static int nft_run(struct nft_ctx *nft, const char *script, char **err)
-{
-    if (nft_run_cmd_from_buffer(nft, script) == 0)
-        return 0;
-    const char *e = nft_ctx_get_error_buffer(nft);
-    *err = xstrdup(e && *e ? e : "nftables transaction failed");
-    return -1;
-}
-
 /* ---- selectors and pods ---- */
 
 struct labels {
@@ -460,7 +451,7 @@ static void knp_apply(evutil_socket_t fd, short what, void *arg)
         knp_script_base(&b);
     kpx_script_diff_in(&b, KNP_TABLE, full ? &none : &np->applied, &r.want);
     char *err = NULL;
-    if (b.len && nft_run(np->nft, b.p, &err) < 0) {
+    if (b.len && kpx_nft_run(np->nft, b.p, &err) < 0) {
         log_warn("netpol: %s sync failed, full sync in 1 s: %s", full ? "full" : "incremental",
                  err);
         free(err);
@@ -565,16 +556,14 @@ int klet_netpol_start(struct klet *k)
 {
     struct knp *np = xcalloc(1, sizeof *np);
     np->k = k;
-    np->nft = nft_ctx_new(NFT_CTX_DEFAULT);
+    np->nft = kpx_nft_new();
     if (!np->nft) {
         log_warn("netpol: libnftables context failed: NetworkPolicies not enforced here");
         free(np);
         return -1;
     }
-    nft_ctx_buffer_output(np->nft);
-    nft_ctx_buffer_error(np->nft);
     char *err = NULL;
-    if (nft_run(np->nft, "add table " KNP_TABLE "\n", &err) < 0) {
+    if (kpx_nft_run(np->nft, "add table " KNP_TABLE "\n", &err) < 0) {
         log_warn("netpol: nftables does not work here (%s): NetworkPolicies not enforced", err);
         free(err);
         nft_ctx_free(np->nft);
@@ -605,16 +594,7 @@ int klet_netpol_start(struct klet *k)
 
 int knp_cleanup(char **err)
 {
-    struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
-    if (!nft) {
-        *err = xstrdup("libnftables context failed");
-        return -1;
-    }
-    nft_ctx_buffer_output(nft);
-    nft_ctx_buffer_error(nft);
-    int rc = nft_run(nft, "add table " KNP_TABLE "\ndelete table " KNP_TABLE "\n", err);
-    nft_ctx_free(nft);
-    return rc;
+    return kpx_nft_once("add table " KNP_TABLE "\ndelete table " KNP_TABLE "\n", err);
 }
 
 void klet_netpol_stop(struct klet *k)

@@ -43,13 +43,35 @@ struct kpx {
     bool full; /* the next run is a full sync */
 };
 
-static int nft_run(struct kpx *px, const char *script, char **err)
+struct nft_ctx *kpx_nft_new(void)
 {
-    if (nft_run_cmd_from_buffer(px->nft, script) == 0)
+    struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
+    if (nft) {
+        nft_ctx_buffer_output(nft);
+        nft_ctx_buffer_error(nft);
+    }
+    return nft;
+}
+
+int kpx_nft_run(struct nft_ctx *nft, const char *script, char **err)
+{
+    if (nft_run_cmd_from_buffer(nft, script) == 0)
         return 0;
-    const char *e = nft_ctx_get_error_buffer(px->nft);
+    const char *e = nft_ctx_get_error_buffer(nft);
     *err = xstrdup(e && *e ? e : "nftables transaction failed");
     return -1;
+}
+
+int kpx_nft_once(const char *script, char **err)
+{
+    struct nft_ctx *nft = kpx_nft_new();
+    if (!nft) {
+        *err = xstrdup("libnftables context failed");
+        return -1;
+    }
+    int rc = kpx_nft_run(nft, script, err);
+    nft_ctx_free(nft);
+    return rc;
 }
 
 static const char *label(const Coracle__V1__ObjectMeta *m, const char *key)
@@ -278,7 +300,7 @@ static void kpx_apply(evutil_socket_t fd, short what, void *arg)
         kpx_script_diff(&b, &none, &all);
     free(all.v);
     char *err = NULL;
-    if (b.len && nft_run(px, b.p, &err) < 0) {
+    if (b.len && kpx_nft_run(px->nft, b.p, &err) < 0) {
         log_warn("proxy: %s sync failed, full sync in 1 s: %s", full ? "full" : "incremental", err);
         free(err);
         px->full = true;
@@ -358,17 +380,15 @@ int klet_proxy_start(struct klet *k)
 {
     struct kpx *px = xcalloc(1, sizeof *px);
     px->k = k;
-    px->nft = nft_ctx_new(NFT_CTX_DEFAULT);
+    px->nft = kpx_nft_new();
     if (!px->nft) {
         log_warn("proxy: libnftables context failed: no Service rules on this node");
         free(px);
         return -1;
     }
-    nft_ctx_buffer_output(px->nft);
-    nft_ctx_buffer_error(px->nft);
     /* libnftables works here? An empty table made and removed says so. */
     char *err = NULL;
-    if (nft_run(px, "add table " KPX_TABLE "\n", &err) < 0) {
+    if (kpx_nft_run(px->nft, "add table " KPX_TABLE "\n", &err) < 0) {
         log_warn("proxy: nftables does not work here (%s): no Service rules on this node", err);
         free(err);
         nft_ctx_free(px->nft);
@@ -389,21 +409,7 @@ int klet_proxy_start(struct klet *k)
 
 int kpx_cleanup(char **err)
 {
-    struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
-    if (!nft) {
-        *err = xstrdup("libnftables context failed");
-        return -1;
-    }
-    nft_ctx_buffer_output(nft);
-    nft_ctx_buffer_error(nft);
-    int rc = 0;
-    if (nft_run_cmd_from_buffer(nft, "add table " KPX_TABLE "\ndelete table " KPX_TABLE "\n")) {
-        const char *e = nft_ctx_get_error_buffer(nft);
-        *err = xstrdup(e && *e ? e : "nftables transaction failed");
-        rc = -1;
-    }
-    nft_ctx_free(nft);
-    return rc;
+    return kpx_nft_once("add table " KPX_TABLE "\ndelete table " KPX_TABLE "\n", err);
 }
 
 void klet_proxy_stop(struct klet *k)

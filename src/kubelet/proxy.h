@@ -132,4 +132,16 @@ bool klet_proxy_kubernetes(const struct klet *k, char *ip, size_t ip_len, int *p
 /* Deletes the table if present (--cleanup). 0, or -1 with *err (malloc'd). */
 int kpx_cleanup(char **err);
 
+/*
+ * libnftables for the kubelet's tables (proxy, masquerade, NetworkPolicy):
+ * a context that keeps its output and errors (NULL if libnftables fails);
+ * a script run in one (0, or -1 and *err with nftables' message); and a
+ * script run in a context of its own, for one-off changes (a table made
+ * or removed).
+ */
+struct nft_ctx;
+struct nft_ctx *kpx_nft_new(void);
+int kpx_nft_run(struct nft_ctx *nft, const char *script, char **err);
+int kpx_nft_once(const char *script, char **err);
+
 #endif

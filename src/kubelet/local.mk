@@ -24,6 +24,7 @@ libkubelet_a_SOURCES = \
 	src/kubelet/cni.c \
 	src/kubelet/netlink.c \
 	src/kubelet/podnet.c \
+	src/kubelet/offload.c \
 	src/kubelet/bridgenet.c \
 	src/kubelet/netmasq.c \
 	src/kubelet/monitor.c \

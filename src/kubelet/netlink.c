@@ -337,3 +337,48 @@ int klet_nl_fdb(bool add, int ifindex, const uint8_t mac[6], uint32_t remote, ch
 {
     return nl_neigh(add, AF_BRIDGE, ifindex, remote, mac, err);
 }
+
+struct veth_info {
+    int link;
+    bool veth;
+};
+
+static int veth_info_attr(const struct nlattr *a, void *data)
+{
+    struct veth_info *v = data;
+    if (mnl_attr_get_type(a) == IFLA_LINK && mnl_attr_get_payload_len(a) == 4) {
+        v->link = (int)mnl_attr_get_u32(a);
+    } else if (mnl_attr_get_type(a) == IFLA_LINKINFO) {
+        struct nlattr *in;
+        mnl_attr_for_each_nested(in, a)
+        {
+            if (mnl_attr_get_type(in) == IFLA_INFO_KIND &&
+                mnl_attr_validate(in, MNL_TYPE_NUL_STRING) == 0 &&
+                !strcmp(mnl_attr_get_str(in), "veth"))
+                v->veth = true;
+        }
+    }
+    return MNL_CB_OK;
+}
+
+static int veth_info_cb(const struct nlmsghdr *nlh, void *data)
+{
+    return mnl_attr_parse(nlh, sizeof(struct ifinfomsg), veth_info_attr, data);
+}
+
+int klet_nl_veth_peer(const char *name, int ifindex, int *peer, char **err)
+{
+    char buf[NL_BUF];
+    struct nlmsghdr *nlh = nl_start(buf, RTM_GETLINK, 0);
+    struct ifinfomsg *ifm = mnl_nlmsg_put_extra_header(nlh, sizeof *ifm);
+    ifm->ifi_family = AF_UNSPEC;
+    ifm->ifi_index = name ? 0 : ifindex;
+    if (name)
+        mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+    struct veth_info v = {0};
+    char *what = name ? xasprintf("link %s", name) : xasprintf("link %d", ifindex);
+    int rc = nl_talk(nlh, veth_info_cb, &v, what, err);
+    free(what);
+    *peer = v.veth ? v.link : 0;
+    return rc;
+}

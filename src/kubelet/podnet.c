@@ -23,6 +23,8 @@
  * and the VXLAN device is made afresh at start (a reconcile that makes a
  * restart, also after SIGKILL, idempotent); `--cleanup` and shutdown delete
  * all of them and the device. Everything goes through rtnetlink (netlink.c).
+ * In vxlan mode offload.c keeps the tunnel's packets out of conntrack (with
+ * the device) and turns GRO on for each pod's veth pair (after CNI ADD).
  */
 #include "config.h"
 #include "informer.h"
@@ -358,8 +360,25 @@ static int vxlan_setup(struct klet *k, char **err)
     if (rc == 0)
         log_info("pod network: vxlan device %s (VNI %lld, port %lld, MTU %d)", name,
                  k->cfg.vxlan_vni, k->cfg.vxlan_port, mtu > 50 ? mtu - 50 : 0);
+    char *why = NULL;
+    if (rc == 0 && klet_offload_notrack((int)k->cfg.vxlan_port, &why) < 0) {
+        log_warn("pod network: table ip coracle-vxlan (the tunnel outside conntrack): %s", why);
+        free(why);
+    }
     free(name);
     return rc;
+}
+
+void klet_podnet_pod_plugged(struct klet *k, const char *pod_dir)
+{
+    if (k->podnet.mode != KLET_PODNET_VXLAN)
+        return;
+    char *netns = xasprintf("%s/ns/net", pod_dir), *err = NULL;
+    if (klet_offload_pod(netns, "eth0", &err) < 0) {
+        log_warn("pod network: %s", err);
+        free(err);
+    }
+    free(netns);
 }
 
 int klet_podnet_config(struct klet *k, char **err)
@@ -427,6 +446,10 @@ void klet_podnet_cleanup(struct klet *k)
         free(err);
     }
     free(name);
+    if (klet_offload_notrack_remove(&err) < 0) {
+        log_warn("pod network: removing table ip coracle-vxlan: %s", err);
+        free(err);
+    }
 }
 
 void klet_podnet_stop(struct klet *k)

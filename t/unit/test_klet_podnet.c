@@ -121,6 +121,20 @@ static void test_masq(void)
     buf_free(&b);
 }
 
+static void test_notrack(void)
+{
+    struct buf b = {0};
+    klet_offload_notrack_script(&b, 4789);
+    ok(!strncmp(b.p, "add table ip coracle-vxlan\ndelete table ip coracle-vxlan\n", 55),
+       "the tunnel's table is replaced in the same transaction");
+    ok(strstr(b.p, "type filter hook prerouting priority raw;") &&
+           strstr(b.p, "type filter hook output priority raw;"),
+       "raw priority on prerouting and output: before conntrack sees the packet");
+    const char *r = strstr(b.p, "udp dport 4789 notrack\n");
+    ok(r && strstr(r + 1, "udp dport 4789 notrack\n"), "both untrack UDP to the VXLAN port");
+    buf_free(&b);
+}
+
 int main(void)
 {
     test_cidr();
@@ -128,5 +142,6 @@ int main(void)
     test_mode();
     test_config();
     test_masq();
+    test_notrack();
     done_testing();
 }

@@ -117,7 +117,7 @@ int main(int argc, char **argv)
         .vxlan_vni = 1,
         .vxlan_port = 8472,
         .proxy_mode = "none",
-        .masquerade_all = 1,
+        .masquerade_all = 0,
         .image_gc_high = 85,
         .image_gc_low = 80,
         .cluster_dns = "",
@@ -150,7 +150,8 @@ int main(int argc, char **argv)
          "on one subnet, or an overlay); default: bridge if --pod-cidr is set, else none"},
         {"cluster-cidr", CFG_STR, &k.cfg.cluster_cidr, "CIDR",
          "the cluster's pod range: the built-in network masquerades what pods send out of it, "
-         "nothing between pods (the node's range)"},
+         "nothing between pods (unset: the node's range); the Service proxy what comes from "
+         "outside it to a ClusterIP (unset: none)"},
         {"pod-cidr", CFG_STR, &k.cfg.pod_cidr, "CIDR",
          "pod range when the Node has no spec.podCIDR (none)"},
         {"bridge", CFG_STR, &k.cfg.bridge, "NAME", "the built-in network's bridge (cni0)"},
@@ -187,8 +188,8 @@ int main(int argc, char **argv)
          "Services' data path: nftables (table ip coracle-proxy, removed at shutdown) or none "
          "(none; the packaged config says nftables)"},
         {"masquerade-all", CFG_BOOL, &k.cfg.masquerade_all, "BOOL",
-         "SNAT all traffic sent to ClusterIPs, needed on a CNI bridge without br_netfilter "
-         "(true)"},
+         "SNAT all traffic sent to ClusterIPs; else only what comes from outside "
+         "--cluster-cidr, and hairpin traffic (false)"},
         {"image-gc-high-threshold", CFG_INT, &k.cfg.image_gc_high, "PERCENT",
          "disk usage of the image store's filesystem at which image garbage collection always "
          "runs; 100 turns it off (85)"},

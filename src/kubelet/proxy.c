@@ -14,12 +14,17 @@
  * terminating ones (kube-proxy's fallback). The EndpointSlice controller
  * marks endpoints of NotReady nodes not ready.
  *
- * Masquerade of ClusterIP traffic (--masquerade-all, default true): on
- * a CNI bridge without br_netfilter, a backend's reply to a client pod on
- * the same bridge never crosses the IP layer and so would skip conntrack's
- * reverse DNAT; masquerading sends it back through the node.
+ * Masquerade of ClusterIP traffic, as kube-proxy does it: all of it with
+ * --masquerade-all (default false); else what comes from outside
+ * --cluster-cidr, when set. Hairpin traffic is masqueraded whatever the
+ * flags: a connection DNATed back out of the interface it came in by (a
+ * pod to an endpoint on its own CNI bridge). Kubernetes asks for
+ * br_netfilter there; without it the endpoint's reply would cross the
+ * bridge alone and skip conntrack's reverse DNAT. Masquerading more than
+ * that costs every connection an SNAT (doc/DESIGN.md, Services).
  */
 #include "config.h"
+#include "cidr.h"
 #include "informer.h"
 #include "kinds.h"
 #include "klet.h"
@@ -40,7 +45,8 @@ struct kpx {
     smap_t *applied;      /* "ns/name" -> struct kpx_objs * as the kernel has them */
     smap_t *dirty;        /* "ns/name" -> (void *)1 */
     struct event *ev;
-    bool full; /* the next run is a full sync */
+    bool full;             /* the next run is a full sync */
+    char cluster_cidr[20]; /* --cluster-cidr, canonical; "" when unset or not IPv4 */
 };
 
 struct nft_ctx *kpx_nft_new(void)
@@ -210,6 +216,7 @@ static void svc_build(struct kpx *px, const char *key, struct kpx_objs *out)
         .ext_local = sp->externaltrafficpolicy && !strcmp(sp->externaltrafficpolicy, "Local"),
         .affinity_timeout = aff,
         .masq_all = px->k->cfg.masquerade_all,
+        .cluster_cidr = px->cluster_cidr,
         .ports = ports,
         .nports = sp->n_ports,
     };
@@ -395,6 +402,14 @@ int klet_proxy_start(struct klet *k)
         free(px);
         return -1;
     }
+    const char *cc = k->cfg.cluster_cidr;
+    struct cidr4 c;
+    if (cc && *cc && cidr_parse4(cc, &c) == 0)
+        cidr_format4(&c, px->cluster_cidr, sizeof px->cluster_cidr);
+    else if (cc && *cc)
+        log_warn("proxy: --cluster-cidr \"%s\" is not an IPv4 CIDR: ClusterIP traffic from "
+                 "outside the cluster is not masqueraded",
+                 cc);
     px->applied = smap_new();
     px->dirty = smap_new();
     px->ev = event_new(k->base, -1, 0, kpx_apply, px);

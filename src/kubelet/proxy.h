@@ -16,9 +16,13 @@
  *   map no-endpoint-services, no-endpoint-nodeports -> goto reject-chain
  *   maps service-endpoints-<proto>-<0..KPX_EP_MAPS-1>  ip . port . slot ->
  *                          endpoint ip . port (the endpoints of Services only
- *                          ClusterIPs lead to, under --masquerade-all; a
- *                          Service's map by a hash of <sp>)
- *   chain service-<sp>     masquerade mark (--masquerade-all), then DNAT to an
+ *                          ClusterIPs lead to; a Service's map by a hash of
+ *                          <sp>)
+ *   chain filter-forward   hairpin: a new DNATed connection routed back out
+ *                          of the interface it came in by gets the
+ *                          masquerade mark (no rule per endpoint)
+ *   chain service-<sp>     masquerade mark (--masquerade-all; or from outside
+ *                          --cluster-cidr), then DNAT to an
  *                          endpoint: "dnat ip addr . port to numgen random
  *                          mod N map { 0 : <ip> . <port>, ... }" (one rule,
  *                          no chain per endpoint, nothing that jumps: an
@@ -35,8 +39,7 @@
  * With ClientIP sessionAffinity a Service keeps a chain per endpoint:
  *   chain service-<sp>     affinity lookups, then numgen random mod N vmap
  *                          over the endpoint chains
- *   chain endpoint-<sp>__<ip>/<port>  hairpin masquerade, affinity update,
- *                          dnat
+ *   chain endpoint-<sp>__<ip>/<port>  affinity update, dnat
  *   set affinity-<sp>__<ip>/<port>    the clients (timeout)
  */
 #ifndef CORACLE_KLET_PROXY_H
@@ -76,9 +79,11 @@ struct kpx_svc {
     size_t nvips;
     const char *const *ext_ips; /* spec.externalIPs */
     size_t next_ips;
-    bool ext_local;       /* externalTrafficPolicy: Local */
-    int affinity_timeout; /* sessionAffinity ClientIP: seconds; 0: none */
-    bool masq_all;        /* masquerade all ClusterIP traffic (see proxy.c) */
+    bool ext_local;           /* externalTrafficPolicy: Local */
+    int affinity_timeout;     /* sessionAffinity ClientIP: seconds; 0: none */
+    bool masq_all;            /* masquerade all ClusterIP traffic (see proxy.c) */
+    const char *cluster_cidr; /* else masquerade ClusterIP traffic from outside it (NULL, "":
+                                 none) */
     const struct kpx_port *ports;
     size_t nports;
 };

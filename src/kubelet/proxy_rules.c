@@ -66,15 +66,12 @@ static void spread_chains(struct buf *b, const char *sp, const struct kpx_port *
     buf_puts(b, " }\n");
 }
 
-/* No affinity: hairpin marks, then DNAT straight to the address a numgen map picks (one
- * rule, no chain per endpoint: a change rewrites one chain and nothing jumps). */
-static void spread_dnat(struct buf *b, const struct kpx_svc *s, const struct kpx_port *p,
-                        bool local_only)
+/* No affinity: DNAT straight to the address a numgen map picks (one rule, no chain per
+ * endpoint: a change rewrites one chain and nothing jumps). Hairpin traffic is marked in
+ * filter-forward, for every Service at once (kpx_script_base). */
+static void spread_dnat(struct buf *b, const struct kpx_port *p, bool local_only)
 {
     size_t n = spread_count(p, local_only), j = 0;
-    for (size_t i = 0; !s->masq_all && i < p->neps; i++)
-        if (!local_only || p->eps[i].local)
-            buf_printf(b, "ip saddr %s " MARK_MASQ "\n", p->eps[i].ip); /* hairpin */
     if (n == 1) {
         for (size_t i = 0; i < p->neps; i++)
             if (!local_only || p->eps[i].local)
@@ -94,13 +91,13 @@ static void spread_dnat(struct buf *b, const struct kpx_svc *s, const struct kpx
 }
 
 /* Whether p's service chain picks its endpoint in a shared map service-endpoints-*: only
- * when the chain then names no endpoint (no affinity chains, no hairpin marks) and only
- * ClusterIPs lead to it, as the map's key starts with the packet's destination. An endpoint
- * that changes is then one element changed: libnftables' cache (every set of the table)
- * stays small, and no chain is rewritten. */
+ * when the chain then names no endpoint (no affinity chains) and only ClusterIPs lead to it,
+ * as the map's key starts with the packet's destination. An endpoint that changes is then
+ * one element changed: libnftables' cache (every set of the table) stays small, and no
+ * chain is rewritten. */
 static bool spread_shared(const struct kpx_svc *s, const struct kpx_port *p)
 {
-    return s->masq_all && s->affinity_timeout == 0 && p->node_port <= 0 && s->next_ips == 0 &&
+    return s->affinity_timeout == 0 && p->node_port <= 0 && s->next_ips == 0 &&
            (!strcmp(p->proto, "tcp") || !strcmp(p->proto, "udp") || !strcmp(p->proto, "sctp"));
 }
 
@@ -149,7 +146,7 @@ static void spread_rule(struct buf *b, const struct kpx_svc *s, const char *sp,
     else if (!local_only && spread_shared(s, p))
         spread_map(b, sp, p);
     else
-        spread_dnat(b, s, p, local_only);
+        spread_dnat(b, p, local_only);
 }
 
 static void port_objs(const struct kpx_svc *s, const struct kpx_port *p, struct kpx_objs *out)
@@ -162,7 +159,6 @@ static void port_objs(const struct kpx_svc *s, const struct kpx_port *p, struct 
     for (size_t i = 0; s->affinity_timeout > 0 && i < p->neps; i++) {
         const struct kpx_ep *e = &p->eps[i];
         char *ep = xasprintf("%s__%s/%d", sp, e->ip, e->port);
-        buf_printf(&b, "ip saddr %s " MARK_MASQ "\n", e->ip); /* hairpin */
         obj_add(
             out, 's', xasprintf("affinity-%s", ep),
             xasprintf("type ipv4_addr; flags dynamic,timeout; timeout %ds;", s->affinity_timeout),
@@ -177,6 +173,8 @@ static void port_objs(const struct kpx_svc *s, const struct kpx_port *p, struct 
     if (p->neps) {
         if (s->masq_all)
             buf_puts(&b, MARK_MASQ "\n");
+        else if (s->cluster_cidr && *s->cluster_cidr)
+            buf_printf(&b, "ip saddr != %s " MARK_MASQ "\n", s->cluster_cidr); /* off-cluster */
         for (size_t i = 0; s->affinity_timeout > 0 && i < p->neps; i++)
             buf_printf(&b, "ip saddr @affinity-%s__%s/%d goto endpoint-%s__%s/%d\n", sp,
                        p->eps[i].ip, p->eps[i].port, sp, p->eps[i].ip, p->eps[i].port);
@@ -359,8 +357,15 @@ void kpx_script_base(struct buf *b)
            "jump masquerading; }\n"
            "  chain filter-input { type filter hook input priority -110; "
            "ct state new jump endpoints-check; }\n"
-           "  chain filter-forward { type filter hook forward priority -110; "
-           "ct state new jump endpoints-check; }\n"
+           "  chain filter-forward {\n"
+           "    type filter hook forward priority -110;\n"
+           "    ct state new jump endpoints-check\n"
+           /* hairpin: a DNATed connection routed back out of the interface it came in by
+            * (a pod to a Service endpoint on its own bridge, itself included) is
+            * masqueraded, else the endpoint's reply would go straight over the bridge and
+            * skip the reverse NAT; the bridge needs no br_netfilter then */
+           "    ct state new ct status dnat fib daddr . iif oif exists " MARK_MASQ "\n"
+           "  }\n"
            "  chain filter-output { type filter hook output priority -110; "
            "ct state new jump endpoints-check; }\n"
            "}\n");

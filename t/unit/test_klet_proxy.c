@@ -29,21 +29,25 @@ static char *script(const struct kpx_svc *old, const struct kpx_svc *nw)
 
 static void test_clusterip(void)
 {
-    struct kpx_port p = {"http", "tcp", 80, 0, eps2, 2};
+    /* a NodePort keeps the endpoints in the service chain (a shared map's key is a ClusterIP) */
+    struct kpx_port p = {"http", "tcp", 80, 30080, eps2, 2};
     struct kpx_svc s = {
         .ns = "default", .name = "web", .vips = vip, .nvips = 1, .ports = &p, .nports = 1};
     char *got = script(NULL, &s);
     is_str(got,
            "add chain ip coracle-proxy service-default/web/tcp/http\n"
-           "add rule ip coracle-proxy service-default/web/tcp/http ip saddr 10.1.0.2 meta mark "
-           "set meta mark | 0x4000\n"
-           "add rule ip coracle-proxy service-default/web/tcp/http ip saddr 10.1.0.3 meta mark "
-           "set meta mark | 0x4000\n"
+           "add chain ip coracle-proxy external-default/web/tcp/http\n"
            "add rule ip coracle-proxy service-default/web/tcp/http meta l4proto tcp dnat ip addr "
            ". port to numgen random mod 2 map { 0 : 10.1.0.2 . 8080, 1 : 10.1.0.3 . 8080 }\n"
+           "add rule ip coracle-proxy external-default/web/tcp/http meta mark set meta mark | "
+           "0x4000\n"
+           "add rule ip coracle-proxy external-default/web/tcp/http goto "
+           "service-default/web/tcp/http\n"
            "add element ip coracle-proxy service-ips { 10.96.0.10 . tcp . 80 : goto "
-           "service-default/web/tcp/http }\n",
-           "a ClusterIP Service: hairpin marks, a numgen DNAT map, a map element");
+           "service-default/web/tcp/http }\n"
+           "add element ip coracle-proxy service-nodeports { tcp . 30080 : goto "
+           "external-default/web/tcp/http }\n",
+           "a NodePort Service: a numgen DNAT map, no hairpin rule, map elements");
     free(got);
 
     s.masq_all = true;
@@ -54,16 +58,22 @@ static void test_clusterip(void)
     free(got);
     s.masq_all = false;
 
+    s.cluster_cidr = "10.244.0.0/16";
+    got = script(NULL, &s);
+    ok(strstr(got, "service-default/web/tcp/http ip saddr != 10.244.0.0/16 meta mark set meta "
+                   "mark | 0x4000\n") != NULL,
+       "--cluster-cidr: traffic from outside it is masqueraded");
+    free(got);
+    s.cluster_cidr = NULL;
+
     /* one endpoint goes: the service chain alone is refilled (a plain DNAT for one endpoint),
-     * the map element untouched */
-    struct kpx_port p1 = {"http", "tcp", 80, 0, eps2, 1};
+     * the map elements untouched */
+    struct kpx_port p1 = {"http", "tcp", 80, 30080, eps2, 1};
     struct kpx_svc s1 = s;
     s1.ports = &p1;
     got = script(&s, &s1);
     is_str(got,
            "flush chain ip coracle-proxy service-default/web/tcp/http\n"
-           "add rule ip coracle-proxy service-default/web/tcp/http ip saddr 10.1.0.2 meta mark "
-           "set meta mark | 0x4000\n"
            "add rule ip coracle-proxy service-default/web/tcp/http meta l4proto tcp dnat to "
            "10.1.0.2:8080\n",
            "an endpoint removed: only the service chain changes");
@@ -158,18 +168,13 @@ static void test_affinity_nodeport(void)
     free(got);
 }
 
-/* Under --masquerade-all a Service only ClusterIPs lead to keeps its endpoints in a shared
- * map: an endpoint replaced is one element deleted and one added, no chain touched. */
+/* A Service only ClusterIPs lead to keeps its endpoints in a shared map: an endpoint replaced
+ * is one element deleted and one added, no chain touched. */
 static void test_shared_map(void)
 {
     struct kpx_port p = {"http", "tcp", 80, 0, eps2, 2};
-    struct kpx_svc s = {.ns = "default",
-                        .name = "web",
-                        .vips = vip,
-                        .nvips = 1,
-                        .masq_all = true,
-                        .ports = &p,
-                        .nports = 1};
+    struct kpx_svc s = {
+        .ns = "default", .name = "web", .vips = vip, .nvips = 1, .ports = &p, .nports = 1};
     char *got = script(NULL, &s);
     const char *m = strstr(got, "numgen random mod 2 map @service-endpoints-tcp-");
     ok(m && strstr(got,
@@ -230,6 +235,9 @@ static void test_base(void)
     ok(strstr(b.p, "add map ip coracle-proxy service-endpoints-udp-15 { typeof ip daddr . udp "
                    "dport . numgen random mod 1 : ip daddr . udp dport; }\n") != NULL,
        "the shared endpoint maps");
+    ok(strstr(b.p, "    ct state new ct status dnat fib daddr . iif oif exists meta mark set meta "
+                   "mark | 0x4000\n") != NULL,
+       "hairpin: a DNATed connection sent back out of its interface is masqueraded");
     buf_free(&b);
 }
 

@@ -5,7 +5,8 @@
 # <svc>.<ns>.svc.cluster.local, and the short <svc> and <svc>.<ns> through
 # its search path (busybox nslookup); the responder, asked directly with
 # drill: SRV for a named port, a headless Service's ready endpoints and
-# their hostnames, pod A records, ExternalName as CNAME, NXDOMAIN with the
+# their hostnames, PTR of ClusterIPs and endpoints with a hostname, pod A
+# records, ExternalName as CNAME, NXDOMAIN with the
 # zone's SOA, other names forwarded to an upstream the test runs on
 # loopback inside the namespace (TCP when its UDP answer is truncated);
 # garbage on both sockets changes nothing. resolv.conf for each dnsPolicy.
@@ -175,6 +176,25 @@ rc, an, _ = drill("_http._tcp.hl.default.svc.cluster.local", "SRV")
 t.is_(sorted(a[3] for a in an), sorted(["0 50 8080 web-0.hl.default.svc.cluster.local.",
                                         "0 50 8080 10-251-%d-200.hl.default.svc.cluster.local." % net]),
       "headless SRV: one per ready endpoint, weights 100/n, the endpoint's port")
+
+
+
+def rev(ip):
+    return ".".join(reversed(ip.split("."))) + ".in-addr.arpa"
+
+
+rc, an, _ = drill(rev(vip), "PTR")
+t.is_((rc, an), ("NOERROR", [(rev(vip) + ".", 5, "PTR", "web.default.svc.cluster.local.")]),
+      "PTR of a ClusterIP: <svc>.<ns>.svc.cluster.local")
+rc, an, _ = drill(rev(w0ip), "PTR")
+t.is_((rc, [a[3] for a in an]), ("NOERROR", ["web-0.hl.default.svc.cluster.local."]),
+      "PTR of a ready endpoint with a hostname: <hostname>.<svc>.<ns>.svc.cluster.local")
+rc, an, auth = drill(rev(other), "PTR")
+t.is_((rc, an, auth), ("NXDOMAIN", [], []),
+      "PTR of an endpoint without a hostname: forwarded (the node's nameserver's NXDOMAIN)")
+out = nslookup(vip)
+t.ok("web.default.svc.cluster.local" in out,
+     "a pod looks a ClusterIP up by address (%s)" % out.strip().replace("\n", " | "))
 
 rc, an, _ = drill("10-251-%d-77.default.pod.cluster.local" % net)
 t.is_([a[3] for a in an], ["10.251.%d.77" % net], "pod A record <a-b-c-d>.<ns>.pod.cluster.local")

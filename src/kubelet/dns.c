@@ -155,6 +155,39 @@ static void src_slices(void *arg, const char *ns, const char *name,
     inf_foreach(k->slice_inf, slice_one, &w);
 }
 
+/* Every object of one informer, to a function of a message type (reverse lookups). */
+struct each_walk {
+    void (*svc)(const Coracle__V1__Service *s, void *fnarg); /* or: */
+    void (*slice)(const Coracle__V1__EndpointSlice *s, void *fnarg);
+    void *fnarg;
+};
+
+static int each_one(const ProtobufCMessage *obj, void *arg)
+{
+    struct each_walk *w = arg;
+    if (w->svc)
+        w->svc((const Coracle__V1__Service *)obj, w->fnarg);
+    else
+        w->slice((const Coracle__V1__EndpointSlice *)obj, w->fnarg);
+    return 0;
+}
+
+static void src_each_service(void *arg, void (*fn)(const Coracle__V1__Service *s, void *fnarg),
+                             void *fnarg)
+{
+    struct klet *k = arg;
+    struct each_walk w = {fn, NULL, fnarg};
+    inf_foreach(k->svc_inf, each_one, &w);
+}
+
+static void src_each_slice(void *arg, void (*fn)(const Coracle__V1__EndpointSlice *s, void *fnarg),
+                           void *fnarg)
+{
+    struct klet *k = arg;
+    struct each_walk w = {NULL, fn, fnarg};
+    inf_foreach(k->slice_inf, each_one, &w);
+}
+
 static int ns_match(const ProtobufCMessage *obj, void *arg)
 {
     const Coracle__V1__Service *s = (const void *)obj;
@@ -673,6 +706,8 @@ int klet_dns_start(struct klet *k, char **err)
         .slices = src_slices,
         .namespace_used = src_namespace_used,
         .arg = k,
+        .each_service = src_each_service,
+        .each_slice = src_each_slice,
     };
     k->dns = d;
     upstreams(d);

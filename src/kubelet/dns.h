@@ -21,6 +21,9 @@
  * _<port>._<proto>.<svc>.<ns>.svc.<domain> for named ports, ExternalName
  * as CNAME, <a-b-c-d>.<ns>.pod.<domain> A (CoreDNS' "pods insecure"),
  * dns-version.<domain> TXT; NXDOMAIN and NODATA carry the zone's SOA.
+ * PTR <d>.<c>.<b>.<a>.in-addr.arpa: a ClusterIP's <svc>.<ns>.svc.<domain>,
+ * else a ready endpoint's with a hostname, <host>.<svc>.<ns>.svc.<domain>;
+ * other reverse names are forwarded (CoreDNS' "fallthrough in-addr.arpa").
  */
 #ifndef CORACLE_KLET_DNS_H
 #define CORACLE_KLET_DNS_H
@@ -48,6 +51,12 @@ struct kdns_src {
     /* Whether any Service lives in ns (the name <ns>.svc.<domain> exists). */
     bool (*namespace_used)(void *arg, const char *ns);
     void *arg;
+    /* Call fn for every Service, and for every EndpointSlice (reverse lookups: PTR). NULL:
+     * no PTR records, reverse names are forwarded. */
+    void (*each_service)(void *arg, void (*fn)(const Coracle__V1__Service *s, void *fnarg),
+                         void *fnarg);
+    void (*each_slice)(void *arg, void (*fn)(const Coracle__V1__EndpointSlice *s, void *fnarg),
+                       void *fnarg);
 };
 
 enum kdns_verdict {

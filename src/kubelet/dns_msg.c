@@ -25,7 +25,8 @@ struct ans {
     ldns_pkt *p;
     const ldns_rdf *qowner; /* the question's name as the client wrote it */
     ldns_rr_type qtype;
-    bool exists; /* the name exists: NODATA rather than NXDOMAIN when nothing matched */
+    bool exists;      /* the name exists: NODATA rather than NXDOMAIN when nothing matched */
+    const char *zone; /* the SOA's: src->domain, or in-addr.arpa for reverse names */
 };
 
 static ldns_rr *rr_new(const ldns_rdf *owner, ldns_rr_type t)
@@ -68,7 +69,7 @@ static ldns_rdf *dname(const char *fmt, const char *a, const char *b, const char
 
 static void add_soa(struct ans *a, ldns_pkt_section sec)
 {
-    const char *dom = a->src->domain;
+    const char *dom = a->zone;
     ldns_rdf *zone = ldns_dname_new_frm_str(dom);
     if (!zone)
         return;
@@ -378,6 +379,115 @@ static int split(char *name, const char *domain, char **l, size_t *n)
     return 0;
 }
 
+/* ------------------------------------------------------------ reverse names */
+/* The IPv4 address (OUT ip, 16 bytes) a name <d>.<c>.<b>.<a>.in-addr.arpa (lower case, no
+ * trailing dot) stands for, in decimal without leading zeros; -1 when it is none. */
+static int reverse_ip(const char *name, char *ip)
+{
+    static const char suffix[] = ".in-addr.arpa";
+    size_t len = strlen(name), sl = sizeof suffix - 1;
+    unsigned o[4];
+    int end = 0;
+    if (len <= sl || len - sl > 15 || strcmp(name + len - sl, suffix) ||
+        sscanf(name, "%3u.%3u.%3u.%3u%n", &o[3], &o[2], &o[1], &o[0], &end) != 4 ||
+        (size_t)end != len - sl || o[0] > 255 || o[1] > 255 || o[2] > 255 || o[3] > 255)
+        return -1;
+    char back[16]; /* written again: no sign, space or leading zero got through sscanf */
+    snprintf(back, sizeof back, "%u.%u.%u.%u", o[3], o[2], o[1], o[0]);
+    if (strncmp(back, name, len - sl) || back[len - sl])
+        return -1;
+    snprintf(ip, 16, "%u.%u.%u.%u", o[0], o[1], o[2], o[3]);
+    return 0;
+}
+
+/* A reverse lookup of one address: the names found so far. */
+struct rev {
+    struct ans *a;
+    const char *ip;
+    char **names;
+    size_t n;
+};
+
+/* Adds the PTR record to name (unless an earlier one named it). */
+static void rev_add(struct rev *r, char *name)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (!strcmp(r->names[i], name)) {
+            free(name);
+            return;
+        }
+    r->names = xrealloc(r->names, (r->n + 1) * sizeof *r->names);
+    r->names[r->n++] = name;
+    r->a->exists = true;
+    if (r->a->qtype != LDNS_RR_TYPE_PTR && r->a->qtype != LDNS_RR_TYPE_ANY)
+        return;
+    ldns_rr *rr = rr_new(r->a->qowner, LDNS_RR_TYPE_PTR);
+    rr_add(r->a, LDNS_SECTION_ANSWER, rr, push(rr, ldns_dname_new_frm_str(name)));
+}
+
+/* A Service whose ClusterIP is the address: its name (the first such Service only, as
+ * CoreDNS answers). */
+static void rev_service(const Coracle__V1__Service *s, void *arg)
+{
+    struct rev *r = arg;
+    const Coracle__V1__ServiceSpec *sp = s->spec;
+    if (r->n || !sp || !s->metadata || !s->metadata->name || !s->metadata->namespace_)
+        return;
+    bool hit = sp->clusterip && !strcmp(sp->clusterip, r->ip);
+    for (size_t i = 0; i < sp->n_clusterips; i++)
+        hit |= !strcmp(sp->clusterips[i], r->ip);
+    if (hit)
+        rev_add(r, xasprintf("%s.%s.svc.%s.", s->metadata->name, s->metadata->namespace_,
+                             r->a->src->domain));
+}
+
+/* A slice's ready endpoints with a hostname and the address: <host>.<svc>.<ns>.svc. */
+static void rev_slice(const Coracle__V1__EndpointSlice *s, void *arg)
+{
+    struct rev *r = arg;
+    const char *svc = NULL;
+    for (size_t i = 0; s->metadata && i < s->metadata->n_labels; i++)
+        if (!strcmp(s->metadata->labels[i]->key, "kubernetes.io/service-name"))
+            svc = s->metadata->labels[i]->value;
+    if (!svc || !*svc || !s->metadata->namespace_ ||
+        (s->addresstype && strcmp(s->addresstype, "IPv4")))
+        return;
+    for (size_t i = 0; i < s->n_endpoints; i++) {
+        const Coracle__V1__Endpoint *e = s->endpoints[i];
+        if (e->n_addresses && !strcmp(e->addresses[0], r->ip) && ep_ready(e) && e->hostname &&
+            *e->hostname)
+            rev_add(r, xasprintf("%s.%s.%s.svc.%s.", e->hostname, svc, s->metadata->namespace_,
+                                 r->a->src->domain));
+    }
+}
+
+/* Answers a name outside the zone when it is the reverse name of a ClusterIP or of a ready
+ * endpoint with a hostname; forwards it otherwise. */
+static enum kdns_verdict answer_reverse(const struct kdns_src *src, const ldns_rr *qr,
+                                        const char *name, ldns_pkt *p)
+{
+    char ip[16];
+    ldns_rr_class cl = ldns_rr_get_class(qr);
+    if (!src->ready || !src->each_service || !src->each_slice ||
+        (cl != LDNS_RR_CLASS_IN && cl != LDNS_RR_CLASS_ANY) || reverse_ip(name, ip) < 0)
+        return KDNS_FORWARD;
+    struct ans a = {src, p, ldns_rr_owner(qr), ldns_rr_get_type(qr), false, "in-addr.arpa"};
+    struct rev r = {&a, ip, NULL, 0};
+    src->each_service(src->arg, rev_service, &r);
+    if (!r.n)
+        src->each_slice(src->arg, rev_slice, &r);
+    for (size_t i = 0; i < r.n; i++)
+        free(r.names[i]);
+    free(r.names);
+    if (!a.exists)
+        return KDNS_FORWARD;
+    ldns_pkt_push_rr(p, LDNS_SECTION_QUESTION, ldns_rr_clone(qr));
+    ldns_pkt_set_aa(p, true);
+    if (!ldns_pkt_ancount(p))
+        add_soa(&a, LDNS_SECTION_AUTHORITY); /* NODATA: another type than PTR */
+    return KDNS_ANSWER;
+}
+
 /* ------------------------------------------------------------ messages */
 /* Sets the answer's header from the query's. */
 static void header(ldns_pkt *p, const ldns_pkt *q)
@@ -486,12 +596,13 @@ static enum kdns_verdict answer(const struct kdns_src *src, const ldns_pkt *q, l
     char *l[MAX_LABELS + 1];
     size_t n;
     if (!name || split(name, src->domain, l, &n) < 0) {
+        enum kdns_verdict v = name ? answer_reverse(src, qr, name, p) : KDNS_FORWARD;
         free(name);
-        return KDNS_FORWARD;
+        return v;
     }
     ldns_pkt_push_rr(p, LDNS_SECTION_QUESTION, ldns_rr_clone(qr));
     ldns_pkt_set_aa(p, true);
-    struct ans a = {src, p, ldns_rr_owner(qr), ldns_rr_get_type(qr), false};
+    struct ans a = {src, p, ldns_rr_owner(qr), ldns_rr_get_type(qr), false, src->domain};
     if (ldns_rr_get_class(qr) != LDNS_RR_CLASS_IN && ldns_rr_get_class(qr) != LDNS_RR_CLASS_ANY) {
         ldns_pkt_set_aa(p, false);
         ldns_pkt_set_rcode(p, LDNS_RCODE_REFUSED);

@@ -1,7 +1,8 @@
 /*
  * fuzz_dns: the kubelet's cluster DNS (src/kubelet/dns_msg.c): any bytes
  * as a query, answered from a ClusterIP Service, a headless one with an
- * EndpointSlice and an ExternalName one; the answer must parse again and
+ * EndpointSlice and an ExternalName one (reverse names of the ClusterIP
+ * and the endpoint too); the answer must parse again and
  * fit the size given. The helpers the responder runs on forwarded
  * traffic (kdns_fit on an upstream's answer, kdns_servfail,
  * kdns_udp_max, the ExternalName chase) get the same bytes.
@@ -47,6 +48,15 @@ static void slices(void *arg, const char *ns, const char *name,
     static Coracle__V1__EndpointPort p = CORACLE__V1__ENDPOINT_PORT__INIT;
     static Coracle__V1__EndpointPort *ps[] = {&p};
     static Coracle__V1__EndpointSlice s = CORACLE__V1__ENDPOINT_SLICE__INIT;
+    static Coracle__V1__ObjectMeta__LabelsEntry l = {
+        PROTOBUF_C_MESSAGE_INIT(&coracle__v1__object_meta__labels_entry__descriptor),
+        "kubernetes.io/service-name", "hl"};
+    static Coracle__V1__ObjectMeta__LabelsEntry *ls[] = {&l};
+    static Coracle__V1__ObjectMeta m = CORACLE__V1__OBJECT_META__INIT;
+    m.namespace_ = "ns";
+    m.n_labels = 1;
+    m.labels = ls;
+    s.metadata = &m;
     e.n_addresses = 1;
     e.addresses = addrs;
     e.hostname = "db-0";
@@ -65,9 +75,23 @@ static bool ns_used(void *arg, const char *ns)
     return !strcmp(ns, "ns");
 }
 
+static void each_service(void *arg, void (*fn)(const Coracle__V1__Service *s, void *fnarg),
+                         void *fnarg)
+{
+    fn(svc(arg, "ns", "web"), fnarg);
+    fn(svc(arg, "ns", "hl"), fnarg);
+}
+
+static void each_slice(void *arg, void (*fn)(const Coracle__V1__EndpointSlice *s, void *fnarg),
+                       void *fnarg)
+{
+    slices(arg, "ns", "hl", fn, fnarg);
+}
+
 int fuzz_dns_one(const uint8_t *data, size_t size)
 {
-    static const struct kdns_src src = {"cluster.local", 1, true, svc, slices, ns_used, NULL};
+    static const struct kdns_src src = {"cluster.local", 1,    true,         svc,       slices,
+                                        ns_used,         NULL, each_service, each_slice};
     size_t max = kdns_udp_max(data, size);
     if (max < 512 || max > 4096)
         abort();

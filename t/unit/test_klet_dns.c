@@ -147,6 +147,11 @@ static Coracle__V1__Endpoint *eps[] = {&e1, &e2, &e3};
 static Coracle__V1__EndpointPort ep_http = CORACLE__V1__ENDPOINT_PORT__INIT;
 static Coracle__V1__EndpointPort *eports[] = {&ep_http};
 static Coracle__V1__EndpointSlice slice = CORACLE__V1__ENDPOINT_SLICE__INIT;
+static Coracle__V1__ObjectMeta m_slice = CORACLE__V1__OBJECT_META__INIT;
+static Coracle__V1__ObjectMeta__LabelsEntry svc_label = {
+    PROTOBUF_C_MESSAGE_INIT(&coracle__v1__object_meta__labels_entry__descriptor),
+    "kubernetes.io/service-name", "hl"};
+static Coracle__V1__ObjectMeta__LabelsEntry *slice_labels[] = {&svc_label};
 
 static void fixtures(void)
 {
@@ -188,6 +193,10 @@ static void fixtures(void)
     ep_http.has_port = true;
     ep_http.port = 8080;
     slice.addresstype = "IPv4";
+    slice.metadata = &m_slice;
+    m_slice.namespace_ = "team";
+    m_slice.n_labels = 1;
+    m_slice.labels = slice_labels;
     slice.n_endpoints = 3;
     slice.endpoints = eps;
     slice.n_ports = 1;
@@ -216,7 +225,23 @@ static bool f_ns(void *arg, const char *ns)
     return !strcmp(ns, "team");
 }
 
-static const struct kdns_src src = {"cluster.local", 42, true, f_service, f_slices, f_ns, NULL};
+static void f_each_service(void *arg, void (*fn)(const Coracle__V1__Service *s, void *fnarg),
+                           void *fnarg)
+{
+    fn(&web, fnarg);
+    fn(&hl, fnarg);
+    fn(&ext, fnarg);
+}
+
+static void f_each_slice(void *arg, void (*fn)(const Coracle__V1__EndpointSlice *s, void *fnarg),
+                         void *fnarg)
+{
+    fn(&slice, fnarg);
+    fn(&slice, fnarg); /* the same endpoints twice (slices overlap while they change) */
+}
+
+static const struct kdns_src src = {
+    "cluster.local", 42, true, f_service, f_slices, f_ns, NULL, f_each_service, f_each_slice};
 
 /* The answer to name/type: "RCODE|answer records|authority types" as text. */
 static char *ask(const char *name, ldns_rr_type t, size_t max)
@@ -315,6 +340,26 @@ static void test_answers(void)
         "the zone's SOA");
     ASK("example.org.", LDNS_RR_TYPE_A, "FORWARD", "other names are forwarded");
     ASK("a.b.c.d.e.f.svc.cluster.local.", LDNS_RR_TYPE_A, "NXDOMAIN||SOA", "too many labels");
+    ASK("10.0.96.10.in-addr.arpa.", LDNS_RR_TYPE_PTR,
+        "NOERROR|10.0.96.10.in-addr.arpa. 5 IN PTR web.team.svc.cluster.local.;|",
+        "PTR of a ClusterIP: the Service's name");
+    ASK("10.0.96.10.IN-ADDR.arpa.", LDNS_RR_TYPE_PTR,
+        "NOERROR|10.0.96.10.IN-ADDR.arpa. 5 IN PTR web.team.svc.cluster.local.;|",
+        "reverse names match in any case");
+    ASK("5.0.1.10.in-addr.arpa.", LDNS_RR_TYPE_PTR,
+        "NOERROR|5.0.1.10.in-addr.arpa. 5 IN PTR db-0.hl.team.svc.cluster.local.;|",
+        "PTR of a ready endpoint with a hostname: <host>.<svc>.<ns>.svc, once");
+    ASK("10.0.96.10.in-addr.arpa.", LDNS_RR_TYPE_A, "NOERROR||SOA",
+        "another type at a ClusterIP's reverse name: NODATA");
+    ASK("6.0.1.10.in-addr.arpa.", LDNS_RR_TYPE_PTR, "FORWARD",
+        "an endpoint without a hostname: forwarded");
+    ASK("7.0.1.10.in-addr.arpa.", LDNS_RR_TYPE_PTR, "FORWARD", "a not-ready endpoint: forwarded");
+    ASK("9.9.9.10.in-addr.arpa.", LDNS_RR_TYPE_PTR, "FORWARD", "an unknown address: forwarded");
+    ASK("010.0.96.10.in-addr.arpa.", LDNS_RR_TYPE_PTR, "FORWARD",
+        "a leading zero is not the address");
+    ASK("0.96.10.in-addr.arpa.", LDNS_RR_TYPE_PTR, "FORWARD", "three labels: forwarded");
+    ASK("1.10.0.96.10.in-addr.arpa.", LDNS_RR_TYPE_PTR, "FORWARD", "five labels: forwarded");
+    ASK("256.0.96.10.in-addr.arpa.", LDNS_RR_TYPE_PTR, "FORWARD", "256: forwarded");
 
     uint8_t junk[] = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xff};
     uint8_t *a;

@@ -13,6 +13,7 @@
  *                    RFC 3339 times (this file);
  *   kobj_parse.c     YAML/JSON -> protobuf: kobj_parse*;
  *   kobj_json.c      JSON -> kobj_parse's tree, faster than libyaml for it;
+ *   kobj_direct.c    JSON -> protobuf with no tree, when nothing in it is wrong;
  *   kobj_emit.c      protobuf -> YAML and JSON: kobj_emit*.
  */
 #include "config.h"
@@ -334,6 +335,19 @@ void kobj_fmt_rfc3339(char *buf, size_t n, int64_t sec, int32_t nanos, int micro
     size_t l = (size_t)(w - s) < n ? (size_t)(w - s) : n - 1;
     memcpy(buf, s, l);
     buf[l] = 0;
+}
+
+ProtobufCMessage *kobj_time_new(const ProtobufCMessageDescriptor *d, int64_t sec, int32_t nanos)
+{
+    /* Time and MicroTime have the same layout: seconds = 1, nanos = 2. */
+    Coracle__V1__Time *t = (Coracle__V1__Time *)kobj_msg_new(d);
+    t->has_seconds = 1;
+    t->seconds = sec;
+    if (nanos && d == &coracle__v1__micro_time__descriptor) {
+        t->has_nanos = 1;
+        t->nanos = nanos - nanos % 1000;
+    }
+    return &t->base;
 }
 
 int kobj_parse_rfc3339(const char *s, int64_t *sec, int32_t *nanos)

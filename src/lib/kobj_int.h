@@ -10,6 +10,7 @@
 #include "kobj.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum res { R_NULL, R_BOOL, R_INT, R_FLOAT, R_STR };
 
@@ -63,5 +64,35 @@ int kobj_json_load(const char *buf, size_t len, struct ynode **root);
  * where a node of a JSON tree starts. Counted only when a message needs it.
  */
 void kobj_json_pos(const char *buf, size_t off, int *line, int *col);
+
+/*
+ * A new Time or MicroTime (d) of sec and nanos as the readers make it:
+ * MicroTime keeps microseconds, Time whole seconds.
+ */
+ProtobufCMessage *kobj_time_new(const ProtobufCMessageDescriptor *d, int64_t sec, int32_t nanos);
+/* Bytes a JSON string's scan need not stop at: printable ASCII but '"' and '\\'. */
+extern const unsigned char kobj_json_plain[256];
+/*
+ * The JSON escape at p (its backslash; end: the text's end) decoded into
+ * out (4 bytes at most): its length, 0 if it is not a valid escape (a
+ * lone surrogate included); *used: the bytes of text it took.
+ */
+size_t kobj_json_unescape(const char *p, const char *end, char out[4], size_t *used);
+
+/*
+ * kobj_parse_msg_opts's fast path (kobj_direct.c): buf, one JSON object,
+ * read straight into a new message of type desc, with no tree. Returns the
+ * message (o's api_version and kind set as kobj_parse_msg_opts sets them),
+ * or NULL, with nothing allocated and o untouched, for anything but a
+ * document the general path takes without an error or a warning (an
+ * unknown or duplicate field, a wrong type, a value out of range, not
+ * strict JSON, ...): the caller then reads buf the general way.
+ */
+ProtobufCMessage *kobj_json_direct(const char *buf, size_t len,
+                                   const ProtobufCMessageDescriptor *desc, struct kobj_opts *o);
+/* kobj_parse_msg_opts the general way only: the text into kobj's tree, the tree mapped. */
+ProtobufCMessage *kobj_parse_msg_tree(const char *name, const char *buf, size_t len,
+                                      const ProtobufCMessageDescriptor *desc, struct kobj_opts *o,
+                                      char **err);
 
 #endif

@@ -121,39 +121,48 @@ static int hex4(const char *p, unsigned *v)
     return 0;
 }
 
+size_t kobj_json_unescape(const char *p, const char *end, char out[4], size_t *used)
+{
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    if (end - p < 2)
+        return 0;
+    char c = p[1];
+    const char *k = c ? strchr(from, c) : NULL;
+    if (k) {
+        *out = to[k - from];
+        *used = 2;
+        return 1;
+    }
+    unsigned cp, lo;
+    if (c != 'u' || end - p < 6 || hex4(p + 2, &cp) < 0)
+        return 0;
+    *used = 6;
+    if (cp >= 0xdc00 && cp <= 0xdfff)
+        return 0; /* a lone low surrogate */
+    if (cp >= 0xd800 && cp <= 0xdbff) {
+        p += 6;
+        if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) < 0 || lo < 0xdc00 ||
+            lo > 0xdfff)
+            return 0;
+        *used = 12;
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+    }
+    return json_utf8_encode(out, cp);
+}
+
 /* One escape after the backslash at j->p, decoded onto j->sb. */
 static int escape(struct jr *j)
 {
-    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
-    if (j->end - j->p < 2)
-        return -1;
-    char c = j->p[1];
-    const char *k = c ? strchr(from, c) : NULL;
-    if (k) {
-        buf_add(&j->sb, &to[k - from], 1);
-        j->p += 2;
-        return 0;
-    }
-    unsigned cp, lo;
-    if (c != 'u' || j->end - j->p < 6 || hex4(j->p + 2, &cp) < 0)
-        return -1;
-    j->p += 6;
-    if (cp >= 0xdc00 && cp <= 0xdfff)
-        return -1; /* a lone low surrogate */
-    if (cp >= 0xd800 && cp <= 0xdbff) {
-        if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u' || hex4(j->p + 2, &lo) < 0 ||
-            lo < 0xdc00 || lo > 0xdfff)
-            return -1;
-        j->p += 6;
-        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-    }
     char u[4];
-    buf_add(&j->sb, u, json_utf8_encode(u, cp));
+    size_t used, n = kobj_json_unescape(j->p, j->end, u, &used);
+    if (!n)
+        return -1;
+    buf_add(&j->sb, u, n);
+    j->p += used;
     return 0;
 }
 
-/* Bytes a string's scan need not stop at: printable ASCII but '"' and '\\'. */
-static const unsigned char str_plain[256] = {
+const unsigned char kobj_json_plain[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
@@ -176,7 +185,7 @@ static int string(struct jr *j)
     buf_reset(&j->sb);
     for (;;) {
         const char *r = j->p;
-        while (r < j->end && str_plain[(unsigned char)*r])
+        while (r < j->end && kobj_json_plain[(unsigned char)*r])
             r++;
         if (escaped)
             buf_add(&j->sb, j->p, (size_t)(r - j->p));

@@ -546,15 +546,7 @@ static int node_to_msg(struct pctx *c, const ProtobufCMessageDescriptor *d, cons
         int32_t ns;
         if (n->type != YN_SCALAR || kobj_parse_rfc3339(n->val, &sec, &ns) < 0)
             return expected(c, n, path, "RFC 3339 time");
-        /* Time and MicroTime have the same layout: seconds = 1, nanos = 2. */
-        Coracle__V1__Time *t = (Coracle__V1__Time *)kobj_msg_new(d);
-        t->has_seconds = 1;
-        t->seconds = sec;
-        if (ns && d == &coracle__v1__micro_time__descriptor) {
-            t->has_nanos = 1;
-            t->nanos = ns - ns % 1000;
-        }
-        *out = &t->base;
+        *out = kobj_time_new(d, sec, ns);
         return 0;
     }
     if (n->type != YN_MAP)
@@ -902,6 +894,21 @@ ProtobufCMessage *kobj_parse_msg(const char *name, const char *buf, size_t len,
 }
 
 ProtobufCMessage *kobj_parse_msg_opts(const char *name, const char *buf, size_t len,
+                                      const ProtobufCMessageDescriptor *desc, struct kobj_opts *o,
+                                      char **err)
+{
+    /* JSON without a problem (nearly every API request) straight into the message */
+    if (kobj_json_looks(buf, len)) {
+        ProtobufCMessage *m = kobj_json_direct(buf, len, desc, o);
+        if (m) {
+            *err = NULL;
+            return m;
+        }
+    }
+    return kobj_parse_msg_tree(name, buf, len, desc, o, err);
+}
+
+ProtobufCMessage *kobj_parse_msg_tree(const char *name, const char *buf, size_t len,
                                       const ProtobufCMessageDescriptor *desc, struct kobj_opts *o,
                                       char **err)
 {

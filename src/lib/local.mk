@@ -56,6 +56,7 @@ libcoracle_a_SOURCES = \
 	src/lib/kmeta.h \
 	src/lib/kobj.c \
 	src/lib/kobj.h \
+	src/lib/kobj_direct.c \
 	src/lib/kobj_emit.c \
 	src/lib/kobj_int.h \
 	src/lib/kobj_json.c \

@@ -41,7 +41,7 @@ FUZZ_BASE = $(srcdir)/src/lib/util.c $(srcdir)/src/lib/kinds.c $(srcdir)/src/lib
 FUZZ_SRC_sel = $(srcdir)/src/lib/sel.c
 FUZZ_SRC_qty =
 FUZZ_SRC_yaml = $(srcdir)/src/lib/kobj.c $(srcdir)/src/lib/kobj_parse.c \
-	$(srcdir)/src/lib/kobj_json.c $(srcdir)/src/lib/kobj_emit.c $(srcdir)/src/lib/buf.c \
+	$(srcdir)/src/lib/kobj_direct.c $(srcdir)/src/lib/kobj_json.c $(srcdir)/src/lib/kobj_emit.c $(srcdir)/src/lib/buf.c \
 	$(srcdir)/src/lib/json.c $(srcdir)/src/lib/arena.c
 FUZZ_SRC_kobj_json = $(FUZZ_SRC_yaml)
 FUZZ_SRC_kobj_pb = $(FUZZ_SRC_yaml)

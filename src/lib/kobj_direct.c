@@ -1,0 +1,554 @@
+/*
+ * kobj_direct: JSON straight into a protobuf-c message, for
+ * kobj_parse_msg_opts (the REST API's creates and updates). The general
+ * path reads the text into kobj's tree (kobj_json.c) and maps the tree
+ * onto the message (kobj_parse.c): two passes, a node per value, and
+ * about 22,000 instructions of a small pod's 112,000 per REST create
+ * (doc/DESIGN.md). This reader walks the text once, looking each key up
+ * in the descriptor and writing the value into its field.
+ *
+ * It takes only what the general path takes without a word: one strict
+ * JSON object whose keys all name fields, no key twice, every value of
+ * its field's type and in range. On anything else (an unknown or
+ * duplicate field, a wrong type, a bad quantity, escapes in a key, YAML,
+ * several documents, deep nesting) it gives up, frees what it made, and
+ * the general path reads the same bytes again and says what is wrong in
+ * the words it always has, or warns. So the fast path has no messages
+ * of its own to keep in step. t/fuzz/fuzz_kobj_json.c checks that
+ * whatever it takes, the general path takes too, into an equal message.
+ */
+#include "config.h"
+#include "kobj_int.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "qty.h"
+#include "util.h"
+
+/* Nesting of JSON containers taken (the general path's limit is KOBJ_MAX_DEPTH). */
+#define DIRECT_MAX_DEPTH 32
+/* Keys per object compared for duplicates; an object with more goes the general way. */
+#define DIRECT_MAX_KEYS 32
+
+struct jd {
+    const char *p, *end;
+    int depth;
+};
+
+/* An object's keys so far, for duplicates: a key is compared only with those of its bit. */
+struct jkeys {
+    struct {
+        const char *s;
+        size_t n;
+    } v[DIRECT_MAX_KEYS];
+    size_t n;
+    uint64_t bits;
+};
+
+static inline void ws(struct jd *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t'))
+        j->p++;
+}
+
+/* Is the next byte (after white space) c? Then it is taken. */
+static inline int take(struct jd *j, char c)
+{
+    ws(j);
+    if (j->p < j->end && *j->p == c) {
+        j->p++;
+        return 1;
+    }
+    return 0;
+}
+
+/* The word w (true, false, null) at j->p: taken, 1; else 0. */
+static inline int word(struct jd *j, const char *w, size_t n)
+{
+    ws(j);
+    if (j->p < j->end && *j->p == *w && (size_t)(j->end - j->p) >= n && !memcmp(j->p, w, n)) {
+        j->p += n;
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * An object's next key at j->p, unescaped, into *s and *n; 0, or -1 if it
+ * is not such a key or is one of seen's (added to them).
+ */
+static int key(struct jd *j, struct jkeys *seen, const char **s, size_t *n)
+{
+    ws(j);
+    if (j->p >= j->end || *j->p != '"')
+        return -1;
+    const char *k = ++j->p;
+    while (j->p < j->end && kobj_json_plain[(unsigned char)*j->p])
+        j->p++;
+    if (j->p >= j->end || *j->p != '"')
+        return -1;
+    *s = k;
+    *n = (size_t)(j->p - k);
+    j->p++;
+    if (!take(j, ':') || seen->n == DIRECT_MAX_KEYS)
+        return -1;
+    uint64_t bit = 1ull << ((*n * 7 + (*n ? (unsigned char)k[*n - 1] : 0)) & 63);
+    if (seen->bits & bit)
+        for (size_t i = 0; i < seen->n; i++)
+            if (seen->v[i].n == *n && !memcmp(seen->v[i].s, k, *n))
+                return -1;
+    seen->bits |= bit;
+    seen->v[seen->n].s = k;
+    seen->v[seen->n++].n = *n;
+    return 0;
+}
+
+/*
+ * kobj_lookup of the key k..n in d, remembered per thread: a create looks
+ * up some thirty keys, each a binary search of its descriptor's names.
+ * Only keys that name a field are remembered.
+ */
+static const ProtobufCFieldDescriptor *lookup(const ProtobufCMessageDescriptor *d, const char *k,
+                                              size_t n, const ProtobufCFieldDescriptor **owner)
+{
+    static __thread struct {
+        const ProtobufCMessageDescriptor *d;
+        const ProtobufCFieldDescriptor *f, *owner;
+        char name[40];
+    } memo[256];
+    if (n >= sizeof(memo[0].name))
+        return NULL;
+    uint64_t h = (uint64_t)(uintptr_t)d * 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)k[i]) * 0x100000001b3ull;
+    unsigned at = (unsigned)(h >> 56);
+    if (memo[at].d == d && !memcmp(memo[at].name, k, n) && !memo[at].name[n]) {
+        *owner = memo[at].owner;
+        return memo[at].f;
+    }
+    char name[sizeof(memo[0].name)];
+    memcpy(name, k, n);
+    name[n] = 0;
+    const ProtobufCFieldDescriptor *f = kobj_lookup(d, name, owner);
+    if (f) {
+        memo[at].d = d;
+        memo[at].f = f;
+        memo[at].owner = *owner;
+        memcpy(memo[at].name, name, n + 1);
+    }
+    return f;
+}
+
+/*
+ * The string at j->p (after white space), decoded: malloc'd, or NULL if
+ * there is no valid string there or it holds a NUL (the general path
+ * refuses or cuts those: it says which).
+ */
+static char *string(struct jd *j)
+{
+    ws(j);
+    if (j->p >= j->end || *j->p != '"')
+        return NULL;
+    const char *s = ++j->p;
+    while (j->p < j->end && kobj_json_plain[(unsigned char)*j->p])
+        j->p++;
+    if (j->p < j->end && *j->p == '"') /* nothing to decode: most strings */
+        return xstrndup(s, (size_t)(j->p++ - s));
+    /* escapes take no more bytes decoded than written; \u0000 is refused */
+    char *out = xmalloc((size_t)(j->end - s) + 1), *w = out;
+    j->p = s;
+    while (j->p < j->end && *j->p != '"') {
+        unsigned char c = (unsigned char)*j->p;
+        size_t k;
+        if (c == '\\') {
+            size_t used;
+            if (!(k = kobj_json_unescape(j->p, j->end, w, &used)) || (k == 1 && !*w))
+                goto bad;
+            w += k;
+            j->p += used;
+            continue;
+        }
+        if (c < 0x20)
+            goto bad;
+        k = c < 0x80 ? 1 : json_utf8_len(j->p, (size_t)(j->end - j->p));
+        if (!k)
+            goto bad;
+        memcpy(w, j->p, k);
+        w += k;
+        j->p += k;
+    }
+    if (j->p >= j->end)
+        goto bad;
+    j->p++;
+    *w = 0;
+    return out;
+bad:
+    free(out);
+    return NULL;
+}
+
+/*
+ * The number at j->p (after white space): its text in *s..*n, *whole set
+ * if it is an integer (no fraction, no exponent). 0, or -1 if it is none.
+ */
+static int number(struct jd *j, const char **s, size_t *n, int *whole)
+{
+    ws(j);
+    const char *p = j->p, *end = j->end;
+    *s = p;
+    if (p < end && *p == '-')
+        p++;
+    if (p < end && *p == '0')
+        p++;
+    else if (p < end && *p >= '1' && *p <= '9')
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    else
+        return -1;
+    *whole = 1;
+    if (p < end && *p == '.') {
+        const char *f = ++p;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+        if (p == f)
+            return -1;
+        *whole = 0;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        const char *x = p;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+        if (p == x)
+            return -1;
+        *whole = 0;
+    }
+    *n = (size_t)(p - *s);
+    j->p = p;
+    return 0;
+}
+
+/* An integer within lo..hi at j->p: 0 with *v, or -1. */
+static int integer(struct jd *j, int64_t lo, int64_t hi, int64_t *v)
+{
+    const char *s;
+    size_t n;
+    int whole;
+    if (number(j, &s, &n, &whole) < 0 || !whole)
+        return -1;
+    int neg = *s == '-';
+    uint64_t u = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (size_t i = neg; i < n; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (u > (lim - d) / 10)
+            return -1;
+        u = u * 10 + d;
+    }
+    int64_t x = neg ? (u == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)u) : (int64_t)u;
+    if (x < lo || x > hi)
+        return -1;
+    *v = x;
+    return 0;
+}
+
+/* One scalar value of a field that is not a message into slot. */
+static int scalar(struct jd *j, const ProtobufCFieldDescriptor *f, void *slot)
+{
+    int64_t v;
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+        if (integer(j, INT32_MIN, INT32_MAX, &v) < 0)
+            return -1;
+        *(int32_t *)slot = (int32_t)v;
+        return 0;
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        if (integer(j, 0, UINT32_MAX, &v) < 0)
+            return -1;
+        *(uint32_t *)slot = (uint32_t)v;
+        return 0;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+        if (integer(j, INT64_MIN, INT64_MAX, &v) < 0)
+            return -1;
+        *(int64_t *)slot = v;
+        return 0;
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        if (integer(j, 0, INT64_MAX, &v) < 0)
+            return -1;
+        *(uint64_t *)slot = (uint64_t)v;
+        return 0;
+    case PROTOBUF_C_TYPE_BOOL:
+        if (word(j, "true", 4))
+            *(protobuf_c_boolean *)slot = 1;
+        else if (word(j, "false", 5))
+            *(protobuf_c_boolean *)slot = 0;
+        else
+            return -1;
+        return 0;
+    case PROTOBUF_C_TYPE_ENUM: {
+        char *s = string(j);
+        const ProtobufCEnumValue *ev =
+            s ? protobuf_c_enum_descriptor_get_value_by_name(f->descriptor, s) : NULL;
+        free(s);
+        if (!ev)
+            return -1;
+        *(int *)slot = ev->value;
+        return 0;
+    }
+    case PROTOBUF_C_TYPE_STRING:
+        return (*(char **)slot = string(j)) ? 0 : -1;
+    default: /* floats, bytes: rare; the general path reads them */
+        return -1;
+    }
+}
+
+static int object(struct jd *j, const ProtobufCMessageDescriptor *d, ProtobufCMessage *m,
+                  int toplevel, char **api_version, char **kind);
+
+/*
+ * A value of message type d at j->p into *out (NULL for null), for the
+ * caller to put in its place: an object, or one of the message types
+ * that are scalars in JSON. 0, or -1 with nothing made.
+ */
+static int message(struct jd *j, const ProtobufCMessageDescriptor *d, ProtobufCMessage **out)
+{
+    *out = NULL;
+    if (word(j, "null", 4))
+        return 0;
+    if (d == &coracle__v1__quantity__descriptor) {
+        const char *s;
+        size_t n;
+        int whole;
+        char *text = j->p < j->end && *j->p == '"'    ? string(j)
+                     : number(j, &s, &n, &whole) == 0 ? xstrndup(s, n)
+                                                      : NULL;
+        int64_t milli;
+        char *why = NULL;
+        if (!text || qty_parse(text, &milli, &why) < 0) {
+            free(why);
+            free(text);
+            return -1;
+        }
+        Coracle__V1__Quantity *q = (Coracle__V1__Quantity *)kobj_msg_new(d);
+        q->string = text;
+        *out = &q->base;
+        return 0;
+    }
+    if (d == &coracle__v1__int_or_string__descriptor) {
+        Coracle__V1__IntOrString *is = (Coracle__V1__IntOrString *)kobj_msg_new(d);
+        is->has_type = 1;
+        int64_t v;
+        if (j->p < j->end && *j->p == '"') {
+            is->type = 1;
+            is->strval = string(j);
+        } else if (integer(j, INT32_MIN, INT32_MAX, &v) == 0) {
+            is->has_intval = 1;
+            is->intval = (int32_t)v;
+        }
+        if (is->type == 1 ? !is->strval : !is->has_intval) {
+            protobuf_c_message_free_unpacked(&is->base, NULL);
+            return -1;
+        }
+        *out = &is->base;
+        return 0;
+    }
+    if (d == &coracle__v1__time__descriptor || d == &coracle__v1__micro_time__descriptor) {
+        char *text = string(j);
+        int64_t sec;
+        int32_t ns;
+        int bad = !text || kobj_parse_rfc3339(text, &sec, &ns) < 0;
+        free(text);
+        if (bad)
+            return -1;
+        *out = kobj_time_new(d, sec, ns);
+        return 0;
+    }
+    if (d == &coracle__v1__fields_v1__descriptor)
+        return -1; /* its JSON is rewritten: the general path does that */
+    ProtobufCMessage *m = kobj_msg_new(d);
+    if (object(j, d, m, 0, NULL, NULL) < 0) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+/* Room for one more element in a repeated field of m (elements of es bytes): its slot. */
+static void *grow(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f, size_t es, size_t *cap)
+{
+    size_t *n = (size_t *)((char *)m + f->quantifier_offset);
+    char **arr = (char **)((char *)m + f->offset);
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 4;
+        *arr = xrealloc(*arr, *cap * es);
+    }
+    memset(*arr + *n * es, 0, es);
+    return *arr + *n * es;
+}
+
+/* A map field's object at j->p (after its '{'): entries key -> value, none null. */
+static int map_entries(struct jd *j, ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+{
+    const ProtobufCMessageDescriptor *ed = f->descriptor;
+    size_t *n = (size_t *)((char *)m + f->quantifier_offset), cap = 1, kn;
+    struct jkeys seen;
+    const char *k;
+    seen.n = 0;
+    seen.bits = 0;
+    *(ProtobufCMessage ***)((char *)m + f->offset) = xcalloc(1, sizeof(ProtobufCMessage *));
+    if (take(j, '}'))
+        return 0;
+    do {
+        if (key(j, &seen, &k, &kn) < 0 || word(j, "null", 4))
+            return -1;
+        ProtobufCMessage **slot = grow(m, f, sizeof(*slot), &cap);
+        ProtobufCMessage *e = kobj_msg_new(ed);
+        *slot = e;
+        (*n)++;
+        *(char **)((char *)e + ed->fields[0].offset) = xstrndup(k, kn);
+        const ProtobufCFieldDescriptor *vf = &ed->fields[1];
+        if (vf->type == PROTOBUF_C_TYPE_MESSAGE) {
+            ProtobufCMessage *sub;
+            if (message(j, vf->descriptor, &sub) < 0)
+                return -1;
+            *(ProtobufCMessage **)((char *)e + vf->offset) = sub;
+        } else if (vf->label == PROTOBUF_C_LABEL_REPEATED ||
+                   scalar(j, vf, (char *)e + vf->offset) < 0) {
+            return -1;
+        } else if (!kobj_is_ptr_type(vf->type) && vf->quantifier_offset) {
+            *(protobuf_c_boolean *)((char *)e + vf->quantifier_offset) = 1;
+        }
+    } while (take(j, ','));
+    return take(j, '}') ? 0 : -1;
+}
+
+/* A repeated field's array at j->p (after its '['): no null in it. */
+static int items(struct jd *j, ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+{
+    size_t es = kobj_elem_size(f), *n = (size_t *)((char *)m + f->quantifier_offset), cap = 1;
+    *(void **)((char *)m + f->offset) = xcalloc(1, es);
+    if (take(j, ']'))
+        return 0;
+    do {
+        void *slot = grow(m, f, es, &cap);
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            if (message(j, f->descriptor, (ProtobufCMessage **)slot) < 0 ||
+                !*(ProtobufCMessage **)slot)
+                return -1;
+        } else if (scalar(j, f, slot) < 0) {
+            return -1;
+        }
+        (*n)++;
+    } while (take(j, ','));
+    return take(j, ']') ? 0 : -1;
+}
+
+/* The value at j->p into field f of m. */
+static int field(struct jd *j, ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+{
+    char *base = (char *)m;
+    if (word(j, "null", 4))
+        return 0;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+        int map = f->type == PROTOBUF_C_TYPE_MESSAGE && kobj_desc_is_map_entry(f->descriptor);
+        if (!take(j, map ? '{' : '[') || ++j->depth > DIRECT_MAX_DEPTH)
+            return -1;
+        int rc = map ? map_entries(j, m, f) : items(j, m, f);
+        j->depth--;
+        return rc;
+    }
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+        return message(j, f->descriptor, (ProtobufCMessage **)(base + f->offset));
+    if (scalar(j, f, base + f->offset) < 0)
+        return -1;
+    if (!kobj_is_ptr_type(f->type) && f->quantifier_offset)
+        *(protobuf_c_boolean *)(base + f->quantifier_offset) = 1;
+    return 0;
+}
+
+/*
+ * The object at j->p into m, of type d; at the top level, apiVersion and
+ * kind (strings) go to *api_version and *kind (malloc'd) instead.
+ */
+static int object(struct jd *j, const ProtobufCMessageDescriptor *d, ProtobufCMessage *m,
+                  int toplevel, char **api_version, char **kind)
+{
+    struct jkeys seen;
+    const char *k;
+    size_t kn;
+    seen.n = 0;
+    seen.bits = 0;
+    if (!take(j, '{') || ++j->depth > DIRECT_MAX_DEPTH)
+        return -1;
+    if (take(j, '}')) {
+        j->depth--;
+        return 0;
+    }
+    do {
+        if (key(j, &seen, &k, &kn) < 0)
+            return -1;
+        if (toplevel &&
+            ((kn == 10 && !memcmp(k, "apiVersion", 10)) || (kn == 4 && !memcmp(k, "kind", 4)))) {
+            char **dst = kn == 4 ? kind : api_version;
+            if (!(*dst = string(j)))
+                return -1;
+            continue;
+        }
+        const ProtobufCFieldDescriptor *owner, *f = lookup(d, k, kn, &owner);
+        if (!f)
+            return -1;
+        ProtobufCMessage *target = m;
+        if (owner) {
+            ProtobufCMessage **sp = (ProtobufCMessage **)((char *)m + owner->offset);
+            if (!*sp)
+                *sp = kobj_msg_new(owner->descriptor);
+            target = *sp;
+        }
+        if (field(j, target, f) < 0)
+            return -1;
+    } while (take(j, ','));
+    j->depth--;
+    return take(j, '}') ? 0 : -1;
+}
+
+ProtobufCMessage *kobj_json_direct(const char *buf, size_t len,
+                                   const ProtobufCMessageDescriptor *desc, struct kobj_opts *o)
+{
+    struct jd j = {buf, buf + len, 0};
+    char *api_version = NULL, *kind = NULL;
+    ProtobufCMessage *m = kobj_msg_new(desc);
+    int rc = object(&j, desc, m, 1, &api_version, &kind);
+    ws(&j);
+    if (rc < 0 || j.p != j.end) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        free(api_version);
+        free(kind);
+        return NULL;
+    }
+    if (o) {
+        if (api_version) {
+            free(o->api_version);
+            o->api_version = api_version;
+        }
+        if (kind) {
+            free(o->kind);
+            o->kind = kind;
+        }
+    } else {
+        free(api_version);
+        free(kind);
+    }
+    return m;
+}

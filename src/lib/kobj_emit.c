@@ -305,12 +305,14 @@ static void em_field_key(struct em *e, const char *name)
         return;
     }
     json_pre(e);
-    size_t n = strlen(name), sep = e->fmt == KOBJ_FMT_JSON ? 2 : 1;
-    char *w = buf_reserve(&e->out, n + 2 + sep);
+    size_t n = strlen(name);
+    char *w = buf_reserve(&e->out, n + 4);
     w[0] = '"';
     memcpy(w + 1, name, n);
-    memcpy(w + 1 + n, "\": ", 1 + sep);
-    buf_commit(&e->out, n + 2 + sep);
+    w[n + 1] = '"';
+    w[n + 2] = ':';
+    w[n + 3] = ' '; /* kept by pretty JSON only */
+    buf_commit(&e->out, n + (e->fmt == KOBJ_FMT_JSON ? 4 : 3));
     e->after_key = 1;
 }
 

@@ -753,7 +753,11 @@ static int wire_fields(struct em *e, const ProtobufCMessageDescriptor *d, const 
  * when found, copied; else written and kept in place of the entry used
  * least lately (hits halve at every new entry), so parts that never repeat
  * (statuses) pass through one entry without pushing out those that do.
- * Compact JSON of a top-level field depends on its bytes only.
+ * The entries of metadata.managedFields are kept the same way: every
+ * object written through the REST API has one, and those of one manager
+ * and one second (a client's creates) are byte for byte the same, most of
+ * their bytes the fieldsV1 of one template. Compact JSON of a message
+ * depends on its bytes only.
  */
 #define PARTS 8
 #define PART_MIN 64 /* smaller parts are written as fast as they are looked up */
@@ -767,13 +771,17 @@ static struct {
         char *json; /* malloc'd */
         size_t jn;
         unsigned hits;
+        unsigned long put; /* when it was put (parts.puts then) */
     } e[PARTS];
+    unsigned long puts;
 } parts = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static int part_memo(const struct em *e, const ProtobufCMessageDescriptor *d, const struct wv *w)
 {
-    return e->fmt == KOBJ_FMT_JSON_COMPACT && e->depth == 1 && w->n >= PART_MIN &&
-           w->n <= PART_MAX && d != &coracle__v1__object_meta__descriptor;
+    if (e->fmt != KOBJ_FMT_JSON_COMPACT || w->n < PART_MIN || w->n > PART_MAX)
+        return 0;
+    return e->depth == 1 ? d != &coracle__v1__object_meta__descriptor
+                         : d == &coracle__v1__managed_fields_entry__descriptor;
 }
 
 /* The part's JSON onto e's output if it is known: 1, else 0. */
@@ -797,9 +805,11 @@ static void part_put(const ProtobufCMessageDescriptor *d, const struct wv *w, co
                      size_t jn)
 {
     pthread_mutex_lock(&parts.mu);
+    /* of the least used, the one put first: the part just put is not the next to go, or
+     * two new parts of one object (its spec, its managedFields entry) would take turns */
     struct part *p = &parts.e[0];
     for (size_t i = 1; i < PARTS; i++)
-        if (parts.e[i].hits < p->hits)
+        if (parts.e[i].hits < p->hits || (parts.e[i].hits == p->hits && parts.e[i].put < p->put))
             p = &parts.e[i];
     for (size_t i = 0; i < PARTS; i++)
         parts.e[i].hits /= 2;
@@ -811,6 +821,7 @@ static void part_put(const ProtobufCMessageDescriptor *d, const struct wv *w, co
     memcpy(p->json, json, jn);
     p->jn = jn;
     p->hits = 0;
+    p->put = ++parts.puts;
     pthread_mutex_unlock(&parts.mu);
 }
 

@@ -51,7 +51,9 @@ struct jkeys {
 
 static inline void ws(struct jd *j)
 {
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t'))
+    /* most calls find a byte that is no white space: one compare says so */
+    while (j->p < j->end && (unsigned char)*j->p <= ' ' &&
+           (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t'))
         j->p++;
 }
 
@@ -402,12 +404,12 @@ static void *grow(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f, size_t
 static int map_entries(struct jd *j, ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
 {
     const ProtobufCMessageDescriptor *ed = f->descriptor;
-    size_t *n = (size_t *)((char *)m + f->quantifier_offset), cap = 1, kn;
+    size_t *n = (size_t *)((char *)m + f->quantifier_offset), cap = 4, kn;
     struct jkeys seen;
     const char *k;
     seen.n = 0;
     seen.bits = 0;
-    *(ProtobufCMessage ***)((char *)m + f->offset) = xcalloc(1, sizeof(ProtobufCMessage *));
+    *(ProtobufCMessage ***)((char *)m + f->offset) = xcalloc(cap, sizeof(ProtobufCMessage *));
     if (take(j, '}'))
         return 0;
     do {
@@ -437,8 +439,8 @@ static int map_entries(struct jd *j, ProtobufCMessage *m, const ProtobufCFieldDe
 /* A repeated field's array at j->p (after its '['): no null in it. */
 static int items(struct jd *j, ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
 {
-    size_t es = kobj_elem_size(f), *n = (size_t *)((char *)m + f->quantifier_offset), cap = 1;
-    *(void **)((char *)m + f->offset) = xcalloc(1, es);
+    size_t es = kobj_elem_size(f), *n = (size_t *)((char *)m + f->quantifier_offset), cap = 4;
+    *(void **)((char *)m + f->offset) = xcalloc(cap, es);
     if (take(j, ']'))
         return 0;
     do {

@@ -3,7 +3,9 @@
  * coracle could use for them, on a typical pod and on a big one. The
  * choice it informed is in doc/DESIGN.md ("JSON"). For each input:
  *
- *   kobj_parse JSON    kobj_parse as the REST API calls it: kobj_json's tree, then the mapper
+ *   REST body          kobj_parse_msg_opts (Warn) as the REST API reads a create's body:
+ *                      straight into the message (kobj_direct.c), no tree
+ *   kobj_parse JSON    kobj_parse as manifests are read: kobj_json's tree, then the mapper
  *   kobj_parse YAML    the same bytes after a "---" line: libyaml's tree, then the mapper
  *   kobj_json tree     kobj_json_load alone (the tree the mapper reads, with line:column)
  *   libyaml events     yaml_parser_parse over every event, no tree built (a lower bound)
@@ -49,6 +51,18 @@ struct input {
     char *json, *yaml; /* yaml: "---\n" + json */
     size_t len;
 };
+
+static void r_rest_body(const struct input *in)
+{
+    struct kobj_opts o = {.fields = KOBJ_FIELDS_WARN};
+    char *err = NULL;
+    ProtobufCMessage *m =
+        kobj_parse_msg_opts("b", in->json, in->len, &coracle__v1__pod__descriptor, &o, &err);
+    if (!m || o.n_warnings)
+        fatal("kobj_parse_msg_opts: %s", err ? err : o.warnings[0]);
+    protobuf_c_message_free_unpacked(m, NULL);
+    kobj_opts_free(&o);
+}
 
 static void r_kobj_json(const struct input *in)
 {
@@ -122,6 +136,7 @@ static const struct {
     const char *name;
     void (*fn)(const struct input *);
 } readers[] = {
+    {"REST body", r_rest_body}, /* the REST API's creates and updates */
     {"kobj_parse JSON", r_kobj_json},
     {"kobj_parse YAML", r_kobj_yaml},
     {"kobj_json tree", r_tree},

@@ -28,7 +28,7 @@
  * lock, never see half an image. A lookup is a readlink() plus reading the
  * small config.json.
  *
- * Layers are unpacked by the system `tar` (GNU tar, fork/exec, no network).
+ * Layers are unpacked in-process by libarchive (image_unpack.c, no network).
  * All functions are synchronous and may block (import: for as long as the
  * unpacking takes); none is thread-safe on one store handle.
  *
@@ -165,7 +165,7 @@ struct img_import_opts {
  * Imports every image of the archive at path (a file: tar, tar.gz, tar.zst,
  * tar.xz, tar.bz2; or a directory) into the store. opts may be NULL.
  * Verifies what it can: the config's sha256 (the id), OCI blob digests,
- * docker diff_ids of uncompressed layers, the layer count against
+ * every layer's diff_id (its uncompressed sha256), the layer count against
  * rootfs.diff_ids. A name already pointing at another image is moved to
  * the new one (the old image stays, unnamed, until removed). On success
  * returns 0 and, if out is not NULL, *out and *n are the imported images

@@ -3,13 +3,13 @@
  * local store (see image.h), and the kubelet's drop-in folder.
  *
  * An import works in a private directory tmp/<pid>.<random>/ of the store:
- *   1. a file is unpacked by `tar` into src/ (its bytes fed through a socket
- *      so progress can be shown; compression found from magic bytes);
+ *   1. a file is unpacked into src/ (image_unpack.c: libarchive in-process,
+ *      compression found from magic bytes);
  *   2. manifest.json (docker) or index.json (OCI) says, per image, which
  *      config blob and which layer blobs, in order;
- *   3. per image not yet in the store: each layer is unpacked by `tar` into
- *      layer/, hashed on the way (blob digest, and diff_id when the layer
- *      is not compressed), then merged into rootfs/ applying whiteouts
+ *   3. per image not yet in the store: each layer is unpacked into layer/
+ *      (the bottom one straight into rootfs/), hashed on the way (blob
+ *      digest and diff_id), then merged into rootfs/ applying whiteouts
  *      (".wh.NAME" deletes NAME below, ".wh..wh..opq" empties the directory
  *      below) with renames, so no file data is copied;
  *   4. under the store lock: images/<hex> appears by rename(), and each name
@@ -29,19 +29,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#define CHUNK (256u << 10)
-#define PROGRESS_EVERY (4u << 20)
 
 struct layer {
     char *path;     /* absolute, checked to be inside the source */
@@ -187,176 +181,51 @@ static int read_file(const char *path, size_t max, char **buf, size_t *len)
     return 0;
 }
 
-/* ---- running tar ---- */
+/* ---- unpacking ---- */
 
-/* The tar flag for the compression the magic bytes show, NULL for plain. */
-static const char *compression_flag(const unsigned char *m, size_t n)
-{
-    if (n >= 2 && m[0] == 0x1f && m[1] == 0x8b)
-        return "-z";
-    if (n >= 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd)
-        return "--zstd";
-    if (n >= 6 && !memcmp(m,
-                          "\xfd"
-                          "7zXZ\0",
-                          6))
-        return "-J";
-    if (n >= 3 && !memcmp(m, "BZh", 3))
-        return "-j";
-    return NULL;
-}
+struct unpack_progress {
+    struct import *im;
+    enum img_phase ph;
+    int layer, layers;
+    uint64_t total;
+};
 
-/* The first meaningful line tar wrote to its error file. Malloc'd. */
-static char *tar_error(const char *errpath)
+static void unpack_progress(uint64_t done, void *arg)
 {
-    char *buf;
-    size_t len;
-    if (read_file(errpath, 1 << 20, &buf, &len) < 0 || len == 0)
-        return xstrdup("tar failed without a message");
-    char *out = NULL;
-    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-        if (strstr(line, "Exiting with failure status") || strstr(line, "Error is not recoverable"))
-            continue;
-        out = xstrdup(line);
-        break;
-    }
-    free(buf);
-    return out ? out : xstrdup("tar failed");
+    struct unpack_progress *up = arg;
+    progress(up->im, up->ph, NULL, up->layer, up->layers, done, up->total);
 }
 
 /*
- * Unpacks the tar at `file` (plain or compressed) into `dest` with the
- * system tar, feeding it the bytes so their sha256 (into hex, if not NULL)
- * and progress come for free. `what` names the file in errors; `exclude`,
- * if not NULL, is a tar --exclude pattern.
+ * Unpacks the tar at `file` (plain or compressed) into `dest` (realpath'd), its sha256 and the
+ * uncompressed tar's into u. `what` names the file in errors; skip_whiteouts leaves ".wh.*"
+ * members out.
  */
-static int run_tar(struct import *im, const char *file, const char *what, const char *dest,
-                   const char *exclude, enum img_phase ph, int layer, int layers, char hex[65],
-                   int *compressed)
+static int unpack_file(struct import *im, const char *file, const char *what, const char *dest,
+                       int skip_whiteouts, enum img_phase ph, int layer, int layers,
+                       struct img_unpack *u)
 {
-    unsigned char magic[8];
     struct stat st;
-    int rc = 0, sv[2] = {-1, -1};
-    char *errpath = xasprintf("%s/tar.err", im->work);
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char *buf = xmalloc(CHUNK);
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    char *e = NULL;
+    int rc, fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0) {
         rc = fail(im, -errno, "%s: %s", what, strerror(errno));
-        goto out;
+        if (fd >= 0)
+            close(fd);
+        return rc;
     }
-    if (fstat(fd, &st) < 0) {
-        rc = fail(im, -errno, "%s: %s", what, strerror(errno));
-        goto out;
-    }
-    ssize_t mn = pread(fd, magic, sizeof(magic), 0);
-    const char *zflag = compression_flag(magic, mn > 0 ? (size_t)mn : 0);
-    if (compressed)
-        *compressed = zflag != NULL;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-        rc = fail(im, -errno, "socketpair: %s", strerror(errno));
-        goto out;
-    }
-    const char *argv[16];
-    int ac = 0;
-    argv[ac++] = "tar";
-    argv[ac++] = "-x";
-    argv[ac++] = "-f";
-    argv[ac++] = "-";
-    argv[ac++] = "-C";
-    argv[ac++] = dest;
-    argv[ac++] = "--numeric-owner";
-    argv[ac++] = geteuid() == 0 ? "--same-owner" : "--no-same-owner";
-    argv[ac++] = "--warning=no-unknown-keyword";
-    argv[ac++] = "--warning=no-timestamp";
-    if (exclude) {
-        argv[ac++] = "--exclude";
-        argv[ac++] = exclude;
-    }
-    if (zflag)
-        argv[ac++] = zflag;
-    argv[ac] = NULL;
-    pid_t pid = fork();
-    if (pid < 0) {
-        rc = fail(im, -errno, "fork: %s", strerror(errno));
-        goto out;
-    }
-    if (pid == 0) {
-        int efd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int nfd = open("/dev/null", O_WRONLY);
-        if (dup2(sv[1], 0) < 0 || efd < 0 || dup2(efd, 2) < 0 || nfd < 0 || dup2(nfd, 1) < 0)
-            _exit(126);
-        signal(SIGPIPE, SIG_DFL);
-        execvp("tar", (char *const *)argv);
-        dprintf(2, "cannot run tar: %s\n", strerror(errno));
-        _exit(127);
-    }
-    close(sv[1]);
-    sv[1] = -1;
-    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    uint64_t total = (uint64_t)st.st_size, done = 0, last = 0;
-    int feeding = 1, rerr = 0;
-    progress(im, ph, NULL, layer, layers, 0, total);
-    for (;;) {
-        ssize_t r = read(fd, buf, CHUNK);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rerr = errno;
-            break;
-        }
-        if (r == 0)
-            break;
-        EVP_DigestUpdate(md, buf, (size_t)r);
-        for (size_t off = 0; feeding && off < (size_t)r;) {
-            ssize_t w = send(sv[0], buf + off, (size_t)r - off, MSG_NOSIGNAL);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0) {
-                feeding = 0; /* tar stopped reading: its exit status decides */
-                break;
-            }
-            off += (size_t)w;
-        }
-        done += (uint64_t)r;
-        if (done - last >= PROGRESS_EVERY) {
-            progress(im, ph, NULL, layer, layers, done, total);
-            last = done;
-        }
-    }
-    close(sv[0]);
-    sv[0] = -1;
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (rerr) {
-        rc = fail(im, -rerr, "%s: read: %s", what, strerror(rerr));
-        goto out;
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        char *m = tar_error(errpath);
-        rc = fail(im, -EBADMSG, "%s: cannot unpack: %s", what, m);
-        free(m);
-        goto out;
-    }
-    progress(im, ph, NULL, layer, layers, done, total);
-    if (hex) {
-        unsigned char d[32];
-        unsigned int dl = 0;
-        EVP_DigestFinal_ex(md, d, &dl);
-        hexify(d, hex);
-    }
-out:
-    if (sv[0] >= 0)
-        close(sv[0]);
-    if (sv[1] >= 0)
-        close(sv[1]);
-    if (fd >= 0)
-        close(fd);
-    unlink(errpath);
-    free(errpath);
-    free(buf);
-    EVP_MD_CTX_free(md);
+    struct unpack_progress up = {im, ph, layer, layers, (uint64_t)st.st_size};
+    memset(u, 0, sizeof(*u));
+    u->dest = dest;
+    u->skip_whiteouts = skip_whiteouts;
+    u->progress = unpack_progress;
+    u->arg = &up;
+    progress(im, ph, NULL, layer, layers, 0, up.total);
+    rc = img_unpack(fd, u, &e);
+    close(fd);
+    if (rc < 0)
+        fail(im, rc, "%s: cannot unpack: %s", what, e ? e : "failed");
+    free(e);
     return rc;
 }
 
@@ -861,8 +730,7 @@ static int prepare(struct import *im, struct plan *p, size_t idx)
     rootfs = xasprintf("%s/%s/rootfs", im->work, dir);
     for (size_t i = 0; i < p->n_layers; i++) {
         struct layer *l = &p->layers[i];
-        char hex[65];
-        int compressed = 0;
+        struct img_unpack u;
         struct stat st;
         char *what = xasprintf("layer %zu (%s)", i + 1, l->label);
         if (l->size >= 0 && stat(l->path, &st) == 0 && st.st_size != l->size) {
@@ -879,11 +747,11 @@ static int prepare(struct import *im, struct plan *p, size_t idx)
             free(what);
             goto out;
         }
-        rc = run_tar(im, l->path, what, direct ? rootfs : layer_dir, direct ? ".wh.*" : NULL,
-                     IMG_PH_LAYER, (int)i + 1, (int)p->n_layers, hex, &compressed);
-        if (rc == 0 && l->blob_hex && strcmp(hex, l->blob_hex) != 0)
-            rc = fail(im, -EBADMSG, "%s is corrupt: its sha256 is %s", what, hex);
-        if (rc == 0 && !compressed && strcmp(hex, l->diff_hex) != 0)
+        rc = unpack_file(im, l->path, what, direct ? rootfs : layer_dir, direct, IMG_PH_LAYER,
+                         (int)i + 1, (int)p->n_layers, &u);
+        if (rc == 0 && l->blob_hex && strcmp(u.blob_hex, l->blob_hex) != 0)
+            rc = fail(im, -EBADMSG, "%s is corrupt: its sha256 is %s", what, u.blob_hex);
+        if (rc == 0 && strcmp(u.diff_hex, l->diff_hex) != 0)
             rc = fail(im, -EBADMSG, "%s does not match the config's diff_id sha256:%s", what,
                       l->diff_hex);
         free(what);
@@ -1083,6 +951,10 @@ int img_import(img_store_t *s, const char *path, const struct img_import_opts *o
         rc = fail(&im, -errno, "%s: %s", im.work, strerror(errno));
         goto out;
     }
+    if (realpath(im.work, real)) { /* the unpacker wants a path without symlinks */
+        free(im.work);
+        im.work = xstrdup(real);
+    }
     im.source = realpath(path, real) ? xstrdup(real) : xstrdup(path);
     if (S_ISDIR(st.st_mode)) {
         if (!realpath(path, real)) {
@@ -1097,7 +969,8 @@ int img_import(img_store_t *s, const char *path, const struct img_import_opts *o
             free(srcdir);
             goto out;
         }
-        rc = run_tar(&im, path, path, srcdir, NULL, IMG_PH_READ, 0, 0, NULL, NULL);
+        struct img_unpack u;
+        rc = unpack_file(&im, path, path, srcdir, 0, IMG_PH_READ, 0, 0, &u);
         if (rc < 0) {
             free(srcdir);
             goto out;

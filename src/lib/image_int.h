@@ -7,6 +7,9 @@
 
 #include "image.h"
 
+#include <stdint.h>
+#include <sys/types.h>
+
 struct img_store {
     char *dir; /* absolute, no trailing '/' */
     int dfd;   /* O_PATH-like directory fd of dir */
@@ -37,5 +40,28 @@ int img_is_hex(const char *s, size_t n);
 
 /* Writes data to dirfd/name atomically (name.tmp, fsync, rename). */
 int img_write_file_at(int dirfd, const char *name, const void *data, size_t len);
+
+/* One tar stream to unpack (image_unpack.c). */
+struct img_unpack {
+    const char *dest;   /* an existing directory, absolute and realpath'd */
+    int skip_whiteouts; /* leave ".wh.*" members out (a bottom layer has nothing to hide) */
+    /* The bytes come from read(read_arg, buf, len) when set (0 at the end, -1 with errno),
+     * else from the fd given. */
+    ssize_t (*read)(void *read_arg, void *buf, size_t len);
+    void *read_arg;
+    void (*progress)(uint64_t done, void *arg); /* bytes read so far; may be NULL */
+    void *arg;
+    /* Out, on success: */
+    char blob_hex[65]; /* sha256 of the bytes as read */
+    char diff_hex[65]; /* sha256 of the uncompressed tar */
+    int compressed;    /* gzip, zstd, xz or bzip2 was undone */
+};
+/*
+ * Unpacks the tar (plain or compressed, found from its magic) read from fd (or u->read) into
+ * u->dest, refusing members and hard links that would land outside it. Reads its source to the
+ * end, so the digests cover every byte. 0, or a negative errno with *err (malloc'd, what
+ * libarchive or the check said, without the file's name). A failure leaves what was unpacked.
+ */
+int img_unpack(int fd, struct img_unpack *u, char **err);
 
 #endif

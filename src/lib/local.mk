@@ -44,6 +44,7 @@ libcoracle_a_SOURCES = \
 	src/lib/image_import.c \
 	src/lib/image_int.h \
 	src/lib/image_ref.c \
+	src/lib/image_unpack.c \
 	src/lib/informer.c \
 	src/lib/informer.h \
 	src/lib/json.c \

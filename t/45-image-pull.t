@@ -7,7 +7,8 @@
 # digest right, at most 110% of the image's bytes through the proxy,
 # Kubernetes' events. Then wrong credentials, a missing tag, a tampered
 # blob and an index without linux/amd64: each its reason in the pod's
-# status and events, no password anywhere, nothing half-imported.
+# status and events, no password anywhere, nothing half-imported. Two
+# images on one base layer: the second fetches only its own layer.
 import base64, gzip, hashlib, io, json, os, re, subprocess, sys, tarfile, time
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
@@ -177,6 +178,58 @@ t.ok(had > 0 and "Resuming at %d of" % had in r.stderr,
      "it resumed at the %d bytes the killed pull left: %s" % (had, r.stderr.strip().splitlines()[:2]))
 layer = big["layers"][0]["size"] + big["config"]["size"]
 t.ok(slow.down <= 1.10 * layer, "both runs fetched %d bytes of the %d-byte image (%.3f)" % (slow.down, layer, slow.down / layer))
+
+# ---- two images on one base layer: the second fetches only its own layer; the base blob
+# is kept while an image lists it, and goes with the last one (rm, prune)
+def tar_of(files):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+base = tar_of({"base": os.urandom(6 << 20)})
+ma = reg.put_layered("shared/a", "1", [base, tar_of({"a": b"a\n"})])
+mb = reg.put_layered("shared/b", "1", [base, tar_of({"b": os.urandom(300 << 10)})])
+counter = registry.CutProxy(reg.port)
+c.on_teardown(counter.stop)
+hosts4 = reg.hosts_dir(os.path.join(c.dir, "certs4.d"), endpoint=counter.addr)
+store3 = os.path.join(c.dir, "store3")
+
+
+def pull3(ref):
+    r = subprocess.run([c.bin("coraclectl"), "image", "pull", ref, "--image-dir", store3,
+                        "--registry-config-dir", hosts4, "--credentials", cfgjson],
+                       capture_output=True, text=True, timeout=2 * ctest.DEADLINE)
+    return r.returncode == 0, r.stdout + r.stderr
+
+
+okA, outA = pull3("shared/a:1")
+before = counter.down
+okB, outB = pull3("shared/b:1")
+own = mb["layers"][1]["size"] + mb["config"]["size"]
+t.ok(okA and okB and "1 layers fetched, 1 present" in outB,
+     "the second image on the base layer: 1 layer fetched, 1 present: %s"
+     % [l for l in outB.splitlines() if l.startswith("pulled")])
+t.ok(counter.down - before <= own + (64 << 10),
+     "bytes fetched for the second image %d: its own layer and config (%d) and manifests only, not "
+     "the %d-byte base" % (counter.down - before, own, ma["layers"][0]["size"]))
+kept = os.path.join(store3, "blobs", "sha256")
+bhex = ma["layers"][0]["digest"][7:]
+rootfs = [d for d in os.listdir(os.path.join(store3, "images"))
+          if os.path.exists(os.path.join(store3, "images", d, "rootfs", "b"))]
+t.ok(rootfs and os.path.exists(os.path.join(store3, "images", rootfs[0], "rootfs", "base")),
+     "the second image's rootfs has the base layer's file")
+r = subprocess.run([c.bin("coraclectl"), "image", "rm", "shared/a:1", "--image-dir", store3],
+                   capture_output=True, text=True)
+t.ok(r.returncode == 0 and os.path.exists(os.path.join(kept, bhex)),
+     "removing the first image keeps the base blob the second lists")
+r = subprocess.run([c.bin("coraclectl"), "image", "prune", "--image-dir", store3],
+                   capture_output=True, text=True)
+t.is_(sorted(os.listdir(kept)) if r.returncode == 0 else r.stderr, [], "prune: no blob left once no image lists it")
 
 # ---- a Bearer token realm (as Docker Hub's) in front of the registry; a zstd layer
 reg.put_image("zstd/img", "1", {"hello": b"zstd layer\n" * 1000}, zstd=True)

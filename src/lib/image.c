@@ -436,6 +436,7 @@ void img_free(img_t *img)
     free(c->os);
     free(c->architecture);
     free_strv(img->names, img->n_names);
+    free_strv(img->blobs, img->n_blobs);
     free(img->dir);
     free(img->rootfs);
     free(img);
@@ -585,6 +586,14 @@ static int load_bare(img_store_t *s, const char *hex, img_t **out, char **err)
         if (json_int64(json_get(meta, "layers"), &v) == 0 && v >= 0 && v < 100000)
             img->layers = (int)v;
         img->imported = parse_time(json_str(json_get(meta, "imported"))) * 1000000000LL;
+        const json_t *blobs = json_get(meta, "blobs");
+        for (size_t i = 0; json_is(blobs, JSON_ARRAY) && i < blobs->n; i++) {
+            const char *d = json_str(blobs->kids[i]);
+            if (!d || strncmp(d, "sha256:", 7) || strlen(d) != 71 || !img_is_hex(d + 7, 64))
+                continue;
+            img->blobs = xrealloc(img->blobs, (img->n_blobs + 1) * sizeof(char *));
+            img->blobs[img->n_blobs++] = xstrdup(d);
+        }
     } else {
         log_warn("image %s: %s", img->id, e);
         free(e);
@@ -873,6 +882,8 @@ int img_remove(img_store_t *s, const char *ref, int flags, char removed_id[72], 
     rc = delete_image(s, hex, err);
     if (rc == 0 && removed_id)
         snprintf(removed_id, 72, "sha256:%s", hex);
+    if (rc == 0)
+        img_blobs_sweep(s, NULL);
 out:
     free_names(names, nn);
     free(name);

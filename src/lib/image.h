@@ -19,7 +19,14 @@
  *   images/<hex>/last-used     when a container last used it: ns since the epoch,
  *                              decimal (img_mark_used; absent: never used)
  *   images/<hex>/rootfs/       the unpacked root filesystem
+ *   images/<hex>/meta.json     also "blobs": the digests of the layer blobs it was
+ *                              made from, when known (registry pulls, OCI layouts)
  *   names/<escaped name>       symlink -> <hex> ('/' as "%2F", '%' as "%25")
+ *   blobs/sha256/<hex>         registry blobs (configs and compressed layers) kept
+ *                              verified, so another image on the same layers does
+ *                              not fetch them again; each costs its compressed size
+ *                              on disk besides the unpacked rootfs; removed when no
+ *                              image lists it (img_blobs_sweep)
  *   import/                    drop-in folder, see img_import_dropin()
  *   tmp/                       imports in progress (renamed into images/)
  *   lock                       flock()ed while an import commits or rm runs
@@ -83,6 +90,8 @@ typedef struct img {
     int64_t created;   /* the config's "created", seconds since the epoch; 0 if absent */
     int64_t imported;  /* ns since the epoch it arrived in the store (meta.json); 0 unknown */
     int64_t last_used; /* ns since the epoch a container last used it; 0: never */
+    char **blobs;      /* "sha256:<hex>" of its layer blobs (meta.json), or none */
+    size_t n_blobs;
     struct img_config cfg;
 } img_t;
 
@@ -128,9 +137,20 @@ void img_list_free(img_t **imgs, size_t n);
  * and all its names. An image whose rootfs appears in /proc/self/mountinfo
  * (the kubelet's overlay mounts) is refused with -EBUSY unless
  * IMG_RM_FORCE; its names are then left as they were. *removed_id, if not
- * NULL, gets the id of the image deleted ("" if only a name went).
+ * NULL, gets the id of the image deleted ("" if only a name went). When an
+ * image went, the kept blobs no image lists any more go too (img_blobs_sweep).
  */
 int img_remove(img_store_t *s, const char *ref, int flags, char removed_id[72], char **err);
+
+/*
+ * Deletes the kept blobs (blobs/sha256/) that no image lists and that are no
+ * image's config; *freed (may be NULL) gets their bytes. While a pull holds
+ * the blobs it does nothing (the next sweep frees them). The count of blobs
+ * deleted, or a negative errno.
+ */
+int img_blobs_sweep(img_store_t *s, uint64_t *freed);
+/* Bytes of the kept blob "sha256:<hex>" on disk; 0 if it is not kept. */
+uint64_t img_blob_size(img_store_t *s, const char *digest);
 
 /*
  * Records that a container uses the image id ("sha256:<hex>") at when (ns

@@ -231,7 +231,12 @@ int img_gc_run(img_store_t *s, const struct img_gc_policy *pol, char *const *in_
     bool *used = xcalloc(n ? n : 1, sizeof(*used));
     find_in_use(s, imgs, n, in_use, nin, used);
     struct img_gc_item *items = xcalloc(n ? n : 1, sizeof(*items));
+    uint64_t **sizes = xcalloc(n ? n : 1, sizeof(*sizes));
     for (size_t i = 0; i < n; i++) {
+        /* Its kept layer blobs go with the last image that lists them. */
+        sizes[i] = xcalloc(imgs[i]->n_blobs ? imgs[i]->n_blobs : 1, sizeof(uint64_t));
+        for (size_t j = 0; j < imgs[i]->n_blobs; j++)
+            sizes[i][j] = img_blob_size(s, imgs[i]->blobs[j]);
         /* As the kubelet's detectImages: an image in use was last used now. */
         if (used[i] && img_mark_used(s, imgs[i]->id, now) == 0)
             imgs[i]->last_used = now;
@@ -239,7 +244,10 @@ int img_gc_run(img_store_t *s, const struct img_gc_policy *pol, char *const *in_
                                         .size = imgs[i]->size,
                                         .last_used = imgs[i]->last_used,
                                         .first_seen = first_seen(imgs[i]),
-                                        .in_use = used[i]};
+                                        .in_use = used[i],
+                                        .layers = (const char *const *)imgs[i]->blobs,
+                                        .layer_sizes = sizes[i],
+                                        .nlayers = imgs[i]->n_blobs};
     }
     struct statvfs fs;
     struct img_gc_plan plan = {0};
@@ -258,6 +266,9 @@ int img_gc_run(img_store_t *s, const struct img_gc_policy *pol, char *const *in_
     apply(s, imgs, &plan, now, res);
     img_gc_plan_free(&plan);
 out:
+    for (size_t i = 0; i < n; i++)
+        free(sizes[i]);
+    free(sizes);
     free(items);
     free(used);
     img_list_free(imgs, n);

@@ -779,9 +779,18 @@ static int prepare(struct import *im, struct plan *p, size_t idx)
     time_t now = time(NULL);
     struct tm tm;
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
-    char *src = json_quote(im->source);
-    char *meta = xasprintf("{\"size\":%llu,\"layers\":%zu,\"imported\":\"%s\",\"source\":%s}\n",
-                           (unsigned long long)size, p->n_layers, ts, src);
+    char *src = json_quote(im->source), *blobs = xstrdup("");
+    for (size_t i = 0; i < p->n_layers; i++) {
+        if (!p->layers[i].blob_hex)
+            continue;
+        char *b = xasprintf("%s%s\"sha256:%s\"", blobs, *blobs ? "," : "", p->layers[i].blob_hex);
+        free(blobs);
+        blobs = b;
+    }
+    char *meta = xasprintf("{\"size\":%llu,\"layers\":%zu,\"imported\":\"%s\",\"source\":%s,"
+                           "\"blobs\":[%s]}\n",
+                           (unsigned long long)size, p->n_layers, ts, src, blobs);
+    free(blobs);
     free(src);
     if ((rc = img_write_file_at(ifd, "config.json", p->config_buf, p->config_len)) < 0 ||
         (rc = img_write_file_at(ifd, "meta.json", meta, strlen(meta))) < 0)

@@ -15,6 +15,12 @@ struct img_store {
     int dfd;   /* O_PATH-like directory fd of dir */
 };
 
+/* Where kept registry blobs live (image_blobs.c). */
+#define IMG_BLOBS_DIR "blobs/sha256"
+/* Holds the kept blobs against img_blobs_sweep() (a shared flock on blobs/lock, creating
+ * blobs/sha256/ if needed): the fd, released with img_unlock(), or a negative errno. */
+int img_blobs_hold(img_store_t *s);
+
 /* Limits for the small JSON files of an image. */
 #define IMG_JSON_MAX (4u << 20)
 

@@ -39,6 +39,7 @@ libcoracle_a_SOURCES = \
 	src/lib/h2s_req.c \
 	src/lib/image.c \
 	src/lib/image.h \
+	src/lib/image_blobs.c \
 	src/lib/image_gc.c \
 	src/lib/image_gc.h \
 	src/lib/image_import.c \

@@ -15,8 +15,9 @@
  * Blobs in flight live in <store>/tmp/pulls/sha256/<hex>.partial; a
  * transfer cut part way continues with a Range request from the bytes on
  * disk (their hash recomputed), also after a restart. A blob complete and
- * verified is renamed to <hex> and not fetched again; the layers go once
- * the image is imported. Two pulls of one blob (threads or processes)
+ * verified is renamed to the store's blobs/sha256/<hex> and kept there
+ * while an image lists it (image.h): another image on the same layers
+ * fetches only the rest. Two pulls of one blob (threads or processes)
  * serialise on an flock of the partial file.
  *
  * Endpoints: hosts files in the spirit of containerd's hosts.toml, one

@@ -481,8 +481,8 @@ static int get_manifest(struct pull *p, const char *ref, char **body, size_t *le
 
 static int pulls_dir(struct pull *p)
 {
-    static const char *const parts[] = {"tmp", "tmp/pulls", PULLS_DIR};
-    for (size_t i = 0; i < 3; i++)
+    static const char *const parts[] = {"tmp", "tmp/pulls", PULLS_DIR, "blobs", IMG_BLOBS_DIR};
+    for (size_t i = 0; i < ARRAY_SIZE(parts); i++)
         if (mkdirat(p->s->dfd, parts[i], 0700) < 0 && errno != EEXIST)
             return set_err(p, OCI_STORE, "%s/%s: %s", p->s->dir, parts[i], strerror(errno));
     return 0;
@@ -515,14 +515,16 @@ static int blob_present(struct pull *p, const char *rel, int64_t size)
 }
 
 /*
- * Fetches blob d into tmp/pulls/sha256/<hex>, resuming a partial file, its digest and size
- * checked. what: "layer" or "config" (containerd's ref names in messages).
+ * Fetches blob d into blobs/sha256/<hex> (kept: see image.h) unless it is there, through
+ * tmp/pulls/sha256/<hex>.partial, resuming a partial file, its digest and size checked.
+ * what: "layer" or "config" (containerd's ref names in messages).
  */
 static int fetch_blob(struct pull *p, const struct oci_desc *d, const char *what, int layer,
                       int layers)
 {
     const char *hex = d->digest + 7;
-    char *rel = xasprintf(PULLS_DIR "/%s", hex), *prel = xasprintf("%s.partial", rel);
+    char *rel = xasprintf(IMG_BLOBS_DIR "/%s", hex),
+         *prel = xasprintf(PULLS_DIR "/%s.partial", hex);
     int rc = -1, fd = -1;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     if (blob_present(p, rel, d->size)) {
@@ -712,7 +714,7 @@ static int import_layout(struct pull *p, const struct oci_manifest *m, const cha
     free(mname);
     for (size_t i = 0; rc == 0 && i <= m->n_layers; i++) {
         const struct oci_desc *d = i < m->n_layers ? &m->layers[i] : &m->config;
-        char *from = xasprintf(PULLS_DIR "/%s", d->digest + 7);
+        char *from = xasprintf(IMG_BLOBS_DIR "/%s", d->digest + 7);
         char *to = xasprintf("%s/%s", srel, d->digest + 7);
         if (linkat(p->s->dfd, from, p->s->dfd, to, 0) < 0 && errno != EEXIST)
             rc = set_err(p, OCI_STORE, "%s/%s: %s", p->s->dir, to, strerror(errno));
@@ -742,11 +744,12 @@ out:
     return rc;
 }
 
-/* The layers are in the store now: their blobs go (the config and manifest are small). */
+/* The import refused the layers (one may have rotted on disk since it was verified): they are
+ * fetched again next time, also those another image shares. */
 static void drop_layers(struct pull *p, const struct oci_manifest *m)
 {
     for (size_t i = 0; i < m->n_layers; i++) {
-        char *rel = xasprintf(PULLS_DIR "/%s", m->layers[i].digest + 7);
+        char *rel = xasprintf(IMG_BLOBS_DIR "/%s", m->layers[i].digest + 7);
         unlinkat(p->s->dfd, rel, 0);
         free(rel);
     }
@@ -797,15 +800,12 @@ static int resolve(struct pull *p, char **body, size_t *len, char digest[72], ch
     return 0;
 }
 
-/* Fetches and imports the image the manifest names. */
-static int fetch_image(struct pull *p, struct oci_manifest *m, const char *body, size_t len,
-                       const char *digest, const char *ctype)
+/* fetch_image with the kept blobs held. */
+static int fetch_layers(struct pull *p, struct oci_manifest *m, const char *body, size_t len,
+                        const char *digest, const char *ctype)
 {
     struct oci_result *r = p->r;
-    r->size = (uint64_t)m->config.size;
-    for (size_t i = 0; i < m->n_layers; i++)
-        r->size += (uint64_t)m->layers[i].size;
-    if (pulls_dir(p) < 0 || fetch_blob(p, &m->config, "config", -1, (int)m->n_layers) < 0)
+    if (fetch_blob(p, &m->config, "config", -1, (int)m->n_layers) < 0)
         return -1;
     snprintf(r->id, sizeof r->id, "%s", m->config.digest);
     /* Present already (its id is the config's digest): only the name is new. */
@@ -824,12 +824,31 @@ static int fetch_image(struct pull *p, struct oci_manifest *m, const char *body,
     const char *mt = json_str(json_get(m->root, "mediaType"));
     if (!mt)
         mt = ctype && strstr(ctype, "json") ? ctype : "application/vnd.oci.image.manifest.v1+json";
-    int rc = import_layout(p, m, body, len, digest, mt);
-    drop_layers(p, m); /* imported, or refused: fetched again next time */
-    if (rc < 0)
+    if (import_layout(p, m, body, len, digest, mt) < 0) {
+        drop_layers(p, m);
         return -1;
+    }
     progress(p, OCI_L_COMPLETE, 0, (int)m->n_layers, NULL, 0, 0);
     return 0;
+}
+
+/* Fetches and imports the image the manifest names. */
+static int fetch_image(struct pull *p, struct oci_manifest *m, const char *body, size_t len,
+                       const char *digest, const char *ctype)
+{
+    struct oci_result *r = p->r;
+    r->size = (uint64_t)m->config.size;
+    for (size_t i = 0; i < m->n_layers; i++)
+        r->size += (uint64_t)m->layers[i].size;
+    if (pulls_dir(p) < 0)
+        return -1;
+    /* Kept blobs stay until the image is committed (a sweep waits for the next round). */
+    int hold = img_blobs_hold(p->s);
+    if (hold < 0)
+        return set_err(p, OCI_STORE, "%s/blobs: %s", p->s->dir, strerror(-hold));
+    int rc = fetch_layers(p, m, body, len, digest, ctype);
+    img_unlock(hold);
+    return rc;
 }
 
 /* A failure worth reporting over another: a registry's answer beats "unreachable". */

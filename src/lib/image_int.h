@@ -49,7 +49,7 @@ int img_write_file_at(int dirfd, const char *name, const void *data, size_t len)
 
 /* One tar stream to unpack (image_unpack.c). */
 struct img_unpack {
-    const char *dest;   /* an existing directory, absolute and realpath'd */
+    const char *dest;   /* an empty directory, absolute and realpath'd */
     int skip_whiteouts; /* leave ".wh.*" members out (a bottom layer has nothing to hide) */
     /* The bytes come from read(read_arg, buf, len) when set (0 at the end, -1 with errno),
      * else from the fd given. */

@@ -12,22 +12,25 @@
  * Paths are made safe before libarchive sees them, as GNU tar does: a
  * leading '/' is dropped, a member or hard link target with a ".."
  * component fails the unpacking; then they are prefixed with the
- * (realpath'd) destination. libarchive does not write through a symlink
- * on disk (ARCHIVE_EXTRACT_SECURE_SYMLINKS with _UNLINK: the symlink is
- * replaced by the directory, as a layer's directory replaces a lower
- * symlink), and a hard link's target must resolve inside the tree.
+ * (realpath'd) destination. Nothing is written through a symlink: the
+ * destination starts empty, so the only symlinks in it are those the
+ * stream made, which are remembered; a member below one (or a directory
+ * in its place) first removes it, so a real directory replaces it, as a
+ * layer's directory replaces a lower symlink; a hard link whose target is
+ * below one is refused. This costs no system call, where libarchive's
+ * ARCHIVE_EXTRACT_SECURE_SYMLINKS opens every component of every path.
  * Owners are numeric and restored only as root; device nodes are made
  * only as root, as tar does.
  */
 #include "config.h"
 
 #include "image_int.h"
+#include "smap.h"
 #include "util.h"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
-#include <limits.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,6 +51,7 @@ struct unpack {
     int rerr;              /* errno of a failed read */
     struct archive *outer; /* decompression */
     int outer_eof;
+    smap_t *links; /* relative paths of the symlinks this stream made */
 };
 
 static la_ssize_t outer_read(struct archive *a, void *arg, const void **out)
@@ -163,17 +167,33 @@ static int copy_data(struct archive *in, struct archive *out, char **err)
     }
 }
 
-/* 1 if path's directory resolves to itself under dest (no symlink on the way): link() would
- * follow one, and a hard link to a file outside the tree would let a container write it. */
-static int inside(const char *dest, const char *path)
+/* The longest proper prefix of rel (a directory on its path) that is a symlink this stream
+ * made: its length, or 0. */
+static size_t below_link(struct unpack *k, const char *rel)
 {
-    char real[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    char *dir = xstrndup(path, (size_t)(slash - path));
-    int ok = realpath(dir, real) && !strcmp(real, dir);
-    (void)dest;
-    free(dir);
-    return ok;
+    char *p = xstrdup(rel);
+    size_t found = 0;
+    for (char *slash = strchr(p, '/'); slash && !found; slash = strchr(slash + 1, '/')) {
+        *slash = 0;
+        if (smap_get(k->links, p))
+            found = (size_t)(slash - p);
+        *slash = '/';
+    }
+    free(p);
+    return found;
+}
+
+/* Removes the symlink rel[0..n) (made by this stream) so that a directory can take its place. */
+static int drop_link(struct unpack *k, const char *rel, size_t n, char **err)
+{
+    char *sub = xstrndup(rel, n), *path = xasprintf("%s/%s", k->u->dest, sub);
+    int rc = 0;
+    if (unlink(path) < 0 && errno != ENOENT)
+        rc = fail(err, -errno, "%s: %s", sub, strerror(errno));
+    smap_del(k->links, sub);
+    free(sub);
+    free(path);
+    return rc;
 }
 
 /* Writes one member under dest; the member's path is already checked. */
@@ -186,10 +206,10 @@ static int extract_one(struct unpack *k, struct archive *in, struct archive *out
     int rc = 0;
     if (hl) {
         char *hrel = clean_rel(hl);
-        if (hrel && *hrel)
+        if (hrel && *hrel && !below_link(k, hrel))
             target = xasprintf("%s/%s", k->u->dest, hrel);
         free(hrel);
-        if (!target || !inside(k->u->dest, target)) {
+        if (!target) {
             rc = fail(err, -EBADMSG, "%s: hard link to \"%s\" outside the tree", rel, hl);
             goto out;
         }
@@ -205,17 +225,34 @@ static int extract_one(struct unpack *k, struct archive *in, struct archive *out
         goto out;
     if (archive_write_finish_entry(out) < ARCHIVE_WARN)
         rc = fail(err, -EBADMSG, "%s: %s", rel, archive_error_string(out));
+    else if (archive_entry_filetype(e) == AE_IFLNK && !hl)
+        smap_put(k->links, rel, k);
 out:
     free(path);
     free(target);
     return rc;
 }
 
+/* Clears the symlinks this stream made on rel's way and at rel (libarchive would follow one
+ * to a directory), then writes the member. */
+static int place(struct unpack *k, struct archive *in, struct archive *out, struct archive_entry *e,
+                 const char *rel, char **err)
+{
+    size_t n;
+    int rc = 0;
+    while (rc == 0 && (n = below_link(k, rel)) > 0)
+        rc = drop_link(k, rel, n, err);
+    if (rc == 0 && *rel && smap_get(k->links, rel))
+        rc = drop_link(k, rel, strlen(rel), err);
+    return rc < 0 ? rc : extract_one(k, in, out, e, rel, err);
+}
+
 static struct archive *disk_writer(void)
 {
     struct archive *w = archive_write_disk_new();
-    int flags = ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_UNLINK |
-                ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT;
+    /* No ARCHIVE_EXTRACT_UNLINK: in an empty tree nothing is in the way but an earlier member
+     * of the same path, which libarchive replaces anyway, so one unlink() a file is saved. */
+    int flags = ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_NODOTDOT;
     if (geteuid() == 0)
         flags |= ARCHIVE_EXTRACT_OWNER;
     archive_write_disk_set_options(w, flags);
@@ -258,7 +295,7 @@ static int unpack_entries(struct unpack *k, struct archive *in, struct archive *
         else if (!*rel && archive_entry_filetype(e) != AE_IFDIR)
             rc = fail(err, -EBADMSG, "a member with an empty name");
         else if (!(k->u->skip_whiteouts && is_whiteout(rel)))
-            rc = extract_one(k, in, out, e, rel, err);
+            rc = place(k, in, out, e, rel, err);
         free(rel);
         if (rc < 0)
             return rc;
@@ -280,6 +317,7 @@ int img_unpack(int fd, struct img_unpack *u, char **err)
     k.diff = EVP_MD_CTX_new();
     EVP_DigestInit_ex(k.blob, EVP_sha256(), NULL);
     EVP_DigestInit_ex(k.diff, EVP_sha256(), NULL);
+    k.links = smap_new();
     k.outer = archive_read_new();
     archive_read_support_filter_gzip(k.outer);
     archive_read_support_filter_zstd(k.outer);
@@ -321,6 +359,7 @@ out:
     if (out)
         archive_write_free(out);
     archive_read_free(k.outer);
+    smap_free(k.links, NULL);
     EVP_MD_CTX_free(k.blob);
     EVP_MD_CTX_free(k.diff);
     free(k.buf);

@@ -156,6 +156,13 @@ t_unit_test_image_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
 t_unit_test_image_LDADD = libcoracle.a $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_image
 
+# The in-process tar unpacker: digests and path safety.
+check_PROGRAMS += t/unit/test_image_unpack
+t_unit_test_image_unpack_SOURCES = t/unit/test_image_unpack.c t/unit/tap.h
+t_unit_test_image_unpack_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit
+t_unit_test_image_unpack_LDADD = libcoracle.a $(COMMON_LIBS)
+TESTS_PROGS += t/unit/test_image_unpack
+
 check_PROGRAMS += t/unit/test_informer
 t_unit_test_informer_SOURCES = t/unit/test_informer.c
 t_unit_test_informer_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit

@@ -37,6 +37,7 @@ int fuzz_audit_policy_one(const uint8_t *data, size_t size);
 int fuzz_csr_one(const uint8_t *data, size_t size);
 int fuzz_dns_one(const uint8_t *data, size_t size);
 int fuzz_oci_one(const uint8_t *data, size_t size);
+int fuzz_tar_one(const uint8_t *data, size_t size);
 
 #ifdef FUZZ_MAIN
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

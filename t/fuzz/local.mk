@@ -6,7 +6,8 @@
 # EncryptionConfiguration, CronJob schedules, bearer JWTs, the store's
 # write-ahead log records, the AdmissionConfiguration of Pod Security, the
 # audit policy, CSR requests, the kubelet's DNS queries, registry manifests,
-# WWW-Authenticate headers, hosts.toml files and docker credentials) and
+# WWW-Authenticate headers, hosts.toml files and docker credentials, image
+# layer tars) and
 # t/unit/test_fuzz, which runs the seed
 # corpora and saved crash reproducers through them in the normal build.
 FUZZ_TARGET_SRC = t/fuzz/fuzz.h t/fuzz/fuzz_sel.c t/fuzz/fuzz_qty.c t/fuzz/fuzz_yaml.c \
@@ -15,7 +16,7 @@ FUZZ_TARGET_SRC = t/fuzz/fuzz.h t/fuzz/fuzz_sel.c t/fuzz/fuzz_qty.c t/fuzz/fuzz_
 	t/fuzz/fuzz_ssa.c t/fuzz/fuzz_kobj_json.c t/fuzz/fuzz_kobj_pb.c t/fuzz/fuzz_spdy.c \
 	t/fuzz/fuzz_ws.c t/fuzz/fuzz_enc_cfg.c t/fuzz/fuzz_cron.c t/fuzz/fuzz_jwt.c \
 	t/fuzz/fuzz_wal.c t/fuzz/fuzz_psa_cfg.c t/fuzz/fuzz_audit_policy.c t/fuzz/fuzz_csr.c \
-	t/fuzz/fuzz_dns.c t/fuzz/fuzz_oci.c
+	t/fuzz/fuzz_dns.c t/fuzz/fuzz_oci.c t/fuzz/fuzz_tar.c
 check_PROGRAMS += t/unit/test_fuzz
 t_unit_test_fuzz_SOURCES = t/unit/test_fuzz.c t/unit/tap.h $(FUZZ_TARGET_SRC)
 t_unit_test_fuzz_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/t/fuzz \
@@ -95,14 +96,16 @@ FUZZ_SRC_dns = $(srcdir)/src/kubelet/dns_msg.c
 FUZZ_LIBS_dns = $(LDNS_LIBS)
 FUZZ_SRC_oci = $(srcdir)/src/lib/oci_parse.c $(srcdir)/src/lib/oci_hosts.c $(srcdir)/src/lib/json.c
 FUZZ_LIBS_oci = $(OPENSSL_LIBS)
+FUZZ_SRC_tar = $(srcdir)/src/lib/image_unpack.c $(srcdir)/src/lib/smap.c
+FUZZ_LIBS_tar = $(OPENSSL_LIBS) $(LIBARCHIVE_LIBS)
 FUZZ_NAMES = sel qty yaml kobj_json kobj_pb pb http1 accept rest_body jsonpatch mergepatch \
-	smpatch ssa spdy ws enc_cfg cron jwt wal psa_cfg audit_policy csr dns oci
+	smpatch ssa spdy ws enc_cfg cron jwt wal psa_cfg audit_policy csr dns oci tar
 fuzz/fuzz_%: $(srcdir)/t/fuzz/fuzz_%.c $(srcdir)/t/fuzz/fuzz.h $(srcdir)/t/fuzz/local.mk \
 	  $(FUZZ_BASE) $(FUZZ_SRC_sel) $(FUZZ_SRC_yaml) $(FUZZ_SRC_pb) $(FUZZ_SRC_http1) \
 	  $(FUZZ_SRC_accept) $(FUZZ_SRC_rest_body) $(FUZZ_SRC_patch) $(FUZZ_SRC_ssa) \
 	  $(FUZZ_SRC_spdy) $(FUZZ_SRC_ws) $(FUZZ_SRC_enc_cfg) $(FUZZ_SRC_cron) $(FUZZ_SRC_jwt) \
 	  $(FUZZ_SRC_wal) $(FUZZ_SRC_psa_cfg) $(FUZZ_SRC_audit_policy) $(FUZZ_SRC_csr) \
-	  $(FUZZ_SRC_dns) $(FUZZ_SRC_oci) $(PROTO_GEN)
+	  $(FUZZ_SRC_dns) $(FUZZ_SRC_oci) $(FUZZ_SRC_tar) $(PROTO_GEN)
 	@$(MKDIR_P) fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_EXTRA_$*) $(FUZZ_INC) -o $@ $< $(FUZZ_BASE) $(FUZZ_SRC_$*) \
 	  $(FUZZ_LIBS_$*) $(YAML_LIBS) $(PROTOBUF_C_LIBS) -lm

@@ -42,6 +42,7 @@ static const struct {
     {"csr", fuzz_csr_one},
     {"dns", fuzz_dns_one},
     {"oci", fuzz_oci_one},
+    {"tar", fuzz_tar_one},
 };
 
 static int run_dir(const char *dir, int (*fn)(const uint8_t *, size_t), size_t *count)

@@ -52,6 +52,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* The kubelet's default; coraclectl uses $CORACLE_IMAGE_DIR, then this. */
 #define IMG_DEFAULT_DIR "/var/lib/coracle/kubelet/images"
@@ -179,6 +180,12 @@ struct img_import_opts {
     const char *tag;          /* also name the image(s) this (normalised); may be NULL */
     img_progress_fn progress; /* may be NULL */
     void *arg;
+    /* Layers still arriving (a registry pull streams them): when set, the unpacker reads a
+     * layer blob with the digest blob_hex through this, as read(2) on fd would (which the
+     * hook may wait for), and the blob's size on disk is not compared with the manifest's
+     * before (its digest and size are checked after). May be NULL. */
+    ssize_t (*layer_read)(void *layer_arg, const char *blob_hex, int fd, void *buf, size_t len);
+    void *layer_arg;
 };
 
 /*

@@ -188,7 +188,15 @@ struct unpack_progress {
     enum img_phase ph;
     int layer, layers;
     uint64_t total;
+    const char *blob_hex; /* a layer's, for opts->layer_read */
+    int fd;
 };
+
+static ssize_t layer_read(void *arg, void *buf, size_t len)
+{
+    struct unpack_progress *up = arg;
+    return up->im->opts->layer_read(up->im->opts->layer_arg, up->blob_hex, up->fd, buf, len);
+}
 
 static void unpack_progress(uint64_t done, void *arg)
 {
@@ -199,11 +207,11 @@ static void unpack_progress(uint64_t done, void *arg)
 /*
  * Unpacks the tar at `file` (plain or compressed) into `dest` (realpath'd), its sha256 and the
  * uncompressed tar's into u. `what` names the file in errors; skip_whiteouts leaves ".wh.*"
- * members out.
+ * members out. A layer (l not NULL) is read through opts->layer_read when there is one.
  */
 static int unpack_file(struct import *im, const char *file, const char *what, const char *dest,
                        int skip_whiteouts, enum img_phase ph, int layer, int layers,
-                       struct img_unpack *u)
+                       const struct layer *l, struct img_unpack *u)
 {
     struct stat st;
     char *e = NULL;
@@ -214,12 +222,18 @@ static int unpack_file(struct import *im, const char *file, const char *what, co
             close(fd);
         return rc;
     }
-    struct unpack_progress up = {im, ph, layer, layers, (uint64_t)st.st_size};
+    struct unpack_progress up = {im, ph, layer, layers, (uint64_t)st.st_size, NULL, fd};
     memset(u, 0, sizeof(*u));
     u->dest = dest;
     u->skip_whiteouts = skip_whiteouts;
     u->progress = unpack_progress;
     u->arg = &up;
+    if (l && l->blob_hex && im->opts && im->opts->layer_read) {
+        up.blob_hex = l->blob_hex;
+        up.total = l->size >= 0 ? (uint64_t)l->size : up.total;
+        u->read = layer_read;
+        u->read_arg = &up;
+    }
     progress(im, ph, NULL, layer, layers, 0, up.total);
     rc = img_unpack(fd, u, &e);
     close(fd);
@@ -733,7 +747,8 @@ static int prepare(struct import *im, struct plan *p, size_t idx)
         struct img_unpack u;
         struct stat st;
         char *what = xasprintf("layer %zu (%s)", i + 1, l->label);
-        if (l->size >= 0 && stat(l->path, &st) == 0 && st.st_size != l->size) {
+        int streamed = im->opts && im->opts->layer_read; /* still arriving */
+        if (!streamed && l->size >= 0 && stat(l->path, &st) == 0 && st.st_size != l->size) {
             rc = fail(im, -EBADMSG, "%s: %lld bytes, the manifest says %lld", what,
                       (long long)st.st_size, (long long)l->size);
             free(what);
@@ -748,7 +763,7 @@ static int prepare(struct import *im, struct plan *p, size_t idx)
             goto out;
         }
         rc = unpack_file(im, l->path, what, direct ? rootfs : layer_dir, direct, IMG_PH_LAYER,
-                         (int)i + 1, (int)p->n_layers, &u);
+                         (int)i + 1, (int)p->n_layers, l, &u);
         if (rc == 0 && l->blob_hex && strcmp(u.blob_hex, l->blob_hex) != 0)
             rc = fail(im, -EBADMSG, "%s is corrupt: its sha256 is %s", what, u.blob_hex);
         if (rc == 0 && strcmp(u.diff_hex, l->diff_hex) != 0)
@@ -979,7 +994,7 @@ int img_import(img_store_t *s, const char *path, const struct img_import_opts *o
             goto out;
         }
         struct img_unpack u;
-        rc = unpack_file(&im, path, path, srcdir, 0, IMG_PH_READ, 0, 0, &u);
+        rc = unpack_file(&im, path, path, srcdir, 0, IMG_PH_READ, 0, 0, NULL, &u);
         if (rc < 0) {
             free(srcdir);
             goto out;

@@ -6,9 +6,10 @@
  *
  * A pull resolves the reference to a manifest (an OCI index or Docker
  * manifest list picks the node's platform, linux/<GOARCH>), fetches the
- * config and the layers with every blob's sha256 and size checked while
- * it streams, then lays them out as an OCI image layout under the store's
- * tmp/ and has img_import() unpack it: the image appears by one rename()
+ * config, lays the image out as an OCI image layout under the store's
+ * tmp/ and has img_import() unpack it while a download thread fetches the
+ * layers into it (every blob's sha256 and size checked as it streams, the
+ * import checking what it read again): the image appears by one rename()
  * or not at all. An image whose config (its id) is already in the store
  * only gets the name.
  *
@@ -151,7 +152,8 @@ struct oci_pull_opts {
     const size_t *auth_lens;  /* their lengths */
     size_t n_auths;
     const char *os, *arch;    /* NULL: linux, oci_host_arch() */
-    oci_progress_fn progress; /* may be NULL; called on the pulling thread */
+    oci_progress_fn progress; /* may be NULL; called on the pulling thread or the pull's
+                               * download thread, never two at once */
     void *arg;
     long timeout_s;  /* a transfer stalled this long fails (0: 60) */
     int max_resumes; /* Range retries per blob (0: 8) */

@@ -10,6 +10,17 @@
  * tmp/pulls/sha256/<hex>.partial with their sha256 computed on the way;
  * an interrupted transfer goes on with "Range: bytes=<have>-" (a 200 answer
  * starts over).
+ *
+ * The layers stream: once the config is in, the image is laid out (its layer
+ * files hard links to the blobs kept or to the partial files) and imported
+ * on the pulling thread while a download thread fetches the layers in order
+ * with the one curl handle. The import reads a layer as its bytes land and
+ * waits at the end of what is there (struct stream); so layer N unpacks
+ * while layer N+1 downloads, and a layer is read from disk once. The import
+ * checks the digest and diff_id of what it read and the download checks the
+ * blob's digest; the image appears only when both succeeded. A transfer
+ * that starts over (a 200 answer to a Range request) voids what was read:
+ * the import is run again on the complete blobs.
  */
 #include "config.h"
 
@@ -50,6 +61,8 @@ void oci_global_init(void)
     pthread_once(&curl_once, curl_init_once);
 }
 
+struct stream;
+
 struct pull {
     img_store_t *s;
     const struct oci_pull_opts *o;
@@ -60,10 +73,47 @@ struct pull {
     char *repo;     /* "library/nginx" */
     char *tag;      /* tag or "sha256:..." */
     struct oci_hosts hosts;
-    struct oci_host *h; /* the endpoint in use */
-    char *auth;         /* "Authorization: ..." for h, or NULL */
-    int auth_tried;     /* a 401 was answered once on h */
+    struct oci_host *h;  /* the endpoint in use */
+    char *auth;          /* "Authorization: ..." for h, or NULL */
+    int auth_tried;      /* a 401 was answered once on h */
+    pthread_mutex_t pmu; /* one progress callback at a time (pulling and download thread) */
+    struct stream *st;   /* layers being fetched while they are unpacked, or NULL */
 };
+
+/*
+ * Layers fetched by the download thread while the import reads them. Guarded by mu; cv is
+ * signalled on every change.
+ */
+struct stream {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    const struct oci_manifest *m;
+    uint64_t *have; /* per layer: bytes of its file written (and hashed) */
+    int *state;     /* per layer: 0 being fetched, 1 complete and verified, -1 failed */
+    int abort;      /* the import failed: fetch no further layer */
+    int restarted;  /* a file was cut back: what the import read of it is void */
+    int failed;     /* a download failed, its error set (a corrupt blob may have made the
+                     * import fail first: the download's reason is the one to report) */
+    int rc;         /* the download thread's: 0, or -1 (failed, or stopped by abort) */
+};
+
+static void stream_have(struct stream *st, int layer, uint64_t have)
+{
+    pthread_mutex_lock(&st->mu);
+    if (have < st->have[layer])
+        st->restarted = 1;
+    st->have[layer] = have;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+static int stream_aborted(struct stream *st)
+{
+    pthread_mutex_lock(&st->mu);
+    int a = st->abort;
+    pthread_mutex_unlock(&st->mu);
+    return a;
+}
 
 /* A response being read: into memory (mem) or a blob file (fd). */
 struct sink {
@@ -103,7 +153,9 @@ static void progress(struct pull *p, enum oci_layer_state st, int layer, int lay
     if (!p->o->progress)
         return;
     struct oci_progress pr = {st, layer, layers, digest, done, total};
+    pthread_mutex_lock(&p->pmu);
     p->o->progress(&pr, p->o->arg);
+    pthread_mutex_unlock(&p->pmu);
 }
 
 static size_t on_header(char *buf, size_t size, size_t n, void *arg)
@@ -165,6 +217,8 @@ static size_t on_data(char *buf, size_t size, size_t n, void *arg)
         }
         EVP_DigestInit_ex(k->md, EVP_sha256(), NULL);
         k->have = 0;
+        if (k->layer >= 0 && k->p->st)
+            stream_have(k->p->st, k->layer, 0);
     }
     if (k->have + len > k->total) {
         k->fail = 1;
@@ -183,6 +237,8 @@ static size_t on_data(char *buf, size_t size, size_t n, void *arg)
     EVP_DigestUpdate(k->md, buf, len);
     k->have += len;
     k->len += len; /* of this response */
+    if (k->layer >= 0 && k->p->st)
+        stream_have(k->p->st, k->layer, k->have);
     if (k->have - k->shown >= PROGRESS_STEP || k->have == k->total) {
         k->shown = k->have;
         progress(k->p, OCI_L_FETCHING, k->layer, k->layers, k->digest, k->have, k->total);
@@ -564,6 +620,8 @@ static int fetch_blob(struct pull *p, const struct oci_desc *d, const char *what
         EVP_DigestInit_ex(md, EVP_sha256(), NULL);
         k.have = 0;
     }
+    if (layer >= 0 && p->st)
+        stream_have(p->st, layer, k.have);
     int max = p->o->max_resumes > 0 ? p->o->max_resumes : 8;
     char *rest = xasprintf("%s/blobs/%s", p->repo, d->digest);
     for (int attempt = 0; k.have < k.total; attempt++) {
@@ -674,13 +732,60 @@ static int write_at(struct pull *p, int dfd, const char *name, const char *data,
 static void import_progress(const struct img_progress *ip, void *arg)
 {
     struct pull *p = arg;
-    if (ip->phase == IMG_PH_LAYER)
-        progress(p, OCI_L_UNPACKING, ip->layer - 1, ip->layers, NULL, ip->done, ip->total);
+    if (ip->phase != IMG_PH_LAYER)
+        return;
+    if (p->st) { /* a layer still downloading shows that, not its unpacking */
+        pthread_mutex_lock(&p->st->mu);
+        int fetched = ip->layer < 1 || p->st->state[ip->layer - 1] != 0;
+        pthread_mutex_unlock(&p->st->mu);
+        if (!fetched)
+            return;
+    }
+    progress(p, OCI_L_UNPACKING, ip->layer - 1, ip->layers, NULL, ip->done, ip->total);
 }
 
-/* Lays the image out under tmp/<pid>.<rand>/ (blobs linked from tmp/pulls) and imports it. */
-static int import_layout(struct pull *p, const struct oci_manifest *m, const char *mbody,
-                         size_t mlen, const char *mdigest, const char *mtype)
+/* The import refused the layers (one may have rotted on disk since it was verified): they are
+ * fetched again next time, also those another image shares. */
+static void drop_layers(struct pull *p, const struct oci_manifest *m)
+{
+    for (size_t i = 0; i < m->n_layers; i++) {
+        char *rel = xasprintf(IMG_BLOBS_DIR "/%s", m->layers[i].digest + 7);
+        unlinkat(p->s->dfd, rel, 0);
+        free(rel);
+    }
+}
+
+/* Links blob d into the layout's blobs/sha256 (srel): the kept blob, else its partial file
+ * (created empty if need be), which the download fills in place. */
+static int link_blob(struct pull *p, const struct oci_desc *d, const char *srel)
+{
+    char *kept = xasprintf(IMG_BLOBS_DIR "/%s", d->digest + 7);
+    char *part = xasprintf(PULLS_DIR "/%s.partial", d->digest + 7);
+    char *to = xasprintf("%s/%s", srel, d->digest + 7);
+    int rc = linkat(p->s->dfd, kept, p->s->dfd, to, 0);
+    for (int tries = 0; rc < 0 && errno == ENOENT && tries < 2; tries++) {
+        int fd = openat(p->s->dfd, part, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            close(fd);
+        rc = linkat(p->s->dfd, part, p->s->dfd, to, 0);
+        if (rc < 0 && errno == ENOENT) /* completed (renamed) meanwhile */
+            rc = linkat(p->s->dfd, kept, p->s->dfd, to, 0);
+    }
+    if (rc < 0 && errno != EEXIST)
+        set_err(p, OCI_STORE, "%s/%s: %s", p->s->dir, to, strerror(errno));
+    else
+        rc = 0;
+    free(kept);
+    free(part);
+    free(to);
+    return rc;
+}
+
+/* Lays the image out as an OCI layout in a new tmp/<pid>.<rand>p/ (*rel, malloc'd; removed
+ * with img_rm_rf_at by the caller also on failure): the manifest written, the config and the
+ * layers linked (link_blob). */
+static int make_layout(struct pull *p, const struct oci_manifest *m, const char *mbody, size_t mlen,
+                       const char *mdigest, const char *mtype, char **rel)
 {
     unsigned char rnd[4] = {0};
     FILE *ur = fopen("/dev/urandom", "re");
@@ -689,14 +794,13 @@ static int import_layout(struct pull *p, const struct oci_manifest *m, const cha
             memset(rnd, 0, 4);
         fclose(ur);
     }
-    char *rel =
-        xasprintf("tmp/%ld.%02x%02x%02x%02xp", (long)getpid(), rnd[0], rnd[1], rnd[2], rnd[3]);
-    char *brel = xasprintf("%s/blobs", rel), *srel = xasprintf("%s/blobs/sha256", rel);
+    *rel = xasprintf("tmp/%ld.%02x%02x%02x%02xp", (long)getpid(), rnd[0], rnd[1], rnd[2], rnd[3]);
+    char *brel = xasprintf("%s/blobs", *rel), *srel = xasprintf("%s/blobs/sha256", *rel);
     int rc = -1, dfd = -1;
-    if (mkdirat(p->s->dfd, rel, 0700) < 0 || mkdirat(p->s->dfd, brel, 0700) < 0 ||
+    if (mkdirat(p->s->dfd, *rel, 0700) < 0 || mkdirat(p->s->dfd, brel, 0700) < 0 ||
         mkdirat(p->s->dfd, srel, 0700) < 0 ||
-        (dfd = openat(p->s->dfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-        set_err(p, OCI_STORE, "%s/%s: %s", p->s->dir, rel, strerror(errno));
+        (dfd = openat(p->s->dfd, *rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        set_err(p, OCI_STORE, "%s/%s: %s", p->s->dir, *rel, strerror(errno));
         goto out;
     }
     char *idx = xasprintf("{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"%s\","
@@ -712,47 +816,141 @@ static int import_layout(struct pull *p, const struct oci_manifest *m, const cha
         rc = write_at(p, dfd, mname, mbody, mlen);
     free(idx);
     free(mname);
-    for (size_t i = 0; rc == 0 && i <= m->n_layers; i++) {
-        const struct oci_desc *d = i < m->n_layers ? &m->layers[i] : &m->config;
-        char *from = xasprintf(IMG_BLOBS_DIR "/%s", d->digest + 7);
-        char *to = xasprintf("%s/%s", srel, d->digest + 7);
-        if (linkat(p->s->dfd, from, p->s->dfd, to, 0) < 0 && errno != EEXIST)
-            rc = set_err(p, OCI_STORE, "%s/%s: %s", p->s->dir, to, strerror(errno));
-        free(from);
-        free(to);
-    }
-    if (rc == 0) {
-        char *path = xasprintf("%s/%s", p->s->dir, rel), *e = NULL;
-        struct img_import_opts io = {.progress = import_progress, .arg = p};
-        img_t **imgs = NULL;
-        size_t n = 0;
-        if (img_import(p->s, path, &io, &imgs, &n, &e) < 0)
-            rc = set_err(p, strstr(e ? e : "", "corrupt") ? OCI_DIGEST : OCI_STORE,
-                         "failed to pull and unpack image \"%s\": %s", p->ref,
-                         e ? e : "import failed");
-        img_list_free(imgs, n);
-        free(e);
-        free(path);
-    }
+    for (size_t i = 0; rc == 0 && i <= m->n_layers; i++)
+        rc = link_blob(p, i < m->n_layers ? &m->layers[i] : &m->config, srel);
 out:
     if (dfd >= 0)
         close(dfd);
-    img_rm_rf_at(p->s->dfd, rel);
-    free(rel);
     free(brel);
     free(srel);
     return rc;
 }
 
-/* The import refused the layers (one may have rotted on disk since it was verified): they are
- * fetched again next time, also those another image shares. */
-static void drop_layers(struct pull *p, const struct oci_manifest *m)
+/* The first layer of the stream's manifest with that blob, or -1. */
+static int stream_layer(const struct stream *st, const char *hex)
 {
-    for (size_t i = 0; i < m->n_layers; i++) {
-        char *rel = xasprintf(IMG_BLOBS_DIR "/%s", m->layers[i].digest + 7);
-        unlinkat(p->s->dfd, rel, 0);
-        free(rel);
+    for (size_t i = 0; i < st->m->n_layers; i++)
+        if (!strcmp(st->m->layers[i].digest + 7, hex))
+            return (int)i;
+    return -1;
+}
+
+/* img_import's layer_read: read(2) of a layer file that waits for the download's bytes. */
+static ssize_t stream_read(void *arg, const char *hex, int fd, void *buf, size_t len)
+{
+    struct stream *st = arg;
+    int i = stream_layer(st, hex);
+    off_t off = i < 0 ? 0 : lseek(fd, 0, SEEK_CUR);
+    if (i < 0 || off < 0)
+        return i < 0 ? read(fd, buf, len) : -1;
+    pthread_mutex_lock(&st->mu);
+    while (!st->restarted && st->state[i] == 0 && st->have[i] <= (uint64_t)off)
+        pthread_cond_wait(&st->cv, &st->mu);
+    int state = st->state[i], restarted = st->restarted;
+    uint64_t have = st->have[i];
+    pthread_mutex_unlock(&st->mu);
+    if (restarted || state < 0) {
+        errno = restarted ? ESTALE : EIO;
+        return -1;
     }
+    if (state == 0 && have - (uint64_t)off < len)
+        len = (size_t)(have - (uint64_t)off);
+    return read(fd, buf, len);
+}
+
+/* The download thread: every layer in order; a failure, or the import's, marks the rest failed.
+ * A layer under way when the import fails is finished, so that its digest is checked. */
+static void *download_main(void *arg)
+{
+    struct pull *p = arg;
+    struct stream *st = p->st;
+    int rc = 0, n = (int)st->m->n_layers;
+    for (int i = 0; i < n; i++) {
+        int r = rc < 0 || stream_aborted(st) ? -2 : fetch_blob(p, &st->m->layers[i], "layer", i, n);
+        pthread_mutex_lock(&st->mu);
+        st->state[i] = r == 0 ? 1 : -1;
+        st->failed |= r == -1;
+        pthread_cond_broadcast(&st->cv);
+        pthread_mutex_unlock(&st->mu);
+        rc = r < 0 ? -1 : rc;
+    }
+    pthread_mutex_lock(&st->mu);
+    st->rc = rc;
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+/* img_import of the layout at rel, its layers read through the stream when st is set. 0, or
+ * -1 with *err (malloc'd) and *code. */
+static int run_import(struct pull *p, const char *rel, struct stream *st, char **err,
+                      enum oci_code *code)
+{
+    char *path = xasprintf("%s/%s", p->s->dir, rel), *e = NULL;
+    struct img_import_opts io = {.progress = import_progress,
+                                 .arg = p,
+                                 .layer_read = st ? stream_read : NULL,
+                                 .layer_arg = st};
+    img_t **imgs = NULL;
+    size_t n = 0;
+    int rc = img_import(p->s, path, &io, &imgs, &n, &e);
+    if (rc < 0) {
+        *code =
+            strstr(e ? e : "", "corrupt") || strstr(e ? e : "", "diff_id") ? OCI_DIGEST : OCI_STORE;
+        *err = e ? e : xstrdup("import failed");
+        e = NULL;
+        rc = -1;
+    }
+    img_list_free(imgs, n);
+    free(e);
+    free(path);
+    return rc;
+}
+
+/* Fetches the layers (download thread) while importing the layout at rel (this thread). */
+static int stream_import(struct pull *p, const struct oci_manifest *m, const char *rel)
+{
+    struct stream st = {.m = m,
+                        .have = xcalloc(m->n_layers + 1, sizeof(uint64_t)),
+                        .state = xcalloc(m->n_layers + 1, sizeof(int))};
+    pthread_mutex_init(&st.mu, NULL);
+    pthread_cond_init(&st.cv, NULL);
+    pthread_t th;
+    char *ie = NULL;
+    enum oci_code ic = OCI_STORE;
+    int irc;
+    p->st = &st;
+    if (pthread_create(&th, NULL, download_main, p) != 0) { /* one after the other */
+        download_main(p);
+        p->st = NULL;
+        irc = st.rc < 0 ? -1 : run_import(p, rel, NULL, &ie, &ic);
+    } else {
+        irc = run_import(p, rel, &st, &ie, &ic);
+        if (irc < 0) {
+            pthread_mutex_lock(&st.mu);
+            st.abort = 1;
+            pthread_mutex_unlock(&st.mu);
+        }
+        pthread_join(th, NULL);
+        p->st = NULL;
+        if (irc < 0 && st.restarted && st.rc == 0) { /* what was read is void: again */
+            free(ie);
+            ie = NULL;
+            irc = run_import(p, rel, NULL, &ie, &ic);
+        }
+    }
+    int rc = 0;
+    if (st.failed) /* its error is set: the cause, also when the import stumbled on it first */
+        rc = -1;
+    else if (irc < 0) /* on verified blobs: one may have rotted since, or the image is bad */
+        rc = set_err(p, ic, "failed to pull and unpack image \"%s\": %s", p->ref, ie);
+    if (irc < 0 && !st.failed)
+        drop_layers(p, m);
+    free(ie);
+    free(st.have);
+    free(st.state);
+    pthread_mutex_destroy(&st.mu);
+    pthread_cond_destroy(&st.cv);
+    return rc;
 }
 
 /* Resolves the reference on the endpoint in use, down to the image manifest. */
@@ -818,16 +1016,18 @@ static int fetch_layers(struct pull *p, struct oci_manifest *m, const char *body
     for (size_t i = 0; i < m->n_layers; i++)
         progress(p, OCI_L_WAITING, (int)i, (int)m->n_layers, m->layers[i].digest, 0,
                  (uint64_t)m->layers[i].size);
-    for (size_t i = 0; i < m->n_layers; i++)
-        if (fetch_blob(p, &m->layers[i], "layer", (int)i, (int)m->n_layers) < 0)
-            return -1;
     const char *mt = json_str(json_get(m->root, "mediaType"));
     if (!mt)
         mt = ctype && strstr(ctype, "json") ? ctype : "application/vnd.oci.image.manifest.v1+json";
-    if (import_layout(p, m, body, len, digest, mt) < 0) {
-        drop_layers(p, m);
+    char *rel = NULL;
+    int rc = make_layout(p, m, body, len, digest, mt, &rel);
+    if (rc == 0)
+        rc = stream_import(p, m, rel);
+    if (rel)
+        img_rm_rf_at(p->s->dfd, rel);
+    free(rel);
+    if (rc < 0)
         return -1;
-    }
     progress(p, OCI_L_COMPLETE, 0, (int)m->n_layers, NULL, 0, 0);
     return 0;
 }
@@ -861,7 +1061,7 @@ int oci_pull(img_store_t *s, const char *ref, const struct oci_pull_opts *opts,
              struct oci_result *r)
 {
     static const struct oci_pull_opts none = {0};
-    struct pull p = {.s = s, .o = opts ? opts : &none, .r = r};
+    struct pull p = {.s = s, .o = opts ? opts : &none, .r = r, .pmu = PTHREAD_MUTEX_INITIALIZER};
     char *e = NULL;
     memset(r, 0, sizeof *r);
     oci_global_init();

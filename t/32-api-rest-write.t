@@ -218,6 +218,38 @@ r = curl("POST", PODS, env, args=["-H", "Content-Type: application/vnd.kubernete
 t.ok(r[0] == 201 and r[1]["metadata"]["name"] == "pbpod" and get("pbpod"), "a protobuf body: 201 (%s)" % r[0])
 r = curl("POST", PODS, b"k8s\x00\xff", args=["-H", "Content-Type: application/vnd.kubernetes.protobuf"])
 t.ok(status_is(r, 400, "BadRequest"), "a malformed protobuf envelope: 400")
+# Go's protobuf (client-go) writes every non-pointer field, zeros too; its JSON omits the
+# omitempty ones. Both bodies must store the same object: the zeros of values with
+# omitempty unset, a pointer's zero (terminationGracePeriodSeconds) and a value's
+# without omitempty (containerPort) kept.
+probe = dict(initialDelaySeconds=0, timeoutSeconds=0, periodSeconds=0, successThreshold=0, failureThreshold=0)
+gz = pb.Pod(metadata=meta("pbzero"),
+            spec=pb.PodSpec(hostNetwork=False, hostPID=False, hostIPC=False, terminationGracePeriodSeconds=0,
+                            containers=[pb.Container(
+                                name="c", image="busybox", stdin=False, stdinOnce=False, tty=False,
+                                ports=[pb.ContainerPort(containerPort=80, hostPort=0, protocol="TCP")],
+                                volumeMounts=[pb.VolumeMount(name="v", mountPath="/v", readOnly=False)],
+                                readinessProbe=pb.Probe(handler=pb.ProbeHandler(
+                                    tcpSocket=pb.TCPSocketAction(port=pb.IntOrString(type=0, intVal=80))),
+                                    **probe))],
+                            volumes=[pb.Volume(name="v", volumeSource=pb.VolumeSource(
+                                emptyDir=pb.EmptyDirVolumeSource()))]))
+env = b"k8s\x00" + field(1, field(1, b"v1") + field(2, b"Pod")) + field(2, gz.SerializeToString())
+r = curl("POST", PODS, env, args=["-H", "Content-Type: application/vnd.kubernetes.protobuf"])
+jz = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "jsonzero"},
+      "spec": {"terminationGracePeriodSeconds": 0, "volumes": [{"name": "v", "emptyDir": {}}],
+               "containers": [{"name": "c", "image": "busybox", "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                               "volumeMounts": [{"name": "v", "mountPath": "/v"}],
+                               "readinessProbe": {"tcpSocket": {"port": 80}}}]}}
+r2 = curl("POST", PODS, json.dumps(jz), args=JSON)
+sp, sj = curl("GET", PODS + "/pbzero")[1].get("spec", {}), curl("GET", PODS + "/jsonzero")[1].get("spec", {})
+t.ok(r[0] == 201 and r2[0] == 201 and sp == sj,
+     "a protobuf body with Go's zeros stores what its JSON does (%s | %s)" % (sp, sj))
+t.ok("hostNetwork" not in sp and "stdin" not in sp.get("containers", [{}])[0]
+     and "hostPort" not in sp.get("containers", [{}])[0].get("ports", [{}])[0]
+     and sp.get("terminationGracePeriodSeconds") == 0
+     and sp.get("containers", [{}])[0].get("ports", [{}])[0].get("containerPort") == 80,
+     "omitempty values' zeros unset; a pointer's zero and containerPort kept")
 
 # ---- fieldValidation ----
 odd = json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "fv", "foo": 1},

@@ -253,7 +253,7 @@ t.ok(res.get("deployments/scale", {}).get("group") == "autoscaling" and res["dep
 # ---- stock kubectl ----
 kubectl = kubectls.kubectl_132()
 if not kubectl:
-    t.skip("kubectl 1.32 not installed", 14)
+    t.skip("kubectl 1.32 not installed", 15)
     t.done()
 home = os.path.join(c.dir, "khome")
 os.makedirs(home)
@@ -274,6 +274,12 @@ tm = api.call("Deployments", "Get", pb.GetRequest(namespace="default", name="web
 md = api.call("Deployments", "Get", pb.GetRequest(namespace="default", name="web")).metadata
 t.ok(not tm.HasField("creationTimestamp") and not md.HasField("generateName") and not tm.HasField("name"),
      "a protobuf body's empty strings and zero times stay unset (%s)" % tm)
+# ...and the zeros of Go's non-pointer omitempty numbers and bools
+ds = api.call("Deployments", "Get", pb.GetRequest(namespace="default", name="web")).spec
+c0 = ds.template.spec.containers[0]
+t.ok(not ds.HasField("minReadySeconds") and not ds.HasField("paused") and not c0.HasField("tty")
+     and not c0.HasField("stdin") and not ds.template.spec.HasField("hostNetwork"),
+     "a protobuf body's zero values (minReadySeconds, paused, stdin, tty, hostNetwork) stay unset")
 rc, out, e = k("create", "job", "once", "--image=busybox", "--", "true")
 t.is_((rc, out.strip()), (0, "job.batch/once created"), "kubectl create job (%s)" % e)
 rc, out, e = k("create", "cronjob", "tick", "--image=busybox", "--schedule=*/5 * * * *")

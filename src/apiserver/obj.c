@@ -88,6 +88,42 @@ static bool zero_time(const ProtobufCMessage *m)
 }
 _Static_assert(sizeof(Coracle__V1__Time) == sizeof(Coracle__V1__MicroTime), "Time layout");
 
+/* Whether field f of d is marked +omitzero (few fields are: a scan, done only for zeros). */
+static bool omitzero(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f)
+{
+    for (const struct obj_omitzero *z = obj_omitzero; z->msg; z++)
+        if (!strcmp(z->field, f->name) && !strcmp(z->msg, d->short_name))
+            return true;
+    return false;
+}
+
+/* Whether the optional integer or bool f of m is set to its zero. */
+static bool scalar_zero(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+{
+    const char *at = (const char *)m + f->offset;
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF || !f->quantifier_offset ||
+        !*(const protobuf_c_boolean *)((const char *)m + f->quantifier_offset))
+        return false;
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        return !*(const uint32_t *)at;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        return !*(const uint64_t *)at;
+    case PROTOBUF_C_TYPE_BOOL:
+        return !*(const protobuf_c_boolean *)at;
+    default:
+        return false;
+    }
+}
+
 void obj_clear_go_zero(ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
@@ -118,6 +154,8 @@ void obj_clear_go_zero(ProtobufCMessage *m)
             } else {
                 obj_clear_go_zero(*sub);
             }
+        } else if (scalar_zero(m, f) && omitzero(d, f)) {
+            *(protobuf_c_boolean *)((char *)m + f->quantifier_offset) = 0;
         }
     }
 }

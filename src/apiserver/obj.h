@@ -35,11 +35,20 @@ bool obj_equal(const ProtobufCMessage *a, const ProtobufCMessage *b);
 void obj_normalize(ProtobufCMessage *m);
 /*
  * What Go's generated protobuf writes for fields at their zero value, as
- * Kubernetes' clients send them (every non-pointer string, even "", and a
- * zero metav1.Time as an empty message), made absent again, as JSON's
- * omitempty has them: strings "" outside map entries, empty times.
+ * Kubernetes' clients send them (every non-pointer string, even "", every
+ * non-pointer number and bool, and a zero metav1.Time as an empty
+ * message), made absent again, as JSON's omitempty has them: strings ""
+ * outside map entries, empty times, and the zeros of the numbers and bools
+ * proto/ marks +omitzero (values with omitempty in Kubernetes' Go types;
+ * a pointer's zero, or a value's without omitempty, stays set).
  */
 void obj_clear_go_zero(ProtobufCMessage *m);
+/* The fields marked +omitzero in proto/ (message short name, field name), ending with
+ * {NULL, NULL}; generated from proto/coracle.proto by protodoc.awk. */
+struct obj_omitzero {
+    const char *msg, *field;
+};
+extern const struct obj_omitzero obj_omitzero[];
 
 /* The object's metadata, created empty if unset. */
 Coracle__V1__ObjectMeta *obj_meta(ProtobufCMessage *m);

@@ -4,6 +4,9 @@
 # above a field (or at the end of its line) describes the field. Blank
 # lines and section rules (// ----) end a block.
 #
+# The fields whose line ends in a "+omitzero" marker (not a description)
+# make a second table, obj_omitzero (see obj.h).
+#
 #   awk -f protodoc.awk coracle.proto > coracle_doc.c
 function cstr(s) {
     gsub(/\\/, "\\\\", s)
@@ -25,6 +28,12 @@ BEGIN {
     print "};"
     print "extern const struct oapi_doc oapi_docs[];"
     print ""
+    print "/* As obj.h declares it. */"
+    print "struct obj_omitzero {"
+    print "    const char *msg, *field;"
+    print "};"
+    print "extern const struct obj_omitzero obj_omitzero[];"
+    print ""
     print "const struct oapi_doc oapi_docs[] = {"
 }
 /^package / { pkg = $2; sub(/;.*/, "", pkg); next }
@@ -40,19 +49,30 @@ BEGIN {
 /^}/ { msg = ""; cmt = ""; next }
 msg != "" && /^[ \t]*(optional|repeated|required|map<)/ {
     line = $0
+    zero = 0
     if (match(line, /\/\/.*/)) {
         t = substr(line, RSTART + 2)
         sub(/^ /, "", t)
-        cmt = cmt (cmt != "" ? " " : "") t
+        if (sub(/ *\+omitzero$/, "", t))
+            zero = 1
+        if (t != "")
+            cmt = cmt (cmt != "" ? " " : "") t
         line = substr(line, 1, RSTART - 1)
     }
     sub(/[ \t]*=.*/, "", line)
     n = split(line, w, /[ \t>]+/)
+    if (zero)
+        zeros = zeros sprintf("    {%s, %s},\n", cstr(msg), cstr(w[n]))
     emit(w[n])
     next
 }
 { cmt = "" }
 END {
     print "    {NULL, NULL, NULL},"
+    print "};"
+    print ""
+    print "const struct obj_omitzero obj_omitzero[] = {"
+    printf "%s", zeros
+    print "    {NULL, NULL},"
     print "};"
 }

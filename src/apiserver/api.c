@@ -64,7 +64,8 @@ struct api {
     psa_t *psa;              /* Pod Security admission */
     struct api_route *routes;
     size_t nroutes;
-    int64_t inflight;
+    int64_t inflight; /* calls and writes not answered yet (the drain at exit waits for 0) */
+    int64_t watching; /* of them, gRPC watches: long-running, left out of the gauges */
     bool stopping;
     tun_hub_t *tun;
     rest_t *rest;      /* the Kubernetes REST API */
@@ -106,6 +107,8 @@ void api_count(struct api_route *rt, int code)
     if (!rt)
         return;
     rt->api->inflight--;
+    if (rt->verb == API_WATCH)
+        rt->api->watching--;
     if (code >= 0 && code < 17)
         rt->codes[code]++;
 }
@@ -1258,6 +1261,8 @@ static void handle(h2s_call_t *c, const uint8_t *msg, size_t len, void *arg)
     struct api_route *rt = arg;
     api_t *a = rt->api;
     a->inflight++;
+    if (rt->verb == API_WATCH)
+        a->watching++;
     h2s_call_set_data(c, (void *)(intptr_t)mono_ns());
     if (a->stopping) {
         api_fail(rt, c, GRPC_UNAVAILABLE, "server shutting down");
@@ -1626,10 +1631,19 @@ static void metrics(api_t *a, char **body, size_t *len)
     rest_metrics(a->rest, f);
     if (a->cfg.metrics_extra)
         a->cfg.metrics_extra(f, a->cfg.metrics_arg);
+    struct h2s_stats hs;
+    h2s_get_stats(a->srv, &hs);
+    /* long-running requests (watches, logs, exec) are in neither, as in Kubernetes */
     fprintf(f,
+            "# HELP coracle_apiserver_inflight_requests gRPC calls and writes being served.\n"
             "# TYPE coracle_apiserver_inflight_requests gauge\n"
-            "coracle_apiserver_inflight_requests %" PRId64 "\n",
-            a->inflight);
+            "coracle_apiserver_inflight_requests %" PRId64 "\n"
+            "# HELP apiserver_current_inflight_requests Requests holding a slot of "
+            "--max-requests-inflight (readOnly) or --max-mutating-requests-inflight (mutating).\n"
+            "# TYPE apiserver_current_inflight_requests gauge\n"
+            "apiserver_current_inflight_requests{request_kind=\"mutating\"} %" PRIu64 "\n"
+            "apiserver_current_inflight_requests{request_kind=\"readOnly\"} %" PRIu64 "\n",
+            a->inflight - a->watching, hs.inflight_mutating, hs.inflight_read);
     struct watch_stats ws;
     watch_get_stats(a->hub, &ws);
     fprintf(f,
@@ -1684,8 +1698,6 @@ static void metrics(api_t *a, char **body, size_t *len)
     fprintf(f, "# HELP coracle_store_fsync_duration_seconds Time to make a commit durable.\n"
                "# TYPE coracle_store_fsync_duration_seconds histogram\n");
     obs_hist_write(f, "coracle_store_fsync_duration_seconds", NULL, &a->fsync);
-    struct h2s_stats hs;
-    h2s_get_stats(a->srv, &hs);
     fprintf(f,
             "# TYPE coracle_http2_connections gauge\ncoracle_http2_connections %" PRIu64 "\n"
             "# TYPE coracle_http2_connections_total counter\n"
@@ -1826,6 +1838,7 @@ api_t *api_new(struct event_base *base, store_t *st, h2s_t *srv, const struct ap
     a->rest = rest_new(&rc);
     a->alloc = svcalloc_new(st, &cfg->svc);
     h2s_set_req_handler(srv, rest_handle, a->rest);
+    h2s_set_req_long_running(srv, rest_long_running);
     return a;
 }
 

@@ -143,6 +143,13 @@ static size_t split(char *p, char **seg)
     return n;
 }
 
+/* namespaces/<ns>/<resource>...: a scope; namespaces[/<name>[/status]]: the kind */
+static bool ns_scoped(char **seg, size_t n)
+{
+    return n >= 3 && !strcmp(seg[0], "namespaces") && strcmp(seg[2], "status") &&
+           strcmp(seg[2], "finalize");
+}
+
 /*
  * seg (after the group-version) into rq for gv. Returns 0, or -1 after
  * answering 404.
@@ -151,9 +158,7 @@ static int parse_resource(rest_t *rs, h2s_req_t *r, const char *gv, char **seg, 
                           struct rreq *rq)
 {
     memset(rq, 0, sizeof(*rq));
-    /* namespaces/<ns>/<resource>...: a scope; namespaces[/<name>[/status]]: the kind */
-    if (n >= 3 && !strcmp(seg[0], "namespaces") && strcmp(seg[2], "status") &&
-        strcmp(seg[2], "finalize")) {
+    if (ns_scoped(seg, n)) {
         rq->ns = seg[1];
         seg += 2;
         n -= 2;
@@ -171,6 +176,43 @@ static int parse_resource(rest_t *rs, h2s_req_t *r, const char *gv, char **seg, 
 nf:
     rest_not_found_path(rs, r);
     return -1;
+}
+
+/*
+ * kube-apiserver's long-running check: the watch and proxy verbs (a watch
+ * query, or the /watch/ and /proxy/ path forms) and the attach, exec,
+ * log, portforward and proxy subresources, whatever their options.
+ */
+int rest_long_running(const h2s_req_t *r)
+{
+    static const char *const subs[] = {"attach", "exec", "log", "portforward", "proxy"};
+    const char *p = h2s_req_path(r), *qs = h2s_req_query(r);
+    if (strncmp(p, "/api/", 5) && strncmp(p, "/apis/", 6))
+        return 0;
+    if (!strcmp(h2s_req_method(r), "GET") && strstr(qs, "watch")) {
+        struct rquery q;
+        rest_query_parse(qs, &q);
+        bool watch = rest_query_true(rest_query_get(&q, "watch"));
+        rest_query_free(&q);
+        if (watch)
+            return 1;
+    }
+    char *path = xstrdup(p), *seg[MAX_SEGS + 1], **s = seg;
+    size_t n = split(path, seg), gv = !strcmp(seg[0], "api") ? 2 : 3;
+    int lr = 0;
+    if (n > gv) {
+        s += gv;
+        n -= gv;
+        lr = !strcmp(s[0], "watch") || !strcmp(s[0], "proxy");
+        if (ns_scoped(s, n)) {
+            s += 2;
+            n -= 2;
+        }
+        for (size_t i = 0; n >= 3 && i < ARRAY_SIZE(subs); i++)
+            lr |= !strcmp(s[2], subs[i]);
+    }
+    free(path);
+    return lr;
 }
 
 /* ---- verbs ---- */

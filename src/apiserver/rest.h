@@ -65,5 +65,8 @@ void rest_free(rest_t *rs);
 void rest_metrics(const rest_t *rs, FILE *f);
 /* The h2s request handler; arg is the rest_t. */
 void rest_handle(h2s_req_t *r, void *arg);
+/* 1 if r is long-running as Kubernetes counts it (a watch, logs, exec, attach, proxy): for
+ * h2s_set_req_long_running, which keeps it out of the in-flight limits. */
+int rest_long_running(const h2s_req_t *r);
 
 #endif

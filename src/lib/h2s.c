@@ -447,9 +447,16 @@ void h2s_set_req_handler(h2s_t *s, h2s_req_fn fn, void *arg)
     s->req_arg = arg;
 }
 
+void h2s_set_req_long_running(h2s_t *s, int (*fn)(const h2s_req_t *r))
+{
+    s->req_long_running = fn;
+}
+
 void h2s_get_stats(const h2s_t *s, struct h2s_stats *out)
 {
     *out = s->st;
+    out->inflight_read = s->inflight[1];
+    out->inflight_mutating = s->inflight[2];
 }
 
 uint64_t h2s_out_buffered(const h2s_t *s)

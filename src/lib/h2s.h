@@ -186,7 +186,8 @@ void *h2s_call_data(const h2s_call_t *c);
  * GET and HEAD under the read limit, other methods under the mutating
  * one; beyond it the answer is 429 with Retry-After: 1 and a Kubernetes
  * Status body. A streamed answer is long-running: it stops counting at
- * h2s_req_start.
+ * h2s_req_start; a request h2s_set_req_long_running's test names
+ * long-running (a watch, logs, exec) never counts, nor is refused.
  */
 typedef struct h2s_req h2s_req_t;
 typedef void (*h2s_req_fn)(h2s_req_t *r, void *arg);
@@ -195,6 +196,8 @@ typedef void (*h2s_req_fn)(h2s_req_t *r, void *arg);
  * (bodies capped by max_msg: 413 beyond).
  */
 void h2s_set_req_handler(h2s_t *s, h2s_req_fn fn, void *arg);
+/* Which requests are long-running, out of the in-flight limits (fn returns nonzero; NULL: none). */
+void h2s_set_req_long_running(h2s_t *s, int (*fn)(const h2s_req_t *r));
 /* The request line. Strings are the request's: valid until it is finished or closed. */
 const char *h2s_req_method(const h2s_req_t *r); /* "GET", "POST", ... */
 const char *h2s_req_path(const h2s_req_t *r);   /* raw (not percent-decoded), no query */
@@ -313,6 +316,8 @@ struct h2s_stats {
     uint64_t inflight_rejected; /* RESOURCE_EXHAUSTED for the in-flight limits */
     uint64_t bytes_queued;      /* response bytes queued in calls, not yet in socket buffers */
     uint64_t queue_mem;         /* memory of the calls' queues themselves (a slot per message) */
+    /* what holds the in-flight limits' slots now */
+    uint64_t inflight_read, inflight_mutating;
 };
 void h2s_get_stats(const h2s_t *s, struct h2s_stats *out);
 /* Framed bytes in the connections' output buffers, waiting for room in the sockets

@@ -166,6 +166,7 @@ struct h2s {
     size_t wq_len[3];
     struct event *dispatch_ev;
     int (*is_mutating)(const char *path);
+    int (*req_long_running)(const h2s_req_t *r);
     struct claim *claims[CLAIM_BUCKETS];
     smap_t *routes; /* path -> struct h2s_route (owned) */
     h2s_req_fn req_fn;

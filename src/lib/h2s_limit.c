@@ -217,10 +217,14 @@ void h2s_req_unclaim(h2s_req_t *r)
 /*
  * Plain requests count like unary calls (GET and HEAD as reads), but do
  * not wait in the queue: Kubernetes answers 429 at once and clients retry.
+ * Long-running ones (watches) are outside the limits, as in Kubernetes:
+ * they would hold a slot for their whole life.
  */
 int h2s_req_count(h2s_req_t *r)
 {
     h2s_t *s = r->s;
+    if (s->req_long_running && s->req_long_running(r))
+        return 0;
     int cls = !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD") ? 1 : 2;
     if (s->max_inflight[cls] && s->inflight[cls] >= s->max_inflight[cls])
         return -1;

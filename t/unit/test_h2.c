@@ -245,7 +245,7 @@ static void http_fn(h2s_req_t *r, void *arg)
         free(m);
     } else if (strcmp(path, "/later") == 0) {
         /* ?slow: long enough for another request to find the in-flight slot taken */
-        struct timeval tv = {0, strcmp(h2s_req_query(r), "slow") ? 50000 : 500000};
+        struct timeval tv = {0, strncmp(h2s_req_query(r), "slow", 4) ? 50000 : 500000};
         struct event *ev = evtimer_new(base, later_answer, r);
         h2s_req_set_data(r, ev);
         h2s_req_on_close(r, later_gone, ev);
@@ -268,6 +268,12 @@ static void http_fn(h2s_req_t *r, void *arg)
         h2s_req_respond(r, 200, "text/plain", "ok", 2);
     else
         h2s_req_respond(r, 404, "text/plain", "404 page not found\n", 19);
+}
+
+/* The test's long-running requests: a "watch" in the query. */
+static int long_running(const h2s_req_t *r)
+{
+    return strstr(h2s_req_query(r), "watch") != NULL;
 }
 
 static h2s_t *server_new_cfg(const struct h2s_config *cfg)
@@ -1607,6 +1613,16 @@ static void test_req(h2s_t *s)
                           u, u);
     ok(in_child(c_shell, lim) == 0, "over the in-flight limit: 429 with Retry-After: 1");
     free(lim);
+    /* a long-running request (a watch) holds no slot, nor is refused */
+    h2s_set_req_long_running(s, long_running);
+    lim = xasprintf("curl -s --max-time 5 '%s/later?slow&watch' >/dev/null & sleep 0.2; "
+                    "o=$(curl -s --max-time 5 -o /dev/null -w '%%{http_code}' "
+                    "--http2-prior-knowledge '%s/later?slow&watch')$(curl -s --max-time 5 "
+                    "%s/healthz); wait; test \"$o\" = 200ok",
+                    u, u, u);
+    ok(in_child(c_shell, lim) == 0, "long-running requests: out of the in-flight limit");
+    free(lim);
+    h2s_set_req_long_running(s, NULL);
     h2s_set_inflight_limits(s, 0, 0, NULL);
     char *cmd = xasprintf("head -c 70000 /dev/zero | curl -s --max-time 5 --http2-prior-knowledge "
                           "-o /dev/null -w '%%{http_code}' --data-binary @- %s/echo",

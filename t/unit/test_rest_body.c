@@ -3,12 +3,15 @@
  * Invalid Status of admission errors (kjson_invalid): media types, the
  * three encodings, fieldValidation's modes, apiVersion and kind against
  * the path's, DeleteOptions from a body and from the query, and causes
- * split from messages whose details hold commas.
+ * split from messages whose details hold commas. Also which requests are
+ * long-running (rest_long_running), out of the in-flight limits.
  */
 #include "config.h"
+#include "h2s_int.h"
 #include "json.h"
 #include "kjson.h"
 #include "obj.h"
+#include "rest.h"
 #include "rest_int.h"
 #include "tap.h"
 
@@ -185,8 +188,54 @@ static void test_invalid(void)
     free(s);
 }
 
+/* Kubernetes' long-running check: the watch and proxy verbs, the connect subresources. */
+static void test_long_running(void)
+{
+    static const struct {
+        const char *method, *target;
+        int want;
+    } cases[] = {
+        {"GET", "/api/v1/namespaces/default/pods?watch=true", 1},
+        {"GET", "/api/v1/pods?labelSelector=a&watch=1", 1},
+        {"GET", "/apis/apps/v1/namespaces/d/deployments?watch", 1},
+        {"GET", "/api/v1/namespaces/default/pods/p?watch=true", 1},
+        {"GET", "/api/v1/watch/namespaces/default/pods", 1},
+        {"GET", "/api/v1/namespaces/default/pods/p/log?follow=true", 1},
+        {"GET", "/api/v1/namespaces/default/pods/p/log", 1},
+        {"POST", "/api/v1/namespaces/default/pods/p/exec?command=sh", 1},
+        {"GET", "/api/v1/namespaces/default/pods/p/attach", 1},
+        {"POST", "/api/v1/namespaces/default/pods/p/portforward", 1},
+        {"GET", "/api/v1/nodes/n1/proxy/metrics", 1},
+        {"GET", "/api/v1/namespaces/default/services/s/proxy/x", 1},
+        {"GET", "/api/v1/namespaces/default/pods?watch=false", 0},
+        {"GET", "/api/v1/namespaces/default/pods?allowWatchBookmarks=true", 0},
+        {"POST", "/api/v1/namespaces/default/pods?watch=true", 0},
+        {"GET", "/api/v1/namespaces/default/pods/p", 0},
+        {"GET", "/api/v1/namespaces/default/pods/log", 0}, /* a pod named "log" */
+        {"GET", "/api/v1/namespaces/log/status", 0},
+        {"GET", "/apis/apps/v1/namespaces/d/deployments/x/scale", 0},
+        {"GET", "/api/v1", 0},
+        {"GET", "/metrics", 0},
+        {"GET", "/openapi/v2?watch=true", 0},
+    };
+    struct event_base *base = event_base_new();
+    struct h2s_config cfg = {0};
+    h2s_t *s = h2s_new(base, &cfg);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        h2s_req_t *r = h2s_req_new(s, NULL, cases[i].method, strlen(cases[i].method),
+                                   cases[i].target, strlen(cases[i].target));
+        int got = rest_long_running(r);
+        ok(got == cases[i].want, "%s %s: %s (%d)", cases[i].method, cases[i].target,
+           cases[i].want ? "long-running" : "counted", got);
+        h2s_req_free(r);
+    }
+    h2s_free(s);
+    event_base_free(base);
+}
+
 int main(void)
 {
+    test_long_running();
     test_bodies();
     test_delete_options();
     test_delete_options_pb();

@@ -7,7 +7,9 @@ coracle-apiserver-event-ttl; client-go's semantics, 15 s): one apiserver
 marks a silent node Unknown and its pods not Ready, the other does not;
 one expires events. The holder is killed: the other takes the Lease once
 it ran out and does the work from then on. The killed one, started again
-on its address, is the same candidate and stands by.
+on its address, is the same candidate and stands by. The holder then
+stops cleanly (SIGTERM): it gives its Leases up (client-go's
+ReleaseOnCancel), and the other takes them at its next try, not 15 s on.
 """
 import os
 import re
@@ -114,4 +116,14 @@ t.ok("node n2: no lease renewal" in other.log(), "by %s" % other.name)
 h.start()
 time.sleep(5)
 t.ok(holder(NL, h) is other, "%s started again stands by: %s keeps the Lease" % (h.name, other.name))
+
+# ---- a holder that stops (SIGTERM) gives its Leases up: the other takes them at its next try ----
+t0 = time.time()
+other.d.stop()
+got = c.wait_for(lambda: holder(NL, h) is h and holder(EV, h) is h, timeout=60)
+took = time.time() - t0
+t.ok(got and took < 10, "%s stopped: %s holds both Leases after %.1f s (well before the 15 s Lease "
+     "would run out)" % (other.name, h.name, took))
+t.ok("released lease kube-system/%s" % NL in other.log() and "released lease kube-system/%s" % EV in other.log(),
+     "%s released them on its way out" % other.name)
 t.done()

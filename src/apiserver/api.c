@@ -1441,7 +1441,8 @@ static void on_change(const struct store_change *ch, void *arg)
  * within 10 s, every 2 s), which this apiserver reads and writes through
  * its own store as any other Lease. A holder that loses its Lease stops
  * the work and becomes a candidate again (a daemon that elects exits
- * instead; the apiserver has other work to go on with).
+ * instead; the apiserver has other work to go on with). A holder that
+ * stops gives its Leases up.
  */
 
 struct single {
@@ -1511,6 +1512,8 @@ static void *single_call(void *io_arg, const char *method, const ProtobufCMessag
     *c = (struct single_call){done, arg, false};
     o->ow = &single_owner;
     o->owner = c;
+    a->inflight++; /* the drain at exit waits for it: a Lease's release is the last */
+    o->counted = 1;
     submit(a, o);
     return c;
 }
@@ -1586,6 +1589,15 @@ static void single_free(struct single *x)
     leader_free(x->l);
     event_free(x->again);
     free(x);
+}
+
+/* At exit: the Lease given up if held (client-go's ReleaseOnCancel), so that a peer takes
+ * over at its next try rather than once the Lease ran out; the drain waits for the write. */
+static void single_stop(struct single *x)
+{
+    if (x)
+        leader_release(x->l, 0);
+    single_free(x);
 }
 
 static bool single_leading(const struct single *x)
@@ -1868,8 +1880,8 @@ void api_stop(api_t *a)
 {
     a->stopping = true;
     watch_hub_end_all(a->hub);
-    single_free(a->nl_single);
-    single_free(a->ev_single);
+    single_stop(a->nl_single);
+    single_stop(a->ev_single);
     a->nl_single = a->ev_single = NULL;
     /* Their timers write through the store, which closes next: stop them now. */
     nodelife_free(a->nl);

@@ -447,6 +447,18 @@ void leader_start(leader_t *l)
     schedule_try(l, 0);
 }
 
+/* An io elector's release answered: logged (the elector may be gone: arg is its "ns/name"). */
+static void released(void *arg, int code, const char *msg, const void *lease, size_t len)
+{
+    char *desc = arg;
+    (void)lease, (void)len;
+    if (code == GRPC_OK)
+        log_info("released lease %s", desc);
+    else
+        log_warn("failed to release lease %s: %s", desc, msg ? msg : grpc_code_name(code));
+    free(desc);
+}
+
 int leader_release(leader_t *l, int timeout_ms)
 {
     if (!l || !l->leading)
@@ -456,11 +468,6 @@ int leader_release(leader_t *l, int timeout_ms)
     evtimer_del(l->try_ev);
     evtimer_del(l->deadline_ev);
     cancel_call(l);
-    if (l->io.call) {
-        log_info("lease %s not released: it runs out in %d s", l->desc,
-                 l->lease_duration_ms / 1000);
-        return -1;
-    }
     if (!l->lease) {
         log_warn("cannot release lease %s: not read since the last failure", l->desc);
         return -1;
@@ -480,6 +487,10 @@ int leader_release(leader_t *l, int timeout_ms)
                                 : 0;
     Coracle__V1__Lease upd = *l->lease;
     upd.spec = &spec;
+    if (l->io.call) {
+        l->io.call(l->io.io_arg, "Update", &upd.base, released, xstrdup(l->desc));
+        return 0;
+    }
     ProtobufCMessage *resp = NULL;
     char *msg = NULL;
     int code = gcl_unary_sync_timeout(l->g, "/coracle.v1.Leases/Update", &upd.base,

@@ -76,8 +76,9 @@ void leader_start(leader_t *l);
  * it returns a handle for cancel, or NULL if done already ran. cancel
  * forgets a call (done never runs). event creates an Event, fire and
  * forget (req valid during the call). The same rules as leader_new
- * otherwise; io is copied, io->arg borrowed. leader_release is not
- * available (-1): such an elector's Lease runs out as after a crash.
+ * otherwise; io is copied, io->arg borrowed. leader_release starts its
+ * Update through call and returns: the caller lets that call finish
+ * (its done may run after leader_free) before it stops.
  */
 typedef void (*leader_io_done_fn)(void *arg, int code, const char *msg, const void *lease,
                                   size_t len);
@@ -96,7 +97,8 @@ leader_t *leader_new_io(struct event_base *base, const struct leader_io *io,
  * at most timeout_ms (call it after the daemon's loop ended and its work
  * stopped). Returns 0 when released or not leading, -1 (logged) if the
  * apiserver did not take it; the Lease then expires as after a crash.
- * on_stopped does not run.
+ * on_stopped does not run. (An io elector's release only starts here,
+ * timeout_ms unused: see leader_new_io.)
  */
 int leader_release(leader_t *l, int timeout_ms);
 /* Cancels the open call and the timers and frees. NULL is a no-op. */

@@ -64,8 +64,9 @@ struct api {
     psa_t *psa;              /* Pod Security admission */
     struct api_route *routes;
     size_t nroutes;
-    int64_t inflight; /* calls and writes not answered yet (the drain at exit waits for 0) */
-    int64_t watching; /* of them, gRPC watches: long-running, left out of the gauges */
+    int64_t inflight;     /* calls and writes not answered yet (the drain at exit waits for 0) */
+    int64_t watching;     /* of them, gRPC watches: long-running, left out of the gauges */
+    struct op_hold *held; /* writes waiting for the replica to reach their resourceVersion */
     bool stopping;
     tun_hub_t *tun;
     rest_t *rest;      /* the Kubernetes REST API */
@@ -527,16 +528,35 @@ static void svc_claim(api_t *a, struct apply_op *o)
  * etcd that has not reached N yet (the client saw N through another
  * apiserver: it created the object there a moment ago) would answer
  * NotFound or Conflict from the past. As reads do (read_rv_hold), it waits
- * for the replica to get there, 3 s at most, then goes on either way: the
- * compare on etcd decides. kube-apiserver reads the object from etcd when
+ * for the replica to get there, 3 s at most (or until the apiserver stops:
+ * the drain is shorter), then goes on either way: the compare on etcd
+ * decides. kube-apiserver reads the object from etcd when
  * its watch cache does not have it; this is the replica's way. (LMDB: a
  * resourceVersion from the future is a Conflict at once, as before.)
  */
+struct op_hold {
+    struct op_hold *next, **pprev; /* in api's held */
+    api_t *a;
+    struct apply_op *o;
+    struct read_rvwait *w;
+};
+
+/* The wait is over (or given up): o goes on to the store. */
+static void hold_end(struct op_hold *h)
+{
+    api_t *a = h->a;
+    struct apply_op *o = h->o;
+    *h->pprev = h->next;
+    if (h->next)
+        h->next->pprev = h->pprev;
+    free(h);
+    store_op(a, o);
+}
+
 static void rv_held(void *arg, const char *too_large)
 {
-    struct apply_op *o = arg;
     (void)too_large;
-    store_op(o->op.arg, o);
+    hold_end(arg);
 }
 
 static bool rv_hold_op(api_t *a, struct apply_op *o)
@@ -547,8 +567,26 @@ static bool rv_hold_op(api_t *a, struct apply_op *o)
     const char *rv = o->pre_rv;
     if (!rv && o->obj && (o->verb == APPLY_UPDATE || o->verb == APPLY_STATUS))
         rv = obj_meta(o->obj)->resourceversion;
-    o->op.arg = a;
-    return read_rv_hold(a->st, a->base, rv, rv_held, o) != NULL;
+    struct op_hold *h = xcalloc(1, sizeof(*h));
+    *h = (struct op_hold){.next = a->held, .pprev = &a->held, .a = a, .o = o};
+    h->w = read_rv_hold(a->st, a->base, rv, rv_held, h);
+    if (!h->w) {
+        free(h);
+        return false;
+    }
+    if (a->held)
+        a->held->pprev = &h->next;
+    a->held = h;
+    return true;
+}
+
+/* At stop: the held writes go on now, as at the end of their wait (the drain waits for them). */
+static void holds_end(api_t *a)
+{
+    while (a->held) {
+        read_rv_cancel(a->held->w);
+        hold_end(a->held);
+    }
 }
 
 static void store_op(api_t *a, struct apply_op *o)
@@ -1879,6 +1917,7 @@ int64_t api_inflight(const api_t *a)
 void api_stop(api_t *a)
 {
     a->stopping = true;
+    holds_end(a);
     watch_hub_end_all(a->hub);
     single_stop(a->nl_single);
     single_stop(a->ev_single);

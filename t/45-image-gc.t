@@ -14,14 +14,11 @@
 #     4 s): Failed, Error: ErrImagePull, BackOff "Back-off pulling image",
 #     Error: ImagePullBackOff in that order, waiting reason ImagePullBackOff,
 #     and no more pulls than one back-off schedule allows in the time seen.
-import hashlib
-import io
 import json
 import os
 import re
 import subprocess
 import sys
-import tarfile
 import time
 
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
@@ -48,26 +45,7 @@ MiB = 1 << 20
 
 def make_image(tag, size, created):
     """A docker-archive with one layer holding size bytes; returns (path, image hex)."""
-    layer = io.BytesIO()
-    with tarfile.open(fileobj=layer, mode="w") as lt:
-        ti = tarfile.TarInfo("filler")
-        ti.size = size
-        lt.addfile(ti, io.BytesIO(os.urandom(size)))
-    lb = layer.getvalue()
-    diff = hashlib.sha256(lb).hexdigest()
-    cfg = json.dumps({"architecture": "amd64", "os": "linux", "created": created,
-                      "config": {"Cmd": ["/filler"]},
-                      "rootfs": {"type": "layers", "diff_ids": ["sha256:" + diff]}}).encode()
-    hexid = hashlib.sha256(cfg).hexdigest()
-    man = json.dumps([{"Config": hexid + ".json", "RepoTags": [tag],
-                       "Layers": [diff + "/layer.tar"]}]).encode()
-    path = os.path.join(c.dir, tag.replace("/", "_").replace(":", "_") + ".tar")
-    with tarfile.open(path, "w") as tf:
-        for name, data in ((hexid + ".json", cfg), (diff + "/layer.tar", lb), ("manifest.json", man)):
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            tf.addfile(ti, io.BytesIO(data))
-    return path, hexid
+    return klet.make_image(c.dir, tag, size, created)
 
 
 def ctl(*args):

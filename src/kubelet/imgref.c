@@ -96,6 +96,60 @@ void klet_img_mark_used(struct klet *k, const char *id)
     free(err);
 }
 
+/* Largest first; equal sizes by id, so that an unchanged store makes an unchanged status. */
+static int size_desc(const void *a, const void *b)
+{
+    const img_t *x = *(img_t *const *)a, *y = *(img_t *const *)b;
+    if (x->size != y->size)
+        return x->size < y->size ? 1 : -1;
+    return strcmp(x->id, y->id);
+}
+
+/* img's names for the status: "name@sha256:..." digests, then tags. */
+static Coracle__V1__ContainerImage *status_image(const img_t *img)
+{
+    Coracle__V1__ContainerImage *ci = xcalloc(1, sizeof *ci);
+    coracle__v1__container_image__init(ci);
+    ci->names = xcalloc(KLET_STATUS_MAX_NAMES + 1, sizeof *ci->names); /* NULL-ended */
+    for (int digests = 1; digests >= 0; digests--)
+        for (size_t i = 0; i < img->n_names && ci->n_names < KLET_STATUS_MAX_NAMES; i++)
+            if ((strchr(img->names[i], '@') != NULL) == digests)
+                ci->names[ci->n_names++] = xstrdup(img->names[i]);
+    ci->has_sizebytes = img->size > 0;
+    ci->sizebytes = (int64_t)img->size;
+    return ci;
+}
+
+Coracle__V1__ContainerImage **klet_img_status(struct klet *k, size_t *n)
+{
+    *n = 0;
+    char *err = NULL;
+    img_store_t *s = store_get(k, &err);
+    img_t **imgs = NULL;
+    size_t ni = 0;
+    if (!s || img_list(s, &imgs, &ni) < 0) {
+        free(err);
+        return NULL;
+    }
+    qsort(imgs, ni, sizeof *imgs, size_desc);
+    size_t keep = ni < KLET_STATUS_MAX_IMAGES ? ni : KLET_STATUS_MAX_IMAGES;
+    Coracle__V1__ContainerImage **v = xcalloc(keep + 1, sizeof *v);
+    for (size_t i = 0; i < keep; i++)
+        v[i] = status_image(imgs[i]);
+    img_list_free(imgs, ni);
+    *n = keep;
+    return v;
+}
+
+void klet_img_status_free(Coracle__V1__ContainerImage **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        klet_strv_free(v[i]->names);
+        free(v[i]);
+    }
+    free(v);
+}
+
 void klet_img_free(struct klet_img *img)
 {
     free(img->ref);

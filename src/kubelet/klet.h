@@ -77,6 +77,7 @@ struct klet_cfg {
     int registry_pulls;           /* --registry-pulls: missing images come from registries */
     char *registry_config_dir;    /* --registry-config-dir: <registry>/hosts.toml (oci.h) */
     char *image_credentials_file; /* --image-credentials-file: a docker config.json */
+    int endpoint_port; /* daemonEndpoints.kubeletEndpoint.Port: --healthz-listen's (0: none) */
 };
 
 /* Image garbage collection (imggc.c). */
@@ -246,6 +247,17 @@ char *klet_img_normalise(const char *ref);
 /* Records in the store that a container starts with the image id now (what image GC's
  * least-recently-used order reads). Logged, not fatal, when it cannot. */
 void klet_img_mark_used(struct klet *k, const char *id);
+/*
+ * The Node's status.images as Kubernetes' kubelet lists them: the largest
+ * KLET_STATUS_MAX_IMAGES images first, each with its names, digests
+ * before tags, at most KLET_STATUS_MAX_NAMES. Returns *n of them
+ * (malloc'd, free with klet_img_status_free); none when the store cannot
+ * be read.
+ */
+#define KLET_STATUS_MAX_IMAGES 50 /* the kubelet's nodeStatusMaxImages */
+#define KLET_STATUS_MAX_NAMES 5   /* MaxNamesPerImageInNodeStatus */
+Coracle__V1__ContainerImage **klet_img_status(struct klet *k, size_t *n);
+void klet_img_status_free(Coracle__V1__ContainerImage **v, size_t n);
 
 /* ------------------------------------------------------------ pullbackoff.c */
 /* The per-image pull back-off (Kubernetes' image manager): the pull path asks

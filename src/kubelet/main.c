@@ -255,6 +255,10 @@ int main(int argc, char **argv)
         k.cfg.crashloop_max = k.cfg.crashloop_base;
     if (!k.cfg.image_dir)
         k.cfg.image_dir = xasprintf("%s/images", k.cfg.root_dir);
+    /* the kubelet's own HTTP endpoint is the one it reports (the API reaches it by its tunnel) */
+    const char *colon = strrchr(healthz_listen, ':');
+    if (colon && strncmp(healthz_listen, "unix:", 5))
+        k.cfg.endpoint_port = atoi(colon + 1);
     image_gc_flags(&k, image_min_age, image_max_age, image_gc_period);
 
     if (cleanup) {

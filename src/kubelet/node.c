@@ -1,7 +1,8 @@
 /*
  * node: the kubelet's Node and its heartbeat. Registers the Node (capacity
  * and allocatable from the machine, pods 110, the well-known labels,
- * addresses, nodeInfo, conditions with Ready=True KubeletReady), computes
+ * addresses, nodeInfo, daemonEndpoints, the images of the local store,
+ * conditions with Ready=True KubeletReady), computes
  * its status every node-status-update-period and posts it when it differs
  * from the apiserver's (heartbeat times aside: someone else, the node
  * lifecycle, may have changed it) or node-status-report-frequency has
@@ -263,6 +264,14 @@ static Coracle__V1__Node *node_build(struct klet *k)
         a->address = xstrdup(addrs[i].value);
         st->addresses[i] = a;
     }
+    /* Go's DaemonEndpoints is a value: Kubernetes always shows it, a Port of 0 too */
+    Coracle__V1__NodeDaemonEndpoints *de = st->daemonendpoints = xcalloc(1, sizeof *de);
+    coracle__v1__node_daemon_endpoints__init(de);
+    de->kubeletendpoint = xcalloc(1, sizeof *de->kubeletendpoint);
+    coracle__v1__daemon_endpoint__init(de->kubeletendpoint);
+    de->kubeletendpoint->has_port = 1;
+    de->kubeletendpoint->port = k->cfg.endpoint_port;
+    st->images = klet_img_status(k, &st->n_images);
     Coracle__V1__NodeSystemInfo *ni = st->nodeinfo = xcalloc(1, sizeof *ni);
     coracle__v1__node_system_info__init(ni);
     struct utsname u;
@@ -323,6 +332,9 @@ static void node_free(Coracle__V1__Node *n)
         free(st->addresses[i]);
     }
     free(st->addresses);
+    free(st->daemonendpoints->kubeletendpoint);
+    free(st->daemonendpoints);
+    klet_img_status_free(st->images, st->n_images);
     Coracle__V1__NodeSystemInfo *ni = st->nodeinfo;
     free(ni->machineid);
     free(ni->systemuuid);

@@ -21,6 +21,7 @@ const struct kmeta kmeta_all[] = {
     {P "Container", "envFrom", NULL, NULL, "atomic", {NULL}, NULL},
     {P "Container", "ports", "merge", "containerPort", "map", {"containerPort", "protocol"}, NULL},
     {P "Container", "volumeMounts", "merge", "mountPath", "map", {"mountPath"}, NULL},
+    {P "ContainerImage", "names", NULL, NULL, "atomic", {NULL}, NULL},
     /* ObjectFieldSelector, ResourceFieldSelector and the key selectors are
      * +structType=atomic: owned and replaced whole where they are used */
     {P "EnvVarSource", "configMapKeyRef", NULL, NULL, NULL, {NULL}, "atomic"},
@@ -37,6 +38,7 @@ const struct kmeta kmeta_all[] = {
     {P "NodeSpec", "taints", NULL, NULL, "atomic", {NULL}, NULL},
     {P "NodeStatus", "addresses", "merge", "type", "map", {"type"}, NULL},
     {P "NodeStatus", "conditions", "merge", "type", "map", {"type"}, NULL},
+    {P "NodeStatus", "images", NULL, NULL, "atomic", {NULL}, NULL},
     {P "PodSpec", "containers", "merge", "name", "map", {"name"}, NULL},
     {P "PodSpec", "initContainers", "merge", "name", "map", {"name"}, NULL},
     {P "PodSpec", "imagePullSecrets", "merge", "name", "map", {"name"}, NULL},

@@ -5,10 +5,14 @@ image from contrib/images in its drop-in folder, and whose containers and
 mounts are removed at teardown, also when the test fails.
 """
 import glob
+import hashlib
+import io
+import json
 import os
 import shutil
 import signal
 import subprocess
+import tarfile
 import time
 
 import ctest
@@ -42,6 +46,32 @@ def import_busybox(t, *roots):
     for root in roots:
         os.makedirs(os.path.join(root, "images", "import"), exist_ok=True)
         shutil.copy(r.stdout.strip(), os.path.join(root, "images", "import", "busybox.tar"))
+
+
+def make_image(dirname, tag, size, created=None):
+    """A docker-archive in dirname with one layer holding size random bytes in
+    /filler; returns (its path, the image's hex id)."""
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as lt:
+        ti = tarfile.TarInfo("filler")
+        ti.size = size
+        lt.addfile(ti, io.BytesIO(os.urandom(size)))
+    lb = layer.getvalue()
+    diff = hashlib.sha256(lb).hexdigest()
+    cfg = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/filler"]},
+           "rootfs": {"type": "layers", "diff_ids": ["sha256:" + diff]}}
+    if created:
+        cfg["created"] = created
+    cfg = json.dumps(cfg).encode()
+    hexid = hashlib.sha256(cfg).hexdigest()
+    man = json.dumps([{"Config": hexid + ".json", "RepoTags": [tag], "Layers": [diff + "/layer.tar"]}]).encode()
+    path = os.path.join(dirname, tag.replace("/", "_").replace(":", "_") + ".tar")
+    with tarfile.open(path, "w") as tf:
+        for name, data in ((hexid + ".json", cfg), (diff + "/layer.tar", lb), ("manifest.json", man)):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return path, hexid
 
 
 def monitors(root):

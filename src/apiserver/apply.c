@@ -5,6 +5,7 @@
 #include "config.h"
 #include "apply.h"
 #include "admit.h"
+#include "events.h"
 #include "grpc.h"
 #include "kssa.h"
 #include "nslife.h"
@@ -733,6 +734,11 @@ static int apply_event_bump(struct apply_op *o, const void *cur, size_t cur_len,
     if (!c)
         return APPLY_EFAIL;
     Coracle__V1__Event *e = (void *)c, *n = (void *)o->obj;
+    if (!events_repeats(e, n)) {
+        /* found by its key's hash only: another event, so a create after all */
+        obj_free(c);
+        return APPLY_EGONE;
+    }
     int add = n->has_count && n->count > 1 ? n->count : 1;
     e->count = (e->has_count && e->count > 0 ? e->count : 1) + add;
     e->has_count = 1;

@@ -7,6 +7,8 @@
 #include "smap.h"
 #include "util.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,7 +16,14 @@ struct events {
     struct event_base *base;
     store_t *st;
     int64_t ttl_ns;
-    smap_t *idx;  /* tuple -> name (malloc'd) */
+    /*
+     * The tuple's 64-bit hash in hex -> name (malloc'd). The hash, not the
+     * tuple: a fleet keeps a hundred thousand events or more, and their
+     * tuples (messages naming pods and nodes) were most of the apiserver's
+     * heap. A repeat found by hash is checked against the stored event's
+     * tuple before it is counted (events_repeats).
+     */
+    smap_t *idx;
     smap_t *last; /* store key -> int64_t last occurrence, ns (malloc'd) */
     struct event *timer;
     void (*expire)(void *arg, const char *ns, const char *name);
@@ -35,6 +44,28 @@ static char *tuple(const Coracle__V1__Event *ev)
                      o ? S(o->apiversion) : "", S(ev->type), S(ev->reason), S(ev->message));
 }
 
+#define IDX_KEY 17
+
+/* The index key of ev's tuple: FNV-1a, 64 bits, in hex. */
+static void idx_key(const Coracle__V1__Event *ev, char out[IDX_KEY])
+{
+    char *t = tuple(ev);
+    uint64_t h = 14695981039346656037u;
+    for (const char *p = t; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211u;
+    free(t);
+    snprintf(out, IDX_KEY, "%016" PRIx64, h);
+}
+
+bool events_repeats(const Coracle__V1__Event *stored, const Coracle__V1__Event *ev)
+{
+    char *a = tuple(stored), *b = tuple(ev);
+    bool same = !strcmp(a, b);
+    free(a);
+    free(b);
+    return same;
+}
+
 /* When the event last happened: lastTimestamp, else eventTime, else creation. */
 static int64_t event_last(const Coracle__V1__Event *ev)
 {
@@ -53,9 +84,9 @@ static void idx_put(events_t *e, const char *key, size_t klen, const void *val, 
         obj_free(&ev->base);
         return;
     }
-    char *t = tuple(ev);
+    char t[IDX_KEY];
+    idx_key(ev, t);
     free(smap_put(e->idx, t, xstrdup(ev->metadata->name)));
-    free(t);
     char *k = xstrndup(key, klen);
     int64_t *last = smap_get(e->last, k);
     if (!last) {
@@ -76,11 +107,11 @@ static void idx_del(events_t *e, const void *val, size_t len)
         obj_free(&ev->base);
         return;
     }
-    char *t = tuple(ev);
+    char t[IDX_KEY];
+    idx_key(ev, t);
     char *name = smap_get(e->idx, t);
     if (name && !strcmp(name, ev->metadata->name))
         free(smap_del(e->idx, t));
-    free(t);
     obj_free(&ev->base);
 }
 
@@ -101,10 +132,9 @@ void events_on_change(events_t *e, const struct store_change *ch)
 
 const char *events_find(events_t *e, const Coracle__V1__Event *ev)
 {
-    char *t = tuple(ev);
-    const char *name = smap_get(e->idx, t);
-    free(t);
-    return name;
+    char t[IDX_KEY];
+    idx_key(ev, t);
+    return smap_get(e->idx, t);
 }
 
 static int rebuild_cb(const char *key, size_t klen, const void *val, size_t vlen, void *arg)

@@ -12,6 +12,7 @@
 #define CORACLE_EVENTS_H
 
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "kinds.h"
@@ -26,7 +27,13 @@ void events_free(events_t *e);
 /* Stops the expiry timer (shutdown: the store closes next); the index stays usable. */
 void events_stop(events_t *e);
 void events_on_change(events_t *e, const struct store_change *ch);
-/* The name of a stored event that ev repeats, or NULL. Valid until the next change. */
+/*
+ * The name of a stored event that ev may repeat (the same correlation key's
+ * hash), or NULL. Valid until the next change. Check with events_repeats
+ * before counting ev on it.
+ */
 const char *events_find(events_t *e, const Coracle__V1__Event *ev);
+/* Whether ev repeats stored: the same correlation key. */
+bool events_repeats(const Coracle__V1__Event *stored, const Coracle__V1__Event *ev);
 
 #endif

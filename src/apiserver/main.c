@@ -25,6 +25,7 @@
 #include "store_etcd.h"
 #include "tunnel.h"
 #include "util.h"
+#include "wire.h"
 
 #include <event2/event.h>
 #include <arpa/inet.h>
@@ -333,7 +334,8 @@ static void open_store(struct app *app, char **err)
                             .replica = etcd,
                             .enc = app->enc,
                             .wal_size = (size_t)wal_size,
-                            .map_dir = opt_str(map_dir) ? map_dir : NULL};
+                            .map_dir = opt_str(map_dir) ? map_dir : NULL,
+                            .value_rev = wire_get_rv};
     if (store_open(&app->st, &so, app->base, err) < 0)
         fatal("cannot open the store in %s: %s", dir, *err ? *err : "unknown error");
     free(dir);

@@ -28,8 +28,11 @@
  * read transaction. The additional data of aesgcm is the store key.
  *
  * Log record value: u8 type, u32le key_len, u32le val_len, u32le prev_len,
- * then key, val, prev. Log key: big-endian u64 revision. Meta values:
- * big-endian u64.
+ * then key, val, prev. Or, when the key's previous change is in the log
+ * too (type | LOGREC_REF): u8 type, u32le key_len, u32le val_len, be64
+ * revision of that change, then key, val: the previous value is not
+ * stored twice (see "History" below). Log key: big-endian u64 revision.
+ * Meta values: big-endian u64.
  */
 #include "config.h"
 #include "store.h"
@@ -50,7 +53,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#define STORE_SCHEMA 1
+/* 2: log records may refer to their previous value (LOGREC_REF), the "prevs" database */
+#define STORE_SCHEMA 2
 #define STORE_DEFAULT_MAP ((size_t)1 << 30)
 #define STORE_DEFAULT_KEEP 100000
 #define STORE_DEFAULT_BATCH 10000
@@ -58,6 +62,8 @@
 #define STORE_RTXN_CACHE 32
 #define STORE_GROW_TRIES 12
 #define LOGREC_HDR 13
+#define LOGREC_REF 0x80
+#define LOGREC_REF_HDR 17
 #define STORE_DEFAULT_WAL ((size_t)64 << 20)
 
 /* Op states kept in op->type_ (0 = apply not yet run). */
@@ -92,7 +98,8 @@ struct store {
      * before the batch is handed back, read by the loop after. */
     char full_reason[160];
     MDB_env *env;
-    MDB_dbi dbi_obj, dbi_log, dbi_meta;
+    MDB_dbi dbi_obj, dbi_log, dbi_meta, dbi_prev, dbi_refs;
+    uint64_t (*value_rev)(const void *val, size_t len); /* store_opts.value_rev */
     struct event_base *base;
     struct event *ev;
     int pipe_rd, pipe_wr;
@@ -208,10 +215,33 @@ static uint32_t le32_get(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* Decodes a log record into ch; 0 or STORE_EIO if malformed. */
-static int logrec_decode(uint64_t rev, const MDB_val *v, struct store_change *ch)
+/*
+ * Decodes a log record into ch; 0 or STORE_EIO if malformed. A record that
+ * refers to its previous value (LOGREC_REF) gives its revision in *prev_rev
+ * (else 0) and ch->prev NULL: logrec_prev finds it.
+ */
+static int logrec_decode(uint64_t rev, const MDB_val *v, struct store_change *ch,
+                         uint64_t *prev_rev)
 {
     const uint8_t *p = v->mv_data;
+    *prev_rev = 0;
+    if (v->mv_size >= LOGREC_REF_HDR && (p[0] & LOGREC_REF)) {
+        uint32_t kl = le32_get(p + 1), vl = le32_get(p + 5);
+        int type = p[0] & ~LOGREC_REF;
+        if ((uint64_t)LOGREC_REF_HDR + kl + vl != v->mv_size || type < STORE_PUT_MOD ||
+            type > STORE_DELETE)
+            return STORE_EIO;
+        *prev_rev = be64_get(p + 9);
+        ch->rev = rev;
+        ch->type = type;
+        ch->key = (const char *)p + LOGREC_REF_HDR;
+        ch->key_len = kl;
+        ch->val = type == STORE_DELETE ? NULL : p + LOGREC_REF_HDR + kl;
+        ch->val_len = type == STORE_DELETE ? 0 : vl;
+        ch->prev = NULL;
+        ch->prev_len = 0;
+        return *prev_rev && *prev_rev < rev ? 0 : STORE_EIO;
+    }
     if (v->mv_size < LOGREC_HDR)
         return STORE_EIO;
     uint32_t kl = le32_get(p + 1), vl = le32_get(p + 5), pl = le32_get(p + 9);
@@ -493,6 +523,94 @@ static int reseal_put(store_t *s, MDB_txn *txn, struct store_op *op, int *change
     return rc;
 }
 
+/*
+ * ---- History ----
+ *
+ * The log keeps each change's new value. The previous value of a change
+ * is the new value of the key's change before it: a record whose key's
+ * previous change is still in the log names that change's revision
+ * (LOGREC_REF) instead of holding a copy, as etcd keeps one value per
+ * revision. Which revision that is, the value says (store_opts.value_rev:
+ * metadata.resourceVersion), and the store checks it: that record must
+ * be a put of the same key with byte-equal value, else the record holds
+ * its previous value itself, as every record did before (and does when
+ * there is no value_rev). The "refs" database marks each revision so
+ * referred to (value: the referring revision), one referrer at most. When
+ * compaction drops a marked put, its value moves to "prevs" (key: its
+ * revision) until the referring record is compacted too: at most one
+ * value a key, for keys changed on both sides of the compaction point.
+ * All of it is in the write transaction: nothing to rebuild at open,
+ * nothing to undo when a commit fails.
+ */
+
+/*
+ * The revision e's record may refer to for its previous value (0: none,
+ * the record holds it): the key's previous put, still in the log, whose
+ * value is e's previous value byte for byte, not referred to yet.
+ */
+static uint64_t prev_ref(store_t *s, MDB_txn *txn, const struct wal_entry *e)
+{
+    if (!s->value_rev || e->kind == STORE_PUT_NEW || !e->prev)
+        return 0;
+    uint64_t p = s->value_rev(e->prev, e->prev_len);
+    if (!p || p >= e->rev)
+        return 0;
+    uint8_t kb[8];
+    be64_put(kb, p);
+    MDB_val k = {8, kb}, v;
+    struct store_change pc;
+    uint64_t pr;
+    if (mdb_get(txn, s->dbi_log, &k, &v) || logrec_decode(p, &v, &pc, &pr) || !pc.val ||
+        pc.key_len != e->key_len || memcmp(pc.key, e->key, e->key_len) ||
+        pc.val_len != e->prev_len || memcmp(pc.val, e->prev, e->prev_len))
+        return 0;
+    if (mdb_get(txn, s->dbi_refs, &k, &v) != MDB_NOTFOUND)
+        return 0;
+    return p;
+}
+
+/*
+ * One log record dropped by compaction (decoded in ch, referring to
+ * prev_rev or not): the value it referred to is no longer needed, and its
+ * own moves to "prevs" if a later record refers to it.
+ */
+static int hist_drop(store_t *s, MDB_txn *txn, const struct store_change *ch, uint64_t prev_rev)
+{
+    uint8_t kb[8];
+    MDB_val k = {8, kb}, v;
+    void *copy = NULL;
+    int rc;
+    if (ch->type != STORE_DELETE) {
+        /* referred to: its value, copied before any write moves the page it is in */
+        be64_put(kb, ch->rev);
+        if ((rc = mdb_get(txn, s->dbi_refs, &k, &v)) == 0)
+            copy = xmemdup(ch->val, ch->val_len);
+        else if (rc != MDB_NOTFOUND)
+            return rc;
+    }
+    if (prev_rev) {
+        uint8_t pb[8];
+        be64_put(pb, prev_rev);
+        MDB_val pk = {8, pb};
+        rc = mdb_del(txn, s->dbi_prev, &pk, NULL);
+        if (rc && rc != MDB_NOTFOUND)
+            goto out;
+    }
+    rc = 0;
+    if (!copy)
+        goto out;
+    if ((rc = mdb_del(txn, s->dbi_refs, &k, NULL)))
+        goto out;
+    v.mv_size = ch->val_len;
+    v.mv_data = copy;
+    rc = mdb_put(txn, s->dbi_prev, &k, &v, MDB_APPEND);
+    if (rc == MDB_KEYEXIST)
+        rc = mdb_put(txn, s->dbi_prev, &k, &v, 0);
+out:
+    free(copy);
+    return rc;
+}
+
 /* Deletes up to limit of the oldest log records at or below target. */
 static int compact_step(store_t *s, MDB_txn *txn, uint64_t target, size_t limit,
                         uint64_t *compacted)
@@ -507,10 +625,16 @@ static int compact_step(store_t *s, MDB_txn *txn, uint64_t target, size_t limit,
     while (n < limit && (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
         if (k.mv_size != 8)
             break;
-        uint64_t r = be64_get(k.mv_data);
+        uint64_t r = be64_get(k.mv_data), pr;
         if (r > target)
             break;
-        if ((rc = mdb_cursor_del(c, 0)))
+        struct store_change ch;
+        if (logrec_decode(r, &v, &ch, &pr)) {
+            log_err("store: log record %llu is corrupt", (unsigned long long)r);
+            rc = MDB_CORRUPTED;
+            goto out;
+        }
+        if ((rc = hist_drop(s, txn, &ch, pr)) || (rc = mdb_cursor_del(c, 0)))
             goto out;
         last = r;
         n++;
@@ -542,35 +666,55 @@ static int op_nochange(struct store_op *op, uint64_t *r, int *changed)
 static int reset_env(store_t *s, MDB_txn *txn, uint64_t rev, uint64_t *r, uint64_t *compacted)
 {
     int rc;
-    if ((rc = mdb_drop(txn, s->dbi_obj, 0)) || (rc = mdb_drop(txn, s->dbi_log, 0)))
+    if ((rc = mdb_drop(txn, s->dbi_obj, 0)) || (rc = mdb_drop(txn, s->dbi_log, 0)) ||
+        (rc = mdb_drop(txn, s->dbi_prev, 0)) || (rc = mdb_drop(txn, s->dbi_refs, 0)))
         return rc;
     *r = *compacted = rev;
     return 0;
 }
 
-/* The log record of change e (a wal_entry of kind 1..3: the same fields) at e->rev. */
+/*
+ * The log record of change e (a wal_entry of kind 1..3: the same fields) at
+ * e->rev: its previous value by reference when its key's previous change
+ * is in the log.
+ */
 static int put_logrec(store_t *s, MDB_txn *txn, const struct wal_entry *e, unsigned int flags)
 {
     uint8_t kb[8];
     be64_put(kb, e->rev);
-    MDB_val lk = {8, kb}, lv = {LOGREC_HDR + e->key_len + e->val_len + e->prev_len, NULL};
+    uint64_t pr = prev_ref(s, txn, e);
+    size_t plen = pr ? 0 : e->prev_len;
+    MDB_val lk = {8, kb},
+            lv = {(pr ? LOGREC_REF_HDR : LOGREC_HDR) + e->key_len + e->val_len + plen, NULL};
     int rc = mdb_put(txn, s->dbi_log, &lk, &lv, flags | MDB_RESERVE);
     if (rc)
         return rc;
+    /* the reserved space is filled before the next write (LMDB may move it after) */
     uint8_t *p = lv.mv_data;
-    p[0] = (uint8_t)e->kind;
+    p[0] = (uint8_t)(e->kind | (pr ? LOGREC_REF : 0));
     le32_put(p + 1, (uint32_t)e->key_len);
     le32_put(p + 5, (uint32_t)e->val_len);
-    le32_put(p + 9, (uint32_t)e->prev_len);
-    p += LOGREC_HDR;
+    if (pr) {
+        be64_put(p + 9, pr);
+        p += LOGREC_REF_HDR;
+    } else {
+        le32_put(p + 9, (uint32_t)e->prev_len);
+        p += LOGREC_HDR;
+    }
     memcpy(p, e->key, e->key_len);
     p += e->key_len;
     if (e->val_len)
         memcpy(p, e->val, e->val_len);
     p += e->val_len;
-    if (e->prev_len)
-        memcpy(p, e->prev, e->prev_len);
-    return 0;
+    if (plen)
+        memcpy(p, e->prev, plen);
+    if (pr) {
+        uint8_t pb[8];
+        be64_put(pb, pr);
+        MDB_val rk = {8, pb}, rv = {8, kb};
+        rc = mdb_put(txn, s->dbi_refs, &rk, &rv, 0);
+    }
+    return rc;
 }
 
 /*
@@ -1458,7 +1602,7 @@ int store_open(store_t **out, const struct store_opts *opts, struct event_base *
     if ((rc = mdb_env_create(&s->env)))
         goto fail_mdb;
     what = "mdb_env_set_maxdbs";
-    if ((rc = mdb_env_set_maxdbs(s->env, 4)))
+    if ((rc = mdb_env_set_maxdbs(s->env, 5)))
         goto fail_mdb;
     what = "mdb_env_set_maxreaders";
     if ((rc = mdb_env_set_maxreaders(s->env, STORE_MAXREADERS)))
@@ -1469,6 +1613,7 @@ int store_open(store_t **out, const struct store_opts *opts, struct event_base *
     what = "mdb_env_open";
     s->replica = opts->replica;
     s->enc = opts->enc;
+    s->value_rev = opts->value_rev;
     /* the log makes commits durable: the map is synced at checkpoints and at close */
     if ((rc = mdb_env_open(s->env, s->map_dir,
                            MDB_NOTLS | MDB_NOSYNC | MDB_NORDAHEAD |
@@ -1490,7 +1635,9 @@ int store_open(store_t **out, const struct store_opts *opts, struct event_base *
     what = "mdb_dbi_open";
     if ((rc = mdb_dbi_open(txn, "objects", MDB_CREATE, &s->dbi_obj)) ||
         (rc = mdb_dbi_open(txn, "log", MDB_CREATE, &s->dbi_log)) ||
-        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta)))
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta)) ||
+        (rc = mdb_dbi_open(txn, "prevs", MDB_CREATE, &s->dbi_prev)) ||
+        (rc = mdb_dbi_open(txn, "refs", MDB_CREATE, &s->dbi_refs)))
         goto fail_mdb;
     uint64_t schema;
     what = "read meta";
@@ -1504,7 +1651,7 @@ int store_open(store_t **out, const struct store_opts *opts, struct event_base *
         s->crev = s->ccompacted = 0;
     } else if (rc) {
         goto fail_mdb;
-    } else if (schema != STORE_SCHEMA) {
+    } else if (schema < 1 || schema > STORE_SCHEMA) {
         if (err)
             *err = xasprintf("store: %s: schema %llu, this program knows %d", opts->dir,
                              (unsigned long long)schema, STORE_SCHEMA);
@@ -1512,6 +1659,11 @@ int store_open(store_t **out, const struct store_opts *opts, struct event_base *
     } else if ((rc = store_meta_get(txn, s->dbi_meta, "rev", &s->crev)) ||
                (rc = store_meta_get(txn, s->dbi_meta, "compacted", &s->ccompacted))) {
         goto fail_mdb;
+    } else if (schema < STORE_SCHEMA) {
+        /* 1: every record holds its previous value; they still read the same */
+        what = "write meta";
+        if ((rc = meta_put(txn, s->dbi_meta, "schema", STORE_SCHEMA)))
+            goto fail_mdb;
     }
     what = "mdb_txn_commit";
     rc = mdb_txn_commit(txn);
@@ -1919,6 +2071,35 @@ int store_scan(store_rtxn_t *t, const char *prefix, size_t prefix_len, const cha
     return ret;
 }
 
+/*
+ * ch->prev of a record that refers to it: the new value of the change at
+ * prev_rev, from its log record, or from "prevs" once that is compacted.
+ * 0 or STORE_EIO.
+ */
+static int logrec_prev(struct store_rtxn *t, uint64_t prev_rev, struct store_change *ch)
+{
+    uint8_t kb[8];
+    be64_put(kb, prev_rev);
+    MDB_val k = {8, kb}, v;
+    int rc = mdb_get(t->txn, t->s->dbi_log, &k, &v);
+    if (rc == 0) {
+        struct store_change pc;
+        uint64_t pr;
+        if (logrec_decode(prev_rev, &v, &pc, &pr) || !pc.val || pc.key_len != ch->key_len ||
+            memcmp(pc.key, ch->key, ch->key_len))
+            return STORE_EIO;
+        ch->prev = pc.val;
+        ch->prev_len = pc.val_len;
+        return 0;
+    }
+    if (rc == MDB_NOTFOUND && (rc = mdb_get(t->txn, t->s->dbi_prev, &k, &v)) == 0) {
+        ch->prev = v.mv_data;
+        ch->prev_len = v.mv_size;
+        return 0;
+    }
+    return STORE_EIO;
+}
+
 /* A log record's values opened in place (the plain copies kept by t). */
 static int open_change(struct store_rtxn *t, struct store_change *ch)
 {
@@ -1961,8 +2142,10 @@ int store_log_scan(store_rtxn_t *t, uint64_t after, store_log_fn fn, void *arg)
         if (r > t->rev)
             break;
         struct store_change ch;
+        uint64_t pr;
         /* a replica's log skips the revisions the other store spent elsewhere */
-        if (r < want || (r != want && !t->s->replica) || logrec_decode(r, &v, &ch)) {
+        if (r < want || (r != want && !t->s->replica) || logrec_decode(r, &v, &ch, &pr) ||
+            (pr && logrec_prev(t, pr, &ch))) {
             log_err("store: log record %llu is corrupt (expected %llu)", (unsigned long long)r,
                     (unsigned long long)want);
             ret = STORE_EIO;

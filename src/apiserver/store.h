@@ -1,9 +1,15 @@
 /*
- * store: the apiserver's durable state in LMDB. One environment, three
+ * store: the apiserver's durable state in LMDB. One environment, five
  * named databases:
  *   objects  key "<resource>/<namespace>/<name>" -> the encoded object
  *   log      key big-endian uint64 revision -> a change record
- *            {type, key, object, previous object}
+ *            {type, key, object, previous object}, the previous object
+ *            as the revision of the key's previous record when that is
+ *            in the log (each value is stored once)
+ *   prevs    key big-endian uint64 revision -> the object of a compacted
+ *            record that a record still in the log refers to
+ *   refs     key big-endian uint64 revision -> the revision of the record
+ *            that refers to it
  *   meta     "rev" (current revision), "compacted" (oldest revision still
  *            replayable minus one), "schema"
  * An object and its log record are written in the same transaction, so a
@@ -87,6 +93,13 @@ struct store_opts {
      * only its log. DIR/data.mdb, if there is one, is the first map.
      */
     const char *map_dir;
+    /*
+     * The revision a stored value says it was written at (the apiserver:
+     * metadata.resourceVersion), 0 if it says none. With it the log
+     * stores a change's previous value as a reference to the record that
+     * wrote it (checked byte for byte) instead of a copy. NULL: a copy.
+     */
+    uint64_t (*value_rev)(const void *val, size_t len);
 };
 
 /*

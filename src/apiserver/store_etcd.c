@@ -183,14 +183,7 @@ char *store_etcd_local_key(const char *prefix, const void *ekey, size_t ekey_len
 /* metadata.resourceVersion of replica bytes, 0 if absent. */
 static int64_t bytes_rv(const void *b, size_t len)
 {
-    const uint8_t *meta, *rv;
-    size_t ml, rl;
-    if (wire_find(b, len, 1, &meta, &ml) != 1 || wire_find(meta, ml, 6, &rv, &rl) != 1 || rl > 20)
-        return 0;
-    char s[24];
-    memcpy(s, rv, rl);
-    s[rl] = 0;
-    return (int64_t)strtoull(s, NULL, 10);
+    return (int64_t)wire_get_rv(b, len);
 }
 
 /* The replica bytes of an etcd value at revision rev: the envelope's raw, with the revision. */

@@ -100,6 +100,22 @@ static uint8_t *put_rv_field(uint8_t *w, const char *rv, size_t rvl)
     return w + rvl;
 }
 
+uint64_t wire_get_rv(const void *buf, size_t len)
+{
+    const uint8_t *meta, *rv;
+    size_t ml, rl;
+    if (wire_find(buf, len, 1, &meta, &ml) != 1 || wire_find(meta, ml, 6, &rv, &rl) != 1 ||
+        rl == 0 || rl > 20)
+        return 0;
+    uint64_t v = 0;
+    for (size_t i = 0; i < rl; i++) {
+        if (rv[i] < '0' || rv[i] > '9' || v > (UINT64_MAX - 9) / 10)
+            return 0;
+        v = v * 10 + (uint64_t)(rv[i] - '0');
+    }
+    return v;
+}
+
 void *wire_set_rv(const void *buf, size_t len, uint64_t rev, size_t *out_len)
 {
     const uint8_t *in = buf, *end = in + len, *start, *vs;

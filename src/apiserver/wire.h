@@ -29,6 +29,9 @@ int wire_find(const void *buf, size_t len, uint32_t f, const uint8_t **val, size
  * NULL if buf is malformed.
  */
 void *wire_set_rv(const void *buf, size_t len, uint64_t rev, size_t *out_len);
+/* metadata.resourceVersion of an encoded object (metadata as field 1), 0 if absent or not a number.
+ */
+uint64_t wire_get_rv(const void *buf, size_t len);
 
 /*
  * The metadata names of an encoded object (metadata as field 1): name (1),

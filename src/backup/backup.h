@@ -15,7 +15,7 @@
 #include <lmdb.h>
 #include <stddef.h>
 
-#define BK_SCHEMA 1 /* the store schema this program knows (store.c STORE_SCHEMA) */
+#define BK_SCHEMA 2 /* the newest store schema this program knows (store.c STORE_SCHEMA); 1 too */
 
 /*
  * Opens the LMDB environment at path: a data directory (read-only, shared

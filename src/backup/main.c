@@ -149,7 +149,7 @@ static int bk_inspect(const char *path, int is_file, struct bk_info *bi, char **
         *err = xasprintf("%s: %s: %s", path, what, mdb_strerror(rc));
         return -1;
     }
-    if (bi->schema != BK_SCHEMA) {
+    if (bi->schema < 1 || bi->schema > BK_SCHEMA) {
         *err = xasprintf("%s: store schema %llu, this program knows %d", path,
                          (unsigned long long)bi->schema, BK_SCHEMA);
         return -1;

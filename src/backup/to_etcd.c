@@ -420,7 +420,7 @@ static int snapshot_open(MDB_env *env, const char *path, struct export *x, uint6
     if ((rc = store_meta_get(x->txn, meta, "schema", &schema)) ||
         (rc = store_meta_get(x->txn, meta, "rev", rev)))
         goto fail;
-    if (schema != BK_SCHEMA) {
+    if (schema < 1 || schema > BK_SCHEMA) {
         *err = xasprintf("%s: store schema %llu, this program knows %d", path,
                          (unsigned long long)schema, BK_SCHEMA);
         return -1;

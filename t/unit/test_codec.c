@@ -64,8 +64,18 @@ int main(void)
     is_str(q->metadata->resourceversion, "12345", "resourceVersion patched");
     is_str(q->metadata->name, "web", "name kept");
     is_str(q->spec->nodename, "n1", "spec kept");
+    is_int(wire_get_rv(nb, nl), 12345, "wire_get_rv reads it");
+    is_int(wire_get_rv(b, len), 7, "and the original's");
     obj_free(&q->base);
     free(nb);
+    nb = wire_set_rv(b, len, 0, &nl);
+    is_int(wire_get_rv(nb, nl), 0, "none: 0");
+    free(nb);
+    m.resourceversion = "12a";
+    nb = obj_encode(&p.base, &nl);
+    is_int(wire_get_rv(nb, nl), 0, "not a number: 0");
+    free(nb);
+    m.resourceversion = "7";
     free(b);
     /* byte-equal to packing with the revision set, wherever field 6 falls */
     Coracle__V1__Time ts = CORACLE__V1__TIME__INIT;

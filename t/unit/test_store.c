@@ -33,7 +33,8 @@ static char tmpdir[] = "/tmp/test_store.XXXXXX";
 
 /* ---- a test op: put a value, delete, or fail, and record the outcome ---- */
 
-enum top_kind { TOP_PUT, TOP_DEL, TOP_FAIL, TOP_NOOP, TOP_CREATE, TOP_GATED };
+/* TOP_PUTREV: a put of the value with "@<revision>" after it (test_value_rev reads it) */
+enum top_kind { TOP_PUT, TOP_DEL, TOP_FAIL, TOP_NOOP, TOP_CREATE, TOP_GATED, TOP_PUTREV };
 
 /* TOP_GATED: a put whose apply waits for gate_open, holding the commit thread meanwhile. */
 static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -98,6 +99,12 @@ static int top_apply(struct store_op *op, const void *cur, size_t cur_len, uint6
         break;
     case TOP_PUT:
         break;
+    case TOP_PUTREV: {
+        char *v = xasprintf("%s@%llu", t->valbuf, (unsigned long long)rev);
+        *out = v;
+        *out_len = strlen(v);
+        return 0;
+    }
     }
     size_t n = t->val_len ? t->val_len : strlen(t->valbuf);
     char *v = xmalloc(n);
@@ -502,6 +509,123 @@ static void test_compaction_reopen(void)
         is_int(rev, 302, "revisions continue after reopen");
         store_close(s);
     }
+    free(dir);
+}
+
+/* Entries of the "prevs" database, read with LMDB itself (the store closed); -1 if unreadable. */
+static long raw_prevs(const char *dir)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_stat st;
+    long n = -1;
+    mdb_env_create(&env);
+    mdb_env_set_maxdbs(env, 5);
+    if (!mdb_env_open(env, dir, MDB_RDONLY, 0600) && !mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) {
+        if (!mdb_dbi_open(txn, "prevs", 0, &dbi) && !mdb_stat(txn, dbi, &st))
+            n = (long)st.ms_entries;
+        mdb_txn_abort(txn);
+    }
+    mdb_env_close(env);
+    return n;
+}
+
+static char *log_after(store_t *s, uint64_t after, int *rc)
+{
+    struct logacc la = {0};
+    store_rtxn_t *r;
+    store_read_begin(s, &r);
+    *rc = store_log_scan(r, after, log_collect, &la);
+    store_read_end(r);
+    return xstrdup(la.buf);
+}
+
+static void fillers(store_t *s, int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "f/%03d", i);
+        run1(s, TOP_PUT, k, "f", NULL);
+    }
+}
+
+/* The revision after the last '@' of a test value, as metadata.resourceVersion is for objects. */
+static uint64_t test_value_rev(const void *val, size_t len)
+{
+    const char *v = val, *at = memrchr(v, '@', len);
+    uint64_t r = 0;
+    for (const char *p = at ? at + 1 : v + len; p < v + len && *p >= '0' && *p <= '9'; p++)
+        r = r * 10 + (uint64_t)(*p - '0');
+    return r;
+}
+
+/*
+ * The log holds each value once: a change refers to its key's previous
+ * change, whose value stays readable (in "prevs") after that change is
+ * compacted, across a reopen, and goes once nothing refers to it. A value
+ * that does not match the revision it claims is copied instead.
+ */
+static void test_history_prevs(void)
+{
+    char *dir = subdir("prevs");
+    struct store_opts o = {.dir = dir, .compact_keep = 10, .value_rev = test_value_rev};
+    store_t *s = NULL;
+    char *err = NULL;
+    int rc;
+    if (store_open(&s, &o, base, &err)) {
+        ok(0, "open: %s", err);
+        free(err);
+        free(dir);
+        return;
+    }
+    store_set_listener(s, listener, NULL);
+    listener_last = store_rev(s);
+    fillers(s, 0, 1);
+    run1(s, TOP_PUTREV, "h/a", "a", NULL); /* 2: a@2 */
+    run1(s, TOP_PUTREV, "h/a", "a", NULL); /* 3: a@3, refers to 2 */
+    fillers(s, 1, 11);                     /* 4..13: compaction up to 2 */
+    is_int(store_compacted(s), 2, "compacted past the first value of h/a");
+    char *l = log_after(s, 2, &rc);
+    ok(rc == 0 && !strncmp(l, "3:2:h/a:a@3:a@2 ", 16),
+       "a change whose previous change is compacted still has its previous value: %s", l);
+    free(l);
+    store_close(s);
+    is_int(raw_prevs(dir), 1, "that value is kept once, in prevs");
+
+    listener_last = 0;
+    if (store_open(&s, &o, base, &err)) {
+        ok(0, "reopen: %s", err);
+        free(err);
+        free(dir);
+        return;
+    }
+    store_set_listener(s, listener, NULL);
+    listener_last = store_rev(s);
+    l = log_after(s, 2, &rc);
+    ok(rc == 0 && !strncmp(l, "3:2:h/a:a@3:a@2 ", 16), "and after a reopen: %s", l);
+    free(l);
+    uint64_t r1, r2, r3;
+    run1(s, TOP_PUTREV, "h/a", "b", &r1);
+    run1(s, TOP_PUT, "h/a", "c@1", &r2); /* claims a revision it was not written at */
+    run1(s, TOP_DEL, "h/a", NULL, &r3);
+    l = log_after(s, r1 - 1, &rc);
+    char want[128];
+    snprintf(want, sizeof(want), "%llu:2:h/a:b@%llu:a@3 %llu:2:h/a:c@1:b@%llu %llu:3:h/a:-:c@1 ",
+             (unsigned long long)r1, (unsigned long long)r1, (unsigned long long)r2,
+             (unsigned long long)r1, (unsigned long long)r3);
+    ok(rc == 0 && !strcmp(l, want), "updates and a delete after a reopen: %s", l);
+    free(l);
+    fillers(s, 11, 40);
+    ok(store_compacted(s) > r3, "compacted past the delete");
+    run1(s, TOP_PUTREV, "h/a", "d", &r1);
+    l = log_after(s, r1 - 1, &rc);
+    snprintf(want, sizeof(want), "%llu:1:h/a:d@%llu:- ", (unsigned long long)r1,
+             (unsigned long long)r1);
+    ok(rc == 0 && !strcmp(l, want), "created again: no previous value: %s", l);
+    free(l);
+    store_close(s);
+    is_int(raw_prevs(dir), 0, "nothing left in prevs once nothing refers to it");
     free(dir);
 }
 
@@ -947,7 +1071,7 @@ static void test_backup(void)
     /* plain LMDB opens it */
     MDB_env *env;
     mdb_env_create(&env);
-    mdb_env_set_maxdbs(env, 4);
+    mdb_env_set_maxdbs(env, 5);
     int mrc = mdb_env_open(env, bfile, MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK, 0600);
     ok(mrc == 0, "backup opens with mdb_env_open: %s", mrc ? mdb_strerror(mrc) : "ok");
     mdb_env_close(env);
@@ -1235,7 +1359,7 @@ static char *raw_get(const char *dir, const char *key)
     MDB_val k = {strlen(key), (void *)key}, v;
     char *res = NULL;
     mdb_env_create(&env);
-    mdb_env_set_maxdbs(env, 4);
+    mdb_env_set_maxdbs(env, 5);
     if (!mdb_env_open(env, dir, MDB_RDONLY, 0600) && !mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) {
         if (!mdb_dbi_open(txn, "objects", 0, &dbi) && !mdb_get(txn, dbi, &k, &v))
             res = xstrndup(v.mv_data, v.mv_size);
@@ -1349,6 +1473,7 @@ int main(int argc, char **argv)
     test_basic();
     test_group_snapshot_log();
     test_compaction_reopen();
+    test_history_prevs();
     test_bad_input();
     test_close_drains();
     test_one_writer();

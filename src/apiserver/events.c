@@ -17,11 +17,13 @@ struct events {
     store_t *st;
     int64_t ttl_ns;
     /*
-     * The tuple's 64-bit hash in hex -> name (malloc'd). The hash, not the
-     * tuple: a fleet keeps a hundred thousand events or more, and their
-     * tuples (messages naming pods and nodes) were most of the apiserver's
-     * heap. A repeat found by hash is checked against the stored event's
-     * tuple before it is counted (events_repeats).
+     * The tuple's 64-bit hash in hex -> the event's store key, as last's
+     * own copy (smap_key: it lives as long as the event is stored). The
+     * hash, not the tuple, and no copy of the name: a fleet keeps a
+     * hundred thousand events or more, and their tuples (messages naming
+     * pods and nodes) were most of the apiserver's heap. A repeat found by
+     * hash is checked against the stored event's tuple before it is
+     * counted (events_repeats).
      */
     smap_t *idx;
     smap_t *last; /* store key -> int64_t last occurrence, ns (malloc'd) */
@@ -84,9 +86,6 @@ static void idx_put(events_t *e, const char *key, size_t klen, const void *val, 
         obj_free(&ev->base);
         return;
     }
-    char t[IDX_KEY];
-    idx_key(ev, t);
-    free(smap_put(e->idx, t, xstrdup(ev->metadata->name)));
     char *k = xstrndup(key, klen);
     int64_t *last = smap_get(e->last, k);
     if (!last) {
@@ -94,11 +93,15 @@ static void idx_put(events_t *e, const char *key, size_t klen, const void *val, 
         smap_put(e->last, k, last);
     }
     *last = event_last(ev);
+    char t[IDX_KEY];
+    idx_key(ev, t);
+    smap_put(e->idx, t, (void *)smap_key(e->last, k));
     free(k);
     obj_free(&ev->base);
 }
 
-static void idx_del(events_t *e, const void *val, size_t len)
+/* Forgets the tuple of key's value val if the index names key for it. */
+static void idx_del(events_t *e, const char *key, size_t klen, const void *val, size_t len)
 {
     Coracle__V1__Event *ev = (void *)obj_decode(&coracle__v1__event__descriptor, val, len);
     if (!ev)
@@ -109,9 +112,9 @@ static void idx_del(events_t *e, const void *val, size_t len)
     }
     char t[IDX_KEY];
     idx_key(ev, t);
-    char *name = smap_get(e->idx, t);
-    if (name && !strcmp(name, ev->metadata->name))
-        free(smap_del(e->idx, t));
+    const char *k = smap_get(e->idx, t);
+    if (k && strlen(k) == klen && !memcmp(k, key, klen))
+        smap_del(e->idx, t);
     obj_free(&ev->base);
 }
 
@@ -120,7 +123,7 @@ void events_on_change(events_t *e, const struct store_change *ch)
     if (ch->key_len < 7 || memcmp(ch->key, "events/", 7))
         return;
     if (ch->prev)
-        idx_del(e, ch->prev, ch->prev_len);
+        idx_del(e, ch->key, ch->key_len, ch->prev, ch->prev_len);
     if (ch->val) {
         idx_put(e, ch->key, ch->key_len, ch->val, ch->val_len);
     } else {
@@ -134,7 +137,8 @@ const char *events_find(events_t *e, const Coracle__V1__Event *ev)
 {
     char t[IDX_KEY];
     idx_key(ev, t);
-    return smap_get(e->idx, t);
+    const char *k = smap_get(e->idx, t), *slash = k ? strchr(k + 7, '/') : NULL;
+    return slash ? slash + 1 : NULL; /* "events/<namespace>/<name>" */
 }
 
 static int rebuild_cb(const char *key, size_t klen, const void *val, size_t vlen, void *arg)
@@ -216,7 +220,7 @@ void events_free(events_t *e)
     if (!e)
         return;
     event_free(e->timer);
-    smap_free(e->idx, free);
+    smap_free(e->idx, NULL);
     smap_free(e->last, free);
     free(e);
 }

@@ -217,8 +217,13 @@ admin("Roles", "Create", pb.Role(metadata=meta("status-writer", "other"),
                                  rules=[rule(["get", "update"], ["pods/status"]), rule(["get"], ["pods"])]))
 admin("RoleBindings", "Create", pb.RoleBinding(metadata=meta("bob-status", "other"), roleRef=ref("Role", "status-writer"),
                                                 subjects=[user("bob")]))
-pod, e = call("bobtoken", "Pods", "Get", pb.GetRequest(namespace="other", name="sp"))
-r, e = call("bobtoken", "Pods", "UpdateStatus", pod)
+# The scheduler running above may mark sp unschedulable between the Get and
+# the update: retried on conflict, as client-go's RetryOnConflict does.
+for _ in range(5):
+    pod, e = call("bobtoken", "Pods", "Get", pb.GetRequest(namespace="other", name="sp"))
+    r, e = call("bobtoken", "Pods", "UpdateStatus", pod)
+    if not (e and "the object has been modified" in e[1]):
+        break
 t.ok(not e, "pods/status: UpdateStatus (%s)" % (e,))
 r, e = call("bobtoken", "Pods", "Update", pod)
 t.ok(denied(e), "but not the pod itself")

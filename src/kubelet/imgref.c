@@ -131,7 +131,8 @@ Coracle__V1__ContainerImage **klet_img_status(struct klet *k, size_t *n)
         free(err);
         return NULL;
     }
-    qsort(imgs, ni, sizeof *imgs, size_desc);
+    if (ni > 1) /* qsort's array may not be NULL, even empty */
+        qsort(imgs, ni, sizeof *imgs, size_desc);
     size_t keep = ni < KLET_STATUS_MAX_IMAGES ? ni : KLET_STATUS_MAX_IMAGES;
     Coracle__V1__ContainerImage **v = xcalloc(keep + 1, sizeof *v);
     for (size_t i = 0; i < keep; i++)

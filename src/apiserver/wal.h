@@ -137,10 +137,14 @@ int wal_scan(wal_t *w, wal_scan_fn fn, void *arg, char **err);
 
 /*
  * Appends the record (len bytes) at the append position and syncs it
- * (one pwrite on an O_DSYNC descriptor: data only, like fdatasync). 0, WAL_EFULL (nothing written),
- * or -errno (the record may be partly there: a torn tail; the position does not move).
+ * (one pwrite of whole pages on an O_DSYNC descriptor, O_DIRECT where the
+ * file system takes it: data only, like fdatasync). 0, WAL_EFULL (nothing
+ * written), or -errno (the record may be partly there: a torn tail; the
+ * position does not move).
  */
 int wal_append(wal_t *w, const void *rec, size_t len);
+/* Bytes of pages wal_append wrote since wal_open (what the device was sent). */
+uint64_t wal_written(const wal_t *w);
 /* Undoes the last wal_append (its transaction failed): its header zeroed and synced. 0 or -errno.
  */
 int wal_revoke(wal_t *w);

@@ -1739,9 +1739,19 @@ static void metrics(api_t *a, char **body, size_t *len)
             "coracle_store_fsync_seconds_total %.6f\n"
             "# TYPE coracle_store_map_size_bytes gauge\ncoracle_store_map_size_bytes %" PRIu64 "\n"
             "# TYPE coracle_store_map_used_bytes gauge\ncoracle_store_map_used_bytes %" PRIu64 "\n"
-            "# TYPE coracle_store_batch_max gauge\ncoracle_store_batch_max %" PRIu64 "\n",
+            "# TYPE coracle_store_batch_max gauge\ncoracle_store_batch_max %" PRIu64 "\n"
+            "# TYPE coracle_store_wal_record_bytes_total counter\n"
+            "coracle_store_wal_record_bytes_total %" PRIu64 "\n"
+            "# TYPE coracle_store_wal_written_bytes_total counter\n"
+            "coracle_store_wal_written_bytes_total %" PRIu64 "\n"
+            "# TYPE coracle_store_wal_size_bytes gauge\ncoracle_store_wal_size_bytes %" PRIu64 "\n"
+            "# TYPE coracle_store_checkpoints_total counter\n"
+            "coracle_store_checkpoints_total %" PRIu64 "\n"
+            "# TYPE coracle_store_checkpoint_written_bytes_total counter\n"
+            "coracle_store_checkpoint_written_bytes_total %" PRIu64 "\n",
             ss.rev, ss.compacted, ss.commits, ss.ops, (double)ss.fsync_ns_total / 1e9, ss.map_size,
-            ss.map_used, ss.batch_max);
+            ss.map_used, ss.batch_max, ss.wal_rec_bytes, ss.wal_write_bytes, ss.wal_size,
+            ss.checkpoints, ss.checkpoint_bytes);
     fprintf(f, "# HELP coracle_store_commit_batch_size Operations per durable commit.\n"
                "# TYPE coracle_store_commit_batch_size histogram\n");
     obs_hist_write(f, "coracle_store_commit_batch_size", NULL, &a->batch);

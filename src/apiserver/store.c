@@ -886,6 +886,13 @@ static int checkpoint(store_t *s)
     int64_t t0 = mono_ns();
     size_t used = wal_used(s->wal);
     int rc = copy_env(s, snap, &err);
+    struct stat st;
+    if (!rc && stat(snap, &st) == 0) {
+        pthread_mutex_lock(&s->mu);
+        s->st.checkpoints++;
+        s->st.checkpoint_bytes += (uint64_t)st.st_size;
+        pthread_mutex_unlock(&s->mu);
+    }
     if (!rc && (rc = sync_dir(s->dir)))
         err = xasprintf("fsync %s: %s", s->dir, strerror(rc));
     if (!rc && (rc = -wal_restart(s->wal, s->crev)))
@@ -1118,6 +1125,11 @@ static int commit_ops(store_t *s, struct store_op *ops, int n)
             s->st.map_used = ((uint64_t)info.me_last_pgno + 1) * s->psize;
             s->st.rev = r;
             s->st.compacted = compacted;
+            if (s->wal && !s->direct) {
+                s->st.wal_rec_bytes += s->walrec.len;
+                s->st.wal_write_bytes = wal_written(s->wal);
+                s->st.wal_size = wal_size(s->wal);
+            }
             pthread_mutex_unlock(&s->mu);
             s->mapsize = info.me_mapsize;
             s->ncommits++;

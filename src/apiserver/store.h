@@ -313,6 +313,9 @@ int store_log_scan(store_rtxn_t *t, uint64_t after, store_log_fn fn, void *arg);
 
 struct store_stats {
     uint64_t rev, compacted, commits, ops, fsync_ns_total, map_size, map_used, batch_max;
+    /* the write-ahead log: bytes of records appended, bytes of pages those appends wrote,
+     * its file's size; checkpoints taken and the bytes of the copies they wrote */
+    uint64_t wal_rec_bytes, wal_write_bytes, wal_size, checkpoints, checkpoint_bytes;
 };
 void store_get_stats(store_t *s, struct store_stats *out);
 /*

@@ -1748,10 +1748,12 @@ static void metrics(api_t *a, char **body, size_t *len)
             "# TYPE coracle_store_checkpoints_total counter\n"
             "coracle_store_checkpoints_total %" PRIu64 "\n"
             "# TYPE coracle_store_checkpoint_written_bytes_total counter\n"
-            "coracle_store_checkpoint_written_bytes_total %" PRIu64 "\n",
+            "coracle_store_checkpoint_written_bytes_total %" PRIu64 "\n"
+            "# TYPE coracle_store_loop_commits_total counter\n"
+            "coracle_store_loop_commits_total %" PRIu64 "\n",
             ss.rev, ss.compacted, ss.commits, ss.ops, (double)ss.fsync_ns_total / 1e9, ss.map_size,
             ss.map_used, ss.batch_max, ss.wal_rec_bytes, ss.wal_write_bytes, ss.wal_size,
-            ss.checkpoints, ss.checkpoint_bytes);
+            ss.checkpoints, ss.checkpoint_bytes, ss.loop_commits);
     fprintf(f, "# HELP coracle_store_commit_batch_size Operations per durable commit.\n"
                "# TYPE coracle_store_commit_batch_size histogram\n");
     obs_hist_write(f, "coracle_store_commit_batch_size", NULL, &a->batch);

@@ -335,7 +335,8 @@ static void open_store(struct app *app, char **err)
                             .enc = app->enc,
                             .wal_size = (size_t)wal_size,
                             .map_dir = opt_str(map_dir) ? map_dir : NULL,
-                            .value_rev = wire_get_rv};
+                            .value_rev = wire_get_rv,
+                            .loop_commits = 1};
     if (store_open(&app->st, &so, app->base, err) < 0)
         fatal("cannot open the store in %s: %s", dir, *err ? *err : "unknown error");
     free(dir);

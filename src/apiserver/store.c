@@ -3,10 +3,12 @@
  * thread with group commit (see store.h for the contract).
  *
  * Threads. The event loop thread submits ops, opens read transactions and
- * receives results. The commit thread owns the only write transaction: it
- * takes every queued op (up to max_batch), runs each op's apply against the
- * current value, writes object + log record, bumps meta "rev", and commits
- * once (LMDB's default durable sync). The finished batch goes back to the
+ * receives results. The commit thread owns the only write transaction (but
+ * for a write alone, which the loop commits itself while the commit thread
+ * sleeps: commit_here_locked): it takes every queued op (up to max_batch),
+ * runs each op's apply against the current value, writes object + log
+ * record, bumps meta "rev", and commits once (LMDB's default durable
+ * sync). The finished batch goes back to the
  * loop on a list guarded by the mutex, with one byte down a pipe watched by
  * a libevent event; the loop calls the listener for each change, then each
  * op's done, then advances store_rev().
@@ -65,6 +67,11 @@
 #define LOGREC_REF 0x80
 #define LOGREC_REF_HDR 17
 #define STORE_DEFAULT_WAL ((size_t)64 << 20)
+/* the loop commits a write alone only while commits take less than this (the loop's bound) */
+#define STORE_LOOP_COMMIT_NS 1000000
+
+/* commit_ops on the loop thread: the batch needs the commit thread (grow, checkpoint, ...) */
+#define COMMIT_DEFER 1
 
 /* Op states kept in op->type_ (0 = apply not yet run). */
 #define OP_NOCHANGE (-1)
@@ -125,7 +132,8 @@ struct store {
     size_t grow_want;
     int grow_urgent, grow_pending, grow_answered, grow_result;
     struct store_stats st;
-    int broken; /* env unusable (failed remap): every call answers STORE_EIO */
+    int64_t last_commit_ns; /* the last commit's log write and mdb_txn_commit */
+    int broken;             /* env unusable (failed remap): every call answers STORE_EIO */
     int replica;
     struct store_remote remote; /* submit set: writes go there */
 
@@ -135,6 +143,8 @@ struct store {
     store_listener_fn listener;
     void *listener_arg;
     int readers;
+    uint64_t unanswered; /* ops submitted and not yet delivered */
+    int loop_commits;    /* store_opts.loop_commits */
     struct store_rtxn *rtxn_free;
     int n_rtxn_free;
     uint64_t meta_txnid, meta_rev, meta_compacted; /* cache for read_begin */
@@ -1052,9 +1062,13 @@ static void fail_ops(store_t *s, struct store_op *ops, int err)
 
 /*
  * Commits ops (n of them, linked by next_) as one transaction and posts the
- * result to the loop. Returns 0 or the batch's error.
+ * result to the loop. Returns 0 or the batch's error. On the loop thread
+ * (inl, one op, the commit thread idle: store_submit_local), whatever would
+ * wait for the loop or hold it long (growing the map, a checkpoint, a
+ * compaction step) is left to the commit thread instead: COMMIT_DEFER,
+ * nothing committed or posted, the op's apply result kept for the replay.
  */
-static int commit_ops(store_t *s, struct store_op *ops, int n)
+static int commit_ops(store_t *s, struct store_op *ops, int n, int inl)
 {
     int tries = 0, rc;
     const char *what;
@@ -1070,6 +1084,10 @@ static int commit_ops(store_t *s, struct store_op *ops, int n)
 
         uint64_t margin = s->keep / 8 < 1024 ? s->keep / 8 : 1024;
         if (s->crev > s->ccompacted + s->keep + margin) {
+            if (inl) {
+                mdb_txn_abort(txn);
+                return COMMIT_DEFER;
+            }
             what = "compact";
             rc = compact_step(s, txn, s->crev - s->keep, (size_t)n + 1024, &compacted);
             if (rc)
@@ -1095,6 +1113,10 @@ static int commit_ops(store_t *s, struct store_op *ops, int n)
             if (s->wal && !s->direct) {
                 what = "write-ahead log";
                 rc = wal_log(s, ops, r, compacted);
+                if (rc == WAL_EFULL && inl) {
+                    mdb_txn_abort(txn);
+                    return COMMIT_DEFER;
+                }
                 if (rc == WAL_EFULL && tries++ < STORE_GROW_TRIES) {
                     mdb_txn_abort(txn);
                     if ((rc = wal_make_room(s)))
@@ -1119,6 +1141,7 @@ static int commit_ops(store_t *s, struct store_op *ops, int n)
             s->st.commits++;
             s->st.ops += (uint64_t)n;
             s->st.fsync_ns_total += (uint64_t)dt;
+            s->last_commit_ns = dt;
             if ((uint64_t)n > s->st.batch_max)
                 s->st.batch_max = (uint64_t)n;
             s->st.map_size = info.me_mapsize;
@@ -1142,7 +1165,7 @@ static int commit_ops(store_t *s, struct store_op *ops, int n)
         b->compacted = compacted;
         post_batch(s, b);
 
-        if (changed)
+        if (changed && !inl)
             maybe_grow(s);
         if (s->direct && s->ncommits % 64 == 0 && checkpoint_fits(s))
             leave_direct(s);
@@ -1151,6 +1174,8 @@ static int commit_ops(store_t *s, struct store_op *ops, int n)
     abort:
         mdb_txn_abort(txn);
     fail:
+        if (rc == MDB_MAP_FULL && inl)
+            return COMMIT_DEFER;
         if (rc == MDB_MAP_FULL && tries++ < STORE_GROW_TRIES) {
             log_info("store: commit: %s: %s; growing the map", what, mdb_strerror(rc));
             if (thread_grow(s, s->mapsize * 2, 1) == 0)
@@ -1164,13 +1189,13 @@ static int commit_ops(store_t *s, struct store_op *ops, int n)
                 second = second->next_;
             struct store_op *rest = second->next_;
             second->next_ = NULL;
-            int err = commit_ops(s, ops, half);
+            int err = commit_ops(s, ops, half, 0);
             if (err) {
                 fail_ops(s, rest, err);
                 return err;
             }
             /* ops past the split that already ran apply saw the first half: still exact */
-            return commit_ops(s, rest, n - half);
+            return commit_ops(s, rest, n - half, 0);
         }
         break;
     }
@@ -1239,7 +1264,7 @@ static void *commit_thread(void *arg)
         if (broken)
             fail_ops(s, ops, STORE_EIO);
         else
-            commit_ops(s, ops, n);
+            commit_ops(s, ops, n, 0);
     }
 }
 
@@ -1270,6 +1295,7 @@ static void deliver(store_t *s, struct store_batch *b)
     }
     for (op = b->ops; op; op = next) {
         next = op->next_;
+        s->unanswered--;
         void *val = op->val_, *prev = op->prev_, *sval = op->sval_, *sprev = op->sprev_;
         int err = op->err_ ? op->err_ : b->err;
         if (!err && op->type_ > 0) {
@@ -1565,6 +1591,7 @@ int store_open(store_t **out, const struct store_opts *opts, struct event_base *
     s->lock_fd = -1;
     s->keep = opts->compact_keep ? opts->compact_keep : STORE_DEFAULT_KEEP;
     s->max_batch = opts->max_batch > 0 ? opts->max_batch : STORE_DEFAULT_BATCH;
+    s->loop_commits = opts->loop_commits;
     s->base = base;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv_thread, NULL);
@@ -1911,6 +1938,28 @@ int store_submit(store_t *s, struct store_op *op)
     return store_submit_local(s, op);
 }
 
+/*
+ * mu held, loop thread: whether the op being submitted is committed right
+ * here instead of on the commit thread. Only for a write alone (none other
+ * unanswered) of the apiserver's own (no replica flags, no revision given:
+ * a snapshot's ops must queue together), the commit thread asleep with
+ * nothing queued (so it holds no transaction and touches nothing of its own
+ * until the loop queues work), the log on and the map well short of full.
+ * One create then wakes no other thread: the loop applies, appends and
+ * commits, and its answer waits for the next turn of the loop (the pipe),
+ * as from the commit thread. While the log's write is under way the loop
+ * serves nothing else: one sync, and only while syncs are quick (the last
+ * commit under STORE_LOOP_COMMIT_NS; a slow one sends the next to the
+ * commit thread, whose commits then measure again).
+ */
+static int commit_here_locked(store_t *s, const struct store_op *op)
+{
+    return s->loop_commits && op->flags == 0 && op->rev == 0 && s->unanswered == 1 &&
+           s->thread_idle && !s->q_head && !s->grow_pending && !s->broken && s->readers == 0 &&
+           s->wal && !s->direct && s->last_commit_ns < STORE_LOOP_COMMIT_NS &&
+           s->st.map_used * 10 < s->st.map_size * 7;
+}
+
 int store_submit_local(store_t *s, struct store_op *op)
 {
     op->next_ = NULL;
@@ -1924,6 +1973,17 @@ int store_submit_local(store_t *s, struct store_op *op)
     if (s->stopping) {
         pthread_mutex_unlock(&s->mu);
         return STORE_ECLOSED;
+    }
+    s->unanswered++;
+    if (commit_here_locked(s, op)) {
+        pthread_mutex_unlock(&s->mu);
+        int rc = commit_ops(s, op, 1, 1);
+        pthread_mutex_lock(&s->mu);
+        if (rc != COMMIT_DEFER) {
+            s->st.loop_commits++;
+            pthread_mutex_unlock(&s->mu);
+            return 0;
+        }
     }
     if (s->q_tail)
         s->q_tail->next_ = op;

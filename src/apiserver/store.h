@@ -19,10 +19,13 @@
  * while a commit is in flight joins the next write transaction, and one
  * durable commit (LMDB's default sync mode) serves them all. An op's
  * decision runs on the commit thread inside the write transaction (see
- * struct store_op.apply), so compare-and-set is exact. Results come back to
- * the event loop (through a pipe) only once durable: first the change
- * listener sees each change in revision order, then each op's done
- * callback runs. Reads use their own read transactions on the loop thread
+ * struct store_op.apply), so compare-and-set is exact; a write alone (none
+ * other unanswered, the commit thread asleep) may be committed by the loop
+ * thread itself, inside store_submit, sparing two thread wake-ups
+ * (store_opts.loop_commits). Results
+ * come back to the event loop (through a pipe) only once durable: first
+ * the change listener sees each change in revision order, then each op's
+ * done callback runs. Reads use their own read transactions on the loop thread
  * and never wait for writers.
  */
 #ifndef CORACLE_STORE_H
@@ -100,6 +103,13 @@ struct store_opts {
      * wrote it (checked byte for byte) instead of a copy. NULL: a copy.
      */
     uint64_t (*value_rev)(const void *val, size_t len);
+    /*
+     * A write alone may commit on the submitting (loop) thread, inside
+     * store_submit (see there): its apply then runs on that thread too, so
+     * an apply must never wait for the loop. 0: every op commits on the
+     * commit thread.
+     */
+    int loop_commits;
 };
 
 /*
@@ -242,10 +252,14 @@ struct store_op {
 
 /*
  * Queues op; it commits with the next batch. Returns 0 or STORE_ECLOSED (done
- * is not called). Keys must be 1..511 bytes (LMDB's limit); a longer key fails
- * the op with STORE_EIO. On a store with a remote writer (below) the op goes
- * there; apply may then run more than once (another apiserver changed the
- * key first: apply runs again on the newer value), so each run must decide
+ * is not called). With store_opts.loop_commits, a write alone may be
+ * applied and committed before this returns, on the calling thread (the op
+ * must be complete when submitted);
+ * done still runs later, from the loop, never inside store_submit. Keys
+ * must be 1..511 bytes (LMDB's limit); a longer key fails the op with
+ * STORE_EIO. On a store with a remote writer (below) the op goes there;
+ * apply may then run more than once (another apiserver changed the key
+ * first: apply runs again on the newer value), so each run must decide
  * from the op's inputs and cur alone.
  */
 int store_submit(store_t *s, struct store_op *op);
@@ -316,6 +330,7 @@ struct store_stats {
     /* the write-ahead log: bytes of records appended, bytes of pages those appends wrote,
      * its file's size; checkpoints taken and the bytes of the copies they wrote */
     uint64_t wal_rec_bytes, wal_write_bytes, wal_size, checkpoints, checkpoint_bytes;
+    uint64_t loop_commits; /* commits made on the loop thread (a write alone) */
 };
 void store_get_stats(store_t *s, struct store_stats *out);
 /*

@@ -712,6 +712,60 @@ static void test_one_writer(void)
     free(dir);
 }
 
+/* store_opts.loop_commits: a write alone commits inside store_submit, done still comes later */
+static void test_loop_commits(void)
+{
+    char *dir = subdir("loopcommits");
+    struct store_opts o = {.dir = dir, .loop_commits = 1};
+    store_t *s = NULL;
+    char *err = NULL;
+    ok(store_open(&s, &o, base, &err) == 0, "opened with loop_commits");
+    free(err);
+    if (!s) {
+        free(dir);
+        return;
+    }
+    store_set_listener(s, listener, NULL);
+    listener_last = store_rev(s);
+    /* the commit thread must be asleep first: it may still be on its way there */
+    struct top t;
+    int inline_seen = 0, done_inside = 0, tries;
+    for (tries = 0; tries < 200 && !inline_seen; tries++) {
+        top_init(&t, TOP_PUT, "k/loop", "v1");
+        if (submit(s, &t))
+            break;
+        inline_seen = t.applies == 1;
+        done_inside = t.finished;
+        wait_all();
+        free(t.saw_prev);
+        if (!inline_seen)
+            usleep(5000);
+    }
+    ok(inline_seen && !done_inside,
+       "a write alone is applied inside store_submit, done not called there (try %d)", tries);
+    struct store_stats st0, st;
+    store_get_stats(s, &st0);
+    ok(t.err == 0 && t.rev == store_rev(s) && st0.loop_commits >= 1,
+       "then answered from the loop, committed there (%llu loop commits)",
+       (unsigned long long)st0.loop_commits);
+    char *v = get_str(s, "k/loop");
+    ok(v && !strcmp(v, "v1"), "and readable");
+    free(v);
+    struct top two[2];
+    top_init(&two[0], TOP_PUT, "k/a", "a");
+    top_init(&two[1], TOP_PUT, "k/b", "b");
+    submit(s, &two[0]);
+    submit(s, &two[1]);
+    wait_all();
+    store_get_stats(s, &st);
+    ok(two[0].err == 0 && two[1].err == 0 && two[1].rev == two[0].rev + 1 &&
+           st.loop_commits - st0.loop_commits <= 1,
+       "a write behind an unanswered one goes to the commit thread");
+    tops_free(two, 2);
+    store_close(s);
+    free(dir);
+}
+
 static void test_close_drains(void)
 {
     char *dir = subdir("drain");
@@ -1477,6 +1531,7 @@ int main(int argc, char **argv)
     test_bad_input();
     test_close_drains();
     test_one_writer();
+    test_loop_commits();
     test_sigkill();
     test_growth();
     test_disk_full();

@@ -188,6 +188,28 @@ static int cmp_entry(const void *a, const void *b)
     return strcmp(p->subresource ? p->subresource : "", q->subresource ? q->subresource : "");
 }
 
+/* A manager's entry (m's set aside: raw is the caller's to fill), malloc'd. */
+static Coracle__V1__ManagedFieldsEntry *entry_new(const struct mgr *m)
+{
+    Coracle__V1__ManagedFieldsEntry *e = xmalloc(sizeof(*e));
+    coracle__v1__managed_fields_entry__init(e);
+    e->manager = xstrdup(m->manager);
+    e->operation = xstrdup(m->operation);
+    e->apiversion = xstrdup(m->api_version);
+    if (m->has_time) {
+        e->time = xmalloc(sizeof(*e->time));
+        coracle__v1__time__init(e->time);
+        e->time->has_seconds = 1;
+        e->time->seconds = m->time;
+    }
+    e->fieldstype = xstrdup("FieldsV1");
+    e->fieldsv1 = xmalloc(sizeof(*e->fieldsv1));
+    coracle__v1__fields_v1__init(e->fieldsv1);
+    e->fieldsv1->has_raw = 1;
+    e->subresource = m->subresource ? xstrdup(m->subresource) : NULL;
+    return e;
+}
+
 /* encodeManagedFields into meta, sorted as Kubernetes sorts them. A set
  * unchanged since it was read keeps its bytes (they may be meta's own: the
  * old entries go last). */
@@ -196,21 +218,7 @@ static void encode(const struct mgrs *ms, Coracle__V1__ObjectMeta *meta)
     Coracle__V1__ManagedFieldsEntry **v = xcalloc(ms->n + 1, sizeof(*v));
     for (size_t i = 0; i < ms->n; i++) {
         const struct mgr *m = &ms->v[i];
-        Coracle__V1__ManagedFieldsEntry *e = xmalloc(sizeof(*e));
-        coracle__v1__managed_fields_entry__init(e);
-        e->manager = xstrdup(m->manager);
-        e->operation = xstrdup(m->operation);
-        e->apiversion = xstrdup(m->api_version);
-        if (m->has_time) {
-            e->time = xmalloc(sizeof(*e->time));
-            coracle__v1__time__init(e->time);
-            e->time->has_seconds = 1;
-            e->time->seconds = m->time;
-        }
-        e->fieldstype = xstrdup("FieldsV1");
-        e->fieldsv1 = xmalloc(sizeof(*e->fieldsv1));
-        coracle__v1__fields_v1__init(e->fieldsv1);
-        e->fieldsv1->has_raw = 1;
+        Coracle__V1__ManagedFieldsEntry *e = entry_new(m);
         if (m->raw && m->set == m->decoded) {
             e->fieldsv1->raw.len = m->raw_len;
             e->fieldsv1->raw.data = xmalloc(m->raw_len + 1);
@@ -221,7 +229,6 @@ static void encode(const struct mgrs *ms, Coracle__V1__ObjectMeta *meta)
             e->fieldsv1->raw.len = b.len;
             e->fieldsv1->raw.data = (uint8_t *)buf_take(&b);
         }
-        e->subresource = m->subresource ? xstrdup(m->subresource) : NULL;
         v[i] = e;
     }
     qsort(v, ms->n, sizeof(*v), cmp_entry);
@@ -348,6 +355,13 @@ static struct set *paths_set_shared(struct ctx *x, const char *const *paths)
     return s ? s : paths_set(x, paths);
 }
 
+/* The version the endpoint's entries are of. */
+static const char *api_version_of(const ProtobufCMessageDescriptor *d, const struct kssa_opts *o)
+{
+    const struct kind *k = o && o->api_version ? NULL : kind_by_desc(d);
+    return o && o->api_version ? o->api_version : k ? k->api_version : "v1";
+}
+
 static void ctx_init(struct ctx *x, const ProtobufCMessageDescriptor *d, const struct kssa_opts *o)
 {
     static const char *const strip[] = {
@@ -368,8 +382,7 @@ static void ctx_init(struct ctx *x, const ProtobufCMessageDescriptor *d, const s
     memset(x, 0, sizeof(*x));
     x->w.a = &x->a;
     x->d = d;
-    const struct kind *k = kind_by_desc(d);
-    x->api_version = o && o->api_version ? o->api_version : k ? k->api_version : "v1";
+    x->api_version = api_version_of(d, o);
     x->subresource = o && o->subresource && *o->subresource ? o->subresource : NULL;
     x->reset = paths_set_shared(x, o ? o->reset : NULL);
     x->strip = paths_set_shared(x, strip);
@@ -821,8 +834,10 @@ static void decode_live_or_new(struct ctx *x, const ProtobufCMessage *old,
  * shape (walk_shape), and creates come in runs of one shape (a controller's
  * pods, a client's objects). Comparing against an empty object and writing
  * FieldsV1 cost a pod create more than the rest of the apiserver's work
- * for it; the digest is a tenth of that. Keyed also by the type and the
- * endpoint's reset list (by address); replaced round robin.
+ * for it; the digest is a thirtieth of that, and a hit makes the entry
+ * from the cached bytes without the operation's context. Keyed also by
+ * the type and the endpoint's reset list (by address); replaced round
+ * robin.
  */
 #define CREATE_SHAPES 32
 static struct {
@@ -837,28 +852,51 @@ static struct {
     size_t next;
 } create_shapes = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-/* The cached FieldsV1 of a create of this shape, copied into a (NULL if none). */
-static uint8_t *shape_get(struct ctx *x, const struct kssa_opts *o, const uint64_t h[2],
-                          size_t *len)
+/*
+ * A create's entry by its shape, if the cache has it: nw's managedFields
+ * become that one entry, as update_core and encode would make it. Returns
+ * 1, or 0 (nw untouched) for a shape not seen yet.
+ */
+static int create_by_shape(ProtobufCMessage *nw, const char *manager, const struct kssa_opts *o,
+                           int64_t now, const uint64_t h[2])
 {
-    uint8_t *v = NULL;
+    const ProtobufCMessageDescriptor *d = nw->descriptor;
     const char *const *reset = o ? o->reset : NULL;
+    uint8_t *v1 = NULL;
+    size_t len = 0;
     pthread_mutex_lock(&create_shapes.mu);
-    for (size_t i = 0; i < CREATE_SHAPES && !v; i++) {
-        if (create_shapes.e[i].v1 && create_shapes.e[i].d == x->d &&
+    for (size_t i = 0; i < CREATE_SHAPES && !v1; i++) {
+        if (create_shapes.e[i].v1 && create_shapes.e[i].d == d &&
             create_shapes.e[i].reset == reset && create_shapes.e[i].h[0] == h[0] &&
             create_shapes.e[i].h[1] == h[1]) {
-            *len = create_shapes.e[i].len;
-            v = arena_alloc(&x->a, *len);
-            memcpy(v, create_shapes.e[i].v1, *len);
+            len = create_shapes.e[i].len;
+            v1 = xmalloc(len + 1);
+            memcpy(v1, create_shapes.e[i].v1, len);
         }
     }
     pthread_mutex_unlock(&create_shapes.mu);
-    return v;
+    if (!v1)
+        return 0;
+    const char *sub = o && o->subresource && *o->subresource ? o->subresource : NULL;
+    struct mgr m = {.manager = manager && *manager ? manager : "unknown",
+                    .operation = "Update",
+                    .subresource = sub,
+                    .api_version = api_version_of(d, o),
+                    .has_time = 1,
+                    .time = now};
+    Coracle__V1__ManagedFieldsEntry *e = entry_new(&m);
+    e->fieldsv1->raw.data = v1;
+    e->fieldsv1->raw.len = len;
+    Coracle__V1__ObjectMeta *meta = meta_of(nw);
+    free(meta->managedfields); /* none, but the array may be there */
+    meta->managedfields = xmalloc(sizeof(*meta->managedfields));
+    meta->managedfields[0] = e;
+    meta->n_managedfields = 1;
+    return 1;
 }
 
-static void shape_put(struct ctx *x, const struct kssa_opts *o, const uint64_t h[2],
-                      const Coracle__V1__ObjectMeta *m)
+static void shape_put(const ProtobufCMessageDescriptor *d, const struct kssa_opts *o,
+                      const uint64_t h[2], const Coracle__V1__ObjectMeta *m)
 {
     if (m->n_managedfields != 1 || !m->managedfields[0]->fieldsv1)
         return;
@@ -866,7 +904,7 @@ static void shape_put(struct ctx *x, const struct kssa_opts *o, const uint64_t h
     pthread_mutex_lock(&create_shapes.mu);
     size_t i = create_shapes.next++ % CREATE_SHAPES;
     free(create_shapes.e[i].v1);
-    create_shapes.e[i].d = x->d;
+    create_shapes.e[i].d = d;
     create_shapes.e[i].reset = o ? o->reset : NULL;
     create_shapes.e[i].h[0] = h[0];
     create_shapes.e[i].h[1] = h[1];
@@ -875,8 +913,8 @@ static void shape_put(struct ctx *x, const struct kssa_opts *o, const uint64_t h
     pthread_mutex_unlock(&create_shapes.mu);
 }
 
-void kssa_update(const ProtobufCMessage *old, ProtobufCMessage *nw, const char *manager,
-                 const struct kssa_opts *o, int64_t now)
+void kssa_update_general(const ProtobufCMessage *old, ProtobufCMessage *nw, const char *manager,
+                         const struct kssa_opts *o, int64_t now)
 {
     struct ctx x;
     struct mgrs ms = {0};
@@ -889,26 +927,6 @@ void kssa_update(const ProtobufCMessage *old, ProtobufCMessage *nw, const char *
     if (!ms.n && old && om && om->uid && *om->uid) {
         encode(&ms, nm);
         goto out;
-    }
-    /* a create that brings no managedFields: its shape's entry, if known */
-    uint64_t shape[2];
-    int by_shape = !old && !ms.n && !nm->n_managedfields;
-    if (by_shape) {
-        walk_shape(&x.w, nw, shape);
-        by_shape = !x.w.err;
-        size_t len;
-        uint8_t *v1 = by_shape ? shape_get(&x, o, shape, &len) : NULL;
-        if (v1) {
-            const char *who = manager && *manager ? manager : "unknown";
-            struct mgr *m = mgr_put(&x, &ms, who, "Update", o ? o->subresource : NULL);
-            m->decoded = m->set; /* FieldsV1 as it is: encode copies raw */
-            m->raw = v1;
-            m->raw_len = len;
-            m->has_time = 1;
-            m->time = now;
-            encode(&ms, nm);
-            goto out;
-        }
     }
     ProtobufCMessage *empty = old ? NULL : walk_empty_object(nw->descriptor);
     struct cmp c;
@@ -927,10 +945,25 @@ void kssa_update(const ProtobufCMessage *old, ProtobufCMessage *nw, const char *
     }
     cap_updaters(&x, &ms);
     encode(&ms, nm);
-    if (by_shape)
-        shape_put(&x, o, shape, nm);
 out:
     free(ms.v);
     free(cf.v);
     ctx_free(&x);
+}
+
+void kssa_update(const ProtobufCMessage *old, ProtobufCMessage *nw, const char *manager,
+                 const struct kssa_opts *o, int64_t now)
+{
+    /* a create that brings no managedFields, so no manager but this one */
+    const Coracle__V1__ObjectMeta *given = kind_meta(nw);
+    if (old || (given && given->n_managedfields)) {
+        kssa_update_general(old, nw, manager, o, now);
+        return;
+    }
+    uint64_t shape[2];
+    walk_shape(nw, shape);
+    if (create_by_shape(nw, manager, o, now, shape))
+        return;
+    kssa_update_general(old, nw, manager, o, now);
+    shape_put(nw->descriptor, o, shape, kind_meta(nw));
 }

@@ -90,6 +90,11 @@ void set_to_json(struct buf *b, const struct set *s);
 /* The reverse, from FieldsV1's bytes; NULL with *err (malloc'd) if they are not a field set. */
 struct set *set_from_v1(struct arena *a, const void *data, size_t len, char **err);
 
+/* kssa_update without the cache of creates' entries by shape (the reference it is tested against).
+ */
+void kssa_update_general(const ProtobufCMessage *old, ProtobufCMessage *nw, const char *manager,
+                         const struct kssa_opts *o, int64_t now);
+
 /* ---- walks over messages (kssa_walk.c) ---- */
 
 #define KSSA_MAX_DEPTH 64
@@ -104,9 +109,6 @@ struct walk {
                  * they are told apart by index (a stored object) */
     struct pe path[KSSA_MAX_DEPTH];
     size_t depth;
-    /* walk_shape: the fieldset walk digests its steps instead of inserting */
-    int shaping;
-    uint64_t h[2];
 };
 
 /* Comparison of two objects, as typed.Comparison. */
@@ -117,13 +119,14 @@ struct cmp {
 /* m's fields as a set (TypedValue.ToFieldSet). m's descriptor is the root type. */
 struct set *walk_fieldset(struct walk *w, const ProtobufCMessage *m);
 /*
- * A 128-bit digest of m's shape: of every step walk_fieldset takes (the
- * fields present, list items' keys, map keys; no leaf values), so two
- * objects with one digest have the same field set (and the same fields
- * added to an empty object), but for a 2^-128 chance. Field names count by
- * address: digests compare within one process only.
+ * A 128-bit digest of m's shape: of what walk_fieldset reads (the fields
+ * present, list items' keys, map keys; no leaf values), so two objects
+ * with one digest have the same field set (and the same fields added to an
+ * empty object), but for a 2^-128 chance. Types count by address: digests
+ * compare within one process only. Thread-safe; allocates nothing but
+ * for a list item keyed by a message.
  */
-void walk_shape(struct walk *w, const ProtobufCMessage *m, uint64_t out[2]);
+void walk_shape(const ProtobufCMessage *m, uint64_t out[2]);
 /* typed Compare; l and r of one type. */
 struct cmp walk_compare(struct walk *w, const ProtobufCMessage *l, const ProtobufCMessage *r);
 /* Merges src into dst in place (TypedValue.Merge, src wins): 0 or -1 with w->err. */

@@ -140,14 +140,47 @@ struct slot {
     const ProtobufCFieldDescriptor *f, *via;
     const ProtobufCMessageDescriptor *owner; /* the message f belongs to */
     enum tk kind;                            /* field_kind(owner, f) */
+    /* kobj_field_is_set(holder, f) without the call: the count, pointer or has_
+     * flag at that offset is not zero (wide: 8 bytes, else 4); always: set */
+    unsigned set_at;
+    unsigned char wide, always;
+    /* TK_LIST: a list of scalars by value (set), or items by their keys' fields */
+    unsigned char by_value;
+    const ProtobufCFieldDescriptor *keyf[KMETA_MAX_KEYS]; /* NULL: no such field */
 };
 
 /* A struct's fields in JSON: its own, and those of its inlined fields in their place. */
 struct slots {
     const ProtobufCMessageDescriptor *d;
     size_t n;
+    /* a bit per slot, 64 a word: the structs, maps and lists (walk_shape goes into them) */
+    uint64_t *nest;
     struct slot s[];
 };
+
+static struct slot slot_make(const ProtobufCMessageDescriptor *owner,
+                             const ProtobufCFieldDescriptor *f, const ProtobufCFieldDescriptor *via)
+{
+    struct slot s = {f, via, owner, field_kind(owner, f), 0, 0, 0, 0, {NULL}};
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+        s.set_at = f->quantifier_offset;
+        s.wide = 1;
+    } else if (kobj_is_ptr_type(f->type)) {
+        s.set_at = f->offset;
+        s.wide = 1;
+    } else if (f->quantifier_offset) {
+        s.set_at = f->quantifier_offset;
+    } else {
+        s.always = 1;
+    }
+    if (s.kind != TK_LIST)
+        return s;
+    const struct kmeta *km = km_of(owner, f);
+    s.by_value = !strcmp(km->list_type, "set");
+    for (size_t k = 0; !s.by_value && k < KMETA_MAX_KEYS && km->map_keys[k]; k++)
+        s.keyf[k] = protobuf_c_message_descriptor_get_field_by_name(f->descriptor, km->map_keys[k]);
+    return s;
+}
 
 static struct slots *slots_make(const ProtobufCMessageDescriptor *d)
 {
@@ -155,21 +188,27 @@ static struct slots *slots_make(const ProtobufCMessageDescriptor *d)
     for (unsigned i = 0; i < d->n_fields; i++)
         if (kobj_is_inlined(d, &d->fields[i]))
             cap += ((const ProtobufCMessageDescriptor *)d->fields[i].descriptor)->n_fields;
-    struct slots *t = xmalloc(sizeof(*t) + cap * sizeof(t->s[0]));
+    size_t words = cap / 64 + 1;
+    struct slots *t = xmalloc(sizeof(*t) + cap * sizeof(t->s[0]) + words * sizeof(uint64_t));
     t->d = d;
     t->n = 0;
+    t->nest = (uint64_t *)&t->s[cap]; /* after the slots, in the same block */
+    memset(t->nest, 0, words * sizeof(uint64_t));
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         if (is_managed_fields(d, f))
             continue;
         if (!kobj_is_inlined(d, f)) {
-            t->s[t->n++] = (struct slot){f, NULL, d, field_kind(d, f)};
+            t->s[t->n++] = slot_make(d, f, NULL);
             continue;
         }
         const ProtobufCMessageDescriptor *sd = f->descriptor;
         for (unsigned j = 0; j < sd->n_fields; j++)
-            t->s[t->n++] = (struct slot){&sd->fields[j], f, sd, field_kind(sd, &sd->fields[j])};
+            t->s[t->n++] = slot_make(sd, &sd->fields[j], f);
     }
+    for (size_t i = 0; i < t->n; i++)
+        if (t->s[i].kind == TK_STRUCT || t->s[i].kind == TK_MAP || t->s[i].kind == TK_LIST)
+            t->nest[i / 64] |= 1ull << (i % 64);
     return t;
 }
 
@@ -223,6 +262,25 @@ static int present(const ProtobufCMessage *c, const ProtobufCFieldDescriptor *f)
 {
     return c && kobj_field_is_set(c, f);
 }
+
+/* present(c, s->f) for c the holder of s's field, from what slot_make found */
+static int slot_set(const ProtobufCMessage *c, const struct slot *s)
+{
+    if (!c)
+        return 0;
+    if (s->always)
+        return 1;
+    const char *at = (const char *)c + s->set_at;
+    if (s->wide) { /* a size_t or a pointer: one load either way */
+        uintptr_t v;
+        memcpy(&v, at, sizeof(v));
+        return v != 0;
+    }
+    protobuf_c_boolean b;
+    memcpy(&b, at, sizeof(b));
+    return b != 0;
+}
+_Static_assert(sizeof(size_t) == sizeof(uintptr_t), "a count loads as a pointer does");
 
 static ProtobufCMessage *sub_msg(const ProtobufCMessage *c, const ProtobufCFieldDescriptor *f)
 {
@@ -350,66 +408,6 @@ static void field_copy(ProtobufCMessage *dst, const ProtobufCMessage *src,
 
 /* ----------------------------------------------------- path elements */
 
-/* walk_shape's digest: two 64-bit multiply-xor-shift hashes, a word at a time. */
-static void shape_word(struct walk *w, uint64_t v)
-{
-    w->h[0] = (w->h[0] ^ v) * 0x100000001b3ull;
-    w->h[0] ^= w->h[0] >> 29;
-    w->h[1] = (w->h[1] ^ v) * 0x9e3779b97f4a7c15ull;
-    w->h[1] ^= w->h[1] >> 31;
-}
-
-static void shape_add(struct walk *w, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    uint64_t v;
-    for (; len >= 8; p += 8, len -= 8) {
-        memcpy(&v, p, 8);
-        shape_word(w, v);
-    }
-    v = (uint64_t)len << 56;
-    memcpy(&v, p, len); /* the low bytes; len < 8 keeps the top one */
-    shape_word(w, v);
-}
-
-static void shape_u64(struct walk *w, uint64_t v)
-{
-    shape_word(w, v);
-}
-
-static void shape_sval(struct walk *w, const struct sval *v)
-{
-    shape_u64(w, (uint64_t)v->t);
-    shape_u64(w, (uint64_t)v->i);
-    shape_add(w, &v->f, sizeof(v->f));
-    shape_u64(w, v->s ? v->len : 0);
-    if (v->s)
-        shape_add(w, v->s, v->len);
-}
-
-static void shape_pe(struct walk *w, const struct pe *p)
-{
-    shape_u64(w, (uint64_t)p->k + 1);
-    switch (p->k) {
-    case PE_FIELD:
-        shape_add(w, p->name, strlen(p->name) + 1);
-        break;
-    case PE_KEY:
-        shape_u64(w, p->nkeys);
-        for (size_t i = 0; i < p->nkeys; i++) {
-            shape_add(w, p->keys[i].name, strlen(p->keys[i].name) + 1);
-            shape_sval(w, &p->keys[i].v);
-        }
-        break;
-    case PE_VALUE:
-        shape_sval(w, &p->v);
-        break;
-    case PE_INDEX:
-        shape_u64(w, (uint64_t)p->idx);
-        break;
-    }
-}
-
 static void path_push(struct walk *w, const struct pe *p)
 {
     if (w->depth >= KSSA_MAX_DEPTH)
@@ -420,37 +418,16 @@ static void path_push(struct walk *w, const struct pe *p)
 static void push(struct walk *w, const struct pe *p)
 {
     path_push(w, p);
-    if (w->shaping)
-        shape_pe(w, p);
-}
-
-/*
- * A struct's field onto the path. A shape takes the name by its address, a
- * word, instead of its bytes: it is the descriptor's, one string per field
- * for the process (digests are compared within the process only), and never
- * 1 to 4, the words shape_pe starts with.
- */
-static void push_name(struct walk *w, const ProtobufCFieldDescriptor *f)
-{
-    struct pe p = pe_name(f);
-    path_push(w, &p);
-    if (w->shaping)
-        shape_u64(w, (uint64_t)(uintptr_t)f->name);
 }
 
 static void pop(struct walk *w)
 {
     w->depth--;
-    if (w->shaping)
-        shape_u64(w, 0x706f70); /* "pop" */
 }
 
 static void insert_here(struct walk *w, struct set *s)
 {
-    if (w->shaping)
-        shape_u64(w, 0x696e73); /* "ins" */
-    else
-        set_insert(w->a, s, w->path, w->depth);
+    set_insert(w->a, s, w->path, w->depth);
 }
 
 /* The path so far as Kubernetes prints it, malloc'd: ".spec.containers". */
@@ -674,8 +651,7 @@ static void fs_map(struct walk *w, struct set *s, const ProtobufCMessage *c,
     ProtobufCMessage *const *ents = (ProtobufCMessage *const *)elems(c, f);
     for (size_t i = 0; i < count(c, f); i++) {
         const char *key = *(char *const *)((const char *)ents[i] + map_kf(f)->offset);
-        /* a shape keeps no path: the key needs no copy */
-        struct pe p = w->shaping ? (struct pe){.k = PE_FIELD, .name = key} : pe_field(w->a, key);
+        struct pe p = pe_field(w->a, key);
         push(w, &p);
         fs_elem(w, s, vf, (const char *)ents[i] + vf->offset);
         pop(w);
@@ -740,9 +716,10 @@ static void fs_struct(struct walk *w, struct set *s, const ProtobufCMessage *m)
     size_t n = t->n;
     for (size_t i = 0; i < n && !w->err; i++) {
         const ProtobufCMessage *c = holder(m, &sl[i]);
-        if (!present(c, sl[i].f))
+        if (!slot_set(c, &sl[i]))
             continue;
-        push_name(w, sl[i].f);
+        struct pe p = pe_name(sl[i].f);
+        push(w, &p);
         fs_field(w, s, &sl[i], c);
         pop(w);
     }
@@ -755,16 +732,163 @@ struct set *walk_fieldset(struct walk *w, const ProtobufCMessage *m)
     return s;
 }
 
-void walk_shape(struct walk *w, const ProtobufCMessage *m, uint64_t out[2])
+/* ------------------------------------------------------------ shapes */
+
+/*
+ * walk_shape's digest: two 64-bit multiply-xor-shift hashes, a word at a
+ * time, of a serialization of everything fs_struct reads of a message and
+ * nothing else: which of a struct's slots are set (a word of bits per 64
+ * slots, then the structs, maps and lists among them, in slot order), a
+ * map's count and keys, a list's count and, per item, its key fields as
+ * they are held (or a set's values). Leaf values are not read. The
+ * serialization reads back by the types alone, so two messages of one
+ * type with one digest have one field set, but for a 2^-128 chance; it
+ * tells apart more than field sets do (an item's key given or defaulted,
+ * items' order), which costs a cache a miss, never a wrong answer.
+ */
+struct digest {
+    uint64_t h[2];
+};
+
+static void dg_word(struct digest *g, uint64_t v)
 {
-    w->shaping = 1;
-    w->h[0] = 0xcbf29ce484222325ull;
-    w->h[1] = 0x84222325cbf29ce4ull;
-    shape_add(w, m->descriptor->name, strlen(m->descriptor->name) + 1);
-    fs_struct(w, NULL, m);
-    out[0] = w->h[0];
-    out[1] = w->h[1];
-    w->shaping = 0;
+    g->h[0] = (g->h[0] ^ v) * 0x100000001b3ull;
+    g->h[0] ^= g->h[0] >> 29;
+    g->h[1] = (g->h[1] ^ v) * 0x9e3779b97f4a7c15ull;
+    g->h[1] ^= g->h[1] >> 31;
+}
+
+static void dg_bytes(struct digest *g, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t v;
+    dg_word(g, len);
+    for (; len >= 8; p += 8, len -= 8) {
+        memcpy(&v, p, 8);
+        dg_word(g, v);
+    }
+    v = 0;
+    memcpy(&v, p, len);
+    dg_word(g, v);
+}
+
+/* A scalar as it is held (a set's value, an item's key field). */
+static void dg_scalar(struct digest *g, const ProtobufCFieldDescriptor *f, const void *slot)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *s = *(char *const *)slot;
+        if (s)
+            dg_bytes(g, s, strlen(s));
+        else
+            dg_word(g, UINT64_MAX); /* no length is that long */
+        return;
+    }
+    case PROTOBUF_C_TYPE_BYTES: {
+        const ProtobufCBinaryData *b = slot;
+        dg_bytes(g, b->data, b->len);
+        return;
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: { /* a Quantity, an IntOrString, a Time: by its bytes */
+        const ProtobufCMessage *m = *(ProtobufCMessage *const *)slot;
+        if (!m) {
+            dg_word(g, UINT64_MAX);
+            return;
+        }
+        size_t n = protobuf_c_message_get_packed_size(m);
+        uint8_t *b = xmalloc(n + 1);
+        protobuf_c_message_pack(m, b);
+        dg_bytes(g, b, n);
+        free(b);
+        return;
+    }
+    default: {
+        uint64_t v = 0;
+        memcpy(&v, slot, kobj_elem_size(f));
+        dg_word(g, v);
+    }
+    }
+}
+
+static void dg_struct(struct digest *g, const ProtobufCMessage *m);
+
+/* A map's value or a list's item: a struct's shape (absent: a 0 first), a leaf's nothing. */
+static void dg_elem(struct digest *g, const ProtobufCFieldDescriptor *f, const void *slot)
+{
+    if (elem_kind(f) != TK_STRUCT)
+        return;
+    const ProtobufCMessage *m = *(ProtobufCMessage *const *)slot;
+    dg_word(g, m != NULL);
+    if (m)
+        dg_struct(g, m);
+}
+
+static void dg_map(struct digest *g, const ProtobufCMessage *c, const ProtobufCFieldDescriptor *f)
+{
+    const ProtobufCFieldDescriptor *kf = map_kf(f), *vf = map_vf(f);
+    ProtobufCMessage *const *ents = (ProtobufCMessage *const *)elems(c, f);
+    size_t n = count(c, f);
+    dg_word(g, n);
+    for (size_t i = 0; i < n; i++) {
+        dg_scalar(g, kf, (const char *)ents[i] + kf->offset);
+        dg_elem(g, vf, (const char *)ents[i] + vf->offset);
+    }
+}
+
+static void dg_list(struct digest *g, const ProtobufCMessage *c, const struct slot *s)
+{
+    const ProtobufCFieldDescriptor *f = s->f;
+    size_t n = count(c, f), es = kobj_elem_size(f);
+    const char *v = elems(c, f);
+    dg_word(g, n);
+    for (size_t i = 0; i < n; i++) {
+        const char *slot = v + i * es;
+        if (s->by_value) {
+            dg_scalar(g, f, slot);
+            continue;
+        }
+        const ProtobufCMessage *e = *(ProtobufCMessage *const *)slot;
+        for (size_t k = 0; k < KMETA_MAX_KEYS; k++) {
+            const ProtobufCFieldDescriptor *kf = s->keyf[k];
+            int has = kf && present(e, kf);
+            dg_word(g, (uint64_t)has);
+            if (has)
+                dg_scalar(g, kf, (const char *)e + kf->offset);
+        }
+        dg_elem(g, f, slot);
+    }
+}
+
+static void dg_struct(struct digest *g, const ProtobufCMessage *m)
+{
+    const struct slots *t = slots(m->descriptor);
+    for (size_t at = 0; at < t->n; at += 64) {
+        size_t end = t->n - at > 64 ? at + 64 : t->n;
+        uint64_t bits = 0;
+        for (size_t i = at; i < end; i++)
+            if (slot_set(holder(m, &t->s[i]), &t->s[i]))
+                bits |= 1ull << (i - at);
+        dg_word(g, bits);
+        for (uint64_t nest = bits & t->nest[at / 64]; nest; nest &= nest - 1) {
+            const struct slot *s = &t->s[at + (size_t)__builtin_ctzll(nest)];
+            const ProtobufCMessage *c = holder(m, s);
+            if (s->kind == TK_STRUCT)
+                dg_struct(g, sub_msg(c, s->f));
+            else if (s->kind == TK_MAP)
+                dg_map(g, c, s->f);
+            else
+                dg_list(g, c, s);
+        }
+    }
+}
+
+void walk_shape(const ProtobufCMessage *m, uint64_t out[2])
+{
+    struct digest g = {{0xcbf29ce484222325ull, 0x84222325cbf29ce4ull}};
+    dg_word(&g, (uint64_t)(uintptr_t)m->descriptor);
+    dg_struct(&g, m);
+    out[0] = g.h[0];
+    out[1] = g.h[1];
 }
 
 /* --------------------------------------------------------- comparison */

@@ -5,7 +5,9 @@
  * create). The live object's managedFields carry arbitrary field sets
  * into the FieldsV1 decoder. Apply with and without force, as kubectl
  * (last-applied handling) and as another manager, then the same objects
- * as an update and a create. An input without the separator is FieldsV1
+ * as an update and a create; a create's entry through the cache by shape
+ * (a miss, then a hit) must be the general path's, and two objects of one
+ * shape digest must have one entry. An input without the separator is FieldsV1
  * bytes as a gRPC client may store them: what reads as a field set must
  * write back to bytes that read as the same set.
  */
@@ -65,6 +67,52 @@ static void apply(const ProtobufCMessage *live, const ProtobufCMessage *config, 
     }
 }
 
+/* The FieldsV1 bytes of m's create entry (cached or not), malloc'd ("" if none). */
+static char *create_entry(const ProtobufCMessage *m, int cached)
+{
+    static const char *const reset[] = {"status", NULL};
+    struct kssa_opts o = {"v1", NULL, reset};
+    ProtobufCMessage *c = pb_clone(m);
+    Coracle__V1__ObjectMeta *meta = kind_meta(c);
+    for (size_t i = 0; meta && i < meta->n_managedfields; i++)
+        protobuf_c_message_free_unpacked(&meta->managedfields[i]->base, NULL);
+    if (meta)
+        meta->n_managedfields = 0;
+    if (cached)
+        kssa_update(NULL, c, "fuzz-create", &o, 1800000000);
+    else
+        kssa_update_general(NULL, c, "fuzz-create", &o, 1800000000);
+    meta = kind_meta(c);
+    const ProtobufCBinaryData *raw =
+        meta && meta->n_managedfields && meta->managedfields[0]->fieldsv1
+            ? &meta->managedfields[0]->fieldsv1->raw
+            : NULL;
+    char *s = raw ? xstrndup((const char *)raw->data, raw->len) : xstrdup("");
+    protobuf_c_message_free_unpacked(c, NULL);
+    return s;
+}
+
+static void create_by_shape(const ProtobufCMessage *live, const ProtobufCMessage *config)
+{
+    char *want = create_entry(config, 0);
+    for (int i = 0; i < 2; i++) {
+        char *got = create_entry(config, 1);
+        if (strcmp(got, want))
+            fatal("fuzz_ssa: the cache by shape made %s, the general path %s", got, want);
+        free(got);
+    }
+    uint64_t a[2], b[2];
+    walk_shape(config, a);
+    if (live && live->descriptor == config->descriptor) {
+        walk_shape(live, b);
+        char *other = create_entry(live, 0);
+        if (a[0] == b[0] && a[1] == b[1] && strcmp(other, want))
+            fatal("fuzz_ssa: one shape digest, entries %s and %s", want, other);
+        free(other);
+    }
+    free(want);
+}
+
 int fuzz_ssa_one(const uint8_t *data, size_t size)
 {
     const char *s = (const char *)data, *sep = NULL;
@@ -88,6 +136,7 @@ int fuzz_ssa_one(const uint8_t *data, size_t size)
         nw = pb_clone(config);
         kssa_update(NULL, nw, "fuzz-create", &o, 1800000000);
         protobuf_c_message_free_unpacked(nw, NULL);
+        create_by_shape(live, config);
         protobuf_c_message_free_unpacked(config, NULL);
     }
     if (live)

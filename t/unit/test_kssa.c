@@ -16,6 +16,7 @@
 #include "kobj.h"
 #include "kssa_int.h"
 #include "pb.h"
+#include "rndmsg.h"
 #include "tap.h"
 #include "util.h"
 
@@ -691,6 +692,156 @@ static void test_create_shapes(void)
         free(got[i]);
 }
 
+/* ------------------------------------------------- the cache by shape */
+
+static const char *pick(const char *const *v, size_t n)
+{
+    return v[rnd() % n];
+}
+#define PICK(...)                                                                                  \
+    pick((const char *const[]){__VA_ARGS__}, ARRAY_SIZE(((const char *[]){__VA_ARGS__})))
+
+/* A pod of a few parts, each there or not, its values and keys from small pools. */
+static char *shaped_pod(void)
+{
+    struct buf b = {0};
+    buf_puts(&b, "{\"metadata\":{\"generateName\":\"p-\",\"namespace\":\"default\",\"labels\":{");
+    const char *sep = "";
+    for (size_t i = 0; i < 3; i++) {
+        if (rnd() % 2)
+            continue;
+        buf_printf(&b, "%s\"%s\":\"%s\"", sep, (const char *[]){"app", "tier", "x"}[i],
+                   PICK("a", "b"));
+        sep = ",";
+    }
+    buf_puts(&b, "}");
+    if (rnd() % 4 == 0)
+        buf_printf(&b, ",\"annotations\":{\"note\":\"%s\"}", PICK("1", "2"));
+    buf_puts(&b, "},\"spec\":{\"containers\":[");
+    for (size_t c = 0, nc = 1 + rnd() % 2; c < nc; c++) {
+        buf_printf(&b, "%s{\"name\":\"%s\",\"image\":\"%s\",\"ports\":[", c ? "," : "",
+                   PICK("web", "side"), PICK("nginx", "busybox:1"));
+        for (size_t p = 0, np = rnd() % 3; p < np; p++)
+            buf_printf(&b, "%s{\"containerPort\":%s%s}", p ? "," : "", PICK("80", "443"),
+                       PICK("", ",\"protocol\":\"TCP\"", ",\"protocol\":\"UDP\""));
+        buf_puts(&b, "]");
+        if (rnd() % 3 == 0)
+            buf_printf(&b, ",\"env\":[{\"name\":\"%s\",\"value\":\"%s\"}]", PICK("A", "B"),
+                       PICK("1", "2"));
+        buf_printf(&b, ",\"resources\":{\"requests\":{%s}}",
+                   PICK("", "\"cpu\":\"100m\"", "\"cpu\":\"1\",\"memory\":\"64Mi\""));
+        if (rnd() % 4 == 0)
+            buf_puts(&b, PICK(",\"livenessProbe\":{\"httpGet\":{\"path\":\"/\",\"port\":80}}",
+                              ",\"livenessProbe\":{\"exec\":{\"command\":[\"true\"]}}"));
+        buf_puts(&b, "}");
+    }
+    buf_puts(&b, "]");
+    if (rnd() % 3 == 0)
+        buf_printf(&b, ",\"nodeSelector\":{\"%s\":\"y\"}", PICK("zone", "disk"));
+    if (rnd() % 3 == 0)
+        buf_printf(&b, ",\"volumes\":[{\"name\":\"%s\",%s}]", PICK("v", "w"),
+                   PICK("\"emptyDir\":{}", "\"configMap\":{\"name\":\"c\"}",
+                        "\"configMap\":{\"name\":\"d\"}"));
+    if (rnd() % 3 == 0)
+        buf_printf(&b, ",\"restartPolicy\":\"%s\"", PICK("Always", "Never"));
+    buf_puts(&b, "}");
+    if (rnd() % 3 == 0)
+        buf_printf(&b, ",\"status\":{\"phase\":\"%s\"}", PICK("Pending", "Running"));
+    buf_puts(&b, "}");
+    return buf_take(&b);
+}
+
+/* Another pod near m: its bytes mutated (NULL if they no longer decode). */
+static ProtobufCMessage *near_pod(const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m), cap = n + 64;
+    uint8_t *b = xmalloc(cap);
+    protobuf_c_message_pack(m, b);
+    for (size_t k = 1 + rnd() % 3; k > 0; k--)
+        n = mutate(b, n, cap);
+    ProtobufCMessage *o = protobuf_c_message_unpack(&coracle__v1__pod__descriptor, NULL, n, b);
+    free(b);
+    return o;
+}
+
+/* The entry kssa_update makes for a create of m (with or without the cache), malloc'd. */
+static char *create_entry(const ProtobufCMessage *m, int cached, const struct kssa_opts *o)
+{
+    ProtobufCMessage *c = pb_clone(m);
+    if (cached)
+        kssa_update(NULL, c, "t", o, NOW);
+    else
+        kssa_update_general(NULL, c, "t", o, NOW);
+    char *s = mf(c);
+    free_msg(c);
+    return s;
+}
+
+/*
+ * The cache of creates' entries by shape answers what the general path
+ * answers, on pods whose shapes repeat with other values and keys
+ * (shaped_pod), on random pods and on both's bytes mutated; and two
+ * objects of one digest have one entry.
+ */
+static void test_shape_cache(void)
+{
+    enum { N = 900 };
+    static const char *const reset[] = {"status", NULL};
+    struct kssa_opts o = {"v1", NULL, reset};
+    ProtobufCMessage **objs = xcalloc(N, sizeof(*objs));
+    char **want = xcalloc(N, sizeof(*want));
+    uint64_t(*dg)[2] = xcalloc(N, sizeof(*dg));
+    size_t n = 0, wrong = 0, same = 0, clash = 0;
+    while (n < N) {
+        ProtobufCMessage *m;
+        if (n % 3 == 0) {
+            char *js = shaped_pod();
+            m = pod(js);
+            free(js);
+        } else if (n % 3 == 1 && n % 9 != 1) {
+            m = near_pod(objs[rnd() % n]);
+        } else {
+            m = rnd_msg(&coracle__v1__pod__descriptor, 3);
+        }
+        Coracle__V1__ObjectMeta *meta = m ? kind_meta(m) : NULL;
+        if (meta && meta->n_managedfields) { /* a create without them: the cached path */
+            for (size_t i = 0; i < meta->n_managedfields; i++)
+                free_msg(&meta->managedfields[i]->base);
+            meta->n_managedfields = 0;
+        }
+        if (!m)
+            continue;
+        objs[n] = m;
+        want[n] = create_entry(m, 0, &o);
+        for (int twice = 0; twice < 2; twice++) { /* the second is a hit */
+            char *got = create_entry(m, 1, &o);
+            if (strcmp(got, want[n]) && !wrong++)
+                diag("object %zu: cached %s\nwant %s", n, got, want[n]);
+            free(got);
+        }
+        walk_shape(m, dg[n]);
+        n++;
+    }
+    ok(!wrong, "the cache's entry is the general path's (%d objects, %zu differ)", N, wrong);
+    for (size_t i = 0; i < N; i++)
+        for (size_t j = i + 1; j < N; j++) {
+            if (dg[i][0] != dg[j][0] || dg[i][1] != dg[j][1])
+                continue;
+            same++;
+            if (strcmp(want[i], want[j]) && !clash++)
+                diag("objects %zu and %zu: one digest, entries %s\nand %s", i, j, want[i], want[j]);
+        }
+    ok(!clash, "one digest, one entry (%zu pairs of one digest)", same);
+    ok(same > 1000, "shapes repeat with other values: %zu pairs", same);
+    for (size_t i = 0; i < N; i++) {
+        free_msg(objs[i]);
+        free(want[i]);
+    }
+    free(objs);
+    free(want);
+    free(dg);
+}
+
 int main(void)
 {
     test_sets();
@@ -704,6 +855,7 @@ int main(void)
     test_lease();
     test_kobj();
     test_create_shapes();
+    test_shape_cache();
     done_testing();
     return 0;
 }

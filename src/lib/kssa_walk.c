@@ -150,11 +150,19 @@ struct slot {
 };
 
 /* A struct's fields in JSON: its own, and those of its inlined fields in their place. */
+/* Where a slot's presence is (slot's set_at and wide), packed for walk_shape's loop. */
+struct probe {
+    uint32_t at, wide;
+};
+
 struct slots {
     const ProtobufCMessageDescriptor *d;
     size_t n;
     /* a bit per slot, 64 a word: the structs, maps and lists (walk_shape goes into them) */
     uint64_t *nest;
+    /* every slot is the struct's own and has a presence to test: probe[] says where */
+    int plain;
+    struct probe *probe;
     struct slot s[];
 };
 
@@ -189,11 +197,13 @@ static struct slots *slots_make(const ProtobufCMessageDescriptor *d)
         if (kobj_is_inlined(d, &d->fields[i]))
             cap += ((const ProtobufCMessageDescriptor *)d->fields[i].descriptor)->n_fields;
     size_t words = cap / 64 + 1;
-    struct slots *t = xmalloc(sizeof(*t) + cap * sizeof(t->s[0]) + words * sizeof(uint64_t));
+    struct slots *t = xmalloc(sizeof(*t) + cap * sizeof(t->s[0]) + words * sizeof(uint64_t) +
+                              cap * sizeof(struct probe));
     t->d = d;
     t->n = 0;
     t->nest = (uint64_t *)&t->s[cap]; /* after the slots, in the same block */
     memset(t->nest, 0, words * sizeof(uint64_t));
+    t->probe = (struct probe *)&t->nest[words];
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         if (is_managed_fields(d, f))
@@ -206,9 +216,14 @@ static struct slots *slots_make(const ProtobufCMessageDescriptor *d)
         for (unsigned j = 0; j < sd->n_fields; j++)
             t->s[t->n++] = slot_make(sd, &sd->fields[j], f);
     }
-    for (size_t i = 0; i < t->n; i++)
+    t->plain = 1;
+    for (size_t i = 0; i < t->n; i++) {
         if (t->s[i].kind == TK_STRUCT || t->s[i].kind == TK_MAP || t->s[i].kind == TK_LIST)
             t->nest[i / 64] |= 1ull << (i % 64);
+        t->probe[i] = (struct probe){t->s[i].set_at, t->s[i].wide};
+        if (t->s[i].via || t->s[i].always)
+            t->plain = 0;
+    }
     return t;
 }
 
@@ -859,15 +874,40 @@ static void dg_list(struct digest *g, const ProtobufCMessage *c, const struct sl
     }
 }
 
+/* Which of slots [at, end) of m are set, a bit each from at's. */
+static uint64_t set_bits(const struct slots *t, const ProtobufCMessage *m, size_t at, size_t end)
+{
+    uint64_t bits = 0;
+    if (!t->plain) {
+        for (size_t i = at; i < end; i++)
+            bits |= (uint64_t)slot_set(holder(m, &t->s[i]), &t->s[i]) << (i - at);
+        return bits;
+    }
+    /* most structs: no inlined field, no call, a load and a test a field */
+    const char *b = (const char *)m;
+    for (size_t i = at; i < end; i++) {
+        const char *p = b + t->probe[i].at;
+        uintptr_t w;
+        protobuf_c_boolean v;
+        int set;
+        if (t->probe[i].wide) {
+            memcpy(&w, p, sizeof(w));
+            set = w != 0;
+        } else {
+            memcpy(&v, p, sizeof(v));
+            set = v != 0;
+        }
+        bits |= (uint64_t)set << (i - at);
+    }
+    return bits;
+}
+
 static void dg_struct(struct digest *g, const ProtobufCMessage *m)
 {
     const struct slots *t = slots(m->descriptor);
     for (size_t at = 0; at < t->n; at += 64) {
         size_t end = t->n - at > 64 ? at + 64 : t->n;
-        uint64_t bits = 0;
-        for (size_t i = at; i < end; i++)
-            if (slot_set(holder(m, &t->s[i]), &t->s[i]))
-                bits |= 1ull << (i - at);
+        uint64_t bits = set_bits(t, m, at, end);
         dg_word(g, bits);
         for (uint64_t nest = bits & t->nest[at / 64]; nest; nest &= nest - 1) {
             const struct slot *s = &t->s[at + (size_t)__builtin_ctzll(nest)];

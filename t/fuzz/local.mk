@@ -97,7 +97,7 @@ FUZZ_LIBS_dns = $(LDNS_LIBS)
 FUZZ_SRC_oci = $(srcdir)/src/lib/oci_parse.c $(srcdir)/src/lib/oci_hosts.c $(srcdir)/src/lib/json.c
 FUZZ_LIBS_oci = $(OPENSSL_LIBS)
 FUZZ_SRC_tar = $(srcdir)/src/lib/image_unpack.c $(srcdir)/src/lib/smap.c
-FUZZ_LIBS_tar = $(OPENSSL_LIBS) $(LIBARCHIVE_LIBS)
+FUZZ_LIBS_tar = $(OPENSSL_LIBS) $(LIBARCHIVE_LIBS) $(ISAL_LIBS)
 FUZZ_NAMES = sel qty yaml kobj_json kobj_pb pb http1 accept rest_body jsonpatch mergepatch \
 	smpatch ssa spdy ws enc_cfg cron jwt wal psa_cfg audit_policy csr dns oci tar
 fuzz/fuzz_%: $(srcdir)/t/fuzz/fuzz_%.c $(srcdir)/t/fuzz/fuzz.h $(srcdir)/t/fuzz/local.mk \

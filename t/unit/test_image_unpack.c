@@ -51,7 +51,19 @@ static const char script[] =
     "    add(tf, 'e', type=S, linkname='/etc'); add(tf, 'h', type=L, linkname='e/passwd')\n"
     "with tarfile.open('hldot.tar', 'w') as tf:\n"
     "    add(tf, 'h', type=L, linkname='../../etc/passwd')\n"
-    "open('junk.tar', 'wb').write(b'not a tar' * 100)\n";
+    "open('junk.tar', 'wb').write(b'not a tar' * 100)\n"
+    "import gzip, hashlib, random\n"
+    "buf = io.BytesIO()\n"
+    "with tarfile.open(fileobj=buf, mode='w') as tf:\n"
+    "    add(tf, 'big', random.Random(1).randbytes(3 << 20))\n"
+    "    for i in range(300): add(tf, 'f/%d' % i, b'x' * i)\n"
+    "t = buf.getvalue(); z = gzip.compress(t); h = len(t) // 2\n"
+    "open('big.tar.sha256', 'w').write(hashlib.sha256(t).hexdigest())\n"
+    "open('big.tar.gz', 'wb').write(z)\n"
+    "open('multi.tar.gz', 'wb').write(gzip.compress(t[:h]) + gzip.compress(t[h:]))\n"
+    "open('trail.tar.gz', 'wb').write(z + b'\\0' * 1000)\n"
+    "open('short.tar.gz', 'wb').write(z[:len(z) // 2])\n"
+    "open('crc.tar.gz', 'wb').write(z[:-8] + bytes([z[-8] ^ 1]) + z[-7:])\n";
 
 static int unpack(const char *file, const char *dest, struct img_unpack *u, char **err)
 {
@@ -149,6 +161,47 @@ static void test_good(void)
     free(s);
 }
 
+/* gzip beyond one small chunk: several members, bytes after the last, a cut, a bad CRC. */
+static void test_gzip(void)
+{
+    static const char *const good[] = {"big.tar.gz", "multi.tar.gz", "trail.tar.gz"};
+    char *want = slurp("big.tar.sha256");
+    for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+        struct img_unpack u;
+        struct stat st;
+        char *err, dest[32], *s = sha256_of(good[i]), *big, *last;
+        snprintf(dest, sizeof(dest), "gz%zu", i);
+        int rc = unpack(good[i], dest, &u, &err);
+        ok(rc == 0 && u.compressed, "%s unpacks: %s", good[i], err ? err : "");
+        ok(!strcmp(u.diff_hex, want) && !strcmp(u.blob_hex, s),
+           "%s: the diff_id is the tar's, the blob digest the whole file's", good[i]);
+        big = xasprintf("%s/big", dest);
+        last = xasprintf("%s/f/299", dest);
+        ok(lmode(big, &st) == 0 && st.st_size == 3 << 20 && lmode(last, &st) == 0 &&
+               st.st_size == 299,
+           "%s: every member written", good[i]);
+        free(big);
+        free(last);
+        free(s);
+        free(err);
+    }
+    free(want);
+    static const char *const bad[] = {
+        "short.tar.gz",
+#ifdef HAVE_ISAL
+        "crc.tar.gz", /* libarchive does not check gzip's CRC (the diff_id still covers it) */
+#endif
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        struct img_unpack u;
+        char *err, dest[32];
+        snprintf(dest, sizeof(dest), "gzbad%zu", i);
+        int rc = unpack(bad[i], dest, &u, &err);
+        ok(rc < 0 && err && *err, "%s refused: %s", bad[i], err ? err : "(accepted!)");
+        free(err);
+    }
+}
+
 static void test_refused(void)
 {
     static const struct {
@@ -193,6 +246,7 @@ int main(void)
         return 0;
     }
     test_good();
+    test_gzip();
     test_refused();
     cmd = xasprintf("rm -rf %s", tmp);
     if (system(cmd) != 0)

@@ -704,7 +704,9 @@ static int fetch_blob(struct pull *p, const struct oci_desc *d, const char *what
         goto out;
     }
     /* No fdatasync: a blob a crash left short or zeroed fails the import's own digest check
-     * (image_import.c hashes every layer it unpacks), and then it is fetched again. */
+     * (image_import.c hashes every layer it unpacks), and then it is fetched again. Its
+     * writeback starts now, so that the import's syncfs does not wait for it at the end. */
+    sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     if (renameat(p->s->dfd, prel, p->s->dfd, rel) < 0) {
         set_err(p, OCI_STORE, "%s/%s: %s", p->s->dir, rel, strerror(errno));
         goto out;

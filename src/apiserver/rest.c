@@ -165,9 +165,13 @@ static int parse_resource(rest_t *rs, h2s_req_t *r, const char *gv, char **seg, 
     }
     if (n < 1 || n > 3)
         goto nf;
-    for (size_t i = 0; kinds_all[i]; i++)
+    /* one kind's requests come in runs: the last one found is tried first */
+    const struct kind *last = rs->last_kind;
+    if (last && !strcmp(last->resource, seg[0]) && !strcmp(last->api_version, gv))
+        rq->k = last;
+    for (size_t i = 0; !rq->k && kinds_all[i]; i++)
         if (!strcmp(kinds_all[i]->resource, seg[0]) && !strcmp(kinds_all[i]->api_version, gv))
-            rq->k = kinds_all[i];
+            rq->k = rs->last_kind = kinds_all[i];
     if (!rq->k || (rq->ns && !rq->k->namespaced) || (n > 1 && rq->k->namespaced && !rq->ns))
         goto nf;
     rq->name = n > 1 ? seg[1] : NULL;
@@ -183,6 +187,12 @@ nf:
  * query, or the /watch/ and /proxy/ path forms) and the attach, exec,
  * log, portforward and proxy subresources, whatever their options.
  */
+/* Whether segment s of n bytes is w. */
+static bool seg_is(const char *s, size_t n, const char *w)
+{
+    return strlen(w) == n && !memcmp(s, w, n);
+}
+
 int rest_long_running(const h2s_req_t *r)
 {
     static const char *const subs[] = {"attach", "exec", "log", "portforward", "proxy"};
@@ -197,21 +207,29 @@ int rest_long_running(const h2s_req_t *r)
         if (watch)
             return 1;
     }
-    char *path = xstrdup(p), *seg[MAX_SEGS + 1], **s = seg;
-    size_t n = split(path, seg), gv = !strcmp(seg[0], "api") ? 2 : 3;
+    /* the path's segments as split makes them, in place: every request is counted */
+    const char *seg[MAX_SEGS];
+    size_t len[MAX_SEGS], n = 0;
+    for (const char *t = p; *t && n < MAX_SEGS;) {
+        size_t l = strcspn(t, "/");
+        if (l) {
+            seg[n] = t;
+            len[n++] = l;
+        }
+        t += l + (t[l] == '/');
+    }
+    size_t gv = seg_is(seg[0], len[0], "api") ? 2 : 3, s = gv;
     int lr = 0;
     if (n > gv) {
-        s += gv;
-        n -= gv;
-        lr = !strcmp(s[0], "watch") || !strcmp(s[0], "proxy");
-        if (ns_scoped(s, n)) {
+        lr = seg_is(seg[s], len[s], "watch") || seg_is(seg[s], len[s], "proxy");
+        /* ns_scoped's namespaces/<ns>/<resource>... */
+        if (n - s >= 3 && seg_is(seg[s], len[s], "namespaces") &&
+            !seg_is(seg[s + 2], len[s + 2], "status") &&
+            !seg_is(seg[s + 2], len[s + 2], "finalize"))
             s += 2;
-            n -= 2;
-        }
-        for (size_t i = 0; n >= 3 && i < ARRAY_SIZE(subs); i++)
-            lr |= !strcmp(s[2], subs[i]);
+        for (size_t i = 0; n - s >= 3 && i < ARRAY_SIZE(subs); i++)
+            lr |= seg_is(seg[s + 2], len[s + 2], subs[i]);
     }
-    free(path);
     return lr;
 }
 
@@ -696,10 +714,14 @@ static void api_path(rest_t *rs, h2s_req_t *r, const struct auth_user *u, char *
     if (rest_discovery(rs, r, seg, n))
         return;
     char gv[256];
-    if (core)
-        snprintf(gv, sizeof(gv), "%s", seg[1]);
-    else
-        snprintf(gv, sizeof(gv), "%s/%s", seg[1], seg[2]);
+    size_t g = core ? 0 : strlen(seg[1]), v = strlen(seg[core ? 1 : 2]);
+    if (g + 1 + v >= sizeof(gv)) {
+        rest_not_found_path(rs, r); /* no kind has such a group-version */
+        return;
+    }
+    memcpy(gv, seg[1], g);
+    gv[g] = '/';
+    memcpy(gv + (core ? 0 : g + 1), seg[core ? 1 : 2], v + 1);
     size_t rest = core ? 2 : 3;
     struct rreq rq;
     if (parse_resource(rs, r, gv, seg + rest, n - rest, &rq) == 0)

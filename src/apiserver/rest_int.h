@@ -52,6 +52,7 @@ struct rest {
         int status;
         uint64_t n;
     } counts[RV_N][RCODES];
+    const struct kind *last_kind; /* the kind of the last resource request (parse_resource) */
 };
 
 /* A parsed resource request. */

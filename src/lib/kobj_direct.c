@@ -16,11 +16,14 @@
  * the words it always has, or warns. So the fast path has no messages
  * of its own to keep in step. t/fuzz/fuzz_kobj_json.c checks that
  * whatever it takes, the general path takes too, into an equal message.
+ * A top-level part (a spec) whose text came lately is not read again but
+ * copied from what it read into (seen_parts).
  */
 #include "config.h"
 #include "kobj_int.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,38 +203,11 @@ bad:
 static int number(struct jd *j, const char **s, size_t *n, int *whole)
 {
     ws(j);
-    const char *p = j->p, *end = j->end;
-    *s = p;
-    if (p < end && *p == '-')
-        p++;
-    if (p < end && *p == '0')
-        p++;
-    else if (p < end && *p >= '1' && *p <= '9')
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-    else
+    const char *p = kobj_json_number(j->p, j->end, whole);
+    if (!p)
         return -1;
-    *whole = 1;
-    if (p < end && *p == '.') {
-        const char *f = ++p;
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-        if (p == f)
-            return -1;
-        *whole = 0;
-    }
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
-        if (p < end && (*p == '+' || *p == '-'))
-            p++;
-        const char *x = p;
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-        if (p == x)
-            return -1;
-        *whole = 0;
-    }
-    *n = (size_t)(p - *s);
+    *s = j->p;
+    *n = (size_t)(p - j->p);
     j->p = p;
     return 0;
 }
@@ -481,6 +457,221 @@ static int field(struct jd *j, ProtobufCMessage *m, const ProtobufCFieldDescript
 }
 
 /*
+ * Deep copies of the messages the reader makes: every part malloc'd on its
+ * own (protobuf_c_message_free_unpacked frees it), defaults shared with
+ * the descriptor as message_init leaves them, an array kept (empty or not)
+ * where there is one; the reader makes no unknown fields. A message's
+ * copy is its bytes, then a step for each part it holds (string,
+ * sub-message, array), a sub-message's or an array's own steps after its
+ * step and closed by STEP_END. Copying by them visits only the parts
+ * there are, not every field of every descriptor (a pod's spec has
+ * fifty).
+ */
+enum { STEP_END, STEP_STR, STEP_MSG, STEP_ARR, STEP_BYTES };
+struct step {
+    unsigned kind;
+    unsigned off; /* the part's offset in its message, or in its array */
+    size_t bytes; /* STEP_ARR: the array's */
+};
+struct steps {
+    struct step *v;
+    size_t n, cap;
+};
+
+static void step_add(struct steps *s, unsigned kind, size_t off, size_t bytes)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 32;
+        s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
+    }
+    s->v[s->n++] = (struct step){kind, (unsigned)off, bytes};
+}
+
+/* The steps of copying m onto s. */
+static void steps_of(struct steps *s, const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    const char *base = (const char *)m;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        int ptr = f->label == PROTOBUF_C_LABEL_REPEATED || kobj_is_ptr_type(f->type);
+        const void *at = ptr ? *(void *const *)(base + f->offset) : NULL;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + f->quantifier_offset), es = kobj_elem_size(f);
+            if (!at)
+                continue;
+            step_add(s, STEP_ARR, f->offset, (n ? n : 1) * es);
+            for (size_t k = 0; k < n && kobj_is_ptr_type(f->type); k++) {
+                const void *e = *(void *const *)((const char *)at + k * es);
+                step_add(s, f->type == PROTOBUF_C_TYPE_STRING ? STEP_STR : STEP_MSG, k * es, 0);
+                if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+                    steps_of(s, e);
+            }
+            step_add(s, STEP_END, 0, 0);
+        } else if (f->type == PROTOBUF_C_TYPE_STRING) {
+            if (at && at != f->default_value)
+                step_add(s, STEP_STR, f->offset, 0);
+        } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            if (at) {
+                step_add(s, STEP_MSG, f->offset, 0);
+                steps_of(s, at);
+            }
+        } else if (f->type == PROTOBUF_C_TYPE_BYTES) {
+            const ProtobufCBinaryData *b = (const ProtobufCBinaryData *)(base + f->offset);
+            const ProtobufCBinaryData *def = f->default_value;
+            if (b->data && (!def || b->data != def->data))
+                step_add(s, STEP_BYTES, f->offset, 0);
+        }
+    }
+    step_add(s, STEP_END, 0, 0);
+}
+
+/* The parts of dst, a copy of src's bytes, copied by the steps at s: the step after theirs. */
+static const struct step *steps_run(const struct step *s, const char *src, char *dst)
+{
+    for (;; s++) {
+        if (s->kind == STEP_END)
+            return s + 1;
+        void **at = (void **)(dst + s->off);
+        const void *from = *(void *const *)(src + s->off);
+        size_t n;
+        switch (s->kind) {
+        case STEP_STR:
+            *at = xstrdup(from);
+            break;
+        case STEP_MSG:
+            n = ((const ProtobufCMessage *)from)->descriptor->sizeof_message;
+            *at = memcpy(xmalloc(n), from, n);
+            s = steps_run(s + 1, from, *at) - 1;
+            break;
+        case STEP_ARR:
+            *at = memcpy(xmalloc(s->bytes), from, s->bytes);
+            s = steps_run(s + 1, from, *at) - 1;
+            break;
+        default: { /* STEP_BYTES */
+            ProtobufCBinaryData *b = (ProtobufCBinaryData *)at;
+            uint8_t *p = xmalloc(b->len ? b->len : 1);
+            memcpy(p, b->data, b->len);
+            b->data = p;
+        }
+        }
+    }
+}
+
+/* A copy of m, whose steps are s. */
+static ProtobufCMessage *steps_copy(const struct steps *s, const ProtobufCMessage *m)
+{
+    size_t n = m->descriptor->sizeof_message;
+    char *c = memcpy(xmalloc(n), m, n);
+    steps_run(s->v, (const char *)m, c);
+    return (ProtobufCMessage *)c;
+}
+
+/*
+ * The top-level parts of bodies read lately (a pod's spec, a deployment's),
+ * by field and text. Replicas made from one template are created with one
+ * spec byte for byte (a controller's, a client's manifests): reading it
+ * was most of a body's instructions, copying what it read is a fraction.
+ * A text seen once is kept alone; seen again, with the message it reads
+ * into, which later bodies get a copy of. A JSON value ends itself, so the
+ * text at hand is the kept one when it starts with all of its bytes. What
+ * the reader makes of a part depends on its text and field only: the
+ * depth it starts at is the same for every top-level part. Entries go as
+ * kobj_emit's parts do: the least used (hits halve at each new entry), of
+ * those the oldest.
+ */
+#define SEEN 8
+#define SEEN_MIN 64 /* shorter parts are read about as fast as they are copied */
+#define SEEN_MAX (16 * 1024)
+static struct {
+    pthread_mutex_t mu;
+    struct seen {
+        const ProtobufCFieldDescriptor *f;
+        char *text; /* malloc'd */
+        size_t n;
+        ProtobufCMessage *m; /* what text reads into, once it came again; NULL before */
+        struct steps steps;  /* of copying m */
+        unsigned hits;
+        unsigned long put;
+    } e[SEEN];
+    unsigned long puts;
+} seen_parts = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* The kept entry of field f whose text starts at p (before end), or NULL; under mu. */
+static struct seen *seen_find(const ProtobufCFieldDescriptor *f, const char *p, const char *end)
+{
+    for (size_t i = 0; i < SEEN; i++) {
+        struct seen *e = &seen_parts.e[i];
+        if (e->f == f && e->n <= (size_t)(end - p) && !memcmp(e->text, p, e->n))
+            return e;
+    }
+    return NULL;
+}
+
+/* Keeps the text of f at p..n, and m (if not NULL: a copy) as what it reads into. */
+static void seen_put(const ProtobufCFieldDescriptor *f, const char *p, size_t n,
+                     const ProtobufCMessage *m)
+{
+    pthread_mutex_lock(&seen_parts.mu);
+    struct seen *e = seen_find(f, p, p + n);
+    if (e && e->n != n)
+        e = NULL; /* a shorter text this one starts with: not this part */
+    if (!e) {
+        e = &seen_parts.e[0];
+        for (size_t i = 1; i < SEEN; i++) {
+            struct seen *x = &seen_parts.e[i];
+            if (x->hits < e->hits || (x->hits == e->hits && x->put < e->put))
+                e = x;
+        }
+        for (size_t i = 0; i < SEEN; i++)
+            seen_parts.e[i].hits /= 2;
+        if (e->m)
+            protobuf_c_message_free_unpacked(e->m, NULL);
+        e->m = NULL;
+        e->steps.n = 0;
+        e->f = f;
+        e->text = xrealloc(e->text, n);
+        memcpy(e->text, p, n);
+        e->n = n;
+        e->hits = 0;
+        e->put = ++seen_parts.puts;
+    }
+    if (m && !e->m) {
+        steps_of(&e->steps, m);
+        e->m = steps_copy(&e->steps, m);
+    }
+    pthread_mutex_unlock(&seen_parts.mu);
+}
+
+/*
+ * A top-level field f of message type at j->p into *slot, through the
+ * parts seen lately: a copy of what the same text read into before, or
+ * read now (and kept).
+ */
+static int part(struct jd *j, const ProtobufCFieldDescriptor *f, ProtobufCMessage **slot)
+{
+    ws(j);
+    const char *at = j->p;
+    pthread_mutex_lock(&seen_parts.mu);
+    struct seen *e = seen_find(f, at, j->end);
+    int seen = e != NULL, hit = e && e->m;
+    if (hit) {
+        *slot = steps_copy(&e->steps, e->m);
+        e->hits++;
+        j->p += e->n;
+    }
+    pthread_mutex_unlock(&seen_parts.mu);
+    if (hit)
+        return 0;
+    if (message(j, f->descriptor, slot) < 0)
+        return -1;
+    size_t n = (size_t)(j->p - at);
+    if (*slot && n >= SEEN_MIN && n <= SEEN_MAX)
+        seen_put(f, at, n, seen ? *slot : NULL);
+    return 0;
+}
+
+/*
  * The object at j->p into m, of type d; at the top level, apiVersion and
  * kind (strings) go to *api_version and *kind (malloc'd) instead.
  */
@@ -517,6 +708,12 @@ static int object(struct jd *j, const ProtobufCMessageDescriptor *d, ProtobufCMe
             if (!*sp)
                 *sp = kobj_msg_new(owner->descriptor);
             target = *sp;
+        }
+        if (toplevel && !owner && f->label != PROTOBUF_C_LABEL_REPEATED &&
+            f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            if (part(j, f, (ProtobufCMessage **)((char *)m + f->offset)) < 0)
+                return -1;
+            continue;
         }
         if (field(j, target, f) < 0)
             return -1;

@@ -73,6 +73,12 @@ ProtobufCMessage *kobj_time_new(const ProtobufCMessageDescriptor *d, int64_t sec
 /* Bytes a JSON string's scan need not stop at: printable ASCII but '"' and '\\'. */
 extern const unsigned char kobj_json_plain[256];
 /*
+ * The JSON number (RFC 8259) at p (before end): where it ends, *whole set
+ * if it is an integer (no fraction, no exponent); NULL if there is none.
+ * Both readers scan numbers with it.
+ */
+const char *kobj_json_number(const char *p, const char *end, int *whole);
+/*
  * The JSON escape at p (its backslash; end: the text's end) decoded into
  * out (4 bytes at most): its length, 0 if it is not a valid escape (a
  * lone surrogate included); *used: the bytes of text it took.

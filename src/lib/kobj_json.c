@@ -231,18 +231,8 @@ static const char *digits(const char *p, const char *end)
     return p;
 }
 
-/* A number or true/false/null: a plain scalar holding its text. */
-static int literal(struct jr *j)
+const char *kobj_json_number(const char *p, const char *end, int *whole)
 {
-    const char *s = j->p, *p = s, *end = j->end;
-    static const char *const words[] = {"true", "false", "null"};
-    for (size_t i = 0; i < ARRAY_SIZE(words); i++) {
-        size_t l = strlen(words[i]);
-        if ((size_t)(end - p) >= l && !memcmp(p, words[i], l)) {
-            p += l;
-            goto done;
-        }
-    }
     if (p < end && *p == '-')
         p++;
     if (p < end && *p == '0')
@@ -250,11 +240,13 @@ static int literal(struct jr *j)
     else if (p < end && *p >= '1' && *p <= '9')
         p = digits(p, end);
     else
-        return -1;
+        return NULL;
+    *whole = 1;
     if (p < end && *p == '.') {
         const char *f = ++p;
         if ((p = digits(p, end)) == f)
-            return -1;
+            return NULL;
+        *whole = 0;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         p++;
@@ -262,8 +254,27 @@ static int literal(struct jr *j)
             p++;
         const char *x = p;
         if ((p = digits(p, end)) == x)
-            return -1;
+            return NULL;
+        *whole = 0;
     }
+    return p;
+}
+
+/* A number or true/false/null: a plain scalar holding its text. */
+static int literal(struct jr *j)
+{
+    const char *s = j->p, *p = s, *end = j->end;
+    static const char *const words[] = {"true", "false", "null"};
+    int whole;
+    for (size_t i = 0; i < ARRAY_SIZE(words); i++) {
+        size_t l = strlen(words[i]);
+        if ((size_t)(end - p) >= l && !memcmp(p, words[i], l)) {
+            p += l;
+            goto done;
+        }
+    }
+    if (!(p = kobj_json_number(p, end, &whole)))
+        return -1;
 done:
     /* what follows must end the token, as in YAML ("truex", "1x" are not these) */
     if (p < end && !strchr(" \t\r\n,]}", *p))

@@ -217,6 +217,10 @@ static void test_long_running(void)
         {"GET", "/api/v1", 0},
         {"GET", "/metrics", 0},
         {"GET", "/openapi/v2?watch=true", 0},
+        {"POST", "/api//v1///namespaces/default/pods/p//exec/", 1}, /* empty segments */
+        {"GET", "/apis/", 0},
+        {"GET", "/api/v1/namespaces/default/pods/p/exec/a/b/c/d", 1},
+        {"GET", "/api/v1/a/b/c/d/e/f/g/h/proxy", 0}, /* past the segments looked at */
     };
     struct event_base *base = event_base_new();
     struct h2s_config cfg = {0};

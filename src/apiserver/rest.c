@@ -138,8 +138,15 @@ void rest_not_found_path(rest_t *rs, h2s_req_t *r)
 static size_t split(char *p, char **seg)
 {
     size_t n = 0;
-    for (char *t = strtok(p, "/"); t && n < MAX_SEGS; t = strtok(NULL, "/"))
-        seg[n++] = t;
+    while (n < MAX_SEGS) {
+        p += strspn(p, "/");
+        if (!*p)
+            break;
+        seg[n++] = p;
+        p += strcspn(p, "/");
+        if (*p)
+            *p++ = 0;
+    }
     return n;
 }
 

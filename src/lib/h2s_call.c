@@ -751,7 +751,8 @@ const char *h2s_header_find(const struct buf *hb, const char *name)
         const char *n = hb->p + off;
         size_t nl = strlen(n);
         const char *v = n + nl + 1;
-        if (strcmp(n, name) == 0)
+        /* the first byte first: most names differ there (the pseudo-headers' ':') */
+        if (*n == *name && strcmp(n, name) == 0)
             return v;
         off += nl + strlen(v) + 2;
     }

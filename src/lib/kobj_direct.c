@@ -471,7 +471,7 @@ enum { STEP_END, STEP_STR, STEP_MSG, STEP_ARR, STEP_BYTES };
 struct step {
     unsigned kind;
     unsigned off; /* the part's offset in its message, or in its array */
-    size_t bytes; /* STEP_ARR: the array's */
+    size_t bytes; /* the part's own: a string's with its NUL, a message's, an array's */
 };
 struct steps {
     struct step *v;
@@ -503,17 +503,22 @@ static void steps_of(struct steps *s, const ProtobufCMessage *m)
             step_add(s, STEP_ARR, f->offset, (n ? n : 1) * es);
             for (size_t k = 0; k < n && kobj_is_ptr_type(f->type); k++) {
                 const void *e = *(void *const *)((const char *)at + k * es);
-                step_add(s, f->type == PROTOBUF_C_TYPE_STRING ? STEP_STR : STEP_MSG, k * es, 0);
-                if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+                if (f->type == PROTOBUF_C_TYPE_STRING) {
+                    step_add(s, STEP_STR, k * es, strlen(e) + 1);
+                } else {
+                    step_add(s, STEP_MSG, k * es,
+                             ((const ProtobufCMessageDescriptor *)f->descriptor)->sizeof_message);
                     steps_of(s, e);
+                }
             }
             step_add(s, STEP_END, 0, 0);
         } else if (f->type == PROTOBUF_C_TYPE_STRING) {
             if (at && at != f->default_value)
-                step_add(s, STEP_STR, f->offset, 0);
+                step_add(s, STEP_STR, f->offset, strlen(at) + 1);
         } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
             if (at) {
-                step_add(s, STEP_MSG, f->offset, 0);
+                step_add(s, STEP_MSG, f->offset,
+                         ((const ProtobufCMessageDescriptor *)f->descriptor)->sizeof_message);
                 steps_of(s, at);
             }
         } else if (f->type == PROTOBUF_C_TYPE_BYTES) {
@@ -534,16 +539,11 @@ static const struct step *steps_run(const struct step *s, const char *src, char 
             return s + 1;
         void **at = (void **)(dst + s->off);
         const void *from = *(void *const *)(src + s->off);
-        size_t n;
         switch (s->kind) {
         case STEP_STR:
-            *at = xstrdup(from);
+            *at = memcpy(xmalloc(s->bytes), from, s->bytes);
             break;
         case STEP_MSG:
-            n = ((const ProtobufCMessage *)from)->descriptor->sizeof_message;
-            *at = memcpy(xmalloc(n), from, n);
-            s = steps_run(s + 1, from, *at) - 1;
-            break;
         case STEP_ARR:
             *at = memcpy(xmalloc(s->bytes), from, s->bytes);
             s = steps_run(s + 1, from, *at) - 1;

@@ -117,11 +117,35 @@ static size_t json_escape(struct buf *b, const char *s, size_t i, size_t len)
     return 1;
 }
 
+/*
+ * Whether the 8 bytes of x are all plain (json_plain), in a few word
+ * operations instead of a lookup each: no byte of 0x80 or more, none
+ * below 0x20, none of '"' '&' (0x22, 0x26: one bit apart), '<' '>' (0x3c,
+ * 0x3e) or '\\'. (v - 0x01..) & ~v has a byte's top bit set for some
+ * byte exactly when v has a zero byte; (x - 0x20..) & ~x for a byte
+ * below 0x20.
+ */
+static inline int plain8(uint64_t x)
+{
+    const uint64_t one = 0x0101010101010101ull;
+    uint64_t q = (x & ~(one * 0x04)) ^ (one * 0x22), a = (x & ~(one * 0x02)) ^ (one * 0x3c),
+             bs = x ^ (one * 0x5c);
+    uint64_t hit =
+        ((q - one) & ~q) | ((a - one) & ~a) | ((bs - one) & ~bs) | ((x - one * 0x20) & ~x) | x;
+    return !(hit & (one * 0x80));
+}
+
 void kobj_json_str(struct buf *b, const char *s, size_t len)
 {
     /* the common case, nothing to escape: one reservation, one copy */
     char *w = buf_reserve(b, len + 2);
     size_t i = 0;
+    uint64_t x;
+    while (i + 8 <= len && (memcpy(&x, s + i, 8), plain8(x)))
+        i += 8;
+    /* a tail under 8 bytes: the last 8, which overlap what was scanned */
+    if (i < len && len >= 8 && i + 8 > len && (memcpy(&x, s + len - 8, 8), plain8(x)))
+        i = len;
     while (i < len && json_plain[(unsigned char)s[i]])
         i++;
     w[0] = '"';
@@ -521,9 +545,24 @@ static void em_int_or_string(struct em *e, int64_t type, int32_t intval, const c
 /* Time (micro: MicroTime) in RFC 3339, quoted in YAML too. */
 static void em_time(struct em *e, int64_t sec, int32_t nanos, int micro)
 {
-    char buf[64];
-    kobj_fmt_rfc3339(buf, sizeof(buf), sec, nanos, micro);
-    em_scalar(e, buf, strlen(buf), 1, 1);
+    /* an object's times, and those of objects written in one burst, are mostly one second:
+     * the last one written is remembered per thread (a date costs some 250 instructions) */
+    static __thread struct {
+        int64_t sec;
+        int32_t nanos;
+        int micro, set;
+        char text[64];
+        size_t n;
+    } last;
+    if (!last.set || last.sec != sec || last.micro != micro || (micro && last.nanos != nanos)) {
+        kobj_fmt_rfc3339(last.text, sizeof(last.text), sec, nanos, micro);
+        last.n = strlen(last.text);
+        last.sec = sec;
+        last.nanos = nanos;
+        last.micro = micro;
+        last.set = 1;
+    }
+    em_scalar(e, last.text, last.n, 1, 1);
 }
 
 static void emit_msg(struct em *e, const ProtobufCMessage *m)
@@ -760,7 +799,7 @@ static int wire_fields(struct em *e, const ProtobufCMessageDescriptor *d, const 
  * depends on its bytes only.
  */
 #define PARTS 8
-#define PART_MIN 64 /* smaller parts are written as fast as they are looked up */
+#define PART_MIN 16 /* smaller parts (a field or two) cost about what a lookup does */
 #define PART_MAX (16 * 1024)
 static struct {
     pthread_mutex_t mu;
@@ -994,8 +1033,13 @@ static int wire_fields(struct em *e, const ProtobufCMessageDescriptor *d, const 
 
 static void em_begin(struct em *e, enum kobj_fmt fmt)
 {
-    memset(e, 0, sizeof(*e));
+    /* not the whole of e: first[] is set by each em_open before it is read, ye by YAML's
+     * start below, and every JSON answer begins here */
     e->fmt = fmt;
+    memset(&e->out, 0, sizeof(e->out));
+    e->depth = 0;
+    e->first[0] = 0;
+    e->after_key = 0;
     if (fmt != KOBJ_FMT_YAML)
         return;
     yaml_event_t ev;

@@ -866,7 +866,9 @@ static int prepare(struct import *im, struct plan *p, size_t idx)
         if (rc < 0)
             goto out;
     }
-    /* Its own metadata. */
+    /* Its own metadata. The last files' writeback goes on meanwhile. */
+    if (im->flush)
+        flusher_kick(im);
     int ifd = openat(im->workfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (ifd < 0) {
         rc = fail(im, -errno, "%s/%s: %s", im->work, dir, strerror(errno));

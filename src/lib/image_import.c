@@ -33,6 +33,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -758,6 +760,28 @@ out:
     return rc;
 }
 
+/*
+ * Marks the store's tmp/ as ext4 marks the top of a tree (FS_TOPDIR_FL, chattr +T): a
+ * directory made in it, an import's work directory named at random, goes to a block group ext4
+ * picks for it (few directories, free inodes) instead of beside the store's, and the image's
+ * files follow it. Without a journal, as on these machines, ext4 skips every inode freed in the
+ * last seconds (5 minutes while its inode table block is still dirty) and checks each again for
+ * every file it creates: where an image was just removed (the GC, a test run) the next import's
+ * 7,150 files cost seconds of system CPU. Other file systems ignore or refuse the flag: either
+ * is fine.
+ */
+static void spread_tmp(img_store_t *s)
+{
+    int fd = openat(s->dfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC), flags = 0;
+    if (fd < 0)
+        return;
+    if (ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && !(flags & FS_TOPDIR_FL)) {
+        flags |= FS_TOPDIR_FL;
+        ioctl(fd, FS_IOC_SETFLAGS, &flags);
+    }
+    close(fd);
+}
+
 /* ---- preparing and committing ---- */
 
 static int prepare(struct import *im, struct plan *p, size_t idx)
@@ -1055,6 +1079,7 @@ int img_import(img_store_t *s, const char *path, const struct img_import_opts *o
     im.work_rel =
         xasprintf("tmp/%ld.%02x%02x%02x%02x", (long)getpid(), rnd[0], rnd[1], rnd[2], rnd[3]);
     im.work = xasprintf("%s/%s", s->dir, im.work_rel);
+    spread_tmp(s);
     if (mkdirat(s->dfd, im.work_rel, 0700) < 0 ||
         (im.workfd = openat(s->dfd, im.work_rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         rc = fail(&im, -errno, "%s: %s", im.work, strerror(errno));

@@ -199,7 +199,8 @@ struct h2s {
      * conn_send's staging area: frames are appended here with memcpy and
      * handed to the output evbuffer in one evbuffer_add per pass (plus one
      * per referenced big chunk), not one evbuffer operation (and callback
-     * run) per frame and message. Owned by one conn_send at a time.
+     * run) per frame and message; a full one is handed over and a new one
+     * begun (never grown by copying). Owned by one conn_send at a time.
      */
     struct buf sbuf;
     struct conn *sowner;

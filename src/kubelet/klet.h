@@ -754,9 +754,6 @@ int klet_nl_fdb(bool add, int ifindex, const uint8_t mac[6], uint32_t remote, ch
 int klet_nl_veth_peer(const char *name, int ifindex, int *peer, char **err);
 
 /* ------------------------------------------------------------ offload.c */
-/* GRO (so NAPI) on both ends of the veth pair whose end ifname is in the pod's network
- * namespace netns (a path to bind-mounted ns file). 0, or -1 and *err (malloc'd). */
-int klet_offload_pod(const char *netns, const char *ifname, char **err);
 /* The nftables script of table ip coracle-vxlan: UDP to port (the VXLAN port) not tracked. */
 void klet_offload_notrack_script(struct buf *b, int port);
 /* Replaces (klet_offload_notrack) or removes (idempotent) that table; 0 or -1 with *err. */
@@ -774,9 +771,6 @@ int klet_podnet_config(struct klet *k, char **err);
 void klet_podnet_stop(struct klet *k);
 /* Removes what any earlier run made (routes of KLET_RTPROT, the VXLAN device): --cleanup. */
 void klet_podnet_cleanup(struct klet *k);
-/* After CNI ADD plugged the pod whose directory is pod_dir (its netns at <pod_dir>/ns/net,
- * eth0): vxlan mode tunes its veth pair (offload.c); failures are logged, never fatal. */
-void klet_podnet_pod_plugged(struct klet *k, const char *pod_dir);
 /* Pure helpers (unit-tested): "a.b.c.d/n" -> network and prefix; the VTEP MAC of a node IP;
  * a mode name -> KLET_PODNET_*. Each parser returns 0 or -1. */
 int klet_podnet_parse_cidr(const char *s, uint32_t *net, int *plen);

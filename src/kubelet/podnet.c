@@ -24,7 +24,7 @@
  * restart, also after SIGKILL, idempotent); `--cleanup` and shutdown delete
  * all of them and the device. Everything goes through rtnetlink (netlink.c).
  * In vxlan mode offload.c keeps the tunnel's packets out of conntrack (with
- * the device) and turns GRO on for each pod's veth pair (after CNI ADD).
+ * the device).
  */
 #include "config.h"
 #include "informer.h"
@@ -367,18 +367,6 @@ static int vxlan_setup(struct klet *k, char **err)
     }
     free(name);
     return rc;
-}
-
-void klet_podnet_pod_plugged(struct klet *k, const char *pod_dir)
-{
-    if (k->podnet.mode != KLET_PODNET_VXLAN)
-        return;
-    char *netns = xasprintf("%s/ns/net", pod_dir), *err = NULL;
-    if (klet_offload_pod(netns, "eth0", &err) < 0) {
-        log_warn("pod network: %s", err);
-        free(err);
-    }
-    free(netns);
 }
 
 int klet_podnet_config(struct klet *k, char **err)

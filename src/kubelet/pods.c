@@ -1049,7 +1049,6 @@ static void pod_sync_running(struct klet_pod *p)
                 klet_cni_del(k, p->dir, p->uid);
                 klet_sandbox_destroy(p->dir);
             } else {
-                klet_podnet_pod_plugged(k, p->dir);
                 klet_sandbox_files(p->dir, hn, hostnet, p->pod_ip);
             }
         }

@@ -402,7 +402,7 @@ size_t rbufq_push(struct rbufq *q, rbuf_t *b)
         q->cap = ncap;
         q->head = 0;
     }
-    q->v[(q->head + q->n) % q->cap] = b;
+    q->v[(q->head + q->n) & (q->cap - 1)] = b;
     q->n++;
     return grew;
 }
@@ -413,7 +413,7 @@ void rbufq_advance(struct rbufq *q, size_t k)
     q->off += k;
     if (q->off == b->len) {
         rbuf_unref(b);
-        q->head = (q->head + 1) % q->cap;
+        q->head = (q->head + 1) & (q->cap - 1);
         q->n--;
         q->off = 0;
     }
@@ -423,7 +423,7 @@ void rbufq_empty(struct rbufq *q)
 {
     while (q->n) {
         rbuf_unref(q->v[q->head]);
-        q->head = (q->head + 1) % q->cap;
+        q->head = (q->head + 1) & (q->cap - 1);
         q->n--;
     }
     q->head = q->off = 0;

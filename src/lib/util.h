@@ -119,7 +119,9 @@ void rbuf_unref(rbuf_t *b);
 /*
  * rbufq: a FIFO ring of rbufs being sent, off bytes of the head already
  * gone (the gRPC server's and client's outgoing messages). Zero-initialised
- * is empty.
+ * is empty. Its capacity is a power of two, so indexes wrap with a mask: a
+ * division per message queued and sent was a visible part of a watch
+ * delivery's time.
  */
 struct rbufq {
     rbuf_t **v;
@@ -129,7 +131,7 @@ struct rbufq {
 size_t rbufq_push(struct rbufq *q, rbuf_t *b);
 static inline rbuf_t *rbufq_at(const struct rbufq *q, size_t i)
 {
-    return q->v[(q->head + i) % q->cap];
+    return q->v[(q->head + i) & (q->cap - 1)]; /* cap: a power of two */
 }
 /* k more bytes of the head buffer were sent; an rbuf all sent is dropped. */
 void rbufq_advance(struct rbufq *q, size_t k);

@@ -47,10 +47,11 @@ FUZZ_SRC_yaml = $(srcdir)/src/lib/kobj.c $(srcdir)/src/lib/kobj_parse.c \
 FUZZ_SRC_kobj_json = $(FUZZ_SRC_yaml)
 FUZZ_SRC_kobj_pb = $(FUZZ_SRC_yaml)
 FUZZ_SRC_pb = $(srcdir)/src/apiserver/admit.c $(srcdir)/src/apiserver/admit_workload.c \
-	$(srcdir)/src/apiserver/psa_check.c \
-	$(srcdir)/src/apiserver/admit_csr.c $(srcdir)/src/lib/pki.c \
+	$(srcdir)/src/apiserver/psa_check.c $(srcdir)/src/apiserver/admit_service.c \
+	$(srcdir)/src/apiserver/admit_netpol.c $(srcdir)/src/apiserver/admit_rbac.c \
+	$(srcdir)/src/apiserver/admit_csr.c $(srcdir)/src/lib/pki.c $(srcdir)/src/lib/cidr.c \
 	$(srcdir)/src/apiserver/obj.c $(srcdir)/src/lib/sel.c $(srcdir)/src/lib/json.c \
-	$(srcdir)/src/lib/buf.c $(srcdir)/src/lib/cron.c
+	$(srcdir)/src/lib/buf.c $(srcdir)/src/lib/cron.c proto/coracle_doc.c
 FUZZ_LIBS_pb = $(OPENSSL_LIBS)
 FUZZ_SRC_http1 = $(srcdir)/src/lib/h2s.c $(srcdir)/src/lib/h2s_call.c \
 	$(srcdir)/src/lib/h2s_conn.c $(srcdir)/src/lib/h2s_http1.c $(srcdir)/src/lib/h2s_limit.c \
@@ -63,7 +64,7 @@ FUZZ_SRC_accept = $(srcdir)/src/apiserver/rest_query.c
 FUZZ_SRC_rest_body = $(srcdir)/src/apiserver/rest_body.c $(srcdir)/src/apiserver/rest_query.c \
 	$(srcdir)/src/apiserver/gcpolicy.c \
 	$(srcdir)/src/apiserver/obj.c $(srcdir)/src/apiserver/wire.c $(srcdir)/src/lib/sel.c \
-	$(FUZZ_SRC_yaml)
+	$(FUZZ_SRC_yaml) proto/coracle_doc.c
 FUZZ_SRC_patch = $(srcdir)/t/fuzz/fuzz_patch.c $(srcdir)/src/lib/kpatch.c \
 	$(srcdir)/src/lib/kpatch_dup.c $(srcdir)/src/lib/kpatch_json.c \
 	$(srcdir)/src/lib/kpatch_strategic.c $(srcdir)/src/lib/kmeta.c \
@@ -105,7 +106,7 @@ fuzz/fuzz_%: $(srcdir)/t/fuzz/fuzz_%.c $(srcdir)/t/fuzz/fuzz.h $(srcdir)/t/fuzz/
 	  $(FUZZ_SRC_accept) $(FUZZ_SRC_rest_body) $(FUZZ_SRC_patch) $(FUZZ_SRC_ssa) \
 	  $(FUZZ_SRC_spdy) $(FUZZ_SRC_ws) $(FUZZ_SRC_enc_cfg) $(FUZZ_SRC_cron) $(FUZZ_SRC_jwt) \
 	  $(FUZZ_SRC_wal) $(FUZZ_SRC_psa_cfg) $(FUZZ_SRC_audit_policy) $(FUZZ_SRC_csr) \
-	  $(FUZZ_SRC_dns) $(FUZZ_SRC_oci) $(FUZZ_SRC_tar) $(PROTO_GEN)
+	  $(FUZZ_SRC_dns) $(FUZZ_SRC_oci) $(FUZZ_SRC_tar) $(PROTO_GEN) proto/coracle_doc.c
 	@$(MKDIR_P) fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_EXTRA_$*) $(FUZZ_INC) -o $@ $< $(FUZZ_BASE) $(FUZZ_SRC_$*) \
 	  $(FUZZ_LIBS_$*) $(YAML_LIBS) $(PROTOBUF_C_LIBS) -lm

@@ -189,17 +189,17 @@ nf:
     return -1;
 }
 
-/*
- * kube-apiserver's long-running check: the watch and proxy verbs (a watch
- * query, or the /watch/ and /proxy/ path forms) and the attach, exec,
- * log, portforward and proxy subresources, whatever their options.
- */
 /* Whether segment s of n bytes is w. */
 static bool seg_is(const char *s, size_t n, const char *w)
 {
     return strlen(w) == n && !memcmp(s, w, n);
 }
 
+/*
+ * kube-apiserver's long-running check: the watch and proxy verbs (a watch
+ * query, or the /watch/ and /proxy/ path forms) and the attach, exec,
+ * log, portforward and proxy subresources, whatever their options.
+ */
 int rest_long_running(const h2s_req_t *r)
 {
     static const char *const subs[] = {"attach", "exec", "log", "portforward", "proxy"};

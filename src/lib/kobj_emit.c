@@ -141,11 +141,20 @@ void kobj_json_str(struct buf *b, const char *s, size_t len)
     char *w = buf_reserve(b, len + 2);
     size_t i = 0;
     uint64_t x;
-    while (i + 8 <= len && (memcpy(&x, s + i, 8), plain8(x)))
-        i += 8;
-    /* a tail under 8 bytes: the last 8, which overlap what was scanned */
-    if (i < len && len >= 8 && i + 8 > len && (memcpy(&x, s + len - 8, 8), plain8(x)))
-        i = len;
+    if (len >= 8) {
+        while (i + 8 <= len && (memcpy(&x, s + i, 8), plain8(x)))
+            i += 8;
+        /* a tail under 8 bytes: the last 8, which overlap what was scanned */
+        if (i < len && i + 8 > len && (memcpy(&x, s + len - 8, 8), plain8(x)))
+            i = len;
+    } else if (len >= 4) {
+        /* the first 4 bytes and the last 4 (overlapping) as one word */
+        uint32_t lo, hi;
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + len - 4, 4);
+        if (plain8(lo | (uint64_t)hi << 32))
+            i = len;
+    }
     while (i < len && json_plain[(unsigned char)s[i]])
         i++;
     w[0] = '"';
@@ -322,14 +331,13 @@ static void em_key(struct em *e, const char *k)
  * JSON: copied between the quotes as they are, with no escaping pass
  * (every field of every answer has one).
  */
-static void em_field_key(struct em *e, const char *name)
+static void em_field_key_n(struct em *e, const char *name, size_t n)
 {
     if (e->fmt == KOBJ_FMT_YAML) {
         em_str(e, name);
         return;
     }
     json_pre(e);
-    size_t n = strlen(name);
     char *w = buf_reserve(&e->out, n + 4);
     w[0] = '"';
     memcpy(w + 1, name, n);
@@ -338,6 +346,11 @@ static void em_field_key(struct em *e, const char *name)
     w[n + 3] = ' '; /* kept by pretty JSON only */
     buf_commit(&e->out, n + (e->fmt == KOBJ_FMT_JSON ? 4 : 3));
     e->after_key = 1;
+}
+
+static void em_field_key(struct em *e, const char *name)
+{
+    em_field_key_n(e, name, strlen(name));
 }
 
 /* v in decimal, as printf's %PRIu64 (with a '-' before it if neg). */
@@ -978,13 +991,43 @@ static int wire_entry(struct em *e, const ProtobufCMessageDescriptor *ed, const 
  * repeated field's values in one sequence (or mapping, for a map) that
  * closes when the next field comes.
  */
+/*
+ * What wire_fields asks of field id of d, once per thread (the same few
+ * fields come in every object): the field, its name's length, whether it
+ * is inlined, whether it is a map.
+ */
+struct fplan {
+    const ProtobufCMessageDescriptor *d;
+    uint32_t id;
+    const ProtobufCFieldDescriptor *f; /* NULL: d has no field id */
+    size_t nl;
+    int inlined, map;
+};
+
+static const struct fplan *fplan_of(const ProtobufCMessageDescriptor *d, uint32_t id)
+{
+    static __thread struct fplan plans[512];
+    struct fplan *pl = &plans[(((uintptr_t)d >> 4) * 31 + id) % 512];
+    if (pl->d == d && pl->id == id)
+        return pl;
+    unsigned hint = 0;
+    const ProtobufCFieldDescriptor *f = pb_field_by_id(d, id, &hint);
+    pl->d = d;
+    pl->id = id;
+    pl->f = f;
+    pl->nl = f ? strlen(f->name) : 0;
+    pl->inlined = f && kobj_is_inlined(d, f);
+    pl->map = f && f->label == PROTOBUF_C_LABEL_REPEATED && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+              kobj_desc_is_map_entry(f->descriptor);
+    return pl;
+}
+
 static int wire_fields(struct em *e, const ProtobufCMessageDescriptor *d, const uint8_t *p,
                        size_t len)
 {
     const uint8_t *end = p + len;
     const ProtobufCFieldDescriptor *last = NULL; /* the field before */
     int open = -1;                               /* last's sequence (0) or map (1) is open */
-    unsigned hint = 0;
     if (!wire_type_ok(d))
         return -1;
     while (p < end) {
@@ -992,7 +1035,8 @@ static int wire_fields(struct em *e, const ProtobufCMessageDescriptor *d, const 
         struct wv w;
         if (wire_next(&p, end, &id, &w) < 0)
             return -1;
-        const ProtobufCFieldDescriptor *f = pb_field_by_id(d, id, &hint);
+        const struct fplan *pl = fplan_of(d, id);
+        const ProtobufCFieldDescriptor *f = pl->f;
         if (!f)
             continue; /* pb_decode keeps it aside; emit_fields writes no unknown field */
         if ((last && f < last) || (f == last && f->label != PROTOBUF_C_LABEL_REPEATED))
@@ -1004,11 +1048,11 @@ static int wire_fields(struct em *e, const ProtobufCMessageDescriptor *d, const 
         int first = f != last;
         last = f;
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            int map = f->type == PROTOBUF_C_TYPE_MESSAGE && kobj_desc_is_map_entry(f->descriptor);
+            int map = pl->map;
             if (!kobj_is_ptr_type(f->type) && f->type != PROTOBUF_C_TYPE_BYTES)
                 return -1; /* repeated scalars may come packed: protobuf-c's */
             if (first) {
-                em_field_key(e, f->name);
+                em_field_key_n(e, f->name, pl->nl);
                 em_open(e, map);
                 open = map;
             }
@@ -1016,13 +1060,13 @@ static int wire_fields(struct em *e, const ProtobufCMessageDescriptor *d, const 
                 return -1;
             continue;
         }
-        if (kobj_is_inlined(d, f)) {
+        if (pl->inlined) {
             if (w.wire != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED ||
                 wire_fields(e, f->descriptor, w.p, w.n) < 0)
                 return -1;
             continue;
         }
-        em_field_key(e, f->name);
+        em_field_key_n(e, f->name, pl->nl);
         if (wire_value(e, f, &w) < 0)
             return -1;
     }

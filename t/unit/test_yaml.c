@@ -663,24 +663,25 @@ static void test_json_str(void)
         buf_free(&b);
     }
     ok(!bad, "kobj_json_str: every byte value");
-    /* and at every place of a run long enough to be scanned by the word */
+    /* and at every place of runs of every length the scan takes by words (4, 8 bytes) */
     bad = 0;
     for (int c = 0; c < 256; c++)
-        for (int at = 0; at < 19; at++) {
-            char in[20], one[2] = {(char)c, 0}, want[64];
-            memset(in, 'a', sizeof(in));
-            in[at] = (char)c;
-            struct buf w1 = {0}, got = {0};
-            kobj_json_str(&w1, one, 1); /* the byte alone: every value checked above */
-            snprintf(want, sizeof(want), "\"%.*s%.*s%.*s\"", at, in, (int)w1.len - 2, w1.p + 1,
-                     18 - at, in + at + 1);
-            kobj_json_str(&got, in, 19);
-            if (strcmp(got.p, want) && bad++ < 3)
-                diag("byte %d at %d: %s, want %s", c, at, got.p, want);
-            buf_free(&w1);
-            buf_free(&got);
-        }
-    ok(!bad, "kobj_json_str: every byte value at every place of a long run");
+        for (int n = 1; n <= 19; n++)
+            for (int at = 0; at < n; at++) {
+                char in[20], one[2] = {(char)c, 0}, want[64];
+                memset(in, 'a', sizeof(in));
+                in[at] = (char)c;
+                struct buf w1 = {0}, got = {0};
+                kobj_json_str(&w1, one, 1); /* the byte alone: every value checked above */
+                snprintf(want, sizeof(want), "\"%.*s%.*s%.*s\"", at, in, (int)w1.len - 2, w1.p + 1,
+                         n - 1 - at, in + at + 1);
+                kobj_json_str(&got, in, (size_t)n);
+                if (strcmp(got.p, want) && bad++ < 3)
+                    diag("byte %d at %d of %d: %s, want %s", c, at, n, got.p, want);
+                buf_free(&w1);
+                buf_free(&got);
+            }
+    ok(!bad, "kobj_json_str: every byte value at every place of runs of 1 to 19 bytes");
     struct buf b = {0};
     kobj_json_str(&b, "\xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80", 10);
     is_str(b.p, "\"\xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80\"", "kobj_json_str: UTF-8 kept");

@@ -587,8 +587,8 @@ static struct {
     pthread_mutex_t mu;
     struct seen {
         const ProtobufCFieldDescriptor *f;
-        char *text; /* malloc'd */
-        size_t n;
+        char *text; /* malloc'd, cap bytes */
+        size_t n, cap;
         ProtobufCMessage *m; /* what text reads into, once it came again; NULL before */
         struct steps steps;  /* of copying m */
         unsigned hits;
@@ -608,12 +608,17 @@ static struct seen *seen_find(const ProtobufCFieldDescriptor *f, const char *p, 
     return NULL;
 }
 
-/* Keeps the text of f at p..n, and m (if not NULL: a copy) as what it reads into. */
+/*
+ * Keeps the text of f at p..n, and m (if not NULL: a copy) as what it
+ * reads into. A text seen for the first time (m NULL) is put without a
+ * search: were another thread's put of it to come between, the two
+ * entries would be one text, the first found, the other aging out.
+ */
 static void seen_put(const ProtobufCFieldDescriptor *f, const char *p, size_t n,
                      const ProtobufCMessage *m)
 {
     pthread_mutex_lock(&seen_parts.mu);
-    struct seen *e = seen_find(f, p, p + n);
+    struct seen *e = m ? seen_find(f, p, p + n) : NULL;
     if (e && e->n != n)
         e = NULL; /* a shorter text this one starts with: not this part */
     if (!e) {
@@ -630,7 +635,8 @@ static void seen_put(const ProtobufCFieldDescriptor *f, const char *p, size_t n,
         e->m = NULL;
         e->steps.n = 0;
         e->f = f;
-        e->text = xrealloc(e->text, n);
+        if (e->cap < n)
+            e->text = xrealloc(e->text, e->cap = n);
         memcpy(e->text, p, n);
         e->n = n;
         e->hits = 0;

@@ -75,7 +75,8 @@ static const struct cfg_opt opts[] = {
      "revisions of history kept for watch resumption (default 100000)"},
     {"wal-size", CFG_INT, &wal_size, "BYTES",
      "the store's write-ahead log (DATA-DIR/wal); a full log is checkpointed into "
-     "DATA-DIR/snap.mdb (default 67108864; at most a quarter of the disk's free space)"},
+     "DATA-DIR/snap.mdb (default 67108864; at most a quarter of the disk's free space; "
+     "grows to a quarter of a checkpoint's size, 1 GiB at most)"},
     {"map-dir", CFG_STR, &map_dir, "DIR",
      "keep the store's map (data.mdb) in DIR, a tmpfs, instead of DATA-DIR: rebuilt from "
      "DATA-DIR/snap.mdb and the log at every start, so an idle apiserver writes only its log; "

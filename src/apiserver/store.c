@@ -67,6 +67,9 @@
 #define LOGREC_REF 0x80
 #define LOGREC_REF_HDR 17
 #define STORE_DEFAULT_WAL ((size_t)64 << 20)
+/* the log is kept at least a checkpoint's size over this, up to STORE_WAL_MAX (wal_follow) */
+#define STORE_WAL_PER_COPY 4
+#define STORE_WAL_MAX ((uint64_t)1 << 30)
 /* the loop commits a write alone only while commits take less than this (the loop's bound) */
 #define STORE_LOOP_COMMIT_NS 1000000
 
@@ -884,6 +887,41 @@ static int copy_env(store_t *s, const char *path, char **err)
 }
 
 /*
+ * The log grows with the map. A checkpoint copies the whole map each time
+ * the log fills, so behind a log of fixed size its cost per byte logged
+ * grows with the store: a 600 MiB map behind the default 64 MiB log wrote
+ * ten bytes of copy per byte of log, and the copies' writes (system time)
+ * took most of the apiserver's CPU under creates. After a checkpoint of
+ * copied bytes the log is made at least copied / STORE_WAL_PER_COPY, so
+ * a checkpoint costs at most about that many bytes per byte logged. Bounded
+ * by STORE_WAL_MAX (what a restart after a crash replays), a quarter of the
+ * disk's free space (as the log's first size) and the room a checkpoint
+ * needs besides (checkpoint_fits). The log only grows; its file keeps the
+ * size across restarts.
+ */
+static void wal_follow(store_t *s, uint64_t copied)
+{
+    struct statvfs sv;
+    uint64_t want = copied / STORE_WAL_PER_COPY, have = wal_size(s->wal);
+    if (want <= have || statvfs(s->dir, &sv) < 0)
+        return;
+    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize, keep = 2 * copied + ((uint64_t)8 << 20);
+    uint64_t room = avail > keep ? avail - keep : 0;
+    want = want < STORE_WAL_MAX ? want : STORE_WAL_MAX;
+    want = want < avail / 4 ? want : avail / 4;
+    want = want < room ? want : room;
+    if (want <= have + (have >> 3)) /* not for less than an eighth more */
+        return;
+    int rc = -wal_grow(s->wal, (size_t)(want - wal_used(s->wal)));
+    if (rc)
+        log_warn("store: grow %s to %llu bytes: %s (it stays at %llu)", wal_path(s->wal),
+                 (unsigned long long)want, strerror(rc), (unsigned long long)have);
+    else
+        log_info("store: %s grown to %zu bytes: the checkpoint copied %llu", wal_path(s->wal),
+                 wal_size(s->wal), (unsigned long long)copied);
+}
+
+/*
  * A checkpoint: the committed map copied to DIR/snap.mdb (synced, the
  * directory too), then a new log epoch that continues from its revision.
  * A crash between the two leaves the new copy and the old log, whose
@@ -896,7 +934,7 @@ static int checkpoint(store_t *s)
     int64_t t0 = mono_ns();
     size_t used = wal_used(s->wal);
     int rc = copy_env(s, snap, &err);
-    struct stat st;
+    struct stat st = {.st_size = 0};
     if (!rc && stat(snap, &st) == 0) {
         pthread_mutex_lock(&s->mu);
         s->st.checkpoints++;
@@ -912,6 +950,8 @@ static int checkpoint(store_t *s)
     else
         log_info("store: checkpoint at revision %llu: %zu bytes of log now in %s (%.1f ms)",
                  (unsigned long long)s->crev, used, snap, (double)(mono_ns() - t0) / 1e6);
+    if (!rc)
+        wal_follow(s, (uint64_t)st.st_size);
     free(err);
     free(snap);
     return rc;

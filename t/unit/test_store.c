@@ -1004,6 +1004,73 @@ static void test_growth(void)
     free(dir);
 }
 
+/*
+ * The log grows with the map: behind a 64 KiB log, 3,000 writes of 1 KB
+ * make checkpoints of a map many times the log's size, after which the log
+ * is at least a quarter of the last copy; the grown log keeps its size and
+ * every write across a reopen.
+ */
+static void test_wal_follows_map(void)
+{
+    char *dir = subdir("walfollow");
+    struct store_opts o = {.dir = dir, .map_size = 1 << 20, .wal_size = 64 << 10};
+    store_t *s = NULL;
+    char *err = NULL;
+    if (store_open(&s, &o, base, &err)) {
+        ok(0, "open: %s", err ? err : "?");
+        free(err);
+        free(dir);
+        return;
+    }
+    store_set_listener(s, listener, NULL);
+    listener_last = store_rev(s);
+    int N = 3000, bad = 0;
+    struct top *ts = xcalloc((size_t)N, sizeof(*ts));
+    for (int i = 0; i < N; i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "w/%05d", i);
+        top_init(&ts[i], TOP_PUT, k, "logged");
+        ts[i].val_len = 1000;
+        submit(s, &ts[i]);
+        if (i % 20 == 19)
+            wait_all();
+    }
+    wait_all();
+    for (int i = 0; i < N; i++)
+        bad += ts[i].err != 0;
+    struct store_stats st;
+    store_get_stats(s, &st);
+    struct stat sb;
+    char *snap = xasprintf("%s/snap.mdb", dir);
+    uint64_t last_copy = stat(snap, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    ok(bad == 0, "3000 x 1 KB writes behind a 64 KiB log succeed (%d failed)", bad);
+    ok(st.checkpoints >= 2, "%llu checkpoints", (unsigned long long)st.checkpoints);
+    ok(st.wal_size > (64 << 10) && st.wal_size >= last_copy / 4 - (64 << 10),
+       "the log grew to %llu bytes (last copy %llu bytes)", (unsigned long long)st.wal_size,
+       (unsigned long long)last_copy);
+    store_close(s);
+    s = NULL;
+    if (store_open(&s, &o, base, &err)) {
+        ok(0, "reopen: %s", err ? err : "?");
+        free(err);
+    } else {
+        store_set_listener(s, listener, NULL);
+        listener_last = store_rev(s);
+        char *v = get_str(s, "w/02999");
+        ok(v && strlen(v) == 1000, "the last write reads after a reopen");
+        free(v);
+        char *wal = xasprintf("%s/wal", dir);
+        long long size = stat(wal, &sb) == 0 ? (long long)sb.st_size : -1;
+        ok(size >= (long long)st.wal_size, "the log keeps its size across a reopen (%lld bytes)",
+           size);
+        free(wal);
+        store_close(s);
+    }
+    free(snap);
+    free(ts);
+    free(dir);
+}
+
 /* ---- disk full: tmpfs in a private mount namespace (root only) ---- */
 
 static int dfull_child(const char *dir)
@@ -1534,6 +1601,7 @@ int main(int argc, char **argv)
     test_loop_commits();
     test_sigkill();
     test_growth();
+    test_wal_follows_map();
     test_disk_full();
     test_backup();
     test_replica();

@@ -9,7 +9,7 @@
 # blob and an index without linux/amd64: each its reason in the pod's
 # status and events, no password anywhere, nothing half-imported. Two
 # images on one base layer: the second fetches only its own layer.
-import base64, gzip, hashlib, io, json, os, re, subprocess, sys, tarfile, time
+import base64, gzip, hashlib, json, os, re, subprocess, sys, time
 sys.path.insert(0, os.path.join(os.environ.get("CORACLE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "t", "lib"))
 import ctest
 import registry
@@ -33,15 +33,10 @@ reg.push_archive(tars["busybox"], "armonly/img:base")
 t.ok(True, "registry up, seed images pushed with skopeo (%.1f s)" % (time.time() - t0))
 
 # A tampered layer: a blob uploaded (so the registry knows its digest), then changed on disk.
-buf = io.BytesIO()
-with tarfile.open(fileobj=buf, mode="w") as tf:
-    data = os.urandom(200000)
-    ti = tarfile.TarInfo("junk")
-    ti.size = len(data)
-    tf.addfile(ti, io.BytesIO(data))
-layer = gzip.compress(buf.getvalue())
+tar = registry.tar_of({"junk": os.urandom(200000)})
+layer = gzip.compress(tar)
 ld = reg.put_blob("tampered/img", layer)
-diff_id = "sha256:" + hashlib.sha256(buf.getvalue()).hexdigest()
+diff_id = "sha256:" + hashlib.sha256(tar).hexdigest()
 cfg = reg.put_blob("tampered/img", json.dumps({
     "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/junk"]},
     "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode())
@@ -181,19 +176,9 @@ t.ok(slow.down <= 1.10 * layer, "both runs fetched %d bytes of the %d-byte image
 
 # ---- two images on one base layer: the second fetches only its own layer; the base blob
 # is kept while an image lists it, and goes with the last one (rm, prune)
-def tar_of(files):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in files.items():
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            tf.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
-
-
-base = tar_of({"base": os.urandom(6 << 20)})
-ma = reg.put_layered("shared/a", "1", [base, tar_of({"a": b"a\n"})])
-mb = reg.put_layered("shared/b", "1", [base, tar_of({"b": os.urandom(300 << 10)})])
+base = registry.tar_of({"base": os.urandom(6 << 20)})
+ma = reg.put_layered("shared/a", "1", [base, registry.tar_of({"a": b"a\n"})])
+mb = reg.put_layered("shared/b", "1", [base, registry.tar_of({"b": os.urandom(300 << 10)})])
 counter = registry.CutProxy(reg.port)
 c.on_teardown(counter.stop)
 hosts4 = reg.hosts_dir(os.path.join(c.dir, "certs4.d"), endpoint=counter.addr)

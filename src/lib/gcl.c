@@ -545,6 +545,20 @@ static void gconn_flush_cb(evutil_socket_t fd, short what, void *arg)
     gconn_maybe_reap(c);
 }
 
+/* n received bytes into nghttp2: what it took, or -1 after failing c (gconn_fail ran). */
+static ssize_t gconn_recv(struct gconn *c, const uint8_t *p, size_t n)
+{
+    ssize_t r = nghttp2_session_mem_recv(c->ngh, p, n);
+    if (r < 0) {
+        c->in_recv = 0;
+        char m[160];
+        snprintf(m, sizeof(m), "connection to %s failed: %s", c->addr, nghttp2_strerror((int)r));
+        gconn_fail(c, m);
+        return -1;
+    }
+    return r;
+}
+
 #define READ_DIRECT 65536  /* bytes one read(2) may take from a cleartext socket */
 #define READ_BUDGET 262144 /* ...and all of them in one callback (other connections wait) */
 
@@ -563,15 +577,8 @@ static int gconn_read_direct(struct gconn *c, int fd)
         if (n <= 0)
             return 0; /* EAGAIN; EOF and errors: libevent's next read reports them */
         got += (size_t)n;
-        ssize_t r = nghttp2_session_mem_recv(c->ngh, b, (size_t)n);
-        if (r < 0) {
-            c->in_recv = 0;
-            char m[160];
-            snprintf(m, sizeof(m), "connection to %s failed: %s", c->addr,
-                     nghttp2_strerror((int)r));
-            gconn_fail(c, m);
+        if (gconn_recv(c, b, (size_t)n) < 0)
             return -1;
-        }
         if ((size_t)n < sizeof(b))
             return 0; /* drained */
     }
@@ -595,15 +602,9 @@ static void gconn_readcb(struct bufferevent *bev, void *arg)
         int nv = evbuffer_peek(in, -1, NULL, v, 16);
         size_t used = 0;
         for (int i = 0; i < nv && i < 16 && !c->zombie; i++) {
-            ssize_t r = nghttp2_session_mem_recv(c->ngh, v[i].iov_base, v[i].iov_len);
-            if (r < 0) {
-                c->in_recv = 0;
-                char m[160];
-                snprintf(m, sizeof(m), "connection to %s failed: %s", c->addr,
-                         nghttp2_strerror((int)r));
-                gconn_fail(c, m);
+            ssize_t r = gconn_recv(c, v[i].iov_base, v[i].iov_len);
+            if (r < 0)
                 return;
-            }
             used += (size_t)r;
         }
         evbuffer_drain(in, used);

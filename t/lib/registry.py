@@ -29,6 +29,18 @@ def free_port():
     return p
 
 
+def tar_of(files):
+    """The bytes of an uncompressed tar holding files {name: bytes}, in that order."""
+    import io, tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
 def available():
     """None if a registry can be run here, else why not."""
     for tool in (REGISTRY, shutil.which("skopeo"), shutil.which("htpasswd"), shutil.which("openssl")):
@@ -171,24 +183,19 @@ class Registry:
     def put_image(self, repo, tag, files, zstd=False):
         """An image of one gzip (or zstd) layer holding files {name: bytes}; returns its
         manifest."""
-        import gzip, io, tarfile
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tf:
-            for name, data in files.items():
-                ti = tarfile.TarInfo(name)
-                ti.size = len(data)
-                tf.addfile(ti, io.BytesIO(data))
+        import gzip
+        tar = tar_of(files)
         if zstd:
-            blob = subprocess.run(["zstd", "-q", "-c"], input=buf.getvalue(), capture_output=True,
+            blob = subprocess.run(["zstd", "-q", "-c"], input=tar, capture_output=True,
                                   check=True).stdout
         else:
-            blob = gzip.compress(buf.getvalue(), compresslevel=1)
+            blob = gzip.compress(tar, compresslevel=1)
         layer = self.put_blob(repo, blob)
         layer["mediaType"] = "application/vnd.oci.image.layer.v1.tar+" + ("zstd" if zstd else "gzip")
         cfg = self.put_blob(repo, json.dumps({
             "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/true"]},
             "rootfs": {"type": "layers",
-                       "diff_ids": ["sha256:" + hashlib.sha256(buf.getvalue()).hexdigest()]}}).encode())
+                       "diff_ids": ["sha256:" + hashlib.sha256(tar).hexdigest()]}}).encode())
         cfg["mediaType"] = "application/vnd.oci.image.config.v1+json"
         m = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
              "config": cfg, "layers": [layer]}

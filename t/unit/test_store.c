@@ -212,20 +212,25 @@ static char *get_str(store_t *s, const char *key)
     return res;
 }
 
-static store_t *open_store(const char *dir, size_t map, uint64_t keep)
+static store_t *open_store_opts(const struct store_opts *o)
 {
-    struct store_opts o = {.dir = dir, .map_size = map, .compact_keep = keep};
     store_t *s = NULL;
     char *err = NULL;
-    int rc = store_open(&s, &o, base, &err);
+    int rc = store_open(&s, o, base, &err);
     if (rc) {
-        diag("store_open %s: %s", dir, err ? err : "?");
+        diag("store_open %s: %s", o->dir, err ? err : "?");
         free(err);
         return NULL;
     }
     store_set_listener(s, listener, NULL);
     listener_last = store_rev(s);
     return s;
+}
+
+static store_t *open_store(const char *dir, size_t map, uint64_t keep)
+{
+    struct store_opts o = {.dir = dir, .map_size = map, .compact_keep = keep};
+    return open_store_opts(&o);
 }
 
 static char *subdir(const char *name)
@@ -931,6 +936,29 @@ static void test_sigkill(void)
 
 /* ---- map growth ---- */
 
+/*
+ * n puts into ts (n of them): keys prefix/00000..., values of val_len bytes
+ * starting with val, waited for every `every`. The number that failed.
+ */
+static int put_many(store_t *s, struct top *ts, int n, const char *prefix, const char *val,
+                    size_t val_len, int every)
+{
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "%s/%05d", prefix, i);
+        top_init(&ts[i], TOP_PUT, k, val);
+        ts[i].val_len = val_len;
+        submit(s, &ts[i]);
+        if (i % every == every - 1)
+            wait_all();
+    }
+    wait_all();
+    for (int i = 0; i < n; i++)
+        bad += ts[i].err != 0;
+    return bad;
+}
+
 static void test_growth(void)
 {
     char *dir = subdir("grow");
@@ -943,20 +971,9 @@ static void test_growth(void)
     struct store_stats st0, st1;
     store_get_stats(s, &st0);
     /* many small batches: the proactive (75%) growth */
-    int N = 3000, bad = 0;
+    int N = 3000;
     struct top *ts = xcalloc((size_t)N, sizeof(*ts));
-    for (int i = 0; i < N; i++) {
-        char k[32];
-        snprintf(k, sizeof(k), "m/%05d", i);
-        top_init(&ts[i], TOP_PUT, k, "payload");
-        ts[i].val_len = 1000;
-        submit(s, &ts[i]);
-        if (i % 50 == 49)
-            wait_all();
-    }
-    wait_all();
-    for (int i = 0; i < N; i++)
-        bad += ts[i].err != 0;
+    int bad = put_many(s, ts, N, "m", "payload", 1000, 50);
     store_get_stats(s, &st1);
     ok(bad == 0, "3000 x 1 KB writes into a 128 KiB map all succeed (%d failed)", bad);
     ok(st1.map_size > st0.map_size, "map grew from %llu to %llu", (unsigned long long)st0.map_size,
@@ -1014,30 +1031,15 @@ static void test_wal_follows_map(void)
 {
     char *dir = subdir("walfollow");
     struct store_opts o = {.dir = dir, .map_size = 1 << 20, .wal_size = 64 << 10};
-    store_t *s = NULL;
-    char *err = NULL;
-    if (store_open(&s, &o, base, &err)) {
-        ok(0, "open: %s", err ? err : "?");
-        free(err);
+    store_t *s = open_store_opts(&o);
+    if (!s) {
+        ok(0, "open");
         free(dir);
         return;
     }
-    store_set_listener(s, listener, NULL);
-    listener_last = store_rev(s);
-    int N = 3000, bad = 0;
+    int N = 3000;
     struct top *ts = xcalloc((size_t)N, sizeof(*ts));
-    for (int i = 0; i < N; i++) {
-        char k[32];
-        snprintf(k, sizeof(k), "w/%05d", i);
-        top_init(&ts[i], TOP_PUT, k, "logged");
-        ts[i].val_len = 1000;
-        submit(s, &ts[i]);
-        if (i % 20 == 19)
-            wait_all();
-    }
-    wait_all();
-    for (int i = 0; i < N; i++)
-        bad += ts[i].err != 0;
+    int bad = put_many(s, ts, N, "w", "logged", 1000, 20);
     struct store_stats st;
     store_get_stats(s, &st);
     struct stat sb;
@@ -1049,13 +1051,9 @@ static void test_wal_follows_map(void)
        "the log grew to %llu bytes (last copy %llu bytes)", (unsigned long long)st.wal_size,
        (unsigned long long)last_copy);
     store_close(s);
-    s = NULL;
-    if (store_open(&s, &o, base, &err)) {
-        ok(0, "reopen: %s", err ? err : "?");
-        free(err);
+    if (!(s = open_store_opts(&o))) {
+        ok(0, "reopen");
     } else {
-        store_set_listener(s, listener, NULL);
-        listener_last = store_rev(s);
         char *v = get_str(s, "w/02999");
         ok(v && strlen(v) == 1000, "the last write reads after a reopen");
         free(v);

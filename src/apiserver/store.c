@@ -857,29 +857,54 @@ static int sync_dir(const char *dir)
 }
 
 /*
- * Copies the committed map, compacted, to path: written as path.tmp,
- * synced, renamed. Any thread; no write transaction of this thread may be
- * open. 0, or an errno or LMDB code with *err (malloc'd) saying why.
+ * Copies the committed map to path: written as path.tmp, synced, renamed.
+ * Any thread; no write transaction of this thread may be open. 0, or an
+ * errno or LMDB code with *err (malloc'd) saying why.
+ *
+ * Page for page (free pages too), from the map straight to the disk with
+ * O_DIRECT where the file system takes it. A compacting copy walks every
+ * tree and writes through the page cache; at 740 MB that took 1.48 s
+ * against 0.39 s, and most of the apiserver's CPU in a run of creates
+ * that met a checkpoint (contrib/bench's store benchmark, 800,000 pods).
+ * The map's pages are aligned and whole, as O_DIRECT wants; a file system
+ * that refuses it at open or at the first write gets a buffered copy.
+ * Backups stay compact (store_backup, coracle-backup).
  */
 static int copy_env(store_t *s, const char *path, char **err)
 {
     char *tmp = xasprintf("%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), rc = 0;
+    int direct = 1, rc = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0600);
+    if (fd < 0 && errno == EINVAL) {
+        direct = 0;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    }
     if (fd < 0) {
         rc = errno;
         *err = xasprintf("open %s: %s", tmp, strerror(rc));
-    } else if ((rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT))) {
+        goto out;
+    }
+    rc = mdb_env_copyfd2(s->env, fd, 0);
+    if (rc == EINVAL && direct) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_DIRECT) < 0 || ftruncate(fd, 0) < 0 ||
+            lseek(fd, 0, SEEK_SET) < 0)
+            rc = errno;
+        else
+            rc = mdb_env_copyfd2(s->env, fd, 0);
+    }
+    if (rc)
         *err = xasprintf("copy to %s: mdb_env_copyfd2: %s", path, mdb_strerror(rc));
-    } else if (fsync(fd) < 0) {
+    else if (fsync(fd) < 0) {
         rc = errno;
         *err = xasprintf("fsync %s: %s", tmp, strerror(rc));
     }
-    if (fd >= 0)
-        close(fd);
+    close(fd);
     if (!rc && rename(tmp, path) < 0) {
         rc = errno;
         *err = xasprintf("rename %s to %s: %s", tmp, path, strerror(rc));
     }
+out:
     if (rc)
         unlink(tmp);
     free(tmp);

@@ -55,74 +55,74 @@ proto/coracle_doc.c: $(srcdir)/proto/coracle.proto $(srcdir)/src/apiserver/proto
 
 bin_PROGRAMS += coracle-apiserver
 coracle_apiserver_SOURCES = src/apiserver/main.c
-coracle_apiserver_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS) $(MALLOC_LIBS)
+coracle_apiserver_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(LZ4_LIBS) $(YAML_LIBS) $(COMMON_LIBS) $(MALLOC_LIBS)
 
 # ---- unit tests ----
 check_PROGRAMS += t/unit/test_admit
 t_unit_test_admit_SOURCES = t/unit/test_admit.c
 t_unit_test_admit_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
-t_unit_test_admit_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+t_unit_test_admit_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(LZ4_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_admit
 check_PROGRAMS += t/unit/test_podsecurity
 t_unit_test_podsecurity_SOURCES = t/unit/test_podsecurity.c t/unit/tap.h
 t_unit_test_podsecurity_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
-t_unit_test_podsecurity_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+t_unit_test_podsecurity_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(LZ4_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_podsecurity
 
 check_PROGRAMS += t/unit/test_store
 t_unit_test_store_SOURCES = t/unit/test_store.c t/unit/tap.h
 t_unit_test_store_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
-t_unit_test_store_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+t_unit_test_store_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(LZ4_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_store
 check_PROGRAMS += t/unit/test_enc
 t_unit_test_enc_SOURCES = t/unit/test_enc.c t/unit/tap.h
 t_unit_test_enc_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
-t_unit_test_enc_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+t_unit_test_enc_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(LZ4_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_enc
 check_PROGRAMS += t/unit/test_codec
 t_unit_test_codec_SOURCES = t/unit/test_codec.c
 t_unit_test_codec_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
-t_unit_test_codec_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+t_unit_test_codec_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(LZ4_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_codec
 check_PROGRAMS += t/unit/test_kpb
 t_unit_test_kpb_SOURCES = t/unit/test_kpb.c t/unit/tap.h
 t_unit_test_kpb_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
-t_unit_test_kpb_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+t_unit_test_kpb_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(LZ4_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_kpb
 
 check_PROGRAMS += t/unit/test_auth
 t_unit_test_auth_SOURCES = t/unit/test_auth.c t/unit/tap.h
 t_unit_test_auth_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver \
 	-DSRCDIR='"$(abs_top_srcdir)"'
-t_unit_test_auth_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+t_unit_test_auth_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(LZ4_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_auth
 
 check_PROGRAMS += t/unit/test_rbac
 t_unit_test_rbac_SOURCES = t/unit/test_rbac.c t/unit/tap.h
 t_unit_test_rbac_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
-t_unit_test_rbac_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+t_unit_test_rbac_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(LZ4_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_rbac
 
 check_PROGRAMS += t/unit/test_openapi
 t_unit_test_openapi_SOURCES = t/unit/test_openapi.c t/unit/tap.h
 t_unit_test_openapi_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
-t_unit_test_openapi_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+t_unit_test_openapi_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(LZ4_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_openapi
 
 check_PROGRAMS += t/unit/test_rest_body
 t_unit_test_rest_body_SOURCES = t/unit/test_rest_body.c t/unit/tap.h
 t_unit_test_rest_body_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
-t_unit_test_rest_body_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+t_unit_test_rest_body_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(LZ4_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_rest_body
 
 check_PROGRAMS += t/unit/test_wal
 t_unit_test_wal_SOURCES = t/unit/test_wal.c t/unit/tap.h
 t_unit_test_wal_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
-t_unit_test_wal_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+t_unit_test_wal_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(LZ4_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_wal
 
 check_PROGRAMS += t/unit/test_audit
 t_unit_test_audit_SOURCES = t/unit/test_audit.c t/unit/tap.h
 t_unit_test_audit_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/src/apiserver
-t_unit_test_audit_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+t_unit_test_audit_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(LZ4_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
 TESTS_PROGS += t/unit/test_audit

@@ -157,7 +157,8 @@ struct store {
     char *map_dir; /* where data.mdb lives: dir, or a directory in memory (store_opts.map_dir) */
     wal_t *wal;    /* NULL on a replica */
     int direct;    /* the log is off for lack of space: every commit syncs the map */
-    struct buf walrec; /* the record being built */
+    struct buf walrec;  /* the record being built */
+    struct buf walpack; /* scratch of wal_rec_pack */
     uint64_t crev, ccompacted;
     size_t mapsize;
     uint64_t ncommits, grow_retry_at;
@@ -1012,6 +1013,7 @@ static int wal_log(store_t *s, struct store_op *ops, uint64_t r, uint64_t compac
         }
         wal_rec_add(b, &e);
     }
+    wal_rec_pack(b, &s->walpack);
     wal_rec_finish(b, wal_epoch(s->wal), s->crev, r, compacted);
     return wal_append(s->wal, b->p, b->len);
 }
@@ -1091,7 +1093,7 @@ static int wal_make_room(store_t *s)
 {
     if (wal_used(s->wal) > 0)
         return checkpoint_or_direct(s);
-    int rc = -wal_grow(s->wal, s->walrec.len);
+    int rc = -wal_grow(s->wal, wal_rec_raw_len(s->walrec.p, s->walrec.len));
     if (rc)
         log_err("store: grow %s: %s", wal_path(s->wal), strerror(rc));
     return rc;
@@ -1836,6 +1838,7 @@ fail_env:
 fail_free:
     wal_close(s->wal);
     buf_free(&s->walrec);
+    buf_free(&s->walpack);
     if (s->map_dir != s->dir)
         free(s->map_dir);
     free(s->dir);
@@ -1862,6 +1865,7 @@ static void close_wal(store_t *s)
             checkpoint(s);
         wal_close(s->wal);
         buf_free(&s->walrec);
+        buf_free(&s->walpack);
         return;
     }
     int rc = s->broken ? 0 : mdb_env_sync(s->env, 1);
@@ -1871,6 +1875,7 @@ static void close_wal(store_t *s)
         log_err("store: close %s: %s (the next start replays the log)", s->dir, mdb_strerror(rc));
     wal_close(s->wal);
     buf_free(&s->walrec);
+    buf_free(&s->walpack);
 }
 
 void store_close(store_t *s)

@@ -6,6 +6,8 @@
 #include "util.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <lz4.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -19,7 +21,8 @@
 #include <unistd.h>
 
 #define WAL_MAGIC "CRLWAL01"
-#define WAL_VERSION 1
+/* 2: records may be packed (WAL_REC_LZ4); a version-1 log is read, and rewritten as 2 */
+#define WAL_VERSION 2
 #define WAL_MIN_SIZE ((size_t)64 << 10)
 #define WAL_PAGE 4096
 
@@ -31,6 +34,9 @@ struct wal {
     size_t size; /* bytes of the file */
     size_t off;  /* append position */
     size_t last; /* where the last appended record starts (wal_revoke) */
+    /* off and last counting packed records unpacked: what a replay reads, which the
+     * file's size bounds as well (a packed log does not replay longer than a plain one) */
+    size_t roff, rlast;
     uint64_t epoch, clean_rev, base_rev;
     int clean;
     /* the bytes of the page holding off, before off: appends write whole pages */
@@ -38,6 +44,8 @@ struct wal {
     uint8_t *out; /* the pages an append writes (page-aligned, for O_DIRECT) */
     size_t out_cap;
     uint64_t written; /* bytes of pages appends wrote */
+    uint32_t version; /* the header's format */
+    struct buf raw;   /* a packed record's entries, unpacked (wal_scan) */
 };
 
 /* ---- little-endian fields ---- */
@@ -195,6 +203,42 @@ void wal_rec_finish(struct buf *b, uint64_t epoch, uint64_t rev_before, uint64_t
     put32(p + 4, rec_crc(p, b->len));
 }
 
+/*
+ * Packing. A batch's entries repeat themselves (replicas of one template
+ * differ in a name, a uid and a few times): 175 REST creates, 175 KB of
+ * entries, pack into 14 KB with LZ4 at several GB/s. The sync then sends
+ * the device a tenth of the bytes (its time grows by about 2.7 us a KB
+ * here, over a fixed 0.2 ms), and the log fills ten times more slowly, so
+ * checkpoints are as much rarer. Small records (one write alone) stay as
+ * they are: they fill one page either way.
+ */
+int wal_rec_pack(struct buf *b, struct buf *tmp)
+{
+    size_t raw = b->len - WAL_REC_HDR;
+    if (raw < WAL_PACK_MIN || raw > WAL_RAW_MAX)
+        return 0;
+    int bound = LZ4_compressBound((int)raw);
+    buf_reset(tmp);
+    char *out = buf_reserve(tmp, (size_t)bound);
+    int n = LZ4_compress_default(b->p + WAL_REC_HDR, out, (int)raw, bound);
+    if (n <= 0 || (size_t)n + 4 >= raw)
+        return 0;
+    uint8_t *p = (uint8_t *)b->p;
+    put32(p + 40, get32(p + 40) | WAL_REC_LZ4);
+    put32(p + WAL_REC_HDR, (uint32_t)raw);
+    memcpy(p + WAL_REC_HDR + 4, out, (size_t)n);
+    b->len = WAL_REC_HDR + 4 + (size_t)n;
+    return 1;
+}
+
+size_t wal_rec_raw_len(const void *rec, size_t len)
+{
+    const uint8_t *p = rec;
+    if (len < WAL_REC_HDR + 4 || !(get32(p + 40) & WAL_REC_LZ4))
+        return len;
+    return WAL_REC_HDR + (size_t)get32(p + WAL_REC_HDR);
+}
+
 /* Checks that the entries fill the record exactly; 0 or -1. */
 static int ents_check(const uint8_t *p, size_t len, uint32_t n)
 {
@@ -214,7 +258,7 @@ static int ents_check(const uint8_t *p, size_t len, uint32_t n)
 }
 
 int wal_rec_parse(const uint8_t *p, size_t avail, uint64_t epoch, struct wal_rec *out,
-                  size_t *claimed)
+                  size_t *claimed, struct buf *raw)
 {
     *claimed = 0;
     if (avail < 8)
@@ -235,6 +279,22 @@ int wal_rec_parse(const uint8_t *p, size_t avail, uint64_t epoch, struct wal_rec
     out->n = get32(p + 40);
     out->ents = p + WAL_REC_HDR;
     out->ents_len = len - WAL_REC_HDR;
+    if (out->n & WAL_REC_LZ4) {
+        /* packed: u32le bytes of the entries, then their LZ4 block */
+        out->n &= ~WAL_REC_LZ4;
+        if (out->ents_len < 5)
+            return WAL_REC_BAD;
+        uint32_t want = get32(out->ents);
+        if (want < WAL_PACK_MIN || want > WAL_RAW_MAX || out->ents_len - 4 > INT_MAX)
+            return WAL_REC_BAD;
+        buf_reset(raw);
+        char *d = buf_reserve(raw, want);
+        if (LZ4_decompress_safe((const char *)out->ents + 4, d, (int)(out->ents_len - 4),
+                                (int)want) != (int)want)
+            return WAL_REC_BAD;
+        out->ents = (const uint8_t *)d;
+        out->ents_len = want;
+    }
     if (out->rev_after < out->rev_before || ents_check(out->ents, out->ents_len, out->n))
         return WAL_REC_BAD;
     return WAL_REC_OK;
@@ -302,7 +362,8 @@ static int read_header(wal_t *w, char **err)
                          w->path);
         return -1;
     }
-    if (get32(h + 12) != WAL_VERSION) {
+    w->version = get32(h + 12);
+    if (w->version != 1 && w->version != WAL_VERSION) {
         *err = xasprintf("store: %s: log format %u, this program knows %d", w->path, get32(h + 12),
                          WAL_VERSION);
         return -1;
@@ -419,7 +480,7 @@ int wal_open(wal_t **out, const char *dir, size_t size, int *created, char **err
     w->dfd = -1;
     w->path = xasprintf("%s/wal", dir);
     w->fd = open(w->path, O_RDWR | O_CLOEXEC);
-    w->off = w->last = WAL_HDR_SIZE;
+    w->off = w->last = w->roff = w->rlast = WAL_HDR_SIZE;
     *created = 0;
     *out = NULL;
     if (w->fd < 0 && errno == ENOENT) {
@@ -438,6 +499,12 @@ int wal_open(wal_t **out, const char *dir, size_t size, int *created, char **err
         w->size = (size_t)st.st_size;
         if (read_header(w, err))
             goto fail;
+        /* an older program must not read records this one packs */
+        int hrc = w->version != WAL_VERSION ? write_header(w) : 0;
+        if (hrc) {
+            *err = xasprintf("store: rewrite the header of %s: %s", w->path, strerror(-hrc));
+            goto fail;
+        }
     }
     if (open_dsync(w) < 0) {
         *err = xasprintf("store: open %s: %s", w->path, strerror(errno));
@@ -478,6 +545,7 @@ void wal_close(wal_t *w)
         close(w->dfd);
     free(w->out);
     free(w->path);
+    buf_free(&w->raw);
     free(w);
 }
 
@@ -504,7 +572,7 @@ int wal_clean(const wal_t *w, uint64_t *rev)
 
 size_t wal_used(const wal_t *w)
 {
-    return w->off - WAL_HDR_SIZE;
+    return w->roff - WAL_HDR_SIZE;
 }
 
 uint64_t wal_written(const wal_t *w)
@@ -521,14 +589,15 @@ size_t wal_size(const wal_t *w)
  * After a record at off failed: corruption in the middle if a valid record
  * of this epoch starts where the failed one says it ends.
  */
-static int valid_after(const uint8_t *p, size_t size, size_t off, size_t claimed, uint64_t epoch)
+static int valid_after(const uint8_t *p, size_t size, size_t off, size_t claimed, uint64_t epoch,
+                       struct buf *raw)
 {
     struct wal_rec r;
     size_t c;
     if (claimed < WAL_REC_HDR || claimed > size - off)
         return 0;
     off += claimed;
-    return wal_rec_parse(p + off, size - off, epoch, &r, &c) == WAL_REC_OK;
+    return wal_rec_parse(p + off, size - off, epoch, &r, &c, raw) == WAL_REC_OK;
 }
 
 int wal_scan(wal_t *w, wal_scan_fn fn, void *arg, char **err)
@@ -538,15 +607,15 @@ int wal_scan(wal_t *w, wal_scan_fn fn, void *arg, char **err)
         *err = xasprintf("store: mmap %s: %s", w->path, strerror(errno));
         return -1;
     }
-    size_t off = WAL_HDR_SIZE, claimed, torn = 0;
+    size_t off = WAL_HDR_SIZE, roff = WAL_HDR_SIZE, claimed, torn = 0;
     int rc = 0;
     for (;;) {
         struct wal_rec r;
-        int pr = wal_rec_parse(p + off, w->size - off, w->epoch, &r, &claimed);
+        int pr = wal_rec_parse(p + off, w->size - off, w->epoch, &r, &claimed, &w->raw);
         if (pr == WAL_REC_END)
             break;
         if (pr == WAL_REC_BAD) {
-            if (valid_after(p, w->size, off, claimed, w->epoch)) {
+            if (valid_after(p, w->size, off, claimed, w->epoch, &w->raw)) {
                 *err = xasprintf("store: %s: the record at offset %zu is corrupt (checksum or "
                                  "format) and valid records follow it: refusing to start "
                                  "without them; restore the data directory from a backup",
@@ -565,9 +634,11 @@ int wal_scan(wal_t *w, wal_scan_fn fn, void *arg, char **err)
         if ((rc = fn(&r, arg, err)))
             break;
         off += r.len;
+        roff += WAL_REC_HDR + r.ents_len;
     }
     munmap(p, w->size);
     w->off = w->last = off;
+    w->roff = w->rlast = roff;
     drop_cache(w->fd);
     /* the epoch goes on from here: no bytes of the torn record may be read as a later one */
     if (!rc && load_page(w)) {
@@ -611,7 +682,8 @@ static uint8_t *out_pages(wal_t *w, size_t n)
  */
 int wal_append(wal_t *w, const void *rec, size_t len)
 {
-    if (len > w->size - w->off)
+    size_t raw = wal_rec_raw_len(rec, len);
+    if (len > w->size - w->off || w->roff > w->size || raw > w->size - w->roff)
         return WAL_EFULL;
     size_t start = w->off & ~(size_t)(WAL_PAGE - 1), head = w->off - start;
     size_t n = (head + len + WAL_PAGE - 1) & ~(size_t)(WAL_PAGE - 1);
@@ -635,6 +707,8 @@ int wal_append(wal_t *w, const void *rec, size_t len)
     w->written += n;
     w->last = w->off;
     w->off += len;
+    w->rlast = w->roff;
+    w->roff += raw;
     size_t nstart = w->off & ~(size_t)(WAL_PAGE - 1);
     memset(w->page, 0, sizeof(w->page));
     memcpy(w->page, p + (nstart - start), w->off - nstart);
@@ -651,6 +725,7 @@ int wal_revoke(wal_t *w)
         rc = -errno;
     if (!rc) {
         w->off = w->last;
+        w->roff = w->rlast;
         rc = load_page(w);
     }
     return rc;
@@ -658,9 +733,9 @@ int wal_revoke(wal_t *w)
 
 int wal_grow(wal_t *w, size_t need)
 {
-    if (need <= w->size - w->off)
+    if (w->roff <= w->size && need <= w->size - w->roff)
         return 0;
-    size_t size = w->off + need + WAL_MIN_SIZE;
+    size_t size = w->roff + need + WAL_MIN_SIZE;
     size -= size % WAL_MIN_SIZE;
     int rc = fill_zeros(w->fd, w->size, size);
     if (!rc)
@@ -678,7 +753,7 @@ static int new_epoch(wal_t *w, uint64_t e, uint64_t base_rev)
     w->clean_rev = 0;
     int rc = write_header(w);
     if (!rc) {
-        w->off = w->last = WAL_HDR_SIZE;
+        w->off = w->last = w->roff = w->rlast = WAL_HDR_SIZE;
         memset(w->page, 0, sizeof(w->page));
     }
     return rc;

@@ -10,7 +10,8 @@
  * without syncs and is made durable only at a checkpoint (store.c).
  *
  * File layout. Block 0 (4096 bytes) is the header: magic "CRLWAL01", u32le
- * CRC-32C of bytes 12..63, u32le format version (1), u64le epoch, u32le
+ * CRC-32C of bytes 12..63, u32le format version (2; 1 before records
+ * could be packed: read, and rewritten as 2), u64le epoch, u32le
  * clean, u32le 0, u64le clean_rev, u64le base_rev (the checkpoint's
  * revision: the records continue from it), zeros. Records follow from offset 4096,
  * one after the other, each:
@@ -18,7 +19,8 @@
  *     u32le crc      CRC-32C of the record with this field read as 0
  *     u64le epoch    the header's epoch when the record was written
  *     u64le rev_before, rev_after, compacted
- *     u32le n        entries, then n entries:
+ *     u32le n        entries, then n entries (or, with bit 31 of n set,
+ *                    u32le the entries' bytes and their LZ4 block):
  *         u8 kind    1 new object, 2 modified, 3 deleted (a change with a
  *                    log record at rev), 16 the object's stored form only
  *         u64le rev, u32le key_len, u32le val_len, u32le prev_len,
@@ -48,6 +50,11 @@
 #define WAL_ENT_HDR 21
 /* wal_entry.kind for an object's new stored form without a change (resealing) */
 #define WAL_OBJ 16
+/* wal_rec_pack: the record's n field says its entries are packed */
+#define WAL_REC_LZ4 0x80000000u
+/* entries packed only from this size (smaller records fill a page anyway) up to this */
+#define WAL_PACK_MIN 2048
+#define WAL_RAW_MAX ((size_t)64 << 20)
 /* wal_append: the record does not fit in the file's free space (checkpoint, or wal_grow) */
 #define WAL_EFULL (-1000)
 
@@ -74,6 +81,15 @@ struct wal_rec {
 void wal_rec_start(struct buf *b);
 /* Appends one entry to the record being built in b. */
 void wal_rec_add(struct buf *b, const struct wal_entry *e);
+/*
+ * Packs the entries of the record being built in b with LZ4 (b's n field
+ * gets WAL_REC_LZ4; the entries become u32le their bytes, then the LZ4
+ * block) when they are WAL_PACK_MIN to WAL_RAW_MAX bytes and packing makes
+ * them smaller. tmp: scratch. Before wal_rec_finish. 1 if packed, else 0.
+ */
+int wal_rec_pack(struct buf *b, struct buf *tmp);
+/* The bytes of the record (len as written) with its entries unpacked: what a replay reads. */
+size_t wal_rec_raw_len(const void *rec, size_t len);
 /* Finishes the record in b: header fields and checksum. b then holds exactly the record. */
 void wal_rec_finish(struct buf *b, uint64_t epoch, uint64_t rev_before, uint64_t rev_after,
                     uint64_t compacted);
@@ -81,12 +97,14 @@ void wal_rec_finish(struct buf *b, uint64_t epoch, uint64_t rev_before, uint64_t
 enum { WAL_REC_OK = 0, WAL_REC_END = 1, WAL_REC_BAD = 2 };
 /*
  * Parses the record at p (avail bytes readable). WAL_REC_OK fills *out
- * (pointing into p); WAL_REC_END: zeros, or a record of another epoch
- * than epoch; WAL_REC_BAD: truncated, a bad checksum or malformed
- * entries. *claimed is the length the record's header gives (0 if none).
+ * (pointing into p, or for a packed record into raw, which holds its
+ * entries unpacked until the next call with it); WAL_REC_END: zeros, or a
+ * record of another epoch than epoch; WAL_REC_BAD: truncated, a bad
+ * checksum, entries that do not unpack or are malformed. *claimed is the
+ * length the record's header gives (0 if none).
  */
 int wal_rec_parse(const uint8_t *p, size_t avail, uint64_t epoch, struct wal_rec *out,
-                  size_t *claimed);
+                  size_t *claimed, struct buf *raw);
 /*
  * The next entry of r after *pos (start at 0). 1 with *e filled (pointing
  * into the record), 0 after the last one. Entries were checked by
@@ -148,9 +166,17 @@ uint64_t wal_written(const wal_t *w);
 /* Undoes the last wal_append (its transaction failed): its header zeroed and synced. 0 or -errno.
  */
 int wal_revoke(wal_t *w);
-/* Makes the file hold at least need more bytes past the append position (zeros, synced). */
+/*
+ * Makes the file hold at least need more bytes past the append position
+ * (zeros, synced), counting records unpacked (wal_used).
+ */
 int wal_grow(wal_t *w, size_t need);
-/* Bytes of records in the current epoch. */
+/*
+ * Bytes of records in the current epoch, packed ones counted unpacked:
+ * what a replay reads. The file's size bounds this as well as the bytes
+ * written (wal_append answers WAL_EFULL for either), so that packing
+ * makes the log's writes smaller but not a replay longer.
+ */
 size_t wal_used(const wal_t *w);
 size_t wal_size(const wal_t *w);
 

@@ -5,4 +5,4 @@ bin_PROGRAMS += coracle-backup
 coracle_backup_SOURCES = src/backup/main.c src/backup/backup.h src/backup/bk_etcd.c \
 	src/backup/to_etcd.c src/backup/from_etcd.c
 coracle_backup_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/src/apiserver
-coracle_backup_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(YAML_LIBS) $(COMMON_LIBS)
+coracle_backup_LDADD = libapiserver.a libcoracle.a $(LMDB_LIBS) $(LZ4_LIBS) $(YAML_LIBS) $(COMMON_LIBS)

@@ -22,7 +22,7 @@ t_unit_test_fuzz_SOURCES = t/unit/test_fuzz.c t/unit/tap.h $(FUZZ_TARGET_SRC)
 t_unit_test_fuzz_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/t/unit -I$(srcdir)/t/fuzz \
 	-I$(srcdir)/src/ctl -I$(srcdir)/src/apiserver -I$(srcdir)/src/kubelet \
 	-DSRCDIR='"$(abs_top_srcdir)"'
-t_unit_test_fuzz_LDADD = libapiserver.a libctl.a libkubelet.a libcoracle.a $(LMDB_LIBS) \
+t_unit_test_fuzz_LDADD = libapiserver.a libctl.a libkubelet.a libcoracle.a $(LMDB_LIBS) $(LZ4_LIBS) \
 	$(YAML_LIBS) $(COMMON_LIBS) $(LDNS_LIBS)
 TESTS_PROGS += t/unit/test_fuzz
 
@@ -87,6 +87,7 @@ FUZZ_SRC_cron = $(srcdir)/src/lib/cron.c
 FUZZ_SRC_jwt = $(srcdir)/src/lib/jwt.c $(srcdir)/src/lib/json.c
 FUZZ_LIBS_jwt = $(OPENSSL_LIBS)
 FUZZ_SRC_wal = $(srcdir)/src/apiserver/wal.c $(srcdir)/src/lib/buf.c
+FUZZ_LIBS_wal = $(LZ4_LIBS)
 FUZZ_SRC_psa_cfg = $(srcdir)/src/apiserver/psa_cfg.c $(srcdir)/src/apiserver/psa_check.c \
 	$(srcdir)/src/apiserver/ycfg.c \
 	$(srcdir)/src/lib/buf.c

@@ -460,6 +460,79 @@ for n in ("l1", "l2"):
 rc, out, err = k("delete", "pods", "-l", "app=kx")
 t.ok(rc == 0 and sorted(out.split("\n")[:2]) == ['pod "l1" deleted', 'pod "l2" deleted'],
      "kubectl delete pods -l (%r %r)" % (out, err))
+# ---- concurrent creates and updates ----
+# Their JSON answers are made while the batch is made durable, on a helper
+# thread (store_op.prepare) when a batch holds more than one write: each must
+# be the object as stored, as a later GET gives it.
+import http.client
+
+
+def burst(tag, n_threads=16, per=6):
+    """n_threads clients on connections of their own: per creates each, then an update of
+    each created pod. [(kind, answer, name)]."""
+    out, lock = [], threading.Lock()
+
+    def one(i):
+        h = http.client.HTTPConnection(c.api_addr.split(":")[0], int(c.api_addr.split(":")[1]),
+                                       timeout=30)
+        got = []
+        for j in range(per):
+            h.request("POST", "/api/v1/namespaces/burst/pods", json.dumps(
+                {"apiVersion": "v1", "kind": "Pod",
+                 "metadata": {"generateName": "%s-%d-" % (tag, i), "labels": {"n": str(j)}},
+                 "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+                {"Content-Type": "application/json"})
+            r = h.getresponse()
+            got.append(("create", r.status, r.read()))
+        for _, st, body in list(got):
+            if st != 201:
+                continue
+            o = json.loads(body)
+            o["metadata"]["labels"]["updated"] = "yes"
+            h.request("PUT", "/api/v1/namespaces/burst/pods/" + o["metadata"]["name"],
+                      json.dumps(o), {"Content-Type": "application/json"})
+            r = h.getresponse()
+            got.append(("update", r.status, r.read()))
+        h.close()
+        with lock:
+            out.extend(got)
+
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(n_threads)]
+    for th in ts:
+        th.start()
+    for th in ts:
+        th.join(60)
+    return out
+
+
+def batch_max():
+    for l in (ctest.http_get(c.api_addr, "/metrics")[1] or "").splitlines():
+        if l.startswith("coracle_store_batch_max "):
+            return int(float(l.split()[1]))
+    return 0
+
+
+answers = []
+for b in range(5):  # bounded: until some commit held more than one write
+    answers += burst("b%d" % b)
+    if batch_max() >= 2:
+        break
+bad, latest = [], {}
+for kind, st, body in answers:
+    o = json.loads(body) if st in (200, 201) else None
+    if not o or not isinstance(o.get("metadata"), dict) or "name" not in o["metadata"]:
+        bad.append((kind, st, body[:200]))
+        continue
+    latest[o["metadata"]["name"]] = o if kind == "update" else latest.get(o["metadata"]["name"], o)
+for name, o in latest.items():
+    r = curl("GET", "/api/v1/namespaces/burst/pods/" + name)
+    if r[0] != 200 or r[1] != o:
+        bad.append((name, r[0]))
+t.ok(batch_max() >= 2 and len(answers) >= 16 * 12 and not bad and
+     all(o["metadata"].get("labels", {}).get("updated") == "yes" for o in latest.values()),
+     "%d concurrent creates and updates (commits of up to %d writes): each answer is the "
+     "object as stored (%s)" % (len(answers), batch_max(), bad[:3]))
+
 # ---- reads not older than their resourceVersion ----
 # (on etcd a replica may trail a revision the client saw through another
 # apiserver: the read waits for it, then answers; past 3 s, 504 Timeout)

@@ -265,7 +265,13 @@ static const char *req_ns(const struct kind *k, const Coracle__V1__ObjectMeta *m
 static void op_done(struct store_op *sop, int err, const struct store_change *ch);
 static void gen_name(Coracle__V1__ObjectMeta *m);
 
-bool api_admit_on_commit(const api_t *a, const struct kind *k)
+/*
+ * Whether a gRPC create of k may leave decoding and admission (defaults,
+ * validation) to the commit thread (apply): not when the loop needs the
+ * admitted object (Events, CSRs, Services, pods the ServiceAccount plugin
+ * changes, the kinds of api_escalation_checked).
+ */
+static bool api_admit_on_commit(const api_t *a, const struct kind *k)
 {
     /* pods are admitted on the loop when the ServiceAccount plugin is to change them; events
      * are matched there; a CSR gets its requester's identity, a Service its addresses */

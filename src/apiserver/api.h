@@ -83,13 +83,6 @@ void api_free(api_t *a);
 struct auth_user;
 /* Whether writes of k go through api_rbac_admit: they must be decoded on the loop. */
 bool api_escalation_checked(const api_t *a, const struct kind *k);
-/*
- * Whether a create of k may leave admission (defaults, validation) to the
- * commit thread (apply): not when the loop needs the admitted object
- * (Events, CSRs, Services, pods the ServiceAccount plugin changes, the
- * kinds of api_escalation_checked).
- */
-bool api_admit_on_commit(const api_t *a, const struct kind *k);
 int api_rbac_admit(api_t *a, const struct auth_user *u, const struct kind *k,
                    const ProtobufCMessage *obj, int *code, char **msg);
 

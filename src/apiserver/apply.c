@@ -7,6 +7,7 @@
 #include "admit.h"
 #include "events.h"
 #include "grpc.h"
+#include "kjson.h"
 #include "kssa.h"
 #include "nslife.h"
 #include "obj.h"
@@ -53,7 +54,21 @@ void apply_op_free(struct apply_op *o)
     for (size_t i = 0; i < o->n_warnings; i++)
         free(o->warnings[i]);
     free(o->warnings);
+    free(o->json);
     free(o);
+}
+
+static void prepare_json(struct store_op *sop)
+{
+    struct apply_op *o = (struct apply_op *)sop;
+    free(o->json);
+    o->json = kjson_object(o->k, sop->val_ ? sop->val_ : "", sop->val_len_);
+    o->json_len = o->json ? strlen(o->json) : 0;
+}
+
+void apply_pre_json(struct apply_op *o)
+{
+    o->op.prepare = prepare_json;
 }
 
 char *apply_conflict_msg(const struct kind *k, const char *name, const char *why)
@@ -228,6 +243,14 @@ static void record_manager(const struct apply_op *o, const ProtobufCMessage *old
     kssa_update(old, nw, o->manager, &ko, now_ns() / 1000000000);
 }
 
+void apply_record_create(struct apply_op *o)
+{
+    if (o->verb != APPLY_CREATE || !o->obj || !o->manager || o->k == &kind_job)
+        return;
+    record_manager(o, NULL, o->obj, NULL);
+    o->recorded = 1;
+}
+
 /* ---- the garbage collector's finalizers, deletion marks ---- */
 
 /* Kubernetes' standard finalizers (metav1.FinalizerOrphanDependents, FinalizerDeleteDependents) */
@@ -380,11 +403,6 @@ static int apply_create(struct apply_op *o, const void *cur, size_t cur_len, uin
         int r = wire_decode(o, false);
         if (r)
             return r;
-    } else if (o->admit) {
-        int r = admit_obj(o, o->obj);
-        if (r)
-            return r;
-        o->admit = 0; /* a retry (another generated name) has it admitted */
     }
     /* validating admission comes before the store says the name is taken */
     if (o->psa && pod_security(o, NULL))
@@ -408,7 +426,8 @@ static int apply_create(struct apply_op *o, const void *cur, size_t cur_len, uin
     meta->has_generation = 1;
     meta->generation = 1;
     admit_prepare_create(o->k, m);
-    record_manager(o, NULL, m, NULL);
+    if (!o->recorded)
+        record_manager(o, NULL, m, NULL);
     return write_obj(m, rev, out, out_len);
 }
 

@@ -46,9 +46,6 @@ struct apply_op {
      * admitted and encoded by apply on the commit thread (see api.c) */
     void *req;
     size_t req_len;
-    /* a create whose obj is still to be defaulted and validated, by apply
-     * (api_admit_on_commit: the loop decoded it, the commit thread admits) */
-    int admit;
     /* delete */
     int has_grace;
     int64_t grace;
@@ -62,7 +59,8 @@ struct apply_op {
      * the write under (malloc'd; kssa_update). NULL: not recorded (internal
      * writers, and server-side apply, whose result already says it). */
     char *manager;
-    int managed; /* obj's managedFields are to be stored as they are (server-side apply) */
+    int managed;  /* obj's managedFields are to be stored as they are (server-side apply) */
+    int recorded; /* a create's managedFields were recorded before submit (apply_record_create) */
     /* Pod Security (psa.h): the user who asked (malloc'd; NULL: an internal
      * writer), and what create/update checks the object against (NULL: nothing) */
     char *user;
@@ -84,6 +82,10 @@ struct apply_op {
     const struct apply_owner *ow; /* NULL: an internal writer (errors are logged) */
     void *owner;
     void *owner2;
+    /* the written object in JSON, for an owner that answers it (apply_pre_json):
+     * made while the batch is made durable, off the loop (malloc'd, or NULL) */
+    char *json;
+    size_t json_len;
     int counted; /* api_submit counted it in api_inflight until done */
     int rv_held; /* waited for the store to reach the resourceVersion it carries (api.c) */
 };
@@ -108,6 +110,19 @@ struct apply_op *apply_op_new(const struct kind *k, enum apply_verb verb, const 
 void apply_op_free(struct apply_op *o);
 
 /* Kubernetes' conflict text: `Operation cannot be fulfilled on pods "x": <why>` (malloc'd). */
+/*
+ * A create admitted before submit (o->obj defaulted and valid, o->manager
+ * set): its managedFields recorded now, by the caller's thread, instead of
+ * on the commit thread. A create's entry depends on the object alone: what
+ * the commit thread sets later (uid, creationTimestamp, generation, the
+ * status admit_prepare_create makes) is not recorded. Not for a Job, whose
+ * selector admit_prepare_create makes from its uid.
+ */
+void apply_record_create(struct apply_op *o);
+
+/* o's written object is to be answered in JSON: made ahead into o->json (store_op.prepare). */
+void apply_pre_json(struct apply_op *o);
+
 char *apply_conflict_msg(const struct kind *k, const char *name, const char *why);
 
 #endif

@@ -463,6 +463,9 @@ static void submit(struct wreq *w, struct apply_op *o)
     if (!w->apply &&
         (o->verb == APPLY_CREATE || o->verb == APPLY_UPDATE || o->verb == APPLY_STATUS))
         o->manager = api_field_manager(w->opts.field_manager, h2s_req_header(w->r, "user-agent"));
+    apply_record_create(o);
+    if (!w->sub && (o->verb == APPLY_CREATE || o->verb == APPLY_UPDATE))
+        apply_pre_json(o);
     w->pending++;
     api_submit(w->rs->cfg.api, o, w->opts.dry_run);
 }
@@ -660,15 +663,13 @@ static void do_create(struct wreq *w, const struct auth_user *u)
     }
     free(w->name);
     w->name = m->name && *m->name ? xstrdup(m->name) : NULL;
-    /* admission on the commit thread where the loop needs nothing of it, as for gRPC creates:
-     * the loop is the busier thread (doc/DESIGN.md) */
-    bool late = api_admit_on_commit(w->rs->cfg.api, w->k);
+    /* admitted here, and its managedFields recorded in submit: for a REST create the commit
+     * thread is the busier one (doc/DESIGN.md, "REST creates: work off the commit thread") */
     if (authorize(w, u, "create", generated ? NULL : m->name, NULL) < 0 ||
-        requester(w, u, obj) < 0 || (!late && admit(w, obj, false) < 0))
+        requester(w, u, obj) < 0 || admit(w, obj, false) < 0)
         goto out;
     struct apply_op *o = apply_op_new(w->k, APPLY_CREATE, m->namespace_, m->name);
     o->obj = obj;
-    o->admit = late;
     o->gen_tries = generated;
     submit(w, o);
     return;
@@ -1180,7 +1181,10 @@ static void op_answer(struct apply_op *o, int code, const char *msg, const void 
             patch_try(w);
     } else if (w->r) {
         add_warning_headers(w->r, o->warnings, o->n_warnings); /* Pod Security's */
-        if (code == GRPC_OK)
+        if (code == GRPC_OK && o->json) {
+            o->json[o->json_len] = '\n'; /* compact JSON has no newline; it replaces the NUL */
+            answer_json(w, w->ok_status, o->json, o->json_len + 1);
+        } else if (code == GRPC_OK)
             answer_object(w, val, len);
         else
             answer_grpc(w, code, msg);

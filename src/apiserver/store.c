@@ -123,7 +123,16 @@ struct store {
 
     pthread_mutex_t mu;
     pthread_cond_t cv_thread; /* commit thread waits: work, grow answer */
-    pthread_cond_t cv_loop;   /* store_close waits: batch, grow request, exit */
+    /* the ops' prepare hooks, run while a batch is made durable (prep_start) */
+    struct {
+        pthread_t th;
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        struct store_op *job; /* the batch to prepare, or NULL */
+        int busy, stop;
+        int state; /* 0: no thread yet, 1: running, -1: none (prepare inline) */
+    } prep;
+    pthread_cond_t cv_loop; /* store_close waits: batch, grow request, exit */
     /* ---- under mu ---- */
     struct store_op *q_head, *q_tail;
     int thread_idle;
@@ -983,6 +992,86 @@ static int checkpoint(store_t *s)
     return rc;
 }
 
+/* ---- prepare hooks: a helper thread ---- */
+
+static void prep_run(struct store_op *ops)
+{
+    for (struct store_op *op = ops; op; op = op->next_)
+        if (op->prepare && op->type_ > 0 && !op->err_)
+            op->prepare(op);
+}
+
+static void *prep_main(void *arg)
+{
+    store_t *s = arg;
+    pthread_mutex_lock(&s->prep.mu);
+    for (;;) {
+        while (!s->prep.job && !s->prep.stop)
+            pthread_cond_wait(&s->prep.cv, &s->prep.mu);
+        if (!s->prep.job)
+            break;
+        struct store_op *ops = s->prep.job;
+        s->prep.job = NULL;
+        pthread_mutex_unlock(&s->prep.mu);
+        prep_run(ops);
+        pthread_mutex_lock(&s->prep.mu);
+        s->prep.busy = 0;
+        pthread_cond_broadcast(&s->prep.cv);
+    }
+    pthread_mutex_unlock(&s->prep.mu);
+    return NULL;
+}
+
+/*
+ * Hands the batch's prepare hooks to the helper thread (started on first
+ * use; if it cannot start, they run here). 1 if prep_join must follow.
+ */
+static int prep_start(store_t *s, struct store_op *ops, int n)
+{
+    struct store_op *op = ops;
+    while (op && !(op->prepare && op->type_ > 0 && !op->err_))
+        op = op->next_;
+    if (!op || n < 2)
+        return 0;
+    if (s->prep.state == 0) {
+        pthread_mutex_init(&s->prep.mu, NULL);
+        pthread_cond_init(&s->prep.cv, NULL);
+        s->prep.state = pthread_create(&s->prep.th, NULL, prep_main, s) == 0 ? 1 : -1;
+    }
+    if (s->prep.state < 0) {
+        prep_run(ops);
+        return 0;
+    }
+    pthread_mutex_lock(&s->prep.mu);
+    s->prep.job = ops;
+    s->prep.busy = 1;
+    pthread_cond_broadcast(&s->prep.cv);
+    pthread_mutex_unlock(&s->prep.mu);
+    return 1;
+}
+
+static void prep_join(store_t *s, int started)
+{
+    if (!started)
+        return;
+    pthread_mutex_lock(&s->prep.mu);
+    while (s->prep.busy)
+        pthread_cond_wait(&s->prep.cv, &s->prep.mu);
+    pthread_mutex_unlock(&s->prep.mu);
+}
+
+static void prep_stop(store_t *s)
+{
+    if (s->prep.state != 1)
+        return;
+    pthread_mutex_lock(&s->prep.mu);
+    s->prep.stop = 1;
+    pthread_cond_broadcast(&s->prep.cv);
+    pthread_mutex_unlock(&s->prep.mu);
+    pthread_join(s->prep.th, NULL);
+    s->prep.state = 0;
+}
+
 /*
  * Appends the batch's changes (the forms the map holds: sealed values,
  * their log records) and the revisions it moves the store between to the
@@ -1177,9 +1266,14 @@ static int commit_ops(store_t *s, struct store_op *ops, int n, int inl)
             mdb_txn_abort(txn);
         } else {
             t0 = mono_ns();
+            int prep = inl ? 0 : prep_start(s, ops, n);
             if (s->wal && !s->direct) {
                 what = "write-ahead log";
                 rc = wal_log(s, ops, r, compacted);
+                if (rc) {
+                    prep_join(s, prep);
+                    prep = 0;
+                }
                 if (rc == WAL_EFULL && inl) {
                     mdb_txn_abort(txn);
                     return COMMIT_DEFER;
@@ -1197,6 +1291,7 @@ static int commit_ops(store_t *s, struct store_op *ops, int n, int inl)
             }
             what = "mdb_txn_commit";
             rc = mdb_txn_commit(txn);
+            prep_join(s, prep);
             if (rc && s->wal && !s->direct)
                 wal_undo(s);
             if (rc)
@@ -1909,6 +2004,7 @@ void store_close(store_t *s)
     }
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
+    prep_stop(s);
     if (s->readers)
         log_err("store: closed with %d read transaction(s) still open", s->readers);
     while (s->rtxn_free) {

@@ -234,6 +234,15 @@ struct store_op {
      */
     uint64_t rev;
     int flags;
+    /*
+     * Optional: run once the op's change is decided (val_ holds the written
+     * value), on a helper thread while the batch is made durable, so that
+     * work on the result (an answer's encoding) waits for neither the
+     * loop nor the commit thread. The batch joins it before its ops are
+     * done; if the batch then fails, what it made goes unused. Not for a
+     * write committed alone, nor on a store with a remote writer.
+     */
+    void (*prepare)(struct store_op *op);
     /* private to the store */
     struct store_op *next_;
     int err_;

@@ -702,6 +702,7 @@ static void resubmit(api_t *a, struct apply_op *o, struct apply_op *n)
     o->user = NULL;
     n->claim = o->claim;
     n->claimed = o->claimed;
+    n->op.prepare = o->op.prepare; /* a JSON answer made ahead (apply_pre_json) */
     o->claim = NULL;
     if (o->ow && o->ow->moved)
         o->ow->moved(o, n);
@@ -870,6 +871,7 @@ static void op_finish(struct store_op *sop, int err, const struct store_change *
         Coracle__V1__ObjectMeta *m = obj_meta(obj);
         struct apply_op *n = apply_op_new(o->k, APPLY_CREATE, m->namespace_, m->name);
         n->obj = obj;
+        n->recorded = o->recorded;
         resubmit(a, o, n);
         return;
     }
@@ -885,6 +887,7 @@ static void op_finish(struct store_op *sop, int err, const struct store_change *
         struct apply_op *n = apply_op_new(o->k, APPLY_CREATE, m->namespace_, m->name);
         n->obj = obj;
         n->gen_tries = o->gen_tries + 1;
+        n->recorded = o->recorded;
         resubmit(a, o, n);
         return;
     }

@@ -109,7 +109,6 @@ struct apply_op *apply_op_new(const struct kind *k, enum apply_verb verb, const 
                               const char *name);
 void apply_op_free(struct apply_op *o);
 
-/* Kubernetes' conflict text: `Operation cannot be fulfilled on pods "x": <why>` (malloc'd). */
 /*
  * A create admitted before submit (o->obj defaulted and valid, o->manager
  * set): its managedFields recorded now, by the caller's thread, instead of
@@ -123,6 +122,7 @@ void apply_record_create(struct apply_op *o);
 /* o's written object is to be answered in JSON: made ahead into o->json (store_op.prepare). */
 void apply_pre_json(struct apply_op *o);
 
+/* Kubernetes' conflict text: `Operation cannot be fulfilled on pods "x": <why>` (malloc'd). */
 char *apply_conflict_msg(const struct kind *k, const char *name, const char *why);
 
 #endif

@@ -186,6 +186,13 @@ static void answer_grpc(struct wreq *w, int code, const char *msg)
 }
 
 /* The outcome of a write: the object (or, for a binding, Status Success). */
+/* Object JSON j of n bytes (a NUL at j[n], which the newline replaces) as the answer. */
+static void answer_text(struct wreq *w, char *j, size_t n)
+{
+    j[n] = '\n'; /* compact JSON has no newline */
+    answer_json(w, w->ok_status, j, n + 1);
+}
+
 static void answer_object(struct wreq *w, const void *val, size_t len)
 {
     if (w->sub && !strcmp(w->sub, "binding")) {
@@ -206,9 +213,7 @@ static void answer_object(struct wreq *w, const void *val, size_t len)
         answer_status(w, 500, "InternalError", "undecodable stored object");
         return;
     }
-    size_t n = strlen(j);
-    j[n] = '\n'; /* compact JSON has no newline; it replaces the NUL */
-    answer_json(w, w->ok_status, j, n + 1);
+    answer_text(w, j, strlen(j));
     free(j);
 }
 
@@ -1181,10 +1186,9 @@ static void op_answer(struct apply_op *o, int code, const char *msg, const void 
             patch_try(w);
     } else if (w->r) {
         add_warning_headers(w->r, o->warnings, o->n_warnings); /* Pod Security's */
-        if (code == GRPC_OK && o->json) {
-            o->json[o->json_len] = '\n'; /* compact JSON has no newline; it replaces the NUL */
-            answer_json(w, w->ok_status, o->json, o->json_len + 1);
-        } else if (code == GRPC_OK)
+        if (code == GRPC_OK && o->json)
+            answer_text(w, o->json, o->json_len); /* encoded ahead (apply_pre_json) */
+        else if (code == GRPC_OK)
             answer_object(w, val, len);
         else
             answer_grpc(w, code, msg);

@@ -123,6 +123,7 @@ struct store {
 
     pthread_mutex_t mu;
     pthread_cond_t cv_thread; /* commit thread waits: work, grow answer */
+    pthread_cond_t cv_loop;   /* store_close waits: batch, grow request, exit */
     /* the ops' prepare hooks, run while a batch is made durable (prep_start) */
     struct {
         pthread_t th;
@@ -132,7 +133,6 @@ struct store {
         int busy, stop;
         int state; /* 0: no thread yet, 1: running, -1: none (prepare inline) */
     } prep;
-    pthread_cond_t cv_loop; /* store_close waits: batch, grow request, exit */
     /* ---- under mu ---- */
     struct store_op *q_head, *q_tail;
     int thread_idle;
@@ -994,10 +994,16 @@ static int checkpoint(store_t *s)
 
 /* ---- prepare hooks: a helper thread ---- */
 
+/* An op whose prepare hook is to run: it has one, and it wrote. */
+static bool prep_due(const struct store_op *op)
+{
+    return op->prepare && op->type_ > 0 && !op->err_;
+}
+
 static void prep_run(struct store_op *ops)
 {
     for (struct store_op *op = ops; op; op = op->next_)
-        if (op->prepare && op->type_ > 0 && !op->err_)
+        if (prep_due(op))
             op->prepare(op);
 }
 
@@ -1029,7 +1035,7 @@ static void *prep_main(void *arg)
 static int prep_start(store_t *s, struct store_op *ops, int n)
 {
     struct store_op *op = ops;
-    while (op && !(op->prepare && op->type_ > 0 && !op->err_))
+    while (op && !prep_due(op))
         op = op->next_;
     if (!op || n < 2)
         return 0;
